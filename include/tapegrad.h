@@ -1,0 +1,14 @@
+/* tapegrad.h: the umbrella header. Include this, or the module headers you need.
+ * The library is a tape-based reverse-mode automatic differentiation engine in C11:
+ * tensors (tapegrad/tensor.h), the tape and backward (tapegrad/tape.h), the primitive ops
+ * (tapegrad/ops.h) and gradient checking (tapegrad/check.h). */
+#ifndef TAPEGRAD_H
+#define TAPEGRAD_H
+
+#include "tapegrad/common.h"
+#include "tapegrad/tensor.h"
+#include "tapegrad/tape.h"
+#include "tapegrad/ops.h"
+#include "tapegrad/check.h"
+
+#endif

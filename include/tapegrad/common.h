@@ -1,0 +1,115 @@
+/* tapegrad/common.h: what every module shares: status codes, the thread-local error
+ * message, dtypes, the allocator hook, the deterministic RNG, and the ownership rules.
+ *
+ * Ownership, once for the whole library:
+ *  - a tensor returned by an op constructor (tg_add, ...) or by tg_constant belongs to its
+ *    tape; it lives until tg_tape_reset or tg_tape_free and must not be freed by the caller;
+ *  - a leaf (tg_tensor_new, tg_tensor_from_data, ...) belongs to the caller, who frees it with
+ *    tg_tensor_free; leaves outlive tapes and may be used on any number of them;
+ *  - a `**out` parameter receives objects the caller owns and must free.
+ *
+ * Errors are values. Functions returning tg_status return TG_OK or a negative code; functions
+ * returning a pointer return NULL on failure. Either way tg_last_error() then holds a message
+ * naming what was wrong. Nothing in the library aborts or exits on user input. */
+#ifndef TAPEGRAD_COMMON_H
+#define TAPEGRAD_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(TG_STATIC_DEFINE)
+#define TG_API
+#elif defined(_WIN32)
+#ifdef TG_BUILDING
+#define TG_API __declspec(dllexport)
+#else
+#define TG_API __declspec(dllimport)
+#endif
+#else
+#define TG_API __attribute__((visibility("default")))
+#endif
+
+#define TG_VERSION_MAJOR 0
+#define TG_VERSION_MINOR 1
+#define TG_VERSION_PATCH 0
+
+/* The library's version, "MAJOR.MINOR.PATCH"; a static string. */
+TG_API const char *tg_version(void);
+
+/* Largest tensor rank. Shapes are arrays of size_t with this many slots at most. */
+#define TG_MAX_RANK 6
+
+typedef enum tg_status {
+    TG_OK = 0,
+    TG_ENOMEM = -1,   /* an allocation failed; nothing leaked, the object is still usable */
+    TG_ESHAPE = -2,   /* shapes do not fit the operation */
+    TG_EDTYPE = -3,   /* dtypes differ or are not supported by the operation */
+    TG_EINVAL = -4,   /* a bad argument: NULL, axis out of range, wrong tape, ... */
+    TG_EIO = -5,      /* a file could not be read or written */
+    TG_EFORMAT = -6,  /* a file or text is malformed */
+    TG_ENOTSUP = -7,  /* the feature is not built in */
+    TG_ESTALE = -8,   /* a tensor was used after its tape was reset */
+    TG_ENUMERIC = -9, /* anomaly mode found a NaN or Inf */
+} tg_status;
+
+/* The message of the last error on this thread; never NULL ("no error" when none). */
+TG_API const char *tg_last_error(void);
+/* The status of the last error on this thread (TG_OK when none). */
+TG_API tg_status tg_last_status(void);
+/* Forget the last error on this thread. */
+TG_API void tg_clear_error(void);
+/* A short name for a status code ("TG_ESHAPE"); never NULL. */
+TG_API const char *tg_status_name(tg_status status);
+
+typedef enum tg_dtype {
+    TG_F32 = 0,
+    TG_F64 = 1,
+} tg_dtype;
+
+/* "f32" or "f64" ("?" for anything else). */
+TG_API const char *tg_dtype_name(tg_dtype dtype);
+/* Bytes per element: 4 or 8 (0 for an unknown dtype). */
+TG_API size_t tg_dtype_size(tg_dtype dtype);
+
+/* The allocator hook, in the manner of Lua's lua_Alloc. Every heap allocation the library
+ * makes goes through it. nsize == 0 frees ptr (returns NULL); ptr == NULL allocates; otherwise
+ * it reallocates from osize to nsize bytes. Returning NULL for nsize > 0 means out of memory:
+ * the library then returns TG_ENOMEM and leaks nothing. Set it before creating any object
+ * and never change it while objects made with the previous hook are alive. NULL restores
+ * the default (malloc/realloc/free). */
+typedef void *(*tg_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
+TG_API void tg_set_allocator(tg_alloc_fn fn, void *ud);
+/* The current hook; *ud (if ud is not NULL) receives its user data. */
+TG_API tg_alloc_fn tg_get_allocator(void **ud);
+
+/* A deterministic random number generator (xoshiro256**, seeded through splitmix64). The
+ * same seed gives the same numbers on every machine and compiler: the normal variates use
+ * only IEEE-exact arithmetic and the library's own logarithm. A plain struct, so it can live
+ * anywhere; it owns nothing. */
+typedef struct tg_rng {
+    uint64_t s[4];
+} tg_rng;
+
+TG_API void tg_rng_seed(tg_rng *rng, uint64_t seed);
+/* 64 random bits. */
+TG_API uint64_t tg_rng_next(tg_rng *rng);
+/* Uniform in [0, 1), 53 random bits. */
+TG_API double tg_rng_uniform(tg_rng *rng);
+/* Standard normal (mean 0, variance 1), Marsaglia's polar method. */
+TG_API double tg_rng_normal(tg_rng *rng);
+/* Uniform integer in [0, n); 0 when n is 0. Unbiased (rejection sampling). */
+TG_API uint64_t tg_rng_below(tg_rng *rng, uint64_t n);
+
+typedef struct tg_tensor tg_tensor;
+typedef struct tg_tape tg_tape;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

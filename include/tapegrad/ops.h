@@ -1,0 +1,121 @@
+/* tapegrad/ops.h: the primitive operations. Each constructor checks its inputs, computes the
+ * result at once (eager), records one node on the tape and returns the result, owned by the
+ * tape. On bad input it returns NULL and the tape keeps the error (see tapegrad/tape.h); given
+ * a NULL input, or called on a tape that already has an error, it returns NULL quietly.
+ *
+ * Inputs may be leaves or tensors recorded on the same tape; all inputs of one op must have
+ * the same dtype (TG_EDTYPE otherwise). The result requires grad when any input does and the
+ * tape's gradient recording is enabled.
+ *
+ * Conventions at kinks and edges (documented, tested):
+ *   relu'(0) = 0, abs'(0) = 0; max gives its gradient to the first maximum on ties;
+ *   sigmoid is computed without overflow for any |x|; log(0) = -inf with gradient +inf, and
+ *   log(x < 0) = NaN, as IEEE 754 says; sqrt'(0) = +inf; pow follows C's pow().
+ * Broadcasting (add, sub, mul, div) follows NumPy: shapes are aligned from the right and
+ * each pair of dimensions must be equal or one of them 1; the VJPs sum over broadcast axes. */
+#ifndef TAPEGRAD_OPS_H
+#define TAPEGRAD_OPS_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Every op the tape can record; tg_op_name gives its name. */
+typedef enum tg_op {
+    TG_OP_CONST,       /* a constant recorded on the tape (no inputs) */
+    TG_OP_DETACH,      /* the same values, cut from the graph */
+    TG_OP_ADD,
+    TG_OP_SUB,
+    TG_OP_MUL,
+    TG_OP_DIV,
+    TG_OP_NEG,
+    TG_OP_SCALE,       /* x * c */
+    TG_OP_ADD_SCALAR,  /* x + c */
+    TG_OP_POW,         /* x ^ c */
+    TG_OP_SQUARE,
+    TG_OP_SQRT,
+    TG_OP_EXP,
+    TG_OP_LOG,
+    TG_OP_ABS,
+    TG_OP_SIGMOID,
+    TG_OP_TANH,
+    TG_OP_RELU,
+    TG_OP_MATMUL,
+    TG_OP_TRANSPOSE,
+    TG_OP_RESHAPE,
+    TG_OP_SUM,
+    TG_OP_MEAN,
+    TG_OP_MAX,
+    TG_OP_LOGSUMEXP,
+    TG_OP_SOFTMAX,
+    TG_OP_LOG_SOFTMAX,
+    TG_OP_COUNT
+} tg_op;
+
+/* The op's name ("add", "matmul", ...); "?" for a value out of range. */
+TG_API const char *tg_op_name(tg_op op);
+/* Number of tensor inputs the op takes (0, 1 or 2); -1 for a value out of range. */
+TG_API int tg_op_arity(tg_op op);
+/* The op that produced a tape tensor; -1 for a leaf. */
+TG_API int tg_tensor_op(const tg_tensor *t);
+/* Input i (0 or 1) of a tape tensor, or NULL. */
+TG_API tg_tensor *tg_tensor_input(const tg_tensor *t, int i);
+/* The node index of a tape tensor (its place in recording order); SIZE_MAX for a leaf. */
+TG_API size_t tg_tensor_index(const tg_tensor *t);
+
+/* Pass as `axis` to the reductions to reduce over every element (result 0-d). */
+#define TG_ALL_AXES INT32_MIN
+
+/* Constants recorded on the tape: copies numel elements of `dtype` from data. */
+TG_API tg_tensor *tg_constant(tg_tape *tape, tg_dtype dtype, int rank, const size_t *shape,
+                              const void *data);
+/* A 0-d constant. */
+TG_API tg_tensor *tg_scalar(tg_tape *tape, tg_dtype dtype, double value);
+/* The same values with no gradient flowing back (shares x's memory). */
+TG_API tg_tensor *tg_detach(tg_tape *tape, tg_tensor *x);
+
+/* Elementwise with broadcasting. */
+TG_API tg_tensor *tg_add(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_sub(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_mul(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_div(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+
+/* Elementwise unary. */
+TG_API tg_tensor *tg_neg(tg_tape *tape, tg_tensor *x);
+TG_API tg_tensor *tg_scale(tg_tape *tape, tg_tensor *x, double c);
+TG_API tg_tensor *tg_add_scalar(tg_tape *tape, tg_tensor *x, double c);
+TG_API tg_tensor *tg_pow(tg_tape *tape, tg_tensor *x, double exponent);
+TG_API tg_tensor *tg_square(tg_tape *tape, tg_tensor *x);
+TG_API tg_tensor *tg_sqrt(tg_tape *tape, tg_tensor *x);
+TG_API tg_tensor *tg_exp(tg_tape *tape, tg_tensor *x);
+TG_API tg_tensor *tg_log(tg_tape *tape, tg_tensor *x);
+TG_API tg_tensor *tg_abs(tg_tape *tape, tg_tensor *x);
+TG_API tg_tensor *tg_sigmoid(tg_tape *tape, tg_tensor *x);
+TG_API tg_tensor *tg_tanh(tg_tape *tape, tg_tensor *x);
+TG_API tg_tensor *tg_relu(tg_tape *tape, tg_tensor *x);
+
+/* Matrix product: (M,K) @ (K,N) -> (M,N); batched (B,M,K) @ (B,K,N) -> (B,M,N). */
+TG_API tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+/* (M,N) -> (N,M). */
+TG_API tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x);
+/* Same elements, new shape (same element count); shares x's memory. */
+TG_API tg_tensor *tg_reshape(tg_tape *tape, tg_tensor *x, int rank, const size_t *shape);
+
+/* Reductions over one axis (negative counts from the end) or over TG_ALL_AXES. With keepdim
+ * the reduced axis stays with size 1; without, it is removed (all axes: a 0-d result). */
+TG_API tg_tensor *tg_sum(tg_tape *tape, tg_tensor *x, int axis, bool keepdim);
+TG_API tg_tensor *tg_mean(tg_tape *tape, tg_tensor *x, int axis, bool keepdim);
+TG_API tg_tensor *tg_max(tg_tape *tape, tg_tensor *x, int axis, bool keepdim);
+/* log(sum(exp(x))), computed stably (shifted by the maximum). */
+TG_API tg_tensor *tg_logsumexp(tg_tape *tape, tg_tensor *x, int axis, bool keepdim);
+/* Along one axis, same shape as x; stable for any input. */
+TG_API tg_tensor *tg_softmax(tg_tape *tape, tg_tensor *x, int axis);
+TG_API tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x, int axis);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,84 @@
+/* tapegrad/tape.h: the tape. Op constructors (tapegrad/ops.h) compute their value at once
+ * and append one node each, in execution order; tg_backward walks the nodes in reverse and
+ * applies each op's vector-Jacobian product. Intermediate values and gradients live in an
+ * arena owned by the tape; tg_tape_reset rewinds it in O(1), keeping its memory, so a loop
+ * that records the same graph every step allocates nothing after the first step.
+ *
+ * Errors on a tape are sticky: the first failing op constructor returns NULL and its error
+ * is kept (tg_tape_status, tg_tape_error); every later op given NULL returns NULL quietly,
+ * so a caller can build a whole graph and check once. tg_tape_reset clears the error.
+ *
+ * A tape is not thread-safe: record and differentiate on one thread at a time. */
+#ifndef TAPEGRAD_TAPE_H
+#define TAPEGRAD_TAPE_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A new empty tape; NULL (TG_ENOMEM) when out of memory. Free it with tg_tape_free. */
+TG_API tg_tape *tg_tape_new(void);
+/* Frees the tape and every tensor recorded on it. NULL is ignored. */
+TG_API void tg_tape_free(tg_tape *tape);
+/* Forgets every recorded node in O(1) and clears the tape's error; the arena keeps its
+ * memory for the next recording. Tensors recorded before the reset become stale: passing one
+ * to an op, or reading its data, fails with TG_ESTALE. (Detection is certain for tensors of
+ * the previous recording; older ones may have had their memory reused.) */
+TG_API void tg_tape_reset(tg_tape *tape);
+
+/* TG_OK, or the first error recorded since the last reset. */
+TG_API tg_status tg_tape_status(const tg_tape *tape);
+/* The first error's message, or "no error". */
+TG_API const char *tg_tape_error(const tg_tape *tape);
+
+/* Number of recorded nodes, and node i in recording order (NULL when out of range). */
+TG_API size_t tg_tape_size(const tg_tape *tape);
+TG_API tg_tensor *tg_tape_node(const tg_tape *tape, size_t i);
+/* Leaves used by the recorded nodes, in order of first use. */
+TG_API size_t tg_tape_leaf_count(const tg_tape *tape);
+TG_API tg_tensor *tg_tape_leaf(const tg_tape *tape, size_t i);
+/* Bytes of arena memory the tape holds (its capacity, not what is in use). */
+TG_API size_t tg_tape_arena_capacity(const tg_tape *tape);
+
+/* Gradient recording. While disabled, new nodes never require grad (like a no-grad scope);
+ * returns the previous setting so scopes nest:
+ *     bool was = tg_tape_set_grad_enabled(tape, false); ...; tg_tape_set_grad_enabled(tape, was); */
+TG_API bool tg_tape_set_grad_enabled(tg_tape *tape, bool enabled);
+TG_API bool tg_tape_grad_enabled(const tg_tape *tape);
+
+/* Anomaly mode: every recorded op checks its output, and backward checks every gradient it
+ * writes, for NaN or Inf; the first one found is an error (TG_ENUMERIC) naming the op, its
+ * node index and its input shapes. Off by default (it costs a pass over every value). */
+TG_API void tg_tape_set_anomaly(tg_tape *tape, bool enabled);
+
+/* Reverse-mode differentiation of y, a 0-d (or single-element) tensor recorded on `tape`
+ * (or a leaf): seeds dy = 1, walks the nodes from y back to the first, and ACCUMULATES (+=)
+ * into the grad of every leaf that requires grad. Calling it twice accumulates twice; zero
+ * leaf grads between steps (tg_tensor_zero_grad). Gradients of intermediate tensors are
+ * replaced by each call. Errors: TG_EINVAL (y NULL, on another tape, not a single element,
+ * or not depending on anything that requires grad), TG_ESTALE, the tape's own error if it
+ * has one, TG_ENOMEM, TG_ENUMERIC in anomaly mode. */
+TG_API tg_status tg_backward(tg_tape *tape, tg_tensor *y);
+/* The same for any y, with dy = seed (a tensor of y's shape and dtype, leaf or tape): the
+ * gradient of sum(seed * y). */
+TG_API tg_status tg_backward_seed(tg_tape *tape, tg_tensor *y, const tg_tensor *seed);
+
+/* Gradients of a single-element y with respect to xs[0..n) (leaves or tape tensors), without
+ * touching any leaf's grad buffer. out[i] receives a new leaf of xs[i]'s shape and dtype
+ * (zeros when y does not depend on xs[i]); the caller frees each with tg_tensor_free. On
+ * error no out[i] is set (all are NULL). */
+TG_API tg_status tg_grad(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t n,
+                         tg_tensor **out);
+
+/* XXH3-64 over every node's (op, dtype, shape, axis attributes, input references): equal for
+ * equally structured recordings, different when any of those differ. Constant operands such
+ * as a scale factor and the values themselves do not enter it. */
+TG_API uint64_t tg_tape_fingerprint(const tg_tape *tape);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,96 @@
+/* tapegrad/tensor.h: dense tensors (rank 0..TG_MAX_RANK, contiguous row-major, f32 or f64).
+ *
+ * Two kinds share one handle type:
+ *  - leaves, made here, owned by the caller (parameters, inputs, data batches); a leaf may
+ *    require grad, and then backward accumulates into its grad buffer, allocated on first need;
+ *  - tape tensors, returned by op constructors (tapegrad/ops.h), owned by their tape.
+ * The accessors below work on both. */
+#ifndef TAPEGRAD_TENSOR_H
+#define TAPEGRAD_TENSOR_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Leaf constructors. `shape` has `rank` entries (it may be NULL when rank is 0). They return
+ * NULL with TG_EINVAL for a bad rank or dtype, TG_ESHAPE when the element count overflows,
+ * TG_ENOMEM when out of memory. The caller frees the result with tg_tensor_free. */
+TG_API tg_tensor *tg_tensor_zeros(tg_dtype dtype, int rank, const size_t *shape);
+TG_API tg_tensor *tg_tensor_ones(tg_dtype dtype, int rank, const size_t *shape);
+TG_API tg_tensor *tg_tensor_full(tg_dtype dtype, int rank, const size_t *shape, double value);
+/* A 0-d leaf holding `value`. */
+TG_API tg_tensor *tg_tensor_scalar(tg_dtype dtype, double value);
+/* Copies numel elements of `dtype` from `data`. */
+TG_API tg_tensor *tg_tensor_from_data(tg_dtype dtype, int rank, const size_t *shape,
+                                      const void *data);
+/* Copies numel doubles from `data`, converting them to `dtype`. */
+TG_API tg_tensor *tg_tensor_from_f64(tg_dtype dtype, int rank, const size_t *shape,
+                                     const double *data);
+/* Wraps caller memory without copying (for data batches): `data` must hold numel elements
+ * of `dtype`, suitably aligned for it, and stay alive and unchanged while the tensor is used
+ * on any tape. tg_tensor_free releases the handle, never `data`. */
+TG_API tg_tensor *tg_tensor_wrap(tg_dtype dtype, int rank, const size_t *shape, void *data);
+/* Seeded random leaves: normal(mean, std) and uniform [lo, hi). */
+TG_API tg_tensor *tg_tensor_randn(tg_dtype dtype, int rank, const size_t *shape, tg_rng *rng,
+                                  double mean, double std);
+TG_API tg_tensor *tg_tensor_rand(tg_dtype dtype, int rank, const size_t *shape, tg_rng *rng,
+                                 double lo, double hi);
+/* Frees a leaf and its grad. NULL is ignored; so is a tape tensor (its tape owns it). */
+TG_API void tg_tensor_free(tg_tensor *t);
+
+/* Marks a leaf as requiring (or not) a gradient. TG_EINVAL on a tape tensor, whose flag is
+ * derived from its inputs. */
+TG_API tg_status tg_tensor_set_requires_grad(tg_tensor *t, bool requires_grad);
+TG_API bool tg_tensor_requires_grad(const tg_tensor *t);
+/* True for leaves, false for tensors recorded on a tape. */
+TG_API bool tg_tensor_is_leaf(const tg_tensor *t);
+
+/* A display name (used by the dot writer and error messages). The string is copied: for a
+ * leaf onto the heap, for a tape tensor into its tape. TG_ENOMEM when the copy fails. */
+TG_API tg_status tg_tensor_set_name(tg_tensor *t, const char *name);
+/* The name, or NULL when none was set. */
+TG_API const char *tg_tensor_name(const tg_tensor *t);
+
+TG_API tg_dtype tg_tensor_dtype(const tg_tensor *t);
+TG_API int tg_tensor_rank(const tg_tensor *t);
+/* The shape array (rank entries); valid as long as the tensor. */
+TG_API const size_t *tg_tensor_shape(const tg_tensor *t);
+/* Size of one axis; negative axes count from the end. 0 when the axis is out of range. */
+TG_API size_t tg_tensor_dim(const tg_tensor *t, int axis);
+TG_API size_t tg_tensor_numel(const tg_tensor *t);
+
+/* The values, contiguous row-major, numel elements of the tensor's dtype. A tape tensor's
+ * values are computed when it is recorded, so they can be read right away. Writing through
+ * this pointer is allowed for leaves between recordings (optimizers do it), never while a
+ * recorded graph that uses the leaf is still to be differentiated. NULL (TG_ESTALE) for a
+ * tape tensor whose tape was reset. */
+TG_API void *tg_tensor_data(tg_tensor *t);
+TG_API const void *tg_tensor_data_const(const tg_tensor *t);
+/* Element `i` (flat row-major index) as a double; NaN with TG_EINVAL out of range. */
+TG_API double tg_tensor_get(const tg_tensor *t, size_t i);
+/* Sets element `i` of a leaf. */
+TG_API tg_status tg_tensor_set(tg_tensor *t, size_t i, double value);
+/* The first element as a double: the value of a 0-d tensor. */
+TG_API double tg_tensor_item(const tg_tensor *t);
+/* Copies all elements, converted to double, into out[0..numel). */
+TG_API tg_status tg_tensor_to_f64(const tg_tensor *t, double *out);
+
+/* The gradient buffer (numel elements of the tensor's dtype), or NULL when no gradient has
+ * been computed for it: for a leaf, before its first backward; for a tape tensor, when the
+ * latest backward on its tape did not reach it. */
+TG_API void *tg_tensor_grad_data(tg_tensor *t);
+/* Gradient element `i` as a double; 0 when there is no gradient. */
+TG_API double tg_tensor_grad_get(const tg_tensor *t, size_t i);
+/* Sets a leaf's gradient to zero (keeping the buffer). TG_EINVAL for a tape tensor. */
+TG_API tg_status tg_tensor_zero_grad(tg_tensor *t);
+
+/* Writes the shape as "[2,3]" into buf (always NUL-terminated); returns buf. */
+TG_API char *tg_shape_format(char *buf, size_t size, int rank, const size_t *shape);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

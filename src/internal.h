@@ -1,0 +1,196 @@
+/* internal.h: the structs behind the opaque handles, and the functions modules share
+ * inside the library (named tg_<module>__<verb>). Never installed. */
+#ifndef TAPEGRAD_INTERNAL_H
+#define TAPEGRAD_INTERNAL_H
+
+#include "tapegrad.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+/* Programmer bugs inside the library only; user input never reaches one. */
+#ifdef NDEBUG
+#define TG_ASSERT(cond) ((void)0)
+#else
+#include <assert.h>
+#define TG_ASSERT(cond) assert(cond)
+#endif
+
+#define TG_UNUSED(x) ((void)(x))
+#define TG_LIKELY(x) __builtin_expect(!!(x), 1)
+#define TG_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---- core: errors ---------------------------------------------------------------------- */
+
+/* Sets this thread's error and returns `status`, so callers can `return tg__error(...)`. */
+tg_status tg__error(tg_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+tg_status tg__verror(tg_status status, const char *fmt, va_list ap);
+
+/* ---- core: allocation (every heap byte goes through the hook) ------------------------- */
+
+void *tg__malloc(size_t size);
+void *tg__calloc(size_t count, size_t size); /* NULL on overflow too */
+void *tg__realloc(void *ptr, size_t osize, size_t nsize);
+void tg__free(void *ptr, size_t size);
+/* A copy of s on the heap (length+1 bytes; free with tg__free(p, strlen(p)+1)). */
+char *tg__strdup(const char *s);
+/* Grows *array (of elem-byte elements, *cap of them) to hold at least `need`, doubling.
+ * TG_ENOMEM (with a message naming `what`) when it cannot. */
+tg_status tg__grow(void **array, size_t *cap, size_t need, size_t elem, const char *what);
+
+/* Alignment of tensor data: a cache line, so SIMD loads never split lines and two threads
+ * never share one at a buffer boundary. */
+#define TG_DATA_ALIGN 64
+
+/* ---- core: arena ------------------------------------------------------------------------ */
+
+/* A chain of blocks, bump-allocated. Rewinding keeps every block, so a recording that fits
+ * what an earlier one used allocates nothing. Memory never moves: pointers stay valid until
+ * the next rewind. */
+typedef struct tg_arena_block tg_arena_block;
+typedef struct tg_arena {
+    tg_arena_block *first; /* the chain, kept across rewinds */
+    tg_arena_block *cur;   /* the block being filled */
+    size_t used;           /* bytes used in cur */
+    size_t capacity;       /* sum of block sizes */
+} tg_arena;
+
+void tg_arena__init(tg_arena *a);
+void tg_arena__free(tg_arena *a);
+void tg_arena__rewind(tg_arena *a);
+/* `size` bytes aligned to `align` (a power of two <= 64), or NULL when out of memory. */
+void *tg_arena__alloc(tg_arena *a, size_t size, size_t align);
+
+/* ---- tensor ----------------------------------------------------------------------------- */
+
+enum {
+    TG_TF_LEAF = 1u << 0,      /* lives outside any tape */
+    TG_TF_OWNS_DATA = 1u << 1, /* leaf whose data was allocated with it (not wrapped) */
+    TG_TF_VIEW = 1u << 2,      /* tape tensor sharing its input's data (reshape, detach) */
+};
+
+/* Op attributes. axis is normalized at record time: 0..rank-1, or TG_ALL_AXES. */
+typedef union tg_attr {
+    double c; /* scale, add_scalar, pow */
+    struct {
+        int32_t axis;
+        int32_t keepdim;
+    } r; /* reductions, softmax */
+    struct {
+        const size_t *shape; /* valid only while recording */
+        int32_t rank;
+    } reshape;
+} tg_attr;
+
+struct tg_tensor {
+    void *data;
+    void *grad;           /* leaf: heap buffer; tape tensor: arena buffer of pass grad_pass */
+    tg_tape *tape;        /* owning tape; NULL for leaves */
+    tg_tensor *in[2];     /* inputs (tape tensors only) */
+    size_t numel;
+    size_t shape[TG_MAX_RANK];
+    tg_attr attr;
+    const char *name;
+    uint32_t index;       /* node index on its tape */
+    uint32_t gen;         /* the tape generation it was recorded in */
+    uint32_t grad_pass;   /* the backward pass `grad` belongs to */
+    uint16_t op;
+    uint8_t dtype;
+    uint8_t rank;
+    uint8_t requires_grad;
+    uint8_t flags;
+    /* leaves only: where this leaf is registered on the tape that last used it */
+    tg_tape *reg_tape;
+    uint32_t reg_gen, reg_slot;
+};
+
+static inline size_t tg__esize(const tg_tensor *t) { return t->dtype == TG_F64 ? 8 : 4; }
+static inline size_t tg__nbytes(const tg_tensor *t) { return t->numel * tg__esize(t); }
+
+/* Validates dtype/rank/shape and computes the element count: TG_OK, or an error naming
+ * `who` (TG_EINVAL for rank or dtype, TG_ESHAPE for an element count that overflows). */
+tg_status tg_tensor__check_shape(const char *who, tg_dtype dtype, int rank, const size_t *shape,
+                                 size_t *numel);
+/* The allocation size of a grad or data buffer, rounded for alignment. */
+void *tg_tensor__alloc_grad(tg_tensor *leaf);
+
+/* ---- tape -------------------------------------------------------------------------------- */
+
+typedef struct tg_leaf_slot {
+    tg_tensor *leaf;
+    void *grad;        /* tg_grad's private accumulator for this leaf (arena) */
+    uint32_t grad_pass;
+} tg_leaf_slot;
+
+struct tg_tape {
+    /* Node headers alternate between two arenas by generation parity, so the headers of the
+     * previous recording stay intact (with their old generation) during the current one:
+     * that is what makes stale tensors detectable. Values and gradients live in `data`. */
+    tg_arena headers[2];
+    tg_arena data;
+    tg_tensor **nodes;
+    size_t n_nodes, cap_nodes;
+    tg_leaf_slot *leaves;
+    size_t n_leaves, cap_leaves;
+    uint32_t gen;
+    uint32_t pass;         /* incremented by every backward walk */
+    bool grad_enabled;
+    bool anomaly;
+    bool capture;          /* tg_grad: leaf gradients go to leaves[].grad, not leaf->grad */
+    tg_status status;
+    char error[256];
+};
+
+/* Records a node: the common path of every op constructor. Checks the tape, the inputs
+ * (NULL, stale, foreign, dtype), runs the op's shape rule, allocates the result in the arena,
+ * runs its forward, and appends it. Returns the result or NULL (error kept on the tape). */
+tg_tensor *tg_tape__record(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b, tg_attr attr);
+/* Sets the tape's error (if it has none yet) and this thread's, naming op and node index. */
+void tg_tape__fail(tg_tape *tape, tg_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The gradient buffer of input x for the current backward pass (zeroed on first use), or
+ * NULL when x needs no gradient, or on ENOMEM (then the tape's status says so). */
+void *tg_tape__grad_of(tg_tape *tape, tg_tensor *x);
+/* Arena memory for op data (values, gradients, scratch). */
+void *tg_tape__alloc(tg_tape *tape, size_t size);
+/* The staleness check used by every entry point that takes a tensor: TG_OK or TG_ESTALE. */
+tg_status tg_tensor__check_live(const tg_tensor *t, const char *who);
+
+/* ---- ops: the op table ------------------------------------------------------------------- */
+
+/* Shape rule: fills y->rank, y->shape (and may adjust y->attr) from the inputs, or returns an
+ * error status after writing the reason (without op name or node) into msg. */
+typedef tg_status (*tg_shape_fn)(tg_tensor *y, char *msg, size_t msg_size);
+/* Forward: computes y->data from y->in[...] (the data is already allocated, unless the op
+ * is a view, which sets y->data itself). */
+typedef void (*tg_forward_fn)(tg_tensor *y);
+/* VJP: y->grad holds dy; accumulates into tg_tape__grad_of(tape, y->in[i]). */
+typedef void (*tg_vjp_fn)(tg_tape *tape, tg_tensor *y);
+
+typedef struct tg_op_info {
+    const char *name;
+    int arity;
+    bool is_view;   /* y shares its input's data: no allocation for y->data */
+    bool has_axis;  /* attr.r (axis, keepdim) is part of the structure (fingerprint, dot) */
+    tg_shape_fn shape;
+    tg_forward_fn forward;
+    tg_vjp_fn vjp;
+} tg_op_info;
+
+extern const tg_op_info tg_ops__table[TG_OP_COUNT];
+
+/* ---- kernels: GEMM on raw pointers (src/kernels) ------------------------------------------ */
+
+/* C = beta*C + A·B with A (M,K) and B (K,N) read through optional transposes:
+ * transA: A is stored (K,M) row-major; transB: B is stored (N,K). ldX are row strides. */
+void tg_gemm_f32(bool transA, bool transB, size_t M, size_t N, size_t K, const float *A,
+                 size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
+void tg_gemm_f64(bool transA, bool transB, size_t M, size_t N, size_t K, const double *A,
+                 size_t lda, const double *B, size_t ldb, double beta, double *C, size_t ldc);
+
+/* ---- core: deterministic math --------------------------------------------------------------- */
+
+/* Natural logarithm using only IEEE-exact operations (same bits everywhere). */
+double tg__det_log(double x);
+
+#endif

@@ -1,0 +1,643 @@
+/* tape.c: recording nodes, the backward walk, tg_grad, and the fingerprint.
+ *
+ * Recording order is a topological order, so backward is a reverse loop over an array: no
+ * sort, no recursion, no visited set, and any depth works in constant stack. A node whose
+ * gradient was never written in this pass (grad_pass != pass) is skipped at the cost of one
+ * compare; nodes that do not require grad are never written. There is no op-specific code
+ * here: each node's VJP comes from the op table. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <xxhash.h>
+
+tg_tape *tg_tape_new(void)
+{
+    tg_tape *tape = tg__calloc(1, sizeof *tape);
+    if (!tape) {
+        tg__error(TG_ENOMEM, "tape_new: out of memory");
+        return NULL;
+    }
+    tg_arena__init(&tape->headers[0]);
+    tg_arena__init(&tape->headers[1]);
+    tg_arena__init(&tape->data);
+    tape->grad_enabled = true;
+    return tape;
+}
+
+void tg_tape_free(tg_tape *tape)
+{
+    if (!tape)
+        return;
+    /* Leaves keep a pointer to the last tape that used them; forget it so a new tape at the
+     * same address cannot mistake them for registered. */
+    for (size_t i = 0; i < tape->n_leaves; i++)
+        if (tape->leaves[i].leaf->reg_tape == tape)
+            tape->leaves[i].leaf->reg_tape = NULL;
+    tg_arena__free(&tape->headers[0]);
+    tg_arena__free(&tape->headers[1]);
+    tg_arena__free(&tape->data);
+    tg__free(tape->nodes, tape->cap_nodes * sizeof *tape->nodes);
+    tg__free(tape->leaves, tape->cap_leaves * sizeof *tape->leaves);
+    tg__free(tape, sizeof *tape);
+}
+
+void tg_tape_reset(tg_tape *tape)
+{
+    if (!tape)
+        return;
+    tape->gen++;
+    tg_arena__rewind(&tape->headers[tape->gen & 1]);
+    tg_arena__rewind(&tape->data);
+    tape->n_nodes = 0;
+    tape->n_leaves = 0;
+    tape->status = TG_OK;
+    tape->error[0] = '\0';
+}
+
+tg_status tg_tape_status(const tg_tape *tape)
+{
+    return tape ? tape->status : TG_EINVAL;
+}
+
+const char *tg_tape_error(const tg_tape *tape)
+{
+    if (!tape)
+        return "tape is NULL";
+    return tape->status == TG_OK ? "no error" : tape->error;
+}
+
+size_t tg_tape_size(const tg_tape *tape)
+{
+    return tape ? tape->n_nodes : 0;
+}
+
+tg_tensor *tg_tape_node(const tg_tape *tape, size_t i)
+{
+    return tape && i < tape->n_nodes ? tape->nodes[i] : NULL;
+}
+
+size_t tg_tape_leaf_count(const tg_tape *tape)
+{
+    return tape ? tape->n_leaves : 0;
+}
+
+tg_tensor *tg_tape_leaf(const tg_tape *tape, size_t i)
+{
+    return tape && i < tape->n_leaves ? tape->leaves[i].leaf : NULL;
+}
+
+size_t tg_tape_arena_capacity(const tg_tape *tape)
+{
+    if (!tape)
+        return 0;
+    return tape->headers[0].capacity + tape->headers[1].capacity + tape->data.capacity;
+}
+
+bool tg_tape_set_grad_enabled(tg_tape *tape, bool enabled)
+{
+    if (!tape)
+        return false;
+    bool was = tape->grad_enabled;
+    tape->grad_enabled = enabled;
+    return was;
+}
+
+bool tg_tape_grad_enabled(const tg_tape *tape)
+{
+    return tape && tape->grad_enabled;
+}
+
+void tg_tape_set_anomaly(tg_tape *tape, bool enabled)
+{
+    if (tape)
+        tape->anomaly = enabled;
+}
+
+/* ---- errors ------------------------------------------------------------------------------ */
+
+void tg_tape__fail(tg_tape *tape, tg_status status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    tg__verror(status, fmt, ap);
+    va_end(ap);
+    if (tape && tape->status == TG_OK) {
+        tape->status = status;
+        snprintf(tape->error, sizeof tape->error, "%s", tg_last_error());
+    }
+}
+
+tg_status tg_tensor__check_live(const tg_tensor *t, const char *who)
+{
+    if ((t->flags & TG_TF_LEAF) || t->gen == t->tape->gen)
+        return TG_OK;
+    return tg__error(TG_ESTALE, "%s: node %u was recorded before its tape was reset", who,
+                     t->index);
+}
+
+/* ---- recording --------------------------------------------------------------------------- */
+
+void *tg_tape__alloc(tg_tape *tape, size_t size)
+{
+    return tg_arena__alloc(&tape->data, size, size >= TG_DATA_ALIGN ? TG_DATA_ALIGN : 16);
+}
+
+/* The slot of a leaf on this tape, registering it on first use in this recording. The leaf
+ * caches (tape, generation, slot), so the common case is two compares. */
+static tg_status use_leaf(tg_tape *tape, tg_tensor *x)
+{
+    if (TG_LIKELY(x->reg_tape == tape && x->reg_gen == tape->gen))
+        return TG_OK;
+    if (x->reg_tape != tape) {
+        /* Used on another tape since: it may already be registered here. */
+        for (size_t i = 0; i < tape->n_leaves; i++) {
+            if (tape->leaves[i].leaf == x) {
+                x->reg_tape = tape;
+                x->reg_gen = tape->gen;
+                x->reg_slot = (uint32_t)i;
+                return TG_OK;
+            }
+        }
+    }
+    tg_status st = tg__grow((void **)&tape->leaves, &tape->cap_leaves, tape->n_leaves + 1,
+                            sizeof *tape->leaves, "tape leaves");
+    if (st != TG_OK)
+        return st;
+    tape->leaves[tape->n_leaves] = (tg_leaf_slot){x, NULL, 0};
+    x->reg_tape = tape;
+    x->reg_gen = tape->gen;
+    x->reg_slot = (uint32_t)tape->n_leaves++;
+    return TG_OK;
+}
+
+static size_t leaf_slot(tg_tape *tape, const tg_tensor *x)
+{
+    if (x->reg_tape == tape && x->reg_gen == tape->gen)
+        return x->reg_slot;
+    for (size_t i = 0; i < tape->n_leaves; i++)
+        if (tape->leaves[i].leaf == x)
+            return i;
+    return SIZE_MAX;
+}
+
+static tg_status check_input(tg_tape *tape, const char *op, int i, tg_tensor *x)
+{
+    if (!x) {
+        tg_tape__fail(tape, TG_EINVAL, "%s: input %d is NULL (node %zu)", op, i, tape->n_nodes);
+        return TG_EINVAL;
+    }
+    if (x->flags & TG_TF_LEAF) {
+        tg_status st = use_leaf(tape, x);
+        if (st != TG_OK)
+            tg_tape__fail(tape, st, "%s: out of memory registering input %d (node %zu)", op, i,
+                          tape->n_nodes);
+        return st;
+    }
+    if (x->tape != tape) {
+        tg_tape__fail(tape, TG_EINVAL, "%s: input %d (node %u) belongs to another tape (node %zu)",
+                      op, i, x->index, tape->n_nodes);
+        return TG_EINVAL;
+    }
+    if (x->gen != tape->gen) {
+        tg_tape__fail(tape, TG_ESTALE,
+                      "%s: input %d (node %u) was recorded before the tape was reset (node %zu)", op,
+                      i, x->index, tape->n_nodes);
+        return TG_ESTALE;
+    }
+    return TG_OK;
+}
+
+static bool all_finite(const void *p, tg_dtype dtype, size_t n)
+{
+    if (dtype == TG_F32) {
+        const float *f = p;
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(f[i]))
+                return false;
+    } else {
+        const double *d = p;
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(d[i]))
+                return false;
+    }
+    return true;
+}
+
+static void describe_inputs(const tg_tensor *y, char *buf, size_t size)
+{
+    int arity = tg_ops__table[y->op].arity;
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < arity && n < size; i++) {
+        char s[96];
+        tg_shape_format(s, sizeof s, y->in[i]->rank, y->in[i]->shape);
+        n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "", s);
+    }
+}
+
+/* A new node header (not yet appended), with everything but shape and data set. */
+static tg_tensor *new_node(tg_tape *tape, tg_op op, tg_dtype dtype)
+{
+    tg_tensor *y = tg_arena__alloc(&tape->headers[tape->gen & 1], sizeof *y, 16);
+    if (!y) {
+        tg_tape__fail(tape, TG_ENOMEM, "%s: out of memory (node %zu)", tg_ops__table[op].name,
+                      tape->n_nodes);
+        return NULL;
+    }
+    y->data = NULL;
+    y->grad = NULL;
+    y->tape = tape;
+    y->in[0] = y->in[1] = NULL;
+    y->name = NULL;
+    y->index = (uint32_t)tape->n_nodes;
+    y->gen = tape->gen;
+    y->grad_pass = 0;
+    y->op = (uint16_t)op;
+    y->dtype = (uint8_t)dtype;
+    y->rank = 0;
+    y->requires_grad = 0;
+    y->flags = tg_ops__table[op].is_view ? TG_TF_VIEW : 0;
+    y->reg_tape = NULL;
+    return y;
+}
+
+/* Gives y its data (unless it is a view) and appends it to the node list. */
+static tg_status finish_node(tg_tape *tape, tg_tensor *y)
+{
+    const char *name = tg_ops__table[y->op].name;
+    size_t numel;
+    if (tg_tensor__check_shape(name, (tg_dtype)y->dtype, y->rank, y->shape, &numel) != TG_OK) {
+        tg_tape__fail(tape, tg_last_status(), "%s (node %zu)", tg_last_error(), tape->n_nodes);
+        return tape->status;
+    }
+    y->numel = numel;
+    if (tape->n_nodes >= UINT32_MAX) {
+        tg_tape__fail(tape, TG_ENOMEM, "%s: the tape is full (%zu nodes)", name, tape->n_nodes);
+        return TG_ENOMEM;
+    }
+    if (tg__grow((void **)&tape->nodes, &tape->cap_nodes, tape->n_nodes + 1, sizeof *tape->nodes,
+                 "tape nodes") != TG_OK) {
+        tg_tape__fail(tape, TG_ENOMEM, "%s: out of memory growing the tape (node %zu)", name,
+                      tape->n_nodes);
+        return TG_ENOMEM;
+    }
+    if (!(y->flags & TG_TF_VIEW)) {
+        y->data = tg_tape__alloc(tape, tg__nbytes(y));
+        if (!y->data) {
+            tg_tape__fail(tape, TG_ENOMEM, "%s: out of memory for %zu bytes (node %zu)", name,
+                          tg__nbytes(y), tape->n_nodes);
+            return TG_ENOMEM;
+        }
+    }
+    tape->nodes[tape->n_nodes++] = y;
+    return TG_OK;
+}
+
+tg_tensor *tg_tape__record(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b, tg_attr attr)
+{
+    const tg_op_info *info = &tg_ops__table[op];
+    if (TG_UNLIKELY(!tape)) {
+        tg__error(TG_EINVAL, "%s: tape is NULL", info->name);
+        return NULL;
+    }
+    if (TG_UNLIKELY(tape->status != TG_OK))
+        return NULL;
+    if (check_input(tape, info->name, 0, a) != TG_OK)
+        return NULL;
+    if (info->arity == 2) {
+        if (check_input(tape, info->name, 1, b) != TG_OK)
+            return NULL;
+        if (TG_UNLIKELY(a->dtype != b->dtype)) {
+            tg_tape__fail(tape, TG_EDTYPE, "%s: dtypes %s and %s differ (node %zu)", info->name,
+                          tg_dtype_name((tg_dtype)a->dtype), tg_dtype_name((tg_dtype)b->dtype),
+                          tape->n_nodes);
+            return NULL;
+        }
+    }
+    tg_tensor *y = new_node(tape, op, (tg_dtype)a->dtype);
+    if (!y)
+        return NULL;
+    y->in[0] = a;
+    y->in[1] = info->arity == 2 ? b : NULL;
+    y->attr = attr;
+    char msg[200];
+    tg_status st = info->shape(y, msg, sizeof msg);
+    if (TG_UNLIKELY(st != TG_OK)) {
+        tg_tape__fail(tape, st, "%s: %s (node %zu)", info->name, msg, tape->n_nodes);
+        return NULL;
+    }
+    if (finish_node(tape, y) != TG_OK)
+        return NULL;
+    y->requires_grad = tape->grad_enabled && op != TG_OP_DETACH &&
+                       (a->requires_grad || (y->in[1] && y->in[1]->requires_grad));
+    info->forward(y);
+    if (TG_UNLIKELY(tape->anomaly) && !all_finite(y->data, (tg_dtype)y->dtype, y->numel)) {
+        char shapes[200];
+        describe_inputs(y, shapes, sizeof shapes);
+        tg_tape__fail(tape, TG_ENUMERIC, "anomaly: %s produced NaN or Inf at node %u (inputs %s)",
+                      info->name, y->index, shapes);
+        return NULL;
+    }
+    return y;
+}
+
+tg_tensor *tg_constant(tg_tape *tape, tg_dtype dtype, int rank, const size_t *shape,
+                       const void *data)
+{
+    if (!tape) {
+        tg__error(TG_EINVAL, "constant: tape is NULL");
+        return NULL;
+    }
+    if (tape->status != TG_OK)
+        return NULL;
+    size_t numel;
+    if (tg_tensor__check_shape("constant", dtype, rank, shape, &numel) != TG_OK) {
+        tg_tape__fail(tape, tg_last_status(), "%s (node %zu)", tg_last_error(), tape->n_nodes);
+        return NULL;
+    }
+    if (!data && numel) {
+        tg_tape__fail(tape, TG_EINVAL, "constant: data is NULL (node %zu)", tape->n_nodes);
+        return NULL;
+    }
+    tg_tensor *y = new_node(tape, TG_OP_CONST, dtype);
+    if (!y)
+        return NULL;
+    y->rank = (uint8_t)rank;
+    for (int i = 0; i < rank; i++)
+        y->shape[i] = shape[i];
+    y->attr.c = 0;
+    if (finish_node(tape, y) != TG_OK)
+        return NULL;
+    if (numel)
+        memcpy(y->data, data, tg__nbytes(y));
+    return y;
+}
+
+tg_tensor *tg_scalar(tg_tape *tape, tg_dtype dtype, double value)
+{
+    float f = (float)value;
+    return tg_constant(tape, dtype, 0, NULL, dtype == TG_F32 ? (const void *)&f : &value);
+}
+
+/* ---- backward ------------------------------------------------------------------------------ */
+
+void *tg_tape__grad_of(tg_tape *tape, tg_tensor *x)
+{
+    if (!x->requires_grad)
+        return NULL;
+    if (!(x->flags & TG_TF_LEAF)) {
+        if (x->grad_pass != tape->pass) {
+            x->grad = tg_tape__alloc(tape, tg__nbytes(x));
+            if (!x->grad) {
+                tg_tape__fail(tape, TG_ENOMEM, "backward: out of memory for the gradient of node %u",
+                              x->index);
+                return NULL;
+            }
+            memset(x->grad, 0, tg__nbytes(x));
+            x->grad_pass = tape->pass;
+        }
+        return x->grad;
+    }
+    if (tape->capture) {
+        size_t s = leaf_slot(tape, x);
+        TG_ASSERT(s != SIZE_MAX);
+        tg_leaf_slot *slot = &tape->leaves[s];
+        if (slot->grad_pass != tape->pass) {
+            slot->grad = tg_tape__alloc(tape, tg__nbytes(x));
+            if (!slot->grad) {
+                tg_tape__fail(tape, TG_ENOMEM, "grad: out of memory for a leaf gradient");
+                return NULL;
+            }
+            memset(slot->grad, 0, tg__nbytes(x));
+            slot->grad_pass = tape->pass;
+        }
+        return slot->grad;
+    }
+    void *g = tg_tensor__alloc_grad(x);
+    if (!g)
+        tg_tape__fail(tape, TG_ENOMEM, "backward: out of memory for a leaf gradient (%zu bytes)",
+                      tg__nbytes(x));
+    return g;
+}
+
+static void add_into(void *dst, const void *src, tg_dtype dtype, size_t n, bool ones)
+{
+    if (dtype == TG_F32) {
+        float *d = dst;
+        const float *s = src;
+        for (size_t i = 0; i < n; i++)
+            d[i] += ones ? 1.0f : s[i];
+    } else {
+        double *d = dst;
+        const double *s = src;
+        for (size_t i = 0; i < n; i++)
+            d[i] += ones ? 1.0 : s[i];
+    }
+}
+
+static tg_status anomaly_check_grads(tg_tape *tape, tg_tensor *y)
+{
+    const tg_op_info *info = &tg_ops__table[y->op];
+    for (int i = 0; i < info->arity; i++) {
+        tg_tensor *x = y->in[i];
+        if (!x->requires_grad)
+            continue;
+        const void *g = (x->flags & TG_TF_LEAF)
+                            ? (tape->capture ? tape->leaves[leaf_slot(tape, x)].grad : x->grad)
+                            : x->grad;
+        if (g && !all_finite(g, (tg_dtype)x->dtype, x->numel)) {
+            char shapes[200];
+            describe_inputs(y, shapes, sizeof shapes);
+            tg_tape__fail(tape, TG_ENUMERIC,
+                          "anomaly: backward of %s at node %u (inputs %s) produced NaN or Inf in "
+                          "the gradient of input %d",
+                          info->name, y->index, shapes, i);
+            return TG_ENUMERIC;
+        }
+    }
+    return TG_OK;
+}
+
+/* Validates y (and seed) for a walk; TG_OK or the error, set on this thread only: a bad call
+ * to backward does not poison the tape. */
+static tg_status check_output(tg_tape *tape, const char *who, tg_tensor *y)
+{
+    if (!tape)
+        return tg__error(TG_EINVAL, "%s: tape is NULL", who);
+    if (!y)
+        return tg__error(TG_EINVAL, "%s: output is NULL%s%s", who,
+                         tape->status != TG_OK ? "; the tape has an error: " : "",
+                         tape->status != TG_OK ? tape->error : "");
+    if (tape->status != TG_OK)
+        return tg__error(tape->status, "%s: the tape has an error: %s", who, tape->error);
+    if (!(y->flags & TG_TF_LEAF)) {
+        if (y->tape != tape)
+            return tg__error(TG_EINVAL, "%s: the output (node %u) belongs to another tape", who,
+                             y->index);
+        if (y->gen != tape->gen)
+            return tg__error(TG_ESTALE,
+                             "%s: the output (node %u) was recorded before the tape was reset",
+                             who, y->index);
+    }
+    if (!y->requires_grad)
+        return tg__error(TG_EINVAL,
+                         "%s: the output does not depend on any tensor that requires grad", who);
+    return TG_OK;
+}
+
+/* One reverse pass from y with dy = seed (NULL: ones). */
+static tg_status walk(tg_tape *tape, tg_tensor *y, const void *seed)
+{
+    if (++tape->pass == 0)
+        tape->pass = 1;
+    void *dy = tg_tape__grad_of(tape, y);
+    if (!dy)
+        return tape->status;
+    add_into(dy, seed, (tg_dtype)y->dtype, y->numel, seed == NULL);
+    if (y->flags & TG_TF_LEAF)
+        return TG_OK;
+    for (size_t i = (size_t)y->index + 1; i-- > 0;) {
+        tg_tensor *t = tape->nodes[i];
+        if (t->grad_pass != tape->pass)
+            continue;
+        tg_ops__table[t->op].vjp(tape, t);
+        if (TG_UNLIKELY(tape->status != TG_OK))
+            return tape->status;
+        if (TG_UNLIKELY(tape->anomaly) && anomaly_check_grads(tape, t) != TG_OK)
+            return tape->status;
+    }
+    return TG_OK;
+}
+
+tg_status tg_backward(tg_tape *tape, tg_tensor *y)
+{
+    tg_status st = check_output(tape, "backward", y);
+    if (st != TG_OK)
+        return st;
+    if (y->numel != 1) {
+        char s[96];
+        return tg__error(TG_EINVAL,
+                         "backward: the output has shape %s, not a single element; pass a seed "
+                         "of that shape with tg_backward_seed",
+                         tg_shape_format(s, sizeof s, y->rank, y->shape));
+    }
+    if ((y->flags & TG_TF_LEAF) && use_leaf(tape, y) != TG_OK)
+        return tg__error(TG_ENOMEM, "backward: out of memory");
+    return walk(tape, y, NULL);
+}
+
+tg_status tg_backward_seed(tg_tape *tape, tg_tensor *y, const tg_tensor *seed)
+{
+    tg_status st = check_output(tape, "backward", y);
+    if (st != TG_OK)
+        return st;
+    if (!seed)
+        return tg_backward(tape, y);
+    if ((st = tg_tensor__check_live(seed, "backward: seed")) != TG_OK)
+        return st;
+    if (seed->dtype != y->dtype)
+        return tg__error(TG_EDTYPE, "backward: seed dtype %s differs from output dtype %s",
+                         tg_dtype_name((tg_dtype)seed->dtype), tg_dtype_name((tg_dtype)y->dtype));
+    if (seed->rank != y->rank || memcmp(seed->shape, y->shape, y->rank * sizeof(size_t))) {
+        char s1[96], s2[96];
+        return tg__error(TG_ESHAPE, "backward: seed shape %s differs from output shape %s",
+                         tg_shape_format(s1, sizeof s1, seed->rank, seed->shape),
+                         tg_shape_format(s2, sizeof s2, y->rank, y->shape));
+    }
+    if ((y->flags & TG_TF_LEAF) && use_leaf(tape, y) != TG_OK)
+        return tg__error(TG_ENOMEM, "backward: out of memory");
+    return walk(tape, y, seed->data);
+}
+
+tg_status tg_grad(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t n, tg_tensor **out)
+{
+    if (n && (!xs || !out))
+        return tg__error(TG_EINVAL, "grad: %s is NULL", xs ? "out" : "xs");
+    for (size_t i = 0; i < n; i++)
+        out[i] = NULL;
+    tg_status st = check_output(tape, "grad", y);
+    if (st != TG_OK)
+        return st;
+    if (y->numel != 1) {
+        char s[96];
+        return tg__error(TG_EINVAL, "grad: the output has shape %s, not a single element",
+                         tg_shape_format(s, sizeof s, y->rank, y->shape));
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!xs[i])
+            return tg__error(TG_EINVAL, "grad: xs[%zu] is NULL", i);
+        if ((st = tg_tensor__check_live(xs[i], "grad")) != TG_OK)
+            return st;
+        if (!(xs[i]->flags & TG_TF_LEAF) && xs[i]->tape != tape)
+            return tg__error(TG_EINVAL, "grad: xs[%zu] (node %u) belongs to another tape", i,
+                             xs[i]->index);
+    }
+    if ((y->flags & TG_TF_LEAF) && use_leaf(tape, y) != TG_OK)
+        return tg__error(TG_ENOMEM, "grad: out of memory");
+    tape->capture = true;
+    st = walk(tape, y, NULL);
+    tape->capture = false;
+    if (st != TG_OK)
+        return st;
+    for (size_t i = 0; i < n; i++) {
+        tg_tensor *x = xs[i];
+        const void *g = NULL;
+        if (!(x->flags & TG_TF_LEAF)) {
+            g = x->grad_pass == tape->pass ? x->grad : NULL;
+        } else {
+            size_t s = leaf_slot(tape, x);
+            if (s != SIZE_MAX && tape->leaves[s].grad_pass == tape->pass)
+                g = tape->leaves[s].grad;
+        }
+        out[i] = g ? tg_tensor_from_data((tg_dtype)x->dtype, x->rank, x->shape, g)
+                   : tg_tensor_zeros((tg_dtype)x->dtype, x->rank, x->shape);
+        if (!out[i]) {
+            for (size_t j = 0; j < i; j++) {
+                tg_tensor_free(out[j]);
+                out[j] = NULL;
+            }
+            return tg__error(TG_ENOMEM, "grad: out of memory for the result");
+        }
+    }
+    return TG_OK;
+}
+
+/* ---- fingerprint --------------------------------------------------------------------------- */
+
+/* Input references: a node index, or a leaf slot with the top bit set. */
+#define LEAF_REF (UINT64_C(1) << 63)
+
+uint64_t tg_tape_fingerprint(const tg_tape *tape)
+{
+    if (!tape)
+        return 0;
+    uint64_t h = 0;
+    uint64_t rec[4 + TG_MAX_RANK + 2];
+    for (size_t i = 0; i < tape->n_nodes; i++) {
+        const tg_tensor *y = tape->nodes[i];
+        size_t k = 0;
+        rec[k++] = ((uint64_t)y->op << 16) | ((uint64_t)y->dtype << 8) | y->rank;
+        for (int d = 0; d < y->rank; d++)
+            rec[k++] = y->shape[d];
+        int arity = tg_ops__table[y->op].arity;
+        for (int j = 0; j < arity; j++) {
+            const tg_tensor *x = y->in[j];
+            rec[k++] = (x->flags & TG_TF_LEAF) ? LEAF_REF | leaf_slot((tg_tape *)tape, x)
+                                               : (uint64_t)x->index;
+        }
+        /* Axis attributes shape the computation; scalar constants (scale factors) do not. */
+        if (tg_ops__table[y->op].has_axis)
+            rec[k++] = ((uint64_t)(uint32_t)y->attr.r.axis << 32) | (uint32_t)y->attr.r.keepdim;
+        h = XXH3_64bits_withSeed(rec, k * sizeof rec[0], h);
+    }
+    for (size_t i = 0; i < tape->n_leaves; i++) {
+        const tg_tensor *x = tape->leaves[i].leaf;
+        size_t k = 0;
+        rec[k++] = ((uint64_t)x->requires_grad << 16) | ((uint64_t)x->dtype << 8) | x->rank;
+        for (int d = 0; d < x->rank; d++)
+            rec[k++] = x->shape[d];
+        h = XXH3_64bits_withSeed(rec, k * sizeof rec[0], h);
+    }
+    return h;
+}

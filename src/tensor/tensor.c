@@ -1,0 +1,419 @@
+/* tensor.c: leaves (caller-owned tensors outside any tape), their grad buffers, and the
+ * accessors shared by leaves and tape tensors. A leaf is one allocation: header, then its
+ * data aligned to TG_DATA_ALIGN; a wrapped leaf points at caller memory instead. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+
+char *tg_shape_format(char *buf, size_t size, int rank, const size_t *shape)
+{
+    if (!buf || size == 0)
+        return buf;
+    size_t n = (size_t)snprintf(buf, size, "[");
+    for (int i = 0; i < rank && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, i ? ",%zu" : "%zu", shape[i]);
+    if (n < size)
+        snprintf(buf + n, size - n, "]");
+    return buf;
+}
+
+tg_status tg_tensor__check_shape(const char *who, tg_dtype dtype, int rank, const size_t *shape,
+                                 size_t *numel)
+{
+    if (dtype != TG_F32 && dtype != TG_F64)
+        return tg__error(TG_EINVAL, "%s: unknown dtype %d (expected TG_F32 or TG_F64)", who,
+                         (int)dtype);
+    if (rank < 0 || rank > TG_MAX_RANK)
+        return tg__error(TG_EINVAL, "%s: rank %d is out of range 0..%d", who, rank, TG_MAX_RANK);
+    if (rank > 0 && !shape)
+        return tg__error(TG_EINVAL, "%s: shape is NULL for rank %d", who, rank);
+    size_t n = 1;
+    for (int i = 0; i < rank; i++) {
+        if (shape[i] && n > SIZE_MAX / tg_dtype_size(dtype) / shape[i]) {
+            char buf[160];
+            return tg__error(TG_ESHAPE, "%s: shape %s has too many elements", who,
+                             tg_shape_format(buf, sizeof buf, rank, shape));
+        }
+        n *= shape[i];
+    }
+    *numel = n;
+    return TG_OK;
+}
+
+static size_t leaf_header_size(void)
+{
+    return ((sizeof(tg_tensor) + TG_DATA_ALIGN - 1) / TG_DATA_ALIGN) * TG_DATA_ALIGN;
+}
+
+/* The allocation holds: padding for alignment, the header, the data. `raw` bookkeeping is
+ * avoided by over-allocating TG_DATA_ALIGN and storing the offset in the byte before. */
+static tg_tensor *leaf_alloc(const char *who, tg_dtype dtype, int rank, const size_t *shape,
+                             bool with_data)
+{
+    size_t numel;
+    if (tg_tensor__check_shape(who, dtype, rank, shape, &numel) != TG_OK)
+        return NULL;
+    size_t bytes = with_data ? numel * tg_dtype_size(dtype) : 0;
+    size_t total = TG_DATA_ALIGN + leaf_header_size();
+    if (bytes > SIZE_MAX - total) {
+        tg__error(TG_ESHAPE, "%s: tensor of %zu elements is too large", who, numel);
+        return NULL;
+    }
+    total += bytes;
+    unsigned char *raw = tg__malloc(total);
+    if (!raw) {
+        tg__error(TG_ENOMEM, "%s: out of memory for %zu bytes", who, total);
+        return NULL;
+    }
+    uintptr_t base = ((uintptr_t)raw + TG_DATA_ALIGN) & ~(uintptr_t)(TG_DATA_ALIGN - 1);
+    unsigned char *p = (unsigned char *)base; /* at least 1 byte past raw */
+    p[-1] = (unsigned char)(p - raw);
+    tg_tensor *t = (tg_tensor *)p;
+    memset(t, 0, sizeof *t);
+    t->dtype = (uint8_t)dtype;
+    t->rank = (uint8_t)rank;
+    for (int i = 0; i < rank; i++)
+        t->shape[i] = shape[i];
+    t->numel = numel;
+    t->flags = TG_TF_LEAF | (with_data ? TG_TF_OWNS_DATA : 0);
+    t->op = UINT16_MAX;
+    t->index = UINT32_MAX;
+    if (with_data)
+        t->data = p + leaf_header_size();
+    return t;
+}
+
+static size_t leaf_alloc_size(const tg_tensor *t)
+{
+    size_t bytes = (t->flags & TG_TF_OWNS_DATA) ? tg__nbytes(t) : 0;
+    return TG_DATA_ALIGN + leaf_header_size() + bytes;
+}
+
+void tg_tensor_free(tg_tensor *t)
+{
+    if (!t || !(t->flags & TG_TF_LEAF))
+        return;
+    if (t->grad)
+        tg__free(t->grad, tg__nbytes(t) ? tg__nbytes(t) : 1);
+    if (t->name)
+        tg__free((void *)t->name, strlen(t->name) + 1);
+    unsigned char *p = (unsigned char *)t;
+    tg__free(p - p[-1], leaf_alloc_size(t));
+}
+
+void *tg_tensor__alloc_grad(tg_tensor *leaf)
+{
+    if (!leaf->grad) {
+        size_t bytes = tg__nbytes(leaf);
+        leaf->grad = tg__malloc(bytes ? bytes : 1);
+        if (leaf->grad)
+            memset(leaf->grad, 0, bytes);
+    }
+    return leaf->grad;
+}
+
+static void fill(tg_tensor *t, double v)
+{
+    if (t->dtype == TG_F32) {
+        float *d = t->data;
+        for (size_t i = 0; i < t->numel; i++)
+            d[i] = (float)v;
+    } else {
+        double *d = t->data;
+        for (size_t i = 0; i < t->numel; i++)
+            d[i] = v;
+    }
+}
+
+tg_tensor *tg_tensor_full(tg_dtype dtype, int rank, const size_t *shape, double value)
+{
+    tg_tensor *t = leaf_alloc("tensor_full", dtype, rank, shape, true);
+    if (t)
+        fill(t, value);
+    return t;
+}
+
+tg_tensor *tg_tensor_zeros(tg_dtype dtype, int rank, const size_t *shape)
+{
+    return tg_tensor_full(dtype, rank, shape, 0.0);
+}
+
+tg_tensor *tg_tensor_ones(tg_dtype dtype, int rank, const size_t *shape)
+{
+    return tg_tensor_full(dtype, rank, shape, 1.0);
+}
+
+tg_tensor *tg_tensor_scalar(tg_dtype dtype, double value)
+{
+    return tg_tensor_full(dtype, 0, NULL, value);
+}
+
+tg_tensor *tg_tensor_from_data(tg_dtype dtype, int rank, const size_t *shape, const void *data)
+{
+    tg_tensor *t = leaf_alloc("tensor_from_data", dtype, rank, shape, true);
+    if (!t)
+        return NULL;
+    if (!data && t->numel) {
+        tg__error(TG_EINVAL, "tensor_from_data: data is NULL");
+        tg_tensor_free(t);
+        return NULL;
+    }
+    if (t->numel)
+        memcpy(t->data, data, tg__nbytes(t));
+    return t;
+}
+
+tg_tensor *tg_tensor_from_f64(tg_dtype dtype, int rank, const size_t *shape, const double *data)
+{
+    tg_tensor *t = leaf_alloc("tensor_from_f64", dtype, rank, shape, true);
+    if (!t)
+        return NULL;
+    if (!data && t->numel) {
+        tg__error(TG_EINVAL, "tensor_from_f64: data is NULL");
+        tg_tensor_free(t);
+        return NULL;
+    }
+    for (size_t i = 0; i < t->numel; i++) {
+        if (dtype == TG_F32)
+            ((float *)t->data)[i] = (float)data[i];
+        else
+            ((double *)t->data)[i] = data[i];
+    }
+    return t;
+}
+
+tg_tensor *tg_tensor_wrap(tg_dtype dtype, int rank, const size_t *shape, void *data)
+{
+    tg_tensor *t = leaf_alloc("tensor_wrap", dtype, rank, shape, false);
+    if (!t)
+        return NULL;
+    if (!data && t->numel) {
+        tg__error(TG_EINVAL, "tensor_wrap: data is NULL");
+        tg_tensor_free(t);
+        return NULL;
+    }
+    if ((uintptr_t)data % tg_dtype_size(dtype)) {
+        tg__error(TG_EINVAL, "tensor_wrap: data is not aligned for %s", tg_dtype_name(dtype));
+        tg_tensor_free(t);
+        return NULL;
+    }
+    t->data = data;
+    return t;
+}
+
+static tg_tensor *random_leaf(const char *who, tg_dtype dtype, int rank, const size_t *shape,
+                              tg_rng *rng, bool normal, double p0, double p1)
+{
+    if (!rng) {
+        tg__error(TG_EINVAL, "%s: rng is NULL", who);
+        return NULL;
+    }
+    tg_tensor *t = leaf_alloc(who, dtype, rank, shape, true);
+    if (!t)
+        return NULL;
+    for (size_t i = 0; i < t->numel; i++) {
+        double v = normal ? p0 + p1 * tg_rng_normal(rng) : p0 + (p1 - p0) * tg_rng_uniform(rng);
+        if (dtype == TG_F32)
+            ((float *)t->data)[i] = (float)v;
+        else
+            ((double *)t->data)[i] = v;
+    }
+    return t;
+}
+
+tg_tensor *tg_tensor_randn(tg_dtype dtype, int rank, const size_t *shape, tg_rng *rng,
+                           double mean, double std)
+{
+    return random_leaf("tensor_randn", dtype, rank, shape, rng, true, mean, std);
+}
+
+tg_tensor *tg_tensor_rand(tg_dtype dtype, int rank, const size_t *shape, tg_rng *rng, double lo,
+                          double hi)
+{
+    return random_leaf("tensor_rand", dtype, rank, shape, rng, false, lo, hi);
+}
+
+/* ---- flags and names ------------------------------------------------------------------- */
+
+tg_status tg_tensor_set_requires_grad(tg_tensor *t, bool requires_grad)
+{
+    if (!t)
+        return tg__error(TG_EINVAL, "tensor_set_requires_grad: tensor is NULL");
+    if (!(t->flags & TG_TF_LEAF))
+        return tg__error(TG_EINVAL, "tensor_set_requires_grad: node %u is not a leaf (a tape "
+                                    "tensor requires grad when its inputs do)",
+                         t->index);
+    t->requires_grad = requires_grad;
+    return TG_OK;
+}
+
+bool tg_tensor_requires_grad(const tg_tensor *t)
+{
+    return t && t->requires_grad;
+}
+
+bool tg_tensor_is_leaf(const tg_tensor *t)
+{
+    return t && (t->flags & TG_TF_LEAF);
+}
+
+tg_status tg_tensor_set_name(tg_tensor *t, const char *name)
+{
+    if (!t || !name)
+        return tg__error(TG_EINVAL, "tensor_set_name: %s is NULL", t ? "name" : "tensor");
+    size_t n = strlen(name) + 1;
+    if (t->flags & TG_TF_LEAF) {
+        char *copy = tg__strdup(name);
+        if (!copy)
+            return tg__error(TG_ENOMEM, "tensor_set_name: out of memory");
+        if (t->name)
+            tg__free((void *)t->name, strlen(t->name) + 1);
+        t->name = copy;
+        return TG_OK;
+    }
+    tg_status st = tg_tensor__check_live(t, "tensor_set_name");
+    if (st != TG_OK)
+        return st;
+    char *copy = tg_arena__alloc(&t->tape->data, n, 1);
+    if (!copy)
+        return tg__error(TG_ENOMEM, "tensor_set_name: out of memory");
+    memcpy(copy, name, n);
+    t->name = copy;
+    return TG_OK;
+}
+
+const char *tg_tensor_name(const tg_tensor *t)
+{
+    return t ? t->name : NULL;
+}
+
+/* ---- shape and values ------------------------------------------------------------------ */
+
+tg_dtype tg_tensor_dtype(const tg_tensor *t)
+{
+    return t ? (tg_dtype)t->dtype : TG_F32;
+}
+
+int tg_tensor_rank(const tg_tensor *t)
+{
+    return t ? t->rank : 0;
+}
+
+const size_t *tg_tensor_shape(const tg_tensor *t)
+{
+    return t ? t->shape : NULL;
+}
+
+size_t tg_tensor_dim(const tg_tensor *t, int axis)
+{
+    if (!t)
+        return 0;
+    if (axis < 0)
+        axis += t->rank;
+    return axis >= 0 && axis < t->rank ? t->shape[axis] : 0;
+}
+
+size_t tg_tensor_numel(const tg_tensor *t)
+{
+    return t ? t->numel : 0;
+}
+
+const void *tg_tensor_data_const(const tg_tensor *t)
+{
+    if (!t) {
+        tg__error(TG_EINVAL, "tensor_data: tensor is NULL");
+        return NULL;
+    }
+    if (tg_tensor__check_live(t, "tensor_data") != TG_OK)
+        return NULL;
+    return t->data;
+}
+
+void *tg_tensor_data(tg_tensor *t)
+{
+    return (void *)tg_tensor_data_const(t);
+}
+
+static double load(const void *p, tg_dtype dtype, size_t i)
+{
+    return dtype == TG_F32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
+}
+
+double tg_tensor_get(const tg_tensor *t, size_t i)
+{
+    const void *d = tg_tensor_data_const(t);
+    if (!d && (!t || t->numel))
+        return NAN;
+    if (i >= t->numel) {
+        tg__error(TG_EINVAL, "tensor_get: index %zu is out of range for %zu elements", i,
+                  t->numel);
+        return NAN;
+    }
+    return load(d, (tg_dtype)t->dtype, i);
+}
+
+double tg_tensor_item(const tg_tensor *t)
+{
+    return tg_tensor_get(t, 0);
+}
+
+tg_status tg_tensor_set(tg_tensor *t, size_t i, double value)
+{
+    if (!t)
+        return tg__error(TG_EINVAL, "tensor_set: tensor is NULL");
+    if (!(t->flags & TG_TF_LEAF))
+        return tg__error(TG_EINVAL, "tensor_set: node %u is not a leaf (recorded values are "
+                                    "read-only)",
+                         t->index);
+    if (i >= t->numel)
+        return tg__error(TG_EINVAL, "tensor_set: index %zu is out of range for %zu elements", i,
+                         t->numel);
+    if (t->dtype == TG_F32)
+        ((float *)t->data)[i] = (float)value;
+    else
+        ((double *)t->data)[i] = value;
+    return TG_OK;
+}
+
+tg_status tg_tensor_to_f64(const tg_tensor *t, double *out)
+{
+    const void *d = tg_tensor_data_const(t);
+    if (!d && (!t || t->numel))
+        return tg_last_status();
+    if (!out && t->numel)
+        return tg__error(TG_EINVAL, "tensor_to_f64: out is NULL");
+    for (size_t i = 0; i < t->numel; i++)
+        out[i] = load(d, (tg_dtype)t->dtype, i);
+    return TG_OK;
+}
+
+void *tg_tensor_grad_data(tg_tensor *t)
+{
+    if (!t)
+        return NULL;
+    if (t->flags & TG_TF_LEAF)
+        return t->grad;
+    if (tg_tensor__check_live(t, "tensor_grad_data") != TG_OK)
+        return NULL;
+    return t->grad_pass == t->tape->pass && t->tape->pass ? t->grad : NULL;
+}
+
+double tg_tensor_grad_get(const tg_tensor *t, size_t i)
+{
+    const void *g = tg_tensor_grad_data((tg_tensor *)t);
+    if (!g || i >= t->numel)
+        return 0.0;
+    return load(g, (tg_dtype)t->dtype, i);
+}
+
+tg_status tg_tensor_zero_grad(tg_tensor *t)
+{
+    if (!t)
+        return tg__error(TG_EINVAL, "tensor_zero_grad: tensor is NULL");
+    if (!(t->flags & TG_TF_LEAF))
+        return tg__error(TG_EINVAL, "tensor_zero_grad: node %u is not a leaf", t->index);
+    if (t->grad)
+        memset(t->grad, 0, tg__nbytes(t));
+    return TG_OK;
+}
