@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# tools/test.sh [--sanitize]: installs what is missing, builds tapegrad and runs every test
+# with ctest. --sanitize builds in build/asan with AddressSanitizer + UBSan (RelWithDebInfo)
+# and skips the slow install test (it builds its own, unsanitized, trees). CI=true turns
+# warnings into errors. Exits non-zero on any failure.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+sanitize=0
+for arg in "$@"; do
+    case "$arg" in
+        --sanitize) sanitize=1 ;;
+        -h | --help)
+            sed -n '2,6p' "$0"
+            exit 0
+            ;;
+        *)
+            echo "test.sh: unknown argument '$arg' (try --help)" >&2
+            exit 2
+            ;;
+    esac
+done
+
+jobs=$(nproc 2>/dev/null || echo 2)
+werror=OFF
+[ "${CI:-}" = true ] && werror=ON
+
+./tools/setup.sh
+
+ctest_args=(--output-on-failure -j "$jobs")
+if [ $sanitize -eq 1 ]; then
+    build=build/asan
+    config=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTG_SANITIZE=ON)
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+    export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+    ctest_args+=(--label-exclude slow)
+else
+    build=build/release
+    config=(-DCMAKE_BUILD_TYPE=Release -DTG_SANITIZE=OFF)
+fi
+
+echo "== configure ($build, TG_WERROR=$werror)"
+cmake -S . -B "$build" "${config[@]}" -DTG_WERROR="$werror" -DTG_BUILD_TESTS=ON
+echo "== build"
+cmake --build "$build" -j "$jobs"
+echo "== test"
+ctest --test-dir "$build" "${ctest_args[@]}"
