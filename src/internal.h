@@ -51,15 +51,27 @@ typedef struct tg_arena_block tg_arena_block;
 typedef struct tg_arena {
     tg_arena_block *first; /* the chain, kept across rewinds */
     tg_arena_block *cur;   /* the block being filled */
-    size_t used;           /* bytes used in cur */
+    uintptr_t ptr, end;    /* free space left in cur */
     size_t capacity;       /* sum of block sizes */
 } tg_arena;
 
 void tg_arena__init(tg_arena *a);
 void tg_arena__free(tg_arena *a);
 void tg_arena__rewind(tg_arena *a);
-/* `size` bytes aligned to `align` (a power of two <= 64), or NULL when out of memory. */
-void *tg_arena__alloc(tg_arena *a, size_t size, size_t align);
+/* The slow path of tg_arena__alloc: moves to the next kept block or adds one. */
+void *tg_arena__alloc_slow(tg_arena *a, size_t size, size_t align);
+
+/* `size` bytes aligned to `align` (a power of two <= 64), or NULL when out of memory. Inline:
+ * every recorded node makes two of these, so the common case is an add and a compare. */
+static inline void *tg_arena__alloc(tg_arena *a, size_t size, size_t align)
+{
+    uintptr_t p = (a->ptr + (align - 1)) & ~(uintptr_t)(align - 1);
+    if (__builtin_expect(p <= a->end && size <= a->end - p, 1)) {
+        a->ptr = p + size;
+        return (void *)p;
+    }
+    return tg_arena__alloc_slow(a, size, align);
+}
 
 /* ---- tensor ----------------------------------------------------------------------------- */
 
@@ -82,27 +94,35 @@ typedef union tg_attr {
     } reshape;
 } tg_attr;
 
+/* 128 bytes: two cache lines, the first holding everything the backward walk touches.
+ * (Every recorded op writes one of these, so its size is the tape's memory traffic.) */
 struct tg_tensor {
     void *data;
     void *grad;           /* leaf: heap buffer; tape tensor: arena buffer of pass grad_pass */
     tg_tape *tape;        /* owning tape; NULL for leaves */
-    tg_tensor *in[2];     /* inputs (tape tensors only) */
+    union {
+        tg_tensor *in[2]; /* tape tensors: the inputs */
+        struct {          /* leaves: where it is registered on the tape that last used it */
+            tg_tape *reg_tape;
+            uint32_t reg_gen, reg_slot;
+        };
+    };
     size_t numel;
-    size_t shape[TG_MAX_RANK];
-    tg_attr attr;
-    const char *name;
     uint32_t index;       /* node index on its tape */
     uint32_t gen;         /* the tape generation it was recorded in */
     uint32_t grad_pass;   /* the backward pass `grad` belongs to */
     uint16_t op;
     uint8_t dtype;
     uint8_t rank;
+    /* second cache line */
     uint8_t requires_grad;
     uint8_t flags;
-    /* leaves only: where this leaf is registered on the tape that last used it */
-    tg_tape *reg_tape;
-    uint32_t reg_gen, reg_slot;
+    tg_attr attr;
+    size_t shape[TG_MAX_RANK];
+    const char *name;
 };
+
+_Static_assert(sizeof(struct tg_tensor) <= 128, "node headers fit two cache lines");
 
 static inline size_t tg__esize(const tg_tensor *t) { return t->dtype == TG_F64 ? 8 : 4; }
 static inline size_t tg__nbytes(const tg_tensor *t) { return t->numel * tg__esize(t); }
@@ -148,9 +168,18 @@ tg_tensor *tg_tape__record(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b, 
 /* Sets the tape's error (if it has none yet) and this thread's, naming op and node index. */
 void tg_tape__fail(tg_tape *tape, tg_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The first touch of a gradient buffer in a pass: allocates and zeroes it. */
+void *tg_tape__grad_first(tg_tape *tape, tg_tensor *x);
 /* The gradient buffer of input x for the current backward pass (zeroed on first use), or
  * NULL when x needs no gradient, or on ENOMEM (then the tape's status says so). */
-void *tg_tape__grad_of(tg_tape *tape, tg_tensor *x);
+static inline void *tg_tape__grad_of(tg_tape *tape, tg_tensor *x)
+{
+    if (!x->requires_grad)
+        return NULL;
+    if (__builtin_expect(!(x->flags & TG_TF_LEAF) && x->grad_pass == tape->pass, 1))
+        return x->grad;
+    return tg_tape__grad_first(tape, x);
+}
 /* Arena memory for op data (values, gradients, scratch). */
 void *tg_tape__alloc(tg_tape *tape, size_t size);
 /* The staleness check used by every entry point that takes a tensor: TG_OK or TG_ESTALE. */

@@ -42,7 +42,7 @@ extern "C" {
 TG_API const char *tg_version(void);
 
 /* Largest tensor rank. Shapes are arrays of size_t with this many slots at most. */
-#define TG_MAX_RANK 6
+#define TG_MAX_RANK 4
 
 typedef enum tg_status {
     TG_OK = 0,

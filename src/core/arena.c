@@ -35,10 +35,16 @@ void tg_arena__free(tg_arena *a)
     tg_arena__init(a);
 }
 
+static void enter(tg_arena *a, tg_arena_block *b)
+{
+    a->cur = b;
+    a->ptr = b ? (uintptr_t)block_base(b) : 0;
+    a->end = b ? a->ptr + b->size : 0;
+}
+
 void tg_arena__rewind(tg_arena *a)
 {
-    a->cur = a->first;
-    a->used = 0;
+    enter(a, a->first);
 }
 
 static tg_arena_block *new_block(size_t size)
@@ -58,28 +64,18 @@ static tg_arena_block *new_block(size_t size)
     return b;
 }
 
-static size_t align_up(size_t n, size_t align)
-{
-    return (n + align - 1) & ~(align - 1);
-}
-
-void *tg_arena__alloc(tg_arena *a, size_t size, size_t align)
+void *tg_arena__alloc_slow(tg_arena *a, size_t size, size_t align)
 {
     TG_ASSERT(align && align <= TG_DATA_ALIGN && (align & (align - 1)) == 0);
-    if (a->cur) {
-        size_t off = align_up(a->used, align);
-        if (off <= a->cur->size && size <= a->cur->size - off) {
-            a->used = off + size;
-            return block_base(a->cur) + off;
-        }
-        /* Move on to a kept block that is large enough (blocks after cur were used by an
-         * earlier recording before a rewind). Skipped blocks stay in the chain for later. */
-        for (tg_arena_block *b = a->cur->next; b; b = b->next) {
-            if (size <= b->size) {
-                a->cur = b;
-                a->used = size;
-                return block_base(b);
-            }
+    TG_UNUSED(align);
+    /* Move on to a kept block that is large enough (blocks after cur were used by an earlier
+     * recording before a rewind). Skipped blocks stay in the chain for later. Block bases
+     * are TG_DATA_ALIGN-aligned, so any align fits at offset 0. */
+    for (tg_arena_block *b = a->cur ? a->cur->next : NULL; b; b = b->next) {
+        if (size <= b->size) {
+            enter(a, b);
+            a->ptr += size;
+            return block_base(b);
         }
     }
     size_t want = a->capacity > MIN_BLOCK ? a->capacity : MIN_BLOCK;
@@ -98,7 +94,7 @@ void *tg_arena__alloc(tg_arena *a, size_t size, size_t align)
         last->next = b;
     }
     a->capacity += b->size;
-    a->cur = b;
-    a->used = size;
+    enter(a, b);
+    a->ptr += size;
     return block_base(b);
 }

@@ -294,22 +294,26 @@ BINARY_OP(div, a / b, dy / b, -dy * a / (b * b))
 static tg_status matmul_shape(tg_tensor *y, char *msg, size_t size)
 {
     const tg_tensor *a = y->in[0], *b = y->in[1];
-    char sa[96], sb[96];
-    fmt_shape(sa, sizeof sa, a);
-    fmt_shape(sb, sizeof sb, b);
-    if (!((a->rank == 2 && b->rank == 2) || (a->rank == 3 && b->rank == 3))) {
-        snprintf(msg, size, "%s @ %s: operands must both be 2-D, or both 3-D (batched)", sa, sb);
-        return TG_ESHAPE;
-    }
     int r = a->rank;
-    if (r == 3 && a->shape[0] != b->shape[0]) {
-        snprintf(msg, size, "%s @ %s: batch sizes %zu and %zu differ", sa, sb, a->shape[0],
-                 b->shape[0]);
-        return TG_ESHAPE;
-    }
-    if (a->shape[r - 1] != b->shape[r - 2]) {
-        snprintf(msg, size, "%s @ %s: inner dimensions %zu and %zu differ", sa, sb,
-                 a->shape[r - 1], b->shape[r - 2]);
+    const char *why = NULL;
+    if (!((r == 2 && b->rank == 2) || (r == 3 && b->rank == 3)))
+        why = "operands must both be 2-D, or both 3-D (batched)";
+    else if (r == 3 && a->shape[0] != b->shape[0])
+        why = "batch sizes";
+    else if (a->shape[r - 1] != b->shape[r - 2])
+        why = "inner dimensions";
+    if (why) { /* formatting only on the error path: this rule runs for every matmul */
+        char sa[96], sb[96];
+        fmt_shape(sa, sizeof sa, a);
+        fmt_shape(sb, sizeof sb, b);
+        if (why[0] == 'o')
+            snprintf(msg, size, "%s @ %s: %s", sa, sb, why);
+        else if (why[0] == 'b')
+            snprintf(msg, size, "%s @ %s: batch sizes %zu and %zu differ", sa, sb, a->shape[0],
+                     b->shape[0]);
+        else
+            snprintf(msg, size, "%s @ %s: inner dimensions %zu and %zu differ", sa, sb,
+                     a->shape[r - 1], b->shape[r - 2]);
         return TG_ESHAPE;
     }
     y->rank = (uint8_t)r;

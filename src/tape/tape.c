@@ -140,7 +140,9 @@ tg_status tg_tensor__check_live(const tg_tensor *t, const char *who)
 
 void *tg_tape__alloc(tg_tape *tape, size_t size)
 {
-    return tg_arena__alloc(&tape->data, size, size >= TG_DATA_ALIGN ? TG_DATA_ALIGN : 16);
+    /* Small buffers (0-d scalars) need not waste a cache line each; size 0 still gets a
+     * distinct non-NULL pointer. */
+    return tg_arena__alloc(&tape->data, size ? size : 1, size >= TG_DATA_ALIGN ? TG_DATA_ALIGN : 16);
 }
 
 /* The slot of a leaf on this tape, registering it on first use in this recording. The leaf
@@ -181,7 +183,7 @@ static size_t leaf_slot(tg_tape *tape, const tg_tensor *x)
     return SIZE_MAX;
 }
 
-static tg_status check_input(tg_tape *tape, const char *op, int i, tg_tensor *x)
+static inline tg_status check_input(tg_tape *tape, const char *op, int i, tg_tensor *x)
 {
     if (!x) {
         tg_tape__fail(tape, TG_EINVAL, "%s: input %d is NULL (node %zu)", op, i, tape->n_nodes);
@@ -237,7 +239,7 @@ static void describe_inputs(const tg_tensor *y, char *buf, size_t size)
 }
 
 /* A new node header (not yet appended), with everything but shape and data set. */
-static tg_tensor *new_node(tg_tape *tape, tg_op op, tg_dtype dtype)
+static inline tg_tensor *new_node(tg_tape *tape, tg_op op, tg_dtype dtype)
 {
     tg_tensor *y = tg_arena__alloc(&tape->headers[tape->gen & 1], sizeof *y, 16);
     if (!y) {
@@ -258,20 +260,20 @@ static tg_tensor *new_node(tg_tape *tape, tg_op op, tg_dtype dtype)
     y->rank = 0;
     y->requires_grad = 0;
     y->flags = tg_ops__table[op].is_view ? TG_TF_VIEW : 0;
-    y->reg_tape = NULL;
     return y;
 }
 
-/* Gives y its data (unless it is a view) and appends it to the node list. */
-static tg_status finish_node(tg_tape *tape, tg_tensor *y)
+/* The rare cases of finish_node, out of line: an element count that overflows, a full tape,
+ * a node list that must grow. */
+static tg_status finish_node_slow(tg_tape *tape, tg_tensor *y, bool overflow)
 {
     const char *name = tg_ops__table[y->op].name;
-    size_t numel;
-    if (tg_tensor__check_shape(name, (tg_dtype)y->dtype, y->rank, y->shape, &numel) != TG_OK) {
-        tg_tape__fail(tape, tg_last_status(), "%s (node %zu)", tg_last_error(), tape->n_nodes);
-        return tape->status;
+    if (overflow) {
+        char s[160];
+        tg_tape__fail(tape, TG_ESHAPE, "%s: shape %s has too many elements (node %zu)", name,
+                      tg_shape_format(s, sizeof s, y->rank, y->shape), tape->n_nodes);
+        return TG_ESHAPE;
     }
-    y->numel = numel;
     if (tape->n_nodes >= UINT32_MAX) {
         tg_tape__fail(tape, TG_ENOMEM, "%s: the tape is full (%zu nodes)", name, tape->n_nodes);
         return TG_ENOMEM;
@@ -282,11 +284,26 @@ static tg_status finish_node(tg_tape *tape, tg_tensor *y)
                       tape->n_nodes);
         return TG_ENOMEM;
     }
+    return TG_OK;
+}
+
+/* Gives y its element count and data (unless it is a view) and appends it to the node list. */
+static inline tg_status finish_node(tg_tape *tape, tg_tensor *y)
+{
+    size_t numel = 1, bytes;
+    bool overflow = false;
+    for (int i = 0; i < y->rank; i++)
+        overflow |= __builtin_mul_overflow(numel, y->shape[i], &numel);
+    overflow |= __builtin_mul_overflow(numel, tg__esize(y), &bytes);
+    if (TG_UNLIKELY(overflow || tape->n_nodes == tape->cap_nodes) &&
+        finish_node_slow(tape, y, overflow) != TG_OK)
+        return tape->status;
+    y->numel = numel;
     if (!(y->flags & TG_TF_VIEW)) {
-        y->data = tg_tape__alloc(tape, tg__nbytes(y));
-        if (!y->data) {
-            tg_tape__fail(tape, TG_ENOMEM, "%s: out of memory for %zu bytes (node %zu)", name,
-                          tg__nbytes(y), tape->n_nodes);
+        y->data = tg_tape__alloc(tape, bytes);
+        if (TG_UNLIKELY(!y->data)) {
+            tg_tape__fail(tape, TG_ENOMEM, "%s: out of memory for %zu bytes (node %zu)",
+                          tg_ops__table[y->op].name, bytes, tape->n_nodes);
             return TG_ENOMEM;
         }
     }
@@ -382,10 +399,8 @@ tg_tensor *tg_scalar(tg_tape *tape, tg_dtype dtype, double value)
 
 /* ---- backward ------------------------------------------------------------------------------ */
 
-void *tg_tape__grad_of(tg_tape *tape, tg_tensor *x)
+void *tg_tape__grad_first(tg_tape *tape, tg_tensor *x)
 {
-    if (!x->requires_grad)
-        return NULL;
     if (!(x->flags & TG_TF_LEAF)) {
         if (x->grad_pass != tape->pass) {
             x->grad = tg_tape__alloc(tape, tg__nbytes(x));

@@ -28,14 +28,17 @@ tg_status tg_tensor__check_shape(const char *who, tg_dtype dtype, int rank, cons
         return tg__error(TG_EINVAL, "%s: rank %d is out of range 0..%d", who, rank, TG_MAX_RANK);
     if (rank > 0 && !shape)
         return tg__error(TG_EINVAL, "%s: shape is NULL for rank %d", who, rank);
-    size_t n = 1;
-    for (int i = 0; i < rank; i++) {
-        if (shape[i] && n > SIZE_MAX / tg_dtype_size(dtype) / shape[i]) {
-            char buf[160];
-            return tg__error(TG_ESHAPE, "%s: shape %s has too many elements", who,
-                             tg_shape_format(buf, sizeof buf, rank, shape));
-        }
-        n *= shape[i];
+    /* Elements and bytes must both fit in size_t (this runs for every recorded node, so the
+     * check is a multiply-with-overflow, not a division). */
+    size_t n = 1, bytes;
+    bool overflow = false;
+    for (int i = 0; i < rank; i++)
+        overflow |= __builtin_mul_overflow(n, shape[i], &n);
+    overflow |= __builtin_mul_overflow(n, tg_dtype_size(dtype), &bytes);
+    if (TG_UNLIKELY(overflow)) {
+        char buf[160];
+        return tg__error(TG_ESHAPE, "%s: shape %s has too many elements", who,
+                         tg_shape_format(buf, sizeof buf, rank, shape));
     }
     *numel = n;
     return TG_OK;
