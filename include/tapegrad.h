@@ -1,7 +1,7 @@
 /* tapegrad.h: the umbrella header. Include this, or the module headers you need.
  * The library is a tape-based reverse-mode automatic differentiation engine in C11:
  * tensors (tapegrad/tensor.h), the tape and backward (tapegrad/tape.h), the primitive ops
- * (tapegrad/ops.h) and gradient checking (tapegrad/check.h). */
+ * (tapegrad/ops.h), gradient checking (tapegrad/check.h) and losses (tapegrad/nn.h). */
 #ifndef TAPEGRAD_H
 #define TAPEGRAD_H
 
@@ -10,5 +10,6 @@
 #include "tapegrad/tape.h"
 #include "tapegrad/ops.h"
 #include "tapegrad/check.h"
+#include "tapegrad/nn.h"
 
 #endif

@@ -85,6 +85,9 @@ enum {
 typedef union tg_attr {
     double c; /* scale, add_scalar, pow */
     struct {
+        double lo, hi;
+    } clamp;
+    struct {
         int32_t axis;
         int32_t keepdim;
     } r; /* reductions, softmax */

@@ -8,7 +8,7 @@
  * tape's gradient recording is enabled.
  *
  * Conventions at kinks and edges (documented, tested):
- *   relu'(0) = 0, abs'(0) = 0; max gives its gradient to the first maximum on ties;
+ *   relu'(0) = 0, abs'(0) = 0; clamp passes the gradient on its bounds; max gives its gradient to the first maximum on ties;
  *   sigmoid is computed without overflow for any |x|; log(0) = -inf with gradient +inf, and
  *   log(x < 0) = NaN, as IEEE 754 says; sqrt'(0) = +inf; pow follows C's pow().
  * Broadcasting (add, sub, mul, div) follows NumPy: shapes are aligned from the right and
@@ -42,6 +42,8 @@ typedef enum tg_op {
     TG_OP_SIGMOID,
     TG_OP_TANH,
     TG_OP_RELU,
+    TG_OP_LOG_SIGMOID, /* log(sigmoid(x)), stable */
+    TG_OP_CLAMP,       /* min(max(x, lo), hi) */
     TG_OP_MATMUL,
     TG_OP_TRANSPOSE,
     TG_OP_RESHAPE,
@@ -95,6 +97,12 @@ TG_API tg_tensor *tg_abs(tg_tape *tape, tg_tensor *x);
 TG_API tg_tensor *tg_sigmoid(tg_tape *tape, tg_tensor *x);
 TG_API tg_tensor *tg_tanh(tg_tape *tape, tg_tensor *x);
 TG_API tg_tensor *tg_relu(tg_tape *tape, tg_tensor *x);
+/* log(sigmoid(x)) = -log(1 + e^-x), finite for any x (the building block of a stable binary
+ * cross-entropy on logits); its gradient is sigmoid(-x). */
+TG_API tg_tensor *tg_log_sigmoid(tg_tape *tape, tg_tensor *x);
+/* min(max(x, lo), hi); the gradient passes where lo <= x <= hi and is 0 elsewhere.
+ * TG_EINVAL when lo > hi or either is NaN. */
+TG_API tg_tensor *tg_clamp(tg_tape *tape, tg_tensor *x, double lo, double hi);
 
 /* Matrix product: (M,K) @ (K,N) -> (M,N); batched (B,M,K) @ (B,K,N) -> (B,M,N). */
 TG_API tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b);

@@ -121,6 +121,44 @@ UNARY_OP(sigmoid, SIGMOID(x), dy * y * (1 - y))
 UNARY_OP(tanh, tanh(x), dy * (1 - y * y))
 /* y = max(x, 0);  dx += dy where x > 0, relu'(0) = 0 */
 UNARY_OP(relu, x > 0 ? x : 0, x > 0 ? dy : 0)
+/* y = log sigmoid(x) = min(x, 0) - log(1 + e^-|x|);  dx += dy * sigmoid(-x) */
+UNARY_OP(log_sigmoid, (x < 0 ? x : 0) - log1p(exp(-fabs(x))), dy * SIGMOID(-x))
+
+/* y = min(max(x, lo), hi);  dx += dy where lo <= x <= hi */
+static void clamp_forward(tg_tensor *node)
+{
+    DISPATCH(node->dtype, {
+        const T *X = node->in[0]->data;
+        T *Y = node->data;
+        const T lo = (T)node->attr.clamp.lo, hi = (T)node->attr.clamp.hi;
+        for (size_t i = 0, n = node->numel; i < n; i++)
+            Y[i] = X[i] < lo ? lo : (X[i] > hi ? hi : X[i]);
+    });
+}
+
+static void clamp_vjp(tg_tape *tape, tg_tensor *node)
+{
+    void *g = tg_tape__grad_of(tape, node->in[0]);
+    if (!g)
+        return;
+    DISPATCH(node->dtype, {
+        const T *X = node->in[0]->data, *DY = node->grad;
+        T *DX = g;
+        const T lo = (T)node->attr.clamp.lo, hi = (T)node->attr.clamp.hi;
+        for (size_t i = 0, n = node->numel; i < n; i++)
+            DX[i] += X[i] >= lo && X[i] <= hi ? DY[i] : 0;
+    });
+}
+
+static tg_status clamp_shape(tg_tensor *y, char *msg, size_t size)
+{
+    double lo = y->attr.clamp.lo, hi = y->attr.clamp.hi;
+    if (!(lo <= hi)) {
+        snprintf(msg, size, "bounds [%g, %g] are empty or NaN", lo, hi);
+        return TG_EINVAL;
+    }
+    return same_shape(y, msg, size);
+}
 
 /* ==== elementwise binary, NumPy broadcasting ===============================================
  * The output shape aligns both shapes from the right; the VJP walks the output with each
@@ -799,6 +837,8 @@ const tg_op_info tg_ops__table[TG_OP_COUNT] = {
     [TG_OP_SIGMOID] = UNARY_ENTRY(sigmoid),
     [TG_OP_TANH] = UNARY_ENTRY(tanh),
     [TG_OP_RELU] = UNARY_ENTRY(relu),
+    [TG_OP_LOG_SIGMOID] = UNARY_ENTRY(log_sigmoid),
+    [TG_OP_CLAMP] = {"clamp", 1, false, false, clamp_shape, clamp_forward, clamp_vjp},
     [TG_OP_MATMUL] = {"matmul", 2, false, false, matmul_shape, matmul_forward, matmul_vjp},
     [TG_OP_TRANSPOSE] = {"transpose", 1, false, false, transpose_shape, transpose_forward,
                          transpose_vjp},
@@ -890,6 +930,15 @@ tg_tensor *tg_sigmoid(tg_tape *tape, tg_tensor *x) { return unary(tape, TG_OP_SI
 tg_tensor *tg_tanh(tg_tape *tape, tg_tensor *x) { return unary(tape, TG_OP_TANH, x); }
 tg_tensor *tg_relu(tg_tape *tape, tg_tensor *x) { return unary(tape, TG_OP_RELU, x); }
 tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x) { return unary(tape, TG_OP_TRANSPOSE, x); }
+tg_tensor *tg_log_sigmoid(tg_tape *tape, tg_tensor *x)
+{
+    return unary(tape, TG_OP_LOG_SIGMOID, x);
+}
+
+tg_tensor *tg_clamp(tg_tape *tape, tg_tensor *x, double lo, double hi)
+{
+    return tg_tape__record(tape, TG_OP_CLAMP, x, NULL, (tg_attr){.clamp = {lo, hi}});
+}
 
 tg_tensor *tg_scale(tg_tape *tape, tg_tensor *x, double c)
 {
