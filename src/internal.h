@@ -183,8 +183,13 @@ static inline void *tg_tape__grad_of(tg_tape *tape, tg_tensor *x)
         return x->grad;
     return tg_tape__grad_first(tape, x);
 }
-/* Arena memory for op data (values, gradients, scratch). */
-void *tg_tape__alloc(tg_tape *tape, size_t size);
+/* Arena memory for op data (values, gradients, scratch). Small buffers (0-d scalars) need not
+ * waste a cache line each; size 0 still gets a distinct non-NULL pointer. */
+static inline void *tg_tape__alloc(tg_tape *tape, size_t size)
+{
+    return tg_arena__alloc(&tape->data, size ? size : 1,
+                           size >= TG_DATA_ALIGN ? TG_DATA_ALIGN : 16);
+}
 /* The staleness check used by every entry point that takes a tensor: TG_OK or TG_ESTALE. */
 tg_status tg_tensor__check_live(const tg_tensor *t, const char *who);
 

@@ -138,19 +138,10 @@ tg_status tg_tensor__check_live(const tg_tensor *t, const char *who)
 
 /* ---- recording --------------------------------------------------------------------------- */
 
-void *tg_tape__alloc(tg_tape *tape, size_t size)
-{
-    /* Small buffers (0-d scalars) need not waste a cache line each; size 0 still gets a
-     * distinct non-NULL pointer. */
-    return tg_arena__alloc(&tape->data, size ? size : 1, size >= TG_DATA_ALIGN ? TG_DATA_ALIGN : 16);
-}
-
 /* The slot of a leaf on this tape, registering it on first use in this recording. The leaf
  * caches (tape, generation, slot), so the common case is two compares. */
-static tg_status use_leaf(tg_tape *tape, tg_tensor *x)
+static tg_status register_leaf(tg_tape *tape, tg_tensor *x)
 {
-    if (TG_LIKELY(x->reg_tape == tape && x->reg_gen == tape->gen))
-        return TG_OK;
     if (x->reg_tape != tape) {
         /* Used on another tape since: it may already be registered here. */
         for (size_t i = 0; i < tape->n_leaves; i++) {
@@ -171,6 +162,13 @@ static tg_status use_leaf(tg_tape *tape, tg_tensor *x)
     x->reg_gen = tape->gen;
     x->reg_slot = (uint32_t)tape->n_leaves++;
     return TG_OK;
+}
+
+static inline tg_status use_leaf(tg_tape *tape, tg_tensor *x)
+{
+    if (TG_LIKELY(x->reg_tape == tape && x->reg_gen == tape->gen))
+        return TG_OK;
+    return register_leaf(tape, x);
 }
 
 static size_t leaf_slot(tg_tape *tape, const tg_tensor *x)
@@ -263,6 +261,8 @@ static inline tg_tensor *new_node(tg_tape *tape, tg_op op, tg_dtype dtype)
     return y;
 }
 
+_Static_assert(TG_MAX_RANK * 15 <= 60, "finish_node's overflow shortcut assumes rank <= 4");
+
 /* The rare cases of finish_node, out of line: an element count that overflows, a full tape,
  * a node list that must grow. */
 static tg_status finish_node_slow(tg_tape *tape, tg_tensor *y, bool overflow)
@@ -290,10 +290,19 @@ static tg_status finish_node_slow(tg_tape *tape, tg_tensor *y, bool overflow)
 /* Gives y its element count and data (unless it is a view) and appends it to the node list. */
 static inline tg_status finish_node(tg_tape *tape, tg_tensor *y)
 {
-    size_t numel = 1, bytes;
+    /* With every dimension below 2^15 and rank <= 4, elements < 2^60 and bytes < 2^63: no
+     * overflow is possible, and the checked multiply (a slow dependency chain) is skipped. */
+    size_t numel = 1, bytes, any = 0;
+    for (int i = 0; i < y->rank; i++) {
+        numel *= y->shape[i];
+        any |= y->shape[i];
+    }
     bool overflow = false;
-    for (int i = 0; i < y->rank; i++)
-        overflow |= __builtin_mul_overflow(numel, y->shape[i], &numel);
+    if (TG_UNLIKELY(any >> 15)) {
+        numel = 1;
+        for (int i = 0; i < y->rank; i++)
+            overflow |= __builtin_mul_overflow(numel, y->shape[i], &numel);
+    }
     overflow |= __builtin_mul_overflow(numel, tg__esize(y), &bytes);
     if (TG_UNLIKELY(overflow || tape->n_nodes == tape->cap_nodes) &&
         finish_node_slow(tape, y, overflow) != TG_OK)
@@ -399,6 +408,19 @@ tg_tensor *tg_scalar(tg_tape *tape, tg_dtype dtype, double value)
 
 /* ---- backward ------------------------------------------------------------------------------ */
 
+/* memset, without the call for the small gradients of scalar graphs. */
+static inline void zero_values(void *p, const tg_tensor *x)
+{
+    if (x->numel > 4)
+        memset(p, 0, tg__nbytes(x));
+    else if (x->dtype == TG_F64)
+        for (size_t i = 0; i < x->numel; i++)
+            ((double *)p)[i] = 0;
+    else
+        for (size_t i = 0; i < x->numel; i++)
+            ((float *)p)[i] = 0;
+}
+
 void *tg_tape__grad_first(tg_tape *tape, tg_tensor *x)
 {
     if (!(x->flags & TG_TF_LEAF)) {
@@ -409,7 +431,7 @@ void *tg_tape__grad_first(tg_tape *tape, tg_tensor *x)
                               x->index);
                 return NULL;
             }
-            memset(x->grad, 0, tg__nbytes(x));
+            zero_values(x->grad, x);
             x->grad_pass = tape->pass;
         }
         return x->grad;
