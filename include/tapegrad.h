@@ -11,5 +11,7 @@
 #include "tapegrad/ops.h"
 #include "tapegrad/check.h"
 #include "tapegrad/nn.h"
+#include "tapegrad/optim.h"
+#include "tapegrad/data.h"
 
 #endif

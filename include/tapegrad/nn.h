@@ -32,6 +32,103 @@ TG_API tg_tensor *tg_cross_entropy_soft(tg_tape *tape, tg_tensor *logits, tg_ten
  * TG_EINVAL names the first label that is not an integer in 0..n_classes-1. */
 TG_API tg_tensor *tg_onehot(tg_tape *tape, tg_tensor *labels, size_t n_classes);
 
+/* ---- layers and models ------------------------------------------------------------------
+ * A model is an MLP: layers of Linear (x @ W + b, W of shape (in, out)) each followed by an
+ * activation. Its parameters are leaves owned by the model and stored in ONE contiguous
+ * block (and their gradients in another), so optimizers and gradient all-reduce work on
+ * flat arrays. Parameters are named "layer0.weight", "layer0.bias", "layer1.weight", ... */
+
+typedef enum tg_activation {
+    TG_ACT_IDENTITY = 0,
+    TG_ACT_SIGMOID = 1,
+    TG_ACT_TANH = 2,
+    TG_ACT_RELU = 3,
+} tg_activation;
+
+/* "identity", "sigmoid", "tanh", "relu"; and back (TG_EINVAL for an unknown name). */
+TG_API const char *tg_activation_name(tg_activation act);
+TG_API tg_status tg_activation_parse(const char *name, tg_activation *out);
+/* Applies the activation (identity records nothing and returns x). */
+TG_API tg_tensor *tg_activate(tg_tape *tape, tg_tensor *x, tg_activation act);
+
+typedef enum tg_init {
+    TG_INIT_XAVIER_UNIFORM = 0, /* U(-a, a), a = sqrt(6 / (in + out)) */
+    TG_INIT_XAVIER_NORMAL = 1,  /* N(0, 2 / (in + out)) */
+    TG_INIT_HE_UNIFORM = 2,     /* U(-a, a), a = sqrt(6 / in) */
+    TG_INIT_HE_NORMAL = 3,      /* N(0, 2 / in) */
+} tg_init;
+
+/* Fills a (in, out) weight leaf from the seeded RNG; TG_EINVAL unless w is a 2-D leaf. */
+TG_API tg_status tg_init_weight(tg_tensor *w, tg_init init, tg_rng *rng);
+
+#define TG_MLP_MAX_LAYERS 16
+
+/* The architecture: sizes[0] inputs, then sizes[i+1] units for layer i, each followed by
+ * act[i]. An options-style struct: start from TG_MLP_SPEC_INIT. */
+typedef struct tg_mlp_spec {
+    int n_layers;
+    size_t sizes[TG_MLP_MAX_LAYERS + 1];
+    tg_activation act[TG_MLP_MAX_LAYERS];
+    tg_dtype dtype;
+} tg_mlp_spec;
+
+#define TG_MLP_SPEC_INIT {0, {0}, {TG_ACT_IDENTITY}, TG_F32}
+
+typedef struct tg_model tg_model;
+
+/* A new MLP with weights from `init` (drawn from rng in layer order: weight, then bias = 0)
+ * and zero biases. *out is the caller's (tg_model_free). TG_EINVAL for a bad spec (no layers,
+ * too many, a zero size, unknown activation or dtype), TG_ENOMEM. */
+TG_API tg_status tg_model_new(const tg_mlp_spec *spec, tg_init init, tg_rng *rng,
+                              tg_model **out);
+TG_API void tg_model_free(tg_model *model);
+TG_API const tg_mlp_spec *tg_model_spec(const tg_model *model);
+
+/* Records the forward pass of x (rows, sizes[0]) on the tape; returns (rows, sizes[last]). */
+TG_API tg_tensor *tg_model_forward(tg_tape *tape, tg_model *model, tg_tensor *x);
+
+/* Parameters, in a fixed order (layer0.weight, layer0.bias, layer1.weight, ...). */
+TG_API size_t tg_model_param_count(const tg_model *model);
+TG_API tg_tensor *tg_model_param(const tg_model *model, size_t i);
+TG_API const char *tg_model_param_name(const tg_model *model, size_t i);
+/* Total number of scalar parameters. */
+TG_API size_t tg_model_numel(const tg_model *model);
+/* The contiguous blocks: tg_model_numel elements of the spec's dtype each. The gradient
+ * block is what backward accumulates into (each parameter's grad points inside it). */
+TG_API void *tg_model_param_data(tg_model *model);
+TG_API void *tg_model_grad_data(tg_model *model);
+/* Sets every parameter gradient to zero (one memset over the block). */
+TG_API void tg_model_zero_grad(tg_model *model);
+
+/* Optional metadata carried by model files, so `predict` can reproduce training's input
+ * pipeline: per-feature standardization (x - mean) / std, the task, class count and column
+ * names. Copies are made; NULL clears. */
+typedef enum tg_task { TG_TASK_REGRESS = 0, TG_TASK_CLASSIFY = 1 } tg_task;
+TG_API tg_status tg_model_set_standardization(tg_model *model, size_t n, const double *mean,
+                                              const double *std);
+/* Pointers valid until the next set or free; *n receives the count (0 when none). */
+TG_API tg_status tg_model_standardization(const tg_model *model, size_t *n, const double **mean,
+                                          const double **std);
+TG_API void tg_model_set_task(tg_model *model, tg_task task, size_t n_classes);
+TG_API tg_task tg_model_task(const tg_model *model, size_t *n_classes);
+/* Column names of the features (n = sizes[0]) and of the target; NULL clears. */
+TG_API tg_status tg_model_set_columns(tg_model *model, const char *const *features,
+                                      const char *target);
+TG_API const char *tg_model_feature_name(const tg_model *model, size_t i);
+TG_API const char *tg_model_target_name(const tg_model *model);
+
+/* Model files (docs/model-format.md): little-endian, versioned, every tensor's name, dtype,
+ * shape and data, the spec and metadata, and an XXH3-64 checksum of all bytes before it.
+ * Saving writes a temporary file and renames it over `path` (never a half-written file).
+ * Loading validates every field and size before use: TG_EIO (cannot open/read, with the OS
+ * reason) or TG_EFORMAT (bad magic, unknown version, checksum mismatch, truncated at byte N,
+ * shape too large, ...), never a crash, never a partly loaded model. */
+TG_API tg_status tg_model_save(const tg_model *model, const char *path);
+TG_API tg_status tg_model_load(const char *path, tg_model **out);
+/* The same on memory buffers; *out_buf from save_buffer is the caller's (free()). */
+TG_API tg_status tg_model_save_buffer(const tg_model *model, void **out_buf, size_t *out_size);
+TG_API tg_status tg_model_load_buffer(const void *buf, size_t size, tg_model **out);
+
 #ifdef __cplusplus
 }
 #endif
