@@ -106,7 +106,7 @@ struct tg_tensor {
     union {
         tg_tensor *in[2]; /* tape tensors: the inputs */
         struct {          /* leaves: where it is registered on the tape that last used it */
-            tg_tape *reg_tape;
+            uint64_t reg_tape; /* that tape's id (never reused, unlike its address); 0: none */
             uint32_t reg_gen, reg_slot;
         };
     };
@@ -155,6 +155,8 @@ struct tg_tape {
     size_t n_nodes, cap_nodes;
     tg_leaf_slot *leaves;
     size_t n_leaves, cap_leaves;
+    uint64_t id;           /* unique in the process: leaves cache it (reg_tape), never touched
+                            * by tg_tape_free, so leaves may be freed before their tape */
     uint32_t gen;
     uint32_t pass;         /* incremented by every backward walk */
     bool grad_enabled;

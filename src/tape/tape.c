@@ -8,8 +8,12 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <xxhash.h>
+
+/* Tape ids, for the leaves' registration cache; 0 means none. */
+static _Atomic uint64_t last_tape_id;
 
 tg_tape *tg_tape_new(void)
 {
@@ -21,6 +25,7 @@ tg_tape *tg_tape_new(void)
     tg_arena__init(&tape->headers[0]);
     tg_arena__init(&tape->headers[1]);
     tg_arena__init(&tape->data);
+    tape->id = atomic_fetch_add(&last_tape_id, 1) + 1;
     tape->grad_enabled = true;
     return tape;
 }
@@ -29,11 +34,8 @@ void tg_tape_free(tg_tape *tape)
 {
     if (!tape)
         return;
-    /* Leaves keep a pointer to the last tape that used them; forget it so a new tape at the
-     * same address cannot mistake them for registered. */
-    for (size_t i = 0; i < tape->n_leaves; i++)
-        if (tape->leaves[i].leaf->reg_tape == tape)
-            tape->leaves[i].leaf->reg_tape = NULL;
+    /* The leaves are not touched: the caller may have freed them already. Their cached
+     * registration names this tape's id, which no later tape gets. */
     tg_arena__free(&tape->headers[0]);
     tg_arena__free(&tape->headers[1]);
     tg_arena__free(&tape->data);
@@ -47,7 +49,14 @@ void tg_tape_reset(tg_tape *tape)
     if (!tape)
         return;
     tape->gen++;
-    tg_arena__rewind(&tape->headers[tape->gen & 1]);
+    /* Each header arena serves every other recording. Give the one the next recording uses
+     * the capacity the other one needed, now, so that a loop recording the same graph
+     * allocates nothing from its second step on (if this fails, the arena grows as before). */
+    tg_arena *next = &tape->headers[tape->gen & 1];
+    size_t need = tape->headers[(tape->gen & 1) ^ 1].capacity;
+    if (next->capacity < need)
+        (void)tg_arena__alloc(next, need, TG_DATA_ALIGN);
+    tg_arena__rewind(next);
     tg_arena__rewind(&tape->data);
     tape->n_nodes = 0;
     tape->n_leaves = 0;
@@ -142,11 +151,11 @@ tg_status tg_tensor__check_live(const tg_tensor *t, const char *who)
  * caches (tape, generation, slot), so the common case is two compares. */
 static tg_status register_leaf(tg_tape *tape, tg_tensor *x)
 {
-    if (x->reg_tape != tape) {
+    if (x->reg_tape != tape->id) {
         /* Used on another tape since: it may already be registered here. */
         for (size_t i = 0; i < tape->n_leaves; i++) {
             if (tape->leaves[i].leaf == x) {
-                x->reg_tape = tape;
+                x->reg_tape = tape->id;
                 x->reg_gen = tape->gen;
                 x->reg_slot = (uint32_t)i;
                 return TG_OK;
@@ -158,7 +167,7 @@ static tg_status register_leaf(tg_tape *tape, tg_tensor *x)
     if (st != TG_OK)
         return st;
     tape->leaves[tape->n_leaves] = (tg_leaf_slot){x, NULL, 0};
-    x->reg_tape = tape;
+    x->reg_tape = tape->id;
     x->reg_gen = tape->gen;
     x->reg_slot = (uint32_t)tape->n_leaves++;
     return TG_OK;
@@ -166,14 +175,14 @@ static tg_status register_leaf(tg_tape *tape, tg_tensor *x)
 
 static inline tg_status use_leaf(tg_tape *tape, tg_tensor *x)
 {
-    if (TG_LIKELY(x->reg_tape == tape && x->reg_gen == tape->gen))
+    if (TG_LIKELY(x->reg_tape == tape->id && x->reg_gen == tape->gen))
         return TG_OK;
     return register_leaf(tape, x);
 }
 
 static size_t leaf_slot(tg_tape *tape, const tg_tensor *x)
 {
-    if (x->reg_tape == tape && x->reg_gen == tape->gen)
+    if (x->reg_tape == tape->id && x->reg_gen == tape->gen)
         return x->reg_slot;
     for (size_t i = 0; i < tape->n_leaves; i++)
         if (tape->leaves[i].leaf == x)

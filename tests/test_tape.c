@@ -1,0 +1,1373 @@
+/* test_tape.c: recording (eager values, node and leaf order), backward and tg_grad, no-grad
+ * scopes and detach, staleness across resets, sticky errors, a 10^6-node chain, the
+ * fingerprint, anomaly mode, and a training loop that must not touch the heap after its
+ * first step. */
+#include <criterion/criterion.h>
+#include <tapegrad.h>
+
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc_hook.h"
+
+/* A leaf of f64 values (requires grad when rg). */
+static tg_tensor *leaf(int rank, const size_t *shape, const double *v, bool rg)
+{
+    tg_tensor *t = tg_tensor_from_f64(TG_F64, rank, shape, v);
+    cr_assert_not_null(t, "%s", tg_last_error());
+    cr_assert_eq(tg_tensor_set_requires_grad(t, rg), TG_OK);
+    return t;
+}
+
+static tg_tensor *vec(size_t n, const double *v, bool rg)
+{
+    return leaf(1, &n, v, rg);
+}
+
+static void assert_close(double got, double want, double tol, const char *what)
+{
+    double scale = fmax(1.0, fabs(want));
+    cr_assert(fabs(got - want) <= tol * scale, "%s: got %.17g, want %.17g", what, got, want);
+}
+
+static void assert_grad(tg_tensor *t, const double *want, size_t n, const char *what)
+{
+    cr_assert_not_null(tg_tensor_grad_data(t), "%s: no gradient", what);
+    for (size_t i = 0; i < n; i++) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s[%zu]", what, i);
+        assert_close(tg_tensor_grad_get(t, i), want[i], 1e-12, buf);
+    }
+}
+
+static void assert_has(const char *msg, const char *needle)
+{
+    cr_assert(msg && strstr(msg, needle), "message '%s' lacks '%s'", msg ? msg : "(null)",
+              needle);
+}
+
+/* ---- recording ------------------------------------------------------------------------------ */
+
+Test(record, eager_values_and_node_order)
+{
+    tg_tape *tape = tg_tape_new();
+    cr_assert_not_null(tape);
+    cr_assert_eq(tg_tape_size(tape), 0);
+    cr_assert_eq(tg_tape_status(tape), TG_OK);
+    cr_assert_str_eq(tg_tape_error(tape), "no error");
+    const double xv[3] = {1, 2, 3}, wv[3] = {0.5, -1, 2};
+    tg_tensor *x = vec(3, xv, false), *w = vec(3, wv, true);
+
+    tg_tensor *m = tg_mul(tape, x, w);
+    cr_assert_not_null(m);
+    /* Values are there right away, before anything else is recorded. */
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_eq(tg_tensor_get(m, i), xv[i] * wv[i]);
+    tg_tensor *e = tg_exp(tape, m);
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_eq(tg_tensor_get(e, i), exp(xv[i] * wv[i]));
+    tg_tensor *s = tg_sum(tape, e, 0, false);
+    cr_assert_eq(tg_tensor_rank(s), 0);
+    assert_close(tg_tensor_item(s), exp(0.5) + exp(-2) + exp(6), 1e-15, "sum");
+    tg_tensor *k = tg_scalar(tape, TG_F64, 3.0);
+    tg_tensor *y = tg_mul(tape, s, k);
+
+    tg_tensor *nodes[5] = {m, e, s, k, y};
+    const tg_op ops[5] = {TG_OP_MUL, TG_OP_EXP, TG_OP_SUM, TG_OP_CONST, TG_OP_MUL};
+    cr_assert_eq(tg_tape_size(tape), 5);
+    for (size_t i = 0; i < 5; i++) {
+        cr_assert_eq(tg_tape_node(tape, i), nodes[i], "node %zu", i);
+        cr_assert_eq(tg_tensor_index(nodes[i]), i);
+        cr_assert_eq(tg_tensor_op(nodes[i]), (int)ops[i]);
+        cr_assert_not(tg_tensor_is_leaf(nodes[i]));
+    }
+    cr_assert_null(tg_tape_node(tape, 5));
+    cr_assert_null(tg_tape_node(tape, SIZE_MAX));
+    cr_assert_eq(tg_tensor_input(m, 0), x);
+    cr_assert_eq(tg_tensor_input(m, 1), w);
+    cr_assert_eq(tg_tensor_input(e, 0), m);
+    cr_assert_null(tg_tensor_input(e, 1));
+    cr_assert_null(tg_tensor_input(k, 0), "a constant has no inputs");
+    cr_assert_eq(tg_tensor_input(y, 0), s);
+    cr_assert_eq(tg_tensor_input(y, 1), k);
+    cr_assert_null(tg_tensor_input(y, 2));
+    cr_assert_null(tg_tensor_input(y, -1));
+    /* Leaves are not nodes. */
+    cr_assert_eq(tg_tensor_op(x), -1);
+    cr_assert_eq(tg_tensor_index(x), SIZE_MAX);
+    cr_assert_null(tg_tensor_input(x, 0));
+    cr_assert_eq(tg_tensor_op(NULL), -1);
+    cr_assert_eq(tg_tensor_index(NULL), SIZE_MAX);
+    /* requires_grad flows from w; the constant needs none. */
+    cr_assert(tg_tensor_requires_grad(m) && tg_tensor_requires_grad(y));
+    cr_assert_not(tg_tensor_requires_grad(k));
+    cr_assert_eq(tg_op_arity(TG_OP_MUL), 2);
+    cr_assert_eq(tg_op_arity(TG_OP_EXP), 1);
+    cr_assert_eq(tg_op_arity(TG_OP_CONST), 0);
+    cr_assert_eq(tg_op_arity(TG_OP_COUNT), -1);
+    cr_assert_str_eq(tg_op_name(TG_OP_MATMUL), "matmul");
+    cr_assert_str_eq(tg_op_name(TG_OP_COUNT), "?");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(w);
+}
+
+Test(record, f32_values)
+{
+    tg_tape *tape = tg_tape_new();
+    const size_t shape[2] = {2, 2};
+    const double av[4] = {1, 2, 3, 4}, bv[4] = {0.5, 0.25, -1, 2};
+    tg_tensor *a = tg_tensor_from_f64(TG_F32, 2, shape, av);
+    tg_tensor *b = tg_tensor_from_f64(TG_F32, 2, shape, bv);
+    tg_tensor *c = tg_matmul(tape, a, b);
+    cr_assert_eq(tg_tensor_dtype(c), TG_F32);
+    const float *cd = tg_tensor_data(c);
+    cr_assert_eq(cd[0], 1 * 0.5f + 2 * -1.0f);
+    cr_assert_eq(cd[1], 1 * 0.25f + 2 * 2.0f);
+    cr_assert_eq(cd[2], 3 * 0.5f + 4 * -1.0f);
+    cr_assert_eq(cd[3], 3 * 0.25f + 4 * 2.0f);
+    /* Mixing dtypes is an error. */
+    tg_tensor *d = tg_tensor_ones(TG_F64, 2, shape);
+    cr_assert_null(tg_add(tape, a, d));
+    cr_assert_eq(tg_tape_status(tape), TG_EDTYPE);
+    assert_has(tg_tape_error(tape), "f32");
+    assert_has(tg_tape_error(tape), "f64");
+    tg_tape_free(tape);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+    tg_tensor_free(d);
+}
+
+Test(record, leaf_registration_order)
+{
+    tg_tape *tape = tg_tape_new();
+    const double v[2] = {1, 2};
+    tg_tensor *a = vec(2, v, true), *b = vec(2, v, false), *c = vec(2, v, true);
+    cr_assert_eq(tg_tape_leaf_count(tape), 0);
+    tg_tensor *t1 = tg_add(tape, b, a);
+    tg_tensor *t2 = tg_mul(tape, t1, a);
+    tg_tensor *t3 = tg_sub(tape, c, b);
+    tg_tensor *t4 = tg_add(tape, t2, t3);
+    cr_assert_not_null(t4);
+    cr_assert_eq(tg_tape_leaf_count(tape), 3, "each leaf once, in order of first use");
+    cr_assert_eq(tg_tape_leaf(tape, 0), b);
+    cr_assert_eq(tg_tape_leaf(tape, 1), a);
+    cr_assert_eq(tg_tape_leaf(tape, 2), c);
+    cr_assert_null(tg_tape_leaf(tape, 3));
+    /* Constants are nodes, not leaves. */
+    tg_scalar(tape, TG_F64, 1.0);
+    cr_assert_eq(tg_tape_leaf_count(tape), 3);
+
+    /* A reset forgets them; the next recording registers afresh. */
+    tg_tape_reset(tape);
+    cr_assert_eq(tg_tape_size(tape), 0);
+    cr_assert_eq(tg_tape_leaf_count(tape), 0);
+    cr_assert_not_null(tg_neg(tape, c));
+    cr_assert_not_null(tg_neg(tape, a));
+    cr_assert_eq(tg_tape_leaf_count(tape), 2);
+    cr_assert_eq(tg_tape_leaf(tape, 0), c);
+    cr_assert_eq(tg_tape_leaf(tape, 1), a);
+
+    /* A leaf alternating between two tapes is registered once on each. */
+    tg_tape *other = tg_tape_new();
+    cr_assert_not_null(tg_neg(other, a));
+    cr_assert_not_null(tg_neg(tape, a));
+    cr_assert_not_null(tg_neg(other, b));
+    cr_assert_not_null(tg_neg(other, a));
+    cr_assert_eq(tg_tape_leaf_count(tape), 2);
+    cr_assert_eq(tg_tape_leaf_count(other), 2);
+    cr_assert_eq(tg_tape_leaf(other, 0), a);
+    cr_assert_eq(tg_tape_leaf(other, 1), b);
+    tg_tape_free(other);
+    tg_tape_free(tape);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+    tg_tensor_free(c);
+}
+
+Test(record, leaf_shared_by_tapes_gets_both_gradients)
+{
+    const double v[2] = {1.5, -2};
+    tg_tensor *x = vec(2, v, true);
+    tg_tape *t1 = tg_tape_new(), *t2 = tg_tape_new();
+    tg_tensor *y1 = tg_sum(t1, tg_square(t1, x), TG_ALL_AXES, false);       /* 2x */
+    tg_tensor *y2 = tg_sum(t2, tg_scale(t2, x, 3.0), TG_ALL_AXES, false);   /* 3 */
+    cr_assert_eq(tg_backward(t2, y2), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_backward(t1, y1), TG_OK, "%s", tg_last_error());
+    const double want[2] = {2 * v[0] + 3, 2 * v[1] + 3};
+    assert_grad(x, want, 2, "x");
+    tg_tape_free(t1);
+    tg_tape_free(t2);
+    tg_tensor_free(x);
+}
+
+Test(record, tape_freed_and_replaced_registers_leaves_afresh)
+{
+    /* The new tape may well get the old one's address; a leaf's cached registration must not
+     * be mistaken for one on the new tape. */
+    const double v[1] = {2};
+    tg_tensor *p = vec(1, v, true), *q = vec(1, v, true);
+    tg_tape *a = tg_tape_new();
+    cr_assert_not_null(tg_add(a, p, q)); /* q in slot 1 */
+    tg_tape_free(a);
+    tg_tape *b = tg_tape_new();
+    tg_tensor *y = tg_sum(b, tg_square(b, q), TG_ALL_AXES, false);
+    cr_assert_not_null(y);
+    cr_assert_eq(tg_tape_leaf_count(b), 1);
+    cr_assert_eq(tg_tape_leaf(b, 0), q);
+    tg_tensor *g = NULL;
+    cr_assert_eq(tg_grad(b, y, &q, 1, &g), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_tensor_item(g), 4.0);
+    tg_tensor_free(g);
+    tg_tape_free(b);
+    tg_tensor_free(p);
+    tg_tensor_free(q);
+}
+
+Test(record, leaf_freed_before_its_tape)
+{
+    /* Leaves belong to the caller, who may free a data batch as soon as a step is done, before
+     * the tape goes (ASan reports any later touch of the freed leaf). */
+    const double v[3] = {1, 2, 3};
+    tg_tensor *w = vec(3, v, true);
+    tg_tape *tape = tg_tape_new();
+    for (int step = 0; step < 3; step++) {
+        double *mem = malloc(3 * sizeof *mem);
+        cr_assert_not_null(mem);
+        for (int i = 0; i < 3; i++)
+            mem[i] = step + i;
+        const size_t n = 3;
+        tg_tensor *batch = tg_tensor_wrap(TG_F64, 1, &n, mem);
+        tg_tape_reset(tape);
+        tg_tensor *y = tg_sum(tape, tg_mul(tape, batch, w), TG_ALL_AXES, false);
+        cr_assert_eq(tg_backward(tape, y), TG_OK, "%s", tg_last_error());
+        tg_tensor_free(batch);
+        free(mem);
+    }
+    tg_tape_free(tape);
+    /* Gradients summed over the three steps: sum_s (s + i). */
+    const double want[3] = {3, 6, 9};
+    assert_grad(w, want, 3, "w");
+    tg_tensor_free(w);
+}
+
+Test(record, null_tape_and_null_inputs)
+{
+    const double v[1] = {1};
+    tg_tensor *x = vec(1, v, false);
+    tg_clear_error();
+    cr_assert_null(tg_exp(NULL, x));
+    cr_assert_eq(tg_last_status(), TG_EINVAL);
+    assert_has(tg_last_error(), "tape is NULL");
+    cr_assert_null(tg_scalar(NULL, TG_F64, 1));
+    cr_assert_eq(tg_last_status(), TG_EINVAL);
+    cr_assert_eq(tg_tape_size(NULL), 0);
+    cr_assert_null(tg_tape_node(NULL, 0));
+    cr_assert_eq(tg_tape_status(NULL), TG_EINVAL);
+    tg_tape_reset(NULL);
+    tg_tape_free(NULL);
+
+    tg_tape *tape = tg_tape_new();
+    cr_assert_null(tg_add(tape, x, NULL));
+    cr_assert_eq(tg_tape_status(tape), TG_EINVAL);
+    assert_has(tg_tape_error(tape), "add: input 1 is NULL");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+/* ---- backward ------------------------------------------------------------------------------- */
+
+Test(backward, scalar_output)
+{
+    tg_tape *tape = tg_tape_new();
+    const double xv[3] = {0.5, -1.5, 2.0};
+    tg_tensor *x = vec(3, xv, true);
+    /* y = sum(x^2 * sin-free stuff): sum(x*x) + 3 * sum(x) */
+    tg_tensor *y = tg_add(tape, tg_sum(tape, tg_mul(tape, x, x), TG_ALL_AXES, false),
+                          tg_scale(tape, tg_sum(tape, x, 0, false), 3.0));
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    cr_assert_null(tg_tensor_grad_data(x), "no grad before backward");
+    cr_assert_eq(tg_backward(tape, y), TG_OK, "%s", tg_last_error());
+    const double want[3] = {2 * xv[0] + 3, 2 * xv[1] + 3, 2 * xv[2] + 3};
+    assert_grad(x, want, 3, "x");
+    /* dy/dy = 1 is readable on the output. */
+    cr_assert_eq(tg_tensor_grad_get(y, 0), 1.0);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+Test(backward, single_element_non_0d_output)
+{
+    tg_tape *tape = tg_tape_new();
+    const size_t shape[2] = {1, 1};
+    const double v[1] = {3};
+    tg_tensor *x = leaf(2, shape, v, true);
+    tg_tensor *y = tg_square(tape, x);
+    cr_assert_eq(tg_backward(tape, y), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_tensor_grad_get(x, 0), 6.0);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+Test(backward, seed_for_non_scalar_output)
+{
+    const size_t shape[2] = {2, 3};
+    const double xv[6] = {1, 2, 3, -1, -2, 0.5}, sv[6] = {1, 0, -2, 0.5, 3, 1};
+    for (int seed_on_tape = 0; seed_on_tape < 2; seed_on_tape++) {
+        tg_tape *tape = tg_tape_new();
+        tg_tensor *x = leaf(2, shape, xv, true);
+        tg_tensor *y = tg_mul(tape, tg_mul(tape, x, x), x); /* x^3 */
+        tg_tensor *s_leaf = NULL, *seed;
+        if (seed_on_tape) {
+            seed = tg_constant(tape, TG_F64, 2, shape, sv);
+        } else {
+            s_leaf = leaf(2, shape, sv, false);
+            seed = s_leaf;
+        }
+        cr_assert_eq(tg_backward_seed(tape, y, seed), TG_OK, "%s", tg_last_error());
+        /* The gradient of sum(seed * x^3): 3 x^2 seed. */
+        double want[6];
+        for (int i = 0; i < 6; i++)
+            want[i] = 3 * xv[i] * xv[i] * sv[i];
+        assert_grad(x, want, 6, "x");
+        /* The seed is dy. */
+        for (size_t i = 0; i < 6; i++)
+            cr_assert_eq(tg_tensor_grad_get(y, i), sv[i]);
+        tg_tape_free(tape);
+        tg_tensor_free(x);
+        tg_tensor_free(s_leaf);
+    }
+}
+
+Test(backward, seed_null_means_backward)
+{
+    tg_tape *tape = tg_tape_new();
+    const double v[1] = {2};
+    tg_tensor *x = vec(1, v, true);
+    tg_tensor *y = tg_sum(tape, tg_square(tape, x), TG_ALL_AXES, false);
+    cr_assert_eq(tg_backward_seed(tape, y, NULL), TG_OK);
+    cr_assert_eq(tg_tensor_grad_get(x, 0), 4.0);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+Test(backward, non_scalar_without_seed_is_an_error)
+{
+    tg_tape *tape = tg_tape_new();
+    const double v[3] = {1, 2, 3};
+    tg_tensor *x = vec(3, v, true);
+    tg_tensor *y = tg_exp(tape, x);
+    cr_assert_eq(tg_backward(tape, y), TG_EINVAL);
+    assert_has(tg_last_error(), "[3]");
+    assert_has(tg_last_error(), "single element");
+    assert_has(tg_last_error(), "tg_backward_seed");
+    cr_assert_null(tg_tensor_grad_data(x), "nothing happened");
+    cr_assert_eq(tg_tape_status(tape), TG_OK, "a bad backward call does not poison the tape");
+    tg_tensor *g = tg_sum(tape, y, TG_ALL_AXES, false);
+    cr_assert_eq(tg_backward(tape, g), TG_OK, "%s", tg_last_error());
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+Test(backward, bad_seeds)
+{
+    tg_tape *tape = tg_tape_new();
+    const size_t shape[2] = {2, 3}, tshape[2] = {3, 2}, flat[1] = {6};
+    const double v[6] = {1, 2, 3, 4, 5, 6};
+    tg_tensor *x = leaf(2, shape, v, true);
+    tg_tensor *y = tg_exp(tape, x);
+
+    tg_tensor *s_t = leaf(2, tshape, v, false);
+    cr_assert_eq(tg_backward_seed(tape, y, s_t), TG_ESHAPE);
+    assert_has(tg_last_error(), "[3,2]");
+    assert_has(tg_last_error(), "[2,3]");
+    tg_tensor *s_flat = leaf(1, flat, v, false);
+    cr_assert_eq(tg_backward_seed(tape, y, s_flat), TG_ESHAPE, "same numel, other rank");
+    tg_tensor *s_32 = tg_tensor_from_f64(TG_F32, 2, shape, v);
+    cr_assert_eq(tg_backward_seed(tape, y, s_32), TG_EDTYPE);
+    assert_has(tg_last_error(), "f32");
+    cr_assert_null(tg_tensor_grad_data(x));
+    cr_assert_eq(tg_tape_status(tape), TG_OK);
+
+    /* A stale seed. */
+    tg_tensor *s_tape = tg_constant(tape, TG_F64, 2, shape, v);
+    cr_assert_eq(tg_backward_seed(tape, y, s_tape), TG_OK);
+    tg_tape_reset(tape);
+    tg_tensor *y2 = tg_exp(tape, x);
+    cr_assert_eq(tg_backward_seed(tape, y2, s_tape), TG_ESTALE);
+    assert_has(tg_last_error(), "reset");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(s_t);
+    tg_tensor_free(s_flat);
+    tg_tensor_free(s_32);
+}
+
+Test(backward, twice_accumulates_twice)
+{
+    tg_tape *tape = tg_tape_new();
+    const double xv[2] = {1.5, -0.5}, wv[2] = {2, 3};
+    tg_tensor *x = vec(2, xv, true), *w = vec(2, wv, true);
+    tg_tensor *h = tg_mul(tape, x, w);
+    tg_tensor *y = tg_sum(tape, tg_tanh(tape, h), TG_ALL_AXES, false);
+    cr_assert_eq(tg_backward(tape, y), TG_OK);
+    double gx[2], gw[2], gh[2];
+    for (size_t i = 0; i < 2; i++) {
+        double t = tanh(xv[i] * wv[i]);
+        gh[i] = 1 - t * t;
+        gx[i] = gh[i] * wv[i];
+        gw[i] = gh[i] * xv[i];
+    }
+    assert_grad(x, gx, 2, "x");
+    assert_grad(w, gw, 2, "w");
+    void *gbuf = tg_tensor_grad_data(x);
+    cr_assert_eq(tg_backward(tape, y), TG_OK);
+    for (size_t i = 0; i < 2; i++) {
+        assert_close(tg_tensor_grad_get(x, i), 2 * gx[i], 1e-12, "x twice");
+        assert_close(tg_tensor_grad_get(w, i), 2 * gw[i], 1e-12, "w twice");
+        /* Intermediate gradients are replaced, not accumulated. */
+        assert_close(tg_tensor_grad_get(h, i), gh[i], 1e-12, "h");
+    }
+    cr_assert_eq(tg_tensor_grad_data(x), gbuf, "the leaf keeps its buffer");
+    /* zero_grad, then once more: back to one. */
+    cr_assert_eq(tg_tensor_zero_grad(x), TG_OK);
+    cr_assert_eq(tg_tensor_zero_grad(w), TG_OK);
+    cr_assert_eq(tg_tensor_grad_get(x, 0), 0.0);
+    cr_assert_eq(tg_backward(tape, y), TG_OK);
+    assert_grad(x, gx, 2, "x after zero_grad");
+    assert_grad(w, gw, 2, "w after zero_grad");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(w);
+}
+
+Test(backward, fan_out_sums)
+{
+    tg_tape *tape = tg_tape_new();
+    const double xv[3] = {0.5, -2, 3};
+    tg_tensor *x = vec(3, xv, true);
+    /* y = sum(x*x + x*x*x + exp(x) * x): x used seven times, m = x*x twice. */
+    tg_tensor *m = tg_mul(tape, x, x);
+    tg_tensor *c = tg_mul(tape, m, x);
+    tg_tensor *e = tg_mul(tape, tg_exp(tape, x), x);
+    tg_tensor *y = tg_sum(tape, tg_add(tape, tg_add(tape, m, c), e), TG_ALL_AXES, false);
+    cr_assert_eq(tg_backward(tape, y), TG_OK, "%s", tg_last_error());
+    double want[3], wm[3];
+    for (int i = 0; i < 3; i++) {
+        double v = xv[i];
+        want[i] = 2 * v + 3 * v * v + exp(v) * (1 + v);
+        wm[i] = 1 + v; /* dy/dm: directly 1, through c: x */
+    }
+    assert_grad(x, want, 3, "x");
+    assert_grad(m, wm, 3, "m");
+    /* The same node twice as both inputs of one op. */
+    tg_tape_reset(tape);
+    tg_tensor_zero_grad(x);
+    tg_tensor *s = tg_sum(tape, tg_add(tape, x, x), TG_ALL_AXES, false);
+    cr_assert_eq(tg_backward(tape, s), TG_OK);
+    const double two[3] = {2, 2, 2};
+    assert_grad(x, two, 3, "x + x");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+Test(backward, broadcast_gradients_sum_over_broadcast_axes)
+{
+    tg_tape *tape = tg_tape_new();
+    const size_t shape[2] = {2, 3};
+    const double av[6] = {1, 2, 3, 4, 5, 6}, bv[3] = {10, 20, 30};
+    tg_tensor *a = leaf(2, shape, av, true);
+    tg_tensor *b = vec(3, bv, true);
+    tg_tensor *y = tg_sum(tape, tg_mul(tape, a, b), TG_ALL_AXES, false);
+    cr_assert_eq(tg_backward(tape, y), TG_OK);
+    const double ga[6] = {10, 20, 30, 10, 20, 30}, gb[3] = {5, 7, 9};
+    assert_grad(a, ga, 6, "a");
+    assert_grad(b, gb, 3, "b");
+    tg_tape_free(tape);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+}
+
+Test(backward, output_without_grad_is_an_error)
+{
+    tg_tape *tape = tg_tape_new();
+    const double v[2] = {1, 2};
+    tg_tensor *x = vec(2, v, false);
+    tg_tensor *y = tg_sum(tape, tg_exp(tape, x), TG_ALL_AXES, false);
+    cr_assert_not_null(y);
+    cr_assert_eq(tg_backward(tape, y), TG_EINVAL);
+    assert_has(tg_last_error(), "does not depend");
+    cr_assert_null(tg_tensor_grad_data(x));
+    tg_tensor *g = NULL;
+    cr_assert_eq(tg_grad(tape, y, &x, 1, &g), TG_EINVAL);
+    cr_assert_null(g);
+    /* A leaf output without grad, too. */
+    tg_tensor *s = tg_tensor_scalar(TG_F64, 1);
+    cr_assert_eq(tg_backward(tape, s), TG_EINVAL);
+    cr_assert_eq(tg_backward(NULL, y), TG_EINVAL);
+    assert_has(tg_last_error(), "tape is NULL");
+    cr_assert_eq(tg_backward(tape, NULL), TG_EINVAL);
+    assert_has(tg_last_error(), "NULL");
+    cr_assert_eq(tg_tape_status(tape), TG_OK);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(s);
+}
+
+Test(backward, leaf_output)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tensor_scalar(TG_F64, 5);
+    tg_tensor_set_requires_grad(x, true);
+    cr_assert_eq(tg_backward(tape, x), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_tensor_grad_get(x, 0), 1.0);
+    cr_assert_eq(tg_backward(tape, x), TG_OK);
+    cr_assert_eq(tg_tensor_grad_get(x, 0), 2.0, "accumulates");
+    /* With a seed, and through tg_grad (which leaves the buffer alone). */
+    tg_tensor *seed = tg_tensor_scalar(TG_F64, 0.25);
+    cr_assert_eq(tg_backward_seed(tape, x, seed), TG_OK);
+    cr_assert_eq(tg_tensor_grad_get(x, 0), 2.25);
+    tg_tensor *g = NULL;
+    cr_assert_eq(tg_grad(tape, x, &x, 1, &g), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_tensor_item(g), 1.0);
+    cr_assert_eq(tg_tensor_grad_get(x, 0), 2.25);
+    /* A non-scalar leaf needs a seed. */
+    const size_t n = 2;
+    const double v[2] = {1, 2};
+    tg_tensor *xv = leaf(1, &n, v, true);
+    cr_assert_eq(tg_backward(tape, xv), TG_EINVAL);
+    tg_tensor *sv = leaf(1, &n, v, false);
+    cr_assert_eq(tg_backward_seed(tape, xv, sv), TG_OK);
+    assert_grad(xv, v, 2, "xv");
+    tg_tensor_free(g);
+    tg_tensor_free(seed);
+    tg_tensor_free(xv);
+    tg_tensor_free(sv);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+Test(backward, output_from_another_tape)
+{
+    tg_tape *t1 = tg_tape_new(), *t2 = tg_tape_new();
+    const double v[1] = {1};
+    tg_tensor *x = vec(1, v, true);
+    tg_tensor *y = tg_sum(t1, tg_exp(t1, x), TG_ALL_AXES, false);
+    cr_assert_eq(tg_backward(t2, y), TG_EINVAL);
+    assert_has(tg_last_error(), "another tape");
+    tg_tensor *g = NULL;
+    cr_assert_eq(tg_grad(t2, y, &x, 1, &g), TG_EINVAL);
+    cr_assert_null(tg_tensor_grad_data(x));
+    /* tg_grad rejects xs from another tape, too. */
+    tg_tensor *e2 = tg_exp(t2, x);
+    cr_assert_eq(tg_grad(t1, y, &e2, 1, &g), TG_EINVAL);
+    assert_has(tg_last_error(), "another tape");
+    cr_assert_null(g);
+    tg_tape_free(t1);
+    tg_tape_free(t2);
+    tg_tensor_free(x);
+}
+
+/* ---- tg_grad -------------------------------------------------------------------------------- */
+
+Test(grad, leaves_and_intermediates_without_touching_leaf_grads)
+{
+    tg_tape *tape = tg_tape_new();
+    const double xv[3] = {1, -2, 0.5}, wv[3] = {3, 0.25, -1}, zv[2] = {7, 8};
+    tg_tensor *x = vec(3, xv, true), *w = vec(3, wv, true), *z = vec(2, zv, true);
+    tg_tensor *h = tg_mul(tape, x, w);
+    tg_tensor *y = tg_sum(tape, tg_mul(tape, h, h), TG_ALL_AXES, false); /* sum (xw)^2 */
+    tg_tensor *after = tg_exp(tape, h); /* recorded after y: y does not depend on it */
+    tg_tensor *unused = tg_neg(tape, z); /* depends on z only */
+    cr_assert_not_null(after);
+    cr_assert_not_null(unused);
+
+    tg_tensor *xs[6] = {x, w, h, z, after, x};
+    tg_tensor *out[6];
+    for (int i = 0; i < 6; i++)
+        out[i] = (tg_tensor *)&out; /* must be overwritten */
+    cr_assert_eq(tg_grad(tape, y, xs, 6, out), TG_OK, "%s", tg_last_error());
+    for (int i = 0; i < 6; i++) {
+        cr_assert_not_null(out[i]);
+        cr_assert(tg_tensor_is_leaf(out[i]), "a new leaf the caller owns");
+        cr_assert_eq(tg_tensor_dtype(out[i]), TG_F64);
+        cr_assert_eq(tg_tensor_rank(out[i]), tg_tensor_rank(xs[i]));
+        cr_assert_eq(tg_tensor_numel(out[i]), tg_tensor_numel(xs[i]));
+        cr_assert_not(tg_tensor_requires_grad(out[i]));
+    }
+    for (size_t i = 0; i < 3; i++) {
+        double hv = xv[i] * wv[i];
+        cr_assert_eq(tg_tensor_get(out[0], i), 2 * hv * wv[i], "dy/dx");
+        cr_assert_eq(tg_tensor_get(out[1], i), 2 * hv * xv[i], "dy/dw");
+        cr_assert_eq(tg_tensor_get(out[2], i), 2 * hv, "dy/dh");
+        cr_assert_eq(tg_tensor_get(out[4], i), 0.0, "recorded after y");
+        cr_assert_eq(tg_tensor_get(out[5], i), tg_tensor_get(out[0], i), "x twice");
+    }
+    for (size_t i = 0; i < 2; i++)
+        cr_assert_eq(tg_tensor_get(out[3], i), 0.0, "y does not depend on z");
+    cr_assert_neq(out[0], out[5], "a separate result per entry");
+    /* Leaf grad buffers untouched. */
+    cr_assert_null(tg_tensor_grad_data(x));
+    cr_assert_null(tg_tensor_grad_data(w));
+    cr_assert_null(tg_tensor_grad_data(z));
+    for (int i = 0; i < 6; i++)
+        tg_tensor_free(out[i]);
+
+    /* With existing leaf grads: they stay as they were. */
+    cr_assert_eq(tg_backward(tape, y), TG_OK);
+    double before[3];
+    for (size_t i = 0; i < 3; i++)
+        before[i] = tg_tensor_grad_get(x, i);
+    tg_tensor *gx = NULL;
+    cr_assert_eq(tg_grad(tape, y, &x, 1, &gx), TG_OK);
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(tg_tensor_grad_get(x, i), before[i]);
+        cr_assert_eq(tg_tensor_get(gx, i), before[i], "one backward's worth");
+    }
+    tg_tensor_free(gx);
+    /* And a leaf never used on this tape gets zeros. */
+    tg_tensor *stranger = vec(2, zv, true);
+    tg_tensor *gs = NULL;
+    cr_assert_eq(tg_grad(tape, y, &stranger, 1, &gs), TG_OK);
+    cr_assert_eq(tg_tensor_get(gs, 0), 0.0);
+    cr_assert_eq(tg_tensor_get(gs, 1), 0.0);
+    tg_tensor_free(gs);
+    tg_tensor_free(stranger);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(w);
+    tg_tensor_free(z);
+}
+
+Test(grad, f32)
+{
+    tg_tape *tape = tg_tape_new();
+    const size_t n = 2;
+    const double v[2] = {0.5, 2};
+    tg_tensor *x = tg_tensor_from_f64(TG_F32, 1, &n, v);
+    tg_tensor_set_requires_grad(x, true);
+    tg_tensor *y = tg_sum(tape, tg_square(tape, x), TG_ALL_AXES, false);
+    tg_tensor *g = NULL;
+    cr_assert_eq(tg_grad(tape, y, &x, 1, &g), TG_OK);
+    cr_assert_eq(tg_tensor_dtype(g), TG_F32);
+    cr_assert_eq(tg_tensor_get(g, 0), 1.0);
+    cr_assert_eq(tg_tensor_get(g, 1), 4.0);
+    cr_assert_null(tg_tensor_grad_data(x));
+    tg_tensor_free(g);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+Test(grad, errors_set_no_outputs)
+{
+    tg_tape *tape = tg_tape_new();
+    const double v[2] = {1, 2};
+    tg_tensor *x = vec(2, v, true);
+    tg_tensor *y = tg_exp(tape, x);
+    tg_tensor *out[2] = {(tg_tensor *)&out, (tg_tensor *)&out};
+    tg_tensor *xs[2] = {x, y};
+    cr_assert_eq(tg_grad(tape, y, xs, 2, out), TG_EINVAL, "non-scalar y");
+    assert_has(tg_last_error(), "single element");
+    cr_assert_null(out[0]);
+    cr_assert_null(out[1]);
+    tg_tensor *s = tg_sum(tape, y, TG_ALL_AXES, false);
+    cr_assert_eq(tg_grad(tape, s, NULL, 1, out), TG_EINVAL);
+    cr_assert_eq(tg_grad(tape, s, xs, 1, NULL), TG_EINVAL);
+    tg_tensor *with_null[2] = {x, NULL};
+    out[0] = out[1] = (tg_tensor *)&out;
+    cr_assert_eq(tg_grad(tape, s, with_null, 2, out), TG_EINVAL);
+    assert_has(tg_last_error(), "xs[1]");
+    cr_assert_null(out[0]);
+    cr_assert_null(out[1]);
+    cr_assert_eq(tg_grad(tape, s, NULL, 0, NULL), TG_OK, "nothing asked, nothing done");
+    cr_assert_null(tg_tensor_grad_data(x));
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+/* ---- no-grad scopes and detach ----------------------------------------------------------------- */
+
+Test(nograd, scopes_nest)
+{
+    tg_tape *tape = tg_tape_new();
+    cr_assert(tg_tape_grad_enabled(tape), "on by default");
+    bool outer = tg_tape_set_grad_enabled(tape, false);
+    cr_assert(outer);
+    cr_assert_not(tg_tape_grad_enabled(tape));
+    bool inner = tg_tape_set_grad_enabled(tape, false);
+    cr_assert_not(inner);
+    bool inner2 = tg_tape_set_grad_enabled(tape, true);
+    cr_assert_not(inner2);
+    cr_assert(tg_tape_grad_enabled(tape));
+    tg_tape_set_grad_enabled(tape, inner2);
+    cr_assert_not(tg_tape_grad_enabled(tape));
+    tg_tape_set_grad_enabled(tape, inner);
+    cr_assert_not(tg_tape_grad_enabled(tape));
+    tg_tape_set_grad_enabled(tape, outer);
+    cr_assert(tg_tape_grad_enabled(tape));
+    cr_assert_not(tg_tape_set_grad_enabled(NULL, true));
+    cr_assert_not(tg_tape_grad_enabled(NULL));
+    tg_tape_free(tape);
+}
+
+Test(nograd, nodes_recorded_without_grad)
+{
+    tg_tape *tape = tg_tape_new();
+    const double xv[3] = {1, 2, -3};
+    tg_tensor *x = vec(3, xv, true);
+    tg_tensor *a = tg_sum(tape, tg_mul(tape, x, x), TG_ALL_AXES, false);
+    bool was = tg_tape_set_grad_enabled(tape, false);
+    tg_tensor *cube = tg_mul(tape, tg_mul(tape, x, x), x);
+    tg_tensor *b = tg_sum(tape, cube, TG_ALL_AXES, false);
+    tg_tape_set_grad_enabled(tape, was);
+    cr_assert_not(tg_tensor_requires_grad(cube));
+    cr_assert_not(tg_tensor_requires_grad(b));
+    cr_assert_eq(tg_tensor_item(b), 1 + 8 - 27.0, "values are still computed");
+    tg_tensor *y = tg_add(tape, a, b);
+    cr_assert(tg_tensor_requires_grad(y));
+    cr_assert_eq(tg_backward(tape, y), TG_OK);
+    const double want[3] = {2, 4, -6};
+    assert_grad(x, want, 3, "x (the no-grad branch adds nothing)");
+    cr_assert_null(tg_tensor_grad_data(cube));
+    cr_assert_null(tg_tensor_grad_data(b));
+    /* An output recorded entirely without grad cannot be differentiated. */
+    tg_tape_set_grad_enabled(tape, false);
+    tg_tensor *z = tg_sum(tape, x, TG_ALL_AXES, false);
+    tg_tape_set_grad_enabled(tape, true);
+    cr_assert_eq(tg_backward(tape, z), TG_EINVAL);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+Test(nograd, detach)
+{
+    tg_tape *tape = tg_tape_new();
+    const double xv[3] = {1.5, -2, 4};
+    tg_tensor *x = vec(3, xv, true);
+    tg_tensor *e = tg_exp(tape, x);
+    tg_tensor *d = tg_detach(tape, e);
+    cr_assert_not_null(d);
+    cr_assert_eq(tg_tensor_op(d), TG_OP_DETACH);
+    cr_assert_not(tg_tensor_requires_grad(d));
+    cr_assert_eq(tg_tensor_data(d), tg_tensor_data(e), "shares the input's memory");
+    /* y = sum(x * stop(exp x)): dy/dx = exp(x), not exp(x) (1 + x). */
+    tg_tensor *y = tg_sum(tape, tg_mul(tape, x, d), TG_ALL_AXES, false);
+    cr_assert_eq(tg_backward(tape, y), TG_OK);
+    double want[3];
+    for (int i = 0; i < 3; i++)
+        want[i] = exp(xv[i]);
+    assert_grad(x, want, 3, "x");
+    cr_assert_null(tg_tensor_grad_data(e), "nothing flows through detach");
+    /* Detaching a leaf. */
+    tg_tensor *dx = tg_detach(tape, x);
+    cr_assert_eq(tg_tensor_data(dx), tg_tensor_data(x));
+    cr_assert_not(tg_tensor_requires_grad(dx));
+    cr_assert_null(tg_detach(tape, NULL));
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+Test(nograd, constant_branches_get_no_gradient)
+{
+    tg_tape *tape = tg_tape_new();
+    const size_t shape[2] = {2, 2};
+    const double cv[4] = {0.1, 0.2, 0.3, 0.4}, xv[4] = {1, 2, 3, 4};
+    tg_tensor *x = leaf(2, shape, xv, true);
+    tg_tensor *data = leaf(2, shape, cv, false); /* an input that needs no grad */
+    tg_tensor *c = tg_constant(tape, TG_F64, 2, shape, cv);
+    tg_tensor *ec = tg_exp(tape, c);
+    tg_tensor *mc = tg_matmul(tape, ec, data); /* constant-only, through matmul */
+    tg_tensor *k = tg_add(tape, mc, data);
+    cr_assert_not(tg_tensor_requires_grad(c));
+    cr_assert_not(tg_tensor_requires_grad(ec));
+    cr_assert_not(tg_tensor_requires_grad(mc));
+    cr_assert_not(tg_tensor_requires_grad(k));
+    tg_tensor *p = tg_mul(tape, x, k);
+    tg_tensor *y = tg_sum(tape, tg_matmul(tape, p, data), TG_ALL_AXES, false);
+    cr_assert_eq(tg_backward(tape, y), TG_OK, "%s", tg_last_error());
+    cr_assert_not_null(tg_tensor_grad_data(p));
+    cr_assert_not_null(tg_tensor_grad_data(x));
+    cr_assert_null(tg_tensor_grad_data(c));
+    cr_assert_null(tg_tensor_grad_data(ec));
+    cr_assert_null(tg_tensor_grad_data(mc));
+    cr_assert_null(tg_tensor_grad_data(k));
+    cr_assert_null(tg_tensor_grad_data(data), "a leaf without requires_grad gets no buffer");
+    /* dy/dx[i,j] = k[i,j] * sum_l data[j,l]. */
+    for (size_t i = 0; i < 2; i++)
+        for (size_t j = 0; j < 2; j++) {
+            double want = tg_tensor_get(k, i * 2 + j) * (cv[j * 2] + cv[j * 2 + 1]);
+            assert_close(tg_tensor_grad_get(x, i * 2 + j), want, 1e-14, "x");
+        }
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(data);
+}
+
+/* ---- staleness and foreign tensors ---------------------------------------------------------- */
+
+Test(stale, use_right_after_reset)
+{
+    tg_tape *tape = tg_tape_new();
+    const double v[2] = {1, 2};
+    tg_tensor *x = vec(2, v, true);
+    tg_tensor *t = tg_exp(tape, x);
+    tg_tensor *s = tg_sum(tape, t, TG_ALL_AXES, false);
+    tg_tape_reset(tape);
+    tg_clear_error();
+    cr_assert_null(tg_tensor_data(t));
+    cr_assert_eq(tg_last_status(), TG_ESTALE);
+    assert_has(tg_last_error(), "reset");
+    cr_assert_eq(tg_backward(tape, s), TG_ESTALE);
+    assert_has(tg_last_error(), "reset");
+    cr_assert_null(tg_neg(tape, t));
+    cr_assert_eq(tg_tape_status(tape), TG_ESTALE);
+    assert_has(tg_tape_error(tape), "neg");
+    assert_has(tg_tape_error(tape), "reset");
+    assert_has(tg_last_error(), "reset");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+Test(stale, use_after_new_recording)
+{
+    tg_tape *tape = tg_tape_new();
+    const size_t shape[2] = {4, 4};
+    double v[16];
+    for (int i = 0; i < 16; i++)
+        v[i] = i * 0.1;
+    tg_tensor *x = leaf(2, shape, v, true);
+    tg_tensor *old[3];
+    old[0] = tg_exp(tape, x);
+    old[1] = tg_matmul(tape, old[0], x);
+    old[2] = tg_sum(tape, old[1], TG_ALL_AXES, false);
+    tg_tape_reset(tape);
+    /* A recording much larger than the old one: its values reuse the old memory. */
+    tg_tensor *t = x;
+    for (int i = 0; i < 5000; i++)
+        t = tg_tanh(tape, tg_add(tape, t, x));
+    tg_tensor *total = tg_sum(tape, t, TG_ALL_AXES, false);
+    cr_assert_not_null(total, "%s", tg_tape_error(tape));
+    cr_assert_eq(tg_tape_size(tape), 10001);
+    for (int k = 0; k < 3; k++) {
+        tg_clear_error();
+        cr_assert_null(tg_tensor_data(old[k]), "old node %d", k);
+        cr_assert_eq(tg_last_status(), TG_ESTALE);
+        cr_assert_eq(tg_backward(tape, old[k]), TG_ESTALE);
+        tg_tensor *g = NULL;
+        cr_assert_eq(tg_grad(tape, total, &old[k], 1, &g), TG_ESTALE);
+        cr_assert_null(g);
+    }
+    cr_assert_eq(tg_tape_status(tape), TG_OK, "reads and bad backward calls keep the tape clean");
+    cr_assert_null(tg_add(tape, t, old[1]));
+    cr_assert_eq(tg_tape_status(tape), TG_ESTALE);
+    assert_has(tg_tape_error(tape), "add: input 1 (node 1) was recorded before the tape was reset");
+    /* The new recording itself is fine after another reset. */
+    tg_tape_reset(tape);
+    cr_assert_eq(tg_tape_status(tape), TG_OK);
+    cr_assert_not_null(tg_exp(tape, x));
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+Test(stale, every_entry_point_detects_the_previous_recording)
+{
+    /* Alternate many resets: each time, all of the previous recording is detected. */
+    tg_tape *tape = tg_tape_new();
+    const double v[1] = {0.5};
+    tg_tensor *x = vec(1, v, true);
+    tg_tensor *prev = NULL;
+    for (int step = 0; step < 50; step++) {
+        tg_tensor *t = x;
+        for (int i = 0; i < 20 + step * 7; i++)
+            t = tg_sigmoid(tape, t);
+        cr_assert_not_null(t);
+        if (prev) {
+            cr_assert_null(tg_tensor_data(prev), "step %d", step);
+            cr_assert_null(tg_mul(tape, t, prev));
+            cr_assert_eq(tg_tape_status(tape), TG_ESTALE);
+        }
+        prev = t;
+        tg_tape_reset(tape);
+    }
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+Test(stale, tensor_from_another_tape)
+{
+    tg_tape *t1 = tg_tape_new(), *t2 = tg_tape_new();
+    const double v[2] = {1, 2};
+    tg_tensor *x = vec(2, v, false);
+    tg_tensor *a = tg_exp(t1, x);
+    tg_tensor *b = tg_exp(t2, x);
+    cr_assert_null(tg_add(t2, b, a));
+    cr_assert_eq(tg_tape_status(t2), TG_EINVAL);
+    assert_has(tg_tape_error(t2), "another tape");
+    cr_assert_eq(tg_last_status(), TG_EINVAL);
+    cr_assert_eq(tg_tape_status(t1), TG_OK, "the other tape is untouched");
+    tg_tape_free(t1);
+    tg_tape_free(t2);
+    tg_tensor_free(x);
+}
+
+/* ---- sticky errors ------------------------------------------------------------------------- */
+
+Test(errors, first_error_is_kept)
+{
+    tg_tape *tape = tg_tape_new();
+    const size_t sa[2] = {2, 3}, sb[2] = {4, 5};
+    double v[20] = {0};
+    tg_tensor *a = leaf(2, sa, v, true), *b = leaf(2, sb, v, false);
+    tg_tensor *ok = tg_exp(tape, a);
+    cr_assert_not_null(ok);
+    tg_tensor *bad = tg_matmul(tape, ok, b);
+    cr_assert_null(bad);
+    cr_assert_eq(tg_tape_status(tape), TG_ESHAPE);
+    assert_has(tg_tape_error(tape), "matmul: [2,3] @ [4,5]: inner dimensions 3 and 4 differ");
+    assert_has(tg_tape_error(tape), "(node 1)");
+    cr_assert_eq(tg_last_status(), TG_ESHAPE);
+    cr_assert_str_eq(tg_last_error(), tg_tape_error(tape));
+    char first[512];
+    snprintf(first, sizeof first, "%s", tg_tape_error(tape));
+    size_t n = tg_tape_size(tape);
+
+    /* Chained ops on NULL: NULL, quietly. */
+    tg_tensor *c = tg_sum(tape, tg_tanh(tape, tg_exp(tape, bad)), TG_ALL_AXES, false);
+    cr_assert_null(c);
+    /* Even valid inputs and other errors: NULL, the first message stays. */
+    cr_assert_null(tg_exp(tape, a));
+    cr_assert_null(tg_add(tape, a, b));
+    cr_assert_null(tg_scalar(tape, TG_F64, 1.0));
+    cr_assert_null(tg_sum(tape, a, 7, false));
+    cr_assert_eq(tg_tape_status(tape), TG_ESHAPE);
+    cr_assert_str_eq(tg_tape_error(tape), first);
+    cr_assert_str_eq(tg_last_error(), first, "no new thread message either");
+    cr_assert_eq(tg_tape_size(tape), n, "nothing recorded");
+
+    /* backward refuses a tape with an error. */
+    tg_tensor *s = NULL;
+    cr_assert_eq(tg_backward(tape, s), TG_EINVAL);
+    assert_has(tg_last_error(), first);
+    cr_assert_eq(tg_backward(tape, tg_tape_node(tape, 0)), TG_ESHAPE);
+    assert_has(tg_last_error(), first);
+
+    /* A reset clears it. */
+    tg_tape_reset(tape);
+    cr_assert_eq(tg_tape_status(tape), TG_OK);
+    cr_assert_str_eq(tg_tape_error(tape), "no error");
+    tg_tensor *y = tg_sum(tape, tg_exp(tape, a), TG_ALL_AXES, false);
+    cr_assert_not_null(y);
+    cr_assert_eq(tg_backward(tape, y), TG_OK);
+    tg_tape_free(tape);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+}
+
+Test(errors, shape_errors_name_the_node)
+{
+    tg_tape *tape = tg_tape_new();
+    const size_t sa[2] = {2, 3}, sb[2] = {3, 2};
+    double v[6] = {0};
+    tg_tensor *a = leaf(2, sa, v, false), *b = leaf(2, sb, v, false);
+    for (int i = 0; i < 4; i++)
+        tg_exp(tape, a);
+    cr_assert_null(tg_add(tape, a, b));
+    cr_assert_eq(tg_tape_status(tape), TG_ESHAPE);
+    assert_has(tg_tape_error(tape), "add");
+    assert_has(tg_tape_error(tape), "[2,3]");
+    assert_has(tg_tape_error(tape), "[3,2]");
+    assert_has(tg_tape_error(tape), "node 4");
+    tg_tape_reset(tape);
+    cr_assert_null(tg_sum(tape, a, 2, false));
+    cr_assert_eq(tg_tape_status(tape), TG_EINVAL);
+    assert_has(tg_tape_error(tape), "axis 2");
+    tg_tape_free(tape);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+}
+
+/* ---- a deep chain ------------------------------------------------------------------------------ */
+
+#define CHAIN 500000 /* pairs: 10^6 recorded ops */
+#define CHAIN_C 1.0001
+
+typedef struct chain_job {
+    tg_status st;
+    double value, grad;
+    size_t nodes;
+    char error[256];
+} chain_job;
+
+static void *chain_thread(void *arg)
+{
+    chain_job *job = arg;
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tensor_scalar(TG_F64, 1.0);
+    if (!tape || !x) {
+        job->st = TG_ENOMEM;
+        return NULL;
+    }
+    tg_tensor_set_requires_grad(x, true);
+    tg_tensor *t = x;
+    for (int i = 0; i < CHAIN; i++)
+        t = tg_scale(tape, tg_tanh(tape, t), CHAIN_C);
+    job->nodes = tg_tape_size(tape);
+    job->st = t ? tg_backward(tape, t) : tg_tape_status(tape);
+    if (job->st == TG_OK) {
+        job->value = tg_tensor_item(t);
+        job->grad = tg_tensor_grad_get(x, 0);
+    } else {
+        snprintf(job->error, sizeof job->error, "%s", tg_last_error());
+    }
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    return NULL;
+}
+
+Test(deep, million_node_chain_in_a_small_stack, .timeout = 60)
+{
+    /* The reference: the same arithmetic by hand, the derivative accumulated backwards as
+     * backward does (dx = dy * (1 - y^2), then c * dy). */
+    double *ys = malloc(CHAIN * sizeof *ys);
+    cr_assert_not_null(ys);
+    double v = 1.0;
+    for (int i = 0; i < CHAIN; i++) {
+        ys[i] = tanh(v);
+        v = CHAIN_C * ys[i];
+    }
+    double g = 1.0;
+    for (int i = CHAIN; i-- > 0;) {
+        g = CHAIN_C * g;
+        g = g * (1 - ys[i] * ys[i]);
+    }
+    free(ys);
+    cr_assert(g > 1e-60 && g < 1e-10, "a derivative worth checking: %g", g);
+
+    /* Backward runs on a thread with a 256 KiB stack: recursion over 10^6 nodes would need
+     * tens of megabytes. */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    cr_assert_eq(pthread_attr_setstacksize(&attr, 256 * 1024), 0);
+    pthread_t th;
+    chain_job job = {0};
+    cr_assert_eq(pthread_create(&th, &attr, chain_thread, &job), 0);
+    pthread_join(th, NULL);
+    pthread_attr_destroy(&attr);
+    cr_assert_eq(job.st, TG_OK, "%s", job.error);
+    cr_assert_eq(job.nodes, 2 * (size_t)CHAIN);
+    assert_close(job.value, v, 1e-15, "value");
+    cr_assert(fabs(job.grad - g) <= 1e-12 * fabs(g), "gradient %.17g, want %.17g", job.grad, g);
+}
+
+/* ---- the fingerprint ------------------------------------------------------------------------ */
+
+typedef struct fp_spec {
+    tg_dtype dtype;
+    size_t rows;        /* x is (rows, 3) */
+    int squash;         /* 0: tanh, 1: sigmoid */
+    int axis;           /* of the first reduction */
+    int second_input;   /* 0: add(h, h); 1: add(h, g) */
+    double c;           /* scale constant */
+    double value;       /* fill value of the leaves */
+} fp_spec;
+
+static uint64_t fingerprint(tg_tape *tape, fp_spec s)
+{
+    const size_t xs[2] = {s.rows, 3}, ws[2] = {3, 3};
+    tg_tensor *x = tg_tensor_full(s.dtype, 2, xs, s.value);
+    tg_tensor *w = tg_tensor_full(s.dtype, 2, ws, -s.value);
+    tg_tensor_set_requires_grad(w, true);
+    tg_tensor *m = tg_matmul(tape, x, w);
+    tg_tensor *h = s.squash ? tg_sigmoid(tape, m) : tg_tanh(tape, m);
+    tg_tensor *g = tg_tanh(tape, m);
+    tg_tensor *a = tg_add(tape, h, s.second_input ? g : h);
+    tg_tensor *r = tg_sum(tape, tg_scale(tape, a, s.c), s.axis, false);
+    tg_tensor *y = tg_sum(tape, r, TG_ALL_AXES, false);
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    uint64_t fp = tg_tape_fingerprint(tape);
+    cr_assert_eq(tg_tape_fingerprint(tape), fp, "deterministic");
+    tg_tape_reset(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(w);
+    return fp;
+}
+
+Test(fingerprint, equal_for_equal_structure)
+{
+    tg_tape *tape = tg_tape_new(), *other = tg_tape_new();
+    const fp_spec base = {TG_F64, 3, 0, 0, 0, 2.0, 0.5};
+    uint64_t fp = fingerprint(tape, base);
+    fp_spec s = base;
+    s.value = -7.25;
+    s.c = 100.0;
+    cr_assert_eq(fingerprint(tape, s), fp, "values and scale constants do not count");
+    cr_assert_eq(fingerprint(tape, base), fp, "stable across resets");
+    cr_assert_eq(fingerprint(other, base), fp, "and across tapes");
+    for (int i = 0; i < 5; i++)
+        tg_tape_reset(tape);
+    cr_assert_eq(fingerprint(tape, base), fp);
+    cr_assert_neq(tg_tape_fingerprint(tape), fp, "the empty recording differs");
+    tg_tape_free(tape);
+    tg_tape_free(other);
+}
+
+Test(fingerprint, differs_when_structure_differs)
+{
+    tg_tape *tape = tg_tape_new();
+    const fp_spec base = {TG_F64, 3, 0, 0, 0, 2.0, 0.5};
+    uint64_t fp = fingerprint(tape, base);
+    fp_spec s;
+    uint64_t seen[5];
+    int n = 0;
+
+    s = base;
+    s.squash = 1;
+    seen[n++] = fingerprint(tape, s);
+    cr_assert_neq(seen[n - 1], fp, "op");
+    s = base;
+    s.rows = 4;
+    seen[n++] = fingerprint(tape, s);
+    cr_assert_neq(seen[n - 1], fp, "shape");
+    s = base;
+    s.dtype = TG_F32;
+    seen[n++] = fingerprint(tape, s);
+    cr_assert_neq(seen[n - 1], fp, "dtype");
+    s = base;
+    s.second_input = 1;
+    seen[n++] = fingerprint(tape, s);
+    cr_assert_neq(seen[n - 1], fp, "input edge");
+    s = base;
+    s.axis = 1; /* (3,3) reduced over the other axis: same shapes, other computation */
+    seen[n++] = fingerprint(tape, s);
+    cr_assert_neq(seen[n - 1], fp, "axis");
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            cr_assert_neq(seen[i], seen[j], "variants %d and %d", i, j);
+    tg_tape_free(tape);
+}
+
+Test(fingerprint, leaf_edges)
+{
+    tg_tape *tape = tg_tape_new();
+    const size_t shape[2] = {2, 2};
+    tg_tensor *a = tg_tensor_ones(TG_F64, 2, shape), *b = tg_tensor_ones(TG_F64, 2, shape);
+    tg_mul(tape, a, b);
+    uint64_t ab = tg_tape_fingerprint(tape);
+    tg_tape_reset(tape);
+    tg_mul(tape, a, a);
+    uint64_t aa = tg_tape_fingerprint(tape);
+    tg_tape_reset(tape);
+    tg_mul(tape, b, a);
+    uint64_t ba = tg_tape_fingerprint(tape);
+    tg_tape_reset(tape);
+    cr_assert_neq(ab, aa, "two leaves vs one leaf twice");
+    cr_assert_eq(ab, ba, "leaves are referenced by order of first use");
+    tg_tape_free(tape);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+}
+
+/* ---- anomaly mode --------------------------------------------------------------------------- */
+
+Test(anomaly, forward_nan_or_inf_names_the_op)
+{
+    const size_t shape[2] = {2, 3};
+    double v[6] = {0};
+    tg_tensor *x = leaf(2, shape, v, true);
+    /* Off by default: log(0) = -inf is just a value. */
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *l = tg_log(tape, tg_exp(tape, tg_neg(tape, tg_exp(tape, x))));
+    cr_assert_not_null(l);
+    tg_tensor *l0 = tg_log(tape, x);
+    cr_assert_not_null(l0);
+    cr_assert(isinf(tg_tensor_get(l0, 0)) && tg_tensor_get(l0, 0) < 0);
+    cr_assert_eq(tg_tape_status(tape), TG_OK);
+
+    tg_tape_reset(tape);
+    tg_tape_set_anomaly(tape, true);
+    tg_tensor *a = tg_neg(tape, x);
+    tg_tensor *b = tg_abs(tape, a);
+    cr_assert_not_null(b);
+    tg_tensor *bad = tg_log(tape, b);
+    cr_assert_null(bad);
+    cr_assert_eq(tg_tape_status(tape), TG_ENUMERIC);
+    cr_assert_eq(tg_last_status(), TG_ENUMERIC);
+    assert_has(tg_tape_error(tape), "log");
+    assert_has(tg_tape_error(tape), "node 2");
+    assert_has(tg_tape_error(tape), "[2,3]");
+    assert_has(tg_last_error(), "log");
+    /* Sticky like any error. */
+    cr_assert_null(tg_exp(tape, b));
+    tg_tape_reset(tape);
+    /* Anomaly mode survives the reset; NaN is caught as well as Inf. */
+    tg_tensor *n = tg_sqrt(tape, tg_add_scalar(tape, x, -1.0));
+    cr_assert_null(n);
+    assert_has(tg_tape_error(tape), "sqrt");
+    assert_has(tg_tape_error(tape), "node 1");
+    tg_tape_reset(tape);
+    tg_tape_set_anomaly(tape, false);
+    cr_assert_not_null(tg_log(tape, x));
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+Test(anomaly, backward_inf_names_the_op)
+{
+    const size_t n = 2;
+    const double v[2] = {0, 1};
+    tg_tensor *x = leaf(1, &n, v, true);
+    tg_tape *tape = tg_tape_new();
+    /* Off: sqrt'(0) = +inf lands in the gradient. */
+    tg_tensor *y = tg_sum(tape, tg_sqrt(tape, x), TG_ALL_AXES, false);
+    cr_assert_eq(tg_backward(tape, y), TG_OK);
+    cr_assert(isinf(tg_tensor_grad_get(x, 0)));
+    cr_assert_eq(tg_tensor_grad_get(x, 1), 0.5);
+    tg_tensor_zero_grad(x);
+
+    tg_tape_reset(tape);
+    tg_tape_set_anomaly(tape, true);
+    tg_tensor *e = tg_exp(tape, x);
+    tg_tensor *s = tg_sqrt(tape, x);
+    y = tg_sum(tape, tg_add(tape, e, s), TG_ALL_AXES, false);
+    cr_assert_not_null(y, "the forward values are finite: %s", tg_tape_error(tape));
+    cr_assert_eq(tg_backward(tape, y), TG_ENUMERIC);
+    assert_has(tg_last_error(), "sqrt");
+    assert_has(tg_last_error(), "node 1");
+    assert_has(tg_last_error(), "backward");
+    cr_assert_eq(tg_tape_status(tape), TG_ENUMERIC);
+
+    /* The same through tg_grad. */
+    tg_tape_reset(tape);
+    y = tg_sum(tape, tg_sqrt(tape, x), TG_ALL_AXES, false);
+    tg_tensor *g = NULL;
+    cr_assert_eq(tg_grad(tape, y, &x, 1, &g), TG_ENUMERIC);
+    assert_has(tg_last_error(), "sqrt");
+    cr_assert_null(g);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+/* ---- no heap allocation in steady state -------------------------------------------------------- */
+
+typedef struct mlp {
+    tg_tensor *X, *Y;              /* data (8,4), one-hot targets (8,3) */
+    tg_tensor *W1, *b1, *W2, *b2;  /* (4,16), (16), (16,3), (3) */
+} mlp;
+
+/* One training step; returns the loss. */
+static double mlp_step(tg_tape *tape, mlp *m, double lr)
+{
+    tg_tensor *h = tg_tanh(tape, tg_add(tape, tg_matmul(tape, m->X, m->W1), m->b1));
+    tg_tensor *logits = tg_add(tape, tg_matmul(tape, h, m->W2), m->b2);
+    tg_tensor *logp = tg_log_softmax(tape, logits, 1);
+    tg_tensor *nll = tg_neg(tape, tg_mean(tape, tg_sum(tape, tg_mul(tape, m->Y, logp), 1, false),
+                                          TG_ALL_AXES, false));
+    /* A small extra term through sigmoid and softmax, so they take part too. */
+    tg_tensor *reg = tg_mean(tape, tg_mul(tape, tg_sigmoid(tape, logits),
+                                          tg_softmax(tape, logits, -1)),
+                             TG_ALL_AXES, false);
+    tg_tensor *loss = tg_add(tape, nll, tg_scale(tape, reg, 0.01));
+    cr_assert_not_null(loss, "%s", tg_tape_error(tape));
+    double value = tg_tensor_item(loss);
+    cr_assert_eq(tg_backward(tape, loss), TG_OK, "%s", tg_last_error());
+    tg_tensor *params[4] = {m->W1, m->b1, m->W2, m->b2};
+    for (int p = 0; p < 4; p++) {
+        double *w = tg_tensor_data(params[p]);
+        const double *g = tg_tensor_grad_data(params[p]);
+        cr_assert(w && g);
+        for (size_t i = 0; i < tg_tensor_numel(params[p]); i++)
+            w[i] -= lr * g[i];
+        tg_tensor_zero_grad(params[p]);
+    }
+    tg_tape_reset(tape);
+    return value;
+}
+
+Test(steady_state, training_loop_makes_no_allocator_calls)
+{
+    th_install(); /* before anything is made: every byte goes through the counter */
+    tg_rng rng;
+    tg_rng_seed(&rng, 11);
+    const size_t xs[2] = {8, 4}, ys[2] = {8, 3}, w1s[2] = {4, 16}, b1s[1] = {16},
+                 w2s[2] = {16, 3}, b2s[1] = {3};
+    mlp m;
+    m.X = tg_tensor_randn(TG_F64, 2, xs, &rng, 0, 1);
+    m.Y = tg_tensor_zeros(TG_F64, 2, ys);
+    for (size_t i = 0; i < 8; i++)
+        tg_tensor_set(m.Y, i * 3 + i % 3, 1.0);
+    m.W1 = tg_tensor_randn(TG_F64, 2, w1s, &rng, 0, 0.5);
+    m.b1 = tg_tensor_zeros(TG_F64, 1, b1s);
+    m.W2 = tg_tensor_randn(TG_F64, 2, w2s, &rng, 0, 0.5);
+    m.b2 = tg_tensor_zeros(TG_F64, 1, b2s);
+    tg_tensor *params[4] = {m.W1, m.b1, m.W2, m.b2};
+    for (int p = 0; p < 4; p++)
+        tg_tensor_set_requires_grad(params[p], true);
+    tg_tape *tape = tg_tape_new();
+    cr_assert_not_null(tape);
+
+    double first = mlp_step(tape, &m, 0.5);
+    size_t calls_after_first = th_state.calls;
+    size_t capacity = tg_tape_arena_capacity(tape);
+    cr_assert_gt(capacity, 0);
+    double last = first;
+    for (int step = 2; step <= 100; step++) {
+        last = mlp_step(tape, &m, 0.5);
+        cr_assert_eq(th_state.calls, calls_after_first,
+                     "step %d made %zu allocator calls (after %zu in step 1)", step,
+                     th_state.calls - calls_after_first, calls_after_first);
+        cr_assert_eq(tg_tape_arena_capacity(tape), capacity,
+                     "step %d: arena capacity %zu, was %zu after step 1", step,
+                     tg_tape_arena_capacity(tape), capacity);
+    }
+    cr_assert_lt(last, first * 0.5, "training works: loss %g -> %g", first, last);
+
+    tg_tape_free(tape);
+    tg_tensor_free(m.X);
+    tg_tensor_free(m.Y);
+    for (int p = 0; p < 4; p++)
+        tg_tensor_free(params[p]);
+    cr_assert_eq(th_state.live, 0, "%lld blocks leaked", th_state.live);
+    cr_assert_eq(th_state.bytes, 0, "%lld bytes unaccounted for", th_state.bytes);
+    th_uninstall();
+}
+
+Test(steady_state, f32_and_a_larger_graph)
+{
+    /* The same property for f32 and for a recording that needs several arena blocks. */
+    th_install();
+    const size_t shape[2] = {64, 64};
+    tg_rng rng;
+    tg_rng_seed(&rng, 3);
+    tg_tensor *W = tg_tensor_randn(TG_F32, 2, shape, &rng, 0, 0.1);
+    tg_tensor *X = tg_tensor_randn(TG_F32, 2, shape, &rng, 0, 1);
+    tg_tensor_set_requires_grad(W, true);
+    tg_tape *tape = tg_tape_new();
+    size_t calls = 0, capacity = 0;
+    for (int step = 1; step <= 20; step++) {
+        tg_tensor *h = X;
+        for (int l = 0; l < 12; l++)
+            h = tg_relu(tape, tg_matmul(tape, h, W));
+        tg_tensor *loss = tg_mean(tape, tg_square(tape, h), TG_ALL_AXES, false);
+        cr_assert_eq(tg_backward(tape, loss), TG_OK, "%s", tg_last_error());
+        tg_tensor_zero_grad(W);
+        tg_tape_reset(tape);
+        if (step == 1) {
+            calls = th_state.calls;
+            capacity = tg_tape_arena_capacity(tape);
+            cr_assert_gt(capacity, (size_t)12 * 64 * 64 * 4 * 2, "several blocks' worth");
+        } else {
+            cr_assert_eq(th_state.calls, calls, "step %d allocated", step);
+            cr_assert_eq(tg_tape_arena_capacity(tape), capacity, "step %d grew the arena", step);
+        }
+    }
+    tg_tape_free(tape);
+    tg_tensor_free(W);
+    tg_tensor_free(X);
+    cr_assert_eq(th_state.live, 0);
+    cr_assert_eq(th_state.bytes, 0);
+    th_uninstall();
+}
