@@ -79,6 +79,8 @@ enum {
     TG_TF_LEAF = 1u << 0,      /* lives outside any tape */
     TG_TF_OWNS_DATA = 1u << 1, /* leaf whose data was allocated with it (not wrapped) */
     TG_TF_VIEW = 1u << 2,      /* tape tensor sharing its input's data (reshape, detach) */
+    TG_TF_BORROWED_GRAD = 1u << 3, /* leaf whose grad points into memory it does not own (a
+                                    * model's gradient block): tg_tensor_free leaves it alone */
 };
 
 /* Op attributes. axis is normalized at record time: 0..rank-1, or TG_ALL_AXES. */
@@ -136,6 +138,10 @@ tg_status tg_tensor__check_shape(const char *who, tg_dtype dtype, int rank, cons
                                  size_t *numel);
 /* The allocation size of a grad or data buffer, rounded for alignment. */
 void *tg_tensor__alloc_grad(tg_tensor *leaf);
+/* Makes `grad` (numel elements of the leaf's dtype, owned by the caller, e.g. a slice of a
+ * model's gradient block) the leaf's grad buffer, freeing a grad the leaf owned. Backward then
+ * accumulates into it; tg_tensor_free does not free it. NULL returns the leaf to owning none. */
+void tg_tensor__borrow_grad(tg_tensor *leaf, void *grad);
 
 /* ---- tape -------------------------------------------------------------------------------- */
 

@@ -97,7 +97,7 @@ void tg_tensor_free(tg_tensor *t)
 {
     if (!t || !(t->flags & TG_TF_LEAF))
         return;
-    if (t->grad)
+    if (t->grad && !(t->flags & TG_TF_BORROWED_GRAD))
         tg__free(t->grad, tg__nbytes(t) ? tg__nbytes(t) : 1);
     if (t->name)
         tg__free((void *)t->name, strlen(t->name) + 1);
@@ -114,6 +114,17 @@ void *tg_tensor__alloc_grad(tg_tensor *leaf)
             memset(leaf->grad, 0, bytes);
     }
     return leaf->grad;
+}
+
+void tg_tensor__borrow_grad(tg_tensor *leaf, void *grad)
+{
+    if (leaf->grad && !(leaf->flags & TG_TF_BORROWED_GRAD))
+        tg__free(leaf->grad, tg__nbytes(leaf) ? tg__nbytes(leaf) : 1);
+    leaf->grad = grad;
+    if (grad)
+        leaf->flags |= TG_TF_BORROWED_GRAD;
+    else
+        leaf->flags &= (uint8_t)~TG_TF_BORROWED_GRAD;
 }
 
 static void fill(tg_tensor *t, double v)
