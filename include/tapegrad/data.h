@@ -17,7 +17,10 @@ typedef struct tg_table tg_table;
  * optional surrounding spaces, "\n" or "\r\n" line ends). TG_EIO when the file cannot be
  * read (with the OS reason); TG_EFORMAT with "PATH:LINE:COLUMN: ..." for an empty file, a
  * missing header, a ragged row, a field that is not a finite number (NaN/Inf included), an
- * empty field. *out is the caller's (tg_table_free). */
+ * empty field, a header with no data rows, an empty or duplicate column name, a first row
+ * that is all numbers (no header). Blank lines are skipped; a UTF-8 byte order mark is
+ * ignored; header names may be double-quoted ("" for a quote). *out is the caller's
+ * (tg_table_free). */
 TG_API tg_status tg_table_read_csv(const char *path, tg_table **out);
 /* The same from text in memory; `name` is used in messages in place of the path. */
 TG_API tg_status tg_table_parse_csv(const char *text, size_t len, const char *name,
@@ -49,13 +52,15 @@ TG_API tg_status tg_dataset_split(const tg_dataset *ds, double test_fraction, ui
 /* Per-feature mean and standard deviation (population; a constant feature gets std 1).
  * mean and std hold d doubles each. */
 TG_API tg_status tg_dataset_stats(const tg_dataset *ds, double *mean, double *std);
-/* x = (x - mean) / std in place. */
+/* x = (x - mean) / std in place (a zero std only centres). */
 TG_API void tg_dataset_standardize(tg_dataset *ds, const double *mean, const double *std);
 
 /* A permutation of 0..n-1 from the seeded RNG (Fisher-Yates); perm holds n entries. */
 TG_API void tg_shuffle(size_t *perm, size_t n, tg_rng *rng);
 /* Copies rows perm[start .. start+count) of ds into x (count x d) and y (count) of `dtype`
- * (caller memory, e.g. to wrap with tg_tensor_wrap). */
+ * (caller memory, e.g. to wrap with tg_tensor_wrap). perm NULL means rows start.. in order
+ * (evaluation); x or y NULL skips that part. A row index out of range fills its values with
+ * NaN and sets TG_EINVAL (tg_last_error), never reads out of bounds. */
 TG_API void tg_dataset_gather(const tg_dataset *ds, const size_t *perm, size_t start,
                               size_t count, tg_dtype dtype, void *x, void *y);
 
