@@ -19,6 +19,9 @@ typedef struct check_ctx {
 static tg_tensor *record(check_ctx *c, tg_status *st)
 {
     tg_tape_reset(c->tape);
+    /* A NULL result is explained by the tape's error or, failing that, by an error fn set on
+     * this thread: forget any older one so it cannot be reported in fn's place. */
+    tg_clear_error();
     tg_tensor *y = c->fn(c->tape, c->xs, c->n, c->ud);
     if (!y) {
         *st = tg_tape_status(c->tape) != TG_OK ? tg_tape_status(c->tape) : tg_last_status();

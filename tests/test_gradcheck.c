@@ -1,0 +1,850 @@
+/* test_gradcheck.c: every op in the table against central finite differences (tg_gradcheck,
+ * f64, tol 1e-7), at several seeded random shapes including 0-d and broadcasting; a few
+ * composite functions and fan-out graphs; and the behaviour of tg_gradcheck itself.
+ *
+ * The cases are a table keyed by tg_op: the coverage test walks every op and fails for one
+ * that has no case, so a new op cannot be added without a gradient check. Inputs stay away
+ * from kinks (relu/abs near 0, ties in max, non-positive inputs of sqrt/log/pow). */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tapegrad.h"
+
+#define TOL 1e-7
+#define EPS 1e-6
+#define MAX_IN 2
+
+/* ---- inputs ---------------------------------------------------------------------------- */
+
+typedef enum kind {
+    K_NORMAL,   /* N(0, 1) */
+    K_POS,      /* uniform [0.5, 2]: sqrt, log, pow with non-integer exponents */
+    K_AWAY,     /* |x| in [0.05, 2], random sign: relu, abs (far from the kink at 0) */
+    K_DENOM,    /* |x| in [0.5, 2], random sign: divisors */
+    K_DISTINCT, /* distinct values at least 0.2 apart, shuffled: max (no ties) */
+} kind;
+
+typedef struct shp {
+    int rank;
+    size_t d[TG_MAX_RANK];
+} shp;
+
+/* Brace initializers (usable in static tables); in expressions write (shp)S2(2, 3). */
+#define S0 {0, {0}}
+#define S1(a) {1, {a}}
+#define S2(a, b) {2, {a, b}}
+#define S3(a, b, c) {3, {a, b, c}}
+#define S4(a, b, c, d) {4, {a, b, c, d}}
+
+static tg_tensor *make_input(tg_rng *rng, shp s, kind k)
+{
+    tg_tensor *t = NULL;
+    switch (k) {
+    case K_NORMAL:
+        t = tg_tensor_randn(TG_F64, s.rank, s.d, rng, 0.0, 1.0);
+        break;
+    case K_POS:
+        t = tg_tensor_rand(TG_F64, s.rank, s.d, rng, 0.5, 2.0);
+        break;
+    case K_AWAY:
+    case K_DENOM:
+        t = tg_tensor_rand(TG_F64, s.rank, s.d, rng, k == K_AWAY ? 0.05 : 0.5, 2.0);
+        cr_assert(t != NULL, "tg_tensor_rand: %s", tg_last_error());
+        for (size_t i = 0; i < tg_tensor_numel(t); i++)
+            if (tg_rng_below(rng, 2))
+                tg_tensor_set(t, i, -tg_tensor_get(t, i));
+        break;
+    case K_DISTINCT: {
+        t = tg_tensor_zeros(TG_F64, s.rank, s.d);
+        cr_assert(t != NULL, "tg_tensor_zeros: %s", tg_last_error());
+        size_t n = tg_tensor_numel(t);
+        double *v = tg_tensor_data(t);
+        for (size_t i = 0; i < n; i++)
+            v[i] = 0.25 * ((double)i - (double)n / 2) + 0.05 * tg_rng_uniform(rng);
+        for (size_t i = n; i > 1; i--) { /* Fisher-Yates */
+            size_t j = (size_t)tg_rng_below(rng, i);
+            double tmp = v[i - 1];
+            v[i - 1] = v[j];
+            v[j] = tmp;
+        }
+        break;
+    }
+    }
+    cr_assert(t != NULL, "making an input: %s", tg_last_error());
+    return t;
+}
+
+/* ---- one op applied with its attributes --------------------------------------------------- */
+
+typedef struct spec {
+    tg_op op;
+    int axis;
+    bool keepdim;
+    double c;    /* scale, add_scalar, pow; clamp's lo */
+    double hi;   /* clamp's hi */
+    shp to;      /* reshape target */
+    bool fanout; /* binary op applied to (x, x) */
+} spec;
+
+static tg_tensor *apply(tg_tape *t, const spec *s, tg_tensor *a, tg_tensor *b)
+{
+    switch (s->op) {
+    case TG_OP_CONST: return NULL;
+    case TG_OP_DETACH: return tg_detach(t, a);
+    case TG_OP_ADD: return tg_add(t, a, b);
+    case TG_OP_SUB: return tg_sub(t, a, b);
+    case TG_OP_MUL: return tg_mul(t, a, b);
+    case TG_OP_DIV: return tg_div(t, a, b);
+    case TG_OP_NEG: return tg_neg(t, a);
+    case TG_OP_SCALE: return tg_scale(t, a, s->c);
+    case TG_OP_ADD_SCALAR: return tg_add_scalar(t, a, s->c);
+    case TG_OP_POW: return tg_pow(t, a, s->c);
+    case TG_OP_SQUARE: return tg_square(t, a);
+    case TG_OP_SQRT: return tg_sqrt(t, a);
+    case TG_OP_EXP: return tg_exp(t, a);
+    case TG_OP_LOG: return tg_log(t, a);
+    case TG_OP_ABS: return tg_abs(t, a);
+    case TG_OP_SIGMOID: return tg_sigmoid(t, a);
+    case TG_OP_TANH: return tg_tanh(t, a);
+    case TG_OP_RELU: return tg_relu(t, a);
+    case TG_OP_LOG_SIGMOID: return tg_log_sigmoid(t, a);
+    case TG_OP_CLAMP: return tg_clamp(t, a, s->c, s->hi);
+    case TG_OP_MATMUL: return tg_matmul(t, a, b);
+    case TG_OP_TRANSPOSE: return tg_transpose(t, a);
+    case TG_OP_RESHAPE: return tg_reshape(t, a, s->to.rank, s->to.d);
+    case TG_OP_SUM: return tg_sum(t, a, s->axis, s->keepdim);
+    case TG_OP_MEAN: return tg_mean(t, a, s->axis, s->keepdim);
+    case TG_OP_MAX: return tg_max(t, a, s->axis, s->keepdim);
+    case TG_OP_LOGSUMEXP: return tg_logsumexp(t, a, s->axis, s->keepdim);
+    case TG_OP_SOFTMAX: return tg_softmax(t, a, s->axis);
+    case TG_OP_LOG_SOFTMAX: return tg_log_softmax(t, a, s->axis);
+    case TG_OP_COUNT: break;
+    }
+    return NULL;
+}
+
+static tg_tensor *op_fn(tg_tape *tape, tg_tensor *const *in, size_t n, void *ud)
+{
+    const spec *s = ud;
+    tg_tensor *a = in[0];
+    tg_tensor *b = s->fanout ? in[0] : (n > 1 ? in[1] : NULL);
+    return apply(tape, s, a, b);
+}
+
+/* ---- running one check ------------------------------------------------------------------ */
+
+static const char *fmt_shp(char *buf, size_t size, const tg_tensor *t)
+{
+    return tg_shape_format(buf, size, tg_tensor_rank(t), tg_tensor_shape(t));
+}
+
+static const char *fmt_axis(char *buf, size_t size, int axis)
+{
+    if (axis == TG_ALL_AXES)
+        snprintf(buf, size, "TG_ALL_AXES");
+    else
+        snprintf(buf, size, "%d", axis);
+    return buf;
+}
+
+/* A description of the attributes that matter for the op, for failure messages. */
+static const char *describe(char *buf, size_t size, const spec *s)
+{
+    char ax[32], to[64];
+    switch (s->op) {
+    case TG_OP_SCALE:
+    case TG_OP_ADD_SCALAR:
+    case TG_OP_POW:
+        snprintf(buf, size, "c=%g", s->c);
+        break;
+    case TG_OP_CLAMP:
+        snprintf(buf, size, "lo=%g hi=%g", s->c, s->hi);
+        break;
+    case TG_OP_SUM:
+    case TG_OP_MEAN:
+    case TG_OP_MAX:
+    case TG_OP_LOGSUMEXP:
+        snprintf(buf, size, "axis=%s keepdim=%d", fmt_axis(ax, sizeof ax, s->axis), s->keepdim);
+        break;
+    case TG_OP_SOFTMAX:
+    case TG_OP_LOG_SOFTMAX:
+        snprintf(buf, size, "axis=%s", fmt_axis(ax, sizeof ax, s->axis));
+        break;
+    case TG_OP_RESHAPE:
+        snprintf(buf, size, "to %s", tg_shape_format(to, sizeof to, s->to.rank, s->to.d));
+        break;
+    default:
+        snprintf(buf, size, "%s", s->fanout ? "fan-out (x, x)" : "-");
+        break;
+    }
+    return buf;
+}
+
+static int g_cases; /* checks run by the current case function */
+
+/* Gradchecks `fn` at inputs[0..n), which it frees. On failure the message names `what` (the
+ * op or function), the input shapes, the attributes and the error. */
+static void check_fn(const char *what, const char *attrs, tg_check_fn fn, void *ud,
+                     tg_tensor **inputs, size_t n, uint64_t seed)
+{
+    tg_gradcheck_options opt = TG_GRADCHECK_OPTIONS_INIT;
+    opt.eps = EPS;
+    opt.tol = TOL;
+    opt.seed = seed;
+    double err[8] = {0};
+    cr_assert(n <= 8);
+    tg_clear_error();
+    tg_status st = tg_gradcheck(fn, ud, inputs, n, &opt, err);
+    char shapes[256] = "", s[64];
+    size_t len = 0;
+    for (size_t i = 0; i < n && len < sizeof shapes; i++)
+        len += (size_t)snprintf(shapes + len, sizeof shapes - len, "%s%s", i ? ", " : "",
+                                fmt_shp(s, sizeof s, inputs[i]));
+    double worst = 0;
+    for (size_t i = 0; i < n; i++)
+        worst = err[i] > worst || isnan(err[i]) ? err[i] : worst;
+    cr_expect(st == TG_OK, "gradcheck %s(%s) [%s]: max error %.3g (tol %g), status %s: %s", what,
+              shapes, attrs, worst, TOL, tg_status_name(st), tg_last_error());
+    for (size_t i = 0; i < n; i++)
+        tg_tensor_free(inputs[i]);
+    g_cases++;
+}
+
+static void check_op(const spec *s, tg_tensor **inputs, size_t n, uint64_t seed)
+{
+    char attrs[128];
+    check_fn(tg_op_name(s->op), describe(attrs, sizeof attrs, s), op_fn, (void *)s, inputs, n,
+             seed);
+}
+
+static void check_unary(tg_rng *rng, spec s, shp x, kind k)
+{
+    tg_tensor *in[1] = {make_input(rng, x, k)};
+    check_op(&s, in, 1, tg_rng_next(rng));
+}
+
+static void check_binary(tg_rng *rng, spec s, shp a, kind ka, shp b, kind kb)
+{
+    tg_tensor *in[2] = {make_input(rng, a, ka), make_input(rng, b, kb)};
+    check_op(&s, in, 2, tg_rng_next(rng));
+}
+
+/* Shapes for elementwise unary ops: 0-d through 4-D, with size-1 axes. */
+static const shp UNARY_SHAPES[] = {
+    S0, S1(1), S1(5), S2(2, 3), S2(1, 4), S3(2, 3, 2), S4(2, 1, 3, 2),
+};
+#define N_UNARY_SHAPES (sizeof UNARY_SHAPES / sizeof UNARY_SHAPES[0])
+
+/* ---- the cases, one function per kind of op ---------------------------------------------- */
+
+typedef void (*case_fn)(tg_op op, tg_rng *rng);
+
+/* No gradient: a constant never requires grad, and the gradient with respect to it (taken
+ * as a tape tensor by tg_grad) is exactly zero, while the function using it still checks. */
+static tg_tensor *const_fn(tg_tape *tape, tg_tensor *const *in, size_t n, void *ud)
+{
+    (void)n;
+    (void)ud;
+    const double c[6] = {0.5, -1.0, 2.0, 3.0, -0.25, 1.5};
+    size_t shape[2] = {2, 3};
+    tg_tensor *k = tg_constant(tape, TG_F64, 2, shape, c);
+    tg_tensor *s = tg_scalar(tape, TG_F64, 0.75);
+    return tg_add(tape, tg_mul(tape, in[0], k), s);
+}
+
+static void case_const(tg_op op, tg_rng *rng)
+{
+    tg_tape *tape = tg_tape_new();
+    cr_assert(tape);
+    tg_tensor *x = make_input(rng, (shp)S2(2, 3), K_NORMAL);
+    tg_tensor_set_requires_grad(x, true);
+    const double c[6] = {1, 2, 3, 4, 5, 6};
+    size_t shape[2] = {2, 3};
+    tg_tensor *k = tg_constant(tape, TG_F64, 2, shape, c);
+    cr_assert(k, "%s: %s", tg_op_name(op), tg_tape_error(tape));
+    cr_expect_eq(tg_tensor_op(k), (int)op, "%s: tg_constant records op %d", tg_op_name(op),
+                 tg_tensor_op(k));
+    cr_expect(!tg_tensor_requires_grad(k), "%s: a constant requires grad", tg_op_name(op));
+    tg_tensor *y = tg_sum(tape, tg_mul(tape, x, k), TG_ALL_AXES, false);
+    cr_assert(y, "%s: %s", tg_op_name(op), tg_tape_error(tape));
+    tg_tensor *g[2] = {NULL, NULL};
+    tg_tensor *wrt[2] = {k, x};
+    cr_assert_eq(tg_grad(tape, y, wrt, 2, g), TG_OK, "%s: tg_grad: %s", tg_op_name(op),
+                 tg_last_error());
+    for (size_t i = 0; i < 6; i++) {
+        cr_expect(tg_tensor_grad_get(k, i) == 0 && tg_tensor_get(g[0], i) == 0,
+                  "%s: gradient %g reached constant element %zu", tg_op_name(op),
+                  tg_tensor_get(g[0], i), i);
+        cr_expect(tg_tensor_get(g[1], i) == c[i], "%s: d/dx[%zu] = %g, expected %g",
+                  tg_op_name(op), i, tg_tensor_get(g[1], i), c[i]);
+    }
+    tg_tensor_free(g[0]);
+    tg_tensor_free(g[1]);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+
+    tg_tensor *in[1] = {make_input(rng, (shp)S2(2, 3), K_NORMAL)};
+    check_fn("const: x * constant + scalar", "-", const_fn, NULL, in, 1, tg_rng_next(rng));
+}
+
+/* f = sum(x * detach(x)): the true gradient is 2x, the recorded one x. */
+static tg_tensor *detach_fn(tg_tape *tape, tg_tensor *const *in, size_t n, void *ud)
+{
+    (void)n;
+    (void)ud;
+    return tg_sum(tape, tg_mul(tape, in[0], tg_detach(tape, in[0])), TG_ALL_AXES, false);
+}
+
+static void case_detach(tg_op op, tg_rng *rng)
+{
+    static const shp shapes[] = {S0, S1(4), S2(2, 3), S3(2, 1, 3)};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        char sh[64];
+        tg_tape *tape = tg_tape_new();
+        cr_assert(tape);
+        tg_tensor *x = make_input(rng, shapes[si], K_NORMAL);
+        tg_tensor_set_requires_grad(x, true);
+        tg_tensor *d = tg_detach(tape, x);
+        cr_assert(d, "%s: %s", tg_op_name(op), tg_tape_error(tape));
+        cr_expect_eq(tg_tensor_op(d), (int)op);
+        cr_expect(!tg_tensor_requires_grad(d), "%s %s: the result requires grad",
+                  tg_op_name(op), fmt_shp(sh, sizeof sh, x));
+        tg_tensor *y = detach_fn(tape, &x, 1, NULL);
+        cr_assert(y, "%s: %s", tg_op_name(op), tg_tape_error(tape));
+        tg_tensor *g = NULL;
+        cr_assert_eq(tg_grad(tape, y, &x, 1, &g), TG_OK, "%s: %s", tg_op_name(op),
+                     tg_last_error());
+        for (size_t i = 0; i < tg_tensor_numel(x); i++)
+            cr_expect(tg_tensor_get(g, i) == tg_tensor_get(x, i),
+                      "%s %s: d/dx[%zu] = %g, expected %g (nothing through detach)",
+                      tg_op_name(op), fmt_shp(sh, sizeof sh, x), i, tg_tensor_get(g, i),
+                      tg_tensor_get(x, i));
+        tg_tensor_free(g);
+        tg_tape_free(tape);
+
+        /* The finite differences see 2x, so the check must fail: detach really cuts. */
+        tg_gradcheck_options opt = TG_GRADCHECK_OPTIONS_INIT;
+        double err = 0;
+        tg_status st = tg_gradcheck(detach_fn, NULL, &x, 1, &opt, &err);
+        cr_expect(st == TG_ENUMERIC && err > 0.01,
+                  "%s %s: gradcheck through detach returned %s with error %g, expected a "
+                  "mismatch",
+                  tg_op_name(op), fmt_shp(sh, sizeof sh, x), tg_status_name(st), err);
+        tg_tensor_free(x);
+        g_cases++;
+    }
+}
+
+/* add, sub, mul, div: same shapes 0-d..4-D, many kinds of broadcasting, fan-out. */
+static void case_binary(tg_op op, tg_rng *rng)
+{
+    kind kb = op == TG_OP_DIV ? K_DENOM : K_NORMAL;
+    spec s = {.op = op};
+    static const struct {
+        shp a, b;
+    } pairs[] = {
+        {S0, S0},
+        {S1(5), S1(5)},
+        {S2(2, 3), S2(2, 3)},
+        {S3(2, 3, 2), S3(2, 3, 2)},
+        {S4(2, 1, 2, 3), S4(2, 1, 2, 3)},
+        {S2(3, 1), S2(1, 4)},
+        {S2(1, 4), S2(3, 1)},
+        {S3(2, 3, 4), S1(4)},
+        {S1(4), S3(2, 3, 4)},
+        {S3(2, 1, 4), S2(3, 1)},
+        {S2(3, 1), S3(2, 1, 4)},
+        {S0, S2(2, 3)},
+        {S2(2, 3), S0},
+        {S1(1), S1(3)},
+        {S2(1, 1), S2(3, 4)},
+        {S2(2, 3), S2(2, 1)},
+        {S2(2, 3), S2(1, 3)},
+        {S3(2, 3, 4), S3(1, 3, 1)},
+        {S3(2, 1, 4), S3(1, 3, 1)},
+        {S4(2, 1, 3, 1), S3(4, 1, 2)},
+        {S4(2, 3, 1, 2), S2(1, 2)},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
+        check_binary(rng, s, pairs[i].a, K_NORMAL, pairs[i].b, kb);
+    /* The same tensor on both sides: both VJPs add into one gradient. */
+    s.fanout = true;
+    static const shp fan[] = {S0, S1(4), S2(2, 3), S3(2, 2, 3)};
+    for (size_t i = 0; i < sizeof fan / sizeof fan[0]; i++)
+        check_unary(rng, s, fan[i], kb);
+}
+
+/* Elementwise unary ops defined everywhere (or on the kind given). */
+static void case_unary(tg_op op, tg_rng *rng)
+{
+    kind k = K_NORMAL;
+    if (op == TG_OP_SQRT || op == TG_OP_LOG)
+        k = K_POS;
+    else if (op == TG_OP_ABS || op == TG_OP_RELU)
+        k = K_AWAY;
+    spec s = {.op = op};
+    for (size_t i = 0; i < N_UNARY_SHAPES; i++)
+        check_unary(rng, s, UNARY_SHAPES[i], k);
+    if (op == TG_OP_EXP || op == TG_OP_SIGMOID || op == TG_OP_TANH || op == TG_OP_LOG_SIGMOID) {
+        /* Larger inputs: the tails of exp, sigmoid, tanh and log_sigmoid. */
+        tg_tensor *x = make_input(rng, (shp)S1(6), K_NORMAL);
+        double v[6] = {-4, -2.5, -0.75, 0.6, 2.2, 3.5};
+        for (size_t i = 0; i < 6; i++)
+            tg_tensor_set(x, i, v[i]);
+        check_op(&s, &x, 1, tg_rng_next(rng));
+    }
+}
+
+/* scale and add_scalar with non-trivial constants (the constant enters forward and VJP). */
+static void case_with_constant(tg_op op, tg_rng *rng)
+{
+    static const double cs[] = {2.5, -0.75, 1.0 / 3.0, 0.0, -7.25};
+    for (size_t j = 0; j < sizeof cs / sizeof cs[0]; j++) {
+        spec s = {.op = op, .c = cs[j]};
+        for (size_t i = 0; i < N_UNARY_SHAPES; i += 2)
+            check_unary(rng, s, UNARY_SHAPES[i], K_NORMAL);
+    }
+}
+
+/* Integer exponents on any input; non-integer ones (and -1) on positive inputs. */
+static void case_pow(tg_op op, tg_rng *rng)
+{
+    static const struct {
+        double c;
+        kind k;
+    } es[] = {
+        {2, K_NORMAL}, {3, K_NORMAL}, {1, K_NORMAL}, {4, K_NORMAL},   {0.5, K_POS},
+        {-1.5, K_POS}, {-1, K_DENOM}, {2.5, K_POS},  {1.0 / 3, K_POS}, {0, K_POS},
+    };
+    for (size_t j = 0; j < sizeof es / sizeof es[0]; j++) {
+        spec s = {.op = op, .c = es[j].c};
+        for (size_t i = 0; i < N_UNARY_SHAPES; i += 2)
+            check_unary(rng, s, UNARY_SHAPES[i], es[j].k);
+    }
+}
+
+/* clamp with finite, one-sided and degenerate bounds; inputs kept 0.01 away from both bounds
+ * (the kinks), on both sides of them. */
+static void case_clamp(tg_op op, tg_rng *rng)
+{
+    static const double bounds[][2] = {
+        {-0.5, 0.7}, {-1.0, 1.0}, {0.25, 0.25}, {-INFINITY, 0.5}, {-0.3, INFINITY}, {-3, 3},
+    };
+    for (size_t j = 0; j < sizeof bounds / sizeof bounds[0]; j++) {
+        spec s = {.op = op, .c = bounds[j][0], .hi = bounds[j][1]};
+        for (size_t i = 0; i < N_UNARY_SHAPES; i++) {
+            tg_tensor *x = make_input(rng, UNARY_SHAPES[i], K_NORMAL);
+            for (size_t e = 0; e < tg_tensor_numel(x); e++) {
+                double v = tg_tensor_get(x, e);
+                if (fabs(v - s.c) < 0.01 || fabs(v - s.hi) < 0.01)
+                    tg_tensor_set(x, e, v + 0.05);
+            }
+            check_op(&s, &x, 1, tg_rng_next(rng));
+        }
+    }
+}
+
+static void case_matmul(tg_op op, tg_rng *rng)
+{
+    static const size_t mkn[][3] = {
+        {1, 1, 1}, {3, 5, 2}, {7, 1, 4}, {2, 3, 1}, {1, 6, 1}, {4, 4, 4}, {1, 3, 5}, {5, 2, 3},
+    };
+    spec s = {.op = op};
+    for (size_t i = 0; i < sizeof mkn / sizeof mkn[0]; i++) {
+        size_t M = mkn[i][0], K = mkn[i][1], N = mkn[i][2];
+        check_binary(rng, s, (shp)S2(M, K), K_NORMAL, (shp)S2(K, N), K_NORMAL);
+    }
+    static const size_t bmkn[][4] = {{2, 3, 4, 2}, {1, 2, 3, 2}, {3, 1, 2, 5}, {2, 2, 1, 2}};
+    for (size_t i = 0; i < sizeof bmkn / sizeof bmkn[0]; i++) {
+        size_t B = bmkn[i][0], M = bmkn[i][1], K = bmkn[i][2], N = bmkn[i][3];
+        check_binary(rng, s, (shp)S3(B, M, K), K_NORMAL, (shp)S3(B, K, N), K_NORMAL);
+    }
+    /* x @ x for square x: both operands' gradients land in one buffer. */
+    s.fanout = true;
+    check_unary(rng, s, (shp)S2(3, 3), K_NORMAL);
+    check_unary(rng, s, (shp)S3(2, 2, 2), K_NORMAL);
+}
+
+static void case_transpose(tg_op op, tg_rng *rng)
+{
+    static const shp shapes[] = {S2(1, 1), S2(2, 3), S2(4, 1), S2(1, 5), S2(3, 3)};
+    spec s = {.op = op};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        check_unary(rng, s, shapes[i], K_NORMAL);
+}
+
+static void case_reshape(tg_op op, tg_rng *rng)
+{
+    static const struct {
+        shp from, to;
+    } rs[] = {
+        {S2(2, 3), S2(3, 2)},       {S2(2, 3), S1(6)},    {S2(2, 3), S3(1, 6, 1)},
+        {S0, S2(1, 1)},             {S1(1), S0},          {S3(2, 3, 4), S2(4, 6)},
+        {S4(2, 1, 3, 2), S3(3, 2, 2)}, {S1(6), S4(1, 2, 1, 3)},
+    };
+    for (size_t i = 0; i < sizeof rs / sizeof rs[0]; i++) {
+        spec s = {.op = op, .to = rs[i].to};
+        check_unary(rng, s, rs[i].from, K_NORMAL);
+    }
+}
+
+/* Reductions along every axis, negative ones included, and TG_ALL_AXES, keepdim or not. */
+static void case_reduce(tg_op op, tg_rng *rng)
+{
+    kind k = op == TG_OP_MAX ? K_DISTINCT : K_NORMAL;
+    static const shp shapes[] = {S0, S1(5), S2(3, 4), S3(2, 3, 4), S4(2, 1, 3, 2)};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int r = shapes[i].rank;
+        for (int keep = 0; keep <= 1; keep++) {
+            for (int axis = -r; axis < r; axis++) {
+                spec s = {.op = op, .axis = axis, .keepdim = keep};
+                check_unary(rng, s, shapes[i], k);
+            }
+            spec s = {.op = op, .axis = TG_ALL_AXES, .keepdim = keep};
+            check_unary(rng, s, shapes[i], k);
+        }
+    }
+}
+
+/* softmax and log_softmax along each axis (by positive and by negative index). */
+static void case_softmax(tg_op op, tg_rng *rng)
+{
+    static const shp shapes[] = {S1(1), S1(5), S2(3, 4), S3(2, 3, 4), S4(2, 1, 3, 2)};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int r = shapes[i].rank;
+        for (int axis = -r; axis < r; axis++) {
+            spec s = {.op = op, .axis = axis};
+            check_unary(rng, s, shapes[i], K_NORMAL);
+        }
+    }
+}
+
+/* The table: every op must have an entry (the coverage test checks). */
+static const case_fn CASES[TG_OP_COUNT] = {
+    [TG_OP_CONST] = case_const,
+    [TG_OP_DETACH] = case_detach,
+    [TG_OP_ADD] = case_binary,
+    [TG_OP_SUB] = case_binary,
+    [TG_OP_MUL] = case_binary,
+    [TG_OP_DIV] = case_binary,
+    [TG_OP_NEG] = case_unary,
+    [TG_OP_SCALE] = case_with_constant,
+    [TG_OP_ADD_SCALAR] = case_with_constant,
+    [TG_OP_POW] = case_pow,
+    [TG_OP_SQUARE] = case_unary,
+    [TG_OP_SQRT] = case_unary,
+    [TG_OP_EXP] = case_unary,
+    [TG_OP_LOG] = case_unary,
+    [TG_OP_ABS] = case_unary,
+    [TG_OP_SIGMOID] = case_unary,
+    [TG_OP_TANH] = case_unary,
+    [TG_OP_RELU] = case_unary,
+    [TG_OP_LOG_SIGMOID] = case_unary,
+    [TG_OP_CLAMP] = case_clamp,
+    [TG_OP_MATMUL] = case_matmul,
+    [TG_OP_TRANSPOSE] = case_transpose,
+    [TG_OP_RESHAPE] = case_reshape,
+    [TG_OP_SUM] = case_reduce,
+    [TG_OP_MEAN] = case_reduce,
+    [TG_OP_MAX] = case_reduce,
+    [TG_OP_LOGSUMEXP] = case_reduce,
+    [TG_OP_SOFTMAX] = case_softmax,
+    [TG_OP_LOG_SOFTMAX] = case_softmax,
+};
+
+static void run_op(tg_op op)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 1000 + (uint64_t)op);
+    g_cases = 0;
+    CASES[op](op, &rng);
+    cr_expect(g_cases > 0, "op %s: its case ran no check", tg_op_name(op));
+}
+
+Test(gradcheck, every_op_has_a_case)
+{
+    for (int op = 0; op < TG_OP_COUNT; op++) {
+        cr_expect(strcmp(tg_op_name((tg_op)op), "?") != 0, "op %d has no name", op);
+        cr_expect(CASES[op] != NULL, "op %s (%d) has no gradcheck case", tg_op_name((tg_op)op),
+                  op);
+    }
+}
+
+/* One test per op, so a failure points at it; each finds its case in the table. */
+#define OP_TEST(OP)                                                                            \
+    Test(gradcheck, OP)                                                                        \
+    {                                                                                          \
+        cr_assert(CASES[TG_OP_##OP] != NULL, "no gradcheck case for %s",                      \
+                  tg_op_name(TG_OP_##OP));                                                     \
+        run_op(TG_OP_##OP);                                                                    \
+    }
+
+OP_TEST(CONST)
+OP_TEST(DETACH)
+OP_TEST(ADD)
+OP_TEST(SUB)
+OP_TEST(MUL)
+OP_TEST(DIV)
+OP_TEST(NEG)
+OP_TEST(SCALE)
+OP_TEST(ADD_SCALAR)
+OP_TEST(POW)
+OP_TEST(SQUARE)
+OP_TEST(SQRT)
+OP_TEST(EXP)
+OP_TEST(LOG)
+OP_TEST(ABS)
+OP_TEST(SIGMOID)
+OP_TEST(TANH)
+OP_TEST(RELU)
+OP_TEST(LOG_SIGMOID)
+OP_TEST(CLAMP)
+OP_TEST(MATMUL)
+OP_TEST(TRANSPOSE)
+OP_TEST(RESHAPE)
+OP_TEST(SUM)
+OP_TEST(MEAN)
+OP_TEST(MAX)
+OP_TEST(LOGSUMEXP)
+OP_TEST(SOFTMAX)
+OP_TEST(LOG_SOFTMAX)
+
+/* Every op above has its own test: this counts them, so the list cannot fall behind. */
+static const tg_op TESTED[] = {
+    TG_OP_CONST,   TG_OP_DETACH,     TG_OP_ADD,       TG_OP_SUB,    TG_OP_MUL,
+    TG_OP_DIV,     TG_OP_NEG,        TG_OP_SCALE,     TG_OP_ADD_SCALAR, TG_OP_POW,
+    TG_OP_SQUARE,  TG_OP_SQRT,       TG_OP_EXP,       TG_OP_LOG,    TG_OP_ABS,
+    TG_OP_SIGMOID, TG_OP_TANH,       TG_OP_RELU,      TG_OP_LOG_SIGMOID, TG_OP_CLAMP,
+    TG_OP_MATMUL,  TG_OP_TRANSPOSE,
+    TG_OP_RESHAPE, TG_OP_SUM,        TG_OP_MEAN,      TG_OP_MAX,    TG_OP_LOGSUMEXP,
+    TG_OP_SOFTMAX, TG_OP_LOG_SOFTMAX,
+};
+
+Test(gradcheck, every_op_has_a_test)
+{
+    bool seen[TG_OP_COUNT] = {false};
+    for (size_t i = 0; i < sizeof TESTED / sizeof TESTED[0]; i++)
+        seen[TESTED[i]] = true;
+    for (int op = 0; op < TG_OP_COUNT; op++)
+        cr_expect(seen[op], "op %s (%d) has no gradcheck test", tg_op_name((tg_op)op), op);
+}
+
+/* ---- composite functions ------------------------------------------------------------------ */
+
+static void check_composite(const char *name, tg_check_fn fn, const shp *shapes,
+                            const kind *kinds, size_t n, uint64_t seed)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, seed);
+    tg_tensor *in[MAX_IN * 4];
+    cr_assert(n <= sizeof in / sizeof in[0]);
+    for (size_t i = 0; i < n; i++)
+        in[i] = make_input(&rng, shapes[i], kinds[i]);
+    check_fn(name, "composite", fn, NULL, in, n, tg_rng_next(&rng));
+}
+
+/* A 2-layer MLP: loss = -mean_i sum_j onehot[i,j] * log_softmax(tanh(x W1 + b1) W2 + b2)[i,j]
+ * with inputs x (4,3), W1 (3,5), b1 (5), W2 (5,3), b2 (3). */
+static tg_tensor *mlp_fn(tg_tape *t, tg_tensor *const *in, size_t n, void *ud)
+{
+    (void)n;
+    (void)ud;
+    const double onehot[12] = {1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 0};
+    size_t shape[2] = {4, 3};
+    tg_tensor *y = tg_constant(t, TG_F64, 2, shape, onehot);
+    tg_tensor *h = tg_tanh(t, tg_add(t, tg_matmul(t, in[0], in[1]), in[2]));
+    tg_tensor *logits = tg_add(t, tg_matmul(t, h, in[3]), in[4]);
+    tg_tensor *ll = tg_sum(t, tg_mul(t, y, tg_log_softmax(t, logits, -1)), -1, false);
+    return tg_neg(t, tg_mean(t, ll, 0, false));
+}
+
+Test(gradcheck, composite_mlp_tanh_log_softmax)
+{
+    const shp s[5] = {S2(4, 3), S2(3, 5), S1(5), S2(5, 3), S1(3)};
+    const kind k[5] = {K_NORMAL, K_NORMAL, K_NORMAL, K_NORMAL, K_NORMAL};
+    check_composite("mlp", mlp_fn, s, k, 5, 7);
+}
+
+/* sum(sigmoid(x) * exp(-x^2)) */
+static tg_tensor *sig_gauss_fn(tg_tape *t, tg_tensor *const *in, size_t n, void *ud)
+{
+    (void)n;
+    (void)ud;
+    tg_tensor *x = in[0];
+    return tg_sum(t, tg_mul(t, tg_sigmoid(t, x), tg_exp(t, tg_neg(t, tg_square(t, x)))),
+                  TG_ALL_AXES, false);
+}
+
+Test(gradcheck, composite_sigmoid_times_gaussian)
+{
+    const shp s[1] = {S2(3, 4)};
+    const kind k[1] = {K_NORMAL};
+    check_composite("sum(sigmoid(x) * exp(-x^2))", sig_gauss_fn, s, k, 1, 8);
+}
+
+/* The same input used many times, directly and through shared intermediates:
+ * f = sum(x @ x^T) + sum(x*x*x + tanh(x)*x - x/(x*x + 1) + softmax(x)*x) + sum(h @ h^T) with
+ * h = tanh(x), followed by a 12-step chain z = 0.5 z + tanh(z) * x. Later uses of x run their
+ * VJPs first, so every VJP must add to a gradient that is already there. */
+static tg_tensor *fanout_fn(tg_tape *t, tg_tensor *const *in, size_t n, void *ud)
+{
+    (void)n;
+    (void)ud;
+    tg_tensor *x = in[0];
+    tg_tensor *xxt = tg_sum(t, tg_matmul(t, x, tg_transpose(t, x)), TG_ALL_AXES, false);
+    tg_tensor *x2 = tg_mul(t, x, x);
+    tg_tensor *a = tg_mul(t, x2, x);
+    a = tg_add(t, a, tg_mul(t, tg_tanh(t, x), x));
+    a = tg_sub(t, a, tg_div(t, x, tg_add_scalar(t, x2, 1.0)));
+    a = tg_add(t, a, tg_mul(t, tg_softmax(t, x, -1), x));
+    tg_tensor *h = tg_tanh(t, x);
+    tg_tensor *f = tg_add(t, tg_sum(t, a, TG_ALL_AXES, false),
+                          tg_sum(t, tg_matmul(t, h, tg_transpose(t, h)), TG_ALL_AXES, false));
+    tg_tensor *z = x;
+    for (int i = 0; i < 12; i++)
+        z = tg_add(t, tg_scale(t, z, 0.5), tg_mul(t, tg_tanh(t, z), x));
+    return tg_add(t, tg_add(t, f, xxt), tg_mean(t, z, TG_ALL_AXES, false));
+}
+
+Test(gradcheck, composite_fan_out)
+{
+    const shp s[1] = {S2(3, 4)};
+    const kind k[1] = {K_NORMAL};
+    check_composite("fan-out", fanout_fn, s, k, 1, 9);
+}
+
+/* Layer normalization over the last axis, scaled and shifted: broadcasting in every VJP. */
+static tg_tensor *layernorm_fn(tg_tape *t, tg_tensor *const *in, size_t n, void *ud)
+{
+    (void)n;
+    (void)ud;
+    tg_tensor *x = in[0];
+    tg_tensor *c = tg_sub(t, x, tg_mean(t, x, -1, true));
+    tg_tensor *var = tg_mean(t, tg_square(t, c), -1, true);
+    tg_tensor *xn = tg_div(t, c, tg_sqrt(t, tg_add_scalar(t, var, 1e-5)));
+    tg_tensor *y = tg_add(t, tg_mul(t, xn, in[1]), in[2]);
+    return tg_sum(t, tg_mul(t, y, tg_sigmoid(t, y)), TG_ALL_AXES, false);
+}
+
+Test(gradcheck, composite_layernorm)
+{
+    const shp s[3] = {S3(2, 3, 4), S1(4), S1(4)};
+    const kind k[3] = {K_NORMAL, K_NORMAL, K_NORMAL};
+    check_composite("layernorm", layernorm_fn, s, k, 3, 10);
+}
+
+/* Cross-entropy two ways in one graph: logsumexp(z) - z[label] and -log_softmax(z)[label],
+ * plus max-pooling and a reshape: a non-scalar output (checked through random weights). */
+static tg_tensor *mixed_fn(tg_tape *t, tg_tensor *const *in, size_t n, void *ud)
+{
+    (void)n;
+    (void)ud;
+    const double onehot[6] = {0, 1, 0, 1, 0, 0};
+    size_t shape[2] = {2, 3}, flat[1] = {6};
+    tg_tensor *y = tg_constant(t, TG_F64, 2, shape, onehot);
+    tg_tensor *z = tg_matmul(t, in[0], in[1]); /* (2,4) @ (4,3) */
+    tg_tensor *ce1 = tg_sub(t, tg_logsumexp(t, z, 1, false), tg_sum(t, tg_mul(t, z, y), 1, false));
+    tg_tensor *ce2 = tg_neg(t, tg_sum(t, tg_mul(t, tg_log_softmax(t, z, 1), y), -1, false));
+    tg_tensor *pooled = tg_max(t, tg_reshape(t, z, 1, flat), 0, true);
+    return tg_add(t, tg_add(t, ce1, tg_scale(t, ce2, 0.5)), pooled); /* shape (2) */
+}
+
+Test(gradcheck, composite_cross_entropy_non_scalar)
+{
+    const shp s[2] = {S2(2, 4), S2(4, 3)};
+    const kind k[2] = {K_NORMAL, K_NORMAL};
+    check_composite("cross-entropy", mixed_fn, s, k, 2, 11);
+}
+
+/* ---- tg_gradcheck itself --------------------------------------------------------------------- */
+
+/* y = sum(x^2) with the gradient deliberately wrong through detach: analytic x, numeric 2x. */
+static tg_tensor *wrong_fn(tg_tape *t, tg_tensor *const *in, size_t n, void *ud)
+{
+    (void)n;
+    (void)ud;
+    return tg_sum(t, tg_mul(t, in[0], tg_detach(t, in[0])), TG_ALL_AXES, false);
+}
+
+Test(gradcheck, reports_a_wrong_gradient_and_its_error)
+{
+    size_t shape[1] = {3};
+    const double v[3] = {1.0, -2.0, 0.5};
+    tg_tensor *x = tg_tensor_from_f64(TG_F64, 1, shape, v);
+    double err = -1;
+    tg_status st = tg_gradcheck(wrong_fn, NULL, &x, 1, NULL, &err);
+    cr_expect_eq(st, TG_ENUMERIC, "status %s: %s", tg_status_name(st), tg_last_error());
+    /* worst element: analytic -2, numeric -4: |2| / max(1, 2, 4) = 0.5 */
+    cr_expect(fabs(err - 0.5) < 1e-6, "max error %g, expected 0.5", err);
+    cr_expect(strstr(tg_last_error(), "gradcheck") != NULL, "message: %s", tg_last_error());
+    tg_tensor_free(x);
+}
+
+static tg_tensor *f32_fn(tg_tape *t, tg_tensor *const *in, size_t n, void *ud)
+{
+    (void)n;
+    (void)ud;
+    size_t shape[1] = {3};
+    const float one[3] = {1, 1, 1};
+    tg_tensor *c = tg_constant(t, TG_F32, 1, shape, one);
+    return tg_sum(t, tg_mul(t, in[0], c), TG_ALL_AXES, false); /* f64 * f32: an error */
+}
+
+static tg_tensor *null_fn(tg_tape *t, tg_tensor *const *in, size_t n, void *ud)
+{
+    (void)t;
+    (void)in;
+    (void)n;
+    (void)ud;
+    return NULL;
+}
+
+static tg_tensor *f64_sum_fn(tg_tape *t, tg_tensor *const *in, size_t n, void *ud)
+{
+    (void)n;
+    (void)ud;
+    return tg_sum(t, tg_square(t, in[0]), TG_ALL_AXES, false);
+}
+
+Test(gradcheck, reports_errors_of_fn_and_arguments)
+{
+    size_t shape[1] = {3};
+    const double v[3] = {1.0, -2.0, 0.5};
+    tg_tensor *x = tg_tensor_from_f64(TG_F64, 1, shape, v);
+    tg_status st = tg_gradcheck(f32_fn, NULL, &x, 1, NULL, NULL);
+    cr_expect_eq(st, TG_EDTYPE, "mixed dtypes: %s: %s", tg_status_name(st), tg_last_error());
+    st = tg_gradcheck(null_fn, NULL, &x, 1, NULL, NULL);
+    cr_expect_eq(st, TG_EINVAL, "fn returning NULL: %s: %s", tg_status_name(st),
+                 tg_last_error());
+    st = tg_gradcheck(NULL, NULL, &x, 1, NULL, NULL);
+    cr_expect_eq(st, TG_EINVAL, "NULL fn: %s", tg_status_name(st));
+    tg_gradcheck_options opt = TG_GRADCHECK_OPTIONS_INIT;
+    opt.eps = 0;
+    st = tg_gradcheck(f64_sum_fn, NULL, &x, 1, &opt, NULL);
+    cr_expect_eq(st, TG_EINVAL, "eps 0: %s", tg_status_name(st));
+    tg_tensor *none = NULL;
+    st = tg_gradcheck(f64_sum_fn, NULL, &none, 1, NULL, NULL);
+    cr_expect_eq(st, TG_EINVAL, "NULL input: %s", tg_status_name(st));
+    /* The inputs are left as they were (the check perturbs copies). */
+    st = tg_gradcheck(f64_sum_fn, NULL, &x, 1, NULL, NULL);
+    cr_expect_eq(st, TG_OK, "%s: %s", tg_status_name(st), tg_last_error());
+    for (size_t i = 0; i < 3; i++)
+        cr_expect(tg_tensor_get(x, i) == v[i]);
+    cr_expect(tg_tensor_grad_data(x) == NULL, "gradcheck wrote the input's grad");
+    tg_tensor_free(x);
+}
+
+Test(gradcheck, accepts_f32_inputs_as_f64_copies)
+{
+    size_t shape[2] = {2, 2};
+    const float v[4] = {0.5f, -1.25f, 2.0f, 0.75f};
+    tg_tensor *x = tg_tensor_from_data(TG_F32, 2, shape, v);
+    double err = -1;
+    tg_status st = tg_gradcheck(f64_sum_fn, NULL, &x, 1, NULL, &err);
+    cr_expect_eq(st, TG_OK, "%s: %s", tg_status_name(st), tg_last_error());
+    cr_expect(err >= 0 && err <= TOL, "max error %g", err);
+    tg_tensor_free(x);
+}
