@@ -120,8 +120,8 @@ UNARY_OP(abs, fabs(x), x > 0 ? dy : (x < 0 ? -dy : 0))
 UNARY_OP(sigmoid, SIGMOID(x), dy * y * (1 - y))
 /* y = tanh x;  dx += dy * (1 - y^2) */
 UNARY_OP(tanh, tanh(x), dy * (1 - y * y))
-/* y = max(x, 0);  dx += dy where x > 0, relu'(0) = 0 */
-UNARY_OP(relu, x > 0 ? x : 0, x > 0 ? dy : 0)
+/* y = max(x, 0);  dx += dy where x > 0, relu'(0) = 0  (NaN stays NaN, so anomaly mode sees it) */
+UNARY_OP(relu, x < 0 ? 0 : x, x > 0 ? dy : 0)
 /* y = log sigmoid(x) = min(x, 0) - log(1 + e^-|x|);  dx += dy * sigmoid(-x) */
 UNARY_OP(log_sigmoid, (x < 0 ? x : 0) - log1p(exp(-fabs(x))), dy * SIGMOID(-x))
 
