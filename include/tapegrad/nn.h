@@ -58,7 +58,9 @@ typedef enum tg_init {
     TG_INIT_HE_NORMAL = 3,      /* N(0, 2 / in) */
 } tg_init;
 
-/* Fills a (in, out) weight leaf from the seeded RNG; TG_EINVAL unless w is a 2-D leaf. */
+/* Fills a (in, out) weight leaf from the seeded RNG: one draw per element in row-major order
+ * (tg_rng_uniform as a * (2u - 1), or tg_rng_normal times the standard deviation), so a seed
+ * gives the same weights everywhere. TG_EINVAL unless w is a 2-D leaf, or for an unknown init. */
 TG_API tg_status tg_init_weight(tg_tensor *w, tg_init init, tg_rng *rng);
 
 #define TG_MLP_MAX_LAYERS 16
@@ -76,15 +78,19 @@ typedef struct tg_mlp_spec {
 
 typedef struct tg_model tg_model;
 
-/* A new MLP with weights from `init` (drawn from rng in layer order: weight, then bias = 0)
- * and zero biases. *out is the caller's (tg_model_free). TG_EINVAL for a bad spec (no layers,
- * too many, a zero size, unknown activation or dtype), TG_ENOMEM. */
+/* A new MLP with weights from `init` and zero biases: layer 0's weight is drawn first, then
+ * layer 1's, ... (tg_init_weight's order within each); biases draw nothing. Entries of sizes
+ * and act past n_layers are ignored (the model's copy of the spec has them zeroed). Parameters
+ * are leaves owned by the model (never tg_tensor_free them) that require grad.
+ * *out is the caller's (tg_model_free). TG_EINVAL for a bad spec (no layers, too many, a zero
+ * size, unknown activation or dtype, a parameter count that overflows), TG_ENOMEM. */
 TG_API tg_status tg_model_new(const tg_mlp_spec *spec, tg_init init, tg_rng *rng,
                               tg_model **out);
 TG_API void tg_model_free(tg_model *model);
 TG_API const tg_mlp_spec *tg_model_spec(const tg_model *model);
 
-/* Records the forward pass of x (rows, sizes[0]) on the tape; returns (rows, sizes[last]). */
+/* Records the forward pass of x (rows, sizes[0]) on the tape: h = act(h @ W + b) per layer;
+ * returns (rows, sizes[n_layers]). TG_ESHAPE/TG_EDTYPE (kept on the tape) when x does not fit. */
 TG_API tg_tensor *tg_model_forward(tg_tape *tape, tg_model *model, tg_tensor *x);
 
 /* Parameters, in a fixed order (layer0.weight, layer0.bias, layer1.weight, ...). */
@@ -102,16 +108,21 @@ TG_API void tg_model_zero_grad(tg_model *model);
 
 /* Optional metadata carried by model files, so `predict` can reproduce training's input
  * pipeline: per-feature standardization (x - mean) / std, the task, class count and column
- * names. Copies are made; NULL clears. */
+ * names. Copies are made; NULL clears. A failed set leaves the old values in place.
+ * Standardization: n must be sizes[0], every value finite and std > 0 (TG_EINVAL). */
 typedef enum tg_task { TG_TASK_REGRESS = 0, TG_TASK_CLASSIFY = 1 } tg_task;
 TG_API tg_status tg_model_set_standardization(tg_model *model, size_t n, const double *mean,
                                               const double *std);
 /* Pointers valid until the next set or free; *n receives the count (0 when none). */
 TG_API tg_status tg_model_standardization(const tg_model *model, size_t *n, const double **mean,
                                           const double **std);
-TG_API void tg_model_set_task(tg_model *model, tg_task task, size_t n_classes);
+/* The task (default TG_TASK_REGRESS with 0 classes). Regression stores n_classes as 0;
+ * classification needs n_classes >= 2. TG_EINVAL for an unknown task. */
+TG_API tg_status tg_model_set_task(tg_model *model, tg_task task, size_t n_classes);
 TG_API tg_task tg_model_task(const tg_model *model, size_t *n_classes);
-/* Column names of the features (n = sizes[0]) and of the target; NULL clears. */
+/* Column names of the features (an array of sizes[0] strings) and of the target; NULL clears
+ * (each independently). Names are at most 4096 bytes (TG_EINVAL). The getters return NULL
+ * when no name is set (or i is out of range). */
 TG_API tg_status tg_model_set_columns(tg_model *model, const char *const *features,
                                       const char *target);
 TG_API const char *tg_model_feature_name(const tg_model *model, size_t i);
@@ -125,8 +136,10 @@ TG_API const char *tg_model_target_name(const tg_model *model);
  * shape too large, ...), never a crash, never a partly loaded model. */
 TG_API tg_status tg_model_save(const tg_model *model, const char *path);
 TG_API tg_status tg_model_load(const char *path, tg_model **out);
-/* The same on memory buffers; *out_buf from save_buffer is the caller's (free()). */
+/* The same on memory buffers. *out_buf from save_buffer is the caller's: release it with
+ * tg_model_buffer_free(buf, size) (it comes from the allocator hook, tg_set_allocator). */
 TG_API tg_status tg_model_save_buffer(const tg_model *model, void **out_buf, size_t *out_size);
+TG_API void tg_model_buffer_free(void *buf, size_t size);
 TG_API tg_status tg_model_load_buffer(const void *buf, size_t size, tg_model **out);
 
 #ifdef __cplusplus
