@@ -1,0 +1,384 @@
+/* optim.c: optimizers (SGD, momentum/Nesterov, Adam, AdamW) that update leaves in place from
+ * their grad buffers, learning-rate schedules, and clipping by global norm. Arithmetic is in
+ * double for both dtypes; f32 weights and state are rounded once per step when stored. */
+#include "internal.h"
+
+#include <math.h>
+
+/* PI is not ISO C. */
+static const double PI = 3.14159265358979323846;
+
+struct tg_optim {
+    tg_optim_options opt;
+    tg_dtype dtype;
+    size_t n;
+    tg_tensor **params; /* the caller's leaves, in order */
+    size_t numel;       /* over all leaves */
+    void *state;        /* momentum: v; Adam: m then v; numel elements of dtype each */
+    size_t state_bytes;
+    uint64_t steps;
+};
+
+static const char *const KIND_NAMES[] = {
+    [TG_OPTIM_SGD] = "sgd",
+    [TG_OPTIM_MOMENTUM] = "momentum",
+    [TG_OPTIM_ADAM] = "adam",
+    [TG_OPTIM_ADAMW] = "adamw",
+};
+#define N_KINDS (sizeof KIND_NAMES / sizeof KIND_NAMES[0])
+
+const char *tg_optim_kind_name(tg_optim_kind kind)
+{
+    return (unsigned)kind < N_KINDS ? KIND_NAMES[kind] : "?";
+}
+
+tg_status tg_optim_kind_parse(const char *name, tg_optim_kind *out)
+{
+    if (!name || !out)
+        return tg__error(TG_EINVAL, "optim_kind_parse: %s is NULL", name ? "out" : "name");
+    for (size_t i = 0; i < N_KINDS; i++) {
+        if (strcmp(name, KIND_NAMES[i]) == 0) {
+            *out = (tg_optim_kind)i;
+            return TG_OK;
+        }
+    }
+    return tg__error(TG_EINVAL,
+                     "optim_kind_parse: unknown optimizer '%s' (expected sgd, momentum, adam or "
+                     "adamw)",
+                     name);
+}
+
+/* ---- construction ------------------------------------------------------------------------ */
+
+static bool in_unit(double x) /* [0, 1) */
+{
+    return x >= 0 && x < 1;
+}
+
+/* Validates and normalizes the options (MOMENTUM's 0 becomes 0.9). */
+static tg_status check_options(tg_optim_options *o)
+{
+    const char *who = "optim_new";
+    if ((unsigned)o->kind >= N_KINDS)
+        return tg__error(TG_EINVAL, "%s: unknown optimizer kind %d", who, (int)o->kind);
+    if (!isfinite(o->lr) || o->lr < 0)
+        return tg__error(TG_EINVAL, "%s: lr is %g (expected finite and >= 0)", who, o->lr);
+    if (!isfinite(o->weight_decay) || o->weight_decay < 0)
+        return tg__error(TG_EINVAL, "%s: weight_decay is %g (expected finite and >= 0)", who,
+                         o->weight_decay);
+    bool sgd = o->kind == TG_OPTIM_SGD || o->kind == TG_OPTIM_MOMENTUM;
+    if (sgd) {
+        if (o->kind == TG_OPTIM_MOMENTUM && o->momentum == 0)
+            o->momentum = 0.9;
+        if (!in_unit(o->momentum))
+            return tg__error(TG_EINVAL, "%s: momentum is %g (expected 0 <= momentum < 1)", who,
+                             o->momentum);
+        if (o->nesterov && o->momentum == 0)
+            return tg__error(TG_EINVAL, "%s: nesterov needs momentum > 0", who);
+    } else {
+        if (o->nesterov)
+            return tg__error(TG_EINVAL, "%s: nesterov applies to sgd and momentum, not %s", who,
+                             KIND_NAMES[o->kind]);
+        if (!in_unit(o->beta1) || !in_unit(o->beta2))
+            return tg__error(TG_EINVAL, "%s: beta1 %g and beta2 %g must be in [0, 1)", who,
+                             o->beta1, o->beta2);
+        if (!isfinite(o->eps) || !(o->eps > 0))
+            return tg__error(TG_EINVAL, "%s: eps is %g (expected finite and > 0)", who, o->eps);
+    }
+    return TG_OK;
+}
+
+static size_t state_buffers(const tg_optim_options *o)
+{
+    if (o->kind == TG_OPTIM_ADAM || o->kind == TG_OPTIM_ADAMW)
+        return 2;
+    return o->momentum > 0 ? 1 : 0;
+}
+
+void tg_optim_free(tg_optim *optim)
+{
+    if (!optim)
+        return;
+    tg__free(optim->state, optim->state_bytes);
+    tg__free(optim->params, optim->n * sizeof *optim->params);
+    tg__free(optim, sizeof *optim);
+}
+
+tg_status tg_optim_new(const tg_optim_options *opt, tg_tensor *const *params, size_t n,
+                       tg_optim **out)
+{
+    if (!out)
+        return tg__error(TG_EINVAL, "optim_new: out is NULL");
+    *out = NULL;
+    tg_optim_options o = TG_OPTIM_OPTIONS_INIT;
+    if (opt)
+        o = *opt;
+    tg_status st = check_options(&o);
+    if (st != TG_OK)
+        return st;
+    if (!params || n == 0)
+        return tg__error(TG_EINVAL, "optim_new: no parameters (%s)",
+                         params ? "n is 0" : "params is NULL");
+    size_t numel = 0;
+    for (size_t i = 0; i < n; i++) {
+        const tg_tensor *p = params[i];
+        if (!p)
+            return tg__error(TG_EINVAL, "optim_new: params[%zu] is NULL", i);
+        if (!(p->flags & TG_TF_LEAF) || !p->requires_grad)
+            return tg__error(TG_EINVAL, "optim_new: params[%zu]%s%s%s is %s", i,
+                             p->name ? " ('" : "", p->name ? p->name : "", p->name ? "')" : "",
+                             (p->flags & TG_TF_LEAF) ? "a leaf that does not require grad"
+                                                     : "not a leaf");
+        if (p->dtype != params[0]->dtype)
+            return tg__error(TG_EDTYPE, "optim_new: params[%zu] is %s, params[0] is %s", i,
+                             tg_dtype_name((tg_dtype)p->dtype),
+                             tg_dtype_name((tg_dtype)params[0]->dtype));
+        for (size_t j = 0; j < i; j++)
+            if (params[j] == p)
+                return tg__error(TG_EINVAL, "optim_new: params[%zu] and params[%zu] are the same "
+                                            "leaf (it would be updated twice)",
+                                 j, i);
+        if (__builtin_add_overflow(numel, p->numel, &numel))
+            return tg__error(TG_EINVAL, "optim_new: too many parameters");
+    }
+    tg_dtype dtype = (tg_dtype)params[0]->dtype;
+    size_t bufs = state_buffers(&o), bytes;
+    if (__builtin_mul_overflow(numel, bufs * tg_dtype_size(dtype), &bytes))
+        return tg__error(TG_ENOMEM, "optim_new: state for %zu parameters is too large", numel);
+
+    tg_optim *g = tg__calloc(1, sizeof *g);
+    if (!g)
+        return tg__error(TG_ENOMEM, "optim_new: out of memory");
+    g->opt = o;
+    g->dtype = dtype;
+    g->numel = numel;
+    g->params = tg__malloc(n * sizeof *g->params);
+    if (g->params)
+        g->n = n;
+    if (bytes && g->params) {
+        g->state = tg__calloc(1, bytes); /* moments start at zero */
+        if (g->state)
+            g->state_bytes = bytes;
+    }
+    if (!g->params || (bytes && !g->state)) {
+        tg_optim_free(g);
+        return tg__error(TG_ENOMEM, "optim_new: out of memory for %zu bytes of state", bytes);
+    }
+    memcpy(g->params, params, n * sizeof *g->params);
+    *out = g;
+    return TG_OK;
+}
+
+/* ---- the update -------------------------------------------------------------------------- */
+
+static inline double load_at(const void *p, bool f32, size_t i)
+{
+    return f32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
+}
+
+static inline void store_at(void *p, bool f32, size_t i, double v)
+{
+    if (f32)
+        ((float *)p)[i] = (float)v;
+    else
+        ((double *)p)[i] = v;
+}
+
+/* One leaf: w (n elements), its grad g, and its state slices s1 (v or m) and s2 (Adam's v). */
+static void update(const tg_optim *o, double lr, double bc1, double bc2, bool f32, void *w,
+                   const void *g, void *s1, void *s2, size_t n)
+{
+    const tg_optim_options *p = &o->opt;
+    double wd = p->weight_decay, mu = p->momentum;
+    switch (p->kind) {
+    case TG_OPTIM_SGD:
+    case TG_OPTIM_MOMENTUM:
+        for (size_t i = 0; i < n; i++) {
+            double wi = load_at(w, f32, i), gi = load_at(g, f32, i) + wd * wi, d = gi;
+            if (mu > 0) {
+                double v = mu * load_at(s1, f32, i) + gi;
+                store_at(s1, f32, i, v);
+                d = p->nesterov ? gi + mu * v : v;
+            }
+            store_at(w, f32, i, wi - lr * d);
+        }
+        break;
+    case TG_OPTIM_ADAM:
+    case TG_OPTIM_ADAMW: {
+        double b1 = p->beta1, b2 = p->beta2;
+        bool decoupled = p->kind == TG_OPTIM_ADAMW;
+        for (size_t i = 0; i < n; i++) {
+            double wi = load_at(w, f32, i), gi = load_at(g, f32, i);
+            if (decoupled)
+                wi -= lr * wd * wi;
+            else
+                gi += wd * wi;
+            double m = b1 * load_at(s1, f32, i) + (1 - b1) * gi;
+            double v = b2 * load_at(s2, f32, i) + (1 - b2) * gi * gi;
+            store_at(s1, f32, i, m);
+            store_at(s2, f32, i, v);
+            store_at(w, f32, i, wi - lr * (m / bc1) / (sqrt(v / bc2) + p->eps));
+        }
+        break;
+    }
+    }
+}
+
+tg_status tg_optim_step(tg_optim *optim)
+{
+    if (!optim)
+        return tg__error(TG_EINVAL, "optim_step: optim is NULL");
+    const tg_optim_options *p = &optim->opt;
+    uint64_t t = optim->steps + 1;
+    double bc1 = 1 - pow(p->beta1, (double)t), bc2 = 1 - pow(p->beta2, (double)t);
+    bool f32 = optim->dtype == TG_F32;
+    size_t es = tg_dtype_size(optim->dtype), off = 0;
+    unsigned char *s1 = optim->state, *s2 = s1 ? s1 + optim->numel * es : NULL;
+    for (size_t i = 0; i < optim->n; i++) {
+        tg_tensor *w = optim->params[i];
+        if (w->grad)
+            update(optim, p->lr, bc1, bc2, f32, w->data, w->grad, s1 ? s1 + off * es : NULL,
+                   s2 ? s2 + off * es : NULL, w->numel);
+        off += w->numel;
+    }
+    optim->steps = t;
+    return TG_OK;
+}
+
+tg_status tg_optim_set_lr(tg_optim *optim, double lr)
+{
+    if (!optim)
+        return tg__error(TG_EINVAL, "optim_set_lr: optim is NULL");
+    if (!isfinite(lr) || lr < 0)
+        return tg__error(TG_EINVAL, "optim_set_lr: lr is %g (expected finite and >= 0)", lr);
+    optim->opt.lr = lr;
+    return TG_OK;
+}
+
+double tg_optim_lr(const tg_optim *optim)
+{
+    return optim ? optim->opt.lr : 0.0;
+}
+
+uint64_t tg_optim_steps(const tg_optim *optim)
+{
+    return optim ? optim->steps : 0;
+}
+
+void tg_optim_set_steps(tg_optim *optim, uint64_t steps)
+{
+    if (optim)
+        optim->steps = steps;
+}
+
+size_t tg_optim_state_size(const tg_optim *optim)
+{
+    return optim ? optim->state_bytes : 0;
+}
+
+void *tg_optim_state(tg_optim *optim)
+{
+    return optim ? optim->state : NULL;
+}
+
+/* ---- schedules ----------------------------------------------------------------------------- */
+
+tg_status tg_schedule_check(const tg_schedule *s)
+{
+    const char *who = "schedule";
+    if (!s)
+        return tg__error(TG_EINVAL, "%s: schedule is NULL", who);
+    if (!isfinite(s->base) || s->base < 0)
+        return tg__error(TG_EINVAL, "%s: base is %g (expected finite and >= 0)", who, s->base);
+    switch (s->kind) {
+    case TG_SCHEDULE_CONSTANT: return TG_OK;
+    case TG_SCHEDULE_STEP:
+        if (s->step_size == 0)
+            return tg__error(TG_EINVAL, "%s: step_size is 0", who);
+        if (!isfinite(s->gamma) || s->gamma < 0)
+            return tg__error(TG_EINVAL, "%s: gamma is %g (expected finite and >= 0)", who,
+                             s->gamma);
+        return TG_OK;
+    case TG_SCHEDULE_COSINE:
+        if (s->total == 0)
+            return tg__error(TG_EINVAL, "%s: total is 0", who);
+        if (!isfinite(s->min) || s->min < 0)
+            return tg__error(TG_EINVAL, "%s: min is %g (expected finite and >= 0)", who, s->min);
+        return TG_OK;
+    }
+    return tg__error(TG_EINVAL, "%s: unknown kind %d", who, (int)s->kind);
+}
+
+double tg_schedule_lr(const tg_schedule *s, uint64_t step)
+{
+    if (tg_schedule_check(s) != TG_OK)
+        return NAN;
+    switch (s->kind) {
+    case TG_SCHEDULE_STEP: return s->base * pow(s->gamma, (double)(step / s->step_size));
+    case TG_SCHEDULE_COSINE:
+        if (step >= s->total)
+            return s->min;
+        return s->min + (s->base - s->min) *
+                            (1 + cos(PI * (double)step / (double)s->total)) / 2;
+    case TG_SCHEDULE_CONSTANT: break;
+    }
+    return s->base;
+}
+
+/* ---- clipping ------------------------------------------------------------------------------ */
+
+tg_status tg_clip_grad_norm(tg_tensor *const *params, size_t n, double max_norm, double *norm)
+{
+    if (norm)
+        *norm = 0;
+    if (n && !params)
+        return tg__error(TG_EINVAL, "clip_grad_norm: params is NULL");
+    if (!isfinite(max_norm) || !(max_norm > 0))
+        return tg__error(TG_EINVAL, "clip_grad_norm: max_norm is %g (expected finite and > 0)",
+                         max_norm);
+    /* The norm as amax * sqrt(sum (g / amax)^2): no overflow for grads beyond 1e154, where
+     * the plain sum of squares would reach Inf. */
+    double amax = 0;
+    bool nan = false;
+    for (size_t i = 0; i < n; i++) {
+        const tg_tensor *p = params[i];
+        if (!p || !(p->flags & TG_TF_LEAF))
+            return tg__error(TG_EINVAL, "clip_grad_norm: params[%zu] is %s", i,
+                             p ? "not a leaf" : "NULL");
+        bool f32 = p->dtype == TG_F32;
+        for (size_t k = 0; p->grad && k < p->numel; k++) {
+            double a = fabs(load_at(p->grad, f32, k));
+            nan |= a != a;
+            amax = a > amax ? a : amax;
+        }
+    }
+    double total = amax;
+    if (nan) {
+        total = NAN;
+    } else if (amax > 0 && isfinite(amax)) {
+        double sum = 0;
+        for (size_t i = 0; i < n; i++) {
+            const tg_tensor *p = params[i];
+            bool f32 = p->dtype == TG_F32;
+            for (size_t k = 0; p->grad && k < p->numel; k++) {
+                double g = load_at(p->grad, f32, k) / amax;
+                sum += g * g;
+            }
+        }
+        total = amax * sqrt(sum);
+    }
+    if (norm)
+        *norm = total;
+    if (!isfinite(total))
+        return tg__error(TG_ENUMERIC, "clip_grad_norm: the gradient norm is %g", total);
+    if (total <= max_norm)
+        return TG_OK;
+    double scale = max_norm / (total + 1e-6);
+    for (size_t i = 0; i < n; i++) {
+        tg_tensor *p = params[i];
+        bool f32 = p->dtype == TG_F32;
+        for (size_t k = 0; p->grad && k < p->numel; k++)
+            store_at(p->grad, f32, k, scale * load_at(p->grad, f32, k));
+    }
+    return TG_OK;
+}
