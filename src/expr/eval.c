@@ -1,0 +1,196 @@
+/* eval.c: runs a parsed tgx program onto a tape. The nodes are already in evaluation order,
+ * so this is one loop that calls the public op constructors (and the nn losses); an op's
+ * error is reported with the source span of the expression that called it. */
+#include "expr_internal.h"
+
+#include <stdio.h>
+
+static tg_tensor *located(const tg_program *g, tg_expr_error *err, tg_status st,
+                          const tg_xnode *x, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static tg_tensor *located(const tg_program *g, tg_expr_error *err, tg_status st,
+                          const tg_xnode *x, const char *fmt, ...)
+{
+    char msg[sizeof err->message];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    tg_expr__fail(err, st, g->src, g->len, x->start, x->end, "%s", msg);
+    return NULL;
+}
+
+/* A tensor literal as a constant of `dtype` (f32 literals are converted in tape scratch). */
+static tg_tensor *literal(const tg_program *g, tg_tape *tape, tg_dtype dtype, const tg_xlit *l)
+{
+    const double *v = g->values ? g->values + l->offset : NULL;
+    if (dtype == TG_F64)
+        return tg_constant(tape, dtype, l->rank, l->shape, v);
+    float *f = tg_tape__alloc(tape, l->numel * sizeof *f);
+    if (!f) {
+        tg_tape__fail(tape, TG_ENOMEM, "constant: out of memory (node %zu)", tape->n_nodes);
+        return NULL;
+    }
+    for (size_t i = 0; i < l->numel; i++)
+        f[i] = (float)v[i];
+    return tg_constant(tape, dtype, l->rank, l->shape, f);
+}
+
+/* reshape with its shape list, one -1 inferred from x's element count. */
+static tg_tensor *reshape(const tg_program *g, tg_tape *tape, const tg_xnode *node, tg_tensor *x,
+                          tg_expr_error *err)
+{
+    const tg_xlit *l = &g->lits[node->lit];
+    int rank = (int)l->numel, unknown = -1;
+    size_t shape[TG_MAX_RANK] = {0}, known = 1;
+    for (int i = 0; i < rank; i++) {
+        double d = g->values[l->offset + (size_t)i];
+        if (d < 0) {
+            unknown = i;
+        } else {
+            shape[i] = (size_t)d;
+            known *= shape[i]; /* at most 2^53: checked by the parser */
+        }
+    }
+    if (unknown >= 0) {
+        size_t numel = tg_tensor_numel(x);
+        char sx[96];
+        if (known == 0 || numel % known != 0)
+            return located(g, err, TG_ESHAPE, node,
+                           "reshape: cannot fill the -1 of the new shape: %s has %zu elements, "
+                           "not a multiple of %zu",
+                           tg_shape_format(sx, sizeof sx, tg_tensor_rank(x), tg_tensor_shape(x)),
+                           numel, known);
+        shape[unknown] = numel / known;
+    }
+    return tg_reshape(tape, x, rank, shape);
+}
+
+/* One node's op on already computed operands. */
+static tg_tensor *apply(const tg_program *g, tg_tape *tape, tg_dtype dtype, const tg_xnode *x,
+                        tg_tensor *a, tg_tensor *b, tg_expr_error *err)
+{
+    switch ((tg_xop)x->op) {
+    case TG_X_NUM: return tg_scalar(tape, dtype, x->c);
+    case TG_X_LIST: return literal(g, tape, dtype, &g->lits[x->lit]);
+    case TG_X_INPUT: return NULL; /* bound before the loop */
+    case TG_X_NEG: return tg_neg(tape, a);
+    case TG_X_ADD: return tg_add(tape, a, b);
+    case TG_X_SUB: return tg_sub(tape, a, b);
+    case TG_X_MUL: return tg_mul(tape, a, b);
+    case TG_X_DIV: return tg_div(tape, a, b);
+    case TG_X_MATMUL: return tg_matmul(tape, a, b);
+    case TG_X_POW: return tg_pow(tape, a, x->c);
+    case TG_X_SIGMOID: return tg_sigmoid(tape, a);
+    case TG_X_RELU: return tg_relu(tape, a);
+    case TG_X_TANH: return tg_tanh(tape, a);
+    case TG_X_SQUARE: return tg_square(tape, a);
+    case TG_X_SQRT: return tg_sqrt(tape, a);
+    case TG_X_EXP: return tg_exp(tape, a);
+    case TG_X_LOG: return tg_log(tape, a);
+    case TG_X_ABS: return tg_abs(tape, a);
+    case TG_X_SUM: return tg_sum(tape, a, x->axis, false);
+    case TG_X_MEAN: return tg_mean(tape, a, x->axis, false);
+    case TG_X_MAX: return tg_max(tape, a, x->axis, false);
+    case TG_X_LOGSUMEXP: return tg_logsumexp(tape, a, x->axis, false);
+    case TG_X_SOFTMAX: return tg_softmax(tape, a, x->axis);
+    case TG_X_LOG_SOFTMAX: return tg_log_softmax(tape, a, x->axis);
+    case TG_X_TRANSPOSE: return tg_transpose(tape, a);
+    case TG_X_RESHAPE: return reshape(g, tape, x, a, err);
+    case TG_X_DETACH: return tg_detach(tape, a);
+    case TG_X_MSE: return tg_mse(tape, a, b);
+    case TG_X_BCE: return tg_bce(tape, a, b);
+    case TG_X_BCE_LOGITS: return tg_bce_logits(tape, a, b);
+    case TG_X_CROSS_ENTROPY: return tg_cross_entropy(tape, a, b);
+    case TG_X_ONEHOT: return tg_onehot(tape, a, (size_t)x->c);
+    case TG_X_COUNT: break;
+    }
+    return NULL;
+}
+
+/* The first binding of `name` in env, or NULL. */
+static const tg_binding *lookup(const tg_binding *env, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (env[i].name && strcmp(env[i].name, name) == 0)
+            return &env[i];
+    return NULL;
+}
+
+tg_tensor *tg_program_eval(const tg_program *prog, tg_tape *tape, tg_dtype dtype,
+                           const tg_binding *env, size_t n, tg_expr_error *err)
+{
+    tg_expr_error local; /* so reshape's own errors are told apart from the tape's */
+    if (!err)
+        err = &local;
+    memset(err, 0, sizeof *err);
+    if (!prog || !tape || (n && !env)) {
+        tg_expr__fail(err, TG_EINVAL, NULL, 0, 0, 0, "program_eval: %s is NULL",
+                      !prog ? "prog" : !tape ? "tape" : "env");
+        return NULL;
+    }
+    if (dtype != TG_F32 && dtype != TG_F64) {
+        tg_expr__fail(err, TG_EINVAL, NULL, 0, 0, 0, "program_eval: unknown dtype %d", (int)dtype);
+        return NULL;
+    }
+    if (tg_tape_status(tape) != TG_OK) {
+        tg_expr__fail(err, TG_EINVAL, NULL, 0, 0, 0,
+                      "program_eval: the tape already has an error: %s", tg_tape_error(tape));
+        return NULL;
+    }
+    const tg_program *g = prog;
+    tg_tensor **vals = tg__calloc(g->n_nodes, sizeof *vals);
+    if (!vals) {
+        tg_expr__fail(err, TG_ENOMEM, NULL, 0, 0, 0, "program_eval: out of memory");
+        return NULL;
+    }
+    tg_tensor *result = NULL;
+    for (size_t i = 0; i < g->n_inputs; i++) {
+        const char *name = g->names + g->inputs[i];
+        const tg_xnode *x = &g->nodes[g->input_node[i]];
+        const tg_binding *b = lookup(env, n, name);
+        if (!b) {
+            located(g, err, TG_EINVAL, x, "no value for input '%s'", name);
+            goto done;
+        }
+        if (!b->value) {
+            located(g, err, TG_EINVAL, x, "input '%s' is bound to NULL", name);
+            goto done;
+        }
+        if (tg_tensor_dtype(b->value) != dtype) {
+            located(g, err, TG_EDTYPE, x, "input '%s' is %s, but the program is evaluated in %s",
+                    name, tg_dtype_name(tg_tensor_dtype(b->value)), tg_dtype_name(dtype));
+            goto done;
+        }
+        vals[g->input_node[i]] = b->value;
+    }
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const tg_xnode *x = &g->nodes[i];
+        if (x->op == TG_X_INPUT)
+            continue;
+        tg_tensor *a = x->a != TG_EXPR_NONE ? vals[x->a] : NULL;
+        tg_tensor *b = x->b != TG_EXPR_NONE ? vals[x->b] : NULL;
+        tg_tensor *y = apply(g, tape, dtype, x, a, b, err);
+        if (!y) {
+            /* reshape may have reported its own error; otherwise the op left it on the tape. */
+            if (err->status == TG_OK) {
+                tg_status st = tg_tape_status(tape);
+                if (st == TG_OK)
+                    st = tg_last_status() != TG_OK ? tg_last_status() : TG_EINVAL;
+                located(g, err, st, x, "%s",
+                        tg_tape_status(tape) != TG_OK ? tg_tape_error(tape) : tg_last_error());
+            }
+            goto done;
+        }
+        if (x->name && !tg_tensor_is_leaf(y) && !tg_tensor_name(y) &&
+            tg_tensor_set_name(y, g->names + x->name - 1) != TG_OK) {
+            located(g, err, TG_ENOMEM, x, "out of memory naming '%s'", g->names + x->name - 1);
+            goto done;
+        }
+        vals[i] = y;
+    }
+    result = vals[g->output];
+done:
+    tg__free(vals, g->n_nodes * sizeof *vals);
+    return result;
+}
