@@ -18,15 +18,15 @@
 #include <string.h>
 
 typedef struct th_alloc {
-    size_t calls;      /* every call: allocations, reallocations and frees */
-    size_t allocs;     /* allocation and reallocation attempts (nsize > 0) */
-    size_t frees;      /* frees (nsize == 0, ptr != NULL) */
-    size_t fail_at;    /* fail attempt number fail_at (1-based, counted from arming); 0: never */
-    size_t armed_at;   /* `allocs` when the failure countdown was armed */
-    size_t failures;   /* attempts refused so far */
-    size_t max_size;   /* refuse any single request above this many bytes; 0: no limit */
-    long long live;    /* blocks outstanding */
-    long long bytes;   /* bytes outstanding, by the library's own osize/nsize */
+    size_t calls;    /* every call: allocations, reallocations and frees */
+    size_t allocs;   /* allocation and reallocation attempts (nsize > 0) */
+    size_t frees;    /* frees (nsize == 0, ptr != NULL) */
+    size_t fail_at;  /* fail attempt number fail_at (1-based, counted from arming); 0: never */
+    size_t armed_at; /* `allocs` when the failure countdown was armed */
+    size_t failures; /* attempts refused so far */
+    size_t max_size; /* refuse any single request above this many bytes; 0: no limit */
+    long long live;  /* blocks outstanding */
+    long long bytes; /* bytes outstanding, by the library's own osize/nsize */
 } th_alloc;
 
 static th_alloc th_state;

@@ -46,8 +46,7 @@ static void assert_grad(tg_tensor *t, const double *want, size_t n, const char *
 
 static void assert_has(const char *msg, const char *needle)
 {
-    cr_assert(msg && strstr(msg, needle), "message '%s' lacks '%s'", msg ? msg : "(null)",
-              needle);
+    cr_assert(msg && strstr(msg, needle), "message '%s' lacks '%s'", msg ? msg : "(null)", needle);
 }
 
 /* ---- recording ------------------------------------------------------------------------------ */
@@ -194,8 +193,8 @@ Test(record, leaf_shared_by_tapes_gets_both_gradients)
     const double v[2] = {1.5, -2};
     tg_tensor *x = vec(2, v, true);
     tg_tape *t1 = tg_tape_new(), *t2 = tg_tape_new();
-    tg_tensor *y1 = tg_sum(t1, tg_square(t1, x), TG_ALL_AXES, false);       /* 2x */
-    tg_tensor *y2 = tg_sum(t2, tg_scale(t2, x, 3.0), TG_ALL_AXES, false);   /* 3 */
+    tg_tensor *y1 = tg_sum(t1, tg_square(t1, x), TG_ALL_AXES, false);     /* 2x */
+    tg_tensor *y2 = tg_sum(t2, tg_scale(t2, x, 3.0), TG_ALL_AXES, false); /* 3 */
     cr_assert_eq(tg_backward(t2, y2), TG_OK, "%s", tg_last_error());
     cr_assert_eq(tg_backward(t1, y1), TG_OK, "%s", tg_last_error());
     const double want[2] = {2 * v[0] + 3, 2 * v[1] + 3};
@@ -581,7 +580,7 @@ Test(grad, leaves_and_intermediates_without_touching_leaf_grads)
     tg_tensor *x = vec(3, xv, true), *w = vec(3, wv, true), *z = vec(2, zv, true);
     tg_tensor *h = tg_mul(tape, x, w);
     tg_tensor *y = tg_sum(tape, tg_mul(tape, h, h), TG_ALL_AXES, false); /* sum (xw)^2 */
-    tg_tensor *after = tg_exp(tape, h); /* recorded after y: y does not depend on it */
+    tg_tensor *after = tg_exp(tape, h);  /* recorded after y: y does not depend on it */
     tg_tensor *unused = tg_neg(tape, z); /* depends on z only */
     cr_assert_not_null(after);
     cr_assert_not_null(unused);
@@ -689,7 +688,8 @@ Test(grad, errors_set_no_outputs)
     tg_tensor_free(x);
 }
 
-/* ---- no-grad scopes and detach ----------------------------------------------------------------- */
+/* ---- no-grad scopes and detach -----------------------------------------------------------------
+ */
 
 Test(nograd, scopes_nest)
 {
@@ -990,7 +990,8 @@ Test(errors, shape_errors_name_the_node)
     tg_tensor_free(b);
 }
 
-/* ---- a deep chain ------------------------------------------------------------------------------ */
+/* ---- a deep chain ------------------------------------------------------------------------------
+ */
 
 #define CHAIN 500000 /* pairs: 10^6 recorded ops */
 #define CHAIN_C 1.0001
@@ -1067,12 +1068,12 @@ Test(deep, million_node_chain_in_a_small_stack, .timeout = 60)
 
 typedef struct fp_spec {
     tg_dtype dtype;
-    size_t rows;        /* x is (rows, 3) */
-    int squash;         /* 0: tanh, 1: sigmoid */
-    int axis;           /* of the first reduction */
-    int second_input;   /* 0: add(h, h); 1: add(h, g) */
-    double c;           /* scale constant */
-    double value;       /* fill value of the leaves */
+    size_t rows;      /* x is (rows, 3) */
+    int squash;       /* 0: tanh, 1: sigmoid */
+    int axis;         /* of the first reduction */
+    int second_input; /* 0: add(h, h); 1: add(h, g) */
+    double c;         /* scale constant */
+    double value;     /* fill value of the leaves */
 } fp_spec;
 
 static uint64_t fingerprint(tg_tape *tape, fp_spec s)
@@ -1251,11 +1252,12 @@ Test(anomaly, backward_inf_names_the_op)
     tg_tensor_free(x);
 }
 
-/* ---- no heap allocation in steady state -------------------------------------------------------- */
+/* ---- no heap allocation in steady state --------------------------------------------------------
+ */
 
 typedef struct mlp {
-    tg_tensor *X, *Y;              /* data (8,4), one-hot targets (8,3) */
-    tg_tensor *W1, *b1, *W2, *b2;  /* (4,16), (16), (16,3), (3) */
+    tg_tensor *X, *Y;             /* data (8,4), one-hot targets (8,3) */
+    tg_tensor *W1, *b1, *W2, *b2; /* (4,16), (16), (16,3), (3) */
 } mlp;
 
 /* One training step; returns the loss. */
@@ -1264,12 +1266,12 @@ static double mlp_step(tg_tape *tape, mlp *m, double lr)
     tg_tensor *h = tg_tanh(tape, tg_add(tape, tg_matmul(tape, m->X, m->W1), m->b1));
     tg_tensor *logits = tg_add(tape, tg_matmul(tape, h, m->W2), m->b2);
     tg_tensor *logp = tg_log_softmax(tape, logits, 1);
-    tg_tensor *nll = tg_neg(tape, tg_mean(tape, tg_sum(tape, tg_mul(tape, m->Y, logp), 1, false),
-                                          TG_ALL_AXES, false));
+    tg_tensor *nll = tg_neg(
+        tape, tg_mean(tape, tg_sum(tape, tg_mul(tape, m->Y, logp), 1, false), TG_ALL_AXES, false));
     /* A small extra term through sigmoid and softmax, so they take part too. */
-    tg_tensor *reg = tg_mean(tape, tg_mul(tape, tg_sigmoid(tape, logits),
-                                          tg_softmax(tape, logits, -1)),
-                             TG_ALL_AXES, false);
+    tg_tensor *reg =
+        tg_mean(tape, tg_mul(tape, tg_sigmoid(tape, logits), tg_softmax(tape, logits, -1)),
+                TG_ALL_AXES, false);
     tg_tensor *loss = tg_add(tape, nll, tg_scale(tape, reg, 0.01));
     cr_assert_not_null(loss, "%s", tg_tape_error(tape));
     double value = tg_tensor_item(loss);
@@ -1292,8 +1294,8 @@ Test(steady_state, training_loop_makes_no_allocator_calls)
     th_install(); /* before anything is made: every byte goes through the counter */
     tg_rng rng;
     tg_rng_seed(&rng, 11);
-    const size_t xs[2] = {8, 4}, ys[2] = {8, 3}, w1s[2] = {4, 16}, b1s[1] = {16},
-                 w2s[2] = {16, 3}, b2s[1] = {3};
+    const size_t xs[2] = {8, 4}, ys[2] = {8, 3}, w1s[2] = {4, 16}, b1s[1] = {16}, w2s[2] = {16, 3},
+                 b2s[1] = {3};
     mlp m;
     m.X = tg_tensor_randn(TG_F64, 2, xs, &rng, 0, 1);
     m.Y = tg_tensor_zeros(TG_F64, 2, ys);

@@ -252,8 +252,8 @@ Test(tensor, random_fills_are_deterministic)
         assert_shape(a, DTYPES[d], 3, shape);
         assert_aligned(a);
         size_t n = tg_tensor_numel(a), differ = 0;
-        cr_assert_eq(memcmp(tg_tensor_data(a), tg_tensor_data(b), n * tg_dtype_size(DTYPES[d])),
-                     0, "same seed, same values");
+        cr_assert_eq(memcmp(tg_tensor_data(a), tg_tensor_data(b), n * tg_dtype_size(DTYPES[d])), 0,
+                     "same seed, same values");
         for (size_t i = 0; i < n; i++)
             differ += tg_tensor_get(a, i) != tg_tensor_get(c, i);
         cr_assert_gt(differ, n / 2, "another seed gives other values");
@@ -274,8 +274,7 @@ Test(tensor, random_fills_are_deterministic)
         tg_tensor *v = tg_tensor_rand(DTYPES[d], 3, shape, &r2, -3.0, 5.0);
         assert_shape(u, DTYPES[d], 3, shape);
         assert_aligned(u);
-        cr_assert_eq(memcmp(tg_tensor_data(u), tg_tensor_data(v), n * tg_dtype_size(DTYPES[d])),
-                     0);
+        cr_assert_eq(memcmp(tg_tensor_data(u), tg_tensor_data(v), n * tg_dtype_size(DTYPES[d])), 0);
         double lo = INFINITY, hi = -INFINITY;
         for (size_t i = 0; i < n; i++) {
             double x = tg_tensor_get(u, i);
@@ -370,8 +369,7 @@ Test(rng, uniform_range_and_below)
         counts[k]++;
     }
     for (int k = 0; k < 7; k++)
-        cr_assert(counts[k] > 9000 && counts[k] < 11000, "value %d drawn %zu times", k,
-                  counts[k]);
+        cr_assert(counts[k] > 9000 && counts[k] < 11000, "value %d drawn %zu times", k, counts[k]);
     cr_assert_eq(tg_rng_below(&r, 0), 0);
     cr_assert_eq(tg_rng_below(&r, 1), 0);
 }
@@ -426,9 +424,18 @@ typedef tg_tensor *(*ctor_fn)(tg_dtype dtype, int rank, const size_t *shape);
 static double ctor_buf[64];
 static tg_rng ctor_rng;
 
-static tg_tensor *c_zeros(tg_dtype d, int r, const size_t *s) { return tg_tensor_zeros(d, r, s); }
-static tg_tensor *c_ones(tg_dtype d, int r, const size_t *s) { return tg_tensor_ones(d, r, s); }
-static tg_tensor *c_full(tg_dtype d, int r, const size_t *s) { return tg_tensor_full(d, r, s, 2); }
+static tg_tensor *c_zeros(tg_dtype d, int r, const size_t *s)
+{
+    return tg_tensor_zeros(d, r, s);
+}
+static tg_tensor *c_ones(tg_dtype d, int r, const size_t *s)
+{
+    return tg_tensor_ones(d, r, s);
+}
+static tg_tensor *c_full(tg_dtype d, int r, const size_t *s)
+{
+    return tg_tensor_full(d, r, s, 2);
+}
 static tg_tensor *c_from_data(tg_dtype d, int r, const size_t *s)
 {
     return tg_tensor_from_data(d, r, s, ctor_buf);
@@ -437,7 +444,10 @@ static tg_tensor *c_from_f64(tg_dtype d, int r, const size_t *s)
 {
     return tg_tensor_from_f64(d, r, s, ctor_buf);
 }
-static tg_tensor *c_wrap(tg_dtype d, int r, const size_t *s) { return tg_tensor_wrap(d, r, s, ctor_buf); }
+static tg_tensor *c_wrap(tg_dtype d, int r, const size_t *s)
+{
+    return tg_tensor_wrap(d, r, s, ctor_buf);
+}
 static tg_tensor *c_randn(tg_dtype d, int r, const size_t *s)
 {
     return tg_tensor_randn(d, r, s, &ctor_rng, 0, 1);
@@ -451,7 +461,7 @@ static const struct {
     const char *name;
     ctor_fn fn;
 } CTORS[] = {
-    {"zeros", c_zeros},     {"ones", c_ones},   {"full", c_full},   {"from_data", c_from_data},
+    {"zeros", c_zeros},       {"ones", c_ones}, {"full", c_full},   {"from_data", c_from_data},
     {"from_f64", c_from_f64}, {"wrap", c_wrap}, {"randn", c_randn}, {"rand", c_rand},
 };
 #define N_CTORS (sizeof CTORS / sizeof CTORS[0])

@@ -1,0 +1,505 @@
+/* test_alloc.c: out-of-memory paths. Each scenario runs with allocation attempt N failing,
+ * for N = 1, 2, ... until the operation completes without reaching attempt N. For every N
+ * the operation must either succeed with correct results or fail with TG_ENOMEM and a
+ * message about memory; after everything is freed no block and no byte may be outstanding;
+ * and the library must still work afterwards. */
+#include <criterion/criterion.h>
+#include <tapegrad.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc_hook.h"
+
+#define MAX_ATTEMPTS 2000
+
+static void assert_enomem(tg_status st, const char *what, size_t n)
+{
+    cr_assert_eq(st, TG_ENOMEM, "%s, allocation %zu failing: %s (%s) instead of TG_ENOMEM", what, n,
+                 tg_status_name(st), tg_last_error());
+    cr_assert(strstr(tg_last_error(), "memory"), "%s, allocation %zu failing: message '%s'", what,
+              n, tg_last_error());
+}
+
+static void assert_no_leak(const char *what, size_t n)
+{
+    cr_assert_eq(th_state.live, 0, "%s, allocation %zu failing: %lld blocks leaked", what, n,
+                 th_state.live);
+    cr_assert_eq(th_state.bytes, 0, "%s, allocation %zu failing: %lld bytes unaccounted for", what,
+                 n, th_state.bytes);
+}
+
+/* After the hook is gone: a small graph on the default allocator, forward and backward. */
+static void assert_library_works(void)
+{
+    cr_assert_eq(tg_get_allocator(NULL) == th_hook, false);
+    const double v[3] = {1, 2, 3};
+    const size_t n = 3;
+    tg_tensor *x = tg_tensor_from_f64(TG_F64, 1, &n, v);
+    cr_assert_not_null(x);
+    tg_tensor_set_requires_grad(x, true);
+    tg_tape *tape = tg_tape_new();
+    cr_assert_not_null(tape);
+    tg_tensor *y = tg_sum(tape, tg_square(tape, x), TG_ALL_AXES, false);
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    cr_assert_eq(tg_tensor_item(y), 14.0);
+    cr_assert_eq(tg_backward(tape, y), TG_OK, "%s", tg_last_error());
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_eq(tg_tensor_grad_get(x, i), 2 * v[i]);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+/* A scenario runs once with attempt n failing (it arms the hook itself, around the part
+ * under test) and returns true when that part succeeded. */
+typedef bool (*scenario_fn)(size_t n);
+
+/* Runs a scenario for n = 1, 2, ... Returns how many runs saw a failure. */
+static size_t drive(const char *what, scenario_fn fn)
+{
+    th_install();
+    size_t n, failed_runs = 0;
+    for (n = 1; n <= MAX_ATTEMPTS; n++) {
+        th_fail_at(0);
+        size_t failures_before = th_state.failures;
+        bool ok = fn(n);
+        bool reached = th_state.failures > failures_before;
+        th_fail_at(0);
+        assert_no_leak(what, n);
+        if (!ok) {
+            cr_assert(reached, "%s failed with allocation %zu failing, which was never made: %s",
+                      what, n, tg_last_error());
+            failed_runs++;
+        }
+        if (!reached)
+            break; /* the operation completed within fewer than n attempts */
+    }
+    cr_assert_leq(n, MAX_ATTEMPTS, "%s: still allocating after %d attempts", what, MAX_ATTEMPTS);
+    cr_log_info("%s: %zu runs, %zu of them failed", what, n, failed_runs);
+    th_uninstall();
+    assert_library_works();
+    return failed_runs;
+}
+
+/* ---- tapes and leaves ------------------------------------------------------------------------ */
+
+static bool scenario_tape_new(size_t n)
+{
+    th_fail_at(n);
+    tg_tape *tape = tg_tape_new();
+    th_fail_at(0);
+    if (!tape) {
+        assert_enomem(tg_last_status(), "tape_new", n);
+        return false;
+    }
+    /* Usable, even if something inside could not be reserved. */
+    tg_tensor *c = tg_scalar(tape, TG_F64, 2.0);
+    cr_assert_eq(tg_tensor_item(tg_exp(tape, c)), exp(2.0));
+    tg_tape_free(tape);
+    return true;
+}
+
+Test(alloc, tape_new)
+{
+    cr_assert_geq(drive("tape_new", scenario_tape_new), 1);
+}
+
+static int leaf_kind;
+static double leaf_mem[12];
+
+static tg_tensor *make_leaf(int kind)
+{
+    static const size_t shape[2] = {3, 4};
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    switch (kind) {
+    case 0: return tg_tensor_zeros(TG_F64, 2, shape);
+    case 1: return tg_tensor_full(TG_F32, 2, shape, 1.5);
+    case 2: return tg_tensor_scalar(TG_F64, 3.0);
+    case 3: return tg_tensor_from_data(TG_F64, 2, shape, leaf_mem);
+    case 4: return tg_tensor_from_f64(TG_F32, 2, shape, leaf_mem);
+    case 5: return tg_tensor_wrap(TG_F64, 2, shape, leaf_mem);
+    case 6: return tg_tensor_randn(TG_F64, 2, shape, &rng, 0, 1);
+    default: return tg_tensor_rand(TG_F32, 2, shape, &rng, 0, 1);
+    }
+}
+
+static bool scenario_leaf(size_t n)
+{
+    th_fail_at(n);
+    tg_tensor *t = make_leaf(leaf_kind);
+    th_fail_at(0);
+    if (!t) {
+        assert_enomem(tg_last_status(), "leaf", n);
+        return false;
+    }
+    cr_assert_eq(tg_tensor_numel(t), leaf_kind == 2 ? 1 : 12);
+    tg_tensor_free(t);
+    return true;
+}
+
+Test(alloc, leaves)
+{
+    for (int i = 0; i < 12; i++)
+        leaf_mem[i] = i;
+    for (leaf_kind = 0; leaf_kind < 8; leaf_kind++) {
+        char what[32];
+        snprintf(what, sizeof what, "leaf kind %d", leaf_kind);
+        cr_assert_geq(drive(what, scenario_leaf), 1, "%s", what);
+    }
+}
+
+/* ---- names --------------------------------------------------------------------------------- */
+
+static bool scenario_leaf_name(size_t n)
+{
+    tg_tensor *t = tg_tensor_scalar(TG_F64, 1);
+    cr_assert_eq(tg_tensor_set_name(t, "old"), TG_OK);
+    th_fail_at(n);
+    tg_status st = tg_tensor_set_name(t, "a new and longer name");
+    th_fail_at(0);
+    bool ok = st == TG_OK;
+    if (!ok) {
+        assert_enomem(st, "leaf name", n);
+        cr_assert_str_eq(tg_tensor_name(t), "old", "the old name stays");
+    } else {
+        cr_assert_str_eq(tg_tensor_name(t), "a new and longer name");
+    }
+    cr_assert_eq(tg_tensor_set_name(t, "works again"), TG_OK);
+    tg_tensor_free(t);
+    return ok;
+}
+
+Test(alloc, leaf_name)
+{
+    cr_assert_geq(drive("leaf name", scenario_leaf_name), 1);
+}
+
+/* A tape tensor's name goes into the tape's arena, which allocates only when its block is
+ * full: fill one with a node of `fill_bytes` bytes of data first. */
+static size_t fill_bytes;
+
+static bool scenario_tape_name(size_t n)
+{
+    tg_tape *tape = tg_tape_new();
+    size_t numel = fill_bytes / 8;
+    tg_tensor *x = tg_tensor_zeros(TG_F64, 1, &numel);
+    tg_tensor *y = tg_neg(tape, x);
+    cr_assert_not_null(y);
+    th_fail_at(n);
+    tg_status st = tg_tensor_set_name(y, "hidden");
+    th_fail_at(0);
+    bool ok = st == TG_OK;
+    if (!ok) {
+        assert_enomem(st, "tape tensor name", n);
+        cr_assert_null(tg_tensor_name(y));
+    } else {
+        cr_assert_str_eq(tg_tensor_name(y), "hidden");
+    }
+    cr_assert_eq(tg_tensor_set_name(y, "works again"), TG_OK);
+    cr_assert_str_eq(tg_tensor_name(y), "works again");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    return ok;
+}
+
+Test(alloc, tape_tensor_name)
+{
+    /* Whatever the arena's block size, one of these fills a block exactly. */
+    size_t failing_runs = 0;
+    for (fill_bytes = 1024; fill_bytes <= ((size_t)1 << 22); fill_bytes *= 2)
+        failing_runs += drive("tape tensor name", scenario_tape_name);
+    cr_assert_geq(failing_runs, 1, "no arrangement made naming allocate");
+}
+
+/* ---- a composite graph --------------------------------------------------------------------- */
+
+/* inputs: X (B,D), W (D,H), b (H), V (H,C) with B a multiple of 6 (for the reshape). Uses
+ * matmul, broadcasting add/sub/mul/div, reductions (sum, mean, max, logsumexp), softmax and
+ * log_softmax, reshape, transpose, unary ops and a constant: about 30 nodes. */
+static tg_tensor *composite(tg_tape *tape, tg_tensor *const *in, size_t n_in, void *ud)
+{
+    (void)ud;
+    (void)n_in;
+    tg_tensor *X = in[0], *W = in[1], *b = in[2], *V = in[3];
+    tg_tensor *h = tg_tanh(tape, tg_add(tape, tg_matmul(tape, X, W), b));
+    tg_tensor *z = tg_matmul(tape, h, V);
+    tg_tensor *p = tg_softmax(tape, z, 1);
+    tg_tensor *lp = tg_log_softmax(tape, z, -1);
+    tg_tensor *m = tg_max(tape, z, 1, true);
+    tg_tensor *lse = tg_logsumexp(tape, tg_sub(tape, z, m), 1, false);
+    const size_t rs[2] = {6, tg_tensor_dim(X, 0) / 6};
+    tg_tensor *t = tg_transpose(tape, tg_reshape(tape, lse, 2, rs));
+    tg_tensor *s1 = tg_sum(tape, tg_mul(tape, p, lp), TG_ALL_AXES, false);
+    tg_tensor *s2 = tg_mean(tape, tg_square(tape, t), TG_ALL_AXES, false);
+    tg_tensor *q = tg_div(tape, tg_sigmoid(tape, h),
+                          tg_add_scalar(tape, tg_exp(tape, tg_scale(tape, h, 0.1)), 1.0));
+    tg_tensor *s3 = tg_mean(tape, tg_sum(tape, q, 0, false), TG_ALL_AXES, false);
+    tg_tensor *c = tg_scalar(tape, tg_tensor_dtype(X), 0.5);
+    return tg_add(tape, tg_add(tape, tg_neg(tape, s1), tg_mul(tape, s2, c)), s3);
+}
+
+#define N_IN 4
+static size_t dims[4] = {48, 40, 56, 10}; /* B, D, H, C: tens of KiB per tensor */
+
+/* The same inputs every time (a fixed seed); X needs no gradient, the others do. */
+static void make_inputs(tg_tensor **in)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 77);
+    const size_t sx[2] = {dims[0], dims[1]}, sw[2] = {dims[1], dims[2]}, sb[1] = {dims[2]},
+                 sv[2] = {dims[2], dims[3]};
+    in[0] = tg_tensor_randn(TG_F64, 2, sx, &rng, 0, 1);
+    in[1] = tg_tensor_randn(TG_F64, 2, sw, &rng, 0, 0.3);
+    in[2] = tg_tensor_randn(TG_F64, 1, sb, &rng, 0, 0.1);
+    in[3] = tg_tensor_randn(TG_F64, 2, sv, &rng, 0, 0.3);
+    for (int i = 0; i < N_IN; i++) {
+        cr_assert_not_null(in[i], "%s", tg_last_error());
+        tg_tensor_set_requires_grad(in[i], i != 0);
+    }
+}
+
+static void free_inputs(tg_tensor **in)
+{
+    for (int i = 0; i < N_IN; i++)
+        tg_tensor_free(in[i]);
+}
+
+/* Reference results, computed without the hook. */
+static double ref_y;
+static double ref_grad[N_IN][48 * 56];
+static double ref_params[N_IN][48 * 56]; /* after STEPS training steps */
+#define STEPS 3
+#define LR 0.1
+
+static bool train(tg_tape *tape, tg_tensor **in)
+{
+    for (int step = 0; step < STEPS; step++) {
+        tg_tensor *y = composite(tape, in, N_IN, NULL);
+        if (!y || tg_backward(tape, y) != TG_OK)
+            return false;
+        for (int i = 1; i < N_IN; i++) {
+            double *w = tg_tensor_data(in[i]);
+            const double *g = tg_tensor_grad_data(in[i]);
+            for (size_t j = 0; j < tg_tensor_numel(in[i]); j++)
+                w[j] -= LR * g[j];
+            tg_tensor_zero_grad(in[i]);
+        }
+        tg_tape_reset(tape);
+    }
+    return true;
+}
+
+/* Sets the problem size to the large default and computes the reference results. */
+static void compute_reference(void)
+{
+    dims[0] = 48;
+    dims[1] = 40;
+    dims[2] = 56;
+    dims[3] = 10;
+    tg_tensor *in[N_IN];
+    make_inputs(in);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *y = composite(tape, in, N_IN, NULL);
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    ref_y = tg_tensor_item(y);
+    cr_assert(isfinite(ref_y));
+    cr_assert_eq(tg_backward(tape, y), TG_OK, "%s", tg_last_error());
+    for (int i = 1; i < N_IN; i++) {
+        cr_assert_leq(tg_tensor_numel(in[i]), 48 * 56);
+        for (size_t j = 0; j < tg_tensor_numel(in[i]); j++)
+            ref_grad[i][j] = tg_tensor_grad_get(in[i], j);
+    }
+    tg_tape_free(tape);
+    free_inputs(in);
+
+    make_inputs(in);
+    tape = tg_tape_new();
+    cr_assert(train(tape, in), "%s", tg_last_error());
+    for (int i = 1; i < N_IN; i++)
+        for (size_t j = 0; j < tg_tensor_numel(in[i]); j++)
+            ref_params[i][j] = tg_tensor_get(in[i], j);
+    tg_tape_free(tape);
+    free_inputs(in);
+}
+
+static void assert_leaf_grads(tg_tensor **in, const char *what, size_t n)
+{
+    for (int i = 1; i < N_IN; i++)
+        for (size_t j = 0; j < tg_tensor_numel(in[i]); j++)
+            cr_assert_eq(tg_tensor_grad_get(in[i], j), ref_grad[i][j],
+                         "%s, allocation %zu failing: input %d element %zu", what, n, i, j);
+    cr_assert_null(tg_tensor_grad_data(in[0]), "X needs no gradient");
+}
+
+static bool scenario_record(size_t n)
+{
+    tg_tensor *in[N_IN];
+    make_inputs(in);
+    tg_tape *tape = tg_tape_new();
+    th_fail_at(n);
+    tg_tensor *y = composite(tape, in, N_IN, NULL);
+    th_fail_at(0);
+    bool ok = y != NULL;
+    if (!ok) {
+        assert_enomem(tg_tape_status(tape), "recording", n);
+        cr_assert(strstr(tg_tape_error(tape), "memory"), "%s", tg_tape_error(tape));
+        assert_enomem(tg_last_status(), "recording", n);
+        /* The tape works again after a reset. */
+        tg_tape_reset(tape);
+        y = composite(tape, in, N_IN, NULL);
+        cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    }
+    cr_assert_eq(tg_tensor_item(y), ref_y, "allocation %zu failing", n);
+    cr_assert_eq(tg_backward(tape, y), TG_OK, "%s", tg_last_error());
+    assert_leaf_grads(in, "recording", n);
+    tg_tape_free(tape);
+    free_inputs(in);
+    return ok;
+}
+
+Test(alloc, recording)
+{
+    compute_reference();
+    cr_assert_geq(drive("recording", scenario_record), 3);
+}
+
+static bool scenario_backward(size_t n)
+{
+    tg_tensor *in[N_IN];
+    make_inputs(in);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *y = composite(tape, in, N_IN, NULL);
+    cr_assert_not_null(y);
+    th_fail_at(n);
+    tg_status st = tg_backward(tape, y);
+    th_fail_at(0);
+    if (st != TG_OK) {
+        assert_enomem(st, "backward", n);
+        cr_assert_eq(tg_tape_status(tape), TG_ENOMEM);
+        /* The recording keeps its error; a reset and a new recording work. Leaf grads may
+         * hold part of the failed pass: zero them, as after any step. */
+        cr_assert_eq(tg_backward(tape, y), TG_ENOMEM);
+        for (int i = 0; i < N_IN; i++)
+            tg_tensor_zero_grad(in[i]);
+        tg_tape_reset(tape);
+        y = composite(tape, in, N_IN, NULL);
+        cr_assert_not_null(y);
+        cr_assert_eq(tg_backward(tape, y), TG_OK, "%s", tg_last_error());
+    }
+    assert_leaf_grads(in, "backward", n);
+    tg_tape_free(tape);
+    free_inputs(in);
+    return st == TG_OK;
+}
+
+Test(alloc, backward)
+{
+    compute_reference();
+    cr_assert_geq(drive("backward", scenario_backward), 3, "leaf grads and arena blocks");
+}
+
+static bool scenario_grad(size_t n)
+{
+    tg_tensor *in[N_IN];
+    make_inputs(in);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *y = composite(tape, in, N_IN, NULL);
+    cr_assert_not_null(y);
+    tg_tensor *out[N_IN];
+    for (int i = 0; i < N_IN; i++)
+        out[i] = (tg_tensor *)&out;
+    th_fail_at(n);
+    tg_status st = tg_grad(tape, y, in, N_IN, out);
+    th_fail_at(0);
+    if (st != TG_OK) {
+        assert_enomem(st, "grad", n);
+        for (int i = 0; i < N_IN; i++) {
+            cr_assert_null(out[i], "grad failed but out[%d] is set", i);
+            cr_assert_null(tg_tensor_grad_data(in[i]), "leaf grads untouched");
+        }
+        tg_tape_reset(tape);
+        y = composite(tape, in, N_IN, NULL);
+        cr_assert_not_null(y);
+        cr_assert_eq(tg_grad(tape, y, in, N_IN, out), TG_OK, "%s", tg_last_error());
+    }
+    for (int i = 1; i < N_IN; i++)
+        for (size_t j = 0; j < tg_tensor_numel(in[i]); j++)
+            cr_assert_eq(tg_tensor_get(out[i], j), ref_grad[i][j]);
+    for (size_t j = 0; j < tg_tensor_numel(in[0]); j++)
+        cr_assert_eq(tg_tensor_get(out[0], j), 0.0, "X requires no grad");
+    for (int i = 0; i < N_IN; i++) {
+        cr_assert_null(tg_tensor_grad_data(in[i]), "leaf grads untouched");
+        tg_tensor_free(out[i]);
+    }
+    tg_tape_free(tape);
+    free_inputs(in);
+    return st == TG_OK;
+}
+
+Test(alloc, grad)
+{
+    compute_reference();
+    cr_assert_geq(drive("grad", scenario_grad), 3);
+}
+
+static bool scenario_train(size_t n)
+{
+    tg_tensor *in[N_IN];
+    make_inputs(in);
+    tg_tape *tape = tg_tape_new();
+    th_fail_at(n);
+    bool ok = train(tape, in);
+    th_fail_at(0);
+    if (!ok) {
+        tg_status st = tg_tape_status(tape) != TG_OK ? tg_tape_status(tape) : tg_last_status();
+        assert_enomem(st, "training", n);
+    } else {
+        for (int i = 1; i < N_IN; i++)
+            for (size_t j = 0; j < tg_tensor_numel(in[i]); j++)
+                cr_assert_eq(tg_tensor_get(in[i], j), ref_params[i][j],
+                             "allocation %zu failing: input %d element %zu", n, i, j);
+    }
+    tg_tape_free(tape);
+    free_inputs(in);
+    return ok;
+}
+
+Test(alloc, training_steps)
+{
+    /* Record, backward, update and reset three times: allocation failures anywhere, including
+     * the arena reservations a reset makes. */
+    compute_reference();
+    cr_assert_geq(drive("training", scenario_train), 3);
+}
+
+static bool scenario_gradcheck(size_t n)
+{
+    tg_tensor *in[N_IN];
+    make_inputs(in);
+    tg_gradcheck_options opt = TG_GRADCHECK_OPTIONS_INIT;
+    opt.tol = 1e-6;
+    double max_err[N_IN] = {0};
+    th_fail_at(n);
+    tg_status st = tg_gradcheck(composite, NULL, in, N_IN, &opt, max_err);
+    th_fail_at(0);
+    if (st != TG_OK) {
+        assert_enomem(st, "gradcheck", n);
+    } else {
+        for (int i = 0; i < N_IN; i++)
+            cr_assert(max_err[i] <= 1e-6, "input %d: error %g", i, max_err[i]);
+    }
+    free_inputs(in);
+    return st == TG_OK;
+}
+
+Test(alloc, gradcheck)
+{
+    /* A small instance: every element is checked by two recordings. */
+    dims[0] = 6;
+    dims[1] = 3;
+    dims[2] = 4;
+    dims[3] = 2;
+    cr_assert_geq(drive("gradcheck", scenario_gradcheck), 3);
+}
