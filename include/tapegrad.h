@@ -11,6 +11,7 @@
 #include "tapegrad/ops.h"
 #include "tapegrad/check.h"
 #include "tapegrad/nn.h"
+#include "tapegrad/io.h"
 #include "tapegrad/optim.h"
 #include "tapegrad/data.h"
 #include "tapegrad/expr.h"
