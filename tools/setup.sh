@@ -4,6 +4,8 @@
 # nothing when everything is already there, so it works offline on a prepared machine.
 set -euo pipefail
 
+# libgraphviz-dev: in-process rendering (tg_dot_render; optional, TG_GRAPHVIZ=AUTO uses it when
+# present); graphviz: the `dot` command, to view the dot text by hand.
 PACKAGES=(cmake pkg-config gcc make libxxhash-dev libcriterion-dev libgraphviz-dev graphviz clang)
 
 die() {

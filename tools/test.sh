@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# tools/test.sh [--sanitize]: installs what is missing, builds tapegrad and runs every test
-# with ctest. --sanitize builds in build/asan with AddressSanitizer + UBSan (RelWithDebInfo)
-# and skips the slow install test (it builds its own, unsanitized, trees). CI=true turns
-# warnings into errors. Exits non-zero on any failure.
+# tools/test.sh [--sanitize] [--no-graphviz]: installs what is missing, builds tapegrad and
+# runs every test with ctest. --sanitize builds in build/asan with AddressSanitizer + UBSan
+# (RelWithDebInfo) and skips the slow install test (it builds its own, unsanitized, trees).
+# --no-graphviz builds in build/nogv with -DTG_GRAPHVIZ=OFF (tg_dot_render must then say
+# TG_ENOTSUP), also without the install test. CI=true turns warnings into errors. Exits
+# non-zero on any failure.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 sanitize=0
+graphviz=AUTO
 for arg in "$@"; do
     case "$arg" in
         --sanitize) sanitize=1 ;;
+        --no-graphviz) graphviz=OFF ;;
         -h | --help)
-            sed -n '2,6p' "$0"
+            sed -n '2,7p' "$0"
             exit 0
             ;;
         *)
@@ -40,8 +44,14 @@ else
     build=build/release
     config=(-DCMAKE_BUILD_TYPE=Release -DTG_SANITIZE=OFF)
 fi
+if [ "$graphviz" = OFF ]; then
+    # A separate tree, so the default builds keep their Graphviz setting and their cache.
+    if [ $sanitize -eq 1 ]; then build=build/asan-nogv; else build=build/nogv; fi
+    [ $sanitize -eq 1 ] || ctest_args+=(--label-exclude slow)
+fi
+config+=(-DTG_GRAPHVIZ="$graphviz")
 
-echo "== configure ($build, TG_WERROR=$werror)"
+echo "== configure ($build, TG_WERROR=$werror, TG_GRAPHVIZ=$graphviz)"
 cmake -S . -B "$build" "${config[@]}" -DTG_WERROR="$werror" -DTG_BUILD_TESTS=ON
 echo "== build"
 cmake --build "$build" -j "$jobs"
