@@ -1,0 +1,715 @@
+/* model_file.c: saving and loading models in the format of docs/model-format.md (version 1):
+ * little-endian fields written byte by byte (whatever the host), an XXH3-64 checksum of all
+ * bytes before it, and a loader that bounds every length by the bytes actually there. */
+#include "internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define MAGIC "TGMODEL" /* 8 bytes with its NUL */
+#define FORMAT_VERSION 1u
+#define HEADER_BYTES 24u /* magic, version, flags, file size */
+#define CHECKSUM_BYTES 8u
+#define MAX_TENSOR_NAME 64u
+#define MAX_COLUMN_NAME 4096u /* as tg_model_set_columns */
+/* The largest file tg_model_load reads: a model this size is far beyond what an MLP of 16
+ * layers on a CPU trains, and the bound keeps a bogus path (a device, a huge file) cheap. */
+#define MAX_FILE_BYTES ((size_t)1 << 30)
+
+_Static_assert(sizeof(MAGIC) == 8, "the magic is 8 bytes");
+
+/* ---- writing ------------------------------------------------------------------------------ */
+
+/* Bytes go to p (when not NULL) at len; with p NULL the writer only counts, so the same code
+ * computes the size and then fills a buffer of exactly that size. */
+typedef struct writer {
+    unsigned char *p;
+    size_t len;
+} writer;
+
+static void put_bytes(writer *w, const void *src, size_t n)
+{
+    if (w->p && n)
+        memcpy(w->p + w->len, src, n);
+    w->len += n;
+}
+
+static void put_u32(writer *w, uint32_t v)
+{
+    unsigned char b[4];
+    for (int i = 0; i < 4; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+    put_bytes(w, b, 4);
+}
+
+static void put_u64(writer *w, uint64_t v)
+{
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+    put_bytes(w, b, 8);
+}
+
+static void put_f64(writer *w, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, 8);
+    put_u64(w, bits);
+}
+
+static void put_str(writer *w, const char *s)
+{
+    size_t n = strlen(s);
+    put_u32(w, (uint32_t)n);
+    put_bytes(w, s, n);
+}
+
+static void put_tensor_data(writer *w, tg_tensor *t)
+{
+    if (!w->p) { /* counting */
+        w->len += tg__nbytes(t);
+        return;
+    }
+    if (t->dtype == TG_F32) {
+        const float *d = t->data;
+        for (size_t i = 0; i < t->numel; i++) {
+            uint32_t bits;
+            memcpy(&bits, &d[i], 4);
+            put_u32(w, bits);
+        }
+    } else {
+        const double *d = t->data;
+        for (size_t i = 0; i < t->numel; i++)
+            put_f64(w, d[i]);
+    }
+}
+
+/* Everything but the checksum; the file size field is filled with `total`. */
+static void serialize(writer *w, const tg_model *m, uint64_t total)
+{
+    const tg_mlp_spec *s = tg_model_spec(m);
+    put_bytes(w, MAGIC, 8);
+    put_u32(w, FORMAT_VERSION);
+    put_u32(w, 0); /* flags */
+    put_u64(w, total);
+
+    put_u32(w, (uint32_t)s->dtype);
+    put_u32(w, (uint32_t)s->n_layers);
+    for (int i = 0; i <= s->n_layers; i++)
+        put_u64(w, s->sizes[i]);
+    for (int i = 0; i < s->n_layers; i++)
+        put_u32(w, (uint32_t)s->act[i]);
+
+    size_t n_classes, n_std;
+    const double *mean, *std;
+    put_u32(w, (uint32_t)tg_model_task(m, &n_classes));
+    put_u64(w, n_classes);
+    tg_model_standardization(m, &n_std, &mean, &std);
+    put_u64(w, n_std);
+    for (size_t i = 0; i < n_std; i++)
+        put_f64(w, mean[i]);
+    for (size_t i = 0; i < n_std; i++)
+        put_f64(w, std[i]);
+    size_t n_feat = tg_model_feature_name(m, 0) ? s->sizes[0] : 0;
+    put_u64(w, n_feat);
+    for (size_t i = 0; i < n_feat; i++)
+        put_str(w, tg_model_feature_name(m, i));
+    const char *target = tg_model_target_name(m);
+    put_u32(w, target ? 1 : 0);
+    if (target)
+        put_str(w, target);
+
+    size_t n = tg_model_param_count(m);
+    put_u32(w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        tg_tensor *t = tg_model_param(m, i);
+        put_str(w, t->name);
+        put_u32(w, t->dtype);
+        put_u32(w, t->rank);
+        for (int d = 0; d < t->rank; d++)
+            put_u64(w, t->shape[d]);
+        put_tensor_data(w, t);
+    }
+}
+
+tg_status tg_model_save_buffer(const tg_model *model, void **out_buf, size_t *out_size)
+{
+    if (!model || !out_buf || !out_size)
+        return tg__error(TG_EINVAL, "model_save_buffer: %s is NULL",
+                         !model ? "model" : !out_buf ? "out_buf" : "out_size");
+    *out_buf = NULL;
+    *out_size = 0;
+    writer count = {NULL, 0};
+    serialize(&count, model, 0);
+    size_t total = count.len + CHECKSUM_BYTES;
+    unsigned char *buf = tg__malloc(total);
+    if (!buf)
+        return tg__error(TG_ENOMEM, "model_save_buffer: out of memory for %zu bytes", total);
+    writer w = {buf, 0};
+    serialize(&w, model, total);
+    TG_ASSERT(w.len == count.len);
+    put_u64(&w, XXH3_64bits(buf, count.len));
+    *out_buf = buf;
+    *out_size = total;
+    return TG_OK;
+}
+
+void tg_model_buffer_free(void *buf, size_t size)
+{
+    tg__free(buf, size);
+}
+
+/* Makes a rename durable: fsync the directory holding `path` (best effort: some file
+ * systems refuse it, and the data itself is already synced). */
+static void sync_parent_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash) {
+        strcpy(dir, ".");
+    } else {
+        size_t n = (size_t)(slash - path);
+        if (n >= sizeof dir)
+            return;
+        if (n == 0)
+            n = 1; /* "/file": the root */
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    int fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+tg_status tg_model_save(const tg_model *model, const char *path)
+{
+    if (!model || !path)
+        return tg__error(TG_EINVAL, "model_save: %s is NULL", model ? "path" : "model");
+    void *buf;
+    size_t size;
+    tg_status st = tg_model_save_buffer(model, &buf, &size);
+    if (st != TG_OK) /* only ENOMEM: the model is valid */
+        return tg__error(st, "model_save: %s: out of memory", path);
+    size_t plen = strlen(path);
+    char *tmp = tg__malloc(plen + 5);
+    if (!tmp) {
+        tg_model_buffer_free(buf, size);
+        return tg__error(TG_ENOMEM, "model_save: %s: out of memory", path);
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp", 5);
+
+    /* Write PATH.tmp completely and durably, then rename it over PATH: a reader sees the old
+     * file or the new one, never a half-written one. */
+    const char *step = NULL;
+    int err = 0;
+    errno = 0;
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        step = "create", err = errno;
+    } else {
+        if (fwrite(buf, 1, size, f) != size || fflush(f) != 0)
+            step = "write", err = errno ? errno : EIO;
+        else if (fsync(fileno(f)) != 0)
+            step = "sync", err = errno;
+        if (fclose(f) != 0 && !step)
+            step = "close", err = errno;
+        if (!step && rename(tmp, path) != 0)
+            step = "rename", err = errno;
+        if (step)
+            remove(tmp);
+    }
+    if (step)
+        tg__error(TG_EIO, "model_save: %s: cannot %s %s: %s", path, step,
+                  strcmp(step, "rename") == 0 ? "the temporary file over it" : tmp,
+                  strerror(err));
+    else
+        sync_parent_dir(path);
+    tg__free(tmp, plen + 5);
+    tg_model_buffer_free(buf, size);
+    return step ? TG_EIO : TG_OK;
+}
+
+/* ---- reading ------------------------------------------------------------------------------- */
+
+/* A bounded cursor: every read first checks that the bytes are there. */
+typedef struct reader {
+    const unsigned char *p;
+    size_t end; /* bytes readable: the checksum's offset once the header is checked */
+    size_t pos;
+    const char *who; /* "model_load: PATH" or "model_load_buffer" */
+    bool body;       /* past the header: `end` is where the checksum starts */
+} reader;
+
+static tg_status ferr(const reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static tg_status ferr(const reader *r, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return tg__error(TG_EFORMAT, "%s: %s", r->who, msg);
+}
+
+/* TG_OK when n bytes are left, else the truncation error naming what was being read. */
+static tg_status need(reader *r, size_t n, const char *what)
+{
+    if (n <= r->end - r->pos)
+        return TG_OK;
+    return ferr(r, "truncated at byte %zu (expected %zu more bytes for %s%s)", r->end,
+                n - (r->end - r->pos), what, r->body ? " before the checksum" : "");
+}
+
+static uint64_t le(const unsigned char *b, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = (v << 8) | b[i];
+    return v;
+}
+
+static tg_status get_u32(reader *r, uint32_t *v, const char *what)
+{
+    tg_status st = need(r, 4, what);
+    if (st == TG_OK) {
+        *v = (uint32_t)le(r->p + r->pos, 4);
+        r->pos += 4;
+    }
+    return st;
+}
+
+static tg_status get_u64(reader *r, uint64_t *v, const char *what)
+{
+    tg_status st = need(r, 8, what);
+    if (st == TG_OK) {
+        *v = le(r->p + r->pos, 8);
+        r->pos += 8;
+    }
+    return st;
+}
+
+/* A u64 that must fit in size_t and be at most `max` (what it counts must fit the file). */
+static tg_status get_size(reader *r, size_t *v, size_t max, const char *what)
+{
+    uint64_t u;
+    tg_status st = get_u64(r, &u, what);
+    if (st != TG_OK)
+        return st;
+    if (u > max || u > SIZE_MAX)
+        return ferr(r, "%s is %llu, more than the %zu the file can hold", what,
+                    (unsigned long long)u, max);
+    *v = (size_t)u;
+    return TG_OK;
+}
+
+static tg_status get_f64(reader *r, double *v, const char *what)
+{
+    uint64_t bits;
+    tg_status st = get_u64(r, &bits, what);
+    if (st == TG_OK)
+        memcpy(v, &bits, 8);
+    return st;
+}
+
+/* A length-prefixed string of at most `max` bytes without NUL: *s points into the buffer. */
+static tg_status get_str(reader *r, const unsigned char **s, size_t *len, size_t max,
+                         const char *what)
+{
+    uint32_t n;
+    tg_status st = get_u32(r, &n, what);
+    if (st != TG_OK)
+        return st;
+    if (n > max)
+        return ferr(r, "%s is %u bytes long (at most %zu)", what, n, max);
+    if ((st = need(r, n, what)) != TG_OK)
+        return st;
+    if (memchr(r->p + r->pos, 0, n))
+        return ferr(r, "%s contains a NUL byte", what);
+    *s = r->p + r->pos;
+    *len = n;
+    r->pos += n;
+    return TG_OK;
+}
+
+/* magic, version, flags, file size, then the checksum of everything before it. */
+static tg_status check_header(reader *r)
+{
+    size_t size = r->end;
+    if (memcmp(r->p, MAGIC, size < 8 ? size : 8) != 0)
+        return ferr(r, "bad magic (not a tapegrad model file)");
+    uint32_t version, flags;
+    uint64_t declared;
+    tg_status st;
+    if ((st = need(r, 8, "the magic")) != TG_OK)
+        return st;
+    r->pos = 8;
+    if ((st = get_u32(r, &version, "the format version")) != TG_OK)
+        return st;
+    if (version != FORMAT_VERSION)
+        return ferr(r, "unknown format version %u (this build reads version %u)", version,
+                    FORMAT_VERSION);
+    if ((st = get_u32(r, &flags, "the flags")) != TG_OK)
+        return st;
+    if (flags != 0)
+        return ferr(r, "unknown flags 0x%08x (version 1 defines none)", flags);
+    if ((st = get_u64(r, &declared, "the file size")) != TG_OK)
+        return st;
+    if (declared != size) {
+        if (declared > size)
+            return ferr(r, "truncated at byte %zu (the header says the file is %llu bytes)", size,
+                        (unsigned long long)declared);
+        return ferr(r, "%zu bytes, but the header says the file is %llu bytes (trailing data?)",
+                    size, (unsigned long long)declared);
+    }
+    if (size < HEADER_BYTES + CHECKSUM_BYTES)
+        return ferr(r, "truncated at byte %zu (expected %zu more bytes for the checksum)", size,
+                    HEADER_BYTES + CHECKSUM_BYTES - size);
+    uint64_t stored = le(r->p + size - CHECKSUM_BYTES, 8);
+    uint64_t actual = XXH3_64bits(r->p, size - CHECKSUM_BYTES);
+    if (stored != actual)
+        return ferr(r, "checksum mismatch (file says 0x%016llx, content hashes to 0x%016llx)",
+                    (unsigned long long)stored, (unsigned long long)actual);
+    r->end = size - CHECKSUM_BYTES;
+    r->body = true;
+    return TG_OK;
+}
+
+/* What the body holds, once validated. The strings point into the file's bytes. */
+typedef struct parsed {
+    tg_mlp_spec spec;
+    uint32_t task;
+    size_t n_classes;
+    size_t n_std;
+    size_t std_pos;  /* offset of the means (the stds follow) */
+    size_t n_feat;
+    size_t feat_pos; /* offset of the first feature name's length */
+    size_t feat_bytes; /* sum of the feature names' lengths */
+    const unsigned char *target;
+    size_t target_len;
+    bool has_target;
+    size_t tensor_pos[2 * TG_MLP_MAX_LAYERS]; /* offset of each tensor's data */
+} parsed;
+
+static tg_status parse_spec(reader *r, parsed *out)
+{
+    tg_mlp_spec *s = &out->spec;
+    uint32_t dtype, n_layers, act;
+    tg_status st;
+    if ((st = get_u32(r, &dtype, "the spec dtype")) != TG_OK)
+        return st;
+    if (dtype > TG_F64)
+        return ferr(r, "unknown dtype %u in the spec (0 = f32, 1 = f64)", dtype);
+    if ((st = get_u32(r, &n_layers, "the layer count")) != TG_OK)
+        return st;
+    if (n_layers < 1 || n_layers > TG_MLP_MAX_LAYERS)
+        return ferr(r, "layer count %u is out of range 1..%d", n_layers, TG_MLP_MAX_LAYERS);
+    s->dtype = (tg_dtype)dtype;
+    s->n_layers = (int)n_layers;
+    for (uint32_t i = 0; i <= n_layers; i++) {
+        char what[48];
+        snprintf(what, sizeof what, "layer size %u", i);
+        if ((st = get_size(r, &s->sizes[i], r->end, what)) != TG_OK)
+            return st;
+        if (s->sizes[i] == 0)
+            return ferr(r, "layer size %u is 0", i);
+    }
+    for (uint32_t i = 0; i < n_layers; i++) {
+        if ((st = get_u32(r, &act, "an activation")) != TG_OK)
+            return st;
+        if (act > TG_ACT_RELU)
+            return ferr(r, "layer %u has unknown activation %u (0..3)", i, act);
+        s->act[i] = (tg_activation)act;
+    }
+    /* The parameters must fit in what is left, before anything is allocated for them. */
+    size_t total = 0, es = tg_dtype_size(s->dtype), left = r->end - r->pos;
+    for (int i = 0; i < s->n_layers; i++) {
+        size_t layer;
+        if (__builtin_mul_overflow(s->sizes[i] + 1, s->sizes[i + 1], &layer) ||
+            __builtin_add_overflow(total, layer, &total) || total > left / es)
+            return ferr(r, "the spec's layers (layer %d: %zu -> %zu) need more parameters than "
+                           "the %zu bytes left in the file hold",
+                        i, s->sizes[i], s->sizes[i + 1], left);
+    }
+    return TG_OK;
+}
+
+static tg_status parse_metadata(reader *r, parsed *out)
+{
+    size_t n_in = out->spec.sizes[0];
+    uint32_t task, has_target;
+    tg_status st;
+    if ((st = get_u32(r, &task, "the task")) != TG_OK ||
+        (st = get_size(r, &out->n_classes, SIZE_MAX, "the class count")) != TG_OK)
+        return st;
+    if (task > TG_TASK_CLASSIFY)
+        return ferr(r, "unknown task %u (0 = regress, 1 = classify)", task);
+    if (task == TG_TASK_REGRESS && out->n_classes != 0)
+        return ferr(r, "a regression model with class count %zu (expected 0)", out->n_classes);
+    if (task == TG_TASK_CLASSIFY && out->n_classes < 2)
+        return ferr(r, "a classification model with class count %zu (expected >= 2)",
+                    out->n_classes);
+    out->task = task;
+
+    if ((st = get_size(r, &out->n_std, (r->end - r->pos) / 16, "the standardization count")) !=
+        TG_OK)
+        return st;
+    if (out->n_std != 0 && out->n_std != n_in)
+        return ferr(r, "standardization for %zu features, the model has %zu inputs", out->n_std,
+                    n_in);
+    out->std_pos = r->pos;
+    for (size_t i = 0; i < 2 * out->n_std; i++) {
+        double v;
+        if ((st = get_f64(r, &v, "standardization")) != TG_OK)
+            return st;
+        if (!isfinite(v) || (i >= out->n_std && !(v > 0)))
+            return ferr(r, "feature %zu has %s %g (expected a finite value%s)", i % out->n_std,
+                        i < out->n_std ? "mean" : "std", v, i < out->n_std ? "" : " > 0");
+    }
+
+    if ((st = get_size(r, &out->n_feat, (r->end - r->pos) / 4, "the feature name count")) !=
+        TG_OK)
+        return st;
+    if (out->n_feat != 0 && out->n_feat != n_in)
+        return ferr(r, "%zu feature names, the model has %zu inputs", out->n_feat, n_in);
+    out->feat_pos = r->pos;
+    out->feat_bytes = 0;
+    for (size_t i = 0; i < out->n_feat; i++) {
+        const unsigned char *s;
+        size_t len;
+        char what[48];
+        snprintf(what, sizeof what, "feature name %zu", i);
+        if ((st = get_str(r, &s, &len, MAX_COLUMN_NAME, what)) != TG_OK)
+            return st;
+        out->feat_bytes += len;
+    }
+    if ((st = get_u32(r, &has_target, "the target flag")) != TG_OK)
+        return st;
+    if (has_target > 1)
+        return ferr(r, "target flag is %u (expected 0 or 1)", has_target);
+    out->has_target = has_target;
+    if (has_target &&
+        (st = get_str(r, &out->target, &out->target_len, MAX_COLUMN_NAME, "the target name")) !=
+            TG_OK)
+        return st;
+    return TG_OK;
+}
+
+static tg_status parse_tensors(reader *r, parsed *out)
+{
+    const tg_mlp_spec *s = &out->spec;
+    uint32_t count, dtype, rank;
+    tg_status st;
+    if ((st = get_u32(r, &count, "the tensor count")) != TG_OK)
+        return st;
+    if (count != 2u * (uint32_t)s->n_layers)
+        return ferr(r, "%u tensors, the spec's %d layers have %d", count, s->n_layers,
+                    2 * s->n_layers);
+    for (uint32_t i = 0; i < count; i++) {
+        int layer = (int)(i / 2);
+        bool bias = i % 2;
+        char expect[32], what[96], shape_s[160], expect_s[160];
+        snprintf(expect, sizeof expect, "layer%d.%s", layer, bias ? "bias" : "weight");
+        snprintf(what, sizeof what, "the name of tensor %u", i);
+        const unsigned char *name;
+        size_t len;
+        if ((st = get_str(r, &name, &len, MAX_TENSOR_NAME, what)) != TG_OK)
+            return st;
+        if (len != strlen(expect) || memcmp(name, expect, len) != 0)
+            return ferr(r, "tensor %u is named '%.*s', expected '%s'", i, (int)len,
+                        (const char *)name, expect);
+        snprintf(what, sizeof what, "tensor '%s' dtype and rank", expect);
+        if ((st = get_u32(r, &dtype, what)) != TG_OK || (st = get_u32(r, &rank, what)) != TG_OK)
+            return st;
+        if (dtype != (uint32_t)s->dtype)
+            return ferr(r, "tensor '%s' has dtype %u, the spec says %s", expect, dtype,
+                        tg_dtype_name(s->dtype));
+        if (rank < 1 || rank > TG_MAX_RANK)
+            return ferr(r, "tensor '%s' has rank %u (1..%d)", expect, rank, TG_MAX_RANK);
+        size_t shape[TG_MAX_RANK];
+        snprintf(what, sizeof what, "tensor '%s' shape", expect);
+        for (uint32_t d = 0; d < rank; d++)
+            if ((st = get_size(r, &shape[d], SIZE_MAX, what)) != TG_OK)
+                return st;
+        const size_t want[2] = {bias ? s->sizes[layer + 1] : s->sizes[layer],
+                                s->sizes[layer + 1]};
+        int want_rank = bias ? 1 : 2;
+        if ((int)rank != want_rank || memcmp(shape, want, rank * sizeof *shape) != 0)
+            return ferr(r, "tensor '%s' has shape %s, the spec implies %s", expect,
+                        tg_shape_format(shape_s, sizeof shape_s, (int)rank, shape),
+                        tg_shape_format(expect_s, sizeof expect_s, want_rank, want));
+        /* The spec was checked against the bytes left, so this product cannot overflow;
+         * still, the data must be there. */
+        size_t bytes = (bias ? want[0] : want[0] * want[1]) * tg_dtype_size(s->dtype);
+        snprintf(what, sizeof what, "tensor '%s' data", expect);
+        if ((st = need(r, bytes, what)) != TG_OK)
+            return st;
+        out->tensor_pos[i] = r->pos;
+        r->pos += bytes;
+    }
+    if (r->pos != r->end)
+        return ferr(r, "%zu unexpected bytes after the last tensor (at byte %zu)",
+                    r->end - r->pos, r->pos);
+    return TG_OK;
+}
+
+/* Pass 2: copies the validated fields into a new model. Only allocation can fail here. */
+static tg_status build(const reader *r, const parsed *p, tg_model **out)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 0);
+    tg_model *m;
+    /* The initializer's draws are overwritten below; it is the cheapest valid one. */
+    tg_status st = tg_model_new(&p->spec, TG_INIT_XAVIER_UNIFORM, &rng, &m);
+    if (st != TG_OK) /* the spec is valid: only ENOMEM */
+        return tg__error(st, "%s: out of memory", r->who);
+    st = tg_model_set_task(m, (tg_task)p->task, p->n_classes);
+    TG_ASSERT(st == TG_OK);
+    if (p->n_std) {
+        double *ms = tg__malloc(2 * p->n_std * sizeof *ms);
+        if (!ms)
+            goto nomem;
+        for (size_t i = 0; i < 2 * p->n_std; i++) {
+            uint64_t bits = le(r->p + p->std_pos + 8 * i, 8);
+            memcpy(&ms[i], &bits, 8);
+        }
+        st = tg_model_set_standardization(m, p->n_std, ms, ms + p->n_std);
+        tg__free(ms, 2 * p->n_std * sizeof *ms);
+        if (st != TG_OK)
+            goto fail;
+    }
+    if (p->n_feat || p->has_target) {
+        /* NUL-terminated copies in one block, with a pointer array in front. */
+        size_t ptrs = p->n_feat * sizeof(char *);
+        size_t bytes = ptrs + p->feat_bytes + p->n_feat + p->target_len + 1;
+        char **names = tg__malloc(bytes);
+        if (!names)
+            goto nomem;
+        char *dst = (char *)names + ptrs;
+        size_t pos = p->feat_pos;
+        for (size_t i = 0; i < p->n_feat; i++) {
+            size_t len = (size_t)le(r->p + pos, 4);
+            names[i] = dst;
+            memcpy(dst, r->p + pos + 4, len);
+            dst[len] = '\0';
+            dst += len + 1;
+            pos += 4 + len;
+        }
+        if (p->has_target) {
+            memcpy(dst, p->target, p->target_len);
+            dst[p->target_len] = '\0';
+        }
+        st = tg_model_set_columns(m, p->n_feat ? (const char *const *)names : NULL,
+                                  p->has_target ? dst : NULL);
+        tg__free(names, bytes);
+        if (st != TG_OK)
+            goto fail;
+    }
+    for (size_t i = 0; i < tg_model_param_count(m); i++) {
+        tg_tensor *t = tg_model_param(m, i);
+        const unsigned char *src = r->p + p->tensor_pos[i];
+        if (t->dtype == TG_F32) {
+            float *d = t->data;
+            for (size_t k = 0; k < t->numel; k++) {
+                uint32_t bits = (uint32_t)le(src + 4 * k, 4);
+                memcpy(&d[k], &bits, 4);
+            }
+        } else {
+            double *d = t->data;
+            for (size_t k = 0; k < t->numel; k++) {
+                uint64_t bits = le(src + 8 * k, 8);
+                memcpy(&d[k], &bits, 8);
+            }
+        }
+    }
+    *out = m;
+    return TG_OK;
+nomem:
+    st = TG_ENOMEM;
+fail:
+    tg_model_free(m);
+    return tg__error(st, "%s: out of memory", r->who);
+}
+
+static tg_status load(const void *buf, size_t size, const char *who, tg_model **out)
+{
+    reader r = {buf, size, 0, who, false};
+    parsed p;
+    memset(&p, 0, sizeof p);
+    tg_status st = check_header(&r);
+    if (st == TG_OK)
+        st = parse_spec(&r, &p);
+    if (st == TG_OK)
+        st = parse_metadata(&r, &p);
+    if (st == TG_OK)
+        st = parse_tensors(&r, &p);
+    if (st == TG_OK)
+        st = build(&r, &p, out);
+    return st;
+}
+
+tg_status tg_model_load_buffer(const void *buf, size_t size, tg_model **out)
+{
+    if (!out)
+        return tg__error(TG_EINVAL, "model_load_buffer: out is NULL");
+    *out = NULL;
+    if (!buf && size)
+        return tg__error(TG_EINVAL, "model_load_buffer: buf is NULL");
+    static const unsigned char empty[1] = {0};
+    return load(buf ? buf : empty, size, "model_load_buffer", out);
+}
+
+tg_status tg_model_load(const char *path, tg_model **out)
+{
+    if (!out)
+        return tg__error(TG_EINVAL, "model_load: out is NULL");
+    *out = NULL;
+    if (!path)
+        return tg__error(TG_EINVAL, "model_load: path is NULL");
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return tg__error(TG_EIO, "model_load: %s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0) {
+        int err = errno;
+        fclose(f);
+        return tg__error(TG_EIO, "model_load: %s: cannot stat: %s", path, strerror(err));
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return tg__error(TG_EIO, "model_load: %s: not a regular file", path);
+    }
+    if ((uint64_t)sb.st_size > MAX_FILE_BYTES) {
+        fclose(f);
+        return tg__error(TG_EFORMAT, "model_load: %s: %lld bytes, more than the %zu-byte limit",
+                         path, (long long)sb.st_size, MAX_FILE_BYTES);
+    }
+    size_t size = (size_t)sb.st_size;
+    unsigned char *buf = tg__malloc(size);
+    if (!buf) {
+        fclose(f);
+        return tg__error(TG_ENOMEM, "model_load: %s: out of memory for %zu bytes", path, size);
+    }
+    size_t got = fread(buf, 1, size, f);
+    int err = ferror(f) ? errno : 0;
+    fclose(f);
+    tg_status st;
+    if (got != size) {
+        st = err ? tg__error(TG_EIO, "model_load: %s: read error: %s", path, strerror(err))
+                 : tg__error(TG_EIO, "model_load: %s: read %zu of %zu bytes (file changed?)",
+                             path, got, size);
+    } else {
+        char who[600];
+        snprintf(who, sizeof who, "model_load: %s", path);
+        st = load(buf, size, who, out);
+    }
+    tg__free(buf, size);
+    return st;
+}
