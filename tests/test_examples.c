@@ -1,0 +1,172 @@
+/* test_examples.c: runs the example programs as a user would and holds them to what they
+ * promise: digits >= 97% and breast_cancer >= 95% test accuracy, diabetes R^2 >= 0.4, xor's
+ * four predictions right, gradient_descent's path and verdicts. Wall time is printed by the
+ * examples, never asserted. Needs TG_EXAMPLES_DIR and TG_SOURCE_DIR (ctest sets both). */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+typedef struct run {
+    char out[1 << 16]; /* stdout and stderr, interleaved */
+    int status;        /* exit status, or -1 when the program did not exit normally */
+} run;
+
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+    cr_assert(v && *v, "%s is not set: run this test through ctest, which sets it", name);
+    cr_assert_null(strchr(v, '\''), "%s contains a quote: %s", name, v);
+    return v;
+}
+
+/* Runs examples/<name> with `arg` (a data file under examples/data, "" for none, or an
+ * absolute path) and captures what it prints. */
+static void run_example(run *r, const char *name, const char *arg)
+{
+    char cmd[8192];
+    const char *bin = env("TG_EXAMPLES_DIR");
+    if (!*arg)
+        snprintf(cmd, sizeof cmd, "'%s/%s' 2>&1", bin, name);
+    else if (arg[0] == '/')
+        snprintf(cmd, sizeof cmd, "'%s/%s' '%s' 2>&1", bin, name, arg);
+    else
+        snprintf(cmd, sizeof cmd, "'%s/%s' '%s/examples/data/%s' 2>&1", bin, name,
+                 env("TG_SOURCE_DIR"), arg);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p, "cannot run %s", cmd);
+    size_t n = fread(r->out, 1, sizeof r->out - 1, p);
+    r->out[n] = '\0';
+    int st = pclose(p);
+    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    /* Shown in the test log, so a failure (or a sanitizer report) can be read there. */
+    fprintf(stderr, "---- %s\n%s", cmd, r->out);
+    cr_assert_null(strstr(r->out, "Sanitizer"), "%s: sanitizer report", name);
+    cr_assert_null(strstr(r->out, "runtime error:"), "%s: undefined behaviour", name);
+}
+
+/* The number after `label` in the output. */
+static double number_after(const run *r, const char *label)
+{
+    const char *at = strstr(r->out, label);
+    cr_assert_not_null(at, "no '%s' in the output", label);
+    char *end;
+    double v = strtod(at + strlen(label), &end);
+    cr_assert(end != at + strlen(label), "no number after '%s'", label);
+    return v;
+}
+
+Test(examples, digits, .timeout = 240)
+{
+    static run r;
+    run_example(&r, "digits", "digits.csv");
+    cr_assert_eq(r.status, 0, "digits exited with %d", r.status);
+    double acc = number_after(&r, "test accuracy:");
+    cr_assert_geq(acc, 0.97, "digits: test accuracy %.4f below 0.97", acc);
+    cr_assert_not_null(strstr(r.out, "wall time:"), "digits says how long it took");
+}
+
+Test(examples, breast_cancer, .timeout = 240)
+{
+    static run r;
+    run_example(&r, "breast_cancer", "breast_cancer.csv");
+    cr_assert_eq(r.status, 0, "breast_cancer exited with %d", r.status);
+    double acc = number_after(&r, "test accuracy:");
+    cr_assert_geq(acc, 0.95, "breast_cancer: test accuracy %.4f below 0.95", acc);
+}
+
+Test(examples, diabetes, .timeout = 240)
+{
+    static run r;
+    run_example(&r, "diabetes", "diabetes.csv");
+    cr_assert_eq(r.status, 0, "diabetes exited with %d", r.status);
+    double r2 = number_after(&r, "test R^2:");
+    double rmse = number_after(&r, "test RMSE:");
+    cr_assert_geq(r2, 0.4, "diabetes: R^2 %.4f below 0.4", r2);
+    /* Sanity of the units: the target spans 25..346; an RMSE outside this is a bug. */
+    cr_assert(rmse > 10 && rmse < 100, "diabetes: RMSE %.2f", rmse);
+}
+
+Test(examples, xor)
+{
+    static run r;
+    run_example(&r, "xor", "");
+    cr_assert_eq(r.status, 0, "xor exited with %d", r.status);
+    /* The four predictions of the model with a hidden layer, each on the right side of 0.5. */
+    const char *at = strstr(r.out, "\nhidden layer (");
+    cr_assert_not_null(at);
+    int found = 0;
+    for (const char *line = at; (line = strstr(line, "  xor(")) != NULL; line++) {
+        double a, b, t, p;
+        int label;
+        cr_assert_eq(sscanf(line, "  xor(%lf, %lf) = %lf predicted %lf -> %d", &a, &b, &t, &p,
+                            &label),
+                     5, "cannot read '%.40s'", line);
+        cr_assert_eq(t, (double)((int)a ^ (int)b), "xor(%g, %g) printed as %g", a, b, t);
+        cr_assert_eq(p > 0.5, t == 1.0, "xor(%g, %g): predicted %.3f", a, b, p);
+        cr_assert_eq(label, (int)t);
+        found++;
+    }
+    cr_assert_eq(found, 4, "%d predictions printed", found);
+    cr_assert_not_null(strstr(r.out, "4 of 4 right"));
+    /* And the model without one is at chance: every probability 0.5 to the printed digits
+     * is too strict to promise, but its loss must not beat ln 2 by much. */
+    double linear_loss = number_after(&r, "no hidden layer (2 -> 1): loss");
+    cr_assert_geq(linear_loss, 0.69, "a linear model cannot fit xor (loss %.4f)", linear_loss);
+}
+
+Test(examples, gradient_descent)
+{
+    static run r;
+    run_example(&r, "gradient_descent", "");
+    cr_assert_eq(r.status, 0, "gradient_descent exited with %d", r.status);
+    cr_assert_not_null(strstr(r.out, "lr = 0.01: slow"));
+    cr_assert_not_null(strstr(r.out, "lr = 0.1: converges"));
+    cr_assert_not_null(strstr(r.out, "lr = 0.9: oscillates but converges"));
+    cr_assert_not_null(strstr(r.out, "lr = 1.1: diverges"));
+
+    /* The path: step s for rate lr is 3 (1 - 2 lr)^s, since dF/dw = 2w. Each table row is
+     * "s w(0.01) w(0.1) w(0.9) w(1.1)". */
+    static const double rates[4] = {0.01, 0.1, 0.9, 1.1};
+    const char *line = strstr(r.out, "\n   0 ");
+    cr_assert_not_null(line, "no path table");
+    int rows = 0;
+    for (int s = 0; s <= 20; s++) {
+        int step;
+        double w[4];
+        cr_assert_eq(sscanf(line + 1, "%d %lf %lf %lf %lf", &step, &w[0], &w[1], &w[2], &w[3]),
+                     5, "cannot read row %d: '%.60s'", s, line + 1);
+        cr_assert_eq(step, s);
+        for (int k = 0; k < 4; k++) {
+            double want = 3.0 * pow(1.0 - 2.0 * rates[k], s);
+            cr_assert(fabs(w[k] - want) <= 1e-6 * fmax(1.0, fabs(want)),
+                      "step %d, lr %g: w = %.6f, expected %.6f", s, rates[k], w[k], want);
+        }
+        rows++;
+        line = strchr(line + 1, '\n');
+        cr_assert_not_null(line);
+    }
+    cr_assert_eq(rows, 21);
+}
+
+Test(examples, bad_data_path_is_a_clear_error)
+{
+    static run r;
+    run_example(&r, "digits", "/nonexistent/digits.csv");
+    cr_assert_eq(r.status, 1, "exit status %d", r.status);
+    cr_assert_not_null(strstr(r.out, "/nonexistent/digits.csv: cannot open: No such file"),
+                       "%s", r.out);
+}
+
+Test(examples, wrong_target_column_is_a_clear_error)
+{
+    /* breast_cancer looks for the column "benign"; the diabetes file has none. */
+    static run r;
+    run_example(&r, "breast_cancer", "diabetes.csv");
+    cr_assert_eq(r.status, 1, "exit status %d", r.status);
+    cr_assert_not_null(strstr(r.out, "no column 'benign'; the columns are: age, sex, bmi"),
+                       "%s", r.out);
+}
