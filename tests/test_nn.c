@@ -524,6 +524,53 @@ Test(init, errors)
     tg_tensor_free(w);
 }
 
+/* ---- Linear ---------------------------------------------------------------------------------- */
+
+Test(linear, value_gradients_and_shape_errors)
+{
+    /* x (2,3), w (3,2), b (2): y = x w + b; loss = sum(y): dx = rows of sum_j w[k,j],
+     * dw[k,j] = sum_r x[r,k], db = rows. */
+    static const double w6[6] = {0.5, -1.0, 2.0, 0.25, -0.5, 1.5}, b2[2] = {0.1, -0.2};
+    tg_tensor *x = leaf(TG_F64, 2, 3, P6, true), *w = leaf(TG_F64, 3, 2, w6, true),
+              *b = leaf(TG_F64, 2, 0, b2, true);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *y = tg_linear(tape, x, w, b);
+    cr_assert_not_null(y, "%s", tg_last_error());
+    cr_assert(tg_tensor_dim(y, 0) == 2 && tg_tensor_dim(y, 1) == 2);
+    for (size_t r = 0; r < 2; r++)
+        for (size_t j = 0; j < 2; j++) {
+            double want = b2[j];
+            for (size_t k = 0; k < 3; k++)
+                want += P6[r * 3 + k] * w6[k * 2 + j];
+            assert_near(tg_tensor_get(y, r * 2 + j), want, 1e-15, "y", r * 2 + j);
+        }
+    cr_assert_eq(tg_backward(tape, tg_sum(tape, y, TG_ALL_AXES, false)), TG_OK);
+    for (size_t r = 0; r < 2; r++)
+        for (size_t k = 0; k < 3; k++)
+            assert_near(tg_tensor_grad_get(x, r * 3 + k), w6[k * 2] + w6[k * 2 + 1], 1e-15, "dx",
+                        r * 3 + k);
+    for (size_t k = 0; k < 3; k++)
+        for (size_t j = 0; j < 2; j++)
+            assert_near(tg_tensor_grad_get(w, k * 2 + j), P6[k] + P6[3 + k], 1e-15, "dw",
+                        k * 2 + j);
+    cr_assert(tg_tensor_grad_get(b, 0) == 2 && tg_tensor_grad_get(b, 1) == 2);
+    tg_tape_reset(tape);
+    cr_assert_null(tg_linear(tape, x, x, b));
+    cr_assert_eq(tg_tape_status(tape), TG_ESHAPE);
+    cr_assert_not_null(strstr(tg_tape_error(tape), "linear: x [2,3], w [2,3], b [2]"), "%s",
+                       tg_tape_error(tape));
+    tg_tape_reset(tape);
+    cr_assert_null(tg_linear(tape, x, w, w));
+    cr_assert_eq(tg_tape_status(tape), TG_ESHAPE);
+    tg_tape_reset(tape);
+    cr_assert_null(tg_linear(tape, x, w, NULL));
+    cr_assert_eq(tg_tape_status(tape), TG_EINVAL);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(w);
+    tg_tensor_free(b);
+}
+
 /* ---- the MLP --------------------------------------------------------------------------------- */
 
 static tg_mlp_spec spec3(tg_dtype dt)

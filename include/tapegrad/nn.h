@@ -45,6 +45,10 @@ typedef enum tg_activation {
     TG_ACT_RELU = 3,
 } tg_activation;
 
+/* Linear: x @ w + b for x (rows, in), w (in, out) and b (out), broadcast over rows; returns
+ * (rows, out). TG_ESHAPE names the three shapes when they do not fit. */
+TG_API tg_tensor *tg_linear(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b);
+
 /* "identity", "sigmoid", "tanh", "relu"; and back (TG_EINVAL for an unknown name). */
 TG_API const char *tg_activation_name(tg_activation act);
 TG_API tg_status tg_activation_parse(const char *name, tg_activation *out);

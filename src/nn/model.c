@@ -167,6 +167,35 @@ const tg_mlp_spec *tg_model_spec(const tg_model *model)
 
 /* ---- forward ----------------------------------------------------------------------------- */
 
+/* y = x @ w + b */
+tg_tensor *tg_linear(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b)
+{
+    if (!tape) {
+        tg__error(TG_EINVAL, "linear: tape is NULL");
+        return NULL;
+    }
+    if (tape->status != TG_OK)
+        return NULL;
+    if (!x || !w || !b) {
+        tg_tape__fail(tape, TG_EINVAL, "linear: %s is NULL (node %zu)",
+                      !x ? "x" : !w ? "w" : "b", tape->n_nodes);
+        return NULL;
+    }
+    /* Checked here so the message names all three shapes, not matmul's or add's half. */
+    if (x->rank != 2 || w->rank != 2 || b->rank != 1 || x->shape[1] != w->shape[0] ||
+        b->shape[0] != w->shape[1]) {
+        char sx[96], sw[96], sb[96];
+        tg_tape__fail(tape, TG_ESHAPE,
+                      "linear: x %s, w %s, b %s: expected (rows, in), (in, out) and (out) "
+                      "(node %zu)",
+                      tg_shape_format(sx, sizeof sx, x->rank, x->shape),
+                      tg_shape_format(sw, sizeof sw, w->rank, w->shape),
+                      tg_shape_format(sb, sizeof sb, b->rank, b->shape), tape->n_nodes);
+        return NULL;
+    }
+    return tg_add(tape, tg_matmul(tape, x, w), b);
+}
+
 tg_tensor *tg_model_forward(tg_tape *tape, tg_model *model, tg_tensor *x)
 {
     if (!tape) {
@@ -199,7 +228,7 @@ tg_tensor *tg_model_forward(tg_tape *tape, tg_model *model, tg_tensor *x)
     tg_tensor *h = x;
     for (int l = 0; l < s->n_layers; l++) {
         tg_tensor *W = model->params[2 * l], *b = model->params[2 * l + 1];
-        h = tg_activate(tape, tg_add(tape, tg_matmul(tape, h, W), b), s->act[l]);
+        h = tg_activate(tape, tg_linear(tape, h, W, b), s->act[l]);
     }
     return h;
 }
