@@ -84,7 +84,7 @@ int main(int argc, char **argv)
     tg_model *model = NULL;
     check(tg_model_new(&spec, TG_INIT_XAVIER_UNIFORM, &rng, &model), "building the model");
     check(tg_model_set_standardization(model, d, mean, std), "storing the statistics");
-    tg_model_set_task(model, TG_TASK_REGRESS, 0);
+    check(tg_model_set_task(model, TG_TASK_REGRESS, 0), "storing the task");
 
     tg_tensor *params[2 * TG_MLP_MAX_LAYERS];
     size_t n_params = tg_model_param_count(model);

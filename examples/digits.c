@@ -2,7 +2,9 @@
  * 64 -> 32 (tanh) -> 10 trained with categorical cross-entropy and Adam on mini-batches: the
  * whole supervised pipeline of the library, from a CSV file to a test accuracy.
  *
- *   digits [DATA.csv]   defaults to examples/data/digits.csv (run from the source tree) */
+ *   digits [DATA.csv [MODEL]]   the data default to examples/data/digits.csv (run from the
+ *                               source tree); with MODEL, the trained model is saved there,
+ *                               with the standardization, so `tapegrad predict` can use it */
 #include <tapegrad.h>
 
 #include <stdio.h>
@@ -85,7 +87,7 @@ int main(int argc, char **argv)
     check(tg_model_new(&spec, TG_INIT_XAVIER_UNIFORM, &rng, &model), "building the model");
     /* The statistics travel with the model, so a saved model predicts on raw pixels. */
     check(tg_model_set_standardization(model, d, mean, std), "storing the statistics");
-    tg_model_set_task(model, TG_TASK_CLASSIFY, CLASSES);
+    check(tg_model_set_task(model, TG_TASK_CLASSIFY, CLASSES), "storing the task");
     const char **names = malloc(d * sizeof *names);
     if (!names)
         check(TG_ENOMEM, "allocating names");
@@ -165,6 +167,11 @@ int main(int argc, char **argv)
     double accuracy = (double)correct / (double)test.n;
     printf("test accuracy: %.4f (%zu of %zu)\n", accuracy, correct, test.n);
     printf("wall time: %.3f s (read, train %d epochs, evaluate)\n", seconds() - start, EPOCHS);
+
+    if (argc > 2) {
+        check(tg_model_save(model, argv[2]), "saving the model");
+        printf("model saved to %s\n", argv[2]);
+    }
 
     tg_tape_free(tape);
     tg_tensor_free(x_test);

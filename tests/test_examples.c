@@ -3,12 +3,14 @@
  * four predictions right, gradient_descent's path and verdicts. Wall time is printed by the
  * examples, never asserted. Needs TG_EXAMPLES_DIR and TG_SOURCE_DIR (ctest sets both). */
 #include <criterion/criterion.h>
+#include <tapegrad.h>
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 typedef struct run {
     char out[1 << 16]; /* stdout and stderr, interleaved */
@@ -24,8 +26,8 @@ static const char *env(const char *name)
 }
 
 /* Runs examples/<name> with `arg` (a data file under examples/data, "" for none, or an
- * absolute path) and captures what it prints. */
-static void run_example(run *r, const char *name, const char *arg)
+ * absolute path) and `extra` (another argument, or NULL), and captures what it prints. */
+static void run_example2(run *r, const char *name, const char *arg, const char *extra)
 {
     char cmd[8192];
     const char *bin = env("TG_EXAMPLES_DIR");
@@ -34,8 +36,9 @@ static void run_example(run *r, const char *name, const char *arg)
     else if (arg[0] == '/')
         snprintf(cmd, sizeof cmd, "'%s/%s' '%s' 2>&1", bin, name, arg);
     else
-        snprintf(cmd, sizeof cmd, "'%s/%s' '%s/examples/data/%s' 2>&1", bin, name,
-                 env("TG_SOURCE_DIR"), arg);
+        snprintf(cmd, sizeof cmd, "'%s/%s' '%s/examples/data/%s' %s%s%s 2>&1", bin, name,
+                 env("TG_SOURCE_DIR"), arg, extra ? "'" : "", extra ? extra : "",
+                 extra ? "'" : "");
     FILE *p = popen(cmd, "r");
     cr_assert_not_null(p, "cannot run %s", cmd);
     size_t n = fread(r->out, 1, sizeof r->out - 1, p);
@@ -46,6 +49,11 @@ static void run_example(run *r, const char *name, const char *arg)
     fprintf(stderr, "---- %s\n%s", cmd, r->out);
     cr_assert_null(strstr(r->out, "Sanitizer"), "%s: sanitizer report", name);
     cr_assert_null(strstr(r->out, "runtime error:"), "%s: undefined behaviour", name);
+}
+
+static void run_example(run *r, const char *name, const char *arg)
+{
+    run_example2(r, name, arg, NULL);
 }
 
 /* The number after `label` in the output. */
@@ -59,14 +67,74 @@ static double number_after(const run *r, const char *label)
     return v;
 }
 
+/* What `predict` does with a saved model: raw rows, standardized with the statistics the
+ * model file carries, then the forward pass. Returns the accuracy over every row. */
+static double accuracy_from_raw(tg_model *model, const tg_table *table)
+{
+    size_t n_std, d = tg_model_spec(model)->sizes[0];
+    const double *mean, *std;
+    cr_assert_eq(tg_model_standardization(model, &n_std, &mean, &std), TG_OK);
+    cr_assert_eq(n_std, d, "the model file carries the standardization");
+    size_t target = tg_table_find(table, tg_model_target_name(model));
+    cr_assert_neq(target, (size_t)-1, "%s", tg_last_error());
+    size_t rows = tg_table_rows(table), shape[2] = {rows, d};
+    tg_tensor *x = tg_tensor_zeros(TG_F32, 2, shape);
+    float *xp = tg_tensor_data(x);
+    for (size_t i = 0; i < rows; i++) {
+        const double *row = tg_table_row(table, i);
+        for (size_t j = 0, k = 0; j < tg_table_cols(table); j++)
+            if (j != target) {
+                cr_assert_str_eq(tg_model_feature_name(model, k), tg_table_col_name(table, j));
+                xp[i * d + k] = (float)((row[j] - mean[k]) / std[k]);
+                k++;
+            }
+    }
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *z = tg_model_forward(tape, model, x);
+    cr_assert_not_null(z, "%s", tg_last_error());
+    size_t classes = tg_tensor_dim(z, 1), correct = 0;
+    for (size_t i = 0; i < rows; i++) {
+        size_t best = 0;
+        for (size_t c = 1; c < classes; c++)
+            if (tg_tensor_get(z, i * classes + c) > tg_tensor_get(z, i * classes + best))
+                best = c;
+        correct += best == (size_t)tg_table_row(table, i)[target];
+    }
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    return (double)correct / (double)rows;
+}
+
 Test(examples, digits, .timeout = 240)
 {
     static run r;
-    run_example(&r, "digits", "digits.csv");
+    char dir[] = "/tmp/tg_examples_XXXXXX", model_path[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(model_path, sizeof model_path, "%s/digits.tgm", dir);
+    run_example2(&r, "digits", "digits.csv", model_path);
     cr_assert_eq(r.status, 0, "digits exited with %d", r.status);
     double acc = number_after(&r, "test accuracy:");
     cr_assert_geq(acc, 0.97, "digits: test accuracy %.4f below 0.97", acc);
     cr_assert_not_null(strstr(r.out, "wall time:"), "digits says how long it took");
+
+    /* The saved model predicts from raw pixels, with the metadata it was saved with. */
+    tg_model *model = NULL;
+    tg_status st = tg_model_load(model_path, &model);
+    unlink(model_path);
+    rmdir(dir);
+    cr_assert_eq(st, TG_OK, "%s", tg_last_error());
+    size_t classes = 0;
+    cr_assert_eq(tg_model_task(model, &classes), TG_TASK_CLASSIFY);
+    cr_assert_eq(classes, 10);
+    cr_assert_str_eq(tg_model_target_name(model), "digit");
+    char data[4096];
+    snprintf(data, sizeof data, "%s/examples/data/digits.csv", env("TG_SOURCE_DIR"));
+    tg_table *table = NULL;
+    cr_assert_eq(tg_table_read_csv(data, &table), TG_OK, "%s", tg_last_error());
+    double all = accuracy_from_raw(model, table);
+    cr_assert_geq(all, 0.97, "the loaded model: accuracy %.4f over all rows", all);
+    tg_table_free(table);
+    tg_model_free(model);
 }
 
 Test(examples, breast_cancer, .timeout = 240)
