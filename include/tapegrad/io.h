@@ -34,8 +34,8 @@ typedef struct tg_dot_options {
 
 #define TG_DOT_OPTIONS_INIT {true, true, false, NULL}
 
-/* Writes the tape's graph as Graphviz dot text to `out` (opened by the caller, left open and
- * not flushed beyond what stdio does). opt NULL means TG_DOT_OPTIONS_INIT. Names, the title
+/* Writes the tape's graph as Graphviz dot text to `out` (opened by the caller and left open;
+ * flushed at the end, so a full disk is reported here). opt NULL means TG_DOT_OPTIONS_INIT. Names, the title
  * and every other user string are escaped, so the text is valid dot whatever they hold.
  * Errors: TG_EINVAL (tape or out NULL), TG_EIO (a write failed; part of the text may have
  * been written). */
@@ -57,7 +57,9 @@ TG_API bool tg_dot_can_render(void);
  * as `format`: "svg", "png" or "pdf". opt as for tg_dot_write. The file is written only after
  * rendering succeeded, so a failure leaves an existing file untouched (except for a failed
  * write). Graphviz's messages are captured (not printed) and go into the error message.
- * Calls are serialized by a lock: Graphviz keeps global state.
+ * Calls are serialized by a lock: Graphviz keeps global state. Its context is created on the
+ * first call and kept until the process exits; Graphviz's allocations bypass tapegrad's
+ * allocator hook (and Graphviz 2.42 leaks a little per call in its HTML-label parser).
  * Errors: TG_EINVAL (tape, format or path NULL; a format other than svg, png, pdf),
  * TG_ENOTSUP (built without Graphviz, with a message saying how to enable it; or Graphviz
  * lacks the plugin for the format or the layout engine), TG_EIO (path cannot be written),
