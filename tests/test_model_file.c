@@ -471,6 +471,11 @@ Test(model_file, io_errors_name_the_path)
     char needle[200];
     snprintf(needle, sizeof needle, "model_load: %s: truncated at byte 7", path);
     cr_assert_not_null(strstr(tg_last_error(), needle), "%s", tg_last_error());
+    /* Over 1 GiB (a sparse file: nothing is written or read): refused from its size. */
+    cr_assert_eq(truncate(path, ((off_t)1 << 30) + 1), 0, "truncate: %s", strerror(errno));
+    cr_assert_eq(tg_model_load(path, &m), TG_EFORMAT);
+    cr_assert_not_null(strstr(tg_last_error(), "1073741825 bytes, more than the"), "%s",
+                       tg_last_error());
     unlink(path);
     rmdir(tmpdir);
     tg_model_free(model);
