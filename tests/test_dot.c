@@ -93,8 +93,8 @@ static void check_golden(const char *name, const char *text)
             a++, b++;
         }
         cr_assert_fail("dot text differs from %s at line %d:\n  golden: %.*s\n  actual: %.*s\n"
-                "(after an intended change: TG_UPDATE_GOLDEN=1 ctest -R test_dot)",
-                path, line, (int)strcspn(la, "\n"), la, (int)strcspn(lb, "\n"), lb);
+                       "(after an intended change: TG_UPDATE_GOLDEN=1 ctest -R test_dot)",
+                       path, line, (int)strcspn(la, "\n"), la, (int)strcspn(lb, "\n"), lb);
     }
     free(want);
 }
@@ -229,7 +229,7 @@ static void mixed_free(mixed *m)
     tg_tensor_free(m->z);
 }
 
-/* ---- golden files ------------------------------------------------------------------------------ */
+/* ---- golden files ---------------------------------------------------------------------------- */
 
 Test(dot, golden_net222_before_and_after_backward)
 {
@@ -294,7 +294,7 @@ Test(dot, golden_mixed_graph)
     mixed_free(&m);
 }
 
-/* ---- determinism ------------------------------------------------------------------------------- */
+/* ---- determinism ----------------------------------------------------------------------------- */
 
 Test(dot, same_program_same_bytes)
 {
@@ -422,7 +422,7 @@ Test(dot, empty_tape)
     tg_tape_free(tape);
 }
 
-/* ---- escaping ---------------------------------------------------------------------------------- */
+/* ---- escaping -------------------------------------------------------------------------------- */
 
 /* Every label=<...> of a tensor node is balanced and ends its line with ">];". */
 static void assert_labels_balanced(const char *dot)
@@ -488,7 +488,7 @@ Test(dot, escapes_user_strings)
     tg_tensor_free(x);
 }
 
-/* ---- gradient flow ------------------------------------------------------------------------------ */
+/* ---- gradient flow --------------------------------------------------------------------------- */
 
 Test(dot, grad_flow_colours_by_decade)
 {
@@ -542,7 +542,7 @@ Test(dot, grad_flow_colours_by_decade)
     tg_tensor_free(k);
 }
 
-/* ---- errors ------------------------------------------------------------------------------------ */
+/* ---- errors ---------------------------------------------------------------------------------- */
 
 Test(dot, argument_errors)
 {
@@ -633,7 +633,7 @@ Test(dot, out_of_memory_everywhere)
     th_uninstall();
 }
 
-/* ---- rendering --------------------------------------------------------------------------------- */
+/* ---- rendering ------------------------------------------------------------------------------- */
 
 #ifdef TG_HAVE_GRAPHVIZ
 
@@ -648,7 +648,8 @@ static const char *xml_check(const char *p)
     int depth = 0, roots = 0;
     while (*p) {
         if (*p == '&') {
-            size_t n = strspn(p + 1, "#xabcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
+            size_t n = strspn(p + 1, "#abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                     "0123456789");
             if (n == 0 || p[1 + n] != ';')
                 return "bad entity";
             p += n + 2;

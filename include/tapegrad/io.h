@@ -25,18 +25,19 @@ extern "C" {
 #endif
 
 typedef struct tg_dot_options {
-    bool values;      /* show each node's value (every element for <= 4, else min/mean/max) */
-    bool grads;       /* show each node's gradient, where the latest backward computed one */
-    bool grad_flow;   /* fill nodes by log10 of their gradient's L2 norm, blue (vanishing,
-                       * < 1e-6) through green to red (exploding, >= 1e3); grey: no gradient */
+    bool values;       /* show each node's value (every element for <= 4, else min/mean/max) */
+    bool grads;        /* show each node's gradient, where the latest backward computed one */
+    bool grad_flow;    /* fill nodes by log10 of their gradient's L2 norm, blue (vanishing,
+                        * < 1e-6) through green to red (exploding, >= 1e3); grey: no gradient */
     const char *title; /* a title above the graph, or NULL; copied into the text, escaped */
 } tg_dot_options;
 
 #define TG_DOT_OPTIONS_INIT {true, true, false, NULL}
 
 /* Writes the tape's graph as Graphviz dot text to `out` (opened by the caller and left open;
- * flushed at the end, so a full disk is reported here). opt NULL means TG_DOT_OPTIONS_INIT. Names, the title
- * and every other user string are escaped, so the text is valid dot whatever they hold.
+ * flushed at the end, so a full disk is reported here). opt NULL means TG_DOT_OPTIONS_INIT.
+ * Names, the title and every other user string are escaped, so the text is valid dot
+ * whatever they hold.
  * Errors: TG_EINVAL (tape or out NULL), TG_EIO (a write failed; part of the text may have
  * been written). */
 TG_API tg_status tg_dot_write(const tg_tape *tape, FILE *out, const tg_dot_options *opt);

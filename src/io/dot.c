@@ -244,7 +244,8 @@ static const struct {
     [K_PARAM] = {"param", "shape=box, style=\"rounded,filled\"", "#cfe2ff", "leaf, requires grad"},
     [K_CONST] = {"const", "shape=note, style=filled", "#e6e6e6", "constant"},
     [K_OP] = {"op", "shape=box, style=filled", "#fff2cc", "op result"},
-    [K_OP_NOGRAD] = {"op_nograd", "shape=box, style=\"filled,dashed\"", "#fff2cc", "op result, no grad"},
+    [K_OP_NOGRAD] = {"op_nograd", "shape=box, style=\"filled,dashed\"", "#fff2cc",
+                     "op result, no grad"},
 };
 
 /* Gradient flow: one colour per decade of the L2 norm, hue from blue (240 degrees) down to
@@ -294,7 +295,8 @@ typedef struct writer {
 
 static int cmp_leaf_ref(const void *a, const void *b)
 {
-    uintptr_t x = (uintptr_t)((const leaf_ref *)a)->leaf, y = (uintptr_t)((const leaf_ref *)b)->leaf;
+    uintptr_t x = (uintptr_t)((const leaf_ref *)a)->leaf;
+    uintptr_t y = (uintptr_t)((const leaf_ref *)b)->leaf;
     return x < y ? -1 : x > y;
 }
 
@@ -453,9 +455,10 @@ static void put_legend(writer *w)
              "    label=\"legend\"; fontsize=10; style=dashed; color=\"#999999\";\n"
              "    node [fontsize=9, margin=\"0.08,0.03\"];\n");
     for (int k = 0; k < K_COUNT; k++)
-        putf(s, "    legend_%s [%s, fillcolor=\"%s\", label=\"%s\"];\n", KINDS[k].id, KINDS[k].style,
-             KINDS[k].fill, KINDS[k].legend);
-    puts_(s, "    legend_nan [shape=box, color=\"" BAD_COLOUR "\", penwidth=3, label=\"NaN or Inf\"];\n");
+        putf(s, "    legend_%s [%s, fillcolor=\"%s\", label=\"%s\"];\n", KINDS[k].id,
+             KINDS[k].style, KINDS[k].fill, KINDS[k].legend);
+    puts_(s, "    legend_nan [shape=box, color=\"" BAD_COLOUR "\", penwidth=3, "
+             "label=\"NaN or Inf\"];\n");
     /* One row, in this order (invisible edges within a rank order it left to right). */
     puts_(s, "    {rank=same; ");
     for (int k = 0; k < K_COUNT; k++)
@@ -466,7 +469,9 @@ static void put_legend(writer *w)
                  "CELLSPACING=\"0\" CELLPADDING=\"3\">\n"
                  "      <TR><TD COLSPAN=\"2\"><B>|grad| (L2 norm)</B></TD></TR>\n");
         for (int b = 0; b < FLOW_BINS; b++)
-            putf(s, "      <TR><TD BGCOLOR=\"%s\" WIDTH=\"16\"> </TD><TD ALIGN=\"LEFT\">%s</TD></TR>\n",
+            putf(s,
+                 "      <TR><TD BGCOLOR=\"%s\" WIDTH=\"16\"> </TD>"
+                 "<TD ALIGN=\"LEFT\">%s</TD></TR>\n",
                  FLOW_COLOUR[b], FLOW_LEGEND[b]);
         puts_(s, "      <TR><TD BGCOLOR=\"" NO_GRAD_COLOUR "\"> </TD><TD ALIGN=\"LEFT\">no "
                  "gradient</TD></TR>\n"
@@ -507,7 +512,7 @@ static tg_status write_graph(sink *s, const tg_tape *tape, const tg_dot_options 
     return s->status;
 }
 
-/* ---- public entry points ---------------------------------------------------------------------- */
+/* ---- public entry points --------------------------------------------------------------------- */
 
 tg_status tg_dot_write(const tg_tape *tape, FILE *out, const tg_dot_options *opt)
 {
