@@ -25,8 +25,9 @@ extern "C" {
  * thread per tape). It keeps a copy of its source, for error messages. */
 typedef struct tg_program tg_program;
 
-/* Deepest nesting of parentheses, calls, tensor literals, unary minus and '^' chains that
- * the parser accepts; deeper input is a TG_EFORMAT error, never a stack overflow. */
+/* Deepest nesting of parentheses, calls, tensor literals and '^' chains that the parser
+ * accepts; deeper input is a TG_EFORMAT error, never a stack overflow. (Chains of binary
+ * operators and of unary minus are read by loops and may be as long as the input.) */
 #define TG_EXPR_MAX_DEPTH 256
 
 /* Longest program accepted, in bytes (positions are stored in 32 bits). */

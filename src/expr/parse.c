@@ -101,6 +101,7 @@ typedef struct list_state {
     int rank; /* -1 until the first number or innermost list fixes it */
     bool seen[TG_MAX_RANK];
     size_t shape[TG_MAX_RANK];
+    size_t end; /* just after the outermost ']' */
 } list_state;
 
 typedef struct parser {
@@ -687,6 +688,7 @@ static bool parse_list_level(parser *p, list_state *ls, int level)
                     "its depth has %zu",
                     count, count == 1 ? "" : "s", ls->shape[level]);
     }
+    ls->end = p->tok.end;
     p->nest--;
     if (!next(p))
         return false;
@@ -703,7 +705,7 @@ static bool parse_list(parser *p, uint32_t *lit, size_t *start, size_t *end)
     *start = p->tok.start;
     if (!parse_list_level(p, &ls, 0))
         return false;
-    *end = p->tok.start; /* just after the ']' that closed the list, give or take spaces */
+    *end = ls.end;
     size_t numel = 1;
     for (int i = 0; i < ls.rank; i++)
         numel *= ls.shape[i]; /* cannot overflow: every element was written out */
@@ -735,7 +737,6 @@ static bool parse_shape(parser *p, uint32_t *lit)
         return false;
     const tg_program *g = p->prog;
     const tg_xlit *l = &g->lits[*lit];
-    end = p->tok.start > start ? p->tok.start : end;
     if (l->rank != 1 || l->numel > TG_MAX_RANK)
         return fail(p, start, end, "the shape of 'reshape' must be a flat list of at most %d "
                                    "integers", TG_MAX_RANK);
