@@ -481,6 +481,18 @@ Test(grad, check)
     cr_assert_eq(jget(jget(&v, "check"), "ok")->num, 0);
     jfree(&v);
     cli_free(&r);
+    /* A check that cannot run (nothing differentiable reaches the output) fails, saying why. */
+    r = RUN("grad", "--check", "detach(x) * 3", "x=2");
+    expect_status(&r, 1);
+    expect_has(r.out, "value = 6\ngrad x = 0\ncheck: could not run: ", "stdout");
+    cli_free(&r);
+    r = RUN("grad", "--check", "--json", "detach(x) * 3", "x=2");
+    expect_status(&r, 1);
+    v = json_object(r.out);
+    cr_assert_eq(jget(jget(&v, "check"), "ok")->num, 0);
+    cr_assert_eq(jget(jget(&v, "check"), "error")->type, J_STR);
+    jfree(&v);
+    cli_free(&r);
 }
 
 Test(grad, program_from_file_and_stdin)
