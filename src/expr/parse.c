@@ -656,6 +656,9 @@ static bool parse_list_level(parser *p, list_state *ls, int level)
             else if (ls->rank != level + 1)
                 return fail(p, p->tok.start, p->tok.end,
                             "ragged tensor literal: a number where a list belongs");
+            /* An element that is an expression may hold a list literal of its own, whose
+             * values then land amid this list's; such an element never folds to a number,
+             * so the error below is certain before the values are used. */
             double v;
             if (p->value_mode ? !parse_signed(p, &v)
                               : !parse_const(p, &v, "a tensor literal element", NULL, NULL))
