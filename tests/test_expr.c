@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <tapegrad.h>
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -988,4 +989,54 @@ Test(alloc, every_failure_in_parse_and_eval_is_clean)
     th_uninstall();
 }
 
-/* ---- regressions found by fuzzing (tests/fuzz) ------------------------------------------------ */
+/* ---- fuzzing (tests/fuzz) ----------------------------------------------------------------------
+ * Inputs the fuzzer finds go into tests/fuzz/corpus_tgx (and, when they crashed, get a test of
+ * their own here). Every corpus file is replayed the way the harness runs it. */
+
+Test(fuzz, corpus_replays_cleanly)
+{
+    const char *root = getenv("TG_SOURCE_DIR");
+    cr_assert_not_null(root, "TG_SOURCE_DIR is not set (run through ctest)");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/tests/fuzz/corpus_tgx", root);
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "cannot open %s", dir);
+    size_t files = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[8192];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "rb");
+        cr_assert_not_null(f, "%s", path);
+        char buf[4096];
+        size_t n = fread(buf, 1, sizeof buf, f);
+        fclose(f);
+        tg_program *prog = NULL;
+        tg_expr_error err;
+        if (tg_program_parse_n(buf, n, &err, &prog) == TG_OK) {
+            const size_t s23[2] = {2, 3};
+            tg_tensor *x = leaf(TG_F64, 2, s23, (double[]){0.5, -1.25, 2.0, -0.3, 0.9, 1.7}, true);
+            tg_binding env[16];
+            size_t k = tg_program_input_count(prog);
+            for (size_t i = 0; i < k && i < 16; i++)
+                env[i] = (tg_binding){tg_program_input_name(prog, i), x};
+            tg_tape *tape = tg_tape_new();
+            tg_tensor *y = tg_program_eval(prog, tape, TG_F64, env, k < 16 ? k : 16, NULL);
+            if (y && tg_tensor_requires_grad(y)) {
+                tg_tensor *seed = tg_tensor_ones(TG_F64, tg_tensor_rank(y), tg_tensor_shape(y));
+                tg_backward_seed(tape, y, seed);
+                tg_tensor_free(seed);
+            }
+            tg_tape_free(tape);
+            tg_tensor_free(x);
+            tg_program_free(prog);
+        } else {
+            cr_assert_eq(err.status, TG_EFORMAT, "%s: %s", e->d_name, tg_last_error());
+        }
+        files++;
+    }
+    closedir(d);
+    cr_assert_gt(files, 5);
+}
