@@ -548,7 +548,7 @@ Test(grad, programs_starting_with_minus)
     cli_free(&r);
 }
 
-/* ---- tapegrad grad: errors --------------------------------------------------------------------- */
+/* ---- tapegrad grad: errors ------------------------------------------------------------------ */
 
 Test(grad_errors, program_errors_exit_1_with_caret)
 {
@@ -642,7 +642,7 @@ Test(grad_errors, unused_binding_warns)
     cli_free(&r);
 }
 
-/* ---- graphs ------------------------------------------------------------------------------------ */
+/* ---- graphs --------------------------------------------------------------------------------- */
 
 Test(grad, dot_and_render)
 {

@@ -146,9 +146,20 @@ static bool oom(parser *p)
 
 /* ---- lexer ---------------------------------------------------------------------------------- */
 
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
-static bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
-static bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool is_alpha(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static bool is_alnum(char c)
+{
+    return is_alpha(c) || is_digit(c);
+}
 
 /* strtod on a copy of the token, with the locale's decimal point put in: a host program may
  * have called setlocale, and "1.5" must not become 1 in a locale that writes "1,5". */

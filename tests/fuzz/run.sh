@@ -22,9 +22,11 @@ if ! command -v clang >/dev/null 2>&1; then
 fi
 probe=$(mktemp -d)
 trap 'rm -rf "$probe"' EXIT
-printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n)\n{ (void)d; (void)n; return 0; }\n' >"$probe/p.c"
+cat >"$probe/p.c" <<'C'
+int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }
+C
 if ! clang -fsanitize=fuzzer "$probe/p.c" -o "$probe/p" >/dev/null 2>&1; then
-    echo "fuzz: clang cannot link libFuzzer (install libclang-rt-dev or clang's compiler-rt); skipping"
+    echo "fuzz: clang cannot link libFuzzer (install clang's compiler-rt); skipping"
     exit 0
 fi
 
