@@ -6,7 +6,9 @@ set -euo pipefail
 
 # libgraphviz-dev: in-process rendering (tg_dot_render; optional, TG_GRAPHVIZ=AUTO uses it when
 # present); graphviz: the `dot` command, to view the dot text by hand.
-PACKAGES=(cmake pkg-config gcc make libxxhash-dev libcriterion-dev libgraphviz-dev graphviz clang)
+# clang + libclang-rt-dev: the libFuzzer harness CI runs (tests/fuzz/run.sh).
+PACKAGES=(cmake pkg-config gcc make libxxhash-dev libcriterion-dev libgraphviz-dev graphviz clang
+    libclang-rt-dev)
 
 die() {
     echo "setup.sh: $*" >&2
