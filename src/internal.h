@@ -233,6 +233,16 @@ void tg_gemm_f32(bool transA, bool transB, size_t M, size_t N, size_t K, const f
 void tg_gemm_f64(bool transA, bool transB, size_t M, size_t N, size_t K, const double *A,
                  size_t lda, const double *B, size_t ldb, double beta, double *C, size_t ldc);
 
+/* ---- core: the thread pool (src/core/pool.c) ------------------------------------------------ */
+
+/* Work on items [begin, end) of a parallel loop. */
+typedef void (*tg_range_fn)(void *ctx, size_t begin, size_t end);
+/* Runs fn over [0, n) split into contiguous ranges of at least `grain` items, one per thread
+ * at most, and returns when all are done. The ranges depend only on n, grain and the thread
+ * count (deterministic); with one range fn runs on the calling thread. fn must not fail or
+ * call tg__parallel_for itself. */
+void tg__parallel_for(size_t n, size_t grain, tg_range_fn fn, void *ctx);
+
 /* ---- core: deterministic math --------------------------------------------------------------- */
 
 /* Natural logarithm using only IEEE-exact operations (same bits everywhere). */

@@ -105,6 +105,16 @@ TG_API double tg_rng_normal(tg_rng *rng);
 /* Uniform integer in [0, n); 0 when n is 0. Unbiased (rejection sampling). */
 TG_API uint64_t tg_rng_below(tg_rng *rng, uint64_t n);
 
+/* Threads. Large kernels (GEMM, long elementwise and reduction loops) are split over a
+ * small persistent pool of worker threads; idle workers sleep. The split depends only on the
+ * problem size and the thread count, so results are bit-identical from run to run for a given
+ * count. The count starts from the environment variable TG_NUM_THREADS when it holds a
+ * positive integer, else the number of online CPUs. tg_set_num_threads(n) with n >= 1 sets
+ * it (n = 1 runs everything on the calling thread); TG_EINVAL for n < 1. Call it while no
+ * library call is running on another thread. */
+TG_API tg_status tg_set_num_threads(int n);
+TG_API int tg_get_num_threads(void);
+
 typedef struct tg_tensor tg_tensor;
 typedef struct tg_tape tg_tape;
 

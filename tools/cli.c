@@ -1,0 +1,303 @@
+/* cli.c: what every subcommand of the `tapegrad` command shares: messages and exit codes,
+ * reading input, option matching, and printing tensors for people and as JSON. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct text_cells {
+    char (*cell)[32];
+    int width;
+} text_cells;
+
+/* "tapegrad grad: message" on stderr. */
+void complain(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "tapegrad%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* A usage error: the message, a pointer to --help, and exit status 2. */
+int usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "tapegrad%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry 'tapegrad%s%s --help' for more information.\n", cmd ? " " : "",
+            cmd ? cmd : "");
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+/* The whole of a stream, NUL-terminated (malloc'd; the caller frees). NULL with errno set
+ * when reading fails or memory runs out. */
+char *read_stream(FILE *f, size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return NULL;
+    for (;;) {
+        if (n + 1 >= cap) {
+            char *more = cap < SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
+            if (!more) {
+                free(buf);
+                errno = ENOMEM;
+                return NULL;
+            }
+            buf = more;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - 1 - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                free(buf);
+                if (!errno)
+                    errno = EIO;
+                return NULL;
+            }
+            break;
+        }
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* A file's contents, or stdin's for "-". */
+char *read_file(const char *path, size_t *len)
+{
+    if (strcmp(path, "-") == 0)
+        return read_stream(stdin, len);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *text = read_stream(f, len);
+    int saved = errno;
+    fclose(f);
+    errno = saved;
+    return text;
+}
+
+/* The shortest decimal that reads back as the same value of `dtype` ("0.1", not
+ * "0.10000000000000001"), for people; JSON gets all 17 digits. */
+void format_short(char *buf, size_t size, double v, tg_dtype dtype)
+{
+    if (isnan(v)) {
+        snprintf(buf, size, "nan");
+        return;
+    }
+    if (isinf(v)) {
+        snprintf(buf, size, v > 0 ? "inf" : "-inf");
+        return;
+    }
+    int max = dtype == TG_F32 ? 9 : 17, prec = 1;
+    for (; prec < max; prec++) {
+        snprintf(buf, size, "%.*g", prec, v);
+        double back = strtod(buf, NULL);
+        if (dtype == TG_F32 ? (float)back == (float)v : back == v)
+            break;
+    }
+    /* %g switches to an exponent once the integer part has more digits than the precision
+     * ("-2e+01"); more digits (still exact) read better up to 1e16. */
+    snprintf(buf, size, "%.*g", prec, v);
+    while (strchr(buf, 'e') && fabs(v) >= 1 && fabs(v) < 1e16 && prec < 17)
+        snprintf(buf, size, "%.*g", ++prec, v);
+}
+
+/* A JSON number with 17 significant digits, which reads back as the same double. JSON has
+ * no NaN or infinities: they are written as the strings "NaN", "Infinity", "-Infinity". */
+void json_number(FILE *f, double v)
+{
+    if (isnan(v))
+        fputs("\"NaN\"", f);
+    else if (isinf(v))
+        fputs(v > 0 ? "\"Infinity\"" : "\"-Infinity\"", f);
+    else
+        fprintf(f, "%.17g", v);
+}
+
+void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+
+/* The values (grad false) or the gradient (grad true, zeros where none was computed). */
+bool dense_from(const tg_tensor *t, bool grad, dense *d)
+{
+    d->rank = tg_tensor_rank(t);
+    d->shape = tg_tensor_shape(t);
+    d->numel = tg_tensor_numel(t);
+    d->dtype = tg_tensor_dtype(t);
+    d->v = malloc((d->numel ? d->numel : 1) * sizeof *d->v);
+    if (!d->v)
+        return false;
+    if (grad) {
+        for (size_t i = 0; i < d->numel; i++)
+            d->v[i] = tg_tensor_grad_get(t, i);
+    } else if (tg_tensor_to_f64(t, d->v) != TG_OK) {
+        free(d->v);
+        d->v = NULL;
+        return false;
+    }
+    return true;
+}
+
+static void json_level(FILE *f, const dense *d, int level, size_t *k)
+{
+    fputc('[', f);
+    for (size_t i = 0; i < d->shape[level]; i++) {
+        if (i)
+            fputs(", ", f);
+        if (level + 1 == d->rank)
+            json_number(f, d->v[(*k)++]);
+        else
+            json_level(f, d, level + 1, k);
+    }
+    fputc(']', f);
+    /* An empty axis hides the elements below it: skip nothing (there are none). */
+}
+
+/* A number for a 0-d tensor, else nested lists. */
+void json_dense(FILE *f, const dense *d)
+{
+    size_t k = 0;
+    if (d->rank == 0)
+        json_number(f, d->v[0]);
+    else
+        json_level(f, d, 0, &k);
+}
+
+void json_shape(FILE *f, int rank, const size_t *shape)
+{
+    fputc('[', f);
+    for (int i = 0; i < rank; i++)
+        fprintf(f, "%s%zu", i ? ", " : "", shape[i]);
+    fputc(']', f);
+}
+
+
+static void human_level(FILE *f, const dense *d, const text_cells *c, int level, size_t *k,
+                        int indent)
+{
+    fputc('[', f);
+    for (size_t i = 0; i < d->shape[level]; i++) {
+        if (level + 1 == d->rank) {
+            fprintf(f, "%s%*s", i ? ", " : "", c->width, c->cell[*k]);
+            (*k)++;
+            continue;
+        }
+        if (i) {
+            fputc(',', f);
+            for (int nl = 0; nl < d->rank - level - 1; nl++)
+                fputc('\n', f);
+            fprintf(f, "%*s", indent + level + 1, "");
+        }
+        human_level(f, d, c, level + 1, k, indent);
+    }
+    fputc(']', f);
+}
+
+/* "label = 3" for a 0-d tensor, "label [3] = [1, 2, 3]" for a vector, and for more
+ * dimensions the shape, then the elements NumPy-style on the following lines, aligned. */
+void print_dense(FILE *f, const char *label, const dense *d)
+{
+    char shape[96];
+    if (d->rank == 0) {
+        char num[32];
+        format_short(num, sizeof num, d->v[0], d->dtype);
+        fprintf(f, "%s = %s\n", label, num);
+        return;
+    }
+    text_cells c = {malloc((d->numel ? d->numel : 1) * sizeof *c.cell), 1};
+    if (!c.cell) {
+        fprintf(f, "%s: (out of memory)\n", label);
+        return;
+    }
+    for (size_t i = 0; i < d->numel; i++) {
+        format_short(c.cell[i], sizeof c.cell[i], d->v[i], d->dtype);
+        int w = (int)strlen(c.cell[i]);
+        if (w > c.width)
+            c.width = w;
+    }
+    tg_shape_format(shape, sizeof shape, d->rank, d->shape);
+    size_t k = 0;
+    if (d->rank == 1) {
+        fprintf(f, "%s %s = ", label, shape);
+        human_level(f, d, &c, 0, &k, 0);
+    } else {
+        fprintf(f, "%s %s =\n  ", label, shape);
+        human_level(f, d, &c, 0, &k, 2);
+    }
+    fputc('\n', f);
+    free(c.cell);
+}
+
+/* True for a tgx name: [A-Za-z_][A-Za-z0-9_]*. */
+bool is_identifier(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+        if (!alpha && !(i > 0 && c >= '0' && c <= '9'))
+            return false;
+    }
+    return true;
+}
+
+/* An argument that looks like an option ("-x", "--name", "--name=value"), as opposed to a
+ * program that happens to start with a minus sign ("-x^2"). */
+bool looks_like_option(const char *a)
+{
+    if (a[0] != '-')
+        return false;
+    const char *s = a + 1 + (a[1] == '-');
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
+        return false;
+    for (; *s && *s != '='; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '-' || *s == '_'))
+            return false;
+    return true;
+}
+
+/* Matches `arg` against option `name`: "--seed" (value in the next argument) or
+ * "--seed=VALUE". *value is NULL when the option takes the next argument. */
+bool match_option(const char *arg, const char *name, const char **value)
+{
+    size_t n = strlen(name);
+    if (strncmp(arg, name, n) != 0)
+        return false;
+    if (arg[n] == '\0') {
+        *value = NULL;
+        return true;
+    }
+    if (arg[n] == '=' && name[1] == '-') {
+        *value = arg + n + 1;
+        return true;
+    }
+    return false;
+}

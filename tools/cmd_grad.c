@@ -1,0 +1,588 @@
+/* cmd_grad.c: `tapegrad grad`, the value and gradients of a tgx program. */
+#include "cli.h"
+
+#include <tapegrad/io.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ==== tapegrad grad ========================================================================= */
+
+static const char GRAD_USAGE[] =
+    "usage: tapegrad grad [options] PROGRAM [NAME=VALUE ...] [--const NAME=VALUE ...]\n"
+    "       tapegrad grad [options] -f FILE [NAME=VALUE ...]\n"
+    "\n"
+    "Evaluates a tgx program (see docs/tgx.md) and prints its value and its gradient with\n"
+    "respect to every NAME=VALUE input. A program is statements separated by ';' or new\n"
+    "lines, 'name = expr' bindings and, last, the output expression.\n"
+    "\n"
+    "  NAME=VALUE          an input to differentiate: a number (0-d) or a nested list\n"
+    "  --const NAME=VALUE  an input without gradient (targets, labels)\n"
+    "  -f FILE             read the program from FILE ('-' for stdin)\n"
+    "  --json              print one JSON object {\"value\", \"shape\", \"grad\"[, \"check\"]};\n"
+    "                      numbers have 17 significant digits, NaN and infinities are the\n"
+    "                      strings \"NaN\", \"Infinity\", \"-Infinity\"\n"
+    "  --dtype f64|f32     precision of the evaluation (default f64)\n"
+    "  --seed VALUE        differentiate sum(seed * output) for a non-scalar output\n"
+    "                      (default all ones; a number applies to every element)\n"
+    "  --check             compare with central finite differences in f64, print the largest\n"
+    "                      error per input, exit 1 when one is above the tolerance\n"
+    "  --tol VALUE         the tolerance of --check (default 1e-6)\n"
+    "  --dot FILE          write the graph as Graphviz dot ('-' for stdout)\n"
+    "  --render FILE       draw the graph with Graphviz; FILE ends in .svg, .png or .pdf\n"
+    "  -h, --help          show this help\n"
+    "\n"
+    "A program that starts with '-' goes after '--': tapegrad grad -- '-x^2' x=3\n"
+    "\n"
+    "Exit status: 0 success; 1 program error, unreadable file or failed check; 2 bad usage.\n"
+    "\n"
+    "Example (micrograd's test; value -20, dx = 46):\n"
+    "  tapegrad grad 'z = 2*x + 2 + x; q = relu(z) + z*x; h = relu(z*z); h + q + q*x' x=-4\n";
+
+typedef struct grad_input {
+    const char *arg;  /* "NAME=VALUE" as given */
+    char *name;       /* malloc'd copy of NAME */
+    const char *text; /* VALUE, inside arg */
+    bool is_const;
+    tg_tensor *leaf;   /* in the evaluation dtype */
+    tg_tensor *leaf64; /* f64 copy for --check (consts only) */
+    double max_err;
+} grad_input;
+
+typedef struct grad_opts {
+    bool json, check;
+    tg_dtype dtype;
+    double tol;
+    const char *seed_text, *dot_path, *render_path, *file, *program;
+    grad_input *in;
+    size_t n_in;
+    const char **positional;
+    size_t n_positional;
+    char check_error[512]; /* why --check could not run, or "" */
+} grad_opts;
+
+/* What --check evaluates: the program in f64 on gradcheck's copies of the differentiable
+ * inputs plus f64 copies of the constants, reduced to sum(seed * output) when a seed
+ * applies, so the gradient checked is exactly the one printed. */
+typedef struct check_ctx {
+    const tg_program *prog;
+    grad_opts *o;
+    tg_binding *env;
+    tg_tensor *seed64; /* NULL: the output itself */
+} check_ctx;
+
+static tg_tensor *check_fn(tg_tape *tape, tg_tensor *const *inputs, size_t n, void *ud)
+{
+    check_ctx *c = ud;
+    size_t k = 0, j = 0;
+    for (size_t i = 0; i < c->o->n_in; i++) {
+        grad_input *in = &c->o->in[i];
+        c->env[k++] = (tg_binding){in->name, in->is_const ? in->leaf64 : inputs[j++]};
+    }
+    (void)n; /* gradcheck passes the differentiable inputs only; the count is known */
+    tg_tensor *y = tg_program_eval(c->prog, tape, TG_F64, c->env, k, NULL);
+    if (y && c->seed64)
+        y = tg_sum(tape, tg_mul(tape, y, c->seed64), TG_ALL_AXES, false);
+    return y;
+}
+
+static void grad_free(grad_opts *o)
+{
+    for (size_t i = 0; i < o->n_in; i++) {
+        free(o->in[i].name);
+        tg_tensor_free(o->in[i].leaf);
+        tg_tensor_free(o->in[i].leaf64);
+    }
+    free(o->in);
+    free(o->positional);
+}
+
+/* Splits NAME=VALUE into o->in; usage errors return EXIT_USAGE. */
+static int add_input(grad_opts *o, const char *arg, bool is_const)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq)
+        return usage_error("grad", "expected NAME=VALUE, got '%s'", arg);
+    size_t n = (size_t)(eq - arg);
+    if (!is_identifier(arg, n))
+        return usage_error("grad", "'%.*s' in '%s' is not a name (letters, digits, '_')",
+                           (int)n, arg, arg);
+    for (size_t i = 0; i < o->n_in; i++)
+        if (strlen(o->in[i].name) == n && strncmp(o->in[i].name, arg, n) == 0)
+            return usage_error("grad", "'%.*s' is bound twice", (int)n, arg);
+    grad_input *in = &o->in[o->n_in];
+    memset(in, 0, sizeof *in);
+    in->arg = arg;
+    in->name = malloc(n + 1);
+    if (!in->name) {
+        complain("grad", "out of memory");
+        return EXIT_FAIL;
+    }
+    memcpy(in->name, arg, n);
+    in->name[n] = '\0';
+    in->text = eq + 1;
+    in->is_const = is_const;
+    o->n_in++;
+    if (tg_expr_is_function(in->name))
+        return usage_error("grad", "'%s' is a function name and cannot be an input", in->name);
+    return EXIT_OK;
+}
+
+static int grad_parse_args(int argc, char **argv, grad_opts *o)
+{
+    o->dtype = TG_F64;
+    o->tol = 1e-6;
+    /* At most argc inputs and positionals: allocate once. */
+    o->in = calloc((size_t)argc + 1, sizeof *o->in);
+    o->positional = calloc((size_t)argc + 1, sizeof *o->positional);
+    if (!o->in || !o->positional) {
+        complain("grad", "out of memory");
+        return EXIT_FAIL;
+    }
+    bool only_positional = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (only_positional || !looks_like_option(a)) {
+            if (strcmp(a, "--") == 0 && !only_positional) {
+                only_positional = true;
+                continue;
+            }
+            o->positional[o->n_positional++] = a;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(GRAD_USAGE, stdout);
+            return -1;
+        }
+        if (strcmp(a, "--json") == 0) {
+            o->json = true;
+            continue;
+        }
+        if (strcmp(a, "--check") == 0) {
+            o->check = true;
+            continue;
+        }
+        static const char *const with_value[] = {"--dtype", "--seed", "--tol", "--dot",
+                                                 "--render", "--const", "-f"};
+        const char *opt = NULL;
+        for (size_t k = 0; k < sizeof with_value / sizeof *with_value && !opt; k++)
+            if (match_option(a, with_value[k], &v))
+                opt = with_value[k];
+        if (!opt)
+            return usage_error("grad", "unknown option '%s'%s", a,
+                               o->n_positional || o->file
+                                   ? ""
+                                   : " (a program that starts with '-' goes after '--')");
+        if (!v) {
+            if (i + 1 >= argc)
+                return usage_error("grad", "option '%s' needs a value", opt);
+            v = argv[++i];
+        }
+        if (strcmp(opt, "--dtype") == 0) {
+            if (strcmp(v, "f64") == 0)
+                o->dtype = TG_F64;
+            else if (strcmp(v, "f32") == 0)
+                o->dtype = TG_F32;
+            else
+                return usage_error("grad", "--dtype must be f64 or f32, not '%s'", v);
+        } else if (strcmp(opt, "--seed") == 0) {
+            o->seed_text = v;
+        } else if (strcmp(opt, "--tol") == 0) {
+            char *end;
+            o->tol = strtod(v, &end);
+            if (end == v || *end || !(o->tol >= 0))
+                return usage_error("grad", "--tol must be a number >= 0, not '%s'", v);
+        } else if (strcmp(opt, "--dot") == 0) {
+            o->dot_path = v;
+        } else if (strcmp(opt, "--render") == 0) {
+            o->render_path = v;
+        } else if (strcmp(opt, "--const") == 0) {
+            int st = add_input(o, v, true);
+            if (st != EXIT_OK)
+                return st;
+        } else {
+            o->file = v;
+        }
+    }
+    size_t first = 0;
+    if (!o->file) {
+        if (o->n_positional == 0)
+            return usage_error("grad", "no program given");
+        o->program = o->positional[0];
+        first = 1;
+    }
+    for (size_t i = first; i < o->n_positional; i++) {
+        int st = add_input(o, o->positional[i], false);
+        if (st != EXIT_OK)
+            return st;
+    }
+    if (o->json && o->dot_path && strcmp(o->dot_path, "-") == 0)
+        return usage_error("grad", "--dot - and --json both want stdout");
+    if (o->render_path) {
+        const char *dot = strrchr(o->render_path, '.');
+        if (!dot || (strcmp(dot, ".svg") != 0 && strcmp(dot, ".png") != 0 &&
+                     strcmp(dot, ".pdf") != 0))
+            return usage_error("grad", "--render: cannot tell the format of '%s' (use a name "
+                                       "ending in .svg, .png or .pdf)", o->render_path);
+    }
+    return EXIT_OK;
+}
+
+/* Parses a VALUE argument; a malformed one is a usage error. */
+static int parse_value(const char *what, const char *text, tg_dtype dtype, tg_tensor **out)
+{
+    tg_expr_error err;
+    tg_status st = tg_expr_parse_value(text, dtype, &err, out);
+    if (st == TG_OK)
+        return EXIT_OK;
+    if (st == TG_EFORMAT)
+        return usage_error("grad", "bad value for %s: column %d: %s", what, err.col, err.message);
+    complain("grad", "%s", tg_last_error());
+    return EXIT_FAIL;
+}
+
+/* A program error, with its source excerpt, on stderr. */
+static void report(const tg_expr_error *err, const char *src, size_t len)
+{
+    size_t n = tg_expr_error_format(err, src, len, NULL, 0);
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        fprintf(stderr, "error: %s\n", err->message);
+        return;
+    }
+    tg_expr_error_format(err, src, len, buf, n + 1);
+    fprintf(stderr, "%s\n", buf);
+    free(buf);
+}
+
+/* The seed for backward: --seed (a number fills the output's shape), or all ones for a
+ * non-scalar output, or NULL (plain backward). *out is the caller's. */
+static int make_seed(grad_opts *o, const tg_tensor *y, tg_dtype dtype, tg_tensor **out)
+{
+    *out = NULL;
+    int rank = tg_tensor_rank(y);
+    const size_t *shape = tg_tensor_shape(y);
+    if (!o->seed_text) {
+        if (tg_tensor_numel(y) == 1)
+            return EXIT_OK;
+        *out = tg_tensor_ones(dtype, rank, shape);
+    } else {
+        tg_tensor *s = NULL;
+        int st = parse_value("--seed", o->seed_text, dtype, &s);
+        if (st != EXIT_OK)
+            return st;
+        bool same = tg_tensor_rank(s) == rank;
+        for (int i = 0; same && i < rank; i++)
+            same = tg_tensor_shape(s)[i] == shape[i];
+        if (same) {
+            *out = s;
+            return EXIT_OK;
+        }
+        if (tg_tensor_rank(s) != 0) {
+            char ss[96], ys[96];
+            complain("grad", "--seed has shape %s, the output has shape %s",
+                     tg_shape_format(ss, sizeof ss, tg_tensor_rank(s), tg_tensor_shape(s)),
+                     tg_shape_format(ys, sizeof ys, rank, shape));
+            tg_tensor_free(s);
+            return EXIT_FAIL;
+        }
+        *out = tg_tensor_full(dtype, rank, shape, tg_tensor_item(s));
+        tg_tensor_free(s);
+    }
+    if (!*out) {
+        complain("grad", "%s", tg_last_error());
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+/* --check: the largest finite-difference error per differentiable input, into in->max_err.
+ * Returns EXIT_OK when all are within tolerance, EXIT_FAIL otherwise. */
+static int run_check(grad_opts *o, const tg_program *prog, const tg_tensor *seed, bool *ok)
+{
+    *ok = false;
+    size_t n = 0;
+    for (size_t i = 0; i < o->n_in; i++)
+        n += !o->in[i].is_const;
+    tg_tensor **xs = calloc(n + 1, sizeof *xs);
+    double *errs = calloc(n + 1, sizeof *errs);
+    tg_binding *env = calloc(o->n_in + 1, sizeof *env);
+    check_ctx c = {prog, o, env, NULL};
+    int rc = EXIT_FAIL;
+    if (!xs || !errs || !env) {
+        complain("grad", "out of memory");
+        goto done;
+    }
+    for (size_t i = 0, j = 0; i < o->n_in; i++) {
+        grad_input *in = &o->in[i];
+        if (!in->is_const) {
+            xs[j++] = in->leaf;
+        } else if (parse_value(in->name, in->text, TG_F64, &in->leaf64) != EXIT_OK) {
+            goto done;
+        }
+    }
+    if (seed) {
+        size_t numel = tg_tensor_numel(seed);
+        double *v = malloc((numel ? numel : 1) * sizeof *v);
+        if (v && tg_tensor_to_f64(seed, v) == TG_OK)
+            c.seed64 = tg_tensor_from_f64(TG_F64, tg_tensor_rank(seed), tg_tensor_shape(seed), v);
+        free(v);
+        if (!c.seed64) {
+            complain("grad", "--check: %s", tg_last_error());
+            goto done;
+        }
+    }
+    tg_gradcheck_options opt = TG_GRADCHECK_OPTIONS_INIT;
+    opt.tol = o->tol;
+    tg_status st = n ? tg_gradcheck(check_fn, &c, xs, n, &opt, errs) : TG_OK;
+    if (st != TG_OK && st != TG_ENUMERIC) {
+        /* Not a verdict on the gradients (e.g. an output cut off by detach): said with the
+         * results, and the check counts as failed. */
+        snprintf(o->check_error, sizeof o->check_error, "%s", tg_last_error());
+        rc = EXIT_OK;
+        goto done;
+    }
+    for (size_t i = 0, j = 0; i < o->n_in; i++)
+        if (!o->in[i].is_const)
+            o->in[i].max_err = errs[j++];
+    *ok = st == TG_OK;
+    rc = EXIT_OK;
+done:
+    tg_tensor_free(c.seed64);
+    free(xs);
+    free(errs);
+    free(env);
+    return rc;
+}
+
+static int print_results(grad_opts *o, tg_tensor *y, bool checked, bool check_ok)
+{
+    dense d;
+    if (!dense_from(y, false, &d)) {
+        complain("grad", "out of memory");
+        return EXIT_FAIL;
+    }
+    FILE *f = stdout;
+    if (o->json) {
+        fputs("{\"value\": ", f);
+        json_dense(f, &d);
+        fputs(", \"shape\": ", f);
+        json_shape(f, d.rank, d.shape);
+        fputs(", \"grad\": {", f);
+    } else {
+        print_dense(f, "value", &d);
+    }
+    free(d.v);
+    bool first = true;
+    for (size_t i = 0; i < o->n_in; i++) {
+        grad_input *in = &o->in[i];
+        if (in->is_const)
+            continue;
+        dense g;
+        if (!dense_from(in->leaf, true, &g)) {
+            complain("grad", "out of memory");
+            return EXIT_FAIL;
+        }
+        if (o->json) {
+            fputs(first ? "" : ", ", f);
+            json_string(f, in->name);
+            fputs(": ", f);
+            json_dense(f, &g);
+        } else {
+            char label[128];
+            snprintf(label, sizeof label, "grad %s", in->name);
+            print_dense(f, label, &g);
+        }
+        free(g.v);
+        first = false;
+    }
+    if (o->json)
+        fputc('}', f);
+    if (checked && o->check_error[0]) {
+        if (o->json) {
+            fputs(", \"check\": {\"ok\": false, \"error\": ", f);
+            json_string(f, o->check_error);
+            fputc('}', f);
+        } else {
+            fprintf(f, "check: could not run: %s\n", o->check_error);
+        }
+    } else if (checked) {
+        if (o->json) {
+            fputs(", \"check\": {\"ok\": ", f);
+            fputs(check_ok ? "true" : "false", f);
+            fputs(", \"tol\": ", f);
+            json_number(f, o->tol);
+            fputs(", \"max_error\": {", f);
+        } else {
+            char tol[32];
+            format_short(tol, sizeof tol, o->tol, TG_F64);
+            fprintf(f, "check (central differences in f64, tolerance %s): %s\n", tol,
+                    check_ok ? "ok" : "FAILED");
+        }
+        first = true;
+        for (size_t i = 0; i < o->n_in; i++) {
+            grad_input *in = &o->in[i];
+            if (in->is_const)
+                continue;
+            if (o->json) {
+                fputs(first ? "" : ", ", f);
+                json_string(f, in->name);
+                fputs(": ", f);
+                json_number(f, in->max_err);
+            } else {
+                fprintf(f, "  %s: max error %.3g%s\n", in->name, in->max_err,
+                        in->max_err <= o->tol ? "" : "  (above tolerance)");
+            }
+            first = false;
+        }
+        if (o->json)
+            fputs("}}", f);
+    }
+    if (o->json)
+        fputs("}\n", f);
+    return EXIT_OK;
+}
+
+/* --dot and --render, after backward so gradients show. */
+static int write_graph(const grad_opts *o, const tg_tape *tape, const char *src)
+{
+    tg_dot_options opt = TG_DOT_OPTIONS_INIT;
+    /* A short one-line program makes a good title; a long one would swamp the picture. */
+    if (strlen(src) <= 80 && !strchr(src, '\n'))
+        opt.title = src;
+    if (o->dot_path) {
+        bool to_stdout = strcmp(o->dot_path, "-") == 0;
+        FILE *f = to_stdout ? stdout : fopen(o->dot_path, "w");
+        if (!f) {
+            complain("grad", "cannot write '%s': %s", o->dot_path, strerror(errno));
+            return EXIT_FAIL;
+        }
+        tg_status st = tg_dot_write(tape, f, &opt);
+        if ((!to_stdout && fclose(f) != 0 && st == TG_OK) || st != TG_OK) {
+            complain("grad", "writing '%s': %s", o->dot_path,
+                     st != TG_OK ? tg_last_error() : strerror(errno));
+            return EXIT_FAIL;
+        }
+    }
+    if (o->render_path) {
+        const char *format = strrchr(o->render_path, '.') + 1;
+        if (tg_dot_render(tape, format, o->render_path, &opt) != TG_OK) {
+            complain("grad", "--render: %s", tg_last_error());
+            return EXIT_FAIL;
+        }
+    }
+    return EXIT_OK;
+}
+
+int cmd_grad(int argc, char **argv)
+{
+    grad_opts o;
+    memset(&o, 0, sizeof o);
+    char *text = NULL;
+    tg_program *prog = NULL;
+    tg_tape *tape = NULL;
+    tg_tensor *seed = NULL;
+    tg_binding *env = NULL;
+    int rc = grad_parse_args(argc, argv, &o);
+    if (rc != EXIT_OK) {
+        rc = rc < 0 ? EXIT_OK : rc; /* --help */
+        goto done;
+    }
+    for (size_t i = 0; i < o.n_in; i++) {
+        grad_input *in = &o.in[i];
+        if ((rc = parse_value(in->name, in->text, o.dtype, &in->leaf)) != EXIT_OK)
+            goto done;
+        if (tg_tensor_set_name(in->leaf, in->name) != TG_OK ||
+            (!in->is_const && tg_tensor_set_requires_grad(in->leaf, true) != TG_OK)) {
+            complain("grad", "%s", tg_last_error());
+            rc = EXIT_FAIL;
+            goto done;
+        }
+    }
+    if (o.seed_text) { /* a malformed seed is a usage error: find it before any work */
+        tg_tensor *s = NULL;
+        if ((rc = parse_value("--seed", o.seed_text, o.dtype, &s)) != EXIT_OK)
+            goto done;
+        tg_tensor_free(s);
+    }
+    rc = EXIT_FAIL;
+    size_t len;
+    if (o.file) {
+        text = read_file(o.file, &len);
+        if (!text) {
+            complain("grad", "cannot read '%s': %s", o.file, strerror(errno));
+            goto done;
+        }
+    }
+    const char *src = o.file ? text : o.program;
+    len = strlen(src);
+    tg_expr_error err;
+    if (tg_program_parse_n(src, len, &err, &prog) != TG_OK) {
+        report(&err, src, len);
+        goto done;
+    }
+
+    /* Names the program reads but nobody bound get a hint after the error; bindings the
+     * program never reads get a warning (a typo is likely). */
+    const char *missing = NULL;
+    for (size_t i = 0; i < tg_program_input_count(prog) && !missing; i++) {
+        const char *name = tg_program_input_name(prog, i);
+        bool bound = false;
+        for (size_t j = 0; j < o.n_in && !bound; j++)
+            bound = strcmp(o.in[j].name, name) == 0;
+        if (!bound)
+            missing = name;
+    }
+    for (size_t j = 0; j < o.n_in; j++) {
+        bool used = false;
+        for (size_t i = 0; i < tg_program_input_count(prog) && !used; i++)
+            used = strcmp(o.in[j].name, tg_program_input_name(prog, i)) == 0;
+        if (!used)
+            complain("grad", "warning: the program does not use '%s'", o.in[j].name);
+    }
+
+    env = calloc(o.n_in + 1, sizeof *env);
+    tape = tg_tape_new();
+    if (!env || !tape) {
+        complain("grad", "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < o.n_in; i++)
+        env[i] = (tg_binding){o.in[i].name, o.in[i].leaf};
+    tg_tensor *y = tg_program_eval(prog, tape, o.dtype, env, o.n_in, &err);
+    if (!y) {
+        report(&err, src, len);
+        if (missing)
+            fprintf(stderr, "hint: give it a value: %s=VALUE to differentiate with respect to "
+                            "it, --const %s=VALUE for a constant\n", missing, missing);
+        goto done;
+    }
+    if ((rc = make_seed(&o, y, o.dtype, &seed)) != EXIT_OK)
+        goto done;
+    rc = EXIT_FAIL;
+    /* An output that depends on no input through differentiable ops has zero gradients. */
+    if (tg_tensor_requires_grad(y) &&
+        (seed ? tg_backward_seed(tape, y, seed) : tg_backward(tape, y)) != TG_OK) {
+        complain("grad", "backward: %s", tg_last_error());
+        goto done;
+    }
+    bool check_ok = true;
+    if (o.check && run_check(&o, prog, seed, &check_ok) != EXIT_OK)
+        goto done;
+    if (print_results(&o, y, o.check, check_ok) != EXIT_OK)
+        goto done;
+    if (write_graph(&o, tape, src) != EXIT_OK)
+        goto done;
+    rc = check_ok ? EXIT_OK : EXIT_FAIL;
+done:
+    tg_tensor_free(seed);
+    tg_tape_free(tape);
+    tg_program_free(prog);
+    free(env);
+    free(text);
+    grad_free(&o);
+    return rc;
+}
