@@ -16,6 +16,7 @@ typedef struct command {
 
 static const command COMMANDS[] = {
     {"grad", cmd_grad, "value and gradients of a tgx program"},
+    {"bench", cmd_bench, "time the library on fixed workloads"},
 };
 
 static void print_usage(FILE *f)

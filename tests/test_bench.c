@@ -1,0 +1,438 @@
+/* test_bench.c: `tapegrad bench` as a subprocess (TG_TOOLS_DIR). It checks what the command
+ * promises, never how fast anything is: `bench all --quick --json` gives one well-formed JSON
+ * object per line with the required fields for every workload (the gemm shapes are W3's, W4
+ * runs train or says why it cannot), --threads/--dtype reach every figure, the table for
+ * people, and exit status 2 with a message for every malformed command line. */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- running the command --------------------------------------------------------------------- */
+
+typedef struct cli {
+    int status; /* exit status; -1 when killed by a signal */
+    char *out, *err;
+} cli;
+
+static char *slurp(FILE *f)
+{
+    size_t cap = 4096, n = 0, got;
+    char *buf = malloc(cap);
+    cr_assert_not_null(buf);
+    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 == cap) {
+            buf = realloc(buf, cap *= 2);
+            cr_assert_not_null(buf);
+        }
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Runs `tapegrad bench args...` (args end with NULL; none holds a quote). */
+static cli run(const char *const *args)
+{
+    const char *dir = getenv("TG_TOOLS_DIR");
+    cr_assert_not_null(dir, "TG_TOOLS_DIR is not set (run through ctest)");
+    char errpath[] = "/tmp/tg_bench_err_XXXXXX";
+    int efd = mkstemp(errpath);
+    cr_assert(efd >= 0);
+    close(efd);
+    char cmd[4096];
+    int n = snprintf(cmd, sizeof cmd, "'%s/tapegrad' bench", dir);
+    for (size_t i = 0; args[i]; i++)
+        n += snprintf(cmd + n, sizeof cmd - (size_t)n, " '%s'", args[i]);
+    snprintf(cmd + n, sizeof cmd - (size_t)n, " 2>%s </dev/null", errpath);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    cli r;
+    r.out = slurp(p);
+    int ws = pclose(p);
+    r.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+    FILE *e = fopen(errpath, "r");
+    cr_assert_not_null(e);
+    r.err = slurp(e);
+    fclose(e);
+    unlink(errpath);
+    cr_assert(!strstr(r.err, "Sanitizer") && !strstr(r.err, "runtime error:"),
+              "the command tripped a sanitizer:\n%s", r.err);
+    return r;
+}
+
+#define RUN(...) run((const char *const[]){__VA_ARGS__, NULL})
+
+static void cli_free(cli *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+static void expect_status(const cli *r, int status)
+{
+    cr_assert_eq(r->status, status, "exit status %d, want %d\nstdout:\n%s\nstderr:\n%s", r->status,
+                 status, r->out, r->err);
+}
+
+/* ---- one flat JSON object per line -------------------------------------------------------------
+ * The lines bench prints have string, number, null and true values only; anything else (or any
+ * malformation) fails the parse. */
+
+enum { MAX_FIELDS = 32 };
+
+typedef struct field {
+    char key[64];
+    char str[256]; /* string values */
+    double num;    /* numbers; true is 1 */
+    enum { F_STR, F_NUM, F_NULL, F_TRUE } type;
+} field;
+
+typedef struct line {
+    field f[MAX_FIELDS];
+    int n;
+} line;
+
+static void skip_ws(const char **s)
+{
+    while (**s == ' ')
+        (*s)++;
+}
+
+static bool parse_string(const char **s, char *out, size_t size)
+{
+    if (**s != '"')
+        return false;
+    size_t n = 0;
+    for ((*s)++; **s != '"'; (*s)++) {
+        if (!**s || (unsigned char)**s < 0x20 || n + 1 >= size)
+            return false;
+        if (**s == '\\') /* the lines carry only \" and \\ escapes */
+            if (*++*s != '"' && **s != '\\')
+                return false;
+        out[n++] = **s;
+    }
+    (*s)++;
+    out[n] = '\0';
+    return true;
+}
+
+/* Parses text (up to its end) as one flat JSON object. */
+static bool parse_line(const char *s, line *l)
+{
+    l->n = 0;
+    skip_ws(&s);
+    if (*s++ != '{')
+        return false;
+    for (;;) {
+        skip_ws(&s);
+        if (l->n == MAX_FIELDS)
+            return false;
+        field *f = &l->f[l->n++];
+        if (!parse_string(&s, f->key, sizeof f->key))
+            return false;
+        skip_ws(&s);
+        if (*s++ != ':')
+            return false;
+        skip_ws(&s);
+        if (*s == '"') {
+            f->type = F_STR;
+            if (!parse_string(&s, f->str, sizeof f->str))
+                return false;
+        } else if (strncmp(s, "null", 4) == 0) {
+            f->type = F_NULL;
+            s += 4;
+        } else if (strncmp(s, "true", 4) == 0) {
+            f->type = F_TRUE;
+            f->num = 1;
+            s += 4;
+        } else {
+            /* JSON numbers only: an optional '-', then a digit (no NaN, inf, '+' or hex) */
+            const char *d = s + (*s == '-');
+            if (*d < '0' || *d > '9')
+                return false;
+            char *end;
+            f->type = F_NUM;
+            f->num = strtod(s, &end);
+            s = end;
+        }
+        skip_ws(&s);
+        if (*s == '}')
+            return s[1] == '\0';
+        if (*s++ != ',')
+            return false;
+    }
+}
+
+static const field *get(const line *l, const char *key)
+{
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->f[i].key, key) == 0)
+            return &l->f[i];
+    return NULL;
+}
+
+static double num(const line *l, const char *key)
+{
+    const field *f = get(l, key);
+    cr_assert(f && f->type == F_NUM, "no number \"%s\"", key);
+    return f->num;
+}
+
+static const char *str(const line *l, const char *key)
+{
+    const field *f = get(l, key);
+    cr_assert(f && f->type == F_STR, "no string \"%s\"", key);
+    return f->str;
+}
+
+/* Splits the output into lines and parses each; returns the count (at most max). */
+static int parse_output(char *out, line *lines, int max)
+{
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(out, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
+        cr_assert_lt(n, max, "more than %d lines", max);
+        cr_assert(parse_line(t, &lines[n]), "not a flat JSON object:\n%s", t);
+        n++;
+    }
+    return n;
+}
+
+/* The fields every figure has, and what they may hold. */
+static void check_common(const line *l, bool quick)
+{
+    const char *w = str(l, "workload");
+    cr_assert(strcmp(w, "W1") == 0 || strcmp(w, "W2") == 0 || strcmp(w, "W3") == 0 ||
+                  strcmp(w, "W4") == 0 || strcmp(w, "gemm") == 0,
+              "unknown workload %s", w);
+    cr_assert_neq(str(l, "metric")[0], '\0');
+    double threads = num(l, "threads");
+    cr_assert(threads >= 1 && threads == floor(threads), "threads %g", threads);
+    const char *dtype = str(l, "dtype");
+    cr_assert(strcmp(dtype, "f32") == 0 || strcmp(dtype, "f64") == 0, "dtype %s", dtype);
+    const field *q = get(l, "quick");
+    cr_assert_eq(q != NULL && q->type == F_TRUE, quick);
+    const field *v = get(l, "value");
+    cr_assert_not_null(v, "no value");
+    if (v->type == F_NULL) { /* only a workload that cannot run here, and it says why */
+        cr_assert_str_eq(w, "W4");
+        cr_assert_neq(str(l, "unavailable")[0], '\0');
+        return;
+    }
+    cr_assert_eq(v->type, F_NUM);
+    cr_assert(isfinite(v->num) && v->num > 0, "%s %s = %g", w, str(l, "metric"), v->num);
+    cr_assert_null(get(l, "unavailable"));
+    double reps = num(l, "reps");
+    cr_assert(reps >= 1 && reps == floor(reps));
+    cr_assert_gt(num(l, "peak_rss_mib"), 0);
+}
+
+/* True when this build's tapegrad has a train command. */
+static bool have_train(void)
+{
+    const char *dir = getenv("TG_TOOLS_DIR");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s/tapegrad' help train >/dev/null 2>&1", dir);
+    int ws = system(cmd);
+    return WIFEXITED(ws) && WEXITSTATUS(ws) == 0;
+}
+
+/* ---- bench all --quick --json ------------------------------------------------------------ */
+
+Test(bench, all_quick_json)
+{
+    cli r = RUN("all", "--quick", "--json");
+    expect_status(&r, 0);
+    static line lines[256];
+    int n = parse_output(r.out, lines, 256);
+    int w1 = 0, w2 = 0, w3 = 0, w4 = 0;
+    const line *arch = NULL;
+    for (int i = 0; i < n; i++) {
+        const line *l = &lines[i];
+        check_common(l, true);
+        const char *w = str(l, "workload"), *m = str(l, "metric");
+        if (strcmp(w, "W1") == 0) {
+            cr_assert_str_eq(m, "steps_per_s");
+            cr_assert_str_eq(str(l, "dtype"), "f64"); /* W1's own precision */
+            w1++;
+        } else if (strcmp(w, "W2") == 0) {
+            cr_assert(strcmp(m, "ns_per_op_forward") == 0 ||
+                      strcmp(m, "ns_per_op_forward_backward") == 0);
+            w2++;
+        } else if (strcmp(w, "W3") == 0) {
+            cr_assert_str_eq(m, "ms_per_step");
+            cr_assert_str_eq(str(l, "dtype"), "f32");
+            double f = num(l, "forward_ms"), b = num(l, "backward_ms");
+            cr_assert(f > 0 && b > 0 && f + b <= get(l, "value")->num);
+            cr_assert_float_eq(num(l, "backward_over_forward"), b / f, 1e-9 * b / f);
+            cr_assert_gt(num(l, "memory_bar_mib"), 16);
+            cr_assert(isfinite(num(l, "final_loss")));
+            arch = l;
+            w3++;
+        } else if (strcmp(w, "W4") == 0) {
+            w4++;
+        }
+    }
+    cr_assert_eq(w1, 1);
+    cr_assert_eq(w2, 2);
+    cr_assert_eq(w3, 1);
+    cr_assert_eq(w4, have_train() ? 2 : 1, "W4: %d lines", w4);
+
+    /* gemm: per dtype, one square product, then each of W3's layers forward and its
+     * backward products, with the shapes W3's own line describes */
+    size_t sizes[8], n_sizes = 0;
+    char layers[256];
+    snprintf(layers, sizeof layers, "%s", str(arch, "layers"));
+    for (char *save = NULL, *t = strtok_r(layers, "-", &save); t; t = strtok_r(NULL, "-", &save))
+        sizes[n_sizes++] = (size_t)atol(t);
+    cr_assert_eq(n_sizes, 4, "W3 has three layers");
+    double batch = num(arch, "batch");
+    const char *dtypes[2] = {"f32", "f64"};
+    for (int d = 0; d < 2; d++) {
+        int square = 0, fwd[3] = {0}, dA[3] = {0}, dB[3] = {0};
+        for (int i = 0; i < n; i++) {
+            const line *l = &lines[i];
+            if (strcmp(str(l, "workload"), "gemm") || strcmp(str(l, "dtype"), dtypes[d]))
+                continue;
+            cr_assert_str_eq(str(l, "metric"), "gflops");
+            double M = num(l, "M"), N = num(l, "N"), K = num(l, "K");
+            const char *form = str(l, "form");
+            if (!get(l, "layer")) {
+                cr_assert(M == N && N == K && strcmp(form, "A.B") == 0);
+                square++;
+                continue;
+            }
+            cr_assert_str_eq(str(l, "of"), "W3");
+            int k = (int)num(l, "layer");
+            cr_assert(k >= 0 && k < 3);
+            double in = (double)sizes[k], out = (double)sizes[k + 1];
+            if (strcmp(form, "A.B") == 0) { /* (batch,in)·(in,out) */
+                cr_assert(M == batch && K == in && N == out);
+                fwd[k]++;
+            } else if (strcmp(form, "dY.B^T") == 0) { /* dX (batch,in) = dY·Wᵀ */
+                cr_assert(M == batch && K == out && N == in);
+                dA[k]++;
+            } else { /* dW (in,out) = Xᵀ·dY */
+                cr_assert_str_eq(form, "A^T.dY");
+                cr_assert(M == in && K == batch && N == out);
+                dB[k]++;
+            }
+        }
+        cr_assert_eq(square, 1, "%s", dtypes[d]);
+        for (int k = 0; k < 3; k++) {
+            cr_assert_eq(fwd[k], 1, "%s layer %d forward", dtypes[d], k);
+            cr_assert_eq(dB[k], 1, "%s layer %d dW", dtypes[d], k);
+            /* W3's input needs no gradient, so layer 0 has no dX */
+            cr_assert_eq(dA[k], k > 0, "%s layer %d dX", dtypes[d], k);
+        }
+    }
+    cli_free(&r);
+}
+
+/* W4 runs `tapegrad train` in a child; without a train command it says so and counts as no
+ * failure. */
+Test(bench, w4_train_or_unavailable)
+{
+    cli r = RUN("W4", "--quick", "--json");
+    expect_status(&r, 0);
+    line lines[4];
+    int n = parse_output(r.out, lines, 4);
+    if (have_train()) {
+        cr_assert_eq(n, 2, "%s", r.out);
+        for (int i = 0; i < n; i++)
+            check_common(&lines[i], true);
+        double acc = num(&lines[0], "value");
+        cr_assert_str_eq(str(&lines[0], "metric"), "test_accuracy");
+        cr_assert(acc > 0 && acc <= 1, "accuracy %g", acc);
+        cr_assert_str_eq(str(&lines[1], "metric"), "wall_s");
+    } else {
+        cr_assert_eq(n, 1, "%s", r.out);
+        check_common(&lines[0], true);
+        cr_assert(strstr(str(&lines[0], "unavailable"), "train"), "%s", r.out);
+    }
+    cli_free(&r);
+}
+
+Test(bench, w4_data_that_is_not_there)
+{
+    cli r = RUN("W4", "--quick", "--data", "/nonexistent/digits.csv");
+    expect_status(&r, 1);
+    cr_assert(strstr(r.err, "tapegrad bench: W4: cannot read /nonexistent/digits.csv"), "%s",
+              r.err);
+    cli_free(&r);
+}
+
+/* ---- options ------------------------------------------------------------------------------ */
+
+Test(bench, threads_and_dtype_reach_every_figure)
+{
+    cli r = RUN("W1", "w2", "--quick", "--json", "--threads", "1,2", "--dtype=f32", "--reps", "1");
+    expect_status(&r, 0);
+    line lines[16];
+    int n = parse_output(r.out, lines, 16);
+    cr_assert_eq(n, 6, "W1 and W2's two figures, at 1 and 2 threads:\n%s", r.out);
+    int at[3] = {0};
+    for (int i = 0; i < n; i++) {
+        check_common(&lines[i], true);
+        cr_assert_str_eq(str(&lines[i], "dtype"), "f32");
+        cr_assert_eq(num(&lines[i], "reps"), 1);
+        at[(int)num(&lines[i], "threads")]++;
+    }
+    cr_assert(at[1] == 3 && at[2] == 3);
+    cli_free(&r);
+}
+
+Test(bench, table_for_people)
+{
+    cli r = RUN("W2", "--quick");
+    expect_status(&r, 0);
+    cr_assert(strstr(r.out, "tapegrad ") == r.out, "%s", r.out);
+    cr_assert(strstr(r.out, "\nworkload "), "no heading:\n%s", r.out);
+    cr_assert(strstr(r.out, "\nW2       ns_per_op_forward "), "%s", r.out);
+    cr_assert(strstr(r.out, "\nW2       ns_per_op_forward_backward "), "%s", r.out);
+    cr_assert_null(strchr(r.out, '{'));
+    cr_assert_str_eq(r.err, "");
+    cli_free(&r);
+}
+
+Test(bench, help)
+{
+    cli r = RUN("--help");
+    expect_status(&r, 0);
+    cr_assert(strstr(r.out, "usage: tapegrad bench"), "%s", r.out);
+    cli_free(&r);
+}
+
+/* Every malformed command line: exit 2, the reason and a pointer to --help, no figures. */
+static void expect_usage(const char *const *args, const char *message)
+{
+    cli r = run(args);
+    expect_status(&r, 2);
+    cr_assert(strstr(r.err, message), "stderr lacks \"%s\":\n%s", message, r.err);
+    cr_assert(strstr(r.err, "Try 'tapegrad bench --help'"), "%s", r.err);
+    cr_assert_str_eq(r.out, "");
+    cli_free(&r);
+}
+
+#define EXPECT_USAGE(message, ...) expect_usage((const char *const[]){__VA_ARGS__, NULL}, message)
+
+Test(bench, bad_arguments)
+{
+    EXPECT_USAGE("unknown workload 'W9'", "W9");
+    EXPECT_USAGE("unknown workload 'gem'", "W1", "gem");
+    EXPECT_USAGE("unknown option '--fast'", "--fast");
+    EXPECT_USAGE("option '--threads' needs a value", "W1", "--threads");
+    EXPECT_USAGE("--threads takes counts from 1 to 1024", "--threads", "0");
+    EXPECT_USAGE("not 'two'", "--threads", "two");
+    EXPECT_USAGE("not '1,'", "--threads", "1,");
+    EXPECT_USAGE("not '1,,2'", "--threads=1,,2");
+    EXPECT_USAGE("not '2000'", "--threads", "2000");
+    EXPECT_USAGE("--dtype must be f32 or f64, not 'f16'", "--dtype", "f16");
+    EXPECT_USAGE("--reps must be a whole number", "--reps", "0");
+    EXPECT_USAGE("not '1.5'", "--reps", "1.5");
+    EXPECT_USAGE("option '--data' needs a value", "W4", "--data");
+}

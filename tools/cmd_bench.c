@@ -1,0 +1,1032 @@
+/* cmd_bench.c: `tapegrad bench`, the speed of the library on fixed workloads. Speed is
+ * measured here, never by timed unit tests. Every figure is the median of several timed
+ * repetitions after an untimed warm-up; with --json each figure is one JSON object per line.
+ *
+ *   W1    the 2-2-2 sigmoid network of examples/backprop_222.c trained by SGD at batch 1, a
+ *         fresh recording every step (record, backward, update, reset): steps per second
+ *   W2    y = tanh(y*w + b) for 100,000 iterations on 0-d scalars (300,000 recorded ops),
+ *         then backward: nanoseconds per recorded op, forward alone and forward+backward
+ *   W3    an MLP 784 -> 512 relu -> 256 relu -> 10 built with the nn API, softmax
+ *         cross-entropy at batch 128 on seeded synthetic data, SGD: ms per training step
+ *         (record, backward, update, reset), with the forward and backward parts
+ *   gemm  GFLOP/s of the internal GEMM at 1024^3 and at every product W3 runs, forward and
+ *         both backward forms (dA = dY.B^T, dB = A^T.dY, as the matmul VJP calls them)
+ *   W4    `tapegrad train` on the digits data, in a child process of this very binary: test
+ *         accuracy and the whole child's wall time */
+#define _DEFAULT_SOURCE /* wait4 (the child's own peak RSS) */
+#include "cli.h"
+#include "internal.h" /* tg_gemm_f32/f64: the kernel on its own */
+
+#include <errno.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h> /* malloc_trim */
+#endif
+
+static const char BENCH_USAGE[] =
+    "usage: tapegrad bench [WORKLOAD ...] [options]\n"
+    "\n"
+    "Times the library on fixed workloads and prints one row per figure, each the median of\n"
+    "several timed repetitions after a warm-up.\n"
+    "\n"
+    "Workloads (default all):\n"
+    "  W1     2-2-2 sigmoid network, SGD at batch 1, re-recorded every step: steps/s\n"
+    "  W2     y = tanh(y*w + b) on 0-d scalars, 300,000 recorded ops: ns per op\n"
+    "  W3     MLP 784-512-256-10 (relu), softmax cross-entropy, batch 128, SGD: ms per step\n"
+    "  W4     `tapegrad train DIGITS.csv --target digit`: test accuracy, whole-process time\n"
+    "  gemm   GFLOP/s of C = A.B at 1024^3 and at W3's products, forward and backward\n"
+    "  all    all of the above\n"
+    "\n"
+    "Options:\n"
+    "  --threads N[,N...]  thread counts to run with (default: TG_NUM_THREADS, else the\n"
+    "                      library's default)\n"
+    "  --dtype f32|f64     one precision for every workload (default: W1, W2 f64; W3 f32;\n"
+    "                      gemm both; W4 whatever train uses)\n"
+    "  --reps N            timed repetitions per figure (default 5; W3 times N steps,\n"
+    "                      default 100; W4 runs the child N times, default 3)\n"
+    "  --quick             tiny sizes and few repetitions: checks that everything runs, the\n"
+    "                      figures mean nothing\n"
+    "  --data FILE         the digits CSV for W4 (default examples/data/digits.csv here or\n"
+    "                      in the source tree)\n"
+    "  --json              one JSON object per line: workload, metric, value, threads, dtype,\n"
+    "                      reps, peak_rss_mib and the workload's context\n"
+    "  -h, --help          show this help\n"
+    "\n"
+    "A workload that cannot run here (W4 without a train command or without the data) says\n"
+    "so and the others go on; with --json its line has \"value\": null and \"unavailable\".\n"
+    "\n"
+    "Exit status: 0 success; 1 a workload failed; 2 bad usage.\n";
+
+enum { DO_W1 = 1, DO_W2 = 2, DO_W3 = 4, DO_W4 = 8, DO_GEMM = 16, DO_ALL = 31 };
+enum { MAX_THREAD_COUNTS = 8 };
+
+typedef struct bench_opts {
+    unsigned workloads;
+    int threads[MAX_THREAD_COUNTS]; /* each count to run with */
+    int n_threads;
+    int dtype; /* a tg_dtype, or -1: each workload's own */
+    int reps;  /* 0: each workload's default */
+    bool quick, json;
+    const char *data; /* W4's CSV, NULL: look for it */
+} bench_opts;
+
+/* What a running benchmark needs to know and collect. */
+typedef struct bench {
+    const bench_opts *o;
+    int threads; /* the count in effect */
+    bool header_done;
+    bool failed;
+} bench;
+
+/* ---- time, medians, memory --------------------------------------------------------------- */
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of v[0..n) (reorders v). */
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Starts a new peak-RSS window: on Linux, writing 5 to /proc/self/clear_refs resets the
+ * high-water mark getrusage reports, so each workload's peak is its own, not the largest so
+ * far. Memory the previous workload freed is handed back first (glibc keeps freed heap
+ * otherwise). Where the reset is not possible the peak is the process's. */
+static void rss_window_start(void)
+{
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
+static double peak_rss_mib(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return NAN;
+    return (double)ru.ru_maxrss / 1024.0; /* KiB on Linux */
+}
+
+/* ---- figures: one row of the table or one JSON line --------------------------------------- */
+
+enum { MAX_CONTEXT = 12 };
+
+typedef struct figure {
+    const char *workload, *metric, *dtype;
+    double value;
+    const char *unavailable; /* why the workload cannot run here, or NULL */
+    int reps;
+    double peak_rss_mib; /* 0: this process's, read when the figure is emitted */
+    struct {
+        const char *key, *str; /* str NULL: num */
+        double num;
+    } ctx[MAX_CONTEXT];
+    int n_ctx;
+} figure;
+
+static figure fig(const char *workload, const char *metric, tg_dtype dtype, int reps)
+{
+    figure f = {.workload = workload, .metric = metric, .dtype = tg_dtype_name(dtype)};
+    f.reps = reps;
+    return f;
+}
+
+static void ctx_num(figure *f, const char *key, double v)
+{
+    if (f->n_ctx < MAX_CONTEXT) {
+        f->ctx[f->n_ctx].key = key;
+        f->ctx[f->n_ctx].str = NULL;
+        f->ctx[f->n_ctx++].num = v;
+    }
+}
+
+static void ctx_str(figure *f, const char *key, const char *s)
+{
+    if (f->n_ctx < MAX_CONTEXT) {
+        f->ctx[f->n_ctx].key = key;
+        f->ctx[f->n_ctx++].str = s;
+    }
+}
+
+/* A number for people: integers above 10^4 in full, others with 4 significant digits. */
+static void human_number(char *buf, size_t size, double v)
+{
+    if (fabs(v) >= 1e4 && fabs(v) < 1e15)
+        snprintf(buf, size, "%.0f", v);
+    else
+        snprintf(buf, size, "%.4g", v);
+}
+
+static void emit(bench *b, figure *f)
+{
+    double rss = f->peak_rss_mib > 0 ? f->peak_rss_mib : peak_rss_mib();
+    if (b->o->json) {
+        printf("{\"workload\": ");
+        json_string(stdout, f->workload);
+        printf(", \"metric\": ");
+        json_string(stdout, f->metric);
+        printf(", \"value\": ");
+        if (f->unavailable)
+            printf("null");
+        else
+            json_number(stdout, f->value);
+        printf(", \"threads\": %d, \"dtype\": ", b->threads);
+        json_string(stdout, f->dtype);
+        if (f->unavailable) {
+            printf(", \"unavailable\": ");
+            json_string(stdout, f->unavailable);
+        } else {
+            printf(", \"reps\": %d, \"peak_rss_mib\": %.1f", f->reps, rss);
+        }
+        if (b->o->quick)
+            printf(", \"quick\": true");
+        for (int i = 0; i < f->n_ctx; i++) {
+            printf(", ");
+            json_string(stdout, f->ctx[i].key);
+            printf(": ");
+            if (f->ctx[i].str)
+                json_string(stdout, f->ctx[i].str);
+            else
+                json_number(stdout, f->ctx[i].num);
+        }
+        printf("}\n");
+    } else {
+        if (!b->header_done)
+            printf("%-8s %-26s %12s %7s %5s %6s %9s  %s\n", "workload", "metric", "value",
+                   "threads", "dtype", "reps", "peak MiB", "context");
+        b->header_done = true;
+        if (f->unavailable) {
+            printf("%-8s %-26s %12s %7d %5s  unavailable: %s\n", f->workload, f->metric, "-",
+                   b->threads, f->dtype, f->unavailable);
+        } else {
+            char num[32];
+            human_number(num, sizeof num, f->value);
+            printf("%-8s %-26s %12s %7d %5s %6d %9.1f ", f->workload, f->metric, num, b->threads,
+                   f->dtype, f->reps, rss);
+            for (int i = 0; i < f->n_ctx; i++) {
+                if (f->ctx[i].str)
+                    printf(" %s=%s", f->ctx[i].key, f->ctx[i].str);
+                else {
+                    human_number(num, sizeof num, f->ctx[i].num);
+                    printf(" %s=%s", f->ctx[i].key, num);
+                }
+            }
+            printf("\n");
+        }
+    }
+    fflush(stdout);
+}
+
+/* A library call failed: says which workload and why; the others still run. */
+static void workload_failed(bench *b, const char *workload, const char *why)
+{
+    complain("bench", "%s: %s", workload, why);
+    b->failed = true;
+}
+
+static int reps_or(const bench *b, int dflt, int quick)
+{
+    return b->o->reps > 0 ? b->o->reps : b->o->quick ? quick : dflt;
+}
+
+static tg_dtype dtype_or(const bench *b, tg_dtype dflt)
+{
+    return b->o->dtype >= 0 ? (tg_dtype)b->o->dtype : dflt;
+}
+
+/* Plain SGD on a leaf of either dtype, clearing its gradient: W1's update, written out so
+ * the step measures the tape, not an optimizer object. */
+static void sgd_leaf(tg_tensor *w, double lr)
+{
+    size_t n = tg_tensor_numel(w);
+    if (tg_tensor_dtype(w) == TG_F32) {
+        float *v = tg_tensor_data(w), *g = tg_tensor_grad_data(w);
+        for (size_t i = 0; i < n; i++) {
+            v[i] -= (float)lr * g[i];
+            g[i] = 0;
+        }
+    } else {
+        double *v = tg_tensor_data(w), *g = tg_tensor_grad_data(w);
+        for (size_t i = 0; i < n; i++) {
+            v[i] -= lr * g[i];
+            g[i] = 0;
+        }
+    }
+}
+
+/* ---- W1: the 2-2-2 network, batch 1 ------------------------------------------------------- */
+
+typedef struct w1_net {
+    tg_tensor *W1, *W2, *x, *t;
+} w1_net;
+
+/* One SGD step (record, backward, update, reset); the loss, or NaN on error. */
+static double w1_step(tg_tape *tape, w1_net *n, double lr)
+{
+    tg_tensor *h = tg_sigmoid(tape, tg_matmul(tape, n->x, n->W1));
+    tg_tensor *o = tg_sigmoid(tape, tg_matmul(tape, h, n->W2));
+    tg_tensor *d = tg_sub(tape, n->t, o);
+    tg_tensor *E = tg_scale(tape, tg_sum(tape, tg_square(tape, d), TG_ALL_AXES, false), 0.5);
+    if (!E || tg_backward(tape, E) != TG_OK)
+        return NAN;
+    double loss = tg_tensor_item(E);
+    sgd_leaf(n->W1, lr);
+    sgd_leaf(n->W2, lr);
+    tg_tape_reset(tape);
+    return loss;
+}
+
+static void w1_free(w1_net *n)
+{
+    tg_tensor_free(n->W1);
+    tg_tensor_free(n->W2);
+    tg_tensor_free(n->x);
+    tg_tensor_free(n->t);
+}
+
+static void bench_w1(bench *b)
+{
+    /* The worked example's weights, input and targets. */
+    const double W1v[4] = {0.3, 0.4, 0.25, 0.35}, W2v[4] = {0.45, 0.7, 0.4, 0.6};
+    const double xv[2] = {0.1, 0.2}, tv[2] = {0.4, 0.6};
+    const size_t row[2] = {1, 2}, sq[2] = {2, 2};
+    const tg_dtype dt = dtype_or(b, TG_F64);
+    const int reps = reps_or(b, 5, 2);
+    const long steps = b->o->quick ? 2000 : 1000000;
+    double *rates = calloc((size_t)reps, sizeof *rates);
+    tg_tape *tape = tg_tape_new();
+    double loss = 0;
+    bool ok = rates && tape;
+    for (int r = -1; r < reps && ok; r++) { /* r = -1: the warm-up */
+        /* Fresh weights every repetition, so each trains the same path from the start. */
+        w1_net n = {tg_tensor_from_f64(dt, 2, sq, W1v), tg_tensor_from_f64(dt, 2, sq, W2v),
+                    tg_tensor_from_f64(dt, 2, row, xv), tg_tensor_from_f64(dt, 2, row, tv)};
+        ok = n.W1 && n.W2 && n.x && n.t && tg_tensor_set_requires_grad(n.W1, true) == TG_OK &&
+             tg_tensor_set_requires_grad(n.W2, true) == TG_OK;
+        long count = r < 0 ? steps / 10 : steps;
+        double t0 = now();
+        for (long s = 0; s < count && ok; s++)
+            ok = !isnan(loss = w1_step(tape, &n, 0.5));
+        double dt_s = now() - t0;
+        if (r >= 0)
+            rates[r] = (double)count / dt_s;
+        w1_free(&n);
+    }
+    if (ok) {
+        figure f = fig("W1", "steps_per_s", dt, reps);
+        ctx_num(&f, "steps", (double)steps);
+        ctx_num(&f, "final_loss", loss);
+        f.value = median(rates, reps);
+        emit(b, &f);
+    } else {
+        workload_failed(b, "W1", tg_last_error());
+    }
+    tg_tape_free(tape);
+    free(rates);
+}
+
+/* ---- W2: a long chain of scalar ops -------------------------------------------------------- */
+
+static void bench_w2(bench *b)
+{
+    const tg_dtype dt = dtype_or(b, TG_F64);
+    const int reps = reps_or(b, 5, 2);
+    const int iters = b->o->quick ? 1000 : 100000, ops = 3 * iters;
+    double *fwd = calloc((size_t)reps, sizeof *fwd), *both = calloc((size_t)reps, sizeof *both);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tensor_scalar(dt, 0.5), *w = tg_tensor_scalar(dt, 0.9),
+              *bias = tg_tensor_scalar(dt, 0.1);
+    bool ok = fwd && both && tape && x && w && bias &&
+              tg_tensor_set_requires_grad(x, true) == TG_OK &&
+              tg_tensor_set_requires_grad(w, true) == TG_OK &&
+              tg_tensor_set_requires_grad(bias, true) == TG_OK;
+    double dw = 0;
+    for (int r = -1; r < reps && ok; r++) {
+        tg_tensor_zero_grad(x);
+        tg_tensor_zero_grad(w);
+        tg_tensor_zero_grad(bias);
+        double t0 = now();
+        tg_tensor *y = x;
+        for (int i = 0; i < iters; i++)
+            y = tg_tanh(tape, tg_add(tape, tg_mul(tape, y, w), bias));
+        double t1 = now();
+        ok = y && tg_backward(tape, y) == TG_OK;
+        double t2 = now();
+        dw = tg_tensor_grad_get(w, 0);
+        tg_tape_reset(tape);
+        if (r >= 0) {
+            fwd[r] = (t1 - t0) * 1e9 / ops;
+            both[r] = (t2 - t0) * 1e9 / ops;
+        }
+    }
+    if (ok) {
+        figure f = fig("W2", "ns_per_op_forward", dt, reps);
+        ctx_num(&f, "ops", ops);
+        ctx_num(&f, "dy_dw", dw);
+        f.value = median(fwd, reps);
+        emit(b, &f);
+        f.metric = "ns_per_op_forward_backward";
+        f.value = median(both, reps);
+        emit(b, &f);
+    } else {
+        workload_failed(b, "W2", tg_last_error());
+    }
+    tg_tensor_free(x);
+    tg_tensor_free(w);
+    tg_tensor_free(bias);
+    tg_tape_free(tape);
+    free(fwd);
+    free(both);
+}
+
+/* ---- W3: an MLP on batches of 128 ---------------------------------------------------------- */
+
+/* W3's architecture; gemm times the products it runs from the same description. */
+typedef struct w3_arch {
+    size_t batch;
+    int n_layers;
+    size_t sizes[4]; /* inputs, then each layer's units; every layer but the last is relu */
+    const char *name;
+} w3_arch;
+
+static const w3_arch W3_FULL = {128, 3, {784, 512, 256, 10}, "784-512-256-10"};
+static const w3_arch W3_QUICK = {8, 3, {784, 64, 32, 10}, "784-64-32-10"};
+
+static const w3_arch *w3_arch_of(const bench *b)
+{
+    return b->o->quick ? &W3_QUICK : &W3_FULL;
+}
+
+/* Fills n elements of a dtype buffer from the RNG: normal, or uniform class ids below
+ * `classes` when classes > 0. */
+static void fill(void *buf, tg_dtype dt, size_t n, tg_rng *rng, size_t classes)
+{
+    for (size_t i = 0; i < n; i++) {
+        double v = classes ? (double)tg_rng_below(rng, classes) : tg_rng_normal(rng);
+        if (dt == TG_F32)
+            ((float *)buf)[i] = (float)v;
+        else
+            ((double *)buf)[i] = v;
+    }
+}
+
+static void bench_w3(bench *b)
+{
+    const w3_arch *a = w3_arch_of(b);
+    const tg_dtype dt = dtype_or(b, TG_F32);
+    const size_t es = tg_dtype_size(dt), classes = a->sizes[a->n_layers];
+    const int reps = reps_or(b, 100, 3), warmup = b->o->quick ? 1 : 5;
+    double *step = calloc((size_t)reps, sizeof *step), *fwd = calloc((size_t)reps, sizeof *fwd),
+           *bwd = calloc((size_t)reps, sizeof *bwd);
+    void *xbuf = malloc(a->batch * a->sizes[0] * es), *ybuf = malloc(a->batch * es);
+    tg_mlp_spec spec = TG_MLP_SPEC_INIT;
+    spec.n_layers = a->n_layers;
+    for (int l = 0; l <= a->n_layers; l++)
+        spec.sizes[l] = a->sizes[l];
+    for (int l = 0; l < a->n_layers; l++)
+        spec.act[l] = l + 1 < a->n_layers ? TG_ACT_RELU : TG_ACT_IDENTITY;
+    spec.dtype = dt;
+    tg_rng rng;
+    tg_rng_seed(&rng, 42);
+    tg_model *model = NULL;
+    tg_optim *optim = NULL;
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = NULL, *y = NULL;
+    bool ok = step && fwd && bwd && xbuf && ybuf && tape &&
+              tg_model_new(&spec, TG_INIT_HE_UNIFORM, &rng, &model) == TG_OK;
+    if (ok) {
+        /* The data are wrapped caller memory: they need no gradient and get none. */
+        fill(xbuf, dt, a->batch * a->sizes[0], &rng, 0);
+        fill(ybuf, dt, a->batch, &rng, classes);
+        const size_t xs[2] = {a->batch, a->sizes[0]}, ys[1] = {a->batch};
+        x = tg_tensor_wrap(dt, 2, xs, xbuf);
+        y = tg_tensor_wrap(dt, 1, ys, ybuf);
+        tg_tensor *params[2 * TG_MLP_MAX_LAYERS];
+        size_t n_params = tg_model_param_count(model);
+        for (size_t i = 0; i < n_params; i++)
+            params[i] = tg_model_param(model, i);
+        tg_optim_options opt = TG_OPTIM_OPTIONS_INIT; /* plain SGD */
+        ok = x && y && tg_optim_new(&opt, params, n_params, &optim) == TG_OK;
+    }
+    double loss = NAN;
+    for (int s = -warmup; s < reps && ok; s++) {
+        double t0 = now();
+        tg_tensor *l = tg_cross_entropy(tape, tg_model_forward(tape, model, x), y);
+        ok = tg_tape_status(tape) == TG_OK;
+        double t1 = now();
+        ok = ok && tg_backward(tape, l) == TG_OK;
+        double t2 = now();
+        ok = ok && tg_optim_step(optim) == TG_OK;
+        if (ok)
+            loss = tg_tensor_item(l);
+        tg_model_zero_grad(model);
+        tg_tape_reset(tape);
+        double t3 = now();
+        if (s >= 0) {
+            step[s] = (t3 - t0) * 1e3;
+            fwd[s] = (t1 - t0) * 1e3;
+            bwd[s] = (t2 - t1) * 1e3;
+        }
+    }
+    if (ok) {
+        /* The memory a step needs at least: parameters, their gradients, the optimizer's
+         * state (none for SGD), the data batch, and each layer's pre- and post-activation
+         * values with their gradients. The bar is 1.25 times that plus 16 MiB. */
+        double need = (double)es * (2.0 * (double)tg_model_numel(model) +
+                                    (double)tg_optim_state_size(optim) / (double)es +
+                                    (double)(a->batch * (a->sizes[0] + 1)));
+        for (int l = 1; l <= a->n_layers; l++)
+            need += (double)es * 4.0 * (double)(a->batch * a->sizes[l]);
+        double f_ms = median(fwd, reps), b_ms = median(bwd, reps);
+        figure f = fig("W3", "ms_per_step", dt, reps);
+        f.value = median(step, reps);
+        ctx_num(&f, "forward_ms", f_ms);
+        ctx_num(&f, "backward_ms", b_ms);
+        ctx_num(&f, "backward_over_forward", b_ms / f_ms);
+        ctx_str(&f, "layers", a->name);
+        ctx_num(&f, "batch", (double)a->batch);
+        ctx_num(&f, "final_loss", loss);
+        ctx_num(&f, "memory_bar_mib", 1.25 * need / (1024.0 * 1024.0) + 16.0);
+        emit(b, &f);
+    } else {
+        workload_failed(b, "W3", tg_last_error());
+    }
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(y);
+    tg_optim_free(optim);
+    tg_model_free(model);
+    free(xbuf);
+    free(ybuf);
+    free(step);
+    free(fwd);
+    free(bwd);
+}
+
+/* ---- gemm: the kernel alone ---------------------------------------------------------------- */
+
+/* One product as the library calls it: C (M,N) = beta*C + op(A)·op(B), with op(A) (M,K). */
+typedef struct gemm_case {
+    const char *form; /* "A.B" (forward), "dY.B^T" (dA), "A^T.dY" (dB) */
+    bool ta, tb;
+    size_t M, N, K;
+    int layer; /* W3's layer, or -1 */
+} gemm_case;
+
+/* The products W3 runs, in the order a training step runs them. Per layer l (in -> out):
+ * forward (batch,in)·(in,out); backward dW = Xᵀ·dY with X stored (batch,in), and dX =
+ * dY·Wᵀ with W stored (in,out) — except for layer 0, whose input needs no gradient. */
+static int w3_gemm_cases(const w3_arch *a, gemm_case *out)
+{
+    int n = 0;
+    for (int l = 0; l < a->n_layers; l++)
+        out[n++] = (gemm_case){"A.B", false, false, a->batch, a->sizes[l + 1], a->sizes[l], l};
+    for (int l = a->n_layers - 1; l >= 0; l--) {
+        if (l > 0)
+            out[n++] =
+                (gemm_case){"dY.B^T", false, true, a->batch, a->sizes[l], a->sizes[l + 1], l};
+        out[n++] = (gemm_case){"A^T.dY", true, false, a->sizes[l], a->sizes[l + 1], a->batch, l};
+    }
+    return n;
+}
+
+static void gemm_call(tg_dtype dt, const gemm_case *c, const void *A, const void *B, void *C,
+                      double beta)
+{
+    /* Stored shapes: A is (M,K), or (K,M) when transposed; B is (K,N), or (N,K). */
+    size_t lda = c->ta ? c->M : c->K, ldb = c->tb ? c->K : c->N;
+    if (dt == TG_F32)
+        tg_gemm_f32(c->ta, c->tb, c->M, c->N, c->K, A, lda, B, ldb, (float)beta, C, c->N);
+    else
+        tg_gemm_f64(c->ta, c->tb, c->M, c->N, c->K, A, lda, B, ldb, beta, C, c->N);
+}
+
+/* GFLOP/s of one case: the warm-up call also sizes the batch of calls each timed repetition
+ * makes, so that small products are timed over many calls, not one clock tick. */
+static bool gemm_case_run(bench *b, tg_dtype dt, const gemm_case *c, int reps, double *rates)
+{
+    const size_t es = tg_dtype_size(dt);
+    void *A = malloc(c->M * c->K * es), *B = malloc(c->K * c->N * es), *C = calloc(c->M * c->N, es);
+    if (!A || !B || !C) {
+        free(A);
+        free(B);
+        free(C);
+        return false;
+    }
+    tg_rng rng;
+    tg_rng_seed(&rng, 7);
+    fill(A, dt, c->M * c->K, &rng, 0);
+    fill(B, dt, c->K * c->N, &rng, 0);
+    /* Backward products accumulate into the gradient (beta = 1), as the VJP does. */
+    double beta = strcmp(c->form, "A.B") == 0 ? 0.0 : 1.0;
+    double t0 = now();
+    gemm_call(dt, c, A, B, C, beta);
+    double once = now() - t0, target = b->o->quick ? 1e-3 : 0.05;
+    long calls = once >= target ? 1 : (long)ceil(target / (once > 1e-9 ? once : 1e-9));
+    double flops = 2.0 * (double)c->M * (double)c->N * (double)c->K;
+    for (int r = 0; r < reps; r++) {
+        t0 = now();
+        for (long i = 0; i < calls; i++)
+            gemm_call(dt, c, A, B, C, beta);
+        rates[r] = flops * (double)calls / (now() - t0) / 1e9;
+    }
+    free(A);
+    free(B);
+    free(C);
+    return true;
+}
+
+static void bench_gemm(bench *b)
+{
+    const w3_arch *a = w3_arch_of(b);
+    const int reps = reps_or(b, 5, 2);
+    const size_t big = b->o->quick ? 128 : 1024;
+    gemm_case cases[1 + 3 * 4];
+    int n = 0;
+    cases[n++] = (gemm_case){"A.B", false, false, big, big, big, -1};
+    n += w3_gemm_cases(a, cases + n);
+    double *rates = calloc((size_t)reps, sizeof *rates);
+    if (!rates) {
+        workload_failed(b, "gemm", "out of memory");
+        return;
+    }
+    const tg_dtype both[2] = {TG_F32, TG_F64};
+    for (int d = 0; d < 2; d++) {
+        if (b->o->dtype >= 0 && both[d] != (tg_dtype)b->o->dtype)
+            continue;
+        for (int i = 0; i < n; i++) {
+            const gemm_case *c = &cases[i];
+            if (!gemm_case_run(b, both[d], c, reps, rates)) {
+                workload_failed(b, "gemm", "out of memory");
+                continue;
+            }
+            figure f = fig("gemm", "gflops", both[d], reps);
+            f.value = median(rates, reps);
+            ctx_str(&f, "form", c->form);
+            ctx_num(&f, "M", (double)c->M);
+            ctx_num(&f, "N", (double)c->N);
+            ctx_num(&f, "K", (double)c->K);
+            if (c->layer >= 0) {
+                ctx_str(&f, "of", "W3");
+                ctx_num(&f, "layer", c->layer);
+            }
+            emit(b, &f);
+        }
+    }
+    free(rates);
+}
+
+/* ---- W4: `tapegrad train` on digits, as a child process ------------------------------------ */
+
+#ifndef TAPEGRAD_SOURCE_DIR
+#define TAPEGRAD_SOURCE_DIR "."
+#endif
+
+static bool readable(const char *path)
+{
+    return access(path, R_OK) == 0;
+}
+
+/* The digits CSV: --data, else examples/data/digits.csv under the current directory, else
+ * under the source tree this binary was built from. NULL when none is readable. */
+static const char *find_digits(const bench *b, char *buf, size_t size)
+{
+    if (b->o->data)
+        return b->o->data;
+    const char *rel = "examples/data/digits.csv";
+    if (readable(rel))
+        return rel;
+    snprintf(buf, size, "%s/%s", TAPEGRAD_SOURCE_DIR, rel);
+    return readable(buf) ? buf : NULL;
+}
+
+typedef struct child_run {
+    int status; /* exit status, or -1 when it did not exit normally */
+    double wall_s, peak_rss_mib;
+    char *out, *err; /* malloc'd, NUL-terminated */
+} child_run;
+
+static char *slurp_file(FILE *f)
+{
+    size_t len = 0;
+    rewind(f);
+    char *s = read_stream(f, &len);
+    return s;
+}
+
+extern char **environ;
+
+/* Runs this binary with argv (argv[0] included), stdout and stderr captured in temporary
+ * files so neither pipe can fill and stall the child. False when it cannot be started. */
+static bool run_self(char *const *argv, child_run *r)
+{
+    memset(r, 0, sizeof *r);
+    FILE *out = tmpfile(), *err = tmpfile();
+    posix_spawn_file_actions_t fa;
+    bool ok = out && err && posix_spawn_file_actions_init(&fa) == 0;
+    if (ok) {
+        posix_spawn_file_actions_adddup2(&fa, fileno(out), STDOUT_FILENO);
+        posix_spawn_file_actions_adddup2(&fa, fileno(err), STDERR_FILENO);
+        pid_t pid;
+        double t0 = now();
+        ok = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ) == 0;
+        posix_spawn_file_actions_destroy(&fa);
+        int ws = 0;
+        struct rusage ru;
+        ok = ok && wait4(pid, &ws, 0, &ru) == pid;
+        r->wall_s = now() - t0;
+        if (ok) {
+            r->status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+            r->peak_rss_mib = (double)ru.ru_maxrss / 1024.0;
+            r->out = slurp_file(out);
+            r->err = slurp_file(err);
+            ok = r->out && r->err;
+        }
+    }
+    if (out)
+        fclose(out);
+    if (err)
+        fclose(err);
+    return ok;
+}
+
+/* The number after "key": in text[0..len), or NaN. */
+static double json_key_number(const char *text, size_t len, const char *key)
+{
+    size_t k = strlen(key);
+    for (size_t i = 0; i + k + 2 <= len; i++) {
+        if (text[i] != '"' || strncmp(text + i + 1, key, k) != 0 || text[i + 1 + k] != '"')
+            continue;
+        const char *p = text + i + k + 2;
+        while (*p == ' ')
+            p++;
+        if (*p != ':')
+            continue;
+        char *end;
+        double v = strtod(p + 1, &end);
+        return end == p + 1 ? NAN : v;
+    }
+    return NAN;
+}
+
+/* From train's --json line: the test split's accuracy ("test": {..., "accuracy": A}) and the
+ * seconds train reports for itself. */
+static bool parse_train_json(const char *out, double *accuracy, double *seconds)
+{
+    const char *line = NULL; /* the last line that starts with '{' */
+    for (const char *p = out; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
+        if (*p == '{')
+            line = p;
+    const char *test = line ? strstr(line, "\"test\"") : NULL;
+    const char *open = test ? strchr(test, '{') : NULL;
+    const char *close = open ? strchr(open, '}') : NULL;
+    if (!close)
+        return false;
+    *accuracy = json_key_number(open, (size_t)(close - open), "accuracy");
+    *seconds = json_key_number(line, strlen(line), "seconds");
+    return !isnan(*accuracy);
+}
+
+/* The last non-empty line of a child's stderr, for a one-line message. */
+static const char *last_line(char *s)
+{
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    char *nl = strrchr(s, '\n');
+    return nl ? nl + 1 : s;
+}
+
+static void w4_unavailable(bench *b, tg_dtype dt, const char *why)
+{
+    figure f = fig("W4", "test_accuracy", dt, 0);
+    f.unavailable = why;
+    emit(b, &f);
+}
+
+static void bench_w4(bench *b)
+{
+    /* W4 runs whatever precision train uses unless told; the figure says which was asked. */
+    const tg_dtype dt = dtype_or(b, TG_F32);
+    const int reps = reps_or(b, 3, 1);
+    char path_buf[4096];
+    const char *data = find_digits(b, path_buf, sizeof path_buf);
+    if (b->o->data && !readable(data)) { /* asked for by name: a failure, not a gap */
+        char why[4200];
+        snprintf(why, sizeof why, "cannot read %s: %s", data, strerror(errno));
+        workload_failed(b, "W4", why);
+        return;
+    }
+    if (!data) {
+        w4_unavailable(b, dt,
+                       "examples/data/digits.csv is neither here nor in the source "
+                       "tree " TAPEGRAD_SOURCE_DIR "; give it with --data FILE");
+        return;
+    }
+    char *argv[16];
+    int n = 0;
+    argv[n++] = "tapegrad";
+    argv[n++] = "train";
+    argv[n++] = (char *)data;
+    argv[n++] = "--target";
+    argv[n++] = "digit";
+    argv[n++] = "--json";
+    if (b->o->dtype >= 0) {
+        argv[n++] = "--dtype";
+        argv[n++] = (char *)tg_dtype_name(dt);
+    }
+    if (b->o->quick) {
+        argv[n++] = "--epochs";
+        argv[n++] = "1";
+    }
+    argv[n] = NULL;
+    /* The child reads its thread count from the environment. */
+    char threads[16];
+    snprintf(threads, sizeof threads, "%d", b->threads);
+    setenv("TG_NUM_THREADS", threads, 1);
+
+    double *wall = calloc((size_t)reps, sizeof *wall), accuracy = NAN, seconds = NAN, rss = 0;
+    if (!wall) {
+        workload_failed(b, "W4", "out of memory");
+        return;
+    }
+    for (int r = -1; r < reps; r++) { /* r = -1: the warm-up (page cache, loader) */
+        child_run c;
+        if (!run_self(argv, &c)) {
+            char why[256];
+            snprintf(why, sizeof why, "cannot run /proc/self/exe: %s", strerror(errno));
+            workload_failed(b, "W4", why);
+            free(c.out);
+            free(c.err);
+            break;
+        }
+        bool done = true;
+        if (c.status == EXIT_USAGE && strstr(c.err, "unknown command 'train'")) {
+            w4_unavailable(b, dt, "this tapegrad has no 'train' command");
+        } else if (c.status != 0) {
+            char why[1024];
+            snprintf(why, sizeof why, "tapegrad train exited with status %d: %s", c.status,
+                     last_line(c.err));
+            workload_failed(b, "W4", why);
+        } else if (!parse_train_json(c.out, &accuracy, &seconds)) {
+            workload_failed(b, "W4", "no test accuracy in the output of tapegrad train --json");
+        } else {
+            done = false;
+            if (r >= 0)
+                wall[r] = c.wall_s;
+            if (c.peak_rss_mib > rss)
+                rss = c.peak_rss_mib;
+        }
+        free(c.out);
+        free(c.err);
+        if (done) {
+            free(wall);
+            return;
+        }
+    }
+    figure f = fig("W4", "test_accuracy", dt, reps);
+    f.value = accuracy;
+    f.peak_rss_mib = rss; /* the child's */
+    ctx_str(&f, "data", data);
+    if (!isnan(seconds))
+        ctx_num(&f, "train_seconds", seconds);
+    emit(b, &f);
+    f.metric = "wall_s";
+    f.value = median(wall, reps);
+    emit(b, &f);
+    free(wall);
+}
+
+/* ---- the command --------------------------------------------------------------------------- */
+
+static bool parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < lo || v > hi)
+        return false;
+    *out = (int)v;
+    return true;
+}
+
+/* "1", "1,2": each count from 1 to 1024, at most MAX_THREAD_COUNTS of them. */
+static bool parse_threads(const char *s, bench_opts *o)
+{
+    o->n_threads = 0;
+    for (;;) {
+        size_t len = strcspn(s, ",");
+        char tok[16];
+        if (len == 0 || len >= sizeof tok || o->n_threads == MAX_THREAD_COUNTS)
+            return false;
+        memcpy(tok, s, len);
+        tok[len] = '\0';
+        if (!parse_int(tok, 1, 1024, &o->threads[o->n_threads++]))
+            return false;
+        if (s[len] == '\0')
+            return true;
+        s += len + 1;
+    }
+}
+
+static int bench_parse_args(int argc, char **argv, bench_opts *o)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = {{"W1", DO_W1}, {"W2", DO_W2},     {"W3", DO_W3},
+                 {"W4", DO_W4}, {"gemm", DO_GEMM}, {"all", DO_ALL}};
+    o->dtype = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(BENCH_USAGE, stdout);
+            return -1;
+        }
+        if (a[0] != '-') {
+            size_t k = 0;
+            while (k < sizeof names / sizeof *names && strcasecmp(a, names[k].name) != 0)
+                k++;
+            if (k == sizeof names / sizeof *names)
+                return usage_error("bench", "unknown workload '%s' (W1, W2, W3, W4, gemm or all)",
+                                   a);
+            o->workloads |= names[k].bit;
+            continue;
+        }
+        if (strcmp(a, "--json") == 0) {
+            o->json = true;
+            continue;
+        }
+        if (strcmp(a, "--quick") == 0) {
+            o->quick = true;
+            continue;
+        }
+        static const char *const with_value[] = {"--threads", "--dtype", "--reps", "--data"};
+        const char *opt = NULL;
+        for (size_t k = 0; k < sizeof with_value / sizeof *with_value && !opt; k++)
+            if (match_option(a, with_value[k], &v))
+                opt = with_value[k];
+        if (!opt)
+            return usage_error("bench", "unknown option '%s'", a);
+        if (!v) {
+            if (i + 1 >= argc)
+                return usage_error("bench", "option '%s' needs a value", opt);
+            v = argv[++i];
+        }
+        if (strcmp(opt, "--threads") == 0) {
+            if (!parse_threads(v, o))
+                return usage_error("bench",
+                                   "--threads takes counts from 1 to 1024, at most %d separated "
+                                   "by commas, not '%s'",
+                                   MAX_THREAD_COUNTS, v);
+        } else if (strcmp(opt, "--dtype") == 0) {
+            if (strcmp(v, "f32") == 0)
+                o->dtype = TG_F32;
+            else if (strcmp(v, "f64") == 0)
+                o->dtype = TG_F64;
+            else
+                return usage_error("bench", "--dtype must be f32 or f64, not '%s'", v);
+        } else if (strcmp(opt, "--reps") == 0) {
+            if (!parse_int(v, 1, 1000000, &o->reps))
+                return usage_error("bench",
+                                   "--reps must be a whole number from 1 to 1000000, "
+                                   "not '%s'",
+                                   v);
+        } else {
+            o->data = v;
+        }
+    }
+    if (!o->workloads)
+        o->workloads = DO_ALL;
+    if (o->n_threads == 0) {
+        o->threads[0] = tg_get_num_threads();
+        o->n_threads = 1;
+    }
+    return EXIT_OK;
+}
+
+/* The CPU's name from /proc/cpuinfo, for the table's heading ("" when unknown). */
+static void cpu_name(char *buf, size_t size)
+{
+    buf[0] = '\0';
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) == 0) {
+            const char *colon = strchr(line, ':');
+            if (colon) {
+                snprintf(buf, size, "%s", colon + 1 + (colon[1] == ' '));
+                buf[strcspn(buf, "\n")] = '\0';
+            }
+            break;
+        }
+    }
+    fclose(f);
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    bench_opts o = {0};
+    int st = bench_parse_args(argc, argv, &o);
+    if (st != EXIT_OK)
+        return st < 0 ? EXIT_OK : st;
+    if (!o.json) {
+        char cpu[256];
+        cpu_name(cpu, sizeof cpu);
+        printf("tapegrad %s bench: %s%s%ld CPUs online%s\n\n", tg_version(), cpu,
+               cpu[0] ? ", " : "", sysconf(_SC_NPROCESSORS_ONLN),
+               o.quick ? "; --quick: tiny sizes, the figures mean nothing" : "");
+    }
+    static const struct {
+        unsigned bit;
+        void (*run)(bench *b);
+    } order[] = {{DO_W1, bench_w1},
+                 {DO_W2, bench_w2},
+                 {DO_W3, bench_w3},
+                 {DO_GEMM, bench_gemm},
+                 {DO_W4, bench_w4}};
+    bench b = {.o = &o};
+    for (size_t w = 0; w < sizeof order / sizeof *order; w++) {
+        if (!(o.workloads & order[w].bit))
+            continue;
+        for (int t = 0; t < o.n_threads; t++) {
+            b.threads = o.threads[t];
+            if (tg_set_num_threads(b.threads) != TG_OK) {
+                workload_failed(&b, "threads", tg_last_error());
+                continue;
+            }
+            rss_window_start();
+            order[w].run(&b);
+        }
+    }
+    return b.failed ? EXIT_FAIL : EXIT_OK;
+}
