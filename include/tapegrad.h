@@ -14,6 +14,7 @@
 #include "tapegrad/io.h"
 #include "tapegrad/optim.h"
 #include "tapegrad/data.h"
+#include "tapegrad/train.h"
 #include "tapegrad/expr.h"
 
 #endif
