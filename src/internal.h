@@ -239,9 +239,19 @@ void tg_gemm_f64(bool transA, bool transB, size_t M, size_t N, size_t K, const d
 typedef void (*tg_range_fn)(void *ctx, size_t begin, size_t end);
 /* Runs fn over [0, n) split into contiguous ranges of at least `grain` items, one per thread
  * at most, and returns when all are done. The ranges depend only on n, grain and the thread
- * count (deterministic); with one range fn runs on the calling thread. fn must not fail or
- * call tg__parallel_for itself. */
+ * count (deterministic), whichever thread runs each. With one range (n < 2 * grain, or one
+ * thread) fn runs on the calling thread at the cost of a branch. A call from inside fn, or
+ * while another thread's loop holds the pool, runs the same ranges in order on the calling
+ * thread. fn must not fail. */
 void tg__parallel_for(size_t n, size_t grain, tg_range_fn fn, void *ctx);
+/* Joins every worker and forgets the thread count, as at process start: the next use re-reads
+ * TG_NUM_THREADS. Also runs at exit. Not from inside a parallel loop. */
+void tg__pool_shutdown(void);
+/* Worker threads running now (the calling thread is not one). */
+int tg__pool_workers(void);
+/* Tests: let only the next n thread creations succeed, as when pthread_create runs out of
+ * resources (n < 0: all succeed again). */
+void tg__pool_fail_spawn_after(int n);
 
 /* ---- core: deterministic math --------------------------------------------------------------- */
 

@@ -1,10 +1,79 @@
-/* pool.c: the thread count and tg__parallel_for. This version runs every loop on the calling
- * thread; the persistent worker pool replaces the body of tg__parallel_for. */
+/* pool.c: the thread count and tg__parallel_for over a small persistent pool of pthreads.
+ *
+ * A loop [0, n) is cut into r = min(threads, n / grain) contiguous ranges whose bounds depend
+ * only on n, grain and the thread count (split_range). Which thread runs which range does not
+ * matter for the result, so ranges are claimed dynamically: the caller posts the job, wakes
+ * r - 1 sleeping workers and starts claiming ranges itself; a worker that wakes late finds
+ * nothing left and goes back to sleep. On a busy machine the caller therefore never waits for
+ * a worker to be scheduled before it can make progress, and a pool with fewer workers than
+ * the thread count (pthread_create failed, or the cap) computes the same ranges.
+ *
+ * Synchronization: run_mu is held by the one caller whose loop owns the pool (a second
+ * thread, or a nested call from inside a range, finds it taken and runs its ranges itself,
+ * in order). mu guards the job description, the generation and the worker count; workers
+ * sleep on work_cv, the caller on done_cv. A range is claimed with a compare-and-swap on
+ * `claim`, which packs the job's generation with the next range index, so a worker still
+ * holding an old job can never take a range of the next one. */
 #include "internal.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
 
-static int thread_count; /* 0 until first asked for */
+/* Upper bound on worker threads. More threads than this are accepted (the ranges follow the
+ * thread count); the extra ranges are claimed by the threads that exist. */
+#define POOL_MAX_WORKERS 255
+/* TG_NUM_THREADS values above this are ignored like malformed ones. */
+#define ENV_MAX_THREADS 1024
+/* Polls of the done counter before the caller sleeps on done_cv: ranges are cut to equal
+ * sizes, so the workers usually finish within a few microseconds of the caller. See
+ * tests/test_pool.c (round_trip) for the measured hand-off cost. */
+#define CALLER_SPIN 4000
+
+#if defined(__x86_64__) || defined(__i386__)
+#define CPU_RELAX() __builtin_ia32_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+static atomic_int thread_count; /* 0 until first asked for */
+
+static struct pool {
+    pthread_mutex_t run_mu; /* held by the caller that owns the pool for a whole loop */
+    pthread_mutex_t mu;     /* guards everything below except the atomics */
+    pthread_cond_t work_cv; /* workers wait for a new generation or for `want` to drop */
+    pthread_cond_t done_cv; /* the caller waits for the last range */
+    int nworkers;           /* running workers (changed only by the run_mu holder) */
+    int want;               /* workers with an index >= want exit */
+    int spawn_cap;          /* pthread_create failed at this count: no retry until reset */
+    uint32_t gen;           /* job generation, bumped by every post */
+    tg_range_fn fn;         /* the current job */
+    void *ctx;
+    size_t n;
+    uint32_t nranges;
+    _Atomic uint64_t claim; /* gen << 32 | next unclaimed range */
+    _Atomic uint32_t done;  /* ranges finished in the current job */
+    int fail_spawn_after;   /* tests: thread creations that may succeed (< 0: all) */
+    struct worker {
+        pthread_t thread;
+        uint32_t start_gen; /* the generation when it was created: jobs after it are new */
+    } workers[POOL_MAX_WORKERS];
+} pool = {
+    .run_mu = PTHREAD_MUTEX_INITIALIZER,
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .work_cv = PTHREAD_COND_INITIALIZER,
+    .done_cv = PTHREAD_COND_INITIALIZER,
+    .spawn_cap = POOL_MAX_WORKERS,
+    .fail_spawn_after = -1,
+};
+
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+
+/* ---- the thread count ------------------------------------------------------------------ */
 
 static int default_thread_count(void)
 {
@@ -12,30 +81,319 @@ static int default_thread_count(void)
     if (env && *env) {
         char *end;
         long n = strtol(env, &end, 10);
-        if (*end == '\0' && n >= 1 && n <= 1024)
+        if (*end == '\0' && n >= 1 && n <= ENV_MAX_THREADS)
             return (int)n;
     }
-    return 1;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1)
+        return 1;
+    return cpus > ENV_MAX_THREADS ? ENV_MAX_THREADS : (int)cpus;
+}
+
+int tg_get_num_threads(void)
+{
+    int n = atomic_load_explicit(&thread_count, memory_order_relaxed);
+    if (n == 0) {
+        /* Two threads may race here; the first value stored wins and both return it. */
+        int expected = 0;
+        n = default_thread_count();
+        if (!atomic_compare_exchange_strong(&thread_count, &expected, n))
+            n = expected;
+    }
+    return n;
+}
+
+/* ---- ranges ------------------------------------------------------------------------------- */
+
+/* Range i of r over [0, n): the first n % r ranges get one item more than the others. */
+static inline void split_range(size_t n, uint32_t r, uint32_t i, size_t *begin, size_t *end)
+{
+    size_t q = n / r, rem = n % r;
+    *begin = (size_t)i * q + (i < rem ? i : rem);
+    *end = *begin + q + (i < rem ? 1 : 0);
+}
+
+static void run_in_order(size_t n, uint32_t r, tg_range_fn fn, void *ctx)
+{
+    for (uint32_t i = 0; i < r; i++) {
+        size_t b, e;
+        split_range(n, r, i, &b, &e);
+        fn(ctx, b, e);
+    }
+}
+
+/* ---- workers ------------------------------------------------------------------------------ */
+
+/* Claims and runs ranges of generation `gen` until none is left; returns how many it ran. */
+static uint32_t claim_and_run(uint32_t gen, size_t n, uint32_t r, tg_range_fn fn, void *ctx)
+{
+    uint32_t ran = 0;
+    uint64_t v = atomic_load_explicit(&pool.claim, memory_order_relaxed);
+    for (;;) {
+        uint32_t i = (uint32_t)v;
+        if ((uint32_t)(v >> 32) != gen || i >= r)
+            return ran;
+        if (!atomic_compare_exchange_weak_explicit(&pool.claim, &v, v + 1, memory_order_acquire,
+                                                   memory_order_relaxed))
+            continue; /* v now holds the current value */
+        size_t b, e;
+        split_range(n, r, i, &b, &e);
+        fn(ctx, b, e);
+        ran++;
+        v = atomic_load_explicit(&pool.claim, memory_order_relaxed);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    pthread_mutex_lock(&pool.mu);
+    uint32_t seen = pool.workers[id].start_gen;
+    for (;;) {
+        while (pool.gen == seen && id < pool.want)
+            pthread_cond_wait(&pool.work_cv, &pool.mu);
+        if (id >= pool.want)
+            break;
+        seen = pool.gen;
+        tg_range_fn fn = pool.fn;
+        void *ctx = pool.ctx;
+        size_t n = pool.n;
+        uint32_t r = pool.nranges;
+        pthread_mutex_unlock(&pool.mu);
+
+        uint32_t ran = claim_and_run(seen, n, r, fn, ctx);
+        /* The job cannot end (nor a new one start) while a claimed range is unfinished, so
+         * `done` still counts this generation. */
+        bool last =
+            ran && atomic_fetch_add_explicit(&pool.done, ran, memory_order_acq_rel) + ran == r;
+        pthread_mutex_lock(&pool.mu);
+        if (last)
+            pthread_cond_signal(&pool.done_cv);
+    }
+    pthread_mutex_unlock(&pool.mu);
+    return NULL;
+}
+
+/* Stops workers [target, nworkers) and joins them. Caller holds run_mu. */
+static void shrink(int target)
+{
+    if (pool.nworkers <= target)
+        return;
+    pthread_mutex_lock(&pool.mu);
+    pool.want = target;
+    pthread_cond_broadcast(&pool.work_cv);
+    pthread_mutex_unlock(&pool.mu);
+    for (int i = target; i < pool.nworkers; i++)
+        pthread_join(pool.workers[i].thread, NULL);
+    pool.nworkers = target;
+}
+
+static void shutdown_at_exit(void)
+{
+    /* A loop still running on another thread (exit() called mid-loop) keeps its workers:
+     * joining them could wait forever. */
+    if (pthread_mutex_trylock(&pool.run_mu) != 0)
+        return;
+    shrink(0);
+    pthread_mutex_unlock(&pool.run_mu);
+}
+
+/* fork() copies only the calling thread: the child starts with no workers. mu is taken
+ * around the fork so the child never inherits it held; run_mu may be held by a loop on
+ * another thread (which does not exist in the child), so it is re-initialized. */
+static void before_fork(void)
+{
+    pthread_mutex_lock(&pool.mu);
+}
+static void after_fork_parent(void)
+{
+    pthread_mutex_unlock(&pool.mu);
+}
+static void after_fork_child(void)
+{
+    pthread_mutex_unlock(&pool.mu);
+    pthread_mutex_init(&pool.run_mu, NULL);
+    pthread_cond_init(&pool.work_cv, NULL);
+    pthread_cond_init(&pool.done_cv, NULL);
+    pool.nworkers = 0;
+    pool.want = 0;
+}
+
+static void install_hooks(void)
+{
+    atexit(shutdown_at_exit);
+    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
+
+/* Starts workers until there are `target` (or thread creation fails). Caller holds run_mu. */
+static void grow(int target)
+{
+    if (target > pool.spawn_cap)
+        target = pool.spawn_cap;
+    if (pool.nworkers >= target)
+        return;
+    pthread_once(&hooks_once, install_hooks);
+    /* Workers block every signal, so signals meant for the process reach the caller's
+     * threads, never a library thread. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_mutex_lock(&pool.mu);
+    pool.want = target;
+    uint32_t gen = pool.gen;
+    pthread_mutex_unlock(&pool.mu);
+    while (pool.nworkers < target) {
+        int i = pool.nworkers;
+        pool.workers[i].start_gen = gen;
+        int rc = EAGAIN;
+        if (pool.fail_spawn_after != 0) {
+            rc = pthread_create(&pool.workers[i].thread, NULL, worker_main, (void *)(intptr_t)i);
+            if (rc == 0 && pool.fail_spawn_after > 0)
+                pool.fail_spawn_after--;
+        }
+        if (rc != 0) {
+            /* Fewer threads: the ranges stay the same, the existing threads claim them. */
+            pool.spawn_cap = i;
+            pthread_mutex_lock(&pool.mu);
+            pool.want = i;
+            pthread_mutex_unlock(&pool.mu);
+            break;
+        }
+        pool.nworkers++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static int workers_for(int threads)
+{
+    return threads - 1 < POOL_MAX_WORKERS ? threads - 1 : POOL_MAX_WORKERS;
 }
 
 tg_status tg_set_num_threads(int n)
 {
     if (n < 1)
         return tg__error(TG_EINVAL, "tg_set_num_threads: %d threads (at least 1)", n);
-    thread_count = n;
+    atomic_store_explicit(&thread_count, n, memory_order_relaxed);
+    /* Surplus workers are joined now; missing ones start with the next parallel loop. If a
+     * loop is running (against the contract), the next loop resizes instead. */
+    if (pthread_mutex_trylock(&pool.run_mu) == 0) {
+        pool.spawn_cap = POOL_MAX_WORKERS;
+        shrink(workers_for(n));
+        pthread_mutex_unlock(&pool.run_mu);
+    }
     return TG_OK;
 }
 
-int tg_get_num_threads(void)
+/* ---- the loop --------------------------------------------------------------------------- */
+
+static void run_parallel(size_t n, uint32_t r, tg_range_fn fn, void *ctx, int threads)
 {
-    if (thread_count == 0)
-        thread_count = default_thread_count();
-    return thread_count;
+    if (pthread_mutex_trylock(&pool.run_mu) != 0) {
+        /* Nested inside a range, or another thread's loop owns the pool. */
+        run_in_order(n, r, fn, ctx);
+        return;
+    }
+    int target = workers_for(threads);
+    if (pool.nworkers > target)
+        shrink(target);
+    else if (pool.nworkers < target)
+        grow(target);
+    if (pool.nworkers == 0) {
+        pthread_mutex_unlock(&pool.run_mu);
+        run_in_order(n, r, fn, ctx);
+        return;
+    }
+
+    pthread_mutex_lock(&pool.mu);
+    uint32_t gen = ++pool.gen;
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.n = n;
+    pool.nranges = r;
+    atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool.claim, (uint64_t)gen << 32, memory_order_release);
+    pthread_mutex_unlock(&pool.mu);
+    int wake = (int)r - 1 < pool.nworkers ? (int)r - 1 : pool.nworkers;
+    if (wake == pool.nworkers)
+        pthread_cond_broadcast(&pool.work_cv);
+    else
+        for (int i = 0; i < wake; i++)
+            pthread_cond_signal(&pool.work_cv);
+
+    /* The caller owns this generation: no stale claimer can race it, so a plain add does. */
+    uint32_t ran = 0;
+    for (;;) {
+        uint64_t v = atomic_fetch_add_explicit(&pool.claim, 1, memory_order_acquire);
+        uint32_t i = (uint32_t)v;
+        if (i >= r)
+            break;
+        size_t b, e;
+        split_range(n, r, i, &b, &e);
+        fn(ctx, b, e);
+        ran++;
+    }
+    if (atomic_fetch_add_explicit(&pool.done, ran, memory_order_acq_rel) + ran != r) {
+        bool finished = false;
+        for (int spin = 0; spin < CALLER_SPIN && !finished; spin++) {
+            CPU_RELAX();
+            finished = atomic_load_explicit(&pool.done, memory_order_acquire) == r;
+        }
+        if (!finished) {
+            pthread_mutex_lock(&pool.mu);
+            while (atomic_load_explicit(&pool.done, memory_order_acquire) != r)
+                pthread_cond_wait(&pool.done_cv, &pool.mu);
+            pthread_mutex_unlock(&pool.mu);
+        }
+    }
+    pthread_mutex_unlock(&pool.run_mu);
 }
 
 void tg__parallel_for(size_t n, size_t grain, tg_range_fn fn, void *ctx)
 {
-    (void)grain;
-    if (n > 0)
-        fn(ctx, 0, n);
+    /* One range (n < 2 * grain, written so it cannot overflow): the common small case. */
+    if (TG_LIKELY(n / 2 < grain)) {
+        if (n)
+            fn(ctx, 0, n);
+        return;
+    }
+    if (grain == 0)
+        grain = 1;
+    int threads = atomic_load_explicit(&thread_count, memory_order_relaxed);
+    if (threads == 0)
+        threads = tg_get_num_threads();
+    size_t most = n / grain;
+    uint32_t r = (size_t)threads < most ? (uint32_t)threads : (uint32_t)most;
+    if (r <= 1) {
+        if (n)
+            fn(ctx, 0, n);
+        return;
+    }
+    run_parallel(n, r, fn, ctx, threads);
+}
+
+/* ---- internal: teardown and tests --------------------------------------------------------- */
+
+void tg__pool_shutdown(void)
+{
+    pthread_mutex_lock(&pool.run_mu);
+    shrink(0);
+    pool.spawn_cap = POOL_MAX_WORKERS;
+    atomic_store_explicit(&thread_count, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&pool.run_mu);
+}
+
+int tg__pool_workers(void)
+{
+    pthread_mutex_lock(&pool.run_mu);
+    int n = pool.nworkers;
+    pthread_mutex_unlock(&pool.run_mu);
+    return n;
+}
+
+void tg__pool_fail_spawn_after(int n)
+{
+    pthread_mutex_lock(&pool.run_mu);
+    pool.fail_spawn_after = n;
+    pool.spawn_cap = POOL_MAX_WORKERS;
+    pthread_mutex_unlock(&pool.run_mu);
 }

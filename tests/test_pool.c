@@ -1,0 +1,479 @@
+/* test_pool.c: the thread pool behind tg__parallel_for: every index covered exactly once, in
+ * ranges that depend only on (n, grain, thread count); resizing; nested and concurrent calls;
+ * thread-creation failure; TG_NUM_THREADS; idle workers that sleep; fork. */
+#include <criterion/criterion.h>
+#include <tapegrad.h>
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define MAX_N 5000
+#define MAX_RANGES 64
+
+/* What one loop did: how often each index was visited, and the ranges fn saw. */
+typedef struct record {
+    atomic_int hits[MAX_N];
+    pthread_mutex_t mu;
+    size_t nranges;
+    size_t begin[MAX_RANGES], end[MAX_RANGES];
+    pthread_t thread[MAX_RANGES];
+} record;
+
+static record rec;
+
+static void record_reset(void)
+{
+    for (size_t i = 0; i < MAX_N; i++)
+        atomic_store(&rec.hits[i], 0);
+    pthread_mutex_init(&rec.mu, NULL);
+    rec.nranges = 0;
+}
+
+static void record_range(void *ctx, size_t begin, size_t end)
+{
+    record *r = ctx;
+    for (size_t i = begin; i < end; i++)
+        atomic_fetch_add(&r->hits[i], 1);
+    pthread_mutex_lock(&r->mu);
+    if (r->nranges < MAX_RANGES) {
+        r->begin[r->nranges] = begin;
+        r->end[r->nranges] = end;
+        r->thread[r->nranges] = pthread_self();
+    }
+    r->nranges++;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* The ranges sorted by their start (threads may finish them in any order). */
+static void sort_ranges(record *r)
+{
+    for (size_t i = 1; i < r->nranges && i < MAX_RANGES; i++)
+        for (size_t j = i; j > 0 && r->begin[j - 1] > r->begin[j]; j--) {
+            size_t b = r->begin[j], e = r->end[j];
+            pthread_t t = r->thread[j];
+            r->begin[j] = r->begin[j - 1], r->end[j] = r->end[j - 1];
+            r->thread[j] = r->thread[j - 1];
+            r->begin[j - 1] = b, r->end[j - 1] = e, r->thread[j - 1] = t;
+        }
+}
+
+/* The number of ranges the contract implies: one per thread at most, each >= grain. */
+static size_t expected_ranges(size_t n, size_t grain, int threads)
+{
+    if (n == 0)
+        return 0;
+    size_t g = grain ? grain : 1;
+    size_t most = n / g;
+    size_t r = (size_t)threads < most ? (size_t)threads : most;
+    return r ? r : 1;
+}
+
+/* Runs one loop and checks coverage and range shapes; leaves the sorted ranges in rec. */
+static void check_loop(size_t n, size_t grain, int threads)
+{
+    record_reset();
+    tg__parallel_for(n, grain, record_range, &rec);
+    size_t want = expected_ranges(n, grain, threads);
+    cr_assert_eq(rec.nranges, want, "n=%zu grain=%zu threads=%d: %zu ranges, want %zu", n, grain,
+                 threads, rec.nranges, want);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(atomic_load(&rec.hits[i]), 1,
+                     "n=%zu grain=%zu threads=%d: index %zu run %d times", n, grain, threads, i,
+                     atomic_load(&rec.hits[i]));
+    for (size_t i = n; i < MAX_N; i++)
+        cr_assert_eq(atomic_load(&rec.hits[i]), 0, "n=%zu: index %zu beyond n was run", n, i);
+    sort_ranges(&rec);
+    size_t at = 0;
+    size_t smallest = SIZE_MAX, largest = 0;
+    for (size_t k = 0; k < rec.nranges; k++) {
+        cr_assert_eq(rec.begin[k], at, "n=%zu grain=%zu threads=%d: range %zu starts at %zu", n,
+                     grain, threads, k, rec.begin[k]);
+        cr_assert_gt(rec.end[k], rec.begin[k], "n=%zu: empty range %zu", n, k);
+        size_t len = rec.end[k] - rec.begin[k];
+        smallest = len < smallest ? len : smallest;
+        largest = len > largest ? len : largest;
+        at = rec.end[k];
+    }
+    cr_assert_eq(at, n, "n=%zu grain=%zu threads=%d: ranges end at %zu", n, grain, threads, at);
+    if (rec.nranges > 1) {
+        cr_assert_geq(smallest, grain, "n=%zu grain=%zu threads=%d: a range of %zu items", n, grain,
+                      threads, smallest);
+        cr_assert_leq(largest - smallest, 1, "n=%zu threads=%d: ranges of %zu and %zu items", n,
+                      threads, smallest, largest);
+    }
+    /* Each range ran on one thread: at most `threads` distinct ones took part. */
+    size_t distinct = 0;
+    for (size_t k = 0; k < rec.nranges; k++) {
+        bool seen = false;
+        for (size_t j = 0; j < k; j++)
+            seen = seen || pthread_equal(rec.thread[j], rec.thread[k]);
+        distinct += !seen;
+    }
+    cr_assert_leq(distinct, (size_t)threads, "threads=%d but %zu took part", threads, distinct);
+}
+
+static const size_t sizes[] = {0,  1,  2,   3,   5,    7,    8,    10,   63,
+                               64, 65, 100, 127, 1000, 1023, 4097, MAX_N};
+static const size_t grains[] = {0, 1, 2, 3, 7, 64, 100, 1000, 4096, SIZE_MAX};
+static const int thread_counts[] = {1, 2, 3, 4, 7, 16, 64};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+Test(pool, every_index_once)
+{
+    for (size_t t = 0; t < COUNT(thread_counts); t++) {
+        cr_assert_eq(tg_set_num_threads(thread_counts[t]), TG_OK);
+        cr_assert_eq(tg_get_num_threads(), thread_counts[t]);
+        for (size_t i = 0; i < COUNT(sizes); i++)
+            for (size_t g = 0; g < COUNT(grains); g++)
+                check_loop(sizes[i], grains[g], thread_counts[t]);
+    }
+}
+
+/* One loop with several ranges starts the workers; a single range never does. */
+Test(pool, started_lazily)
+{
+    cr_assert_eq(tg_set_num_threads(4), TG_OK);
+    check_loop(100, 100, 4);
+    check_loop(199, 100, 4);
+    cr_assert_eq(tg__pool_workers(), 0, "a one-range loop started workers");
+    check_loop(1000, 10, 4);
+    cr_assert_eq(tg__pool_workers(), 3);
+}
+
+/* A float sum over ranges, partial sums combined in range order: the bits depend on the
+ * split only, so they must repeat exactly. */
+typedef struct sum_ctx {
+    const double *x;
+    double partial[MAX_RANGES];
+    size_t start[MAX_RANGES];
+    atomic_int used;
+} sum_ctx;
+
+static void sum_range(void *ctx, size_t begin, size_t end)
+{
+    sum_ctx *c = ctx;
+    double s = 0.0;
+    for (size_t i = begin; i < end; i++)
+        s += c->x[i] * (1.0 + 1e-3 * (double)(i % 7));
+    int k = atomic_fetch_add(&c->used, 1);
+    c->partial[k] = s;
+    c->start[k] = begin;
+}
+
+static double ordered_sum(const double *x, size_t n, size_t grain)
+{
+    sum_ctx c = {.x = x};
+    atomic_init(&c.used, 0);
+    tg__parallel_for(n, grain, sum_range, &c);
+    int used = atomic_load(&c.used);
+    /* Selection by start: ranges chain from 0 to n whatever order they finished in. */
+    double total = 0.0;
+    size_t at = 0;
+    for (int done = 0; done < used; done++) {
+        int k = 0;
+        while (k < used && c.start[k] != at)
+            k++;
+        cr_assert_lt(k, used, "no range starts at %zu", at);
+        total += c.partial[k];
+        size_t q = n / (size_t)used, rem = n % (size_t)used;
+        at += q + ((size_t)done < rem ? 1 : 0);
+    }
+    cr_assert_eq(at, n, "partial sums did not chain");
+    return total;
+}
+
+Test(pool, deterministic_split)
+{
+    enum { N = 4099 };
+    static double x[N];
+    tg_rng rng;
+    tg_rng_seed(&rng, 5);
+    for (size_t i = 0; i < N; i++)
+        x[i] = tg_rng_normal(&rng) * 1e3;
+    for (int threads = 1; threads <= 5; threads++) {
+        cr_assert_eq(tg_set_num_threads(threads), TG_OK);
+        /* The split itself repeats. */
+        check_loop(N, 10, threads);
+        size_t nr = rec.nranges, b0[MAX_RANGES], e0[MAX_RANGES];
+        memcpy(b0, rec.begin, sizeof b0);
+        memcpy(e0, rec.end, sizeof e0);
+        double first = ordered_sum(x, N, 10);
+        for (int rep = 0; rep < 50; rep++) {
+            check_loop(N, 10, threads);
+            cr_assert_eq(rec.nranges, nr);
+            cr_assert_arr_eq(rec.begin, b0, nr * sizeof(size_t), "threads=%d: split moved",
+                             threads);
+            cr_assert_arr_eq(rec.end, e0, nr * sizeof(size_t), "threads=%d: split moved", threads);
+            double again = ordered_sum(x, N, 10);
+            cr_assert(memcmp(&again, &first, sizeof first) == 0, "threads=%d: sum %.17g then %.17g",
+                      threads, first, again);
+        }
+    }
+}
+
+Test(pool, resize_between_calls)
+{
+    static const int counts[] = {4, 2, 6, 1, 3, 3, 8, 2, 1, 5};
+    for (size_t k = 0; k < COUNT(counts); k++) {
+        int t = counts[k];
+        cr_assert_eq(tg_set_num_threads(t), TG_OK);
+        /* Shrinking joins the surplus at once; growing waits for the next loop. */
+        cr_assert_leq(tg__pool_workers(), t - 1, "after set %d: %d workers", t, tg__pool_workers());
+        check_loop(MAX_N, 1, t);
+        cr_assert_eq(tg__pool_workers(), t - 1, "after a loop with %d threads", t);
+        check_loop(1000, 7, t);
+    }
+    tg__pool_shutdown();
+    cr_assert_eq(tg__pool_workers(), 0);
+    cr_assert_eq(tg_set_num_threads(3), TG_OK);
+    check_loop(MAX_N, 1, 3);
+    cr_assert_eq(tg__pool_workers(), 2, "the pool restarts after a shutdown");
+}
+
+/* Nested loops: the inner one runs on the thread that runs the outer range, with the same
+ * ranges it would have on its own. */
+typedef struct nest_ctx {
+    atomic_int hits[64][200];
+    atomic_int wrong_thread;
+    atomic_int inner_ranges;
+} nest_ctx;
+
+typedef struct inner_ctx {
+    nest_ctx *c;
+    size_t row;
+    pthread_t owner;
+} inner_ctx;
+
+static void inner_range(void *ctx, size_t begin, size_t end)
+{
+    inner_ctx *ic = ctx;
+    if (!pthread_equal(ic->owner, pthread_self()))
+        atomic_fetch_add(&ic->c->wrong_thread, 1);
+    atomic_fetch_add(&ic->c->inner_ranges, 1);
+    for (size_t j = begin; j < end; j++)
+        atomic_fetch_add(&ic->c->hits[ic->row][j], 1);
+}
+
+static void outer_range(void *ctx, size_t begin, size_t end)
+{
+    for (size_t row = begin; row < end; row++) {
+        inner_ctx ic = {.c = ctx, .row = row, .owner = pthread_self()};
+        tg__parallel_for(200, 10, inner_range, &ic);
+    }
+}
+
+Test(pool, nested_calls_run_in_place)
+{
+    static nest_ctx c;
+    for (int threads = 1; threads <= 4; threads++) {
+        memset(&c, 0, sizeof c);
+        cr_assert_eq(tg_set_num_threads(threads), TG_OK);
+        tg__parallel_for(64, 1, outer_range, &c);
+        for (size_t i = 0; i < 64; i++)
+            for (size_t j = 0; j < 200; j++)
+                cr_assert_eq(atomic_load(&c.hits[i][j]), 1, "threads=%d: (%zu, %zu) run %d times",
+                             threads, i, j, atomic_load(&c.hits[i][j]));
+        cr_assert_eq(atomic_load(&c.wrong_thread), 0, "an inner range left its thread");
+        cr_assert_eq(atomic_load(&c.inner_ranges), 64 * (int)expected_ranges(200, 10, threads),
+                     "threads=%d: nested calls changed the split", threads);
+    }
+}
+
+/* Two application threads loop at once: one owns the pool, the other runs its ranges itself;
+ * both cover their index space exactly once. */
+typedef struct racer {
+    atomic_int hits[3000];
+    int loops;
+    int bad;
+} racer;
+
+static void racer_range(void *ctx, size_t begin, size_t end)
+{
+    racer *r = ctx;
+    for (size_t i = begin; i < end; i++)
+        atomic_fetch_add(&r->hits[i], 1);
+}
+
+static void *racer_main(void *arg)
+{
+    racer *r = arg;
+    for (int k = 1; k <= r->loops; k++) {
+        tg__parallel_for(3000, 16, racer_range, r);
+        for (size_t i = 0; i < 3000; i++)
+            if (atomic_load(&r->hits[i]) != k)
+                r->bad++;
+    }
+    return NULL;
+}
+
+Test(pool, concurrent_callers)
+{
+    static racer a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    a.loops = b.loops = 300;
+    cr_assert_eq(tg_set_num_threads(3), TG_OK);
+    pthread_t ta, tb;
+    cr_assert_eq(pthread_create(&ta, NULL, racer_main, &a), 0);
+    cr_assert_eq(pthread_create(&tb, NULL, racer_main, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    cr_assert_eq(a.bad, 0, "first caller: %d wrong counts", a.bad);
+    cr_assert_eq(b.bad, 0, "second caller: %d wrong counts", b.bad);
+}
+
+Test(pool, set_num_threads_errors)
+{
+    cr_assert_eq(tg_set_num_threads(3), TG_OK);
+    static const int bad[] = {0, -1, -1000, INT_MIN};
+    for (size_t k = 0; k < COUNT(bad); k++) {
+        cr_assert_eq(tg_set_num_threads(bad[k]), TG_EINVAL, "%d threads accepted", bad[k]);
+        cr_assert(strstr(tg_last_error(), "tg_set_num_threads"), "message: %s", tg_last_error());
+        cr_assert_eq(tg_get_num_threads(), 3, "a refused count changed the setting");
+    }
+    check_loop(1000, 1, 3);
+}
+
+/* Thread creation that fails part way: the pool keeps the threads it got, the ranges stay
+ * those of the thread count, and nothing reports an error. */
+Test(pool, thread_creation_failure_degrades)
+{
+    enum { N = 4099 };
+    static double x[N];
+    for (size_t i = 0; i < N; i++)
+        x[i] = 1.0 / (double)(i + 1);
+    cr_assert_eq(tg_set_num_threads(4), TG_OK);
+    double full = ordered_sum(x, N, 1);
+    cr_assert_eq(tg__pool_workers(), 3);
+    for (int allowed = 0; allowed <= 3; allowed++) {
+        tg__pool_shutdown();
+        cr_assert_eq(tg_set_num_threads(4), TG_OK);
+        tg__pool_fail_spawn_after(allowed);
+        tg_clear_error();
+        char clean[128];
+        snprintf(clean, sizeof clean, "%s", tg_last_error());
+        check_loop(MAX_N, 1, 4);
+        cr_assert_eq(tg__pool_workers(), allowed, "%d creations allowed", allowed);
+        double s = ordered_sum(x, N, 1);
+        cr_assert(memcmp(&s, &full, sizeof s) == 0, "%d workers: sum %.17g, with 3: %.17g", allowed,
+                  s, full);
+        cr_assert_str_eq(tg_last_error(), clean, "a failed thread creation set an error: %s",
+                         tg_last_error());
+    }
+    tg__pool_fail_spawn_after(-1);
+    check_loop(MAX_N, 1, 4);
+    cr_assert_eq(tg__pool_workers(), 3, "creation retried after the failure cleared");
+}
+
+/* TG_NUM_THREADS is read when the count is first needed (here: again after a shutdown). */
+Test(pool, num_threads_from_environment)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int fallback = cpus < 1 ? 1 : (int)cpus;
+    static const struct {
+        const char *value;
+        int want; /* 0: the number of online CPUs */
+    } cases[] = {
+        {"3", 3},
+        {"1", 1},
+        {"17", 17},
+        {"1024", 1024},
+        {"0", 0},
+        {"-2", 0},
+        {"abc", 0},
+        {"3x", 0},
+        {"", 0},
+        {"1025", 0},
+        {"99999999999999999999", 0},
+    };
+    for (size_t k = 0; k < COUNT(cases); k++) {
+        cr_assert_eq(setenv("TG_NUM_THREADS", cases[k].value, 1), 0);
+        tg__pool_shutdown();
+        int want = cases[k].want ? cases[k].want : fallback;
+        cr_assert_eq(tg_get_num_threads(), want, "TG_NUM_THREADS='%s': %d threads, want %d",
+                     cases[k].value, tg_get_num_threads(), want);
+    }
+    cr_assert_eq(unsetenv("TG_NUM_THREADS"), 0);
+    tg__pool_shutdown();
+    cr_assert_eq(tg_get_num_threads(), fallback);
+    /* tg_set_num_threads wins over the environment until the next shutdown. */
+    cr_assert_eq(setenv("TG_NUM_THREADS", "5", 1), 0);
+    cr_assert_eq(tg_set_num_threads(2), TG_OK);
+    cr_assert_eq(tg_get_num_threads(), 2);
+    check_loop(MAX_N, 1, 2);
+    unsetenv("TG_NUM_THREADS");
+}
+
+/* The environment of a fresh process, which has never asked for the count before. */
+Test(pool, num_threads_in_a_fresh_process)
+{
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        /* Forgetting the count here stands for a process that starts with the variable set. */
+        setenv("TG_NUM_THREADS", "6", 1);
+        tg__pool_shutdown();
+        int ok = tg_get_num_threads() == 6;
+        record_reset();
+        tg__parallel_for(600, 1, record_range, &rec);
+        ok = ok && rec.nranges == 6;
+        _exit(ok ? 0 : 1);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+}
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Idle workers sleep: a pool of 4 workers left alone for 200 ms burns almost no CPU. */
+Test(pool, idle_workers_sleep)
+{
+    cr_assert_eq(tg_set_num_threads(5), TG_OK);
+    check_loop(MAX_N, 1, 5);
+    cr_assert_eq(tg__pool_workers(), 4);
+    double before = cpu_seconds();
+    struct timespec nap = {0, 200 * 1000 * 1000};
+    nanosleep(&nap, NULL);
+    double used = cpu_seconds() - before;
+    cr_assert_lt(used, 0.02, "the idle pool used %.3f s of CPU in 0.2 s", used);
+}
+
+/* A child forked after the workers started has none; its loops restart them, and it exits
+ * cleanly (the exit handler joins only workers that exist). */
+Test(pool, fork_after_use)
+{
+    cr_assert_eq(tg_set_num_threads(3), TG_OK);
+    check_loop(MAX_N, 1, 3);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        int ok = tg__pool_workers() == 0;
+        record_reset();
+        tg__parallel_for(MAX_N, 1, record_range, &rec);
+        ok = ok && rec.nranges == 3 && tg__pool_workers() == 2;
+        for (size_t i = 0; i < MAX_N; i++)
+            ok = ok && atomic_load(&rec.hits[i]) == 1;
+        exit(ok ? 0 : 1);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    check_loop(MAX_N, 1, 3);
+}
