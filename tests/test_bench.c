@@ -229,6 +229,7 @@ static void check_common(const line *l, bool quick)
     double reps = num(l, "reps");
     cr_assert(reps >= 1 && reps == floor(reps));
     cr_assert_gt(num(l, "peak_rss_mib"), 0);
+    cr_assert_gt(num(l, "cpu_over_wall"), 0);
 }
 
 /* True when this build's tapegrad has a train command. */

@@ -59,7 +59,8 @@ static const char BENCH_USAGE[] =
     "  --data FILE         the digits CSV for W4 (default examples/data/digits.csv here or\n"
     "                      in the source tree)\n"
     "  --json              one JSON object per line: workload, metric, value, threads, dtype,\n"
-    "                      reps, peak_rss_mib and the workload's context\n"
+    "                      reps, peak_rss_mib, cpu_over_wall (below 1 per thread: the\n"
+    "                      CPU was shared) and the workload's context\n"
     "  -h, --help          show this help\n"
     "\n"
     "A workload that cannot run here (W4 without a train command or without the data) says\n"
@@ -83,7 +84,8 @@ typedef struct bench_opts {
 /* What a running benchmark needs to know and collect. */
 typedef struct bench {
     const bench_opts *o;
-    int threads; /* the count in effect */
+    int threads;        /* the count in effect */
+    double wall0, cpu0; /* when the running workload started: wall and process CPU seconds */
     bool header_done;
     bool failed;
 } bench;
@@ -126,6 +128,13 @@ static void rss_window_start(void)
     }
 }
 
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static double peak_rss_mib(void)
 {
     struct rusage ru;
@@ -143,7 +152,8 @@ typedef struct figure {
     double value;
     const char *unavailable; /* why the workload cannot run here, or NULL */
     int reps;
-    double peak_rss_mib; /* 0: this process's, read when the figure is emitted */
+    double peak_rss_mib;  /* 0: this process's, read when the figure is emitted */
+    double cpu_over_wall; /* 0: this process's since the workload started */
     struct {
         const char *key, *str; /* str NULL: num */
         double num;
@@ -187,6 +197,10 @@ static void human_number(char *buf, size_t size, double v)
 static void emit(bench *b, figure *f)
 {
     double rss = f->peak_rss_mib > 0 ? f->peak_rss_mib : peak_rss_mib();
+    /* CPU time over wall time shows how much of the CPU the workload got: about 1 per busy
+     * thread on a quiet machine, less when others share it (the figures are then slower). */
+    double busy =
+        f->cpu_over_wall > 0 ? f->cpu_over_wall : (cpu_seconds() - b->cpu0) / (now() - b->wall0);
     if (b->o->json) {
         printf("{\"workload\": ");
         json_string(stdout, f->workload);
@@ -203,7 +217,8 @@ static void emit(bench *b, figure *f)
             printf(", \"unavailable\": ");
             json_string(stdout, f->unavailable);
         } else {
-            printf(", \"reps\": %d, \"peak_rss_mib\": %.1f", f->reps, rss);
+            printf(", \"reps\": %d, \"peak_rss_mib\": %.1f, \"cpu_over_wall\": %.2f", f->reps, rss,
+                   busy);
         }
         if (b->o->quick)
             printf(", \"quick\": true");
@@ -219,8 +234,8 @@ static void emit(bench *b, figure *f)
         printf("}\n");
     } else {
         if (!b->header_done)
-            printf("%-8s %-26s %12s %7s %5s %6s %9s  %s\n", "workload", "metric", "value",
-                   "threads", "dtype", "reps", "peak MiB", "context");
+            printf("%-8s %-26s %12s %7s %5s %6s %9s %8s  %s\n", "workload", "metric", "value",
+                   "threads", "dtype", "reps", "peak MiB", "cpu/wall", "context");
         b->header_done = true;
         if (f->unavailable) {
             printf("%-8s %-26s %12s %7d %5s  unavailable: %s\n", f->workload, f->metric, "-",
@@ -228,8 +243,8 @@ static void emit(bench *b, figure *f)
         } else {
             char num[32];
             human_number(num, sizeof num, f->value);
-            printf("%-8s %-26s %12s %7d %5s %6d %9.1f ", f->workload, f->metric, num, b->threads,
-                   f->dtype, f->reps, rss);
+            printf("%-8s %-26s %12s %7d %5s %6d %9.1f %8.2f ", f->workload, f->metric, num,
+                   b->threads, f->dtype, f->reps, rss, busy);
             for (int i = 0; i < f->n_ctx; i++) {
                 if (f->ctx[i].str)
                     printf(" %s=%s", f->ctx[i].key, f->ctx[i].str);
@@ -669,7 +684,7 @@ static const char *find_digits(const bench *b, char *buf, size_t size)
 
 typedef struct child_run {
     int status; /* exit status, or -1 when it did not exit normally */
-    double wall_s, peak_rss_mib;
+    double wall_s, cpu_s, peak_rss_mib;
     char *out, *err; /* malloc'd, NUL-terminated */
 } child_run;
 
@@ -705,6 +720,8 @@ static bool run_self(char *const *argv, child_run *r)
         if (ok) {
             r->status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
             r->peak_rss_mib = (double)ru.ru_maxrss / 1024.0;
+            r->cpu_s = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                       1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
             r->out = slurp_file(out);
             r->err = slurp_file(err);
             ok = r->out && r->err;
@@ -813,6 +830,7 @@ static void bench_w4(bench *b)
     setenv("TG_NUM_THREADS", threads, 1);
 
     double *wall = calloc((size_t)reps, sizeof *wall), accuracy = NAN, seconds = NAN, rss = 0;
+    double cpu = 0, wall_all = 0; /* over every run, the warm-up included */
     if (!wall) {
         workload_failed(b, "W4", "out of memory");
         return;
@@ -843,6 +861,8 @@ static void bench_w4(bench *b)
                 wall[r] = c.wall_s;
             if (c.peak_rss_mib > rss)
                 rss = c.peak_rss_mib;
+            cpu += c.cpu_s;
+            wall_all += c.wall_s;
         }
         free(c.out);
         free(c.err);
@@ -853,7 +873,8 @@ static void bench_w4(bench *b)
     }
     figure f = fig("W4", "test_accuracy", dt, reps);
     f.value = accuracy;
-    f.peak_rss_mib = rss; /* the child's */
+    f.peak_rss_mib = rss; /* the children's */
+    f.cpu_over_wall = cpu / wall_all;
     ctx_str(&f, "data", data);
     if (!isnan(seconds))
         ctx_num(&f, "train_seconds", seconds);
@@ -1025,6 +1046,8 @@ int cmd_bench(int argc, char **argv)
                 continue;
             }
             rss_window_start();
+            b.wall0 = now();
+            b.cpu0 = cpu_seconds();
             order[w].run(&b);
         }
     }
