@@ -16,5 +16,6 @@
 #include "tapegrad/data.h"
 #include "tapegrad/train.h"
 #include "tapegrad/expr.h"
+#include "tapegrad/dist.h"
 
 #endif

@@ -2,9 +2,9 @@
 # tools/test.sh [--sanitize] [--no-graphviz]: installs what is missing, builds tapegrad and
 # runs every test with ctest. --sanitize builds in build/asan with AddressSanitizer + UBSan
 # (RelWithDebInfo) and skips the slow install test (it builds its own, unsanitized, trees).
-# --no-graphviz builds in build/nogv with -DTG_GRAPHVIZ=OFF (tg_dot_render must then say
-# TG_ENOTSUP), also without the install test. CI=true turns warnings into errors. Exits
-# non-zero on any failure.
+# --no-graphviz builds in build/nogv with -DTG_GRAPHVIZ=OFF and -DTG_MPI=OFF (tg_dot_render and
+# tg_dist_* must then say TG_ENOTSUP), also without the install test. CI=true turns warnings
+# into errors. Exits non-zero on any failure.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -50,6 +50,8 @@ if [ "$graphviz" = OFF ]; then
     [ $sanitize -eq 1 ] || ctest_args+=(--label-exclude slow)
 fi
 config+=(-DTG_GRAPHVIZ="$graphviz")
+# The build without optional dependencies is also the one without MPI.
+if [ "$graphviz" = OFF ]; then config+=(-DTG_MPI=OFF); fi
 
 echo "== configure ($build, TG_WERROR=$werror, TG_GRAPHVIZ=$graphviz)"
 cmake -S . -B "$build" "${config[@]}" -DTG_WERROR="$werror" -DTG_BUILD_TESTS=ON

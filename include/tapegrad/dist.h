@@ -1,0 +1,78 @@
+/* tapegrad/dist.h: data-parallel training across processes and machines on MPI. Every rank
+ * holds the whole model; rank 0's parameters are broadcast once at the start, and after each
+ * backward pass the gradient blocks of all ranks are averaged in place (one MPI_Allreduce over
+ * the model's contiguous gradient block), so every rank takes the same optimizer step and the
+ * parameters stay identical. tg_dist_check_params verifies that they did.
+ *
+ * MPI is optional at build time (CMake option TG_MPI). Built without it, every function here
+ * that returns a status returns TG_ENOTSUP with a message saying so (tg_dist_available()
+ * tells in advance); nothing else in the library changes.
+ *
+ * MPI is called only from the thread that calls these functions (the kernels' worker threads
+ * never call it), so MPI_THREAD_FUNNELED is enough. MPI errors come back as TG_EIO with MPI's
+ * own message: the library's communicator is a duplicate of MPI_COMM_WORLD with
+ * MPI_ERRORS_RETURN set, so it neither aborts nor changes the caller's error handler. Every
+ * call is collective: all ranks must make the same calls in the same order. */
+#ifndef TAPEGRAD_DIST_H
+#define TAPEGRAD_DIST_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tg_model tg_model;
+typedef struct tg_dist tg_dist;
+
+/* True when the library was built with MPI. */
+TG_API bool tg_dist_available(void);
+
+/* Joins the job: if the caller has already initialized MPI (MPI_Initialized), the library
+ * uses it and leaves finalizing to the caller; otherwise it calls MPI_Init_thread itself
+ * (MPI_THREAD_FUNNELED) and calls MPI_Finalize when the last tg_dist is freed (after which MPI
+ * cannot be started again in this process: MPI's rule). Collective over MPI_COMM_WORLD.
+ * *out is the caller's (tg_dist_free). TG_ENOTSUP (built without MPI), TG_EIO (MPI failed
+ * to start, or was already finalized), TG_ENOMEM. Not thread-safe: call it from one thread. */
+TG_API tg_status tg_dist_init(tg_dist **out);
+/* Releases the communicator (collective) and, for the last handle when the library started
+ * MPI, finalizes it. NULL is ignored. */
+TG_API void tg_dist_free(tg_dist *dist);
+
+/* This process's rank, 0..size-1, and the number of ranks (0 and 1 for NULL). */
+TG_API int tg_dist_rank(const tg_dist *dist);
+TG_API int tg_dist_size(const tg_dist *dist);
+
+/* Copies rank 0's parameters (the whole contiguous block: one MPI_Bcast) to every rank. The
+ * models must have the same spec on every rank: a rank whose spec differs from rank 0's gets
+ * TG_EINVAL naming both (checked first, so no rank receives bytes it cannot hold; the
+ * verdict is shared, so every rank returns the same status). */
+TG_API tg_status tg_dist_broadcast_params(tg_dist *dist, tg_model *model);
+
+/* Replaces every rank's gradient block with the average over the ranks (MPI_Allreduce of the
+ * sum in place, in the model's dtype, then a multiply by 1/size), in one call for any model
+ * below 2^30 scalars (larger ones go in buckets of 2^30). Call it after backward and before
+ * the optimizer step. TG_EINVAL for NULL arguments, TG_EIO for an MPI error. */
+TG_API tg_status tg_dist_allreduce_grads(tg_dist *dist, tg_model *model);
+
+/* Broadcasts `bytes` bytes at data from rank 0 to every rank (standardization statistics,
+ * seeds, ...). Every rank must pass the same size. */
+TG_API tg_status tg_dist_broadcast(tg_dist *dist, void *data, size_t bytes);
+
+/* Sums n doubles over the ranks, in place on every rank (losses, correct counts, ...). */
+TG_API tg_status tg_dist_allreduce_sum(tg_dist *dist, double *data, size_t n);
+
+/* Checks that every rank holds the same parameters: the XXH3-64 hash of each rank's
+ * parameter bytes is gathered on every rank and compared. On a mismatch, every rank returns
+ * TG_ENUMERIC with a message naming the ranks whose parameters differ from rank 0's and their
+ * hashes. *hash (if not NULL) receives this rank's hash. */
+TG_API tg_status tg_dist_check_params(tg_dist *dist, const tg_model *model, uint64_t *hash);
+
+/* Waits until every rank has arrived. */
+TG_API tg_status tg_dist_barrier(tg_dist *dist);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,372 @@
+/* dist.c: data-parallel training on MPI (tapegrad/dist.h): joining the job, broadcasting rank
+ * 0's parameters, averaging the gradient block over the ranks, and checking that the ranks
+ * still agree. Built without MPI (TG_HAVE_MPI undefined), every entry point says so with
+ * TG_ENOTSUP. */
+#include "internal.h"
+
+#ifdef TG_HAVE_MPI
+
+#include <limits.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <xxhash.h>
+
+/* Elements per MPI call: MPI counts are ints, and buckets this large cost nothing extra (a
+ * model of 2^30 f32 parameters is 4 GiB). */
+#define BUCKET ((size_t)1 << 30)
+
+struct tg_dist {
+    MPI_Comm comm; /* a duplicate of MPI_COMM_WORLD, with MPI_ERRORS_RETURN */
+    int rank, size;
+    uint64_t *hashes; /* size entries: tg_dist_check_params gathers into it */
+};
+
+/* Handles alive, and whether the library started MPI (then the last free finalizes it).
+ * Guarded by the documented rule that init and free are called from one thread. */
+static int live_handles;
+static bool we_initialized;
+
+/* TG_EIO naming the call and MPI's reason, for an MPI return code `rc` != MPI_SUCCESS. */
+static tg_status mpi_error(const char *who, const char *call, int rc)
+{
+    char msg[MPI_MAX_ERROR_STRING + 1];
+    int len = 0;
+    if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS)
+        len = snprintf(msg, sizeof msg, "MPI error %d", rc);
+    msg[len < 0 ? 0 : len > MPI_MAX_ERROR_STRING ? MPI_MAX_ERROR_STRING : len] = '\0';
+    return tg__error(TG_EIO, "%s: %s failed: %s", who, call, msg);
+}
+
+bool tg_dist_available(void)
+{
+    return true;
+}
+
+tg_status tg_dist_init(tg_dist **out)
+{
+    const char *who = "dist_init";
+    if (!out)
+        return tg__error(TG_EINVAL, "%s: out is NULL", who);
+    *out = NULL;
+    int flag = 0;
+    MPI_Finalized(&flag);
+    if (flag)
+        return tg__error(TG_EIO, "%s: MPI was already finalized in this process (it cannot be "
+                                 "started twice)",
+                         who);
+    MPI_Initialized(&flag);
+    if (!flag) {
+        int provided = 0;
+        int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+        if (rc != MPI_SUCCESS)
+            return tg__error(TG_EIO, "%s: MPI_Init_thread failed (code %d)", who, rc);
+        we_initialized = true;
+    }
+    /* Allocations first, so a failure leaves before any collective call that the other
+     * ranks would wait in. */
+    int size = 0;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    tg_dist *d = tg__calloc(1, sizeof *d);
+    uint64_t *hashes = d && size > 0 ? tg__calloc((size_t)size, sizeof *hashes) : NULL;
+    if (!hashes) {
+        tg__free(d, sizeof *d);
+        if (live_handles == 0 && we_initialized) {
+            MPI_Finalize();
+            we_initialized = false;
+        }
+        return tg__error(TG_ENOMEM, "%s: out of memory", who);
+    }
+    d->comm = MPI_COMM_NULL;
+    d->hashes = hashes;
+    d->size = size;
+    live_handles++;
+    /* The duplicate returns errors instead of aborting (the world communicator's default), and
+     * the caller's communicators keep their own handlers. */
+    int rc = MPI_Comm_dup(MPI_COMM_WORLD, &d->comm);
+    tg_status st = TG_OK;
+    if (rc != MPI_SUCCESS)
+        st = mpi_error(who, "MPI_Comm_dup", rc);
+    else if ((rc = MPI_Comm_set_errhandler(d->comm, MPI_ERRORS_RETURN)) != MPI_SUCCESS)
+        st = mpi_error(who, "MPI_Comm_set_errhandler", rc);
+    else if ((rc = MPI_Comm_rank(d->comm, &d->rank)) != MPI_SUCCESS)
+        st = mpi_error(who, "MPI_Comm_rank", rc);
+    if (st != TG_OK) {
+        tg_dist_free(d);
+        return st;
+    }
+    *out = d;
+    return TG_OK;
+}
+
+void tg_dist_free(tg_dist *dist)
+{
+    if (!dist)
+        return;
+    if (dist->comm != MPI_COMM_NULL)
+        MPI_Comm_free(&dist->comm);
+    tg__free(dist->hashes, (size_t)dist->size * sizeof *dist->hashes);
+    tg__free(dist, sizeof *dist);
+    if (--live_handles == 0 && we_initialized) {
+        MPI_Finalize();
+        we_initialized = false;
+    }
+}
+
+int tg_dist_rank(const tg_dist *dist)
+{
+    return dist ? dist->rank : 0;
+}
+
+int tg_dist_size(const tg_dist *dist)
+{
+    return dist ? dist->size : 1;
+}
+
+static MPI_Datatype mpi_type(tg_dtype dtype)
+{
+    return dtype == TG_F64 ? MPI_DOUBLE : MPI_FLOAT;
+}
+
+/* The spec as fixed-width integers, for comparing architectures across ranks. */
+#define SPEC_WORDS (3 + 2 * TG_MLP_MAX_LAYERS + 1)
+static void spec_words(const tg_mlp_spec *s, uint64_t *w)
+{
+    memset(w, 0, SPEC_WORDS * sizeof *w);
+    w[0] = (uint64_t)s->dtype;
+    w[1] = (uint64_t)s->n_layers;
+    for (int i = 0; i <= s->n_layers; i++)
+        w[2 + i] = s->sizes[i];
+    for (int i = 0; i < s->n_layers; i++)
+        w[3 + TG_MLP_MAX_LAYERS + i] = (uint64_t)s->act[i];
+}
+
+static void spec_format(char *buf, size_t size, const tg_mlp_spec *s)
+{
+    int n = snprintf(buf, size, "%s", tg_dtype_name(s->dtype));
+    for (int i = 0; i <= s->n_layers && n >= 0 && (size_t)n < size; i++)
+        n += snprintf(buf + n, size - (size_t)n, "%s%zu", i ? " -> " : " ", s->sizes[i]);
+}
+
+tg_status tg_dist_broadcast_params(tg_dist *dist, tg_model *model)
+{
+    const char *who = "dist_broadcast_params";
+    if (!dist || !model)
+        return tg__error(TG_EINVAL, "%s: %s is NULL", who, dist ? "model" : "dist");
+    /* Rank 0's spec first, so a rank with another architecture fails before any data moves;
+     * then an allreduce of the verdicts, so all ranks agree on whether to go on. */
+    const tg_mlp_spec *s = tg_model_spec(model);
+    uint64_t mine[SPEC_WORDS], root[SPEC_WORDS];
+    spec_words(s, mine);
+    memcpy(root, mine, sizeof root);
+    int rc = MPI_Bcast(root, SPEC_WORDS, MPI_UINT64_T, 0, dist->comm);
+    if (rc != MPI_SUCCESS)
+        return mpi_error(who, "MPI_Bcast", rc);
+    int bad = memcmp(root, mine, sizeof root) != 0, any_bad = 0;
+    rc = MPI_Allreduce(&bad, &any_bad, 1, MPI_INT, MPI_MAX, dist->comm);
+    if (rc != MPI_SUCCESS)
+        return mpi_error(who, "MPI_Allreduce", rc);
+    if (any_bad) {
+        char a[256];
+        spec_format(a, sizeof a, s);
+        if (bad)
+            return tg__error(TG_EINVAL,
+                             "%s: rank %d's model (%s) differs from rank 0's (dtype %s, %llu "
+                             "layers)",
+                             who, dist->rank, a, tg_dtype_name((tg_dtype)root[0]),
+                             (unsigned long long)root[1]);
+        return tg__error(TG_EINVAL, "%s: another rank's model differs from rank 0's (%s)", who,
+                         a);
+    }
+    size_t n = tg_model_numel(model), es = tg_dtype_size(s->dtype);
+    unsigned char *p = tg_model_param_data(model);
+    for (size_t off = 0; off < n; off += BUCKET) {
+        size_t count = n - off < BUCKET ? n - off : BUCKET;
+        rc = MPI_Bcast(p + off * es, (int)count, mpi_type(s->dtype), 0, dist->comm);
+        if (rc != MPI_SUCCESS)
+            return mpi_error(who, "MPI_Bcast", rc);
+    }
+    return TG_OK;
+}
+
+tg_status tg_dist_allreduce_grads(tg_dist *dist, tg_model *model)
+{
+    const char *who = "dist_allreduce_grads";
+    if (!dist || !model)
+        return tg__error(TG_EINVAL, "%s: %s is NULL", who, dist ? "model" : "dist");
+    tg_dtype dt = tg_model_spec(model)->dtype;
+    size_t n = tg_model_numel(model), es = tg_dtype_size(dt);
+    unsigned char *g = tg_model_grad_data(model);
+    for (size_t off = 0; off < n; off += BUCKET) {
+        size_t count = n - off < BUCKET ? n - off : BUCKET;
+        int rc = MPI_Allreduce(MPI_IN_PLACE, g + off * es, (int)count, mpi_type(dt), MPI_SUM,
+                               dist->comm);
+        if (rc != MPI_SUCCESS)
+            return mpi_error(who, "MPI_Allreduce", rc);
+    }
+    if (dist->size > 1) {
+        /* The sum is the same bits on every rank, and so is this product. */
+        if (dt == TG_F64) {
+            double *d = tg_model_grad_data(model), inv = 1.0 / dist->size;
+            for (size_t i = 0; i < n; i++)
+                d[i] *= inv;
+        } else {
+            float *f = tg_model_grad_data(model), inv = 1.0f / (float)dist->size;
+            for (size_t i = 0; i < n; i++)
+                f[i] *= inv;
+        }
+    }
+    return TG_OK;
+}
+
+tg_status tg_dist_broadcast(tg_dist *dist, void *data, size_t bytes)
+{
+    const char *who = "dist_broadcast";
+    if (!dist || (!data && bytes))
+        return tg__error(TG_EINVAL, "%s: %s is NULL", who, dist ? "data" : "dist");
+    unsigned char *p = data;
+    for (size_t off = 0; off < bytes; off += BUCKET) {
+        size_t count = bytes - off < BUCKET ? bytes - off : BUCKET;
+        int rc = MPI_Bcast(p + off, (int)count, MPI_BYTE, 0, dist->comm);
+        if (rc != MPI_SUCCESS)
+            return mpi_error(who, "MPI_Bcast", rc);
+    }
+    return TG_OK;
+}
+
+tg_status tg_dist_allreduce_sum(tg_dist *dist, double *data, size_t n)
+{
+    const char *who = "dist_allreduce_sum";
+    if (!dist || (!data && n))
+        return tg__error(TG_EINVAL, "%s: %s is NULL", who, dist ? "data" : "dist");
+    for (size_t off = 0; off < n; off += BUCKET) {
+        size_t count = n - off < BUCKET ? n - off : BUCKET;
+        int rc = MPI_Allreduce(MPI_IN_PLACE, data + off, (int)count, MPI_DOUBLE, MPI_SUM,
+                               dist->comm);
+        if (rc != MPI_SUCCESS)
+            return mpi_error(who, "MPI_Allreduce", rc);
+    }
+    return TG_OK;
+}
+
+tg_status tg_dist_check_params(tg_dist *dist, const tg_model *model, uint64_t *hash)
+{
+    const char *who = "dist_check_params";
+    if (hash)
+        *hash = 0;
+    if (!dist || !model)
+        return tg__error(TG_EINVAL, "%s: %s is NULL", who, dist ? "model" : "dist");
+    size_t bytes = tg_model_numel(model) * tg_dtype_size(tg_model_spec(model)->dtype);
+    uint64_t h = XXH3_64bits(tg_model_param_data((tg_model *)model), bytes);
+    if (hash)
+        *hash = h;
+    uint64_t *all = dist->hashes;
+    int rc = MPI_Allgather(&h, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, dist->comm);
+    tg_status st = TG_OK;
+    if (rc != MPI_SUCCESS) {
+        st = mpi_error(who, "MPI_Allgather", rc);
+    } else {
+        char msg[512];
+        int len = 0, bad = 0;
+        for (int r = 1; r < dist->size; r++) {
+            if (all[r] == all[0])
+                continue;
+            if (bad++ < 4 && len >= 0 && (size_t)len < sizeof msg)
+                len += snprintf(msg + len, sizeof msg - (size_t)len, "%s rank %d (0x%016llx)",
+                                bad > 1 ? "," : "", r, (unsigned long long)all[r]);
+        }
+        if (bad)
+            st = tg__error(TG_ENUMERIC,
+                           "%s: the parameters of %d of %d ranks differ from rank 0's "
+                           "(0x%016llx):%s%s",
+                           who, bad, dist->size, (unsigned long long)all[0], msg,
+                           bad > 4 ? ", ..." : "");
+    }
+    return st;
+}
+
+tg_status tg_dist_barrier(tg_dist *dist)
+{
+    if (!dist)
+        return tg__error(TG_EINVAL, "dist_barrier: dist is NULL");
+    int rc = MPI_Barrier(dist->comm);
+    return rc == MPI_SUCCESS ? TG_OK : mpi_error("dist_barrier", "MPI_Barrier", rc);
+}
+
+#else /* built without MPI */
+
+static tg_status no_mpi(const char *who)
+{
+    return tg__error(TG_ENOTSUP,
+                     "%s: tapegrad was built without MPI, so distributed training is not "
+                     "available (install libopenmpi-dev and configure with -DTG_MPI=ON)",
+                     who);
+}
+
+bool tg_dist_available(void)
+{
+    return false;
+}
+
+tg_status tg_dist_init(tg_dist **out)
+{
+    if (out)
+        *out = NULL;
+    return no_mpi("dist_init");
+}
+
+void tg_dist_free(tg_dist *dist)
+{
+    TG_UNUSED(dist);
+}
+
+int tg_dist_rank(const tg_dist *dist)
+{
+    TG_UNUSED(dist);
+    return 0;
+}
+
+int tg_dist_size(const tg_dist *dist)
+{
+    TG_UNUSED(dist);
+    return 1;
+}
+
+tg_status tg_dist_broadcast_params(tg_dist *dist, tg_model *model)
+{
+    TG_UNUSED(dist), TG_UNUSED(model);
+    return no_mpi("dist_broadcast_params");
+}
+
+tg_status tg_dist_allreduce_grads(tg_dist *dist, tg_model *model)
+{
+    TG_UNUSED(dist), TG_UNUSED(model);
+    return no_mpi("dist_allreduce_grads");
+}
+
+tg_status tg_dist_broadcast(tg_dist *dist, void *data, size_t bytes)
+{
+    TG_UNUSED(dist), TG_UNUSED(data), TG_UNUSED(bytes);
+    return no_mpi("dist_broadcast");
+}
+
+tg_status tg_dist_allreduce_sum(tg_dist *dist, double *data, size_t n)
+{
+    TG_UNUSED(dist), TG_UNUSED(data), TG_UNUSED(n);
+    return no_mpi("dist_allreduce_sum");
+}
+
+tg_status tg_dist_check_params(tg_dist *dist, const tg_model *model, uint64_t *hash)
+{
+    TG_UNUSED(dist), TG_UNUSED(model);
+    if (hash)
+        *hash = 0;
+    return no_mpi("dist_check_params");
+}
+
+tg_status tg_dist_barrier(tg_dist *dist)
+{
+    TG_UNUSED(dist);
+    return no_mpi("dist_barrier");
+}
+
+#endif

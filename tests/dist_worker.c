@@ -1,0 +1,317 @@
+/* dist_worker.c: the program tests/test_dist.c runs under mpirun. Each scenario exercises
+ * tapegrad/dist.h on every rank and prints "rank R: ok SCENARIO ..." lines; any failed check
+ * prints "rank R: FAIL ..." and exits 1 (mpirun then fails too). It does its checks itself
+ * because Criterion's per-test processes cannot host an MPI job.
+ *
+ *   dist_worker api       every entry point: rank/size, broadcasts, sums, averaging, the
+ *                          identical-parameters check and its mismatch message, spec mismatch
+ *   dist_worker equiv     N ranks x batch B vs one process x batch N*B, several steps, f32+f64
+ *   dist_worker caller    the caller initializes and finalizes MPI itself
+ *   dist_worker own       the library initializes MPI and finalizes it on the last free */
+#include <tapegrad.h>
+
+#include <math.h>
+#include <mpi.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int g_rank = -1;
+
+static void fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("rank %d: FAIL ", g_rank);
+    vprintf(fmt, ap);
+    printf(" (last error: %s)\n", tg_last_error());
+    va_end(ap);
+    fflush(stdout);
+    exit(1);
+}
+
+#define CHECK(cond, ...)                                                                          \
+    do {                                                                                          \
+        if (!(cond))                                                                              \
+            fail(__VA_ARGS__);                                                                    \
+    } while (0)
+
+static tg_model *make_model(tg_dtype dt, uint64_t seed, size_t in, size_t hidden)
+{
+    tg_mlp_spec s = TG_MLP_SPEC_INIT;
+    s.n_layers = 2, s.sizes[0] = in, s.sizes[1] = hidden, s.sizes[2] = 1;
+    s.act[0] = TG_ACT_TANH, s.act[1] = TG_ACT_IDENTITY, s.dtype = dt;
+    tg_rng rng;
+    tg_rng_seed(&rng, seed);
+    tg_model *m = NULL;
+    CHECK(tg_model_new(&s, TG_INIT_XAVIER_UNIFORM, &rng, &m) == TG_OK, "model_new");
+    return m;
+}
+
+static int scenario_api(void)
+{
+    tg_dist *d = NULL;
+    CHECK(tg_dist_available(), "tg_dist_available is false in an MPI build");
+    CHECK(tg_dist_init(&d) == TG_OK, "dist_init");
+    int rank = tg_dist_rank(d), size = tg_dist_size(d), wr, ws;
+    MPI_Comm_rank(MPI_COMM_WORLD, &wr);
+    MPI_Comm_size(MPI_COMM_WORLD, &ws);
+    g_rank = rank;
+    CHECK(rank == wr && size == ws, "rank %d/%d, MPI says %d/%d", rank, size, wr, ws);
+    CHECK(size >= 2, "run with at least 2 ranks (got %d)", size);
+
+    /* Broadcast of bytes from rank 0. */
+    double stats[3] = {rank + 0.5, -rank * 2.0, 7};
+    CHECK(tg_dist_broadcast(d, stats, sizeof stats) == TG_OK, "broadcast");
+    CHECK(stats[0] == 0.5 && stats[1] == 0 && stats[2] == 7, "broadcast gave %g %g %g",
+          stats[0], stats[1], stats[2]);
+
+    /* Sums. */
+    double sums[2] = {1, rank};
+    CHECK(tg_dist_allreduce_sum(d, sums, 2) == TG_OK, "allreduce_sum");
+    CHECK(sums[0] == size && sums[1] == size * (size - 1) / 2.0, "sums %g %g", sums[0], sums[1]);
+
+    for (int dt = 0; dt < 2; dt++) {
+        /* Different seeds per rank: parameters differ until rank 0's are broadcast. */
+        tg_model *m = make_model((tg_dtype)dt, 100 + (uint64_t)rank, 5, 7);
+        uint64_t h0 = 0;
+        tg_status st = tg_dist_check_params(d, m, &h0);
+        CHECK(st == TG_ENUMERIC, "differing parameters: status %s", tg_status_name(st));
+        CHECK(strstr(tg_last_error(), "rank 1 (0x") != NULL, "mismatch message: %s",
+              tg_last_error());
+        CHECK(h0 != 0, "hash");
+        tg_model *ref = make_model((tg_dtype)dt, 100, 5, 7); /* rank 0's */
+        CHECK(tg_dist_broadcast_params(d, m) == TG_OK, "broadcast_params");
+        size_t bytes = tg_model_numel(m) * tg_dtype_size((tg_dtype)dt);
+        CHECK(memcmp(tg_model_param_data(m), tg_model_param_data(ref), bytes) == 0,
+              "broadcast parameters differ from rank 0's");
+        uint64_t h1 = 0;
+        CHECK(tg_dist_check_params(d, m, &h1) == TG_OK, "check after broadcast");
+
+        /* A change on the last rank only is caught and named, on every rank. */
+        if (rank == size - 1)
+            tg_tensor_set(tg_model_param(m, 1), 0, 0.125);
+        st = tg_dist_check_params(d, m, NULL);
+        char want[32];
+        snprintf(want, sizeof want, "rank %d (0x", size - 1);
+        CHECK(st == TG_ENUMERIC && strstr(tg_last_error(), want) &&
+                  strstr(tg_last_error(), "differ from rank 0's"),
+              "one rank changed: %s: %s", tg_status_name(st), tg_last_error());
+        if (size > 2)
+            CHECK(strstr(tg_last_error(), "rank 1 (") == NULL, "names only the changed rank");
+
+        /* Averaging: rank r's gradient is r + i (element i); the mean is (size-1)/2 + i. */
+        size_t n = tg_model_numel(m);
+        for (size_t i = 0; i < n; i++) {
+            if (dt == TG_F64)
+                ((double *)tg_model_grad_data(m))[i] = rank + (double)i;
+            else
+                ((float *)tg_model_grad_data(m))[i] = (float)(rank + (double)i);
+        }
+        CHECK(tg_dist_allreduce_grads(d, m) == TG_OK, "allreduce_grads");
+        for (size_t i = 0; i < n; i++) {
+            double g = dt == TG_F64 ? ((double *)tg_model_grad_data(m))[i]
+                                    : ((float *)tg_model_grad_data(m))[i];
+            double want_g = (size - 1) / 2.0 + (double)i;
+            CHECK(fabs(g - want_g) <= 1e-6 * want_g + 1e-12, "grad %zu is %g, expected %g", i,
+                  g, want_g);
+        }
+        tg_model_free(ref);
+        tg_model_free(m);
+    }
+
+    /* A rank with another architecture: every rank fails, nothing is overwritten. */
+    tg_model *m = make_model(TG_F32, 5, rank == 1 ? 4 : 5, 7);
+    float before = ((float *)tg_model_param_data(m))[0];
+    tg_status st = tg_dist_broadcast_params(d, m);
+    CHECK(st == TG_EINVAL, "spec mismatch: %s", tg_status_name(st));
+    if (rank == 1)
+        CHECK(strstr(tg_last_error(), "rank 1's model (f32 4 -> 7 -> 1) differs from rank 0's"),
+              "message: %s", tg_last_error());
+    else
+        CHECK(strstr(tg_last_error(), "another rank's model differs"), "message: %s",
+              tg_last_error());
+    CHECK(((float *)tg_model_param_data(m))[0] == before, "parameters untouched");
+    tg_model_free(m);
+
+    /* NULL arguments. */
+    CHECK(tg_dist_allreduce_grads(d, NULL) == TG_EINVAL, "NULL model");
+    CHECK(tg_dist_allreduce_grads(NULL, NULL) == TG_EINVAL, "NULL dist");
+    CHECK(tg_dist_rank(NULL) == 0 && tg_dist_size(NULL) == 1, "NULL handle accessors");
+    CHECK(tg_dist_barrier(d) == TG_OK, "barrier");
+    tg_dist_free(d);
+    tg_dist_free(NULL);
+    printf("rank %d: ok api (%d ranks)\n", rank, size);
+    return 0;
+}
+
+/* Synthetic regression data: y = sin(sum_j w_j x_j) + 0.1 x_0, x ~ U(-1, 1), seeded. */
+static void make_data(size_t rows, size_t in, double *x, double *y)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 4242);
+    for (size_t r = 0; r < rows; r++) {
+        double s = 0;
+        for (size_t j = 0; j < in; j++) {
+            x[r * in + j] = 2 * tg_rng_uniform(&rng) - 1;
+            s += (0.3 + 0.1 * (double)j) * x[r * in + j];
+        }
+        y[r] = sin(s) + 0.1 * x[r * in];
+    }
+}
+
+/* One step on rows [start, start+count) of (x, y): forward, MSE, backward, (allreduce), Adam. */
+static void train_step(tg_model *m, tg_optim *o, tg_tape *tape, tg_dist *d, const double *x,
+                       const double *y, size_t in, size_t start, size_t count)
+{
+    tg_dtype dt = tg_model_spec(m)->dtype;
+    const size_t xs[2] = {count, in}, ys[2] = {count, 1};
+    tg_tensor *xb = tg_tensor_from_f64(dt, 2, xs, x + start * in);
+    tg_tensor *yb = tg_tensor_from_f64(dt, 2, ys, y + start);
+    tg_model_zero_grad(m);
+    tg_tensor *loss = tg_mse(tape, tg_model_forward(tape, m, xb), yb);
+    CHECK(loss && tg_backward(tape, loss) == TG_OK, "forward/backward: %s", tg_tape_error(tape));
+    if (d)
+        CHECK(tg_dist_allreduce_grads(d, m) == TG_OK, "allreduce_grads");
+    CHECK(tg_optim_step(o) == TG_OK, "optim_step");
+    tg_tape_reset(tape);
+    tg_tensor_free(xb);
+    tg_tensor_free(yb);
+}
+
+static int scenario_equiv(void)
+{
+    tg_dist *d = NULL;
+    CHECK(tg_dist_init(&d) == TG_OK, "dist_init");
+    int rank = tg_dist_rank(d), size = tg_dist_size(d);
+    g_rank = rank;
+    const size_t in = 6, hidden = 16, B = 32, steps = 12;
+    const size_t global = B * (size_t)size, rows = global * steps;
+    double *x = malloc(rows * in * sizeof *x), *y = malloc(rows * sizeof *y);
+    CHECK(x && y, "malloc");
+    make_data(rows, in, x, y);
+    for (int dt = 0; dt < 2; dt++) {
+        /* Distributed: rank r takes rows [r B, (r+1) B) of each global batch. Every rank
+         * starts from a different init; the broadcast makes them rank 0's. */
+        tg_model *md = make_model((tg_dtype)dt, 7 + (uint64_t)rank, in, hidden);
+        tg_model *ms = make_model((tg_dtype)dt, 7, in, hidden);
+        CHECK(tg_dist_broadcast_params(d, md) == TG_OK, "broadcast_params");
+        tg_optim_options oo = TG_OPTIM_OPTIONS_INIT;
+        oo.kind = TG_OPTIM_ADAM;
+        oo.lr = 0.01;
+        tg_tensor *pd[4], *ps[4];
+        for (size_t i = 0; i < 4; i++)
+            pd[i] = tg_model_param(md, i), ps[i] = tg_model_param(ms, i);
+        tg_optim *od, *os;
+        CHECK(tg_optim_new(&oo, pd, 4, &od) == TG_OK && tg_optim_new(&oo, ps, 4, &os) == TG_OK,
+              "optim_new");
+        tg_tape *tape = tg_tape_new();
+        for (size_t s = 0; s < steps; s++) {
+            train_step(md, od, tape, d, x, y, in, s * global + (size_t)rank * B, B);
+            train_step(ms, os, tape, NULL, x, y, in, s * global, global); /* the reference */
+        }
+        uint64_t h;
+        CHECK(tg_dist_check_params(d, md, &h) == TG_OK, "ranks end identical");
+        double maxrel = 0, maxabs = 0, scale = 0;
+        for (size_t i = 0; i < 4; i++) {
+            tg_tensor *a = pd[i], *b = ps[i];
+            for (size_t k = 0; k < tg_tensor_numel(a); k++) {
+                double va = tg_tensor_get(a, k), vb = tg_tensor_get(b, k);
+                maxabs = fmax(maxabs, fabs(va - vb));
+                scale = fmax(scale, fabs(vb));
+            }
+        }
+        /* Relative to the largest parameter: parameters near zero make elementwise relative
+         * errors meaningless. */
+        maxrel = maxabs / scale;
+        /* The steps moved the parameters well beyond the tolerance, so a distributed run that
+         * did nothing (or only one rank's half) would fail. */
+        double moved = 0;
+        tg_model *init = make_model((tg_dtype)dt, 7, in, hidden);
+        for (size_t k = 0; k < tg_model_numel(ms); k++) {
+            double a = dt ? ((double *)tg_model_param_data(ms))[k]
+                          : ((float *)tg_model_param_data(ms))[k];
+            double b = dt ? ((double *)tg_model_param_data(init))[k]
+                          : ((float *)tg_model_param_data(init))[k];
+            moved = fmax(moved, fabs(a - b));
+        }
+        CHECK(maxrel <= 1e-5, "%s: %d ranks x batch %zu vs 1 x %zu: max relative difference %g",
+              tg_dtype_name((tg_dtype)dt), size, B, global, maxrel);
+        CHECK(moved / scale > 1e-2, "the parameters barely moved (%g)", moved / scale);
+        printf("rank %d: ok equiv %s %d x %zu vs 1 x %zu after %zu steps: max relative "
+               "difference %.3g (parameters moved %.3g), hash 0x%016llx\n",
+               rank, tg_dtype_name((tg_dtype)dt), size, B, global, steps, maxrel, moved / scale,
+               (unsigned long long)h);
+        tg_tape_free(tape);
+        tg_optim_free(od);
+        tg_optim_free(os);
+        tg_model_free(md);
+        tg_model_free(ms);
+        tg_model_free(init);
+    }
+    free(x);
+    free(y);
+    tg_dist_free(d);
+    return 0;
+}
+
+static int scenario_caller(void)
+{
+    int provided;
+    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        fail("MPI_Init_thread");
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    tg_dist *a = NULL, *b = NULL;
+    CHECK(tg_dist_init(&a) == TG_OK && tg_dist_init(&b) == TG_OK, "two handles");
+    CHECK(tg_dist_rank(a) == g_rank, "rank");
+    tg_dist_free(a);
+    tg_dist_free(b);
+    int flag = 1;
+    MPI_Finalized(&flag);
+    CHECK(!flag, "the library finalized the caller's MPI");
+    /* The caller's world communicator still aborts on errors: the library did not touch it. */
+    MPI_Errhandler eh;
+    MPI_Comm_get_errhandler(MPI_COMM_WORLD, &eh);
+    CHECK(eh == MPI_ERRORS_ARE_FATAL, "the world communicator's error handler changed");
+    MPI_Errhandler_free(&eh);
+    MPI_Finalize();
+    printf("rank %d: ok caller\n", g_rank);
+    return 0;
+}
+
+static int scenario_own(void)
+{
+    tg_dist *a = NULL, *b = NULL;
+    CHECK(tg_dist_init(&a) == TG_OK, "dist_init");
+    g_rank = tg_dist_rank(a);
+    CHECK(tg_dist_init(&b) == TG_OK, "a second handle");
+    tg_dist_free(a);
+    int flag = 1;
+    MPI_Finalized(&flag);
+    CHECK(!flag, "finalized while a handle is alive");
+    tg_dist_free(b);
+    MPI_Finalized(&flag);
+    CHECK(flag, "the library started MPI and did not finalize it");
+    tg_status st = tg_dist_init(&a);
+    CHECK(st == TG_EIO && strstr(tg_last_error(), "already finalized") && a == NULL,
+          "init after finalize: %s", tg_status_name(st));
+    printf("rank %d: ok own\n", g_rank);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *s = argc > 1 ? argv[1] : "";
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (strcmp(s, "api") == 0)
+        return scenario_api();
+    if (strcmp(s, "equiv") == 0)
+        return scenario_equiv();
+    if (strcmp(s, "caller") == 0)
+        return scenario_caller();
+    if (strcmp(s, "own") == 0)
+        return scenario_own();
+    fprintf(stderr, "usage: dist_worker api|equiv|caller|own\n");
+    return 2;
+}
