@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc_hook.h"
+
 static int g_rank = -1;
 
 static void fail(const char *fmt, ...)
@@ -304,14 +306,19 @@ int main(int argc, char **argv)
 {
     const char *s = argc > 1 ? argv[1] : "";
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (strcmp(s, "api") == 0)
-        return scenario_api();
-    if (strcmp(s, "equiv") == 0)
-        return scenario_equiv();
-    if (strcmp(s, "caller") == 0)
-        return scenario_caller();
-    if (strcmp(s, "own") == 0)
-        return scenario_own();
-    fprintf(stderr, "usage: dist_worker api|equiv|caller|own\n");
-    return 2;
+    int (*run)(void) = strcmp(s, "api") == 0      ? scenario_api
+                       : strcmp(s, "equiv") == 0  ? scenario_equiv
+                       : strcmp(s, "caller") == 0 ? scenario_caller
+                       : strcmp(s, "own") == 0    ? scenario_own
+                                                  : NULL;
+    if (!run) {
+        fprintf(stderr, "usage: dist_worker api|equiv|caller|own\n");
+        return 2;
+    }
+    th_install();
+    int rc = run();
+    CHECK(th_state.live == 0 && th_state.bytes == 0,
+          "the library left %lld blocks (%lld bytes) allocated", th_state.live, th_state.bytes);
+    th_uninstall();
+    return rc;
 }
