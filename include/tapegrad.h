@@ -16,6 +16,7 @@
 #include "tapegrad/data.h"
 #include "tapegrad/train.h"
 #include "tapegrad/expr.h"
+#include "tapegrad/checkpoint.h"
 #include "tapegrad/dist.h"
 
 #endif

@@ -253,6 +253,14 @@ int tg__pool_workers(void);
  * resources (n < 0: all succeed again). */
 void tg__pool_fail_spawn_after(int n);
 
+/* ---- io: files ------------------------------------------------------------------------------ */
+
+/* Writes size bytes to PATH.tmp, fsyncs it, renames it over path and fsyncs the directory, so
+ * path holds the old file or the complete new one, never a half-written one. TG_EIO naming
+ * `who`, the path, the failed step and the OS reason (the temporary file is removed), or
+ * TG_ENOMEM. */
+tg_status tg_io__save_atomic(const char *who, const char *path, const void *buf, size_t size);
+
 /* ---- core: deterministic math --------------------------------------------------------------- */
 
 /* Natural logarithm using only IEEE-exact operations (same bits everywhere). */

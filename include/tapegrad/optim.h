@@ -69,6 +69,19 @@ TG_API uint64_t tg_optim_steps(const tg_optim *optim);
 TG_API size_t tg_optim_state_size(const tg_optim *optim);
 TG_API void *tg_optim_state(tg_optim *optim);
 TG_API void tg_optim_set_steps(tg_optim *optim, uint64_t steps);
+/* Restores a saved state (a checkpoint's): `bytes` must equal tg_optim_state_size and `state`
+ * hold the block in the layout above (state NULL is allowed when bytes is 0), every value
+ * finite and Adam's second moments >= 0; the step count becomes `steps`. TG_EINVAL naming the
+ * first bad value, and then nothing changes. */
+TG_API tg_status tg_optim_set_state(tg_optim *optim, const void *state, size_t bytes,
+                                    uint64_t steps);
+/* The options in effect (MOMENTUM's 0 reads back as 0.9; lr as last set). TG_EINVAL for NULL. */
+TG_API tg_status tg_optim_get_options(const tg_optim *optim, tg_optim_options *out);
+/* The leaves it updates, in order (NULL with TG_EINVAL for an index out of range). */
+TG_API size_t tg_optim_param_count(const tg_optim *optim);
+TG_API tg_tensor *tg_optim_param(const tg_optim *optim, size_t i);
+/* The dtype of its leaves and state. */
+TG_API tg_dtype tg_optim_dtype(const tg_optim *optim);
 
 /* Learning-rate schedules: the rate for step `step` (0-based) of `total`. STEP divides with
  * integer division (gamma applied every step_size steps); COSINE stays at min from step

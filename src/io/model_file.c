@@ -188,21 +188,12 @@ static void sync_parent_dir(const char *path)
     }
 }
 
-tg_status tg_model_save(const tg_model *model, const char *path)
+tg_status tg_io__save_atomic(const char *who, const char *path, const void *buf, size_t size)
 {
-    if (!model || !path)
-        return tg__error(TG_EINVAL, "model_save: %s is NULL", model ? "path" : "model");
-    void *buf;
-    size_t size;
-    tg_status st = tg_model_save_buffer(model, &buf, &size);
-    if (st != TG_OK) /* only ENOMEM: the model is valid */
-        return tg__error(st, "model_save: %s: out of memory", path);
     size_t plen = strlen(path);
     char *tmp = tg__malloc(plen + 5);
-    if (!tmp) {
-        tg_model_buffer_free(buf, size);
-        return tg__error(TG_ENOMEM, "model_save: %s: out of memory", path);
-    }
+    if (!tmp)
+        return tg__error(TG_ENOMEM, "%s: %s: out of memory", who, path);
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp", 5);
 
@@ -227,14 +218,27 @@ tg_status tg_model_save(const tg_model *model, const char *path)
             remove(tmp);
     }
     if (step)
-        tg__error(TG_EIO, "model_save: %s: cannot %s %s: %s", path, step,
+        tg__error(TG_EIO, "%s: %s: cannot %s %s: %s", who, path, step,
                   strcmp(step, "rename") == 0 ? "the temporary file over it" : tmp,
                   strerror(err));
     else
         sync_parent_dir(path);
     tg__free(tmp, plen + 5);
-    tg_model_buffer_free(buf, size);
     return step ? TG_EIO : TG_OK;
+}
+
+tg_status tg_model_save(const tg_model *model, const char *path)
+{
+    if (!model || !path)
+        return tg__error(TG_EINVAL, "model_save: %s is NULL", model ? "path" : "model");
+    void *buf;
+    size_t size;
+    tg_status st = tg_model_save_buffer(model, &buf, &size);
+    if (st != TG_OK) /* only ENOMEM: the model is valid */
+        return tg__error(st, "model_save: %s: out of memory", path);
+    st = tg_io__save_atomic("model_save", path, buf, size);
+    tg_model_buffer_free(buf, size);
+    return st;
 }
 
 /* ---- reading ------------------------------------------------------------------------------- */

@@ -281,6 +281,63 @@ void *tg_optim_state(tg_optim *optim)
     return optim ? optim->state : NULL;
 }
 
+tg_status tg_optim_set_state(tg_optim *optim, const void *state, size_t bytes, uint64_t steps)
+{
+    const char *who = "optim_set_state";
+    if (!optim)
+        return tg__error(TG_EINVAL, "%s: optim is NULL", who);
+    if (bytes != optim->state_bytes)
+        return tg__error(TG_EINVAL, "%s: %zu bytes of state, this %s optimizer over %zu %s "
+                                    "parameters keeps %zu",
+                         who, bytes, KIND_NAMES[optim->opt.kind], optim->numel,
+                         tg_dtype_name(optim->dtype), optim->state_bytes);
+    if (bytes && !state)
+        return tg__error(TG_EINVAL, "%s: state is NULL", who);
+    /* Check everything before changing anything. Adam's block is m then v; v is a running
+     * mean of squares, so a negative one is corrupt (and would make sqrt(v) NaN). */
+    bool f32 = optim->dtype == TG_F32, adam = state_buffers(&optim->opt) == 2;
+    size_t n = bytes / tg_dtype_size(optim->dtype);
+    for (size_t i = 0; i < n; i++) {
+        double v = load_at(state, f32, i);
+        bool second = adam && i >= optim->numel;
+        if (!isfinite(v) || (second && v < 0))
+            return tg__error(TG_EINVAL, "%s: %s[%zu] is %g (expected a finite value%s)", who,
+                             !adam ? "momentum" : second ? "v" : "m",
+                             second ? i - optim->numel : i, v, second ? " >= 0" : "");
+    }
+    if (bytes)
+        memcpy(optim->state, state, bytes);
+    optim->steps = steps;
+    return TG_OK;
+}
+
+tg_status tg_optim_get_options(const tg_optim *optim, tg_optim_options *out)
+{
+    if (!optim || !out)
+        return tg__error(TG_EINVAL, "optim_get_options: %s is NULL", optim ? "out" : "optim");
+    *out = optim->opt;
+    return TG_OK;
+}
+
+size_t tg_optim_param_count(const tg_optim *optim)
+{
+    return optim ? optim->n : 0;
+}
+
+tg_tensor *tg_optim_param(const tg_optim *optim, size_t i)
+{
+    if (!optim || i >= optim->n) {
+        tg__error(TG_EINVAL, "optim_param: %s", optim ? "index out of range" : "optim is NULL");
+        return NULL;
+    }
+    return optim->params[i];
+}
+
+tg_dtype tg_optim_dtype(const tg_optim *optim)
+{
+    return optim ? optim->dtype : TG_F32;
+}
+
 /* ---- schedules ----------------------------------------------------------------------------- */
 
 tg_status tg_schedule_check(const tg_schedule *s)

@@ -1,0 +1,530 @@
+/* checkpoint.c: checkpoints in the format of docs/checkpoint-format.md (version 1): progress,
+ * optimizer options and state, and a complete model file, little-endian field by field, with
+ * an XXH3-64 checksum; loaded through a cursor that checks every length against the bytes
+ * that are there before reading or allocating anything. */
+#include "internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#define MAGIC "TGCKPT\0" /* 8 bytes with its NUL */
+#define FORMAT_VERSION 1u
+#define HEADER_BYTES 24u /* magic, version, flags, file size */
+#define CHECKSUM_BYTES 8u
+/* A checkpoint holds a model file (at most 1 GiB, as tg_model_load reads) and up to two
+ * optimizer buffers of the same size: 4 GiB bounds every real one, and a bogus path (a
+ * device, a huge file) is refused before it is read. */
+#define MAX_FILE_BYTES ((uint64_t)1 << 32)
+
+_Static_assert(sizeof(MAGIC) == 8, "the magic is 8 bytes");
+
+/* ---- writing ------------------------------------------------------------------------------ */
+
+/* p NULL: count only (as in model_file.c), so one function sizes and fills the buffer. */
+typedef struct writer {
+    unsigned char *p;
+    size_t len;
+} writer;
+
+static void put_bytes(writer *w, const void *src, size_t n)
+{
+    if (w->p && n)
+        memcpy(w->p + w->len, src, n);
+    w->len += n;
+}
+
+static void put_le(writer *w, uint64_t v, int n)
+{
+    unsigned char b[8];
+    for (int i = 0; i < n; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+    put_bytes(w, b, (size_t)n);
+}
+
+static void put_f64(writer *w, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, 8);
+    put_le(w, bits, 8);
+}
+
+/* n elements of 4 or 8 bytes, each little-endian whatever the host. */
+static void put_elems(writer *w, const void *src, size_t n, size_t es)
+{
+    if (!w->p) {
+        w->len += n * es;
+        return;
+    }
+    const unsigned char *s = src;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v = 0;
+        if (es == 4) {
+            uint32_t u;
+            memcpy(&u, s + 4 * i, 4);
+            v = u;
+        } else {
+            memcpy(&v, s + 8 * i, 8);
+        }
+        put_le(w, v, (int)es);
+    }
+}
+
+static void serialize(writer *w, const tg_optim *o, const tg_checkpoint_progress *pr,
+                      const void *model_buf, size_t model_size, uint64_t total)
+{
+    put_bytes(w, MAGIC, 8);
+    put_le(w, FORMAT_VERSION, 4);
+    put_le(w, 0, 4); /* flags */
+    put_le(w, total, 8);
+
+    put_le(w, pr->epoch, 8);
+    put_le(w, pr->batch, 8);
+    put_le(w, pr->step, 8);
+    for (int i = 0; i < 4; i++)
+        put_le(w, pr->rng.s[i], 8);
+    put_le(w, pr->world_size, 4);
+
+    tg_optim_options opt;
+    tg_optim_get_options(o, &opt);
+    put_le(w, (uint32_t)opt.kind, 4);
+    put_le(w, opt.nesterov ? 1 : 0, 4);
+    put_f64(w, opt.lr);
+    put_f64(w, opt.momentum);
+    put_f64(w, opt.beta1);
+    put_f64(w, opt.beta2);
+    put_f64(w, opt.eps);
+    put_f64(w, opt.weight_decay);
+    put_le(w, tg_optim_steps(o), 8);
+    size_t bytes = tg_optim_state_size(o), es = tg_dtype_size(tg_optim_dtype(o));
+    put_le(w, bytes, 8);
+    put_elems(w, tg_optim_state((tg_optim *)o), bytes / es, es);
+
+    put_le(w, model_size, 8);
+    put_bytes(w, model_buf, model_size);
+}
+
+static bool rng_valid(const tg_rng *r)
+{
+    return r->s[0] | r->s[1] | r->s[2] | r->s[3];
+}
+
+static tg_status check_args(const char *who, const tg_model *model, const tg_optim *optim,
+                            const tg_checkpoint_progress *pr)
+{
+    if (!model || !optim || !pr)
+        return tg__error(TG_EINVAL, "%s: %s is NULL", who,
+                         !model ? "model" : !optim ? "optim" : "progress");
+    size_t n = tg_model_param_count(model);
+    bool same = tg_optim_param_count(optim) == n;
+    for (size_t i = 0; same && i < n; i++)
+        same = tg_optim_param(optim, i) == tg_model_param(model, i);
+    if (!same)
+        return tg__error(TG_EINVAL, "%s: the optimizer does not update exactly this model's %zu "
+                                    "parameters in order (it has %zu leaves)",
+                         who, n, tg_optim_param_count(optim));
+    if (!rng_valid(&pr->rng))
+        return tg__error(TG_EINVAL, "%s: progress.rng is all zero (not a seeded tg_rng)", who);
+    if (pr->world_size < 1)
+        return tg__error(TG_EINVAL, "%s: progress.world_size is 0", who);
+    if (pr->batch >> 63)
+        return tg__error(TG_EINVAL, "%s: progress.batch is %llu", who,
+                         (unsigned long long)pr->batch);
+    return TG_OK;
+}
+
+static tg_status save_buffer(const char *who, const tg_model *model, const tg_optim *optim,
+                             const tg_checkpoint_progress *pr, void **out_buf, size_t *out_size)
+{
+    tg_status st = check_args(who, model, optim, pr);
+    if (st != TG_OK)
+        return st;
+    void *mbuf;
+    size_t msize;
+    if ((st = tg_model_save_buffer(model, &mbuf, &msize)) != TG_OK)
+        return tg__error(st, "%s: out of memory", who);
+    writer count = {NULL, 0};
+    serialize(&count, optim, pr, mbuf, msize, 0);
+    size_t total = count.len + CHECKSUM_BYTES;
+    unsigned char *buf = tg__malloc(total);
+    if (!buf) {
+        tg_model_buffer_free(mbuf, msize);
+        return tg__error(TG_ENOMEM, "%s: out of memory for %zu bytes", who, total);
+    }
+    writer w = {buf, 0};
+    serialize(&w, optim, pr, mbuf, msize, total);
+    TG_ASSERT(w.len == count.len);
+    put_le(&w, XXH3_64bits(buf, count.len), 8);
+    tg_model_buffer_free(mbuf, msize);
+    *out_buf = buf;
+    *out_size = total;
+    return TG_OK;
+}
+
+tg_status tg_checkpoint_save_buffer(const tg_model *model, const tg_optim *optim,
+                                    const tg_checkpoint_progress *progress, void **out_buf,
+                                    size_t *out_size)
+{
+    const char *who = "checkpoint_save_buffer";
+    if (!out_buf || !out_size)
+        return tg__error(TG_EINVAL, "%s: %s is NULL", who, out_buf ? "out_size" : "out_buf");
+    *out_buf = NULL;
+    *out_size = 0;
+    return save_buffer(who, model, optim, progress, out_buf, out_size);
+}
+
+void tg_checkpoint_buffer_free(void *buf, size_t size)
+{
+    tg__free(buf, size);
+}
+
+tg_status tg_checkpoint_save(const char *path, const tg_model *model, const tg_optim *optim,
+                             const tg_checkpoint_progress *progress)
+{
+    if (!path)
+        return tg__error(TG_EINVAL, "checkpoint_save: path is NULL");
+    char who[600];
+    snprintf(who, sizeof who, "checkpoint_save: %s", path);
+    void *buf;
+    size_t size;
+    tg_status st = save_buffer(who, model, optim, progress, &buf, &size);
+    if (st == TG_OK) {
+        st = tg_io__save_atomic("checkpoint_save", path, buf, size);
+        tg_checkpoint_buffer_free(buf, size);
+    }
+    return st;
+}
+
+/* ---- reading ------------------------------------------------------------------------------- */
+
+typedef struct reader {
+    const unsigned char *p;
+    size_t end; /* the checksum's offset once the header is checked */
+    size_t pos;
+    const char *who;
+    bool body;
+} reader;
+
+static tg_status ferr(const reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static tg_status ferr(const reader *r, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return tg__error(TG_EFORMAT, "%s: %s", r->who, msg);
+}
+
+static tg_status need(reader *r, size_t n, const char *what)
+{
+    if (n <= r->end - r->pos)
+        return TG_OK;
+    return ferr(r, "truncated at byte %zu (expected %zu more bytes for %s%s)", r->end,
+                n - (r->end - r->pos), what, r->body ? " before the checksum" : "");
+}
+
+static uint64_t le(const unsigned char *b, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = (v << 8) | b[i];
+    return v;
+}
+
+static tg_status get(reader *r, uint64_t *v, int n, const char *what)
+{
+    tg_status st = need(r, (size_t)n, what);
+    if (st == TG_OK) {
+        *v = le(r->p + r->pos, n);
+        r->pos += (size_t)n;
+    }
+    return st;
+}
+
+static tg_status get_f64(reader *r, double *v, const char *what)
+{
+    uint64_t bits;
+    tg_status st = get(r, &bits, 8, what);
+    if (st == TG_OK)
+        memcpy(v, &bits, 8);
+    return st;
+}
+
+static tg_status check_header(reader *r)
+{
+    size_t size = r->end;
+    if (memcmp(r->p, MAGIC, size < 8 ? size : 8) != 0)
+        return ferr(r, "bad magic (not a tapegrad checkpoint)");
+    uint64_t version, flags, declared;
+    tg_status st;
+    if ((st = need(r, 8, "the magic")) != TG_OK)
+        return st;
+    r->pos = 8;
+    if ((st = get(r, &version, 4, "the format version")) != TG_OK)
+        return st;
+    if (version != FORMAT_VERSION)
+        return ferr(r, "unknown format version %llu (this build reads version %u)",
+                    (unsigned long long)version, FORMAT_VERSION);
+    if ((st = get(r, &flags, 4, "the flags")) != TG_OK)
+        return st;
+    if (flags != 0)
+        return ferr(r, "unknown flags 0x%08llx (version 1 defines none)",
+                    (unsigned long long)flags);
+    if ((st = get(r, &declared, 8, "the file size")) != TG_OK)
+        return st;
+    if (declared != size) {
+        if (declared > size)
+            return ferr(r, "truncated at byte %zu (the header says the file is %llu bytes)", size,
+                        (unsigned long long)declared);
+        return ferr(r, "%zu bytes, but the header says the file is %llu bytes (trailing data?)",
+                    size, (unsigned long long)declared);
+    }
+    if (size < HEADER_BYTES + CHECKSUM_BYTES)
+        return ferr(r, "truncated at byte %zu (expected %zu more bytes for the checksum)", size,
+                    HEADER_BYTES + CHECKSUM_BYTES - size);
+    uint64_t stored = le(r->p + size - CHECKSUM_BYTES, 8);
+    uint64_t actual = XXH3_64bits(r->p, size - CHECKSUM_BYTES);
+    if (stored != actual)
+        return ferr(r, "checksum mismatch (file says 0x%016llx, content hashes to 0x%016llx)",
+                    (unsigned long long)stored, (unsigned long long)actual);
+    r->end = size - CHECKSUM_BYTES;
+    r->body = true;
+    return TG_OK;
+}
+
+static tg_status parse_progress(reader *r, tg_checkpoint_progress *pr)
+{
+    uint64_t ws;
+    tg_status st;
+    if ((st = get(r, &pr->epoch, 8, "the epoch")) != TG_OK ||
+        (st = get(r, &pr->batch, 8, "the batch")) != TG_OK ||
+        (st = get(r, &pr->step, 8, "the step")) != TG_OK)
+        return st;
+    if (pr->batch >> 63)
+        return ferr(r, "batch is %llu (at most 2^63 - 1)", (unsigned long long)pr->batch);
+    for (int i = 0; i < 4; i++)
+        if ((st = get(r, &pr->rng.s[i], 8, "the RNG state")) != TG_OK)
+            return st;
+    if (!rng_valid(&pr->rng))
+        return ferr(r, "the RNG state is all zero (not a seeded generator)");
+    if ((st = get(r, &ws, 4, "the world size")) != TG_OK)
+        return st;
+    if (ws < 1)
+        return ferr(r, "world size is 0 (expected >= 1)");
+    pr->world_size = (uint32_t)ws;
+    return TG_OK;
+}
+
+/* What the body holds once its fields are bounded; the big parts stay in the buffer. */
+typedef struct parsed {
+    tg_checkpoint_progress progress;
+    tg_optim_options opt;
+    uint64_t steps;
+    size_t state_pos, state_bytes;
+    size_t model_pos, model_bytes;
+} parsed;
+
+static tg_status parse_optim(reader *r, parsed *p)
+{
+    uint64_t kind, nesterov, bytes;
+    tg_status st;
+    if ((st = get(r, &kind, 4, "the optimizer kind")) != TG_OK)
+        return st;
+    if (kind > TG_OPTIM_ADAMW)
+        return ferr(r, "unknown optimizer kind %llu (0..3)", (unsigned long long)kind);
+    if ((st = get(r, &nesterov, 4, "the nesterov flag")) != TG_OK)
+        return st;
+    if (nesterov > 1)
+        return ferr(r, "nesterov flag is %llu (expected 0 or 1)", (unsigned long long)nesterov);
+    p->opt.kind = (tg_optim_kind)kind;
+    p->opt.nesterov = nesterov;
+    if ((st = get_f64(r, &p->opt.lr, "the learning rate")) != TG_OK ||
+        (st = get_f64(r, &p->opt.momentum, "the momentum")) != TG_OK ||
+        (st = get_f64(r, &p->opt.beta1, "beta1")) != TG_OK ||
+        (st = get_f64(r, &p->opt.beta2, "beta2")) != TG_OK ||
+        (st = get_f64(r, &p->opt.eps, "eps")) != TG_OK ||
+        (st = get_f64(r, &p->opt.weight_decay, "the weight decay")) != TG_OK ||
+        (st = get(r, &p->steps, 8, "the optimizer's step count")) != TG_OK ||
+        (st = get(r, &bytes, 8, "the state size")) != TG_OK)
+        return st;
+    if (bytes > r->end - r->pos)
+        return ferr(r, "the optimizer state is %llu bytes, more than the %zu left",
+                    (unsigned long long)bytes, r->end - r->pos);
+    p->state_pos = r->pos;
+    p->state_bytes = (size_t)bytes;
+    r->pos += (size_t)bytes;
+    return TG_OK;
+}
+
+static tg_status parse_model(reader *r, parsed *p)
+{
+    uint64_t bytes;
+    tg_status st;
+    if ((st = get(r, &bytes, 8, "the model size")) != TG_OK)
+        return st;
+    if (bytes != r->end - r->pos)
+        return ferr(r, "the model is %llu bytes, but %zu bytes are left before the checksum",
+                    (unsigned long long)bytes, r->end - r->pos);
+    p->model_pos = r->pos;
+    p->model_bytes = (size_t)bytes;
+    r->pos += (size_t)bytes;
+    return TG_OK;
+}
+
+/* Builds the model and optimizer from the bounded fields; the embedded model file and the
+ * optimizer's options and state are validated by their own loaders, and their complaints
+ * become this file's format errors. */
+static tg_status build(const reader *r, const parsed *p, tg_model **model_out, tg_optim **optim_out)
+{
+    tg_model *m = NULL;
+    tg_optim *o = NULL;
+    void *state = NULL;
+    tg_status st = tg_model_load_buffer(r->p + p->model_pos, p->model_bytes, &m);
+    if (st != TG_OK)
+        return st == TG_ENOMEM ? tg__error(st, "%s: out of memory", r->who)
+                               : ferr(r, "the embedded model: %s", tg_last_error());
+    size_t n = tg_model_param_count(m);
+    tg_tensor *params[2 * TG_MLP_MAX_LAYERS];
+    for (size_t i = 0; i < n; i++)
+        params[i] = tg_model_param(m, i);
+    if ((st = tg_optim_new(&p->opt, params, n, &o)) != TG_OK) {
+        st = st == TG_ENOMEM ? tg__error(st, "%s: out of memory", r->who)
+                             : ferr(r, "the optimizer: %s", tg_last_error());
+        goto fail;
+    }
+    size_t es = tg_dtype_size(tg_optim_dtype(o));
+    if (p->state_bytes % es != 0 || p->state_bytes != tg_optim_state_size(o)) {
+        st = ferr(r, "the optimizer state is %zu bytes; %s over this model's %zu %s parameters "
+                     "keeps %zu",
+                  p->state_bytes, tg_optim_kind_name(p->opt.kind), tg_model_numel(m),
+                  tg_dtype_name(tg_optim_dtype(o)), tg_optim_state_size(o));
+        goto fail;
+    }
+    if (p->state_bytes) {
+        /* Decoded element by element: the file is little-endian whatever the host. */
+        if (!(state = tg__malloc(p->state_bytes))) {
+            st = tg__error(TG_ENOMEM, "%s: out of memory", r->who);
+            goto fail;
+        }
+        const unsigned char *src = r->p + p->state_pos;
+        unsigned char *dst = state;
+        for (size_t i = 0; i < p->state_bytes / es; i++) {
+            uint64_t v = le(src + i * es, (int)es);
+            if (es == 4) {
+                uint32_t u = (uint32_t)v;
+                memcpy(dst + 4 * i, &u, 4);
+            } else {
+                memcpy(dst + 8 * i, &v, 8);
+            }
+        }
+    }
+    if ((st = tg_optim_set_state(o, state, p->state_bytes, p->steps)) != TG_OK) {
+        st = ferr(r, "the optimizer: %s", tg_last_error());
+        goto fail;
+    }
+    tg__free(state, p->state_bytes);
+    *model_out = m;
+    *optim_out = o;
+    return TG_OK;
+fail:
+    tg__free(state, p->state_bytes);
+    tg_optim_free(o);
+    tg_model_free(m);
+    return st;
+}
+
+static tg_status load(const void *buf, size_t size, const char *who, tg_model **model,
+                      tg_optim **optim, tg_checkpoint_progress *progress)
+{
+    reader r = {buf, size, 0, who, false};
+    parsed p;
+    memset(&p, 0, sizeof p);
+    tg_status st = check_header(&r);
+    if (st == TG_OK)
+        st = parse_progress(&r, &p.progress);
+    if (st == TG_OK)
+        st = parse_optim(&r, &p);
+    if (st == TG_OK)
+        st = parse_model(&r, &p);
+    if (st == TG_OK)
+        st = build(&r, &p, model, optim);
+    if (st == TG_OK && progress)
+        *progress = p.progress;
+    return st;
+}
+
+static tg_status check_outs(const char *who, tg_model **model, tg_optim **optim)
+{
+    if (model)
+        *model = NULL;
+    if (optim)
+        *optim = NULL;
+    if (!model || !optim)
+        return tg__error(TG_EINVAL, "%s: %s is NULL", who, model ? "optim" : "model");
+    return TG_OK;
+}
+
+tg_status tg_checkpoint_load_buffer(const void *buf, size_t size, tg_model **model,
+                                    tg_optim **optim, tg_checkpoint_progress *progress)
+{
+    const char *who = "checkpoint_load_buffer";
+    tg_status st = check_outs(who, model, optim);
+    if (st != TG_OK)
+        return st;
+    if (!buf && size)
+        return tg__error(TG_EINVAL, "%s: buf is NULL", who);
+    static const unsigned char empty[1] = {0};
+    return load(buf ? buf : empty, size, who, model, optim, progress);
+}
+
+tg_status tg_checkpoint_load(const char *path, tg_model **model, tg_optim **optim,
+                             tg_checkpoint_progress *progress)
+{
+    const char *who = "checkpoint_load";
+    tg_status st = check_outs(who, model, optim);
+    if (st != TG_OK)
+        return st;
+    if (!path)
+        return tg__error(TG_EINVAL, "%s: path is NULL", who);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return tg__error(TG_EIO, "%s: %s: cannot open: %s", who, path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0) {
+        int err = errno;
+        fclose(f);
+        return tg__error(TG_EIO, "%s: %s: cannot stat: %s", who, path, strerror(err));
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return tg__error(TG_EIO, "%s: %s: not a regular file", who, path);
+    }
+    if ((uint64_t)sb.st_size > MAX_FILE_BYTES || (uint64_t)sb.st_size > SIZE_MAX) {
+        fclose(f);
+        return tg__error(TG_EFORMAT, "%s: %s: %lld bytes, more than the %llu-byte limit", who,
+                         path, (long long)sb.st_size, (unsigned long long)MAX_FILE_BYTES);
+    }
+    size_t size = (size_t)sb.st_size;
+    unsigned char *buf = tg__malloc(size ? size : 1);
+    if (!buf) {
+        fclose(f);
+        return tg__error(TG_ENOMEM, "%s: %s: out of memory for %zu bytes", who, path, size);
+    }
+    size_t got = fread(buf, 1, size, f);
+    int err = ferror(f) ? errno : 0;
+    fclose(f);
+    if (got != size) {
+        st = err ? tg__error(TG_EIO, "%s: %s: read error: %s", who, path, strerror(err))
+                 : tg__error(TG_EIO, "%s: %s: read %zu of %zu bytes (file changed?)", who, path,
+                             got, size);
+    } else {
+        char what[600];
+        snprintf(what, sizeof what, "%s: %s", who, path);
+        st = load(buf, size, what, model, optim, progress);
+    }
+    tg__free(buf, size ? size : 1);
+    return st;
+}

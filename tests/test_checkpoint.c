@@ -1,0 +1,626 @@
+/* test_checkpoint.c: checkpoints (docs/checkpoint-format.md): bit-exact round trips through
+ * buffers and files; the documented offsets; every truncation and every single-byte flip
+ * detected; forged files with a valid checksum but bad fields rejected with a message;
+ * training resumed from a checkpoint matches an uninterrupted run bit for bit for every
+ * optimizer and dtype; restoring optimizer state; I/O and out-of-memory paths. */
+#include <criterion/criterion.h>
+#include <tapegrad.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "alloc_hook.h"
+
+/* ---- helpers ---------------------------------------------------------------------------------- */
+
+/* 3 -> 4 (tanh) -> 2, with metadata, so the embedded model file carries everything. */
+static tg_model *small_model(tg_dtype dt, uint64_t seed)
+{
+    tg_mlp_spec s = TG_MLP_SPEC_INIT;
+    s.n_layers = 2, s.sizes[0] = 3, s.sizes[1] = 4, s.sizes[2] = 2;
+    s.act[0] = TG_ACT_TANH, s.act[1] = TG_ACT_IDENTITY, s.dtype = dt;
+    tg_rng rng;
+    tg_rng_seed(&rng, seed);
+    tg_model *m;
+    cr_assert_eq(tg_model_new(&s, TG_INIT_XAVIER_UNIFORM, &rng, &m), TG_OK, "%s",
+                 tg_last_error());
+    const double mean[3] = {1, 2, 3}, std[3] = {0.5, 1, 2};
+    cr_assert_eq(tg_model_set_standardization(m, 3, mean, std), TG_OK);
+    cr_assert_eq(tg_model_set_task(m, TG_TASK_CLASSIFY, 2), TG_OK);
+    return m;
+}
+
+static tg_optim *make_optim(tg_model *m, tg_optim_kind kind)
+{
+    tg_optim_options o = TG_OPTIM_OPTIONS_INIT;
+    o.kind = kind;
+    o.lr = kind >= TG_OPTIM_ADAM ? 0.01 : 0.05;
+    o.weight_decay = 1e-3;
+    if (kind == TG_OPTIM_MOMENTUM)
+        o.nesterov = true;
+    tg_tensor *ps[2 * TG_MLP_MAX_LAYERS];
+    size_t n = tg_model_param_count(m);
+    for (size_t i = 0; i < n; i++)
+        ps[i] = tg_model_param(m, i);
+    tg_optim *opt;
+    cr_assert_eq(tg_optim_new(&o, ps, n, &opt), TG_OK, "%s", tg_last_error());
+    return opt;
+}
+
+/* One training step on a batch that depends only on `step`: the data of step k is the same
+ * whichever process runs it, as a resumed run needs. */
+static void train_step(tg_model *m, tg_optim *o, tg_tape *tape, uint64_t step)
+{
+    tg_dtype dt = tg_model_spec(m)->dtype;
+    double x[8 * 3], y[8];
+    tg_rng rng;
+    tg_rng_seed(&rng, 1000 + step);
+    for (int i = 0; i < 8 * 3; i++)
+        x[i] = tg_rng_normal(&rng);
+    for (int i = 0; i < 8; i++)
+        y[i] = (double)(x[3 * i] + x[3 * i + 1] > 0);
+    const size_t xs[2] = {8, 3}, ys[1] = {8};
+    tg_tensor *xb = tg_tensor_from_f64(dt, 2, xs, x), *yb = tg_tensor_from_f64(dt, 1, ys, y);
+    tg_model_zero_grad(m);
+    tg_tensor *loss = tg_cross_entropy(tape, tg_model_forward(tape, m, xb), yb);
+    cr_assert(loss && tg_backward(tape, loss) == TG_OK, "%s", tg_tape_error(tape));
+    cr_assert_eq(tg_optim_step(o), TG_OK);
+    tg_tape_reset(tape);
+    tg_tensor_free(xb);
+    tg_tensor_free(yb);
+}
+
+static void train(tg_model *m, tg_optim *o, uint64_t from, uint64_t to)
+{
+    tg_tape *tape = tg_tape_new();
+    for (uint64_t s = from; s < to; s++)
+        train_step(m, o, tape, s);
+    tg_tape_free(tape);
+}
+
+static tg_checkpoint_progress some_progress(void)
+{
+    tg_checkpoint_progress p = TG_CHECKPOINT_PROGRESS_INIT;
+    p.epoch = 3, p.batch = 7, p.step = 123, p.world_size = 2;
+    tg_rng_seed(&p.rng, 99);
+    tg_rng_next(&p.rng);
+    return p;
+}
+
+static size_t param_bytes(const tg_model *m)
+{
+    return tg_model_numel(m) * tg_dtype_size(tg_model_spec(m)->dtype);
+}
+
+static void assert_same(tg_model *a, tg_optim *oa, tg_model *b, tg_optim *ob)
+{
+    cr_assert_eq(memcmp(tg_model_spec(a), tg_model_spec(b), sizeof(tg_mlp_spec)), 0);
+    cr_assert_eq(memcmp(tg_model_param_data(a), tg_model_param_data(b), param_bytes(a)), 0,
+                 "parameters differ");
+    tg_optim_options x, y;
+    tg_optim_get_options(oa, &x);
+    tg_optim_get_options(ob, &y);
+    cr_assert(x.kind == y.kind && x.nesterov == y.nesterov && x.lr == y.lr &&
+              x.momentum == y.momentum && x.beta1 == y.beta1 && x.beta2 == y.beta2 &&
+              x.eps == y.eps && x.weight_decay == y.weight_decay);
+    cr_assert_eq(tg_optim_steps(oa), tg_optim_steps(ob));
+    cr_assert_eq(tg_optim_state_size(oa), tg_optim_state_size(ob));
+    if (tg_optim_state_size(oa))
+        cr_assert_eq(memcmp(tg_optim_state(oa), tg_optim_state(ob), tg_optim_state_size(oa)), 0,
+                     "optimizer state differs");
+    /* The loaded optimizer updates the loaded model's parameters. */
+    for (size_t i = 0; i < tg_model_param_count(b); i++)
+        cr_assert_eq(tg_optim_param(ob, i), tg_model_param(b, i));
+}
+
+static void save_buf(tg_model *m, tg_optim *o, const tg_checkpoint_progress *p,
+                     unsigned char **buf, size_t *size)
+{
+    void *v;
+    cr_assert_eq(tg_checkpoint_save_buffer(m, o, p, &v, size), TG_OK, "%s", tg_last_error());
+    *buf = v;
+}
+
+static void expect_format_error(const unsigned char *buf, size_t size, const char *needle,
+                                const char *what)
+{
+    tg_model *m = (tg_model *)&m;
+    tg_optim *o = (tg_optim *)&o;
+    tg_status st = tg_checkpoint_load_buffer(buf, size, &m, &o, NULL);
+    cr_assert_eq(st, TG_EFORMAT, "%s: status %s, message: %s", what, tg_status_name(st),
+                 tg_last_error());
+    cr_assert(m == NULL && o == NULL, "%s: nothing is returned", what);
+    cr_assert_not_null(strstr(tg_last_error(), "checkpoint_load_buffer: "), "%s",
+                       tg_last_error());
+    if (needle)
+        cr_assert_not_null(strstr(tg_last_error(), needle), "%s: '%s' not in: %s", what, needle,
+                           tg_last_error());
+}
+
+static uint64_t rd(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void wr(unsigned char *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void reseal(unsigned char *buf, size_t size)
+{
+    wr(buf + size - 8, XXH3_64bits(buf, size - 8), 8);
+}
+
+static char tmpdir[64];
+static void make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/tg_checkpoint_XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp: %s", strerror(errno));
+}
+
+static const tg_optim_kind KINDS[4] = {TG_OPTIM_SGD, TG_OPTIM_MOMENTUM, TG_OPTIM_ADAM,
+                                       TG_OPTIM_ADAMW};
+
+/* ---- round trips ---------------------------------------------------------------------------- */
+
+Test(checkpoint, round_trip_buffer_bit_exact)
+{
+    for (int dt = 0; dt < 2; dt++) {
+        for (int k = 0; k < 4; k++) {
+            tg_model *m = small_model((tg_dtype)dt, 5);
+            tg_optim *o = make_optim(m, KINDS[k]);
+            train(m, o, 0, 3);
+            tg_checkpoint_progress p = some_progress(), back_p;
+            unsigned char *buf;
+            size_t size;
+            save_buf(m, o, &p, &buf, &size);
+            tg_model *m2;
+            tg_optim *o2;
+            cr_assert_eq(tg_checkpoint_load_buffer(buf, size, &m2, &o2, &back_p), TG_OK, "%s",
+                         tg_last_error());
+            assert_same(m, o, m2, o2);
+            cr_assert_eq(memcmp(&p, &back_p, sizeof p), 0, "progress differs");
+            /* Metadata travels with the model. */
+            size_t n;
+            const double *mean, *sd;
+            tg_model_standardization(m2, &n, &mean, &sd);
+            cr_assert(n == 3 && mean[2] == 3 && sd[0] == 0.5);
+            /* Saving what was loaded gives the same bytes. */
+            unsigned char *again;
+            size_t size2;
+            save_buf(m2, o2, &back_p, &again, &size2);
+            cr_assert(size2 == size && memcmp(buf, again, size) == 0);
+            tg_checkpoint_buffer_free(buf, size);
+            tg_checkpoint_buffer_free(again, size2);
+            tg_optim_free(o);
+            tg_optim_free(o2);
+            tg_model_free(m);
+            tg_model_free(m2);
+        }
+    }
+}
+
+Test(checkpoint, documented_layout)
+{
+    tg_model *m = small_model(TG_F32, 5);
+    tg_optim *o = make_optim(m, TG_OPTIM_ADAM);
+    train(m, o, 0, 2);
+    tg_checkpoint_progress p = some_progress();
+    unsigned char *buf;
+    size_t size;
+    save_buf(m, o, &p, &buf, &size);
+    size_t numel = tg_model_numel(m), S = 2 * numel * 4;
+    cr_assert_eq(memcmp(buf, "TGCKPT\0\0", 8), 0);
+    cr_assert_eq(rd(buf + 8, 4), 1);
+    cr_assert_eq(rd(buf + 12, 4), 0);
+    cr_assert_eq(rd(buf + 16, 8), size);
+    cr_assert_eq(rd(buf + 24, 8), 3);
+    cr_assert_eq(rd(buf + 32, 8), 7);
+    cr_assert_eq(rd(buf + 40, 8), 123);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(rd(buf + 48 + 8 * i, 8), p.rng.s[i]);
+    cr_assert_eq(rd(buf + 80, 4), 2);
+    cr_assert_eq(rd(buf + 84, 4), TG_OPTIM_ADAM);
+    cr_assert_eq(rd(buf + 88, 4), 0);
+    uint64_t lr_bits;
+    double lr = 0.01;
+    memcpy(&lr_bits, &lr, 8);
+    cr_assert_eq(rd(buf + 92, 8), lr_bits);
+    cr_assert_eq(rd(buf + 140, 8), 2, "optimizer steps");
+    cr_assert_eq(rd(buf + 148, 8), S);
+    /* The state block: m then v, f32 little-endian. */
+    const float *state = tg_optim_state(o);
+    for (size_t i = 0; i < 2 * numel; i++) {
+        uint32_t bits;
+        memcpy(&bits, &state[i], 4);
+        cr_assert_eq(rd(buf + 156 + 4 * i, 4), bits, "state[%zu]", i);
+    }
+    /* Then a complete model file, as tg_model_save_buffer writes it. */
+    void *mb;
+    size_t msize;
+    cr_assert_eq(tg_model_save_buffer(m, &mb, &msize), TG_OK);
+    cr_assert_eq(rd(buf + 156 + S, 8), msize);
+    cr_assert_eq(memcmp(buf + 164 + S, mb, msize), 0);
+    cr_assert_eq(size, 164 + S + msize + 8);
+    cr_assert_eq(rd(buf + size - 8, 8), XXH3_64bits(buf, size - 8));
+    tg_model_buffer_free(mb, msize);
+    tg_checkpoint_buffer_free(buf, size);
+    tg_optim_free(o);
+    tg_model_free(m);
+}
+
+Test(checkpoint, file_round_trip_and_atomic_overwrite)
+{
+    make_tmpdir();
+    char path[128], tmp[136];
+    snprintf(path, sizeof path, "%s/run.tgc", tmpdir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    tg_model *m = small_model(TG_F64, 1);
+    tg_optim *o = make_optim(m, TG_OPTIM_ADAMW);
+    tg_checkpoint_progress p = some_progress();
+    for (int round = 0; round < 2; round++) { /* the second save overwrites the first */
+        train(m, o, (uint64_t)round, (uint64_t)round + 1);
+        p.step = (uint64_t)round;
+        cr_assert_eq(tg_checkpoint_save(path, m, o, &p), TG_OK, "%s", tg_last_error());
+        cr_assert_eq(access(tmp, F_OK), -1, "no temporary file is left behind");
+        tg_model *m2;
+        tg_optim *o2;
+        tg_checkpoint_progress p2;
+        cr_assert_eq(tg_checkpoint_load(path, &m2, &o2, &p2), TG_OK, "%s", tg_last_error());
+        assert_same(m, o, m2, o2);
+        cr_assert_eq(p2.step, (uint64_t)round);
+        tg_optim_free(o2);
+        tg_model_free(m2);
+    }
+    /* A save that cannot happen leaves the old checkpoint in place. */
+    char bad[160];
+    snprintf(bad, sizeof bad, "%s/no/such/dir/run.tgc", tmpdir);
+    cr_assert_eq(tg_checkpoint_save(bad, m, o, &p), TG_EIO);
+    cr_assert_not_null(strstr(tg_last_error(), "checkpoint_save: "), "%s", tg_last_error());
+    cr_assert_not_null(strstr(tg_last_error(), bad), "%s", tg_last_error());
+    cr_assert_not_null(strstr(tg_last_error(), "cannot create"), "%s", tg_last_error());
+    tg_model *m3;
+    tg_optim *o3;
+    cr_assert_eq(tg_checkpoint_load(bad, &m3, &o3, NULL), TG_EIO);
+    cr_assert_not_null(strstr(tg_last_error(), "cannot open"), "%s", tg_last_error());
+    cr_assert_eq(tg_checkpoint_load(tmpdir, &m3, &o3, NULL), TG_EIO);
+    cr_assert_not_null(strstr(tg_last_error(), "not a regular file"), "%s", tg_last_error());
+    remove(path);
+    rmdir(tmpdir);
+    tg_optim_free(o);
+    tg_model_free(m);
+}
+
+/* ---- corruption ----------------------------------------------------------------------------- */
+
+Test(checkpoint, every_truncation_is_detected)
+{
+    tg_model *m = small_model(TG_F32, 2);
+    tg_optim *o = make_optim(m, TG_OPTIM_ADAM);
+    train(m, o, 0, 1);
+    tg_checkpoint_progress p = some_progress();
+    unsigned char *buf;
+    size_t size;
+    save_buf(m, o, &p, &buf, &size);
+    for (size_t n = 0; n < size; n++)
+        expect_format_error(buf, n, NULL, "truncated");
+    expect_format_error(buf, 5, "truncated at byte 5 (expected 3 more bytes for the magic)",
+                        "5 bytes");
+    expect_format_error(buf, 100, "truncated at byte 100", "100 bytes");
+    tg_checkpoint_buffer_free(buf, size);
+    tg_optim_free(o);
+    tg_model_free(m);
+}
+
+Test(checkpoint, every_single_byte_flip_is_detected)
+{
+    tg_model *m = small_model(TG_F32, 2);
+    tg_optim *o = make_optim(m, TG_OPTIM_MOMENTUM);
+    train(m, o, 0, 1);
+    tg_checkpoint_progress p = some_progress();
+    unsigned char *buf;
+    size_t size;
+    save_buf(m, o, &p, &buf, &size);
+    for (size_t i = 0; i < size; i++) {
+        for (int bit = 0; bit < 8; bit += 3) {
+            buf[i] ^= (unsigned char)(1u << bit);
+            char what[64];
+            snprintf(what, sizeof what, "byte %zu bit %d", i, bit);
+            expect_format_error(buf, size, NULL, what);
+            buf[i] ^= (unsigned char)(1u << bit);
+        }
+    }
+    tg_checkpoint_buffer_free(buf, size);
+    tg_optim_free(o);
+    tg_model_free(m);
+}
+
+Test(checkpoint, header_messages)
+{
+    tg_model *m = small_model(TG_F32, 2);
+    tg_optim *o = make_optim(m, TG_OPTIM_SGD);
+    tg_checkpoint_progress p = some_progress();
+    unsigned char *buf;
+    size_t size;
+    save_buf(m, o, &p, &buf, &size);
+    unsigned char *c = malloc(size + 1);
+    memcpy(c, buf, size);
+    c[0] = 'X';
+    expect_format_error(c, size, "bad magic (not a tapegrad checkpoint)", "magic");
+    memcpy(c, buf, size);
+    wr(c + 8, 2, 4);
+    expect_format_error(c, size, "unknown format version 2 (this build reads version 1)",
+                        "version");
+    memcpy(c, buf, size);
+    wr(c + 12, 1, 4);
+    expect_format_error(c, size, "unknown flags 0x00000001", "flags");
+    memcpy(c, buf, size);
+    c[size] = 0;
+    expect_format_error(c, size + 1, "trailing data", "trailing byte");
+    memcpy(c, buf, size);
+    c[size / 2] ^= 1;
+    expect_format_error(c, size, "checksum mismatch", "flip");
+    /* A model file is not a checkpoint, and the other way round. */
+    void *mb;
+    size_t msize;
+    cr_assert_eq(tg_model_save_buffer(m, &mb, &msize), TG_OK);
+    expect_format_error(mb, msize, "bad magic", "a model file");
+    tg_model *mm = NULL;
+    cr_assert_eq(tg_model_load_buffer(buf, size, &mm), TG_EFORMAT);
+    tg_model_buffer_free(mb, msize);
+    free(c);
+    tg_checkpoint_buffer_free(buf, size);
+    tg_optim_free(o);
+    tg_model_free(m);
+}
+
+/* Files a buggy or hostile writer could make: checksum valid, a field wrong. */
+Test(checkpoint, valid_checksum_but_lying_fields)
+{
+    tg_model *m = small_model(TG_F64, 2);
+    tg_optim *o = make_optim(m, TG_OPTIM_ADAM);
+    train(m, o, 0, 2);
+    tg_checkpoint_progress p = some_progress();
+    unsigned char *buf;
+    size_t size;
+    save_buf(m, o, &p, &buf, &size);
+    size_t S = (size_t)rd(buf + 148, 8);
+    unsigned char *c = malloc(size);
+    struct {
+        size_t off;
+        int n;
+        uint64_t v;
+        const char *needle;
+    } cases[] = {
+        {32, 8, UINT64_C(1) << 63, "batch is 9223372036854775808"},
+        {48, 8, 0, NULL}, /* with the rest of the RNG zeroed below */
+        {80, 4, 0, "world size is 0"},
+        {84, 4, 4, "unknown optimizer kind 4"},
+        {88, 4, 2, "nesterov flag is 2"},
+        {88, 4, 1, "the optimizer: optim_new: nesterov applies to sgd and momentum"},
+        {92, 8, 0xfff8000000000000u, "the optimizer: optim_new: lr is"}, /* NaN */
+        {108, 8, 0x3ff0000000000000u, "beta1 1 and beta2"},              /* beta1 = 1 */
+        {84, 4, 1, "the optimizer state is 416 bytes; momentum over this model's 26 f64 "
+                   "parameters keeps 208"},
+        {148, 8, 0, "bytes are left before the checksum"}, /* the state is read as the model */
+        {148, 8, (uint64_t)1 << 40, "more than the"},
+        {156 + 8 * 3, 8, 0x7ff0000000000000u, "m[3] is inf"},
+        {156 + S - 8, 8, 0xbff0000000000000u, "v[25] is -1 (expected a finite value >= 0)"},
+        {156 + S, 8, 12, "the model is 12 bytes"},
+        {164 + S + 30, 1, 0x55, "the embedded model: model_load_buffer: checksum mismatch"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(c, buf, size);
+        wr(c + cases[i].off, cases[i].v, cases[i].n);
+        if (cases[i].off == 48)
+            memset(c + 48, 0, 32);
+        reseal(c, size);
+        char what[32];
+        snprintf(what, sizeof what, "case %zu", i);
+        expect_format_error(c, size, cases[i].needle ? cases[i].needle : "RNG state is all zero",
+                            what);
+    }
+    cr_assert_eq(tg_model_numel(m), 26, "v[25] above is the last second moment");
+    free(c);
+    tg_checkpoint_buffer_free(buf, size);
+    tg_optim_free(o);
+    tg_model_free(m);
+}
+
+/* ---- resuming ------------------------------------------------------------------------------- */
+
+/* N steps, save, load, M steps == N+M steps, bit for bit, for every optimizer and dtype. */
+Test(checkpoint, resume_is_bit_identical)
+{
+    make_tmpdir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/resume.tgc", tmpdir);
+    const uint64_t N = 5, M = 7;
+    for (int dt = 0; dt < 2; dt++) {
+        for (int k = 0; k < 4; k++) {
+            tg_model *ref = small_model((tg_dtype)dt, 11);
+            tg_optim *oref = make_optim(ref, KINDS[k]);
+            train(ref, oref, 0, N + M);
+
+            tg_model *a = small_model((tg_dtype)dt, 11);
+            tg_optim *oa = make_optim(a, KINDS[k]);
+            train(a, oa, 0, N);
+            tg_checkpoint_progress p = TG_CHECKPOINT_PROGRESS_INIT;
+            p.step = N;
+            tg_rng_seed(&p.rng, 1);
+            cr_assert_eq(tg_checkpoint_save(path, a, oa, &p), TG_OK, "%s", tg_last_error());
+            tg_optim_free(oa);
+            tg_model_free(a);
+
+            tg_model *b;
+            tg_optim *ob;
+            cr_assert_eq(tg_checkpoint_load(path, &b, &ob, &p), TG_OK, "%s", tg_last_error());
+            cr_assert_eq(p.step, N);
+            train(b, ob, p.step, N + M);
+            cr_assert_eq(memcmp(tg_model_param_data(ref), tg_model_param_data(b),
+                                param_bytes(ref)),
+                         0, "%s %s: resumed run differs", tg_dtype_name((tg_dtype)dt),
+                         tg_optim_kind_name(KINDS[k]));
+            cr_assert_eq(tg_optim_steps(ob), N + M);
+            /* The comparison can fail: the steps after the checkpoint changed the model. */
+            tg_model *init = small_model((tg_dtype)dt, 11);
+            cr_assert_neq(memcmp(tg_model_param_data(init), tg_model_param_data(b),
+                                 param_bytes(b)),
+                          0);
+            tg_model_free(init);
+            tg_optim_free(oref);
+            tg_optim_free(ob);
+            tg_model_free(ref);
+            tg_model_free(b);
+        }
+    }
+    remove(path);
+    rmdir(tmpdir);
+}
+
+Test(checkpoint, save_arguments)
+{
+    tg_model *m = small_model(TG_F32, 2), *other = small_model(TG_F32, 3);
+    tg_optim *o = make_optim(other, TG_OPTIM_SGD);
+    tg_checkpoint_progress p = some_progress();
+    void *buf = (void *)&buf;
+    size_t size = 9;
+    cr_assert_eq(tg_checkpoint_save_buffer(m, o, &p, &buf, &size), TG_EINVAL);
+    cr_assert_not_null(strstr(tg_last_error(), "does not update exactly this model's 4"), "%s",
+                       tg_last_error());
+    cr_assert(buf == NULL && size == 0);
+    tg_optim_free(o);
+    o = make_optim(m, TG_OPTIM_SGD);
+    tg_checkpoint_progress bad = p;
+    memset(&bad.rng, 0, sizeof bad.rng);
+    cr_assert_eq(tg_checkpoint_save_buffer(m, o, &bad, &buf, &size), TG_EINVAL);
+    cr_assert_not_null(strstr(tg_last_error(), "rng is all zero"), "%s", tg_last_error());
+    bad = p;
+    bad.world_size = 0;
+    cr_assert_eq(tg_checkpoint_save_buffer(m, o, &bad, &buf, &size), TG_EINVAL);
+    cr_assert_eq(tg_checkpoint_save_buffer(NULL, o, &p, &buf, &size), TG_EINVAL);
+    cr_assert_eq(tg_checkpoint_save_buffer(m, NULL, &p, &buf, &size), TG_EINVAL);
+    cr_assert_eq(tg_checkpoint_save_buffer(m, o, NULL, &buf, &size), TG_EINVAL);
+    cr_assert_eq(tg_checkpoint_save_buffer(m, o, &p, NULL, &size), TG_EINVAL);
+    cr_assert_eq(tg_checkpoint_save(NULL, m, o, &p), TG_EINVAL);
+    tg_model *lm;
+    tg_optim *lo;
+    cr_assert_eq(tg_checkpoint_load(NULL, &lm, &lo, NULL), TG_EINVAL);
+    cr_assert_eq(tg_checkpoint_load_buffer(NULL, 3, &lm, &lo, NULL), TG_EINVAL);
+    cr_assert_eq(tg_checkpoint_load_buffer("x", 1, NULL, &lo, NULL), TG_EINVAL);
+    cr_assert_eq(tg_checkpoint_load_buffer("x", 1, &lm, NULL, NULL), TG_EINVAL);
+    cr_assert_null(lm);
+    tg_optim_free(o);
+    tg_model_free(m);
+    tg_model_free(other);
+}
+
+/* ---- optimizer state ------------------------------------------------------------------------ */
+
+Test(checkpoint, optim_set_state_validates_everything_first)
+{
+    tg_model *m = small_model(TG_F64, 2);
+    tg_optim *o = make_optim(m, TG_OPTIM_ADAM);
+    train(m, o, 0, 1);
+    size_t bytes = tg_optim_state_size(o), n = bytes / 8;
+    double *saved = malloc(bytes), *s = malloc(bytes);
+    memcpy(saved, tg_optim_state(o), bytes);
+    memcpy(s, saved, bytes);
+    s[n / 2] = -1e-300; /* the first second moment */
+    cr_assert_eq(tg_optim_set_state(o, s, bytes, 9), TG_EINVAL);
+    cr_assert_not_null(strstr(tg_last_error(), "optim_set_state: v[0] is"), "%s",
+                       tg_last_error());
+    cr_assert_eq(memcmp(tg_optim_state(o), saved, bytes), 0, "unchanged");
+    cr_assert_eq(tg_optim_steps(o), 1, "unchanged");
+    cr_assert_eq(tg_optim_set_state(o, s, bytes - 8, 9), TG_EINVAL);
+    cr_assert_not_null(strstr(tg_last_error(), "keeps 416"), "%s", tg_last_error());
+    cr_assert_eq(tg_optim_set_state(o, NULL, bytes, 9), TG_EINVAL);
+    cr_assert_eq(tg_optim_set_state(NULL, s, bytes, 9), TG_EINVAL);
+    s[n / 2] = 0.25;
+    s[0] = -3; /* a first moment may be negative */
+    cr_assert_eq(tg_optim_set_state(o, s, bytes, 9), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(memcmp(tg_optim_state(o), s, bytes), 0);
+    cr_assert_eq(tg_optim_steps(o), 9);
+    tg_optim_options opt;
+    cr_assert_eq(tg_optim_get_options(o, &opt), TG_OK);
+    cr_assert(opt.kind == TG_OPTIM_ADAM && opt.lr == 0.01 && opt.weight_decay == 1e-3);
+    cr_assert_eq(tg_optim_get_options(o, NULL), TG_EINVAL);
+    cr_assert_eq(tg_optim_param_count(o), 4);
+    cr_assert_null(tg_optim_param(o, 4));
+    cr_assert_eq(tg_optim_dtype(o), TG_F64);
+    /* Plain SGD keeps no state: only the step count is set. */
+    tg_optim *sgd = make_optim(m, TG_OPTIM_SGD);
+    cr_assert_eq(tg_optim_set_state(sgd, NULL, 0, 4), TG_OK);
+    cr_assert_eq(tg_optim_steps(sgd), 4);
+    tg_optim_free(sgd);
+    free(s);
+    free(saved);
+    tg_optim_free(o);
+    tg_model_free(m);
+}
+
+/* ---- out of memory ------------------------------------------------------------------------- */
+
+Test(oom, checkpoint_save_and_load_fail_cleanly_at_every_allocation)
+{
+    make_tmpdir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/oom.tgc", tmpdir);
+    th_install();
+    tg_model *m = small_model(TG_F32, 2);
+    tg_optim *o = make_optim(m, TG_OPTIM_ADAMW);
+    tg_checkpoint_progress p = some_progress();
+    cr_assert_eq(tg_checkpoint_save(path, m, o, &p), TG_OK, "%s", tg_last_error());
+    long long live = th_state.live, bytes = th_state.bytes;
+    for (size_t k = 1;; k++) {
+        th_fail_at(k);
+        tg_status st = tg_checkpoint_save(path, m, o, &p);
+        size_t tried = th_attempts_since_armed();
+        th_fail_at(0);
+        cr_assert(st == TG_OK || st == TG_ENOMEM, "save, allocation %zu: %s", k,
+                  tg_last_error());
+        cr_assert_eq(th_state.live, live, "save leaks at allocation %zu", k);
+        cr_assert_eq(th_state.bytes, bytes);
+        if (st == TG_OK) {
+            cr_assert_lt(tried, k, "save succeeded although allocation %zu failed", k);
+            break;
+        }
+    }
+    for (size_t k = 1;; k++) {
+        tg_model *m2 = NULL;
+        tg_optim *o2 = NULL;
+        th_fail_at(k);
+        tg_status st = tg_checkpoint_load(path, &m2, &o2, NULL);
+        size_t tried = th_attempts_since_armed();
+        th_fail_at(0);
+        cr_assert(st == TG_OK || st == TG_ENOMEM, "load, allocation %zu: %s: %s", k,
+                  tg_status_name(st), tg_last_error());
+        if (st == TG_OK) {
+            cr_assert_lt(tried, k);
+            assert_same(m, o, m2, o2);
+            tg_optim_free(o2);
+            tg_model_free(m2);
+            break;
+        }
+        cr_assert(m2 == NULL && o2 == NULL);
+        cr_assert_eq(th_state.live, live, "load leaks at allocation %zu", k);
+    }
+    tg_optim_free(o);
+    tg_model_free(m);
+    cr_assert_eq(th_state.live, 0);
+    cr_assert_eq(th_state.bytes, 0);
+    th_uninstall();
+    remove(path);
+    rmdir(tmpdir);
+}
