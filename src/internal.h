@@ -172,31 +172,47 @@ struct tg_tape {
     char error[256];
 };
 
-/* Records a node: the common path of every op constructor. Checks the tape, the inputs
- * (NULL, stale, foreign, dtype), runs the op's shape rule, allocates the result in the arena,
- * runs its forward, and appends it. Returns the result or NULL (error kept on the tape). */
-tg_tensor *tg_tape__record(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b, tg_attr attr);
+/* Recording a node, the common path of every op constructor, is tg_tape__record in
+ * src/tape/record.h: inline, so ops.c gets it specialized per op. */
 /* Sets the tape's error (if it has none yet) and this thread's, naming op and node index. */
 void tg_tape__fail(tg_tape *tape, tg_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* The first touch of a gradient buffer in a pass: allocates and zeroes it. */
-void *tg_tape__grad_first(tg_tape *tape, tg_tensor *x);
-/* The gradient buffer of input x for the current backward pass (zeroed on first use), or
- * NULL when x needs no gradient, or on ENOMEM (then the tape's status says so). */
-static inline void *tg_tape__grad_of(tg_tape *tape, tg_tensor *x)
-{
-    if (!x->requires_grad)
-        return NULL;
-    if (__builtin_expect(!(x->flags & TG_TF_LEAF) && x->grad_pass == tape->pass, 1))
-        return x->grad;
-    return tg_tape__grad_first(tape, x);
-}
 /* Arena memory for op data (values, gradients, scratch). Small buffers (0-d scalars) need not
  * waste a cache line each; size 0 still gets a distinct non-NULL pointer. */
 static inline void *tg_tape__alloc(tg_tape *tape, size_t size)
 {
     return tg_arena__alloc(&tape->data, size ? size : 1,
                            size >= TG_DATA_ALIGN ? TG_DATA_ALIGN : 16);
+}
+/* The first touch of a gradient buffer in a pass, out of line: leaves (allocating a leaf's
+ * grad, or tg_grad's private accumulator) and out of memory. */
+void *tg_tape__grad_first(tg_tape *tape, tg_tensor *x);
+/* The gradient buffer of input x for the current backward pass (zeroed on first use), or
+ * NULL when x needs no gradient, or on ENOMEM (then the tape's status says so). A node keeps
+ * its buffer for the whole recording: later passes zero it again instead of allocating. */
+static inline void *tg_tape__grad_of(tg_tape *tape, tg_tensor *x)
+{
+    if (!x->requires_grad)
+        return NULL;
+    if (TG_LIKELY(x->tape != NULL)) { /* a node (backward never reaches another tape's) */
+        if (TG_LIKELY(x->grad_pass == tape->pass))
+            return x->grad;
+        size_t bytes = x->numel * tg__esize(x);
+        if (!x->grad && !(x->grad = tg_tape__alloc(tape, bytes)))
+            return tg_tape__grad_first(tape, x); /* reports ENOMEM */
+        x->grad_pass = tape->pass;
+        switch (bytes) { /* small gradients: a store or two, not a call */
+        case 4: memset(x->grad, 0, 4); break;
+        case 8: memset(x->grad, 0, 8); break;
+        case 16: memset(x->grad, 0, 16); break;
+        case 32: memset(x->grad, 0, 32); break;
+        default: memset(x->grad, 0, bytes);
+        }
+        return x->grad;
+    }
+    if (TG_LIKELY(x->grad && !tape->capture))
+        return x->grad; /* a leaf's own grad */
+    return tg_tape__grad_first(tape, x);
 }
 /* The staleness check used by every entry point that takes a tensor: TG_OK or TG_ESTALE. */
 tg_status tg_tensor__check_live(const tg_tensor *t, const char *who);

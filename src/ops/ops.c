@@ -6,6 +6,7 @@
  * VJP locals follow the math: x (input value), y (output value), dy (output gradient), and
  * each VJP ADDS into its inputs' gradients (fan-out sums for free). */
 #include "internal.h"
+#include "tape/record.h"
 
 #include <stdio.h>
 #include <tgmath.h>
@@ -383,9 +384,34 @@ static void gemm(tg_dtype dtype, bool ta, bool tb, size_t M, size_t N, size_t K,
         tg_gemm_f64(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
 }
 
+/* Products this small (the 2x2 layers of a tiny network) run here in plain loops: the call
+ * into the GEMM kernel, with its dispatch and blocking, would cost more than the arithmetic.
+ * Each sum runs in the order the kernel's reference path uses. */
+#define MATMUL_TINY 512 /* M*K*N at most */
+
+static bool matmul_tiny(mm_dims d)
+{
+    return d.M * d.K * d.N <= MATMUL_TINY; /* no overflow: each factor is a real dimension */
+}
+
 static void matmul_forward(tg_tensor *node)
 {
     mm_dims d = matmul_dims(node);
+    if (matmul_tiny(d)) {
+        DISPATCH(node->dtype, {
+            const T *A = node->in[0]->data, *B = node->in[1]->data;
+            T *Y = node->data;
+            for (size_t p = 0; p < d.batch; p++, A += d.M * d.K, B += d.K * d.N, Y += d.M * d.N)
+                for (size_t i = 0; i < d.M; i++) /* (M,K) @ (K,N) */
+                    for (size_t j = 0; j < d.N; j++) {
+                        T acc = 0;
+                        for (size_t k = 0; k < d.K; k++)
+                            acc += A[i * d.K + k] * B[k * d.N + j];
+                        Y[i * d.N + j] = acc;
+                    }
+        });
+        return;
+    }
     size_t es = tg__esize(node);
     const char *A = node->in[0]->data, *B = node->in[1]->data;
     char *Y = node->data;
@@ -400,6 +426,34 @@ static void matmul_vjp(tg_tape *tape, tg_tensor *node)
     size_t es = tg__esize(node);
     char *dA = tg_tape__grad_of(tape, node->in[0]);
     char *dB = tg_tape__grad_of(tape, node->in[1]);
+    if (matmul_tiny(d)) {
+        DISPATCH(node->dtype, {
+            const T *A = node->in[0]->data, *B = node->in[1]->data, *DY = node->grad;
+            T *DA = (T *)dA, *DB = (T *)dB;
+            const size_t M = d.M, K = d.K, N = d.N;
+            for (size_t p = 0; p < d.batch; p++, A += M * K, B += K * N, DY += M * N) {
+                if (DA) { /* dA[i,k] += sum_j dY[i,j] B[k,j] */
+                    for (size_t i = 0; i < M; i++)
+                        for (size_t k = 0; k < K; k++) {
+                            T acc = 0;
+                            for (size_t j = 0; j < N; j++)
+                                acc += DY[i * N + j] * B[k * N + j];
+                            DA[i * K + k] += acc;
+                        }
+                    DA += M * K;
+                }
+                if (DB) /* dB[k,j] += A[i,k] dY[i,j], i in order */
+                    for (size_t k = 0; k < K; k++) {
+                        for (size_t i = 0; i < M; i++)
+                            for (size_t j = 0; j < N; j++)
+                                DB[k * N + j] += A[i * K + k] * DY[i * N + j];
+                    }
+                if (DB)
+                    DB += K * N;
+            }
+        });
+        return;
+    }
     const char *A = node->in[0]->data, *B = node->in[1]->data, *dY = node->grad;
     for (size_t p = 0; p < d.batch; p++) {
         const char *a = A + p * d.M * d.K * es, *b = B + p * d.K * d.N * es;
@@ -895,17 +949,21 @@ size_t tg_tensor_index(const tg_tensor *t)
     return t && !(t->flags & TG_TF_LEAF) ? t->index : SIZE_MAX;
 }
 
-static tg_tensor *unary(tg_tape *tape, tg_op op, tg_tensor *x)
+/* The constructors below each inline the recording path with their op as a constant (see
+ * tape/record.h), so these helpers must be inlined too. */
+#define CONSTRUCTOR static inline __attribute__((always_inline))
+
+CONSTRUCTOR tg_tensor *unary(tg_tape *tape, tg_op op, tg_tensor *x)
 {
     return tg_tape__record(tape, op, x, NULL, (tg_attr){.c = 0});
 }
 
-static tg_tensor *with_constant(tg_tape *tape, tg_op op, tg_tensor *x, double c)
+CONSTRUCTOR tg_tensor *with_constant(tg_tape *tape, tg_op op, tg_tensor *x, double c)
 {
     return tg_tape__record(tape, op, x, NULL, (tg_attr){.c = c});
 }
 
-static tg_tensor *along(tg_tape *tape, tg_op op, tg_tensor *x, int axis, bool keepdim)
+CONSTRUCTOR tg_tensor *along(tg_tape *tape, tg_op op, tg_tensor *x, int axis, bool keepdim)
 {
     return tg_tape__record(tape, op, x, NULL, (tg_attr){.r = {axis, keepdim}});
 }

@@ -6,6 +6,7 @@
  * compare; nodes that do not require grad are never written. There is no op-specific code
  * here: each node's VJP comes from the op table. */
 #include "internal.h"
+#include "record.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -162,10 +163,12 @@ static tg_status register_leaf(tg_tape *tape, tg_tensor *x)
             }
         }
     }
-    tg_status st = tg__grow((void **)&tape->leaves, &tape->cap_leaves, tape->n_leaves + 1,
-                            sizeof *tape->leaves, "tape leaves");
-    if (st != TG_OK)
-        return st;
+    if (TG_UNLIKELY(tape->n_leaves == tape->cap_leaves)) {
+        tg_status st = tg__grow((void **)&tape->leaves, &tape->cap_leaves, tape->n_leaves + 1,
+                                sizeof *tape->leaves, "tape leaves");
+        if (st != TG_OK)
+            return st;
+    }
     tape->leaves[tape->n_leaves] = (tg_leaf_slot){x, NULL, 0};
     x->reg_tape = tape->id;
     x->reg_gen = tape->gen;
@@ -190,7 +193,7 @@ static size_t leaf_slot(tg_tape *tape, const tg_tensor *x)
     return SIZE_MAX;
 }
 
-static inline tg_status check_input(tg_tape *tape, const char *op, int i, tg_tensor *x)
+static tg_status check_input(tg_tape *tape, const char *op, int i, tg_tensor *x)
 {
     if (!x) {
         tg_tape__fail(tape, TG_EINVAL, "%s: input %d is NULL (node %zu)", op, i, tape->n_nodes);
@@ -213,6 +216,27 @@ static inline tg_status check_input(tg_tape *tape, const char *op, int i, tg_ten
                       "%s: input %d (node %u) was recorded before the tape was reset (node %zu)", op,
                       i, x->index, tape->n_nodes);
         return TG_ESTALE;
+    }
+    return TG_OK;
+}
+
+tg_status tg_tape__admit(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b)
+{
+    const tg_op_info *info = &tg_ops__table[op];
+    if (!tape)
+        return tg__error(TG_EINVAL, "%s: tape is NULL", info->name);
+    if (tape->status != TG_OK)
+        return tape->status;
+    tg_status st = check_input(tape, info->name, 0, a);
+    if (st != TG_OK || info->arity != 2)
+        return st;
+    if ((st = check_input(tape, info->name, 1, b)) != TG_OK)
+        return st;
+    if (a->dtype != b->dtype) {
+        tg_tape__fail(tape, TG_EDTYPE, "%s: dtypes %s and %s differ (node %zu)", info->name,
+                      tg_dtype_name((tg_dtype)a->dtype), tg_dtype_name((tg_dtype)b->dtype),
+                      tape->n_nodes);
+        return TG_EDTYPE;
     }
     return TG_OK;
 }
@@ -245,36 +269,18 @@ static void describe_inputs(const tg_tensor *y, char *buf, size_t size)
     }
 }
 
-/* A new node header (not yet appended), with everything but shape and data set. */
-static inline tg_tensor *new_node(tg_tape *tape, tg_op op, tg_dtype dtype)
+void tg_tape__fail_shape(tg_tape *tape, const tg_tensor *y, tg_status st, const char *msg)
 {
-    tg_tensor *y = tg_arena__alloc(&tape->headers[tape->gen & 1], sizeof *y, 16);
-    if (!y) {
-        tg_tape__fail(tape, TG_ENOMEM, "%s: out of memory (node %zu)", tg_ops__table[op].name,
-                      tape->n_nodes);
-        return NULL;
-    }
-    y->data = NULL;
-    y->grad = NULL;
-    y->tape = tape;
-    y->in[0] = y->in[1] = NULL;
-    y->name = NULL;
-    y->index = (uint32_t)tape->n_nodes;
-    y->gen = tape->gen;
-    y->grad_pass = 0;
-    y->op = (uint16_t)op;
-    y->dtype = (uint8_t)dtype;
-    y->rank = 0;
-    y->requires_grad = 0;
-    y->flags = tg_ops__table[op].is_view ? TG_TF_VIEW : 0;
-    return y;
+    tg_tape__fail(tape, st, "%s: %s (node %zu)", tg_ops__table[y->op].name, msg, tape->n_nodes);
 }
 
-_Static_assert(TG_MAX_RANK * 15 <= 60, "finish_node's overflow shortcut assumes rank <= 4");
+void tg_tape__fail_oom(tg_tape *tape, tg_op op, size_t bytes)
+{
+    tg_tape__fail(tape, TG_ENOMEM, "%s: out of memory for %zu bytes (node %zu)",
+                  tg_ops__table[op].name, bytes, tape->n_nodes);
+}
 
-/* The rare cases of finish_node, out of line: an element count that overflows, a full tape,
- * a node list that must grow. */
-static tg_status finish_node_slow(tg_tape *tape, tg_tensor *y, bool overflow)
+tg_status tg_tape__finish_slow(tg_tape *tape, tg_tensor *y, bool overflow)
 {
     const char *name = tg_ops__table[y->op].name;
     if (overflow) {
@@ -296,85 +302,15 @@ static tg_status finish_node_slow(tg_tape *tape, tg_tensor *y, bool overflow)
     return TG_OK;
 }
 
-/* Gives y its element count and data (unless it is a view) and appends it to the node list. */
-static inline tg_status finish_node(tg_tape *tape, tg_tensor *y)
+tg_status tg_tape__anomaly_forward(tg_tape *tape, const tg_tensor *y)
 {
-    /* With every dimension below 2^15 and rank <= 4, elements < 2^60 and bytes < 2^63: no
-     * overflow is possible, and the checked multiply (a slow dependency chain) is skipped. */
-    size_t numel = 1, bytes, any = 0;
-    for (int i = 0; i < y->rank; i++) {
-        numel *= y->shape[i];
-        any |= y->shape[i];
-    }
-    bool overflow = false;
-    if (TG_UNLIKELY(any >> 15)) {
-        numel = 1;
-        for (int i = 0; i < y->rank; i++)
-            overflow |= __builtin_mul_overflow(numel, y->shape[i], &numel);
-    }
-    overflow |= __builtin_mul_overflow(numel, tg__esize(y), &bytes);
-    if (TG_UNLIKELY(overflow || tape->n_nodes == tape->cap_nodes) &&
-        finish_node_slow(tape, y, overflow) != TG_OK)
-        return tape->status;
-    y->numel = numel;
-    if (!(y->flags & TG_TF_VIEW)) {
-        y->data = tg_tape__alloc(tape, bytes);
-        if (TG_UNLIKELY(!y->data)) {
-            tg_tape__fail(tape, TG_ENOMEM, "%s: out of memory for %zu bytes (node %zu)",
-                          tg_ops__table[y->op].name, bytes, tape->n_nodes);
-            return TG_ENOMEM;
-        }
-    }
-    tape->nodes[tape->n_nodes++] = y;
-    return TG_OK;
-}
-
-tg_tensor *tg_tape__record(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b, tg_attr attr)
-{
-    const tg_op_info *info = &tg_ops__table[op];
-    if (TG_UNLIKELY(!tape)) {
-        tg__error(TG_EINVAL, "%s: tape is NULL", info->name);
-        return NULL;
-    }
-    if (TG_UNLIKELY(tape->status != TG_OK))
-        return NULL;
-    if (check_input(tape, info->name, 0, a) != TG_OK)
-        return NULL;
-    if (info->arity == 2) {
-        if (check_input(tape, info->name, 1, b) != TG_OK)
-            return NULL;
-        if (TG_UNLIKELY(a->dtype != b->dtype)) {
-            tg_tape__fail(tape, TG_EDTYPE, "%s: dtypes %s and %s differ (node %zu)", info->name,
-                          tg_dtype_name((tg_dtype)a->dtype), tg_dtype_name((tg_dtype)b->dtype),
-                          tape->n_nodes);
-            return NULL;
-        }
-    }
-    tg_tensor *y = new_node(tape, op, (tg_dtype)a->dtype);
-    if (!y)
-        return NULL;
-    y->in[0] = a;
-    y->in[1] = info->arity == 2 ? b : NULL;
-    y->attr = attr;
-    char msg[200];
-    tg_status st = info->shape(y, msg, sizeof msg);
-    if (TG_UNLIKELY(st != TG_OK)) {
-        tg_tape__fail(tape, st, "%s: %s (node %zu)", info->name, msg, tape->n_nodes);
-        return NULL;
-    }
-    if (finish_node(tape, y) != TG_OK)
-        return NULL;
-    y->requires_grad = tape->grad_enabled && op != TG_OP_DETACH &&
-                       (a->requires_grad || (y->in[1] && y->in[1]->requires_grad));
-    info->forward(y);
-    if (TG_UNLIKELY(tape->anomaly) && !all_finite(y->data, (tg_dtype)y->dtype, y->numel)) {
-        char shapes[200];
-        describe_inputs(y, shapes, sizeof shapes);
-        tg_tape__fail(tape, TG_ENUMERIC, "anomaly: %s produced NaN or Inf at node %u (inputs %s)",
-                      info->name, y->index, shapes);
-        return NULL;
-    }
-    return y;
+    if (all_finite(y->data, (tg_dtype)y->dtype, y->numel))
+        return TG_OK;
+    char shapes[200];
+    describe_inputs(y, shapes, sizeof shapes);
+    tg_tape__fail(tape, TG_ENUMERIC, "anomaly: %s produced NaN or Inf at node %u (inputs %s)",
+                  tg_ops__table[y->op].name, y->index, shapes);
+    return TG_ENUMERIC;
 }
 
 tg_tensor *tg_constant(tg_tape *tape, tg_dtype dtype, int rank, const size_t *shape,
@@ -395,14 +331,14 @@ tg_tensor *tg_constant(tg_tape *tape, tg_dtype dtype, int rank, const size_t *sh
         tg_tape__fail(tape, TG_EINVAL, "constant: data is NULL (node %zu)", tape->n_nodes);
         return NULL;
     }
-    tg_tensor *y = new_node(tape, TG_OP_CONST, dtype);
+    tg_tensor *y = tg_tape__new_node(tape, TG_OP_CONST, dtype, false);
     if (!y)
         return NULL;
     y->rank = (uint8_t)rank;
     for (int i = 0; i < rank; i++)
         y->shape[i] = shape[i];
     y->attr.c = 0;
-    if (finish_node(tape, y) != TG_OK)
+    if (tg_tape__finish_node(tape, y, false) != TG_OK)
         return NULL;
     if (numel)
         memcpy(y->data, data, tg__nbytes(y));

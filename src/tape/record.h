@@ -1,0 +1,142 @@
+/* record.h: the common path of recording a node, inline. ops.c includes it, so each op
+ * constructor gets the path specialized for its op: the table entry is a constant there, so
+ * the shape rule and the forward become direct calls the compiler inlines, and the arity and
+ * view tests fold away. Everything rare (errors, the first use of a leaf in a recording, a
+ * node list that must grow) leaves through out-of-line functions in tape.c. */
+#ifndef TAPEGRAD_RECORD_H
+#define TAPEGRAD_RECORD_H
+
+#include "internal.h"
+
+/* The full input check of an op (NULL, foreign, stale, dtype), registering leaves on their
+ * first use in this recording; TG_OK, or the error (kept on the tape). */
+tg_status tg_tape__admit(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b);
+/* The error paths of recording y (not yet appended), each keeping the error on the tape. */
+void tg_tape__fail_shape(tg_tape *tape, const tg_tensor *y, tg_status st, const char *msg);
+void tg_tape__fail_oom(tg_tape *tape, tg_op op, size_t bytes);
+/* An element count that overflows, a full tape, a node list that must grow. */
+tg_status tg_tape__finish_slow(tg_tape *tape, tg_tensor *y, bool overflow);
+/* Anomaly mode's check of a new node's values: TG_OK, or TG_ENUMERIC naming the node. */
+tg_status tg_tape__anomaly_forward(tg_tape *tape, const tg_tensor *y);
+
+/* Makes x ready to be an input, for the common cases: a node of this recording, a leaf
+ * already registered in it, or a leaf this tape used in an earlier recording (so it is not
+ * registered in this one and needs no search) while the leaf list has room. false sends the
+ * caller to tg_tape__admit for everything else. (reg_tape is read only for leaves: it shares
+ * memory with in[].) */
+static inline bool tg_tape__input_ready(tg_tape *tape, tg_tensor *x)
+{
+    if (x->tape == tape)
+        return x->gen == tape->gen;
+    if (x->tape || x->reg_tape != tape->id)
+        return false;
+    if (x->reg_gen == tape->gen)
+        return true;
+    if (tape->n_leaves == tape->cap_leaves)
+        return false;
+    tape->leaves[tape->n_leaves] = (tg_leaf_slot){x, NULL, 0};
+    x->reg_gen = tape->gen;
+    x->reg_slot = (uint32_t)tape->n_leaves++;
+    return true;
+}
+
+/* A new node header with every field set but rank and shape; NULL on ENOMEM (reported). */
+static inline tg_tensor *tg_tape__new_node(tg_tape *tape, tg_op op, tg_dtype dtype, bool view)
+{
+    tg_tensor *y = tg_arena__alloc(&tape->headers[tape->gen & 1], sizeof *y, 16);
+    if (TG_UNLIKELY(!y)) {
+        tg_tape__fail_oom(tape, op, sizeof *y);
+        return NULL;
+    }
+    y->data = NULL;
+    y->grad = NULL;
+    y->tape = tape;
+    y->in[0] = y->in[1] = NULL;
+    y->index = (uint32_t)tape->n_nodes;
+    y->gen = tape->gen;
+    y->grad_pass = 0;
+    y->op = (uint16_t)op;
+    y->dtype = (uint8_t)dtype;
+    y->rank = 0;
+    y->requires_grad = 0;
+    y->flags = view ? TG_TF_VIEW : 0;
+    y->name = NULL;
+    return y;
+}
+
+_Static_assert(TG_MAX_RANK * 15 <= 60, "the overflow shortcut below assumes rank <= 4");
+
+/* Gives y (shape set) its element count and data (unless it is a view) and appends it to the
+ * node list: TG_OK, or the error (kept on the tape). */
+static inline tg_status tg_tape__finish_node(tg_tape *tape, tg_tensor *y, bool view)
+{
+    /* With every dimension below 2^15 and rank <= 4, elements < 2^60 and bytes < 2^63: no
+     * overflow is possible, and the checked multiply (a slow dependency chain) is skipped. */
+    size_t numel = 1, any = 0;
+    for (int i = 0; i < y->rank; i++) {
+        numel *= y->shape[i];
+        any |= y->shape[i];
+    }
+    if (TG_UNLIKELY((any >> 15) || tape->n_nodes == tape->cap_nodes)) {
+        bool overflow = false;
+        if (any >> 15) {
+            size_t bytes;
+            numel = 1;
+            for (int i = 0; i < y->rank; i++)
+                overflow |= __builtin_mul_overflow(numel, y->shape[i], &numel);
+            overflow |= __builtin_mul_overflow(numel, tg__esize(y), &bytes);
+        }
+        if (overflow || tape->n_nodes == tape->cap_nodes) {
+            tg_status st = tg_tape__finish_slow(tape, y, overflow);
+            if (st != TG_OK)
+                return st;
+        }
+    }
+    y->numel = numel;
+    if (!view) {
+        size_t bytes = numel * tg__esize(y);
+        y->data = tg_tape__alloc(tape, bytes);
+        if (TG_UNLIKELY(!y->data)) {
+            tg_tape__fail_oom(tape, (tg_op)y->op, bytes);
+            return TG_ENOMEM;
+        }
+    }
+    tape->nodes[tape->n_nodes++] = y;
+    return TG_OK;
+}
+
+/* Records op on inputs a (and b for binary ops) with attributes attr: checks, shape rule,
+ * allocation, forward. Returns the new node, or NULL with the error kept on the tape (and
+ * NULL quietly when the tape already has an error). */
+static inline __attribute__((always_inline)) tg_tensor *
+tg_tape__record(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b, tg_attr attr)
+{
+    const tg_op_info *info = &tg_ops__table[op];
+    const bool binary = info->arity == 2;
+    if (TG_UNLIKELY(!tape || tape->status != TG_OK || !a || !tg_tape__input_ready(tape, a) ||
+                    (binary && (!b || !tg_tape__input_ready(tape, b) || a->dtype != b->dtype))) &&
+        tg_tape__admit(tape, op, a, b) != TG_OK)
+        return NULL;
+    tg_tensor *y = tg_tape__new_node(tape, op, (tg_dtype)a->dtype, info->is_view);
+    if (TG_UNLIKELY(!y))
+        return NULL;
+    y->in[0] = a;
+    y->in[1] = binary ? b : NULL;
+    y->attr = attr;
+    char msg[200]; /* written by the shape rule only when it fails */
+    tg_status st = info->shape(y, msg, sizeof msg);
+    if (TG_UNLIKELY(st != TG_OK)) {
+        tg_tape__fail_shape(tape, y, st, msg);
+        return NULL;
+    }
+    if (TG_UNLIKELY(tg_tape__finish_node(tape, y, info->is_view) != TG_OK))
+        return NULL;
+    y->requires_grad = tape->grad_enabled && op != TG_OP_DETACH &&
+                       (a->requires_grad || (binary && b->requires_grad));
+    info->forward(y);
+    if (TG_UNLIKELY(tape->anomaly) && tg_tape__anomaly_forward(tape, y) != TG_OK)
+        return NULL;
+    return y;
+}
+
+#endif
