@@ -81,6 +81,8 @@ enum {
     TG_TF_VIEW = 1u << 2,      /* tape tensor sharing its input's data (reshape, detach) */
     TG_TF_BORROWED_GRAD = 1u << 3, /* leaf whose grad points into memory it does not own (a
                                     * model's gradient block): tg_tensor_free leaves it alone */
+    TG_TF_PLANNED = 1u << 4, /* tape tensor recorded from the plan: its shape is the one the
+                              * same node had in the previous recording (see record.h) */
 };
 
 /* Op attributes. axis is normalized at record time: 0..rank-1, or TG_ALL_AXES. */
@@ -149,6 +151,11 @@ typedef struct tg_leaf_slot {
     tg_tensor *leaf;
     void *grad;        /* tg_grad's private accumulator for this leaf (arena) */
     uint32_t grad_pass;
+    /* What plan reuse compares (record.h): the leaf's dtype and shape when registered, and
+     * whether the same slot two recordings ago held the same leaf with the same ones. */
+    bool planned;
+    uint8_t dtype, rank;
+    size_t shape[TG_MAX_RANK];
 } tg_leaf_slot;
 
 struct tg_tape {
@@ -161,6 +168,12 @@ struct tg_tape {
     size_t n_nodes, cap_nodes;
     tg_leaf_slot *leaves;
     size_t n_leaves, cap_leaves;
+    /* The plan (record.h): the other parity's leaf slots, swapped in at every reset, and how
+     * many nodes and leaves the recording two resets ago (same parity) left in its header
+     * arena and leaf slots. */
+    tg_leaf_slot *old_leaves;
+    size_t old_n_leaves, old_cap_leaves, old_n_nodes;
+    size_t plan_nodes, plan_leaves;
     uint64_t id;           /* unique in the process: leaves cache it (reg_tape), never touched
                             * by tg_tape_free, so leaves may be freed before their tape */
     uint32_t gen;
@@ -236,6 +249,8 @@ typedef struct tg_op_info {
     tg_shape_fn shape;
     tg_forward_fn forward;
     tg_vjp_fn vjp;
+    bool reads_attr; /* the shape rule reads (or checks) attributes other than axis and
+                      * keepdim, so the plan cannot stand in for it */
 } tg_op_info;
 
 extern const tg_op_info tg_ops__table[TG_OP_COUNT];

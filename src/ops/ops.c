@@ -885,7 +885,7 @@ static void no_forward(tg_tensor *node)
 #define BINARY_ENTRY(op) {#op, 2, false, false, broadcast_shape, op##_forward, op##_vjp}
 
 const tg_op_info tg_ops__table[TG_OP_COUNT] = {
-    [TG_OP_CONST] = {"const", 0, false, false, no_shape, no_forward, no_vjp},
+    [TG_OP_CONST] = {"const", 0, false, false, no_shape, no_forward, no_vjp, true},
     [TG_OP_DETACH] = {"detach", 1, true, false, same_shape, view_forward, no_vjp},
     [TG_OP_ADD] = BINARY_ENTRY(add),
     [TG_OP_SUB] = BINARY_ENTRY(sub),
@@ -904,11 +904,12 @@ const tg_op_info tg_ops__table[TG_OP_COUNT] = {
     [TG_OP_TANH] = UNARY_ENTRY(tanh),
     [TG_OP_RELU] = UNARY_ENTRY(relu),
     [TG_OP_LOG_SIGMOID] = UNARY_ENTRY(log_sigmoid),
-    [TG_OP_CLAMP] = {"clamp", 1, false, false, clamp_shape, clamp_forward, clamp_vjp},
+    [TG_OP_CLAMP] = {"clamp", 1, false, false, clamp_shape, clamp_forward, clamp_vjp, true},
     [TG_OP_MATMUL] = {"matmul", 2, false, false, matmul_shape, matmul_forward, matmul_vjp},
     [TG_OP_TRANSPOSE] = {"transpose", 1, false, false, transpose_shape, transpose_forward,
                          transpose_vjp},
-    [TG_OP_RESHAPE] = {"reshape", 1, true, false, reshape_shape, view_forward, reshape_vjp},
+    [TG_OP_RESHAPE] = {"reshape", 1, true, false, reshape_shape, view_forward, reshape_vjp,
+                       true},
     [TG_OP_SUM] = {"sum", 1, false, true, reduce_shape, sum_forward, sum_vjp},
     [TG_OP_MEAN] = {"mean", 1, false, true, reduce_shape, mean_forward, mean_vjp},
     [TG_OP_MAX] = {"max", 1, false, true, reduce_nonempty_shape, max_forward, max_vjp},

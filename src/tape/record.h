@@ -19,6 +19,55 @@ tg_status tg_tape__finish_slow(tg_tape *tape, tg_tensor *y, bool overflow);
 /* Anomaly mode's check of a new node's values: TG_OK, or TG_ENUMERIC naming the node. */
 tg_status tg_tape__anomaly_forward(tg_tape *tape, const tg_tensor *y);
 
+/* ---- the plan ------------------------------------------------------------------------------
+ * A training loop records the same graph every step, and a recording's fingerprint (op,
+ * dtype, shape, axis attributes and input references of every node; tg_tape_fingerprint)
+ * then equals the previous one's. Rather than hashing after the fact, the recording compares
+ * itself, node by node, with the recording two resets ago, whose node headers are still intact
+ * in the same header arena (headers alternate between two arenas by generation parity): every
+ * node takes one header of the same size, so node n of this recording gets the very header
+ * node n had then, as long as that recording had more than n nodes (plan_nodes). When that
+ * header shows the same op and dtype, the same input pointers and the same axis attributes,
+ * and every input is itself planned (a node recorded from the plan, or a leaf whose slot held
+ * the same leaf with the same dtype and shape then), the output shape and element count are
+ * the ones already in the header: the shape rule, the element count and the capacity checks
+ * are skipped, and the header is refreshed instead of rewritten. Anything else (a new op, a
+ * changed shape, a leaf replaced) falls back to the general path, which writes the header in
+ * full; nodes downstream of the change then miss too, since their inputs are not planned.
+ * Equal input pointers mean equal inputs: a node of this recording sits in the header it had
+ * then only if it has the same index, and leaves are checked by pointer, dtype and shape. */
+
+static inline bool tg_tape__leaf_sig_equal(const tg_leaf_slot *slot, const tg_tensor *x)
+{
+    if (slot->dtype != x->dtype || slot->rank != x->rank)
+        return false;
+    for (int i = 0; i < x->rank; i++)
+        if (slot->shape[i] != x->shape[i])
+            return false;
+    return true;
+}
+
+/* Fills leaf slot s (< cap_leaves) with x, noting whether it repeats the plan's slot s. */
+static inline void tg_tape__fill_leaf_slot(tg_tape *tape, size_t s, tg_tensor *x)
+{
+    tg_leaf_slot *slot = &tape->leaves[s];
+    slot->grad = NULL;
+    slot->grad_pass = 0;
+    if (s < tape->plan_leaves && slot->leaf == x && tg_tape__leaf_sig_equal(slot, x)) {
+        slot->planned = true;
+    } else {
+        slot->leaf = x;
+        slot->planned = false;
+        slot->dtype = x->dtype;
+        slot->rank = x->rank;
+        for (int i = 0; i < x->rank; i++)
+            slot->shape[i] = x->shape[i];
+    }
+    x->reg_tape = tape->id;
+    x->reg_gen = tape->gen;
+    x->reg_slot = (uint32_t)s;
+}
+
 /* Makes x ready to be an input, for the common cases: a node of this recording, a leaf
  * already registered in it, or a leaf this tape used in an earlier recording (so it is not
  * registered in this one and needs no search) while the leaf list has room. false sends the
@@ -34,20 +83,20 @@ static inline bool tg_tape__input_ready(tg_tape *tape, tg_tensor *x)
         return true;
     if (tape->n_leaves == tape->cap_leaves)
         return false;
-    tape->leaves[tape->n_leaves] = (tg_leaf_slot){x, NULL, 0};
-    x->reg_gen = tape->gen;
-    x->reg_slot = (uint32_t)tape->n_leaves++;
+    tg_tape__fill_leaf_slot(tape, tape->n_leaves++, x);
     return true;
 }
 
-/* A new node header with every field set but rank and shape; NULL on ENOMEM (reported). */
-static inline tg_tensor *tg_tape__new_node(tg_tape *tape, tg_op op, tg_dtype dtype, bool view)
+/* Input x (ready) has the shape it had in the plan. */
+static inline bool tg_tape__input_planned(const tg_tape *tape, const tg_tensor *x)
 {
-    tg_tensor *y = tg_arena__alloc(&tape->headers[tape->gen & 1], sizeof *y, 16);
-    if (TG_UNLIKELY(!y)) {
-        tg_tape__fail_oom(tape, op, sizeof *y);
-        return NULL;
-    }
+    return x->tape ? (x->flags & TG_TF_PLANNED) != 0 : tape->leaves[x->reg_slot].planned;
+}
+
+/* Writes every field of node header y but rank and shape (the general path). */
+static inline void tg_tape__init_node(tg_tape *tape, tg_tensor *y, tg_op op, tg_dtype dtype,
+                                      bool view)
+{
     y->data = NULL;
     y->grad = NULL;
     y->tape = tape;
@@ -61,7 +110,6 @@ static inline tg_tensor *tg_tape__new_node(tg_tape *tape, tg_op op, tg_dtype dty
     y->requires_grad = 0;
     y->flags = view ? TG_TF_VIEW : 0;
     y->name = NULL;
-    return y;
 }
 
 _Static_assert(TG_MAX_RANK * 15 <= 60, "the overflow shortcut below assumes rank <= 4");
@@ -105,9 +153,9 @@ static inline tg_status tg_tape__finish_node(tg_tape *tape, tg_tensor *y, bool v
     return TG_OK;
 }
 
-/* Records op on inputs a (and b for binary ops) with attributes attr: checks, shape rule,
- * allocation, forward. Returns the new node, or NULL with the error kept on the tape (and
- * NULL quietly when the tape already has an error). */
+/* Records op on inputs a (and b for binary ops) with attributes attr: checks, shape rule
+ * (or the plan), allocation, forward. Returns the new node, or NULL with the error kept on
+ * the tape (and NULL quietly when the tape already has an error). */
 static inline __attribute__((always_inline)) tg_tensor *
 tg_tape__record(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b, tg_attr attr)
 {
@@ -117,20 +165,54 @@ tg_tape__record(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b, tg_attr att
                     (binary && (!b || !tg_tape__input_ready(tape, b) || a->dtype != b->dtype))) &&
         tg_tape__admit(tape, op, a, b) != TG_OK)
         return NULL;
-    tg_tensor *y = tg_tape__new_node(tape, op, (tg_dtype)a->dtype, info->is_view);
-    if (TG_UNLIKELY(!y))
-        return NULL;
-    y->in[0] = a;
-    y->in[1] = binary ? b : NULL;
-    y->attr = attr;
-    char msg[200]; /* written by the shape rule only when it fails */
-    tg_status st = info->shape(y, msg, sizeof msg);
-    if (TG_UNLIKELY(st != TG_OK)) {
-        tg_tape__fail_shape(tape, y, st, msg);
+    if (!binary)
+        b = NULL;
+    const size_t n = tape->n_nodes;
+    tg_tensor *y = tg_arena__alloc(&tape->headers[tape->gen & 1], sizeof *y, 16);
+    if (TG_UNLIKELY(!y)) {
+        tg_tape__fail_oom(tape, op, sizeof *y);
         return NULL;
     }
-    if (TG_UNLIKELY(tg_tape__finish_node(tape, y, info->is_view) != TG_OK))
-        return NULL;
+    if (info->has_axis && attr.r.axis < 0 && attr.r.axis != TG_ALL_AXES &&
+        attr.r.axis >= -(int)a->rank)
+        attr.r.axis += a->rank; /* as the shape rule normalizes it */
+    if (n < tape->plan_nodes && !info->reads_attr && y->op == op && y->in[0] == a &&
+        y->in[1] == b && y->dtype == a->dtype && tg_tape__input_planned(tape, a) &&
+        (!binary || tg_tape__input_planned(tape, b)) &&
+        (!info->has_axis ||
+         (y->attr.r.axis == attr.r.axis && y->attr.r.keepdim == attr.r.keepdim))) {
+        /* From the plan: tape, index, op, dtype, inputs, rank, shape and numel are in place,
+         * and n < plan_nodes <= cap_nodes. */
+        TG_ASSERT(y->tape == tape && y->index == n);
+        y->attr = attr;
+        y->grad = NULL;
+        y->gen = tape->gen;
+        y->grad_pass = 0;
+        y->flags = TG_TF_PLANNED | (info->is_view ? TG_TF_VIEW : 0);
+        y->name = NULL;
+        if (!info->is_view) {
+            size_t bytes = y->numel * tg__esize(y);
+            y->data = tg_tape__alloc(tape, bytes);
+            if (TG_UNLIKELY(!y->data)) {
+                tg_tape__fail_oom(tape, op, bytes);
+                return NULL;
+            }
+        }
+        tape->nodes[tape->n_nodes++] = y;
+    } else {
+        tg_tape__init_node(tape, y, op, (tg_dtype)a->dtype, info->is_view);
+        y->in[0] = a;
+        y->in[1] = b;
+        y->attr = attr;
+        char msg[200]; /* written by the shape rule only when it fails */
+        tg_status st = info->shape(y, msg, sizeof msg);
+        if (TG_UNLIKELY(st != TG_OK)) {
+            tg_tape__fail_shape(tape, y, st, msg);
+            return NULL;
+        }
+        if (TG_UNLIKELY(tg_tape__finish_node(tape, y, info->is_view) != TG_OK))
+            return NULL;
+    }
     y->requires_grad = tape->grad_enabled && op != TG_OP_DETACH &&
                        (a->requires_grad || (binary && b->requires_grad));
     info->forward(y);

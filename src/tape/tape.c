@@ -42,6 +42,7 @@ void tg_tape_free(tg_tape *tape)
     tg_arena__free(&tape->data);
     tg__free(tape->nodes, tape->cap_nodes * sizeof *tape->nodes);
     tg__free(tape->leaves, tape->cap_leaves * sizeof *tape->leaves);
+    tg__free(tape->old_leaves, tape->old_cap_leaves * sizeof *tape->old_leaves);
     tg__free(tape, sizeof *tape);
 }
 
@@ -59,6 +60,21 @@ void tg_tape_reset(tg_tape *tape)
         (void)tg_arena__alloc(next, need, TG_DATA_ALIGN);
     tg_arena__rewind(next);
     tg_arena__rewind(&tape->data);
+    /* The plan for the next recording is the one two resets ago, in the arena and leaf
+     * slots it is about to reuse (record.h). */
+    if (tape->old_cap_leaves < tape->cap_leaves) /* sized now, like the header arena */
+        (void)tg__grow((void **)&tape->old_leaves, &tape->old_cap_leaves, tape->cap_leaves,
+                       sizeof *tape->old_leaves, "tape leaves");
+    tg_leaf_slot *leaves = tape->leaves;
+    size_t cap_leaves = tape->cap_leaves;
+    tape->leaves = tape->old_leaves;
+    tape->cap_leaves = tape->old_cap_leaves;
+    tape->old_leaves = leaves;
+    tape->old_cap_leaves = cap_leaves;
+    tape->plan_leaves = tape->old_n_leaves;
+    tape->old_n_leaves = tape->n_leaves;
+    tape->plan_nodes = tape->old_n_nodes;
+    tape->old_n_nodes = tape->n_nodes;
     tape->n_nodes = 0;
     tape->n_leaves = 0;
     tape->status = TG_OK;
@@ -169,10 +185,7 @@ static tg_status register_leaf(tg_tape *tape, tg_tensor *x)
         if (st != TG_OK)
             return st;
     }
-    tape->leaves[tape->n_leaves] = (tg_leaf_slot){x, NULL, 0};
-    x->reg_tape = tape->id;
-    x->reg_gen = tape->gen;
-    x->reg_slot = (uint32_t)tape->n_leaves++;
+    tg_tape__fill_leaf_slot(tape, tape->n_leaves++, x);
     return TG_OK;
 }
 
@@ -331,15 +344,25 @@ tg_tensor *tg_constant(tg_tape *tape, tg_dtype dtype, int rank, const size_t *sh
         tg_tape__fail(tape, TG_EINVAL, "constant: data is NULL (node %zu)", tape->n_nodes);
         return NULL;
     }
-    tg_tensor *y = tg_tape__new_node(tape, TG_OP_CONST, dtype, false);
-    if (!y)
+    tg_tensor *y = tg_arena__alloc(&tape->headers[tape->gen & 1], sizeof *y, 16);
+    if (!y) {
+        tg_tape__fail_oom(tape, TG_OP_CONST, sizeof *y);
         return NULL;
+    }
+    /* A constant of the plan's dtype and shape is planned: its consumers may be too. */
+    bool planned = tape->n_nodes < tape->plan_nodes && y->op == TG_OP_CONST &&
+                   y->dtype == dtype && y->rank == rank;
+    for (int i = 0; planned && i < rank; i++)
+        planned = y->shape[i] == shape[i];
+    tg_tape__init_node(tape, y, TG_OP_CONST, dtype, false);
     y->rank = (uint8_t)rank;
     for (int i = 0; i < rank; i++)
         y->shape[i] = shape[i];
     y->attr.c = 0;
     if (tg_tape__finish_node(tape, y, false) != TG_OK)
         return NULL;
+    if (planned)
+        y->flags |= TG_TF_PLANNED;
     if (numel)
         memcpy(y->data, data, tg__nbytes(y));
     return y;

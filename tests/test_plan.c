@@ -1,0 +1,339 @@
+/* test_plan.c: plan reuse (src/tape/record.h). A tape that records the same graph as two
+ * resets ago takes every node's shape from the header that node had then; these tests check
+ * that it does (nodes carry TG_TF_PLANNED), that it gives bit for bit what a fresh tape gives,
+ * and that any change of structure (op, shape, axis, dtype, a leaf replaced, nodes inserted)
+ * falls back to the general path and still gives the right answer. */
+#include <criterion/criterion.h>
+#include <tapegrad.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* The structure of one step's graph; c is a value, not structure. */
+typedef struct knobs {
+    int batch;    /* rows of x: 1..3 */
+    bool tanh_h;  /* hidden activation: tanh, else sigmoid */
+    bool extra;   /* an extra node in the middle (shifts every later index) */
+    int axis;     /* reduction axis of the loss: TG_ALL_AXES, 0, 1 or -1 */
+    bool keepdim;
+    bool f32;     /* the whole graph in f32 */
+    double c;     /* the loss scale */
+} knobs;
+
+static bool same_structure(knobs a, knobs b)
+{
+    return a.batch == b.batch && a.tanh_h == b.tanh_h && a.extra == b.extra && a.axis == b.axis &&
+           a.keepdim == b.keepdim && a.f32 == b.f32;
+}
+
+/* Parameters of both dtypes and the data buffer x wraps. */
+typedef struct net {
+    tg_tensor *W1[2], *b1[2], *W2[2]; /* [0] f64, [1] f32 */
+    double xbuf64[6];
+    float xbuf32[6];
+} net;
+
+static tg_tensor *param(tg_dtype dt, int rank, const size_t *shape, const double *v)
+{
+    tg_tensor *t = tg_tensor_from_f64(dt, rank, shape, v);
+    cr_assert_not_null(t, "%s", tg_last_error());
+    cr_assert_eq(tg_tensor_set_requires_grad(t, true), TG_OK);
+    return t;
+}
+
+static void net_init(net *n)
+{
+    const size_t s22[2] = {2, 2}, s2[1] = {2};
+    const double w1[4] = {0.3, 0.4, 0.25, 0.35}, w2[4] = {0.45, 0.7, 0.4, 0.6};
+    const double b1[2] = {0.05, -0.1};
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F32 : TG_F64;
+        n->W1[d] = param(dt, 2, s22, w1);
+        n->b1[d] = param(dt, 1, s2, b1);
+        n->W2[d] = param(dt, 2, s22, w2);
+    }
+    for (int i = 0; i < 6; i++) {
+        n->xbuf64[i] = 0.1 * (i + 1) - 0.25;
+        n->xbuf32[i] = (float)n->xbuf64[i];
+    }
+}
+
+static void net_free(net *n)
+{
+    for (int d = 0; d < 2; d++) {
+        tg_tensor_free(n->W1[d]);
+        tg_tensor_free(n->b1[d]);
+        tg_tensor_free(n->W2[d]);
+    }
+}
+
+/* x wraps the same buffer whatever the batch, so freeing it and wrapping again with another
+ * shape tends to give the same address: a leaf replaced under the plan's feet. */
+static tg_tensor *wrap_x(net *n, knobs k)
+{
+    const size_t shape[2] = {(size_t)k.batch, 2};
+    tg_tensor *x = k.f32 ? tg_tensor_wrap(TG_F32, 2, shape, n->xbuf32)
+                         : tg_tensor_wrap(TG_F64, 2, shape, n->xbuf64);
+    cr_assert_not_null(x, "%s", tg_last_error());
+    return x;
+}
+
+/* Records the step's graph; returns the scalar loss (NULL on error). */
+static tg_tensor *record(tg_tape *tape, net *n, tg_tensor *x, knobs k)
+{
+    int d = k.f32;
+    tg_dtype dt = d ? TG_F32 : TG_F64;
+    tg_tensor *z = tg_add(tape, tg_matmul(tape, x, n->W1[d]), n->b1[d]);
+    tg_tensor *h = k.tanh_h ? tg_tanh(tape, z) : tg_sigmoid(tape, z);
+    if (k.extra)
+        h = tg_mul(tape, h, tg_add_scalar(tape, h, 1.0));
+    tg_tensor *o = tg_sigmoid(tape, tg_matmul(tape, h, n->W2[d]));
+    double tv[6] = {0.4, 0.6, 0.1, 0.9, 0.5, 0.5};
+    const size_t ts[2] = {(size_t)k.batch, 2};
+    tg_tensor *t;
+    if (k.f32) {
+        float tf[6];
+        for (int i = 0; i < 6; i++)
+            tf[i] = (float)tv[i];
+        t = tg_constant(tape, dt, 2, ts, tf);
+    } else {
+        t = tg_constant(tape, dt, 2, ts, tv);
+    }
+    tg_tensor *e = tg_sum(tape, tg_square(tape, tg_sub(tape, t, o)), k.axis, k.keepdim);
+    return tg_sum(tape, tg_scale(tape, e, k.c), TG_ALL_AXES, false);
+}
+
+typedef struct result {
+    double loss;
+    double grads[3][4]; /* W1, b1, W2 */
+    uint64_t fingerprint;
+    size_t nodes, planned;
+} result;
+
+/* One step on `tape`: record, backward, collect, zero the grads, reset. */
+static result step(tg_tape *tape, net *n, tg_tensor *x, knobs k)
+{
+    result r;
+    memset(&r, 0, sizeof r);
+    tg_tensor *loss = record(tape, n, x, k);
+    cr_assert_not_null(loss, "%s", tg_tape_error(tape));
+    cr_assert_eq(tg_backward(tape, loss), TG_OK, "%s", tg_last_error());
+    r.loss = tg_tensor_item(loss);
+    tg_tensor *ps[3] = {n->W1[k.f32], n->b1[k.f32], n->W2[k.f32]};
+    for (int p = 0; p < 3; p++) {
+        for (size_t i = 0; i < tg_tensor_numel(ps[p]); i++)
+            r.grads[p][i] = tg_tensor_grad_get(ps[p], i);
+        tg_tensor_zero_grad(ps[p]);
+    }
+    r.fingerprint = tg_tape_fingerprint(tape);
+    r.nodes = tg_tape_size(tape);
+    for (size_t i = 0; i < r.nodes; i++)
+        r.planned += (tg_tape_node(tape, i)->flags & TG_TF_PLANNED) != 0;
+    return r;
+}
+
+static void assert_same_result(result got, result want, int s)
+{
+    /* The same arithmetic in the same order: equal to the bit, not just close. */
+    cr_assert(memcmp(&got.loss, &want.loss, sizeof got.loss) == 0, "step %d: loss %.17g vs %.17g",
+              s, got.loss, want.loss);
+    cr_assert(memcmp(got.grads, want.grads, sizeof got.grads) == 0, "step %d: gradients differ",
+              s);
+    cr_assert_eq(got.fingerprint, want.fingerprint, "step %d: fingerprints differ", s);
+    cr_assert_eq(got.nodes, want.nodes, "step %d", s);
+}
+
+/* Replaces *x when the knobs need another shape or dtype (freeing the old one first). */
+static void refresh_x(net *n, tg_tensor **x, knobs *xk, knobs k)
+{
+    if (!*x || xk->batch != k.batch || xk->f32 != k.f32) {
+        tg_tensor_free(*x);
+        *x = wrap_x(n, k);
+        *xk = k;
+    }
+}
+
+/* Runs the schedule on fresh tapes (which have no plan), then on one long-lived tape, and
+ * compares step by step. */
+static void run(const knobs *schedule, int steps)
+{
+    net n;
+    net_init(&n);
+    result *want = calloc((size_t)steps, sizeof *want);
+    cr_assert_not_null(want);
+    tg_tensor *x = NULL;
+    knobs xk = {0};
+    for (int s = 0; s < steps; s++) {
+        refresh_x(&n, &x, &xk, schedule[s]);
+        tg_tape *fresh = tg_tape_new();
+        cr_assert_not_null(fresh);
+        want[s] = step(fresh, &n, x, schedule[s]);
+        cr_assert_eq(want[s].planned, 0, "a fresh tape has no plan");
+        tg_tape_free(fresh);
+    }
+    tg_tensor_free(x);
+    x = NULL;
+
+    tg_tape *tape = tg_tape_new();
+    cr_assert_not_null(tape);
+    tg_tensor *prev = NULL; /* a node of the previous recording: stale after each reset */
+    for (int s = 0; s < steps; s++) {
+        knobs k = schedule[s];
+        refresh_x(&n, &x, &xk, k);
+        if (prev) {
+            cr_assert_null(tg_tensor_data(prev), "step %d: stale node readable", s);
+            cr_assert_eq(tg_last_status(), TG_ESTALE);
+        }
+        result got = step(tape, &n, x, k);
+        assert_same_result(got, want[s], s);
+        bool repeat = s >= 2 && same_structure(k, schedule[s - 2]);
+        if (repeat)
+            cr_assert_eq(got.planned, got.nodes, "step %d: %zu of %zu nodes from the plan", s,
+                         got.planned, got.nodes);
+        else
+            cr_assert_lt(got.planned, got.nodes, "step %d: changed, yet all nodes planned", s);
+        if (s >= 2)
+            cr_assert_eq(got.fingerprint == want[s - 2].fingerprint, repeat,
+                         "step %d: fingerprint equality should follow structure", s);
+        prev = tg_tape_node(tape, got.nodes / 2);
+        tg_tape_reset(tape);
+        if (prev) {
+            cr_assert_null(tg_tensor_data(prev), "step %d: stale node readable", s);
+            cr_assert_eq(tg_last_status(), TG_ESTALE);
+        }
+    }
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+    net_free(&n);
+    free(want);
+}
+
+static const knobs base = {1, false, false, TG_ALL_AXES, false, false, 0.5};
+
+Test(plan, repeated_graph_is_planned_from_the_third_recording)
+{
+    knobs sched[8];
+    for (int s = 0; s < 8; s++) {
+        sched[s] = base;
+        sched[s].c = 0.5 + 0.125 * s; /* a constant is not structure: still planned */
+    }
+    run(sched, 8);
+}
+
+Test(plan, each_kind_of_change_after_identical_steps)
+{
+    /* Six identical steps, then one change, then back; for every kind of change. */
+    knobs changes[7];
+    for (int i = 0; i < 7; i++)
+        changes[i] = base;
+    changes[0].batch = 3;        /* a leaf of another shape (same buffer, likely same address) */
+    changes[1].tanh_h = true;    /* another op */
+    changes[2].extra = true;     /* nodes inserted: every later index shifts */
+    changes[3].axis = 1;         /* another axis */
+    changes[4].keepdim = true;   /* keepdim */
+    changes[5].f32 = true;       /* another dtype, other leaves */
+    changes[6].axis = 0;
+    for (int c = 0; c < 7; c++) {
+        knobs sched[12];
+        for (int s = 0; s < 12; s++)
+            sched[s] = base;
+        sched[6] = changes[c];
+        sched[7] = changes[c];
+        run(sched, 12);
+    }
+}
+
+Test(plan, negative_axis_is_planned_like_its_normal_form)
+{
+    knobs sched[6];
+    for (int s = 0; s < 6; s++) {
+        sched[s] = base;
+        sched[s].batch = 2;
+        sched[s].axis = s % 2 ? -1 : 1; /* the same axis, written two ways */
+    }
+    run(sched, 6);
+}
+
+/* A pseudo-random walk over structures: every step compared with a fresh tape. */
+Test(plan, random_schedule)
+{
+    enum { STEPS = 120 };
+    knobs sched[STEPS];
+    uint64_t r = 0x9e3779b97f4a7c15u;
+    knobs k = base;
+    for (int s = 0; s < STEPS; s++) {
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+        switch (r % 11) { /* mostly repeats, sometimes one knob changes */
+        case 0: k.batch = 1 + (int)((r >> 8) % 3); break;
+        case 1: k.tanh_h = !k.tanh_h; break;
+        case 2: k.extra = !k.extra; break;
+        case 3: k.axis = (int[]){TG_ALL_AXES, 0, 1, -1}[(r >> 8) % 4]; break;
+        case 4: k.keepdim = !k.keepdim; break;
+        case 5: k.f32 = !k.f32; break;
+        default: break;
+        }
+        k.c = 0.25 + (double)((r >> 16) % 8) / 8;
+        sched[s] = k;
+    }
+    run(sched, STEPS);
+}
+
+Test(plan, stale_input_still_detected_when_the_plan_matches)
+{
+    net n;
+    net_init(&n);
+    knobs k = base;
+    tg_tensor *x = wrap_x(&n, k);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *old = NULL;
+    for (int s = 0; s < 5; s++) {
+        tg_tensor *loss = record(tape, &n, x, k);
+        cr_assert_not_null(loss);
+        old = tg_tape_node(tape, 1);
+        tg_tape_reset(tape);
+    }
+    /* The same graph again, but one op fed a node of the previous recording. */
+    tg_tensor *z = tg_matmul(tape, x, n.W1[0]);
+    cr_assert_not_null(z);
+    cr_assert(tg_tape_node(tape, 0)->flags & TG_TF_PLANNED);
+    cr_assert_null(tg_add(tape, z, old));
+    cr_assert_eq(tg_tape_status(tape), TG_ESTALE);
+    cr_assert(strstr(tg_tape_error(tape), "before the tape was reset"), "%s",
+              tg_tape_error(tape));
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    net_free(&n);
+}
+
+Test(plan, same_graph_from_another_tape_is_not_confused)
+{
+    /* Two tapes recording the same graph alternately: each keeps its own plan, and a node of
+     * one is refused by the other. */
+    net n;
+    net_init(&n);
+    knobs k = base;
+    tg_tensor *x = wrap_x(&n, k);
+    tg_tape *t1 = tg_tape_new(), *t2 = tg_tape_new();
+    for (int s = 0; s < 6; s++) {
+        result a = step(t1, &n, x, k);
+        result b = step(t2, &n, x, k);
+        assert_same_result(a, b, s);
+        cr_assert_eq(a.planned, s >= 2 ? a.nodes : 0);
+        cr_assert_eq(b.planned, s >= 2 ? b.nodes : 0);
+        tg_tape_reset(t1);
+        tg_tape_reset(t2);
+    }
+    tg_tensor *z = tg_matmul(t1, x, n.W1[0]);
+    cr_assert_null(tg_sigmoid(t2, z));
+    cr_assert_eq(tg_tape_status(t2), TG_EINVAL);
+    tg_tape_free(t1);
+    tg_tape_free(t2);
+    tg_tensor_free(x);
+    net_free(&n);
+}
