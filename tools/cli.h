@@ -18,6 +18,8 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 /* ---- the subcommands: argv[0] is the subcommand's name; each returns an exit status ---- */
 int cmd_grad(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 /* ---- messages ---------------------------------------------------------------------------- */
 

@@ -16,6 +16,8 @@ typedef struct command {
 
 static const command COMMANDS[] = {
     {"grad", cmd_grad, "value and gradients of a tgx program"},
+    {"train", cmd_train, "train a network on a CSV file"},
+    {"predict", cmd_predict, "apply a trained model to a CSV file"},
     {"bench", cmd_bench, "time the library on fixed workloads"},
 };
 

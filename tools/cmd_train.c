@@ -1,0 +1,780 @@
+/* cmd_train.c: `tapegrad train` (an MLP on a CSV file, through the library's training loop,
+ * tapegrad/train.h) and `tapegrad predict` (a saved model applied to a CSV file). */
+#include "cli.h"
+#include "plot_svg.h"
+
+#include <tapegrad/io.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A message of the training loop without its "train: " prefix: complain() already says
+ * "tapegrad train: ". */
+static const char *loop_message(void)
+{
+    const char *m = tg_last_error();
+    return strncmp(m, "train: ", 7) == 0 ? m + 7 : m;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The default learning rate of each optimizer: Adam's steps are scaled by its moments, plain
+ * and momentum SGD's by the raw gradient, which on standardized data wants a larger rate. */
+static double default_lr(tg_optim_kind kind)
+{
+    return kind == TG_OPTIM_SGD || kind == TG_OPTIM_MOMENTUM ? 0.05 : 0.003;
+}
+
+/* ==== tapegrad train ======================================================================= */
+
+static const char TRAIN_USAGE[] =
+    "usage: tapegrad train DATA.csv --target COLUMN [options]\n"
+    "\n"
+    "Trains a multilayer perceptron on a CSV file of numbers with a header row: COLUMN is the\n"
+    "target, every other column a feature. The rows are split into training and test rows by\n"
+    "the seed, the features standardized with the training rows' mean and standard deviation,\n"
+    "and the network trained with mini-batches in a new seeded order every epoch. Progress\n"
+    "goes to stderr (a bar on a terminal, else a line per epoch); the results to stdout.\n"
+    "\n"
+    "  --target COLUMN     the column to predict (required)\n"
+    "  --task auto|classify|regress\n"
+    "                      auto (default) classifies when the targets are the integers\n"
+    "                      0..K-1, each of them present, and regresses otherwise\n"
+    "  --layers N[,N...]   hidden layer sizes (default 64; 'none' for a linear model)\n"
+    "  --act relu|tanh|sigmoid\n"
+    "                      activation of the hidden layers (default relu)\n"
+    "  --optim sgd|momentum|adam|adamw\n"
+    "                      optimizer (default adam)\n"
+    "  --lr X              learning rate (default 0.003 for adam and adamw, 0.05 for sgd and\n"
+    "                      momentum)\n"
+    "  --weight-decay X    L2 penalty (adamw: decoupled decay) (default 0.001)\n"
+    "  --epochs N          passes over the training rows (default 30)\n"
+    "  --batch N           rows per step (default 32)\n"
+    "  --test-split F      fraction of rows held out for testing, 0 <= F < 1 (default 0.2)\n"
+    "  --seed S            split, initial weights and batch order (default 42)\n"
+    "  --dtype f32|f64     precision (default f32)\n"
+    "  --save MODEL        save the trained model, with its standardization, for predict\n"
+    "  --plot FILE.svg     draw loss and accuracy (or RMSE) per epoch, train and test\n"
+    "  --dot FILE          write one training step of the trained network as Graphviz dot\n"
+    "                      ('-' for stdout)\n"
+    "  --render FILE       draw that graph with Graphviz; FILE ends in .svg, .png or .pdf\n"
+    "  --json              print one JSON object at the end and no progress:\n"
+    "                      {\"task\", \"classes\", \"train\": {\"loss\", \"accuracy\"|\"rmse\",\n"
+    "                      \"rows\"}, \"test\": {...}, \"epochs\", \"seconds\", \"params\", "
+    "\"dtype\"}\n"
+    "  -h, --help          show this help\n"
+    "\n"
+    "Classification minimizes cross-entropy and reports accuracy; regression minimizes the\n"
+    "mean squared error of the standardized target and reports the RMSE in the target's\n"
+    "units. 'seconds' is the wall time from start to the end of training.\n"
+    "\n"
+    "Exit status: 0 success; 1 unreadable data, unknown column, failed training or output;\n"
+    "2 bad usage.\n"
+    "\n"
+    "Example:\n"
+    "  tapegrad train examples/data/digits.csv --target digit --save digits.tgm\n";
+
+typedef struct train_args {
+    const char *data, *target, *save, *plot, *dot, *render;
+    bool json, lr_given;
+    tg_train_options opt;
+} train_args;
+
+/* A whole-string number; false when s is not one. */
+static bool parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtod(s, &end);
+    return end != s && *end == '\0' && errno == 0 && isfinite(*out);
+}
+
+static bool parse_size(const char *s, unsigned long long max, unsigned long long *out)
+{
+    if (!*s || *s == '-' || *s == '+')
+        return false;
+    char *end;
+    errno = 0;
+    *out = strtoull(s, &end, 10);
+    return *end == '\0' && errno == 0 && *out <= max;
+}
+
+static int parse_layers(const char *v, tg_train_options *o)
+{
+    o->n_hidden = 0;
+    if (strcmp(v, "none") == 0)
+        return EXIT_OK;
+    const char *p = v;
+    while (*p) {
+        char *end;
+        if (*p < '0' || *p > '9')
+            return usage_error("train",
+                               "--layers: expected sizes like 64,32 or 'none', not "
+                               "'%s'",
+                               v);
+        errno = 0;
+        unsigned long long n = strtoull(p, &end, 10);
+        if (errno || n == 0 || n > 1000000)
+            return usage_error("train",
+                               "--layers: a layer size must be 1 to 1000000, not "
+                               "'%.*s'",
+                               (int)(end - p), p);
+        if (o->n_hidden == TG_MLP_MAX_LAYERS - 1)
+            return usage_error("train", "--layers: at most %d hidden layers",
+                               TG_MLP_MAX_LAYERS - 1);
+        o->hidden[o->n_hidden++] = (size_t)n;
+        if (*end == ',' && end[1])
+            end++;
+        else if (*end)
+            return usage_error("train",
+                               "--layers: expected sizes like 64,32 or 'none', not "
+                               "'%s'",
+                               v);
+        p = end;
+    }
+    if (o->n_hidden == 0)
+        return usage_error("train", "--layers: no sizes given (use 'none' for no hidden layer)");
+    return EXIT_OK;
+}
+
+/* --render FILE must say its format. */
+static int check_render(const char *cmd, const char *path)
+{
+    const char *dot = path ? strrchr(path, '.') : NULL;
+    if (path && (!dot || (strcmp(dot, ".svg") != 0 && strcmp(dot, ".png") != 0 &&
+                          strcmp(dot, ".pdf") != 0)))
+        return usage_error(cmd,
+                           "--render: cannot tell the format of '%s' (use a name ending "
+                           "in .svg, .png or .pdf)",
+                           path);
+    return EXIT_OK;
+}
+
+static int train_parse(int argc, char **argv, train_args *a)
+{
+    a->opt = (tg_train_options)TG_TRAIN_OPTIONS_INIT;
+    static const char *const with_value[] = {
+        "--target", "--task",  "--layers",     "--act",         "--optim", "--lr",
+        "--epochs", "--batch", "--test-split", "--seed",        "--save",  "--dtype",
+        "--plot",   "--dot",   "--render",     "--weight-decay"};
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i], *v = NULL;
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            fputs(TRAIN_USAGE, stdout);
+            return -1;
+        }
+        if (strcmp(arg, "--json") == 0) {
+            a->json = true;
+            continue;
+        }
+        if (!looks_like_option(arg) || strcmp(arg, "-") == 0) {
+            if (a->data)
+                return usage_error("train", "one data file only ('%s' and '%s')", a->data, arg);
+            a->data = arg;
+            continue;
+        }
+        const char *opt = NULL;
+        for (size_t k = 0; k < sizeof with_value / sizeof *with_value && !opt; k++)
+            if (match_option(arg, with_value[k], &v))
+                opt = with_value[k];
+        if (!opt)
+            return usage_error("train", "unknown option '%s'", arg);
+        if (!v) {
+            if (i + 1 >= argc)
+                return usage_error("train", "option '%s' needs a value", opt);
+            v = argv[++i];
+        }
+        tg_train_options *o = &a->opt;
+        unsigned long long n;
+        double x;
+        if (strcmp(opt, "--target") == 0) {
+            a->target = v;
+        } else if (strcmp(opt, "--task") == 0) {
+            if (tg_train_task_parse(v, &o->task) != TG_OK)
+                return usage_error("train",
+                                   "--task must be auto, classify or regress, not "
+                                   "'%s'",
+                                   v);
+        } else if (strcmp(opt, "--layers") == 0) {
+            int st = parse_layers(v, o);
+            if (st != EXIT_OK)
+                return st;
+        } else if (strcmp(opt, "--act") == 0) {
+            if (tg_activation_parse(v, &o->act) != TG_OK)
+                return usage_error("train",
+                                   "--act must be relu, tanh, sigmoid or identity, "
+                                   "not '%s'",
+                                   v);
+        } else if (strcmp(opt, "--optim") == 0) {
+            if (tg_optim_kind_parse(v, &o->optim.kind) != TG_OK)
+                return usage_error("train",
+                                   "--optim must be sgd, momentum, adam or adamw, "
+                                   "not '%s'",
+                                   v);
+        } else if (strcmp(opt, "--lr") == 0) {
+            if (!parse_double(v, &o->optim.lr) || o->optim.lr <= 0)
+                return usage_error("train", "--lr must be a number > 0, not '%s'", v);
+            a->lr_given = true;
+        } else if (strcmp(opt, "--weight-decay") == 0) {
+            if (!parse_double(v, &o->optim.weight_decay) || o->optim.weight_decay < 0)
+                return usage_error("train", "--weight-decay must be a number >= 0, not '%s'", v);
+        } else if (strcmp(opt, "--epochs") == 0) {
+            if (!parse_size(v, 1000000, &n) || n == 0)
+                return usage_error("train",
+                                   "--epochs must be an integer from 1 to 1000000, "
+                                   "not '%s'",
+                                   v);
+            o->epochs = (int)n;
+        } else if (strcmp(opt, "--batch") == 0) {
+            if (!parse_size(v, 1u << 24, &n) || n == 0)
+                return usage_error("train", "--batch must be an integer from 1 to %u, not '%s'",
+                                   1u << 24, v);
+            o->batch = (size_t)n;
+        } else if (strcmp(opt, "--test-split") == 0) {
+            if (!parse_double(v, &x) || x < 0 || x >= 1)
+                return usage_error("train", "--test-split must be a number in [0, 1), not '%s'", v);
+            o->test_split = x;
+        } else if (strcmp(opt, "--seed") == 0) {
+            if (!parse_size(v, UINT64_MAX, &n))
+                return usage_error("train", "--seed must be an integer >= 0, not '%s'", v);
+            o->seed = (uint64_t)n;
+        } else if (strcmp(opt, "--dtype") == 0) {
+            if (strcmp(v, "f32") == 0)
+                o->dtype = TG_F32;
+            else if (strcmp(v, "f64") == 0)
+                o->dtype = TG_F64;
+            else
+                return usage_error("train", "--dtype must be f32 or f64, not '%s'", v);
+        } else if (strcmp(opt, "--save") == 0) {
+            a->save = v;
+        } else if (strcmp(opt, "--plot") == 0) {
+            a->plot = v;
+        } else if (strcmp(opt, "--dot") == 0) {
+            a->dot = v;
+        } else {
+            a->render = v;
+        }
+    }
+    if (!a->data)
+        return usage_error("train", "no data file given");
+    if (!a->target)
+        return usage_error("train", "no target column given (--target COLUMN)");
+    if (!a->lr_given)
+        a->opt.optim.lr = default_lr(a->opt.optim.kind);
+    if (a->json && a->dot && strcmp(a->dot, "-") == 0)
+        return usage_error("train", "--dot - and --json both want stdout");
+    return check_render("train", a->render);
+}
+
+/* ---- progress ---------------------------------------------------------------------------- */
+
+typedef struct progress {
+    bool tty, quiet;
+    tg_task task;
+} progress;
+
+/* "4.2 s", "12:30", "1:02:03" */
+static void clock_text(char *buf, size_t size, double s)
+{
+    long t = s > 0 && s < 1e9 ? (long)(s + 0.5) : 0;
+    if (s < 59.5)
+        snprintf(buf, size, "%.1f s", s > 0 ? s : 0.0);
+    else if (t >= 3600)
+        snprintf(buf, size, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(buf, size, "%ld:%02ld", t / 60, t % 60);
+}
+
+static void metric_text(char *buf, size_t size, tg_task task, const tg_train_scores *s)
+{
+    if (task == TG_TASK_CLASSIFY)
+        snprintf(buf, size, "accuracy %.4f", s->accuracy);
+    else
+        snprintf(buf, size, "RMSE %.4g", s->rmse);
+}
+
+static tg_status on_epoch(const tg_train_epoch *e, void *ud)
+{
+    progress *p = ud;
+    if (p->quiet)
+        return TG_OK;
+    char tm[32], te[32];
+    metric_text(tm, sizeof tm, p->task, &e->train);
+    metric_text(te, sizeof te, p->task, &e->test);
+    bool has_test = !isnan(e->test.loss);
+    if (!p->tty) {
+        int width = snprintf(NULL, 0, "%d", e->epochs); /* the epoch column lines up */
+        fprintf(stderr, "epoch %*d/%d  train loss %.4f %s", width, e->epoch, e->epochs,
+                e->train.loss, tm);
+        if (has_test)
+            fprintf(stderr, "  test loss %.4f %s", e->test.loss, te);
+        fprintf(stderr, "  %.2f s\n", e->seconds);
+        return TG_OK;
+    }
+    /* One line rewritten in place: the bar, the latest scores, and the time left at the
+     * pace so far. */
+    enum { WIDTH = 20 };
+    char bar[WIDTH + 1];
+    int filled = (int)((long long)e->epoch * WIDTH / e->epochs);
+    for (int i = 0; i < WIDTH; i++)
+        bar[i] = i < filled ? '#' : '.';
+    bar[WIDTH] = '\0';
+    char left[32];
+    clock_text(left, sizeof left, e->seconds / e->epoch * (e->epochs - e->epoch));
+    fprintf(stderr, "\r\033[Kepoch %d/%d [%s] train loss %.4f  %s %s  %s left", e->epoch, e->epochs,
+            bar, e->train.loss, has_test ? "test" : "train", has_test ? te : tm, left);
+    if (e->epoch == e->epochs)
+        fputc('\n', stderr);
+    fflush(stderr);
+    return TG_OK;
+}
+
+/* ---- outputs ------------------------------------------------------------------------------ */
+
+static void json_scores(FILE *f, tg_task task, const tg_train_scores *s, size_t rows)
+{
+    if (rows == 0) {
+        fputs("null", f);
+        return;
+    }
+    fputs("{\"loss\": ", f);
+    json_number(f, s->loss);
+    fputs(task == TG_TASK_CLASSIFY ? ", \"accuracy\": " : ", \"rmse\": ", f);
+    json_number(f, task == TG_TASK_CLASSIFY ? s->accuracy : s->rmse);
+    fprintf(f, ", \"rows\": %zu}", rows);
+}
+
+static void text_scores(FILE *f, const char *label, tg_task task, const tg_train_scores *s,
+                        size_t rows)
+{
+    if (rows == 0)
+        return;
+    if (task == TG_TASK_CLASSIFY)
+        fprintf(f, "%-6s loss %.4f, accuracy %.4f (%.0f of %zu)\n", label, s->loss, s->accuracy,
+                s->accuracy * (double)rows, rows);
+    else
+        fprintf(f, "%-6s loss %.4f (standardized), RMSE %.6g (%zu rows)\n", label, s->loss, s->rmse,
+                rows);
+}
+
+/* "64 -> 64 relu -> 10" */
+static void arch_text(char *buf, size_t size, const tg_mlp_spec *spec)
+{
+    size_t n = (size_t)snprintf(buf, size, "%zu", spec->sizes[0]);
+    for (int l = 0; l < spec->n_layers && n < size; l++) {
+        n += (size_t)snprintf(buf + n, size - n, " -> %zu", spec->sizes[l + 1]);
+        if (spec->act[l] != TG_ACT_IDENTITY && n < size)
+            n += (size_t)snprintf(buf + n, size - n, " %s", tg_activation_name(spec->act[l]));
+    }
+}
+
+static int write_plot(const train_args *a, tg_trainer *t, tg_task task, const char *data_name)
+{
+    size_t n;
+    const tg_train_epoch *h = tg_trainer_history(t, &n);
+    double *v = malloc(4 * (n ? n : 1) * sizeof *v);
+    if (!v) {
+        complain("train", "--plot: out of memory");
+        return EXIT_FAIL;
+    }
+    double *tl = v, *sl = v + n, *tm = v + 2 * n, *sm = v + 3 * n;
+    bool classify = task == TG_TASK_CLASSIFY;
+    for (size_t i = 0; i < n; i++) {
+        tl[i] = h[i].train.loss;
+        sl[i] = h[i].test.loss;
+        tm[i] = classify ? h[i].train.accuracy : h[i].train.rmse;
+        sm[i] = classify ? h[i].test.accuracy : h[i].test.rmse;
+    }
+    const char *blue = "#1f77b4", *orange = "#e6550d";
+    plot_series loss[2] = {{"train", tl, n, blue, false}, {"test", sl, n, orange, true}};
+    plot_series metric[2] = {{"train", tm, n, blue, false}, {"test", sm, n, orange, true}};
+    size_t n_series = isnan(sl[n ? n - 1 : 0]) ? 1 : 2; /* no test rows: no test curves */
+    plot_panel panels[2] = {
+        {"Loss", "epoch", classify ? "cross-entropy" : "mean squared error (standardized)", loss,
+         n_series, true, false},
+        {classify ? "Accuracy" : "RMSE", "epoch",
+         classify ? "fraction of rows right" : "RMSE (target units)", metric, n_series, !classify,
+         classify},
+    };
+    char title[512];
+    snprintf(title, sizeof title, "tapegrad train %s --target %s", data_name, a->target);
+    FILE *f = fopen(a->plot, "w");
+    bool ok = f && plot_svg_write(f, title, panels, 2);
+    int err = errno;
+    if (f && fclose(f) != 0 && ok) {
+        ok = false;
+        err = errno;
+    }
+    free(v);
+    if (!ok) {
+        complain("train", "--plot: cannot write '%s': %s", a->plot, strerror(err));
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+/* --dot and --render: one training step of the trained network, with its gradients. */
+static int write_graph(const train_args *a, tg_trainer *t, const char *title)
+{
+    tg_tape *tape = tg_tape_new();
+    if (!tape || !tg_trainer_record(t, tape)) {
+        complain("train", "recording the graph: %s", tg_last_error());
+        tg_tape_free(tape);
+        return EXIT_FAIL;
+    }
+    tg_dot_options opt = TG_DOT_OPTIONS_INIT;
+    opt.title = title;
+    int rc = EXIT_OK;
+    if (a->dot) {
+        bool to_stdout = strcmp(a->dot, "-") == 0;
+        FILE *f = to_stdout ? stdout : fopen(a->dot, "w");
+        tg_status st = f ? tg_dot_write(tape, f, &opt) : TG_EIO;
+        int err = errno;
+        if (f && !to_stdout && fclose(f) != 0 && st == TG_OK) {
+            st = TG_EIO;
+            err = errno;
+        }
+        if (st != TG_OK) {
+            complain("train", "--dot: cannot write '%s': %s", a->dot,
+                     f ? tg_last_error() : strerror(err));
+            rc = EXIT_FAIL;
+        }
+    }
+    if (rc == EXIT_OK && a->render) {
+        const char *format = strrchr(a->render, '.') + 1;
+        if (tg_dot_render(tape, format, a->render, &opt) != TG_OK) {
+            complain("train", "--render: %s", tg_last_error());
+            rc = EXIT_FAIL;
+        }
+    }
+    tg_tape_free(tape);
+    return rc;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    double start = now();
+    train_args a;
+    memset(&a, 0, sizeof a);
+    int rc = train_parse(argc, argv, &a);
+    if (rc != EXIT_OK)
+        return rc < 0 ? EXIT_OK : rc;
+
+    tg_table *table = NULL;
+    tg_trainer *t = NULL;
+    tg_model *model = NULL;
+    rc = EXIT_FAIL;
+    if (tg_table_read_csv(a.data, &table) != TG_OK) {
+        complain("train", "%s", tg_last_error());
+        goto done;
+    }
+    progress p = {isatty(fileno(stderr)) == 1, a.json, TG_TASK_REGRESS};
+    a.opt.on_epoch = on_epoch;
+    a.opt.on_epoch_ud = &p;
+    if (tg_trainer_new(table, a.target, &a.opt, &t) != TG_OK) {
+        complain("train", "%s", loop_message());
+        goto done;
+    }
+    tg_train_result r;
+    tg_trainer_result(t, &r);
+    p.task = r.task;
+    const tg_mlp_spec *spec = tg_model_spec(tg_trainer_model(t));
+    char arch[256];
+    arch_text(arch, sizeof arch, spec);
+    if (!a.json) {
+        printf("data:  %s, %zu rows, %zu features, target '%s': ", a.data, r.n_train + r.n_test,
+               r.n_features, a.target);
+        if (r.task == TG_TASK_CLASSIFY)
+            printf("classification, %zu classes\n", r.n_classes);
+        else
+            printf("regression\n");
+        printf("split: %zu training rows, %zu test rows (seed %llu)\n", r.n_train, r.n_test,
+               (unsigned long long)a.opt.seed);
+        printf("model: %s, %zu parameters, %s; %s, lr %g, %d epochs of batch %zu\n", arch, r.params,
+               tg_dtype_name(a.opt.dtype), tg_optim_kind_name(a.opt.optim.kind), a.opt.optim.lr,
+               a.opt.epochs, a.opt.batch);
+        fflush(stdout);
+    }
+    if (tg_trainer_run(t, &r) != TG_OK) {
+        if (p.tty && !p.quiet)
+            fputc('\n', stderr);
+        complain("train", "%s", loop_message());
+        goto done;
+    }
+    double seconds = now() - start;
+    if (a.json) {
+        printf("{\"task\": \"%s\", \"classes\": %zu, \"train\": ",
+               r.task == TG_TASK_CLASSIFY ? "classify" : "regress", r.n_classes);
+        json_scores(stdout, r.task, &r.train, r.n_train);
+        fputs(", \"test\": ", stdout);
+        json_scores(stdout, r.task, &r.test, r.n_test);
+        printf(", \"epochs\": %d, \"seconds\": ", r.epochs);
+        json_number(stdout, seconds);
+        printf(", \"params\": %zu, \"dtype\": \"%s\"}\n", r.params, tg_dtype_name(a.opt.dtype));
+    } else {
+        text_scores(stdout, "train:", r.task, &r.train, r.n_train);
+        text_scores(stdout, "test:", r.task, &r.test, r.n_test);
+        printf("time:  %.2f s\n", seconds);
+    }
+    if (a.save) {
+        if (tg_trainer_export(t, &model) != TG_OK || tg_model_save(model, a.save) != TG_OK) {
+            complain("train", "--save: %s", tg_last_error());
+            goto done;
+        }
+        if (!a.json)
+            printf("saved: %s\n", a.save);
+    }
+    if (a.plot) {
+        if (write_plot(&a, t, r.task, base_name(a.data)) != EXIT_OK)
+            goto done;
+        if (!a.json)
+            printf("plot:  %s\n", a.plot);
+    }
+    if (a.dot || a.render) {
+        char title[512];
+        snprintf(title, sizeof title, "%s: %s, one training step after %d epochs",
+                 base_name(a.data), arch, r.epochs);
+        if (write_graph(&a, t, title) != EXIT_OK)
+            goto done;
+        if (!a.json && a.dot && strcmp(a.dot, "-") != 0)
+            printf("graph: %s\n", a.dot);
+        if (!a.json && a.render)
+            printf("graph: %s\n", a.render);
+    }
+    rc = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+done:
+    tg_model_free(model);
+    tg_trainer_free(t);
+    tg_table_free(table);
+    return rc;
+}
+
+/* ==== tapegrad predict ===================================================================== */
+
+static const char PREDICT_USAGE[] =
+    "usage: tapegrad predict MODEL DATA.csv [--json]\n"
+    "\n"
+    "Applies a model saved by 'tapegrad train --save' to the rows of a CSV file: the feature\n"
+    "columns are found by name, standardized with the statistics stored in the model, and\n"
+    "the predictions printed one per line (the class, or the value in the target's units).\n"
+    "When the file has the target column too, the accuracy (or RMSE) goes to stderr.\n"
+    "\n"
+    "  --json              print one JSON object instead: {\"task\", \"rows\",\n"
+    "                      \"predictions\": [...], \"accuracy\"|\"rmse\" (with the target)}\n"
+    "  -h, --help          show this help\n"
+    "\n"
+    "Exit status: 0 success; 1 unreadable model or data, missing columns; 2 bad usage.\n";
+
+/* Column of the table for each of the model's d features (by name when the model has names,
+ * else the first d columns when there are exactly d), and of the target (-1: absent). */
+static int map_columns(const tg_model *m, const tg_table *table, const char *data, size_t d,
+                       size_t *cols, size_t *target)
+{
+    *target = (size_t)-1;
+    size_t nc = tg_table_cols(table);
+    if (!tg_model_feature_name(m, 0)) {
+        if (nc != d) {
+            complain("predict",
+                     "the model has no column names, so %s must have exactly its "
+                     "%zu feature columns; it has %zu",
+                     data, d, nc);
+            return EXIT_FAIL;
+        }
+        for (size_t j = 0; j < d; j++)
+            cols[j] = j;
+        return EXIT_OK;
+    }
+    size_t missing = 0;
+    const char *first = NULL;
+    for (size_t j = 0; j < d; j++) {
+        cols[j] = (size_t)-1;
+        for (size_t c = 0; c < nc && cols[j] == (size_t)-1; c++)
+            if (strcmp(tg_table_col_name(table, c), tg_model_feature_name(m, j)) == 0)
+                cols[j] = c;
+        if (cols[j] == (size_t)-1 && missing++ == 0)
+            first = tg_model_feature_name(m, j);
+    }
+    if (missing) {
+        complain("predict", "%s lacks the model's feature column '%s'%s", data, first,
+                 missing > 1 ? " and others" : "");
+        if (missing > 1)
+            fprintf(stderr, "(%zu of the model's %zu features are missing)\n", missing, d);
+        return EXIT_FAIL;
+    }
+    const char *tn = tg_model_target_name(m);
+    for (size_t c = 0; tn && c < nc; c++)
+        if (strcmp(tg_table_col_name(table, c), tn) == 0)
+            *target = c;
+    return EXIT_OK;
+}
+
+/* Rows per forward pass: memory stays bounded for any file. */
+#define PREDICT_CHUNK 1024
+
+int cmd_predict(int argc, char **argv)
+{
+    const char *model_path = NULL, *data = NULL;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            fputs(PREDICT_USAGE, stdout);
+            return EXIT_OK;
+        }
+        if (strcmp(arg, "--json") == 0) {
+            json = true;
+        } else if (looks_like_option(arg) && strcmp(arg, "-") != 0) {
+            return usage_error("predict", "unknown option '%s'", arg);
+        } else if (!model_path) {
+            model_path = arg;
+        } else if (!data) {
+            data = arg;
+        } else {
+            return usage_error("predict", "unexpected argument '%s'", arg);
+        }
+    }
+    if (!data)
+        return usage_error("predict", "expected a model and a data file");
+
+    int rc = EXIT_FAIL;
+    tg_model *m = NULL;
+    tg_table *table = NULL;
+    tg_tape *tape = NULL;
+    size_t *cols = NULL;
+    double *pred = NULL;
+    void *xb = NULL;
+    if (tg_model_load(model_path, &m) != TG_OK) {
+        complain("predict", "%s", tg_last_error());
+        goto done;
+    }
+    if (tg_table_read_csv(data, &table) != TG_OK) {
+        complain("predict", "%s", tg_last_error());
+        goto done;
+    }
+    const tg_mlp_spec *spec = tg_model_spec(m);
+    size_t d = spec->sizes[0], n_out = spec->sizes[spec->n_layers], rows = tg_table_rows(table);
+    size_t n_classes = 0;
+    tg_task task = tg_model_task(m, &n_classes);
+    size_t target;
+    cols = malloc(d * sizeof *cols);
+    pred = malloc((rows ? rows : 1) * sizeof *pred);
+    size_t es = tg_dtype_size(spec->dtype);
+    xb = malloc(PREDICT_CHUNK * d * es);
+    tape = tg_tape_new();
+    if (!cols || !pred || !xb || !tape) {
+        complain("predict", "out of memory");
+        goto done;
+    }
+    if (map_columns(m, table, data, d, cols, &target) != EXIT_OK)
+        goto done;
+    size_t n_std = 0;
+    const double *mean = NULL, *std = NULL;
+    tg_model_standardization(m, &n_std, &mean, &std);
+    tg_tape_set_grad_enabled(tape, false);
+
+    double ss = 0;
+    size_t correct = 0;
+    for (size_t start = 0; start < rows; start += PREDICT_CHUNK) {
+        size_t count = rows - start < PREDICT_CHUNK ? rows - start : PREDICT_CHUNK;
+        for (size_t i = 0; i < count; i++) {
+            const double *row = tg_table_row(table, start + i);
+            for (size_t j = 0; j < d; j++) {
+                double v = row[cols[j]];
+                if (n_std == d)
+                    v = (v - mean[j]) / std[j];
+                if (spec->dtype == TG_F32)
+                    ((float *)xb)[i * d + j] = (float)v;
+                else
+                    ((double *)xb)[i * d + j] = v;
+            }
+        }
+        const size_t shape[2] = {count, d};
+        tg_tensor *x = tg_tensor_wrap(spec->dtype, 2, shape, xb);
+        tg_tensor *z = x ? tg_model_forward(tape, m, x) : NULL;
+        if (!z) {
+            complain("predict", "%s", tg_last_error());
+            tg_tensor_free(x);
+            goto done;
+        }
+        for (size_t i = 0; i < count; i++) {
+            double yhat;
+            if (task == TG_TASK_CLASSIFY) {
+                size_t best = 0;
+                for (size_t k = 1; k < n_out; k++)
+                    if (tg_tensor_get(z, i * n_out + k) > tg_tensor_get(z, i * n_out + best))
+                        best = k;
+                yhat = (double)best;
+            } else {
+                yhat = tg_tensor_get(z, i * n_out);
+            }
+            pred[start + i] = yhat;
+            if (target != (size_t)-1) {
+                double y = tg_table_row(table, start + i)[target];
+                correct += yhat == y;
+                ss += (yhat - y) * (yhat - y);
+            }
+        }
+        tg_tape_reset(tape);
+        tg_tensor_free(x);
+    }
+
+    bool classify = task == TG_TASK_CLASSIFY;
+    double score = rows == 0  ? NAN
+                   : classify ? (double)correct / (double)rows
+                              : sqrt(ss / (double)rows);
+    if (json) {
+        printf("{\"task\": \"%s\", \"rows\": %zu, \"predictions\": [",
+               classify ? "classify" : "regress", rows);
+        for (size_t i = 0; i < rows; i++) {
+            fputs(i ? ", " : "", stdout);
+            if (classify)
+                printf("%.0f", pred[i]);
+            else
+                json_number(stdout, pred[i]);
+        }
+        putchar(']');
+        if (target != (size_t)-1) {
+            printf(", \"%s\": ", classify ? "accuracy" : "rmse");
+            json_number(stdout, score);
+        }
+        puts("}");
+    } else {
+        for (size_t i = 0; i < rows; i++) {
+            char buf[64];
+            if (classify)
+                snprintf(buf, sizeof buf, "%.0f", pred[i]);
+            else
+                format_short(buf, sizeof buf, pred[i], spec->dtype);
+            puts(buf);
+        }
+        if (target != (size_t)-1 && classify)
+            fprintf(stderr, "accuracy %.4f (%zu of %zu rows right)\n", score, correct, rows);
+        else if (target != (size_t)-1)
+            fprintf(stderr, "RMSE %.6g over %zu rows\n", score, rows);
+    }
+    rc = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+done:
+    tg_tape_free(tape);
+    tg_table_free(table);
+    tg_model_free(m);
+    free(cols);
+    free(pred);
+    free(xb);
+    return rc;
+}
