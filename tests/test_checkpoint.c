@@ -624,3 +624,105 @@ Test(oom, checkpoint_save_and_load_fail_cleanly_at_every_allocation)
     remove(path);
     rmdir(tmpdir);
 }
+
+/* ---- a trainer stopped mid-epoch and resumed -------------------------------------------------- */
+
+typedef struct stopper {
+    const char *path;
+    size_t at, taken; /* checkpoint and stop after step `at` of the run */
+} stopper;
+
+static tg_status save_and_stop(tg_trainer *t, int epoch, size_t batch, void *ud)
+{
+    stopper *s = ud;
+    if (++s->taken < s->at)
+        return TG_OK;
+    tg_checkpoint_progress p = TG_CHECKPOINT_PROGRESS_INIT;
+    p.epoch = (uint64_t)epoch, p.batch = batch, p.step = s->taken, p.rng = *tg_trainer_rng(t);
+    tg_status st = tg_checkpoint_save(s->path, tg_trainer_model(t), tg_trainer_optim(t), &p);
+    cr_assert_eq(st, TG_OK, "%s", tg_last_error());
+    return TG_EINVAL; /* as if the process had been killed here */
+}
+
+static tg_table *xor_table(void)
+{
+    /* 2 features and a class, 150 rows: 4 steps of 32 per epoch at an 80/20 split. */
+    char text[8192];
+    size_t n = (size_t)snprintf(text, sizeof text, "a,b,c\n");
+    tg_rng rng;
+    tg_rng_seed(&rng, 8);
+    for (int i = 0; i < 150; i++) {
+        double a = tg_rng_normal(&rng), b = tg_rng_normal(&rng);
+        n += (size_t)snprintf(text + n, sizeof text - n, "%.6f,%.6f,%d\n", a, b, (a > 0) != (b > 0));
+    }
+    tg_table *t;
+    cr_assert_eq(tg_table_parse_csv(text, n, "xor", &t), TG_OK, "%s", tg_last_error());
+    return t;
+}
+
+Test(checkpoint, trainer_resumes_mid_epoch_bit_identical)
+{
+    make_tmpdir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/trainer.tgc", tmpdir);
+    tg_table *table = xor_table();
+    tg_train_options o = TG_TRAIN_OPTIONS_INIT;
+    o.epochs = 4, o.hidden[0] = 8;
+    tg_trainer *ref, *a, *b;
+    cr_assert_eq(tg_trainer_new(table, "c", &o, &ref), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_trainer_run(ref, NULL), TG_OK, "%s", tg_last_error());
+    for (size_t at = 1; at <= 16; at += 5) { /* step 6 is in epoch 2, 16 ends the run */
+        stopper s = {path, at, 0};
+        tg_train_options os = o;
+        os.on_step = save_and_stop, os.on_step_ud = &s;
+        cr_assert_eq(tg_trainer_new(table, "c", &os, &a), TG_OK);
+        cr_assert_eq(tg_trainer_run(a, NULL), TG_EINVAL, "stopped after step %zu", at);
+        tg_trainer_free(a);
+
+        cr_assert_eq(tg_trainer_new(table, "c", &o, &b), TG_OK);
+        tg_checkpoint_progress p;
+        cr_assert_eq(tg_checkpoint_restore(path, tg_trainer_model(b), tg_trainer_optim(b), &p),
+                     TG_OK, "%s", tg_last_error());
+        cr_assert_eq(p.step, at);
+        cr_assert_eq(p.epoch * 4 + p.batch, at, "epoch %llu batch %llu",
+                     (unsigned long long)p.epoch, (unsigned long long)p.batch);
+        cr_assert_eq(tg_trainer_set_position(b, (int)p.epoch, (size_t)p.batch), TG_OK, "%s",
+                     tg_last_error());
+        cr_assert_eq(tg_trainer_run(b, NULL), TG_OK, "%s", tg_last_error());
+        tg_model *mr = tg_trainer_model(ref), *mb = tg_trainer_model(b);
+        cr_assert_eq(memcmp(tg_model_param_data(mr), tg_model_param_data(mb), param_bytes(mr)),
+                     0, "resumed after step %zu: parameters differ", at);
+        cr_assert_eq(tg_optim_steps(tg_trainer_optim(b)), 16);
+        tg_trainer_free(b);
+    }
+    /* Out of range, and a checkpoint of another architecture or optimizer. */
+    cr_assert_eq(tg_trainer_set_position(ref, 4, 0), TG_EINVAL);
+    cr_assert_eq(tg_trainer_set_position(ref, 0, 5), TG_EINVAL);
+    tg_train_options other = o;
+    other.hidden[0] = 9;
+    cr_assert_eq(tg_trainer_new(table, "c", &other, &b), TG_OK);
+    cr_assert_eq(tg_checkpoint_restore(path, tg_trainer_model(b), tg_trainer_optim(b), NULL),
+                 TG_EINVAL);
+    cr_assert_not_null(strstr(tg_last_error(), "the checkpoint's model (f32 2 8 2) is not this "
+                                               "one (f32 2 9 2)"),
+                       "%s", tg_last_error());
+    tg_trainer_free(b);
+    other = o;
+    other.optim.kind = TG_OPTIM_ADAMW;
+    cr_assert_eq(tg_trainer_new(table, "c", &other, &b), TG_OK);
+    void *before = malloc(param_bytes(tg_trainer_model(b)));
+    memcpy(before, tg_model_param_data(tg_trainer_model(b)), param_bytes(tg_trainer_model(b)));
+    cr_assert_eq(tg_checkpoint_restore(path, tg_trainer_model(b), tg_trainer_optim(b), NULL),
+                 TG_EINVAL);
+    cr_assert_not_null(strstr(tg_last_error(), "the checkpoint's optimizer differs"), "%s",
+                       tg_last_error());
+    cr_assert_eq(memcmp(before, tg_model_param_data(tg_trainer_model(b)),
+                        param_bytes(tg_trainer_model(b))),
+                 0, "untouched");
+    free(before);
+    tg_trainer_free(b);
+    tg_trainer_free(ref);
+    tg_table_free(table);
+    remove(path);
+    rmdir(tmpdir);
+}

@@ -50,6 +50,15 @@ TG_API tg_status tg_checkpoint_save(const char *path, const tg_model *model,
 TG_API tg_status tg_checkpoint_load(const char *path, tg_model **model, tg_optim **optim,
                                     tg_checkpoint_progress *progress);
 
+/* Restores a checkpoint into an existing model and optimizer (a trainer's, built with the
+ * options of the run that wrote it): the model's parameters, the optimizer's state, step count
+ * and learning rate, and *progress (if not NULL). The model must have the checkpoint's spec,
+ * and the optimizer the same kind and options (the learning rate aside) over the model's
+ * parameters: TG_EINVAL naming what differs. Metadata (standardization, names) is not copied.
+ * Errors as tg_checkpoint_load otherwise; on any error model and optimizer are untouched. */
+TG_API tg_status tg_checkpoint_restore(const char *path, tg_model *model, tg_optim *optim,
+                                       tg_checkpoint_progress *progress);
+
 /* The same on memory buffers. *out_buf from save_buffer is the caller's: release it with
  * tg_checkpoint_buffer_free(buf, size). */
 TG_API tg_status tg_checkpoint_save_buffer(const tg_model *model, const tg_optim *optim,

@@ -76,6 +76,12 @@ typedef tg_status (*tg_train_epoch_fn)(const tg_train_epoch *epoch, void *ud);
 typedef tg_status (*tg_train_grad_fn)(tg_model *model, void *grad, size_t numel, tg_dtype dtype,
                                       void *ud);
 
+/* Called after every optimizer step with the epoch in progress (0-based) and the steps of it
+ * taken so far (1..steps per epoch): the point where a checkpoint is consistent (see
+ * tg_trainer_set_position). Anything but TG_OK stops the run. */
+typedef struct tg_trainer tg_trainer;
+typedef tg_status (*tg_train_step_fn)(tg_trainer *trainer, int epoch, size_t batch, void *ud);
+
 /* The options, all with defaults (TG_TRAIN_OPTIONS_INIT): one hidden layer of 64 relu units,
  * Adam at lr 0.003 with L2 weight decay 1e-3, 30 epochs of batch 32, a 20% test split, seed
  * 42, f32. On examples/data/digits.csv they give 98.6% test accuracy at seed 42 and 96.1-99.4%
@@ -99,13 +105,15 @@ typedef struct tg_train_options {
     void *on_epoch_ud;
     tg_train_grad_fn grad_hook; /* NULL: none */
     void *grad_hook_ud;
+    tg_train_step_fn on_step; /* NULL: none */
+    void *on_step_ud;
 } tg_train_options;
 
 #define TG_TRAIN_OPTIONS_INIT                                                                      \
     {                                                                                              \
         TG_TRAIN_AUTO, 1, {64}, TG_ACT_RELU, TG_TRAIN_INIT_AUTO,                                   \
             {TG_OPTIM_ADAM, 0.003, 0.0, false, 0.9, 0.999, 1e-8, 1e-3}, 30, 32, 0.2, 42, TG_F32,   \
-            0.0, 0, 1, NULL, NULL, NULL, NULL                                                      \
+            0.0, 0, 1, NULL, NULL, NULL, NULL, NULL, NULL                                          \
     }
 
 /* What a run gives: the task it settled on, the final scores (of the model after the last
@@ -161,6 +169,10 @@ TG_API tg_rng *tg_trainer_rng(tg_trainer *trainer);
  * a resumed run continues exactly. The history is not restored (TG_EINVAL out of range). */
 TG_API int tg_trainer_epoch_index(const tg_trainer *trainer);
 TG_API tg_status tg_trainer_set_epoch(tg_trainer *trainer, int epoch);
+/* The same in the middle of an epoch: the next epoch run is epoch+1 (its order drawn as
+ * always) and it skips its first `batch` steps, so a checkpoint taken by on_step resumes
+ * exactly. TG_EINVAL for epoch out of 0..epochs-1, or batch beyond the epoch's steps. */
+TG_API tg_status tg_trainer_set_position(tg_trainer *trainer, int epoch, size_t batch);
 
 /* A copy of the model to keep or save (*out is the caller's, tg_model_free): the same weights,
  * with the standardization, the task, the class count and the column names stored, and, for

@@ -528,3 +528,74 @@ tg_status tg_checkpoint_load(const char *path, tg_model **model, tg_optim **opti
     tg__free(buf, size ? size : 1);
     return st;
 }
+
+/* Options that change what a step does must match; the learning rate is taken from the file
+ * (a schedule may have moved it). */
+static const char *options_differ(const tg_optim_options *a, const tg_optim_options *b)
+{
+    if (a->kind != b->kind)
+        return "optimizer";
+    if (a->nesterov != b->nesterov)
+        return "nesterov setting";
+    if (a->momentum != b->momentum)
+        return "momentum";
+    if (a->beta1 != b->beta1 || a->beta2 != b->beta2)
+        return "betas";
+    if (a->eps != b->eps)
+        return "eps";
+    if (a->weight_decay != b->weight_decay)
+        return "weight decay";
+    return NULL;
+}
+
+tg_status tg_checkpoint_restore(const char *path, tg_model *model, tg_optim *optim,
+                                tg_checkpoint_progress *progress)
+{
+    const char *who = "checkpoint_restore";
+    if (!path || !model || !optim)
+        return tg__error(TG_EINVAL, "%s: %s is NULL", who,
+                         !path ? "path" : !model ? "model" : "optim");
+    tg_checkpoint_progress p = TG_CHECKPOINT_PROGRESS_INIT;
+    memset(&p.rng, 0xff, sizeof p.rng); /* any valid state: check_args only checks the optim */
+    tg_status st = check_args(who, model, optim, &p);
+    if (st != TG_OK)
+        return st;
+    tg_model *m;
+    tg_optim *o;
+    if ((st = tg_checkpoint_load(path, &m, &o, &p)) != TG_OK)
+        return st;
+    const tg_mlp_spec *want = tg_model_spec(model), *got = tg_model_spec(m);
+    tg_optim_options ow, og;
+    tg_optim_get_options(optim, &ow);
+    tg_optim_get_options(o, &og);
+    const char *diff = NULL;
+    if (memcmp(want, got, sizeof *want) != 0) {
+        char a[160], b[160];
+        int na = snprintf(a, sizeof a, "%s", tg_dtype_name(want->dtype));
+        int nb = snprintf(b, sizeof b, "%s", tg_dtype_name(got->dtype));
+        for (int i = 0; i <= want->n_layers && na > 0 && (size_t)na < sizeof a; i++)
+            na += snprintf(a + na, sizeof a - (size_t)na, " %zu", want->sizes[i]);
+        for (int i = 0; i <= got->n_layers && nb > 0 && (size_t)nb < sizeof b; i++)
+            nb += snprintf(b + nb, sizeof b - (size_t)nb, " %zu", got->sizes[i]);
+        st = tg__error(TG_EINVAL, "%s: %s: the checkpoint's model (%s) is not this one (%s)",
+                       who, path, b, a);
+    } else if ((diff = options_differ(&ow, &og)) != NULL) {
+        st = tg__error(TG_EINVAL, "%s: %s: the checkpoint's %s differs from this optimizer's "
+                                  "(%s, momentum %g, betas %g/%g, eps %g, weight decay %g there)",
+                       who, path, diff, tg_optim_kind_name(og.kind), og.momentum, og.beta1,
+                       og.beta2, og.eps, og.weight_decay);
+    } else {
+        /* Same spec and kind, so the sizes match and these cannot fail. */
+        st = tg_optim_set_state(optim, tg_optim_state(o), tg_optim_state_size(o),
+                                tg_optim_steps(o));
+        TG_ASSERT(st == TG_OK);
+        tg_optim_set_lr(optim, og.lr);
+        memcpy(tg_model_param_data(model), tg_model_param_data(m),
+               tg_model_numel(m) * tg_dtype_size(got->dtype));
+        if (progress)
+            *progress = p;
+    }
+    tg_optim_free(o);
+    tg_model_free(m);
+    return st;
+}

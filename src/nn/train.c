@@ -37,6 +37,7 @@ struct tg_trainer {
     tg_tensor *x_eval, *y_eval, *x_train_rest, *y_train_rest, *x_test_rest, *y_test_rest;
 
     int epoch;      /* epochs completed */
+    size_t skip;    /* steps of the next epoch already taken (tg_trainer_set_position) */
     double seconds; /* wall time of those epochs */
     tg_train_epoch *history;
     size_t n_history;
@@ -542,9 +543,13 @@ tg_status tg_trainer_epoch(tg_trainer *t, tg_train_epoch *out)
         return tg__error(TG_EINVAL, "trainer_epoch: all %d epochs have run", t->opt.epochs);
     double start = now();
     epoch_order(t, t->epoch);
-    size_t step_no = 1;
-    for (size_t b = 0; b < t->train.n; b += t->global_batch, step_no++) {
+    size_t step_no = t->skip + 1;
+    t->skip = 0;
+    for (size_t b = (step_no - 1) * t->global_batch; b < t->train.n;
+         b += t->global_batch, step_no++) {
         tg_status st = step(t, b, step_no);
+        if (st == TG_OK && t->opt.on_step)
+            st = t->opt.on_step(t, t->epoch, step_no, t->opt.on_step_ud);
         if (st != TG_OK) {
             tg_tape_reset(t->tape);
             return st;
@@ -643,9 +648,25 @@ tg_status tg_trainer_set_epoch(tg_trainer *t, int epoch)
         return tg__error(TG_EINVAL, "trainer_set_epoch: epoch %d is not in 0..%d", epoch,
                          t->opt.epochs);
     t->epoch = epoch;
+    t->skip = 0;
     if (t->n_history > (size_t)epoch)
         t->n_history = (size_t)epoch;
     return TG_OK;
+}
+
+tg_status tg_trainer_set_position(tg_trainer *t, int epoch, size_t batch)
+{
+    if (!t)
+        return tg__error(TG_EINVAL, "trainer_set_position: trainer is NULL");
+    size_t steps = (t->train.n + t->global_batch - 1) / t->global_batch;
+    if (epoch < 0 || epoch >= t->opt.epochs || batch > steps)
+        return tg__error(TG_EINVAL,
+                         "trainer_set_position: epoch %d, step %zu is not in 0..%d, 0..%zu",
+                         epoch, batch, t->opt.epochs - 1, steps);
+    tg_status st = tg_trainer_set_epoch(t, epoch);
+    if (st == TG_OK)
+        t->skip = batch;
+    return st;
 }
 
 tg_status tg_trainer_export(const tg_trainer *t, tg_model **out)
