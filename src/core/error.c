@@ -15,7 +15,11 @@ const char *tg_version(void)
 
 tg_status tg__verror(tg_status status, const char *fmt, va_list ap)
 {
-    vsnprintf(last_message, sizeof last_message, fmt, ap);
+    /* Formatted apart first: callers may pass tg_last_error() itself as an argument (to add
+     * context to an error), and vsnprintf must not write the buffer it reads. */
+    char buf[sizeof last_message];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    memcpy(last_message, buf, sizeof buf);
     last_status = status;
     return status;
 }

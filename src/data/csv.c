@@ -236,6 +236,12 @@ static tg_status check_duplicates(csv *c, tg_table *t)
 static tg_status parse_header(csv *c, tg_table *t)
 {
     size_t len = (size_t)(c->le - c->ls);
+    /* Names are kept NUL-terminated: a NUL byte inside one would silently cut it short (and
+     * could make two different names equal, or one empty). */
+    const char *nul = memchr(c->ls, '\0', len);
+    if (nul)
+        return tg__error(TG_EFORMAT, "%s:%zu:%zu: NUL byte in the header", c->name, c->line,
+                         column_of(c, nul));
     /* Unquoting only shrinks fields, and each name gains one NUL for the separator or line
      * end it replaces: len + 1 bytes always suffice. */
     t->text_size = len + 1;

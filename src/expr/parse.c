@@ -758,7 +758,10 @@ static bool parse_shape(parser *p, uint32_t *lit)
     double known = 1;
     for (size_t i = 0; i < l->numel; i++) {
         double d = g->values[l->offset + i];
-        if (!(d >= -1 && d <= MAX_EXACT_INT && d == floor(d)))
+        if (d > MAX_EXACT_INT && d == floor(d))
+            return fail(p, start, end, "the shape of 'reshape' holds %g, more than 2^53 (no "
+                                       "tensor is that large)", d);
+        if (!(d >= -1 && d == floor(d)))
             return fail(p, start, end, "the shape of 'reshape' must hold integers >= 0 (and at "
                                        "most one -1), not %g", d);
         if (d == -1 && ++unknown > 1)
@@ -820,7 +823,12 @@ static bool parse_call(parser *p, xref *out)
         case A_COUNT:
             if (!parse_const(p, &v, "the class count", f->name, &a))
                 return false;
-            if (!(v >= 0 && v <= MAX_EXACT_INT && v == floor(v)))
+            if (v > MAX_EXACT_INT && v == floor(v))
+                return fail(p, a.start, a.end,
+                            "the class count of '%s' is %g, more than 2^53 (no tensor is that "
+                            "large)",
+                            f->name, v);
+            if (!(v >= 0 && v == floor(v)))
                 return fail(p, a.start, a.end,
                             "the class count of '%s' must be an integer >= 0, not %g", f->name,
                             v);
