@@ -4,7 +4,7 @@
  * differentiated; the same bytes are also fed to the value parser. Everything is freed, so
  * LeakSanitizer sees any leak on any path.
  *
- * An allocator hook bounds the memory one input may use (see `hook`): programs that build
+ * An allocator hook bounds the memory one input may use (fuzz_common.h): programs that build
  * huge tensors then take the TG_ENOMEM paths instead of exhausting the fuzzer, and the
  * amount of arithmetic an input can ask for stays small enough to keep runs fast. */
 #include <tapegrad.h>
@@ -13,24 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SINGLE ((size_t)8 << 20) /* bytes in one allocation */
-#define MAX_TOTAL ((size_t)32 << 20) /* bytes allocated over one input, freed or not */
-
-static size_t total;
-
-static void *hook(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    (void)ud;
-    (void)osize;
-    if (nsize == 0) {
-        free(ptr);
-        return NULL;
-    }
-    if (nsize > MAX_SINGLE || total + nsize > MAX_TOTAL)
-        return NULL;
-    total += nsize;
-    return realloc(ptr, nsize);
-}
+#include "fuzz_common.h"
 
 static const double VALUES[6] = {0.5, -1.25, 2.0, -0.3, 0.9, 1.7};
 static const double LABELS[2] = {0, 1};
@@ -87,12 +70,8 @@ static void evaluate(const tg_program *prog, tg_dtype dtype)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static bool installed;
-    if (!installed) {
-        tg_set_allocator(hook, NULL);
-        installed = true;
-    }
-    total = 0;
+    fuzz_install_hook();
+    fuzz_reset_budget();
     const char *src = (const char *)data;
     tg_program *prog = NULL;
     tg_expr_error err;
@@ -103,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char buf[1024];
         tg_expr_error_format(&err, src, size, buf, sizeof buf);
     }
-    total = 0;
+    fuzz_reset_budget();
     char *text = malloc(size + 1);
     if (text) {
         memcpy(text, data, size);

@@ -1,23 +1,40 @@
 #!/usr/bin/env bash
-# tests/fuzz/run.sh [SECONDS]: builds the tgx fuzzer (fuzz_tgx.c) with clang, libFuzzer,
-# AddressSanitizer and UBSan in build/fuzz, and runs it for SECONDS (default 60) on a working
-# copy of the seed corpus tests/fuzz/corpus_tgx. Exits non-zero when it finds a crash, a leak
-# or a timeout; the input that did it is left in build/fuzz/artifacts/ (turn it into a
-# regression test in tests/test_expr.c). Without clang or libFuzzer it says so and exits 0.
+# tests/fuzz/run.sh [SECONDS [FUZZER...]]: builds the libFuzzer harnesses with clang,
+# AddressSanitizer and UBSan in build/fuzz, and runs each FUZZER (default: all three, one
+# after the other) for SECONDS (default 60) on a working copy of its seed corpus:
+#   tgx    fuzz_tgx.c    the tgx parser and evaluator   corpus_tgx/, tgx.dict
+#   model  fuzz_model.c  the model-file loader          gen_model_seeds output, model.dict
+#   csv    fuzz_csv.c    the CSV reader and data sets   corpus_csv/, csv.dict
+# Exits non-zero when one finds a crash, a leak or a timeout; the input that did it is left
+# in build/fuzz/artifacts/NAME-* (turn it into a regression test: test_expr.c,
+# test_model_file.c, test_data.c or test_hostile.c). Without clang or libFuzzer it says so
+# and exits 0. FUZZ_RUNS=N runs N inputs per fuzzer instead of a time limit.
 set -euo pipefail
 
 secs=${1:-60}
 case "$secs" in
     '' | *[!0-9]*)
-        echo "usage: tests/fuzz/run.sh [SECONDS]" >&2
+        echo "usage: tests/fuzz/run.sh [SECONDS [tgx|model|csv...]]" >&2
         exit 2
         ;;
 esac
+shift || true
+fuzzers=("$@")
+[ ${#fuzzers[@]} -gt 0 ] || fuzzers=(tgx model csv)
+for f in "${fuzzers[@]}"; do
+    case "$f" in
+        tgx | model | csv) ;;
+        *)
+            echo "fuzz: unknown fuzzer '$f' (tgx, model or csv)" >&2
+            exit 2
+            ;;
+    esac
+done
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 
 if ! command -v clang >/dev/null 2>&1; then
-    echo "fuzz: clang not found; skipping the fuzzer"
+    echo "fuzz: clang not found; skipping the fuzzers"
     exit 0
 fi
 probe=$(mktemp -d)
@@ -37,14 +54,26 @@ cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInf
     -DTG_FUZZ=ON -DTG_BUILD_TESTS=OFF -DTG_BUILD_EXAMPLES=OFF -DTG_BUILD_TOOLS=OFF \
     -DTG_GRAPHVIZ=OFF >/dev/null
 echo "== build"
-cmake --build "$build" --target fuzz_tgx -j "$jobs"
+targets=()
+for f in "${fuzzers[@]}"; do targets+=(--target "fuzz_$f"); done
+cmake --build "$build" "${targets[@]}" --target gen_model_seeds -j "$jobs"
 
-corpus=$build/corpus
-mkdir -p "$corpus" "$build/artifacts"
-cp -n tests/fuzz/corpus_tgx/* "$corpus/" 2>/dev/null || true
-echo "== fuzz for ${secs}s"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-"$build/tests/fuzz/fuzz_tgx" -max_total_time="$secs" -max_len=1024 -timeout=25 \
-    -dict=tests/fuzz/tgx.dict -artifact_prefix="$build/artifacts/" -print_final_stats=1 \
-    "$corpus"
+mkdir -p "$build/artifacts"
+for f in "${fuzzers[@]}"; do
+    corpus=$build/corpus_$f
+    mkdir -p "$corpus"
+    case "$f" in
+        tgx | csv) cp -n "tests/fuzz/corpus_$f"/* "$corpus/" 2>/dev/null || true ;;
+        model) "$build/tests/fuzz/gen_model_seeds" "$corpus" ;;
+    esac
+    # Programs stay short (evaluation is the costly part); files may hold a few tensors.
+    max_len=4096
+    [ "$f" = tgx ] && max_len=1024
+    if [ -n "${FUZZ_RUNS:-}" ]; then limit=(-runs="$FUZZ_RUNS"); else limit=(-max_total_time="$secs"); fi
+    echo "== fuzz_$f for ${FUZZ_RUNS:+$FUZZ_RUNS runs}${FUZZ_RUNS:-${secs}s}"
+    "$build/tests/fuzz/fuzz_$f" "${limit[@]}" -max_len="$max_len" -timeout=25 \
+        -dict="tests/fuzz/$f.dict" -artifact_prefix="$build/artifacts/$f-" \
+        -print_final_stats=1 "$corpus"
+done
