@@ -71,7 +71,8 @@ for f in "${fuzzers[@]}"; do
     # Programs stay short (evaluation is the costly part); files may hold a few tensors.
     max_len=4096
     [ "$f" = tgx ] && max_len=1024
-    if [ -n "${FUZZ_RUNS:-}" ]; then limit=(-runs="$FUZZ_RUNS"); else limit=(-max_total_time="$secs"); fi
+    limit=(-max_total_time="$secs")
+    [ -n "${FUZZ_RUNS:-}" ] && limit=(-runs="$FUZZ_RUNS")
     echo "== fuzz_$f for ${FUZZ_RUNS:+$FUZZ_RUNS runs}${FUZZ_RUNS:-${secs}s}"
     "$build/tests/fuzz/fuzz_$f" "${limit[@]}" -max_len="$max_len" -timeout=25 \
         -dict="tests/fuzz/$f.dict" -artifact_prefix="$build/artifacts/$f-" \
