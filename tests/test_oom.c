@@ -1,0 +1,437 @@
+/* test_oom.c: allocation failure in the entry points of the model layer, where test_alloc.c
+ * covers tapes, leaves, recording, backward, tg_grad and hand-written training, and
+ * test_model_file.c, test_data.c and test_expr.c cover model files, CSV and tgx. For each
+ * scenario the Nth allocation attempt fails, for N = 1, 2, ... until the call completes
+ * without reaching attempt N, and every run must:
+ *  - fail with TG_ENOMEM and a message about memory, or succeed with exact results;
+ *  - leak nothing: the hook's live block and byte counts return to where they were;
+ *  - leave everything usable: the failed call, retried without a failure, gives results bit
+ *    for bit equal to a run that never failed.
+ * The centrepiece is a training step as a program writes it: the model's forward pass,
+ * cross-entropy, backward, an Adam step, zeroing the gradients and resetting the tape. */
+#include <criterion/criterion.h>
+#include <tapegrad.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc_hook.h"
+
+#define MAX_ATTEMPTS 5000
+
+static void assert_enomem(tg_status st, const char *what, size_t n)
+{
+    cr_assert_eq(st, TG_ENOMEM, "%s, allocation %zu failing: %s (%s) instead of TG_ENOMEM", what,
+                 n, tg_status_name(st), tg_last_error());
+    cr_assert(strstr(tg_last_error(), "memory"), "%s, allocation %zu failing: message '%s'",
+              what, n, tg_last_error());
+}
+
+/* A scenario runs once with attempt n failing (it arms the hook itself around the calls under
+ * test) and returns how many of its calls failed. */
+typedef size_t (*scenario_fn)(size_t n);
+
+/* Runs a scenario for n = 1, 2, ... until a run reaches no failure. Returns the number of
+ * runs in which a call failed. */
+static size_t drive(const char *what, scenario_fn fn)
+{
+    th_install();
+    size_t n, failing_runs = 0;
+    for (n = 1; n <= MAX_ATTEMPTS; n++) {
+        th_fail_at(0);
+        size_t before = th_state.failures;
+        size_t failed = fn(n);
+        bool reached = th_state.failures > before;
+        th_fail_at(0);
+        cr_assert_eq(th_state.live, 0, "%s, allocation %zu failing: %lld blocks leaked", what, n,
+                     th_state.live);
+        cr_assert_eq(th_state.bytes, 0, "%s, allocation %zu failing: %lld bytes unaccounted",
+                     what, n, th_state.bytes);
+        cr_assert(!failed || reached, "%s: a call failed at allocation %zu, which was never made",
+                  what, n);
+        failing_runs += failed > 0;
+        if (!reached)
+            break;
+    }
+    cr_assert_leq(n, MAX_ATTEMPTS, "%s: still allocating after %d attempts", what, MAX_ATTEMPTS);
+    cr_assert_geq(failing_runs, 1, "%s: no allocation could be made to fail", what);
+    th_uninstall();
+    return failing_runs;
+}
+
+/* ---- the model and its optimizer ------------------------------------------------------------ */
+
+#define ROWS 6
+#define IN 4
+#define HID 5
+#define OUT 3
+#define STEPS 3
+
+static tg_mlp_spec spec(void)
+{
+    tg_mlp_spec s = TG_MLP_SPEC_INIT;
+    s.n_layers = 2;
+    s.sizes[0] = IN;
+    s.sizes[1] = HID;
+    s.sizes[2] = OUT;
+    s.act[0] = TG_ACT_TANH;
+    s.act[1] = TG_ACT_IDENTITY;
+    s.dtype = TG_F64;
+    return s;
+}
+
+static tg_status set_metadata(tg_model *m)
+{
+    static const double mean[IN] = {0.5, -1, 2, 0}, std[IN] = {1, 2, 0.5, 3};
+    static const char *const cols[IN] = {"a", "b", "c", "d"};
+    tg_status st = tg_model_set_standardization(m, IN, mean, std);
+    if (st == TG_OK)
+        st = tg_model_set_task(m, TG_TASK_CLASSIFY, OUT);
+    if (st == TG_OK)
+        st = tg_model_set_columns(m, cols, "label");
+    return st;
+}
+
+static size_t scenario_model_new(size_t n)
+{
+    tg_mlp_spec s = spec();
+    tg_rng rng;
+    tg_rng_seed(&rng, 9);
+    tg_model *m = (tg_model *)&m;
+    th_fail_at(n);
+    tg_status st = tg_model_new(&s, TG_INIT_HE_NORMAL, &rng, &m);
+    if (st == TG_OK)
+        st = set_metadata(m);
+    th_fail_at(0);
+    size_t failed = st != TG_OK;
+    if (failed) {
+        assert_enomem(st, "model_new and metadata", n);
+        if (m) { /* the metadata failed: the model stands, and a retry works */
+            cr_assert_eq(set_metadata(m), TG_OK, "%s", tg_last_error());
+        } else {
+            tg_rng_seed(&rng, 9);
+            cr_assert_eq(tg_model_new(&s, TG_INIT_HE_NORMAL, &rng, &m), TG_OK);
+            cr_assert_eq(set_metadata(m), TG_OK);
+        }
+    }
+    size_t nmean;
+    const double *mean, *std;
+    cr_assert_eq(tg_model_standardization(m, &nmean, &mean, &std), TG_OK);
+    cr_assert_eq(nmean, IN);
+    cr_assert_str_eq(tg_model_target_name(m), "label");
+    tg_model_free(m);
+    return failed;
+}
+
+Test(oom, model_new_and_metadata)
+{
+    drive("model_new", scenario_model_new);
+}
+
+static int optim_kind;
+
+static size_t scenario_optim_new(size_t n)
+{
+    tg_mlp_spec s = spec();
+    tg_rng rng;
+    tg_rng_seed(&rng, 9);
+    tg_model *m;
+    cr_assert_eq(tg_model_new(&s, TG_INIT_HE_NORMAL, &rng, &m), TG_OK);
+    tg_tensor *params[4];
+    for (size_t i = 0; i < 4; i++)
+        params[i] = tg_model_param(m, i);
+    tg_optim_options opt = TG_OPTIM_OPTIONS_INIT;
+    opt.kind = (tg_optim_kind)optim_kind;
+    opt.momentum = optim_kind == TG_OPTIM_SGD ? 0 : 0.9;
+    tg_optim *o = (tg_optim *)&o;
+    th_fail_at(n);
+    tg_status st = tg_optim_new(&opt, params, 4, &o);
+    th_fail_at(0);
+    size_t failed = st != TG_OK;
+    if (failed) {
+        assert_enomem(st, "optim_new", n);
+        cr_assert_null(o);
+        cr_assert_eq(tg_optim_new(&opt, params, 4, &o), TG_OK, "%s", tg_last_error());
+    }
+    cr_assert_eq(tg_optim_step(o), TG_OK);
+    tg_optim_free(o);
+    tg_model_free(m);
+    return failed;
+}
+
+Test(oom, optim_new)
+{
+    size_t failing = 0;
+    for (optim_kind = TG_OPTIM_SGD; optim_kind <= TG_OPTIM_ADAMW; optim_kind++) {
+        th_install();
+        /* Plain SGD keeps no state and may allocate nothing at all. */
+        size_t n;
+        for (n = 1; n < MAX_ATTEMPTS; n++) {
+            size_t before = th_state.failures;
+            failing += scenario_optim_new(n);
+            cr_assert_eq(th_state.live, 0, "kind %d, allocation %zu: leaked", optim_kind, n);
+            if (th_state.failures == before)
+                break;
+        }
+        th_uninstall();
+    }
+    cr_assert_geq(failing, 3, "momentum, Adam and AdamW allocate their state");
+}
+
+/* ---- training steps --------------------------------------------------------------------- */
+
+static double xdata[ROWS * IN], ydata[ROWS];
+static double ref_params[IN * HID + HID + HID * OUT + OUT];
+static double ref_loss[STEPS];
+
+static void make_batch(void)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 21);
+    for (size_t i = 0; i < ROWS * IN; i++)
+        xdata[i] = tg_rng_normal(&rng);
+    for (size_t i = 0; i < ROWS; i++)
+        ydata[i] = (double)(i % OUT);
+}
+
+typedef struct trainer {
+    tg_model *model;
+    tg_optim *optim;
+    tg_tape *tape;
+    tg_tensor *x, *y;
+} trainer;
+
+static void trainer_new(trainer *t)
+{
+    tg_mlp_spec s = spec();
+    tg_rng rng;
+    tg_rng_seed(&rng, 4);
+    cr_assert_eq(tg_model_new(&s, TG_INIT_XAVIER_UNIFORM, &rng, &t->model), TG_OK);
+    tg_tensor *params[4];
+    for (size_t i = 0; i < 4; i++)
+        params[i] = tg_model_param(t->model, i);
+    tg_optim_options opt = TG_OPTIM_OPTIONS_INIT;
+    opt.kind = TG_OPTIM_ADAM;
+    opt.lr = 0.05;
+    cr_assert_eq(tg_optim_new(&opt, params, 4, &t->optim), TG_OK);
+    t->tape = tg_tape_new();
+    const size_t xs[2] = {ROWS, IN}, ys[1] = {ROWS};
+    t->x = tg_tensor_wrap(TG_F64, 2, xs, xdata);
+    t->y = tg_tensor_wrap(TG_F64, 1, ys, ydata);
+    cr_assert(t->tape && t->x && t->y);
+}
+
+static void trainer_free(trainer *t)
+{
+    tg_tape_free(t->tape);
+    tg_tensor_free(t->x);
+    tg_tensor_free(t->y);
+    tg_optim_free(t->optim);
+    tg_model_free(t->model);
+}
+
+/* One step as a program writes it; TG_OK or the first error, with *loss set on success. */
+static tg_status train_step(trainer *t, double *loss)
+{
+    tg_tensor *l = tg_cross_entropy(t->tape, tg_model_forward(t->tape, t->model, t->x), t->y);
+    tg_status st = tg_tape_status(t->tape);
+    if (st == TG_OK)
+        st = tg_backward(t->tape, l);
+    if (st == TG_OK)
+        st = tg_optim_step(t->optim);
+    if (st == TG_OK)
+        *loss = tg_tensor_item(l);
+    tg_model_zero_grad(t->model);
+    tg_tape_reset(t->tape);
+    return st;
+}
+
+static void compute_reference(void)
+{
+    make_batch();
+    trainer t;
+    trainer_new(&t);
+    for (int s = 0; s < STEPS; s++)
+        cr_assert_eq(train_step(&t, &ref_loss[s]), TG_OK, "%s", tg_last_error());
+    memcpy(ref_params, tg_model_param_data(t.model), sizeof ref_params);
+    cr_assert_eq(tg_model_numel(t.model) * sizeof(double), sizeof ref_params);
+    trainer_free(&t);
+}
+
+/* The objects are made before the failure is armed; the steps run with attempt n failing. A
+ * failed step is retried (the failure is spent): a failure must leave no trace, so the final
+ * parameters equal the reference's bit for bit. */
+static size_t scenario_training(size_t n)
+{
+    trainer t;
+    trainer_new(&t);
+    size_t failed = 0;
+    th_fail_at(n);
+    for (int s = 0; s < STEPS; s++) {
+        double loss = NAN;
+        tg_status st = train_step(&t, &loss);
+        if (st != TG_OK) {
+            assert_enomem(st, "training step", n);
+            failed++;
+            st = train_step(&t, &loss);
+            cr_assert_eq(st, TG_OK, "step %d retried after allocation %zu failed: %s", s, n,
+                         tg_last_error());
+        }
+        cr_assert_eq(loss, ref_loss[s], "allocation %zu failing: step %d loss %.17g vs %.17g", n,
+                     s, loss, ref_loss[s]);
+    }
+    th_fail_at(0);
+    cr_assert_eq(memcmp(tg_model_param_data(t.model), ref_params, sizeof ref_params), 0,
+                 "allocation %zu failing: the parameters differ from the reference", n);
+    trainer_free(&t);
+    return failed;
+}
+
+Test(oom, training_step)
+{
+    compute_reference();
+    size_t failing = drive("training step", scenario_training);
+    cr_log_info("training step: %zu runs with a failing allocation", failing);
+}
+
+/* The whole life of a training program under failure: the objects too are made with attempt
+ * n failing; whatever fails is made again, and training still ends at the reference. */
+static size_t scenario_whole_program(size_t n)
+{
+    size_t failed = 0;
+    th_fail_at(n);
+    trainer t;
+    memset(&t, 0, sizeof t);
+    tg_mlp_spec s = spec();
+    tg_rng rng;
+    tg_rng_seed(&rng, 4);
+    if (tg_model_new(&s, TG_INIT_XAVIER_UNIFORM, &rng, &t.model) != TG_OK) {
+        assert_enomem(tg_last_status(), "model_new", n);
+        failed++;
+        tg_rng_seed(&rng, 4);
+        cr_assert_eq(tg_model_new(&s, TG_INIT_XAVIER_UNIFORM, &rng, &t.model), TG_OK);
+    }
+    tg_tensor *params[4];
+    for (size_t i = 0; i < 4; i++)
+        params[i] = tg_model_param(t.model, i);
+    tg_optim_options opt = TG_OPTIM_OPTIONS_INIT;
+    opt.kind = TG_OPTIM_ADAM;
+    opt.lr = 0.05;
+    if (tg_optim_new(&opt, params, 4, &t.optim) != TG_OK) {
+        assert_enomem(tg_last_status(), "optim_new", n);
+        failed++;
+        cr_assert_eq(tg_optim_new(&opt, params, 4, &t.optim), TG_OK);
+    }
+    if (!(t.tape = tg_tape_new())) {
+        assert_enomem(tg_last_status(), "tape_new", n);
+        failed++;
+        cr_assert_not_null(t.tape = tg_tape_new());
+    }
+    const size_t xs[2] = {ROWS, IN}, ys[1] = {ROWS};
+    if (!(t.x = tg_tensor_wrap(TG_F64, 2, xs, xdata))) {
+        assert_enomem(tg_last_status(), "tensor_wrap", n);
+        failed++;
+        cr_assert_not_null(t.x = tg_tensor_wrap(TG_F64, 2, xs, xdata));
+    }
+    if (!(t.y = tg_tensor_wrap(TG_F64, 1, ys, ydata))) {
+        assert_enomem(tg_last_status(), "tensor_wrap", n);
+        failed++;
+        cr_assert_not_null(t.y = tg_tensor_wrap(TG_F64, 1, ys, ydata));
+    }
+    for (int step = 0; step < STEPS; step++) {
+        double loss;
+        if (train_step(&t, &loss) != TG_OK) {
+            assert_enomem(tg_last_status(), "training step", n);
+            failed++;
+            cr_assert_eq(train_step(&t, &loss), TG_OK, "%s", tg_last_error());
+        }
+        cr_assert_eq(loss, ref_loss[step]);
+    }
+    th_fail_at(0);
+    cr_assert_eq(memcmp(tg_model_param_data(t.model), ref_params, sizeof ref_params), 0);
+    trainer_free(&t);
+    return failed;
+}
+
+Test(oom, whole_training_program)
+{
+    compute_reference();
+    drive("training program", scenario_whole_program);
+}
+
+/* tg_grad of the loss with respect to the parameters, through the model. */
+static size_t scenario_grad(size_t n)
+{
+    trainer t;
+    trainer_new(&t);
+    tg_tensor *params[4], *out[4] = {NULL};
+    for (size_t i = 0; i < 4; i++)
+        params[i] = tg_model_param(t.model, i);
+    th_fail_at(n);
+    tg_tensor *l = tg_cross_entropy(t.tape, tg_model_forward(t.tape, t.model, t.x), t.y);
+    tg_status st = tg_tape_status(t.tape);
+    if (st == TG_OK)
+        st = tg_grad(t.tape, l, params, 4, out);
+    th_fail_at(0);
+    size_t failed = st != TG_OK;
+    if (failed) {
+        assert_enomem(st, "grad through the model", n);
+        for (size_t i = 0; i < 4; i++)
+            cr_assert_null(out[i], "no result on error");
+        tg_tape_reset(t.tape);
+        l = tg_cross_entropy(t.tape, tg_model_forward(t.tape, t.model, t.x), t.y);
+        cr_assert_eq(tg_grad(t.tape, l, params, 4, out), TG_OK, "%s", tg_last_error());
+    }
+    /* tg_grad leaves the parameters' own gradients alone, and agrees with backward. */
+    double *g = tg_model_grad_data(t.model);
+    for (size_t i = 0; i < tg_model_numel(t.model); i++)
+        cr_assert_eq(g[i], 0.0);
+    cr_assert_eq(tg_backward(t.tape, l), TG_OK);
+    size_t off = 0;
+    for (size_t i = 0; i < 4; i++) {
+        for (size_t j = 0; j < tg_tensor_numel(out[i]); j++)
+            cr_assert_eq(tg_tensor_get(out[i], j), g[off + j], "param %zu element %zu", i, j);
+        off += tg_tensor_numel(out[i]);
+        tg_tensor_free(out[i]);
+    }
+    trainer_free(&t);
+    return failed;
+}
+
+Test(oom, grad_through_the_model)
+{
+    make_batch();
+    drive("grad", scenario_grad);
+}
+
+/* The dot text of a training step's graph. */
+static size_t scenario_dot(size_t n)
+{
+    trainer t;
+    trainer_new(&t);
+    tg_tensor *l = tg_cross_entropy(t.tape, tg_model_forward(t.tape, t.model, t.x), t.y);
+    cr_assert_eq(tg_backward(t.tape, l), TG_OK);
+    char *dot = (char *)&dot;
+    size_t len = 0;
+    th_fail_at(n);
+    tg_status st = tg_dot_string(t.tape, NULL, &dot, &len);
+    th_fail_at(0);
+    size_t failed = st != TG_OK;
+    if (failed) {
+        assert_enomem(st, "dot_string", n);
+        cr_assert_null(dot);
+        cr_assert_eq(tg_dot_string(t.tape, NULL, &dot, &len), TG_OK);
+    }
+    cr_assert_eq(strlen(dot), len);
+    cr_assert(strstr(dot, "digraph"));
+    tg_dot_string_free(dot);
+    trainer_free(&t);
+    return failed;
+}
+
+Test(oom, dot_string)
+{
+    make_batch();
+    drive("dot_string", scenario_dot);
+}
