@@ -6,11 +6,12 @@ set -euo pipefail
 
 # libgraphviz-dev: in-process rendering (tg_dot_render; optional, TG_GRAPHVIZ=AUTO uses it when
 # present); graphviz: the `dot` command, to view the dot text by hand.
-# clang + libclang-rt-dev: the libFuzzer harness CI runs (tests/fuzz/run.sh).
+# clang + libclang-rt-dev: the libFuzzer harnesses CI runs (tests/fuzz/run.sh).
 # libopenmpi-dev + openmpi-bin: distributed training (tapegrad/dist.h; optional, TG_MPI=AUTO)
 # and mpirun for its tests.
+# valgrind: the memcheck run CI makes (tools/test.sh --valgrind).
 PACKAGES=(cmake pkg-config gcc make libxxhash-dev libcriterion-dev libgraphviz-dev graphviz clang
-    libclang-rt-dev libopenmpi-dev openmpi-bin)
+    libclang-rt-dev libopenmpi-dev openmpi-bin valgrind)
 
 die() {
     echo "setup.sh: $*" >&2

@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
-# tools/test.sh [--sanitize] [--no-graphviz]: installs what is missing, builds tapegrad and
-# runs every test with ctest. --sanitize builds in build/asan with AddressSanitizer + UBSan
+# tools/test.sh [--sanitize] [--no-graphviz] [--valgrind]: installs what is missing, builds
+# tapegrad and runs every test with ctest. --sanitize builds in build/asan with ASan + UBSan
 # (RelWithDebInfo) and skips the slow install test (it builds its own, unsanitized, trees).
 # --no-graphviz builds in build/nogv with -DTG_GRAPHVIZ=OFF and -DTG_MPI=OFF (tg_dot_render and
-# tg_dist_* must then say TG_ENOTSUP), also without the install test. CI=true turns warnings
-# into errors. Exits non-zero on any failure.
+# tg_dist_* must then say TG_ENOTSUP), also without the install test. --valgrind builds in
+# build/valgrind (RelWithDebInfo) and runs only the tests labelled valgrind: a subset of the
+# suite under valgrind memcheck, where any error or leak fails (tests/CMakeLists.txt,
+# TG_VALGRIND). CI=true turns warnings into errors. Exits non-zero on any failure.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 sanitize=0
+valgrind=0
 graphviz=AUTO
 for arg in "$@"; do
     case "$arg" in
         --sanitize) sanitize=1 ;;
+        --valgrind) valgrind=1 ;;
         --no-graphviz) graphviz=OFF ;;
         -h | --help)
-            sed -n '2,7p' "$0"
+            sed -n '2,10p' "$0"
             exit 0
             ;;
         *)
@@ -43,6 +47,15 @@ if [ $sanitize -eq 1 ]; then
 else
     build=build/release
     config=(-DCMAKE_BUILD_TYPE=Release -DTG_SANITIZE=OFF)
+fi
+if [ $valgrind -eq 1 ]; then
+    if [ $sanitize -eq 1 ]; then
+        echo "test.sh: --valgrind and --sanitize exclude each other" >&2
+        exit 2
+    fi
+    build=build/valgrind
+    config=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTG_SANITIZE=OFF -DTG_VALGRIND=ON)
+    ctest_args+=(--label-regex valgrind)
 fi
 if [ "$graphviz" = OFF ]; then
     # A separate tree, so the default builds keep their Graphviz setting and their cache.

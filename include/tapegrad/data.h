@@ -17,8 +17,8 @@ typedef struct tg_table tg_table;
  * optional surrounding spaces, "\n" or "\r\n" line ends). TG_EIO when the file cannot be
  * read (with the OS reason); TG_EFORMAT with "PATH:LINE:COLUMN: ..." for an empty file, a
  * missing header, a ragged row, a field that is not a finite number (NaN/Inf included), an
- * empty field, a header with no data rows, an empty or duplicate column name, a first row
- * that is all numbers (no header). Blank lines are skipped; a UTF-8 byte order mark is
+ * empty field, a header with no data rows, an empty or duplicate column name, a NUL byte in
+ * the header, a first row that is all numbers (no header). Blank lines are skipped; a UTF-8 byte order mark is
  * ignored; header names may be double-quoted ("" for a quote). *out is the caller's
  * (tg_table_free). */
 TG_API tg_status tg_table_read_csv(const char *path, tg_table **out);
