@@ -702,7 +702,7 @@ static void assert_replays(const graph *g, const char *prog, double want)
     cr_assert_eq(tg_program_parse(prog, &p), TG_OK, "seed %llu: %s\n%s",
                  (unsigned long long)g->seed, tg_last_error(), prog);
     tg_binding env[MAX_INPUTS];
-    char names[MAX_INPUTS][8];
+    char names[MAX_INPUTS][16];
     for (int i = 0; i < g->n_inputs; i++) {
         snprintf(names[i], sizeof names[i], "x%d", i);
         env[i] = (tg_binding){names[i], g->inputs[i]};
