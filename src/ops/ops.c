@@ -28,6 +28,32 @@ static void no_vjp(tg_tape *tape, tg_tensor *node)
     TG_UNUSED(node);
 }
 
+/* ==== threads ==================================================================================
+ * Long elementwise loops (and sums over all elements) are split over the pool by ranges of
+ * elements. A range is at least PAR_GRAIN elements: handing a loop to the pool costs a few
+ * microseconds of wake-up and join, while 32768 elements take 20-40 us for the cheapest op
+ * (an add, bound by memory) and far more for exp or tanh, so the split never costs more than
+ * a few percent; and a loop shorter than two grains runs right here, without even the call,
+ * so the small tensors of scalar and tiny graphs never pay for threads. Elementwise results
+ * do not depend on the split at all. */
+#define PAR_GRAIN ((size_t)1 << 15)
+
+typedef struct par_ctx {
+    tg_tensor *node;
+    void *g; /* the input gradient a VJP range adds into */
+} par_ctx;
+
+/* PAR_LOOP(n, body, task, ctx): body(ctx, 0, n) inline when n is short, else task (a
+ * tg_range_fn calling body) over the pool. */
+#define PAR_LOOP(n, body, task, ctx)                                                           \
+    do {                                                                                       \
+        if (TG_LIKELY((n) < 2 * PAR_GRAIN))                                                    \
+            body((ctx), 0, (n));                                                               \
+        else                                                                                   \
+            tg__parallel_for((n), PAR_GRAIN, (task), (ctx));                                   \
+    } while (0)
+#define BODY static inline __attribute__((always_inline))
+
 static char *fmt_shape(char *buf, size_t size, const tg_tensor *t)
 {
     return tg_shape_format(buf, size, t->rank, t->shape);
@@ -53,36 +79,52 @@ static tg_status same_shape(tg_tensor *y, char *msg, size_t size)
  * name_forward and name_vjp. c is the op's scalar constant, in T. */
 
 #define UNARY_OP(name, FWD, VJP)                                                               \
-    static void name##_forward(tg_tensor *node)                                                \
+    BODY void name##_forward_body(const tg_tensor *node, size_t lo, size_t hi)                  \
     {                                                                                          \
         DISPATCH(node->dtype, {                                                                \
             const T *X = node->in[0]->data;                                                    \
             T *Y = node->data;                                                                 \
             const T c = (T)node->attr.c;                                                       \
             (void)c;                                                                           \
-            for (size_t i = 0, n = node->numel; i < n; i++) {                                  \
+            for (size_t i = lo; i < hi; i++) {                                                 \
                 const T x = X[i];                                                              \
                 Y[i] = (T)(FWD);                                                               \
             }                                                                                  \
         });                                                                                    \
     }                                                                                          \
-    static void name##_vjp(tg_tape *tape, tg_tensor *node)                                     \
+    static void name##_forward_task(void *ctx, size_t lo, size_t hi)                           \
     {                                                                                          \
-        void *g = tg_tape__grad_of(tape, node->in[0]);                                         \
-        if (!g)                                                                                \
-            return;                                                                            \
+        name##_forward_body(ctx, lo, hi);                                                      \
+    }                                                                                          \
+    static void name##_forward(tg_tensor *node)                                                \
+    {                                                                                          \
+        PAR_LOOP(node->numel, name##_forward_body, name##_forward_task, node);                 \
+    }                                                                                          \
+    BODY void name##_vjp_body(const par_ctx *ctx, size_t lo, size_t hi)                        \
+    {                                                                                          \
+        const tg_tensor *node = ctx->node;                                                     \
         DISPATCH(node->dtype, {                                                                \
             const T *X = node->in[0]->data, *Y = node->data, *DY = node->grad;                 \
-            T *DX = g;                                                                         \
+            T *DX = ctx->g;                                                                    \
             const T c = (T)node->attr.c;                                                       \
             (void)c;                                                                           \
-            for (size_t i = 0, n = node->numel; i < n; i++) {                                  \
+            for (size_t i = lo; i < hi; i++) {                                                 \
                 const T x = X[i], y = Y[i], dy = DY[i];                                        \
                 (void)x;                                                                       \
                 (void)y;                                                                       \
                 DX[i] += (T)(VJP);                                                             \
             }                                                                                  \
         });                                                                                    \
+    }                                                                                          \
+    static void name##_vjp_task(void *ctx, size_t lo, size_t hi)                               \
+    {                                                                                          \
+        name##_vjp_body(ctx, lo, hi);                                                          \
+    }                                                                                          \
+    static void name##_vjp(tg_tape *tape, tg_tensor *node)                                     \
+    {                                                                                          \
+        par_ctx ctx = {node, tg_tape__grad_of(tape, node->in[0])};                             \
+        if (ctx.g)                                                                             \
+            PAR_LOOP(node->numel, name##_vjp_body, name##_vjp_task, &ctx);                     \
     }
 
 /* Sigmoid without overflow: e = exp(-|x|) is in (0, 1], so nothing reaches Inf. */
@@ -279,10 +321,79 @@ static void bcast_init(bcast *bc, const tg_tensor *y)
         }                                                                                      \
     } while (0)
 
+/* The flat cases of ELEMENTWISE2 over output elements [lo, hi): every output element reads
+ * A[ia] and B[ib] with ia, ib either iy or 0. */
+#define ELEMENTWISE2_RANGE(node, lo, hi, ...)                                                 \
+    do {                                                                                       \
+        const size_t sa_ = (node)->in[0]->numel == (node)->numel,                              \
+                     sb_ = (node)->in[1]->numel == (node)->numel;                              \
+        if (sa_ && sb_) {                                                                      \
+            for (size_t iy = (lo); iy < (hi); iy++) {                                          \
+                const size_t ia = iy, ib = iy;                                                 \
+                __VA_ARGS__;                                                                   \
+            }                                                                                  \
+        } else {                                                                               \
+            for (size_t iy = (lo); iy < (hi); iy++) {                                          \
+                const size_t ia = iy * sa_, ib = iy * sb_;                                     \
+                __VA_ARGS__;                                                                   \
+            }                                                                                  \
+        }                                                                                      \
+    } while (0)
+
+/* Whether ELEMENTWISE2_RANGE covers the op (no general broadcasting), and, for a VJP into
+ * input i, whether each output element adds into its own element of that input's gradient
+ * (so ranges never write the same element). */
+static bool flat2(const tg_tensor *y)
+{
+    size_t na = y->in[0]->numel, nb = y->in[1]->numel, ny = y->numel;
+    return (na == ny && nb == ny) || (na == 1 && nb == ny) || (nb == 1 && na == ny);
+}
+
+static bool flat2_own(const tg_tensor *y, int i)
+{
+    return flat2(y) && y->in[i]->numel == y->numel;
+}
+
+/* The VJP of a long binary op: each input gradient that takes one element per output element
+ * is done over the pool (bit 0: a, bit 1: b); the others, which sum over broadcast axes,
+ * are left to the caller's loop on this thread. Out of line: scalar graphs never get here. */
+static __attribute__((noinline)) unsigned par_vjp2(tg_tensor *node, void *ga, tg_range_fn fa,
+                                                   void *gb, tg_range_fn fb)
+{
+    unsigned done = 0;
+    if (ga && flat2_own(node, 0)) {
+        par_ctx ctx = {node, ga};
+        tg__parallel_for(node->numel, PAR_GRAIN, fa, &ctx);
+        done |= 1;
+    }
+    if (gb && flat2_own(node, 1)) {
+        par_ctx ctx = {node, gb};
+        tg__parallel_for(node->numel, PAR_GRAIN, fb, &ctx);
+        done |= 2;
+    }
+    return done;
+}
+
 /* BINARY_OP(name, forward of a and b, VJP for a, VJP for b; both may use a, b, y, dy). */
 #define BINARY_OP(name, FWD, VJP_A, VJP_B)                                                     \
+    static void name##_forward_range(void *ctx, size_t lo, size_t hi)                          \
+    {                                                                                          \
+        const tg_tensor *node = ctx;                                                           \
+        DISPATCH(node->dtype, {                                                                \
+            const T *A = node->in[0]->data, *B = node->in[1]->data;                            \
+            T *Y = node->data;                                                                 \
+            ELEMENTWISE2_RANGE(node, lo, hi, {                                                 \
+                const T a = A[ia], b = B[ib];                                                  \
+                Y[iy] = (T)(FWD);                                                              \
+            });                                                                                \
+        });                                                                                    \
+    }                                                                                          \
     static void name##_forward(tg_tensor *node)                                                \
     {                                                                                          \
+        if (TG_UNLIKELY(node->numel >= 2 * PAR_GRAIN) && flat2(node)) {                        \
+            tg__parallel_for(node->numel, PAR_GRAIN, name##_forward_range, node);              \
+            return;                                                                            \
+        }                                                                                      \
         DISPATCH(node->dtype, {                                                                \
             const T *A = node->in[0]->data, *B = node->in[1]->data;                            \
             T *Y = node->data;                                                                 \
@@ -292,10 +403,46 @@ static void bcast_init(bcast *bc, const tg_tensor *y)
             });                                                                                \
         });                                                                                    \
     }                                                                                          \
+    static void name##_vjp_a_range(void *ctx, size_t lo, size_t hi)                            \
+    {                                                                                          \
+        const tg_tensor *node = ((par_ctx *)ctx)->node;                                        \
+        DISPATCH(node->dtype, {                                                                \
+            const T *A = node->in[0]->data, *B = node->in[1]->data, *Y = node->data,           \
+                    *DY = node->grad;                                                          \
+            T *DA = ((par_ctx *)ctx)->g;                                                       \
+            ELEMENTWISE2_RANGE(node, lo, hi, {                                                 \
+                const T a = A[ia], b = B[ib], y = Y[iy], dy = DY[iy];                          \
+                (void)a, (void)b, (void)y;                                                     \
+                DA[ia] += (T)(VJP_A);                                                          \
+            });                                                                                \
+        });                                                                                    \
+    }                                                                                          \
+    static void name##_vjp_b_range(void *ctx, size_t lo, size_t hi)                            \
+    {                                                                                          \
+        const tg_tensor *node = ((par_ctx *)ctx)->node;                                        \
+        DISPATCH(node->dtype, {                                                                \
+            const T *A = node->in[0]->data, *B = node->in[1]->data, *Y = node->data,           \
+                    *DY = node->grad;                                                          \
+            T *DB = ((par_ctx *)ctx)->g;                                                       \
+            ELEMENTWISE2_RANGE(node, lo, hi, {                                                 \
+                const T a = A[ia], b = B[ib], y = Y[iy], dy = DY[iy];                          \
+                (void)a, (void)b, (void)y;                                                     \
+                DB[ib] += (T)(VJP_B);                                                          \
+            });                                                                                \
+        });                                                                                    \
+    }                                                                                          \
     static void name##_vjp(tg_tape *tape, tg_tensor *node)                                     \
     {                                                                                          \
         void *ga = tg_tape__grad_of(tape, node->in[0]);                                        \
         void *gb = tg_tape__grad_of(tape, node->in[1]);                                        \
+        if (TG_UNLIKELY(node->numel >= 2 * PAR_GRAIN)) { /* over the pool, where no sum */      \
+            unsigned done = par_vjp2(node, ga, name##_vjp_a_range, gb, name##_vjp_b_range);    \
+            ga = (done & 1) ? NULL : ga;                                                       \
+            gb = (done & 2) ? NULL : gb;                                                       \
+            if (!ga && !gb)                                                                    \
+                return;                                                                        \
+        }                                                                                      \
+        /* the rest on this thread (sums over broadcast axes among it) */                      \
         DISPATCH(node->dtype, {                                                                \
             const T *A = node->in[0]->data, *B = node->in[1]->data, *Y = node->data,           \
                     *DY = node->grad;                                                          \
@@ -658,8 +805,69 @@ static axis_split split_at(const tg_tensor *x, int axis)
         }
 
 /* y = sum_k x[k];  dx[k] += dy.   mean: y = sum / n;  dx[k] += dy / n */
+/* A sum over every element of a long tensor, over the pool: the partial sums of blocks of
+ * PAR_GRAIN elements, added in block order. The blocks depend on the length alone, so the
+ * result is the same bits whatever the thread count. */
+typedef struct sum_ctx {
+    const tg_tensor *x;
+    void *partial; /* one per block */
+} sum_ctx;
+
+static void sum_blocks(void *ctx, size_t lo, size_t hi)
+{
+    const sum_ctx *c = ctx;
+    const size_t n = c->x->numel;
+    DISPATCH(c->x->dtype, {
+        const T *X = c->x->data;
+        T *P = c->partial;
+        for (size_t blk = lo; blk < hi; blk++) {
+            size_t end = (blk + 1) * PAR_GRAIN < n ? (blk + 1) * PAR_GRAIN : n;
+            T acc = 0;
+            for (size_t k = blk * PAR_GRAIN; k < end; k++)
+                acc += X[k];
+            P[blk] = acc;
+        }
+    });
+}
+
+/* false (nothing done) when the scratch for the partial sums cannot be had */
+static bool sum_all_parallel(tg_tensor *node, bool mean)
+{
+    const tg_tensor *x = node->in[0];
+    size_t blocks = (x->numel + PAR_GRAIN - 1) / PAR_GRAIN;
+    sum_ctx c = {x, tg_tape__alloc(node->tape, blocks * tg__esize(x))};
+    if (!c.partial)
+        return false;
+    tg__parallel_for(blocks, 1, sum_blocks, &c);
+    DISPATCH(node->dtype, {
+        const T *P = c.partial;
+        T acc = 0;
+        for (size_t blk = 0; blk < blocks; blk++)
+            acc += P[blk];
+        *(T *)node->data = mean ? acc / (T)x->numel : acc;
+    });
+    return true;
+}
+
+/* dx[k] += dy (mean: dy / n) for every k, over the pool */
+static void fill_add_range(void *ctx, size_t lo, size_t hi)
+{
+    const tg_tensor *node = ((par_ctx *)ctx)->node;
+    const bool mean = node->op == TG_OP_MEAN;
+    DISPATCH(node->dtype, {
+        const T dy = mean ? *(const T *)node->grad / (T)node->in[0]->numel
+                          : *(const T *)node->grad;
+        T *DX = ((par_ctx *)ctx)->g;
+        for (size_t k = lo; k < hi; k++)
+            DX[k] += dy;
+    });
+}
+
 static void sum_like_forward(tg_tensor *node, bool mean)
 {
+    if (TG_UNLIKELY(node->attr.r.axis == TG_ALL_AXES && node->in[0]->numel >= 2 * PAR_GRAIN) &&
+        sum_all_parallel(node, mean))
+        return;
     axis_split s = split_at(node->in[0], node->attr.r.axis);
     DISPATCH(node->dtype, {
         const T *X = node->in[0]->data;
@@ -678,6 +886,11 @@ static void sum_like_vjp(tg_tape *tape, tg_tensor *node, bool mean)
     void *g = tg_tape__grad_of(tape, node->in[0]);
     if (!g)
         return;
+    if (TG_UNLIKELY(node->attr.r.axis == TG_ALL_AXES && node->in[0]->numel >= 2 * PAR_GRAIN)) {
+        par_ctx ctx = {node, g};
+        tg__parallel_for(node->in[0]->numel, PAR_GRAIN, fill_add_range, &ctx);
+        return;
+    }
     axis_split s = split_at(node->in[0], node->attr.r.axis);
     DISPATCH(node->dtype, {
         const T *DY = node->grad;

@@ -1,0 +1,93 @@
+/* test_ops_threads.c: long elementwise loops and sums over all elements run over the thread
+ * pool (src/ops/ops.c, PAR_GRAIN). Whatever the thread count, the results must be the same
+ * bits from run to run; elementwise results and the blocked sums do not depend on the thread
+ * count at all; and the sums stay close to an exact reference. */
+#include <criterion/criterion.h>
+#include <tapegrad.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { N = 200003 }; /* several pool ranges and sum blocks, and a ragged last one */
+
+typedef struct outputs {
+    double sum, mean;
+    double *act, *dx; /* tanh(x)*w + x, and d(sum + mean)/dx */
+    double dw;
+} outputs;
+
+static double get(const tg_tensor *t, size_t i)
+{
+    return tg_tensor_get(t, i);
+}
+
+/* The graph at `threads` threads: elementwise unary and binary ops (with a broadcast scalar
+ * leaf), a sum and a mean over all elements, backward. */
+static outputs run(tg_dtype dt, int threads)
+{
+    cr_assert_eq(tg_set_num_threads(threads), TG_OK);
+    tg_rng rng;
+    tg_rng_seed(&rng, 42);
+    const size_t shape[2] = {N / 7 + 1, 7};
+    tg_tensor *x = tg_tensor_randn(dt, 2, shape, &rng, 0.0, 1.0);
+    tg_tensor *w = tg_tensor_scalar(dt, 0.75);
+    cr_assert(x && w);
+    tg_tensor_set_requires_grad(x, true);
+    tg_tensor_set_requires_grad(w, true);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *act = tg_add(tape, tg_mul(tape, tg_tanh(tape, x), w), x);
+    tg_tensor *s = tg_sum(tape, act, TG_ALL_AXES, false);
+    tg_tensor *m = tg_mean(tape, tg_square(tape, act), TG_ALL_AXES, false);
+    tg_tensor *loss = tg_add(tape, s, m);
+    cr_assert_not_null(loss, "%s", tg_tape_error(tape));
+    cr_assert_eq(tg_backward(tape, loss), TG_OK, "%s", tg_last_error());
+    size_t n = tg_tensor_numel(x);
+    outputs o = {get(s, 0), get(m, 0), malloc(n * sizeof(double)), malloc(n * sizeof(double)),
+                 tg_tensor_grad_get(w, 0)};
+    cr_assert(o.act && o.dx);
+    for (size_t i = 0; i < n; i++) {
+        o.act[i] = get(act, i);
+        o.dx[i] = tg_tensor_grad_get(x, i);
+    }
+    /* The exact reference for the sum, in long double from the values themselves. */
+    long double ref = 0;
+    for (size_t i = 0; i < n; i++)
+        ref += (long double)o.act[i];
+    double tol = dt == TG_F64 ? 1e-12 : 1e-5;
+    cr_assert(fabs(o.sum - (double)ref) <= tol * fmax(1.0, fabsl(ref)), "sum %.17g, exact %.17Lg",
+              o.sum, ref);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(w);
+    return o;
+}
+
+static void assert_same(outputs a, outputs b, size_t n, const char *what)
+{
+    cr_assert(memcmp(&a.sum, &b.sum, sizeof a.sum) == 0, "%s: sum %.17g vs %.17g", what, a.sum,
+              b.sum);
+    cr_assert(memcmp(&a.mean, &b.mean, sizeof a.mean) == 0, "%s: mean", what);
+    cr_assert(memcmp(&a.dw, &b.dw, sizeof a.dw) == 0, "%s: dw %.17g vs %.17g", what, a.dw, b.dw);
+    cr_assert(memcmp(a.act, b.act, n * sizeof(double)) == 0, "%s: values", what);
+    cr_assert(memcmp(a.dx, b.dx, n * sizeof(double)) == 0, "%s: gradients", what);
+}
+
+static void check(tg_dtype dt)
+{
+    const size_t n = (N / 7 + 1) * 7;
+    outputs one = run(dt, 1);
+    for (int t = 1; t <= 4; t++) {
+        outputs a = run(dt, t), b = run(dt, t);
+        char what[32];
+        snprintf(what, sizeof what, "%d threads, twice", t);
+        assert_same(a, b, n, what);
+        snprintf(what, sizeof what, "%d threads vs 1", t);
+        assert_same(a, one, n, what);
+        free(a.act), free(a.dx), free(b.act), free(b.dx);
+    }
+    free(one.act), free(one.dx);
+}
+
+Test(ops_threads, f64_same_bits_for_every_thread_count) { check(TG_F64); }
+Test(ops_threads, f32_same_bits_for_every_thread_count) { check(TG_F32); }
