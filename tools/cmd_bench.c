@@ -829,7 +829,9 @@ static void bench_w4(bench *b)
     snprintf(threads, sizeof threads, "%d", b->threads);
     setenv("TG_NUM_THREADS", threads, 1);
 
-    double *wall = calloc((size_t)reps, sizeof *wall), accuracy = NAN, seconds = NAN, rss = 0;
+    /* wall: each run's; own: the seconds train reports for itself (its epochs) */
+    double *wall = calloc(2 * (size_t)reps, sizeof *wall), *own = wall + reps;
+    double accuracy = NAN, seconds = NAN, rss = 0;
     double cpu = 0, wall_all = 0; /* over every run, the warm-up included */
     if (!wall) {
         workload_failed(b, "W4", "out of memory");
@@ -857,8 +859,10 @@ static void bench_w4(bench *b)
             workload_failed(b, "W4", "no test accuracy in the output of tapegrad train --json");
         } else {
             done = false;
-            if (r >= 0)
+            if (r >= 0) {
                 wall[r] = c.wall_s;
+                own[r] = seconds;
+            }
             if (c.peak_rss_mib > rss)
                 rss = c.peak_rss_mib;
             cpu += c.cpu_s;
@@ -876,8 +880,9 @@ static void bench_w4(bench *b)
     f.peak_rss_mib = rss; /* the children's */
     f.cpu_over_wall = cpu / wall_all;
     ctx_str(&f, "data", data);
-    if (!isnan(seconds))
-        ctx_num(&f, "train_seconds", seconds);
+    double own_s = median(own, reps);
+    if (!isnan(own_s))
+        ctx_num(&f, "train_seconds", own_s);
     emit(b, &f);
     f.metric = "wall_s";
     f.value = median(wall, reps);
