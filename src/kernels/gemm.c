@@ -1,16 +1,318 @@
 /* gemm.c: C = beta*C + op(A)·op(B) on raw row-major pointers, for f32 and f64 (the body is
- * written once in gemm_impl.h). This is the portable reference path: loop orders chosen so
- * the innermost loop runs along contiguous memory and vectorizes. */
+ * written once in gemm_impl.h). This file picks the path of each call: small problems run
+ * directly on the operands; the rest are packed and run on the best micro-kernel the CPU has
+ * (AVX-512, AVX2+FMA, or portable C), split over the thread pool by blocks of C; or, in a
+ * build with TG_BLAS=openblas, on cblas_sgemm/cblas_dgemm. It also owns the packing
+ * workspace. */
 #include "internal.h"
 
+#include "gemm_kernels.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#ifdef TG_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+/* Budget for one group of packed B (elements): 4 MiB of f32, 8 MiB of f64. Bigger groups
+ * mean fewer hand-offs to the pool (two per group), but the group should stay in the last
+ * level cache. */
+#define TG_GEMM_BPACK_ELEMS ((size_t)1 << 20)
+
+/* Problems with at most this many multiply-adds take the direct path: below it, packing
+ * and the dispatch cost more than the kernel saves. Measured on the EPYC this was tuned on
+ * (see tg__gemm_small). */
+#define TG_GEMM_SMALL_WORK ((size_t)8 * 8 * 8)
+
+/* A slot (one thread's share of a group) gets at least this many multiply-adds, so a
+ * hand-off to the pool is never for less than a few microseconds of work. */
+#define TG_GEMM_SLOT_WORK ((size_t)1 << 18)
+
+/* ---- the packing workspace --------------------------------------------------------------- */
+
+/* One buffer per thread that calls GEMM, holding the packed B group and one packed A block
+ * per slot (pool workers pack into their slot of the caller's buffer and own nothing). It
+ * grows on demand and is then reused, so steady-state calls allocate nothing. It comes from
+ * the allocator hook, and remembers the hook (and its user data) that made it, so it goes
+ * back to the same allocator even if the hook has changed since. It is released when its
+ * thread exits (a pthread key destructor) and, for the thread that ends the process, by the
+ * library's destructor (gemm_teardown), so leak checkers find nothing at exit. A stack
+ * buffer would avoid the heap but not fit: the packed B group is megabytes and shared. */
+typedef struct gemm_ws {
+    unsigned char *base;
+    size_t size;
+    tg_alloc_fn fn;
+    void *ud;
+} gemm_ws;
+
+static _Thread_local gemm_ws tls_ws;
+static pthread_key_t ws_key;
+static pthread_once_t ws_once = PTHREAD_ONCE_INIT;
+static bool ws_key_ok;
+
+static void ws_release(gemm_ws *w)
+{
+    if (w->base)
+        w->fn(w->ud, w->base, w->size, 0);
+    *w = (gemm_ws){0};
+}
+
+static void ws_thread_exit(void *w)
+{
+    ws_release(w);
+}
+
+static void ws_key_create(void)
+{
+    ws_key_ok = pthread_key_create(&ws_key, ws_thread_exit) == 0;
+}
+
+__attribute__((destructor)) static void gemm_teardown(void)
+{
+    ws_release(&tls_ws);
+    if (ws_key_ok) {
+        pthread_key_delete(ws_key);
+        ws_key_ok = false;
+    }
+}
+
+void tg__gemm_release(void)
+{
+    ws_release(&tls_ws);
+}
+
+/* `bytes` of this thread's workspace, 64-byte aligned, or NULL when it cannot grow. */
+static void *gemm_workspace(size_t bytes)
+{
+    gemm_ws *w = &tls_ws;
+    if (bytes > SIZE_MAX / 2)
+        return NULL;
+    const size_t need = bytes + TG_DATA_ALIGN;
+    if (w->size < need) {
+        pthread_once(&ws_once, ws_key_create);
+        if (!ws_key_ok)
+            return NULL;
+        ws_release(w);
+        void *ud;
+        tg_alloc_fn fn = tg_get_allocator(&ud);
+        /* whole 256 KiB steps, so a run of slightly growing problems grows it once or twice */
+        const size_t size = (need + ((size_t)1 << 18) - 1) & ~(((size_t)1 << 18) - 1);
+        unsigned char *p = fn(ud, NULL, 0, size);
+        if (!p)
+            return NULL;
+        *w = (gemm_ws){p, size, fn, ud};
+        pthread_setspecific(ws_key, w);
+    }
+    const uintptr_t a = ((uintptr_t)w->base + TG_DATA_ALIGN - 1) & ~(uintptr_t)(TG_DATA_ALIGN - 1);
+    return (void *)a;
+}
+
+/* ---- splitting the work ------------------------------------------------------------------ */
+
+/* How many slots (threads' shares) a group of an M x N x K problem gets, and how they tile
+ * C: gm row parts x gn column parts, in whole MR x NR tiles (pm row tiles, pn column tiles
+ * in a group). Splitting rows costs nothing extra; splitting columns makes every part pack
+ * the same rows of A, so the choice minimizes the largest part's tiles plus that packing. */
+static size_t gemm_slots(size_t M, size_t N, size_t K, size_t MR, size_t NR, size_t pn,
+                             size_t *gm, size_t *gn)
+{
+    const size_t pm = (M + MR - 1) / MR;
+    const double work = (double)M * (double)N * (double)K;
+    size_t slots = (size_t)tg_get_num_threads();
+    if ((double)slots * (double)TG_GEMM_SLOT_WORK > work)
+        slots = (size_t)(work / (double)TG_GEMM_SLOT_WORK);
+    for (; slots > 1; slots--) {
+        double best = 0;
+        *gm = *gn = 0;
+        for (size_t r = 1; r <= slots; r++) {
+            if (slots % r || r > pm || slots / r > pn)
+                continue;
+            const size_t rows = (pm + r - 1) / r * MR, cols = (pn + slots / r - 1) / (slots / r);
+            const double cost = (double)rows * (double)(cols * NR + 16);
+            if (!*gm || cost <= best) {
+                best = cost;
+                *gm = r;
+                *gn = slots / r;
+            }
+        }
+        if (*gm)
+            return slots;
+    }
+    *gm = *gn = 1;
+    return 1;
+}
+
+/* ---- the two element types --------------------------------------------------------------- */
+
 #define T float
-#define GEMM tg_gemm_f32
+#define SFX(x) x##_f32
+#define KFN f32
 #include "gemm_impl.h"
 #undef T
-#undef GEMM
+#undef SFX
+#undef KFN
 
 #define T double
-#define GEMM tg_gemm_f64
+#define SFX(x) x##_f64
+#define KFN f64
 #include "gemm_impl.h"
 #undef T
-#undef GEMM
+#undef SFX
+#undef KFN
+
+/* ---- choosing a path --------------------------------------------------------------------- */
+
+static const char *const path_names[TG_GEMM_PATH_COUNT] = {
+    [TG_GEMM_AUTO] = "auto",     [TG_GEMM_DIRECT] = "direct", [TG_GEMM_PORTABLE] = "portable",
+    [TG_GEMM_AVX2] = "avx2",     [TG_GEMM_AVX512] = "avx512", [TG_GEMM_BLAS] = "blas",
+};
+
+const char *tg__gemm_path_name(tg_gemm_path path)
+{
+    return (unsigned)path < TG_GEMM_PATH_COUNT ? path_names[path] : "?";
+}
+
+bool tg__gemm_available(tg_gemm_path path)
+{
+    switch (path) {
+    case TG_GEMM_AUTO:
+    case TG_GEMM_DIRECT:
+    case TG_GEMM_PORTABLE: return true;
+#ifdef TG_GEMM_X86
+    case TG_GEMM_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case TG_GEMM_AVX512: return __builtin_cpu_supports("avx512f");
+#endif
+#ifdef TG_HAVE_OPENBLAS
+    case TG_GEMM_BLAS: return true;
+#endif
+    default: return false;
+    }
+}
+
+/* The best packed kernel this CPU runs, found once (every thread finds the same). */
+static tg_gemm_path best_kernel(void)
+{
+    static _Atomic int best = -1;
+    int b = atomic_load_explicit(&best, memory_order_relaxed);
+    if (b < 0) {
+        b = tg__gemm_available(TG_GEMM_AVX512) ? TG_GEMM_AVX512
+            : tg__gemm_available(TG_GEMM_AVX2) ? TG_GEMM_AVX2
+                                               : TG_GEMM_PORTABLE;
+        atomic_store_explicit(&best, b, memory_order_relaxed);
+    }
+    return (tg_gemm_path)b;
+}
+
+static _Atomic int forced = TG_GEMM_AUTO;
+
+bool tg__gemm_force(tg_gemm_path path)
+{
+    if (!tg__gemm_available(path))
+        return false;
+    atomic_store_explicit(&forced, (int)path, memory_order_relaxed);
+    return true;
+}
+
+tg_gemm_path tg__gemm_path(size_t M, size_t N, size_t K)
+{
+    const tg_gemm_path f = (tg_gemm_path)atomic_load_explicit(&forced, memory_order_relaxed);
+    if (f != TG_GEMM_AUTO)
+        return f;
+    if ((double)M * (double)N * (double)K <= (double)TG_GEMM_SMALL_WORK)
+        return TG_GEMM_DIRECT;
+#ifdef TG_HAVE_OPENBLAS
+    return TG_GEMM_BLAS;
+#else
+    return best_kernel();
+#endif
+}
+
+static const tg_gemm_kernel *kernel_f32(tg_gemm_path path)
+{
+#ifdef TG_GEMM_X86
+    if (path == TG_GEMM_AVX512)
+        return &tg_gemm__avx512_f32;
+    if (path == TG_GEMM_AVX2)
+        return &tg_gemm__avx2_f32;
+#endif
+    TG_UNUSED(path);
+    return &portable_kernel_f32;
+}
+
+static const tg_gemm_kernel *kernel_f64(tg_gemm_path path)
+{
+#ifdef TG_GEMM_X86
+    if (path == TG_GEMM_AVX512)
+        return &tg_gemm__avx512_f64;
+    if (path == TG_GEMM_AVX2)
+        return &tg_gemm__avx2_f64;
+#endif
+    TG_UNUSED(path);
+    return &portable_kernel_f64;
+}
+
+#ifdef TG_HAVE_OPENBLAS
+/* OpenBLAS runs its own threads: keep their number at the library's. */
+static void blas_threads(void)
+{
+    static _Atomic int set = 0;
+    const int n = tg_get_num_threads();
+    if (atomic_exchange_explicit(&set, n, memory_order_relaxed) != n)
+        openblas_set_num_threads(n);
+}
+
+static bool blas_fits(size_t M, size_t N, size_t K, size_t lda, size_t ldb, size_t ldc)
+{
+    return M <= INT_MAX && N <= INT_MAX && K <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX &&
+           ldc <= INT_MAX;
+}
+#endif
+
+/* ---- entry points ------------------------------------------------------------------------ */
+
+void tg_gemm_f32(bool transA, bool transB, size_t M, size_t N, size_t K, const float *A,
+                 size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+    if (M == 0 || N == 0)
+        return;
+    const tg_gemm_path path = K == 0 ? TG_GEMM_DIRECT : tg__gemm_path(M, N, K);
+#ifdef TG_HAVE_OPENBLAS
+    if (path == TG_GEMM_BLAS && blas_fits(M, N, K, lda, ldb, ldc)) {
+        blas_threads();
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                    transB ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A,
+                    (int)lda, B, (int)ldb, beta, C, (int)ldc);
+        return;
+    }
+#endif
+    if (path != TG_GEMM_DIRECT &&
+        packed_f32(kernel_f32(path == TG_GEMM_BLAS ? best_kernel() : path), transA, transB, M,
+                   N, K, A, lda, B, ldb, beta, C, ldc))
+        return;
+    direct_f32(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
+void tg_gemm_f64(bool transA, bool transB, size_t M, size_t N, size_t K, const double *A,
+                 size_t lda, const double *B, size_t ldb, double beta, double *C, size_t ldc)
+{
+    if (M == 0 || N == 0)
+        return;
+    const tg_gemm_path path = K == 0 ? TG_GEMM_DIRECT : tg__gemm_path(M, N, K);
+#ifdef TG_HAVE_OPENBLAS
+    if (path == TG_GEMM_BLAS && blas_fits(M, N, K, lda, ldb, ldc)) {
+        blas_threads();
+        cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                    transB ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0, A,
+                    (int)lda, B, (int)ldb, beta, C, (int)ldc);
+        return;
+    }
+#endif
+    if (path != TG_GEMM_DIRECT &&
+        packed_f64(kernel_f64(path == TG_GEMM_BLAS ? best_kernel() : path), transA, transB, M,
+                   N, K, A, lda, B, ldb, beta, C, ldc))
+        return;
+    direct_f64(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}

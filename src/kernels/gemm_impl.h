@@ -1,41 +1,249 @@
-/* gemm_impl.h: the GEMM body, included by gemm.c once per element type T as function GEMM.
- * A is (M,K), stored (K,M) when transA; B is (K,N), stored (N,K) when transB. */
+/* gemm_impl.h: the GEMM for one element type, included by gemm.c once per type with
+ *   T      the element type (float, double)
+ *   SFX(x) x with the type's suffix (x_f32, x_f64)
+ *   KFN    the member of tg_gemm_kernel.fn for T (f32, f64)
+ * A is (M,K), stored (K,M) when transA; B is (K,N), stored (N,K) when transB; ldX are the
+ * row strides of the stored matrices.
+ *
+ * Two paths. The direct path is plain loops over the operands where they lie, for problems
+ * too small to repay packing. The packed path is the GotoBLAS/BLIS structure:
+ *
+ *   for jc over N in steps of nc                      one group of B columns
+ *     for k0 over K in steps of kg                    ... and of depth (kg*nc fits a budget)
+ *       pack B[k0:k0+kg, jc:jc+nc] into KC x NR micro-panels         (parallel over panels)
+ *       for each slot (a rectangle of C, disjoint from the others)    (parallel over slots)
+ *         for ic over the slot's rows in steps of MC
+ *           for pc over the group's depth in steps of KC
+ *             pack A[ic:ic+MC, pc:pc+KC] into MR x KC micro-panels (the slot's own buffer)
+ *             for each NR panel of the slot's columns, for each MR panel of the block:
+ *               micro-kernel: an MR x NR tile of C += (MR x KC) . (KC x NR)
+ *
+ * Transposed operands differ only in how the packing routines read them. Each element of C
+ * accumulates its KC-deep partial sums in increasing k whatever the slots are, and slots are
+ * whole MR x NR tiles, so the result does not depend on the number of threads. */
 
-void GEMM(bool transA, bool transB, size_t M, size_t N, size_t K, const T *A, size_t lda,
-          const T *B, size_t ldb, T beta, T *C, size_t ldc)
+/* ---- direct path ------------------------------------------------------------------------- */
+
+static void SFX(direct)(bool transA, bool transB, size_t M, size_t N, size_t K, const T *A,
+                        size_t lda, const T *B, size_t ldb, T beta, T *C, size_t ldc)
 {
+    /* A(i,k) = A[i*ai + k*ak], B(k,j) = B[k*bk + j*bj]: one loop nest for all four layouts.
+     * Each element is one dot product, so C is written once and never read when beta == 0
+     * (it may hold garbage, even NaN). The operands of problems this small sit in L1. */
+    const size_t ai = transA ? 1 : lda, ak = transA ? lda : 1;
+    const size_t bk = transB ? 1 : ldb, bj = transB ? ldb : 1;
     for (size_t i = 0; i < M; i++) {
         T *c = C + i * ldc;
-        if (beta == 0) {
-            for (size_t j = 0; j < N; j++)
-                c[j] = 0; /* not 0*C: C may hold garbage, even NaN */
-        } else if (beta != 1) {
-            for (size_t j = 0; j < N; j++)
-                c[j] *= beta;
+        for (size_t j = 0; j < N; j++) {
+            const T *a = A + i * ai, *b = B + j * bj;
+            T acc = 0;
+            for (size_t k = 0; k < K; k++)
+                acc += a[k * ak] * b[k * bk];
+            c[j] = beta == 0 ? acc : beta == 1 ? c[j] + acc : beta * c[j] + acc;
         }
-        if (!transB) {
-            /* c[i,:] += A[i,k] * B[k,:]: rows of B are contiguous */
-            for (size_t k = 0; k < K; k++) {
-                const T a = transA ? A[k * lda + i] : A[i * lda + k];
-                const T *b = B + k * ldb;
-                for (size_t j = 0; j < N; j++)
-                    c[j] += a * b[j];
+    }
+}
+
+/* ---- the portable micro-kernel (4 x 8; plain C the compiler may vectorize) ----------------- */
+
+static void SFX(kern_portable)(size_t kc, const T *restrict a, const T *restrict b,
+                               T *restrict c, size_t ldc, T beta, size_t mr, size_t nr)
+{
+    T acc[4][8] = {{0}};
+    for (size_t k = 0; k < kc; k++, a += 4, b += 8)
+        for (size_t i = 0; i < 4; i++)
+            for (size_t j = 0; j < 8; j++)
+                acc[i][j] += a[i] * b[j];
+    for (size_t i = 0; i < mr; i++) {
+        T *ci = c + i * ldc;
+        if (beta == 0) {
+            for (size_t j = 0; j < nr; j++)
+                ci[j] = acc[i][j];
+        } else if (beta == 1) {
+            for (size_t j = 0; j < nr; j++)
+                ci[j] += acc[i][j];
+        } else {
+            for (size_t j = 0; j < nr; j++)
+                ci[j] = beta * ci[j] + acc[i][j];
+        }
+    }
+}
+
+/* Blocking as for the SIMD kernels, for a tile of 4 x 8. */
+static const tg_gemm_kernel SFX(portable_kernel) = {4, 8, 256, 128, 2048,
+                                                    {.KFN = SFX(kern_portable)}};
+
+/* ---- packing ------------------------------------------------------------------------------- */
+
+/* A[i0:i0+mc, k0:k0+kc] into ceil(mc/MR) micro-panels, each kc x MR (element (i, k) of a
+ * panel at k*MR + i). Row-major A is read a row at a time; A stored transposed is already a
+ * run of MR elements per k. Rows past mc only feed rows of C the kernel does not store; they
+ * are zeroed anyway so stale memory never brings denormals or NaN into the arithmetic. */
+static void SFX(pack_a)(const tg_gemm_kernel *kd, bool transA, const T *A, size_t lda,
+                        size_t i0, size_t mc, size_t k0, size_t kc, T *restrict dst)
+{
+    const size_t MR = kd->mr;
+    for (size_t ir = 0; ir < mc; ir += MR, dst += kc * MR) {
+        const size_t mr = mc - ir < MR ? mc - ir : MR;
+        if (transA) {
+            const T *src = A + k0 * lda + i0 + ir;
+            for (size_t k = 0; k < kc; k++, src += lda) {
+                T *d = dst + k * MR;
+                memcpy(d, src, mr * sizeof(T));
+                for (size_t i = mr; i < MR; i++)
+                    d[i] = 0;
             }
         } else {
-            /* c[i,j] += dot(A[i,:], B[j,:]): rows of the stored B are contiguous */
-            for (size_t j = 0; j < N; j++) {
-                const T *b = B + j * ldb;
-                T acc = 0;
-                if (!transA) {
-                    const T *a = A + i * lda;
-                    for (size_t k = 0; k < K; k++)
-                        acc += a[k] * b[k];
-                } else {
-                    for (size_t k = 0; k < K; k++)
-                        acc += A[k * lda + i] * b[k];
+            for (size_t i = 0; i < mr; i++) {
+                const T *src = A + (i0 + ir + i) * lda + k0;
+                for (size_t k = 0; k < kc; k++)
+                    dst[k * MR + i] = src[k];
+            }
+            for (size_t i = mr; i < MR; i++)
+                for (size_t k = 0; k < kc; k++)
+                    dst[k * MR + i] = 0;
+        }
+    }
+}
+
+/* B[k0:k0+kc, j0:j0+nr] into one micro-panel kc x NR (element (k, j) at k*NR + j), columns
+ * past nr zero (as rows in pack_a). Row-major B is a run of nr elements per k; B stored
+ * transposed is read a stored row (a column of B) at a time. */
+static void SFX(pack_b)(const tg_gemm_kernel *kd, bool transB, const T *B, size_t ldb,
+                        size_t k0, size_t kc, size_t j0, size_t nr, T *restrict dst)
+{
+    const size_t NR = kd->nr;
+    if (!transB) {
+        const T *src = B + k0 * ldb + j0;
+        for (size_t k = 0; k < kc; k++, src += ldb) {
+            T *d = dst + k * NR;
+            memcpy(d, src, nr * sizeof(T));
+            for (size_t j = nr; j < NR; j++)
+                d[j] = 0;
+        }
+    } else {
+        for (size_t j = 0; j < nr; j++) {
+            const T *src = B + (j0 + j) * ldb + k0;
+            for (size_t k = 0; k < kc; k++)
+                dst[k * NR + j] = src[k];
+        }
+        for (size_t j = nr; j < NR; j++)
+            for (size_t k = 0; k < kc; k++)
+                dst[k * NR + j] = 0;
+    }
+}
+
+/* ---- the packed path ----------------------------------------------------------------------- */
+
+typedef struct SFX(job) {
+    const tg_gemm_kernel *kd;
+    bool transA, transB;
+    size_t M, N, K;
+    const T *A, *B;
+    size_t lda, ldb, ldc;
+    T beta;
+    T *C;
+    size_t gm, gn;      /* slots: gm row parts x gn column parts of each group's C */
+    size_t jc, nc, ncp; /* the group's columns [jc, jc+nc); ncp: nc rounded up to NR */
+    size_t k0, kg;      /* the group's depth [k0, k0+kg) */
+    T *bp;              /* the group's packed B: KC-deep blocks of ncp/NR micro-panels */
+    T *ap;              /* one packed A block (MC x KC) per slot */
+} SFX(job);
+
+/* Packs B micro-panels [q0, q1) of the group, every KC block of its depth. */
+static void SFX(pack_b_range)(void *ctx, size_t q0, size_t q1)
+{
+    const SFX(job) *jb = ctx;
+    const tg_gemm_kernel *kd = jb->kd;
+    for (size_t q = q0; q < q1; q++) {
+        const size_t j = q * kd->nr, nr = jb->nc - j < kd->nr ? jb->nc - j : kd->nr;
+        for (size_t kk = 0; kk < jb->kg; kk += kd->kc) {
+            const size_t kc = jb->kg - kk < kd->kc ? jb->kg - kk : kd->kc;
+            SFX(pack_b)(kd, jb->transB, jb->B, jb->ldb, jb->k0 + kk, kc, jb->jc + j, nr,
+                        jb->bp + kk * jb->ncp + q * kc * kd->nr);
+        }
+    }
+}
+
+/* One slot's rectangle of the group's C, with `abuf` (MC x KC) for its packed A. */
+static void SFX(slot)(const SFX(job) *jb, size_t s, T *abuf)
+{
+    const tg_gemm_kernel *kd = jb->kd;
+    const size_t MR = kd->mr, NR = kd->nr;
+    const size_t pm = (jb->M + MR - 1) / MR, pn = jb->ncp / NR;
+    const size_t sm = s / jb->gn, sn = s % jb->gn;
+    const size_t r0 = sm * pm / jb->gm * MR, r1e = (sm + 1) * pm / jb->gm * MR;
+    const size_t r1 = r1e < jb->M ? r1e : jb->M;
+    const size_t q0 = sn * pn / jb->gn, q1 = (sn + 1) * pn / jb->gn;
+    for (size_t ic = r0; ic < r1; ic += kd->mc) {
+        const size_t mc = r1 - ic < kd->mc ? r1 - ic : kd->mc;
+        for (size_t kk = 0; kk < jb->kg; kk += kd->kc) {
+            const size_t kc = jb->kg - kk < kd->kc ? jb->kg - kk : kd->kc;
+            SFX(pack_a)(kd, jb->transA, jb->A, jb->lda, ic, mc, jb->k0 + kk, kc, abuf);
+            /* beta applies once, with the first KC block; the rest accumulate */
+            const T beta = jb->k0 + kk == 0 ? jb->beta : (T)1;
+            const T *bblock = jb->bp + kk * jb->ncp;
+            for (size_t q = q0; q < q1; q++) {
+                const size_t j = q * NR, nr = jb->nc - j < NR ? jb->nc - j : NR;
+                const T *b = bblock + q * kc * NR;
+                T *c = jb->C + ic * jb->ldc + jb->jc + j;
+                for (size_t ir = 0; ir < mc; ir += MR) {
+                    const size_t mr = mc - ir < MR ? mc - ir : MR;
+                    kd->fn.KFN(kc, abuf + ir * kc, b, c + ir * jb->ldc, jb->ldc, beta, mr, nr);
                 }
-                c[j] += acc;
             }
         }
     }
+}
+
+/* Slots [s0, s1): a range runs on one thread, so the slots in it share slot s0's buffer. */
+static void SFX(slot_range)(void *ctx, size_t s0, size_t s1)
+{
+    const SFX(job) *jb = ctx;
+    T *abuf = jb->ap + s0 * jb->kd->mc * jb->kd->kc;
+    for (size_t s = s0; s < s1; s++)
+        SFX(slot)(jb, s, abuf);
+}
+
+/* C = beta*C + op(A)·op(B) through kernel kd; false (C untouched) when the workspace cannot
+ * be had, and the caller takes the direct path instead. */
+static bool SFX(packed)(const tg_gemm_kernel *kd, bool transA, bool transB, size_t M, size_t N,
+                        size_t K, const T *A, size_t lda, const T *B, size_t ldb, T beta, T *C,
+                        size_t ldc)
+{
+    TG_ASSERT(kd->mc % kd->mr == 0 && kd->nc % kd->nr == 0);
+    const size_t MR = kd->mr, NR = kd->nr;
+    /* The group: as many B columns as the kernel wants (nc), and as much depth as fits the
+     * budget beside them, in whole KC blocks. */
+    const size_t nc_max = N < kd->nc ? N : kd->nc;
+    const size_t ncp_max = (nc_max + NR - 1) / NR * NR;
+    size_t kg_max = TG_GEMM_BPACK_ELEMS / ncp_max / kd->kc * kd->kc;
+    if (kg_max < kd->kc)
+        kg_max = kd->kc;
+    if (kg_max > K)
+        kg_max = K;
+
+    size_t gm, gn;
+    const size_t slots = gemm_slots(M, N, K, MR, NR, ncp_max / NR, &gm, &gn);
+    const size_t a_elems = kd->mc * kd->kc, b_elems = kg_max * ncp_max;
+    T *ws = gemm_workspace((b_elems + slots * a_elems) * sizeof(T));
+    if (!ws)
+        return false;
+
+    SFX(job) jb = {.kd = kd, .transA = transA, .transB = transB, .M = M, .N = N, .K = K,
+                   .A = A, .B = B, .lda = lda, .ldb = ldb, .ldc = ldc, .beta = beta, .C = C,
+                   .gm = gm, .gn = gn, .bp = ws, .ap = ws + b_elems};
+    for (size_t jc = 0; jc < N; jc += nc_max) {
+        jb.jc = jc;
+        jb.nc = N - jc < nc_max ? N - jc : nc_max;
+        jb.ncp = (jb.nc + NR - 1) / NR * NR;
+        for (size_t k0 = 0; k0 < K; k0 += kg_max) {
+            jb.k0 = k0;
+            jb.kg = K - k0 < kg_max ? K - k0 : kg_max;
+            const size_t panels = jb.ncp / NR;
+            tg__parallel_for(panels, (panels + slots - 1) / slots, SFX(pack_b_range), &jb);
+            tg__parallel_for(slots, 1, SFX(slot_range), &jb);
+        }
+    }
+    return true;
 }

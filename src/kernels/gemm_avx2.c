@@ -1,0 +1,146 @@
+/* gemm_avx2.c: the AVX2 + FMA micro-kernels (see gemm_kernels.h for the contract), for CPUs
+ * without AVX-512. This file alone is compiled with -mavx2 -mfma (top-level CMakeLists.txt);
+ * gemm.c calls it only when the CPU reports both.
+ *
+ * Tile: 6 rows x 2 vectors (16 floats or 8 doubles): 12 accumulators, 2 B vectors and one
+ * broadcast of A use 15 of the 16 ymm registers; 12 independent FMAs per k step cover two
+ * pipes of 4-5 cycles latency. Partial tiles use masked loads and stores (vmaskmov), which
+ * do not touch memory outside the mask. */
+#include "gemm_kernels.h"
+
+#ifdef TG_GEMM_X86
+#if !defined(__AVX2__) || !defined(__FMA__)
+#error "gemm_avx2.c must be compiled with -mavx2 -mfma (see CMakeLists.txt)"
+#endif
+
+#include <immintrin.h>
+
+#define MR 6
+#define REP(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
+/* Lanes [0, n) set (n clamped to [0, 8]), as vmaskmov wants: the sign bit of each 32-bit
+ * lane (64-bit lanes for doubles take pairs: see mask_pd). */
+static inline __m256i mask_ps(size_t n)
+{
+    const int k = n >= 8 ? 8 : (int)n;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static inline __m256i mask_pd(size_t n)
+{
+    const long long k = n >= 4 ? 4 : (long long)n;
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(k), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+
+static inline void update_ps(float *c, size_t n, __m256 acc, float beta)
+{
+    if (n >= 8) {
+        if (beta == 0.0f)
+            _mm256_storeu_ps(c, acc);
+        else if (beta == 1.0f)
+            _mm256_storeu_ps(c, _mm256_add_ps(_mm256_loadu_ps(c), acc));
+        else
+            _mm256_storeu_ps(c, _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(c), acc));
+        return;
+    }
+    if (n == 0)
+        return;
+    const __m256i m = mask_ps(n);
+    if (beta == 0.0f)
+        _mm256_maskstore_ps(c, m, acc);
+    else if (beta == 1.0f)
+        _mm256_maskstore_ps(c, m, _mm256_add_ps(_mm256_maskload_ps(c, m), acc));
+    else
+        _mm256_maskstore_ps(c, m,
+                            _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_maskload_ps(c, m), acc));
+}
+
+static inline void update_pd(double *c, size_t n, __m256d acc, double beta)
+{
+    if (n >= 4) {
+        if (beta == 0.0)
+            _mm256_storeu_pd(c, acc);
+        else if (beta == 1.0)
+            _mm256_storeu_pd(c, _mm256_add_pd(_mm256_loadu_pd(c), acc));
+        else
+            _mm256_storeu_pd(c, _mm256_fmadd_pd(_mm256_set1_pd(beta), _mm256_loadu_pd(c), acc));
+        return;
+    }
+    if (n == 0)
+        return;
+    const __m256i m = mask_pd(n);
+    if (beta == 0.0)
+        _mm256_maskstore_pd(c, m, acc);
+    else if (beta == 1.0)
+        _mm256_maskstore_pd(c, m, _mm256_add_pd(_mm256_maskload_pd(c, m), acc));
+    else
+        _mm256_maskstore_pd(c, m,
+                            _mm256_fmadd_pd(_mm256_set1_pd(beta), _mm256_maskload_pd(c, m), acc));
+}
+
+static void kern_f32(size_t kc, const float *restrict a, const float *restrict b,
+                     float *restrict c, size_t ldc, float beta, size_t mr, size_t nr)
+{
+#define DECL(r) __m256 c##r##a = _mm256_setzero_ps(), c##r##b = _mm256_setzero_ps();
+    REP(DECL)
+#undef DECL
+    for (size_t k = 0; k < kc; k++) {
+        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#define FMA(r)                                                                                     \
+    {                                                                                              \
+        const __m256 ar = _mm256_broadcast_ss(a + r);                                              \
+        c##r##a = _mm256_fmadd_ps(ar, b0, c##r##a);                                                \
+        c##r##b = _mm256_fmadd_ps(ar, b1, c##r##b);                                                \
+    }
+        REP(FMA)
+#undef FMA
+        a += MR;
+        b += 16;
+    }
+    const size_t n0 = nr >= 8 ? 8 : nr, n1 = nr > 8 ? nr - 8 : 0;
+#define STORE(r)                                                                                   \
+    if (r < mr) {                                                                                  \
+        update_ps(c + (size_t)r * ldc, n0, c##r##a, beta);                                         \
+        update_ps(c + (size_t)r * ldc + 8, n1, c##r##b, beta);                                     \
+    }
+    REP(STORE)
+#undef STORE
+}
+
+static void kern_f64(size_t kc, const double *restrict a, const double *restrict b,
+                     double *restrict c, size_t ldc, double beta, size_t mr, size_t nr)
+{
+#define DECL(r) __m256d c##r##a = _mm256_setzero_pd(), c##r##b = _mm256_setzero_pd();
+    REP(DECL)
+#undef DECL
+    for (size_t k = 0; k < kc; k++) {
+        const __m256d b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
+#define FMA(r)                                                                                     \
+    {                                                                                              \
+        const __m256d ar = _mm256_broadcast_sd(a + r);                                             \
+        c##r##a = _mm256_fmadd_pd(ar, b0, c##r##a);                                                \
+        c##r##b = _mm256_fmadd_pd(ar, b1, c##r##b);                                                \
+    }
+        REP(FMA)
+#undef FMA
+        a += MR;
+        b += 8;
+    }
+    const size_t n0 = nr >= 4 ? 4 : nr, n1 = nr > 4 ? nr - 4 : 0;
+#define STORE(r)                                                                                   \
+    if (r < mr) {                                                                                  \
+        update_pd(c + (size_t)r * ldc, n0, c##r##a, beta);                                         \
+        update_pd(c + (size_t)r * ldc + 4, n1, c##r##b, beta);                                     \
+    }
+    REP(STORE)
+#undef STORE
+}
+
+/* Blocking as for AVX-512 (gemm_avx512.c), scaled to the narrower tile: the B micro-panel
+ * (KC x 16 floats) is 16 KiB at KC = 256. */
+const tg_gemm_kernel tg_gemm__avx2_f32 = {MR, 16, 256, 120, 2048, {.f32 = kern_f32}};
+const tg_gemm_kernel tg_gemm__avx2_f64 = {MR, 8, 256, 96, 1024, {.f64 = kern_f64}};
+
+#else
+typedef int tg_gemm_avx2_unused; /* ISO C forbids an empty translation unit */
+#endif

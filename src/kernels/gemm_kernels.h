@@ -1,0 +1,44 @@
+/* gemm_kernels.h: what the GEMM driver (gemm.c, gemm_impl.h) knows of a micro-kernel: its
+ * register tile (MR x NR), its cache blocking, and one function per element type. The kernels
+ * themselves live in one file per instruction set (gemm_avx512.c, gemm_avx2.c, compiled with
+ * that file's -m flags only) and, portable, in gemm_impl.h. Internal to src/kernels. */
+#ifndef TAPEGRAD_GEMM_KERNELS_H
+#define TAPEGRAD_GEMM_KERNELS_H
+
+#include <stddef.h>
+
+/* C[0:mr, 0:nr] = update(C, sum over k < kc of a[k*MR + i] * b[k*NR + j]), where a is a packed
+ * MR-row micro-panel of A and b a packed NR-column micro-panel of B (both kc deep, zero-padded,
+ * 64-byte aligned), mr <= MR, nr <= NR, and update is: beta == 0: acc (C is never read, so
+ * garbage or NaN there is overwritten); beta == 1: C + acc; else beta*C + acc. Each element's
+ * sum runs over k in order, one fused multiply-add per k, whatever the tile's position, which
+ * is what makes results independent of how the work is split. */
+typedef void (*tg_gemm_kern_f32)(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                                 float beta, size_t mr, size_t nr);
+typedef void (*tg_gemm_kern_f64)(size_t kc, const double *a, const double *b, double *c,
+                                 size_t ldc, double beta, size_t mr, size_t nr);
+
+/* A micro-kernel and the blocking it wants (elements):
+ *   MR x NR  the register tile: MR*NR/lanes accumulators plus the B vectors and one broadcast
+ *            of A must fit the register file, with enough independent FMAs to hide latency.
+ *   KC       depth of a packed block: one B micro-panel (KC x NR) stays in L1 while every
+ *            A micro-panel of the block streams past it.
+ *   MC       rows of the packed A block (MC x KC), which stays in L2 across a B panel.
+ *   NC       columns of B packed at once (limited further by the workspace budget). */
+typedef struct tg_gemm_kernel {
+    size_t mr, nr, kc, mc, nc;
+    union {
+        tg_gemm_kern_f32 f32;
+        tg_gemm_kern_f64 f64;
+    } fn;
+} tg_gemm_kernel;
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* The build compiles gemm_avx512.c and gemm_avx2.c with their instruction sets (see the
+ * top-level CMakeLists.txt); the driver calls them only after checking the CPU. */
+#define TG_GEMM_X86 1
+extern const tg_gemm_kernel tg_gemm__avx512_f32, tg_gemm__avx512_f64;
+extern const tg_gemm_kernel tg_gemm__avx2_f32, tg_gemm__avx2_f64;
+#endif
+
+#endif
