@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# tools/setup.sh: makes sure the Debian packages tapegrad needs to build and test are
+# tools/setup.sh [--blas]: makes sure the Debian packages tapegrad needs to build and test are
 # installed, installing only the missing ones (apt-get, with sudo when not root). Prints
 # nothing when everything is already there, so it works offline on a prepared machine.
+# --blas (or TG_BLAS=openblas in the environment) adds libopenblas-dev, for -DTG_BLAS=openblas.
 set -euo pipefail
 
 # libgraphviz-dev: in-process rendering (tg_dot_render; optional, TG_GRAPHVIZ=AUTO uses it when
@@ -12,6 +13,9 @@ set -euo pipefail
 # valgrind: the memcheck run CI makes (tools/test.sh --valgrind).
 PACKAGES=(cmake pkg-config gcc make libxxhash-dev libcriterion-dev libgraphviz-dev graphviz clang
     libclang-rt-dev libopenmpi-dev openmpi-bin valgrind)
+if [ "${1:-}" = --blas ] || [ "${TG_BLAS:-}" = openblas ]; then
+    PACKAGES+=(libopenblas-dev)
+fi
 
 die() {
     echo "setup.sh: $*" >&2

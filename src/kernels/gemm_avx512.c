@@ -28,12 +28,12 @@
 
 static inline __mmask16 mask16(size_t n)
 {
-    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+    return (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1u);
 }
 
 static inline __mmask8 mask8(size_t n)
 {
-    return n >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << n) - 1u);
+    return (__mmask8)(n >= 8 ? 0xFFu : (1u << n) - 1u);
 }
 
 static inline void update_ps(float *c, __mmask16 m, __m512 acc, float beta)
