@@ -285,9 +285,9 @@ bool tg__gemm_available(tg_gemm_path path);
 /* The path a GEMM of this size takes now (never AUTO). */
 tg_gemm_path tg__gemm_path(size_t M, size_t N, size_t K);
 const char *tg__gemm_path_name(tg_gemm_path path); /* "direct", "avx512", ... */
-/* Frees the calling thread's packing workspace now (it is otherwise kept for the next call,
- * and freed when the thread exits or the library is unloaded). For tests that count every
- * byte through the allocator hook. */
+/* Frees the calling thread's GEMM packing workspace (kept from call to call otherwise, so a
+ * training loop allocates nothing). tg_tape_free calls it, so freeing every object frees
+ * every byte; a thread's exit and the library's unloading free it too. */
 void tg__gemm_release(void);
 
 /* ---- core: the thread pool (src/core/pool.c) ------------------------------------------------ */

@@ -21,6 +21,10 @@
  * level cache. */
 #define TG_GEMM_BPACK_ELEMS ((size_t)1 << 20)
 
+/* Stack bytes of the path that runs when the workspace cannot be allocated: a micro-panel of
+ * A (MR x KC) and one of B (KC x NR), at most 12 x 256 doubles and 256 x 128 bytes. */
+#define TG_GEMM_STACK_BYTES ((size_t)64 << 10)
+
 /* Problems with at most this many multiply-adds take the direct path: below it, packing
  * and the dispatch cost more than the kernel saves. Measured on the EPYC this was tuned on
  * (see tg__gemm_small). */
@@ -36,10 +40,12 @@
  * per slot (pool workers pack into their slot of the caller's buffer and own nothing). It
  * grows on demand and is then reused, so steady-state calls allocate nothing. It comes from
  * the allocator hook, and remembers the hook (and its user data) that made it, so it goes
- * back to the same allocator even if the hook has changed since. It is released when its
- * thread exits (a pthread key destructor) and, for the thread that ends the process, by the
- * library's destructor (gemm_teardown), so leak checkers find nothing at exit. A stack
- * buffer would avoid the heap but not fit: the packed B group is megabytes and shared. */
+ * back to the same allocator even if the hook has changed since. It is released by
+ * tg_tape_free (every product runs on behalf of a tape, so freeing all of one's objects
+ * frees every byte, as the allocator-counting tests demand), when its thread exits (a
+ * pthread key destructor) and, for the thread that ends the process, by the library's
+ * destructor (gemm_teardown), so leak checkers find nothing at exit. A stack buffer would
+ * avoid the heap but not fit: the packed B group is megabytes, and shared by the threads. */
 typedef struct gemm_ws {
     unsigned char *base;
     size_t size;
@@ -288,11 +294,11 @@ void tg_gemm_f32(bool transA, bool transB, size_t M, size_t N, size_t K, const f
         return;
     }
 #endif
-    if (path != TG_GEMM_DIRECT &&
-        packed_f32(kernel_f32(path == TG_GEMM_BLAS ? best_kernel() : path), transA, transB, M,
-                   N, K, A, lda, B, ldb, beta, C, ldc))
-        return;
-    direct_f32(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    if (path == TG_GEMM_DIRECT)
+        direct_f32(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    else
+        packed_f32(kernel_f32(path == TG_GEMM_BLAS ? best_kernel() : path), transA, transB, M, N,
+                   K, A, lda, B, ldb, beta, C, ldc);
 }
 
 void tg_gemm_f64(bool transA, bool transB, size_t M, size_t N, size_t K, const double *A,
@@ -310,9 +316,9 @@ void tg_gemm_f64(bool transA, bool transB, size_t M, size_t N, size_t K, const d
         return;
     }
 #endif
-    if (path != TG_GEMM_DIRECT &&
-        packed_f64(kernel_f64(path == TG_GEMM_BLAS ? best_kernel() : path), transA, transB, M,
-                   N, K, A, lda, B, ldb, beta, C, ldc))
-        return;
-    direct_f64(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    if (path == TG_GEMM_DIRECT)
+        direct_f64(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    else
+        packed_f64(kernel_f64(path == TG_GEMM_BLAS ? best_kernel() : path), transA, transB, M, N,
+                   K, A, lda, B, ldb, beta, C, ldc);
 }

@@ -205,9 +205,34 @@ static void SFX(slot_range)(void *ctx, size_t s0, size_t s1)
         SFX(slot)(jb, s, abuf);
 }
 
-/* C = beta*C + op(A)·op(B) through kernel kd; false (C untouched) when the workspace cannot
- * be had, and the caller takes the direct path instead. */
-static bool SFX(packed)(const tg_gemm_kernel *kd, bool transA, bool transB, size_t M, size_t N,
+/* The packed path without a workspace, on the calling thread, for when the workspace cannot
+ * be allocated (a GEMM has no way to fail): the same kernel over the same KC blocks in the
+ * same order, one micro-panel of each operand at a time in a stack buffer, so the result has
+ * the bits SFX(packed) would give, only slower (A is packed again for every NR columns). */
+static void SFX(packed_unbuffered)(const tg_gemm_kernel *kd, bool transA, bool transB,
+                                   size_t M, size_t N, size_t K, const T *A, size_t lda,
+                                   const T *B, size_t ldb, T beta, T *C, size_t ldc)
+{
+    _Alignas(TG_DATA_ALIGN) T a[TG_GEMM_STACK_BYTES / 2 / sizeof(T)];
+    _Alignas(TG_DATA_ALIGN) T b[TG_GEMM_STACK_BYTES / 2 / sizeof(T)];
+    TG_ASSERT(kd->mr * kd->kc <= sizeof a / sizeof *a && kd->nr * kd->kc <= sizeof b / sizeof *b);
+    for (size_t pc = 0; pc < K; pc += kd->kc) {
+        const size_t kc = K - pc < kd->kc ? K - pc : kd->kc;
+        const T bt = pc == 0 ? beta : (T)1;
+        for (size_t j = 0; j < N; j += kd->nr) {
+            const size_t nr = N - j < kd->nr ? N - j : kd->nr;
+            SFX(pack_b)(kd, transB, B, ldb, pc, kc, j, nr, b);
+            for (size_t i = 0; i < M; i += kd->mr) {
+                const size_t mr = M - i < kd->mr ? M - i : kd->mr;
+                SFX(pack_a)(kd, transA, A, lda, i, mr, pc, kc, a);
+                kd->fn.KFN(kc, a, b, C + i * ldc + j, ldc, bt, mr, nr);
+            }
+        }
+    }
+}
+
+/* C = beta*C + op(A)·op(B) through kernel kd. */
+static void SFX(packed)(const tg_gemm_kernel *kd, bool transA, bool transB, size_t M, size_t N,
                         size_t K, const T *A, size_t lda, const T *B, size_t ldb, T beta, T *C,
                         size_t ldc)
 {
@@ -227,8 +252,10 @@ static bool SFX(packed)(const tg_gemm_kernel *kd, bool transA, bool transB, size
     const size_t slots = gemm_slots(M, N, K, MR, NR, ncp_max / NR, &gm, &gn);
     const size_t a_elems = kd->mc * kd->kc, b_elems = kg_max * ncp_max;
     T *ws = gemm_workspace((b_elems + slots * a_elems) * sizeof(T));
-    if (!ws)
-        return false;
+    if (!ws) {
+        SFX(packed_unbuffered)(kd, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
 
     SFX(job) jb = {.kd = kd, .transA = transA, .transB = transB, .M = M, .N = N, .K = K,
                    .A = A, .B = B, .lda = lda, .ldb = ldb, .ldc = ldc, .beta = beta, .C = C,
@@ -245,5 +272,4 @@ static bool SFX(packed)(const tg_gemm_kernel *kd, bool transA, bool transB, size
             tg__parallel_for(slots, 1, SFX(slot_range), &jb);
         }
     }
-    return true;
 }

@@ -44,6 +44,7 @@ void tg_tape_free(tg_tape *tape)
     tg__free(tape->leaves, tape->cap_leaves * sizeof *tape->leaves);
     tg__free(tape->old_leaves, tape->old_cap_leaves * sizeof *tape->old_leaves);
     tg__free(tape, sizeof *tape);
+    tg__gemm_release(); /* this thread's GEMM packing buffer, kept across resets (gemm.c) */
 }
 
 void tg_tape_reset(tg_tape *tape)
