@@ -5,7 +5,8 @@
  * run and with 1 or 2 threads (tg_set_num_threads): the library promises that a parallel
  * split depends only on the problem size and the thread count, and its kernels give every
  * output element the same summation order whatever the split. When two runs differ, the
- * message names every parameter tensor that differs and its first differing element. */
+ * message names every parameter tensor that differs and its first differing element. The
+ * library's own loop (tg_trainer, tapegrad/train.h) is held to the same. */
 #include <criterion/criterion.h>
 #include <tapegrad.h>
 
@@ -179,6 +180,52 @@ static void check(tg_dtype dtype)
     free(first.params);
     free(again.params);
     free(two.params);
+}
+
+/* The same through the library's training loop (tapegrad/train.h), with its defaults. */
+static uint64_t train_with_trainer(int threads, const tg_table *table, tg_dtype dtype,
+                                   double *accuracy)
+{
+    ok(tg_set_num_threads(threads), "threads");
+    tg_train_options opt = TG_TRAIN_OPTIONS_INIT;
+    opt.epochs = EPOCHS;
+    opt.dtype = dtype;
+    tg_trainer *trainer = NULL;
+    ok(tg_trainer_new(table, "digit", &opt, &trainer), "trainer");
+    tg_train_result result;
+    ok(tg_trainer_run(trainer, &result), "training");
+    *accuracy = result.test.accuracy;
+    tg_model *m = tg_trainer_model(trainer);
+    uint64_t h = XXH3_64bits(tg_model_param_data(m), tg_model_numel(m) * tg_dtype_size(dtype));
+    tg_trainer_free(trainer);
+    ok(tg_set_num_threads(1), "threads");
+    return h;
+}
+
+Test(reproducible, digits_trainer)
+{
+    const char *root = getenv("TG_SOURCE_DIR");
+    cr_assert_not_null(root, "TG_SOURCE_DIR is not set (run through ctest)");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/examples/data/digits.csv", root);
+    tg_table *table = NULL;
+    ok(tg_table_read_csv(path, &table), "reading digits.csv");
+    for (tg_dtype dt = TG_F32; dt <= TG_F64; dt++) {
+        double acc[3];
+        uint64_t first = train_with_trainer(1, table, dt, &acc[0]);
+        uint64_t again = train_with_trainer(1, table, dt, &acc[1]);
+        uint64_t two = train_with_trainer(2, table, dt, &acc[2]);
+        cr_assert_eq(first, again, "%s: two runs on 1 thread: %016llx vs %016llx",
+                     tg_dtype_name(dt), (unsigned long long)first, (unsigned long long)again);
+        cr_assert_eq(first, two, "%s: 1 thread vs 2 threads: %016llx vs %016llx",
+                     tg_dtype_name(dt), (unsigned long long)first, (unsigned long long)two);
+        cr_assert(acc[0] == acc[1] && acc[0] == acc[2]);
+        cr_assert_gt(acc[0], 0.9, "%s: test accuracy %g", tg_dtype_name(dt), acc[0]);
+        fprintf(stderr, "reproducible: tg_trainer on digits %s, %d epochs: parameters XXH3-64 "
+                "%016llx on 1 and 2 threads, twice (test accuracy %.4f)\n",
+                tg_dtype_name(dt), EPOCHS, (unsigned long long)first, acc[0]);
+    }
+    tg_table_free(table);
 }
 
 Test(reproducible, digits_f32)
