@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #ifdef TG_TEST_HAVE_MPI
 
@@ -111,9 +112,31 @@ Test(dist, built_without_mpi_every_call_is_enotsup)
     cr_assert_eq(tg_dist_check_params(NULL, NULL, &h), TG_ENOTSUP);
     cr_assert_eq(h, 0);
     cr_assert_eq(tg_dist_barrier(NULL), TG_ENOTSUP);
+    cr_assert_eq(tg_dist_abort(NULL, 1), TG_ENOTSUP);
     cr_assert_eq(tg_dist_rank(NULL), 0);
     cr_assert_eq(tg_dist_size(NULL), 1);
     tg_dist_free(NULL);
+}
+
+/* tapegrad train --distributed in a build without MPI: exit 1 and the library's reason. */
+Test(dist, train_distributed_without_mpi_says_so)
+{
+    const char *tools = getenv("TG_TOOLS_DIR"), *src = getenv("TG_SOURCE_DIR");
+    cr_assert(tools && src, "TG_TOOLS_DIR and TG_SOURCE_DIR are set by CTest");
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd,
+             "'%s/tapegrad' train '%s/examples/data/digits.csv' --target digit --distributed "
+             "2>&1",
+             tools, src);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    char out[4096];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status 0x%x: %s", status, out);
+    cr_assert_not_null(strstr(out, "--distributed: dist_init: tapegrad was built without MPI"),
+                       "%s", out);
 }
 
 #endif

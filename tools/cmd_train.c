@@ -2,6 +2,7 @@
  * tapegrad/train.h) and `tapegrad predict` (a saved model applied to a CSV file). */
 #include "cli.h"
 #include "plot_svg.h"
+#include "train_dist.h"
 
 #include <tapegrad/io.h>
 
@@ -72,6 +73,7 @@ static const char TRAIN_USAGE[] =
     "                      {\"task\", \"classes\", \"train\": {\"loss\", \"accuracy\"|\"rmse\",\n"
     "                      \"rows\"}, \"test\": {...}, \"epochs\", \"seconds\", \"params\", "
     "\"dtype\"}\n"
+    "%s"
     "  -h, --help          show this help\n"
     "\n"
     "Classification minimizes cross-entropy and reports accuracy; regression minimizes the\n"
@@ -82,12 +84,14 @@ static const char TRAIN_USAGE[] =
     "2 bad usage.\n"
     "\n"
     "Example:\n"
-    "  tapegrad train examples/data/digits.csv --target digit --save digits.tgm\n";
+    "  tapegrad train examples/data/digits.csv --target digit --save digits.tgm\n"
+    "  mpirun -np 4 tapegrad train digits.csv --target digit --batch 16 --distributed\n";
 
 typedef struct train_args {
     const char *data, *target, *save, *plot, *dot, *render;
     bool json, lr_given;
     tg_train_options opt;
+    train_dist dist; /* --distributed, --checkpoint, --resume */
 } train_args;
 
 /* A whole-string number; false when s is not one. */
@@ -170,11 +174,15 @@ static int train_parse(int argc, char **argv, train_args *a)
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *v = NULL;
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-            fputs(TRAIN_USAGE, stdout);
+            printf(TRAIN_USAGE, TRAIN_DIST_USAGE);
             return -1;
         }
         if (strcmp(arg, "--json") == 0) {
             a->json = true;
+            continue;
+        }
+        if (strcmp(arg, "--distributed") == 0) {
+            train_dist_option(&a->dist, arg, NULL);
             continue;
         }
         if (!looks_like_option(arg) || strcmp(arg, "-") == 0) {
@@ -187,6 +195,10 @@ static int train_parse(int argc, char **argv, train_args *a)
         for (size_t k = 0; k < sizeof with_value / sizeof *with_value && !opt; k++)
             if (match_option(arg, with_value[k], &v))
                 opt = with_value[k];
+        bool dist_opt = false;
+        for (size_t k = 0; TRAIN_DIST_OPTIONS[k] && !opt; k++)
+            if (match_option(arg, TRAIN_DIST_OPTIONS[k], &v))
+                opt = TRAIN_DIST_OPTIONS[k], dist_opt = true;
         if (!opt)
             return usage_error("train", "unknown option '%s'", arg);
         if (!v) {
@@ -197,7 +209,11 @@ static int train_parse(int argc, char **argv, train_args *a)
         tg_train_options *o = &a->opt;
         unsigned long long n;
         double x;
-        if (strcmp(opt, "--target") == 0) {
+        if (dist_opt) {
+            int st = train_dist_option(&a->dist, opt, v);
+            if (st != EXIT_OK)
+                return st;
+        } else if (strcmp(opt, "--target") == 0) {
             a->target = v;
         } else if (strcmp(opt, "--task") == 0) {
             if (tg_train_task_parse(v, &o->task) != TG_OK)
@@ -480,24 +496,32 @@ int cmd_train(int argc, char **argv)
     tg_trainer *t = NULL;
     tg_model *model = NULL;
     rc = EXIT_FAIL;
+    if (train_dist_start(&a.dist, &a.opt) != EXIT_OK)
+        goto done;
+    /* Distributed, rank 0 alone prints and writes; the others train and check. */
+    bool rank0 = a.dist.rank == 0;
+    if (!rank0)
+        a.save = a.plot = a.dot = a.render = NULL;
     if (tg_table_read_csv(a.data, &table) != TG_OK) {
         complain("train", "%s", tg_last_error());
         goto done;
     }
-    progress p = {isatty(fileno(stderr)) == 1, a.json, TG_TASK_REGRESS};
+    progress p = {isatty(fileno(stderr)) == 1, a.json || !rank0, TG_TASK_REGRESS};
     a.opt.on_epoch = on_epoch;
     a.opt.on_epoch_ud = &p;
     if (tg_trainer_new(table, a.target, &a.opt, &t) != TG_OK) {
         complain("train", "%s", loop_message());
         goto done;
     }
+    if (train_dist_ready(&a.dist, t, a.json) != EXIT_OK)
+        goto done;
     tg_train_result r;
     tg_trainer_result(t, &r);
     p.task = r.task;
     const tg_mlp_spec *spec = tg_model_spec(tg_trainer_model(t));
     char arch[256];
     arch_text(arch, sizeof arch, spec);
-    if (!a.json) {
+    if (!a.json && rank0) {
         printf("data:  %s, %zu rows, %zu features, target '%s': ", a.data, r.n_train + r.n_test,
                r.n_features, a.target);
         if (r.task == TG_TASK_CLASSIFY)
@@ -517,6 +541,12 @@ int cmd_train(int argc, char **argv)
         complain("train", "%s", loop_message());
         goto done;
     }
+    if (train_dist_finish(&a.dist, t) != EXIT_OK)
+        goto done;
+    if (!rank0) {
+        rc = EXIT_OK;
+        goto done;
+    }
     double seconds = now() - start;
     if (a.json) {
         printf("{\"task\": \"%s\", \"classes\": %zu, \"train\": ",
@@ -526,11 +556,17 @@ int cmd_train(int argc, char **argv)
         json_scores(stdout, r.task, &r.test, r.n_test);
         printf(", \"epochs\": %d, \"seconds\": ", r.epochs);
         json_number(stdout, seconds);
-        printf(", \"params\": %zu, \"dtype\": \"%s\"}\n", r.params, tg_dtype_name(a.opt.dtype));
+        printf(", \"params\": %zu, \"dtype\": \"%s\"", r.params, tg_dtype_name(a.opt.dtype));
+        if (a.dist.distributed)
+            printf(", \"ranks\": %d", a.dist.world);
+        printf("}\n");
     } else {
         text_scores(stdout, "train:", r.task, &r.train, r.n_train);
         text_scores(stdout, "test:", r.task, &r.test, r.n_test);
         printf("time:  %.2f s\n", seconds);
+        if (a.dist.distributed)
+            printf("ranks: %d, global batch %zu; parameters identical on every rank\n",
+                   a.dist.world, a.opt.batch * (size_t)a.dist.world);
     }
     if (a.save) {
         if (tg_trainer_export(t, &model) != TG_OK || tg_model_save(model, a.save) != TG_OK) {
@@ -559,9 +595,12 @@ int cmd_train(int argc, char **argv)
     }
     rc = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
 done:
+    if (rc != EXIT_OK)
+        train_dist_fail(&a.dist);
     tg_model_free(model);
     tg_trainer_free(t);
     tg_table_free(table);
+    train_dist_end(&a.dist);
     return rc;
 }
 

@@ -68,6 +68,12 @@ TG_API tg_status tg_dist_allreduce_sum(tg_dist *dist, double *data, size_t n);
  * hashes. *hash (if not NULL) receives this rank's hash. */
 TG_API tg_status tg_dist_check_params(tg_dist *dist, const tg_model *model, uint64_t *hash);
 
+/* Ends every process of the job with exit status `code` (MPI_Abort): for a rank that fails
+ * alone (a checkpoint it cannot write, a file only it cannot read), when the other ranks would
+ * otherwise wait for it forever in their next collective call. Returns only on failure:
+ * TG_EINVAL for NULL, TG_ENOTSUP built without MPI, TG_EIO if MPI_Abort returned. */
+TG_API tg_status tg_dist_abort(tg_dist *dist, int code);
+
 /* Waits until every rank has arrived. */
 TG_API tg_status tg_dist_barrier(tg_dist *dist);
 

@@ -284,6 +284,14 @@ tg_status tg_dist_check_params(tg_dist *dist, const tg_model *model, uint64_t *h
     return st;
 }
 
+tg_status tg_dist_abort(tg_dist *dist, int code)
+{
+    if (!dist)
+        return tg__error(TG_EINVAL, "dist_abort: dist is NULL");
+    int rc = MPI_Abort(dist->comm, code);
+    return mpi_error("dist_abort", "MPI_Abort", rc);
+}
+
 tg_status tg_dist_barrier(tg_dist *dist)
 {
     if (!dist)
@@ -361,6 +369,12 @@ tg_status tg_dist_check_params(tg_dist *dist, const tg_model *model, uint64_t *h
     if (hash)
         *hash = 0;
     return no_mpi("dist_check_params");
+}
+
+tg_status tg_dist_abort(tg_dist *dist, int code)
+{
+    TG_UNUSED(dist), TG_UNUSED(code);
+    return no_mpi("dist_abort");
 }
 
 tg_status tg_dist_barrier(tg_dist *dist)

@@ -1,0 +1,271 @@
+/* train_dist.c: `tapegrad train --distributed` on MPI (tapegrad/dist.h) and checkpoints
+ * (tapegrad/checkpoint.h): every rank reads the CSV and builds the same trainer with its own
+ * rank, so each takes its shard of every global batch; the gradient hook averages the
+ * gradient block over the ranks; only rank 0 writes checkpoints; a resumed run gets its
+ * parameters, optimizer state and position from rank 0. */
+#include "train_dist.h"
+
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char TRAIN_DIST_USAGE[] =
+    "  --distributed       data-parallel training under mpirun: every rank reads DATA.csv and\n"
+    "                      trains on its shard of each global batch of ranks x --batch rows;\n"
+    "                      gradients are averaged over the ranks every step; rank 0 alone\n"
+    "                      prints, saves and writes checkpoints\n"
+    "  --checkpoint FILE   write a checkpoint (model, optimizer state, epoch, step, RNG) to\n"
+    "                      FILE every --checkpoint-every steps and at the end, atomically\n"
+    "  --checkpoint-every N\n"
+    "                      steps between checkpoints (default 100)\n"
+    "  --resume FILE       continue the run that wrote checkpoint FILE (same data and\n"
+    "                      options; the number of ranks must match)\n";
+
+const char *const TRAIN_DIST_OPTIONS[] = {"--checkpoint", "--checkpoint-every", "--resume", NULL};
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int train_dist_option(train_dist *d, const char *opt, const char *value)
+{
+    if (strcmp(opt, "--distributed") == 0) {
+        d->distributed = true;
+    } else if (strcmp(opt, "--checkpoint") == 0) {
+        d->checkpoint = value;
+    } else if (strcmp(opt, "--resume") == 0) {
+        d->resume = value;
+    } else {
+        char *end;
+        unsigned long long n = strtoull(value, &end, 10);
+        if (!*value || *value == '-' || *end || n == 0)
+            return usage_error("train", "--checkpoint-every must be an integer >= 1, not '%s'",
+                               value);
+        d->every = n;
+    }
+    return EXIT_OK;
+}
+
+/* ---- hooks ------------------------------------------------------------------------------- */
+
+typedef struct position {
+    int epoch;
+    size_t batch;
+    bool any;
+} position;
+
+static position last; /* the latest step taken: where the final checkpoint resumes */
+
+static tg_status average_grads(tg_model *model, void *grad, size_t numel, tg_dtype dtype,
+                               void *ud)
+{
+    (void)grad, (void)numel, (void)dtype;
+    train_dist *d = ud;
+    double t0 = now();
+    tg_status st = tg_dist_allreduce_grads(d->dist, model);
+    d->allreduce_seconds += now() - t0;
+    d->allreduces++;
+    return st;
+}
+
+static tg_status save_checkpoint(train_dist *d, tg_trainer *t)
+{
+    tg_checkpoint_progress p = TG_CHECKPOINT_PROGRESS_INIT;
+    p.epoch = (uint64_t)last.epoch;
+    p.batch = last.batch;
+    p.step = tg_optim_steps(tg_trainer_optim(t));
+    p.rng = *tg_trainer_rng(t);
+    p.world_size = (uint32_t)d->world;
+    return tg_checkpoint_save(d->checkpoint, tg_trainer_model(t), tg_trainer_optim(t), &p);
+}
+
+static tg_status on_step(tg_trainer *t, int epoch, size_t batch, void *ud)
+{
+    train_dist *d = ud;
+    last = (position){epoch, batch, true};
+    if (d->rank != 0 || tg_optim_steps(tg_trainer_optim(t)) % d->every != 0)
+        return TG_OK;
+    return save_checkpoint(d, t);
+}
+
+int train_dist_start(train_dist *d, tg_train_options *opt)
+{
+    d->rank = 0, d->world = 1;
+    if (!d->every)
+        d->every = 100;
+    if (d->distributed) {
+        if (tg_dist_init(&d->dist) != TG_OK) {
+            complain("train", "--distributed: %s", tg_last_error());
+            return EXIT_FAIL;
+        }
+        d->rank = tg_dist_rank(d->dist);
+        d->world = tg_dist_size(d->dist);
+        opt->rank = d->rank;
+        opt->world = d->world;
+        opt->grad_hook = average_grads;
+        opt->grad_hook_ud = d;
+    }
+    if (d->checkpoint) {
+        opt->on_step = on_step;
+        opt->on_step_ud = d;
+    }
+    return EXIT_OK;
+}
+
+/* ---- before training ------------------------------------------------------------------- */
+
+/* Every rank standardizes with the statistics of its own training split; rank 0's are
+ * broadcast and the others must hold the same bits, or the ranks are not training one model
+ * (a different file, or different options on some rank). */
+static int check_standardization(train_dist *d, tg_trainer *t)
+{
+    tg_model *m = NULL;
+    if (tg_trainer_export(t, &m) != TG_OK) {
+        complain("train", "%s", tg_last_error());
+        return EXIT_FAIL;
+    }
+    size_t n;
+    const double *mean, *std;
+    tg_model_standardization(m, &n, &mean, &std);
+    double *mine = malloc(2 * n * sizeof *mine + 1), *root = malloc(2 * n * sizeof *root + 1);
+    int ok = mine && root, all_ok = 0;
+    if (ok) {
+        memcpy(mine, mean, n * sizeof *mine);
+        memcpy(mine + n, std, n * sizeof *mine);
+        memcpy(root, mine, 2 * n * sizeof *root);
+    }
+    /* The buffers must exist on every rank before anyone broadcasts. */
+    double okd = ok;
+    tg_status st = tg_dist_allreduce_sum(d->dist, &okd, 1);
+    if (st == TG_OK && okd == d->world)
+        st = tg_dist_broadcast(d->dist, root, 2 * n * sizeof *root);
+    if (st == TG_OK && okd == d->world) {
+        double same = memcmp(root, mine, 2 * n * sizeof *root) == 0;
+        st = tg_dist_allreduce_sum(d->dist, &same, 1);
+        all_ok = st == TG_OK && same == d->world;
+        if (st == TG_OK && !all_ok)
+            complain("train",
+                     "--distributed: rank %d: %s standardization statistics differ from rank "
+                     "0's: every rank must read the same data with the same options",
+                     d->rank, memcmp(root, mine, 2 * n * sizeof *root) ? "its" : "another rank's");
+    }
+    if (st != TG_OK)
+        complain("train", "--distributed: %s", tg_last_error());
+    else if (okd != d->world)
+        complain("train", "--distributed: out of memory");
+    free(mine);
+    free(root);
+    tg_model_free(m);
+    return all_ok ? EXIT_OK : EXIT_FAIL;
+}
+
+/* The resumed state, as rank 0 read it; broadcast as bytes (every rank runs this build). */
+typedef struct resumed {
+    int32_t status; /* rank 0's tg_status */
+    tg_checkpoint_progress progress;
+    uint64_t steps;
+    double lr;
+} resumed;
+
+static int resume(train_dist *d, tg_trainer *t, bool quiet)
+{
+    tg_model *m = tg_trainer_model(t);
+    tg_optim *o = tg_trainer_optim(t);
+    resumed r;
+    memset(&r, 0, sizeof r);
+    if (d->rank == 0) {
+        r.status = tg_checkpoint_restore(d->resume, m, o, &r.progress);
+        if (r.status != TG_OK)
+            complain("train", "--resume: %s", tg_last_error());
+        r.steps = tg_optim_steps(o);
+        r.lr = tg_optim_lr(o);
+    }
+    if (d->dist) {
+        tg_status st = tg_dist_broadcast(d->dist, &r, sizeof r);
+        if (st == TG_OK && r.status == TG_OK)
+            st = tg_dist_broadcast_params(d->dist, m);
+        if (st == TG_OK && r.status == TG_OK)
+            st = tg_dist_broadcast(d->dist, tg_optim_state(o), tg_optim_state_size(o));
+        if (st != TG_OK) {
+            complain("train", "--resume: %s", tg_last_error());
+            return EXIT_FAIL;
+        }
+        if (r.status == TG_OK && d->rank != 0) {
+            tg_optim_set_steps(o, r.steps);
+            tg_optim_set_lr(o, r.lr);
+        }
+    }
+    if (r.status != TG_OK)
+        return EXIT_FAIL;
+    const tg_checkpoint_progress *p = &r.progress;
+    if ((int)p->world_size != d->world) {
+        if (d->rank == 0)
+            complain("train",
+                     "--resume: %s was written by a run on %u rank%s, this one has %d (the "
+                     "shards and the global batch would differ)",
+                     d->resume, p->world_size, p->world_size == 1 ? "" : "s", d->world);
+        return EXIT_FAIL;
+    }
+    if (tg_trainer_set_position(t, (int)p->epoch, (size_t)p->batch) != TG_OK) {
+        if (d->rank == 0)
+            complain("train", "--resume: %s stopped at epoch %llu, step %llu of it: %s",
+                     d->resume, (unsigned long long)p->epoch + 1,
+                     (unsigned long long)p->batch, tg_last_error());
+        return EXIT_FAIL;
+    }
+    last = (position){(int)p->epoch, (size_t)p->batch, true};
+    if (d->rank == 0 && !quiet)
+        fprintf(stderr, "resuming from %s: epoch %llu after step %llu of it (%llu steps taken)\n",
+                d->resume, (unsigned long long)p->epoch + 1, (unsigned long long)p->batch,
+                (unsigned long long)r.steps);
+    return EXIT_OK;
+}
+
+int train_dist_ready(train_dist *d, tg_trainer *t, bool quiet)
+{
+    if (d->dist && d->world > 1 && check_standardization(d, t) != EXIT_OK)
+        return EXIT_FAIL;
+    return d->resume ? resume(d, t, quiet) : EXIT_OK;
+}
+
+/* ---- after training -------------------------------------------------------------------- */
+
+int train_dist_finish(train_dist *d, tg_trainer *t)
+{
+    if (d->dist) {
+        uint64_t hash;
+        if (tg_dist_check_params(d->dist, tg_trainer_model(t), &hash) != TG_OK) {
+            if (d->rank == 0)
+                complain("train", "--distributed: %s", tg_last_error());
+            return EXIT_FAIL;
+        }
+    }
+    if (d->checkpoint && d->rank == 0 && last.any &&
+        tg_optim_steps(tg_trainer_optim(t)) % d->every != 0 &&
+        save_checkpoint(d, t) != TG_OK) {
+        complain("train", "--checkpoint: %s", tg_last_error());
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+void train_dist_fail(train_dist *d)
+{
+    if (d->dist && d->world > 1) {
+        fflush(stdout);
+        fflush(stderr);
+        tg_dist_abort(d->dist, EXIT_FAIL);
+    }
+}
+
+void train_dist_end(train_dist *d)
+{
+    tg_dist_free(d->dist);
+    d->dist = NULL;
+}

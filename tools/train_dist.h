@@ -1,0 +1,52 @@
+/* train_dist.h: what `tapegrad train` adds for distributed runs and checkpoints
+ * (--distributed, --checkpoint FILE, --checkpoint-every N, --resume FILE), kept apart from
+ * cmd_train.c so the command's own code stays about training one model. */
+#ifndef TAPEGRAD_TOOLS_TRAIN_DIST_H
+#define TAPEGRAD_TOOLS_TRAIN_DIST_H
+
+#include <tapegrad.h>
+#include <tapegrad/train.h>
+
+typedef struct train_dist {
+    bool distributed;
+    const char *checkpoint, *resume;
+    unsigned long long every; /* steps between checkpoints */
+    tg_dist *dist;            /* when distributed */
+    int rank, world;          /* 0 and 1 for one process */
+    double allreduce_seconds; /* time spent averaging gradients */
+    unsigned long long allreduces;
+} train_dist;
+
+/* The usage text of these options, for the command's help. */
+extern const char TRAIN_DIST_USAGE[];
+
+/* Options with a value this module takes ("--checkpoint", ...), NULL-terminated. */
+extern const char *const TRAIN_DIST_OPTIONS[];
+
+/* Takes `--distributed` (value NULL) or one of TRAIN_DIST_OPTIONS with its value: EXIT_OK, or
+ * a usage error (printed; EXIT_USAGE). */
+int train_dist_option(train_dist *d, const char *opt, const char *value);
+
+/* Before the trainer is made: joins the MPI job when distributed (every rank then trains its
+ * shard, and the gradient hook averages over the ranks) and installs the checkpoint hook.
+ * EXIT_OK or EXIT_FAIL (said). */
+int train_dist_start(train_dist *d, tg_train_options *opt);
+
+/* After the trainer is made: checks that every rank standardized its features with the same
+ * statistics (rank 0's, broadcast), then resumes from --resume (rank 0 reads the checkpoint
+ * and broadcasts parameters, optimizer state and position; `quiet`: no note on stderr).
+ * EXIT_OK or EXIT_FAIL (said). */
+int train_dist_ready(train_dist *d, tg_trainer *t, bool quiet);
+
+/* After training: checks that every rank ends with identical parameters and writes the last
+ * checkpoint. EXIT_OK or EXIT_FAIL (said). */
+int train_dist_finish(train_dist *d, tg_trainer *t);
+
+/* A failure on one rank: ends the whole job (the other ranks would wait forever) when
+ * distributed over more than one rank; nothing otherwise. */
+void train_dist_fail(train_dist *d);
+
+/* Leaves the MPI job (the library finalizes MPI). */
+void train_dist_end(train_dist *d);
+
+#endif
