@@ -390,6 +390,13 @@ static __attribute__((noinline)) unsigned par_vjp2(tg_tensor *node, void *ga, tg
     }                                                                                          \
     static void name##_forward(tg_tensor *node)                                                \
     {                                                                                          \
+        if (node->numel == 1) { /* scalars (then both inputs are single elements too) */       \
+            DISPATCH(node->dtype, {                                                            \
+                const T a = *(const T *)node->in[0]->data, b = *(const T *)node->in[1]->data;  \
+                *(T *)node->data = (T)(FWD);                                                   \
+            });                                                                                \
+            return;                                                                            \
+        }                                                                                      \
         if (TG_UNLIKELY(node->numel >= 2 * PAR_GRAIN) && flat2(node)) {                        \
             tg__parallel_for(node->numel, PAR_GRAIN, name##_forward_range, node);              \
             return;                                                                            \
@@ -435,6 +442,18 @@ static __attribute__((noinline)) unsigned par_vjp2(tg_tensor *node, void *ga, tg
     {                                                                                          \
         void *ga = tg_tape__grad_of(tape, node->in[0]);                                        \
         void *gb = tg_tape__grad_of(tape, node->in[1]);                                        \
+        if (node->numel == 1) { /* scalars */                                                  \
+            DISPATCH(node->dtype, {                                                            \
+                const T a = *(const T *)node->in[0]->data, b = *(const T *)node->in[1]->data,  \
+                        y = *(const T *)node->data, dy = *(const T *)node->grad;               \
+                (void)a, (void)b, (void)y;                                                     \
+                if (ga)                                                                        \
+                    *(T *)ga += (T)(VJP_A);                                                    \
+                if (gb)                                                                        \
+                    *(T *)gb += (T)(VJP_B);                                                    \
+            });                                                                                \
+            return;                                                                            \
+        }                                                                                      \
         if (TG_UNLIKELY(node->numel >= 2 * PAR_GRAIN)) { /* over the pool, where no sum */      \
             unsigned done = par_vjp2(node, ga, name##_vjp_a_range, gb, name##_vjp_b_range);    \
             ga = (done & 1) ? NULL : ga;                                                       \
