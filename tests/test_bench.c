@@ -270,6 +270,7 @@ Test(bench, all_quick_json)
             double f = num(l, "forward_ms"), b = num(l, "backward_ms");
             cr_assert(f > 0 && b > 0 && f + b <= get(l, "value")->num);
             cr_assert_float_eq(num(l, "backward_over_forward"), b / f, 1e-9 * b / f);
+            cr_assert_gt(num(l, "update_ms"), 0);
             cr_assert_gt(num(l, "memory_bar_mib"), 16);
             cr_assert(isfinite(num(l, "final_loss")));
             arch = l;

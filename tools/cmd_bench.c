@@ -459,7 +459,7 @@ static void bench_w3(bench *b)
     const size_t es = tg_dtype_size(dt), classes = a->sizes[a->n_layers];
     const int reps = reps_or(b, 100, 3), warmup = b->o->quick ? 1 : 5;
     double *step = calloc((size_t)reps, sizeof *step), *fwd = calloc((size_t)reps, sizeof *fwd),
-           *bwd = calloc((size_t)reps, sizeof *bwd);
+           *bwd = calloc((size_t)reps, sizeof *bwd), *upd = calloc((size_t)reps, sizeof *upd);
     void *xbuf = malloc(a->batch * a->sizes[0] * es), *ybuf = malloc(a->batch * es);
     tg_mlp_spec spec = TG_MLP_SPEC_INIT;
     spec.n_layers = a->n_layers;
@@ -474,7 +474,7 @@ static void bench_w3(bench *b)
     tg_optim *optim = NULL;
     tg_tape *tape = tg_tape_new();
     tg_tensor *x = NULL, *y = NULL;
-    bool ok = step && fwd && bwd && xbuf && ybuf && tape &&
+    bool ok = step && fwd && bwd && upd && xbuf && ybuf && tape &&
               tg_model_new(&spec, TG_INIT_HE_UNIFORM, &rng, &model) == TG_OK;
     if (ok) {
         /* The data are wrapped caller memory: they need no gradient and get none. */
@@ -508,6 +508,7 @@ static void bench_w3(bench *b)
             step[s] = (t3 - t0) * 1e3;
             fwd[s] = (t1 - t0) * 1e3;
             bwd[s] = (t2 - t1) * 1e3;
+            upd[s] = (t3 - t2) * 1e3;
         }
     }
     if (ok) {
@@ -525,6 +526,7 @@ static void bench_w3(bench *b)
         ctx_num(&f, "forward_ms", f_ms);
         ctx_num(&f, "backward_ms", b_ms);
         ctx_num(&f, "backward_over_forward", b_ms / f_ms);
+        ctx_num(&f, "update_ms", median(upd, reps)); /* optimizer step, zero grad, reset */
         ctx_str(&f, "layers", a->name);
         ctx_num(&f, "batch", (double)a->batch);
         ctx_num(&f, "final_loss", loss);
@@ -543,6 +545,7 @@ static void bench_w3(bench *b)
     free(step);
     free(fwd);
     free(bwd);
+    free(upd);
 }
 
 /* ---- gemm: the kernel alone ---------------------------------------------------------------- */
