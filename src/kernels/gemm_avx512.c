@@ -20,11 +20,13 @@
 #define MR 12
 #define REP(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 
-/* KC: a B micro-panel (KC x 2 vectors = 128 bytes a row) is 32 KiB at KC = 256 f32, within
- * the 48 KiB L1 with room for the A micro-panel streaming past (12 KiB). MC x KC of A is
- * 144 KiB (f32) or 192 KiB (f64, KC 128... see below), a fraction of the 1 MiB L2, so a
- * B panel chunk and C tiles fit beside it. The numbers were tuned on an AMD EPYC (Zen 5,
- * 48 KiB L1d, 1 MiB L2) at 1024^3 and at the MLP's shapes. */
+/* Blocking (the table at the end of the file), for Zen 5's 48 KiB L1d and 1 MiB L2:
+ * KC = 256: a B micro-panel, KC x 2 vectors (128 bytes a row), is 32 KiB and stays in L1
+ *           while the A micro-panels (12 x KC: 12 KiB f32, 24 KiB f64) stream past it.
+ * MC:       the packed A block, MC x KC, is 144 KiB (f32, MC 144) or 192 KiB (f64, MC 96),
+ *           in L2 beside the B micro-panels and C tiles that pass through.
+ * NC:       2048 (f32) or 1024 (f64) columns of B per group, so A is packed again only
+ *           every NC columns; the group's depth is then capped by the 4/8 MiB B budget. */
 
 static inline __mmask16 mask16(size_t n)
 {
