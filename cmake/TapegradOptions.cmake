@@ -4,8 +4,9 @@
 
 # tapegrad_target_settings(<target> [RELAXED <flag>...])
 #   Defines _POSIX_C_SOURCE=200809L, adds the house warning set for C sources, -Werror
-#   when TG_WERROR is ON, and the sanitizers when TG_SANITIZE is ON. RELAXED flags (e.g. -Wno-conversion) come after the
-#   warning set so they win; tests use them for third-party macros they cannot change.
+#   when TG_WERROR is ON, and the sanitizers when TG_SANITIZE (ASan + UBSan) or TG_TSAN
+#   (ThreadSanitizer) is ON. RELAXED flags (e.g. -Wno-conversion) come after the warning set
+#   so they win; tests use them for third-party macros they cannot change.
 function(tapegrad_target_settings target)
     cmake_parse_arguments(PARSE_ARGV 1 ARG "" "" "RELAXED")
     # Strict -std=c11 hides POSIX from the libc headers; the project's own code may use
@@ -24,10 +25,17 @@ function(tapegrad_target_settings target)
         endif()
     endif()
     if(TG_SANITIZE)
-        target_compile_options(${target} PRIVATE ${TG_SANITIZE_FLAGS})
+        set(_flags ${TG_SANITIZE_FLAGS})
+    elseif(TG_TSAN)
+        set(_flags ${TG_TSAN_FLAGS})
+    else()
+        set(_flags "")
+    endif()
+    if(_flags)
+        target_compile_options(${target} PRIVATE ${_flags})
         get_target_property(_type ${target} TYPE)
         if(NOT _type STREQUAL "STATIC_LIBRARY" AND NOT _type STREQUAL "OBJECT_LIBRARY")
-            target_link_options(${target} PRIVATE ${TG_SANITIZE_FLAGS})
+            target_link_options(${target} PRIVATE ${_flags})
         endif()
     endif()
 endfunction()
