@@ -455,13 +455,21 @@ Test(pool, idle_workers_sleep)
     cr_assert_lt(used, 0.02, "the idle pool used %.3f s of CPU in 0.2 s", used);
 }
 
-/* A child forked after the workers started has none; its loops restart them, and it exits
- * cleanly (the exit handler joins only workers that exist). */
+/* A child forked after the workers started has none; its loops restart them, and joining
+ * them joins only workers that exist. */
 #if defined(__SANITIZE_THREAD__)
 #define UNDER_TSAN 1
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
 #define UNDER_TSAN 1
+#endif
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
 #endif
 #endif
 
@@ -471,6 +479,11 @@ Test(pool, fork_after_use)
     /* TSan keeps the parent's threads in its registry and cannot start threads in the child
      * of a multi-threaded fork ("dup thread with used id"). */
     cr_skip_test("ThreadSanitizer does not support threads after a multi-threaded fork");
+#endif
+#ifdef UNDER_ASAN
+    /* GCC 12's AddressSanitizer does not lock its allocator around fork: when another thread
+     * of the parent holds it at that moment, the child's threads wait on it for ever. */
+    cr_skip_test("AddressSanitizer's allocator is not fork-safe with other threads running");
 #endif
     cr_assert_eq(tg_set_num_threads(3), TG_OK);
     check_loop(MAX_N, 1, 3);
@@ -483,7 +496,13 @@ Test(pool, fork_after_use)
         ok = ok && rec.nranges == 3 && tg__pool_workers() == 2;
         for (size_t i = 0; i < MAX_N; i++)
             ok = ok && atomic_load(&rec.hits[i]) == 1;
-        exit(ok ? 0 : 1);
+        /* Join the workers the child started (what the exit handler does), then _exit: exit()
+         * would also run the test runner's own exit handlers in this copy of the test
+         * process, and under AddressSanitizer a leak check after a multi-threaded fork can
+         * hang; either leaves the runner waiting for ever. */
+        tg__pool_shutdown();
+        ok = ok && tg__pool_workers() == 0;
+        _exit(ok ? 0 : 1);
     }
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
