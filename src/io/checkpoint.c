@@ -2,7 +2,7 @@
  * optimizer options and state, and a complete model file, little-endian field by field, with
  * an XXH3-64 checksum; loaded through a cursor that checks every length against the bytes
  * that are there before reading or allocating anything. */
-#include "internal.h"
+#include "bytes.h"
 
 #include <errno.h>
 #include <math.h>
@@ -22,55 +22,6 @@
 _Static_assert(sizeof(MAGIC) == 8, "the magic is 8 bytes");
 
 /* ---- writing ------------------------------------------------------------------------------ */
-
-/* p NULL: count only (as in model_file.c), so one function sizes and fills the buffer. */
-typedef struct writer {
-    unsigned char *p;
-    size_t len;
-} writer;
-
-static void put_bytes(writer *w, const void *src, size_t n)
-{
-    if (w->p && n)
-        memcpy(w->p + w->len, src, n);
-    w->len += n;
-}
-
-static void put_le(writer *w, uint64_t v, int n)
-{
-    unsigned char b[8];
-    for (int i = 0; i < n; i++)
-        b[i] = (unsigned char)(v >> (8 * i));
-    put_bytes(w, b, (size_t)n);
-}
-
-static void put_f64(writer *w, double v)
-{
-    uint64_t bits;
-    memcpy(&bits, &v, 8);
-    put_le(w, bits, 8);
-}
-
-/* n elements of 4 or 8 bytes, each little-endian whatever the host. */
-static void put_elems(writer *w, const void *src, size_t n, size_t es)
-{
-    if (!w->p) {
-        w->len += n * es;
-        return;
-    }
-    const unsigned char *s = src;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t v = 0;
-        if (es == 4) {
-            uint32_t u;
-            memcpy(&u, s + 4 * i, 4);
-            v = u;
-        } else {
-            memcpy(&v, s + 8 * i, 8);
-        }
-        put_le(w, v, (int)es);
-    }
-}
 
 static void serialize(writer *w, const tg_optim *o, const tg_checkpoint_progress *pr,
                       const void *model_buf, size_t model_size, uint64_t total)
@@ -199,60 +150,6 @@ tg_status tg_checkpoint_save(const char *path, const tg_model *model, const tg_o
 
 /* ---- reading ------------------------------------------------------------------------------- */
 
-typedef struct reader {
-    const unsigned char *p;
-    size_t end; /* the checksum's offset once the header is checked */
-    size_t pos;
-    const char *who;
-    bool body;
-} reader;
-
-static tg_status ferr(const reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static tg_status ferr(const reader *r, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return tg__error(TG_EFORMAT, "%s: %s", r->who, msg);
-}
-
-static tg_status need(reader *r, size_t n, const char *what)
-{
-    if (n <= r->end - r->pos)
-        return TG_OK;
-    return ferr(r, "truncated at byte %zu (expected %zu more bytes for %s%s)", r->end,
-                n - (r->end - r->pos), what, r->body ? " before the checksum" : "");
-}
-
-static uint64_t le(const unsigned char *b, int n)
-{
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--)
-        v = (v << 8) | b[i];
-    return v;
-}
-
-static tg_status get(reader *r, uint64_t *v, int n, const char *what)
-{
-    tg_status st = need(r, (size_t)n, what);
-    if (st == TG_OK) {
-        *v = le(r->p + r->pos, n);
-        r->pos += (size_t)n;
-    }
-    return st;
-}
-
-static tg_status get_f64(reader *r, double *v, const char *what)
-{
-    uint64_t bits;
-    tg_status st = get(r, &bits, 8, what);
-    if (st == TG_OK)
-        memcpy(v, &bits, 8);
-    return st;
-}
-
 static tg_status check_header(reader *r)
 {
     size_t size = r->end;
@@ -263,17 +160,17 @@ static tg_status check_header(reader *r)
     if ((st = need(r, 8, "the magic")) != TG_OK)
         return st;
     r->pos = 8;
-    if ((st = get(r, &version, 4, "the format version")) != TG_OK)
+    if ((st = get_le(r, &version, 4, "the format version")) != TG_OK)
         return st;
     if (version != FORMAT_VERSION)
         return ferr(r, "unknown format version %llu (this build reads version %u)",
                     (unsigned long long)version, FORMAT_VERSION);
-    if ((st = get(r, &flags, 4, "the flags")) != TG_OK)
+    if ((st = get_le(r, &flags, 4, "the flags")) != TG_OK)
         return st;
     if (flags != 0)
         return ferr(r, "unknown flags 0x%08llx (version 1 defines none)",
                     (unsigned long long)flags);
-    if ((st = get(r, &declared, 8, "the file size")) != TG_OK)
+    if ((st = get_le(r, &declared, 8, "the file size")) != TG_OK)
         return st;
     if (declared != size) {
         if (declared > size)
@@ -299,18 +196,18 @@ static tg_status parse_progress(reader *r, tg_checkpoint_progress *pr)
 {
     uint64_t ws;
     tg_status st;
-    if ((st = get(r, &pr->epoch, 8, "the epoch")) != TG_OK ||
-        (st = get(r, &pr->batch, 8, "the batch")) != TG_OK ||
-        (st = get(r, &pr->step, 8, "the step")) != TG_OK)
+    if ((st = get_le(r, &pr->epoch, 8, "the epoch")) != TG_OK ||
+        (st = get_le(r, &pr->batch, 8, "the batch")) != TG_OK ||
+        (st = get_le(r, &pr->step, 8, "the step")) != TG_OK)
         return st;
     if (pr->batch >> 63)
         return ferr(r, "batch is %llu (at most 2^63 - 1)", (unsigned long long)pr->batch);
     for (int i = 0; i < 4; i++)
-        if ((st = get(r, &pr->rng.s[i], 8, "the RNG state")) != TG_OK)
+        if ((st = get_le(r, &pr->rng.s[i], 8, "the RNG state")) != TG_OK)
             return st;
     if (!rng_valid(&pr->rng))
         return ferr(r, "the RNG state is all zero (not a seeded generator)");
-    if ((st = get(r, &ws, 4, "the world size")) != TG_OK)
+    if ((st = get_le(r, &ws, 4, "the world size")) != TG_OK)
         return st;
     if (ws < 1)
         return ferr(r, "world size is 0 (expected >= 1)");
@@ -331,11 +228,11 @@ static tg_status parse_optim(reader *r, parsed *p)
 {
     uint64_t kind, nesterov, bytes;
     tg_status st;
-    if ((st = get(r, &kind, 4, "the optimizer kind")) != TG_OK)
+    if ((st = get_le(r, &kind, 4, "the optimizer kind")) != TG_OK)
         return st;
     if (kind > TG_OPTIM_ADAMW)
         return ferr(r, "unknown optimizer kind %llu (0..3)", (unsigned long long)kind);
-    if ((st = get(r, &nesterov, 4, "the nesterov flag")) != TG_OK)
+    if ((st = get_le(r, &nesterov, 4, "the nesterov flag")) != TG_OK)
         return st;
     if (nesterov > 1)
         return ferr(r, "nesterov flag is %llu (expected 0 or 1)", (unsigned long long)nesterov);
@@ -347,8 +244,8 @@ static tg_status parse_optim(reader *r, parsed *p)
         (st = get_f64(r, &p->opt.beta2, "beta2")) != TG_OK ||
         (st = get_f64(r, &p->opt.eps, "eps")) != TG_OK ||
         (st = get_f64(r, &p->opt.weight_decay, "the weight decay")) != TG_OK ||
-        (st = get(r, &p->steps, 8, "the optimizer's step count")) != TG_OK ||
-        (st = get(r, &bytes, 8, "the state size")) != TG_OK)
+        (st = get_le(r, &p->steps, 8, "the optimizer's step count")) != TG_OK ||
+        (st = get_le(r, &bytes, 8, "the state size")) != TG_OK)
         return st;
     if (bytes > r->end - r->pos)
         return ferr(r, "the optimizer state is %llu bytes, more than the %zu left",
@@ -363,7 +260,7 @@ static tg_status parse_model(reader *r, parsed *p)
 {
     uint64_t bytes;
     tg_status st;
-    if ((st = get(r, &bytes, 8, "the model size")) != TG_OK)
+    if ((st = get_le(r, &bytes, 8, "the model size")) != TG_OK)
         return st;
     if (bytes != r->end - r->pos)
         return ferr(r, "the model is %llu bytes, but %zu bytes are left before the checksum",

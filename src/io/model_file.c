@@ -1,7 +1,7 @@
 /* model_file.c: saving and loading models in the format of docs/model-format.md (version 1):
  * little-endian fields written byte by byte (whatever the host), an XXH3-64 checksum of all
  * bytes before it, and a loader that bounds every length by the bytes actually there. */
-#include "internal.h"
+#include "bytes.h"
 
 #include <errno.h>
 #include <math.h>
@@ -25,41 +25,14 @@ _Static_assert(sizeof(MAGIC) == 8, "the magic is 8 bytes");
 
 /* ---- writing ------------------------------------------------------------------------------ */
 
-/* Bytes go to p (when not NULL) at len; with p NULL the writer only counts, so the same code
- * computes the size and then fills a buffer of exactly that size. */
-typedef struct writer {
-    unsigned char *p;
-    size_t len;
-} writer;
-
-static void put_bytes(writer *w, const void *src, size_t n)
-{
-    if (w->p && n)
-        memcpy(w->p + w->len, src, n);
-    w->len += n;
-}
-
 static void put_u32(writer *w, uint32_t v)
 {
-    unsigned char b[4];
-    for (int i = 0; i < 4; i++)
-        b[i] = (unsigned char)(v >> (8 * i));
-    put_bytes(w, b, 4);
+    put_le(w, v, 4);
 }
 
 static void put_u64(writer *w, uint64_t v)
 {
-    unsigned char b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = (unsigned char)(v >> (8 * i));
-    put_bytes(w, b, 8);
-}
-
-static void put_f64(writer *w, double v)
-{
-    uint64_t bits;
-    memcpy(&bits, &v, 8);
-    put_u64(w, bits);
+    put_le(w, v, 8);
 }
 
 static void put_str(writer *w, const char *s)
@@ -71,22 +44,7 @@ static void put_str(writer *w, const char *s)
 
 static void put_tensor_data(writer *w, tg_tensor *t)
 {
-    if (!w->p) { /* counting */
-        w->len += tg__nbytes(t);
-        return;
-    }
-    if (t->dtype == TG_F32) {
-        const float *d = t->data;
-        for (size_t i = 0; i < t->numel; i++) {
-            uint32_t bits;
-            memcpy(&bits, &d[i], 4);
-            put_u32(w, bits);
-        }
-    } else {
-        const double *d = t->data;
-        for (size_t i = 0; i < t->numel; i++)
-            put_f64(w, d[i]);
-    }
+    put_elems(w, t->data, t->numel, tg__esize(t));
 }
 
 /* Everything but the checksum; the file size field is filled with `total`. */
@@ -243,61 +201,18 @@ tg_status tg_model_save(const tg_model *model, const char *path)
 
 /* ---- reading ------------------------------------------------------------------------------- */
 
-/* A bounded cursor: every read first checks that the bytes are there. */
-typedef struct reader {
-    const unsigned char *p;
-    size_t end; /* bytes readable: the checksum's offset once the header is checked */
-    size_t pos;
-    const char *who; /* "model_load: PATH" or "model_load_buffer" */
-    bool body;       /* past the header: `end` is where the checksum starts */
-} reader;
-
-static tg_status ferr(const reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static tg_status ferr(const reader *r, const char *fmt, ...)
-{
-    char msg[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return tg__error(TG_EFORMAT, "%s: %s", r->who, msg);
-}
-
-/* TG_OK when n bytes are left, else the truncation error naming what was being read. */
-static tg_status need(reader *r, size_t n, const char *what)
-{
-    if (n <= r->end - r->pos)
-        return TG_OK;
-    return ferr(r, "truncated at byte %zu (expected %zu more bytes for %s%s)", r->end,
-                n - (r->end - r->pos), what, r->body ? " before the checksum" : "");
-}
-
-static uint64_t le(const unsigned char *b, int n)
-{
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--)
-        v = (v << 8) | b[i];
-    return v;
-}
-
 static tg_status get_u32(reader *r, uint32_t *v, const char *what)
 {
-    tg_status st = need(r, 4, what);
-    if (st == TG_OK) {
-        *v = (uint32_t)le(r->p + r->pos, 4);
-        r->pos += 4;
-    }
+    uint64_t u;
+    tg_status st = get_le(r, &u, 4, what);
+    if (st == TG_OK)
+        *v = (uint32_t)u;
     return st;
 }
 
 static tg_status get_u64(reader *r, uint64_t *v, const char *what)
 {
-    tg_status st = need(r, 8, what);
-    if (st == TG_OK) {
-        *v = le(r->p + r->pos, 8);
-        r->pos += 8;
-    }
-    return st;
+    return get_le(r, v, 8, what);
 }
 
 /* A u64 that must fit in size_t and be at most `max` (what it counts must fit the file). */
@@ -312,15 +227,6 @@ static tg_status get_size(reader *r, size_t *v, size_t max, const char *what)
                     (unsigned long long)u, max);
     *v = (size_t)u;
     return TG_OK;
-}
-
-static tg_status get_f64(reader *r, double *v, const char *what)
-{
-    uint64_t bits;
-    tg_status st = get_u64(r, &bits, what);
-    if (st == TG_OK)
-        memcpy(v, &bits, 8);
-    return st;
 }
 
 /* A length-prefixed string of at most `max` bytes without NUL: *s points into the buffer. */

@@ -1,0 +1,125 @@
+/* bytes.h: the little-endian encoding shared by the binary file formats (model_file.c,
+ * checkpoint.c): a writer that counts or fills, and a bounded reader whose every read first
+ * checks that the bytes are there and, when they are not, names what was being read. Fields
+ * are written byte by byte, so files are the same whatever the host's byte order. */
+#ifndef TAPEGRAD_IO_BYTES_H
+#define TAPEGRAD_IO_BYTES_H
+
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Bytes go to p (when not NULL) at len; with p NULL the writer only counts, so the same code
+ * computes the size and then fills a buffer of exactly that size. */
+typedef struct writer {
+    unsigned char *p;
+    size_t len;
+} writer;
+
+static inline void put_bytes(writer *w, const void *src, size_t n)
+{
+    if (w->p && n)
+        memcpy(w->p + w->len, src, n);
+    w->len += n;
+}
+
+/* The low n bytes of v (n <= 8), least significant first. */
+static inline void put_le(writer *w, uint64_t v, int n)
+{
+    unsigned char b[8];
+    for (int i = 0; i < n; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+    put_bytes(w, b, (size_t)n);
+}
+
+static inline void put_f64(writer *w, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, 8);
+    put_le(w, bits, 8);
+}
+
+/* n elements of 4 or 8 bytes, each little-endian whatever the host. */
+static inline void put_elems(writer *w, const void *src, size_t n, size_t es)
+{
+    if (!w->p) {
+        w->len += n * es;
+        return;
+    }
+    const unsigned char *s = src;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v = 0;
+        if (es == 4) {
+            uint32_t u;
+            memcpy(&u, s + 4 * i, 4);
+            v = u;
+        } else {
+            memcpy(&v, s + 8 * i, 8);
+        }
+        put_le(w, v, (int)es);
+    }
+}
+
+/* A bounded cursor over a file's bytes. */
+typedef struct reader {
+    const unsigned char *p;
+    size_t end; /* bytes readable: the checksum's offset once the header is checked */
+    size_t pos;
+    const char *who; /* what the messages start with: "model_load: PATH", ... */
+    bool body;       /* past the header: `end` is where the checksum starts */
+} reader;
+
+/* TG_EFORMAT with "WHO: message". */
+static inline tg_status ferr(const reader *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static inline tg_status ferr(const reader *r, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return tg__error(TG_EFORMAT, "%s: %s", r->who, msg);
+}
+
+/* TG_OK when n bytes are left, else the truncation error naming what was being read. */
+static inline tg_status need(reader *r, size_t n, const char *what)
+{
+    if (n <= r->end - r->pos)
+        return TG_OK;
+    return ferr(r, "truncated at byte %zu (expected %zu more bytes for %s%s)", r->end,
+                n - (r->end - r->pos), what, r->body ? " before the checksum" : "");
+}
+
+/* The n-byte (n <= 8) little-endian number at b. */
+static inline uint64_t le(const unsigned char *b, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = (v << 8) | b[i];
+    return v;
+}
+
+/* Reads an n-byte little-endian number into *v and moves past it. */
+static inline tg_status get_le(reader *r, uint64_t *v, int n, const char *what)
+{
+    tg_status st = need(r, (size_t)n, what);
+    if (st == TG_OK) {
+        *v = le(r->p + r->pos, n);
+        r->pos += (size_t)n;
+    }
+    return st;
+}
+
+static inline tg_status get_f64(reader *r, double *v, const char *what)
+{
+    uint64_t bits;
+    tg_status st = get_le(r, &bits, 8, what);
+    if (st == TG_OK)
+        memcpy(v, &bits, 8);
+    return st;
+}
+
+#endif
