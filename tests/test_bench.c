@@ -1,15 +1,23 @@
 /* test_bench.c: `tapegrad bench` as a subprocess (TG_TOOLS_DIR). It checks what the command
  * promises, never how fast anything is: `bench all --quick --json` gives one well-formed JSON
  * object per line with the required fields for every workload (the gemm shapes are W3's, W4
- * runs train or says why it cannot), --threads/--dtype reach every figure, the table for
- * people, and exit status 2 with a message for every malformed command line. */
+ * runs train or says why it cannot, W3dist runs its ranks x threads or says it has no MPI),
+ * --threads/--dtype reach every figure, the table for people, and exit status 2 with a
+ * message for every malformed command line.
+ *
+ * Suite bench_mpi (built with MPI only, TG_TEST_HAVE_MPI; its own CTest entry, labelled mpi)
+ * runs W3dist on 2 ranks under mpirun: its figures, a rank under the caller's own mpirun, and
+ * a launcher that fails or hangs. */
 #include <criterion/criterion.h>
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- running the command --------------------------------------------------------------------- */
@@ -207,7 +215,7 @@ static void check_common(const line *l, bool quick)
 {
     const char *w = str(l, "workload");
     cr_assert(strcmp(w, "W1") == 0 || strcmp(w, "W2") == 0 || strcmp(w, "W3") == 0 ||
-                  strcmp(w, "W4") == 0 || strcmp(w, "gemm") == 0,
+                  strcmp(w, "W3dist") == 0 || strcmp(w, "W4") == 0 || strcmp(w, "gemm") == 0,
               "unknown workload %s", w);
     cr_assert_neq(str(l, "metric")[0], '\0');
     double threads = num(l, "threads");
@@ -219,7 +227,7 @@ static void check_common(const line *l, bool quick)
     const field *v = get(l, "value");
     cr_assert_not_null(v, "no value");
     if (v->type == F_NULL) { /* only a workload that cannot run here, and it says why */
-        cr_assert_str_eq(w, "W4");
+        cr_assert(strcmp(w, "W4") == 0 || strcmp(w, "W3dist") == 0, "%s has no value", w);
         cr_assert_neq(str(l, "unavailable")[0], '\0');
         return;
     }
@@ -240,6 +248,46 @@ static bool have_train(void)
     snprintf(cmd, sizeof cmd, "'%s/tapegrad' help train >/dev/null 2>&1", dir);
     int ws = system(cmd);
     return WIFEXITED(ws) && WEXITSTATUS(ws) == 0;
+}
+
+/* ---- W3dist ------------------------------------------------------------------------------ */
+
+/* The W3dist lines among lines[0..n), in order, into out (at most max); returns the count. */
+static int w3dist_lines(const line *lines, int n, const line **out, int max)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (strcmp(str(&lines[i], "workload"), "W3dist") == 0) {
+            cr_assert_lt(k, max);
+            out[k++] = &lines[i];
+        }
+    return k;
+}
+
+/* A W3dist figure that ran: its layout matches the threads, its parts are sane, and its loss
+ * is `loss` (every configuration trains the same model on the same global batch for the same
+ * number of steps, so they end at the same loss up to float rounding). */
+static void check_w3dist_ran(const line *l, double loss)
+{
+    check_common(l, true);
+    cr_assert_str_eq(str(l, "metric"), "ms_per_step");
+    double ranks = num(l, "ranks"), tpr = num(l, "threads_per_rank");
+    cr_assert(ranks >= 1 && tpr >= 1, "ranks %g x %g threads", ranks, tpr);
+    cr_assert_eq(num(l, "threads"), ranks * tpr);
+    double ms = num(l, "value"), share = num(l, "allreduce_share");
+    cr_assert(ms > 0 && share >= 0 && share <= 1, "%g ms, share %g", ms, share);
+    cr_assert_float_eq(share, num(l, "allreduce_ms") / ms, 1e-9);
+    if (ranks == 1)
+        cr_assert_eq(num(l, "allreduce_ms"), 0, "one rank has no allreduce");
+    else
+        cr_assert_gt(num(l, "allreduce_ms"), 0);
+    cr_assert_gt(num(l, "forward_backward_ms"), 0);
+    cr_assert_gt(num(l, "update_ms"), 0);
+    cr_assert_eq(num(l, "local_batch"), num(l, "batch") / ranks);
+    cr_assert_gt(num(l, "grad_mib"), 0);
+    double fl = num(l, "final_loss");
+    cr_assert(isfinite(fl) && fabs(fl - loss) <= 1e-4 * fabs(loss),
+              "%g x %g: final loss %.9g, W3's %.9g", ranks, tpr, fl, loss);
 }
 
 /* ---- bench all --quick --json ------------------------------------------------------------ */
@@ -283,6 +331,35 @@ Test(bench, all_quick_json)
     cr_assert_eq(w2, 2);
     cr_assert_eq(w3, 1);
     cr_assert_eq(w4, have_train() ? 2 : 1, "W4: %d lines", w4);
+
+    /* W3dist at the library's default thread count T: R x T/R for each R dividing T, largest
+     * R first, then 1 x 1; more than one rank needs MPI. */
+    const line *wd[16];
+    int n_dist = w3dist_lines(lines, n, wd, 16), seen = 0;
+    int T = (int)num(arch, "threads");
+    for (int ranks = T; ranks >= 1; ranks--) {
+        if (T % ranks)
+            continue;
+        cr_assert_lt(seen, n_dist, "no W3dist line for %d ranks", ranks);
+        const line *l = wd[seen++];
+        cr_assert_eq(num(l, "ranks"), ranks);
+        cr_assert_eq(num(l, "threads_per_rank"), T / ranks);
+#ifndef TG_TEST_HAVE_MPI
+        if (ranks > 1) {
+            check_common(l, true);
+            cr_assert(strstr(str(l, "unavailable"), "built without MPI"), "%s",
+                      str(l, "unavailable"));
+            continue;
+        }
+#endif
+        check_w3dist_ran(l, num(arch, "final_loss"));
+    }
+    if (T > 1) {
+        cr_assert_lt(seen, n_dist, "no 1 x 1 reference");
+        cr_assert_eq(num(wd[seen], "ranks") * num(wd[seen], "threads_per_rank"), 1);
+        check_w3dist_ran(wd[seen++], num(arch, "final_loss"));
+    }
+    cr_assert_eq(seen, n_dist, "%d W3dist lines, want %d", n_dist, seen);
 
     /* gemm: per dtype, one square product, then each of W3's layers forward and its
      * backward products, with the shapes W3's own line describes */
@@ -437,4 +514,127 @@ Test(bench, bad_arguments)
     EXPECT_USAGE("--reps must be a whole number", "--reps", "0");
     EXPECT_USAGE("not '1.5'", "--reps", "1.5");
     EXPECT_USAGE("option '--data' needs a value", "W4", "--data");
+    EXPECT_USAGE("option '--mpirun' needs a value", "W3dist", "--mpirun");
+    EXPECT_USAGE("--timeout must be a number of seconds above 0", "--timeout", "0");
+    EXPECT_USAGE("not 'soon'", "--timeout", "soon");
+    EXPECT_USAGE("--mpi runs one rank of W3dist", "--mpi");
+    EXPECT_USAGE("--mpi runs one rank of W3dist", "W3", "W3dist", "--mpi");
+    EXPECT_USAGE("--mpi takes one thread count (each rank's), not 2", "W3dist", "--mpi",
+                 "--threads", "1,2");
 }
+
+/* ---- W3dist on 2 ranks, under mpirun ---------------------------------------------------- */
+
+#ifdef TG_TEST_HAVE_MPI
+
+/* 2 ranks x 1 thread against 1 x 2 and 1 x 1, at the same global batch. */
+Test(bench_mpi, w3dist_two_ranks_against_two_threads)
+{
+    cli r = RUN("W3dist", "--quick", "--json", "--threads", "2");
+    expect_status(&r, 0);
+    line lines[8];
+    int n = parse_output(r.out, lines, 8);
+    cr_assert_eq(n, 3, "2 x 1, 1 x 2 and 1 x 1:\n%s", r.out);
+    double loss = num(&lines[1], "final_loss"); /* 1 x 2, in this process */
+    const double want[3][2] = {{2, 1}, {1, 2}, {1, 1}};
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(num(&lines[i], "ranks"), want[i][0], "line %d", i);
+        cr_assert_eq(num(&lines[i], "threads_per_rank"), want[i][1], "line %d", i);
+        check_w3dist_ran(&lines[i], loss);
+    }
+    /* the two ranks' peak memory and CPU are the larger and the sum of theirs */
+    cr_assert_gt(num(&lines[0], "peak_rss_mib"), 0);
+    cr_log_info("W3dist --quick: 2 x 1 %.3f ms (allreduce share %.2f), 1 x 2 %.3f ms",
+                num(&lines[0], "value"), num(&lines[0], "allreduce_share"),
+                num(&lines[1], "value"));
+    cli_free(&r);
+}
+
+/* `bench W3dist --mpi` under the caller's mpirun: rank 0 alone prints, one figure. */
+Test(bench_mpi, w3dist_rank_under_callers_mpirun)
+{
+    const char *dir = getenv("TG_TOOLS_DIR"), *mpiexec = getenv("TG_MPIEXEC");
+    cr_assert(dir && mpiexec, "TG_TOOLS_DIR and TG_MPIEXEC are set by CTest");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "'%s' --allow-run-as-root --oversubscribe -np 2 '%s/tapegrad' bench W3dist --mpi "
+             "--quick --json --reps 2 2>/dev/null </dev/null",
+             mpiexec, dir);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    char *out = slurp(p);
+    int ws = pclose(p);
+    cr_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "status 0x%x:\n%s", ws, out);
+    line lines[4];
+    int n = parse_output(out, lines, 4);
+    cr_assert_eq(n, 1, "rank 0's line alone:\n%s", out);
+    check_w3dist_ran(&lines[0], num(&lines[0], "final_loss"));
+    cr_assert_eq(num(&lines[0], "ranks"), 2);
+    cr_assert_eq(num(&lines[0], "reps"), 2);
+    free(out);
+}
+
+/* A launcher that fails is a failed figure with its reason; the other figures still come. */
+Test(bench_mpi, w3dist_launcher_that_fails)
+{
+    cli r = RUN("W3dist", "--quick", "--json", "--threads", "2", "--mpirun", "/bin/false");
+    expect_status(&r, 1);
+    cr_assert(strstr(r.err, "tapegrad bench: W3dist: 2 ranks x 1 thread: /bin/false exited "
+                            "with status 1"),
+              "%s", r.err);
+    line lines[8];
+    cr_assert_eq(parse_output(r.out, lines, 8), 2, "1 x 2 and 1 x 1:\n%s", r.out);
+    cli_free(&r);
+
+    r = RUN("W3dist", "--quick", "--threads", "2", "--mpirun", "/nonexistent/mpirun");
+    expect_status(&r, 1);
+    cr_assert(strstr(r.err, "--mpirun /nonexistent/mpirun: no such program"), "%s", r.err);
+    cli_free(&r);
+}
+
+/* Writes an executable shell script; returns its path (static storage). */
+static const char *script(const char *text)
+{
+    static char path[] = "/tmp/tg_bench_launcher_XXXXXX";
+    strcpy(path + strlen(path) - 6, "XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    cr_assert_eq(chmod(path, 0700), 0, "%s", strerror(errno));
+    return path;
+}
+
+/* A launcher of another MPI starts each process as a job of its own (a singleton: rank 0 of
+ * 1): the figures would be of no allreduce at all, so it is a failure that says why. */
+Test(bench_mpi, w3dist_launcher_of_another_mpi)
+{
+    /* drops "-np 2" and starts the command twice, each a singleton */
+    const char *fake = script("#!/bin/sh\nexport ASAN_OPTIONS=detect_leaks=0\nshift 2\n"
+                              "\"$@\" &\n\"$@\"\nwait\n");
+    cli r = RUN("W3dist", "--quick", "--json", "--threads", "2", "--mpirun", fake);
+    unlink(fake);
+    expect_status(&r, 1);
+    cr_assert(strstr(r.err, "started jobs of 1 rank, not one of 2: is it the launcher of the "
+                            "MPI tapegrad was built with?"),
+              "%s", r.err);
+    cli_free(&r);
+}
+
+/* A launcher that never finishes is stopped after --timeout. */
+Test(bench_mpi, w3dist_launcher_that_hangs)
+{
+    const char *hang = script("#!/bin/sh\nexec sleep 120\n");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cli r = RUN("W3dist", "--quick", "--threads", "2", "--mpirun", hang, "--timeout", "1");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    unlink(hang);
+    expect_status(&r, 1);
+    cr_assert(strstr(r.err, "did not finish within 1 s and was stopped"), "%s", r.err);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    cr_assert_lt(s, 60, "%g s", s); /* the 1 x 2 and 1 x 1 runs take well under a second */
+    cli_free(&r);
+}
+
+#endif

@@ -12,13 +12,17 @@
  *   gemm  GFLOP/s of the internal GEMM at 1024^3 and at every product W3 runs, forward and
  *         both backward forms (dA = dY.B^T, dB = A^T.dY, as the matmul VJP calls them)
  *   W4    `tapegrad train` on the digits data, in a child process of this very binary: test
- *         accuracy and the whole child's wall time */
+ *         accuracy and the whole child's wall time
+ *   W3dist  W3 at the same global batch on the same cores split into MPI ranks x threads
+ *         (2 x 1 against 1 x 2 on two cores, and 1 x 1): ms per step and the share of it the
+ *         gradient allreduce takes; ranks run this binary under mpirun */
 #define _DEFAULT_SOURCE /* wait4 (the child's own peak RSS) */
 #include "cli.h"
 #include "internal.h" /* tg_gemm_f32/f64: the kernel on its own */
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +47,10 @@ static const char BENCH_USAGE[] =
     "  W1     2-2-2 sigmoid network, SGD at batch 1, re-recorded every step: steps/s\n"
     "  W2     y = tanh(y*w + b) on 0-d scalars, 300,000 recorded ops: ns per op\n"
     "  W3     MLP 784-512-256-10 (relu), softmax cross-entropy, batch 128, SGD: ms per step\n"
+    "  W3dist W3's global batch of 128 on the same cores split into MPI ranks x threads:\n"
+    "         every R x T = --threads (2 x 1 and 1 x 2 for 2), each rank on batch/R rows\n"
+    "         with one gradient allreduce per step, and 1 x 1: ms per step and the\n"
+    "         allreduce's share of it (more than one rank: runs this program under mpirun)\n"
     "  W4     `tapegrad train DIGITS.csv --target digit`: test accuracy, whole-process time\n"
     "  gemm   GFLOP/s of C = A.B at 1024^3 and at W3's products, forward and backward\n"
     "  all    all of the above\n"
@@ -58,17 +66,27 @@ static const char BENCH_USAGE[] =
     "                      figures mean nothing\n"
     "  --data FILE         the digits CSV for W4 (default examples/data/digits.csv here or\n"
     "                      in the source tree)\n"
+    "  --mpirun PATH       the MPI launcher for W3dist (default: the one found with MPI when\n"
+    "                      tapegrad was built, else mpirun or mpiexec on the PATH)\n"
+    "  --timeout SECONDS   stop a child run (W3dist's mpirun, W4's train) that takes longer\n"
+    "                      and count it as failed (default: W3dist 120 s + 0.5 s a step, W4\n"
+    "                      none)\n"
+    "  --mpi               be one rank of W3dist in an MPI job started by the caller, e.g.\n"
+    "                      mpirun -np 4 -x TG_NUM_THREADS=8 tapegrad bench W3dist --mpi;\n"
+    "                      rank 0 prints the figure\n"
     "  --json              one JSON object per line: workload, metric, value, threads, dtype,\n"
     "                      reps, peak_rss_mib, cpu_over_wall (below 1 per thread: the\n"
     "                      CPU was shared) and the workload's context\n"
     "  -h, --help          show this help\n"
     "\n"
-    "A workload that cannot run here (W4 without a train command or without the data) says\n"
-    "so and the others go on; with --json its line has \"value\": null and \"unavailable\".\n"
+    "A workload that cannot run here (W4 without a train command or without the data, W3dist\n"
+    "on more than one rank without MPI or mpirun) says so and the others go on; with --json\n"
+    "its line has \"value\": null and \"unavailable\". The threads of a W3dist figure are\n"
+    "all its ranks' (ranks x threads_per_rank).\n"
     "\n"
     "Exit status: 0 success; 1 a workload failed; 2 bad usage.\n";
 
-enum { DO_W1 = 1, DO_W2 = 2, DO_W3 = 4, DO_W4 = 8, DO_GEMM = 16, DO_ALL = 31 };
+enum { DO_W1 = 1, DO_W2 = 2, DO_W3 = 4, DO_W4 = 8, DO_GEMM = 16, DO_W3DIST = 32, DO_ALL = 63 };
 enum { MAX_THREAD_COUNTS = 8 };
 
 typedef struct bench_opts {
@@ -78,7 +96,10 @@ typedef struct bench_opts {
     int dtype; /* a tg_dtype, or -1: each workload's own */
     int reps;  /* 0: each workload's default */
     bool quick, json;
-    const char *data; /* W4's CSV, NULL: look for it */
+    bool mpi;           /* a rank of W3dist under mpirun */
+    const char *data;   /* W4's CSV, NULL: look for it */
+    const char *mpirun; /* W3dist's launcher, NULL: look for it */
+    double timeout;     /* seconds a child run may take, 0: each workload's default */
 } bench_opts;
 
 /* What a running benchmark needs to know and collect. */
@@ -152,6 +173,7 @@ typedef struct figure {
     double value;
     const char *unavailable; /* why the workload cannot run here, or NULL */
     int reps;
+    int threads;          /* 0: the count in effect */
     double peak_rss_mib;  /* 0: this process's, read when the figure is emitted */
     double cpu_over_wall; /* 0: this process's since the workload started */
     struct {
@@ -194,6 +216,37 @@ static void human_number(char *buf, size_t size, double v)
         snprintf(buf, size, "%.4g", v);
 }
 
+/* The CPU's name from /proc/cpuinfo, for the table's heading ("" when unknown). */
+static void cpu_name(char *buf, size_t size)
+{
+    buf[0] = '\0';
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) == 0) {
+            const char *colon = strchr(line, ':');
+            if (colon) {
+                snprintf(buf, size, "%s", colon + 1 + (colon[1] == ' '));
+                buf[strcspn(buf, "\n")] = '\0';
+            }
+            break;
+        }
+    }
+    fclose(f);
+}
+
+/* The line above the table: the version and the machine. */
+static void print_heading(const bench_opts *o)
+{
+    char cpu[256];
+    cpu_name(cpu, sizeof cpu);
+    printf("tapegrad %s bench: %s%s%ld CPUs online%s\n\n", tg_version(), cpu, cpu[0] ? ", " : "",
+           sysconf(_SC_NPROCESSORS_ONLN),
+           o->quick ? "; --quick: tiny sizes, the figures mean nothing" : "");
+}
+
 static void emit(bench *b, figure *f)
 {
     double rss = f->peak_rss_mib > 0 ? f->peak_rss_mib : peak_rss_mib();
@@ -201,6 +254,7 @@ static void emit(bench *b, figure *f)
      * thread on a quiet machine, less when others share it (the figures are then slower). */
     double busy =
         f->cpu_over_wall > 0 ? f->cpu_over_wall : (cpu_seconds() - b->cpu0) / (now() - b->wall0);
+    int threads = f->threads > 0 ? f->threads : b->threads;
     if (b->o->json) {
         printf("{\"workload\": ");
         json_string(stdout, f->workload);
@@ -211,7 +265,7 @@ static void emit(bench *b, figure *f)
             printf("null");
         else
             json_number(stdout, f->value);
-        printf(", \"threads\": %d, \"dtype\": ", b->threads);
+        printf(", \"threads\": %d, \"dtype\": ", threads);
         json_string(stdout, f->dtype);
         if (f->unavailable) {
             printf(", \"unavailable\": ");
@@ -239,12 +293,12 @@ static void emit(bench *b, figure *f)
         b->header_done = true;
         if (f->unavailable) {
             printf("%-8s %-26s %12s %7d %5s  unavailable: %s\n", f->workload, f->metric, "-",
-                   b->threads, f->dtype, f->unavailable);
+                   threads, f->dtype, f->unavailable);
         } else {
             char num[32];
             human_number(num, sizeof num, f->value);
             printf("%-8s %-26s %12s %7d %5s %6d %9.1f %8.2f ", f->workload, f->metric, num,
-                   b->threads, f->dtype, f->reps, rss, busy);
+                   threads, f->dtype, f->reps, rss, busy);
             for (int i = 0; i < f->n_ctx; i++) {
                 if (f->ctx[i].str)
                     printf(" %s=%s", f->ctx[i].key, f->ctx[i].str);
@@ -452,15 +506,83 @@ static void fill(void *buf, tg_dtype dt, size_t n, tg_rng *rng, size_t classes)
     }
 }
 
-static void bench_w3(bench *b)
+/* A W3 training run, set up: the model (seeded, so every process builds the same one), plain
+ * SGD, and this process's rows of the seeded batch: all of them for one process; with dist,
+ * rank r's share (rows split as evenly as possible), rank 0's parameters broadcast first. */
+typedef struct w3_run {
+    const w3_arch *a;
+    tg_dtype dt;
+    tg_dist *dist; /* NULL: one process */
+    size_t rows;   /* this process's rows of the batch */
+    double weight; /* of this process's mean loss: rows x ranks / batch (1 for equal shares) */
+    tg_model *model;
+    tg_optim *optim;
+    tg_tape *tape;
+    tg_tensor *x, *y;
+    void *xbuf, *ybuf;
+} w3_run;
+
+/* Milliseconds of each timed step (reps of each; the warm-up steps are not kept) and of its
+ * parts: forward, backward, the two together, the gradient allreduce (0 for one process) and
+ * the update (optimizer step, zero grad, reset). */
+typedef struct w3_times {
+    double *step, *fwd, *bwd, *fb, *allreduce, *upd;
+    double loss; /* after the last step, on this process's rows (weighted: the ranks' mean is
+                  * the whole batch's) */
+} w3_times;
+
+enum { W3_TIMES = 6 };
+
+static bool w3_times_new(w3_times *t, int reps)
 {
-    const w3_arch *a = w3_arch_of(b);
-    const tg_dtype dt = dtype_or(b, TG_F32);
+    double *all = calloc(W3_TIMES * (size_t)reps, sizeof *all);
+    double **parts[W3_TIMES] = {&t->step, &t->fwd, &t->bwd, &t->fb, &t->allreduce, &t->upd};
+    for (int i = 0; i < W3_TIMES; i++)
+        *parts[i] = all ? all + (size_t)i * (size_t)reps : NULL;
+    t->loss = NAN;
+    return all != NULL;
+}
+
+static void w3_times_free(w3_times *t)
+{
+    free(t->step); /* the block */
+}
+
+static void w3_free(w3_run *r)
+{
+    tg_tape_free(r->tape);
+    tg_tensor_free(r->x);
+    tg_tensor_free(r->y);
+    tg_optim_free(r->optim);
+    tg_model_free(r->model);
+    free(r->xbuf);
+    free(r->ybuf);
+}
+
+/* Sets up a run of arch a in dtype dt; with dist, this rank's part of a distributed one
+ * (collective). NULL, or why not (r is then freed). */
+static const char *w3_init(w3_run *r, const w3_arch *a, tg_dtype dt, tg_dist *dist)
+{
+    memset(r, 0, sizeof *r);
+    r->a = a;
+    r->dt = dt;
+    r->dist = dist;
     const size_t es = tg_dtype_size(dt), classes = a->sizes[a->n_layers];
-    const int reps = reps_or(b, 100, 3), warmup = b->o->quick ? 1 : 5;
-    double *step = calloc((size_t)reps, sizeof *step), *fwd = calloc((size_t)reps, sizeof *fwd),
-           *bwd = calloc((size_t)reps, sizeof *bwd), *upd = calloc((size_t)reps, sizeof *upd);
-    void *xbuf = malloc(a->batch * a->sizes[0] * es), *ybuf = malloc(a->batch * es);
+    const size_t world = (size_t)tg_dist_size(dist), rank = (size_t)tg_dist_rank(dist);
+    const size_t lo = a->batch * rank / world, hi = a->batch * (rank + 1) / world;
+    r->rows = hi - lo;
+    /* The allreduce averages the ranks' gradients; weighting each rank's mean loss by its
+     * share of the rows makes that the gradient of the whole batch's mean loss even when the
+     * rows do not divide evenly. */
+    r->weight = (double)r->rows * (double)world / (double)a->batch;
+    /* Every process draws the whole batch from the same seed and keeps its rows of it. */
+    r->xbuf = malloc(a->batch * a->sizes[0] * es);
+    r->ybuf = malloc(a->batch * es);
+    r->tape = tg_tape_new();
+    if (!r->xbuf || !r->ybuf || !r->tape) {
+        w3_free(r);
+        return "out of memory";
+    }
     tg_mlp_spec spec = TG_MLP_SPEC_INIT;
     spec.n_layers = a->n_layers;
     for (int l = 0; l <= a->n_layers; l++)
@@ -470,82 +592,112 @@ static void bench_w3(bench *b)
     spec.dtype = dt;
     tg_rng rng;
     tg_rng_seed(&rng, 42);
-    tg_model *model = NULL;
-    tg_optim *optim = NULL;
-    tg_tape *tape = tg_tape_new();
-    tg_tensor *x = NULL, *y = NULL;
-    bool ok = step && fwd && bwd && upd && xbuf && ybuf && tape &&
-              tg_model_new(&spec, TG_INIT_HE_UNIFORM, &rng, &model) == TG_OK;
+    bool ok = tg_model_new(&spec, TG_INIT_HE_UNIFORM, &rng, &r->model) == TG_OK &&
+              (!dist || tg_dist_broadcast_params(dist, r->model) == TG_OK);
     if (ok) {
         /* The data are wrapped caller memory: they need no gradient and get none. */
-        fill(xbuf, dt, a->batch * a->sizes[0], &rng, 0);
-        fill(ybuf, dt, a->batch, &rng, classes);
-        const size_t xs[2] = {a->batch, a->sizes[0]}, ys[1] = {a->batch};
-        x = tg_tensor_wrap(dt, 2, xs, xbuf);
-        y = tg_tensor_wrap(dt, 1, ys, ybuf);
+        fill(r->xbuf, dt, a->batch * a->sizes[0], &rng, 0);
+        fill(r->ybuf, dt, a->batch, &rng, classes);
+        const size_t xs[2] = {r->rows, a->sizes[0]}, ys[1] = {r->rows};
+        r->x = tg_tensor_wrap(dt, 2, xs, (char *)r->xbuf + lo * a->sizes[0] * es);
+        r->y = tg_tensor_wrap(dt, 1, ys, (char *)r->ybuf + lo * es);
         tg_tensor *params[2 * TG_MLP_MAX_LAYERS];
-        size_t n_params = tg_model_param_count(model);
+        size_t n_params = tg_model_param_count(r->model);
         for (size_t i = 0; i < n_params; i++)
-            params[i] = tg_model_param(model, i);
+            params[i] = tg_model_param(r->model, i);
         tg_optim_options opt = TG_OPTIM_OPTIONS_INIT; /* plain SGD */
-        ok = x && y && tg_optim_new(&opt, params, n_params, &optim) == TG_OK;
+        ok = r->x && r->y && tg_optim_new(&opt, params, n_params, &r->optim) == TG_OK;
     }
-    double loss = NAN;
+    if (!ok) {
+        w3_free(r);
+        return tg_last_error();
+    }
+    return NULL;
+}
+
+/* `warmup` untimed steps, then `reps` timed ones into t. False on an error (tg_last_error). */
+static bool w3_steps(w3_run *r, int warmup, int reps, w3_times *t)
+{
+    bool ok = true;
     for (int s = -warmup; s < reps && ok; s++) {
         double t0 = now();
-        tg_tensor *l = tg_cross_entropy(tape, tg_model_forward(tape, model, x), y);
-        ok = tg_tape_status(tape) == TG_OK;
+        tg_tensor *l = tg_cross_entropy(r->tape, tg_model_forward(r->tape, r->model, r->x), r->y);
+        if (r->weight != 1.0)
+            l = tg_scale(r->tape, l, r->weight);
+        ok = tg_tape_status(r->tape) == TG_OK;
         double t1 = now();
-        ok = ok && tg_backward(tape, l) == TG_OK;
+        ok = ok && tg_backward(r->tape, l) == TG_OK;
         double t2 = now();
-        ok = ok && tg_optim_step(optim) == TG_OK;
-        if (ok)
-            loss = tg_tensor_item(l);
-        tg_model_zero_grad(model);
-        tg_tape_reset(tape);
+        ok = ok && (!r->dist || tg_dist_allreduce_grads(r->dist, r->model) == TG_OK);
         double t3 = now();
+        ok = ok && tg_optim_step(r->optim) == TG_OK;
+        if (ok)
+            t->loss = tg_tensor_item(l);
+        tg_model_zero_grad(r->model);
+        tg_tape_reset(r->tape);
+        double t4 = now();
         if (s >= 0) {
-            step[s] = (t3 - t0) * 1e3;
-            fwd[s] = (t1 - t0) * 1e3;
-            bwd[s] = (t2 - t1) * 1e3;
-            upd[s] = (t3 - t2) * 1e3;
+            t->step[s] = (t4 - t0) * 1e3;
+            t->fwd[s] = (t1 - t0) * 1e3;
+            t->bwd[s] = (t2 - t1) * 1e3;
+            t->fb[s] = (t2 - t0) * 1e3;
+            t->allreduce[s] = (t3 - t2) * 1e3;
+            t->upd[s] = (t4 - t3) * 1e3;
         }
     }
-    if (ok) {
-        /* The memory a step needs at least: parameters, their gradients, the optimizer's
-         * state (none for SGD), the data batch, and each layer's pre- and post-activation
-         * values with their gradients. The bar is 1.25 times that plus 16 MiB. */
-        double need = (double)es * (2.0 * (double)tg_model_numel(model) +
-                                    (double)tg_optim_state_size(optim) / (double)es +
-                                    (double)(a->batch * (a->sizes[0] + 1)));
-        for (int l = 1; l <= a->n_layers; l++)
-            need += (double)es * 4.0 * (double)(a->batch * a->sizes[l]);
-        double f_ms = median(fwd, reps), b_ms = median(bwd, reps);
-        figure f = fig("W3", "ms_per_step", dt, reps);
-        f.value = median(step, reps);
-        ctx_num(&f, "forward_ms", f_ms);
-        ctx_num(&f, "backward_ms", b_ms);
-        ctx_num(&f, "backward_over_forward", b_ms / f_ms);
-        ctx_num(&f, "update_ms", median(upd, reps)); /* optimizer step, zero grad, reset */
-        ctx_str(&f, "layers", a->name);
-        ctx_num(&f, "batch", (double)a->batch);
-        ctx_num(&f, "final_loss", loss);
-        ctx_num(&f, "memory_bar_mib", 1.25 * need / (1024.0 * 1024.0) + 16.0);
-        emit(b, &f);
-    } else {
-        workload_failed(b, "W3", tg_last_error());
+    return ok;
+}
+
+static int w3_reps(const bench *b)
+{
+    return reps_or(b, 100, 3);
+}
+
+static int w3_warmup(const bench *b)
+{
+    return b->o->quick ? 1 : 5;
+}
+
+static void bench_w3(bench *b)
+{
+    const w3_arch *a = w3_arch_of(b);
+    const tg_dtype dt = dtype_or(b, TG_F32);
+    const size_t es = tg_dtype_size(dt);
+    const int reps = w3_reps(b);
+    w3_times t;
+    w3_run r;
+    const char *why = w3_times_new(&t, reps) ? w3_init(&r, a, dt, NULL) : "out of memory";
+    if (!why && !w3_steps(&r, w3_warmup(b), reps, &t)) {
+        why = tg_last_error();
+        w3_free(&r);
     }
-    tg_tape_free(tape);
-    tg_tensor_free(x);
-    tg_tensor_free(y);
-    tg_optim_free(optim);
-    tg_model_free(model);
-    free(xbuf);
-    free(ybuf);
-    free(step);
-    free(fwd);
-    free(bwd);
-    free(upd);
+    if (why) {
+        workload_failed(b, "W3", why);
+        w3_times_free(&t);
+        return;
+    }
+    /* The memory a step needs at least: parameters, their gradients, the optimizer's state
+     * (none for SGD), the data batch, and each layer's pre- and post-activation values with
+     * their gradients. The bar is 1.25 times that plus 16 MiB. */
+    double need = (double)es * (2.0 * (double)tg_model_numel(r.model) +
+                                (double)tg_optim_state_size(r.optim) / (double)es +
+                                (double)(a->batch * (a->sizes[0] + 1)));
+    for (int l = 1; l <= a->n_layers; l++)
+        need += (double)es * 4.0 * (double)(a->batch * a->sizes[l]);
+    double f_ms = median(t.fwd, reps), b_ms = median(t.bwd, reps);
+    figure f = fig("W3", "ms_per_step", dt, reps);
+    f.value = median(t.step, reps);
+    ctx_num(&f, "forward_ms", f_ms);
+    ctx_num(&f, "backward_ms", b_ms);
+    ctx_num(&f, "backward_over_forward", b_ms / f_ms);
+    ctx_num(&f, "update_ms", median(t.upd, reps)); /* optimizer step, zero grad, reset */
+    ctx_str(&f, "layers", a->name);
+    ctx_num(&f, "batch", (double)a->batch);
+    ctx_num(&f, "final_loss", t.loss);
+    ctx_num(&f, "memory_bar_mib", 1.25 * need / (1024.0 * 1024.0) + 16.0);
+    emit(b, &f);
+    w3_free(&r);
+    w3_times_free(&t);
 }
 
 /* ---- gemm: the kernel alone ---------------------------------------------------------------- */
@@ -685,10 +837,13 @@ static const char *find_digits(const bench *b, char *buf, size_t size)
     return readable(buf) ? buf : NULL;
 }
 
+/* ---- child processes: W4 and W3dist's runs on more than one rank -------------------------- */
+
 typedef struct child_run {
     int status; /* exit status, or -1 when it did not exit normally */
-    double wall_s, cpu_s, peak_rss_mib;
-    char *out, *err; /* malloc'd, NUL-terminated */
+    bool timed_out;
+    double wall_s, cpu_s, peak_rss_mib; /* of the child and the children it waited for */
+    char *out, *err;                    /* malloc'd, NUL-terminated */
 } child_run;
 
 static char *slurp_file(FILE *f)
@@ -701,24 +856,86 @@ static char *slurp_file(FILE *f)
 
 extern char **environ;
 
-/* Runs this binary with argv (argv[0] included), stdout and stderr captured in temporary
- * files so neither pipe can fill and stall the child. False when it cannot be started. */
-static bool run_self(char *const *argv, child_run *r)
+/* This process's environment with the NULL-terminated "NAME=VALUE" entries of `set` put in
+ * (replacing a variable of the same name): a malloc'd array of borrowed strings. */
+static char **env_with(const char *const *set)
+{
+    size_t n = 0, k = 0;
+    while (environ[n])
+        n++;
+    while (set[k])
+        k++;
+    char **env = malloc((n + k + 1) * sizeof *env);
+    if (!env)
+        return NULL;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool replaced = false;
+        for (size_t j = 0; j < k && !replaced; j++) {
+            size_t name = strcspn(set[j], "=") + 1; /* "NAME=" */
+            replaced = strncmp(environ[i], set[j], name) == 0;
+        }
+        if (!replaced)
+            env[m++] = environ[i];
+    }
+    for (size_t j = 0; j < k; j++)
+        env[m++] = (char *)set[j];
+    env[m] = NULL;
+    return env;
+}
+
+/* Waits for pid, at most until `deadline` (now() seconds; 0: forever). When it passes, the
+ * child gets SIGTERM (mpirun then stops its ranks), and SIGKILL 5 seconds later. */
+static bool wait_child(pid_t pid, double deadline, int *ws, struct rusage *ru, bool *timed_out)
+{
+    *timed_out = false;
+    if (deadline <= 0)
+        return wait4(pid, ws, 0, ru) == pid;
+    long nap_ns = 1000000; /* 1 ms, doubling to 64 ms */
+    for (int sig = SIGTERM;;) {
+        pid_t got = wait4(pid, ws, WNOHANG, ru);
+        if (got == pid)
+            return true;
+        if (got < 0 && errno != EINTR)
+            return false;
+        if (now() > deadline) {
+            *timed_out = true;
+            kill(pid, sig);
+            if (sig == SIGKILL)
+                return wait4(pid, ws, 0, ru) == pid;
+            sig = SIGKILL;
+            deadline = now() + 5.0;
+        }
+        nanosleep(&(struct timespec){0, nap_ns}, NULL);
+        nap_ns = nap_ns < 64000000 ? 2 * nap_ns : nap_ns;
+    }
+}
+
+/* Runs the program at `path` with argv (argv[0] included) and this environment plus `env`
+ * (NULL-terminated "NAME=VALUE" entries), stdout and stderr captured in temporary files so
+ * neither pipe can fill and stall the child; stops it after timeout_s seconds (0: never).
+ * False when it cannot be started. */
+static bool run_child(const char *path, char *const *argv, const char *const *env,
+                      double timeout_s, child_run *r)
 {
     memset(r, 0, sizeof *r);
     FILE *out = tmpfile(), *err = tmpfile();
+    char **envp = env_with(env);
     posix_spawn_file_actions_t fa;
-    bool ok = out && err && posix_spawn_file_actions_init(&fa) == 0;
+    bool ok = out && err && envp && posix_spawn_file_actions_init(&fa) == 0;
     if (ok) {
         posix_spawn_file_actions_adddup2(&fa, fileno(out), STDOUT_FILENO);
         posix_spawn_file_actions_adddup2(&fa, fileno(err), STDERR_FILENO);
         pid_t pid;
         double t0 = now();
-        ok = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ) == 0;
+        int rc = posix_spawn(&pid, path, &fa, NULL, argv, envp);
         posix_spawn_file_actions_destroy(&fa);
+        if (rc != 0)
+            errno = rc;
         int ws = 0;
         struct rusage ru;
-        ok = ok && wait4(pid, &ws, 0, &ru) == pid;
+        ok = rc == 0 && wait_child(pid, timeout_s > 0 ? t0 + timeout_s : 0, &ws, &ru,
+                                   &r->timed_out);
         r->wall_s = now() - t0;
         if (ok) {
             r->status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
@@ -730,6 +947,7 @@ static bool run_self(char *const *argv, child_run *r)
             ok = r->out && r->err;
         }
     }
+    free(envp);
     if (out)
         fclose(out);
     if (err)
@@ -774,14 +992,35 @@ static bool parse_train_json(const char *out, double *accuracy, double *seconds)
     return !isnan(*accuracy);
 }
 
-/* The last non-empty line of a child's stderr, for a one-line message. */
+/* The last line of a child's stderr with something to say, for a one-line message: banner
+ * lines of dashes (mpirun frames its messages with them) and empty lines do not count. */
 static const char *last_line(char *s)
 {
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-        s[--n] = '\0';
-    char *nl = strrchr(s, '\n');
-    return nl ? nl + 1 : s;
+    char *end = s + strlen(s);
+    for (;;) {
+        while (end > s && (end[-1] == '\n' || end[-1] == '\r'))
+            *--end = '\0';
+        char *line = end;
+        while (line > s && line[-1] != '\n')
+            line--;
+        if (line == s || strspn(line, "- ") != strlen(line))
+            return line;
+        end = line;
+    }
+}
+
+/* Why a child failed, in one line: the last message of a tapegrad command in its stderr
+ * ("tapegrad ...", a rank's among mpirun's own lines), else its last line (last_line). */
+static const char *child_reason(char *err)
+{
+    char *found = NULL;
+    for (char *p = err; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, "tapegrad ", 9) == 0)
+            found = p;
+    if (!found)
+        return last_line(err);
+    found[strcspn(found, "\n")] = '\0';
+    return found;
 }
 
 static void w4_unavailable(bench *b, tg_dtype dt, const char *why)
@@ -828,9 +1067,9 @@ static void bench_w4(bench *b)
     }
     argv[n] = NULL;
     /* The child reads its thread count from the environment. */
-    char threads[16];
-    snprintf(threads, sizeof threads, "%d", b->threads);
-    setenv("TG_NUM_THREADS", threads, 1);
+    char threads[32];
+    snprintf(threads, sizeof threads, "TG_NUM_THREADS=%d", b->threads);
+    const char *const env[] = {threads, NULL};
 
     /* wall: each run's; own: the seconds train reports for itself (its epochs) */
     double *wall = calloc(2 * (size_t)reps, sizeof *wall), *own = wall + reps;
@@ -842,7 +1081,7 @@ static void bench_w4(bench *b)
     }
     for (int r = -1; r < reps; r++) { /* r = -1: the warm-up (page cache, loader) */
         child_run c;
-        if (!run_self(argv, &c)) {
+        if (!run_child("/proc/self/exe", argv, env, 0, &c)) {
             char why[256];
             snprintf(why, sizeof why, "cannot run /proc/self/exe: %s", strerror(errno));
             workload_failed(b, "W4", why);
@@ -856,7 +1095,7 @@ static void bench_w4(bench *b)
         } else if (c.status != 0) {
             char why[1024];
             snprintf(why, sizeof why, "tapegrad train exited with status %d: %s", c.status,
-                     last_line(c.err));
+                     child_reason(c.err));
             workload_failed(b, "W4", why);
         } else if (!parse_train_json(c.out, &accuracy, &seconds)) {
             workload_failed(b, "W4", "no test accuracy in the output of tapegrad train --json");
@@ -891,6 +1130,380 @@ static void bench_w4(bench *b)
     f.value = median(wall, reps);
     emit(b, &f);
     free(wall);
+}
+
+/* ---- W3dist: W3 on ranks x threads ------------------------------------------------------------
+ * The cores in effect (the thread count) used two ways at an equal global batch: R MPI ranks
+ * of T threads each for every R x T = the count (2 x 1 and 1 x 2 on two cores), each rank on
+ * its share of W3's batch with one allreduce of the gradient block per step, and 1 x 1 for
+ * reference. One-rank configurations run in this process, without MPI; more ranks run this
+ * binary under mpirun as `bench W3dist --mpi`, whose rank 0 prints its figure as a JSON line
+ * that is read back here. */
+
+/* One configuration's figures: each rank's medians, averaged over the ranks (which wait for
+ * each other every step); peak RSS is the largest rank's, CPU over wall the ranks' sum. */
+typedef struct w3dist_fig {
+    double ms_per_step, peak_rss_mib, cpu_over_wall;
+    double ranks, threads_per_rank, allreduce_ms, compute_ms, update_ms, local_batch, final_loss;
+} w3dist_fig;
+
+/* The figures' JSON keys, which both print a rank's line and read it back, and how the ranks'
+ * values combine. Context keys start at W3DIST_CTX. */
+enum w3dist_combine { MEAN, MAX, SUM };
+static const struct {
+    const char *key;
+    size_t off;
+    enum w3dist_combine combine;
+} W3DIST_KEYS[] = {
+    {"value", offsetof(w3dist_fig, ms_per_step), MEAN},
+    {"peak_rss_mib", offsetof(w3dist_fig, peak_rss_mib), MAX},
+    {"cpu_over_wall", offsetof(w3dist_fig, cpu_over_wall), SUM},
+    {"ranks", offsetof(w3dist_fig, ranks), MEAN},
+    {"threads_per_rank", offsetof(w3dist_fig, threads_per_rank), MEAN},
+    {"allreduce_ms", offsetof(w3dist_fig, allreduce_ms), MEAN},
+    {"forward_backward_ms", offsetof(w3dist_fig, compute_ms), MEAN},
+    {"update_ms", offsetof(w3dist_fig, update_ms), MEAN},
+    {"local_batch", offsetof(w3dist_fig, local_batch), MEAN},
+    {"final_loss", offsetof(w3dist_fig, final_loss), MEAN},
+};
+enum { W3DIST_CTX = 3, W3DIST_N = sizeof W3DIST_KEYS / sizeof *W3DIST_KEYS };
+
+static double *w3dist_field(w3dist_fig *r, size_t k)
+{
+    return (double *)(void *)((char *)r + W3DIST_KEYS[k].off);
+}
+
+/* The parameters of arch a: each layer's weights and biases. */
+static double w3_numel(const w3_arch *a)
+{
+    double n = 0;
+    for (int l = 0; l < a->n_layers; l++)
+        n += (double)(a->sizes[l] + 1) * (double)a->sizes[l + 1];
+    return n;
+}
+
+static void w3dist_emit(bench *b, const w3_arch *a, tg_dtype dt, int reps, w3dist_fig *r)
+{
+    figure f = fig("W3dist", "ms_per_step", dt, reps);
+    f.value = r->ms_per_step;
+    f.peak_rss_mib = r->peak_rss_mib;
+    f.cpu_over_wall = r->cpu_over_wall;
+    f.threads = (int)lround(r->ranks * r->threads_per_rank);
+    for (size_t k = W3DIST_CTX; k < W3DIST_N; k++) {
+        ctx_num(&f, W3DIST_KEYS[k].key, *w3dist_field(r, k));
+        if (W3DIST_KEYS[k].off == offsetof(w3dist_fig, allreduce_ms))
+            ctx_num(&f, "allreduce_share", r->allreduce_ms / r->ms_per_step);
+    }
+    ctx_num(&f, "batch", (double)a->batch);
+    ctx_str(&f, "layers", a->name);
+    /* what one allreduce moves: the gradient block */
+    ctx_num(&f, "grad_mib", w3_numel(a) * (double)tg_dtype_size(dt) / (1024.0 * 1024.0));
+    emit(b, &f);
+}
+
+/* A configuration that cannot run here, and why. */
+static void w3dist_unavailable(bench *b, tg_dtype dt, int ranks, int threads, const char *why)
+{
+    figure f = fig("W3dist", "ms_per_step", dt, 0);
+    f.threads = ranks * threads;
+    f.unavailable = why;
+    ctx_num(&f, "ranks", ranks);
+    ctx_num(&f, "threads_per_rank", threads);
+    emit(b, &f);
+}
+
+/* This process's figures of a finished run; the caller adds RSS, CPU and the layout. */
+static void w3dist_summary(const w3_run *run, w3_times *t, int reps, w3dist_fig *r)
+{
+    r->ms_per_step = median(t->step, reps);
+    r->compute_ms = median(t->fb, reps);
+    r->allreduce_ms = run->dist ? median(t->allreduce, reps) : 0.0;
+    r->update_ms = median(t->upd, reps);
+    r->local_batch = (double)run->rows;
+    r->final_loss = t->loss;
+}
+
+/* 1 x threads, in this process. */
+static void w3dist_local(bench *b, const w3_arch *a, tg_dtype dt, int reps, int threads)
+{
+    if (tg_set_num_threads(threads) != TG_OK) {
+        workload_failed(b, "W3dist", tg_last_error());
+        return;
+    }
+    rss_window_start();
+    double w0 = now(), c0 = cpu_seconds();
+    w3_times t;
+    w3_run run;
+    const char *why = w3_times_new(&t, reps) ? w3_init(&run, a, dt, NULL) : "out of memory";
+    if (!why && !w3_steps(&run, w3_warmup(b), reps, &t)) {
+        why = tg_last_error();
+        w3_free(&run);
+    }
+    if (why) {
+        workload_failed(b, "W3dist", why);
+    } else {
+        w3dist_fig r;
+        w3dist_summary(&run, &t, reps, &r);
+        r.peak_rss_mib = peak_rss_mib();
+        r.cpu_over_wall = (cpu_seconds() - c0) / (now() - w0);
+        r.ranks = 1;
+        r.threads_per_rank = threads;
+        w3dist_emit(b, a, dt, reps, &r);
+        w3_free(&run);
+    }
+    w3_times_free(&t);
+    tg_set_num_threads(b->threads);
+}
+
+/* `bench W3dist --mpi`: this process is one rank of an MPI job. Every rank trains on its
+ * share of the batch; their figures are summed over the ranks, and rank 0 prints them. */
+static void w3dist_rank(bench *b)
+{
+    const w3_arch *a = w3_arch_of(b);
+    const tg_dtype dt = dtype_or(b, TG_F32);
+    const int reps = w3_reps(b);
+    tg_dist *dist = NULL;
+    if (tg_dist_init(&dist) != TG_OK) {
+        workload_failed(b, "W3dist", tg_last_error());
+        return;
+    }
+    const int rank = tg_dist_rank(dist), world = tg_dist_size(dist);
+    if (rank == 0 && !b->o->json)
+        print_heading(b->o);
+    double w0 = now(), c0 = cpu_seconds();
+    w3_times t;
+    w3_run run;
+    const char *why = w3_times_new(&t, reps) ? w3_init(&run, a, dt, dist) : "out of memory";
+    if (!why && !w3_steps(&run, w3_warmup(b), reps, &t)) {
+        why = tg_last_error();
+        w3_free(&run);
+    }
+    /* Every rank sees the others' figures in its slots of `all`, zero elsewhere, summed. */
+    double *all = why ? NULL : calloc((size_t)world * W3DIST_N, sizeof *all);
+    if (!why && !all) {
+        w3_free(&run);
+        why = "out of memory";
+    }
+    if (why) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "rank %d of %d: %s", rank, world, why);
+        workload_failed(b, "W3dist", msg);
+        /* the other ranks would wait for this one in their next collective call forever */
+        fflush(NULL);
+        if (world > 1)
+            tg_dist_abort(dist, EXIT_FAIL);
+        tg_dist_free(dist);
+        w3_times_free(&t);
+        return;
+    }
+    w3dist_fig mine;
+    w3dist_summary(&run, &t, reps, &mine);
+    mine.peak_rss_mib = peak_rss_mib();
+    mine.cpu_over_wall = (cpu_seconds() - c0) / (now() - w0);
+    mine.ranks = world;
+    mine.threads_per_rank = b->threads;
+    for (size_t k = 0; k < W3DIST_N; k++)
+        all[(size_t)rank * W3DIST_N + k] = *w3dist_field(&mine, k);
+    /* The figures are of a real data-parallel run only if the ranks still agree. */
+    if (tg_dist_check_params(dist, run.model, NULL) != TG_OK ||
+        tg_dist_allreduce_sum(dist, all, (size_t)world * W3DIST_N) != TG_OK) {
+        workload_failed(b, "W3dist", tg_last_error());
+    } else if (rank == 0) {
+        w3dist_fig r;
+        for (size_t k = 0; k < W3DIST_N; k++) {
+            double v = W3DIST_KEYS[k].combine == MAX ? -INFINITY : 0;
+            for (int q = 0; q < world; q++) {
+                double x = all[(size_t)q * W3DIST_N + k];
+                v = W3DIST_KEYS[k].combine == MAX ? fmax(v, x) : v + x;
+            }
+            *w3dist_field(&r, k) = W3DIST_KEYS[k].combine == MEAN ? v / world : v;
+        }
+        w3dist_emit(b, a, dt, reps, &r);
+    }
+    free(all);
+    w3_free(&run);
+    w3_times_free(&t);
+    tg_dist_free(dist);
+}
+
+/* `name` as given when it holds a '/', else the first executable of that name on the PATH;
+ * NULL when there is none. */
+static const char *which(const char *name, char *buf, size_t size)
+{
+    if (strchr(name, '/'))
+        return access(name, X_OK) == 0 ? name : NULL;
+    const char *path = getenv("PATH");
+    while (path && *path) {
+        size_t len = strcspn(path, ":");
+        int n = snprintf(buf, size, "%.*s/%s", (int)len, path, name);
+        if (len && n > 0 && (size_t)n < size && access(buf, X_OK) == 0)
+            return buf;
+        path += len + (path[len] == ':');
+    }
+    return NULL;
+}
+
+/* The MPI launcher: --mpirun, else the one found with MPI when tapegrad was built, else
+ * mpirun or mpiexec on the PATH. NULL when none is there. */
+static const char *find_mpirun(const bench *b, char *buf, size_t size)
+{
+    if (b->o->mpirun)
+        return which(b->o->mpirun, buf, size);
+#ifdef TAPEGRAD_MPIEXEC
+    if (access(TAPEGRAD_MPIEXEC, X_OK) == 0)
+        return TAPEGRAD_MPIEXEC;
+#endif
+    const char *found = which("mpirun", buf, size);
+    return found ? found : which("mpiexec", buf, size);
+}
+
+/* The figures in a rank 0's JSON line (the last one of W3dist in `out`); false when a key is
+ * missing or not a finite number. */
+static bool w3dist_parse(const char *out, w3dist_fig *r)
+{
+    const char *line = NULL;
+    for (const char *p = out; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
+        if (strncmp(p, "{\"workload\": \"W3dist\"", 21) == 0)
+            line = p;
+    if (!line)
+        return false;
+    size_t len = strcspn(line, "\n");
+    for (size_t k = 0; k < W3DIST_N; k++) {
+        double v = json_key_number(line, len, W3DIST_KEYS[k].key);
+        if (!isfinite(v))
+            return false;
+        *w3dist_field(r, k) = v;
+    }
+    return true;
+}
+
+/* ranks x threads: this binary under mpirun, rank 0's figures read back. */
+static void w3dist_mpirun(bench *b, const w3_arch *a, tg_dtype dt, int reps, int ranks,
+                          int threads)
+{
+    char what[64], why[1400];
+    snprintf(what, sizeof what, "%d ranks x %d thread%s", ranks, threads, threads > 1 ? "s" : "");
+    if (!tg_dist_available()) {
+        snprintf(why, sizeof why,
+                 "%s: tapegrad was built without MPI (configure with -DTG_MPI=ON)", what);
+        w3dist_unavailable(b, dt, ranks, threads, why);
+        return;
+    }
+    char buf[4096], self[4096];
+    const char *mpirun = find_mpirun(b, buf, sizeof buf);
+    if (!mpirun && b->o->mpirun) { /* asked for by name: a failure, not a gap */
+        snprintf(why, sizeof why, "%s: --mpirun %s: no such program", what, b->o->mpirun);
+        workload_failed(b, "W3dist", why);
+        return;
+    }
+    if (!mpirun) {
+        snprintf(why, sizeof why,
+                 "%s: no MPI launcher (mpirun or mpiexec) on the PATH; give one with "
+                 "--mpirun PATH",
+                 what);
+        w3dist_unavailable(b, dt, ranks, threads, why);
+        return;
+    }
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0 || (size_t)n >= sizeof self - 1) {
+        snprintf(why, sizeof why, "%s: cannot find this program's path: %s", what,
+                 n < 0 ? strerror(errno) : "too long");
+        workload_failed(b, "W3dist", why);
+        return;
+    }
+    self[n] = '\0';
+    char np[16], reps_s[16];
+    snprintf(np, sizeof np, "%d", ranks);
+    snprintf(reps_s, sizeof reps_s, "%d", reps);
+    char *argv[] = {(char *)mpirun, "-np", np, self, "bench", "W3dist", "--mpi", "--json",
+                    "--dtype", (char *)tg_dtype_name(dt), "--reps", reps_s,
+                    b->o->quick ? "--quick" : NULL, NULL};
+    /* Open MPI's settings go by environment, which other MPIs ignore (their command-line
+     * spellings differ): ranks may outnumber the cores, are not pinned to one (the one-process
+     * runs are not either, and on a shared machine a pinned rank cannot move off a busy
+     * core), and may run as root (containers). A setting the caller made stays. */
+    char tn[32];
+    snprintf(tn, sizeof tn, "TG_NUM_THREADS=%d", threads);
+    const char *env[8] = {tn};
+    int e = 1;
+    if (!getenv("OMPI_MCA_rmaps_base_oversubscribe"))
+        env[e++] = "OMPI_MCA_rmaps_base_oversubscribe=1";
+    if (!getenv("OMPI_MCA_hwloc_base_binding_policy"))
+        env[e++] = "OMPI_MCA_hwloc_base_binding_policy=none";
+    if (geteuid() == 0) {
+        env[e++] = "OMPI_ALLOW_RUN_AS_ROOT=1";
+        env[e++] = "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1";
+    }
+    env[e] = NULL;
+    /* Starting MPI takes a second or two; a step of W3 takes milliseconds. */
+    double timeout = b->o->timeout > 0 ? b->o->timeout : 120.0 + 0.5 * (w3_warmup(b) + reps);
+    child_run c;
+    if (!run_child(mpirun, argv, env, timeout, &c)) {
+        snprintf(why, sizeof why, "%s: cannot run %s: %s", what, mpirun, strerror(errno));
+        workload_failed(b, "W3dist", why);
+    } else if (c.timed_out) {
+        snprintf(why, sizeof why, "%s: %s did not finish within %g s and was stopped", what,
+                 mpirun, timeout);
+        workload_failed(b, "W3dist", why);
+    } else if (c.status != 0) {
+        const char *said = child_reason(c.err);
+        snprintf(why, sizeof why, "%s: %s exited with status %d%s%s", what, mpirun, c.status,
+                 said[0] ? ": " : "", said);
+        workload_failed(b, "W3dist", why);
+    } else {
+        w3dist_fig r;
+        if (!w3dist_parse(c.out, &r)) {
+            snprintf(why, sizeof why, "%s: no figures from rank 0 in the output of %s", what,
+                     mpirun);
+            workload_failed(b, "W3dist", why);
+        } else if (lround(r.ranks) != ranks) {
+            /* each process a job of its own: a launcher of another MPI than tapegrad's */
+            snprintf(why, sizeof why,
+                     "%s: %s started jobs of %g rank%s, not one of %d: is it the launcher of "
+                     "the MPI tapegrad was built with?",
+                     what, mpirun, r.ranks, r.ranks == 1 ? "" : "s", ranks);
+            workload_failed(b, "W3dist", why);
+        } else {
+            w3dist_emit(b, a, dt, reps, &r);
+        }
+    }
+    free(c.out);
+    free(c.err);
+}
+
+static void bench_w3dist(bench *b)
+{
+    if (b->o->mpi) {
+        w3dist_rank(b);
+        return;
+    }
+    const w3_arch *a = w3_arch_of(b);
+    const tg_dtype dt = dtype_or(b, TG_F32);
+    const int reps = w3_reps(b), cores = b->threads;
+    for (int ranks = cores; ranks >= 1; ranks--) {
+        if (cores % ranks != 0)
+            continue;
+        if ((size_t)ranks > a->batch) {
+            char why[128];
+            snprintf(why, sizeof why, "%d ranks: more ranks than the batch has rows (%zu)", ranks,
+                     a->batch);
+            w3dist_unavailable(b, dt, ranks, cores / ranks, why);
+        } else if (ranks > 1) {
+            w3dist_mpirun(b, a, dt, reps, ranks, cores / ranks);
+        } else {
+            w3dist_local(b, a, dt, reps, cores);
+        }
+    }
+    /* 1 x 1 for reference, once: with the first count above 1, unless 1 was asked for */
+    int first_above_1 = 0;
+    bool one = false;
+    for (int i = 0; i < b->o->n_threads; i++) {
+        one = one || b->o->threads[i] == 1;
+        if (!first_above_1 && b->o->threads[i] > 1)
+            first_above_1 = b->o->threads[i];
+    }
+    if (cores == first_above_1 && !one)
+        w3dist_local(b, a, dt, reps, 1);
 }
 
 /* ---- the command --------------------------------------------------------------------------- */
@@ -930,8 +1543,8 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
     static const struct {
         const char *name;
         unsigned bit;
-    } names[] = {{"W1", DO_W1}, {"W2", DO_W2},     {"W3", DO_W3},
-                 {"W4", DO_W4}, {"gemm", DO_GEMM}, {"all", DO_ALL}};
+    } names[] = {{"W1", DO_W1},     {"W2", DO_W2},     {"W3", DO_W3},  {"W3dist", DO_W3DIST},
+                 {"W4", DO_W4},     {"gemm", DO_GEMM}, {"all", DO_ALL}};
     o->dtype = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -944,7 +1557,8 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
             while (k < sizeof names / sizeof *names && strcasecmp(a, names[k].name) != 0)
                 k++;
             if (k == sizeof names / sizeof *names)
-                return usage_error("bench", "unknown workload '%s' (W1, W2, W3, W4, gemm or all)",
+                return usage_error("bench",
+                                   "unknown workload '%s' (W1, W2, W3, W3dist, W4, gemm or all)",
                                    a);
             o->workloads |= names[k].bit;
             continue;
@@ -957,7 +1571,12 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
             o->quick = true;
             continue;
         }
-        static const char *const with_value[] = {"--threads", "--dtype", "--reps", "--data"};
+        if (strcmp(a, "--mpi") == 0) {
+            o->mpi = true;
+            continue;
+        }
+        static const char *const with_value[] = {"--threads", "--dtype",  "--reps",
+                                                 "--data",    "--mpirun", "--timeout"};
         const char *opt = NULL;
         for (size_t k = 0; k < sizeof with_value / sizeof *with_value && !opt; k++)
             if (match_option(a, with_value[k], &v))
@@ -988,38 +1607,35 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
                                    "--reps must be a whole number from 1 to 1000000, "
                                    "not '%s'",
                                    v);
+        } else if (strcmp(opt, "--timeout") == 0) {
+            char *end;
+            errno = 0;
+            o->timeout = strtod(v, &end);
+            if (end == v || *end || errno || !(o->timeout > 0 && o->timeout <= 1e6))
+                return usage_error("bench",
+                                   "--timeout must be a number of seconds above 0 (at most "
+                                   "1000000), not '%s'",
+                                   v);
+        } else if (strcmp(opt, "--mpirun") == 0) {
+            o->mpirun = v;
         } else {
             o->data = v;
         }
     }
     if (!o->workloads)
         o->workloads = DO_ALL;
+    /* A rank joins one MPI job, once: MPI cannot start again in a process that finished it. */
+    if (o->mpi && o->workloads != DO_W3DIST)
+        return usage_error("bench", "--mpi runs one rank of W3dist; name W3dist and no other "
+                                    "workload");
+    if (o->mpi && o->n_threads > 1)
+        return usage_error("bench", "--mpi takes one thread count (each rank's), not %d",
+                           o->n_threads);
     if (o->n_threads == 0) {
         o->threads[0] = tg_get_num_threads();
         o->n_threads = 1;
     }
     return EXIT_OK;
-}
-
-/* The CPU's name from /proc/cpuinfo, for the table's heading ("" when unknown). */
-static void cpu_name(char *buf, size_t size)
-{
-    buf[0] = '\0';
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) == 0) {
-            const char *colon = strchr(line, ':');
-            if (colon) {
-                snprintf(buf, size, "%s", colon + 1 + (colon[1] == ' '));
-                buf[strcspn(buf, "\n")] = '\0';
-            }
-            break;
-        }
-    }
-    fclose(f);
 }
 
 int cmd_bench(int argc, char **argv)
@@ -1028,19 +1644,15 @@ int cmd_bench(int argc, char **argv)
     int st = bench_parse_args(argc, argv, &o);
     if (st != EXIT_OK)
         return st < 0 ? EXIT_OK : st;
-    if (!o.json) {
-        char cpu[256];
-        cpu_name(cpu, sizeof cpu);
-        printf("tapegrad %s bench: %s%s%ld CPUs online%s\n\n", tg_version(), cpu,
-               cpu[0] ? ", " : "", sysconf(_SC_NPROCESSORS_ONLN),
-               o.quick ? "; --quick: tiny sizes, the figures mean nothing" : "");
-    }
+    if (!o.json && !o.mpi) /* a rank prints it when it knows it is rank 0 */
+        print_heading(&o);
     static const struct {
         unsigned bit;
         void (*run)(bench *b);
     } order[] = {{DO_W1, bench_w1},
                  {DO_W2, bench_w2},
                  {DO_W3, bench_w3},
+                 {DO_W3DIST, bench_w3dist},
                  {DO_GEMM, bench_gemm},
                  {DO_W4, bench_w4}};
     bench b = {.o = &o};
