@@ -445,6 +445,20 @@ Test(bench, w4_data_that_is_not_there)
     cli_free(&r);
 }
 
+/* A child run that outlasts --timeout is stopped and counted as failed (train takes far longer
+ * than a millisecond just to start and read the data). */
+Test(bench, w4_timeout)
+{
+    if (!have_train())
+        cr_skip_test("no train command in this build");
+    cli r = RUN("W4", "--timeout", "0.001");
+    expect_status(&r, 1);
+    cr_assert(strstr(r.err, "tapegrad bench: W4: tapegrad train did not finish within 0.001 s and "
+                            "was stopped"),
+              "%s", r.err);
+    cli_free(&r);
+}
+
 /* ---- options ------------------------------------------------------------------------------ */
 
 Test(bench, threads_and_dtype_reach_every_figure)
@@ -527,10 +541,11 @@ Test(bench, bad_arguments)
 
 #ifdef TG_TEST_HAVE_MPI
 
-/* 2 ranks x 1 thread against 1 x 2 and 1 x 1, at the same global batch. */
+/* 2 ranks x 1 thread against 1 x 2 and 1 x 1, at the same global batch; --dtype and --reps
+ * reach the ranks too. */
 Test(bench_mpi, w3dist_two_ranks_against_two_threads)
 {
-    cli r = RUN("W3dist", "--quick", "--json", "--threads", "2");
+    cli r = RUN("W3dist", "--quick", "--json", "--threads", "2", "--dtype", "f64", "--reps", "2");
     expect_status(&r, 0);
     line lines[8];
     int n = parse_output(r.out, lines, 8);
@@ -541,6 +556,8 @@ Test(bench_mpi, w3dist_two_ranks_against_two_threads)
         cr_assert_eq(num(&lines[i], "ranks"), want[i][0], "line %d", i);
         cr_assert_eq(num(&lines[i], "threads_per_rank"), want[i][1], "line %d", i);
         check_w3dist_ran(&lines[i], loss);
+        cr_assert_str_eq(str(&lines[i], "dtype"), "f64");
+        cr_assert_eq(num(&lines[i], "reps"), 2);
     }
     /* the two ranks' peak memory and CPU are the larger and the sum of theirs */
     cr_assert_gt(num(&lines[0], "peak_rss_mib"), 0);

@@ -1081,16 +1081,22 @@ static void bench_w4(bench *b)
     }
     for (int r = -1; r < reps; r++) { /* r = -1: the warm-up (page cache, loader) */
         child_run c;
-        if (!run_child("/proc/self/exe", argv, env, 0, &c)) {
+        if (!run_child("/proc/self/exe", argv, env, b->o->timeout, &c)) {
             char why[256];
             snprintf(why, sizeof why, "cannot run /proc/self/exe: %s", strerror(errno));
             workload_failed(b, "W4", why);
             free(c.out);
             free(c.err);
-            break;
+            free(wall);
+            return;
         }
         bool done = true;
-        if (c.status == EXIT_USAGE && strstr(c.err, "unknown command 'train'")) {
+        if (c.timed_out) {
+            char why[256];
+            snprintf(why, sizeof why, "tapegrad train did not finish within %g s and was stopped",
+                     b->o->timeout);
+            workload_failed(b, "W4", why);
+        } else if (c.status == EXIT_USAGE && strstr(c.err, "unknown command 'train'")) {
             w4_unavailable(b, dt, "this tapegrad has no 'train' command");
         } else if (c.status != 0) {
             char why[1024];
