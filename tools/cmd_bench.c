@@ -1363,9 +1363,9 @@ static const char *find_mpirun(const bench *b, char *buf, size_t size)
     return found ? found : which("mpiexec", buf, size);
 }
 
-/* The figures in a rank 0's JSON line (the last one of W3dist in `out`); false when a key is
- * missing or not a finite number. */
-static bool w3dist_parse(const char *out, w3dist_fig *r)
+/* The figures in a rank 0's JSON line (the last one of W3dist in `out`), which must be of
+ * dtype dt and reps steps; false when it is not, or a key is missing or not a finite number. */
+static bool w3dist_parse(const char *out, tg_dtype dt, int reps, w3dist_fig *r)
 {
     const char *line = NULL;
     for (const char *p = out; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
@@ -1374,6 +1374,11 @@ static bool w3dist_parse(const char *out, w3dist_fig *r)
     if (!line)
         return false;
     size_t len = strcspn(line, "\n");
+    char dtype[32];
+    snprintf(dtype, sizeof dtype, "\"dtype\": \"%s\"", tg_dtype_name(dt));
+    const char *at = strstr(line, dtype);
+    if (!at || at > line + len || json_key_number(line, len, "reps") != reps)
+        return false;
     for (size_t k = 0; k < W3DIST_N; k++) {
         double v = json_key_number(line, len, W3DIST_KEYS[k].key);
         if (!isfinite(v))
@@ -1458,9 +1463,10 @@ static void w3dist_mpirun(bench *b, const w3_arch *a, tg_dtype dt, int reps, int
         workload_failed(b, "W3dist", why);
     } else {
         w3dist_fig r;
-        if (!w3dist_parse(c.out, &r)) {
-            snprintf(why, sizeof why, "%s: no figures from rank 0 in the output of %s", what,
-                     mpirun);
+        if (!w3dist_parse(c.out, dt, reps, &r)) {
+            snprintf(why, sizeof why,
+                     "%s: no figures of %s at %d steps from rank 0 in the output of %s", what,
+                     tg_dtype_name(dt), reps, mpirun);
             workload_failed(b, "W3dist", why);
         } else if (lround(r.ranks) != ranks) {
             /* each process a job of its own: a launcher of another MPI than tapegrad's */
