@@ -32,12 +32,18 @@
 #define ENV_MAX_THREADS 1024
 /* How long the caller polls for the last ranges before it sleeps on done_cv, in nanoseconds.
  * Ranges are cut to equal sizes, so the workers usually finish close to the caller, and on
- * the 2-vCPU VM this was tuned on, a thread asleep on a condition variable takes about 55 us
- * to wake: polling for about that long costs at most twice the better choice. Workers do not
- * spin: there a 20-50 us spin after each job caught the next one only now and then under
- * load, and a spinning worker takes a core from everything else. */
+ * the 2-vCPU VM this was tuned on, a thread asleep on a condition variable takes 15-100 us
+ * to wake: polling for about that long costs at most twice the better choice. */
 #ifndef CALLER_SPIN_NS
 #define CALLER_SPIN_NS 50000
+#endif
+/* How long a worker polls for the next job before it sleeps on work_cv. A training step
+ * hands the pool jobs tens of microseconds apart (two per GEMM, then the long elementwise
+ * loops): a worker that slept after each would spend a wake-up (see above) on every one,
+ * which at 20-30 hand-offs a step ate most of a second thread's gain. Past this window,
+ * idle workers sleep, so a pool between steps or after the last loop costs no CPU. */
+#ifndef WORKER_SPIN_NS
+#define WORKER_SPIN_NS 100000
 #endif
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -53,21 +59,37 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Polls *word until it equals `want`, for at most `ns` nanoseconds; true if it did. The
- * clock is read every 64 polls. */
+/* Whether a poll loop started with *deadline = 0 has run `ns` nanoseconds; the clock is read
+ * every 64th poll k. */
+static inline bool spin_expired(uint64_t *deadline, unsigned k, uint64_t ns)
+{
+    if (k & 63)
+        return false;
+    uint64_t t = now_ns();
+    if (*deadline == 0)
+        *deadline = t + ns;
+    return t >= *deadline;
+}
+
+/* Polls *word until it equals `want`, for at most `ns` nanoseconds; true if it did. */
 static bool spin_until(const _Atomic uint64_t *word, uint64_t want, uint64_t ns)
 {
     uint64_t deadline = 0;
-    for (unsigned k = 0;; k++) {
+    for (unsigned k = 0; !spin_expired(&deadline, k, ns); k++) {
         if (atomic_load_explicit(word, memory_order_acquire) == want)
             return true;
-        if ((k & 63) == 0) {
-            uint64_t t = now_ns();
-            if (deadline == 0)
-                deadline = t + ns;
-            else if (t >= deadline)
-                return false;
-        }
+        CPU_RELAX();
+    }
+    return false;
+}
+
+/* Polls *word until its high 32 bits differ from `high`, for at most `ns` nanoseconds. */
+static void spin_while_high(const _Atomic uint64_t *word, uint32_t high, uint64_t ns)
+{
+    uint64_t deadline = 0;
+    for (unsigned k = 0; !spin_expired(&deadline, k, ns); k++) {
+        if ((uint32_t)(atomic_load_explicit(word, memory_order_relaxed) >> 32) != high)
+            return;
         CPU_RELAX();
     }
 }
@@ -198,9 +220,15 @@ static void *worker_main(void *arg)
          * `done` still counts this generation. */
         bool last =
             ran && atomic_fetch_add_explicit(&pool.done, ran, memory_order_acq_rel) + ran == r;
-        pthread_mutex_lock(&pool.mu);
-        if (last)
+        if (last) {
+            pthread_mutex_lock(&pool.mu);
             pthread_cond_signal(&pool.done_cv);
+            pthread_mutex_unlock(&pool.mu);
+        }
+        /* The next job usually follows within microseconds: watch for it before sleeping.
+         * Its post bumps the generation in `claim` too; the job itself is read under mu. */
+        spin_while_high(&pool.claim, seen, WORKER_SPIN_NS);
+        pthread_mutex_lock(&pool.mu);
     }
     pthread_mutex_unlock(&pool.mu);
     return NULL;

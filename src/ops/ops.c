@@ -293,8 +293,25 @@ static void bcast_init(bcast *bc, const tg_tensor *y)
         }                                                                                      \
     } while (0)
 
-/* Runs the statement over all elements, fast when no broadcasting is needed (same element counts, or
- * one side a single element): flat loops the compiler vectorizes. */
+/* Whether x, leading size-1 axes aside, is the trailing axes of y: then x repeats every
+ * x->numel elements of y, like a bias added to every row of a batch. */
+static bool trailing_of(const tg_tensor *x, const tg_tensor *y)
+{
+    int lead = 0;
+    while (lead < x->rank && x->shape[lead] == 1)
+        lead++;
+    const int n = x->rank - lead;
+    if (n > y->rank)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (x->shape[lead + i] != y->shape[y->rank - n + i])
+            return false;
+    return true;
+}
+
+/* Runs the statement over all elements, with flat loops the compiler vectorizes where no
+ * general broadcasting is needed: same element counts, one side a single element, or one side
+ * repeating along the leading axes (then a loop over those rows around a flat one). */
 #define ELEMENTWISE2(node, ...)                                                               \
     do {                                                                                       \
         const size_t ny_ = (node)->numel, na_ = (node)->in[0]->numel,                          \
@@ -314,10 +331,22 @@ static void bcast_init(bcast *bc, const tg_tensor *y)
                 const size_t ia = iy, ib = 0;                                                  \
                 __VA_ARGS__;                                                                   \
             }                                                                                  \
+        } else if (na_ == ny_ && nb_ && trailing_of((node)->in[1], (node))) {                  \
+            for (size_t r_ = 0; r_ < ny_; r_ += nb_)                                           \
+                for (size_t ib = 0; ib < nb_; ib++) {                                          \
+                    const size_t iy = r_ + ib, ia = iy;                                        \
+                    __VA_ARGS__;                                                               \
+                }                                                                              \
+        } else if (nb_ == ny_ && na_ && trailing_of((node)->in[0], (node))) {                  \
+            for (size_t r_ = 0; r_ < ny_; r_ += na_)                                           \
+                for (size_t ia = 0; ia < na_; ia++) {                                          \
+                    const size_t iy = r_ + ia, ib = iy;                                        \
+                    __VA_ARGS__;                                                               \
+                }                                                                              \
         } else {                                                                               \
             bcast bc_;                                                                         \
             bcast_init(&bc_, (node));                                                          \
-            BCAST_FOR(bc_, ny_, __VA_ARGS__);                                                         \
+            BCAST_FOR(bc_, ny_, __VA_ARGS__);                                                  \
         }                                                                                      \
     } while (0)
 
