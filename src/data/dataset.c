@@ -206,19 +206,28 @@ void tg_dataset_gather(const tg_dataset *ds, const size_t *perm, size_t start, s
         bad |= !ok;
         const double *src = ok && d ? ds->x + r * d : NULL;
         double t = ok ? ds->y[r] : NAN;
-        if (dtype == TG_F64) {
-            if (x)
-                for (size_t j = 0; j < d; j++)
-                    ((double *)x)[i * d + j] = ok ? src[j] : NAN;
-            if (y)
-                ((double *)y)[i] = t;
-        } else {
-            if (x)
-                for (size_t j = 0; j < d; j++)
-                    ((float *)x)[i * d + j] = ok ? (float)src[j] : NAN;
-            if (y)
-                ((float *)y)[i] = (float)t;
+        if (x && d) {
+            if (dtype == TG_F64) {
+                double *dst = (double *)x + i * d;
+                if (ok)
+                    memcpy(dst, src, d * sizeof *dst);
+                else
+                    for (size_t j = 0; j < d; j++)
+                        dst[j] = NAN;
+            } else {
+                float *dst = (float *)x + i * d;
+                if (ok)
+                    for (size_t j = 0; j < d; j++)
+                        dst[j] = (float)src[j];
+                else
+                    for (size_t j = 0; j < d; j++)
+                        dst[j] = NAN;
+            }
         }
+        if (y && dtype == TG_F64)
+            ((double *)y)[i] = t;
+        else if (y)
+            ((float *)y)[i] = (float)t;
     }
     if (bad)
         tg__error(TG_EINVAL, "dataset_gather: rows out of range (the data set has %zu)",
