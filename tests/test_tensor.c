@@ -482,6 +482,10 @@ static void expect_ctor_error(size_t k, tg_dtype dtype, int rank, const size_t *
                  tg_status_name(tg_last_status()), tg_status_name(status), tg_last_error());
     cr_assert(strstr(tg_last_error(), needle), "%s: message '%s' lacks '%s'", CTORS[k].name,
               tg_last_error(), needle);
+    char who[32]; /* the message names the constructor that was called */
+    snprintf(who, sizeof who, "tensor_%s:", CTORS[k].name);
+    cr_assert(strncmp(tg_last_error(), who, strlen(who)) == 0, "message '%s' does not start "
+              "with '%s'", tg_last_error(), who);
     cr_assert_eq(calls, 0, "%s: %zu allocator calls before the argument check", CTORS[k].name,
                  calls);
 }

@@ -140,27 +140,34 @@ static void fill(tg_tensor *t, double v)
     }
 }
 
-tg_tensor *tg_tensor_full(tg_dtype dtype, int rank, const size_t *shape, double value)
+/* A leaf of `value` everywhere; `who` is the public constructor, for its error messages. */
+static tg_tensor *filled(const char *who, tg_dtype dtype, int rank, const size_t *shape,
+                         double value)
 {
-    tg_tensor *t = leaf_alloc("tensor_full", dtype, rank, shape, true);
+    tg_tensor *t = leaf_alloc(who, dtype, rank, shape, true);
     if (t)
         fill(t, value);
     return t;
 }
 
+tg_tensor *tg_tensor_full(tg_dtype dtype, int rank, const size_t *shape, double value)
+{
+    return filled("tensor_full", dtype, rank, shape, value);
+}
+
 tg_tensor *tg_tensor_zeros(tg_dtype dtype, int rank, const size_t *shape)
 {
-    return tg_tensor_full(dtype, rank, shape, 0.0);
+    return filled("tensor_zeros", dtype, rank, shape, 0.0);
 }
 
 tg_tensor *tg_tensor_ones(tg_dtype dtype, int rank, const size_t *shape)
 {
-    return tg_tensor_full(dtype, rank, shape, 1.0);
+    return filled("tensor_ones", dtype, rank, shape, 1.0);
 }
 
 tg_tensor *tg_tensor_scalar(tg_dtype dtype, double value)
 {
-    return tg_tensor_full(dtype, 0, NULL, value);
+    return filled("tensor_scalar", dtype, 0, NULL, value);
 }
 
 tg_tensor *tg_tensor_from_data(tg_dtype dtype, int rank, const size_t *shape, const void *data)
