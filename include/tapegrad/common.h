@@ -106,7 +106,8 @@ TG_API double tg_rng_normal(tg_rng *rng);
 TG_API uint64_t tg_rng_below(tg_rng *rng, uint64_t n);
 
 /* Threads. Large kernels (GEMM, long elementwise and reduction loops) are split over a
- * small persistent pool of worker threads; idle workers sleep. The split depends only on the
+ * small persistent pool of worker threads; a worker watches for the next job for 0.1 ms after
+ * each one (a training step's jobs come that close), then sleeps. The split depends only on the
  * problem size and the thread count, so results are bit-identical from run to run for a given
  * count. The count starts from the environment variable TG_NUM_THREADS when it holds a
  * positive integer, else the number of online CPUs. tg_set_num_threads(n) with n >= 1 sets

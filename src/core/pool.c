@@ -3,10 +3,11 @@
  * A loop [0, n) is cut into r = min(threads, n / grain) contiguous ranges whose bounds depend
  * only on n, grain and the thread count (split_range). Which thread runs which range does not
  * matter for the result, so ranges are claimed dynamically: the caller posts the job, wakes
- * r - 1 sleeping workers and starts claiming ranges itself; a worker that wakes late finds
- * nothing left and goes back to sleep. On a busy machine the caller therefore never waits for
- * a worker to be scheduled before it can make progress, and a pool with fewer workers than
- * the thread count (pthread_create failed, or the cap) computes the same ranges.
+ * r - 1 workers (asleep, or still polling for it after their last job) and starts claiming
+ * ranges itself; a worker that wakes late finds nothing left and goes back to waiting. On a
+ * busy machine the caller therefore never waits for a worker to be scheduled before it can
+ * make progress, and a pool with fewer workers than the thread count (pthread_create failed,
+ * or the cap) computes the same ranges.
  *
  * Synchronization: run_mu is held by the one caller whose loop owns the pool (a second
  * thread, or a nested call from inside a range, finds it taken and runs its ranges itself,
