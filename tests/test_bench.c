@@ -16,248 +16,91 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "support/json.h"
+#include "support/proc.h"
+
 /* ---- running the command --------------------------------------------------------------------- */
 
-typedef struct cli {
-    int status; /* exit status; -1 when killed by a signal */
-    char *out, *err;
-} cli;
-
-static char *slurp(FILE *f)
+/* Runs `tapegrad bench args...` (args NULL-terminated). */
+static tp_run run(const char *const *args)
 {
-    size_t cap = 4096, n = 0, got;
-    char *buf = malloc(cap);
-    cr_assert_not_null(buf);
-    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) {
-            buf = realloc(buf, cap *= 2);
-            cr_assert_not_null(buf);
-        }
+    const char *argv[64] = {"bench"};
+    for (size_t i = 0; args[i]; i++) {
+        cr_assert_lt(i + 2, sizeof argv / sizeof *argv, "too many arguments");
+        argv[i + 1] = args[i];
     }
-    buf[n] = '\0';
-    return buf;
-}
-
-/* Runs `tapegrad bench args...` (args end with NULL; none holds a quote). */
-static cli run(const char *const *args)
-{
-    const char *dir = getenv("TG_TOOLS_DIR");
-    cr_assert_not_null(dir, "TG_TOOLS_DIR is not set (run through ctest)");
-    char errpath[] = "/tmp/tg_bench_err_XXXXXX";
-    int efd = mkstemp(errpath);
-    cr_assert(efd >= 0);
-    close(efd);
-    char cmd[4096];
-    int n = snprintf(cmd, sizeof cmd, "'%s/tapegrad' bench", dir);
-    for (size_t i = 0; args[i]; i++)
-        n += snprintf(cmd + n, sizeof cmd - (size_t)n, " '%s'", args[i]);
-    snprintf(cmd + n, sizeof cmd - (size_t)n, " 2>%s </dev/null", errpath);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    cli r;
-    r.out = slurp(p);
-    int ws = pclose(p);
-    r.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-    FILE *e = fopen(errpath, "r");
-    cr_assert_not_null(e);
-    r.err = slurp(e);
-    fclose(e);
-    unlink(errpath);
-    cr_assert(!strstr(r.err, "Sanitizer") && !strstr(r.err, "runtime error:"),
-              "the command tripped a sanitizer:\n%s", r.err);
-    return r;
+    return tp_tapegrad(argv, NULL);
 }
 
 #define RUN(...) run((const char *const[]){__VA_ARGS__, NULL})
 
-static void cli_free(cli *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-static void expect_status(const cli *r, int status)
-{
-    cr_assert_eq(r->status, status, "exit status %d, want %d\nstdout:\n%s\nstderr:\n%s", r->status,
-                 status, r->out, r->err);
-}
-
 /* ---- one flat JSON object per line -------------------------------------------------------------
  * The lines bench prints have string, number, null and true values only; anything else (or any
- * malformation) fails the parse. */
+ * malformation) fails the test. */
 
-enum { MAX_FIELDS = 32 };
-
-typedef struct field {
-    char key[64];
-    char str[256]; /* string values */
-    double num;    /* numbers; true is 1 */
-    enum { F_STR, F_NUM, F_NULL, F_TRUE } type;
-} field;
-
-typedef struct line {
-    field f[MAX_FIELDS];
-    int n;
-} line;
-
-static void skip_ws(const char **s)
+/* Parses each line of out into lines[0..) (at most max); returns the count (tj_free_all them). */
+static int parse_output(const char *out, tj *lines, int max)
 {
-    while (**s == ' ')
-        (*s)++;
-}
-
-static bool parse_string(const char **s, char *out, size_t size)
-{
-    if (**s != '"')
-        return false;
-    size_t n = 0;
-    for ((*s)++; **s != '"'; (*s)++) {
-        if (!**s || (unsigned char)**s < 0x20 || n + 1 >= size)
-            return false;
-        if (**s == '\\') /* the lines carry only \" and \\ escapes */
-            if (*++*s != '"' && **s != '\\')
-                return false;
-        out[n++] = **s;
-    }
-    (*s)++;
-    out[n] = '\0';
-    return true;
-}
-
-/* Parses text (up to its end) as one flat JSON object. */
-static bool parse_line(const char *s, line *l)
-{
-    l->n = 0;
-    skip_ws(&s);
-    if (*s++ != '{')
-        return false;
-    for (;;) {
-        skip_ws(&s);
-        if (l->n == MAX_FIELDS)
-            return false;
-        field *f = &l->f[l->n++];
-        if (!parse_string(&s, f->key, sizeof f->key))
-            return false;
-        skip_ws(&s);
-        if (*s++ != ':')
-            return false;
-        skip_ws(&s);
-        if (*s == '"') {
-            f->type = F_STR;
-            if (!parse_string(&s, f->str, sizeof f->str))
-                return false;
-        } else if (strncmp(s, "null", 4) == 0) {
-            f->type = F_NULL;
-            s += 4;
-        } else if (strncmp(s, "true", 4) == 0) {
-            f->type = F_TRUE;
-            f->num = 1;
-            s += 4;
-        } else {
-            /* JSON numbers only: an optional '-', then a digit (no NaN, inf, '+' or hex) */
-            const char *d = s + (*s == '-');
-            if (*d < '0' || *d > '9')
-                return false;
-            char *end;
-            f->type = F_NUM;
-            f->num = strtod(s, &end);
-            s = end;
+    size_t n = tj_lines(out, lines, (size_t)max);
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < lines[i].n; k++) {
+            const tj *v = &lines[i].items[k];
+            cr_assert(v->type == TJ_STR || v->type == TJ_NUM || v->type == TJ_NULL ||
+                          (v->type == TJ_BOOL && v->num == 1),
+                      "not a flat JSON object (\"%s\"):\n%s", lines[i].keys[k], out);
         }
-        skip_ws(&s);
-        if (*s == '}')
-            return s[1] == '\0';
-        if (*s++ != ',')
-            return false;
-    }
-}
-
-static const field *get(const line *l, const char *key)
-{
-    for (int i = 0; i < l->n; i++)
-        if (strcmp(l->f[i].key, key) == 0)
-            return &l->f[i];
-    return NULL;
-}
-
-static double num(const line *l, const char *key)
-{
-    const field *f = get(l, key);
-    cr_assert(f && f->type == F_NUM, "no number \"%s\"", key);
-    return f->num;
-}
-
-static const char *str(const line *l, const char *key)
-{
-    const field *f = get(l, key);
-    cr_assert(f && f->type == F_STR, "no string \"%s\"", key);
-    return f->str;
-}
-
-/* Splits the output into lines and parses each; returns the count (at most max). */
-static int parse_output(char *out, line *lines, int max)
-{
-    int n = 0;
-    for (char *save = NULL, *t = strtok_r(out, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
-        cr_assert_lt(n, max, "more than %d lines", max);
-        cr_assert(parse_line(t, &lines[n]), "not a flat JSON object:\n%s", t);
-        n++;
-    }
-    return n;
+    return (int)n;
 }
 
 /* The fields every figure has, and what they may hold. */
-static void check_common(const line *l, bool quick)
+static void check_common(const tj *l, bool quick)
 {
-    const char *w = str(l, "workload");
+    const char *w = tj_str_of(l, "workload");
     cr_assert(strcmp(w, "W1") == 0 || strcmp(w, "W2") == 0 || strcmp(w, "W3") == 0 ||
                   strcmp(w, "W3dist") == 0 || strcmp(w, "W4") == 0 || strcmp(w, "gemm") == 0,
               "unknown workload %s", w);
-    cr_assert_neq(str(l, "metric")[0], '\0');
-    double threads = num(l, "threads");
+    cr_assert_neq(tj_str_of(l, "metric")[0], '\0');
+    double threads = tj_num_of(l, "threads");
     cr_assert(threads >= 1 && threads == floor(threads), "threads %g", threads);
-    const char *dtype = str(l, "dtype");
+    const char *dtype = tj_str_of(l, "dtype");
     cr_assert(strcmp(dtype, "f32") == 0 || strcmp(dtype, "f64") == 0, "dtype %s", dtype);
-    const field *q = get(l, "quick");
-    cr_assert_eq(q != NULL && q->type == F_TRUE, quick);
-    const field *v = get(l, "value");
+    const tj *q = tj_get(l, "quick");
+    cr_assert_eq(q != NULL && q->type == TJ_BOOL && q->num == 1, quick);
+    const tj *v = tj_get(l, "value");
     cr_assert_not_null(v, "no value");
-    if (v->type == F_NULL) { /* only a workload that cannot run here, and it says why */
+    if (v->type == TJ_NULL) { /* only a workload that cannot run here, and it says why */
         cr_assert(strcmp(w, "W4") == 0 || strcmp(w, "W3dist") == 0, "%s has no value", w);
-        cr_assert_neq(str(l, "unavailable")[0], '\0');
+        cr_assert_neq(tj_str_of(l, "unavailable")[0], '\0');
         return;
     }
-    cr_assert_eq(v->type, F_NUM);
-    cr_assert(isfinite(v->num) && v->num > 0, "%s %s = %g", w, str(l, "metric"), v->num);
-    cr_assert_null(get(l, "unavailable"));
-    double reps = num(l, "reps");
+    cr_assert_eq(v->type, TJ_NUM);
+    cr_assert(isfinite(v->num) && v->num > 0, "%s %s = %g", w, tj_str_of(l, "metric"), v->num);
+    cr_assert_null(tj_get(l, "unavailable"));
+    double reps = tj_num_of(l, "reps");
     cr_assert(reps >= 1 && reps == floor(reps));
-    cr_assert_gt(num(l, "peak_rss_mib"), 0);
-    cr_assert_gt(num(l, "cpu_over_wall"), 0);
+    cr_assert_gt(tj_num_of(l, "peak_rss_mib"), 0);
+    cr_assert_gt(tj_num_of(l, "cpu_over_wall"), 0);
 }
 
 /* True when this build's tapegrad has a train command. */
 static bool have_train(void)
 {
-    const char *dir = getenv("TG_TOOLS_DIR");
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s/tapegrad' help train >/dev/null 2>&1", dir);
-    int ws = system(cmd);
-    return WIFEXITED(ws) && WEXITSTATUS(ws) == 0;
+    tp_run r = tp_tapegrad((const char *const[]){"help", "train", NULL}, NULL);
+    tp_run_free(&r);
+    return r.status == 0;
 }
 
 /* ---- W3dist ------------------------------------------------------------------------------ */
 
 /* The W3dist lines among lines[0..n), in order, into out (at most max); returns the count. */
-static int w3dist_lines(const line *lines, int n, const line **out, int max)
+static int w3dist_lines(const tj *lines, int n, const tj **out, int max)
 {
     int k = 0;
     for (int i = 0; i < n; i++)
-        if (strcmp(str(&lines[i], "workload"), "W3dist") == 0) {
+        if (strcmp(tj_str_of(&lines[i], "workload"), "W3dist") == 0) {
             cr_assert_lt(k, max);
             out[k++] = &lines[i];
         }
@@ -267,25 +110,25 @@ static int w3dist_lines(const line *lines, int n, const line **out, int max)
 /* A W3dist figure that ran: its layout matches the threads, its parts are sane, and its loss
  * is `loss` (every configuration trains the same model on the same global batch for the same
  * number of steps, so they end at the same loss up to float rounding). */
-static void check_w3dist_ran(const line *l, double loss)
+static void check_w3dist_ran(const tj *l, double loss)
 {
     check_common(l, true);
-    cr_assert_str_eq(str(l, "metric"), "ms_per_step");
-    double ranks = num(l, "ranks"), tpr = num(l, "threads_per_rank");
+    cr_assert_str_eq(tj_str_of(l, "metric"), "ms_per_step");
+    double ranks = tj_num_of(l, "ranks"), tpr = tj_num_of(l, "threads_per_rank");
     cr_assert(ranks >= 1 && tpr >= 1, "ranks %g x %g threads", ranks, tpr);
-    cr_assert_eq(num(l, "threads"), ranks * tpr);
-    double ms = num(l, "value"), share = num(l, "allreduce_share");
+    cr_assert_eq(tj_num_of(l, "threads"), ranks * tpr);
+    double ms = tj_num_of(l, "value"), share = tj_num_of(l, "allreduce_share");
     cr_assert(ms > 0 && share >= 0 && share <= 1, "%g ms, share %g", ms, share);
-    cr_assert_float_eq(share, num(l, "allreduce_ms") / ms, 1e-9);
+    cr_assert_float_eq(share, tj_num_of(l, "allreduce_ms") / ms, 1e-9);
     if (ranks == 1)
-        cr_assert_eq(num(l, "allreduce_ms"), 0, "one rank has no allreduce");
+        cr_assert_eq(tj_num_of(l, "allreduce_ms"), 0, "one rank has no allreduce");
     else
-        cr_assert_gt(num(l, "allreduce_ms"), 0);
-    cr_assert_gt(num(l, "forward_backward_ms"), 0);
-    cr_assert_gt(num(l, "update_ms"), 0);
-    cr_assert_eq(num(l, "local_batch"), num(l, "batch") / ranks);
-    cr_assert_gt(num(l, "grad_mib"), 0);
-    double fl = num(l, "final_loss");
+        cr_assert_gt(tj_num_of(l, "allreduce_ms"), 0);
+    cr_assert_gt(tj_num_of(l, "forward_backward_ms"), 0);
+    cr_assert_gt(tj_num_of(l, "update_ms"), 0);
+    cr_assert_eq(tj_num_of(l, "local_batch"), tj_num_of(l, "batch") / ranks);
+    cr_assert_gt(tj_num_of(l, "grad_mib"), 0);
+    double fl = tj_num_of(l, "final_loss");
     cr_assert(isfinite(fl) && fabs(fl - loss) <= 1e-4 * fabs(loss),
               "%g x %g: final loss %.9g, W3's %.9g", ranks, tpr, fl, loss);
 }
@@ -294,19 +137,19 @@ static void check_w3dist_ran(const line *l, double loss)
 
 Test(bench, all_quick_json)
 {
-    cli r = RUN("all", "--quick", "--json");
-    expect_status(&r, 0);
-    static line lines[256];
+    tp_run r = RUN("all", "--quick", "--json");
+    tp_expect_status(&r, 0);
+    static tj lines[256];
     int n = parse_output(r.out, lines, 256);
     int w1 = 0, w2 = 0, w3 = 0, w4 = 0;
-    const line *arch = NULL;
+    const tj *arch = NULL;
     for (int i = 0; i < n; i++) {
-        const line *l = &lines[i];
+        const tj *l = &lines[i];
         check_common(l, true);
-        const char *w = str(l, "workload"), *m = str(l, "metric");
+        const char *w = tj_str_of(l, "workload"), *m = tj_str_of(l, "metric");
         if (strcmp(w, "W1") == 0) {
             cr_assert_str_eq(m, "steps_per_s");
-            cr_assert_str_eq(str(l, "dtype"), "f64"); /* W1's own precision */
+            cr_assert_str_eq(tj_str_of(l, "dtype"), "f64"); /* W1's own precision */
             w1++;
         } else if (strcmp(w, "W2") == 0) {
             cr_assert(strcmp(m, "ns_per_op_forward") == 0 ||
@@ -314,13 +157,13 @@ Test(bench, all_quick_json)
             w2++;
         } else if (strcmp(w, "W3") == 0) {
             cr_assert_str_eq(m, "ms_per_step");
-            cr_assert_str_eq(str(l, "dtype"), "f32");
-            double f = num(l, "forward_ms"), b = num(l, "backward_ms");
-            cr_assert(f > 0 && b > 0 && f + b <= get(l, "value")->num);
-            cr_assert_float_eq(num(l, "backward_over_forward"), b / f, 1e-9 * b / f);
-            cr_assert_gt(num(l, "update_ms"), 0);
-            cr_assert_gt(num(l, "memory_bar_mib"), 16);
-            cr_assert(isfinite(num(l, "final_loss")));
+            cr_assert_str_eq(tj_str_of(l, "dtype"), "f32");
+            double f = tj_num_of(l, "forward_ms"), b = tj_num_of(l, "backward_ms");
+            cr_assert(f > 0 && b > 0 && f + b <= tj_get(l, "value")->num);
+            cr_assert_float_eq(tj_num_of(l, "backward_over_forward"), b / f, 1e-9 * b / f);
+            cr_assert_gt(tj_num_of(l, "update_ms"), 0);
+            cr_assert_gt(tj_num_of(l, "memory_bar_mib"), 16);
+            cr_assert(isfinite(tj_num_of(l, "final_loss")));
             arch = l;
             w3++;
         } else if (strcmp(w, "W4") == 0) {
@@ -334,30 +177,30 @@ Test(bench, all_quick_json)
 
     /* W3dist at the library's default thread count T: R x T/R for each R dividing T, largest
      * R first, then 1 x 1; more than one rank needs MPI. */
-    const line *wd[16];
+    const tj *wd[16];
     int n_dist = w3dist_lines(lines, n, wd, 16), seen = 0;
-    int T = (int)num(arch, "threads");
+    int T = (int)tj_num_of(arch, "threads");
     for (int ranks = T; ranks >= 1; ranks--) {
         if (T % ranks)
             continue;
         cr_assert_lt(seen, n_dist, "no W3dist line for %d ranks", ranks);
-        const line *l = wd[seen++];
-        cr_assert_eq(num(l, "ranks"), ranks);
-        cr_assert_eq(num(l, "threads_per_rank"), T / ranks);
+        const tj *l = wd[seen++];
+        cr_assert_eq(tj_num_of(l, "ranks"), ranks);
+        cr_assert_eq(tj_num_of(l, "threads_per_rank"), T / ranks);
 #ifndef TG_TEST_HAVE_MPI
         if (ranks > 1) {
             check_common(l, true);
-            cr_assert(strstr(str(l, "unavailable"), "built without MPI"), "%s",
-                      str(l, "unavailable"));
+            cr_assert(strstr(tj_str_of(l, "unavailable"), "built without MPI"), "%s",
+                      tj_str_of(l, "unavailable"));
             continue;
         }
 #endif
-        check_w3dist_ran(l, num(arch, "final_loss"));
+        check_w3dist_ran(l, tj_num_of(arch, "final_loss"));
     }
     if (T > 1) {
         cr_assert_lt(seen, n_dist, "no 1 x 1 reference");
-        cr_assert_eq(num(wd[seen], "ranks") * num(wd[seen], "threads_per_rank"), 1);
-        check_w3dist_ran(wd[seen++], num(arch, "final_loss"));
+        cr_assert_eq(tj_num_of(wd[seen], "ranks") * tj_num_of(wd[seen], "threads_per_rank"), 1);
+        check_w3dist_ran(wd[seen++], tj_num_of(arch, "final_loss"));
     }
     cr_assert_eq(seen, n_dist, "%d W3dist lines, want %d", n_dist, seen);
 
@@ -365,28 +208,29 @@ Test(bench, all_quick_json)
      * backward products, with the shapes W3's own line describes */
     size_t sizes[8], n_sizes = 0;
     char layers[256];
-    snprintf(layers, sizeof layers, "%s", str(arch, "layers"));
+    snprintf(layers, sizeof layers, "%s", tj_str_of(arch, "layers"));
     for (char *save = NULL, *t = strtok_r(layers, "-", &save); t; t = strtok_r(NULL, "-", &save))
         sizes[n_sizes++] = (size_t)atol(t);
     cr_assert_eq(n_sizes, 4, "W3 has three layers");
-    double batch = num(arch, "batch");
+    double batch = tj_num_of(arch, "batch");
     const char *dtypes[2] = {"f32", "f64"};
     for (int d = 0; d < 2; d++) {
         int square = 0, fwd[3] = {0}, dA[3] = {0}, dB[3] = {0};
         for (int i = 0; i < n; i++) {
-            const line *l = &lines[i];
-            if (strcmp(str(l, "workload"), "gemm") || strcmp(str(l, "dtype"), dtypes[d]))
+            const tj *l = &lines[i];
+            if (strcmp(tj_str_of(l, "workload"), "gemm") ||
+                strcmp(tj_str_of(l, "dtype"), dtypes[d]))
                 continue;
-            cr_assert_str_eq(str(l, "metric"), "gflops");
-            double M = num(l, "M"), N = num(l, "N"), K = num(l, "K");
-            const char *form = str(l, "form");
-            if (!get(l, "layer")) {
+            cr_assert_str_eq(tj_str_of(l, "metric"), "gflops");
+            double M = tj_num_of(l, "M"), N = tj_num_of(l, "N"), K = tj_num_of(l, "K");
+            const char *form = tj_str_of(l, "form");
+            if (!tj_get(l, "layer")) {
                 cr_assert(M == N && N == K && strcmp(form, "A.B") == 0);
                 square++;
                 continue;
             }
-            cr_assert_str_eq(str(l, "of"), "W3");
-            int k = (int)num(l, "layer");
+            cr_assert_str_eq(tj_str_of(l, "of"), "W3");
+            int k = (int)tj_num_of(l, "layer");
             cr_assert(k >= 0 && k < 3);
             double in = (double)sizes[k], out = (double)sizes[k + 1];
             if (strcmp(form, "A.B") == 0) { /* (batch,in)·(in,out) */
@@ -409,40 +253,42 @@ Test(bench, all_quick_json)
             cr_assert_eq(dA[k], k > 0, "%s layer %d dX", dtypes[d], k);
         }
     }
-    cli_free(&r);
+    tj_free_all(lines, (size_t)n);
+    tp_run_free(&r);
 }
 
 /* W4 runs `tapegrad train` in a child; without a train command it says so and counts as no
  * failure. */
 Test(bench, w4_train_or_unavailable)
 {
-    cli r = RUN("W4", "--quick", "--json");
-    expect_status(&r, 0);
-    line lines[4];
+    tp_run r = RUN("W4", "--quick", "--json");
+    tp_expect_status(&r, 0);
+    tj lines[4];
     int n = parse_output(r.out, lines, 4);
     if (have_train()) {
         cr_assert_eq(n, 2, "%s", r.out);
         for (int i = 0; i < n; i++)
             check_common(&lines[i], true);
-        double acc = num(&lines[0], "value");
-        cr_assert_str_eq(str(&lines[0], "metric"), "test_accuracy");
+        double acc = tj_num_of(&lines[0], "value");
+        cr_assert_str_eq(tj_str_of(&lines[0], "metric"), "test_accuracy");
         cr_assert(acc > 0 && acc <= 1, "accuracy %g", acc);
-        cr_assert_str_eq(str(&lines[1], "metric"), "wall_s");
+        cr_assert_str_eq(tj_str_of(&lines[1], "metric"), "wall_s");
     } else {
         cr_assert_eq(n, 1, "%s", r.out);
         check_common(&lines[0], true);
-        cr_assert(strstr(str(&lines[0], "unavailable"), "train"), "%s", r.out);
+        cr_assert(strstr(tj_str_of(&lines[0], "unavailable"), "train"), "%s", r.out);
     }
-    cli_free(&r);
+    tj_free_all(lines, (size_t)n);
+    tp_run_free(&r);
 }
 
 Test(bench, w4_data_that_is_not_there)
 {
-    cli r = RUN("W4", "--quick", "--data", "/nonexistent/digits.csv");
-    expect_status(&r, 1);
+    tp_run r = RUN("W4", "--quick", "--data", "/nonexistent/digits.csv");
+    tp_expect_status(&r, 1);
     cr_assert(strstr(r.err, "tapegrad bench: W4: cannot read /nonexistent/digits.csv"), "%s",
               r.err);
-    cli_free(&r);
+    tp_run_free(&r);
 }
 
 /* A child run that outlasts --timeout is stopped and counted as failed (train takes far longer
@@ -451,64 +297,66 @@ Test(bench, w4_timeout)
 {
     if (!have_train())
         cr_skip_test("no train command in this build");
-    cli r = RUN("W4", "--timeout", "0.001");
-    expect_status(&r, 1);
+    tp_run r = RUN("W4", "--timeout", "0.001");
+    tp_expect_status(&r, 1);
     cr_assert(strstr(r.err, "tapegrad bench: W4: tapegrad train did not finish within 0.001 s and "
                             "was stopped"),
               "%s", r.err);
-    cli_free(&r);
+    tp_run_free(&r);
 }
 
 /* ---- options ------------------------------------------------------------------------------ */
 
 Test(bench, threads_and_dtype_reach_every_figure)
 {
-    cli r = RUN("W1", "w2", "--quick", "--json", "--threads", "1,2", "--dtype=f32", "--reps", "1");
-    expect_status(&r, 0);
-    line lines[16];
+    tp_run r =
+        RUN("W1", "w2", "--quick", "--json", "--threads", "1,2", "--dtype=f32", "--reps", "1");
+    tp_expect_status(&r, 0);
+    tj lines[16];
     int n = parse_output(r.out, lines, 16);
     cr_assert_eq(n, 6, "W1 and W2's two figures, at 1 and 2 threads:\n%s", r.out);
     int at[3] = {0};
     for (int i = 0; i < n; i++) {
         check_common(&lines[i], true);
-        cr_assert_str_eq(str(&lines[i], "dtype"), "f32");
-        cr_assert_eq(num(&lines[i], "reps"), 1);
-        at[(int)num(&lines[i], "threads")]++;
+        cr_assert_str_eq(tj_str_of(&lines[i], "dtype"), "f32");
+        cr_assert_eq(tj_num_of(&lines[i], "reps"), 1);
+        at[(int)tj_num_of(&lines[i], "threads")]++;
     }
     cr_assert(at[1] == 3 && at[2] == 3);
-    cli_free(&r);
+    tj_free_all(lines, (size_t)n);
+    tp_run_free(&r);
 }
 
 Test(bench, table_for_people)
 {
-    cli r = RUN("W2", "--quick");
-    expect_status(&r, 0);
+    tp_run r = RUN("W2", "--quick");
+    tp_expect_status(&r, 0);
     cr_assert(strstr(r.out, "tapegrad ") == r.out, "%s", r.out);
     cr_assert(strstr(r.out, "\nworkload "), "no heading:\n%s", r.out);
     cr_assert(strstr(r.out, "\nW2       ns_per_op_forward "), "%s", r.out);
     cr_assert(strstr(r.out, "\nW2       ns_per_op_forward_backward "), "%s", r.out);
     cr_assert_null(strchr(r.out, '{'));
     cr_assert_str_eq(r.err, "");
-    cli_free(&r);
+    tp_run_free(&r);
 }
 
 Test(bench, help)
 {
-    cli r = RUN("--help");
-    expect_status(&r, 0);
+    tp_run r = RUN("--help");
+    tp_expect_status(&r, 0);
     cr_assert(strstr(r.out, "usage: tapegrad bench"), "%s", r.out);
-    cli_free(&r);
+    tp_run_free(&r);
 }
 
 /* Every malformed command line: exit 2, the reason and a pointer to --help, no figures. */
 static void expect_usage(const char *const *args, const char *message)
 {
-    cli r = run(args);
-    expect_status(&r, 2);
+    tp_run r = run(args);
+    tp_expect_status(&r, 2);
     cr_assert(strstr(r.err, message), "stderr lacks \"%s\":\n%s", message, r.err);
     cr_assert(strstr(r.err, "Try 'tapegrad bench --help'"), "%s", r.err);
     cr_assert_str_eq(r.out, "");
-    cli_free(&r);
+    tp_run_free(&r);
 }
 
 #define EXPECT_USAGE(message, ...) expect_usage((const char *const[]){__VA_ARGS__, NULL}, message)
@@ -545,68 +393,69 @@ Test(bench, bad_arguments)
  * reach the ranks too. */
 Test(bench_mpi, w3dist_two_ranks_against_two_threads)
 {
-    cli r = RUN("W3dist", "--quick", "--json", "--threads", "2", "--dtype", "f64", "--reps", "2");
-    expect_status(&r, 0);
-    line lines[8];
+    tp_run r =
+        RUN("W3dist", "--quick", "--json", "--threads", "2", "--dtype", "f64", "--reps", "2");
+    tp_expect_status(&r, 0);
+    tj lines[8];
     int n = parse_output(r.out, lines, 8);
     cr_assert_eq(n, 3, "2 x 1, 1 x 2 and 1 x 1:\n%s", r.out);
-    double loss = num(&lines[1], "final_loss"); /* 1 x 2, in this process */
+    double loss = tj_num_of(&lines[1], "final_loss"); /* 1 x 2, in this process */
     const double want[3][2] = {{2, 1}, {1, 2}, {1, 1}};
     for (int i = 0; i < n; i++) {
-        cr_assert_eq(num(&lines[i], "ranks"), want[i][0], "line %d", i);
-        cr_assert_eq(num(&lines[i], "threads_per_rank"), want[i][1], "line %d", i);
+        cr_assert_eq(tj_num_of(&lines[i], "ranks"), want[i][0], "line %d", i);
+        cr_assert_eq(tj_num_of(&lines[i], "threads_per_rank"), want[i][1], "line %d", i);
         check_w3dist_ran(&lines[i], loss);
-        cr_assert_str_eq(str(&lines[i], "dtype"), "f64");
-        cr_assert_eq(num(&lines[i], "reps"), 2);
+        cr_assert_str_eq(tj_str_of(&lines[i], "dtype"), "f64");
+        cr_assert_eq(tj_num_of(&lines[i], "reps"), 2);
     }
     /* the two ranks' peak memory and CPU are the larger and the sum of theirs */
-    cr_assert_gt(num(&lines[0], "peak_rss_mib"), 0);
+    cr_assert_gt(tj_num_of(&lines[0], "peak_rss_mib"), 0);
     cr_log_info("W3dist --quick: 2 x 1 %.3f ms (allreduce share %.2f), 1 x 2 %.3f ms",
-                num(&lines[0], "value"), num(&lines[0], "allreduce_share"),
-                num(&lines[1], "value"));
-    cli_free(&r);
+                tj_num_of(&lines[0], "value"), tj_num_of(&lines[0], "allreduce_share"),
+                tj_num_of(&lines[1], "value"));
+    tj_free_all(lines, (size_t)n);
+    tp_run_free(&r);
 }
 
 /* `bench W3dist --mpi` under the caller's mpirun: rank 0 alone prints, one figure. */
 Test(bench_mpi, w3dist_rank_under_callers_mpirun)
 {
-    const char *dir = getenv("TG_TOOLS_DIR"), *mpiexec = getenv("TG_MPIEXEC");
-    cr_assert(dir && mpiexec, "TG_TOOLS_DIR and TG_MPIEXEC are set by CTest");
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd,
-             "'%s' --allow-run-as-root --oversubscribe -np 2 '%s/tapegrad' bench W3dist --mpi "
-             "--quick --json --reps 2 2>/dev/null </dev/null",
-             mpiexec, dir);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    char *out = slurp(p);
-    int ws = pclose(p);
-    cr_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "status 0x%x:\n%s", ws, out);
-    line lines[4];
-    int n = parse_output(out, lines, 4);
-    cr_assert_eq(n, 1, "rank 0's line alone:\n%s", out);
-    check_w3dist_ran(&lines[0], num(&lines[0], "final_loss"));
-    cr_assert_eq(num(&lines[0], "ranks"), 2);
-    cr_assert_eq(num(&lines[0], "reps"), 2);
-    free(out);
+    char exe[4096];
+    snprintf(exe, sizeof exe, "%s/tapegrad", tp_env("TG_TOOLS_DIR"));
+    tp_run r =
+        tp_run_argv((const char *const[]){tp_env("TG_MPIEXEC"), "--allow-run-as-root",
+                                          "--oversubscribe", "-np", "2", exe, "bench", "W3dist",
+                                          "--mpi", "--quick", "--json", "--reps", "2", NULL},
+                    NULL);
+    tp_expect_status(&r, 0);
+    tj lines[4];
+    int n = parse_output(r.out, lines, 4);
+    cr_assert_eq(n, 1, "rank 0's line alone:\n%s", r.out);
+    check_w3dist_ran(&lines[0], tj_num_of(&lines[0], "final_loss"));
+    cr_assert_eq(tj_num_of(&lines[0], "ranks"), 2);
+    cr_assert_eq(tj_num_of(&lines[0], "reps"), 2);
+    tj_free_all(lines, (size_t)n);
+    tp_run_free(&r);
 }
 
 /* A launcher that fails is a failed figure with its reason; the other figures still come. */
 Test(bench_mpi, w3dist_launcher_that_fails)
 {
-    cli r = RUN("W3dist", "--quick", "--json", "--threads", "2", "--mpirun", "/bin/false");
-    expect_status(&r, 1);
+    tp_run r = RUN("W3dist", "--quick", "--json", "--threads", "2", "--mpirun", "/bin/false");
+    tp_expect_status(&r, 1);
     cr_assert(strstr(r.err, "tapegrad bench: W3dist: 2 ranks x 1 thread: /bin/false exited "
                             "with status 1"),
               "%s", r.err);
-    line lines[8];
-    cr_assert_eq(parse_output(r.out, lines, 8), 2, "1 x 2 and 1 x 1:\n%s", r.out);
-    cli_free(&r);
+    tj lines[8];
+    int n = parse_output(r.out, lines, 8);
+    cr_assert_eq(n, 2, "1 x 2 and 1 x 1:\n%s", r.out);
+    tj_free_all(lines, (size_t)n);
+    tp_run_free(&r);
 
     r = RUN("W3dist", "--quick", "--threads", "2", "--mpirun", "/nonexistent/mpirun");
-    expect_status(&r, 1);
+    tp_expect_status(&r, 1);
     cr_assert(strstr(r.err, "--mpirun /nonexistent/mpirun: no such program"), "%s", r.err);
-    cli_free(&r);
+    tp_run_free(&r);
 }
 
 /* Writes an executable shell script; returns its path (static storage). */
@@ -629,13 +478,13 @@ Test(bench_mpi, w3dist_launcher_of_another_mpi)
     /* drops "-np 2" and starts the command twice, each a singleton */
     const char *fake = script("#!/bin/sh\nexport ASAN_OPTIONS=detect_leaks=0\nshift 2\n"
                               "\"$@\" &\n\"$@\"\nwait\n");
-    cli r = RUN("W3dist", "--quick", "--json", "--threads", "2", "--mpirun", fake);
+    tp_run r = RUN("W3dist", "--quick", "--json", "--threads", "2", "--mpirun", fake);
     unlink(fake);
-    expect_status(&r, 1);
+    tp_expect_status(&r, 1);
     cr_assert(strstr(r.err, "started jobs of 1 rank, not one of 2: is it the launcher of the "
                             "MPI tapegrad was built with?"),
               "%s", r.err);
-    cli_free(&r);
+    tp_run_free(&r);
 }
 
 /* A launcher that never finishes is stopped after --timeout. */
@@ -644,14 +493,14 @@ Test(bench_mpi, w3dist_launcher_that_hangs)
     const char *hang = script("#!/bin/sh\nexec sleep 120\n");
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    cli r = RUN("W3dist", "--quick", "--threads", "2", "--mpirun", hang, "--timeout", "1");
+    tp_run r = RUN("W3dist", "--quick", "--threads", "2", "--mpirun", hang, "--timeout", "1");
     clock_gettime(CLOCK_MONOTONIC, &t1);
     unlink(hang);
-    expect_status(&r, 1);
+    tp_expect_status(&r, 1);
     cr_assert(strstr(r.err, "did not finish within 1 s and was stopped"), "%s", r.err);
     double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     cr_assert_lt(s, 60, "%g s", s); /* the 1 x 2 and 1 x 1 runs take well under a second */
-    cli_free(&r);
+    tp_run_free(&r);
 }
 
 #endif

@@ -8,21 +8,17 @@
 #include <criterion/criterion.h>
 #include <tapegrad.h>
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
 #include "alloc_hook.h"
+#include "support/proc.h"
 
 /* ---- helpers ---------------------------------------------------------------------------------- */
 
@@ -734,116 +730,7 @@ Test(checkpoint, trainer_resumes_mid_epoch_bit_identical)
     rmdir(tmpdir);
 }
 
-/* ---- running tapegrad train as a subprocess ---------------------------------------------------- */
-
-/* Starts argv (NULL-terminated; argv[0] a path) in its own process group, stdout and stderr to
- * `log`; returns its pid. */
-static pid_t start(const char *const *argv, const char *log)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        setpgid(0, 0);
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0)
-            _exit(126);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    setpgid(pid, pid); /* either side may win the race; both ask for the same */
-    return pid;
-}
-
-/* Waits for pid; returns its wait status. */
-static int finish(pid_t pid)
-{
-    int st = 0;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    return st;
-}
-
-static char *slurp_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
-/* Runs to the end; fails the test (with the log) unless it exits with `want`. Returns the log
- * (caller frees). */
-static char *run_ok(const char *const *argv, const char *log, int want)
-{
-    int st = finish(start(argv, log));
-    char *out = slurp_file(log);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == want, "%s exited with status 0x%x (wanted %d):\n%s",
-              argv[0], st, want, out);
-    return out;
-}
-
-/* SIGKILL to pid's children (mpirun's ranks, each in its own process group) and to pid. */
-static void kill_tree(pid_t pid)
-{
-    DIR *d = opendir("/proc");
-    cr_assert_not_null(d);
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        char path[300], buf[512];
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        const char *close_paren = strrchr(buf, ')');
-        int ppid;
-        if (close_paren && sscanf(close_paren + 1, " %*c %d", &ppid) == 1 && ppid == pid)
-            kill((pid_t)atoi(e->d_name), SIGKILL);
-    }
-    closedir(d);
-    cr_assert_eq(kill(pid, SIGKILL), 0, "kill: %s", strerror(errno));
-}
-
-/* Polls `ckpt` until it holds a checkpoint of at least `min_step` steps (every read must find
- * a valid checkpoint once the file exists: saves are atomic), then kills the process group
- * with SIGKILL. Returns the step count of the last checkpoint read. */
-static uint64_t kill_after(pid_t pid, const char *ckpt, uint64_t min_step)
-{
-    uint64_t step = 0;
-    for (int tries = 0; tries < 600000; tries++) {
-        int st;
-        cr_assert_eq(waitpid(pid, &st, WNOHANG), 0, "the run ended (status 0x%x) before step %llu",
-                     st, (unsigned long long)min_step);
-        if (access(ckpt, F_OK) == 0) {
-            tg_model *m;
-            tg_optim *o;
-            tg_checkpoint_progress p;
-            cr_assert_eq(tg_checkpoint_load(ckpt, &m, &o, &p), TG_OK, "a checkpoint read during "
-                         "the run: %s", tg_last_error());
-            step = p.step;
-            tg_optim_free(o);
-            tg_model_free(m);
-            if (step >= min_step)
-                break;
-        }
-        nanosleep(&(struct timespec){0, 1000000}, NULL);
-    }
-    cr_assert_geq(step, min_step, "no checkpoint of step %llu came", (unsigned long long)min_step);
-    kill_tree(pid);
-    int st = finish(pid);
-    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the run was killed (status 0x%x)", st);
-    return step;
-}
+/* ---- tapegrad train as a subprocess ---------------------------------------------------------- */
 
 Test(checkpoint, train_command_killed_and_resumed_is_bit_identical, .timeout = 280)
 {
@@ -862,13 +749,13 @@ Test(checkpoint, train_command_killed_and_resumed_is_bit_identical, .timeout = 2
     {                                                                                              \
         exe, "train", data, "--target", "digit", "--epochs", "12", "--json", __VA_ARGS__, NULL     \
     }
-    free(run_ok(TRAIN("--save", ref), log, 0));
-    pid_t pid = start(TRAIN("--checkpoint", ckpt, "--checkpoint-every", "7"), log);
-    uint64_t step = kill_after(pid, ckpt, 150); /* of 540 */
-    free(run_ok(TRAIN("--resume", ckpt, "--checkpoint", ckpt, "--checkpoint-every", "7", "--save",
-                      res),
-                log, 0));
-    char *a = slurp_file(ref), *b = slurp_file(res);
+    free(tp_run_log(TRAIN("--save", ref), log, 0));
+    pid_t pid = tp_start(TRAIN("--checkpoint", ckpt, "--checkpoint-every", "7"), log);
+    uint64_t step = tp_kill_after_checkpoint(pid, ckpt, 150); /* of 540 */
+    free(tp_run_log(
+        TRAIN("--resume", ckpt, "--checkpoint", ckpt, "--checkpoint-every", "7", "--save", res),
+        log, 0));
+    char *a = tp_slurp(ref), *b = tp_slurp(res);
     struct stat sa, sb;
     cr_assert(stat(ref, &sa) == 0 && stat(res, &sb) == 0);
     cr_assert(sa.st_size == sb.st_size && memcmp(a, b, (size_t)sa.st_size) == 0,
@@ -877,12 +764,12 @@ Test(checkpoint, train_command_killed_and_resumed_is_bit_identical, .timeout = 2
     free(a);
     free(b);
     /* What --resume refuses: another architecture, and a file that is not a checkpoint. */
-    char *out = run_ok(TRAIN("--resume", ckpt, "--layers", "32"), log, 1);
+    char *out = tp_run_log(TRAIN("--resume", ckpt, "--layers", "32"), log, 1);
     cr_assert_not_null(strstr(out, "the checkpoint's model (f32 64 64 10) is not this one (f32 64 "
                                    "32 10)"),
                        "%s", out);
     free(out);
-    out = run_ok(TRAIN("--resume", ref), log, 1);
+    out = tp_run_log(TRAIN("--resume", ref), log, 1);
     cr_assert_not_null(strstr(out, "bad magic (not a tapegrad checkpoint)"), "%s", out);
     free(out);
 #undef TRAIN

@@ -9,51 +9,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
+
+#include "support/proc.h"
 
 #ifdef TG_TEST_HAVE_MPI
 
-/* Runs `mpirun -np N dist_worker SCENARIO`, returns its exit status and its output (caller
- * frees). */
-static int run_worker(int ranks, const char *scenario, char **out)
+/* Runs `mpirun -np N dist_worker SCENARIO`, stderr merged into stdout (tp_run_free it). */
+static tp_run run_worker(int ranks, const char *scenario)
 {
-    const char *mpiexec = getenv("TG_MPIEXEC"), *worker = getenv("TG_DIST_WORKER");
-    cr_assert(mpiexec && worker, "TG_MPIEXEC and TG_DIST_WORKER are set by CTest");
-    char cmd[2048];
+    char np[16];
+    snprintf(np, sizeof np, "%d", ranks);
     /* LeakSanitizer off in the ranks (sanitizer builds): Open MPI's own leaks are not ours, and
      * the worker counts the library's allocations itself. */
-    snprintf(cmd, sizeof cmd,
-             "'%s' --allow-run-as-root --oversubscribe -x ASAN_OPTIONS=detect_leaks=0 -np %d "
-             "'%s' %s 2>&1",
-             mpiexec, ranks, worker, scenario);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p, "popen %s", cmd);
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while ((got = fread(buf + len, 1, cap - 1 - len, p)) > 0)
-        len += got;
-    buf[len] = '\0';
-    int status = pclose(p);
-    *out = buf;
-    return status;
+    return tp_run_argv((const char *const[]){tp_env("TG_MPIEXEC"), "--allow-run-as-root",
+                                             "--oversubscribe", "-x", "ASAN_OPTIONS=detect_leaks=0",
+                                             "-np", np, tp_env("TG_DIST_WORKER"), scenario, NULL},
+                       &(tp_opts){.merge = 1});
 }
 
 /* Every rank printed "rank R: ok SCENARIO" and the job succeeded. */
 static void expect_ok(int ranks, const char *scenario)
 {
-    char *out;
-    int status = run_worker(ranks, scenario, &out);
-    cr_assert_eq(status, 0, "mpirun -np %d dist_worker %s exited %d:\n%s", ranks, scenario,
-                 status, out);
-    for (int r = 0; r < ranks; r++) {
+    tp_run r = run_worker(ranks, scenario);
+    cr_assert_eq(r.status, 0, "mpirun -np %d dist_worker %s exited %d (wait status 0x%x):\n%s",
+                 ranks, scenario, r.status, r.wait, r.out);
+    for (int k = 0; k < ranks; k++) {
         char want[64];
-        snprintf(want, sizeof want, "rank %d: ok %s", r, scenario);
-        cr_assert_not_null(strstr(out, want), "'%s' missing from:\n%s", want, out);
+        snprintf(want, sizeof want, "rank %d: ok %s", k, scenario);
+        cr_assert_not_null(strstr(r.out, want), "'%s' missing from:\n%s", want, r.out);
     }
-    cr_assert_null(strstr(out, "FAIL"), "%s", out);
-    cr_log_info("%s", out);
-    free(out);
+    cr_assert_null(strstr(r.out, "FAIL"), "%s", r.out);
+    cr_log_info("%s", r.out);
+    tp_run_free(&r);
 }
 
 Test(dist, api_on_2_ranks, .timeout = 120)
@@ -84,10 +71,9 @@ Test(dist, library_starts_and_finalizes_mpi, .timeout = 120)
 /* The worker fails loudly: an unknown scenario is an error, so the checks above can fail. */
 Test(dist, worker_reports_failure, .timeout = 120)
 {
-    char *out;
-    int status = run_worker(1, "no-such-scenario", &out);
-    cr_assert_neq(status, 0, "%s", out);
-    free(out);
+    tp_run r = run_worker(1, "no-such-scenario");
+    cr_assert_neq(r.status, 0, "%s", r.out);
+    tp_run_free(&r);
 }
 
 #else
@@ -121,22 +107,15 @@ Test(dist, built_without_mpi_every_call_is_enotsup)
 /* tapegrad train --distributed in a build without MPI: exit 1 and the library's reason. */
 Test(dist, train_distributed_without_mpi_says_so)
 {
-    const char *tools = getenv("TG_TOOLS_DIR"), *src = getenv("TG_SOURCE_DIR");
-    cr_assert(tools && src, "TG_TOOLS_DIR and TG_SOURCE_DIR are set by CTest");
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd,
-             "'%s/tapegrad' train '%s/examples/data/digits.csv' --target digit --distributed "
-             "2>&1",
-             tools, src);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    char out[4096];
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    int status = pclose(p);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status 0x%x: %s", status, out);
-    cr_assert_not_null(strstr(out, "--distributed: dist_init: tapegrad was built without MPI"),
-                       "%s", out);
+    char data[4096];
+    snprintf(data, sizeof data, "%s/examples/data/digits.csv", tp_env("TG_SOURCE_DIR"));
+    tp_run r = tp_tapegrad(
+        (const char *const[]){"train", data, "--target", "digit", "--distributed", NULL},
+        &(tp_opts){.merge = 1});
+    tp_expect_status(&r, 1);
+    cr_assert_not_null(strstr(r.out, "--distributed: dist_init: tapegrad was built without MPI"),
+                       "%s", r.out);
+    tp_run_free(&r);
 }
 
 #endif

@@ -11,30 +11,24 @@
 #include <tapegrad.h>
 
 #include "alloc_hook.h"
+#include "support/json.h"
+#include "support/proc.h"
 
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <tapegrad/io.h>
 #include <unistd.h>
 
 /* ---- helpers ----------------------------------------------------------------------------------
  */
 
-static const char *source_dir(void)
-{
-    const char *dir = getenv("TG_SOURCE_DIR");
-    cr_assert_not_null(dir, "TG_SOURCE_DIR is not set (run through ctest)");
-    return dir;
-}
-
 static tg_table *read_data(const char *name)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/examples/data/%s.csv", source_dir(), name);
+    snprintf(path, sizeof path, "%s/examples/data/%s.csv", tp_env("TG_SOURCE_DIR"), name);
     tg_table *t = NULL;
     cr_assert_eq(tg_table_read_csv(path, &t), TG_OK, "%s", tg_last_error());
     return t;
@@ -609,65 +603,12 @@ Test(train, a_recorded_step_has_gradients)
 
 /* ==== the command: tapegrad train and tapegrad predict, as subprocesses ====================== */
 
-typedef struct cli {
-    int status; /* exit status; -1 when killed by a signal */
-    char *out, *err;
-} cli;
-
-static char *slurp_path(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    size_t cap = 1 << 16, n = 0, got;
-    char *buf = malloc(cap);
-    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
-/* Runs `tapegrad args...` (NULL-terminated) from the source tree, stdout and stderr to files. */
-static cli run(const char *const *args)
-{
-    const char *dir = getenv("TG_TOOLS_DIR");
-    cr_assert_not_null(dir, "TG_TOOLS_DIR is not set (run through ctest)");
-    char out[] = "/tmp/tg_train_out_XXXXXX", err[] = "/tmp/tg_train_err_XXXXXX";
-    int fo = mkstemp(out), fe = mkstemp(err);
-    cr_assert(fo >= 0 && fe >= 0);
-    close(fo);
-    close(fe);
-    static char cmd[1 << 14];
-    size_t n = (size_t)snprintf(cmd, sizeof cmd, "cd '%s' && '%s/tapegrad'", source_dir(), dir);
-    for (size_t i = 0; args[i]; i++) {
-        cr_assert(!strchr(args[i], '\''));
-        n += (size_t)snprintf(cmd + n, sizeof cmd - n, " '%s'", args[i]);
-    }
-    snprintf(cmd + n, sizeof cmd - n, " >%s 2>%s </dev/null", out, err);
-    int ws = system(cmd);
-    cli r = {WIFEXITED(ws) ? WEXITSTATUS(ws) : -1, slurp_path(out), slurp_path(err)};
-    unlink(out);
-    unlink(err);
-    cr_assert(!strstr(r.err, "Sanitizer") && !strstr(r.err, "runtime error:"),
-              "the command tripped a sanitizer:\n%s", r.err);
-    return r;
-}
-
+/* Runs `tapegrad args...` from the source tree, stdin from /dev/null. */
 #define RUN(...) run((const char *const[]){__VA_ARGS__, NULL})
 
-static void cli_free(cli *r)
+static tp_run run(const char *const *args)
 {
-    free(r->out);
-    free(r->err);
-}
-
-static void expect_status(const cli *r, int status)
-{
-    cr_assert_eq(r->status, status, "exit status %d, want %d\nstdout:\n%s\nstderr:\n%s", r->status,
-                 status, r->out, r->err);
+    return tp_tapegrad(args, &(tp_opts){.cwd = tp_env("TG_SOURCE_DIR")});
 }
 
 static void expect_has(const char *text, const char *needle)
@@ -683,189 +624,39 @@ static size_t count_lines(const char *s, const char *prefix)
     return n;
 }
 
-/* ---- a small JSON reader: enough to check the shape of the output ---------------------------- */
-
-typedef struct jv {
-    char type; /* 'n'ull, 'b'ool, '#' number, 's'tring, '[' array, '{' object */
-    double num;
-    char *str;
-    struct jv *items; /* array elements, object values */
-    char **keys;      /* object keys */
-    size_t n;
-} jv;
-
-static void jws(const char **s)
-{
-    while (**s == ' ' || **s == '\n' || **s == '\t' || **s == '\r')
-        (*s)++;
-}
-
-static bool jvalue(const char **s, jv *v);
-
-static bool jstring(const char **s, char **out)
-{
-    if (**s != '"')
-        return false;
-    const char *start = ++*s;
-    while (**s && **s != '"')
-        *s += **s == '\\' && (*s)[1] ? 2 : 1;
-    if (**s != '"')
-        return false;
-    *out = strndup(start, (size_t)(*s - start));
-    ++*s;
-    return true;
-}
-
-static bool jvalue(const char **s, jv *v)
-{
-    memset(v, 0, sizeof *v);
-    jws(s);
-    if (**s == '{' || **s == '[') {
-        char close = **s == '{' ? '}' : ']';
-        v->type = **s;
-        ++*s;
-        jws(s);
-        if (**s == close) {
-            ++*s;
-            return true;
-        }
-        for (;;) {
-            v->items = realloc(v->items, (v->n + 1) * sizeof *v->items);
-            v->keys = realloc(v->keys, (v->n + 1) * sizeof *v->keys);
-            v->keys[v->n] = NULL;
-            if (close == '}') {
-                jws(s);
-                if (!jstring(s, &v->keys[v->n]))
-                    return false;
-                jws(s);
-                if (*(*s)++ != ':')
-                    return false;
-            }
-            if (!jvalue(s, &v->items[v->n++]))
-                return false;
-            jws(s);
-            if (**s == ',') {
-                ++*s;
-                continue;
-            }
-            if (**s != close)
-                return false;
-            ++*s;
-            return true;
-        }
-    }
-    if (**s == '"') {
-        v->type = 's';
-        return jstring(s, &v->str);
-    }
-    if (strncmp(*s, "null", 4) == 0 || strncmp(*s, "true", 4) == 0) {
-        v->type = **s == 'n' ? 'n' : 'b';
-        v->num = **s == 't';
-        *s += 4;
-        return true;
-    }
-    if (strncmp(*s, "false", 5) == 0) {
-        v->type = 'b';
-        *s += 5;
-        return true;
-    }
-    char *end;
-    v->num = strtod(*s, &end);
-    if (end == *s)
-        return false;
-    v->type = '#';
-    *s = end;
-    return true;
-}
-
-static void jfree(jv *v)
-{
-    for (size_t i = 0; i < v->n; i++) {
-        jfree(&v->items[i]);
-        if (v->keys)
-            free(v->keys[i]);
-    }
-    free(v->items);
-    free(v->keys);
-    free(v->str);
-}
-
-/* Exactly one JSON value on one line, then a newline and nothing else. */
-static jv jparse_line(const char *text)
-{
-    const char *s = text;
-    jv v;
-    cr_assert(jvalue(&s, &v), "not JSON: %s", text);
-    cr_assert_str_eq(s, "\n", "more than one JSON line: %s", text);
-    return v;
-}
-
-/* The member `key` of an object, or NULL. */
-static jv *jget(jv *o, const char *key)
-{
-    cr_assert_eq(o->type, '{');
-    for (size_t i = 0; i < o->n; i++)
-        if (strcmp(o->keys[i], key) == 0)
-            return &o->items[i];
-    return NULL;
-}
-
-static double jnum(jv *o, const char *key)
-{
-    jv *v = jget(o, key);
-    cr_assert(v && v->type == '#', "no number \"%s\"", key);
-    return v->num;
-}
-
-/* The object has exactly these keys (a NULL-terminated list), in this order. */
-static void expect_keys(jv *o, const char *const *keys)
-{
-    size_t n = 0;
-    for (; keys[n]; n++) {
-        cr_assert_lt(n, o->n, "missing key \"%s\"", keys[n]);
-        cr_assert_str_eq(o->keys[n], keys[n]);
-    }
-    cr_assert_eq(n, o->n, "%zu keys, want %zu", o->n, n);
-}
-
-#define KEYS(...)                                                                                  \
-    (const char *const[])                                                                          \
-    {                                                                                              \
-        __VA_ARGS__, NULL                                                                          \
-    }
-
 /* ---- train ------------------------------------------------------------------------------------
  */
 
 Test(train_cmd, json_on_digits_with_the_defaults)
 {
-    cli r = RUN("train", "examples/data/digits.csv", "--target", "digit", "--json");
-    expect_status(&r, 0);
+    tp_run r = RUN("train", "examples/data/digits.csv", "--target", "digit", "--json");
+    tp_expect_status(&r, 0);
     cr_assert_str_eq(r.err, "", "--json prints nothing else: %s", r.err);
-    jv v = jparse_line(r.out);
-    expect_keys(&v,
-                KEYS("task", "classes", "train", "test", "epochs", "seconds", "params", "dtype"));
-    cr_assert_str_eq(jget(&v, "task")->str, "classify");
-    cr_assert_eq(jnum(&v, "classes"), 10);
-    cr_assert_eq(jnum(&v, "epochs"), 30);
-    cr_assert_eq(jnum(&v, "params"), 64 * 64 + 64 + 64 * 10 + 10);
-    cr_assert_str_eq(jget(&v, "dtype")->str, "f32");
-    cr_assert(jnum(&v, "seconds") > 0);
-    jv *train = jget(&v, "train"), *test = jget(&v, "test");
-    expect_keys(train, KEYS("loss", "accuracy", "rows"));
-    expect_keys(test, KEYS("loss", "accuracy", "rows"));
-    cr_assert_eq(jnum(train, "rows") + jnum(test, "rows"), 1797);
-    cr_assert_geq(jnum(test, "accuracy"), 0.96);
-    cr_assert(jnum(train, "loss") > 0 && jnum(train, "loss") < jnum(test, "loss") + 1);
-    jfree(&v);
-    cli_free(&r);
+    tj v = tj_line(r.out);
+    tj_expect_keys(
+        &v, TJ_KEYS("task", "classes", "train", "test", "epochs", "seconds", "params", "dtype"));
+    cr_assert_str_eq(tj_str_of(&v, "task"), "classify");
+    cr_assert_eq(tj_num_of(&v, "classes"), 10);
+    cr_assert_eq(tj_num_of(&v, "epochs"), 30);
+    cr_assert_eq(tj_num_of(&v, "params"), 64 * 64 + 64 + 64 * 10 + 10);
+    cr_assert_str_eq(tj_str_of(&v, "dtype"), "f32");
+    cr_assert(tj_num_of(&v, "seconds") > 0);
+    const tj *train = tj_get(&v, "train"), *test = tj_get(&v, "test");
+    tj_expect_keys(train, TJ_KEYS("loss", "accuracy", "rows"));
+    tj_expect_keys(test, TJ_KEYS("loss", "accuracy", "rows"));
+    cr_assert_eq(tj_num_of(train, "rows") + tj_num_of(test, "rows"), 1797);
+    cr_assert_geq(tj_num_of(test, "accuracy"), 0.96);
+    cr_assert(tj_num_of(train, "loss") > 0 &&
+              tj_num_of(train, "loss") < tj_num_of(test, "loss") + 1);
+    tj_free(&v);
+    tp_run_free(&r);
 }
 
 Test(train_cmd, text_output_and_one_progress_line_per_epoch)
 {
-    cli r = RUN("train", "examples/data/breast_cancer.csv", "--target", "benign", "--epochs", "4",
-                "--layers", "16,8", "--act", "tanh", "--optim", "momentum", "--seed", "3");
-    expect_status(&r, 0);
+    tp_run r = RUN("train", "examples/data/breast_cancer.csv", "--target", "benign", "--epochs",
+                   "4", "--layers", "16,8", "--act", "tanh", "--optim", "momentum", "--seed", "3");
+    tp_expect_status(&r, 0);
     expect_has(r.out, "target 'benign': classification, 2 classes");
     expect_has(r.out, "model: 30 -> 16 tanh -> 8 tanh -> 2, ");
     expect_has(r.out, "momentum, lr 0.05, 4 epochs of batch 32");
@@ -876,34 +667,34 @@ Test(train_cmd, text_output_and_one_progress_line_per_epoch)
     cr_assert_eq(count_lines(r.err, "epoch "), 4, "%s", r.err);
     expect_has(r.err, "epoch 4/4  train loss ");
     cr_assert(!strchr(r.err, '\r') && !strchr(r.err, '\033'), "%s", r.err);
-    cli_free(&r);
+    tp_run_free(&r);
 }
 
 Test(train_cmd, regression_reports_rmse)
 {
-    cli r = RUN("train", "examples/data/diabetes.csv", "--target", "progression", "--json",
-                "--dtype", "f64", "--epochs", "20");
-    expect_status(&r, 0);
-    jv v = jparse_line(r.out);
-    cr_assert_str_eq(jget(&v, "task")->str, "regress");
-    cr_assert_eq(jnum(&v, "classes"), 0);
-    cr_assert_str_eq(jget(&v, "dtype")->str, "f64");
-    cr_assert_eq(jnum(&v, "params"), 10 * 64 + 64 + 64 + 1);
-    expect_keys(jget(&v, "train"), KEYS("loss", "rmse", "rows"));
-    expect_keys(jget(&v, "test"), KEYS("loss", "rmse", "rows"));
-    double rmse = jnum(jget(&v, "test"), "rmse");
+    tp_run r = RUN("train", "examples/data/diabetes.csv", "--target", "progression", "--json",
+                   "--dtype", "f64", "--epochs", "20");
+    tp_expect_status(&r, 0);
+    tj v = tj_line(r.out);
+    cr_assert_str_eq(tj_str_of(&v, "task"), "regress");
+    cr_assert_eq(tj_num_of(&v, "classes"), 0);
+    cr_assert_str_eq(tj_str_of(&v, "dtype"), "f64");
+    cr_assert_eq(tj_num_of(&v, "params"), 10 * 64 + 64 + 64 + 1);
+    tj_expect_keys(tj_get(&v, "train"), TJ_KEYS("loss", "rmse", "rows"));
+    tj_expect_keys(tj_get(&v, "test"), TJ_KEYS("loss", "rmse", "rows"));
+    double rmse = tj_num_of(tj_get(&v, "test"), "rmse");
     /* The target spreads about 77 around its mean: a model worth having does better. */
     cr_assert(rmse > 35 && rmse < 70, "test RMSE %g", rmse);
-    jfree(&v);
-    cli_free(&r);
+    tj_free(&v);
+    tp_run_free(&r);
 
     r = RUN("train", "examples/data/diabetes.csv", "--target", "progression", "--epochs", "2",
             "--test-split", "0");
-    expect_status(&r, 0);
+    tp_expect_status(&r, 0);
     expect_has(r.out, "regression");
     expect_has(r.out, "RMSE ");
     cr_assert_eq(count_lines(r.out, "test:"), 0, "no test rows, no test line:\n%s", r.out);
-    cli_free(&r);
+    tp_run_free(&r);
 }
 
 Test(train_cmd, usage_errors_exit_2)
@@ -935,49 +726,49 @@ Test(train_cmd, usage_errors_exit_2)
         {{"predict", "m.tgm", "d.csv", "--plot"}, "unknown option '--plot'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        cli r = run(cases[i].args);
-        expect_status(&r, 2);
+        tp_run r = run(cases[i].args);
+        tp_expect_status(&r, 2);
         expect_has(r.err, cases[i].msg);
         expect_has(r.err, "--help' for more information");
         cr_assert_str_eq(r.out, "");
-        cli_free(&r);
+        tp_run_free(&r);
     }
 }
 
 Test(train_cmd, failures_exit_1_with_the_reason)
 {
-    cli r = RUN("train", "no/such.csv", "--target", "y");
-    expect_status(&r, 1);
+    tp_run r = RUN("train", "no/such.csv", "--target", "y");
+    tp_expect_status(&r, 1);
     expect_has(r.err, "tapegrad train: ");
     expect_has(r.err, "no/such.csv");
-    cli_free(&r);
+    tp_run_free(&r);
 
     r = RUN("train", "examples/data/digits.csv", "--target", "label", "--json");
-    expect_status(&r, 1);
+    tp_expect_status(&r, 1);
     expect_has(r.err, "tapegrad train: no column 'label'; the columns are: pixel_0_0, ");
     cr_assert_str_eq(r.out, "");
-    cli_free(&r);
+    tp_run_free(&r);
 
     r = RUN("train", "examples/data/breast_cancer.csv", "--target", "mean_radius", "--task",
             "classify");
-    expect_status(&r, 1);
+    tp_expect_status(&r, 1);
     expect_has(r.err, "tapegrad train: cannot classify: the target of data row 1 is 17.99");
-    cli_free(&r);
+    tp_run_free(&r);
 
     r = RUN("predict", "no/model.tgm", "examples/data/digits.csv");
-    expect_status(&r, 1);
+    tp_expect_status(&r, 1);
     expect_has(r.err, "no/model.tgm");
-    cli_free(&r);
+    tp_run_free(&r);
 
     r = RUN("train", "--help");
-    expect_status(&r, 0);
+    tp_expect_status(&r, 0);
     expect_has(r.out, "usage: tapegrad train DATA.csv --target COLUMN");
-    cli_free(&r);
+    tp_run_free(&r);
     r = RUN("--help");
-    expect_status(&r, 0);
+    tp_expect_status(&r, 0);
     expect_has(r.out, "train");
     expect_has(r.out, "predict");
-    cli_free(&r);
+    tp_run_free(&r);
 }
 
 /* --save, then predict on the same file: one prediction per row, the accuracy on stderr, and
@@ -988,14 +779,14 @@ Test(train_cmd, save_then_predict)
     int fd = mkstemp(model);
     cr_assert(fd >= 0);
     close(fd);
-    cli r = RUN("train", "examples/data/digits.csv", "--target", "digit", "--epochs", "10",
-                "--save", model);
-    expect_status(&r, 0);
+    tp_run r = RUN("train", "examples/data/digits.csv", "--target", "digit", "--epochs", "10",
+                   "--save", model);
+    tp_expect_status(&r, 0);
     expect_has(r.out, "saved: ");
-    cli_free(&r);
+    tp_run_free(&r);
 
     r = RUN("predict", model, "examples/data/digits.csv");
-    expect_status(&r, 0);
+    tp_expect_status(&r, 0);
     cr_assert_eq(count_lines(r.out, ""), 1797);
     for (const char *p = r.out; *p; p = strchr(p, '\n') + 1)
         cr_assert(p[0] >= '0' && p[0] <= '9' && p[1] == '\n', "not a class: %.10s", p);
@@ -1004,21 +795,21 @@ Test(train_cmd, save_then_predict)
     /* 80% of the rows were trained on, 20% never seen */
     cr_assert(acc >= 0.96 && acc <= 1.0, "accuracy %g", acc);
     char *text = strdup(r.out);
-    cli_free(&r);
+    tp_run_free(&r);
 
     r = RUN("predict", model, "examples/data/digits.csv", "--json");
-    expect_status(&r, 0);
-    jv v = jparse_line(r.out);
-    expect_keys(&v, KEYS("task", "rows", "predictions", "accuracy"));
-    cr_assert_eq(jnum(&v, "rows"), 1797);
-    jv *pred = jget(&v, "predictions");
+    tp_expect_status(&r, 0);
+    tj v = tj_line(r.out);
+    tj_expect_keys(&v, TJ_KEYS("task", "rows", "predictions", "accuracy"));
+    cr_assert_eq(tj_num_of(&v, "rows"), 1797);
+    const tj *pred = tj_get(&v, "predictions");
     cr_assert_eq(pred->n, 1797);
     const char *line = text;
     for (size_t i = 0; i < pred->n; i++, line = strchr(line, '\n') + 1)
         cr_assert_eq(pred->items[i].num, atof(line), "row %zu", i);
-    cr_assert(fabs(jnum(&v, "accuracy") - acc) < 1e-4);
-    jfree(&v);
-    cli_free(&r);
+    cr_assert(fabs(tj_num_of(&v, "accuracy") - acc) < 1e-4);
+    tj_free(&v);
+    tp_run_free(&r);
     free(text);
 
     /* Without the target column: predictions only. Without a feature column: refused. */
@@ -1049,14 +840,14 @@ Test(train_cmd, save_then_predict)
         fflush(f);
         r = RUN("predict", model, csv);
         if (drop) {
-            expect_status(&r, 1);
+            tp_expect_status(&r, 1);
             expect_has(r.err, "lacks the model's feature column 'pixel_3_4'");
         } else {
-            expect_status(&r, 0);
+            tp_expect_status(&r, 0);
             cr_assert_eq(count_lines(r.out, ""), 5);
             cr_assert_str_eq(r.err, "", "no target, no score");
         }
-        cli_free(&r);
+        tp_run_free(&r);
     }
     fclose(f);
     tg_table_free(table);
@@ -1067,9 +858,9 @@ Test(train_cmd, save_then_predict)
     fputc(0x5a, f);
     fclose(f);
     r = RUN("predict", model, csv);
-    expect_status(&r, 1);
+    tp_expect_status(&r, 1);
     expect_has(r.err, "tapegrad predict: ");
-    cli_free(&r);
+    tp_run_free(&r);
     unlink(csv);
     unlink(model);
 }
@@ -1080,23 +871,23 @@ Test(train_cmd, predict_regression)
     char model[] = "/tmp/tg_train_model_XXXXXX";
     int fd = mkstemp(model);
     close(fd);
-    cli r = RUN("train", "examples/data/diabetes.csv", "--target", "progression", "--save", model,
-                "--json");
-    expect_status(&r, 0);
-    cli_free(&r);
+    tp_run r = RUN("train", "examples/data/diabetes.csv", "--target", "progression", "--save",
+                   model, "--json");
+    tp_expect_status(&r, 0);
+    tp_run_free(&r);
     r = RUN("predict", model, "examples/data/diabetes.csv", "--json");
-    expect_status(&r, 0);
-    jv v = jparse_line(r.out);
-    expect_keys(&v, KEYS("task", "rows", "predictions", "rmse"));
-    cr_assert_str_eq(jget(&v, "task")->str, "regress");
-    jv *pred = jget(&v, "predictions");
+    tp_expect_status(&r, 0);
+    tj v = tj_line(r.out);
+    tj_expect_keys(&v, TJ_KEYS("task", "rows", "predictions", "rmse"));
+    cr_assert_str_eq(tj_str_of(&v, "task"), "regress");
+    const tj *pred = tj_get(&v, "predictions");
     double mean = 0;
     for (size_t i = 0; i < pred->n; i++)
         mean += pred->items[i].num / (double)pred->n;
     cr_assert(mean > 120 && mean < 185, "mean prediction %g (the target's mean is 152)", mean);
-    cr_assert(jnum(&v, "rmse") < 65, "rmse %g", jnum(&v, "rmse"));
-    jfree(&v);
-    cli_free(&r);
+    cr_assert(tj_num_of(&v, "rmse") < 65, "rmse %g", tj_num_of(&v, "rmse"));
+    tj_free(&v);
+    tp_run_free(&r);
     unlink(model);
 }
 
@@ -1148,12 +939,12 @@ Test(train_cmd, plot_writes_a_well_formed_svg)
     cr_assert_not_null(mkdtemp(dir));
     char svg[4200], csv[4200];
     snprintf(svg, sizeof svg, "%s/curves.svg", dir);
-    cli r = RUN("train", "examples/data/breast_cancer.csv", "--target", "benign", "--epochs", "12",
-                "--plot", svg);
-    expect_status(&r, 0);
+    tp_run r = RUN("train", "examples/data/breast_cancer.csv", "--target", "benign", "--epochs",
+                   "12", "--plot", svg);
+    tp_expect_status(&r, 0);
     expect_has(r.out, "plot:  ");
-    cli_free(&r);
-    char *text = slurp_path(svg);
+    tp_run_free(&r);
+    char *text = tp_slurp(svg);
     expect_well_formed(text);
     expect_has(text, "<svg xmlns=\"http://www.w3.org/2000/svg\"");
     /* two panels with titles, axis labels, a legend with train and test, 12 points a curve */
@@ -1180,18 +971,18 @@ Test(train_cmd, plot_writes_a_well_formed_svg)
         fprintf(f, "%d,%g\n", i, 0.5 * i + (i % 3));
     fclose(f);
     r = RUN("train", csv, "--target", "a<b & \"c\"", "--epochs", "3", "--plot", svg);
-    expect_status(&r, 0);
-    cli_free(&r);
-    text = slurp_path(svg);
+    tp_expect_status(&r, 0);
+    tp_run_free(&r);
+    text = tp_slurp(svg);
     expect_well_formed(text);
     expect_has(text, "a&lt;b &amp; &quot;c&quot;");
     expect_has(text, ">RMSE</text>");
     free(text);
 
     r = RUN("train", csv, "--target", "x", "--epochs", "1", "--plot", "/nonexistent/dir/p.svg");
-    expect_status(&r, 1);
+    tp_expect_status(&r, 1);
     expect_has(r.err, "--plot: cannot write '/nonexistent/dir/p.svg'");
-    cli_free(&r);
+    tp_run_free(&r);
     unlink(svg);
     unlink(csv);
     rmdir(dir);
@@ -1202,11 +993,11 @@ Test(train_cmd, dot_of_the_trained_network)
     char dot[] = "/tmp/tg_train_dot_XXXXXX";
     int fd = mkstemp(dot);
     close(fd);
-    cli r = RUN("train", "examples/data/breast_cancer.csv", "--target", "benign", "--epochs", "2",
-                "--dot", dot);
-    expect_status(&r, 0);
-    cli_free(&r);
-    char *text = slurp_path(dot);
+    tp_run r = RUN("train", "examples/data/breast_cancer.csv", "--target", "benign", "--epochs",
+                   "2", "--dot", dot);
+    tp_expect_status(&r, 0);
+    tp_run_free(&r);
+    char *text = tp_slurp(dot);
     expect_has(text, "digraph");
     expect_has(text, "layer0.weight");
     expect_has(text, "layer1.bias");
@@ -1221,13 +1012,13 @@ Test(train_cmd, dot_of_the_trained_network)
         snprintf(svg, sizeof svg, "%s/graph.svg", dir);
         r = RUN("train", "examples/data/breast_cancer.csv", "--target", "benign", "--epochs", "1",
                 "--render", svg);
-        expect_status(&r, 0);
+        tp_expect_status(&r, 0);
         expect_has(r.out, "graph: ");
-        text = slurp_path(svg);
+        text = tp_slurp(svg);
         expect_has(text, "<svg");
         expect_has(text, "layer0.weight");
         free(text);
-        cli_free(&r);
+        tp_run_free(&r);
         unlink(svg);
         rmdir(dir);
     }

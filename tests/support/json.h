@@ -1,0 +1,57 @@
+/* json.h: a small strict JSON reader for checking what the tapegrad command prints: values
+ * are parsed into a tree, numbers must be JSON numbers (no '+', NaN, inf or hex), strings may
+ * hold no raw control characters and their escapes are decoded. The t*_expect and accessor
+ * functions fail the calling Criterion test when the text or value is not what they expect. */
+#ifndef TAPEGRAD_TESTS_SUPPORT_JSON_H
+#define TAPEGRAD_TESTS_SUPPORT_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum tj_type { TJ_NULL, TJ_BOOL, TJ_NUM, TJ_STR, TJ_ARR, TJ_OBJ } tj_type;
+
+typedef struct tj {
+    tj_type type;
+    double num;       /* TJ_NUM; TJ_BOOL: 1 or 0 */
+    char *str;        /* TJ_STR, decoded */
+    struct tj *items; /* TJ_ARR elements, TJ_OBJ values */
+    char **keys;      /* TJ_OBJ keys, in order */
+    size_t n;         /* elements or members */
+} tj;
+
+/* Parses one value at *s (leading whitespace skipped), moving *s past it; false (and v
+ * freed) on malformed text. */
+bool tj_parse(const char **s, tj *v);
+
+/* text is exactly one JSON object, then whitespace at most. */
+tj tj_object(const char *text);
+
+/* text is exactly one JSON value on one line, then a newline and nothing else. */
+tj tj_line(const char *text);
+
+/* Each non-empty line of text is one JSON object (one line, the object and nothing else):
+ * parses them into lines[0..), at most max (more fail the test); returns the count. */
+size_t tj_lines(const char *text, tj *lines, size_t max);
+
+void tj_free(tj *v);
+void tj_free_all(tj *v, size_t n);
+
+/* Member `key` of object obj, or NULL when it has none. */
+const tj *tj_get(const tj *obj, const char *key);
+
+/* The number v (not NULL, a number). */
+double tj_num(const tj *v);
+
+/* The number or string member `key` of obj (present, of that type). */
+double tj_num_of(const tj *obj, const char *key);
+const char *tj_str_of(const tj *obj, const char *key);
+
+/* Element i of a (possibly nested) array, flattened row-major. */
+double tj_elem(const tj *arr, size_t i);
+
+/* obj has exactly these keys (a NULL-terminated list, see TJ_KEYS), in this order. */
+void tj_expect_keys(const tj *obj, const char *const *keys);
+
+#define TJ_KEYS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+#endif
