@@ -130,6 +130,32 @@ static void save_buf(tg_model *m, tg_optim *o, const tg_checkpoint_progress *p,
     *buf = v;
 }
 
+/* A small model and optimizer trained `steps` steps, some_progress(), and the checkpoint of
+ * the three in a buffer: what the format tests take apart. */
+typedef struct trained {
+    tg_model *m;
+    tg_optim *o;
+    tg_checkpoint_progress p;
+    unsigned char *buf;
+    size_t size;
+} trained;
+
+static trained save_trained(tg_dtype dt, uint64_t seed, tg_optim_kind kind, uint64_t steps)
+{
+    trained s = {.m = small_model(dt, seed), .p = some_progress()};
+    s.o = make_optim(s.m, kind);
+    train(s.m, s.o, 0, steps);
+    save_buf(s.m, s.o, &s.p, &s.buf, &s.size);
+    return s;
+}
+
+static void trained_free(trained *s)
+{
+    tg_checkpoint_buffer_free(s->buf, s->size);
+    tg_optim_free(s->o);
+    tg_model_free(s->m);
+}
+
 static void expect_format_error(const unsigned char *buf, size_t size, const char *needle,
                                 const char *what)
 {
@@ -216,51 +242,43 @@ Test(checkpoint, round_trip_buffer_bit_exact)
 
 Test(checkpoint, documented_layout)
 {
-    tg_model *m = small_model(TG_F32, 5);
-    tg_optim *o = make_optim(m, TG_OPTIM_ADAM);
-    train(m, o, 0, 2);
-    tg_checkpoint_progress p = some_progress();
-    unsigned char *buf;
-    size_t size;
-    save_buf(m, o, &p, &buf, &size);
-    size_t numel = tg_model_numel(m), S = 2 * numel * 4;
-    cr_assert_eq(memcmp(buf, "TGCKPT\0\0", 8), 0);
-    cr_assert_eq(rd(buf + 8, 4), 1);
-    cr_assert_eq(rd(buf + 12, 4), 0);
-    cr_assert_eq(rd(buf + 16, 8), size);
-    cr_assert_eq(rd(buf + 24, 8), 3);
-    cr_assert_eq(rd(buf + 32, 8), 7);
-    cr_assert_eq(rd(buf + 40, 8), 123);
+    trained s = save_trained(TG_F32, 5, TG_OPTIM_ADAM, 2);
+    size_t numel = tg_model_numel(s.m), S = 2 * numel * 4;
+    cr_assert_eq(memcmp(s.buf, "TGCKPT\0\0", 8), 0);
+    cr_assert_eq(rd(s.buf + 8, 4), 1);
+    cr_assert_eq(rd(s.buf + 12, 4), 0);
+    cr_assert_eq(rd(s.buf + 16, 8), s.size);
+    cr_assert_eq(rd(s.buf + 24, 8), 3);
+    cr_assert_eq(rd(s.buf + 32, 8), 7);
+    cr_assert_eq(rd(s.buf + 40, 8), 123);
     for (int i = 0; i < 4; i++)
-        cr_assert_eq(rd(buf + 48 + 8 * i, 8), p.rng.s[i]);
-    cr_assert_eq(rd(buf + 80, 4), 2);
-    cr_assert_eq(rd(buf + 84, 4), TG_OPTIM_ADAM);
-    cr_assert_eq(rd(buf + 88, 4), 0);
+        cr_assert_eq(rd(s.buf + 48 + 8 * i, 8), s.p.rng.s[i]);
+    cr_assert_eq(rd(s.buf + 80, 4), 2);
+    cr_assert_eq(rd(s.buf + 84, 4), TG_OPTIM_ADAM);
+    cr_assert_eq(rd(s.buf + 88, 4), 0);
     uint64_t lr_bits;
     double lr = 0.01;
     memcpy(&lr_bits, &lr, 8);
-    cr_assert_eq(rd(buf + 92, 8), lr_bits);
-    cr_assert_eq(rd(buf + 140, 8), 2, "optimizer steps");
-    cr_assert_eq(rd(buf + 148, 8), S);
+    cr_assert_eq(rd(s.buf + 92, 8), lr_bits);
+    cr_assert_eq(rd(s.buf + 140, 8), 2, "optimizer steps");
+    cr_assert_eq(rd(s.buf + 148, 8), S);
     /* The state block: m then v, f32 little-endian. */
-    const float *state = tg_optim_state(o);
+    const float *state = tg_optim_state(s.o);
     for (size_t i = 0; i < 2 * numel; i++) {
         uint32_t bits;
         memcpy(&bits, &state[i], 4);
-        cr_assert_eq(rd(buf + 156 + 4 * i, 4), bits, "state[%zu]", i);
+        cr_assert_eq(rd(s.buf + 156 + 4 * i, 4), bits, "state[%zu]", i);
     }
     /* Then a complete model file, as tg_model_save_buffer writes it. */
     void *mb;
     size_t msize;
-    cr_assert_eq(tg_model_save_buffer(m, &mb, &msize), TG_OK);
-    cr_assert_eq(rd(buf + 156 + S, 8), msize);
-    cr_assert_eq(memcmp(buf + 164 + S, mb, msize), 0);
-    cr_assert_eq(size, 164 + S + msize + 8);
-    cr_assert_eq(rd(buf + size - 8, 8), XXH3_64bits(buf, size - 8));
+    cr_assert_eq(tg_model_save_buffer(s.m, &mb, &msize), TG_OK);
+    cr_assert_eq(rd(s.buf + 156 + S, 8), msize);
+    cr_assert_eq(memcmp(s.buf + 164 + S, mb, msize), 0);
+    cr_assert_eq(s.size, 164 + S + msize + 8);
+    cr_assert_eq(rd(s.buf + s.size - 8, 8), XXH3_64bits(s.buf, s.size - 8));
     tg_model_buffer_free(mb, msize);
-    tg_checkpoint_buffer_free(buf, size);
-    tg_optim_free(o);
-    tg_model_free(m);
+    trained_free(&s);
 }
 
 Test(checkpoint, file_round_trip_and_atomic_overwrite)
@@ -309,97 +327,68 @@ Test(checkpoint, file_round_trip_and_atomic_overwrite)
 
 Test(checkpoint, every_truncation_is_detected)
 {
-    tg_model *m = small_model(TG_F32, 2);
-    tg_optim *o = make_optim(m, TG_OPTIM_ADAM);
-    train(m, o, 0, 1);
-    tg_checkpoint_progress p = some_progress();
-    unsigned char *buf;
-    size_t size;
-    save_buf(m, o, &p, &buf, &size);
-    for (size_t n = 0; n < size; n++)
-        expect_format_error(buf, n, NULL, "truncated");
-    expect_format_error(buf, 5, "truncated at byte 5 (expected 3 more bytes for the magic)",
+    trained s = save_trained(TG_F32, 2, TG_OPTIM_ADAM, 1);
+    for (size_t n = 0; n < s.size; n++)
+        expect_format_error(s.buf, n, NULL, "truncated");
+    expect_format_error(s.buf, 5, "truncated at byte 5 (expected 3 more bytes for the magic)",
                         "5 bytes");
-    expect_format_error(buf, 100, "truncated at byte 100", "100 bytes");
-    tg_checkpoint_buffer_free(buf, size);
-    tg_optim_free(o);
-    tg_model_free(m);
+    expect_format_error(s.buf, 100, "truncated at byte 100", "100 bytes");
+    trained_free(&s);
 }
 
 Test(checkpoint, every_single_byte_flip_is_detected)
 {
-    tg_model *m = small_model(TG_F32, 2);
-    tg_optim *o = make_optim(m, TG_OPTIM_MOMENTUM);
-    train(m, o, 0, 1);
-    tg_checkpoint_progress p = some_progress();
-    unsigned char *buf;
-    size_t size;
-    save_buf(m, o, &p, &buf, &size);
-    for (size_t i = 0; i < size; i++) {
+    trained s = save_trained(TG_F32, 2, TG_OPTIM_MOMENTUM, 1);
+    for (size_t i = 0; i < s.size; i++) {
         for (int bit = 0; bit < 8; bit += 3) {
-            buf[i] ^= (unsigned char)(1u << bit);
+            s.buf[i] ^= (unsigned char)(1u << bit);
             char what[64];
             snprintf(what, sizeof what, "byte %zu bit %d", i, bit);
-            expect_format_error(buf, size, NULL, what);
-            buf[i] ^= (unsigned char)(1u << bit);
+            expect_format_error(s.buf, s.size, NULL, what);
+            s.buf[i] ^= (unsigned char)(1u << bit);
         }
     }
-    tg_checkpoint_buffer_free(buf, size);
-    tg_optim_free(o);
-    tg_model_free(m);
+    trained_free(&s);
 }
 
 Test(checkpoint, header_messages)
 {
-    tg_model *m = small_model(TG_F32, 2);
-    tg_optim *o = make_optim(m, TG_OPTIM_SGD);
-    tg_checkpoint_progress p = some_progress();
-    unsigned char *buf;
-    size_t size;
-    save_buf(m, o, &p, &buf, &size);
-    unsigned char *c = malloc(size + 1);
-    memcpy(c, buf, size);
+    trained s = save_trained(TG_F32, 2, TG_OPTIM_SGD, 0);
+    unsigned char *c = malloc(s.size + 1);
+    memcpy(c, s.buf, s.size);
     c[0] = 'X';
-    expect_format_error(c, size, "bad magic (not a tapegrad checkpoint)", "magic");
-    memcpy(c, buf, size);
+    expect_format_error(c, s.size, "bad magic (not a tapegrad checkpoint)", "magic");
+    memcpy(c, s.buf, s.size);
     wr(c + 8, 2, 4);
-    expect_format_error(c, size, "unknown format version 2 (this build reads version 1)",
+    expect_format_error(c, s.size, "unknown format version 2 (this build reads version 1)",
                         "version");
-    memcpy(c, buf, size);
+    memcpy(c, s.buf, s.size);
     wr(c + 12, 1, 4);
-    expect_format_error(c, size, "unknown flags 0x00000001", "flags");
-    memcpy(c, buf, size);
-    c[size] = 0;
-    expect_format_error(c, size + 1, "trailing data", "trailing byte");
-    memcpy(c, buf, size);
-    c[size / 2] ^= 1;
-    expect_format_error(c, size, "checksum mismatch", "flip");
+    expect_format_error(c, s.size, "unknown flags 0x00000001", "flags");
+    memcpy(c, s.buf, s.size);
+    c[s.size] = 0;
+    expect_format_error(c, s.size + 1, "trailing data", "trailing byte");
+    memcpy(c, s.buf, s.size);
+    c[s.size / 2] ^= 1;
+    expect_format_error(c, s.size, "checksum mismatch", "flip");
     /* A model file is not a checkpoint, and the other way round. */
     void *mb;
     size_t msize;
-    cr_assert_eq(tg_model_save_buffer(m, &mb, &msize), TG_OK);
+    cr_assert_eq(tg_model_save_buffer(s.m, &mb, &msize), TG_OK);
     expect_format_error(mb, msize, "bad magic", "a model file");
     tg_model *mm = NULL;
-    cr_assert_eq(tg_model_load_buffer(buf, size, &mm), TG_EFORMAT);
+    cr_assert_eq(tg_model_load_buffer(s.buf, s.size, &mm), TG_EFORMAT);
     tg_model_buffer_free(mb, msize);
     free(c);
-    tg_checkpoint_buffer_free(buf, size);
-    tg_optim_free(o);
-    tg_model_free(m);
+    trained_free(&s);
 }
 
 /* Files a buggy or hostile writer could make: checksum valid, a field wrong. */
 Test(checkpoint, valid_checksum_but_lying_fields)
 {
-    tg_model *m = small_model(TG_F64, 2);
-    tg_optim *o = make_optim(m, TG_OPTIM_ADAM);
-    train(m, o, 0, 2);
-    tg_checkpoint_progress p = some_progress();
-    unsigned char *buf;
-    size_t size;
-    save_buf(m, o, &p, &buf, &size);
-    size_t S = (size_t)rd(buf + 148, 8);
-    unsigned char *c = malloc(size);
+    trained s = save_trained(TG_F64, 2, TG_OPTIM_ADAM, 2);
+    size_t S = (size_t)rd(s.buf + 148, 8);
+    unsigned char *c = malloc(s.size);
     struct {
         size_t off;
         int n;
@@ -424,21 +413,19 @@ Test(checkpoint, valid_checksum_but_lying_fields)
         {164 + S + 30, 1, 0x55, "the embedded model: model_load_buffer: checksum mismatch"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        memcpy(c, buf, size);
+        memcpy(c, s.buf, s.size);
         wr(c + cases[i].off, cases[i].v, cases[i].n);
         if (cases[i].off == 48)
             memset(c + 48, 0, 32);
-        reseal(c, size);
+        reseal(c, s.size);
         char what[32];
         snprintf(what, sizeof what, "case %zu", i);
-        expect_format_error(c, size, cases[i].needle ? cases[i].needle : "RNG state is all zero",
+        expect_format_error(c, s.size, cases[i].needle ? cases[i].needle : "RNG state is all zero",
                             what);
     }
-    cr_assert_eq(tg_model_numel(m), 26, "v[25] above is the last second moment");
+    cr_assert_eq(tg_model_numel(s.m), 26, "v[25] above is the last second moment");
     free(c);
-    tg_checkpoint_buffer_free(buf, size);
-    tg_optim_free(o);
-    tg_model_free(m);
+    trained_free(&s);
 }
 
 /* ---- resuming ------------------------------------------------------------------------------- */
