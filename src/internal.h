@@ -116,7 +116,10 @@ typedef union tg_attr {
 } tg_attr;
 
 /* 128 bytes: two cache lines, the first holding everything the backward walk touches.
- * (Every recorded op writes one of these, so its size is the tape's memory traffic.) */
+ * (Every recorded op writes one of these, so its size is the tape's memory traffic.) A 0-d
+ * tape tensor has no shape entries, so its value (unless it is a view) and its gradient live
+ * where they would be, in inl: a scalar node then costs its header and nothing else, and
+ * neither buffer is allocated from the arena. */
 struct tg_tensor {
     void *data;
     void *grad;           /* leaf: heap buffer; tape tensor: arena buffer of pass grad_pass */
@@ -139,7 +142,12 @@ struct tg_tensor {
     uint8_t requires_grad;
     uint8_t flags;
     tg_attr attr;
-    size_t shape[TG_MAX_RANK];
+    union {
+        size_t shape[TG_MAX_RANK];
+        struct { /* 0-d tape tensors: data and grad point here (either dtype fits) */
+            unsigned char value[8], grad[8];
+        } inl;
+    };
     const char *name;
 };
 

@@ -53,6 +53,12 @@ typedef struct par_ctx {
             tg__parallel_for((n), PAR_GRAIN, (task), (ctx));                                   \
     } while (0)
 #define BODY static inline __attribute__((always_inline))
+/* The general case of an elementwise op, kept out of the function that tests for a single
+ * element: the scalar case then needs no stack frame and no saved registers, which is most
+ * of its cost in a scalar graph. */
+#define GENERAL static __attribute__((noinline))
+/* The scalar-first entry points, inlined into the op constructors (tape/record.h). */
+#define SCALAR_FIRST static inline __attribute__((always_inline))
 
 static char *fmt_shape(char *buf, size_t size, const tg_tensor *t)
 {
@@ -96,9 +102,16 @@ static tg_status same_shape(tg_tensor *y, char *msg, size_t size)
     {                                                                                          \
         name##_forward_body(ctx, lo, hi);                                                      \
     }                                                                                          \
-    static void name##_forward(tg_tensor *node)                                                \
+    GENERAL void name##_forward_any(tg_tensor *node)                                           \
     {                                                                                          \
         PAR_LOOP(node->numel, name##_forward_body, name##_forward_task, node);                 \
+    }                                                                                          \
+    SCALAR_FIRST void name##_forward(tg_tensor *node)                                          \
+    {                                                                                          \
+        if (TG_LIKELY(node->numel == 1))                                                       \
+            name##_forward_body(node, 0, 1);                                                   \
+        else                                                                                   \
+            name##_forward_any(node);                                                          \
     }                                                                                          \
     BODY void name##_vjp_body(const par_ctx *ctx, size_t lo, size_t hi)                        \
     {                                                                                          \
@@ -120,11 +133,19 @@ static tg_status same_shape(tg_tensor *y, char *msg, size_t size)
     {                                                                                          \
         name##_vjp_body(ctx, lo, hi);                                                          \
     }                                                                                          \
+    GENERAL void name##_vjp_any(const par_ctx *ctx)                                            \
+    {                                                                                          \
+        PAR_LOOP(ctx->node->numel, name##_vjp_body, name##_vjp_task, (void *)ctx);             \
+    }                                                                                          \
     static void name##_vjp(tg_tape *tape, tg_tensor *node)                                     \
     {                                                                                          \
         par_ctx ctx = {node, tg_tape__grad_of(tape, node->in[0])};                             \
-        if (ctx.g)                                                                             \
-            PAR_LOOP(node->numel, name##_vjp_body, name##_vjp_task, &ctx);                     \
+        if (!ctx.g)                                                                            \
+            return;                                                                            \
+        if (TG_LIKELY(node->numel == 1))                                                       \
+            name##_vjp_body(&ctx, 0, 1);                                                       \
+        else                                                                                   \
+            name##_vjp_any(&ctx);                                                              \
     }
 
 /* Sigmoid without overflow: e = exp(-|x|) is in (0, 1], so nothing reaches Inf. */
@@ -417,15 +438,8 @@ static __attribute__((noinline)) unsigned par_vjp2(tg_tensor *node, void *ga, tg
             });                                                                                \
         });                                                                                    \
     }                                                                                          \
-    static void name##_forward(tg_tensor *node)                                                \
+    GENERAL void name##_forward_any(tg_tensor *node)                                           \
     {                                                                                          \
-        if (node->numel == 1) { /* scalars (then both inputs are single elements too) */       \
-            DISPATCH(node->dtype, {                                                            \
-                const T a = *(const T *)node->in[0]->data, b = *(const T *)node->in[1]->data;  \
-                *(T *)node->data = (T)(FWD);                                                   \
-            });                                                                                \
-            return;                                                                            \
-        }                                                                                      \
         if (TG_UNLIKELY(node->numel >= 2 * PAR_GRAIN) && flat2(node)) {                        \
             tg__parallel_for(node->numel, PAR_GRAIN, name##_forward_range, node);              \
             return;                                                                            \
@@ -438,6 +452,17 @@ static __attribute__((noinline)) unsigned par_vjp2(tg_tensor *node, void *ga, tg
                 Y[iy] = (T)(FWD);                                                              \
             });                                                                                \
         });                                                                                    \
+    }                                                                                          \
+    SCALAR_FIRST void name##_forward(tg_tensor *node)                                          \
+    {                                                                                          \
+        if (TG_LIKELY(node->numel == 1)) { /* scalars (then both inputs are single too) */     \
+            DISPATCH(node->dtype, {                                                            \
+                const T a = *(const T *)node->in[0]->data, b = *(const T *)node->in[1]->data;  \
+                *(T *)node->data = (T)(FWD);                                                   \
+            });                                                                                \
+            return;                                                                            \
+        }                                                                                      \
+        name##_forward_any(node);                                                              \
     }                                                                                          \
     static void name##_vjp_a_range(void *ctx, size_t lo, size_t hi)                            \
     {                                                                                          \
@@ -467,22 +492,8 @@ static __attribute__((noinline)) unsigned par_vjp2(tg_tensor *node, void *ga, tg
             });                                                                                \
         });                                                                                    \
     }                                                                                          \
-    static void name##_vjp(tg_tape *tape, tg_tensor *node)                                     \
+    GENERAL void name##_vjp_any(tg_tensor *node, void *ga, void *gb)                           \
     {                                                                                          \
-        void *ga = tg_tape__grad_of(tape, node->in[0]);                                        \
-        void *gb = tg_tape__grad_of(tape, node->in[1]);                                        \
-        if (node->numel == 1) { /* scalars */                                                  \
-            DISPATCH(node->dtype, {                                                            \
-                const T a = *(const T *)node->in[0]->data, b = *(const T *)node->in[1]->data,  \
-                        y = *(const T *)node->data, dy = *(const T *)node->grad;               \
-                (void)a, (void)b, (void)y;                                                     \
-                if (ga)                                                                        \
-                    *(T *)ga += (T)(VJP_A);                                                    \
-                if (gb)                                                                        \
-                    *(T *)gb += (T)(VJP_B);                                                    \
-            });                                                                                \
-            return;                                                                            \
-        }                                                                                      \
         if (TG_UNLIKELY(node->numel >= 2 * PAR_GRAIN)) { /* over the pool, where no sum */      \
             unsigned done = par_vjp2(node, ga, name##_vjp_a_range, gb, name##_vjp_b_range);    \
             ga = (done & 1) ? NULL : ga;                                                       \
@@ -511,6 +522,24 @@ static __attribute__((noinline)) unsigned par_vjp2(tg_tensor *node, void *ga, tg
                 });                                                                            \
             }                                                                                  \
         });                                                                                    \
+    }                                                                                          \
+    static void name##_vjp(tg_tape *tape, tg_tensor *node)                                     \
+    {                                                                                          \
+        void *ga = tg_tape__grad_of(tape, node->in[0]);                                        \
+        void *gb = tg_tape__grad_of(tape, node->in[1]);                                        \
+        if (TG_LIKELY(node->numel == 1)) { /* scalars */                                       \
+            DISPATCH(node->dtype, {                                                            \
+                const T a = *(const T *)node->in[0]->data, b = *(const T *)node->in[1]->data,  \
+                        y = *(const T *)node->data, dy = *(const T *)node->grad;               \
+                (void)a, (void)b, (void)y;                                                     \
+                if (ga)                                                                        \
+                    *(T *)ga += (T)(VJP_A);                                                    \
+                if (gb)                                                                        \
+                    *(T *)gb += (T)(VJP_B);                                                    \
+            });                                                                                \
+            return;                                                                            \
+        }                                                                                      \
+        name##_vjp_any(node, ga, gb);                                                          \
     }
 
 /* y = a + b;  da += dy, db += dy */

@@ -1,8 +1,9 @@
 /* record.h: the common path of recording a node, inline. ops.c includes it, so each op
  * constructor gets the path specialized for its op: the table entry is a constant there, so
- * the shape rule and the forward become direct calls the compiler inlines, and the arity and
- * view tests fold away. Everything rare (errors, the first use of a leaf in a recording, a
- * node list that must grow) leaves through out-of-line functions in tape.c. */
+ * the forward becomes a direct call the compiler inlines, and the arity and view tests fold
+ * away. Everything rare (errors, the first use of a leaf in a recording, a node list that
+ * must grow) and the general path (a node the plan does not cover, whose shape rule runs)
+ * leave through out-of-line functions in tape.c. */
 #ifndef TAPEGRAD_RECORD_H
 #define TAPEGRAD_RECORD_H
 
@@ -68,23 +69,15 @@ static inline void tg_tape__fill_leaf_slot(tg_tape *tape, size_t s, tg_tensor *x
     x->reg_slot = (uint32_t)s;
 }
 
-/* Makes x ready to be an input, for the common cases: a node of this recording, a leaf
- * already registered in it, or a leaf this tape used in an earlier recording (so it is not
- * registered in this one and needs no search) while the leaf list has room. false sends the
- * caller to tg_tape__admit for everything else. (reg_tape is read only for leaves: it shares
- * memory with in[].) */
-static inline bool tg_tape__input_ready(tg_tape *tape, tg_tensor *x)
+/* Makes x ready to be an input, for the common cases: a node of this recording, or a leaf
+ * already registered in it. false sends the caller to tg_tape__admit for everything else (a
+ * leaf's first use in a recording among it: once per leaf, so not worth inlining). (reg_tape
+ * is read only for leaves: it shares memory with in[].) */
+static inline bool tg_tape__input_ready(const tg_tape *tape, const tg_tensor *x)
 {
     if (x->tape == tape)
         return x->gen == tape->gen;
-    if (x->tape || x->reg_tape != tape->id)
-        return false;
-    if (x->reg_gen == tape->gen)
-        return true;
-    if (tape->n_leaves == tape->cap_leaves)
-        return false;
-    tg_tape__fill_leaf_slot(tape, tape->n_leaves++, x);
-    return true;
+    return !x->tape && x->reg_tape == tape->id && x->reg_gen == tape->gen;
 }
 
 /* Input x (ready) has the shape it had in the plan. */
@@ -141,7 +134,11 @@ static inline tg_status tg_tape__finish_node(tg_tape *tape, tg_tensor *y, bool v
         }
     }
     y->numel = numel;
-    if (!view) {
+    if (y->rank == 0) { /* a scalar: value and gradient inside the header (struct tg_tensor) */
+        y->grad = y->inl.grad;
+        if (!view)
+            y->data = y->inl.value;
+    } else if (!view) {
         size_t bytes = numel * tg__esize(y);
         y->data = tg_tape__alloc(tape, bytes);
         if (TG_UNLIKELY(!y->data)) {
@@ -153,8 +150,14 @@ static inline tg_status tg_tape__finish_node(tg_tape *tape, tg_tensor *y, bool v
     return TG_OK;
 }
 
-/* Records op on inputs a (and b for binary ops) with attributes attr: checks, shape rule
- * (or the plan), allocation, forward. Returns the new node, or NULL with the error kept on
+/* The general path of tg_tape__record, out of line so that the planned path stays small:
+ * writes header y in full for op on a (and b), runs the shape rule, gives y its element count
+ * and data, and appends it. TG_OK, or the error (kept on the tape). */
+tg_status tg_tape__record_general(tg_tape *tape, tg_tensor *y, tg_op op, tg_tensor *a,
+                                  tg_tensor *b, tg_attr attr);
+
+/* Records op on inputs a (and b for binary ops) with attributes attr: checks, the plan (or
+ * the shape rule), allocation, forward. Returns the new node, or NULL with the error kept on
  * the tape (and NULL quietly when the tape already has an error). */
 static inline __attribute__((always_inline)) tg_tensor *
 tg_tape__record(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b, tg_attr attr)
@@ -185,33 +188,28 @@ tg_tape__record(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b, tg_attr att
          * and n < plan_nodes <= cap_nodes. */
         TG_ASSERT(y->tape == tape && y->index == n);
         y->attr = attr;
-        y->grad = NULL;
         y->gen = tape->gen;
         y->grad_pass = 0;
         y->flags = TG_TF_PLANNED | (info->is_view ? TG_TF_VIEW : 0);
         y->name = NULL;
-        if (!info->is_view) {
-            size_t bytes = y->numel * tg__esize(y);
-            y->data = tg_tape__alloc(tape, bytes);
-            if (TG_UNLIKELY(!y->data)) {
-                tg_tape__fail_oom(tape, op, bytes);
-                return NULL;
+        if (y->rank == 0) { /* as tg_tape__finish_node */
+            y->grad = y->inl.grad;
+            if (!info->is_view)
+                y->data = y->inl.value;
+        } else {
+            y->grad = NULL;
+            if (!info->is_view) {
+                size_t bytes = y->numel * tg__esize(y);
+                y->data = tg_tape__alloc(tape, bytes);
+                if (TG_UNLIKELY(!y->data)) {
+                    tg_tape__fail_oom(tape, op, bytes);
+                    return NULL;
+                }
             }
         }
         tape->nodes[tape->n_nodes++] = y;
-    } else {
-        tg_tape__init_node(tape, y, op, (tg_dtype)a->dtype, info->is_view);
-        y->in[0] = a;
-        y->in[1] = b;
-        y->attr = attr;
-        char msg[200]; /* written by the shape rule only when it fails */
-        tg_status st = info->shape(y, msg, sizeof msg);
-        if (TG_UNLIKELY(st != TG_OK)) {
-            tg_tape__fail_shape(tape, y, st, msg);
-            return NULL;
-        }
-        if (TG_UNLIKELY(tg_tape__finish_node(tape, y, info->is_view) != TG_OK))
-            return NULL;
+    } else if (TG_UNLIKELY(tg_tape__record_general(tape, y, op, a, b, attr) != TG_OK)) {
+        return NULL;
     }
     y->requires_grad = tape->grad_enabled && op != TG_OP_DETACH &&
                        (a->requires_grad || (binary && b->requires_grad));

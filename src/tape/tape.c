@@ -316,6 +316,23 @@ tg_status tg_tape__finish_slow(tg_tape *tape, tg_tensor *y, bool overflow)
     return TG_OK;
 }
 
+tg_status tg_tape__record_general(tg_tape *tape, tg_tensor *y, tg_op op, tg_tensor *a,
+                                  tg_tensor *b, tg_attr attr)
+{
+    const tg_op_info *info = &tg_ops__table[op];
+    tg_tape__init_node(tape, y, op, (tg_dtype)a->dtype, info->is_view);
+    y->in[0] = a;
+    y->in[1] = b;
+    y->attr = attr;
+    char msg[200]; /* written by the shape rule only when it fails */
+    tg_status st = info->shape(y, msg, sizeof msg);
+    if (TG_UNLIKELY(st != TG_OK)) {
+        tg_tape__fail_shape(tape, y, st, msg);
+        return st;
+    }
+    return tg_tape__finish_node(tape, y, info->is_view);
+}
+
 tg_status tg_tape__anomaly_forward(tg_tape *tape, const tg_tensor *y)
 {
     if (all_finite(y->data, (tg_dtype)y->dtype, y->numel))
@@ -394,7 +411,8 @@ void *tg_tape__grad_first(tg_tape *tape, tg_tensor *x)
 {
     if (!(x->flags & TG_TF_LEAF)) {
         if (x->grad_pass != tape->pass) {
-            x->grad = tg_tape__alloc(tape, tg__nbytes(x));
+            if (!x->grad)
+                x->grad = tg_tape__alloc(tape, tg__nbytes(x));
             if (!x->grad) {
                 tg_tape__fail(tape, TG_ENOMEM, "backward: out of memory for the gradient of node %u",
                               x->index);
