@@ -115,14 +115,18 @@ typedef union tg_attr {
     } reshape;
 } tg_attr;
 
-/* 128 bytes: two cache lines, the first holding everything the backward walk touches.
- * (Every recorded op writes one of these, so its size is the tape's memory traffic.) A 0-d
- * tape tensor has no shape entries, so its value (unless it is a view) and its gradient live
- * where they would be, in inl: a scalar node then costs its header and nothing else, and
+/* 128 bytes: two cache lines. (Every recorded op writes one of these, so its size is the
+ * tape's memory traffic.) The first holds the node's structure, which a recording from the
+ * plan (record.h) only reads: in a loop that records the same graph, it is written once and
+ * never made dirty again. The second holds what every recording and every backward pass
+ * writes (generation, flags, attributes, the backward pass of grad). A 0-d tape tensor has no
+ * shape entries, so its value (unless it is a view) and its gradient live where they would
+ * be, in inl, also in the second line: a scalar node costs its header and nothing else, and
  * neither buffer is allocated from the arena. */
 struct tg_tensor {
     void *data;
-    void *grad;           /* leaf: heap buffer; tape tensor: arena buffer of pass grad_pass */
+    void *grad;           /* leaf: heap buffer; tape tensor: arena buffer (or inl), kept for
+                           * the whole recording, valid in pass grad_pass */
     tg_tape *tape;        /* owning tape; NULL for leaves */
     union {
         tg_tensor *in[2]; /* tape tensors: the inputs */
@@ -132,13 +136,14 @@ struct tg_tensor {
         };
     };
     size_t numel;
+    const char *name;
     uint32_t index;       /* node index on its tape */
-    uint32_t gen;         /* the tape generation it was recorded in */
-    uint32_t grad_pass;   /* the backward pass `grad` belongs to */
     uint16_t op;
     uint8_t dtype;
     uint8_t rank;
     /* second cache line */
+    uint32_t gen;         /* the tape generation it was recorded in */
+    uint32_t grad_pass;   /* the backward pass `grad` belongs to */
     uint8_t requires_grad;
     uint8_t flags;
     tg_attr attr;
@@ -148,7 +153,6 @@ struct tg_tensor {
             unsigned char value[8], grad[8];
         } inl;
     };
-    const char *name;
 };
 
 _Static_assert(sizeof(struct tg_tensor) <= 128, "node headers fit two cache lines");
@@ -232,6 +236,11 @@ static inline void *tg_tape__grad_of(tg_tape *tape, tg_tensor *x)
     if (TG_LIKELY(x->tape != NULL)) { /* a node (backward never reaches another tape's) */
         if (TG_LIKELY(x->grad_pass == tape->pass))
             return x->grad;
+        if (x->rank == 0) { /* grad is inl.grad: 8 bytes, whatever the dtype */
+            x->grad_pass = tape->pass;
+            memset(x->grad, 0, sizeof x->inl.grad);
+            return x->grad;
+        }
         size_t bytes = x->numel * tg__esize(x);
         if (!x->grad && !(x->grad = tg_tape__alloc(tape, bytes)))
             return tg_tape__grad_first(tape, x); /* reports ENOMEM */

@@ -191,11 +191,11 @@ tg_tape__record(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b, tg_attr att
         y->gen = tape->gen;
         y->grad_pass = 0;
         y->flags = TG_TF_PLANNED | (info->is_view ? TG_TF_VIEW : 0);
-        y->name = NULL;
-        if (y->rank == 0) { /* as tg_tape__finish_node */
-            y->grad = y->inl.grad;
-            if (!info->is_view)
-                y->data = y->inl.value;
+        if (TG_UNLIKELY(y->name != NULL)) /* only read, so that the first line stays clean */
+            y->name = NULL;
+        if (y->rank == 0) {
+            /* data (unless a view) and grad point into inl since tg_tape__finish_node */
+            TG_ASSERT(y->grad == y->inl.grad && (info->is_view || y->data == y->inl.value));
         } else {
             y->grad = NULL;
             if (!info->is_view) {

@@ -521,14 +521,18 @@ static tg_status walk(tg_tape *tape, tg_tensor *y, const void *seed)
     add_into(dy, seed, (tg_dtype)y->dtype, y->numel, seed == NULL);
     if (y->flags & TG_TF_LEAF)
         return TG_OK;
+    /* No VJP changes the pass or anomaly mode: read once, not after every call. */
+    const uint32_t pass = tape->pass;
+    const bool anomaly = tape->anomaly;
+    tg_tensor *const *nodes = tape->nodes;
     for (size_t i = (size_t)y->index + 1; i-- > 0;) {
-        tg_tensor *t = tape->nodes[i];
-        if (t->grad_pass != tape->pass)
+        tg_tensor *t = nodes[i];
+        if (t->grad_pass != pass)
             continue;
         tg_ops__table[t->op].vjp(tape, t);
         if (TG_UNLIKELY(tape->status != TG_OK))
             return tape->status;
-        if (TG_UNLIKELY(tape->anomaly) && anomaly_check_grads(tape, t) != TG_OK)
+        if (TG_UNLIKELY(anomaly) && anomaly_check_grads(tape, t) != TG_OK)
             return tape->status;
     }
     return TG_OK;
