@@ -69,21 +69,40 @@ static inline void tg_tape__fill_leaf_slot(tg_tape *tape, size_t s, tg_tensor *x
     x->reg_slot = (uint32_t)s;
 }
 
-/* Makes x ready to be an input, for the common cases: a node of this recording, or a leaf
- * already registered in it. false sends the caller to tg_tape__admit for everything else (a
- * leaf's first use in a recording among it: once per leaf, so not worth inlining). (reg_tape
- * is read only for leaves: it shares memory with in[].) */
-static inline bool tg_tape__input_ready(const tg_tape *tape, const tg_tensor *x)
+/* Makes x ready to be an input, for the common cases: a node of this recording, a leaf
+ * already registered in it, or a leaf this tape used in an earlier recording (so it is not
+ * registered in this one and needs no search) while the leaf list has room. false sends the
+ * caller to tg_tape__admit for everything else. (reg_tape is read only for leaves: it shares
+ * memory with in[].) */
+static inline bool tg_tape__input_ready(tg_tape *tape, tg_tensor *x)
 {
     if (x->tape == tape)
         return x->gen == tape->gen;
-    return !x->tape && x->reg_tape == tape->id && x->reg_gen == tape->gen;
+    if (x->tape || x->reg_tape != tape->id)
+        return false;
+    if (x->reg_gen == tape->gen)
+        return true;
+    if (tape->n_leaves == tape->cap_leaves)
+        return false;
+    tg_tape__fill_leaf_slot(tape, tape->n_leaves++, x);
+    return true;
 }
 
 /* Input x (ready) has the shape it had in the plan. */
 static inline bool tg_tape__input_planned(const tg_tape *tape, const tg_tensor *x)
 {
     return x->tape ? (x->flags & TG_TF_PLANNED) != 0 : tape->leaves[x->reg_slot].planned;
+}
+
+_Static_assert(sizeof(struct tg_tensor) % 16 == 0, "headers keep each other aligned");
+
+/* A node header from the current recording's header arena, or NULL when out of memory. The
+ * arena holds nothing but headers (tg_tape_reset's sizing allocation is rewound at once), from
+ * block bases aligned to a cache line, so its bump pointer is always aligned for the next one:
+ * no rounding. */
+static inline tg_tensor *tg_tape__new_header(tg_tape *tape)
+{
+    return tg_arena__alloc(&tape->headers[tape->gen & 1], sizeof(tg_tensor), 1);
 }
 
 /* Writes every field of node header y but rank and shape (the general path). */
@@ -171,7 +190,7 @@ tg_tape__record(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b, tg_attr att
     if (!binary)
         b = NULL;
     const size_t n = tape->n_nodes;
-    tg_tensor *y = tg_arena__alloc(&tape->headers[tape->gen & 1], sizeof *y, 16);
+    tg_tensor *y = tg_tape__new_header(tape);
     if (TG_UNLIKELY(!y)) {
         tg_tape__fail_oom(tape, op, sizeof *y);
         return NULL;
@@ -211,8 +230,9 @@ tg_tape__record(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b, tg_attr att
     } else if (TG_UNLIKELY(tg_tape__record_general(tape, y, op, a, b, attr) != TG_OK)) {
         return NULL;
     }
-    y->requires_grad = tape->grad_enabled && op != TG_OP_DETACH &&
-                       (a->requires_grad || (binary && b->requires_grad));
+    /* requires_grad and grad_enabled are 0 or 1: bitwise, without a branch */
+    y->requires_grad = (uint8_t)(op != TG_OP_DETACH && (tape->grad_enabled &
+                                 (a->requires_grad | (binary ? b->requires_grad : 0))));
     info->forward(y);
     if (TG_UNLIKELY(tape->anomaly) && tg_tape__anomaly_forward(tape, y) != TG_OK)
         return NULL;

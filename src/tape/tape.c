@@ -362,7 +362,7 @@ tg_tensor *tg_constant(tg_tape *tape, tg_dtype dtype, int rank, const size_t *sh
         tg_tape__fail(tape, TG_EINVAL, "constant: data is NULL (node %zu)", tape->n_nodes);
         return NULL;
     }
-    tg_tensor *y = tg_arena__alloc(&tape->headers[tape->gen & 1], sizeof *y, 16);
+    tg_tensor *y = tg_tape__new_header(tape);
     if (!y) {
         tg_tape__fail_oom(tape, TG_OP_CONST, sizeof *y);
         return NULL;
