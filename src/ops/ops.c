@@ -1171,12 +1171,12 @@ static void no_forward(tg_tensor *node)
     TG_UNUSED(node);
 }
 
-#define UNARY_ENTRY(op) {#op, 1, false, false, same_shape, op##_forward, op##_vjp}
-#define BINARY_ENTRY(op) {#op, 2, false, false, broadcast_shape, op##_forward, op##_vjp}
+#define UNARY_ENTRY(op) {#op, 1, false, false, same_shape, op##_forward, op##_vjp, false}
+#define BINARY_ENTRY(op) {#op, 2, false, false, broadcast_shape, op##_forward, op##_vjp, false}
 
 const tg_op_info tg_ops__table[TG_OP_COUNT] = {
     [TG_OP_CONST] = {"const", 0, false, false, no_shape, no_forward, no_vjp, true},
-    [TG_OP_DETACH] = {"detach", 1, true, false, same_shape, view_forward, no_vjp},
+    [TG_OP_DETACH] = {"detach", 1, true, false, same_shape, view_forward, no_vjp, false},
     [TG_OP_ADD] = BINARY_ENTRY(add),
     [TG_OP_SUB] = BINARY_ENTRY(sub),
     [TG_OP_MUL] = BINARY_ENTRY(mul),
@@ -1195,19 +1195,19 @@ const tg_op_info tg_ops__table[TG_OP_COUNT] = {
     [TG_OP_RELU] = UNARY_ENTRY(relu),
     [TG_OP_LOG_SIGMOID] = UNARY_ENTRY(log_sigmoid),
     [TG_OP_CLAMP] = {"clamp", 1, false, false, clamp_shape, clamp_forward, clamp_vjp, true},
-    [TG_OP_MATMUL] = {"matmul", 2, false, false, matmul_shape, matmul_forward, matmul_vjp},
+    [TG_OP_MATMUL] = {"matmul", 2, false, false, matmul_shape, matmul_forward, matmul_vjp, false},
     [TG_OP_TRANSPOSE] = {"transpose", 1, false, false, transpose_shape, transpose_forward,
-                         transpose_vjp},
+                         transpose_vjp, false},
     [TG_OP_RESHAPE] = {"reshape", 1, true, false, reshape_shape, view_forward, reshape_vjp,
                        true},
-    [TG_OP_SUM] = {"sum", 1, false, true, reduce_shape, sum_forward, sum_vjp},
-    [TG_OP_MEAN] = {"mean", 1, false, true, reduce_shape, mean_forward, mean_vjp},
-    [TG_OP_MAX] = {"max", 1, false, true, reduce_nonempty_shape, max_forward, max_vjp},
+    [TG_OP_SUM] = {"sum", 1, false, true, reduce_shape, sum_forward, sum_vjp, false},
+    [TG_OP_MEAN] = {"mean", 1, false, true, reduce_shape, mean_forward, mean_vjp, false},
+    [TG_OP_MAX] = {"max", 1, false, true, reduce_nonempty_shape, max_forward, max_vjp, false},
     [TG_OP_LOGSUMEXP] = {"logsumexp", 1, false, true, reduce_shape, logsumexp_forward,
-                         logsumexp_vjp},
-    [TG_OP_SOFTMAX] = {"softmax", 1, false, true, axis_shape, softmax_forward, softmax_vjp},
+                         logsumexp_vjp, false},
+    [TG_OP_SOFTMAX] = {"softmax", 1, false, true, axis_shape, softmax_forward, softmax_vjp, false},
     [TG_OP_LOG_SOFTMAX] = {"log_softmax", 1, false, true, axis_shape, log_softmax_forward,
-                           log_softmax_vjp},
+                           log_softmax_vjp, false},
 };
 
 _Static_assert(sizeof tg_ops__table / sizeof tg_ops__table[0] == TG_OP_COUNT,
