@@ -35,15 +35,22 @@ static void ok(tg_status st, const char *what)
     cr_assert_eq(st, TG_OK, "%s: %s", what, tg_last_error());
 }
 
-static void train_digits(int threads, tg_dtype dtype, run *out)
+/* examples/data/digits.csv, read (the caller frees it). */
+static tg_table *read_digits(void)
 {
-    ok(tg_set_num_threads(threads), "threads");
     const char *root = getenv("TG_SOURCE_DIR");
     cr_assert_not_null(root, "TG_SOURCE_DIR is not set (run through ctest)");
     char path[4096];
     snprintf(path, sizeof path, "%s/examples/data/digits.csv", root);
     tg_table *table = NULL;
     ok(tg_table_read_csv(path, &table), "reading digits.csv");
+    return table;
+}
+
+static void train_digits(int threads, tg_dtype dtype, run *out)
+{
+    ok(tg_set_num_threads(threads), "threads");
+    tg_table *table = read_digits();
     size_t target = tg_table_find(table, "digit");
     tg_dataset all, train, test;
     ok(tg_dataset_from_table(table, target, &all), "data set");
@@ -204,12 +211,7 @@ static uint64_t train_with_trainer(int threads, const tg_table *table, tg_dtype 
 
 Test(reproducible, digits_trainer)
 {
-    const char *root = getenv("TG_SOURCE_DIR");
-    cr_assert_not_null(root, "TG_SOURCE_DIR is not set (run through ctest)");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/examples/data/digits.csv", root);
-    tg_table *table = NULL;
-    ok(tg_table_read_csv(path, &table), "reading digits.csv");
+    tg_table *table = read_digits();
     for (tg_dtype dt = TG_F32; dt <= TG_F64; dt++) {
         double acc[3];
         uint64_t first = train_with_trainer(1, table, dt, &acc[0]);
