@@ -151,24 +151,6 @@ static size_t gemm_slots(size_t M, size_t N, size_t K, size_t MR, size_t NR, siz
     return 1;
 }
 
-/* ---- the two element types --------------------------------------------------------------- */
-
-#define T float
-#define SFX(x) x##_f32
-#define KFN f32
-#include "gemm_impl.h"
-#undef T
-#undef SFX
-#undef KFN
-
-#define T double
-#define SFX(x) x##_f64
-#define KFN f64
-#include "gemm_impl.h"
-#undef T
-#undef SFX
-#undef KFN
-
 /* ---- choosing a path --------------------------------------------------------------------- */
 
 static const char *const path_names[TG_GEMM_PATH_COUNT] = {
@@ -237,30 +219,6 @@ tg_gemm_path tg__gemm_path(size_t M, size_t N, size_t K)
 #endif
 }
 
-static const tg_gemm_kernel *kernel_f32(tg_gemm_path path)
-{
-#ifdef TG_GEMM_X86
-    if (path == TG_GEMM_AVX512)
-        return &tg_gemm__avx512_f32;
-    if (path == TG_GEMM_AVX2)
-        return &tg_gemm__avx2_f32;
-#endif
-    TG_UNUSED(path);
-    return &portable_kernel_f32;
-}
-
-static const tg_gemm_kernel *kernel_f64(tg_gemm_path path)
-{
-#ifdef TG_GEMM_X86
-    if (path == TG_GEMM_AVX512)
-        return &tg_gemm__avx512_f64;
-    if (path == TG_GEMM_AVX2)
-        return &tg_gemm__avx2_f64;
-#endif
-    TG_UNUSED(path);
-    return &portable_kernel_f64;
-}
-
 #ifdef TG_HAVE_OPENBLAS
 /* OpenBLAS runs its own threads: keep their number at the library's. */
 static void blas_threads(void)
@@ -278,48 +236,24 @@ static bool blas_fits(size_t M, size_t N, size_t K, size_t lda, size_t ldb, size
 }
 #endif
 
-/* ---- entry points ------------------------------------------------------------------------ */
+/* ---- the two element types: packing, kernels, entry points ---------------------------- */
 
-void tg_gemm_f32(bool transA, bool transB, size_t M, size_t N, size_t K, const float *A,
-                 size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
-{
-    if (M == 0 || N == 0)
-        return;
-    const tg_gemm_path path = K == 0 ? TG_GEMM_DIRECT : tg__gemm_path(M, N, K);
-#ifdef TG_HAVE_OPENBLAS
-    if (path == TG_GEMM_BLAS && blas_fits(M, N, K, lda, ldb, ldc)) {
-        blas_threads();
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
-                    transB ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A,
-                    (int)lda, B, (int)ldb, beta, C, (int)ldc);
-        return;
-    }
-#endif
-    if (path == TG_GEMM_DIRECT)
-        direct_f32(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
-    else
-        packed_f32(kernel_f32(path == TG_GEMM_BLAS ? best_kernel() : path), transA, transB, M, N,
-                   K, A, lda, B, ldb, beta, C, ldc);
-}
+#define T float
+#define SFX(x) x##_f32
+#define KFN f32
+#define CBLAS_GEMM cblas_sgemm
+#include "gemm_impl.h"
+#undef T
+#undef SFX
+#undef KFN
+#undef CBLAS_GEMM
 
-void tg_gemm_f64(bool transA, bool transB, size_t M, size_t N, size_t K, const double *A,
-                 size_t lda, const double *B, size_t ldb, double beta, double *C, size_t ldc)
-{
-    if (M == 0 || N == 0)
-        return;
-    const tg_gemm_path path = K == 0 ? TG_GEMM_DIRECT : tg__gemm_path(M, N, K);
-#ifdef TG_HAVE_OPENBLAS
-    if (path == TG_GEMM_BLAS && blas_fits(M, N, K, lda, ldb, ldc)) {
-        blas_threads();
-        cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
-                    transB ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0, A,
-                    (int)lda, B, (int)ldb, beta, C, (int)ldc);
-        return;
-    }
-#endif
-    if (path == TG_GEMM_DIRECT)
-        direct_f64(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
-    else
-        packed_f64(kernel_f64(path == TG_GEMM_BLAS ? best_kernel() : path), transA, transB, M, N,
-                   K, A, lda, B, ldb, beta, C, ldc);
-}
+#define T double
+#define SFX(x) x##_f64
+#define KFN f64
+#define CBLAS_GEMM cblas_dgemm
+#include "gemm_impl.h"
+#undef T
+#undef SFX
+#undef KFN
+#undef CBLAS_GEMM

@@ -1,7 +1,9 @@
 /* gemm_impl.h: the GEMM for one element type, included by gemm.c once per type with
  *   T      the element type (float, double)
  *   SFX(x) x with the type's suffix (x_f32, x_f64)
- *   KFN    the member of tg_gemm_kernel.fn for T (f32, f64)
+ *   KFN    the member of tg_gemm_kernel.fn for T (f32, f64); also the suffix of the
+ *          micro-kernel tables (tg_gemm__avx512_f32, ...)
+ *   CBLAS_GEMM  the CBLAS routine for T (cblas_sgemm, cblas_dgemm), in TG_BLAS builds
  * A is (M,K), stored (K,M) when transA; B is (K,N), stored (N,K) when transB; ldX are the
  * row strides of the stored matrices.
  *
@@ -272,4 +274,47 @@ static void SFX(packed)(const tg_gemm_kernel *kd, bool transA, bool transB, size
             tg__parallel_for(slots, 1, SFX(slot_range), &jb);
         }
     }
+}
+
+/* ---- the entry point ----------------------------------------------------------------------- */
+
+#define GEMM_CAT_(a, b) a##b
+#define GEMM_CAT(a, b) GEMM_CAT_(a, b)
+
+/* The packed kernel of `path` for T (the portable one when the path names no SIMD kernel). */
+static const tg_gemm_kernel *SFX(kernel)(tg_gemm_path path)
+{
+#ifdef TG_GEMM_X86
+    if (path == TG_GEMM_AVX512)
+        return &GEMM_CAT(tg_gemm__avx512_, KFN);
+    if (path == TG_GEMM_AVX2)
+        return &GEMM_CAT(tg_gemm__avx2_, KFN);
+#endif
+    TG_UNUSED(path);
+    return &SFX(portable_kernel);
+}
+
+#undef GEMM_CAT
+#undef GEMM_CAT_
+
+void SFX(tg_gemm)(bool transA, bool transB, size_t M, size_t N, size_t K, const T *A, size_t lda,
+                  const T *B, size_t ldb, T beta, T *C, size_t ldc)
+{
+    if (M == 0 || N == 0)
+        return;
+    const tg_gemm_path path = K == 0 ? TG_GEMM_DIRECT : tg__gemm_path(M, N, K);
+#ifdef TG_HAVE_OPENBLAS
+    if (path == TG_GEMM_BLAS && blas_fits(M, N, K, lda, ldb, ldc)) {
+        blas_threads();
+        CBLAS_GEMM(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                   transB ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, (T)1, A, (int)lda,
+                   B, (int)ldb, beta, C, (int)ldc);
+        return;
+    }
+#endif
+    if (path == TG_GEMM_DIRECT)
+        SFX(direct)(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    else
+        SFX(packed)(SFX(kernel)(path == TG_GEMM_BLAS ? best_kernel() : path), transA, transB, M,
+                    N, K, A, lda, B, ldb, beta, C, ldc);
 }
