@@ -182,8 +182,10 @@ UNARY_OP(log, log(x), dy / x)
 UNARY_OP(abs, fabs(x), x > 0 ? dy : (x < 0 ? -dy : 0))
 /* y = 1/(1+e^-x);  dx += dy * y * (1-y) */
 UNARY_OP(sigmoid, SIGMOID(x), dy * y * (1 - y))
-/* y = tanh x;  dx += dy * (1 - y^2) */
-UNARY_OP(tanh, tanh(x), dy * (1 - y * y))
+/* y = tanh x;  dx += dy * (1 - y^2)   (tg__tanh, internal.h; f32 rounds its f64 result) */
+static inline float tanh_f32(float x) { return (float)tg__tanh(x); }
+#define TANH(x) _Generic((x), float: tanh_f32, default: tg__tanh)(x)
+UNARY_OP(tanh, TANH(x), dy * (1 - y * y))
 /* y = max(x, 0);  dx += dy where x > 0, relu'(0) = 0  (NaN stays NaN, so anomaly mode sees it) */
 UNARY_OP(relu, x < 0 ? 0 : x, x > 0 ? dy : 0)
 /* y = log sigmoid(x) = min(x, 0) - log(1 + e^-|x|);  dx += dy * sigmoid(-x) */
