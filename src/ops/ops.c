@@ -82,7 +82,11 @@ static tg_status same_shape(tg_tensor *y, char *msg, size_t size)
 
 /* ==== elementwise unary ===================================================================
  * UNARY_OP(name, forward expression of x (and c), VJP expression of x, y, dy (and c)) defines
- * name_forward and name_vjp. c is the op's scalar constant, in T. */
+ * name_forward and name_vjp. c is the op's scalar constant, in T. The loops over many elements
+ * are compiled for AVX-512 and AVX2 as well (TG_SIMD_CLONES, internal.h): tanh's arithmetic
+ * then runs 8 or 4 doubles wide; the scalar path does not go through them. */
+#define UNARY_LOOP static TG_SIMD_CLONES
+#define UNARY_GENERAL static TG_SIMD_CLONES __attribute__((noinline))
 
 #define UNARY_OP(name, FWD, VJP)                                                               \
     BODY void name##_forward_body(const tg_tensor *node, size_t lo, size_t hi)                  \
@@ -98,11 +102,11 @@ static tg_status same_shape(tg_tensor *y, char *msg, size_t size)
             }                                                                                  \
         });                                                                                    \
     }                                                                                          \
-    static void name##_forward_task(void *ctx, size_t lo, size_t hi)                           \
+    UNARY_LOOP void name##_forward_task(void *ctx, size_t lo, size_t hi)                       \
     {                                                                                          \
         name##_forward_body(ctx, lo, hi);                                                      \
     }                                                                                          \
-    GENERAL void name##_forward_any(tg_tensor *node)                                           \
+    UNARY_GENERAL void name##_forward_any(tg_tensor *node)                                     \
     {                                                                                          \
         PAR_LOOP(node->numel, name##_forward_body, name##_forward_task, node);                 \
     }                                                                                          \
@@ -129,11 +133,11 @@ static tg_status same_shape(tg_tensor *y, char *msg, size_t size)
             }                                                                                  \
         });                                                                                    \
     }                                                                                          \
-    static void name##_vjp_task(void *ctx, size_t lo, size_t hi)                               \
+    UNARY_LOOP void name##_vjp_task(void *ctx, size_t lo, size_t hi)                           \
     {                                                                                          \
         name##_vjp_body(ctx, lo, hi);                                                          \
     }                                                                                          \
-    GENERAL void name##_vjp_any(const par_ctx *ctx)                                            \
+    UNARY_GENERAL void name##_vjp_any(const par_ctx *ctx)                                      \
     {                                                                                          \
         PAR_LOOP(ctx->node->numel, name##_vjp_body, name##_vjp_task, (void *)ctx);             \
     }                                                                                          \
