@@ -254,8 +254,8 @@ typedef struct update_job {
     }
 
 /* Elements [i0, i1) of one leaf; w, g, s1, s2 point at the leaf's element 0. */
-TG_SIMD_CLONES static void update_leaf(const update_job *jb, bool f32, void *w, const void *g, void *s1,
-                        void *s2, size_t i0, size_t i1)
+TG_SIMD_CLONES static void update_leaf(const update_job *jb, bool f32, void *w, const void *g,
+                                      void *s1, void *s2, size_t i0, size_t i1)
 {
     const tg_optim_options *p = &jb->o->opt;
     /* Options in locals: the loops' stores could alias *p as far as the compiler knows. */
