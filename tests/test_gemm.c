@@ -15,7 +15,8 @@
 #include <string.h>
 
 #include "alloc_hook.h"
-#include "internal.h"
+#include "kernels/gemm.h"
+#include "core/workspace.h"
 
 /* ---- data -------------------------------------------------------------------------------- */
 
@@ -266,7 +267,7 @@ static tg_gemm_path packed_path(void)
 
 Test(gemm, workspace_is_reused_and_released)
 {
-    tg__gemm_release();
+    tg__workspace_release();
     th_install();
     cr_assert(tg__gemm_force(packed_path()));
     mat A = mat_new(TG_F32, 200, 150, 0, 0), B = mat_new(TG_F32, 150, 100, 0, 0);
@@ -279,7 +280,7 @@ Test(gemm, workspace_is_reused_and_released)
         run(TG_F32, true, true, 150, 200, 100, &B, &A, 0, &C); /* no larger */
     }
     cr_assert_eq(th_state.calls, calls, "steady state allocates nothing");
-    tg__gemm_release();
+    tg__workspace_release();
     cr_assert_eq(th_state.live, 0);
     cr_assert_eq(th_state.bytes, 0);
     th_uninstall();
@@ -303,7 +304,7 @@ Test(gemm, without_a_workspace_the_result_is_the_same)
             size_t bytes = z.M * z.N * (dt == TG_F32 ? 4 : 8);
             memcpy(C2.data, C1.data, bytes);
             run(dt, true, false, z.M, z.N, z.K, &A, &B, 0.5, &C1);
-            tg__gemm_release();
+            tg__workspace_release();
             th_install();
             th_fail_at(1);
             run(dt, true, false, z.M, z.N, z.K, &A, &B, 0.5, &C2);

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h" /* tg__tanh */
+#include "core/detmath.h" /* tg__tanh */
 #include "tapegrad.h"
 
 /* ---- fixture: one tape per test, leaves freed at the end ---------------------------------- */
@@ -531,7 +531,7 @@ Test(ops, stable_sigmoid)
     }
 }
 
-/* tanh is the library's own (tg__tanh, internal.h): against correctly rounded values (computed
+/* tanh is the library's own (tg__tanh, core/detmath.h): against correctly rounded values (computed
  * to 200 bits), within 2 units in the last place in f64 and 1 in f32; against long double
  * tanhl over a dense sweep, within 2.5 ulp; the same bits from the vectorized, threaded loop of
  * a large tensor as from the scalar function; and IEEE behaviour at the edges. */

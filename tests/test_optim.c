@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "alloc_hook.h"
-#include "internal.h" /* tg_tensor__alloc_grad: tests write gradients directly */
+#include "tensor/tensor_impl.h" /* tg_tensor__alloc_grad: tests write gradients directly */
 
 static const tg_dtype DTYPES[2] = {TG_F64, TG_F32};
 

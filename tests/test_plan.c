@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "tensor/tensor_impl.h" /* TG_TF_PLANNED */
 
 /* The structure of one step's graph; c is a value, not structure. */
 typedef struct knobs {

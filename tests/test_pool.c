@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core/pool.h"
 
 #define MAX_N 5000
 #define MAX_RANGES 64

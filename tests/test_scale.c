@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "alloc_hook.h"
-#include "internal.h"
+#include "core/detmath.h" /* tg__tanh */
 
 /* Memory per recorded node: a 128-byte header, a 0-d value and its gradient (16 bytes each
  * in the arena) and an 8-byte pointer in the node table: 168 bytes actually touched, which

@@ -18,7 +18,7 @@
  *         gradient allreduce takes; ranks run this binary under mpirun */
 #define _DEFAULT_SOURCE /* wait4 (the child's own peak RSS) */
 #include "cli.h"
-#include "internal.h" /* tg_gemm_f32/f64: the kernel on its own */
+#include "kernels/gemm.h" /* tg_gemm_f32/f64: the kernel on its own */
 
 #include <errno.h>
 #include <math.h>

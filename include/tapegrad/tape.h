@@ -33,6 +33,14 @@ TG_API tg_status tg_tape_status(const tg_tape *tape);
 /* The first error's message, or "no error". */
 TG_API const char *tg_tape_error(const tg_tape *tape);
 
+/* Records an error on the tape as a failing op constructor does, for functions built from ops
+ * (losses, layers, your own) that check their own arguments: if the tape has no error yet,
+ * it keeps this one, the message formatted from fmt with " (node N)" added, N being the index
+ * the next node would have had; this thread's error is set either way. Returns `status`
+ * (TG_EINVAL when tape is NULL). */
+TG_API tg_status tg_tape_fail(tg_tape *tape, tg_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Number of recorded nodes, and node i in recording order (NULL when out of range). */
 TG_API size_t tg_tape_size(const tg_tape *tape);
 TG_API tg_tensor *tg_tape_node(const tg_tape *tape, size_t i);

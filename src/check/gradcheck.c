@@ -1,7 +1,7 @@
 /* gradcheck.c: compares backward's gradients with central finite differences, all in f64.
  * A non-scalar output y is reduced to sum(r * y) with fixed random weights r, so every entry
  * of the Jacobian takes part without building it. */
-#include "internal.h"
+#include "core/core.h"
 
 #include <math.h>
 
@@ -41,11 +41,11 @@ static tg_tensor *record(check_ctx *c, tg_status *st)
 
 static double objective(const check_ctx *c, const tg_tensor *y)
 {
-    const double *v = y->data;
+    const double *v = tg_tensor_data_const(y);
     if (!c->r)
         return v[0];
     double s = 0;
-    for (size_t i = 0; i < y->numel; i++)
+    for (size_t i = 0, n = tg_tensor_numel(y); i < n; i++)
         s += c->r[i] * v[i];
     return s;
 }
@@ -56,17 +56,17 @@ static tg_status run(check_ctx *c, const tg_gradcheck_options *opt, double *max_
     tg_tensor *y = record(c, &st);
     if (!y)
         return st;
-    c->numel = y->numel;
+    c->numel = tg_tensor_numel(y);
     tg_tensor *obj = y;
-    if (y->numel != 1) {
-        c->r = tg__calloc(y->numel, sizeof *c->r);
+    if (c->numel != 1) {
+        c->r = tg__calloc(c->numel, sizeof *c->r);
         if (!c->r)
             return tg__error(TG_ENOMEM, "gradcheck: out of memory");
         tg_rng rng;
         tg_rng_seed(&rng, opt->seed);
-        for (size_t i = 0; i < y->numel; i++)
+        for (size_t i = 0; i < c->numel; i++)
             c->r[i] = 2 * tg_rng_uniform(&rng) - 1;
-        tg_tensor *r = tg_constant(c->tape, TG_F64, y->rank, y->shape, c->r);
+        tg_tensor *r = tg_constant(c->tape, TG_F64, tg_tensor_rank(y), tg_tensor_shape(y), c->r);
         obj = tg_sum(c->tape, tg_mul(c->tape, y, r), TG_ALL_AXES, false);
         if (!obj)
             return tg__error(tg_tape_status(c->tape), "%s", tg_tape_error(c->tape));
@@ -78,9 +78,9 @@ static tg_status run(check_ctx *c, const tg_gradcheck_options *opt, double *max_
     bool bad = false;
     for (size_t i = 0; i < c->n && st == TG_OK; i++) {
         double worst = 0;
-        double *x = c->xs[i]->data;
-        const double *g = grads[i]->data;
-        for (size_t j = 0; j < c->xs[i]->numel && st == TG_OK; j++) {
+        double *x = tg_tensor_data(c->xs[i]);
+        const double *g = tg_tensor_data(grads[i]);
+        for (size_t j = 0, n = tg_tensor_numel(c->xs[i]); j < n && st == TG_OK; j++) {
             double v = x[j], h = opt->eps * (fabs(v) > 1 ? fabs(v) : 1);
             x[j] = v + h;
             tg_tensor *yp = record(c, &st);
@@ -91,7 +91,7 @@ static tg_status run(check_ctx *c, const tg_gradcheck_options *opt, double *max_
             x[j] = v;
             if (st != TG_OK)
                 break;
-            if (yp->numel != c->numel || ym->numel != c->numel) {
+            if (tg_tensor_numel(yp) != c->numel || tg_tensor_numel(ym) != c->numel) {
                 st = tg__error(TG_ESHAPE, "gradcheck: the output's shape depends on the input");
                 break;
             }
@@ -131,20 +131,18 @@ tg_status tg_gradcheck(tg_check_fn fn, void *ud, tg_tensor *const *inputs, size_
     for (size_t i = 0; i < n; i++) {
         if (!inputs[i])
             return tg__error(TG_EINVAL, "gradcheck: inputs[%zu] is NULL", i);
-        tg_status st = tg_tensor__check_live(inputs[i], "gradcheck");
-        if (st != TG_OK)
-            return st;
+        if (!tg_tensor_is_leaf(inputs[i]) && !tg_tensor_data_const(inputs[i])) /* stale */
+            return tg__error(tg_last_status(), "gradcheck: inputs[%zu]: %s", i, tg_last_error());
     }
     tg_tensor **xs = tg__calloc(n ? n : 1, sizeof *xs);
     check_ctx c = {fn, ud, xs, n, NULL, NULL, 0};
     tg_status st = xs ? TG_OK : tg__error(TG_ENOMEM, "gradcheck: out of memory");
     for (size_t i = 0; i < n && st == TG_OK; i++) {
         const tg_tensor *in = inputs[i];
-        xs[i] = tg_tensor_zeros(TG_F64, in->rank, in->shape);
-        if (!xs[i] || tg_tensor_to_f64(in, xs[i]->data) != TG_OK)
+        xs[i] = tg_tensor_zeros(TG_F64, tg_tensor_rank(in), tg_tensor_shape(in));
+        if (!xs[i] || tg_tensor_to_f64(in, tg_tensor_data(xs[i])) != TG_OK ||
+            tg_tensor_set_requires_grad(xs[i], true) != TG_OK)
             st = tg_last_status();
-        else
-            xs[i]->requires_grad = 1;
     }
     if (st == TG_OK) {
         c.tape = tg_tape_new();

@@ -1,6 +1,6 @@
 /* alloc.c: the single allocator hook (Lua's lua_Alloc shape). Tests swap it to count calls
  * and to make the Nth allocation fail, which is how every error path is proved leak-free. */
-#include "internal.h"
+#include "core/core.h"
 
 #include <stdlib.h>
 

@@ -2,7 +2,7 @@
  * a training loop reuses the same memory step after step; blocks are only ever added, and
  * each new one is at least as large as everything before it, so a growing recording needs
  * O(log n) allocations and a repeated one needs none. */
-#include "internal.h"
+#include "core/arena.h"
 
 struct tg_arena_block {
     tg_arena_block *next;

@@ -1,7 +1,7 @@
 /* error.c: status codes and the thread-local last-error message. Every failing entry point
  * writes its message here before returning, so tg_last_error() always explains the most
  * recent failure on this thread. */
-#include "internal.h"
+#include "core/core.h"
 
 #include <stdio.h>
 

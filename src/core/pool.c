@@ -15,7 +15,7 @@
  * sleep on work_cv, the caller on done_cv. A range is claimed with a compare-and-swap on
  * `claim`, which packs the job's generation with the next range index, so a worker still
  * holding an old job can never take a range of the next one. */
-#include "internal.h"
+#include "core/pool.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -406,7 +406,7 @@ static void run_parallel(size_t n, uint32_t r, tg_range_fn fn, void *ctx, int th
 
 void tg__parallel_run(size_t n, size_t grain, tg_range_fn fn, void *ctx)
 {
-    /* tg__parallel_for (internal.h) has sent one-range loops straight to fn. */
+    /* tg__parallel_for (pool.h) has sent one-range loops straight to fn. */
     if (grain == 0)
         grain = 1;
     int threads = atomic_load_explicit(&thread_count, memory_order_relaxed);

@@ -2,7 +2,7 @@
  * the same 64-bit stream everywhere; normals come from Marsaglia's polar method on top of a
  * logarithm built from IEEE-exact operations only, so the same seed gives the same doubles on
  * every machine and compiler (this file is compiled without floating-point contraction). */
-#include "internal.h"
+#include "core/core.h"
 
 #include <math.h>
 
@@ -69,7 +69,7 @@ uint64_t tg_rng_below(tg_rng *rng, uint64_t n)
  * exact), then ln m = 2 atanh(s), s = (m-1)/(m+1), |s| < 0.172, by its odd series to s^29,
  * whose next term is below 2^-60 relative. Only +, -, *, / are used: the result is the same
  * on every IEEE machine. */
-double tg__det_log(double x)
+static double det_log(double x)
 {
     int e;
     double m = frexp(x, &e); /* m in [0.5, 1) */
@@ -93,6 +93,6 @@ double tg_rng_normal(tg_rng *rng)
         double v = 2.0 * tg_rng_uniform(rng) - 1.0;
         double s = u * u + v * v;
         if (s > 0.0 && s < 1.0)
-            return u * sqrt(-2.0 * tg__det_log(s) / s);
+            return u * sqrt(-2.0 * det_log(s) / s);
     }
 }

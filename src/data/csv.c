@@ -1,7 +1,7 @@
 /* csv.c: the reader behind tg_table_*: a header row of column names, then rows of finite
  * numbers. The input is untrusted, so every field is checked against a strict number grammar
  * before strtod sees it, and every error names the file, the line and the column. */
-#include "internal.h"
+#include "core/core.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,7 +1,7 @@
 /* dataset.c: supervised data sets in memory: features and targets cut from a table, seeded
  * train/test splits, standardization statistics, and the shuffling and gathering that turn a
  * data set into mini-batches of the model's dtype. */
-#include "internal.h"
+#include "core/core.h"
 
 #include <math.h>
 

@@ -2,7 +2,7 @@
  * 0's parameters, averaging the gradient block over the ranks, and checking that the ranks
  * still agree. Built without MPI (TG_HAVE_MPI undefined), every entry point says so with
  * TG_ENOTSUP. */
-#include "internal.h"
+#include "core/core.h"
 
 #ifdef TG_HAVE_MPI
 

@@ -3,6 +3,8 @@
  * error is reported with the source span of the expression that called it. */
 #include "expr_internal.h"
 
+#include "tape/scratch.h"
+
 #include <stdio.h>
 
 static tg_tensor *located(const tg_program *g, tg_expr_error *err, tg_status st,
@@ -26,11 +28,9 @@ static tg_tensor *literal(const tg_program *g, tg_tape *tape, tg_dtype dtype, co
     const double *v = g->values ? g->values + l->offset : NULL;
     if (dtype == TG_F64)
         return tg_constant(tape, dtype, l->rank, l->shape, v);
-    float *f = tg_tape__alloc(tape, l->numel * sizeof *f);
-    if (!f) {
-        tg_tape__fail(tape, TG_ENOMEM, "constant: out of memory (node %zu)", tape->n_nodes);
+    float *f = tg_tape__scratch(tape, l->numel * sizeof *f, "constant");
+    if (!f)
         return NULL;
-    }
     for (size_t i = 0; i < l->numel; i++)
         f[i] = (float)v[i];
     return tg_constant(tape, dtype, l->rank, l->shape, f);

@@ -4,7 +4,7 @@
 #ifndef TAPEGRAD_EXPR_INTERNAL_H
 #define TAPEGRAD_EXPR_INTERNAL_H
 
-#include "internal.h"
+#include "core/core.h"
 
 /* "No node / no symbol": the parser's failure value for node indices. */
 #define TG_EXPR_NONE UINT32_MAX

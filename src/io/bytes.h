@@ -5,7 +5,7 @@
 #ifndef TAPEGRAD_IO_BYTES_H
 #define TAPEGRAD_IO_BYTES_H
 
-#include "internal.h"
+#include "core/core.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -2,7 +2,8 @@
  * optimizer options and state, and a complete model file, little-endian field by field, with
  * an XXH3-64 checksum; loaded through a cursor that checks every length against the bytes
  * that are there before reading or allocating anything. */
-#include "bytes.h"
+#include "io/bytes.h"
+#include "io/files.h"
 
 #include <errno.h>
 #include <math.h>

@@ -6,7 +6,7 @@
  * numbers are printed with "%.6g" and NaN/Inf spelled out by hand (printf's "-nan" depends on
  * the sign bit), gradient-flow colours come from comparisons against exact decades rather
  * than from log10, and nothing depends on addresses or time. */
-#include "internal.h"
+#include "tape/op_desc.h" /* for now: the op table, until it is public */
 
 #include <errno.h>
 #include <math.h>
@@ -300,23 +300,21 @@ static int cmp_leaf_ref(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The tape slot of a leaf input. A leaf caches where it is registered on the tape that used
- * it last; when that is another tape, a sorted index (built once, here) keeps a large tape
- * from costing leaves x edges. Should building it fail, a linear search still answers. */
+/* The tape slot of a leaf input: a search of the tape's leaf list, through an index sorted
+ * by address (built once per graph) when the list is long, so a large tape does not cost
+ * leaves x edges. Should building the index fail, a linear search still answers. */
 static size_t leaf_slot(writer *w, const tg_tensor *x)
 {
     const tg_tape *tape = w->tape;
-    if (x->reg_tape == tape->id && x->reg_gen == tape->gen && x->reg_slot < tape->n_leaves &&
-        tape->leaves[x->reg_slot].leaf == x)
-        return x->reg_slot;
-    if (!w->index_tried && tape->n_leaves > 16) {
+    const size_t n = tg_tape_leaf_count(tape);
+    if (!w->index_tried && n > 16) {
         w->index_tried = true;
-        w->index = tg__malloc(tape->n_leaves * sizeof *w->index);
+        w->index = tg__malloc(n * sizeof *w->index);
         if (w->index) {
-            for (size_t i = 0; i < tape->n_leaves; i++)
-                w->index[i] = (leaf_ref){tape->leaves[i].leaf, i};
-            qsort(w->index, tape->n_leaves, sizeof *w->index, cmp_leaf_ref);
-            w->n_index = tape->n_leaves;
+            for (size_t i = 0; i < n; i++)
+                w->index[i] = (leaf_ref){tg_tape_leaf(tape, i), i};
+            qsort(w->index, n, sizeof *w->index, cmp_leaf_ref);
+            w->n_index = n;
         }
     }
     if (w->index) {
@@ -326,8 +324,8 @@ static size_t leaf_slot(writer *w, const tg_tensor *x)
         if (r)
             return r->slot;
     } else {
-        for (size_t i = 0; i < tape->n_leaves; i++)
-            if (tape->leaves[i].leaf == x)
+        for (size_t i = 0; i < n; i++)
+            if (tg_tape_leaf(tape, i) == x)
                 return i;
     }
     TG_ASSERT(!"a recorded input is on the tape's leaf list");

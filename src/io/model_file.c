@@ -1,7 +1,8 @@
 /* model_file.c: saving and loading models in the format of docs/model-format.md (version 1):
  * little-endian fields written byte by byte (whatever the host), an XXH3-64 checksum of all
  * bytes before it, and a loader that bounds every length by the bytes actually there. */
-#include "bytes.h"
+#include "io/bytes.h"
+#include "io/files.h"
 
 #include <errno.h>
 #include <math.h>
@@ -44,7 +45,7 @@ static void put_str(writer *w, const char *s)
 
 static void put_tensor_data(writer *w, tg_tensor *t)
 {
-    put_elems(w, t->data, t->numel, tg__esize(t));
+    put_elems(w, tg_tensor_data(t), tg_tensor_numel(t), tg_dtype_size(tg_tensor_dtype(t)));
 }
 
 /* Everything but the checksum; the file size field is filled with `total`. */
@@ -86,11 +87,11 @@ static void serialize(writer *w, const tg_model *m, uint64_t total)
     put_u32(w, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
         tg_tensor *t = tg_model_param(m, i);
-        put_str(w, t->name);
-        put_u32(w, t->dtype);
-        put_u32(w, t->rank);
-        for (int d = 0; d < t->rank; d++)
-            put_u64(w, t->shape[d]);
+        put_str(w, tg_tensor_name(t));
+        put_u32(w, (uint32_t)tg_tensor_dtype(t));
+        put_u32(w, (uint32_t)tg_tensor_rank(t));
+        for (int d = 0; d < tg_tensor_rank(t); d++)
+            put_u64(w, tg_tensor_shape(t)[d]);
         put_tensor_data(w, t);
     }
 }
@@ -120,69 +121,6 @@ tg_status tg_model_save_buffer(const tg_model *model, void **out_buf, size_t *ou
 void tg_model_buffer_free(void *buf, size_t size)
 {
     tg__free(buf, size);
-}
-
-/* Makes a rename durable: fsync the directory holding `path` (best effort: some file
- * systems refuse it, and the data itself is already synced). */
-static void sync_parent_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (!slash) {
-        strcpy(dir, ".");
-    } else {
-        size_t n = (size_t)(slash - path);
-        if (n >= sizeof dir)
-            return;
-        if (n == 0)
-            n = 1; /* "/file": the root */
-        memcpy(dir, path, n);
-        dir[n] = '\0';
-    }
-    int fd = open(dir, O_RDONLY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
-tg_status tg_io__save_atomic(const char *who, const char *path, const void *buf, size_t size)
-{
-    size_t plen = strlen(path);
-    char *tmp = tg__malloc(plen + 5);
-    if (!tmp)
-        return tg__error(TG_ENOMEM, "%s: %s: out of memory", who, path);
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-
-    /* Write PATH.tmp completely and durably, then rename it over PATH: a reader sees the old
-     * file or the new one, never a half-written one. */
-    const char *step = NULL;
-    int err = 0;
-    errno = 0;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        step = "create", err = errno;
-    } else {
-        if (fwrite(buf, 1, size, f) != size || fflush(f) != 0)
-            step = "write", err = errno ? errno : EIO;
-        else if (fsync(fileno(f)) != 0)
-            step = "sync", err = errno;
-        if (fclose(f) != 0 && !step)
-            step = "close", err = errno;
-        if (!step && rename(tmp, path) != 0)
-            step = "rename", err = errno;
-        if (step)
-            remove(tmp);
-    }
-    if (step)
-        tg__error(TG_EIO, "%s: %s: cannot %s %s: %s", who, path, step,
-                  strcmp(step, "rename") == 0 ? "the temporary file over it" : tmp,
-                  strerror(err));
-    else
-        sync_parent_dir(path);
-    tg__free(tmp, plen + 5);
-    return step ? TG_EIO : TG_OK;
 }
 
 tg_status tg_model_save(const tg_model *model, const char *path)
@@ -525,15 +463,16 @@ static tg_status build(const reader *r, const parsed *p, tg_model **out)
     for (size_t i = 0; i < tg_model_param_count(m); i++) {
         tg_tensor *t = tg_model_param(m, i);
         const unsigned char *src = r->p + p->tensor_pos[i];
-        if (t->dtype == TG_F32) {
-            float *d = t->data;
-            for (size_t k = 0; k < t->numel; k++) {
+        const size_t n = tg_tensor_numel(t);
+        if (tg_tensor_dtype(t) == TG_F32) {
+            float *d = tg_tensor_data(t);
+            for (size_t k = 0; k < n; k++) {
                 uint32_t bits = (uint32_t)le(src + 4 * k, 4);
                 memcpy(&d[k], &bits, 4);
             }
         } else {
-            double *d = t->data;
-            for (size_t k = 0; k < t->numel; k++) {
+            double *d = tg_tensor_data(t);
+            for (size_t k = 0; k < n; k++) {
                 uint64_t bits = le(src + 8 * k, 8);
                 memcpy(&d[k], &bits, 8);
             }

@@ -4,7 +4,7 @@
  *
  * The drawing goes to memory first and to `path` only once Graphviz succeeded, so a failed
  * render never truncates an existing file, and every I/O error is ours to report. */
-#include "internal.h"
+#include "core/core.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -2,10 +2,12 @@
  * written once in gemm_impl.h). This file picks the path of each call: small problems run
  * directly on the operands; the rest are packed and run on the best micro-kernel the CPU has
  * (AVX-512, AVX2+FMA, or portable C), split over the thread pool by blocks of C; or, in a
- * build with TG_BLAS=openblas, on cblas_sgemm/cblas_dgemm. It also owns the packing
- * workspace. */
-#include "internal.h"
+ * build with TG_BLAS=openblas, on cblas_sgemm/cblas_dgemm. The packing buffers come from the
+ * calling thread's workspace (core/workspace.h). */
+#include "kernels/gemm.h"
 
+#include "core/pool.h"
+#include "core/workspace.h"
 #include "gemm_kernels.h"
 
 #include <limits.h>
@@ -34,87 +36,6 @@
 /* A slot (one thread's share of a group) gets at least this many multiply-adds, so a
  * hand-off to the pool is never for less than a few microseconds of work. */
 #define TG_GEMM_SLOT_WORK ((size_t)1 << 18)
-
-/* ---- the packing workspace --------------------------------------------------------------- */
-
-/* One buffer per thread that calls GEMM, holding the packed B group and one packed A block
- * per slot (pool workers pack into their slot of the caller's buffer and own nothing). It
- * grows on demand and is then reused, so steady-state calls allocate nothing. It comes from
- * the allocator hook, and remembers the hook (and its user data) that made it, so it goes
- * back to the same allocator even if the hook has changed since. It is released by
- * tg_tape_free (every product runs on behalf of a tape, so freeing all of one's objects
- * frees every byte, as the allocator-counting tests demand), when its thread exits (a
- * pthread key destructor) and, for the thread that ends the process, by the library's
- * destructor (gemm_teardown), so leak checkers find nothing at exit. A stack buffer would
- * avoid the heap but not fit: the packed B group is megabytes, and shared by the threads. */
-typedef struct gemm_ws {
-    unsigned char *base;
-    size_t size;
-    tg_alloc_fn fn;
-    void *ud;
-} gemm_ws;
-
-static _Thread_local gemm_ws tls_ws;
-static pthread_key_t ws_key;
-static pthread_once_t ws_once = PTHREAD_ONCE_INIT;
-static bool ws_key_ok;
-
-static void ws_release(gemm_ws *w)
-{
-    if (w->base)
-        w->fn(w->ud, w->base, w->size, 0);
-    *w = (gemm_ws){0};
-}
-
-static void ws_thread_exit(void *w)
-{
-    ws_release(w);
-}
-
-static void ws_key_create(void)
-{
-    ws_key_ok = pthread_key_create(&ws_key, ws_thread_exit) == 0;
-}
-
-__attribute__((destructor)) static void gemm_teardown(void)
-{
-    ws_release(&tls_ws);
-    if (ws_key_ok) {
-        pthread_key_delete(ws_key);
-        ws_key_ok = false;
-    }
-}
-
-void tg__gemm_release(void)
-{
-    ws_release(&tls_ws);
-}
-
-/* `bytes` of this thread's workspace, 64-byte aligned, or NULL when it cannot grow. */
-static void *gemm_workspace(size_t bytes)
-{
-    gemm_ws *w = &tls_ws;
-    if (bytes > SIZE_MAX / 2)
-        return NULL;
-    const size_t need = bytes + TG_DATA_ALIGN;
-    if (w->size < need) {
-        pthread_once(&ws_once, ws_key_create);
-        if (!ws_key_ok)
-            return NULL;
-        ws_release(w);
-        void *ud;
-        tg_alloc_fn fn = tg_get_allocator(&ud);
-        /* whole 256 KiB steps, so a run of slightly growing problems grows it once or twice */
-        const size_t size = (need + ((size_t)1 << 18) - 1) & ~(((size_t)1 << 18) - 1);
-        unsigned char *p = fn(ud, NULL, 0, size);
-        if (!p)
-            return NULL;
-        *w = (gemm_ws){p, size, fn, ud};
-        pthread_setspecific(ws_key, w);
-    }
-    const uintptr_t a = ((uintptr_t)w->base + TG_DATA_ALIGN - 1) & ~(uintptr_t)(TG_DATA_ALIGN - 1);
-    return (void *)a;
-}
 
 /* ---- splitting the work ------------------------------------------------------------------ */
 

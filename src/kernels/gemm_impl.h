@@ -253,7 +253,7 @@ static void SFX(packed)(const tg_gemm_kernel *kd, bool transA, bool transB, size
     size_t gm, gn;
     const size_t slots = gemm_slots(M, N, K, MR, NR, ncp_max / NR, &gm, &gn);
     const size_t a_elems = kd->mc * kd->kc, b_elems = kg_max * ncp_max;
-    T *ws = gemm_workspace((b_elems + slots * a_elems) * sizeof(T));
+    T *ws = tg__workspace((b_elems + slots * a_elems) * sizeof(T));
     if (!ws) {
         SFX(packed_unbuffered)(kd, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
         return;

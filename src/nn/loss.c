@@ -1,22 +1,12 @@
 /* loss.c: losses as compositions of public ops (no VJP of their own: the tape has them). */
-#include "internal.h"
+#include "core/core.h"
+#include "tape/scratch.h"
 
 #include <math.h>
 #include <stdio.h>
 
 /* Takes a tape error for a loss's own argument checks (the ops report their own). */
-static tg_tensor *fail(tg_tape *tape, tg_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static tg_tensor *fail(tg_tape *tape, tg_status st, const char *fmt, ...)
-{
-    char msg[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    tg_tape__fail(tape, st, "%s (node %zu)", msg, tape->n_nodes);
-    return NULL;
-}
+#define fail(tape, ...) (tg_tape_fail((tape), __VA_ARGS__), (tg_tensor *)NULL)
 
 /* True when the loss may go on: tape usable and inputs present (NULL inputs after an earlier
  * error stay quiet; NULL inputs on a healthy tape become its error). */
@@ -26,7 +16,7 @@ static bool usable(tg_tape *tape, const char *who, const tg_tensor *a, const tg_
         tg__error(TG_EINVAL, "%s: tape is NULL", who);
         return false;
     }
-    if (tape->status != TG_OK)
+    if (tg_tape_status(tape) != TG_OK)
         return false;
     if (!a || !b) {
         fail(tape, TG_EINVAL, "%s: input %d is NULL", who, a ? 1 : 0);
@@ -48,7 +38,7 @@ tg_tensor *tg_bce(tg_tape *tape, tg_tensor *p, tg_tensor *target)
 {
     if (!usable(tape, "bce", p, target))
         return NULL;
-    double eps = p->dtype == TG_F32 ? 1e-7 : 1e-15;
+    double eps = tg_tensor_dtype(p) == TG_F32 ? 1e-7 : 1e-15;
     tg_tensor *pc = tg_clamp(tape, p, eps, 1 - eps);
     tg_tensor *pos = tg_mul(tape, target, tg_log(tape, pc));
     tg_tensor *neg = tg_mul(tape, tg_add_scalar(tape, tg_neg(tape, target), 1.0),
@@ -72,10 +62,10 @@ tg_tensor *tg_cross_entropy_soft(tg_tape *tape, tg_tensor *logits, tg_tensor *ta
 {
     if (!usable(tape, "cross_entropy", logits, targets))
         return NULL;
-    if (logits->rank != 2) {
+    if (tg_tensor_rank(logits) != 2) {
         char s[96];
         return fail(tape, TG_ESHAPE, "cross_entropy: logits %s must be 2-D (rows, classes)",
-                    tg_shape_format(s, sizeof s, logits->rank, logits->shape));
+                    tg_shape_format(s, sizeof s, tg_tensor_rank(logits), tg_tensor_shape(logits)));
     }
     tg_tensor *logp = tg_log_softmax(tape, logits, -1);
     tg_tensor *per_row = tg_sum(tape, tg_mul(tape, targets, logp), -1, false);
@@ -86,18 +76,18 @@ tg_tensor *tg_onehot(tg_tape *tape, tg_tensor *labels, size_t n_classes)
 {
     if (!usable(tape, "onehot", labels, labels))
         return NULL;
-    if (tg_tensor__check_live(labels, "onehot") != TG_OK) {
-        tg_tape__fail(tape, TG_ESTALE, "%s", tg_last_error());
-        return NULL;
-    }
-    size_t n = labels->numel;
+    if (!tg_tensor_is_leaf(labels) && !tg_tensor_data_const(labels))
+        return fail(tape, TG_ESTALE, "onehot: the labels (node %zu) were recorded before the tape "
+                                     "was reset", tg_tensor_index(labels));
+    const size_t n = tg_tensor_numel(labels);
+    const tg_dtype dtype = tg_tensor_dtype(labels);
     if (n_classes && n > SIZE_MAX / n_classes / 8)
         return fail(tape, TG_ESHAPE, "onehot: %zu x %zu is too large", n, n_classes);
     /* Build in arena scratch, then record it as a constant (one copy, no heap). */
-    size_t es = tg__esize(labels);
-    unsigned char *buf = tg_tape__alloc(tape, n * n_classes * es);
+    const size_t es = tg_dtype_size(dtype);
+    unsigned char *buf = tg_tape__scratch(tape, n * n_classes * es, "onehot");
     if (!buf)
-        return fail(tape, TG_ENOMEM, "onehot: out of memory");
+        return NULL;
     memset(buf, 0, n * n_classes * es);
     for (size_t i = 0; i < n; i++) {
         double v = tg_tensor_get(labels, i);
@@ -106,28 +96,28 @@ tg_tensor *tg_onehot(tg_tape *tape, tg_tensor *labels, size_t n_classes)
                         "onehot: label %zu is %g, not an integer class id in 0..%zu", i, v,
                         n_classes ? n_classes - 1 : 0);
         size_t k = i * n_classes + (size_t)v;
-        if (labels->dtype == TG_F32)
+        if (dtype == TG_F32)
             ((float *)buf)[k] = 1.0f;
         else
             ((double *)buf)[k] = 1.0;
     }
     const size_t shape[2] = {n, n_classes};
-    return tg_constant(tape, (tg_dtype)labels->dtype, 2, shape, buf);
+    return tg_constant(tape, dtype, 2, shape, buf);
 }
 
 tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *labels)
 {
     if (!usable(tape, "cross_entropy", logits, labels))
         return NULL;
-    if (logits->rank != 2 || labels->numel != logits->shape[0]) {
+    if (tg_tensor_rank(logits) != 2 || tg_tensor_numel(labels) != tg_tensor_dim(logits, 0)) {
         char s1[96], s2[96];
         return fail(tape, TG_ESHAPE,
                     "cross_entropy: logits %s and labels %s: expected (N,C) logits and N labels",
-                    tg_shape_format(s1, sizeof s1, logits->rank, logits->shape),
-                    tg_shape_format(s2, sizeof s2, labels->rank, labels->shape));
+                    tg_shape_format(s1, sizeof s1, tg_tensor_rank(logits), tg_tensor_shape(logits)),
+                    tg_shape_format(s2, sizeof s2, tg_tensor_rank(labels), tg_tensor_shape(labels)));
     }
-    if (labels->dtype != logits->dtype)
+    if (tg_tensor_dtype(labels) != tg_tensor_dtype(logits))
         return fail(tape, TG_EDTYPE, "cross_entropy: dtypes %s and %s differ",
-                    tg_dtype_name((tg_dtype)logits->dtype), tg_dtype_name((tg_dtype)labels->dtype));
-    return tg_cross_entropy_soft(tape, logits, tg_onehot(tape, labels, logits->shape[1]));
+                    tg_dtype_name(tg_tensor_dtype(logits)), tg_dtype_name(tg_tensor_dtype(labels)));
+    return tg_cross_entropy_soft(tape, logits, tg_onehot(tape, labels, tg_tensor_dim(logits, 1)));
 }

@@ -1,7 +1,8 @@
 /* model.c: the MLP: a spec, its parameters (leaves wrapping slices of ONE parameter block,
  * their grads borrowed slices of ONE gradient block, as in llm.c), the forward pass as a
  * composition of public ops, and the metadata that model files carry for `predict`. */
-#include "internal.h"
+#include "core/core.h"
+#include "tensor/borrow.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -147,9 +148,9 @@ tg_status tg_model_new(const tg_mlp_spec *spec, tg_init init, tg_rng *rng, tg_mo
                 return tg__error(TG_ENOMEM, "model_new: out of memory for parameter %s", name);
             }
             m->params[m->n_params++] = p;
-            p->requires_grad = 1;
+            (void)tg_tensor_set_requires_grad(p, true); /* a leaf: cannot fail */
             tg_tensor__borrow_grad(p, (unsigned char *)m->grad_block + off * es);
-            off += p->numel;
+            off += tg_tensor_numel(p);
         }
         /* Weights are drawn layer by layer; biases stay 0 and draw nothing. */
         st = tg_init_weight(m->params[m->n_params - 2], init, rng);
@@ -174,23 +175,21 @@ tg_tensor *tg_linear(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b)
         tg__error(TG_EINVAL, "linear: tape is NULL");
         return NULL;
     }
-    if (tape->status != TG_OK)
+    if (tg_tape_status(tape) != TG_OK)
         return NULL;
     if (!x || !w || !b) {
-        tg_tape__fail(tape, TG_EINVAL, "linear: %s is NULL (node %zu)",
-                      !x ? "x" : !w ? "w" : "b", tape->n_nodes);
+        tg_tape_fail(tape, TG_EINVAL, "linear: %s is NULL", !x ? "x" : !w ? "w" : "b");
         return NULL;
     }
     /* Checked here so the message names all three shapes, not matmul's or add's half. */
-    if (x->rank != 2 || w->rank != 2 || b->rank != 1 || x->shape[1] != w->shape[0] ||
-        b->shape[0] != w->shape[1]) {
+    if (tg_tensor_rank(x) != 2 || tg_tensor_rank(w) != 2 || tg_tensor_rank(b) != 1 ||
+        tg_tensor_dim(x, 1) != tg_tensor_dim(w, 0) || tg_tensor_dim(b, 0) != tg_tensor_dim(w, 1)) {
         char sx[96], sw[96], sb[96];
-        tg_tape__fail(tape, TG_ESHAPE,
-                      "linear: x %s, w %s, b %s: expected (rows, in), (in, out) and (out) "
-                      "(node %zu)",
-                      tg_shape_format(sx, sizeof sx, x->rank, x->shape),
-                      tg_shape_format(sw, sizeof sw, w->rank, w->shape),
-                      tg_shape_format(sb, sizeof sb, b->rank, b->shape), tape->n_nodes);
+        tg_tape_fail(tape, TG_ESHAPE,
+                     "linear: x %s, w %s, b %s: expected (rows, in), (in, out) and (out)",
+                     tg_shape_format(sx, sizeof sx, tg_tensor_rank(x), tg_tensor_shape(x)),
+                     tg_shape_format(sw, sizeof sw, tg_tensor_rank(w), tg_tensor_shape(w)),
+                     tg_shape_format(sb, sizeof sb, tg_tensor_rank(b), tg_tensor_shape(b)));
         return NULL;
     }
     return tg_add(tape, tg_matmul(tape, x, w), b);
@@ -202,26 +201,25 @@ tg_tensor *tg_model_forward(tg_tape *tape, tg_model *model, tg_tensor *x)
         tg__error(TG_EINVAL, "model_forward: tape is NULL");
         return NULL;
     }
-    if (tape->status != TG_OK)
+    if (tg_tape_status(tape) != TG_OK)
         return NULL;
     if (!model || !x) {
-        tg_tape__fail(tape, TG_EINVAL, "model_forward: %s is NULL (node %zu)",
-                      model ? "input" : "model", tape->n_nodes);
+        tg_tape_fail(tape, TG_EINVAL, "model_forward: %s is NULL", model ? "input" : "model");
         return NULL;
     }
     const tg_mlp_spec *s = &model->spec;
-    if (x->rank != 2 || x->shape[1] != s->sizes[0]) {
+    if (tg_tensor_rank(x) != 2 || tg_tensor_dim(x, 1) != s->sizes[0]) {
         char sh[96];
-        tg_tape__fail(tape, TG_ESHAPE,
-                      "model_forward: input %s does not fit the model's %zu inputs (expected "
-                      "(rows, %zu)) (node %zu)",
-                      tg_shape_format(sh, sizeof sh, x->rank, x->shape), s->sizes[0], s->sizes[0],
-                      tape->n_nodes);
+        tg_tape_fail(tape, TG_ESHAPE,
+                     "model_forward: input %s does not fit the model's %zu inputs (expected "
+                     "(rows, %zu))",
+                     tg_shape_format(sh, sizeof sh, tg_tensor_rank(x), tg_tensor_shape(x)),
+                     s->sizes[0], s->sizes[0]);
         return NULL;
     }
-    if (x->dtype != s->dtype) {
-        tg_tape__fail(tape, TG_EDTYPE, "model_forward: input is %s, the model is %s (node %zu)",
-                      tg_dtype_name((tg_dtype)x->dtype), tg_dtype_name(s->dtype), tape->n_nodes);
+    if (tg_tensor_dtype(x) != s->dtype) {
+        tg_tape_fail(tape, TG_EDTYPE, "model_forward: input is %s, the model is %s",
+                     tg_dtype_name(tg_tensor_dtype(x)), tg_dtype_name(s->dtype));
         return NULL;
     }
     /* h = act(h @ W + b), the (out) bias broadcast over rows */
@@ -252,7 +250,7 @@ tg_tensor *tg_model_param(const tg_model *model, size_t i)
 const char *tg_model_param_name(const tg_model *model, size_t i)
 {
     tg_tensor *p = tg_model_param(model, i);
-    return p ? p->name : NULL;
+    return tg_tensor_name(p);
 }
 
 size_t tg_model_numel(const tg_model *model)

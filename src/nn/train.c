@@ -2,7 +2,7 @@
  * with per-epoch scores. One tape and preallocated batch leaves serve every step, so the
  * steady state allocates nothing; the hooks for distributed training (the rank's shard of
  * each batch, the gradient hook) and the state a checkpoint needs live here too. */
-#include "internal.h"
+#include "core/core.h"
 
 #include <math.h>
 #include <time.h>

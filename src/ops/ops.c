@@ -5,8 +5,11 @@
  *
  * VJP locals follow the math: x (input value), y (output value), dy (output gradient), and
  * each VJP ADDS into its inputs' gradients (fan-out sums for free). */
-#include "internal.h"
 #include "tape/record.h"
+
+#include "core/detmath.h"
+#include "core/pool.h"
+#include "kernels/gemm.h"
 
 #include <stdio.h>
 #include <tgmath.h>
@@ -83,7 +86,7 @@ static tg_status same_shape(tg_tensor *y, char *msg, size_t size)
 /* ==== elementwise unary ===================================================================
  * UNARY_OP(name, forward expression of x (and c), VJP expression of x, y, dy (and c)) defines
  * name_forward and name_vjp. c is the op's scalar constant, in T. The loops over many elements
- * are compiled for AVX-512 and AVX2 as well (TG_SIMD_CLONES, internal.h): tanh's arithmetic
+ * are compiled for AVX-512 and AVX2 as well (TG_SIMD_CLONES, core/core.h): tanh's arithmetic
  * then runs 8 or 4 doubles wide; the scalar path does not go through them. */
 #define UNARY_LOOP static TG_SIMD_CLONES
 #define UNARY_GENERAL static TG_SIMD_CLONES __attribute__((noinline))
@@ -186,7 +189,7 @@ UNARY_OP(log, log(x), dy / x)
 UNARY_OP(abs, fabs(x), x > 0 ? dy : (x < 0 ? -dy : 0))
 /* y = 1/(1+e^-x);  dx += dy * y * (1-y) */
 UNARY_OP(sigmoid, SIGMOID(x), dy * y * (1 - y))
-/* y = tanh x;  dx += dy * (1 - y^2)   (tg__tanh, internal.h; f32 rounds its f64 result) */
+/* y = tanh x;  dx += dy * (1 - y^2)   (tg__tanh, core/detmath.h; f32 rounds its f64 result) */
 static inline float tanh_f32(float x) { return (float)tg__tanh(x); }
 #define TANH(x) _Generic((x), float: tanh_f32, default: tg__tanh)(x)
 UNARY_OP(tanh, TANH(x), dy * (1 - y * y))

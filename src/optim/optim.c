@@ -1,7 +1,8 @@
 /* optim.c: optimizers (SGD, momentum/Nesterov, Adam, AdamW) that update leaves in place from
  * their grad buffers, learning-rate schedules, and clipping by global norm. Arithmetic is in
  * double for both dtypes; f32 weights and state are rounded once per step when stored. */
-#include "internal.h"
+#include "core/core.h"
+#include "core/pool.h"
 
 #include <math.h>
 
@@ -124,24 +125,25 @@ tg_status tg_optim_new(const tg_optim_options *opt, tg_tensor *const *params, si
         const tg_tensor *p = params[i];
         if (!p)
             return tg__error(TG_EINVAL, "optim_new: params[%zu] is NULL", i);
-        if (!(p->flags & TG_TF_LEAF) || !p->requires_grad)
+        const char *name = tg_tensor_name(p);
+        if (!tg_tensor_is_leaf(p) || !tg_tensor_requires_grad(p))
             return tg__error(TG_EINVAL, "optim_new: params[%zu]%s%s%s is %s", i,
-                             p->name ? " ('" : "", p->name ? p->name : "", p->name ? "')" : "",
-                             (p->flags & TG_TF_LEAF) ? "a leaf that does not require grad"
-                                                     : "not a leaf");
-        if (p->dtype != params[0]->dtype)
+                             name ? " ('" : "", name ? name : "", name ? "')" : "",
+                             tg_tensor_is_leaf(p) ? "a leaf that does not require grad"
+                                                  : "not a leaf");
+        if (tg_tensor_dtype(p) != tg_tensor_dtype(params[0]))
             return tg__error(TG_EDTYPE, "optim_new: params[%zu] is %s, params[0] is %s", i,
-                             tg_dtype_name((tg_dtype)p->dtype),
-                             tg_dtype_name((tg_dtype)params[0]->dtype));
+                             tg_dtype_name(tg_tensor_dtype(p)),
+                             tg_dtype_name(tg_tensor_dtype(params[0])));
         for (size_t j = 0; j < i; j++)
             if (params[j] == p)
                 return tg__error(TG_EINVAL, "optim_new: params[%zu] and params[%zu] are the same "
                                             "leaf (it would be updated twice)",
                                  j, i);
-        if (__builtin_add_overflow(numel, p->numel, &numel))
+        if (__builtin_add_overflow(numel, tg_tensor_numel(p), &numel))
             return tg__error(TG_EINVAL, "optim_new: too many parameters");
     }
-    tg_dtype dtype = (tg_dtype)params[0]->dtype;
+    tg_dtype dtype = tg_tensor_dtype(params[0]);
     size_t bufs = state_buffers(&o), bytes;
     if (__builtin_mul_overflow(numel, bufs * tg_dtype_size(dtype), &bytes))
         return tg__error(TG_ENOMEM, "optim_new: state for %zu parameters is too large", numel);
@@ -278,11 +280,12 @@ static void update_range(void *ctx, size_t lo, size_t hi)
     unsigned char *s1 = o->state, *s2 = s1 ? s1 + o->numel * es : NULL;
     size_t off = 0;
     for (size_t k = 0; k < o->n && off < hi; k++) {
-        const tg_tensor *w = o->params[k];
-        const size_t end = off + w->numel;
-        if (end > lo && w->grad) {
+        tg_tensor *w = o->params[k];
+        const size_t end = off + tg_tensor_numel(w);
+        void *grad = end > lo ? tg_tensor_grad_data(w) : NULL; /* a leaf's: no check to fail */
+        if (grad) {
             const size_t i0 = lo > off ? lo - off : 0, i1 = (hi < end ? hi : end) - off;
-            update_leaf(jb, f32, w->data, w->grad, s1 ? s1 + off * es : NULL,
+            update_leaf(jb, f32, tg_tensor_data(w), grad, s1 ? s1 + off * es : NULL,
                         s2 ? s2 + off * es : NULL, i0, i1);
         }
         off = end;
@@ -454,13 +457,14 @@ tg_status tg_clip_grad_norm(tg_tensor *const *params, size_t n, double max_norm,
     double amax = 0;
     bool nan = false;
     for (size_t i = 0; i < n; i++) {
-        const tg_tensor *p = params[i];
-        if (!p || !(p->flags & TG_TF_LEAF))
+        tg_tensor *p = params[i];
+        if (!p || !tg_tensor_is_leaf(p))
             return tg__error(TG_EINVAL, "clip_grad_norm: params[%zu] is %s", i,
                              p ? "not a leaf" : "NULL");
-        bool f32 = p->dtype == TG_F32;
-        for (size_t k = 0; p->grad && k < p->numel; k++) {
-            double a = fabs(load_at(p->grad, f32, k));
+        const void *grad = tg_tensor_grad_data(p);
+        const bool f32 = tg_tensor_dtype(p) == TG_F32;
+        for (size_t k = 0, m = tg_tensor_numel(p); grad && k < m; k++) {
+            double a = fabs(load_at(grad, f32, k));
             nan |= a != a;
             amax = a > amax ? a : amax;
         }
@@ -471,10 +475,10 @@ tg_status tg_clip_grad_norm(tg_tensor *const *params, size_t n, double max_norm,
     } else if (amax > 0 && isfinite(amax)) {
         double sum = 0;
         for (size_t i = 0; i < n; i++) {
-            const tg_tensor *p = params[i];
-            bool f32 = p->dtype == TG_F32;
-            for (size_t k = 0; p->grad && k < p->numel; k++) {
-                double g = load_at(p->grad, f32, k) / amax;
+            const void *grad = tg_tensor_grad_data(params[i]);
+            const bool f32 = tg_tensor_dtype(params[i]) == TG_F32;
+            for (size_t k = 0, m = tg_tensor_numel(params[i]); grad && k < m; k++) {
+                double g = load_at(grad, f32, k) / amax;
                 sum += g * g;
             }
         }
@@ -488,10 +492,10 @@ tg_status tg_clip_grad_norm(tg_tensor *const *params, size_t n, double max_norm,
         return TG_OK;
     double scale = max_norm / (total + 1e-6);
     for (size_t i = 0; i < n; i++) {
-        tg_tensor *p = params[i];
-        bool f32 = p->dtype == TG_F32;
-        for (size_t k = 0; p->grad && k < p->numel; k++)
-            store_at(p->grad, f32, k, scale * load_at(p->grad, f32, k));
+        void *grad = tg_tensor_grad_data(params[i]);
+        const bool f32 = tg_tensor_dtype(params[i]) == TG_F32;
+        for (size_t k = 0, m = tg_tensor_numel(params[i]); grad && k < m; k++)
+            store_at(grad, f32, k, scale * load_at(grad, f32, k));
     }
     return TG_OK;
 }

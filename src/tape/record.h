@@ -7,7 +7,7 @@
 #ifndef TAPEGRAD_RECORD_H
 #define TAPEGRAD_RECORD_H
 
-#include "internal.h"
+#include "tape/op_desc.h"
 
 /* The full input check of an op (NULL, foreign, stale, dtype), registering leaves on their
  * first use in this recording; TG_OK, or the error (kept on the tape). */
@@ -65,7 +65,7 @@ static inline void tg_tape__fill_leaf_slot(tg_tape *tape, size_t s, tg_tensor *x
             slot->shape[i] = x->shape[i];
     }
     x->reg_tape = tape->id;
-    x->reg_gen = tape->gen;
+    x->reg_gen = tape->base.gen;
     x->reg_slot = (uint32_t)s;
 }
 
@@ -77,10 +77,10 @@ static inline void tg_tape__fill_leaf_slot(tg_tape *tape, size_t s, tg_tensor *x
 static inline bool tg_tape__input_ready(tg_tape *tape, tg_tensor *x)
 {
     if (x->tape == tape)
-        return x->gen == tape->gen;
+        return x->gen == tape->base.gen;
     if (x->tape || x->reg_tape != tape->id)
         return false;
-    if (x->reg_gen == tape->gen)
+    if (x->reg_gen == tape->base.gen)
         return true;
     if (tape->n_leaves == tape->cap_leaves)
         return false;
@@ -102,7 +102,7 @@ _Static_assert(sizeof(struct tg_tensor) % 16 == 0, "headers keep each other alig
  * no rounding. */
 static inline tg_tensor *tg_tape__new_header(tg_tape *tape)
 {
-    return tg_arena__alloc(&tape->headers[tape->gen & 1], sizeof(tg_tensor), 1);
+    return tg_arena__alloc(&tape->headers[tape->base.gen & 1], sizeof(tg_tensor), 1);
 }
 
 /* Writes every field of node header y but rank and shape (the general path). */
@@ -114,7 +114,7 @@ static inline void tg_tape__init_node(tg_tape *tape, tg_tensor *y, tg_op op, tg_
     y->tape = tape;
     y->in[0] = y->in[1] = NULL;
     y->index = (uint32_t)tape->n_nodes;
-    y->gen = tape->gen;
+    y->gen = tape->base.gen;
     y->grad_pass = 0;
     y->op = (uint16_t)op;
     y->dtype = (uint8_t)dtype;
@@ -207,7 +207,7 @@ tg_tape__record(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b, tg_attr att
          * and n < plan_nodes <= cap_nodes. */
         TG_ASSERT(y->tape == tape && y->index == n);
         y->attr = attr;
-        y->gen = tape->gen;
+        y->gen = tape->base.gen;
         y->grad_pass = 0;
         y->flags = TG_TF_PLANNED | (info->is_view ? TG_TF_VIEW : 0);
         if (TG_UNLIKELY(y->name != NULL)) /* only read, so that the first line stays clean */

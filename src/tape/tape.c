@@ -5,8 +5,10 @@
  * gradient was never written in this pass (grad_pass != pass) is skipped at the cost of one
  * compare; nodes that do not require grad are never written. There is no op-specific code
  * here: each node's VJP comes from the op table. */
-#include "internal.h"
-#include "record.h"
+#include "tape/record.h"
+#include "tape/scratch.h"
+
+#include "core/workspace.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -25,7 +27,7 @@ tg_tape *tg_tape_new(void)
     }
     tg_arena__init(&tape->headers[0]);
     tg_arena__init(&tape->headers[1]);
-    tg_arena__init(&tape->data);
+    tg_arena__init(&tape->base.data);
     tape->id = atomic_fetch_add(&last_tape_id, 1) + 1;
     tape->grad_enabled = true;
     return tape;
@@ -39,28 +41,28 @@ void tg_tape_free(tg_tape *tape)
      * registration names this tape's id, which no later tape gets. */
     tg_arena__free(&tape->headers[0]);
     tg_arena__free(&tape->headers[1]);
-    tg_arena__free(&tape->data);
+    tg_arena__free(&tape->base.data);
     tg__free(tape->nodes, tape->cap_nodes * sizeof *tape->nodes);
     tg__free(tape->leaves, tape->cap_leaves * sizeof *tape->leaves);
     tg__free(tape->old_leaves, tape->old_cap_leaves * sizeof *tape->old_leaves);
     tg__free(tape, sizeof *tape);
-    tg__gemm_release(); /* this thread's GEMM packing buffer, kept across resets (gemm.c) */
+    tg__workspace_release(); /* this thread's kernel scratch, kept across resets */
 }
 
 void tg_tape_reset(tg_tape *tape)
 {
     if (!tape)
         return;
-    tape->gen++;
+    tape->base.gen++;
     /* Each header arena serves every other recording. Give the one the next recording uses
      * the capacity the other one needed, now, so that a loop recording the same graph
      * allocates nothing from its second step on (if this fails, the arena grows as before). */
-    tg_arena *next = &tape->headers[tape->gen & 1];
-    size_t need = tape->headers[(tape->gen & 1) ^ 1].capacity;
+    tg_arena *next = &tape->headers[tape->base.gen & 1];
+    size_t need = tape->headers[(tape->base.gen & 1) ^ 1].capacity;
     if (next->capacity < need)
         (void)tg_arena__alloc(next, need, TG_DATA_ALIGN);
     tg_arena__rewind(next);
-    tg_arena__rewind(&tape->data);
+    tg_arena__rewind(&tape->base.data);
     /* The plan for the next recording is the one two resets ago, in the arena and leaf
      * slots it is about to reuse (record.h). */
     if (tape->old_cap_leaves < tape->cap_leaves) /* sized now, like the header arena */
@@ -118,7 +120,7 @@ size_t tg_tape_arena_capacity(const tg_tape *tape)
 {
     if (!tape)
         return 0;
-    return tape->headers[0].capacity + tape->headers[1].capacity + tape->data.capacity;
+    return tape->headers[0].capacity + tape->headers[1].capacity + tape->base.data.capacity;
 }
 
 bool tg_tape_set_grad_enabled(tg_tape *tape, bool enabled)
@@ -155,12 +157,26 @@ void tg_tape__fail(tg_tape *tape, tg_status status, const char *fmt, ...)
     }
 }
 
-tg_status tg_tensor__check_live(const tg_tensor *t, const char *who)
+tg_status tg_tape_fail(tg_tape *tape, tg_status status, const char *fmt, ...)
 {
-    if ((t->flags & TG_TF_LEAF) || t->gen == t->tape->gen)
-        return TG_OK;
-    return tg__error(TG_ESTALE, "%s: node %u was recorded before its tape was reset", who,
-                     t->index);
+    char msg[sizeof tape->error];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt ? fmt : "(no message)", ap);
+    va_end(ap);
+    if (!tape)
+        return tg__error(TG_EINVAL, "tape_fail: tape is NULL (the error was: %s)", msg);
+    tg_tape__fail(tape, status, "%s (node %zu)", msg, tape->n_nodes);
+    return status;
+}
+
+void *tg_tape__scratch(tg_tape *tape, size_t bytes, const char *who)
+{
+    void *p = tg_tape__alloc(tape, bytes);
+    if (!p)
+        tg_tape__fail(tape, TG_ENOMEM, "%s: out of memory for %zu bytes (node %zu)", who, bytes,
+                      tape->n_nodes);
+    return p;
 }
 
 /* ---- recording --------------------------------------------------------------------------- */
@@ -174,7 +190,7 @@ static tg_status register_leaf(tg_tape *tape, tg_tensor *x)
         for (size_t i = 0; i < tape->n_leaves; i++) {
             if (tape->leaves[i].leaf == x) {
                 x->reg_tape = tape->id;
-                x->reg_gen = tape->gen;
+                x->reg_gen = tape->base.gen;
                 x->reg_slot = (uint32_t)i;
                 return TG_OK;
             }
@@ -192,14 +208,14 @@ static tg_status register_leaf(tg_tape *tape, tg_tensor *x)
 
 static inline tg_status use_leaf(tg_tape *tape, tg_tensor *x)
 {
-    if (TG_LIKELY(x->reg_tape == tape->id && x->reg_gen == tape->gen))
+    if (TG_LIKELY(x->reg_tape == tape->id && x->reg_gen == tape->base.gen))
         return TG_OK;
     return register_leaf(tape, x);
 }
 
 static size_t leaf_slot(tg_tape *tape, const tg_tensor *x)
 {
-    if (x->reg_tape == tape->id && x->reg_gen == tape->gen)
+    if (x->reg_tape == tape->id && x->reg_gen == tape->base.gen)
         return x->reg_slot;
     for (size_t i = 0; i < tape->n_leaves; i++)
         if (tape->leaves[i].leaf == x)
@@ -225,7 +241,7 @@ static tg_status check_input(tg_tape *tape, const char *op, int i, tg_tensor *x)
                       op, i, x->index, tape->n_nodes);
         return TG_EINVAL;
     }
-    if (x->gen != tape->gen) {
+    if (x->gen != tape->base.gen) {
         tg_tape__fail(tape, TG_ESTALE,
                       "%s: input %d (node %u) was recorded before the tape was reset (node %zu)", op,
                       i, x->index, tape->n_nodes);
@@ -410,7 +426,7 @@ static inline void zero_values(void *p, const tg_tensor *x)
 void *tg_tape__grad_first(tg_tape *tape, tg_tensor *x)
 {
     if (!(x->flags & TG_TF_LEAF)) {
-        if (x->grad_pass != tape->pass) {
+        if (x->grad_pass != tape->base.pass) {
             if (!x->grad)
                 x->grad = tg_tape__alloc(tape, tg__nbytes(x));
             if (!x->grad) {
@@ -419,7 +435,7 @@ void *tg_tape__grad_first(tg_tape *tape, tg_tensor *x)
                 return NULL;
             }
             zero_values(x->grad, x);
-            x->grad_pass = tape->pass;
+            x->grad_pass = tape->base.pass;
         }
         return x->grad;
     }
@@ -427,14 +443,14 @@ void *tg_tape__grad_first(tg_tape *tape, tg_tensor *x)
         size_t s = leaf_slot(tape, x);
         TG_ASSERT(s != SIZE_MAX);
         tg_leaf_slot *slot = &tape->leaves[s];
-        if (slot->grad_pass != tape->pass) {
+        if (slot->grad_pass != tape->base.pass) {
             slot->grad = tg_tape__alloc(tape, tg__nbytes(x));
             if (!slot->grad) {
                 tg_tape__fail(tape, TG_ENOMEM, "grad: out of memory for a leaf gradient");
                 return NULL;
             }
             memset(slot->grad, 0, tg__nbytes(x));
-            slot->grad_pass = tape->pass;
+            slot->grad_pass = tape->base.pass;
         }
         return slot->grad;
     }
@@ -499,7 +515,7 @@ static tg_status check_output(tg_tape *tape, const char *who, tg_tensor *y)
         if (y->tape != tape)
             return tg__error(TG_EINVAL, "%s: the output (node %u) belongs to another tape", who,
                              y->index);
-        if (y->gen != tape->gen)
+        if (y->gen != tape->base.gen)
             return tg__error(TG_ESTALE,
                              "%s: the output (node %u) was recorded before the tape was reset",
                              who, y->index);
@@ -513,8 +529,8 @@ static tg_status check_output(tg_tape *tape, const char *who, tg_tensor *y)
 /* One reverse pass from y with dy = seed (NULL: ones). */
 static tg_status walk(tg_tape *tape, tg_tensor *y, const void *seed)
 {
-    if (++tape->pass == 0)
-        tape->pass = 1;
+    if (++tape->base.pass == 0)
+        tape->base.pass = 1;
     void *dy = tg_tape__grad_of(tape, y);
     if (!dy)
         return tape->status;
@@ -522,7 +538,7 @@ static tg_status walk(tg_tape *tape, tg_tensor *y, const void *seed)
     if (y->flags & TG_TF_LEAF)
         return TG_OK;
     /* No VJP changes the pass or anomaly mode: read once, not after every call. */
-    const uint32_t pass = tape->pass;
+    const uint32_t pass = tape->base.pass;
     const bool anomaly = tape->anomaly;
     tg_tensor *const *nodes = tape->nodes;
     for (size_t i = (size_t)y->index + 1; i-- > 0;) {
@@ -612,10 +628,10 @@ tg_status tg_grad(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t n, t
         tg_tensor *x = xs[i];
         const void *g = NULL;
         if (!(x->flags & TG_TF_LEAF)) {
-            g = x->grad_pass == tape->pass ? x->grad : NULL;
+            g = x->grad_pass == tape->base.pass ? x->grad : NULL;
         } else {
             size_t s = leaf_slot(tape, x);
-            if (s != SIZE_MAX && tape->leaves[s].grad_pass == tape->pass)
+            if (s != SIZE_MAX && tape->leaves[s].grad_pass == tape->base.pass)
                 g = tape->leaves[s].grad;
         }
         out[i] = g ? tg_tensor_from_data((tg_dtype)x->dtype, x->rank, x->shape, g)

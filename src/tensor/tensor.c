@@ -1,7 +1,8 @@
 /* tensor.c: leaves (caller-owned tensors outside any tape), their grad buffers, and the
  * accessors shared by leaves and tape tensors. A leaf is one allocation: header, then its
  * data aligned to TG_DATA_ALIGN; a wrapped leaf points at caller memory instead. */
-#include "internal.h"
+#include "tensor/tensor_impl.h"
+#include "tensor/borrow.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -296,7 +297,7 @@ tg_status tg_tensor_set_name(tg_tensor *t, const char *name)
     tg_status st = tg_tensor__check_live(t, "tensor_set_name");
     if (st != TG_OK)
         return st;
-    char *copy = tg_arena__alloc(&t->tape->data, n, 1);
+    char *copy = tg_arena__alloc(&tg_tensor__home(t)->data, n, 1);
     if (!copy)
         return tg__error(TG_ENOMEM, "tensor_set_name: out of memory");
     memcpy(copy, name, n);
@@ -417,7 +418,8 @@ void *tg_tensor_grad_data(tg_tensor *t)
         return t->grad;
     if (tg_tensor__check_live(t, "tensor_grad_data") != TG_OK)
         return NULL;
-    return t->grad_pass == t->tape->pass && t->tape->pass ? t->grad : NULL;
+    const uint32_t pass = tg_tensor__home(t)->pass;
+    return t->grad_pass == pass && pass ? t->grad : NULL;
 }
 
 double tg_tensor_grad_get(const tg_tensor *t, size_t i)

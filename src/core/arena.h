@@ -1,0 +1,37 @@
+/* arena.h: bump allocation in a chain of blocks (arena.c). The tape keeps its node headers,
+ * values and gradients in arenas, so a recording is rewound in O(1) and the next one reuses
+ * the same memory. */
+#ifndef TAPEGRAD_CORE_ARENA_H
+#define TAPEGRAD_CORE_ARENA_H
+
+#include "core/core.h"
+
+/* Rewinding keeps every block, so a recording that fits what an earlier one used allocates
+ * nothing. Memory never moves: pointers stay valid until the next rewind. */
+typedef struct tg_arena_block tg_arena_block;
+typedef struct tg_arena {
+    tg_arena_block *first; /* the chain, kept across rewinds */
+    tg_arena_block *cur;   /* the block being filled */
+    uintptr_t ptr, end;    /* free space left in cur */
+    size_t capacity;       /* sum of block sizes */
+} tg_arena;
+
+void tg_arena__init(tg_arena *a);
+void tg_arena__free(tg_arena *a);
+void tg_arena__rewind(tg_arena *a);
+/* The slow path of tg_arena__alloc: moves to the next kept block or adds one. */
+void *tg_arena__alloc_slow(tg_arena *a, size_t size, size_t align);
+
+/* `size` bytes aligned to `align` (a power of two <= 64), or NULL when out of memory. Inline:
+ * every recorded node makes two of these, so the common case is an add and a compare. */
+static inline void *tg_arena__alloc(tg_arena *a, size_t size, size_t align)
+{
+    uintptr_t p = (a->ptr + (align - 1)) & ~(uintptr_t)(align - 1);
+    if (__builtin_expect(p <= a->end && size <= a->end - p, 1)) {
+        a->ptr = p + size;
+        return (void *)p;
+    }
+    return tg_arena__alloc_slow(a, size, align);
+}
+
+#endif

@@ -1,0 +1,60 @@
+/* core.h: what every module of the library shares inside it: assertions and branch hints,
+ * the thread's error (tg__error), and heap memory through the allocator hook. Never
+ * installed; modules include it as "core/core.h". */
+#ifndef TAPEGRAD_CORE_CORE_H
+#define TAPEGRAD_CORE_CORE_H
+
+#include "tapegrad.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+/* Programmer bugs inside the library only; user input never reaches one. */
+#ifdef NDEBUG
+#define TG_ASSERT(cond) ((void)0)
+#else
+#include <assert.h>
+#define TG_ASSERT(cond) assert(cond)
+#endif
+
+#define TG_UNUSED(x) ((void)(x))
+#define TG_LIKELY(x) __builtin_expect(!!(x), 1)
+#define TG_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* On a function of plain vectorizable loops: GCC compiles it once per instruction set listed
+ * and picks the best the CPU has when the program loads (an ifunc), so the library stays
+ * built for baseline x86-64 yet its hot loops run 4 or 8 doubles wide. The clones compute
+ * the same bits: no -ffast-math, and ISO C mode leaves multiply-adds uncontracted. Empty for
+ * other compilers and architectures, and in sanitizer builds: the resolver runs while the
+ * program is being relocated, before a sanitizer's runtime is up, yet is instrumented (under
+ * ThreadSanitizer that crashes at load). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) &&   \
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define TG_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define TG_SIMD_CLONES
+#endif
+
+/* ---- errors (error.c) ------------------------------------------------------------------- */
+
+/* Sets this thread's error and returns `status`, so callers can `return tg__error(...)`. */
+tg_status tg__error(tg_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+tg_status tg__verror(tg_status status, const char *fmt, va_list ap);
+
+/* ---- allocation (alloc.c): every heap byte goes through the hook ------------------------ */
+
+void *tg__malloc(size_t size);
+void *tg__calloc(size_t count, size_t size); /* NULL on overflow too */
+void *tg__realloc(void *ptr, size_t osize, size_t nsize);
+void tg__free(void *ptr, size_t size);
+/* A copy of s on the heap (length+1 bytes; free with tg__free(p, strlen(p)+1)). */
+char *tg__strdup(const char *s);
+/* Grows *array (of elem-byte elements, *cap of them) to hold at least `need`, doubling.
+ * TG_ENOMEM (with a message naming `what`) when it cannot. */
+tg_status tg__grow(void **array, size_t *cap, size_t need, size_t elem, const char *what);
+
+/* Alignment of tensor data: a cache line, so SIMD loads never split lines and two threads
+ * never share one at a buffer boundary. */
+#define TG_DATA_ALIGN 64
+
+#endif

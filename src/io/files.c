@@ -1,0 +1,70 @@
+/* files.c: atomic file saves (files.h), shared by model files and checkpoints. */
+#include "io/files.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+/* Makes a rename durable: fsync the directory holding `path` (best effort: some file
+ * systems refuse it, and the data itself is already synced). */
+static void sync_parent_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash) {
+        strcpy(dir, ".");
+    } else {
+        size_t n = (size_t)(slash - path);
+        if (n >= sizeof dir)
+            return;
+        if (n == 0)
+            n = 1; /* "/file": the root */
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    int fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+tg_status tg_io__save_atomic(const char *who, const char *path, const void *buf, size_t size)
+{
+    size_t plen = strlen(path);
+    char *tmp = tg__malloc(plen + 5);
+    if (!tmp)
+        return tg__error(TG_ENOMEM, "%s: %s: out of memory", who, path);
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp", 5);
+
+    /* Write PATH.tmp completely and durably, then rename it over PATH: a reader sees the old
+     * file or the new one, never a half-written one. */
+    const char *step = NULL;
+    int err = 0;
+    errno = 0;
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        step = "create", err = errno;
+    } else {
+        if (fwrite(buf, 1, size, f) != size || fflush(f) != 0)
+            step = "write", err = errno ? errno : EIO;
+        else if (fsync(fileno(f)) != 0)
+            step = "sync", err = errno;
+        if (fclose(f) != 0 && !step)
+            step = "close", err = errno;
+        if (!step && rename(tmp, path) != 0)
+            step = "rename", err = errno;
+        if (step)
+            remove(tmp);
+    }
+    if (step)
+        tg__error(TG_EIO, "%s: %s: cannot %s %s: %s", who, path, step,
+                  strcmp(step, "rename") == 0 ? "the temporary file over it" : tmp,
+                  strerror(err));
+    else
+        sync_parent_dir(path);
+    tg__free(tmp, plen + 5);
+    return step ? TG_EIO : TG_OK;
+}

@@ -1,0 +1,37 @@
+/* gemm.h: matrix products on raw row-major pointers (gemm.c), for the ops and the benchmark.
+ * Kernels know nothing of tensors or tapes, so they can be measured and replaced alone. */
+#ifndef TAPEGRAD_KERNELS_GEMM_H
+#define TAPEGRAD_KERNELS_GEMM_H
+
+#include "core/core.h"
+
+/* C = beta*C + A·B with A (M,K) and B (K,N) read through optional transposes:
+ * transA: A is stored (K,M) row-major; transB: B is stored (N,K). ldX are row strides. */
+void tg_gemm_f32(bool transA, bool transB, size_t M, size_t N, size_t K, const float *A,
+                 size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
+void tg_gemm_f64(bool transA, bool transB, size_t M, size_t N, size_t K, const double *A,
+                 size_t lda, const double *B, size_t ldb, double beta, double *C, size_t ldc);
+
+/* The paths a GEMM can take. AUTO (the default): problems of a few thousand multiply-adds or
+ * fewer run direct, the rest packed on the best kernel this CPU has, or on BLAS in a build
+ * with TG_BLAS=openblas. Forcing any other path applies it to every size (so tests reach the
+ * packed kernels' edges on small matrices); BLAS falls back to the best kernel when its int
+ * arguments would overflow. */
+typedef enum tg_gemm_path {
+    TG_GEMM_AUTO,
+    TG_GEMM_DIRECT,   /* loops over the operands in place, no packing, no threads */
+    TG_GEMM_PORTABLE, /* packed, the C micro-kernel */
+    TG_GEMM_AVX2,     /* packed, AVX2+FMA micro-kernel (x86-64 CPUs that have it) */
+    TG_GEMM_AVX512,   /* packed, AVX-512F micro-kernel (x86-64 CPUs that have it) */
+    TG_GEMM_BLAS,     /* cblas_sgemm/dgemm (TG_BLAS=openblas builds) */
+    TG_GEMM_PATH_COUNT
+} tg_gemm_path;
+/* Makes every later GEMM in the process take `path` (AUTO restores the choice by size); false,
+ * changing nothing, when this build or CPU lacks it. For tests and benchmarks. */
+bool tg__gemm_force(tg_gemm_path path);
+bool tg__gemm_available(tg_gemm_path path);
+/* The path a GEMM of this size takes now (never AUTO). */
+tg_gemm_path tg__gemm_path(size_t M, size_t N, size_t K);
+const char *tg__gemm_path_name(tg_gemm_path path); /* "direct", "avx512", ... */
+
+#endif

@@ -1,0 +1,97 @@
+/* tape_impl.h: the struct behind tg_tape, and what the tape module offers the ops: errors
+ * kept on the tape, arena memory, and gradient buffers for the backward walk. Never
+ * installed. */
+#ifndef TAPEGRAD_TAPE_IMPL_H
+#define TAPEGRAD_TAPE_IMPL_H
+
+#include "tensor/tensor_impl.h"
+
+typedef struct tg_leaf_slot {
+    tg_tensor *leaf;
+    void *grad;        /* tg_grad's private accumulator for this leaf (arena) */
+    uint32_t grad_pass;
+    /* What plan reuse compares (record.h): the leaf's dtype and shape when registered, and
+     * whether the same slot two recordings ago held the same leaf with the same ones. */
+    bool planned;
+    uint8_t dtype, rank;
+    size_t shape[TG_MAX_RANK];
+} tg_leaf_slot;
+
+struct tg_tape {
+    /* What its tensors see: the generation, the pass count and the arena of values,
+     * gradients and names (tensor/tensor_impl.h). First, so a tg_tape * is a tg_tape_base *. */
+    tg_tape_base base;
+    /* Node headers alternate between two arenas by generation parity, so the headers of the
+     * previous recording stay intact (with their old generation) during the current one:
+     * that is what makes stale tensors detectable. */
+    tg_arena headers[2];
+    tg_tensor **nodes;
+    size_t n_nodes, cap_nodes;
+    tg_leaf_slot *leaves;
+    size_t n_leaves, cap_leaves;
+    /* The plan (record.h): the other parity's leaf slots, swapped in at every reset, and how
+     * many nodes and leaves the recording two resets ago (same parity) left in its header
+     * arena and leaf slots. */
+    tg_leaf_slot *old_leaves;
+    size_t old_n_leaves, old_cap_leaves, old_n_nodes;
+    size_t plan_nodes, plan_leaves;
+    uint64_t id;           /* unique in the process: leaves cache it (reg_tape), never touched
+                            * by tg_tape_free, so leaves may be freed before their tape */
+    bool grad_enabled;
+    bool anomaly;
+    bool capture;          /* tg_grad: leaf gradients go to leaves[].grad, not leaf->grad */
+    tg_status status;
+    char error[256];
+};
+
+/* Recording a node, the common path of every op constructor, is tg_tape__record in
+ * tape/record.h: inline, so each op's constructor gets it specialized for that op. */
+/* Sets the tape's error (if it has none yet) and this thread's, naming op and node index. */
+void tg_tape__fail(tg_tape *tape, tg_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Arena memory for op data (values, gradients, scratch). Small buffers (0-d scalars) need not
+ * waste a cache line each; size 0 still gets a distinct non-NULL pointer. */
+static inline void *tg_tape__alloc(tg_tape *tape, size_t size)
+{
+    return tg_arena__alloc(&tape->base.data, size ? size : 1,
+                           size >= TG_DATA_ALIGN ? TG_DATA_ALIGN : 16);
+}
+/* The first touch of a gradient buffer in a pass, out of line: leaves (allocating a leaf's
+ * grad, or tg_grad's private accumulator) and out of memory. */
+void *tg_tape__grad_first(tg_tape *tape, tg_tensor *x);
+/* The gradient buffer of input x for the current backward pass (zeroed on first use), or
+ * NULL when x needs no gradient, or on ENOMEM (then the tape's status says so). A node keeps
+ * its buffer for the whole recording: later passes zero it again instead of allocating. */
+static inline void *tg_tape__grad_of(tg_tape *tape, tg_tensor *x)
+{
+    if (!x->requires_grad)
+        return NULL;
+    if (TG_LIKELY(x->tape != NULL)) { /* a node (backward never reaches another tape's) */
+        if (TG_LIKELY(x->grad_pass == tape->base.pass))
+            return x->grad;
+        if (x->rank == 0) { /* grad is inl.grad: 8 bytes, whatever the dtype */
+            x->grad_pass = tape->base.pass;
+            memset(x->grad, 0, sizeof x->inl.grad);
+            return x->grad;
+        }
+        size_t bytes = x->numel * tg__esize(x);
+        if (!x->grad && !(x->grad = tg_tape__alloc(tape, bytes)))
+            return tg_tape__grad_first(tape, x); /* reports ENOMEM */
+        x->grad_pass = tape->base.pass;
+        switch (bytes) { /* small gradients: a store or two, not a call */
+        case 4: memset(x->grad, 0, 4); break;
+        case 8: memset(x->grad, 0, 8); break;
+        case 16: memset(x->grad, 0, 16); break;
+        case 32: memset(x->grad, 0, 32); break;
+        default: memset(x->grad, 0, bytes);
+        }
+        return x->grad;
+    }
+    if (TG_LIKELY(x->grad && !tape->capture))
+        return x->grad; /* a leaf's own grad */
+    return tg_tape__grad_first(tape, x);
+}
+
+_Static_assert(offsetof(struct tg_tape, base) == 0, "a tape begins with its base");
+
+#endif

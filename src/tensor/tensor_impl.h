@@ -1,0 +1,114 @@
+/* tensor_impl.h: the struct behind tg_tensor, shared by leaves and tape tensors (node
+ * headers), and what the tensor module offers the modules above it. Never installed. */
+#ifndef TAPEGRAD_TENSOR_IMPL_H
+#define TAPEGRAD_TENSOR_IMPL_H
+
+#include "core/arena.h"
+
+enum {
+    TG_TF_LEAF = 1u << 0,      /* lives outside any tape */
+    TG_TF_OWNS_DATA = 1u << 1, /* leaf whose data was allocated with it (not wrapped) */
+    TG_TF_VIEW = 1u << 2,      /* tape tensor sharing its input's data (reshape, detach) */
+    TG_TF_BORROWED_GRAD = 1u << 3, /* leaf whose grad points into memory it does not own (a
+                                    * model's gradient block): tg_tensor_free leaves it alone */
+    TG_TF_PLANNED = 1u << 4, /* tape tensor recorded from the plan: its shape is the one the
+                              * same node had in the previous recording (see record.h) */
+};
+
+/* Op attributes. axis is normalized at record time: 0..rank-1, or TG_ALL_AXES. */
+typedef union tg_attr {
+    double c; /* scale, add_scalar, pow */
+    struct {
+        double lo, hi;
+    } clamp;
+    struct {
+        int32_t axis;
+        int32_t keepdim;
+    } r; /* reductions, softmax */
+    struct {
+        const size_t *shape; /* valid only while recording */
+        int32_t rank;
+    } reshape;
+} tg_attr;
+
+/* 128 bytes: two cache lines. (Every recorded op writes one of these, so its size is the
+ * tape's memory traffic.) The first holds the node's structure, which a recording from the
+ * plan (record.h) only reads: in a loop that records the same graph, it is written once and
+ * never made dirty again. The second holds what every recording and every backward pass
+ * writes (generation, flags, attributes, the backward pass of grad). A 0-d tape tensor has no
+ * shape entries, so its value (unless it is a view) and its gradient live where they would
+ * be, in inl, also in the second line: a scalar node costs its header and nothing else, and
+ * neither buffer is allocated from the arena. */
+struct tg_tensor {
+    void *data;
+    void *grad;           /* leaf: heap buffer; tape tensor: arena buffer (or inl), kept for
+                           * the whole recording, valid in pass grad_pass */
+    tg_tape *tape;        /* owning tape; NULL for leaves */
+    union {
+        tg_tensor *in[2]; /* tape tensors: the inputs */
+        struct {          /* leaves: where it is registered on the tape that last used it */
+            uint64_t reg_tape; /* that tape's id (never reused, unlike its address); 0: none */
+            uint32_t reg_gen, reg_slot;
+        };
+    };
+    size_t numel;
+    const char *name;
+    uint32_t index;       /* node index on its tape */
+    uint16_t op;
+    uint8_t dtype;
+    uint8_t rank;
+    /* second cache line */
+    uint32_t gen;         /* the tape generation it was recorded in */
+    uint32_t grad_pass;   /* the backward pass `grad` belongs to */
+    uint8_t requires_grad;
+    uint8_t flags;
+    tg_attr attr;
+    union {
+        size_t shape[TG_MAX_RANK];
+        struct { /* 0-d tape tensors: data and grad point here (either dtype fits) */
+            unsigned char value[8], grad[8];
+        } inl;
+    };
+};
+
+_Static_assert(sizeof(struct tg_tensor) <= 128, "node headers fit two cache lines");
+
+static inline size_t tg__esize(const tg_tensor *t) { return t->dtype == TG_F64 ? 8 : 4; }
+static inline size_t tg__nbytes(const tg_tensor *t) { return t->numel * tg__esize(t); }
+
+/* Validates dtype/rank/shape and computes the element count: TG_OK, or an error naming
+ * `who` (TG_EINVAL for rank or dtype, TG_ESHAPE for an element count that overflows). */
+tg_status tg_tensor__check_shape(const char *who, tg_dtype dtype, int rank, const size_t *shape,
+                                 size_t *numel);
+/* The allocation size of a grad or data buffer, rounded for alignment. */
+void *tg_tensor__alloc_grad(tg_tensor *leaf);
+
+/* ---- what a tape tensor needs of its tape ------------------------------------------------ */
+
+/* struct tg_tape (tape/tape_impl.h) begins with this, so the tensor module can answer for a
+ * tape tensor without knowing the tape: the tape's generation tells a live tensor from one
+ * recorded before a reset, its backward pass count tells a gradient of the latest pass from
+ * an older one, and the data arena holds the values, gradients and names of its tensors. */
+typedef struct tg_tape_base {
+    tg_arena data;
+    uint32_t gen;  /* incremented by every reset */
+    uint32_t pass; /* incremented by every backward walk */
+} tg_tape_base;
+
+/* The base of the tape that holds tape tensor t. */
+static inline tg_tape_base *tg_tensor__home(const tg_tensor *t)
+{
+    return (tg_tape_base *)(void *)t->tape;
+}
+
+/* TG_OK, or TG_ESTALE naming `who` when t is a tape tensor recorded before its tape's last
+ * reset: the check every entry point that takes a tensor makes. */
+static inline tg_status tg_tensor__check_live(const tg_tensor *t, const char *who)
+{
+    if ((t->flags & TG_TF_LEAF) || t->gen == tg_tensor__home(t)->gen)
+        return TG_OK;
+    return tg__error(TG_ESTALE, "%s: node %u was recorded before its tape was reset", who,
+                     t->index);
+}
+
+#endif
