@@ -56,16 +56,65 @@ typedef enum tg_op {
     TG_OP_COUNT
 } tg_op;
 
+/* What an op's attributes are (the numbers of a call that are not tensors): which fields of
+ * tg_attrs it reads. */
+typedef enum tg_attr_kind {
+    TG_ATTR_NONE,     /* none */
+    TG_ATTR_CONSTANT, /* c: scale, add_scalar, pow */
+    TG_ATTR_RANGE,    /* lo and hi: clamp */
+    TG_ATTR_AXIS,     /* axis: softmax, log_softmax */
+    TG_ATTR_REDUCE,   /* axis and keepdim: sum, mean, max, logsumexp */
+    TG_ATTR_SHAPE,    /* rank and shape: reshape */
+} tg_attr_kind;
+
+/* The attributes of one application of an op, for tg_apply and tg_tensor_attrs. An op reads
+ * the fields its tg_attr_kind names and ignores the others. */
+typedef struct tg_attrs {
+    double c;            /* TG_ATTR_CONSTANT */
+    double lo, hi;       /* TG_ATTR_RANGE */
+    int axis;            /* TG_ATTR_AXIS and TG_ATTR_REDUCE: an axis, negative from the end,
+                          * or (TG_ATTR_REDUCE only) TG_ALL_AXES */
+    bool keepdim;        /* TG_ATTR_REDUCE */
+    int rank;            /* TG_ATTR_SHAPE: the new shape, `rank` entries */
+    const size_t *shape;
+} tg_attrs;
+
+/* What the op table says of an op. */
+typedef struct tg_op_info {
+    const char *name;    /* "add", "log_softmax": also the name of its tgx function */
+    int arity;           /* tensor inputs: 0 (const), 1 or 2 */
+    tg_attr_kind attrs;  /* its attributes */
+    bool commutative;    /* f(a, b) = f(b, a) (the dot writer labels the others' operands) */
+    bool differentiable; /* gradients flow through it (not through const and detach) */
+} tg_op_info;
+
+/* The table entry of `op`; NULL for a value out of range. A static object. */
+TG_API const tg_op_info *tg_op_info_of(tg_op op);
 /* The op's name ("add", "matmul", ...); "?" for a value out of range. */
 TG_API const char *tg_op_name(tg_op op);
 /* Number of tensor inputs the op takes (0, 1 or 2); -1 for a value out of range. */
 TG_API int tg_op_arity(tg_op op);
+
+/* Records `op` on inputs[0..n) with attributes `attrs` (NULL when it takes none), exactly as
+ * its constructor does: tg_apply(tape, TG_OP_SUM, &x, 1, &(tg_attrs){.axis = 1}) records
+ * tg_sum(tape, x, 1, false). For programs that choose ops at run time (an interpreter, a
+ * test over the whole table). Errors as the constructor's, and TG_EINVAL (kept on the tape)
+ * for an op out of range, TG_OP_CONST (make constants with tg_constant), n other than the
+ * op's arity, inputs NULL with n > 0, or attrs NULL for an op that takes attributes. */
+TG_API tg_tensor *tg_apply(tg_tape *tape, tg_op op, tg_tensor *const *inputs, size_t n,
+                           const tg_attrs *attrs);
+
 /* The op that produced a tape tensor; -1 for a leaf. */
 TG_API int tg_tensor_op(const tg_tensor *t);
 /* Input i (0 or 1) of a tape tensor, or NULL. */
 TG_API tg_tensor *tg_tensor_input(const tg_tensor *t, int i);
 /* The node index of a tape tensor (its place in recording order); SIZE_MAX for a leaf. */
 TG_API size_t tg_tensor_index(const tg_tensor *t);
+/* The attributes a tape tensor's op was recorded with, as the op normalized them (an axis
+ * in 0..rank-1 or TG_ALL_AXES; reshape's shape is the tensor's own): *out is zeroed, then
+ * the fields of the op's tg_attr_kind are set. TG_EINVAL for a leaf or NULL, TG_ESTALE for a
+ * tensor recorded before its tape was reset. */
+TG_API tg_status tg_tensor_attrs(const tg_tensor *t, tg_attrs *out);
 
 /* Pass as `axis` to the reductions to reduce over every element (result 0-d). */
 #define TG_ALL_AXES INT32_MIN

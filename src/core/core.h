@@ -28,7 +28,7 @@
  * other compilers and architectures, and in sanitizer builds: the resolver runs while the
  * program is being relocated, before a sanitizer's runtime is up, yet is instrumented (under
  * ThreadSanitizer that crashes at load). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) &&   \
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) &&       \
     !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define TG_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else

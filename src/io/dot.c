@@ -6,7 +6,7 @@
  * numbers are printed with "%.6g" and NaN/Inf spelled out by hand (printf's "-nan" depends on
  * the sign bit), gradient-flow colours come from comparisons against exact decades rather
  * than from log10, and nothing depends on addresses or time. */
-#include "tape/op_desc.h" /* for now: the op table, until it is public */
+#include "core/core.h"
 
 #include <errno.h>
 #include <math.h>
@@ -188,24 +188,26 @@ static stats scan(const void *p, tg_dtype dtype, size_t n)
 static void put_values(sink *s, const char *what, const void *p, const tg_tensor *t, stats st)
 {
     char b[32];
-    tg_dtype dtype = (tg_dtype)t->dtype;
+    const tg_dtype dtype = tg_tensor_dtype(t);
+    const size_t numel = tg_tensor_numel(t);
+    const int rank = tg_tensor_rank(t);
     putf(s, "<BR/>%s ", what);
-    if (t->numel <= 4) {
-        if (t->rank > 0)
+    if (numel <= 4) {
+        if (rank > 0)
             puts_(s, "[");
-        for (size_t i = 0; i < t->numel; i++) {
+        for (size_t i = 0; i < numel; i++) {
             if (i)
                 puts_(s, ", ");
             puts_(s, fmt_num(b, load(p, dtype, i)));
         }
-        if (t->rank > 0)
+        if (rank > 0)
             puts_(s, "]");
         return;
     }
-    size_t finite = t->numel - st.nan - st.inf;
+    size_t finite = numel - st.nan - st.inf;
     if (finite) {
         double lo = INFINITY, hi = -INFINITY, sum = 0.0;
-        for (size_t i = 0; i < t->numel; i++) {
+        for (size_t i = 0; i < numel; i++) {
             double v = load(p, dtype, i);
             if (!isfinite(v))
                 continue;
@@ -336,24 +338,25 @@ static size_t leaf_slot(writer *w, const tg_tensor *x)
 static void put_op(sink *s, const tg_tensor *t)
 {
     char b1[32], b2[32];
-    const tg_op_info *info = &tg_ops__table[t->op];
+    const tg_op_info *info = tg_op_info_of((tg_op)tg_tensor_op(t));
+    tg_attrs a;
+    (void)tg_tensor_attrs(t, &a); /* a live node of the tape: cannot fail */
     puts_(s, info->name);
-    if (info->has_axis) {
-        if (t->attr.r.axis == TG_ALL_AXES)
+    switch (info->attrs) {
+    case TG_ATTR_NONE:
+    case TG_ATTR_SHAPE: /* the new shape is the node's own, shown on the next line */
+        break;
+    case TG_ATTR_CONSTANT: putf(s, " c=%s", fmt_num(b1, a.c)); break;
+    case TG_ATTR_RANGE: putf(s, " [%s, %s]", fmt_num(b1, a.lo), fmt_num(b2, a.hi)); break;
+    case TG_ATTR_AXIS:
+    case TG_ATTR_REDUCE:
+        if (a.axis == TG_ALL_AXES)
             puts_(s, " axis=all");
         else
-            putf(s, " axis=%d", (int)t->attr.r.axis);
-        if (t->attr.r.keepdim)
+            putf(s, " axis=%d", a.axis);
+        if (a.keepdim)
             puts_(s, " keepdim");
-    }
-    switch ((tg_op)t->op) {
-    case TG_OP_SCALE:
-    case TG_OP_ADD_SCALAR:
-    case TG_OP_POW: putf(s, " c=%s", fmt_num(b1, t->attr.c)); break;
-    case TG_OP_CLAMP:
-        putf(s, " [%s, %s]", fmt_num(b1, t->attr.clamp.lo), fmt_num(b2, t->attr.clamp.hi));
         break;
-    default: break;
     }
 }
 
@@ -361,16 +364,19 @@ static void put_op(sink *s, const tg_tensor *t)
 static void put_node(writer *w, const char *prefix, size_t id, tg_tensor *t)
 {
     sink *s = w->s;
-    bool leaf = (t->flags & TG_TF_LEAF) != 0;
-    enum kind k = leaf ? (t->requires_grad ? K_PARAM : K_CONST)
-                  : t->op == TG_OP_CONST ? K_CONST
-                  : t->requires_grad     ? K_OP
-                                         : K_OP_NOGRAD;
+    const bool leaf = tg_tensor_is_leaf(t), requires_grad = tg_tensor_requires_grad(t);
+    const tg_dtype dtype = tg_tensor_dtype(t);
+    const size_t numel = tg_tensor_numel(t);
+    enum kind k = leaf ? (requires_grad ? K_PARAM : K_CONST)
+                  : tg_tensor_op(t) == TG_OP_CONST ? K_CONST
+                  : requires_grad                  ? K_OP
+                                                   : K_OP_NOGRAD;
+    const void *data = tg_tensor_data_const(t);
     const void *grad = tg_tensor_grad_data(t);
-    stats vs = scan(t->data, (tg_dtype)t->dtype, t->numel);
+    stats vs = scan(data, dtype, numel);
     stats gs = {0, 0, 0.0};
     if (grad)
-        gs = scan(grad, (tg_dtype)t->dtype, t->numel);
+        gs = scan(grad, dtype, numel);
     bool bad = vs.nan || vs.inf || gs.nan || gs.inf;
 
     const char *fill = KINDS[k].fill;
@@ -381,21 +387,22 @@ static void put_node(writer *w, const char *prefix, size_t id, tg_tensor *t)
         puts_(s, ", color=\"" BAD_COLOUR "\", penwidth=3");
     puts_(s, ", label=<");
 
-    if (t->name && t->name[0]) {
+    const char *name = tg_tensor_name(t);
+    if (name && name[0]) {
         puts_(s, "<B>");
-        put_html(s, t->name);
+        put_html(s, name);
         puts_(s, "</B><BR/>");
     }
     putf(s, "%s%zu ", prefix, id);
     if (leaf)
-        puts_(s, t->requires_grad ? "leaf" : "leaf, constant");
+        puts_(s, requires_grad ? "leaf" : "leaf, constant");
     else
         put_op(s, t);
     char shape[96];
-    putf(s, "<BR/>%s %s", tg_shape_format(shape, sizeof shape, t->rank, t->shape),
-         tg_dtype_name((tg_dtype)t->dtype));
+    tg_shape_format(shape, sizeof shape, tg_tensor_rank(t), tg_tensor_shape(t));
+    putf(s, "<BR/>%s %s", shape, tg_dtype_name(dtype));
     if (w->opt.values)
-        put_values(s, "value", t->data, t, vs);
+        put_values(s, "value", data, t, vs);
     if (w->opt.grads && grad)
         put_values(s, "grad", grad, t, gs);
     if (w->opt.grad_flow && grad) {
@@ -422,15 +429,16 @@ static void put_node(writer *w, const char *prefix, size_t id, tg_tensor *t)
  * not require grad, as after detach); operands of non-commutative ops are labelled a and b. */
 static void put_edges(writer *w, const tg_tensor *t)
 {
-    int arity = tg_ops__table[t->op].arity;
-    bool ordered = t->op == TG_OP_SUB || t->op == TG_OP_DIV || t->op == TG_OP_MATMUL;
-    for (int i = 0; i < arity; i++) {
-        const tg_tensor *x = t->in[i];
-        if (x->flags & TG_TF_LEAF)
-            putf(w->s, "  l%zu -> n%u", leaf_slot(w, x), t->index);
+    const tg_op_info *info = tg_op_info_of((tg_op)tg_tensor_op(t));
+    const bool ordered = info->arity == 2 && !info->commutative;
+    const size_t id = tg_tensor_index(t);
+    for (int i = 0; i < info->arity; i++) {
+        const tg_tensor *x = tg_tensor_input(t, i);
+        if (tg_tensor_is_leaf(x))
+            putf(w->s, "  l%zu -> n%zu", leaf_slot(w, x), id);
         else
-            putf(w->s, "  n%u -> n%u", x->index, t->index);
-        bool flows = x->requires_grad && t->requires_grad;
+            putf(w->s, "  n%zu -> n%zu", tg_tensor_index(x), id);
+        bool flows = tg_tensor_requires_grad(x) && tg_tensor_requires_grad(t);
         if (!flows || ordered) {
             const char *sep = "";
             puts_(w->s, " [");
@@ -488,16 +496,17 @@ static tg_status write_graph(sink *s, const tg_tape *tape, const tg_dot_options 
     putf(s,
          "digraph tapegrad {\n"
          "  comment=\"tapegrad tape: %zu nodes, %zu leaves, fingerprint %016llx\";\n",
-         tape->n_nodes, tape->n_leaves, (unsigned long long)tg_tape_fingerprint(tape));
+         tg_tape_size(tape), tg_tape_leaf_count(tape),
+         (unsigned long long)tg_tape_fingerprint(tape));
     puts_(s, "  graph [rankdir=TB, fontname=\"Helvetica\", nodesep=0.3, ranksep=0.35];\n"
              "  node [fontname=\"Helvetica\", fontsize=10, margin=\"0.1,0.05\"];\n"
              "  edge [arrowsize=0.7, fontname=\"Helvetica\", fontsize=8];\n");
     put_legend(&w);
-    for (size_t i = 0; i < tape->n_leaves && s->status == TG_OK; i++)
-        put_node(&w, "l", i, tape->leaves[i].leaf);
-    for (size_t i = 0; i < tape->n_nodes && s->status == TG_OK; i++) {
-        put_node(&w, "n", i, tape->nodes[i]);
-        put_edges(&w, tape->nodes[i]);
+    for (size_t i = 0; i < tg_tape_leaf_count(tape) && s->status == TG_OK; i++)
+        put_node(&w, "l", i, tg_tape_leaf(tape, i));
+    for (size_t i = 0; i < tg_tape_size(tape) && s->status == TG_OK; i++) {
+        put_node(&w, "n", i, tg_tape_node(tape, i));
+        put_edges(&w, tg_tape_node(tape, i));
     }
     /* The title last: a graph label set before the legend cluster would be inherited by it. */
     if (w.opt.title) {

@@ -61,8 +61,7 @@ tg_status tg_io__save_atomic(const char *who, const char *path, const void *buf,
     }
     if (step)
         tg__error(TG_EIO, "%s: %s: cannot %s %s: %s", who, path, step,
-                  strcmp(step, "rename") == 0 ? "the temporary file over it" : tmp,
-                  strerror(err));
+                  strcmp(step, "rename") == 0 ? "the temporary file over it" : tmp, strerror(err));
     else
         sync_parent_dir(path);
     tg__free(tmp, plen + 5);

@@ -1,9 +1,9 @@
-/* record.h: the common path of recording a node, inline. ops.c includes it, so each op
- * constructor gets the path specialized for its op: the table entry is a constant there, so
- * the forward becomes a direct call the compiler inlines, and the arity and view tests fold
- * away. Everything rare (errors, the first use of a leaf in a recording, a node list that
- * must grow) and the general path (a node the plan does not cover, whose shape rule runs)
- * leave through out-of-line functions in tape.c. */
+/* record.h: the common path of recording a node, inline. The op families include it, so
+ * each op constructor gets the path specialized for its op: the descriptor is a constant
+ * there, so the forward becomes a direct call the compiler inlines, and the arity and view
+ * tests fold away. Everything rare (errors, the first use of a leaf in a recording, a node
+ * list that must grow) and the general path (a node the plan does not cover, whose shape rule
+ * runs) leave through out-of-line functions in tape.c. */
 #ifndef TAPEGRAD_RECORD_H
 #define TAPEGRAD_RECORD_H
 
@@ -11,10 +11,10 @@
 
 /* The full input check of an op (NULL, foreign, stale, dtype), registering leaves on their
  * first use in this recording; TG_OK, or the error (kept on the tape). */
-tg_status tg_tape__admit(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b);
+tg_status tg_tape__admit(tg_tape *tape, const tg_op_desc *d, tg_tensor *a, tg_tensor *b);
 /* The error paths of recording y (not yet appended), each keeping the error on the tape. */
 void tg_tape__fail_shape(tg_tape *tape, const tg_tensor *y, tg_status st, const char *msg);
-void tg_tape__fail_oom(tg_tape *tape, tg_op op, size_t bytes);
+void tg_tape__fail_oom(tg_tape *tape, const char *who, size_t bytes);
 /* An element count that overflows, a full tape, a node list that must grow. */
 tg_status tg_tape__finish_slow(tg_tape *tape, tg_tensor *y, bool overflow);
 /* Anomaly mode's check of a new node's values: TG_OK, or TG_ENUMERIC naming the node. */
@@ -161,7 +161,7 @@ static inline tg_status tg_tape__finish_node(tg_tape *tape, tg_tensor *y, bool v
         size_t bytes = numel * tg__esize(y);
         y->data = tg_tape__alloc(tape, bytes);
         if (TG_UNLIKELY(!y->data)) {
-            tg_tape__fail_oom(tape, (tg_op)y->op, bytes);
+            tg_tape__fail_oom(tape, tg_op__table[y->op]->info.name, bytes);
             return TG_ENOMEM;
         }
     }
@@ -172,68 +172,67 @@ static inline tg_status tg_tape__finish_node(tg_tape *tape, tg_tensor *y, bool v
 /* The general path of tg_tape__record, out of line so that the planned path stays small:
  * writes header y in full for op on a (and b), runs the shape rule, gives y its element count
  * and data, and appends it. TG_OK, or the error (kept on the tape). */
-tg_status tg_tape__record_general(tg_tape *tape, tg_tensor *y, tg_op op, tg_tensor *a,
-                                  tg_tensor *b, tg_attr attr);
+tg_status tg_tape__record_general(tg_tape *tape, tg_tensor *y, const tg_op_desc *d,
+                                  tg_tensor *a, tg_tensor *b, tg_node_attr attr);
 
-/* Records op on inputs a (and b for binary ops) with attributes attr: checks, the plan (or
- * the shape rule), allocation, forward. Returns the new node, or NULL with the error kept on
- * the tape (and NULL quietly when the tape already has an error). */
+/* Records the op of descriptor d on inputs a (and b for binary ops) with attributes attr:
+ * checks, the plan (or the shape rule), allocation, forward. Returns the new node, or NULL
+ * with the error kept on the tape (and NULL quietly when the tape already has an error). */
 static inline __attribute__((always_inline)) tg_tensor *
-tg_tape__record(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b, tg_attr attr)
+tg_tape__record(tg_tape *tape, const tg_op_desc *d, tg_tensor *a, tg_tensor *b, tg_node_attr attr)
 {
-    const tg_op_info *info = &tg_ops__table[op];
-    const bool binary = info->arity == 2;
+    const bool binary = d->info.arity == 2;
     if (TG_UNLIKELY(!tape || tape->status != TG_OK || !a || !tg_tape__input_ready(tape, a) ||
                     (binary && (!b || !tg_tape__input_ready(tape, b) || a->dtype != b->dtype))) &&
-        tg_tape__admit(tape, op, a, b) != TG_OK)
+        tg_tape__admit(tape, d, a, b) != TG_OK)
         return NULL;
     if (!binary)
         b = NULL;
     const size_t n = tape->n_nodes;
     tg_tensor *y = tg_tape__new_header(tape);
     if (TG_UNLIKELY(!y)) {
-        tg_tape__fail_oom(tape, op, sizeof *y);
+        tg_tape__fail_oom(tape, d->info.name, sizeof *y);
         return NULL;
     }
-    if (info->has_axis && attr.r.axis < 0 && attr.r.axis != TG_ALL_AXES &&
-        attr.r.axis >= -(int)a->rank)
+    const bool has_axis = tg_op__has_axis(d);
+    if (has_axis && attr.r.axis < 0 && attr.r.axis != TG_ALL_AXES && attr.r.axis >= -(int)a->rank)
         attr.r.axis += a->rank; /* as the shape rule normalizes it */
-    if (n < tape->plan_nodes && !info->reads_attr && y->op == op && y->in[0] == a &&
+    if (n < tape->plan_nodes && tg_op__plannable(d) && y->op == d->op && y->in[0] == a &&
         y->in[1] == b && y->dtype == a->dtype && tg_tape__input_planned(tape, a) &&
         (!binary || tg_tape__input_planned(tape, b)) &&
-        (!info->has_axis ||
-         (y->attr.r.axis == attr.r.axis && y->attr.r.keepdim == attr.r.keepdim))) {
+        (!has_axis || (y->attr.r.axis == attr.r.axis && y->attr.r.keepdim == attr.r.keepdim))) {
         /* From the plan: tape, index, op, dtype, inputs, rank, shape and numel are in place,
          * and n < plan_nodes <= cap_nodes. */
         TG_ASSERT(y->tape == tape && y->index == n);
         y->attr = attr;
         y->gen = tape->base.gen;
         y->grad_pass = 0;
-        y->flags = TG_TF_PLANNED | (info->is_view ? TG_TF_VIEW : 0);
+        y->flags = TG_TF_PLANNED | (d->view ? TG_TF_VIEW : 0);
         if (TG_UNLIKELY(y->name != NULL)) /* only read, so that the first line stays clean */
             y->name = NULL;
         if (y->rank == 0) {
             /* data (unless a view) and grad point into inl since tg_tape__finish_node */
-            TG_ASSERT(y->grad == y->inl.grad && (info->is_view || y->data == y->inl.value));
+            TG_ASSERT(y->grad == y->inl.grad && (d->view || y->data == y->inl.value));
         } else {
             y->grad = NULL;
-            if (!info->is_view) {
+            if (!d->view) {
                 size_t bytes = y->numel * tg__esize(y);
                 y->data = tg_tape__alloc(tape, bytes);
                 if (TG_UNLIKELY(!y->data)) {
-                    tg_tape__fail_oom(tape, op, bytes);
+                    tg_tape__fail_oom(tape, d->info.name, bytes);
                     return NULL;
                 }
             }
         }
         tape->nodes[tape->n_nodes++] = y;
-    } else if (TG_UNLIKELY(tg_tape__record_general(tape, y, op, a, b, attr) != TG_OK)) {
+    } else if (TG_UNLIKELY(tg_tape__record_general(tape, y, d, a, b, attr) != TG_OK)) {
         return NULL;
     }
     /* requires_grad and grad_enabled are 0 or 1: bitwise, without a branch */
-    y->requires_grad = (uint8_t)(op != TG_OP_DETACH && (tape->grad_enabled &
-                                 (a->requires_grad | (binary ? b->requires_grad : 0))));
-    info->forward(y);
+    y->requires_grad = (uint8_t)(d->info.differentiable &
+                                 (tape->grad_enabled &
+                                  (a->requires_grad | (binary ? b->requires_grad : 0))));
+    d->forward(y);
     if (TG_UNLIKELY(tape->anomaly) && tg_tape__anomaly_forward(tape, y) != TG_OK)
         return NULL;
     return y;

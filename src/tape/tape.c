@@ -143,6 +143,23 @@ void tg_tape_set_anomaly(tg_tape *tape, bool enabled)
         tape->anomaly = enabled;
 }
 
+int tg_tensor_op(const tg_tensor *t)
+{
+    return t && !(t->flags & TG_TF_LEAF) ? t->op : -1;
+}
+
+tg_tensor *tg_tensor_input(const tg_tensor *t, int i)
+{
+    return t && !(t->flags & TG_TF_LEAF) && i >= 0 && i < tg_op__table[t->op]->info.arity
+               ? t->in[i]
+               : NULL;
+}
+
+size_t tg_tensor_index(const tg_tensor *t)
+{
+    return t && !(t->flags & TG_TF_LEAF) ? t->index : SIZE_MAX;
+}
+
 /* ---- errors ------------------------------------------------------------------------------ */
 
 void tg_tape__fail(tg_tape *tape, tg_status status, const char *fmt, ...)
@@ -250,9 +267,9 @@ static tg_status check_input(tg_tape *tape, const char *op, int i, tg_tensor *x)
     return TG_OK;
 }
 
-tg_status tg_tape__admit(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b)
+tg_status tg_tape__admit(tg_tape *tape, const tg_op_desc *d, tg_tensor *a, tg_tensor *b)
 {
-    const tg_op_info *info = &tg_ops__table[op];
+    const tg_op_info *info = &d->info;
     if (!tape)
         return tg__error(TG_EINVAL, "%s: tape is NULL", info->name);
     if (tape->status != TG_OK)
@@ -289,7 +306,7 @@ static bool all_finite(const void *p, tg_dtype dtype, size_t n)
 
 static void describe_inputs(const tg_tensor *y, char *buf, size_t size)
 {
-    int arity = tg_ops__table[y->op].arity;
+    int arity = tg_op__table[y->op]->info.arity;
     size_t n = 0;
     buf[0] = '\0';
     for (int i = 0; i < arity && n < size; i++) {
@@ -301,18 +318,19 @@ static void describe_inputs(const tg_tensor *y, char *buf, size_t size)
 
 void tg_tape__fail_shape(tg_tape *tape, const tg_tensor *y, tg_status st, const char *msg)
 {
-    tg_tape__fail(tape, st, "%s: %s (node %zu)", tg_ops__table[y->op].name, msg, tape->n_nodes);
+    tg_tape__fail(tape, st, "%s: %s (node %zu)", tg_op__table[y->op]->info.name, msg,
+                  tape->n_nodes);
 }
 
-void tg_tape__fail_oom(tg_tape *tape, tg_op op, size_t bytes)
+void tg_tape__fail_oom(tg_tape *tape, const char *who, size_t bytes)
 {
-    tg_tape__fail(tape, TG_ENOMEM, "%s: out of memory for %zu bytes (node %zu)",
-                  tg_ops__table[op].name, bytes, tape->n_nodes);
+    tg_tape__fail(tape, TG_ENOMEM, "%s: out of memory for %zu bytes (node %zu)", who, bytes,
+                  tape->n_nodes);
 }
 
 tg_status tg_tape__finish_slow(tg_tape *tape, tg_tensor *y, bool overflow)
 {
-    const char *name = tg_ops__table[y->op].name;
+    const char *name = tg_op__table[y->op]->info.name;
     if (overflow) {
         char s[160];
         tg_tape__fail(tape, TG_ESHAPE, "%s: shape %s has too many elements (node %zu)", name,
@@ -332,21 +350,20 @@ tg_status tg_tape__finish_slow(tg_tape *tape, tg_tensor *y, bool overflow)
     return TG_OK;
 }
 
-tg_status tg_tape__record_general(tg_tape *tape, tg_tensor *y, tg_op op, tg_tensor *a,
-                                  tg_tensor *b, tg_attr attr)
+tg_status tg_tape__record_general(tg_tape *tape, tg_tensor *y, const tg_op_desc *d,
+                                  tg_tensor *a, tg_tensor *b, tg_node_attr attr)
 {
-    const tg_op_info *info = &tg_ops__table[op];
-    tg_tape__init_node(tape, y, op, (tg_dtype)a->dtype, info->is_view);
+    tg_tape__init_node(tape, y, d->op, (tg_dtype)a->dtype, d->view);
     y->in[0] = a;
     y->in[1] = b;
     y->attr = attr;
     char msg[200]; /* written by the shape rule only when it fails */
-    tg_status st = info->shape(y, msg, sizeof msg);
+    tg_status st = d->shape(y, msg, sizeof msg);
     if (TG_UNLIKELY(st != TG_OK)) {
         tg_tape__fail_shape(tape, y, st, msg);
         return st;
     }
-    return tg_tape__finish_node(tape, y, info->is_view);
+    return tg_tape__finish_node(tape, y, d->view);
 }
 
 tg_status tg_tape__anomaly_forward(tg_tape *tape, const tg_tensor *y)
@@ -356,56 +373,8 @@ tg_status tg_tape__anomaly_forward(tg_tape *tape, const tg_tensor *y)
     char shapes[200];
     describe_inputs(y, shapes, sizeof shapes);
     tg_tape__fail(tape, TG_ENUMERIC, "anomaly: %s produced NaN or Inf at node %u (inputs %s)",
-                  tg_ops__table[y->op].name, y->index, shapes);
+                  tg_op__table[y->op]->info.name, y->index, shapes);
     return TG_ENUMERIC;
-}
-
-tg_tensor *tg_constant(tg_tape *tape, tg_dtype dtype, int rank, const size_t *shape,
-                       const void *data)
-{
-    if (!tape) {
-        tg__error(TG_EINVAL, "constant: tape is NULL");
-        return NULL;
-    }
-    if (tape->status != TG_OK)
-        return NULL;
-    size_t numel;
-    if (tg_tensor__check_shape("constant", dtype, rank, shape, &numel) != TG_OK) {
-        tg_tape__fail(tape, tg_last_status(), "%s (node %zu)", tg_last_error(), tape->n_nodes);
-        return NULL;
-    }
-    if (!data && numel) {
-        tg_tape__fail(tape, TG_EINVAL, "constant: data is NULL (node %zu)", tape->n_nodes);
-        return NULL;
-    }
-    tg_tensor *y = tg_tape__new_header(tape);
-    if (!y) {
-        tg_tape__fail_oom(tape, TG_OP_CONST, sizeof *y);
-        return NULL;
-    }
-    /* A constant of the plan's dtype and shape is planned: its consumers may be too. */
-    bool planned = tape->n_nodes < tape->plan_nodes && y->op == TG_OP_CONST &&
-                   y->dtype == dtype && y->rank == rank;
-    for (int i = 0; planned && i < rank; i++)
-        planned = y->shape[i] == shape[i];
-    tg_tape__init_node(tape, y, TG_OP_CONST, dtype, false);
-    y->rank = (uint8_t)rank;
-    for (int i = 0; i < rank; i++)
-        y->shape[i] = shape[i];
-    y->attr.c = 0;
-    if (tg_tape__finish_node(tape, y, false) != TG_OK)
-        return NULL;
-    if (planned)
-        y->flags |= TG_TF_PLANNED;
-    if (numel)
-        memcpy(y->data, data, tg__nbytes(y));
-    return y;
-}
-
-tg_tensor *tg_scalar(tg_tape *tape, tg_dtype dtype, double value)
-{
-    float f = (float)value;
-    return tg_constant(tape, dtype, 0, NULL, dtype == TG_F32 ? (const void *)&f : &value);
 }
 
 /* ---- backward ------------------------------------------------------------------------------ */
@@ -478,7 +447,7 @@ static void add_into(void *dst, const void *src, tg_dtype dtype, size_t n, bool 
 
 static tg_status anomaly_check_grads(tg_tape *tape, tg_tensor *y)
 {
-    const tg_op_info *info = &tg_ops__table[y->op];
+    const tg_op_info *info = &tg_op__table[y->op]->info;
     for (int i = 0; i < info->arity; i++) {
         tg_tensor *x = y->in[i];
         if (!x->requires_grad)
@@ -545,7 +514,7 @@ static tg_status walk(tg_tape *tape, tg_tensor *y, const void *seed)
         tg_tensor *t = nodes[i];
         if (t->grad_pass != pass)
             continue;
-        tg_ops__table[t->op].vjp(tape, t);
+        tg_op__table[t->op]->vjp(tape, t);
         if (TG_UNLIKELY(tape->status != TG_OK))
             return tape->status;
         if (TG_UNLIKELY(anomaly) && anomaly_check_grads(tape, t) != TG_OK)
@@ -664,14 +633,15 @@ uint64_t tg_tape_fingerprint(const tg_tape *tape)
         rec[k++] = ((uint64_t)y->op << 16) | ((uint64_t)y->dtype << 8) | y->rank;
         for (int d = 0; d < y->rank; d++)
             rec[k++] = y->shape[d];
-        int arity = tg_ops__table[y->op].arity;
+        const tg_op_desc *d = tg_op__table[y->op];
+        int arity = d->info.arity;
         for (int j = 0; j < arity; j++) {
             const tg_tensor *x = y->in[j];
             rec[k++] = (x->flags & TG_TF_LEAF) ? LEAF_REF | leaf_slot((tg_tape *)tape, x)
                                                : (uint64_t)x->index;
         }
         /* Axis attributes shape the computation; scalar constants (scale factors) do not. */
-        if (tg_ops__table[y->op].has_axis)
+        if (tg_op__has_axis(d))
             rec[k++] = ((uint64_t)(uint32_t)y->attr.r.axis << 32) | (uint32_t)y->attr.r.keepdim;
         h = XXH3_64bits_withSeed(rec, k * sizeof rec[0], h);
     }

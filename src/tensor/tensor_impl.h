@@ -15,21 +15,22 @@ enum {
                               * same node had in the previous recording (see record.h) */
 };
 
-/* Op attributes. axis is normalized at record time: 0..rank-1, or TG_ALL_AXES. */
-typedef union tg_attr {
-    double c; /* scale, add_scalar, pow */
+/* The attributes a node's op was recorded with (the public tg_attrs, packed into the node
+ * header by tg_attr_kind). axis is normalized at record time: 0..rank-1, or TG_ALL_AXES. */
+typedef union tg_node_attr {
+    double c; /* TG_ATTR_CONSTANT */
     struct {
         double lo, hi;
-    } clamp;
+    } range; /* TG_ATTR_RANGE */
     struct {
         int32_t axis;
         int32_t keepdim;
-    } r; /* reductions, softmax */
+    } r; /* TG_ATTR_AXIS, TG_ATTR_REDUCE */
     struct {
-        const size_t *shape; /* valid only while recording */
+        const size_t *shape; /* valid only while recording: the node's shape holds it after */
         int32_t rank;
-    } reshape;
-} tg_attr;
+    } reshape; /* TG_ATTR_SHAPE */
+} tg_node_attr;
 
 /* 128 bytes: two cache lines. (Every recorded op writes one of these, so its size is the
  * tape's memory traffic.) The first holds the node's structure, which a recording from the
@@ -37,7 +38,7 @@ typedef union tg_attr {
  * never made dirty again. The second holds what every recording and every backward pass
  * writes (generation, flags, attributes, the backward pass of grad). A 0-d tape tensor has no
  * shape entries, so its value (unless it is a view) and its gradient live where they would
- * be, in inl, also in the second line: a scalar node costs its header and nothing else, and
+ * be, in inl, also in the second line: a 0-d node costs its header and nothing else, and
  * neither buffer is allocated from the arena. */
 struct tg_tensor {
     void *data;
@@ -62,7 +63,7 @@ struct tg_tensor {
     uint32_t grad_pass;   /* the backward pass `grad` belongs to */
     uint8_t requires_grad;
     uint8_t flags;
-    tg_attr attr;
+    tg_node_attr attr;
     union {
         size_t shape[TG_MAX_RANK];
         struct { /* 0-d tape tensors: data and grad point here (either dtype fits) */

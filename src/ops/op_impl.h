@@ -1,0 +1,67 @@
+/* op_impl.h: what the op families (unary.c, binary.c, reduce.c, shape.c, linalg.c) share:
+ * dtype dispatch, the split of long loops over the thread pool, shape-rule helpers, and the
+ * way constructors record through their descriptor. docs/adding-an-op.md walks through an op.
+ *
+ * Every op is one block in its family file: a comment with its math, then its shape rule,
+ * forward and VJP side by side, then its descriptor (const tg_op_desc tg_op__NAME) and its
+ * constructor. VJP locals follow the math: x (input value), y (output value), dy (output
+ * gradient), dx (input gradient); each VJP ADDS into its inputs' gradients. */
+#ifndef TAPEGRAD_OP_IMPL_H
+#define TAPEGRAD_OP_IMPL_H
+
+#include "tape/record.h"
+
+#include "core/pool.h"
+
+#include <stdio.h>
+
+/* Runs its body with T = float or T = double, by the dtype. With <tgmath.h>, exp(x) and the
+ * like pick expf or exp by the type of x, so one expression serves both. */
+#define DISPATCH(dtype, ...)                                                                       \
+    do {                                                                                           \
+        if ((dtype) == TG_F32) {                                                                   \
+            typedef float T;                                                                       \
+            __VA_ARGS__                                                                            \
+        } else {                                                                                   \
+            typedef double T;                                                                      \
+            __VA_ARGS__                                                                            \
+        }                                                                                          \
+    } while (0)
+
+/* Constructors and the loop skeletons their op instantiates are inlined into each op's own
+ * functions, so that the descriptor, the element function and the dtype are constants there
+ * (the recording path folds, the element loops vectorize). */
+#define TG_INLINE static inline __attribute__((always_inline))
+
+/* ---- threads ----------------------------------------------------------------------------
+ * Long elementwise loops (and sums over all elements) are split over the pool by ranges of
+ * elements. A range is at least TG_PAR_GRAIN elements: handing a loop to the pool costs a few
+ * microseconds of wake-up and join, which the cheapest op (an add, bound by memory) recovers
+ * only over some tens of thousands of elements; a loop shorter than two grains runs on the
+ * calling thread without any hand-off. Elementwise results do not depend on the split. */
+#define TG_PAR_GRAIN ((size_t)1 << 15)
+
+/* What a VJP range needs: the node, and the input gradient it adds into. */
+typedef struct tg_par_vjp {
+    const tg_tensor *y;
+    void *dx;
+} tg_par_vjp;
+
+/* ---- shape rules ------------------------------------------------------------------------- */
+
+static inline char *tg_ops__fmt_shape(char *buf, size_t size, const tg_tensor *t)
+{
+    return tg_shape_format(buf, size, t->rank, t->shape);
+}
+
+static inline void tg_ops__copy_shape(tg_tensor *y, const tg_tensor *x)
+{
+    y->rank = x->rank;
+    for (int i = 0; i < x->rank; i++)
+        y->shape[i] = x->shape[i];
+}
+
+/* The shape rule of ops whose output has their (first) input's shape. */
+tg_status tg_ops__same_shape(tg_tensor *y, char *msg, size_t size);
+
+#endif

@@ -1,0 +1,438 @@
+/* reduce.c: reductions along one axis or over all elements (sum, mean, max, logsumexp), and
+ * the ops that normalize along an axis (softmax, log_softmax). The input is seen as
+ * (outer, n, inner) around the axis (TG_ALL_AXES: (1, numel, 1)), the output as
+ * (outer, inner): n elements of a lane are inner apart. */
+#include "ops/op_impl.h"
+
+#include <tgmath.h>
+
+static tg_status reduce_shape(tg_tensor *y, char *msg, size_t size)
+{
+    const tg_tensor *x = y->in[0];
+    int axis = y->attr.r.axis;
+    bool keep = y->attr.r.keepdim;
+    if (axis == TG_ALL_AXES) {
+        y->rank = keep ? x->rank : 0;
+        for (int i = 0; i < y->rank; i++)
+            y->shape[i] = 1;
+        return TG_OK;
+    }
+    if (axis < -x->rank || axis >= x->rank || x->rank == 0) {
+        char s[96];
+        snprintf(msg, size, "axis %d is out of range for %s (rank %d)", axis,
+                 tg_ops__fmt_shape(s, sizeof s, x), x->rank);
+        return TG_EINVAL;
+    }
+    if (axis < 0)
+        axis += x->rank;
+    y->attr.r.axis = axis;
+    int r = 0;
+    for (int i = 0; i < x->rank; i++) {
+        if (i != axis)
+            y->shape[r++] = x->shape[i];
+        else if (keep)
+            y->shape[r++] = 1;
+    }
+    y->rank = (uint8_t)r;
+    return TG_OK;
+}
+
+/* max (and ops built on it) has no value over an empty axis. */
+static tg_status reduce_nonempty_shape(tg_tensor *y, char *msg, size_t size)
+{
+    tg_status st = reduce_shape(y, msg, size);
+    if (st != TG_OK)
+        return st;
+    const tg_tensor *x = y->in[0];
+    size_t n = y->attr.r.axis == TG_ALL_AXES ? x->numel : x->shape[y->attr.r.axis];
+    if (n == 0) {
+        char s[96];
+        snprintf(msg, size, "cannot reduce the empty %s of %s",
+                 y->attr.r.axis == TG_ALL_AXES ? "tensor" : "axis",
+                 tg_ops__fmt_shape(s, sizeof s, x));
+        return TG_ESHAPE;
+    }
+    return TG_OK;
+}
+
+/* softmax and log_softmax keep the shape; the axis must exist. */
+static tg_status axis_shape(tg_tensor *y, char *msg, size_t size)
+{
+    y->attr.r.keepdim = 1;
+    tg_status st = reduce_shape(y, msg, size);
+    if (st == TG_OK && y->attr.r.axis == TG_ALL_AXES) {
+        snprintf(msg, size, "needs one axis, not TG_ALL_AXES");
+        return TG_EINVAL;
+    }
+    tg_ops__copy_shape(y, y->in[0]);
+    return st;
+}
+
+typedef struct axis_split {
+    size_t outer, n, inner;
+} axis_split;
+
+static axis_split split_at(const tg_tensor *x, int axis)
+{
+    if (axis == TG_ALL_AXES)
+        return (axis_split){1, x->numel, 1};
+    axis_split s = {1, x->shape[axis], 1};
+    for (int i = 0; i < axis; i++)
+        s.outer *= x->shape[i];
+    for (int i = axis + 1; i < x->rank; i++)
+        s.inner *= x->shape[i];
+    return s;
+}
+
+/* Runs its body for every (o, i) lane of the split, with xoff the offset of x[o, 0, i], yoff
+ * that of y[o, i] and st the stride between the lane's elements (inner): they are
+ * x[xoff + k * st] for k < n. */
+#define FOR_LANES(s, ...)                                                                          \
+    for (size_t o_ = 0; o_ < (s).outer; o_++)                                                      \
+        for (size_t i_ = 0; i_ < (s).inner; i_++) {                                                \
+            const size_t xoff = o_ * (s).n * (s).inner + i_, yoff = o_ * (s).inner + i_;           \
+            const size_t st = (s).inner;                                                           \
+            (void)xoff, (void)yoff, (void)st;                                                      \
+            __VA_ARGS__                                                                            \
+        }
+
+/* y = sum_k x[k];  dx[k] += dy.   mean: y = sum / n;  dx[k] += dy / n */
+/* A sum over every element of a long tensor, over the pool: the partial sums of blocks of
+ * TG_PAR_GRAIN elements, added in block order. The blocks depend on the length alone, so the
+ * result is the same bits whatever the thread count. */
+typedef struct sum_ctx {
+    const tg_tensor *x;
+    void *partial; /* one per block */
+} sum_ctx;
+
+static void sum_blocks(void *ctx, size_t lo, size_t hi)
+{
+    const sum_ctx *c = ctx;
+    const size_t n = c->x->numel;
+    DISPATCH(c->x->dtype, {
+        const T *X = c->x->data;
+        T *P = c->partial;
+        for (size_t blk = lo; blk < hi; blk++) {
+            size_t end = (blk + 1) * TG_PAR_GRAIN < n ? (blk + 1) * TG_PAR_GRAIN : n;
+            T acc = 0;
+            for (size_t k = blk * TG_PAR_GRAIN; k < end; k++)
+                acc += X[k];
+            P[blk] = acc;
+        }
+    });
+}
+
+/* false (nothing done) when the scratch for the partial sums cannot be had */
+static bool sum_all_parallel(tg_tensor *y, bool mean)
+{
+    const tg_tensor *x = y->in[0];
+    size_t blocks = (x->numel + TG_PAR_GRAIN - 1) / TG_PAR_GRAIN;
+    sum_ctx c = {x, tg_tape__alloc(y->tape, blocks * tg__esize(x))};
+    if (!c.partial)
+        return false;
+    tg__parallel_for(blocks, 1, sum_blocks, &c);
+    DISPATCH(y->dtype, {
+        const T *P = c.partial;
+        T acc = 0;
+        for (size_t blk = 0; blk < blocks; blk++)
+            acc += P[blk];
+        *(T *)y->data = mean ? acc / (T)x->numel : acc;
+    });
+    return true;
+}
+
+/* dx[k] += dy (mean: dy / n) for every k, over the pool */
+typedef struct fill_ctx {
+    const tg_tensor *y;
+    void *dx;
+    bool mean;
+} fill_ctx;
+
+static void fill_add_range(void *ctx, size_t lo, size_t hi)
+{
+    const fill_ctx *c = ctx;
+    const tg_tensor *y = c->y;
+    DISPATCH(y->dtype, {
+        const T dy = c->mean ? *(const T *)y->grad / (T)y->in[0]->numel : *(const T *)y->grad;
+        T *DX = c->dx;
+        for (size_t k = lo; k < hi; k++)
+            DX[k] += dy;
+    });
+}
+
+static void sum_like_forward(tg_tensor *y, bool mean)
+{
+    if (TG_UNLIKELY(y->attr.r.axis == TG_ALL_AXES && y->in[0]->numel >= 2 * TG_PAR_GRAIN) &&
+        sum_all_parallel(y, mean))
+        return;
+    axis_split s = split_at(y->in[0], y->attr.r.axis);
+    DISPATCH(y->dtype, {
+        const T *X = y->in[0]->data;
+        T *Y = y->data;
+        FOR_LANES(s, {
+            T acc = 0;
+            for (size_t k = 0; k < s.n; k++)
+                acc += X[xoff + k * st];
+            Y[yoff] = mean ? acc / (T)s.n : acc;
+        })
+    });
+}
+
+static void sum_like_vjp(tg_tape *tape, tg_tensor *y, bool mean)
+{
+    void *dx = tg_tape__grad_of(tape, y->in[0]);
+    if (!dx)
+        return;
+    if (TG_UNLIKELY(y->attr.r.axis == TG_ALL_AXES && y->in[0]->numel >= 2 * TG_PAR_GRAIN)) {
+        fill_ctx ctx = {y, dx, mean};
+        tg__parallel_for(y->in[0]->numel, TG_PAR_GRAIN, fill_add_range, &ctx);
+        return;
+    }
+    axis_split s = split_at(y->in[0], y->attr.r.axis);
+    DISPATCH(y->dtype, {
+        const T *DY = y->grad;
+        T *DX = dx;
+        FOR_LANES(s, {
+            const T dy = mean ? DY[yoff] / (T)s.n : DY[yoff];
+            for (size_t k = 0; k < s.n; k++)
+                DX[xoff + k * st] += dy;
+        })
+    });
+}
+
+static void sum_forward(tg_tensor *y)
+{
+    sum_like_forward(y, false);
+}
+static void sum_vjp(tg_tape *tape, tg_tensor *y)
+{
+    sum_like_vjp(tape, y, false);
+}
+static void mean_forward(tg_tensor *y)
+{
+    sum_like_forward(y, true);
+}
+static void mean_vjp(tg_tape *tape, tg_tensor *y)
+{
+    sum_like_vjp(tape, y, true);
+}
+
+/* The index along the lane of its maximum: the first one on ties, the first NaN if any. */
+#define ARGMAX(X, xoff, st, n, out)                                                                \
+    do {                                                                                           \
+        size_t best_ = 0;                                                                          \
+        for (size_t k_ = 1; k_ < (n); k_++) {                                                      \
+            const T v_ = (X)[(xoff) + k_ * (st)], b_ = (X)[(xoff) + best_ * (st)];                 \
+            if (b_ != b_)                                                                          \
+                break;                                                                             \
+            if (v_ > b_ || v_ != v_)                                                               \
+                best_ = k_;                                                                        \
+        }                                                                                          \
+        (out) = best_;                                                                             \
+    } while (0)
+
+/* y = max_k x[k];  dx[argmax] += dy (first maximum on ties) */
+static void max_forward(tg_tensor *y)
+{
+    axis_split s = split_at(y->in[0], y->attr.r.axis);
+    DISPATCH(y->dtype, {
+        const T *X = y->in[0]->data;
+        T *Y = y->data;
+        FOR_LANES(s, {
+            size_t kmax;
+            ARGMAX(X, xoff, st, s.n, kmax);
+            Y[yoff] = X[xoff + kmax * st];
+        })
+    });
+}
+
+static void max_vjp(tg_tape *tape, tg_tensor *y)
+{
+    void *dx = tg_tape__grad_of(tape, y->in[0]);
+    if (!dx)
+        return;
+    axis_split s = split_at(y->in[0], y->attr.r.axis);
+    DISPATCH(y->dtype, {
+        const T *X = y->in[0]->data, *DY = y->grad;
+        T *DX = dx;
+        FOR_LANES(s, {
+            size_t kmax;
+            ARGMAX(X, xoff, st, s.n, kmax);
+            DX[xoff + kmax * st] += DY[yoff];
+        })
+    });
+}
+
+/* The log of the sum of exponentials along a lane in two parts, log sum_k e^x[k] = m + ls:
+ * the shift m (the maximum, so no exp overflows) and ls = log sum_k e^(x[k] - m). Softmax and
+ * friends use (x - m) - ls, never x - (m + ls): rounding m + ls costs ulps of |m|, which in
+ * f32 at |x| ~ 1000 is an error of 3e-5. An infinite or NaN maximum is its own answer (ls = 0;
+ * avoids Inf - Inf). */
+#define SHIFT_LOGSUM(X, xoff, st, n, m, ls)                                                        \
+    do {                                                                                           \
+        size_t km_;                                                                                \
+        ARGMAX(X, xoff, st, n, km_);                                                               \
+        (m) = (n) ? (X)[(xoff) + km_ * (st)] : (T)-INFINITY;                                       \
+        (ls) = 0;                                                                                  \
+        if (isfinite(m)) {                                                                         \
+            T s_ = 0;                                                                              \
+            for (size_t k_ = 0; k_ < (n); k_++)                                                    \
+                s_ += exp((X)[(xoff) + k_ * (st)] - (m));                                          \
+            (ls) = log(s_);                                                                        \
+        }                                                                                          \
+    } while (0)
+
+#define LSE(X, xoff, st, n, out)                                                                   \
+    do {                                                                                           \
+        T m__, ls__;                                                                               \
+        SHIFT_LOGSUM(X, xoff, st, n, m__, ls__);                                                   \
+        (out) = m__ + ls__;                                                                        \
+    } while (0)
+
+/* y = log sum_k e^x[k];  dx[k] += dy * e^(x[k] - y), with x[k] - y as (x[k] - m) - ls */
+static void logsumexp_forward(tg_tensor *y)
+{
+    axis_split s = split_at(y->in[0], y->attr.r.axis);
+    DISPATCH(y->dtype, {
+        const T *X = y->in[0]->data;
+        T *Y = y->data;
+        FOR_LANES(s, { LSE(X, xoff, st, s.n, Y[yoff]); })
+    });
+}
+
+static void logsumexp_vjp(tg_tape *tape, tg_tensor *y)
+{
+    void *dx = tg_tape__grad_of(tape, y->in[0]);
+    if (!dx)
+        return;
+    axis_split s = split_at(y->in[0], y->attr.r.axis);
+    DISPATCH(y->dtype, {
+        const T *X = y->in[0]->data, *DY = y->grad;
+        T *DX = dx;
+        FOR_LANES(s, {
+            const T dy = DY[yoff];
+            T m, ls;
+            SHIFT_LOGSUM(X, xoff, st, s.n, m, ls);
+            for (size_t k = 0; k < s.n; k++)
+                DX[xoff + k * st] += dy * exp((X[xoff + k * st] - m) - ls);
+        })
+    });
+}
+
+/* y[k] = e^(x[k] - m) / sum_j e^(x[j] - m);  dx[k] += y[k] * (dy[k] - sum_j dy[j] y[j]) */
+static void softmax_forward(tg_tensor *y)
+{
+    axis_split s = split_at(y->in[0], y->attr.r.axis);
+    DISPATCH(y->dtype, {
+        const T *X = y->in[0]->data;
+        T *Y = y->data;
+        FOR_LANES(s, {
+            T m, ls;
+            SHIFT_LOGSUM(X, xoff, st, s.n, m, ls);
+            for (size_t k = 0; k < s.n; k++)
+                Y[xoff + k * st] = exp((X[xoff + k * st] - m) - ls);
+        })
+    });
+}
+
+static void softmax_vjp(tg_tape *tape, tg_tensor *y)
+{
+    void *dx = tg_tape__grad_of(tape, y->in[0]);
+    if (!dx)
+        return;
+    axis_split s = split_at(y->in[0], y->attr.r.axis);
+    DISPATCH(y->dtype, {
+        const T *Y = y->data, *DY = y->grad;
+        T *DX = dx;
+        FOR_LANES(s, {
+            T dot = 0;
+            for (size_t k = 0; k < s.n; k++)
+                dot += DY[xoff + k * st] * Y[xoff + k * st];
+            for (size_t k = 0; k < s.n; k++)
+                DX[xoff + k * st] += Y[xoff + k * st] * (DY[xoff + k * st] - dot);
+        })
+    });
+}
+
+/* y[k] = x[k] - log sum_j e^x[j];  dx[k] += dy[k] - e^y[k] * sum_j dy[j] */
+static void log_softmax_forward(tg_tensor *y)
+{
+    axis_split s = split_at(y->in[0], y->attr.r.axis);
+    DISPATCH(y->dtype, {
+        const T *X = y->in[0]->data;
+        T *Y = y->data;
+        FOR_LANES(s, {
+            T m, ls;
+            SHIFT_LOGSUM(X, xoff, st, s.n, m, ls);
+            for (size_t k = 0; k < s.n; k++)
+                Y[xoff + k * st] = (X[xoff + k * st] - m) - ls;
+        })
+    });
+}
+
+static void log_softmax_vjp(tg_tape *tape, tg_tensor *y)
+{
+    void *dx = tg_tape__grad_of(tape, y->in[0]);
+    if (!dx)
+        return;
+    axis_split s = split_at(y->in[0], y->attr.r.axis);
+    DISPATCH(y->dtype, {
+        const T *Y = y->data, *DY = y->grad;
+        T *DX = dx;
+        FOR_LANES(s, {
+            T sum = 0;
+            for (size_t k = 0; k < s.n; k++)
+                sum += DY[xoff + k * st];
+            for (size_t k = 0; k < s.n; k++)
+                DX[xoff + k * st] += DY[xoff + k * st] - exp(Y[xoff + k * st]) * sum;
+        })
+    });
+}
+
+/* ---- descriptors and constructors -------------------------------------------------------- */
+
+#define REDUCE_DESC(id, ENUM, ATTRS, shape_rule)                                                   \
+    const tg_op_desc tg_op__##id = {                                                               \
+        .info = {.name = #id, .arity = 1, .attrs = TG_ATTR_##ATTRS, .differentiable = true},       \
+        .op = TG_OP_##ENUM,                                                                        \
+        .shape = shape_rule,                                                                       \
+        .forward = id##_forward,                                                                   \
+        .vjp = id##_vjp,                                                                           \
+    };
+
+REDUCE_DESC(sum, SUM, REDUCE, reduce_shape)
+REDUCE_DESC(mean, MEAN, REDUCE, reduce_shape)
+REDUCE_DESC(max, MAX, REDUCE, reduce_nonempty_shape)
+REDUCE_DESC(logsumexp, LOGSUMEXP, REDUCE, reduce_shape)
+REDUCE_DESC(softmax, SOFTMAX, AXIS, axis_shape)
+REDUCE_DESC(log_softmax, LOG_SOFTMAX, AXIS, axis_shape)
+
+TG_INLINE tg_tensor *along(tg_tape *tape, const tg_op_desc *d, tg_tensor *x, int axis, bool keepdim)
+{
+    return tg_tape__record(tape, d, x, NULL, (tg_node_attr){.r = {axis, keepdim}});
+}
+
+tg_tensor *tg_sum(tg_tape *tape, tg_tensor *x, int axis, bool keepdim)
+{
+    return along(tape, &tg_op__sum, x, axis, keepdim);
+}
+tg_tensor *tg_mean(tg_tape *tape, tg_tensor *x, int axis, bool keepdim)
+{
+    return along(tape, &tg_op__mean, x, axis, keepdim);
+}
+tg_tensor *tg_max(tg_tape *tape, tg_tensor *x, int axis, bool keepdim)
+{
+    return along(tape, &tg_op__max, x, axis, keepdim);
+}
+tg_tensor *tg_logsumexp(tg_tape *tape, tg_tensor *x, int axis, bool keepdim)
+{
+    return along(tape, &tg_op__logsumexp, x, axis, keepdim);
+}
+tg_tensor *tg_softmax(tg_tape *tape, tg_tensor *x, int axis)
+{
+    return along(tape, &tg_op__softmax, x, axis, true);
+}
+tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x, int axis)
+{
+    return along(tape, &tg_op__log_softmax, x, axis, true);
+}

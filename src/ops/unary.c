@@ -1,0 +1,324 @@
+/* unary.c: the elementwise ops of one input, y[i] = f(x[i]). Each is written as its math:
+ * UNARY_OP(id, ENUM, attribute kind, forward expression of x (and the constant c), VJP
+ * expression of x, y, dy (and c)) makes its element functions for f32 and f64, its loops, its
+ * descriptor tg_op__id and (below) its constructor. The loops are written once, in the
+ * skeletons after this comment, and instantiated per op with that op's element functions
+ * inlined; those over many elements are also compiled for AVX-512 and AVX2 (TG_SIMD_CLONES,
+ * core/core.h), so tanh's arithmetic, say, runs 8 or 4 doubles wide. */
+#include "ops/op_impl.h"
+
+#include "core/detmath.h"
+
+#include <tgmath.h>
+
+/* Element functions: the forward y = f(x) and the VJP term dx = g(x, y, dy), with the op's
+ * constant c. */
+typedef float (*unary_y_f32)(float x, float c);
+typedef double (*unary_y_f64)(double x, double c);
+typedef float (*unary_dx_f32)(float x, float y, float dy, float c);
+typedef double (*unary_dx_f64)(double x, double y, double dy, double c);
+
+/* ---- the loops ------------------------------------------------------------------------------ */
+
+/* y[i] = f(x[i]) for i in [lo, hi) */
+TG_INLINE void unary_forward_elems(const tg_tensor *y, size_t lo, size_t hi, unary_y_f32 f32,
+                                   unary_y_f64 f64)
+{
+    if (y->dtype == TG_F32) {
+        const float *X = y->in[0]->data, c = (float)y->attr.c;
+        float *Y = y->data;
+        for (size_t i = lo; i < hi; i++)
+            Y[i] = f32(X[i], c);
+    } else {
+        const double *X = y->in[0]->data, c = y->attr.c;
+        double *Y = y->data;
+        for (size_t i = lo; i < hi; i++)
+            Y[i] = f64(X[i], c);
+    }
+}
+
+/* dx[i] += g(x[i], y[i], dy[i]) for i in [lo, hi) */
+TG_INLINE void unary_vjp_elems(const tg_tensor *y, void *dx, size_t lo, size_t hi, unary_dx_f32 f32,
+                               unary_dx_f64 f64)
+{
+    if (y->dtype == TG_F32) {
+        const float *X = y->in[0]->data, *Y = y->data, *DY = y->grad, c = (float)y->attr.c;
+        float *DX = dx;
+        for (size_t i = lo; i < hi; i++)
+            DX[i] += f32(X[i], Y[i], DY[i], c);
+    } else {
+        const double *X = y->in[0]->data, *Y = y->data, *DY = y->grad, c = y->attr.c;
+        double *DX = dx;
+        for (size_t i = lo; i < hi; i++)
+            DX[i] += f64(X[i], Y[i], DY[i], c);
+    }
+}
+
+/* Beyond a single element: the loop right here when it is short, else `range` (the op's
+ * loop over a range) over the pool. Each op instantiates these in a function of its own,
+ * compiled for each instruction set (TG_SIMD_CLONES), out of line so that the single-element
+ * path of its forward and VJP needs no stack frame. */
+TG_INLINE void unary_forward_many(tg_tensor *y, tg_range_fn range, unary_y_f32 f32, unary_y_f64 f64)
+{
+    if (y->numel < 2 * TG_PAR_GRAIN)
+        unary_forward_elems(y, 0, y->numel, f32, f64);
+    else
+        tg__parallel_run(y->numel, TG_PAR_GRAIN, range, y);
+}
+
+TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, tg_range_fn range, unary_dx_f32 f32,
+                              unary_dx_f64 f64)
+{
+    if (y->numel < 2 * TG_PAR_GRAIN) {
+        unary_vjp_elems(y, dx, 0, y->numel, f32, f64);
+    } else {
+        tg_par_vjp ctx = {y, dx};
+        tg__parallel_run(y->numel, TG_PAR_GRAIN, range, &ctx);
+    }
+}
+
+/* One op: its element functions (T is the element type inside FWD and VJP), its loops over
+ * a range (the pool's tasks) and over many elements, its forward and VJP, and its
+ * descriptor. */
+#define UNARY_OP(id, ENUM, ATTRS, FWD, VJP)                                                        \
+    static inline float id##_y_f32(float x, float c)                                               \
+    {                                                                                              \
+        typedef float T;                                                                           \
+        (void)c;                                                                                   \
+        return (T)(FWD);                                                                           \
+    }                                                                                              \
+    static inline double id##_y_f64(double x, double c)                                            \
+    {                                                                                              \
+        typedef double T;                                                                          \
+        (void)c;                                                                                   \
+        return (T)(FWD);                                                                           \
+    }                                                                                              \
+    static inline float id##_dx_f32(float x, float y, float dy, float c)                           \
+    {                                                                                              \
+        typedef float T;                                                                           \
+        (void)x, (void)y, (void)c;                                                                 \
+        return (T)(VJP);                                                                           \
+    }                                                                                              \
+    static inline double id##_dx_f64(double x, double y, double dy, double c)                      \
+    {                                                                                              \
+        typedef double T;                                                                          \
+        (void)x, (void)y, (void)c;                                                                 \
+        return (T)(VJP);                                                                           \
+    }                                                                                              \
+    static TG_SIMD_CLONES void id##_forward_range(void *y, size_t lo, size_t hi)                   \
+    {                                                                                              \
+        unary_forward_elems(y, lo, hi, id##_y_f32, id##_y_f64);                                    \
+    }                                                                                              \
+    static TG_SIMD_CLONES void id##_vjp_range(void *ctx, size_t lo, size_t hi)                     \
+    {                                                                                              \
+        const tg_par_vjp *p = ctx;                                                                 \
+        unary_vjp_elems(p->y, p->dx, lo, hi, id##_dx_f32, id##_dx_f64);                            \
+    }                                                                                              \
+    static TG_SIMD_CLONES __attribute__((noinline)) void id##_forward_many(tg_tensor *y)           \
+    {                                                                                              \
+        unary_forward_many(y, id##_forward_range, id##_y_f32, id##_y_f64);                         \
+    }                                                                                              \
+    static TG_SIMD_CLONES                                                                          \
+        __attribute__((noinline)) void id##_vjp_many(const tg_tensor *y, void *dx)                 \
+    {                                                                                              \
+        unary_vjp_many(y, dx, id##_vjp_range, id##_dx_f32, id##_dx_f64);                           \
+    }                                                                                              \
+    /* a single element right here (a graph of 0-d tensors is made of nothing else) */             \
+    TG_INLINE void id##_forward(tg_tensor *y)                                                      \
+    {                                                                                              \
+        if (TG_LIKELY(y->numel == 1))                                                              \
+            unary_forward_elems(y, 0, 1, id##_y_f32, id##_y_f64);                                  \
+        else                                                                                       \
+            id##_forward_many(y);                                                                  \
+    }                                                                                              \
+    static void id##_vjp(tg_tape *tape, tg_tensor *y)                                              \
+    {                                                                                              \
+        void *dx = tg_tape__grad_of(tape, y->in[0]);                                               \
+        if (!dx)                                                                                   \
+            return;                                                                                \
+        if (TG_LIKELY(y->numel == 1))                                                              \
+            unary_vjp_elems(y, dx, 0, 1, id##_dx_f32, id##_dx_f64);                                \
+        else                                                                                       \
+            id##_vjp_many(y, dx);                                                                  \
+    }                                                                                              \
+    const tg_op_desc tg_op__##id = {                                                               \
+        .info = {.name = #id, .arity = 1, .attrs = TG_ATTR_##ATTRS, .differentiable = true},       \
+        .op = TG_OP_##ENUM,                                                                        \
+        .shape = tg_ops__same_shape,                                                               \
+        .forward = id##_forward,                                                                   \
+        .vjp = id##_vjp,                                                                           \
+    };
+
+tg_status tg_ops__same_shape(tg_tensor *y, char *msg, size_t size)
+{
+    TG_UNUSED(msg);
+    TG_UNUSED(size);
+    tg_ops__copy_shape(y, y->in[0]);
+    return TG_OK;
+}
+
+/* ---- the ops --------------------------------------------------------------------------------- */
+
+/* Sigmoid without overflow: e = exp(-|x|) is in (0, 1], so nothing reaches Inf. */
+static inline float sigmoid_f32(float x)
+{
+    float e = expf(-fabsf(x));
+    return x >= 0 ? 1 / (1 + e) : e / (1 + e);
+}
+static inline double sigmoid_f64(double x)
+{
+    double e = exp(-fabs(x));
+    return x >= 0 ? 1 / (1 + e) : e / (1 + e);
+}
+#define SIGMOID(x) _Generic((x), float : sigmoid_f32, default : sigmoid_f64)(x)
+
+/* tanh is the library's own (tg__tanh, core/detmath.h); f32 rounds its f64 result. */
+static inline float tanh_f32(float x)
+{
+    return (float)tg__tanh(x);
+}
+#define TANH(x) _Generic((x), float : tanh_f32, default : tg__tanh)(x)
+
+/* y = -x;  dx += -dy */
+UNARY_OP(neg, NEG, NONE, -x, -dy)
+/* y = c*x;  dx += c*dy */
+UNARY_OP(scale, SCALE, CONSTANT, c *x, c *dy)
+/* y = x + c;  dx += dy */
+UNARY_OP(add_scalar, ADD_SCALAR, CONSTANT, x + c, dy)
+/* y = x^c;  dx += dy * c * x^(c-1)   (C's pow() at the edges; x^0 = 1 has slope 0 everywhere,
+ * also at x = 0, where c * x^(c-1) would be 0 * Inf = NaN) */
+UNARY_OP(pow, POW, CONSTANT, pow(x, c), c == 0 ? 0 : dy * c * pow(x, c - 1))
+/* y = x^2;  dx += dy * 2x */
+UNARY_OP(square, SQUARE, NONE, x *x, dy * 2 * x)
+/* y = sqrt(x);  dx += dy / (2y)   (+Inf at 0) */
+UNARY_OP(sqrt, SQRT, NONE, sqrt(x), dy / (2 * y))
+/* y = e^x;  dx += dy * y */
+UNARY_OP(exp, EXP, NONE, exp(x), dy *y)
+/* y = ln x;  dx += dy / x   (log 0 = -Inf with gradient +Inf; log of x < 0 is NaN) */
+UNARY_OP(log, LOG, NONE, log(x), dy / x)
+/* y = |x|;  dx += dy * sign(x), sign(0) = 0 */
+UNARY_OP(abs, ABS, NONE, fabs(x), x > 0 ? dy : (x < 0 ? -dy : 0))
+/* y = 1/(1+e^-x);  dx += dy * y * (1-y) */
+UNARY_OP(sigmoid, SIGMOID, NONE, SIGMOID(x), dy *y *(1 - y))
+/* y = tanh x;  dx += dy * (1 - y^2) */
+UNARY_OP(tanh, TANH, NONE, TANH(x), dy *(1 - y * y))
+/* y = max(x, 0);  dx += dy where x > 0, relu'(0) = 0  (NaN stays NaN, so anomaly mode sees it) */
+UNARY_OP(relu, RELU, NONE, x<0 ? 0 : x, x> 0 ? dy : 0)
+/* y = log sigmoid(x) = min(x, 0) - log(1 + e^-|x|);  dx += dy * sigmoid(-x) */
+UNARY_OP(log_sigmoid, LOG_SIGMOID, NONE, (x < 0 ? x : 0) - log1p(exp(-fabs(x))), dy *SIGMOID(-x))
+
+/* y = min(max(x, lo), hi);  dx += dy where lo <= x <= hi. Two constants, so its loops are its
+ * own (short: a clamp is not a hot op). */
+static tg_status clamp_shape(tg_tensor *y, char *msg, size_t size)
+{
+    double lo = y->attr.range.lo, hi = y->attr.range.hi;
+    if (!(lo <= hi)) {
+        snprintf(msg, size, "bounds [%g, %g] are empty or NaN", lo, hi);
+        return TG_EINVAL;
+    }
+    return tg_ops__same_shape(y, msg, size);
+}
+
+static void clamp_forward(tg_tensor *y)
+{
+    DISPATCH(y->dtype, {
+        const T *X = y->in[0]->data;
+        T *Y = y->data;
+        const T lo = (T)y->attr.range.lo, hi = (T)y->attr.range.hi;
+        for (size_t i = 0, n = y->numel; i < n; i++)
+            Y[i] = X[i] < lo ? lo : (X[i] > hi ? hi : X[i]);
+    });
+}
+
+static void clamp_vjp(tg_tape *tape, tg_tensor *y)
+{
+    void *dx = tg_tape__grad_of(tape, y->in[0]);
+    if (!dx)
+        return;
+    DISPATCH(y->dtype, {
+        const T *X = y->in[0]->data, *DY = y->grad;
+        T *DX = dx;
+        const T lo = (T)y->attr.range.lo, hi = (T)y->attr.range.hi;
+        for (size_t i = 0, n = y->numel; i < n; i++)
+            DX[i] += X[i] >= lo && X[i] <= hi ? DY[i] : 0;
+    });
+}
+
+const tg_op_desc tg_op__clamp = {
+    .info = {.name = "clamp", .arity = 1, .attrs = TG_ATTR_RANGE, .differentiable = true},
+    .op = TG_OP_CLAMP,
+    .shape = clamp_shape,
+    .forward = clamp_forward,
+    .vjp = clamp_vjp,
+};
+
+/* ---- constructors ------------------------------------------------------------------------- */
+
+TG_INLINE tg_tensor *unary(tg_tape *tape, const tg_op_desc *d, tg_tensor *x)
+{
+    return tg_tape__record(tape, d, x, NULL, (tg_node_attr){.c = 0});
+}
+
+TG_INLINE tg_tensor *with_constant(tg_tape *tape, const tg_op_desc *d, tg_tensor *x, double c)
+{
+    return tg_tape__record(tape, d, x, NULL, (tg_node_attr){.c = c});
+}
+
+tg_tensor *tg_neg(tg_tape *tape, tg_tensor *x)
+{
+    return unary(tape, &tg_op__neg, x);
+}
+tg_tensor *tg_square(tg_tape *tape, tg_tensor *x)
+{
+    return unary(tape, &tg_op__square, x);
+}
+tg_tensor *tg_sqrt(tg_tape *tape, tg_tensor *x)
+{
+    return unary(tape, &tg_op__sqrt, x);
+}
+tg_tensor *tg_exp(tg_tape *tape, tg_tensor *x)
+{
+    return unary(tape, &tg_op__exp, x);
+}
+tg_tensor *tg_log(tg_tape *tape, tg_tensor *x)
+{
+    return unary(tape, &tg_op__log, x);
+}
+tg_tensor *tg_abs(tg_tape *tape, tg_tensor *x)
+{
+    return unary(tape, &tg_op__abs, x);
+}
+tg_tensor *tg_sigmoid(tg_tape *tape, tg_tensor *x)
+{
+    return unary(tape, &tg_op__sigmoid, x);
+}
+tg_tensor *tg_tanh(tg_tape *tape, tg_tensor *x)
+{
+    return unary(tape, &tg_op__tanh, x);
+}
+tg_tensor *tg_relu(tg_tape *tape, tg_tensor *x)
+{
+    return unary(tape, &tg_op__relu, x);
+}
+tg_tensor *tg_log_sigmoid(tg_tape *tape, tg_tensor *x)
+{
+    return unary(tape, &tg_op__log_sigmoid, x);
+}
+
+tg_tensor *tg_scale(tg_tape *tape, tg_tensor *x, double c)
+{
+    return with_constant(tape, &tg_op__scale, x, c);
+}
+tg_tensor *tg_add_scalar(tg_tape *tape, tg_tensor *x, double c)
+{
+    return with_constant(tape, &tg_op__add_scalar, x, c);
+}
+tg_tensor *tg_pow(tg_tape *tape, tg_tensor *x, double exponent)
+{
+    return with_constant(tape, &tg_op__pow, x, exponent);
+}
+
+tg_tensor *tg_clamp(tg_tape *tape, tg_tensor *x, double lo, double hi)
+{
+    return tg_tape__record(tape, &tg_op__clamp, x, NULL, (tg_node_attr){.range = {lo, hi}});
+}
