@@ -69,6 +69,10 @@ TG_API const char *tg_program_input_name(const tg_program *prog, size_t i);
 /* True when `name` is one of the language's function names (sum, relu, ...), which cannot
  * be bound. */
 TG_API bool tg_expr_is_function(const char *name);
+/* The language's functions, i = 0, 1, ...: every op of the op table that takes an input, by
+ * its name (tg_op_name), then the functions built from ops (mse, ..., onehot). NULL past the
+ * last. A static string. */
+TG_API const char *tg_expr_function(size_t i);
 
 /* A name bound to a tensor for evaluation. */
 typedef struct tg_binding {

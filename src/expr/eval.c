@@ -36,14 +36,15 @@ static tg_tensor *literal(const tg_program *g, tg_tape *tape, tg_dtype dtype, co
     return tg_constant(tape, dtype, l->rank, l->shape, f);
 }
 
-/* reshape with its shape list, one -1 inferred from x's element count. */
-static tg_tensor *reshape(const tg_program *g, tg_tape *tape, const tg_xnode *node, tg_tensor *x,
-                          tg_expr_error *err)
+/* A shape attribute from its list, one -1 inferred from x's element count. */
+static bool shape_of(const tg_program *g, const tg_xnode *node, const tg_tensor *x,
+                     size_t shape[TG_MAX_RANK], int *rank, tg_expr_error *err)
 {
     const tg_xlit *l = &g->lits[node->lit];
-    int rank = (int)l->numel, unknown = -1;
-    size_t shape[TG_MAX_RANK] = {0}, known = 1;
-    for (int i = 0; i < rank; i++) {
+    int unknown = -1;
+    size_t known = 1;
+    *rank = (int)l->numel;
+    for (int i = 0; i < *rank; i++) {
         double d = g->values[l->offset + (size_t)i];
         if (d < 0) {
             unknown = i;
@@ -55,55 +56,53 @@ static tg_tensor *reshape(const tg_program *g, tg_tape *tape, const tg_xnode *no
     if (unknown >= 0) {
         size_t numel = tg_tensor_numel(x);
         char sx[96];
-        if (known == 0 || numel % known != 0)
-            return located(g, err, TG_ESHAPE, node,
-                           "reshape: cannot fill the -1 of the new shape: %s has %zu elements, "
-                           "not a multiple of %zu",
-                           tg_shape_format(sx, sizeof sx, tg_tensor_rank(x), tg_tensor_shape(x)),
-                           numel, known);
+        if (known == 0 || numel % known != 0) {
+            located(g, err, TG_ESHAPE, node,
+                    "%s: cannot fill the -1 of the new shape: %s has %zu elements, not a "
+                    "multiple of %zu",
+                    tg_op_name((tg_op)node->op),
+                    tg_shape_format(sx, sizeof sx, tg_tensor_rank(x), tg_tensor_shape(x)), numel,
+                    known);
+            return false;
+        }
         shape[unknown] = numel / known;
     }
-    return tg_reshape(tape, x, rank, shape);
+    return true;
+}
+
+/* An op of the table, through tg_apply with the attributes the parser stored. */
+static tg_tensor *apply_op(const tg_program *g, tg_tape *tape, const tg_xnode *x, tg_tensor *a,
+                           tg_tensor *b, tg_expr_error *err)
+{
+    const tg_op op = (tg_op)x->op;
+    const tg_op_info *info = tg_op_info_of(op);
+    size_t shape[TG_MAX_RANK] = {0};
+    tg_attrs attrs = {.c = x->c, .lo = x->c, .hi = x->c2, .axis = x->axis, .keepdim = false};
+    if (info->attrs == TG_ATTR_SHAPE) {
+        if (!a) /* an earlier error; tg_apply says nothing more */
+            return NULL;
+        if (!shape_of(g, x, a, shape, &attrs.rank, err))
+            return NULL;
+        attrs.shape = shape;
+    }
+    tg_tensor *in[2] = {a, b};
+    return tg_apply(tape, op, in, (size_t)info->arity, &attrs);
 }
 
 /* One node's op on already computed operands. */
 static tg_tensor *apply(const tg_program *g, tg_tape *tape, tg_dtype dtype, const tg_xnode *x,
                         tg_tensor *a, tg_tensor *b, tg_expr_error *err)
 {
-    switch ((tg_xop)x->op) {
+    switch ((tg_xkind)x->kind) {
     case TG_X_NUM: return tg_scalar(tape, dtype, x->c);
     case TG_X_LIST: return literal(g, tape, dtype, &g->lits[x->lit]);
     case TG_X_INPUT: return NULL; /* bound before the loop */
-    case TG_X_NEG: return tg_neg(tape, a);
-    case TG_X_ADD: return tg_add(tape, a, b);
-    case TG_X_SUB: return tg_sub(tape, a, b);
-    case TG_X_MUL: return tg_mul(tape, a, b);
-    case TG_X_DIV: return tg_div(tape, a, b);
-    case TG_X_MATMUL: return tg_matmul(tape, a, b);
-    case TG_X_POW: return tg_pow(tape, a, x->c);
-    case TG_X_SIGMOID: return tg_sigmoid(tape, a);
-    case TG_X_RELU: return tg_relu(tape, a);
-    case TG_X_TANH: return tg_tanh(tape, a);
-    case TG_X_SQUARE: return tg_square(tape, a);
-    case TG_X_SQRT: return tg_sqrt(tape, a);
-    case TG_X_EXP: return tg_exp(tape, a);
-    case TG_X_LOG: return tg_log(tape, a);
-    case TG_X_ABS: return tg_abs(tape, a);
-    case TG_X_SUM: return tg_sum(tape, a, x->axis, false);
-    case TG_X_MEAN: return tg_mean(tape, a, x->axis, false);
-    case TG_X_MAX: return tg_max(tape, a, x->axis, false);
-    case TG_X_LOGSUMEXP: return tg_logsumexp(tape, a, x->axis, false);
-    case TG_X_SOFTMAX: return tg_softmax(tape, a, x->axis);
-    case TG_X_LOG_SOFTMAX: return tg_log_softmax(tape, a, x->axis);
-    case TG_X_TRANSPOSE: return tg_transpose(tape, a);
-    case TG_X_RESHAPE: return reshape(g, tape, x, a, err);
-    case TG_X_DETACH: return tg_detach(tape, a);
+    case TG_X_OP: return apply_op(g, tape, x, a, b, err);
     case TG_X_MSE: return tg_mse(tape, a, b);
     case TG_X_BCE: return tg_bce(tape, a, b);
     case TG_X_BCE_LOGITS: return tg_bce_logits(tape, a, b);
     case TG_X_CROSS_ENTROPY: return tg_cross_entropy(tape, a, b);
     case TG_X_ONEHOT: return tg_onehot(tape, a, (size_t)x->c);
-    case TG_X_COUNT: break;
     }
     return NULL;
 }
@@ -120,7 +119,7 @@ static const tg_binding *lookup(const tg_binding *env, size_t n, const char *nam
 tg_tensor *tg_program_eval(const tg_program *prog, tg_tape *tape, tg_dtype dtype,
                            const tg_binding *env, size_t n, tg_expr_error *err)
 {
-    tg_expr_error local; /* so reshape's own errors are told apart from the tape's */
+    tg_expr_error local; /* so a shape's own errors are told apart from the tape's */
     if (!err)
         err = &local;
     memset(err, 0, sizeof *err);
@@ -166,13 +165,13 @@ tg_tensor *tg_program_eval(const tg_program *prog, tg_tape *tape, tg_dtype dtype
     }
     for (size_t i = 0; i < g->n_nodes; i++) {
         const tg_xnode *x = &g->nodes[i];
-        if (x->op == TG_X_INPUT)
+        if (x->kind == TG_X_INPUT)
             continue;
         tg_tensor *a = x->a != TG_EXPR_NONE ? vals[x->a] : NULL;
         tg_tensor *b = x->b != TG_EXPR_NONE ? vals[x->b] : NULL;
         tg_tensor *y = apply(g, tape, dtype, x, a, b, err);
         if (!y) {
-            /* reshape may have reported its own error; otherwise the op left it on the tape. */
+            /* a shape may have reported its own error; otherwise the op left it on the tape */
             if (err->status == TG_OK) {
                 tg_status st = tg_tape_status(tape);
                 if (st == TG_OK)

@@ -1,6 +1,7 @@
-/* expr_internal.h: what the tgx parser (parse.c), evaluator (eval.c) and diagnostics
- * (diag.c) share. A program is kept as a flat array of nodes in evaluation order (operands
- * always come before their users), so evaluating and freeing it never recurse. */
+/* expr_internal.h: what the parts of tgx share: the lexer (lex.c), the functions of the
+ * language (funcs.c), the parser (parse.c), the evaluator (eval.c) and the diagnostics
+ * (diag.c). A program is kept as a flat array of nodes in evaluation order (operands always
+ * come before their users), so evaluating and freeing it never recurse. */
 #ifndef TAPEGRAD_EXPR_INTERNAL_H
 #define TAPEGRAD_EXPR_INTERNAL_H
 
@@ -9,54 +10,40 @@
 /* "No node / no symbol": the parser's failure value for node indices. */
 #define TG_EXPR_NONE UINT32_MAX
 
-/* Node kinds: literals, inputs, operators and one per function of the language. */
-typedef enum tg_xop {
-    TG_X_NUM,    /* number literal: c */
-    TG_X_LIST,   /* tensor literal: lits[lit] */
-    TG_X_INPUT,  /* a free name: inputs[lit] */
-    TG_X_NEG,
-    TG_X_ADD,
-    TG_X_SUB,
-    TG_X_MUL,
-    TG_X_DIV,
-    TG_X_MATMUL,
-    TG_X_POW,    /* a ^ c */
-    TG_X_SIGMOID,
-    TG_X_RELU,
-    TG_X_TANH,
-    TG_X_SQUARE,
-    TG_X_SQRT,
-    TG_X_EXP,
-    TG_X_LOG,
-    TG_X_ABS,
-    TG_X_SUM,    /* reductions: axis (TG_ALL_AXES by default) */
-    TG_X_MEAN,
-    TG_X_MAX,
-    TG_X_LOGSUMEXP,
-    TG_X_SOFTMAX, /* axis (-1 by default) */
-    TG_X_LOG_SOFTMAX,
-    TG_X_TRANSPOSE,
-    TG_X_RESHAPE, /* shape: lits[lit], a 1-D list that may hold one -1 */
-    TG_X_DETACH,
+/* Names in messages are clipped, so one absurd identifier cannot crowd out the rest. */
+#define TG_EXPR_NAME_SHOWN 48
+#define TG_EXPR_CLIP(n) ((int)((n) < TG_EXPR_NAME_SHOWN ? (n) : TG_EXPR_NAME_SHOWN))
+
+/* ---- the program ----------------------------------------------------------------------- */
+
+/* Node kinds: literals, inputs, an op of the op table (operators and most functions), and
+ * the functions built from ops (the nn layer's losses and onehot). */
+typedef enum tg_xkind {
+    TG_X_NUM,   /* number literal: c */
+    TG_X_LIST,  /* tensor literal: lits[lit] */
+    TG_X_INPUT, /* a free name: inputs[lit] */
+    TG_X_OP,    /* op, with its attributes (tapegrad/ops.h): TG_ATTR_CONSTANT c,
+                 * TG_ATTR_RANGE c and c2, TG_ATTR_AXIS and TG_ATTR_REDUCE axis,
+                 * TG_ATTR_SHAPE lits[lit] (a 1-D list that may hold one -1) */
     TG_X_MSE,
     TG_X_BCE,
     TG_X_BCE_LOGITS,
     TG_X_CROSS_ENTROPY,
     TG_X_ONEHOT, /* n classes: c */
-    TG_X_COUNT
-} tg_xop;
+} tg_xkind;
 
 typedef struct tg_xnode {
-    uint8_t op;          /* tg_xop */
-    int32_t axis;        /* reductions, softmax */
+    uint8_t kind;        /* tg_xkind */
+    uint8_t op;          /* TG_X_OP: the tg_op */
+    int32_t axis;        /* TG_X_OP with an axis */
     uint32_t a, b;       /* operand node indices (TG_EXPR_NONE when unused) */
-    uint32_t lit;        /* TG_X_LIST, TG_X_RESHAPE: literal index; TG_X_INPUT: input index */
+    uint32_t lit;        /* TG_X_LIST, a shape: literal index; TG_X_INPUT: input index */
     uint32_t name;       /* offset+1 into names of the name an assignment gave it; 0: none */
     uint32_t start, end; /* source span [start, end) */
-    double c;            /* TG_X_NUM value, TG_X_POW exponent, TG_X_ONEHOT class count */
+    double c, c2;        /* see tg_xkind */
 } tg_xnode;
 
-/* A tensor literal (or a reshape's shape list): values[offset .. offset+numel). */
+/* A tensor literal (or a shape list): values[offset .. offset+numel). */
 typedef struct tg_xlit {
     int rank;
     size_t shape[TG_MAX_RANK];
@@ -74,11 +61,71 @@ struct tg_program {
     size_t n_values, cap_values;
     char *names; /* NUL-terminated names, back to back; referenced by offset */
     size_t n_names, cap_names;
-    uint32_t *inputs; /* per input: offset of its name in `names` */
+    uint32_t *inputs;     /* per input: offset of its name in `names` */
     uint32_t *input_node; /* per input: its TG_X_INPUT node (its first use) */
     size_t n_inputs, cap_inputs, cap_input_node;
     uint32_t output; /* the node of the last statement */
 };
+
+/* ---- the lexer (lex.c) ------------------------------------------------------------------- */
+
+typedef enum tg_tok {
+    TG_TOK_EOF,
+    TG_TOK_NEWLINE,
+    TG_TOK_SEMI,
+    TG_TOK_NUM,
+    TG_TOK_NAME,
+    TG_TOK_PLUS,
+    TG_TOK_MINUS,
+    TG_TOK_STAR,
+    TG_TOK_SLASH,
+    TG_TOK_AT,
+    TG_TOK_CARET,
+    TG_TOK_LPAREN,
+    TG_TOK_RPAREN,
+    TG_TOK_LBRACK,
+    TG_TOK_RBRACK,
+    TG_TOK_COMMA,
+    TG_TOK_ASSIGN,
+} tg_tok;
+
+typedef struct tg_token {
+    tg_tok kind;
+    size_t start, end; /* byte span */
+    double num;        /* TG_TOK_NUM */
+} tg_token;
+
+/* Reads the token at `pos` of src[0..len) into t, skipping blanks and comments. False for a
+ * lexical error, with the reason in msg[0..size) and t's span on the offending bytes. */
+bool tg_expr__lex(const char *src, size_t len, size_t pos, tg_token *t, char *msg,
+                  size_t size);
+
+/* ---- functions (funcs.c) ------------------------------------------------------------------ */
+
+/* What a function argument must be: any expression, a constant integer axis, a constant
+ * number, a constant non-negative integer, or a list of integers (a shape). */
+typedef enum tg_xarg { TG_XARG_TENSOR, TG_XARG_AXIS, TG_XARG_NUMBER, TG_XARG_COUNT,
+                       TG_XARG_SHAPE } tg_xarg;
+
+#define TG_XFUNC_MAX_ARGS 4
+
+typedef struct tg_xfunc {
+    const char *name;
+    tg_xkind kind; /* TG_X_OP, or a function built from ops */
+    tg_op op;      /* TG_X_OP */
+    int min_args, max_args;
+    tg_xarg args[TG_XFUNC_MAX_ARGS];
+    int32_t default_axis; /* an optional axis left out */
+    char usage[64];       /* "sum(x[, axis])" */
+} tg_xfunc;
+
+/* The function named s[0..n) into *f; false when there is none. */
+bool tg_expr__find_func(const char *s, size_t n, tg_xfunc *f);
+/* The function name nearest to s[0..n) by edit distance when it is close enough to be a
+ * likely typo, else NULL. */
+const char *tg_expr__suggest(const char *s, size_t n);
+
+/* ---- diagnostics (diag.c) ----------------------------------------------------------------- */
 
 /* 1-based line and column of byte `off` of src. */
 void tg_expr__locate(const char *src, size_t len, size_t off, int *line, int *col);

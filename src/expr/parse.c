@@ -1,85 +1,15 @@
-/* parse.c: the tgx lexer and parser (docs/tgx.md), and the value parser behind NAME=VALUE.
- * Recursive descent with one token of lookahead that emits the program's flat node array
- * directly. Chains of binary operators and of unary minus are loops, and everything that
+/* parse.c: the tgx parser (docs/tgx.md), and the value parser behind NAME=VALUE, on the
+ * lexer of lex.c and the functions of funcs.c. Recursive descent with one token of lookahead
+ * that emits the program's flat node array directly. Chains of binary operators and of unary minus are loops, and everything that
  * nests (parentheses, calls, lists, '^') counts against TG_EXPR_MAX_DEPTH, so hostile input
  * gets an error, never a stack overflow. */
 #include "expr_internal.h"
 
-#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-typedef enum tok_kind {
-    T_EOF,
-    T_NEWLINE,
-    T_SEMI,
-    T_NUM,
-    T_NAME,
-    T_PLUS,
-    T_MINUS,
-    T_STAR,
-    T_SLASH,
-    T_AT,
-    T_CARET,
-    T_LPAREN,
-    T_RPAREN,
-    T_LBRACK,
-    T_RBRACK,
-    T_COMMA,
-    T_ASSIGN,
-} tok_kind;
-
-typedef struct token {
-    tok_kind kind;
-    size_t start, end; /* byte span */
-    double num;        /* T_NUM */
-} token;
-
-/* What a function argument must be: any expression, a constant integer axis, a constant
- * non-negative integer, or a list of integers (a shape). */
-typedef enum arg_kind { A_TENSOR, A_AXIS, A_COUNT, A_SHAPE } arg_kind;
-
-typedef struct func {
-    const char *name;
-    tg_xop op;
-    const char *usage;
-    int min_args, max_args;
-    arg_kind args[2];
-    int32_t default_axis; /* reductions and softmax */
-} func;
-
-static const func FUNCS[] = {
-    {"sigmoid", TG_X_SIGMOID, "sigmoid(x)", 1, 1, {A_TENSOR, A_TENSOR}, 0},
-    {"relu", TG_X_RELU, "relu(x)", 1, 1, {A_TENSOR, A_TENSOR}, 0},
-    {"tanh", TG_X_TANH, "tanh(x)", 1, 1, {A_TENSOR, A_TENSOR}, 0},
-    {"square", TG_X_SQUARE, "square(x)", 1, 1, {A_TENSOR, A_TENSOR}, 0},
-    {"sqrt", TG_X_SQRT, "sqrt(x)", 1, 1, {A_TENSOR, A_TENSOR}, 0},
-    {"exp", TG_X_EXP, "exp(x)", 1, 1, {A_TENSOR, A_TENSOR}, 0},
-    {"log", TG_X_LOG, "log(x)", 1, 1, {A_TENSOR, A_TENSOR}, 0},
-    {"abs", TG_X_ABS, "abs(x)", 1, 1, {A_TENSOR, A_TENSOR}, 0},
-    {"sum", TG_X_SUM, "sum(x[, axis])", 1, 2, {A_TENSOR, A_AXIS}, TG_ALL_AXES},
-    {"mean", TG_X_MEAN, "mean(x[, axis])", 1, 2, {A_TENSOR, A_AXIS}, TG_ALL_AXES},
-    {"max", TG_X_MAX, "max(x[, axis])", 1, 2, {A_TENSOR, A_AXIS}, TG_ALL_AXES},
-    {"logsumexp", TG_X_LOGSUMEXP, "logsumexp(x[, axis])", 1, 2, {A_TENSOR, A_AXIS},
-     TG_ALL_AXES},
-    {"softmax", TG_X_SOFTMAX, "softmax(x[, axis])", 1, 2, {A_TENSOR, A_AXIS}, -1},
-    {"log_softmax", TG_X_LOG_SOFTMAX, "log_softmax(x[, axis])", 1, 2, {A_TENSOR, A_AXIS}, -1},
-    {"transpose", TG_X_TRANSPOSE, "transpose(x)", 1, 1, {A_TENSOR, A_TENSOR}, 0},
-    {"reshape", TG_X_RESHAPE, "reshape(x, [shape])", 2, 2, {A_TENSOR, A_SHAPE}, 0},
-    {"detach", TG_X_DETACH, "detach(x)", 1, 1, {A_TENSOR, A_TENSOR}, 0},
-    {"mse", TG_X_MSE, "mse(pred, target)", 2, 2, {A_TENSOR, A_TENSOR}, 0},
-    {"bce", TG_X_BCE, "bce(p, target)", 2, 2, {A_TENSOR, A_TENSOR}, 0},
-    {"bce_logits", TG_X_BCE_LOGITS, "bce_logits(z, target)", 2, 2, {A_TENSOR, A_TENSOR}, 0},
-    {"cross_entropy", TG_X_CROSS_ENTROPY, "cross_entropy(logits, labels)", 2, 2,
-     {A_TENSOR, A_TENSOR}, 0},
-    {"onehot", TG_X_ONEHOT, "onehot(labels, n)", 2, 2, {A_TENSOR, A_COUNT}, 0},
-};
-#define N_FUNCS (sizeof FUNCS / sizeof FUNCS[0])
-
-/* Names in messages are clipped, so one absurd identifier cannot crowd out the rest. */
-#define NAME_SHOWN 48
-#define CLIP(n) ((int)((n) < NAME_SHOWN ? (n) : NAME_SHOWN))
+#define CLIP TG_EXPR_CLIP
 
 /* Largest integer a double holds exactly: the bound for shape entries and class counts. */
 #define MAX_EXACT_INT 9007199254740992.0
@@ -109,7 +39,7 @@ typedef struct parser {
     const char *src;
     size_t len;
     size_t pos;      /* where the lexer goes on */
-    token tok;       /* the current token */
+    tg_token tok;       /* the current token */
     int nest;        /* open '(' and '[': newlines inside them are spaces */
     int depth;       /* nesting, against TG_EXPR_MAX_DEPTH */
     int fold;        /* > 0 while reading a constant: arithmetic on numbers folds */
@@ -144,196 +74,35 @@ static bool oom(parser *p)
     return false;
 }
 
-/* ---- lexer ---------------------------------------------------------------------------------- */
-
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static bool is_alpha(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
-
-static bool is_alnum(char c)
-{
-    return is_alpha(c) || is_digit(c);
-}
-
-/* strtod on a copy of the token, with the locale's decimal point put in: a host program may
- * have called setlocale, and "1.5" must not become 1 in a locale that writes "1,5". */
-static double to_double(const char *s, size_t n)
-{
-    char buf[512];
-    TG_ASSERT(n < sizeof buf);
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    const char *dp = localeconv()->decimal_point;
-    if (dp && dp[0] && dp[0] != '.' && !dp[1]) {
-        char *dot = strchr(buf, '.');
-        if (dot)
-            *dot = dp[0];
-    }
-    return strtod(buf, NULL);
-}
-
-static bool lex_number(parser *p, size_t pos, token *t)
-{
-    const char *s = p->src;
-    size_t n = p->len, i = pos;
-    while (i < n && is_digit(s[i]))
-        i++;
-    if (i < n && s[i] == '.') {
-        i++;
-        while (i < n && is_digit(s[i]))
-            i++;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        size_t j = i + 1;
-        if (j < n && (s[j] == '+' || s[j] == '-'))
-            j++;
-        if (j < n && is_digit(s[j])) {
-            i = j;
-            while (i < n && is_digit(s[i]))
-                i++;
-        }
-    }
-    t->start = pos;
-    t->end = i;
-    if (i < n && (is_alpha(s[i]) || s[i] == '.')) {
-        size_t j = i;
-        while (j < n && (is_alnum(s[j]) || s[j] == '.'))
-            j++;
-        t->end = j;
-        if (is_alpha(s[i]) && s[i] != 'e' && s[i] != 'E')
-            snprintf(p->lexmsg, sizeof p->lexmsg,
-                     "malformed number '%.*s' (write %.*s*%.*s for a product)", CLIP(j - pos),
-                     s + pos, CLIP(i - pos), s + pos, CLIP(j - i), s + i);
-        else
-            snprintf(p->lexmsg, sizeof p->lexmsg, "malformed number '%.*s'", CLIP(j - pos),
-                     s + pos);
-        return false;
-    }
-    if (i - pos > 400) {
-        snprintf(p->lexmsg, sizeof p->lexmsg, "number literal of %zu characters is too long",
-                 i - pos);
-        return false;
-    }
-    t->kind = T_NUM;
-    t->num = to_double(s + pos, i - pos);
-    if (!isfinite(t->num)) {
-        snprintf(p->lexmsg, sizeof p->lexmsg, "number %.*s is too large for a double",
-                 CLIP(i - pos), s + pos);
-        return false;
-    }
-    return true;
-}
-
-/* Reads the token at `pos` into t without touching the parser's state beyond lexmsg, so it
- * also serves as lookahead. False (with lexmsg and t's span set) for a lexical error. */
-static bool lex(parser *p, size_t pos, token *t)
-{
-    const char *s = p->src;
-    size_t n = p->len;
-    for (;;) {
-        while (pos < n && (s[pos] == ' ' || s[pos] == '\t' || s[pos] == '\r' || s[pos] == '\f' ||
-                           s[pos] == '\v'))
-            pos++;
-        if (pos < n && s[pos] == '#') {
-            while (pos < n && s[pos] != '\n')
-                pos++;
-            continue;
-        }
-        break;
-    }
-    t->start = pos;
-    t->end = pos + 1;
-    t->num = 0;
-    if (pos >= n) {
-        t->kind = T_EOF;
-        t->end = pos;
-        return true;
-    }
-    char c = s[pos];
-    switch (c) {
-    case '\n': t->kind = T_NEWLINE; return true;
-    case ';': t->kind = T_SEMI; return true;
-    case '+': t->kind = T_PLUS; return true;
-    case '-': t->kind = T_MINUS; return true;
-    case '/': t->kind = T_SLASH; return true;
-    case '@': t->kind = T_AT; return true;
-    case '^': t->kind = T_CARET; return true;
-    case '(': t->kind = T_LPAREN; return true;
-    case ')': t->kind = T_RPAREN; return true;
-    case '[': t->kind = T_LBRACK; return true;
-    case ']': t->kind = T_RBRACK; return true;
-    case ',': t->kind = T_COMMA; return true;
-    case '=': t->kind = T_ASSIGN; return true;
-    case '*':
-        if (pos + 1 < n && s[pos + 1] == '*') {
-            t->end = pos + 2;
-            snprintf(p->lexmsg, sizeof p->lexmsg,
-                     "'**' is not an operator in tgx: write powers as x^2");
-            return false;
-        }
-        t->kind = T_STAR;
-        return true;
-    default: break;
-    }
-    if (is_digit(c) || (c == '.' && pos + 1 < n && is_digit(s[pos + 1])))
-        return lex_number(p, pos, t);
-    if (is_alpha(c)) {
-        size_t i = pos;
-        while (i < n && is_alnum(s[i]))
-            i++;
-        t->kind = T_NAME;
-        t->end = i;
-        return true;
-    }
-    unsigned char u = (unsigned char)c;
-    if (u > 0x20 && u < 0x7f)
-        snprintf(p->lexmsg, sizeof p->lexmsg, "unexpected character '%c'", c);
-    else if (u == 0)
-        snprintf(p->lexmsg, sizeof p->lexmsg, "unexpected NUL byte");
-    else
-        snprintf(p->lexmsg, sizeof p->lexmsg,
-                 "unexpected byte 0x%02x (tgx is ASCII outside comments)", u);
-    return false;
-}
-
 /* Moves to the next token; inside brackets (and in values) newlines are skipped. */
 static bool next(parser *p)
 {
     for (;;) {
-        if (!lex(p, p->pos, &p->tok))
+        if (!tg_expr__lex(p->src, p->len, p->pos, &p->tok, p->lexmsg, sizeof p->lexmsg))
             return fail(p, p->tok.start, p->tok.end, "%s", p->lexmsg);
         p->pos = p->tok.end;
-        if (p->tok.kind == T_NEWLINE && (p->nest > 0 || p->value_mode))
+        if (p->tok.kind == TG_TOK_NEWLINE && (p->nest > 0 || p->value_mode))
             continue;
         return true;
     }
 }
 
-/* The kind of the token after the current one (T_EOF when it would be a lexical error,
+/* The kind of the token after the current one (TG_TOK_EOF when it would be a lexical error,
  * which is reported when it is reached). */
-static tok_kind peek(parser *p)
+static tg_tok peek(parser *p)
 {
-    token t;
-    char save[sizeof p->lexmsg];
-    memcpy(save, p->lexmsg, sizeof save);
-    tok_kind k = lex(p, p->pos, &t) ? t.kind : T_EOF;
-    memcpy(p->lexmsg, save, sizeof save);
-    return k;
+    tg_token t;
+    char msg[sizeof p->lexmsg]; /* the error is reported when the token is reached */
+    return tg_expr__lex(p->src, p->len, p->pos, &t, msg, sizeof msg) ? t.kind : TG_TOK_EOF;
 }
 
 /* How a token reads in "found ..." messages. */
-static const char *describe(const parser *p, const token *t, char *buf, size_t size)
+static const char *describe(const parser *p, const tg_token *t, char *buf, size_t size)
 {
     switch (t->kind) {
-    case T_EOF: return "end of input";
-    case T_NEWLINE: return "end of line";
-    case T_NUM:
+    case TG_TOK_EOF: return "end of input";
+    case TG_TOK_NEWLINE: return "end of line";
+    case TG_TOK_NUM:
         snprintf(buf, size, "number %.*s", CLIP(t->end - t->start), p->src + t->start);
         return buf;
     default:
@@ -344,7 +113,7 @@ static const char *describe(const parser *p, const token *t, char *buf, size_t s
 
 /* ---- program storage -------------------------------------------------------------------- */
 
-static uint32_t emit(parser *p, tg_xop op, size_t start, size_t end)
+static uint32_t emit(parser *p, tg_xkind kind, size_t start, size_t end)
 {
     tg_program *g = p->prog;
     if (g->n_nodes >= UINT32_MAX - 1) {
@@ -358,7 +127,7 @@ static uint32_t emit(parser *p, tg_xop op, size_t start, size_t end)
     }
     tg_xnode *x = &g->nodes[g->n_nodes];
     memset(x, 0, sizeof *x);
-    x->op = (uint8_t)op;
+    x->kind = (uint8_t)kind;
     x->a = x->b = x->lit = TG_EXPR_NONE;
     x->start = (uint32_t)start;
     x->end = (uint32_t)end;
@@ -380,7 +149,7 @@ static bool emit_num(parser *p, double v, size_t start, size_t end, xref *out)
 static void drop(parser *p, uint32_t k)
 {
     tg_program *g = p->prog;
-    if (k + 1 == g->n_nodes && g->nodes[k].op == TG_X_NUM && g->nodes[k].name == 0)
+    if (k + 1 == g->n_nodes && g->nodes[k].kind == TG_X_NUM && g->nodes[k].name == 0)
         g->n_nodes--;
 }
 
@@ -470,56 +239,11 @@ static bool intern(parser *p, const char *s, size_t n, uint32_t *out)
 
 /* ---- functions ---------------------------------------------------------------------------- */
 
-static const func *find_func(const char *s, size_t n)
-{
-    for (size_t i = 0; i < N_FUNCS; i++)
-        if (same_name(FUNCS[i].name, s, n))
-            return &FUNCS[i];
-    return NULL;
-}
-
-bool tg_expr_is_function(const char *name)
-{
-    return name && find_func(name, strlen(name)) != NULL;
-}
-
-/* Edit distance, for "did you mean" (short names only). */
-static size_t distance(const char *a, size_t na, const char *b)
-{
-    size_t nb = strlen(b), row[33];
-    if (na > 32 || nb > 32)
-        return SIZE_MAX;
-    for (size_t j = 0; j <= nb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= na; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= nb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (row[j] + 1 < best)
-                best = row[j] + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[nb];
-}
-
-static bool unknown_function(parser *p, const token *t)
+static bool unknown_function(parser *p, const tg_token *t)
 {
     const char *s = p->src + t->start;
-    size_t n = t->end - t->start, best = SIZE_MAX, limit = n / 3 > 1 ? n / 3 : 1;
-    const char *guess = NULL;
-    for (size_t i = 0; i < N_FUNCS; i++) {
-        size_t d = distance(s, n, FUNCS[i].name);
-        if (d <= limit && d < best) {
-            best = d;
-            guess = FUNCS[i].name;
-        }
-    }
+    size_t n = t->end - t->start;
+    const char *guess = tg_expr__suggest(s, n);
     if (guess)
         return fail(p, t->start, t->end, "unknown function '%.*s' (did you mean '%s'?)", CLIP(n),
                     s, guess);
@@ -552,7 +276,7 @@ static bool parse_const(parser *p, double *v, const char *what, const char *fn, 
     if (!ok)
         return false;
     const tg_xnode *x = &p->prog->nodes[r.node];
-    if (x->op != TG_X_NUM)
+    if (x->kind != TG_X_NUM)
         return fail(p, r.start, r.end, "%s%s%s%s must be a constant number", what,
                     fn ? " of '" : "", fn ? fn : "", fn ? "'" : "");
     *v = x->c;
@@ -562,18 +286,28 @@ static bool parse_const(parser *p, double *v, const char *what, const char *fn, 
     return true;
 }
 
-static bool binary(parser *p, tg_xop op, xref a, xref b, xref *out)
+/* A node of op (the kind TG_X_OP) spanning [start, end), or TG_EXPR_NONE. */
+static uint32_t emit_op(parser *p, tg_op op, size_t start, size_t end)
+{
+    uint32_t k = emit(p, TG_X_OP, start, end);
+    if (k != TG_EXPR_NONE)
+        p->prog->nodes[k].op = (uint8_t)op;
+    return k;
+}
+
+/* a op b for the operators + - * / @; while folding, numbers combine into one. */
+static bool binary(parser *p, tg_op op, xref a, xref b, xref *out)
 {
     tg_program *g = p->prog;
     const tg_xnode *na = &g->nodes[a.node], *nb = &g->nodes[b.node];
-    if (p->fold && op != TG_X_MATMUL && na->op == TG_X_NUM && nb->op == TG_X_NUM) {
+    if (p->fold && op != TG_OP_MATMUL && na->kind == TG_X_NUM && nb->kind == TG_X_NUM) {
         double x = na->c, y = nb->c;
-        double v = op == TG_X_ADD ? x + y : op == TG_X_SUB ? x - y : op == TG_X_MUL ? x * y : x / y;
+        double v = op == TG_OP_ADD ? x + y : op == TG_OP_SUB ? x - y : op == TG_OP_MUL ? x * y : x / y;
         drop(p, b.node);
         drop(p, a.node);
         return emit_num(p, v, a.start, b.end, out);
     }
-    uint32_t k = emit(p, op, a.start, b.end);
+    uint32_t k = emit_op(p, op, a.start, b.end);
     if (k == TG_EXPR_NONE)
         return false;
     g->nodes[k].a = a.node;
@@ -585,10 +319,11 @@ static bool binary(parser *p, tg_xop op, xref a, xref b, xref *out)
 /* A name that is not called: a binding made earlier, or else a new input. */
 static bool parse_name(parser *p, xref *out)
 {
-    token t = p->tok;
+    tg_token t = p->tok;
     const char *s = p->src + t.start;
     size_t n = t.end - t.start;
-    if (find_func(s, n))
+    tg_xfunc f;
+    if (tg_expr__find_func(s, n, &f))
         return fail(p, t.start, t.end, "'%.*s' is a function: call it as %.*s(...)", CLIP(n), s,
                     CLIP(n), s);
     uint32_t id;
@@ -621,18 +356,18 @@ static bool parse_signed(parser *p, double *v)
     char what[64];
     size_t start = p->tok.start;
     double sign = 1;
-    if (p->tok.kind == T_MINUS || p->tok.kind == T_PLUS) {
-        sign = p->tok.kind == T_MINUS ? -1 : 1;
+    if (p->tok.kind == TG_TOK_MINUS || p->tok.kind == TG_TOK_PLUS) {
+        sign = p->tok.kind == TG_TOK_MINUS ? -1 : 1;
         if (!next(p))
             return false;
     }
     const char *s = p->src + p->tok.start;
     size_t n = p->tok.end - p->tok.start;
-    if (p->tok.kind == T_NUM)
+    if (p->tok.kind == TG_TOK_NUM)
         *v = sign * p->tok.num;
-    else if (p->tok.kind == T_NAME && word_is(s, n, "nan"))
+    else if (p->tok.kind == TG_TOK_NAME && word_is(s, n, "nan"))
         *v = NAN;
-    else if (p->tok.kind == T_NAME && (word_is(s, n, "inf") || word_is(s, n, "infinity")))
+    else if (p->tok.kind == TG_TOK_NAME && (word_is(s, n, "inf") || word_is(s, n, "infinity")))
         *v = sign * INFINITY;
     else
         return fail(p, start, p->tok.end, "expected a number, found %s",
@@ -643,7 +378,7 @@ static bool parse_signed(parser *p, double *v)
 /* One level of a nested list; the current token is its '['. */
 static bool parse_list_level(parser *p, list_state *ls, int level)
 {
-    token open = p->tok;
+    tg_token open = p->tok;
     char what[64];
     if (level >= TG_MAX_RANK)
         return fail(p, open.start, open.end, "a tensor literal has at most %d dimensions",
@@ -654,8 +389,8 @@ static bool parse_list_level(parser *p, list_state *ls, int level)
     if (!next(p))
         return false;
     size_t count = 0;
-    while (p->tok.kind != T_RBRACK) {
-        if (p->tok.kind == T_LBRACK) {
+    while (p->tok.kind != TG_TOK_RBRACK) {
+        if (p->tok.kind == TG_TOK_LBRACK) {
             if (ls->rank >= 0 && level + 1 >= ls->rank)
                 return fail(p, p->tok.start, p->tok.end,
                             "ragged tensor literal: a list where a number belongs");
@@ -678,10 +413,10 @@ static bool parse_list_level(parser *p, list_state *ls, int level)
                 return false;
         }
         count++;
-        if (p->tok.kind == T_COMMA) {
+        if (p->tok.kind == TG_TOK_COMMA) {
             if (!next(p))
                 return false;
-        } else if (p->tok.kind != T_RBRACK) {
+        } else if (p->tok.kind != TG_TOK_RBRACK) {
             return fail(p, p->tok.start, p->tok.end, "expected ',' or ']' in a list, found %s",
                         describe(p, &p->tok, what, sizeof what));
         }
@@ -740,41 +475,42 @@ static bool parse_list(parser *p, uint32_t *lit, size_t *start, size_t *end)
     return true;
 }
 
-/* reshape's shape: a flat list of integers >= -1 with at most one -1. */
-static bool parse_shape(parser *p, uint32_t *lit)
+/* A shape argument of function fn: a flat list of integers >= -1 with at most one -1 (the
+ * size that makes the element count right, found when the program runs). */
+static bool parse_shape(parser *p, const char *fn, uint32_t *lit)
 {
-    if (p->tok.kind != T_LBRACK)
+    if (p->tok.kind != TG_TOK_LBRACK)
         return fail(p, p->tok.start, p->tok.end,
-                    "the shape of 'reshape' must be a list of integers, like [2, 3]");
+                    "the shape of '%s' must be a list of integers, like [2, 3]", fn);
     size_t start, end;
     if (!parse_list(p, lit, &start, &end))
         return false;
     const tg_program *g = p->prog;
     const tg_xlit *l = &g->lits[*lit];
     if (l->rank != 1 || l->numel > TG_MAX_RANK)
-        return fail(p, start, end, "the shape of 'reshape' must be a flat list of at most %d "
-                                   "integers", TG_MAX_RANK);
+        return fail(p, start, end, "the shape of '%s' must be a flat list of at most %d "
+                                   "integers", fn, TG_MAX_RANK);
     int unknown = 0;
     double known = 1;
     for (size_t i = 0; i < l->numel; i++) {
         double d = g->values[l->offset + i];
         if (d > MAX_EXACT_INT && d == floor(d))
-            return fail(p, start, end, "the shape of 'reshape' holds %g, more than 2^53 (no "
-                                       "tensor is that large)", d);
+            return fail(p, start, end, "the shape of '%s' holds %g, more than 2^53 (no "
+                                       "tensor is that large)", fn, d);
         if (!(d >= -1 && d == floor(d)))
-            return fail(p, start, end, "the shape of 'reshape' must hold integers >= 0 (and at "
-                                       "most one -1), not %g", d);
+            return fail(p, start, end, "the shape of '%s' must hold integers >= 0 (and at "
+                                       "most one -1), not %g", fn, d);
         if (d == -1 && ++unknown > 1)
-            return fail(p, start, end, "the shape of 'reshape' may hold only one -1");
+            return fail(p, start, end, "the shape of '%s' may hold only one -1", fn);
         if (d >= 0)
             known *= d;
     }
     if (known > MAX_EXACT_INT)
-        return fail(p, start, end, "the shape of 'reshape' has too many elements");
+        return fail(p, start, end, "the shape of '%s' has too many elements", fn);
     return true;
 }
 
-static const char *arg_count(const func *f, char *buf, size_t size)
+static const char *arg_count(const tg_xfunc *f, char *buf, size_t size)
 {
     if (f->min_args == f->max_args)
         snprintf(buf, size, "%d argument%s", f->min_args, f->min_args == 1 ? "" : "s");
@@ -783,36 +519,38 @@ static const char *arg_count(const func *f, char *buf, size_t size)
     return buf;
 }
 
-/* name(args): the current token is the name, the next is '('. */
+/* name(args): the current token is the name, the next is '('. Tensor arguments become the
+ * node's operands, the others its attributes. */
 static bool parse_call(parser *p, xref *out)
 {
-    token t = p->tok;
-    const func *f = find_func(p->src + t.start, t.end - t.start);
+    tg_token t = p->tok;
+    tg_xfunc fn, *f = &fn;
     char buf[64];
-    if (!f)
+    if (!tg_expr__find_func(p->src + t.start, t.end - t.start, f))
         return unknown_function(p, &t);
     if (!next(p) || !enter(p, p->tok.start))
         return false;
     p->nest++;
     if (!next(p))
         return false;
-    uint32_t args[2] = {TG_EXPR_NONE, TG_EXPR_NONE}, lit = TG_EXPR_NONE;
-    int nargs = 0;
+    uint32_t operands[2] = {TG_EXPR_NONE, TG_EXPR_NONE}, lit = TG_EXPR_NONE;
+    int nargs = 0, n_operands = 0, n_numbers = 0;
     int32_t axis = f->default_axis;
-    double c = 0;
-    while (p->tok.kind != T_RPAREN) {
+    double numbers[2] = {0, 0};
+    while (p->tok.kind != TG_TOK_RPAREN) {
         if (nargs >= f->max_args)
             return fail(p, p->tok.start, p->tok.end, "'%s' takes %s: %s", f->name,
                         arg_count(f, buf, sizeof buf), f->usage);
         xref a;
         double v;
+        char what[32];
         switch (f->args[nargs]) {
-        case A_TENSOR:
+        case TG_XARG_TENSOR:
             if (!parse_expr(p, &a))
                 return false;
-            args[nargs] = a.node;
+            operands[n_operands++] = a.node;
             break;
-        case A_AXIS:
+        case TG_XARG_AXIS:
             if (!parse_const(p, &v, "the axis", f->name, &a))
                 return false;
             if (!(fabs(v) <= 1e9 && v == floor(v)))
@@ -820,7 +558,13 @@ static bool parse_call(parser *p, xref *out)
                             f->name, v);
             axis = (int32_t)v;
             break;
-        case A_COUNT:
+        case TG_XARG_NUMBER:
+            snprintf(what, sizeof what, "argument %d", nargs + 1);
+            if (!parse_const(p, &v, what, f->name, &a))
+                return false;
+            numbers[n_numbers++] = v;
+            break;
+        case TG_XARG_COUNT:
             if (!parse_const(p, &v, "the class count", f->name, &a))
                 return false;
             if (v > MAX_EXACT_INT && v == floor(v))
@@ -832,18 +576,18 @@ static bool parse_call(parser *p, xref *out)
                 return fail(p, a.start, a.end,
                             "the class count of '%s' must be an integer >= 0, not %g", f->name,
                             v);
-            c = v;
+            numbers[n_numbers++] = v;
             break;
-        case A_SHAPE:
-            if (!parse_shape(p, &lit))
+        case TG_XARG_SHAPE:
+            if (!parse_shape(p, f->name, &lit))
                 return false;
             break;
         }
         nargs++;
-        if (p->tok.kind == T_COMMA) {
+        if (p->tok.kind == TG_TOK_COMMA) {
             if (!next(p))
                 return false;
-        } else if (p->tok.kind != T_RPAREN) {
+        } else if (p->tok.kind != TG_TOK_RPAREN) {
             return fail(p, p->tok.start, p->tok.end,
                         "expected ',' or ')' after argument %d of '%s', found %s", nargs, f->name,
                         describe(p, &p->tok, buf, sizeof buf));
@@ -857,14 +601,15 @@ static bool parse_call(parser *p, xref *out)
     if (!next(p))
         return false;
     leave(p);
-    uint32_t k = emit(p, f->op, t.start, end);
+    uint32_t k = f->kind == TG_X_OP ? emit_op(p, f->op, t.start, end) : emit(p, f->kind, t.start, end);
     if (k == TG_EXPR_NONE)
         return false;
     tg_xnode *x = &p->prog->nodes[k];
-    x->a = args[0];
-    x->b = args[1];
+    x->a = operands[0];
+    x->b = operands[1];
     x->axis = axis;
-    x->c = c;
+    x->c = numbers[0];
+    x->c2 = numbers[1];
     x->lit = lit;
     *out = (xref){k, t.start, end};
     return true;
@@ -872,20 +617,20 @@ static bool parse_call(parser *p, xref *out)
 
 static bool parse_primary(parser *p, xref *out)
 {
-    token t = p->tok;
+    tg_token t = p->tok;
     char buf[64];
     switch (t.kind) {
-    case T_NUM:
+    case TG_TOK_NUM:
         return emit_num(p, t.num, t.start, t.end, out) && next(p);
-    case T_NAME:
-        return peek(p) == T_LPAREN ? parse_call(p, out) : parse_name(p, out);
-    case T_LPAREN: {
+    case TG_TOK_NAME:
+        return peek(p) == TG_TOK_LPAREN ? parse_call(p, out) : parse_name(p, out);
+    case TG_TOK_LPAREN: {
         if (!enter(p, t.start))
             return false;
         p->nest++;
         if (!next(p) || !parse_expr(p, out))
             return false;
-        if (p->tok.kind != T_RPAREN) {
+        if (p->tok.kind != TG_TOK_RPAREN) {
             int line, col;
             tg_expr__locate(p->src, p->len, t.start, &line, &col);
             return fail(p, p->tok.start, p->tok.end, "expected ')' to close the '(' at %d:%d, "
@@ -899,7 +644,7 @@ static bool parse_primary(parser *p, xref *out)
         leave(p);
         return true;
     }
-    case T_LBRACK: {
+    case TG_TOK_LBRACK: {
         uint32_t lit;
         size_t start, end;
         if (!parse_list(p, &lit, &start, &end))
@@ -924,7 +669,7 @@ static bool parse_power(parser *p, xref *out)
 {
     if (!parse_primary(p, out))
         return false;
-    if (p->tok.kind != T_CARET)
+    if (p->tok.kind != TG_TOK_CARET)
         return true;
     if (!enter(p, p->tok.start) || !next(p))
         return false;
@@ -936,18 +681,18 @@ static bool parse_power(parser *p, xref *out)
         return false;
     leave(p);
     tg_program *g = p->prog;
-    if (g->nodes[e.node].op != TG_X_NUM)
+    if (g->nodes[e.node].kind != TG_X_NUM)
         return fail(p, e.start, e.end, "the exponent of '^' must be a constant number "
                                        "(write exp(y * log(x)) for x to a tensor power)");
     double c = g->nodes[e.node].c;
     drop(p, e.node);
     xref base = *out;
-    if (p->fold && g->nodes[base.node].op == TG_X_NUM) {
+    if (p->fold && g->nodes[base.node].kind == TG_X_NUM) {
         double v = pow(g->nodes[base.node].c, c);
         drop(p, base.node);
         return emit_num(p, v, base.start, e.end, out);
     }
-    uint32_t k = emit(p, TG_X_POW, base.start, e.end);
+    uint32_t k = emit_op(p, TG_OP_POW, base.start, e.end);
     if (k == TG_EXPR_NONE)
         return false;
     g->nodes[k].a = base.node;
@@ -961,7 +706,7 @@ static bool parse_power(parser *p, xref *out)
 static bool parse_unary(parser *p, xref *out)
 {
     size_t minus = 0, first = p->tok.start;
-    while (p->tok.kind == T_MINUS) {
+    while (p->tok.kind == TG_TOK_MINUS) {
         minus++;
         if (!next(p))
             return false;
@@ -971,18 +716,18 @@ static bool parse_unary(parser *p, xref *out)
     tg_program *g = p->prog;
     for (; minus > 0; minus--) {
         tg_xnode *x = &g->nodes[out->node];
-        if (x->op == TG_X_NUM && out->node + 1 == g->n_nodes && x->name == 0) {
+        if (x->kind == TG_X_NUM && out->node + 1 == g->n_nodes && x->name == 0) {
             x->c = -x->c;
             x->start = (uint32_t)first;
             out->start = first;
             continue;
         }
-        if (x->op == TG_X_NUM && p->fold) {
+        if (x->kind == TG_X_NUM && p->fold) {
             if (!emit_num(p, -x->c, first, out->end, out))
                 return false;
             continue;
         }
-        uint32_t k = emit(p, TG_X_NEG, first, out->end);
+        uint32_t k = emit_op(p, TG_OP_NEG, first, out->end);
         if (k == TG_EXPR_NONE)
             return false;
         g->nodes[k].a = out->node;
@@ -996,11 +741,11 @@ static bool parse_term(parser *p, xref *out)
     if (!parse_unary(p, out))
         return false;
     for (;;) {
-        tg_xop op;
+        tg_op op;
         switch (p->tok.kind) {
-        case T_STAR: op = TG_X_MUL; break;
-        case T_SLASH: op = TG_X_DIV; break;
-        case T_AT: op = TG_X_MATMUL; break;
+        case TG_TOK_STAR: op = TG_OP_MUL; break;
+        case TG_TOK_SLASH: op = TG_OP_DIV; break;
+        case TG_TOK_AT: op = TG_OP_MATMUL; break;
         default: return true;
         }
         xref b;
@@ -1014,10 +759,10 @@ static bool parse_expr(parser *p, xref *out)
     if (!parse_term(p, out))
         return false;
     for (;;) {
-        tg_xop op;
+        tg_op op;
         switch (p->tok.kind) {
-        case T_PLUS: op = TG_X_ADD; break;
-        case T_MINUS: op = TG_X_SUB; break;
+        case TG_TOK_PLUS: op = TG_OP_ADD; break;
+        case TG_TOK_MINUS: op = TG_OP_SUB; break;
         default: return true;
         }
         xref b;
@@ -1028,7 +773,7 @@ static bool parse_expr(parser *p, xref *out)
 
 /* ---- statements -------------------------------------------------------------------------- */
 
-static bool is_separator(tok_kind k) { return k == T_NEWLINE || k == T_SEMI; }
+static bool is_separator(tg_tok k) { return k == TG_TOK_NEWLINE || k == TG_TOK_SEMI; }
 
 static bool skip_separators(parser *p)
 {
@@ -1044,17 +789,18 @@ static bool parse_program(parser *p)
     char buf[64];
     if (!next(p) || !skip_separators(p))
         return false;
-    if (p->tok.kind == T_EOF)
+    if (p->tok.kind == TG_TOK_EOF)
         return fail(p, p->tok.start, p->tok.start,
                     "the program is empty: it needs an expression, its output");
     for (;;) {
-        token first = p->tok;
+        tg_token first = p->tok;
         xref r;
         uint32_t bound = TG_EXPR_NONE;
-        if (first.kind == T_NAME && peek(p) == T_ASSIGN) {
+        if (first.kind == TG_TOK_NAME && peek(p) == TG_TOK_ASSIGN) {
             const char *s = p->src + first.start;
             size_t n = first.end - first.start;
-            if (find_func(s, n))
+            tg_xfunc f;
+            if (tg_expr__find_func(s, n, &f))
                 return fail(p, first.start, first.end,
                             "cannot bind '%.*s': it is the name of a function", CLIP(n), s);
             if (!intern(p, s, n, &bound) || !next(p) || !next(p) || !parse_expr(p, &r))
@@ -1063,21 +809,21 @@ static bool parse_program(parser *p)
              * (for graph dumps) unless it already has a name or is an input. */
             p->syms[bound].bind = r.node;
             tg_xnode *x = &g->nodes[r.node];
-            if (x->name == 0 && x->op != TG_X_INPUT)
+            if (x->name == 0 && x->kind != TG_X_INPUT)
                 x->name = p->syms[bound].name + 1;
         } else {
             if (!parse_expr(p, &r))
                 return false;
-            if (p->tok.kind == T_ASSIGN)
+            if (p->tok.kind == TG_TOK_ASSIGN)
                 return fail(p, r.start, r.end, "only a name can be bound with '='");
         }
-        if (p->tok.kind != T_EOF && !is_separator(p->tok.kind))
+        if (p->tok.kind != TG_TOK_EOF && !is_separator(p->tok.kind))
             return fail(p, p->tok.start, p->tok.end,
                         "expected ';' or a new line after the statement, found %s",
                         describe(p, &p->tok, buf, sizeof buf));
         if (!skip_separators(p))
             return false;
-        if (p->tok.kind == T_EOF) {
+        if (p->tok.kind == TG_TOK_EOF) {
             if (bound != TG_EXPR_NONE) {
                 const char *nm = g->names + p->syms[bound].name;
                 return fail(p, first.start, r.end,
@@ -1203,7 +949,7 @@ tg_status tg_expr_parse_value(const char *text, tg_dtype dtype, tg_expr_error *e
     size_t shape[TG_MAX_RANK] = {0}, offset = 0;
     char buf[64];
     bool ok = next(&p);
-    if (ok && p.tok.kind == T_LBRACK) {
+    if (ok && p.tok.kind == TG_TOK_LBRACK) {
         uint32_t lit;
         size_t start, end;
         ok = parse_list(&p, &lit, &start, &end);
@@ -1216,7 +962,7 @@ tg_status tg_expr_parse_value(const char *text, tg_dtype dtype, tg_expr_error *e
         double v;
         ok = parse_signed(&p, &v) && push_value(&p, v);
     }
-    if (ok && p.tok.kind != T_EOF)
+    if (ok && p.tok.kind != TG_TOK_EOF)
         ok = fail(&p, p.tok.start, p.tok.end, "expected the end of the value, found %s",
                   describe(&p, &p.tok, buf, sizeof buf));
     tg_status st = ok ? TG_OK : p.status;
