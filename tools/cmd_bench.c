@@ -18,6 +18,8 @@
  *         gradient allreduce takes; ranks run this binary under mpirun */
 #define _DEFAULT_SOURCE /* wait4 (the child's own peak RSS) */
 #include "cli.h"
+#include "common/clock.h"
+#include "common/file.h"
 #include "internal.h" /* tg_gemm_f32/f64: the kernel on its own */
 
 #include <errno.h>
@@ -112,13 +114,6 @@ typedef struct bench {
 } bench;
 
 /* ---- time, medians, memory --------------------------------------------------------------- */
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -253,7 +248,7 @@ static void emit(bench *b, figure *f)
     /* CPU time over wall time shows how much of the CPU the workload got: about 1 per busy
      * thread on a quiet machine, less when others share it (the figures are then slower). */
     double busy =
-        f->cpu_over_wall > 0 ? f->cpu_over_wall : (cpu_seconds() - b->cpu0) / (now() - b->wall0);
+        f->cpu_over_wall > 0 ? f->cpu_over_wall : (cpu_seconds() - b->cpu0) / (monotonic_seconds() - b->wall0);
     int threads = f->threads > 0 ? f->threads : b->threads;
     if (b->o->json) {
         printf("{\"workload\": ");
@@ -400,10 +395,10 @@ static void bench_w1(bench *b)
         ok = n.W1 && n.W2 && n.x && n.t && tg_tensor_set_requires_grad(n.W1, true) == TG_OK &&
              tg_tensor_set_requires_grad(n.W2, true) == TG_OK;
         long count = r < 0 ? steps / 10 : steps;
-        double t0 = now();
+        double t0 = monotonic_seconds();
         for (long s = 0; s < count && ok; s++)
             ok = !isnan(loss = w1_step(tape, &n, 0.5));
-        double dt_s = now() - t0;
+        double dt_s = monotonic_seconds() - t0;
         if (r >= 0)
             rates[r] = (double)count / dt_s;
         w1_free(&n);
@@ -441,13 +436,13 @@ static void bench_w2(bench *b)
         tg_tensor_zero_grad(x);
         tg_tensor_zero_grad(w);
         tg_tensor_zero_grad(bias);
-        double t0 = now();
+        double t0 = monotonic_seconds();
         tg_tensor *y = x;
         for (int i = 0; i < iters; i++)
             y = tg_tanh(tape, tg_add(tape, tg_mul(tape, y, w), bias));
-        double t1 = now();
+        double t1 = monotonic_seconds();
         ok = y && tg_backward(tape, y) == TG_OK;
-        double t2 = now();
+        double t2 = monotonic_seconds();
         dw = tg_tensor_grad_get(w, 0);
         tg_tape_reset(tape);
         if (r >= 0) {
@@ -620,22 +615,22 @@ static bool w3_steps(w3_run *r, int warmup, int reps, w3_times *t)
 {
     bool ok = true;
     for (int s = -warmup; s < reps && ok; s++) {
-        double t0 = now();
+        double t0 = monotonic_seconds();
         tg_tensor *l = tg_cross_entropy(r->tape, tg_model_forward(r->tape, r->model, r->x), r->y);
         if (r->weight != 1.0)
             l = tg_scale(r->tape, l, r->weight);
         ok = tg_tape_status(r->tape) == TG_OK;
-        double t1 = now();
+        double t1 = monotonic_seconds();
         ok = ok && tg_backward(r->tape, l) == TG_OK;
-        double t2 = now();
+        double t2 = monotonic_seconds();
         ok = ok && (!r->dist || tg_dist_allreduce_grads(r->dist, r->model) == TG_OK);
-        double t3 = now();
+        double t3 = monotonic_seconds();
         ok = ok && tg_optim_step(r->optim) == TG_OK;
         if (ok)
             t->loss = tg_tensor_item(l);
         tg_model_zero_grad(r->model);
         tg_tape_reset(r->tape);
-        double t4 = now();
+        double t4 = monotonic_seconds();
         if (s >= 0) {
             t->step[s] = (t4 - t0) * 1e3;
             t->fwd[s] = (t1 - t0) * 1e3;
@@ -756,16 +751,16 @@ static bool gemm_case_run(bench *b, tg_dtype dt, const gemm_case *c, int reps, d
     fill(B, dt, c->K * c->N, &rng, 0);
     /* Backward products accumulate into the gradient (beta = 1), as the VJP does. */
     double beta = strcmp(c->form, "A.B") == 0 ? 0.0 : 1.0;
-    double t0 = now();
+    double t0 = monotonic_seconds();
     gemm_call(dt, c, A, B, C, beta);
-    double once = now() - t0, target = b->o->quick ? 1e-3 : 0.05;
+    double once = monotonic_seconds() - t0, target = b->o->quick ? 1e-3 : 0.05;
     long calls = once >= target ? 1 : (long)ceil(target / (once > 1e-9 ? once : 1e-9));
     double flops = 2.0 * (double)c->M * (double)c->N * (double)c->K;
     for (int r = 0; r < reps; r++) {
-        t0 = now();
+        t0 = monotonic_seconds();
         for (long i = 0; i < calls; i++)
             gemm_call(dt, c, A, B, C, beta);
-        rates[r] = flops * (double)calls / (now() - t0) / 1e9;
+        rates[r] = flops * (double)calls / (monotonic_seconds() - t0) / 1e9;
     }
     free(A);
     free(B);
@@ -884,7 +879,7 @@ static char **env_with(const char *const *set)
     return env;
 }
 
-/* Waits for pid, at most until `deadline` (now() seconds; 0: forever). When it passes, the
+/* Waits for pid, at most until `deadline` (monotonic_seconds() seconds; 0: forever). When it passes, the
  * child gets SIGTERM (mpirun then stops its ranks), and SIGKILL 5 seconds later. */
 static bool wait_child(pid_t pid, double deadline, int *ws, struct rusage *ru, bool *timed_out)
 {
@@ -898,13 +893,13 @@ static bool wait_child(pid_t pid, double deadline, int *ws, struct rusage *ru, b
             return true;
         if (got < 0 && errno != EINTR)
             return false;
-        if (now() > deadline) {
+        if (monotonic_seconds() > deadline) {
             *timed_out = true;
             kill(pid, sig);
             if (sig == SIGKILL)
                 return wait4(pid, ws, 0, ru) == pid;
             sig = SIGKILL;
-            deadline = now() + 5.0;
+            deadline = monotonic_seconds() + 5.0;
         }
         nanosleep(&(struct timespec){0, nap_ns}, NULL);
         nap_ns = nap_ns < 64000000 ? 2 * nap_ns : nap_ns;
@@ -927,7 +922,7 @@ static bool run_child(const char *path, char *const *argv, const char *const *en
         posix_spawn_file_actions_adddup2(&fa, fileno(out), STDOUT_FILENO);
         posix_spawn_file_actions_adddup2(&fa, fileno(err), STDERR_FILENO);
         pid_t pid;
-        double t0 = now();
+        double t0 = monotonic_seconds();
         int rc = posix_spawn(&pid, path, &fa, NULL, argv, envp);
         posix_spawn_file_actions_destroy(&fa);
         if (rc != 0)
@@ -936,7 +931,7 @@ static bool run_child(const char *path, char *const *argv, const char *const *en
         struct rusage ru;
         ok = rc == 0 && wait_child(pid, timeout_s > 0 ? t0 + timeout_s : 0, &ws, &ru,
                                    &r->timed_out);
-        r->wall_s = now() - t0;
+        r->wall_s = monotonic_seconds() - t0;
         if (ok) {
             r->status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
             r->peak_rss_mib = (double)ru.ru_maxrss / 1024.0;
@@ -1237,7 +1232,7 @@ static void w3dist_local(bench *b, const w3_arch *a, tg_dtype dt, int reps, int 
         return;
     }
     rss_window_start();
-    double w0 = now(), c0 = cpu_seconds();
+    double w0 = monotonic_seconds(), c0 = cpu_seconds();
     w3_times t;
     w3_run run;
     const char *why = w3_times_new(&t, reps) ? w3_init(&run, a, dt, NULL) : "out of memory";
@@ -1251,7 +1246,7 @@ static void w3dist_local(bench *b, const w3_arch *a, tg_dtype dt, int reps, int 
         w3dist_fig r;
         w3dist_summary(&run, &t, reps, &r);
         r.peak_rss_mib = peak_rss_mib();
-        r.cpu_over_wall = (cpu_seconds() - c0) / (now() - w0);
+        r.cpu_over_wall = (cpu_seconds() - c0) / (monotonic_seconds() - w0);
         r.ranks = 1;
         r.threads_per_rank = threads;
         w3dist_emit(b, a, dt, reps, &r);
@@ -1276,7 +1271,7 @@ static void w3dist_rank(bench *b)
     const int rank = tg_dist_rank(dist), world = tg_dist_size(dist);
     if (rank == 0 && !b->o->json)
         print_heading(b->o);
-    double w0 = now(), c0 = cpu_seconds();
+    double w0 = monotonic_seconds(), c0 = cpu_seconds();
     w3_times t;
     w3_run run;
     const char *why = w3_times_new(&t, reps) ? w3_init(&run, a, dt, dist) : "out of memory";
@@ -1305,7 +1300,7 @@ static void w3dist_rank(bench *b)
     w3dist_fig mine;
     w3dist_summary(&run, &t, reps, &mine);
     mine.peak_rss_mib = peak_rss_mib();
-    mine.cpu_over_wall = (cpu_seconds() - c0) / (now() - w0);
+    mine.cpu_over_wall = (cpu_seconds() - c0) / (monotonic_seconds() - w0);
     mine.ranks = world;
     mine.threads_per_rank = b->threads;
     for (size_t k = 0; k < W3DIST_N; k++)
@@ -1678,7 +1673,7 @@ int cmd_bench(int argc, char **argv)
                 continue;
             }
             rss_window_start();
-            b.wall0 = now();
+            b.wall0 = monotonic_seconds();
             b.cpu0 = cpu_seconds();
             order[w].run(&b);
         }

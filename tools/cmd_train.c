@@ -1,6 +1,7 @@
 /* cmd_train.c: `tapegrad train` (an MLP on a CSV file, through the library's training loop,
  * tapegrad/train.h) and `tapegrad predict` (a saved model applied to a CSV file). */
 #include "cli.h"
+#include "common/clock.h"
 #include "plot_svg.h"
 #include "train_dist.h"
 
@@ -11,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 /* A message of the training loop without its "train: " prefix: complain() already says
@@ -20,13 +20,6 @@ static const char *loop_message(void)
 {
     const char *m = tg_last_error();
     return strncmp(m, "train: ", 7) == 0 ? m + 7 : m;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* The default learning rate of each optimizer: Adam's steps are scaled by its moments, plain
@@ -485,7 +478,7 @@ static const char *base_name(const char *path)
 
 int cmd_train(int argc, char **argv)
 {
-    double start = now();
+    double start = monotonic_seconds();
     train_args a;
     memset(&a, 0, sizeof a);
     int rc = train_parse(argc, argv, &a);
@@ -547,7 +540,7 @@ int cmd_train(int argc, char **argv)
         rc = EXIT_OK;
         goto done;
     }
-    double seconds = now() - start;
+    double seconds = monotonic_seconds() - start;
     if (a.json) {
         printf("{\"task\": \"%s\", \"classes\": %zu, \"train\": ",
                r.task == TG_TASK_CLASSIFY ? "classify" : "regress", r.n_classes);
