@@ -16,23 +16,18 @@
  *   W3dist  W3 at the same global batch on the same cores split into MPI ranks x threads
  *         (2 x 1 against 1 x 2 on two cores, and 1 x 1): ms per step and the share of it the
  *         gradient allreduce takes; ranks run this binary under mpirun */
-#define _DEFAULT_SOURCE /* wait4 (the child's own peak RSS) */
 #include "cli.h"
 #include "common/clock.h"
-#include "common/file.h"
+#include "common/proc.h"
 #include "internal.h" /* tg_gemm_f32/f64: the kernel on its own */
 
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
-#include <sys/time.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef __GLIBC__
@@ -834,122 +829,6 @@ static const char *find_digits(const bench *b, char *buf, size_t size)
 
 /* ---- child processes: W4 and W3dist's runs on more than one rank -------------------------- */
 
-typedef struct child_run {
-    int status; /* exit status, or -1 when it did not exit normally */
-    bool timed_out;
-    double wall_s, cpu_s, peak_rss_mib; /* of the child and the children it waited for */
-    char *out, *err;                    /* malloc'd, NUL-terminated */
-} child_run;
-
-static char *slurp_file(FILE *f)
-{
-    size_t len = 0;
-    rewind(f);
-    char *s = read_stream(f, &len);
-    return s;
-}
-
-extern char **environ;
-
-/* This process's environment with the NULL-terminated "NAME=VALUE" entries of `set` put in
- * (replacing a variable of the same name): a malloc'd array of borrowed strings. */
-static char **env_with(const char *const *set)
-{
-    size_t n = 0, k = 0;
-    while (environ[n])
-        n++;
-    while (set[k])
-        k++;
-    char **env = malloc((n + k + 1) * sizeof *env);
-    if (!env)
-        return NULL;
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        bool replaced = false;
-        for (size_t j = 0; j < k && !replaced; j++) {
-            size_t name = strcspn(set[j], "=") + 1; /* "NAME=" */
-            replaced = strncmp(environ[i], set[j], name) == 0;
-        }
-        if (!replaced)
-            env[m++] = environ[i];
-    }
-    for (size_t j = 0; j < k; j++)
-        env[m++] = (char *)set[j];
-    env[m] = NULL;
-    return env;
-}
-
-/* Waits for pid, at most until `deadline` (monotonic_seconds() seconds; 0: forever). When it passes, the
- * child gets SIGTERM (mpirun then stops its ranks), and SIGKILL 5 seconds later. */
-static bool wait_child(pid_t pid, double deadline, int *ws, struct rusage *ru, bool *timed_out)
-{
-    *timed_out = false;
-    if (deadline <= 0)
-        return wait4(pid, ws, 0, ru) == pid;
-    long nap_ns = 1000000; /* 1 ms, doubling to 64 ms */
-    for (int sig = SIGTERM;;) {
-        pid_t got = wait4(pid, ws, WNOHANG, ru);
-        if (got == pid)
-            return true;
-        if (got < 0 && errno != EINTR)
-            return false;
-        if (monotonic_seconds() > deadline) {
-            *timed_out = true;
-            kill(pid, sig);
-            if (sig == SIGKILL)
-                return wait4(pid, ws, 0, ru) == pid;
-            sig = SIGKILL;
-            deadline = monotonic_seconds() + 5.0;
-        }
-        nanosleep(&(struct timespec){0, nap_ns}, NULL);
-        nap_ns = nap_ns < 64000000 ? 2 * nap_ns : nap_ns;
-    }
-}
-
-/* Runs the program at `path` with argv (argv[0] included) and this environment plus `env`
- * (NULL-terminated "NAME=VALUE" entries), stdout and stderr captured in temporary files so
- * neither pipe can fill and stall the child; stops it after timeout_s seconds (0: never).
- * False when it cannot be started. */
-static bool run_child(const char *path, char *const *argv, const char *const *env,
-                      double timeout_s, child_run *r)
-{
-    memset(r, 0, sizeof *r);
-    FILE *out = tmpfile(), *err = tmpfile();
-    char **envp = env_with(env);
-    posix_spawn_file_actions_t fa;
-    bool ok = out && err && envp && posix_spawn_file_actions_init(&fa) == 0;
-    if (ok) {
-        posix_spawn_file_actions_adddup2(&fa, fileno(out), STDOUT_FILENO);
-        posix_spawn_file_actions_adddup2(&fa, fileno(err), STDERR_FILENO);
-        pid_t pid;
-        double t0 = monotonic_seconds();
-        int rc = posix_spawn(&pid, path, &fa, NULL, argv, envp);
-        posix_spawn_file_actions_destroy(&fa);
-        if (rc != 0)
-            errno = rc;
-        int ws = 0;
-        struct rusage ru;
-        ok = rc == 0 && wait_child(pid, timeout_s > 0 ? t0 + timeout_s : 0, &ws, &ru,
-                                   &r->timed_out);
-        r->wall_s = monotonic_seconds() - t0;
-        if (ok) {
-            r->status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-            r->peak_rss_mib = (double)ru.ru_maxrss / 1024.0;
-            r->cpu_s = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-                       1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
-            r->out = slurp_file(out);
-            r->err = slurp_file(err);
-            ok = r->out && r->err;
-        }
-    }
-    free(envp);
-    if (out)
-        fclose(out);
-    if (err)
-        fclose(err);
-    return ok;
-}
-
 /* The number after "key": in text[0..len), or NaN. */
 static double json_key_number(const char *text, size_t len, const char *key)
 {
@@ -1075,13 +954,12 @@ static void bench_w4(bench *b)
         return;
     }
     for (int r = -1; r < reps; r++) { /* r = -1: the warm-up (page cache, loader) */
-        child_run c;
-        if (!run_child("/proc/self/exe", argv, env, b->o->timeout, &c)) {
+        proc_result c;
+        const proc_opts how = {.exe = "/proc/self/exe", .env = env, .timeout_s = b->o->timeout};
+        if (!proc_run((const char *const *)argv, &how, &c)) {
             char why[256];
             snprintf(why, sizeof why, "cannot run /proc/self/exe: %s", strerror(errno));
             workload_failed(b, "W4", why);
-            free(c.out);
-            free(c.err);
             free(wall);
             return;
         }
@@ -1111,8 +989,7 @@ static void bench_w4(bench *b)
             cpu += c.cpu_s;
             wall_all += c.wall_s;
         }
-        free(c.out);
-        free(c.err);
+        proc_result_free(&c);
         if (done) {
             free(wall);
             return;
@@ -1443,8 +1320,9 @@ static void w3dist_mpirun(bench *b, const w3_arch *a, tg_dtype dt, int reps, int
     env[e] = NULL;
     /* Starting MPI takes a second or two; a step of W3 takes milliseconds. */
     double timeout = b->o->timeout > 0 ? b->o->timeout : 120.0 + 0.5 * (w3_warmup(b) + reps);
-    child_run c;
-    if (!run_child(mpirun, argv, env, timeout, &c)) {
+    proc_result c;
+    const proc_opts how = {.env = env, .timeout_s = timeout};
+    if (!proc_run((const char *const *)argv, &how, &c)) {
         snprintf(why, sizeof why, "%s: cannot run %s: %s", what, mpirun, strerror(errno));
         workload_failed(b, "W3dist", why);
     } else if (c.timed_out) {
@@ -1474,8 +1352,7 @@ static void w3dist_mpirun(bench *b, const w3_arch *a, tg_dtype dt, int reps, int
             w3dist_emit(b, a, dt, reps, &r);
         }
     }
-    free(c.out);
-    free(c.err);
+    proc_result_free(&c);
 }
 
 static void bench_w3dist(bench *b)
