@@ -18,6 +18,7 @@
  *         gradient allreduce takes; ranks run this binary under mpirun */
 #include "cli.h"
 #include "common/clock.h"
+#include "common/json.h"
 #include "common/proc.h"
 #include "internal.h" /* tg_gemm_f32/f64: the kernel on its own */
 
@@ -829,40 +830,30 @@ static const char *find_digits(const bench *b, char *buf, size_t size)
 
 /* ---- child processes: W4 and W3dist's runs on more than one rank -------------------------- */
 
-/* The number after "key": in text[0..len), or NaN. */
-static double json_key_number(const char *text, size_t len, const char *key)
+/* The last line of a child's output that starts with `prefix`, parsed as one JSON value (the
+ * whole line) into v; false when there is none or it is no JSON. */
+static bool last_json_line(const char *out, const char *prefix, json_value *v)
 {
-    size_t k = strlen(key);
-    for (size_t i = 0; i + k + 2 <= len; i++) {
-        if (text[i] != '"' || strncmp(text + i + 1, key, k) != 0 || text[i + 1 + k] != '"')
-            continue;
-        const char *p = text + i + k + 2;
-        while (*p == ' ')
-            p++;
-        if (*p != ':')
-            continue;
-        char *end;
-        double v = strtod(p + 1, &end);
-        return end == p + 1 ? NAN : v;
-    }
-    return NAN;
+    const char *line = NULL;
+    for (const char *p = out; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
+        if (strncmp(p, prefix, strlen(prefix)) == 0)
+            line = p;
+    char *copy = line ? strndup(line, strcspn(line, "\n")) : NULL;
+    bool ok = copy && json_parse_all(copy, v);
+    free(copy);
+    return ok;
 }
 
 /* From train's --json line: the test split's accuracy ("test": {..., "accuracy": A}) and the
- * seconds train reports for itself. */
+ * seconds train reports for itself (NaN when it does not). */
 static bool parse_train_json(const char *out, double *accuracy, double *seconds)
 {
-    const char *line = NULL; /* the last line that starts with '{' */
-    for (const char *p = out; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
-        if (*p == '{')
-            line = p;
-    const char *test = line ? strstr(line, "\"test\"") : NULL;
-    const char *open = test ? strchr(test, '{') : NULL;
-    const char *close = open ? strchr(open, '}') : NULL;
-    if (!close)
+    json_value v;
+    if (!last_json_line(out, "{", &v))
         return false;
-    *accuracy = json_key_number(open, (size_t)(close - open), "accuracy");
-    *seconds = json_key_number(line, strlen(line), "seconds");
+    *accuracy = json_get_num(json_get(&v, "test"), "accuracy");
+    *seconds = json_get_num(&v, "seconds");
+    json_free(&v);
     return !isnan(*accuracy);
 }
 
@@ -1239,25 +1230,18 @@ static const char *find_mpirun(const bench *b, char *buf, size_t size)
  * dtype dt and reps steps; false when it is not, or a key is missing or not a finite number. */
 static bool w3dist_parse(const char *out, tg_dtype dt, int reps, w3dist_fig *r)
 {
-    const char *line = NULL;
-    for (const char *p = out; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
-        if (strncmp(p, "{\"workload\": \"W3dist\"", 21) == 0)
-            line = p;
-    if (!line)
+    json_value v;
+    if (!last_json_line(out, "{\"workload\": \"W3dist\"", &v))
         return false;
-    size_t len = strcspn(line, "\n");
-    char dtype[32];
-    snprintf(dtype, sizeof dtype, "\"dtype\": \"%s\"", tg_dtype_name(dt));
-    const char *at = strstr(line, dtype);
-    if (!at || at > line + len || json_key_number(line, len, "reps") != reps)
-        return false;
-    for (size_t k = 0; k < W3DIST_N; k++) {
-        double v = json_key_number(line, len, W3DIST_KEYS[k].key);
-        if (!isfinite(v))
-            return false;
-        *w3dist_field(r, k) = v;
+    const char *dtype = json_get_str(&v, "dtype");
+    bool ok = dtype && strcmp(dtype, tg_dtype_name(dt)) == 0 && json_get_num(&v, "reps") == reps;
+    for (size_t k = 0; k < W3DIST_N && ok; k++) {
+        double x = json_get_num(&v, W3DIST_KEYS[k].key);
+        ok = isfinite(x);
+        *w3dist_field(r, k) = x;
     }
-    return true;
+    json_free(&v);
+    return ok;
 }
 
 /* ranks x threads: this binary under mpirun, rank 0's figures read back. */
