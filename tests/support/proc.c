@@ -42,8 +42,7 @@ static void expect_no_sanitizer_report(const char *const *argv, const char *text
 int tp_finish(pid_t pid)
 {
     int st = 0;
-    cr_assert(proc_wait(pid, 0, &st, NULL, NULL), "waiting for %d: %s", (int)pid,
-              strerror(errno));
+    cr_assert(proc_wait(pid, 0, &st, NULL, NULL), "waiting for %d: %s", (int)pid, strerror(errno));
     return st;
 }
 

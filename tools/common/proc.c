@@ -167,8 +167,8 @@ bool proc_run(const char *const *argv, const proc_opts *opts, proc_result *r)
         if (rc != 0)
             errno = rc;
         struct rusage ru;
-        ok = rc == 0 && proc_wait(pid, opts->timeout_s > 0 ? t0 + opts->timeout_s : 0,
-                                  &r->wait, &ru, &r->timed_out);
+        ok = rc == 0 && proc_wait(pid, opts->timeout_s > 0 ? t0 + opts->timeout_s : 0, &r->wait,
+                                  &ru, &r->timed_out);
         r->wall_s = monotonic_seconds() - t0;
         if (ok) {
             r->status = WIFEXITED(r->wait) ? WEXITSTATUS(r->wait) : -1;
