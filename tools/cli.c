@@ -1,8 +1,7 @@
 /* cli.c: what every subcommand of the `tapegrad` command shares: messages and exit codes,
- * reading input, option matching, and printing tensors for people and as JSON. */
+ * option matching, and printing tensors for people and as JSON. */
 #include "cli.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,57 +35,6 @@ int usage_error(const char *cmd, const char *fmt, ...)
             cmd ? cmd : "");
     va_end(ap);
     return EXIT_USAGE;
-}
-
-/* The whole of a stream, NUL-terminated (malloc'd; the caller frees). NULL with errno set
- * when reading fails or memory runs out. */
-char *read_stream(FILE *f, size_t *len)
-{
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    if (!buf)
-        return NULL;
-    for (;;) {
-        if (n + 1 >= cap) {
-            char *more = cap < SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
-            if (!more) {
-                free(buf);
-                errno = ENOMEM;
-                return NULL;
-            }
-            buf = more;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - 1 - n, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f)) {
-                free(buf);
-                if (!errno)
-                    errno = EIO;
-                return NULL;
-            }
-            break;
-        }
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
-/* A file's contents, or stdin's for "-". */
-char *read_file(const char *path, size_t *len)
-{
-    if (strcmp(path, "-") == 0)
-        return read_stream(stdin, len);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *text = read_stream(f, len);
-    int saved = errno;
-    fclose(f);
-    errno = saved;
-    return text;
 }
 
 /* The shortest decimal that reads back as the same value of `dtype` ("0.1", not

@@ -1,6 +1,7 @@
 /* cli.h: what the subcommands of the `tapegrad` command share (cli.c): messages and exit
- * codes, reading input, option matching, and printing tensors for people and as JSON; and
- * the subcommands themselves, one per cmd_NAME.c, listed in tapegrad.c's table.
+ * codes, option matching, and printing tensors for people and as JSON; and the subcommands
+ * themselves, one per cmd_NAME.c, listed in tapegrad.c's table. What the tools share with
+ * the tests (reading files and JSON, running programs, the clock) is in common/.
  *
  * Exit status, for every subcommand: 0 success, 1 the work failed (a program error, an
  * unreadable file, a failed check), 2 the command line is malformed. */
@@ -27,13 +28,6 @@ int cmd_predict(int argc, char **argv);
 void complain(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A usage error: the message, a pointer to --help, and EXIT_USAGE (to return). */
 int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* ---- input ------------------------------------------------------------------------------- */
-
-/* The whole of a stream or a file ("-" is stdin), NUL-terminated, malloc'd (the caller
- * frees). NULL with errno set when reading fails or memory runs out. */
-char *read_stream(FILE *f, size_t *len);
-char *read_file(const char *path, size_t *len);
 
 /* ---- options ----------------------------------------------------------------------------- */
 

@@ -1,5 +1,6 @@
 /* cmd_grad.c: `tapegrad grad`, the value and gradients of a tgx program. */
 #include "cli.h"
+#include "common/file.h"
 
 #include <tapegrad/io.h>
 

@@ -6,11 +6,11 @@
 #include "train_dist.h"
 
 #include "cli.h"
+#include "common/clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 const char TRAIN_DIST_USAGE[] =
     "  --distributed       data-parallel training under mpirun: every rank reads DATA.csv and\n"
@@ -25,13 +25,6 @@ const char TRAIN_DIST_USAGE[] =
     "                      options; the number of ranks must match)\n";
 
 const char *const TRAIN_DIST_OPTIONS[] = {"--checkpoint", "--checkpoint-every", "--resume", NULL};
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 int train_dist_option(train_dist *d, const char *opt, const char *value)
 {
@@ -67,9 +60,9 @@ static tg_status average_grads(tg_model *model, void *grad, size_t numel, tg_dty
 {
     (void)grad, (void)numel, (void)dtype;
     train_dist *d = ud;
-    double t0 = now();
+    double t0 = monotonic_seconds();
     tg_status st = tg_dist_allreduce_grads(d->dist, model);
-    d->allreduce_seconds += now() - t0;
+    d->allreduce_seconds += monotonic_seconds() - t0;
     d->allreduces++;
     return st;
 }

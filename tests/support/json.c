@@ -1,4 +1,4 @@
-/* json.c: see json.h. */
+/* json.c: see json.h. The parsing is tools/common/json.c's; this file only asserts. */
 #include "json.h"
 
 #include <criterion/criterion.h>
@@ -7,158 +7,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void skip_ws(const char **s)
+/* What follows a value: whitespace, then the end. */
+static bool only_space(const char *s)
 {
-    while (**s == ' ' || **s == '\n' || **s == '\t' || **s == '\r')
-        (*s)++;
-}
-
-static int hex4(const char *s)
-{
-    int v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = s[i];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
-        if (d < 0)
-            return -1;
-        v = v * 16 + d;
-    }
-    return v;
-}
-
-/* A string at *s, decoded into a new buffer (the decoded text is never longer). */
-static bool parse_string(const char **s, char **out)
-{
-    if (**s != '"')
-        return false;
-    const char *p = *s + 1;
-    char *buf = malloc(strlen(p) + 1);
-    cr_assert_not_null(buf);
-    size_t n = 0;
-    for (; *p != '"'; p++) {
-        if (*p == '\0' || (unsigned char)*p < 0x20) {
-            free(buf);
-            return false;
-        }
-        if (*p != '\\') {
-            buf[n++] = *p;
-            continue;
-        }
-        const char *esc = strchr("\"\\/bfnrt", *++p);
-        if (*p && esc) {
-            buf[n++] = "\"\\/\b\f\n\r\t"[esc - "\"\\/bfnrt"];
-            continue;
-        }
-        int c = *p == 'u' ? hex4(p + 1) : -1;
-        if (c < 0) {
-            free(buf);
-            return false;
-        }
-        p += 4;
-        /* UTF-8 of the code unit (surrogates are kept as they are: enough for comparing) */
-        if (c < 0x80) {
-            buf[n++] = (char)c;
-        } else if (c < 0x800) {
-            buf[n++] = (char)(0xc0 | (c >> 6));
-            buf[n++] = (char)(0x80 | (c & 0x3f));
-        } else {
-            buf[n++] = (char)(0xe0 | (c >> 12));
-            buf[n++] = (char)(0x80 | ((c >> 6) & 0x3f));
-            buf[n++] = (char)(0x80 | (c & 0x3f));
-        }
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *s = p + 1;
-    return true;
-}
-
-static bool parse_value(const char **s, tj *v)
-{
-    memset(v, 0, sizeof *v);
-    skip_ws(s);
-    if (**s == '{' || **s == '[') {
-        bool obj = **s == '{';
-        char close = obj ? '}' : ']';
-        v->type = obj ? TJ_OBJ : TJ_ARR;
-        (*s)++;
-        skip_ws(s);
-        if (**s == close) {
-            (*s)++;
-            return true;
-        }
-        for (;;) {
-            v->items = realloc(v->items, (v->n + 1) * sizeof *v->items);
-            v->keys = realloc(v->keys, (v->n + 1) * sizeof *v->keys);
-            cr_assert(v->items && v->keys);
-            v->keys[v->n] = NULL;
-            memset(&v->items[v->n], 0, sizeof v->items[v->n]);
-            v->n++; /* counted now, so that tj_free frees what a failure leaves behind */
-            if (obj) {
-                skip_ws(s);
-                if (!parse_string(s, &v->keys[v->n - 1]))
-                    return false;
-                skip_ws(s);
-                if (*(*s)++ != ':')
-                    return false;
-            }
-            if (!parse_value(s, &v->items[v->n - 1]))
-                return false;
-            skip_ws(s);
-            if (**s == ',') {
-                (*s)++;
-                continue;
-            }
-            if (**s != close)
-                return false;
-            (*s)++;
-            return true;
-        }
-    }
-    if (**s == '"') {
-        v->type = TJ_STR;
-        return parse_string(s, &v->str);
-    }
-    if (strncmp(*s, "true", 4) == 0 || strncmp(*s, "false", 5) == 0) {
-        v->type = TJ_BOOL;
-        v->num = **s == 't';
-        *s += **s == 't' ? 4 : 5;
-        return true;
-    }
-    if (strncmp(*s, "null", 4) == 0) {
-        *s += 4;
-        return true;
-    }
-    /* JSON numbers only: an optional '-', then a digit (no NaN, inf, '+' or hex) */
-    const char *d = *s + (**s == '-');
-    if (!(*d >= '0' && *d <= '9'))
-        return false;
-    char *end;
-    v->type = TJ_NUM;
-    v->num = strtod(*s, &end);
-    *s = end;
-    return true;
+    return s[strspn(s, " \t\r\n")] == '\0';
 }
 
 bool tj_parse(const char **s, tj *v)
 {
-    if (parse_value(s, v))
-        return true;
-    tj_free(v);
-    return false;
+    return json_parse(s, v);
 }
 
 tj tj_object(const char *text)
 {
     tj v;
     const char *s = text;
-    cr_assert(tj_parse(&s, &v), "not JSON:\n%s", text);
+    cr_assert(json_parse(&s, &v), "not JSON:\n%s", text);
     cr_assert_eq(v.type, TJ_OBJ, "not an object:\n%s", text);
-    skip_ws(&s);
-    cr_assert_eq(*s, '\0', "more than one JSON value:\n%s", text);
+    cr_assert(only_space(s), "more than one JSON value:\n%s", text);
     return v;
 }
 
@@ -166,7 +32,7 @@ tj tj_line(const char *text)
 {
     tj v;
     const char *s = text;
-    cr_assert(tj_parse(&s, &v), "not JSON: %s", text);
+    cr_assert(json_parse(&s, &v), "not JSON: %s", text);
     cr_assert_str_eq(s, "\n", "more than one JSON line: %s", text);
     return v;
 }
@@ -182,10 +48,9 @@ size_t tj_lines(const char *text, tj *lines, size_t max)
             cr_assert_not_null(one);
             cr_assert_lt(n, max, "more than %zu lines:\n%s", max, text);
             const char *s = one;
-            cr_assert(tj_parse(&s, &lines[n]) && lines[n].type == TJ_OBJ, "not a JSON object:\n%s",
-                      one);
-            skip_ws(&s);
-            cr_assert_eq(*s, '\0', "more than one JSON value on a line:\n%s", one);
+            cr_assert(json_parse(&s, &lines[n]) && lines[n].type == TJ_OBJ,
+                      "not a JSON object:\n%s", one);
+            cr_assert(only_space(s), "more than one JSON value on a line:\n%s", one);
             free(one);
             n++;
         }
@@ -196,30 +61,20 @@ size_t tj_lines(const char *text, tj *lines, size_t max)
 
 void tj_free(tj *v)
 {
-    for (size_t i = 0; i < v->n; i++) {
-        tj_free(&v->items[i]);
-        free(v->keys[i]);
-    }
-    free(v->items);
-    free(v->keys);
-    free(v->str);
-    memset(v, 0, sizeof *v);
+    json_free(v);
 }
 
 void tj_free_all(tj *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        tj_free(&v[i]);
+        json_free(&v[i]);
 }
 
 const tj *tj_get(const tj *obj, const char *key)
 {
     cr_assert_not_null(obj);
     cr_assert_eq(obj->type, TJ_OBJ, "looking for \"%s\" in a JSON value that is no object", key);
-    for (size_t i = 0; i < obj->n; i++)
-        if (strcmp(obj->keys[i], key) == 0)
-            return &obj->items[i];
-    return NULL;
+    return json_get(obj, key);
 }
 
 double tj_num(const tj *v)

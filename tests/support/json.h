@@ -1,23 +1,24 @@
-/* json.h: a small strict JSON reader for checking what the tapegrad command prints: values
- * are parsed into a tree, numbers must be JSON numbers (no '+', NaN, inf or hex), strings may
- * hold no raw control characters and their escapes are decoded. The t*_expect and accessor
- * functions fail the calling Criterion test when the text or value is not what they expect. */
+/* json.h: the tests' side of the JSON reader in tools/common/json.h (strict: JSON numbers
+ * only, no raw control characters in strings, escapes decoded): the same tree under the
+ * names tj and TJ_*, and functions that fail the calling Criterion test when the text or a
+ * value is not what they expect. */
 #ifndef TAPEGRAD_TESTS_SUPPORT_JSON_H
 #define TAPEGRAD_TESTS_SUPPORT_JSON_H
+
+#include "common/json.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef enum tj_type { TJ_NULL, TJ_BOOL, TJ_NUM, TJ_STR, TJ_ARR, TJ_OBJ } tj_type;
-
-typedef struct tj {
-    tj_type type;
-    double num;       /* TJ_NUM; TJ_BOOL: 1 or 0 */
-    char *str;        /* TJ_STR, decoded */
-    struct tj *items; /* TJ_ARR elements, TJ_OBJ values */
-    char **keys;      /* TJ_OBJ keys, in order */
-    size_t n;         /* elements or members */
-} tj;
+/* A parsed value: type, num, str, items, keys, n (see common/json.h). */
+typedef json_value tj;
+typedef json_type tj_type;
+#define TJ_NULL JSON_NULL
+#define TJ_BOOL JSON_BOOL
+#define TJ_NUM JSON_NUM
+#define TJ_STR JSON_STR
+#define TJ_ARR JSON_ARR
+#define TJ_OBJ JSON_OBJ
 
 /* Parses one value at *s (leading whitespace skipped), moving *s past it; false (and v
  * freed) on malformed text. */
@@ -36,7 +37,7 @@ size_t tj_lines(const char *text, tj *lines, size_t max);
 void tj_free(tj *v);
 void tj_free_all(tj *v, size_t n);
 
-/* Member `key` of object obj, or NULL when it has none. */
+/* Member `key` of object obj (which must be an object), or NULL when it has none. */
 const tj *tj_get(const tj *obj, const char *key);
 
 /* The number v (not NULL, a number). */

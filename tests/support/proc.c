@@ -1,14 +1,15 @@
-/* proc.c: see proc.h. Children are started with fork and exec (no shell: arguments reach the
- * program as they are, quotes and all), their streams go to temporary files that are read
- * back once they end. */
+/* proc.c: see proc.h. The children are started and waited for by tools/common/proc.c; this
+ * file adds the assertions, the sanitizer check and what only the tests need (killing a
+ * process tree, polling a checkpoint). */
 #include "proc.h"
+
+#include "common/file.h"
 
 #include <criterion/criterion.h>
 #include <tapegrad.h>
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,22 +27,9 @@ const char *tp_env(const char *name)
 
 char *tp_slurp(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0, got;
-    char *buf = malloc(cap);
-    cr_assert_not_null(buf);
-    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) {
-            buf = realloc(buf, cap *= 2);
-            cr_assert_not_null(buf);
-        }
-    }
-    cr_assert(!ferror(f), "%s: read error", path);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
+    char *text = read_file(path, NULL);
+    cr_assert_not_null(text, "%s: %s", path, strerror(errno));
+    return text;
 }
 
 /* Under the sanitizers a child's own reports land in its output: they fail the test. */
@@ -51,90 +39,17 @@ static void expect_no_sanitizer_report(const char *const *argv, const char *text
               "%s tripped a sanitizer:\n%s", argv[0], text);
 }
 
-static void redirect(const char *path, int flags, int fd)
-{
-    int f = open(path, flags, 0644);
-    if (f < 0 || dup2(f, fd) < 0) {
-        fprintf(stderr, "cannot redirect to %s: %s\n", path, strerror(errno));
-        _exit(126);
-    }
-    close(f);
-}
-
-/* Forks and execs argv with its streams from/to these files (err may be the same path as
- * out: one stream then), in cwd (NULL: ours), in a process group of its own when asked. */
-static pid_t spawn(const char *const *argv, const char *cwd, const char *in, const char *out,
-                   const char *err, int own_group)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        if (own_group)
-            setpgid(0, 0);
-        if (cwd && chdir(cwd) != 0) {
-            fprintf(stderr, "cannot enter %s: %s\n", cwd, strerror(errno));
-            _exit(126);
-        }
-        redirect(in, O_RDONLY, 0);
-        redirect(out, O_WRONLY | O_CREAT | O_TRUNC, 1);
-        if (strcmp(err, out) == 0)
-            dup2(1, 2);
-        else
-            redirect(err, O_WRONLY | O_CREAT | O_TRUNC, 2);
-        execvp(argv[0], (char *const *)argv);
-        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    if (own_group)
-        setpgid(pid, pid); /* either side may win the race; both ask for the same */
-    return pid;
-}
-
 int tp_finish(pid_t pid)
 {
     int st = 0;
-    cr_assert_eq(waitpid(pid, &st, 0), pid, "waitpid: %s", strerror(errno));
+    cr_assert(proc_wait(pid, 0, &st, NULL, NULL), "waiting for %d: %s", (int)pid, strerror(errno));
     return st;
-}
-
-/* A new empty temporary file; its path into `path` (a "..._XXXXXX" template). */
-static void temp_file(char *path)
-{
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0, "mkstemp %s: %s", path, strerror(errno));
-    close(fd);
 }
 
 tp_run tp_run_argv(const char *const *argv, const tp_opts *opts)
 {
-    static const tp_opts none;
-    if (!opts)
-        opts = &none;
-    char in[] = "/tmp/tg_test_in_XXXXXX", out[] = "/tmp/tg_test_out_XXXXXX",
-         err[] = "/tmp/tg_test_err_XXXXXX";
-    temp_file(out);
-    if (!opts->merge)
-        temp_file(err);
-    const char *in_path = "/dev/null";
-    if (opts->stdin_text) {
-        temp_file(in);
-        FILE *f = fopen(in, "wb");
-        cr_assert_not_null(f, "%s: %s", in, strerror(errno));
-        size_t n = strlen(opts->stdin_text);
-        cr_assert_eq(fwrite(opts->stdin_text, 1, n, f), n);
-        cr_assert_eq(fclose(f), 0);
-        in_path = in;
-    }
-    int st = tp_finish(spawn(argv, opts->cwd, in_path, out, opts->merge ? out : err, 0));
-    tp_run r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, st, tp_slurp(out),
-                opts->merge ? strdup("") : tp_slurp(err)};
-    cr_assert_not_null(r.err);
-    unlink(out);
-    if (!opts->merge)
-        unlink(err);
-    if (opts->stdin_text)
-        unlink(in);
+    tp_run r;
+    cr_assert(proc_run(argv, opts, &r), "cannot run %s: %s", argv[0], strerror(errno));
     expect_no_sanitizer_report(argv, r.out);
     expect_no_sanitizer_report(argv, r.err);
     return r;
@@ -158,9 +73,7 @@ tp_run tp_tapegrad(const char *const *args, const tp_opts *opts)
 
 void tp_run_free(tp_run *r)
 {
-    free(r->out);
-    free(r->err);
-    r->out = r->err = NULL;
+    proc_result_free(r);
 }
 
 void tp_expect_status(const tp_run *r, int status)
@@ -173,7 +86,9 @@ void tp_expect_status(const tp_run *r, int status)
 
 pid_t tp_start(const char *const *argv, const char *log)
 {
-    return spawn(argv, NULL, "/dev/null", log, log, 1);
+    pid_t pid = proc_start_logged(argv, log);
+    cr_assert_geq(pid, 0, "cannot run %s: %s", argv[0], strerror(errno));
+    return pid;
 }
 
 char *tp_run_log(const char *const *argv, const char *log, int want)

@@ -1,12 +1,16 @@
 /* proc.h: running programs from the tests: the tapegrad command (or any program) as a child
  * process with its output and exit status collected, a long run started in its own process
- * group and written to a log, and a run killed with its whole process tree.
+ * group and written to a log, and a run killed with its whole process tree. Starting and
+ * waiting are tools/common/proc.c's (the runner `tapegrad bench` uses too).
  *
  * Every function fails the calling Criterion test (cr_assert) when the machinery itself fails
- * (fork, temporary files, a missing environment variable); what the child does is left to the
- * caller to judge, except for sanitizer reports in its output, which always fail the test. */
+ * (starting the program, temporary files, a missing environment variable); what the child
+ * does is left to the caller to judge, except for sanitizer reports in its output, which
+ * always fail the test. */
 #ifndef TAPEGRAD_TESTS_SUPPORT_PROC_H
 #define TAPEGRAD_TESTS_SUPPORT_PROC_H
+
+#include "common/proc.h"
 
 #include <stdint.h>
 #include <sys/types.h>
@@ -17,20 +21,15 @@ const char *tp_env(const char *name);
 /* The whole of file `path`, NUL-terminated (caller frees). */
 char *tp_slurp(const char *path);
 
-/* A finished run. */
-typedef struct tp_run {
-    int status; /* exit status; -1 when killed by a signal */
-    int wait;   /* the wait status as waitpid gave it */
-    char *out;  /* stdout (with stderr after it when merged), NUL-terminated */
-    char *err;  /* stderr; "" when merged into out */
-} tp_run;
+/* A finished run: status (exit status; -1 when killed by a signal), wait (the wait status),
+ * out (stdout, with stderr after it when merged) and err (stderr; "" when merged), both
+ * NUL-terminated; and what else common/proc.h's proc_result holds. */
+typedef proc_result tp_run;
 
-/* How to run: all zero is stdin from /dev/null, the test's own directory, stderr apart. */
-typedef struct tp_opts {
-    const char *stdin_text; /* fed to the child's stdin */
-    const char *cwd;        /* the child's working directory */
-    int merge;              /* stderr into the same stream as stdout */
-} tp_opts;
+/* How to run: all zero is stdin from /dev/null, the test's own directory, stderr apart;
+ * .stdin_text is fed to the child's stdin, .cwd is its working directory, .merge sends
+ * stderr into the same stream as stdout (common/proc.h's proc_opts). */
+typedef proc_opts tp_opts;
 
 /* Runs argv (NULL-terminated; argv[0] a path, or a name looked up in PATH) to its end. */
 tp_run tp_run_argv(const char *const *argv, const tp_opts *opts);

@@ -1,0 +1,203 @@
+/* bench_output.c: what `tapegrad bench` reports and how: the statistics of a figure (the
+ * median of the timed repetitions, the workload's own peak RSS, its CPU time over wall time)
+ * and its output, a row of the table for people or one JSON line with --json. */
+#include "bench.h"
+
+#include "common/clock.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h> /* malloc_trim */
+#endif
+
+/* ---- time, medians, memory ------------------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of v[0..n) (reorders v). */
+double bench_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Starts a new peak-RSS window: on Linux, writing 5 to /proc/self/clear_refs resets the
+ * high-water mark getrusage reports, so each workload's peak is its own, not the largest so
+ * far. Memory the previous workload freed is handed back first (glibc keeps freed heap
+ * otherwise). Where the reset is not possible the peak is the process's. */
+void bench_rss_window_start(void)
+{
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
+double bench_cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double bench_peak_rss_mib(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return NAN;
+    return (double)ru.ru_maxrss / 1024.0; /* KiB on Linux */
+}
+
+/* ---- figures: one row of the table or one JSON line ------------------------------------------ */
+
+figure bench_figure(const char *workload, const char *metric, tg_dtype dtype, int reps)
+{
+    figure f = {.workload = workload, .metric = metric, .dtype = tg_dtype_name(dtype)};
+    f.reps = reps;
+    return f;
+}
+
+void bench_ctx_num(figure *f, const char *key, double v)
+{
+    if (f->n_ctx < MAX_CONTEXT) {
+        f->ctx[f->n_ctx].key = key;
+        f->ctx[f->n_ctx].str = NULL;
+        f->ctx[f->n_ctx++].num = v;
+    }
+}
+
+void bench_ctx_str(figure *f, const char *key, const char *s)
+{
+    if (f->n_ctx < MAX_CONTEXT) {
+        f->ctx[f->n_ctx].key = key;
+        f->ctx[f->n_ctx++].str = s;
+    }
+}
+
+/* A number for people: integers above 10^4 in full, others with 4 significant digits. */
+static void human_number(char *buf, size_t size, double v)
+{
+    if (fabs(v) >= 1e4 && fabs(v) < 1e15)
+        snprintf(buf, size, "%.0f", v);
+    else
+        snprintf(buf, size, "%.4g", v);
+}
+
+/* The CPU's name from /proc/cpuinfo, for the table's heading ("" when unknown). */
+static void cpu_name(char *buf, size_t size)
+{
+    buf[0] = '\0';
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) == 0) {
+            const char *colon = strchr(line, ':');
+            if (colon) {
+                snprintf(buf, size, "%s", colon + 1 + (colon[1] == ' '));
+                buf[strcspn(buf, "\n")] = '\0';
+            }
+            break;
+        }
+    }
+    fclose(f);
+}
+
+/* The line above the table: the version and the machine. */
+void bench_heading(const bench_opts *o)
+{
+    char cpu[256];
+    cpu_name(cpu, sizeof cpu);
+    printf("tapegrad %s bench: %s%s%ld CPUs online%s\n\n", tg_version(), cpu, cpu[0] ? ", " : "",
+           sysconf(_SC_NPROCESSORS_ONLN),
+           o->quick ? "; --quick: tiny sizes, the figures mean nothing" : "");
+}
+
+void bench_emit(bench *b, figure *f)
+{
+    double rss = f->peak_rss_mib > 0 ? f->peak_rss_mib : bench_peak_rss_mib();
+    /* CPU time over wall time shows how much of the CPU the workload got: about 1 per busy
+     * thread on a quiet machine, less when others share it (the figures are then slower). */
+    double busy = f->cpu_over_wall > 0
+                      ? f->cpu_over_wall
+                      : (bench_cpu_seconds() - b->cpu0) / (monotonic_seconds() - b->wall0);
+    int threads = f->threads > 0 ? f->threads : b->threads;
+    if (b->o->json) {
+        printf("{\"workload\": ");
+        json_string(stdout, f->workload);
+        printf(", \"metric\": ");
+        json_string(stdout, f->metric);
+        printf(", \"value\": ");
+        if (f->unavailable)
+            printf("null");
+        else
+            json_number(stdout, f->value);
+        printf(", \"threads\": %d, \"dtype\": ", threads);
+        json_string(stdout, f->dtype);
+        if (f->unavailable) {
+            printf(", \"unavailable\": ");
+            json_string(stdout, f->unavailable);
+        } else {
+            printf(", \"reps\": %d, \"peak_rss_mib\": %.1f, \"cpu_over_wall\": %.2f", f->reps, rss,
+                   busy);
+        }
+        if (b->o->quick)
+            printf(", \"quick\": true");
+        for (int i = 0; i < f->n_ctx; i++) {
+            printf(", ");
+            json_string(stdout, f->ctx[i].key);
+            printf(": ");
+            if (f->ctx[i].str)
+                json_string(stdout, f->ctx[i].str);
+            else
+                json_number(stdout, f->ctx[i].num);
+        }
+        printf("}\n");
+    } else {
+        if (!b->header_done)
+            printf("%-8s %-26s %12s %7s %5s %6s %9s %8s  %s\n", "workload", "metric", "value",
+                   "threads", "dtype", "reps", "peak MiB", "cpu/wall", "context");
+        b->header_done = true;
+        if (f->unavailable) {
+            printf("%-8s %-26s %12s %7d %5s  unavailable: %s\n", f->workload, f->metric, "-",
+                   threads, f->dtype, f->unavailable);
+        } else {
+            char num[32];
+            human_number(num, sizeof num, f->value);
+            printf("%-8s %-26s %12s %7d %5s %6d %9.1f %8.2f ", f->workload, f->metric, num, threads,
+                   f->dtype, f->reps, rss, busy);
+            for (int i = 0; i < f->n_ctx; i++) {
+                if (f->ctx[i].str)
+                    printf(" %s=%s", f->ctx[i].key, f->ctx[i].str);
+                else {
+                    human_number(num, sizeof num, f->ctx[i].num);
+                    printf(" %s=%s", f->ctx[i].key, num);
+                }
+            }
+            printf("\n");
+        }
+    }
+    fflush(stdout);
+}
+
+/* A library call failed: says which workload and why; the others still run. */
+void bench_failed(bench *b, const char *workload, const char *why)
+{
+    complain("bench", "%s: %s", workload, why);
+    b->failed = true;
+}

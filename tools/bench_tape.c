@@ -1,0 +1,154 @@
+/* bench_tape.c: the bench's workloads on tiny graphs, where the tape's own cost shows: W1,
+ * the 2-2-2 sigmoid network trained by SGD at batch 1 and re-recorded every step (steps per
+ * second), and W2, a chain of 300,000 scalar ops then backward (ns per recorded op). */
+#include "bench.h"
+
+#include "common/clock.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* ---- W1: the 2-2-2 network, batch 1 ---------------------------------------------------------- */
+
+/* Plain SGD on a leaf of either dtype, clearing its gradient: W1's update, written out so
+ * the step measures the tape, not an optimizer object. */
+static void sgd_leaf(tg_tensor *w, double lr)
+{
+    size_t n = tg_tensor_numel(w);
+    if (tg_tensor_dtype(w) == TG_F32) {
+        float *v = tg_tensor_data(w), *g = tg_tensor_grad_data(w);
+        for (size_t i = 0; i < n; i++) {
+            v[i] -= (float)lr * g[i];
+            g[i] = 0;
+        }
+    } else {
+        double *v = tg_tensor_data(w), *g = tg_tensor_grad_data(w);
+        for (size_t i = 0; i < n; i++) {
+            v[i] -= lr * g[i];
+            g[i] = 0;
+        }
+    }
+}
+
+typedef struct w1_net {
+    tg_tensor *W1, *W2, *x, *t;
+} w1_net;
+
+/* One SGD step (record, backward, update, reset); the loss, or NaN on error. */
+static double w1_step(tg_tape *tape, w1_net *n, double lr)
+{
+    tg_tensor *h = tg_sigmoid(tape, tg_matmul(tape, n->x, n->W1));
+    tg_tensor *o = tg_sigmoid(tape, tg_matmul(tape, h, n->W2));
+    tg_tensor *d = tg_sub(tape, n->t, o);
+    tg_tensor *E = tg_scale(tape, tg_sum(tape, tg_square(tape, d), TG_ALL_AXES, false), 0.5);
+    if (!E || tg_backward(tape, E) != TG_OK)
+        return NAN;
+    double loss = tg_tensor_item(E);
+    sgd_leaf(n->W1, lr);
+    sgd_leaf(n->W2, lr);
+    tg_tape_reset(tape);
+    return loss;
+}
+
+static void w1_free(w1_net *n)
+{
+    tg_tensor_free(n->W1);
+    tg_tensor_free(n->W2);
+    tg_tensor_free(n->x);
+    tg_tensor_free(n->t);
+}
+
+void bench_w1(bench *b)
+{
+    /* The worked example's weights, input and targets. */
+    const double W1v[4] = {0.3, 0.4, 0.25, 0.35}, W2v[4] = {0.45, 0.7, 0.4, 0.6};
+    const double xv[2] = {0.1, 0.2}, tv[2] = {0.4, 0.6};
+    const size_t row[2] = {1, 2}, sq[2] = {2, 2};
+    const tg_dtype dt = bench_dtype(b, TG_F64);
+    const int reps = bench_reps(b, 5, 2);
+    const long steps = b->o->quick ? 2000 : 1000000;
+    double *rates = calloc((size_t)reps, sizeof *rates);
+    tg_tape *tape = tg_tape_new();
+    double loss = 0;
+    bool ok = rates && tape;
+    for (int r = -1; r < reps && ok; r++) { /* r = -1: the warm-up */
+        /* Fresh weights every repetition, so each trains the same path from the start. */
+        w1_net n = {tg_tensor_from_f64(dt, 2, sq, W1v), tg_tensor_from_f64(dt, 2, sq, W2v),
+                    tg_tensor_from_f64(dt, 2, row, xv), tg_tensor_from_f64(dt, 2, row, tv)};
+        ok = n.W1 && n.W2 && n.x && n.t && tg_tensor_set_requires_grad(n.W1, true) == TG_OK &&
+             tg_tensor_set_requires_grad(n.W2, true) == TG_OK;
+        long count = r < 0 ? steps / 10 : steps;
+        double t0 = monotonic_seconds();
+        for (long s = 0; s < count && ok; s++)
+            ok = !isnan(loss = w1_step(tape, &n, 0.5));
+        double dt_s = monotonic_seconds() - t0;
+        if (r >= 0)
+            rates[r] = (double)count / dt_s;
+        w1_free(&n);
+    }
+    if (ok) {
+        figure f = bench_figure("W1", "steps_per_s", dt, reps);
+        bench_ctx_num(&f, "steps", (double)steps);
+        bench_ctx_num(&f, "final_loss", loss);
+        f.value = bench_median(rates, reps);
+        bench_emit(b, &f);
+    } else {
+        bench_failed(b, "W1", tg_last_error());
+    }
+    tg_tape_free(tape);
+    free(rates);
+}
+
+/* ---- W2: a long chain of scalar ops ---------------------------------------------------------- */
+
+void bench_w2(bench *b)
+{
+    const tg_dtype dt = bench_dtype(b, TG_F64);
+    const int reps = bench_reps(b, 5, 2);
+    const int iters = b->o->quick ? 1000 : 100000, ops = 3 * iters;
+    double *fwd = calloc((size_t)reps, sizeof *fwd), *both = calloc((size_t)reps, sizeof *both);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tensor_scalar(dt, 0.5), *w = tg_tensor_scalar(dt, 0.9),
+              *bias = tg_tensor_scalar(dt, 0.1);
+    bool ok = fwd && both && tape && x && w && bias &&
+              tg_tensor_set_requires_grad(x, true) == TG_OK &&
+              tg_tensor_set_requires_grad(w, true) == TG_OK &&
+              tg_tensor_set_requires_grad(bias, true) == TG_OK;
+    double dw = 0;
+    for (int r = -1; r < reps && ok; r++) {
+        tg_tensor_zero_grad(x);
+        tg_tensor_zero_grad(w);
+        tg_tensor_zero_grad(bias);
+        double t0 = monotonic_seconds();
+        tg_tensor *y = x;
+        for (int i = 0; i < iters; i++)
+            y = tg_tanh(tape, tg_add(tape, tg_mul(tape, y, w), bias));
+        double t1 = monotonic_seconds();
+        ok = y && tg_backward(tape, y) == TG_OK;
+        double t2 = monotonic_seconds();
+        dw = tg_tensor_grad_get(w, 0);
+        tg_tape_reset(tape);
+        if (r >= 0) {
+            fwd[r] = (t1 - t0) * 1e9 / ops;
+            both[r] = (t2 - t0) * 1e9 / ops;
+        }
+    }
+    if (ok) {
+        figure f = bench_figure("W2", "ns_per_op_forward", dt, reps);
+        bench_ctx_num(&f, "ops", ops);
+        bench_ctx_num(&f, "dy_dw", dw);
+        f.value = bench_median(fwd, reps);
+        bench_emit(b, &f);
+        f.metric = "ns_per_op_forward_backward";
+        f.value = bench_median(both, reps);
+        bench_emit(b, &f);
+    } else {
+        bench_failed(b, "W2", tg_last_error());
+    }
+    tg_tensor_free(x);
+    tg_tensor_free(w);
+    tg_tensor_free(bias);
+    tg_tape_free(tape);
+    free(fwd);
+    free(both);
+}

@@ -1,0 +1,210 @@
+/* bench_w3.c: the bench's W3, an MLP 784 -> 512 relu -> 256 relu -> 10 trained by SGD with
+ * softmax cross-entropy at batch 128 on seeded synthetic data (ms per step, with its parts and
+ * a memory bar for its peak RSS), and W3's set-up and timed steps, which W3dist runs too. */
+#include "bench.h"
+
+#include "common/clock.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const w3_arch W3_FULL = {128, 3, {784, 512, 256, 10}, "784-512-256-10"};
+static const w3_arch W3_QUICK = {8, 3, {784, 64, 32, 10}, "784-64-32-10"};
+
+const w3_arch *w3_arch_of(const bench *b)
+{
+    return b->o->quick ? &W3_QUICK : &W3_FULL;
+}
+
+/* Fills n elements of a dtype buffer from the RNG: normal, or uniform class ids below
+ * `classes` when classes > 0. */
+void bench_fill(void *buf, tg_dtype dt, size_t n, tg_rng *rng, size_t classes)
+{
+    for (size_t i = 0; i < n; i++) {
+        double v = classes ? (double)tg_rng_below(rng, classes) : tg_rng_normal(rng);
+        if (dt == TG_F32)
+            ((float *)buf)[i] = (float)v;
+        else
+            ((double *)buf)[i] = v;
+    }
+}
+
+enum { W3_TIMES = 6 };
+
+static bool w3_times_new(w3_times *t, int reps)
+{
+    double *all = calloc(W3_TIMES * (size_t)reps, sizeof *all);
+    double **parts[W3_TIMES] = {&t->step, &t->fwd, &t->bwd, &t->fb, &t->allreduce, &t->upd};
+    for (int i = 0; i < W3_TIMES; i++)
+        *parts[i] = all ? all + (size_t)i * (size_t)reps : NULL;
+    t->loss = NAN;
+    return all != NULL;
+}
+
+void w3_times_free(w3_times *t)
+{
+    free(t->step); /* the block */
+    memset(t, 0, sizeof *t);
+}
+
+void w3_free(w3_run *r)
+{
+    tg_tape_free(r->tape);
+    tg_tensor_free(r->x);
+    tg_tensor_free(r->y);
+    tg_optim_free(r->optim);
+    tg_model_free(r->model);
+    free(r->xbuf);
+    free(r->ybuf);
+}
+
+/* Sets up a run of arch a in dtype dt; with dist, this rank's part of a distributed one
+ * (collective). NULL, or why not (r is then freed). */
+static const char *w3_init(w3_run *r, const w3_arch *a, tg_dtype dt, tg_dist *dist)
+{
+    memset(r, 0, sizeof *r);
+    r->a = a;
+    r->dt = dt;
+    r->dist = dist;
+    const size_t es = tg_dtype_size(dt), classes = a->sizes[a->n_layers];
+    const size_t world = (size_t)tg_dist_size(dist), rank = (size_t)tg_dist_rank(dist);
+    const size_t lo = a->batch * rank / world, hi = a->batch * (rank + 1) / world;
+    r->rows = hi - lo;
+    /* The allreduce averages the ranks' gradients; weighting each rank's mean loss by its
+     * share of the rows makes that the gradient of the whole batch's mean loss even when the
+     * rows do not divide evenly. */
+    r->weight = (double)r->rows * (double)world / (double)a->batch;
+    /* Every process draws the whole batch from the same seed and keeps its rows of it. */
+    r->xbuf = malloc(a->batch * a->sizes[0] * es);
+    r->ybuf = malloc(a->batch * es);
+    r->tape = tg_tape_new();
+    if (!r->xbuf || !r->ybuf || !r->tape) {
+        w3_free(r);
+        return "out of memory";
+    }
+    tg_mlp_spec spec = TG_MLP_SPEC_INIT;
+    spec.n_layers = a->n_layers;
+    for (int l = 0; l <= a->n_layers; l++)
+        spec.sizes[l] = a->sizes[l];
+    for (int l = 0; l < a->n_layers; l++)
+        spec.act[l] = l + 1 < a->n_layers ? TG_ACT_RELU : TG_ACT_IDENTITY;
+    spec.dtype = dt;
+    tg_rng rng;
+    tg_rng_seed(&rng, 42);
+    bool ok = tg_model_new(&spec, TG_INIT_HE_UNIFORM, &rng, &r->model) == TG_OK &&
+              (!dist || tg_dist_broadcast_params(dist, r->model) == TG_OK);
+    if (ok) {
+        /* The data are wrapped caller memory: they need no gradient and get none. */
+        bench_fill(r->xbuf, dt, a->batch * a->sizes[0], &rng, 0);
+        bench_fill(r->ybuf, dt, a->batch, &rng, classes);
+        const size_t xs[2] = {r->rows, a->sizes[0]}, ys[1] = {r->rows};
+        r->x = tg_tensor_wrap(dt, 2, xs, (char *)r->xbuf + lo * a->sizes[0] * es);
+        r->y = tg_tensor_wrap(dt, 1, ys, (char *)r->ybuf + lo * es);
+        tg_tensor *params[2 * TG_MLP_MAX_LAYERS];
+        size_t n_params = tg_model_param_count(r->model);
+        for (size_t i = 0; i < n_params; i++)
+            params[i] = tg_model_param(r->model, i);
+        tg_optim_options opt = TG_OPTIM_OPTIONS_INIT; /* plain SGD */
+        ok = r->x && r->y && tg_optim_new(&opt, params, n_params, &r->optim) == TG_OK;
+    }
+    if (!ok) {
+        w3_free(r);
+        return tg_last_error();
+    }
+    return NULL;
+}
+
+/* `warmup` untimed steps, then `reps` timed ones into t. False on an error (tg_last_error). */
+static bool w3_steps(w3_run *r, int warmup, int reps, w3_times *t)
+{
+    bool ok = true;
+    for (int s = -warmup; s < reps && ok; s++) {
+        double t0 = monotonic_seconds();
+        tg_tensor *l = tg_cross_entropy(r->tape, tg_model_forward(r->tape, r->model, r->x), r->y);
+        if (r->weight != 1.0)
+            l = tg_scale(r->tape, l, r->weight);
+        ok = tg_tape_status(r->tape) == TG_OK;
+        double t1 = monotonic_seconds();
+        ok = ok && tg_backward(r->tape, l) == TG_OK;
+        double t2 = monotonic_seconds();
+        ok = ok && (!r->dist || tg_dist_allreduce_grads(r->dist, r->model) == TG_OK);
+        double t3 = monotonic_seconds();
+        ok = ok && tg_optim_step(r->optim) == TG_OK;
+        if (ok)
+            t->loss = tg_tensor_item(l);
+        tg_model_zero_grad(r->model);
+        tg_tape_reset(r->tape);
+        double t4 = monotonic_seconds();
+        if (s >= 0) {
+            t->step[s] = (t4 - t0) * 1e3;
+            t->fwd[s] = (t1 - t0) * 1e3;
+            t->bwd[s] = (t2 - t1) * 1e3;
+            t->fb[s] = (t2 - t0) * 1e3;
+            t->allreduce[s] = (t3 - t2) * 1e3;
+            t->upd[s] = (t4 - t3) * 1e3;
+        }
+    }
+    return ok;
+}
+
+const char *w3_measure(w3_run *r, w3_times *t, const w3_arch *a, tg_dtype dt, tg_dist *dist,
+                       int warmup, int reps)
+{
+    const char *why = w3_times_new(t, reps) ? w3_init(r, a, dt, dist) : "out of memory";
+    if (!why && !w3_steps(r, warmup, reps, t)) {
+        why = tg_last_error();
+        w3_free(r);
+    }
+    if (why)
+        w3_times_free(t);
+    return why;
+}
+
+int w3_reps(const bench *b)
+{
+    return bench_reps(b, 100, 3);
+}
+
+int w3_warmup(const bench *b)
+{
+    return b->o->quick ? 1 : 5;
+}
+
+void bench_w3(bench *b)
+{
+    const w3_arch *a = w3_arch_of(b);
+    const tg_dtype dt = bench_dtype(b, TG_F32);
+    const size_t es = tg_dtype_size(dt);
+    const int reps = w3_reps(b);
+    w3_times t;
+    w3_run r;
+    const char *why = w3_measure(&r, &t, a, dt, NULL, w3_warmup(b), reps);
+    if (why) {
+        bench_failed(b, "W3", why);
+        return;
+    }
+    /* The memory a step needs at least: parameters, their gradients, the optimizer's state
+     * (none for SGD), the data batch, and each layer's pre- and post-activation values with
+     * their gradients. The bar is 1.25 times that plus 16 MiB. */
+    double need = (double)es * (2.0 * (double)tg_model_numel(r.model) +
+                                (double)tg_optim_state_size(r.optim) / (double)es +
+                                (double)(a->batch * (a->sizes[0] + 1)));
+    for (int l = 1; l <= a->n_layers; l++)
+        need += (double)es * 4.0 * (double)(a->batch * a->sizes[l]);
+    double f_ms = bench_median(t.fwd, reps), b_ms = bench_median(t.bwd, reps);
+    figure f = bench_figure("W3", "ms_per_step", dt, reps);
+    f.value = bench_median(t.step, reps);
+    bench_ctx_num(&f, "forward_ms", f_ms);
+    bench_ctx_num(&f, "backward_ms", b_ms);
+    bench_ctx_num(&f, "backward_over_forward", b_ms / f_ms);
+    /* the update: optimizer step, zero grad, reset */
+    bench_ctx_num(&f, "update_ms", bench_median(t.upd, reps));
+    bench_ctx_str(&f, "layers", a->name);
+    bench_ctx_num(&f, "batch", (double)a->batch);
+    bench_ctx_num(&f, "final_loss", t.loss);
+    bench_ctx_num(&f, "memory_bar_mib", 1.25 * need / (1024.0 * 1024.0) + 16.0);
+    bench_emit(b, &f);
+    w3_free(&r);
+    w3_times_free(&t);
+}
