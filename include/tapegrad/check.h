@@ -15,15 +15,16 @@ typedef tg_tensor *(*tg_check_fn)(tg_tape *tape, tg_tensor *const *inputs, size_
 typedef struct tg_gradcheck_options {
     double eps; /* finite-difference step, relative: h = eps * max(1, |x|) */
     double tol; /* error bound used for the return status */
-    uint64_t seed; /* seeds the random weights r used for non-scalar outputs */
+    uint64_t seed; /* seeds the random weights r used for outputs of more than one element */
 } tg_gradcheck_options;
 
 #define TG_GRADCHECK_OPTIONS_INIT {1e-6, 1e-7, 42}
 
 /* Compares the gradient that backward computes with central differences
  * (f(x + h) - f(x - h)) / 2h, for every element of every input, all in f64: the inputs are
- * copied to f64 leaves requiring grad, so `fn` must build an f64 graph from them. A non-scalar
- * output y is checked through sum(r * y) with fixed random weights r drawn from opt->seed.
+ * copied to f64 leaves requiring grad, so `fn` must build an f64 graph from them. An output
+ * y of several elements is checked through sum(r * y) with fixed random weights r drawn from
+ * opt->seed.
  * max_err[i] (if not NULL) receives, for input i, the largest
  *     |analytic - numeric| / max(1, |analytic|, |numeric|)
  * (relative for large gradients, absolute for small ones). Returns TG_OK when every error is

@@ -51,7 +51,7 @@ TG_API tg_status tg_dist_broadcast_params(tg_dist *dist, tg_model *model);
 
 /* Replaces every rank's gradient block with the average over the ranks (MPI_Allreduce of the
  * sum in place, in the model's dtype, then a multiply by 1/size), in one call for any model
- * below 2^30 scalars (larger ones go in buckets of 2^30). Call it after backward and before
+ * below 2^30 elements (larger ones go in buckets of 2^30). Call it after backward and before
  * the optimizer step. TG_EINVAL for NULL arguments, TG_EIO for an MPI error. */
 TG_API tg_status tg_dist_allreduce_grads(tg_dist *dist, tg_model *model);
 

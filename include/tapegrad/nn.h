@@ -101,7 +101,7 @@ TG_API tg_tensor *tg_model_forward(tg_tape *tape, tg_model *model, tg_tensor *x)
 TG_API size_t tg_model_param_count(const tg_model *model);
 TG_API tg_tensor *tg_model_param(const tg_model *model, size_t i);
 TG_API const char *tg_model_param_name(const tg_model *model, size_t i);
-/* Total number of scalar parameters. */
+/* Total number of parameter elements. */
 TG_API size_t tg_model_numel(const tg_model *model);
 /* The contiguous blocks: tg_model_numel elements of the spec's dtype each. The gradient
  * block is what backward accumulates into (each parameter's grad points inside it). */

@@ -7,10 +7,10 @@
  * the same dtype (TG_EDTYPE otherwise). The result requires grad when any input does and the
  * tape's gradient recording is enabled.
  *
- * Conventions at kinks and edges (documented, tested):
- *   relu'(0) = 0, abs'(0) = 0; clamp passes the gradient on its bounds; max gives its gradient to the first maximum on ties;
- *   sigmoid is computed without overflow for any |x|; log(0) = -inf with gradient +inf, and
- *   log(x < 0) = NaN, as IEEE 754 says; sqrt'(0) = +inf; pow follows C's pow().
+ * Conventions at kinks and edges (documented, tested): relu'(0) = 0, abs'(0) = 0; clamp
+ * passes the gradient on its bounds; max gives its gradient to the first maximum on ties;
+ * sigmoid is computed without overflow for any |x|; log(0) = -inf with gradient +inf, and
+ * log(x < 0) = NaN, as IEEE 754 says; sqrt'(0) = +inf; pow follows C's pow().
  * Broadcasting (add, sub, mul, div) follows NumPy: shapes are aligned from the right and
  * each pair of dimensions must be equal or one of them 1; the VJPs sum over broadcast axes. */
 #ifndef TAPEGRAD_OPS_H
@@ -24,16 +24,16 @@ extern "C" {
 
 /* Every op the tape can record; tg_op_name gives its name. */
 typedef enum tg_op {
-    TG_OP_CONST,       /* a constant recorded on the tape (no inputs) */
-    TG_OP_DETACH,      /* the same values, cut from the graph */
+    TG_OP_CONST,  /* a constant recorded on the tape (no inputs) */
+    TG_OP_DETACH, /* the same values, cut from the graph */
     TG_OP_ADD,
     TG_OP_SUB,
     TG_OP_MUL,
     TG_OP_DIV,
     TG_OP_NEG,
-    TG_OP_SCALE,       /* x * c */
-    TG_OP_ADD_SCALAR,  /* x + c */
-    TG_OP_POW,         /* x ^ c */
+    TG_OP_SCALE,      /* x * c */
+    TG_OP_ADD_SCALAR, /* x + c */
+    TG_OP_POW,        /* x ^ c */
     TG_OP_SQUARE,
     TG_OP_SQRT,
     TG_OP_EXP,
@@ -70,12 +70,12 @@ typedef enum tg_attr_kind {
 /* The attributes of one application of an op, for tg_apply and tg_tensor_attrs. An op reads
  * the fields its tg_attr_kind names and ignores the others. */
 typedef struct tg_attrs {
-    double c;            /* TG_ATTR_CONSTANT */
-    double lo, hi;       /* TG_ATTR_RANGE */
-    int axis;            /* TG_ATTR_AXIS and TG_ATTR_REDUCE: an axis, negative from the end,
-                          * or (TG_ATTR_REDUCE only) TG_ALL_AXES */
-    bool keepdim;        /* TG_ATTR_REDUCE */
-    int rank;            /* TG_ATTR_SHAPE: the new shape, `rank` entries */
+    double c;      /* TG_ATTR_CONSTANT */
+    double lo, hi; /* TG_ATTR_RANGE */
+    int axis;      /* TG_ATTR_AXIS and TG_ATTR_REDUCE: an axis, negative from the end,
+                    * or (TG_ATTR_REDUCE only) TG_ALL_AXES */
+    bool keepdim;  /* TG_ATTR_REDUCE */
+    int rank;      /* TG_ATTR_SHAPE: the new shape, `rank` entries */
     const size_t *shape;
 } tg_attrs;
 

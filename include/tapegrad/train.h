@@ -123,7 +123,7 @@ typedef struct tg_train_result {
     size_t n_classes; /* 0 for regression */
     size_t n_train, n_test;
     size_t n_features;
-    size_t params;  /* scalar parameters of the model */
+    size_t params;  /* parameter elements of the model */
     int epochs;     /* epochs run (fewer than asked when the callback stopped it) */
     double seconds; /* wall time of the epochs, evaluation included */
     tg_train_scores train, test;

@@ -1,6 +1,6 @@
 /* gradcheck.c: compares backward's gradients with central finite differences, all in f64.
- * A non-scalar output y is reduced to sum(r * y) with fixed random weights r, so every entry
- * of the Jacobian takes part without building it. */
+ * An output y of more than one element is reduced to sum(r * y) with fixed random weights r, so
+ * every entry of the Jacobian takes part without building it. */
 #include "core/core.h"
 
 #include <math.h>
@@ -11,7 +11,7 @@ typedef struct check_ctx {
     tg_tensor *const *xs;
     size_t n;
     tg_tape *tape;
-    double *r; /* weights for a non-scalar output; NULL for a single element */
+    double *r; /* weights for an output of more than one element; NULL for one */
     size_t numel;
 } check_ctx;
 
@@ -32,8 +32,10 @@ static tg_tensor *record(check_ctx *c, tg_status *st)
         return NULL;
     }
     if (tg_tensor_dtype(y) != TG_F64) {
-        *st = tg__error(TG_EDTYPE, "gradcheck: the function must build an f64 graph, its output "
-                                   "is %s", tg_dtype_name(tg_tensor_dtype(y)));
+        *st = tg__error(TG_EDTYPE,
+                        "gradcheck: the function must build an f64 graph, its output "
+                        "is %s",
+                        tg_dtype_name(tg_tensor_dtype(y)));
         return NULL;
     }
     return y;
@@ -112,8 +114,9 @@ static tg_status run(check_ctx *c, const tg_gradcheck_options *opt, double *max_
         tg_tensor_free(grads[i]);
     tg__free(grads, c->n * sizeof *grads);
     if (st == TG_OK && bad)
-        st = tg__error(TG_ENUMERIC, "gradcheck: a gradient differs from finite differences by "
-                                    "more than %g",
+        st = tg__error(TG_ENUMERIC,
+                       "gradcheck: a gradient differs from finite differences by "
+                       "more than %g",
                        opt->tol);
     return st;
 }

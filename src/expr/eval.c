@@ -7,11 +7,10 @@
 
 #include <stdio.h>
 
-static tg_tensor *located(const tg_program *g, tg_expr_error *err, tg_status st,
-                          const tg_xnode *x, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static tg_tensor *located(const tg_program *g, tg_expr_error *err, tg_status st,
-                          const tg_xnode *x, const char *fmt, ...)
+static tg_tensor *located(const tg_program *g, tg_expr_error *err, tg_status st, const tg_xnode *x,
+                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static tg_tensor *located(const tg_program *g, tg_expr_error *err, tg_status st, const tg_xnode *x,
+                          const char *fmt, ...)
 {
     char msg[sizeof err->message];
     va_list ap;
@@ -125,7 +124,9 @@ tg_tensor *tg_program_eval(const tg_program *prog, tg_tape *tape, tg_dtype dtype
     memset(err, 0, sizeof *err);
     if (!prog || !tape || (n && !env)) {
         tg_expr__fail(err, TG_EINVAL, NULL, 0, 0, 0, "program_eval: %s is NULL",
-                      !prog ? "prog" : !tape ? "tape" : "env");
+                      !prog   ? "prog"
+                      : !tape ? "tape"
+                              : "env");
         return NULL;
     }
     if (dtype != TG_F32 && dtype != TG_F64) {

@@ -97,15 +97,19 @@ typedef struct tg_token {
 
 /* Reads the token at `pos` of src[0..len) into t, skipping blanks and comments. False for a
  * lexical error, with the reason in msg[0..size) and t's span on the offending bytes. */
-bool tg_expr__lex(const char *src, size_t len, size_t pos, tg_token *t, char *msg,
-                  size_t size);
+bool tg_expr__lex(const char *src, size_t len, size_t pos, tg_token *t, char *msg, size_t size);
 
 /* ---- functions (funcs.c) ------------------------------------------------------------------ */
 
 /* What a function argument must be: any expression, a constant integer axis, a constant
  * number, a constant non-negative integer, or a list of integers (a shape). */
-typedef enum tg_xarg { TG_XARG_TENSOR, TG_XARG_AXIS, TG_XARG_NUMBER, TG_XARG_COUNT,
-                       TG_XARG_SHAPE } tg_xarg;
+typedef enum tg_xarg {
+    TG_XARG_TENSOR,
+    TG_XARG_AXIS,
+    TG_XARG_NUMBER,
+    TG_XARG_COUNT,
+    TG_XARG_SHAPE
+} tg_xarg;
 
 #define TG_XFUNC_MAX_ARGS 4
 

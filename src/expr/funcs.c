@@ -47,7 +47,7 @@ static void op_func(tg_op op, tg_xfunc *f)
         f->args[n++] = TG_XARG_NUMBER;
         attrs = ", lo, hi";
         break;
-    case TG_ATTR_AXIS: /* softmax and the like: the last axis by default */
+    case TG_ATTR_AXIS:   /* softmax and the like: the last axis by default */
     case TG_ATTR_REDUCE: /* reductions: every element by default */
         f->args[n++] = TG_XARG_AXIS;
         optional = 1;
@@ -66,7 +66,10 @@ static void op_func(tg_op op, tg_xfunc *f)
 
 static void built_func(size_t i, tg_xfunc *f)
 {
-    *f = (tg_xfunc){.name = BUILT[i].name, .kind = BUILT[i].kind, .min_args = 2, .max_args = 2,
+    *f = (tg_xfunc){.name = BUILT[i].name,
+                    .kind = BUILT[i].kind,
+                    .min_args = 2,
+                    .max_args = 2,
                     .args = {TG_XARG_TENSOR, BUILT[i].second}};
     snprintf(f->usage, sizeof f->usage, "%s", BUILT[i].usage);
 }

@@ -67,24 +67,22 @@ static bool lex_number(const char *s, size_t n, size_t pos, tg_token *t, char *m
             j++;
         t->end = j;
         if (is_alpha(s[i]) && s[i] != 'e' && s[i] != 'E')
-            snprintf(msg, size,
-                     "malformed number '%.*s' (write %.*s*%.*s for a product)", TG_EXPR_CLIP(j - pos),
-                     s + pos, TG_EXPR_CLIP(i - pos), s + pos, TG_EXPR_CLIP(j - i), s + i);
+            snprintf(msg, size, "malformed number '%.*s' (write %.*s*%.*s for a product)",
+                     TG_EXPR_CLIP(j - pos), s + pos, TG_EXPR_CLIP(i - pos), s + pos,
+                     TG_EXPR_CLIP(j - i), s + i);
         else
-            snprintf(msg, size, "malformed number '%.*s'", TG_EXPR_CLIP(j - pos),
-                     s + pos);
+            snprintf(msg, size, "malformed number '%.*s'", TG_EXPR_CLIP(j - pos), s + pos);
         return false;
     }
     if (i - pos > 400) {
-        snprintf(msg, size, "number literal of %zu characters is too long",
-                 i - pos);
+        snprintf(msg, size, "number literal of %zu characters is too long", i - pos);
         return false;
     }
     t->kind = TG_TOK_NUM;
     t->num = to_double(s + pos, i - pos);
     if (!isfinite(t->num)) {
-        snprintf(msg, size, "number %.*s is too large for a double",
-                 TG_EXPR_CLIP(i - pos), s + pos);
+        snprintf(msg, size, "number %.*s is too large for a double", TG_EXPR_CLIP(i - pos),
+                 s + pos);
         return false;
     }
     return true;
@@ -129,8 +127,7 @@ bool tg_expr__lex(const char *s, size_t n, size_t pos, tg_token *t, char *msg, s
     case '*':
         if (pos + 1 < n && s[pos + 1] == '*') {
             t->end = pos + 2;
-            snprintf(msg, size,
-                     "'**' is not an operator in tgx: write powers as x^2");
+            snprintf(msg, size, "'**' is not an operator in tgx: write powers as x^2");
             return false;
         }
         t->kind = TG_TOK_STAR;
@@ -153,7 +150,6 @@ bool tg_expr__lex(const char *s, size_t n, size_t pos, tg_token *t, char *msg, s
     else if (u == 0)
         snprintf(msg, size, "unexpected NUL byte");
     else
-        snprintf(msg, size,
-                 "unexpected byte 0x%02x (tgx is ASCII outside comments)", u);
+        snprintf(msg, size, "unexpected byte 0x%02x (tgx is ASCII outside comments)", u);
     return false;
 }

@@ -1,8 +1,8 @@
 /* parse.c: the tgx parser (docs/tgx.md), and the value parser behind NAME=VALUE, on the
  * lexer of lex.c and the functions of funcs.c. Recursive descent with one token of lookahead
- * that emits the program's flat node array directly. Chains of binary operators and of unary minus are loops, and everything that
- * nests (parentheses, calls, lists, '^') counts against TG_EXPR_MAX_DEPTH, so hostile input
- * gets an error, never a stack overflow. */
+ * that emits the program's flat node array directly. Chains of binary operators and of unary minus
+ * are loops, and everything that nests (parentheses, calls, lists, '^') counts against
+ * TG_EXPR_MAX_DEPTH, so hostile input gets an error, never a stack overflow. */
 #include "expr_internal.h"
 
 #include <math.h>
@@ -39,7 +39,7 @@ typedef struct parser {
     const char *src;
     size_t len;
     size_t pos;      /* where the lexer goes on */
-    tg_token tok;       /* the current token */
+    tg_token tok;    /* the current token */
     int nest;        /* open '(' and '[': newlines inside them are spaces */
     int depth;       /* nesting, against TG_EXPR_MAX_DEPTH */
     int fold;        /* > 0 while reading a constant: arithmetic on numbers folds */
@@ -105,9 +105,7 @@ static const char *describe(const parser *p, const tg_token *t, char *buf, size_
     case TG_TOK_NUM:
         snprintf(buf, size, "number %.*s", CLIP(t->end - t->start), p->src + t->start);
         return buf;
-    default:
-        snprintf(buf, size, "'%.*s'", CLIP(t->end - t->start), p->src + t->start);
-        return buf;
+    default: snprintf(buf, size, "'%.*s'", CLIP(t->end - t->start), p->src + t->start); return buf;
     }
 }
 
@@ -245,8 +243,8 @@ static bool unknown_function(parser *p, const tg_token *t)
     size_t n = t->end - t->start;
     const char *guess = tg_expr__suggest(s, n);
     if (guess)
-        return fail(p, t->start, t->end, "unknown function '%.*s' (did you mean '%s'?)", CLIP(n),
-                    s, guess);
+        return fail(p, t->start, t->end, "unknown function '%.*s' (did you mean '%s'?)", CLIP(n), s,
+                    guess);
     return fail(p, t->start, t->end, "unknown function '%.*s'", CLIP(n), s);
 }
 
@@ -263,7 +261,10 @@ static bool enter(parser *p, size_t at)
     return true;
 }
 
-static void leave(parser *p) { p->depth--; }
+static void leave(parser *p)
+{
+    p->depth--;
+}
 
 /* A constant: an expression that folds to one number (literals, + - * / ^, parentheses,
  * names bound to numbers). `what` names it in the error. */
@@ -302,7 +303,10 @@ static bool binary(parser *p, tg_op op, xref a, xref b, xref *out)
     const tg_xnode *na = &g->nodes[a.node], *nb = &g->nodes[b.node];
     if (p->fold && op != TG_OP_MATMUL && na->kind == TG_X_NUM && nb->kind == TG_X_NUM) {
         double x = na->c, y = nb->c;
-        double v = op == TG_OP_ADD ? x + y : op == TG_OP_SUB ? x - y : op == TG_OP_MUL ? x * y : x / y;
+        double v = op == TG_OP_ADD   ? x + y
+                   : op == TG_OP_SUB ? x - y
+                   : op == TG_OP_MUL ? x * y
+                                     : x / y;
         drop(p, b.node);
         drop(p, a.node);
         return emit_num(p, v, a.start, b.end, out);
@@ -335,8 +339,8 @@ static bool parse_name(parser *p, xref *out)
         if (k == TG_EXPR_NONE)
             return false;
         size_t i = g->n_inputs;
-        if (tg__grow((void **)&g->inputs, &g->cap_inputs, i + 1, sizeof *g->inputs,
-                     "tgx inputs") != TG_OK ||
+        if (tg__grow((void **)&g->inputs, &g->cap_inputs, i + 1, sizeof *g->inputs, "tgx inputs") !=
+                TG_OK ||
             tg__grow((void **)&g->input_node, &g->cap_input_node, i + 1, sizeof *g->input_node,
                      "tgx inputs") != TG_OK)
             return oom(p);
@@ -460,9 +464,8 @@ static bool parse_list(parser *p, uint32_t *lit, size_t *start, size_t *end)
         numel *= ls.shape[i]; /* cannot overflow: every element was written out */
     if (numel != g->n_values - first && !(numel == 0 && g->n_values == first))
         return fail(p, *start, *end, "ragged tensor literal");
-    if (g->n_lits >= UINT32_MAX - 1 ||
-        tg__grow((void **)&g->lits, &g->cap_lits, g->n_lits + 1, sizeof *g->lits, "tgx literals") !=
-            TG_OK)
+    if (g->n_lits >= UINT32_MAX - 1 || tg__grow((void **)&g->lits, &g->cap_lits, g->n_lits + 1,
+                                                sizeof *g->lits, "tgx literals") != TG_OK)
         return oom(p);
     tg_xlit *l = &g->lits[g->n_lits];
     memset(l, 0, sizeof *l);
@@ -488,18 +491,24 @@ static bool parse_shape(parser *p, const char *fn, uint32_t *lit)
     const tg_program *g = p->prog;
     const tg_xlit *l = &g->lits[*lit];
     if (l->rank != 1 || l->numel > TG_MAX_RANK)
-        return fail(p, start, end, "the shape of '%s' must be a flat list of at most %d "
-                                   "integers", fn, TG_MAX_RANK);
+        return fail(p, start, end,
+                    "the shape of '%s' must be a flat list of at most %d "
+                    "integers",
+                    fn, TG_MAX_RANK);
     int unknown = 0;
     double known = 1;
     for (size_t i = 0; i < l->numel; i++) {
         double d = g->values[l->offset + i];
         if (d > MAX_EXACT_INT && d == floor(d))
-            return fail(p, start, end, "the shape of '%s' holds %g, more than 2^53 (no "
-                                       "tensor is that large)", fn, d);
+            return fail(p, start, end,
+                        "the shape of '%s' holds %g, more than 2^53 (no "
+                        "tensor is that large)",
+                        fn, d);
         if (!(d >= -1 && d == floor(d)))
-            return fail(p, start, end, "the shape of '%s' must hold integers >= 0 (and at "
-                                       "most one -1), not %g", fn, d);
+            return fail(p, start, end,
+                        "the shape of '%s' must hold integers >= 0 (and at "
+                        "most one -1), not %g",
+                        fn, d);
         if (d == -1 && ++unknown > 1)
             return fail(p, start, end, "the shape of '%s' may hold only one -1", fn);
         if (d >= 0)
@@ -574,8 +583,7 @@ static bool parse_call(parser *p, xref *out)
                             f->name, v);
             if (!(v >= 0 && v == floor(v)))
                 return fail(p, a.start, a.end,
-                            "the class count of '%s' must be an integer >= 0, not %g", f->name,
-                            v);
+                            "the class count of '%s' must be an integer >= 0, not %g", f->name, v);
             numbers[n_numbers++] = v;
             break;
         case TG_XARG_SHAPE:
@@ -601,7 +609,8 @@ static bool parse_call(parser *p, xref *out)
     if (!next(p))
         return false;
     leave(p);
-    uint32_t k = f->kind == TG_X_OP ? emit_op(p, f->op, t.start, end) : emit(p, f->kind, t.start, end);
+    uint32_t k =
+        f->kind == TG_X_OP ? emit_op(p, f->op, t.start, end) : emit(p, f->kind, t.start, end);
     if (k == TG_EXPR_NONE)
         return false;
     tg_xnode *x = &p->prog->nodes[k];
@@ -620,10 +629,8 @@ static bool parse_primary(parser *p, xref *out)
     tg_token t = p->tok;
     char buf[64];
     switch (t.kind) {
-    case TG_TOK_NUM:
-        return emit_num(p, t.num, t.start, t.end, out) && next(p);
-    case TG_TOK_NAME:
-        return peek(p) == TG_TOK_LPAREN ? parse_call(p, out) : parse_name(p, out);
+    case TG_TOK_NUM: return emit_num(p, t.num, t.start, t.end, out) && next(p);
+    case TG_TOK_NAME: return peek(p) == TG_TOK_LPAREN ? parse_call(p, out) : parse_name(p, out);
     case TG_TOK_LPAREN: {
         if (!enter(p, t.start))
             return false;
@@ -633,8 +640,10 @@ static bool parse_primary(parser *p, xref *out)
         if (p->tok.kind != TG_TOK_RPAREN) {
             int line, col;
             tg_expr__locate(p->src, p->len, t.start, &line, &col);
-            return fail(p, p->tok.start, p->tok.end, "expected ')' to close the '(' at %d:%d, "
-                        "found %s", line, col, describe(p, &p->tok, buf, sizeof buf));
+            return fail(p, p->tok.start, p->tok.end,
+                        "expected ')' to close the '(' at %d:%d, "
+                        "found %s",
+                        line, col, describe(p, &p->tok, buf, sizeof buf));
         }
         out->start = t.start;
         out->end = p->tok.end;
@@ -682,8 +691,9 @@ static bool parse_power(parser *p, xref *out)
     leave(p);
     tg_program *g = p->prog;
     if (g->nodes[e.node].kind != TG_X_NUM)
-        return fail(p, e.start, e.end, "the exponent of '^' must be a constant number "
-                                       "(write exp(y * log(x)) for x to a tensor power)");
+        return fail(p, e.start, e.end,
+                    "the exponent of '^' must be a constant number "
+                    "(write exp(y * log(x)) for x to a tensor power)");
     double c = g->nodes[e.node].c;
     drop(p, e.node);
     xref base = *out;
@@ -773,7 +783,10 @@ static bool parse_expr(parser *p, xref *out)
 
 /* ---- statements -------------------------------------------------------------------------- */
 
-static bool is_separator(tg_tok k) { return k == TG_TOK_NEWLINE || k == TG_TOK_SEMI; }
+static bool is_separator(tg_tok k)
+{
+    return k == TG_TOK_NEWLINE || k == TG_TOK_SEMI;
+}
 
 static bool skip_separators(parser *p)
 {
@@ -835,8 +848,9 @@ static bool parse_program(parser *p)
             return true;
         }
         if (bound == TG_EXPR_NONE)
-            return fail(p, r.start, r.end, "this value is unused: bind it with 'name = ...' or "
-                                           "make it the last statement");
+            return fail(p, r.start, r.end,
+                        "this value is unused: bind it with 'name = ...' or "
+                        "make it the last statement");
     }
 }
 
@@ -926,8 +940,7 @@ const char *tg_program_input_name(const tg_program *prog, size_t i)
     return prog && i < prog->n_inputs ? prog->names + prog->inputs[i] : NULL;
 }
 
-tg_status tg_expr_parse_value(const char *text, tg_dtype dtype, tg_expr_error *err,
-                              tg_tensor **out)
+tg_status tg_expr_parse_value(const char *text, tg_dtype dtype, tg_expr_error *err, tg_tensor **out)
 {
     if (err)
         memset(err, 0, sizeof *err);

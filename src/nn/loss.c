@@ -77,8 +77,10 @@ tg_tensor *tg_onehot(tg_tape *tape, tg_tensor *labels, size_t n_classes)
     if (!usable(tape, "onehot", labels, labels))
         return NULL;
     if (!tg_tensor_is_leaf(labels) && !tg_tensor_data_const(labels))
-        return fail(tape, TG_ESTALE, "onehot: the labels (node %zu) were recorded before the tape "
-                                     "was reset", tg_tensor_index(labels));
+        return fail(tape, TG_ESTALE,
+                    "onehot: the labels (node %zu) were recorded before the tape "
+                    "was reset",
+                    tg_tensor_index(labels));
     const size_t n = tg_tensor_numel(labels);
     const tg_dtype dtype = tg_tensor_dtype(labels);
     if (n_classes && n > SIZE_MAX / n_classes / 8)
@@ -111,10 +113,11 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *labels)
         return NULL;
     if (tg_tensor_rank(logits) != 2 || tg_tensor_numel(labels) != tg_tensor_dim(logits, 0)) {
         char s1[96], s2[96];
-        return fail(tape, TG_ESHAPE,
-                    "cross_entropy: logits %s and labels %s: expected (N,C) logits and N labels",
-                    tg_shape_format(s1, sizeof s1, tg_tensor_rank(logits), tg_tensor_shape(logits)),
-                    tg_shape_format(s2, sizeof s2, tg_tensor_rank(labels), tg_tensor_shape(labels)));
+        return fail(
+            tape, TG_ESHAPE,
+            "cross_entropy: logits %s and labels %s: expected (N,C) logits and N labels",
+            tg_shape_format(s1, sizeof s1, tg_tensor_rank(logits), tg_tensor_shape(logits)),
+            tg_shape_format(s2, sizeof s2, tg_tensor_rank(labels), tg_tensor_shape(labels)));
     }
     if (tg_tensor_dtype(labels) != tg_tensor_dtype(logits))
         return fail(tape, TG_EDTYPE, "cross_entropy: dtypes %s and %s differ",

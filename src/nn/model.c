@@ -15,7 +15,7 @@ struct tg_model {
     tg_mlp_spec spec;
     size_t n_params;
     tg_tensor *params[MAX_PARAMS]; /* layer0.weight, layer0.bias, layer1.weight, ... */
-    size_t numel;                  /* scalars over all parameters */
+    size_t numel;                  /* elements of all parameters */
     size_t block_bytes;            /* bytes of each raw block allocation */
     void *param_raw, *grad_raw;    /* the allocations; the blocks are these aligned up */
     void *param_block, *grad_block;

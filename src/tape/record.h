@@ -153,7 +153,7 @@ static inline tg_status tg_tape__finish_node(tg_tape *tape, tg_tensor *y, bool v
         }
     }
     y->numel = numel;
-    if (y->rank == 0) { /* a scalar: value and gradient inside the header (struct tg_tensor) */
+    if (y->rank == 0) { /* 0-d: value and gradient inside the header (struct tg_tensor) */
         y->grad = y->inl.grad;
         if (!view)
             y->data = y->inl.value;

@@ -379,7 +379,7 @@ tg_status tg_tape__anomaly_forward(tg_tape *tape, const tg_tensor *y)
 
 /* ---- backward ------------------------------------------------------------------------------ */
 
-/* memset, without the call for the small gradients of scalar graphs. */
+/* memset, without the call for the small gradients of graphs of 0-d tensors. */
 static inline void zero_values(void *p, const tg_tensor *x)
 {
     if (x->numel > 4)
@@ -640,7 +640,7 @@ uint64_t tg_tape_fingerprint(const tg_tape *tape)
             rec[k++] = (x->flags & TG_TF_LEAF) ? LEAF_REF | leaf_slot((tg_tape *)tape, x)
                                                : (uint64_t)x->index;
         }
-        /* Axis attributes shape the computation; scalar constants (scale factors) do not. */
+        /* Axis attributes shape the computation; constant attributes (scale factors) do not. */
         if (tg_op__has_axis(d))
             rec[k++] = ((uint64_t)(uint32_t)y->attr.r.axis << 32) | (uint32_t)y->attr.r.keepdim;
         h = XXH3_64bits_withSeed(rec, k * sizeof rec[0], h);

@@ -49,7 +49,7 @@ struct tg_tape {
 /* Sets the tape's error (if it has none yet) and this thread's, naming op and node index. */
 void tg_tape__fail(tg_tape *tape, tg_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Arena memory for op data (values, gradients, scratch). Small buffers (0-d scalars) need not
+/* Arena memory for op data (values, gradients, scratch). Small buffers (0-d tensors) need not
  * waste a cache line each; size 0 still gets a distinct non-NULL pointer. */
 static inline void *tg_tape__alloc(tg_tape *tape, size_t size)
 {
