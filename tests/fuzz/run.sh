@@ -2,7 +2,7 @@
 # tests/fuzz/run.sh [SECONDS [FUZZER...]]: builds the libFuzzer harnesses with clang,
 # AddressSanitizer and UBSan in build/fuzz, and runs each FUZZER (default: all three, one
 # after the other) for SECONDS (default 60) on a working copy of its seed corpus:
-#   tgx    fuzz_tgx.c    the tgx parser and evaluator   corpus_tgx/, tgx.dict
+#   tgx    fuzz_tgx.c    the tgx parser and evaluator   corpus_tgx/, tgx.dict + gen_tgx_dict
 #   model  fuzz_model.c  the model-file loader          gen_model_seeds output, model.dict
 #   csv    fuzz_csv.c    the CSV reader and data sets   corpus_csv/, csv.dict
 # Exits non-zero when one finds a crash, a leak or a timeout; the input that did it is left
@@ -56,7 +56,7 @@ cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInf
 echo "== build"
 targets=()
 for f in "${fuzzers[@]}"; do targets+=(--target "fuzz_$f"); done
-cmake --build "$build" "${targets[@]}" --target gen_model_seeds -j "$jobs"
+cmake --build "$build" "${targets[@]}" --target gen_model_seeds --target gen_tgx_dict -j "$jobs"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -64,10 +64,15 @@ mkdir -p "$build/artifacts"
 for f in "${fuzzers[@]}"; do
     corpus=$build/corpus_$f
     mkdir -p "$corpus"
+    dict=tests/fuzz/$f.dict
     case "$f" in
         tgx | csv) cp -n "tests/fuzz/corpus_$f"/* "$corpus/" 2>/dev/null || true ;;
         model) "$build/tests/fuzz/gen_model_seeds" "$corpus" ;;
     esac
+    if [ "$f" = tgx ]; then # the tokens, then every function of the language
+        dict=$build/tgx.dict
+        { cat tests/fuzz/tgx.dict && "$build/tests/fuzz/gen_tgx_dict"; } >"$dict"
+    fi
     # Programs stay short (evaluation is the costly part); files may hold a few tensors.
     max_len=4096
     [ "$f" = tgx ] && max_len=1024
@@ -75,6 +80,6 @@ for f in "${fuzzers[@]}"; do
     [ -n "${FUZZ_RUNS:-}" ] && limit=(-runs="$FUZZ_RUNS")
     echo "== fuzz_$f for ${FUZZ_RUNS:+$FUZZ_RUNS runs}${FUZZ_RUNS:-${secs}s}"
     "$build/tests/fuzz/fuzz_$f" "${limit[@]}" -max_len="$max_len" -timeout=25 \
-        -dict="tests/fuzz/$f.dict" -artifact_prefix="$build/artifacts/$f-" \
+        -dict="$dict" -artifact_prefix="$build/artifacts/$f-" \
         -print_final_stats=1 "$corpus"
 done
