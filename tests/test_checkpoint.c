@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "alloc_hook.h"
+#include "support/alloc.h"
 #include "support/proc.h"
 
 /* ---- helpers ---------------------------------------------------------------------------------- */
@@ -567,21 +567,21 @@ Test(oom, checkpoint_save_and_load_fail_cleanly_at_every_allocation)
     make_tmpdir();
     char path[128];
     snprintf(path, sizeof path, "%s/oom.tgc", tmpdir);
-    th_install();
+    ts_alloc_install();
     tg_model *m = small_model(TG_F32, 2);
     tg_optim *o = make_optim(m, TG_OPTIM_ADAMW);
     tg_checkpoint_progress p = some_progress();
     cr_assert_eq(tg_checkpoint_save(path, m, o, &p), TG_OK, "%s", tg_last_error());
-    long long live = th_state.live, bytes = th_state.bytes;
+    long long live = ts_alloc.live, bytes = ts_alloc.bytes;
     for (size_t k = 1;; k++) {
-        th_fail_at(k);
+        ts_alloc_fail_at(k);
         tg_status st = tg_checkpoint_save(path, m, o, &p);
-        size_t tried = th_attempts_since_armed();
-        th_fail_at(0);
+        size_t tried = ts_alloc_attempts();
+        ts_alloc_fail_at(0);
         cr_assert(st == TG_OK || st == TG_ENOMEM, "save, allocation %zu: %s", k,
                   tg_last_error());
-        cr_assert_eq(th_state.live, live, "save leaks at allocation %zu", k);
-        cr_assert_eq(th_state.bytes, bytes);
+        cr_assert_eq(ts_alloc.live, live, "save leaks at allocation %zu", k);
+        cr_assert_eq(ts_alloc.bytes, bytes);
         if (st == TG_OK) {
             cr_assert_lt(tried, k, "save succeeded although allocation %zu failed", k);
             break;
@@ -590,10 +590,10 @@ Test(oom, checkpoint_save_and_load_fail_cleanly_at_every_allocation)
     for (size_t k = 1;; k++) {
         tg_model *m2 = NULL;
         tg_optim *o2 = NULL;
-        th_fail_at(k);
+        ts_alloc_fail_at(k);
         tg_status st = tg_checkpoint_load(path, &m2, &o2, NULL);
-        size_t tried = th_attempts_since_armed();
-        th_fail_at(0);
+        size_t tried = ts_alloc_attempts();
+        ts_alloc_fail_at(0);
         cr_assert(st == TG_OK || st == TG_ENOMEM, "load, allocation %zu: %s: %s", k,
                   tg_status_name(st), tg_last_error());
         if (st == TG_OK) {
@@ -604,13 +604,13 @@ Test(oom, checkpoint_save_and_load_fail_cleanly_at_every_allocation)
             break;
         }
         cr_assert(m2 == NULL && o2 == NULL);
-        cr_assert_eq(th_state.live, live, "load leaks at allocation %zu", k);
+        cr_assert_eq(ts_alloc.live, live, "load leaks at allocation %zu", k);
     }
     tg_optim_free(o);
     tg_model_free(m);
-    cr_assert_eq(th_state.live, 0);
-    cr_assert_eq(th_state.bytes, 0);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.live, 0);
+    cr_assert_eq(ts_alloc.bytes, 0);
+    ts_alloc_uninstall();
     remove(path);
     rmdir(tmpdir);
 }

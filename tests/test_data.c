@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "alloc_hook.h"
+#include "support/alloc.h"
 
 /* Parses a NUL-terminated text (its length from strlen) as "t.csv". */
 static tg_status parse(const char *text, tg_table **out)
@@ -378,8 +378,8 @@ Test(csv_alloc, every_failure_is_clean)
     char *text = big_text(&len);
     size_t n, failures = 0;
     for (n = 1;; n++) {
-        th_install();
-        th_fail_at(n);
+        ts_alloc_install();
+        ts_alloc_fail_at(n);
         tg_table *t = NULL;
         tg_status st = tg_table_parse_csv(text, len, "big.csv", &t);
         if (st == TG_OK) {
@@ -394,10 +394,9 @@ Test(csv_alloc, every_failure_is_clean)
             cr_assert(strstr(tg_last_error(), "memory"), "%s", tg_last_error());
             failures++;
         }
-        cr_assert_eq(th_state.live, 0, "allocation %zu: %lld blocks leaked", n, th_state.live);
-        cr_assert_eq(th_state.bytes, 0, "allocation %zu: %lld bytes unbalanced", n,
-                     th_state.bytes);
-        th_uninstall();
+        cr_assert_eq(ts_alloc.live, 0, "allocation %zu: %lld blocks leaked", n, ts_alloc.live);
+        cr_assert_eq(ts_alloc.bytes, 0, "allocation %zu: %lld bytes unbalanced", n, ts_alloc.bytes);
+        ts_alloc_uninstall();
         if (st == TG_OK)
             break;
     }
@@ -408,14 +407,14 @@ Test(csv_alloc, every_failure_is_clean)
 Test(csv_alloc, format_errors_free_everything)
 {
     const char *bad[] = {"a,b\n1,2\n3,x\n", "a,b,a\n1,2,3\n", "a,b\n1,2\n1\n", "a\n1\n1e999\n"};
-    th_install();
+    ts_alloc_install();
     for (size_t k = 0; k < 4; k++) {
         tg_table *t = NULL;
         cr_assert_eq(parse(bad[k], &t), TG_EFORMAT);
     }
-    cr_assert_eq(th_state.live, 0);
-    cr_assert_eq(th_state.bytes, 0);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.live, 0);
+    cr_assert_eq(ts_alloc.bytes, 0);
+    ts_alloc_uninstall();
 }
 
 Test(csv_alloc, read_csv_failures_are_clean)
@@ -426,15 +425,15 @@ Test(csv_alloc, read_csv_failures_are_clean)
     cr_assert_eq(write(fd, "a,b\n1,2\n", 8), 8);
     close(fd);
     for (size_t n = 1;; n++) {
-        th_install();
-        th_fail_at(n);
+        ts_alloc_install();
+        ts_alloc_fail_at(n);
         tg_table *t = NULL;
         tg_status st = tg_table_read_csv(path, &t);
         tg_table_free(t);
         cr_assert(st == TG_OK || st == TG_ENOMEM, "%s", tg_last_error());
-        cr_assert_eq(th_state.live, 0, "allocation %zu", n);
-        cr_assert_eq(th_state.bytes, 0, "allocation %zu", n);
-        th_uninstall();
+        cr_assert_eq(ts_alloc.live, 0, "allocation %zu", n);
+        cr_assert_eq(ts_alloc.bytes, 0, "allocation %zu", n);
+        ts_alloc_uninstall();
         if (st == TG_OK)
             break;
     }
@@ -593,8 +592,8 @@ Test(dataset, split_failures_are_clean)
     cr_assert_eq(tg_dataset_from_table(t, 1, &ds), TG_OK);
     tg_table_free(t);
     for (size_t n = 1;; n++) {
-        th_install();
-        th_fail_at(n);
+        ts_alloc_install();
+        ts_alloc_fail_at(n);
         tg_dataset train, test;
         tg_status st = tg_dataset_split(&ds, 0.3, 3, &train, &test);
         if (st != TG_OK) {
@@ -604,9 +603,9 @@ Test(dataset, split_failures_are_clean)
         }
         tg_dataset_free(&train);
         tg_dataset_free(&test);
-        cr_assert_eq(th_state.live, 0, "allocation %zu", n);
-        cr_assert_eq(th_state.bytes, 0, "allocation %zu", n);
-        th_uninstall();
+        cr_assert_eq(ts_alloc.live, 0, "allocation %zu", n);
+        cr_assert_eq(ts_alloc.bytes, 0, "allocation %zu", n);
+        ts_alloc_uninstall();
         if (st == TG_OK)
             break;
     }

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "alloc_hook.h"
+#include "support/alloc.h"
 
 #ifdef TG_HAVE_GRAPHVIZ
 #include <graphviz/cgraph.h>
@@ -586,7 +586,7 @@ Test(dot, write_error_is_eio)
 Test(dot, out_of_memory_everywhere)
 {
     enum { N = 24 };
-    th_install();
+    ts_alloc_install();
     tg_tensor *leaf[N];
     tg_tape *a = tg_tape_new(), *b = tg_tape_new();
     tg_tensor *acc = NULL;
@@ -597,14 +597,14 @@ Test(dot, out_of_memory_everywhere)
     for (int i = 0; i < N; i++) /* so the writer needs its leaf index for tape a */
         cr_assert_not_null(tg_neg(b, leaf[i]));
     char *want = dot_of(a, NULL);
-    long long bytes = th_state.bytes;
+    long long bytes = ts_alloc.bytes;
     size_t k, recovered = 0;
     for (k = 1; k < 1000; k++) {
-        th_fail_at(k);
-        size_t failures = th_state.failures;
+        ts_alloc_fail_at(k);
+        size_t failures = ts_alloc.failures;
         char *dot = (char *)"untouched";
         tg_status st = tg_dot_string(a, NULL, &dot, NULL);
-        bool failed = th_state.failures > failures;
+        bool failed = ts_alloc.failures > failures;
         if (st == TG_OK) {
             /* Either no allocation was refused (every one has been tried: done), or the
              * refused one was the leaf index, and the linear search took over. */
@@ -618,9 +618,9 @@ Test(dot, out_of_memory_everywhere)
         cr_assert(failed);
         cr_assert_eq(st, TG_ENOMEM, "failure %zu: %s", k, tg_last_error());
         cr_assert_null(dot);
-        cr_assert_eq(th_state.bytes, bytes, "failure %zu leaked", k);
+        cr_assert_eq(ts_alloc.bytes, bytes, "failure %zu leaked", k);
     }
-    th_fail_at(0);
+    ts_alloc_fail_at(0);
     cr_assert_lt(k, 1000);
     cr_assert_gt(k, 3, "the buffer grows and the leaf index is allocated");
     cr_assert_eq(recovered, 1, "one allocation (the leaf index) is optional");
@@ -629,8 +629,8 @@ Test(dot, out_of_memory_everywhere)
     tg_tape_free(b);
     for (int i = 0; i < N; i++)
         tg_tensor_free(leaf[i]);
-    cr_assert_eq(th_state.live, 0);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.live, 0);
+    ts_alloc_uninstall();
 }
 
 /* ---- rendering ------------------------------------------------------------------------------- */

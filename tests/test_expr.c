@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc_hook.h"
+#include "support/alloc.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -931,13 +931,13 @@ Test(alloc, every_failure_in_parse_and_eval_is_clean)
     const char *src = "W = [[0.5, -1], [2, 0.25]]; h = tanh(x @ W + b)\n"
                       "h = reshape(h, [-1]); p = softmax(h)\n"
                       "loss = mse(p, [0.1, 0.2, 0.3, 0.4]) + sum(onehot([1, 0], 2) * x)^2; loss";
-    th_install();
+    ts_alloc_install();
     size_t parse_ok_at = 0, eval_ok_at = 0;
     for (size_t k = 1; k < 10000 && !parse_ok_at; k++) {
-        th_fail_at(k);
+        ts_alloc_fail_at(k);
         tg_program *prog = NULL;
         tg_status st = tg_program_parse(src, &prog);
-        th_fail_at(0);
+        ts_alloc_fail_at(0);
         if (st == TG_OK) {
             parse_ok_at = k;
             tg_program_free(prog);
@@ -945,7 +945,7 @@ Test(alloc, every_failure_in_parse_and_eval_is_clean)
             cr_assert_eq(st, TG_ENOMEM, "attempt %zu: %s", k, tg_last_error());
             cr_assert_null(prog);
         }
-        cr_assert_eq(th_state.live, 0, "attempt %zu: %lld blocks leaked", k, th_state.live);
+        cr_assert_eq(ts_alloc.live, 0, "attempt %zu: %lld blocks leaked", k, ts_alloc.live);
     }
     cr_assert_gt(parse_ok_at, 3, "parsing allocates several times");
     for (size_t k = 1; k < 10000 && !eval_ok_at; k++) {
@@ -958,9 +958,9 @@ Test(alloc, every_failure_in_parse_and_eval_is_clean)
         tg_binding env[2] = {{"x", x}, {"b", b}};
         tg_tape *tape = tg_tape_new();
         cr_assert_not_null(tape);
-        th_fail_at(k);
+        ts_alloc_fail_at(k);
         tg_tensor *y = tg_program_eval(prog, tape, TG_F64, env, 2, NULL);
-        th_fail_at(0);
+        ts_alloc_fail_at(0);
         if (y) {
             eval_ok_at = k;
             cr_assert_eq(tg_backward(tape, y), TG_OK);
@@ -971,22 +971,22 @@ Test(alloc, every_failure_in_parse_and_eval_is_clean)
         tg_tensor_free(x);
         tg_tensor_free(b);
         tg_program_free(prog);
-        cr_assert_eq(th_state.live, 0, "attempt %zu: %lld blocks leaked", k, th_state.live);
+        cr_assert_eq(ts_alloc.live, 0, "attempt %zu: %lld blocks leaked", k, ts_alloc.live);
     }
     cr_assert_gt(eval_ok_at, 1);
     for (size_t k = 1; k < 100; k++) {
-        th_fail_at(k);
+        ts_alloc_fail_at(k);
         tg_tensor *t = NULL;
         tg_status st = tg_expr_parse_value("[[1, 2], [3, 4]]", TG_F32, NULL, &t);
-        th_fail_at(0);
+        ts_alloc_fail_at(0);
         tg_tensor_free(t);
-        cr_assert_eq(th_state.live, 0, "value attempt %zu leaked", k);
+        cr_assert_eq(ts_alloc.live, 0, "value attempt %zu leaked", k);
         if (st == TG_OK)
             break;
         cr_assert_eq(st, TG_ENOMEM, "value attempt %zu: %s", k, tg_last_error());
     }
-    cr_assert_eq(th_state.bytes, 0);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.bytes, 0);
+    ts_alloc_uninstall();
 }
 
 /* ---- fuzzing (tests/fuzz) ----------------------------------------------------------------------

@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "alloc_hook.h"
+#include "support/alloc.h"
 
 #define GiB ((size_t)1 << 30)
 
@@ -41,7 +41,7 @@ Test(overflow, leaf_constructors_refuse_before_allocating)
     double one = 1;
     tg_rng rng;
     tg_rng_seed(&rng, 1);
-    th_install();
+    ts_alloc_install();
     cr_assert_null(tg_tensor_zeros(TG_F32, 2, elems));
     cr_assert_eq(tg_last_status(), TG_ESHAPE);
     cr_assert(strstr(tg_last_error(), "shape [8589934592,8589934592] has too many elements"),
@@ -61,9 +61,9 @@ Test(overflow, leaf_constructors_refuse_before_allocating)
     cr_assert_eq(tg_last_status(), TG_ESHAPE, "%s", tg_last_error());
     cr_assert_null(tg_tensor_rand(TG_F32, 4, four, &rng, 0, 1));
     cr_assert_eq(tg_last_status(), TG_ESHAPE, "%s", tg_last_error());
-    cr_assert_eq(th_state.allocs, 0, "%zu allocation attempts for impossible shapes",
-                 th_state.allocs);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.allocs, 0, "%zu allocation attempts for impossible shapes",
+                 ts_alloc.allocs);
+    ts_alloc_uninstall();
 }
 
 /* On a tape: constants and reshapes with overflowing shapes fail with the node named, and the
@@ -104,22 +104,22 @@ Test(overflow, model_spec)
     tg_rng rng;
     tg_rng_seed(&rng, 1);
     tg_model *m = NULL;
-    th_install();
+    ts_alloc_install();
     tg_status st = tg_model_new(&s, TG_INIT_XAVIER_UNIFORM, &rng, &m);
     assert_msg(st, TG_EINVAL,
                "model_new: layer 0 (8589934592 -> 8589934592) makes too many parameters",
                "model_new");
     cr_assert_null(m);
-    cr_assert_eq(th_state.allocs, 0);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.allocs, 0);
+    ts_alloc_uninstall();
 }
 
 /* Shapes that fit size_t but no memory: a clean TG_ENOMEM naming the size, nothing leaked.
  * (The hook refuses anything over 1 GiB, as a small machine would.) */
 Test(overflow, fits_size_t_but_not_memory)
 {
-    th_install();
-    th_state.max_size = GiB;
+    ts_alloc_install();
+    ts_alloc.max_size = GiB;
     const size_t big[2] = {(size_t)1 << 20, (size_t)1 << 20}; /* 8 TiB of f64 */
     cr_assert_null(tg_tensor_zeros(TG_F64, 2, big));
     cr_assert_eq(tg_last_status(), TG_ENOMEM, "%s", tg_last_error());
@@ -146,8 +146,8 @@ Test(overflow, fits_size_t_but_not_memory)
     tg_program_free(prog);
     tg_tape_free(tape);
     tg_tensor_free(labels);
-    cr_assert_eq(th_state.live, 0, "%lld blocks leaked", th_state.live);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.live, 0, "%lld blocks leaked", ts_alloc.live);
+    ts_alloc_uninstall();
 }
 
 /* Counts larger than any tensor are refused by the tgx parser itself, with the reason. */
@@ -206,8 +206,8 @@ Test(literals, a_million_elements)
     tg_tape_free(tape);
     tg_program_free(prog);
 
-    th_install();
-    th_state.max_size = 4 << 20; /* the literal's 8 MB of doubles is refused */
+    ts_alloc_install();
+    ts_alloc.max_size = 4 << 20; /* the literal's 8 MB of doubles is refused */
     prog = (tg_program *)&prog;
     tg_status st = tg_program_parse(src, &prog);
     if (st == TG_OK) {
@@ -220,9 +220,9 @@ Test(literals, a_million_elements)
     }
     cr_assert_eq(tg_last_status(), TG_ENOMEM, "%s", tg_last_error());
     cr_assert(strstr(tg_last_error(), "out of memory"), "%s", tg_last_error());
-    cr_assert_gt(th_state.failures, 0);
-    cr_assert_eq(th_state.live, 0, "%lld blocks leaked", th_state.live);
-    th_uninstall();
+    cr_assert_gt(ts_alloc.failures, 0);
+    cr_assert_eq(ts_alloc.live, 0, "%lld blocks leaked", ts_alloc.live);
+    ts_alloc_uninstall();
     tg_tensor_free(x);
     free(src);
 }
@@ -366,15 +366,15 @@ static void reseal(unsigned char *b, size_t size)
 static void load_fails(const unsigned char *b, size_t size, const char *needle)
 {
     tg_model *m = (tg_model *)&m;
-    th_install();
+    ts_alloc_install();
     tg_status st = tg_model_load_buffer(b, size, &m);
     cr_assert_eq(st, TG_EFORMAT, "%s: %s", needle, tg_last_error());
     cr_assert_null(m);
     cr_assert(strstr(tg_last_error(), needle), "'%s' not in: %s", needle, tg_last_error());
     /* A lying count never becomes an allocation: nothing is allocated before the whole file
      * has been checked. */
-    cr_assert_eq(th_state.allocs, 0, "%s: %zu allocations", needle, th_state.allocs);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.allocs, 0, "%s: %zu allocations", needle, ts_alloc.allocs);
+    ts_alloc_uninstall();
 }
 
 Test(model_file, lying_sizes)

@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "alloc_hook.h"
+#include "support/alloc.h"
 
 /* ---- helpers ---------------------------------------------------------------------------------- */
 
@@ -485,12 +485,12 @@ Test(model_file, io_errors_name_the_path)
 
 Test(oom, save_and_load_fail_cleanly_at_every_allocation)
 {
-    th_install();
+    ts_alloc_install();
     tg_model *m = small_model(TG_F64, true);
     unsigned char *buf;
     size_t size;
     save_buf(m, &buf, &size);
-    long long base = th_state.live;
+    long long base = ts_alloc.live;
     make_tmpdir();
     char path[128];
     snprintf(path, sizeof path, "%s/oom.tgm", tmpdir);
@@ -500,7 +500,7 @@ Test(oom, save_and_load_fail_cleanly_at_every_allocation)
             tg_model *back = NULL;
             void *out = NULL;
             size_t out_size = 0;
-            th_fail_at(n);
+            ts_alloc_fail_at(n);
             tg_status st;
             switch (which) {
             case 0: st = tg_model_load_buffer(buf, size, &back); break;
@@ -508,10 +508,10 @@ Test(oom, save_and_load_fail_cleanly_at_every_allocation)
             case 2: st = tg_model_save(m, path); break;
             default: st = tg_model_load(path, &back); break;
             }
-            th_fail_at(0);
+            ts_alloc_fail_at(0);
             if (st == TG_OK) {
                 done = true;
-                cr_assert_eq(th_state.failures, 0, "case %d: failure %zu swallowed", which, n);
+                cr_assert_eq(ts_alloc.failures, 0, "case %d: failure %zu swallowed", which, n);
             } else {
                 cr_assert_eq(st, TG_ENOMEM, "case %d, allocation %zu: %s", which, n,
                              tg_last_error());
@@ -520,8 +520,8 @@ Test(oom, save_and_load_fail_cleanly_at_every_allocation)
             }
             tg_model_free(back);
             tg_model_buffer_free(out, out_size);
-            th_state.failures = 0;
-            cr_assert_eq(th_state.live, base, "case %d, allocation %zu: leaked", which, n);
+            ts_alloc.failures = 0;
+            cr_assert_eq(ts_alloc.live, base, "case %d, allocation %zu: leaked", which, n);
         }
         cr_assert(done, "case %d", which);
     }
@@ -529,7 +529,7 @@ Test(oom, save_and_load_fail_cleanly_at_every_allocation)
     rmdir(tmpdir);
     tg_model_buffer_free(buf, size);
     tg_model_free(m);
-    cr_assert_eq(th_state.live, 0);
-    cr_assert_eq(th_state.bytes, 0);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.live, 0);
+    cr_assert_eq(ts_alloc.bytes, 0);
+    ts_alloc_uninstall();
 }

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "alloc_hook.h"
+#include "support/alloc.h"
 
 #define NEAR(a, b, tol) (fabs((a) - (b)) <= (tol) * fmax(1.0, fmax(fabs(a), fabs(b))))
 
@@ -934,13 +934,13 @@ Test(oom, model_new_and_metadata_fail_cleanly_at_every_allocation)
     tg_mlp_spec s = spec3(TG_F32);
     const char *cols[3] = {"a", "b", "c"};
     const double mu[3] = {0, 0, 0}, sd[3] = {1, 1, 1};
-    th_install();
+    ts_alloc_install();
     bool done = false;
     for (size_t n = 1; !done && n < 1000; n++) {
         tg_rng rng;
         tg_rng_seed(&rng, 1);
         tg_model *m = NULL;
-        th_fail_at(n);
+        ts_alloc_fail_at(n);
         tg_status st = tg_model_new(&s, TG_INIT_HE_NORMAL, &rng, &m);
         if (st == TG_OK)
             st = tg_model_set_standardization(m, 3, mu, sd);
@@ -948,17 +948,17 @@ Test(oom, model_new_and_metadata_fail_cleanly_at_every_allocation)
             st = tg_model_set_columns(m, cols, "target");
         if (st == TG_OK) {
             done = true;
-            cr_assert_eq(th_state.failures, 0, "failure %zu was swallowed", n);
+            cr_assert_eq(ts_alloc.failures, 0, "failure %zu was swallowed", n);
         } else {
             cr_assert_eq(st, TG_ENOMEM, "allocation %zu: %s", n, tg_last_error());
             cr_assert_not_null(strstr(tg_last_error(), "out of memory"), "%s", tg_last_error());
         }
         tg_model_free(m);
-        th_fail_at(0);
-        th_state.failures = 0;
-        cr_assert_eq(th_state.live, 0, "allocation %zu: %lld blocks leaked", n, th_state.live);
-        cr_assert_eq(th_state.bytes, 0, "allocation %zu: %lld bytes", n, th_state.bytes);
+        ts_alloc_fail_at(0);
+        ts_alloc.failures = 0;
+        cr_assert_eq(ts_alloc.live, 0, "allocation %zu: %lld blocks leaked", n, ts_alloc.live);
+        cr_assert_eq(ts_alloc.bytes, 0, "allocation %zu: %lld bytes", n, ts_alloc.bytes);
     }
     cr_assert(done);
-    th_uninstall();
+    ts_alloc_uninstall();
 }

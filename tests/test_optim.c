@@ -8,7 +8,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "alloc_hook.h"
+#include "support/alloc.h"
 #include "internal.h" /* tg_tensor__alloc_grad: tests write gradients directly */
 
 static const tg_dtype DTYPES[2] = {TG_F64, TG_F32};
@@ -501,7 +501,7 @@ Test(clip, huge_nan_and_bad_arguments)
 Test(oom, optim_new_fails_cleanly_at_every_allocation)
 {
     const tg_optim_kind kinds[3] = {TG_OPTIM_SGD, TG_OPTIM_MOMENTUM, TG_OPTIM_ADAM};
-    th_install();
+    ts_alloc_install();
     tg_tensor *w = param(TG_F32, 2, W0), *v = param(TG_F32, 2, W0);
     tg_tensor *ps[2] = {w, v};
     for (int k = 0; k < 3; k++) {
@@ -510,27 +510,27 @@ Test(oom, optim_new_fails_cleanly_at_every_allocation)
         bool done = false;
         for (size_t n = 1; !done && n < 100; n++) {
             tg_optim *o = NULL;
-            long long live = th_state.live;
-            th_fail_at(n);
+            long long live = ts_alloc.live;
+            ts_alloc_fail_at(n);
             tg_status st = tg_optim_new(&opt, ps, 2, &o);
-            th_fail_at(0);
+            ts_alloc_fail_at(0);
             if (st == TG_OK) {
                 done = true;
-                cr_assert_eq(th_state.failures, 0, "failure %zu swallowed", n);
+                cr_assert_eq(ts_alloc.failures, 0, "failure %zu swallowed", n);
             } else {
                 cr_assert_eq(st, TG_ENOMEM, "allocation %zu: %s", n, tg_last_error());
                 cr_assert_null(o);
             }
             tg_optim_free(o);
-            th_state.failures = 0;
-            cr_assert_eq(th_state.live, live, "%s, allocation %zu: leaked",
+            ts_alloc.failures = 0;
+            cr_assert_eq(ts_alloc.live, live, "%s, allocation %zu: leaked",
                          tg_optim_kind_name(kinds[k]), n);
         }
         cr_assert(done);
     }
     tg_tensor_free(w);
     tg_tensor_free(v);
-    cr_assert_eq(th_state.live, 0);
-    cr_assert_eq(th_state.bytes, 0);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.live, 0);
+    cr_assert_eq(ts_alloc.bytes, 0);
+    ts_alloc_uninstall();
 }

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc_hook.h"
+#include "support/alloc.h"
 #include "internal.h"
 
 /* Memory per recorded node: a 128-byte header, a 0-d value and its gradient (16 bytes each
@@ -98,14 +98,14 @@ Test(scale, ten_million_node_tape, .timeout = 600)
     for (int round = 0; round < 3; round++) {
         tg_tape_reset(tape);
         if (round == 2)
-            th_install();
+            ts_alloc_install();
         y = y0;
         for (size_t i = 0; i < 1000; i++)
             y = tg_tanh(tape, tg_add(tape, tg_mul(tape, y, w), b));
         cr_assert_not_null(y);
     }
-    cr_assert_eq(th_state.allocs, 0, "%zu allocations after a reset", th_state.allocs);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.allocs, 0, "%zu allocations after a reset", ts_alloc.allocs);
+    ts_alloc_uninstall();
     tg_tape_free(tape);
     tg_tensor_free(w);
     tg_tensor_free(b);
@@ -120,7 +120,7 @@ Test(scale, ten_million_node_tape, .timeout = 600)
 Test(endurance, a_million_training_steps, .timeout = 900)
 {
     /* Everything, from the first object on, is made under the counting hook. */
-    th_install();
+    ts_alloc_install();
     tg_mlp_spec spec = TG_MLP_SPEC_INIT;
     spec.n_layers = 2;
     spec.sizes[0] = 3;
@@ -164,18 +164,17 @@ Test(endurance, a_million_training_steps, .timeout = 900)
         tg_model_zero_grad(model);
         tg_tape_reset(tape);
         if (step == 0) {
-            allocs_after_first = th_state.allocs;
-            live_after_first = th_state.live;
+            allocs_after_first = ts_alloc.allocs;
+            live_after_first = ts_alloc.live;
             first_loss = loss_value;
         } else if (step == 1000) {
             rss_early = proc_status_bytes("VmRSS");
         }
     }
     size_t rss_late = proc_status_bytes("VmRSS");
-    cr_assert_eq(th_state.allocs, allocs_after_first,
-                 "%zu allocations in %d steps after the first",
-                 th_state.allocs - allocs_after_first, STEPS - 1);
-    cr_assert_eq(th_state.live, live_after_first);
+    cr_assert_eq(ts_alloc.allocs, allocs_after_first, "%zu allocations in %d steps after the first",
+                 ts_alloc.allocs - allocs_after_first, STEPS - 1);
+    cr_assert_eq(ts_alloc.live, live_after_first);
     /* The resident set may wobble by a page or two, not grow with the step count. */
     cr_assert_leq(rss_late, rss_early + (256 << 10), "RSS %zu KiB after 1000 steps, %zu KiB "
                   "after %d", rss_early >> 10, rss_late >> 10, STEPS);
@@ -189,6 +188,6 @@ Test(endurance, a_million_training_steps, .timeout = 900)
     tg_tensor_free(y);
     tg_optim_free(optim);
     tg_model_free(model);
-    cr_assert_eq(th_state.live, 0, "%lld blocks leaked", th_state.live);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.live, 0, "%lld blocks leaked", ts_alloc.live);
+    ts_alloc_uninstall();
 }

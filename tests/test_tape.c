@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc_hook.h"
+#include "support/alloc.h"
 #include "internal.h"
 
 /* A leaf of f64 values (requires grad when rg). */
@@ -1292,7 +1292,7 @@ static double mlp_step(tg_tape *tape, mlp *m, double lr)
 
 Test(steady_state, training_loop_makes_no_allocator_calls)
 {
-    th_install(); /* before anything is made: every byte goes through the counter */
+    ts_alloc_install(); /* before anything is made: every byte goes through the counter */
     tg_rng rng;
     tg_rng_seed(&rng, 11);
     const size_t xs[2] = {8, 4}, ys[2] = {8, 3}, w1s[2] = {4, 16}, b1s[1] = {16}, w2s[2] = {16, 3},
@@ -1313,15 +1313,15 @@ Test(steady_state, training_loop_makes_no_allocator_calls)
     cr_assert_not_null(tape);
 
     double first = mlp_step(tape, &m, 0.5);
-    size_t calls_after_first = th_state.calls;
+    size_t calls_after_first = ts_alloc.calls;
     size_t capacity = tg_tape_arena_capacity(tape);
     cr_assert_gt(capacity, 0);
     double last = first;
     for (int step = 2; step <= 100; step++) {
         last = mlp_step(tape, &m, 0.5);
-        cr_assert_eq(th_state.calls, calls_after_first,
+        cr_assert_eq(ts_alloc.calls, calls_after_first,
                      "step %d made %zu allocator calls (after %zu in step 1)", step,
-                     th_state.calls - calls_after_first, calls_after_first);
+                     ts_alloc.calls - calls_after_first, calls_after_first);
         cr_assert_eq(tg_tape_arena_capacity(tape), capacity,
                      "step %d: arena capacity %zu, was %zu after step 1", step,
                      tg_tape_arena_capacity(tape), capacity);
@@ -1333,15 +1333,15 @@ Test(steady_state, training_loop_makes_no_allocator_calls)
     tg_tensor_free(m.Y);
     for (int p = 0; p < 4; p++)
         tg_tensor_free(params[p]);
-    cr_assert_eq(th_state.live, 0, "%lld blocks leaked", th_state.live);
-    cr_assert_eq(th_state.bytes, 0, "%lld bytes unaccounted for", th_state.bytes);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.live, 0, "%lld blocks leaked", ts_alloc.live);
+    cr_assert_eq(ts_alloc.bytes, 0, "%lld bytes unaccounted for", ts_alloc.bytes);
+    ts_alloc_uninstall();
 }
 
 Test(steady_state, f32_and_a_larger_graph)
 {
     /* The same property for f32 and for a recording that needs several arena blocks. */
-    th_install();
+    ts_alloc_install();
     const size_t shape[2] = {64, 64};
     tg_rng rng;
     tg_rng_seed(&rng, 3);
@@ -1359,18 +1359,18 @@ Test(steady_state, f32_and_a_larger_graph)
         tg_tensor_zero_grad(W);
         tg_tape_reset(tape);
         if (step == 1) {
-            calls = th_state.calls;
+            calls = ts_alloc.calls;
             capacity = tg_tape_arena_capacity(tape);
             cr_assert_gt(capacity, (size_t)12 * 64 * 64 * 4 * 2, "several blocks' worth");
         } else {
-            cr_assert_eq(th_state.calls, calls, "step %d allocated", step);
+            cr_assert_eq(ts_alloc.calls, calls, "step %d allocated", step);
             cr_assert_eq(tg_tape_arena_capacity(tape), capacity, "step %d grew the arena", step);
         }
     }
     tg_tape_free(tape);
     tg_tensor_free(W);
     tg_tensor_free(X);
-    cr_assert_eq(th_state.live, 0);
-    cr_assert_eq(th_state.bytes, 0);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.live, 0);
+    cr_assert_eq(ts_alloc.bytes, 0);
+    ts_alloc_uninstall();
 }

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "alloc_hook.h"
+#include "support/alloc.h"
 
 static const tg_dtype DTYPES[2] = {TG_F32, TG_F64};
 
@@ -473,10 +473,10 @@ static void expect_ctor_error(size_t k, tg_dtype dtype, int rank, const size_t *
 {
     tg_rng_seed(&ctor_rng, 1);
     tg_clear_error();
-    th_install();
+    ts_alloc_install();
     tg_tensor *t = CTORS[k].fn(dtype, rank, shape);
-    size_t calls = th_state.calls;
-    th_uninstall();
+    size_t calls = ts_alloc.calls;
+    ts_alloc_uninstall();
     cr_assert_null(t, "%s: expected an error", CTORS[k].name);
     cr_assert_eq(tg_last_status(), status, "%s: %s instead of %s (%s)", CTORS[k].name,
                  tg_status_name(tg_last_status()), tg_status_name(status), tg_last_error());
@@ -539,11 +539,11 @@ Test(tensor_errors, huge_but_representable_is_enomem)
     /* 2^40 f64 elements: a valid shape whose allocation fails (the hook refuses it, so the
      * test does not depend on the machine's overcommit policy). */
     const size_t shape[2] = {(size_t)1 << 20, (size_t)1 << 20};
-    th_install();
-    th_state.max_size = (size_t)1 << 30;
+    ts_alloc_install();
+    ts_alloc.max_size = (size_t)1 << 30;
     tg_tensor *t = tg_tensor_zeros(TG_F64, 2, shape);
-    long long live = th_state.live;
-    th_uninstall();
+    long long live = ts_alloc.live;
+    ts_alloc_uninstall();
     cr_assert_null(t);
     cr_assert_eq(tg_last_status(), TG_ENOMEM);
     cr_assert(strstr(tg_last_error(), "memory"), "%s", tg_last_error());
@@ -732,14 +732,14 @@ Test(names, leaf_names)
     cr_assert_null(tg_tensor_name(NULL));
 
     /* The allocation goes through the hook, and free releases it. */
-    th_install();
+    ts_alloc_install();
     tg_tensor *y = tg_tensor_scalar(TG_F64, 0);
     cr_assert_eq(tg_tensor_set_name(y, "a fairly long parameter name"), TG_OK);
-    cr_assert_eq(th_state.live, 2);
+    cr_assert_eq(ts_alloc.live, 2);
     tg_tensor_free(y);
-    cr_assert_eq(th_state.live, 0);
-    cr_assert_eq(th_state.bytes, 0);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.live, 0);
+    cr_assert_eq(ts_alloc.bytes, 0);
+    ts_alloc_uninstall();
     tg_tensor_free(x);
 }
 

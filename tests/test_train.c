@@ -10,7 +10,7 @@
 #include <criterion/criterion.h>
 #include <tapegrad.h>
 
-#include "alloc_hook.h"
+#include "support/alloc.h"
 #include "support/json.h"
 #include "support/proc.h"
 
@@ -524,55 +524,55 @@ Test(train, two_ranks_train_like_one_process_at_twice_the_batch)
 
 Test(train, a_step_allocates_nothing)
 {
-    th_install();
+    ts_alloc_install();
     tg_table *table = read_data("digits");
     tg_train_options o = TG_TRAIN_OPTIONS_INIT;
     o.epochs = 3;
     o.clip_norm = 5;
     tg_trainer *t = make(table, "digit", &o);
     cr_assert_eq(tg_trainer_epoch(t, NULL), TG_OK); /* the tape grows to its size */
-    size_t before = th_state.allocs;
+    size_t before = ts_alloc.allocs;
     cr_assert_eq(tg_trainer_epoch(t, NULL), TG_OK);
     cr_assert_eq(tg_trainer_epoch(t, NULL), TG_OK);
-    cr_assert_eq(th_state.allocs, before, "%zu allocations in two epochs",
-                 th_state.allocs - before);
+    cr_assert_eq(ts_alloc.allocs, before, "%zu allocations in two epochs",
+                 ts_alloc.allocs - before);
     tg_trainer_free(t);
     tg_table_free(table);
-    cr_assert_eq(th_state.live, 0);
-    cr_assert_eq(th_state.bytes, 0);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.live, 0);
+    cr_assert_eq(ts_alloc.bytes, 0);
+    ts_alloc_uninstall();
 }
 
 Test(train, every_allocation_failure_is_reported)
 {
-    th_install();
+    ts_alloc_install();
     char *csv = small_csv(50, true);
     tg_table *table = parse(csv);
     tg_train_options o = TG_TRAIN_OPTIONS_INIT;
     o.epochs = 1;
-    long long live = th_state.live, bytes = th_state.bytes;
+    long long live = ts_alloc.live, bytes = ts_alloc.bytes;
     size_t n = 0;
     for (size_t k = 1;; k++) {
-        th_fail_at(k);
+        ts_alloc_fail_at(k);
         tg_trainer *t = NULL;
         tg_status st = tg_trainer_new(table, "y", &o, &t);
-        size_t attempts = th_attempts_since_armed();
+        size_t attempts = ts_alloc_attempts();
         if (st == TG_OK) {
             cr_assert(attempts < k, "succeeded though allocation %zu failed", k);
-            th_fail_at(0);
+            ts_alloc_fail_at(0);
             tg_trainer_free(t);
             n = k - 1;
             break;
         }
         cr_assert_eq(st, TG_ENOMEM, "allocation %zu: %s", k, tg_last_error());
         cr_assert_null(t);
-        cr_assert_eq(th_state.live, live, "allocation %zu leaked", k);
-        cr_assert_eq(th_state.bytes, bytes, "allocation %zu leaked bytes", k);
+        cr_assert_eq(ts_alloc.live, live, "allocation %zu leaked", k);
+        cr_assert_eq(ts_alloc.bytes, bytes, "allocation %zu leaked bytes", k);
     }
     cr_assert_gt(n, 10);
     tg_table_free(table);
-    cr_assert_eq(th_state.live, 0);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.live, 0);
+    ts_alloc_uninstall();
     free(csv);
 }
 
