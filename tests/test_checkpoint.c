@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "support/alloc.h"
+#include "support/oom.h"
 #include "support/proc.h"
 
 /* ---- helpers ---------------------------------------------------------------------------------- */
@@ -562,52 +562,60 @@ Test(checkpoint, optim_set_state_validates_everything_first)
 
 /* ---- out of memory ------------------------------------------------------------------------- */
 
+/* A checkpoint under the hook, and the file it was saved to. */
+typedef struct oom_case {
+    const char *path;
+    tg_model *m;
+    tg_optim *o;
+    tg_checkpoint_progress p;
+} oom_case;
+
+static size_t oom_save(size_t n, void *ud)
+{
+    oom_case *c = ud;
+    ts_alloc_fail_at(n);
+    tg_status st = tg_checkpoint_save(c->path, c->m, c->o, &c->p);
+    ts_alloc_fail_at(0);
+    if (st == TG_OK)
+        return 0;
+    ts_assert_enomem(st, "checkpoint_save", n);
+    return 1;
+}
+
+static size_t oom_load(size_t n, void *ud)
+{
+    oom_case *c = ud;
+    tg_model *m = NULL;
+    tg_optim *o = NULL;
+    ts_alloc_fail_at(n);
+    tg_status st = tg_checkpoint_load(c->path, &m, &o, NULL);
+    ts_alloc_fail_at(0);
+    if (st != TG_OK) {
+        ts_assert_enomem(st, "checkpoint_load", n);
+        cr_assert(m == NULL && o == NULL);
+        return 1;
+    }
+    assert_same(c->m, c->o, m, o);
+    tg_optim_free(o);
+    tg_model_free(m);
+    return 0;
+}
+
 Test(oom, checkpoint_save_and_load_fail_cleanly_at_every_allocation)
 {
     make_tmpdir();
     char path[128];
     snprintf(path, sizeof path, "%s/oom.tgc", tmpdir);
     ts_alloc_install();
-    tg_model *m = small_model(TG_F32, 2);
-    tg_optim *o = make_optim(m, TG_OPTIM_ADAMW);
-    tg_checkpoint_progress p = some_progress();
-    cr_assert_eq(tg_checkpoint_save(path, m, o, &p), TG_OK, "%s", tg_last_error());
-    long long live = ts_alloc.live, bytes = ts_alloc.bytes;
-    for (size_t k = 1;; k++) {
-        ts_alloc_fail_at(k);
-        tg_status st = tg_checkpoint_save(path, m, o, &p);
-        size_t tried = ts_alloc_attempts();
-        ts_alloc_fail_at(0);
-        cr_assert(st == TG_OK || st == TG_ENOMEM, "save, allocation %zu: %s", k,
-                  tg_last_error());
-        cr_assert_eq(ts_alloc.live, live, "save leaks at allocation %zu", k);
-        cr_assert_eq(ts_alloc.bytes, bytes);
-        if (st == TG_OK) {
-            cr_assert_lt(tried, k, "save succeeded although allocation %zu failed", k);
-            break;
-        }
-    }
-    for (size_t k = 1;; k++) {
-        tg_model *m2 = NULL;
-        tg_optim *o2 = NULL;
-        ts_alloc_fail_at(k);
-        tg_status st = tg_checkpoint_load(path, &m2, &o2, NULL);
-        size_t tried = ts_alloc_attempts();
-        ts_alloc_fail_at(0);
-        cr_assert(st == TG_OK || st == TG_ENOMEM, "load, allocation %zu: %s: %s", k,
-                  tg_status_name(st), tg_last_error());
-        if (st == TG_OK) {
-            cr_assert_lt(tried, k);
-            assert_same(m, o, m2, o2);
-            tg_optim_free(o2);
-            tg_model_free(m2);
-            break;
-        }
-        cr_assert(m2 == NULL && o2 == NULL);
-        cr_assert_eq(ts_alloc.live, live, "load leaks at allocation %zu", k);
-    }
-    tg_optim_free(o);
-    tg_model_free(m);
+    oom_case c = {.path = path, .m = small_model(TG_F32, 2), .p = some_progress()};
+    c.o = make_optim(c.m, TG_OPTIM_ADAMW);
+    cr_assert_eq(tg_checkpoint_save(path, c.m, c.o, &c.p), TG_OK, "%s", tg_last_error());
+    /* Neither call survives a refused allocation: success means none was refused. */
+    const ts_oom_opts opts = {.min_failing = 1, .no_fallback = true};
+    ts_oom_drive("checkpoint_save", oom_save, &c, opts);
+    ts_oom_drive("checkpoint_load", oom_load, &c, opts);
+    tg_optim_free(c.o);
+    tg_model_free(c.m);
     cr_assert_eq(ts_alloc.live, 0);
     cr_assert_eq(ts_alloc.bytes, 0);
     ts_alloc_uninstall();

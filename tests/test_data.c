@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "support/alloc.h"
+#include "support/oom.h"
 
 /* Parses a NUL-terminated text (its length from strlen) as "t.csv". */
 static tg_status parse(const char *text, tg_table **out)
@@ -372,35 +372,36 @@ static char *big_text(size_t *len)
     return text;
 }
 
+typedef struct big_csv {
+    const char *text;
+    size_t len;
+} big_csv;
+
+static size_t oom_parse_big(size_t n, void *ud)
+{
+    const big_csv *c = ud;
+    tg_table *t = NULL;
+    ts_alloc_fail_at(n);
+    tg_status st = tg_table_parse_csv(c->text, c->len, "big.csv", &t);
+    ts_alloc_fail_at(0);
+    if (st != TG_OK) {
+        ts_assert_enomem(st, "parse_csv", n);
+        cr_assert_null(t);
+        return 1;
+    }
+    cr_assert_eq(tg_table_rows(t), 61);
+    cr_assert_eq(tg_table_cols(t), 40);
+    cr_assert_eq(tg_table_row(t, 60)[7], 1.0);
+    tg_table_free(t);
+    return 0;
+}
+
 Test(csv_alloc, every_failure_is_clean)
 {
-    size_t len;
-    char *text = big_text(&len);
-    size_t n, failures = 0;
-    for (n = 1;; n++) {
-        ts_alloc_install();
-        ts_alloc_fail_at(n);
-        tg_table *t = NULL;
-        tg_status st = tg_table_parse_csv(text, len, "big.csv", &t);
-        if (st == TG_OK) {
-            cr_assert_eq(tg_table_rows(t), 61);
-            cr_assert_eq(tg_table_cols(t), 40);
-            cr_assert_eq(tg_table_row(t, 60)[7], 1.0);
-            tg_table_free(t);
-        } else {
-            cr_assert_eq(st, TG_ENOMEM, "allocation %zu: %s (%s)", n, tg_status_name(st),
-                         tg_last_error());
-            cr_assert_null(t);
-            cr_assert(strstr(tg_last_error(), "memory"), "%s", tg_last_error());
-            failures++;
-        }
-        cr_assert_eq(ts_alloc.live, 0, "allocation %zu: %lld blocks leaked", n, ts_alloc.live);
-        cr_assert_eq(ts_alloc.bytes, 0, "allocation %zu: %lld bytes unbalanced", n, ts_alloc.bytes);
-        ts_alloc_uninstall();
-        if (st == TG_OK)
-            break;
-    }
-    cr_assert(failures >= 5, "only %zu allocations were tried", failures);
+    big_csv c;
+    char *text = big_text(&c.len);
+    c.text = text;
+    ts_oom_drive("parse_csv", oom_parse_big, &c, (ts_oom_opts){.min_failing = 5});
     free(text);
 }
 
@@ -417,6 +418,22 @@ Test(csv_alloc, format_errors_free_everything)
     ts_alloc_uninstall();
 }
 
+static size_t oom_read(size_t n, void *ud)
+{
+    tg_table *t = NULL;
+    ts_alloc_fail_at(n);
+    tg_status st = tg_table_read_csv(ud, &t);
+    ts_alloc_fail_at(0);
+    if (st != TG_OK) {
+        ts_assert_enomem(st, "read_csv", n);
+        cr_assert_null(t);
+        return 1;
+    }
+    cr_assert_eq(tg_table_rows(t), 1);
+    tg_table_free(t);
+    return 0;
+}
+
 Test(csv_alloc, read_csv_failures_are_clean)
 {
     char path[] = "/tmp/tg_test_data_XXXXXX";
@@ -424,19 +441,7 @@ Test(csv_alloc, read_csv_failures_are_clean)
     cr_assert(fd >= 0);
     cr_assert_eq(write(fd, "a,b\n1,2\n", 8), 8);
     close(fd);
-    for (size_t n = 1;; n++) {
-        ts_alloc_install();
-        ts_alloc_fail_at(n);
-        tg_table *t = NULL;
-        tg_status st = tg_table_read_csv(path, &t);
-        tg_table_free(t);
-        cr_assert(st == TG_OK || st == TG_ENOMEM, "%s", tg_last_error());
-        cr_assert_eq(ts_alloc.live, 0, "allocation %zu", n);
-        cr_assert_eq(ts_alloc.bytes, 0, "allocation %zu", n);
-        ts_alloc_uninstall();
-        if (st == TG_OK)
-            break;
-    }
+    ts_oom_drive("read_csv", oom_read, path, (ts_oom_opts){.min_failing = 1});
     unlink(path);
 }
 
@@ -585,30 +590,29 @@ Test(dataset, split_errors)
     tg_dataset_free(&ds);
 }
 
+static size_t oom_split(size_t n, void *ud)
+{
+    tg_dataset train, test;
+    ts_alloc_fail_at(n);
+    tg_status st = tg_dataset_split(ud, 0.3, 3, &train, &test);
+    ts_alloc_fail_at(0);
+    if (st != TG_OK) {
+        ts_assert_enomem(st, "dataset_split", n);
+        cr_assert_null(train.x);
+        cr_assert_null(test.y);
+    }
+    tg_dataset_free(&train);
+    tg_dataset_free(&test);
+    return st != TG_OK;
+}
+
 Test(dataset, split_failures_are_clean)
 {
     tg_table *t = id_table(50);
     tg_dataset ds;
     cr_assert_eq(tg_dataset_from_table(t, 1, &ds), TG_OK);
     tg_table_free(t);
-    for (size_t n = 1;; n++) {
-        ts_alloc_install();
-        ts_alloc_fail_at(n);
-        tg_dataset train, test;
-        tg_status st = tg_dataset_split(&ds, 0.3, 3, &train, &test);
-        if (st != TG_OK) {
-            cr_assert_eq(st, TG_ENOMEM);
-            cr_assert_null(train.x);
-            cr_assert_null(test.y);
-        }
-        tg_dataset_free(&train);
-        tg_dataset_free(&test);
-        cr_assert_eq(ts_alloc.live, 0, "allocation %zu", n);
-        cr_assert_eq(ts_alloc.bytes, 0, "allocation %zu", n);
-        ts_alloc_uninstall();
-        if (st == TG_OK)
-            break;
-    }
+    ts_oom_drive("dataset_split", oom_split, &ds, (ts_oom_opts){.min_failing = 1});
     tg_dataset_free(&ds);
 }
 

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "support/alloc.h"
+#include "support/oom.h"
 
 #ifdef TG_HAVE_GRAPHVIZ
 #include <graphviz/cgraph.h>
@@ -581,6 +581,35 @@ Test(dot, write_error_is_eio)
     net_free(&n);
 }
 
+/* tg_dot_string of tape with allocation n failing; recovered counts the runs that succeeded
+ * although an allocation was refused. */
+typedef struct dot_oom {
+    const tg_tape *tape;
+    const char *want;
+    size_t recovered;
+} dot_oom;
+
+static size_t oom_dot(size_t n, void *ud)
+{
+    dot_oom *d = ud;
+    char *dot = (char *)"untouched";
+    ts_alloc_fail_at(n);
+    tg_status st = tg_dot_string(d->tape, NULL, &dot, NULL);
+    bool refused = ts_alloc_attempts() >= n;
+    ts_alloc_fail_at(0);
+    if (st != TG_OK) {
+        ts_assert_enomem(st, "dot_string", n);
+        cr_assert_null(dot);
+        return 1;
+    }
+    /* Either no allocation was refused (every one has been tried: done), or the refused one
+     * was the leaf index, and the linear search took over. */
+    cr_assert_str_eq(dot, d->want);
+    tg_dot_string_free(dot);
+    d->recovered += refused;
+    return 0;
+}
+
 /* Every allocation tg_dot_string makes is made to fail in turn: TG_ENOMEM, nothing leaked,
  * and *out left NULL. (The sorted leaf index degrades to a linear search instead.) */
 Test(dot, out_of_memory_everywhere)
@@ -597,33 +626,10 @@ Test(dot, out_of_memory_everywhere)
     for (int i = 0; i < N; i++) /* so the writer needs its leaf index for tape a */
         cr_assert_not_null(tg_neg(b, leaf[i]));
     char *want = dot_of(a, NULL);
-    long long bytes = ts_alloc.bytes;
-    size_t k, recovered = 0;
-    for (k = 1; k < 1000; k++) {
-        ts_alloc_fail_at(k);
-        size_t failures = ts_alloc.failures;
-        char *dot = (char *)"untouched";
-        tg_status st = tg_dot_string(a, NULL, &dot, NULL);
-        bool failed = ts_alloc.failures > failures;
-        if (st == TG_OK) {
-            /* Either no allocation was refused (every one has been tried: done), or the
-             * refused one was the leaf index, and the linear search took over. */
-            cr_assert_str_eq(dot, want);
-            tg_dot_string_free(dot);
-            if (!failed)
-                break;
-            recovered++;
-            continue;
-        }
-        cr_assert(failed);
-        cr_assert_eq(st, TG_ENOMEM, "failure %zu: %s", k, tg_last_error());
-        cr_assert_null(dot);
-        cr_assert_eq(ts_alloc.bytes, bytes, "failure %zu leaked", k);
-    }
-    ts_alloc_fail_at(0);
-    cr_assert_lt(k, 1000);
-    cr_assert_gt(k, 3, "the buffer grows and the leaf index is allocated");
-    cr_assert_eq(recovered, 1, "one allocation (the leaf index) is optional");
+    dot_oom d = {.tape = a, .want = want};
+    size_t failing = ts_oom_drive("dot_string", oom_dot, &d, (ts_oom_opts){.max_runs = 1000});
+    cr_assert_geq(failing + d.recovered, 3, "the buffer grows and the leaf index is allocated");
+    cr_assert_eq(d.recovered, 1, "one allocation (the leaf index) is optional");
     tg_dot_string_free(want);
     tg_tape_free(a);
     tg_tape_free(b);

@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "support/alloc.h"
+#include "support/helpers.h"
+#include "support/oom.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -926,67 +927,74 @@ Test(values, errors)
 
 /* ---- out of memory -------------------------------------------------------------------------- */
 
+static const char *const OOM_SRC =
+    "W = [[0.5, -1], [2, 0.25]]; h = tanh(x @ W + b)\n"
+    "h = reshape(h, [-1]); p = softmax(h)\n"
+    "loss = mse(p, [0.1, 0.2, 0.3, 0.4]) + sum(onehot([1, 0], 2) * x)^2; loss";
+
+static size_t oom_parse(size_t n, void *ud)
+{
+    (void)ud;
+    tg_program *prog = NULL;
+    ts_alloc_fail_at(n);
+    tg_status st = tg_program_parse(OOM_SRC, &prog);
+    ts_alloc_fail_at(0);
+    if (st != TG_OK) {
+        ts_assert_enomem(st, "program_parse", n);
+        cr_assert_null(prog);
+        return 1;
+    }
+    tg_program_free(prog);
+    return 0;
+}
+
+static size_t oom_eval(size_t n, void *ud)
+{
+    (void)ud;
+    tg_program *prog = parse_ok(OOM_SRC);
+    const size_t s22[2] = {2, 2};
+    tg_tensor *x = ts_leaf(TG_F64, 2, s22, (double[]){1, 2, 3, 4}, true);
+    tg_tensor *b = ts_vec(TG_F64, 2, (double[]){0.1, -0.1}, false);
+    tg_binding env[2] = {{"x", x}, {"b", b}};
+    tg_tape *tape = tg_tape_new();
+    cr_assert_not_null(tape);
+    ts_alloc_fail_at(n);
+    tg_tensor *y = tg_program_eval(prog, tape, TG_F64, env, 2, NULL);
+    ts_alloc_fail_at(0);
+    if (y)
+        cr_assert_eq(tg_backward(tape, y), TG_OK);
+    else
+        ts_assert_enomem(tg_last_status(), "program_eval", n);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(b);
+    tg_program_free(prog);
+    return y == NULL;
+}
+
+static size_t oom_value(size_t n, void *ud)
+{
+    (void)ud;
+    tg_tensor *t = NULL;
+    ts_alloc_fail_at(n);
+    tg_status st = tg_expr_parse_value("[[1, 2], [3, 4]]", TG_F32, NULL, &t);
+    ts_alloc_fail_at(0);
+    tg_tensor_free(t);
+    if (st == TG_OK)
+        return 0;
+    ts_assert_enomem(st, "parse_value", n);
+    return 1;
+}
+
 Test(alloc, every_failure_in_parse_and_eval_is_clean)
 {
-    const char *src = "W = [[0.5, -1], [2, 0.25]]; h = tanh(x @ W + b)\n"
-                      "h = reshape(h, [-1]); p = softmax(h)\n"
-                      "loss = mse(p, [0.1, 0.2, 0.3, 0.4]) + sum(onehot([1, 0], 2) * x)^2; loss";
-    ts_alloc_install();
-    size_t parse_ok_at = 0, eval_ok_at = 0;
-    for (size_t k = 1; k < 10000 && !parse_ok_at; k++) {
-        ts_alloc_fail_at(k);
-        tg_program *prog = NULL;
-        tg_status st = tg_program_parse(src, &prog);
-        ts_alloc_fail_at(0);
-        if (st == TG_OK) {
-            parse_ok_at = k;
-            tg_program_free(prog);
-        } else {
-            cr_assert_eq(st, TG_ENOMEM, "attempt %zu: %s", k, tg_last_error());
-            cr_assert_null(prog);
-        }
-        cr_assert_eq(ts_alloc.live, 0, "attempt %zu: %lld blocks leaked", k, ts_alloc.live);
-    }
-    cr_assert_gt(parse_ok_at, 3, "parsing allocates several times");
-    for (size_t k = 1; k < 10000 && !eval_ok_at; k++) {
-        tg_program *prog = NULL;
-        cr_assert_eq(tg_program_parse(src, &prog), TG_OK);
-        const size_t s22[2] = {2, 2}, s2[1] = {2};
-        tg_tensor *x = tg_tensor_from_f64(TG_F64, 2, s22, (double[]){1, 2, 3, 4});
-        tg_tensor *b = tg_tensor_from_f64(TG_F64, 1, s2, (double[]){0.1, -0.1});
-        tg_tensor_set_requires_grad(x, true);
-        tg_binding env[2] = {{"x", x}, {"b", b}};
-        tg_tape *tape = tg_tape_new();
-        cr_assert_not_null(tape);
-        ts_alloc_fail_at(k);
-        tg_tensor *y = tg_program_eval(prog, tape, TG_F64, env, 2, NULL);
-        ts_alloc_fail_at(0);
-        if (y) {
-            eval_ok_at = k;
-            cr_assert_eq(tg_backward(tape, y), TG_OK);
-        } else {
-            cr_assert_eq(tg_last_status(), TG_ENOMEM, "attempt %zu: %s", k, tg_last_error());
-        }
-        tg_tape_free(tape);
-        tg_tensor_free(x);
-        tg_tensor_free(b);
-        tg_program_free(prog);
-        cr_assert_eq(ts_alloc.live, 0, "attempt %zu: %lld blocks leaked", k, ts_alloc.live);
-    }
-    cr_assert_gt(eval_ok_at, 1);
-    for (size_t k = 1; k < 100; k++) {
-        ts_alloc_fail_at(k);
-        tg_tensor *t = NULL;
-        tg_status st = tg_expr_parse_value("[[1, 2], [3, 4]]", TG_F32, NULL, &t);
-        ts_alloc_fail_at(0);
-        tg_tensor_free(t);
-        cr_assert_eq(ts_alloc.live, 0, "value attempt %zu leaked", k);
-        if (st == TG_OK)
-            break;
-        cr_assert_eq(st, TG_ENOMEM, "value attempt %zu: %s", k, tg_last_error());
-    }
-    cr_assert_eq(ts_alloc.bytes, 0);
-    ts_alloc_uninstall();
+    /* Parsing allocates several times, and neither parsing nor evaluating survives a refused
+     * allocation. */
+    ts_oom_drive("program_parse", oom_parse, NULL,
+                 (ts_oom_opts){.min_failing = 3, .max_runs = 10000, .no_fallback = true});
+    ts_oom_drive("program_eval", oom_eval, NULL,
+                 (ts_oom_opts){.min_failing = 1, .max_runs = 10000, .no_fallback = true});
+    ts_oom_drive("parse_value", oom_value, NULL, (ts_oom_opts){.min_failing = 1, .max_runs = 100});
 }
 
 /* ---- fuzzing (tests/fuzz) ----------------------------------------------------------------------

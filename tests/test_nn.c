@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "support/alloc.h"
+#include "support/oom.h"
 
 #define NEAR(a, b, tol) (fabs((a) - (b)) <= (tol) * fmax(1.0, fmax(fabs(a), fabs(b))))
 
@@ -929,36 +929,31 @@ Test(metadata, standardization_task_and_columns)
 
 /* ---- out of memory --------------------------------------------------------------------------- */
 
+static size_t oom_model_new(size_t n, void *ud)
+{
+    const tg_mlp_spec *s = ud;
+    const char *cols[3] = {"a", "b", "c"};
+    const double mu[3] = {0, 0, 0}, sd[3] = {1, 1, 1};
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_model *m = NULL;
+    ts_alloc_fail_at(n);
+    tg_status st = tg_model_new(s, TG_INIT_HE_NORMAL, &rng, &m);
+    if (st == TG_OK)
+        st = tg_model_set_standardization(m, 3, mu, sd);
+    if (st == TG_OK)
+        st = tg_model_set_columns(m, cols, "target");
+    ts_alloc_fail_at(0);
+    if (st != TG_OK)
+        ts_assert_enomem(st, "model_new and metadata", n);
+    tg_model_free(m);
+    return st != TG_OK;
+}
+
 Test(oom, model_new_and_metadata_fail_cleanly_at_every_allocation)
 {
     tg_mlp_spec s = spec3(TG_F32);
-    const char *cols[3] = {"a", "b", "c"};
-    const double mu[3] = {0, 0, 0}, sd[3] = {1, 1, 1};
-    ts_alloc_install();
-    bool done = false;
-    for (size_t n = 1; !done && n < 1000; n++) {
-        tg_rng rng;
-        tg_rng_seed(&rng, 1);
-        tg_model *m = NULL;
-        ts_alloc_fail_at(n);
-        tg_status st = tg_model_new(&s, TG_INIT_HE_NORMAL, &rng, &m);
-        if (st == TG_OK)
-            st = tg_model_set_standardization(m, 3, mu, sd);
-        if (st == TG_OK)
-            st = tg_model_set_columns(m, cols, "target");
-        if (st == TG_OK) {
-            done = true;
-            cr_assert_eq(ts_alloc.failures, 0, "failure %zu was swallowed", n);
-        } else {
-            cr_assert_eq(st, TG_ENOMEM, "allocation %zu: %s", n, tg_last_error());
-            cr_assert_not_null(strstr(tg_last_error(), "out of memory"), "%s", tg_last_error());
-        }
-        tg_model_free(m);
-        ts_alloc_fail_at(0);
-        ts_alloc.failures = 0;
-        cr_assert_eq(ts_alloc.live, 0, "allocation %zu: %lld blocks leaked", n, ts_alloc.live);
-        cr_assert_eq(ts_alloc.bytes, 0, "allocation %zu: %lld bytes", n, ts_alloc.bytes);
-    }
-    cr_assert(done);
-    ts_alloc_uninstall();
+    /* Success means no allocation was refused (none is optional). */
+    ts_oom_drive("model_new", oom_model_new, &s,
+                 (ts_oom_opts){.min_failing = 1, .max_runs = 1000, .no_fallback = true});
 }

@@ -10,7 +10,7 @@
 #include <criterion/criterion.h>
 #include <tapegrad.h>
 
-#include "support/alloc.h"
+#include "support/oom.h"
 #include "support/json.h"
 #include "support/proc.h"
 
@@ -543,34 +543,36 @@ Test(train, a_step_allocates_nothing)
     ts_alloc_uninstall();
 }
 
+typedef struct oom_case {
+    tg_table *table;
+    tg_train_options o;
+} oom_case;
+
+static size_t oom_trainer_new(size_t n, void *ud)
+{
+    const oom_case *c = ud;
+    tg_trainer *t = NULL;
+    ts_alloc_fail_at(n);
+    tg_status st = tg_trainer_new(c->table, "y", &c->o, &t);
+    ts_alloc_fail_at(0);
+    if (st != TG_OK) {
+        ts_assert_enomem(st, "trainer_new", n);
+        cr_assert_null(t);
+    }
+    tg_trainer_free(t);
+    return st != TG_OK;
+}
+
 Test(train, every_allocation_failure_is_reported)
 {
     ts_alloc_install();
     char *csv = small_csv(50, true);
-    tg_table *table = parse(csv);
-    tg_train_options o = TG_TRAIN_OPTIONS_INIT;
-    o.epochs = 1;
-    long long live = ts_alloc.live, bytes = ts_alloc.bytes;
-    size_t n = 0;
-    for (size_t k = 1;; k++) {
-        ts_alloc_fail_at(k);
-        tg_trainer *t = NULL;
-        tg_status st = tg_trainer_new(table, "y", &o, &t);
-        size_t attempts = ts_alloc_attempts();
-        if (st == TG_OK) {
-            cr_assert(attempts < k, "succeeded though allocation %zu failed", k);
-            ts_alloc_fail_at(0);
-            tg_trainer_free(t);
-            n = k - 1;
-            break;
-        }
-        cr_assert_eq(st, TG_ENOMEM, "allocation %zu: %s", k, tg_last_error());
-        cr_assert_null(t);
-        cr_assert_eq(ts_alloc.live, live, "allocation %zu leaked", k);
-        cr_assert_eq(ts_alloc.bytes, bytes, "allocation %zu leaked bytes", k);
-    }
-    cr_assert_gt(n, 10);
-    tg_table_free(table);
+    oom_case c = {.table = parse(csv), .o = TG_TRAIN_OPTIONS_INIT};
+    c.o.epochs = 1;
+    /* Success means no allocation was refused. */
+    ts_oom_drive("trainer_new", oom_trainer_new, &c,
+                 (ts_oom_opts){.min_failing = 11, .no_fallback = true});
+    tg_table_free(c.table);
     cr_assert_eq(ts_alloc.live, 0);
     ts_alloc_uninstall();
     free(csv);
