@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "support/helpers.h"
 #include "support/oom.h"
 #include "support/proc.h"
 
@@ -68,8 +69,7 @@ static void train_step(tg_model *m, tg_optim *o, tg_tape *tape, uint64_t step)
         x[i] = tg_rng_normal(&rng);
     for (int i = 0; i < 8; i++)
         y[i] = (double)(x[3 * i] + x[3 * i + 1] > 0);
-    const size_t xs[2] = {8, 3}, ys[1] = {8};
-    tg_tensor *xb = tg_tensor_from_f64(dt, 2, xs, x), *yb = tg_tensor_from_f64(dt, 1, ys, y);
+    tg_tensor *xb = ts_mat(dt, 8, 3, x, false), *yb = ts_vec(dt, 8, y, false);
     tg_model_zero_grad(m);
     tg_tensor *loss = tg_cross_entropy(tape, tg_model_forward(tape, m, xb), yb);
     cr_assert(loss && tg_backward(tape, loss) == TG_OK, "%s", tg_tape_error(tape));

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "support/helpers.h"
 #include "support/oom.h"
 
 #ifdef TG_HAVE_GRAPHVIZ
@@ -146,13 +147,10 @@ static void net_init(net *n)
     const size_t row[2] = {1, 2}, square[2] = {2, 2};
     const double x[2] = {0.1, 0.2}, t[2] = {0.4, 0.6};
     const double W1[4] = {0.3, 0.4, 0.25, 0.35}, W2[4] = {0.45, 0.7, 0.4, 0.6};
-    n->W1 = tg_tensor_from_f64(TG_F64, 2, square, W1);
-    n->W2 = tg_tensor_from_f64(TG_F64, 2, square, W2);
-    n->x = tg_tensor_from_f64(TG_F64, 2, row, x);
-    n->t = tg_tensor_from_f64(TG_F64, 2, row, t);
-    cr_assert(n->W1 && n->W2 && n->x && n->t);
-    tg_tensor_set_requires_grad(n->W1, true);
-    tg_tensor_set_requires_grad(n->W2, true);
+    n->W1 = ts_leaf(TG_F64, 2, square, W1, true);
+    n->W2 = ts_leaf(TG_F64, 2, square, W2, true);
+    n->x = ts_leaf(TG_F64, 2, row, x, false);
+    n->t = ts_leaf(TG_F64, 2, row, t, false);
     tg_tensor_set_name(n->W1, "W1");
     tg_tensor_set_name(n->W2, "W2");
     tg_tensor_set_name(n->x, "x");
@@ -190,14 +188,9 @@ typedef struct mixed {
 
 static void mixed_init(mixed *m)
 {
-    const size_t s23[2] = {2, 3}, s3[1] = {3}, s2[1] = {2};
-    m->x = tg_tensor_from_f64(TG_F32, 2, s23, (double[]){0.5, -1.0, 2.0, 3.0, -0.25, 4.0});
-    m->b = tg_tensor_from_f64(TG_F32, 1, s3, (double[]){0.1, 0.2, 0.3});
-    m->z = tg_tensor_from_f64(TG_F32, 1, s2, (double[]){0.0, 4.0});
-    cr_assert(m->x && m->b && m->z);
-    tg_tensor_set_requires_grad(m->x, true);
-    tg_tensor_set_requires_grad(m->b, true);
-    tg_tensor_set_requires_grad(m->z, true);
+    m->x = ts_mat(TG_F32, 2, 3, (double[]){0.5, -1.0, 2.0, 3.0, -0.25, 4.0}, true);
+    m->b = ts_vec(TG_F32, 3, (double[]){0.1, 0.2, 0.3}, true);
+    m->z = ts_vec(TG_F32, 2, (double[]){0.0, 4.0}, true);
     tg_tensor_set_name(m->x, "x");
     tg_tensor_set_name(m->b, "bias");
 }
@@ -340,8 +333,7 @@ Test(dot, leaves_reused_on_another_tape)
     enum { N = 40 };
     tg_tensor *leaf[N];
     for (int i = 0; i < N; i++) {
-        leaf[i] = tg_tensor_scalar(TG_F64, i + 1);
-        tg_tensor_set_requires_grad(leaf[i], i % 3 != 0);
+        leaf[i] = ts_scalar(TG_F64, i + 1, i % 3 != 0);
     }
     tg_tape *a = tg_tape_new(), *b = tg_tape_new();
     tg_tensor *acc = leaf[0];
@@ -453,8 +445,7 @@ Test(dot, escapes_user_strings)
     /* The specials of every label flavour: quotes, HTML, records, escString; plus newline, tab,
      * a control byte, an invalid UTF-8 byte and a valid UTF-8 letter. */
     const char *evil = "a\"b<c>d&e{f}g|h\\i\nj\tk\x01l\xffm\xc3\xa9n\\N";
-    tg_tensor *x = tg_tensor_scalar(TG_F64, 2.0);
-    tg_tensor_set_requires_grad(x, true);
+    tg_tensor *x = ts_scalar(TG_F64, 2.0, true);
     tg_tensor_set_name(x, evil);
     tg_tape *tape = tg_tape_new();
     tg_tensor *y = tg_square(tape, x);
@@ -509,8 +500,7 @@ Test(dot, grad_flow_colours_by_decade)
     tg_tape *tape = tg_tape_new();
     tg_tensor *loss = NULL;
     for (size_t i = 0; i < N; i++) {
-        w[i] = tg_tensor_scalar(TG_F64, 1.0);
-        tg_tensor_set_requires_grad(w[i], true);
+        w[i] = ts_scalar(TG_F64, 1.0, true);
         tg_tensor *term = tg_scale(tape, w[i], cases[i].c);
         loss = loss ? tg_add(tape, loss, term) : term;
     }

@@ -17,14 +17,6 @@
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-static tg_tensor *leaf(tg_dtype dt, int rank, const size_t *shape, const double *v, bool rg)
-{
-    tg_tensor *t = tg_tensor_from_f64(dt, rank, shape, v);
-    cr_assert_not_null(t, "%s", tg_last_error());
-    cr_assert_eq(tg_tensor_set_requires_grad(t, rg), TG_OK);
-    return t;
-}
-
 static tg_program *parse_ok(const char *src)
 {
     tg_program *prog = NULL;
@@ -153,8 +145,7 @@ Test(statements, micrograd_example)
 {
     const char *src = "z = 2*x + 2 + x; q = relu(z) + z*x; h = relu(z*z); h + q + q*x";
     tg_tape *tape = tg_tape_new();
-    tg_tensor *x = tg_tensor_scalar(TG_F64, -4);
-    tg_tensor_set_requires_grad(x, true);
+    tg_tensor *x = ts_scalar(TG_F64, -4, true);
     tg_binding env[1] = {{"x", x}};
     tg_tensor *y = eval_ok(tape, src, env, 1);
     cr_assert_eq(tg_tensor_item(y), -20);
@@ -179,8 +170,7 @@ Test(statements, separators_comments_newlines)
 Test(statements, rebinding_records_new_nodes)
 {
     tg_tape *tape = tg_tape_new();
-    tg_tensor *x = tg_tensor_scalar(TG_F64, 3);
-    tg_tensor_set_requires_grad(x, true);
+    tg_tensor *x = ts_scalar(TG_F64, 3, true);
     tg_binding env[1] = {{"x", x}};
     tg_tensor *y = eval_ok(tape, "c = x; c = c + 1; c = c * c; c = c + 1; c", env, 1);
     cr_assert_eq(tg_tensor_item(y), 17);
@@ -235,8 +225,8 @@ Test(statements, one_program_many_evaluations)
     /* A program is immutable: evaluate it on two tapes with different bindings. */
     tg_program *prog = parse_ok("sum(x * x)");
     const size_t s2[1] = {2}, s3[1] = {3};
-    tg_tensor *a = leaf(TG_F64, 1, s2, (double[]){1, 2}, false);
-    tg_tensor *b = leaf(TG_F64, 1, s3, (double[]){1, 2, 3}, false);
+    tg_tensor *a = ts_leaf(TG_F64, 1, s2, (double[]){1, 2}, false);
+    tg_tensor *b = ts_leaf(TG_F64, 1, s3, (double[]){1, 2, 3}, false);
     tg_tape *t1 = tg_tape_new(), *t2 = tg_tape_new();
     tg_binding e1[1] = {{"x", a}}, e2[2] = {{"y", a}, {"x", b}};
     cr_assert_eq(tg_tensor_item(tg_program_eval(prog, t1, TG_F64, e1, 1, NULL)), 5);
@@ -279,7 +269,7 @@ Test(literals, f32_program)
 {
     tg_program *prog = parse_ok("sum(x * [0.1, 0.2]) + 0.3");
     const size_t s2[1] = {2};
-    tg_tensor *x = leaf(TG_F32, 1, s2, (double[]){1, 2}, true);
+    tg_tensor *x = ts_leaf(TG_F32, 1, s2, (double[]){1, 2}, true);
     tg_tape *tape = tg_tape_new();
     tg_binding env[1] = {{"x", x}};
     tg_tensor *y = tg_program_eval(prog, tape, TG_F32, env, 1, NULL);
@@ -406,24 +396,24 @@ static void make_inputs(enum domain dom, tg_tensor **x, tg_tensor **b)
     const double targets[6] = {1, 0, 1, 0, 0, 1};
     switch (dom) {
     case D_ANY:
-        *x = leaf(TG_F64, 2, s23, any, true);
-        *b = leaf(TG_F64, 2, s23, other, true);
+        *x = ts_leaf(TG_F64, 2, s23, any, true);
+        *b = ts_leaf(TG_F64, 2, s23, other, true);
         break;
     case D_POS:
-        *x = leaf(TG_F64, 2, s23, pos, true);
-        *b = leaf(TG_F64, 2, s23, pos, true);
+        *x = ts_leaf(TG_F64, 2, s23, pos, true);
+        *b = ts_leaf(TG_F64, 2, s23, pos, true);
         break;
     case D_PROB:
-        *x = leaf(TG_F64, 2, s23, prob, true);
-        *b = leaf(TG_F64, 2, s23, targets, false);
+        *x = ts_leaf(TG_F64, 2, s23, prob, true);
+        *b = ts_leaf(TG_F64, 2, s23, targets, false);
         break;
     case D_LABELS:
-        *x = leaf(TG_F64, 2, s23, any, true);
-        *b = leaf(TG_F64, 1, s2, (double[]){2, 0}, false);
+        *x = ts_leaf(TG_F64, 2, s23, any, true);
+        *b = ts_leaf(TG_F64, 1, s2, (double[]){2, 0}, false);
         break;
     case D_MATMUL:
-        *x = leaf(TG_F64, 2, s23, any, true);
-        *b = leaf(TG_F64, 2, s32, other, true);
+        *x = ts_leaf(TG_F64, 2, s23, any, true);
+        *b = ts_leaf(TG_F64, 2, s32, other, true);
         break;
     }
 }
@@ -491,8 +481,9 @@ Test(evaluator, gradcheck_through_a_composite_program)
     tg_program *prog = parse_ok("h = tanh(x @ W + [0.1, -0.2]); p = softmax(h)\n"
                                 "mean(p^2) + sum(logsumexp(h, 1)) / 3 - sum(max(abs(W), 0))");
     const size_t s23[2] = {2, 3}, s32[2] = {3, 2};
-    tg_tensor *in[2] = {leaf(TG_F64, 2, s23, (double[]){0.5, -1.25, 2.0, -0.3, 0.9, 1.7}, true),
-                        leaf(TG_F64, 2, s32, (double[]){1.5, 0.25, -0.75, 2.5, -1.1, 0.4}, true)};
+    tg_tensor *in[2] = {
+        ts_leaf(TG_F64, 2, s23, (double[]){0.5, -1.25, 2.0, -0.3, 0.9, 1.7}, true),
+        ts_leaf(TG_F64, 2, s32, (double[]){1.5, 0.25, -0.75, 2.5, -1.1, 0.4}, true)};
     double err[2];
     tg_status st = tg_gradcheck(check_program, prog, in, 2, NULL, err);
     cr_assert_eq(st, TG_OK, "%s (errors %g, %g)", tg_last_error(), err[0], err[1]);
@@ -744,7 +735,7 @@ Test(hostile, huge_shapes_fail_cleanly)
 {
     tg_tape *tape = tg_tape_new();
     const size_t s[1] = {4};
-    tg_tensor *x = leaf(TG_F64, 1, s, (double[]){1, 2, 3, 4}, false);
+    tg_tensor *x = ts_leaf(TG_F64, 1, s, (double[]){1, 2, 3, 4}, false);
     tg_binding env[1] = {{"x", x}};
     tg_program *prog = parse_ok("reshape(x, [4503599627370496, 2])");
     cr_assert_null(tg_program_eval(prog, tape, TG_F64, env, 1, NULL));
@@ -762,8 +753,8 @@ static void eval_fails(const char *src, tg_status want_status, const char *want)
 {
     tg_tape *tape = tg_tape_new();
     const size_t s3[1] = {3}, s22[2] = {2, 2};
-    tg_tensor *x = leaf(TG_F64, 1, s3, (double[]){1, 2, 3}, true);
-    tg_tensor *W = leaf(TG_F64, 2, s22, (double[]){1, 2, 3, 4}, true);
+    tg_tensor *x = ts_leaf(TG_F64, 1, s3, (double[]){1, 2, 3}, true);
+    tg_tensor *W = ts_leaf(TG_F64, 2, s22, (double[]){1, 2, 3, 4}, true);
     tg_binding env[2] = {{"x", x}, {"W", W}};
     tg_program *prog = parse_ok(src);
     tg_expr_error err;
@@ -808,8 +799,8 @@ Test(eval_errors, messages_from_ops_and_losses)
 {
     tg_tape *tape = tg_tape_new();
     const size_t s22[2] = {2, 2}, s2[1] = {2};
-    tg_tensor *z = leaf(TG_F64, 2, s22, (double[]){1, 2, 3, 4}, true);
-    tg_tensor *lab = leaf(TG_F64, 1, s2, (double[]){0, 5}, false);
+    tg_tensor *z = ts_leaf(TG_F64, 2, s22, (double[]){1, 2, 3, 4}, true);
+    tg_tensor *lab = ts_leaf(TG_F64, 1, s2, (double[]){0, 5}, false);
     tg_binding env[2] = {{"z", z}, {"labels", lab}};
     tg_program *prog = parse_ok("loss = cross_entropy(z, labels)\nloss");
     tg_expr_error err;
@@ -1025,7 +1016,8 @@ Test(fuzz, corpus_replays_cleanly)
         tg_expr_error err;
         if (tg_program_parse_n(buf, n, &err, &prog) == TG_OK) {
             const size_t s23[2] = {2, 3};
-            tg_tensor *x = leaf(TG_F64, 2, s23, (double[]){0.5, -1.25, 2.0, -0.3, 0.9, 1.7}, true);
+            tg_tensor *x =
+                ts_leaf(TG_F64, 2, s23, (double[]){0.5, -1.25, 2.0, -0.3, 0.9, 1.7}, true);
             tg_binding env[16];
             size_t k = tg_program_input_count(prog);
             for (size_t i = 0; i < k && i < 16; i++)

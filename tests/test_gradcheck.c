@@ -13,6 +13,8 @@
 
 #include "tapegrad.h"
 
+#include "support/helpers.h"
+
 #define TOL 1e-7
 #define EPS 1e-6
 #define MAX_IN 2
@@ -771,9 +773,7 @@ static tg_tensor *wrong_fn(tg_tape *t, tg_tensor *const *in, size_t n, void *ud)
 
 Test(gradcheck, reports_a_wrong_gradient_and_its_error)
 {
-    size_t shape[1] = {3};
-    const double v[3] = {1.0, -2.0, 0.5};
-    tg_tensor *x = tg_tensor_from_f64(TG_F64, 1, shape, v);
+    tg_tensor *x = ts_vec(TG_F64, 3, TS_VALS(1.0, -2.0, 0.5), false);
     double err = -1;
     tg_status st = tg_gradcheck(wrong_fn, NULL, &x, 1, NULL, &err);
     cr_expect_eq(st, TG_ENUMERIC, "status %s: %s", tg_status_name(st), tg_last_error());
@@ -811,9 +811,8 @@ static tg_tensor *f64_sum_fn(tg_tape *t, tg_tensor *const *in, size_t n, void *u
 
 Test(gradcheck, reports_errors_of_fn_and_arguments)
 {
-    size_t shape[1] = {3};
     const double v[3] = {1.0, -2.0, 0.5};
-    tg_tensor *x = tg_tensor_from_f64(TG_F64, 1, shape, v);
+    tg_tensor *x = ts_vec(TG_F64, 3, v, false);
     tg_status st = tg_gradcheck(f32_fn, NULL, &x, 1, NULL, NULL);
     cr_expect_eq(st, TG_EDTYPE, "mixed dtypes: %s: %s", tg_status_name(st), tg_last_error());
     st = tg_gradcheck(null_fn, NULL, &x, 1, NULL, NULL);

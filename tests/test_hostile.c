@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "support/helpers.h"
 #include "support/alloc.h"
 
 #define GiB ((size_t)1 << 30)
@@ -71,9 +72,8 @@ Test(overflow, leaf_constructors_refuse_before_allocating)
 Test(overflow, tape_ops_refuse_and_the_tape_recovers)
 {
     const size_t elems[2] = {(size_t)1 << 33, (size_t)1 << 33};
-    const size_t two = 2;
     double v[2] = {1, 2};
-    tg_tensor *x = tg_tensor_from_f64(TG_F64, 1, &two, v);
+    tg_tensor *x = ts_vec(TG_F64, 2, v, false);
     tg_tape *tape = tg_tape_new();
     cr_assert_null(tg_constant(tape, TG_F64, 2, elems, v));
     cr_assert_eq(tg_tape_status(tape), TG_ESHAPE, "%s", tg_tape_error(tape));
@@ -126,8 +126,7 @@ Test(overflow, fits_size_t_but_not_memory)
     cr_assert(strstr(tg_last_error(), "out of memory for 87960930"), "%s", tg_last_error());
 
     /* tgx: onehot with 2^53 classes asks for 2^57 bytes. */
-    const size_t two = 2;
-    tg_tensor *labels = tg_tensor_from_f64(TG_F64, 1, &two, (double[]){0, 1});
+    tg_tensor *labels = ts_vec(TG_F64, 2, (double[]){0, 1}, false);
     tg_tape *tape = tg_tape_new();
     tg_program *prog = NULL;
     cr_assert_eq(tg_program_parse("onehot(y, 9007199254740992)", &prog), TG_OK, "%s",
@@ -192,8 +191,7 @@ Test(literals, a_million_elements)
     for (size_t i = 0; i < n; i++)
         want += (double)(i % 7);
 
-    tg_tensor *x = tg_tensor_scalar(TG_F64, 2);
-    tg_tensor_set_requires_grad(x, true);
+    tg_tensor *x = ts_scalar(TG_F64, 2, true);
     tg_binding env[1] = {{"x", x}};
     tg_program *prog = NULL;
     cr_assert_eq(tg_program_parse(src, &prog), TG_OK, "%s", tg_last_error());

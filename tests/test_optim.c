@@ -8,6 +8,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "support/helpers.h"
 #include "support/oom.h"
 #include "internal.h" /* tg_tensor__alloc_grad: tests write gradients directly */
 
@@ -16,14 +17,6 @@ static const tg_dtype DTYPES[2] = {TG_F64, TG_F32};
 /* The tiny problem: w0 = (1, -2); the gradients of steps 1, 2, 3 are G1, G2, G1. */
 static const double W0[2] = {1.0, -2.0};
 static const double G1[2] = {0.5, -1.0}, G2[2] = {-0.25, 2.0};
-
-static tg_tensor *param(tg_dtype dt, size_t n, const double *v)
-{
-    tg_tensor *t = tg_tensor_from_f64(dt, 1, &n, v);
-    cr_assert_not_null(t);
-    tg_tensor_set_requires_grad(t, true);
-    return t;
-}
 
 static void set_grad(tg_tensor *t, const double *g)
 {
@@ -43,7 +36,7 @@ static void check_steps(const tg_optim_options *opt, const double want[3][2], co
     for (int d = 0; d < 2; d++) {
         tg_dtype dt = DTYPES[d];
         double tol = dt == TG_F64 ? 1e-14 : 2e-6;
-        tg_tensor *w = param(dt, 2, W0);
+        tg_tensor *w = ts_vec(dt, 2, W0, true);
         tg_optim *o = NULL;
         cr_assert_eq(tg_optim_new(opt, &w, 1, &o), TG_OK, "%s: %s", what, tg_last_error());
         const double *grads[3] = {G1, G2, G1};
@@ -172,7 +165,7 @@ Test(optim, state_layout_skip_and_checkpoint)
 {
     /* Two leaves; Adam's block is m(a), m(b), v(a), v(b). */
     const double a0[2] = {1, 2}, b0[3] = {3, 4, 5}, ga[2] = {0.1, -0.2}, gb[3] = {1, 2, -3};
-    tg_tensor *a = param(TG_F64, 2, a0), *b = param(TG_F64, 3, b0);
+    tg_tensor *a = ts_vec(TG_F64, 2, a0, true), *b = ts_vec(TG_F64, 3, b0, true);
     tg_tensor *ps[2] = {a, b};
     tg_optim_options opt = TG_OPTIM_OPTIONS_INIT;
     opt.kind = TG_OPTIM_ADAM;
@@ -195,7 +188,7 @@ Test(optim, state_layout_skip_and_checkpoint)
     tg_tensor_to_f64(a, a1);
     tg_tensor_to_f64(b, b1);
     cr_assert_eq(tg_optim_step(o), TG_OK);
-    tg_tensor *a2 = param(TG_F64, 2, a1), *b2 = param(TG_F64, 3, b1);
+    tg_tensor *a2 = ts_vec(TG_F64, 2, a1, true), *b2 = ts_vec(TG_F64, 3, b1, true);
     tg_tensor *ps2[2] = {a2, b2};
     tg_optim *o2;
     cr_assert_eq(tg_optim_new(&opt, ps2, 2, &o2), TG_OK);
@@ -211,7 +204,7 @@ Test(optim, state_layout_skip_and_checkpoint)
     cr_assert_eq(tg_optim_steps(o2), 2);
 
     /* A leaf without a grad buffer is skipped. */
-    tg_tensor *c = param(TG_F64, 2, a0);
+    tg_tensor *c = ts_vec(TG_F64, 2, a0, true);
     tg_optim *o3;
     cr_assert_eq(tg_optim_new(&opt, &c, 1, &o3), TG_OK);
     cr_assert_eq(tg_optim_step(o3), TG_OK);
@@ -267,7 +260,7 @@ static void expect_bad(const tg_optim_options *opt, tg_tensor *const *ps, size_t
 
 Test(optim, bad_options_and_leaves)
 {
-    tg_tensor *w = param(TG_F64, 2, W0);
+    tg_tensor *w = ts_vec(TG_F64, 2, W0, true);
     tg_optim_options o;
 #define BAD(field, value, needle)                                                                 \
     do {                                                                                          \
@@ -305,7 +298,7 @@ Test(optim, bad_options_and_leaves)
     expect_bad(&o, with_null, 2, TG_EINVAL, "params[1] is NULL");
     tg_tensor *twice[2] = {w, w};
     expect_bad(&o, twice, 2, TG_EINVAL, "the same leaf");
-    tg_tensor *f = param(TG_F32, 2, W0);
+    tg_tensor *f = ts_vec(TG_F32, 2, W0, true);
     tg_tensor *mixed[2] = {w, f};
     expect_bad(&o, mixed, 2, TG_EDTYPE, "params[1] is f32");
     tg_tensor_set_requires_grad(f, false);
@@ -441,8 +434,9 @@ Test(clip, scales_above_max_norm_only)
     /* Grads (3, 4) and (12): the global norm is 13. */
     const double z2[2] = {0, 0}, z1[1] = {0}, g2[2] = {3, 4}, g1[1] = {12};
     for (int d = 0; d < 2; d++) {
-        tg_tensor *a = param(DTYPES[d], 2, z2), *b = param(TG_F64, 1, z1); /* mixed dtypes */
-        tg_tensor *none = param(DTYPES[d], 2, z2); /* no grad buffer: counts as zero */
+        tg_tensor *a = ts_vec(DTYPES[d], 2, z2, true),
+                  *b = ts_vec(TG_F64, 1, z1, true);       /* mixed dtypes */
+        tg_tensor *none = ts_vec(DTYPES[d], 2, z2, true); /* no grad buffer: counts as zero */
         tg_tensor *ps[3] = {a, none, b};
         double norm = -1;
         set_grad(a, g2);
@@ -473,7 +467,7 @@ Test(clip, scales_above_max_norm_only)
 Test(clip, huge_nan_and_bad_arguments)
 {
     const double z2[2] = {0, 0};
-    tg_tensor *a = param(TG_F64, 2, z2);
+    tg_tensor *a = ts_vec(TG_F64, 2, z2, true);
     double norm;
     set_grad(a, (const double[]){3e200, 4e200}); /* the plain sum of squares overflows */
     cr_assert_eq(tg_clip_grad_norm(&a, 1, 1.0, &norm), TG_OK);
@@ -522,7 +516,7 @@ Test(oom, optim_new_fails_cleanly_at_every_allocation)
 {
     const tg_optim_kind kinds[3] = {TG_OPTIM_SGD, TG_OPTIM_MOMENTUM, TG_OPTIM_ADAM};
     ts_alloc_install();
-    tg_tensor *w = param(TG_F32, 2, W0), *v = param(TG_F32, 2, W0);
+    tg_tensor *w = ts_vec(TG_F32, 2, W0, true), *v = ts_vec(TG_F32, 2, W0, true);
     tg_tensor *ps[2] = {w, v};
     for (int k = 0; k < 3; k++) {
         oom_case c = {.opt = TG_OPTIM_OPTIONS_INIT, .ps = ps};

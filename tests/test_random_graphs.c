@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "support/helpers.h"
+
 #define MAX_VALUES 400
 #define MAX_INPUTS 6
 #define MAX_NUMEL 1024 /* elements in any one value */
@@ -351,9 +353,7 @@ static int new_leaf(gen *s, int rank, const size_t *shape, bool constant)
     } else {
         double d[MAX_NUMEL];
         random_data(s, d, n, -1.5, 1.5);
-        tg_tensor *x = tg_tensor_from_f64(TG_F64, rank, shape, d);
-        cr_assert_not_null(x);
-        tg_tensor_set_requires_grad(x, true);
+        tg_tensor *x = ts_leaf(TG_F64, rank, shape, d, true);
         v.input = g->n_inputs;
         g->inputs[g->n_inputs++] = x;
     }

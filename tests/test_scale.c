@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "support/helpers.h"
 #include "support/alloc.h"
 #include "internal.h"
 
@@ -46,11 +47,8 @@ static size_t proc_status_bytes(const char *field)
 Test(scale, ten_million_node_tape, .timeout = 600)
 {
     const size_t iters = 3333334; /* three nodes each: mul, add, tanh */
-    tg_tensor *w = tg_tensor_scalar(TG_F64, 0.9), *b = tg_tensor_scalar(TG_F64, 0.1);
-    tg_tensor *y0 = tg_tensor_scalar(TG_F64, 0.5);
-    tg_tensor_set_requires_grad(w, true);
-    tg_tensor_set_requires_grad(b, true);
-    tg_tensor_set_requires_grad(y0, true);
+    tg_tensor *w = ts_scalar(TG_F64, 0.9, true), *b = ts_scalar(TG_F64, 0.1, true);
+    tg_tensor *y0 = ts_scalar(TG_F64, 0.5, true);
     size_t rss_before = proc_status_bytes("VmRSS");
 
     tg_tape *tape = tg_tape_new();

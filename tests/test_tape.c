@@ -12,22 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "support/helpers.h"
 #include "support/alloc.h"
 #include "internal.h"
-
-/* A leaf of f64 values (requires grad when rg). */
-static tg_tensor *leaf(int rank, const size_t *shape, const double *v, bool rg)
-{
-    tg_tensor *t = tg_tensor_from_f64(TG_F64, rank, shape, v);
-    cr_assert_not_null(t, "%s", tg_last_error());
-    cr_assert_eq(tg_tensor_set_requires_grad(t, rg), TG_OK);
-    return t;
-}
-
-static tg_tensor *vec(size_t n, const double *v, bool rg)
-{
-    return leaf(1, &n, v, rg);
-}
 
 static void assert_close(double got, double want, double tol, const char *what)
 {
@@ -60,7 +47,7 @@ Test(record, eager_values_and_node_order)
     cr_assert_eq(tg_tape_status(tape), TG_OK);
     cr_assert_str_eq(tg_tape_error(tape), "no error");
     const double xv[3] = {1, 2, 3}, wv[3] = {0.5, -1, 2};
-    tg_tensor *x = vec(3, xv, false), *w = vec(3, wv, true);
+    tg_tensor *x = ts_vec(TG_F64, 3, xv, false), *w = ts_vec(TG_F64, 3, wv, true);
 
     tg_tensor *m = tg_mul(tape, x, w);
     cr_assert_not_null(m);
@@ -121,8 +108,8 @@ Test(record, f32_values)
     tg_tape *tape = tg_tape_new();
     const size_t shape[2] = {2, 2};
     const double av[4] = {1, 2, 3, 4}, bv[4] = {0.5, 0.25, -1, 2};
-    tg_tensor *a = tg_tensor_from_f64(TG_F32, 2, shape, av);
-    tg_tensor *b = tg_tensor_from_f64(TG_F32, 2, shape, bv);
+    tg_tensor *a = ts_leaf(TG_F32, 2, shape, av, false);
+    tg_tensor *b = ts_leaf(TG_F32, 2, shape, bv, false);
     tg_tensor *c = tg_matmul(tape, a, b);
     cr_assert_eq(tg_tensor_dtype(c), TG_F32);
     const float *cd = tg_tensor_data(c);
@@ -146,7 +133,8 @@ Test(record, leaf_registration_order)
 {
     tg_tape *tape = tg_tape_new();
     const double v[2] = {1, 2};
-    tg_tensor *a = vec(2, v, true), *b = vec(2, v, false), *c = vec(2, v, true);
+    tg_tensor *a = ts_vec(TG_F64, 2, v, true), *b = ts_vec(TG_F64, 2, v, false),
+              *c = ts_vec(TG_F64, 2, v, true);
     cr_assert_eq(tg_tape_leaf_count(tape), 0);
     tg_tensor *t1 = tg_add(tape, b, a);
     tg_tensor *t2 = tg_mul(tape, t1, a);
@@ -192,7 +180,7 @@ Test(record, leaf_registration_order)
 Test(record, leaf_shared_by_tapes_gets_both_gradients)
 {
     const double v[2] = {1.5, -2};
-    tg_tensor *x = vec(2, v, true);
+    tg_tensor *x = ts_vec(TG_F64, 2, v, true);
     tg_tape *t1 = tg_tape_new(), *t2 = tg_tape_new();
     tg_tensor *y1 = tg_sum(t1, tg_square(t1, x), TG_ALL_AXES, false);     /* 2x */
     tg_tensor *y2 = tg_sum(t2, tg_scale(t2, x, 3.0), TG_ALL_AXES, false); /* 3 */
@@ -210,7 +198,7 @@ Test(record, tape_freed_and_replaced_registers_leaves_afresh)
     /* The new tape may well get the old one's address; a leaf's cached registration must not
      * be mistaken for one on the new tape. */
     const double v[1] = {2};
-    tg_tensor *p = vec(1, v, true), *q = vec(1, v, true);
+    tg_tensor *p = ts_vec(TG_F64, 1, v, true), *q = ts_vec(TG_F64, 1, v, true);
     tg_tape *a = tg_tape_new();
     cr_assert_not_null(tg_add(a, p, q)); /* q in slot 1 */
     tg_tape_free(a);
@@ -233,7 +221,7 @@ Test(record, leaf_freed_before_its_tape)
     /* Leaves belong to the caller, who may free a data batch as soon as a step is done, before
      * the tape goes (ASan reports any later touch of the freed leaf). */
     const double v[3] = {1, 2, 3};
-    tg_tensor *w = vec(3, v, true);
+    tg_tensor *w = ts_vec(TG_F64, 3, v, true);
     tg_tape *tape = tg_tape_new();
     for (int step = 0; step < 3; step++) {
         double *mem = malloc(3 * sizeof *mem);
@@ -258,7 +246,7 @@ Test(record, leaf_freed_before_its_tape)
 Test(record, null_tape_and_null_inputs)
 {
     const double v[1] = {1};
-    tg_tensor *x = vec(1, v, false);
+    tg_tensor *x = ts_vec(TG_F64, 1, v, false);
     tg_clear_error();
     cr_assert_null(tg_exp(NULL, x));
     cr_assert_eq(tg_last_status(), TG_EINVAL);
@@ -285,7 +273,7 @@ Test(backward, scalar_output)
 {
     tg_tape *tape = tg_tape_new();
     const double xv[3] = {0.5, -1.5, 2.0};
-    tg_tensor *x = vec(3, xv, true);
+    tg_tensor *x = ts_vec(TG_F64, 3, xv, true);
     /* y = sum(x^2 * sin-free stuff): sum(x*x) + 3 * sum(x) */
     tg_tensor *y = tg_add(tape, tg_sum(tape, tg_mul(tape, x, x), TG_ALL_AXES, false),
                           tg_scale(tape, tg_sum(tape, x, 0, false), 3.0));
@@ -305,7 +293,7 @@ Test(backward, single_element_non_0d_output)
     tg_tape *tape = tg_tape_new();
     const size_t shape[2] = {1, 1};
     const double v[1] = {3};
-    tg_tensor *x = leaf(2, shape, v, true);
+    tg_tensor *x = ts_leaf(TG_F64, 2, shape, v, true);
     tg_tensor *y = tg_square(tape, x);
     cr_assert_eq(tg_backward(tape, y), TG_OK, "%s", tg_last_error());
     cr_assert_eq(tg_tensor_grad_get(x, 0), 6.0);
@@ -319,13 +307,13 @@ Test(backward, seed_for_non_scalar_output)
     const double xv[6] = {1, 2, 3, -1, -2, 0.5}, sv[6] = {1, 0, -2, 0.5, 3, 1};
     for (int seed_on_tape = 0; seed_on_tape < 2; seed_on_tape++) {
         tg_tape *tape = tg_tape_new();
-        tg_tensor *x = leaf(2, shape, xv, true);
+        tg_tensor *x = ts_leaf(TG_F64, 2, shape, xv, true);
         tg_tensor *y = tg_mul(tape, tg_mul(tape, x, x), x); /* x^3 */
         tg_tensor *s_leaf = NULL, *seed;
         if (seed_on_tape) {
             seed = tg_constant(tape, TG_F64, 2, shape, sv);
         } else {
-            s_leaf = leaf(2, shape, sv, false);
+            s_leaf = ts_leaf(TG_F64, 2, shape, sv, false);
             seed = s_leaf;
         }
         cr_assert_eq(tg_backward_seed(tape, y, seed), TG_OK, "%s", tg_last_error());
@@ -347,7 +335,7 @@ Test(backward, seed_null_means_backward)
 {
     tg_tape *tape = tg_tape_new();
     const double v[1] = {2};
-    tg_tensor *x = vec(1, v, true);
+    tg_tensor *x = ts_vec(TG_F64, 1, v, true);
     tg_tensor *y = tg_sum(tape, tg_square(tape, x), TG_ALL_AXES, false);
     cr_assert_eq(tg_backward_seed(tape, y, NULL), TG_OK);
     cr_assert_eq(tg_tensor_grad_get(x, 0), 4.0);
@@ -359,7 +347,7 @@ Test(backward, non_scalar_without_seed_is_an_error)
 {
     tg_tape *tape = tg_tape_new();
     const double v[3] = {1, 2, 3};
-    tg_tensor *x = vec(3, v, true);
+    tg_tensor *x = ts_vec(TG_F64, 3, v, true);
     tg_tensor *y = tg_exp(tape, x);
     cr_assert_eq(tg_backward(tape, y), TG_EINVAL);
     assert_has(tg_last_error(), "[3]");
@@ -378,16 +366,16 @@ Test(backward, bad_seeds)
     tg_tape *tape = tg_tape_new();
     const size_t shape[2] = {2, 3}, tshape[2] = {3, 2}, flat[1] = {6};
     const double v[6] = {1, 2, 3, 4, 5, 6};
-    tg_tensor *x = leaf(2, shape, v, true);
+    tg_tensor *x = ts_leaf(TG_F64, 2, shape, v, true);
     tg_tensor *y = tg_exp(tape, x);
 
-    tg_tensor *s_t = leaf(2, tshape, v, false);
+    tg_tensor *s_t = ts_leaf(TG_F64, 2, tshape, v, false);
     cr_assert_eq(tg_backward_seed(tape, y, s_t), TG_ESHAPE);
     assert_has(tg_last_error(), "[3,2]");
     assert_has(tg_last_error(), "[2,3]");
-    tg_tensor *s_flat = leaf(1, flat, v, false);
+    tg_tensor *s_flat = ts_leaf(TG_F64, 1, flat, v, false);
     cr_assert_eq(tg_backward_seed(tape, y, s_flat), TG_ESHAPE, "same numel, other rank");
-    tg_tensor *s_32 = tg_tensor_from_f64(TG_F32, 2, shape, v);
+    tg_tensor *s_32 = ts_leaf(TG_F32, 2, shape, v, false);
     cr_assert_eq(tg_backward_seed(tape, y, s_32), TG_EDTYPE);
     assert_has(tg_last_error(), "f32");
     cr_assert_null(tg_tensor_grad_data(x));
@@ -411,7 +399,7 @@ Test(backward, twice_accumulates_twice)
 {
     tg_tape *tape = tg_tape_new();
     const double xv[2] = {1.5, -0.5}, wv[2] = {2, 3};
-    tg_tensor *x = vec(2, xv, true), *w = vec(2, wv, true);
+    tg_tensor *x = ts_vec(TG_F64, 2, xv, true), *w = ts_vec(TG_F64, 2, wv, true);
     tg_tensor *h = tg_mul(tape, x, w);
     tg_tensor *y = tg_sum(tape, tg_tanh(tape, h), TG_ALL_AXES, false);
     cr_assert_eq(tg_backward(tape, y), TG_OK);
@@ -449,7 +437,7 @@ Test(backward, fan_out_sums)
 {
     tg_tape *tape = tg_tape_new();
     const double xv[3] = {0.5, -2, 3};
-    tg_tensor *x = vec(3, xv, true);
+    tg_tensor *x = ts_vec(TG_F64, 3, xv, true);
     /* y = sum(x*x + x*x*x + exp(x) * x): x used seven times, m = x*x twice. */
     tg_tensor *m = tg_mul(tape, x, x);
     tg_tensor *c = tg_mul(tape, m, x);
@@ -480,8 +468,8 @@ Test(backward, broadcast_gradients_sum_over_broadcast_axes)
     tg_tape *tape = tg_tape_new();
     const size_t shape[2] = {2, 3};
     const double av[6] = {1, 2, 3, 4, 5, 6}, bv[3] = {10, 20, 30};
-    tg_tensor *a = leaf(2, shape, av, true);
-    tg_tensor *b = vec(3, bv, true);
+    tg_tensor *a = ts_leaf(TG_F64, 2, shape, av, true);
+    tg_tensor *b = ts_vec(TG_F64, 3, bv, true);
     tg_tensor *y = tg_sum(tape, tg_mul(tape, a, b), TG_ALL_AXES, false);
     cr_assert_eq(tg_backward(tape, y), TG_OK);
     const double ga[6] = {10, 20, 30, 10, 20, 30}, gb[3] = {5, 7, 9};
@@ -496,7 +484,7 @@ Test(backward, output_without_grad_is_an_error)
 {
     tg_tape *tape = tg_tape_new();
     const double v[2] = {1, 2};
-    tg_tensor *x = vec(2, v, false);
+    tg_tensor *x = ts_vec(TG_F64, 2, v, false);
     tg_tensor *y = tg_sum(tape, tg_exp(tape, x), TG_ALL_AXES, false);
     cr_assert_not_null(y);
     cr_assert_eq(tg_backward(tape, y), TG_EINVAL);
@@ -521,8 +509,7 @@ Test(backward, output_without_grad_is_an_error)
 Test(backward, leaf_output)
 {
     tg_tape *tape = tg_tape_new();
-    tg_tensor *x = tg_tensor_scalar(TG_F64, 5);
-    tg_tensor_set_requires_grad(x, true);
+    tg_tensor *x = ts_scalar(TG_F64, 5, true);
     cr_assert_eq(tg_backward(tape, x), TG_OK, "%s", tg_last_error());
     cr_assert_eq(tg_tensor_grad_get(x, 0), 1.0);
     cr_assert_eq(tg_backward(tape, x), TG_OK);
@@ -538,9 +525,9 @@ Test(backward, leaf_output)
     /* A non-scalar leaf needs a seed. */
     const size_t n = 2;
     const double v[2] = {1, 2};
-    tg_tensor *xv = leaf(1, &n, v, true);
+    tg_tensor *xv = ts_leaf(TG_F64, 1, &n, v, true);
     cr_assert_eq(tg_backward(tape, xv), TG_EINVAL);
-    tg_tensor *sv = leaf(1, &n, v, false);
+    tg_tensor *sv = ts_leaf(TG_F64, 1, &n, v, false);
     cr_assert_eq(tg_backward_seed(tape, xv, sv), TG_OK);
     assert_grad(xv, v, 2, "xv");
     tg_tensor_free(g);
@@ -555,7 +542,7 @@ Test(backward, output_from_another_tape)
 {
     tg_tape *t1 = tg_tape_new(), *t2 = tg_tape_new();
     const double v[1] = {1};
-    tg_tensor *x = vec(1, v, true);
+    tg_tensor *x = ts_vec(TG_F64, 1, v, true);
     tg_tensor *y = tg_sum(t1, tg_exp(t1, x), TG_ALL_AXES, false);
     cr_assert_eq(tg_backward(t2, y), TG_EINVAL);
     assert_has(tg_last_error(), "another tape");
@@ -578,7 +565,8 @@ Test(grad, leaves_and_intermediates_without_touching_leaf_grads)
 {
     tg_tape *tape = tg_tape_new();
     const double xv[3] = {1, -2, 0.5}, wv[3] = {3, 0.25, -1}, zv[2] = {7, 8};
-    tg_tensor *x = vec(3, xv, true), *w = vec(3, wv, true), *z = vec(2, zv, true);
+    tg_tensor *x = ts_vec(TG_F64, 3, xv, true), *w = ts_vec(TG_F64, 3, wv, true),
+              *z = ts_vec(TG_F64, 2, zv, true);
     tg_tensor *h = tg_mul(tape, x, w);
     tg_tensor *y = tg_sum(tape, tg_mul(tape, h, h), TG_ALL_AXES, false); /* sum (xw)^2 */
     tg_tensor *after = tg_exp(tape, h);  /* recorded after y: y does not depend on it */
@@ -630,7 +618,7 @@ Test(grad, leaves_and_intermediates_without_touching_leaf_grads)
     }
     tg_tensor_free(gx);
     /* And a leaf never used on this tape gets zeros. */
-    tg_tensor *stranger = vec(2, zv, true);
+    tg_tensor *stranger = ts_vec(TG_F64, 2, zv, true);
     tg_tensor *gs = NULL;
     cr_assert_eq(tg_grad(tape, y, &stranger, 1, &gs), TG_OK);
     cr_assert_eq(tg_tensor_get(gs, 0), 0.0);
@@ -648,8 +636,7 @@ Test(grad, f32)
     tg_tape *tape = tg_tape_new();
     const size_t n = 2;
     const double v[2] = {0.5, 2};
-    tg_tensor *x = tg_tensor_from_f64(TG_F32, 1, &n, v);
-    tg_tensor_set_requires_grad(x, true);
+    tg_tensor *x = ts_vec(TG_F32, n, v, true);
     tg_tensor *y = tg_sum(tape, tg_square(tape, x), TG_ALL_AXES, false);
     tg_tensor *g = NULL;
     cr_assert_eq(tg_grad(tape, y, &x, 1, &g), TG_OK);
@@ -666,7 +653,7 @@ Test(grad, errors_set_no_outputs)
 {
     tg_tape *tape = tg_tape_new();
     const double v[2] = {1, 2};
-    tg_tensor *x = vec(2, v, true);
+    tg_tensor *x = ts_vec(TG_F64, 2, v, true);
     tg_tensor *y = tg_exp(tape, x);
     tg_tensor *out[2] = {(tg_tensor *)&out, (tg_tensor *)&out};
     tg_tensor *xs[2] = {x, y};
@@ -719,7 +706,7 @@ Test(nograd, nodes_recorded_without_grad)
 {
     tg_tape *tape = tg_tape_new();
     const double xv[3] = {1, 2, -3};
-    tg_tensor *x = vec(3, xv, true);
+    tg_tensor *x = ts_vec(TG_F64, 3, xv, true);
     tg_tensor *a = tg_sum(tape, tg_mul(tape, x, x), TG_ALL_AXES, false);
     bool was = tg_tape_set_grad_enabled(tape, false);
     tg_tensor *cube = tg_mul(tape, tg_mul(tape, x, x), x);
@@ -748,7 +735,7 @@ Test(nograd, detach)
 {
     tg_tape *tape = tg_tape_new();
     const double xv[3] = {1.5, -2, 4};
-    tg_tensor *x = vec(3, xv, true);
+    tg_tensor *x = ts_vec(TG_F64, 3, xv, true);
     tg_tensor *e = tg_exp(tape, x);
     tg_tensor *d = tg_detach(tape, e);
     cr_assert_not_null(d);
@@ -777,8 +764,8 @@ Test(nograd, constant_branches_get_no_gradient)
     tg_tape *tape = tg_tape_new();
     const size_t shape[2] = {2, 2};
     const double cv[4] = {0.1, 0.2, 0.3, 0.4}, xv[4] = {1, 2, 3, 4};
-    tg_tensor *x = leaf(2, shape, xv, true);
-    tg_tensor *data = leaf(2, shape, cv, false); /* an input that needs no grad */
+    tg_tensor *x = ts_leaf(TG_F64, 2, shape, xv, true);
+    tg_tensor *data = ts_leaf(TG_F64, 2, shape, cv, false); /* an input that needs no grad */
     tg_tensor *c = tg_constant(tape, TG_F64, 2, shape, cv);
     tg_tensor *ec = tg_exp(tape, c);
     tg_tensor *mc = tg_matmul(tape, ec, data); /* constant-only, through matmul */
@@ -814,7 +801,7 @@ Test(stale, use_right_after_reset)
 {
     tg_tape *tape = tg_tape_new();
     const double v[2] = {1, 2};
-    tg_tensor *x = vec(2, v, true);
+    tg_tensor *x = ts_vec(TG_F64, 2, v, true);
     tg_tensor *t = tg_exp(tape, x);
     tg_tensor *s = tg_sum(tape, t, TG_ALL_AXES, false);
     tg_tape_reset(tape);
@@ -840,7 +827,7 @@ Test(stale, use_after_new_recording)
     double v[16];
     for (int i = 0; i < 16; i++)
         v[i] = i * 0.1;
-    tg_tensor *x = leaf(2, shape, v, true);
+    tg_tensor *x = ts_leaf(TG_F64, 2, shape, v, true);
     tg_tensor *old[3];
     old[0] = tg_exp(tape, x);
     old[1] = tg_matmul(tape, old[0], x);
@@ -879,7 +866,7 @@ Test(stale, every_entry_point_detects_the_previous_recording)
     /* Alternate many resets: each time, all of the previous recording is detected. */
     tg_tape *tape = tg_tape_new();
     const double v[1] = {0.5};
-    tg_tensor *x = vec(1, v, true);
+    tg_tensor *x = ts_vec(TG_F64, 1, v, true);
     tg_tensor *prev = NULL;
     for (int step = 0; step < 50; step++) {
         tg_tensor *t = x;
@@ -902,7 +889,7 @@ Test(stale, tensor_from_another_tape)
 {
     tg_tape *t1 = tg_tape_new(), *t2 = tg_tape_new();
     const double v[2] = {1, 2};
-    tg_tensor *x = vec(2, v, false);
+    tg_tensor *x = ts_vec(TG_F64, 2, v, false);
     tg_tensor *a = tg_exp(t1, x);
     tg_tensor *b = tg_exp(t2, x);
     cr_assert_null(tg_add(t2, b, a));
@@ -922,7 +909,7 @@ Test(errors, first_error_is_kept)
     tg_tape *tape = tg_tape_new();
     const size_t sa[2] = {2, 3}, sb[2] = {4, 5};
     double v[20] = {0};
-    tg_tensor *a = leaf(2, sa, v, true), *b = leaf(2, sb, v, false);
+    tg_tensor *a = ts_leaf(TG_F64, 2, sa, v, true), *b = ts_leaf(TG_F64, 2, sb, v, false);
     tg_tensor *ok = tg_exp(tape, a);
     cr_assert_not_null(ok);
     tg_tensor *bad = tg_matmul(tape, ok, b);
@@ -973,7 +960,7 @@ Test(errors, shape_errors_name_the_node)
     tg_tape *tape = tg_tape_new();
     const size_t sa[2] = {2, 3}, sb[2] = {3, 2};
     double v[6] = {0};
-    tg_tensor *a = leaf(2, sa, v, false), *b = leaf(2, sb, v, false);
+    tg_tensor *a = ts_leaf(TG_F64, 2, sa, v, false), *b = ts_leaf(TG_F64, 2, sb, v, false);
     for (int i = 0; i < 4; i++)
         tg_exp(tape, a);
     cr_assert_null(tg_add(tape, a, b));
@@ -1179,7 +1166,7 @@ Test(anomaly, forward_nan_or_inf_names_the_op)
 {
     const size_t shape[2] = {2, 3};
     double v[6] = {0};
-    tg_tensor *x = leaf(2, shape, v, true);
+    tg_tensor *x = ts_leaf(TG_F64, 2, shape, v, true);
     /* Off by default: log(0) = -inf is just a value. */
     tg_tape *tape = tg_tape_new();
     tg_tensor *l = tg_log(tape, tg_exp(tape, tg_neg(tape, tg_exp(tape, x))));
@@ -1221,7 +1208,7 @@ Test(anomaly, backward_inf_names_the_op)
 {
     const size_t n = 2;
     const double v[2] = {0, 1};
-    tg_tensor *x = leaf(1, &n, v, true);
+    tg_tensor *x = ts_leaf(TG_F64, 1, &n, v, true);
     tg_tape *tape = tg_tape_new();
     /* Off: sqrt'(0) = +inf lands in the gradient. */
     tg_tensor *y = tg_sum(tape, tg_sqrt(tape, x), TG_ALL_AXES, false);

@@ -61,6 +61,11 @@ tg_tensor *ts_leaf(tg_dtype dt, int rank, const size_t *shape, const double *v, 
     return t;
 }
 
+tg_tensor *ts_scalar(tg_dtype dt, double v, bool requires_grad)
+{
+    return ts_leaf(dt, 0, NULL, &v, requires_grad);
+}
+
 tg_tensor *ts_vec(tg_dtype dt, size_t n, const double *v, bool requires_grad)
 {
     return ts_leaf(dt, 1, &n, v, requires_grad);

@@ -23,6 +23,9 @@
  * requires grad when requires_grad. Asserts that it was made and the flag set. Caller frees. */
 tg_tensor *ts_leaf(tg_dtype dt, int rank, const size_t *shape, const double *v, bool requires_grad);
 
+/* ts_leaf of shape () holding v. */
+tg_tensor *ts_scalar(tg_dtype dt, double v, bool requires_grad);
+
 /* ts_leaf of shape (n). */
 tg_tensor *ts_vec(tg_dtype dt, size_t n, const double *v, bool requires_grad);
 
