@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "support/helpers.h"
 #include "support/json.h"
 #include "support/proc.h"
 
@@ -119,7 +120,7 @@ static void check_w3dist_ran(const tj *l, double loss)
     cr_assert_eq(tj_num_of(l, "threads"), ranks * tpr);
     double ms = tj_num_of(l, "value"), share = tj_num_of(l, "allreduce_share");
     cr_assert(ms > 0 && share >= 0 && share <= 1, "%g ms, share %g", ms, share);
-    cr_assert_float_eq(share, tj_num_of(l, "allreduce_ms") / ms, 1e-9);
+    ts_assert_close(share, tj_num_of(l, "allreduce_ms") / ms, 1e-9, 0, "allreduce_share");
     if (ranks == 1)
         cr_assert_eq(tj_num_of(l, "allreduce_ms"), 0, "one rank has no allreduce");
     else
@@ -129,8 +130,7 @@ static void check_w3dist_ran(const tj *l, double loss)
     cr_assert_eq(tj_num_of(l, "local_batch"), tj_num_of(l, "batch") / ranks);
     cr_assert_gt(tj_num_of(l, "grad_mib"), 0);
     double fl = tj_num_of(l, "final_loss");
-    cr_assert(isfinite(fl) && fabs(fl - loss) <= 1e-4 * fabs(loss),
-              "%g x %g: final loss %.9g, W3's %.9g", ranks, tpr, fl, loss);
+    ts_assert_close(fl, loss, 0, 1e-4, "%g x %g: the final loss (got) against W3's", ranks, tpr);
 }
 
 /* ---- bench all --quick --json ------------------------------------------------------------ */
@@ -160,7 +160,8 @@ Test(bench, all_quick_json)
             cr_assert_str_eq(tj_str_of(l, "dtype"), "f32");
             double f = tj_num_of(l, "forward_ms"), b = tj_num_of(l, "backward_ms");
             cr_assert(f > 0 && b > 0 && f + b <= tj_get(l, "value")->num);
-            cr_assert_float_eq(tj_num_of(l, "backward_over_forward"), b / f, 1e-9 * b / f);
+            ts_assert_close(tj_num_of(l, "backward_over_forward"), b / f, 0, 1e-9,
+                            "backward_over_forward");
             cr_assert_gt(tj_num_of(l, "update_ms"), 0);
             cr_assert_gt(tj_num_of(l, "memory_bar_mib"), 16);
             cr_assert(isfinite(tj_num_of(l, "final_loss")));

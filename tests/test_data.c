@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "support/helpers.h"
 #include "support/oom.h"
 
 /* Parses a NUL-terminated text (its length from strlen) as "t.csv". */
@@ -626,21 +627,21 @@ Test(dataset, stats_and_standardize)
     double mean[3], std[3];
     cr_assert_eq(tg_dataset_stats(&ds, mean, std), TG_OK);
     cr_assert_eq(mean[0], 2.5);
-    cr_assert_float_eq(std[0], sqrt(1.25), 1e-15);
+    ts_assert_close(std[0], sqrt(1.25), 1e-15, 0, "std[0]");
     cr_assert_eq(mean[1], 0.1);
     cr_assert_eq(std[1], 1.0);
     cr_assert_eq(mean[2], -1e6 + 1.5);
-    cr_assert_float_eq(std[2], sqrt(1.25), 1e-12);
+    ts_assert_close(std[2], sqrt(1.25), 1e-12, 0, "std[2]");
 
     tg_dataset_standardize(&ds, mean, std);
     double m2[3], s2[3];
     cr_assert_eq(tg_dataset_stats(&ds, m2, s2), TG_OK);
-    cr_assert_float_eq(m2[0], 0.0, 1e-15);
-    cr_assert_float_eq(s2[0], 1.0, 1e-15);
+    ts_assert_close(m2[0], 0.0, 1e-15, 0, "m2[0]");
+    ts_assert_close(s2[0], 1.0, 1e-15, 0, "s2[0]");
     cr_assert_eq(x[1], 0.0, "a constant feature becomes 0");
-    cr_assert_float_eq(m2[2], 0.0, 1e-9);
-    cr_assert_float_eq(s2[2], 1.0, 1e-9);
-    cr_assert_float_eq(x[0], -1.5 / sqrt(1.25), 1e-15);
+    ts_assert_close(m2[2], 0.0, 1e-9, 0, "m2[2]");
+    ts_assert_close(s2[2], 1.0, 1e-9, 0, "s2[2]");
+    ts_assert_close(x[0], -1.5 / sqrt(1.25), 1e-15, 0, "x[0]");
     cr_assert_eq(y[1], 1.0, "targets are untouched");
 
     cr_assert_eq(tg_dataset_stats(NULL, mean, std), TG_EINVAL);
@@ -663,11 +664,11 @@ Test(dataset, train_stats_are_not_test_stats)
     double t0 = test.x[0];
     tg_dataset_standardize(&train, mean, std);
     tg_dataset_standardize(&test, mean, std);
-    cr_assert_float_eq(test.x[0], (t0 - mean[0]) / std[0], 1e-12);
+    ts_assert_close(test.x[0], (t0 - mean[0]) / std[0], 1e-12, 0, "test.x[0]");
     double m[2], s[2];
     cr_assert_eq(tg_dataset_stats(&train, m, s), TG_OK);
-    cr_assert_float_eq(m[0], 0.0, 1e-12);
-    cr_assert_float_eq(s[1], 1.0, 1e-12);
+    ts_assert_close(m[0], 0.0, 1e-12, 0, "m[0]");
+    ts_assert_close(s[1], 1.0, 1e-12, 0, "s[1]");
     tg_dataset_free(&train);
     tg_dataset_free(&test);
 }

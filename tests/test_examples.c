@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "support/helpers.h"
+
 typedef struct run {
     char out[1 << 16]; /* stdout and stderr, interleaved */
     int status;        /* exit status, or -1 when the program did not exit normally */
@@ -210,8 +212,7 @@ Test(examples, gradient_descent)
         cr_assert_eq(step, s);
         for (int k = 0; k < 4; k++) {
             double want = 3.0 * pow(1.0 - 2.0 * rates[k], s);
-            cr_assert(fabs(w[k] - want) <= 1e-6 * fmax(1.0, fabs(want)),
-                      "step %d, lr %g: w = %.6f, expected %.6f", s, rates[k], w[k], want);
+            ts_assert_close(w[k], want, 1e-6, 1e-6, "step %d, lr %g: w", s, rates[k]);
         }
         rows++;
         line = strchr(line + 1, '\n');

@@ -78,35 +78,29 @@ static void parse_fails_line(const char *src, const char *want)
               "for '%s':\n got: %.*s\nwant: %s", src, (int)n, msg, want);
 }
 
-static void assert_close(double got, double want, double tol, const char *what)
-{
-    cr_assert(fabs(got - want) <= tol * fmax(1.0, fabs(want)), "%s: got %.17g, want %.17g",
-              what, got, want);
-}
-
 /* ---- precedence and associativity ------------------------------------------------------- */
 
 Test(precedence, arithmetic_and_associativity)
 {
-    assert_close(value_at("2 + 3 * 4", 0), 14, 0, "2+3*4");
-    assert_close(value_at("(2 + 3) * 4", 0), 20, 0, "(2+3)*4");
-    assert_close(value_at("1 - 2 - 3", 0), -4, 0, "left-assoc -");
-    assert_close(value_at("8 / 4 / 2", 0), 1, 0, "left-assoc /");
-    assert_close(value_at("2 * 3 / 4 * 5", 0), 7.5, 0, "* / left to right");
-    assert_close(value_at("2 ^ 3 ^ 2", 0), 512, 0, "^ right-assoc");
-    assert_close(value_at("(2 ^ 3) ^ 2", 0), 64, 0, "parenthesized ^");
-    assert_close(value_at("-x^2", 3), -9, 0, "-x^2 is -(x^2)");
-    assert_close(value_at("(-x)^2", 3), 9, 0, "(-x)^2");
-    assert_close(value_at("-2^2", 0), -4, 0, "-2^2");
-    assert_close(value_at("x^-1", 4), 0.25, 0, "negative exponent");
-    assert_close(value_at("x^-(1/2)", 4), 0.5, 0, "constant exponent expression");
-    assert_close(value_at("2*x^2", 3), 18, 0, "^ before *");
-    assert_close(value_at("x - -x", 3), 6, 0, "binary then unary minus");
-    assert_close(value_at("--x", 3), 3, 0, "double negation");
-    assert_close(value_at("2 * -x", 3), -6, 0, "unary after *");
-    assert_close(value_at("1e-3 * 2 + .5 + 1. + 2E2", 0), 201.502, 1e-15, "number forms");
-    assert_close(value_at("x^0.5", 16), 4, 0, "fractional exponent");
-    assert_close(value_at("n = 3; x^n", 2), 8, 0, "a name bound to a number is a constant");
+    ts_assert_close(value_at("2 + 3 * 4", 0), 14, 0, 0, "2+3*4");
+    ts_assert_close(value_at("(2 + 3) * 4", 0), 20, 0, 0, "(2+3)*4");
+    ts_assert_close(value_at("1 - 2 - 3", 0), -4, 0, 0, "left-assoc -");
+    ts_assert_close(value_at("8 / 4 / 2", 0), 1, 0, 0, "left-assoc /");
+    ts_assert_close(value_at("2 * 3 / 4 * 5", 0), 7.5, 0, 0, "* / left to right");
+    ts_assert_close(value_at("2 ^ 3 ^ 2", 0), 512, 0, 0, "^ right-assoc");
+    ts_assert_close(value_at("(2 ^ 3) ^ 2", 0), 64, 0, 0, "parenthesized ^");
+    ts_assert_close(value_at("-x^2", 3), -9, 0, 0, "-x^2 is -(x^2)");
+    ts_assert_close(value_at("(-x)^2", 3), 9, 0, 0, "(-x)^2");
+    ts_assert_close(value_at("-2^2", 0), -4, 0, 0, "-2^2");
+    ts_assert_close(value_at("x^-1", 4), 0.25, 0, 0, "negative exponent");
+    ts_assert_close(value_at("x^-(1/2)", 4), 0.5, 0, 0, "constant exponent expression");
+    ts_assert_close(value_at("2*x^2", 3), 18, 0, 0, "^ before *");
+    ts_assert_close(value_at("x - -x", 3), 6, 0, 0, "binary then unary minus");
+    ts_assert_close(value_at("--x", 3), 3, 0, 0, "double negation");
+    ts_assert_close(value_at("2 * -x", 3), -6, 0, 0, "unary after *");
+    ts_assert_close(value_at("1e-3 * 2 + .5 + 1. + 2E2", 0), 201.502, 1e-15, 1e-15, "number forms");
+    ts_assert_close(value_at("x^0.5", 16), 4, 0, 0, "fractional exponent");
+    ts_assert_close(value_at("n = 3; x^n", 2), 8, 0, 0, "a name bound to a number is a constant");
 }
 
 Test(precedence, recorded_structure)
@@ -157,14 +151,15 @@ Test(statements, micrograd_example)
 
 Test(statements, separators_comments_newlines)
 {
-    assert_close(value_at("a = x + 1\nb = a * 2   # a comment; not a statement\n\n; ;b - 1\n", 1),
-                 3, 0, "newlines, comments, empty statements");
-    assert_close(value_at("# leading comment\r\na = x\r\na * 3\r\n", 2), 6, 0, "CRLF");
+    ts_assert_close(
+        value_at("a = x + 1\nb = a * 2   # a comment; not a statement\n\n; ;b - 1\n", 1), 3, 0, 0,
+        "newlines, comments, empty statements");
+    ts_assert_close(value_at("# leading comment\r\na = x\r\na * 3\r\n", 2), 6, 0, 0, "CRLF");
     /* Newlines inside brackets and parentheses are spaces. */
-    assert_close(value_at("W = [[1, 2],\n     [3, 4]]\nsum(W * (x +\n 1))", 1), 20, 0,
-                 "multi-line literal and expression");
-    assert_close(value_at("sum([1, 2, 3,])", 0), 6, 0, "trailing comma");
-    assert_close(value_at("x", 5), 5, 0, "a bare input");
+    ts_assert_close(value_at("W = [[1, 2],\n     [3, 4]]\nsum(W * (x +\n 1))", 1), 20, 0, 0,
+                    "multi-line literal and expression");
+    ts_assert_close(value_at("sum([1, 2, 3,])", 0), 6, 0, 0, "trailing comma");
+    ts_assert_close(value_at("x", 5), 5, 0, 0, "a bare input");
 }
 
 Test(statements, rebinding_records_new_nodes)
@@ -554,8 +549,8 @@ Test(syntax_errors, lexical)
     cr_assert_str_eq(err.message, "unexpected NUL byte");
     cr_assert_eq(err.col, 2);
     /* Non-ASCII bytes are fine in comments. */
-    assert_close(value_at("x # caf\xc3\xa9\n", 2), 2, 0, "utf-8 comment");
-    assert_close(value_at("1e-400 + x", 2), 2, 0, "underflow to 0 is fine");
+    ts_assert_close(value_at("x # caf\xc3\xa9\n", 2), 2, 0, 0, "utf-8 comment");
+    ts_assert_close(value_at("1e-400 + x", 2), 2, 0, 0, "underflow to 0 is fine");
 }
 
 Test(syntax_errors, expressions_and_statements)
@@ -600,7 +595,7 @@ Test(syntax_errors, calls)
     parse_fails_line("sum(x 1)", "error: 1:7: expected ',' or ')' after argument 1 of 'sum', "
                                  "found number 1");
     parse_fails_line("sum(,x)", "error: 1:5: expected an expression, found ','");
-    assert_close(value_at("sum(x, )", 2), 2, 0, "a trailing comma in a call");
+    ts_assert_close(value_at("sum(x, )", 2), 2, 0, 0, "a trailing comma in a call");
     parse_fails_line("sum(x, y)", "error: 1:8: the axis of 'sum' must be a constant number");
     parse_fails_line("mean(x, axis=0)", "error: 1:9: the axis of 'mean' must be a constant "
                                         "number");
@@ -685,7 +680,7 @@ Test(hostile, nesting_depth_is_capped)
     /* Within the cap: fine. */
     char *ok = repeat("", "(", 200, "x");
     char *ok2 = repeat(ok, ")", 200, "");
-    assert_close(value_at(ok2, 7), 7, 0, "200 parentheses");
+    ts_assert_close(value_at(ok2, 7), 7, 0, 0, "200 parentheses");
     free(ok);
     free(ok2);
     /* Beyond it: an error at the first construct past the limit, not a stack overflow. */
@@ -706,13 +701,13 @@ Test(hostile, long_chains_are_iterative)
 {
     /* x+x+...+x with 200,000 terms: left-deep, parsed and evaluated with loops. */
     char *sum = repeat("x", "+x", 199999, "");
-    assert_close(value_at(sum, 0.5), 100000, 0, "long sum");
+    ts_assert_close(value_at(sum, 0.5), 100000, 0, 0, "long sum");
     free(sum);
     char *neg = repeat("", "-", 100001, "x");
-    assert_close(value_at(neg, 2), -2, 0, "long run of minus signs");
+    ts_assert_close(value_at(neg, 2), -2, 0, 0, "long run of minus signs");
     free(neg);
     char *stmts = repeat("a = x\n", "a = a * 1\n", 100000, "a");
-    assert_close(value_at(stmts, 3), 3, 0, "many statements");
+    ts_assert_close(value_at(stmts, 3), 3, 0, 0, "many statements");
     free(stmts);
 }
 

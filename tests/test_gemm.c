@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "support/helpers.h"
 #include "support/alloc.h"
 #include "internal.h"
 
@@ -113,13 +114,11 @@ static void check_case(tg_gemm_path path, tg_dtype dt, bool ta, bool tb, size_t 
                 ref += (long double)a * b;
                 bound += fabsl((long double)a * b);
             }
-            double got = get(&C, i, j);
             double tol = (double)bound * (double)(K + 2) * eps + DBL_MIN;
-            cr_assert(fabs(got - (double)ref) <= tol,
-                      "%s %s %s%s M=%zu N=%zu K=%zu beta=%g: C[%zu,%zu] = %.17g, expected %.17g "
-                      "(tolerance %.3g)",
-                      tg__gemm_path_name(path), dt == TG_F32 ? "f32" : "f64", ta ? "A^T" : "A",
-                      tb ? "B^T" : "B", M, N, K, beta, i, j, got, (double)ref, tol);
+            ts_assert_close(get(&C, i, j), (double)ref, tol, 0,
+                            "%s %s %s%s M=%zu N=%zu K=%zu beta=%g: C[%zu,%zu]",
+                            tg__gemm_path_name(path), dt == TG_F32 ? "f32" : "f64",
+                            ta ? "A^T" : "A", tb ? "B^T" : "B", M, N, K, beta, i, j);
         }
         for (size_t j = N; j < C.ld; j++)
             cr_assert(get(&C, i, j) == 4321.0, "%s: C[%zu,%zu] past N=%zu was written",

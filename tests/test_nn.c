@@ -14,13 +14,6 @@
 #include "support/helpers.h"
 #include "support/oom.h"
 
-#define NEAR(a, b, tol) (fabs((a) - (b)) <= (tol) * fmax(1.0, fmax(fabs(a), fabs(b))))
-
-static void assert_near(double got, double want, double tol, const char *what, size_t i)
-{
-    cr_assert(NEAR(got, want, tol), "%s[%zu]: got %.17g, want %.17g", what, i, got, want);
-}
-
 static double sigmoid(double z)
 {
     return z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z));
@@ -37,12 +30,12 @@ static void check_loss(loss_fn fn, tg_dtype dt, tg_tensor *a, tg_tensor *b, doub
     cr_assert_not_null(y, "%s", tg_last_error());
     cr_assert_eq(tg_tensor_rank(y), 0, "losses are 0-d");
     cr_assert_eq(tg_tensor_dtype(y), dt);
-    assert_near(tg_tensor_item(y), want, tol, "loss", 0);
+    ts_assert_close(tg_tensor_item(y), want, tol, tol, "loss");
     cr_assert_eq(tg_backward(tape, y), TG_OK, "%s", tg_last_error());
-    for (size_t i = 0; da && i < tg_tensor_numel(a); i++)
-        assert_near(tg_tensor_grad_get(a, i), da[i], tol, "da", i);
-    for (size_t i = 0; db && i < tg_tensor_numel(b); i++)
-        assert_near(tg_tensor_grad_get(b, i), db[i], tol, "db", i);
+    if (da)
+        ts_assert_grad(a, da, tg_tensor_numel(a), tol, tol, "da");
+    if (db)
+        ts_assert_grad(b, db, tg_tensor_numel(b), tol, tol, "db");
     tg_tape_free(tape);
 }
 
@@ -122,7 +115,7 @@ Test(loss, bce_saturated_probabilities_are_finite)
     tg_tensor *y = tg_bce(tape, p, t);
     cr_assert_not_null(y);
     double eps = 1e-15;
-    assert_near(tg_tensor_item(y), (-log(eps) - log(1 - (1 - eps))) / 2, 1e-12, "loss", 0);
+    ts_assert_close(tg_tensor_item(y), (-log(eps) - log(1 - (1 - eps))) / 2, 1e-12, 1e-12, "loss");
     cr_assert_eq(tg_backward(tape, y), TG_OK);
     for (size_t i = 0; i < 2; i++)
         cr_assert(isfinite(tg_tensor_grad_get(p, i)));
@@ -251,8 +244,8 @@ Test(loss, cross_entropy_soft_and_onehot_targets)
     softmax_row(Z12, 4, p, &lse0);
     softmax_row(Z12 + 4, 4, p, &lse1);
     double hand = ((lse0 - Z12[3]) + (lse1 - Z12[5])) / 2;
-    assert_near(tg_tensor_item(a), hand, 1e-12, "soft", 0);
-    assert_near(tg_tensor_item(b), hand, 1e-12, "labels", 0);
+    ts_assert_close(tg_tensor_item(a), hand, 1e-12, 1e-12, "soft");
+    ts_assert_close(tg_tensor_item(b), hand, 1e-12, 1e-12, "labels");
     tg_tape_free(tape);
     tg_tensor_free(y);
     tg_tensor_free(z);
@@ -411,8 +404,8 @@ Test(activation, applies_each)
     tg_tensor *s = tg_activate(tape, x, TG_ACT_SIGMOID), *t = tg_activate(tape, x, TG_ACT_TANH),
               *r = tg_activate(tape, x, TG_ACT_RELU);
     for (size_t i = 0; i < 4; i++) {
-        assert_near(tg_tensor_get(s, i), sigmoid(x4[i]), 1e-15, "sigmoid", i);
-        assert_near(tg_tensor_get(t, i), tanh(x4[i]), 1e-15, "tanh", i);
+        ts_assert_close(tg_tensor_get(s, i), sigmoid(x4[i]), 1e-15, 1e-15, "sigmoid[%zu]", i);
+        ts_assert_close(tg_tensor_get(t, i), tanh(x4[i]), 1e-15, 1e-15, "tanh[%zu]", i);
         cr_assert_eq(tg_tensor_get(r, i), fmax(x4[i], 0));
     }
     cr_assert_null(tg_activate(tape, x, (tg_activation)42));
@@ -533,17 +526,17 @@ Test(linear, value_gradients_and_shape_errors)
             double want = b2[j];
             for (size_t k = 0; k < 3; k++)
                 want += P6[r * 3 + k] * w6[k * 2 + j];
-            assert_near(tg_tensor_get(y, r * 2 + j), want, 1e-15, "y", r * 2 + j);
+            ts_assert_close(tg_tensor_get(y, r * 2 + j), want, 1e-15, 1e-15, "y[%zu]", r * 2 + j);
         }
     cr_assert_eq(tg_backward(tape, tg_sum(tape, y, TG_ALL_AXES, false)), TG_OK);
     for (size_t r = 0; r < 2; r++)
         for (size_t k = 0; k < 3; k++)
-            assert_near(tg_tensor_grad_get(x, r * 3 + k), w6[k * 2] + w6[k * 2 + 1], 1e-15, "dx",
-                        r * 3 + k);
+            ts_assert_close(tg_tensor_grad_get(x, r * 3 + k), w6[k * 2] + w6[k * 2 + 1], 1e-15,
+                            1e-15, "dx[%zu]", r * 3 + k);
     for (size_t k = 0; k < 3; k++)
         for (size_t j = 0; j < 2; j++)
-            assert_near(tg_tensor_grad_get(w, k * 2 + j), P6[k] + P6[3 + k], 1e-15, "dw",
-                        k * 2 + j);
+            ts_assert_close(tg_tensor_grad_get(w, k * 2 + j), P6[k] + P6[3 + k], 1e-15, 1e-15,
+                            "dw[%zu]", k * 2 + j);
     cr_assert(tg_tensor_grad_get(b, 0) == 2 && tg_tensor_grad_get(b, 1) == 2);
     tg_tape_reset(tape);
     cr_assert_null(tg_linear(tape, x, x, b));
@@ -749,8 +742,8 @@ Test(mlp, forward_shape_and_values)
         for (int i = 0; i < 12; i++)
             xr[i] = tg_tensor_get(X, (size_t)i);
         forward_by_hand(m, xr, 4, want);
-        for (size_t i = 0; i < 8; i++)
-            assert_near(tg_tensor_get(y, i), want[i], DTYPES[d] == TG_F64 ? 1e-13 : 1e-5, "y", i);
+        double tol = DTYPES[d] == TG_F64 ? 1e-13 : 1e-5;
+        ts_assert_values(y, want, 8, tol, tol, "y");
         tg_tape_free(tape);
         tg_tensor_free(X);
         tg_model_free(m);
@@ -809,9 +802,9 @@ Test(mlp, backward_fills_the_gradient_block)
         cr_assert_eq(tg_backward(tape, loss), TG_OK, "%s", tg_last_error());
         const double *g = tg_model_grad_data(m); /* W (4), then b (2) */
         for (size_t i = 0; i < 4; i++)
-            assert_near(g[i], pass * dW[i], 1e-13, "dW", i);
+            ts_assert_close(g[i], pass * dW[i], 1e-13, 1e-13, "dW[%zu]", i);
         for (size_t i = 0; i < 2; i++)
-            assert_near(g[4 + i], pass * db[i], 1e-13, "db", i);
+            ts_assert_close(g[4 + i], pass * db[i], 1e-13, 1e-13, "db[%zu]", i);
         tg_tape_reset(tape);
     }
     tg_model_zero_grad(m);

@@ -44,12 +44,8 @@ static void check_steps(const tg_optim_options *opt, const double want[3][2], co
             set_grad(w, grads[s]);
             cr_assert_eq(tg_optim_step(o), TG_OK);
             cr_assert_eq(tg_optim_steps(o), (uint64_t)s + 1);
-            for (size_t i = 0; i < 2; i++) {
-                double got = tg_tensor_get(w, i);
-                cr_assert(fabs(got - want[s][i]) <= tol * fmax(1, fabs(want[s][i])),
-                          "%s (%s) step %d w[%zu]: got %.17g, want %.17g", what,
-                          tg_dtype_name(dt), s + 1, i, got, want[s][i]);
-            }
+            ts_assert_values(w, want[s], 2, tol, tol, "%s (%s) step %d: w", what, tg_dtype_name(dt),
+                             s + 1);
         }
         tg_optim_free(o);
         tg_tensor_free(w);

@@ -711,9 +711,9 @@ static void assert_replays(const graph *g, const char *prog, double want)
     tg_tensor *y = tg_program_eval(p, tape, TG_F64, env, (size_t)g->n_inputs, NULL);
     cr_assert_not_null(y, "seed %llu: %s", (unsigned long long)g->seed, tg_last_error());
     double got = tg_tensor_item(y);
-    cr_assert(fabs(got - want) <= 1e-9 * fmax(1, fabs(want)),
-              "seed %llu: the tgx program gives %.17g, the graph %.17g\n%s",
-              (unsigned long long)g->seed, got, want, prog);
+    ts_assert_close(got, want, 1e-9, 1e-9,
+                    "seed %llu: the tgx program (got)\n%s\nagainst the graph",
+                    (unsigned long long)g->seed, prog);
     tg_tape_free(tape);
     tg_program_free(p);
 }
