@@ -265,21 +265,22 @@ Test(dot, golden_mixed_graph)
     check_golden("mixed", dot);
 
     /* What the golden file must show, checked by name so a careless update cannot drop it. */
-    cr_assert(strstr(dot, "NaN in value"), "the log of a negative constant is marked");
-    cr_assert(strstr(dot, "Inf in value"), "the division by zero is marked");
-    cr_assert(strstr(dot, "Inf in grad"), "sqrt'(0) makes an infinite gradient");
-    cr_assert(strstr(dot, "value min -0.8 mean 1.575 max 4.3"), "summary of the [2,3] sum");
-    cr_assert(strstr(dot, "detach"));
-    cr_assert(strstr(dot, "mean axis=1 keepdim"));
-    cr_assert(strstr(dot, "clamp [-0.5, 0.5]"));
-    cr_assert(strstr(dot, "[2,3] f32"));
+    ts_assert_has(dot, "NaN in value"); /* the log of a negative constant is marked */
+    ts_assert_has(dot, "Inf in value"); /* the division by zero is marked */
+    ts_assert_has(dot, "Inf in grad");  /* sqrt'(0) makes an infinite gradient */
+    ts_assert_has(dot, "value min -0.8 mean 1.575 max 4.3"); /* summary of the [2,3] sum */
+    ts_assert_has(dot, "detach");
+    ts_assert_has(dot, "mean axis=1 keepdim");
+    ts_assert_has(dot, "clamp [-0.5, 0.5]");
+    ts_assert_has(dot, "[2,3] f32");
     /* The constant is a note, the detached branch is dashed, as are edges without gradient. */
     char *c = node_line(dot, "n0");
-    cr_assert(strstr(c, "shape=note"), "%s", c);
-    cr_assert(strstr(c, "<B>c</B>"), "%s", c);
+    ts_assert_has(c, "shape=note");
+    ts_assert_has(c, "<B>c</B>");
     char *d = node_line(dot, "n4");
-    cr_assert(strstr(d, "detach") && strstr(d, "dashed"), "%s", d);
-    cr_assert(strstr(dot, "  n2 -> n4 [style=dashed"), "no gradient flows through detach");
+    ts_assert_has(d, "detach");
+    ts_assert_has(d, "dashed");
+    ts_assert_has(dot, "  n2 -> n4 [style=dashed"); /* no gradient flows through detach */
     free(c);
     free(d);
     tg_dot_string_free(dot);
@@ -315,7 +316,7 @@ Test(dot, same_program_same_bytes)
     /* The comment carries the fingerprint, as 16 hex digits. */
     char fp[64];
     snprintf(fp, sizeof fp, "fingerprint %016llx\"", (unsigned long long)tg_tape_fingerprint(t1));
-    cr_assert(strstr(a, fp), "missing '%s'", fp);
+    ts_assert_has(a, fp);
 
     tg_dot_string_free(a);
     tg_dot_string_free(b);
@@ -345,8 +346,8 @@ Test(dot, leaves_reused_on_another_tape)
         cr_assert_not_null(tg_mul(b, leaf[i], leaf[i - 1]));
     char *second = dot_of(a, NULL);
     cr_assert_str_eq(first, second);
-    cr_assert(strstr(first, "  l38 -> n37;\n"), "the last leaves keep their slots");
-    cr_assert(strstr(first, "  l39 -> n38 [style=dashed"), "l39 does not require grad");
+    ts_assert_has(first, "  l38 -> n37;\n");            /* the last leaves keep their slots */
+    ts_assert_has(first, "  l39 -> n38 [style=dashed"); /* l39 does not require grad */
     tg_dot_string_free(first);
     tg_dot_string_free(second);
     tg_tape_free(a);
@@ -397,7 +398,7 @@ Test(dot, options_hide_values_and_grads)
     cr_assert_eq(count(dot, "<BR/>value"), 0);
     cr_assert_eq(count(dot, "<BR/>grad"), 0);
     cr_assert_eq(count(dot, "|grad|"), 0);
-    cr_assert_null(strstr(dot, "labelloc"), "no title");
+    ts_assert_lacks(dot, "labelloc"); /* no title */
     tg_dot_string_free(dot);
     tg_tape_free(tape);
     net_free(&n);
@@ -407,8 +408,8 @@ Test(dot, empty_tape)
 {
     tg_tape *tape = tg_tape_new();
     char *dot = dot_of(tape, NULL);
-    cr_assert(strstr(dot, "digraph tapegrad {"));
-    cr_assert(strstr(dot, "0 nodes, 0 leaves, fingerprint 0000000000000000"), "%s", dot);
+    ts_assert_has(dot, "digraph tapegrad {");
+    ts_assert_has(dot, "0 nodes, 0 leaves, fingerprint 0000000000000000");
     cr_assert_eq(count(dot, "-> n"), 0, "no edges but the legend's");
     tg_dot_string_free(dot);
     tg_tape_free(tape);
@@ -457,8 +458,8 @@ Test(dot, escapes_user_strings)
 
     const char *want = "a&quot;b&lt;c&gt;d&amp;e{f}g|h\\i<BR/>j k&#65533;l&#65533;m\xc3\xa9n\\N";
     cr_assert_eq(count(dot, want), 3, "leaf, node and title escaped:\n%s", dot);
-    cr_assert(strstr(dot, "label=<<B>a&quot;"));
-    cr_assert(strstr(dot, "labelloc=t; fontsize=14; label=<a&quot;"));
+    ts_assert_has(dot, "label=<<B>a&quot;");
+    ts_assert_has(dot, "labelloc=t; fontsize=14; label=<a&quot;");
     assert_labels_balanced(dot);
 
 #ifdef TG_HAVE_GRAPHVIZ
@@ -470,7 +471,7 @@ Test(dot, escapes_user_strings)
     cr_assert(l0 && n0);
     char *label = agget(n0, "label");
     cr_assert(label && aghtmlstr(label), "n0 has an HTML-like label");
-    cr_assert(strstr(label, want), "label as Graphviz read it: %s", label);
+    ts_assert_has(label, want);
     cr_assert_not_null(agedge(g, l0, n0, NULL, 0), "edge l0 -> n0");
     agclose(g);
 #endif
@@ -516,15 +517,15 @@ Test(dot, grad_flow_colours_by_decade)
         char *line = node_line(dot, id);
         char fill[40];
         snprintf(fill, sizeof fill, "fillcolor=\"%s\"", cases[i].colour);
-        cr_assert(strstr(line, fill), "grad %g: want %s in %s", cases[i].c, fill, line);
+        ts_assert_has(line, fill);
         free(line);
     }
     char *kl = node_line(dot, "l6");
-    cr_assert(strstr(kl, "fillcolor=\"#d9d9d9\""), "no gradient is grey: %s", kl);
-    cr_assert(strstr(kl, "shape=note"), "a constant keeps its shape: %s", kl);
+    ts_assert_has(kl, "fillcolor=\"#d9d9d9\"");
+    ts_assert_has(kl, "shape=note");
     free(kl);
-    cr_assert(strstr(dot, "legend_flow"), "the colour scale has a legend");
-    cr_assert(strstr(dot, "<BR/>|grad| 100000>"), "the norm is printed");
+    ts_assert_has(dot, "legend_flow");         /* the colour scale has a legend */
+    ts_assert_has(dot, "<BR/>|grad| 100000>"); /* the norm is printed */
     tg_dot_string_free(dot);
     tg_tape_free(tape);
     for (size_t i = 0; i < N; i++)
@@ -539,9 +540,9 @@ Test(dot, argument_errors)
     tg_tape *tape = tg_tape_new();
     char *s = (char *)"untouched";
     cr_assert_eq(tg_dot_write(NULL, stdout, NULL), TG_EINVAL);
-    cr_assert(strstr(tg_last_error(), "tape is NULL"));
+    ts_assert_has(tg_last_error(), "tape is NULL");
     cr_assert_eq(tg_dot_write(tape, NULL, NULL), TG_EINVAL);
-    cr_assert(strstr(tg_last_error(), "out is NULL"));
+    ts_assert_has(tg_last_error(), "out is NULL");
     cr_assert_eq(tg_dot_string(NULL, NULL, &s, NULL), TG_EINVAL);
     cr_assert_null(s, "*out is NULL on error");
     cr_assert_eq(tg_dot_string(tape, NULL, NULL, NULL), TG_EINVAL);
@@ -550,7 +551,7 @@ Test(dot, argument_errors)
     cr_assert_eq(tg_dot_render(tape, NULL, "x.svg", NULL), TG_EINVAL);
     cr_assert_eq(tg_dot_render(tape, "svg", NULL, NULL), TG_EINVAL);
     cr_assert_eq(tg_dot_render(tape, "jpeg", "x.jpeg", NULL), TG_EINVAL);
-    cr_assert(strstr(tg_last_error(), "svg, png or pdf"), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "svg, png or pdf");
     tg_tape_free(tape);
 }
 
@@ -565,7 +566,7 @@ Test(dot, write_error_is_eio)
     tg_tape *tape = tg_tape_new();
     net_record(&n, tape);
     cr_assert_eq(tg_dot_write(tape, f, NULL), TG_EIO);
-    cr_assert(strstr(tg_last_error(), "write failed"), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "write failed");
     fclose(f);
     tg_tape_free(tape);
     net_free(&n);
@@ -744,24 +745,24 @@ Test(dot, render_svg_names_every_node)
     cr_assert_not_null(svg);
     const char *bad = xml_check(svg);
     cr_assert_null(bad, "the SVG is not well-formed XML: %s", bad ? bad : "");
-    cr_assert(strstr(svg, "<svg"));
+    ts_assert_has(svg, "<svg");
     for (size_t i = 0; i < tg_tape_leaf_count(tape); i++) {
         char t[64];
         snprintf(t, sizeof t, "<title>l%zu</title>", i);
-        cr_assert(strstr(svg, t), "%s missing", t);
+        ts_assert_has(svg, t);
     }
     for (size_t i = 0; i < tg_tape_size(tape); i++) {
         char t[64];
         snprintf(t, sizeof t, "<title>n%zu</title>", i);
-        cr_assert(strstr(svg, t), "%s missing", t);
+        ts_assert_has(svg, t);
     }
     static const char *const names[] = {">W1<", ">W2<", ">x<", ">t&lt;&amp;&gt;&quot;<", ">h<",
                                         ">o<", ">E<", "net &amp; &lt;title&gt;"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        cr_assert(strstr(svg, names[i]), "label text %s missing from the SVG", names[i]);
+        ts_assert_has(svg, names[i]);
     char fp[64];
     snprintf(fp, sizeof fp, "fingerprint %016llx", (unsigned long long)tg_tape_fingerprint(tape));
-    cr_assert(strstr(svg, fp), "the fingerprint comment reaches the SVG");
+    ts_assert_has(svg, fp); /* the fingerprint comment reaches the SVG */
     free(svg);
     tg_tape_free(tape);
     net_free(&n);
@@ -804,7 +805,7 @@ Test(dot, render_errors)
     tg_tape *tape = tg_tape_new();
     net_record(&n, tape);
     cr_assert_eq(tg_dot_render(tape, "svg", "/nonexistent-dir/g.svg", NULL), TG_EIO);
-    cr_assert(strstr(tg_last_error(), "/nonexistent-dir/g.svg"), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "/nonexistent-dir/g.svg");
 
     /* A bad format leaves an existing file alone. */
     char path[4096];
@@ -831,14 +832,14 @@ Test(dot, render_without_graphviz_is_enotsup)
     out_path(path, sizeof path, "nogv.svg");
     remove(path);
     cr_assert_eq(tg_dot_render(tape, "svg", path, NULL), TG_ENOTSUP);
-    cr_assert(strstr(tg_last_error(), "built without Graphviz"), "%s", tg_last_error());
-    cr_assert(strstr(tg_last_error(), "-DTG_GRAPHVIZ=ON"), "says how to enable it");
-    cr_assert(strstr(tg_last_error(), "libgraphviz-dev"), "says what to install");
+    ts_assert_has(tg_last_error(), "built without Graphviz");
+    ts_assert_has(tg_last_error(), "-DTG_GRAPHVIZ=ON"); /* says how to enable it */
+    ts_assert_has(tg_last_error(), "libgraphviz-dev");  /* says what to install */
     FILE *f = fopen(path, "r");
     cr_assert_null(f, "no file is written");
     /* The dot text works all the same. */
     char *dot = dot_of(tape, NULL);
-    cr_assert(strstr(dot, "digraph tapegrad"));
+    ts_assert_has(dot, "digraph tapegrad");
     tg_dot_string_free(dot);
     tg_tape_free(tape);
     net_free(&n);

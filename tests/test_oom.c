@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "support/helpers.h"
 #include "support/oom.h"
 
 /* A scenario runs once with attempt n failing (it arms the hook itself around the calls under
@@ -387,7 +388,7 @@ static size_t scenario_dot(size_t n, void *ud)
         cr_assert_eq(tg_dot_string(t.tape, NULL, &dot, &len), TG_OK);
     }
     cr_assert_eq(strlen(dot), len);
-    cr_assert(strstr(dot, "digraph"));
+    ts_assert_has(dot, "digraph");
     tg_dot_string_free(dot);
     trainer_free(&t);
     return failed;

@@ -241,7 +241,7 @@ Test(optim, kind_names)
     cr_assert_str_eq(tg_optim_kind_name(TG_OPTIM_ADAMW), "adamw");
     tg_optim_kind k;
     cr_assert_eq(tg_optim_kind_parse("rmsprop", &k), TG_EINVAL);
-    cr_assert_not_null(strstr(tg_last_error(), "'rmsprop'"));
+    ts_assert_has(tg_last_error(), "'rmsprop'");
 }
 
 static void expect_bad(const tg_optim_options *opt, tg_tensor *const *ps, size_t n,
@@ -250,8 +250,7 @@ static void expect_bad(const tg_optim_options *opt, tg_tensor *const *ps, size_t
     tg_optim *o = (tg_optim *)&o;
     cr_assert_eq(tg_optim_new(opt, ps, n, &o), want, "%s: %s", needle, tg_last_error());
     cr_assert_null(o);
-    cr_assert_not_null(strstr(tg_last_error(), needle), "'%s' not in: %s", needle,
-                       tg_last_error());
+    ts_assert_has(tg_last_error(), needle);
 }
 
 Test(optim, bad_options_and_leaves)
@@ -408,12 +407,12 @@ Test(schedule, invalid)
     s.step_size = 0;
     cr_assert(isnan(tg_schedule_lr(&s, 3)));
     cr_assert_eq(tg_last_status(), TG_EINVAL);
-    cr_assert_not_null(strstr(tg_last_error(), "step_size is 0"));
+    ts_assert_has(tg_last_error(), "step_size is 0");
     s = (tg_schedule)TG_SCHEDULE_INIT;
     s.kind = TG_SCHEDULE_COSINE;
     s.total = 0;
     cr_assert_eq(tg_schedule_check(&s), TG_EINVAL);
-    cr_assert_not_null(strstr(tg_last_error(), "total is 0"));
+    ts_assert_has(tg_last_error(), "total is 0");
     s = (tg_schedule)TG_SCHEDULE_INIT;
     s.base = -1;
     cr_assert_eq(tg_schedule_check(&s), TG_EINVAL);
@@ -475,7 +474,7 @@ Test(clip, huge_nan_and_bad_arguments)
     cr_assert_eq(tg_tensor_grad_get(a, 0), 1.0, "grads untouched");
     set_grad(a, (const double[]){INFINITY, 0});
     cr_assert_eq(tg_clip_grad_norm(&a, 1, 1.0, &norm), TG_ENUMERIC);
-    cr_assert_not_null(strstr(tg_last_error(), "inf"), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "inf");
     cr_assert_eq(tg_clip_grad_norm(&a, 1, 0.0, NULL), TG_EINVAL);
     cr_assert_eq(tg_clip_grad_norm(&a, 1, NAN, NULL), TG_EINVAL);
     cr_assert_eq(tg_clip_grad_norm(NULL, 1, 1.0, NULL), TG_EINVAL);

@@ -16,11 +16,6 @@
 #include "support/alloc.h"
 #include "internal.h"
 
-static void assert_has(const char *msg, const char *needle)
-{
-    cr_assert(msg && strstr(msg, needle), "message '%s' lacks '%s'", msg ? msg : "(null)", needle);
-}
-
 /* ---- recording ------------------------------------------------------------------------------ */
 
 Test(record, eager_values_and_node_order)
@@ -105,8 +100,8 @@ Test(record, f32_values)
     tg_tensor *d = tg_tensor_ones(TG_F64, 2, shape);
     cr_assert_null(tg_add(tape, a, d));
     cr_assert_eq(tg_tape_status(tape), TG_EDTYPE);
-    assert_has(tg_tape_error(tape), "f32");
-    assert_has(tg_tape_error(tape), "f64");
+    ts_assert_has(tg_tape_error(tape), "f32");
+    ts_assert_has(tg_tape_error(tape), "f64");
     tg_tape_free(tape);
     tg_tensor_free(a);
     tg_tensor_free(b);
@@ -234,7 +229,7 @@ Test(record, null_tape_and_null_inputs)
     tg_clear_error();
     cr_assert_null(tg_exp(NULL, x));
     cr_assert_eq(tg_last_status(), TG_EINVAL);
-    assert_has(tg_last_error(), "tape is NULL");
+    ts_assert_has(tg_last_error(), "tape is NULL");
     cr_assert_null(tg_scalar(NULL, TG_F64, 1));
     cr_assert_eq(tg_last_status(), TG_EINVAL);
     cr_assert_eq(tg_tape_size(NULL), 0);
@@ -246,7 +241,7 @@ Test(record, null_tape_and_null_inputs)
     tg_tape *tape = tg_tape_new();
     cr_assert_null(tg_add(tape, x, NULL));
     cr_assert_eq(tg_tape_status(tape), TG_EINVAL);
-    assert_has(tg_tape_error(tape), "add: input 1 is NULL");
+    ts_assert_has(tg_tape_error(tape), "add: input 1 is NULL");
     tg_tape_free(tape);
     tg_tensor_free(x);
 }
@@ -334,9 +329,9 @@ Test(backward, non_scalar_without_seed_is_an_error)
     tg_tensor *x = ts_vec(TG_F64, 3, v, true);
     tg_tensor *y = tg_exp(tape, x);
     cr_assert_eq(tg_backward(tape, y), TG_EINVAL);
-    assert_has(tg_last_error(), "[3]");
-    assert_has(tg_last_error(), "single element");
-    assert_has(tg_last_error(), "tg_backward_seed");
+    ts_assert_has(tg_last_error(), "[3]");
+    ts_assert_has(tg_last_error(), "single element");
+    ts_assert_has(tg_last_error(), "tg_backward_seed");
     cr_assert_null(tg_tensor_grad_data(x), "nothing happened");
     cr_assert_eq(tg_tape_status(tape), TG_OK, "a bad backward call does not poison the tape");
     tg_tensor *g = tg_sum(tape, y, TG_ALL_AXES, false);
@@ -355,13 +350,13 @@ Test(backward, bad_seeds)
 
     tg_tensor *s_t = ts_leaf(TG_F64, 2, tshape, v, false);
     cr_assert_eq(tg_backward_seed(tape, y, s_t), TG_ESHAPE);
-    assert_has(tg_last_error(), "[3,2]");
-    assert_has(tg_last_error(), "[2,3]");
+    ts_assert_has(tg_last_error(), "[3,2]");
+    ts_assert_has(tg_last_error(), "[2,3]");
     tg_tensor *s_flat = ts_leaf(TG_F64, 1, flat, v, false);
     cr_assert_eq(tg_backward_seed(tape, y, s_flat), TG_ESHAPE, "same numel, other rank");
     tg_tensor *s_32 = ts_leaf(TG_F32, 2, shape, v, false);
     cr_assert_eq(tg_backward_seed(tape, y, s_32), TG_EDTYPE);
-    assert_has(tg_last_error(), "f32");
+    ts_assert_has(tg_last_error(), "f32");
     cr_assert_null(tg_tensor_grad_data(x));
     cr_assert_eq(tg_tape_status(tape), TG_OK);
 
@@ -371,7 +366,7 @@ Test(backward, bad_seeds)
     tg_tape_reset(tape);
     tg_tensor *y2 = tg_exp(tape, x);
     cr_assert_eq(tg_backward_seed(tape, y2, s_tape), TG_ESTALE);
-    assert_has(tg_last_error(), "reset");
+    ts_assert_has(tg_last_error(), "reset");
     tg_tape_free(tape);
     tg_tensor_free(x);
     tg_tensor_free(s_t);
@@ -472,7 +467,7 @@ Test(backward, output_without_grad_is_an_error)
     tg_tensor *y = tg_sum(tape, tg_exp(tape, x), TG_ALL_AXES, false);
     cr_assert_not_null(y);
     cr_assert_eq(tg_backward(tape, y), TG_EINVAL);
-    assert_has(tg_last_error(), "does not depend");
+    ts_assert_has(tg_last_error(), "does not depend");
     cr_assert_null(tg_tensor_grad_data(x));
     tg_tensor *g = NULL;
     cr_assert_eq(tg_grad(tape, y, &x, 1, &g), TG_EINVAL);
@@ -481,9 +476,9 @@ Test(backward, output_without_grad_is_an_error)
     tg_tensor *s = tg_tensor_scalar(TG_F64, 1);
     cr_assert_eq(tg_backward(tape, s), TG_EINVAL);
     cr_assert_eq(tg_backward(NULL, y), TG_EINVAL);
-    assert_has(tg_last_error(), "tape is NULL");
+    ts_assert_has(tg_last_error(), "tape is NULL");
     cr_assert_eq(tg_backward(tape, NULL), TG_EINVAL);
-    assert_has(tg_last_error(), "NULL");
+    ts_assert_has(tg_last_error(), "NULL");
     cr_assert_eq(tg_tape_status(tape), TG_OK);
     tg_tape_free(tape);
     tg_tensor_free(x);
@@ -529,14 +524,14 @@ Test(backward, output_from_another_tape)
     tg_tensor *x = ts_vec(TG_F64, 1, v, true);
     tg_tensor *y = tg_sum(t1, tg_exp(t1, x), TG_ALL_AXES, false);
     cr_assert_eq(tg_backward(t2, y), TG_EINVAL);
-    assert_has(tg_last_error(), "another tape");
+    ts_assert_has(tg_last_error(), "another tape");
     tg_tensor *g = NULL;
     cr_assert_eq(tg_grad(t2, y, &x, 1, &g), TG_EINVAL);
     cr_assert_null(tg_tensor_grad_data(x));
     /* tg_grad rejects xs from another tape, too. */
     tg_tensor *e2 = tg_exp(t2, x);
     cr_assert_eq(tg_grad(t1, y, &e2, 1, &g), TG_EINVAL);
-    assert_has(tg_last_error(), "another tape");
+    ts_assert_has(tg_last_error(), "another tape");
     cr_assert_null(g);
     tg_tape_free(t1);
     tg_tape_free(t2);
@@ -642,7 +637,7 @@ Test(grad, errors_set_no_outputs)
     tg_tensor *out[2] = {(tg_tensor *)&out, (tg_tensor *)&out};
     tg_tensor *xs[2] = {x, y};
     cr_assert_eq(tg_grad(tape, y, xs, 2, out), TG_EINVAL, "non-scalar y");
-    assert_has(tg_last_error(), "single element");
+    ts_assert_has(tg_last_error(), "single element");
     cr_assert_null(out[0]);
     cr_assert_null(out[1]);
     tg_tensor *s = tg_sum(tape, y, TG_ALL_AXES, false);
@@ -651,7 +646,7 @@ Test(grad, errors_set_no_outputs)
     tg_tensor *with_null[2] = {x, NULL};
     out[0] = out[1] = (tg_tensor *)&out;
     cr_assert_eq(tg_grad(tape, s, with_null, 2, out), TG_EINVAL);
-    assert_has(tg_last_error(), "xs[1]");
+    ts_assert_has(tg_last_error(), "xs[1]");
     cr_assert_null(out[0]);
     cr_assert_null(out[1]);
     cr_assert_eq(tg_grad(tape, s, NULL, 0, NULL), TG_OK, "nothing asked, nothing done");
@@ -792,14 +787,14 @@ Test(stale, use_right_after_reset)
     tg_clear_error();
     cr_assert_null(tg_tensor_data(t));
     cr_assert_eq(tg_last_status(), TG_ESTALE);
-    assert_has(tg_last_error(), "reset");
+    ts_assert_has(tg_last_error(), "reset");
     cr_assert_eq(tg_backward(tape, s), TG_ESTALE);
-    assert_has(tg_last_error(), "reset");
+    ts_assert_has(tg_last_error(), "reset");
     cr_assert_null(tg_neg(tape, t));
     cr_assert_eq(tg_tape_status(tape), TG_ESTALE);
-    assert_has(tg_tape_error(tape), "neg");
-    assert_has(tg_tape_error(tape), "reset");
-    assert_has(tg_last_error(), "reset");
+    ts_assert_has(tg_tape_error(tape), "neg");
+    ts_assert_has(tg_tape_error(tape), "reset");
+    ts_assert_has(tg_last_error(), "reset");
     tg_tape_free(tape);
     tg_tensor_free(x);
 }
@@ -836,7 +831,8 @@ Test(stale, use_after_new_recording)
     cr_assert_eq(tg_tape_status(tape), TG_OK, "reads and bad backward calls keep the tape clean");
     cr_assert_null(tg_add(tape, t, old[1]));
     cr_assert_eq(tg_tape_status(tape), TG_ESTALE);
-    assert_has(tg_tape_error(tape), "add: input 1 (node 1) was recorded before the tape was reset");
+    ts_assert_has(tg_tape_error(tape),
+                  "add: input 1 (node 1) was recorded before the tape was reset");
     /* The new recording itself is fine after another reset. */
     tg_tape_reset(tape);
     cr_assert_eq(tg_tape_status(tape), TG_OK);
@@ -878,7 +874,7 @@ Test(stale, tensor_from_another_tape)
     tg_tensor *b = tg_exp(t2, x);
     cr_assert_null(tg_add(t2, b, a));
     cr_assert_eq(tg_tape_status(t2), TG_EINVAL);
-    assert_has(tg_tape_error(t2), "another tape");
+    ts_assert_has(tg_tape_error(t2), "another tape");
     cr_assert_eq(tg_last_status(), TG_EINVAL);
     cr_assert_eq(tg_tape_status(t1), TG_OK, "the other tape is untouched");
     tg_tape_free(t1);
@@ -899,8 +895,8 @@ Test(errors, first_error_is_kept)
     tg_tensor *bad = tg_matmul(tape, ok, b);
     cr_assert_null(bad);
     cr_assert_eq(tg_tape_status(tape), TG_ESHAPE);
-    assert_has(tg_tape_error(tape), "matmul: [2,3] @ [4,5]: inner dimensions 3 and 4 differ");
-    assert_has(tg_tape_error(tape), "(node 1)");
+    ts_assert_has(tg_tape_error(tape), "matmul: [2,3] @ [4,5]: inner dimensions 3 and 4 differ");
+    ts_assert_has(tg_tape_error(tape), "(node 1)");
     cr_assert_eq(tg_last_status(), TG_ESHAPE);
     cr_assert_str_eq(tg_last_error(), tg_tape_error(tape));
     char first[512];
@@ -923,9 +919,9 @@ Test(errors, first_error_is_kept)
     /* backward refuses a tape with an error. */
     tg_tensor *s = NULL;
     cr_assert_eq(tg_backward(tape, s), TG_EINVAL);
-    assert_has(tg_last_error(), first);
+    ts_assert_has(tg_last_error(), first);
     cr_assert_eq(tg_backward(tape, tg_tape_node(tape, 0)), TG_ESHAPE);
-    assert_has(tg_last_error(), first);
+    ts_assert_has(tg_last_error(), first);
 
     /* A reset clears it. */
     tg_tape_reset(tape);
@@ -949,14 +945,14 @@ Test(errors, shape_errors_name_the_node)
         tg_exp(tape, a);
     cr_assert_null(tg_add(tape, a, b));
     cr_assert_eq(tg_tape_status(tape), TG_ESHAPE);
-    assert_has(tg_tape_error(tape), "add");
-    assert_has(tg_tape_error(tape), "[2,3]");
-    assert_has(tg_tape_error(tape), "[3,2]");
-    assert_has(tg_tape_error(tape), "node 4");
+    ts_assert_has(tg_tape_error(tape), "add");
+    ts_assert_has(tg_tape_error(tape), "[2,3]");
+    ts_assert_has(tg_tape_error(tape), "[3,2]");
+    ts_assert_has(tg_tape_error(tape), "node 4");
     tg_tape_reset(tape);
     cr_assert_null(tg_sum(tape, a, 2, false));
     cr_assert_eq(tg_tape_status(tape), TG_EINVAL);
-    assert_has(tg_tape_error(tape), "axis 2");
+    ts_assert_has(tg_tape_error(tape), "axis 2");
     tg_tape_free(tape);
     tg_tensor_free(a);
     tg_tensor_free(b);
@@ -1169,18 +1165,18 @@ Test(anomaly, forward_nan_or_inf_names_the_op)
     cr_assert_null(bad);
     cr_assert_eq(tg_tape_status(tape), TG_ENUMERIC);
     cr_assert_eq(tg_last_status(), TG_ENUMERIC);
-    assert_has(tg_tape_error(tape), "log");
-    assert_has(tg_tape_error(tape), "node 2");
-    assert_has(tg_tape_error(tape), "[2,3]");
-    assert_has(tg_last_error(), "log");
+    ts_assert_has(tg_tape_error(tape), "log");
+    ts_assert_has(tg_tape_error(tape), "node 2");
+    ts_assert_has(tg_tape_error(tape), "[2,3]");
+    ts_assert_has(tg_last_error(), "log");
     /* Sticky like any error. */
     cr_assert_null(tg_exp(tape, b));
     tg_tape_reset(tape);
     /* Anomaly mode survives the reset; NaN is caught as well as Inf. */
     tg_tensor *n = tg_sqrt(tape, tg_add_scalar(tape, x, -1.0));
     cr_assert_null(n);
-    assert_has(tg_tape_error(tape), "sqrt");
-    assert_has(tg_tape_error(tape), "node 1");
+    ts_assert_has(tg_tape_error(tape), "sqrt");
+    ts_assert_has(tg_tape_error(tape), "node 1");
     tg_tape_reset(tape);
     tg_tape_set_anomaly(tape, false);
     cr_assert_not_null(tg_log(tape, x));
@@ -1208,9 +1204,9 @@ Test(anomaly, backward_inf_names_the_op)
     y = tg_sum(tape, tg_add(tape, e, s), TG_ALL_AXES, false);
     cr_assert_not_null(y, "the forward values are finite: %s", tg_tape_error(tape));
     cr_assert_eq(tg_backward(tape, y), TG_ENUMERIC);
-    assert_has(tg_last_error(), "sqrt");
-    assert_has(tg_last_error(), "node 1");
-    assert_has(tg_last_error(), "backward");
+    ts_assert_has(tg_last_error(), "sqrt");
+    ts_assert_has(tg_last_error(), "node 1");
+    ts_assert_has(tg_last_error(), "backward");
     cr_assert_eq(tg_tape_status(tape), TG_ENUMERIC);
 
     /* The same through tg_grad. */
@@ -1218,7 +1214,7 @@ Test(anomaly, backward_inf_names_the_op)
     y = tg_sum(tape, tg_sqrt(tape, x), TG_ALL_AXES, false);
     tg_tensor *g = NULL;
     cr_assert_eq(tg_grad(tape, y, &x, 1, &g), TG_ENUMERIC);
-    assert_has(tg_last_error(), "sqrt");
+    ts_assert_has(tg_last_error(), "sqrt");
     cr_assert_null(g);
     tg_tape_free(tape);
     tg_tensor_free(x);
