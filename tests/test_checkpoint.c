@@ -723,8 +723,7 @@ Test(checkpoint, trainer_resumes_mid_epoch_bit_identical)
 
 Test(checkpoint, train_command_killed_and_resumed_is_bit_identical, .timeout = 280)
 {
-    const char *tools = getenv("TG_TOOLS_DIR"), *src = getenv("TG_SOURCE_DIR");
-    cr_assert(tools && src, "TG_TOOLS_DIR and TG_SOURCE_DIR are set by CTest");
+    const char *tools = tp_env("TG_TOOLS_DIR"), *src = tp_env("TG_SOURCE_DIR");
     char exe[4096], data[4096], ckpt[128], ref[128], res[128], log[128];
     snprintf(exe, sizeof exe, "%s/tapegrad", tools);
     snprintf(data, sizeof data, "%s/examples/data/digits.csv", src);

@@ -12,6 +12,7 @@
 
 #include "support/helpers.h"
 #include "support/oom.h"
+#include "support/proc.h"
 
 /* Parses a NUL-terminated text (its length from strlen) as "t.csv". */
 static tg_status parse(const char *text, tg_table **out)
@@ -325,8 +326,7 @@ Test(csv_file, errors_name_the_path)
 
 Test(csv_file, the_example_data_sets)
 {
-    const char *src = getenv("TG_SOURCE_DIR");
-    cr_assert_not_null(src, "TG_SOURCE_DIR is not set (run through ctest)");
+    const char *src = tp_env("TG_SOURCE_DIR");
     static const struct {
         const char *file, *target;
         size_t rows, cols, target_col;

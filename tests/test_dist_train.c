@@ -64,9 +64,8 @@ static char tapegrad[4096], mpiexec[4096], digits[4096], tmpdir[64];
 
 static void setup(void)
 {
-    const char *tools = getenv("TG_TOOLS_DIR"), *src = getenv("TG_SOURCE_DIR"),
-               *mpi = getenv("TG_MPIEXEC");
-    cr_assert(tools && src && mpi, "TG_TOOLS_DIR, TG_SOURCE_DIR and TG_MPIEXEC are set by CTest");
+    const char *tools = tp_env("TG_TOOLS_DIR"), *src = tp_env("TG_SOURCE_DIR"),
+               *mpi = tp_env("TG_MPIEXEC");
     snprintf(tapegrad, sizeof tapegrad, "%s/tapegrad", tools);
     snprintf(mpiexec, sizeof mpiexec, "%s", mpi);
     snprintf(digits, sizeof digits, "%s/examples/data/digits.csv", src);

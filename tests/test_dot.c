@@ -18,6 +18,7 @@
 
 #include "support/helpers.h"
 #include "support/oom.h"
+#include "support/proc.h"
 
 #ifdef TG_HAVE_GRAPHVIZ
 #include <graphviz/cgraph.h>
@@ -70,9 +71,7 @@ static void write_file(const char *path, const char *text)
  * TG_UPDATE_GOLDEN=1. A mismatch names the first differing line. */
 static void check_golden(const char *name, const char *text)
 {
-    const char *src = getenv("TG_SOURCE_DIR");
-    cr_assert_not_null(src, "TG_SOURCE_DIR is not set: run through ctest, or set it to the "
-                            "source tree");
+    const char *src = tp_env("TG_SOURCE_DIR");
     char path[4096];
     snprintf(path, sizeof path, "%s/tests/data/dot/%s.dot", src, name);
     const char *update = getenv("TG_UPDATE_GOLDEN");

@@ -14,6 +14,7 @@
 
 #include "support/helpers.h"
 #include "support/oom.h"
+#include "support/proc.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -988,8 +989,7 @@ Test(alloc, every_failure_in_parse_and_eval_is_clean)
 
 Test(fuzz, corpus_replays_cleanly)
 {
-    const char *root = getenv("TG_SOURCE_DIR");
-    cr_assert_not_null(root, "TG_SOURCE_DIR is not set (run through ctest)");
+    const char *root = tp_env("TG_SOURCE_DIR");
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/tests/fuzz/corpus_tgx", root);
     DIR *d = opendir(dir);

@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "support/helpers.h"
 #include "support/alloc.h"
+#include "support/helpers.h"
 #include "internal.h"
 
 /* ---- data -------------------------------------------------------------------------------- */

@@ -18,8 +18,9 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "support/helpers.h"
 #include "support/alloc.h"
+#include "support/helpers.h"
+#include "support/proc.h"
 
 #define GiB ((size_t)1 << 30)
 
@@ -288,8 +289,7 @@ Test(csv, non_finite_and_empty_at_the_edges)
 /* Every file of the fuzzer's CSV corpus parses or fails with TG_EFORMAT naming the file. */
 Test(csv, fuzz_corpus_replays_cleanly)
 {
-    const char *root = getenv("TG_SOURCE_DIR");
-    cr_assert_not_null(root, "TG_SOURCE_DIR is not set (run through ctest)");
+    const char *root = tp_env("TG_SOURCE_DIR");
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/tests/fuzz/corpus_csv", root);
     DIR *d = opendir(dir);

@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "support/helpers.h"
 #include "support/alloc.h"
+#include "support/helpers.h"
 #include "internal.h"
 
 /* Memory per recorded node: a 128-byte header, a 0-d value and its gradient (16 bytes each

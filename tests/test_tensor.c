@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "support/helpers.h"
 #include "support/alloc.h"
+#include "support/helpers.h"
 
 static const tg_dtype DTYPES[2] = {TG_F32, TG_F64};
 

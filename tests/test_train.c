@@ -11,8 +11,8 @@
 #include <tapegrad.h>
 
 #include "support/helpers.h"
-#include "support/oom.h"
 #include "support/json.h"
+#include "support/oom.h"
 #include "support/proc.h"
 
 #include <math.h>
