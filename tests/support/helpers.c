@@ -16,15 +16,18 @@
 
 /* ---- reporting ------------------------------------------------------------------------------ */
 
-static void fail_v(const char *file, int line, const char *fmt, va_list ap)
+void ts__fail(const char *file, int line, const char *fmt, ...)
 {
-    va_list again;
-    va_copy(again, ap);
+    va_list ap;
+    va_start(ap, fmt);
     int len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
     char *msg = len >= 0 ? malloc((size_t)len + 1) : NULL;
-    if (msg)
-        vsnprintf(msg, (size_t)len + 1, fmt, again);
-    va_end(again);
+    if (msg) {
+        va_start(ap, fmt);
+        vsnprintf(msg, (size_t)len + 1, fmt, ap);
+        va_end(ap);
+    }
     struct criterion_assert_stats stats = {
         .message = msg ? msg : "(no memory for the message)",
         .passed = false,
@@ -34,21 +37,6 @@ static void fail_v(const char *file, int line, const char *fmt, va_list ap)
     criterion_send_assert(&stats);
     free(msg);
     criterion_abort_test();
-}
-
-void ts__fail(const char *file, int line, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fail_v(file, line, fmt, ap);
-    va_end(ap);
-}
-
-/* what, formatted, into buf (for messages that add to it). */
-static const char *what_v(char *buf, size_t size, const char *what, va_list ap)
-{
-    vsnprintf(buf, size, what, ap);
-    return buf;
 }
 
 /* ---- leaves --------------------------------------------------------------------------------- */
@@ -88,11 +76,17 @@ bool ts_close(double got, double want, double abs_tol, double rel_tol)
     return fabs(got - want) <= fmax(abs_tol, rel_tol * fabs(want));
 }
 
-/* The message's tail for a pair that is not close. */
-static void off_by(char *buf, size_t size, double got, double want, double abs_tol, double rel_tol)
+/* The end of the message for a pair that is not close. */
+typedef struct tail {
+    char text[160];
+} tail;
+
+static tail off_by(double got, double want, double abs_tol, double rel_tol)
 {
-    snprintf(buf, size, "got %.17g, want %.17g (off by %.3g, allowed %.3g)", got, want,
+    tail t;
+    snprintf(t.text, sizeof t.text, "got %.17g, want %.17g (off by %.3g, allowed %.3g)", got, want,
              fabs(got - want), fmax(abs_tol, rel_tol * fabs(want)));
+    return t;
 }
 
 void ts__assert_close(const char *file, int line, double got, double want, double abs_tol,
@@ -100,29 +94,12 @@ void ts__assert_close(const char *file, int line, double got, double want, doubl
 {
     if (ts_close(got, want, abs_tol, rel_tol))
         return;
-    char name[256], tail[160];
+    char name[256];
     va_list ap;
     va_start(ap, what);
-    what_v(name, sizeof name, what, ap);
+    vsnprintf(name, sizeof name, what, ap);
     va_end(ap);
-    off_by(tail, sizeof tail, got, want, abs_tol, rel_tol);
-    ts__fail(file, line, "%s: %s", name, tail);
-}
-
-void ts__assert_all_close(const char *file, int line, const double *got, const double *want,
-                          size_t n, double abs_tol, double rel_tol, const char *what, ...)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (ts_close(got[i], want[i], abs_tol, rel_tol))
-            continue;
-        char name[256], tail[160];
-        va_list ap;
-        va_start(ap, what);
-        what_v(name, sizeof name, what, ap);
-        va_end(ap);
-        off_by(tail, sizeof tail, got[i], want[i], abs_tol, rel_tol);
-        ts__fail(file, line, "%s[%zu]: %s", name, i, tail);
-    }
+    ts__fail(file, line, "%s: %s", name, off_by(got, want, abs_tol, rel_tol).text);
 }
 
 void ts__assert_tensor(const char *file, int line, bool grad, const tg_tensor *t,
@@ -132,7 +109,7 @@ void ts__assert_tensor(const char *file, int line, bool grad, const tg_tensor *t
     char name[256];
     va_list ap;
     va_start(ap, what);
-    what_v(name, sizeof name, what, ap);
+    vsnprintf(name, sizeof name, what, ap);
     va_end(ap);
     if (!t)
         ts__fail(file, line, "%s: the tensor is NULL (%s)", name, tg_last_error());
@@ -144,10 +121,8 @@ void ts__assert_tensor(const char *file, int line, bool grad, const tg_tensor *t
         double got = grad ? tg_tensor_grad_get(t, i) : tg_tensor_get(t, i);
         if (ts_close(got, want[i], abs_tol, rel_tol))
             continue;
-        char tail[160];
-        off_by(tail, sizeof tail, got, want[i], abs_tol, rel_tol);
         ts__fail(file, line, "%s: %s[%zu] (%s): %s", name, grad ? "grad" : "value", i,
-                 tg_dtype_name(tg_tensor_dtype(t)), tail);
+                 tg_dtype_name(tg_tensor_dtype(t)), off_by(got, want[i], abs_tol, rel_tol).text);
     }
 }
 

@@ -1,5 +1,5 @@
-/* helpers.h: what most tests need: leaves made from literal values, closeness of numbers,
- * arrays and tensors, and substring checks on messages and output.
+/* helpers.h: what most tests need: leaves made from literal values, closeness of numbers and
+ * of a tensor's values or gradient, and substring checks on messages and output.
  *
  * Every ts_assert_* fails the calling Criterion test (and stops it) when its check does not
  * hold; the failure is reported at the line of the call, with the values involved. The
@@ -12,7 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Literal shapes and values in expressions: ts_leaf(TG_F64, 2, TS_SHAPE(2, 3), TS_VALS(...)). */
+/* Literal shapes and values in expressions: ts_leaf(TG_F64, 2, TS_SHAPE(2, 3), TS_VALS(...)),
+ * and how many values a TS_VALS list holds. */
 #define TS_SHAPE(...) ((const size_t[]){__VA_ARGS__})
 #define TS_VALS(...) ((const double[]){__VA_ARGS__})
 #define TS_COUNT(...) (sizeof((const double[]){__VA_ARGS__}) / sizeof(double))
@@ -43,29 +44,26 @@ bool ts_close(double got, double want, double abs_tol, double rel_tol);
 #define ts_assert_close(got, want, abs_tol, rel_tol, ...)                                          \
     ts__assert_close(__FILE__, __LINE__, (got), (want), (abs_tol), (rel_tol), __VA_ARGS__)
 
-/* Asserts ts_close(got[i], want[i], ...) for i < n; the message names the first index off. */
-#define ts_assert_all_close(got, want, n, abs_tol, rel_tol, ...)                                   \
-    ts__assert_all_close(__FILE__, __LINE__, (got), (want), (n), (abs_tol), (rel_tol), __VA_ARGS__)
-
-/* Asserts that tensor t has n elements, each close to want[i] (read as doubles). */
+/* Asserts that tensor t is not NULL and has n elements, each close to want[i] (its values read
+ * as doubles). The message names the element and the dtype. */
 #define ts_assert_values(t, want, n, abs_tol, rel_tol, ...)                                        \
     ts__assert_tensor(__FILE__, __LINE__, false, (t), (want), (n), (abs_tol), (rel_tol),           \
                       __VA_ARGS__)
 
-/* Asserts that tensor t has a gradient of n elements, each close to want[i]. */
+/* Asserts the same of t's gradient, which must exist. */
 #define ts_assert_grad(t, want, n, abs_tol, rel_tol, ...)                                          \
     ts__assert_tensor(__FILE__, __LINE__, true, (t), (want), (n), (abs_tol), (rel_tol), __VA_ARGS__)
 
 /* ---- substrings ------------------------------------------------------------------------------ */
 
-/* Asserts that text (an error message, a program's output; not NULL) contains needle. */
+/* Asserts that text (an error message, a program's output) contains needle; a NULL text
+ * fails. */
 #define ts_assert_has(text, needle) ts__assert_has(__FILE__, __LINE__, true, (text), (needle))
 
-/* Asserts that text (not NULL) does not contain needle. */
+/* Asserts that text does not contain needle; a NULL text fails. */
 #define ts_assert_lacks(text, needle) ts__assert_has(__FILE__, __LINE__, false, (text), (needle))
 
-/* ---- behind the macros ------------------------------------------------------------------------
- */
+/* ---- behind the macros ---------------------------------------------------------------------- */
 
 #if defined(__GNUC__)
 #define TS__PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -75,15 +73,12 @@ bool ts_close(double got, double want, double abs_tol, double rel_tol);
 
 void ts__assert_close(const char *file, int line, double got, double want, double abs_tol,
                       double rel_tol, const char *what, ...) TS__PRINTF(7, 8);
-void ts__assert_all_close(const char *file, int line, const double *got, const double *want,
-                          size_t n, double abs_tol, double rel_tol, const char *what, ...)
-    TS__PRINTF(8, 9);
 void ts__assert_tensor(const char *file, int line, bool grad, const tg_tensor *t,
                        const double *want, size_t n, double abs_tol, double rel_tol,
                        const char *what, ...) TS__PRINTF(9, 10);
 void ts__assert_has(const char *file, int line, bool has, const char *text, const char *needle);
 
-/* Fails the calling test, reporting file:line and the printf-style message. */
-void ts__fail(const char *file, int line, const char *fmt, ...) TS__PRINTF(3, 4);
+/* Fails the calling test, reporting file:line and the printf-style message; does not return. */
+_Noreturn void ts__fail(const char *file, int line, const char *fmt, ...) TS__PRINTF(3, 4);
 
 #endif
