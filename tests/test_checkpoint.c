@@ -170,23 +170,9 @@ static void expect_format_error(const unsigned char *buf, size_t size, const cha
         ts_assert_has(tg_last_error(), needle);
 }
 
-static uint64_t rd(const unsigned char *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void wr(unsigned char *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
 static void reseal(unsigned char *buf, size_t size)
 {
-    wr(buf + size - 8, XXH3_64bits(buf, size - 8), 8);
+    ts_put_le(buf + size - 8, XXH3_64bits(buf, size - 8), 8);
 }
 
 static char tmpdir[64];
@@ -243,38 +229,38 @@ Test(checkpoint, documented_layout)
     trained s = save_trained(TG_F32, 5, TG_OPTIM_ADAM, 2);
     size_t numel = tg_model_numel(s.m), S = 2 * numel * 4;
     cr_assert_eq(memcmp(s.buf, "TGCKPT\0\0", 8), 0);
-    cr_assert_eq(rd(s.buf + 8, 4), 1);
-    cr_assert_eq(rd(s.buf + 12, 4), 0);
-    cr_assert_eq(rd(s.buf + 16, 8), s.size);
-    cr_assert_eq(rd(s.buf + 24, 8), 3);
-    cr_assert_eq(rd(s.buf + 32, 8), 7);
-    cr_assert_eq(rd(s.buf + 40, 8), 123);
+    cr_assert_eq(ts_get_le(s.buf + 8, 4), 1);
+    cr_assert_eq(ts_get_le(s.buf + 12, 4), 0);
+    cr_assert_eq(ts_get_le(s.buf + 16, 8), s.size);
+    cr_assert_eq(ts_get_le(s.buf + 24, 8), 3);
+    cr_assert_eq(ts_get_le(s.buf + 32, 8), 7);
+    cr_assert_eq(ts_get_le(s.buf + 40, 8), 123);
     for (int i = 0; i < 4; i++)
-        cr_assert_eq(rd(s.buf + 48 + 8 * i, 8), s.p.rng.s[i]);
-    cr_assert_eq(rd(s.buf + 80, 4), 2);
-    cr_assert_eq(rd(s.buf + 84, 4), TG_OPTIM_ADAM);
-    cr_assert_eq(rd(s.buf + 88, 4), 0);
+        cr_assert_eq(ts_get_le(s.buf + 48 + 8 * i, 8), s.p.rng.s[i]);
+    cr_assert_eq(ts_get_le(s.buf + 80, 4), 2);
+    cr_assert_eq(ts_get_le(s.buf + 84, 4), TG_OPTIM_ADAM);
+    cr_assert_eq(ts_get_le(s.buf + 88, 4), 0);
     uint64_t lr_bits;
     double lr = 0.01;
     memcpy(&lr_bits, &lr, 8);
-    cr_assert_eq(rd(s.buf + 92, 8), lr_bits);
-    cr_assert_eq(rd(s.buf + 140, 8), 2, "optimizer steps");
-    cr_assert_eq(rd(s.buf + 148, 8), S);
+    cr_assert_eq(ts_get_le(s.buf + 92, 8), lr_bits);
+    cr_assert_eq(ts_get_le(s.buf + 140, 8), 2, "optimizer steps");
+    cr_assert_eq(ts_get_le(s.buf + 148, 8), S);
     /* The state block: m then v, f32 little-endian. */
     const float *state = tg_optim_state(s.o);
     for (size_t i = 0; i < 2 * numel; i++) {
         uint32_t bits;
         memcpy(&bits, &state[i], 4);
-        cr_assert_eq(rd(s.buf + 156 + 4 * i, 4), bits, "state[%zu]", i);
+        cr_assert_eq(ts_get_le(s.buf + 156 + 4 * i, 4), bits, "state[%zu]", i);
     }
     /* Then a complete model file, as tg_model_save_buffer writes it. */
     void *mb;
     size_t msize;
     cr_assert_eq(tg_model_save_buffer(s.m, &mb, &msize), TG_OK);
-    cr_assert_eq(rd(s.buf + 156 + S, 8), msize);
+    cr_assert_eq(ts_get_le(s.buf + 156 + S, 8), msize);
     cr_assert_eq(memcmp(s.buf + 164 + S, mb, msize), 0);
     cr_assert_eq(s.size, 164 + S + msize + 8);
-    cr_assert_eq(rd(s.buf + s.size - 8, 8), XXH3_64bits(s.buf, s.size - 8));
+    cr_assert_eq(ts_get_le(s.buf + s.size - 8, 8), XXH3_64bits(s.buf, s.size - 8));
     tg_model_buffer_free(mb, msize);
     trained_free(&s);
 }
@@ -357,11 +343,11 @@ Test(checkpoint, header_messages)
     c[0] = 'X';
     expect_format_error(c, s.size, "bad magic (not a tapegrad checkpoint)", "magic");
     memcpy(c, s.buf, s.size);
-    wr(c + 8, 2, 4);
+    ts_put_le(c + 8, 2, 4);
     expect_format_error(c, s.size, "unknown format version 2 (this build reads version 1)",
                         "version");
     memcpy(c, s.buf, s.size);
-    wr(c + 12, 1, 4);
+    ts_put_le(c + 12, 1, 4);
     expect_format_error(c, s.size, "unknown flags 0x00000001", "flags");
     memcpy(c, s.buf, s.size);
     c[s.size] = 0;
@@ -385,7 +371,7 @@ Test(checkpoint, header_messages)
 Test(checkpoint, valid_checksum_but_lying_fields)
 {
     trained s = save_trained(TG_F64, 2, TG_OPTIM_ADAM, 2);
-    size_t S = (size_t)rd(s.buf + 148, 8);
+    size_t S = (size_t)ts_get_le(s.buf + 148, 8);
     unsigned char *c = malloc(s.size);
     struct {
         size_t off;
@@ -412,7 +398,7 @@ Test(checkpoint, valid_checksum_but_lying_fields)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         memcpy(c, s.buf, s.size);
-        wr(c + cases[i].off, cases[i].v, cases[i].n);
+        ts_put_le(c + cases[i].off, cases[i].v, cases[i].n);
         if (cases[i].off == 48)
             memset(c + 48, 0, 32);
         reseal(c, s.size);

@@ -321,12 +321,6 @@ Test(csv, fuzz_corpus_replays_cleanly)
 
 /* ---- model files that lie about sizes ---------------------------------------------------- */
 
-static void wr(unsigned char *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
 /* A valid 1-layer f32 file (2 -> 3), no metadata. Layout (docs/model-format.md): spec at 24
  * (dtype, L = 1, sizes at 32 and 40, act at 48), metadata at 52 (task, n_classes, S, F,
  * has_target), tensor count at 84, tensors from 88. */
@@ -352,8 +346,8 @@ static unsigned char *one_layer_file(size_t *size)
 /* Sets the header's size to `size`, and a valid checksum over the bytes before it. */
 static void reseal(unsigned char *b, size_t size)
 {
-    wr(b + 16, size, 8);
-    wr(b + size - 8, XXH3_64bits(b, size - 8), 8);
+    ts_put_le(b + 16, size, 8);
+    ts_put_le(b + size - 8, XXH3_64bits(b, size - 8), 8);
 }
 
 static void load_fails(const unsigned char *b, size_t size, const char *needle)
@@ -380,56 +374,56 @@ Test(model_file, lying_sizes)
 
     /* The header's file size: larger than the data, the largest u64, and smaller. */
     memcpy(f, b, size);
-    wr(f + 16, UINT64_MAX, 8);
+    ts_put_le(f + 16, UINT64_MAX, 8);
     snprintf(want, sizeof want, "truncated at byte %zu (the header says the file is "
              "18446744073709551615 bytes)", size);
     load_fails(f, size, want);
     memcpy(f, b, size);
-    wr(f + 16, 24, 8);
+    ts_put_le(f + 16, 24, 8);
     snprintf(want, sizeof want, "%zu bytes, but the header says the file is 24 bytes "
              "(trailing data?)", size);
     load_fails(f, size, want);
 
     /* Layer sizes whose product overflows size_t, or whose bytes do, with a valid checksum. */
     memcpy(f, b, size);
-    wr(f + 32, (uint64_t)1 << 33, 8);
-    wr(f + 40, (uint64_t)1 << 33, 8);
+    ts_put_le(f + 32, (uint64_t)1 << 33, 8);
+    ts_put_le(f + 40, (uint64_t)1 << 33, 8);
     reseal(f, size);
     snprintf(want, sizeof want, "layer size 0 is 8589934592, more than the %zu the file can "
              "hold", size - 8);
     load_fails(f, size, want);
     memcpy(f, b, size);
-    wr(f + 32, (uint64_t)1 << 62, 8);
+    ts_put_le(f + 32, (uint64_t)1 << 62, 8);
     reseal(f, size);
     snprintf(want, sizeof want, "layer size 0 is 4611686018427387904, more than the %zu the "
              "file can hold", size - 8);
     load_fails(f, size, want);
     /* Each size alone fits, their product (the weight's element count) does not. */
     memcpy(f, b, size);
-    wr(f + 32, 150, 8);
-    wr(f + 40, 150, 8);
+    ts_put_le(f + 32, 150, 8);
+    ts_put_le(f + 40, 150, 8);
     reseal(f, size);
     load_fails(f, size, "need more parameters than the");
 
     /* The standardization count: 2^61 pairs of doubles would be 2^65 bytes. */
     memcpy(f, b, size);
-    wr(f + 52 + 12, (uint64_t)1 << 61, 8);
+    ts_put_le(f + 52 + 12, (uint64_t)1 << 61, 8);
     reseal(f, size);
     load_fails(f, size, "the standardization count is");
 
     /* The tensor count and a name length of 2^32 - 1. */
     memcpy(f, b, size);
-    wr(f + 84, 0xFFFFFFFFu, 4);
+    ts_put_le(f + 84, 0xFFFFFFFFu, 4);
     reseal(f, size);
     load_fails(f, size, "4294967295 tensors, the spec's 1 layers have 2");
     memcpy(f, b, size);
-    wr(f + 88, 0xFFFFFFFFu, 4);
+    ts_put_le(f + 88, 0xFFFFFFFFu, 4);
     reseal(f, size);
     load_fails(f, size, "is 4294967295 bytes long (at most 64)");
 
     /* A weight that claims more data than there is: shape [2, 2^40]. */
     memcpy(f, b, size);
-    wr(f + 88 + 4 + 13 + 8 + 8, (uint64_t)1 << 40, 8);
+    ts_put_le(f + 88 + 4 + 13 + 8 + 8, (uint64_t)1 << 40, 8);
     reseal(f, size);
     load_fails(f, size, "has shape [2,1099511627776], the spec implies [2,3]");
 
@@ -438,7 +432,7 @@ Test(model_file, lying_sizes)
     int fd = mkstemp(path);
     cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
     memcpy(f, b, size);
-    wr(f + 16, size + 1000, 8);
+    ts_put_le(f + 16, size + 1000, 8);
     cr_assert_eq(write(fd, f, size), (ssize_t)size);
     close(fd);
     tg_model *m = (tg_model *)&m;

@@ -108,31 +108,11 @@ static void expect_format_error(const unsigned char *buf, size_t size, const cha
         ts_assert_has(tg_last_error(), needle);
 }
 
-static uint64_t rd64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void wr32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void wr64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
 /* Makes a forged file consistent again: size field and checksum. */
 static void reseal(unsigned char *buf, size_t size)
 {
-    wr64(buf + 16, size);
-    wr64(buf + size - 8, XXH3_64bits(buf, size - 8));
+    ts_put_le(buf + 16, size, 8);
+    ts_put_le(buf + size - 8, XXH3_64bits(buf, size - 8), 8);
 }
 
 static size_t find(const unsigned char *buf, size_t size, const char *s)
@@ -258,7 +238,8 @@ Test(model_file, documented_layout)
     cr_assert_eq(sizeof head, 168);
     for (size_t i = 0; i < sizeof head; i++)
         cr_assert_eq(b[i], head[i], "byte %zu: 0x%02x, want 0x%02x", i, b[i], head[i]);
-    cr_assert_eq(rd64(b + 168), XXH3_64bits(b, 168), "the checksum covers all bytes before it");
+    cr_assert_eq(ts_get_le(b + 168, 8), XXH3_64bits(b, 168),
+                 "the checksum covers all bytes before it");
     tg_model_buffer_free(b, size);
     tg_model_free(m);
 }
@@ -325,12 +306,12 @@ Test(model_file, header_messages)
     const char text[] = "layer0.weight,1,2,3\n";
     expect_format_error((const unsigned char *)text, sizeof text - 1,
                         "bad magic (not a tapegrad model file)", "text");
-    wr32(buf + 8, 7);
+    ts_put_le(buf + 8, 7, 4);
     expect_format_error(buf, size, "unknown format version 7 (this build reads version 1)",
                         "version 7");
-    wr32(buf + 8, 1);
+    ts_put_le(buf + 8, 1, 4);
     /* A checksum mismatch names both values. */
-    uint64_t stored = rd64(buf + size - 8);
+    uint64_t stored = ts_get_le(buf + size - 8, 8);
     buf[40] ^= 1;
     char needle[128];
     snprintf(needle, sizeof needle, "checksum mismatch (file says 0x%016llx, content hashes to 0x%016llx)",
@@ -361,9 +342,9 @@ static void forged(const unsigned char *buf, size_t size, size_t at, uint64_t va
     if (width == 1)
         f[at] = (unsigned char)value;
     else if (width == 4)
-        wr32(f + at, (uint32_t)value);
+        ts_put_le(f + at, (uint32_t)value, 4);
     else
-        wr64(f + at, value);
+        ts_put_le(f + at, value, 8);
     reseal(f, size);
     expect_format_error(f, size, needle, needle);
     free(f);

@@ -135,3 +135,19 @@ void ts__assert_has(const char *file, int line, bool has, const char *text, cons
     if ((strstr(text, needle) != NULL) != has)
         ts__fail(file, line, "\"%s\" %s:\n%s", needle, has ? "not in" : "found in", text);
 }
+
+/* ---- bytes ---------------------------------------------------------------------------------- */
+
+uint64_t ts_get_le(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+void ts_put_le(unsigned char *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Literal shapes and values in expressions: ts_leaf(TG_F64, 2, TS_SHAPE(2, 3), TS_VALS(...)),
  * and how many values a TS_VALS list holds. */
@@ -62,6 +63,14 @@ bool ts_close(double got, double want, double abs_tol, double rel_tol);
 
 /* Asserts that text does not contain needle; a NULL text fails. */
 #define ts_assert_lacks(text, needle) ts__assert_has(__FILE__, __LINE__, false, (text), (needle))
+
+/* ---- bytes ---------------------------------------------------------------------------------- */
+
+/* The n-byte (n <= 8) little-endian unsigned integer at p: fields of the file formats. */
+uint64_t ts_get_le(const unsigned char *p, int n);
+
+/* Writes v as n little-endian bytes at p. */
+void ts_put_le(unsigned char *p, uint64_t v, int n);
 
 /* ---- behind the macros ---------------------------------------------------------------------- */
 
