@@ -131,9 +131,10 @@ void ts__assert_tensor(const char *file, int line, bool grad, const tg_tensor *t
 void ts__assert_has(const char *file, int line, bool has, const char *text, const char *needle)
 {
     if (!text)
-        ts__fail(file, line, "looking for \"%s\" in a NULL text", needle);
+        ts__fail(file, line, "the text is NULL (looking for: %s)", needle);
     if ((strstr(text, needle) != NULL) != has)
-        ts__fail(file, line, "\"%s\" %s:\n%s", needle, has ? "not in" : "found in", text);
+        ts__fail(file, line, "the text %s: %s\n---- the text:\n%s", has ? "lacks" : "has", needle,
+                 text);
 }
 
 /* ---- bytes ---------------------------------------------------------------------------------- */
