@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc_hook.h"
+#include "support/alloc.h"
 
 static int g_rank = -1;
 
@@ -315,10 +315,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: dist_worker api|equiv|caller|own\n");
         return 2;
     }
-    th_install();
+    ts_alloc_install();
     int rc = run();
-    CHECK(th_state.live == 0 && th_state.bytes == 0,
-          "the library left %lld blocks (%lld bytes) allocated", th_state.live, th_state.bytes);
-    th_uninstall();
+    CHECK(ts_alloc.live == 0 && ts_alloc.bytes == 0,
+          "the library left %lld blocks (%lld bytes) allocated", ts_alloc.live, ts_alloc.bytes);
+    ts_alloc_uninstall();
     return rc;
 }

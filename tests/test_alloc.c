@@ -10,99 +10,40 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "alloc_hook.h"
+#include "support/helpers.h"
+#include "support/oom.h"
 
-#define MAX_ATTEMPTS 2000
-
-static void assert_enomem(tg_status st, const char *what, size_t n)
+/* Each scenario runs once with allocation n failing (it arms the hook itself, around the part
+ * under test) and returns 1 when that part failed, 0 when it succeeded; at least min_failing
+ * runs must fail. */
+static size_t drive(const char *what, ts_oom_fn fn, size_t min_failing)
 {
-    cr_assert_eq(st, TG_ENOMEM, "%s, allocation %zu failing: %s (%s) instead of TG_ENOMEM", what, n,
-                 tg_status_name(st), tg_last_error());
-    cr_assert(strstr(tg_last_error(), "memory"), "%s, allocation %zu failing: message '%s'", what,
-              n, tg_last_error());
-}
-
-static void assert_no_leak(const char *what, size_t n)
-{
-    cr_assert_eq(th_state.live, 0, "%s, allocation %zu failing: %lld blocks leaked", what, n,
-                 th_state.live);
-    cr_assert_eq(th_state.bytes, 0, "%s, allocation %zu failing: %lld bytes unaccounted for", what,
-                 n, th_state.bytes);
-}
-
-/* After the hook is gone: a small graph on the default allocator, forward and backward. */
-static void assert_library_works(void)
-{
-    cr_assert_eq(tg_get_allocator(NULL) == th_hook, false);
-    const double v[3] = {1, 2, 3};
-    const size_t n = 3;
-    tg_tensor *x = tg_tensor_from_f64(TG_F64, 1, &n, v);
-    cr_assert_not_null(x);
-    tg_tensor_set_requires_grad(x, true);
-    tg_tape *tape = tg_tape_new();
-    cr_assert_not_null(tape);
-    tg_tensor *y = tg_sum(tape, tg_square(tape, x), TG_ALL_AXES, false);
-    cr_assert_not_null(y, "%s", tg_tape_error(tape));
-    cr_assert_eq(tg_tensor_item(y), 14.0);
-    cr_assert_eq(tg_backward(tape, y), TG_OK, "%s", tg_last_error());
-    for (size_t i = 0; i < 3; i++)
-        cr_assert_eq(tg_tensor_grad_get(x, i), 2 * v[i]);
-    tg_tape_free(tape);
-    tg_tensor_free(x);
-}
-
-/* A scenario runs once with attempt n failing (it arms the hook itself, around the part
- * under test) and returns true when that part succeeded. */
-typedef bool (*scenario_fn)(size_t n);
-
-/* Runs a scenario for n = 1, 2, ... Returns how many runs saw a failure. */
-static size_t drive(const char *what, scenario_fn fn)
-{
-    th_install();
-    size_t n, failed_runs = 0;
-    for (n = 1; n <= MAX_ATTEMPTS; n++) {
-        th_fail_at(0);
-        size_t failures_before = th_state.failures;
-        bool ok = fn(n);
-        bool reached = th_state.failures > failures_before;
-        th_fail_at(0);
-        assert_no_leak(what, n);
-        if (!ok) {
-            cr_assert(reached, "%s failed with allocation %zu failing, which was never made: %s",
-                      what, n, tg_last_error());
-            failed_runs++;
-        }
-        if (!reached)
-            break; /* the operation completed within fewer than n attempts */
-    }
-    cr_assert_leq(n, MAX_ATTEMPTS, "%s: still allocating after %d attempts", what, MAX_ATTEMPTS);
-    cr_log_info("%s: %zu runs, %zu of them failed", what, n, failed_runs);
-    th_uninstall();
-    assert_library_works();
-    return failed_runs;
+    return ts_oom_drive(what, fn, NULL,
+                        (ts_oom_opts){.min_failing = min_failing, .max_runs = 2000});
 }
 
 /* ---- tapes and leaves ------------------------------------------------------------------------ */
 
-static bool scenario_tape_new(size_t n)
+static size_t scenario_tape_new(size_t n, void *ud)
 {
-    th_fail_at(n);
+    (void)ud;
+    ts_alloc_fail_at(n);
     tg_tape *tape = tg_tape_new();
-    th_fail_at(0);
+    ts_alloc_fail_at(0);
     if (!tape) {
-        assert_enomem(tg_last_status(), "tape_new", n);
-        return false;
+        ts_assert_enomem(tg_last_status(), "tape_new", n);
+        return 1;
     }
     /* Usable, even if something inside could not be reserved. */
     tg_tensor *c = tg_scalar(tape, TG_F64, 2.0);
     cr_assert_eq(tg_tensor_item(tg_exp(tape, c)), exp(2.0));
     tg_tape_free(tape);
-    return true;
+    return 0;
 }
 
 Test(alloc, tape_new)
 {
-    cr_assert_geq(drive("tape_new", scenario_tape_new), 1);
+    drive("tape_new", scenario_tape_new, 1);
 }
 
 static int leaf_kind;
@@ -125,18 +66,19 @@ static tg_tensor *make_leaf(int kind)
     }
 }
 
-static bool scenario_leaf(size_t n)
+static size_t scenario_leaf(size_t n, void *ud)
 {
-    th_fail_at(n);
+    (void)ud;
+    ts_alloc_fail_at(n);
     tg_tensor *t = make_leaf(leaf_kind);
-    th_fail_at(0);
+    ts_alloc_fail_at(0);
     if (!t) {
-        assert_enomem(tg_last_status(), "leaf", n);
-        return false;
+        ts_assert_enomem(tg_last_status(), "leaf", n);
+        return 1;
     }
     cr_assert_eq(tg_tensor_numel(t), leaf_kind == 2 ? 1 : 12);
     tg_tensor_free(t);
-    return true;
+    return 0;
 }
 
 Test(alloc, leaves)
@@ -146,53 +88,55 @@ Test(alloc, leaves)
     for (leaf_kind = 0; leaf_kind < 8; leaf_kind++) {
         char what[32];
         snprintf(what, sizeof what, "leaf kind %d", leaf_kind);
-        cr_assert_geq(drive(what, scenario_leaf), 1, "%s", what);
+        drive(what, scenario_leaf, 1);
     }
 }
 
 /* ---- names --------------------------------------------------------------------------------- */
 
-static bool scenario_leaf_name(size_t n)
+static size_t scenario_leaf_name(size_t n, void *ud)
 {
+    (void)ud;
     tg_tensor *t = tg_tensor_scalar(TG_F64, 1);
     cr_assert_eq(tg_tensor_set_name(t, "old"), TG_OK);
-    th_fail_at(n);
+    ts_alloc_fail_at(n);
     tg_status st = tg_tensor_set_name(t, "a new and longer name");
-    th_fail_at(0);
+    ts_alloc_fail_at(0);
     bool ok = st == TG_OK;
     if (!ok) {
-        assert_enomem(st, "leaf name", n);
+        ts_assert_enomem(st, "leaf name", n);
         cr_assert_str_eq(tg_tensor_name(t), "old", "the old name stays");
     } else {
         cr_assert_str_eq(tg_tensor_name(t), "a new and longer name");
     }
     cr_assert_eq(tg_tensor_set_name(t, "works again"), TG_OK);
     tg_tensor_free(t);
-    return ok;
+    return !ok;
 }
 
 Test(alloc, leaf_name)
 {
-    cr_assert_geq(drive("leaf name", scenario_leaf_name), 1);
+    drive("leaf name", scenario_leaf_name, 1);
 }
 
 /* A tape tensor's name goes into the tape's arena, which allocates only when its block is
  * full: fill one with a node of `fill_bytes` bytes of data first. */
 static size_t fill_bytes;
 
-static bool scenario_tape_name(size_t n)
+static size_t scenario_tape_name(size_t n, void *ud)
 {
+    (void)ud;
     tg_tape *tape = tg_tape_new();
     size_t numel = fill_bytes / 8;
     tg_tensor *x = tg_tensor_zeros(TG_F64, 1, &numel);
     tg_tensor *y = tg_neg(tape, x);
     cr_assert_not_null(y);
-    th_fail_at(n);
+    ts_alloc_fail_at(n);
     tg_status st = tg_tensor_set_name(y, "hidden");
-    th_fail_at(0);
+    ts_alloc_fail_at(0);
     bool ok = st == TG_OK;
     if (!ok) {
-        assert_enomem(st, "tape tensor name", n);
+        ts_assert_enomem(st, "tape tensor name", n);
         cr_assert_null(tg_tensor_name(y));
     } else {
         cr_assert_str_eq(tg_tensor_name(y), "hidden");
@@ -201,7 +145,7 @@ static bool scenario_tape_name(size_t n)
     cr_assert_str_eq(tg_tensor_name(y), "works again");
     tg_tape_free(tape);
     tg_tensor_free(x);
-    return ok;
+    return !ok;
 }
 
 Test(alloc, tape_tensor_name)
@@ -209,7 +153,7 @@ Test(alloc, tape_tensor_name)
     /* Whatever the arena's block size, one of these fills a block exactly. */
     size_t failing_runs = 0;
     for (fill_bytes = 1024; fill_bytes <= ((size_t)1 << 22); fill_bytes *= 2)
-        failing_runs += drive("tape tensor name", scenario_tape_name);
+        failing_runs += drive("tape tensor name", scenario_tape_name, 0);
     cr_assert_geq(failing_runs, 1, "no arrangement made naming allocate");
 }
 
@@ -333,19 +277,20 @@ static void assert_leaf_grads(tg_tensor **in, const char *what, size_t n)
     cr_assert_null(tg_tensor_grad_data(in[0]), "X needs no gradient");
 }
 
-static bool scenario_record(size_t n)
+static size_t scenario_record(size_t n, void *ud)
 {
+    (void)ud;
     tg_tensor *in[N_IN];
     make_inputs(in);
     tg_tape *tape = tg_tape_new();
-    th_fail_at(n);
+    ts_alloc_fail_at(n);
     tg_tensor *y = composite(tape, in, N_IN, NULL);
-    th_fail_at(0);
+    ts_alloc_fail_at(0);
     bool ok = y != NULL;
     if (!ok) {
-        assert_enomem(tg_tape_status(tape), "recording", n);
-        cr_assert(strstr(tg_tape_error(tape), "memory"), "%s", tg_tape_error(tape));
-        assert_enomem(tg_last_status(), "recording", n);
+        ts_assert_enomem(tg_tape_status(tape), "recording", n);
+        ts_assert_has(tg_tape_error(tape), "out of memory");
+        ts_assert_enomem(tg_last_status(), "recording", n);
         /* The tape works again after a reset. */
         tg_tape_reset(tape);
         y = composite(tape, in, N_IN, NULL);
@@ -356,27 +301,28 @@ static bool scenario_record(size_t n)
     assert_leaf_grads(in, "recording", n);
     tg_tape_free(tape);
     free_inputs(in);
-    return ok;
+    return !ok;
 }
 
 Test(alloc, recording)
 {
     compute_reference();
-    cr_assert_geq(drive("recording", scenario_record), 3);
+    drive("recording", scenario_record, 3);
 }
 
-static bool scenario_backward(size_t n)
+static size_t scenario_backward(size_t n, void *ud)
 {
+    (void)ud;
     tg_tensor *in[N_IN];
     make_inputs(in);
     tg_tape *tape = tg_tape_new();
     tg_tensor *y = composite(tape, in, N_IN, NULL);
     cr_assert_not_null(y);
-    th_fail_at(n);
+    ts_alloc_fail_at(n);
     tg_status st = tg_backward(tape, y);
-    th_fail_at(0);
+    ts_alloc_fail_at(0);
     if (st != TG_OK) {
-        assert_enomem(st, "backward", n);
+        ts_assert_enomem(st, "backward", n);
         cr_assert_eq(tg_tape_status(tape), TG_ENOMEM);
         /* The recording keeps its error; a reset and a new recording work. Leaf grads may
          * hold part of the failed pass: zero them, as after any step. */
@@ -391,17 +337,18 @@ static bool scenario_backward(size_t n)
     assert_leaf_grads(in, "backward", n);
     tg_tape_free(tape);
     free_inputs(in);
-    return st == TG_OK;
+    return st != TG_OK;
 }
 
 Test(alloc, backward)
 {
     compute_reference();
-    cr_assert_geq(drive("backward", scenario_backward), 3, "leaf grads and arena blocks");
+    drive("backward", scenario_backward, 3); /* leaf grads and arena blocks */
 }
 
-static bool scenario_grad(size_t n)
+static size_t scenario_grad(size_t n, void *ud)
 {
+    (void)ud;
     tg_tensor *in[N_IN];
     make_inputs(in);
     tg_tape *tape = tg_tape_new();
@@ -410,11 +357,11 @@ static bool scenario_grad(size_t n)
     tg_tensor *out[N_IN];
     for (int i = 0; i < N_IN; i++)
         out[i] = (tg_tensor *)&out;
-    th_fail_at(n);
+    ts_alloc_fail_at(n);
     tg_status st = tg_grad(tape, y, in, N_IN, out);
-    th_fail_at(0);
+    ts_alloc_fail_at(0);
     if (st != TG_OK) {
-        assert_enomem(st, "grad", n);
+        ts_assert_enomem(st, "grad", n);
         for (int i = 0; i < N_IN; i++) {
             cr_assert_null(out[i], "grad failed but out[%d] is set", i);
             cr_assert_null(tg_tensor_grad_data(in[i]), "leaf grads untouched");
@@ -435,26 +382,27 @@ static bool scenario_grad(size_t n)
     }
     tg_tape_free(tape);
     free_inputs(in);
-    return st == TG_OK;
+    return st != TG_OK;
 }
 
 Test(alloc, grad)
 {
     compute_reference();
-    cr_assert_geq(drive("grad", scenario_grad), 3);
+    drive("grad", scenario_grad, 3);
 }
 
-static bool scenario_train(size_t n)
+static size_t scenario_train(size_t n, void *ud)
 {
+    (void)ud;
     tg_tensor *in[N_IN];
     make_inputs(in);
     tg_tape *tape = tg_tape_new();
-    th_fail_at(n);
+    ts_alloc_fail_at(n);
     bool ok = train(tape, in);
-    th_fail_at(0);
+    ts_alloc_fail_at(0);
     if (!ok) {
         tg_status st = tg_tape_status(tape) != TG_OK ? tg_tape_status(tape) : tg_last_status();
-        assert_enomem(st, "training", n);
+        ts_assert_enomem(st, "training", n);
     } else {
         for (int i = 1; i < N_IN; i++)
             for (size_t j = 0; j < tg_tensor_numel(in[i]); j++)
@@ -463,7 +411,7 @@ static bool scenario_train(size_t n)
     }
     tg_tape_free(tape);
     free_inputs(in);
-    return ok;
+    return !ok;
 }
 
 Test(alloc, training_steps)
@@ -471,27 +419,28 @@ Test(alloc, training_steps)
     /* Record, backward, update and reset three times: allocation failures anywhere, including
      * the arena reservations a reset makes. */
     compute_reference();
-    cr_assert_geq(drive("training", scenario_train), 3);
+    drive("training", scenario_train, 3);
 }
 
-static bool scenario_gradcheck(size_t n)
+static size_t scenario_gradcheck(size_t n, void *ud)
 {
+    (void)ud;
     tg_tensor *in[N_IN];
     make_inputs(in);
     tg_gradcheck_options opt = TG_GRADCHECK_OPTIONS_INIT;
     opt.tol = 1e-6;
     double max_err[N_IN] = {0};
-    th_fail_at(n);
+    ts_alloc_fail_at(n);
     tg_status st = tg_gradcheck(composite, NULL, in, N_IN, &opt, max_err);
-    th_fail_at(0);
+    ts_alloc_fail_at(0);
     if (st != TG_OK) {
-        assert_enomem(st, "gradcheck", n);
+        ts_assert_enomem(st, "gradcheck", n);
     } else {
         for (int i = 0; i < N_IN; i++)
             cr_assert(max_err[i] <= 1e-6, "input %d: error %g", i, max_err[i]);
     }
     free_inputs(in);
-    return st == TG_OK;
+    return st != TG_OK;
 }
 
 Test(alloc, gradcheck)
@@ -501,5 +450,5 @@ Test(alloc, gradcheck)
     dims[1] = 3;
     dims[2] = 4;
     dims[3] = 2;
-    cr_assert_geq(drive("gradcheck", scenario_gradcheck), 3);
+    drive("gradcheck", scenario_gradcheck, 3);
 }

@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "support/helpers.h"
+
 #define TOL 1e-8
 
 enum { BEFORE, GRADIENTS, UPDATED, AFTER, N_SECTIONS };
@@ -131,22 +133,16 @@ static void run_example(result *r)
         cr_assert(r->seen[s], "section %d missing from the output", s);
 }
 
-static void near(double got, double want, const char *what)
-{
-    cr_assert(fabs(got - want) <= TOL, "%s = %.10f, tutorial %.8f (off by %.2g)", what, got, want,
-              fabs(got - want));
-}
-
 Test(backprop_222, forward_pass)
 {
     result r;
     run_example(&r);
     cr_assert(r.has_h[0] && r.has_o[0] && r.has_E[0]);
-    near(r.h[0][0], 0.51998934, "h1");
-    near(r.h[0][1], 0.52747230, "h2");
-    near(r.o[0][0], 0.60944600, "o1");
-    near(r.o[0][1], 0.66384491, "o2");
-    near(r.E[0], 0.02397190, "E");
+    ts_assert_close(r.h[0][0], 0.51998934, TOL, 0, "h1");
+    ts_assert_close(r.h[0][1], 0.52747230, TOL, 0, "h2");
+    ts_assert_close(r.o[0][0], 0.60944600, TOL, 0, "o1");
+    ts_assert_close(r.o[0][1], 0.66384491, TOL, 0, "o2");
+    ts_assert_close(r.E[0], 0.02397190, TOL, 0, "E");
 }
 
 Test(backprop_222, gradients)
@@ -159,7 +155,7 @@ Test(backprop_222, gradients)
         char what[16];
         snprintf(what, sizeof what, "dE/dw%d", k + 1);
         cr_assert(r.has_dw[k], "%s missing", what);
-        near(r.dw[k], want[k], what);
+        ts_assert_close(r.dw[k], want[k], TOL, 0, "%s", what);
     }
 }
 
@@ -168,19 +164,18 @@ Test(backprop_222, chain_rule_factors)
     result r;
     run_example(&r);
     cr_assert(r.has_chain5 && r.has_chain1, "chain lines missing");
-    near(r.chain5[0], 0.20944600, "dE/do1");
-    near(r.chain5[1], 0.23802157, "do1/dz3");
-    near(r.chain5[2], 0.51998934, "dz3/dw5");
-    near(r.chain1[0], 0.03240681, "dE/dh1");
-    near(r.chain1[1], 0.24960043, "dh1/dz1");
-    near(r.chain1[2], 0.1, "dz1/dw1");
+    ts_assert_close(r.chain5[0], 0.20944600, TOL, 0, "dE/do1");
+    ts_assert_close(r.chain5[1], 0.23802157, TOL, 0, "do1/dz3");
+    ts_assert_close(r.chain5[2], 0.51998934, TOL, 0, "dz3/dw5");
+    ts_assert_close(r.chain1[0], 0.03240681, TOL, 0, "dE/dh1");
+    ts_assert_close(r.chain1[1], 0.24960043, TOL, 0, "dh1/dz1");
+    ts_assert_close(r.chain1[2], 0.1, TOL, 0, "dz1/dw1");
     /* The factors multiply to the gradients (10 printed decimals: relative 1e-8). */
     double p5 = r.chain5[0] * r.chain5[1] * r.chain5[2];
     double p1 = r.chain1[0] * r.chain1[1] * r.chain1[2];
-    cr_assert(fabs(p5 - r.dw[4]) <= 1e-8 * r.dw[4], "w5: product %.12f, gradient %.12f", p5,
-              r.dw[4]);
-    cr_assert(fabs(p1 - r.dw[0]) <= 1e-8 * r.dw[0] + 1e-10, "w1: product %.12f, gradient %.12f", p1,
-              r.dw[0]);
+    ts_assert_close(p5, r.dw[4], 0, 1e-8, "w5: the product of the factors against the gradient");
+    ts_assert_close(p1, r.dw[0], 1e-10, 1e-8,
+                    "w1: the product of the factors against the gradient");
 }
 
 Test(backprop_222, updated_weights)
@@ -195,10 +190,10 @@ Test(backprop_222, updated_weights)
         char what[16];
         snprintf(what, sizeof what, "w%d", k + 1);
         cr_assert(r.has_w[k], "%s missing", what);
-        near(r.w[k], want[k], what);
+        ts_assert_close(r.w[k], want[k], TOL, 0, "%s", what);
         /* One step of gradient descent with learning rate 0.5, up to the printed rounding. */
-        cr_assert(fabs(r.w[k] - (before[k] - 0.5 * r.dw[k])) <= 1e-9,
-                  "%s = %.10f is not %.2f - 0.5 * %.10f", what, r.w[k], before[k], r.dw[k]);
+        ts_assert_close(r.w[k], before[k] - 0.5 * r.dw[k], 1e-9, 0, "%s against %.2f - 0.5 * %.10f",
+                        what, before[k], r.dw[k]);
     }
 }
 
@@ -207,12 +202,12 @@ Test(backprop_222, forward_pass_after_update)
     result r;
     run_example(&r);
     cr_assert(r.has_z && r.has_h[1] && r.has_o[1] && r.has_E[1]);
-    near(r.z[0], 0.07979778, "z1");
-    near(r.z[1], 0.10982248, "z2");
-    near(r.h[1][0], 0.51993887, "h1");
-    near(r.h[1][1], 0.52742806, "h2");
-    near(r.o[1][0], 0.60617688, "o1");
-    near(r.o[1][1], 0.66295848, "o2");
-    near(r.E[1], 0.02323634, "E");
+    ts_assert_close(r.z[0], 0.07979778, TOL, 0, "z1");
+    ts_assert_close(r.z[1], 0.10982248, TOL, 0, "z2");
+    ts_assert_close(r.h[1][0], 0.51993887, TOL, 0, "h1");
+    ts_assert_close(r.h[1][1], 0.52742806, TOL, 0, "h2");
+    ts_assert_close(r.o[1][0], 0.60617688, TOL, 0, "o1");
+    ts_assert_close(r.o[1][1], 0.66295848, TOL, 0, "o2");
+    ts_assert_close(r.E[1], 0.02323634, TOL, 0, "E");
     cr_assert_lt(r.E[1], r.E[0], "one step of gradient descent lowers the error");
 }

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "support/helpers.h"
 #include "support/json.h"
 #include "support/proc.h"
 
@@ -119,7 +120,7 @@ static void check_w3dist_ran(const tj *l, double loss)
     cr_assert_eq(tj_num_of(l, "threads"), ranks * tpr);
     double ms = tj_num_of(l, "value"), share = tj_num_of(l, "allreduce_share");
     cr_assert(ms > 0 && share >= 0 && share <= 1, "%g ms, share %g", ms, share);
-    cr_assert_float_eq(share, tj_num_of(l, "allreduce_ms") / ms, 1e-9);
+    ts_assert_close(share, tj_num_of(l, "allreduce_ms") / ms, 1e-9, 0, "allreduce_share");
     if (ranks == 1)
         cr_assert_eq(tj_num_of(l, "allreduce_ms"), 0, "one rank has no allreduce");
     else
@@ -129,8 +130,7 @@ static void check_w3dist_ran(const tj *l, double loss)
     cr_assert_eq(tj_num_of(l, "local_batch"), tj_num_of(l, "batch") / ranks);
     cr_assert_gt(tj_num_of(l, "grad_mib"), 0);
     double fl = tj_num_of(l, "final_loss");
-    cr_assert(isfinite(fl) && fabs(fl - loss) <= 1e-4 * fabs(loss),
-              "%g x %g: final loss %.9g, W3's %.9g", ranks, tpr, fl, loss);
+    ts_assert_close(fl, loss, 0, 1e-4, "%g x %g: the final loss (got) against W3's", ranks, tpr);
 }
 
 /* ---- bench all --quick --json ------------------------------------------------------------ */
@@ -160,7 +160,8 @@ Test(bench, all_quick_json)
             cr_assert_str_eq(tj_str_of(l, "dtype"), "f32");
             double f = tj_num_of(l, "forward_ms"), b = tj_num_of(l, "backward_ms");
             cr_assert(f > 0 && b > 0 && f + b <= tj_get(l, "value")->num);
-            cr_assert_float_eq(tj_num_of(l, "backward_over_forward"), b / f, 1e-9 * b / f);
+            ts_assert_close(tj_num_of(l, "backward_over_forward"), b / f, 0, 1e-9,
+                            "backward_over_forward");
             cr_assert_gt(tj_num_of(l, "update_ms"), 0);
             cr_assert_gt(tj_num_of(l, "memory_bar_mib"), 16);
             cr_assert(isfinite(tj_num_of(l, "final_loss")));
@@ -190,8 +191,7 @@ Test(bench, all_quick_json)
 #ifndef TG_TEST_HAVE_MPI
         if (ranks > 1) {
             check_common(l, true);
-            cr_assert(strstr(tj_str_of(l, "unavailable"), "built without MPI"), "%s",
-                      tj_str_of(l, "unavailable"));
+            ts_assert_has(tj_str_of(l, "unavailable"), "built without MPI");
             continue;
         }
 #endif
@@ -276,7 +276,7 @@ Test(bench, w4_train_or_unavailable)
     } else {
         cr_assert_eq(n, 1, "%s", r.out);
         check_common(&lines[0], true);
-        cr_assert(strstr(tj_str_of(&lines[0], "unavailable"), "train"), "%s", r.out);
+        ts_assert_has(tj_str_of(&lines[0], "unavailable"), "train");
     }
     tj_free_all(lines, (size_t)n);
     tp_run_free(&r);
@@ -286,8 +286,7 @@ Test(bench, w4_data_that_is_not_there)
 {
     tp_run r = RUN("W4", "--quick", "--data", "/nonexistent/digits.csv");
     tp_expect_status(&r, 1);
-    cr_assert(strstr(r.err, "tapegrad bench: W4: cannot read /nonexistent/digits.csv"), "%s",
-              r.err);
+    ts_assert_has(r.err, "tapegrad bench: W4: cannot read /nonexistent/digits.csv");
     tp_run_free(&r);
 }
 
@@ -299,9 +298,8 @@ Test(bench, w4_timeout)
         cr_skip_test("no train command in this build");
     tp_run r = RUN("W4", "--timeout", "0.001");
     tp_expect_status(&r, 1);
-    cr_assert(strstr(r.err, "tapegrad bench: W4: tapegrad train did not finish within 0.001 s and "
-                            "was stopped"),
-              "%s", r.err);
+    ts_assert_has(r.err, "tapegrad bench: W4: tapegrad train did not finish within 0.001 s and "
+                         "was stopped");
     tp_run_free(&r);
 }
 
@@ -332,9 +330,9 @@ Test(bench, table_for_people)
     tp_run r = RUN("W2", "--quick");
     tp_expect_status(&r, 0);
     cr_assert(strstr(r.out, "tapegrad ") == r.out, "%s", r.out);
-    cr_assert(strstr(r.out, "\nworkload "), "no heading:\n%s", r.out);
-    cr_assert(strstr(r.out, "\nW2       ns_per_op_forward "), "%s", r.out);
-    cr_assert(strstr(r.out, "\nW2       ns_per_op_forward_backward "), "%s", r.out);
+    ts_assert_has(r.out, "\nworkload ");
+    ts_assert_has(r.out, "\nW2       ns_per_op_forward ");
+    ts_assert_has(r.out, "\nW2       ns_per_op_forward_backward ");
     cr_assert_null(strchr(r.out, '{'));
     cr_assert_str_eq(r.err, "");
     tp_run_free(&r);
@@ -344,7 +342,7 @@ Test(bench, help)
 {
     tp_run r = RUN("--help");
     tp_expect_status(&r, 0);
-    cr_assert(strstr(r.out, "usage: tapegrad bench"), "%s", r.out);
+    ts_assert_has(r.out, "usage: tapegrad bench");
     tp_run_free(&r);
 }
 
@@ -353,8 +351,8 @@ static void expect_usage(const char *const *args, const char *message)
 {
     tp_run r = run(args);
     tp_expect_status(&r, 2);
-    cr_assert(strstr(r.err, message), "stderr lacks \"%s\":\n%s", message, r.err);
-    cr_assert(strstr(r.err, "Try 'tapegrad bench --help'"), "%s", r.err);
+    ts_assert_has(r.err, message);
+    ts_assert_has(r.err, "Try 'tapegrad bench --help'");
     cr_assert_str_eq(r.out, "");
     tp_run_free(&r);
 }
@@ -443,9 +441,8 @@ Test(bench_mpi, w3dist_launcher_that_fails)
 {
     tp_run r = RUN("W3dist", "--quick", "--json", "--threads", "2", "--mpirun", "/bin/false");
     tp_expect_status(&r, 1);
-    cr_assert(strstr(r.err, "tapegrad bench: W3dist: 2 ranks x 1 thread: /bin/false exited "
-                            "with status 1"),
-              "%s", r.err);
+    ts_assert_has(r.err, "tapegrad bench: W3dist: 2 ranks x 1 thread: /bin/false exited "
+                         "with status 1");
     tj lines[8];
     int n = parse_output(r.out, lines, 8);
     cr_assert_eq(n, 2, "1 x 2 and 1 x 1:\n%s", r.out);
@@ -454,7 +451,7 @@ Test(bench_mpi, w3dist_launcher_that_fails)
 
     r = RUN("W3dist", "--quick", "--threads", "2", "--mpirun", "/nonexistent/mpirun");
     tp_expect_status(&r, 1);
-    cr_assert(strstr(r.err, "--mpirun /nonexistent/mpirun: no such program"), "%s", r.err);
+    ts_assert_has(r.err, "--mpirun /nonexistent/mpirun: no such program");
     tp_run_free(&r);
 }
 
@@ -481,9 +478,8 @@ Test(bench_mpi, w3dist_launcher_of_another_mpi)
     tp_run r = RUN("W3dist", "--quick", "--json", "--threads", "2", "--mpirun", fake);
     unlink(fake);
     tp_expect_status(&r, 1);
-    cr_assert(strstr(r.err, "started jobs of 1 rank, not one of 2: is it the launcher of the "
-                            "MPI tapegrad was built with?"),
-              "%s", r.err);
+    ts_assert_has(r.err, "started jobs of 1 rank, not one of 2: is it the launcher of the "
+                         "MPI tapegrad was built with?");
     tp_run_free(&r);
 }
 
@@ -497,7 +493,7 @@ Test(bench_mpi, w3dist_launcher_that_hangs)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     unlink(hang);
     tp_expect_status(&r, 1);
-    cr_assert(strstr(r.err, "did not finish within 1 s and was stopped"), "%s", r.err);
+    ts_assert_has(r.err, "did not finish within 1 s and was stopped");
     double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     cr_assert_lt(s, 60, "%g s", s); /* the 1 x 2 and 1 x 1 runs take well under a second */
     tp_run_free(&r);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "support/helpers.h"
 #include "support/json.h"
 #include "support/proc.h"
 
@@ -21,11 +22,6 @@
 #define RUN(...) tp_tapegrad((const char *const[]){__VA_ARGS__, NULL}, NULL)
 #define RUN_STDIN(text, ...)                                                                       \
     tp_tapegrad((const char *const[]){__VA_ARGS__, NULL}, &(tp_opts){.stdin_text = (text)})
-
-static void expect_has(const char *text, const char *needle, const char *what)
-{
-    cr_assert(strstr(text, needle), "%s lacks \"%s\":\n%s", what, needle, text);
-}
 
 /* ---- tapegrad grad: results ---------------------------------------------------------------- */
 
@@ -91,24 +87,24 @@ Test(grad, numbers_round_trip)
 {
     tp_run r = RUN("grad", "--json", "x / 3", "x=1");
     tp_expect_status(&r, 0);
-    expect_has(r.out, "\"value\": 0.33333333333333331", "17 significant digits");
+    ts_assert_has(r.out, "\"value\": 0.33333333333333331"); /* 17 significant digits */
     tj v = tj_object(r.out);
     cr_assert_eq(tj_num(tj_get(&v, "value")), 1.0 / 3.0);
     tj_free(&v);
     tp_run_free(&r);
     r = RUN("grad", "x / 3", "x=1");
-    expect_has(r.out, "value = 0.3333333333333333\n", "shortest round-trip text");
+    ts_assert_has(r.out, "value = 0.3333333333333333\n"); /* shortest round-trip text */
     tp_run_free(&r);
     /* No NaN or Infinity in JSON: they are strings. */
     r = RUN("grad", "--json", "log(x)", "x=0");
     tp_expect_status(&r, 0);
-    expect_has(r.out, "\"value\": \"-Infinity\"", "JSON");
-    expect_has(r.out, "\"x\": \"Infinity\"", "JSON");
+    ts_assert_has(r.out, "\"value\": \"-Infinity\"");
+    ts_assert_has(r.out, "\"x\": \"Infinity\"");
     tj w = tj_object(r.out);
     tj_free(&w);
     tp_run_free(&r);
     r = RUN("grad", "--json", "sqrt(x)", "x=-1");
-    expect_has(r.out, "\"value\": \"NaN\"", "JSON");
+    ts_assert_has(r.out, "\"value\": \"NaN\"");
     tp_run_free(&r);
 }
 
@@ -150,7 +146,7 @@ Test(grad, rebinding_and_const)
     /* Labels for cross_entropy are constants; --const=NAME=VALUE works too. */
     r = RUN("grad", "cross_entropy(z, y)", "z=[[1, 2, 3], [1, 1, 1]]", "--const=y=[2, 0]");
     tp_expect_status(&r, 0);
-    expect_has(r.out, "grad z [2,3] =", "output");
+    ts_assert_has(r.out, "grad z [2,3] =");
     tp_run_free(&r);
 }
 
@@ -174,11 +170,11 @@ Test(grad, seed)
     tp_run_free(&r);
     r = RUN("grad", "--seed", "[1, 2]", "x * [1, 2, 3]", "x=2");
     tp_expect_status(&r, 1);
-    expect_has(r.err, "--seed has shape [2], the output has shape [3]", "stderr");
+    ts_assert_has(r.err, "--seed has shape [2], the output has shape [3]");
     tp_run_free(&r);
     r = RUN("grad", "--seed", "[1, 2", "x", "x=2");
     tp_expect_status(&r, 2);
-    expect_has(r.err, "bad value for --seed", "stderr");
+    ts_assert_has(r.err, "bad value for --seed");
     tp_run_free(&r);
 }
 
@@ -187,8 +183,7 @@ Test(grad, check)
     tp_run r = RUN("grad", "--check", "W = [[1, 2], [3, 4.5]]; y = W @ x; sum(tanh(y)^2)",
                    "x=[[0.5], [-1]]");
     tp_expect_status(&r, 0);
-    expect_has(r.out, "check (central differences in f64, tolerance 1e-06): ok\n  x: max error",
-               "stdout");
+    ts_assert_has(r.out, "check (central differences in f64, tolerance 1e-06): ok\n  x: max error");
     tp_run_free(&r);
     r = RUN("grad", "--check", "--json", "softmax(x) * w", "x=[1, 2, 3]", "w=[0.5, -1, 2]",
             "--dtype", "f32");
@@ -206,8 +201,8 @@ Test(grad, check)
     /* relu at its kink: backward says 0, central differences say 1/2. */
     r = RUN("grad", "--check", "relu(x)", "x=0");
     tp_expect_status(&r, 1);
-    expect_has(r.out, "FAILED", "stdout");
-    expect_has(r.out, "x: max error 0.5  (above tolerance)", "stdout");
+    ts_assert_has(r.out, "FAILED");
+    ts_assert_has(r.out, "x: max error 0.5  (above tolerance)");
     tp_run_free(&r);
     r = RUN("grad", "--check", "--tol", "0.6", "relu(x)", "x=0");
     tp_expect_status(&r, 0);
@@ -221,7 +216,7 @@ Test(grad, check)
     /* A check that cannot run (nothing differentiable reaches the output) fails, saying why. */
     r = RUN("grad", "--check", "detach(x) * 3", "x=2");
     tp_expect_status(&r, 1);
-    expect_has(r.out, "value = 6\ngrad x = 0\ncheck: could not run: ", "stdout");
+    ts_assert_has(r.out, "value = 6\ngrad x = 0\ncheck: could not run: ");
     tp_run_free(&r);
     r = RUN("grad", "--check", "--json", "detach(x) * 3", "x=2");
     tp_expect_status(&r, 1);
@@ -264,7 +259,7 @@ Test(grad, program_from_file_and_stdin)
     tp_run_free(&r);
     r = RUN("grad", "-f", "/nonexistent/prog.tgx", "x=1");
     tp_expect_status(&r, 1);
-    expect_has(r.err, "tapegrad grad: cannot read '/nonexistent/prog.tgx': No such file", "stderr");
+    ts_assert_has(r.err, "tapegrad grad: cannot read '/nonexistent/prog.tgx': No such file");
     tp_run_free(&r);
 }
 
@@ -280,8 +275,7 @@ Test(grad, programs_starting_with_minus)
     tp_run_free(&r);
     r = RUN("grad", "-x", "x=3");
     tp_expect_status(&r, 2);
-    expect_has(r.err, "unknown option '-x' (a program that starts with '-' goes after '--')",
-               "stderr");
+    ts_assert_has(r.err, "unknown option '-x' (a program that starts with '-' goes after '--')");
     tp_run_free(&r);
 }
 
@@ -298,8 +292,8 @@ Test(grad_errors, program_errors_exit_1_with_caret)
     r = RUN("grad", "--json", "a + b", "a=[[1, 2, 3], [4, 5, 6]]", "b=[1, 2, 3, 4]");
     tp_expect_status(&r, 1);
     cr_assert_str_eq(r.out, "", "no JSON on failure");
-    expect_has(r.err, "error: 1:1-5: add: [2,3] and [4] do not broadcast", "stderr");
-    expect_has(r.err, "\n    a + b\n    ^~~~~\n", "stderr");
+    ts_assert_has(r.err, "error: 1:1-5: add: [2,3] and [4] do not broadcast");
+    ts_assert_has(r.err, "\n    a + b\n    ^~~~~\n");
     tp_run_free(&r);
     r = RUN("grad", "x * y + 1", "x=2");
     tp_expect_status(&r, 1);
@@ -309,8 +303,7 @@ Test(grad_errors, program_errors_exit_1_with_caret)
     tp_run_free(&r);
     r = RUN("grad", "cross_entropy(z, y)", "z=[[1, 2]]", "--const", "y=[3]");
     tp_expect_status(&r, 1);
-    expect_has(r.err, "error: 1:1-19: onehot: label 0 is 3, not an integer class id in 0..1",
-               "stderr");
+    ts_assert_has(r.err, "error: 1:1-19: onehot: label 0 is 3, not an integer class id in 0..1");
     tp_run_free(&r);
 }
 
@@ -354,12 +347,12 @@ Test(grad_errors, usage_errors_exit_2)
         cr_assert_str_eq(r.out, "", "case %zu", i);
         cr_assert(strncmp(r.err, cases[i].msg, strlen(cases[i].msg)) == 0,
                   "case %zu: stderr\n%s\nwant it to start with\n%s", i, r.err, cases[i].msg);
-        expect_has(r.err, "--help' for more information.\n", "usage hint");
+        ts_assert_has(r.err, "--help' for more information.\n"); /* usage hint */
         tp_run_free(&r);
     }
     tp_run r = tp_tapegrad((const char *const[]){NULL}, NULL);
     tp_expect_status(&r, 2);
-    expect_has(r.err, "usage: tapegrad <command>", "stderr");
+    ts_assert_has(r.err, "usage: tapegrad <command>");
     tp_run_free(&r);
 }
 
@@ -393,8 +386,8 @@ Test(grad, dot_and_render)
     tp_expect_status(&r, 0);
     cr_assert_eq(access(dot, F_OK), 0, "no dot file");
     char *text = tp_slurp(dot);
-    expect_has(text, "digraph", "dot file");
-    expect_has(text, "h", "dot file names the bound intermediate");
+    ts_assert_has(text, "digraph");
+    ts_assert_has(text, "h"); /* dot file names the bound intermediate */
     free(text);
     tp_run_free(&r);
     r = RUN("grad", "--json", "--dot", dot, "x", "x=1");
@@ -404,20 +397,20 @@ Test(grad, dot_and_render)
     tp_run_free(&r);
     r = RUN("grad", "--dot", "-", "x * 2", "x=1");
     tp_expect_status(&r, 0);
-    expect_has(r.out, "value = 2\ngrad x = 2\n", "stdout");
-    expect_has(r.out, "digraph", "stdout");
+    ts_assert_has(r.out, "value = 2\ngrad x = 2\n");
+    ts_assert_has(r.out, "digraph");
     tp_run_free(&r);
     r = RUN("grad", "--render", svg, "x * 2", "x=1");
     if (tg_dot_can_render()) {
         tp_expect_status(&r, 0);
         cr_assert_eq(access(svg, F_OK), 0, "no svg file");
         text = tp_slurp(svg);
-        expect_has(text, "<svg", "svg file");
+        ts_assert_has(text, "<svg");
         free(text);
         unlink(svg);
     } else {
         tp_expect_status(&r, 1);
-        expect_has(r.err, "tapegrad grad: --render:", "stderr");
+        ts_assert_has(r.err, "tapegrad grad: --render:");
     }
     tp_run_free(&r);
     unlink(dot);
@@ -436,17 +429,17 @@ Test(top, help_and_version)
     tp_run_free(&r);
     r = RUN("--help");
     tp_expect_status(&r, 0);
-    expect_has(r.out, "usage: tapegrad <command>", "stdout");
-    expect_has(r.out, "grad", "stdout");
+    ts_assert_has(r.out, "usage: tapegrad <command>");
+    ts_assert_has(r.out, "grad");
     tp_run_free(&r);
     r = RUN("grad", "--help");
     tp_expect_status(&r, 0);
-    expect_has(r.out, "usage: tapegrad grad", "stdout");
-    expect_has(r.out, "--check", "stdout");
+    ts_assert_has(r.out, "usage: tapegrad grad");
+    ts_assert_has(r.out, "--check");
     cr_assert_str_eq(r.err, "");
     tp_run_free(&r);
     r = RUN("help", "grad");
     tp_expect_status(&r, 0);
-    expect_has(r.out, "usage: tapegrad grad", "stdout");
+    ts_assert_has(r.out, "usage: tapegrad grad");
     tp_run_free(&r);
 }

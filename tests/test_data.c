@@ -10,7 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "alloc_hook.h"
+#include "support/helpers.h"
+#include "support/oom.h"
+#include "support/proc.h"
 
 /* Parses a NUL-terminated text (its length from strlen) as "t.csv". */
 static tg_status parse(const char *text, tg_table **out)
@@ -176,8 +178,8 @@ Test(csv, find_message_with_many_columns_is_bounded)
         len += (size_t)snprintf(text + len, sizeof text - len, "%s1", j ? "," : "");
     tg_table *t = parse_ok(text);
     cr_assert_eq(tg_table_find(t, "nope"), (size_t)-1);
-    cr_assert(strstr(tg_last_error(), "column_0, column_1"), "%s", tg_last_error());
-    cr_assert(strstr(tg_last_error(), "(300 in all)"), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "column_0, column_1");
+    ts_assert_has(tg_last_error(), "(300 in all)");
     tg_table_free(t);
 }
 
@@ -308,7 +310,7 @@ Test(csv_file, errors_name_the_path)
     cr_assert_str_eq(tg_last_error(), "/nonexistent/dir/x.csv: cannot open: No such file or "
                                       "directory");
     cr_assert_eq(tg_table_read_csv("/tmp", &t), TG_EIO);
-    cr_assert(strstr(tg_last_error(), "/tmp: "), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "/tmp: ");
 
     char path[] = "/tmp/tg_test_data_XXXXXX";
     int fd = mkstemp(path);
@@ -324,8 +326,7 @@ Test(csv_file, errors_name_the_path)
 
 Test(csv_file, the_example_data_sets)
 {
-    const char *src = getenv("TG_SOURCE_DIR");
-    cr_assert_not_null(src, "TG_SOURCE_DIR is not set (run through ctest)");
+    const char *src = tp_env("TG_SOURCE_DIR");
     static const struct {
         const char *file, *target;
         size_t rows, cols, target_col;
@@ -372,50 +373,66 @@ static char *big_text(size_t *len)
     return text;
 }
 
+typedef struct big_csv {
+    const char *text;
+    size_t len;
+} big_csv;
+
+static size_t oom_parse_big(size_t n, void *ud)
+{
+    const big_csv *c = ud;
+    tg_table *t = NULL;
+    ts_alloc_fail_at(n);
+    tg_status st = tg_table_parse_csv(c->text, c->len, "big.csv", &t);
+    ts_alloc_fail_at(0);
+    if (st != TG_OK) {
+        ts_assert_enomem(st, "parse_csv", n);
+        cr_assert_null(t);
+        return 1;
+    }
+    cr_assert_eq(tg_table_rows(t), 61);
+    cr_assert_eq(tg_table_cols(t), 40);
+    cr_assert_eq(tg_table_row(t, 60)[7], 1.0);
+    tg_table_free(t);
+    return 0;
+}
+
 Test(csv_alloc, every_failure_is_clean)
 {
-    size_t len;
-    char *text = big_text(&len);
-    size_t n, failures = 0;
-    for (n = 1;; n++) {
-        th_install();
-        th_fail_at(n);
-        tg_table *t = NULL;
-        tg_status st = tg_table_parse_csv(text, len, "big.csv", &t);
-        if (st == TG_OK) {
-            cr_assert_eq(tg_table_rows(t), 61);
-            cr_assert_eq(tg_table_cols(t), 40);
-            cr_assert_eq(tg_table_row(t, 60)[7], 1.0);
-            tg_table_free(t);
-        } else {
-            cr_assert_eq(st, TG_ENOMEM, "allocation %zu: %s (%s)", n, tg_status_name(st),
-                         tg_last_error());
-            cr_assert_null(t);
-            cr_assert(strstr(tg_last_error(), "memory"), "%s", tg_last_error());
-            failures++;
-        }
-        cr_assert_eq(th_state.live, 0, "allocation %zu: %lld blocks leaked", n, th_state.live);
-        cr_assert_eq(th_state.bytes, 0, "allocation %zu: %lld bytes unbalanced", n,
-                     th_state.bytes);
-        th_uninstall();
-        if (st == TG_OK)
-            break;
-    }
-    cr_assert(failures >= 5, "only %zu allocations were tried", failures);
+    big_csv c;
+    char *text = big_text(&c.len);
+    c.text = text;
+    ts_oom_drive("parse_csv", oom_parse_big, &c, (ts_oom_opts){.min_failing = 5});
     free(text);
 }
 
 Test(csv_alloc, format_errors_free_everything)
 {
     const char *bad[] = {"a,b\n1,2\n3,x\n", "a,b,a\n1,2,3\n", "a,b\n1,2\n1\n", "a\n1\n1e999\n"};
-    th_install();
+    ts_alloc_install();
     for (size_t k = 0; k < 4; k++) {
         tg_table *t = NULL;
         cr_assert_eq(parse(bad[k], &t), TG_EFORMAT);
     }
-    cr_assert_eq(th_state.live, 0);
-    cr_assert_eq(th_state.bytes, 0);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.live, 0);
+    cr_assert_eq(ts_alloc.bytes, 0);
+    ts_alloc_uninstall();
+}
+
+static size_t oom_read(size_t n, void *ud)
+{
+    tg_table *t = NULL;
+    ts_alloc_fail_at(n);
+    tg_status st = tg_table_read_csv(ud, &t);
+    ts_alloc_fail_at(0);
+    if (st != TG_OK) {
+        ts_assert_enomem(st, "read_csv", n);
+        cr_assert_null(t);
+        return 1;
+    }
+    cr_assert_eq(tg_table_rows(t), 1);
+    tg_table_free(t);
+    return 0;
 }
 
 Test(csv_alloc, read_csv_failures_are_clean)
@@ -425,19 +442,7 @@ Test(csv_alloc, read_csv_failures_are_clean)
     cr_assert(fd >= 0);
     cr_assert_eq(write(fd, "a,b\n1,2\n", 8), 8);
     close(fd);
-    for (size_t n = 1;; n++) {
-        th_install();
-        th_fail_at(n);
-        tg_table *t = NULL;
-        tg_status st = tg_table_read_csv(path, &t);
-        tg_table_free(t);
-        cr_assert(st == TG_OK || st == TG_ENOMEM, "%s", tg_last_error());
-        cr_assert_eq(th_state.live, 0, "allocation %zu", n);
-        cr_assert_eq(th_state.bytes, 0, "allocation %zu", n);
-        th_uninstall();
-        if (st == TG_OK)
-            break;
-    }
+    ts_oom_drive("read_csv", oom_read, path, (ts_oom_opts){.min_failing = 1});
     unlink(path);
 }
 
@@ -586,30 +591,29 @@ Test(dataset, split_errors)
     tg_dataset_free(&ds);
 }
 
+static size_t oom_split(size_t n, void *ud)
+{
+    tg_dataset train, test;
+    ts_alloc_fail_at(n);
+    tg_status st = tg_dataset_split(ud, 0.3, 3, &train, &test);
+    ts_alloc_fail_at(0);
+    if (st != TG_OK) {
+        ts_assert_enomem(st, "dataset_split", n);
+        cr_assert_null(train.x);
+        cr_assert_null(test.y);
+    }
+    tg_dataset_free(&train);
+    tg_dataset_free(&test);
+    return st != TG_OK;
+}
+
 Test(dataset, split_failures_are_clean)
 {
     tg_table *t = id_table(50);
     tg_dataset ds;
     cr_assert_eq(tg_dataset_from_table(t, 1, &ds), TG_OK);
     tg_table_free(t);
-    for (size_t n = 1;; n++) {
-        th_install();
-        th_fail_at(n);
-        tg_dataset train, test;
-        tg_status st = tg_dataset_split(&ds, 0.3, 3, &train, &test);
-        if (st != TG_OK) {
-            cr_assert_eq(st, TG_ENOMEM);
-            cr_assert_null(train.x);
-            cr_assert_null(test.y);
-        }
-        tg_dataset_free(&train);
-        tg_dataset_free(&test);
-        cr_assert_eq(th_state.live, 0, "allocation %zu", n);
-        cr_assert_eq(th_state.bytes, 0, "allocation %zu", n);
-        th_uninstall();
-        if (st == TG_OK)
-            break;
-    }
+    ts_oom_drive("dataset_split", oom_split, &ds, (ts_oom_opts){.min_failing = 1});
     tg_dataset_free(&ds);
 }
 
@@ -623,21 +627,21 @@ Test(dataset, stats_and_standardize)
     double mean[3], std[3];
     cr_assert_eq(tg_dataset_stats(&ds, mean, std), TG_OK);
     cr_assert_eq(mean[0], 2.5);
-    cr_assert_float_eq(std[0], sqrt(1.25), 1e-15);
+    ts_assert_close(std[0], sqrt(1.25), 1e-15, 0, "std[0]");
     cr_assert_eq(mean[1], 0.1);
     cr_assert_eq(std[1], 1.0);
     cr_assert_eq(mean[2], -1e6 + 1.5);
-    cr_assert_float_eq(std[2], sqrt(1.25), 1e-12);
+    ts_assert_close(std[2], sqrt(1.25), 1e-12, 0, "std[2]");
 
     tg_dataset_standardize(&ds, mean, std);
     double m2[3], s2[3];
     cr_assert_eq(tg_dataset_stats(&ds, m2, s2), TG_OK);
-    cr_assert_float_eq(m2[0], 0.0, 1e-15);
-    cr_assert_float_eq(s2[0], 1.0, 1e-15);
+    ts_assert_close(m2[0], 0.0, 1e-15, 0, "m2[0]");
+    ts_assert_close(s2[0], 1.0, 1e-15, 0, "s2[0]");
     cr_assert_eq(x[1], 0.0, "a constant feature becomes 0");
-    cr_assert_float_eq(m2[2], 0.0, 1e-9);
-    cr_assert_float_eq(s2[2], 1.0, 1e-9);
-    cr_assert_float_eq(x[0], -1.5 / sqrt(1.25), 1e-15);
+    ts_assert_close(m2[2], 0.0, 1e-9, 0, "m2[2]");
+    ts_assert_close(s2[2], 1.0, 1e-9, 0, "s2[2]");
+    ts_assert_close(x[0], -1.5 / sqrt(1.25), 1e-15, 0, "x[0]");
     cr_assert_eq(y[1], 1.0, "targets are untouched");
 
     cr_assert_eq(tg_dataset_stats(NULL, mean, std), TG_EINVAL);
@@ -647,7 +651,7 @@ Test(dataset, stats_and_standardize)
     double huge[] = {1e308, -1e308, 1e308, -1e308};
     tg_dataset h = {4, 1, huge, y};
     cr_assert_eq(tg_dataset_stats(&h, mean, std), TG_EINVAL);
-    cr_assert(strstr(tg_last_error(), "feature 0"), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "feature 0");
 }
 
 Test(dataset, train_stats_are_not_test_stats)
@@ -660,11 +664,11 @@ Test(dataset, train_stats_are_not_test_stats)
     double t0 = test.x[0];
     tg_dataset_standardize(&train, mean, std);
     tg_dataset_standardize(&test, mean, std);
-    cr_assert_float_eq(test.x[0], (t0 - mean[0]) / std[0], 1e-12);
+    ts_assert_close(test.x[0], (t0 - mean[0]) / std[0], 1e-12, 0, "test.x[0]");
     double m[2], s[2];
     cr_assert_eq(tg_dataset_stats(&train, m, s), TG_OK);
-    cr_assert_float_eq(m[0], 0.0, 1e-12);
-    cr_assert_float_eq(s[1], 1.0, 1e-12);
+    ts_assert_close(m[0], 0.0, 1e-12, 0, "m[0]");
+    ts_assert_close(s[1], 1.0, 1e-12, 0, "s[1]");
     tg_dataset_free(&train);
     tg_dataset_free(&test);
 }

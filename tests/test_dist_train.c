@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "support/helpers.h"
 #include "support/json.h"
 #include "support/proc.h"
 
@@ -63,9 +64,8 @@ static char tapegrad[4096], mpiexec[4096], digits[4096], tmpdir[64];
 
 static void setup(void)
 {
-    const char *tools = getenv("TG_TOOLS_DIR"), *src = getenv("TG_SOURCE_DIR"),
-               *mpi = getenv("TG_MPIEXEC");
-    cr_assert(tools && src && mpi, "TG_TOOLS_DIR, TG_SOURCE_DIR and TG_MPIEXEC are set by CTest");
+    const char *tools = tp_env("TG_TOOLS_DIR"), *src = tp_env("TG_SOURCE_DIR"),
+               *mpi = tp_env("TG_MPIEXEC");
     snprintf(tapegrad, sizeof tapegrad, "%s/tapegrad", tools);
     snprintf(mpiexec, sizeof mpiexec, "%s", mpi);
     snprintf(digits, sizeof digits, "%s/examples/data/digits.csv", src);
@@ -138,10 +138,9 @@ Test(dist_train, digits_reaches_the_bar_and_only_rank_0_prints)
     /* The text report appears once: rank 1 printed nothing. */
     const char *first = strstr(out, "test:  loss");
     cr_assert_not_null(first, "%s", out);
-    cr_assert_null(strstr(first + 1, "test:  loss"), "printed twice:\n%s", out);
-    cr_assert_not_null(strstr(out, "ranks: 2, global batch 32; parameters identical on every "
-                                   "rank"),
-                       "%s", out);
+    ts_assert_lacks(first + 1, "test:  loss"); /* not printed twice */
+    ts_assert_has(out, "ranks: 2, global batch 32; parameters identical on every "
+                       "rank");
     char *json = tp_run_log(MPI_TRAIN(digits, "--batch", "16", "--distributed", "--json"),
                             path_in("j.log"), 0);
     tj v = json_in(json); /* one object: rank 1 printed none */
@@ -175,7 +174,7 @@ Test(dist_train, ranks_with_different_data_stop_with_an_error)
     int st = tp_finish(tp_start(argv, path_in("m.log")));
     char *out = tp_slurp(path_in("m.log"));
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0, "status 0x%x:\n%s", st, out);
-    cr_assert_not_null(strstr(out, "standardization statistics differ from rank 0's"), "%s", out);
+    ts_assert_has(out, "standardization statistics differ from rank 0's");
     free(out);
 }
 
@@ -216,7 +215,7 @@ Test(dist_train, resume_after_kill)
     /* A checkpoint of 2 ranks does not resume on 1. */
     char *one = tp_run_log(TRAIN(digits, "--batch", "16", "--epochs", "12", "--resume", ckpt),
                            path_in("one.log"), 1);
-    cr_assert_not_null(strstr(one, "was written by a run on 2 ranks, this one has 1"), "%s", one);
+    ts_assert_has(one, "was written by a run on 2 ranks, this one has 1");
     free(one);
     free(ref);
     free(res);

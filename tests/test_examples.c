@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "support/helpers.h"
+
 typedef struct run {
     char out[1 << 16]; /* stdout and stderr, interleaved */
     int status;        /* exit status, or -1 when the program did not exit normally */
@@ -47,8 +49,8 @@ static void run_example2(run *r, const char *name, const char *arg, const char *
     r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     /* Shown in the test log, so a failure (or a sanitizer report) can be read there. */
     fprintf(stderr, "---- %s\n%s", cmd, r->out);
-    cr_assert_null(strstr(r->out, "Sanitizer"), "%s: sanitizer report", name);
-    cr_assert_null(strstr(r->out, "runtime error:"), "%s: undefined behaviour", name);
+    ts_assert_lacks(r->out, "Sanitizer");      /* a sanitizer report */
+    ts_assert_lacks(r->out, "runtime error:"); /* undefined behaviour */
 }
 
 static void run_example(run *r, const char *name, const char *arg)
@@ -115,7 +117,7 @@ Test(examples, digits, .timeout = 240)
     cr_assert_eq(r.status, 0, "digits exited with %d", r.status);
     double acc = number_after(&r, "test accuracy:");
     cr_assert_geq(acc, 0.97, "digits: test accuracy %.4f below 0.97", acc);
-    cr_assert_not_null(strstr(r.out, "wall time:"), "digits says how long it took");
+    ts_assert_has(r.out, "wall time:"); /* digits says how long it took */
 
     /* The saved model predicts from raw pixels, with the metadata it was saved with. */
     tg_model *model = NULL;
@@ -179,7 +181,7 @@ Test(examples, xor)
         found++;
     }
     cr_assert_eq(found, 4, "%d predictions printed", found);
-    cr_assert_not_null(strstr(r.out, "4 of 4 right"));
+    ts_assert_has(r.out, "4 of 4 right");
     /* And the model without one is at chance: every probability 0.5 to the printed digits
      * is too strict to promise, but its loss must not beat ln 2 by much. */
     double linear_loss = number_after(&r, "no hidden layer (2 -> 1): loss");
@@ -191,10 +193,10 @@ Test(examples, gradient_descent)
     static run r;
     run_example(&r, "gradient_descent", "");
     cr_assert_eq(r.status, 0, "gradient_descent exited with %d", r.status);
-    cr_assert_not_null(strstr(r.out, "lr = 0.01: slow"));
-    cr_assert_not_null(strstr(r.out, "lr = 0.1: converges"));
-    cr_assert_not_null(strstr(r.out, "lr = 0.9: oscillates but converges"));
-    cr_assert_not_null(strstr(r.out, "lr = 1.1: diverges"));
+    ts_assert_has(r.out, "lr = 0.01: slow");
+    ts_assert_has(r.out, "lr = 0.1: converges");
+    ts_assert_has(r.out, "lr = 0.9: oscillates but converges");
+    ts_assert_has(r.out, "lr = 1.1: diverges");
 
     /* The path: step s for rate lr is 3 (1 - 2 lr)^s, since dF/dw = 2w. Each table row is
      * "s w(0.01) w(0.1) w(0.9) w(1.1)". */
@@ -210,8 +212,7 @@ Test(examples, gradient_descent)
         cr_assert_eq(step, s);
         for (int k = 0; k < 4; k++) {
             double want = 3.0 * pow(1.0 - 2.0 * rates[k], s);
-            cr_assert(fabs(w[k] - want) <= 1e-6 * fmax(1.0, fabs(want)),
-                      "step %d, lr %g: w = %.6f, expected %.6f", s, rates[k], w[k], want);
+            ts_assert_close(w[k], want, 1e-6, 1e-6, "step %d, lr %g: w", s, rates[k]);
         }
         rows++;
         line = strchr(line + 1, '\n');
@@ -225,8 +226,7 @@ Test(examples, bad_data_path_is_a_clear_error)
     static run r;
     run_example(&r, "digits", "/nonexistent/digits.csv");
     cr_assert_eq(r.status, 1, "exit status %d", r.status);
-    cr_assert_not_null(strstr(r.out, "/nonexistent/digits.csv: cannot open: No such file"),
-                       "%s", r.out);
+    ts_assert_has(r.out, "/nonexistent/digits.csv: cannot open: No such file");
 }
 
 Test(examples, wrong_target_column_is_a_clear_error)
@@ -235,6 +235,5 @@ Test(examples, wrong_target_column_is_a_clear_error)
     static run r;
     run_example(&r, "breast_cancer", "diabetes.csv");
     cr_assert_eq(r.status, 1, "exit status %d", r.status);
-    cr_assert_not_null(strstr(r.out, "no column 'benign'; the columns are: age, sex, bmi"),
-                       "%s", r.out);
+    ts_assert_has(r.out, "no column 'benign'; the columns are: age, sex, bmi");
 }

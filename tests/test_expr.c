@@ -12,17 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc_hook.h"
+#include "support/helpers.h"
+#include "support/oom.h"
+#include "support/proc.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
-
-static tg_tensor *leaf(tg_dtype dt, int rank, const size_t *shape, const double *v, bool rg)
-{
-    tg_tensor *t = tg_tensor_from_f64(dt, rank, shape, v);
-    cr_assert_not_null(t, "%s", tg_last_error());
-    cr_assert_eq(tg_tensor_set_requires_grad(t, rg), TG_OK);
-    return t;
-}
 
 static tg_program *parse_ok(const char *src)
 {
@@ -85,35 +79,29 @@ static void parse_fails_line(const char *src, const char *want)
               "for '%s':\n got: %.*s\nwant: %s", src, (int)n, msg, want);
 }
 
-static void assert_close(double got, double want, double tol, const char *what)
-{
-    cr_assert(fabs(got - want) <= tol * fmax(1.0, fabs(want)), "%s: got %.17g, want %.17g",
-              what, got, want);
-}
-
 /* ---- precedence and associativity ------------------------------------------------------- */
 
 Test(precedence, arithmetic_and_associativity)
 {
-    assert_close(value_at("2 + 3 * 4", 0), 14, 0, "2+3*4");
-    assert_close(value_at("(2 + 3) * 4", 0), 20, 0, "(2+3)*4");
-    assert_close(value_at("1 - 2 - 3", 0), -4, 0, "left-assoc -");
-    assert_close(value_at("8 / 4 / 2", 0), 1, 0, "left-assoc /");
-    assert_close(value_at("2 * 3 / 4 * 5", 0), 7.5, 0, "* / left to right");
-    assert_close(value_at("2 ^ 3 ^ 2", 0), 512, 0, "^ right-assoc");
-    assert_close(value_at("(2 ^ 3) ^ 2", 0), 64, 0, "parenthesized ^");
-    assert_close(value_at("-x^2", 3), -9, 0, "-x^2 is -(x^2)");
-    assert_close(value_at("(-x)^2", 3), 9, 0, "(-x)^2");
-    assert_close(value_at("-2^2", 0), -4, 0, "-2^2");
-    assert_close(value_at("x^-1", 4), 0.25, 0, "negative exponent");
-    assert_close(value_at("x^-(1/2)", 4), 0.5, 0, "constant exponent expression");
-    assert_close(value_at("2*x^2", 3), 18, 0, "^ before *");
-    assert_close(value_at("x - -x", 3), 6, 0, "binary then unary minus");
-    assert_close(value_at("--x", 3), 3, 0, "double negation");
-    assert_close(value_at("2 * -x", 3), -6, 0, "unary after *");
-    assert_close(value_at("1e-3 * 2 + .5 + 1. + 2E2", 0), 201.502, 1e-15, "number forms");
-    assert_close(value_at("x^0.5", 16), 4, 0, "fractional exponent");
-    assert_close(value_at("n = 3; x^n", 2), 8, 0, "a name bound to a number is a constant");
+    ts_assert_close(value_at("2 + 3 * 4", 0), 14, 0, 0, "2+3*4");
+    ts_assert_close(value_at("(2 + 3) * 4", 0), 20, 0, 0, "(2+3)*4");
+    ts_assert_close(value_at("1 - 2 - 3", 0), -4, 0, 0, "left-assoc -");
+    ts_assert_close(value_at("8 / 4 / 2", 0), 1, 0, 0, "left-assoc /");
+    ts_assert_close(value_at("2 * 3 / 4 * 5", 0), 7.5, 0, 0, "* / left to right");
+    ts_assert_close(value_at("2 ^ 3 ^ 2", 0), 512, 0, 0, "^ right-assoc");
+    ts_assert_close(value_at("(2 ^ 3) ^ 2", 0), 64, 0, 0, "parenthesized ^");
+    ts_assert_close(value_at("-x^2", 3), -9, 0, 0, "-x^2 is -(x^2)");
+    ts_assert_close(value_at("(-x)^2", 3), 9, 0, 0, "(-x)^2");
+    ts_assert_close(value_at("-2^2", 0), -4, 0, 0, "-2^2");
+    ts_assert_close(value_at("x^-1", 4), 0.25, 0, 0, "negative exponent");
+    ts_assert_close(value_at("x^-(1/2)", 4), 0.5, 0, 0, "constant exponent expression");
+    ts_assert_close(value_at("2*x^2", 3), 18, 0, 0, "^ before *");
+    ts_assert_close(value_at("x - -x", 3), 6, 0, 0, "binary then unary minus");
+    ts_assert_close(value_at("--x", 3), 3, 0, 0, "double negation");
+    ts_assert_close(value_at("2 * -x", 3), -6, 0, 0, "unary after *");
+    ts_assert_close(value_at("1e-3 * 2 + .5 + 1. + 2E2", 0), 201.502, 1e-15, 1e-15, "number forms");
+    ts_assert_close(value_at("x^0.5", 16), 4, 0, 0, "fractional exponent");
+    ts_assert_close(value_at("n = 3; x^n", 2), 8, 0, 0, "a name bound to a number is a constant");
 }
 
 Test(precedence, recorded_structure)
@@ -152,8 +140,7 @@ Test(statements, micrograd_example)
 {
     const char *src = "z = 2*x + 2 + x; q = relu(z) + z*x; h = relu(z*z); h + q + q*x";
     tg_tape *tape = tg_tape_new();
-    tg_tensor *x = tg_tensor_scalar(TG_F64, -4);
-    tg_tensor_set_requires_grad(x, true);
+    tg_tensor *x = ts_scalar(TG_F64, -4, true);
     tg_binding env[1] = {{"x", x}};
     tg_tensor *y = eval_ok(tape, src, env, 1);
     cr_assert_eq(tg_tensor_item(y), -20);
@@ -165,21 +152,21 @@ Test(statements, micrograd_example)
 
 Test(statements, separators_comments_newlines)
 {
-    assert_close(value_at("a = x + 1\nb = a * 2   # a comment; not a statement\n\n; ;b - 1\n", 1),
-                 3, 0, "newlines, comments, empty statements");
-    assert_close(value_at("# leading comment\r\na = x\r\na * 3\r\n", 2), 6, 0, "CRLF");
+    ts_assert_close(
+        value_at("a = x + 1\nb = a * 2   # a comment; not a statement\n\n; ;b - 1\n", 1), 3, 0, 0,
+        "newlines, comments, empty statements");
+    ts_assert_close(value_at("# leading comment\r\na = x\r\na * 3\r\n", 2), 6, 0, 0, "CRLF");
     /* Newlines inside brackets and parentheses are spaces. */
-    assert_close(value_at("W = [[1, 2],\n     [3, 4]]\nsum(W * (x +\n 1))", 1), 20, 0,
-                 "multi-line literal and expression");
-    assert_close(value_at("sum([1, 2, 3,])", 0), 6, 0, "trailing comma");
-    assert_close(value_at("x", 5), 5, 0, "a bare input");
+    ts_assert_close(value_at("W = [[1, 2],\n     [3, 4]]\nsum(W * (x +\n 1))", 1), 20, 0, 0,
+                    "multi-line literal and expression");
+    ts_assert_close(value_at("sum([1, 2, 3,])", 0), 6, 0, 0, "trailing comma");
+    ts_assert_close(value_at("x", 5), 5, 0, 0, "a bare input");
 }
 
 Test(statements, rebinding_records_new_nodes)
 {
     tg_tape *tape = tg_tape_new();
-    tg_tensor *x = tg_tensor_scalar(TG_F64, 3);
-    tg_tensor_set_requires_grad(x, true);
+    tg_tensor *x = ts_scalar(TG_F64, 3, true);
     tg_binding env[1] = {{"x", x}};
     tg_tensor *y = eval_ok(tape, "c = x; c = c + 1; c = c * c; c = c + 1; c", env, 1);
     cr_assert_eq(tg_tensor_item(y), 17);
@@ -234,8 +221,8 @@ Test(statements, one_program_many_evaluations)
     /* A program is immutable: evaluate it on two tapes with different bindings. */
     tg_program *prog = parse_ok("sum(x * x)");
     const size_t s2[1] = {2}, s3[1] = {3};
-    tg_tensor *a = leaf(TG_F64, 1, s2, (double[]){1, 2}, false);
-    tg_tensor *b = leaf(TG_F64, 1, s3, (double[]){1, 2, 3}, false);
+    tg_tensor *a = ts_leaf(TG_F64, 1, s2, (double[]){1, 2}, false);
+    tg_tensor *b = ts_leaf(TG_F64, 1, s3, (double[]){1, 2, 3}, false);
     tg_tape *t1 = tg_tape_new(), *t2 = tg_tape_new();
     tg_binding e1[1] = {{"x", a}}, e2[2] = {{"y", a}, {"x", b}};
     cr_assert_eq(tg_tensor_item(tg_program_eval(prog, t1, TG_F64, e1, 1, NULL)), 5);
@@ -278,7 +265,7 @@ Test(literals, f32_program)
 {
     tg_program *prog = parse_ok("sum(x * [0.1, 0.2]) + 0.3");
     const size_t s2[1] = {2};
-    tg_tensor *x = leaf(TG_F32, 1, s2, (double[]){1, 2}, true);
+    tg_tensor *x = ts_leaf(TG_F32, 1, s2, (double[]){1, 2}, true);
     tg_tape *tape = tg_tape_new();
     tg_binding env[1] = {{"x", x}};
     tg_tensor *y = tg_program_eval(prog, tape, TG_F32, env, 1, NULL);
@@ -405,24 +392,24 @@ static void make_inputs(enum domain dom, tg_tensor **x, tg_tensor **b)
     const double targets[6] = {1, 0, 1, 0, 0, 1};
     switch (dom) {
     case D_ANY:
-        *x = leaf(TG_F64, 2, s23, any, true);
-        *b = leaf(TG_F64, 2, s23, other, true);
+        *x = ts_leaf(TG_F64, 2, s23, any, true);
+        *b = ts_leaf(TG_F64, 2, s23, other, true);
         break;
     case D_POS:
-        *x = leaf(TG_F64, 2, s23, pos, true);
-        *b = leaf(TG_F64, 2, s23, pos, true);
+        *x = ts_leaf(TG_F64, 2, s23, pos, true);
+        *b = ts_leaf(TG_F64, 2, s23, pos, true);
         break;
     case D_PROB:
-        *x = leaf(TG_F64, 2, s23, prob, true);
-        *b = leaf(TG_F64, 2, s23, targets, false);
+        *x = ts_leaf(TG_F64, 2, s23, prob, true);
+        *b = ts_leaf(TG_F64, 2, s23, targets, false);
         break;
     case D_LABELS:
-        *x = leaf(TG_F64, 2, s23, any, true);
-        *b = leaf(TG_F64, 1, s2, (double[]){2, 0}, false);
+        *x = ts_leaf(TG_F64, 2, s23, any, true);
+        *b = ts_leaf(TG_F64, 1, s2, (double[]){2, 0}, false);
         break;
     case D_MATMUL:
-        *x = leaf(TG_F64, 2, s23, any, true);
-        *b = leaf(TG_F64, 2, s32, other, true);
+        *x = ts_leaf(TG_F64, 2, s23, any, true);
+        *b = ts_leaf(TG_F64, 2, s32, other, true);
         break;
     }
 }
@@ -490,8 +477,9 @@ Test(evaluator, gradcheck_through_a_composite_program)
     tg_program *prog = parse_ok("h = tanh(x @ W + [0.1, -0.2]); p = softmax(h)\n"
                                 "mean(p^2) + sum(logsumexp(h, 1)) / 3 - sum(max(abs(W), 0))");
     const size_t s23[2] = {2, 3}, s32[2] = {3, 2};
-    tg_tensor *in[2] = {leaf(TG_F64, 2, s23, (double[]){0.5, -1.25, 2.0, -0.3, 0.9, 1.7}, true),
-                        leaf(TG_F64, 2, s32, (double[]){1.5, 0.25, -0.75, 2.5, -1.1, 0.4}, true)};
+    tg_tensor *in[2] = {
+        ts_leaf(TG_F64, 2, s23, (double[]){0.5, -1.25, 2.0, -0.3, 0.9, 1.7}, true),
+        ts_leaf(TG_F64, 2, s32, (double[]){1.5, 0.25, -0.75, 2.5, -1.1, 0.4}, true)};
     double err[2];
     tg_status st = tg_gradcheck(check_program, prog, in, 2, NULL, err);
     cr_assert_eq(st, TG_OK, "%s (errors %g, %g)", tg_last_error(), err[0], err[1]);
@@ -562,8 +550,8 @@ Test(syntax_errors, lexical)
     cr_assert_str_eq(err.message, "unexpected NUL byte");
     cr_assert_eq(err.col, 2);
     /* Non-ASCII bytes are fine in comments. */
-    assert_close(value_at("x # caf\xc3\xa9\n", 2), 2, 0, "utf-8 comment");
-    assert_close(value_at("1e-400 + x", 2), 2, 0, "underflow to 0 is fine");
+    ts_assert_close(value_at("x # caf\xc3\xa9\n", 2), 2, 0, 0, "utf-8 comment");
+    ts_assert_close(value_at("1e-400 + x", 2), 2, 0, 0, "underflow to 0 is fine");
 }
 
 Test(syntax_errors, expressions_and_statements)
@@ -608,7 +596,7 @@ Test(syntax_errors, calls)
     parse_fails_line("sum(x 1)", "error: 1:7: expected ',' or ')' after argument 1 of 'sum', "
                                  "found number 1");
     parse_fails_line("sum(,x)", "error: 1:5: expected an expression, found ','");
-    assert_close(value_at("sum(x, )", 2), 2, 0, "a trailing comma in a call");
+    ts_assert_close(value_at("sum(x, )", 2), 2, 0, 0, "a trailing comma in a call");
     parse_fails_line("sum(x, y)", "error: 1:8: the axis of 'sum' must be a constant number");
     parse_fails_line("mean(x, axis=0)", "error: 1:9: the axis of 'mean' must be a constant "
                                         "number");
@@ -663,7 +651,7 @@ Test(syntax_errors, bad_arguments)
     cr_assert_eq(tg_program_parse_n("x", TG_EXPR_MAX_SOURCE + 1, &err, &prog), TG_EFORMAT);
     cr_assert_null(prog);
     cr_assert_eq(err.line, 0);
-    cr_assert(strstr(tg_last_error(), "too long"), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "too long");
     tg_program_free(NULL);
     cr_assert_null(tg_program_source(NULL, NULL));
     cr_assert_eq(tg_program_input_count(NULL), 0);
@@ -693,7 +681,7 @@ Test(hostile, nesting_depth_is_capped)
     /* Within the cap: fine. */
     char *ok = repeat("", "(", 200, "x");
     char *ok2 = repeat(ok, ")", 200, "");
-    assert_close(value_at(ok2, 7), 7, 0, "200 parentheses");
+    ts_assert_close(value_at(ok2, 7), 7, 0, 0, "200 parentheses");
     free(ok);
     free(ok2);
     /* Beyond it: an error at the first construct past the limit, not a stack overflow. */
@@ -714,13 +702,13 @@ Test(hostile, long_chains_are_iterative)
 {
     /* x+x+...+x with 200,000 terms: left-deep, parsed and evaluated with loops. */
     char *sum = repeat("x", "+x", 199999, "");
-    assert_close(value_at(sum, 0.5), 100000, 0, "long sum");
+    ts_assert_close(value_at(sum, 0.5), 100000, 0, 0, "long sum");
     free(sum);
     char *neg = repeat("", "-", 100001, "x");
-    assert_close(value_at(neg, 2), -2, 0, "long run of minus signs");
+    ts_assert_close(value_at(neg, 2), -2, 0, 0, "long run of minus signs");
     free(neg);
     char *stmts = repeat("a = x\n", "a = a * 1\n", 100000, "a");
-    assert_close(value_at(stmts, 3), 3, 0, "many statements");
+    ts_assert_close(value_at(stmts, 3), 3, 0, 0, "many statements");
     free(stmts);
 }
 
@@ -743,7 +731,7 @@ Test(hostile, huge_shapes_fail_cleanly)
 {
     tg_tape *tape = tg_tape_new();
     const size_t s[1] = {4};
-    tg_tensor *x = leaf(TG_F64, 1, s, (double[]){1, 2, 3, 4}, false);
+    tg_tensor *x = ts_leaf(TG_F64, 1, s, (double[]){1, 2, 3, 4}, false);
     tg_binding env[1] = {{"x", x}};
     tg_program *prog = parse_ok("reshape(x, [4503599627370496, 2])");
     cr_assert_null(tg_program_eval(prog, tape, TG_F64, env, 1, NULL));
@@ -761,8 +749,8 @@ static void eval_fails(const char *src, tg_status want_status, const char *want)
 {
     tg_tape *tape = tg_tape_new();
     const size_t s3[1] = {3}, s22[2] = {2, 2};
-    tg_tensor *x = leaf(TG_F64, 1, s3, (double[]){1, 2, 3}, true);
-    tg_tensor *W = leaf(TG_F64, 2, s22, (double[]){1, 2, 3, 4}, true);
+    tg_tensor *x = ts_leaf(TG_F64, 1, s3, (double[]){1, 2, 3}, true);
+    tg_tensor *W = ts_leaf(TG_F64, 2, s22, (double[]){1, 2, 3, 4}, true);
     tg_binding env[2] = {{"x", x}, {"W", W}};
     tg_program *prog = parse_ok(src);
     tg_expr_error err;
@@ -807,8 +795,8 @@ Test(eval_errors, messages_from_ops_and_losses)
 {
     tg_tape *tape = tg_tape_new();
     const size_t s22[2] = {2, 2}, s2[1] = {2};
-    tg_tensor *z = leaf(TG_F64, 2, s22, (double[]){1, 2, 3, 4}, true);
-    tg_tensor *lab = leaf(TG_F64, 1, s2, (double[]){0, 5}, false);
+    tg_tensor *z = ts_leaf(TG_F64, 2, s22, (double[]){1, 2, 3, 4}, true);
+    tg_tensor *lab = ts_leaf(TG_F64, 1, s2, (double[]){0, 5}, false);
     tg_binding env[2] = {{"z", z}, {"labels", lab}};
     tg_program *prog = parse_ok("loss = cross_entropy(z, labels)\nloss");
     tg_expr_error err;
@@ -835,7 +823,7 @@ Test(eval_errors, bindings)
                                       "evaluated in f64\n    2 * x\n        ^");
     tg_binding nul[1] = {{"x", NULL}};
     cr_assert_null(tg_program_eval(prog, tape, TG_F32, nul, 1, NULL));
-    cr_assert(strstr(tg_last_error(), "input 'x' is bound to NULL"), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "input 'x' is bound to NULL");
     /* The first of two bindings of a name counts; bindings with a NULL name are skipped. */
     tg_tensor *x32b = tg_tensor_scalar(TG_F32, 5);
     tg_binding two[3] = {{NULL, x32b}, {"x", x32}, {"x", x32b}};
@@ -854,8 +842,7 @@ Test(eval_errors, bindings)
     tg_expr_error err;
     cr_assert_null(tg_program_eval(prog, tape, TG_F32, env, 1, &err));
     cr_assert_eq(err.line, 0);
-    cr_assert(strstr(tg_last_error(), "the tape already has an error: add: dtypes"), "%s",
-              tg_last_error());
+    ts_assert_has(tg_last_error(), "the tape already has an error: add: dtypes");
     tg_program_free(prog);
     tg_tape_free(tape);
     tg_tensor_free(x32);
@@ -926,67 +913,74 @@ Test(values, errors)
 
 /* ---- out of memory -------------------------------------------------------------------------- */
 
+static const char *const OOM_SRC =
+    "W = [[0.5, -1], [2, 0.25]]; h = tanh(x @ W + b)\n"
+    "h = reshape(h, [-1]); p = softmax(h)\n"
+    "loss = mse(p, [0.1, 0.2, 0.3, 0.4]) + sum(onehot([1, 0], 2) * x)^2; loss";
+
+static size_t oom_parse(size_t n, void *ud)
+{
+    (void)ud;
+    tg_program *prog = NULL;
+    ts_alloc_fail_at(n);
+    tg_status st = tg_program_parse(OOM_SRC, &prog);
+    ts_alloc_fail_at(0);
+    if (st != TG_OK) {
+        ts_assert_enomem(st, "program_parse", n);
+        cr_assert_null(prog);
+        return 1;
+    }
+    tg_program_free(prog);
+    return 0;
+}
+
+static size_t oom_eval(size_t n, void *ud)
+{
+    (void)ud;
+    tg_program *prog = parse_ok(OOM_SRC);
+    const size_t s22[2] = {2, 2};
+    tg_tensor *x = ts_leaf(TG_F64, 2, s22, (double[]){1, 2, 3, 4}, true);
+    tg_tensor *b = ts_vec(TG_F64, 2, (double[]){0.1, -0.1}, false);
+    tg_binding env[2] = {{"x", x}, {"b", b}};
+    tg_tape *tape = tg_tape_new();
+    cr_assert_not_null(tape);
+    ts_alloc_fail_at(n);
+    tg_tensor *y = tg_program_eval(prog, tape, TG_F64, env, 2, NULL);
+    ts_alloc_fail_at(0);
+    if (y)
+        cr_assert_eq(tg_backward(tape, y), TG_OK);
+    else
+        ts_assert_enomem(tg_last_status(), "program_eval", n);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(b);
+    tg_program_free(prog);
+    return y == NULL;
+}
+
+static size_t oom_value(size_t n, void *ud)
+{
+    (void)ud;
+    tg_tensor *t = NULL;
+    ts_alloc_fail_at(n);
+    tg_status st = tg_expr_parse_value("[[1, 2], [3, 4]]", TG_F32, NULL, &t);
+    ts_alloc_fail_at(0);
+    tg_tensor_free(t);
+    if (st == TG_OK)
+        return 0;
+    ts_assert_enomem(st, "parse_value", n);
+    return 1;
+}
+
 Test(alloc, every_failure_in_parse_and_eval_is_clean)
 {
-    const char *src = "W = [[0.5, -1], [2, 0.25]]; h = tanh(x @ W + b)\n"
-                      "h = reshape(h, [-1]); p = softmax(h)\n"
-                      "loss = mse(p, [0.1, 0.2, 0.3, 0.4]) + sum(onehot([1, 0], 2) * x)^2; loss";
-    th_install();
-    size_t parse_ok_at = 0, eval_ok_at = 0;
-    for (size_t k = 1; k < 10000 && !parse_ok_at; k++) {
-        th_fail_at(k);
-        tg_program *prog = NULL;
-        tg_status st = tg_program_parse(src, &prog);
-        th_fail_at(0);
-        if (st == TG_OK) {
-            parse_ok_at = k;
-            tg_program_free(prog);
-        } else {
-            cr_assert_eq(st, TG_ENOMEM, "attempt %zu: %s", k, tg_last_error());
-            cr_assert_null(prog);
-        }
-        cr_assert_eq(th_state.live, 0, "attempt %zu: %lld blocks leaked", k, th_state.live);
-    }
-    cr_assert_gt(parse_ok_at, 3, "parsing allocates several times");
-    for (size_t k = 1; k < 10000 && !eval_ok_at; k++) {
-        tg_program *prog = NULL;
-        cr_assert_eq(tg_program_parse(src, &prog), TG_OK);
-        const size_t s22[2] = {2, 2}, s2[1] = {2};
-        tg_tensor *x = tg_tensor_from_f64(TG_F64, 2, s22, (double[]){1, 2, 3, 4});
-        tg_tensor *b = tg_tensor_from_f64(TG_F64, 1, s2, (double[]){0.1, -0.1});
-        tg_tensor_set_requires_grad(x, true);
-        tg_binding env[2] = {{"x", x}, {"b", b}};
-        tg_tape *tape = tg_tape_new();
-        cr_assert_not_null(tape);
-        th_fail_at(k);
-        tg_tensor *y = tg_program_eval(prog, tape, TG_F64, env, 2, NULL);
-        th_fail_at(0);
-        if (y) {
-            eval_ok_at = k;
-            cr_assert_eq(tg_backward(tape, y), TG_OK);
-        } else {
-            cr_assert_eq(tg_last_status(), TG_ENOMEM, "attempt %zu: %s", k, tg_last_error());
-        }
-        tg_tape_free(tape);
-        tg_tensor_free(x);
-        tg_tensor_free(b);
-        tg_program_free(prog);
-        cr_assert_eq(th_state.live, 0, "attempt %zu: %lld blocks leaked", k, th_state.live);
-    }
-    cr_assert_gt(eval_ok_at, 1);
-    for (size_t k = 1; k < 100; k++) {
-        th_fail_at(k);
-        tg_tensor *t = NULL;
-        tg_status st = tg_expr_parse_value("[[1, 2], [3, 4]]", TG_F32, NULL, &t);
-        th_fail_at(0);
-        tg_tensor_free(t);
-        cr_assert_eq(th_state.live, 0, "value attempt %zu leaked", k);
-        if (st == TG_OK)
-            break;
-        cr_assert_eq(st, TG_ENOMEM, "value attempt %zu: %s", k, tg_last_error());
-    }
-    cr_assert_eq(th_state.bytes, 0);
-    th_uninstall();
+    /* Parsing allocates several times, and neither parsing nor evaluating survives a refused
+     * allocation. */
+    ts_oom_drive("program_parse", oom_parse, NULL,
+                 (ts_oom_opts){.min_failing = 3, .max_runs = 10000, .no_fallback = true});
+    ts_oom_drive("program_eval", oom_eval, NULL,
+                 (ts_oom_opts){.min_failing = 1, .max_runs = 10000, .no_fallback = true});
+    ts_oom_drive("parse_value", oom_value, NULL, (ts_oom_opts){.min_failing = 1, .max_runs = 100});
 }
 
 /* ---- fuzzing (tests/fuzz) ----------------------------------------------------------------------
@@ -995,8 +989,7 @@ Test(alloc, every_failure_in_parse_and_eval_is_clean)
 
 Test(fuzz, corpus_replays_cleanly)
 {
-    const char *root = getenv("TG_SOURCE_DIR");
-    cr_assert_not_null(root, "TG_SOURCE_DIR is not set (run through ctest)");
+    const char *root = tp_env("TG_SOURCE_DIR");
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/tests/fuzz/corpus_tgx", root);
     DIR *d = opendir(dir);
@@ -1017,7 +1010,8 @@ Test(fuzz, corpus_replays_cleanly)
         tg_expr_error err;
         if (tg_program_parse_n(buf, n, &err, &prog) == TG_OK) {
             const size_t s23[2] = {2, 3};
-            tg_tensor *x = leaf(TG_F64, 2, s23, (double[]){0.5, -1.25, 2.0, -0.3, 0.9, 1.7}, true);
+            tg_tensor *x =
+                ts_leaf(TG_F64, 2, s23, (double[]){0.5, -1.25, 2.0, -0.3, 0.9, 1.7}, true);
             tg_binding env[16];
             size_t k = tg_program_input_count(prog);
             for (size_t i = 0; i < k && i < 16; i++)

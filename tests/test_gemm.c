@@ -14,9 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc_hook.h"
-#include "kernels/gemm.h"
+#include "support/alloc.h"
+#include "support/helpers.h"
 #include "core/workspace.h"
+#include "kernels/gemm.h"
 
 /* ---- data -------------------------------------------------------------------------------- */
 
@@ -114,13 +115,11 @@ static void check_case(tg_gemm_path path, tg_dtype dt, bool ta, bool tb, size_t 
                 ref += (long double)a * b;
                 bound += fabsl((long double)a * b);
             }
-            double got = get(&C, i, j);
             double tol = (double)bound * (double)(K + 2) * eps + DBL_MIN;
-            cr_assert(fabs(got - (double)ref) <= tol,
-                      "%s %s %s%s M=%zu N=%zu K=%zu beta=%g: C[%zu,%zu] = %.17g, expected %.17g "
-                      "(tolerance %.3g)",
-                      tg__gemm_path_name(path), dt == TG_F32 ? "f32" : "f64", ta ? "A^T" : "A",
-                      tb ? "B^T" : "B", M, N, K, beta, i, j, got, (double)ref, tol);
+            ts_assert_close(get(&C, i, j), (double)ref, tol, 0,
+                            "%s %s %s%s M=%zu N=%zu K=%zu beta=%g: C[%zu,%zu]",
+                            tg__gemm_path_name(path), dt == TG_F32 ? "f32" : "f64",
+                            ta ? "A^T" : "A", tb ? "B^T" : "B", M, N, K, beta, i, j);
         }
         for (size_t j = N; j < C.ld; j++)
             cr_assert(get(&C, i, j) == 4321.0, "%s: C[%zu,%zu] past N=%zu was written",
@@ -268,22 +267,22 @@ static tg_gemm_path packed_path(void)
 Test(gemm, workspace_is_reused_and_released)
 {
     tg__workspace_release();
-    th_install();
+    ts_alloc_install();
     cr_assert(tg__gemm_force(packed_path()));
     mat A = mat_new(TG_F32, 200, 150, 0, 0), B = mat_new(TG_F32, 150, 100, 0, 0);
     mat C = mat_new(TG_F32, 200, 100, 0, 0);
     run(TG_F32, false, false, 200, 100, 150, &A, &B, 0, &C);
-    size_t calls = th_state.calls;
+    size_t calls = ts_alloc.calls;
     cr_assert_gt(calls, 0, "the packed path uses a workspace from the hook");
     for (int i = 0; i < 5; i++) {
         run(TG_F32, false, false, 200, 100, 150, &A, &B, 1, &C);
         run(TG_F32, true, true, 150, 200, 100, &B, &A, 0, &C); /* no larger */
     }
-    cr_assert_eq(th_state.calls, calls, "steady state allocates nothing");
+    cr_assert_eq(ts_alloc.calls, calls, "steady state allocates nothing");
     tg__workspace_release();
-    cr_assert_eq(th_state.live, 0);
-    cr_assert_eq(th_state.bytes, 0);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.live, 0);
+    cr_assert_eq(ts_alloc.bytes, 0);
+    ts_alloc_uninstall();
     cr_assert(tg__gemm_force(TG_GEMM_AUTO));
     mat_free(&A);
     mat_free(&B);
@@ -305,12 +304,12 @@ Test(gemm, without_a_workspace_the_result_is_the_same)
             memcpy(C2.data, C1.data, bytes);
             run(dt, true, false, z.M, z.N, z.K, &A, &B, 0.5, &C1);
             tg__workspace_release();
-            th_install();
-            th_fail_at(1);
+            ts_alloc_install();
+            ts_alloc_fail_at(1);
             run(dt, true, false, z.M, z.N, z.K, &A, &B, 0.5, &C2);
-            cr_assert_eq(th_state.failures, 1, "the workspace was asked for and refused");
-            cr_assert_eq(th_state.live, 0);
-            th_uninstall();
+            cr_assert_eq(ts_alloc.failures, 1, "the workspace was asked for and refused");
+            cr_assert_eq(ts_alloc.live, 0);
+            ts_alloc_uninstall();
             cr_assert(memcmp(C1.data, C2.data, bytes) == 0, "%zux%zux%zu %s", z.M, z.N, z.K,
                       dt == TG_F32 ? "f32" : "f64");
             mat_free(&A);
@@ -331,12 +330,12 @@ static void *gemm_in_thread(void *arg)
 Test(gemm, a_threads_workspace_is_freed_when_it_exits)
 {
     cr_assert(tg__gemm_force(packed_path()));
-    th_install();
+    ts_alloc_install();
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, gemm_in_thread, NULL), 0);
     cr_assert_eq(pthread_join(t, NULL), 0);
-    cr_assert_gt(th_state.allocs, 0);
-    cr_assert_eq(th_state.live, 0, "%lld blocks left after the thread exited", th_state.live);
-    th_uninstall();
+    cr_assert_gt(ts_alloc.allocs, 0);
+    cr_assert_eq(ts_alloc.live, 0, "%lld blocks left after the thread exited", ts_alloc.live);
+    ts_alloc_uninstall();
     cr_assert(tg__gemm_force(TG_GEMM_AUTO));
 }

@@ -18,7 +18,9 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "alloc_hook.h"
+#include "support/alloc.h"
+#include "support/helpers.h"
+#include "support/proc.h"
 
 #define GiB ((size_t)1 << 30)
 
@@ -41,14 +43,12 @@ Test(overflow, leaf_constructors_refuse_before_allocating)
     double one = 1;
     tg_rng rng;
     tg_rng_seed(&rng, 1);
-    th_install();
+    ts_alloc_install();
     cr_assert_null(tg_tensor_zeros(TG_F32, 2, elems));
     cr_assert_eq(tg_last_status(), TG_ESHAPE);
-    cr_assert(strstr(tg_last_error(), "shape [8589934592,8589934592] has too many elements"),
-              "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "shape [8589934592,8589934592] has too many elements");
     cr_assert_null(tg_tensor_ones(TG_F64, 2, bytes));
-    cr_assert(strstr(tg_last_error(), "shape [2305843009213693952,1] has too many elements"),
-              "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "shape [2305843009213693952,1] has too many elements");
     cr_assert_null(tg_tensor_full(TG_F32, 4, four, 1));
     cr_assert_eq(tg_last_status(), TG_ESHAPE, "%s", tg_last_error());
     cr_assert_null(tg_tensor_from_data(TG_F64, 2, elems, &one));
@@ -61,9 +61,9 @@ Test(overflow, leaf_constructors_refuse_before_allocating)
     cr_assert_eq(tg_last_status(), TG_ESHAPE, "%s", tg_last_error());
     cr_assert_null(tg_tensor_rand(TG_F32, 4, four, &rng, 0, 1));
     cr_assert_eq(tg_last_status(), TG_ESHAPE, "%s", tg_last_error());
-    cr_assert_eq(th_state.allocs, 0, "%zu allocation attempts for impossible shapes",
-                 th_state.allocs);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.allocs, 0, "%zu allocation attempts for impossible shapes",
+                 ts_alloc.allocs);
+    ts_alloc_uninstall();
 }
 
 /* On a tape: constants and reshapes with overflowing shapes fail with the node named, and the
@@ -71,14 +71,12 @@ Test(overflow, leaf_constructors_refuse_before_allocating)
 Test(overflow, tape_ops_refuse_and_the_tape_recovers)
 {
     const size_t elems[2] = {(size_t)1 << 33, (size_t)1 << 33};
-    const size_t two = 2;
     double v[2] = {1, 2};
-    tg_tensor *x = tg_tensor_from_f64(TG_F64, 1, &two, v);
+    tg_tensor *x = ts_vec(TG_F64, 2, v, false);
     tg_tape *tape = tg_tape_new();
     cr_assert_null(tg_constant(tape, TG_F64, 2, elems, v));
     cr_assert_eq(tg_tape_status(tape), TG_ESHAPE, "%s", tg_tape_error(tape));
-    cr_assert(strstr(tg_tape_error(tape), "[8589934592,8589934592] has too many elements"),
-              "%s", tg_tape_error(tape));
+    ts_assert_has(tg_tape_error(tape), "[8589934592,8589934592] has too many elements");
     cr_assert_null(tg_neg(tape, x), "the tape keeps its first error");
     tg_tape_reset(tape);
     cr_assert_null(tg_reshape(tape, x, 2, elems));
@@ -104,30 +102,29 @@ Test(overflow, model_spec)
     tg_rng rng;
     tg_rng_seed(&rng, 1);
     tg_model *m = NULL;
-    th_install();
+    ts_alloc_install();
     tg_status st = tg_model_new(&s, TG_INIT_XAVIER_UNIFORM, &rng, &m);
     assert_msg(st, TG_EINVAL,
                "model_new: layer 0 (8589934592 -> 8589934592) makes too many parameters",
                "model_new");
     cr_assert_null(m);
-    cr_assert_eq(th_state.allocs, 0);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.allocs, 0);
+    ts_alloc_uninstall();
 }
 
 /* Shapes that fit size_t but no memory: a clean TG_ENOMEM naming the size, nothing leaked.
  * (The hook refuses anything over 1 GiB, as a small machine would.) */
 Test(overflow, fits_size_t_but_not_memory)
 {
-    th_install();
-    th_state.max_size = GiB;
+    ts_alloc_install();
+    ts_alloc.max_size = GiB;
     const size_t big[2] = {(size_t)1 << 20, (size_t)1 << 20}; /* 8 TiB of f64 */
     cr_assert_null(tg_tensor_zeros(TG_F64, 2, big));
     cr_assert_eq(tg_last_status(), TG_ENOMEM, "%s", tg_last_error());
-    cr_assert(strstr(tg_last_error(), "out of memory for 87960930"), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "out of memory for 87960930");
 
     /* tgx: onehot with 2^53 classes asks for 2^57 bytes. */
-    const size_t two = 2;
-    tg_tensor *labels = tg_tensor_from_f64(TG_F64, 1, &two, (double[]){0, 1});
+    tg_tensor *labels = ts_vec(TG_F64, 2, (double[]){0, 1}, false);
     tg_tape *tape = tg_tape_new();
     tg_program *prog = NULL;
     cr_assert_eq(tg_program_parse("onehot(y, 9007199254740992)", &prog), TG_OK, "%s",
@@ -135,8 +132,7 @@ Test(overflow, fits_size_t_but_not_memory)
     tg_binding env[1] = {{"y", labels}};
     cr_assert_null(tg_program_eval(prog, tape, TG_F64, env, 1, NULL));
     cr_assert_eq(tg_last_status(), TG_ENOMEM, "%s", tg_last_error());
-    cr_assert(strstr(tg_last_error(), "error: 1:1-27: onehot: out of memory"), "%s",
-              tg_last_error());
+    ts_assert_has(tg_last_error(), "error: 1:1-27: onehot: out of memory");
     /* The tape is usable once reset. */
     tg_tape_reset(tape);
     tg_tensor *y = tg_program_eval(prog, tape, TG_F64, env, 1, NULL);
@@ -146,8 +142,8 @@ Test(overflow, fits_size_t_but_not_memory)
     tg_program_free(prog);
     tg_tape_free(tape);
     tg_tensor_free(labels);
-    cr_assert_eq(th_state.live, 0, "%lld blocks leaked", th_state.live);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.live, 0, "%lld blocks leaked", ts_alloc.live);
+    ts_alloc_uninstall();
 }
 
 /* Counts larger than any tensor are refused by the tgx parser itself, with the reason. */
@@ -192,8 +188,7 @@ Test(literals, a_million_elements)
     for (size_t i = 0; i < n; i++)
         want += (double)(i % 7);
 
-    tg_tensor *x = tg_tensor_scalar(TG_F64, 2);
-    tg_tensor_set_requires_grad(x, true);
+    tg_tensor *x = ts_scalar(TG_F64, 2, true);
     tg_binding env[1] = {{"x", x}};
     tg_program *prog = NULL;
     cr_assert_eq(tg_program_parse(src, &prog), TG_OK, "%s", tg_last_error());
@@ -206,8 +201,8 @@ Test(literals, a_million_elements)
     tg_tape_free(tape);
     tg_program_free(prog);
 
-    th_install();
-    th_state.max_size = 4 << 20; /* the literal's 8 MB of doubles is refused */
+    ts_alloc_install();
+    ts_alloc.max_size = 4 << 20; /* the literal's 8 MB of doubles is refused */
     prog = (tg_program *)&prog;
     tg_status st = tg_program_parse(src, &prog);
     if (st == TG_OK) {
@@ -219,10 +214,10 @@ Test(literals, a_million_elements)
         cr_assert_null(prog);
     }
     cr_assert_eq(tg_last_status(), TG_ENOMEM, "%s", tg_last_error());
-    cr_assert(strstr(tg_last_error(), "out of memory"), "%s", tg_last_error());
-    cr_assert_gt(th_state.failures, 0);
-    cr_assert_eq(th_state.live, 0, "%lld blocks leaked", th_state.live);
-    th_uninstall();
+    ts_assert_has(tg_last_error(), "out of memory");
+    cr_assert_gt(ts_alloc.failures, 0);
+    cr_assert_eq(ts_alloc.live, 0, "%lld blocks leaked", ts_alloc.live);
+    ts_alloc_uninstall();
     tg_tensor_free(x);
     free(src);
 }
@@ -247,8 +242,7 @@ Test(nesting, a_million_brackets)
     tg_program *prog = (tg_program *)&prog;
     cr_assert_eq(tg_program_parse_n(deep, n + 1, &err, &prog), TG_EFORMAT);
     cr_assert_null(prog);
-    cr_assert(strstr(err.message, "nested too deeply (more than 256 levels)"), "%s",
-              err.message);
+    ts_assert_has(err.message, "nested too deeply (more than 256 levels)");
     cr_assert_eq(err.col, 257);
     free(deep);
 }
@@ -295,8 +289,7 @@ Test(csv, non_finite_and_empty_at_the_edges)
 /* Every file of the fuzzer's CSV corpus parses or fails with TG_EFORMAT naming the file. */
 Test(csv, fuzz_corpus_replays_cleanly)
 {
-    const char *root = getenv("TG_SOURCE_DIR");
-    cr_assert_not_null(root, "TG_SOURCE_DIR is not set (run through ctest)");
+    const char *root = tp_env("TG_SOURCE_DIR");
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/tests/fuzz/corpus_csv", root);
     DIR *d = opendir(dir);
@@ -328,12 +321,6 @@ Test(csv, fuzz_corpus_replays_cleanly)
 
 /* ---- model files that lie about sizes ---------------------------------------------------- */
 
-static void wr(unsigned char *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
 /* A valid 1-layer f32 file (2 -> 3), no metadata. Layout (docs/model-format.md): spec at 24
  * (dtype, L = 1, sizes at 32 and 40, act at 48), metadata at 52 (task, n_classes, S, F,
  * has_target), tensor count at 84, tensors from 88. */
@@ -359,22 +346,22 @@ static unsigned char *one_layer_file(size_t *size)
 /* Sets the header's size to `size`, and a valid checksum over the bytes before it. */
 static void reseal(unsigned char *b, size_t size)
 {
-    wr(b + 16, size, 8);
-    wr(b + size - 8, XXH3_64bits(b, size - 8), 8);
+    ts_put_le(b + 16, size, 8);
+    ts_put_le(b + size - 8, XXH3_64bits(b, size - 8), 8);
 }
 
 static void load_fails(const unsigned char *b, size_t size, const char *needle)
 {
     tg_model *m = (tg_model *)&m;
-    th_install();
+    ts_alloc_install();
     tg_status st = tg_model_load_buffer(b, size, &m);
     cr_assert_eq(st, TG_EFORMAT, "%s: %s", needle, tg_last_error());
     cr_assert_null(m);
-    cr_assert(strstr(tg_last_error(), needle), "'%s' not in: %s", needle, tg_last_error());
+    ts_assert_has(tg_last_error(), needle);
     /* A lying count never becomes an allocation: nothing is allocated before the whole file
      * has been checked. */
-    cr_assert_eq(th_state.allocs, 0, "%s: %zu allocations", needle, th_state.allocs);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.allocs, 0, "%s: %zu allocations", needle, ts_alloc.allocs);
+    ts_alloc_uninstall();
 }
 
 Test(model_file, lying_sizes)
@@ -387,56 +374,56 @@ Test(model_file, lying_sizes)
 
     /* The header's file size: larger than the data, the largest u64, and smaller. */
     memcpy(f, b, size);
-    wr(f + 16, UINT64_MAX, 8);
+    ts_put_le(f + 16, UINT64_MAX, 8);
     snprintf(want, sizeof want, "truncated at byte %zu (the header says the file is "
              "18446744073709551615 bytes)", size);
     load_fails(f, size, want);
     memcpy(f, b, size);
-    wr(f + 16, 24, 8);
+    ts_put_le(f + 16, 24, 8);
     snprintf(want, sizeof want, "%zu bytes, but the header says the file is 24 bytes "
              "(trailing data?)", size);
     load_fails(f, size, want);
 
     /* Layer sizes whose product overflows size_t, or whose bytes do, with a valid checksum. */
     memcpy(f, b, size);
-    wr(f + 32, (uint64_t)1 << 33, 8);
-    wr(f + 40, (uint64_t)1 << 33, 8);
+    ts_put_le(f + 32, (uint64_t)1 << 33, 8);
+    ts_put_le(f + 40, (uint64_t)1 << 33, 8);
     reseal(f, size);
     snprintf(want, sizeof want, "layer size 0 is 8589934592, more than the %zu the file can "
              "hold", size - 8);
     load_fails(f, size, want);
     memcpy(f, b, size);
-    wr(f + 32, (uint64_t)1 << 62, 8);
+    ts_put_le(f + 32, (uint64_t)1 << 62, 8);
     reseal(f, size);
     snprintf(want, sizeof want, "layer size 0 is 4611686018427387904, more than the %zu the "
              "file can hold", size - 8);
     load_fails(f, size, want);
     /* Each size alone fits, their product (the weight's element count) does not. */
     memcpy(f, b, size);
-    wr(f + 32, 150, 8);
-    wr(f + 40, 150, 8);
+    ts_put_le(f + 32, 150, 8);
+    ts_put_le(f + 40, 150, 8);
     reseal(f, size);
     load_fails(f, size, "need more parameters than the");
 
     /* The standardization count: 2^61 pairs of doubles would be 2^65 bytes. */
     memcpy(f, b, size);
-    wr(f + 52 + 12, (uint64_t)1 << 61, 8);
+    ts_put_le(f + 52 + 12, (uint64_t)1 << 61, 8);
     reseal(f, size);
     load_fails(f, size, "the standardization count is");
 
     /* The tensor count and a name length of 2^32 - 1. */
     memcpy(f, b, size);
-    wr(f + 84, 0xFFFFFFFFu, 4);
+    ts_put_le(f + 84, 0xFFFFFFFFu, 4);
     reseal(f, size);
     load_fails(f, size, "4294967295 tensors, the spec's 1 layers have 2");
     memcpy(f, b, size);
-    wr(f + 88, 0xFFFFFFFFu, 4);
+    ts_put_le(f + 88, 0xFFFFFFFFu, 4);
     reseal(f, size);
     load_fails(f, size, "is 4294967295 bytes long (at most 64)");
 
     /* A weight that claims more data than there is: shape [2, 2^40]. */
     memcpy(f, b, size);
-    wr(f + 88 + 4 + 13 + 8 + 8, (uint64_t)1 << 40, 8);
+    ts_put_le(f + 88 + 4 + 13 + 8 + 8, (uint64_t)1 << 40, 8);
     reseal(f, size);
     load_fails(f, size, "has shape [2,1099511627776], the spec implies [2,3]");
 
@@ -445,7 +432,7 @@ Test(model_file, lying_sizes)
     int fd = mkstemp(path);
     cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
     memcpy(f, b, size);
-    wr(f + 16, size + 1000, 8);
+    ts_put_le(f + 16, size + 1000, 8);
     cr_assert_eq(write(fd, f, size), (ssize_t)size);
     close(fd);
     tg_model *m = (tg_model *)&m;

@@ -14,7 +14,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "alloc_hook.h"
+#include "support/helpers.h"
+#include "support/oom.h"
 
 /* ---- helpers ---------------------------------------------------------------------------------- */
 
@@ -102,37 +103,16 @@ static void expect_format_error(const unsigned char *buf, size_t size, const cha
     cr_assert_eq(st, TG_EFORMAT, "%s: status %s, message: %s", what, tg_status_name(st),
                  tg_last_error());
     cr_assert_null(m, "%s: nothing is returned", what);
-    cr_assert_not_null(strstr(tg_last_error(), "model_load_buffer: "), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "model_load_buffer: ");
     if (needle)
-        cr_assert_not_null(strstr(tg_last_error(), needle), "%s: '%s' not in: %s", what, needle,
-                           tg_last_error());
-}
-
-static uint64_t rd64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void wr32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void wr64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
+        ts_assert_has(tg_last_error(), needle);
 }
 
 /* Makes a forged file consistent again: size field and checksum. */
 static void reseal(unsigned char *buf, size_t size)
 {
-    wr64(buf + 16, size);
-    wr64(buf + size - 8, XXH3_64bits(buf, size - 8));
+    ts_put_le(buf + 16, size, 8);
+    ts_put_le(buf + size - 8, XXH3_64bits(buf, size - 8), 8);
 }
 
 static size_t find(const unsigned char *buf, size_t size, const char *s)
@@ -258,7 +238,8 @@ Test(model_file, documented_layout)
     cr_assert_eq(sizeof head, 168);
     for (size_t i = 0; i < sizeof head; i++)
         cr_assert_eq(b[i], head[i], "byte %zu: 0x%02x, want 0x%02x", i, b[i], head[i]);
-    cr_assert_eq(rd64(b + 168), XXH3_64bits(b, 168), "the checksum covers all bytes before it");
+    cr_assert_eq(ts_get_le(b + 168, 8), XXH3_64bits(b, 168),
+                 "the checksum covers all bytes before it");
     tg_model_buffer_free(b, size);
     tg_model_free(m);
 }
@@ -325,12 +306,12 @@ Test(model_file, header_messages)
     const char text[] = "layer0.weight,1,2,3\n";
     expect_format_error((const unsigned char *)text, sizeof text - 1,
                         "bad magic (not a tapegrad model file)", "text");
-    wr32(buf + 8, 7);
+    ts_put_le(buf + 8, 7, 4);
     expect_format_error(buf, size, "unknown format version 7 (this build reads version 1)",
                         "version 7");
-    wr32(buf + 8, 1);
+    ts_put_le(buf + 8, 1, 4);
     /* A checksum mismatch names both values. */
-    uint64_t stored = rd64(buf + size - 8);
+    uint64_t stored = ts_get_le(buf + size - 8, 8);
     buf[40] ^= 1;
     char needle[128];
     snprintf(needle, sizeof needle, "checksum mismatch (file says 0x%016llx, content hashes to 0x%016llx)",
@@ -361,9 +342,9 @@ static void forged(const unsigned char *buf, size_t size, size_t at, uint64_t va
     if (width == 1)
         f[at] = (unsigned char)value;
     else if (width == 4)
-        wr32(f + at, (uint32_t)value);
+        ts_put_le(f + at, (uint32_t)value, 4);
     else
-        wr64(f + at, value);
+        ts_put_le(f + at, value, 8);
     reseal(f, size);
     expect_format_error(f, size, needle, needle);
     free(f);
@@ -445,18 +426,16 @@ Test(model_file, io_errors_name_the_path)
     const char *missing = "/nonexistent-dir/model.tgm";
     cr_assert_eq(tg_model_load(missing, &m), TG_EIO);
     cr_assert_null(m);
-    cr_assert_not_null(strstr(tg_last_error(), "model_load: /nonexistent-dir/model.tgm: cannot "
-                                               "open: No such file or directory"),
-                       "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "model_load: /nonexistent-dir/model.tgm: cannot "
+                                   "open: No such file or directory");
     cr_assert_eq(tg_model_load("/tmp", &m), TG_EIO);
-    cr_assert_not_null(strstr(tg_last_error(), "not a regular file"), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "not a regular file");
     cr_assert_eq(tg_model_load(NULL, &m), TG_EINVAL);
 
     tg_model *model = small_model(TG_F32, false);
     cr_assert_eq(tg_model_save(model, missing), TG_EIO);
-    cr_assert_not_null(strstr(tg_last_error(), "model_save: /nonexistent-dir/model.tgm: cannot "
-                                               "create /nonexistent-dir/model.tgm.tmp"),
-                       "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "model_save: /nonexistent-dir/model.tgm: cannot "
+                                   "create /nonexistent-dir/model.tgm.tmp");
     cr_assert_eq(tg_model_save(model, NULL), TG_EINVAL);
     cr_assert_eq(tg_model_save(NULL, "x"), TG_EINVAL);
 
@@ -470,12 +449,11 @@ Test(model_file, io_errors_name_the_path)
     cr_assert_eq(tg_model_load(path, &m), TG_EFORMAT);
     char needle[200];
     snprintf(needle, sizeof needle, "model_load: %s: truncated at byte 7", path);
-    cr_assert_not_null(strstr(tg_last_error(), needle), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), needle);
     /* Over 1 GiB (a sparse file: nothing is written or read): refused from its size. */
     cr_assert_eq(truncate(path, ((off_t)1 << 30) + 1), 0, "truncate: %s", strerror(errno));
     cr_assert_eq(tg_model_load(path, &m), TG_EFORMAT);
-    cr_assert_not_null(strstr(tg_last_error(), "1073741825 bytes, more than the"), "%s",
-                       tg_last_error());
+    ts_assert_has(tg_last_error(), "1073741825 bytes, more than the");
     unlink(path);
     rmdir(tmpdir);
     tg_model_free(model);
@@ -483,53 +461,63 @@ Test(model_file, io_errors_name_the_path)
 
 /* ---- out of memory ------------------------------------------------------------------------- */
 
+/* One of the four entry points, with allocation n failing. */
+typedef struct oom_case {
+    int which; /* load_buffer, save_buffer, save, load */
+    const tg_model *m;
+    const unsigned char *buf;
+    size_t size;
+    const char *path;
+} oom_case;
+
+static size_t oom_save_load(size_t n, void *ud)
+{
+    const oom_case *c = ud;
+    tg_model *back = NULL;
+    void *out = NULL;
+    size_t out_size = 0;
+    tg_status st;
+    ts_alloc_fail_at(n);
+    switch (c->which) {
+    case 0: st = tg_model_load_buffer(c->buf, c->size, &back); break;
+    case 1: st = tg_model_save_buffer(c->m, &out, &out_size); break;
+    case 2: st = tg_model_save(c->m, c->path); break;
+    default: st = tg_model_load(c->path, &back); break;
+    }
+    ts_alloc_fail_at(0);
+    if (st != TG_OK) {
+        ts_assert_enomem(st, "model file", n);
+        cr_assert_null(back);
+        cr_assert_null(out);
+    }
+    tg_model_free(back);
+    tg_model_buffer_free(out, out_size);
+    return st != TG_OK;
+}
+
 Test(oom, save_and_load_fail_cleanly_at_every_allocation)
 {
-    th_install();
+    ts_alloc_install();
     tg_model *m = small_model(TG_F64, true);
     unsigned char *buf;
     size_t size;
     save_buf(m, &buf, &size);
-    long long base = th_state.live;
     make_tmpdir();
     char path[128];
     snprintf(path, sizeof path, "%s/oom.tgm", tmpdir);
+    static const char *const names[4] = {"model_load_buffer", "model_save_buffer", "model_save",
+                                         "model_load"};
     for (int which = 0; which < 4; which++) {
-        bool done = false;
-        for (size_t n = 1; !done && n < 1000; n++) {
-            tg_model *back = NULL;
-            void *out = NULL;
-            size_t out_size = 0;
-            th_fail_at(n);
-            tg_status st;
-            switch (which) {
-            case 0: st = tg_model_load_buffer(buf, size, &back); break;
-            case 1: st = tg_model_save_buffer(m, &out, &out_size); break;
-            case 2: st = tg_model_save(m, path); break;
-            default: st = tg_model_load(path, &back); break;
-            }
-            th_fail_at(0);
-            if (st == TG_OK) {
-                done = true;
-                cr_assert_eq(th_state.failures, 0, "case %d: failure %zu swallowed", which, n);
-            } else {
-                cr_assert_eq(st, TG_ENOMEM, "case %d, allocation %zu: %s", which, n,
-                             tg_last_error());
-                cr_assert_null(back);
-                cr_assert_null(out);
-            }
-            tg_model_free(back);
-            tg_model_buffer_free(out, out_size);
-            th_state.failures = 0;
-            cr_assert_eq(th_state.live, base, "case %d, allocation %zu: leaked", which, n);
-        }
-        cr_assert(done, "case %d", which);
+        oom_case c = {.which = which, .m = m, .buf = buf, .size = size, .path = path};
+        /* Success means no allocation was refused: none of these has a fallback. */
+        ts_oom_drive(names[which], oom_save_load, &c,
+                     (ts_oom_opts){.min_failing = 1, .max_runs = 1000, .no_fallback = true});
     }
     unlink(path);
     rmdir(tmpdir);
     tg_model_buffer_free(buf, size);
     tg_model_free(m);
-    cr_assert_eq(th_state.live, 0);
-    cr_assert_eq(th_state.bytes, 0);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.live, 0);
+    cr_assert_eq(ts_alloc.bytes, 0);
+    ts_alloc_uninstall();
 }

@@ -16,48 +16,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "alloc_hook.h"
-
-#define MAX_ATTEMPTS 5000
-
-static void assert_enomem(tg_status st, const char *what, size_t n)
-{
-    cr_assert_eq(st, TG_ENOMEM, "%s, allocation %zu failing: %s (%s) instead of TG_ENOMEM", what,
-                 n, tg_status_name(st), tg_last_error());
-    cr_assert(strstr(tg_last_error(), "memory"), "%s, allocation %zu failing: message '%s'",
-              what, n, tg_last_error());
-}
+#include "support/helpers.h"
+#include "support/oom.h"
 
 /* A scenario runs once with attempt n failing (it arms the hook itself around the calls under
- * test) and returns how many of its calls failed. */
-typedef size_t (*scenario_fn)(size_t n);
-
-/* Runs a scenario for n = 1, 2, ... until a run reaches no failure. Returns the number of
- * runs in which a call failed. */
-static size_t drive(const char *what, scenario_fn fn)
+ * test) and returns how many of its calls failed; at least one run must see a call fail. */
+static size_t drive(const char *what, ts_oom_fn fn)
 {
-    th_install();
-    size_t n, failing_runs = 0;
-    for (n = 1; n <= MAX_ATTEMPTS; n++) {
-        th_fail_at(0);
-        size_t before = th_state.failures;
-        size_t failed = fn(n);
-        bool reached = th_state.failures > before;
-        th_fail_at(0);
-        cr_assert_eq(th_state.live, 0, "%s, allocation %zu failing: %lld blocks leaked", what, n,
-                     th_state.live);
-        cr_assert_eq(th_state.bytes, 0, "%s, allocation %zu failing: %lld bytes unaccounted",
-                     what, n, th_state.bytes);
-        cr_assert(!failed || reached, "%s: a call failed at allocation %zu, which was never made",
-                  what, n);
-        failing_runs += failed > 0;
-        if (!reached)
-            break;
-    }
-    cr_assert_leq(n, MAX_ATTEMPTS, "%s: still allocating after %d attempts", what, MAX_ATTEMPTS);
-    cr_assert_geq(failing_runs, 1, "%s: no allocation could be made to fail", what);
-    th_uninstall();
-    return failing_runs;
+    return ts_oom_drive(what, fn, NULL, (ts_oom_opts){.min_failing = 1});
 }
 
 /* ---- the model and its optimizer ------------------------------------------------------------ */
@@ -93,20 +59,21 @@ static tg_status set_metadata(tg_model *m)
     return st;
 }
 
-static size_t scenario_model_new(size_t n)
+static size_t scenario_model_new(size_t n, void *ud)
 {
+    (void)ud;
     tg_mlp_spec s = spec();
     tg_rng rng;
     tg_rng_seed(&rng, 9);
     tg_model *m = (tg_model *)&m;
-    th_fail_at(n);
+    ts_alloc_fail_at(n);
     tg_status st = tg_model_new(&s, TG_INIT_HE_NORMAL, &rng, &m);
     if (st == TG_OK)
         st = set_metadata(m);
-    th_fail_at(0);
+    ts_alloc_fail_at(0);
     size_t failed = st != TG_OK;
     if (failed) {
-        assert_enomem(st, "model_new and metadata", n);
+        ts_assert_enomem(st, "model_new and metadata", n);
         if (m) { /* the metadata failed: the model stands, and a retry works */
             cr_assert_eq(set_metadata(m), TG_OK, "%s", tg_last_error());
         } else {
@@ -131,8 +98,9 @@ Test(oom, model_new_and_metadata)
 
 static int optim_kind;
 
-static size_t scenario_optim_new(size_t n)
+static size_t scenario_optim_new(size_t n, void *ud)
 {
+    (void)ud;
     tg_mlp_spec s = spec();
     tg_rng rng;
     tg_rng_seed(&rng, 9);
@@ -145,12 +113,12 @@ static size_t scenario_optim_new(size_t n)
     opt.kind = (tg_optim_kind)optim_kind;
     opt.momentum = optim_kind == TG_OPTIM_SGD ? 0 : 0.9;
     tg_optim *o = (tg_optim *)&o;
-    th_fail_at(n);
+    ts_alloc_fail_at(n);
     tg_status st = tg_optim_new(&opt, params, 4, &o);
-    th_fail_at(0);
+    ts_alloc_fail_at(0);
     size_t failed = st != TG_OK;
     if (failed) {
-        assert_enomem(st, "optim_new", n);
+        ts_assert_enomem(st, "optim_new", n);
         cr_assert_null(o);
         cr_assert_eq(tg_optim_new(&opt, params, 4, &o), TG_OK, "%s", tg_last_error());
     }
@@ -164,17 +132,9 @@ Test(oom, optim_new)
 {
     size_t failing = 0;
     for (optim_kind = TG_OPTIM_SGD; optim_kind <= TG_OPTIM_ADAMW; optim_kind++) {
-        th_install();
         /* Plain SGD keeps no state and may allocate nothing at all. */
-        size_t n;
-        for (n = 1; n < MAX_ATTEMPTS; n++) {
-            size_t before = th_state.failures;
-            failing += scenario_optim_new(n);
-            cr_assert_eq(th_state.live, 0, "kind %d, allocation %zu: leaked", optim_kind, n);
-            if (th_state.failures == before)
-                break;
-        }
-        th_uninstall();
+        failing += ts_oom_drive(tg_optim_kind_name((tg_optim_kind)optim_kind), scenario_optim_new,
+                                NULL, (ts_oom_opts){0});
     }
     cr_assert_geq(failing, 3, "momentum, Adam and AdamW allocate their state");
 }
@@ -262,17 +222,18 @@ static void compute_reference(void)
 /* The objects are made before the failure is armed; the steps run with attempt n failing. A
  * failed step is retried (the failure is spent): a failure must leave no trace, so the final
  * parameters equal the reference's bit for bit. */
-static size_t scenario_training(size_t n)
+static size_t scenario_training(size_t n, void *ud)
 {
+    (void)ud;
     trainer t;
     trainer_new(&t);
     size_t failed = 0;
-    th_fail_at(n);
+    ts_alloc_fail_at(n);
     for (int s = 0; s < STEPS; s++) {
         double loss = NAN;
         tg_status st = train_step(&t, &loss);
         if (st != TG_OK) {
-            assert_enomem(st, "training step", n);
+            ts_assert_enomem(st, "training step", n);
             failed++;
             st = train_step(&t, &loss);
             cr_assert_eq(st, TG_OK, "step %d retried after allocation %zu failed: %s", s, n,
@@ -281,7 +242,7 @@ static size_t scenario_training(size_t n)
         cr_assert_eq(loss, ref_loss[s], "allocation %zu failing: step %d loss %.17g vs %.17g", n,
                      s, loss, ref_loss[s]);
     }
-    th_fail_at(0);
+    ts_alloc_fail_at(0);
     cr_assert_eq(memcmp(tg_model_param_data(t.model), ref_params, sizeof ref_params), 0,
                  "allocation %zu failing: the parameters differ from the reference", n);
     trainer_free(&t);
@@ -297,17 +258,18 @@ Test(oom, training_step)
 
 /* The whole life of a training program under failure: the objects too are made with attempt
  * n failing; whatever fails is made again, and training still ends at the reference. */
-static size_t scenario_whole_program(size_t n)
+static size_t scenario_whole_program(size_t n, void *ud)
 {
+    (void)ud;
     size_t failed = 0;
-    th_fail_at(n);
+    ts_alloc_fail_at(n);
     trainer t;
     memset(&t, 0, sizeof t);
     tg_mlp_spec s = spec();
     tg_rng rng;
     tg_rng_seed(&rng, 4);
     if (tg_model_new(&s, TG_INIT_XAVIER_UNIFORM, &rng, &t.model) != TG_OK) {
-        assert_enomem(tg_last_status(), "model_new", n);
+        ts_assert_enomem(tg_last_status(), "model_new", n);
         failed++;
         tg_rng_seed(&rng, 4);
         cr_assert_eq(tg_model_new(&s, TG_INIT_XAVIER_UNIFORM, &rng, &t.model), TG_OK);
@@ -319,36 +281,36 @@ static size_t scenario_whole_program(size_t n)
     opt.kind = TG_OPTIM_ADAM;
     opt.lr = 0.05;
     if (tg_optim_new(&opt, params, 4, &t.optim) != TG_OK) {
-        assert_enomem(tg_last_status(), "optim_new", n);
+        ts_assert_enomem(tg_last_status(), "optim_new", n);
         failed++;
         cr_assert_eq(tg_optim_new(&opt, params, 4, &t.optim), TG_OK);
     }
     if (!(t.tape = tg_tape_new())) {
-        assert_enomem(tg_last_status(), "tape_new", n);
+        ts_assert_enomem(tg_last_status(), "tape_new", n);
         failed++;
         cr_assert_not_null(t.tape = tg_tape_new());
     }
     const size_t xs[2] = {ROWS, IN}, ys[1] = {ROWS};
     if (!(t.x = tg_tensor_wrap(TG_F64, 2, xs, xdata))) {
-        assert_enomem(tg_last_status(), "tensor_wrap", n);
+        ts_assert_enomem(tg_last_status(), "tensor_wrap", n);
         failed++;
         cr_assert_not_null(t.x = tg_tensor_wrap(TG_F64, 2, xs, xdata));
     }
     if (!(t.y = tg_tensor_wrap(TG_F64, 1, ys, ydata))) {
-        assert_enomem(tg_last_status(), "tensor_wrap", n);
+        ts_assert_enomem(tg_last_status(), "tensor_wrap", n);
         failed++;
         cr_assert_not_null(t.y = tg_tensor_wrap(TG_F64, 1, ys, ydata));
     }
     for (int step = 0; step < STEPS; step++) {
         double loss;
         if (train_step(&t, &loss) != TG_OK) {
-            assert_enomem(tg_last_status(), "training step", n);
+            ts_assert_enomem(tg_last_status(), "training step", n);
             failed++;
             cr_assert_eq(train_step(&t, &loss), TG_OK, "%s", tg_last_error());
         }
         cr_assert_eq(loss, ref_loss[step]);
     }
-    th_fail_at(0);
+    ts_alloc_fail_at(0);
     cr_assert_eq(memcmp(tg_model_param_data(t.model), ref_params, sizeof ref_params), 0);
     trainer_free(&t);
     return failed;
@@ -361,22 +323,23 @@ Test(oom, whole_training_program)
 }
 
 /* tg_grad of the loss with respect to the parameters, through the model. */
-static size_t scenario_grad(size_t n)
+static size_t scenario_grad(size_t n, void *ud)
 {
+    (void)ud;
     trainer t;
     trainer_new(&t);
     tg_tensor *params[4], *out[4] = {NULL};
     for (size_t i = 0; i < 4; i++)
         params[i] = tg_model_param(t.model, i);
-    th_fail_at(n);
+    ts_alloc_fail_at(n);
     tg_tensor *l = tg_cross_entropy(t.tape, tg_model_forward(t.tape, t.model, t.x), t.y);
     tg_status st = tg_tape_status(t.tape);
     if (st == TG_OK)
         st = tg_grad(t.tape, l, params, 4, out);
-    th_fail_at(0);
+    ts_alloc_fail_at(0);
     size_t failed = st != TG_OK;
     if (failed) {
-        assert_enomem(st, "grad through the model", n);
+        ts_assert_enomem(st, "grad through the model", n);
         for (size_t i = 0; i < 4; i++)
             cr_assert_null(out[i], "no result on error");
         tg_tape_reset(t.tape);
@@ -406,25 +369,26 @@ Test(oom, grad_through_the_model)
 }
 
 /* The dot text of a training step's graph. */
-static size_t scenario_dot(size_t n)
+static size_t scenario_dot(size_t n, void *ud)
 {
+    (void)ud;
     trainer t;
     trainer_new(&t);
     tg_tensor *l = tg_cross_entropy(t.tape, tg_model_forward(t.tape, t.model, t.x), t.y);
     cr_assert_eq(tg_backward(t.tape, l), TG_OK);
     char *dot = (char *)&dot;
     size_t len = 0;
-    th_fail_at(n);
+    ts_alloc_fail_at(n);
     tg_status st = tg_dot_string(t.tape, NULL, &dot, &len);
-    th_fail_at(0);
+    ts_alloc_fail_at(0);
     size_t failed = st != TG_OK;
     if (failed) {
-        assert_enomem(st, "dot_string", n);
+        ts_assert_enomem(st, "dot_string", n);
         cr_assert_null(dot);
         cr_assert_eq(tg_dot_string(t.tape, NULL, &dot, &len), TG_OK);
     }
     cr_assert_eq(strlen(dot), len);
-    cr_assert(strstr(dot, "digraph"));
+    ts_assert_has(dot, "digraph");
     tg_dot_string_free(dot);
     trainer_free(&t);
     return failed;

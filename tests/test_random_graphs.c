@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "support/helpers.h"
+
 #define MAX_VALUES 400
 #define MAX_INPUTS 6
 #define MAX_NUMEL 1024 /* elements in any one value */
@@ -351,9 +353,7 @@ static int new_leaf(gen *s, int rank, const size_t *shape, bool constant)
     } else {
         double d[MAX_NUMEL];
         random_data(s, d, n, -1.5, 1.5);
-        tg_tensor *x = tg_tensor_from_f64(TG_F64, rank, shape, d);
-        cr_assert_not_null(x);
-        tg_tensor_set_requires_grad(x, true);
+        tg_tensor *x = ts_leaf(TG_F64, rank, shape, d, true);
         v.input = g->n_inputs;
         g->inputs[g->n_inputs++] = x;
     }
@@ -711,9 +711,9 @@ static void assert_replays(const graph *g, const char *prog, double want)
     tg_tensor *y = tg_program_eval(p, tape, TG_F64, env, (size_t)g->n_inputs, NULL);
     cr_assert_not_null(y, "seed %llu: %s", (unsigned long long)g->seed, tg_last_error());
     double got = tg_tensor_item(y);
-    cr_assert(fabs(got - want) <= 1e-9 * fmax(1, fabs(want)),
-              "seed %llu: the tgx program gives %.17g, the graph %.17g\n%s",
-              (unsigned long long)g->seed, got, want, prog);
+    ts_assert_close(got, want, 1e-9, 1e-9,
+                    "seed %llu: the tgx program (got)\n%s\nagainst the graph",
+                    (unsigned long long)g->seed, prog);
     tg_tape_free(tape);
     tg_program_free(p);
 }

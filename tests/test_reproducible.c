@@ -15,6 +15,8 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "support/proc.h"
+
 #define SEED 42
 #define EPOCHS 8
 #define BATCH 32
@@ -38,8 +40,7 @@ static void ok(tg_status st, const char *what)
 /* examples/data/digits.csv, read (the caller frees it). */
 static tg_table *read_digits(void)
 {
-    const char *root = getenv("TG_SOURCE_DIR");
-    cr_assert_not_null(root, "TG_SOURCE_DIR is not set (run through ctest)");
+    const char *root = tp_env("TG_SOURCE_DIR");
     char path[4096];
     snprintf(path, sizeof path, "%s/examples/data/digits.csv", root);
     tg_table *table = NULL;

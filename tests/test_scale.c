@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc_hook.h"
+#include "support/alloc.h"
+#include "support/helpers.h"
 #include "core/detmath.h" /* tg__tanh */
 
 /* Memory per recorded node: a 128-byte header, a 0-d value and its gradient (16 bytes each
@@ -46,11 +47,8 @@ static size_t proc_status_bytes(const char *field)
 Test(scale, ten_million_node_tape, .timeout = 600)
 {
     const size_t iters = 3333334; /* three nodes each: mul, add, tanh */
-    tg_tensor *w = tg_tensor_scalar(TG_F64, 0.9), *b = tg_tensor_scalar(TG_F64, 0.1);
-    tg_tensor *y0 = tg_tensor_scalar(TG_F64, 0.5);
-    tg_tensor_set_requires_grad(w, true);
-    tg_tensor_set_requires_grad(b, true);
-    tg_tensor_set_requires_grad(y0, true);
+    tg_tensor *w = ts_scalar(TG_F64, 0.9, true), *b = ts_scalar(TG_F64, 0.1, true);
+    tg_tensor *y0 = ts_scalar(TG_F64, 0.5, true);
     size_t rss_before = proc_status_bytes("VmRSS");
 
     tg_tape *tape = tg_tape_new();
@@ -70,10 +68,8 @@ Test(scale, ten_million_node_tape, .timeout = 600)
     cr_assert_geq(nodes, 10000000);
     cr_assert_eq(tg_tensor_item(y), v, "the recorded values are the plain ones");
     cr_assert_eq(tg_backward(tape, y), TG_OK, "%s", tg_last_error());
-    cr_assert(fabs(tg_tensor_grad_get(w, 0) - dw) <= 1e-9 * fabs(dw), "dw %.17g vs %.17g",
-              tg_tensor_grad_get(w, 0), dw);
-    cr_assert(fabs(tg_tensor_grad_get(b, 0) - db) <= 1e-9 * fabs(db), "db %.17g vs %.17g",
-              tg_tensor_grad_get(b, 0), db);
+    ts_assert_close(tg_tensor_grad_get(w, 0), dw, 0, 1e-9, "dw");
+    ts_assert_close(tg_tensor_grad_get(b, 0), db, 0, 1e-9, "db");
     /* 0.9^n times the derivative of tanh underflows to 0 long before the chain's start. */
     cr_assert_eq(tg_tensor_grad_get(y0, 0), dy0);
 
@@ -98,14 +94,14 @@ Test(scale, ten_million_node_tape, .timeout = 600)
     for (int round = 0; round < 3; round++) {
         tg_tape_reset(tape);
         if (round == 2)
-            th_install();
+            ts_alloc_install();
         y = y0;
         for (size_t i = 0; i < 1000; i++)
             y = tg_tanh(tape, tg_add(tape, tg_mul(tape, y, w), b));
         cr_assert_not_null(y);
     }
-    cr_assert_eq(th_state.allocs, 0, "%zu allocations after a reset", th_state.allocs);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.allocs, 0, "%zu allocations after a reset", ts_alloc.allocs);
+    ts_alloc_uninstall();
     tg_tape_free(tape);
     tg_tensor_free(w);
     tg_tensor_free(b);
@@ -120,7 +116,7 @@ Test(scale, ten_million_node_tape, .timeout = 600)
 Test(endurance, a_million_training_steps, .timeout = 900)
 {
     /* Everything, from the first object on, is made under the counting hook. */
-    th_install();
+    ts_alloc_install();
     tg_mlp_spec spec = TG_MLP_SPEC_INIT;
     spec.n_layers = 2;
     spec.sizes[0] = 3;
@@ -164,18 +160,17 @@ Test(endurance, a_million_training_steps, .timeout = 900)
         tg_model_zero_grad(model);
         tg_tape_reset(tape);
         if (step == 0) {
-            allocs_after_first = th_state.allocs;
-            live_after_first = th_state.live;
+            allocs_after_first = ts_alloc.allocs;
+            live_after_first = ts_alloc.live;
             first_loss = loss_value;
         } else if (step == 1000) {
             rss_early = proc_status_bytes("VmRSS");
         }
     }
     size_t rss_late = proc_status_bytes("VmRSS");
-    cr_assert_eq(th_state.allocs, allocs_after_first,
-                 "%zu allocations in %d steps after the first",
-                 th_state.allocs - allocs_after_first, STEPS - 1);
-    cr_assert_eq(th_state.live, live_after_first);
+    cr_assert_eq(ts_alloc.allocs, allocs_after_first, "%zu allocations in %d steps after the first",
+                 ts_alloc.allocs - allocs_after_first, STEPS - 1);
+    cr_assert_eq(ts_alloc.live, live_after_first);
     /* The resident set may wobble by a page or two, not grow with the step count. */
     cr_assert_leq(rss_late, rss_early + (256 << 10), "RSS %zu KiB after 1000 steps, %zu KiB "
                   "after %d", rss_early >> 10, rss_late >> 10, STEPS);
@@ -189,6 +184,6 @@ Test(endurance, a_million_training_steps, .timeout = 900)
     tg_tensor_free(y);
     tg_optim_free(optim);
     tg_model_free(model);
-    cr_assert_eq(th_state.live, 0, "%lld blocks leaked", th_state.live);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.live, 0, "%lld blocks leaked", ts_alloc.live);
+    ts_alloc_uninstall();
 }

@@ -9,7 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "alloc_hook.h"
+#include "support/alloc.h"
+#include "support/helpers.h"
 
 static const tg_dtype DTYPES[2] = {TG_F32, TG_F64};
 
@@ -224,12 +225,12 @@ Test(tensor, wrap_errors)
     const size_t shape[1] = {4};
     cr_assert_null(tg_tensor_wrap(TG_F64, 1, shape, NULL));
     cr_assert_eq(tg_last_status(), TG_EINVAL);
-    cr_assert(strstr(tg_last_error(), "NULL"), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "NULL");
     /* Misaligned for the dtype. */
     _Alignas(8) unsigned char buf[64];
     cr_assert_null(tg_tensor_wrap(TG_F64, 1, shape, buf + 4));
     cr_assert_eq(tg_last_status(), TG_EINVAL);
-    cr_assert(strstr(tg_last_error(), "aligned"), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "aligned");
     cr_assert_null(tg_tensor_wrap(TG_F32, 1, shape, buf + 2));
     cr_assert_eq(tg_last_status(), TG_EINVAL);
     /* 4-byte alignment is enough for f32. */
@@ -299,7 +300,7 @@ Test(tensor, random_fill_errors)
     const size_t shape[1] = {3};
     cr_assert_null(tg_tensor_randn(TG_F64, 1, shape, NULL, 0, 1));
     cr_assert_eq(tg_last_status(), TG_EINVAL);
-    cr_assert(strstr(tg_last_error(), "rng"), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "rng");
     cr_assert_null(tg_tensor_rand(TG_F64, 1, shape, NULL, 0, 1));
     cr_assert_eq(tg_last_status(), TG_EINVAL);
 }
@@ -473,15 +474,14 @@ static void expect_ctor_error(size_t k, tg_dtype dtype, int rank, const size_t *
 {
     tg_rng_seed(&ctor_rng, 1);
     tg_clear_error();
-    th_install();
+    ts_alloc_install();
     tg_tensor *t = CTORS[k].fn(dtype, rank, shape);
-    size_t calls = th_state.calls;
-    th_uninstall();
+    size_t calls = ts_alloc.calls;
+    ts_alloc_uninstall();
     cr_assert_null(t, "%s: expected an error", CTORS[k].name);
     cr_assert_eq(tg_last_status(), status, "%s: %s instead of %s (%s)", CTORS[k].name,
                  tg_status_name(tg_last_status()), tg_status_name(status), tg_last_error());
-    cr_assert(strstr(tg_last_error(), needle), "%s: message '%s' lacks '%s'", CTORS[k].name,
-              tg_last_error(), needle);
+    ts_assert_has(tg_last_error(), needle);
     char who[32]; /* the message names the constructor that was called */
     snprintf(who, sizeof who, "tensor_%s:", CTORS[k].name);
     cr_assert(strncmp(tg_last_error(), who, strlen(who)) == 0, "message '%s' does not start "
@@ -531,7 +531,7 @@ Test(tensor_errors, element_count_overflow)
     cr_assert_null(tg_tensor_zeros(TG_F64, 2, huge));
     char want[64];
     snprintf(want, sizeof want, "[%zu,4]", SIZE_MAX / 2);
-    cr_assert(strstr(tg_last_error(), want), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), want);
 }
 
 Test(tensor_errors, huge_but_representable_is_enomem)
@@ -539,14 +539,14 @@ Test(tensor_errors, huge_but_representable_is_enomem)
     /* 2^40 f64 elements: a valid shape whose allocation fails (the hook refuses it, so the
      * test does not depend on the machine's overcommit policy). */
     const size_t shape[2] = {(size_t)1 << 20, (size_t)1 << 20};
-    th_install();
-    th_state.max_size = (size_t)1 << 30;
+    ts_alloc_install();
+    ts_alloc.max_size = (size_t)1 << 30;
     tg_tensor *t = tg_tensor_zeros(TG_F64, 2, shape);
-    long long live = th_state.live;
-    th_uninstall();
+    long long live = ts_alloc.live;
+    ts_alloc_uninstall();
     cr_assert_null(t);
     cr_assert_eq(tg_last_status(), TG_ENOMEM);
-    cr_assert(strstr(tg_last_error(), "memory"), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "memory");
     cr_assert_eq(live, 0);
 }
 
@@ -555,7 +555,7 @@ Test(tensor_errors, from_data_null)
     const size_t shape[1] = {3};
     cr_assert_null(tg_tensor_from_data(TG_F64, 1, shape, NULL));
     cr_assert_eq(tg_last_status(), TG_EINVAL);
-    cr_assert(strstr(tg_last_error(), "NULL"), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "NULL");
     cr_assert_null(tg_tensor_from_f64(TG_F32, 1, shape, NULL));
     cr_assert_eq(tg_last_status(), TG_EINVAL);
 }
@@ -612,10 +612,10 @@ Test(accessors, get_set_item_to_f64)
         tg_clear_error();
         cr_assert(isnan(tg_tensor_get(t, 6)), "out of range: NaN");
         cr_assert_eq(tg_last_status(), TG_EINVAL);
-        cr_assert(strstr(tg_last_error(), "index 6"), "%s", tg_last_error());
+        ts_assert_has(tg_last_error(), "index 6");
         cr_assert(isnan(tg_tensor_get(t, SIZE_MAX)));
         cr_assert_eq(tg_tensor_set(t, 6, 1.0), TG_EINVAL);
-        cr_assert(strstr(tg_last_error(), "out of range"), "%s", tg_last_error());
+        ts_assert_has(tg_last_error(), "out of range");
         cr_assert_eq(tg_tensor_set(t, SIZE_MAX, 1.0), TG_EINVAL);
 
         double out[6];
@@ -648,7 +648,7 @@ Test(accessors, tape_tensors_are_read_only)
     tg_tensor *y = tg_scale(tape, x, 2.0);
     cr_assert_eq(tg_tensor_get(y, 1), 2.0);
     cr_assert_eq(tg_tensor_set(y, 0, 5.0), TG_EINVAL);
-    cr_assert(strstr(tg_last_error(), "not a leaf"), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "not a leaf");
     cr_assert_eq(tg_tensor_get(y, 0), 2.0);
     double out[3];
     cr_assert_eq(tg_tensor_to_f64(y, out), TG_OK);
@@ -670,7 +670,7 @@ Test(accessors, stale_tape_tensor_reads_fail)
     tg_clear_error();
     cr_assert_null(tg_tensor_data(y));
     cr_assert_eq(tg_last_status(), TG_ESTALE);
-    cr_assert(strstr(tg_last_error(), "reset"), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "reset");
     cr_assert_null(tg_tensor_data_const(y));
     cr_assert(isnan(tg_tensor_get(y, 0)));
     cr_assert_eq(tg_last_status(), TG_ESTALE);
@@ -698,7 +698,7 @@ Test(flags, requires_grad_leaf_and_tape_tensor)
     tg_tensor *y = tg_exp(tape, x);
     cr_assert(tg_tensor_requires_grad(y), "derived from its input");
     cr_assert_eq(tg_tensor_set_requires_grad(y, false), TG_EINVAL);
-    cr_assert(strstr(tg_last_error(), "not a leaf"), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "not a leaf");
     cr_assert(tg_tensor_requires_grad(y), "unchanged by the failed call");
     cr_assert_eq(tg_tape_status(tape), TG_OK, "a bad flag call does not poison the tape");
 
@@ -732,14 +732,14 @@ Test(names, leaf_names)
     cr_assert_null(tg_tensor_name(NULL));
 
     /* The allocation goes through the hook, and free releases it. */
-    th_install();
+    ts_alloc_install();
     tg_tensor *y = tg_tensor_scalar(TG_F64, 0);
     cr_assert_eq(tg_tensor_set_name(y, "a fairly long parameter name"), TG_OK);
-    cr_assert_eq(th_state.live, 2);
+    cr_assert_eq(ts_alloc.live, 2);
     tg_tensor_free(y);
-    cr_assert_eq(th_state.live, 0);
-    cr_assert_eq(th_state.bytes, 0);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.live, 0);
+    cr_assert_eq(ts_alloc.bytes, 0);
+    ts_alloc_uninstall();
     tg_tensor_free(x);
 }
 
@@ -791,7 +791,7 @@ Test(grads, zero_grad)
         cr_assert_eq(((float *)g)[i], 0.0f);
 
     cr_assert_eq(tg_tensor_zero_grad(y), TG_EINVAL, "tape tensors have no grad to zero");
-    cr_assert(strstr(tg_last_error(), "not a leaf"), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "not a leaf");
     cr_assert_eq(tg_tensor_zero_grad(NULL), TG_EINVAL);
     cr_assert_null(tg_tensor_grad_data(NULL));
     tg_tape_free(tape);

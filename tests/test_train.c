@@ -10,8 +10,9 @@
 #include <criterion/criterion.h>
 #include <tapegrad.h>
 
-#include "alloc_hook.h"
+#include "support/helpers.h"
 #include "support/json.h"
+#include "support/oom.h"
 #include "support/proc.h"
 
 #include <math.h>
@@ -236,7 +237,7 @@ Test(train, the_task_comes_from_the_targets)
     cr_assert_eq(task, TG_TRAIN_REGRESS);
     cr_assert_str_eq(tg_train_task_name(TG_TRAIN_CLASSIFY), "classify");
     cr_assert_eq(tg_train_task_parse("cluster", &task), TG_EINVAL);
-    cr_assert(strstr(tg_last_error(), "cluster"));
+    ts_assert_has(tg_last_error(), "cluster");
 }
 
 /* ---- errors -----------------------------------------------------------------------------------
@@ -249,7 +250,7 @@ static void expect_error(const tg_table *table, const char *target, const tg_tra
     cr_assert_eq(tg_trainer_new(table, target, o, &t), TG_EINVAL, "expected an error about %s",
                  needle);
     cr_assert_null(t);
-    cr_assert(strstr(tg_last_error(), needle), "message '%s' lacks '%s'", tg_last_error(), needle);
+    ts_assert_has(tg_last_error(), needle);
 }
 
 Test(train, bad_options_and_columns_are_refused)
@@ -336,7 +337,7 @@ Test(train, divergence_is_an_error)
     o.epochs = 20;
     tg_trainer *t = make(table, "y", &o);
     cr_assert_eq(tg_trainer_run(t, NULL), TG_ENUMERIC);
-    cr_assert(strstr(tg_last_error(), "smaller learning rate"), "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "smaller learning rate");
     tg_trainer_free(t);
     tg_table_free(table);
     free(csv);
@@ -356,8 +357,7 @@ Test(train, the_callback_can_stop_the_run)
     tg_trainer *t = make(table, "y", &o);
     tg_train_result r;
     cr_assert_eq(tg_trainer_run(t, &r), TG_EINVAL);
-    cr_assert(strstr(tg_last_error(), "stopped by the epoch callback after epoch 2"), "%s",
-              tg_last_error());
+    ts_assert_has(tg_last_error(), "stopped by the epoch callback after epoch 2");
     cr_assert_eq(r.epochs, 2);
     tg_trainer_free(t);
     tg_table_free(table);
@@ -524,55 +524,57 @@ Test(train, two_ranks_train_like_one_process_at_twice_the_batch)
 
 Test(train, a_step_allocates_nothing)
 {
-    th_install();
+    ts_alloc_install();
     tg_table *table = read_data("digits");
     tg_train_options o = TG_TRAIN_OPTIONS_INIT;
     o.epochs = 3;
     o.clip_norm = 5;
     tg_trainer *t = make(table, "digit", &o);
     cr_assert_eq(tg_trainer_epoch(t, NULL), TG_OK); /* the tape grows to its size */
-    size_t before = th_state.allocs;
+    size_t before = ts_alloc.allocs;
     cr_assert_eq(tg_trainer_epoch(t, NULL), TG_OK);
     cr_assert_eq(tg_trainer_epoch(t, NULL), TG_OK);
-    cr_assert_eq(th_state.allocs, before, "%zu allocations in two epochs",
-                 th_state.allocs - before);
+    cr_assert_eq(ts_alloc.allocs, before, "%zu allocations in two epochs",
+                 ts_alloc.allocs - before);
     tg_trainer_free(t);
     tg_table_free(table);
-    cr_assert_eq(th_state.live, 0);
-    cr_assert_eq(th_state.bytes, 0);
-    th_uninstall();
+    cr_assert_eq(ts_alloc.live, 0);
+    cr_assert_eq(ts_alloc.bytes, 0);
+    ts_alloc_uninstall();
+}
+
+typedef struct oom_case {
+    tg_table *table;
+    tg_train_options o;
+} oom_case;
+
+static size_t oom_trainer_new(size_t n, void *ud)
+{
+    const oom_case *c = ud;
+    tg_trainer *t = NULL;
+    ts_alloc_fail_at(n);
+    tg_status st = tg_trainer_new(c->table, "y", &c->o, &t);
+    ts_alloc_fail_at(0);
+    if (st != TG_OK) {
+        ts_assert_enomem(st, "trainer_new", n);
+        cr_assert_null(t);
+    }
+    tg_trainer_free(t);
+    return st != TG_OK;
 }
 
 Test(train, every_allocation_failure_is_reported)
 {
-    th_install();
+    ts_alloc_install();
     char *csv = small_csv(50, true);
-    tg_table *table = parse(csv);
-    tg_train_options o = TG_TRAIN_OPTIONS_INIT;
-    o.epochs = 1;
-    long long live = th_state.live, bytes = th_state.bytes;
-    size_t n = 0;
-    for (size_t k = 1;; k++) {
-        th_fail_at(k);
-        tg_trainer *t = NULL;
-        tg_status st = tg_trainer_new(table, "y", &o, &t);
-        size_t attempts = th_attempts_since_armed();
-        if (st == TG_OK) {
-            cr_assert(attempts < k, "succeeded though allocation %zu failed", k);
-            th_fail_at(0);
-            tg_trainer_free(t);
-            n = k - 1;
-            break;
-        }
-        cr_assert_eq(st, TG_ENOMEM, "allocation %zu: %s", k, tg_last_error());
-        cr_assert_null(t);
-        cr_assert_eq(th_state.live, live, "allocation %zu leaked", k);
-        cr_assert_eq(th_state.bytes, bytes, "allocation %zu leaked bytes", k);
-    }
-    cr_assert_gt(n, 10);
-    tg_table_free(table);
-    cr_assert_eq(th_state.live, 0);
-    th_uninstall();
+    oom_case c = {.table = parse(csv), .o = TG_TRAIN_OPTIONS_INIT};
+    c.o.epochs = 1;
+    /* Success means no allocation was refused. */
+    ts_oom_drive("trainer_new", oom_trainer_new, &c,
+                 (ts_oom_opts){.min_failing = 11, .no_fallback = true});
+    tg_table_free(c.table);
+    cr_assert_eq(ts_alloc.live, 0);
+    ts_alloc_uninstall();
     free(csv);
 }
 
@@ -613,11 +615,6 @@ Test(train, a_recorded_step_has_gradients)
 static tp_run run(const char *const *args)
 {
     return tp_tapegrad(args, &(tp_opts){.cwd = tp_env("TG_SOURCE_DIR")});
-}
-
-static void expect_has(const char *text, const char *needle)
-{
-    cr_assert(strstr(text, needle), "\"%s\" is not in:\n%s", needle, text);
 }
 
 static size_t count_lines(const char *s, const char *prefix)
@@ -661,15 +658,15 @@ Test(train_cmd, text_output_and_one_progress_line_per_epoch)
     tp_run r = RUN("train", "examples/data/breast_cancer.csv", "--target", "benign", "--epochs",
                    "4", "--layers", "16,8", "--act", "tanh", "--optim", "momentum", "--seed", "3");
     tp_expect_status(&r, 0);
-    expect_has(r.out, "target 'benign': classification, 2 classes");
-    expect_has(r.out, "model: 30 -> 16 tanh -> 8 tanh -> 2, ");
-    expect_has(r.out, "momentum, lr 0.05, 4 epochs of batch 32");
-    expect_has(r.out, "(seed 3)");
+    ts_assert_has(r.out, "target 'benign': classification, 2 classes");
+    ts_assert_has(r.out, "model: 30 -> 16 tanh -> 8 tanh -> 2, ");
+    ts_assert_has(r.out, "momentum, lr 0.05, 4 epochs of batch 32");
+    ts_assert_has(r.out, "(seed 3)");
     cr_assert_eq(count_lines(r.out, "train: loss "), 1, "%s", r.out);
     cr_assert_eq(count_lines(r.out, "test:  loss "), 1, "%s", r.out);
     /* stderr is not a terminal here: one plain line per epoch, no bar */
     cr_assert_eq(count_lines(r.err, "epoch "), 4, "%s", r.err);
-    expect_has(r.err, "epoch 4/4  train loss ");
+    ts_assert_has(r.err, "epoch 4/4  train loss ");
     cr_assert(!strchr(r.err, '\r') && !strchr(r.err, '\033'), "%s", r.err);
     tp_run_free(&r);
 }
@@ -695,8 +692,8 @@ Test(train_cmd, regression_reports_rmse)
     r = RUN("train", "examples/data/diabetes.csv", "--target", "progression", "--epochs", "2",
             "--test-split", "0");
     tp_expect_status(&r, 0);
-    expect_has(r.out, "regression");
-    expect_has(r.out, "RMSE ");
+    ts_assert_has(r.out, "regression");
+    ts_assert_has(r.out, "RMSE ");
     cr_assert_eq(count_lines(r.out, "test:"), 0, "no test rows, no test line:\n%s", r.out);
     tp_run_free(&r);
 }
@@ -732,8 +729,8 @@ Test(train_cmd, usage_errors_exit_2)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         tp_run r = run(cases[i].args);
         tp_expect_status(&r, 2);
-        expect_has(r.err, cases[i].msg);
-        expect_has(r.err, "--help' for more information");
+        ts_assert_has(r.err, cases[i].msg);
+        ts_assert_has(r.err, "--help' for more information");
         cr_assert_str_eq(r.out, "");
         tp_run_free(&r);
     }
@@ -743,35 +740,35 @@ Test(train_cmd, failures_exit_1_with_the_reason)
 {
     tp_run r = RUN("train", "no/such.csv", "--target", "y");
     tp_expect_status(&r, 1);
-    expect_has(r.err, "tapegrad train: ");
-    expect_has(r.err, "no/such.csv");
+    ts_assert_has(r.err, "tapegrad train: ");
+    ts_assert_has(r.err, "no/such.csv");
     tp_run_free(&r);
 
     r = RUN("train", "examples/data/digits.csv", "--target", "label", "--json");
     tp_expect_status(&r, 1);
-    expect_has(r.err, "tapegrad train: no column 'label'; the columns are: pixel_0_0, ");
+    ts_assert_has(r.err, "tapegrad train: no column 'label'; the columns are: pixel_0_0, ");
     cr_assert_str_eq(r.out, "");
     tp_run_free(&r);
 
     r = RUN("train", "examples/data/breast_cancer.csv", "--target", "mean_radius", "--task",
             "classify");
     tp_expect_status(&r, 1);
-    expect_has(r.err, "tapegrad train: cannot classify: the target of data row 1 is 17.99");
+    ts_assert_has(r.err, "tapegrad train: cannot classify: the target of data row 1 is 17.99");
     tp_run_free(&r);
 
     r = RUN("predict", "no/model.tgm", "examples/data/digits.csv");
     tp_expect_status(&r, 1);
-    expect_has(r.err, "no/model.tgm");
+    ts_assert_has(r.err, "no/model.tgm");
     tp_run_free(&r);
 
     r = RUN("train", "--help");
     tp_expect_status(&r, 0);
-    expect_has(r.out, "usage: tapegrad train DATA.csv --target COLUMN");
+    ts_assert_has(r.out, "usage: tapegrad train DATA.csv --target COLUMN");
     tp_run_free(&r);
     r = RUN("--help");
     tp_expect_status(&r, 0);
-    expect_has(r.out, "train");
-    expect_has(r.out, "predict");
+    ts_assert_has(r.out, "train");
+    ts_assert_has(r.out, "predict");
     tp_run_free(&r);
 }
 
@@ -786,7 +783,7 @@ Test(train_cmd, save_then_predict)
     tp_run r = RUN("train", "examples/data/digits.csv", "--target", "digit", "--epochs", "10",
                    "--save", model);
     tp_expect_status(&r, 0);
-    expect_has(r.out, "saved: ");
+    ts_assert_has(r.out, "saved: ");
     tp_run_free(&r);
 
     r = RUN("predict", model, "examples/data/digits.csv");
@@ -794,7 +791,7 @@ Test(train_cmd, save_then_predict)
     cr_assert_eq(count_lines(r.out, ""), 1797);
     for (const char *p = r.out; *p; p = strchr(p, '\n') + 1)
         cr_assert(p[0] >= '0' && p[0] <= '9' && p[1] == '\n', "not a class: %.10s", p);
-    expect_has(r.err, "accuracy ");
+    ts_assert_has(r.err, "accuracy ");
     double acc = strtod(strstr(r.err, "accuracy ") + 9, NULL);
     /* 80% of the rows were trained on, 20% never seen */
     cr_assert(acc >= 0.96 && acc <= 1.0, "accuracy %g", acc);
@@ -845,7 +842,7 @@ Test(train_cmd, save_then_predict)
         r = RUN("predict", model, csv);
         if (drop) {
             tp_expect_status(&r, 1);
-            expect_has(r.err, "lacks the model's feature column 'pixel_3_4'");
+            ts_assert_has(r.err, "lacks the model's feature column 'pixel_3_4'");
         } else {
             tp_expect_status(&r, 0);
             cr_assert_eq(count_lines(r.out, ""), 5);
@@ -863,7 +860,7 @@ Test(train_cmd, save_then_predict)
     fclose(f);
     r = RUN("predict", model, csv);
     tp_expect_status(&r, 1);
-    expect_has(r.err, "tapegrad predict: ");
+    ts_assert_has(r.err, "tapegrad predict: ");
     tp_run_free(&r);
     unlink(csv);
     unlink(model);
@@ -946,18 +943,18 @@ Test(train_cmd, plot_writes_a_well_formed_svg)
     tp_run r = RUN("train", "examples/data/breast_cancer.csv", "--target", "benign", "--epochs",
                    "12", "--plot", svg);
     tp_expect_status(&r, 0);
-    expect_has(r.out, "plot:  ");
+    ts_assert_has(r.out, "plot:  ");
     tp_run_free(&r);
     char *text = tp_slurp(svg);
     expect_well_formed(text);
-    expect_has(text, "<svg xmlns=\"http://www.w3.org/2000/svg\"");
+    ts_assert_has(text, "<svg xmlns=\"http://www.w3.org/2000/svg\"");
     /* two panels with titles, axis labels, a legend with train and test, 12 points a curve */
-    expect_has(text, ">Loss</text>");
-    expect_has(text, ">Accuracy</text>");
-    expect_has(text, ">epoch</text>");
-    expect_has(text, ">cross-entropy</text>");
-    expect_has(text, ">train</text>");
-    expect_has(text, ">test</text>");
+    ts_assert_has(text, ">Loss</text>");
+    ts_assert_has(text, ">Accuracy</text>");
+    ts_assert_has(text, ">epoch</text>");
+    ts_assert_has(text, ">cross-entropy</text>");
+    ts_assert_has(text, ">train</text>");
+    ts_assert_has(text, ">test</text>");
     size_t polylines = 0, circles = 0;
     for (const char *p = text; (p = strstr(p, "<polyline")) != NULL; p++)
         polylines++;
@@ -979,13 +976,13 @@ Test(train_cmd, plot_writes_a_well_formed_svg)
     tp_run_free(&r);
     text = tp_slurp(svg);
     expect_well_formed(text);
-    expect_has(text, "a&lt;b &amp; &quot;c&quot;");
-    expect_has(text, ">RMSE</text>");
+    ts_assert_has(text, "a&lt;b &amp; &quot;c&quot;");
+    ts_assert_has(text, ">RMSE</text>");
     free(text);
 
     r = RUN("train", csv, "--target", "x", "--epochs", "1", "--plot", "/nonexistent/dir/p.svg");
     tp_expect_status(&r, 1);
-    expect_has(r.err, "--plot: cannot write '/nonexistent/dir/p.svg'");
+    ts_assert_has(r.err, "--plot: cannot write '/nonexistent/dir/p.svg'");
     tp_run_free(&r);
     unlink(svg);
     unlink(csv);
@@ -1002,12 +999,12 @@ Test(train_cmd, dot_of_the_trained_network)
     tp_expect_status(&r, 0);
     tp_run_free(&r);
     char *text = tp_slurp(dot);
-    expect_has(text, "digraph");
-    expect_has(text, "layer0.weight");
-    expect_has(text, "layer1.bias");
-    expect_has(text, "breast_cancer.csv: 30 -&gt; 64 relu -&gt; 2, one training step after 2 "
-                     "epochs");
-    expect_has(text, "grad "); /* after backward, nodes show gradients */
+    ts_assert_has(text, "digraph");
+    ts_assert_has(text, "layer0.weight");
+    ts_assert_has(text, "layer1.bias");
+    ts_assert_has(text, "breast_cancer.csv: 30 -&gt; 64 relu -&gt; 2, one training step after 2 "
+                        "epochs");
+    ts_assert_has(text, "grad "); /* after backward, nodes show gradients */
     free(text);
     unlink(dot);
     if (tg_dot_can_render()) {
@@ -1017,10 +1014,10 @@ Test(train_cmd, dot_of_the_trained_network)
         r = RUN("train", "examples/data/breast_cancer.csv", "--target", "benign", "--epochs", "1",
                 "--render", svg);
         tp_expect_status(&r, 0);
-        expect_has(r.out, "graph: ");
+        ts_assert_has(r.out, "graph: ");
         text = tp_slurp(svg);
-        expect_has(text, "<svg");
-        expect_has(text, "layer0.weight");
+        ts_assert_has(text, "<svg");
+        ts_assert_has(text, "layer0.weight");
         free(text);
         tp_run_free(&r);
         unlink(svg);
