@@ -19,7 +19,7 @@ static bool usable(tg_tape *tape, const char *who, const tg_tensor *a, const tg_
     if (tg_tape_status(tape) != TG_OK)
         return false;
     if (!a || !b) {
-        fail(tape, TG_EINVAL, "%s: input %d is NULL", who, a ? 1 : 0);
+        tg_tape_fail(tape, TG_EINVAL, "%s: input %d is NULL", who, a ? 1 : 0);
         return false;
     }
     return true;
