@@ -1,5 +1,5 @@
-/* bytes.h: the little-endian encoding shared by the binary file formats (model_file.c,
- * checkpoint.c): a writer that counts or fills, and a bounded reader whose every read first
+/* bytes.h: the little-endian encoding shared by the binary file formats (nn/model_file.c,
+ * train/checkpoint.c): a writer that counts or fills, and a bounded reader whose every read first
  * checks that the bytes are there and, when they are not, names what was being read. Fields
  * are written byte by byte, so files are the same whatever the host's byte order. */
 #ifndef TAPEGRAD_IO_BYTES_H
