@@ -1,6 +1,7 @@
 /* model_file.c: saving and loading models in the format of docs/model-format.md (version 1):
- * little-endian fields written byte by byte (whatever the host), an XXH3-64 checksum of all
- * bytes before it, and a loader that bounds every length by the bytes actually there. */
+ * little-endian fields written byte by byte (whatever the host) in the frame every tapegrad
+ * file has (header and XXH3-64 checksum: io/bytes.h), and a loader that bounds every length by
+ * the bytes actually there. */
 #include "io/bytes.h"
 #include "io/files.h"
 

@@ -1,7 +1,8 @@
 /* checkpoint.c: checkpoints in the format of docs/checkpoint-format.md (version 1): progress,
- * optimizer options and state, and a complete model file, little-endian field by field, with
- * an XXH3-64 checksum; loaded through a cursor that checks every length against the bytes
- * that are there before reading or allocating anything. */
+ * optimizer options and state, and a complete model file, little-endian field by field, in
+ * the frame every tapegrad file has (header and XXH3-64 checksum: io/bytes.h); loaded through
+ * a cursor that checks every length against the bytes that are there before reading or
+ * allocating anything. */
 #include "io/bytes.h"
 #include "io/files.h"
 
