@@ -1,7 +1,20 @@
-/* tapegrad.h: the umbrella header. Include this, or the module headers you need.
- * The library is a tape-based reverse-mode automatic differentiation engine in C11:
- * tensors (tapegrad/tensor.h), the tape and backward (tapegrad/tape.h), the primitive ops
- * (tapegrad/ops.h), gradient checking (tapegrad/check.h) and losses (tapegrad/nn.h). */
+/* tapegrad.h: the umbrella header of tapegrad, a tape-based reverse-mode automatic
+ * differentiation engine in C11. Include this, or only the module headers you need:
+ *
+ *   tapegrad/common.h      status codes and the thread's last error, dtypes, the allocator
+ *                          hook, the RNG, the thread count, and who owns what
+ *   tapegrad/tensor.h      tensors: leaves you make and own, tape tensors; shape, data, grad
+ *   tapegrad/tape.h        the tape: recording, tg_backward, tg_grad, reset, anomaly mode
+ *   tapegrad/ops.h         the primitive ops (tg_add, tg_matmul, tg_tanh, tg_sum, ...)
+ *   tapegrad/check.h       gradient checking by central finite differences
+ *   tapegrad/nn.h          losses, activations, initializers, the MLP model and its files
+ *   tapegrad/io.h          a tape's graph as Graphviz dot text, or rendered (SVG, PNG, PDF)
+ *   tapegrad/optim.h       optimizers, learning-rate schedules, gradient clipping
+ *   tapegrad/data.h        CSV tables, splits, standardization, shuffling, batches
+ *   tapegrad/train.h       the supervised training loop: an MLP trained on a table
+ *   tapegrad/expr.h        tgx, a small language for composite functions (docs/tgx.md)
+ *   tapegrad/checkpoint.h  checkpoints to resume training (docs/checkpoint-format.md)
+ *   tapegrad/dist.h        data-parallel training on MPI (when built with it) */
 #ifndef TAPEGRAD_H
 #define TAPEGRAD_H
 

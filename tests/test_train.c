@@ -240,6 +240,29 @@ Test(train, the_task_comes_from_the_targets)
     ts_assert_has(tg_last_error(), "cluster");
 }
 
+Test(train, the_task_is_numbered_as_the_model_and_its_files_number_it)
+{
+    /* Model files store tg_task as a u32 (0 regress, 1 classify); the training request uses
+     * the same numbers, and AUTO stays apart from them. */
+    cr_assert_eq((int)TG_TRAIN_REGRESS, (int)TG_TASK_REGRESS);
+    cr_assert_eq((int)TG_TRAIN_CLASSIFY, (int)TG_TASK_CLASSIFY);
+    cr_assert_eq(TG_TASK_REGRESS, 0);
+    cr_assert_eq(TG_TASK_CLASSIFY, 1);
+    cr_assert_eq(TG_TRAIN_AUTO, -1);
+    tg_table *table = parse("x,y\n1,0\n2,1\n3,0\n4,1\n5,1\n");
+    tg_train_options o = TG_TRAIN_OPTIONS_INIT;
+    cr_assert_eq(o.task, TG_TRAIN_AUTO);
+    const int unknown[] = {-2, 2, 7};
+    for (size_t i = 0; i < sizeof unknown / sizeof *unknown; i++) {
+        o.task = (tg_train_task)unknown[i];
+        tg_trainer *t = NULL;
+        cr_assert_eq(tg_trainer_new(table, "y", &o, &t), TG_EINVAL);
+        cr_assert_null(t);
+        cr_assert(strstr(tg_last_error(), "unknown task"), "%s", tg_last_error());
+    }
+    tg_table_free(table);
+}
+
 /* ---- errors -----------------------------------------------------------------------------------
  */
 

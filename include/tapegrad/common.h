@@ -1,11 +1,14 @@
 /* tapegrad/common.h: what every module shares: status codes, the thread-local error
- * message, dtypes, the allocator hook, the deterministic RNG, and the ownership rules.
+ * message, dtypes, the allocator hook, the deterministic RNG, the thread count, and the
+ * ownership rules.
  *
  * Ownership, once for the whole library:
  *  - a tensor returned by an op constructor (tg_add, ...) or by tg_constant belongs to its
  *    tape; it lives until tg_tape_reset or tg_tape_free and must not be freed by the caller;
- *  - a leaf (tg_tensor_new, tg_tensor_from_data, ...) belongs to the caller, who frees it with
- *    tg_tensor_free; leaves outlive tapes and may be used on any number of them;
+ *  - a leaf (tg_tensor_zeros, tg_tensor_from_data, ...) belongs to the caller, who frees it
+ *    with tg_tensor_free; leaves outlive tapes and may be used on any number of them;
+ *  - a model's parameters (tg_model_param) are leaves that belong to the model: tg_model_free
+ *    frees them;
  *  - a `**out` parameter receives objects the caller owns and must free.
  *
  * Errors are values. Functions returning tg_status return TG_OK or a negative code; functions

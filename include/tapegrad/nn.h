@@ -110,11 +110,14 @@ TG_API void *tg_model_grad_data(tg_model *model);
 /* Sets every parameter gradient to zero (one memset over the block). */
 TG_API void tg_model_zero_grad(tg_model *model);
 
+/* What a model does. Model files store these numbers (a u32, docs/model-format.md), so they
+ * never change; tapegrad/train.h's tg_train_task uses the same ones, plus its AUTO. */
+typedef enum tg_task { TG_TASK_REGRESS = 0, TG_TASK_CLASSIFY = 1 } tg_task;
+
 /* Optional metadata carried by model files, so `predict` can reproduce training's input
  * pipeline: per-feature standardization (x - mean) / std, the task, class count and column
  * names. Copies are made; NULL clears. A failed set leaves the old values in place.
  * Standardization: n must be sizes[0], every value finite and std > 0 (TG_EINVAL). */
-typedef enum tg_task { TG_TASK_REGRESS = 0, TG_TASK_CLASSIFY = 1 } tg_task;
 TG_API tg_status tg_model_set_standardization(tg_model *model, size_t n, const double *mean,
                                               const double *std);
 /* Pointers valid until the next set or free; *n receives the count (0 when none). */

@@ -29,14 +29,17 @@
 extern "C" {
 #endif
 
-/* What to learn. AUTO classifies when the targets are exactly the integers 0..K-1 with every
- * one of them present and 2 <= K <= TG_TRAIN_MAX_CLASSES, and regresses otherwise (a column
- * such as 25..346 is a quantity, not a label). CLASSIFY needs integer targets >= 0 (K is the
- * largest + 1); REGRESS takes any numbers. */
+/* What to learn: a tg_task (tapegrad/nn.h), numbered as it is, or AUTO, which lets the targets
+ * decide. AUTO classifies when the targets are exactly the integers 0..K-1 with every one of
+ * them present and 2 <= K <= TG_TRAIN_MAX_CLASSES, and regresses otherwise (a column such as
+ * 25..346 is a quantity, not a label). CLASSIFY needs integer targets >= 0 (K is the largest
+ * + 1); REGRESS takes any numbers. AUTO is -1, like TG_TRAIN_INIT_AUTO, so that any other value
+ * converts to tg_task as it is. Start from TG_TRAIN_OPTIONS_INIT: a zeroed struct means
+ * REGRESS. */
 typedef enum tg_train_task {
-    TG_TRAIN_AUTO = 0,
-    TG_TRAIN_CLASSIFY = 1,
-    TG_TRAIN_REGRESS = 2,
+    TG_TRAIN_AUTO = -1,
+    TG_TRAIN_REGRESS = TG_TASK_REGRESS,
+    TG_TRAIN_CLASSIFY = TG_TASK_CLASSIFY,
 } tg_train_task;
 
 #define TG_TRAIN_MAX_CLASSES 1024

@@ -1,5 +1,5 @@
-/* bytes.h: the little-endian encoding shared by the binary file formats (model_file.c,
- * checkpoint.c): a writer that counts or fills, and a bounded reader whose every read first
+/* bytes.h: the little-endian encoding shared by the binary file formats (nn/model_file.c,
+ * train/checkpoint.c): a writer that counts or fills, and a bounded reader whose every read first
  * checks that the bytes are there and, when they are not, names what was being read. Fields
  * are written byte by byte, so files are the same whatever the host's byte order. */
 #ifndef TAPEGRAD_IO_BYTES_H
@@ -121,5 +121,30 @@ static inline tg_status get_f64(reader *r, double *v, const char *what)
         memcpy(v, &bits, 8);
     return st;
 }
+
+/* ---- the frame every tapegrad file has (bytes.c) -------------------------------------------
+ * An 8-byte magic, u32 format version, u32 flags (0: none defined), u64 file size (checksum
+ * included), the body, and a u64 XXH3-64 checksum of every byte before it
+ * (docs/model-format.md, docs/checkpoint-format.md). */
+
+#define TG_IO_HEADER_BYTES 24u
+#define TG_IO_CHECKSUM_BYTES 8u
+
+typedef struct tg_io_format {
+    const char *magic; /* 8 bytes, NULs included */
+    uint32_t version;  /* the one version this build reads and writes */
+    const char *what;  /* what a file with another magic is not: "a tapegrad model file" */
+} tg_io_format;
+
+/* Writes body(w, ctx) framed by the header and the checksum into a new buffer of exactly the
+ * file's size. body is called twice, counting and then filling, and must write the same bytes
+ * both times. *out is the caller's (tg__free(*out, *size)); TG_ENOMEM naming `who`. */
+tg_status tg_io__encode(const tg_io_format *fmt, void (*body)(writer *w, const void *ctx),
+                        const void *ctx, const char *who, void **out, size_t *size);
+
+/* Checks the frame of the r->end bytes at r->p: the magic, version, flags, size field (against
+ * r->end) and checksum, in that order; then leaves r at the body's first byte with r->end at
+ * the checksum and r->body set. TG_EFORMAT with the messages of docs/model-format.md. */
+tg_status tg_io__check_header(reader *r, const tg_io_format *fmt);
 
 #endif

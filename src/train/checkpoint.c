@@ -1,37 +1,38 @@
 /* checkpoint.c: checkpoints in the format of docs/checkpoint-format.md (version 1): progress,
- * optimizer options and state, and a complete model file, little-endian field by field, with
- * an XXH3-64 checksum; loaded through a cursor that checks every length against the bytes
- * that are there before reading or allocating anything. */
+ * optimizer options and state, and a complete model file, little-endian field by field, in
+ * the frame every tapegrad file has (header and XXH3-64 checksum: io/bytes.h); loaded through
+ * a cursor that checks every length against the bytes that are there before reading or
+ * allocating anything. */
 #include "io/bytes.h"
 #include "io/files.h"
 
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
-#include <sys/stat.h>
-#include <xxhash.h>
 
 #define MAGIC "TGCKPT\0" /* 8 bytes with its NUL */
-#define FORMAT_VERSION 1u
-#define HEADER_BYTES 24u /* magic, version, flags, file size */
-#define CHECKSUM_BYTES 8u
 /* A checkpoint holds a model file (at most 1 GiB, as tg_model_load reads) and up to two
  * optimizer buffers of the same size: 4 GiB bounds every real one, and a bogus path (a
  * device, a huge file) is refused before it is read. */
 #define MAX_FILE_BYTES ((uint64_t)1 << 32)
 
 _Static_assert(sizeof(MAGIC) == 8, "the magic is 8 bytes");
+static const tg_io_format FORMAT = {MAGIC, 1, "a tapegrad checkpoint"};
 
 /* ---- writing ------------------------------------------------------------------------------ */
 
-static void serialize(writer *w, const tg_optim *o, const tg_checkpoint_progress *pr,
-                      const void *model_buf, size_t model_size, uint64_t total)
-{
-    put_bytes(w, MAGIC, 8);
-    put_le(w, FORMAT_VERSION, 4);
-    put_le(w, 0, 4); /* flags */
-    put_le(w, total, 8);
+/* What the body is written from. */
+typedef struct contents {
+    const tg_optim *optim;
+    const tg_checkpoint_progress *progress;
+    const void *model_buf; /* a model file (tg_model_save_buffer) */
+    size_t model_size;
+} contents;
 
+/* The body: everything between the header and the checksum. */
+static void serialize(writer *w, const void *ctx)
+{
+    const contents *c = ctx;
+    const tg_optim *o = c->optim;
+    const tg_checkpoint_progress *pr = c->progress;
     put_le(w, pr->epoch, 8);
     put_le(w, pr->batch, 8);
     put_le(w, pr->step, 8);
@@ -54,8 +55,8 @@ static void serialize(writer *w, const tg_optim *o, const tg_checkpoint_progress
     put_le(w, bytes, 8);
     put_elems(w, tg_optim_state((tg_optim *)o), bytes / es, es);
 
-    put_le(w, model_size, 8);
-    put_bytes(w, model_buf, model_size);
+    put_le(w, c->model_size, 8);
+    put_bytes(w, c->model_buf, c->model_size);
 }
 
 static bool rng_valid(const tg_rng *r)
@@ -97,22 +98,10 @@ static tg_status save_buffer(const char *who, const tg_model *model, const tg_op
     size_t msize;
     if ((st = tg_model_save_buffer(model, &mbuf, &msize)) != TG_OK)
         return tg__error(st, "%s: out of memory", who);
-    writer count = {NULL, 0};
-    serialize(&count, optim, pr, mbuf, msize, 0);
-    size_t total = count.len + CHECKSUM_BYTES;
-    unsigned char *buf = tg__malloc(total);
-    if (!buf) {
-        tg_model_buffer_free(mbuf, msize);
-        return tg__error(TG_ENOMEM, "%s: out of memory for %zu bytes", who, total);
-    }
-    writer w = {buf, 0};
-    serialize(&w, optim, pr, mbuf, msize, total);
-    TG_ASSERT(w.len == count.len);
-    put_le(&w, XXH3_64bits(buf, count.len), 8);
+    const contents c = {optim, pr, mbuf, msize};
+    st = tg_io__encode(&FORMAT, serialize, &c, who, out_buf, out_size);
     tg_model_buffer_free(mbuf, msize);
-    *out_buf = buf;
-    *out_size = total;
-    return TG_OK;
+    return st;
 }
 
 tg_status tg_checkpoint_save_buffer(const tg_model *model, const tg_optim *optim,
@@ -150,48 +139,6 @@ tg_status tg_checkpoint_save(const char *path, const tg_model *model, const tg_o
 }
 
 /* ---- reading ------------------------------------------------------------------------------- */
-
-static tg_status check_header(reader *r)
-{
-    size_t size = r->end;
-    if (memcmp(r->p, MAGIC, size < 8 ? size : 8) != 0)
-        return ferr(r, "bad magic (not a tapegrad checkpoint)");
-    uint64_t version, flags, declared;
-    tg_status st;
-    if ((st = need(r, 8, "the magic")) != TG_OK)
-        return st;
-    r->pos = 8;
-    if ((st = get_le(r, &version, 4, "the format version")) != TG_OK)
-        return st;
-    if (version != FORMAT_VERSION)
-        return ferr(r, "unknown format version %llu (this build reads version %u)",
-                    (unsigned long long)version, FORMAT_VERSION);
-    if ((st = get_le(r, &flags, 4, "the flags")) != TG_OK)
-        return st;
-    if (flags != 0)
-        return ferr(r, "unknown flags 0x%08llx (version 1 defines none)",
-                    (unsigned long long)flags);
-    if ((st = get_le(r, &declared, 8, "the file size")) != TG_OK)
-        return st;
-    if (declared != size) {
-        if (declared > size)
-            return ferr(r, "truncated at byte %zu (the header says the file is %llu bytes)", size,
-                        (unsigned long long)declared);
-        return ferr(r, "%zu bytes, but the header says the file is %llu bytes (trailing data?)",
-                    size, (unsigned long long)declared);
-    }
-    if (size < HEADER_BYTES + CHECKSUM_BYTES)
-        return ferr(r, "truncated at byte %zu (expected %zu more bytes for the checksum)", size,
-                    HEADER_BYTES + CHECKSUM_BYTES - size);
-    uint64_t stored = le(r->p + size - CHECKSUM_BYTES, 8);
-    uint64_t actual = XXH3_64bits(r->p, size - CHECKSUM_BYTES);
-    if (stored != actual)
-        return ferr(r, "checksum mismatch (file says 0x%016llx, content hashes to 0x%016llx)",
-                    (unsigned long long)stored, (unsigned long long)actual);
-    r->end = size - CHECKSUM_BYTES;
-    r->body = true;
-    return TG_OK;
-}
 
 static tg_status parse_progress(reader *r, tg_checkpoint_progress *pr)
 {
@@ -334,13 +281,21 @@ fail:
     return st;
 }
 
-static tg_status load(const void *buf, size_t size, const char *who, tg_model **model,
-                      tg_optim **optim, tg_checkpoint_progress *progress)
+/* Where a load puts what it read. */
+typedef struct outs {
+    tg_model **model;
+    tg_optim **optim;
+    tg_checkpoint_progress *progress; /* may be NULL */
+} outs;
+
+/* A tg_io_parse_fn: ctx is the outs to fill. */
+static tg_status load(const unsigned char *buf, size_t size, const char *who, void *ctx)
 {
+    const outs *o = ctx;
     reader r = {buf, size, 0, who, false};
     parsed p;
     memset(&p, 0, sizeof p);
-    tg_status st = check_header(&r);
+    tg_status st = tg_io__check_header(&r, &FORMAT);
     if (st == TG_OK)
         st = parse_progress(&r, &p.progress);
     if (st == TG_OK)
@@ -348,9 +303,9 @@ static tg_status load(const void *buf, size_t size, const char *who, tg_model **
     if (st == TG_OK)
         st = parse_model(&r, &p);
     if (st == TG_OK)
-        st = build(&r, &p, model, optim);
-    if (st == TG_OK && progress)
-        *progress = p.progress;
+        st = build(&r, &p, o->model, o->optim);
+    if (st == TG_OK && o->progress)
+        *o->progress = p.progress;
     return st;
 }
 
@@ -372,10 +327,7 @@ tg_status tg_checkpoint_load_buffer(const void *buf, size_t size, tg_model **mod
     tg_status st = check_outs(who, model, optim);
     if (st != TG_OK)
         return st;
-    if (!buf && size)
-        return tg__error(TG_EINVAL, "%s: buf is NULL", who);
-    static const unsigned char empty[1] = {0};
-    return load(buf ? buf : empty, size, who, model, optim, progress);
+    return tg_io__load_buffer(who, buf, size, load, &(outs){model, optim, progress});
 }
 
 tg_status tg_checkpoint_load(const char *path, tg_model **model, tg_optim **optim,
@@ -387,44 +339,7 @@ tg_status tg_checkpoint_load(const char *path, tg_model **model, tg_optim **opti
         return st;
     if (!path)
         return tg__error(TG_EINVAL, "%s: path is NULL", who);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return tg__error(TG_EIO, "%s: %s: cannot open: %s", who, path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0) {
-        int err = errno;
-        fclose(f);
-        return tg__error(TG_EIO, "%s: %s: cannot stat: %s", who, path, strerror(err));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return tg__error(TG_EIO, "%s: %s: not a regular file", who, path);
-    }
-    if ((uint64_t)sb.st_size > MAX_FILE_BYTES || (uint64_t)sb.st_size > SIZE_MAX) {
-        fclose(f);
-        return tg__error(TG_EFORMAT, "%s: %s: %lld bytes, more than the %llu-byte limit", who,
-                         path, (long long)sb.st_size, (unsigned long long)MAX_FILE_BYTES);
-    }
-    size_t size = (size_t)sb.st_size;
-    unsigned char *buf = tg__malloc(size ? size : 1);
-    if (!buf) {
-        fclose(f);
-        return tg__error(TG_ENOMEM, "%s: %s: out of memory for %zu bytes", who, path, size);
-    }
-    size_t got = fread(buf, 1, size, f);
-    int err = ferror(f) ? errno : 0;
-    fclose(f);
-    if (got != size) {
-        st = err ? tg__error(TG_EIO, "%s: %s: read error: %s", who, path, strerror(err))
-                 : tg__error(TG_EIO, "%s: %s: read %zu of %zu bytes (file changed?)", who, path,
-                             got, size);
-    } else {
-        char what[600];
-        snprintf(what, sizeof what, "%s: %s", who, path);
-        st = load(buf, size, what, model, optim, progress);
-    }
-    tg__free(buf, size ? size : 1);
-    return st;
+    return tg_io__load_file(who, path, MAX_FILE_BYTES, load, &(outs){model, optim, progress});
 }
 
 /* Options that change what a step does must match; the learning rate is taken from the file

@@ -1,21 +1,14 @@
 /* model_file.c: saving and loading models in the format of docs/model-format.md (version 1):
- * little-endian fields written byte by byte (whatever the host), an XXH3-64 checksum of all
- * bytes before it, and a loader that bounds every length by the bytes actually there. */
+ * little-endian fields written byte by byte (whatever the host) in the frame every tapegrad
+ * file has (header and XXH3-64 checksum: io/bytes.h), and a loader that bounds every length by
+ * the bytes actually there. */
 #include "io/bytes.h"
 #include "io/files.h"
 
-#include <errno.h>
 #include <math.h>
-#include <fcntl.h>
 #include <stdio.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <xxhash.h>
 
 #define MAGIC "TGMODEL" /* 8 bytes with its NUL */
-#define FORMAT_VERSION 1u
-#define HEADER_BYTES 24u /* magic, version, flags, file size */
-#define CHECKSUM_BYTES 8u
 #define MAX_TENSOR_NAME 64u
 #define MAX_COLUMN_NAME 4096u /* as tg_model_set_columns */
 /* The largest file tg_model_load reads: a model this size is far beyond what an MLP of 16
@@ -23,6 +16,7 @@
 #define MAX_FILE_BYTES ((size_t)1 << 30)
 
 _Static_assert(sizeof(MAGIC) == 8, "the magic is 8 bytes");
+static const tg_io_format FORMAT = {MAGIC, 1, "a tapegrad model file"};
 
 /* ---- writing ------------------------------------------------------------------------------ */
 
@@ -48,15 +42,11 @@ static void put_tensor_data(writer *w, tg_tensor *t)
     put_elems(w, tg_tensor_data(t), tg_tensor_numel(t), tg_dtype_size(tg_tensor_dtype(t)));
 }
 
-/* Everything but the checksum; the file size field is filled with `total`. */
-static void serialize(writer *w, const tg_model *m, uint64_t total)
+/* The body: everything between the header and the checksum. */
+static void serialize(writer *w, const void *model)
 {
+    const tg_model *m = model;
     const tg_mlp_spec *s = tg_model_spec(m);
-    put_bytes(w, MAGIC, 8);
-    put_u32(w, FORMAT_VERSION);
-    put_u32(w, 0); /* flags */
-    put_u64(w, total);
-
     put_u32(w, (uint32_t)s->dtype);
     put_u32(w, (uint32_t)s->n_layers);
     for (int i = 0; i <= s->n_layers; i++)
@@ -103,19 +93,7 @@ tg_status tg_model_save_buffer(const tg_model *model, void **out_buf, size_t *ou
                          !model ? "model" : !out_buf ? "out_buf" : "out_size");
     *out_buf = NULL;
     *out_size = 0;
-    writer count = {NULL, 0};
-    serialize(&count, model, 0);
-    size_t total = count.len + CHECKSUM_BYTES;
-    unsigned char *buf = tg__malloc(total);
-    if (!buf)
-        return tg__error(TG_ENOMEM, "model_save_buffer: out of memory for %zu bytes", total);
-    writer w = {buf, 0};
-    serialize(&w, model, total);
-    TG_ASSERT(w.len == count.len);
-    put_u64(&w, XXH3_64bits(buf, count.len));
-    *out_buf = buf;
-    *out_size = total;
-    return TG_OK;
+    return tg_io__encode(&FORMAT, serialize, model, "model_save_buffer", out_buf, out_size);
 }
 
 void tg_model_buffer_free(void *buf, size_t size)
@@ -184,49 +162,6 @@ static tg_status get_str(reader *r, const unsigned char **s, size_t *len, size_t
     *s = r->p + r->pos;
     *len = n;
     r->pos += n;
-    return TG_OK;
-}
-
-/* magic, version, flags, file size, then the checksum of everything before it. */
-static tg_status check_header(reader *r)
-{
-    size_t size = r->end;
-    if (memcmp(r->p, MAGIC, size < 8 ? size : 8) != 0)
-        return ferr(r, "bad magic (not a tapegrad model file)");
-    uint32_t version, flags;
-    uint64_t declared;
-    tg_status st;
-    if ((st = need(r, 8, "the magic")) != TG_OK)
-        return st;
-    r->pos = 8;
-    if ((st = get_u32(r, &version, "the format version")) != TG_OK)
-        return st;
-    if (version != FORMAT_VERSION)
-        return ferr(r, "unknown format version %u (this build reads version %u)", version,
-                    FORMAT_VERSION);
-    if ((st = get_u32(r, &flags, "the flags")) != TG_OK)
-        return st;
-    if (flags != 0)
-        return ferr(r, "unknown flags 0x%08x (version 1 defines none)", flags);
-    if ((st = get_u64(r, &declared, "the file size")) != TG_OK)
-        return st;
-    if (declared != size) {
-        if (declared > size)
-            return ferr(r, "truncated at byte %zu (the header says the file is %llu bytes)", size,
-                        (unsigned long long)declared);
-        return ferr(r, "%zu bytes, but the header says the file is %llu bytes (trailing data?)",
-                    size, (unsigned long long)declared);
-    }
-    if (size < HEADER_BYTES + CHECKSUM_BYTES)
-        return ferr(r, "truncated at byte %zu (expected %zu more bytes for the checksum)", size,
-                    HEADER_BYTES + CHECKSUM_BYTES - size);
-    uint64_t stored = le(r->p + size - CHECKSUM_BYTES, 8);
-    uint64_t actual = XXH3_64bits(r->p, size - CHECKSUM_BYTES);
-    if (stored != actual)
-        return ferr(r, "checksum mismatch (file says 0x%016llx, content hashes to 0x%016llx)",
-                    (unsigned long long)stored, (unsigned long long)actual);
-    r->end = size - CHECKSUM_BYTES;
-    r->body = true;
     return TG_OK;
 }
 
@@ -487,12 +422,13 @@ fail:
     return tg__error(st, "%s: out of memory", r->who);
 }
 
-static tg_status load(const void *buf, size_t size, const char *who, tg_model **out)
+/* A tg_io_parse_fn: ctx is the tg_model ** to fill. */
+static tg_status load(const unsigned char *buf, size_t size, const char *who, void *ctx)
 {
     reader r = {buf, size, 0, who, false};
     parsed p;
     memset(&p, 0, sizeof p);
-    tg_status st = check_header(&r);
+    tg_status st = tg_io__check_header(&r, &FORMAT);
     if (st == TG_OK)
         st = parse_spec(&r, &p);
     if (st == TG_OK)
@@ -500,7 +436,7 @@ static tg_status load(const void *buf, size_t size, const char *who, tg_model **
     if (st == TG_OK)
         st = parse_tensors(&r, &p);
     if (st == TG_OK)
-        st = build(&r, &p, out);
+        st = build(&r, &p, ctx);
     return st;
 }
 
@@ -509,10 +445,7 @@ tg_status tg_model_load_buffer(const void *buf, size_t size, tg_model **out)
     if (!out)
         return tg__error(TG_EINVAL, "model_load_buffer: out is NULL");
     *out = NULL;
-    if (!buf && size)
-        return tg__error(TG_EINVAL, "model_load_buffer: buf is NULL");
-    static const unsigned char empty[1] = {0};
-    return load(buf ? buf : empty, size, "model_load_buffer", out);
+    return tg_io__load_buffer("model_load_buffer", buf, size, load, out);
 }
 
 tg_status tg_model_load(const char *path, tg_model **out)
@@ -522,43 +455,5 @@ tg_status tg_model_load(const char *path, tg_model **out)
     *out = NULL;
     if (!path)
         return tg__error(TG_EINVAL, "model_load: path is NULL");
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return tg__error(TG_EIO, "model_load: %s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0) {
-        int err = errno;
-        fclose(f);
-        return tg__error(TG_EIO, "model_load: %s: cannot stat: %s", path, strerror(err));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return tg__error(TG_EIO, "model_load: %s: not a regular file", path);
-    }
-    if ((uint64_t)sb.st_size > MAX_FILE_BYTES) {
-        fclose(f);
-        return tg__error(TG_EFORMAT, "model_load: %s: %lld bytes, more than the %zu-byte limit",
-                         path, (long long)sb.st_size, MAX_FILE_BYTES);
-    }
-    size_t size = (size_t)sb.st_size;
-    unsigned char *buf = tg__malloc(size);
-    if (!buf) {
-        fclose(f);
-        return tg__error(TG_ENOMEM, "model_load: %s: out of memory for %zu bytes", path, size);
-    }
-    size_t got = fread(buf, 1, size, f);
-    int err = ferror(f) ? errno : 0;
-    fclose(f);
-    tg_status st;
-    if (got != size) {
-        st = err ? tg__error(TG_EIO, "model_load: %s: read error: %s", path, strerror(err))
-                 : tg__error(TG_EIO, "model_load: %s: read %zu of %zu bytes (file changed?)",
-                             path, got, size);
-    } else {
-        char who[600];
-        snprintf(who, sizeof who, "model_load: %s", path);
-        st = load(buf, size, who, out);
-    }
-    tg__free(buf, size);
-    return st;
+    return tg_io__load_file("model_load", path, MAX_FILE_BYTES, load, out);
 }

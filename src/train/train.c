@@ -92,7 +92,7 @@ tg_status tg_train_task_parse(const char *name, tg_train_task *out)
 
 static tg_status check_options(const tg_train_options *o)
 {
-    if ((unsigned)o->task > TG_TRAIN_REGRESS)
+    if (o->task != TG_TRAIN_AUTO && o->task != TG_TRAIN_REGRESS && o->task != TG_TRAIN_CLASSIFY)
         return tg__error(TG_EINVAL, "train: unknown task %d", (int)o->task);
     if (o->n_hidden < 0 || o->n_hidden > TG_MLP_MAX_LAYERS - 1)
         return tg__error(TG_EINVAL, "train: %d hidden layers; at most %d", o->n_hidden,
@@ -240,8 +240,7 @@ static tg_status build_model(tg_trainer *t, const tg_table *table, size_t target
     tg_status st = tg_model_new(&spec, init, &rng, &t->model);
     if (st != TG_OK)
         return st;
-    st = tg_model_set_task(t->model, t->n_classes ? TG_TASK_CLASSIFY : TG_TASK_REGRESS,
-                           t->n_classes);
+    st = tg_model_set_task(t->model, t->task, t->n_classes);
     if (st != TG_OK)
         return st;
     /* The feature names, for predict to find its columns by name in another file. */
