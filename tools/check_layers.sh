@@ -33,7 +33,6 @@ optim            core/core.h
 optim            core/pool.h             # the update loops run on the thread pool
 data             core/core.h
 io               core/core.h
-io/dot.c         tape/op_desc.h          # reads the op table until the table is public
 nn               core/core.h
 nn               io/bytes.h io/files.h   # model files: byte encoding, frame, load and save
 nn               tape/scratch.h          # onehot builds its constant in the arena of the tape
