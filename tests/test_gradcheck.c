@@ -2,10 +2,12 @@
  * f64, tol 1e-7), at several seeded random shapes including 0-d and broadcasting; a few
  * composite functions and fan-out graphs; and the behaviour of tg_gradcheck itself.
  *
- * The cases are a table keyed by tg_op: the coverage test walks every op and fails for one
- * that has no case, so a new op cannot be added without a gradient check. Inputs stay away
- * from kinks (relu/abs near 0, ties in max, non-positive inputs of sqrt/log/pow). */
+ * The cases are a table keyed by tg_op, CASES: the coverage test walks the op table and fails
+ * for an op that has no case, so a new op cannot be added without a gradient check, and
+ * each_op runs one test per op of the table. Every op is applied through tg_apply. Inputs
+ * stay away from kinks (relu/abs near 0, ties in max, non-positive inputs of sqrt/log/pow). */
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -91,41 +93,12 @@ typedef struct spec {
     bool fanout; /* binary op applied to (x, x) */
 } spec;
 
+/* Every op through the tests' one entry point, ts_apply (tg_apply), with its attributes. */
 static tg_tensor *apply(tg_tape *t, const spec *s, tg_tensor *a, tg_tensor *b)
 {
-    switch (s->op) {
-    case TG_OP_CONST: return NULL;
-    case TG_OP_DETACH: return tg_detach(t, a);
-    case TG_OP_ADD: return tg_add(t, a, b);
-    case TG_OP_SUB: return tg_sub(t, a, b);
-    case TG_OP_MUL: return tg_mul(t, a, b);
-    case TG_OP_DIV: return tg_div(t, a, b);
-    case TG_OP_NEG: return tg_neg(t, a);
-    case TG_OP_SCALE: return tg_scale(t, a, s->c);
-    case TG_OP_ADD_SCALAR: return tg_add_scalar(t, a, s->c);
-    case TG_OP_POW: return tg_pow(t, a, s->c);
-    case TG_OP_SQUARE: return tg_square(t, a);
-    case TG_OP_SQRT: return tg_sqrt(t, a);
-    case TG_OP_EXP: return tg_exp(t, a);
-    case TG_OP_LOG: return tg_log(t, a);
-    case TG_OP_ABS: return tg_abs(t, a);
-    case TG_OP_SIGMOID: return tg_sigmoid(t, a);
-    case TG_OP_TANH: return tg_tanh(t, a);
-    case TG_OP_RELU: return tg_relu(t, a);
-    case TG_OP_LOG_SIGMOID: return tg_log_sigmoid(t, a);
-    case TG_OP_CLAMP: return tg_clamp(t, a, s->c, s->hi);
-    case TG_OP_MATMUL: return tg_matmul(t, a, b);
-    case TG_OP_TRANSPOSE: return tg_transpose(t, a);
-    case TG_OP_RESHAPE: return tg_reshape(t, a, s->to.rank, s->to.d);
-    case TG_OP_SUM: return tg_sum(t, a, s->axis, s->keepdim);
-    case TG_OP_MEAN: return tg_mean(t, a, s->axis, s->keepdim);
-    case TG_OP_MAX: return tg_max(t, a, s->axis, s->keepdim);
-    case TG_OP_LOGSUMEXP: return tg_logsumexp(t, a, s->axis, s->keepdim);
-    case TG_OP_SOFTMAX: return tg_softmax(t, a, s->axis);
-    case TG_OP_LOG_SOFTMAX: return tg_log_softmax(t, a, s->axis);
-    case TG_OP_COUNT: break;
-    }
-    return NULL;
+    const tg_attrs attrs = {.c = s->c, .lo = s->c, .hi = s->hi, .axis = s->axis,
+                            .keepdim = s->keepdim, .rank = s->to.rank, .shape = s->to.d};
+    return ts_apply(t, s->op, a, b, &attrs);
 }
 
 static tg_tensor *op_fn(tg_tape *tape, tg_tensor *const *in, size_t n, void *ud)
@@ -156,30 +129,16 @@ static const char *fmt_axis(char *buf, size_t size, int axis)
 static const char *describe(char *buf, size_t size, const spec *s)
 {
     char ax[32], to[64];
-    switch (s->op) {
-    case TG_OP_SCALE:
-    case TG_OP_ADD_SCALAR:
-    case TG_OP_POW:
-        snprintf(buf, size, "c=%g", s->c);
-        break;
-    case TG_OP_CLAMP:
-        snprintf(buf, size, "lo=%g hi=%g", s->c, s->hi);
-        break;
-    case TG_OP_SUM:
-    case TG_OP_MEAN:
-    case TG_OP_MAX:
-    case TG_OP_LOGSUMEXP:
+    switch (tg_op_info_of(s->op)->attrs) {
+    case TG_ATTR_NONE: snprintf(buf, size, "%s", s->fanout ? "fan-out (x, x)" : "-"); break;
+    case TG_ATTR_CONSTANT: snprintf(buf, size, "c=%g", s->c); break;
+    case TG_ATTR_RANGE: snprintf(buf, size, "lo=%g hi=%g", s->c, s->hi); break;
+    case TG_ATTR_AXIS: snprintf(buf, size, "axis=%s", fmt_axis(ax, sizeof ax, s->axis)); break;
+    case TG_ATTR_REDUCE:
         snprintf(buf, size, "axis=%s keepdim=%d", fmt_axis(ax, sizeof ax, s->axis), s->keepdim);
         break;
-    case TG_OP_SOFTMAX:
-    case TG_OP_LOG_SOFTMAX:
-        snprintf(buf, size, "axis=%s", fmt_axis(ax, sizeof ax, s->axis));
-        break;
-    case TG_OP_RESHAPE:
+    case TG_ATTR_SHAPE:
         snprintf(buf, size, "to %s", tg_shape_format(to, sizeof to, s->to.rank, s->to.d));
-        break;
-    default:
-        snprintf(buf, size, "%s", s->fanout ? "fan-out (x, x)" : "-");
         break;
     }
     return buf;
@@ -379,25 +338,31 @@ static void case_binary(tg_op op, tg_rng *rng)
         check_unary(rng, s, fan[i], kb);
 }
 
-/* Elementwise unary ops defined everywhere (or on the kind given). */
-static void case_unary(tg_op op, tg_rng *rng)
+/* Elementwise unary ops on inputs of kind k, at every shape of UNARY_SHAPES. */
+static void check_unary_shapes(tg_op op, tg_rng *rng, kind k)
 {
-    kind k = K_NORMAL;
-    if (op == TG_OP_SQRT || op == TG_OP_LOG)
-        k = K_POS;
-    else if (op == TG_OP_ABS || op == TG_OP_RELU)
-        k = K_AWAY;
     spec s = {.op = op};
     for (size_t i = 0; i < N_UNARY_SHAPES; i++)
         check_unary(rng, s, UNARY_SHAPES[i], k);
-    if (op == TG_OP_EXP || op == TG_OP_SIGMOID || op == TG_OP_TANH || op == TG_OP_LOG_SIGMOID) {
-        /* Larger inputs: the tails of exp, sigmoid, tanh and log_sigmoid. */
-        tg_tensor *x = make_input(rng, (shp)S1(6), K_NORMAL);
-        double v[6] = {-4, -2.5, -0.75, 0.6, 2.2, 3.5};
-        for (size_t i = 0; i < 6; i++)
-            tg_tensor_set(x, i, v[i]);
-        check_op(&s, &x, 1, tg_rng_next(rng));
-    }
+}
+
+/* Defined everywhere. */
+static void case_unary(tg_op op, tg_rng *rng) { check_unary_shapes(op, rng, K_NORMAL); }
+/* Defined for x > 0 (sqrt, log). */
+static void case_unary_positive(tg_op op, tg_rng *rng) { check_unary_shapes(op, rng, K_POS); }
+/* A kink at 0 (abs, relu): inputs kept away from it. */
+static void case_unary_kink(tg_op op, tg_rng *rng) { check_unary_shapes(op, rng, K_AWAY); }
+
+/* Defined everywhere, with tails worth checking too (exp, sigmoid, tanh, log_sigmoid). */
+static void case_unary_tails(tg_op op, tg_rng *rng)
+{
+    check_unary_shapes(op, rng, K_NORMAL);
+    spec s = {.op = op};
+    tg_tensor *x = make_input(rng, (shp)S1(6), K_NORMAL);
+    double v[6] = {-4, -2.5, -0.75, 0.6, 2.2, 3.5};
+    for (size_t i = 0; i < 6; i++)
+        tg_tensor_set(x, i, v[i]);
+    check_op(&s, &x, 1, tg_rng_next(rng));
 }
 
 /* scale and add_scalar with non-trivial constants (the constant enters forward and VJP). */
@@ -537,14 +502,14 @@ static const case_fn CASES[TG_OP_COUNT] = {
     [TG_OP_ADD_SCALAR] = case_with_constant,
     [TG_OP_POW] = case_pow,
     [TG_OP_SQUARE] = case_unary,
-    [TG_OP_SQRT] = case_unary,
-    [TG_OP_EXP] = case_unary,
-    [TG_OP_LOG] = case_unary,
-    [TG_OP_ABS] = case_unary,
-    [TG_OP_SIGMOID] = case_unary,
-    [TG_OP_TANH] = case_unary,
-    [TG_OP_RELU] = case_unary,
-    [TG_OP_LOG_SIGMOID] = case_unary,
+    [TG_OP_SQRT] = case_unary_positive,
+    [TG_OP_EXP] = case_unary_tails,
+    [TG_OP_LOG] = case_unary_positive,
+    [TG_OP_ABS] = case_unary_kink,
+    [TG_OP_SIGMOID] = case_unary_tails,
+    [TG_OP_TANH] = case_unary_tails,
+    [TG_OP_RELU] = case_unary_kink,
+    [TG_OP_LOG_SIGMOID] = case_unary_tails,
     [TG_OP_CLAMP] = case_clamp,
     [TG_OP_MATMUL] = case_matmul,
     [TG_OP_TRANSPOSE] = case_transpose,
@@ -575,60 +540,19 @@ Test(gradcheck, every_op_has_a_case)
     }
 }
 
-/* The ops with a test of their own, in one list: it makes the tests below, and
- * every_op_has_a_test checks it against the op table. */
-#define TESTED_OPS(X)                                                                              \
-    X(CONST)                                                                                       \
-    X(DETACH)                                                                                      \
-    X(ADD)                                                                                         \
-    X(SUB)                                                                                         \
-    X(MUL)                                                                                         \
-    X(DIV)                                                                                         \
-    X(NEG)                                                                                         \
-    X(SCALE)                                                                                       \
-    X(ADD_SCALAR)                                                                                  \
-    X(POW)                                                                                         \
-    X(SQUARE)                                                                                      \
-    X(SQRT)                                                                                        \
-    X(EXP)                                                                                         \
-    X(LOG)                                                                                         \
-    X(ABS)                                                                                         \
-    X(SIGMOID)                                                                                     \
-    X(TANH)                                                                                        \
-    X(RELU)                                                                                        \
-    X(LOG_SIGMOID)                                                                                 \
-    X(CLAMP)                                                                                       \
-    X(MATMUL)                                                                                      \
-    X(TRANSPOSE)                                                                                   \
-    X(RESHAPE)                                                                                     \
-    X(SUM)                                                                                         \
-    X(MEAN)                                                                                        \
-    X(MAX)                                                                                         \
-    X(LOGSUMEXP)                                                                                   \
-    X(SOFTMAX)                                                                                     \
-    X(LOG_SOFTMAX)
-
-/* One test per op, so a failure points at it; each finds its case in the table. */
-#define OP_TEST(OP)                                                                            \
-    Test(gradcheck, OP)                                                                        \
-    {                                                                                          \
-        cr_assert(CASES[TG_OP_##OP] != NULL, "no gradcheck case for %s",                      \
-                  tg_op_name(TG_OP_##OP));                                                     \
-        run_op(TG_OP_##OP);                                                                    \
-    }
-
-TESTED_OPS(OP_TEST)
-
-#define OP_ENUM(OP) TG_OP_##OP,
-static const tg_op TESTED[] = {TESTED_OPS(OP_ENUM)};
-
-Test(gradcheck, every_op_has_a_test)
+/* One test per op, so that a failure names it: the parameters are the op table itself. */
+ParameterizedTestParameters(gradcheck, each_op)
 {
-    bool seen[TG_OP_COUNT] = {false};
-    for (size_t i = 0; i < sizeof TESTED / sizeof TESTED[0]; i++)
-        seen[TESTED[i]] = true;
+    static tg_op ops[TG_OP_COUNT];
     for (int op = 0; op < TG_OP_COUNT; op++)
-        cr_expect(seen[op], "op %s (%d) has no gradcheck test", tg_op_name((tg_op)op), op);
+        ops[op] = (tg_op)op;
+    return cr_make_param_array(tg_op, ops, TG_OP_COUNT);
+}
+
+ParameterizedTest(tg_op *op, gradcheck, each_op)
+{
+    cr_assert(CASES[*op] != NULL, "no gradcheck case for %s", tg_op_name(*op));
+    run_op(*op);
 }
 
 /* ---- composite functions ------------------------------------------------------------------ */

@@ -152,26 +152,23 @@ static void expect_error(const char *what, const tg_tensor *y, tg_status st, con
 
 /* The exact tests go by family: elementwise unary ops in unary_values_and_vjp (and kink_*,
  * stable_*), binary ops in binary_same_shape and broadcast_*, then matmul_*, transpose_*,
- * reshape_*, reduce_*, softmax_*; constants and detach have tests of their own. apply_any
- * (below) applies any other op the way those tests do; every_op_has_exact_tests runs it on
- * each op of the table, so a new op fails there until this file knows it. */
+ * reshape_*, reduce_*, softmax_*; constants and detach have tests of their own. Every op is
+ * applied through ts_apply (tg_apply); every_op_records_through_apply runs apply_any (below)
+ * on each op of the table and checks the node it records. */
 static tg_tensor *apply_any(tg_op op, tg_tensor *a, tg_tensor *b);
 
-Test(ops, every_op_has_exact_tests)
+Test(ops, every_op_records_through_apply)
 {
     for (int op = 0; op < TG_OP_COUNT; op++) {
         cr_expect(strcmp(tg_op_name((tg_op)op), "?") != 0, "op %d has no name", op);
         int arity = tg_op_arity((tg_op)op);
         cr_expect(arity >= 0 && arity <= 2, "op %s: arity %d", tg_op_name((tg_op)op), arity);
-        /* The dispatch of the exact tests records this op (apply_unary fails the test for an
-         * op it does not know). */
         tg_tape_reset(tape);
         tg_tensor *x =
             own_leaf(TG_F64, 2, TS_SHAPE(2, 3), TS_VALS(0.5, 1.25, 2, 0.75, 1.5, 3), true);
         tg_tensor *b = own_leaf(TG_F64, 2, TS_SHAPE(2, 3), TS_VALS(1.5, 0.5, 2, 1, 0.25, 4), true);
-        tg_tensor *y = op == TG_OP_CONST    ? tg_constant(tape, TG_F64, 0, NULL, TS_VALS(1))
-                       : op == TG_OP_DETACH ? tg_detach(tape, x)
-                                            : apply_any((tg_op)op, x, b);
+        tg_tensor *y = op == TG_OP_CONST ? tg_constant(tape, TG_F64, 0, NULL, TS_VALS(1))
+                                         : apply_any((tg_op)op, x, b);
         cr_expect(y != NULL && tg_tensor_op(y) == op, "op %s: recorded %d (%s)",
                   tg_op_name((tg_op)op), y ? tg_tensor_op(y) : -1, tg_tape_error(tape));
     }
@@ -184,27 +181,10 @@ Test(ops, every_op_has_exact_tests)
 
 /* ---- elementwise unary ---------------------------------------------------------------------- */
 
+/* An elementwise unary op with its constant c (clamp: the bounds c and hi). */
 static tg_tensor *apply_unary(tg_op op, tg_tensor *x, double c, double hi)
 {
-    switch (op) {
-    case TG_OP_NEG: return tg_neg(tape, x);
-    case TG_OP_SCALE: return tg_scale(tape, x, c);
-    case TG_OP_ADD_SCALAR: return tg_add_scalar(tape, x, c);
-    case TG_OP_POW: return tg_pow(tape, x, c);
-    case TG_OP_SQUARE: return tg_square(tape, x);
-    case TG_OP_SQRT: return tg_sqrt(tape, x);
-    case TG_OP_EXP: return tg_exp(tape, x);
-    case TG_OP_LOG: return tg_log(tape, x);
-    case TG_OP_ABS: return tg_abs(tape, x);
-    case TG_OP_SIGMOID: return tg_sigmoid(tape, x);
-    case TG_OP_TANH: return tg_tanh(tape, x);
-    case TG_OP_RELU: return tg_relu(tape, x);
-    case TG_OP_LOG_SIGMOID: return tg_log_sigmoid(tape, x);
-    case TG_OP_CLAMP: return tg_clamp(tape, x, c, hi);
-    default: break;
-    }
-    cr_assert_fail("apply_unary: %s is not an elementwise unary op", tg_op_name(op));
-    return NULL;
+    return ts_apply(tape, op, x, NULL, &(tg_attrs){.c = c, .lo = c, .hi = hi});
 }
 
 typedef struct unary_case {
@@ -660,15 +640,7 @@ Test(ops, stable_logsumexp_softmax)
 
 static tg_tensor *apply_binary(tg_op op, tg_tensor *a, tg_tensor *b)
 {
-    switch (op) {
-    case TG_OP_ADD: return tg_add(tape, a, b);
-    case TG_OP_SUB: return tg_sub(tape, a, b);
-    case TG_OP_MUL: return tg_mul(tape, a, b);
-    case TG_OP_DIV: return tg_div(tape, a, b);
-    default: break;
-    }
-    cr_assert_fail("apply_binary: %s", tg_op_name(op));
-    return NULL;
+    return ts_apply(tape, op, a, b, NULL);
 }
 
 Test(ops, binary_same_shape)
@@ -1185,27 +1157,28 @@ Test(ops, reshape_is_a_view)
 
 /* ---- VJPs add into gradients, never overwrite ---------------------------------------------- */
 
-/* op applied to (a, b) with fixed attributes; b is (3,2) for matmul, (2,3) otherwise. */
+/* Whether op takes a (2,3) and a (2,3): tried on a tape of its own. */
+static bool takes_two_2x3(tg_op op)
+{
+    tg_tape *probe = tg_tape_new();
+    tg_tensor *z = tg_tensor_zeros(TG_F64, 2, TS_SHAPE(2, 3));
+    cr_assert(probe && z);
+    bool ok = ts_apply(probe, op, z, z, NULL) != NULL;
+    tg_tensor_free(z);
+    tg_tape_free(probe);
+    return ok;
+}
+
+/* Any op of the table on a (2,3) and, for two inputs, b (2,3), or b seen as (3,2) when the op
+ * takes no (2,3) partner (matmul), with attributes by kind: a constant 1.5, bounds
+ * [0.6, 1.8], axis 0 (keepdim for reductions), the shape (3,1,2). */
 static tg_tensor *apply_any(tg_op op, tg_tensor *a, tg_tensor *b)
 {
-    switch (op) {
-    case TG_OP_ADD:
-    case TG_OP_SUB:
-    case TG_OP_MUL:
-    case TG_OP_DIV: return apply_binary(op, a, b);
-    case TG_OP_MATMUL: return tg_matmul(tape, a, tg_reshape(tape, b, 2, TS_SHAPE(3, 2)));
-    case TG_OP_TRANSPOSE: return tg_transpose(tape, a);
-    case TG_OP_RESHAPE: return tg_reshape(tape, a, 3, TS_SHAPE(3, 1, 2));
-    case TG_OP_SUM: return tg_sum(tape, a, 1, false);
-    case TG_OP_MEAN: return tg_mean(tape, a, 0, true);
-    case TG_OP_MAX: return tg_max(tape, a, -1, false);
-    case TG_OP_LOGSUMEXP: return tg_logsumexp(tape, a, 0, false);
-    case TG_OP_SOFTMAX: return tg_softmax(tape, a, 1);
-    case TG_OP_LOG_SOFTMAX: return tg_log_softmax(tape, a, 0);
-    case TG_OP_POW: return tg_pow(tape, a, 1.5);
-    case TG_OP_CLAMP: return tg_clamp(tape, a, 0.6, 1.8);
-    default: return apply_unary(op, a, -0.75, 0);
-    }
+    const tg_attrs attrs = {.c = 1.5, .lo = 0.6, .hi = 1.8, .axis = 0, .keepdim = true,
+                            .rank = 3, .shape = TS_SHAPE(3, 1, 2)};
+    if (tg_op_arity(op) == 2 && !takes_two_2x3(op))
+        b = tg_reshape(tape, b, 2, TS_SHAPE(3, 2));
+    return ts_apply(tape, op, a, b, &attrs);
 }
 
 /* For every differentiable op: its inputs are intermediates that another node, recorded

@@ -152,3 +152,11 @@ void ts_put_le(unsigned char *p, uint64_t v, int n)
     for (int i = 0; i < n; i++)
         p[i] = (unsigned char)(v >> (8 * i));
 }
+
+tg_tensor *ts_apply(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b, const tg_attrs *attrs)
+{
+    static const tg_attrs none = {0};
+    tg_tensor *in[2] = {a, b};
+    int arity = tg_op_arity(op);
+    return tg_apply(tape, op, in, arity > 0 ? (size_t)arity : 0, attrs ? attrs : &none);
+}

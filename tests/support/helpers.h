@@ -34,6 +34,13 @@ tg_tensor *ts_vec(tg_dtype dt, size_t n, const double *v, bool requires_grad);
 /* ts_leaf of shape (rows, cols), v row-major. */
 tg_tensor *ts_mat(tg_dtype dt, size_t rows, size_t cols, const double *v, bool requires_grad);
 
+/* ---- ops --------------------------------------------------------------------------------- */
+
+/* Records op on a (and b, for an op of two inputs; ignored otherwise) with attrs (NULL: all
+ * zero) through tg_apply, the one entry point the tests use to apply an op chosen from the
+ * table. Returns what tg_apply returns (NULL on error, kept on the tape). */
+tg_tensor *ts_apply(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b, const tg_attrs *attrs);
+
 /* ---- closeness -------------------------------------------------------------------------------
  * got is close to want when |got - want| <= max(abs_tol, rel_tol * |want|): abs_tol bounds
  * the error near zero, rel_tol elsewhere. A NaN is close only to a NaN, an infinity only to
