@@ -32,9 +32,9 @@
 /* TG_NUM_THREADS values above this are ignored like malformed ones. */
 #define ENV_MAX_THREADS 1024
 /* How long the caller polls for the last ranges before it sleeps on done_cv, in nanoseconds.
- * Ranges are cut to equal sizes, so the workers usually finish close to the caller, and on
- * the 2-vCPU VM this was tuned on, a thread asleep on a condition variable takes 15-100 us
- * to wake: polling for about that long costs at most twice the better choice. */
+ * Ranges are cut to equal sizes, so the workers usually finish close to the caller, and a
+ * thread asleep on a condition variable takes tens of microseconds to wake: polling for
+ * about that long costs at most twice the better choice. */
 #ifndef CALLER_SPIN_NS
 #define CALLER_SPIN_NS 50000
 #endif

@@ -28,9 +28,8 @@
 #define TG_GEMM_STACK_BYTES ((size_t)64 << 10)
 
 /* Problems with at most this many multiply-adds take the direct path: below it, packing
- * and the dispatch cost more than the kernel saves. Measured on the EPYC this was tuned on
- * (f32, 1 thread): 2x2x2 takes 9 ns direct and 100 ns packed, 6x6x6 is about even, 8x8x8
- * runs at 2.3 GFLOP/s direct and 5 packed, 64x64x64 at 4.5 and 90. */
+ * and the dispatch cost more than the kernel saves (the two break even around 6x6x6; time
+ * them with `tapegrad bench gemm`, the README has the figures). */
 #define TG_GEMM_SMALL_WORK ((size_t)8 * 8 * 8)
 
 /* A slot (one thread's share of a group) gets at least this many multiply-adds, so a
