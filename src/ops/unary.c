@@ -1,7 +1,7 @@
 /* unary.c: the elementwise ops of one input, y[i] = f(x[i]). Each is written as its math:
  * UNARY_OP(id, ENUM, attribute kind, forward expression of x (and the constant c), VJP
  * expression of x, y, dy (and c)) makes its element functions for f32 and f64, its loops, its
- * descriptor tg_op__id and (below) its constructor. The loops are written once, in the
+ * descriptor tg_op__id and its constructor tg_id. The loops are written once, in the
  * skeletons after this comment, and instantiated per op with that op's element functions
  * inlined; those over many elements are also compiled for AVX-512 and AVX2 (TG_SIMD_CLONES,
  * core/core.h), so tanh's arithmetic, say, runs 8 or 4 doubles wide. */
@@ -147,7 +147,21 @@ TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, tg_range_fn range, u
         .shape = tg_ops__same_shape,                                                               \
         .forward = id##_forward,                                                                   \
         .vjp = id##_vjp,                                                                           \
-    };
+    };                                                                                             \
+    UNARY_CONSTRUCTOR_##ATTRS(id)
+
+/* The constructor of an op without attributes, tg_id(tape, x), and of one with a constant,
+ * tg_id(tape, x, c): each records through its descriptor. */
+#define UNARY_CONSTRUCTOR_NONE(id)                                                                 \
+    tg_tensor *tg_##id(tg_tape *tape, tg_tensor *x)                                                \
+    {                                                                                              \
+        return tg_tape__record(tape, &tg_op__##id, x, NULL, (tg_node_attr){.c = 0});               \
+    }
+#define UNARY_CONSTRUCTOR_CONSTANT(id)                                                             \
+    tg_tensor *tg_##id(tg_tape *tape, tg_tensor *x, double c)                                      \
+    {                                                                                              \
+        return tg_tape__record(tape, &tg_op__##id, x, NULL, (tg_node_attr){.c = c});               \
+    }
 
 tg_status tg_ops__same_shape(tg_tensor *y, char *msg, size_t size)
 {
@@ -251,72 +265,6 @@ const tg_op_desc tg_op__clamp = {
     .forward = clamp_forward,
     .vjp = clamp_vjp,
 };
-
-/* ---- constructors ------------------------------------------------------------------------- */
-
-TG_INLINE tg_tensor *unary(tg_tape *tape, const tg_op_desc *d, tg_tensor *x)
-{
-    return tg_tape__record(tape, d, x, NULL, (tg_node_attr){.c = 0});
-}
-
-TG_INLINE tg_tensor *with_constant(tg_tape *tape, const tg_op_desc *d, tg_tensor *x, double c)
-{
-    return tg_tape__record(tape, d, x, NULL, (tg_node_attr){.c = c});
-}
-
-tg_tensor *tg_neg(tg_tape *tape, tg_tensor *x)
-{
-    return unary(tape, &tg_op__neg, x);
-}
-tg_tensor *tg_square(tg_tape *tape, tg_tensor *x)
-{
-    return unary(tape, &tg_op__square, x);
-}
-tg_tensor *tg_sqrt(tg_tape *tape, tg_tensor *x)
-{
-    return unary(tape, &tg_op__sqrt, x);
-}
-tg_tensor *tg_exp(tg_tape *tape, tg_tensor *x)
-{
-    return unary(tape, &tg_op__exp, x);
-}
-tg_tensor *tg_log(tg_tape *tape, tg_tensor *x)
-{
-    return unary(tape, &tg_op__log, x);
-}
-tg_tensor *tg_abs(tg_tape *tape, tg_tensor *x)
-{
-    return unary(tape, &tg_op__abs, x);
-}
-tg_tensor *tg_sigmoid(tg_tape *tape, tg_tensor *x)
-{
-    return unary(tape, &tg_op__sigmoid, x);
-}
-tg_tensor *tg_tanh(tg_tape *tape, tg_tensor *x)
-{
-    return unary(tape, &tg_op__tanh, x);
-}
-tg_tensor *tg_relu(tg_tape *tape, tg_tensor *x)
-{
-    return unary(tape, &tg_op__relu, x);
-}
-tg_tensor *tg_log_sigmoid(tg_tape *tape, tg_tensor *x)
-{
-    return unary(tape, &tg_op__log_sigmoid, x);
-}
-
-tg_tensor *tg_scale(tg_tape *tape, tg_tensor *x, double c)
-{
-    return with_constant(tape, &tg_op__scale, x, c);
-}
-tg_tensor *tg_add_scalar(tg_tape *tape, tg_tensor *x, double c)
-{
-    return with_constant(tape, &tg_op__add_scalar, x, c);
-}
-tg_tensor *tg_pow(tg_tape *tape, tg_tensor *x, double exponent)
-{
-    return with_constant(tape, &tg_op__pow, x, exponent);
-}
 
 tg_tensor *tg_clamp(tg_tape *tape, tg_tensor *x, double lo, double hi)
 {
