@@ -1,20 +1,26 @@
-/* test_random_graphs.c: a property test. Thousands of seeded random composite graphs, each a
- * random sequence of ops over the op table (elementwise with NumPy broadcasting, unary ops,
- * matmul, transpose, reshape, reductions, softmax, constants, detach), with fan-out (values
- * reused), long chains, and inputs and constants of random shapes (detach appears only as
- * a + (detach(a) - detach(a)): a detached value that changes the function would make finite
- * differences and backward disagree by design). Every gradient is checked
- * against central finite differences in f64 (tg_gradcheck).
+/* test_random_graphs.c: a property test over the op table. Thousands of seeded random graphs,
+ * each a random sequence of the table's ops over a few inputs and constants of random shapes,
+ * with broadcasting, fan-out (values reused) and long chains; every gradient is checked against
+ * central finite differences in f64 (tg_gradcheck).
+ *
+ * A graph is a list of values, each an input or an op of the table over earlier values,
+ * recorded through tg_apply (constants through tg_constant). How a step applies an op is its
+ * entry in GENERATORS, keyed by tg_op: a function that adds it onto an operand (with a partner,
+ * attributes and the guards its domain needs) and how often a step draws it. An op without an
+ * entry fails every_op_has_a_generator; one never drawn fails a run of 1000 graphs or more.
  *
  * Graphs stay where finite differences are meaningful: log, sqrt, division and fractional or
- * negative powers see positive operands (a guard x^2 + c recorded in the graph), exp sees
- * bounded ones, and a graph that puts an operand of relu, abs, clamp or max within 1e-3 of a
- * kink is drawn again.
+ * negative powers see positive operands (a guard x^2 + c recorded in the graph); exp, square
+ * and log_sigmoid see bounded ones; a graph that puts an operand of relu, abs, clamp or max
+ * within 1e-3 of a kink is drawn again; and detach appears only as a + (detach(a) - detach(a)),
+ * since a detached value that changes the function makes finite differences and backward
+ * disagree by design.
  *
- * Each graph is also printed as a tgx program (docs/tgx.md), which is parsed and evaluated to
- * check that it is the same function; a failing graph's program is printed with its seed as a
- * `tapegrad grad --check` command line that replays it. TG_RANDOM_GRAPHS=N sets how many
- * graphs to check (default 3000), TG_RANDOM_SEED the first seed. */
+ * Each graph is also printed as a tgx program (docs/tgx.md), every op a call of its function,
+ * which is evaluated to check that it is the same function; the first few are replayed with
+ * `tapegrad grad --check`, and a failing one is printed with its seed as that command line.
+ * TG_RANDOM_GRAPHS=N sets how many graphs to check (default 3000), TG_RANDOM_SEED the first
+ * seed. */
 #include <criterion/criterion.h>
 #include <tapegrad.h>
 
@@ -27,6 +33,7 @@
 #include <string.h>
 
 #include "support/helpers.h"
+#include "support/proc.h"
 
 #define MAX_VALUES 400
 #define MAX_INPUTS 6
@@ -35,25 +42,17 @@
 #define KINK 1e-3      /* closest an operand may come to a kink */
 #define BOUND 1e4      /* largest magnitude a value may reach */
 #define TOL 1e-5
+#define INPUT (-1)     /* the op of a value that is an input */
 
-typedef enum kind {
-    K_INPUT, K_CONST, K_ADD, K_SUB, K_MUL, K_DIV, K_NEG, K_SCALE, K_ADD_SCALAR, K_POW,
-    K_SQUARE, K_SQRT, K_EXP, K_LOG, K_ABS, K_SIGMOID, K_TANH, K_RELU, K_LOG_SIGMOID, K_CLAMP,
-    K_MATMUL, K_TRANSPOSE, K_RESHAPE, K_SUM, K_MEAN, K_MAX, K_LOGSUMEXP, K_SOFTMAX,
-    K_LOG_SOFTMAX, K_DETACH, K_COUNT
-} kind;
-
-/* One value of the graph: an input, a constant, or an op over earlier values. */
+/* One value of the graph: an input, or an op of the table over earlier values. */
 typedef struct value {
-    kind k;
-    int a, b;           /* operands (indices of earlier values) */
-    double c, c2;       /* scale, add_scalar, pow exponent; clamp bounds */
-    int axis;           /* reductions and softmax; TG_ALL_AXES */
-    bool keepdim;
-    int rank;           /* the result's shape (reshape's target, inputs, constants) */
+    int op;                   /* a tg_op, or INPUT */
+    int a, b;                 /* operands (indices of earlier values), -1 for none */
+    tg_attrs at;              /* its attributes; reshape's shape is rank and shape below */
+    int rank;                 /* the shape of reshape's result, of an input or a constant */
     size_t shape[TG_MAX_RANK];
-    int input;          /* K_INPUT: its index */
-    size_t data;        /* K_CONST: offset of its values in the graph's pool */
+    int input;                /* INPUT: its index */
+    size_t data;              /* TG_OP_CONST: offset of its values in the graph's pool */
 } value;
 
 typedef struct graph {
@@ -77,44 +76,23 @@ static size_t numel_of(int rank, const size_t *shape)
 
 /* ---- replaying a graph onto a tape ------------------------------------------------------ */
 
+/* Records g's values onto tape into t[0..n), the inputs bound to xs: every op through tg_apply,
+ * as the op table describes it. Returns the output, or NULL (the error kept on the tape). */
 static tg_tensor *record(tg_tape *tape, const graph *g, tg_tensor *const *xs, tg_tensor **t)
 {
     for (int i = 0; i < g->n; i++) {
         const value *v = &g->v[i];
-        tg_tensor *a = v->a >= 0 ? t[v->a] : NULL, *b = v->b >= 0 ? t[v->b] : NULL;
-        tg_tensor *r = NULL;
-        switch (v->k) {
-        case K_INPUT: r = xs[v->input]; break;
-        case K_CONST: r = tg_constant(tape, TG_F64, v->rank, v->shape, g->pool + v->data); break;
-        case K_ADD: r = tg_add(tape, a, b); break;
-        case K_SUB: r = tg_sub(tape, a, b); break;
-        case K_MUL: r = tg_mul(tape, a, b); break;
-        case K_DIV: r = tg_div(tape, a, b); break;
-        case K_NEG: r = tg_neg(tape, a); break;
-        case K_SCALE: r = tg_scale(tape, a, v->c); break;
-        case K_ADD_SCALAR: r = tg_add_scalar(tape, a, v->c); break;
-        case K_POW: r = tg_pow(tape, a, v->c); break;
-        case K_SQUARE: r = tg_square(tape, a); break;
-        case K_SQRT: r = tg_sqrt(tape, a); break;
-        case K_EXP: r = tg_exp(tape, a); break;
-        case K_LOG: r = tg_log(tape, a); break;
-        case K_ABS: r = tg_abs(tape, a); break;
-        case K_SIGMOID: r = tg_sigmoid(tape, a); break;
-        case K_TANH: r = tg_tanh(tape, a); break;
-        case K_RELU: r = tg_relu(tape, a); break;
-        case K_LOG_SIGMOID: r = tg_log_sigmoid(tape, a); break;
-        case K_CLAMP: r = tg_clamp(tape, a, v->c, v->c2); break;
-        case K_MATMUL: r = tg_matmul(tape, a, b); break;
-        case K_TRANSPOSE: r = tg_transpose(tape, a); break;
-        case K_RESHAPE: r = tg_reshape(tape, a, v->rank, v->shape); break;
-        case K_SUM: r = tg_sum(tape, a, v->axis, v->keepdim); break;
-        case K_MEAN: r = tg_mean(tape, a, v->axis, v->keepdim); break;
-        case K_MAX: r = tg_max(tape, a, v->axis, v->keepdim); break;
-        case K_LOGSUMEXP: r = tg_logsumexp(tape, a, v->axis, v->keepdim); break;
-        case K_SOFTMAX: r = tg_softmax(tape, a, v->axis); break;
-        case K_LOG_SOFTMAX: r = tg_log_softmax(tape, a, v->axis); break;
-        case K_DETACH: r = tg_detach(tape, a); break;
-        case K_COUNT: break;
+        tg_tensor *r;
+        if (v->op == INPUT) {
+            r = xs[v->input];
+        } else if (v->op == TG_OP_CONST) {
+            r = tg_constant(tape, TG_F64, v->rank, v->shape, g->pool + v->data);
+        } else {
+            tg_tensor *in[2] = {v->a >= 0 ? t[v->a] : NULL, v->b >= 0 ? t[v->b] : NULL};
+            tg_attrs at = v->at;
+            at.rank = v->rank;
+            at.shape = v->shape;
+            r = tg_apply(tape, (tg_op)v->op, in, (size_t)tg_op_arity((tg_op)v->op), &at);
         }
         if (!r)
             return NULL;
@@ -130,7 +108,7 @@ static tg_tensor *check_fn(tg_tape *tape, tg_tensor *const *xs, size_t n, void *
     return record(tape, ud, xs, t);
 }
 
-/* ---- the tgx program --------------------------------------------------------------------- */
+/* ---- the tgx program and the command line ------------------------------------------------ */
 
 typedef struct text {
     char *s;
@@ -186,55 +164,42 @@ static void put_shape(text *t, const tg_tensor *x)
     put(t, "]");
 }
 
-/* The graph as statements "t5 = tanh(t3)", the inputs named x0, x1, ...; `t` holds the
- * recorded tensors (for the shapes keepdim needs). */
+/* The graph as statements "t5 = tanh(t3)", "t6 = sum(t5, -1)", the inputs named x0, x1, ...:
+ * every op is the call of its tgx function, its operands then its attributes, as the op
+ * table describes it. `t` holds the recorded tensors, for the shapes of reshape and keepdim
+ * (tgx has no keepdim: a reduction that keeps its axis is reshaped to the kept shape). */
 static char *to_tgx(const graph *g, tg_tensor *const *t)
 {
     text p = {NULL, 0, 0};
-    static const char *const unary[K_COUNT] = {
-        [K_SQUARE] = "square", [K_SQRT] = "sqrt", [K_EXP] = "exp", [K_LOG] = "log",
-        [K_ABS] = "abs", [K_SIGMOID] = "sigmoid", [K_TANH] = "tanh", [K_RELU] = "relu",
-        [K_TRANSPOSE] = "transpose", [K_DETACH] = "detach"};
-    static const char *const reduce[K_COUNT] = {
-        [K_SUM] = "sum", [K_MEAN] = "mean", [K_MAX] = "max", [K_LOGSUMEXP] = "logsumexp",
-        [K_SOFTMAX] = "softmax", [K_LOG_SOFTMAX] = "log_softmax"};
-    static const char binop[K_COUNT] = {[K_ADD] = '+', [K_SUB] = '-', [K_MUL] = '*',
-                                        [K_DIV] = '/', [K_MATMUL] = '@'};
     for (int i = 0; i < g->n; i++) {
         const value *v = &g->v[i];
         put(&p, "t%d = ", i);
-        switch (v->k) {
-        case K_INPUT: put(&p, "x%d", v->input); break;
-        case K_CONST: put_list(&p, v->rank, v->shape, g->pool + v->data); break;
-        case K_ADD: case K_SUB: case K_MUL: case K_DIV: case K_MATMUL:
-            put(&p, "t%d %c t%d", v->a, binop[v->k], v->b);
-            break;
-        case K_NEG: put(&p, "-t%d", v->a); break;
-        case K_SCALE: put(&p, "t%d * ", v->a), put_num(&p, v->c); break;
-        case K_ADD_SCALAR: put(&p, "t%d + ", v->a), put_num(&p, v->c); break;
-        case K_POW: put(&p, "t%d ^ ", v->a), put_num(&p, v->c); break;
-        case K_LOG_SIGMOID: put(&p, "-log(1 + exp(-t%d))", v->a); break;
-        case K_CLAMP: /* lo + relu(x - lo) - relu(x - hi), equal to clamp for lo <= hi */
-            put_num(&p, v->c);
-            put(&p, " + relu(t%d - ", v->a);
-            put_num(&p, v->c);
-            put(&p, ") - relu(t%d - ", v->a);
-            put_num(&p, v->c2);
+        if (v->op == INPUT) {
+            put(&p, "x%d", v->input);
+        } else if (v->op == TG_OP_CONST) {
+            put_list(&p, v->rank, v->shape, g->pool + v->data);
+        } else {
+            const tg_op_info *info = tg_op_info_of((tg_op)v->op);
+            bool keepdim = info->attrs == TG_ATTR_REDUCE && v->at.keepdim;
+            put(&p, "%s%s(t%d", keepdim ? "reshape(" : "", info->name, v->a);
+            if (info->arity == 2)
+                put(&p, ", t%d", v->b);
+            switch (info->attrs) {
+            case TG_ATTR_NONE: break;
+            case TG_ATTR_CONSTANT: put(&p, ", "), put_num(&p, v->at.c); break;
+            case TG_ATTR_RANGE:
+                put(&p, ", "), put_num(&p, v->at.lo), put(&p, ", "), put_num(&p, v->at.hi);
+                break;
+            case TG_ATTR_AXIS:
+            case TG_ATTR_REDUCE:
+                if (v->at.axis != TG_ALL_AXES)
+                    put(&p, ", %d", v->at.axis);
+                break;
+            case TG_ATTR_SHAPE: put(&p, ", "), put_shape(&p, t[i]); break;
+            }
             put(&p, ")");
-            break;
-        case K_RESHAPE: put(&p, "reshape(t%d, ", v->a), put_shape(&p, t[i]), put(&p, ")"); break;
-        case K_SUM: case K_MEAN: case K_MAX: case K_LOGSUMEXP: case K_SOFTMAX:
-        case K_LOG_SOFTMAX:
-            if (v->keepdim)
-                put(&p, "reshape(");
-            put(&p, "%s(t%d", reduce[v->k], v->a);
-            if (v->axis != TG_ALL_AXES)
-                put(&p, ", %d", v->axis);
-            put(&p, ")");
-            if (v->keepdim)
+            if (keepdim)
                 put(&p, ", "), put_shape(&p, t[i]), put(&p, ")");
-            break;
-        default: put(&p, "%s(t%d)", unary[v->k], v->a); break;
         }
         put(&p, "\n");
     }
@@ -242,23 +207,46 @@ static char *to_tgx(const graph *g, tg_tensor *const *t)
     return p.s;
 }
 
-/* `tapegrad grad --check` with the program and every input, ready to paste. */
-static char *command_line(const graph *g, const char *prog)
+/* The arguments of `tapegrad grad --check` that replay a graph: the program on one line,
+ * then every input as name=value; NULL-terminated, each string and the array malloc'd. */
+static char **replay_args(const graph *g, const char *prog)
 {
-    text c = {NULL, 0, 0};
-    put(&c, "tapegrad grad --check --tol %g '", TOL);
+    text t[6 + MAX_INPUTS];
+    memset(t, 0, sizeof t);
+    put(&t[0], "grad"), put(&t[1], "--check"), put(&t[2], "--tol"), put(&t[3], "%g", TOL);
     for (const char *q = prog; *q; q++)
-        put(&c, *q == '\n' ? "; " : "%c", *q);
-    put(&c, "'");
+        put(&t[4], *q == '\n' ? "; " : "%c", *q);
     for (int i = 0; i < g->n_inputs; i++) {
         const tg_tensor *x = g->inputs[i];
-        size_t n = tg_tensor_numel(x);
-        double *d = malloc(n * sizeof *d);
+        double *d = malloc(tg_tensor_numel(x) * sizeof *d);
+        cr_assert_not_null(d);
         tg_tensor_to_f64(x, d);
-        put(&c, " 'x%d=", i);
-        put_list(&c, tg_tensor_rank(x), tg_tensor_shape(x), d);
-        put(&c, "'");
+        put(&t[5 + i], "x%d=", i);
+        put_list(&t[5 + i], tg_tensor_rank(x), tg_tensor_shape(x), d);
         free(d);
+    }
+    char **args = calloc(6 + MAX_INPUTS, sizeof *args);
+    cr_assert_not_null(args);
+    for (int i = 0; i < 5 + g->n_inputs; i++)
+        args[i] = t[i].s;
+    return args;
+}
+
+static void free_args(char **args)
+{
+    for (char **a = args; *a; a++)
+        free(*a);
+    free(args);
+}
+
+/* The replay as a shell command, ready to paste. */
+static char *command_line(char *const *args)
+{
+    text c = {NULL, 0, 0};
+    put(&c, "tapegrad");
+    for (; *args; args++) {
+        bool plain = strspn(*args, "abcdefghijklmnopqrstuvwxyz0123456789-.") == strlen(*args);
+        put(&c, plain ? " %s" : " '%s'", *args);
     }
     return c.s;
 }
@@ -269,8 +257,8 @@ typedef struct gen {
     graph *g;
     tg_rng rng;
     tg_tape *tape;
-    tg_tensor *t[MAX_VALUES];
-    bool rejected; /* near a kink, or a value out of bounds */
+    tg_tensor *t[MAX_VALUES]; /* the values, recorded (valid until the next add_value) */
+    bool rejected;            /* near a kink, or a value out of bounds */
 } gen;
 
 static int below(gen *s, int n)
@@ -301,62 +289,60 @@ static int add_value(gen *s, const value *v)
     g->v[g->n] = *v;
     g->n++;
     g->out = g->n - 1;
-    static tg_tensor *t[MAX_VALUES];
     tg_tape_reset(s->tape);
     /* Recording the whole graph again keeps the tensors on one live tape. */
-    tg_tensor *y = record(s->tape, g, g->inputs, t);
-    cr_assert_not_null(y, "seed %llu: the generator made a bad graph: %s",
-                       (unsigned long long)g->seed, tg_tape_error(s->tape));
-    memcpy(s->t, t, sizeof(tg_tensor *) * (size_t)g->n);
+    tg_tensor *y = record(s->tape, g, g->inputs, s->t);
+    cr_assert_not_null(y, "seed %llu: the generator made a bad graph (%s): %s",
+                       (unsigned long long)g->seed, v->op == INPUT ? "input" : tg_op_name(v->op),
+                       tg_tape_error(s->tape));
     double m = max_abs(y);
     if (!(m <= BOUND) || tg_tensor_numel(y) > MAX_NUMEL)
         s->rejected = true;
     return g->n - 1;
 }
 
-static value op(kind k, int a, int b)
+/* A value of `op` over a and b (-1: none), with no attributes set but the axis (all). */
+static value node(int op, int a, int b)
 {
     value v;
     memset(&v, 0, sizeof v);
-    v.k = k;
+    v.op = op;
     v.a = a;
     v.b = b;
-    v.axis = TG_ALL_AXES;
+    v.at.axis = TG_ALL_AXES;
     return v;
 }
 
-static void random_data(gen *s, double *d, size_t n, double lo, double hi)
+/* Adds op over a and b (-1 for a unary op), with no attributes; its index or -1. */
+static int apply(gen *s, tg_op op, int a, int b)
 {
-    for (size_t i = 0; i < n; i++)
-        d[i] = uniform(s, lo, hi);
+    value v = node(op, a, b);
+    return add_value(s, &v);
 }
 
 /* A new input (a leaf requiring grad) or constant of this shape. */
 static int new_leaf(gen *s, int rank, const size_t *shape, bool constant)
 {
     graph *g = s->g;
-    if (!constant && g->n_inputs == MAX_INPUTS)
-        constant = true;
-    value v = op(constant ? K_CONST : K_INPUT, -1, -1);
-    v.rank = rank;
-    memcpy(v.shape, shape, sizeof(size_t) * (size_t)rank);
     size_t n = numel_of(rank, shape);
     cr_assert_leq(n, MAX_NUMEL);
-    if (constant) {
-        if (g->n_pool + n > POOL) {
-            s->rejected = true;
-            return -1;
-        }
-        v.data = g->n_pool;
-        random_data(s, g->pool + g->n_pool, n, -1.5, 1.5);
-        g->n_pool += n;
-    } else {
-        double d[MAX_NUMEL];
-        random_data(s, d, n, -1.5, 1.5);
-        tg_tensor *x = ts_leaf(TG_F64, rank, shape, d, true);
-        v.input = g->n_inputs;
-        g->inputs[g->n_inputs++] = x;
+    constant = constant || g->n_inputs == MAX_INPUTS;
+    if (constant && g->n_pool + n > POOL) {
+        s->rejected = true;
+        return -1;
     }
+    value v = node(constant ? TG_OP_CONST : INPUT, -1, -1);
+    v.rank = rank;
+    memcpy(v.shape, shape, sizeof(size_t) * (size_t)rank);
+    v.input = g->n_inputs;
+    v.data = g->n_pool;
+    double leaf[MAX_NUMEL], *d = constant ? g->pool + g->n_pool : leaf;
+    for (size_t i = 0; i < n; i++)
+        d[i] = uniform(s, -1.5, 1.5);
+    if (constant)
+        g->n_pool += n;
+    else
+        g->inputs[g->n_inputs++] = ts_leaf(TG_F64, rank, shape, d, true);
     return add_value(s, &v);
 }
 
@@ -376,6 +362,16 @@ static void broadcast_partner(gen *s, int rank, const size_t *shape, int *r2, si
         s2[i] = below(s, 3) == 0 ? 1 : shape[drop + i];
 }
 
+/* A new input or constant (one in `one_in` is a constant) that broadcasts against value a. */
+static int new_partner(gen *s, int a, int one_in)
+{
+    int r2;
+    size_t s2[TG_MAX_RANK];
+    const tg_tensor *x = s->t[a];
+    broadcast_partner(s, tg_tensor_rank(x), tg_tensor_shape(x), &r2, s2);
+    return new_leaf(s, r2, s2, below(s, one_in) == 0);
+}
+
 static bool broadcasts(const tg_tensor *a, const tg_tensor *b)
 {
     int ra = tg_tensor_rank(a), rb = tg_tensor_rank(b);
@@ -392,7 +388,7 @@ static int pick(gen *s)
 {
     int n = s->g->n;
     int i = below(s, 2) == 0 ? n - 1 : below(s, n);
-    while (s->g->v[i].k == K_DETACH) /* never a detached value itself (see step) */
+    while (s->g->v[i].op == TG_OP_DETACH) /* never a detached value itself (see gen_detach) */
         i--;
     return i;
 }
@@ -400,11 +396,11 @@ static int pick(gen *s)
 /* x^2 + c with c in [0.25, 1]: a positive operand for log, sqrt, div and fractional powers. */
 static int positive(gen *s, int a)
 {
-    int sq = add_value(s, &(value){.k = K_SQUARE, .a = a, .b = -1, .axis = TG_ALL_AXES});
+    int sq = apply(s, TG_OP_SQUARE, a, -1);
     if (sq < 0)
         return -1;
-    value v = op(K_ADD_SCALAR, sq, -1);
-    v.c = uniform(s, 0.25, 1);
+    value v = node(TG_OP_ADD_SCALAR, sq, -1);
+    v.at.c = uniform(s, 0.25, 1);
     return add_value(s, &v);
 }
 
@@ -456,178 +452,270 @@ static int random_axis(gen *s, int rank, bool allow_all)
     return below(s, 2) ? ax : ax - rank; /* negative axes too */
 }
 
-/* One random step onto value a (and maybe a partner). */
-static void step(gen *s, bool chain)
+/* ---- the generators: how a step applies each op -------------------------------------------
+ * Each adds `op` onto value a, with whatever else it needs (a partner, guard values), or adds
+ * nothing when a does not suit the op. Values recorded before an add_value are stale after it:
+ * read s->t again. */
+
+/* Ops that take any operand and no attributes: neg, sigmoid, tanh; exp, square and
+ * log_sigmoid too, within their entry's limit. */
+static void gen_plain(gen *s, tg_op op, int a)
+{
+    apply(s, op, a, -1);
+}
+
+/* x * c with c in [-1.5, 1.5], x + c with c in [-1, 1]. */
+static void gen_scalar(gen *s, tg_op op, int a)
+{
+    value v = node(op, a, -1);
+    double r = op == TG_OP_SCALE ? 1.5 : 1;
+    v.at.c = uniform(s, -r, r);
+    add_value(s, &v);
+}
+
+/* Elementwise with broadcasting: the partner is an earlier value that broadcasts against a,
+ * or a new input or constant of a shape that does, in either order; div's partner is the
+ * divisor, made positive. */
+static void gen_binary(gen *s, tg_op op, int a)
+{
+    const tg_tensor *x = s->t[a];
+    double m = max_abs(x);
+    int b = -1;
+    for (int tries = 0; tries < 4 && b < 0; tries++) {
+        int c = pick(s);
+        if (broadcasts(x, s->t[c]) && (op != TG_OP_MUL || m * max_abs(s->t[c]) < BOUND))
+            b = c;
+    }
+    if (b < 0 || below(s, 4) == 0)
+        b = new_partner(s, a, 3);
+    if (b < 0)
+        return;
+    if (op == TG_OP_DIV && (b = positive(s, b)) < 0)
+        return;
+    if (op != TG_OP_DIV && below(s, 2)) {
+        int tmp = a;
+        a = b;
+        b = tmp;
+    }
+    apply(s, op, a, b);
+}
+
+/* mul: half the time x * x (fan-out of one value into both operands), else as gen_binary. */
+static void gen_mul(gen *s, tg_op op, int a)
+{
+    if (below(s, 2))
+        gen_binary(s, op, a);
+    else if (max_abs(s->t[a]) < 100)
+        apply(s, op, a, a);
+}
+
+/* A new constant, of a shape that broadcasts against a, added to a or multiplying it. */
+static void gen_const(gen *s, tg_op op, int a)
+{
+    (void)op;
+    int c = new_partner(s, a, 1);
+    if (c >= 0)
+        apply(s, below(s, 2) ? TG_OP_ADD : TG_OP_MUL, a, c);
+}
+
+/* sqrt, log: of x^2 + c. */
+static void gen_positive(gen *s, tg_op op, int a)
+{
+    int p = positive(s, a);
+    if (p >= 0)
+        apply(s, op, p, -1);
+}
+
+/* x^c: whole powers of any operand, negative and fractional ones of x^2 + c; |x| < 20. */
+static void gen_pow(gen *s, tg_op op, int a)
+{
+    static const double ex[6] = {2, 3, -1, 0.5, 1.5, -0.5};
+    value v = node(op, a, -1);
+    v.at.c = ex[below(s, 6)];
+    if (v.at.c < 0 || v.at.c != floor(v.at.c))
+        v.a = positive(s, a);
+    if (v.a >= 0 && max_abs(s->t[v.a]) < 20)
+        add_value(s, &v);
+}
+
+/* abs, relu: kinked at 0. */
+static void gen_kink(gen *s, tg_op op, int a)
+{
+    keep_off(s, s->t[a], 0);
+    apply(s, op, a, -1);
+}
+
+/* clamp to a random [lo, hi], lo <= hi, kinked at both. */
+static void gen_clamp(gen *s, tg_op op, int a)
+{
+    value v = node(op, a, -1);
+    v.at.lo = uniform(s, -1, 0.5);
+    v.at.hi = v.at.lo + uniform(s, 0, 1.5);
+    keep_off(s, s->t[a], v.at.lo);
+    keep_off(s, s->t[a], v.at.hi);
+    add_value(s, &v);
+}
+
+/* (M,K) @ (K,N), or batched (B,M,K) @ (B,K,N): the partner is an earlier value of a fitting
+ * shape, or a new input or constant. */
+static void gen_matmul(gen *s, tg_op op, int a)
 {
     graph *g = s->g;
-    int a = chain ? g->n - 1 : pick(s);
-    tg_tensor *x = s->t[a];
+    const tg_tensor *x = s->t[a];
     int rank = tg_tensor_rank(x);
+    if (rank != 2 && rank != 3)
+        return;
     double m = max_abs(x);
-    int choice = chain ? below(s, 10) : below(s, 26);
+    size_t bs[3];
+    if (rank == 3)
+        bs[0] = tg_tensor_dim(x, 0);
+    bs[rank - 2] = tg_tensor_dim(x, -1);
+    bs[rank - 1] = 1 + (size_t)below(s, 4);
+    int b = -1;
+    for (int i = 0; i < g->n && b < 0; i++) {
+        const tg_tensor *c = s->t[i];
+        if (g->v[i].op != TG_OP_DETACH && tg_tensor_rank(c) == rank &&
+            tg_tensor_dim(c, -2) == bs[rank - 2] && (rank == 2 || tg_tensor_dim(c, 0) == bs[0]) &&
+            below(s, 2))
+            b = i;
+    }
+    if (b < 0)
+        b = new_leaf(s, rank, bs, below(s, 4) == 0);
+    if (b >= 0 && m * max_abs(s->t[b]) * (double)bs[rank - 2] < BOUND)
+        apply(s, op, a, b);
+}
+
+static void gen_transpose(gen *s, tg_op op, int a)
+{
+    if (tg_tensor_rank(s->t[a]) == 2)
+        apply(s, op, a, -1);
+}
+
+/* reshape: the element count split into random factors over 0 to 3 axes. */
+static void gen_reshape(gen *s, tg_op op, int a)
+{
+    size_t n = tg_tensor_numel(s->t[a]), f[16];
+    int nf = 0;
+    for (size_t p = 2, r = n; r > 1; p++)
+        while (r % p == 0)
+            f[nf++] = p, r /= p;
+    value v = node(op, a, -1);
+    v.rank = below(s, 4) + (nf > 0);
+    if (v.rank == 0 && n != 1)
+        v.rank = 1;
+    for (int i = 0; i < v.rank; i++)
+        v.shape[i] = 1;
+    for (int i = 0; i < nf; i++)
+        v.shape[below(s, v.rank)] *= f[i];
+    add_value(s, &v);
+}
+
+/* The value of an op along an axis: a reduction (TG_ATTR_REDUCE: any axis or all of them,
+ * keepdim or not) or softmax and the like (TG_ATTR_AXIS: one axis, so not of a 0-d value). */
+static bool along_axis(gen *s, tg_op op, int a, value *v)
+{
+    int rank = tg_tensor_rank(s->t[a]);
+    bool reduce = tg_op_info_of(op)->attrs == TG_ATTR_REDUCE;
+    if (!reduce && rank == 0)
+        return false;
+    *v = node(op, a, -1);
+    v->at.axis = random_axis(s, rank, reduce);
+    v->at.keepdim = reduce && below(s, 2);
+    return true;
+}
+
+static void gen_axis(gen *s, tg_op op, int a)
+{
     value v;
-    switch (choice) {
-    case 0: /* bounded unary ops: what deep chains are made of */
-        add_value(s, &(value){.k = below(s, 2) ? K_TANH : K_SIGMOID, .a = a, .b = -1});
-        return;
-    case 1: {
-        v = op(K_SCALE, a, -1);
-        v.c = uniform(s, -1.5, 1.5);
+    if (along_axis(s, op, a, &v))
         add_value(s, &v);
+}
+
+/* max: no ties among the largest elements of a slice. */
+static void gen_max(gen *s, tg_op op, int a)
+{
+    value v;
+    if (!along_axis(s, op, a, &v))
         return;
-    }
-    case 2:
-        v = op(K_ADD_SCALAR, a, -1);
-        v.c = uniform(s, -1, 1);
-        add_value(s, &v);
+    keep_max_apart(s, s->t[a], v.at.axis);
+    add_value(s, &v);
+}
+
+/* detach: d = detach(a) has a's value and no gradient, so any use of it makes the finite
+ * differences (which see d move with a) disagree with backward; a + (d - d) keeps the
+ * function a and still puts detach on the path. */
+static void gen_detach(gen *s, tg_op op, int a)
+{
+    int d = apply(s, op, a, -1);
+    int z = d < 0 ? -1 : apply(s, TG_OP_SUB, d, d);
+    if (z >= 0)
+        apply(s, TG_OP_ADD, a, z);
+}
+
+/* How a step applies an op: `add` (above); `any` and `chain`, how often a step of a wide
+ * graph and a step of a deep chain draws it (the op's weight over its column's sum); and
+ * `limit`, when set, the magnitude a's elements must stay below for the op to be applied. */
+typedef struct generator {
+    void (*add)(gen *s, tg_op op, int a);
+    int any, chain;
+    double limit;
+} generator;
+
+/* Deep chains are made of the ops that keep values in range (bounded unary ops, scale and
+ * add_scalar, the elementwise binary ops); wide graphs draw every op. */
+static const generator GENERATORS[TG_OP_COUNT] = {
+    /*                    add             any  chain  limit */
+    [TG_OP_CONST]       = {gen_const,       1,   0},
+    [TG_OP_DETACH]      = {gen_detach,      2,   0},
+    [TG_OP_ADD]         = {gen_binary,      2,   2},
+    [TG_OP_SUB]         = {gen_binary,      2,   2},
+    [TG_OP_MUL]         = {gen_mul,         4,   4},
+    [TG_OP_DIV]         = {gen_binary,      2,   2},
+    [TG_OP_NEG]         = {gen_plain,       2,   2},
+    [TG_OP_SCALE]       = {gen_scalar,      2,   2},
+    [TG_OP_ADD_SCALAR]  = {gen_scalar,      2,   2},
+    [TG_OP_POW]         = {gen_pow,         2,   0},
+    [TG_OP_SQUARE]      = {gen_plain,       2,   0,  100},
+    [TG_OP_SQRT]        = {gen_positive,    1,   0},
+    [TG_OP_EXP]         = {gen_plain,       2,   0,    4},
+    [TG_OP_LOG]         = {gen_positive,    1,   0},
+    [TG_OP_ABS]         = {gen_kink,        1,   0},
+    [TG_OP_SIGMOID]     = {gen_plain,       1,   1},
+    [TG_OP_TANH]        = {gen_plain,       1,   1},
+    [TG_OP_RELU]        = {gen_kink,        1,   0},
+    [TG_OP_LOG_SIGMOID] = {gen_plain,       2,   2,   30},
+    [TG_OP_CLAMP]       = {gen_clamp,       2,   0},
+    [TG_OP_MATMUL]      = {gen_matmul,      2,   0},
+    [TG_OP_TRANSPOSE]   = {gen_transpose,   2,   0},
+    [TG_OP_RESHAPE]     = {gen_reshape,     2,   0},
+    [TG_OP_SUM]         = {gen_axis,        2,   0},
+    [TG_OP_MEAN]        = {gen_axis,        2,   0},
+    [TG_OP_MAX]         = {gen_max,         2,   0},
+    [TG_OP_LOGSUMEXP]   = {gen_axis,        2,   0},
+    [TG_OP_SOFTMAX]     = {gen_axis,        2,   0},
+    [TG_OP_LOG_SOFTMAX] = {gen_axis,        2,   0},
+};
+
+/* An op drawn by the weights of a wide graph's step or of a chain's. */
+static tg_op draw(gen *s, bool chain)
+{
+    int w[TG_OP_COUNT], total = 0, op = 0;
+    for (int i = 0; i < TG_OP_COUNT; i++)
+        total += w[i] = chain ? GENERATORS[i].chain : GENERATORS[i].any;
+    for (int r = below(s, total); (r -= w[op]) >= 0;)
+        op++;
+    return (tg_op)op;
+}
+
+/* One random step: an op applied onto the newest value (a chain) or any earlier one. */
+static void step(gen *s, bool chain)
+{
+    int a = chain ? s->g->n - 1 : pick(s);
+    tg_op op = draw(s, chain);
+    const generator *e = &GENERATORS[op];
+    if (e->limit > 0 && !(max_abs(s->t[a]) < e->limit))
         return;
-    case 3: case 4: case 5: case 6: { /* binary, broadcasting; the partner may be anything */
-        static const kind bin[4] = {K_ADD, K_SUB, K_MUL, K_DIV};
-        kind k = bin[choice - 3];
-        int b = -1;
-        for (int tries = 0; tries < 4 && b < 0; tries++) {
-            int c = pick(s);
-            if (broadcasts(x, s->t[c]) && (k != K_MUL || m * max_abs(s->t[c]) < BOUND))
-                b = c;
-        }
-        if (b < 0 || below(s, 4) == 0) {
-            int r2;
-            size_t s2[TG_MAX_RANK];
-            broadcast_partner(s, rank, tg_tensor_shape(x), &r2, s2);
-            b = new_leaf(s, r2, s2, below(s, 3) == 0);
-        }
-        if (b < 0)
-            return;
-        if (k == K_DIV && (b = positive(s, b)) < 0)
-            return;
-        if (k != K_DIV && below(s, 2)) { /* either order; the divisor is the guarded one */
-            int tmp = a;
-            a = b;
-            b = tmp;
-        }
-        add_value(s, &(value){.k = k, .a = a, .b = b, .axis = TG_ALL_AXES});
-        return;
-    }
-    case 7: /* x * x and friends: fan-out of one value into both operands */
-        if (m < 100)
-            add_value(s, &(value){.k = K_MUL, .a = a, .b = a});
-        return;
-    case 8:
-        add_value(s, &(value){.k = K_NEG, .a = a, .b = -1});
-        return;
-    case 9:
-        if (m < 30)
-            add_value(s, &(value){.k = K_LOG_SIGMOID, .a = a, .b = -1});
-        return;
-    case 10:
-        if (m < 100)
-            add_value(s, &(value){.k = K_SQUARE, .a = a, .b = -1});
-        return;
-    case 11: case 12: { /* positive domain: sqrt, log, powers */
-        int p = positive(s, a);
-        if (p < 0)
-            return;
-        if (choice == 11) {
-            add_value(s, &(value){.k = below(s, 2) ? K_SQRT : K_LOG, .a = p, .b = -1});
-        } else {
-            static const double ex[6] = {2, 3, -1, 0.5, 1.5, -0.5};
-            v = op(K_POW, p, -1);
-            v.c = ex[below(s, 6)];
-            if (max_abs(s->t[p]) < 20)
-                add_value(s, &v);
-        }
-        return;
-    }
-    case 13:
-        if (m < 4)
-            add_value(s, &(value){.k = K_EXP, .a = a, .b = -1});
-        return;
-    case 14: case 15: { /* kinks: abs, relu, clamp */
-        if (choice == 14) {
-            keep_off(s, x, 0);
-            add_value(s, &(value){.k = below(s, 2) ? K_ABS : K_RELU, .a = a, .b = -1});
-        } else {
-            v = op(K_CLAMP, a, -1);
-            v.c = uniform(s, -1, 0.5);
-            v.c2 = v.c + uniform(s, 0, 1.5);
-            keep_off(s, x, v.c);
-            keep_off(s, x, v.c2);
-            add_value(s, &v);
-        }
-        return;
-    }
-    case 16: { /* matmul: (M,K) @ (K,N), or batched (B,M,K) @ (B,K,N) */
-        if (rank != 2 && rank != 3)
-            return;
-        size_t bs[3];
-        int r2 = rank;
-        if (rank == 3)
-            bs[0] = tg_tensor_dim(x, 0);
-        bs[r2 - 2] = tg_tensor_dim(x, -1);
-        bs[r2 - 1] = 1 + (size_t)below(s, 4);
-        int b = -1;
-        for (int i = 0; i < g->n && b < 0; i++) {
-            const tg_tensor *c = s->t[i];
-            if (g->v[i].k != K_DETACH && tg_tensor_rank(c) == r2 &&
-                tg_tensor_dim(c, -2) == bs[r2 - 2] &&
-                (r2 == 2 || tg_tensor_dim(c, 0) == bs[0]) && below(s, 2))
-                b = i;
-        }
-        if (b < 0)
-            b = new_leaf(s, r2, bs, below(s, 4) == 0);
-        if (b >= 0 && m * max_abs(s->t[b]) * (double)bs[r2 - 2] < BOUND)
-            add_value(s, &(value){.k = K_MATMUL, .a = a, .b = b});
-        return;
-    }
-    case 17:
-        if (rank == 2)
-            add_value(s, &(value){.k = K_TRANSPOSE, .a = a, .b = -1});
-        return;
-    case 18: { /* reshape: the elements' count split into random factors */
-        size_t n = tg_tensor_numel(x), f[16];
-        int nf = 0;
-        for (size_t p = 2, r = n; r > 1; p++)
-            while (r % p == 0)
-                f[nf++] = p, r /= p;
-        v = op(K_RESHAPE, a, -1);
-        v.rank = below(s, 4) + (nf > 0);
-        if (v.rank == 0 && n != 1)
-            v.rank = 1;
-        for (int i = 0; i < v.rank; i++)
-            v.shape[i] = 1;
-        for (int i = 0; i < nf; i++)
-            v.shape[below(s, v.rank)] *= f[i];
-        add_value(s, &v);
-        return;
-    }
-    case 19: case 20: case 21: case 22: { /* reductions */
-        static const kind red[4] = {K_SUM, K_MEAN, K_MAX, K_LOGSUMEXP};
-        v = op(red[choice - 19], a, -1);
-        v.axis = random_axis(s, rank, true);
-        v.keepdim = below(s, 2);
-        if (v.k == K_MAX)
-            keep_max_apart(s, x, v.axis);
-        add_value(s, &v);
-        return;
-    }
-    case 23: case 24:
-        if (rank == 0)
-            return;
-        v = op(choice == 23 ? K_SOFTMAX : K_LOG_SOFTMAX, a, -1);
-        v.axis = random_axis(s, rank, false);
-        add_value(s, &v);
-        return;
-    default: {
-        /* detach: d = detach(a) has a's value and no gradient, so any use of it makes the
-         * finite differences (which see d move with a) disagree with backward; a + (d - d)
-         * keeps the function a and still puts detach on the path. */
-        int d = add_value(s, &(value){.k = K_DETACH, .a = a, .b = -1});
-        int z = d < 0 ? -1 : add_value(s, &(value){.k = K_SUB, .a = d, .b = d});
-        if (z >= 0)
-            add_value(s, &(value){.k = K_ADD, .a = a, .b = z});
-        return;
-    }
-    }
+    e->add(s, op, a);
 }
 
 /* Builds graph g from its seed; false when it was rejected (near a kink, out of bounds). */
@@ -670,18 +758,17 @@ static bool generate(graph *g, tg_tape *tape)
     }
     int total = -1;
     for (int i = 0; i < last && !s.rejected; i++) {
-        if (used[i] || g->v[i].k == K_INPUT || g->v[i].k == K_CONST)
+        if (used[i] || g->v[i].op == INPUT || g->v[i].op == TG_OP_CONST)
             continue;
         int y = i;
         tg_tensor *ty = s.t[y];
         if (tg_tensor_numel(ty) > 1) {
             int c = new_leaf(&s, tg_tensor_rank(ty), tg_tensor_shape(ty), true);
-            int p = add_value(&s, &(value){.k = K_MUL, .a = y, .b = c});
-            y = add_value(&s, &(value){.k = K_SUM, .a = p, .b = -1, .axis = TG_ALL_AXES});
+            y = apply(&s, TG_OP_SUM, apply(&s, TG_OP_MUL, y, c), -1);
         } else if (tg_tensor_rank(ty) > 0) {
-            y = add_value(&s, &(value){.k = K_SUM, .a = y, .b = -1, .axis = TG_ALL_AXES});
+            y = apply(&s, TG_OP_SUM, y, -1);
         }
-        total = total < 0 ? y : add_value(&s, &(value){.k = K_ADD, .a = total, .b = y});
+        total = total < 0 ? y : apply(&s, TG_OP_ADD, total, y);
     }
     if (total < 0 || s.rejected || !tg_tensor_requires_grad(s.t[g->n - 1]))
         s.rejected = true; /* nothing to differentiate */
@@ -718,19 +805,16 @@ static void assert_replays(const graph *g, const char *prog, double want)
     tg_program_free(p);
 }
 
-/* The printed command replays the graph: `tapegrad grad --check` passes. */
-static bool replay_with_the_command(const graph *g, const char *prog, const char *tools)
+/* The command replays the graph: `tapegrad grad --check` passes. */
+static void replay_with_the_command(const graph *g, const char *prog)
 {
-    char *cmd = command_line(g, prog);
-    size_t len = strlen(tools) + strlen(cmd) + 32;
-    char *full = malloc(len);
-    snprintf(full, len, "%s/%s >/dev/null", tools, cmd);
-    int rc = system(full);
-    cr_assert_eq(rc, 0, "seed %llu: the replay failed (status %d):\n%s",
-                 (unsigned long long)g->seed, rc, full);
-    free(full);
-    free(cmd);
-    return true;
+    char **args = replay_args(g, prog);
+    tp_run run = tp_tapegrad((const char *const *)args, NULL);
+    cr_assert_eq(run.status, 0, "seed %llu: the replay failed (status %d):\n%s\nstdout:\n%s\n"
+                 "stderr:\n%s", (unsigned long long)g->seed, run.status, command_line(args),
+                 run.out, run.err);
+    tp_run_free(&run);
+    free_args(args);
 }
 
 static size_t env_count(const char *name, size_t fallback)
@@ -744,17 +828,30 @@ static size_t env_count(const char *name, size_t fallback)
     return (size_t)v;
 }
 
+/* An op added to the table needs a way into the random graphs: an entry in GENERATORS that a
+ * step draws. */
+Test(random_graphs, every_op_has_a_generator)
+{
+    for (int op = 0; op < TG_OP_COUNT; op++) {
+        const generator *e = &GENERATORS[op];
+        cr_expect(e->add != NULL, "op %s (%d) has no generator in GENERATORS",
+                  tg_op_name((tg_op)op), op);
+        cr_expect(e->add == NULL || e->any > 0,
+                  "op %s (%d) has a generator of weight 0: no step draws it",
+                  tg_op_name((tg_op)op), op);
+    }
+}
+
 Test(random_graphs, gradients_match_finite_differences, .timeout = 600)
 {
     size_t want = env_count("TG_RANDOM_GRAPHS", 3000);
     uint64_t seed = env_count("TG_RANDOM_SEED", 1);
     static graph g;
     tg_tape *tape = tg_tape_new();
-    size_t checked = 0, rejected = 0, nodes = 0, deep = 0, retried = 0, counts[K_COUNT] = {0};
+    size_t checked = 0, rejected = 0, nodes = 0, deep = 0, retried = 0, replayed = 0;
+    size_t counts[TG_OP_COUNT] = {0};
     double worst = 0;
     uint64_t worst_seed = 0;
-    size_t replayed = 0;
-    const char *tools = getenv("TG_TOOLS_DIR");
     tg_gradcheck_options opt = TG_GRADCHECK_OPTIONS_INIT;
     opt.tol = TOL;
     for (; checked < want; seed++) {
@@ -786,20 +883,22 @@ Test(random_graphs, gradients_match_finite_differences, .timeout = 600)
             st = tg_gradcheck(check_fn, &g, g.inputs, (size_t)g.n_inputs, &opt, err);
         }
         if (st != TG_OK) {
-            char *cmd = command_line(&g, prog);
             cr_assert_fail("seed %llu: %s (%s)\nerrors (step 1e-7): x0 %g x1 %g x2 %g\n"
                            "program:\n%s\n"
                            "replay:\n%s",
                            (unsigned long long)seed, tg_status_name(st), tg_last_error(),
-                           err[0], err[1], err[2], prog, cmd);
+                           err[0], err[1], err[2], prog, command_line(replay_args(&g, prog)));
         }
-        if (replayed < 5 && tools)
-            replayed += replay_with_the_command(&g, prog, tools);
+        if (replayed < 5) {
+            replay_with_the_command(&g, prog);
+            replayed++;
+        }
         for (int i = 0; i < g.n_inputs; i++)
             if (err[i] > worst)
                 worst = err[i], worst_seed = seed;
         for (int i = 0; i < g.n; i++)
-            counts[g.v[i].k]++;
+            if (g.v[i].op != INPUT)
+                counts[g.v[i].op]++;
         nodes += tg_tape_size(tape);
         deep += tg_tape_size(tape) > 60;
         free(prog);
@@ -807,20 +906,14 @@ Test(random_graphs, gradients_match_finite_differences, .timeout = 600)
         checked++;
     }
     tg_tape_free(tape);
-    /* Every op of the generator was drawn. */
-    static const char *const names[K_COUNT] = {
-        "input", "const", "add", "sub", "mul", "div", "neg", "scale", "add_scalar", "pow",
-        "square", "sqrt", "exp", "log", "abs", "sigmoid", "tanh", "relu", "log_sigmoid",
-        "clamp", "matmul", "transpose", "reshape", "sum", "mean", "max", "logsumexp",
-        "softmax", "log_softmax", "detach"};
-    for (int k = 0; k < K_COUNT && want >= 1000; k++)
-        cr_assert_gt(counts[k], 0, "no graph used %s", names[k]);
-    if (tools)
-        cr_assert_eq(replayed, want < 5 ? want : 5, "graphs replayed with the command");
+    /* Every op of the table was drawn. */
+    for (int op = 0; op < TG_OP_COUNT && want >= 1000; op++)
+        cr_assert_gt(counts[op], 0, "no graph used %s", tg_op_name((tg_op)op));
     fprintf(stderr,
             "random graphs: %zu checked (seeds from %llu; %zu drawn again near a kink or "
             "out of bounds), %zu recorded nodes, %zu graphs deeper than 60 nodes, largest "
-            "error %.3g (seed %llu), tolerance %g, %zu checks retried with another step\n",
+            "error %.3g (seed %llu), tolerance %g, %zu checks retried with another step, "
+            "%zu replayed with the command\n",
             checked, (unsigned long long)(seed - checked - rejected), rejected, nodes, deep,
-            worst, (unsigned long long)worst_seed, TOL, retried);
+            worst, (unsigned long long)worst_seed, TOL, retried, replayed);
 }
