@@ -164,10 +164,18 @@ static void put_shape(text *t, const tg_tensor *x)
     put(t, "]");
 }
 
+/* The ops tgx also writes as operators (a + b, -x, x ^ c). */
+static const char *const INFIX[TG_OP_COUNT] = {
+    [TG_OP_ADD] = "+", [TG_OP_SUB] = "-", [TG_OP_MUL] = "*", [TG_OP_DIV] = "/",
+    [TG_OP_MATMUL] = "@", [TG_OP_POW] = "^"};
+
 /* The graph as statements "t5 = tanh(t3)", "t6 = sum(t5, -1)", the inputs named x0, x1, ...:
  * every op is the call of its tgx function, its operands then its attributes, as the op
- * table describes it. `t` holds the recorded tensors, for the shapes of reshape and keepdim
- * (tgx has no keepdim: a reduction that keeps its axis is reshaped to the kept shape). */
+ * table describes it, except that every other value of an op with an operator is written
+ * with the operator (so the replay covers both). `t` holds the recorded tensors, for the
+ * shapes of reshape and keepdim (tgx has no keepdim: a reduction that keeps its axis is
+ * reshaped to the kept shape). */
+
 static char *to_tgx(const graph *g, tg_tensor *const *t)
 {
     text p = {NULL, 0, 0};
@@ -178,6 +186,12 @@ static char *to_tgx(const graph *g, tg_tensor *const *t)
             put(&p, "x%d", v->input);
         } else if (v->op == TG_OP_CONST) {
             put_list(&p, v->rank, v->shape, g->pool + v->data);
+        } else if (i % 2 && v->op == TG_OP_NEG) {
+            put(&p, "-t%d", v->a);
+        } else if (i % 2 && v->op == TG_OP_POW) {
+            put(&p, "t%d ^ ", v->a), put_num(&p, v->at.c);
+        } else if (i % 2 && INFIX[v->op]) { /* the binary ones */
+            put(&p, "t%d %s t%d", v->a, INFIX[v->op], v->b);
         } else {
             const tg_op_info *info = tg_op_info_of((tg_op)v->op);
             bool keepdim = info->attrs == TG_ATTR_REDUCE && v->at.keepdim;
