@@ -185,7 +185,8 @@ TG_INLINE void binary_forward_many(tg_tensor *y, tg_range_fn range, binary_step 
                                    binary_step f64)
 {
     if (TG_UNLIKELY(y->numel >= 2 * TG_PAR_GRAIN) && flat(y)) {
-        tg__parallel_for(y->numel, TG_PAR_GRAIN, range, y);
+        tg_par_range ctx = {y, y->data};
+        tg__parallel_for(y->numel, TG_PAR_GRAIN, range, &ctx);
         return;
     }
     const binary_args p = args_of(y, y->data);
@@ -205,12 +206,12 @@ TG_INLINE void binary_vjp_many(tg_tensor *y, void *da, void *db, tg_range_fn ran
 {
     if (TG_UNLIKELY(y->numel >= 2 * TG_PAR_GRAIN)) {
         if (da && flat_own(y, 0)) {
-            tg_par_vjp ctx = {y, da};
+            tg_par_range ctx = {y, da};
             tg__parallel_for(y->numel, TG_PAR_GRAIN, range_a, &ctx);
             da = NULL;
         }
         if (db && flat_own(y, 1)) {
-            tg_par_vjp ctx = {y, db};
+            tg_par_range ctx = {y, db};
             tg__parallel_for(y->numel, TG_PAR_GRAIN, range_b, &ctx);
             db = NULL;
         }
@@ -254,25 +255,24 @@ TG_INLINE void binary_vjp_many(tg_tensor *y, void *da, void *db, tg_range_fn ran
         ((T *)p->out)[ib] += (T)(DB);                                                              \
     }
 
-/* One op's loop over a range of output elements, for the pool: `out` is y for the forward,
- * else the gradient in the tg_par_vjp context. */
-#define BINARY_RANGE(id, step, ctx_is_vjp)                                                         \
+/* One op's loop over a range of output elements, for the pool (a tg_par_range context). */
+#define BINARY_RANGE(id, step)                                                                     \
     static void id##_##step##_range(void *ctx, size_t lo, size_t hi)                               \
     {                                                                                              \
-        const tg_tensor *y = ctx_is_vjp ? ((const tg_par_vjp *)ctx)->y : ctx;                      \
-        const binary_args p = args_of(y, ctx_is_vjp ? ((const tg_par_vjp *)ctx)->dx : y->data);    \
-        if (y->dtype == TG_F32)                                                                    \
-            binary_each_flat(y, lo, hi, id##_##step##_float, &p);                                  \
+        const tg_par_range *c = ctx;                                                               \
+        const binary_args p = args_of(c->y, c->out);                                               \
+        if (c->y->dtype == TG_F32)                                                                 \
+            binary_each_flat(c->y, lo, hi, id##_##step##_float, &p);                               \
         else                                                                                       \
-            binary_each_flat(y, lo, hi, id##_##step##_double, &p);                                 \
+            binary_each_flat(c->y, lo, hi, id##_##step##_double, &p);                              \
     }
 
 #define BINARY_OP(id, ENUM, COMMUTATIVE, FWD, DA, DB)                                              \
     BINARY_STEPS(id, float, FWD, DA, DB)                                                           \
     BINARY_STEPS(id, double, FWD, DA, DB)                                                          \
-    BINARY_RANGE(id, y, false)                                                                     \
-    BINARY_RANGE(id, da, true)                                                                     \
-    BINARY_RANGE(id, db, true)                                                                     \
+    BINARY_RANGE(id, y)                                                                            \
+    BINARY_RANGE(id, da)                                                                           \
+    BINARY_RANGE(id, db)                                                                           \
     static __attribute__((noinline)) void id##_forward_many(tg_tensor *y)                          \
     {                                                                                              \
         binary_forward_many(y, id##_y_range, id##_y_float, id##_y_double);                         \

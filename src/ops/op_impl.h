@@ -41,11 +41,12 @@
  * calling thread without any hand-off. Elementwise results do not depend on the split. */
 #define TG_PAR_GRAIN ((size_t)1 << 15)
 
-/* What a VJP range needs: the node, and the input gradient it adds into. */
-typedef struct tg_par_vjp {
+/* What a range of a loop over the pool works on: the node, and the buffer it writes, the
+ * node's values (a forward) or the gradient of one of its inputs (a VJP). */
+typedef struct tg_par_range {
     const tg_tensor *y;
-    void *dx;
-} tg_par_vjp;
+    void *out;
+} tg_par_range;
 
 /* ---- shape rules ------------------------------------------------------------------------- */
 

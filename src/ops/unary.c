@@ -60,10 +60,12 @@ TG_INLINE void unary_vjp_elems(const tg_tensor *y, void *dx, size_t lo, size_t h
  * path of its forward and VJP needs no stack frame. */
 TG_INLINE void unary_forward_many(tg_tensor *y, tg_range_fn range, unary_y_f32 f32, unary_y_f64 f64)
 {
-    if (y->numel < 2 * TG_PAR_GRAIN)
+    if (y->numel < 2 * TG_PAR_GRAIN) {
         unary_forward_elems(y, 0, y->numel, f32, f64);
-    else
-        tg__parallel_run(y->numel, TG_PAR_GRAIN, range, y);
+    } else {
+        tg_par_range ctx = {y, y->data};
+        tg__parallel_run(y->numel, TG_PAR_GRAIN, range, &ctx);
+    }
 }
 
 TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, tg_range_fn range, unary_dx_f32 f32,
@@ -72,7 +74,7 @@ TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, tg_range_fn range, u
     if (y->numel < 2 * TG_PAR_GRAIN) {
         unary_vjp_elems(y, dx, 0, y->numel, f32, f64);
     } else {
-        tg_par_vjp ctx = {y, dx};
+        tg_par_range ctx = {y, dx};
         tg__parallel_run(y->numel, TG_PAR_GRAIN, range, &ctx);
     }
 }
@@ -105,14 +107,14 @@ TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, tg_range_fn range, u
         (void)x, (void)y, (void)c;                                                                 \
         return (T)(VJP);                                                                           \
     }                                                                                              \
-    static TG_SIMD_CLONES void id##_forward_range(void *y, size_t lo, size_t hi)                   \
+    static TG_SIMD_CLONES void id##_forward_range(void *ctx, size_t lo, size_t hi)                 \
     {                                                                                              \
-        unary_forward_elems(y, lo, hi, id##_y_f32, id##_y_f64);                                    \
+        unary_forward_elems(((const tg_par_range *)ctx)->y, lo, hi, id##_y_f32, id##_y_f64);       \
     }                                                                                              \
     static TG_SIMD_CLONES void id##_vjp_range(void *ctx, size_t lo, size_t hi)                     \
     {                                                                                              \
-        const tg_par_vjp *p = ctx;                                                                 \
-        unary_vjp_elems(p->y, p->dx, lo, hi, id##_dx_f32, id##_dx_f64);                            \
+        const tg_par_range *p = ctx;                                                               \
+        unary_vjp_elems(p->y, p->out, lo, hi, id##_dx_f32, id##_dx_f64);                           \
     }                                                                                              \
     static TG_SIMD_CLONES __attribute__((noinline)) void id##_forward_many(tg_tensor *y)           \
     {                                                                                              \
