@@ -1,6 +1,6 @@
 /* test_ops_threads.c: long elementwise loops and sums over all elements run over the thread
- * pool (src/ops/ops.c, PAR_GRAIN). Whatever the thread count, the results must be the same
- * bits from run to run; elementwise results and the blocked sums do not depend on the thread
+ * pool (src/ops/op_impl.h, TG_PAR_GRAIN). Whatever the thread count, the results must be the
+ * same bits from run to run; elementwise results and the blocked sums do not depend on the thread
  * count at all; and the sums stay close to an exact reference. */
 #include <criterion/criterion.h>
 #include <tapegrad.h>

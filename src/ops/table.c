@@ -46,7 +46,7 @@ const tg_op_desc *const tg_op__table[TG_OP_COUNT] = {TG_OPS(ENTRY)};
 
 /* The tripwire: an op added to enum tg_op without its line above fails here, and one listed
  * twice fails -Woverride-init (-Wextra) on its initializer. (That each descriptor's .op is
- * its own index, tests/test_ops.c checks.) */
+ * its own index, tests/test_table.c checks.) */
 #define ONE(ENUM, name) +1
 _Static_assert(0 TG_OPS(ONE) == TG_OP_COUNT, "every tg_op has one line in TG_OPS");
 #undef ONE
