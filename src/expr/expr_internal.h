@@ -14,6 +14,12 @@
 #define TG_EXPR_NAME_SHOWN 48
 #define TG_EXPR_CLIP(n) ((int)((n) < TG_EXPR_NAME_SHOWN ? (n) : TG_EXPR_NAME_SHOWN))
 
+/* Whether the NUL-terminated `name` is s[0..n). */
+static inline bool tg_expr__same_name(const char *name, const char *s, size_t n)
+{
+    return strncmp(name, s, n) == 0 && name[n] == '\0';
+}
+
 /* ---- the program ----------------------------------------------------------------------- */
 
 /* Node kinds: literals, inputs, an op of the op table (operators and most functions), and

@@ -74,21 +74,16 @@ static void built_func(size_t i, tg_xfunc *f)
     snprintf(f->usage, sizeof f->usage, "%s", BUILT[i].usage);
 }
 
-static bool same_name(const char *name, const char *s, size_t n)
-{
-    return strncmp(name, s, n) == 0 && name[n] == '\0';
-}
-
 bool tg_expr__find_func(const char *s, size_t n, tg_xfunc *f)
 {
     for (int op = 0; op < TG_OP_COUNT; op++) {
-        if (is_function_op((tg_op)op) && same_name(tg_op_name((tg_op)op), s, n)) {
+        if (is_function_op((tg_op)op) && tg_expr__same_name(tg_op_name((tg_op)op), s, n)) {
             op_func((tg_op)op, f);
             return true;
         }
     }
     for (size_t i = 0; i < N_BUILT; i++) {
-        if (same_name(BUILT[i].name, s, n)) {
+        if (tg_expr__same_name(BUILT[i].name, s, n)) {
             built_func(i, f);
             return true;
         }

@@ -171,11 +171,6 @@ static uint32_t hash_name(const char *s, size_t n)
     return h;
 }
 
-static bool same_name(const char *stored, const char *s, size_t n)
-{
-    return strncmp(stored, s, n) == 0 && stored[n] == '\0';
-}
-
 /* s[0..n) equals the lowercase `word`, ignoring ASCII case. */
 static bool word_is(const char *s, size_t n, const char *word)
 {
@@ -217,7 +212,7 @@ static bool intern(parser *p, const char *s, size_t n, uint32_t *out)
     size_t mask = p->cap_table - 1, h = hash_name(s, n) & mask;
     for (; p->table[h]; h = (h + 1) & mask) {
         uint32_t i = p->table[h] - 1;
-        if (same_name(g->names + p->syms[i].name, s, n)) {
+        if (tg_expr__same_name(g->names + p->syms[i].name, s, n)) {
             *out = i;
             return true;
         }

@@ -191,8 +191,7 @@ void *tg_tape__scratch(tg_tape *tape, size_t bytes, const char *who)
 {
     void *p = tg_tape__alloc(tape, bytes);
     if (!p)
-        tg_tape__fail(tape, TG_ENOMEM, "%s: out of memory for %zu bytes (node %zu)", who, bytes,
-                      tape->n_nodes);
+        tg_tape__fail_oom(tape, who, bytes);
     return p;
 }
 
@@ -633,15 +632,14 @@ uint64_t tg_tape_fingerprint(const tg_tape *tape)
         rec[k++] = ((uint64_t)y->op << 16) | ((uint64_t)y->dtype << 8) | y->rank;
         for (int d = 0; d < y->rank; d++)
             rec[k++] = y->shape[d];
-        const tg_op_desc *d = tg_op__table[y->op];
-        int arity = d->info.arity;
-        for (int j = 0; j < arity; j++) {
+        const tg_op_desc *desc = tg_op__table[y->op];
+        for (int j = 0; j < desc->info.arity; j++) {
             const tg_tensor *x = y->in[j];
             rec[k++] = (x->flags & TG_TF_LEAF) ? LEAF_REF | leaf_slot((tg_tape *)tape, x)
                                                : (uint64_t)x->index;
         }
         /* Axis attributes shape the computation; constant attributes (scale factors) do not. */
-        if (tg_op__has_axis(d))
+        if (tg_op__has_axis(desc))
             rec[k++] = ((uint64_t)(uint32_t)y->attr.r.axis << 32) | (uint32_t)y->attr.r.keepdim;
         h = XXH3_64bits_withSeed(rec, k * sizeof rec[0], h);
     }
