@@ -140,6 +140,9 @@ static const char *describe(char *buf, size_t size, const spec *s)
     case TG_ATTR_SHAPE:
         snprintf(buf, size, "to %s", tg_shape_format(to, sizeof to, s->to.rank, s->to.d));
         break;
+    case TG_ATTR_SLICE: /* checked by their own case functions, which describe them */
+    case TG_ATTR_INDEX:
+    case TG_ATTR_AXES: snprintf(buf, size, "-"); break;
     }
     return buf;
 }

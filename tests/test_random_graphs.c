@@ -210,6 +210,9 @@ static char *to_tgx(const graph *g, tg_tensor *const *t)
                     put(&p, ", %d", v->at.axis);
                 break;
             case TG_ATTR_SHAPE: put(&p, ", "), put_shape(&p, t[i]); break;
+            case TG_ATTR_SLICE: /* not drawn yet */
+            case TG_ATTR_INDEX:
+            case TG_ATTR_AXES: break;
             }
             put(&p, ")");
             if (keepdim)

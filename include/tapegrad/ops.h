@@ -53,6 +53,16 @@ typedef enum tg_op {
     TG_OP_LOGSUMEXP,
     TG_OP_SOFTMAX,
     TG_OP_LOG_SOFTMAX,
+    /* elementwise math */
+
+    /* binary math, comparisons, selection */
+
+    /* reductions */
+
+    /* shape, indexing and joins */
+
+    /* user-defined */
+
     TG_OP_COUNT
 } tg_op;
 
@@ -65,7 +75,13 @@ typedef enum tg_attr_kind {
     TG_ATTR_AXIS,     /* axis: softmax, log_softmax */
     TG_ATTR_REDUCE,   /* axis and keepdim: sum, mean, max, logsumexp */
     TG_ATTR_SHAPE,    /* rank and shape: reshape */
+    TG_ATTR_SLICE,    /* axis, start, stop and step: slice */
+    TG_ATTR_INDEX,    /* axis and index: select */
+    TG_ATTR_AXES,     /* axes: permute */
 } tg_attr_kind;
+
+/* For stop in tg_slice: to the end of the axis. */
+#define TG_END PTRDIFF_MAX
 
 /* The attributes of one application of an op, for tg_apply and tg_tensor_attrs. An op reads
  * the fields its tg_attr_kind names and ignores the others. */
@@ -77,22 +93,29 @@ typedef struct tg_attrs {
     bool keepdim;  /* TG_ATTR_REDUCE */
     int rank;      /* TG_ATTR_SHAPE: the new shape, `rank` entries */
     const size_t *shape;
+    ptrdiff_t start, stop, step; /* TG_ATTR_SLICE (with axis) */
+    ptrdiff_t index;             /* TG_ATTR_INDEX (with axis) */
+    int axes[TG_MAX_RANK];       /* TG_ATTR_AXES: one entry per axis of the input */
 } tg_attrs;
 
 /* What the op table says of an op. */
 typedef struct tg_op_info {
     const char *name;    /* "add", "log_softmax": also the name of its tgx function */
-    int arity;           /* tensor inputs: 0 (const), 1 or 2 */
+    int arity;           /* tensor inputs: 0 (const), 1, 2 or 3 (where), or TG_VARIADIC */
     tg_attr_kind attrs;  /* its attributes */
     bool commutative;    /* f(a, b) = f(b, a) (the dot writer labels the others' operands) */
     bool differentiable; /* gradients flow through it (not through const and detach) */
 } tg_op_info;
 
+/* The arity of ops that take any number of inputs (concat, stack, custom). */
+#define TG_VARIADIC (-2)
+
 /* The table entry of `op`; NULL for a value out of range. A static object. */
 TG_API const tg_op_info *tg_op_info_of(tg_op op);
 /* The op's name ("add", "matmul", ...); "?" for a value out of range. */
 TG_API const char *tg_op_name(tg_op op);
-/* Number of tensor inputs the op takes (0, 1 or 2); -1 for a value out of range. */
+/* Number of tensor inputs the op takes (0 to 3, or TG_VARIADIC); -1 for a value out of
+ * range. */
 TG_API int tg_op_arity(tg_op op);
 
 /* Records `op` on inputs[0..n) with attributes `attrs` (NULL when it takes none), exactly as
@@ -106,7 +129,12 @@ TG_API tg_tensor *tg_apply(tg_tape *tape, tg_op op, tg_tensor *const *inputs, si
 
 /* The op that produced a tape tensor; -1 for a leaf. */
 TG_API int tg_tensor_op(const tg_tensor *t);
-/* Input i (0 or 1) of a tape tensor, or NULL. */
+/* The name of that op (a custom op's own name); NULL for a leaf. */
+TG_API const char *tg_tensor_op_name(const tg_tensor *t);
+/* Number of inputs of a tape tensor (its op's arity, or for a variadic op the number it was
+ * recorded with); 0 for a leaf or NULL. */
+TG_API int tg_tensor_num_inputs(const tg_tensor *t);
+/* Input i (0 <= i < tg_tensor_num_inputs(t)) of a tape tensor, or NULL. */
 TG_API tg_tensor *tg_tensor_input(const tg_tensor *t, int i);
 /* The node index of a tape tensor (its place in recording order); SIZE_MAX for a leaf. */
 TG_API size_t tg_tensor_index(const tg_tensor *t);
@@ -173,6 +201,32 @@ TG_API tg_tensor *tg_logsumexp(tg_tape *tape, tg_tensor *x, int axis, bool keepd
 /* Along one axis, same shape as x; stable for any input. */
 TG_API tg_tensor *tg_softmax(tg_tape *tape, tg_tensor *x, int axis);
 TG_API tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x, int axis);
+
+/* ---- user-defined ops ------------------------------------------------------------------ */
+
+/* What a custom op's callbacks are given. Input values are read with tg_tensor_data and
+ * shapes with tg_tensor_shape; all inputs and the output have the same dtype. */
+typedef struct tg_custom_call {
+    void *user;                 /* as passed to tg_custom */
+    size_t n;                   /* number of inputs */
+    const tg_tensor *const *in; /* the inputs */
+    const tg_tensor *out;       /* the output: its shape and dtype (and, in vjp, its values) */
+    void *y;                    /* forward: where to write the output's values */
+    const void *dy;             /* vjp: the output's gradient, out's shape */
+    void *const *dx;            /* vjp: dx[i] is input i's gradient, to ADD into (NULL when
+                                 * input i needs none) */
+    char *msg;                  /* a callback that fails writes why here (msg_size bytes) */
+    size_t msg_size;
+} tg_custom_call;
+
+/* A user-defined op: a name (shown in dot graphs, errors and anomaly reports, hashed into
+ * fingerprints), a forward and a VJP. Each returns TG_OK, or an error status with the reason
+ * in call->msg, which becomes the tape's error. */
+typedef struct tg_custom_op {
+    const char *name;
+    tg_status (*forward)(const tg_custom_call *call);
+    tg_status (*vjp)(const tg_custom_call *call); /* NULL: not differentiable */
+} tg_custom_op;
 
 #ifdef __cplusplus
 }

@@ -23,7 +23,7 @@ static const struct {
 /* Ops that take no input (constants) are written as literals, not called. */
 static bool is_function_op(tg_op op)
 {
-    return tg_op_arity(op) > 0;
+    return tg_op_arity(op) > 0 && tg_op_arity(op) <= 2;
 }
 
 /* The function of op: arity tensors, then the attributes its tg_attr_kind names. */
@@ -58,6 +58,9 @@ static void op_func(tg_op op, tg_xfunc *f)
         f->args[n++] = TG_XARG_SHAPE;
         attrs = ", [shape]";
         break;
+    case TG_ATTR_SLICE: /* not yet functions of tgx */
+    case TG_ATTR_INDEX:
+    case TG_ATTR_AXES: break;
     }
     f->max_args = n;
     f->min_args = n - optional;

@@ -334,14 +334,15 @@ static size_t leaf_slot(writer *w, const tg_tensor *x)
     return 0;
 }
 
-/* The op line: "matmul", "sum axis=1 keepdim", "scale c=0.5", "clamp [0, 1]". */
+/* The op line: "matmul", "sum axis=1 keepdim", "scale c=0.5", "clamp [0, 1]",
+ * "slice axis=0 [1:7:2]", "select axis=1 [0]", "permute (2, 0, 1)". */
 static void put_op(sink *s, const tg_tensor *t)
 {
     char b1[32], b2[32];
     const tg_op_info *info = tg_op_info_of((tg_op)tg_tensor_op(t));
     tg_attrs a;
     (void)tg_tensor_attrs(t, &a); /* a live node of the tape: cannot fail */
-    puts_(s, info->name);
+    puts_(s, tg_tensor_op_name(t)); /* a custom op's own name */
     switch (info->attrs) {
     case TG_ATTR_NONE:
     case TG_ATTR_SHAPE: /* the new shape is the node's own, shown on the next line */
@@ -354,8 +355,22 @@ static void put_op(sink *s, const tg_tensor *t)
             puts_(s, " axis=all");
         else
             putf(s, " axis=%d", a.axis);
-        if (a.keepdim)
+        if (a.keepdim && info->attrs == TG_ATTR_REDUCE)
             puts_(s, " keepdim");
+        break;
+    case TG_ATTR_SLICE: {
+        putf(s, " axis=%d [%td:%td", a.axis, a.start, a.stop);
+        if (a.step != 1)
+            putf(s, ":%td", a.step);
+        puts_(s, "]");
+        break;
+    }
+    case TG_ATTR_INDEX: putf(s, " axis=%d [%td]", a.axis, a.index); break;
+    case TG_ATTR_AXES:
+        puts_(s, " (");
+        for (int i = 0; i < tg_tensor_rank(t); i++)
+            putf(s, "%s%d", i ? ", " : "", a.axes[i]);
+        puts_(s, ")");
         break;
     }
 }
@@ -426,13 +441,15 @@ static void put_node(writer *w, const char *prefix, size_t id, tg_tensor *t)
 }
 
 /* Edges into op node t. Dashed grey where no gradient flows (the input or the result does
- * not require grad, as after detach); operands of non-commutative ops are labelled a and b. */
+ * not require grad, as after detach); operands of non-commutative ops are labelled, a and b
+ * for two, 0, 1, 2, ... for more. */
 static void put_edges(writer *w, const tg_tensor *t)
 {
     const tg_op_info *info = tg_op_info_of((tg_op)tg_tensor_op(t));
-    const bool ordered = info->arity == 2 && !info->commutative;
+    const int arity = tg_tensor_num_inputs(t);
+    const bool ordered = arity >= 2 && !info->commutative;
     const size_t id = tg_tensor_index(t);
-    for (int i = 0; i < info->arity; i++) {
+    for (int i = 0; i < arity; i++) {
         const tg_tensor *x = tg_tensor_input(t, i);
         if (tg_tensor_is_leaf(x))
             putf(w->s, "  l%zu -> n%zu", leaf_slot(w, x), id);
@@ -446,8 +463,10 @@ static void put_edges(writer *w, const tg_tensor *t)
                 puts_(w->s, "style=dashed, color=\"#999999\"");
                 sep = ", ";
             }
-            if (ordered)
+            if (ordered && arity == 2)
                 putf(w->s, "%sheadlabel=\"%c\"", sep, i ? 'b' : 'a');
+            else if (ordered)
+                putf(w->s, "%sheadlabel=\"%d\"", sep, i);
             puts_(w->s, "]");
         }
         puts_(w->s, ";\n");

@@ -76,6 +76,9 @@ static tg_node_attr node_attr(tg_attr_kind kind, const tg_attrs *attrs)
     case TG_ATTR_AXIS: return (tg_node_attr){.r = {attrs->axis, 1}};
     case TG_ATTR_REDUCE: return (tg_node_attr){.r = {attrs->axis, attrs->keepdim}};
     case TG_ATTR_SHAPE: return (tg_node_attr){.reshape = {attrs->shape, attrs->rank}};
+    case TG_ATTR_SLICE: /* the shape rule validates and normalizes them */
+    case TG_ATTR_INDEX:
+    case TG_ATTR_AXES: return (tg_node_attr){.pending = attrs};
     }
     return (tg_node_attr){.c = 0};
 }
@@ -95,7 +98,12 @@ tg_tensor *tg_apply(tg_tape *tape, tg_op op, tg_tensor *const *inputs, size_t n,
         return NULL;
     }
     const tg_op_desc *d = tg_op__table[op];
-    if (n != (size_t)d->info.arity || (n && !inputs)) {
+    if (d->info.arity == TG_VARIADIC ? n == 0 || !inputs : n != (size_t)d->info.arity || !inputs) {
+        if (d->info.arity == TG_VARIADIC) {
+            tg_tape_fail(tape, TG_EINVAL, "apply: %s takes one or more inputs, got %zu%s",
+                         d->info.name, n, n && !inputs ? " (inputs is NULL)" : "");
+            return NULL;
+        }
         tg_tape_fail(tape, TG_EINVAL, "apply: %s takes %d input%s, got %zu%s", d->info.name,
                      d->info.arity, d->info.arity == 1 ? "" : "s", n,
                      n && !inputs ? " (inputs is NULL)" : "");
@@ -107,6 +115,8 @@ tg_tensor *tg_apply(tg_tape *tape, tg_op op, tg_tensor *const *inputs, size_t n,
         return NULL;
     }
     const tg_node_attr attr = node_attr(d->info.attrs, attrs);
+    if (tg_op__nary(d))
+        return tg_tape__record_n(tape, d, inputs, n, attr, NULL, NULL);
     return tg_tape__record(tape, d, inputs[0], n > 1 ? inputs[1] : NULL, attr);
 }
 
@@ -135,6 +145,20 @@ tg_status tg_tensor_attrs(const tg_tensor *t, tg_attrs *out)
     case TG_ATTR_SHAPE:
         out->rank = t->rank;
         out->shape = t->shape;
+        break;
+    case TG_ATTR_SLICE:
+        out->axis = t->attr.slice.axis;
+        out->start = (ptrdiff_t)t->attr.slice.start;
+        out->step = t->attr.slice.step;
+        out->stop = out->start + out->step * (ptrdiff_t)t->shape[out->axis];
+        break;
+    case TG_ATTR_INDEX:
+        out->axis = t->attr.select.axis;
+        out->index = (ptrdiff_t)t->attr.select.index;
+        break;
+    case TG_ATTR_AXES:
+        for (int i = 0; i < t->rank; i++)
+            out->axes[i] = t->attr.perm[i];
         break;
     }
     return TG_OK;

@@ -14,6 +14,9 @@ typedef tg_status (*tg_shape_fn)(tg_tensor *y, char *msg, size_t msg_size);
 /* Forward: computes y->data from the inputs (the data is already allocated, unless the op is
  * a view, which sets y->data itself). Cannot fail: what can go wrong is the shape rule's. */
 typedef void (*tg_forward_fn)(tg_tensor *y);
+/* (A custom op's forward and VJP call the user, who can fail: they keep the error on the
+ * tape with tg_tape__fail, and the recording and the backward walk check the tape after
+ * them.) */
 /* VJP: y->grad holds dy; ADDS each input's share into tg_tape__grad_of(tape, y->in[i]) (NULL
  * when that input needs no gradient), so fan-out sums for free. */
 typedef void (*tg_vjp_fn)(tg_tape *tape, tg_tensor *y);
@@ -22,6 +25,8 @@ typedef struct tg_op_desc {
     tg_op_info info; /* the public part: name, arity, attributes, ... (tapegrad/ops.h) */
     tg_op op;        /* its place in the table */
     bool view;       /* y shares its input's data: no allocation for y->data */
+    bool checks_values; /* the shape rule reads input values too (take's indices), so it runs
+                         * on every recording: such an op is never planned */
     tg_shape_fn shape;
     tg_forward_fn forward;
     tg_vjp_fn vjp; /* NULL when the op is not differentiable */
@@ -29,6 +34,31 @@ typedef struct tg_op_desc {
 
 /* One descriptor per tg_op, in tg_op order (table.c). */
 extern const tg_op_desc *const tg_op__table[TG_OP_COUNT];
+
+/* An op of more than two inputs, fixed (where) or variadic (concat): its nodes keep their
+ * inputs in attr.r.ext and are recorded by tg_tape__record_n. */
+static inline bool tg_op__nary(const tg_op_desc *d)
+{
+    return d->info.arity > 2 || d->info.arity == TG_VARIADIC;
+}
+
+/* The inputs of node y, and their number: the one generic way to visit a node's inputs. */
+static inline int tg_node__n_inputs(const tg_tensor *y)
+{
+    const tg_op_desc *d = tg_op__table[y->op];
+    return tg_op__nary(d) ? (int)y->attr.r.ext->n : d->info.arity;
+}
+static inline tg_tensor *const *tg_node__inputs(const tg_tensor *y)
+{
+    return tg_op__nary(tg_op__table[y->op]) ? y->attr.r.ext->in : y->in;
+}
+
+/* The name node y's op goes by in messages and graphs: a custom op's own name. */
+static inline const char *tg_node__op_name(const tg_tensor *y)
+{
+    const tg_op_desc *d = tg_op__table[y->op];
+    return tg_op__nary(d) && y->attr.r.ext->custom ? y->attr.r.ext->custom->name : d->info.name;
+}
 
 /* The op's axis attributes (attr.r) are part of the graph's structure: the fingerprint
  * hashes them and the plan compares them. */
@@ -42,7 +72,9 @@ static inline bool tg_op__has_axis(const tg_op_desc *d)
  * shapes are checked by the shape rule itself, so those ops always run it. */
 static inline bool tg_op__plannable(const tg_op_desc *d)
 {
-    return d->info.attrs != TG_ATTR_RANGE && d->info.attrs != TG_ATTR_SHAPE;
+    return (d->info.attrs == TG_ATTR_NONE || d->info.attrs == TG_ATTR_CONSTANT ||
+            tg_op__has_axis(d)) &&
+           !d->checks_values && !tg_op__nary(d);
 }
 
 #endif

@@ -175,6 +175,13 @@ static inline tg_status tg_tape__finish_node(tg_tape *tape, tg_tensor *y, bool v
 tg_status tg_tape__record_general(tg_tape *tape, tg_tensor *y, const tg_op_desc *d,
                                   tg_tensor *a, tg_tensor *b, tg_node_attr attr);
 
+/* Records an op of more than two inputs (tg_op__nary) on ins[0..n), always by the general
+ * path: checks every input, keeps them in the node's ext (with custom and user, for a custom
+ * op), runs the shape rule and the forward. Returns the new node, or NULL with the error kept
+ * on the tape (and NULL quietly when the tape already has an error). */
+tg_tensor *tg_tape__record_n(tg_tape *tape, const tg_op_desc *d, tg_tensor *const *ins, size_t n,
+                             tg_node_attr attr, const struct tg_custom_op *custom, void *user);
+
 /* Records the op of descriptor d on inputs a (and b for binary ops) with attributes attr:
  * checks, the plan (or the shape rule), allocation, forward. Returns the new node, or NULL
  * with the error kept on the tape (and NULL quietly when the tape already has an error). */

@@ -148,11 +148,19 @@ int tg_tensor_op(const tg_tensor *t)
     return t && !(t->flags & TG_TF_LEAF) ? t->op : -1;
 }
 
+const char *tg_tensor_op_name(const tg_tensor *t)
+{
+    return t && !(t->flags & TG_TF_LEAF) ? tg_node__op_name(t) : NULL;
+}
+
+int tg_tensor_num_inputs(const tg_tensor *t)
+{
+    return t && !(t->flags & TG_TF_LEAF) ? tg_node__n_inputs(t) : 0;
+}
+
 tg_tensor *tg_tensor_input(const tg_tensor *t, int i)
 {
-    return t && !(t->flags & TG_TF_LEAF) && i >= 0 && i < tg_op__table[t->op]->info.arity
-               ? t->in[i]
-               : NULL;
+    return i >= 0 && i < tg_tensor_num_inputs(t) ? tg_node__inputs(t)[i] : NULL;
 }
 
 size_t tg_tensor_index(const tg_tensor *t)
@@ -305,20 +313,20 @@ static bool all_finite(const void *p, tg_dtype dtype, size_t n)
 
 static void describe_inputs(const tg_tensor *y, char *buf, size_t size)
 {
-    int arity = tg_op__table[y->op]->info.arity;
+    const int arity = tg_node__n_inputs(y);
+    tg_tensor *const *in = tg_node__inputs(y);
     size_t n = 0;
     buf[0] = '\0';
     for (int i = 0; i < arity && n < size; i++) {
         char s[96];
-        tg_shape_format(s, sizeof s, y->in[i]->rank, y->in[i]->shape);
+        tg_shape_format(s, sizeof s, in[i]->rank, in[i]->shape);
         n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "", s);
     }
 }
 
 void tg_tape__fail_shape(tg_tape *tape, const tg_tensor *y, tg_status st, const char *msg)
 {
-    tg_tape__fail(tape, st, "%s: %s (node %zu)", tg_op__table[y->op]->info.name, msg,
-                  tape->n_nodes);
+    tg_tape__fail(tape, st, "%s: %s (node %zu)", tg_node__op_name(y), msg, tape->n_nodes);
 }
 
 void tg_tape__fail_oom(tg_tape *tape, const char *who, size_t bytes)
@@ -365,6 +373,70 @@ tg_status tg_tape__record_general(tg_tape *tape, tg_tensor *y, const tg_op_desc 
     return tg_tape__finish_node(tape, y, d->view);
 }
 
+tg_tensor *tg_tape__record_n(tg_tape *tape, const tg_op_desc *d, tg_tensor *const *ins, size_t n,
+                             tg_node_attr attr, const struct tg_custom_op *custom, void *user)
+{
+    const char *name = custom ? custom->name : d->info.name;
+    if (!tape) {
+        tg__error(TG_EINVAL, "%s: tape is NULL", name);
+        return NULL;
+    }
+    if (tape->status != TG_OK)
+        return NULL;
+    if (n == 0 || n > UINT32_MAX || (d->info.arity != TG_VARIADIC && n != (size_t)d->info.arity)) {
+        tg_tape__fail(tape, TG_EINVAL, "%s: takes %s inputs, got %zu (node %zu)", name,
+                      d->info.arity == TG_VARIADIC ? "one or more" : "3", n, tape->n_nodes);
+        return NULL;
+    }
+    if (!ins) {
+        tg_tape__fail(tape, TG_EINVAL, "%s: the input list is NULL (node %zu)", name,
+                      tape->n_nodes);
+        return NULL;
+    }
+    bool requires_grad = false;
+    for (size_t i = 0; i < n; i++) {
+        if (check_input(tape, name, (int)i, ins[i]) != TG_OK)
+            return NULL;
+        if (ins[i]->dtype != ins[0]->dtype) {
+            tg_tape__fail(tape, TG_EDTYPE, "%s: input %zu is %s, input 0 %s (node %zu)", name, i,
+                          tg_dtype_name((tg_dtype)ins[i]->dtype),
+                          tg_dtype_name((tg_dtype)ins[0]->dtype), tape->n_nodes);
+            return NULL;
+        }
+        requires_grad |= ins[i]->requires_grad;
+    }
+    tg_node_ext *ext = tg_tape__alloc(tape, sizeof *ext + n * sizeof ext->in[0]);
+    tg_tensor *y = tg_tape__new_header(tape);
+    if (!ext || !y) {
+        tg_tape__fail_oom(tape, name, sizeof *ext + n * sizeof ext->in[0]);
+        return NULL;
+    }
+    ext->custom = custom;
+    ext->user = user;
+    ext->n = (uint32_t)n;
+    memcpy(ext->in, ins, n * sizeof ext->in[0]);
+    tg_tape__init_node(tape, y, d->op, (tg_dtype)ins[0]->dtype, d->view);
+    y->in[0] = ins[0];
+    y->in[1] = n > 1 ? ins[1] : NULL;
+    y->attr = attr;
+    y->attr.r.ext = ext;
+    char msg[200]; /* written by the shape rule only when it fails */
+    tg_status st = d->shape(y, msg, sizeof msg);
+    if (st != TG_OK) {
+        tg_tape__fail_shape(tape, y, st, msg);
+        return NULL;
+    }
+    if (tg_tape__finish_node(tape, y, d->view) != TG_OK)
+        return NULL;
+    y->requires_grad = d->info.differentiable && tape->grad_enabled && requires_grad;
+    d->forward(y);
+    if (tape->status != TG_OK) /* a custom op's forward failed */
+        return NULL;
+    if (tape->anomaly && tg_tape__anomaly_forward(tape, y) != TG_OK)
+        return NULL;
+    return y;
+}
+
 tg_status tg_tape__anomaly_forward(tg_tape *tape, const tg_tensor *y)
 {
     if (all_finite(y->data, (tg_dtype)y->dtype, y->numel))
@@ -372,7 +444,7 @@ tg_status tg_tape__anomaly_forward(tg_tape *tape, const tg_tensor *y)
     char shapes[200];
     describe_inputs(y, shapes, sizeof shapes);
     tg_tape__fail(tape, TG_ENUMERIC, "anomaly: %s produced NaN or Inf at node %u (inputs %s)",
-                  tg_op__table[y->op]->info.name, y->index, shapes);
+                  tg_node__op_name(y), y->index, shapes);
     return TG_ENUMERIC;
 }
 
@@ -446,9 +518,10 @@ static void add_into(void *dst, const void *src, tg_dtype dtype, size_t n, bool 
 
 static tg_status anomaly_check_grads(tg_tape *tape, tg_tensor *y)
 {
-    const tg_op_info *info = &tg_op__table[y->op]->info;
-    for (int i = 0; i < info->arity; i++) {
-        tg_tensor *x = y->in[i];
+    const int arity = tg_node__n_inputs(y);
+    tg_tensor *const *in = tg_node__inputs(y);
+    for (int i = 0; i < arity; i++) {
+        tg_tensor *x = in[i];
         if (!x->requires_grad)
             continue;
         const void *g = (x->flags & TG_TF_LEAF)
@@ -460,7 +533,7 @@ static tg_status anomaly_check_grads(tg_tape *tape, tg_tensor *y)
             tg_tape__fail(tape, TG_ENUMERIC,
                           "anomaly: backward of %s at node %u (inputs %s) produced NaN or Inf in "
                           "the gradient of input %d",
-                          info->name, y->index, shapes, i);
+                          tg_node__op_name(y), y->index, shapes, i);
             return TG_ENUMERIC;
         }
     }
@@ -619,13 +692,48 @@ tg_status tg_grad(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t n, t
 
 /* Input references: a node index, or a leaf slot with the top bit set. */
 #define LEAF_REF (UINT64_C(1) << 63)
+/* A node's record: op, dtype and rank; shape; inputs; structure attributes (at most two). */
+#define REC_MAX (1 + TG_MAX_RANK + 3 + 2)
+
+/* Appends to rec[k..] the attributes of y that shape the computation (axes, slices, axis
+ * orders; not constants such as scale factors), and returns the new count. */
+static size_t structure_attrs(const tg_op_desc *d, const tg_tensor *y, uint64_t *rec, size_t k)
+{
+    switch (d->info.attrs) {
+    case TG_ATTR_NONE:
+    case TG_ATTR_CONSTANT:
+    case TG_ATTR_RANGE:
+    case TG_ATTR_SHAPE: /* the node's shape holds it */
+        break;
+    case TG_ATTR_AXIS:
+    case TG_ATTR_REDUCE:
+        rec[k++] = ((uint64_t)(uint32_t)y->attr.r.axis << 32) | (uint32_t)y->attr.r.keepdim;
+        break;
+    case TG_ATTR_SLICE:
+        rec[k++] = (uint64_t)y->attr.slice.start;
+        rec[k++] = ((uint64_t)(uint32_t)y->attr.slice.axis << 32) | (uint32_t)y->attr.slice.step;
+        break;
+    case TG_ATTR_INDEX:
+        rec[k++] = (uint64_t)y->attr.select.index;
+        rec[k++] = (uint32_t)y->attr.select.axis;
+        break;
+    case TG_ATTR_AXES: {
+        uint64_t p = 0;
+        for (int i = 0; i < TG_MAX_RANK; i++)
+            p |= (uint64_t)y->attr.perm[i] << (8 * i);
+        rec[k++] = p;
+        break;
+    }
+    }
+    return k;
+}
 
 uint64_t tg_tape_fingerprint(const tg_tape *tape)
 {
     if (!tape)
         return 0;
     uint64_t h = 0;
-    uint64_t rec[4 + TG_MAX_RANK + 2];
+    uint64_t rec[REC_MAX];
     for (size_t i = 0; i < tape->n_nodes; i++) {
         const tg_tensor *y = tape->nodes[i];
         size_t k = 0;
@@ -633,15 +741,23 @@ uint64_t tg_tape_fingerprint(const tg_tape *tape)
         for (int d = 0; d < y->rank; d++)
             rec[k++] = y->shape[d];
         const tg_op_desc *desc = tg_op__table[y->op];
-        for (int j = 0; j < desc->info.arity; j++) {
-            const tg_tensor *x = y->in[j];
+        const int arity = tg_node__n_inputs(y);
+        tg_tensor *const *in = tg_node__inputs(y);
+        for (int j = 0; j < arity; j++) {
+            const tg_tensor *x = in[j];
             rec[k++] = (x->flags & TG_TF_LEAF) ? LEAF_REF | leaf_slot((tg_tape *)tape, x)
                                                : (uint64_t)x->index;
+            if (k == REC_MAX - 2) { /* only variadic ops get here: hash in pieces */
+                h = XXH3_64bits_withSeed(rec, k * sizeof rec[0], h);
+                k = 0;
+            }
         }
-        /* Axis attributes shape the computation; constant attributes (scale factors) do not. */
-        if (tg_op__has_axis(desc))
-            rec[k++] = ((uint64_t)(uint32_t)y->attr.r.axis << 32) | (uint32_t)y->attr.r.keepdim;
+        k = structure_attrs(desc, y, rec, k);
         h = XXH3_64bits_withSeed(rec, k * sizeof rec[0], h);
+        if (tg_op__nary(desc) && y->attr.r.ext->custom) {
+            const char *name = y->attr.r.ext->custom->name;
+            h = XXH3_64bits_withSeed(name, strlen(name), h);
+        }
     }
     for (size_t i = 0; i < tape->n_leaves; i++) {
         const tg_tensor *x = tape->leaves[i].leaf;

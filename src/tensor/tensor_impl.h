@@ -15,6 +15,16 @@ enum {
                               * same node had in the previous recording (see record.h) */
 };
 
+/* The inputs of a node whose op takes more than two (where, concat, a custom op), kept in its
+ * tape's data arena: in[] holds all n (the node's own in[0] and in[1] repeat the first two),
+ * and a custom op's callbacks and user pointer ride along. */
+typedef struct tg_node_ext {
+    const struct tg_custom_op *custom; /* TG_OP_CUSTOM only */
+    void *user;
+    uint32_t n;
+    tg_tensor *in[];
+} tg_node_ext;
+
 /* The attributes a node's op was recorded with (the public tg_attrs, packed into the node
  * header by tg_attr_kind). axis is normalized at record time: 0..rank-1, or TG_ALL_AXES. */
 typedef union tg_node_attr {
@@ -25,11 +35,24 @@ typedef union tg_node_attr {
     struct {
         int32_t axis;
         int32_t keepdim;
-    } r; /* TG_ATTR_AXIS, TG_ATTR_REDUCE */
+        tg_node_ext *ext; /* an op of more than two inputs (any attribute kind): its inputs */
+    } r;                  /* TG_ATTR_AXIS, TG_ATTR_REDUCE */
     struct {
         const size_t *shape; /* valid only while recording: the node's shape holds it after */
         int32_t rank;
     } reshape; /* TG_ATTR_SHAPE */
+    struct {
+        int64_t start; /* normalized: the first element taken, 0..dim (the shape holds the count) */
+        int32_t axis;
+        int32_t step; /* > 0 */
+    } slice;          /* TG_ATTR_SLICE */
+    struct {
+        int64_t index; /* normalized: 0..dim-1 */
+        int32_t axis;
+    } select; /* TG_ATTR_INDEX */
+    uint8_t perm[TG_MAX_RANK]; /* TG_ATTR_AXES: output axis i is input axis perm[i] */
+    const struct tg_attrs *pending; /* slice and index while recording: the caller's attributes,
+                                     * which the shape rule normalizes into the fields above */
 } tg_node_attr;
 
 /* 128 bytes: two cache lines. (Every recorded op writes one of these, so its size is the
