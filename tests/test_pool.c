@@ -5,6 +5,7 @@
 #include <tapegrad.h>
 
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -510,4 +511,52 @@ Test(pool, fork_after_use)
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
     check_loop(MAX_N, 1, 3);
+}
+
+/* ---- tg_set_flush_denormal ---------------------------------------------------------------- */
+
+/* Each index i writes TINY * 0.5: the smallest normal double halved is subnormal, or zero
+ * when flushed. The operands are read through volatile so the product is computed at run time,
+ * on whichever thread runs the range. */
+static volatile double tiny_normal = 2.2250738585072014e-308;
+static double products[4096];
+
+static void halve_tiny(void *ctx, size_t begin, size_t end)
+{
+    (void)ctx;
+    for (size_t i = begin; i < end; i++)
+        products[i] = tiny_normal * 0.5;
+}
+
+static size_t count_zero_products(void)
+{
+    memset(products, 0xff, sizeof products); /* NaN: a range that did not run shows */
+    tg__parallel_run(COUNT(products), 1, halve_tiny, NULL);
+    size_t zeros = 0;
+    for (size_t i = 0; i < COUNT(products); i++) {
+        cr_assert(!isnan(products[i]), "index %zu was not computed", i);
+        zeros += products[i] == 0;
+    }
+    return zeros;
+}
+
+Test(pool, flush_denormal_reaches_the_workers)
+{
+    cr_assert_eq(tg_set_num_threads(4), TG_OK);
+    cr_assert(!tg_flush_denormal(), "off by default");
+    cr_assert_eq(count_zero_products(), 0, "subnormals kept while off");
+#if defined(__x86_64__)
+    cr_assert(tg_set_flush_denormal(true));
+    cr_assert(tg_flush_denormal());
+    volatile double here = tiny_normal * 0.5;
+    cr_expect_eq(here, 0.0, "the calling thread flushes");
+    cr_expect_eq(count_zero_products(), COUNT(products), "every thread flushes");
+    cr_assert(tg_set_flush_denormal(false));
+    here = tiny_normal * 0.5;
+    cr_expect_neq(here, 0.0, "the calling thread keeps subnormals again");
+    cr_expect_eq(count_zero_products(), 0, "and so does every worker");
+#else
+    cr_expect(!tg_set_flush_denormal(true), "a no-op that says so off x86-64");
+    cr_expect(!tg_flush_denormal());
+#endif
 }

@@ -199,9 +199,48 @@ static uint32_t claim_and_run(uint32_t gen, size_t n, uint32_t r, tg_range_fn fn
     }
 }
 
+/* ---- subnormals ------------------------------------------------------------------------
+ * The setting is global; each thread's MXCSR is its own, so workers compare their applied
+ * setting with the global one before each job (one relaxed load). */
+static atomic_bool flush_denormal;
+
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#define MXCSR_FTZ 0x8000u
+#define MXCSR_DAZ 0x0040u
+static void apply_flush_denormal(bool on)
+{
+    unsigned csr = _mm_getcsr();
+    _mm_setcsr(on ? csr | MXCSR_FTZ | MXCSR_DAZ : csr & ~(MXCSR_FTZ | MXCSR_DAZ));
+}
+#define FLUSH_SUPPORTED true
+#else
+static void apply_flush_denormal(bool on)
+{
+    (void)on;
+}
+#define FLUSH_SUPPORTED false
+#endif
+
+bool tg_set_flush_denormal(bool on)
+{
+    if (!FLUSH_SUPPORTED)
+        return false;
+    atomic_store_explicit(&flush_denormal, on, memory_order_relaxed);
+    apply_flush_denormal(on);
+    return true;
+}
+
+bool tg_flush_denormal(void)
+{
+    return atomic_load_explicit(&flush_denormal, memory_order_relaxed);
+}
+
 static void *worker_main(void *arg)
 {
     int id = (int)(intptr_t)arg;
+    bool flushing = tg_flush_denormal(); /* a new thread inherits its creator's MXCSR, */
+    apply_flush_denormal(flushing);      /* which need not match the setting */
     pthread_mutex_lock(&pool.mu);
     uint32_t seen = pool.workers[id].start_gen;
     for (;;) {
@@ -216,6 +255,8 @@ static void *worker_main(void *arg)
         uint32_t r = pool.nranges;
         pthread_mutex_unlock(&pool.mu);
 
+        if (TG_UNLIKELY(tg_flush_denormal() != flushing))
+            apply_flush_denormal(flushing = !flushing);
         uint32_t ran = claim_and_run(seen, n, r, fn, ctx);
         /* The job cannot end (nor a new one start) while a claimed range is unfinished, so
          * `done` still counts this generation. */
