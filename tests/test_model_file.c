@@ -6,6 +6,7 @@
 #include <tapegrad.h>
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,8 @@
 /* ---- helpers ---------------------------------------------------------------------------------- */
 
 /* 2 -> 3 (tanh) -> 1 (sigmoid), with every kind of metadata set, and parameters that include
- * -0, a NaN with a payload, infinities and a subnormal (bit patterns must survive). */
+ * -0, the largest finite numbers and a subnormal (bit patterns must survive). (NaN and
+ * infinities are refused: non_finite_parameters_are_refused.) */
 static tg_model *small_model(tg_dtype dt, bool metadata)
 {
     tg_mlp_spec s = TG_MLP_SPEC_INIT;
@@ -33,18 +35,16 @@ static tg_model *small_model(tg_dtype dt, bool metadata)
     tg_tensor *b0 = tg_model_param(m, 1);
     if (dt == TG_F64) {
         double *b = tg_tensor_data(b0);
-        uint64_t nan_bits = UINT64_C(0x7ff80000deadbeef);
-        memcpy(&b[0], &nan_bits, 8);
+        b[0] = DBL_MAX;
         b[1] = -0.0;
         b[2] = 4.9e-324;
     } else {
         float *b = tg_tensor_data(b0);
-        uint32_t nan_bits = 0x7fc0beefu;
-        memcpy(&b[0], &nan_bits, 4);
+        b[0] = FLT_MAX;
         b[1] = -0.0f;
         b[2] = 1.4e-45f;
     }
-    tg_tensor_set(tg_model_param(m, 3), 0, -INFINITY);
+    tg_tensor_set(tg_model_param(m, 3), 0, dt == TG_F64 ? -DBL_MAX : -FLT_MAX);
     if (metadata) {
         const double mean[2] = {1.5, -2.25}, std[2] = {0.5, 3.0};
         const char *cols[2] = {"width", "h\xc3\xb6he"}; /* any bytes but NUL */
@@ -166,14 +166,14 @@ Test(model_file, round_trip_buffer_bit_exact)
 Test(model_file, round_trip_file_and_atomic_overwrite)
 {
     make_tmpdir();
-    char path[128], tmp[136];
+    char path[128], names[256];
     snprintf(path, sizeof path, "%s/model.tgm", tmpdir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     const tg_dtype dts[2] = {TG_F32, TG_F64};
     for (int d = 0; d < 2; d++) {
         tg_model *m = small_model(dts[d], true);
         cr_assert_eq(tg_model_save(m, path), TG_OK, "%s", tg_last_error()); /* overwrites */
-        cr_assert_eq(access(tmp, F_OK), -1, "no temporary file is left behind");
+        cr_assert_eq(ts_dir_names(tmpdir, names, sizeof names), 1,
+                     "no temporary file is left behind: %s", names);
         tg_model *back = NULL;
         cr_assert_eq(tg_model_load(path, &back), TG_OK, "%s", tg_last_error());
         assert_same_model(m, back);
@@ -435,7 +435,7 @@ Test(model_file, io_errors_name_the_path)
     tg_model *model = small_model(TG_F32, false);
     cr_assert_eq(tg_model_save(model, missing), TG_EIO);
     ts_assert_has(tg_last_error(), "model_save: /nonexistent-dir/model.tgm: cannot "
-                                   "create /nonexistent-dir/model.tgm.tmp");
+                                   "create /nonexistent-dir/model.tgm.tmp-XXXXXX: No such file");
     cr_assert_eq(tg_model_save(model, NULL), TG_EINVAL);
     cr_assert_eq(tg_model_save(NULL, "x"), TG_EINVAL);
 
@@ -520,4 +520,117 @@ Test(oom, save_and_load_fail_cleanly_at_every_allocation)
     cr_assert_eq(ts_alloc.live, 0);
     cr_assert_eq(ts_alloc.bytes, 0);
     ts_alloc_uninstall();
+}
+
+/* ---- saving where others can write, and loading what is not a file ------------------------- */
+
+/* A symbolic link planted at the old temporary name (PATH.tmp) pointing at someone's file: the
+ * save neither writes through it nor leaves PATH a link, and the victim is intact. */
+Test(model_file, save_never_writes_through_a_planted_link)
+{
+    make_tmpdir();
+    char path[128], link[136], victim[128], names[256];
+    snprintf(path, sizeof path, "%s/m.tgm", tmpdir);
+    snprintf(link, sizeof link, "%s.tmp", path);
+    snprintf(victim, sizeof victim, "%s/victim.txt", tmpdir);
+    FILE *f = fopen(victim, "w");
+    cr_assert(f && fputs("precious\n", f) >= 0 && fclose(f) == 0);
+    cr_assert_eq(symlink("victim.txt", link), 0, "symlink: %s", strerror(errno));
+    tg_model *m = small_model(TG_F32, false);
+    cr_assert_eq(tg_model_save(m, path), TG_OK, "%s", tg_last_error());
+    struct stat sb;
+    cr_assert_eq(lstat(path, &sb), 0);
+    cr_expect(S_ISREG(sb.st_mode), "%s is a regular file, not a link", path);
+    char text[32] = "";
+    f = fopen(victim, "r");
+    cr_assert(f && fgets(text, sizeof text, f));
+    fclose(f);
+    cr_expect_str_eq(text, "precious\n", "the victim is untouched");
+    cr_expect_eq(lstat(link, &sb), 0);
+    cr_expect(S_ISLNK(sb.st_mode), "the planted link is left alone");
+    cr_expect_eq(ts_dir_names(tmpdir, names, sizeof names), 3, "only m.tgm, the link and the "
+                 "victim: %s", names);
+    tg_model_free(m);
+}
+
+/* Overwriting keeps the old file's permission bits; a new file gets 0666 less the umask. */
+Test(model_file, save_keeps_the_old_files_mode)
+{
+    make_tmpdir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/m.tgm", tmpdir);
+    tg_model *m = small_model(TG_F64, false);
+    mode_t mask = umask(022);
+    cr_assert_eq(tg_model_save(m, path), TG_OK, "%s", tg_last_error());
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_expect_eq(sb.st_mode & 0777, 0644, "a new file: mode %o", sb.st_mode & 0777);
+    cr_assert_eq(chmod(path, 0600), 0);
+    cr_assert_eq(tg_model_save(m, path), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_expect_eq(sb.st_mode & 0777, 0600, "overwritten: mode %o, not the old 0600",
+                 sb.st_mode & 0777);
+    umask(mask);
+    tg_model_free(m);
+}
+
+/* A FIFO has no writer: loading it must be refused at once, not wait for one forever. */
+Test(model_file, a_fifo_is_refused_without_waiting, .timeout = 20)
+{
+    make_tmpdir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/fifo", tmpdir);
+    cr_assert_eq(mkfifo(path, 0600), 0, "mkfifo: %s", strerror(errno));
+    tg_model *m = NULL;
+    cr_assert_eq(tg_model_load(path, &m), TG_EIO);
+    ts_assert_has(tg_last_error(), "not a regular file");
+    cr_assert_null(m);
+    unlink(path);
+}
+
+/* A diverged model (NaN or infinite parameters) is never written, and a file holding one (made
+ * by hand, or by an older version) is refused on load: either would predict class 0 for every
+ * row without a word. */
+Test(model_file, non_finite_parameters_are_refused)
+{
+    make_tmpdir();
+    char path[128], names[256];
+    snprintf(path, sizeof path, "%s/m.tgm", tmpdir);
+    const double bad[3] = {NAN, INFINITY, -INFINITY};
+    const tg_dtype dts[2] = {TG_F32, TG_F64};
+    for (int d = 0; d < 2; d++) {
+        for (int k = 0; k < 3; k++) {
+            tg_model *m = small_model(dts[d], false);
+            unsigned char *buf;
+            size_t size;
+            save_buf(m, &buf, &size); /* finite: saved */
+            tg_tensor_set(tg_model_param(m, 2), 2, bad[k]); /* layer1.weight, (3, 1) */
+            cr_expect_eq(tg_model_save(m, path), TG_ENUMERIC, "%g saved", bad[k]);
+            ts_assert_has(tg_last_error(), "parameter 'layer1.weight' element 2 is");
+            cr_expect_eq(ts_dir_names(tmpdir, names, sizeof names), 0, "nothing written: %s",
+                         names);
+            void *b2 = NULL;
+            size_t s2 = 0;
+            cr_expect_eq(tg_model_save_buffer(m, &b2, &s2), TG_ENUMERIC);
+            cr_expect_null(b2);
+
+            /* The same value put into a valid file's bytes, the checksum made right again. */
+            const size_t es = dts[d] == TG_F32 ? 4 : 8;
+            /* layer1.weight's last element ends where layer1.bias's name (u32 length, bytes) starts */
+            const size_t at = find(buf, size, "layer1.bias") - 4 - es;
+            if (dts[d] == TG_F32) {
+                float f = (float)bad[k];
+                memcpy(buf + at, &f, 4);
+            } else {
+                memcpy(buf + at, &bad[k], 8);
+            }
+            reseal(buf, size);
+            tg_model *back = NULL;
+            cr_expect_eq(tg_model_load_buffer(buf, size, &back), TG_EFORMAT, "%g loaded", bad[k]);
+            ts_assert_has(tg_last_error(), "tensor 'layer1.weight' element 2 is not finite");
+            cr_expect_null(back);
+            tg_model_buffer_free(buf, size);
+            tg_model_free(m);
+        }
+    }
 }

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <tapegrad/io.h>
 #include <unistd.h>
 
@@ -1046,4 +1047,81 @@ Test(train_cmd, dot_of_the_trained_network)
         unlink(svg);
         rmdir(dir);
     }
+}
+
+/* ---- what must never pass silently ------------------------------------------------------------
+ */
+
+/* One full-batch SGD step at lr 1e20: the loss of the step itself is finite (it is computed
+ * before the update), the parameters after it are not. The run must fail and save nothing,
+ * and a model that goes non-finite on the data predicts nothing. */
+Test(train_cmd, divergence_on_the_last_step_exits_1_and_saves_nothing, .timeout = 120)
+{
+    char dir[] = "/tmp/tg_diverge_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char model[64];
+    snprintf(model, sizeof model, "%s/m.tgm", dir);
+    tp_run r = RUN("train", "examples/data/digits.csv", "--target", "digit", "--optim", "sgd",
+                   "--lr", "1e20", "--batch", "2000", "--epochs", "1", "--save", model);
+    tp_expect_status(&r, 1);
+    ts_assert_has(r.err, "after the last step (diverging: try a smaller learning rate)");
+    cr_expect_neq(access(model, F_OK), 0, "a diverged model was saved");
+    tp_run_free(&r);
+    rmdir(dir);
+}
+
+/* A feature of 1e300 does not fit f32; in f64, features of +-1e308 drive the relu units, and
+ * then the logits, past the largest double (at this seed, to +inf). Either way predict fails,
+ * rather than print class 0 for the row. The CSV is rewritten for each model. */
+Test(train_cmd, predict_refuses_outputs_that_are_not_finite, .timeout = 120)
+{
+    char dir[] = "/tmp/tg_predict_nf_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char model[64], data[64];
+    snprintf(data, sizeof data, "%s/d.csv", dir);
+    static const char *const dtypes[2] = {"f32", "f64"};
+    for (int d = 0; d < 2; d++) {
+        FILE *f = fopen(data, "w");
+        cr_assert(f);
+        fputs("a,b,y\n", f);
+        for (int i = 0; i < 40; i++)
+            fprintf(f, "%d,%d,%d\n", i % 7, (i * 3) % 5, i % 2);
+        fclose(f);
+        snprintf(model, sizeof model, "%s/m_%s.tgm", dir, dtypes[d]);
+        tp_run r = RUN("train", data, "--target", "y", "--epochs", "2", "--dtype", dtypes[d],
+                       "--save", model);
+        tp_expect_status(&r, 0);
+        tp_run_free(&r);
+        f = fopen(data, "a");
+        cr_assert(f);
+        fputs(d == 0 ? "1e300,1,0\n" : "1e308,-1e308,0\n", f); /* f64: relu units overflow */
+        fclose(f);
+        r = RUN("predict", model, data);
+        tp_expect_status(&r, 1);
+        ts_assert_has(r.err, "data row 41");
+        ts_assert_has(r.err, d == 0 ? "does not fit the model's f32" : "the model's output is");
+        tp_run_free(&r);
+    }
+}
+
+/* A FIFO as the model or the checkpoint to resume: refused at once (it has no writer, and
+ * opening it for reading would wait for one forever). */
+Test(train_cmd, a_fifo_as_a_model_or_checkpoint_is_refused, .timeout = 60)
+{
+    char dir[] = "/tmp/tg_fifo_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char fifo[64];
+    snprintf(fifo, sizeof fifo, "%s/f", dir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    tp_run r = RUN("predict", fifo, "examples/data/digits.csv");
+    tp_expect_status(&r, 1);
+    ts_assert_has(r.err, "not a regular file");
+    tp_run_free(&r);
+    r = RUN("train", "examples/data/digits.csv", "--target", "digit", "--epochs", "1",
+            "--resume", fifo);
+    tp_expect_status(&r, 1);
+    ts_assert_has(r.err, "not a regular file");
+    tp_run_free(&r);
+    unlink(fifo);
+    rmdir(dir);
 }

@@ -139,9 +139,15 @@ int cmd_predict(int argc, char **argv)
                 double v = row[cols[j]];
                 if (n_std == d)
                     v = (v - mean[j]) / std[j];
-                if (spec->dtype == TG_F32)
+                if (spec->dtype == TG_F32) {
                     ((float *)xb)[i * d + j] = (float)v;
-                else
+                    if (isinf((float)v) && isfinite(v)) {
+                        const char *name = tg_model_feature_name(m, j);
+                        complain("predict", "data row %zu, feature '%s': %g does not fit the "
+                                 "model's f32", start + i + 1, name ? name : "?", v);
+                        goto done;
+                    }
+                } else
                     ((double *)xb)[i * d + j] = v;
             }
         }
@@ -152,6 +158,16 @@ int cmd_predict(int argc, char **argv)
             complain("predict", "%s", tg_last_error());
             tg_tensor_free(x);
             goto done;
+        }
+        for (size_t i = 0; i < count * n_out; i++) {
+            double out = tg_tensor_get(z, i);
+            if (!isfinite(out)) { /* an argmax over NaN would pick class 0 silently */
+                complain("predict", "data row %zu: the model's output is %g (a diverged model, "
+                         "or features far outside the training data)", start + i / n_out + 1,
+                         out);
+                tg_tensor_free(x);
+                goto done;
+            }
         }
         for (size_t i = 0; i < count; i++) {
             double yhat;

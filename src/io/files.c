@@ -4,8 +4,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 tg_status tg_io__load_buffer(const char *who, const void *buf, size_t size, tg_io_parse_fn parse,
@@ -20,34 +22,47 @@ tg_status tg_io__load_buffer(const char *who, const void *buf, size_t size, tg_i
 tg_status tg_io__load_file(const char *who, const char *path, uint64_t max_bytes,
                            tg_io_parse_fn parse, void *ctx)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    /* Non-blocking, so that opening a FIFO (which waits for a writer) returns at once and is
+     * refused below like any other file that is not a regular one. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
         return tg__error(TG_EIO, "%s: %s: cannot open: %s", who, path, strerror(errno));
     struct stat sb;
-    if (fstat(fileno(f), &sb) != 0) {
+    if (fstat(fd, &sb) != 0) {
         int err = errno;
-        fclose(f);
+        close(fd);
         return tg__error(TG_EIO, "%s: %s: cannot stat: %s", who, path, strerror(err));
     }
     if (!S_ISREG(sb.st_mode)) {
-        fclose(f);
+        close(fd);
         return tg__error(TG_EIO, "%s: %s: not a regular file", who, path);
     }
-    /* The bound keeps a bogus path (a device, a huge file) cheap: it is refused unread. */
+    /* The bound keeps a bogus path (a huge file) cheap: it is refused unread. */
     if ((uint64_t)sb.st_size > max_bytes || (uint64_t)sb.st_size > SIZE_MAX) {
-        fclose(f);
+        close(fd);
         return tg__error(TG_EFORMAT, "%s: %s: %lld bytes, more than the %llu-byte limit", who,
                          path, (long long)sb.st_size, (unsigned long long)max_bytes);
     }
     size_t size = (size_t)sb.st_size;
     unsigned char *buf = tg__malloc(size ? size : 1);
     if (!buf) {
-        fclose(f);
+        close(fd);
         return tg__error(TG_ENOMEM, "%s: %s: out of memory for %zu bytes", who, path, size);
     }
-    size_t got = fread(buf, 1, size, f);
-    int err = ferror(f) ? errno : 0;
-    fclose(f);
+    /* A regular file never blocks, so O_NONBLOCK changes nothing for the reads. */
+    size_t got = 0;
+    int err = 0;
+    while (got < size) {
+        ssize_t n = read(fd, buf + got, size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            err = n < 0 ? errno : 0;
+            break;
+        }
+        got += (size_t)n;
+    }
+    close(fd);
     tg_status st;
     if (got != size) {
         st = err ? tg__error(TG_EIO, "%s: %s: read error: %s", who, path, strerror(err))
@@ -86,40 +101,87 @@ static void sync_parent_dir(const char *path)
     }
 }
 
+/* Creates a new temporary file beside path, "PATH.tmp-XXXXXX", exclusively: O_EXCL fails on
+ * any existing name, a symbolic link planted there included, so the write can never land in
+ * someone else's file. The mode is the old file's when path exists (a 0600 model stays 0600),
+ * else what creating path would give (0666 less the umask, applied by open). Returns the
+ * descriptor, or -1 with errno set; tmp (plen + 12 bytes) receives the name. */
+static int create_temp(const char *path, size_t plen, char *tmp)
+{
+    static _Atomic unsigned counter;
+    struct stat old;
+    const bool keep_mode = stat(path, &old) == 0 && S_ISREG(old.st_mode);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        unsigned r = (unsigned)getpid() * 2654435761u ^ (unsigned)clock() ^
+                     (counter++ * 40503u) ^ ((unsigned)attempt << 20);
+        memcpy(tmp, path, plen);
+        snprintf(tmp + plen, 12, ".tmp-%06x", r & 0xffffffu);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        if (fd < 0 && errno == EEXIST)
+            continue;
+        if (fd >= 0 && keep_mode && fchmod(fd, old.st_mode & 07777) != 0) {
+            int err = errno;
+            close(fd);
+            unlink(tmp);
+            errno = err;
+            return -1;
+        }
+        return fd;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+/* Writes all of buf to fd; false with errno set on failure. */
+static bool write_all(int fd, const unsigned char *buf, size_t size)
+{
+    while (size) {
+        ssize_t n = write(fd, buf, size);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            return false;
+        }
+        buf += n;
+        size -= (size_t)n;
+    }
+    return true;
+}
+
 tg_status tg_io__save_atomic(const char *who, const char *path, const void *buf, size_t size)
 {
-    size_t plen = strlen(path);
-    char *tmp = tg__malloc(plen + 5);
+    const size_t plen = strlen(path);
+    char *tmp = tg__malloc(plen + 12);
     if (!tmp)
         return tg__error(TG_ENOMEM, "%s: %s: out of memory", who, path);
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
 
-    /* Write PATH.tmp completely and durably, then rename it over PATH: a reader sees the old
-     * file or the new one, never a half-written one. */
+    /* Write a new temporary file completely and durably, then rename it over PATH: a reader
+     * sees the old file or the new one, never a half-written one. */
     const char *step = NULL;
     int err = 0;
-    errno = 0;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
+    int fd = create_temp(path, plen, tmp);
+    if (fd < 0) {
         step = "create", err = errno;
+        snprintf(tmp + plen, 12, ".tmp-XXXXXX"); /* the name it tried, for the message */
     } else {
-        if (fwrite(buf, 1, size, f) != size || fflush(f) != 0)
-            step = "write", err = errno ? errno : EIO;
-        else if (fsync(fileno(f)) != 0)
+        if (!write_all(fd, buf, size))
+            step = "write", err = errno;
+        else if (fsync(fd) != 0)
             step = "sync", err = errno;
-        if (fclose(f) != 0 && !step)
+        if (close(fd) != 0 && !step)
             step = "close", err = errno;
         if (!step && rename(tmp, path) != 0)
             step = "rename", err = errno;
         if (step)
-            remove(tmp);
+            unlink(tmp);
     }
     if (step)
         tg__error(TG_EIO, "%s: %s: cannot %s %s: %s", who, path, step,
                   strcmp(step, "rename") == 0 ? "the temporary file over it" : tmp, strerror(err));
     else
         sync_parent_dir(path);
-    tg__free(tmp, plen + 5);
+    tg__free(tmp, plen + 12);
     return step ? TG_EIO : TG_OK;
 }

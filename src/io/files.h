@@ -13,8 +13,8 @@ typedef tg_status (*tg_io_parse_fn)(const unsigned char *buf, size_t size, const
 
 /* Reads the regular file at `path` (at most max_bytes) and returns parse(its bytes, "WHO: PATH",
  * ctx); the bytes are freed after. TG_EIO naming `who`, the path and the OS reason (cannot
- * open, stat or read it; not a regular file), TG_EFORMAT for a file over max_bytes (not read),
- * TG_ENOMEM. */
+ * open, stat or read it; not a regular file: a directory, a device, a FIFO, refused without
+ * waiting for a writer), TG_EFORMAT for a file over max_bytes (not read), TG_ENOMEM. */
 tg_status tg_io__load_file(const char *who, const char *path, uint64_t max_bytes,
                            tg_io_parse_fn parse, void *ctx);
 
@@ -22,10 +22,12 @@ tg_status tg_io__load_file(const char *who, const char *path, uint64_t max_bytes
 tg_status tg_io__load_buffer(const char *who, const void *buf, size_t size, tg_io_parse_fn parse,
                              void *ctx);
 
-/* Writes size bytes to PATH.tmp, fsyncs it, renames it over path and fsyncs the directory, so
- * path holds the old file or the complete new one, never a half-written one. TG_EIO naming
- * `who`, the path, the failed step and the OS reason (the temporary file is removed), or
- * TG_ENOMEM. */
+/* Writes size bytes to a new temporary file beside path ("PATH.tmp-" and six hex digits,
+ * created exclusively, so no file or symbolic link already there is ever written through),
+ * fsyncs it, renames it over path and fsyncs the directory, so path holds the old file or the
+ * complete new one, never a half-written one. The new file keeps the old one's permission
+ * bits (else 0666 less the umask). TG_EIO naming `who`, the path, the failed step and the OS
+ * reason (the temporary file is removed), or TG_ENOMEM. */
 tg_status tg_io__save_atomic(const char *who, const char *path, const void *buf, size_t size);
 
 #endif

@@ -86,6 +86,41 @@ static void serialize(writer *w, const void *model)
     }
 }
 
+/* The index of the first element of the n values at p (dtype) that is NaN or infinite, or n. */
+static size_t first_non_finite(const unsigned char *p, tg_dtype dtype, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        double v;
+        if (dtype == TG_F32) {
+            float f;
+            memcpy(&f, p + 4 * i, 4);
+            v = f;
+        } else {
+            memcpy(&v, p + 8 * i, 8);
+        }
+        if (!isfinite(v))
+            return i;
+    }
+    return n;
+}
+
+/* A model whose parameters are not all finite (a run that diverged) is never written: it
+ * would load, and then predict the same class for every row. */
+static tg_status check_finite(const tg_model *model, const char *who)
+{
+    for (size_t i = 0; i < tg_model_param_count(model); i++) {
+        const tg_tensor *t = tg_model_param(model, i);
+        size_t n = tg_tensor_numel(t);
+        size_t bad = first_non_finite(tg_tensor_data_const(t), tg_tensor_dtype(t), n);
+        if (bad < n)
+            return tg__error(TG_ENUMERIC,
+                             "%s: parameter '%s' element %zu is %g: a model with non-finite "
+                             "parameters is not saved (did training diverge?)",
+                             who, tg_tensor_name(t), bad, tg_tensor_get(t, bad));
+    }
+    return TG_OK;
+}
+
 tg_status tg_model_save_buffer(const tg_model *model, void **out_buf, size_t *out_size)
 {
     if (!model || !out_buf || !out_size)
@@ -93,6 +128,9 @@ tg_status tg_model_save_buffer(const tg_model *model, void **out_buf, size_t *ou
                          !model ? "model" : !out_buf ? "out_buf" : "out_size");
     *out_buf = NULL;
     *out_size = 0;
+    tg_status st = check_finite(model, "model_save_buffer");
+    if (st != TG_OK)
+        return st;
     return tg_io__encode(&FORMAT, serialize, model, "model_save_buffer", out_buf, out_size);
 }
 
@@ -107,9 +145,9 @@ tg_status tg_model_save(const tg_model *model, const char *path)
         return tg__error(TG_EINVAL, "model_save: %s is NULL", model ? "path" : "model");
     void *buf;
     size_t size;
-    tg_status st = tg_model_save_buffer(model, &buf, &size);
-    if (st != TG_OK) /* only ENOMEM: the model is valid */
-        return tg__error(st, "model_save: %s: out of memory", path);
+    tg_status st = check_finite(model, "model_save");
+    if (st != TG_OK || (st = tg_model_save_buffer(model, &buf, &size)) != TG_OK)
+        return st == TG_ENOMEM ? tg__error(st, "model_save: %s: out of memory", path) : st;
     st = tg_io__save_atomic("model_save", path, buf, size);
     tg_model_buffer_free(buf, size);
     return st;
@@ -334,6 +372,9 @@ static tg_status parse_tensors(reader *r, parsed *out)
         snprintf(what, sizeof what, "tensor '%s' data", expect);
         if ((st = need(r, bytes, what)) != TG_OK)
             return st;
+        size_t n = bytes / tg_dtype_size(s->dtype), bad = first_non_finite(r->p + r->pos, s->dtype, n);
+        if (bad < n)
+            return ferr(r, "tensor '%s' element %zu is not finite (a diverged model)", expect, bad);
         out->tensor_pos[i] = r->pos;
         r->pos += bytes;
     }

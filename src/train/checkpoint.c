@@ -96,8 +96,13 @@ static tg_status save_buffer(const char *who, const tg_model *model, const tg_op
         return st;
     void *mbuf;
     size_t msize;
-    if ((st = tg_model_save_buffer(model, &mbuf, &msize)) != TG_OK)
-        return tg__error(st, "%s: out of memory", who);
+    if ((st = tg_model_save_buffer(model, &mbuf, &msize)) != TG_OK) {
+        if (st == TG_ENOMEM)
+            return tg__error(st, "%s: out of memory", who);
+        char why[256]; /* non-finite parameters */
+        snprintf(why, sizeof why, "%s", tg_last_error());
+        return tg__error(st, "%s: %s", who, why);
+    }
     const contents c = {optim, pr, mbuf, msize};
     st = tg_io__encode(&FORMAT, serialize, &c, who, out_buf, out_size);
     tg_model_buffer_free(mbuf, msize);

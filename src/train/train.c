@@ -518,6 +518,11 @@ static tg_status evaluate(tg_trainer *t, const tg_dataset *ds, tg_train_scores *
     if (st != TG_OK)
         return st;
     s->loss = loss_sum / (double)ds->n;
+    if (!isfinite(s->loss)) /* the last update diverged (the step checks the loss before it) */
+        return tg__error(TG_ENUMERIC,
+                         "train: epoch %d: the loss on the %s split is %g after the last step "
+                         "(diverging: try a smaller learning rate)",
+                         t->epoch + 1, is_train ? "training" : "test", s->loss);
     if (t->n_classes)
         s->accuracy = (double)correct / (double)ds->n;
     else

@@ -8,6 +8,7 @@
 #include <criterion/event.h>
 #include <criterion/stats.h>
 
+#include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -159,4 +160,22 @@ tg_tensor *ts_apply(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b, const t
     tg_tensor *in[2] = {a, b};
     int arity = tg_op_arity(op);
     return tg_apply(tape, op, in, arity > 0 ? (size_t)arity : 0, attrs ? attrs : &none);
+}
+
+size_t ts_dir_names(const char *dir, char *names, size_t size)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        ts__fail(__FILE__, __LINE__, "cannot read directory %s", dir);
+    size_t count = 0, len = 0;
+    names[0] = '\0';
+    for (struct dirent *e; (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (len < size)
+            len += (size_t)snprintf(names + len, size - len, "%s%s", count ? " " : "", e->d_name);
+        count++;
+    }
+    closedir(d);
+    return count;
 }

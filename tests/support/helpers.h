@@ -79,6 +79,13 @@ uint64_t ts_get_le(const unsigned char *p, int n);
 /* Writes v as n little-endian bytes at p. */
 void ts_put_le(unsigned char *p, uint64_t v, int n);
 
+/* ---- files --------------------------------------------------------------------------------- */
+
+/* The names in directory dir other than "." and "..", as one string "a b c" in directory order
+ * (at most size bytes with the NUL); the count is returned. Fails the test if dir cannot be
+ * read. For checking that a save left nothing but its file behind. */
+size_t ts_dir_names(const char *dir, char *names, size_t size);
+
 /* ---- behind the macros ---------------------------------------------------------------------- */
 
 #if defined(__GNUC__)
