@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <tapegrad.h>
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -648,10 +649,25 @@ Test(dataset, stats_and_standardize)
     cr_assert_eq(tg_dataset_stats(&ds, NULL, std), TG_EINVAL);
     tg_dataset empty = {0, 3, NULL, NULL};
     cr_assert_eq(tg_dataset_stats(&empty, mean, std), TG_EINVAL);
-    double huge[] = {1e308, -1e308, 1e308, -1e308};
-    tg_dataset h = {4, 1, huge, y};
-    cr_assert_eq(tg_dataset_stats(&h, mean, std), TG_EINVAL);
-    ts_assert_has(tg_last_error(), "feature 0");
+
+    /* Values whose sums and squares overflow still have a finite mean and deviation (both
+     * by hand: 0 and the magnitude), and standardize to exactly +-1. */
+    double huge[] = {1e200, -1e308, DBL_MAX, 1e200, 1e308, -DBL_MAX, -1e200, 1e308, DBL_MAX,
+                     -1e200, -1e308, -DBL_MAX};
+    tg_dataset h = {4, 3, huge, y};
+    cr_assert_eq(tg_dataset_stats(&h, mean, std), TG_OK, "%s", tg_last_error());
+    const double mags[3] = {1e200, 1e308, DBL_MAX};
+    for (int j = 0; j < 3; j++) {
+        cr_expect_eq(mean[j], 0.0, "feature %d: mean %g", j, mean[j]);
+        ts_assert_close(std[j], mags[j], 0, 1e-15, "feature %d: std", j);
+    }
+    tg_dataset_standardize(&h, mean, std);
+    for (int i = 0; i < 12; i++) /* the sign survives standardizing: compare with it */
+        ts_assert_close(huge[i], huge[i] > 0 ? 1 : -1, 1e-15, 0, "huge[%d] standardized", i);
+    double nan_x[] = {1, NAN, 3, 4};
+    tg_dataset bad = {4, 1, nan_x, y};
+    cr_assert_eq(tg_dataset_stats(&bad, mean, std), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "feature 0, row 1: nan");
 }
 
 Test(dataset, train_stats_are_not_test_stats)

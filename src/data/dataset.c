@@ -128,30 +128,47 @@ tg_status tg_dataset_stats(const tg_dataset *ds, double *mean, double *std)
     if (ds->n == 0 || (ds->d && !ds->x))
         return tg__error(TG_EINVAL, "dataset_stats: the data set is empty");
     size_t n = ds->n, d = ds->d;
-    const double *x0 = ds->x;
-    for (size_t j = 0; j < d; j++)
+    /* Each column is scaled by a power of two (exactly) so that its largest magnitude is
+     * below 1: sums of n such values cannot overflow, whatever the values (+-1e308 included),
+     * and the mean and deviation, scaled back, are at most that magnitude. Deviations are
+     * taken from the first row's value, against cancellation when the spread is small beside
+     * the values. */
+    int *exp2 = tg__malloc(d * sizeof *exp2 + 1);
+    if (!exp2)
+        return tg__error(TG_ENOMEM, "dataset_stats: out of memory");
+    for (size_t j = 0; j < d; j++) {
+        double big = 0;
+        for (size_t i = 0; i < n; i++) {
+            double v = fabs(ds->x[i * d + j]);
+            if (!isfinite(v)) {
+                tg__free(exp2, d * sizeof *exp2 + 1);
+                return tg__error(TG_EINVAL, "dataset_stats: feature %zu, row %zu: %g", j, i,
+                                 ds->x[i * d + j]);
+            }
+            big = v > big ? v : big;
+        }
+        frexp(big, &exp2[j]); /* big < 2^exp2 */
         mean[j] = std[j] = 0.0;
+    }
+#define SCALED(i, j) ldexp(ds->x[(i) * d + (j)], -exp2[j])
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < d; j++)
-            mean[j] += ds->x[i * d + j] - x0[j];
+            mean[j] += SCALED(i, j) - SCALED(0, j);
     for (size_t j = 0; j < d; j++)
         mean[j] /= (double)n; /* the shifted mean, for now */
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < d; j++) {
-            double dev = ds->x[i * d + j] - x0[j] - mean[j];
+            double dev = SCALED(i, j) - SCALED(0, j) - mean[j];
             std[j] += dev * dev;
         }
     for (size_t j = 0; j < d; j++) {
-        mean[j] += x0[j];
-        std[j] = sqrt(std[j] / (double)n);
-        if (!isfinite(mean[j]) || !isfinite(std[j]))
-            return tg__error(TG_EINVAL,
-                             "dataset_stats: feature %zu: values too large for a finite mean "
-                             "and standard deviation",
-                             j);
+        mean[j] = ldexp(mean[j] + SCALED(0, j), exp2[j]);
+        std[j] = ldexp(sqrt(std[j] / (double)n), exp2[j]);
         if (std[j] == 0.0)
             std[j] = 1.0;
     }
+#undef SCALED
+    tg__free(exp2, d * sizeof *exp2 + 1);
     return TG_OK;
 }
 
@@ -166,8 +183,9 @@ void tg_dataset_standardize(tg_dataset *ds, const double *mean, const double *st
         for (size_t j = 0; j < d; j++) {
             /* A zero std (never from tg_dataset_stats) would make every value inf or NaN:
              * centre only. */
-            double s = std[j] != 0.0 ? std[j] : 1.0;
-            ds->x[i * d + j] = (ds->x[i * d + j] - mean[j]) / s;
+            double s = std[j] != 0.0 ? std[j] : 1.0, v = ds->x[i * d + j] - mean[j];
+            /* x - mean overflows only for values near the largest double of both signs */
+            ds->x[i * d + j] = isinf(v) ? ds->x[i * d + j] / s - mean[j] / s : v / s;
         }
 }
 

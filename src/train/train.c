@@ -279,22 +279,14 @@ static tg_status standardize(tg_trainer *t)
     tg__free(ms, 2 * d * sizeof *ms);
     if (st != TG_OK || t->n_classes)
         return st;
-    double mean = 0, var = 0;
-    for (size_t i = 0; i < t->train.n; i++)
-        mean += t->train.y[i];
-    mean /= (double)t->train.n;
-    for (size_t i = 0; i < t->train.n; i++)
-        var += (t->train.y[i] - mean) * (t->train.y[i] - mean);
-    double sd = sqrt(var / (double)t->train.n);
-    if (!isfinite(mean) || !isfinite(sd))
-        return tg__error(TG_EINVAL, "train: the targets are too large for a finite mean and "
-                                    "standard deviation");
-    t->y_mean = mean;
-    t->y_std = sd > 0 ? sd : 1.0; /* a constant target is only centred */
-    for (size_t i = 0; i < t->train.n; i++)
-        t->train.y[i] = (t->train.y[i] - mean) / t->y_std;
-    for (size_t i = 0; i < t->test.n; i++)
-        t->test.y[i] = (t->test.y[i] - mean) / t->y_std;
+    /* The targets as a one-column data set: the same statistics and scaling as features (a
+     * constant target gets std 1: it is only centred). */
+    tg_dataset train_y = {.n = t->train.n, .d = 1, .x = t->train.y};
+    tg_dataset test_y = {.n = t->test.n, .d = 1, .x = t->test.y};
+    if ((st = tg_dataset_stats(&train_y, &t->y_mean, &t->y_std)) != TG_OK)
+        return st;
+    tg_dataset_standardize(&train_y, &t->y_mean, &t->y_std);
+    tg_dataset_standardize(&test_y, &t->y_mean, &t->y_std);
     return TG_OK;
 }
 
