@@ -24,8 +24,10 @@ TG_API tg_tape *tg_tape_new(void);
 TG_API void tg_tape_free(tg_tape *tape);
 /* Forgets every recorded node in O(1) and clears the tape's error; the arena keeps its
  * memory for the next recording. Tensors recorded before the reset become stale: passing one
- * to an op, or reading its data, fails with TG_ESTALE. (Detection is certain for tensors of
- * the previous recording; older ones may have had their memory reused.) */
+ * to an op, or reading its data, fails with TG_ESTALE. Detection is certain for tensors of
+ * the previous recording only: node headers are reused two resets later (that is what makes
+ * re-recording the same graph cheap), so a handle two or more resets old may name a newer
+ * node, live, and be accepted. Do not keep tape tensors across resets. */
 TG_API void tg_tape_reset(tg_tape *tape);
 
 /* TG_OK, or the first error recorded since the last reset. */
