@@ -443,3 +443,17 @@ Test(top, help_and_version)
     ts_assert_has(r.out, "usage: tapegrad grad");
     tp_run_free(&r);
 }
+
+/* A tensor without elements prints as [] beside its shape: the output is bounded by the
+ * elements, not by an outer dimension (a hundred million empty lists, before). */
+Test(grad, empty_tensors_print_in_bounded_space, .timeout = 30)
+{
+    tp_run r = RUN("grad", "reshape(x, [100000000, 0])", "x=[]");
+    tp_expect_status(&r, 0);
+    cr_expect_str_eq(r.out, "value [100000000,0] = []\ngrad x [0] = []\n");
+    tp_run_free(&r);
+    r = RUN("grad", "--json", "reshape(x, [4294967296, 0])", "x=[]");
+    tp_expect_status(&r, 0);
+    cr_expect_str_eq(r.out, "{\"value\": [], \"shape\": [4294967296, 0], \"grad\": {\"x\": []}}\n");
+    tp_run_free(&r);
+}

@@ -127,12 +127,16 @@ static void json_level(FILE *f, const dense *d, int level, size_t *k)
     /* An empty axis hides the elements below it: skip nothing (there are none). */
 }
 
-/* A number for a 0-d tensor, else nested lists. */
+/* A number for a 0-d tensor, else nested lists; a tensor without elements is [] (its shape
+ * is printed beside it), so that printing is bounded by the elements, not by an outer
+ * dimension: [100000000, 0] would otherwise be a hundred million empty lists. */
 void json_dense(FILE *f, const dense *d)
 {
     size_t k = 0;
     if (d->rank == 0)
         json_number(f, d->v[0]);
+    else if (d->numel == 0)
+        fputs("[]", f);
     else
         json_level(f, d, 0, &k);
 }
@@ -191,7 +195,9 @@ void print_dense(FILE *f, const char *label, const dense *d)
     }
     tg_shape_format(shape, sizeof shape, d->rank, d->shape);
     size_t k = 0;
-    if (d->rank == 1) {
+    if (d->numel == 0) { /* bounded by the elements, as json_dense */
+        fprintf(f, "%s %s = []", label, shape);
+    } else if (d->rank == 1) {
         fprintf(f, "%s %s = ", label, shape);
         human_level(f, d, &c, 0, &k, 0);
     } else {
