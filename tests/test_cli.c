@@ -457,3 +457,40 @@ Test(grad, empty_tensors_print_in_bounded_space, .timeout = 30)
     cr_expect_str_eq(r.out, "{\"value\": [], \"shape\": [4294967296, 0], \"grad\": {\"x\": []}}\n");
     tp_run_free(&r);
 }
+
+/* Output that cannot be written is a failure for every subcommand: a full disk (/dev/full)
+ * and a closed stdout, for grad, bench and --version. */
+Test(top, unwritable_output_exits_1, .timeout = 60)
+{
+    char tool[4096];
+    snprintf(tool, sizeof tool, "%s/tapegrad", tp_env("TG_TOOLS_DIR"));
+    static const char *const cmds[] = {
+        "\"$0\" grad 'x*2' x=1 >/dev/full",
+        "\"$0\" grad 'x*2' x=1 >&-",
+        "\"$0\" bench W1 --quick --json >/dev/full",
+        "\"$0\" --version >/dev/full",
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        tp_run r = tp_run_argv((const char *const[]){"/bin/sh", "-c", cmds[i], tool, NULL}, NULL);
+        cr_expect_eq(r.status, 1, "%s: exit %d", cmds[i], r.status);
+        ts_assert_has(r.err, "cannot write the output");
+        tp_run_free(&r);
+    }
+}
+
+/* A NUL byte inside a program file is the parser's error at its place, not the end of the
+ * program (which would silently drop what follows it). */
+Test(grad_errors, a_nul_byte_in_a_program_file_is_an_error)
+{
+    char path[] = "/tmp/tg_nul_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "x*2\0+1000", 9), 9);
+    close(fd);
+    tp_run r = RUN("grad", "-f", path, "x=1");
+    tp_expect_status(&r, 1);
+    ts_assert_has(r.err, "error: 1:4: unexpected NUL byte");
+    cr_expect_str_eq(r.out, "");
+    tp_run_free(&r);
+    unlink(path);
+}

@@ -519,7 +519,8 @@ int cmd_grad(int argc, char **argv)
         }
     }
     const char *src = o.file ? text : o.program;
-    len = strlen(src);
+    if (!o.file) /* a file's length is what was read: a NUL inside it is the parser's error */
+        len = strlen(src);
     tg_expr_error err;
     if (tg_program_parse_n(src, len, &err, &prog) != TG_OK) {
         report(&err, src, len);

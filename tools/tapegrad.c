@@ -5,6 +5,7 @@
  * unreadable file, a failed check), 2 the command line is malformed. */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,6 +34,19 @@ static void print_usage(FILE *f)
     fputs("\n'tapegrad <command> --help' describes a command.\n", f);
 }
 
+/* Output that did not reach its destination (a full disk, a closed stdout) is a failure
+ * whatever the subcommand: checked here, once, after every one of them. */
+static int finish(const char *cmd, int rc)
+{
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "tapegrad%s%s: cannot write the output: %s\n", cmd ? " " : "",
+                cmd ? cmd : "", errno ? strerror(errno) : "write error");
+        return rc == EXIT_OK ? EXIT_FAIL : rc;
+    }
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -46,19 +60,19 @@ int main(int argc, char **argv)
             char *args[] = {argv[2], help, NULL};
             for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
                 if (strcmp(argv[2], COMMANDS[i].name) == 0)
-                    return COMMANDS[i].run(2, args);
+                    return finish(argv[2], COMMANDS[i].run(2, args));
             return usage_error(NULL, "unknown command '%s'", argv[2]);
         }
         print_usage(stdout);
-        return EXIT_OK;
+        return finish(NULL, EXIT_OK);
     }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
         printf("tapegrad %s\n", tg_version());
-        return EXIT_OK;
+        return finish(NULL, EXIT_OK);
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
         if (strcmp(cmd, COMMANDS[i].name) == 0)
-            return COMMANDS[i].run(argc - 1, argv + 1);
+            return finish(cmd, COMMANDS[i].run(argc - 1, argv + 1));
     if (cmd[0] == '-')
         return usage_error(NULL, "unknown option '%s'", cmd);
     return usage_error(NULL, "unknown command '%s'", cmd);
