@@ -238,6 +238,12 @@ Test(loss, cross_entropy_soft_and_onehot_targets)
     cr_assert_eq(tg_tensor_dim(oh, 1), 4);
     for (size_t i = 0; i < 8; i++)
         cr_assert_eq(tg_tensor_get(oh, i), (i == 3 || i == 5) ? 1.0 : 0.0, "onehot[%zu]", i);
+    /* No classes at all: a clear refusal, not "class id in 0..0". */
+    tg_tape *none = tg_tape_new();
+    cr_assert_null(tg_onehot(none, y, 0));
+    cr_expect_eq(tg_tape_status(none), TG_EINVAL);
+    ts_assert_has(tg_tape_error(none), "onehot: n_classes is 0");
+    tg_tape_free(none);
     tg_tensor *a = tg_cross_entropy_soft(tape, z, oh), *b = tg_cross_entropy(tape, z, y);
     cr_assert(a && b, "%s", tg_last_error());
     double lse0, lse1, p[4];

@@ -83,7 +83,9 @@ tg_tensor *tg_onehot(tg_tape *tape, tg_tensor *labels, size_t n_classes)
                     tg_tensor_index(labels));
     const size_t n = tg_tensor_numel(labels);
     const tg_dtype dtype = tg_tensor_dtype(labels);
-    if (n_classes && n > SIZE_MAX / n_classes / 8)
+    if (n_classes == 0)
+        return fail(tape, TG_EINVAL, "onehot: n_classes is 0 (a label needs a class to be)");
+    if (n > SIZE_MAX / n_classes / 8)
         return fail(tape, TG_ESHAPE, "onehot: %zu x %zu is too large", n, n_classes);
     /* Build in arena scratch, then record it as a constant (one copy, no heap). */
     const size_t es = tg_dtype_size(dtype);
@@ -96,7 +98,7 @@ tg_tensor *tg_onehot(tg_tape *tape, tg_tensor *labels, size_t n_classes)
         if (!(v >= 0 && v < (double)n_classes && v == floor(v)))
             return fail(tape, TG_EINVAL,
                         "onehot: label %zu is %g, not an integer class id in 0..%zu", i, v,
-                        n_classes ? n_classes - 1 : 0);
+                        n_classes - 1);
         size_t k = i * n_classes + (size_t)v;
         if (dtype == TG_F32)
             ((float *)buf)[k] = 1.0f;
