@@ -494,3 +494,20 @@ Test(grad_errors, a_nul_byte_in_a_program_file_is_an_error)
     tp_run_free(&r);
     unlink(path);
 }
+
+/* Endless inputs are refused at a documented size instead of read until memory runs out: a
+ * program file over 16 MiB, a CSV file over TG_CSV_MAX_BYTES (1 GiB unless set). */
+Test(top, endless_inputs_stop_at_their_limit, .timeout = 60)
+{
+    tp_run r = RUN("grad", "-f", "/dev/zero", "x=1");
+    tp_expect_status(&r, 1);
+    ts_assert_has(r.err, "tapegrad grad: cannot read '/dev/zero': more than 16 MiB");
+    tp_run_free(&r);
+    char tool[4096];
+    snprintf(tool, sizeof tool, "%s/tapegrad", tp_env("TG_TOOLS_DIR"));
+    const char *cmd = "TG_CSV_MAX_BYTES=100000 \"$0\" train /dev/zero --target y";
+    r = tp_run_argv((const char *const[]){"/bin/sh", "-c", cmd, tool, NULL}, NULL);
+    tp_expect_status(&r, 1);
+    ts_assert_has(r.err, "/dev/zero: more than 100000 bytes, the limit (TG_CSV_MAX_BYTES");
+    tp_run_free(&r);
+}

@@ -10,6 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A program file larger than this is refused rather than read (a stream such as /dev/zero
+ * never ends); real programs are a few lines. */
+#define MAX_PROGRAM_BYTES ((size_t)16 << 20)
+
 /* ==== tapegrad grad ========================================================================= */
 
 static const char GRAD_USAGE[] =
@@ -22,7 +26,7 @@ static const char GRAD_USAGE[] =
     "\n"
     "  NAME=VALUE          an input to differentiate: a number (0-d) or a nested list\n"
     "  --const NAME=VALUE  an input without gradient (targets, labels)\n"
-    "  -f FILE             read the program from FILE ('-' for stdin)\n"
+    "  -f FILE             read the program from FILE ('-' for stdin; at most 16 MiB)\n"
     "  --json              print one JSON object {\"value\", \"shape\", \"grad\"[, \"check\"]};\n"
     "                      numbers have 17 significant digits, NaN and infinities are the\n"
     "                      strings \"NaN\", \"Infinity\", \"-Infinity\"\n"
@@ -512,9 +516,10 @@ int cmd_grad(int argc, char **argv)
     rc = EXIT_FAIL;
     size_t len;
     if (o.file) {
-        text = read_file(o.file, &len);
+        text = read_file_max(o.file, &len, MAX_PROGRAM_BYTES);
         if (!text) {
-            complain("grad", "cannot read '%s': %s", o.file, strerror(errno));
+            complain("grad", "cannot read '%s': %s", o.file,
+                     errno == EFBIG ? "more than 16 MiB, the limit for a program" : strerror(errno));
             goto done;
         }
     }

@@ -387,6 +387,19 @@ tg_status tg_table_parse_csv(const char *text, size_t len, const char *name, tg_
     return TG_OK;
 }
 
+/* The most a CSV file may hold: TG_CSV_MAX_BYTES when it is a positive integer, else 1 GiB.
+ * (A stream such as /dev/zero never ends; a file of 1 GiB trains in about 3 GiB.) */
+static size_t csv_max_bytes(void)
+{
+    const char *s = getenv("TG_CSV_MAX_BYTES");
+    char *end;
+    errno = 0;
+    unsigned long long v = s ? strtoull(s, &end, 10) : 0;
+    if (s && *s >= '0' && *s <= '9' && *end == '\0' && errno == 0 && v > 0 && v <= SIZE_MAX)
+        return (size_t)v;
+    return (size_t)1 << 30;
+}
+
 tg_status tg_table_read_csv(const char *path, tg_table **out)
 {
     if (!out)
@@ -401,8 +414,15 @@ tg_status tg_table_read_csv(const char *path, tg_table **out)
      * none, and a file may change size under us. */
     char *buf = NULL;
     size_t len = 0, cap = 0;
+    const size_t max = csv_max_bytes();
     tg_status st = TG_OK;
     for (;;) {
+        if (len > max) {
+            st = tg__error(TG_EFORMAT,
+                           "%s: more than %zu bytes, the limit (TG_CSV_MAX_BYTES raises it)",
+                           path, max);
+            break;
+        }
         if (cap - len < 65536 &&
             tg__grow((void **)&buf, &cap, len + 65536, 1, "csv file") != TG_OK) {
             st = tg__error(TG_ENOMEM, "%s: out of memory after reading %zu bytes", path, len);

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-char *read_stream(FILE *f, size_t *len)
+char *read_stream_max(FILE *f, size_t *len, size_t max)
 {
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
@@ -25,6 +25,11 @@ char *read_stream(FILE *f, size_t *len)
         }
         size_t got = fread(buf + n, 1, cap - 1 - n, f);
         n += got;
+        if (n > max) {
+            free(buf);
+            errno = EFBIG;
+            return NULL;
+        }
         if (got == 0) {
             if (ferror(f)) {
                 free(buf);
@@ -41,16 +46,26 @@ char *read_stream(FILE *f, size_t *len)
     return buf;
 }
 
-char *read_file(const char *path, size_t *len)
+char *read_stream(FILE *f, size_t *len)
+{
+    return read_stream_max(f, len, SIZE_MAX);
+}
+
+char *read_file_max(const char *path, size_t *len, size_t max)
 {
     if (strcmp(path, "-") == 0)
-        return read_stream(stdin, len);
+        return read_stream_max(stdin, len, max);
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
-    char *text = read_stream(f, len);
+    char *text = read_stream_max(f, len, max);
     int saved = errno;
     fclose(f);
     errno = saved;
     return text;
+}
+
+char *read_file(const char *path, size_t *len)
+{
+    return read_file_max(path, len, SIZE_MAX);
 }

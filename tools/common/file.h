@@ -11,5 +11,9 @@
  * with errno set when opening or reading fails or memory runs out. */
 char *read_stream(FILE *f, size_t *len);
 char *read_file(const char *path, size_t *len);
+/* The same, refusing to read more than max bytes: NULL with errno EFBIG past it (a stream
+ * such as /dev/zero never ends). */
+char *read_stream_max(FILE *f, size_t *len, size_t max);
+char *read_file_max(const char *path, size_t *len, size_t max);
 
 #endif
