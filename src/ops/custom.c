@@ -18,6 +18,11 @@
  * and the backward walk after each VJP. */
 #include "ops/op_impl.h"
 
+#include <stddef.h>
+
+_Static_assert(offsetof(tg_node_attr, r.ext) >= sizeof(const tg_attrs *),
+               "attr.pending (the requested shape) and attr.r.ext (the inputs) do not overlap");
+
 /* A status a callback returned, as the tape keeps it: an error code of tg_status, or
  * TG_EINVAL for a value that is none (a callback that returned 1, say). */
 static tg_status as_error(tg_status st)
