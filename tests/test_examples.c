@@ -1,7 +1,8 @@
 /* test_examples.c: runs the example programs as a user would and holds them to what they
  * promise: digits >= 97% and breast_cancer >= 95% test accuracy, diabetes R^2 >= 0.4, xor's
- * four predictions right, gradient_descent's path and verdicts. Wall time is printed by the
- * examples, never asserted. Needs TG_EXAMPLES_DIR and TG_SOURCE_DIR (ctest sets both). */
+ * four predictions right, gradient_descent's path and verdicts, custom_ode's endpoint, gradient
+ * check and fit. Wall time is printed by the examples, never asserted. Needs TG_EXAMPLES_DIR and
+ * TG_SOURCE_DIR (ctest sets both). */
 #include <criterion/criterion.h>
 #include <tapegrad.h>
 
@@ -219,6 +220,31 @@ Test(examples, gradient_descent)
         cr_assert_not_null(line);
     }
     cr_assert_eq(rows, 21);
+}
+
+/* custom_ode: the RK4 endpoint against an independent solution of the ODE, its hand-written
+ * VJP through tg_gradcheck, and the fit recovering the parameters the observation came from. */
+Test(examples, custom_ode)
+{
+    static run r;
+    run_example(&r, "custom_ode", "");
+    cr_assert_eq(r.status, 0, "custom_ode exited with %d", r.status);
+    /* theta(2), omega(2) for theta'' = -2 sin(theta) - 0.3 theta', theta(0) = 1, theta'(0) = 0,
+     * by mpmath 1.3.0's Taylor-series integrator at 30 digits:
+     *   python3 -c "import mpmath as mp; mp.mp.dps = 30; print(mp.odefun(lambda t, y:
+     *     [y[1], -2*mp.sin(y[0]) - mp.mpf('0.3')*y[1]], 0, [mp.mpf(1), mp.mpf(0)])(2))"
+     * RK4 with h = 0.05 is within 1e-6 of it. */
+    ts_assert_close(number_after(&r, "theta = "), -0.615429396485697, 1e-6, 0, "theta(2)");
+    ts_assert_close(number_after(&r, "omega = "), -0.453809985402427, 1e-6, 0, "omega(2)");
+    ts_assert_has(r.out, "gradcheck of the RK4 adjoint: ok");
+    double err = number_after(&r, "max error ");
+    cr_assert_lt(err, 1e-7, "gradcheck max error %g", err);
+    const char *fit = strstr(r.out, "fitted: ");
+    cr_assert_not_null(fit, "no fit printed");
+    double k, c;
+    cr_assert_eq(sscanf(fit, "fitted: k = %lf, c = %lf", &k, &c), 2, "cannot read '%.60s'", fit);
+    ts_assert_close(k, 2.0, 1e-4, 0, "fitted k");
+    ts_assert_close(c, 0.3, 1e-4, 0, "fitted c");
 }
 
 Test(examples, bad_data_path_is_a_clear_error)

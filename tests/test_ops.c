@@ -152,9 +152,11 @@ static void expect_error(const char *what, const tg_tensor *y, tg_status st, con
 
 /* The exact tests go by family: elementwise unary ops in unary_values_and_vjp (and kink_*,
  * stable_*), binary ops in binary_same_shape and broadcast_*, then matmul_*, transpose_*,
- * reshape_*, reduce_*, softmax_*; constants and detach have tests of their own. Every op is
- * applied through ts_apply (tg_apply); every_op_records_through_apply runs apply_any (below)
- * on each op of the table and checks the node it records. */
+ * reshape_*, reduce_*, softmax_*; constants and detach have tests of their own, and the
+ * user-defined op, whose values are its callbacks', has tests/test_custom.c. Every op is
+ * applied through ts_apply (tg_apply), but the custom op through tg_custom (tg_apply refuses
+ * it); every_op_records_through_apply runs apply_any (below) on each op of the table and
+ * checks the node it records. */
 static tg_tensor *apply_any(tg_op op, tg_tensor *a, tg_tensor *b);
 
 Test(ops, every_op_records_through_apply)
@@ -162,7 +164,8 @@ Test(ops, every_op_records_through_apply)
     for (int op = 0; op < TG_OP_COUNT; op++) {
         cr_expect(strcmp(tg_op_name((tg_op)op), "?") != 0, "op %d has no name", op);
         int arity = tg_op_arity((tg_op)op);
-        cr_expect(arity >= 0 && arity <= 2, "op %s: arity %d", tg_op_name((tg_op)op), arity);
+        cr_expect((arity >= 0 && arity <= 2) || arity == TG_VARIADIC, "op %s: arity %d",
+                  tg_op_name((tg_op)op), arity);
         tg_tape_reset(tape);
         tg_tensor *x =
             own_leaf(TG_F64, 2, TS_SHAPE(2, 3), TS_VALS(0.5, 1.25, 2, 0.75, 1.5, 3), true);
@@ -1169,11 +1172,46 @@ static bool takes_two_2x3(tg_op op)
     return ok;
 }
 
+/* The custom op of apply_any: y = a * b elementwise (same shapes), either dtype;
+ * da += dy * b, db += dy * a. */
+static tg_status custom_mul_forward(const tg_custom_call *c)
+{
+    const void *a = tg_tensor_data_const(c->in[0]), *b = tg_tensor_data_const(c->in[1]);
+    for (size_t i = 0, n = tg_tensor_numel(c->out); i < n; i++) {
+        if (tg_tensor_dtype(c->out) == TG_F32)
+            ((float *)c->y)[i] = ((const float *)a)[i] * ((const float *)b)[i];
+        else
+            ((double *)c->y)[i] = ((const double *)a)[i] * ((const double *)b)[i];
+    }
+    return TG_OK;
+}
+
+static tg_status custom_mul_vjp(const tg_custom_call *c)
+{
+    for (size_t k = 0; k < 2; k++) {
+        const void *o = tg_tensor_data_const(c->in[1 - k]);
+        for (size_t i = 0, n = tg_tensor_numel(c->out); c->dx[k] && i < n; i++) {
+            if (tg_tensor_dtype(c->out) == TG_F32)
+                ((float *)c->dx[k])[i] += ((const float *)c->dy)[i] * ((const float *)o)[i];
+            else
+                ((double *)c->dx[k])[i] += ((const double *)c->dy)[i] * ((const double *)o)[i];
+        }
+    }
+    return TG_OK;
+}
+
+static const tg_custom_op CUSTOM_MUL = {"custom_mul", custom_mul_forward, custom_mul_vjp};
+
 /* Any op of the table on a (2,3) and, for two inputs, b (2,3), or b seen as (3,2) when the op
  * takes no (2,3) partner (matmul), with attributes by kind: a constant 1.5, bounds
- * [0.6, 1.8], axis 0 (keepdim for reductions), the shape (3,1,2). */
+ * [0.6, 1.8], axis 0 (keepdim for reductions), the shape (3,1,2). The custom op is
+ * CUSTOM_MUL of a and b. */
 static tg_tensor *apply_any(tg_op op, tg_tensor *a, tg_tensor *b)
 {
+    if (op == TG_OP_CUSTOM) {
+        tg_tensor *in[2] = {a, b};
+        return tg_custom(tape, &CUSTOM_MUL, NULL, in, 2, tg_tensor_rank(a), tg_tensor_shape(a));
+    }
     const tg_attrs attrs = {.c = 1.5, .lo = 0.6, .hi = 1.8, .axis = 0, .keepdim = true,
                             .rank = 3, .shape = TS_SHAPE(3, 1, 2)};
     if (tg_op_arity(op) == 2 && !takes_two_2x3(op))

@@ -4,9 +4,10 @@
  * central finite differences in f64 (tg_gradcheck).
  *
  * A graph is a list of values, each an input or an op of the table over earlier values,
- * recorded through tg_apply (constants through tg_constant). How a step applies an op is its
- * entry in GENERATORS, keyed by tg_op: a function that adds it onto an operand (with a partner,
- * attributes and the guards its domain needs) and how often a step draws it. An op without an
+ * recorded through tg_apply (constants through tg_constant, the custom op, xtanh, through
+ * tg_custom). How a step applies an op is its entry in GENERATORS, keyed by tg_op: a function
+ * that adds it onto an operand (with a partner, attributes and the guards its domain needs)
+ * and how often a step draws it. An op without an
  * entry fails every_op_has_a_generator; one never drawn fails a run of 1000 graphs or more.
  *
  * Graphs stay where finite differences are meaningful: log, sqrt, division and fractional or
@@ -74,6 +75,33 @@ static size_t numel_of(int rank, const size_t *shape)
     return n;
 }
 
+/* ---- the custom op ----------------------------------------------------------------------
+ * TG_OP_CUSTOM is drawn as one user-defined op, xtanh(x) = x * tanh(x), elementwise: recorded
+ * with tg_custom (tg_apply refuses custom ops) and written in the tgx program as the same
+ * function of built-in ops, `t * tanh(t)`, so the replay checks its values too. */
+static tg_status xtanh_forward(const tg_custom_call *c)
+{
+    const double *x = tg_tensor_data_const(c->in[0]);
+    double *y = c->y;
+    for (size_t i = 0, n = tg_tensor_numel(c->out); i < n; i++)
+        y[i] = x[i] * tanh(x[i]);
+    return TG_OK;
+}
+
+/* dx += dy * (tanh(x) + x (1 - tanh(x)^2)) */
+static tg_status xtanh_vjp(const tg_custom_call *c)
+{
+    const double *x = tg_tensor_data_const(c->in[0]), *dy = c->dy;
+    double *dx = c->dx[0];
+    for (size_t i = 0, n = tg_tensor_numel(c->out); dx && i < n; i++) {
+        double t = tanh(x[i]);
+        dx[i] += dy[i] * (t + x[i] * (1 - t * t));
+    }
+    return TG_OK;
+}
+
+static const tg_custom_op XTANH = {"xtanh", xtanh_forward, xtanh_vjp};
+
 /* ---- replaying a graph onto a tape ------------------------------------------------------ */
 
 /* Records g's values onto tape into t[0..n), the inputs bound to xs: every op through tg_apply,
@@ -87,6 +115,9 @@ static tg_tensor *record(tg_tape *tape, const graph *g, tg_tensor *const *xs, tg
             r = xs[v->input];
         } else if (v->op == TG_OP_CONST) {
             r = tg_constant(tape, TG_F64, v->rank, v->shape, g->pool + v->data);
+        } else if (v->op == TG_OP_CUSTOM) {
+            tg_tensor *x = t[v->a];
+            r = tg_custom(tape, &XTANH, NULL, &x, 1, tg_tensor_rank(x), tg_tensor_shape(x));
         } else {
             tg_tensor *in[2] = {v->a >= 0 ? t[v->a] : NULL, v->b >= 0 ? t[v->b] : NULL};
             tg_attrs at = v->at;
@@ -186,6 +217,8 @@ static char *to_tgx(const graph *g, tg_tensor *const *t)
             put(&p, "x%d", v->input);
         } else if (v->op == TG_OP_CONST) {
             put_list(&p, v->rank, v->shape, g->pool + v->data);
+        } else if (v->op == TG_OP_CUSTOM) { /* XTANH, as built-in ops */
+            put(&p, "t%d * tanh(t%d)", v->a, v->a);
         } else if (i % 2 && v->op == TG_OP_NEG) {
             put(&p, "-t%d", v->a);
         } else if (i % 2 && v->op == TG_OP_POW) {
@@ -711,6 +744,7 @@ static const generator GENERATORS[TG_OP_COUNT] = {
     [TG_OP_LOGSUMEXP]   = {gen_axis,        2,   0},
     [TG_OP_SOFTMAX]     = {gen_axis,        2,   0},
     [TG_OP_LOG_SOFTMAX] = {gen_axis,        2,   0},
+    [TG_OP_CUSTOM]      = {gen_plain,       1,   1},  /* XTANH (above) */
 };
 
 /* An op drawn by the weights of a wide graph's step or of a chain's. */

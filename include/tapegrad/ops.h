@@ -62,6 +62,7 @@ typedef enum tg_op {
     /* shape, indexing and joins */
 
     /* user-defined */
+    TG_OP_CUSTOM, /* forward and VJP given by the user as C callbacks (tg_custom) */
 
     TG_OP_COUNT
 } tg_op;
@@ -122,8 +123,9 @@ TG_API int tg_op_arity(tg_op op);
  * its constructor does: tg_apply(tape, TG_OP_SUM, &x, 1, &(tg_attrs){.axis = 1}) records
  * tg_sum(tape, x, 1, false). For programs that choose ops at run time (an interpreter, a
  * test over the whole table). Errors as the constructor's, and TG_EINVAL (kept on the tape)
- * for an op out of range, TG_OP_CONST (make constants with tg_constant), n other than the
- * op's arity, inputs NULL with n > 0, or attrs NULL for an op that takes attributes. */
+ * for an op out of range, TG_OP_CONST (make constants with tg_constant), TG_OP_CUSTOM (a
+ * custom op needs its callbacks: record it with tg_custom), n other than the op's arity,
+ * inputs NULL with n > 0, or attrs NULL for an op that takes attributes. */
 TG_API tg_tensor *tg_apply(tg_tape *tape, tg_op op, tg_tensor *const *inputs, size_t n,
                            const tg_attrs *attrs);
 
@@ -204,8 +206,10 @@ TG_API tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x, int axis);
 
 /* ---- user-defined ops ------------------------------------------------------------------ */
 
-/* What a custom op's callbacks are given. Input values are read with tg_tensor_data and
- * shapes with tg_tensor_shape; all inputs and the output have the same dtype. */
+/* What a custom op's callbacks are given. Input values are read with tg_tensor_data_const
+ * and shapes with tg_tensor_rank / tg_tensor_shape; all inputs and the output have the same
+ * dtype (f32 or f64: a callback handles both, or fails with TG_EDTYPE for the one it does not
+ * support). */
 typedef struct tg_custom_call {
     void *user;                 /* as passed to tg_custom */
     size_t n;                   /* number of inputs */
@@ -227,6 +231,31 @@ typedef struct tg_custom_op {
     tg_status (*forward)(const tg_custom_call *call);
     tg_status (*vjp)(const tg_custom_call *call); /* NULL: not differentiable */
 } tg_custom_op;
+
+/* Records a user-defined op on inputs[0..n) (n >= 1, one dtype): the output has that dtype and
+ * the shape `rank`, `shape` (rank 0..TG_MAX_RANK; shape may be NULL for rank 0), which the
+ * caller chooses (broadcasting, if the op does any, is the callbacks' business). op->forward
+ * runs at once with call->y pointing at the output's values (zeroed: it must write every
+ * element), call->in at the inputs and call->user = user; during backward op->vjp runs with
+ * call->dy (the output's gradient) and call->dx[i], the gradient of input i to ADD into, NULL
+ * when input i needs none. The same tensor passed twice gets the same dx buffer twice, so a
+ * VJP that adds (never assigns) handles fan-out. A callback that returns an error status
+ * makes it the tape's error, with its name and call->msg: tg_custom then returns NULL, or
+ * tg_backward (tg_grad) returns that status.
+ *
+ * op->vjp NULL makes an op without a gradient: a backward pass that reaches it (its output
+ * requires grad and the gradient flows into it) fails with TG_EINVAL naming the op, rather than
+ * quietly treating it as constant; pass its inputs through tg_detach when it should be one.
+ *
+ * The node appears like any other: tg_tensor_op gives TG_OP_CUSTOM, tg_tensor_op_name and the
+ * dot writer op->name, anomaly mode names it, and the fingerprint hashes the name. op, its
+ * name and user are kept by pointer: they must stay valid until the tape is reset or freed
+ * (a static const tg_custom_op is the usual way). TG_EINVAL (kept on the tape) for op, its
+ * name or its forward NULL, an empty name, n = 0 (the output's dtype comes from the inputs),
+ * inputs NULL, or a rank out of range or shape NULL with rank > 0; TG_ESHAPE for a shape whose
+ * element count overflows. */
+TG_API tg_tensor *tg_custom(tg_tape *tape, const tg_custom_op *op, void *user,
+                            tg_tensor *const *inputs, size_t n, int rank, const size_t *shape);
 
 #ifdef __cplusplus
 }

@@ -342,7 +342,7 @@ static void put_op(sink *s, const tg_tensor *t)
     const tg_op_info *info = tg_op_info_of((tg_op)tg_tensor_op(t));
     tg_attrs a;
     (void)tg_tensor_attrs(t, &a); /* a live node of the tape: cannot fail */
-    puts_(s, tg_tensor_op_name(t)); /* a custom op's own name */
+    put_html(s, tg_tensor_op_name(t)); /* a custom op's own name: the user's text, escaped */
     switch (info->attrs) {
     case TG_ATTR_NONE:
     case TG_ATTR_SHAPE: /* the new shape is the node's own, shown on the next line */

@@ -34,7 +34,8 @@
     X(MAX, max)                                                                                    \
     X(LOGSUMEXP, logsumexp)                                                                        \
     X(SOFTMAX, softmax)                                                                            \
-    X(LOG_SOFTMAX, log_softmax)
+    X(LOG_SOFTMAX, log_softmax)                                                                    \
+    X(CUSTOM, custom)
 
 #define DECLARE(ENUM, name) extern const tg_op_desc tg_op__##name;
 TG_OPS(DECLARE)
@@ -92,9 +93,12 @@ tg_tensor *tg_apply(tg_tape *tape, tg_op op, tg_tensor *const *inputs, size_t n,
     }
     if (tg_tape_status(tape) != TG_OK)
         return NULL;
-    if ((unsigned)op >= TG_OP_COUNT || op == TG_OP_CONST) {
+    if ((unsigned)op >= TG_OP_COUNT || op == TG_OP_CONST || op == TG_OP_CUSTOM) {
+        /* A custom op is its callbacks and output shape, which tg_attrs has no room for. */
         tg_tape_fail(tape, TG_EINVAL, "apply: %s",
-                     op == TG_OP_CONST ? "constants are made with tg_constant" : "no such op");
+                     op == TG_OP_CONST    ? "constants are made with tg_constant"
+                     : op == TG_OP_CUSTOM ? "custom ops are recorded with tg_custom"
+                                          : "no such op");
         return NULL;
     }
     const tg_op_desc *d = tg_op__table[op];
