@@ -141,9 +141,8 @@ static tg_tensor *apply_index(const tg_program *g, tg_tape *tape, const tg_xnode
     int rank = tg_tensor_rank(a);
     if (x->axis >= rank) {
         int axes = rank + (int)(x->item - (uint32_t)x->axis); /* the indexed value's */
-        return located(g, err, TG_ESHAPE, x,
-                       "too many indices: %u for a value of %d ax%s (this is index %u)", x->n_items,
-                       axes, axes == 1 ? "is" : "es", x->item + 1);
+        return located(g, err, TG_ESHAPE, x, "too many indices: %u for a value of %d ax%s",
+                       x->n_items, axes, axes == 1 ? "is" : "es");
     }
     if (x->select) {
         size_t dim = tg_tensor_dim(a, x->axis);
@@ -154,10 +153,10 @@ static tg_tensor *apply_index(const tg_program *g, tg_tape *tape, const tg_xnode
                            x->item, dim);
         return TMP_SELECT(tape, a, x->axis, (ptrdiff_t)(i < 0 ? i + (int64_t)dim : i));
     }
-    if (x->from == 0 && x->to == INT64_MAX && x->step == 1)
+    if (x->from == 0 && x->to == TG_EXPR_OPEN_STOP && x->step == 1)
         return a; /* ':' takes the whole axis: nothing to record */
     return TMP_SLICE(tape, a, x->axis, (ptrdiff_t)x->from,
-                     x->to == INT64_MAX ? TG_END : (ptrdiff_t)x->to, (ptrdiff_t)x->step);
+                     x->to == TG_EXPR_OPEN_STOP ? TG_END : (ptrdiff_t)x->to, (ptrdiff_t)x->step);
 }
 
 /* One node's op on already computed operands: vals holds every node's value so far. */

@@ -44,7 +44,10 @@ typedef enum tg_xkind {
     TG_X_ONEHOT, /* n classes: c */
 } tg_xkind;
 
-/* Open ends of a slice item: start 0, stop TG_END (ops.h), step 1. */
+/* The stop of a slice item left out ("to the end"; TG_END when evaluated). An open start is
+ * 0 and an open step 1. */
+#define TG_EXPR_OPEN_STOP INT64_MAX
+
 typedef struct tg_xnode {
     uint8_t kind;           /* tg_xkind */
     uint8_t op;             /* TG_X_OP: the tg_op */

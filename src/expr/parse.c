@@ -398,9 +398,6 @@ static bool parse_primary(parser *p, xref *out)
 
 /* ---- postfix indexing ------------------------------------------------------------------- */
 
-/* The item bounds of a slice left out. */
-#define OPEN_STOP INT64_MAX
-
 static bool at_item_end(tg_tok k)
 {
     return k == TG_TOK_COMMA || k == TG_TOK_RBRACK;
@@ -412,7 +409,7 @@ static bool at_item_end(tg_tok k)
 static bool parse_item(parser *p, xref *cur, uint32_t item, uint32_t *dropped)
 {
     size_t start = p->tok.start, end = p->tok.end;
-    int64_t from = 0, to = OPEN_STOP, step = 1;
+    int64_t from = 0, to = TG_EXPR_OPEN_STOP, step = 1;
     bool select = true;
     xref r;
     if (p->tok.kind != TG_TOK_COLON) {
@@ -481,7 +478,7 @@ static bool parse_index(parser *p, xref *out)
                              "empty brackets: an index needs at least one item (x[:] for all "
                              "of x)");
     xref cur = *out;
-    uint32_t first = (uint32_t)p->prog->n_nodes, n = 0, dropped = 0;
+    uint32_t n = 0, dropped = 0;
     uint32_t items[TG_MAX_RANK];
     while (p->tok.kind != TG_TOK_RBRACK) {
         if (n == TG_MAX_RANK)
@@ -493,13 +490,15 @@ static bool parse_index(parser *p, xref *out)
         if (p->tok.kind == TG_TOK_COMMA) {
             if (!tg_expr__next(p))
                 return false;
+        } else if (p->tok.kind == TG_TOK_COLON) {
+            return tg_expr__perr(p, p->tok.start, p->tok.end,
+                                 "a slice has at most three parts, start:stop:step");
         } else if (p->tok.kind != TG_TOK_RBRACK) {
             return tg_expr__perr(p, p->tok.start, p->tok.end,
-                                 "expected ',', ':' or ']' in an index, found %s",
+                                 "expected ',' or ']' after an index, found %s",
                                  tg_expr__describe(p, &p->tok, buf, sizeof buf));
         }
     }
-    (void)first;
     for (uint32_t i = 0; i < n; i++)
         p->prog->nodes[items[i]].n_items = n;
     *out = (xref){cur.node, out->start, p->tok.end};
