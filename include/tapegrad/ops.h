@@ -60,6 +60,12 @@ typedef enum tg_op {
     /* reductions */
 
     /* shape, indexing and joins */
+    TG_OP_SLICE,   /* x[start:stop:step] along one axis */
+    TG_OP_SELECT,  /* x[..., index, ...]: one index along one axis, which is dropped */
+    TG_OP_CONCAT,  /* n tensors joined along an existing axis */
+    TG_OP_STACK,   /* n tensors joined along a new axis */
+    TG_OP_TAKE,    /* x's entries along one axis at the positions an index tensor holds */
+    TG_OP_PERMUTE, /* any order of the axes */
 
     /* user-defined */
 
@@ -184,7 +190,12 @@ TG_API tg_tensor *tg_log_sigmoid(tg_tape *tape, tg_tensor *x);
  * TG_EINVAL when lo > hi or either is NaN. */
 TG_API tg_tensor *tg_clamp(tg_tape *tape, tg_tensor *x, double lo, double hi);
 
-/* Matrix product: (M,K) @ (K,N) -> (M,N); batched (B,M,K) @ (B,K,N) -> (B,M,N). */
+/* Matrix product with NumPy's rules: (M,K) @ (K,N) -> (M,N); batched (B,M,K) @ (B,K,N) ->
+ * (B,M,N); a 2-D operand against a 3-D one is used for every batch ((M,K) @ (B,K,N) and
+ * (B,M,K) @ (K,N) -> (B,M,N), its gradient summed over the batch); a 1-D operand is a vector:
+ * (K) @ (K,N) -> (N), (M,K) @ (K) -> (M), (K) @ (K) -> 0-d (the dot product), and likewise
+ * against a 3-D operand ((K) @ (B,K,N) -> (B,N), (B,M,K) @ (K) -> (B,M)). TG_ESHAPE for other
+ * ranks, inner dimensions that differ or batch sizes that differ. */
 TG_API tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 /* (M,N) -> (N,M). */
 TG_API tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x);
@@ -201,6 +212,39 @@ TG_API tg_tensor *tg_logsumexp(tg_tape *tape, tg_tensor *x, int axis, bool keepd
 /* Along one axis, same shape as x; stable for any input. */
 TG_API tg_tensor *tg_softmax(tg_tape *tape, tg_tensor *x, int axis);
 TG_API tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x, int axis);
+
+/* ---- shape, indexing and joins -------------------------------------------------------------
+ * Each result is a new tensor (a copy); the gradients flow back to the elements it came
+ * from. Axes may be negative (counted from the end). */
+
+/* x[start:stop:step] along one axis (NumPy basic slicing: negative start/stop count from the
+ * end, out-of-range values clamp, step > 0; TG_END for stop = to the end). An empty range
+ * gives a size-0 axis. TG_EINVAL for step <= 0 or a bad axis (and for a 0-d x). */
+TG_API tg_tensor *tg_slice(tg_tape *tape, tg_tensor *x, int axis, ptrdiff_t start, ptrdiff_t stop,
+                           ptrdiff_t step);
+/* x[..., index, ...]: integer index along `axis` (negative from the end), dropping that axis.
+ * Out of range: TG_ESHAPE (message names index, axis and size); TG_EINVAL for a bad axis (and
+ * for a 0-d x). */
+TG_API tg_tensor *tg_select(tg_tape *tape, tg_tensor *x, int axis, ptrdiff_t index);
+/* xs[0..n) joined along an existing axis (NumPy concatenate): all of one rank (>= 1) and of
+ * equal sizes except along `axis`. TG_EINVAL for n = 0, xs NULL or a bad axis; TG_ESHAPE for
+ * ranks or sizes that differ (the message names the input). */
+TG_API tg_tensor *tg_concat(tg_tape *tape, tg_tensor *const *xs, size_t n, int axis);
+/* xs[0..n) joined along a new axis (NumPy stack): all of one shape; axis in -(rank+1)..rank;
+ * the result has rank + 1 <= TG_MAX_RANK axes. Errors as tg_concat's (TG_ESHAPE when the
+ * result would have more than TG_MAX_RANK axes). */
+TG_API tg_tensor *tg_stack(tg_tape *tape, tg_tensor *const *xs, size_t n, int axis);
+/* NumPy take along one axis: y = x[..., idx, ...], of shape x.shape[:axis] + idx.shape +
+ * x.shape[axis+1:] (TG_ESHAPE when that has more than TG_MAX_RANK axes). idx is a tensor of
+ * x's dtype holding integer values in [-dim, dim) (negative from the end), of any shape; a
+ * value that is not an integer is TG_EINVAL and one out of range TG_ESHAPE, the message naming
+ * the element. The gradient scatter-adds into x, so repeated indices accumulate (an embedding
+ * lookup); idx gets none. */
+TG_API tg_tensor *tg_take(tg_tape *tape, tg_tensor *x, tg_tensor *idx, int axis);
+/* The axes of x in any order: axes holds rank(x) entries, a permutation of 0..rank-1
+ * (negative entries count from the end); output axis i is input axis axes[i]. TG_EINVAL for
+ * axes NULL (with rank > 0) or not a permutation. (tg_transpose is the 2-D case.) */
+TG_API tg_tensor *tg_permute(tg_tape *tape, tg_tensor *x, const int *axes);
 
 /* ---- user-defined ops ------------------------------------------------------------------ */
 

@@ -34,7 +34,13 @@
     X(MAX, max)                                                                                    \
     X(LOGSUMEXP, logsumexp)                                                                        \
     X(SOFTMAX, softmax)                                                                            \
-    X(LOG_SOFTMAX, log_softmax)
+    X(LOG_SOFTMAX, log_softmax)                                                                    \
+    X(SLICE, slice)                                                                                \
+    X(SELECT, select)                                                                              \
+    X(CONCAT, concat)                                                                              \
+    X(STACK, stack)                                                                                \
+    X(TAKE, take)                                                                                  \
+    X(PERMUTE, permute)
 
 #define DECLARE(ENUM, name) extern const tg_op_desc tg_op__##name;
 TG_OPS(DECLARE)
