@@ -29,6 +29,9 @@ typedef enum kind {
     K_AWAY,     /* |x| in [0.05, 2], random sign: relu, abs (far from the kink at 0) */
     K_DENOM,    /* |x| in [0.5, 2], random sign: divisors */
     K_DISTINCT, /* distinct values at least 0.2 apart, shuffled: max (no ties) */
+    K_UNIT,     /* uniform (-0.9, 0.9): asin, acos, atanh, log1p, tan */
+    K_ABOVE1,   /* uniform [1.1, 3]: acosh */
+    K_FRAC,     /* k + u, k an integer in [-3, 2], u uniform [0.1, 0.9]: floor, ceil */
 } kind;
 
 typedef struct shp {
@@ -60,6 +63,18 @@ static tg_tensor *make_input(tg_rng *rng, shp s, kind k)
         for (size_t i = 0; i < tg_tensor_numel(t); i++)
             if (tg_rng_below(rng, 2))
                 tg_tensor_set(t, i, -tg_tensor_get(t, i));
+        break;
+    case K_UNIT:
+        t = tg_tensor_rand(TG_F64, s.rank, s.d, rng, -0.9, 0.9);
+        break;
+    case K_ABOVE1:
+        t = tg_tensor_rand(TG_F64, s.rank, s.d, rng, 1.1, 3.0);
+        break;
+    case K_FRAC:
+        t = tg_tensor_rand(TG_F64, s.rank, s.d, rng, 0.1, 0.9);
+        cr_assert(t != NULL, "tg_tensor_rand: %s", tg_last_error());
+        for (size_t i = 0; i < tg_tensor_numel(t); i++)
+            tg_tensor_set(t, i, tg_tensor_get(t, i) + (double)tg_rng_below(rng, 6) - 3);
         break;
     case K_DISTINCT: {
         t = tg_tensor_zeros(TG_F64, s.rank, s.d);
@@ -366,6 +381,68 @@ static void case_unary_tails(tg_op op, tg_rng *rng)
     for (size_t i = 0; i < 6; i++)
         tg_tensor_set(x, i, v[i]);
     check_op(&s, &x, 1, tg_rng_next(rng));
+}
+
+/* ---- elementwise math: random shapes of the op's domain, then points near its edges ------- */
+
+/* The op at each of the n values v, one 0-d input each: finite differences of a sum that
+ * also holds e^12 could not resolve a gradient of e^-12 in it. */
+static void check_unary_at(tg_op op, tg_rng *rng, const double *v, size_t n)
+{
+    spec s = {.op = op};
+    for (size_t i = 0; i < n; i++) {
+        tg_tensor *x = make_input(rng, (shp)S0, K_NORMAL);
+        tg_tensor_set(x, 0, v[i]);
+        check_op(&s, &x, 1, tg_rng_next(rng));
+    }
+}
+#define CHECK_AT(op, rng, ...)                                                                     \
+    check_unary_at(op, rng, (const double[]){__VA_ARGS__},                                         \
+                   sizeof((const double[]){__VA_ARGS__}) / sizeof(double))
+
+/* tan: within (-0.9, 0.9), and nearer its poles at +-pi/2 and beyond them */
+static void case_tan(tg_op op, tg_rng *rng)
+{
+    check_unary_shapes(op, rng, K_UNIT);
+    CHECK_AT(op, rng, -1.5, -1.2, 1.4, 1.55, 2.0, 3.0, -4.0);
+}
+
+/* asin, acos, atanh: within (-0.9, 0.9), and close to +-1 */
+static void case_unit_interval(tg_op op, tg_rng *rng)
+{
+    check_unary_shapes(op, rng, K_UNIT);
+    CHECK_AT(op, rng, -0.99, -0.95, 0, 1e-3, 0.95, 0.99);
+}
+
+/* acosh: on [1.1, 3], close to 1, and large */
+static void case_acosh(tg_op op, tg_rng *rng)
+{
+    check_unary_shapes(op, rng, K_ABOVE1);
+    CHECK_AT(op, rng, 1.01, 1.05, 5, 100, 1e4);
+}
+
+/* log1p: within (-0.9, 0.9), close to -1, small and large */
+static void case_log1p(tg_op op, tg_rng *rng)
+{
+    check_unary_shapes(op, rng, K_UNIT);
+    CHECK_AT(op, rng, -0.99, -1e-3, 1e-8, 3, 100);
+}
+
+/* Defined everywhere (sin, cos, atan, sinh, cosh, asinh, expm1, erf, softplus, gelu, silu):
+ * case_unary_tails, then farther out, where values reach e^12 and gradients e^-12, and
+ * close to 0 */
+static void case_math_tails(tg_op op, tg_rng *rng)
+{
+    case_unary_tails(op, rng);
+    CHECK_AT(op, rng, -12, -7, -1e-4, 2e-5, 6, 12);
+}
+
+/* sign, floor, ceil: a zero gradient, which finite differences see away from the jumps
+ * (sign's at 0, floor's and ceil's at the integers) */
+static void case_zero_gradient(tg_op op, tg_rng *rng)
+{
+    check_unary_shapes(op, rng, op == TG_OP_SIGN ? K_AWAY : K_FRAC);
+    CHECK_AT(op, rng, -2.5, -0.25, 0.01, 0.5, 1.75, 100.5);
 }
 
 /* scale and add_scalar with non-trivial constants (the constant enters forward and VJP). */
@@ -712,6 +789,27 @@ static const case_fn CASES[TG_OP_COUNT] = {
     [TG_OP_LOGSUMEXP] = case_reduce,
     [TG_OP_SOFTMAX] = case_softmax,
     [TG_OP_LOG_SOFTMAX] = case_softmax,
+    /* elementwise math */
+    [TG_OP_SIN] = case_math_tails,
+    [TG_OP_COS] = case_math_tails,
+    [TG_OP_TAN] = case_tan,
+    [TG_OP_ASIN] = case_unit_interval,
+    [TG_OP_ACOS] = case_unit_interval,
+    [TG_OP_ATAN] = case_math_tails,
+    [TG_OP_SINH] = case_math_tails,
+    [TG_OP_COSH] = case_math_tails,
+    [TG_OP_ASINH] = case_math_tails,
+    [TG_OP_ACOSH] = case_acosh,
+    [TG_OP_ATANH] = case_unit_interval,
+    [TG_OP_EXPM1] = case_math_tails,
+    [TG_OP_LOG1P] = case_log1p,
+    [TG_OP_ERF] = case_math_tails,
+    [TG_OP_SOFTPLUS] = case_math_tails,
+    [TG_OP_GELU] = case_math_tails,
+    [TG_OP_SILU] = case_math_tails,
+    [TG_OP_SIGN] = case_zero_gradient,
+    [TG_OP_FLOOR] = case_zero_gradient,
+    [TG_OP_CEIL] = case_zero_gradient,
     [TG_OP_SLICE] = case_slice,
     [TG_OP_SELECT] = case_select,
     [TG_OP_CONCAT] = case_concat,

@@ -10,11 +10,14 @@
  * entry fails every_op_has_a_generator; one never drawn fails a run of 1000 graphs or more.
  *
  * Graphs stay where finite differences are meaningful: log, sqrt, division and fractional or
- * negative powers see positive operands (a guard x^2 + c recorded in the graph); exp, square
- * and log_sigmoid see bounded ones; a graph that puts an operand of relu, abs, clamp or max
- * within 1e-3 of a kink is drawn again; and detach appears only as a + (detach(a) - detach(a)),
- * since a detached value that changes the function makes finite differences and backward
- * disagree by design.
+ * negative powers see positive operands (a guard x^2 + c recorded in the graph), acosh one
+ * above 1 (x^2 + c + 1), asin, acos, atanh, log1p and tan one inside their domain (r tanh x,
+ * r = 0.9, or 1.3 for tan); exp, expm1, sinh, cosh, square and log_sigmoid see bounded ones,
+ * and so do sin and cos (of a large, steep value they would make a bounded one of huge
+ * curvature); a graph that puts an operand of relu, abs, sign, clamp or max within 1e-3 of a
+ * kink, or one of floor or ceil within 1e-3 of an integer, is drawn again; and detach appears
+ * only as a + (detach(a) - detach(a)), since a detached value that changes the function makes
+ * finite differences and backward disagree by design.
  *
  * Each graph is also printed as a tgx program (docs/tgx.md), every op a call of its function,
  * which is evaluated to check that it is the same function; the first few are replayed with
@@ -669,6 +672,54 @@ static void gen_detach(gen *s, tg_op op, int a)
         apply(s, TG_OP_ADD, a, z);
 }
 
+/* ---- elementwise math ---- */
+
+/* Rejects the graph when any element of x is within KINK of an integer (floor's and ceil's
+ * jumps). */
+static void keep_off_integers(gen *s, const tg_tensor *x)
+{
+    const double *d = tg_tensor_data_const(x);
+    for (size_t i = 0; i < tg_tensor_numel(x); i++)
+        if (fabs(d[i] - nearbyint(d[i])) < KINK)
+            s->rejected = true;
+}
+
+/* asin, acos, atanh, log1p on (-0.9, 0.9), tan on (-1.3, 1.3) (away from its poles): a itself
+ * half the time when it is inside, else r tanh(a). */
+static void gen_interval(gen *s, tg_op op, int a)
+{
+    double r = op == TG_OP_TAN ? 1.3 : 0.9;
+    if (!(max_abs(s->t[a]) < r) || below(s, 2)) {
+        int t = apply(s, TG_OP_TANH, a, -1);
+        if (t < 0)
+            return;
+        value v = node(TG_OP_SCALE, t, -1);
+        v.at.c = r;
+        if ((a = add_value(s, &v)) < 0)
+            return;
+    }
+    apply(s, op, a, -1);
+}
+
+/* acosh: of x^2 + c + 1 >= 1.25. */
+static void gen_above1(gen *s, tg_op op, int a)
+{
+    int p = positive(s, a);
+    if (p < 0)
+        return;
+    value v = node(TG_OP_ADD_SCALAR, p, -1);
+    v.at.c = 1;
+    if ((p = add_value(s, &v)) >= 0)
+        apply(s, op, p, -1);
+}
+
+/* floor, ceil: steps at the integers. */
+static void gen_steps(gen *s, tg_op op, int a)
+{
+    keep_off_integers(s, s->t[a]);
+    apply(s, op, a, -1);
+}
+
 /* How a step applies an op: `add` (above); `any` and `chain`, how often a step of a wide
  * graph and a step of a deep chain draws it (the op's weight over its column's sum); and
  * `limit`, when set, the magnitude a's elements must stay below for the op to be applied. */
@@ -711,6 +762,27 @@ static const generator GENERATORS[TG_OP_COUNT] = {
     [TG_OP_LOGSUMEXP]   = {gen_axis,        2,   0},
     [TG_OP_SOFTMAX]     = {gen_axis,        2,   0},
     [TG_OP_LOG_SOFTMAX] = {gen_axis,        2,   0},
+    /* elementwise math */
+    [TG_OP_SIN]         = {gen_plain,       1,   1,    4},
+    [TG_OP_COS]         = {gen_plain,       1,   1,    4},
+    [TG_OP_TAN]         = {gen_interval,    1,   0},
+    [TG_OP_ASIN]        = {gen_interval,    1,   0},
+    [TG_OP_ACOS]        = {gen_interval,    1,   0},
+    [TG_OP_ATAN]        = {gen_plain,       1,   1},
+    [TG_OP_SINH]        = {gen_plain,       1,   0,    5},
+    [TG_OP_COSH]        = {gen_plain,       1,   0,    5},
+    [TG_OP_ASINH]       = {gen_plain,       1,   1},
+    [TG_OP_ACOSH]       = {gen_above1,      1,   0},
+    [TG_OP_ATANH]       = {gen_interval,    1,   0},
+    [TG_OP_EXPM1]       = {gen_plain,       1,   0,    4},
+    [TG_OP_LOG1P]       = {gen_interval,    1,   0},
+    [TG_OP_ERF]         = {gen_plain,       1,   1},
+    [TG_OP_SOFTPLUS]    = {gen_plain,       1,   1},
+    [TG_OP_GELU]        = {gen_plain,       1,   1},
+    [TG_OP_SILU]        = {gen_plain,       1,   1},
+    [TG_OP_SIGN]        = {gen_kink,        1,   0},
+    [TG_OP_FLOOR]       = {gen_steps,       1,   0},
+    [TG_OP_CEIL]        = {gen_steps,       1,   0},
 };
 
 /* An op drawn by the weights of a wide graph's step or of a chain's. */

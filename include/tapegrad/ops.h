@@ -10,7 +10,10 @@
  * Conventions at kinks and edges (documented, tested): relu'(0) = 0, abs'(0) = 0; clamp
  * passes the gradient on its bounds; max gives its gradient to the first maximum on ties;
  * sigmoid is computed without overflow for any |x|; log(0) = -inf with gradient +inf, and
- * log(x < 0) = NaN, as IEEE 754 says; sqrt'(0) = +inf; pow follows C's pow().
+ * log(x < 0) = NaN, as IEEE 754 says; sqrt'(0) = +inf; pow follows C's pow(). The elementwise
+ * math ops likewise: asin'(+-1) = +inf, acos'(+-1) = -inf, acosh'(1) = +inf, atanh(+-1) =
+ * +-inf, NaN outside a domain; softplus, gelu and silu are finite for any finite x; sign,
+ * floor and ceil have zero gradient, sign(0) = 0.
  * Broadcasting (add, sub, mul, div) follows NumPy: shapes are aligned from the right and
  * each pair of dimensions must be equal or one of them 1; the VJPs sum over broadcast axes. */
 #ifndef TAPEGRAD_OPS_H
@@ -54,6 +57,26 @@ typedef enum tg_op {
     TG_OP_SOFTMAX,
     TG_OP_LOG_SOFTMAX,
     /* elementwise math */
+    TG_OP_SIN,
+    TG_OP_COS,
+    TG_OP_TAN,
+    TG_OP_ASIN,
+    TG_OP_ACOS,
+    TG_OP_ATAN,
+    TG_OP_SINH,
+    TG_OP_COSH,
+    TG_OP_ASINH,
+    TG_OP_ACOSH,
+    TG_OP_ATANH,
+    TG_OP_EXPM1,
+    TG_OP_LOG1P,
+    TG_OP_ERF,
+    TG_OP_SOFTPLUS,
+    TG_OP_GELU,
+    TG_OP_SILU,
+    TG_OP_SIGN,
+    TG_OP_FLOOR,
+    TG_OP_CEIL,
 
     /* binary math, comparisons, selection */
 
@@ -212,6 +235,65 @@ TG_API tg_tensor *tg_logsumexp(tg_tape *tape, tg_tensor *x, int axis, bool keepd
 /* Along one axis, same shape as x; stable for any input. */
 TG_API tg_tensor *tg_softmax(tg_tape *tape, tg_tensor *x, int axis);
 TG_API tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x, int axis);
+
+/* ---- elementwise math ---------------------------------------------------------------- */
+
+/* Elementwise functions of one input, in f32 (the C library's float functions: sinf, ...) and
+ * f64. Each result is the C library's function (or the composition named), and its
+ * gradient the derivative's closed form, as IEEE 754 arithmetic gives it at the edges: where
+ * the derivative is infinite the gradient is +-inf, and outside a function's domain the value
+ * is NaN, as log's. */
+
+/* sin x; gradient cos x. */
+TG_API tg_tensor *tg_sin(tg_tape *tape, tg_tensor *x);
+/* cos x; gradient -sin x. */
+TG_API tg_tensor *tg_cos(tg_tape *tape, tg_tensor *x);
+/* tan x; gradient 1 + tan^2 x (large near the poles, where tan is finite in floating point). */
+TG_API tg_tensor *tg_tan(tg_tape *tape, tg_tensor *x);
+/* asin x on [-1, 1]; gradient 1/sqrt(1 - x^2), +inf at x = +-1 (asin rises on both ends).
+ * NaN, and a NaN gradient, for |x| > 1. */
+TG_API tg_tensor *tg_asin(tg_tape *tape, tg_tensor *x);
+/* acos x on [-1, 1]; gradient -1/sqrt(1 - x^2), -inf at x = +-1. NaN, and a NaN gradient,
+ * for |x| > 1. */
+TG_API tg_tensor *tg_acos(tg_tape *tape, tg_tensor *x);
+/* atan x; gradient 1/(1 + x^2) (0 at +-inf). */
+TG_API tg_tensor *tg_atan(tg_tape *tape, tg_tensor *x);
+/* sinh x; gradient cosh x (both overflow to inf beyond |x| ~ 710 in f64, ~ 89 in f32). */
+TG_API tg_tensor *tg_sinh(tg_tape *tape, tg_tensor *x);
+/* cosh x; gradient sinh x. */
+TG_API tg_tensor *tg_cosh(tg_tape *tape, tg_tensor *x);
+/* asinh x; gradient 1/sqrt(x^2 + 1), computed as 1/hypot(x, 1), so finite and accurate for
+ * any finite x (x^2 would overflow beyond 1e154). */
+TG_API tg_tensor *tg_asinh(tg_tape *tape, tg_tensor *x);
+/* acosh x for x >= 1; gradient 1/sqrt((x - 1)(x + 1)), computed as 1/(sqrt(x-1) sqrt(x+1)),
+ * so without overflow for large x; +inf at x = 1. NaN, and a NaN gradient, for x < 1. */
+TG_API tg_tensor *tg_acosh(tg_tape *tape, tg_tensor *x);
+/* atanh x on [-1, 1]; atanh(+-1) = +-inf with gradient +inf; gradient 1/((1 - x)(1 + x)).
+ * NaN, and a NaN gradient, for |x| > 1. */
+TG_API tg_tensor *tg_atanh(tg_tape *tape, tg_tensor *x);
+/* e^x - 1, accurate near 0; gradient e^x (computed as e^x, not y + 1, which cancels for
+ * x < 0). */
+TG_API tg_tensor *tg_expm1(tg_tape *tape, tg_tensor *x);
+/* log(1 + x), accurate near 0; gradient 1/(1 + x). As log: log1p(-1) = -inf with gradient
+ * +inf, NaN for x < -1. */
+TG_API tg_tensor *tg_log1p(tg_tape *tape, tg_tensor *x);
+/* The error function erf x; gradient (2/sqrt(pi)) e^(-x^2). */
+TG_API tg_tensor *tg_erf(tg_tape *tape, tg_tensor *x);
+/* log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|): without overflow for any x (x for
+ * large x, e^x for very negative x); its gradient is sigmoid(x). */
+TG_API tg_tensor *tg_softplus(tg_tape *tape, tg_tensor *x);
+/* GELU, the exact form x * Phi(x), Phi the standard normal CDF (computed as erfc(-x/sqrt 2)/2,
+ * accurate in both tails); gradient Phi(x) + x phi(x), phi the normal density. Finite for
+ * any finite x; gelu(-inf) = 0 with gradient 0, gelu(+inf) = +inf with gradient 1. */
+TG_API tg_tensor *tg_gelu(tg_tape *tape, tg_tensor *x);
+/* SiLU (swish), x * sigmoid(x); gradient s (1 + x (1 - s)), s = sigmoid(x). Without overflow
+ * for any x; silu(-inf) = 0 with gradient 0, silu(+inf) = +inf with gradient 1. */
+TG_API tg_tensor *tg_silu(tg_tape *tape, tg_tensor *x);
+/* sign x: 1 for x > 0, -1 for x < 0, 0 at 0 (-0 at -0), NaN for NaN. Zero gradient. */
+TG_API tg_tensor *tg_sign(tg_tape *tape, tg_tensor *x);
+/* floor x and ceil x (integers, as floating point values). Zero gradient, also at the jumps. */
+TG_API tg_tensor *tg_floor(tg_tape *tape, tg_tensor *x);
+TG_API tg_tensor *tg_ceil(tg_tape *tape, tg_tensor *x);
 
 /* ---- shape, indexing and joins -------------------------------------------------------------
  * Each result is a new tensor (a copy); the gradients flow back to the elements it came
