@@ -114,23 +114,6 @@ static tg_tensor *apply_op(const tg_program *g, tg_tape *tape, const tg_xnode *x
     return tg_apply(tape, op, in, n, &attrs);
 }
 
-/* TEMPORARY until the index ops are merged */
-static tg_tensor *TMP_SELECT(tg_tape *tape, tg_tensor *a, int axis, ptrdiff_t i)
-{
-    tg_op op;
-    if (!tg_expr__op_named("select", &op))
-        return NULL;
-    return tg_apply(tape, op, &a, 1, &(tg_attrs){.axis = axis, .index = i});
-}
-static tg_tensor *TMP_SLICE(tg_tape *tape, tg_tensor *a, int axis, ptrdiff_t s, ptrdiff_t e,
-                            ptrdiff_t st)
-{
-    tg_op op;
-    if (!tg_expr__op_named("slice", &op))
-        return NULL;
-    return tg_apply(tape, op, &a, 1, &(tg_attrs){.axis = axis, .start = s, .stop = e, .step = st});
-}
-
 /* One item of x[...]: the checks that need a's shape (more items than axes, an integer out
  * of range), each reported under the item, then tg_select or tg_slice. */
 static tg_tensor *apply_index(const tg_program *g, tg_tape *tape, const tg_xnode *x, tg_tensor *a,
@@ -151,12 +134,12 @@ static tg_tensor *apply_index(const tg_program *g, tg_tape *tape, const tg_xnode
             return located(g, err, TG_ESHAPE, x,
                            "index %lld is out of range for axis %u of size %zu", (long long)i,
                            x->item, dim);
-        return TMP_SELECT(tape, a, x->axis, (ptrdiff_t)(i < 0 ? i + (int64_t)dim : i));
+        return tg_select(tape, a, x->axis, (ptrdiff_t)(i < 0 ? i + (int64_t)dim : i));
     }
     if (x->from == 0 && x->to == TG_EXPR_OPEN_STOP && x->step == 1)
         return a; /* ':' takes the whole axis: nothing to record */
-    return TMP_SLICE(tape, a, x->axis, (ptrdiff_t)x->from,
-                     x->to == TG_EXPR_OPEN_STOP ? TG_END : (ptrdiff_t)x->to, (ptrdiff_t)x->step);
+    return tg_slice(tape, a, x->axis, (ptrdiff_t)x->from,
+                    x->to == TG_EXPR_OPEN_STOP ? TG_END : (ptrdiff_t)x->to, (ptrdiff_t)x->step);
 }
 
 /* One node's op on already computed operands: vals holds every node's value so far. */

@@ -20,12 +20,13 @@ static const struct {
 };
 #define N_BUILT (sizeof BUILT / sizeof BUILT[0])
 
-/* Ops that take no input (constants) are written as literals, not called; a variadic op
- * without attributes is a user-defined one (tg_custom), which needs C callbacks. */
+/* Ops that take no input (constants) are written as literals, not called. Of the variadic
+ * ops, those with an axis (concat, stack) take a list of tensors and the axis; the others (a
+ * user-defined op: C callbacks and an output shape) have no tgx form. */
 static bool is_function_op(tg_op op)
 {
     const tg_op_info *info = tg_op_info_of(op);
-    return info->arity > 0 || (info->arity == TG_VARIADIC && info->attrs != TG_ATTR_NONE);
+    return info->arity > 0 || (info->arity == TG_VARIADIC && info->attrs == TG_ATTR_AXIS);
 }
 
 /* The function of op: its tensors (a list of them for a variadic op), then the attributes its
