@@ -13,6 +13,7 @@
 
 #include "support/helpers.h"
 #include "support/json.h"
+#include "support/oom.h"
 #include "support/proc.h"
 
 /* ---- inputs ------------------------------------------------------------------------------ */
@@ -368,6 +369,60 @@ Test(eval_errors, indices_out_of_range_and_too_many)
     eval_fails("concat([A, v], 0)", TG_ESHAPE, "~error: 1:1-17: concat: ");
     eval_fails("take(E, [5], 0)", TG_ESHAPE, "~error: 1:1-15: take: ");
     eval_fails("where(v > 0, A, v)", TG_ESHAPE, "~error: 1:1-18: where: ");
+}
+
+/* ---- allocation failure ---------------------------------------------------------------------- */
+
+/* Lists of tensors (nested, so runs of operands are pushed inside one another), brackets and
+ * more than two operands: every refused allocation in parsing and evaluating is clean. */
+static const char *const OOM_SRC = "c = concat([v[0:2], concat([v[6:], [10, 20]], 0), v], 0)\n"
+                                   "s = stack([A[0], A[2, :], A[-1]], 1)\n"
+                                   "sum(c) + sum(permute(T, [2, 0, 1])[1, :, 0:2]) + sum(s[1:])";
+
+static size_t oom_parse(size_t n, void *ud)
+{
+    (void)ud;
+    tg_program *prog = NULL;
+    ts_alloc_fail_at(n);
+    tg_status st = tg_program_parse(OOM_SRC, &prog);
+    ts_alloc_fail_at(0);
+    if (st != TG_OK) {
+        ts_assert_enomem(st, "program_parse", n);
+        cr_assert_null(prog);
+        return 1;
+    }
+    tg_program_free(prog);
+    return 0;
+}
+
+static size_t oom_eval(size_t n, void *ud)
+{
+    (void)ud;
+    tg_program *prog = NULL;
+    cr_assert_eq(tg_program_parse(OOM_SRC, &prog), TG_OK, "%s", tg_last_error());
+    inputs in;
+    inputs_make(&in);
+    tg_tape *tape = tg_tape_new();
+    cr_assert_not_null(tape);
+    ts_alloc_fail_at(n);
+    tg_tensor *y = tg_program_eval(prog, tape, TG_F64, in.env, N_IN, NULL);
+    ts_alloc_fail_at(0);
+    if (y)
+        cr_assert_eq(tg_backward(tape, y), TG_OK, "%s", tg_last_error());
+    else
+        ts_assert_enomem(tg_last_status(), "program_eval", n);
+    tg_tape_free(tape);
+    inputs_free(&in);
+    tg_program_free(prog);
+    return y == NULL;
+}
+
+Test(alloc, every_failure_is_clean)
+{
+    ts_oom_drive("program_parse", oom_parse, NULL,
+                 (ts_oom_opts){.min_failing = 3, .max_runs = 10000, .no_fallback = true});
+    ts_oom_drive("program_eval", oom_eval, NULL,
+                 (ts_oom_opts){.min_failing = 1, .max_runs = 10000, .no_fallback = true});
 }
 
 /* ---- tapegrad grad --------------------------------------------------------------------------- */
