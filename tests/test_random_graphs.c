@@ -607,13 +607,39 @@ static void gen_clamp(gen *s, tg_op op, int a)
     add_value(s, &v);
 }
 
+/* NumPy's other cases: a 1-D operand ((K) @ (K), (K) @ (K,N), (M,K) @ (K), (B,M,K) @ (K)),
+ * and a 2-D operand against a 3-D one ((M,K) @ (B,K,N), (B,M,K) @ (K,N)); the partner is a
+ * new input or constant. */
+static void gen_matmul_numpy(gen *s, tg_op op, int a)
+{
+    const tg_tensor *x = s->t[a];
+    const int rank = tg_tensor_rank(x);
+    const size_t K = tg_tensor_dim(x, -1);
+    size_t bs[3] = {K, 1 + (size_t)below(s, 4), 1 + (size_t)below(s, 4)};
+    int br = below(s, 2) ? 1 : 2; /* (K) or (K,N) */
+    if (rank == 2 && br == 2) {   /* (M,K) @ (B,K,N) */
+        br = 3;
+        bs[0] = 1 + (size_t)below(s, 3);
+        bs[1] = K;
+    }
+    double m = max_abs(x);
+    int b = new_leaf(s, br, bs, below(s, 4) == 0);
+    if (b >= 0 && m * max_abs(s->t[b]) * (double)K < BOUND)
+        apply(s, op, a, b);
+}
+
 /* (M,K) @ (K,N), or batched (B,M,K) @ (B,K,N): the partner is an earlier value of a fitting
- * shape, or a new input or constant. */
+ * shape, or a new input or constant; a quarter of the time (and always for a 1-D a), one of
+ * NumPy's other cases. */
 static void gen_matmul(gen *s, tg_op op, int a)
 {
     graph *g = s->g;
     const tg_tensor *x = s->t[a];
     int rank = tg_tensor_rank(x);
+    if (rank >= 1 && rank <= 3 && (rank == 1 || below(s, 4) == 0)) {
+        gen_matmul_numpy(s, op, a);
+        return;
+    }
     if (rank != 2 && rank != 3)
         return;
     double m = max_abs(x);
