@@ -233,8 +233,8 @@ static tg_status permute_shape(tg_tensor *y, char *msg, size_t size)
             char s[96], list[64];
             size_t n = 0;
             for (int k = 0; k < rank; k++)
-                n += (size_t)snprintf(list + n, sizeof list - n, "%s%d", k ? ", " : "",
-                                      at->axes[k]);
+                n +=
+                    (size_t)snprintf(list + n, sizeof list - n, "%s%d", k ? ", " : "", at->axes[k]);
             snprintf(msg, size, "axes (%s) for shape %s: %s", list,
                      tg_ops__fmt_shape(s, sizeof s, x),
                      a < -rank || a >= rank ? "an axis is out of range"
