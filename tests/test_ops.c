@@ -164,7 +164,7 @@ Test(ops, every_op_records_through_apply)
     for (int op = 0; op < TG_OP_COUNT; op++) {
         cr_expect(strcmp(tg_op_name((tg_op)op), "?") != 0, "op %d has no name", op);
         int arity = tg_op_arity((tg_op)op);
-        cr_expect((arity >= 0 && arity <= 2) || arity == TG_VARIADIC, "op %s: arity %d",
+        cr_expect((arity >= 0 && arity <= 3) || arity == TG_VARIADIC, "op %s: arity %d",
                   tg_op_name((tg_op)op), arity);
         tg_tape_reset(tape);
         tg_tensor *x =
@@ -1212,6 +1212,25 @@ static tg_tensor *apply_any(tg_op op, tg_tensor *a, tg_tensor *b)
         tg_tensor *in[2] = {a, b};
         return tg_custom(tape, &CUSTOM_MUL, NULL, in, 2, tg_tensor_rank(a), tg_tensor_shape(a));
     }
+    /* indexing and joins, on (2,3) operands: x[:, ::2], x[-1], concat/stack of (a, b),
+     * take(x, [2, 0, -1, 0], 1), permute(x, [1, 0]) */
+    switch (op) {
+    case TG_OP_SLICE:
+        return ts_apply(tape, op, a, NULL, &(tg_attrs){.axis = 1, .stop = TG_END, .step = 2});
+    case TG_OP_SELECT: return ts_apply(tape, op, a, NULL, &(tg_attrs){.axis = 0, .index = -1});
+    case TG_OP_CONCAT:
+    case TG_OP_STACK:
+        return tg_apply(tape, op, (tg_tensor *[]){a, b}, 2,
+                        &(tg_attrs){.axis = op == TG_OP_CONCAT ? 1 : 0});
+    case TG_OP_TAKE: {
+        tg_tensor *idx = tg_tensor_dtype(a) == TG_F32
+                             ? tg_constant(tape, TG_F32, 1, TS_SHAPE(4), (float[]){2, 0, -1, 0})
+                             : tg_constant(tape, TG_F64, 1, TS_SHAPE(4), (double[]){2, 0, -1, 0});
+        return ts_apply(tape, op, a, idx, &(tg_attrs){.axis = 1});
+    }
+    case TG_OP_PERMUTE: return ts_apply(tape, op, a, NULL, &(tg_attrs){.axes = {1, 0}});
+    default: break;
+    }
     const tg_attrs attrs = {.c = 1.5, .lo = 0.6, .hi = 1.8, .axis = 0, .keepdim = true,
                             .rank = 3, .shape = TS_SHAPE(3, 1, 2)};
     if (tg_op_arity(op) == 2 && !takes_two_2x3(op))
@@ -1405,9 +1424,9 @@ Test(ops, error_matmul_inner_dimensions)
     cr_expect_eq(tg_tape_size(tape), node, "a failed op was recorded");
 
     tg_tape_reset(tape);
-    tg_tensor *v = own_leaf(TG_F64, 1, TS_SHAPE(3), TS_VALS(1, 2, 3), false);
-    expect_error("matmul [2,3] @ [3]", tg_matmul(tape, x, v), TG_ESHAPE, "matmul: [2,3] @ [3]",
-                 "(node 0)");
+    tg_tensor *v = own_leaf(TG_F64, 1, TS_SHAPE(4), TS_VALS(1, 2, 3, 4), false);
+    expect_error("matmul [2,3] @ [4]", tg_matmul(tape, x, v), TG_ESHAPE,
+                 "matmul: [2,3] @ [4]: inner dimensions 3 and 4 differ", "(node 0)");
     tg_tape_reset(tape);
     size_t s1[3] = {2, 2, 3}, s2[3] = {3, 3, 2};
     tg_tensor *p = iota(TG_F64, 3, s1, 0, 1, false), *q = iota(TG_F64, 3, s2, 0, 1, false);

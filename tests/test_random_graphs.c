@@ -11,11 +11,14 @@
  * entry fails every_op_has_a_generator; one never drawn fails a run of 1000 graphs or more.
  *
  * Graphs stay where finite differences are meaningful: log, sqrt, division and fractional or
- * negative powers see positive operands (a guard x^2 + c recorded in the graph); exp, square
- * and log_sigmoid see bounded ones; a graph that puts an operand of relu, abs, clamp or max
- * within 1e-3 of a kink is drawn again; and detach appears only as a + (detach(a) - detach(a)),
- * since a detached value that changes the function makes finite differences and backward
- * disagree by design.
+ * negative powers see positive operands (a guard x^2 + c recorded in the graph), acosh one
+ * above 1 (x^2 + c + 1), asin, acos, atanh, log1p and tan one inside their domain (r tanh x,
+ * r = 0.9, or 1.3 for tan); exp, expm1, sinh, cosh, square and log_sigmoid see bounded ones,
+ * and so do sin and cos (of a large, steep value they would make a bounded one of huge
+ * curvature); a graph that puts an operand of relu, abs, sign, clamp or max within 1e-3 of a
+ * kink, or one of floor or ceil within 1e-3 of an integer, is drawn again; and detach appears
+ * only as a + (detach(a) - detach(a)), since a detached value that changes the function makes
+ * finite differences and backward disagree by design.
  *
  * Each graph is also printed as a tgx program (docs/tgx.md), every op a call of its function,
  * which is evaluated to check that it is the same function; the first few are replayed with
@@ -44,11 +47,14 @@
 #define BOUND 1e4      /* largest magnitude a value may reach */
 #define TOL 1e-5
 #define INPUT (-1)     /* the op of a value that is an input */
+#define MAX_JOIN 4     /* operands of a concat or stack */
 
 /* One value of the graph: an input, or an op of the table over earlier values. */
 typedef struct value {
     int op;                   /* a tg_op, or INPUT */
     int a, b;                 /* operands (indices of earlier values), -1 for none */
+    int more[MAX_JOIN - 2];   /* concat, stack: the operands after a and b, -1 for none */
+    int n_args;               /* concat, stack: how many operands */
     tg_attrs at;              /* its attributes; reshape's shape is rank and shape below */
     int rank;                 /* the shape of reshape's result, of an input or a constant */
     size_t shape[TG_MAX_RANK];
@@ -119,11 +125,17 @@ static tg_tensor *record(tg_tape *tape, const graph *g, tg_tensor *const *xs, tg
             tg_tensor *x = t[v->a];
             r = tg_custom(tape, &XTANH, NULL, &x, 1, tg_tensor_rank(x), tg_tensor_shape(x));
         } else {
-            tg_tensor *in[2] = {v->a >= 0 ? t[v->a] : NULL, v->b >= 0 ? t[v->b] : NULL};
+            tg_tensor *in[MAX_JOIN] = {v->a >= 0 ? t[v->a] : NULL, v->b >= 0 ? t[v->b] : NULL};
+            int arity = tg_op_arity((tg_op)v->op);
+            if (arity == TG_VARIADIC) { /* concat, stack */
+                arity = v->n_args;
+                for (int k = 2; k < arity; k++)
+                    in[k] = t[v->more[k - 2]];
+            }
             tg_attrs at = v->at;
             at.rank = v->rank;
             at.shape = v->shape;
-            r = tg_apply(tape, (tg_op)v->op, in, (size_t)tg_op_arity((tg_op)v->op), &at);
+            r = tg_apply(tape, (tg_op)v->op, in, (size_t)arity, &at);
         }
         if (!r)
             return NULL;
@@ -225,6 +237,29 @@ static char *to_tgx(const graph *g, tg_tensor *const *t)
             put(&p, "t%d ^ ", v->a), put_num(&p, v->at.c);
         } else if (i % 2 && INFIX[v->op]) { /* the binary ones */
             put(&p, "t%d %s t%d", v->a, INFIX[v->op], v->b);
+        } else if (v->op == TG_OP_SLICE || v->op == TG_OP_SELECT) { /* t3[:, 1:7:2], t3[:, -1] */
+            int axis = v->at.axis < 0 ? v->at.axis + tg_tensor_rank(t[v->a]) : v->at.axis;
+            put(&p, "t%d[", v->a);
+            for (int k = 0; k < axis; k++)
+                put(&p, ":, ");
+            if (v->op == TG_OP_SELECT)
+                put(&p, "%td]", v->at.index);
+            else if (v->at.stop == TG_END)
+                put(&p, "%td::%td]", v->at.start, v->at.step);
+            else
+                put(&p, "%td:%td:%td]", v->at.start, v->at.stop, v->at.step);
+        } else if (v->op == TG_OP_CONCAT || v->op == TG_OP_STACK) { /* concat([t1, t2], 0) */
+            put(&p, "%s([t%d", tg_op_name((tg_op)v->op), v->a);
+            for (int k = 1; k < v->n_args; k++)
+                put(&p, ", t%d", k == 1 ? v->b : v->more[k - 2]);
+            put(&p, "], %d)", v->at.axis);
+        } else if (v->op == TG_OP_TAKE) {
+            put(&p, "take(t%d, t%d, %d)", v->a, v->b, v->at.axis);
+        } else if (v->op == TG_OP_PERMUTE) {
+            put(&p, "permute(t%d, [", v->a);
+            for (int k = 0; k < tg_tensor_rank(t[v->a]); k++)
+                put(&p, k ? ", %d" : "%d", v->at.axes[k]);
+            put(&p, "])");
         } else {
             const tg_op_info *info = tg_op_info_of((tg_op)v->op);
             bool keepdim = info->attrs == TG_ATTR_REDUCE && v->at.keepdim;
@@ -243,7 +278,7 @@ static char *to_tgx(const graph *g, tg_tensor *const *t)
                     put(&p, ", %d", v->at.axis);
                 break;
             case TG_ATTR_SHAPE: put(&p, ", "), put_shape(&p, t[i]); break;
-            case TG_ATTR_SLICE: /* not drawn yet */
+            case TG_ATTR_SLICE: /* written above */
             case TG_ATTR_INDEX:
             case TG_ATTR_AXES: break;
             }
@@ -359,6 +394,8 @@ static value node(int op, int a, int b)
     v.op = op;
     v.a = a;
     v.b = b;
+    for (int k = 0; k < MAX_JOIN - 2; k++)
+        v.more[k] = -1;
     v.at.axis = TG_ALL_AXES;
     return v;
 }
@@ -606,13 +643,39 @@ static void gen_clamp(gen *s, tg_op op, int a)
     add_value(s, &v);
 }
 
+/* NumPy's other cases: a 1-D operand ((K) @ (K), (K) @ (K,N), (M,K) @ (K), (B,M,K) @ (K)),
+ * and a 2-D operand against a 3-D one ((M,K) @ (B,K,N), (B,M,K) @ (K,N)); the partner is a
+ * new input or constant. */
+static void gen_matmul_numpy(gen *s, tg_op op, int a)
+{
+    const tg_tensor *x = s->t[a];
+    const int rank = tg_tensor_rank(x);
+    const size_t K = tg_tensor_dim(x, -1);
+    size_t bs[3] = {K, 1 + (size_t)below(s, 4), 1 + (size_t)below(s, 4)};
+    int br = below(s, 2) ? 1 : 2; /* (K) or (K,N) */
+    if (rank == 2 && br == 2) {   /* (M,K) @ (B,K,N) */
+        br = 3;
+        bs[0] = 1 + (size_t)below(s, 3);
+        bs[1] = K;
+    }
+    double m = max_abs(x);
+    int b = new_leaf(s, br, bs, below(s, 4) == 0);
+    if (b >= 0 && m * max_abs(s->t[b]) * (double)K < BOUND)
+        apply(s, op, a, b);
+}
+
 /* (M,K) @ (K,N), or batched (B,M,K) @ (B,K,N): the partner is an earlier value of a fitting
- * shape, or a new input or constant. */
+ * shape, or a new input or constant; a quarter of the time (and always for a 1-D a), one of
+ * NumPy's other cases. */
 static void gen_matmul(gen *s, tg_op op, int a)
 {
     graph *g = s->g;
     const tg_tensor *x = s->t[a];
     int rank = tg_tensor_rank(x);
+    if (rank >= 1 && rank <= 3 && (rank == 1 || below(s, 4) == 0)) {
+        gen_matmul_numpy(s, op, a);
+        return;
+    }
     if (rank != 2 && rank != 3)
         return;
     double m = max_abs(x);
@@ -702,6 +765,187 @@ static void gen_detach(gen *s, tg_op op, int a)
         apply(s, TG_OP_ADD, a, z);
 }
 
+/* ---- elementwise math ---- */
+
+/* Rejects the graph when any element of x is within KINK of an integer (floor's and ceil's
+ * jumps). */
+static void keep_off_integers(gen *s, const tg_tensor *x)
+{
+    const double *d = tg_tensor_data_const(x);
+    for (size_t i = 0; i < tg_tensor_numel(x); i++)
+        if (fabs(d[i] - nearbyint(d[i])) < KINK)
+            s->rejected = true;
+}
+
+/* asin, acos, atanh, log1p on (-0.9, 0.9), tan on (-1.3, 1.3) (away from its poles): a itself
+ * half the time when it is inside, else r tanh(a). */
+static void gen_interval(gen *s, tg_op op, int a)
+{
+    double r = op == TG_OP_TAN ? 1.3 : 0.9;
+    if (!(max_abs(s->t[a]) < r) || below(s, 2)) {
+        int t = apply(s, TG_OP_TANH, a, -1);
+        if (t < 0)
+            return;
+        value v = node(TG_OP_SCALE, t, -1);
+        v.at.c = r;
+        if ((a = add_value(s, &v)) < 0)
+            return;
+    }
+    apply(s, op, a, -1);
+}
+
+/* acosh: of x^2 + c + 1 >= 1.25. */
+static void gen_above1(gen *s, tg_op op, int a)
+{
+    int p = positive(s, a);
+    if (p < 0)
+        return;
+    value v = node(TG_OP_ADD_SCALAR, p, -1);
+    v.at.c = 1;
+    if ((p = add_value(s, &v)) >= 0)
+        apply(s, op, p, -1);
+}
+
+/* floor, ceil: steps at the integers. */
+static void gen_steps(gen *s, tg_op op, int a)
+{
+    keep_off_integers(s, s->t[a]);
+    apply(s, op, a, -1);
+}
+
+/* ---- shape, indexing and joins ---- */
+
+/* x[start:stop:step] along a random axis: bounds past either end and negative ones, TG_END,
+ * steps 1 to 3; never an empty result (reductions of it would fail). */
+static void gen_slice(gen *s, tg_op op, int a)
+{
+    const tg_tensor *x = s->t[a];
+    int rank = tg_tensor_rank(x);
+    if (rank == 0)
+        return;
+    value v = node(op, a, -1);
+    v.at.axis = random_axis(s, rank, false);
+    ptrdiff_t dim = (ptrdiff_t)tg_tensor_dim(x, v.at.axis);
+    v.at.start = below(s, 2 * (int)dim + 3) - dim - 1;
+    v.at.stop = below(s, 4) == 0 ? TG_END : below(s, 2 * (int)dim + 3) - dim - 1;
+    v.at.step = 1 + below(s, 3);
+    ptrdiff_t lo = v.at.start < 0 ? (v.at.start + dim < 0 ? 0 : v.at.start + dim)
+                                  : (v.at.start > dim ? dim : v.at.start);
+    ptrdiff_t hi = v.at.stop < 0 ? (v.at.stop + dim < 0 ? 0 : v.at.stop + dim)
+                                 : (v.at.stop > dim ? dim : v.at.stop);
+    if (hi > lo)
+        add_value(s, &v);
+}
+
+/* x[..., i, ...]: one index along a random axis, negative ones too. */
+static void gen_select(gen *s, tg_op op, int a)
+{
+    const tg_tensor *x = s->t[a];
+    int rank = tg_tensor_rank(x);
+    if (rank == 0)
+        return;
+    value v = node(op, a, -1);
+    v.at.axis = random_axis(s, rank, false);
+    int dim = (int)tg_tensor_dim(x, v.at.axis);
+    v.at.index = below(s, 2 * dim) - dim;
+    add_value(s, &v);
+}
+
+/* concat of 1 to 4 operands along a random axis: earlier values that fit, or new inputs or
+ * constants of a random length along it; stack of 1 to 4 of a's shape. */
+static void gen_join(gen *s, tg_op op, int a)
+{
+    const bool stack = op == TG_OP_STACK;
+    const tg_tensor *x = s->t[a];
+    int rank = tg_tensor_rank(x);
+    if ((!stack && rank == 0) || (stack && rank >= TG_MAX_RANK) ||
+        tg_tensor_numel(x) * (size_t)MAX_JOIN > MAX_NUMEL)
+        return;
+    value v = node(op, a, -1);
+    v.at.axis = stack ? below(s, 2 * rank + 2) - rank - 1 : random_axis(s, rank, false);
+    int ax = v.at.axis < 0 ? v.at.axis + rank + stack : v.at.axis;
+    v.n_args = 1 + below(s, MAX_JOIN);
+    int args[MAX_JOIN] = {a};
+    for (int k = 1; k < v.n_args; k++) {
+        x = s->t[a]; /* stale after an add_value */
+        int c = -1;
+        for (int tries = 0; tries < 3 && c < 0; tries++) {
+            int i = pick(s);
+            const tg_tensor *y = s->t[i];
+            bool fits = tg_tensor_rank(y) == rank;
+            for (int d = 0; fits && d < rank; d++)
+                fits = (!stack && d == ax) || tg_tensor_dim(y, d) == tg_tensor_dim(x, d);
+            if (fits)
+                c = i;
+        }
+        if (c < 0) {
+            size_t shape[TG_MAX_RANK];
+            for (int d = 0; d < rank; d++)
+                shape[d] = tg_tensor_dim(x, d);
+            if (!stack)
+                shape[ax] = 1 + (size_t)below(s, 3);
+            c = new_leaf(s, rank, shape, below(s, 3) == 0);
+            if (c < 0)
+                return;
+        }
+        args[k] = c;
+    }
+    v.b = v.n_args > 1 ? args[1] : -1;
+    for (int k = 2; k < v.n_args; k++)
+        v.more[k - 2] = args[k];
+    add_value(s, &v);
+}
+
+/* take along a random axis, with a constant index tensor (0-d to 2-D) of integers, negative
+ * and repeated ones among them. */
+static void gen_take(gen *s, tg_op op, int a)
+{
+    graph *g = s->g;
+    const tg_tensor *x = s->t[a];
+    int rank = tg_tensor_rank(x);
+    if (rank == 0)
+        return;
+    int axis = random_axis(s, rank, false);
+    long dim = (long)tg_tensor_dim(x, axis);
+    int ir = below(s, 3);
+    if (rank - 1 + ir > TG_MAX_RANK)
+        ir = TG_MAX_RANK - rank + 1;
+    value c = node(TG_OP_CONST, -1, -1);
+    c.rank = ir;
+    for (int d = 0; d < ir; d++)
+        c.shape[d] = 1 + (size_t)below(s, 4);
+    size_t m = numel_of(ir, c.shape);
+    if (g->n_pool + m > POOL || tg_tensor_numel(x) / (size_t)dim * m > MAX_NUMEL)
+        return;
+    c.data = g->n_pool;
+    for (size_t j = 0; j < m; j++)
+        g->pool[g->n_pool++] = (double)(below(s, 2 * (int)dim) - dim);
+    int idx = add_value(s, &c);
+    if (idx < 0)
+        return;
+    value v = node(op, a, idx);
+    v.at.axis = axis;
+    add_value(s, &v);
+}
+
+/* A random order of the axes, some given as negative numbers. */
+static void gen_permute(gen *s, tg_op op, int a)
+{
+    int rank = tg_tensor_rank(s->t[a]);
+    value v = node(op, a, -1);
+    for (int k = 0; k < rank; k++)
+        v.at.axes[k] = k;
+    for (int k = rank - 1; k > 0; k--) { /* Fisher-Yates */
+        int j = below(s, k + 1), tmp = v.at.axes[k];
+        v.at.axes[k] = v.at.axes[j];
+        v.at.axes[j] = tmp;
+    }
+    for (int k = 0; k < rank; k++)
+        if (below(s, 4) == 0)
+            v.at.axes[k] -= rank;
+    add_value(s, &v);
+}
+
 /* How a step applies an op: `add` (above); `any` and `chain`, how often a step of a wide
  * graph and a step of a deep chain draws it (the op's weight over its column's sum); and
  * `limit`, when set, the magnitude a's elements must stay below for the op to be applied. */
@@ -744,6 +988,33 @@ static const generator GENERATORS[TG_OP_COUNT] = {
     [TG_OP_LOGSUMEXP]   = {gen_axis,        2,   0},
     [TG_OP_SOFTMAX]     = {gen_axis,        2,   0},
     [TG_OP_LOG_SOFTMAX] = {gen_axis,        2,   0},
+    /* elementwise math */
+    [TG_OP_SIN]         = {gen_plain,       1,   1,    4},
+    [TG_OP_COS]         = {gen_plain,       1,   1,    4},
+    [TG_OP_TAN]         = {gen_interval,    1,   0},
+    [TG_OP_ASIN]        = {gen_interval,    1,   0},
+    [TG_OP_ACOS]        = {gen_interval,    1,   0},
+    [TG_OP_ATAN]        = {gen_plain,       1,   1},
+    [TG_OP_SINH]        = {gen_plain,       1,   0,    5},
+    [TG_OP_COSH]        = {gen_plain,       1,   0,    5},
+    [TG_OP_ASINH]       = {gen_plain,       1,   1},
+    [TG_OP_ACOSH]       = {gen_above1,      1,   0},
+    [TG_OP_ATANH]       = {gen_interval,    1,   0},
+    [TG_OP_EXPM1]       = {gen_plain,       1,   0,    4},
+    [TG_OP_LOG1P]       = {gen_interval,    1,   0},
+    [TG_OP_ERF]         = {gen_plain,       1,   1},
+    [TG_OP_SOFTPLUS]    = {gen_plain,       1,   1},
+    [TG_OP_GELU]        = {gen_plain,       1,   1},
+    [TG_OP_SILU]        = {gen_plain,       1,   1},
+    [TG_OP_SIGN]        = {gen_kink,        1,   0},
+    [TG_OP_FLOOR]       = {gen_steps,       1,   0},
+    [TG_OP_CEIL]        = {gen_steps,       1,   0},
+    [TG_OP_SLICE]       = {gen_slice,       2,   0},
+    [TG_OP_SELECT]      = {gen_select,      2,   0},
+    [TG_OP_CONCAT]      = {gen_join,        2,   0},
+    [TG_OP_STACK]       = {gen_join,        1,   0},
+    [TG_OP_TAKE]        = {gen_take,        2,   0},
+    [TG_OP_PERMUTE]     = {gen_permute,     2,   0},
     [TG_OP_CUSTOM]      = {gen_plain,       1,   1},  /* XTANH (above) */
 };
 
@@ -806,6 +1077,9 @@ static bool generate(graph *g, tg_tape *tape)
             used[g->v[i].a] = true;
         if (g->v[i].b >= 0)
             used[g->v[i].b] = true;
+        for (int k = 0; k < MAX_JOIN - 2; k++)
+            if (g->v[i].more[k] >= 0)
+                used[g->v[i].more[k]] = true;
     }
     int total = -1;
     for (int i = 0; i < last && !s.rejected; i++) {
@@ -868,6 +1142,52 @@ static void replay_with_the_command(const graph *g, const char *prog)
     free_args(args);
 }
 
+/* Whether tgx writes op yet: indexing (x[1:7:2], x[0]), lists (concat, stack) and the functions
+ * take and permute come with tgx's own work on them, which may land after these ops. A graph
+ * using an op tgx cannot evaluate yet skips its replays (counted in the summary); once tgx
+ * has the op, every graph replays. */
+static bool tgx_has(tg_op op)
+{
+    static const struct {
+        tg_op op;
+        const char *prog;
+    } probes[] = {
+        {TG_OP_SLICE, "x[0:1]"},
+        {TG_OP_SELECT, "x[-1]"},
+        {TG_OP_CONCAT, "concat([x, x], 0)"},
+        {TG_OP_STACK, "stack([x, x], 0)"},
+        {TG_OP_TAKE, "take(x, [1, 0], 0)"},
+        {TG_OP_PERMUTE, "permute(x, [0])"},
+    };
+    static int known[TG_OP_COUNT]; /* 0: not probed, 1: yes, 2: no */
+    for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+        if (probes[i].op != op)
+            continue;
+        if (!known[op]) {
+            tg_tensor *x = ts_leaf(TG_F64, 1, (size_t[]){2}, (double[]){1, 2}, false);
+            tg_tape *tape = tg_tape_new();
+            tg_program *p = NULL;
+            tg_binding env[1] = {{"x", x}};
+            bool ok = tg_program_parse(probes[i].prog, &p) == TG_OK &&
+                      tg_program_eval(p, tape, TG_F64, env, 1, NULL) != NULL;
+            known[op] = ok ? 1 : 2;
+            tg_program_free(p);
+            tg_tape_free(tape);
+            tg_tensor_free(x);
+        }
+        return known[op] == 1;
+    }
+    return true;
+}
+
+static bool tgx_has_all(const graph *g)
+{
+    for (int i = 0; i < g->n; i++)
+        if (g->v[i].op != INPUT && !tgx_has((tg_op)g->v[i].op))
+            return false;
+    return true;
+}
+
 static size_t env_count(const char *name, size_t fallback)
 {
     const char *s = getenv(name);
@@ -900,6 +1220,7 @@ Test(random_graphs, gradients_match_finite_differences, .timeout = 600)
     static graph g;
     tg_tape *tape = tg_tape_new();
     size_t checked = 0, rejected = 0, nodes = 0, deep = 0, retried = 0, replayed = 0;
+    size_t not_in_tgx = 0; /* graphs whose replays wait for tgx (tgx_has) */
     size_t counts[TG_OP_COUNT] = {0};
     double worst = 0;
     uint64_t worst_seed = 0;
@@ -919,7 +1240,10 @@ Test(random_graphs, gradients_match_finite_differences, .timeout = 600)
         tg_tensor *y = record(tape, &g, g.inputs, t);
         cr_assert_not_null(y);
         char *prog = to_tgx(&g, t);
-        assert_replays(&g, prog, tg_tensor_item(y));
+        const bool replays = tgx_has_all(&g);
+        not_in_tgx += !replays;
+        if (replays)
+            assert_replays(&g, prog, tg_tensor_item(y));
 
         /* Central differences err by about h^2 |f'''| / 6 + 1e-16 |f| / h: in a graph of high
          * curvature (deep products) the default step can miss by a little more than the
@@ -940,7 +1264,7 @@ Test(random_graphs, gradients_match_finite_differences, .timeout = 600)
                            (unsigned long long)seed, tg_status_name(st), tg_last_error(),
                            err[0], err[1], err[2], prog, command_line(replay_args(&g, prog)));
         }
-        if (replayed < 5) {
+        if (replayed < 5 && replays) {
             replay_with_the_command(&g, prog);
             replayed++;
         }
@@ -964,7 +1288,7 @@ Test(random_graphs, gradients_match_finite_differences, .timeout = 600)
             "random graphs: %zu checked (seeds from %llu; %zu drawn again near a kink or "
             "out of bounds), %zu recorded nodes, %zu graphs deeper than 60 nodes, largest "
             "error %.3g (seed %llu), tolerance %g, %zu checks retried with another step, "
-            "%zu replayed with the command\n",
+            "%zu replayed with the command, %zu not replayed (an op tgx does not write yet)\n",
             checked, (unsigned long long)(seed - checked - rejected), rejected, nodes, deep,
-            worst, (unsigned long long)worst_seed, TOL, retried, replayed);
+            worst, (unsigned long long)worst_seed, TOL, retried, replayed, not_in_tgx);
 }

@@ -10,7 +10,10 @@
  * Conventions at kinks and edges (documented, tested): relu'(0) = 0, abs'(0) = 0; clamp
  * passes the gradient on its bounds; max gives its gradient to the first maximum on ties;
  * sigmoid is computed without overflow for any |x|; log(0) = -inf with gradient +inf, and
- * log(x < 0) = NaN, as IEEE 754 says; sqrt'(0) = +inf; pow follows C's pow().
+ * log(x < 0) = NaN, as IEEE 754 says; sqrt'(0) = +inf; pow follows C's pow(). The elementwise
+ * math ops likewise: asin'(+-1) = +inf, acos'(+-1) = -inf, acosh'(1) = +inf, atanh(+-1) =
+ * +-inf, NaN outside a domain; softplus, gelu and silu are finite for any finite x; sign,
+ * floor and ceil have zero gradient, sign(0) = 0.
  * Broadcasting (add, sub, mul, div) follows NumPy: shapes are aligned from the right and
  * each pair of dimensions must be equal or one of them 1; the VJPs sum over broadcast axes. */
 #ifndef TAPEGRAD_OPS_H
@@ -54,12 +57,38 @@ typedef enum tg_op {
     TG_OP_SOFTMAX,
     TG_OP_LOG_SOFTMAX,
     /* elementwise math */
+    TG_OP_SIN,
+    TG_OP_COS,
+    TG_OP_TAN,
+    TG_OP_ASIN,
+    TG_OP_ACOS,
+    TG_OP_ATAN,
+    TG_OP_SINH,
+    TG_OP_COSH,
+    TG_OP_ASINH,
+    TG_OP_ACOSH,
+    TG_OP_ATANH,
+    TG_OP_EXPM1,
+    TG_OP_LOG1P,
+    TG_OP_ERF,
+    TG_OP_SOFTPLUS,
+    TG_OP_GELU,
+    TG_OP_SILU,
+    TG_OP_SIGN,
+    TG_OP_FLOOR,
+    TG_OP_CEIL,
 
     /* binary math, comparisons, selection */
 
     /* reductions */
 
     /* shape, indexing and joins */
+    TG_OP_SLICE,   /* x[start:stop:step] along one axis */
+    TG_OP_SELECT,  /* x[..., index, ...]: one index along one axis, which is dropped */
+    TG_OP_CONCAT,  /* n tensors joined along an existing axis */
+    TG_OP_STACK,   /* n tensors joined along a new axis */
+    TG_OP_TAKE,    /* x's entries along one axis at the positions an index tensor holds */
+    TG_OP_PERMUTE, /* any order of the axes */
 
     /* user-defined */
     TG_OP_CUSTOM, /* forward and VJP given by the user as C callbacks (tg_custom) */
@@ -186,7 +215,12 @@ TG_API tg_tensor *tg_log_sigmoid(tg_tape *tape, tg_tensor *x);
  * TG_EINVAL when lo > hi or either is NaN. */
 TG_API tg_tensor *tg_clamp(tg_tape *tape, tg_tensor *x, double lo, double hi);
 
-/* Matrix product: (M,K) @ (K,N) -> (M,N); batched (B,M,K) @ (B,K,N) -> (B,M,N). */
+/* Matrix product with NumPy's rules: (M,K) @ (K,N) -> (M,N); batched (B,M,K) @ (B,K,N) ->
+ * (B,M,N); a 2-D operand against a 3-D one is used for every batch ((M,K) @ (B,K,N) and
+ * (B,M,K) @ (K,N) -> (B,M,N), its gradient summed over the batch); a 1-D operand is a vector:
+ * (K) @ (K,N) -> (N), (M,K) @ (K) -> (M), (K) @ (K) -> 0-d (the dot product), and likewise
+ * against a 3-D operand ((K) @ (B,K,N) -> (B,N), (B,M,K) @ (K) -> (B,M)). TG_ESHAPE for other
+ * ranks, inner dimensions that differ or batch sizes that differ. */
 TG_API tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 /* (M,N) -> (N,M). */
 TG_API tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x);
@@ -203,6 +237,98 @@ TG_API tg_tensor *tg_logsumexp(tg_tape *tape, tg_tensor *x, int axis, bool keepd
 /* Along one axis, same shape as x; stable for any input. */
 TG_API tg_tensor *tg_softmax(tg_tape *tape, tg_tensor *x, int axis);
 TG_API tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x, int axis);
+
+/* ---- elementwise math ---------------------------------------------------------------- */
+
+/* Elementwise functions of one input, in f32 (the C library's float functions: sinf, ...) and
+ * f64. Each result is the C library's function (or the composition named), and its
+ * gradient the derivative's closed form, as IEEE 754 arithmetic gives it at the edges: where
+ * the derivative is infinite the gradient is +-inf, and outside a function's domain the value
+ * is NaN, as log's. */
+
+/* sin x; gradient cos x. */
+TG_API tg_tensor *tg_sin(tg_tape *tape, tg_tensor *x);
+/* cos x; gradient -sin x. */
+TG_API tg_tensor *tg_cos(tg_tape *tape, tg_tensor *x);
+/* tan x; gradient 1 + tan^2 x (large near the poles, where tan is finite in floating point). */
+TG_API tg_tensor *tg_tan(tg_tape *tape, tg_tensor *x);
+/* asin x on [-1, 1]; gradient 1/sqrt(1 - x^2), +inf at x = +-1 (asin rises on both ends).
+ * NaN, and a NaN gradient, for |x| > 1. */
+TG_API tg_tensor *tg_asin(tg_tape *tape, tg_tensor *x);
+/* acos x on [-1, 1]; gradient -1/sqrt(1 - x^2), -inf at x = +-1. NaN, and a NaN gradient,
+ * for |x| > 1. */
+TG_API tg_tensor *tg_acos(tg_tape *tape, tg_tensor *x);
+/* atan x; gradient 1/(1 + x^2) (0 at +-inf). */
+TG_API tg_tensor *tg_atan(tg_tape *tape, tg_tensor *x);
+/* sinh x; gradient cosh x (both overflow to inf beyond |x| ~ 710 in f64, ~ 89 in f32). */
+TG_API tg_tensor *tg_sinh(tg_tape *tape, tg_tensor *x);
+/* cosh x; gradient sinh x. */
+TG_API tg_tensor *tg_cosh(tg_tape *tape, tg_tensor *x);
+/* asinh x; gradient 1/sqrt(x^2 + 1), computed as 1/hypot(x, 1), so finite and accurate for
+ * any finite x (x^2 would overflow beyond 1e154). */
+TG_API tg_tensor *tg_asinh(tg_tape *tape, tg_tensor *x);
+/* acosh x for x >= 1; gradient 1/sqrt((x - 1)(x + 1)), computed as 1/(sqrt(x-1) sqrt(x+1)),
+ * so without overflow for large x; +inf at x = 1. NaN, and a NaN gradient, for x < 1. */
+TG_API tg_tensor *tg_acosh(tg_tape *tape, tg_tensor *x);
+/* atanh x on [-1, 1]; atanh(+-1) = +-inf with gradient +inf; gradient 1/((1 - x)(1 + x)).
+ * NaN, and a NaN gradient, for |x| > 1. */
+TG_API tg_tensor *tg_atanh(tg_tape *tape, tg_tensor *x);
+/* e^x - 1, accurate near 0; gradient e^x (computed as e^x, not y + 1, which cancels for
+ * x < 0). */
+TG_API tg_tensor *tg_expm1(tg_tape *tape, tg_tensor *x);
+/* log(1 + x), accurate near 0; gradient 1/(1 + x). As log: log1p(-1) = -inf with gradient
+ * +inf, NaN for x < -1. */
+TG_API tg_tensor *tg_log1p(tg_tape *tape, tg_tensor *x);
+/* The error function erf x; gradient (2/sqrt(pi)) e^(-x^2). */
+TG_API tg_tensor *tg_erf(tg_tape *tape, tg_tensor *x);
+/* log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|): without overflow for any x (x for
+ * large x, e^x for very negative x); its gradient is sigmoid(x). */
+TG_API tg_tensor *tg_softplus(tg_tape *tape, tg_tensor *x);
+/* GELU, the exact form x * Phi(x), Phi the standard normal CDF (computed as erfc(-x/sqrt 2)/2,
+ * accurate in both tails); gradient Phi(x) + x phi(x), phi the normal density. Finite for
+ * any finite x; gelu(-inf) = 0 with gradient 0, gelu(+inf) = +inf with gradient 1. */
+TG_API tg_tensor *tg_gelu(tg_tape *tape, tg_tensor *x);
+/* SiLU (swish), x * sigmoid(x); gradient s (1 + x (1 - s)), s = sigmoid(x). Without overflow
+ * for any x; silu(-inf) = 0 with gradient 0, silu(+inf) = +inf with gradient 1. */
+TG_API tg_tensor *tg_silu(tg_tape *tape, tg_tensor *x);
+/* sign x: 1 for x > 0, -1 for x < 0, 0 at 0 (-0 at -0), NaN for NaN. Zero gradient. */
+TG_API tg_tensor *tg_sign(tg_tape *tape, tg_tensor *x);
+/* floor x and ceil x (integers, as floating point values). Zero gradient, also at the jumps. */
+TG_API tg_tensor *tg_floor(tg_tape *tape, tg_tensor *x);
+TG_API tg_tensor *tg_ceil(tg_tape *tape, tg_tensor *x);
+
+/* ---- shape, indexing and joins -------------------------------------------------------------
+ * Each result is a new tensor (a copy); the gradients flow back to the elements it came
+ * from. Axes may be negative (counted from the end). */
+
+/* x[start:stop:step] along one axis (NumPy basic slicing: negative start/stop count from the
+ * end, out-of-range values clamp, step > 0; TG_END for stop = to the end). An empty range
+ * gives a size-0 axis. TG_EINVAL for step <= 0 or a bad axis (and for a 0-d x). */
+TG_API tg_tensor *tg_slice(tg_tape *tape, tg_tensor *x, int axis, ptrdiff_t start, ptrdiff_t stop,
+                           ptrdiff_t step);
+/* x[..., index, ...]: integer index along `axis` (negative from the end), dropping that axis.
+ * Out of range: TG_ESHAPE (message names index, axis and size); TG_EINVAL for a bad axis (and
+ * for a 0-d x). */
+TG_API tg_tensor *tg_select(tg_tape *tape, tg_tensor *x, int axis, ptrdiff_t index);
+/* xs[0..n) joined along an existing axis (NumPy concatenate): all of one rank (>= 1) and of
+ * equal sizes except along `axis`. TG_EINVAL for n = 0, xs NULL or a bad axis; TG_ESHAPE for
+ * ranks or sizes that differ (the message names the input). */
+TG_API tg_tensor *tg_concat(tg_tape *tape, tg_tensor *const *xs, size_t n, int axis);
+/* xs[0..n) joined along a new axis (NumPy stack): all of one shape; axis in -(rank+1)..rank;
+ * the result has rank + 1 <= TG_MAX_RANK axes. Errors as tg_concat's (TG_ESHAPE when the
+ * result would have more than TG_MAX_RANK axes). */
+TG_API tg_tensor *tg_stack(tg_tape *tape, tg_tensor *const *xs, size_t n, int axis);
+/* NumPy take along one axis: y = x[..., idx, ...], of shape x.shape[:axis] + idx.shape +
+ * x.shape[axis+1:] (TG_ESHAPE when that has more than TG_MAX_RANK axes). idx is a tensor of
+ * x's dtype holding integer values in [-dim, dim) (negative from the end), of any shape; a
+ * value that is not an integer is TG_EINVAL and one out of range TG_ESHAPE, the message naming
+ * the element. The gradient scatter-adds into x, so repeated indices accumulate (an embedding
+ * lookup); idx gets none. */
+TG_API tg_tensor *tg_take(tg_tape *tape, tg_tensor *x, tg_tensor *idx, int axis);
+/* The axes of x in any order: axes holds rank(x) entries, a permutation of 0..rank-1
+ * (negative entries count from the end); output axis i is input axis axes[i]. TG_EINVAL for
+ * axes NULL (with rank > 0) or not a permutation. (tg_transpose is the 2-D case.) */
+TG_API tg_tensor *tg_permute(tg_tape *tape, tg_tensor *x, const int *axes);
 
 /* ---- user-defined ops ------------------------------------------------------------------ */
 

@@ -1,6 +1,7 @@
 /* eval.c: runs a parsed tgx program onto a tape. The nodes are already in evaluation order,
  * so this is one loop that calls the public op constructors (and the nn losses); an op's
- * error is reported with the source span of the expression that called it. */
+ * error is reported with the source span of the expression that called it (for an index, of
+ * the item at fault). */
 #include "expr_internal.h"
 
 #include "tape/scratch.h"
@@ -69,34 +70,102 @@ static bool shape_of(const tg_program *g, const tg_xnode *node, const tg_tensor 
     return true;
 }
 
-/* An op of the table, through tg_apply with the attributes the parser stored. */
-static tg_tensor *apply_op(const tg_program *g, tg_tape *tape, const tg_xnode *x, tg_tensor *a,
-                           tg_tensor *b, tg_expr_error *err)
+/* An axes attribute (permute) from its list, which must have an entry per axis of x. */
+static bool axes_of(const tg_program *g, const tg_xnode *node, const tg_tensor *x,
+                    int axes[TG_MAX_RANK], tg_expr_error *err)
+{
+    const tg_xlit *l = &g->lits[node->lit];
+    if (l->numel != (size_t)tg_tensor_rank(x)) {
+        char sx[96];
+        located(g, err, TG_EINVAL, node, "%s: the axes list has %zu entr%s, but %s has %d axes",
+                tg_op_name((tg_op)node->op), l->numel, l->numel == 1 ? "y" : "ies",
+                tg_shape_format(sx, sizeof sx, tg_tensor_rank(x), tg_tensor_shape(x)),
+                tg_tensor_rank(x));
+        return false;
+    }
+    for (size_t i = 0; i < l->numel; i++)
+        axes[i] = (int)g->values[l->offset + i]; /* integers within 1e9: checked by the parser */
+    return true;
+}
+
+/* An op of the table, through tg_apply with the attributes the parser stored; in[0..n) its
+ * operands. */
+static tg_tensor *apply_op(const tg_program *g, tg_tape *tape, const tg_xnode *x,
+                           tg_tensor *const *in, size_t n, tg_expr_error *err)
 {
     const tg_op op = (tg_op)x->op;
     const tg_op_info *info = tg_op_info_of(op);
     size_t shape[TG_MAX_RANK] = {0};
     tg_attrs attrs = {.c = x->c, .lo = x->c, .hi = x->c2, .axis = x->axis, .keepdim = false};
-    if (info->attrs == TG_ATTR_SHAPE) {
-        if (!a) /* an earlier error; tg_apply says nothing more */
+    attrs.start = (ptrdiff_t)x->from;
+    attrs.stop = (ptrdiff_t)x->to;
+    attrs.step = (ptrdiff_t)x->step;
+    attrs.index = (ptrdiff_t)x->from;
+    for (size_t i = 0; i < n; i++)
+        if (!in[i]) /* an earlier error; tg_apply says nothing more */
             return NULL;
-        if (!shape_of(g, x, a, shape, &attrs.rank, err))
+    if (info->attrs == TG_ATTR_SHAPE) {
+        if (!shape_of(g, x, in[0], shape, &attrs.rank, err))
             return NULL;
         attrs.shape = shape;
+    } else if (info->attrs == TG_ATTR_AXES && !axes_of(g, x, in[0], attrs.axes, err)) {
+        return NULL;
     }
-    tg_tensor *in[2] = {a, b};
-    return tg_apply(tape, op, in, (size_t)info->arity, &attrs);
+    return tg_apply(tape, op, in, n, &attrs);
 }
 
-/* One node's op on already computed operands. */
-static tg_tensor *apply(const tg_program *g, tg_tape *tape, tg_dtype dtype, const tg_xnode *x,
-                        tg_tensor *a, tg_tensor *b, tg_expr_error *err)
+/* One item of x[...]: the checks that need a's shape (more items than axes, an integer out
+ * of range), each reported under the item, then tg_select or tg_slice. */
+static tg_tensor *apply_index(const tg_program *g, tg_tape *tape, const tg_xnode *x, tg_tensor *a,
+                              tg_expr_error *err)
 {
+    if (!a)
+        return NULL;
+    int rank = tg_tensor_rank(a);
+    if (x->axis >= rank) {
+        int axes = rank + (int)(x->item - (uint32_t)x->axis); /* the indexed value's */
+        return located(g, err, TG_ESHAPE, x, "too many indices: %u for a value of %d ax%s",
+                       x->n_items, axes, axes == 1 ? "is" : "es");
+    }
+    if (x->select) {
+        size_t dim = tg_tensor_dim(a, x->axis);
+        int64_t i = x->from;
+        if (i < -(int64_t)dim || i >= (int64_t)dim)
+            return located(g, err, TG_ESHAPE, x,
+                           "index %lld is out of range for axis %u of size %zu", (long long)i,
+                           x->item, dim);
+        return tg_select(tape, a, x->axis, (ptrdiff_t)(i < 0 ? i + (int64_t)dim : i));
+    }
+    if (x->from == 0 && x->to == TG_EXPR_OPEN_STOP && x->step == 1)
+        return a; /* ':' takes the whole axis: nothing to record */
+    return tg_slice(tape, a, x->axis, (ptrdiff_t)x->from,
+                    x->to == TG_EXPR_OPEN_STOP ? TG_END : (ptrdiff_t)x->to, (ptrdiff_t)x->step);
+}
+
+/* One node's op on already computed operands: vals holds every node's value so far. */
+static tg_tensor *apply(const tg_program *g, tg_tape *tape, tg_dtype dtype, const tg_xnode *x,
+                        tg_tensor *const *vals, tg_expr_error *err)
+{
+    tg_tensor *a = x->a != TG_EXPR_NONE ? vals[x->a] : NULL;
+    tg_tensor *b = x->b != TG_EXPR_NONE ? vals[x->b] : NULL;
     switch ((tg_xkind)x->kind) {
     case TG_X_NUM: return tg_scalar(tape, dtype, x->c);
     case TG_X_LIST: return literal(g, tape, dtype, &g->lits[x->lit]);
     case TG_X_INPUT: return NULL; /* bound before the loop */
-    case TG_X_OP: return apply_op(g, tape, x, a, b, err);
+    case TG_X_OP: {
+        if (x->n_args == 0) {
+            tg_tensor *in[2] = {a, b};
+            return apply_op(g, tape, x, in, (size_t)tg_op_arity((tg_op)x->op), err);
+        }
+        /* more than two operands: their list, in the tape's scratch (no heap in a loop) */
+        tg_tensor **in = tg_tape__scratch(tape, x->n_args * sizeof *in, "tgx operands");
+        if (!in)
+            return NULL;
+        for (uint32_t i = 0; i < x->n_args; i++)
+            in[i] = vals[g->args[x->arg + i]];
+        return apply_op(g, tape, x, in, x->n_args, err);
+    }
+    case TG_X_INDEX: return apply_index(g, tape, x, a, err);
     case TG_X_MSE: return tg_mse(tape, a, b);
     case TG_X_BCE: return tg_bce(tape, a, b);
     case TG_X_BCE_LOGITS: return tg_bce_logits(tape, a, b);
@@ -168,9 +237,7 @@ tg_tensor *tg_program_eval(const tg_program *prog, tg_tape *tape, tg_dtype dtype
         const tg_xnode *x = &g->nodes[i];
         if (x->kind == TG_X_INPUT)
             continue;
-        tg_tensor *a = x->a != TG_EXPR_NONE ? vals[x->a] : NULL;
-        tg_tensor *b = x->b != TG_EXPR_NONE ? vals[x->b] : NULL;
-        tg_tensor *y = apply(g, tape, dtype, x, a, b, err);
+        tg_tensor *y = apply(g, tape, dtype, x, vals, err);
         if (!y) {
             /* a shape may have reported its own error; otherwise the op left it on the tape */
             if (err->status == TG_OK) {

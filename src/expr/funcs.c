@@ -20,21 +20,31 @@ static const struct {
 };
 #define N_BUILT (sizeof BUILT / sizeof BUILT[0])
 
-/* Ops that take no input (constants) are written as literals, not called. */
+/* Ops that take no input (constants) are written as literals, not called. Of the variadic
+ * ops, those with an axis (concat, stack) take a list of tensors and the axis; the others (a
+ * user-defined op: C callbacks and an output shape) have no tgx form. */
 static bool is_function_op(tg_op op)
 {
-    return tg_op_arity(op) > 0 && tg_op_arity(op) <= 2;
+    const tg_op_info *info = tg_op_info_of(op);
+    return info->arity > 0 || (info->arity == TG_VARIADIC && info->attrs == TG_ATTR_AXIS);
 }
 
-/* The function of op: arity tensors, then the attributes its tg_attr_kind names. */
+/* The function of op: its tensors (a list of them for a variadic op), then the attributes its
+ * tg_attr_kind names. */
 static void op_func(tg_op op, tg_xfunc *f)
 {
     const tg_op_info *info = tg_op_info_of(op);
     *f = (tg_xfunc){.name = info->name, .kind = TG_X_OP, .op = op};
     int n = 0;
-    for (int i = 0; i < info->arity; i++)
-        f->args[n++] = TG_XARG_TENSOR;
-    const char *tensors = info->arity == 1 ? "x" : "a, b", *attrs = "";
+    const char *tensors = "x", *attrs = "";
+    if (info->arity == TG_VARIADIC) {
+        f->args[n++] = TG_XARG_TENSORS;
+        tensors = "[x, ...]";
+    } else {
+        for (int i = 0; i < info->arity; i++)
+            f->args[n++] = TG_XARG_TENSOR;
+        tensors = info->arity == 1 ? "x" : info->arity == 2 ? "a, b" : "c, a, b";
+    }
     int optional = 0;
     switch (info->attrs) {
     case TG_ATTR_NONE: break;
@@ -47,24 +57,56 @@ static void op_func(tg_op op, tg_xfunc *f)
         f->args[n++] = TG_XARG_NUMBER;
         attrs = ", lo, hi";
         break;
-    case TG_ATTR_AXIS:   /* softmax and the like: the last axis by default */
+    case TG_ATTR_AXIS:
+        /* softmax and the like: the last axis by default; an op of several tensors (concat,
+         * take) names its axis, as there is no natural default. */
+        f->args[n++] = TG_XARG_AXIS;
+        optional = info->arity == 1;
+        f->default_axis = -1;
+        attrs = optional ? "[, axis]" : ", axis";
+        break;
     case TG_ATTR_REDUCE: /* reductions: every element by default */
         f->args[n++] = TG_XARG_AXIS;
         optional = 1;
-        f->default_axis = info->attrs == TG_ATTR_AXIS ? -1 : TG_ALL_AXES;
+        f->default_axis = TG_ALL_AXES;
         attrs = "[, axis]";
         break;
     case TG_ATTR_SHAPE:
         f->args[n++] = TG_XARG_SHAPE;
         attrs = ", [shape]";
         break;
-    case TG_ATTR_SLICE: /* not yet functions of tgx */
-    case TG_ATTR_INDEX:
-    case TG_ATTR_AXES: break;
+    case TG_ATTR_SLICE: /* also written x[start:stop:step] */
+        f->args[n++] = TG_XARG_AXIS;
+        f->args[n++] = TG_XARG_INT;
+        f->args[n++] = TG_XARG_INT;
+        f->args[n++] = TG_XARG_INT;
+        optional = 1;
+        attrs = ", axis, start, stop[, step]";
+        break;
+    case TG_ATTR_INDEX: /* also written x[i] */
+        f->args[n++] = TG_XARG_AXIS;
+        f->args[n++] = TG_XARG_INT;
+        attrs = ", axis, i";
+        break;
+    case TG_ATTR_AXES:
+        f->args[n++] = TG_XARG_AXES;
+        attrs = ", [axes]";
+        break;
     }
     f->max_args = n;
     f->min_args = n - optional;
     snprintf(f->usage, sizeof f->usage, "%s(%s%s)", info->name, tensors, attrs);
+}
+
+bool tg_expr__op_named(const char *name, tg_op *op)
+{
+    for (int i = 0; i < TG_OP_COUNT; i++) {
+        if (strcmp(tg_op_name((tg_op)i), name) == 0) {
+            *op = (tg_op)i;
+            return true;
+        }
+    }
+    return false;
 }
 
 static void built_func(size_t i, tg_xfunc *f)

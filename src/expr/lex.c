@@ -123,7 +123,30 @@ bool tg_expr__lex(const char *s, size_t n, size_t pos, tg_token *t, char *msg, s
     case '[': t->kind = TG_TOK_LBRACK; return true;
     case ']': t->kind = TG_TOK_RBRACK; return true;
     case ',': t->kind = TG_TOK_COMMA; return true;
-    case '=': t->kind = TG_TOK_ASSIGN; return true;
+    case ':': t->kind = TG_TOK_COLON; return true;
+    case '<':
+    case '>':
+    case '=':
+    case '!': {
+        bool eq = pos + 1 < n && s[pos + 1] == '=';
+        if (eq)
+            t->end = pos + 2;
+        if (c == '<')
+            t->kind = eq ? TG_TOK_LE : TG_TOK_LT;
+        else if (c == '>')
+            t->kind = eq ? TG_TOK_GE : TG_TOK_GT;
+        else if (c == '=')
+            t->kind = eq ? TG_TOK_EQ : TG_TOK_ASSIGN;
+        else if (eq)
+            t->kind = TG_TOK_NE;
+        else {
+            snprintf(msg, size,
+                     "'!' is not an operator in tgx (write != for 'not equal', "
+                     "1 - m for the negation of a mask m)");
+            return false;
+        }
+        return true;
+    }
     case '*':
         if (pos + 1 < n && s[pos + 1] == '*') {
             t->end = pos + 2;

@@ -1,22 +1,66 @@
 /* linalg.c: linear algebra. matmul: y = a @ b, (M,K) @ (K,N) -> (M,N), or batched
- * (B,M,K) @ (B,K,N) -> (B,M,N);  da += dy @ b^T, db += a^T @ dy. Products run on the GEMM
- * kernel (kernels/gemm.h), which reads transposed operands in place. */
+ * (B,M,K) @ (B,K,N) -> (B,M,N), with NumPy's rules for a 1-D operand (a vector) and for a 2-D
+ * operand against a 3-D one (used for every batch);  da += dy @ b^T, db += a^T @ dy, summed
+ * over the batch for an operand used by every batch. Products run on the GEMM kernel
+ * (kernels/gemm.h), which reads transposed operands in place. */
 #include "ops/op_impl.h"
 
 #include "kernels/gemm.h"
 
+/* The product as `batch` products (M,K) @ (K,N), operand p of A at A + p*sa and of B at
+ * B + p*sb: a stride of 0 repeats a 2-D (or 1-D) operand against a batched one, whose gradient
+ * then sums over the batch (every VJP product accumulates). A 1-D operand is a (1,K) row or a
+ * (K,1) column; a batched A against an unbatched B is one product of (B*M, K) @ (K,N). */
+typedef struct mm_dims {
+    size_t batch, M, K, N, sa, sb;
+} mm_dims;
+
+/* The dims of a @ b, or false when the shapes do not multiply (why: the message's reason). */
+static bool mm_plan(const tg_tensor *a, const tg_tensor *b, mm_dims *d, const char **why)
+{
+    const int ra = a->rank, rb = b->rank;
+    if (ra < 1 || ra > 3 || rb < 1 || rb > 3) {
+        *why = "operands must be 1-D, 2-D or 3-D (batched)";
+        return false;
+    }
+    const size_t Ka = a->shape[ra - 1], Kb = b->shape[rb == 1 ? 0 : rb - 2];
+    if (Ka != Kb) {
+        *why = "inner dimensions";
+        return false;
+    }
+    if (ra == 3 && rb == 3 && a->shape[0] != b->shape[0]) {
+        *why = "batch sizes";
+        return false;
+    }
+    d->M = ra == 1 ? 1 : a->shape[ra - 2];
+    d->K = Ka;
+    d->N = rb == 1 ? 1 : b->shape[rb - 1];
+    d->batch = ra == 3 ? a->shape[0] : rb == 3 ? b->shape[0] : 1;
+    d->sa = ra == 3 ? d->M * d->K : 0;
+    d->sb = rb == 3 ? d->K * d->N : 0;
+    if (ra == 3 && rb != 3) { /* (B,M,K) @ (K,N) is (B*M,K) @ (K,N): one product */
+        d->M *= d->batch;
+        d->batch = 1;
+    }
+    return true;
+}
+
 static tg_status matmul_shape(tg_tensor *y, char *msg, size_t size)
 {
     const tg_tensor *a = y->in[0], *b = y->in[1];
-    int r = a->rank;
+    const int ra = a->rank, rb = b->rank;
+    if (TG_LIKELY(ra == rb && ra >= 2 && (ra == 2 || a->shape[0] == b->shape[0]) &&
+                  a->shape[ra - 1] == b->shape[ra - 2])) { /* the common cases, first */
+        y->rank = (uint8_t)ra;
+        if (ra == 3)
+            y->shape[0] = a->shape[0];
+        y->shape[ra - 2] = a->shape[ra - 2];
+        y->shape[ra - 1] = b->shape[ra - 1];
+        return TG_OK;
+    }
+    mm_dims d;
     const char *why = NULL;
-    if (!((r == 2 && b->rank == 2) || (r == 3 && b->rank == 3)))
-        why = "operands must both be 2-D, or both 3-D (batched)";
-    else if (r == 3 && a->shape[0] != b->shape[0])
-        why = "batch sizes";
-    else if (a->shape[r - 1] != b->shape[r - 2])
-        why = "inner dimensions";
-    if (why) { /* formatting only on the error path: this rule runs for every matmul */
+    if (!mm_plan(a, b, &d, &why)) { /* formatting only on the error path */
         char sa[96], sb[96];
         tg_ops__fmt_shape(sa, sizeof sa, a);
         tg_ops__fmt_shape(sb, sizeof sb, b);
@@ -27,26 +71,35 @@ static tg_status matmul_shape(tg_tensor *y, char *msg, size_t size)
                      b->shape[0]);
         else
             snprintf(msg, size, "%s @ %s: inner dimensions %zu and %zu differ", sa, sb,
-                     a->shape[r - 1], b->shape[r - 2]);
+                     a->shape[ra - 1], b->shape[rb == 1 ? 0 : rb - 2]);
         return TG_ESHAPE;
     }
+    /* batch (if either is 3-D), then M (if a is not 1-D), then N (if b is not 1-D) */
+    int r = 0;
+    if (ra == 3 || rb == 3)
+        y->shape[r++] = ra == 3 ? a->shape[0] : b->shape[0];
+    if (ra > 1)
+        y->shape[r++] = a->shape[ra - 2];
+    if (rb > 1)
+        y->shape[r++] = b->shape[rb - 1];
     y->rank = (uint8_t)r;
-    if (r == 3)
-        y->shape[0] = a->shape[0];
-    y->shape[r - 2] = a->shape[r - 2];
-    y->shape[r - 1] = b->shape[r - 1];
     return TG_OK;
 }
-
-typedef struct mm_dims {
-    size_t batch, M, K, N;
-} mm_dims;
 
 static mm_dims matmul_dims(const tg_tensor *y)
 {
     const tg_tensor *a = y->in[0], *b = y->in[1];
-    int r = a->rank;
-    return (mm_dims){r == 3 ? a->shape[0] : 1, a->shape[r - 2], a->shape[r - 1], b->shape[r - 1]};
+    const int r = a->rank;
+    if (TG_LIKELY(r == b->rank && r >= 2)) { /* 2-D, or batched on both sides */
+        const size_t M = a->shape[r - 2], K = a->shape[r - 1], N = b->shape[r - 1];
+        return (mm_dims){r == 3 ? a->shape[0] : 1, M, K, N, M * K, K * N};
+    }
+    mm_dims d;
+    const char *why;
+    bool ok = mm_plan(a, b, &d, &why); /* the shape rule passed */
+    TG_ASSERT(ok);
+    (void)ok;
+    return d;
 }
 
 static void gemm(tg_dtype dtype, bool ta, bool tb, size_t M, size_t N, size_t K, const void *A,
@@ -75,7 +128,7 @@ static void matmul_forward(tg_tensor *y)
         DISPATCH(y->dtype, {
             const T *A = y->in[0]->data, *B = y->in[1]->data;
             T *Y = y->data;
-            for (size_t p = 0; p < d.batch; p++, A += d.M * d.K, B += d.K * d.N, Y += d.M * d.N)
+            for (size_t p = 0; p < d.batch; p++, A += d.sa, B += d.sb, Y += d.M * d.N)
                 for (size_t i = 0; i < d.M; i++) /* (M,K) @ (K,N) */
                     for (size_t j = 0; j < d.N; j++) {
                         T acc = 0;
@@ -90,8 +143,8 @@ static void matmul_forward(tg_tensor *y)
     const char *A = y->in[0]->data, *B = y->in[1]->data;
     char *Y = y->data;
     for (size_t p = 0; p < d.batch; p++) /* (M,K) @ (K,N) */
-        gemm((tg_dtype)y->dtype, false, false, d.M, d.N, d.K, A + p * d.M * d.K * es, d.K,
-             B + p * d.K * d.N * es, d.N, 0.0, Y + p * d.M * d.N * es, d.N);
+        gemm((tg_dtype)y->dtype, false, false, d.M, d.N, d.K, A + p * d.sa * es, d.K,
+             B + p * d.sb * es, d.N, 0.0, Y + p * d.M * d.N * es, d.N);
 }
 
 static void matmul_vjp(tg_tape *tape, tg_tensor *y)
@@ -105,7 +158,7 @@ static void matmul_vjp(tg_tape *tape, tg_tensor *y)
             const T *A = y->in[0]->data, *B = y->in[1]->data, *DY = y->grad;
             T *DA = (T *)dA, *DB = (T *)dB;
             const size_t M = d.M, K = d.K, N = d.N;
-            for (size_t p = 0; p < d.batch; p++, A += M * K, B += K * N, DY += M * N) {
+            for (size_t p = 0; p < d.batch; p++, A += d.sa, B += d.sb, DY += M * N) {
                 if (DA) { /* dA[i,k] += sum_j dY[i,j] B[k,j] */
                     for (size_t i = 0; i < M; i++)
                         for (size_t k = 0; k < K; k++) {
@@ -114,7 +167,7 @@ static void matmul_vjp(tg_tape *tape, tg_tensor *y)
                                 acc += DY[i * N + j] * B[k * N + j];
                             DA[i * K + k] += acc;
                         }
-                    DA += M * K;
+                    DA += d.sa;
                 }
                 if (DB) /* dB[k,j] += A[i,k] dY[i,j], i in order */
                     for (size_t k = 0; k < K; k++) {
@@ -123,21 +176,21 @@ static void matmul_vjp(tg_tape *tape, tg_tensor *y)
                                 DB[k * N + j] += A[i * K + k] * DY[i * N + j];
                     }
                 if (DB)
-                    DB += K * N;
+                    DB += d.sb;
             }
         });
         return;
     }
     const char *A = y->in[0]->data, *B = y->in[1]->data, *dY = y->grad;
     for (size_t p = 0; p < d.batch; p++) {
-        const char *a = A + p * d.M * d.K * es, *b = B + p * d.K * d.N * es;
+        const char *a = A + p * d.sa * es, *b = B + p * d.sb * es;
         const char *dy = dY + p * d.M * d.N * es;
         if (dA) /* (M,N) @ (K,N)^T -> (M,K) */
             gemm((tg_dtype)y->dtype, false, true, d.M, d.K, d.N, dy, d.N, b, d.N, 1.0,
-                 dA + p * d.M * d.K * es, d.K);
+                 dA + p * d.sa * es, d.K);
         if (dB) /* (M,K)^T @ (M,N) -> (K,N) */
             gemm((tg_dtype)y->dtype, true, false, d.K, d.N, d.M, a, d.K, dy, d.N, 1.0,
-                 dB + p * d.K * d.N * es, d.N);
+                 dB + p * d.sb * es, d.N);
     }
 }
 

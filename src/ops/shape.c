@@ -1,5 +1,6 @@
 /* shape.c: ops that move or relabel elements rather than compute them: constants, detach,
- * reshape (views sharing their input's memory) and transpose. */
+ * reshape (views sharing their input's memory), transpose and permute. (Picking elements by
+ * index and joining tensors: index.c.) */
 #include "ops/op_impl.h"
 
 /* ---- constants ---------------------------------------------------------------------------- */
@@ -213,4 +214,117 @@ const tg_op_desc tg_op__transpose = {
 tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x)
 {
     return tg_tape__record(tape, &tg_op__transpose, x, NULL, (tg_node_attr){.c = 0});
+}
+
+/* ---- permute ------------------------------------------------------------------------------ */
+
+/* y = x with its axes in the order perm: y[i_0, ..., i_r-1] = x at index i_k on axis perm[k];
+ * dx += dy moved back the same way */
+static tg_status permute_shape(tg_tensor *y, char *msg, size_t size)
+{
+    const tg_tensor *x = y->in[0];
+    const tg_attrs *at = y->attr.pending; /* read before the normalized form overwrites it */
+    const int rank = x->rank;
+    uint8_t perm[TG_MAX_RANK] = {0};
+    bool seen[TG_MAX_RANK] = {false};
+    for (int i = 0; i < rank; i++) {
+        int a = at->axes[i];
+        if (a < -rank || a >= rank || seen[a < 0 ? a + rank : a]) {
+            char s[96], list[64];
+            size_t n = 0;
+            for (int k = 0; k < rank; k++)
+                n +=
+                    (size_t)snprintf(list + n, sizeof list - n, "%s%d", k ? ", " : "", at->axes[k]);
+            snprintf(msg, size, "axes (%s) for shape %s: %s", list,
+                     tg_ops__fmt_shape(s, sizeof s, x),
+                     a < -rank || a >= rank ? "an axis is out of range"
+                                            : "not a permutation (an axis appears twice)");
+            return TG_EINVAL;
+        }
+        perm[i] = (uint8_t)(a < 0 ? a + rank : a);
+        seen[perm[i]] = true;
+    }
+    y->rank = (uint8_t)rank;
+    for (int i = 0; i < rank; i++)
+        y->shape[i] = x->shape[perm[i]];
+    y->attr = (tg_node_attr){.c = 0};
+    memcpy(y->attr.perm, perm, sizeof perm);
+    return TG_OK;
+}
+
+/* The loops of a permute as four nested ones (leading axes of size 1 pad lower ranks): the
+ * output's sizes n[] and, for each, the stride of x it walks. */
+static void permute_loops(const tg_tensor *y, size_t n[TG_MAX_RANK], size_t st[TG_MAX_RANK])
+{
+    const tg_tensor *x = y->in[0];
+    size_t xs[TG_MAX_RANK], s = 1;
+    for (int d = x->rank; d-- > 0;) {
+        xs[d] = s;
+        s *= x->shape[d];
+    }
+    const int pad = TG_MAX_RANK - y->rank;
+    for (int i = 0; i < TG_MAX_RANK; i++) {
+        n[i] = i < pad ? 1 : y->shape[i - pad];
+        st[i] = i < pad ? 0 : xs[y->attr.perm[i - pad]];
+    }
+}
+
+_Static_assert(TG_MAX_RANK == 4, "permute's loops are four deep");
+
+static void permute_forward(tg_tensor *y)
+{
+    size_t n[TG_MAX_RANK], st[TG_MAX_RANK];
+    permute_loops(y, n, st);
+    DISPATCH(y->dtype, {
+        const T *X = y->in[0]->data;
+        T *Y = y->data;
+        for (size_t a = 0; a < n[0]; a++)
+            for (size_t b = 0; b < n[1]; b++)
+                for (size_t c = 0; c < n[2]; c++) {
+                    const T *x = X + a * st[0] + b * st[1] + c * st[2];
+                    for (size_t d = 0; d < n[3]; d++)
+                        *Y++ = x[d * st[3]];
+                }
+    });
+}
+
+static void permute_vjp(tg_tape *tape, tg_tensor *y)
+{
+    void *dx = tg_tape__grad_of(tape, y->in[0]);
+    if (!dx)
+        return;
+    size_t n[TG_MAX_RANK], st[TG_MAX_RANK];
+    permute_loops(y, n, st);
+    DISPATCH(y->dtype, {
+        const T *DY = y->grad;
+        T *DX = dx;
+        for (size_t a = 0; a < n[0]; a++)
+            for (size_t b = 0; b < n[1]; b++)
+                for (size_t c = 0; c < n[2]; c++) {
+                    T *d = DX + a * st[0] + b * st[1] + c * st[2];
+                    for (size_t e = 0; e < n[3]; e++)
+                        d[e * st[3]] += *DY++;
+                }
+    });
+}
+
+const tg_op_desc tg_op__permute = {
+    .info = {.name = "permute", .arity = 1, .attrs = TG_ATTR_AXES, .differentiable = true},
+    .op = TG_OP_PERMUTE,
+    .shape = permute_shape,
+    .forward = permute_forward,
+    .vjp = permute_vjp,
+};
+
+tg_tensor *tg_permute(tg_tape *tape, tg_tensor *x, const int *axes)
+{
+    tg_attrs at = {0};
+    if (x && axes) {
+        for (int i = 0; i < x->rank && i < TG_MAX_RANK; i++)
+            at.axes[i] = axes[i];
+    } else if (x && x->rank > 0 && tape && tape->status == TG_OK) {
+        tg_tape__fail(tape, TG_EINVAL, "permute: axes is NULL (node %zu)", tape->n_nodes);
+        return NULL;
+    }
+    return tg_tape__record(tape, &tg_op__permute, x, NULL, (tg_node_attr){.pending = &at});
 }

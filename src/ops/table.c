@@ -35,6 +35,32 @@
     X(LOGSUMEXP, logsumexp)                                                                        \
     X(SOFTMAX, softmax)                                                                            \
     X(LOG_SOFTMAX, log_softmax)                                                                    \
+    X(SIN, sin)                                                                                    \
+    X(COS, cos)                                                                                    \
+    X(TAN, tan)                                                                                    \
+    X(ASIN, asin)                                                                                  \
+    X(ACOS, acos)                                                                                  \
+    X(ATAN, atan)                                                                                  \
+    X(SINH, sinh)                                                                                  \
+    X(COSH, cosh)                                                                                  \
+    X(ASINH, asinh)                                                                                \
+    X(ACOSH, acosh)                                                                                \
+    X(ATANH, atanh)                                                                                \
+    X(EXPM1, expm1)                                                                                \
+    X(LOG1P, log1p)                                                                                \
+    X(ERF, erf)                                                                                    \
+    X(SOFTPLUS, softplus)                                                                          \
+    X(GELU, gelu)                                                                                  \
+    X(SILU, silu)                                                                                  \
+    X(SIGN, sign)                                                                                  \
+    X(FLOOR, floor)                                                                                \
+    X(CEIL, ceil)                                                                                  \
+    X(SLICE, slice)                                                                                \
+    X(SELECT, select)                                                                              \
+    X(CONCAT, concat)                                                                              \
+    X(STACK, stack)                                                                                \
+    X(TAKE, take)                                                                                  \
+    X(PERMUTE, permute)                                                                            \
     X(CUSTOM, custom)
 
 #define DECLARE(ENUM, name) extern const tg_op_desc tg_op__##name;

@@ -98,13 +98,13 @@ TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, tg_range_fn range, u
     static inline float id##_dx_f32(float x, float y, float dy, float c)                           \
     {                                                                                              \
         typedef float T;                                                                           \
-        (void)x, (void)y, (void)c;                                                                 \
+        (void)x, (void)y, (void)dy, (void)c;                                                       \
         return (T)(VJP);                                                                           \
     }                                                                                              \
     static inline double id##_dx_f64(double x, double y, double dy, double c)                      \
     {                                                                                              \
         typedef double T;                                                                          \
-        (void)x, (void)y, (void)c;                                                                 \
+        (void)x, (void)y, (void)dy, (void)c;                                                       \
         return (T)(VJP);                                                                           \
     }                                                                                              \
     static TG_SIMD_CLONES void id##_forward_range(void *ctx, size_t lo, size_t hi)                 \
@@ -272,3 +272,95 @@ tg_tensor *tg_clamp(tg_tape *tape, tg_tensor *x, double lo, double hi)
 {
     return tg_tape__record(tape, &tg_op__clamp, x, NULL, (tg_node_attr){.range = {lo, hi}});
 }
+
+/* ---- elementwise math ------------------------------------------------------------------------
+ * The C library's functions, through <tgmath.h>: sinf for f32, sin for f64. Every constant
+ * inside a call is cast to T, since an argument of type double (or int) would make tgmath
+ * pick the double function for f32 too. */
+
+/* A function of one argument for both element types from one expression of x in T: id_f32
+ * and id_f64, which BY_TYPE(id, x) picks by the type of x. */
+#define ELEM_HELPER(id, EXPR)                                                                      \
+    static inline float id##_f32(float x)                                                          \
+    {                                                                                              \
+        typedef float T;                                                                           \
+        return (T)(EXPR);                                                                          \
+    }                                                                                              \
+    static inline double id##_f64(double x)                                                        \
+    {                                                                                              \
+        typedef double T;                                                                          \
+        return (T)(EXPR);                                                                          \
+    }
+#define BY_TYPE(id, x) _Generic((x), float : id##_f32, default : id##_f64)(x)
+
+/* x * f for a factor f that vanishes faster than x grows (Phi(x), phi(x), sigmoid'(x) in a
+ * tail): 0 where f has underflowed to 0, so that x = +-inf gives the limit 0, not inf * 0 =
+ * NaN. A NaN f stays NaN. */
+static inline float times_vanishing_f32(float x, float f)
+{
+    return f == 0 ? 0 : x * f;
+}
+static inline double times_vanishing_f64(double x, double f)
+{
+    return f == 0 ? 0 : x * f;
+}
+#define TIMES_VANISHING(x, f)                                                                      \
+    _Generic((x), float : times_vanishing_f32, default : times_vanishing_f64)(x, f)
+
+/* Phi(x) = erfc(-x/sqrt 2) / 2, the standard normal CDF: erfc keeps its relative accuracy in
+ * the lower tail, where 1 + erf(x/sqrt 2) would cancel */
+ELEM_HELPER(normal_cdf, (T)0.5 * erfc(-x * (T)0.70710678118654752440))
+#define NORMAL_CDF(x) BY_TYPE(normal_cdf, x)
+/* phi(x) = e^(-x^2/2) / sqrt(2 pi), the standard normal density (0, not NaN, at +-inf) */
+ELEM_HELPER(normal_pdf, exp(-(x *x) / 2) * (T)0.39894228040143267794)
+#define NORMAL_PDF(x) BY_TYPE(normal_pdf, x)
+/* sigmoid'(x) = s (1 - s) = e / (1 + e)^2 with e = e^-|x| in (0, 1]: no cancellation, no
+ * overflow */
+ELEM_HELPER(sigmoid_slope, exp(-fabs(x)) / ((1 + exp(-fabs(x))) * (1 + exp(-fabs(x)))))
+#define SIGMOID_SLOPE(x) BY_TYPE(sigmoid_slope, x)
+
+/* y = sin x;  dx += dy * cos x */
+UNARY_OP(sin, SIN, NONE, sin(x), dy *cos(x))
+/* y = cos x;  dx += -dy * sin x */
+UNARY_OP(cos, COS, NONE, cos(x), -dy *sin(x))
+/* y = tan x;  dx += dy * (1 + y^2) */
+UNARY_OP(tan, TAN, NONE, tan(x), dy *(1 + y * y))
+/* y = asin x;  dx += dy / sqrt((1-x)(1+x))   (1 - x is exact near 1, where 1 - x^2 would lose
+ * digits; +inf at +-1; NaN for |x| > 1) */
+UNARY_OP(asin, ASIN, NONE, asin(x), dy / sqrt((1 - x) * (1 + x)))
+/* y = acos x;  dx += -dy / sqrt((1-x)(1+x))   (-inf at +-1; NaN for |x| > 1) */
+UNARY_OP(acos, ACOS, NONE, acos(x), -dy / sqrt((1 - x) * (1 + x)))
+/* y = atan x;  dx += dy / (1 + x^2)   (x^2 = inf for huge x gives the limit 0) */
+UNARY_OP(atan, ATAN, NONE, atan(x), dy / (1 + x * x))
+/* y = sinh x;  dx += dy * cosh x */
+UNARY_OP(sinh, SINH, NONE, sinh(x), dy *cosh(x))
+/* y = cosh x;  dx += dy * sinh x */
+UNARY_OP(cosh, COSH, NONE, cosh(x), dy *sinh(x))
+/* y = asinh x;  dx += dy / hypot(x, 1)   (sqrt(x^2 + 1) would overflow beyond 1e154) */
+UNARY_OP(asinh, ASINH, NONE, asinh(x), dy / hypot(x, (T)1))
+/* y = acosh x;  dx += dy / (sqrt(x-1) sqrt(x+1))   ((x-1)(x+1) would overflow for large x;
+ * +inf at 1; NaN for x < 1) */
+UNARY_OP(acosh, ACOSH, NONE, acosh(x), dy / (sqrt(x - 1) * sqrt(x + 1)))
+/* y = atanh x;  dx += dy / ((1-x)(1+x))   (+inf at +-1; NaN for |x| > 1, where the formula
+ * alone would give a finite number) */
+UNARY_OP(atanh, ATANH, NONE, atanh(x), fabs(x) <= 1 ? dy / ((1 - x) * (1 + x)) : (T)NAN)
+/* y = e^x - 1;  dx += dy * e^x   (y + 1 would cancel for x < 0) */
+UNARY_OP(expm1, EXPM1, NONE, expm1(x), dy *exp(x))
+/* y = log(1 + x);  dx += dy / (1 + x)   (as log: -inf at -1 with gradient +inf) */
+UNARY_OP(log1p, LOG1P, NONE, log1p(x), dy / (1 + x))
+/* y = erf x;  dx += dy * (2/sqrt pi) e^(-x^2) */
+UNARY_OP(erf, ERF, NONE, erf(x), dy *(T)1.12837916709551257390 * exp(-(x * x)))
+/* y = log(1 + e^x) = max(x, 0) + log1p(e^-|x|);  dx += dy * sigmoid(x) */
+UNARY_OP(softplus, SOFTPLUS, NONE, (x > 0 ? x : 0) + log1p(exp(-fabs(x))), dy *SIGMOID(x))
+/* y = x Phi(x);  dx += dy * (Phi(x) + x phi(x)) */
+UNARY_OP(gelu, GELU, NONE, TIMES_VANISHING(x, NORMAL_CDF(x)),
+         dy *(NORMAL_CDF(x) + TIMES_VANISHING(x, NORMAL_PDF(x))))
+/* y = x sigmoid(x);  dx += dy * (s + x s (1-s)), s = sigmoid(x) */
+UNARY_OP(silu, SILU, NONE, TIMES_VANISHING(x, SIGMOID(x)),
+         dy *(SIGMOID(x) + TIMES_VANISHING(x, SIGMOID_SLOPE(x))))
+/* y = sign x (0 at 0, NaN for NaN);  dx += 0 */
+UNARY_OP(sign, SIGN, NONE, x > 0 ? 1 : (x < 0 ? -1 : x), 0)
+/* y = floor x;  dx += 0 */
+UNARY_OP(floor, FLOOR, NONE, floor(x), 0)
+/* y = ceil x;  dx += 0 */
+UNARY_OP(ceil, CEIL, NONE, ceil(x), 0)

@@ -1,0 +1,484 @@
+/* index.c: indexing and joins. slice, select and take pick elements along one axis; concat
+ * and stack join n tensors. Each result is a copy (no op here is a view), and each VJP adds
+ * every element of dy back where that element came from.
+ *
+ * Along one axis, a tensor is (outer, dim, inner): outer the product of the sizes before the
+ * axis, inner of those after it. Copies move whole rows of `inner` elements with memcpy, so
+ * the forwards need no dtype dispatch; the VJPs add, by dtype. */
+#include "ops/op_impl.h"
+
+#include <math.h>
+#include <string.h>
+
+/* The product of shape[from..to). */
+static size_t span(const size_t *shape, int from, int to)
+{
+    size_t n = 1;
+    for (int i = from; i < to; i++)
+        n *= shape[i];
+    return n;
+}
+
+/* axis in -rank..rank-1 -> 0..rank-1; false when out of range. */
+static bool norm_axis(int *axis, int rank)
+{
+    if (*axis < -rank || *axis >= rank)
+        return false;
+    if (*axis < 0)
+        *axis += rank;
+    return true;
+}
+
+static tg_status bad_axis(char *msg, size_t size, const tg_tensor *x, int axis)
+{
+    char s[96];
+    snprintf(msg, size, "axis %d is out of range for shape %s (%d-D)", axis,
+             tg_ops__fmt_shape(s, sizeof s, x), x->rank);
+    return TG_EINVAL;
+}
+
+/* ---- picking along one axis: slice and select ---------------------------------------------
+ * y[o, j, i] = x[o, start + j*step, i] for j < count;  dx[o, start + j*step, i] += dy[o, j, i] */
+
+typedef struct pick {
+    size_t outer, dim, inner, start, step, count;
+} pick;
+
+static void pick_forward(const tg_tensor *y, pick p)
+{
+    const size_t row = p.inner * tg__esize(y);
+    const char *X = y->in[0]->data;
+    char *Y = y->data;
+    if (!row)
+        return;
+    for (size_t o = 0; o < p.outer; o++)
+        for (size_t j = 0; j < p.count; j++, Y += row)
+            memcpy(Y, X + ((o * p.dim + p.start + j * p.step) * row), row);
+}
+
+static void pick_vjp(tg_tape *tape, const tg_tensor *y, pick p)
+{
+    void *dx = tg_tape__grad_of(tape, y->in[0]);
+    if (!dx)
+        return;
+    DISPATCH(y->dtype, {
+        const T *DY = y->grad;
+        T *DX = dx;
+        for (size_t o = 0; o < p.outer; o++)
+            for (size_t j = 0; j < p.count; j++, DY += p.inner) {
+                T *d = DX + (o * p.dim + p.start + j * p.step) * p.inner;
+                for (size_t i = 0; i < p.inner; i++)
+                    d[i] += DY[i];
+            }
+    });
+}
+
+/* y = x[start:stop:step] along axis (NumPy basic slicing) */
+static tg_status slice_shape(tg_tensor *y, char *msg, size_t size)
+{
+    const tg_tensor *x = y->in[0];
+    const tg_attrs *at = y->attr.pending; /* read before the normalized form overwrites it */
+    int axis = at->axis;
+    ptrdiff_t start = at->start, stop = at->stop, step = at->step;
+    if (!norm_axis(&axis, x->rank))
+        return bad_axis(msg, size, x, at->axis);
+    if (step <= 0) {
+        snprintf(msg, size, "step %td: the step must be positive", step);
+        return TG_EINVAL;
+    }
+    if (x->shape[axis] > PTRDIFF_MAX) {
+        snprintf(msg, size, "axis %d of size %zu is too long to slice", axis, x->shape[axis]);
+        return TG_ESHAPE;
+    }
+    const ptrdiff_t dim = (ptrdiff_t)x->shape[axis];
+    if (start < 0)
+        start = start + dim < 0 ? 0 : start + dim;
+    else if (start > dim)
+        start = dim;
+    if (stop < 0)
+        stop = stop + dim < 0 ? 0 : stop + dim;
+    else if (stop > dim)
+        stop = dim;
+    const size_t count = stop > start ? (size_t)((stop - start - 1) / step) + 1 : 0;
+    if (step > INT32_MAX) { /* the node keeps a 32-bit step: any step past the end is one */
+        if (count > 1) {
+            snprintf(msg, size, "step %td is too large", step);
+            return TG_EINVAL;
+        }
+        step = INT32_MAX;
+    }
+    tg_ops__copy_shape(y, x);
+    y->shape[axis] = count;
+    y->attr = (tg_node_attr){.slice = {.start = start, .axis = axis, .step = (int32_t)step}};
+    return TG_OK;
+}
+
+static pick slice_pick(const tg_tensor *y)
+{
+    const tg_tensor *x = y->in[0];
+    int axis = y->attr.slice.axis;
+    return (pick){span(x->shape, 0, axis),           x->shape[axis],
+                  span(x->shape, axis + 1, x->rank), (size_t)y->attr.slice.start,
+                  (size_t)y->attr.slice.step,        y->shape[axis]};
+}
+
+static void slice_forward(tg_tensor *y)
+{
+    pick_forward(y, slice_pick(y));
+}
+
+static void slice_vjp(tg_tape *tape, tg_tensor *y)
+{
+    pick_vjp(tape, y, slice_pick(y));
+}
+
+const tg_op_desc tg_op__slice = {
+    .info = {.name = "slice", .arity = 1, .attrs = TG_ATTR_SLICE, .differentiable = true},
+    .op = TG_OP_SLICE,
+    .shape = slice_shape,
+    .forward = slice_forward,
+    .vjp = slice_vjp,
+};
+
+tg_tensor *tg_slice(tg_tape *tape, tg_tensor *x, int axis, ptrdiff_t start, ptrdiff_t stop,
+                    ptrdiff_t step)
+{
+    const tg_attrs at = {.axis = axis, .start = start, .stop = stop, .step = step};
+    return tg_tape__record(tape, &tg_op__slice, x, NULL, (tg_node_attr){.pending = &at});
+}
+
+/* y = x[..., index, ...] along axis, which is dropped */
+static tg_status select_shape(tg_tensor *y, char *msg, size_t size)
+{
+    const tg_tensor *x = y->in[0];
+    const tg_attrs *at = y->attr.pending; /* read before the normalized form overwrites it */
+    int axis = at->axis;
+    ptrdiff_t index = at->index;
+    if (!norm_axis(&axis, x->rank))
+        return bad_axis(msg, size, x, at->axis);
+    const size_t dim = x->shape[axis];
+    if (index < 0 ? (size_t) - (index + 1) >= dim : (size_t)index >= dim) {
+        char s[96];
+        snprintf(msg, size, "index %td is out of range for axis %d of size %zu (shape %s)", index,
+                 axis, dim, tg_ops__fmt_shape(s, sizeof s, x));
+        return TG_ESHAPE;
+    }
+    if (index < 0)
+        index += (ptrdiff_t)dim;
+    y->rank = (uint8_t)(x->rank - 1);
+    for (int i = 0, k = 0; i < x->rank; i++)
+        if (i != axis)
+            y->shape[k++] = x->shape[i];
+    y->attr = (tg_node_attr){.select = {.index = index, .axis = axis}};
+    return TG_OK;
+}
+
+static pick select_pick(const tg_tensor *y)
+{
+    const tg_tensor *x = y->in[0];
+    int axis = y->attr.select.axis;
+    return (pick){span(x->shape, 0, axis),
+                  x->shape[axis],
+                  span(x->shape, axis + 1, x->rank),
+                  (size_t)y->attr.select.index,
+                  1,
+                  1};
+}
+
+static void select_forward(tg_tensor *y)
+{
+    pick_forward(y, select_pick(y));
+}
+
+static void select_vjp(tg_tape *tape, tg_tensor *y)
+{
+    pick_vjp(tape, y, select_pick(y));
+}
+
+const tg_op_desc tg_op__select = {
+    .info = {.name = "select", .arity = 1, .attrs = TG_ATTR_INDEX, .differentiable = true},
+    .op = TG_OP_SELECT,
+    .shape = select_shape,
+    .forward = select_forward,
+    .vjp = select_vjp,
+};
+
+tg_tensor *tg_select(tg_tape *tape, tg_tensor *x, int axis, ptrdiff_t index)
+{
+    const tg_attrs at = {.axis = axis, .index = index};
+    return tg_tape__record(tape, &tg_op__select, x, NULL, (tg_node_attr){.pending = &at});
+}
+
+/* ---- joins: concat and stack -----------------------------------------------------------------
+ * Both lay out, for each o < outer (the sizes before the axis), input 0's block of row o, then
+ * input 1's, ...: a block is x_k->numel / outer elements (x_k's size along the axis times
+ * inner for concat, inner for stack).  dx_k += the same blocks of dy. */
+
+static void join_forward(tg_tensor *y)
+{
+    const tg_node_ext *e = y->attr.r.ext;
+    const size_t outer = span(y->shape, 0, y->attr.r.axis), es = tg__esize(y);
+    char *Y = y->data;
+    if (!outer)
+        return;
+    for (size_t o = 0; o < outer; o++)
+        for (uint32_t k = 0; k < e->n; k++) {
+            const size_t bytes = e->in[k]->numel / outer * es;
+            if (bytes)
+                memcpy(Y, (const char *)e->in[k]->data + o * bytes, bytes);
+            Y += bytes;
+        }
+}
+
+static void join_vjp(tg_tape *tape, tg_tensor *y)
+{
+    const tg_node_ext *e = y->attr.r.ext;
+    const size_t outer = span(y->shape, 0, y->attr.r.axis);
+    if (!outer)
+        return;
+    size_t off = 0; /* where input k's block of row 0 starts in dy */
+    for (uint32_t k = 0; k < e->n; k++) {
+        const size_t len = e->in[k]->numel / outer;
+        void *dx = tg_tape__grad_of(tape, e->in[k]);
+        if (!dx) {
+            if (tape->status != TG_OK)
+                return;
+            off += len;
+            continue;
+        }
+        const size_t row = y->numel / outer; /* dy's elements per o */
+        DISPATCH(y->dtype, {
+            const T *DY = (const T *)y->grad + off;
+            T *DX = dx;
+            for (size_t o = 0; o < outer; o++, DY += row, DX += len)
+                for (size_t i = 0; i < len; i++)
+                    DX[i] += DY[i];
+        });
+        off += len;
+    }
+}
+
+/* Input k differs from input 0 (rank, or a size on an axis other than `skip`): the message. */
+static tg_status join_mismatch(char *msg, size_t size, const char *what, size_t k,
+                               const tg_tensor *xk, const tg_tensor *x0)
+{
+    char sk[96], s0[96];
+    snprintf(msg, size, "input %zu has shape %s and input 0 %s: %s", k,
+             tg_ops__fmt_shape(sk, sizeof sk, xk), tg_ops__fmt_shape(s0, sizeof s0, x0), what);
+    return TG_ESHAPE;
+}
+
+/* y = xs[0] ++ xs[1] ++ ... along an existing axis */
+static tg_status concat_shape(tg_tensor *y, char *msg, size_t size)
+{
+    const tg_node_ext *e = y->attr.r.ext;
+    const tg_tensor *x0 = e->in[0];
+    int axis = y->attr.r.axis;
+    if (x0->rank == 0) {
+        snprintf(msg, size, "input 0 is 0-d: concat joins along an existing axis (stack adds one)");
+        return TG_ESHAPE;
+    }
+    if (!norm_axis(&axis, x0->rank))
+        return bad_axis(msg, size, x0, y->attr.r.axis);
+    size_t total = 0;
+    for (uint32_t k = 0; k < e->n; k++) {
+        const tg_tensor *x = e->in[k];
+        if (x->rank != x0->rank)
+            return join_mismatch(msg, size, "ranks differ", k, x, x0);
+        for (int d = 0; d < x0->rank; d++)
+            if (d != axis && x->shape[d] != x0->shape[d]) {
+                char what[64];
+                snprintf(what, sizeof what, "sizes differ on axis %d (concat axis %d)", d, axis);
+                return join_mismatch(msg, size, what, k, x, x0);
+            }
+        if (__builtin_add_overflow(total, x->shape[axis], &total)) {
+            snprintf(msg, size, "the joined axis is too long");
+            return TG_ESHAPE;
+        }
+    }
+    tg_ops__copy_shape(y, x0);
+    y->shape[axis] = total;
+    y->attr.r.axis = axis;
+    return TG_OK;
+}
+
+const tg_op_desc tg_op__concat = {
+    .info = {.name = "concat", .arity = TG_VARIADIC, .attrs = TG_ATTR_AXIS, .differentiable = true},
+    .op = TG_OP_CONCAT,
+    .shape = concat_shape,
+    .forward = join_forward,
+    .vjp = join_vjp,
+};
+
+tg_tensor *tg_concat(tg_tape *tape, tg_tensor *const *xs, size_t n, int axis)
+{
+    return tg_tape__record_n(tape, &tg_op__concat, xs, n, (tg_node_attr){.r = {axis, 1, NULL}},
+                             NULL, NULL);
+}
+
+/* y[..., k, ...] = xs[k] along a new axis */
+static tg_status stack_shape(tg_tensor *y, char *msg, size_t size)
+{
+    const tg_node_ext *e = y->attr.r.ext;
+    const tg_tensor *x0 = e->in[0];
+    int axis = y->attr.r.axis;
+    if (axis < -(x0->rank + 1) || axis > x0->rank) {
+        char s[96];
+        snprintf(msg, size, "axis %d is out of range %d..%d for inputs of shape %s", axis,
+                 -(x0->rank + 1), x0->rank, tg_ops__fmt_shape(s, sizeof s, x0));
+        return TG_EINVAL;
+    }
+    if (axis < 0)
+        axis += x0->rank + 1;
+    if (x0->rank == TG_MAX_RANK) {
+        char s[96];
+        snprintf(msg, size, "inputs of shape %s: the result would have %d axes, more than %d",
+                 tg_ops__fmt_shape(s, sizeof s, x0), x0->rank + 1, TG_MAX_RANK);
+        return TG_ESHAPE;
+    }
+    for (uint32_t k = 1; k < e->n; k++) {
+        const tg_tensor *x = e->in[k];
+        bool same = x->rank == x0->rank;
+        for (int d = 0; same && d < x0->rank; d++)
+            same = x->shape[d] == x0->shape[d];
+        if (!same)
+            return join_mismatch(msg, size, "stack takes tensors of one shape", k, x, x0);
+    }
+    y->rank = (uint8_t)(x0->rank + 1);
+    for (int d = 0, k = 0; d < y->rank; d++)
+        y->shape[d] = d == axis ? (size_t)e->n : x0->shape[k++];
+    y->attr.r.axis = axis;
+    return TG_OK;
+}
+
+const tg_op_desc tg_op__stack = {
+    .info = {.name = "stack", .arity = TG_VARIADIC, .attrs = TG_ATTR_AXIS, .differentiable = true},
+    .op = TG_OP_STACK,
+    .shape = stack_shape,
+    .forward = join_forward,
+    .vjp = join_vjp,
+};
+
+tg_tensor *tg_stack(tg_tape *tape, tg_tensor *const *xs, size_t n, int axis)
+{
+    return tg_tape__record_n(tape, &tg_op__stack, xs, n, (tg_node_attr){.r = {axis, 1, NULL}}, NULL,
+                             NULL);
+}
+
+/* ---- take ----------------------------------------------------------------------------------
+ * y[o, j, i] = x[o, idx[j], i] (j over idx's elements, row-major);  dx[o, idx[j], i] +=
+ * dy[o, j, i], so repeated indices accumulate. The shape rule checks idx's values; the forward
+ * and the VJP read them again (idx may be a leaf the caller changes in between), and skip any
+ * that is no longer valid rather than read or write out of bounds. */
+
+static double idx_value(const tg_tensor *idx, size_t j)
+{
+    return idx->dtype == TG_F32 ? (double)((const float *)idx->data)[j]
+                                : ((const double *)idx->data)[j];
+}
+
+/* The position idx value v names along an axis of size dim, or SIZE_MAX when it names none. */
+static size_t take_at(double v, size_t dim)
+{
+    if (!(v >= -(double)dim && v < (double)dim) || v != floor(v))
+        return SIZE_MAX;
+    if (v >= 0)
+        return (size_t)v < dim ? (size_t)v : SIZE_MAX;
+    size_t back = (size_t)-v;
+    return back <= dim ? dim - back : SIZE_MAX;
+}
+
+static tg_status take_shape(tg_tensor *y, char *msg, size_t size)
+{
+    const tg_tensor *x = y->in[0], *idx = y->in[1];
+    int axis = y->attr.r.axis;
+    if (!norm_axis(&axis, x->rank))
+        return bad_axis(msg, size, x, y->attr.r.axis);
+    const int rank = x->rank - 1 + idx->rank;
+    if (rank > TG_MAX_RANK) {
+        char sx[96], si[96];
+        snprintf(msg, size,
+                 "x %s, idx %s along axis %d: the result would have %d axes, more than %d",
+                 tg_ops__fmt_shape(sx, sizeof sx, x), tg_ops__fmt_shape(si, sizeof si, idx), axis,
+                 rank, TG_MAX_RANK);
+        return TG_ESHAPE;
+    }
+    const size_t dim = x->shape[axis];
+    for (size_t j = 0; j < idx->numel; j++) {
+        double v = idx_value(idx, j);
+        if (take_at(v, dim) == SIZE_MAX) {
+            bool integer = isfinite(v) && v == floor(v);
+            snprintf(msg, size, "idx element %zu is %.17g, %s axis %d of size %zu", j, v,
+                     integer ? "out of range for" : "not an integer index of", axis, dim);
+            return integer ? TG_ESHAPE : TG_EINVAL;
+        }
+    }
+    y->rank = (uint8_t)rank;
+    int k = 0;
+    for (int d = 0; d < axis; d++)
+        y->shape[k++] = x->shape[d];
+    for (int d = 0; d < idx->rank; d++)
+        y->shape[k++] = idx->shape[d];
+    for (int d = axis + 1; d < x->rank; d++)
+        y->shape[k++] = x->shape[d];
+    y->attr.r.axis = axis;
+    return TG_OK;
+}
+
+static void take_forward(tg_tensor *y)
+{
+    const tg_tensor *x = y->in[0], *idx = y->in[1];
+    const int axis = y->attr.r.axis;
+    const size_t outer = span(x->shape, 0, axis), dim = x->shape[axis];
+    const size_t row = span(x->shape, axis + 1, x->rank) * tg__esize(y), m = idx->numel;
+    const char *X = x->data;
+    char *Y = y->data;
+    if (!row)
+        return;
+    for (size_t o = 0; o < outer; o++)
+        for (size_t j = 0; j < m; j++, Y += row) {
+            size_t k = take_at(idx_value(idx, j), dim);
+            if (k == SIZE_MAX)
+                memset(Y, 0, row);
+            else
+                memcpy(Y, X + (o * dim + k) * row, row);
+        }
+}
+
+static void take_vjp(tg_tape *tape, tg_tensor *y)
+{
+    const tg_tensor *x = y->in[0], *idx = y->in[1];
+    void *dx = tg_tape__grad_of(tape, y->in[0]);
+    if (!dx)
+        return;
+    const int axis = y->attr.r.axis;
+    const size_t outer = span(x->shape, 0, axis), dim = x->shape[axis];
+    const size_t inner = span(x->shape, axis + 1, x->rank), m = idx->numel;
+    DISPATCH(y->dtype, {
+        const T *DY = y->grad;
+        T *DX = dx;
+        for (size_t o = 0; o < outer; o++)
+            for (size_t j = 0; j < m; j++, DY += inner) {
+                size_t k = take_at(idx_value(idx, j), dim);
+                if (k == SIZE_MAX)
+                    continue;
+                T *d = DX + (o * dim + k) * inner;
+                for (size_t i = 0; i < inner; i++)
+                    d[i] += DY[i];
+            }
+    });
+}
+
+const tg_op_desc tg_op__take = {
+    .info = {.name = "take", .arity = 2, .attrs = TG_ATTR_AXIS, .differentiable = true},
+    .op = TG_OP_TAKE,
+    .checks_values = true,
+    .shape = take_shape,
+    .forward = take_forward,
+    .vjp = take_vjp,
+};
+
+tg_tensor *tg_take(tg_tape *tape, tg_tensor *x, tg_tensor *idx, int axis)
+{
+    return tg_tape__record(tape, &tg_op__take, x, idx, (tg_node_attr){.r = {axis, 1, NULL}});
+}
