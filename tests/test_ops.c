@@ -152,7 +152,9 @@ static void expect_error(const char *what, const tg_tensor *y, tg_status st, con
 
 /* The exact tests go by family: elementwise unary ops in unary_values_and_vjp (and kink_*,
  * stable_*), binary ops in binary_same_shape and broadcast_*, then matmul_*, transpose_*,
- * reshape_*, reduce_*, softmax_*; constants and detach have tests of their own. Every op is
+ * reshape_*, reduce_*, softmax_*; constants and detach have tests of their own; minimum,
+ * maximum, atan2, pow_tensor, the comparisons, where, min and prod are in
+ * test_ops_binary.c. Every op is
  * applied through ts_apply (tg_apply); every_op_records_through_apply runs apply_any (below)
  * on each op of the table and checks the node it records. */
 static tg_tensor *apply_any(tg_op op, tg_tensor *a, tg_tensor *b);
@@ -162,7 +164,7 @@ Test(ops, every_op_records_through_apply)
     for (int op = 0; op < TG_OP_COUNT; op++) {
         cr_expect(strcmp(tg_op_name((tg_op)op), "?") != 0, "op %d has no name", op);
         int arity = tg_op_arity((tg_op)op);
-        cr_expect(arity >= 0 && arity <= 2, "op %s: arity %d", tg_op_name((tg_op)op), arity);
+        cr_expect(arity >= 0 && arity <= 3, "op %s: arity %d", tg_op_name((tg_op)op), arity);
         tg_tape_reset(tape);
         tg_tensor *x =
             own_leaf(TG_F64, 2, TS_SHAPE(2, 3), TS_VALS(0.5, 1.25, 2, 0.75, 1.5, 3), true);
@@ -1178,6 +1180,10 @@ static tg_tensor *apply_any(tg_op op, tg_tensor *a, tg_tensor *b)
                             .rank = 3, .shape = TS_SHAPE(3, 1, 2)};
     if (tg_op_arity(op) == 2 && !takes_two_2x3(op))
         b = tg_reshape(tape, b, 2, TS_SHAPE(3, 2));
+    if (op == TG_OP_WHERE) { /* where(a - b, a, b): a where they differ, b where equal */
+        tg_tensor *in[3] = {tg_sub(tape, a, b), a, b};
+        return tg_apply(tape, op, in, 3, NULL);
+    }
     return ts_apply(tape, op, a, b, &attrs);
 }
 
@@ -1187,7 +1193,7 @@ static tg_tensor *apply_any(tg_op op, tg_tensor *a, tg_tensor *b)
 Test(ops, vjps_accumulate_into_existing_gradients)
 {
     for (int op = 0; op < TG_OP_COUNT; op++) {
-        if (op == TG_OP_CONST || op == TG_OP_DETACH)
+        if (!tg_op_info_of((tg_op)op)->differentiable) /* const, detach, the comparisons */
             continue;
         for (int di = 0; di < 2; di++) {
             tg_dtype dt = DTYPES[di];

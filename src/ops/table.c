@@ -34,7 +34,20 @@
     X(MAX, max)                                                                                    \
     X(LOGSUMEXP, logsumexp)                                                                        \
     X(SOFTMAX, softmax)                                                                            \
-    X(LOG_SOFTMAX, log_softmax)
+    X(LOG_SOFTMAX, log_softmax)                                                                    \
+    X(MINIMUM, minimum)                                                                            \
+    X(MAXIMUM, maximum)                                                                            \
+    X(ATAN2, atan2)                                                                                \
+    X(POW_TENSOR, pow_tensor)                                                                      \
+    X(LT, lt)                                                                                      \
+    X(LE, le)                                                                                      \
+    X(GT, gt)                                                                                      \
+    X(GE, ge)                                                                                      \
+    X(EQ, eq)                                                                                      \
+    X(NE, ne)                                                                                      \
+    X(WHERE, where)                                                                                \
+    X(MIN, min)                                                                                    \
+    X(PROD, prod)
 
 #define DECLARE(ENUM, name) extern const tg_op_desc tg_op__##name;
 TG_OPS(DECLARE)
