@@ -152,11 +152,13 @@ static void expect_error(const char *what, const tg_tensor *y, tg_status st, con
 
 /* The exact tests go by family: elementwise unary ops in unary_values_and_vjp (and kink_*,
  * stable_*), binary ops in binary_same_shape and broadcast_*, then matmul_*, transpose_*,
- * reshape_*, reduce_*, softmax_*; constants and detach have tests of their own, and the
- * user-defined op, whose values are its callbacks', has tests/test_custom.c. Every op is
- * applied through ts_apply (tg_apply), but the custom op through tg_custom (tg_apply refuses
- * it); every_op_records_through_apply runs apply_any (below) on each op of the table and
- * checks the node it records. */
+ * reshape_*, reduce_*, softmax_*; constants and detach have tests of their own; minimum,
+ * maximum, atan2, pow_tensor, the comparisons, where, min and prod are in
+ * test_ops_binary.c, the elementwise math in test_ops_math.c, indexing and joins in
+ * test_ops_index.c, and the user-defined op, whose values are its callbacks', in
+ * test_custom.c. Every op is applied through ts_apply (tg_apply), but the custom op through
+ * tg_custom (tg_apply refuses it); every_op_records_through_apply runs apply_any (below) on
+ * each op of the table and checks the node it records. */
 static tg_tensor *apply_any(tg_op op, tg_tensor *a, tg_tensor *b);
 
 Test(ops, every_op_records_through_apply)
@@ -1235,6 +1237,10 @@ static tg_tensor *apply_any(tg_op op, tg_tensor *a, tg_tensor *b)
                             .rank = 3, .shape = TS_SHAPE(3, 1, 2)};
     if (tg_op_arity(op) == 2 && !takes_two_2x3(op))
         b = tg_reshape(tape, b, 2, TS_SHAPE(3, 2));
+    if (op == TG_OP_WHERE) { /* where(a - b, a, b): a where they differ, b where equal */
+        tg_tensor *in[3] = {tg_sub(tape, a, b), a, b};
+        return tg_apply(tape, op, in, 3, NULL);
+    }
     return ts_apply(tape, op, a, b, &attrs);
 }
 
@@ -1244,7 +1250,7 @@ static tg_tensor *apply_any(tg_op op, tg_tensor *a, tg_tensor *b)
 Test(ops, vjps_accumulate_into_existing_gradients)
 {
     for (int op = 0; op < TG_OP_COUNT; op++) {
-        if (op == TG_OP_CONST || op == TG_OP_DETACH)
+        if (!tg_op_info_of((tg_op)op)->differentiable) /* const, detach, the comparisons */
             continue;
         for (int di = 0; di < 2; di++) {
             tg_dtype dt = DTYPES[di];

@@ -13,9 +13,11 @@
  * log(x < 0) = NaN, as IEEE 754 says; sqrt'(0) = +inf; pow follows C's pow(). The elementwise
  * math ops likewise: asin'(+-1) = +inf, acos'(+-1) = -inf, acosh'(1) = +inf, atanh(+-1) =
  * +-inf, NaN outside a domain; softplus, gelu and silu are finite for any finite x; sign,
- * floor and ceil have zero gradient, sign(0) = 0.
- * Broadcasting (add, sub, mul, div) follows NumPy: shapes are aligned from the right and
- * each pair of dimensions must be equal or one of them 1; the VJPs sum over broadcast axes. */
+ * floor and ceil have zero gradient, sign(0) = 0. minimum and maximum split the gradient
+ * equally on ties; min, like max, gives it to the first minimum; where's NaN trap is
+ * documented at tg_where. Broadcasting (add, sub, mul, div, the binary ops and where) follows
+ * NumPy: shapes are aligned from the right and each pair of dimensions must be equal or one of
+ * them 1; the VJPs sum over broadcast axes. */
 #ifndef TAPEGRAD_OPS_H
 #define TAPEGRAD_OPS_H
 
@@ -79,8 +81,21 @@ typedef enum tg_op {
     TG_OP_CEIL,
 
     /* binary math, comparisons, selection */
+    TG_OP_MINIMUM,
+    TG_OP_MAXIMUM,
+    TG_OP_ATAN2,      /* atan2(y, x) */
+    TG_OP_POW_TENSOR, /* a ^ b, b a tensor */
+    TG_OP_LT,         /* comparisons: 0/1 masks, no gradient */
+    TG_OP_LE,
+    TG_OP_GT,
+    TG_OP_GE,
+    TG_OP_EQ,
+    TG_OP_NE,
+    TG_OP_WHERE, /* cond ? a : b, three inputs */
 
     /* reductions */
+    TG_OP_MIN,
+    TG_OP_PROD,
 
     /* shape, indexing and joins */
     TG_OP_SLICE,   /* x[start:stop:step] along one axis */
@@ -329,6 +344,65 @@ TG_API tg_tensor *tg_take(tg_tape *tape, tg_tensor *x, tg_tensor *idx, int axis)
  * (negative entries count from the end); output axis i is input axis axes[i]. TG_EINVAL for
  * axes NULL (with rank > 0) or not a permutation. (tg_transpose is the 2-D case.) */
 TG_API tg_tensor *tg_permute(tg_tape *tape, tg_tensor *x, const int *axes);
+/* ---- binary math, comparisons, selection -------------------------------------------------
+ * Elementwise with NumPy broadcasting, as add: shapes aligned from the right, each pair of
+ * sizes equal or one of them 1; the VJPs sum over broadcast axes. */
+
+/* The smaller (larger) of a and b. A NaN in either gives NaN (as NumPy's minimum, not C's
+ * fmin), and the gradient goes to the operand picked (the NaN one; a when both are). On a tie
+ * (a == b, also -0 against +0) the gradient is split equally, dy/2 to each, as PyTorch does. */
+TG_API tg_tensor *tg_minimum(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_maximum(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+/* The angle of the point (x, y), in [-pi, pi], as C's atan2(y, x) (y first). Gradient
+ * dy += x / (x^2 + y^2), dx += -y / (x^2 + y^2) (computed through hypot, so it neither
+ * overflows nor underflows for large or tiny points); at the origin, where atan2 has no
+ * derivative, both are NaN (0/0). The jump from pi to -pi across the negative x axis has no
+ * gradient of its own. */
+TG_API tg_tensor *tg_atan2(tg_tape *tape, tg_tensor *y, tg_tensor *x);
+/* a^b with a tensor exponent, as C's pow() (pow(0, 0) = 1, a < 0 with a non-integer b is NaN,
+ * pow(0, b < 0) = inf). da += dy * b * a^(b-1), but 0 where b == 0 (a^0 = 1 has slope 0, also
+ * at a = 0, as tg_pow); db += dy * a^b * log(a), but 0 where a^b == 0 (so at a = 0 with
+ * b > 0, where a^b is 0 for every b near, not 0 * -inf = NaN). For a < 0, log(a) is NaN and
+ * so is d/db (a^b is real only at integer b); at a = 0 with b <= 0 d/db is -inf or NaN as
+ * y * log(0) gives. tg_pow is the constant-exponent form. */
+TG_API tg_tensor *tg_pow_tensor(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+
+/* Comparisons: 1 where a < b (<=, >, >=, ==, !=) and 0 elsewhere, of the broadcast shape and
+ * the inputs' dtype. A NaN compares false, except that ne gives 1 (IEEE 754). They are not
+ * differentiable: the result never requires grad, so a mask used as a factor (x * gt(x, 0))
+ * passes the gradient through the other factor only, and backward from a function of masks
+ * alone fails with "the output does not depend on any tensor that requires grad". */
+TG_API tg_tensor *tg_lt(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_le(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_gt(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_ge(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_eq(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+TG_API tg_tensor *tg_ne(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+
+/* a where cond is nonzero, b elsewhere, the three broadcast together (NumPy's where). cond
+ * is any tensor of the dtype of a and b (a mask from a comparison, or values: nonzero is
+ * true, and so is NaN, as C's `cond != 0` says). The gradient flows to a where cond holds and
+ * to b elsewhere (summed over broadcast axes); cond gets none.
+ *
+ * The NaN trap: where(gt(x, 0), log(x), 0) at x = 0 picks 0 in the forward, but backward
+ * still runs log's VJP on the branch not taken, with dy = 0 there: 0 * (1/0) = 0 * inf = NaN
+ * in x's gradient. Keep the branch not taken finite at its own input: the safe pattern is
+ * where(gt(x, 0), log(where(gt(x, 0), x, 1)), 0), whose inner where hands log a harmless 1
+ * wherever the outer one discards the result; its gradient is exact (1/x where x > 0, 0
+ * elsewhere). */
+TG_API tg_tensor *tg_where(tg_tape *tape, tg_tensor *cond, tg_tensor *a, tg_tensor *b);
+
+/* ---- reductions (beside sum, mean, max, logsumexp above) --------------------------------- */
+
+/* The minimum along an axis or of all elements, as tg_max: the gradient goes to the first
+ * minimum on ties, and a NaN in a lane is its minimum (the first NaN). TG_ESHAPE for an
+ * empty axis. */
+TG_API tg_tensor *tg_min(tg_tape *tape, tg_tensor *x, int axis, bool keepdim);
+/* The product along an axis or of all elements (1 over an empty axis, as NumPy). Its
+ * gradient is the product of the other elements of the lane, computed from prefix and suffix
+ * products, never by dividing y by the element: exact with zeros (one zero: only that element
+ * gets a gradient, the product of the rest; two or more: all zero). */
+TG_API tg_tensor *tg_prod(tg_tape *tape, tg_tensor *x, int axis, bool keepdim);
 
 /* ---- user-defined ops ------------------------------------------------------------------ */
 

@@ -1,12 +1,18 @@
-/* binary.c: the elementwise ops of two inputs with NumPy broadcasting: y = f(a, b), where
+/* binary.c: the elementwise ops of two inputs with NumPy broadcasting (arithmetic, minimum
+ * and maximum, atan2, pow with a tensor exponent, the comparisons) and where: y = f(a, b), where
  * the shapes align from the right and each pair of sizes is equal or one of them 1. The VJP
  * of an input that was broadcast sums over the axes it was repeated along.
  *
  * BINARY_OP(id, ENUM, commutative, forward expression of a and b, VJP term for a, VJP term
- * for b; the terms may use a, b, y and dy) makes an op. The loops are written once below as
- * skeletons over the output's elements and the inputs' offsets, and instantiated per op with
- * that op's element step inlined. */
+ * for b; the terms may use a, b, y and dy) makes an op; COMPARE_OP(id, ENUM, commutative,
+ * forward) a comparison, which has no VJP. The loops are written once below as skeletons over
+ * the output's elements and the inputs' offsets, and instantiated per op with that op's
+ * element step inlined.
+ *
+ * where(cond, a, b), the one op of three inputs, closes the file with its own loops. */
 #include "ops/op_impl.h"
+
+#include <tgmath.h>
 
 /* ---- shapes ----------------------------------------------------------------------------- */
 
@@ -233,13 +239,16 @@ TG_INLINE void binary_vjp_many(tg_tensor *y, void *da, void *db, tg_range_fn ran
     }
 }
 
-/* One op's steps for type T: the forward writes y, each VJP term adds into the gradient. */
-#define BINARY_STEPS(id, T, FWD, DA, DB)                                                           \
+/* One op's forward step for type T: y = FWD. */
+#define BINARY_Y_STEP(id, T, FWD)                                                                  \
     static inline void id##_y_##T(const binary_args *p, size_t ia, size_t ib, size_t iy)           \
     {                                                                                              \
         const T a = ((const T *)p->a)[ia], b = ((const T *)p->b)[ib];                              \
         ((T *)p->out)[iy] = (T)(FWD);                                                              \
-    }                                                                                              \
+    }
+
+/* One op's VJP steps for type T: each adds its input's term into that input's gradient. */
+#define BINARY_VJP_STEPS(id, T, DA, DB)                                                            \
     static inline void id##_da_##T(const binary_args *p, size_t ia, size_t ib, size_t iy)          \
     {                                                                                              \
         const T a = ((const T *)p->a)[ia], b = ((const T *)p->b)[ib], y = ((const T *)p->y)[iy],   \
@@ -267,20 +276,14 @@ TG_INLINE void binary_vjp_many(tg_tensor *y, void *da, void *db, tg_range_fn ran
             binary_each_flat(c->y, lo, hi, id##_##step##_double, &p);                              \
     }
 
-#define BINARY_OP(id, ENUM, COMMUTATIVE, FWD, DA, DB)                                              \
-    BINARY_STEPS(id, float, FWD, DA, DB)                                                           \
-    BINARY_STEPS(id, double, FWD, DA, DB)                                                          \
+/* One op's forward: its steps, and the function that runs them over the output. */
+#define BINARY_FORWARD(id, FWD)                                                                    \
+    BINARY_Y_STEP(id, float, FWD)                                                                  \
+    BINARY_Y_STEP(id, double, FWD)                                                                 \
     BINARY_RANGE(id, y)                                                                            \
-    BINARY_RANGE(id, da)                                                                           \
-    BINARY_RANGE(id, db)                                                                           \
     static __attribute__((noinline)) void id##_forward_many(tg_tensor *y)                          \
     {                                                                                              \
         binary_forward_many(y, id##_y_range, id##_y_float, id##_y_double);                         \
-    }                                                                                              \
-    static __attribute__((noinline)) void id##_vjp_many(tg_tensor *y, void *da, void *db)          \
-    {                                                                                              \
-        binary_vjp_many(y, da, db, id##_da_range, id##_db_range, id##_da_float, id##_da_double,    \
-                        id##_db_float, id##_db_double);                                            \
     }                                                                                              \
     /* a single element (then both inputs are single too) right here, more out of line */          \
     TG_INLINE void id##_forward(tg_tensor *y)                                                      \
@@ -294,6 +297,36 @@ TG_INLINE void binary_vjp_many(tg_tensor *y, void *da, void *db, tg_range_fn ran
             return;                                                                                \
         }                                                                                          \
         id##_forward_many(y);                                                                      \
+    }
+
+/* One op's descriptor (its VJP id##_vjp, or none) and constructor. */
+#define BINARY_DESC(id, ENUM, COMMUTATIVE, DIFFERENTIABLE, VJP)                                    \
+    const tg_op_desc tg_op__##id = {                                                               \
+        .info = {.name = #id,                                                                      \
+                 .arity = 2,                                                                       \
+                 .attrs = TG_ATTR_NONE,                                                            \
+                 .commutative = COMMUTATIVE,                                                       \
+                 .differentiable = DIFFERENTIABLE},                                                \
+        .op = TG_OP_##ENUM,                                                                        \
+        .shape = broadcast_shape,                                                                  \
+        .forward = id##_forward,                                                                   \
+        .vjp = VJP,                                                                                \
+    };                                                                                             \
+    tg_tensor *tg_##id(tg_tape *tape, tg_tensor *a, tg_tensor *b)                                  \
+    {                                                                                              \
+        return tg_tape__record(tape, &tg_op__##id, a, b, (tg_node_attr){.c = 0});                  \
+    }
+
+#define BINARY_OP(id, ENUM, COMMUTATIVE, FWD, DA, DB)                                              \
+    BINARY_FORWARD(id, FWD)                                                                        \
+    BINARY_VJP_STEPS(id, float, DA, DB)                                                            \
+    BINARY_VJP_STEPS(id, double, DA, DB)                                                           \
+    BINARY_RANGE(id, da)                                                                           \
+    BINARY_RANGE(id, db)                                                                           \
+    static __attribute__((noinline)) void id##_vjp_many(tg_tensor *y, void *da, void *db)          \
+    {                                                                                              \
+        binary_vjp_many(y, da, db, id##_da_range, id##_db_range, id##_da_float, id##_da_double,    \
+                        id##_db_float, id##_db_double);                                            \
     }                                                                                              \
     static void id##_vjp(tg_tape *tape, tg_tensor *y)                                              \
     {                                                                                              \
@@ -313,21 +346,12 @@ TG_INLINE void binary_vjp_many(tg_tensor *y, void *da, void *db, tg_range_fn ran
         }                                                                                          \
         id##_vjp_many(y, da, db);                                                                  \
     }                                                                                              \
-    const tg_op_desc tg_op__##id = {                                                               \
-        .info = {.name = #id,                                                                      \
-                 .arity = 2,                                                                       \
-                 .attrs = TG_ATTR_NONE,                                                            \
-                 .commutative = COMMUTATIVE,                                                       \
-                 .differentiable = true},                                                          \
-        .op = TG_OP_##ENUM,                                                                        \
-        .shape = broadcast_shape,                                                                  \
-        .forward = id##_forward,                                                                   \
-        .vjp = id##_vjp,                                                                           \
-    };                                                                                             \
-    tg_tensor *tg_##id(tg_tape *tape, tg_tensor *a, tg_tensor *b)                                  \
-    {                                                                                              \
-        return tg_tape__record(tape, &tg_op__##id, a, b, (tg_node_attr){.c = 0});                  \
-    }
+    BINARY_DESC(id, ENUM, COMMUTATIVE, true, id##_vjp)
+
+/* A comparison: a forward only (a 0/1 mask), not differentiable, so never requiring grad. */
+#define COMPARE_OP(id, ENUM, COMMUTATIVE, FWD)                                                     \
+    BINARY_FORWARD(id, FWD)                                                                        \
+    BINARY_DESC(id, ENUM, COMMUTATIVE, false, NULL)
 
 /* ---- the ops --------------------------------------------------------------------------------- */
 
@@ -339,3 +363,140 @@ BINARY_OP(sub, SUB, false, a - b, dy, -dy)
 BINARY_OP(mul, MUL, true, a *b, dy *b, dy *a)
 /* y = a / b;  da += dy / b, db += -dy * a / b^2 */
 BINARY_OP(div, DIV, false, a / b, dy / b, -dy *a / (b * b))
+
+/* minimum and maximum pick a when it is below (above) b or NaN, else b (also when b is NaN);
+ * the gradient goes to the operand picked, dy/2 to each on a tie. */
+#define A_BELOW (a < b || a != a)
+#define A_ABOVE (a > b || a != a)
+#define SHARE_A(picks_a) (a == b ? dy / 2 : (picks_a) ? dy : 0)
+#define SHARE_B(picks_a) (a == b ? dy / 2 : (picks_a) ? 0 : dy)
+/* y = min(a, b), NaN if either is */
+BINARY_OP(minimum, MINIMUM, true, A_BELOW ? a : b, SHARE_A(A_BELOW), SHARE_B(A_BELOW))
+/* y = max(a, b), NaN if either is */
+BINARY_OP(maximum, MAXIMUM, true, A_ABOVE ? a : b, SHARE_A(A_ABOVE), SHARE_B(A_ABOVE))
+/* y = atan2(a, b), the angle of the point (x, y) = (b, a);  with r = hypot(a, b):
+ * da += dy * b / r^2, db += -dy * a / r^2 (NaN at the origin) */
+BINARY_OP(atan2, ATAN2, false, atan2(a, b), dy *(b / hypot(a, b)) / hypot(a, b),
+          -dy *(a / hypot(a, b)) / hypot(a, b))
+/* y = a^b;  da += dy * b * a^(b-1) (0 where b = 0), db += dy * y * log(a) (0 where y = 0) */
+BINARY_OP(pow_tensor, POW_TENSOR, false, pow(a, b), b == 0 ? 0 : dy * b * pow(a, b - 1),
+          y == 0 ? 0 : dy * y * log(a))
+
+/* y = (a < b), (a <= b), ... as 0 or 1; a NaN compares false, except in ne */
+COMPARE_OP(lt, LT, false, a < b)
+COMPARE_OP(le, LE, false, a <= b)
+COMPARE_OP(gt, GT, false, a > b)
+COMPARE_OP(ge, GE, false, a >= b)
+COMPARE_OP(eq, EQ, true, a == b)
+COMPARE_OP(ne, NE, true, a != b)
+
+/* ---- where ------------------------------------------------------------------------------------
+ * y = cond != 0 ? a : b over the broadcast of the three (its inputs: attr.r.ext->in[0..2]);
+ * da += dy where cond holds, db += dy elsewhere, cond gets nothing. */
+
+static tg_status where_shape(tg_tensor *y, char *msg, size_t size)
+{
+    tg_tensor *const *in = y->attr.r.ext->in;
+    int rank = 0;
+    for (int k = 0; k < 3; k++)
+        rank = in[k]->rank > rank ? in[k]->rank : rank;
+    for (int i = 0; i < rank; i++) {
+        size_t d[3], out = 1;
+        bool ok = true;
+        for (int k = 0; k < 3; k++) {
+            int ik = in[k]->rank - rank + i;
+            d[k] = ik >= 0 ? in[k]->shape[ik] : 1;
+            if (d[k] != 1) {
+                ok = ok && (out == 1 || out == d[k]);
+                out = d[k];
+            }
+        }
+        if (!ok) {
+            char s[3][96];
+            snprintf(msg, size,
+                     "cond %s, a %s and b %s do not broadcast: axis %d has sizes %zu, %zu and %zu",
+                     tg_ops__fmt_shape(s[0], sizeof s[0], in[0]),
+                     tg_ops__fmt_shape(s[1], sizeof s[1], in[1]),
+                     tg_ops__fmt_shape(s[2], sizeof s[2], in[2]), i - rank, d[0], d[1], d[2]);
+            return TG_ESHAPE;
+        }
+        y->shape[i] = out;
+    }
+    y->rank = (uint8_t)rank;
+    return TG_OK;
+}
+
+/* Runs its body for every output element iy of where node y, in order, with ic, ia and ib
+ * the offsets of its elements of cond, a and b: a flat loop when nothing is broadcast, else
+ * an odometer over the output's axes. */
+#define WHERE_EACH(y, in, ...)                                                                     \
+    do {                                                                                           \
+        const size_t ny_ = (y)->numel;                                                             \
+        if ((in)[0]->numel == ny_ && (in)[1]->numel == ny_ && (in)[2]->numel == ny_) {             \
+            for (size_t iy = 0; iy < ny_; iy++) {                                                  \
+                const size_t ic = iy, ia = iy, ib = iy;                                            \
+                (void)ic, (void)ia, (void)ib;                                                      \
+                __VA_ARGS__                                                                        \
+            }                                                                                      \
+        } else {                                                                                   \
+            size_t st_[3][TG_MAX_RANK], idx_[TG_MAX_RANK] = {0}, off_[3] = {0, 0, 0};              \
+            for (int k_ = 0; k_ < 3; k_++)                                                         \
+                input_strides((in)[k_], (y), st_[k_]);                                             \
+            for (size_t iy = 0; iy < ny_; iy++) {                                                  \
+                const size_t ic = off_[0], ia = off_[1], ib = off_[2];                             \
+                (void)ic, (void)ia, (void)ib;                                                      \
+                __VA_ARGS__                                                                        \
+                for (int d_ = (y)->rank - 1; d_ >= 0; d_--) {                                      \
+                    for (int k_ = 0; k_ < 3; k_++)                                                 \
+                        off_[k_] += st_[k_][d_];                                                   \
+                    if (++idx_[d_] < (y)->shape[d_])                                               \
+                        break;                                                                     \
+                    for (int k_ = 0; k_ < 3; k_++)                                                 \
+                        off_[k_] -= st_[k_][d_] * (y)->shape[d_];                                  \
+                    idx_[d_] = 0;                                                                  \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+static void where_forward(tg_tensor *y)
+{
+    tg_tensor *const *in = y->attr.r.ext->in;
+    DISPATCH(y->dtype, {
+        const T *C = in[0]->data, *A = in[1]->data, *B = in[2]->data;
+        T *Y = y->data;
+        WHERE_EACH(y, in, Y[iy] = C[ic] != 0 ? A[ia] : B[ib];);
+    });
+}
+
+static void where_vjp(tg_tape *tape, tg_tensor *y)
+{
+    tg_tensor *const *in = y->attr.r.ext->in;
+    void *da = tg_tape__grad_of(tape, in[1]);
+    void *db = tg_tape__grad_of(tape, in[2]);
+    DISPATCH(y->dtype, {
+        const T *C = in[0]->data, *DY = y->grad;
+        if (da) {
+            T *DA = da;
+            WHERE_EACH(y, in, if (C[ic] != 0) DA[ia] += DY[iy];);
+        }
+        if (db) {
+            T *DB = db;
+            WHERE_EACH(y, in, if (!(C[ic] != 0)) DB[ib] += DY[iy];);
+        }
+    });
+}
+
+const tg_op_desc tg_op__where = {
+    .info = {.name = "where", .arity = 3, .attrs = TG_ATTR_NONE, .differentiable = true},
+    .op = TG_OP_WHERE,
+    .shape = where_shape,
+    .forward = where_forward,
+    .vjp = where_vjp,
+};
+
+tg_tensor *tg_where(tg_tape *tape, tg_tensor *cond, tg_tensor *a, tg_tensor *b)
+{
+    tg_tensor *const in[3] = {cond, a, b};
+    return tg_tape__record_n(tape, &tg_op__where, in, 3, (tg_node_attr){.c = 0}, NULL, NULL);
+}

@@ -1,4 +1,5 @@
-/* reduce.c: reductions along one axis or over all elements (sum, mean, max, logsumexp), and
+/* reduce.c: reductions along one axis or over all elements (sum, mean, max, min, prod,
+ * logsumexp), and
  * the ops that normalize along an axis (softmax, log_softmax). The input is seen as
  * (outer, n, inner) around the axis (TG_ALL_AXES: (1, numel, 1)), the output as
  * (outer, inner): n elements of a lane are inner apart. */
@@ -37,7 +38,7 @@ static tg_status reduce_shape(tg_tensor *y, char *msg, size_t size)
     return TG_OK;
 }
 
-/* max (and ops built on it) has no value over an empty axis. */
+/* max and min (and ops built on max) have no value over an empty axis. */
 static tg_status reduce_nonempty_shape(tg_tensor *y, char *msg, size_t size)
 {
     tg_status st = reduce_shape(y, msg, size);
@@ -263,6 +264,100 @@ static void max_vjp(tg_tape *tape, tg_tensor *y)
     });
 }
 
+/* The index along the lane of its minimum: the first one on ties, the first NaN if any. */
+#define ARGMIN(X, xoff, st, n, out)                                                                \
+    do {                                                                                           \
+        size_t best_ = 0;                                                                          \
+        for (size_t k_ = 1; k_ < (n); k_++) {                                                      \
+            const T v_ = (X)[(xoff) + k_ * (st)], b_ = (X)[(xoff) + best_ * (st)];                 \
+            if (b_ != b_)                                                                          \
+                break;                                                                             \
+            if (v_ < b_ || v_ != v_)                                                               \
+                best_ = k_;                                                                        \
+        }                                                                                          \
+        (out) = best_;                                                                             \
+    } while (0)
+
+/* y = min_k x[k];  dx[argmin] += dy (first minimum on ties), as max */
+static void min_forward(tg_tensor *y)
+{
+    axis_split s = split_at(y->in[0], y->attr.r.axis);
+    DISPATCH(y->dtype, {
+        const T *X = y->in[0]->data;
+        T *Y = y->data;
+        FOR_LANES(s, {
+            size_t kmin;
+            ARGMIN(X, xoff, st, s.n, kmin);
+            Y[yoff] = X[xoff + kmin * st];
+        })
+    });
+}
+
+static void min_vjp(tg_tape *tape, tg_tensor *y)
+{
+    void *dx = tg_tape__grad_of(tape, y->in[0]);
+    if (!dx)
+        return;
+    axis_split s = split_at(y->in[0], y->attr.r.axis);
+    DISPATCH(y->dtype, {
+        const T *X = y->in[0]->data, *DY = y->grad;
+        T *DX = dx;
+        FOR_LANES(s, {
+            size_t kmin;
+            ARGMIN(X, xoff, st, s.n, kmin);
+            DX[xoff + kmin * st] += DY[yoff];
+        })
+    });
+}
+
+/* y = prod_k x[k] (1 over an empty lane);  dx[k] += dy * prod_{j<k} x[j] * prod_{j>k} x[j]:
+ * the product of the others from prefix and suffix products, with no division by x[k], so it
+ * is exact with zeros. The suffix products of a lane go to scratch from the tape's arena. */
+static void prod_forward(tg_tensor *y)
+{
+    axis_split s = split_at(y->in[0], y->attr.r.axis);
+    DISPATCH(y->dtype, {
+        const T *X = y->in[0]->data;
+        T *Y = y->data;
+        FOR_LANES(s, {
+            T acc = 1;
+            for (size_t k = 0; k < s.n; k++)
+                acc *= X[xoff + k * st];
+            Y[yoff] = acc;
+        })
+    });
+}
+
+static void prod_vjp(tg_tape *tape, tg_tensor *y)
+{
+    void *dx = tg_tape__grad_of(tape, y->in[0]);
+    if (!dx)
+        return;
+    axis_split s = split_at(y->in[0], y->attr.r.axis);
+    void *scratch = tg_tape__alloc(tape, s.n * tg__esize(y));
+    if (!scratch) {
+        tg_tape__fail_oom(tape, "prod", s.n * tg__esize(y));
+        return;
+    }
+    DISPATCH(y->dtype, {
+        const T *X = y->in[0]->data, *DY = y->grad;
+        T *DX = dx, *SUF = scratch;
+        FOR_LANES(s, {
+            T suffix = 1; /* SUF[k] = prod_{j>k} x[j] */
+            for (size_t k = s.n; k-- > 0;) {
+                SUF[k] = suffix;
+                suffix *= X[xoff + k * st];
+            }
+            const T dy = DY[yoff];
+            T prefix = 1; /* prod_{j<k} x[j] */
+            for (size_t k = 0; k < s.n; k++) {
+                DX[xoff + k * st] += dy * (prefix * SUF[k]);
+                prefix *= X[xoff + k * st];
+            }
+        })
+    });
+}
+
 /* The log of the sum of exponentials along a lane in two parts, log sum_k e^x[k] = m + ls:
  * the shift m (the maximum, so no exp overflows) and ls = log sum_k e^(x[k] - m). Softmax and
  * friends use (x - m) - ls, never x - (m + ls): rounding m + ls costs ulps of |m|, which in
@@ -404,6 +499,8 @@ REDUCE_DESC(sum, SUM, REDUCE, reduce_shape)
 REDUCE_DESC(mean, MEAN, REDUCE, reduce_shape)
 REDUCE_DESC(max, MAX, REDUCE, reduce_nonempty_shape)
 REDUCE_DESC(logsumexp, LOGSUMEXP, REDUCE, reduce_shape)
+REDUCE_DESC(min, MIN, REDUCE, reduce_nonempty_shape)
+REDUCE_DESC(prod, PROD, REDUCE, reduce_shape)
 REDUCE_DESC(softmax, SOFTMAX, AXIS, axis_shape)
 REDUCE_DESC(log_softmax, LOG_SOFTMAX, AXIS, axis_shape)
 
@@ -435,4 +532,12 @@ tg_tensor *tg_softmax(tg_tape *tape, tg_tensor *x, int axis)
 tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x, int axis)
 {
     return along(tape, &tg_op__log_softmax, x, axis, true);
+}
+tg_tensor *tg_min(tg_tape *tape, tg_tensor *x, int axis, bool keepdim)
+{
+    return along(tape, &tg_op__min, x, axis, keepdim);
+}
+tg_tensor *tg_prod(tg_tape *tape, tg_tensor *x, int axis, bool keepdim)
+{
+    return along(tape, &tg_op__prod, x, axis, keepdim);
 }

@@ -55,6 +55,19 @@
     X(SIGN, sign)                                                                                  \
     X(FLOOR, floor)                                                                                \
     X(CEIL, ceil)                                                                                  \
+    X(MINIMUM, minimum)                                                                            \
+    X(MAXIMUM, maximum)                                                                            \
+    X(ATAN2, atan2)                                                                                \
+    X(POW_TENSOR, pow_tensor)                                                                      \
+    X(LT, lt)                                                                                      \
+    X(LE, le)                                                                                      \
+    X(GT, gt)                                                                                      \
+    X(GE, ge)                                                                                      \
+    X(EQ, eq)                                                                                      \
+    X(NE, ne)                                                                                      \
+    X(WHERE, where)                                                                                \
+    X(MIN, min)                                                                                    \
+    X(PROD, prod)                                                                                  \
     X(SLICE, slice)                                                                                \
     X(SELECT, select)                                                                              \
     X(CONCAT, concat)                                                                              \

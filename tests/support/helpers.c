@@ -159,6 +159,8 @@ tg_tensor *ts_apply(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b, const t
     static const tg_attrs none = {0};
     tg_tensor *in[2] = {a, b};
     int arity = tg_op_arity(op);
+    if (arity > 2) /* where: a third input is not given (and not read) */
+        return tg_apply(tape, op, in, 2, attrs ? attrs : &none);
     return tg_apply(tape, op, in, arity > 0 ? (size_t)arity : 0, attrs ? attrs : &none);
 }
 

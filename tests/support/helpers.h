@@ -38,7 +38,8 @@ tg_tensor *ts_mat(tg_dtype dt, size_t rows, size_t cols, const double *v, bool r
 
 /* Records op on a (and b, for an op of two inputs; ignored otherwise) with attrs (NULL: all
  * zero) through tg_apply, the one entry point the tests use to apply an op chosen from the
- * table. Returns what tg_apply returns (NULL on error, kept on the tape). */
+ * table. Returns what tg_apply returns (NULL on error, kept on the tape); an op of more than
+ * two inputs (where) gets tg_apply's error for two, never a read past a and b. */
 tg_tensor *ts_apply(tg_tape *tape, tg_op op, tg_tensor *a, tg_tensor *b, const tg_attrs *attrs);
 
 /* ---- closeness -------------------------------------------------------------------------------
