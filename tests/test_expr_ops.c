@@ -232,16 +232,8 @@ Test(values, every_form_with_its_gradient)
 }
 
 /* Whether the op table has the binary ops (comparisons, where, pow_tensor) yet. */
-static bool have_binary_ops(void)
-{
-    return tg_expr_is_function("where") && tg_expr_is_function("gt") &&
-           tg_expr_is_function("pow_tensor");
-}
-
 Test(values, comparisons_where_and_tensor_powers)
 {
-    if (!have_binary_ops())
-        cr_skip_test("the comparison ops, where and pow_tensor are not in the op table yet");
     run_cases(BINARY_CASES, sizeof BINARY_CASES / sizeof BINARY_CASES[0]);
 }
 
@@ -264,11 +256,6 @@ Test(values, recorded_ops)
     tg_program_free(prog);
     /* a comparison's operands are the arithmetic on either side */
     tg_tape_reset(tape);
-    if (!have_binary_ops()) {
-        tg_tape_free(tape);
-        inputs_free(&in);
-        cr_skip_test("no comparison ops yet");
-    }
     cr_assert_eq(tg_program_parse("2*x > 1 + 1", &prog), TG_OK);
     y = tg_program_eval(prog, tape, TG_F64, in.env, N_IN, NULL);
     cr_assert_not_null(y);
@@ -490,8 +477,6 @@ Test(cli, check_through_indexing_and_lists)
 
 Test(syntax_errors, where_takes_three)
 {
-    if (!have_binary_ops())
-        cr_skip_test("no where yet");
     parse_fails("where(v > 0, v)", "error: 1:1: 'where' takes 3 arguments: where(c, a, b) (got "
                                    "2)\n    where(v > 0, v)\n    ^~~~~~~~~~~~~~~");
     eval_fails("where(v > 0, A, v)", TG_ESHAPE, "~error: 1:1-18: where: ");
@@ -499,8 +484,6 @@ Test(syntax_errors, where_takes_three)
 
 Test(cli, check_through_indexing_lists_and_comparisons)
 {
-    if (!have_binary_ops())
-        cr_skip_test("no comparison ops yet");
     const char *prog = "p = concat([v[0:3], v[5:]], 0)\n"
                        "q = stack([p, p^2], 0)\n"
                        "r = where(p > 2.5, q[1], -p) * take(q, [1, 0], 0)[0]\n"

@@ -159,8 +159,6 @@ typedef struct tg_xfunc {
     char usage[80];       /* "sum(x[, axis])" */
 } tg_xfunc;
 
-/* The op of the table named `name` into *op; false when there is none. */
-bool tg_expr__op_named(const char *name, tg_op *op);
 /* The function named s[0..n) into *f; false when there is none. */
 bool tg_expr__find_func(const char *s, size_t n, tg_xfunc *f);
 /* The function name nearest to s[0..n) by edit distance when it is close enough to be a

@@ -98,17 +98,6 @@ static void op_func(tg_op op, tg_xfunc *f)
     snprintf(f->usage, sizeof f->usage, "%s(%s%s)", info->name, tensors, attrs);
 }
 
-bool tg_expr__op_named(const char *name, tg_op *op)
-{
-    for (int i = 0; i < TG_OP_COUNT; i++) {
-        if (strcmp(tg_op_name((tg_op)i), name) == 0) {
-            *op = (tg_op)i;
-            return true;
-        }
-    }
-    return false;
-}
-
 static void built_func(size_t i, tg_xfunc *f)
 {
     *f = (tg_xfunc){.name = BUILT[i].name,

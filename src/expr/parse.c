@@ -289,14 +289,8 @@ static bool binary(parser *p, tg_op op, xref a, xref b, xref *out)
 bool tg_expr__power(parser *p, xref base, xref e, xref *out)
 {
     tg_program *g = p->prog;
-    tg_op op;
-    if (g->nodes[e.node].kind != TG_X_NUM) {
-        if (!tg_expr__op_named("pow_tensor", &op))
-            return tg_expr__perr(p, e.start, e.end,
-                                 "the exponent of '^' must be a constant number "
-                                 "(write exp(y * log(x)) for x to a tensor power)");
-        return binary(p, op, base, e, out);
-    }
+    if (g->nodes[e.node].kind != TG_X_NUM) /* a tensor exponent */
+        return binary(p, TG_OP_POW_TENSOR, base, e, out);
     double c = g->nodes[e.node].c;
     tg_expr__drop(p, e.node);
     if (p->fold && g->nodes[base.node].kind == TG_X_NUM) {
@@ -621,8 +615,8 @@ static bool is_comparison(tg_tok k)
     return k >= TG_TOK_LT && k <= TG_TOK_NE;
 }
 
-/* The op of a comparison token, by its name in the op table. */
-static const char *const COMPARISON_OPS[] = {"lt", "le", "gt", "ge", "eq", "ne"};
+/* The op of a comparison token. */
+static const tg_op COMPARISON_OPS[] = {TG_OP_LT, TG_OP_LE, TG_OP_GT, TG_OP_GE, TG_OP_EQ, TG_OP_NE};
 
 /* arith [ ('<' | '<=' | '>' | '>=' | '==' | '!=') arith ]: the loosest operators, as in Python
  * (2*x > 1 compares 2*x), giving a 0/1 mask. They do not chain: a < b < c would compare the
@@ -635,7 +629,7 @@ bool tg_expr__parse_expr(parser *p, xref *out)
     if (!is_comparison(p->tok.kind))
         return true;
     tg_token optok = p->tok;
-    const char *name = COMPARISON_OPS[optok.kind - TG_TOK_LT];
+    const tg_op op = COMPARISON_OPS[optok.kind - TG_TOK_LT];
     xref b;
     if (!tg_expr__next(p) || !parse_arith(p, &b))
         return false;
@@ -664,10 +658,5 @@ bool tg_expr__parse_expr(parser *p, xref *out)
         tg_expr__drop(p, out->node);
         return tg_expr__emit_num(p, v ? 1 : 0, start, b.end, out);
     }
-    tg_op op;
-    if (!tg_expr__op_named(name, &op))
-        return tg_expr__perr(p, optok.start, optok.end,
-                             "'%.*s' needs the op '%s', which this build lacks",
-                             (int)(optok.end - optok.start), p->src + optok.start, name);
     return binary(p, op, *out, b, out);
 }
