@@ -1,8 +1,8 @@
 /* test_examples.c: runs the example programs as a user would and holds them to what they
  * promise: digits >= 97% and breast_cancer >= 95% test accuracy, diabetes R^2 >= 0.4, xor's
  * four predictions right, gradient_descent's path and verdicts, custom_ode's endpoint, gradient
- * check and fit. Wall time is printed by the examples, never asserted. Needs TG_EXAMPLES_DIR and
- * TG_SOURCE_DIR (ctest sets both). */
+ * check and fit, inverse_kinematics' path. Wall time is printed by the examples, never asserted.
+ * Needs TG_EXAMPLES_DIR and TG_SOURCE_DIR (ctest sets both). */
 #include <criterion/criterion.h>
 #include <tapegrad.h>
 
@@ -245,6 +245,42 @@ Test(examples, custom_ode)
     cr_assert_eq(sscanf(fit, "fitted: k = %lf, c = %lf", &k, &c), 2, "cannot read '%.60s'", fit);
     ts_assert_close(k, 2.0, 1e-4, 0, "fitted k");
     ts_assert_close(c, 0.3, 1e-4, 0, "fitted c");
+}
+
+/* The path is compared with the same descent written independently in plain Python, its
+ * gradient derived by hand (dloss/dtheta_i = sum over k >= i of dloss/dphi_k, plus the
+ * penalty's 2 MU (theta - limit) outside a limit):
+ *   python3 tests/data/inverse_kinematics.py
+ * which prints rows 0, 50 and 400 as below. */
+Test(examples, inverse_kinematics)
+{
+    static run r;
+    run_example(&r, "inverse_kinematics", "");
+    cr_assert_eq(r.status, 0, "inverse_kinematics exited with %d", r.status);
+    static const struct {
+        const char *row;
+        double theta[3], hand[2];
+    } rows[] = {
+        {"\n    0 ", {0.3, 0.3, 0.3}, {1.9264, 1.1389}},
+        {"\n   50 ", {0.9912, 2.1685, 1.0011}, {-0.5142, 0.3963}},
+        {"\n  400 ", {0.9646, 2.1780, 1.0000}, {-0.5000, 0.4000}},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const char *line = strstr(r.out, rows[i].row);
+        cr_assert_not_null(line, "no row%s", rows[i].row);
+        int step;
+        double v[5];
+        cr_assert_eq(sscanf(line + 1, "%d %lf %lf %lf %lf %lf", &step, &v[0], &v[1], &v[2],
+                            &v[3], &v[4]),
+                     6, "cannot read '%.60s'", line + 1);
+        for (int k = 0; k < 5; k++) {
+            double want = k < 3 ? rows[i].theta[k] : rows[i].hand[k - 3];
+            ts_assert_close(v[k], want, 0, 1.5e-4, "step %d, column %d", step, k);
+        }
+    }
+    double dist = number_after(&r, "final distance to the target:");
+    cr_expect_lt(dist, 1e-6, "the hand ends %g from the target", dist);
+    ts_assert_has(r.out, "joints within their limits: yes");
 }
 
 Test(examples, bad_data_path_is_a_clear_error)
