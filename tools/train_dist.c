@@ -161,8 +161,10 @@ static int resume(train_dist *d, tg_trainer *t, bool quiet)
             tg_optim_set_lr(o, r.lr);
         }
     }
-    if (r.status != TG_OK)
+    if (r.status != TG_OK) {
+        d->all_failed = true; /* every rank has rank 0's verdict */
         return EXIT_FAIL;
+    }
     const tg_checkpoint_progress *p = &r.progress;
     /* Rank 0 is there already; the settings agree on every rank, so this cannot fail. */
     if (d->rank != 0 && tg_trainer_set_position(t, (int)p->epoch, (size_t)p->batch) != TG_OK) {
