@@ -21,8 +21,8 @@ const char TRAIN_DIST_USAGE[] =
     "                      FILE every --checkpoint-every steps and at the end, atomically\n"
     "  --checkpoint-every N\n"
     "                      steps between checkpoints (default 100)\n"
-    "  --resume FILE       continue the run that wrote checkpoint FILE (same data and\n"
-    "                      options; the number of ranks must match)\n";
+    "  --resume FILE       continue the run that wrote checkpoint FILE: the same data,\n"
+    "                      options and number of ranks, checked (--epochs may grow)\n";
 
 const char *const TRAIN_DIST_OPTIONS[] = {"--checkpoint", "--checkpoint-every", "--resume", NULL};
 

@@ -1,6 +1,8 @@
 /* tapegrad/checkpoint.h: checkpoints to resume training: the model (a complete model file,
- * metadata included), the optimizer (options, step count and state block), and where the run
- * was (epoch, batch, step, the RNG that drives shuffling, the number of ranks). The format is
+ * metadata included), the optimizer (options, step count and state block), where the run
+ * was (epoch, batch, step, the RNG that drives shuffling, the number of ranks) and the run's
+ * other settings (seed, batch size, test split, clipping norm, split sizes), which
+ * tg_trainer_restore (tapegrad/train.h) compares with the run being resumed. The format is
  * in docs/checkpoint-format.md: little-endian, versioned, an XXH3-64 checksum of everything
  * before it, every field validated on load.
  *
@@ -64,7 +66,9 @@ TG_API tg_status tg_checkpoint_load(const char *path, tg_model **model, tg_optim
  * options of the run that wrote it): the model's parameters, the optimizer's state, step count
  * and learning rate, and *progress (if not NULL). The model must have the checkpoint's spec,
  * and the optimizer the same kind and options (the learning rate aside) over the model's
- * parameters: TG_EINVAL naming what differs. Metadata (standardization, names) is not copied.
+ * parameters: TG_EINVAL naming what differs. Metadata (standardization, names) is not copied
+ * nor compared, nor are the progress's settings: a trainer resumes with tg_trainer_restore,
+ * which compares them all.
  * Errors as tg_checkpoint_load otherwise; on any error model and optimizer are untouched. */
 TG_API tg_status tg_checkpoint_restore(const char *path, tg_model *model, tg_optim *optim,
                                        tg_checkpoint_progress *progress);
