@@ -7,7 +7,10 @@
  *                          identical-parameters check and its mismatch message, spec mismatch
  *   dist_worker equiv     N ranks x batch B vs one process x batch N*B, several steps, f32+f64
  *   dist_worker caller    the caller initializes and finalizes MPI itself
- *   dist_worker own       the library initializes MPI and finalizes it on the last free */
+ *   dist_worker own       the library initializes MPI and finalizes it on the last free
+ *   dist_worker mismatch  ranks passing different sizes, dtypes or calls are refused on every
+ *                          rank before data moves; trainers of different settings are refused
+ *                          by tg_dist_check_trainer naming the setting and both values */
 #include <tapegrad.h>
 
 #include <math.h>
@@ -258,6 +261,133 @@ static int scenario_equiv(void)
     return 0;
 }
 
+/* Every rank got `want` (TG_EINVAL) with a message containing `msg`. */
+static void expect_refused(tg_status st, const char *what, const char *msg)
+{
+    CHECK(st == TG_EINVAL, "%s: status %s", what, tg_status_name(st));
+    CHECK(strstr(tg_last_error(), msg) != NULL, "%s: message '%s', want '%s'", what,
+          tg_last_error(), msg);
+}
+
+/* Ranks that pass different sizes, dtypes or calls: every rank refuses before any data moves,
+ * no buffer is written past (a guard after each), and the job goes on in step afterwards.
+ * Then trainers made with different options on some rank are refused by
+ * tg_dist_check_trainer, naming the setting and both values. */
+static int scenario_mismatch(void)
+{
+    tg_dist *d = NULL;
+    CHECK(tg_dist_init(&d) == TG_OK, "dist_init");
+    int rank = tg_dist_rank(d), size = tg_dist_size(d);
+    g_rank = rank;
+    CHECK(size == 2, "run with 2 ranks (got %d)", size);
+
+    /* Broadcast: rank 1's buffer is shorter than what rank 0 would send. */
+    unsigned char buf[32];
+    memset(buf, rank ? 0xee : 0x11, sizeof buf);
+    expect_refused(tg_dist_broadcast(d, buf, rank ? 16 : 24), "broadcast of 24 vs 16 bytes",
+                   "dist_broadcast: ranks disagree on the size: rank 0 has 24 bytes, rank 1 has "
+                   "16 bytes (nothing was sent)");
+    for (size_t i = 0; i < sizeof buf; i++)
+        CHECK(buf[i] == (rank ? 0xee : 0x11), "broadcast wrote byte %zu", i);
+
+    /* Sums of different lengths. */
+    double sums[4] = {1, 2, 3, 4};
+    expect_refused(tg_dist_allreduce_sum(d, sums, rank ? 2 : 3), "allreduce_sum of 3 vs 2",
+                   "rank 0 has 3 f64 elements, rank 1 has 2 f64 elements");
+    CHECK(sums[0] == 1 && sums[1] == 2 && sums[2] == 3 && sums[3] == 4, "sums changed");
+
+    /* Gradient blocks of another size, and of the same size in another dtype. */
+    tg_model *m = make_model(TG_F32, 5, 5, rank ? 3 : 7);
+    expect_refused(tg_dist_allreduce_grads(d, m), "allreduce_grads of 50 vs 22",
+                   "rank 0 has 50 f32 elements, rank 1 has 22 f32 elements");
+    tg_model_free(m);
+    m = make_model(rank ? TG_F64 : TG_F32, 5, 5, 7);
+    expect_refused(tg_dist_allreduce_grads(d, m), "allreduce_grads f32 vs f64",
+                   "rank 0 has 50 f32 elements, rank 1 has 50 f64 elements");
+    expect_refused(tg_dist_broadcast_params(d, m), "broadcast_params f32 vs f64",
+                   "differs from rank 0's");
+    tg_model_free(m);
+
+    /* Ranks out of step: one checks parameters while the other averages gradients. */
+    m = make_model(TG_F32, 5, 5, 7);
+    tg_status st = rank ? tg_dist_allreduce_grads(d, m) : tg_dist_check_params(d, m, NULL);
+    expect_refused(st, "out of step",
+                   "the ranks are out of step: rank 0 called dist_check_params, rank 1 called "
+                   "dist_allreduce_grads");
+    /* And the job is still in step: agreeing calls work. */
+    CHECK(tg_dist_allreduce_grads(d, m) == TG_OK, "allreduce_grads after refusals: %s",
+          tg_last_error());
+    CHECK(tg_dist_barrier(d) == TG_OK, "barrier");
+    tg_model_free(m);
+
+    /* Trainers: rank 1 changes one option at a time. */
+    char text[4096];
+    size_t n = (size_t)snprintf(text, sizeof text, "a,b,c\n");
+    for (int i = 0; i < 60; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n, "%d,%d,%d\n", i % 7, i % 5, i % 3);
+    tg_table *table = NULL;
+    CHECK(tg_table_parse_csv(text, n, "t", &table) == TG_OK, "table");
+    struct {
+        const char *msg;
+        void (*change)(tg_train_options *o);
+    } cases[] = {
+        {"ranks disagree on --layers: rank 0 has 8, rank 1 has 8,4", NULL},
+        {"ranks disagree on --dtype: rank 0 has f32, rank 1 has f64", NULL},
+        {"ranks disagree on --epochs: rank 0 has 3, rank 1 has 4", NULL},
+        {"ranks disagree on --batch: rank 0 has 8, rank 1 has 4", NULL},
+        {"ranks disagree on --lr: rank 0 has 0.003, rank 1 has 0.01", NULL},
+        {"ranks disagree on --optim: rank 0 has adam, rank 1 has sgd", NULL},
+        {"ranks disagree on --seed: rank 0 has 42, rank 1 has 43", NULL},
+        {"ranks disagree on the clipping norm: rank 0 has 0, rank 1 has 1", NULL},
+        {"ranks disagree on beta1: rank 0 has 0.9, rank 1 has 0.8", NULL},
+        {"rank 1's trainer was made as rank 0 of 2", NULL},
+    };
+    for (size_t c = 0; c <= sizeof cases / sizeof cases[0]; c++) {
+        tg_train_options o = TG_TRAIN_OPTIONS_INIT;
+        o.hidden[0] = 8, o.epochs = 3, o.batch = 8, o.rank = rank, o.world = size;
+        if (rank == 1) {
+            switch (c) {
+            case 0: o.n_hidden = 2, o.hidden[1] = 4; break;
+            case 1: o.dtype = TG_F64; break;
+            case 2: o.epochs = 4; break;
+            case 3: o.batch = 4; break;
+            case 4: o.optim.lr = 0.01; break;
+            case 5: o.optim.kind = TG_OPTIM_SGD; break;
+            case 6: o.seed = 43; break;
+            case 7: o.clip_norm = 1; break;
+            case 8: o.optim.beta1 = 0.8; break;
+            case 9: o.rank = 0; break;
+            default: break; /* the last round agrees */
+            }
+        }
+        tg_trainer *t = NULL;
+        CHECK(tg_trainer_new(table, "c", &o, &t) == TG_OK, "trainer_new: %s", tg_last_error());
+        st = tg_dist_check_trainer(d, t);
+        if (c < sizeof cases / sizeof cases[0])
+            expect_refused(st, cases[c].msg, cases[c].msg);
+        else
+            CHECK(st == TG_OK, "the same options: %s", tg_last_error());
+        tg_trainer_free(t);
+    }
+    /* The same options, another table on rank 1: the statistics name the feature. */
+    text[strlen("a,b,c\n")] = '5';
+    tg_table *other = NULL;
+    CHECK(tg_table_parse_csv(text, n, "t", &other) == TG_OK, "table");
+    tg_train_options o = TG_TRAIN_OPTIONS_INIT;
+    o.hidden[0] = 8, o.rank = rank, o.world = size, o.test_split = 0;
+    tg_trainer *t = NULL;
+    CHECK(tg_trainer_new(rank ? other : table, "c", &o, &t) == TG_OK, "trainer_new");
+    expect_refused(tg_dist_check_trainer(d, t), "other data",
+                   "ranks disagree on the standardization statistics of feature 1 ('a'): rank 0 "
+                   "has mean ");
+    tg_trainer_free(t);
+    tg_table_free(other);
+    tg_table_free(table);
+    tg_dist_free(d);
+    printf("rank %d: ok mismatch\n", rank);
+    return 0;
+}
+
 static int scenario_caller(void)
 {
     int provided;
@@ -310,9 +440,10 @@ int main(int argc, char **argv)
                        : strcmp(s, "equiv") == 0  ? scenario_equiv
                        : strcmp(s, "caller") == 0 ? scenario_caller
                        : strcmp(s, "own") == 0    ? scenario_own
+                       : strcmp(s, "mismatch") == 0 ? scenario_mismatch
                                                   : NULL;
     if (!run) {
-        fprintf(stderr, "usage: dist_worker api|equiv|caller|own\n");
+        fprintf(stderr, "usage: dist_worker api|equiv|caller|own|mismatch\n");
         return 2;
     }
     ts_alloc_install();

@@ -91,6 +91,8 @@ static tg_checkpoint_progress some_progress(void)
 {
     tg_checkpoint_progress p = TG_CHECKPOINT_PROGRESS_INIT;
     p.epoch = 3, p.batch = 7, p.step = 123, p.world_size = 2;
+    p.seed = 42, p.batch_size = 32, p.test_split = 0.25, p.clip_norm = 1.5;
+    p.train_rows = 120, p.test_rows = 40;
     tg_rng_seed(&p.rng, 99);
     tg_rng_next(&p.rng);
     return p;
@@ -229,7 +231,7 @@ Test(checkpoint, documented_layout)
     trained s = save_trained(TG_F32, 5, TG_OPTIM_ADAM, 2);
     size_t numel = tg_model_numel(s.m), S = 2 * numel * 4;
     cr_assert_eq(memcmp(s.buf, "TGCKPT\0\0", 8), 0);
-    cr_assert_eq(ts_get_le(s.buf + 8, 4), 1);
+    cr_assert_eq(ts_get_le(s.buf + 8, 4), 2);
     cr_assert_eq(ts_get_le(s.buf + 12, 4), 0);
     cr_assert_eq(ts_get_le(s.buf + 16, 8), s.size);
     cr_assert_eq(ts_get_le(s.buf + 24, 8), 3);
@@ -238,28 +240,39 @@ Test(checkpoint, documented_layout)
     for (int i = 0; i < 4; i++)
         cr_assert_eq(ts_get_le(s.buf + 48 + 8 * i, 8), s.p.rng.s[i]);
     cr_assert_eq(ts_get_le(s.buf + 80, 4), 2);
-    cr_assert_eq(ts_get_le(s.buf + 84, 4), TG_OPTIM_ADAM);
-    cr_assert_eq(ts_get_le(s.buf + 88, 4), 0);
+    /* The run's settings. */
+    double split = 0.25, clip = 1.5;
+    uint64_t split_bits, clip_bits;
+    memcpy(&split_bits, &split, 8);
+    memcpy(&clip_bits, &clip, 8);
+    cr_assert_eq(ts_get_le(s.buf + 84, 8), 42, "seed");
+    cr_assert_eq(ts_get_le(s.buf + 92, 8), 32, "batch size");
+    cr_assert_eq(ts_get_le(s.buf + 100, 8), split_bits, "test split");
+    cr_assert_eq(ts_get_le(s.buf + 108, 8), clip_bits, "clipping norm");
+    cr_assert_eq(ts_get_le(s.buf + 116, 8), 120, "training rows");
+    cr_assert_eq(ts_get_le(s.buf + 124, 8), 40, "test rows");
+    cr_assert_eq(ts_get_le(s.buf + 132, 4), TG_OPTIM_ADAM);
+    cr_assert_eq(ts_get_le(s.buf + 136, 4), 0);
     uint64_t lr_bits;
     double lr = 0.01;
     memcpy(&lr_bits, &lr, 8);
-    cr_assert_eq(ts_get_le(s.buf + 92, 8), lr_bits);
-    cr_assert_eq(ts_get_le(s.buf + 140, 8), 2, "optimizer steps");
-    cr_assert_eq(ts_get_le(s.buf + 148, 8), S);
+    cr_assert_eq(ts_get_le(s.buf + 140, 8), lr_bits);
+    cr_assert_eq(ts_get_le(s.buf + 188, 8), 2, "optimizer steps");
+    cr_assert_eq(ts_get_le(s.buf + 196, 8), S);
     /* The state block: m then v, f32 little-endian. */
     const float *state = tg_optim_state(s.o);
     for (size_t i = 0; i < 2 * numel; i++) {
         uint32_t bits;
         memcpy(&bits, &state[i], 4);
-        cr_assert_eq(ts_get_le(s.buf + 156 + 4 * i, 4), bits, "state[%zu]", i);
+        cr_assert_eq(ts_get_le(s.buf + 204 + 4 * i, 4), bits, "state[%zu]", i);
     }
     /* Then a complete model file, as tg_model_save_buffer writes it. */
     void *mb;
     size_t msize;
     cr_assert_eq(tg_model_save_buffer(s.m, &mb, &msize), TG_OK);
-    cr_assert_eq(ts_get_le(s.buf + 156 + S, 8), msize);
-    cr_assert_eq(memcmp(s.buf + 164 + S, mb, msize), 0);
-    cr_assert_eq(s.size, 164 + S + msize + 8);
+    cr_assert_eq(ts_get_le(s.buf + 204 + S, 8), msize);
+    cr_assert_eq(memcmp(s.buf + 212 + S, mb, msize), 0);
+    cr_assert_eq(s.size, 212 + S + msize + 8);
     cr_assert_eq(ts_get_le(s.buf + s.size - 8, 8), XXH3_64bits(s.buf, s.size - 8));
     tg_model_buffer_free(mb, msize);
     trained_free(&s);
@@ -343,8 +356,8 @@ Test(checkpoint, header_messages)
     c[0] = 'X';
     expect_format_error(c, s.size, "bad magic (not a tapegrad checkpoint)", "magic");
     memcpy(c, s.buf, s.size);
-    ts_put_le(c + 8, 2, 4);
-    expect_format_error(c, s.size, "unknown format version 2 (this build reads version 1)",
+    ts_put_le(c + 8, 1, 4);
+    expect_format_error(c, s.size, "unknown format version 1 (this build reads version 2)",
                         "version");
     memcpy(c, s.buf, s.size);
     ts_put_le(c + 12, 1, 4);
@@ -371,7 +384,7 @@ Test(checkpoint, header_messages)
 Test(checkpoint, valid_checksum_but_lying_fields)
 {
     trained s = save_trained(TG_F64, 2, TG_OPTIM_ADAM, 2);
-    size_t S = (size_t)ts_get_le(s.buf + 148, 8);
+    size_t S = (size_t)ts_get_le(s.buf + 196, 8);
     unsigned char *c = malloc(s.size);
     struct {
         size_t off;
@@ -382,19 +395,23 @@ Test(checkpoint, valid_checksum_but_lying_fields)
         {32, 8, UINT64_C(1) << 63, "batch is 9223372036854775808"},
         {48, 8, 0, NULL}, /* with the rest of the RNG zeroed below */
         {80, 4, 0, "world size is 0"},
-        {84, 4, 4, "unknown optimizer kind 4"},
-        {88, 4, 2, "nesterov flag is 2"},
-        {88, 4, 1, "the optimizer: optim_new: nesterov applies to sgd and momentum"},
-        {92, 8, 0xfff8000000000000u, "the optimizer: optim_new: lr is"}, /* NaN */
-        {108, 8, 0x3ff0000000000000u, "beta1 1 and beta2"},              /* beta1 = 1 */
-        {84, 4, 1, "the optimizer state is 416 bytes; momentum over this model's 26 f64 "
+        {92, 8, UINT64_C(1) << 63, "batch size is 9223372036854775808"},
+        {100, 8, 0x3ff0000000000000u, "the test split is 1 (expected a number in [0, 1))"},
+        {108, 8, 0xbff0000000000000u, "the clipping norm is -1"},
+        {108, 8, 0x7ff0000000000000u, "the clipping norm is inf"},
+        {132, 4, 4, "unknown optimizer kind 4"},
+        {136, 4, 2, "nesterov flag is 2"},
+        {136, 4, 1, "the optimizer: optim_new: nesterov applies to sgd and momentum"},
+        {140, 8, 0xfff8000000000000u, "the optimizer: optim_new: lr is"}, /* NaN */
+        {156, 8, 0x3ff0000000000000u, "beta1 1 and beta2"},              /* beta1 = 1 */
+        {132, 4, 1, "the optimizer state is 416 bytes; momentum over this model's 26 f64 "
                    "parameters keeps 208"},
-        {148, 8, 0, "bytes are left before the checksum"}, /* the state is read as the model */
-        {148, 8, (uint64_t)1 << 40, "more than the"},
-        {156 + 8 * 3, 8, 0x7ff0000000000000u, "m[3] is inf"},
-        {156 + S - 8, 8, 0xbff0000000000000u, "v[25] is -1 (expected a finite value >= 0)"},
-        {156 + S, 8, 12, "the model is 12 bytes"},
-        {164 + S + 30, 1, 0x55, "the embedded model: model_load_buffer: checksum mismatch"},
+        {196, 8, 0, "bytes are left before the checksum"}, /* the state is read as the model */
+        {196, 8, (uint64_t)1 << 40, "more than the"},
+        {204 + 8 * 3, 8, 0x7ff0000000000000u, "m[3] is inf"},
+        {204 + S - 8, 8, 0xbff0000000000000u, "v[25] is -1 (expected a finite value >= 0)"},
+        {204 + S, 8, 12, "the model is 12 bytes"},
+        {212 + S + 30, 1, 0x55, "the embedded model: model_load_buffer: checksum mismatch"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         memcpy(c, s.buf, s.size);
@@ -705,6 +722,148 @@ Test(checkpoint, trainer_resumes_mid_epoch_bit_identical)
     rmdir(tmpdir);
 }
 
+/* tg_trainer_restore: a checkpoint written with tg_trainer_progress resumes only the run that
+ * wrote it; every setting it records is compared, with both values in the message. */
+static tg_status save_progress_and_stop(tg_trainer *t, int epoch, size_t batch, void *ud)
+{
+    stopper *s = ud;
+    if (++s->taken < s->at)
+        return TG_OK;
+    tg_checkpoint_progress p;
+    tg_trainer_progress(t, epoch, batch, &p);
+    cr_assert_eq(p.batch_size, 32);
+    cr_assert_eq(p.seed, 42);
+    tg_status st = tg_checkpoint_save(s->path, tg_trainer_model(t), tg_trainer_optim(t), &p);
+    cr_assert_eq(st, TG_OK, "%s", tg_last_error());
+    return TG_EINVAL;
+}
+
+/* Restoring `path` into a trainer made with `o` (on `table`) fails naming `want`, and leaves
+ * the trainer untouched. */
+static void expect_refused(const tg_table *table, const tg_train_options *o, const char *path,
+                           const char *want)
+{
+    tg_trainer *b;
+    cr_assert_eq(tg_trainer_new(table, "c", o, &b), TG_OK, "%s", tg_last_error());
+    tg_model *m = tg_trainer_model(b);
+    void *before = malloc(param_bytes(m));
+    memcpy(before, tg_model_param_data(m), param_bytes(m));
+    cr_assert_eq(tg_trainer_restore(b, path, NULL), TG_EINVAL, "%s: %s", want, tg_last_error());
+    ts_assert_has(tg_last_error(), want);
+    cr_assert_eq(memcmp(before, tg_model_param_data(m), param_bytes(m)), 0, "untouched");
+    cr_assert_eq(tg_trainer_epoch_index(b), 0);
+    free(before);
+    tg_trainer_free(b);
+}
+
+Test(checkpoint, trainer_restore_compares_every_setting)
+{
+    make_tmpdir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/trainer.tgc", tmpdir);
+    tg_table *table = xor_table();
+    tg_train_options o = TG_TRAIN_OPTIONS_INIT;
+    o.epochs = 4, o.hidden[0] = 8;
+    tg_trainer *ref, *a, *b;
+    cr_assert_eq(tg_trainer_new(table, "c", &o, &ref), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_trainer_run(ref, NULL), TG_OK, "%s", tg_last_error());
+    stopper s = {path, 6, 0};
+    tg_train_options os = o;
+    os.on_step = save_progress_and_stop, os.on_step_ud = &s;
+    cr_assert_eq(tg_trainer_new(table, "c", &os, &a), TG_OK);
+    cr_assert_eq(tg_trainer_run(a, NULL), TG_EINVAL);
+    tg_trainer_free(a);
+
+    /* The same run resumes bit for bit, with more epochs too (the orders do not depend on
+     * the total). */
+    cr_assert_eq(tg_trainer_new(table, "c", &o, &b), TG_OK);
+    tg_checkpoint_progress p;
+    cr_assert_eq(tg_trainer_restore(b, path, &p), TG_OK, "%s", tg_last_error());
+    cr_assert(p.epoch == 1 && p.batch == 2 && p.step == 6 && p.train_rows == 120 &&
+                  p.test_rows == 30,
+              "epoch %llu batch %llu rows %llu/%llu", (unsigned long long)p.epoch,
+              (unsigned long long)p.batch, (unsigned long long)p.train_rows,
+              (unsigned long long)p.test_rows);
+    cr_assert_eq(tg_trainer_run(b, NULL), TG_OK, "%s", tg_last_error());
+    tg_model *mr = tg_trainer_model(ref), *mb = tg_trainer_model(b);
+    cr_assert_eq(memcmp(tg_model_param_data(mr), tg_model_param_data(mb), param_bytes(mr)), 0);
+    tg_trainer_free(b);
+    tg_train_options more = o;
+    more.epochs = 6;
+    cr_assert_eq(tg_trainer_new(table, "c", &more, &b), TG_OK);
+    cr_assert_eq(tg_trainer_restore(b, path, NULL), TG_OK, "%s", tg_last_error());
+    tg_trainer_free(b);
+
+    /* Everything else must match. */
+    tg_train_options x = o;
+    x.seed = 7;
+    expect_refused(table, &x, path, "the checkpoint's run differs on --seed: it has 42, this run "
+                                    "has 7");
+    x = o, x.batch = 16;
+    expect_refused(table, &x, path, "differs on --batch: it has 32, this run has 16");
+    x = o, x.test_split = 0.3;
+    expect_refused(table, &x, path, "differs on --test-split: it has 0.2, this run has 0.3");
+    x = o, x.clip_norm = 1;
+    expect_refused(table, &x, path, "differs on the clipping norm: it has 0, this run has 1");
+    x = o, x.optim.lr = 0.01;
+    expect_refused(table, &x, path, "differs on --lr: it has 0.003, this run has 0.01");
+    x = o, x.optim.kind = TG_OPTIM_SGD;
+    expect_refused(table, &x, path, "differs on --optim: it has adam, this run has sgd");
+    x = o, x.optim.weight_decay = 0;
+    expect_refused(table, &x, path, "differs on --weight-decay: it has 0.001, this run has 0");
+    x = o, x.optim.beta2 = 0.99;
+    expect_refused(table, &x, path, "differs on beta2: it has 0.999, this run has 0.99");
+    x = o, x.hidden[0] = 9;
+    expect_refused(table, &x, path, "differs on --layers: it has 8, this run has 9");
+    x = o, x.act = TG_ACT_TANH;
+    expect_refused(table, &x, path, "differs on --act: it has relu, this run has tanh");
+    x = o, x.dtype = TG_F64;
+    expect_refused(table, &x, path, "differs on --dtype: it has f32, this run has f64");
+    x = o, x.task = TG_TRAIN_REGRESS;
+    expect_refused(table, &x, path, "differs on --task: it has classify, this run has regress");
+    x = o, x.world = 2, x.rank = 1;
+    expect_refused(table, &x, path, "differs on the number of ranks: it has 1, this run has 2");
+
+    /* Other data with the same shape: the statistics are compared feature by feature. */
+    tg_table *other;
+    char text[8192];
+    size_t n = (size_t)snprintf(text, sizeof text, "a,b,c\n");
+    tg_rng rng;
+    tg_rng_seed(&rng, 8);
+    for (int i = 0; i < 150; i++) {
+        double va = tg_rng_normal(&rng), vb = tg_rng_normal(&rng);
+        n += (size_t)snprintf(text + n, sizeof text - n, "%.6f,%.6f,%d\n", va, i == 3 ? vb + 1 : vb,
+                              (va > 0) != (vb > 0));
+    }
+    cr_assert_eq(tg_table_parse_csv(text, n, "xor2", &other), TG_OK, "%s", tg_last_error());
+    expect_refused(other, &o, path, "the standardization statistics of feature 2 ('b') differ");
+    tg_table_free(other);
+
+    /* A checkpoint whose progress did not record the settings is compared on the rest. */
+    tg_model *m;
+    tg_optim *opt;
+    cr_assert_eq(tg_checkpoint_load(path, &m, &opt, &p), TG_OK);
+    p.batch_size = 0;
+    cr_assert_eq(tg_checkpoint_save(path, m, opt, &p), TG_OK, "%s", tg_last_error());
+    tg_optim_free(opt);
+    tg_model_free(m);
+    x = o, x.batch = 16;
+    cr_assert_eq(tg_trainer_new(table, "c", &x, &b), TG_OK);
+    cr_assert_eq(tg_trainer_restore(b, path, NULL), TG_OK, "%s", tg_last_error());
+    tg_trainer_free(b);
+    x = o, x.optim.lr = 0.01;
+    expect_refused(table, &x, path, "differs on --lr");
+    /* Another seed still splits other rows: the statistics say so. */
+    x = o, x.seed = 7;
+    expect_refused(table, &x, path, "the standardization statistics of feature 1 ('a') differ");
+
+    cr_assert_eq(tg_trainer_restore(NULL, path, NULL), TG_EINVAL);
+    tg_trainer_free(ref);
+    tg_table_free(table);
+    remove(path);
+    rmdir(tmpdir);
+}
+
 /* ---- tapegrad train as a subprocess ---------------------------------------------------------- */
 
 Test(checkpoint, train_command_killed_and_resumed_is_bit_identical, .timeout = 280)
@@ -739,8 +898,26 @@ Test(checkpoint, train_command_killed_and_resumed_is_bit_identical, .timeout = 2
     free(b);
     /* What --resume refuses: another architecture, and a file that is not a checkpoint. */
     char *out = tp_run_log(TRAIN("--resume", ckpt, "--layers", "32"), log, 1);
-    ts_assert_has(out, "the checkpoint's model (f32 64 64 10) is not this one (f32 64 "
-                       "32 10)");
+    ts_assert_has(out, "the checkpoint's run differs on --layers: it has 64, this run has 32");
+    free(out);
+    /* Another seed would make test rows training rows; another batch, other steps. */
+    out = tp_run_log(TRAIN("--resume", ckpt, "--seed", "7"), log, 1);
+    ts_assert_has(out, "the checkpoint's run differs on --seed: it has 42, this run has 7");
+    free(out);
+    out = tp_run_log(TRAIN("--resume", ckpt, "--batch", "16"), log, 1);
+    ts_assert_has(out, "the checkpoint's run differs on --batch: it has 32, this run has 16");
+    free(out);
+    out = tp_run_log(TRAIN("--resume", ckpt, "--lr", "0.01"), log, 1);
+    ts_assert_has(out, "the checkpoint's run differs on --lr: it has 0.003, this run has 0.01");
+    free(out);
+    out = tp_run_log(TRAIN("--resume", ckpt, "--test-split", "0.1"), log, 1);
+    ts_assert_has(out, "differs on --test-split: it has 0.2, this run has 0.1");
+    free(out);
+    out = tp_run_log(TRAIN("--resume", ckpt, "--optim", "sgd"), log, 1);
+    ts_assert_has(out, "differs on --optim: it has adam, this run has sgd");
+    free(out);
+    out = tp_run_log(TRAIN("--resume", ckpt, "--dtype", "f64"), log, 1);
+    ts_assert_has(out, "differs on --dtype: it has f32, this run has f64");
     free(out);
     out = tp_run_log(TRAIN("--resume", ref), log, 1);
     ts_assert_has(out, "bad magic (not a tapegrad checkpoint)");

@@ -22,7 +22,9 @@ static tp_run run_worker(int ranks, const char *scenario)
     snprintf(np, sizeof np, "%d", ranks);
     /* LeakSanitizer off in the ranks (sanitizer builds): Open MPI's own leaks are not ours, and
      * the worker counts the library's allocations itself. */
-    return tp_run_argv((const char *const[]){tp_env("TG_MPIEXEC"), "--allow-run-as-root",
+    /* Under timeout(1): a regression to a hang fails here rather than leaving mpirun behind. */
+    return tp_run_argv((const char *const[]){"timeout", "-k", "5", "100", tp_env("TG_MPIEXEC"),
+                                             "--allow-run-as-root",
                                              "--oversubscribe", "-x", "ASAN_OPTIONS=detect_leaks=0",
                                              "-np", np, tp_env("TG_DIST_WORKER"), scenario, NULL},
                        &(tp_opts){.merge = 1});
@@ -69,6 +71,13 @@ Test(dist, library_starts_and_finalizes_mpi, .timeout = 120)
     expect_ok(2, "own");
 }
 
+/* Ranks that disagree on sizes, calls or settings: refused on every rank, nothing overwritten,
+ * no hang (the test's timeout). */
+Test(dist, ranks_that_disagree_are_refused_not_overflowed, .timeout = 120)
+{
+    expect_ok(2, "mismatch");
+}
+
 /* The worker fails loudly: an unknown scenario is an error, so the checks above can fail. */
 Test(dist, worker_reports_failure, .timeout = 120)
 {
@@ -98,6 +107,7 @@ Test(dist, built_without_mpi_every_call_is_enotsup)
     cr_assert_eq(tg_dist_check_params(NULL, NULL, &h), TG_ENOTSUP);
     cr_assert_eq(h, 0);
     cr_assert_eq(tg_dist_barrier(NULL), TG_ENOTSUP);
+    cr_assert_eq(tg_dist_check_trainer(NULL, NULL), TG_ENOTSUP);
     cr_assert_eq(tg_dist_abort(NULL, 1), TG_ENOTSUP);
     cr_assert_eq(tg_dist_rank(NULL), 0);
     cr_assert_eq(tg_dist_size(NULL), 1);

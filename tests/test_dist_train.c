@@ -1,7 +1,8 @@
 /* test_dist_train.c: `tapegrad train --distributed` under mpirun (2 ranks on this machine, as
  * root when need be; registered only when MPI is found): 2 ranks x batch 32 train like one
  * process x batch 64; distributed digits reaches the single-process accuracy bar with rank 0
- * alone printing; ranks that read different data stop with an error, not a hang; a run killed
+ * alone printing; ranks that read different data or were given different settings stop with an
+ * error naming what differs, not a hang or a crash; a run killed
  * with SIGKILL mid-way and resumed from its checkpoint ends where an uninterrupted run does. */
 #include <criterion/criterion.h>
 #include <tapegrad.h>
@@ -168,14 +169,70 @@ Test(dist_train, ranks_with_different_data_stop_with_an_error)
     free(text);
     const char *argv[] = {mpiexec, "--allow-run-as-root", "--oversubscribe", "-x",
                           "ASAN_OPTIONS=detect_leaks=0", "-np", "1", tapegrad,
-                          "train", digits, "--target", "digit", "--distributed", ":", "-np", "1",
-                          tapegrad, "train", path_in("other.csv"), "--target", "digit",
-                          "--distributed", NULL};
+                          "train", digits, "--target", "digit", "--distributed", ":", "-x",
+                          "ASAN_OPTIONS=detect_leaks=0", "-np", "1", tapegrad, "train",
+                          path_in("other.csv"), "--target", "digit", "--distributed", NULL};
     int st = tp_finish(tp_start(argv, path_in("m.log")));
     char *out = tp_slurp(path_in("m.log"));
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0, "status 0x%x:\n%s", st, out);
-    ts_assert_has(out, "standardization statistics differ from rank 0's");
+    if (!strstr(out, "ranks disagree on the data: rank 0's rows hash to"))
+        ts_assert_has(out, "ranks disagree on the standardization statistics of feature 1 "
+                           "('pixel_0_0'): rank 0 has mean");
     free(out);
+}
+
+/* mpirun with `a` on rank 0 and `b` on rank 1 (an MPMD launch: each rank its own command
+ * line), under timeout(1), so that a regression to a hang fails instead of blocking: every
+ * rank must stop with exit 1 and print `want`. */
+static void expect_disagreement(const char *a, const char *va, const char *b, const char *vb,
+                                const char *want)
+{
+    /* -x in each app context: the ranks leave MPI normally (no MPI_Abort), and in a sanitizer
+     * build LeakSanitizer would otherwise report Open MPI's own leaks. */
+    const char *argv[] = {"timeout", "-k", "5", "60", mpiexec, "--allow-run-as-root",
+                          "--oversubscribe", "-x", "TG_NUM_THREADS=1", "-x",
+                          "ASAN_OPTIONS=detect_leaks=0", "-np", "1", tapegrad, "train", digits,
+                          "--target", "digit", "--epochs", "2", "--distributed", a, va, ":",
+                          "-x", "TG_NUM_THREADS=1", "-x", "ASAN_OPTIONS=detect_leaks=0", "-np",
+                          "1", tapegrad, "train", digits, "--target", "digit", "--epochs",
+                          "2", "--distributed", b, vb, NULL};
+    int st = tp_finish(tp_start(argv, path_in("x.log")));
+    char *out = tp_slurp(path_in("x.log"));
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "%s %s vs %s %s: status 0x%x:\n%s", a, va,
+              b, vb, st, out);
+    /* Said by both ranks, before any training. */
+    const char *first = strstr(out, want);
+    cr_assert_not_null(first, "%s %s vs %s %s: want '%s':\n%s", a, va, b, vb, want, out);
+    cr_assert_not_null(strstr(first + 1, want), "said by one rank only:\n%s", out);
+    ts_assert_lacks(out, "epoch 1/");
+    free(out);
+}
+
+Test(dist_train, ranks_with_different_settings_stop_with_an_error_naming_it)
+{
+    expect_disagreement("--layers", "64", "--layers", "32",
+                        "ranks disagree on --layers: rank 0 has 64, rank 1 has 32");
+    expect_disagreement("--dtype", "f32", "--dtype", "f64",
+                        "ranks disagree on --dtype: rank 0 has f32, rank 1 has f64");
+    /* --epochs 2 comes first on both command lines; the later one wins. */
+    expect_disagreement("--epochs", "3", "--epochs", "4",
+                        "ranks disagree on --epochs: rank 0 has 3, rank 1 has 4");
+    expect_disagreement("--batch", "32", "--batch", "16",
+                        "ranks disagree on --batch: rank 0 has 32, rank 1 has 16");
+    expect_disagreement("--lr", "0.01", "--lr", "0.02",
+                        "ranks disagree on --lr: rank 0 has 0.01, rank 1 has 0.02");
+    expect_disagreement("--optim", "adam", "--optim", "adamw",
+                        "ranks disagree on --optim: rank 0 has adam, rank 1 has adamw");
+    expect_disagreement("--seed", "1", "--seed", "2",
+                        "ranks disagree on --seed: rank 0 has 1, rank 1 has 2");
+    expect_disagreement("--act", "relu", "--act", "tanh",
+                        "ranks disagree on --act: rank 0 has relu, rank 1 has tanh");
+    expect_disagreement("--weight-decay", "0", "--weight-decay", "0.01",
+                        "ranks disagree on --weight-decay: rank 0 has 0, rank 1 has 0.01");
+    expect_disagreement("--test-split", "0.2", "--test-split", "0.1",
+                        "ranks disagree on --test-split: rank 0 has 0.2, rank 1 has 0.1");
+    expect_disagreement("--task", "classify", "--task", "regress",
+                        "ranks disagree on --task: rank 0 has classify, rank 1 has regress");
 }
 
 /* A distributed run killed mid-way (every process, SIGKILL) and resumed ends like one that
@@ -215,8 +272,20 @@ Test(dist_train, resume_after_kill)
     /* A checkpoint of 2 ranks does not resume on 1. */
     char *one = tp_run_log(TRAIN(digits, "--batch", "16", "--epochs", "12", "--resume", ckpt),
                            path_in("one.log"), 1);
-    ts_assert_has(one, "was written by a run on 2 ranks, this one has 1");
+    ts_assert_has(one, "the checkpoint's run differs on the number of ranks: it has 2, this run "
+                       "has 1");
     free(one);
+    /* Nor with another seed or batch: every rank stops with rank 0's reason, no hang. */
+    char *seed = tp_run_log(MPI_TRAIN(digits, "--batch", "16", "--epochs", "12", "--distributed",
+                                      "--seed", "7", "--resume", ckpt),
+                            path_in("seed.log"), 1);
+    ts_assert_has(seed, "the checkpoint's run differs on --seed: it has 42, this run has 7");
+    free(seed);
+    char *batch = tp_run_log(MPI_TRAIN(digits, "--batch", "8", "--epochs", "12", "--distributed",
+                                       "--resume", ckpt),
+                             path_in("batch.log"), 1);
+    ts_assert_has(batch, "the checkpoint's run differs on --batch: it has 16, this run has 8");
+    free(batch);
     free(ref);
     free(res);
     tg_model_free(a);

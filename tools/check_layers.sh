@@ -42,6 +42,7 @@ expr             tape/scratch.h          # tgx literals are built in the arena o
 train            core/core.h
 train            io/bytes.h io/files.h   # checkpoints: byte encoding, frame, load and save
 dist             core/core.h
+dist             train/train_internal.h # the settings record of a trainer, compared across ranks
 '
 
 usage() {

@@ -21,8 +21,8 @@ const char TRAIN_DIST_USAGE[] =
     "                      FILE every --checkpoint-every steps and at the end, atomically\n"
     "  --checkpoint-every N\n"
     "                      steps between checkpoints (default 100)\n"
-    "  --resume FILE       continue the run that wrote checkpoint FILE (same data and\n"
-    "                      options; the number of ranks must match)\n";
+    "  --resume FILE       continue the run that wrote checkpoint FILE: the same data,\n"
+    "                      options and number of ranks, checked (--epochs may grow)\n";
 
 const char *const TRAIN_DIST_OPTIONS[] = {"--checkpoint", "--checkpoint-every", "--resume", NULL};
 
@@ -69,12 +69,8 @@ static tg_status average_grads(tg_model *model, void *grad, size_t numel, tg_dty
 
 static tg_status save_checkpoint(train_dist *d, tg_trainer *t)
 {
-    tg_checkpoint_progress p = TG_CHECKPOINT_PROGRESS_INIT;
-    p.epoch = (uint64_t)last.epoch;
-    p.batch = last.batch;
-    p.step = tg_optim_steps(tg_trainer_optim(t));
-    p.rng = *tg_trainer_rng(t);
-    p.world_size = (uint32_t)d->world;
+    tg_checkpoint_progress p;
+    tg_trainer_progress(t, last.epoch, last.batch, &p);
     return tg_checkpoint_save(d->checkpoint, tg_trainer_model(t), tg_trainer_optim(t), &p);
 }
 
@@ -113,49 +109,18 @@ int train_dist_start(train_dist *d, tg_train_options *opt)
 
 /* ---- before training ------------------------------------------------------------------- */
 
-/* Every rank standardizes with the statistics of its own training split; rank 0's are
- * broadcast and the others must hold the same bits, or the ranks are not training one model
- * (a different file, or different options on some rank). */
-static int check_standardization(train_dist *d, tg_trainer *t)
+/* Every rank must be training the same run: the library compares the ranks' settings (model,
+ * optimizer, epochs, batch, seed, ...), standardization statistics and data before the first
+ * collective call of training, and names what differs on every rank. */
+static int check_ranks(train_dist *d, tg_trainer *t)
 {
-    tg_model *m = NULL;
-    if (tg_trainer_export(t, &m) != TG_OK) {
-        complain("train", "%s", tg_last_error());
-        return EXIT_FAIL;
-    }
-    size_t n;
-    const double *mean, *std;
-    tg_model_standardization(m, &n, &mean, &std);
-    double *mine = malloc(2 * n * sizeof *mine + 1), *root = malloc(2 * n * sizeof *root + 1);
-    int ok = mine && root, all_ok = 0;
-    if (ok) {
-        memcpy(mine, mean, n * sizeof *mine);
-        memcpy(mine + n, std, n * sizeof *mine);
-        memcpy(root, mine, 2 * n * sizeof *root);
-    }
-    /* The buffers must exist on every rank before anyone broadcasts. */
-    double okd = ok;
-    tg_status st = tg_dist_allreduce_sum(d->dist, &okd, 1);
-    if (st == TG_OK && okd == d->world)
-        st = tg_dist_broadcast(d->dist, root, 2 * n * sizeof *root);
-    if (st == TG_OK && okd == d->world) {
-        double same = memcmp(root, mine, 2 * n * sizeof *root) == 0;
-        st = tg_dist_allreduce_sum(d->dist, &same, 1);
-        all_ok = st == TG_OK && same == d->world;
-        if (st == TG_OK && !all_ok)
-            complain("train",
-                     "--distributed: rank %d: %s standardization statistics differ from rank "
-                     "0's: every rank must read the same data with the same options",
-                     d->rank, memcmp(root, mine, 2 * n * sizeof *root) ? "its" : "another rank's");
-    }
-    if (st != TG_OK)
-        complain("train", "--distributed: %s", tg_last_error());
-    else if (okd != d->world)
-        complain("train", "--distributed: out of memory");
-    free(mine);
-    free(root);
-    tg_model_free(m);
-    return all_ok ? EXIT_OK : EXIT_FAIL;
+    if (tg_dist_check_trainer(d->dist, t) == TG_OK)
+        return EXIT_OK;
+    /* Every rank came to this verdict together: they can all stop without MPI_Abort. */
+    d->all_failed = true;
+    const char *m = tg_last_error();
+    complain("train", "%s", strncmp(m, "train: ", 7) == 0 ? m + 7 : m);
+    return EXIT_FAIL;
 }
 
 /* The resumed state, as rank 0 read it; broadcast as bytes (every rank runs this build). */
@@ -173,7 +138,9 @@ static int resume(train_dist *d, tg_trainer *t, bool quiet)
     resumed r;
     memset(&r, 0, sizeof r);
     if (d->rank == 0) {
-        r.status = tg_checkpoint_restore(d->resume, m, o, &r.progress);
+        /* Compares every setting the checkpoint records with this run's, then restores the
+         * parameters, the optimizer and the position. */
+        r.status = tg_trainer_restore(t, d->resume, &r.progress);
         if (r.status != TG_OK)
             complain("train", "--resume: %s", tg_last_error());
         r.steps = tg_optim_steps(o);
@@ -194,22 +161,14 @@ static int resume(train_dist *d, tg_trainer *t, bool quiet)
             tg_optim_set_lr(o, r.lr);
         }
     }
-    if (r.status != TG_OK)
-        return EXIT_FAIL;
-    const tg_checkpoint_progress *p = &r.progress;
-    if ((int)p->world_size != d->world) {
-        if (d->rank == 0)
-            complain("train",
-                     "--resume: %s was written by a run on %u rank%s, this one has %d (the "
-                     "shards and the global batch would differ)",
-                     d->resume, p->world_size, p->world_size == 1 ? "" : "s", d->world);
+    if (r.status != TG_OK) {
+        d->all_failed = true; /* every rank has rank 0's verdict */
         return EXIT_FAIL;
     }
-    if (tg_trainer_set_position(t, (int)p->epoch, (size_t)p->batch) != TG_OK) {
-        if (d->rank == 0)
-            complain("train", "--resume: %s stopped at epoch %llu, step %llu of it: %s",
-                     d->resume, (unsigned long long)p->epoch + 1,
-                     (unsigned long long)p->batch, tg_last_error());
+    const tg_checkpoint_progress *p = &r.progress;
+    /* Rank 0 is there already; the settings agree on every rank, so this cannot fail. */
+    if (d->rank != 0 && tg_trainer_set_position(t, (int)p->epoch, (size_t)p->batch) != TG_OK) {
+        complain("train", "--resume: %s", tg_last_error());
         return EXIT_FAIL;
     }
     last = (position){(int)p->epoch, (size_t)p->batch, true};
@@ -222,7 +181,7 @@ static int resume(train_dist *d, tg_trainer *t, bool quiet)
 
 int train_dist_ready(train_dist *d, tg_trainer *t, bool quiet)
 {
-    if (d->dist && d->world > 1 && check_standardization(d, t) != EXIT_OK)
+    if (d->dist && check_ranks(d, t) != EXIT_OK)
         return EXIT_FAIL;
     return d->resume ? resume(d, t, quiet) : EXIT_OK;
 }
@@ -250,7 +209,7 @@ int train_dist_finish(train_dist *d, tg_trainer *t)
 
 void train_dist_fail(train_dist *d)
 {
-    if (d->dist && d->world > 1) {
+    if (d->dist && d->world > 1 && !d->all_failed) {
         fflush(stdout);
         fflush(stderr);
         tg_dist_abort(d->dist, EXIT_FAIL);

@@ -13,6 +13,7 @@ typedef struct train_dist {
     unsigned long long every; /* steps between checkpoints */
     tg_dist *dist;            /* when distributed */
     int rank, world;          /* 0 and 1 for one process */
+    bool all_failed;          /* every rank failed together: no need to abort the job */
     double allreduce_seconds; /* time spent averaging gradients */
     unsigned long long allreduces;
 } train_dist;
@@ -32,9 +33,10 @@ int train_dist_option(train_dist *d, const char *opt, const char *value);
  * EXIT_OK or EXIT_FAIL (said). */
 int train_dist_start(train_dist *d, tg_train_options *opt);
 
-/* After the trainer is made: checks that every rank standardized its features with the same
- * statistics (rank 0's, broadcast), then resumes from --resume (rank 0 reads the checkpoint
- * and broadcasts parameters, optimizer state and position; `quiet`: no note on stderr).
+/* After the trainer is made: checks that every rank is training the same run (its settings,
+ * statistics and data: tg_dist_check_trainer), then resumes from --resume (rank 0 reads the
+ * checkpoint, which must be this run's (tg_trainer_restore compares the settings), and
+ * broadcasts parameters, optimizer state and position; `quiet`: no note on stderr).
  * EXIT_OK or EXIT_FAIL (said). */
 int train_dist_ready(train_dist *d, tg_trainer *t, bool quiet);
 
@@ -43,7 +45,8 @@ int train_dist_ready(train_dist *d, tg_trainer *t, bool quiet);
 int train_dist_finish(train_dist *d, tg_trainer *t);
 
 /* A failure on one rank: ends the whole job (the other ranks would wait forever) when
- * distributed over more than one rank; nothing otherwise. */
+ * distributed over more than one rank; nothing otherwise, or when every rank failed the same
+ * check together (they all leave MPI normally). */
 void train_dist_fail(train_dist *d);
 
 /* Leaves the MPI job (the library finalizes MPI). */

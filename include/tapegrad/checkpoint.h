@@ -1,6 +1,8 @@
 /* tapegrad/checkpoint.h: checkpoints to resume training: the model (a complete model file,
- * metadata included), the optimizer (options, step count and state block), and where the run
- * was (epoch, batch, step, the RNG that drives shuffling, the number of ranks). The format is
+ * metadata included), the optimizer (options, step count and state block), where the run
+ * was (epoch, batch, step, the RNG that drives shuffling, the number of ranks) and the run's
+ * other settings (seed, batch size, test split, clipping norm, split sizes), which
+ * tg_trainer_restore (tapegrad/train.h) compares with the run being resumed. The format is
  * in docs/checkpoint-format.md: little-endian, versioned, an XXH3-64 checksum of everything
  * before it, every field validated on load.
  *
@@ -20,18 +22,28 @@ extern "C" {
 typedef struct tg_model tg_model;
 typedef struct tg_optim tg_optim;
 
-/* Where a training run was. The fields mean what the trainer makes them mean; the loader
- * only checks them: rng must not be all zero (xoshiro's one invalid state), world_size >= 1
- * and batch < 2^63. */
+/* Where a training run was, and the settings of that run that the model and the optimizer
+ * do not record (tg_trainer_progress fills all of it; tg_trainer_restore compares the
+ * settings with the run being resumed). The fields mean what the trainer makes them mean; the
+ * loader only checks them: rng must not be all zero (xoshiro's one invalid state), world_size
+ * >= 1, batch and batch_size < 2^63, test_split in [0, 1), clip_norm finite and >= 0. A
+ * batch_size of 0 means that the settings were not recorded (the caller filled the position
+ * only): nothing is then compared with them. */
 typedef struct tg_checkpoint_progress {
     uint64_t epoch;      /* the epoch in progress, 0-based */
     uint64_t batch;      /* batches of that epoch already taken */
     uint64_t step;       /* training steps taken over the whole run */
     tg_rng rng;          /* the RNG as training should continue with it */
     uint32_t world_size; /* ranks that trained (1 for a single process) */
+    uint64_t seed;       /* the run's seed: split, initial weights, epoch orders */
+    uint64_t batch_size; /* rows per step and rank; 0: the settings are not recorded */
+    double test_split;   /* fraction of rows held out */
+    double clip_norm;    /* gradient clipping norm (0: none) */
+    uint64_t train_rows; /* rows in the training split */
+    uint64_t test_rows;  /* rows in the test split */
 } tg_checkpoint_progress;
 
-#define TG_CHECKPOINT_PROGRESS_INIT {0, 0, 0, {{0, 0, 0, 0}}, 1}
+#define TG_CHECKPOINT_PROGRESS_INIT {0, 0, 0, {{0, 0, 0, 0}}, 1, 0, 0, 0.0, 0.0, 0, 0}
 
 /* Writes a checkpoint of `model`, `optim` (which must update exactly the model's parameters,
  * in order: tg_optim_new over tg_model_param(model, 0..count-1)) and `progress`.
@@ -54,7 +66,9 @@ TG_API tg_status tg_checkpoint_load(const char *path, tg_model **model, tg_optim
  * options of the run that wrote it): the model's parameters, the optimizer's state, step count
  * and learning rate, and *progress (if not NULL). The model must have the checkpoint's spec,
  * and the optimizer the same kind and options (the learning rate aside) over the model's
- * parameters: TG_EINVAL naming what differs. Metadata (standardization, names) is not copied.
+ * parameters: TG_EINVAL naming what differs. Metadata (standardization, names) is not copied
+ * nor compared, nor are the progress's settings: a trainer resumes with tg_trainer_restore,
+ * which compares them all.
  * Errors as tg_checkpoint_load otherwise; on any error model and optimizer are untouched. */
 TG_API tg_status tg_checkpoint_restore(const char *path, tg_model *model, tg_optim *optim,
                                        tg_checkpoint_progress *progress);

@@ -12,7 +12,15 @@
  * never call it), so MPI_THREAD_FUNNELED is enough. MPI errors come back as TG_EIO with MPI's
  * own message: the library's communicator is a duplicate of MPI_COMM_WORLD with
  * MPI_ERRORS_RETURN set, so it neither aborts nor changes the caller's error handler. Every
- * call is collective: all ranks must make the same calls in the same order. */
+ * call is collective: all ranks must make the same calls in the same order.
+ *
+ * Whatever the other ranks pass, no call writes past a buffer: each one starts with a
+ * fixed-size exchange of which call it is and how many elements of which type it will move
+ * (an MPI_Allgather of a few words), and moves data only when every rank agrees. Otherwise
+ * every rank returns TG_EINVAL naming the first rank that differs from rank 0 and both values
+ * ("dist_broadcast: ranks disagree on the size: rank 0 has 24 bytes, rank 1 has 16 bytes
+ * (nothing was sent)", or "the ranks are out of step: rank 0 called dist_check_params, rank 1
+ * called dist_allreduce_grads"), and the caller can stop them all cleanly. */
 #ifndef TAPEGRAD_DIST_H
 #define TAPEGRAD_DIST_H
 
@@ -24,6 +32,7 @@ extern "C" {
 
 typedef struct tg_model tg_model;
 typedef struct tg_dist tg_dist;
+typedef struct tg_trainer tg_trainer;
 
 /* True when the library was built with MPI. */
 TG_API bool tg_dist_available(void);
@@ -52,14 +61,17 @@ TG_API tg_status tg_dist_broadcast_params(tg_dist *dist, tg_model *model);
 /* Replaces every rank's gradient block with the average over the ranks (MPI_Allreduce of the
  * sum in place, in the model's dtype, then a multiply by 1/size), in one call for any model
  * below 2^30 elements (larger ones go in buckets of 2^30). Call it after backward and before
- * the optimizer step. TG_EINVAL for NULL arguments, TG_EIO for an MPI error. */
+ * the optimizer step. TG_EINVAL for NULL arguments, or (on every rank, before anything is
+ * sent) when the ranks' gradient blocks differ in size or dtype; TG_EIO for an MPI error. */
 TG_API tg_status tg_dist_allreduce_grads(tg_dist *dist, tg_model *model);
 
 /* Broadcasts `bytes` bytes at data from rank 0 to every rank (standardization statistics,
- * seeds, ...). Every rank must pass the same size. */
+ * seeds, ...). Every rank must pass the same size: TG_EINVAL on every rank otherwise, before
+ * anything is sent. */
 TG_API tg_status tg_dist_broadcast(tg_dist *dist, void *data, size_t bytes);
 
-/* Sums n doubles over the ranks, in place on every rank (losses, correct counts, ...). */
+/* Sums n doubles over the ranks, in place on every rank (losses, correct counts, ...). Every
+ * rank must pass the same n: TG_EINVAL on every rank otherwise, before anything is sent. */
 TG_API tg_status tg_dist_allreduce_sum(tg_dist *dist, double *data, size_t n);
 
 /* Checks that every rank holds the same parameters: the XXH3-64 hash of each rank's
@@ -67,6 +79,19 @@ TG_API tg_status tg_dist_allreduce_sum(tg_dist *dist, double *data, size_t n);
  * TG_ENUMERIC with a message naming the ranks whose parameters differ from rank 0's and their
  * hashes. *hash (if not NULL) receives this rank's hash. */
 TG_API tg_status tg_dist_check_params(tg_dist *dist, const tg_model *model, uint64_t *hash);
+
+/* Checks that every rank's trainer (tapegrad/train.h) is one run's: call it on every rank
+ * after tg_trainer_new and before the first training step. It gathers each rank's settings
+ * record (fixed-width words, so the exchange itself cannot overflow) and compares, field by
+ * field with rank 0's: the task, the number of features and classes, the hidden layers,
+ * activation, initializer, dtype, the optimizer and every option of it (learning rate,
+ * momentum, nesterov, betas, eps, weight decay), epochs, batch size, test split, seed,
+ * clipping norm, the rows of each split; that each trainer's rank and world are its place in
+ * this job; then the standardization statistics, feature by feature (rank 0's are broadcast);
+ * then a hash of the standardized data. The first difference is TG_EINVAL on every rank,
+ * naming the setting as `tapegrad train` spells it and both values: "train: ranks disagree on
+ * --batch: rank 0 has 32, rank 1 has 16". TG_EIO for an MPI error, TG_ENOMEM. */
+TG_API tg_status tg_dist_check_trainer(tg_dist *dist, const tg_trainer *trainer);
 
 /* Ends every process of the job with exit status `code` (MPI_Abort): for a rank that fails
  * alone (a checkpoint it cannot write, a file only it cannot read), when the other ranks would

@@ -10,7 +10,10 @@
  * its own `rank` of `world`. Each global batch of world * batch rows of an epoch's shuffled
  * order is cut into `world` shards, one per rank; the gradient hook, called after backward and
  * before the optimizer step, averages the model's contiguous gradient block across ranks.
- * Then N ranks at batch B train like one process at batch N*B (up to rounding).
+ * Then N ranks at batch B train like one process at batch N*B (up to rounding). Ranks that
+ * were given different settings would not train one model (and collective calls of different
+ * sizes would corrupt memory): call tg_dist_check_trainer (tapegrad/dist.h) on every rank after
+ * tg_trainer_new and before the first step; it compares every setting and the data.
  *
  * Checkpoints: everything a resumed run needs is reachable between epochs: the model
  * (tg_trainer_model: its parameter block), the optimizer (tg_trainer_optim: its state block
@@ -20,6 +23,7 @@
 #ifndef TAPEGRAD_TRAIN_H
 #define TAPEGRAD_TRAIN_H
 
+#include "checkpoint.h"
 #include "common.h"
 #include "data.h"
 #include "nn.h"
@@ -175,6 +179,32 @@ TG_API tg_status tg_trainer_set_epoch(tg_trainer *trainer, int epoch);
  * always) and it skips its first `batch` steps, so a checkpoint taken by on_step resumes
  * exactly. TG_EINVAL for epoch out of 0..epochs-1, or batch beyond the epoch's steps. */
 TG_API tg_status tg_trainer_set_position(tg_trainer *trainer, int epoch, size_t batch);
+
+/* Fills *progress for tg_checkpoint_save: the position (`epoch` in progress, 0-based, and
+ * `batch` steps of it taken: what on_step reports), the optimizer's step count, the shuffle
+ * RNG, the number of ranks, and the settings a checkpoint records besides the model and the
+ * optimizer: seed, batch size, test split, clipping norm and the rows of each split. */
+TG_API void tg_trainer_progress(const tg_trainer *trainer, int epoch, size_t batch,
+                                tg_checkpoint_progress *progress);
+
+/* Resumes from a checkpoint written with tg_trainer_progress's record: restores the
+ * parameters, the optimizer's state, step count and learning rate, and the position
+ * (tg_trainer_set_position); *progress (if not NULL) receives the checkpoint's. The run must
+ * be the one that wrote it, or the resumed run would not continue it (another seed makes test
+ * rows training rows): every setting the checkpoint records is compared with this trainer's:
+ * the task, the number of features and classes, the hidden layers, activation, dtype, the
+ * optimizer and all its options (the learning rate included: the trainer has no schedule),
+ * the number of ranks, and, when the checkpoint recorded them (tg_trainer_progress does),
+ * the batch size, test split, seed, clipping norm and row counts of the splits; then the
+ * standardization statistics stored in the checkpoint's model against this run's, feature by
+ * feature. A difference is TG_EINVAL naming the setting (as `tapegrad train` spells it:
+ * "--seed", "--batch", ...) with both values: "the checkpoint's run differs on --seed: it has
+ * 42, this run has 7". The number of epochs may differ (a run can be extended: each epoch's
+ * order depends on the seed and its index only). Errors of tg_checkpoint_load otherwise, and
+ * TG_EINVAL when the checkpoint's position is past this run's epochs. On any error the
+ * trainer is untouched. */
+TG_API tg_status tg_trainer_restore(tg_trainer *trainer, const char *path,
+                                    tg_checkpoint_progress *progress);
 
 /* A copy of the model to keep or save (*out is the caller's, tg_model_free): the same weights,
  * with the standardization, the task, the class count and the column names stored, and, for

@@ -1,4 +1,4 @@
-/* checkpoint.c: checkpoints in the format of docs/checkpoint-format.md (version 1): progress,
+/* checkpoint.c: checkpoints in the format of docs/checkpoint-format.md (version 2): progress,
  * optimizer options and state, and a complete model file, little-endian field by field, in
  * the frame every tapegrad file has (header and XXH3-64 checksum: io/bytes.h); loaded through
  * a cursor that checks every length against the bytes that are there before reading or
@@ -6,6 +6,7 @@
 #include "io/bytes.h"
 #include "io/files.h"
 
+#include <float.h>
 #include <stdio.h>
 
 #define MAGIC "TGCKPT\0" /* 8 bytes with its NUL */
@@ -15,7 +16,7 @@
 #define MAX_FILE_BYTES ((uint64_t)1 << 32)
 
 _Static_assert(sizeof(MAGIC) == 8, "the magic is 8 bytes");
-static const tg_io_format FORMAT = {MAGIC, 1, "a tapegrad checkpoint"};
+static const tg_io_format FORMAT = {MAGIC, 2, "a tapegrad checkpoint"};
 
 /* ---- writing ------------------------------------------------------------------------------ */
 
@@ -39,6 +40,12 @@ static void serialize(writer *w, const void *ctx)
     for (int i = 0; i < 4; i++)
         put_le(w, pr->rng.s[i], 8);
     put_le(w, pr->world_size, 4);
+    put_le(w, pr->seed, 8);
+    put_le(w, pr->batch_size, 8);
+    put_f64(w, pr->test_split);
+    put_f64(w, pr->clip_norm);
+    put_le(w, pr->train_rows, 8);
+    put_le(w, pr->test_rows, 8);
 
     tg_optim_options opt;
     tg_optim_get_options(o, &opt);
@@ -85,6 +92,15 @@ static tg_status check_args(const char *who, const tg_model *model, const tg_opt
     if (pr->batch >> 63)
         return tg__error(TG_EINVAL, "%s: progress.batch is %llu", who,
                          (unsigned long long)pr->batch);
+    if (pr->batch_size >> 63)
+        return tg__error(TG_EINVAL, "%s: progress.batch_size is %llu", who,
+                         (unsigned long long)pr->batch_size);
+    if (!(pr->test_split >= 0 && pr->test_split < 1))
+        return tg__error(TG_EINVAL, "%s: progress.test_split is %g (expected [0, 1))", who,
+                         pr->test_split);
+    if (!(pr->clip_norm >= 0 && pr->clip_norm <= DBL_MAX))
+        return tg__error(TG_EINVAL, "%s: progress.clip_norm is %g (expected finite, >= 0)", who,
+                         pr->clip_norm);
     return TG_OK;
 }
 
@@ -165,6 +181,20 @@ static tg_status parse_progress(reader *r, tg_checkpoint_progress *pr)
     if (ws < 1)
         return ferr(r, "world size is 0 (expected >= 1)");
     pr->world_size = (uint32_t)ws;
+    if ((st = get_le(r, &pr->seed, 8, "the seed")) != TG_OK ||
+        (st = get_le(r, &pr->batch_size, 8, "the batch size")) != TG_OK ||
+        (st = get_f64(r, &pr->test_split, "the test split")) != TG_OK ||
+        (st = get_f64(r, &pr->clip_norm, "the clipping norm")) != TG_OK ||
+        (st = get_le(r, &pr->train_rows, 8, "the training rows")) != TG_OK ||
+        (st = get_le(r, &pr->test_rows, 8, "the test rows")) != TG_OK)
+        return st;
+    if (pr->batch_size >> 63)
+        return ferr(r, "batch size is %llu (at most 2^63 - 1)",
+                    (unsigned long long)pr->batch_size);
+    if (!(pr->test_split >= 0 && pr->test_split < 1))
+        return ferr(r, "the test split is %g (expected a number in [0, 1))", pr->test_split);
+    if (!(pr->clip_norm >= 0 && pr->clip_norm <= DBL_MAX))
+        return ferr(r, "the clipping norm is %g (expected a finite number >= 0)", pr->clip_norm);
     return TG_OK;
 }
 

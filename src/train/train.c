@@ -2,10 +2,13 @@
  * with per-epoch scores. One tape and preallocated batch leaves serve every step, so the
  * steady state allocates nothing; the hooks for distributed training (the rank's shard of
  * each batch, the gradient hook) and the state a checkpoint needs live here too. */
-#include "core/core.h"
+#include "train_internal.h"
 
+#include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <time.h>
+#include <xxhash.h>
 
 /* Rows evaluated per forward pass (at least the batch size): big enough that evaluation costs
  * few recordings, small enough that its buffer stays modest for wide tables. */
@@ -717,4 +720,167 @@ tg_tensor *tg_trainer_record(tg_trainer *t, tg_tape *tape)
     if (tg_tape_status(tape) != TG_OK || tg_backward(tape, loss) != TG_OK)
         return NULL;
     return loss;
+}
+
+/* ---- settings and checkpoints ------------------------------------------------------------- */
+
+static uint64_t f64_bits(double x)
+{
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+/* The splits after standardization, hashed in order: two ranks (or two runs) with the same
+ * settings and statistics but other rows, or rows in another order, still differ here. */
+static uint64_t data_hash(const tg_trainer *t)
+{
+    const tg_dataset *sets[2] = {&t->train, &t->test};
+    uint64_t h = 0;
+    for (int i = 0; i < 2; i++) {
+        const tg_dataset *ds = sets[i];
+        h = XXH3_64bits_withSeed(ds->x, ds->n * ds->d * sizeof *ds->x, h);
+        h = XXH3_64bits_withSeed(ds->y, ds->n * sizeof *ds->y, h);
+    }
+    return h;
+}
+
+void tg_train__settings(const tg_trainer *t, uint64_t w[TG_TRAIN__SETTINGS_WORDS])
+{
+    const tg_train_options *o = &t->opt;
+    memset(w, 0, TG_TRAIN__SETTINGS_WORDS * sizeof *w);
+    w[TG_TRAIN__TASK] = (uint64_t)t->task;
+    w[TG_TRAIN__FEATURES] = t->train.d;
+    w[TG_TRAIN__CLASSES] = t->n_classes;
+    w[TG_TRAIN__LAYERS] = (uint64_t)o->n_hidden;
+    for (int i = 0; i < o->n_hidden; i++)
+        w[TG_TRAIN__LAYERS + 1 + i] = o->hidden[i];
+    w[TG_TRAIN__ACT] = o->n_hidden > 0 ? (uint64_t)o->act : 0;
+    w[TG_TRAIN__INIT] = o->init != TG_TRAIN_INIT_AUTO               ? (uint64_t)o->init
+                        : o->act == TG_ACT_RELU && o->n_hidden > 0 ? TG_INIT_HE_UNIFORM
+                                                                   : TG_INIT_XAVIER_UNIFORM;
+    w[TG_TRAIN__DTYPE] = (uint64_t)o->dtype;
+    w[TG_TRAIN__OPTIM] = (uint64_t)o->optim.kind;
+    w[TG_TRAIN__LR] = f64_bits(o->optim.lr);
+    w[TG_TRAIN__MOMENTUM] = f64_bits(o->optim.momentum);
+    w[TG_TRAIN__NESTEROV] = o->optim.nesterov;
+    w[TG_TRAIN__BETA1] = f64_bits(o->optim.beta1);
+    w[TG_TRAIN__BETA2] = f64_bits(o->optim.beta2);
+    w[TG_TRAIN__EPS] = f64_bits(o->optim.eps);
+    w[TG_TRAIN__DECAY] = f64_bits(o->optim.weight_decay);
+    w[TG_TRAIN__EPOCHS] = (uint64_t)o->epochs;
+    w[TG_TRAIN__BATCH] = o->batch;
+    w[TG_TRAIN__TEST_SPLIT] = f64_bits(o->test_split);
+    w[TG_TRAIN__SEED] = o->seed;
+    w[TG_TRAIN__CLIP] = f64_bits(o->clip_norm);
+    w[TG_TRAIN__WORLD] = (uint64_t)o->world;
+    w[TG_TRAIN__TRAIN_ROWS] = t->train.n;
+    w[TG_TRAIN__TEST_ROWS] = t->test.n;
+    w[TG_TRAIN__RANK] = (uint64_t)o->rank;
+    w[TG_TRAIN__DATA_HASH] = data_hash(t);
+}
+
+void tg_trainer_progress(const tg_trainer *t, int epoch, size_t batch, tg_checkpoint_progress *p)
+{
+    if (!t || !p)
+        return;
+    const tg_train_options *o = &t->opt;
+    *p = (tg_checkpoint_progress)TG_CHECKPOINT_PROGRESS_INIT;
+    p->epoch = epoch < 0 ? 0 : (uint64_t)epoch;
+    p->batch = batch;
+    p->step = tg_optim_steps(t->optim);
+    p->rng = t->rng;
+    p->world_size = (uint32_t)o->world;
+    p->seed = o->seed;
+    p->batch_size = o->batch;
+    p->test_split = o->test_split;
+    p->clip_norm = o->clip_norm;
+    p->train_rows = t->train.n;
+    p->test_rows = t->test.n;
+}
+
+/* TG_EINVAL when the checkpoint's run (model m, optimizer o, progress p) is not this one:
+ * a setting, or the standardization statistics (when the checkpoint's model has some). */
+static tg_status compare_run(const tg_trainer *t, const char *path, const tg_model *m,
+                             const tg_optim *o, const tg_checkpoint_progress *p)
+{
+    const char *who = "trainer_restore";
+    uint64_t mine[TG_TRAIN__SETTINGS_WORDS], theirs[TG_TRAIN__SETTINGS_WORDS];
+    bool recorded;
+    tg_train__settings(t, mine);
+    tg_train__settings_of_checkpoint(m, o, p, theirs, &recorded);
+    int f = tg_train__settings_diff(theirs, mine, TG_TRAIN__CHECKPOINT, recorded);
+    if (f >= 0) {
+        char a[128], b[128];
+        tg_train__setting_text(f, theirs, a, sizeof a);
+        tg_train__setting_text(f, mine, b, sizeof b);
+        return tg__error(TG_EINVAL,
+                         "%s: %s: the checkpoint's run differs on %s: it has %s, this run has %s "
+                         "(resume with the options of the run that wrote it)",
+                         who, path, tg_train__setting_name(f), a, b);
+    }
+    size_t n_a = 0, n_b = 0;
+    const double *mean_a, *std_a, *mean_b, *std_b;
+    tg_model_standardization(m, &n_a, &mean_a, &std_a);
+    tg_model_standardization(t->model, &n_b, &mean_b, &std_b);
+    if (n_a > 0) {
+        size_t i = n_a == n_b ? tg_train__stats_diff(n_a, mean_a, std_a, mean_b, std_b) : 0;
+        if (n_a != n_b)
+            return tg__error(TG_EINVAL,
+                             "%s: %s: the checkpoint's model standardizes %zu features, this "
+                             "run %zu",
+                             who, path, n_a, n_b);
+        if (i != (size_t)-1) {
+            char name[256];
+            tg_train__feature_text(t->model, i, name, sizeof name);
+            return tg__error(TG_EINVAL,
+                             "%s: %s: the standardization statistics of %s differ: the "
+                             "checkpoint has mean %.17g, std %.17g; this run has mean %.17g, std "
+                             "%.17g (the training rows are not the same: another data file?)",
+                             who, path, name, mean_a[i], std_a[i], mean_b[i], std_b[i]);
+        }
+    }
+    const tg_mlp_spec *sa = tg_model_spec(m), *sb = tg_model_spec(t->model);
+    if (memcmp(sa, sb, sizeof *sa) != 0)
+        return tg__error(TG_EINVAL, "%s: %s: the checkpoint's model is not this run's", who,
+                         path);
+    return TG_OK;
+}
+
+tg_status tg_trainer_restore(tg_trainer *t, const char *path, tg_checkpoint_progress *progress)
+{
+    const char *who = "trainer_restore";
+    if (!t || !path)
+        return tg__error(TG_EINVAL, "%s: %s is NULL", who, t ? "path" : "trainer");
+    tg_model *m = NULL;
+    tg_optim *o = NULL;
+    tg_checkpoint_progress p;
+    tg_status st = tg_checkpoint_load(path, &m, &o, &p);
+    if (st != TG_OK)
+        return st;
+    st = compare_run(t, path, m, o, &p);
+    if (st == TG_OK) {
+        /* Position first: it is the last thing that can fail, and it changes nothing else. */
+        int epoch = p.epoch > INT_MAX ? INT_MAX : (int)p.epoch;
+        st = tg_trainer_set_position(t, epoch, (size_t)p.batch);
+        if (st != TG_OK)
+            st = prefix_error(st, "%s: %s stopped at epoch %llu, step %llu of it", who, path,
+                              (unsigned long long)p.epoch + 1, (unsigned long long)p.batch);
+    }
+    if (st == TG_OK) {
+        /* The same spec and optimizer options (compare_run), so the sizes match. */
+        tg_optim_options og;
+        tg_optim_get_options(o, &og);
+        st = tg_optim_set_state(t->optim, tg_optim_state(o), tg_optim_state_size(o),
+                                tg_optim_steps(o));
+        TG_ASSERT(st == TG_OK);
+        tg_optim_set_lr(t->optim, og.lr);
+        memcpy(tg_model_param_data(t->model), tg_model_param_data(m),
+               tg_model_numel(m) * tg_dtype_size(t->opt.dtype));
+        if (progress)
+            *progress = p;
+    }
+    tg_optim_free(o);
+    tg_model_free(m);
+    return st;
 }
