@@ -23,6 +23,7 @@
 #include "tapegrad/tape.h"
 #include "tapegrad/ops.h"
 #include "tapegrad/check.h"
+#include "tapegrad/diff.h"
 #include "tapegrad/nn.h"
 #include "tapegrad/io.h"
 #include "tapegrad/optim.h"

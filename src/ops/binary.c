@@ -300,7 +300,7 @@ TG_INLINE void binary_vjp_many(tg_tensor *y, void *da, void *db, tg_range_fn ran
     }
 
 /* One op's descriptor (its VJP id##_vjp, or none) and constructor. */
-#define BINARY_DESC(id, ENUM, COMMUTATIVE, DIFFERENTIABLE, VJP)                                    \
+#define BINARY_DESC(id, ENUM, COMMUTATIVE, DIFFERENTIABLE, VJP, VJP_GRAPH)                         \
     const tg_op_desc tg_op__##id = {                                                               \
         .info = {.name = #id,                                                                      \
                  .arity = 2,                                                                       \
@@ -311,13 +311,14 @@ TG_INLINE void binary_vjp_many(tg_tensor *y, void *da, void *db, tg_range_fn ran
         .shape = broadcast_shape,                                                                  \
         .forward = id##_forward,                                                                   \
         .vjp = VJP,                                                                                \
+        .vjp_graph = VJP_GRAPH,                                                                    \
     };                                                                                             \
     tg_tensor *tg_##id(tg_tape *tape, tg_tensor *a, tg_tensor *b)                                  \
     {                                                                                              \
         return tg_tape__record(tape, &tg_op__##id, a, b, (tg_node_attr){.c = 0});                  \
     }
 
-#define BINARY_OP(id, ENUM, COMMUTATIVE, FWD, DA, DB)                                              \
+#define BINARY_OP(id, ENUM, COMMUTATIVE, FWD, DA, DB, GA, GB)                                      \
     BINARY_FORWARD(id, FWD)                                                                        \
     BINARY_VJP_STEPS(id, float, DA, DB)                                                            \
     BINARY_VJP_STEPS(id, double, DA, DB)                                                           \
@@ -346,23 +347,34 @@ TG_INLINE void binary_vjp_many(tg_tensor *y, void *da, void *db, tg_range_fn ran
         }                                                                                          \
         id##_vjp_many(y, da, db);                                                                  \
     }                                                                                              \
-    BINARY_DESC(id, ENUM, COMMUTATIVE, true, id##_vjp)
+    static tg_status id##_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)    \
+    {                                                                                              \
+        tg_tensor *a = y->in[0], *b = y->in[1];                                                    \
+        (void)a, (void)b;                                                                          \
+        if (a->requires_grad)                                                                      \
+            dx[0] = tg_ops__sum_to(tape, (GA), a);                                                 \
+        if (b->requires_grad)                                                                      \
+            dx[1] = tg_ops__sum_to(tape, (GB), b);                                                 \
+        return tg_tape_status(tape);                                                               \
+    }                                                                                              \
+    BINARY_DESC(id, ENUM, COMMUTATIVE, true, id##_vjp, id##_vjp_graph)
 
 /* A comparison: a forward only (a 0/1 mask), not differentiable, so never requiring grad. */
 #define COMPARE_OP(id, ENUM, COMMUTATIVE, FWD)                                                     \
     BINARY_FORWARD(id, FWD)                                                                        \
-    BINARY_DESC(id, ENUM, COMMUTATIVE, false, NULL)
+    BINARY_DESC(id, ENUM, COMMUTATIVE, false, NULL, NULL)
 
 /* ---- the ops --------------------------------------------------------------------------------- */
 
 /* y = a + b;  da += dy, db += dy */
-BINARY_OP(add, ADD, true, a + b, dy, dy)
+BINARY_OP(add, ADD, true, a + b, dy, dy, dy, dy)
 /* y = a - b;  da += dy, db += -dy */
-BINARY_OP(sub, SUB, false, a - b, dy, -dy)
+BINARY_OP(sub, SUB, false, a - b, dy, -dy, dy, GNEG(dy))
 /* y = a * b;  da += dy * b, db += dy * a */
-BINARY_OP(mul, MUL, true, a *b, dy *b, dy *a)
-/* y = a / b;  da += dy / b, db += -dy * a / b^2 */
-BINARY_OP(div, DIV, false, a / b, dy / b, -dy *a / (b * b))
+BINARY_OP(mul, MUL, true, a *b, dy *b, dy *a, GMUL(dy, b), GMUL(dy, a))
+/* y = a / b;  da += dy / b, db += -dy * a / b^2 = -da * y */
+BINARY_OP(div, DIV, false, a / b, dy / b, -dy *a / (b * b), GDIV(dy, b),
+          GNEG(GMUL(GDIV(dy, b), y)))
 
 /* minimum and maximum pick a when it is below (above) b or NaN, else b (also when b is NaN);
  * the gradient goes to the operand picked, dy/2 to each on a tie. */
@@ -370,17 +382,29 @@ BINARY_OP(div, DIV, false, a / b, dy / b, -dy *a / (b * b))
 #define A_ABOVE (a > b || a != a)
 #define SHARE_A(picks_a) (a == b ? dy / 2 : (picks_a) ? dy : 0)
 #define SHARE_B(picks_a) (a == b ? dy / 2 : (picks_a) ? 0 : dy)
+/* The same shares as ops: a's is (picks a) + (a tie)/2, from masks that are constants of the
+ * values (piecewise constant, so of derivative zero); b's is the rest, 1 - a's. */
+#define PICKS_A(first) GADD(GADD(first, tg_ne(tape, a, a)), GSCALE(tg_eq(tape, a, b), 0.5))
+#define GSHARE_A(first) GMUL(dy, PICKS_A(first))
+#define GSHARE_B(first) GMUL(dy, GADDC(GNEG(PICKS_A(first)), 1))
 /* y = min(a, b), NaN if either is */
-BINARY_OP(minimum, MINIMUM, true, A_BELOW ? a : b, SHARE_A(A_BELOW), SHARE_B(A_BELOW))
+BINARY_OP(minimum, MINIMUM, true, A_BELOW ? a : b, SHARE_A(A_BELOW), SHARE_B(A_BELOW),
+          GSHARE_A(tg_lt(tape, a, b)), GSHARE_B(tg_lt(tape, a, b)))
 /* y = max(a, b), NaN if either is */
-BINARY_OP(maximum, MAXIMUM, true, A_ABOVE ? a : b, SHARE_A(A_ABOVE), SHARE_B(A_ABOVE))
+BINARY_OP(maximum, MAXIMUM, true, A_ABOVE ? a : b, SHARE_A(A_ABOVE), SHARE_B(A_ABOVE),
+          GSHARE_A(tg_gt(tape, a, b)), GSHARE_B(tg_gt(tape, a, b)))
 /* y = atan2(a, b), the angle of the point (x, y) = (b, a);  with r = hypot(a, b):
  * da += dy * b / r^2, db += -dy * a / r^2 (NaN at the origin) */
+#define R2 GADD(tg_square(tape, a), tg_square(tape, b))
 BINARY_OP(atan2, ATAN2, false, atan2(a, b), dy *(b / hypot(a, b)) / hypot(a, b),
-          -dy *(a / hypot(a, b)) / hypot(a, b))
+          -dy *(a / hypot(a, b)) / hypot(a, b), GDIV(GMUL(dy, b), R2), GNEG(GDIV(GMUL(dy, a), R2)))
 /* y = a^b;  da += dy * b * a^(b-1) (0 where b = 0), db += dy * y * log(a) (0 where y = 0) */
+#define ZERO_WHERE(cond, v) tg_where(tape, (cond), tg_ops__zeros_like(tape, y), (v))
 BINARY_OP(pow_tensor, POW_TENSOR, false, pow(a, b), b == 0 ? 0 : dy * b * pow(a, b - 1),
-          y == 0 ? 0 : dy * y * log(a))
+          y == 0 ? 0 : dy * y * log(a),
+          GMUL(dy, ZERO_WHERE(tg_eq(tape, b, tg_ops__zeros_like(tape, b)),
+                              GMUL(b, tg_pow_tensor(tape, a, GADDC(b, -1))))),
+          GMUL(dy, ZERO_WHERE(tg_eq(tape, y, tg_ops__zeros_like(tape, y)), GMUL(y, tg_log(tape, a)))))
 
 /* y = (a < b), (a <= b), ... as 0 or 1; a NaN compares false, except in ne */
 COMPARE_OP(lt, LT, false, a < b)

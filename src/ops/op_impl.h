@@ -65,4 +65,29 @@ static inline void tg_ops__copy_shape(tg_tensor *y, const tg_tensor *x)
 /* The shape rule of ops whose output has their (first) input's shape. */
 tg_status tg_ops__same_shape(tg_tensor *y, char *msg, size_t size);
 
+/* ---- what the vjp_graph functions share (grad_graph.c) ------------------------------------ */
+
+/* g (a gradient of a broadcast result) summed down to like's shape: over the leading axes
+ * like lacks and the axes where like has 1; g itself when the shapes agree. NULL for NULL. */
+tg_tensor *tg_ops__sum_to(tg_tape *tape, tg_tensor *g, const tg_tensor *like);
+/* g, of the shape of reduction y (attr.r: an axis or TG_ALL_AXES, keepdim), spread back to the
+ * shape of y's input: reshaped to keep the reduced axes as 1, then broadcast (each element of
+ * g repeated along them). */
+tg_tensor *tg_ops__unreduce(tg_tape *tape, tg_tensor *g, const tg_tensor *y);
+/* A constant of like's dtype and shape holding data (numel elements of that dtype). */
+tg_tensor *tg_ops__constant_like(tg_tape *tape, const tg_tensor *like, const void *data);
+/* A constant zero of like's dtype and shape. */
+tg_tensor *tg_ops__zeros_like(tg_tape *tape, const tg_tensor *like);
+
+/* Shorthands for the formulas of vjp_graph functions, which have `tape` in scope: a
+ * derivative reads as its math, GMUL(dy, GCOS(x)). Each records one op (NULL propagates: an
+ * op given NULL returns NULL, and the tape keeps the first error). */
+#define GADD(p, q) tg_add(tape, (p), (q))
+#define GSUB(p, q) tg_sub(tape, (p), (q))
+#define GMUL(p, q) tg_mul(tape, (p), (q))
+#define GDIV(p, q) tg_div(tape, (p), (q))
+#define GNEG(p) tg_neg(tape, (p))
+#define GSCALE(p, c) tg_scale(tape, (p), (c))
+#define GADDC(p, c) tg_add_scalar(tape, (p), (c))
+
 #endif

@@ -486,23 +486,31 @@ static void log_softmax_vjp(tg_tape *tape, tg_tensor *y)
 
 /* ---- descriptors and constructors -------------------------------------------------------- */
 
-#define REDUCE_DESC(id, ENUM, ATTRS, shape_rule)                                                   \
+#define REDUCE_DESC(id, ENUM, ATTRS, shape_rule, vjp_graph_fn)                                     \
     const tg_op_desc tg_op__##id = {                                                               \
         .info = {.name = #id, .arity = 1, .attrs = TG_ATTR_##ATTRS, .differentiable = true},       \
         .op = TG_OP_##ENUM,                                                                        \
         .shape = shape_rule,                                                                       \
         .forward = id##_forward,                                                                   \
         .vjp = id##_vjp,                                                                           \
+        .vjp_graph = vjp_graph_fn,                                                                 \
     };
 
-REDUCE_DESC(sum, SUM, REDUCE, reduce_shape)
-REDUCE_DESC(mean, MEAN, REDUCE, reduce_shape)
-REDUCE_DESC(max, MAX, REDUCE, reduce_nonempty_shape)
-REDUCE_DESC(logsumexp, LOGSUMEXP, REDUCE, reduce_shape)
-REDUCE_DESC(min, MIN, REDUCE, reduce_nonempty_shape)
-REDUCE_DESC(prod, PROD, REDUCE, reduce_shape)
-REDUCE_DESC(softmax, SOFTMAX, AXIS, axis_shape)
-REDUCE_DESC(log_softmax, LOG_SOFTMAX, AXIS, axis_shape)
+/* dx = dy spread back over the reduced axis (or every axis) */
+static tg_status sum_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    dx[0] = tg_ops__unreduce(tape, dy, y);
+    return tg_tape_status(tape);
+}
+
+REDUCE_DESC(sum, SUM, REDUCE, reduce_shape, sum_vjp_graph)
+REDUCE_DESC(mean, MEAN, REDUCE, reduce_shape, NULL)
+REDUCE_DESC(max, MAX, REDUCE, reduce_nonempty_shape, NULL)
+REDUCE_DESC(logsumexp, LOGSUMEXP, REDUCE, reduce_shape, NULL)
+REDUCE_DESC(min, MIN, REDUCE, reduce_nonempty_shape, NULL)
+REDUCE_DESC(prod, PROD, REDUCE, reduce_shape, NULL)
+REDUCE_DESC(softmax, SOFTMAX, AXIS, axis_shape, NULL)
+REDUCE_DESC(log_softmax, LOG_SOFTMAX, AXIS, axis_shape, NULL)
 
 TG_INLINE tg_tensor *along(tg_tape *tape, const tg_op_desc *d, tg_tensor *x, int axis, bool keepdim)
 {

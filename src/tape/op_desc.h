@@ -20,6 +20,14 @@ typedef void (*tg_forward_fn)(tg_tensor *y);
 /* VJP: y->grad holds dy; ADDS each input's share into tg_tape__grad_of(tape, y->in[i]) (NULL
  * when that input needs no gradient), so fan-out sums for free. */
 typedef void (*tg_vjp_fn)(tg_tape *tape, tg_tensor *y);
+/* Differentiable VJP (tg_grad_graph): the same math written with op constructors, so that the
+ * gradient is itself recorded on the tape and can be differentiated again. dy is a tensor of
+ * y's shape on the tape; for each input i that requires grad, sets dx[i] to input i's share,
+ * a tensor of input i's shape recorded on the tape (or leaves it NULL: no share). Returns
+ * TG_OK, or the tape's error when a constructor failed. Values the derivative does not
+ * depend on continuously (relu's mask, max's argmax, take's indices) are recorded as
+ * constants: their own derivative is zero. */
+typedef tg_status (*tg_vjp_graph_fn)(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx);
 
 typedef struct tg_op_desc {
     tg_op_info info; /* the public part: name, arity, attributes, ... (tapegrad/ops.h) */
@@ -30,6 +38,7 @@ typedef struct tg_op_desc {
     tg_shape_fn shape;
     tg_forward_fn forward;
     tg_vjp_fn vjp; /* NULL when the op is not differentiable */
+    tg_vjp_graph_fn vjp_graph; /* the VJP as ops (NULL when not differentiable) */
 } tg_op_desc;
 
 /* One descriptor per tg_op, in tg_op order (table.c). */

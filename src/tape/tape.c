@@ -237,7 +237,7 @@ static inline tg_status use_leaf(tg_tape *tape, tg_tensor *x)
     return register_leaf(tape, x);
 }
 
-static size_t leaf_slot(tg_tape *tape, const tg_tensor *x)
+size_t tg_tape__leaf_slot(const tg_tape *tape, const tg_tensor *x)
 {
     if (x->reg_tape == tape->id && x->reg_gen == tape->base.gen)
         return x->reg_slot;
@@ -480,7 +480,7 @@ void *tg_tape__grad_first(tg_tape *tape, tg_tensor *x)
         return x->grad;
     }
     if (tape->capture) {
-        size_t s = leaf_slot(tape, x);
+        size_t s = tg_tape__leaf_slot(tape, x);
         TG_ASSERT(s != SIZE_MAX);
         tg_leaf_slot *slot = &tape->leaves[s];
         if (slot->grad_pass != tape->base.pass) {
@@ -525,7 +525,7 @@ static tg_status anomaly_check_grads(tg_tape *tape, tg_tensor *y)
         if (!x->requires_grad)
             continue;
         const void *g = (x->flags & TG_TF_LEAF)
-                            ? (tape->capture ? tape->leaves[leaf_slot(tape, x)].grad : x->grad)
+                            ? (tape->capture ? tape->leaves[tg_tape__leaf_slot(tape, x)].grad : x->grad)
                             : x->grad;
         if (g && !all_finite(g, (tg_dtype)x->dtype, x->numel)) {
             char shapes[200];
@@ -671,7 +671,7 @@ tg_status tg_grad(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t n, t
         if (!(x->flags & TG_TF_LEAF)) {
             g = x->grad_pass == tape->base.pass ? x->grad : NULL;
         } else {
-            size_t s = leaf_slot(tape, x);
+            size_t s = tg_tape__leaf_slot(tape, x);
             if (s != SIZE_MAX && tape->leaves[s].grad_pass == tape->base.pass)
                 g = tape->leaves[s].grad;
         }
@@ -745,7 +745,7 @@ uint64_t tg_tape_fingerprint(const tg_tape *tape)
         tg_tensor *const *in = tg_node__inputs(y);
         for (int j = 0; j < arity; j++) {
             const tg_tensor *x = in[j];
-            rec[k++] = (x->flags & TG_TF_LEAF) ? LEAF_REF | leaf_slot((tg_tape *)tape, x)
+            rec[k++] = (x->flags & TG_TF_LEAF) ? LEAF_REF | tg_tape__leaf_slot(tape, x)
                                                : (uint64_t)x->index;
             if (k == REC_MAX - 2) { /* only variadic ops get here: hash in pieces */
                 h = XXH3_64bits_withSeed(rec, k * sizeof rec[0], h);

@@ -56,6 +56,9 @@ static inline void *tg_tape__alloc(tg_tape *tape, size_t size)
     return tg_arena__alloc(&tape->base.data, size ? size : 1,
                            size >= TG_DATA_ALIGN ? TG_DATA_ALIGN : 16);
 }
+/* The slot of leaf x in the current recording's leaf list (tape->leaves), or SIZE_MAX when x
+ * is not registered in it. */
+size_t tg_tape__leaf_slot(const tg_tape *tape, const tg_tensor *x);
 /* The first touch of a gradient buffer in a pass, out of line: leaves (allocating a leaf's
  * grad, or tg_grad's private accumulator) and out of memory. */
 void *tg_tape__grad_first(tg_tape *tape, tg_tensor *x);
