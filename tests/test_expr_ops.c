@@ -496,3 +496,36 @@ Test(cli, check_through_indexing_lists_and_comparisons)
     tj_free(&v);
     tp_run_free(&r);
 }
+
+/* docs/tgx.md promises that names bound to constant expressions are constants: as literal
+ * elements and as exponents. (1/3 by hand; d/dx x^(-1.5) = -1.5 x^(-2.5).) */
+Test(values, names_bound_to_constant_expressions_are_constants)
+{
+    tg_tensor *x = ts_scalar(TG_F64, 2.0, true);
+    tg_binding env[1] = {{"x", x}};
+    static const struct {
+        const char *src;
+        double value, grad;
+    } cases[] = {
+        {"k = 1/3; sum([k, 1] * x)", (1.0 / 3 + 1) * 2, 1.0 / 3 + 1},
+        {"n = 2*3; m = -n/4; x^m", 0.35355339059327373, -1.5 * 0.17677669529663687},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tg_program *prog = NULL;
+        cr_assert_eq(tg_program_parse(cases[i].src, &prog), TG_OK, "%s: %s", cases[i].src,
+                     tg_last_error());
+        tg_tape *tape = tg_tape_new();
+        tg_tensor *y = tg_program_eval(prog, tape, TG_F64, env, 1, NULL);
+        cr_assert_not_null(y, "%s: %s", cases[i].src, tg_last_error());
+        cr_expect_eq(tg_tensor_op(y) == TG_OP_POW_TENSOR, false, "%s: the exponent is a constant",
+                     cases[i].src);
+        ts_assert_close(tg_tensor_item(y), cases[i].value, 1e-15, 1e-15, "%s", cases[i].src);
+        tg_tensor_zero_grad(x);
+        cr_assert_eq(tg_backward(tape, y), TG_OK);
+        ts_assert_close(tg_tensor_grad_get(x, 0), cases[i].grad, 1e-15, 1e-15, "d/dx %s",
+                        cases[i].src);
+        tg_tape_free(tape);
+        tg_program_free(prog);
+    }
+    tg_tensor_free(x);
+}

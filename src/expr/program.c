@@ -43,8 +43,14 @@ static bool parse_program(parser *p)
                 return tg_expr__perr(p, first.start, first.end,
                                      "cannot bind '%.*s': it is the name of a function", CLIP(n),
                                      s);
-            if (!tg_expr__intern(p, s, n, &bound) || !tg_expr__next(p) || !tg_expr__next(p) ||
-                !tg_expr__parse_expr(p, &r))
+            if (!tg_expr__intern(p, s, n, &bound) || !tg_expr__next(p) || !tg_expr__next(p))
+                return false;
+            /* Arithmetic on numbers folds, so a name bound to a constant expression
+             * (k = 1/3) is a number wherever a constant is required ([k, 1], x^k). */
+            p->fold++;
+            bool ok = tg_expr__parse_expr(p, &r);
+            p->fold--;
+            if (!ok)
                 return false;
             /* The name refers to the new value from here on; the value is named after it
              * (for graph dumps) unless it already has a name or is an input. */
