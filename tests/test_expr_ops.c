@@ -529,3 +529,31 @@ Test(values, names_bound_to_constant_expressions_are_constants)
     }
     tg_tensor_free(x);
 }
+
+/* A finite number f32 cannot hold is refused in f32, as one f64 cannot hold is in f64: in a
+ * bound value, a number literal and a tensor literal. */
+Test(eval_errors, numbers_too_large_for_f32)
+{
+    tg_tensor *v = NULL;
+    tg_expr_error err;
+    cr_expect_eq(tg_expr_parse_value("[1, 1e300]", TG_F32, &err, &v), TG_EFORMAT);
+    ts_assert_has(tg_last_error(), "number 1e+300 is too large for f32");
+    cr_expect_null(v);
+    cr_expect_eq(tg_expr_parse_value("[1, 1e300]", TG_F64, &err, &v), TG_OK);
+    tg_tensor_free(v);
+    cr_expect_eq(tg_expr_parse_value("3e38", TG_F32, &err, &v), TG_OK, "3e38 fits");
+    tg_tensor_free(v);
+    tg_tensor *x = ts_scalar(TG_F32, 1.0, true);
+    tg_binding env[1] = {{"x", x}};
+    static const char *const progs[2] = {"x * 1e300", "sum(x * [1, 1e39])"};
+    for (int i = 0; i < 2; i++) {
+        tg_program *prog = NULL;
+        cr_assert_eq(tg_program_parse(progs[i], &prog), TG_OK);
+        tg_tape *tape = tg_tape_new();
+        cr_expect_null(tg_program_eval(prog, tape, TG_F32, env, 1, &err), "%s", progs[i]);
+        ts_assert_has(tg_last_error(), "too large for f32");
+        tg_tape_free(tape);
+        tg_program_free(prog);
+    }
+    tg_tensor_free(x);
+}

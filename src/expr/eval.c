@@ -6,6 +6,8 @@
 
 #include "tape/scratch.h"
 
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 
 static tg_tensor *located(const tg_program *g, tg_expr_error *err, tg_status st, const tg_xnode *x,
@@ -22,12 +24,23 @@ static tg_tensor *located(const tg_program *g, tg_expr_error *err, tg_status st,
     return NULL;
 }
 
-/* A tensor literal as a constant of `dtype` (f32 literals are converted in tape scratch). */
-static tg_tensor *literal(const tg_program *g, tg_tape *tape, tg_dtype dtype, const tg_xlit *l)
+/* A finite number f32 cannot hold: refused, rather than turned into inf without a word. */
+static bool too_large_for(tg_dtype dtype, double v)
 {
+    return dtype == TG_F32 && isfinite(v) && fabs(v) > FLT_MAX;
+}
+
+/* A tensor literal as a constant of `dtype` (f32 literals are converted in tape scratch). */
+static tg_tensor *literal(const tg_program *g, tg_tape *tape, tg_dtype dtype, const tg_xnode *x,
+                          tg_expr_error *err)
+{
+    const tg_xlit *l = &g->lits[x->lit];
     const double *v = g->values ? g->values + l->offset : NULL;
     if (dtype == TG_F64)
         return tg_constant(tape, dtype, l->rank, l->shape, v);
+    for (size_t i = 0; i < l->numel; i++)
+        if (too_large_for(dtype, v[i]))
+            return located(g, err, TG_EINVAL, x, "the literal holds %g, too large for f32", v[i]);
     float *f = tg_tape__scratch(tape, l->numel * sizeof *f, "constant");
     if (!f)
         return NULL;
@@ -149,8 +162,11 @@ static tg_tensor *apply(const tg_program *g, tg_tape *tape, tg_dtype dtype, cons
     tg_tensor *a = x->a != TG_EXPR_NONE ? vals[x->a] : NULL;
     tg_tensor *b = x->b != TG_EXPR_NONE ? vals[x->b] : NULL;
     switch ((tg_xkind)x->kind) {
-    case TG_X_NUM: return tg_scalar(tape, dtype, x->c);
-    case TG_X_LIST: return literal(g, tape, dtype, &g->lits[x->lit]);
+    case TG_X_NUM:
+        if (too_large_for(dtype, x->c))
+            return located(g, err, TG_EINVAL, x, "%g is too large for f32", x->c);
+        return tg_scalar(tape, dtype, x->c);
+    case TG_X_LIST: return literal(g, tape, dtype, x, err);
     case TG_X_INPUT: return NULL; /* bound before the loop */
     case TG_X_OP: {
         if (x->n_args == 0) {

@@ -3,6 +3,7 @@
  * behind NAME=VALUE (a number or a nested list, no expressions). */
 #include "parser.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,7 +215,14 @@ tg_status tg_expr_parse_value(const char *text, tg_dtype dtype, tg_expr_error *e
     if (ok && p.tok.kind != TG_TOK_EOF)
         ok = tg_expr__perr(&p, p.tok.start, p.tok.end, "expected the end of the value, found %s",
                            tg_expr__describe(&p, &p.tok, buf, sizeof buf));
-    tg_status st = ok ? TG_OK : p.status;
+    /* A finite number that f32 cannot hold would become inf without a word; f64's limit is
+     * the lexer's ("too large for a double"). */
+    for (size_t i = 0; ok && dtype == TG_F32 && i < g.n_values; i++)
+        if (isfinite(g.values[i]) && fabs(g.values[i]) > FLT_MAX)
+            ok = tg_expr__fail(err, TG_EFORMAT, text, len, 0, len,
+                               "number %g is too large for f32 (the largest is %g)", g.values[i],
+                               (double)FLT_MAX) == TG_OK;
+    tg_status st = ok ? TG_OK : p.status != TG_OK ? p.status : TG_EFORMAT;
     if (ok) {
         const double zero = 0;
         *out = tg_tensor_from_f64(dtype, rank, shape, g.n_values ? g.values + offset : &zero);
