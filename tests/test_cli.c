@@ -511,3 +511,29 @@ Test(top, endless_inputs_stop_at_their_limit, .timeout = 60)
     ts_assert_has(r.err, "/dev/zero: more than 100000 bytes, the limit (TG_CSV_MAX_BYTES");
     tp_run_free(&r);
 }
+
+/* Shapes without elements are tensors like any other, whatever their other axes: accepted
+ * (no "too many elements" for [2^32, 2^32, 0]), computed at once (no loop over an outer axis
+ * of 2^32 positions in transpose, concat or permute) and printed in bounded space. */
+Test(grad, empty_tensors_with_huge_axes_are_cheap, .timeout = 60)
+{
+    static const struct {
+        const char *prog, *json;
+    } cases[] = {
+        {"reshape(x, [4294967296, 4294967296, 0])",
+         "{\"value\": [], \"shape\": [4294967296, 4294967296, 0], \"grad\": {\"x\": []}}\n"},
+        {"transpose(reshape(x, [4294967296, 0]))",
+         "{\"value\": [], \"shape\": [0, 4294967296], \"grad\": {\"x\": []}}\n"},
+        {"concat([reshape(x, [4294967296, 0]), reshape(x, [4294967296, 0])], 1)",
+         "{\"value\": [], \"shape\": [4294967296, 0], \"grad\": {\"x\": []}}\n"},
+        {"permute(reshape(x, [4294967296, 0, 7]), [2, 0, 1])",
+         "{\"value\": [], \"shape\": [7, 4294967296, 0], \"grad\": {\"x\": []}}\n"},
+        {"sum(reshape(x, [4294967296, 0]))", "{\"value\": 0, \"shape\": [], \"grad\": {\"x\": []}}\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tp_run r = RUN("grad", "--json", cases[i].prog, "x=[]");
+        tp_expect_status(&r, 0);
+        cr_expect_str_eq(r.out, cases[i].json, "%s", cases[i].prog);
+        tp_run_free(&r);
+    }
+}

@@ -24,7 +24,8 @@ void *tg_arena__alloc_slow(tg_arena *a, size_t size, size_t align);
 
 /* `size` bytes aligned to `align` (a power of two <= 64), or NULL when out of memory. Inline:
  * every recorded node makes two of these, so the common case is an add and a compare. */
-static inline void *tg_arena__alloc(tg_arena *a, size_t size, size_t align)
+static inline __attribute__((always_inline)) void *tg_arena__alloc(tg_arena *a, size_t size,
+                                                                   size_t align)
 {
     uintptr_t p = (a->ptr + (align - 1)) & ~(uintptr_t)(align - 1);
     if (__builtin_expect(p <= a->end && size <= a->end - p, 1)) {

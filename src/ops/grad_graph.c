@@ -179,7 +179,7 @@ tg_status tg_grad_graph(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_
     for (size_t i = w.top; i-- > 0;) {
         tg_tensor *t = tape->nodes[i]; /* re-read: the walk's own nodes may move the array */
         tg_tensor *g = w.node_g[i];
-        if (!g || !t->requires_grad)
+        if (!g || !t->requires_grad || t->numel == 0) /* an empty result passes back nothing */
             continue;
         const tg_op_desc *d = tg_op__table[t->op];
         if (!d->vjp_graph) {

@@ -86,7 +86,20 @@ static tg_status matmul_shape(tg_tensor *y, char *msg, size_t size)
     return TG_OK;
 }
 
-static mm_dims matmul_dims(const tg_tensor *y)
+/* NumPy's other cases (1-D operands, 2-D against 3-D), out of line. */
+static __attribute__((noinline)) mm_dims matmul_dims_numpy(const tg_tensor *a, const tg_tensor *b)
+{
+    mm_dims d;
+    const char *why;
+    bool ok = mm_plan(a, b, &d, &why); /* the shape rule passed */
+    TG_ASSERT(ok);
+    (void)ok;
+    return d;
+}
+
+/* The product's dimensions: inline for the common cases (every step of a network runs them),
+ * where the tiny products of W1 cannot afford a call. */
+TG_INLINE mm_dims matmul_dims(const tg_tensor *y)
 {
     const tg_tensor *a = y->in[0], *b = y->in[1];
     const int r = a->rank;
@@ -94,12 +107,7 @@ static mm_dims matmul_dims(const tg_tensor *y)
         const size_t M = a->shape[r - 2], K = a->shape[r - 1], N = b->shape[r - 1];
         return (mm_dims){r == 3 ? a->shape[0] : 1, M, K, N, M * K, K * N};
     }
-    mm_dims d;
-    const char *why;
-    bool ok = mm_plan(a, b, &d, &why); /* the shape rule passed */
-    TG_ASSERT(ok);
-    (void)ok;
-    return d;
+    return matmul_dims_numpy(a, b);
 }
 
 static void gemm(tg_dtype dtype, bool ta, bool tb, size_t M, size_t N, size_t K, const void *A,

@@ -107,12 +107,15 @@ static tg_status reshape_shape(tg_tensor *y, char *msg, size_t size)
         return TG_EINVAL;
     }
     size_t n = 1;
-    bool overflow = false;
+    bool overflow = false, empty = false;
     for (int i = 0; i < rank; i++) {
         if (shape[i] && n > SIZE_MAX / shape[i])
             overflow = true;
         n *= shape[i];
+        empty |= shape[i] == 0;
     }
+    if (empty) /* no elements, however long the other axes */
+        n = 0, overflow = false;
     if (overflow || n != x->numel) {
         char sx[96], sy[96];
         tg_ops__fmt_shape(sx, sizeof sx, x);

@@ -74,7 +74,7 @@ static inline void tg_tape__fill_leaf_slot(tg_tape *tape, size_t s, tg_tensor *x
  * registered in this one and needs no search) while the leaf list has room. false sends the
  * caller to tg_tape__admit for everything else. (reg_tape is read only for leaves: it shares
  * memory with in[].) */
-static inline bool tg_tape__input_ready(tg_tape *tape, tg_tensor *x)
+static inline __attribute__((always_inline)) bool tg_tape__input_ready(tg_tape *tape, tg_tensor *x)
 {
     if (x->tape == tape)
         return x->gen == tape->base.gen;
@@ -89,7 +89,8 @@ static inline bool tg_tape__input_ready(tg_tape *tape, tg_tensor *x)
 }
 
 /* Input x (ready) has the shape it had in the plan. */
-static inline bool tg_tape__input_planned(const tg_tape *tape, const tg_tensor *x)
+static inline __attribute__((always_inline)) bool tg_tape__input_planned(const tg_tape *tape,
+                                                                         const tg_tensor *x)
 {
     return x->tape ? (x->flags & TG_TF_PLANNED) != 0 : tape->leaves[x->reg_slot].planned;
 }
@@ -100,7 +101,7 @@ _Static_assert(sizeof(struct tg_tensor) % 16 == 0, "headers keep each other alig
  * arena holds nothing but headers (tg_tape_reset's sizing allocation is rewound at once), from
  * block bases aligned to a cache line, so its bump pointer is always aligned for the next one:
  * no rounding. */
-static inline tg_tensor *tg_tape__new_header(tg_tape *tape)
+static inline __attribute__((always_inline)) tg_tensor *tg_tape__new_header(tg_tape *tape)
 {
     return tg_arena__alloc(&tape->headers[tape->base.gen & 1], sizeof(tg_tensor), 1);
 }
@@ -128,7 +129,8 @@ _Static_assert(TG_MAX_RANK * 15 <= 60, "the overflow shortcut below assumes rank
 
 /* Gives y (shape set) its element count and data (unless it is a view) and appends it to the
  * node list: TG_OK, or the error (kept on the tape). */
-static inline tg_status tg_tape__finish_node(tg_tape *tape, tg_tensor *y, bool view)
+static inline __attribute__((always_inline)) tg_status tg_tape__finish_node(tg_tape *tape,
+                                                                            tg_tensor *y, bool view)
 {
     /* With every dimension below 2^15 and rank <= 4, elements < 2^60 and bytes < 2^63: no
      * overflow is possible, and the checked multiply (a slow dependency chain) is skipped. */
@@ -141,10 +143,15 @@ static inline tg_status tg_tape__finish_node(tg_tape *tape, tg_tensor *y, bool v
         bool overflow = false;
         if (any >> 15) {
             size_t bytes;
+            bool empty = false;
             numel = 1;
-            for (int i = 0; i < y->rank; i++)
+            for (int i = 0; i < y->rank; i++) {
                 overflow |= __builtin_mul_overflow(numel, y->shape[i], &numel);
+                empty |= y->shape[i] == 0;
+            }
             overflow |= __builtin_mul_overflow(numel, tg__esize(y), &bytes);
+            if (empty) /* no elements, however long the other axes */
+                numel = 0, overflow = false;
         }
         if (overflow || tape->n_nodes == tape->cap_nodes) {
             tg_status st = tg_tape__finish_slow(tape, y, overflow);
@@ -172,8 +179,8 @@ static inline tg_status tg_tape__finish_node(tg_tape *tape, tg_tensor *y, bool v
 /* The general path of tg_tape__record, out of line so that the planned path stays small:
  * writes header y in full for op on a (and b), runs the shape rule, gives y its element count
  * and data, and appends it. TG_OK, or the error (kept on the tape). */
-tg_status tg_tape__record_general(tg_tape *tape, tg_tensor *y, const tg_op_desc *d,
-                                  tg_tensor *a, tg_tensor *b, tg_node_attr attr);
+tg_status tg_tape__record_general(tg_tape *tape, tg_tensor *y, const tg_op_desc *d, tg_tensor *a,
+                                  tg_tensor *b, tg_node_attr attr);
 
 /* Records an op of more than two inputs (tg_op__nary) on ins[0..n), always by the general
  * path: checks every input, keeps them in the node's ext (with custom and user, for a custom
@@ -236,10 +243,13 @@ tg_tape__record(tg_tape *tape, const tg_op_desc *d, tg_tensor *a, tg_tensor *b, 
         return NULL;
     }
     /* requires_grad and grad_enabled are 0 or 1: bitwise, without a branch */
-    y->requires_grad = (uint8_t)(d->info.differentiable &
-                                 (tape->grad_enabled &
-                                  (a->requires_grad | (binary ? b->requires_grad : 0))));
-    d->forward(y);
+    y->requires_grad =
+        (uint8_t)(d->info.differentiable &
+                  (tape->grad_enabled & (a->requires_grad | (binary ? b->requires_grad : 0))));
+    /* A result without elements has nothing to compute (a view still takes its pointer);
+     * skipping it keeps loops over the other axes, which may be 2^32 long, from running. */
+    if (TG_LIKELY(y->numel != 0) || d->view)
+        d->forward(y);
     if (TG_UNLIKELY(tape->anomaly) && tg_tape__anomaly_forward(tape, y) != TG_OK)
         return NULL;
     return y;

@@ -429,7 +429,8 @@ tg_tensor *tg_tape__record_n(tg_tape *tape, const tg_op_desc *d, tg_tensor *cons
     if (tg_tape__finish_node(tape, y, d->view) != TG_OK)
         return NULL;
     y->requires_grad = d->info.differentiable && tape->grad_enabled && requires_grad;
-    d->forward(y);
+    if (y->numel != 0 || d->view || custom) /* as tg_tape__record; a custom op is the user's */
+        d->forward(y);
     if (tape->status != TG_OK) /* a custom op's forward failed */
         return NULL;
     if (tape->anomaly && tg_tape__anomaly_forward(tape, y) != TG_OK)
@@ -586,6 +587,16 @@ static tg_status walk(tg_tape *tape, tg_tensor *y, const void *seed)
         tg_tensor *t = nodes[i];
         if (t->grad_pass != pass)
             continue;
+        if (TG_UNLIKELY(t->numel == 0)) {
+            /* an empty result passes back zeros: its inputs get (zero) gradients, as from any
+             * other op, without the VJP's loops over axes that may be 2^32 long */
+            const int arity = tg_node__n_inputs(t);
+            for (int k = 0; k < arity && tape->status == TG_OK; k++)
+                (void)tg_tape__grad_of(tape, tg_node__inputs(t)[k]);
+            if (tape->status != TG_OK)
+                return tape->status;
+            continue;
+        }
         tg_op__table[t->op]->vjp(tape, t);
         if (TG_UNLIKELY(tape->status != TG_OK))
             return tape->status;

@@ -8,7 +8,7 @@
 
 typedef struct tg_leaf_slot {
     tg_tensor *leaf;
-    void *grad;        /* tg_grad's private accumulator for this leaf (arena) */
+    void *grad; /* tg_grad's private accumulator for this leaf (arena) */
     uint32_t grad_pass;
     /* What plan reuse compares (record.h): the leaf's dtype and shape when registered, and
      * whether the same slot two recordings ago held the same leaf with the same ones. */
@@ -35,11 +35,11 @@ struct tg_tape {
     tg_leaf_slot *old_leaves;
     size_t old_n_leaves, old_cap_leaves, old_n_nodes;
     size_t plan_nodes, plan_leaves;
-    uint64_t id;           /* unique in the process: leaves cache it (reg_tape), never touched
-                            * by tg_tape_free, so leaves may be freed before their tape */
+    uint64_t id; /* unique in the process: leaves cache it (reg_tape), never touched
+                  * by tg_tape_free, so leaves may be freed before their tape */
     bool grad_enabled;
     bool anomaly;
-    bool capture;          /* tg_grad: leaf gradients go to leaves[].grad, not leaf->grad */
+    bool capture; /* tg_grad: leaf gradients go to leaves[].grad, not leaf->grad */
     tg_status status;
     char error[256];
 };
@@ -51,7 +51,7 @@ void tg_tape__fail(tg_tape *tape, tg_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Arena memory for op data (values, gradients, scratch). Small buffers (0-d tensors) need not
  * waste a cache line each; size 0 still gets a distinct non-NULL pointer. */
-static inline void *tg_tape__alloc(tg_tape *tape, size_t size)
+static inline __attribute__((always_inline)) void *tg_tape__alloc(tg_tape *tape, size_t size)
 {
     return tg_arena__alloc(&tape->base.data, size ? size : 1,
                            size >= TG_DATA_ALIGN ? TG_DATA_ALIGN : 16);

@@ -32,10 +32,14 @@ tg_status tg_tensor__check_shape(const char *who, tg_dtype dtype, int rank, cons
     /* Elements and bytes must both fit in size_t (this runs for every recorded node, so the
      * check is a multiply-with-overflow, not a division). */
     size_t n = 1, bytes;
-    bool overflow = false;
-    for (int i = 0; i < rank; i++)
+    bool overflow = false, empty = false;
+    for (int i = 0; i < rank; i++) {
         overflow |= __builtin_mul_overflow(n, shape[i], &n);
+        empty |= shape[i] == 0;
+    }
     overflow |= __builtin_mul_overflow(n, tg_dtype_size(dtype), &bytes);
+    if (empty) /* no elements, however long the other axes: nothing can overflow */
+        n = 0, overflow = false;
     if (TG_UNLIKELY(overflow)) {
         char buf[160];
         return tg__error(TG_ESHAPE, "%s: shape %s has too many elements", who,
