@@ -3,7 +3,8 @@
 # The headers are written for people: plain /* */ comments in a tutorial voice, one before each
 # declaration (or a group of declarations) and short ones after enum values and struct fields.
 # This turns them into Doxygen comments on the fly, leaving the headers as they are:
-#   - the comment that opens the file          -> /** @file ... */ (the file's page)
+#   - the comment that opens the file          -> /** @file NAME ... */ (the file's page;
+#     its "NAME: text" becomes NAME and the text, capitalized)
 #   - a comment on its own line                -> /** ... */ (documents what follows);
 #     when it is followed by several declarations with no blank line or comment between
 #     them, they become one member group (/**@{*/ before the comment, /**@}*/ after the
@@ -100,7 +101,12 @@ END {
         } else if (first) {
             opener = "/** @file"                # the file comment
             lead = ""
-            if (rest !~ /^[ \t]/) rest = " " rest
+            # "tapegrad/tape.h: the tape. ..." -> the name for @file, then "The tape. ..."
+            if (match(rest, /^[ \t]*[^ \t:]+: /)) {
+                fname = substr(rest, 1, RLENGTH - 2); sub(/^[ \t]*/, "", fname)
+                rest = substr(rest, RLENGTH + 1)
+                rest = " " fname " " toupper(substr(rest, 1, 1)) substr(rest, 2)
+            } else if (rest !~ /^[ \t]/) rest = " " rest
         } else {
             opener = "/**"
             lead = ""
