@@ -11,8 +11,10 @@ set -euo pipefail
 # libopenmpi-dev + openmpi-bin: distributed training (tapegrad/dist.h; optional, TG_MPI=AUTO)
 # and mpirun for its tests.
 # valgrind: the memcheck run CI makes (tools/test.sh --valgrind).
+# doxygen: the API reference from the public headers (the api_reference test, docs/Doxyfile.in).
+# dpkg-dev: dpkg-shlibdeps, which gives the Debian package its dependencies (cpack -G DEB).
 PACKAGES=(cmake pkg-config gcc make libxxhash-dev libcriterion-dev libgraphviz-dev graphviz clang
-    libclang-rt-dev libopenmpi-dev openmpi-bin valgrind)
+    libclang-rt-dev libopenmpi-dev openmpi-bin valgrind doxygen dpkg-dev)
 if [ "${1:-}" = --blas ] || [ "${TG_BLAS:-}" = openblas ]; then
     PACKAGES+=(libopenblas-dev)
 fi

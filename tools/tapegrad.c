@@ -4,6 +4,7 @@
  * Exit status, for every subcommand: 0 success, 1 the work failed (a program error, an
  * unreadable file, a failed check), 2 the command line is malformed. */
 #include "cli.h"
+#include "kernels/gemm.h" /* which GEMM kernels this build and this CPU have, for --version */
 
 #include <errno.h>
 #include <stdio.h>
@@ -32,6 +33,37 @@ static void print_usage(FILE *f)
     for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
         fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
     fputs("\n'tapegrad <command> --help' describes a command.\n", f);
+}
+
+/* --version: the version, then what this build and this machine bring, one "name: value"
+ * line each, so a bug report that quotes it says which code paths ran. */
+static void print_version(FILE *f)
+{
+    fprintf(f, "tapegrad %s\n", tg_version());
+    fprintf(f, "graphviz: %s\n",
+            tg_dot_can_render() ? "yes (tg_dot_render, --render)" : "no (dot text only)");
+    fprintf(f, "mpi: %s\n", tg_dist_available() ? "yes (tapegrad/dist.h, --distributed)" : "no");
+    fprintf(f, "blas: %s\n",
+            tg__gemm_available(TG_GEMM_BLAS) ? "openblas (large products)" : "none");
+    /* Every packed kernel this build has and this CPU runs, then the one large products take
+     * (gemm.c chooses at run time: AVX-512F, else AVX2+FMA, else portable C). */
+    fputs("gemm kernels:", f);
+    const tg_gemm_path kernels[] = {TG_GEMM_PORTABLE, TG_GEMM_AVX2, TG_GEMM_AVX512};
+    for (size_t i = 0; i < sizeof kernels / sizeof *kernels; i++)
+        if (tg__gemm_available(kernels[i]))
+            fprintf(f, " %s", tg__gemm_path_name(kernels[i]));
+    fprintf(f, " (large products: %s)\n", tg__gemm_path_name(tg__gemm_path(1024, 1024, 1024)));
+    fprintf(f, "threads: %d\n", tg_get_num_threads());
+#if defined(__clang__)
+    fprintf(f, "compiler: clang %s\n", __clang_version__);
+#elif defined(__GNUC__)
+    fprintf(f, "compiler: gcc %s\n", __VERSION__);
+#endif
+#ifdef NDEBUG
+    fputs("assertions: off\n", f);
+#else
+    fputs("assertions: on\n", f);
+#endif
 }
 
 /* Output that did not reach its destination (a full disk, a closed stdout) is a failure
@@ -67,7 +99,7 @@ int main(int argc, char **argv)
         return finish(NULL, EXIT_OK);
     }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
-        printf("tapegrad %s\n", tg_version());
+        print_version(stdout);
         return finish(NULL, EXIT_OK);
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
