@@ -39,10 +39,17 @@ say "built $(basename "$deb") ($(stat -c %s "$deb") bytes)"
 
 # Contents.
 dpkg-deb -c "$deb" | awk '{ print $6 }' | sed 's|^\./|/|' >"$work/contents"
+# The library as this tree builds it: shared (the default) or static (BUILD_SHARED_LIBS=OFF,
+# which a build directory configured before the default changed may still have).
+if grep -q '^BUILD_SHARED_LIBS:BOOL=OFF' "$build/CMakeCache.txt"; then
+    lib=('^/usr/lib/(.*/)?libtapegrad\.a$')
+else
+    lib=('^/usr/lib/(.*/)?libtapegrad\.so\.0$'
+        '^/usr/lib/(.*/)?libtapegrad\.so\.0\.[0-9]+\.[0-9]+$'
+        '^/usr/lib/(.*/)?libtapegrad\.so$')
+fi
 want=(
-    '^/usr/lib/(.*/)?libtapegrad\.so\.0$'
-    '^/usr/lib/(.*/)?libtapegrad\.so\.0\.[0-9]+\.[0-9]+$'
-    '^/usr/lib/(.*/)?libtapegrad\.so$'
+    "${lib[@]}"
     '^/usr/include/tapegrad\.h$'
     '^/usr/include/tapegrad/tape\.h$'
     '^/usr/lib/(.*/)?cmake/tapegrad/tapegradConfig\.cmake$'
