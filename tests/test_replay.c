@@ -410,3 +410,331 @@ Test(replay, random_graphs_bit_for_bit, .timeout = 300)
     cr_log_info("%ld graphs, %ld steps, every op applied at least %ld times", graphs, total,
                 fewest);
 }
+
+/* ---- the cases around it ------------------------------------------------------------------ */
+
+/* Views share the leaf's (new) data; a constant keeps its recorded values.
+ * y = sum(reshape(x) * c) + sum(detach(x)), c = [1, 2] broadcast over reshape(x)'s rows. */
+Test(replay, views_and_constants)
+{
+    tg_tensor *x = ts_mat(TG_F64, 2, 2, TS_VALS(1, 2, 3, 4), true);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *r = tg_reshape(tape, x, 2, TS_SHAPE(1, 4));
+    tg_tensor *c = tg_constant(tape, TG_F64, 1, TS_SHAPE(4), TS_VALS(1, 2, 1, 2));
+    tg_tensor *d = tg_detach(tape, x);
+    tg_tensor *y = tg_add(tape, tg_sum(tape, tg_mul(tape, r, c), TG_ALL_AXES, false),
+                          tg_sum(tape, d, TG_ALL_AXES, false));
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    ts_assert_values(y, TS_VALS(1 + 4 + 3 + 8 + 10), 1, 0, 0, "y at A");
+    double *xv = tg_tensor_data(x);
+    xv[0] = -1, xv[1] = 0.5, xv[2] = 7, xv[3] = 2;
+    cr_assert_eq(tg_tape_replay(tape), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_tensor_data(r), tg_tensor_data(x), "reshape is a view of x");
+    cr_assert_eq(tg_tensor_data(d), tg_tensor_data(x), "detach is a view of x");
+    ts_assert_values(c, TS_VALS(1, 2, 1, 2), 4, 0, 0, "the constant");
+    /* -1 + 1 + 7 + 4 = 11, plus the sum 8.5 */
+    ts_assert_values(y, TS_VALS(19.5), 1, 0, 0, "y at B");
+    cr_assert_eq(tg_backward(tape, y), TG_OK);
+    ts_assert_grad(x, TS_VALS(1, 2, 1, 2), 4, 0, 0, "dy/dx: c (detach passes none)");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+/* A where in the graph is re-decided at every replay (unlike a branch in C): |x| as
+ * where(x > 0, x, -x), recorded at x > 0 and replayed at x < 0. */
+Test(replay, where_decides_again)
+{
+    tg_tensor *x = ts_vec(TG_F64, 2, TS_VALS(2, 3), true);
+    tg_tensor *zero = ts_scalar(TG_F64, 0, false);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *a = tg_where(tape, tg_gt(tape, x, zero), x, tg_neg(tape, x));
+    tg_tensor *y = tg_sum(tape, a, TG_ALL_AXES, false);
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    tg_tensor_set(x, 0, -5);
+    tg_tensor_set(x, 1, 4);
+    cr_assert_eq(tg_tape_replay(tape), TG_OK, "%s", tg_last_error());
+    ts_assert_values(a, TS_VALS(5, 4), 2, 0, 0, "|x|");
+    cr_assert_eq(tg_backward(tape, y), TG_OK);
+    ts_assert_grad(x, TS_VALS(-1, 1), 2, 0, 0, "sign(x)");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(zero);
+}
+
+/* take judges its new indices: positions move, an index out of range or not an integer is
+ * the tape's error, naming take and its node. y = sum(take(x, idx)^2), dy/dx_k = 2 x_k per
+ * time k is taken. */
+Test(replay, take_judges_new_indices)
+{
+    tg_tensor *x = ts_vec(TG_F64, 3, TS_VALS(10, 20, 30), true);
+    tg_tensor *idx = ts_vec(TG_F64, 2, TS_VALS(0, 2), false);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *t = tg_take(tape, x, idx, 0);
+    tg_tensor *y = tg_sum(tape, tg_square(tape, t), TG_ALL_AXES, false);
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    tg_tensor_set(idx, 0, 2);
+    tg_tensor_set(idx, 1, -3); /* = 0 */
+    cr_assert_eq(tg_tape_replay(tape), TG_OK, "%s", tg_last_error());
+    ts_assert_values(t, TS_VALS(30, 10), 2, 0, 0, "taken");
+    tg_tensor *g;
+    cr_assert_eq(tg_grad(tape, y, &x, 1, &g), TG_OK);
+    ts_assert_values(g, TS_VALS(20, 0, 60), 3, 0, 0, "dy/dx");
+    tg_tensor_free(g);
+    tg_tensor_set(idx, 1, 3);
+    cr_assert_eq(tg_tape_replay(tape), TG_ESHAPE);
+    cr_assert_eq(tg_tape_status(tape), TG_ESHAPE, "kept on the tape");
+    ts_assert_has(tg_tape_error(tape), "replay: take: idx element 1 is 3, out of range");
+    ts_assert_has(tg_tape_error(tape), "(node 0)");
+    cr_assert_eq(tg_tape_replay(tape), TG_ESHAPE, "a tape with an error is refused");
+    ts_assert_has(tg_last_error(), "the tape has an error");
+    /* after a reset and a new recording: a fractional index is TG_EINVAL */
+    tg_tape_reset(tape);
+    tg_tensor_set(idx, 1, 1);
+    cr_assert_not_null(tg_take(tape, x, idx, 0));
+    tg_tensor_set(idx, 1, 0.5);
+    cr_assert_eq(tg_tape_replay(tape), TG_EINVAL);
+    ts_assert_has(tg_tape_error(tape), "not an integer index");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(idx);
+}
+
+/* y = sqrt(x) elementwise as a custom op that fails on a negative input. */
+static tg_status sqrt_forward(const tg_custom_call *call)
+{
+    const size_t n = tg_tensor_numel(call->in[0]);
+    ++*(int *)call->user;
+    for (size_t i = 0; i < n; i++) {
+        double v = tg_tensor_get(call->in[0], i);
+        if (v < 0) {
+            snprintf(call->msg, call->msg_size, "element %zu is negative (%g)", i, v);
+            return TG_EINVAL;
+        }
+        ((double *)call->y)[i] = sqrt(v);
+    }
+    return TG_OK;
+}
+
+/* Custom ops call their forward again; its failure is the tape's error. */
+Test(replay, custom_forward_runs_again_and_may_fail)
+{
+    static const tg_custom_op op = {"checked_sqrt", sqrt_forward, NULL};
+    int calls = 0;
+    tg_tensor *x = ts_vec(TG_F64, 2, TS_VALS(4, 9), false);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *y = tg_custom(tape, &op, &calls, &x, 1, 1, TS_SHAPE(2));
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    tg_tensor_set(x, 0, 16);
+    cr_assert_eq(tg_tape_replay(tape), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(calls, 2);
+    ts_assert_values(y, TS_VALS(4, 3), 2, 0, 0, "sqrt at B");
+    tg_tensor_set(x, 1, -1);
+    cr_assert_eq(tg_tape_replay(tape), TG_EINVAL);
+    ts_assert_has(tg_tape_error(tape), "checked_sqrt: forward: element 1 is negative (-1)");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+/* Anomaly mode checks replayed values: log of a now negative input. */
+Test(replay, anomaly_mode_checks_replayed_values)
+{
+    tg_tensor *x = ts_vec(TG_F64, 2, TS_VALS(1, 2), true);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *y = tg_sum(tape, tg_log(tape, x), TG_ALL_AXES, false);
+    cr_assert_not_null(y);
+    tg_tape_set_anomaly(tape, true);
+    cr_assert_eq(tg_tape_replay(tape), TG_OK);
+    tg_tensor_set(x, 1, -2);
+    cr_assert_eq(tg_tape_replay(tape), TG_ENUMERIC);
+    ts_assert_has(tg_tape_error(tape), "anomaly: log produced NaN or Inf at node 0");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+/* After a replay no node keeps the gradient of the pass before; leaf grads accumulate.
+ * y = sum(x^2): dy/dx = 2x. */
+Test(replay, old_gradients_do_not_leak)
+{
+    tg_tensor *x = ts_vec(TG_F64, 2, TS_VALS(1, 2), true);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *sq = tg_square(tape, x);
+    tg_tensor *y = tg_sum(tape, sq, TG_ALL_AXES, false);
+    cr_assert_eq(tg_backward(tape, y), TG_OK);
+    cr_assert_not_null(tg_tensor_grad_data(sq));
+    tg_tensor_set(x, 0, 3);
+    tg_tensor_set(x, 1, -1);
+    cr_assert_eq(tg_tape_replay(tape), TG_OK);
+    cr_assert_null(tg_tensor_grad_data(sq), "the gradient of the pass before the replay");
+    cr_assert_null(tg_tensor_grad_data(y));
+    tg_tensor *g;
+    cr_assert_eq(tg_grad(tape, y, &x, 1, &g), TG_OK);
+    ts_assert_values(g, TS_VALS(6, -2), 2, 0, 0, "tg_grad at B alone");
+    tg_tensor_free(g);
+    ts_assert_grad(x, TS_VALS(2, 4), 2, 0, 0, "tg_grad leaves x's grad alone");
+    cr_assert_eq(tg_backward(tape, y), TG_OK);
+    ts_assert_grad(x, TS_VALS(2 + 6, 4 - 2), 2, 0, 0, "accumulated over A and B");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+/* What replay refuses, leaving the tape as it was: a leaf of another shape or dtype (here
+ * made so in place, as a leaf freed and another allocated at its address would look), a
+ * leaf whose requires_grad changed; a reset tape, an empty one, NULL. */
+Test(replay, refuses_what_it_can_see)
+{
+    tg_tensor *x = ts_vec(TG_F64, 2, TS_VALS(1, 2), true);
+    tg_tensor *w = ts_vec(TG_F64, 2, TS_VALS(3, 4), true);
+    cr_assert_eq(tg_tensor_set_name(w, "w"), TG_OK);
+    tg_tape *tape = tg_tape_new();
+    cr_assert_eq(tg_tape_replay(tape), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "nothing is recorded");
+    cr_assert_eq(tg_tape_replay(NULL), TG_EINVAL);
+    tg_tensor *y = tg_sum(tape, tg_mul(tape, x, w), TG_ALL_AXES, false);
+    cr_assert_not_null(y);
+
+    w->shape[0] = 1; /* numel is left alone: only the check reads the shape */
+    cr_assert_eq(tg_tape_replay(tape), TG_ESHAPE);
+    ts_assert_has(tg_last_error(), "replay: leaf 1 ('w') had shape [2] when recorded and has [1]");
+    w->shape[0] = 2;
+    x->dtype = TG_F32;
+    cr_assert_eq(tg_tape_replay(tape), TG_EDTYPE);
+    ts_assert_has(tg_last_error(), "replay: leaf 0 was f64 when recorded and is f32 now");
+    x->dtype = TG_F64;
+    cr_assert_eq(tg_tensor_set_requires_grad(x, false), TG_OK);
+    cr_assert_eq(tg_tape_replay(tape), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "leaf 0 required grad when recorded and does not now");
+    cr_assert_eq(tg_tensor_set_requires_grad(x, true), TG_OK);
+    cr_assert_eq(tg_tape_status(tape), TG_OK, "refusals leave the tape alone");
+    tg_tensor_set(x, 0, 5);
+    cr_assert_eq(tg_tape_replay(tape), TG_OK, "%s", tg_last_error());
+    ts_assert_values(y, TS_VALS(5 * 3 + 2 * 4), 1, 0, 0, "y");
+
+    tg_tape_reset(tape);
+    cr_assert_eq(tg_tape_replay(tape), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "reset since its last recording");
+    cr_assert_eq(tg_backward(tape, y), TG_ESTALE, "the old output is stale, as after any reset");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(w);
+}
+
+/* Replay leaves the plan alone: recordings after replays still come from the plan (nodes
+ * TG_TF_PLANNED), and everything matches a fresh tape bit for bit. */
+static tg_tensor *mlp(tg_tape *tape, tg_tensor *x, tg_tensor *W, tg_tensor *t)
+{
+    tg_tensor *o = tg_tanh(tape, tg_matmul(tape, x, W));
+    return tg_sum(tape, tg_square(tape, tg_sub(tape, o, t)), TG_ALL_AXES, false);
+}
+
+Test(replay, plan_survives)
+{
+    tg_tensor *x = ts_mat(TG_F64, 1, 2, TS_VALS(0.1, 0.2), false);
+    tg_tensor *W = ts_mat(TG_F64, 2, 2, TS_VALS(0.3, 0.4, 0.25, 0.35), true);
+    tg_tensor *t = ts_mat(TG_F64, 1, 2, TS_VALS(0.4, 0.6), false);
+    tg_tape *tape = tg_tape_new(), *fresh = tg_tape_new();
+    for (int round = 0; round < 6; round++) {
+        tg_tensor *E = mlp(tape, x, W, t);
+        cr_assert_not_null(E);
+        if (round >= 2)
+            for (size_t i = 0; i < tg_tape_size(tape); i++)
+                cr_assert(tg_tape_node(tape, i)->flags & TG_TF_PLANNED, "round %d node %zu", round,
+                          i);
+        for (int k = 0; k < 3; k++) { /* replays at moved inputs */
+            tg_tensor_set(x, 0, 0.1 * round + 0.05 * k);
+            cr_assert_eq(tg_tape_replay(tape), TG_OK, "%s", tg_last_error());
+            tg_tensor *F = mlp(fresh, x, W, t);
+            cr_assert(!memcmp(tg_tensor_data(E), tg_tensor_data(F), 8), "round %d replay %d", round,
+                      k);
+            tg_tape_reset(fresh);
+        }
+        tg_tape_reset(tape);
+    }
+    tg_tape_free(tape);
+    tg_tape_free(fresh);
+    tg_tensor_free(x);
+    tg_tensor_free(W);
+    tg_tensor_free(t);
+}
+
+/* Nodes tg_grad_graph recorded are replayed too: the gradient of f = sum(x^2 y / (x + y)),
+ * df/dx = xy(x + 2y)/(x + y)^2, df/dy = x^3/(x + y)^2 (by hand: quotient rule), is re-evaluated
+ * at the new point, and its own gradient (second derivatives) equals a fresh recording's. */
+static void second_order(tg_tape *tape, tg_tensor *x, tg_tensor *y, tg_tensor **g, tg_tensor **s)
+{
+    tg_tensor *f =
+        tg_sum(tape, tg_div(tape, tg_mul(tape, tg_mul(tape, x, x), y), tg_add(tape, x, y)),
+               TG_ALL_AXES, false);
+    tg_tensor *xs[2] = {x, y};
+    cr_assert_eq(tg_grad_graph(tape, f, xs, 2, NULL, g), TG_OK, "%s", tg_last_error());
+    *s = tg_sum(tape, g[0], TG_ALL_AXES, false);
+}
+
+Test(replay, second_derivatives)
+{
+    tg_tensor *x = ts_vec(TG_F64, 3, TS_VALS(1, 2, 3), true);
+    tg_tensor *y = ts_vec(TG_F64, 3, TS_VALS(0.5, -1.5, 2), true);
+    tg_tape *tape = tg_tape_new(), *fresh = tg_tape_new();
+    tg_tensor *g[2], *s, *fg[2], *fs, *xs[2] = {x, y}, *h[2], *fh[2];
+    second_order(tape, x, y, g, &s);
+    cr_assert_eq(tg_grad(tape, s, xs, 2, h), TG_OK);
+    tg_tensor_free(h[0]);
+    tg_tensor_free(h[1]);
+    const double bx[3] = {0.7, 3, -2}, by[3] = {1.1, 0.25, -0.5};
+    for (int i = 0; i < 3; i++) {
+        tg_tensor_set(x, (size_t)i, bx[i]);
+        tg_tensor_set(y, (size_t)i, by[i]);
+    }
+    cr_assert_eq(tg_tape_replay(tape), TG_OK, "%s", tg_last_error());
+    for (int i = 0; i < 3; i++) {
+        double a = bx[i], b = by[i], q = (a + b) * (a + b);
+        ts_assert_close(tg_tensor_get(g[0], (size_t)i), a * b * (a + 2 * b) / q, 0, 1e-14,
+                        "df/dx[%d]", i);
+        ts_assert_close(tg_tensor_get(g[1], (size_t)i), a * a * a / q, 0, 1e-14, "df/dy[%d]", i);
+    }
+    second_order(fresh, x, y, fg, &fs);
+    cr_assert_eq(tg_grad(tape, s, xs, 2, h), TG_OK);
+    cr_assert_eq(tg_grad(fresh, fs, xs, 2, fh), TG_OK);
+    for (int k = 0; k < 2; k++) {
+        cr_assert(!memcmp(tg_tensor_data(g[k]), tg_tensor_data(fg[k]), 3 * 8), "g[%d]", k);
+        cr_assert(!memcmp(tg_tensor_data(h[k]), tg_tensor_data(fh[k]), 3 * 8), "h[%d]", k);
+        tg_tensor_free(h[k]);
+        tg_tensor_free(fh[k]);
+    }
+    tg_tape_free(tape);
+    tg_tape_free(fresh);
+    tg_tensor_free(x);
+    tg_tensor_free(y);
+}
+
+/* A loop of replays, backward and tg_grad holds its memory: the arena's capacity after the
+ * second round is its capacity after the thousandth, with a sum long enough to take scratch
+ * for partial sums on two threads. (The second round may still grow it once: the first
+ * replay's scratch can need a new block past the gradients backward added, and the arena's
+ * blocks double.) */
+Test(replay, memory_stays_put)
+{
+    cr_assert_eq(tg_set_num_threads(2), TG_OK);
+    const size_t n = 1 << 17;
+    tg_tensor *x = tg_tensor_full(TG_F64, 1, &n, 0.5);
+    cr_assert_not_null(x);
+    cr_assert_eq(tg_tensor_set_requires_grad(x, true), TG_OK);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *y = tg_sum(tape, tg_square(tape, x), TG_ALL_AXES, false);
+    cr_assert_not_null(y);
+    size_t cap = 0;
+    for (int i = 0; i < 1000; i++) {
+        tg_tensor_set(x, 0, i);
+        cr_assert_eq(tg_tape_replay(tape), TG_OK);
+        cr_assert_eq(tg_backward(tape, y), TG_OK);
+        tg_tensor *g;
+        cr_assert_eq(tg_grad(tape, y, &x, 1, &g), TG_OK);
+        tg_tensor_free(g);
+        if (i == 1)
+            cap = tg_tape_arena_capacity(tape);
+    }
+    ts_assert_values(y, TS_VALS(999.0 * 999 + 0.25 * (double)(n - 1)), 1, 0, 0, "y");
+    cr_assert_eq(tg_tape_arena_capacity(tape), cap, "%zu bytes, %zu after the second round",
+                 tg_tape_arena_capacity(tape), cap);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}

@@ -106,8 +106,9 @@ TG_API tg_status tg_grad(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size
  * replayed values as it checks recorded ones. Gradients of an earlier backward do not leak
  * into the next: a replay starts a new backward pass, so every node gradient (and tg_grad's)
  * starts from zero. Leaf grad buffers are the caller's and ACCUMULATE as with any backward:
- * zero them between points (tg_tensor_zero_grad). A replay keeps the tape's memory as it is:
- * nodes keep their buffers, and scratch a forward takes is returned at the end.
+ * zero them between points (tg_tensor_zero_grad). A replay allocates no node memory (nodes
+ * keep their buffers) and returns the scratch a forward takes, so a loop of replays and
+ * backward passes holds its memory steady.
  *
  * What the tape cannot see, and the caller must handle by recording again:
  * - structure chosen by C control flow on values: `if (tg_tensor_item(x) > 0) y = tg_exp(...)
