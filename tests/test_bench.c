@@ -60,7 +60,8 @@ static int parse_output(const char *out, tj *lines, int max)
 static void check_common(const tj *l, bool quick)
 {
     const char *w = tj_str_of(l, "workload");
-    cr_assert(strcmp(w, "W1") == 0 || strcmp(w, "W2") == 0 || strcmp(w, "W3") == 0 ||
+    cr_assert(strcmp(w, "W1") == 0 || strcmp(w, "W1replay") == 0 || strcmp(w, "W2") == 0 ||
+                  strcmp(w, "W3") == 0 ||
                   strcmp(w, "W3dist") == 0 || strcmp(w, "W4") == 0 || strcmp(w, "gemm") == 0,
               "unknown workload %s", w);
     cr_assert_neq(tj_str_of(l, "metric")[0], '\0');
@@ -142,7 +143,7 @@ Test(bench, all_quick_json)
     static tj lines[256];
     int n = parse_output(r.out, lines, 256);
     int w1 = 0, w2 = 0, w3 = 0, w4 = 0;
-    const tj *arch = NULL;
+    const tj *arch = NULL, *w1l = NULL, *w1r = NULL;
     for (int i = 0; i < n; i++) {
         const tj *l = &lines[i];
         check_common(l, true);
@@ -150,7 +151,12 @@ Test(bench, all_quick_json)
         if (strcmp(w, "W1") == 0) {
             cr_assert_str_eq(m, "steps_per_s");
             cr_assert_str_eq(tj_str_of(l, "dtype"), "f64"); /* W1's own precision */
+            w1l = l;
             w1++;
+        } else if (strcmp(w, "W1replay") == 0) {
+            cr_assert_str_eq(m, "steps_per_s");
+            cr_assert_str_eq(tj_str_of(l, "dtype"), "f64");
+            w1r = l;
         } else if (strcmp(w, "W2") == 0) {
             cr_assert(strcmp(m, "ns_per_op_forward") == 0 ||
                       strcmp(m, "ns_per_op_forward_backward") == 0);
@@ -172,6 +178,10 @@ Test(bench, all_quick_json)
         }
     }
     cr_assert_eq(w1, 1);
+    /* W1replay trains the same path by replaying one recording: the same loss, bit for bit */
+    cr_assert(w1l && w1r, "W1 and W1replay");
+    cr_assert_eq(tj_num_of(w1r, "final_loss"), tj_num_of(w1l, "final_loss"));
+    cr_assert_eq(tj_num_of(w1r, "steps"), tj_num_of(w1l, "steps"));
     cr_assert_eq(w2, 2);
     cr_assert_eq(w3, 1);
     cr_assert_eq(w4, have_train() ? 2 : 1, "W4: %d lines", w4);

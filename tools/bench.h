@@ -14,7 +14,16 @@
 
 /* ---- options and the state of a run ---------------------------------------------------------- */
 
-enum { DO_W1 = 1, DO_W2 = 2, DO_W3 = 4, DO_W4 = 8, DO_GEMM = 16, DO_W3DIST = 32, DO_ALL = 63 };
+enum {
+    DO_W1 = 1,
+    DO_W2 = 2,
+    DO_W3 = 4,
+    DO_W4 = 8,
+    DO_GEMM = 16,
+    DO_W3DIST = 32,
+    DO_W1REPLAY = 64,
+    DO_ALL = 127
+};
 enum { MAX_THREAD_COUNTS = 8 };
 
 typedef struct bench_opts {
@@ -53,12 +62,13 @@ static inline tg_dtype bench_dtype(const bench *b, tg_dtype dflt)
 
 /* ---- the workloads: each emits its figures, or says why it failed (bench_failed) ------------- */
 
-void bench_w1(bench *b);     /* bench_tape.c */
-void bench_w2(bench *b);     /* bench_tape.c */
-void bench_w3(bench *b);     /* bench_w3.c */
-void bench_gemm(bench *b);   /* bench_gemm.c */
-void bench_w3dist(bench *b); /* bench_w3dist.c */
-void bench_w4(bench *b);     /* bench_w4.c */
+void bench_w1(bench *b);       /* bench_tape.c */
+void bench_w1replay(bench *b); /* bench_tape.c */
+void bench_w2(bench *b);       /* bench_tape.c */
+void bench_w3(bench *b);       /* bench_w3.c */
+void bench_gemm(bench *b);     /* bench_gemm.c */
+void bench_w3dist(bench *b);   /* bench_w3dist.c */
+void bench_w4(bench *b);       /* bench_w4.c */
 
 /* ---- statistics and measurements (bench_output.c) -------------------------------------------- */
 

@@ -1,7 +1,8 @@
 /* bench_tape.c: the bench's workloads on tiny graphs, where the tape's own cost shows: W1,
  * the 2-2-2 sigmoid network trained by SGD at batch 1 and re-recorded every step (steps per
- * second), and W2, a chain of 300,000 scalar ops then backward (ns per recorded op), with
- * subnormals flushed. */
+ * second); W1replay, the same training recorded once and replayed every step
+ * (tg_tape_replay); and W2, a chain of 300,000 scalar ops then backward (ns per recorded op),
+ * with subnormals flushed. */
 #include "bench.h"
 
 #include "common/clock.h"
@@ -35,19 +36,38 @@ typedef struct w1_net {
     tg_tensor *W1, *W2, *x, *t;
 } w1_net;
 
-/* One SGD step (record, backward, update, reset); the loss, or NaN on error. */
-static double w1_step(tg_tape *tape, w1_net *n, double lr)
+/* The loss E = 0.5 sum((t - sigmoid(sigmoid(x W1) W2))^2), recorded on tape; NULL on error. */
+static tg_tensor *w1_record(tg_tape *tape, const w1_net *n)
 {
     tg_tensor *h = tg_sigmoid(tape, tg_matmul(tape, n->x, n->W1));
     tg_tensor *o = tg_sigmoid(tape, tg_matmul(tape, h, n->W2));
     tg_tensor *d = tg_sub(tape, n->t, o);
-    tg_tensor *E = tg_scale(tape, tg_sum(tape, tg_square(tape, d), TG_ALL_AXES, false), 0.5);
+    return tg_scale(tape, tg_sum(tape, tg_square(tape, d), TG_ALL_AXES, false), 0.5);
+}
+
+/* One SGD step (record, backward, update, reset); the loss, or NaN on error. */
+static double w1_step(tg_tape *tape, w1_net *n, double lr)
+{
+    tg_tensor *E = w1_record(tape, n);
     if (!E || tg_backward(tape, E) != TG_OK)
         return NAN;
     double loss = tg_tensor_item(E);
     sgd_leaf(n->W1, lr);
     sgd_leaf(n->W2, lr);
     tg_tape_reset(tape);
+    return loss;
+}
+
+/* W1replay's step on the recording E: replay at the updated weights (but for the first step,
+ * which uses the recording's own values), backward, update; the loss, or NaN on error. The
+ * same arithmetic in the same order as w1_step, so the same losses bit for bit. */
+static double w1_replay_step(tg_tape *tape, tg_tensor *E, w1_net *n, double lr, bool first)
+{
+    if ((!first && tg_tape_replay(tape) != TG_OK) || tg_backward(tape, E) != TG_OK)
+        return NAN;
+    double loss = tg_tensor_item(E);
+    sgd_leaf(n->W1, lr);
+    sgd_leaf(n->W2, lr);
     return loss;
 }
 
@@ -59,8 +79,10 @@ static void w1_free(w1_net *n)
     tg_tensor_free(n->t);
 }
 
-void bench_w1(bench *b)
+/* W1 (replay false) or W1replay (true). */
+static void w1_run(bench *b, bool replay)
 {
+    const char *name = replay ? "W1replay" : "W1";
     /* The worked example's weights, input and targets. */
     const double W1v[4] = {0.3, 0.4, 0.25, 0.35}, W2v[4] = {0.45, 0.7, 0.4, 0.6};
     const double xv[2] = {0.1, 0.2}, tv[2] = {0.4, 0.6};
@@ -80,24 +102,42 @@ void bench_w1(bench *b)
              tg_tensor_set_requires_grad(n.W2, true) == TG_OK;
         long count = r < 0 ? steps / 10 : steps;
         double t0 = monotonic_seconds();
-        for (long s = 0; s < count && ok; s++)
-            ok = !isnan(loss = w1_step(tape, &n, 0.5));
+        if (replay) { /* the recording is part of the timed run: once, at the start */
+            tg_tensor *E = ok ? w1_record(tape, &n) : NULL;
+            ok = E != NULL;
+            for (long s = 0; s < count && ok; s++)
+                ok = !isnan(loss = w1_replay_step(tape, E, &n, 0.5, s == 0));
+            tg_tape_reset(tape);
+        } else {
+            for (long s = 0; s < count && ok; s++)
+                ok = !isnan(loss = w1_step(tape, &n, 0.5));
+        }
         double dt_s = monotonic_seconds() - t0;
         if (r >= 0)
             rates[r] = (double)count / dt_s;
         w1_free(&n);
     }
     if (ok) {
-        figure f = bench_figure("W1", "steps_per_s", dt, reps);
+        figure f = bench_figure(name, "steps_per_s", dt, reps);
         bench_ctx_num(&f, "steps", (double)steps);
         bench_ctx_num(&f, "final_loss", loss);
         f.value = bench_median(rates, reps);
         bench_emit(b, &f);
     } else {
-        bench_failed(b, "W1", tg_last_error());
+        bench_failed(b, name, tg_last_error());
     }
     tg_tape_free(tape);
     free(rates);
+}
+
+void bench_w1(bench *b)
+{
+    w1_run(b, false);
+}
+
+void bench_w1replay(bench *b)
+{
+    w1_run(b, true);
 }
 
 /* ---- W2: a long chain of scalar ops ---------------------------------------------------------- */

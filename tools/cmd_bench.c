@@ -2,7 +2,7 @@
  * never by timed unit tests): the options, and the loop that runs each workload asked for at
  * each thread count. The workloads and their output live in bench_*.c (bench.h).
  *
- *   W1, W2  tiny graphs, where the tape's own cost shows (bench_tape.c)
+ *   W1, W1replay, W2  tiny graphs, where the tape's own cost shows (bench_tape.c)
  *   W3      an MLP 784-512-256-10 trained by SGD at batch 128 (bench_w3.c)
  *   gemm    the internal GEMM alone, at 1024^3 and at W3's products (bench_gemm.c)
  *   W3dist  W3 on MPI ranks x threads; ranks run this binary under mpirun (bench_w3dist.c)
@@ -28,6 +28,8 @@ static const char BENCH_USAGE[] =
     "\n"
     "Workloads (default all):\n"
     "  W1     2-2-2 sigmoid network, SGD at batch 1, re-recorded every step: steps/s\n"
+    "  W1replay\n"
+    "         W1 recorded once and replayed every step (tg_tape_replay): steps/s\n"
     "  W2     y = tanh(y*w + b) on 0-d scalars, 300,000 recorded ops: ns per op\n"
     "  W3     MLP 784-512-256-10 (relu), softmax cross-entropy, batch 128, SGD: ms per step\n"
     "  W3dist W3's global batch of 128 on the same cores split into MPI ranks x threads:\n"
@@ -106,8 +108,10 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
     static const struct {
         const char *name;
         unsigned bit;
-    } names[] = {{"W1", DO_W1},     {"W2", DO_W2},     {"W3", DO_W3},  {"W3dist", DO_W3DIST},
-                 {"W4", DO_W4},     {"gemm", DO_GEMM}, {"all", DO_ALL}};
+    } names[] = {{"W1", DO_W1},         {"W1replay", DO_W1REPLAY},
+                 {"W2", DO_W2},         {"W3", DO_W3},
+                 {"W3dist", DO_W3DIST}, {"W4", DO_W4},
+                 {"gemm", DO_GEMM},     {"all", DO_ALL}};
     o->dtype = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -120,9 +124,9 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
             while (k < sizeof names / sizeof *names && strcasecmp(a, names[k].name) != 0)
                 k++;
             if (k == sizeof names / sizeof *names)
-                return usage_error("bench",
-                                   "unknown workload '%s' (W1, W2, W3, W3dist, W4, gemm or all)",
-                                   a);
+                return usage_error(
+                    "bench",
+                    "unknown workload '%s' (W1, W1replay, W2, W3, W3dist, W4, gemm or all)", a);
             o->workloads |= names[k].bit;
             continue;
         }
@@ -214,11 +218,8 @@ int cmd_bench(int argc, char **argv)
     static const struct {
         unsigned bit;
         void (*run)(bench *b);
-    } order[] = {{DO_W1, bench_w1},
-                 {DO_W2, bench_w2},
-                 {DO_W3, bench_w3},
-                 {DO_W3DIST, bench_w3dist},
-                 {DO_GEMM, bench_gemm},
+    } order[] = {{DO_W1, bench_w1}, {DO_W1REPLAY, bench_w1replay}, {DO_W2, bench_w2},
+                 {DO_W3, bench_w3}, {DO_W3DIST, bench_w3dist},     {DO_GEMM, bench_gemm},
                  {DO_W4, bench_w4}};
     bench b = {.o = &o};
     for (size_t w = 0; w < sizeof order / sizeof *order; w++) {
