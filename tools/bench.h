@@ -1,6 +1,6 @@
 /* bench.h: what the files of `tapegrad bench` share: the options and the state of a run
  * (cmd_bench.c parses and drives), figures and their output (bench_output.c), the workloads
- * (bench_tape.c, bench_w3.c, bench_gemm.c, bench_w3dist.c, bench_w4.c), W3's training step,
+ * (bench_tape.c, bench_w3.c, bench_gemm.c, bench_w3dist.c, bench_w4.c, bench_w3jvp.c), W3's training step,
  * which W3dist runs too, and the child processes (bench_proc.c). Private to tools/. */
 #ifndef TAPEGRAD_TOOLS_BENCH_H
 #define TAPEGRAD_TOOLS_BENCH_H
@@ -22,7 +22,8 @@ enum {
     DO_GEMM = 16,
     DO_W3DIST = 32,
     DO_W1REPLAY = 64,
-    DO_ALL = 127
+    DO_W3JVP = 128, /* bench_w3jvp.c */
+    DO_ALL = 255
 };
 enum { MAX_THREAD_COUNTS = 8 };
 
@@ -69,6 +70,7 @@ void bench_w3(bench *b);       /* bench_w3.c */
 void bench_gemm(bench *b);     /* bench_gemm.c */
 void bench_w3dist(bench *b);   /* bench_w3dist.c */
 void bench_w4(bench *b);       /* bench_w4.c */
+void bench_w3jvp(bench *b);    /* bench_w3jvp.c */
 
 /* ---- statistics and measurements (bench_output.c) -------------------------------------------- */
 
