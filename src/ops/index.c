@@ -597,7 +597,8 @@ static void take_vjp(tg_tape *tape, tg_tensor *y)
  * x with constant indices, and so is this in dy: its own derivative is exact. The product
  * costs dim * m * outer * inner multiply-adds and a constant of dim * m elements, against the
  * in-place VJP's m * outer * inner additions: fine for the sizes one differentiates twice,
- * heavy for a large vocabulary's embedding. */
+ * heavy for a large vocabulary's embedding. An infinite or NaN dy spreads NaN through the
+ * product (0 * inf), where the in-place VJP leaves the positions never picked at 0. */
 static tg_status take_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
 {
     const tg_tensor *x = y->in[0], *idx = y->in[1];
