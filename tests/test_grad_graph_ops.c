@@ -516,8 +516,10 @@ Test(grad_graph_ops, concat)
                     s.d[ax] = 1 + tg_rng_below(&rng, 3);
                     c.in[k] = normal(&rng, s, !(n == 3 && k == 1));
                 }
-                if (n == 2 && rank == 2)
-                    c.in[1] = c.in[0], c.n_in = 2; /* fan-out (the other input freed below) */
+                if (n == 2 && rank == 2) { /* fan-out: x concatenated with itself */
+                    tg_tensor_free(c.in[1]);
+                    c.in[1] = c.in[0];
+                }
                 check_case(&c, true, "concat");
                 free_case(&c);
             }
