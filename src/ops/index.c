@@ -47,7 +47,8 @@ static tg_status bad_axis(char *msg, size_t size, const tg_tensor *x, int axis)
 /* ---- what the differentiable VJPs share ------------------------------------------------------ */
 
 /* A constant of x's dtype and shape, but `len` along axis, filled with `value`. */
-static tg_tensor *filled_block(tg_tape *tape, const tg_tensor *x, int axis, size_t len, double value)
+static tg_tensor *filled_block(tg_tape *tape, const tg_tensor *x, int axis, size_t len,
+                               double value)
 {
     size_t shape[TG_MAX_RANK], n = 1;
     for (int i = 0; i < x->rank; i++) {
@@ -67,8 +68,7 @@ static tg_tensor *filled_block(tg_tape *tape, const tg_tensor *x, int axis, size
 
 /* g (x's shape but shorter along axis) placed at [before, before + its length) of zeros of
  * x's shape: concat(zeros, g, zeros), the empty pieces left out. */
-static tg_tensor *pad_axis(tg_tape *tape, tg_tensor *g, const tg_tensor *x, int axis,
-                           size_t before)
+static tg_tensor *pad_axis(tg_tape *tape, tg_tensor *g, const tg_tensor *x, int axis, size_t before)
 {
     if (!g)
         return NULL;
@@ -283,8 +283,8 @@ static tg_status select_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg
     size_t shape[TG_MAX_RANK];
     for (int i = 0; i < x->rank; i++)
         shape[i] = i == axis ? 1 : x->shape[i];
-    dx[0] = pad_axis(tape, tg_reshape(tape, dy, x->rank, shape), x, axis,
-                     (size_t)y->attr.select.index);
+    dx[0] =
+        pad_axis(tape, tg_reshape(tape, dy, x->rank, shape), x, axis, (size_t)y->attr.select.index);
     return tg_tape_status(tape);
 }
 
@@ -597,7 +597,8 @@ static void take_vjp(tg_tape *tape, tg_tensor *y)
  * x with constant indices, and so is this in dy: its own derivative is exact. The product
  * costs dim * m * outer * inner multiply-adds and a constant of dim * m elements, against the
  * in-place VJP's m * outer * inner additions: fine for the sizes one differentiates twice,
- * heavy for a large vocabulary's embedding. */
+ * heavy for a large vocabulary's embedding. An infinite or NaN dy spreads NaN through the
+ * product (0 * inf), where the in-place VJP leaves the positions never picked at 0. */
 static tg_status take_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
 {
     const tg_tensor *x = y->in[0], *idx = y->in[1];

@@ -552,17 +552,23 @@ static tg_tensor *pick_mask(tg_tape *tape, const tg_tensor *y, bool is_max)
     return tg_ops__constant_like(tape, x, m);
 }
 
-/* dx = unreduce(dy) * mask (the first maximum of each lane) */
+/* dx = where(mask, unreduce(dy), 0): dy at each lane's pick, selected rather than multiplied
+ * by the mask, so that an infinite dy leaves the other elements 0, as in the in-place VJP */
+static tg_tensor *to_pick(tg_tape *tape, tg_tensor *y, tg_tensor *dy, bool is_max)
+{
+    return tg_where(tape, pick_mask(tape, y, is_max), tg_ops__unreduce(tape, dy, y),
+                    tg_scalar(tape, (tg_dtype)y->dtype, 0.0));
+}
+
 static tg_status max_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
 {
-    dx[0] = GMUL(tg_ops__unreduce(tape, dy, y), pick_mask(tape, y, true));
+    dx[0] = to_pick(tape, y, dy, true);
     return tg_tape_status(tape);
 }
 
-/* dx = unreduce(dy) * mask (the first minimum of each lane) */
 static tg_status min_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
 {
-    dx[0] = GMUL(tg_ops__unreduce(tape, dy, y), pick_mask(tape, y, false));
+    dx[0] = to_pick(tape, y, dy, false);
     return tg_tape_status(tape);
 }
 
@@ -632,10 +638,9 @@ static tg_tensor *prod_of_others(tg_tape *tape, const tg_tensor *y)
     tg_tensor *suf = lane_join(tape, lane_slice(tape, x3, 1, n), lane_slice(tape, ones, 0, 1));
     /* after the step of d: pre[k] = prod_{k-2d <= j < k} x[j], suf likewise on the other side */
     for (size_t d = 1; d < n && pre && suf; d *= 2) {
-        pre = GMUL(pre, lane_join(tape, lane_slice(tape, ones, 0, d),
-                                  lane_slice(tape, pre, 0, n - d)));
-        suf = GMUL(suf, lane_join(tape, lane_slice(tape, suf, d, n),
-                                  lane_slice(tape, ones, 0, d)));
+        pre = GMUL(pre,
+                   lane_join(tape, lane_slice(tape, ones, 0, d), lane_slice(tape, pre, 0, n - d)));
+        suf = GMUL(suf, lane_join(tape, lane_slice(tape, suf, d, n), lane_slice(tape, ones, 0, d)));
     }
     return tg_reshape(tape, GMUL(pre, suf), x->rank, x->shape);
 }
