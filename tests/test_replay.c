@@ -83,7 +83,7 @@ static tg_status cube_vjp(const tg_custom_call *call)
     return TG_OK;
 }
 
-static const tg_custom_op CUBE = {"cube", cube_forward, cube_vjp};
+static const tg_custom_op CUBE = {.name = "cube", .forward = cube_forward, .vjp = cube_vjp};
 static double cube_scale = 0.25;
 
 /* Records steps [0, n) of p on tape into vals (leaves first); false at the first that fails
@@ -518,7 +518,7 @@ static tg_status sqrt_forward(const tg_custom_call *call)
 /* Custom ops call their forward again; its failure is the tape's error. */
 Test(replay, custom_forward_runs_again_and_may_fail)
 {
-    static const tg_custom_op op = {"checked_sqrt", sqrt_forward, NULL};
+    static const tg_custom_op op = {.name = "checked_sqrt", .forward = sqrt_forward};
     int calls = 0;
     tg_tensor *x = ts_vec(TG_F64, 2, TS_VALS(4, 9), false);
     tg_tape *tape = tg_tape_new();
