@@ -166,7 +166,8 @@ static tg_status pendulum_vjp(const tg_custom_call *call)
     return TG_OK;
 }
 
-static const tg_custom_op PENDULUM = {"pendulum_rk4", pendulum_forward, pendulum_vjp};
+static const tg_custom_op PENDULUM = {
+    .name = "pendulum_rk4", .forward = pendulum_forward, .vjp = pendulum_vjp};
 
 /* ---- the larger graph ---------------------------------------------------------------------- */
 

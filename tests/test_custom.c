@@ -57,7 +57,7 @@ static tg_status cube_vjp(const tg_custom_call *c)
     return TG_OK;
 }
 
-static const tg_custom_op CUBE = {"cube", cube_forward, cube_vjp};
+static const tg_custom_op CUBE = {.name = "cube", .forward = cube_forward, .vjp = cube_vjp};
 
 /* outer: y[i,j] = a[i] b[j] for vectors a (m), b (n): an output shape (m, n) that is neither
  * input's; da[i] += sum_j dy[i,j] b[j], db[j] += sum_i dy[i,j] a[i]. Any number of rows. */
@@ -92,7 +92,7 @@ static tg_status outer_vjp(const tg_custom_call *c)
     return TG_OK;
 }
 
-static const tg_custom_op OUTER = {"outer", outer_forward, outer_vjp};
+static const tg_custom_op OUTER = {.name = "outer", .forward = outer_forward, .vjp = outer_vjp};
 
 static tg_tensor *cube(tg_tape *tape, double *k, tg_tensor *x)
 {
@@ -282,7 +282,7 @@ static tg_status lazy_forward(const tg_custom_call *c)
 
 Test(custom, output_starts_zeroed)
 {
-    static const tg_custom_op lazy = {"lazy", lazy_forward, NULL};
+    static const tg_custom_op lazy = {.name = "lazy", .forward = lazy_forward, .vjp = NULL};
     tg_tape *tape = tg_tape_new();
     tg_tensor *x = ts_vec(TG_F64, 3, TS_VALS(1, 2, 3), false);
     for (int step = 0; step < 2; step++) {
@@ -320,11 +320,11 @@ Test(custom, bad_arguments_are_errors)
     tg_tensor *in[2] = {x, xf};
 
     expect_fail(tape, tg_custom(tape, NULL, NULL, &x, 1, 1, s3), TG_EINVAL, "custom: op is NULL");
-    static const tg_custom_op no_name = {NULL, cube_forward, cube_vjp};
+    static const tg_custom_op no_name = {.name = NULL, .forward = cube_forward, .vjp = cube_vjp};
     expect_fail(tape, tg_custom(tape, &no_name, &k, &x, 1, 1, s3), TG_EINVAL, "op->name is NULL");
-    static const tg_custom_op empty = {"", cube_forward, cube_vjp};
+    static const tg_custom_op empty = {.name = "", .forward = cube_forward, .vjp = cube_vjp};
     expect_fail(tape, tg_custom(tape, &empty, &k, &x, 1, 1, s3), TG_EINVAL, "op->name is empty");
-    static const tg_custom_op no_forward = {"nofwd", NULL, cube_vjp};
+    static const tg_custom_op no_forward = {.name = "nofwd", .forward = NULL, .vjp = cube_vjp};
     expect_fail(tape, tg_custom(tape, &no_forward, &k, &x, 1, 1, s3), TG_EINVAL,
                 "op->forward is NULL");
     /* No inputs: the output's dtype would be unknown. */
@@ -347,7 +347,7 @@ Test(custom, bad_arguments_are_errors)
     expect_fail(tape, tg_custom(tape, &CUBE, &k, &x, 1, 2, TS_SHAPE(SIZE_MAX / 2, 3)), TG_ESHAPE,
                 "has too many elements");
     /* A 0-d output needs no shape. */
-    static const tg_custom_op lazy = {"lazy", lazy_forward, NULL};
+    static const tg_custom_op lazy = {.name = "lazy", .forward = lazy_forward, .vjp = NULL};
     tg_tensor *s = tg_custom(tape, &lazy, NULL, &x, 1, 0, NULL);
     cr_assert_not_null(s, "%s", tg_tape_error(tape));
     cr_expect(tg_tensor_rank(s) == 0 && tg_tensor_numel(s) == 1);
@@ -398,7 +398,7 @@ static tg_status picky_vjp(const tg_custom_call *c)
     return TG_OK;
 }
 
-static const tg_custom_op PICKY = {"picky", picky_forward, picky_vjp};
+static const tg_custom_op PICKY = {.name = "picky", .forward = picky_forward, .vjp = picky_vjp};
 
 Test(custom, forward_errors_become_the_tapes)
 {
@@ -455,7 +455,8 @@ Test(custom, vjp_errors_become_the_tapes)
  * zero; with its inputs detached, it is a constant and the rest of the graph differentiates. */
 Test(custom, no_vjp_is_a_clear_error_when_reached)
 {
-    static const tg_custom_op fwd_only = {"table_lookup", picky_forward, NULL};
+    static const tg_custom_op fwd_only = {
+        .name = "table_lookup", .forward = picky_forward, .vjp = NULL};
     tg_tape *tape = tg_tape_new();
     tg_tensor *x = ts_vec(TG_F64, 2, TS_VALS(1, 2), true);
     int mode = 0;
@@ -492,7 +493,8 @@ static tg_status wrong_cube_vjp(const tg_custom_call *c)
     return TG_OK;
 }
 
-static const tg_custom_op WRONG_CUBE = {"cube", cube_forward, wrong_cube_vjp};
+static const tg_custom_op WRONG_CUBE = {
+    .name = "cube", .forward = cube_forward, .vjp = wrong_cube_vjp};
 
 /* f(a, b) = sum(tanh(outer(op(a), b))), op (a cube, right or wrong) = ud, k = 0.75. */
 static tg_tensor *check_fn(tg_tape *tape, tg_tensor *const *in, size_t n, void *ud)
@@ -524,7 +526,8 @@ Test(custom, gradcheck_passes_a_right_vjp_and_fails_a_wrong_one)
 
 Test(custom, dot_graph_names_the_op)
 {
-    static const tg_custom_op odd = {"a<b>&\"c\"", cube_forward, cube_vjp};
+    static const tg_custom_op odd = {
+        .name = "a<b>&\"c\"", .forward = cube_forward, .vjp = cube_vjp};
     tg_tape *tape = tg_tape_new();
     tg_tensor *x = ts_vec(TG_F64, 2, TS_VALS(1, 2), true);
     tg_tensor *b = ts_vec(TG_F64, 3, TS_VALS(1, 2, 3), false);
@@ -550,7 +553,7 @@ Test(custom, dot_graph_names_the_op)
  * recorded again has the same one. */
 Test(custom, fingerprint_hashes_the_name)
 {
-    static const tg_custom_op cube2 = {"cube2", cube_forward, cube_vjp};
+    static const tg_custom_op cube2 = {.name = "cube2", .forward = cube_forward, .vjp = cube_vjp};
     tg_tape *tape = tg_tape_new();
     tg_tensor *x = ts_vec(TG_F64, 2, TS_VALS(1, 2), true);
     double k = 1;
@@ -566,7 +569,7 @@ Test(custom, fingerprint_hashes_the_name)
     cr_expect_eq(h[0], h[2], "the same graph hashes differently");
     /* And the output shape is part of it. */
     tg_tape_reset(tape);
-    static const tg_custom_op lazy = {"cube", lazy_forward, NULL};
+    static const tg_custom_op lazy = {.name = "cube", .forward = lazy_forward, .vjp = NULL};
     tg_tensor *y = tg_custom(tape, &lazy, NULL, &x, 1, 2, TS_SHAPE(2, 1));
     cr_assert_not_null(tg_sum(tape, y, TG_ALL_AXES, false), "%s", tg_tape_error(tape));
     cr_expect_neq(tg_tape_fingerprint(tape), h[0]);
@@ -594,7 +597,7 @@ static tg_status mylog_vjp(const tg_custom_call *c)
     return TG_OK;
 }
 
-static const tg_custom_op MYLOG = {"mylog", mylog_forward, mylog_vjp};
+static const tg_custom_op MYLOG = {.name = "mylog", .forward = mylog_forward, .vjp = mylog_vjp};
 
 Test(custom, anomaly_mode_names_the_op)
 {

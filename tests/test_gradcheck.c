@@ -619,7 +619,8 @@ static tg_status sinprod_vjp(const tg_custom_call *c)
     return TG_OK;
 }
 
-static const tg_custom_op SINPROD = {"sinprod", sinprod_forward, sinprod_vjp};
+static const tg_custom_op SINPROD = {
+    .name = "sinprod", .forward = sinprod_forward, .vjp = sinprod_vjp};
 
 static tg_status rowdot_forward(const tg_custom_call *c)
 {
@@ -647,7 +648,7 @@ static tg_status rowdot_vjp(const tg_custom_call *c)
     return TG_OK;
 }
 
-static const tg_custom_op ROWDOT = {"rowdot", rowdot_forward, rowdot_vjp};
+static const tg_custom_op ROWDOT = {.name = "rowdot", .forward = rowdot_forward, .vjp = rowdot_vjp};
 
 /* ud: how many times each input is passed (fan-out when 2), or NULL for rowdot. */
 static tg_tensor *sinprod_fn(tg_tape *tape, tg_tensor *const *in, size_t n, void *ud)

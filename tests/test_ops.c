@@ -1202,7 +1202,8 @@ static tg_status custom_mul_vjp(const tg_custom_call *c)
     return TG_OK;
 }
 
-static const tg_custom_op CUSTOM_MUL = {"custom_mul", custom_mul_forward, custom_mul_vjp};
+static const tg_custom_op CUSTOM_MUL = {
+    .name = "custom_mul", .forward = custom_mul_forward, .vjp = custom_mul_vjp};
 
 /* Any op of the table on a (2,3) and, for two inputs, b (2,3), or b seen as (3,2) when the op
  * takes no (2,3) partner (matmul), with attributes by kind: a constant 1.5, bounds

@@ -108,7 +108,7 @@ static tg_status xtanh_vjp(const tg_custom_call *c)
     return TG_OK;
 }
 
-static const tg_custom_op XTANH = {"xtanh", xtanh_forward, xtanh_vjp};
+static const tg_custom_op XTANH = {.name = "xtanh", .forward = xtanh_forward, .vjp = xtanh_vjp};
 
 /* ---- replaying a graph onto a tape ------------------------------------------------------ */
 

@@ -423,13 +423,43 @@ typedef struct tg_custom_call {
     size_t msg_size;
 } tg_custom_call;
 
+/* What a custom op's differentiable VJP (vjp_graph) is given: the node's inputs and output as
+ * tape tensors (pass them to op constructors), the output's gradient dy as a tape tensor of
+ * out's shape, and dx[] to fill. */
+typedef struct tg_custom_grad_call {
+    tg_tape *tape;        /* record on this tape */
+    void *user;           /* as passed to tg_custom */
+    size_t n;             /* number of inputs */
+    tg_tensor *const *in; /* the inputs (leaves or tensors of tape) */
+    tg_tensor *out;       /* the output, y */
+    tg_tensor *dy;        /* y's gradient, of y's shape and dtype */
+    tg_tensor **dx;       /* set dx[i] (NULL on entry) to input i's gradient: a tensor of
+                           * in[i]'s shape and dtype recorded on tape; leaving it NULL means
+                           * zero. Only inputs that require grad (tg_tensor_requires_grad)
+                           * need one; the others' are ignored. */
+    char *msg;            /* a callback that fails writes why here (msg_size bytes) */
+    size_t msg_size;
+} tg_custom_grad_call;
+
 /* A user-defined op: a name (shown in dot graphs, errors and anomaly reports, hashed into
- * fingerprints), a forward and a VJP. Each returns TG_OK, or an error status with the reason
- * in call->msg, which becomes the tape's error. */
+ * fingerprints), a forward, a VJP, and optionally the VJP written with ops. Each returns
+ * TG_OK, or an error status with the reason in call->msg, which becomes the tape's error.
+ *
+ * vjp_graph is what tg_grad_graph (tapegrad/diff.h) calls to record the op's gradient on the
+ * tape, so that it can be differentiated again: dx[i] = the VJP of dy for input i, built from
+ * op constructors (tg_mul(call->tape, call->dy, ...)), the same values vjp adds. Without it
+ * tg_grad_graph still gives the right gradient: it records one node that runs vjp (named
+ * "NAME.vjp", its inputs the op's inputs, y and dy), whose values are exact but which has no
+ * gradient of its own: a derivative that must flow through it (a second derivative in the
+ * op's inputs) fails with TG_EINVAL, "custom op 'NAME' has no differentiable VJP: give it a
+ * vjp_graph to differentiate twice". Fill the struct with designated initializers,
+ * {.name = "cube", .forward = cube_forward, .vjp = cube_vjp}: it may gain fields. */
 typedef struct tg_custom_op {
     const char *name;
     tg_status (*forward)(const tg_custom_call *call);
     tg_status (*vjp)(const tg_custom_call *call); /* NULL: not differentiable */
+    /* NULL: differentiable once (tg_grad_graph records vjp as a node with no VJP) */
+    tg_status (*vjp_graph)(const tg_custom_grad_call *call);
 } tg_custom_op;
 
 /* Records a user-defined op on inputs[0..n) (n >= 1, one dtype): the output has that dtype and

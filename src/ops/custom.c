@@ -15,10 +15,18 @@
  *
  * The callbacks can fail, unlike a built-in forward or VJP: their error status and message
  * become the tape's error (tg_tape__fail), which tg_tape__record_n checks after the forward
- * and the backward walk after each VJP. */
+ * and the backward walk after each VJP.
+ *
+ * tg_grad_graph records a custom op's gradient with the user's vjp_graph when it has one;
+ * otherwise it records the user's vjp itself as a custom node of its own ("NAME.vjp", see
+ * record_vjp below), which gives the right values but cannot be differentiated. */
 #include "ops/op_impl.h"
 
+#include "tape/scratch.h"
+
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
 _Static_assert(offsetof(tg_node_attr, r.ext) >= sizeof(const tg_attrs *),
                "attr.pending (the requested shape) and attr.r.ext (the inputs) do not overlap");
@@ -130,6 +138,130 @@ static void custom_vjp(tg_tape *tape, tg_tensor *y)
         fail(tape, y, "backward", st, msg);
 }
 
+/* ---- the differentiable VJP (tg_grad_graph) -------------------------------------------------- */
+
+/* The custom op of a node NAME.vjp, which runs the VJP of a node of op `of`: its inputs are
+ * that node's inputs x_0..x_{n-1}, its output y and y's gradient dy; its output is the
+ * gradients of the x_i that require grad, flattened and laid end to end (x_i's at
+ * offset[i], SIZE_MAX for the others). It lives in the tape's scratch until the reset. */
+typedef struct vjp_node_op {
+    tg_custom_op op; /* NAME.vjp: forward run_vjp, vjp no_second_vjp */
+    const tg_custom_op *of;
+    void *user; /* the user pointer of the node whose VJP it runs */
+    size_t *offset;
+    void **dx; /* run_vjp's gradient pointers, one per x_i */
+} vjp_node_op;
+
+/* NAME.vjp's forward: of->vjp, adding into its own (zeroed) output */
+static tg_status run_vjp(const tg_custom_call *call)
+{
+    const vjp_node_op *b = call->user;
+    const size_t n = call->n - 2, es = tg__esize(call->out);
+    for (size_t i = 0; i < n; i++)
+        b->dx[i] = b->offset[i] == SIZE_MAX ? NULL : (char *)call->y + b->offset[i] * es;
+    const tg_custom_call inner = {
+        .user = b->user,
+        .n = n,
+        .in = call->in,
+        .out = call->in[n],
+        .dy = call->in[n + 1]->data,
+        .dx = b->dx,
+        .msg = call->msg,
+        .msg_size = call->msg_size,
+    };
+    return b->of->vjp(&inner);
+}
+
+#define NO_SECOND_VJP                                                                              \
+    "custom op '%s' has no differentiable VJP: give it a vjp_graph to differentiate twice"
+
+/* NAME.vjp's VJP: none, said clearly (a gradient reached it through tg_grad or tg_backward) */
+static tg_status no_second_vjp(const tg_custom_call *call)
+{
+    const vjp_node_op *b = call->user;
+    snprintf(call->msg, call->msg_size, NO_SECOND_VJP, b->of->name);
+    return TG_EINVAL;
+}
+
+/* Records node y's VJP as a NAME.vjp node and cuts its output into the inputs' gradients. */
+static tg_status record_vjp(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    const tg_node_ext *ext = y->attr.r.ext;
+    const size_t n = ext->n, len = strlen(ext->custom->name) + sizeof ".vjp";
+    vjp_node_op *b = tg_tape__scratch(tape, sizeof *b, "custom");
+    char *name = tg_tape__scratch(tape, len, "custom");
+    size_t *offset = tg_tape__scratch(tape, n * sizeof *offset, "custom");
+    void **dxp = tg_tape__scratch(tape, n * sizeof *dxp, "custom");
+    tg_tensor **ins = tg_tape__scratch(tape, (n + 2) * sizeof *ins, "custom");
+    if (!b || !name || !offset || !dxp || !ins)
+        return tg_tape_status(tape);
+    snprintf(name, len, "%s.vjp", ext->custom->name);
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        offset[i] = ext->in[i]->requires_grad ? total : SIZE_MAX;
+        total += ext->in[i]->requires_grad ? ext->in[i]->numel : 0;
+        ins[i] = ext->in[i];
+    }
+    ins[n] = y;
+    ins[n + 1] = dy;
+    *b = (vjp_node_op){
+        .op = {.name = name, .forward = run_vjp, .vjp = no_second_vjp},
+        .of = ext->custom,
+        .user = ext->user,
+        .offset = offset,
+        .dx = dxp,
+    };
+    tg_tensor *g = tg_custom(tape, &b->op, b, ins, n + 2, 1, &total);
+    for (size_t i = 0; g && i < n; i++) {
+        const tg_tensor *x = ext->in[i];
+        if (offset[i] == SIZE_MAX)
+            continue;
+        tg_tensor *piece = x->numel == total ? g
+                                             : tg_slice(tape, g, 0, (ptrdiff_t)offset[i],
+                                                        (ptrdiff_t)(offset[i] + x->numel), 1);
+        dx[i] = tg_reshape(tape, piece, x->rank, x->shape);
+    }
+    return tg_tape_status(tape);
+}
+
+/* dx = the user's vjp_graph; without one, the user's vjp recorded as a node (record_vjp) */
+static tg_status custom_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    const tg_node_ext *ext = y->attr.r.ext;
+    const tg_custom_op *op = ext->custom;
+    if (op->vjp == no_second_vjp) { /* y is itself a NAME.vjp node */
+        const vjp_node_op *b = ext->user;
+        tg_tape__fail(tape, TG_EINVAL, "%s: grad_graph: " NO_SECOND_VJP " (node %u)",
+                      tg_node__op_name(y), b->of->name, y->index);
+        return TG_EINVAL;
+    }
+    if (!op->vjp_graph && !op->vjp) {
+        tg_tape__fail(tape, TG_EINVAL,
+                      "%s: grad_graph: this custom op has no VJP, and a gradient flows into it "
+                      "(node %u); give it one, or pass its inputs through tg_detach",
+                      tg_node__op_name(y), y->index);
+        return TG_EINVAL;
+    }
+    if (!op->vjp_graph)
+        return record_vjp(tape, y, dy, dx);
+    char msg[200] = "";
+    const tg_custom_grad_call call = {
+        .tape = tape,
+        .user = ext->user,
+        .n = ext->n,
+        .in = ext->in,
+        .out = y,
+        .dy = dy,
+        .dx = dx,
+        .msg = msg,
+        .msg_size = sizeof msg,
+    };
+    tg_status st = op->vjp_graph(&call);
+    if (st != TG_OK)
+        fail(tape, y, "vjp_graph", st, msg);
+    return tg_tape_status(tape);
+}
+
 const tg_op_desc tg_op__custom = {
     .info = {.name = "custom",
              .arity = TG_VARIADIC,
@@ -139,6 +271,7 @@ const tg_op_desc tg_op__custom = {
     .shape = custom_shape,
     .forward = custom_forward,
     .vjp = custom_vjp,
+    .vjp_graph = custom_vjp_graph,
 };
 
 tg_tensor *tg_custom(tg_tape *tape, const tg_custom_op *op, void *user, tg_tensor *const *inputs,

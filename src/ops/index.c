@@ -47,7 +47,8 @@ static tg_status bad_axis(char *msg, size_t size, const tg_tensor *x, int axis)
 /* ---- what the differentiable VJPs share ------------------------------------------------------ */
 
 /* A constant of x's dtype and shape, but `len` along axis, filled with `value`. */
-static tg_tensor *filled_block(tg_tape *tape, const tg_tensor *x, int axis, size_t len, double value)
+static tg_tensor *filled_block(tg_tape *tape, const tg_tensor *x, int axis, size_t len,
+                               double value)
 {
     size_t shape[TG_MAX_RANK], n = 1;
     for (int i = 0; i < x->rank; i++) {
@@ -67,8 +68,7 @@ static tg_tensor *filled_block(tg_tape *tape, const tg_tensor *x, int axis, size
 
 /* g (x's shape but shorter along axis) placed at [before, before + its length) of zeros of
  * x's shape: concat(zeros, g, zeros), the empty pieces left out. */
-static tg_tensor *pad_axis(tg_tape *tape, tg_tensor *g, const tg_tensor *x, int axis,
-                           size_t before)
+static tg_tensor *pad_axis(tg_tape *tape, tg_tensor *g, const tg_tensor *x, int axis, size_t before)
 {
     if (!g)
         return NULL;
@@ -283,8 +283,8 @@ static tg_status select_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg
     size_t shape[TG_MAX_RANK];
     for (int i = 0; i < x->rank; i++)
         shape[i] = i == axis ? 1 : x->shape[i];
-    dx[0] = pad_axis(tape, tg_reshape(tape, dy, x->rank, shape), x, axis,
-                     (size_t)y->attr.select.index);
+    dx[0] =
+        pad_axis(tape, tg_reshape(tape, dy, x->rank, shape), x, axis, (size_t)y->attr.select.index);
     return tg_tape_status(tape);
 }
 

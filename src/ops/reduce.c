@@ -632,10 +632,9 @@ static tg_tensor *prod_of_others(tg_tape *tape, const tg_tensor *y)
     tg_tensor *suf = lane_join(tape, lane_slice(tape, x3, 1, n), lane_slice(tape, ones, 0, 1));
     /* after the step of d: pre[k] = prod_{k-2d <= j < k} x[j], suf likewise on the other side */
     for (size_t d = 1; d < n && pre && suf; d *= 2) {
-        pre = GMUL(pre, lane_join(tape, lane_slice(tape, ones, 0, d),
-                                  lane_slice(tape, pre, 0, n - d)));
-        suf = GMUL(suf, lane_join(tape, lane_slice(tape, suf, d, n),
-                                  lane_slice(tape, ones, 0, d)));
+        pre = GMUL(pre,
+                   lane_join(tape, lane_slice(tape, ones, 0, d), lane_slice(tape, pre, 0, n - d)));
+        suf = GMUL(suf, lane_join(tape, lane_slice(tape, suf, d, n), lane_slice(tape, ones, 0, d)));
     }
     return tg_reshape(tape, GMUL(pre, suf), x->rank, x->shape);
 }
