@@ -49,10 +49,10 @@ TG_API tg_status tg_gradcheck(tg_check_fn fn, void *ud, tg_tensor *const *inputs
  * max_err[i] (if not NULL) receives, for input i, the larger of the two errors (first-order
  * values and H u), each |a - b| / max(1, |a|, |b|) as tg_gradcheck's. Returns TG_OK when every
  * error is at most opt->tol, TG_ENUMERIC when one is above it (or not finite; the message says
- * which of the two), the error of `fn`, or tg_grad_graph's (TG_EINVAL naming an op whose
- * gradient cannot be recorded, such as a custom op without a differentiable VJP). Costs
- * 2 * (number of input elements) + 1 recordings of fn, each with a backward pass. opt may be
- * NULL for the defaults. */
+ * which of the two), the error of `fn`, or that of differentiating twice (TG_EINVAL naming an
+ * op without a differentiable VJP, such as a custom op without vjp_graph). Costs 2 * (number
+ * of input elements) + 1 recordings of fn, each with a backward pass (the first with two more).
+ * opt may be NULL for the defaults. */
 TG_API tg_status tg_gradgradcheck(tg_check_fn fn, void *ud, tg_tensor *const *inputs, size_t n,
                                   const tg_gradcheck_options *opt, double *max_err);
 
