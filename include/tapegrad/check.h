@@ -1,4 +1,5 @@
-/* tapegrad/check.h: gradient checking by central finite differences in f64. */
+/* tapegrad/check.h: gradient checking by central finite differences in f64: first derivatives
+ * (tg_gradcheck) and second ones, through the differentiable gradients (tg_gradgradcheck). */
 #ifndef TAPEGRAD_CHECK_H
 #define TAPEGRAD_CHECK_H
 
@@ -32,6 +33,28 @@ typedef struct tg_gradcheck_options {
  * opt may be NULL for the defaults. */
 TG_API tg_status tg_gradcheck(tg_check_fn fn, void *ud, tg_tensor *const *inputs, size_t n,
                               const tg_gradcheck_options *opt, double *max_err);
+
+/* Checks second derivatives: the gradient that tg_grad_graph records (diff.h), differentiated
+ * again, against central differences of the first-order gradient. As tg_gradcheck, in f64 on
+ * copies of the inputs, an output y of several elements reduced to f = sum(r * y) with the same
+ * random weights r. With random directions u_i (one per input, uniform in [-1, 1], drawn from
+ * opt->seed after r) and g = tg_grad_graph(f), the scalar
+ *     G(x) = sum_i <g_i(x), u_i>
+ * is differentiated by tg_grad, giving dG/dx_i = (H u)_i, and compared element by element with
+ * (G(x + h) - G(x - h)) / 2h, where G is computed from tg_grad's first-order gradients: the
+ * finite differences never use an op's differentiable VJP, so a wrong one cannot agree with
+ * itself. It also checks that tg_grad_graph's gradients equal tg_grad's at x. A G that does not
+ * depend on the inputs (f linear in them) has the derivative zero.
+ *
+ * max_err[i] (if not NULL) receives, for input i, the larger of the two errors (first-order
+ * values and H u), each |a - b| / max(1, |a|, |b|) as tg_gradcheck's. Returns TG_OK when every
+ * error is at most opt->tol, TG_ENUMERIC when one is above it (or not finite; the message says
+ * which of the two), the error of `fn`, or that of differentiating twice (TG_EINVAL naming an
+ * op without a differentiable VJP, such as a custom op without vjp_graph). Costs 2 * (number
+ * of input elements) + 1 recordings of fn, each with a backward pass (the first with two more).
+ * opt may be NULL for the defaults. */
+TG_API tg_status tg_gradgradcheck(tg_check_fn fn, void *ud, tg_tensor *const *inputs, size_t n,
+                                  const tg_gradcheck_options *opt, double *max_err);
 
 #ifdef __cplusplus
 }
