@@ -13,6 +13,8 @@ extern "C" {
  * (a tensor on `tape`, or NULL on error). It must be deterministic. */
 typedef tg_tensor *(*tg_check_fn)(tg_tape *tape, tg_tensor *const *inputs, size_t n, void *ud);
 
+/* tg_gradcheck's settings; start from TG_GRADCHECK_OPTIONS_INIT (eps 1e-6, tol 1e-7, seed
+ * 42), the defaults that opt NULL means. */
 typedef struct tg_gradcheck_options {
     double eps; /* finite-difference step, relative: h = eps * max(1, |x|) */
     double tol; /* error bound used for the return status */

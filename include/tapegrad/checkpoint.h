@@ -19,7 +19,9 @@
 extern "C" {
 #endif
 
+/* A model (tapegrad/nn.h): opaque, freed with tg_model_free. */
 typedef struct tg_model tg_model;
+/* An optimizer (tapegrad/optim.h): opaque, freed with tg_optim_free. */
 typedef struct tg_optim tg_optim;
 
 /* Where a training run was, and the settings of that run that the model and the optimizer

@@ -47,17 +47,28 @@ TG_API const char *tg_version(void);
 /* Largest tensor rank. Shapes are arrays of size_t with this many slots at most. */
 #define TG_MAX_RANK 4
 
+/* A status code: what every function that can fail returns (or, for one returning a pointer,
+ * what tg_last_status gives after it returned NULL). TG_OK is 0 and every error is negative,
+ * so `if (st != TG_OK)` and `if (st < 0)` both test for failure. docs/errors.md tells, for
+ * each code, every case that returns it and what state things are in afterwards. */
 typedef enum tg_status {
-    TG_OK = 0,
-    TG_ENOMEM = -1,   /* an allocation failed; nothing leaked, the object is still usable */
-    TG_ESHAPE = -2,   /* shapes do not fit the operation */
+    TG_OK = 0,        /* success */
+    TG_ENOMEM = -1,   /* an allocation failed, or a size fits size_t but not memory; nothing
+                       * leaked, every object passed in is still usable */
+    TG_ESHAPE = -2,   /* shapes do not fit the operation, or an element count overflows */
     TG_EDTYPE = -3,   /* dtypes differ or are not supported by the operation */
-    TG_EINVAL = -4,   /* a bad argument: NULL, axis out of range, wrong tape, ... */
-    TG_EIO = -5,      /* a file could not be read or written */
-    TG_EFORMAT = -6,  /* a file or text is malformed */
-    TG_ENOTSUP = -7,  /* the feature is not built in */
-    TG_ESTALE = -8,   /* a tensor was used after its tape was reset */
-    TG_ENUMERIC = -9, /* anomaly mode found a NaN or Inf */
+    TG_EINVAL = -4,   /* a bad argument: NULL, axis out of range, wrong tape, bad options, ...;
+                       * also ranks that disagree in a tg_dist_* call */
+    TG_EIO = -5,      /* a file could not be opened, read or written (the OS reason is in the
+                       * message), or an MPI call failed */
+    TG_EFORMAT = -6,  /* a file or text is malformed: tgx syntax, CSV, a model or checkpoint
+                       * file that is truncated, corrupted or of an unknown version */
+    TG_ENOTSUP = -7,  /* the feature is not built in (MPI, Graphviz or a Graphviz plugin) */
+    TG_ESTALE = -8,   /* a tensor was used after its tape was reset; also tg_tape_replay
+                       * after a reset, or of a leaf whose requires_grad changed */
+    TG_ENUMERIC = -9, /* a NaN or Inf where none may be (anomaly mode, a training loss, a
+                       * gradient norm to clip, a model to save), or a numeric check failed
+                       * (tg_gradcheck, tg_dist_check_params) */
 } tg_status;
 
 /* The message of the last error on this thread; never NULL ("no error" when none). */
@@ -69,9 +80,11 @@ TG_API void tg_clear_error(void);
 /* A short name for a status code ("TG_ESHAPE"); never NULL. */
 TG_API const char *tg_status_name(tg_status status);
 
+/* The element type of a tensor; every input of one op has the same. The numbers are stored
+ * in model and checkpoint files, so they never change. */
 typedef enum tg_dtype {
-    TG_F32 = 0,
-    TG_F64 = 1,
+    TG_F32 = 0, /* float: IEEE 754 binary32, 4 bytes */
+    TG_F64 = 1, /* double: IEEE 754 binary64, 8 bytes */
 } tg_dtype;
 
 /* "f32" or "f64" ("?" for anything else). */
@@ -98,6 +111,9 @@ typedef struct tg_rng {
     uint64_t s[4];
 } tg_rng;
 
+/* Seeds rng from `seed`: its four state words are splitmix64's first four outputs, so every
+ * seed, 0 included, gives a good state. Seed a tg_rng before drawing from it: an all-zero
+ * state (a zeroed struct) is xoshiro's one invalid state and gives only zeros. */
 TG_API void tg_rng_seed(tg_rng *rng, uint64_t seed);
 /* 64 random bits. */
 TG_API uint64_t tg_rng_next(tg_rng *rng);
@@ -132,7 +148,12 @@ TG_API int tg_get_num_threads(void);
 TG_API bool tg_set_flush_denormal(bool on);
 TG_API bool tg_flush_denormal(void);
 
+/* A tensor (tapegrad/tensor.h), opaque: a leaf or a tensor recorded on a tape. Who owns it
+ * and frees it is in the rules above: a leaf is the caller's (tg_tensor_free), a tape tensor
+ * its tape's (freed by tg_tape_reset and tg_tape_free). */
 typedef struct tg_tensor tg_tensor;
+/* A tape (tapegrad/tape.h), opaque: records ops as they run and differentiates them. Made by
+ * tg_tape_new, the caller's, freed with tg_tape_free, which frees every tensor recorded on it. */
 typedef struct tg_tape tg_tape;
 
 #ifdef __cplusplus

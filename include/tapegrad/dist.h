@@ -30,8 +30,13 @@
 extern "C" {
 #endif
 
+/* A model (tapegrad/nn.h): opaque, freed with tg_model_free. */
 typedef struct tg_model tg_model;
+/* This process's place in the job: the library's duplicate of MPI_COMM_WORLD, its rank and
+ * size. Opaque. Made by tg_dist_init, the caller's, freed with tg_dist_free (collective: every
+ * rank frees its own). */
 typedef struct tg_dist tg_dist;
+/* A training run (tapegrad/train.h): opaque, freed with tg_trainer_free. */
 typedef struct tg_trainer tg_trainer;
 
 /* True when the library was built with MPI. */

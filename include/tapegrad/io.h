@@ -24,6 +24,8 @@
 extern "C" {
 #endif
 
+/* What the dot text shows, for tg_dot_write, tg_dot_string and tg_dot_render; start from
+ * TG_DOT_OPTIONS_INIT (values and gradients, no gradient-flow colours, no title). */
 typedef struct tg_dot_options {
     bool values;       /* show each node's value (every element for <= 4, else min/mean/max) */
     bool grads;        /* show each node's gradient, where the latest backward computed one */

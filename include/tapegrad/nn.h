@@ -39,10 +39,10 @@ TG_API tg_tensor *tg_onehot(tg_tape *tape, tg_tensor *labels, size_t n_classes);
  * flat arrays. Parameters are named "layer0.weight", "layer0.bias", "layer1.weight", ... */
 
 typedef enum tg_activation {
-    TG_ACT_IDENTITY = 0,
-    TG_ACT_SIGMOID = 1,
-    TG_ACT_TANH = 2,
-    TG_ACT_RELU = 3,
+    TG_ACT_IDENTITY = 0, /* x: none (the usual output layer) */
+    TG_ACT_SIGMOID = 1,  /* sigmoid(x) = 1 / (1 + e^-x) */
+    TG_ACT_TANH = 2,     /* tanh x */
+    TG_ACT_RELU = 3,     /* max(x, 0) */
 } tg_activation;
 
 /* Linear: x @ w + b for x (rows, in), w (in, out) and b (out), broadcast over rows; returns
@@ -55,6 +55,7 @@ TG_API tg_status tg_activation_parse(const char *name, tg_activation *out);
 /* Applies the activation (identity records nothing and returns x). */
 TG_API tg_tensor *tg_activate(tg_tape *tape, tg_tensor *x, tg_activation act);
 
+/* How tg_init_weight (and so tg_model_new) draws a weight of shape (in, out). */
 typedef enum tg_init {
     TG_INIT_XAVIER_UNIFORM = 0, /* U(-a, a), a = sqrt(6 / (in + out)) */
     TG_INIT_XAVIER_NORMAL = 1,  /* N(0, 2 / (in + out)) */
@@ -80,6 +81,10 @@ typedef struct tg_mlp_spec {
 
 #define TG_MLP_SPEC_INIT {0, {0}, {TG_ACT_IDENTITY}, TG_F32}
 
+/* A model: an MLP, its spec, its parameters and their gradients (leaves it owns, in two
+ * contiguous blocks) and the metadata below. Opaque. Made by tg_model_new, tg_model_load,
+ * tg_model_load_buffer, tg_checkpoint_load or tg_trainer_export, it is the caller's, freed with
+ * tg_model_free (which frees its parameters too); tg_trainer_model's belongs to the trainer. */
 typedef struct tg_model tg_model;
 
 /* A new MLP with weights from `init` and zero biases: layer 0's weight is drawn first, then
@@ -112,7 +117,11 @@ TG_API void tg_model_zero_grad(tg_model *model);
 
 /* What a model does. Model files store these numbers (a u32, docs/model-format.md), so they
  * never change; tapegrad/train.h's tg_train_task uses the same ones, plus its AUTO. */
-typedef enum tg_task { TG_TASK_REGRESS = 0, TG_TASK_CLASSIFY = 1 } tg_task;
+typedef enum tg_task {
+    TG_TASK_REGRESS = 0, /* regression: the outputs are the predicted values (0 classes) */
+    TG_TASK_CLASSIFY = 1 /* classification into n_classes >= 2 classes: the outputs are one
+                          * logit per class, the prediction the class of the largest */
+} tg_task;
 
 /* Optional metadata carried by model files, so `predict` can reproduce training's input
  * pipeline: per-feature standardization (x - mean) / std, the task, class count and column

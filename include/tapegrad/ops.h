@@ -29,73 +29,73 @@ extern "C" {
 
 /* Every op the tape can record; tg_op_name gives its name. */
 typedef enum tg_op {
-    TG_OP_CONST,  /* a constant recorded on the tape (no inputs) */
-    TG_OP_DETACH, /* the same values, cut from the graph */
-    TG_OP_ADD,
-    TG_OP_SUB,
-    TG_OP_MUL,
-    TG_OP_DIV,
-    TG_OP_NEG,
-    TG_OP_SCALE,      /* x * c */
-    TG_OP_ADD_SCALAR, /* x + c */
-    TG_OP_POW,        /* x ^ c */
-    TG_OP_SQUARE,
-    TG_OP_SQRT,
-    TG_OP_EXP,
-    TG_OP_LOG,
-    TG_OP_ABS,
-    TG_OP_SIGMOID,
-    TG_OP_TANH,
-    TG_OP_RELU,
+    TG_OP_CONST,       /* a constant recorded on the tape (no inputs) */
+    TG_OP_DETACH,      /* the same values, cut from the graph */
+    TG_OP_ADD,         /* a + b, NumPy broadcasting */
+    TG_OP_SUB,         /* a - b, NumPy broadcasting */
+    TG_OP_MUL,         /* a * b, NumPy broadcasting */
+    TG_OP_DIV,         /* a / b, NumPy broadcasting */
+    TG_OP_NEG,         /* -x */
+    TG_OP_SCALE,       /* x * c */
+    TG_OP_ADD_SCALAR,  /* x + c */
+    TG_OP_POW,         /* x ^ c */
+    TG_OP_SQUARE,      /* x ^ 2 */
+    TG_OP_SQRT,        /* square root */
+    TG_OP_EXP,         /* e ^ x */
+    TG_OP_LOG,         /* natural logarithm */
+    TG_OP_ABS,         /* |x| */
+    TG_OP_SIGMOID,     /* 1 / (1 + e ^ -x), stable */
+    TG_OP_TANH,        /* tanh x, the library's own */
+    TG_OP_RELU,        /* max(x, 0) */
     TG_OP_LOG_SIGMOID, /* log(sigmoid(x)), stable */
     TG_OP_CLAMP,       /* min(max(x, lo), hi) */
-    TG_OP_MATMUL,
-    TG_OP_TRANSPOSE,
-    TG_OP_RESHAPE,
-    TG_OP_SUM,
-    TG_OP_MEAN,
-    TG_OP_MAX,
-    TG_OP_LOGSUMEXP,
-    TG_OP_SOFTMAX,
-    TG_OP_LOG_SOFTMAX,
+    TG_OP_MATMUL,      /* a @ b, NumPy's matmul (1-D to 3-D operands) */
+    TG_OP_TRANSPOSE,   /* (M,N) -> (N,M) */
+    TG_OP_RESHAPE,     /* same elements, new shape */
+    TG_OP_SUM,         /* sum over one axis or all */
+    TG_OP_MEAN,        /* mean over one axis or all */
+    TG_OP_MAX,         /* maximum over one axis or all */
+    TG_OP_LOGSUMEXP,   /* log(sum(exp(x))) over one axis or all, stable */
+    TG_OP_SOFTMAX,     /* softmax along one axis */
+    TG_OP_LOG_SOFTMAX, /* log(softmax(x)) along one axis, stable */
     /* elementwise math */
-    TG_OP_SIN,
-    TG_OP_COS,
-    TG_OP_TAN,
-    TG_OP_ASIN,
-    TG_OP_ACOS,
-    TG_OP_ATAN,
-    TG_OP_SINH,
-    TG_OP_COSH,
-    TG_OP_ASINH,
-    TG_OP_ACOSH,
-    TG_OP_ATANH,
-    TG_OP_EXPM1,
-    TG_OP_LOG1P,
-    TG_OP_ERF,
-    TG_OP_SOFTPLUS,
-    TG_OP_GELU,
-    TG_OP_SILU,
-    TG_OP_SIGN,
-    TG_OP_FLOOR,
-    TG_OP_CEIL,
+    TG_OP_SIN,      /* sin x */
+    TG_OP_COS,      /* cos x */
+    TG_OP_TAN,      /* tan x */
+    TG_OP_ASIN,     /* asin x */
+    TG_OP_ACOS,     /* acos x */
+    TG_OP_ATAN,     /* atan x */
+    TG_OP_SINH,     /* sinh x */
+    TG_OP_COSH,     /* cosh x */
+    TG_OP_ASINH,    /* asinh x */
+    TG_OP_ACOSH,    /* acosh x */
+    TG_OP_ATANH,    /* atanh x */
+    TG_OP_EXPM1,    /* e ^ x - 1, accurate near 0 */
+    TG_OP_LOG1P,    /* log(1 + x), accurate near 0 */
+    TG_OP_ERF,      /* the error function */
+    TG_OP_SOFTPLUS, /* log(1 + e ^ x), without overflow */
+    TG_OP_GELU,     /* x * Phi(x), Phi the normal CDF */
+    TG_OP_SILU,     /* x * sigmoid(x) */
+    TG_OP_SIGN,     /* sign x: 1, 0 or -1; no gradient */
+    TG_OP_FLOOR,    /* floor x; no gradient */
+    TG_OP_CEIL,     /* ceil x; no gradient */
 
     /* binary math, comparisons, selection */
-    TG_OP_MINIMUM,
-    TG_OP_MAXIMUM,
+    TG_OP_MINIMUM,    /* the smaller of a and b */
+    TG_OP_MAXIMUM,    /* the larger of a and b */
     TG_OP_ATAN2,      /* atan2(y, x) */
     TG_OP_POW_TENSOR, /* a ^ b, b a tensor */
     TG_OP_LT,         /* comparisons: 0/1 masks, no gradient */
-    TG_OP_LE,
-    TG_OP_GT,
-    TG_OP_GE,
-    TG_OP_EQ,
-    TG_OP_NE,
-    TG_OP_WHERE, /* cond ? a : b, three inputs */
+    TG_OP_LE,         /* a <= b */
+    TG_OP_GT,         /* a > b */
+    TG_OP_GE,         /* a >= b */
+    TG_OP_EQ,         /* a == b */
+    TG_OP_NE,         /* a != b */
+    TG_OP_WHERE,      /* cond ? a : b, three inputs */
 
     /* reductions */
-    TG_OP_MIN,
-    TG_OP_PROD,
+    TG_OP_MIN,  /* minimum over one axis or all */
+    TG_OP_PROD, /* product over one axis or all */
 
     /* shape, indexing and joins */
     TG_OP_SLICE,   /* x[start:stop:step] along one axis */
@@ -108,7 +108,7 @@ typedef enum tg_op {
     /* user-defined */
     TG_OP_CUSTOM, /* forward and VJP given by the user as C callbacks (tg_custom) */
 
-    TG_OP_COUNT
+    TG_OP_COUNT /* the number of ops (not an op) */
 } tg_op;
 
 /* What an op's attributes are (the numbers of a call that are not tensors): which fields of

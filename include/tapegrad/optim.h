@@ -44,6 +44,9 @@ typedef struct tg_optim_options {
 TG_API const char *tg_optim_kind_name(tg_optim_kind kind);
 TG_API tg_status tg_optim_kind_parse(const char *name, tg_optim_kind *out);
 
+/* An optimizer: its options, the leaves it updates, its step count and its state block.
+ * Opaque. Made by tg_optim_new or tg_checkpoint_load, it is the caller's, freed with
+ * tg_optim_free (the leaves are not freed); tg_trainer_optim's belongs to the trainer. */
 typedef struct tg_optim tg_optim;
 
 /* An optimizer over n >= 1 distinct leaves (all of one dtype, each requiring grad; a model's
@@ -92,6 +95,8 @@ typedef enum tg_schedule_kind {
     TG_SCHEDULE_COSINE = 2,   /* min + (base - min) (1 + cos(pi step / total)) / 2 */
 } tg_schedule_kind;
 
+/* A learning-rate schedule, for tg_schedule_lr: the kind and the fields it reads (the
+ * others are ignored). A plain struct that owns nothing; start from TG_SCHEDULE_INIT. */
 typedef struct tg_schedule {
     tg_schedule_kind kind;
     double base;

@@ -53,6 +53,8 @@ TG_API tg_status tg_tensor_set_name(tg_tensor *t, const char *name);
 /* The name, or NULL when none was set. */
 TG_API const char *tg_tensor_name(const tg_tensor *t);
 
+/* The element type and the rank (number of axes, 0..TG_MAX_RANK) of a leaf or a tape tensor;
+ * TG_F32 and 0 for NULL. */
 TG_API tg_dtype tg_tensor_dtype(const tg_tensor *t);
 TG_API int tg_tensor_rank(const tg_tensor *t);
 /* The shape array (rank entries); valid as long as the tensor. */

@@ -41,9 +41,9 @@ extern "C" {
  * converts to tg_task as it is. Start from TG_TRAIN_OPTIONS_INIT: a zeroed struct means
  * REGRESS. */
 typedef enum tg_train_task {
-    TG_TRAIN_AUTO = -1,
-    TG_TRAIN_REGRESS = TG_TASK_REGRESS,
-    TG_TRAIN_CLASSIFY = TG_TASK_CLASSIFY,
+    TG_TRAIN_AUTO = -1,                   /* the targets decide, as above */
+    TG_TRAIN_REGRESS = TG_TASK_REGRESS,   /* regression: one output, mean squared error */
+    TG_TRAIN_CLASSIFY = TG_TASK_CLASSIFY, /* classification: K outputs, cross-entropy */
 } tg_train_task;
 
 #define TG_TRAIN_MAX_CLASSES 1024
@@ -83,10 +83,11 @@ typedef tg_status (*tg_train_epoch_fn)(const tg_train_epoch *epoch, void *ud);
 typedef tg_status (*tg_train_grad_fn)(tg_model *model, void *grad, size_t numel, tg_dtype dtype,
                                       void *ud);
 
+/* A training run (tg_trainer_new, below): opaque, freed with tg_trainer_free. */
+typedef struct tg_trainer tg_trainer;
 /* Called after every optimizer step with the epoch in progress (0-based) and the steps of it
  * taken so far (1..steps per epoch): the point where a checkpoint is consistent (see
  * tg_trainer_set_position). Anything but TG_OK stops the run. */
-typedef struct tg_trainer tg_trainer;
 typedef tg_status (*tg_train_step_fn)(tg_trainer *trainer, int epoch, size_t batch, void *ud);
 
 /* The options, all with defaults (TG_TRAIN_OPTIONS_INIT): one hidden layer of 64 relu units,
@@ -135,6 +136,9 @@ typedef struct tg_train_result {
     tg_train_scores train, test;
 } tg_train_result;
 
+/* A training run: the split and standardized data, the model, the optimizer, the tape and
+ * batch leaves its steps use, and the history. Opaque. Made by tg_trainer_new, the caller's,
+ * freed with tg_trainer_free (which frees its model and optimizer too). */
 typedef struct tg_trainer tg_trainer;
 
 /* Checks the options, finds `target` in the table, splits it (seed), standardizes the features
