@@ -1,0 +1,181 @@
+/* reduce.c (test_ops): the reductions' shapes (keepdim, negative axes, all axes), values
+ * and VJPs (sum, mean, max, logsumexp), and softmax. */
+#include "ops.h"
+
+/* ---- reductions ---------------------------------------------------------------------------- */
+
+Test(ops, reduce_shapes_keepdim_negative_axes_all)
+{
+    for (int di = 0; di < 2; di++) {
+        tg_dtype dt = DTYPES[di];
+        tg_tape_reset(tape);
+        size_t sh[3] = {2, 3, 4};
+        tg_tensor *x = iota(dt, 3, sh, 0, 1, false);
+        tg_tensor *(*const fns[])(tg_tape *, tg_tensor *, int, bool) = {tg_sum, tg_mean, tg_max,
+                                                                        tg_logsumexp};
+        for (size_t f = 0; f < sizeof fns / sizeof fns[0]; f++) {
+            EXPECT_SHAPE("axis 0", fns[f](tape, x, 0, false), 2, 3, 4);
+            EXPECT_SHAPE("axis 1", fns[f](tape, x, 1, false), 2, 2, 4);
+            EXPECT_SHAPE("axis 2", fns[f](tape, x, 2, false), 2, 2, 3);
+            EXPECT_SHAPE("axis -1", fns[f](tape, x, -1, false), 2, 2, 3);
+            EXPECT_SHAPE("axis -3", fns[f](tape, x, -3, false), 2, 3, 4);
+            EXPECT_SHAPE("axis 1 keepdim", fns[f](tape, x, 1, true), 3, 2, 1, 4);
+            EXPECT_SHAPE("axis -1 keepdim", fns[f](tape, x, -1, true), 3, 2, 3, 1);
+            EXPECT_SHAPE("axis 0 keepdim", fns[f](tape, x, 0, true), 3, 1, 3, 4);
+            expect_shape("all axes", fns[f](tape, x, TG_ALL_AXES, false), 0, NULL);
+            EXPECT_SHAPE("all axes keepdim", fns[f](tape, x, TG_ALL_AXES, true), 3, 1, 1, 1);
+            tg_tensor *s = own_leaf(dt, 0, NULL, TS_VALS(1.5), false);
+            tg_tensor *r0 = fns[f](tape, s, TG_ALL_AXES, false);
+            expect_shape("0-d, all axes", r0, 0, NULL);
+            ts_assert_close(tg_tensor_item(r0), 1.5, 0.1 * tol_of(dt), tol_of(dt),
+                            "reduce of 0-d 1.5");
+            tg_tensor *v = own_leaf(dt, 1, TS_SHAPE(4), TS_VALS(1, 2, 3, 4), false);
+            expect_shape("1-D axis 0 -> 0-d", fns[f](tape, v, 0, false), 0, NULL);
+            EXPECT_SHAPE("1-D axis 0 keepdim", fns[f](tape, v, 0, true), 1, 1);
+        }
+        cr_expect_eq(tg_tape_status(tape), TG_OK, "%s", tg_tape_error(tape));
+    }
+}
+
+Test(ops, reduce_sum_mean_values_and_vjp)
+{
+    for (int di = 0; di < 2; di++) {
+        tg_dtype dt = DTYPES[di];
+        tg_tape_reset(tape);
+        tg_tensor *x = own_leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1, 2, 3, 4, 5, 6), true);
+        EXPECT_VALUES("sum axis 0", tg_sum(tape, x, 0, false), 5, 7, 9);
+        EXPECT_VALUES("sum axis 1", tg_sum(tape, x, 1, false), 6, 15);
+        EXPECT_VALUES("sum axis -1 keepdim", tg_sum(tape, x, -1, true), 6, 15);
+        EXPECT_VALUES("sum axis -2", tg_sum(tape, x, -2, false), 5, 7, 9);
+        EXPECT_VALUES("sum all", tg_sum(tape, x, TG_ALL_AXES, false), 21);
+        EXPECT_VALUES("sum all keepdim", tg_sum(tape, x, TG_ALL_AXES, true), 21);
+        EXPECT_VALUES("mean axis 0", tg_mean(tape, x, 0, false), 2.5, 3.5, 4.5);
+        EXPECT_VALUES("mean axis 1", tg_mean(tape, x, 1, true), 2, 5);
+        EXPECT_VALUES("mean all", tg_mean(tape, x, TG_ALL_AXES, false), 3.5);
+
+        backward_seed(tg_sum(tape, x, 1, false), TS_VALS(1, -2));
+        EXPECT_GRAD("sum axis 1", x, 1, 1, 1, -2, -2, -2);
+        tg_tensor *x2 = own_leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1, 2, 3, 4, 5, 6), true);
+        backward_seed(tg_mean(tape, x2, 0, true), TS_VALS(3, 6, -3));
+        EXPECT_GRAD("mean axis 0: dy / 2", x2, 1.5, 3, -1.5, 1.5, 3, -1.5);
+        tg_tensor *x3 = own_leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1, 2, 3, 4, 5, 6), true);
+        backward(tg_mean(tape, x3, TG_ALL_AXES, false));
+        EXPECT_GRAD("mean all: 1/6", x3, 1 / 6.0, 1 / 6.0, 1 / 6.0, 1 / 6.0, 1 / 6.0, 1 / 6.0);
+        tg_tensor *x4 = own_leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1, 2, 3, 4, 5, 6), true);
+        backward(tg_sum(tape, x4, TG_ALL_AXES, true));
+        EXPECT_GRAD("sum all keepdim", x4, 1, 1, 1, 1, 1, 1);
+
+        /* 3-D, middle axis: sum_j (12i + 4j + k) = 36i + 12 + 3k. */
+        size_t sh[3] = {2, 3, 4};
+        tg_tensor *c = iota(dt, 3, sh, 0, 1, true);
+        tg_tensor *sc = tg_sum(tape, c, 1, true);
+        EXPECT_SHAPE("sum axis 1 keepdim", sc, 3, 2, 1, 4);
+        EXPECT_VALUES("sum axis 1 keepdim", sc, 12, 15, 18, 21, 48, 51, 54, 57);
+        tg_tensor *mc = tg_mean(tape, c, -1, false);
+        EXPECT_VALUES("mean axis -1", mc, 1.5, 5.5, 9.5, 13.5, 17.5, 21.5);
+        backward_seed(tg_mean(tape, c, 1, false), TS_VALS(3, 6, 9, 12, -3, -6, -9, -12));
+        double want[24];
+        for (size_t i = 0; i < 2; i++)
+            for (size_t j = 0; j < 3; j++)
+                for (size_t k = 0; k < 4; k++)
+                    want[(i * 3 + j) * 4 + k] = (i ? -1.0 : 1.0) * (double)(k + 1);
+        expect_elems("mean axis 1 of [2,3,4]: dy / 3", c, want, 24, true);
+    }
+}
+
+Test(ops, reduce_max_values_and_vjp)
+{
+    for (int di = 0; di < 2; di++) {
+        tg_dtype dt = DTYPES[di];
+        tg_tape_reset(tape);
+        tg_tensor *x = own_leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1, 9, -3, 4, -5, 6), true);
+        EXPECT_VALUES("max axis 0", tg_max(tape, x, 0, false), 4, 9, 6);
+        EXPECT_VALUES("max axis 1", tg_max(tape, x, 1, false), 9, 6);
+        EXPECT_VALUES("max all", tg_max(tape, x, TG_ALL_AXES, true), 9);
+        backward_seed(tg_max(tape, x, 0, false), TS_VALS(1, 2, 3));
+        EXPECT_GRAD("max axis 0", x, 0, 2, 0, 1, 0, 3);
+        tg_tensor *n = own_leaf(dt, 1, TS_SHAPE(3), TS_VALS(-7, -2, -5), true);
+        tg_tensor *mn = tg_max(tape, n, -1, false);
+        EXPECT_VALUES("max of negatives", mn, -2);
+        backward(mn);
+        EXPECT_GRAD("max of negatives", n, 0, 1, 0);
+        size_t sh[3] = {2, 3, 4};
+        tg_tensor *c = iota(dt, 3, sh, 0, 1, true);
+        tg_tensor *m0 = tg_max(tape, c, 0, false);
+        for (size_t i = 0; i < 12; i++)
+            cr_expect_eq(tg_tensor_get(m0, i), 12.0 + (double)i);
+        backward(tg_sum(tape, m0, TG_ALL_AXES, false));
+        for (size_t i = 0; i < 24; i++)
+            cr_expect_eq(tg_tensor_grad_get(c, i), i < 12 ? 0.0 : 1.0);
+    }
+}
+
+Test(ops, reduce_logsumexp)
+{
+    const double l12 = 2 + log1p(exp(-1.0));
+    const double p1 = 1 / (1 + exp(1.0)), p2 = 1 - p1; /* softmax([1, 2]) */
+    for (int di = 0; di < 2; di++) {
+        tg_dtype dt = DTYPES[di];
+        tg_tape_reset(tape);
+        tg_tensor *x = own_leaf(dt, 2, TS_SHAPE(2, 2), TS_VALS(0, 0, 1, 2), true);
+        tg_tensor *l = tg_logsumexp(tape, x, 1, false);
+        EXPECT_VALUES("logsumexp axis 1", l, log(2.0), l12);
+        backward_seed(l, TS_VALS(1, 2));
+        EXPECT_GRAD("logsumexp axis 1: dy * softmax", x, 0.5, 0.5, 2 * p1, 2 * p2);
+        tg_tensor *y = own_leaf(dt, 2, TS_SHAPE(2, 2), TS_VALS(0, 1, 0, 2), true);
+        tg_tensor *l0 = tg_logsumexp(tape, y, 0, true);
+        EXPECT_SHAPE("logsumexp axis 0 keepdim", l0, 2, 1, 2);
+        EXPECT_VALUES("logsumexp axis 0", l0, log(2.0), l12);
+        tg_tensor *z = own_leaf(dt, 1, TS_SHAPE(3), TS_VALS(0, 0, 0), true);
+        tg_tensor *lz = tg_logsumexp(tape, z, TG_ALL_AXES, false);
+        EXPECT_VALUES("logsumexp all", lz, log(3.0));
+        backward(lz);
+        EXPECT_GRAD("logsumexp all", z, 1 / 3.0, 1 / 3.0, 1 / 3.0);
+    }
+}
+
+Test(ops, softmax_values_and_vjp)
+{
+    const double e = exp(1.0), e2 = exp(2.0), e3 = exp(3.0), z = e + e2 + e3;
+    const double p[3] = {e / z, e2 / z, e3 / z};
+    for (int di = 0; di < 2; di++) {
+        tg_dtype dt = DTYPES[di];
+        tg_tape_reset(tape);
+        /* Along axis 1: row 0 [1,2,3], row 1 all equal. */
+        tg_tensor *x = own_leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1, 2, 3, 0, 0, 0), true);
+        tg_tensor *s = tg_softmax(tape, x, 1);
+        EXPECT_SHAPE("softmax", s, 2, 2, 3);
+        EXPECT_VALUES("softmax axis 1", s, p[0], p[1], p[2], 1 / 3.0, 1 / 3.0, 1 / 3.0);
+        backward_seed(s, TS_VALS(1, 0, 0, 0, 0, 0));
+        /* dx = y (dy - <dy, y>) */
+        EXPECT_GRAD("softmax axis 1", x, p[0] * (1 - p[0]), -p[1] * p[0], -p[2] * p[0], 0, 0, 0);
+
+        /* Along axis 0 (by its negative index): column j is softmax([x0j, x1j]). */
+        tg_tensor *y = own_leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1, 2, 3, 0, 0, 0), true);
+        tg_tensor *s0 = tg_softmax(tape, y, -2);
+        EXPECT_VALUES("softmax axis -2", s0, e / (e + 1), e2 / (e2 + 1), e3 / (e3 + 1), 1 / (e + 1),
+                      1 / (e2 + 1), 1 / (e3 + 1));
+        backward_seed(s0, TS_VALS(1, 1, 1, 1, 1, 1));
+        EXPECT_GRAD("softmax: a constant dy gives 0", y, 0, 0, 0, 0, 0, 0);
+
+        /* log_softmax = x - logsumexp; dx = dy - softmax * sum(dy). */
+        tg_tensor *w = own_leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1, 2, 3, 0, 0, 0), true);
+        tg_tensor *ls = tg_log_softmax(tape, w, -1);
+        double lz = log(z);
+        EXPECT_VALUES("log_softmax axis -1", ls, 1 - lz, 2 - lz, 3 - lz, -log(3.0), -log(3.0),
+                      -log(3.0));
+        backward_seed(ls, TS_VALS(1, 0, 0, 1, 1, 1));
+        EXPECT_GRAD("log_softmax axis -1", w, 1 - p[0], -p[1], -p[2], 0, 0, 0);
+
+        /* 3-D, middle axis, against exp/normalize done by hand. */
+        size_t sh[3] = {2, 2, 2};
+        tg_tensor *c = iota(dt, 3, sh, 0, 1, true);
+        tg_tensor *sc = tg_softmax(tape, c, 1);
+        /* pairs along axis 1 differ by 2: softmax([a, a+2]) = [1/(1+e^2), e^2/(1+e^2)] */
+        double lo = 1 / (1 + e2), hi = e2 / (1 + e2);
+        EXPECT_VALUES("softmax axis 1 of [2,2,2]", sc, lo, lo, hi, hi, lo, lo, hi, hi);
+        tg_tensor *lc = tg_log_softmax(tape, c, 1);
+        EXPECT_VALUES("log_softmax axis 1 of [2,2,2]", lc, log(lo), log(lo), log(hi), log(hi),
+                      log(lo), log(lo), log(hi), log(hi));
+    }
+}
