@@ -122,6 +122,28 @@ Test(grad, dtype_f32)
     tp_run_free(&r);
 }
 
+/* The elementwise math ops are functions of the language: the issue's example, against
+ * python3 -c 'import math; print(repr(math.sin(1)*math.cos(2)), repr(math.cos(1)*math.cos(2)),
+ * repr(-math.sin(1)*math.sin(2)))', and a few more of them through --check. */
+Test(grad, elementwise_math)
+{
+    tp_run r = RUN("grad", "--json", "sin(x)*cos(y)", "x=1", "y=2");
+    tp_expect_status(&r, 0);
+    tj v = tj_object(r.out);
+    const tj *g = tj_get(&v, "grad");
+    ts_assert_close(tj_num(tj_get(&v, "value")), -0.35017548837401463, 0, 1e-15, "value");
+    ts_assert_close(tj_num(tj_get(g, "x")), -0.2248450953661529, 0, 1e-15, "grad x");
+    ts_assert_close(tj_num(tj_get(g, "y")), -0.7651474012342926, 0, 1e-15, "grad y");
+    tj_free(&v);
+    tp_run_free(&r);
+    r = RUN("grad", "--check", "gelu(x) * atanh(y) + softplus(x) / cosh(y) + erf(x) * floor(y)",
+            "x=[-1.5, 0.25, 2]", "y=0.5");
+    tp_expect_status(&r, 0);
+    ts_assert_has(r.out, "check (central differences");
+    ts_assert_has(r.out, "ok");
+    tp_run_free(&r);
+}
+
 Test(grad, rebinding_and_const)
 {
     tp_run r = RUN("grad", "--json", "c = x; c = c * 2; c = c + 1; c", "x=3");
