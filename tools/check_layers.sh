@@ -28,6 +28,7 @@ kernels          core/*
 tensor           core/*
 tape             tensor/* core/*
 ops              tape/* tensor/* kernels/* core/*
+diff             core/core.h
 check            core/core.h
 optim            core/core.h
 optim            core/pool.h             # the update loops run on the thread pool

@@ -36,16 +36,35 @@ static const char GRAD_USAGE[] =
     "  --check             compare with central finite differences in f64, print the largest\n"
     "                      error per input, exit 1 when one is above the tolerance\n"
     "  --tol VALUE         the tolerance of --check (default 1e-6)\n"
+    "  --hessian           add the Hessian of a single-valued output: for each pair of\n"
+    "                      inputs a, b the block hessian[a][b] of shape shape(a) + shape(b)\n"
+    "  --jacobian          add the Jacobian: for each input a, jacobian[a] of shape\n"
+    "                      shape(output) + shape(a)\n"
+    "  --jvp NAME=VALUE    add jvp, J.v in the output's shape, for the tangent VALUE of input\n"
+    "                      NAME (a number applies to every element); repeat it for more\n"
+    "                      inputs; inputs without one get a zero tangent\n"
     "  --dot FILE          write the graph as Graphviz dot ('-' for stdout)\n"
     "  --render FILE       draw the graph with Graphviz; FILE ends in .svg, .png or .pdf\n"
     "  -h, --help          show this help\n"
+    "\n"
+    "--seed does not apply to --hessian, --jacobian and --jvp, which are of the output\n"
+    "itself; inputs bound with --const get no blocks and take no tangent. With --json these\n"
+    "are the keys \"jacobian\", \"hessian\" and \"jvp\" after \"grad\".\n"
     "\n"
     "A program that starts with '-' goes after '--': tapegrad grad -- '-x^2' x=3\n"
     "\n"
     "Exit status: 0 success; 1 program error, unreadable file or failed check; 2 bad usage.\n"
     "\n"
     "Example (micrograd's test; value -20, dx = 46):\n"
-    "  tapegrad grad 'z = 2*x + 2 + x; q = relu(z) + z*x; h = relu(z*z); h + q + q*x' x=-4\n";
+    "  tapegrad grad 'z = 2*x + 2 + x; q = relu(z) + z*x; h = relu(z*z); h + q + q*x' x=-4\n"
+    "Example (Rosenbrock's Hessian at (1, 1): [[802, -400], [-400, 200]]):\n"
+    "  tapegrad grad '(1 - x)^2 + 100*(y - x^2)^2' x=1 y=1 --hessian\n";
+
+/* --jvp NAME=VALUE, as given. */
+typedef struct jvp_arg {
+    const char *arg, *text; /* text: VALUE, inside arg */
+    size_t name_len;
+} jvp_arg;
 
 typedef struct grad_input {
     const char *arg;  /* "NAME=VALUE" as given */
@@ -55,10 +74,16 @@ typedef struct grad_input {
     tg_tensor *leaf;   /* in the evaluation dtype */
     tg_tensor *leaf64; /* f64 copy for --check (consts only) */
     double max_err;
+    tg_tensor *tangent; /* --jvp's, in the evaluation dtype, or NULL */
+    tg_tensor *jac;     /* --jacobian's block, or NULL */
+    tg_tensor **hess;   /* --hessian's row of blocks (one per differentiable input), or NULL */
 } grad_input;
 
 typedef struct grad_opts {
-    bool json, check;
+    bool json, check, hessian, jacobian;
+    jvp_arg *jvp;
+    size_t n_jvp;
+    tg_tensor *jv; /* --jvp's result (a tape tensor), or NULL */
     tg_dtype dtype;
     double tol;
     const char *seed_text, *dot_path, *render_path, *file, *program;
@@ -97,11 +122,18 @@ static tg_tensor *check_fn(tg_tape *tape, tg_tensor *const *inputs, size_t n, vo
 static void grad_free(grad_opts *o)
 {
     for (size_t i = 0; i < o->n_in; i++) {
-        free(o->in[i].name);
-        tg_tensor_free(o->in[i].leaf);
-        tg_tensor_free(o->in[i].leaf64);
+        grad_input *in = &o->in[i];
+        free(in->name);
+        tg_tensor_free(in->leaf);
+        tg_tensor_free(in->leaf64);
+        tg_tensor_free(in->tangent);
+        tg_tensor_free(in->jac);
+        for (size_t j = 0; in->hess && j < o->n_in; j++)
+            tg_tensor_free(in->hess[j]);
+        free(in->hess);
     }
     free(o->in);
+    free(o->jvp);
     free(o->positional);
 }
 
@@ -113,8 +145,8 @@ static int add_input(grad_opts *o, const char *arg, bool is_const)
         return usage_error("grad", "expected NAME=VALUE, got '%s'", arg);
     size_t n = (size_t)(eq - arg);
     if (!is_identifier(arg, n))
-        return usage_error("grad", "'%.*s' in '%s' is not a name (letters, digits, '_')",
-                           (int)n, arg, arg);
+        return usage_error("grad", "'%.*s' in '%s' is not a name (letters, digits, '_')", (int)n,
+                           arg, arg);
     for (size_t i = 0; i < o->n_in; i++)
         if (strlen(o->in[i].name) == n && strncmp(o->in[i].name, arg, n) == 0)
             return usage_error("grad", "'%.*s' is bound twice", (int)n, arg);
@@ -143,7 +175,8 @@ static int grad_parse_args(int argc, char **argv, grad_opts *o)
     /* At most argc inputs and positionals: allocate once. */
     o->in = calloc((size_t)argc + 1, sizeof *o->in);
     o->positional = calloc((size_t)argc + 1, sizeof *o->positional);
-    if (!o->in || !o->positional) {
+    o->jvp = calloc((size_t)argc + 1, sizeof *o->jvp);
+    if (!o->in || !o->positional || !o->jvp) {
         complain("grad", "out of memory");
         return EXIT_FAIL;
     }
@@ -170,8 +203,12 @@ static int grad_parse_args(int argc, char **argv, grad_opts *o)
             o->check = true;
             continue;
         }
-        static const char *const with_value[] = {"--dtype", "--seed", "--tol", "--dot",
-                                                 "--render", "--const", "-f"};
+        if (strcmp(a, "--hessian") == 0 || strcmp(a, "--jacobian") == 0) {
+            *(a[2] == 'h' ? &o->hessian : &o->jacobian) = true;
+            continue;
+        }
+        static const char *const with_value[] = {"--dtype",  "--seed",  "--tol", "--dot",
+                                                 "--render", "--const", "--jvp", "-f"};
         const char *opt = NULL;
         for (size_t k = 0; k < sizeof with_value / sizeof *with_value && !opt; k++)
             if (match_option(a, with_value[k], &v))
@@ -208,6 +245,11 @@ static int grad_parse_args(int argc, char **argv, grad_opts *o)
             int st = add_input(o, v, true);
             if (st != EXIT_OK)
                 return st;
+        } else if (strcmp(opt, "--jvp") == 0) {
+            const char *eq = strchr(v, '=');
+            if (!eq || !is_identifier(v, (size_t)(eq - v)))
+                return usage_error("grad", "--jvp takes NAME=VALUE, not '%s'", v);
+            o->jvp[o->n_jvp++] = (jvp_arg){v, eq + 1, (size_t)(eq - v)};
         } else {
             o->file = v;
         }
@@ -224,14 +266,35 @@ static int grad_parse_args(int argc, char **argv, grad_opts *o)
         if (st != EXIT_OK)
             return st;
     }
+    for (size_t k = 0; k < o->n_jvp; k++) { /* each names a differentiable input, once */
+        const jvp_arg *t = &o->jvp[k];
+        size_t i = 0;
+        while (i < o->n_in && !(strlen(o->in[i].name) == t->name_len &&
+                                strncmp(o->in[i].name, t->arg, t->name_len) == 0))
+            i++;
+        if (i == o->n_in)
+            return usage_error("grad", "--jvp %s: no input is called '%.*s'", t->arg,
+                               (int)t->name_len, t->arg);
+        if (o->in[i].is_const)
+            return usage_error("grad",
+                               "--jvp %s: '%s' is bound with --const, so it has no "
+                               "tangent",
+                               t->arg, o->in[i].name);
+        for (size_t j = 0; j < k; j++)
+            if (o->jvp[j].name_len == t->name_len &&
+                strncmp(o->jvp[j].arg, t->arg, t->name_len) == 0)
+                return usage_error("grad", "--jvp: '%s' is given two tangents", o->in[i].name);
+    }
     if (o->json && o->dot_path && strcmp(o->dot_path, "-") == 0)
         return usage_error("grad", "--dot - and --json both want stdout");
     if (o->render_path) {
         const char *dot = strrchr(o->render_path, '.');
-        if (!dot || (strcmp(dot, ".svg") != 0 && strcmp(dot, ".png") != 0 &&
-                     strcmp(dot, ".pdf") != 0))
-            return usage_error("grad", "--render: cannot tell the format of '%s' (use a name "
-                                       "ending in .svg, .png or .pdf)", o->render_path);
+        if (!dot ||
+            (strcmp(dot, ".svg") != 0 && strcmp(dot, ".png") != 0 && strcmp(dot, ".pdf") != 0))
+            return usage_error("grad",
+                               "--render: cannot tell the format of '%s' (use a name "
+                               "ending in .svg, .png or .pdf)",
+                               o->render_path);
     }
     return EXIT_OK;
 }
@@ -363,6 +426,237 @@ done:
     return rc;
 }
 
+/* ---- --hessian, --jacobian, --jvp ------------------------------------------------------------ */
+
+/* --jvp's tangent for input `in`: VALUE of the input's shape (a number fills it). */
+static int make_tangent(grad_opts *o, grad_input *in, const jvp_arg *t)
+{
+    tg_tensor *v = NULL;
+    int st = parse_value("--jvp", t->text, o->dtype, &v);
+    if (st != EXIT_OK)
+        return st;
+    int rank = tg_tensor_rank(in->leaf);
+    const size_t *shape = tg_tensor_shape(in->leaf);
+    bool same = tg_tensor_rank(v) == rank;
+    for (int i = 0; same && i < rank; i++)
+        same = tg_tensor_shape(v)[i] == shape[i];
+    if (same) {
+        in->tangent = v;
+        return EXIT_OK;
+    }
+    if (tg_tensor_rank(v) != 0) {
+        char vs[96], xs[96];
+        complain("grad", "--jvp %s: the tangent has shape %s, the input %s", in->name,
+                 tg_shape_format(vs, sizeof vs, tg_tensor_rank(v), tg_tensor_shape(v)),
+                 tg_shape_format(xs, sizeof xs, rank, shape));
+        tg_tensor_free(v);
+        return EXIT_FAIL;
+    }
+    in->tangent = tg_tensor_full(o->dtype, rank, shape, tg_tensor_item(v));
+    tg_tensor_free(v);
+    if (!in->tangent) {
+        complain("grad", "%s", tg_last_error());
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+/* A zero matrix (rows, cols) for an output that depends on no input. */
+static tg_tensor *zero_block(tg_dtype dt, size_t rows, size_t cols)
+{
+    const size_t shape[2] = {rows, cols};
+    return tg_tensor_zeros(dt, 2, shape);
+}
+
+/* Computes what --hessian, --jacobian and --jvp ask for, on the tape y was recorded on, into
+ * the inputs (jac, hess) and o->jv. After backward: the leaves' grads are left as they are. */
+static int run_diff(grad_opts *o, tg_tape *tape, tg_tensor *y)
+{
+    if (!o->hessian && !o->jacobian && !o->n_jvp)
+        return EXIT_OK;
+    const bool live = tg_tensor_requires_grad(y);
+    const size_t ny = tg_tensor_numel(y);
+    if (o->hessian && ny != 1) {
+        char s[96];
+        complain("grad",
+                 "--hessian: the output has shape %s, not a single value (--jacobian gives "
+                 "the derivatives of every element)",
+                 tg_shape_format(s, sizeof s, tg_tensor_rank(y), tg_tensor_shape(y)));
+        return EXIT_FAIL;
+    }
+    for (size_t k = 0; k < o->n_jvp; k++)
+        for (size_t i = 0; i < o->n_in; i++)
+            if (strlen(o->in[i].name) == o->jvp[k].name_len &&
+                strncmp(o->in[i].name, o->jvp[k].arg, o->jvp[k].name_len) == 0) {
+                int st = make_tangent(o, &o->in[i], &o->jvp[k]);
+                if (st != EXIT_OK)
+                    return st;
+            }
+    int rc = EXIT_FAIL;
+    size_t n = 0;
+    grad_input **din = calloc(o->n_in + 1, sizeof *din);
+    tg_tensor **xs = calloc(o->n_in + 1, sizeof *xs), **vs = calloc(o->n_in + 1, sizeof *vs);
+    tg_tensor **blocks = calloc(o->n_in * o->n_in + 1, sizeof *blocks);
+    tg_tensor **zeros = calloc(o->n_in + 1, sizeof *zeros);
+    if (!din || !xs || !vs || !blocks || !zeros) {
+        complain("grad", "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < o->n_in; i++)
+        if (!o->in[i].is_const) {
+            din[n] = &o->in[i];
+            xs[n++] = o->in[i].leaf;
+        }
+    tg_status st = TG_OK;
+    const tg_dtype dt = tg_tensor_dtype(y);
+    if (o->jacobian) {
+        if (live && (st = tg_jacobian(tape, y, xs, n, blocks)) != TG_OK) {
+            complain("grad", "--jacobian: %s", tg_last_error());
+            goto done;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (!(din[i]->jac = live ? blocks[i] : zero_block(dt, ny, tg_tensor_numel(xs[i]))))
+                goto oom;
+    }
+    if (o->hessian) {
+        if (live && (st = tg_hessian(tape, y, xs, n, blocks)) != TG_OK) {
+            complain("grad", "--hessian: %s", tg_last_error());
+            goto done;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (!(din[i]->hess = calloc(n, sizeof *din[i]->hess))) {
+                for (size_t j = i * n; live && j < n * n; j++)
+                    tg_tensor_free(blocks[j]);
+                goto oom;
+            }
+            for (size_t j = 0; j < n; j++)
+                din[i]->hess[j] =
+                    live ? blocks[i * n + j]
+                         : zero_block(dt, tg_tensor_numel(xs[i]), tg_tensor_numel(xs[j]));
+        }
+    }
+    if (o->n_jvp) {
+        for (size_t i = 0; i < n; i++) {
+            vs[i] = din[i]->tangent;
+            if (!vs[i] &&
+                !(vs[i] = zeros[i] = tg_tensor_zeros(tg_tensor_dtype(xs[i]), tg_tensor_rank(xs[i]),
+                                                     tg_tensor_shape(xs[i]))))
+                goto oom;
+        }
+        if (live && (st = tg_jvp(tape, y, xs, vs, n, &o->jv)) != TG_OK) {
+            complain("grad", "--jvp: %s", tg_last_error());
+            goto done;
+        }
+        if (!live && !(o->jv = tg_scale(tape, y, 0.0))) /* a tape tensor like J v */
+            goto oom;
+    }
+    rc = EXIT_OK;
+    goto done;
+oom:
+    complain("grad", "%s", tg_last_error());
+done:
+    for (size_t i = 0; zeros && i < n; i++)
+        tg_tensor_free(zeros[i]);
+    free(din);
+    free(xs);
+    free(vs);
+    free(blocks);
+    free(zeros);
+    return rc;
+}
+
+/* t's values as a dense of shape a + b (ranks ra, rb; rank up to 2 TG_MAX_RANK), shape kept in
+ * `shape`. False when memory runs out. */
+static bool dense_of(const tg_tensor *t, int ra, const size_t *a, int rb, const size_t *b,
+                     size_t *shape, dense *d)
+{
+    memcpy(shape, a, (size_t)ra * sizeof *shape);
+    memcpy(shape + ra, b, (size_t)rb * sizeof *shape);
+    d->rank = ra + rb;
+    d->shape = shape;
+    d->numel = tg_tensor_numel(t);
+    d->dtype = tg_tensor_dtype(t);
+    d->v = malloc((d->numel ? d->numel : 1) * sizeof *d->v);
+    return d->v && tg_tensor_to_f64(t, d->v) == TG_OK;
+}
+
+/* One block: JSON `"key": value` (first: no comma before) or a labelled text print. */
+static bool print_block(FILE *f, bool json, bool first, const char *key, const char *label,
+                        const tg_tensor *t, int ra, const size_t *a, int rb, const size_t *b)
+{
+    size_t shape[2 * TG_MAX_RANK];
+    dense d;
+    if (!dense_of(t, ra, a, rb, b, shape, &d)) {
+        free(d.v);
+        complain("grad", "out of memory");
+        return false;
+    }
+    if (json) {
+        fputs(first ? "" : ", ", f);
+        json_string(f, key);
+        fputs(": ", f);
+        json_dense(f, &d);
+    } else {
+        print_dense(f, label, &d);
+    }
+    free(d.v);
+    return true;
+}
+
+/* "jacobian", "hessian" and "jvp" after "grad" (JSON), or their blocks printed readably. */
+static bool print_diff(grad_opts *o, const tg_tensor *y, FILE *f)
+{
+    const int ry = tg_tensor_rank(y);
+    const size_t *sy = tg_tensor_shape(y);
+    char label[300];
+    for (int pass = 0; pass < 2; pass++) {
+        bool hess = pass == 1;
+        if (hess ? !o->hessian : !o->jacobian)
+            continue;
+        if (o->json)
+            fprintf(f, ", \"%s\": {", hess ? "hessian" : "jacobian");
+        bool first = true;
+        for (size_t i = 0; i < o->n_in; i++) {
+            grad_input *a = &o->in[i];
+            if (a->is_const)
+                continue;
+            const int ra = tg_tensor_rank(a->leaf);
+            const size_t *sa = tg_tensor_shape(a->leaf);
+            if (!hess) {
+                snprintf(label, sizeof label, "jacobian[%s]", a->name);
+                if (!print_block(f, o->json, first, a->name, label, a->jac, ry, sy, ra, sa))
+                    return false;
+                first = false;
+                continue;
+            }
+            if (o->json) {
+                fputs(first ? "" : ", ", f);
+                json_string(f, a->name);
+                fputs(": {", f);
+            }
+            bool first_b = true;
+            for (size_t j = 0, jd = 0; j < o->n_in; j++) {
+                grad_input *b = &o->in[j];
+                if (b->is_const)
+                    continue;
+                snprintf(label, sizeof label, "hessian[%s][%s]", a->name, b->name);
+                if (!print_block(f, o->json, first_b, b->name, label, a->hess[jd++], ra, sa,
+                                 tg_tensor_rank(b->leaf), tg_tensor_shape(b->leaf)))
+                    return false;
+                first_b = false;
+            }
+            if (o->json)
+                fputc('}', f);
+            first = false;
+        }
+        if (o->json)
+            fputc('}', f);
+    }
+    if (o->jv && !print_block(f, o->json, false, "jvp", "jvp", o->jv, ry, sy, 0, NULL))
+        return false;
+    return true;
+}
+
 static int print_results(grad_opts *o, tg_tensor *y, bool checked, bool check_ok)
 {
     dense d;
@@ -406,6 +700,8 @@ static int print_results(grad_opts *o, tg_tensor *y, bool checked, bool check_ok
     }
     if (o->json)
         fputc('}', f);
+    if (!print_diff(o, y, f))
+        return EXIT_FAIL;
     if (checked && o->check_error[0]) {
         if (o->json) {
             fputs(", \"check\": {\"ok\": false, \"error\": ", f);
@@ -519,7 +815,8 @@ int cmd_grad(int argc, char **argv)
         text = read_file_max(o.file, &len, MAX_PROGRAM_BYTES);
         if (!text) {
             complain("grad", "cannot read '%s': %s", o.file,
-                     errno == EFBIG ? "more than 16 MiB, the limit for a program" : strerror(errno));
+                     errno == EFBIG ? "more than 16 MiB, the limit for a program"
+                                    : strerror(errno));
             goto done;
         }
     }
@@ -563,8 +860,10 @@ int cmd_grad(int argc, char **argv)
     if (!y) {
         report(&err, src, len);
         if (missing)
-            fprintf(stderr, "hint: give it a value: %s=VALUE to differentiate with respect to "
-                            "it, --const %s=VALUE for a constant\n", missing, missing);
+            fprintf(stderr,
+                    "hint: give it a value: %s=VALUE to differentiate with respect to "
+                    "it, --const %s=VALUE for a constant\n",
+                    missing, missing);
         goto done;
     }
     if ((rc = make_seed(&o, y, o.dtype, &seed)) != EXIT_OK)
@@ -576,6 +875,9 @@ int cmd_grad(int argc, char **argv)
         complain("grad", "backward: %s", tg_last_error());
         goto done;
     }
+    if ((rc = run_diff(&o, tape, y)) != EXIT_OK)
+        goto done;
+    rc = EXIT_FAIL;
     bool check_ok = true;
     if (o.check && run_check(&o, prog, seed, &check_ok) != EXIT_OK)
         goto done;

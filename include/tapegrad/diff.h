@@ -31,27 +31,74 @@ TG_API tg_status tg_grad_graph(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs
                                tg_tensor *seed, tg_tensor **out);
 
 /* ---- derivative products and matrices -------------------------------------------------------
- * y is an output already recorded on `tape` from inputs xs[0..n) (leaves or tape tensors of
- * that tape). Products are tape tensors (differentiable again); matrices are new leaves, the
- * caller's (tg_tensor_free). A "pass" below is one backward walk of the recorded graph. */
+ * y (or f) is an output already recorded on `tape` from inputs xs[0..n) (leaves or tape
+ * tensors of that tape). Products (jvp, vjp, hvp) are tape tensors owned by the tape (valid
+ * until its reset) and differentiable again; matrices (jacobian, hessian) are new 2-D leaves,
+ * the caller's (tg_tensor_free), in y's dtype.
+ *
+ * Cost, in passes: a "pass" is one backward walk of a recorded graph. A recorded pass
+ * (tg_grad_graph) also records the gradient as ops: it costs about a plain backward plus a
+ * forward of the gradient graph, and leaves that graph on the tape (nodes stay until the
+ * tape's reset). A plain pass (tg_backward_seed) records nothing and reuses the nodes' gradient
+ * buffers, so n plain passes need the memory of one. "y's graph" is what y was recorded from;
+ * "the gradient graph" what a recorded pass of it added (about one to two times its size).
+ *
+ * Errors, for all five (out all NULL): TG_EINVAL for NULL arguments, an output that does not
+ * depend on any tensor that requires grad, or a tape whose gradient recording is disabled
+ * (products and tg_hessian: their gradients must be differentiable); the tape's own error
+ * when it has one; TG_EDTYPE/TG_ESHAPE for a tangent (vs[i]) unlike its xs[i]; and
+ * tg_grad_graph's errors when a recorded pass fails, among them TG_EINVAL naming the op whose
+ * VJP cannot be recorded (a custom op without a differentiable one): then the tape keeps
+ * that error, and the nodes recorded before it. */
 
-/* Forward mode: out = J v = sum_i (dy/dxs[i]) vs[i], a tensor of y's shape; vs[i] has
- * xs[i]'s shape and dtype. */
+/* Forward mode: *out = J v = sum_i (dy/dxs[i]) vs[i], a tape tensor of y's shape; vs[i] has
+ * xs[i]'s shape and dtype (a leaf or a tensor of this tape; one that requires grad makes the
+ * result differentiable in it too). Derived from the differentiable VJPs by the double-VJP
+ * trick: with u a tensor of y's shape that requires grad, g(u) = uᵀJ is linear in u, so
+ * J v = d/du sum_i <g_i(u), vs[i]>.
+ * Cost: two recorded passes: one of y's graph (g(u)), then one of the gradient graph and y's
+ * graph together (about three times the first). Measured on W3's MLP (`tapegrad bench W3jvp`,
+ * README): about six times W3's forward. Native tangent rules would cost about one forward;
+ * this trick needs nothing beyond each op's VJP. */
 TG_API tg_status tg_jvp(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, tg_tensor *const *vs,
                         size_t n, tg_tensor **out);
-/* Reverse mode: out[i] = v^T dy/dxs[i], of xs[i]'s shape; v has y's shape. (tg_grad_graph with
- * v as the seed.) */
+/* Reverse mode: out[i] = vᵀ dy/dxs[i], a tape tensor of xs[i]'s shape; v has y's shape and
+ * dtype (NULL for a single-element y: the gradient). tg_grad_graph with v as the seed.
+ * Cost: one recorded pass of y's graph. */
 TG_API tg_status tg_vjp(tg_tape *tape, tg_tensor *y, tg_tensor *v, tg_tensor *const *xs, size_t n,
                         tg_tensor **out);
-/* out[i] = (H v)_i for a single-element f, H its Hessian in xs, without forming H. */
+/* out[i] = (H v)_i = sum_j (d2f / dxs[i] dxs[j]) vs[j], a tape tensor of xs[i]'s shape, for a
+ * single-element f (TG_EINVAL otherwise), H its Hessian in xs, without forming H: the
+ * gradient g = tg_grad_graph(f, xs), then tg_grad_graph(sum_i <g_i, vs[i]>, xs). vs as in
+ * tg_jvp. A gradient that is constant (f at most linear in xs) gives constant zeros.
+ * Cost: two recorded passes: one of f's graph, one of the gradient graph and f's graph. */
 TG_API tg_status tg_hvp(tg_tape *tape, tg_tensor *f, tg_tensor *const *xs, tg_tensor *const *vs,
                         size_t n, tg_tensor **out);
 /* out[i] = dy/dxs[i] as a 2-D leaf of shape (numel(y), numel(xs[i])), rows in y's row-major
- * element order, columns in xs[i]'s. */
+ * element order, columns in xs[i]'s: the entry (r, k) is d y[r] / d xs[i][k].
+ * Rows by reverse mode: one plain pass of y's graph per element of y, seeded with the one-hot
+ * e_r (numel(y) passes, nothing recorded). Columns by forward mode, when N = sum_i
+ * numel(xs[i]) is at most a third of numel(y), gradient recording is on and the recording
+ * holds no custom op: one recorded pass of y's graph for g(u) = uᵀJ (as tg_jvp), then one
+ * plain pass of the gradient graph per input element, seeded e_k, whose gradient in u is
+ * column k (1 recorded + N plain passes; a plain pass of the gradient graph costs two to
+ * three of y's, hence the third).
+ * The plain passes accumulate into the grad buffers of the leaves they reach, as
+ * tg_backward_seed does; those buffers are saved first and restored after (a leaf that had
+ * none may keep a zeroed one). */
 TG_API tg_status tg_jacobian(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t n,
                              tg_tensor **out);
 /* out[i * n + j] = d2f / dxs[i] dxs[j] as a 2-D leaf of shape (numel(xs[i]), numel(xs[j])),
- * for a single-element f. */
+ * for a single-element f (TG_EINVAL otherwise, with no block made): entry (k, l) is
+ * d2f / dxs[i][k] dxs[j][l]. Each block is computed on its own (block (j, i) is not copied
+ * from (i, j)), so the symmetry of the result holds to rounding, not by construction.
+ * Cost: one recorded pass of f's graph (the gradient g), then one plain pass of the
+ * gradient graph per input element (row k of blocks (i, *) from g_i seeded e_k): N = sum_i
+ * numel(xs[i]) plain passes. Memory: f's graph, the gradient graph and one set of node
+ * gradient buffers, however large N is (no copy of the tape per row), plus the result
+ * (N^2 elements) and copies of the grad buffers of the leaves, which are restored as in
+ * tg_jacobian. Measured: a Hessian of 300 inputs (tests/test_diff.c) leaves the tape's arena
+ * at the size one row needs. */
 TG_API tg_status tg_hessian(tg_tape *tape, tg_tensor *f, tg_tensor *const *xs, size_t n,
                             tg_tensor **out);
 

@@ -511,12 +511,27 @@ static void where_vjp(tg_tape *tape, tg_tensor *y)
     });
 }
 
+/* The same as ops: da = sum_to(where(cond, dy, 0)), db = sum_to(where(cond, 0, dy)). Selecting
+ * dy (rather than multiplying it by a mask) keeps an infinite dy out of the branch not taken,
+ * as the in-place VJP does; both are linear in dy, with cond a constant of the derivative. */
+static tg_status where_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    tg_tensor *const *in = y->attr.r.ext->in;
+    tg_tensor *zero = tg_scalar(tape, (tg_dtype)y->dtype, 0.0);
+    if (in[1]->requires_grad)
+        dx[1] = tg_ops__sum_to(tape, tg_where(tape, in[0], dy, zero), in[1]);
+    if (in[2]->requires_grad)
+        dx[2] = tg_ops__sum_to(tape, tg_where(tape, in[0], zero, dy), in[2]);
+    return tg_tape_status(tape);
+}
+
 const tg_op_desc tg_op__where = {
     .info = {.name = "where", .arity = 3, .attrs = TG_ATTR_NONE, .differentiable = true},
     .op = TG_OP_WHERE,
     .shape = where_shape,
     .forward = where_forward,
     .vjp = where_vjp,
+    .vjp_graph = where_vjp_graph,
 };
 
 tg_tensor *tg_where(tg_tape *tape, tg_tensor *cond, tg_tensor *a, tg_tensor *b)

@@ -4,8 +4,15 @@
  *
  * Along one axis, a tensor is (outer, dim, inner): outer the product of the sizes before the
  * axis, inner of those after it. Copies move whole rows of `inner` elements with memcpy, so
- * the forwards need no dtype dispatch; the VJPs add, by dtype. */
+ * the forwards need no dtype dispatch; the VJPs add, by dtype.
+ *
+ * The differentiable VJPs (vjp_graph) put dy back with ops: slice and select pad it with
+ * zero blocks (concat), or, for a slice with a step, pick from dy and a zero row with take;
+ * concat and stack cut it up with slice and select; take adds it back with a product by a
+ * constant one-hot matrix. Each is linear in dy with constant indices, as the VJP it mirrors. */
 #include "ops/op_impl.h"
+
+#include "tape/scratch.h"
 
 #include <math.h>
 #include <string.h>
@@ -35,6 +42,48 @@ static tg_status bad_axis(char *msg, size_t size, const tg_tensor *x, int axis)
     snprintf(msg, size, "axis %d is out of range for shape %s (%d-D)", axis,
              tg_ops__fmt_shape(s, sizeof s, x), x->rank);
     return TG_EINVAL;
+}
+
+/* ---- what the differentiable VJPs share ------------------------------------------------------ */
+
+/* A constant of x's dtype and shape, but `len` along axis, filled with `value`. */
+static tg_tensor *filled_block(tg_tape *tape, const tg_tensor *x, int axis, size_t len, double value)
+{
+    size_t shape[TG_MAX_RANK], n = 1;
+    for (int i = 0; i < x->rank; i++) {
+        shape[i] = i == axis ? len : x->shape[i];
+        n *= shape[i];
+    }
+    void *v = tg_tape__scratch(tape, n * tg__esize(x), "grad_graph");
+    if (!v)
+        return NULL;
+    DISPATCH(x->dtype, {
+        T *V = v;
+        for (size_t i = 0; i < n; i++)
+            V[i] = (T)value;
+    });
+    return tg_constant(tape, (tg_dtype)x->dtype, x->rank, shape, v);
+}
+
+/* g (x's shape but shorter along axis) placed at [before, before + its length) of zeros of
+ * x's shape: concat(zeros, g, zeros), the empty pieces left out. */
+static tg_tensor *pad_axis(tg_tape *tape, tg_tensor *g, const tg_tensor *x, int axis,
+                           size_t before)
+{
+    if (!g)
+        return NULL;
+    if (x->numel == 0)
+        return tg_ops__zeros_like(tape, x);
+    const size_t len = g->shape[axis], after = x->shape[axis] - before - len;
+    tg_tensor *parts[3];
+    size_t n = 0;
+    if (before)
+        parts[n++] = filled_block(tape, x, axis, before, 0.0);
+    if (len)
+        parts[n++] = g;
+    if (after)
+        parts[n++] = filled_block(tape, x, axis, after, 0.0);
+    return n == 1 ? parts[0] : tg_concat(tape, parts, n, axis);
 }
 
 /* ---- picking along one axis: slice and select ---------------------------------------------
@@ -132,12 +181,43 @@ static void slice_vjp(tg_tape *tape, tg_tensor *y)
     pick_vjp(tape, y, slice_pick(y));
 }
 
+/* dx = dy padded with zeros back to x's shape. With a step, the elements of dy are not
+ * contiguous in dx: dx = take(concat(dy, a zero row), idx) along the axis, with the constant
+ * idx[p] = j where x's position p = start + j*step was picked, the zero row (count) elsewhere. */
+static tg_status slice_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    const tg_tensor *x = y->in[0];
+    const int axis = y->attr.slice.axis;
+    const size_t start = (size_t)y->attr.slice.start, step = (size_t)y->attr.slice.step;
+    const size_t count = y->shape[axis], dim = x->shape[axis];
+    if (step == 1 || count <= 1 || x->numel == 0) {
+        dx[0] = pad_axis(tape, dy, x, axis, start);
+        return tg_tape_status(tape);
+    }
+    tg_tensor *const parts[2] = {dy, filled_block(tape, y, axis, 1, 0.0)};
+    tg_tensor *ext = parts[1] ? tg_concat(tape, parts, 2, axis) : NULL;
+    void *iv = tg_tape__scratch(tape, dim * tg__esize(x), "slice");
+    if (!iv)
+        return tg_tape_status(tape);
+    DISPATCH(x->dtype, {
+        T *I = iv;
+        for (size_t p = 0; p < dim; p++)
+            I[p] = (T)(p >= start && (p - start) % step == 0 && (p - start) / step < count
+                           ? (p - start) / step
+                           : count);
+    });
+    tg_tensor *idx = tg_constant(tape, (tg_dtype)x->dtype, 1, &dim, iv);
+    dx[0] = tg_take(tape, ext, idx, axis);
+    return tg_tape_status(tape);
+}
+
 const tg_op_desc tg_op__slice = {
     .info = {.name = "slice", .arity = 1, .attrs = TG_ATTR_SLICE, .differentiable = true},
     .op = TG_OP_SLICE,
     .shape = slice_shape,
     .forward = slice_forward,
     .vjp = slice_vjp,
+    .vjp_graph = slice_vjp_graph,
 };
 
 tg_tensor *tg_slice(tg_tape *tape, tg_tensor *x, int axis, ptrdiff_t start, ptrdiff_t stop,
@@ -195,12 +275,26 @@ static void select_vjp(tg_tape *tape, tg_tensor *y)
     pick_vjp(tape, y, select_pick(y));
 }
 
+/* dx = dy with the axis back (size 1), padded with zeros to x's shape */
+static tg_status select_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    const tg_tensor *x = y->in[0];
+    const int axis = y->attr.select.axis;
+    size_t shape[TG_MAX_RANK];
+    for (int i = 0; i < x->rank; i++)
+        shape[i] = i == axis ? 1 : x->shape[i];
+    dx[0] = pad_axis(tape, tg_reshape(tape, dy, x->rank, shape), x, axis,
+                     (size_t)y->attr.select.index);
+    return tg_tape_status(tape);
+}
+
 const tg_op_desc tg_op__select = {
     .info = {.name = "select", .arity = 1, .attrs = TG_ATTR_INDEX, .differentiable = true},
     .op = TG_OP_SELECT,
     .shape = select_shape,
     .forward = select_forward,
     .vjp = select_vjp,
+    .vjp_graph = select_vjp_graph,
 };
 
 tg_tensor *tg_select(tg_tape *tape, tg_tensor *x, int axis, ptrdiff_t index)
@@ -302,12 +396,29 @@ static tg_status concat_shape(tg_tensor *y, char *msg, size_t size)
     return TG_OK;
 }
 
+/* dx_k = dy's slice along the axis where input k was put */
+static tg_status concat_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    const tg_node_ext *e = y->attr.r.ext;
+    const int axis = y->attr.r.axis;
+    size_t off = 0;
+    for (uint32_t k = 0; k < e->n; k++) {
+        const size_t len = e->in[k]->shape[axis];
+        if (e->in[k]->requires_grad)
+            dx[k] = e->n == 1 ? dy
+                              : tg_slice(tape, dy, axis, (ptrdiff_t)off, (ptrdiff_t)(off + len), 1);
+        off += len;
+    }
+    return tg_tape_status(tape);
+}
+
 const tg_op_desc tg_op__concat = {
     .info = {.name = "concat", .arity = TG_VARIADIC, .attrs = TG_ATTR_AXIS, .differentiable = true},
     .op = TG_OP_CONCAT,
     .shape = concat_shape,
     .forward = join_forward,
     .vjp = join_vjp,
+    .vjp_graph = concat_vjp_graph,
 };
 
 tg_tensor *tg_concat(tg_tape *tape, tg_tensor *const *xs, size_t n, int axis)
@@ -351,12 +462,23 @@ static tg_status stack_shape(tg_tensor *y, char *msg, size_t size)
     return TG_OK;
 }
 
+/* dx_k = dy at index k of the new axis */
+static tg_status stack_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    const tg_node_ext *e = y->attr.r.ext;
+    for (uint32_t k = 0; k < e->n; k++)
+        if (e->in[k]->requires_grad)
+            dx[k] = tg_select(tape, dy, y->attr.r.axis, (ptrdiff_t)k);
+    return tg_tape_status(tape);
+}
+
 const tg_op_desc tg_op__stack = {
     .info = {.name = "stack", .arity = TG_VARIADIC, .attrs = TG_ATTR_AXIS, .differentiable = true},
     .op = TG_OP_STACK,
     .shape = stack_shape,
     .forward = join_forward,
     .vjp = join_vjp,
+    .vjp_graph = stack_vjp_graph,
 };
 
 tg_tensor *tg_stack(tg_tape *tape, tg_tensor *const *xs, size_t n, int axis)
@@ -469,6 +591,44 @@ static void take_vjp(tg_tape *tape, tg_tensor *y)
     });
 }
 
+/* dx = O @ dy along the axis: with dy seen as (outer, m, inner), O the constant (dim, m)
+ * one-hot matrix, O[k, j] = 1 where idx[j] names position k (a row of zeros for an index no
+ * longer valid, which the in-place VJP skips), so repeated indices add up. take is linear in
+ * x with constant indices, and so is this in dy: its own derivative is exact. The product
+ * costs dim * m * outer * inner multiply-adds and a constant of dim * m elements, against the
+ * in-place VJP's m * outer * inner additions: fine for the sizes one differentiates twice,
+ * heavy for a large vocabulary's embedding. */
+static tg_status take_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    const tg_tensor *x = y->in[0], *idx = y->in[1];
+    if (!y->in[0]->requires_grad)
+        return TG_OK;
+    const int axis = y->attr.r.axis;
+    const size_t outer = span(x->shape, 0, axis), dim = x->shape[axis];
+    const size_t inner = span(x->shape, axis + 1, x->rank), m = idx->numel;
+    if (x->numel == 0 || y->numel == 0) {
+        dx[0] = tg_ops__zeros_like(tape, x);
+        return tg_tape_status(tape);
+    }
+    void *ov = tg_tape__scratch(tape, dim * m * tg__esize(x), "take");
+    if (!ov)
+        return tg_tape_status(tape);
+    memset(ov, 0, dim * m * tg__esize(x));
+    DISPATCH(x->dtype, {
+        T *O = ov;
+        for (size_t j = 0; j < m; j++) {
+            size_t k = take_at(idx_value(idx, j), dim);
+            if (k != SIZE_MAX)
+                O[k * m + j] = 1;
+        }
+    });
+    const size_t oshape[2] = {dim, m}, dshape[3] = {outer, m, inner};
+    tg_tensor *o = tg_constant(tape, (tg_dtype)x->dtype, 2, oshape, ov);
+    tg_tensor *g = tg_matmul(tape, o, tg_reshape(tape, dy, 3, dshape));
+    dx[0] = tg_reshape(tape, g, x->rank, x->shape);
+    return tg_tape_status(tape);
+}
+
 const tg_op_desc tg_op__take = {
     .info = {.name = "take", .arity = 2, .attrs = TG_ATTR_AXIS, .differentiable = true},
     .op = TG_OP_TAKE,
@@ -476,6 +636,7 @@ const tg_op_desc tg_op__take = {
     .shape = take_shape,
     .forward = take_forward,
     .vjp = take_vjp,
+    .vjp_graph = take_vjp_graph,
 };
 
 tg_tensor *tg_take(tg_tape *tape, tg_tensor *x, tg_tensor *idx, int axis)

@@ -194,12 +194,67 @@ static void matmul_vjp(tg_tape *tape, tg_tensor *y)
     }
 }
 
+/* ---- the differentiable VJP (tg_grad_graph) ---------------------------------------------------
+ * The same products as ops. A 1-D operand becomes a matrix first ((K) -> (1,K) for a, (K,1)
+ * for b) and dy gets back the axes the product dropped, so that four cases remain:
+ *   (M,K) @ (K,N):     dA = dy @ B^T,                     dB = A^T @ dy
+ *   (P,M,K) @ (P,K,N): the same per batch (B^T: the last two axes swapped)
+ *   (M,K) @ (P,K,N):   dA = sum over the batch of dy @ B^T, dB = A^T @ dy (A^T for every batch)
+ *   (P,M,K) @ (K,N):   dA = dy @ B^T (B^T for every batch),  dB = (P*M,K)^T @ (P*M,N)
+ * and the gradients of 1-D operands are reshaped back. */
+
+/* t with its last two axes swapped */
+static tg_tensor *swap_last(tg_tape *tape, tg_tensor *t)
+{
+    static const int swap3[3] = {0, 2, 1};
+    return t && t->rank == 3 ? tg_permute(tape, t, swap3) : tg_transpose(tape, t);
+}
+
+static tg_status matmul_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    tg_tensor *a = y->in[0], *b = y->in[1];
+    const size_t K = a->shape[a->rank - 1];
+    const size_t row[2] = {1, K}, col[2] = {K, 1};
+    tg_tensor *A = a->rank == 1 ? tg_reshape(tape, a, 2, row) : a;
+    tg_tensor *B = b->rank == 1 ? tg_reshape(tape, b, 2, col) : b;
+    tg_tensor *G = dy;
+    if (!A || !B)
+        return tg_tape_status(tape);
+    const int pa = A->rank, pb = B->rank;
+    const size_t M = A->shape[pa - 2], N = B->shape[pb - 1];
+    const size_t P = pa == 3 ? A->shape[0] : pb == 3 ? B->shape[0] : 1;
+    if (a->rank == 1 || b->rank == 1) { /* dy with the dropped axes back, as size 1 */
+        const size_t full[3] = {P, M, N};
+        const int batched = pa == 3 || pb == 3;
+        G = tg_reshape(tape, dy, 2 + batched, full + 1 - batched);
+    }
+    if (a->requires_grad) {
+        tg_tensor *dA = tg_matmul(tape, G, swap_last(tape, B));
+        if (pa == 2 && pb == 3)
+            dA = tg_sum(tape, dA, 0, false);
+        dx[0] = a->rank == 1 ? tg_reshape(tape, dA, 1, a->shape) : dA;
+    }
+    if (b->requires_grad) {
+        tg_tensor *dB;
+        if (pa == 3 && pb == 2) {
+            const size_t ak[2] = {P * M, K}, gn[2] = {P * M, N};
+            dB = tg_matmul(tape, tg_transpose(tape, tg_reshape(tape, A, 2, ak)),
+                           tg_reshape(tape, G, 2, gn));
+        } else {
+            dB = tg_matmul(tape, swap_last(tape, A), G);
+        }
+        dx[1] = b->rank == 1 ? tg_reshape(tape, dB, 1, b->shape) : dB;
+    }
+    return tg_tape_status(tape);
+}
+
 const tg_op_desc tg_op__matmul = {
     .info = {.name = "matmul", .arity = 2, .attrs = TG_ATTR_NONE, .differentiable = true},
     .op = TG_OP_MATMUL,
     .shape = matmul_shape,
     .forward = matmul_forward,
     .vjp = matmul_vjp,
+    .vjp_graph = matmul_vjp_graph,
 };
 
 tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b)

@@ -5,6 +5,9 @@
  * (outer, inner): n elements of a lane are inner apart. */
 #include "ops/op_impl.h"
 
+#include "tape/scratch.h"
+
+#include <string.h>
 #include <tgmath.h>
 
 static tg_status reduce_shape(tg_tensor *y, char *msg, size_t size)
@@ -496,6 +499,11 @@ static void log_softmax_vjp(tg_tape *tape, tg_tensor *y)
         .vjp_graph = vjp_graph_fn,                                                                 \
     };
 
+/* ---- differentiable VJPs (tg_grad_graph) ---------------------------------------------------
+ * The VJPs above once more, written with ops so that the gradient is itself recorded on the
+ * tape (op_desc.h, tg_vjp_graph_fn). Each follows its in-place VJP's arithmetic where it can,
+ * so the two agree to rounding (mostly bit for bit). */
+
 /* dx = dy spread back over the reduced axis (or every axis) */
 static tg_status sum_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
 {
@@ -503,14 +511,169 @@ static tg_status sum_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_te
     return tg_tape_status(tape);
 }
 
+/* The length of y's lanes: the size of the reduced axis, or every element. */
+static size_t lane_length(const tg_tensor *y)
+{
+    const tg_tensor *x = y->in[0];
+    return y->attr.r.axis == TG_ALL_AXES ? x->numel : x->shape[y->attr.r.axis];
+}
+
+/* dx = unreduce(dy / n), dy divided by n as the in-place VJP divides it */
+static tg_status mean_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    tg_tensor *n = tg_scalar(tape, (tg_dtype)y->dtype, (double)lane_length(y));
+    dx[0] = tg_ops__unreduce(tape, GDIV(dy, n), y);
+    return tg_tape_status(tape);
+}
+
+/* A constant of x's shape: 1 at each lane's first maximum (minimum), the element the in-place
+ * VJP gives dy to, 0 elsewhere. Piecewise constant in x, so it is recorded as a constant: its
+ * derivative is zero (the max is locally the element it picks). */
+static tg_tensor *pick_mask(tg_tape *tape, const tg_tensor *y, bool is_max)
+{
+    const tg_tensor *x = y->in[0];
+    void *m = tg_tape__scratch(tape, tg__nbytes(x), is_max ? "max" : "min");
+    if (!m)
+        return NULL;
+    memset(m, 0, tg__nbytes(x));
+    axis_split s = split_at(x, y->attr.r.axis);
+    DISPATCH(x->dtype, {
+        const T *X = x->data;
+        T *M = m;
+        FOR_LANES(s, {
+            size_t k;
+            if (is_max)
+                ARGMAX(X, xoff, st, s.n, k);
+            else
+                ARGMIN(X, xoff, st, s.n, k);
+            M[xoff + k * st] = 1;
+        })
+    });
+    return tg_ops__constant_like(tape, x, m);
+}
+
+/* dx = unreduce(dy) * mask (the first maximum of each lane) */
+static tg_status max_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    dx[0] = GMUL(tg_ops__unreduce(tape, dy, y), pick_mask(tape, y, true));
+    return tg_tape_status(tape);
+}
+
+/* dx = unreduce(dy) * mask (the first minimum of each lane) */
+static tg_status min_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    dx[0] = GMUL(tg_ops__unreduce(tape, dy, y), pick_mask(tape, y, false));
+    return tg_tape_status(tape);
+}
+
+/* softmax of x along y's reduced axis (over every element for TG_ALL_AXES), of x's shape */
+static tg_tensor *softmax_along(tg_tape *tape, const tg_tensor *y)
+{
+    tg_tensor *x = y->in[0];
+    if (y->attr.r.axis != TG_ALL_AXES)
+        return tg_softmax(tape, x, y->attr.r.axis);
+    const size_t n = x->numel;
+    tg_tensor *p = tg_softmax(tape, tg_reshape(tape, x, 1, &n), 0);
+    return tg_reshape(tape, p, x->rank, x->shape);
+}
+
+/* dx = unreduce(dy) * softmax(x): e^(x - y) as the forward's (x - m) - ls, without the
+ * rounding of m + ls; its own derivative is softmax's (diag(p) - p p^T, times dy) */
+static tg_status logsumexp_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    if (y->in[0]->numel == 0)
+        dx[0] = tg_ops__zeros_like(tape, y->in[0]);
+    else
+        dx[0] = GMUL(tg_ops__unreduce(tape, dy, y), softmax_along(tape, y));
+    return tg_tape_status(tape);
+}
+
+/* prod: the product of the other elements of each lane, exactly (no division, so zeros are no
+ * special case), as ops: the exclusive prefix products times the exclusive suffix products,
+ * each by a scan of ceil(log2 n) doubling steps (p[k] *= p[k - d] for d = 1, 2, 4, ..., the
+ * shifted lane made of a slice and a block of ones). Every step is a slice, a concat and a
+ * product, so the result is a polynomial of x recorded with differentiable ops, and its own
+ * derivatives (d/dx_j of prod_{i != k} x_i = prod_{i != j,k} x_i, also at zeros) are exact to
+ * any order. Cost O(numel log n) per derivative; the in-place VJP's is O(numel). */
+
+/* lanes (outer, n, inner)[:, from:to) */
+static tg_tensor *lane_slice(tg_tape *tape, tg_tensor *t, size_t from, size_t to)
+{
+    return tg_slice(tape, t, 1, (ptrdiff_t)from, (ptrdiff_t)to, 1);
+}
+
+/* concat(p, q) along the lanes */
+static tg_tensor *lane_join(tg_tape *tape, tg_tensor *p, tg_tensor *q)
+{
+    tg_tensor *const parts[2] = {p, q};
+    return p && q ? tg_concat(tape, parts, 2, 1) : NULL;
+}
+
+static tg_tensor *prod_of_others(tg_tape *tape, const tg_tensor *y)
+{
+    tg_tensor *x = y->in[0];
+    const axis_split s = split_at(x, y->attr.r.axis);
+    const size_t shape3[3] = {s.outer, s.n, s.inner};
+    const size_t n = s.n;
+    void *one = tg_tape__scratch(tape, tg__nbytes(x), "prod");
+    if (!one)
+        return NULL;
+    DISPATCH(x->dtype, {
+        T *O = one;
+        for (size_t i = 0; i < x->numel; i++)
+            O[i] = 1;
+    });
+    tg_tensor *ones = tg_constant(tape, (tg_dtype)x->dtype, 3, shape3, one);
+    if (n == 1)
+        return tg_reshape(tape, ones, x->rank, x->shape);
+    tg_tensor *x3 = tg_reshape(tape, x, 3, shape3);
+    /* pre[k] = x[k-1] (pre[0] = 1), suf[k] = x[k+1] (suf[n-1] = 1) */
+    tg_tensor *pre = lane_join(tape, lane_slice(tape, ones, 0, 1), lane_slice(tape, x3, 0, n - 1));
+    tg_tensor *suf = lane_join(tape, lane_slice(tape, x3, 1, n), lane_slice(tape, ones, 0, 1));
+    /* after the step of d: pre[k] = prod_{k-2d <= j < k} x[j], suf likewise on the other side */
+    for (size_t d = 1; d < n && pre && suf; d *= 2) {
+        pre = GMUL(pre, lane_join(tape, lane_slice(tape, ones, 0, d),
+                                  lane_slice(tape, pre, 0, n - d)));
+        suf = GMUL(suf, lane_join(tape, lane_slice(tape, suf, d, n),
+                                  lane_slice(tape, ones, 0, d)));
+    }
+    return tg_reshape(tape, GMUL(pre, suf), x->rank, x->shape);
+}
+
+/* dx = unreduce(dy) * (the product of the others) */
+static tg_status prod_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    if (y->in[0]->numel == 0)
+        dx[0] = tg_ops__zeros_like(tape, y->in[0]);
+    else
+        dx[0] = GMUL(tg_ops__unreduce(tape, dy, y), prod_of_others(tape, y));
+    return tg_tape_status(tape);
+}
+
+/* dx = y * (dy - sum(dy * y)) along the axis; y carries x's dependence to the next order */
+static tg_status softmax_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    dx[0] = GMUL(y, GSUB(dy, tg_sum(tape, GMUL(dy, y), y->attr.r.axis, true)));
+    return tg_tape_status(tape);
+}
+
+/* dx = dy - e^y * sum(dy) along the axis, e^y recorded as softmax(x) (the same values, bit for
+ * bit: both are e^((x - m) - ls)), so the next order needs softmax's VJP rather than exp's */
+static tg_status log_softmax_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    tg_tensor *p = tg_softmax(tape, y->in[0], y->attr.r.axis);
+    dx[0] = GSUB(dy, GMUL(p, tg_sum(tape, dy, y->attr.r.axis, true)));
+    return tg_tape_status(tape);
+}
+
 REDUCE_DESC(sum, SUM, REDUCE, reduce_shape, sum_vjp_graph)
-REDUCE_DESC(mean, MEAN, REDUCE, reduce_shape, NULL)
-REDUCE_DESC(max, MAX, REDUCE, reduce_nonempty_shape, NULL)
-REDUCE_DESC(logsumexp, LOGSUMEXP, REDUCE, reduce_shape, NULL)
-REDUCE_DESC(min, MIN, REDUCE, reduce_nonempty_shape, NULL)
-REDUCE_DESC(prod, PROD, REDUCE, reduce_shape, NULL)
-REDUCE_DESC(softmax, SOFTMAX, AXIS, axis_shape, NULL)
-REDUCE_DESC(log_softmax, LOG_SOFTMAX, AXIS, axis_shape, NULL)
+REDUCE_DESC(mean, MEAN, REDUCE, reduce_shape, mean_vjp_graph)
+REDUCE_DESC(max, MAX, REDUCE, reduce_nonempty_shape, max_vjp_graph)
+REDUCE_DESC(logsumexp, LOGSUMEXP, REDUCE, reduce_shape, logsumexp_vjp_graph)
+REDUCE_DESC(min, MIN, REDUCE, reduce_nonempty_shape, min_vjp_graph)
+REDUCE_DESC(prod, PROD, REDUCE, reduce_shape, prod_vjp_graph)
+REDUCE_DESC(softmax, SOFTMAX, AXIS, axis_shape, softmax_vjp_graph)
+REDUCE_DESC(log_softmax, LOG_SOFTMAX, AXIS, axis_shape, log_softmax_vjp_graph)
 
 TG_INLINE tg_tensor *along(tg_tape *tape, const tg_op_desc *d, tg_tensor *x, int axis, bool keepdim)
 {

@@ -1,6 +1,7 @@
 /* shape.c: ops that move or relabel elements rather than compute them: constants, detach,
  * reshape (views sharing their input's memory), transpose and permute. (Picking elements by
- * index and joining tensors: index.c.) */
+ * index and joining tensors: index.c.) Their differentiable VJPs (vjp_graph) are the inverse
+ * moves applied to dy; const and detach pass no gradient, so they have none. */
 #include "ops/op_impl.h"
 
 /* ---- constants ---------------------------------------------------------------------------- */
@@ -144,6 +145,13 @@ static void reshape_vjp(tg_tape *tape, tg_tensor *y)
     });
 }
 
+/* dx = dy reshaped back to x's shape */
+static tg_status reshape_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    dx[0] = tg_reshape(tape, dy, y->in[0]->rank, y->in[0]->shape);
+    return tg_tape_status(tape);
+}
+
 const tg_op_desc tg_op__reshape = {
     .info = {.name = "reshape", .arity = 1, .attrs = TG_ATTR_SHAPE, .differentiable = true},
     .op = TG_OP_RESHAPE,
@@ -151,6 +159,7 @@ const tg_op_desc tg_op__reshape = {
     .shape = reshape_shape,
     .forward = view_forward,
     .vjp = reshape_vjp,
+    .vjp_graph = reshape_vjp_graph,
 };
 
 tg_tensor *tg_reshape(tg_tape *tape, tg_tensor *x, int rank, const size_t *shape)
@@ -203,12 +212,21 @@ static void transpose_vjp(tg_tape *tape, tg_tensor *y)
     });
 }
 
+/* dx = dy^T */
+static tg_status transpose_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    TG_UNUSED(y);
+    dx[0] = tg_transpose(tape, dy);
+    return tg_tape_status(tape);
+}
+
 const tg_op_desc tg_op__transpose = {
     .info = {.name = "transpose", .arity = 1, .attrs = TG_ATTR_NONE, .differentiable = true},
     .op = TG_OP_TRANSPOSE,
     .shape = transpose_shape,
     .forward = transpose_forward,
     .vjp = transpose_vjp,
+    .vjp_graph = transpose_vjp_graph,
 };
 
 tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x)
@@ -308,12 +326,23 @@ static void permute_vjp(tg_tape *tape, tg_tensor *y)
     });
 }
 
+/* dx = dy permuted by the inverse permutation: output axis i came from input axis perm[i] */
+static tg_status permute_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    int inverse[TG_MAX_RANK] = {0};
+    for (int i = 0; i < y->rank; i++)
+        inverse[y->attr.perm[i]] = i;
+    dx[0] = tg_permute(tape, dy, inverse);
+    return tg_tape_status(tape);
+}
+
 const tg_op_desc tg_op__permute = {
     .info = {.name = "permute", .arity = 1, .attrs = TG_ATTR_AXES, .differentiable = true},
     .op = TG_OP_PERMUTE,
     .shape = permute_shape,
     .forward = permute_forward,
     .vjp = permute_vjp,
+    .vjp_graph = permute_vjp_graph,
 };
 
 tg_tensor *tg_permute(tg_tape *tape, tg_tensor *x, const int *axes)

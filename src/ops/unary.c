@@ -1,8 +1,9 @@
 /* unary.c: the elementwise ops of one input, y[i] = f(x[i]). Each is written as its math:
  * UNARY_OP(id, ENUM, attribute kind, forward expression of x (and the constant c), VJP
- * expression of x, y, dy (and c)) makes its element functions for f32 and f64, its loops, its
- * descriptor tg_op__id and its constructor tg_id. The loops are written once, in the
- * skeletons after this comment, and instantiated per op with that op's element functions
+ * expression of x, y, dy (and c), the same VJP as ops of the tape tensors x, y, dy (and the
+ * double c)) makes its element functions for f32 and f64, its loops, its differentiable VJP
+ * (tg_grad_graph), its descriptor tg_op__id and its constructor tg_id. The loops are written once,
+ * in the skeletons after this comment, and instantiated per op with that op's element functions
  * inlined; those over many elements are also compiled for AVX-512 and AVX2 (TG_SIMD_CLONES,
  * core/core.h), so tanh's arithmetic, say, runs 8 or 4 doubles wide. */
 #include "ops/op_impl.h"
@@ -80,9 +81,10 @@ TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, tg_range_fn range, u
 }
 
 /* One op: its element functions (T is the element type inside FWD and VJP), its loops over
- * a range (the pool's tasks) and over many elements, its forward and VJP, and its
- * descriptor. */
-#define UNARY_OP(id, ENUM, ATTRS, FWD, VJP)                                                        \
+ * a range (the pool's tasks) and over many elements, its forward and VJP, its differentiable
+ * VJP (GVJP: an expression of tape tensors x, y, dy and the double c giving x's share, or NULL
+ * for none) and its descriptor. */
+#define UNARY_OP(id, ENUM, ATTRS, FWD, VJP, GVJP)                                                  \
     static inline float id##_y_f32(float x, float c)                                               \
     {                                                                                              \
         typedef float T;                                                                           \
@@ -143,12 +145,22 @@ TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, tg_range_fn range, u
         else                                                                                       \
             id##_vjp_many(y, dx);                                                                  \
     }                                                                                              \
+    static tg_status id##_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)    \
+    {                                                                                              \
+        tg_tensor *x = y->in[0];                                                                   \
+        const double c = y->attr.c;                                                                \
+        (void)c, (void)dy;                                                                         \
+        if (x->requires_grad)                                                                      \
+            dx[0] = (GVJP);                                                                        \
+        return tg_tape_status(tape);                                                               \
+    }                                                                                              \
     const tg_op_desc tg_op__##id = {                                                               \
         .info = {.name = #id, .arity = 1, .attrs = TG_ATTR_##ATTRS, .differentiable = true},       \
         .op = TG_OP_##ENUM,                                                                        \
         .shape = tg_ops__same_shape,                                                               \
         .forward = id##_forward,                                                                   \
         .vjp = id##_vjp,                                                                           \
+        .vjp_graph = id##_vjp_graph,                                                               \
     };                                                                                             \
     UNARY_CONSTRUCTOR_##ATTRS(id)
 
@@ -195,33 +207,52 @@ static inline float tanh_f32(float x)
 }
 #define TANH(x) _Generic((x), float : tanh_f32, default : tg__tanh)(x)
 
+/* Shorthands of the differentiable VJPs (beside op_impl.h's GADD ...; x and tape in scope): a
+ * 0-d constant of x's dtype, 1 - p, (1 - x)(1 + x) as the in-place VJPs compute it, and NaN
+ * where a 0/1 mask (a comparison: a constant) is 1, -0 elsewhere (sqrt(-mask): adding it
+ * changes nothing where the mask is 0). */
+#define GCONST(v) tg_scalar(tape, (tg_dtype)x->dtype, (v))
+#define GONE_MINUS(p) GADDC(GNEG(p), 1)
+#define GONE_MINUS_X2 GMUL(GONE_MINUS(x), GADDC(x, 1))
+#define GNAN_WHERE(mask) tg_sqrt(tape, GNEG(mask))
+
+/* The differentiable VJPs follow the in-place ones term for term (the same roundings where the
+ * ops allow), and record piecewise-constant factors (relu's and clamp's masks, abs's sign) as
+ * comparisons, which are constants; sign, floor and ceil give no share (NULL). Where the
+ * in-place VJP takes a limit that no composition of ops reaches (gelu's and silu's x * (a
+ * vanishing factor) at x = +-inf, relu's, abs's and clamp's 0 * dy for dy = +-inf), the graph gives
+ * NaN. */
+
 /* y = -x;  dx += -dy */
-UNARY_OP(neg, NEG, NONE, -x, -dy)
+UNARY_OP(neg, NEG, NONE, -x, -dy, GNEG(dy))
 /* y = c*x;  dx += c*dy */
-UNARY_OP(scale, SCALE, CONSTANT, c *x, c *dy)
+UNARY_OP(scale, SCALE, CONSTANT, c *x, c *dy, GSCALE(dy, c))
 /* y = x + c;  dx += dy */
-UNARY_OP(add_scalar, ADD_SCALAR, CONSTANT, x + c, dy)
+UNARY_OP(add_scalar, ADD_SCALAR, CONSTANT, x + c, dy, dy)
 /* y = x^c;  dx += dy * c * x^(c-1)   (C's pow() at the edges; x^0 = 1 has slope 0 everywhere,
  * also at x = 0, where c * x^(c-1) would be 0 * Inf = NaN) */
-UNARY_OP(pow, POW, CONSTANT, pow(x, c), c == 0 ? 0 : dy * c * pow(x, c - 1))
+UNARY_OP(pow, POW, CONSTANT, pow(x, c), c == 0 ? 0 : dy * c * pow(x, c - 1),
+         c == 0 ? NULL : GMUL(GSCALE(dy, c), tg_pow(tape, x, c - 1)))
 /* y = x^2;  dx += dy * 2x */
-UNARY_OP(square, SQUARE, NONE, x *x, dy * 2 * x)
+UNARY_OP(square, SQUARE, NONE, x *x, dy * 2 * x, GMUL(GSCALE(dy, 2), x))
 /* y = sqrt(x);  dx += dy / (2y)   (+Inf at 0) */
-UNARY_OP(sqrt, SQRT, NONE, sqrt(x), dy / (2 * y))
+UNARY_OP(sqrt, SQRT, NONE, sqrt(x), dy / (2 * y), GDIV(dy, GSCALE(y, 2)))
 /* y = e^x;  dx += dy * y */
-UNARY_OP(exp, EXP, NONE, exp(x), dy *y)
+UNARY_OP(exp, EXP, NONE, exp(x), dy *y, GMUL(dy, y))
 /* y = ln x;  dx += dy / x   (log 0 = -Inf with gradient +Inf; log of x < 0 is NaN) */
-UNARY_OP(log, LOG, NONE, log(x), dy / x)
-/* y = |x|;  dx += dy * sign(x), sign(0) = 0 */
-UNARY_OP(abs, ABS, NONE, fabs(x), x > 0 ? dy : (x < 0 ? -dy : 0))
+UNARY_OP(log, LOG, NONE, log(x), dy / x, GDIV(dy, x))
+/* y = |x|;  dx += dy * sign(x), sign(0) = 0  (as ops: dy * ((x > 0) - (x < 0)), 0 for NaN too) */
+UNARY_OP(abs, ABS, NONE, fabs(x), x > 0 ? dy : (x < 0 ? -dy : 0),
+         GMUL(dy, GSUB(tg_gt(tape, x, GCONST(0)), tg_lt(tape, x, GCONST(0)))))
 /* y = 1/(1+e^-x);  dx += dy * y * (1-y) */
-UNARY_OP(sigmoid, SIGMOID, NONE, SIGMOID(x), dy *y *(1 - y))
+UNARY_OP(sigmoid, SIGMOID, NONE, SIGMOID(x), dy *y *(1 - y), GMUL(GMUL(dy, y), GONE_MINUS(y)))
 /* y = tanh x;  dx += dy * (1 - y^2) */
-UNARY_OP(tanh, TANH, NONE, TANH(x), dy *(1 - y * y))
+UNARY_OP(tanh, TANH, NONE, TANH(x), dy *(1 - y * y), GMUL(dy, GONE_MINUS(tg_square(tape, y))))
 /* y = max(x, 0);  dx += dy where x > 0, relu'(0) = 0  (NaN stays NaN, so anomaly mode sees it) */
-UNARY_OP(relu, RELU, NONE, x<0 ? 0 : x, x> 0 ? dy : 0)
+UNARY_OP(relu, RELU, NONE, x<0 ? 0 : x, x> 0 ? dy : 0, GMUL(dy, tg_gt(tape, x, GCONST(0))))
 /* y = log sigmoid(x) = min(x, 0) - log(1 + e^-|x|);  dx += dy * sigmoid(-x) */
-UNARY_OP(log_sigmoid, LOG_SIGMOID, NONE, (x < 0 ? x : 0) - log1p(exp(-fabs(x))), dy *SIGMOID(-x))
+UNARY_OP(log_sigmoid, LOG_SIGMOID, NONE, (x < 0 ? x : 0) - log1p(exp(-fabs(x))), dy *SIGMOID(-x),
+         GMUL(dy, tg_sigmoid(tape, GNEG(x))))
 
 /* y = min(max(x, lo), hi);  dx += dy where lo <= x <= hi. Two constants, so its loops are its
  * own (short: a clamp is not a hot op). */
@@ -260,12 +291,23 @@ static void clamp_vjp(tg_tape *tape, tg_tensor *y)
     });
 }
 
+/* as ops: dy * (x >= lo) * (x <= hi), a constant mask */
+static tg_status clamp_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    tg_tensor *x = y->in[0];
+    if (x->requires_grad)
+        dx[0] = GMUL(dy, GMUL(tg_ge(tape, x, GCONST(y->attr.range.lo)),
+                              tg_le(tape, x, GCONST(y->attr.range.hi))));
+    return tg_tape_status(tape);
+}
+
 const tg_op_desc tg_op__clamp = {
     .info = {.name = "clamp", .arity = 1, .attrs = TG_ATTR_RANGE, .differentiable = true},
     .op = TG_OP_CLAMP,
     .shape = clamp_shape,
     .forward = clamp_forward,
     .vjp = clamp_vjp,
+    .vjp_graph = clamp_vjp_graph,
 };
 
 tg_tensor *tg_clamp(tg_tape *tape, tg_tensor *x, double lo, double hi)
@@ -319,48 +361,64 @@ ELEM_HELPER(normal_pdf, exp(-(x *x) / 2) * (T)0.39894228040143267794)
 ELEM_HELPER(sigmoid_slope, exp(-fabs(x)) / ((1 + exp(-fabs(x))) * (1 + exp(-fabs(x)))))
 #define SIGMOID_SLOPE(x) BY_TYPE(sigmoid_slope, x)
 
+/* Phi(x) = (1 + erf(x / sqrt 2)) / 2 and phi(x) = e^(-x^2/2) / sqrt(2 pi) as ops (Phi loses
+ * relative accuracy in the far lower tail, where the in-place erfc does not) */
+#define GNORMAL_CDF(x) GADDC(GSCALE(tg_erf(tape, GSCALE(x, 0.70710678118654752440)), 0.5), 0.5)
+#define GNORMAL_PDF(x)                                                                             \
+    GSCALE(tg_exp(tape, GSCALE(tg_square(tape, x), -0.5)), 0.39894228040143267794)
+
 /* y = sin x;  dx += dy * cos x */
-UNARY_OP(sin, SIN, NONE, sin(x), dy *cos(x))
+UNARY_OP(sin, SIN, NONE, sin(x), dy *cos(x), GMUL(dy, tg_cos(tape, x)))
 /* y = cos x;  dx += -dy * sin x */
-UNARY_OP(cos, COS, NONE, cos(x), -dy *sin(x))
+UNARY_OP(cos, COS, NONE, cos(x), -dy *sin(x), GMUL(GNEG(dy), tg_sin(tape, x)))
 /* y = tan x;  dx += dy * (1 + y^2) */
-UNARY_OP(tan, TAN, NONE, tan(x), dy *(1 + y * y))
+UNARY_OP(tan, TAN, NONE, tan(x), dy *(1 + y * y), GMUL(dy, GADDC(tg_square(tape, y), 1)))
 /* y = asin x;  dx += dy / sqrt((1-x)(1+x))   (1 - x is exact near 1, where 1 - x^2 would lose
  * digits; +inf at +-1; NaN for |x| > 1) */
-UNARY_OP(asin, ASIN, NONE, asin(x), dy / sqrt((1 - x) * (1 + x)))
+UNARY_OP(asin, ASIN, NONE, asin(x), dy / sqrt((1 - x) * (1 + x)),
+         GDIV(dy, tg_sqrt(tape, GONE_MINUS_X2)))
 /* y = acos x;  dx += -dy / sqrt((1-x)(1+x))   (-inf at +-1; NaN for |x| > 1) */
-UNARY_OP(acos, ACOS, NONE, acos(x), -dy / sqrt((1 - x) * (1 + x)))
+UNARY_OP(acos, ACOS, NONE, acos(x), -dy / sqrt((1 - x) * (1 + x)),
+         GDIV(GNEG(dy), tg_sqrt(tape, GONE_MINUS_X2)))
 /* y = atan x;  dx += dy / (1 + x^2)   (x^2 = inf for huge x gives the limit 0) */
-UNARY_OP(atan, ATAN, NONE, atan(x), dy / (1 + x * x))
+UNARY_OP(atan, ATAN, NONE, atan(x), dy / (1 + x * x), GDIV(dy, GADDC(tg_square(tape, x), 1)))
 /* y = sinh x;  dx += dy * cosh x */
-UNARY_OP(sinh, SINH, NONE, sinh(x), dy *cosh(x))
+UNARY_OP(sinh, SINH, NONE, sinh(x), dy *cosh(x), GMUL(dy, tg_cosh(tape, x)))
 /* y = cosh x;  dx += dy * sinh x */
-UNARY_OP(cosh, COSH, NONE, cosh(x), dy *sinh(x))
-/* y = asinh x;  dx += dy / hypot(x, 1)   (sqrt(x^2 + 1) would overflow beyond 1e154) */
-UNARY_OP(asinh, ASINH, NONE, asinh(x), dy / hypot(x, (T)1))
+UNARY_OP(cosh, COSH, NONE, cosh(x), dy *sinh(x), GMUL(dy, tg_sinh(tape, x)))
+/* y = asinh x;  dx += dy / hypot(x, 1)   (sqrt(x^2 + 1) would overflow beyond 1e154; as ops:
+ * dy / cosh(y), which is hypot(x, 1) without the overflow) */
+UNARY_OP(asinh, ASINH, NONE, asinh(x), dy / hypot(x, (T)1), GDIV(dy, tg_cosh(tape, y)))
 /* y = acosh x;  dx += dy / (sqrt(x-1) sqrt(x+1))   ((x-1)(x+1) would overflow for large x;
  * +inf at 1; NaN for x < 1) */
-UNARY_OP(acosh, ACOSH, NONE, acosh(x), dy / (sqrt(x - 1) * sqrt(x + 1)))
+UNARY_OP(acosh, ACOSH, NONE, acosh(x), dy / (sqrt(x - 1) * sqrt(x + 1)),
+         GDIV(dy, GMUL(tg_sqrt(tape, GADDC(x, -1)), tg_sqrt(tape, GADDC(x, 1)))))
 /* y = atanh x;  dx += dy / ((1-x)(1+x))   (+inf at +-1; NaN for |x| > 1, where the formula
- * alone would give a finite number) */
-UNARY_OP(atanh, ATANH, NONE, atanh(x), fabs(x) <= 1 ? dy / ((1 - x) * (1 + x)) : (T)NAN)
+ * alone would give a finite number: as ops, a NaN added there) */
+UNARY_OP(atanh, ATANH, NONE, atanh(x), fabs(x) <= 1 ? dy / ((1 - x) * (1 + x)) : (T)NAN,
+         GADD(GDIV(dy, GONE_MINUS_X2), GNAN_WHERE(tg_gt(tape, tg_abs(tape, x), GCONST(1)))))
 /* y = e^x - 1;  dx += dy * e^x   (y + 1 would cancel for x < 0) */
-UNARY_OP(expm1, EXPM1, NONE, expm1(x), dy *exp(x))
+UNARY_OP(expm1, EXPM1, NONE, expm1(x), dy *exp(x), GMUL(dy, tg_exp(tape, x)))
 /* y = log(1 + x);  dx += dy / (1 + x)   (as log: -inf at -1 with gradient +inf) */
-UNARY_OP(log1p, LOG1P, NONE, log1p(x), dy / (1 + x))
+UNARY_OP(log1p, LOG1P, NONE, log1p(x), dy / (1 + x), GDIV(dy, GADDC(x, 1)))
 /* y = erf x;  dx += dy * (2/sqrt pi) e^(-x^2) */
-UNARY_OP(erf, ERF, NONE, erf(x), dy *(T)1.12837916709551257390 * exp(-(x * x)))
+UNARY_OP(erf, ERF, NONE, erf(x), dy *(T)1.12837916709551257390 * exp(-(x * x)),
+         GMUL(GSCALE(dy, 1.12837916709551257390), tg_exp(tape, GNEG(tg_square(tape, x)))))
 /* y = log(1 + e^x) = max(x, 0) + log1p(e^-|x|);  dx += dy * sigmoid(x) */
-UNARY_OP(softplus, SOFTPLUS, NONE, (x > 0 ? x : 0) + log1p(exp(-fabs(x))), dy *SIGMOID(x))
+UNARY_OP(softplus, SOFTPLUS, NONE, (x > 0 ? x : 0) + log1p(exp(-fabs(x))), dy *SIGMOID(x),
+         GMUL(dy, tg_sigmoid(tape, x)))
 /* y = x Phi(x);  dx += dy * (Phi(x) + x phi(x)) */
 UNARY_OP(gelu, GELU, NONE, TIMES_VANISHING(x, NORMAL_CDF(x)),
-         dy *(NORMAL_CDF(x) + TIMES_VANISHING(x, NORMAL_PDF(x))))
-/* y = x sigmoid(x);  dx += dy * (s + x s (1-s)), s = sigmoid(x) */
+         dy *(NORMAL_CDF(x) + TIMES_VANISHING(x, NORMAL_PDF(x))),
+         GMUL(dy, GADD(GNORMAL_CDF(x), GMUL(x, GNORMAL_PDF(x)))))
+/* y = x sigmoid(x);  dx += dy * (s + x s (1-s)), s = sigmoid(x)  (as ops: s (1 + x sigmoid(-x)),
+ * where 1 - s does not cancel) */
 UNARY_OP(silu, SILU, NONE, TIMES_VANISHING(x, SIGMOID(x)),
-         dy *(SIGMOID(x) + TIMES_VANISHING(x, SIGMOID_SLOPE(x))))
+         dy *(SIGMOID(x) + TIMES_VANISHING(x, SIGMOID_SLOPE(x))),
+         GMUL(dy, GMUL(tg_sigmoid(tape, x), GADDC(GMUL(x, tg_sigmoid(tape, GNEG(x))), 1))))
 /* y = sign x (0 at 0, NaN for NaN);  dx += 0 */
-UNARY_OP(sign, SIGN, NONE, x > 0 ? 1 : (x < 0 ? -1 : x), 0)
+UNARY_OP(sign, SIGN, NONE, x > 0 ? 1 : (x < 0 ? -1 : x), 0, NULL)
 /* y = floor x;  dx += 0 */
-UNARY_OP(floor, FLOOR, NONE, floor(x), 0)
+UNARY_OP(floor, FLOOR, NONE, floor(x), 0, NULL)
 /* y = ceil x;  dx += 0 */
-UNARY_OP(ceil, CEIL, NONE, ceil(x), 0)
+UNARY_OP(ceil, CEIL, NONE, ceil(x), 0, NULL)

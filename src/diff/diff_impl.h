@@ -1,0 +1,27 @@
+/* diff_impl.h: what the files of the diff module share (products.c, matrices.c): argument
+ * checks, constants of zeros, and the inner product sum_i <a_i, b_i> recorded on a tape. The
+ * module sits above ops and uses the public API only (and core/core.h for errors and memory). */
+#ifndef TAPEGRAD_DIFF_DIFF_IMPL_H
+#define TAPEGRAD_DIFF_DIFF_IMPL_H
+
+#include "core/core.h"
+
+/* Checks xs[0..n) (and vs[0..n) when vs is not NULL: each of xs[i]'s dtype and shape) for
+ * the function `who`: TG_EINVAL for NULL arrays or entries, TG_EDTYPE, TG_ESHAPE. Sets this
+ * thread's error only. */
+tg_status tg_diff__check_inputs(const char *who, tg_tensor *const *xs, tg_tensor *const *vs,
+                                size_t n);
+
+/* Checks what every derivative product and matrix needs of the tape and the output: neither
+ * NULL, the tape without an error, y depending on a tensor that requires grad, and (with
+ * recorded) gradient recording enabled, so that recorded gradients are differentiable.
+ * Sets this thread's error only. */
+tg_status tg_diff__check_output(const char *who, tg_tape *tape, tg_tensor *y, bool recorded);
+
+/* A constant of zeros of `like`'s dtype and shape on tape; NULL with the tape's error. */
+tg_tensor *tg_diff__zeros_like(tg_tape *tape, const tg_tensor *like);
+
+/* sum_i sum(a[i] * b[i]), a 0-d tape tensor; NULL with the tape's error (or for n == 0). */
+tg_tensor *tg_diff__inner(tg_tape *tape, tg_tensor *const *a, tg_tensor *const *b, size_t n);
+
+#endif

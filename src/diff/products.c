@@ -1,0 +1,188 @@
+/* products.c: the derivative products of tapegrad/diff.h, recorded on the tape (so they can
+ * be differentiated again): tg_vjp (vᵀJ: tg_grad_graph with v as the seed), tg_jvp (J·v,
+ * forward mode derived from the differentiable VJPs by the double-VJP trick) and tg_hvp (H·v
+ * of a scalar function without forming H); and the helpers the module shares (diff_impl.h). */
+#include "diff/diff_impl.h"
+
+/* ---- shared helpers ---------------------------------------------------------------------- */
+
+static bool same_shape(const tg_tensor *a, const tg_tensor *b)
+{
+    int r = tg_tensor_rank(a);
+    if (r != tg_tensor_rank(b))
+        return false;
+    const size_t *sa = tg_tensor_shape(a), *sb = tg_tensor_shape(b);
+    for (int i = 0; i < r; i++)
+        if (sa[i] != sb[i])
+            return false;
+    return true;
+}
+
+tg_status tg_diff__check_inputs(const char *who, tg_tensor *const *xs, tg_tensor *const *vs,
+                                size_t n)
+{
+    if (n && !xs)
+        return tg__error(TG_EINVAL, "%s: xs is NULL", who);
+    for (size_t i = 0; i < n; i++)
+        if (!xs[i])
+            return tg__error(TG_EINVAL, "%s: xs[%zu] is NULL", who, i);
+    if (!vs)
+        return TG_OK;
+    char s1[96], s2[96];
+    for (size_t i = 0; i < n; i++) {
+        if (!vs[i])
+            return tg__error(TG_EINVAL, "%s: vs[%zu] is NULL", who, i);
+        if (tg_tensor_dtype(vs[i]) != tg_tensor_dtype(xs[i]))
+            return tg__error(TG_EDTYPE, "%s: vs[%zu] has dtype %s, xs[%zu] %s", who, i,
+                             tg_dtype_name(tg_tensor_dtype(vs[i])), i,
+                             tg_dtype_name(tg_tensor_dtype(xs[i])));
+        if (!same_shape(vs[i], xs[i]))
+            return tg__error(
+                TG_ESHAPE, "%s: vs[%zu] has shape %s, xs[%zu] %s", who, i,
+                tg_shape_format(s1, sizeof s1, tg_tensor_rank(vs[i]), tg_tensor_shape(vs[i])), i,
+                tg_shape_format(s2, sizeof s2, tg_tensor_rank(xs[i]), tg_tensor_shape(xs[i])));
+    }
+    return TG_OK;
+}
+
+tg_status tg_diff__check_output(const char *who, tg_tape *tape, tg_tensor *y, bool recorded)
+{
+    if (!tape || !y)
+        return tg__error(TG_EINVAL, "%s: %s is NULL", who, tape ? "the output" : "tape");
+    if (tg_tape_status(tape) != TG_OK)
+        return tg__error(tg_tape_status(tape), "%s: the tape has an error: %s", who,
+                         tg_tape_error(tape));
+    if (!tg_tensor_requires_grad(y))
+        return tg__error(TG_EINVAL,
+                         "%s: the output does not depend on any tensor that requires "
+                         "grad",
+                         who);
+    if (recorded && !tg_tape_grad_enabled(tape))
+        return tg__error(TG_EINVAL,
+                         "%s: gradient recording is disabled on this tape "
+                         "(tg_tape_set_grad_enabled), so gradients cannot be differentiated",
+                         who);
+    return TG_OK;
+}
+
+tg_tensor *tg_diff__zeros_like(tg_tape *tape, const tg_tensor *like)
+{
+    size_t numel = tg_tensor_numel(like), bytes = numel * tg_dtype_size(tg_tensor_dtype(like));
+    void *z = tg__calloc(bytes ? bytes : 1, 1);
+    if (!z) {
+        tg_tape_fail(tape, TG_ENOMEM, "diff: out of memory for %zu bytes of zeros", bytes);
+        return NULL;
+    }
+    tg_tensor *t =
+        tg_constant(tape, tg_tensor_dtype(like), tg_tensor_rank(like), tg_tensor_shape(like), z);
+    tg__free(z, bytes ? bytes : 1);
+    return t;
+}
+
+tg_tensor *tg_diff__inner(tg_tape *tape, tg_tensor *const *a, tg_tensor *const *b, size_t n)
+{
+    tg_tensor *s = NULL;
+    for (size_t i = 0; i < n; i++) {
+        tg_tensor *t = tg_sum(tape, tg_mul(tape, a[i], b[i]), TG_ALL_AXES, false);
+        s = s ? tg_add(tape, s, t) : t;
+        if (!s)
+            return NULL;
+    }
+    return s;
+}
+
+/* ---- the products ------------------------------------------------------------------------ */
+
+tg_status tg_vjp(tg_tape *tape, tg_tensor *y, tg_tensor *v, tg_tensor *const *xs, size_t n,
+                 tg_tensor **out)
+{
+    return tg_grad_graph(tape, y, xs, n, v, out);
+}
+
+/* A scratch array of n tensor pointers (at least one), or NULL with TG_ENOMEM set. */
+static tg_tensor **tensors_new(const char *who, size_t n)
+{
+    tg_tensor **p = tg__calloc(n ? n : 1, sizeof *p);
+    if (!p)
+        tg__error(TG_ENOMEM, "%s: out of memory", who);
+    return p;
+}
+
+static void tensors_free(tg_tensor **p, size_t n)
+{
+    tg__free(p, (n ? n : 1) * sizeof *p);
+}
+
+/* The double-VJP trick: u is a tensor of y's shape that requires grad (y * 0: a node, so the
+ * tape never refers to a leaf this function would have to keep alive); g(u) = uᵀJ is
+ * recorded by tg_grad_graph with u as the seed, and is linear in u; so <g(u), v> = uᵀ(Jv),
+ * whose gradient in u, recorded by tg_grad_graph again, is Jv. */
+tg_status tg_jvp(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, tg_tensor *const *vs, size_t n,
+                 tg_tensor **out)
+{
+    if (!out)
+        return tg__error(TG_EINVAL, "jvp: out is NULL");
+    *out = NULL;
+    tg_status st = tg_diff__check_output("jvp", tape, y, true);
+    if (st == TG_OK)
+        st = tg_diff__check_inputs("jvp", xs, vs, n);
+    if (st != TG_OK)
+        return st;
+    if (n && !vs)
+        return tg__error(TG_EINVAL, "jvp: vs is NULL");
+    tg_tensor **g = tensors_new("jvp", n);
+    if (!g)
+        return TG_ENOMEM;
+    tg_tensor *u = tg_mul(tape, y, tg_scalar(tape, tg_tensor_dtype(y), 0.0));
+    st = u ? tg_grad_graph(tape, y, xs, n, u, g) : tg_tape_status(tape);
+    tg_tensor *s = st == TG_OK ? tg_diff__inner(tape, g, vs, n) : NULL;
+    if (st == TG_OK && n && !s)
+        st = tg_tape_status(tape);
+    if (st == TG_OK) {
+        if (s && tg_tensor_requires_grad(s))
+            st = tg_grad_graph(tape, s, &u, 1, NULL, out);
+        else if (!(*out = tg_diff__zeros_like(tape, y))) /* y depends on none of xs */
+            st = tg_tape_status(tape);
+    }
+    tensors_free(g, n);
+    return st;
+}
+
+tg_status tg_hvp(tg_tape *tape, tg_tensor *f, tg_tensor *const *xs, tg_tensor *const *vs, size_t n,
+                 tg_tensor **out)
+{
+    if (n && !out)
+        return tg__error(TG_EINVAL, "hvp: out is NULL");
+    for (size_t i = 0; i < n; i++)
+        out[i] = NULL;
+    tg_status st = tg_diff__check_output("hvp", tape, f, true);
+    if (st == TG_OK)
+        st = tg_diff__check_inputs("hvp", xs, vs, n);
+    if (st != TG_OK)
+        return st;
+    if (n && !vs)
+        return tg__error(TG_EINVAL, "hvp: vs is NULL");
+    if (tg_tensor_numel(f) != 1) {
+        char s[96];
+        return tg__error(TG_EINVAL, "hvp: f has shape %s, not a single element",
+                         tg_shape_format(s, sizeof s, tg_tensor_rank(f), tg_tensor_shape(f)));
+    }
+    tg_tensor **g = tensors_new("hvp", n);
+    if (!g)
+        return TG_ENOMEM;
+    st = tg_grad_graph(tape, f, xs, n, NULL, g);
+    tg_tensor *s = st == TG_OK ? tg_diff__inner(tape, g, vs, n) : NULL;
+    if (st == TG_OK && n && !s)
+        st = tg_tape_status(tape);
+    if (st == TG_OK && s && tg_tensor_requires_grad(s)) {
+        st = tg_grad_graph(tape, s, xs, n, NULL, out);
+    } else if (st == TG_OK) { /* the gradient is constant: f is at most linear in xs */
+        for (size_t i = 0; i < n && st == TG_OK; i++)
+            if (!(out[i] = tg_diff__zeros_like(tape, xs[i])))
+                st = tg_tape_status(tape);
+        for (size_t i = 0; st != TG_OK && i < n; i++)
+            out[i] = NULL;
+    }
+    tensors_free(g, n);
+    return st;
+}
