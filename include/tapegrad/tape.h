@@ -82,6 +82,65 @@ TG_API tg_status tg_backward_seed(tg_tape *tape, tg_tensor *y, const tg_tensor *
 TG_API tg_status tg_grad(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t n,
                          tg_tensor **out);
 
+/* Replay (ADOL-C's taping): evaluates the current recording again at the leaves' current
+ * values, without recording. Record a function once, then for each new point write the
+ * leaves' values (tg_tensor_data, tg_tensor_set), call tg_tape_replay, and every tensor of
+ * the recording holds the function's values at that point; tg_backward, tg_backward_seed,
+ * tg_grad and tg_grad_graph then work on them (so do nodes tg_grad_graph recorded before the
+ * replay: they are replayed too, so a recorded gradient is re-evaluated, and differentiated
+ * again, at the new point). Tensor handles stay valid: a replay changes values, never nodes.
+ *
+ *     tg_tensor *E = f(tape, x);             // record once
+ *     for (...) {
+ *         tg_tensor_set(x, 0, next_x);       // a new point
+ *         tg_tape_replay(tape);              // E's value at it
+ *         tg_backward(tape, E);              // dE/dx at it (into x's grad: += as always)
+ *     }
+ *
+ * Guarantees. Every value (and every gradient taken after) is, bit for bit, what a fresh
+ * recording of the same calls at the same leaf values would give. Each node's forward runs
+ * again in recording order; views (reshape, detach) share their input's data as recorded;
+ * constants (tg_constant, tg_scalar) keep their recorded values; ops whose shape rule reads
+ * values (take's indices) judge the new ones, and an index now out of range is an error;
+ * custom ops call their forward again, and its failure is an error; anomaly mode checks the
+ * replayed values as it checks recorded ones. Gradients of an earlier backward do not leak
+ * into the next: a replay starts a new backward pass, so every node gradient (and tg_grad's)
+ * starts from zero. Leaf grad buffers are the caller's and ACCUMULATE as with any backward:
+ * zero them between points (tg_tensor_zero_grad). A replay allocates no node memory (nodes
+ * keep their buffers) and returns the scratch a forward takes, so a loop of replays and
+ * backward passes holds its memory steady.
+ *
+ * What the tape cannot see, and the caller must handle by recording again:
+ * - structure chosen by C control flow on values: `if (tg_tensor_item(x) > 0) y = tg_exp(...)
+ *   else ...` is replayed with the branch taken when recording, whatever the new values
+ *   say. A choice made inside the graph (tg_where, tg_maximum, relu, clamp, take on a
+ *   computed index) is an op, and is re-made at every replay;
+ * - values read into C and fed back: a constant or scalar built from a computed value, an
+ *   attribute (tg_scale's factor, clamp's bounds, a slice's bounds, a reshape's shape)
+ *   computed from one, keep their recorded values;
+ * - a custom op's user pointer and callbacks are called again as recorded: what they point
+ *   at must still be alive and mean the same thing;
+ * - a leaf freed since the recording: the tape holds its address and cannot tell a freed
+ *   tensor from a live one (using it is a use after free, as any use of a freed tensor).
+ *   Keep every leaf of the recording alive while replaying.
+ *
+ * What it refuses (and then changes nothing; the tape stays usable): a leaf whose dtype
+ * (TG_EDTYPE), shape (TG_ESHAPE) or requires_grad (TG_ESTALE) differs from when the recording
+ * first used it, named by its index in tg_tape_leaf order (and its name, if it has one); a
+ * tape with an error (that error); a tape reset since its recording (TG_ESTALE: a reset
+ * forgets every node, so there is nothing to replay); a tape that never recorded anything,
+ * or NULL (TG_EINVAL). An error during the replay (take's index now out of range: TG_ESHAPE;
+ * or not an integer: TG_EINVAL; a custom forward's failure; TG_ENUMERIC in anomaly mode) is
+ * kept on the tape as a recording's would be, naming the op and node, and the values are then
+ * partly replayed: tg_tape_reset and record again.
+ *
+ * The plan (recording the same graph after a reset reuses the node headers of two resets
+ * ago) is not disturbed: a replay writes values only, never a header's structure, so a
+ * recording that follows still finds its plan. Replay and re-recording mix freely: record,
+ * replay any number of times, reset, record again. Nodes recorded after a replay (more of
+ * the graph, or tg_grad_graph's) are part of the recording and the next replay runs them. */
+TG_API tg_status tg_tape_replay(tg_tape *tape);
+
 /* XXH3-64 over every node's (op, dtype, shape, axis attributes, input references): equal for
  * equally structured recordings, different when any of those differ. Constant operands such
  * as a scale factor and the values themselves do not enter it. */

@@ -25,8 +25,12 @@ typedef void (*tg_vjp_fn)(tg_tape *tape, tg_tensor *y);
  * y's shape on the tape; for each input i that requires grad, sets dx[i] to input i's share,
  * a tensor of input i's shape recorded on the tape (or leaves it NULL: no share). Returns
  * TG_OK, or the tape's error when a constructor failed. Values the derivative does not
- * depend on continuously (relu's mask, max's argmax, take's indices) are recorded as
- * constants: their own derivative is zero. */
+ * depend on continuously (relu's mask, max's argmax, take's indices) carry no derivative of
+ * their own. Record them as ops that have none, over the node's inputs (a comparison such as
+ * tg_gt(x, 0), an equality mask, the index tensor itself, tg_detach), not as tg_constant
+ * copies of values computed now: tg_tape_replay re-evaluates ops at the new point but keeps a
+ * constant's recorded values, so a value-derived constant would be a stale mask after a
+ * replay (a constant that depends on shapes only, zeros_like, is fine). */
 typedef tg_status (*tg_vjp_graph_fn)(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx);
 
 typedef struct tg_op_desc {

@@ -484,7 +484,10 @@ void *tg_tape__grad_first(tg_tape *tape, tg_tensor *x)
         TG_ASSERT(s != SIZE_MAX);
         tg_leaf_slot *slot = &tape->leaves[s];
         if (slot->grad_pass != tape->base.pass) {
-            slot->grad = tg_tape__alloc(tape, tg__nbytes(x));
+            /* The slot keeps its buffer for the whole recording, as a node does, so that
+             * tg_grad after every replay of one recording does not grow the arena. */
+            if (!slot->grad || !tg_tape__leaf_sig_equal(slot, x))
+                slot->grad = tg_tape__alloc(tape, tg__nbytes(x));
             if (!slot->grad) {
                 tg_tape__fail(tape, TG_ENOMEM, "grad: out of memory for a leaf gradient");
                 return NULL;

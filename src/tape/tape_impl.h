@@ -14,6 +14,9 @@ typedef struct tg_leaf_slot {
      * whether the same slot two recordings ago held the same leaf with the same ones. */
     bool planned;
     uint8_t dtype, rank;
+    /* The leaf's requires_grad when registered: the nodes recorded on it decided theirs from
+     * it, so a replay (replay.c) refuses a leaf whose flag changed since. */
+    uint8_t requires_grad;
     size_t shape[TG_MAX_RANK];
 } tg_leaf_slot;
 
