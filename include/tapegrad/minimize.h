@@ -1,7 +1,9 @@
 /* tapegrad/minimize.h: minimizing any function built on a tape: L-BFGS with a strong-Wolfe
  * line search, Newton with the exact Hessian (tg_hessian) and a damping safeguard, and plain
  * gradient descent. The function is a callback that records f(x) from leaves, as for
- * tg_gradcheck; the leaves are moved in place to the minimizer.
+ * tg_gradcheck; the leaves are moved in place to the minimizer. The function is recorded once
+ * and evaluated again at each new point by replaying the tape (tg_tape_replay), which is exact
+ * for graphs whose structure does not depend on the values (see tg_minimize_fn).
  *
  *     static tg_tensor *rosen(tg_tape *t, tg_tensor *const *x, size_t n, void *ud) { ... }
  *     tg_minimize_options opt = TG_MINIMIZE_OPTIONS_INIT;  // L-BFGS, m = 10
@@ -20,9 +22,11 @@ extern "C" {
 
 /* The function to minimize: records f(x[0..n)) on `tape` from the leaves x (the caller's, of
  * tg_minimize) and returns it, a single-element tensor on `tape` (or NULL on error, the tape
- * keeping the error). Called once per evaluation, on a freshly reset tape, with the leaves
- * holding the point to evaluate. It must be deterministic and record the same graph whatever
- * the values (what replay will rely on): branch on values with where(), not with C's if. */
+ * keeping the error). Called on a freshly reset tape with the leaves holding the point to
+ * evaluate; later evaluations replay that recording at the leaves' new values (tape.h,
+ * tg_tape_replay) unless options.replay is off, so it must be deterministic and record the
+ * same graph whatever the values: choose by value inside the graph (tg_where, tg_maximum,
+ * relu), never by C control flow on a value, or turn replay off. */
 typedef tg_tensor *(*tg_minimize_fn)(tg_tape *tape, tg_tensor *const *x, size_t n, void *ud);
 
 typedef enum tg_minimize_method {
@@ -60,20 +64,21 @@ typedef struct tg_minimize_options {
     double tol;   /* converged when the gradient's Euclidean norm is <= tol (>= 0) */
     double lr;    /* gd's learning rate (> 0) */
     int memory;   /* L-BFGS: correction pairs kept (>= 1) */
+    bool replay;  /* evaluate by replaying the recording (true) or by recording fn each time */
     tg_minimize_progress_fn progress; /* called at the start and after each iteration, or NULL */
     void *progress_ud;
 } tg_minimize_options;
 
-#define TG_MINIMIZE_OPTIONS_INIT                                                                   \
-    {                                                                                              \
-        TG_MINIMIZE_LBFGS, 1000, 1e-8, 1e-3, 10, NULL, NULL                                        \
-    }
+/* clang-format off */
+#define TG_MINIMIZE_OPTIONS_INIT {TG_MINIMIZE_LBFGS, 1000, 1e-8, 1e-3, 10, true, NULL, NULL}
+/* clang-format on */
 
 typedef struct tg_minimize_result {
     double value;            /* f at the returned point */
     double grad_norm;        /* Euclidean norm of the gradient there */
     int iterations;          /* iterations done (steps taken) */
-    int evaluations;         /* evaluations of f (recordings of the function) */
+    int evaluations;         /* evaluations of f, by replay or by recording */
+    int recordings;          /* of them, the times fn was called to record f */
     int grad_evaluations;    /* gradients computed (backward passes) */
     int hessian_evaluations; /* Hessians formed (newton) */
     bool converged;          /* grad_norm <= tol */

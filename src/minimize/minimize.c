@@ -25,6 +25,7 @@ typedef struct mz {
     tg_tape *tape;
     tg_tensor *f;    /* the current recording's output */
     tg_tensor **out; /* n slots for tg_grad's results */
+    bool replayable; /* the tape holds f's recording alone: evaluate by replaying it */
     double f_eps;    /* relative rounding of f's dtype, for the line searches' slack */
     const tg_minimize_options *opt;
     tg_minimize_result *res;
@@ -76,21 +77,13 @@ static void set_x(mz *m, const double *v)
     }
 }
 
-/* Evaluates f at the point v: writes the leaves and records the function (m->f). The value
- * may be NaN or infinite (the caller decides what that means); a failing or malformed
- * function is an error.
- *
- * Replay: every evaluation records the function afresh. Once tg_tape_replay(tape) is in
- * (branch i15-replay), only the first evaluation records: later ones write the leaves and
- * replay the recorded graph (m->f then holds the new value), falling back to a fresh
- * recording when the replay reports the recording invalid. The callback's contract (the same
- * graph whatever the values) already allows it. */
-static tg_status eval_f(mz *m, const double *v, double *fv)
+/* Records fn at the leaves' current values (m->f). */
+static tg_status record(mz *m)
 {
-    set_x(m, v);
     tg_tape_reset(m->tape);
     m->f = NULL;
-    m->res->evaluations++;
+    m->replayable = false;
+    m->res->recordings++;
     /* A NULL result is explained by the tape's error, or else by one fn set on this thread:
      * forget any older one so that it cannot be reported in fn's place. */
     tg_clear_error();
@@ -101,24 +94,42 @@ static tg_status eval_f(mz *m, const double *v, double *fv)
             return tg__error(st, "minimize: the function failed (evaluation %d): %s",
                              m->res->evaluations, tg_tape_error(m->tape));
         if (tg_last_status() != TG_OK)
-            return tg__error(tg_last_status(),
-                             "minimize: the function failed (evaluation "
-                             "%d): %s",
+            return tg__error(tg_last_status(), "minimize: the function failed (evaluation %d): %s",
                              m->res->evaluations, tg_last_error());
         return tg__error(TG_EINVAL, "minimize: the function returned NULL without an error");
     }
     if (tg_tensor_numel(f) != 1) {
         char s[96];
         return tg__error(TG_ESHAPE,
-                         "minimize: the function's value has shape %s; it must be "
-                         "a single element",
+                         "minimize: the function's value has shape %s; it must be a single "
+                         "element",
                          tg_shape_format(s, sizeof s, tg_tensor_rank(f), tg_tensor_shape(f)));
     }
     if (!tg_tensor_requires_grad(f))
         return tg__error(TG_EINVAL, "minimize: the function does not depend on its inputs "
                                     "(through differentiable ops)");
     m->f = f;
-    *fv = tg_tensor_item(f);
+    m->replayable = m->opt->replay;
+    return TG_OK;
+}
+
+/* Evaluates f at the point v: writes the leaves, then replays the recording (tg_tape_replay:
+ * the graph recorded once, evaluated again at the new values, bit for bit what a recording
+ * would give), or records fn when there is no recording to replay: the first evaluation, the
+ * first after a Hessian (whose gradient graph, recorded after f's, a replay would evaluate
+ * too), with opt->replay off, or when the replay refuses (then it is recorded afresh). The
+ * value may be NaN or infinite (the caller decides what that means); a failing or malformed
+ * function is an error. */
+static tg_status eval_f(mz *m, const double *v, double *fv)
+{
+    set_x(m, v);
+    m->res->evaluations++;
+    tg_status st = TG_ENOTSUP;
+    if (m->replayable)
+        st = tg_tape_replay(m->tape);
+    if (st != TG_OK && (st = record(m)) != TG_OK)
+        return st;
+    *fv = tg_tensor_item(m->f);
     return TG_OK;
 }
 
@@ -149,6 +160,7 @@ static tg_status eval_h(mz *m, double *H)
     if (!blocks)
         return tg__error(TG_ENOMEM, "minimize: out of memory for the Hessian");
     tg_status st = tg_hessian(m->tape, m->f, m->x, n, blocks);
+    m->replayable = false; /* the tape now holds the gradient graph too */
     if (st != TG_OK) {
         tg__free(blocks, n * n * sizeof *blocks);
         return tg__error(st, "minimize: Hessian: %s", tg_last_error());
@@ -696,7 +708,7 @@ tg_status tg_minimize(tg_minimize_fn fn, void *ud, tg_tensor *const *x, size_t n
     if (st != TG_OK)
         return st;
 
-    mz m = {fn, ud, x, n, 0, NULL, NULL, NULL, NULL, DBL_EPSILON, o, res};
+    mz m = {fn, ud, x, n, 0, NULL, NULL, NULL, NULL, false, DBL_EPSILON, o, res};
     state s = {0};
     double *vecs = NULL; /* s's four vectors, which the methods swap around */
     size_t vec_bytes = 0, work_bytes = 0;
