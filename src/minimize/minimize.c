@@ -11,7 +11,7 @@
  * (0.9, the usual choice for quasi-Newton methods), and bounds on the work per search. */
 #define C1 1e-4
 #define C2 0.9
-#define MAX_EXPAND 40
+#define MAX_EXPAND 25
 #define MAX_ZOOM 40
 #define MAX_BACKTRACK 60
 
