@@ -61,7 +61,8 @@ static void check_common(const tj *l, bool quick)
 {
     const char *w = tj_str_of(l, "workload");
     cr_assert(strcmp(w, "W1") == 0 || strcmp(w, "W2") == 0 || strcmp(w, "W3") == 0 ||
-                  strcmp(w, "W3dist") == 0 || strcmp(w, "W4") == 0 || strcmp(w, "gemm") == 0,
+                  strcmp(w, "W3dist") == 0 || strcmp(w, "W4") == 0 || strcmp(w, "gemm") == 0 ||
+                  strcmp(w, "W3jvp") == 0,
               "unknown workload %s", w);
     cr_assert_neq(tj_str_of(l, "metric")[0], '\0');
     double threads = tj_num_of(l, "threads");
@@ -141,7 +142,7 @@ Test(bench, all_quick_json)
     tp_expect_status(&r, 0);
     static tj lines[256];
     int n = parse_output(r.out, lines, 256);
-    int w1 = 0, w2 = 0, w3 = 0, w4 = 0;
+    int w1 = 0, w2 = 0, w3 = 0, w4 = 0, w3jvp = 0;
     const tj *arch = NULL;
     for (int i = 0; i < n; i++) {
         const tj *l = &lines[i];
@@ -169,8 +170,15 @@ Test(bench, all_quick_json)
             w3++;
         } else if (strcmp(w, "W4") == 0) {
             w4++;
+        } else if (strcmp(w, "W3jvp") == 0) { /* J v over forward; J v checked to f32 */
+            cr_assert_str_eq(m, "jvp_over_forward");
+            double f = tj_num_of(l, "forward_ms"), j = tj_num_of(l, "jvp_ms");
+            ts_assert_close(tj_get(l, "value")->num, j / f, 0, 1e-9, "jvp_over_forward");
+            cr_assert_lt(tj_num_of(l, "check_rel_err"), 1e-3);
+            w3jvp++;
         }
     }
+    cr_assert_eq(w3jvp, 1);
     cr_assert_eq(w1, 1);
     cr_assert_eq(w2, 2);
     cr_assert_eq(w3, 1);

@@ -1,6 +1,6 @@
 /* bench.h: what the files of `tapegrad bench` share: the options and the state of a run
  * (cmd_bench.c parses and drives), figures and their output (bench_output.c), the workloads
- * (bench_tape.c, bench_w3.c, bench_gemm.c, bench_w3dist.c, bench_w4.c), W3's training step,
+ * (bench_tape.c, bench_w3.c, bench_gemm.c, bench_w3dist.c, bench_w4.c, bench_w3jvp.c), W3's training step,
  * which W3dist runs too, and the child processes (bench_proc.c). Private to tools/. */
 #ifndef TAPEGRAD_TOOLS_BENCH_H
 #define TAPEGRAD_TOOLS_BENCH_H
@@ -14,7 +14,16 @@
 
 /* ---- options and the state of a run ---------------------------------------------------------- */
 
-enum { DO_W1 = 1, DO_W2 = 2, DO_W3 = 4, DO_W4 = 8, DO_GEMM = 16, DO_W3DIST = 32, DO_ALL = 63 };
+enum {
+    DO_W1 = 1,
+    DO_W2 = 2,
+    DO_W3 = 4,
+    DO_W4 = 8,
+    DO_GEMM = 16,
+    DO_W3DIST = 32,
+    DO_W3JVP = 64, /* bench_w3jvp.c */
+    DO_ALL = 127
+};
 enum { MAX_THREAD_COUNTS = 8 };
 
 typedef struct bench_opts {
@@ -59,6 +68,7 @@ void bench_w3(bench *b);     /* bench_w3.c */
 void bench_gemm(bench *b);   /* bench_gemm.c */
 void bench_w3dist(bench *b); /* bench_w3dist.c */
 void bench_w4(bench *b);     /* bench_w4.c */
+void bench_w3jvp(bench *b);  /* bench_w3jvp.c */
 
 /* ---- statistics and measurements (bench_output.c) -------------------------------------------- */
 

@@ -7,6 +7,7 @@
  *   gemm    the internal GEMM alone, at 1024^3 and at W3's products (bench_gemm.c)
  *   W3dist  W3 on MPI ranks x threads; ranks run this binary under mpirun (bench_w3dist.c)
  *   W4      `tapegrad train` on the digits data in a child process (bench_w4.c)
+ *   W3jvp   forward mode (tg_jvp) on W3's MLP against its forward (bench_w3jvp.c)
  *
  * Every figure is the median of several timed repetitions after an untimed warm-up; with
  * --json each figure is one JSON object per line (bench_output.c). */
@@ -36,6 +37,8 @@ static const char BENCH_USAGE[] =
     "         allreduce's share of it (more than one rank: runs this program under mpirun)\n"
     "  W4     `tapegrad train DIGITS.csv --target digit`: test accuracy, whole-process time\n"
     "  gemm   GFLOP/s of C = A.B at 1024^3 and at W3's products, forward and backward\n"
+    "  W3jvp  tg_jvp of W3's loss in a tangent of every parameter: its time over the\n"
+    "         forward's (default 20 reps)\n"
     "  all    all of the above\n"
     "\n"
     "Options:\n"
@@ -107,7 +110,7 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
         const char *name;
         unsigned bit;
     } names[] = {{"W1", DO_W1},     {"W2", DO_W2},     {"W3", DO_W3},  {"W3dist", DO_W3DIST},
-                 {"W4", DO_W4},     {"gemm", DO_GEMM}, {"all", DO_ALL}};
+                 {"W4", DO_W4},     {"gemm", DO_GEMM}, {"W3jvp", DO_W3JVP}, {"all", DO_ALL}};
     o->dtype = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -121,7 +124,7 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
                 k++;
             if (k == sizeof names / sizeof *names)
                 return usage_error("bench",
-                                   "unknown workload '%s' (W1, W2, W3, W3dist, W4, gemm or all)",
+                                   "unknown workload '%s' (W1, W2, W3, W3dist, W4, gemm, W3jvp or all)",
                                    a);
             o->workloads |= names[k].bit;
             continue;
@@ -219,6 +222,7 @@ int cmd_bench(int argc, char **argv)
                  {DO_W3, bench_w3},
                  {DO_W3DIST, bench_w3dist},
                  {DO_GEMM, bench_gemm},
+                 {DO_W3JVP, bench_w3jvp},
                  {DO_W4, bench_w4}};
     bench b = {.o = &o};
     for (size_t w = 0; w < sizeof order / sizeof *order; w++) {

@@ -71,7 +71,7 @@ typedef struct grad_input {
     double max_err;
     tg_tensor *tangent; /* --jvp's, in the evaluation dtype, or NULL */
     tg_tensor *jac;     /* --jacobian's block, or NULL */
-    tg_tensor **hess;   /* --hessian's row of blocks (one per differentiable input), or NULL */
+    tg_tensor **hess;   /* --hessian's row of blocks, one per differentiable input (n_in slots) */
 } grad_input;
 
 typedef struct grad_opts {
@@ -478,7 +478,7 @@ static int run_diff(grad_opts *o, tg_tape *tape, tg_tensor *y)
             goto done;
         }
         for (size_t i = 0; i < n; i++) {
-            if (!(din[i]->hess = calloc(n, sizeof *din[i]->hess))) {
+            if (!(din[i]->hess = calloc(o->n_in, sizeof *din[i]->hess))) {
                 for (size_t j = i * n; live && j < n * n; j++)
                     tg_tensor_free(blocks[j]);
                 goto oom;
@@ -524,8 +524,10 @@ done:
 static bool dense_of(const tg_tensor *t, int ra, const size_t *a, int rb, const size_t *b,
                      size_t *shape, dense *d)
 {
-    memcpy(shape, a, (size_t)ra * sizeof *shape);
-    memcpy(shape + ra, b, (size_t)rb * sizeof *shape);
+    for (int i = 0; i < ra; i++)
+        shape[i] = a[i];
+    for (int i = 0; i < rb; i++)
+        shape[ra + i] = b[i];
     d->rank = ra + rb;
     d->shape = shape;
     d->numel = tg_tensor_numel(t);
