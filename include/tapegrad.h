@@ -14,7 +14,8 @@
  *   tapegrad/train.h       the supervised training loop: an MLP trained on a table
  *   tapegrad/expr.h        tgx, a small language for composite functions (docs/tgx.md)
  *   tapegrad/checkpoint.h  checkpoints to resume training (docs/checkpoint-format.md)
- *   tapegrad/dist.h        data-parallel training on MPI (when built with it) */
+ *   tapegrad/dist.h        data-parallel training on MPI (when built with it)
+ *   tapegrad/minimize.h    L-BFGS, Newton and gradient descent on any tape-built function */
 #ifndef TAPEGRAD_H
 #define TAPEGRAD_H
 
@@ -32,5 +33,6 @@
 #include "tapegrad/expr.h"
 #include "tapegrad/checkpoint.h"
 #include "tapegrad/dist.h"
+#include "tapegrad/minimize.h"
 
 #endif

@@ -44,6 +44,7 @@ train            core/core.h
 train            io/bytes.h io/files.h   # checkpoints: byte encoding, frame, load and save
 dist             core/core.h
 dist             train/train_internal.h # the settings record of a trainer, compared across ranks
+minimize         core/core.h             # solvers on the public API (tg_grad, tg_hessian)
 '
 
 usage() {

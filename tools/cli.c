@@ -1,7 +1,10 @@
 /* cli.c: what every subcommand of the `tapegrad` command shares: messages and exit codes,
- * option matching, and printing tensors for people and as JSON. */
+ * option matching, tgx programs and their NAME=VALUE inputs, and printing tensors for people
+ * and as JSON. */
 #include "cli.h"
+#include "common/file.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -254,4 +257,113 @@ bool match_option(const char *arg, const char *name, const char **value)
         return true;
     }
     return false;
+}
+
+/* ---- tgx programs and their inputs ------------------------------------------------------------ */
+
+int split_binding(const char *cmd, const char *arg, char **name, const char **text)
+{
+    *name = NULL;
+    const char *eq = strchr(arg, '=');
+    if (!eq)
+        return usage_error(cmd, "expected NAME=VALUE, got '%s'", arg);
+    size_t n = (size_t)(eq - arg);
+    if (!is_identifier(arg, n))
+        return usage_error(cmd, "'%.*s' in '%s' is not a name (letters, digits, '_')", (int)n,
+                           arg, arg);
+    char *copy = malloc(n + 1);
+    if (!copy) {
+        complain(cmd, "out of memory");
+        return EXIT_FAIL;
+    }
+    memcpy(copy, arg, n);
+    copy[n] = '\0';
+    if (tg_expr_is_function(copy)) {
+        free(copy);
+        return usage_error(cmd, "'%.*s' is a function name and cannot be an input", (int)n, arg);
+    }
+    *name = copy;
+    *text = eq + 1;
+    return EXIT_OK;
+}
+
+int parse_value_arg(const char *cmd, const char *what, const char *text, tg_dtype dtype,
+                    tg_tensor **out)
+{
+    tg_expr_error err;
+    tg_status st = tg_expr_parse_value(text, dtype, &err, out);
+    if (st == TG_OK)
+        return EXIT_OK;
+    if (st == TG_EFORMAT)
+        return usage_error(cmd, "bad value for %s: column %d: %s", what, err.col, err.message);
+    complain(cmd, "%s", tg_last_error());
+    return EXIT_FAIL;
+}
+
+void report_program_error(const tg_expr_error *err, const char *src, size_t len,
+                          const char *missing)
+{
+    size_t n = tg_expr_error_format(err, src, len, NULL, 0);
+    char *buf = malloc(n + 1);
+    if (buf) {
+        tg_expr_error_format(err, src, len, buf, n + 1);
+        fprintf(stderr, "%s\n", buf);
+        free(buf);
+    } else {
+        fprintf(stderr, "error: %s\n", err->message);
+    }
+    if (missing)
+        fprintf(stderr,
+                "hint: give it a value: %s=VALUE to differentiate with respect to it, "
+                "--const %s=VALUE for a constant\n",
+                missing, missing);
+}
+
+int load_program(const char *cmd, const char *file, const char *inline_src, char **text,
+                 const char **src, size_t *len, tg_program **prog)
+{
+    *text = NULL;
+    *prog = NULL;
+    if (file) {
+        *text = read_file_max(file, len, MAX_PROGRAM_BYTES);
+        if (!*text) {
+            complain(cmd, "cannot read '%s': %s", file,
+                     errno == EFBIG ? "more than 16 MiB, the limit for a program"
+                                    : strerror(errno));
+            return EXIT_FAIL;
+        }
+        *src = *text; /* its length is what was read: a NUL inside is the parser's error */
+    } else {
+        *src = inline_src;
+        *len = strlen(inline_src);
+    }
+    tg_expr_error err;
+    if (tg_program_parse_n(*src, *len, &err, prog) != TG_OK) {
+        report_program_error(&err, *src, *len, NULL);
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+const char *check_bindings(const char *cmd, const tg_program *prog, const tg_binding *env,
+                           size_t n)
+{
+    const char *missing = NULL;
+    size_t count = tg_program_input_count(prog);
+    for (size_t i = 0; i < count && !missing; i++) {
+        const char *name = tg_program_input_name(prog, i);
+        bool bound = false;
+        for (size_t j = 0; j < n && !bound; j++)
+            bound = strcmp(env[j].name, name) == 0;
+        if (!bound)
+            missing = name;
+    }
+    for (size_t j = 0; j < n; j++) {
+        bool used = false;
+        for (size_t i = 0; i < count && !used; i++)
+            used = strcmp(env[j].name, tg_program_input_name(prog, i)) == 0;
+        if (!used)
+            complain(cmd, "warning: the program does not use '%s'", env[j].name);
+    }
+    return missing;
 }

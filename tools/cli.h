@@ -21,6 +21,7 @@ int cmd_grad(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
+int cmd_minimize(int argc, char **argv);
 
 /* ---- messages ---------------------------------------------------------------------------- */
 
@@ -39,6 +40,36 @@ bool looks_like_option(const char *a);
 /* Matches `arg` against option `name`: "--seed" (value in the next argument; *value = NULL)
  * or "--seed=VALUE" (*value points into arg). */
 bool match_option(const char *arg, const char *name, const char **value);
+
+/* ---- tgx programs and their inputs on the command line (grad, minimize) ------------------- */
+
+/* A program file larger than this is refused rather than read (a stream such as /dev/zero
+ * never ends); real programs are a few lines. */
+#define MAX_PROGRAM_BYTES ((size_t)16 << 20)
+
+/* Splits an input argument NAME=VALUE: *name a malloc'd copy of NAME (the caller frees it),
+ * *text VALUE (inside arg). A missing '=', a NAME that is not an identifier or that is a
+ * function's name is a usage error (EXIT_USAGE, *name NULL); EXIT_FAIL when memory runs out. */
+int split_binding(const char *cmd, const char *arg, char **name, const char **text);
+/* Parses a VALUE argument (tg_expr_parse_value) for `what` (an input's name, an option); a
+ * malformed one is a usage error. *out is the caller's. */
+int parse_value_arg(const char *cmd, const char *what, const char *text, tg_dtype dtype,
+                    tg_tensor **out);
+/* The program: from `file` ("-" is stdin, at most MAX_PROGRAM_BYTES; *text the malloc'd
+ * contents, the caller frees it) when file is not NULL, else the text `inline_src`; parsed
+ * into *prog (the caller frees it). *src and *len are the source the errors refer to. An
+ * unreadable file or a syntax error (reported with its excerpt) gives EXIT_FAIL. */
+int load_program(const char *cmd, const char *file, const char *inline_src, char **text,
+                 const char **src, size_t *len, tg_program **prog);
+/* Compares the program's inputs with the bindings env[0..n): warns on stderr about a
+ * binding the program never reads (a typo is likely) and returns the first input nobody
+ * bound (for the hint after the evaluation's error), or NULL. */
+const char *check_bindings(const char *cmd, const tg_program *prog, const tg_binding *env,
+                           size_t n);
+/* A program error with its source excerpt on stderr; when `missing` (check_bindings') is not
+ * NULL, a hint on how to bind it. */
+void report_program_error(const tg_expr_error *err, const char *src, size_t len,
+                          const char *missing);
 
 /* ---- numbers and tensors, for people and as JSON ----------------------------------------- */
 

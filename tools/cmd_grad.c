@@ -1,6 +1,5 @@
 /* cmd_grad.c: `tapegrad grad`, the value and gradients of a tgx program. */
 #include "cli.h"
-#include "common/file.h"
 
 #include <tapegrad/io.h>
 
@@ -9,10 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* A program file larger than this is refused rather than read (a stream such as /dev/zero
- * never ends); real programs are a few lines. */
-#define MAX_PROGRAM_BYTES ((size_t)16 << 20)
 
 /* ==== tapegrad grad ========================================================================= */
 
@@ -140,31 +135,17 @@ static void grad_free(grad_opts *o)
 /* Splits NAME=VALUE into o->in; usage errors return EXIT_USAGE. */
 static int add_input(grad_opts *o, const char *arg, bool is_const)
 {
-    const char *eq = strchr(arg, '=');
-    if (!eq)
-        return usage_error("grad", "expected NAME=VALUE, got '%s'", arg);
-    size_t n = (size_t)(eq - arg);
-    if (!is_identifier(arg, n))
-        return usage_error("grad", "'%.*s' in '%s' is not a name (letters, digits, '_')", (int)n,
-                           arg, arg);
-    for (size_t i = 0; i < o->n_in; i++)
-        if (strlen(o->in[i].name) == n && strncmp(o->in[i].name, arg, n) == 0)
-            return usage_error("grad", "'%.*s' is bound twice", (int)n, arg);
     grad_input *in = &o->in[o->n_in];
     memset(in, 0, sizeof *in);
-    in->arg = arg;
-    in->name = malloc(n + 1);
-    if (!in->name) {
-        complain("grad", "out of memory");
-        return EXIT_FAIL;
-    }
-    memcpy(in->name, arg, n);
-    in->name[n] = '\0';
-    in->text = eq + 1;
-    in->is_const = is_const;
+    int st = split_binding("grad", arg, &in->name, &in->text);
+    if (st != EXIT_OK)
+        return st;
     o->n_in++;
-    if (tg_expr_is_function(in->name))
-        return usage_error("grad", "'%s' is a function name and cannot be an input", in->name);
+    for (size_t i = 0; i + 1 < o->n_in; i++)
+        if (strcmp(o->in[i].name, in->name) == 0)
+            return usage_error("grad", "'%s' is bound twice", in->name);
+    in->arg = arg;
+    in->is_const = is_const;
     return EXIT_OK;
 }
 
@@ -299,33 +280,6 @@ static int grad_parse_args(int argc, char **argv, grad_opts *o)
     return EXIT_OK;
 }
 
-/* Parses a VALUE argument; a malformed one is a usage error. */
-static int parse_value(const char *what, const char *text, tg_dtype dtype, tg_tensor **out)
-{
-    tg_expr_error err;
-    tg_status st = tg_expr_parse_value(text, dtype, &err, out);
-    if (st == TG_OK)
-        return EXIT_OK;
-    if (st == TG_EFORMAT)
-        return usage_error("grad", "bad value for %s: column %d: %s", what, err.col, err.message);
-    complain("grad", "%s", tg_last_error());
-    return EXIT_FAIL;
-}
-
-/* A program error, with its source excerpt, on stderr. */
-static void report(const tg_expr_error *err, const char *src, size_t len)
-{
-    size_t n = tg_expr_error_format(err, src, len, NULL, 0);
-    char *buf = malloc(n + 1);
-    if (!buf) {
-        fprintf(stderr, "error: %s\n", err->message);
-        return;
-    }
-    tg_expr_error_format(err, src, len, buf, n + 1);
-    fprintf(stderr, "%s\n", buf);
-    free(buf);
-}
-
 /* The seed for backward: --seed (a number fills the output's shape), or all ones for a
  * non-scalar output, or NULL (plain backward). *out is the caller's. */
 static int make_seed(grad_opts *o, const tg_tensor *y, tg_dtype dtype, tg_tensor **out)
@@ -339,7 +293,7 @@ static int make_seed(grad_opts *o, const tg_tensor *y, tg_dtype dtype, tg_tensor
         *out = tg_tensor_ones(dtype, rank, shape);
     } else {
         tg_tensor *s = NULL;
-        int st = parse_value("--seed", o->seed_text, dtype, &s);
+        int st = parse_value_arg("grad", "--seed", o->seed_text, dtype, &s);
         if (st != EXIT_OK)
             return st;
         bool same = tg_tensor_rank(s) == rank;
@@ -388,7 +342,7 @@ static int run_check(grad_opts *o, const tg_program *prog, const tg_tensor *seed
         grad_input *in = &o->in[i];
         if (!in->is_const) {
             xs[j++] = in->leaf;
-        } else if (parse_value(in->name, in->text, TG_F64, &in->leaf64) != EXIT_OK) {
+        } else if (parse_value_arg("grad", in->name, in->text, TG_F64, &in->leaf64) != EXIT_OK) {
             goto done;
         }
     }
@@ -432,7 +386,7 @@ done:
 static int make_tangent(grad_opts *o, grad_input *in, const jvp_arg *t)
 {
     tg_tensor *v = NULL;
-    int st = parse_value("--jvp", t->text, o->dtype, &v);
+    int st = parse_value_arg("grad", "--jvp", t->text, o->dtype, &v);
     if (st != EXIT_OK)
         return st;
     int rank = tg_tensor_rank(in->leaf);
@@ -796,7 +750,7 @@ int cmd_grad(int argc, char **argv)
     }
     for (size_t i = 0; i < o.n_in; i++) {
         grad_input *in = &o.in[i];
-        if ((rc = parse_value(in->name, in->text, o.dtype, &in->leaf)) != EXIT_OK)
+        if ((rc = parse_value_arg("grad", in->name, in->text, o.dtype, &in->leaf)) != EXIT_OK)
             goto done;
         if (tg_tensor_set_name(in->leaf, in->name) != TG_OK ||
             (!in->is_const && tg_tensor_set_requires_grad(in->leaf, true) != TG_OK)) {
@@ -807,49 +761,15 @@ int cmd_grad(int argc, char **argv)
     }
     if (o.seed_text) { /* a malformed seed is a usage error: find it before any work */
         tg_tensor *s = NULL;
-        if ((rc = parse_value("--seed", o.seed_text, o.dtype, &s)) != EXIT_OK)
+        if ((rc = parse_value_arg("grad", "--seed", o.seed_text, o.dtype, &s)) != EXIT_OK)
             goto done;
         tg_tensor_free(s);
     }
     rc = EXIT_FAIL;
     size_t len;
-    if (o.file) {
-        text = read_file_max(o.file, &len, MAX_PROGRAM_BYTES);
-        if (!text) {
-            complain("grad", "cannot read '%s': %s", o.file,
-                     errno == EFBIG ? "more than 16 MiB, the limit for a program"
-                                    : strerror(errno));
-            goto done;
-        }
-    }
-    const char *src = o.file ? text : o.program;
-    if (!o.file) /* a file's length is what was read: a NUL inside it is the parser's error */
-        len = strlen(src);
-    tg_expr_error err;
-    if (tg_program_parse_n(src, len, &err, &prog) != TG_OK) {
-        report(&err, src, len);
+    const char *src;
+    if (load_program("grad", o.file, o.program, &text, &src, &len, &prog) != EXIT_OK)
         goto done;
-    }
-
-    /* Names the program reads but nobody bound get a hint after the error; bindings the
-     * program never reads get a warning (a typo is likely). */
-    const char *missing = NULL;
-    for (size_t i = 0; i < tg_program_input_count(prog) && !missing; i++) {
-        const char *name = tg_program_input_name(prog, i);
-        bool bound = false;
-        for (size_t j = 0; j < o.n_in && !bound; j++)
-            bound = strcmp(o.in[j].name, name) == 0;
-        if (!bound)
-            missing = name;
-    }
-    for (size_t j = 0; j < o.n_in; j++) {
-        bool used = false;
-        for (size_t i = 0; i < tg_program_input_count(prog) && !used; i++)
-            used = strcmp(o.in[j].name, tg_program_input_name(prog, i)) == 0;
-        if (!used)
-            complain("grad", "warning: the program does not use '%s'", o.in[j].name);
-    }
-
     env = calloc(o.n_in + 1, sizeof *env);
     tape = tg_tape_new();
     if (!env || !tape) {
@@ -858,14 +778,11 @@ int cmd_grad(int argc, char **argv)
     }
     for (size_t i = 0; i < o.n_in; i++)
         env[i] = (tg_binding){o.in[i].name, o.in[i].leaf};
+    const char *missing = check_bindings("grad", prog, env, o.n_in);
+    tg_expr_error err;
     tg_tensor *y = tg_program_eval(prog, tape, o.dtype, env, o.n_in, &err);
     if (!y) {
-        report(&err, src, len);
-        if (missing)
-            fprintf(stderr,
-                    "hint: give it a value: %s=VALUE to differentiate with respect to "
-                    "it, --const %s=VALUE for a constant\n",
-                    missing, missing);
+        report_program_error(&err, src, len, missing);
         goto done;
     }
     if ((rc = make_seed(&o, y, o.dtype, &seed)) != EXIT_OK)

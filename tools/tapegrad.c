@@ -20,6 +20,7 @@ static const command COMMANDS[] = {
     {"grad", cmd_grad, "value and gradients of a tgx program"},
     {"train", cmd_train, "train a network on a CSV file"},
     {"predict", cmd_predict, "apply a trained model to a CSV file"},
+    {"minimize", cmd_minimize, "minimize a tgx program over its inputs"},
     {"bench", cmd_bench, "time the library on fixed workloads"},
 };
 
