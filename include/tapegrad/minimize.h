@@ -29,6 +29,7 @@ extern "C" {
  * relu), never by C control flow on a value, or turn replay off. */
 typedef tg_tensor *(*tg_minimize_fn)(tg_tape *tape, tg_tensor *const *x, size_t n, void *ud);
 
+/* The solver: options.method. */
 typedef enum tg_minimize_method {
     TG_MINIMIZE_LBFGS = 0, /* limited-memory BFGS, strong Wolfe line search */
     TG_MINIMIZE_NEWTON,    /* exact Hessian, Cholesky, damping + backtracking */
@@ -56,8 +57,11 @@ typedef struct tg_minimize_iter {
     int grad_evaluations; /* gradient evaluations so far */
 } tg_minimize_iter;
 
+/* options.progress: called with each iteration's report and options.progress_ud. */
 typedef void (*tg_minimize_progress_fn)(const tg_minimize_iter *it, void *ud);
 
+/* How to minimize; start from TG_MINIMIZE_OPTIONS_INIT (L-BFGS, 1000 iterations, tol 1e-8,
+ * lr 1e-3, memory 10, replay on, no progress callback) and change what you need. */
 typedef struct tg_minimize_options {
     tg_minimize_method method;
     int max_iter; /* iterations at most (>= 0; 0 only evaluates the start) */
