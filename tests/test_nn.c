@@ -945,3 +945,40 @@ Test(oom, model_new_and_metadata_fail_cleanly_at_every_allocation)
     ts_oom_drive("model_new", oom_model_new, &s,
                  (ts_oom_opts){.min_failing = 1, .max_runs = 1000, .no_fallback = true});
 }
+
+/* A target whose broadcast would change the prediction's shape is refused: pred (3, 1) and
+ * target (3) would broadcast to (3, 3) and average nine pairs where three were meant. Shapes
+ * that broadcast to pred's without changing it still work. */
+Test(loss, targets_that_would_reshape_the_prediction_are_refused)
+{
+    static const double v3[3] = {0.2, 0.5, 0.7};
+    tg_tensor *pred = ts_leaf(TG_F64, 2, TS_SHAPE(3, 1), v3, true);
+    tg_tensor *bad = ts_vec(TG_F64, 3, v3, false);
+    tg_tensor *col = ts_leaf(TG_F64, 2, TS_SHAPE(3, 1), v3, false);
+    tg_tensor *one = ts_scalar(TG_F64, 0.5, false);
+    tg_tensor *(*const losses[3])(tg_tape *, tg_tensor *, tg_tensor *) = {tg_mse, tg_bce,
+                                                                         tg_bce_logits};
+    static const char *const names[3] = {"mse", "bce", "bce_logits"};
+    for (int k = 0; k < 3; k++) {
+        tg_tape *tape = tg_tape_new();
+        cr_expect_null(losses[k](tape, pred, bad), "%s accepted (3) against (3,1)", names[k]);
+        cr_expect_eq(tg_tape_status(tape), TG_ESHAPE);
+        char want[128];
+        snprintf(want, sizeof want, "%s: the target [3] does not broadcast to the prediction's "
+                                    "shape [3,1]", names[k]);
+        ts_assert_has(tg_tape_error(tape), want);
+        tg_tape_reset(tape);
+        cr_expect_not_null(losses[k](tape, pred, col), "%s: same shape", names[k]);
+        cr_expect_not_null(losses[k](tape, pred, one), "%s: a 0-d target", names[k]);
+        tg_tape_free(tape);
+    }
+    /* mse of equal shapes is exact: (0.2-0.5)^2 + 0 + (0.7-0.5)^2 over 3 */
+    tg_tape *tape = tg_tape_new();
+    ts_assert_close(tg_tensor_item(tg_mse(tape, pred, one)), (0.09 + 0.04) / 3, 1e-15, 1e-15,
+                    "mse against 0.5");
+    tg_tape_free(tape);
+    tg_tensor_free(pred);
+    tg_tensor_free(bad);
+    tg_tensor_free(col);
+    tg_tensor_free(one);
+}

@@ -13,7 +13,10 @@
 extern "C" {
 #endif
 
-/* mean((pred - target)^2); target broadcasts to pred's shape. */
+/* mean((pred - target)^2). The target has pred's shape, or one that broadcasts to it without
+ * changing it (a (1, 3) or (3) target for a (N, 3) pred); any other is TG_ESHAPE naming both
+ * shapes: a (3) target against a (3, 1) pred would broadcast both to (3, 3). The same rule
+ * holds for the targets of tg_bce, tg_bce_logits and tg_cross_entropy_soft. */
 TG_API tg_tensor *tg_mse(tg_tape *tape, tg_tensor *pred, tg_tensor *target);
 /* Binary cross-entropy on probabilities: -mean(t log p + (1-t) log(1-p)). p is clamped to
  * [eps, 1-eps] (eps = 1e-7 in f32, 1e-15 in f64) so saturated outputs give a large finite

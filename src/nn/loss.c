@@ -25,10 +25,34 @@ static bool usable(tg_tape *tape, const char *who, const tg_tensor *a, const tg_
     return true;
 }
 
+/* True when target broadcasts to pred's shape without changing it (aligned from the right,
+ * each of its axes pred's size or 1); else the tape's TG_ESHAPE naming both shapes. A target
+ * (3) against a prediction (3, 1) would broadcast both to (3, 3): a loss over nine pairs where
+ * three were meant, and no error. */
+static bool target_fits(tg_tape *tape, const char *who, const tg_tensor *pred,
+                        const tg_tensor *target)
+{
+    const int rp = tg_tensor_rank(pred), rt = tg_tensor_rank(target);
+    bool fits = rt <= rp;
+    for (int i = 1; fits && i <= rt; i++) {
+        size_t t = tg_tensor_shape(target)[rt - i], p = tg_tensor_shape(pred)[rp - i];
+        fits = t == p || t == 1;
+    }
+    if (!fits) {
+        char sp[96], st[96];
+        tg_tape_fail(tape, TG_ESHAPE,
+                     "%s: the target %s does not broadcast to the prediction's shape %s (it "
+                     "must have that shape, or one that broadcasts to it without changing it)",
+                     who, tg_shape_format(st, sizeof st, rt, tg_tensor_shape(target)),
+                     tg_shape_format(sp, sizeof sp, rp, tg_tensor_shape(pred)));
+    }
+    return fits;
+}
+
 /* mean((pred - target)^2) */
 tg_tensor *tg_mse(tg_tape *tape, tg_tensor *pred, tg_tensor *target)
 {
-    if (!usable(tape, "mse", pred, target))
+    if (!usable(tape, "mse", pred, target) || !target_fits(tape, "mse", pred, target))
         return NULL;
     return tg_mean(tape, tg_square(tape, tg_sub(tape, pred, target)), TG_ALL_AXES, false);
 }
@@ -36,7 +60,7 @@ tg_tensor *tg_mse(tg_tape *tape, tg_tensor *pred, tg_tensor *target)
 /* -mean(t log p + (1 - t) log(1 - p)), p clamped to [eps, 1 - eps] */
 tg_tensor *tg_bce(tg_tape *tape, tg_tensor *p, tg_tensor *target)
 {
-    if (!usable(tape, "bce", p, target))
+    if (!usable(tape, "bce", p, target) || !target_fits(tape, "bce", p, target))
         return NULL;
     double eps = tg_tensor_dtype(p) == TG_F32 ? 1e-7 : 1e-15;
     tg_tensor *pc = tg_clamp(tape, p, eps, 1 - eps);
@@ -49,7 +73,7 @@ tg_tensor *tg_bce(tg_tape *tape, tg_tensor *p, tg_tensor *target)
 /* -mean(t log sigmoid(z) + (1 - t) log sigmoid(-z)) */
 tg_tensor *tg_bce_logits(tg_tape *tape, tg_tensor *z, tg_tensor *target)
 {
-    if (!usable(tape, "bce_logits", z, target))
+    if (!usable(tape, "bce_logits", z, target) || !target_fits(tape, "bce_logits", z, target))
         return NULL;
     tg_tensor *pos = tg_mul(tape, target, tg_log_sigmoid(tape, z));
     tg_tensor *neg = tg_mul(tape, tg_add_scalar(tape, tg_neg(tape, target), 1.0),
@@ -60,7 +84,8 @@ tg_tensor *tg_bce_logits(tg_tape *tape, tg_tensor *z, tg_tensor *target)
 /* -mean_n sum_c t[n,c] log_softmax(z)[n,c] */
 tg_tensor *tg_cross_entropy_soft(tg_tape *tape, tg_tensor *logits, tg_tensor *targets)
 {
-    if (!usable(tape, "cross_entropy", logits, targets))
+    if (!usable(tape, "cross_entropy", logits, targets) ||
+        !target_fits(tape, "cross_entropy", logits, targets))
         return NULL;
     if (tg_tensor_rank(logits) != 2) {
         char s[96];
