@@ -221,97 +221,57 @@ static void mean_vjp(tg_tape *tape, tg_tensor *y)
     sum_like_vjp(tape, y, true);
 }
 
-/* The index along the lane of its maximum: the first one on ties, the first NaN if any. */
-#define ARGMAX(X, xoff, st, n, out)                                                                \
+/* The index along the lane of its maximum (BETTER `>`) or minimum (`<`): the first one on
+ * ties, the first NaN if any. */
+#define ARGBEST(X, xoff, st, n, out, BETTER)                                                       \
     do {                                                                                           \
         size_t best_ = 0;                                                                          \
         for (size_t k_ = 1; k_ < (n); k_++) {                                                      \
             const T v_ = (X)[(xoff) + k_ * (st)], b_ = (X)[(xoff) + best_ * (st)];                 \
             if (b_ != b_)                                                                          \
                 break;                                                                             \
-            if (v_ > b_ || v_ != v_)                                                               \
+            if (v_ BETTER b_ || v_ != v_)                                                          \
                 best_ = k_;                                                                        \
         }                                                                                          \
         (out) = best_;                                                                             \
     } while (0)
+#define ARGMAX(X, xoff, st, n, out) ARGBEST(X, xoff, st, n, out, >)
+#define ARGMIN(X, xoff, st, n, out) ARGBEST(X, xoff, st, n, out, <)
 
-/* y = max_k x[k];  dx[argmax] += dy (first maximum on ties) */
-static void max_forward(tg_tensor *y)
-{
-    axis_split s = split_at(y->in[0], y->attr.r.axis);
-    DISPATCH(y->dtype, {
-        const T *X = y->in[0]->data;
-        T *Y = y->data;
-        FOR_LANES(s, {
-            size_t kmax;
-            ARGMAX(X, xoff, st, s.n, kmax);
-            Y[yoff] = X[xoff + kmax * st];
-        })
-    });
-}
+/* y = max_k x[k] (min_k with ARGMIN);  dx[argmax] += dy (the first one on ties) */
+#define EXTREME_REDUCE(id, ARG)                                                                    \
+    static void id##_forward(tg_tensor *y)                                                         \
+    {                                                                                              \
+        axis_split s = split_at(y->in[0], y->attr.r.axis);                                         \
+        DISPATCH(y->dtype, {                                                                       \
+            const T *X = y->in[0]->data;                                                           \
+            T *Y = y->data;                                                                        \
+            FOR_LANES(s, {                                                                         \
+                size_t kbest;                                                                      \
+                ARG(X, xoff, st, s.n, kbest);                                                      \
+                Y[yoff] = X[xoff + kbest * st];                                                    \
+            })                                                                                     \
+        });                                                                                        \
+    }                                                                                              \
+    static void id##_vjp(tg_tape *tape, tg_tensor *y)                                              \
+    {                                                                                              \
+        void *dx = tg_tape__grad_of(tape, y->in[0]);                                               \
+        if (!dx)                                                                                   \
+            return;                                                                                \
+        axis_split s = split_at(y->in[0], y->attr.r.axis);                                         \
+        DISPATCH(y->dtype, {                                                                       \
+            const T *X = y->in[0]->data, *DY = y->grad;                                            \
+            T *DX = dx;                                                                            \
+            FOR_LANES(s, {                                                                         \
+                size_t kbest;                                                                      \
+                ARG(X, xoff, st, s.n, kbest);                                                      \
+                DX[xoff + kbest * st] += DY[yoff];                                                 \
+            })                                                                                     \
+        });                                                                                        \
+    }
 
-static void max_vjp(tg_tape *tape, tg_tensor *y)
-{
-    void *dx = tg_tape__grad_of(tape, y->in[0]);
-    if (!dx)
-        return;
-    axis_split s = split_at(y->in[0], y->attr.r.axis);
-    DISPATCH(y->dtype, {
-        const T *X = y->in[0]->data, *DY = y->grad;
-        T *DX = dx;
-        FOR_LANES(s, {
-            size_t kmax;
-            ARGMAX(X, xoff, st, s.n, kmax);
-            DX[xoff + kmax * st] += DY[yoff];
-        })
-    });
-}
-
-/* The index along the lane of its minimum: the first one on ties, the first NaN if any. */
-#define ARGMIN(X, xoff, st, n, out)                                                                \
-    do {                                                                                           \
-        size_t best_ = 0;                                                                          \
-        for (size_t k_ = 1; k_ < (n); k_++) {                                                      \
-            const T v_ = (X)[(xoff) + k_ * (st)], b_ = (X)[(xoff) + best_ * (st)];                 \
-            if (b_ != b_)                                                                          \
-                break;                                                                             \
-            if (v_ < b_ || v_ != v_)                                                               \
-                best_ = k_;                                                                        \
-        }                                                                                          \
-        (out) = best_;                                                                             \
-    } while (0)
-
-/* y = min_k x[k];  dx[argmin] += dy (first minimum on ties), as max */
-static void min_forward(tg_tensor *y)
-{
-    axis_split s = split_at(y->in[0], y->attr.r.axis);
-    DISPATCH(y->dtype, {
-        const T *X = y->in[0]->data;
-        T *Y = y->data;
-        FOR_LANES(s, {
-            size_t kmin;
-            ARGMIN(X, xoff, st, s.n, kmin);
-            Y[yoff] = X[xoff + kmin * st];
-        })
-    });
-}
-
-static void min_vjp(tg_tape *tape, tg_tensor *y)
-{
-    void *dx = tg_tape__grad_of(tape, y->in[0]);
-    if (!dx)
-        return;
-    axis_split s = split_at(y->in[0], y->attr.r.axis);
-    DISPATCH(y->dtype, {
-        const T *X = y->in[0]->data, *DY = y->grad;
-        T *DX = dx;
-        FOR_LANES(s, {
-            size_t kmin;
-            ARGMIN(X, xoff, st, s.n, kmin);
-            DX[xoff + kmin * st] += DY[yoff];
-        })
-    });
-}
+EXTREME_REDUCE(max, ARGMAX)
+EXTREME_REDUCE(min, ARGMIN)
 
 /* y = prod_k x[k] (1 over an empty lane);  dx[k] += dy * prod_{j<k} x[j] * prod_{j>k} x[j]:
  * the product of the others from prefix and suffix products, with no division by x[k], so it
