@@ -16,8 +16,8 @@
  * stable_*), binary ops in binary_same_shape and broadcast_*, then matmul_*, transpose_*,
  * reshape_*, reduce_*, softmax_*; constants and detach have tests of their own; minimum,
  * maximum, atan2, pow_tensor, the comparisons, where, min and prod are in
- * test_ops_binary.c, the elementwise math in test_ops_math.c, indexing and joins in
- * test_ops_index.c, and the user-defined op, whose values are its callbacks', in
+ * ops/binary_math.c, the elementwise math in test_ops_math.c, indexing and joins in
+ * ops/index.c, and the user-defined op, whose values are its callbacks', in
  * test_custom.c. Every op is applied through ts_apply (tg_apply), but the custom op through
  * tg_custom (tg_apply refuses it); every_op_records_through_apply runs apply_any (below) on
  * each op of the table and checks the node it records. */

@@ -37,44 +37,11 @@ void case_binary(tg_op op, tg_rng *rng)
         check_binary(rng, s, pairs[i].a, K_NORMAL, pairs[i].b, kb);
     /* The same tensor on both sides: both VJPs add into one gradient. */
     s.fanout = true;
-    static const shp fan[] = {S0, S1(4), S2(2, 3), S3(2, 2, 3)};
-    for (size_t i = 0; i < sizeof fan / sizeof fan[0]; i++)
-        check_unary(rng, s, fan[i], kb);
+    for (size_t i = 0; i < COUNT(FAN_SHAPES); i++)
+        check_unary(rng, s, FAN_SHAPES[i], kb);
 }
 
 /* ---- binary math, comparisons, where, min and prod ---------------------------------------- */
-
-/* The broadcasting pairs of the binary ops (case_binary's, and a few more). */
-static const struct {
-    shp a, b;
-} BCAST_PAIRS[] = {
-    {S0, S0},
-    {S1(5), S1(5)},
-    {S2(2, 3), S2(2, 3)},
-    {S3(2, 3, 2), S3(2, 3, 2)},
-    {S4(2, 1, 2, 3), S4(2, 1, 2, 3)},
-    {S2(3, 1), S2(1, 4)},
-    {S3(2, 3, 4), S1(4)},
-    {S1(4), S3(2, 3, 4)},
-    {S3(2, 1, 4), S2(3, 1)},
-    {S0, S2(2, 3)},
-    {S2(2, 3), S0},
-    {S2(1, 1), S2(3, 4)},
-    {S3(2, 3, 4), S3(1, 3, 1)},
-    {S4(2, 1, 3, 1), S3(4, 1, 2)},
-    {S4(2, 3, 1, 2), S2(1, 2)},
-};
-#define N_BCAST_PAIRS (sizeof BCAST_PAIRS / sizeof BCAST_PAIRS[0])
-
-/* Moves every element of t onto the grid 0.25 k + offset, plus up to 0.05: an input snapped
- * with offset 0 and one with 0.125 are at least 0.075 apart wherever they meet. */
-static tg_tensor *snap(tg_tensor *t, double offset, tg_rng *rng)
-{
-    for (size_t i = 0; i < tg_tensor_numel(t); i++)
-        tg_tensor_set(t, i,
-                      0.25 * round(4 * tg_tensor_get(t, i)) + offset + 0.05 * tg_rng_uniform(rng));
-    return t;
-}
 
 /* minimum and maximum: a and b kept apart (no ties) at every broadcasting pair, either way
  * round; then min(x, x) and max(x, x), all ties, whose split gradient dy/2 + dy/2 must be
@@ -82,16 +49,15 @@ static tg_tensor *snap(tg_tensor *t, double offset, tg_rng *rng)
 void case_minmax(tg_op op, tg_rng *rng)
 {
     spec s = {.op = op};
-    for (size_t i = 0; i < N_BCAST_PAIRS; i++) {
+    for (size_t i = 0; i < COUNT(BCAST_PAIRS); i++) {
         double off = i % 2 ? 0.125 : 0;
         tg_tensor *in[2] = {snap(make_input(rng, BCAST_PAIRS[i].a, K_NORMAL), off, rng),
                             snap(make_input(rng, BCAST_PAIRS[i].b, K_NORMAL), 0.125 - off, rng)};
         check_op(&s, in, 2, tg_rng_next(rng));
     }
     s.fanout = true;
-    static const shp fan[] = {S0, S1(4), S2(2, 3), S3(2, 2, 3)};
-    for (size_t i = 0; i < sizeof fan / sizeof fan[0]; i++)
-        check_unary(rng, s, fan[i], K_NORMAL);
+    for (size_t i = 0; i < COUNT(FAN_SHAPES); i++)
+        check_unary(rng, s, FAN_SHAPES[i], K_NORMAL);
 }
 
 /* atan2(y, x): y kept 0.05 away from 0, so away from the origin and from the jump across the
@@ -99,7 +65,7 @@ void case_minmax(tg_op op, tg_rng *rng)
 void case_atan2(tg_op op, tg_rng *rng)
 {
     spec s = {.op = op};
-    for (size_t i = 0; i < N_BCAST_PAIRS; i++)
+    for (size_t i = 0; i < COUNT(BCAST_PAIRS); i++)
         check_binary(rng, s, BCAST_PAIRS[i].a, K_AWAY, BCAST_PAIRS[i].b, K_NORMAL);
     s.fanout = true; /* atan2(x, x) */
     check_unary(rng, s, (shp)S2(2, 3), K_AWAY);
@@ -109,7 +75,7 @@ void case_atan2(tg_op op, tg_rng *rng)
 void case_pow_tensor(tg_op op, tg_rng *rng)
 {
     spec s = {.op = op};
-    for (size_t i = 0; i < N_BCAST_PAIRS; i++)
+    for (size_t i = 0; i < COUNT(BCAST_PAIRS); i++)
         check_binary(rng, s, BCAST_PAIRS[i].a, K_POS, BCAST_PAIRS[i].b, K_NORMAL);
     s.fanout = true;
     check_unary(rng, s, (shp)S0, K_POS);
@@ -166,7 +132,7 @@ static tg_tensor *masked_fn(tg_tape *tape, tg_tensor *const *in, size_t n, void 
 void case_compare(tg_op op, tg_rng *rng)
 {
     const char *name = tg_op_name(op);
-    for (size_t i = 0; i < N_BCAST_PAIRS; i++) {
+    for (size_t i = 0; i < COUNT(BCAST_PAIRS); i++) {
         for (int di = 0; di < 2; di++) {
             tg_dtype dt = di ? TG_F64 : TG_F32;
             tg_tensor *ab[2];
@@ -273,9 +239,8 @@ void case_where(tg_op op, tg_rng *rng)
                      in, 3, tg_rng_next(rng));
         }
     }
-    static const shp fan[] = {S0, S1(4), S2(2, 3), S3(2, 2, 3)};
-    for (size_t i = 0; i < sizeof fan / sizeof fan[0]; i++) {
-        tg_tensor *x = make_input(rng, fan[i], K_AWAY);
+    for (size_t i = 0; i < COUNT(FAN_SHAPES); i++) {
+        tg_tensor *x = make_input(rng, FAN_SHAPES[i], K_AWAY);
         check_fn(tg_op_name(op), "fan-out (x, x, x)", where_fanout_fn, NULL, &x, 1,
                  tg_rng_next(rng));
     }

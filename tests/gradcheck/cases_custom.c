@@ -89,7 +89,7 @@ void case_custom(tg_op op, tg_rng *rng)
 {
     (void)op;
     static const int once = 1, twice = 2;
-    for (size_t si = 0; si < N_UNARY_SHAPES; si++) {
+    for (size_t si = 0; si < COUNT(UNARY_SHAPES); si++) {
         for (size_t n = 1; n <= MAX_IN + 1; n++) { /* 1, 2 and 3 inputs */
             tg_tensor *in[MAX_IN + 1];
             for (size_t i = 0; i < n; i++)

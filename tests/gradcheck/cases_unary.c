@@ -101,7 +101,7 @@ void case_detach(tg_op op, tg_rng *rng)
 static void check_unary_shapes(tg_op op, tg_rng *rng, kind k)
 {
     spec s = {.op = op};
-    for (size_t i = 0; i < N_UNARY_SHAPES; i++)
+    for (size_t i = 0; i < COUNT(UNARY_SHAPES); i++)
         check_unary(rng, s, UNARY_SHAPES[i], k);
 }
 
@@ -201,7 +201,7 @@ void case_with_constant(tg_op op, tg_rng *rng)
     static const double cs[] = {2.5, -0.75, 1.0 / 3.0, 0.0, -7.25};
     for (size_t j = 0; j < sizeof cs / sizeof cs[0]; j++) {
         spec s = {.op = op, .c = cs[j]};
-        for (size_t i = 0; i < N_UNARY_SHAPES; i += 2)
+        for (size_t i = 0; i < COUNT(UNARY_SHAPES); i += 2)
             check_unary(rng, s, UNARY_SHAPES[i], K_NORMAL);
     }
 }
@@ -218,7 +218,7 @@ void case_pow(tg_op op, tg_rng *rng)
     };
     for (size_t j = 0; j < sizeof es / sizeof es[0]; j++) {
         spec s = {.op = op, .c = es[j].c};
-        for (size_t i = 0; i < N_UNARY_SHAPES; i += 2)
+        for (size_t i = 0; i < COUNT(UNARY_SHAPES); i += 2)
             check_unary(rng, s, UNARY_SHAPES[i], es[j].k);
     }
 }
@@ -232,7 +232,7 @@ void case_clamp(tg_op op, tg_rng *rng)
     };
     for (size_t j = 0; j < sizeof bounds / sizeof bounds[0]; j++) {
         spec s = {.op = op, .c = bounds[j][0], .hi = bounds[j][1]};
-        for (size_t i = 0; i < N_UNARY_SHAPES; i++) {
+        for (size_t i = 0; i < COUNT(UNARY_SHAPES); i++) {
             tg_tensor *x = make_input(rng, UNARY_SHAPES[i], K_NORMAL);
             for (size_t e = 0; e < tg_tensor_numel(x); e++) {
                 double v = tg_tensor_get(x, e);

@@ -1,8 +1,8 @@
 /* gradcheck.h: what the parts of test_gradcheck (test_gradcheck.c and the sources in
- * tests/gradcheck) share: the kinds of inputs and their shapes (make_input), an op with its
- * attributes (spec), the harness that runs one finite-difference check (check_fn and the
- * shorthands check_op, check_unary, check_binary, in harness.c), and the case functions of
- * the CASES table. */
+ * tests/gradcheck) share: an op with its attributes (spec), the harness that runs one
+ * finite-difference check (check_fn and the shorthands check_op, check_unary, check_binary,
+ * in harness.c), and the case functions of the CASES table. The inputs come from
+ * tests/support/inputs.h, as test_gradgradcheck's do. */
 #ifndef TG_TEST_GRADCHECK_H
 #define TG_TEST_GRADCHECK_H
 
@@ -15,40 +15,11 @@
 #include "tapegrad.h"
 
 #include "../support/helpers.h"
+#include "../support/inputs.h"
 
 #define TOL 1e-7
 #define EPS 1e-6
 #define MAX_IN 2
-
-/* ---- inputs ---------------------------------------------------------------------------- */
-
-typedef enum kind {
-    K_NORMAL,   /* N(0, 1) */
-    K_POS,      /* uniform [0.5, 2]: sqrt, log, pow with non-integer exponents */
-    K_AWAY,     /* |x| in [0.05, 2], random sign: relu, abs (far from the kink at 0) */
-    K_DENOM,    /* |x| in [0.5, 2], random sign: divisors */
-    K_DISTINCT, /* distinct values at least 0.2 apart, shuffled: max (no ties) */
-    K_UNIT,     /* uniform (-0.9, 0.9): asin, acos, atanh, log1p, tan */
-    K_ABOVE1,   /* uniform [1.1, 3]: acosh */
-    K_FRAC,     /* k + u, k an integer in [-3, 2], u uniform [0.1, 0.9]: floor, ceil */
-} kind;
-
-typedef struct shp {
-    int rank;
-    size_t d[TG_MAX_RANK];
-} shp;
-
-/* Brace initializers (usable in static tables); in expressions write (shp)S2(2, 3). */
-/* clang-format off */
-#define S0 {0, {0}}
-#define S1(a) {1, {a}}
-#define S2(a, b) {2, {a, b}}
-#define S3(a, b, c) {3, {a, b, c}}
-#define S4(a, b, c, d) {4, {a, b, c, d}}
-/* clang-format on */
-
-/* An input of shape s whose values are of kind k (rng draws them); never NULL. */
-tg_tensor *make_input(tg_rng *rng, shp s, kind k);
 
 /* ---- one op applied with its attributes --------------------------------------------------- */
 
@@ -62,9 +33,6 @@ typedef struct spec {
     bool fanout; /* binary op applied to (x, x) */
 } spec;
 
-/* The shapes of t, for failure messages. */
-const char *fmt_shp(char *buf, size_t size, const tg_tensor *t);
-
 /* checks run by the current case function (run_op expects at least one) */
 extern int g_cases;
 
@@ -77,10 +45,6 @@ void check_op(const spec *s, tg_tensor **inputs, size_t n, uint64_t seed);
 /* check_op at one input of shape x and kind k, or two of shapes a, b and kinds ka, kb. */
 void check_unary(tg_rng *rng, spec s, shp x, kind k);
 void check_binary(tg_rng *rng, spec s, shp a, kind ka, shp b, kind kb);
-
-/* Shapes for elementwise unary ops: 0-d through 4-D, with size-1 axes. */
-extern const shp UNARY_SHAPES[];
-extern const size_t N_UNARY_SHAPES;
 
 /* ---- the case functions: how CASES (test_gradcheck.c) checks each op --------------------- */
 

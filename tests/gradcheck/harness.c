@@ -3,48 +3,6 @@
  * with a failure message that names the op, the shapes and the attributes. */
 #include "gradcheck.h"
 
-tg_tensor *make_input(tg_rng *rng, shp s, kind k)
-{
-    tg_tensor *t = NULL;
-    switch (k) {
-    case K_NORMAL: t = tg_tensor_randn(TG_F64, s.rank, s.d, rng, 0.0, 1.0); break;
-    case K_POS: t = tg_tensor_rand(TG_F64, s.rank, s.d, rng, 0.5, 2.0); break;
-    case K_AWAY:
-    case K_DENOM:
-        t = tg_tensor_rand(TG_F64, s.rank, s.d, rng, k == K_AWAY ? 0.05 : 0.5, 2.0);
-        cr_assert(t != NULL, "tg_tensor_rand: %s", tg_last_error());
-        for (size_t i = 0; i < tg_tensor_numel(t); i++)
-            if (tg_rng_below(rng, 2))
-                tg_tensor_set(t, i, -tg_tensor_get(t, i));
-        break;
-    case K_UNIT: t = tg_tensor_rand(TG_F64, s.rank, s.d, rng, -0.9, 0.9); break;
-    case K_ABOVE1: t = tg_tensor_rand(TG_F64, s.rank, s.d, rng, 1.1, 3.0); break;
-    case K_FRAC:
-        t = tg_tensor_rand(TG_F64, s.rank, s.d, rng, 0.1, 0.9);
-        cr_assert(t != NULL, "tg_tensor_rand: %s", tg_last_error());
-        for (size_t i = 0; i < tg_tensor_numel(t); i++)
-            tg_tensor_set(t, i, tg_tensor_get(t, i) + (double)tg_rng_below(rng, 6) - 3);
-        break;
-    case K_DISTINCT: {
-        t = tg_tensor_zeros(TG_F64, s.rank, s.d);
-        cr_assert(t != NULL, "tg_tensor_zeros: %s", tg_last_error());
-        size_t n = tg_tensor_numel(t);
-        double *v = tg_tensor_data(t);
-        for (size_t i = 0; i < n; i++)
-            v[i] = 0.25 * ((double)i - (double)n / 2) + 0.05 * tg_rng_uniform(rng);
-        for (size_t i = n; i > 1; i--) { /* Fisher-Yates */
-            size_t j = (size_t)tg_rng_below(rng, i);
-            double tmp = v[i - 1];
-            v[i - 1] = v[j];
-            v[j] = tmp;
-        }
-        break;
-    }
-    }
-    cr_assert(t != NULL, "making an input: %s", tg_last_error());
-    return t;
-}
-
 /* Every op through the tests' one entry point, ts_apply (tg_apply), with its attributes. */
 static tg_tensor *apply(tg_tape *t, const spec *s, tg_tensor *a, tg_tensor *b)
 {
@@ -67,11 +25,6 @@ static tg_tensor *op_fn(tg_tape *tape, tg_tensor *const *in, size_t n, void *ud)
 }
 
 /* ---- running one check ------------------------------------------------------------------ */
-
-const char *fmt_shp(char *buf, size_t size, const tg_tensor *t)
-{
-    return tg_shape_format(buf, size, tg_tensor_rank(t), tg_tensor_shape(t));
-}
 
 static const char *fmt_axis(char *buf, size_t size, int axis)
 {
@@ -152,8 +105,3 @@ void check_binary(tg_rng *rng, spec s, shp a, kind ka, shp b, kind kb)
     tg_tensor *in[2] = {make_input(rng, a, ka), make_input(rng, b, kb)};
     check_op(&s, in, 2, tg_rng_next(rng));
 }
-
-const shp UNARY_SHAPES[] = {
-    S0, S1(1), S1(5), S2(2, 3), S2(1, 4), S3(2, 3, 2), S4(2, 1, 3, 2),
-};
-const size_t N_UNARY_SHAPES = sizeof UNARY_SHAPES / sizeof UNARY_SHAPES[0];

@@ -75,10 +75,11 @@ void expect_elems(const char *what, const tg_tensor *t, const double *want, size
 {
     cr_assert(t != NULL, "%s: tensor is NULL (%s)", what, tg_tape_error(tape));
     double tol = tol_of(tg_tensor_dtype(t));
+    const char *dt = tg_dtype_name(tg_tensor_dtype(t));
     if (grad)
-        ts_assert_grad(t, want, n, 0.1 * tol, tol, "%s", what);
+        ts_assert_grad(t, want, n, 0.1 * tol, tol, "%s (%s)", what, dt);
     else
-        ts_assert_values(t, want, n, 0.1 * tol, tol, "%s", what);
+        ts_assert_values(t, want, n, 0.1 * tol, tol, "%s (%s)", what, dt);
 }
 
 void expect_shape(const char *what, const tg_tensor *t, int rank, const size_t *shape)
@@ -90,10 +91,18 @@ void expect_shape(const char *what, const tg_tensor *t, int rank, const size_t *
     cr_expect_str_eq(got, want, "%s: shape %s, expected %s", what, got, want);
 }
 
-/* Backward from y with dy = seed (values as doubles, y's shape and dtype). */
+/* Backward from y with dy = seed (values as doubles, y's shape and dtype), or ones when seed
+ * is NULL. */
 void backward_seed(tg_tensor *y, const double *seed)
 {
     cr_assert(y != NULL, "%s", tg_tape_error(tape));
+    double ones[256];
+    if (!seed) {
+        cr_assert(tg_tensor_numel(y) <= 256);
+        for (size_t i = 0; i < 256; i++)
+            ones[i] = 1;
+        seed = ones;
+    }
     tg_tensor *s = own_leaf(tg_tensor_dtype(y), tg_tensor_rank(y), tg_tensor_shape(y), seed, false);
     tg_status st = tg_backward_seed(tape, y, s);
     cr_assert_eq(st, TG_OK, "backward_seed: %s: %s", tg_status_name(st), tg_last_error());

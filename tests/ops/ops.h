@@ -50,7 +50,8 @@ void expect_shape(const char *what, const tg_tensor *t, int rank, const size_t *
 #define EXPECT_SHAPE(what, t, rank, ...) expect_shape(what, t, rank, (const size_t[]){0, __VA_ARGS__} + 1)
 /* clang-format on */
 
-/* Backward from y with dy = seed (values as doubles, y's shape and dtype), or dy = 1. */
+/* Backward from y with dy = seed (values as doubles, y's shape and dtype; ones when seed is
+ * NULL), or by tg_backward. */
 void backward_seed(tg_tensor *y, const double *seed);
 void backward(tg_tensor *y);
 

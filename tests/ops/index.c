@@ -1,59 +1,8 @@
-/* test_ops_index.c: exact values and gradients of the indexing and joining ops (slice, select,
+/* index.c (test_ops): exact values and gradients of the indexing and joining ops (slice, select,
  * concat, stack, take, permute) and of matmul's NumPy cases (1-D operands, a 2-D operand
- * against a 3-D one), in f32 and f64, their normalized attributes and their errors. (The rest
- * of the ops: test_ops.c, which is long enough.) Every expected value is worked out by hand
- * in the comment beside it, or by a direct formula over the indices. */
-#include <criterion/criterion.h>
-
-#include <math.h>
-#include <string.h>
-
-#include "tapegrad.h"
-
-#include "support/helpers.h"
-
-static tg_tape *tape;
-static tg_tensor *owned[64];
-static size_t n_owned;
-
-static void setup(void)
-{
-    tg_clear_error();
-    tape = tg_tape_new();
-    cr_assert(tape != NULL);
-    n_owned = 0;
-}
-
-static void teardown(void)
-{
-    for (size_t i = 0; i < n_owned; i++)
-        tg_tensor_free(owned[i]);
-    tg_tape_free(tape);
-}
-
-TestSuite(index, .init = setup, .fini = teardown);
-
-static const tg_dtype DTYPES[2] = {TG_F32, TG_F64};
-
-static tg_tensor *leaf(tg_dtype dt, int rank, const size_t *shape, const double *v, bool grad)
-{
-    tg_tensor *t = ts_leaf(dt, rank, shape, v, grad);
-    cr_assert(t != NULL && n_owned < sizeof owned / sizeof owned[0]);
-    return owned[n_owned++] = t;
-}
-
-/* 0, 1, 2, ... of the shape */
-static tg_tensor *iota(tg_dtype dt, int rank, const size_t *shape, bool grad)
-{
-    double v[128];
-    size_t n = 1;
-    for (int i = 0; i < rank; i++)
-        n *= shape[i];
-    cr_assert(n <= 128);
-    for (size_t i = 0; i < n; i++)
-        v[i] = (double)i;
-    return leaf(dt, rank, shape, v, grad);
-}
+ * against a 3-D one), in f32 and f64, their normalized attributes and their errors. Every expected
+ * value is worked out by hand in the comment beside it, or by a direct formula over the indices. */
+#include "ops.h"
 
 /* Values of small integers: exact in both dtypes. */
 static void expect(const char *what, const tg_tensor *t, int rank, const size_t *shape,
@@ -80,28 +29,26 @@ static void backward_weighted(tg_tensor *y)
     cr_assert(tg_tensor_numel(y) <= 128);
     for (size_t i = 0; i < tg_tensor_numel(y); i++)
         v[i] = (double)(i + 1);
-    tg_tensor *seed = leaf(tg_tensor_dtype(y), tg_tensor_rank(y), tg_tensor_shape(y), v, false);
+    tg_tensor *seed = own_leaf(tg_tensor_dtype(y), tg_tensor_rank(y), tg_tensor_shape(y), v, false);
     cr_assert_eq(tg_backward_seed(tape, y, seed), TG_OK, "%s", tg_last_error());
 }
 
-static void expect_error(const char *what, const tg_tensor *y, tg_status st, const char *frag)
+/* The fixture's expect_error, then a fresh recording for the next case. */
+static void expect_error_reset(const char *what, const tg_tensor *y, tg_status st, const char *frag)
 {
-    cr_expect(y == NULL, "%s: returned a tensor", what);
-    cr_expect_eq(tg_tape_status(tape), st, "%s: status %s (%s)", what,
-                 tg_status_name(tg_tape_status(tape)), tg_tape_error(tape));
-    ts_assert_has(tg_tape_error(tape), frag);
+    expect_error(what, y, st, frag, NULL);
     tg_tape_reset(tape);
 }
 
 #define SH(...) ((const size_t[]){__VA_ARGS__})
 #define V(...) ((const double[]){__VA_ARGS__})
 
-Test(index, slice_values_gradients_and_attrs)
+Test(ops, slice_values_gradients_and_attrs)
 {
     for (int di = 0; di < 2; di++) {
         tg_dtype dt = DTYPES[di];
         tg_tape_reset(tape);
-        tg_tensor *x = iota(dt, 1, SH(10), true); /* 0..9 */
+        tg_tensor *x = iota(dt, 1, SH(10), 0, 1, true); /* 0..9 */
         expect("x[1:7:2]", tg_slice(tape, x, 0, 1, 7, 2), 1, SH(3), V(1, 3, 5));
         expect("x[-3:]", tg_slice(tape, x, 0, -3, TG_END, 1), 1, SH(3), V(7, 8, 9));
         expect("x[-100:3]", tg_slice(tape, x, -1, -100, 3, 1), 1, SH(3), V(0, 1, 2));
@@ -121,7 +68,7 @@ Test(index, slice_values_gradients_and_attrs)
 
         /* (2,3) along axis 1: [[0,1,2],[3,4,5]][:, 1:] = [[1,2],[4,5]]; dy = [[1,2],[3,4]] */
         tg_tape_reset(tape);
-        tg_tensor *m = iota(dt, 2, SH(2, 3), true);
+        tg_tensor *m = iota(dt, 2, SH(2, 3), 0, 1, true);
         y = tg_slice(tape, m, -1, 1, TG_END, 1);
         expect("m[:, 1:]", y, 2, SH(2, 2), V(1, 2, 4, 5));
         backward_weighted(y);
@@ -129,25 +76,26 @@ Test(index, slice_values_gradients_and_attrs)
     }
 }
 
-Test(index, slice_errors)
+Test(ops, slice_errors)
 {
-    tg_tensor *x = iota(TG_F64, 2, SH(2, 3), false);
-    expect_error("step 0", tg_slice(tape, x, 0, 0, 2, 0), TG_EINVAL, "step 0");
-    expect_error("step -1", tg_slice(tape, x, 0, 0, 2, -1), TG_EINVAL, "positive");
-    expect_error("axis 2", tg_slice(tape, x, 2, 0, 2, 1), TG_EINVAL, "axis 2 is out of range");
-    expect_error("axis -3", tg_slice(tape, x, -3, 0, 2, 1), TG_EINVAL, "axis -3");
-    tg_tensor *s = leaf(TG_F64, 0, NULL, V(1), false);
-    expect_error("0-d", tg_slice(tape, s, 0, 0, 1, 1), TG_EINVAL, "axis 0 is out of range");
+    tg_tensor *x = iota(TG_F64, 2, SH(2, 3), 0, 1, false);
+    expect_error_reset("step 0", tg_slice(tape, x, 0, 0, 2, 0), TG_EINVAL, "step 0");
+    expect_error_reset("step -1", tg_slice(tape, x, 0, 0, 2, -1), TG_EINVAL, "positive");
+    expect_error_reset("axis 2", tg_slice(tape, x, 2, 0, 2, 1), TG_EINVAL,
+                       "axis 2 is out of range");
+    expect_error_reset("axis -3", tg_slice(tape, x, -3, 0, 2, 1), TG_EINVAL, "axis -3");
+    tg_tensor *s = own_leaf(TG_F64, 0, NULL, V(1), false);
+    expect_error_reset("0-d", tg_slice(tape, s, 0, 0, 1, 1), TG_EINVAL, "axis 0 is out of range");
     /* a step far past the end takes the first element only */
     expect("huge step", tg_slice(tape, x, 1, 1, TG_END, PTRDIFF_MAX), 2, SH(2, 1), V(1, 4));
 }
 
-Test(index, select_values_gradients_and_errors)
+Test(ops, select_values_gradients_and_errors)
 {
     for (int di = 0; di < 2; di++) {
         tg_dtype dt = DTYPES[di];
         tg_tape_reset(tape);
-        tg_tensor *m = iota(dt, 2, SH(2, 3), true); /* [[0,1,2],[3,4,5]] */
+        tg_tensor *m = iota(dt, 2, SH(2, 3), 0, 1, true); /* [[0,1,2],[3,4,5]] */
         expect("m[1]", tg_select(tape, m, 0, 1), 1, SH(3), V(3, 4, 5));
         expect("m[-2]", tg_select(tape, m, 0, -2), 1, SH(3), V(0, 1, 2));
         tg_tensor *y = tg_select(tape, m, 1, -1); /* m[:, -1] = [2, 5] */
@@ -157,27 +105,27 @@ Test(index, select_values_gradients_and_errors)
         cr_expect(at.axis == 1 && at.index == 2, "attrs axis %d index %td", at.axis, at.index);
         backward_weighted(y); /* dy = [1, 2] onto column 2 */
         expect_grad("dm", m, V(0, 0, 1, 0, 0, 2));
-        tg_tensor *v = iota(dt, 1, SH(4), false);
+        tg_tensor *v = iota(dt, 1, SH(4), 0, 1, false);
         expect("v[3] (0-d)", tg_select(tape, v, 0, 3), 0, NULL, V(3));
     }
     tg_tape_reset(tape);
-    tg_tensor *m = iota(TG_F64, 2, SH(2, 3), false);
-    expect_error("index 3", tg_select(tape, m, 1, 3), TG_ESHAPE,
-                 "index 3 is out of range for axis 1 of size 3");
-    expect_error("index -4", tg_select(tape, m, -1, -4), TG_ESHAPE,
-                 "index -4 is out of range for axis 1 of size 3");
-    expect_error("axis 2", tg_select(tape, m, 2, 0), TG_EINVAL, "axis 2 is out of range");
-    tg_tensor *e = leaf(TG_F64, 1, SH(0), V(0), false);
-    expect_error("empty", tg_select(tape, e, 0, 0), TG_ESHAPE, "of size 0");
+    tg_tensor *m = iota(TG_F64, 2, SH(2, 3), 0, 1, false);
+    expect_error_reset("index 3", tg_select(tape, m, 1, 3), TG_ESHAPE,
+                       "index 3 is out of range for axis 1 of size 3");
+    expect_error_reset("index -4", tg_select(tape, m, -1, -4), TG_ESHAPE,
+                       "index -4 is out of range for axis 1 of size 3");
+    expect_error_reset("axis 2", tg_select(tape, m, 2, 0), TG_EINVAL, "axis 2 is out of range");
+    tg_tensor *e = own_leaf(TG_F64, 1, SH(0), V(0), false);
+    expect_error_reset("empty", tg_select(tape, e, 0, 0), TG_ESHAPE, "of size 0");
 }
 
-Test(index, concat_values_gradients_and_errors)
+Test(ops, concat_values_gradients_and_errors)
 {
     for (int di = 0; di < 2; di++) {
         tg_dtype dt = DTYPES[di];
         tg_tape_reset(tape);
-        tg_tensor *a = leaf(dt, 2, SH(2, 1), V(1, 2), true);
-        tg_tensor *b = leaf(dt, 2, SH(2, 2), V(3, 4, 5, 6), true);
+        tg_tensor *a = own_leaf(dt, 2, SH(2, 1), V(1, 2), true);
+        tg_tensor *b = own_leaf(dt, 2, SH(2, 2), V(3, 4, 5, 6), true);
         tg_tensor *y = tg_concat(tape, (tg_tensor *[]){a, b}, 2, -1);
         expect("concat axis 1", y, 2, SH(2, 3), V(1, 3, 4, 2, 5, 6));
         cr_expect_eq(tg_tensor_num_inputs(y), 2);
@@ -192,7 +140,7 @@ Test(index, concat_values_gradients_and_errors)
 
         /* the same tensor three times along axis 0: its gradient is the sum of three blocks */
         tg_tape_reset(tape);
-        tg_tensor *c = leaf(dt, 1, SH(2), V(7, 8), true);
+        tg_tensor *c = own_leaf(dt, 1, SH(2), V(7, 8), true);
         y = tg_concat(tape, (tg_tensor *[]){c, c, c}, 3, 0);
         expect("concat c c c", y, 1, SH(6), V(7, 8, 7, 8, 7, 8));
         backward_weighted(y); /* dy = 1..6: dc = [1+3+5, 2+4+6] */
@@ -200,23 +148,26 @@ Test(index, concat_values_gradients_and_errors)
         expect("concat of one", tg_concat(tape, &c, 1, 0), 1, SH(2), V(7, 8));
     }
     tg_tape_reset(tape);
-    tg_tensor *a = iota(TG_F64, 2, SH(2, 1), false), *b = iota(TG_F64, 2, SH(3, 2), false);
-    expect_error("sizes", tg_concat(tape, (tg_tensor *[]){a, b}, 2, 1), TG_ESHAPE,
-                 "input 1 has shape [3,2] and input 0 [2,1]: sizes differ on axis 0");
-    tg_tensor *v = iota(TG_F64, 1, SH(2), false);
-    expect_error("ranks", tg_concat(tape, (tg_tensor *[]){a, v}, 2, 0), TG_ESHAPE, "ranks differ");
-    expect_error("axis", tg_concat(tape, (tg_tensor *[]){a, a}, 2, 2), TG_EINVAL, "axis 2");
-    expect_error("none", tg_concat(tape, (tg_tensor *[]){a}, 0, 0), TG_EINVAL, "one or more");
-    tg_tensor *s = leaf(TG_F64, 0, NULL, V(1), false);
-    expect_error("0-d", tg_concat(tape, &s, 1, 0), TG_ESHAPE, "0-d");
+    tg_tensor *a = iota(TG_F64, 2, SH(2, 1), 0, 1, false),
+              *b = iota(TG_F64, 2, SH(3, 2), 0, 1, false);
+    expect_error_reset("sizes", tg_concat(tape, (tg_tensor *[]){a, b}, 2, 1), TG_ESHAPE,
+                       "input 1 has shape [3,2] and input 0 [2,1]: sizes differ on axis 0");
+    tg_tensor *v = iota(TG_F64, 1, SH(2), 0, 1, false);
+    expect_error_reset("ranks", tg_concat(tape, (tg_tensor *[]){a, v}, 2, 0), TG_ESHAPE,
+                       "ranks differ");
+    expect_error_reset("axis", tg_concat(tape, (tg_tensor *[]){a, a}, 2, 2), TG_EINVAL, "axis 2");
+    expect_error_reset("none", tg_concat(tape, (tg_tensor *[]){a}, 0, 0), TG_EINVAL, "one or more");
+    tg_tensor *s = own_leaf(TG_F64, 0, NULL, V(1), false);
+    expect_error_reset("0-d", tg_concat(tape, &s, 1, 0), TG_ESHAPE, "0-d");
 }
 
-Test(index, stack_values_gradients_and_errors)
+Test(ops, stack_values_gradients_and_errors)
 {
     for (int di = 0; di < 2; di++) {
         tg_dtype dt = DTYPES[di];
         tg_tape_reset(tape);
-        tg_tensor *a = leaf(dt, 1, SH(2), V(1, 2), true), *b = leaf(dt, 1, SH(2), V(3, 4), true);
+        tg_tensor *a = own_leaf(dt, 1, SH(2), V(1, 2), true),
+                  *b = own_leaf(dt, 1, SH(2), V(3, 4), true);
         expect("stack axis 0", tg_stack(tape, (tg_tensor *[]){a, b}, 2, 0), 2, SH(2, 2),
                V(1, 2, 3, 4));
         tg_tensor *y = tg_stack(tape, (tg_tensor *[]){a, b}, 2, -1);
@@ -227,27 +178,27 @@ Test(index, stack_values_gradients_and_errors)
         backward_weighted(y); /* dy = [[1,2],[3,4]]: a = column 0, b = column 1 */
         expect_grad("da", a, V(1, 3));
         expect_grad("db", b, V(2, 4));
-        tg_tensor *s = leaf(dt, 0, NULL, V(5), false);
+        tg_tensor *s = own_leaf(dt, 0, NULL, V(5), false);
         expect("stack of 0-d", tg_stack(tape, (tg_tensor *[]){s, s, s}, 3, 0), 1, SH(3),
                V(5, 5, 5));
     }
     tg_tape_reset(tape);
-    tg_tensor *a = iota(TG_F64, 1, SH(2), false), *b = iota(TG_F64, 1, SH(3), false);
-    expect_error("shapes", tg_stack(tape, (tg_tensor *[]){a, b}, 2, 0), TG_ESHAPE,
-                 "input 1 has shape [3] and input 0 [2]");
-    expect_error("axis", tg_stack(tape, (tg_tensor *[]){a, a}, 2, 2), TG_EINVAL,
-                 "axis 2 is out of range -2..1");
-    tg_tensor *q = iota(TG_F64, 4, SH(1, 1, 1, 2), false);
-    expect_error("rank 5", tg_stack(tape, &q, 1, 0), TG_ESHAPE, "more than 4");
+    tg_tensor *a = iota(TG_F64, 1, SH(2), 0, 1, false), *b = iota(TG_F64, 1, SH(3), 0, 1, false);
+    expect_error_reset("shapes", tg_stack(tape, (tg_tensor *[]){a, b}, 2, 0), TG_ESHAPE,
+                       "input 1 has shape [3] and input 0 [2]");
+    expect_error_reset("axis", tg_stack(tape, (tg_tensor *[]){a, a}, 2, 2), TG_EINVAL,
+                       "axis 2 is out of range -2..1");
+    tg_tensor *q = iota(TG_F64, 4, SH(1, 1, 1, 2), 0, 1, false);
+    expect_error_reset("rank 5", tg_stack(tape, &q, 1, 0), TG_ESHAPE, "more than 4");
 }
 
-Test(index, take_embedding_lookup)
+Test(ops, take_embedding_lookup)
 {
     for (int di = 0; di < 2; di++) {
         tg_dtype dt = DTYPES[di];
         tg_tape_reset(tape);
-        tg_tensor *E = leaf(dt, 2, SH(3, 2), V(1, 2, 3, 4, 5, 6), true);
-        tg_tensor *idx = leaf(dt, 1, SH(4), V(2, 0, 2, -1), false);
+        tg_tensor *E = own_leaf(dt, 2, SH(3, 2), V(1, 2, 3, 4, 5, 6), true);
+        tg_tensor *idx = own_leaf(dt, 1, SH(4), V(2, 0, 2, -1), false);
         tg_tensor *y = tg_take(tape, E, idx, 0);
         expect("take rows", y, 2, SH(4, 2), V(5, 6, 1, 2, 5, 6, 5, 6));
         /* dy = [[1,2],[3,4],[5,6],[7,8]]: row 0 gets [3,4]; row 2 gets the sum of the rest */
@@ -256,7 +207,7 @@ Test(index, take_embedding_lookup)
 
         /* idx of shape (2,2) along axis 1 of (2,3): y[i, j, k] = x[i, idx[j, k]] */
         tg_tape_reset(tape);
-        tg_tensor *x = iota(dt, 2, SH(2, 3), true); /* [[0,1,2],[3,4,5]] */
+        tg_tensor *x = iota(dt, 2, SH(2, 3), 0, 1, true); /* [[0,1,2],[3,4,5]] */
         tg_tensor *i2 = tg_constant(tape, TG_F64, 2, SH(2, 2), V(0, 2, -1, 1));
         if (dt == TG_F32)
             i2 = tg_constant(tape, TG_F32, 2, SH(2, 2), (float[]){0, 2, -1, 1});
@@ -269,35 +220,35 @@ Test(index, take_embedding_lookup)
     }
 }
 
-Test(index, take_errors_name_the_element)
+Test(ops, take_errors_name_the_element)
 {
-    tg_tensor *x = iota(TG_F64, 2, SH(2, 3), false);
-    tg_tensor *bad = leaf(TG_F64, 1, SH(3), V(0, 3, 1), false);
-    expect_error("out of range", tg_take(tape, x, bad, 1), TG_ESHAPE,
-                 "idx element 1 is 3, out of range for axis 1 of size 3");
-    tg_tensor *neg = leaf(TG_F64, 1, SH(2), V(-3, 0), false);
-    expect_error("below -dim", tg_take(tape, x, neg, 0), TG_ESHAPE,
-                 "idx element 0 is -3, out of range for axis 0 of size 2");
-    tg_tensor *frac = leaf(TG_F64, 1, SH(2), V(0, 0.5), false);
-    expect_error("fraction", tg_take(tape, x, frac, 0), TG_EINVAL,
-                 "idx element 1 is 0.5, not an integer index");
-    tg_tensor *nan = leaf(TG_F64, 1, SH(1), V(NAN), false);
-    expect_error("NaN", tg_take(tape, x, nan, 0), TG_EINVAL, "not an integer");
-    tg_tensor *x3 = iota(TG_F64, 3, SH(2, 2, 2), false);
-    tg_tensor *i3 = leaf(TG_F64, 3, SH(1, 1, 1), V(0), false);
-    expect_error("rank 5", tg_take(tape, x3, i3, 0), TG_ESHAPE, "more than 4");
-    tg_tensor *ok = leaf(TG_F64, 1, SH(1), V(0), false);
-    expect_error("axis", tg_take(tape, x, ok, 2), TG_EINVAL, "axis 2 is out of range");
-    tg_tensor *f32 = leaf(TG_F32, 1, SH(1), V(0), false);
-    expect_error("dtype", tg_take(tape, x, f32, 0), TG_EDTYPE, "differ");
+    tg_tensor *x = iota(TG_F64, 2, SH(2, 3), 0, 1, false);
+    tg_tensor *bad = own_leaf(TG_F64, 1, SH(3), V(0, 3, 1), false);
+    expect_error_reset("out of range", tg_take(tape, x, bad, 1), TG_ESHAPE,
+                       "idx element 1 is 3, out of range for axis 1 of size 3");
+    tg_tensor *neg = own_leaf(TG_F64, 1, SH(2), V(-3, 0), false);
+    expect_error_reset("below -dim", tg_take(tape, x, neg, 0), TG_ESHAPE,
+                       "idx element 0 is -3, out of range for axis 0 of size 2");
+    tg_tensor *frac = own_leaf(TG_F64, 1, SH(2), V(0, 0.5), false);
+    expect_error_reset("fraction", tg_take(tape, x, frac, 0), TG_EINVAL,
+                       "idx element 1 is 0.5, not an integer index");
+    tg_tensor *nan = own_leaf(TG_F64, 1, SH(1), V(NAN), false);
+    expect_error_reset("NaN", tg_take(tape, x, nan, 0), TG_EINVAL, "not an integer");
+    tg_tensor *x3 = iota(TG_F64, 3, SH(2, 2, 2), 0, 1, false);
+    tg_tensor *i3 = own_leaf(TG_F64, 3, SH(1, 1, 1), V(0), false);
+    expect_error_reset("rank 5", tg_take(tape, x3, i3, 0), TG_ESHAPE, "more than 4");
+    tg_tensor *ok = own_leaf(TG_F64, 1, SH(1), V(0), false);
+    expect_error_reset("axis", tg_take(tape, x, ok, 2), TG_EINVAL, "axis 2 is out of range");
+    tg_tensor *f32 = own_leaf(TG_F32, 1, SH(1), V(0), false);
+    expect_error_reset("dtype", tg_take(tape, x, f32, 0), TG_EDTYPE, "differ");
 }
 
-Test(index, permute_values_gradients_and_errors)
+Test(ops, permute_values_gradients_and_errors)
 {
     for (int di = 0; di < 2; di++) {
         tg_dtype dt = DTYPES[di];
         tg_tape_reset(tape);
-        tg_tensor *x = iota(dt, 3, SH(2, 3, 4), true); /* x[i,j,k] = 12i + 4j + k */
+        tg_tensor *x = iota(dt, 3, SH(2, 3, 4), 0, 1, true); /* x[i,j,k] = 12i + 4j + k */
         tg_tensor *y = tg_permute(tape, x, (const int[]){2, 0, 1});
         double want[24], dx[24];
         for (size_t k = 0; k < 4; k++) /* y[k,i,j] = x[i,j,k] */
@@ -316,29 +267,30 @@ Test(index, permute_values_gradients_and_errors)
         cr_assert_eq(tg_tensor_attrs(z, &at), TG_OK);
         cr_expect(at.axes[0] == 2 && at.axes[1] == 0 && at.axes[2] == 1, "axes %d %d %d",
                   at.axes[0], at.axes[1], at.axes[2]);
-        tg_tensor *m = iota(dt, 2, SH(2, 3), false);
+        tg_tensor *m = iota(dt, 2, SH(2, 3), 0, 1, false);
         expect("permute (1,0) = transpose", tg_permute(tape, m, (const int[]){1, 0}), 2, SH(3, 2),
                V(0, 3, 1, 4, 2, 5));
-        tg_tensor *s = leaf(dt, 0, NULL, V(4), false);
+        tg_tensor *s = own_leaf(dt, 0, NULL, V(4), false);
         expect("permute of 0-d", tg_permute(tape, s, NULL), 0, NULL, V(4));
     }
     tg_tape_reset(tape);
-    tg_tensor *x = iota(TG_F64, 3, SH(2, 3, 4), false);
-    expect_error("repeat", tg_permute(tape, x, (const int[]){0, 0, 1}), TG_EINVAL,
-                 "axes (0, 0, 1) for shape [2,3,4]: not a permutation");
-    expect_error("range", tg_permute(tape, x, (const int[]){0, 1, 3}), TG_EINVAL, "out of range");
-    expect_error("NULL", tg_permute(tape, x, NULL), TG_EINVAL, "axes is NULL");
+    tg_tensor *x = iota(TG_F64, 3, SH(2, 3, 4), 0, 1, false);
+    expect_error_reset("repeat", tg_permute(tape, x, (const int[]){0, 0, 1}), TG_EINVAL,
+                       "axes (0, 0, 1) for shape [2,3,4]: not a permutation");
+    expect_error_reset("range", tg_permute(tape, x, (const int[]){0, 1, 3}), TG_EINVAL,
+                       "out of range");
+    expect_error_reset("NULL", tg_permute(tape, x, NULL), TG_EINVAL, "axes is NULL");
 }
 
 /* matmul with NumPy's rules. A = [[1,2,3],[4,5,6]]. */
-Test(index, matmul_vectors_and_broadcast_batches)
+Test(ops, matmul_vectors_and_broadcast_batches)
 {
     for (int di = 0; di < 2; di++) {
         tg_dtype dt = DTYPES[di];
         tg_tape_reset(tape);
-        tg_tensor *A = leaf(dt, 2, SH(2, 3), V(1, 2, 3, 4, 5, 6), true);
-        tg_tensor *v = leaf(dt, 1, SH(3), V(1, 0, -1), true);
-        tg_tensor *u = leaf(dt, 1, SH(2), V(1, 2), true);
+        tg_tensor *A = own_leaf(dt, 2, SH(2, 3), V(1, 2, 3, 4, 5, 6), true);
+        tg_tensor *v = own_leaf(dt, 1, SH(3), V(1, 0, -1), true);
+        tg_tensor *u = own_leaf(dt, 1, SH(2), V(1, 2), true);
         tg_tensor *y = tg_matmul(tape, A, v); /* [1-3, 4-6] */
         expect("A @ v", y, 1, SH(2), V(-2, -2));
         backward_weighted(y); /* dy = [1,2]: dA = dy v^T, dv = A^T dy = [9, 12, 15] */
@@ -354,7 +306,7 @@ Test(index, matmul_vectors_and_broadcast_batches)
         expect_grad("dA", A, V(1, 2, 3, 2, 4, 6));
 
         tg_tape_reset(tape);
-        tg_tensor *w = leaf(dt, 1, SH(3), V(4, 5, 6), true);
+        tg_tensor *w = own_leaf(dt, 1, SH(3), V(4, 5, 6), true);
         tg_tensor_zero_grad(v);
         y = tg_matmul(tape, v, w); /* 4 - 6 */
         expect("v @ w (0-d)", y, 0, NULL, V(-2));
@@ -365,8 +317,8 @@ Test(index, matmul_vectors_and_broadcast_batches)
         /* M (2,2) against B (2,2,2) = [I, 2I]: y = [M, 2M]; with dy = ones, dM = sum_p ones
          * B_p^T = [[3,3],[3,3]] and dB_p = M^T ones = [[4,4],[6,6]] for M = [[1,2],[3,4]] */
         tg_tape_reset(tape);
-        tg_tensor *M = leaf(dt, 2, SH(2, 2), V(1, 2, 3, 4), true);
-        tg_tensor *B = leaf(dt, 3, SH(2, 2, 2), V(1, 0, 0, 1, 2, 0, 0, 2), true);
+        tg_tensor *M = own_leaf(dt, 2, SH(2, 2), V(1, 2, 3, 4), true);
+        tg_tensor *B = own_leaf(dt, 3, SH(2, 2, 2), V(1, 0, 0, 1, 2, 0, 0, 2), true);
         y = tg_matmul(tape, M, B);
         expect("M @ B", y, 3, SH(2, 2, 2), V(1, 2, 3, 4, 2, 4, 6, 8));
         cr_assert_eq(tg_backward(tape, tg_sum(tape, y, TG_ALL_AXES, false)), TG_OK);
@@ -376,8 +328,8 @@ Test(index, matmul_vectors_and_broadcast_batches)
         /* B (2,2,2) against M: y_p = B_p M = [M, 2M]; dM = sum_p B_p^T ones = [[3,3],[3,3]],
          * dB_p = ones M^T = [[3,7],[3,7]] */
         tg_tape_reset(tape);
-        tg_tensor *M2 = leaf(dt, 2, SH(2, 2), V(1, 2, 3, 4), true);
-        tg_tensor *B2 = leaf(dt, 3, SH(2, 2, 2), V(1, 0, 0, 1, 2, 0, 0, 2), true);
+        tg_tensor *M2 = own_leaf(dt, 2, SH(2, 2), V(1, 2, 3, 4), true);
+        tg_tensor *B2 = own_leaf(dt, 3, SH(2, 2, 2), V(1, 0, 0, 1, 2, 0, 0, 2), true);
         y = tg_matmul(tape, B2, M2);
         expect("B @ M", y, 3, SH(2, 2, 2), V(1, 2, 3, 4, 2, 4, 6, 8));
         cr_assert_eq(tg_backward(tape, tg_sum(tape, y, TG_ALL_AXES, false)), TG_OK);
@@ -386,17 +338,18 @@ Test(index, matmul_vectors_and_broadcast_batches)
 
         /* vectors against a batch: u (2) @ B -> (2,2) = [u, 2u]; B @ u -> [u, 2u] too */
         tg_tape_reset(tape);
-        tg_tensor *u2 = leaf(dt, 1, SH(2), V(1, 2), false);
-        tg_tensor *B3 = leaf(dt, 3, SH(2, 2, 2), V(1, 0, 0, 1, 2, 0, 0, 2), false);
+        tg_tensor *u2 = own_leaf(dt, 1, SH(2), V(1, 2), false);
+        tg_tensor *B3 = own_leaf(dt, 3, SH(2, 2, 2), V(1, 0, 0, 1, 2, 0, 0, 2), false);
         expect("u @ B", tg_matmul(tape, u2, B3), 2, SH(2, 2), V(1, 2, 2, 4));
         expect("B @ u", tg_matmul(tape, B3, u2), 2, SH(2, 2), V(1, 2, 2, 4));
     }
     tg_tape_reset(tape);
-    tg_tensor *a = iota(TG_F64, 1, SH(3), false), *b = iota(TG_F64, 1, SH(2), false);
-    expect_error("dot sizes", tg_matmul(tape, a, b), TG_ESHAPE,
-                 "[3] @ [2]: inner dimensions 3 and 2 differ");
-    tg_tensor *q = iota(TG_F64, 4, SH(1, 1, 2, 2), false), *m = iota(TG_F64, 2, SH(2, 2), false);
-    expect_error("4-D", tg_matmul(tape, q, m), TG_ESHAPE, "operands must be 1-D, 2-D or 3-D");
-    tg_tensor *s = leaf(TG_F64, 0, NULL, V(1), false);
-    expect_error("0-d", tg_matmul(tape, s, m), TG_ESHAPE, "operands must be");
+    tg_tensor *a = iota(TG_F64, 1, SH(3), 0, 1, false), *b = iota(TG_F64, 1, SH(2), 0, 1, false);
+    expect_error_reset("dot sizes", tg_matmul(tape, a, b), TG_ESHAPE,
+                       "[3] @ [2]: inner dimensions 3 and 2 differ");
+    tg_tensor *q = iota(TG_F64, 4, SH(1, 1, 2, 2), 0, 1, false),
+              *m = iota(TG_F64, 2, SH(2, 2), 0, 1, false);
+    expect_error_reset("4-D", tg_matmul(tape, q, m), TG_ESHAPE, "operands must be 1-D, 2-D or 3-D");
+    tg_tensor *s = own_leaf(TG_F64, 0, NULL, V(1), false);
+    expect_error_reset("0-d", tg_matmul(tape, s, m), TG_ESHAPE, "operands must be");
 }

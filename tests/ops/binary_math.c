@@ -1,107 +1,15 @@
-/* test_ops_binary.c: exact values and VJPs, in f32 and f64, of the binary math ops (minimum,
+/* binary_math.c (test_ops): exact values and VJPs, in f32 and f64, of the binary math ops (minimum,
  * maximum, atan2, pow_tensor), the comparisons, where, and the reductions min and prod: the
  * documented rules at their edges (ties split equally in minimum/maximum, NaN, pow_tensor at
  * a = 0 and a < 0, atan2 at the origin, comparisons with NaN, where's NaN condition and its
  * NaN trap with the safe pattern, min's first minimum, prod's gradient with zeros), their
  * broadcasting, and their errors. Reference values are hand derivations or python3's math
  * module (the commands are given where a value is not a small fraction). */
-#include <criterion/criterion.h>
-
-#include <math.h>
-#include <stdio.h>
-#include <string.h>
-
-#include "tapegrad.h"
-
-#include "support/helpers.h"
-
-/* ---- fixture: one tape per test, leaves freed at the end ---------------------------------- */
-
-static tg_tape *tape;
-static tg_tensor *owned[128];
-static size_t n_owned;
-
-static void setup(void)
-{
-    tg_clear_error();
-    tape = tg_tape_new();
-    cr_assert(tape != NULL, "tg_tape_new: %s", tg_last_error());
-    n_owned = 0;
-}
-
-static void teardown(void)
-{
-    for (size_t i = 0; i < n_owned; i++)
-        tg_tensor_free(owned[i]);
-    n_owned = 0;
-    tg_tape_free(tape);
-    tape = NULL;
-}
-
-TestSuite(ops_binary, .init = setup, .fini = teardown);
-
-static const tg_dtype DTYPES[2] = {TG_F32, TG_F64};
-
-static tg_tensor *leaf(tg_dtype dt, int rank, const size_t *shape, const double *v, bool grad)
-{
-    tg_tensor *t = ts_leaf(dt, rank, shape, v, grad);
-    cr_assert(t != NULL, "making a leaf: %s", tg_last_error());
-    cr_assert(n_owned < sizeof owned / sizeof owned[0]);
-    owned[n_owned++] = t;
-    return t;
-}
-
-static double tol_of(tg_dtype dt)
-{
-    return dt == TG_F32 ? 1e-6 : 1e-12;
-}
-
-static void expect_elems(const char *what, const tg_tensor *t, const double *want, size_t n,
-                         bool grad)
-{
-    cr_assert(t != NULL, "%s: tensor is NULL (%s)", what, tg_tape_error(tape));
-    double tol = tol_of(tg_tensor_dtype(t));
-    if (grad)
-        ts_assert_grad(t, want, n, 0.1 * tol, tol, "%s (%s)", what,
-                       tg_dtype_name(tg_tensor_dtype(t)));
-    else
-        ts_assert_values(t, want, n, 0.1 * tol, tol, "%s (%s)", what,
-                         tg_dtype_name(tg_tensor_dtype(t)));
-}
-
-#define EXPECT_VALUES(what, t, ...)                                                                \
-    expect_elems(what, t, TS_VALS(__VA_ARGS__), TS_COUNT(__VA_ARGS__), false)
-#define EXPECT_GRAD(what, t, ...)                                                                  \
-    expect_elems(what, t, TS_VALS(__VA_ARGS__), TS_COUNT(__VA_ARGS__), true)
-
-static void expect_shape(const char *what, const tg_tensor *t, int rank, const size_t *shape)
-{
-    cr_assert(t != NULL, "%s: tensor is NULL (%s)", what, tg_tape_error(tape));
-    char got[64], want[64];
-    tg_shape_format(got, sizeof got, tg_tensor_rank(t), tg_tensor_shape(t));
-    tg_shape_format(want, sizeof want, rank, shape);
-    cr_expect_str_eq(got, want, "%s: shape %s, expected %s", what, got, want);
-}
-
-/* Backward from y with dy = seed (y's shape), or ones when seed is NULL. */
-static void backward_seed(tg_tensor *y, const double *seed)
-{
-    cr_assert(y != NULL, "%s", tg_tape_error(tape));
-    double ones[64];
-    if (!seed) {
-        cr_assert(tg_tensor_numel(y) <= 64);
-        for (size_t i = 0; i < 64; i++)
-            ones[i] = 1;
-        seed = ones;
-    }
-    tg_tensor *s = leaf(tg_tensor_dtype(y), tg_tensor_rank(y), tg_tensor_shape(y), seed, false);
-    tg_status st = tg_backward_seed(tape, y, s);
-    cr_assert_eq(st, TG_OK, "backward_seed: %s: %s", tg_status_name(st), tg_last_error());
-}
+#include "ops.h"
 
 /* ---- minimum and maximum ------------------------------------------------------------------- */
 
-Test(ops_binary, minimum_maximum_values_ties_and_nan)
+Test(ops, minimum_maximum_values_ties_and_nan)
 {
     /* Elements: a smaller, b smaller, a tie, a tie of negatives, NaN in a, NaN in b. */
     const double A[6] = {1, 5, 3, -2, NAN, 2}, B[6] = {4, 2, 3, -2, 1, NAN};
@@ -109,7 +17,8 @@ Test(ops_binary, minimum_maximum_values_ties_and_nan)
     for (int di = 0; di < 2; di++) {
         tg_dtype dt = DTYPES[di];
         tg_tape_reset(tape);
-        tg_tensor *a = leaf(dt, 1, TS_SHAPE(6), A, true), *b = leaf(dt, 1, TS_SHAPE(6), B, true);
+        tg_tensor *a = own_leaf(dt, 1, TS_SHAPE(6), A, true),
+                  *b = own_leaf(dt, 1, TS_SHAPE(6), B, true);
         tg_tensor *y = tg_minimum(tape, a, b);
         cr_assert(y, "%s", tg_tape_error(tape));
         cr_expect_eq(tg_tensor_op(y), TG_OP_MINIMUM);
@@ -119,7 +28,8 @@ Test(ops_binary, minimum_maximum_values_ties_and_nan)
         EXPECT_GRAD("minimum: da", a, 1, 0, 1.5, 2, 5, 0);
         EXPECT_GRAD("minimum: db", b, 0, 2, 1.5, 2, 0, 6);
 
-        tg_tensor *u = leaf(dt, 1, TS_SHAPE(6), A, true), *v = leaf(dt, 1, TS_SHAPE(6), B, true);
+        tg_tensor *u = own_leaf(dt, 1, TS_SHAPE(6), A, true),
+                  *v = own_leaf(dt, 1, TS_SHAPE(6), B, true);
         tg_tensor *z = tg_maximum(tape, u, v);
         EXPECT_VALUES("maximum", z, 4, 5, 3, -2, NAN, NAN);
         backward_seed(z, DY);
@@ -128,15 +38,15 @@ Test(ops_binary, minimum_maximum_values_ties_and_nan)
     }
 }
 
-Test(ops_binary, minimum_maximum_ties_broadcast_and_signed_zero)
+Test(ops, minimum_maximum_ties_broadcast_and_signed_zero)
 {
     for (int di = 0; di < 2; di++) {
         tg_dtype dt = DTYPES[di];
         tg_tape_reset(tape);
         /* x (2,3) against a 0-d 2: ties at flat 1 and 3 split, the sum over the broadcast
          * goes to c: 0 + 0.5 + 1 + 0.5 + 1 + 0 = 3. */
-        tg_tensor *x = leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1, 2, 3, 2, 5, 0), true);
-        tg_tensor *c = leaf(dt, 0, NULL, TS_VALS(2), true);
+        tg_tensor *x = own_leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1, 2, 3, 2, 5, 0), true);
+        tg_tensor *c = own_leaf(dt, 0, NULL, TS_VALS(2), true);
         tg_tensor *y = tg_minimum(tape, x, c);
         expect_shape("minimum (2,3) with ()", y, 2, TS_SHAPE(2, 3));
         EXPECT_VALUES("minimum (2,3) with ()", y, 1, 2, 2, 2, 2, 0);
@@ -144,8 +54,8 @@ Test(ops_binary, minimum_maximum_ties_broadcast_and_signed_zero)
         EXPECT_GRAD("minimum: dx", x, 1, 0.5, 0, 0.5, 0, 1);
         EXPECT_GRAD("minimum: dc", c, 3);
         /* maximum of (2,1) and (3): (2,3), ties at (0,1) and (1,2) */
-        tg_tensor *p = leaf(dt, 2, TS_SHAPE(2, 1), TS_VALS(1, 3), true);
-        tg_tensor *q = leaf(dt, 1, TS_SHAPE(3), TS_VALS(0, 1, 3), true);
+        tg_tensor *p = own_leaf(dt, 2, TS_SHAPE(2, 1), TS_VALS(1, 3), true);
+        tg_tensor *q = own_leaf(dt, 1, TS_SHAPE(3), TS_VALS(0, 1, 3), true);
         tg_tensor *m = tg_maximum(tape, p, q);
         expect_shape("maximum (2,1) with (3)", m, 2, TS_SHAPE(2, 3));
         EXPECT_VALUES("maximum (2,1) with (3)", m, 1, 1, 3, 3, 3, 3);
@@ -153,8 +63,8 @@ Test(ops_binary, minimum_maximum_ties_broadcast_and_signed_zero)
         EXPECT_GRAD("maximum: dp", p, 1 + 1 + 0, 8 + 16 + 16);
         EXPECT_GRAD("maximum: dq", q, 0, 1, 4 + 16);
         /* -0 and +0 are equal: a tie. */
-        tg_tensor *nz = leaf(dt, 1, TS_SHAPE(1), TS_VALS(-0.0), true);
-        tg_tensor *pz = leaf(dt, 1, TS_SHAPE(1), TS_VALS(0.0), true);
+        tg_tensor *nz = own_leaf(dt, 1, TS_SHAPE(1), TS_VALS(-0.0), true);
+        tg_tensor *pz = own_leaf(dt, 1, TS_SHAPE(1), TS_VALS(0.0), true);
         tg_tensor *s =
             tg_add(tape, tg_minimum(tape, nz, pz), tg_scale(tape, tg_maximum(tape, nz, pz), 3));
         EXPECT_VALUES("minimum(-0, 0) + 3 maximum(-0, 0)", s, 0);
@@ -167,14 +77,14 @@ Test(ops_binary, minimum_maximum_ties_broadcast_and_signed_zero)
 /* ---- atan2 ------------------------------------------------------------------------------------
  */
 
-Test(ops_binary, atan2_values_quadrants_and_origin)
+Test(ops, atan2_values_quadrants_and_origin)
 {
     for (int di = 0; di < 2; di++) {
         tg_dtype dt = DTYPES[di];
         tg_tape_reset(tape);
         /* (y, x) in the four quadrants, on the positive x axis, and (3, 4) */
-        tg_tensor *y = leaf(dt, 1, TS_SHAPE(5), TS_VALS(1, 1, -1, 0, 3), true);
-        tg_tensor *x = leaf(dt, 1, TS_SHAPE(5), TS_VALS(1, -1, -1, 2, 4), true);
+        tg_tensor *y = own_leaf(dt, 1, TS_SHAPE(5), TS_VALS(1, 1, -1, 0, 3), true);
+        tg_tensor *x = own_leaf(dt, 1, TS_SHAPE(5), TS_VALS(1, -1, -1, 2, 4), true);
         tg_tensor *t = tg_atan2(tape, y, x);
         /* python3 -c "import math; print(math.pi/4, 3*math.pi/4, math.atan2(3, 4))" */
         EXPECT_VALUES("atan2", t, 0.7853981633974483, 2.356194490192345, -2.356194490192345, 0,
@@ -184,8 +94,8 @@ Test(ops_binary, atan2_values_quadrants_and_origin)
         EXPECT_GRAD("atan2: d/dy", y, 0.5, -0.5, -0.5, 0.5, 4.0 / 25);
         EXPECT_GRAD("atan2: d/dx", x, -0.5, -0.5, 0.5, 0, -3.0 / 25);
         /* At the origin atan2 is 0 (C) and has no derivative: NaN. */
-        tg_tensor *oy = leaf(dt, 0, NULL, TS_VALS(0), true),
-                  *ox = leaf(dt, 0, NULL, TS_VALS(0), true);
+        tg_tensor *oy = own_leaf(dt, 0, NULL, TS_VALS(0), true),
+                  *ox = own_leaf(dt, 0, NULL, TS_VALS(0), true);
         tg_tensor *o = tg_atan2(tape, oy, ox);
         EXPECT_VALUES("atan2(0, 0)", o, 0);
         backward_seed(o, NULL);
@@ -193,7 +103,8 @@ Test(ops_binary, atan2_values_quadrants_and_origin)
         EXPECT_GRAD("atan2 at the origin: d/dx", ox, NAN);
         /* Far from the origin the gradient does not overflow to 0 through x^2 + y^2. */
         double big = dt == TG_F32 ? 1e30 : 1e200;
-        tg_tensor *by = leaf(dt, 0, NULL, TS_VALS(0), true), *bx = leaf(dt, 0, NULL, &big, true);
+        tg_tensor *by = own_leaf(dt, 0, NULL, TS_VALS(0), true),
+                  *bx = own_leaf(dt, 0, NULL, &big, true);
         backward_seed(tg_atan2(tape, by, bx), NULL);
         EXPECT_GRAD("atan2 far out: d/dy = 1/x", by, 1 / big);
     }
@@ -202,13 +113,13 @@ Test(ops_binary, atan2_values_quadrants_and_origin)
 /* ---- pow_tensor --------------------------------------------------------------------------------
  */
 
-Test(ops_binary, pow_tensor_values_and_both_gradients)
+Test(ops, pow_tensor_values_and_both_gradients)
 {
     for (int di = 0; di < 2; di++) {
         tg_dtype dt = DTYPES[di];
         tg_tape_reset(tape);
-        tg_tensor *a = leaf(dt, 1, TS_SHAPE(4), TS_VALS(2, 9, 0.5, 3), true);
-        tg_tensor *b = leaf(dt, 1, TS_SHAPE(4), TS_VALS(3, 0.5, -1, 0), true);
+        tg_tensor *a = own_leaf(dt, 1, TS_SHAPE(4), TS_VALS(2, 9, 0.5, 3), true);
+        tg_tensor *b = own_leaf(dt, 1, TS_SHAPE(4), TS_VALS(3, 0.5, -1, 0), true);
         tg_tensor *y = tg_pow_tensor(tape, a, b);
         cr_expect_eq(tg_tensor_op(y), TG_OP_POW_TENSOR);
         cr_expect_str_eq(tg_tensor_op_name(y), "pow_tensor");
@@ -221,8 +132,8 @@ Test(ops_binary, pow_tensor_values_and_both_gradients)
         EXPECT_GRAD("pow_tensor: db", b, 5.545177444479562, 6.591673732008658, -1.3862943611198906,
                     1.0986122886681098);
         /* a broadcast base: 2^(1, 2, 3), d/da = sum b 2^(b-1) = 1 + 4 + 12 */
-        tg_tensor *two = leaf(dt, 0, NULL, TS_VALS(2), true);
-        tg_tensor *e = leaf(dt, 1, TS_SHAPE(3), TS_VALS(1, 2, 3), false);
+        tg_tensor *two = own_leaf(dt, 0, NULL, TS_VALS(2), true);
+        tg_tensor *e = own_leaf(dt, 1, TS_SHAPE(3), TS_VALS(1, 2, 3), false);
         tg_tensor *p = tg_pow_tensor(tape, two, e);
         EXPECT_VALUES("2^(1,2,3)", p, 2, 4, 8);
         backward_seed(p, NULL);
@@ -230,14 +141,14 @@ Test(ops_binary, pow_tensor_values_and_both_gradients)
     }
 }
 
-Test(ops_binary, pow_tensor_at_zero_and_negative_base)
+Test(ops, pow_tensor_at_zero_and_negative_base)
 {
     for (int di = 0; di < 2; di++) {
         tg_dtype dt = DTYPES[di];
         tg_tape_reset(tape);
         /* a = 0 with b = 2, 0, 0.5, -1; a < 0 with an integer and a non-integer b */
-        tg_tensor *a = leaf(dt, 1, TS_SHAPE(6), TS_VALS(0, 0, 0, 0, -2, -8), true);
-        tg_tensor *b = leaf(dt, 1, TS_SHAPE(6), TS_VALS(2, 0, 0.5, -1, 2, 1.0 / 3), true);
+        tg_tensor *a = own_leaf(dt, 1, TS_SHAPE(6), TS_VALS(0, 0, 0, 0, -2, -8), true);
+        tg_tensor *b = own_leaf(dt, 1, TS_SHAPE(6), TS_VALS(2, 0, 0.5, -1, 2, 1.0 / 3), true);
         tg_tensor *y = tg_pow_tensor(tape, a, b);
         /* C's pow: 0^2 = 0, 0^0 = 1, 0^0.5 = 0, 0^-1 = inf, (-2)^2 = 4, (-8)^(1/3) = NaN */
         EXPECT_VALUES("pow_tensor edges", y, 0, 1, 0, INFINITY, 4, NAN);
@@ -252,7 +163,7 @@ Test(ops_binary, pow_tensor_at_zero_and_negative_base)
 
 /* ---- comparisons ---------------------------------------------------------------------------- */
 
-Test(ops_binary, comparisons_masks_with_nan)
+Test(ops, comparisons_masks_with_nan)
 {
     const double A[5] = {1, 2, 3, NAN, 2}, B[5] = {2, 2, 1, 1, NAN};
     static const struct {
@@ -265,7 +176,8 @@ Test(ops_binary, comparisons_masks_with_nan)
     for (int di = 0; di < 2; di++) {
         tg_dtype dt = DTYPES[di];
         tg_tape_reset(tape);
-        tg_tensor *a = leaf(dt, 1, TS_SHAPE(5), A, true), *b = leaf(dt, 1, TS_SHAPE(5), B, true);
+        tg_tensor *a = own_leaf(dt, 1, TS_SHAPE(5), A, true),
+                  *b = own_leaf(dt, 1, TS_SHAPE(5), B, true);
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
             tg_tensor *in[2] = {a, b};
             tg_tensor *m = tg_apply(tape, cases[i].op, in, 2, NULL);
@@ -286,13 +198,13 @@ Test(ops_binary, comparisons_masks_with_nan)
     }
 }
 
-Test(ops_binary, comparisons_broadcast_and_carry_no_gradient)
+Test(ops, comparisons_broadcast_and_carry_no_gradient)
 {
     for (int di = 0; di < 2; di++) {
         tg_dtype dt = DTYPES[di];
         tg_tape_reset(tape);
-        tg_tensor *a = leaf(dt, 2, TS_SHAPE(2, 1), TS_VALS(1, 3), true);
-        tg_tensor *b = leaf(dt, 1, TS_SHAPE(3), TS_VALS(0, 1, 2), true);
+        tg_tensor *a = own_leaf(dt, 2, TS_SHAPE(2, 1), TS_VALS(1, 3), true);
+        tg_tensor *b = own_leaf(dt, 1, TS_SHAPE(3), TS_VALS(0, 1, 2), true);
         tg_tensor *m = tg_ge(tape, a, b);
         expect_shape("ge (2,1) with (3)", m, 2, TS_SHAPE(2, 3));
         EXPECT_VALUES("ge (2,1) with (3)", m, 1, 1, 0, 1, 1, 1);
@@ -306,7 +218,7 @@ Test(ops_binary, comparisons_broadcast_and_carry_no_gradient)
         cr_expect_null(g);
         cr_expect_eq(tg_tape_status(tape), TG_OK, "a bad backward does not poison the tape");
         /* A mask as a factor: x * gt(x, 0) passes dy where x > 0, nothing through the mask. */
-        tg_tensor *x = leaf(dt, 1, TS_SHAPE(4), TS_VALS(-1, 2, 0, 3), true);
+        tg_tensor *x = own_leaf(dt, 1, TS_SHAPE(4), TS_VALS(-1, 2, 0, 3), true);
         tg_tensor *zero = tg_scalar(tape, dt, 0);
         tg_tensor *r = tg_mul(tape, x, tg_gt(tape, x, zero));
         EXPECT_VALUES("x * (x > 0)", r, 0, 2, 0, 3);
@@ -315,32 +227,32 @@ Test(ops_binary, comparisons_broadcast_and_carry_no_gradient)
     }
 }
 
-Test(ops_binary, comparisons_and_binary_ops_shape_errors)
+Test(ops, comparisons_and_binary_ops_shape_errors)
 {
-    tg_tensor *a = leaf(TG_F64, 1, TS_SHAPE(3), TS_VALS(1, 2, 3), false);
-    tg_tensor *b = leaf(TG_F64, 1, TS_SHAPE(4), TS_VALS(1, 2, 3, 4), false);
+    tg_tensor *a = own_leaf(TG_F64, 1, TS_SHAPE(3), TS_VALS(1, 2, 3), false);
+    tg_tensor *b = own_leaf(TG_F64, 1, TS_SHAPE(4), TS_VALS(1, 2, 3, 4), false);
     cr_expect_null(tg_lt(tape, a, b));
     ts_assert_has(tg_tape_error(tape), "lt: [3] and [4] do not broadcast");
     tg_tape_reset(tape);
     cr_expect_null(tg_pow_tensor(tape, a, b));
     ts_assert_has(tg_tape_error(tape), "pow_tensor: [3] and [4] do not broadcast");
     tg_tape_reset(tape);
-    tg_tensor *f = leaf(TG_F32, 1, TS_SHAPE(3), TS_VALS(1, 2, 3), false);
+    tg_tensor *f = own_leaf(TG_F32, 1, TS_SHAPE(3), TS_VALS(1, 2, 3), false);
     cr_expect_null(tg_maximum(tape, a, f));
     cr_expect_eq(tg_tape_status(tape), TG_EDTYPE);
 }
 
 /* ---- where ---------------------------------------------------------------------------------- */
 
-Test(ops_binary, where_broadcasts_three_and_routes_the_gradient)
+Test(ops, where_broadcasts_three_and_routes_the_gradient)
 {
     for (int di = 0; di < 2; di++) {
         tg_dtype dt = DTYPES[di];
         tg_tape_reset(tape);
         /* cond (2,1) = (1, 0): row 0 from a (2,3), row 1 from b (0-d) */
-        tg_tensor *c = leaf(dt, 2, TS_SHAPE(2, 1), TS_VALS(1, 0), true);
-        tg_tensor *a = leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1, 2, 3, 4, 5, 6), true);
-        tg_tensor *b = leaf(dt, 0, NULL, TS_VALS(-7), true);
+        tg_tensor *c = own_leaf(dt, 2, TS_SHAPE(2, 1), TS_VALS(1, 0), true);
+        tg_tensor *a = own_leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1, 2, 3, 4, 5, 6), true);
+        tg_tensor *b = own_leaf(dt, 0, NULL, TS_VALS(-7), true);
         tg_tensor *y = tg_where(tape, c, a, b);
         cr_assert(y, "%s", tg_tape_error(tape));
         cr_expect_eq(tg_tensor_op(y), TG_OP_WHERE);
@@ -362,9 +274,9 @@ Test(ops_binary, where_broadcasts_three_and_routes_the_gradient)
 
         /* Every input broadcast: cond (3), a (2,1), b (2,3) -> (2,3); cond is any values:
          * nonzero (negative, NaN) is true, only 0 false. */
-        tg_tensor *c2 = leaf(dt, 1, TS_SHAPE(3), TS_VALS(-0.5, 0, NAN), false);
-        tg_tensor *a2 = leaf(dt, 2, TS_SHAPE(2, 1), TS_VALS(10, 20), true);
-        tg_tensor *b2 = leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1, 2, 3, 4, 5, 6), true);
+        tg_tensor *c2 = own_leaf(dt, 1, TS_SHAPE(3), TS_VALS(-0.5, 0, NAN), false);
+        tg_tensor *a2 = own_leaf(dt, 2, TS_SHAPE(2, 1), TS_VALS(10, 20), true);
+        tg_tensor *b2 = own_leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1, 2, 3, 4, 5, 6), true);
         tg_tensor *y2 = tg_where(tape, c2, a2, b2);
         expect_shape("where((3), (2,1), (2,3))", y2, 2, TS_SHAPE(2, 3));
         EXPECT_VALUES("where with a NaN condition", y2, 10, 2, 10, 20, 5, 20);
@@ -373,14 +285,14 @@ Test(ops_binary, where_broadcasts_three_and_routes_the_gradient)
         EXPECT_GRAD("where: db (2,3)", b2, 0, 2, 0, 0, 5, 0);
 
         /* Fan-out: where(x > 0, x, -x) = |x|, all three inputs from x. */
-        tg_tensor *x = leaf(dt, 1, TS_SHAPE(4), TS_VALS(-2, 3, -0.5, 1), true);
+        tg_tensor *x = own_leaf(dt, 1, TS_SHAPE(4), TS_VALS(-2, 3, -0.5, 1), true);
         tg_tensor *ax = tg_where(tape, tg_gt(tape, x, tg_scalar(tape, dt, 0)), x, tg_neg(tape, x));
         EXPECT_VALUES("where(x > 0, x, -x)", ax, 2, 3, 0.5, 1);
         backward_seed(ax, TS_VALS(1, 2, 3, 4));
         EXPECT_GRAD("where(x > 0, x, -x)", x, -1, 2, -3, 4);
         /* The same tensor as a and b: all of dy reaches it. */
-        tg_tensor *w = leaf(dt, 1, TS_SHAPE(2), TS_VALS(1, 2), true);
-        tg_tensor *cw = leaf(dt, 1, TS_SHAPE(2), TS_VALS(0, 1), false);
+        tg_tensor *w = own_leaf(dt, 1, TS_SHAPE(2), TS_VALS(1, 2), true);
+        tg_tensor *cw = own_leaf(dt, 1, TS_SHAPE(2), TS_VALS(0, 1), false);
         backward_seed(tg_where(tape, cw, w, w), TS_VALS(3, 4));
         EXPECT_GRAD("where(c, w, w)", w, 3, 4);
     }
@@ -389,13 +301,13 @@ Test(ops_binary, where_broadcasts_three_and_routes_the_gradient)
 /* where(x > 0, log(x), 0) at x = 0: the forward picks 0, but log's VJP still runs with
  * dy = 0 there and gives 0 * (1/0) = NaN. The safe form feeds log a harmless 1 where its
  * result is discarded, and its gradient is exact. */
-Test(ops_binary, where_nan_trap_and_the_safe_pattern)
+Test(ops, where_nan_trap_and_the_safe_pattern)
 {
     for (int di = 0; di < 2; di++) {
         tg_dtype dt = DTYPES[di];
         tg_tape_reset(tape);
         const double X[4] = {0, 1, 4, -2};
-        tg_tensor *x = leaf(dt, 1, TS_SHAPE(4), X, true);
+        tg_tensor *x = own_leaf(dt, 1, TS_SHAPE(4), X, true);
         tg_tensor *zero = tg_scalar(tape, dt, 0), *one = tg_scalar(tape, dt, 1);
         tg_tensor *pos = tg_gt(tape, x, zero);
         tg_tensor *naive = tg_where(tape, pos, tg_log(tape, x), zero);
@@ -427,18 +339,18 @@ Test(ops_binary, where_nan_trap_and_the_safe_pattern)
     }
 }
 
-Test(ops_binary, where_errors)
+Test(ops, where_errors)
 {
-    tg_tensor *c = leaf(TG_F64, 1, TS_SHAPE(3), TS_VALS(1, 0, 1), false);
-    tg_tensor *a = leaf(TG_F64, 2, TS_SHAPE(2, 3), TS_VALS(1, 2, 3, 4, 5, 6), false);
-    tg_tensor *b = leaf(TG_F64, 1, TS_SHAPE(2), TS_VALS(1, 2), false);
+    tg_tensor *c = own_leaf(TG_F64, 1, TS_SHAPE(3), TS_VALS(1, 0, 1), false);
+    tg_tensor *a = own_leaf(TG_F64, 2, TS_SHAPE(2, 3), TS_VALS(1, 2, 3, 4, 5, 6), false);
+    tg_tensor *b = own_leaf(TG_F64, 1, TS_SHAPE(2), TS_VALS(1, 2), false);
     cr_expect_null(tg_where(tape, c, a, b));
     cr_expect_eq(tg_tape_status(tape), TG_ESHAPE);
     ts_assert_has(tg_tape_error(tape),
                   "where: cond [3], a [2,3] and b [2] do not broadcast: axis -1 has sizes 3, "
                   "3 and 2");
     tg_tape_reset(tape);
-    tg_tensor *f = leaf(TG_F32, 1, TS_SHAPE(3), TS_VALS(1, 0, 1), false);
+    tg_tensor *f = own_leaf(TG_F32, 1, TS_SHAPE(3), TS_VALS(1, 0, 1), false);
     cr_expect_null(tg_where(tape, f, a, a));
     cr_expect_eq(tg_tape_status(tape), TG_EDTYPE);
     tg_tape_reset(tape);
@@ -456,33 +368,33 @@ Test(ops_binary, where_errors)
 
 /* ---- min and prod ---------------------------------------------------------------------------- */
 
-Test(ops_binary, min_first_minimum_on_ties_and_nan)
+Test(ops, min_first_minimum_on_ties_and_nan)
 {
     for (int di = 0; di < 2; di++) {
         tg_dtype dt = DTYPES[di];
         tg_tape_reset(tape);
         /* Along axis 1: row 0 ties 1 at columns 0 and 2; row 1 ties 0 at columns 1 and 2. */
-        tg_tensor *x = leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1, 3, 1, 2, 0, 0), true);
+        tg_tensor *x = own_leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1, 3, 1, 2, 0, 0), true);
         tg_tensor *m = tg_min(tape, x, 1, false);
         cr_expect_eq(tg_tensor_op(m), TG_OP_MIN);
         EXPECT_VALUES("min ties axis 1", m, 1, 0);
         backward_seed(m, TS_VALS(2, -3));
         EXPECT_GRAD("min ties axis 1: first minimum", x, 2, 0, 0, 0, -3, 0);
         /* Along axis 0, keepdim, negative axis. */
-        tg_tensor *y = leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1, 4, 2, 1, -4, 5), true);
+        tg_tensor *y = own_leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1, 4, 2, 1, -4, 5), true);
         tg_tensor *my = tg_min(tape, y, -2, true);
         expect_shape("min axis -2 keepdim", my, 2, TS_SHAPE(1, 3));
         EXPECT_VALUES("min axis 0", my, 1, -4, 2);
         backward_seed(my, TS_VALS(1, 2, 3));
         EXPECT_GRAD("min axis 0: first minimum", y, 1, 0, 3, 0, 2, 0);
         /* All elements: -5 at flat 1 and 4; a NaN is the minimum (the first NaN). */
-        tg_tensor *z = leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1, -5, 2, 5, -5, 0), true);
+        tg_tensor *z = own_leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1, -5, 2, 5, -5, 0), true);
         tg_tensor *mz = tg_min(tape, z, TG_ALL_AXES, false);
         expect_shape("min all", mz, 0, NULL);
         EXPECT_VALUES("min all", mz, -5);
         backward_seed(mz, NULL);
         EXPECT_GRAD("min all: first minimum", z, 0, 1, 0, 0, 0, 0);
-        tg_tensor *n = leaf(dt, 1, TS_SHAPE(4), TS_VALS(3, NAN, -1, NAN), true);
+        tg_tensor *n = own_leaf(dt, 1, TS_SHAPE(4), TS_VALS(3, NAN, -1, NAN), true);
         tg_tensor *mn = tg_min(tape, n, 0, false);
         EXPECT_VALUES("min with NaN", mn, NAN);
         backward_seed(mn, NULL);
@@ -490,21 +402,19 @@ Test(ops_binary, min_first_minimum_on_ties_and_nan)
     }
     /* An empty axis has no minimum. */
     tg_tape_reset(tape);
-    tg_tensor *e = tg_tensor_zeros(TG_F64, 2, TS_SHAPE(2, 0));
-    cr_assert(e);
-    owned[n_owned++] = e;
+    tg_tensor *e = own(tg_tensor_zeros(TG_F64, 2, TS_SHAPE(2, 0)));
     cr_expect_null(tg_min(tape, e, 1, false));
     cr_expect_eq(tg_tape_status(tape), TG_ESHAPE);
     ts_assert_has(tg_tape_error(tape), "min: cannot reduce the empty axis of [2,0]");
 }
 
-Test(ops_binary, prod_values_and_gradient_exact_with_zeros)
+Test(ops, prod_values_and_gradient_exact_with_zeros)
 {
     for (int di = 0; di < 2; di++) {
         tg_dtype dt = DTYPES[di];
         tg_tape_reset(tape);
         /* Along axis 1: row 0 has no zero, row 1 one zero (flat 3). */
-        tg_tensor *x = leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(2, 3, 4, 0, 5, 6), true);
+        tg_tensor *x = own_leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(2, 3, 4, 0, 5, 6), true);
         tg_tensor *p = tg_prod(tape, x, 1, false);
         cr_expect_eq(tg_tensor_op(p), TG_OP_PROD);
         EXPECT_VALUES("prod axis 1", p, 24, 0);
@@ -513,7 +423,7 @@ Test(ops_binary, prod_values_and_gradient_exact_with_zeros)
         EXPECT_GRAD("prod axis 1: one zero", x, 12, 8, 6, 60, 0, 0);
 
         /* Along axis 0, keepdim: column 0 has the zero. */
-        tg_tensor *u = leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(2, 3, 4, 0, 5, 6), true);
+        tg_tensor *u = own_leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(2, 3, 4, 0, 5, 6), true);
         tg_tensor *pu = tg_prod(tape, u, 0, true);
         expect_shape("prod axis 0 keepdim", pu, 2, TS_SHAPE(1, 3));
         EXPECT_VALUES("prod axis 0", pu, 0, 15, 24);
@@ -522,7 +432,7 @@ Test(ops_binary, prod_values_and_gradient_exact_with_zeros)
 
         /* Two zeros in a lane: every gradient of it is 0 (each element has a zero among the
          * others), and no NaN from 0/0. */
-        tg_tensor *w = leaf(dt, 1, TS_SHAPE(4), TS_VALS(0, 5, 0, -3), true);
+        tg_tensor *w = own_leaf(dt, 1, TS_SHAPE(4), TS_VALS(0, 5, 0, -3), true);
         tg_tensor *pw = tg_prod(tape, w, TG_ALL_AXES, false);
         EXPECT_VALUES("prod with two zeros", pw, 0);
         backward_seed(pw, NULL);
@@ -530,7 +440,7 @@ Test(ops_binary, prod_values_and_gradient_exact_with_zeros)
 
         /* All elements, one zero, negatives: the zero's gradient is the product of the rest,
          * 1.5 * -2 * 4 * 0.5 * 3 = -18. */
-        tg_tensor *v = leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1.5, -2, 0, 4, 0.5, 3), true);
+        tg_tensor *v = own_leaf(dt, 2, TS_SHAPE(2, 3), TS_VALS(1.5, -2, 0, 4, 0.5, 3), true);
         tg_tensor *pv = tg_prod(tape, v, TG_ALL_AXES, true);
         expect_shape("prod all keepdim", pv, 2, TS_SHAPE(1, 1));
         EXPECT_VALUES("prod all", pv, 0);
@@ -538,20 +448,18 @@ Test(ops_binary, prod_values_and_gradient_exact_with_zeros)
         EXPECT_GRAD("prod all: one zero", v, 0, 0, -36, 0, 0, 0);
 
         /* No zeros, a 3-D middle axis: (2,2,2) along axis 1. */
-        tg_tensor *t = leaf(dt, 3, TS_SHAPE(2, 2, 2), TS_VALS(1, 2, 3, 4, -1, 0.5, 2, 8), true);
+        tg_tensor *t = own_leaf(dt, 3, TS_SHAPE(2, 2, 2), TS_VALS(1, 2, 3, 4, -1, 0.5, 2, 8), true);
         tg_tensor *pt = tg_prod(tape, t, 1, false);
         EXPECT_VALUES("prod axis 1 of (2,2,2)", pt, 3, 8, -2, 4);
         backward_seed(pt, TS_VALS(1, 1, 1, 1));
         EXPECT_GRAD("prod axis 1 of (2,2,2)", t, 3, 4, 1, 2, 2, 8, -1, 0.5);
 
         /* An empty lane's product is 1 (NumPy), and a 0-d input is its own product. */
-        tg_tensor *e = tg_tensor_zeros(dt, 2, TS_SHAPE(2, 0));
-        cr_assert(e);
-        owned[n_owned++] = e;
+        tg_tensor *e = own(tg_tensor_zeros(dt, 2, TS_SHAPE(2, 0)));
         tg_tensor *pe = tg_prod(tape, e, 1, false);
         expect_shape("prod of (2,0) along 1", pe, 1, TS_SHAPE(2));
         EXPECT_VALUES("prod of empty lanes", pe, 1, 1);
-        tg_tensor *s = leaf(dt, 0, NULL, TS_VALS(-2.5), true);
+        tg_tensor *s = own_leaf(dt, 0, NULL, TS_VALS(-2.5), true);
         tg_tensor *ps = tg_prod(tape, s, TG_ALL_AXES, false);
         EXPECT_VALUES("prod of a 0-d", ps, -2.5);
         backward_seed(ps, TS_VALS(3));
