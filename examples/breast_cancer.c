@@ -53,8 +53,7 @@ int main(int argc, char **argv)
     /* The measurements range from 0.001 (smoothness) to 4000 (area): unscaled, the large
      * ones would dominate the first layer. */
     check(tg_dataset_stats(&train, mean, std), "computing statistics");
-    tg_dataset_standardize(&train, mean, std);
-    tg_dataset_standardize(&test, mean, std);
+    tg_dataset_standardize(&train, mean, std); /* the test rows stay raw: see the evaluation */
     printf("breast_cancer: %zu training and %zu test cases of %zu features\n", train.n, test.n,
            d);
 
@@ -71,16 +70,13 @@ int main(int argc, char **argv)
     tg_model *model = NULL;
     check(tg_model_new(&spec, TG_INIT_XAVIER_UNIFORM, &rng, &model), "building the model");
     check(tg_model_set_standardization(model, d, mean, std), "storing the statistics");
-
-    tg_tensor *params[2 * TG_MLP_MAX_LAYERS];
-    size_t n_params = tg_model_param_count(model);
-    for (size_t i = 0; i < n_params; i++)
-        params[i] = tg_model_param(model, i);
+    /* Two classes from one logit: a prediction is class 1 when z > 0 (sigmoid(z) > 0.5). */
+    check(tg_model_set_task(model, TG_TASK_CLASSIFY, 2), "storing the task");
     tg_optim_options opt = TG_OPTIM_OPTIONS_INIT;
     opt.kind = TG_OPTIM_ADAM;
     opt.lr = LR;
     tg_optim *optim = NULL;
-    check(tg_optim_new(&opt, params, n_params, &optim), "making the optimizer");
+    check(tg_model_optim_new(&opt, model, &optim), "making the optimizer");
 
     /* ---- mini-batches ---- */
     /* Targets are wrapped as (rows, 1), the logits' shape: a flat (rows) target would
@@ -120,20 +116,15 @@ int main(int argc, char **argv)
             printf("epoch %2d  training loss %.4f\n", epoch, loss_sum / (double)train.n);
     }
 
-    /* ---- evaluation: z > 0 is sigmoid(z) > 0.5, "benign" ---- */
-    float *xt = malloc(test.n * d * sizeof *xt), *yt = malloc(test.n * sizeof *yt);
-    if (!xt || !yt)
-        check(TG_ENOMEM, "allocating the test set");
-    tg_dataset_gather(&test, NULL, 0, test.n, TG_F32, xt, yt);
-    size_t test_x[2] = {test.n, d};
-    tg_tensor *x_test = tg_tensor_wrap(TG_F32, 2, test_x, xt);
-    tg_tape_set_grad_enabled(tape, false);
-    tg_tensor *z = tg_model_forward(tape, model, x_test);
-    check(tg_tape_status(tape), "evaluating");
-    const float *zt = tg_tensor_data(z);
+    /* ---- evaluation: the raw test rows, standardized by the model's statistics; class 1
+     * (z > 0, sigmoid(z) > 0.5) is "benign" ---- */
+    double *classes = malloc(test.n * sizeof *classes);
+    if (!classes)
+        check(TG_ENOMEM, "allocating the predictions");
+    check(tg_model_predict(model, test.x, test.n, d, classes, test.n), "predicting");
     size_t correct = 0, tp = 0, fp = 0, fn = 0;
     for (size_t i = 0; i < test.n; i++) {
-        bool predicted = zt[i] > 0, actual = yt[i] > 0.5f;
+        bool predicted = classes[i] == 1, actual = test.y[i] > 0.5;
         correct += predicted == actual;
         tp += predicted && actual;
         fp += predicted && !actual;
@@ -144,13 +135,11 @@ int main(int argc, char **argv)
     printf("wall time: %.3f s\n", seconds() - start);
 
     tg_tape_free(tape);
-    tg_tensor_free(x_test);
     tg_optim_free(optim);
     tg_model_free(model);
     tg_dataset_free(&train);
     tg_dataset_free(&test);
-    free(xt);
-    free(yt);
+    free(classes);
     free(xb);
     free(yb);
     free(perm);

@@ -8,11 +8,14 @@
  * sits in a larger graph: the parameters are exp(q) (so that they stay positive), and the loss
  * is the squared distance between the endpoint and an observed one. Gradient descent on q
  * fits the parameters, and tg_gradcheck compares the hand-written VJP with finite
- * differences. */
+ * differences.
+ *
+ *   custom_ode [PARAMS.tgt]   also saves the fitted q as a named tensor file and reads it back */
 #include <tapegrad.h>
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #define MAX_STEPS 256
 
@@ -188,7 +191,7 @@ static tg_tensor *loss_fn(tg_tape *tape, tg_tensor *const *in, size_t n, void *u
     return tg_sum(tape, tg_square(tape, tg_sub(tape, end, target)), TG_ALL_AXES, false);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const size_t two[1] = {2};
     problem pb = {.cfg = {.T = 2.0, .steps = 40}};
@@ -250,6 +253,26 @@ int main(void)
     }
     printf("fitted: k = %.6f, c = %.6f (true %g, %g); loss %.3g -> %.3g\n",
            exp(tg_tensor_get(q, 0)), exp(tg_tensor_get(q, 1)), truth[0], truth[1], loss0, loss);
+
+    /* With a path: the fitted parameters to a named tensor file (not an MLP, so not a model
+     * file), then read back into a new leaf by name, as another program would. */
+    if (argc > 1) {
+        tg_tensor *back = tg_tensor_zeros(TG_F64, 1, two);
+        const tg_tensor *params[1] = {q};
+        const char *names[1] = {"log_k_c"};
+        if (!back || tg_tensors_save(argv[1], 1, names, params) != TG_OK ||
+            tg_tensors_load_into(argv[1], 1, names, &back) != TG_OK) {
+            fprintf(stderr, "custom_ode: %s\n", tg_last_error());
+            return 1;
+        }
+        bool same = memcmp(tg_tensor_data(back), tg_tensor_data(q), 2 * sizeof(double)) == 0;
+        printf("parameters saved to %s as 'log_k_c' and read back: k = %.6f, c = %.6f (%s)\n",
+               argv[1], exp(tg_tensor_get(back, 0)), exp(tg_tensor_get(back, 1)),
+               same ? "bit for bit" : "DIFFERENT");
+        tg_tensor_free(back);
+        if (!same)
+            return 1;
+    }
 
     tg_tape_free(tape);
     tg_tensor_free(s0);

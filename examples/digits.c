@@ -36,16 +36,6 @@ static double seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* The index of the largest of n logits: the predicted class. */
-static size_t argmax(const float *v, size_t n)
-{
-    size_t best = 0;
-    for (size_t i = 1; i < n; i++)
-        if (v[i] > v[best])
-            best = i;
-    return best;
-}
-
 int main(int argc, char **argv)
 {
     const char *path = argc > 1 ? argv[1] : "examples/data/digits.csv";
@@ -65,11 +55,11 @@ int main(int argc, char **argv)
     double *mean = malloc(d * sizeof *mean), *std = malloc(d * sizeof *std);
     if (!mean || !std)
         check(TG_ENOMEM, "allocating statistics");
-    /* Test rows are scaled with the training statistics: the test set stays unseen. Pixels
-     * that never vary in training keep std 1 (they are only centred). */
+    /* The statistics come from the training rows only: the test set stays unseen. Pixels
+     * that never vary in training keep std 1 (they are only centred). The test rows stay raw:
+     * tg_model_predict scales them with the statistics the model stores. */
     check(tg_dataset_stats(&train, mean, std), "computing statistics");
     tg_dataset_standardize(&train, mean, std);
-    tg_dataset_standardize(&test, mean, std);
     printf("digits: %zu training and %zu test images of %zu pixels\n", train.n, test.n, d);
 
     /* ---- the model: 64 -> 32 tanh -> 10 logits (the softmax lives in the loss) ---- */
@@ -96,17 +86,12 @@ int main(int argc, char **argv)
             names[k++] = tg_table_col_name(table, j);
     check(tg_model_set_columns(model, names, "digit"), "storing the column names");
     free(names);
-
-    tg_tensor *params[2 * TG_MLP_MAX_LAYERS];
-    size_t n_params = tg_model_param_count(model);
-    for (size_t i = 0; i < n_params; i++)
-        params[i] = tg_model_param(model, i);
     tg_optim_options opt = TG_OPTIM_OPTIONS_INIT;
     opt.kind = TG_OPTIM_ADAM;
     opt.lr = LR;
     opt.weight_decay = WEIGHT_DECAY;
     tg_optim *optim = NULL;
-    check(tg_optim_new(&opt, params, n_params, &optim), "making the optimizer");
+    check(tg_model_optim_new(&opt, model, &optim), "making the optimizer");
 
     /* ---- mini-batches: one buffer, wrapped once, refilled in place every step ---- */
     /* A batch is BATCH rows, except the epoch's last, which has the remainder; both shapes are
@@ -150,20 +135,14 @@ int main(int argc, char **argv)
             printf("epoch %2d  training loss %.4f\n", epoch, loss_sum / (double)train.n);
     }
 
-    /* ---- evaluation: the whole test set as one batch, recorded without gradients ---- */
-    float *xt = malloc(test.n * d * sizeof *xt), *yt = malloc(test.n * sizeof *yt);
-    if (!xt || !yt)
-        check(TG_ENOMEM, "allocating the test set");
-    tg_dataset_gather(&test, NULL, 0, test.n, TG_F32, xt, yt);
-    size_t test_x[2] = {test.n, d};
-    tg_tensor *x_test = tg_tensor_wrap(TG_F32, 2, test_x, xt);
-    tg_tape_set_grad_enabled(tape, false);
-    tg_tensor *logits = tg_model_forward(tape, model, x_test);
-    check(tg_tape_status(tape), "evaluating");
-    const float *z = tg_tensor_data(logits);
+    /* ---- evaluation: the raw test rows in, one class a row out (the largest logit's) ---- */
+    double *classes = malloc(test.n * sizeof *classes);
+    if (!classes)
+        check(TG_ENOMEM, "allocating the predictions");
+    check(tg_model_predict(model, test.x, test.n, d, classes, test.n), "predicting");
     size_t correct = 0;
     for (size_t i = 0; i < test.n; i++)
-        correct += argmax(z + i * CLASSES, CLASSES) == (size_t)yt[i];
+        correct += classes[i] == test.y[i];
     double accuracy = (double)correct / (double)test.n;
     printf("test accuracy: %.4f (%zu of %zu)\n", accuracy, correct, test.n);
     printf("wall time: %.3f s (read, train %d epochs, evaluate)\n", seconds() - start, EPOCHS);
@@ -174,7 +153,6 @@ int main(int argc, char **argv)
     }
 
     tg_tape_free(tape);
-    tg_tensor_free(x_test);
     tg_tensor_free(x_full);
     tg_tensor_free(y_full);
     tg_tensor_free(x_rest);
@@ -184,8 +162,7 @@ int main(int argc, char **argv)
     tg_dataset_free(&train);
     tg_dataset_free(&test);
     tg_table_free(table);
-    free(xt);
-    free(yt);
+    free(classes);
     free(xb);
     free(yb);
     free(perm);

@@ -37,16 +37,11 @@ static double train(const tg_mlp_spec *spec, double prob[4])
     tg_rng_seed(&rng, SEED);
     tg_model *model = NULL;
     check(tg_model_new(spec, TG_INIT_XAVIER_UNIFORM, &rng, &model), "building the model");
-
-    tg_tensor *params[2 * TG_MLP_MAX_LAYERS];
-    size_t n_params = tg_model_param_count(model);
-    for (size_t i = 0; i < n_params; i++)
-        params[i] = tg_model_param(model, i);
     tg_optim_options opt = TG_OPTIM_OPTIONS_INIT;
     opt.kind = TG_OPTIM_ADAM;
     opt.lr = LR;
     tg_optim *optim = NULL;
-    check(tg_optim_new(&opt, params, n_params, &optim), "making the optimizer");
+    check(tg_model_optim_new(&opt, model, &optim), "making the optimizer");
 
     tg_tape *tape = tg_tape_new();
     double loss_value = 0;

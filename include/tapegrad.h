@@ -8,7 +8,8 @@
  *   tapegrad/ops.h         the primitive ops (tg_add, tg_matmul, tg_tanh, tg_sum, ...)
  *   tapegrad/check.h       gradient checking by central finite differences
  *   tapegrad/nn.h          losses, activations, initializers, the MLP model and its files
- *   tapegrad/io.h          a tape's graph as Graphviz dot text, or rendered (SVG, PNG, PDF)
+ *   tapegrad/io.h          a tape's graph as Graphviz dot text, or rendered (SVG, PNG, PDF);
+ *                          named tensor files
  *   tapegrad/optim.h       optimizers, learning-rate schedules, gradient clipping
  *   tapegrad/data.h        CSV tables, splits, standardization, shuffling, batches
  *   tapegrad/train.h       the supervised training loop: an MLP trained on a table

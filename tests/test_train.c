@@ -1098,7 +1098,7 @@ Test(train_cmd, predict_refuses_outputs_that_are_not_finite, .timeout = 120)
         fclose(f);
         r = RUN("predict", model, data);
         tp_expect_status(&r, 1);
-        ts_assert_has(r.err, "data row 41");
+        ts_assert_has(r.err, "row 40"); /* 0-based: the 41st data row */
         ts_assert_has(r.err, d == 0 ? "does not fit the model's f32" : "the model's output is");
         tp_run_free(&r);
     }

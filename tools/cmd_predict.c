@@ -1,6 +1,7 @@
 /* cmd_predict.c: `tapegrad predict`, a model saved by `tapegrad train --save` applied to the
  * rows of a CSV file: features found by name and standardized as in training, one prediction
- * a line (or JSON), and the accuracy or RMSE when the file has the target too. */
+ * a line (or JSON), and the accuracy or RMSE when the file has the target too. The
+ * standardization, the forward pass and the reading of the outputs are tg_model_predict's. */
 #include "cli.h"
 
 #include <math.h>
@@ -65,9 +66,6 @@ static int map_columns(const tg_model *m, const tg_table *table, const char *dat
     return EXIT_OK;
 }
 
-/* Rows per forward pass: memory stays bounded for any file. */
-#define PREDICT_CHUNK 1024
-
 int cmd_predict(int argc, char **argv)
 {
     const char *model_path = NULL, *data = NULL;
@@ -96,10 +94,8 @@ int cmd_predict(int argc, char **argv)
     int rc = EXIT_FAIL;
     tg_model *m = NULL;
     tg_table *table = NULL;
-    tg_tape *tape = NULL;
     size_t *cols = NULL;
-    double *pred = NULL;
-    void *xb = NULL;
+    double *pred = NULL, *x = NULL;
     if (tg_model_load(model_path, &m) != TG_OK) {
         complain("predict", "%s", tg_last_error());
         goto done;
@@ -109,86 +105,40 @@ int cmd_predict(int argc, char **argv)
         goto done;
     }
     const tg_mlp_spec *spec = tg_model_spec(m);
-    size_t d = spec->sizes[0], n_out = spec->sizes[spec->n_layers], rows = tg_table_rows(table);
-    size_t n_classes = 0;
-    tg_task task = tg_model_task(m, &n_classes);
+    size_t d = spec->sizes[0], rows = tg_table_rows(table);
+    size_t width = tg_model_predict_width(m);
+    tg_task task = tg_model_task(m, NULL);
     size_t target;
     cols = malloc(d * sizeof *cols);
-    pred = malloc((rows ? rows : 1) * sizeof *pred);
-    size_t es = tg_dtype_size(spec->dtype);
-    xb = malloc(PREDICT_CHUNK * d * es);
-    tape = tg_tape_new();
-    if (!cols || !pred || !xb || !tape) {
+    /* The table holds rows * cols doubles already; the features and predictions add at most
+     * as much again. */
+    x = malloc((rows ? rows : 1) * d * sizeof *x);
+    pred = malloc((rows ? rows : 1) * (width ? width : 1) * sizeof *pred);
+    if (!cols || !x || !pred) {
         complain("predict", "out of memory");
         goto done;
     }
     if (map_columns(m, table, data, d, cols, &target) != EXIT_OK)
         goto done;
-    size_t n_std = 0;
-    const double *mean = NULL, *std = NULL;
-    tg_model_standardization(m, &n_std, &mean, &std);
-    tg_tape_set_grad_enabled(tape, false);
+    for (size_t i = 0; i < rows; i++) {
+        const double *row = tg_table_row(table, i);
+        for (size_t j = 0; j < d; j++)
+            x[i * d + j] = row[cols[j]];
+    }
+    /* Standardization, the forward pass and the reading of the outputs are the library's. */
+    if (tg_model_predict(m, x, rows, d, pred, rows * width) != TG_OK) {
+        complain("predict", "%s: %s", data, tg_last_error());
+        goto done;
+    }
+    if (width != 1)
+        target = (size_t)-1; /* one target column cannot score several outputs */
 
     double ss = 0;
     size_t correct = 0;
-    for (size_t start = 0; start < rows; start += PREDICT_CHUNK) {
-        size_t count = rows - start < PREDICT_CHUNK ? rows - start : PREDICT_CHUNK;
-        for (size_t i = 0; i < count; i++) {
-            const double *row = tg_table_row(table, start + i);
-            for (size_t j = 0; j < d; j++) {
-                double v = row[cols[j]];
-                if (n_std == d)
-                    v = (v - mean[j]) / std[j];
-                if (spec->dtype == TG_F32) {
-                    ((float *)xb)[i * d + j] = (float)v;
-                    if (isinf((float)v) && isfinite(v)) {
-                        const char *name = tg_model_feature_name(m, j);
-                        complain("predict", "data row %zu, feature '%s': %g does not fit the "
-                                 "model's f32", start + i + 1, name ? name : "?", v);
-                        goto done;
-                    }
-                } else
-                    ((double *)xb)[i * d + j] = v;
-            }
-        }
-        const size_t shape[2] = {count, d};
-        tg_tensor *x = tg_tensor_wrap(spec->dtype, 2, shape, xb);
-        tg_tensor *z = x ? tg_model_forward(tape, m, x) : NULL;
-        if (!z) {
-            complain("predict", "%s", tg_last_error());
-            tg_tensor_free(x);
-            goto done;
-        }
-        for (size_t i = 0; i < count * n_out; i++) {
-            double out = tg_tensor_get(z, i);
-            if (!isfinite(out)) { /* an argmax over NaN would pick class 0 silently */
-                complain("predict", "data row %zu: the model's output is %g (a diverged model, "
-                         "or features far outside the training data)", start + i / n_out + 1,
-                         out);
-                tg_tensor_free(x);
-                goto done;
-            }
-        }
-        for (size_t i = 0; i < count; i++) {
-            double yhat;
-            if (task == TG_TASK_CLASSIFY) {
-                size_t best = 0;
-                for (size_t k = 1; k < n_out; k++)
-                    if (tg_tensor_get(z, i * n_out + k) > tg_tensor_get(z, i * n_out + best))
-                        best = k;
-                yhat = (double)best;
-            } else {
-                yhat = tg_tensor_get(z, i * n_out);
-            }
-            pred[start + i] = yhat;
-            if (target != (size_t)-1) {
-                double y = tg_table_row(table, start + i)[target];
-                correct += yhat == y;
-                ss += (yhat - y) * (yhat - y);
-            }
-        }
-        tg_tape_reset(tape);
-        tg_tensor_free(x);
+    for (size_t i = 0; target != (size_t)-1 && i < rows; i++) {
+        double y = tg_table_row(table, i)[target];
+        correct += pred[i] == y;
+        ss += (pred[i] - y) * (pred[i] - y);
     }
 
     bool classify = task == TG_TASK_CLASSIFY;
@@ -200,10 +150,16 @@ int cmd_predict(int argc, char **argv)
                classify ? "classify" : "regress", rows);
         for (size_t i = 0; i < rows; i++) {
             fputs(i ? ", " : "", stdout);
-            if (classify)
+            if (classify) {
                 printf("%.0f", pred[i]);
-            else
-                json_number(stdout, pred[i]);
+                continue;
+            }
+            fputs(width > 1 ? "[" : "", stdout);
+            for (size_t k = 0; k < width; k++) {
+                fputs(k ? ", " : "", stdout);
+                json_number(stdout, pred[i * width + k]);
+            }
+            fputs(width > 1 ? "]" : "", stdout);
         }
         putchar(']');
         if (target != (size_t)-1) {
@@ -214,11 +170,15 @@ int cmd_predict(int argc, char **argv)
     } else {
         for (size_t i = 0; i < rows; i++) {
             char buf[64];
-            if (classify)
-                snprintf(buf, sizeof buf, "%.0f", pred[i]);
-            else
-                format_short(buf, sizeof buf, pred[i], spec->dtype);
-            puts(buf);
+            for (size_t k = 0; k < width; k++) {
+                if (classify)
+                    snprintf(buf, sizeof buf, "%.0f", pred[i]);
+                else
+                    format_short(buf, sizeof buf, pred[i * width + k], spec->dtype);
+                fputs(k ? "," : "", stdout);
+                fputs(buf, stdout);
+            }
+            putchar('\n');
         }
         if (target != (size_t)-1 && classify)
             fprintf(stderr, "accuracy %.4f (%zu of %zu rows right)\n", score, correct, rows);
@@ -227,11 +187,10 @@ int cmd_predict(int argc, char **argv)
     }
     rc = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
 done:
-    tg_tape_free(tape);
     tg_table_free(table);
     tg_model_free(m);
     free(cols);
     free(pred);
-    free(xb);
+    free(x);
     return rc;
 }

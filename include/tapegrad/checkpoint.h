@@ -48,7 +48,8 @@ typedef struct tg_checkpoint_progress {
 #define TG_CHECKPOINT_PROGRESS_INIT {0, 0, 0, {{0, 0, 0, 0}}, 1, 0, 0, 0.0, 0.0, 0, 0}
 
 /* Writes a checkpoint of `model`, `optim` (which must update exactly the model's parameters,
- * in order: tg_optim_new over tg_model_param(model, 0..count-1)) and `progress`.
+ * in order: tg_model_optim_new(opt, model, &optim), or tg_optim_new over tg_model_param(model,
+ * 0..count-1)) and `progress`.
  * TG_EINVAL (NULL arguments, an optimizer over other leaves, invalid progress), TG_EIO (with
  * the path, the failed step and the OS reason; PATH is untouched), TG_ENOMEM. */
 TG_API tg_status tg_checkpoint_save(const char *path, const tg_model *model,

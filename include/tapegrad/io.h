@@ -1,6 +1,9 @@
-/* tapegrad/io.h: getting graphs out of the library. The Graphviz dot writer is always built
- * (plain text, no dependency); rendering dot to SVG, PNG or PDF in-process needs Graphviz's
- * libraries (libgvc, libcgraph) at build time (CMake option TG_GRAPHVIZ).
+/* tapegrad/io.h: getting graphs and tensors out of the library, and tensors back in. Named
+ * tensor files (at the end) keep parameters that are not an MLP.
+ *
+ * Graphs: the Graphviz dot writer is always built (plain text, no dependency); rendering dot
+ * to SVG, PNG or PDF in-process needs Graphviz's libraries (libgvc, libcgraph) at build time
+ * (CMake option TG_GRAPHVIZ).
  *
  * The dot text shows one node per recorded tensor: leaves (ids l0, l1, ... in order of first
  * use on the tape) and op results (ids n0, n1, ... by tape index), with edges from inputs to
@@ -69,6 +72,78 @@ TG_API bool tg_dot_can_render(void);
  * TG_EFORMAT (Graphviz rejected the graph), TG_ENOMEM. */
 TG_API tg_status tg_dot_render(const tg_tape *tape, const char *format, const char *path,
                                const tg_dot_options *opt);
+
+/* ---- named tensor files ---------------------------------------------------------------
+ * A file of tensors, each with a name: the parameters of a network you built yourself (a few
+ * leaves), where model files (tapegrad/nn.h) hold only MLPs. The format
+ * (docs/tensor-format.md) is the model file's frame: little-endian, versioned, every tensor's
+ * name, dtype, shape and data bit for bit (NaN and infinities included), and an XXH3-64
+ * checksum of all bytes before it. Tensors of both dtypes and any rank 0..TG_MAX_RANK, empty
+ * ones (an axis of 0) included. Names are 1 to 1024 bytes, no two alike.
+ *
+ *     tg_tensor *params[3] = {w1, b1, w2};           (leaves named with tg_tensor_set_name)
+ *     tg_tensors_save("net.tgt", 3, NULL, params);   ... later, or in another program:
+ *     tg_tensors_load_into("net.tgt", 3, NULL, params);
+ *
+ * Saving writes a temporary file and renames it over `path` (never a half-written file).
+ * Loading validates every field against the bytes there before using it: TG_EIO (cannot
+ * open or read, with the OS reason) or TG_EFORMAT ("tensors_load: PATH: " then: bad magic,
+ * unknown version, checksum mismatch, truncated at byte N, an empty or repeated name, a
+ * shape larger than the bytes left, ...), never a crash, never a partial result. */
+
+/* Writes n tensors (leaves or recorded values, f32 or f64) under names[i], or, with names
+ * NULL, under each tensor's own name (tg_tensor_name). n may be 0 (names and tensors then
+ * NULL). TG_EINVAL (path NULL, a NULL tensor, a name missing, empty, longer than 1024 bytes
+ * or used twice: the message names the tensors), TG_ESTALE (a tape tensor whose tape was
+ * reset), TG_EIO (with the path, the failed step and the OS reason; path is untouched),
+ * TG_ENOMEM. */
+TG_API tg_status tg_tensors_save(const char *path, size_t n, const char *const *names,
+                                 const tg_tensor *const *tensors);
+/* The same into memory: *out_buf is the caller's, released with tg_tensors_buffer_free(buf,
+ * size) (it comes from the allocator hook, tg_set_allocator). */
+TG_API tg_status tg_tensors_save_buffer(size_t n, const char *const *names,
+                                        const tg_tensor *const *tensors, void **out_buf,
+                                        size_t *out_size);
+TG_API void tg_tensors_buffer_free(void *buf, size_t size);
+
+/* Reads a file's tensors into the caller's: for each i, the file's tensor named names[i] (or
+ * tg_tensor_name(tensors[i]) when names is NULL) is copied into tensors[i], a leaf of the
+ * same dtype and shape. Strict, as a model's load is: every tensor asked for must be in the
+ * file, and every tensor of the file asked for. Nothing is written unless all of it fits.
+ * Errors as tg_tensors_load, and: TG_EINVAL (a NULL or non-leaf tensor, a name missing, a name
+ * not in the file, a name asked for twice, a tensor of the file not asked for), TG_EDTYPE and
+ * TG_ESHAPE naming the tensor and both dtypes or shapes. The leaves keep their requires_grad
+ * flag and gradient. */
+TG_API tg_status tg_tensors_load_into(const char *path, size_t n, const char *const *names,
+                                      tg_tensor *const *tensors);
+TG_API tg_status tg_tensors_load_into_buffer(const void *buf, size_t size, size_t n,
+                                             const char *const *names,
+                                             tg_tensor *const *tensors);
+
+/* The tensors of a file, loaded as they are: a set of named leaves (not requiring grad), in
+ * the file's order. Opaque; the caller's, freed with tg_tensors_free, which frees the
+ * tensors too (except those taken out with tg_tensors_take). */
+typedef struct tg_tensors tg_tensors;
+
+/* Reads a tensor file into a new set (*out is the caller's; NULL on error). TG_EIO, TG_EFORMAT
+ * as above, TG_EINVAL (path or out NULL), TG_ENOMEM. A file over 64 GiB is refused unread. */
+TG_API tg_status tg_tensors_load(const char *path, tg_tensors **out);
+/* The same from memory (buf may be NULL only when size is 0). */
+TG_API tg_status tg_tensors_load_buffer(const void *buf, size_t size, tg_tensors **out);
+/* Frees the set and the tensors it still owns. NULL is ignored. */
+TG_API void tg_tensors_free(tg_tensors *set);
+/* The number of tensors (0 for NULL). */
+TG_API size_t tg_tensors_count(const tg_tensors *set);
+/* The name of tensor i, valid as long as the set (NULL with TG_EINVAL out of range). */
+TG_API const char *tg_tensors_name(const tg_tensors *set, size_t i);
+/* Tensor i, owned by the set (NULL with TG_EINVAL out of range; NULL once taken). Its name
+ * is set to the file's (tg_tensor_name). */
+TG_API tg_tensor *tg_tensors_get(const tg_tensors *set, size_t i);
+/* The tensor named `name`, owned by the set; NULL with TG_EINVAL when there is none. */
+TG_API tg_tensor *tg_tensors_find(const tg_tensors *set, const char *name);
+/* Tensor i, handed over: the caller frees it (tg_tensor_free), the set forgets it (its name
+ * stays). NULL with TG_EINVAL out of range or taken already. */
+TG_API tg_tensor *tg_tensors_take(tg_tensors *set, size_t i);
 
 #ifdef __cplusplus
 }

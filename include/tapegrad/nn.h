@@ -8,6 +8,7 @@
 #define TAPEGRAD_NN_H
 
 #include "common.h"
+#include "optim.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -117,6 +118,13 @@ TG_API void *tg_model_param_data(tg_model *model);
 TG_API void *tg_model_grad_data(tg_model *model);
 /* Sets every parameter gradient to zero (one memset over the block). */
 TG_API void tg_model_zero_grad(tg_model *model);
+/* An optimizer over the model's parameters: the same as tg_optim_new(opt, params, count, out)
+ * with params[i] = tg_model_param(model, i) for i in 0..count-1, in that order, which is the
+ * order checkpoints (tapegrad/checkpoint.h) expect. opt NULL means TG_OPTIM_OPTIONS_INIT. The
+ * model must outlive the optimizer; *out is the caller's (tg_optim_free). TG_EINVAL for a
+ * NULL model or out and for bad options (tg_optim_new's message), TG_ENOMEM. */
+TG_API tg_status tg_model_optim_new(const tg_optim_options *opt, tg_model *model,
+                                    tg_optim **out);
 
 /* What a model does. Model files store these numbers (a u32, docs/model-format.md), so they
  * never change; tapegrad/train.h's tg_train_task uses the same ones, plus its AUTO. */
@@ -139,6 +147,39 @@ TG_API tg_status tg_model_standardization(const tg_model *model, size_t *n, cons
  * classification needs n_classes >= 2. TG_EINVAL for an unknown task. */
 TG_API tg_status tg_model_set_task(tg_model *model, tg_task task, size_t n_classes);
 TG_API tg_task tg_model_task(const tg_model *model, size_t *n_classes);
+/* ---- predictions ----------------------------------------------------------------------
+ * What `tapegrad predict` does, for a program: n raw feature rows in, one prediction a row
+ * out. x holds n * n_features doubles, row-major, in the units of the data (a tg_dataset's x,
+ * or rows gathered from a tg_table): the model's stored standardization is applied, the
+ * forward pass runs in the model's dtype on a scratch tape that records no gradients (freed
+ * before returning, along with an input buffer of at most 1024 rows), and the outputs are read
+ * by the task:
+ *   regression:      every output, sizes[n_layers] values a row;
+ *   classification:  one value a row, the class index (0..n_classes-1, as a double): the
+ *                    largest logit's (the first of equal ones) when there is one output per
+ *                    class; with 2 classes and a single output (a logit z, trained with
+ *                    tg_bce_logits), 1 when z > 0, i.e. sigmoid(z) > 0.5, else 0.
+ * The parameters are read, never written, and nothing is kept between calls. n = 0 is allowed
+ * (x and out may then be NULL). Errors, with nothing promised about out:
+ *   TG_EINVAL  model, or x or out with n > 0, NULL; out_len below what the rows need (the
+ *              message gives both counts); a feature that is NaN or infinite, or that does
+ *              not fit an f32 model once standardized (naming the row, 0-based, and the
+ *              feature); a classifier whose output count fits neither reading above;
+ *   TG_ESHAPE  n_features is not sizes[0] (naming both counts);
+ *   TG_ENUMERIC an output that is NaN or infinite (a diverged model, or features far outside
+ *              the training data), naming the row;
+ *   TG_ENOMEM. */
+TG_API tg_status tg_model_predict(tg_model *model, const double *x, size_t n, size_t n_features,
+                                  double *out, size_t out_len);
+/* Values per row that tg_model_predict writes: sizes[n_layers] for regression, 1 for
+ * classification; 0 for a NULL model or a classifier whose outputs fit no reading. */
+TG_API size_t tg_model_predict_width(const tg_model *model);
+/* A classifier's class probabilities: n_classes values a row into proba (proba_len >= n *
+ * n_classes): the softmax of the logits, or (sigmoid(-z), sigmoid(z)) for 2 classes from one
+ * logit z. They are computed in the model's dtype. Otherwise as tg_model_predict; a regression model is TG_EINVAL. */
+TG_API tg_status tg_model_predict_proba(tg_model *model, const double *x, size_t n,
+                                        size_t n_features, double *proba, size_t proba_len);
+
 /* Column names of the features (an array of sizes[0] strings) and of the target; NULL clears
  * (each independently). Names are at most 4096 bytes (TG_EINVAL). The getters return NULL
  * when no name is set (or i is out of range). */

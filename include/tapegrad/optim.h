@@ -45,13 +45,14 @@ TG_API const char *tg_optim_kind_name(tg_optim_kind kind);
 TG_API tg_status tg_optim_kind_parse(const char *name, tg_optim_kind *out);
 
 /* An optimizer: its options, the leaves it updates, its step count and its state block.
- * Opaque. Made by tg_optim_new or tg_checkpoint_load, it is the caller's, freed with
- * tg_optim_free (the leaves are not freed); tg_trainer_optim's belongs to the trainer. */
+ * Opaque. Made by tg_optim_new, tg_model_optim_new (tapegrad/nn.h: over a model's parameters)
+ * or tg_checkpoint_load, it is the caller's, freed with tg_optim_free (the leaves are not
+ * freed); tg_trainer_optim's belongs to the trainer. */
 typedef struct tg_optim tg_optim;
 
-/* An optimizer over n >= 1 distinct leaves (all of one dtype, each requiring grad; a model's
- * are tg_model_param(m, 0..count-1)); it keeps its state (momentum, Adam moments, in the
- * leaves' dtype) in one block. opt NULL means TG_OPTIM_OPTIONS_INIT. The leaves stay the
+/* An optimizer over n >= 1 distinct leaves (all of one dtype, each requiring grad; for a
+ * model's parameters, tg_model_optim_new passes tg_model_param(m, 0..count-1)); it keeps its
+ * state (momentum, Adam moments, in the leaves' dtype) in one block. opt NULL means TG_OPTIM_OPTIONS_INIT. The leaves stay the
  * caller's and must outlive it. *out is the caller's (tg_optim_free). TG_EINVAL for bad
  * options or leaves (NULL, not a leaf, not requiring grad, repeated), TG_EDTYPE for leaves of
  * different dtypes, TG_ENOMEM. */

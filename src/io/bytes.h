@@ -1,6 +1,7 @@
 /* bytes.h: the little-endian encoding shared by the binary file formats (nn/model_file.c,
- * train/checkpoint.c): a writer that counts or fills, and a bounded reader whose every read first
- * checks that the bytes are there and, when they are not, names what was being read. Fields
+ * train/checkpoint.c, io/tensor_file.c): a writer that counts or fills, and a bounded reader
+ * whose every read first checks that the bytes are there and, when they are not, names what was
+ * being read; strings and tensor records as the formats store them. Fields
  * are written byte by byte, so files are the same whatever the host's byte order. */
 #ifndef TAPEGRAD_IO_BYTES_H
 #define TAPEGRAD_IO_BYTES_H
@@ -62,6 +63,53 @@ static inline void put_elems(writer *w, const void *src, size_t n, size_t es)
     }
 }
 
+static inline void put_u32(writer *w, uint32_t v)
+{
+    put_le(w, v, 4);
+}
+
+static inline void put_u64(writer *w, uint64_t v)
+{
+    put_le(w, v, 8);
+}
+
+/* A string: u32 byte length, then the bytes (no terminator). */
+static inline void put_str(writer *w, const char *s)
+{
+    size_t n = strlen(s);
+    put_u32(w, (uint32_t)n);
+    put_bytes(w, s, n);
+}
+
+/* A tensor record, as model files and tensor files store them: the name (str), u32 dtype,
+ * u32 rank, u64 shape[rank], then the numel elements, row-major. */
+static inline void put_tensor(writer *w, const char *name, const tg_tensor *t)
+{
+    put_str(w, name);
+    put_u32(w, (uint32_t)tg_tensor_dtype(t));
+    put_u32(w, (uint32_t)tg_tensor_rank(t));
+    for (int d = 0; d < tg_tensor_rank(t); d++)
+        put_u64(w, tg_tensor_shape(t)[d]);
+    put_elems(w, tg_tensor_data_const(t), tg_tensor_numel(t), tg_dtype_size(tg_tensor_dtype(t)));
+}
+
+/* n elements of es (4 or 8) bytes, little-endian at src, into dst in the host's order. */
+static inline void get_elems(void *dst, const unsigned char *src, size_t n, size_t es)
+{
+    unsigned char *d = dst;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v = 0;
+        for (size_t b = es; b-- > 0;)
+            v = (v << 8) | src[es * i + b];
+        if (es == 4) {
+            uint32_t u = (uint32_t)v;
+            memcpy(d + 4 * i, &u, 4);
+        } else {
+            memcpy(d + 8 * i, &v, 8);
+        }
+    }
+}
+
 /* A bounded cursor over a file's bytes. */
 typedef struct reader {
     const unsigned char *p;
@@ -111,6 +159,54 @@ static inline tg_status get_le(reader *r, uint64_t *v, int n, const char *what)
         r->pos += (size_t)n;
     }
     return st;
+}
+
+static inline tg_status get_u32(reader *r, uint32_t *v, const char *what)
+{
+    uint64_t u;
+    tg_status st = get_le(r, &u, 4, what);
+    if (st == TG_OK)
+        *v = (uint32_t)u;
+    return st;
+}
+
+static inline tg_status get_u64(reader *r, uint64_t *v, const char *what)
+{
+    return get_le(r, v, 8, what);
+}
+
+/* A u64 that must fit in size_t and be at most `max` (what it counts must fit the file). */
+static inline tg_status get_size(reader *r, size_t *v, size_t max, const char *what)
+{
+    uint64_t u;
+    tg_status st = get_u64(r, &u, what);
+    if (st != TG_OK)
+        return st;
+    if (u > max || u > SIZE_MAX)
+        return ferr(r, "%s is %llu, more than the %zu the file can hold", what,
+                    (unsigned long long)u, max);
+    *v = (size_t)u;
+    return TG_OK;
+}
+
+/* A length-prefixed string of at most `max` bytes without NUL: *s points into the buffer. */
+static inline tg_status get_str(reader *r, const unsigned char **s, size_t *len, size_t max,
+                                const char *what)
+{
+    uint32_t n;
+    tg_status st = get_u32(r, &n, what);
+    if (st != TG_OK)
+        return st;
+    if (n > max)
+        return ferr(r, "%s is %u bytes long (at most %zu)", what, n, max);
+    if ((st = need(r, n, what)) != TG_OK)
+        return st;
+    if (memchr(r->p + r->pos, 0, n))
+        return ferr(r, "%s contains a NUL byte", what);
+    *s = r->p + r->pos;
+    *len = n;
+    r->pos += n;
+    return TG_OK;
 }
 
 static inline tg_status get_f64(reader *r, double *v, const char *what)

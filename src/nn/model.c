@@ -274,6 +274,16 @@ void tg_model_zero_grad(tg_model *model)
         memset(model->grad_block, 0, model->numel * tg_dtype_size(model->spec.dtype));
 }
 
+/* The optimizer over params[0..n_params-1], the order checkpoints assume. */
+tg_status tg_model_optim_new(const tg_optim_options *opt, tg_model *model, tg_optim **out)
+{
+    if (out)
+        *out = NULL;
+    if (!model || !out)
+        return tg__error(TG_EINVAL, "model_optim_new: %s is NULL", model ? "out" : "model");
+    return tg_optim_new(opt, model->params, model->n_params, out);
+}
+
 /* ---- metadata ---------------------------------------------------------------------------- */
 
 tg_status tg_model_set_standardization(tg_model *model, size_t n, const double *mean,

@@ -20,28 +20,6 @@ static const tg_io_format FORMAT = {MAGIC, 1, "a tapegrad model file"};
 
 /* ---- writing ------------------------------------------------------------------------------ */
 
-static void put_u32(writer *w, uint32_t v)
-{
-    put_le(w, v, 4);
-}
-
-static void put_u64(writer *w, uint64_t v)
-{
-    put_le(w, v, 8);
-}
-
-static void put_str(writer *w, const char *s)
-{
-    size_t n = strlen(s);
-    put_u32(w, (uint32_t)n);
-    put_bytes(w, s, n);
-}
-
-static void put_tensor_data(writer *w, tg_tensor *t)
-{
-    put_elems(w, tg_tensor_data(t), tg_tensor_numel(t), tg_dtype_size(tg_tensor_dtype(t)));
-}
-
 /* The body: everything between the header and the checksum. */
 static void serialize(writer *w, const void *model)
 {
@@ -77,12 +55,7 @@ static void serialize(writer *w, const void *model)
     put_u32(w, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
         tg_tensor *t = tg_model_param(m, i);
-        put_str(w, tg_tensor_name(t));
-        put_u32(w, (uint32_t)tg_tensor_dtype(t));
-        put_u32(w, (uint32_t)tg_tensor_rank(t));
-        for (int d = 0; d < tg_tensor_rank(t); d++)
-            put_u64(w, tg_tensor_shape(t)[d]);
-        put_tensor_data(w, t);
+        put_tensor(w, tg_tensor_name(t), t);
     }
 }
 
@@ -154,54 +127,6 @@ tg_status tg_model_save(const tg_model *model, const char *path)
 }
 
 /* ---- reading ------------------------------------------------------------------------------- */
-
-static tg_status get_u32(reader *r, uint32_t *v, const char *what)
-{
-    uint64_t u;
-    tg_status st = get_le(r, &u, 4, what);
-    if (st == TG_OK)
-        *v = (uint32_t)u;
-    return st;
-}
-
-static tg_status get_u64(reader *r, uint64_t *v, const char *what)
-{
-    return get_le(r, v, 8, what);
-}
-
-/* A u64 that must fit in size_t and be at most `max` (what it counts must fit the file). */
-static tg_status get_size(reader *r, size_t *v, size_t max, const char *what)
-{
-    uint64_t u;
-    tg_status st = get_u64(r, &u, what);
-    if (st != TG_OK)
-        return st;
-    if (u > max || u > SIZE_MAX)
-        return ferr(r, "%s is %llu, more than the %zu the file can hold", what,
-                    (unsigned long long)u, max);
-    *v = (size_t)u;
-    return TG_OK;
-}
-
-/* A length-prefixed string of at most `max` bytes without NUL: *s points into the buffer. */
-static tg_status get_str(reader *r, const unsigned char **s, size_t *len, size_t max,
-                         const char *what)
-{
-    uint32_t n;
-    tg_status st = get_u32(r, &n, what);
-    if (st != TG_OK)
-        return st;
-    if (n > max)
-        return ferr(r, "%s is %u bytes long (at most %zu)", what, n, max);
-    if ((st = need(r, n, what)) != TG_OK)
-        return st;
-    if (memchr(r->p + r->pos, 0, n))
-        return ferr(r, "%s contains a NUL byte", what);
-    *s = r->p + r->pos;
-    *len = n;
-    r->pos += n;
-    return TG_OK;
-}
 
 /* What the body holds, once validated. The strings point into the file's bytes. */
 typedef struct parsed {
@@ -438,21 +363,8 @@ static tg_status build(const reader *r, const parsed *p, tg_model **out)
     }
     for (size_t i = 0; i < tg_model_param_count(m); i++) {
         tg_tensor *t = tg_model_param(m, i);
-        const unsigned char *src = r->p + p->tensor_pos[i];
-        const size_t n = tg_tensor_numel(t);
-        if (tg_tensor_dtype(t) == TG_F32) {
-            float *d = tg_tensor_data(t);
-            for (size_t k = 0; k < n; k++) {
-                uint32_t bits = (uint32_t)le(src + 4 * k, 4);
-                memcpy(&d[k], &bits, 4);
-            }
-        } else {
-            double *d = tg_tensor_data(t);
-            for (size_t k = 0; k < n; k++) {
-                uint64_t bits = le(src + 8 * k, 8);
-                memcpy(&d[k], &bits, 8);
-            }
-        }
+        get_elems(tg_tensor_data(t), r->p + p->tensor_pos[i], tg_tensor_numel(t),
+                  tg_dtype_size(tg_tensor_dtype(t)));
     }
     *out = m;
     return TG_OK;

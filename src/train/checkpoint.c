@@ -266,11 +266,7 @@ static tg_status build(const reader *r, const parsed *p, tg_model **model_out, t
     if (st != TG_OK)
         return st == TG_ENOMEM ? tg__error(st, "%s: out of memory", r->who)
                                : ferr(r, "the embedded model: %s", tg_last_error());
-    size_t n = tg_model_param_count(m);
-    tg_tensor *params[2 * TG_MLP_MAX_LAYERS];
-    for (size_t i = 0; i < n; i++)
-        params[i] = tg_model_param(m, i);
-    if ((st = tg_optim_new(&p->opt, params, n, &o)) != TG_OK) {
+    if ((st = tg_model_optim_new(&p->opt, m, &o)) != TG_OK) {
         st = st == TG_ENOMEM ? tg__error(st, "%s: out of memory", r->who)
                              : ferr(r, "the optimizer: %s", tg_last_error());
         goto fail;

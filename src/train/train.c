@@ -258,10 +258,11 @@ static tg_status build_model(tg_trainer *t, const tg_table *table, size_t target
     tg__free(names, cols * sizeof *names);
     if (st != TG_OK)
         return st;
+    /* The parameters again, for gradient clipping. */
     t->n_params = tg_model_param_count(t->model);
     for (size_t i = 0; i < t->n_params; i++)
         t->params[i] = tg_model_param(t->model, i);
-    return tg_optim_new(&o->optim, t->params, t->n_params, &t->optim);
+    return tg_model_optim_new(&o->optim, t->model, &t->optim);
 }
 
 /* Features standardized with the training split's statistics (stored in the model, so files

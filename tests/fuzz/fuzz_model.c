@@ -1,11 +1,13 @@
-/* fuzz_model.c: libFuzzer harness for the model-file loader (tests/fuzz/run.sh builds and
- * runs it). Each input is loaded twice from memory:
+/* fuzz_model.c: libFuzzer harness for the loaders of the two formats that share a frame,
+ * model files and named tensor files (tests/fuzz/run.sh builds and runs it). Each input is
+ * loaded from memory as a model and as a tensor file, each twice:
  *  - as it is, which exercises the header checks (magic, version, flags, size, checksum);
- *  - "repaired": the header's fixed fields, its file size and the trailing XXH3 checksum
- *    rewritten to match, so the mutations reach the body parser, which must reject every
- *    lie about counts, lengths, names and shapes on its own.
- * A model that loads must save back to the very same bytes (the format has one encoding
- * per model), and run a forward pass. Everything is freed, so LeakSanitizer sees any leak. */
+ *  - "repaired": the header's fixed fields (the format's magic), its file size and the
+ *    trailing XXH3 checksum rewritten to match, so the mutations reach the body parser, which
+ *    must reject every lie about counts, lengths, names and shapes on its own.
+ * A model or tensor set that loads must save back to the very same bytes (each format has one
+ * encoding per content); a model runs a forward pass, a tensor set loads into its own
+ * tensors. Everything is freed, so LeakSanitizer sees any leak. */
 #include <tapegrad.h>
 
 #include <stdint.h>
@@ -82,6 +84,53 @@ static void load(const unsigned char *bytes, size_t size)
     tg_model_free(m);
 }
 
+static void use_tensors(tg_tensors *set, const unsigned char *bytes, size_t size)
+{
+    size_t n = tg_tensors_count(set);
+    tg_tensor **ts = malloc((n ? n : 1) * sizeof *ts);
+    if (!ts)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        ts[i] = tg_tensors_get(set, i);
+        CHECK(ts[i] && tg_tensors_name(set, i) && tg_tensors_find(set, tg_tensors_name(set, i)));
+        CHECK(tg_tensor_rank(ts[i]) >= 0 && tg_tensor_rank(ts[i]) <= TG_MAX_RANK);
+    }
+    void *buf = NULL;
+    size_t len = 0;
+    if (tg_tensors_save_buffer(n, NULL, (const tg_tensor *const *)ts, &buf, &len) == TG_OK) {
+        CHECK(len == size && memcmp(buf, bytes, size) == 0);
+        tg_tensors_buffer_free(buf, len);
+    }
+    tg_status st = tg_tensors_load_into_buffer(bytes, size, n, NULL, ts);
+    CHECK(st == TG_OK || st == TG_ENOMEM);
+    free(ts);
+}
+
+static void load_tensors(const unsigned char *bytes, size_t size)
+{
+    tg_tensors *set = NULL;
+    tg_status st = tg_tensors_load_buffer(bytes, size, &set);
+    if (st == TG_OK) {
+        CHECK(set != NULL);
+        use_tensors(set, bytes, size);
+    } else {
+        CHECK(set == NULL);
+        CHECK(st == TG_EFORMAT || st == TG_ENOMEM);
+        CHECK(strncmp(tg_last_error(), "tensors_load_buffer: ", 21) == 0);
+    }
+    tg_tensors_free(set);
+}
+
+/* The frame around bytes made to match, with `magic`: what a writer would have put there. */
+static void repair(unsigned char *bytes, size_t size, const char *magic)
+{
+    memcpy(bytes, magic, 8);
+    put_le(bytes + 8, 1, 4);
+    put_le(bytes + 12, 0, 4);
+    put_le(bytes + 16, size, 8);
+    put_le(bytes + size - CHECKSUM, XXH3_64bits(bytes, size - CHECKSUM), 8);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -93,15 +142,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(bytes, data, size);
     load(bytes, size);
+    fuzz_reset_budget();
+    load_tensors(bytes, size);
 
     if (size >= HEADER + CHECKSUM) {
         fuzz_reset_budget();
-        memcpy(bytes, "TGMODEL", 8);
-        put_le(bytes + 8, 1, 4);
-        put_le(bytes + 12, 0, 4);
-        put_le(bytes + 16, size, 8);
-        put_le(bytes + size - CHECKSUM, XXH3_64bits(bytes, size - CHECKSUM), 8);
+        repair(bytes, size, "TGMODEL");
         load(bytes, size);
+        memcpy(bytes, data, size);
+        fuzz_reset_budget();
+        repair(bytes, size, "TGTENSR");
+        load_tensors(bytes, size);
     }
     free(bytes);
     return 0;

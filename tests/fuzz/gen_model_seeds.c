@@ -1,10 +1,12 @@
 /* gen_model_seeds.c: writes the seed corpus of fuzz_model: small valid model files covering
  * both dtypes, one to three layers, every activation, and each kind of metadata (none,
- * standardization, feature and target names, classification). tests/fuzz/run.sh runs it
+ * standardization, feature and target names, classification); and tensor files (both dtypes,
+ * ranks 0 to 4, an empty tensor, non-finite values, none at all). tests/fuzz/run.sh runs it
  * into the working corpus, so the seeds always match the current format.
  *   gen_model_seeds DIR */
 #include <tapegrad.h>
 
+#include <math.h>
 #include <stdio.h>
 
 typedef struct seed {
@@ -58,6 +60,29 @@ static int write_seed(const char *dir, const seed *s)
     return bad;
 }
 
+/* Tensor-file seeds: both dtypes, ranks 0..4, an empty tensor, non-finite values. */
+static int write_tensor_seeds(const char *dir)
+{
+    const size_t s1[1] = {3}, s2[2] = {2, 2}, s0[2] = {0, 4}, s4[4] = {1, 2, 1, 2};
+    tg_tensor *t[5] = {tg_tensor_scalar(TG_F32, -1.5), tg_tensor_full(TG_F64, 1, s1, 2.25),
+                       tg_tensor_zeros(TG_F32, 2, s0), tg_tensor_full(TG_F32, 2, s2, INFINITY),
+                       tg_tensor_full(TG_F64, 4, s4, -0.0)};
+    const char *names[5] = {"scale", "layer.bias", "empty", "mask", "kernel"};
+    int bad = 0;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tensors_five.tgt", dir);
+    bad |= tg_tensors_save(path, 5, names, (const tg_tensor *const *)t) != TG_OK;
+    snprintf(path, sizeof path, "%s/tensors_one.tgt", dir);
+    bad |= tg_tensors_save(path, 1, names + 1, (const tg_tensor *const *)t + 1) != TG_OK;
+    snprintf(path, sizeof path, "%s/tensors_none.tgt", dir);
+    bad |= tg_tensors_save(path, 0, NULL, NULL) != TG_OK;
+    if (bad)
+        fprintf(stderr, "gen_model_seeds: tensor files: %s\n", tg_last_error());
+    for (int i = 0; i < 5; i++)
+        tg_tensor_free(t[i]);
+    return bad;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -67,5 +92,6 @@ int main(int argc, char **argv)
     int bad = 0;
     for (size_t i = 0; i < sizeof SEEDS / sizeof SEEDS[0]; i++)
         bad |= write_seed(argv[1], &SEEDS[i]);
+    bad |= write_tensor_seeds(argv[1]);
     return bad;
 }

@@ -3,7 +3,7 @@
 # AddressSanitizer and UBSan in build/fuzz, and runs each FUZZER (default: all three, one
 # after the other) for SECONDS (default 60) on a working copy of its seed corpus:
 #   tgx    fuzz_tgx.c    the tgx parser and evaluator   corpus_tgx/, tgx.dict + gen_tgx_dict
-#   model  fuzz_model.c  the model-file loader          gen_model_seeds output, model.dict
+#   model  fuzz_model.c  the model- and tensor-file loaders  gen_model_seeds output, model.dict
 #   csv    fuzz_csv.c    the CSV reader and data sets   corpus_csv/, csv.dict
 # Exits non-zero when one finds a crash, a leak or a timeout; the input that did it is left
 # in build/fuzz/artifacts/NAME-* (turn it into a regression test: test_expr.c,
