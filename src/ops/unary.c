@@ -187,16 +187,15 @@ tg_status tg_ops__same_shape(tg_tensor *y, char *msg, size_t size)
 
 /* ---- the ops --------------------------------------------------------------------------------- */
 
-/* Sigmoid without overflow: e = exp(-|x|) is in (0, 1], so nothing reaches Inf. */
+/* sigmoid is the library's own (tg__sigmoid, core/detmath.h: no overflow, vectorizes); f32
+ * rounds its f64 result. */
 static inline float sigmoid_f32(float x)
 {
-    float e = expf(-fabsf(x));
-    return x >= 0 ? 1 / (1 + e) : e / (1 + e);
+    return (float)tg__sigmoid(x);
 }
 static inline double sigmoid_f64(double x)
 {
-    double e = exp(-fabs(x));
-    return x >= 0 ? 1 / (1 + e) : e / (1 + e);
+    return tg__sigmoid(x);
 }
 #define SIGMOID(x) _Generic((x), float : sigmoid_f32, default : sigmoid_f64)(x)
 
