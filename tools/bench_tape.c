@@ -90,7 +90,7 @@ static void w1_run(bench *b, bool replay)
     const size_t row[2] = {1, 2}, sq[2] = {2, 2};
     const tg_dtype dt = bench_dtype(b, TG_F64);
     const int reps = bench_reps(b, 5, 2);
-    const long steps = b->o->quick ? 2000 : 1000000;
+    const long steps = b->o->quick ? 200 : 1000000; /* quick: still short of convergence */
     /* rates: tapegrad's; hand: the hand-written step's (bench_hand.c), timed right after
      * tapegrad's in each repetition (W1 only), so that both see the same machine */
     double *rates = calloc(2 * (size_t)reps, sizeof *rates), *hand = rates ? rates + reps : NULL;
