@@ -174,6 +174,16 @@ Test(bench, all_quick_json)
             cr_assert_gt(tj_num_of(l, "update_ms"), 0);
             cr_assert_gt(tj_num_of(l, "memory_bar_mib"), 16);
             cr_assert(isfinite(tj_num_of(l, "final_loss")));
+            /* PyTorch's side: its figures and the speedup, or why it cannot run here */
+            if (tj_get(l, "torch_ms")) {
+                double torch = tj_num_of(l, "torch_ms");
+                cr_assert_gt(torch, 0);
+                ts_assert_close(tj_num_of(l, "speedup_vs_torch"), torch / tj_num_of(l, "value"),
+                                0, 1e-9, "speedup_vs_torch");
+                cr_assert_neq(tj_str_of(l, "torch_blas")[0], '\0');
+            } else {
+                cr_assert_neq(tj_str_of(l, "torch")[0], '\0', "W3 says why torch cannot run");
+            }
             arch = l;
             w3++;
         } else if (strcmp(w, "W4") == 0) {

@@ -3,7 +3,7 @@
  * each thread count. The workloads and their output live in bench_*.c (bench.h).
  *
  *   W1, W1replay, W2  tiny graphs, where the tape's own cost shows (bench_tape.c)
- *   W3      an MLP 784-512-256-10 trained by SGD at batch 128 (bench_w3.c)
+ *   W3      an MLP 784-512-256-10 trained by SGD at batch 128, beside PyTorch (bench_w3.c)
  *   gemm    the internal GEMM alone, at 1024^3 and at W3's products (bench_gemm.c)
  *   W3dist  W3 on MPI ranks x threads; ranks run this binary under mpirun (bench_w3dist.c)
  *   W4      `tapegrad train` on the digits data in a child process (bench_w4.c)
@@ -31,11 +31,16 @@ static const char BENCH_USAGE[] =
     "several timed repetitions after a warm-up.\n"
     "\n"
     "Workloads (default all):\n"
-    "  W1     2-2-2 sigmoid network, SGD at batch 1, re-recorded every step: steps/s\n"
+    "  W1     2-2-2 sigmoid network, SGD at batch 1, re-recorded every step: steps/s, and\n"
+    "         the same step written by hand in C: its rate and the ratio\n"
     "  W1replay\n"
     "         W1 recorded once and replayed every step (tg_tape_replay): steps/s\n"
-    "  W2     y = tanh(y*w + b) on 0-d scalars, 300,000 recorded ops: ns per op\n"
-    "  W3     MLP 784-512-256-10 (relu), softmax cross-entropy, batch 128, SGD: ms per step\n"
+    "  W2     y = tanh(y*w + b) on 0-d scalars, 300,000 recorded ops, subnormals flushed: ns\n"
+    "         per op, and the same chain written by hand in C: its ns per op and the ratio\n"
+    "  W3     MLP 784-512-256-10 (relu), softmax cross-entropy, batch 128, SGD: ms per step;\n"
+    "         beside it the same training in PyTorch (tools/bench_w3_torch.py, run by\n"
+    "         /usr/bin/python3 when it has torch, alternating with W3's steps: f32 only):\n"
+    "         its ms per step, the speedup over it and the BLAS it uses\n"
     "  W3dist W3's global batch of 128 on the same cores split into MPI ranks x threads:\n"
     "         every R x T = --threads (2 x 1 and 1 x 2 for 2), each rank on batch/R rows\n"
     "         with one gradient allreduce per step, and 1 x 1: ms per step and the\n"
@@ -52,7 +57,8 @@ static const char BENCH_USAGE[] =
     "  --dtype f32|f64     one precision for every workload (default: W1, W2 f64; W3 f32;\n"
     "                      gemm both; W4 whatever train uses)\n"
     "  --reps N            timed repetitions per figure (default 5; W3 times N steps,\n"
-    "                      default 100; W4 runs the child N times, default 3)\n"
+    "                      default 100, in each of 3 rounds alternating with torch's N\n"
+    "                      when torch runs; W4 runs the child N times, default 3)\n"
     "  --cpu N[,N...]      pin the process (and its children) to these CPUs, e.g. --cpu 0,1\n"
     "                      with --threads 2: the vCPUs of a machine are not always equal\n"
     "                      (default: not pinned; a CPU this process may not run on is an\n"
