@@ -9,9 +9,9 @@
 #
 #   /usr/bin/python3 tools/bench_w3_torch.py --threads T [--steps N] [--warmup W] [--quick]
 #
-# Prints one JSON line: the median ms per step and of its parts (forward, backward, update:
-# optimizer step and zero_grad), the final loss, torch's version and thread count, and the BLAS
-# it multiplies with (torch.__config__'s BLAS_INFO and the BLAS library this process loaded,
+# OMP_WAIT_POLICY is PASSIVE unless set (see main). Prints one JSON line: the median ms per
+# step and of its parts (forward, backward, update: optimizer step and zero_grad), the final
+# loss, torch's version and thread count, and the BLAS it multiplies with (torch.__config__'s BLAS_INFO and the BLAS library this process loaded,
 # from /proc/self/maps). Exit status 2 when torch cannot be imported (bench: "unavailable").
 import argparse
 import json
@@ -46,6 +46,10 @@ def main():
     # OpenBLAS reads its thread count when it loads: set before torch brings it in
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(a.threads)
+    # torch's OpenMP threads sleep while OpenBLAS's own threads multiply, unless the caller
+    # says otherwise: spinning (libgomp's default) they take the cores from OpenBLAS's threads
+    # whenever anything else runs, and 2 threads ran W3 at 40-230 ms a step instead of 6
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import torch
         import torch.nn.functional as F
