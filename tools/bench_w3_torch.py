@@ -11,8 +11,9 @@
 #
 # OMP_WAIT_POLICY is PASSIVE unless set (see main). Prints one JSON line: the median ms per
 # step and of its parts (forward, backward, update: optimizer step and zero_grad), the final
-# loss, torch's version and thread count, and the BLAS it multiplies with (torch.__config__'s BLAS_INFO and the BLAS library this process loaded,
-# from /proc/self/maps). Exit status 2 when torch cannot be imported (bench: "unavailable").
+# loss, torch's version and thread count, and the BLAS it multiplies with (torch.__config__'s
+# BLAS_INFO and the BLAS library this process loaded, from /proc/self/maps). Exit status 2 when
+# torch cannot be imported (bench: "unavailable").
 import argparse
 import json
 import os
