@@ -362,7 +362,8 @@ static void expect_usage(const char *const *args, const char *message);
  * doubles): 3.408445410158422e-05, still short of convergence, where the loss is rounding
  * noise; W2 --quick's chain of 1,000 tanh has dy/dw = 1.1499715244795448 (math.tanh). Both
  * tapegrad's figures and the hand-written ones must agree with them; and each figure carries
- * its hand-written rate and the ratio. */
+ * its hand-written rate and the ratio (the median of each repetition's, so not exactly the
+ * ratio of the medians). */
 static void check_hand_references(const char *dtype, double rel)
 {
     tp_run r = RUN("W1", "W2", "--quick", "--json", "--threads", "1", "--dtype", dtype);
@@ -375,9 +376,9 @@ static void check_hand_references(const char *dtype, double rel)
         check_common(l, true);
         double v = tj_num_of(l, "value");
         if (strcmp(tj_str_of(l, "workload"), "W1") == 0) {
-            double h = tj_num_of(l, "hand_c_steps_per_s");
-            cr_assert_gt(h, 0);
-            ts_assert_close(tj_num_of(l, "ratio"), v / h, 0, 1e-9, "W1 ratio");
+            double h = tj_num_of(l, "hand_c_steps_per_s"), ratio = tj_num_of(l, "ratio");
+            cr_assert(h > 0 && isfinite(ratio) && ratio > 0 && v > 0, "W1: hand %g, ratio %g", h,
+                      ratio);
             ts_assert_close(tj_num_of(l, "final_loss"), 3.408445410158422e-05, 0, rel,
                             "%s W1's final loss", dtype);
             ts_assert_close(tj_num_of(l, "hand_c_final_loss"), 3.408445410158422e-05, 0, rel,
@@ -385,9 +386,9 @@ static void check_hand_references(const char *dtype, double rel)
             ts_assert_close(tj_num_of(l, "hand_c_final_loss"), tj_num_of(l, "final_loss"), 0,
                             rel, "%s W1 against the hand-written", dtype);
         } else {
-            double h = tj_num_of(l, "hand_c_ns_per_op");
-            cr_assert_gt(h, 0);
-            ts_assert_close(tj_num_of(l, "ratio"), v / h, 0, 1e-9, "W2 ratio");
+            double h = tj_num_of(l, "hand_c_ns_per_op"), ratio = tj_num_of(l, "ratio");
+            cr_assert(h > 0 && isfinite(ratio) && ratio > 0 && v > 0, "W2: hand %g, ratio %g", h,
+                      ratio);
             ts_assert_close(tj_num_of(l, "dy_dw"), 1.1499715244795448, 0, rel, "W2 dy/dw");
             if (strcmp(tj_str_of(l, "metric"), "ns_per_op_forward_backward") == 0)
                 ts_assert_close(tj_num_of(l, "hand_c_dy_dw"), 1.1499715244795448, 0, rel,
