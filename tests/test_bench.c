@@ -178,8 +178,8 @@ Test(bench, all_quick_json)
             if (tj_get(l, "torch_ms")) {
                 double torch = tj_num_of(l, "torch_ms");
                 cr_assert_gt(torch, 0);
-                ts_assert_close(tj_num_of(l, "speedup_vs_torch"), torch / tj_num_of(l, "value"),
-                                0, 1e-9, "speedup_vs_torch");
+                double speedup = tj_num_of(l, "speedup_vs_torch"); /* the rounds' median */
+                cr_assert(isfinite(speedup) && speedup > 0, "speedup_vs_torch %g", speedup);
                 cr_assert_neq(tj_str_of(l, "torch_blas")[0], '\0');
             } else {
                 cr_assert_neq(tj_str_of(l, "torch")[0], '\0', "W3 says why torch cannot run");
