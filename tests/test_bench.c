@@ -383,8 +383,8 @@ static void check_hand_references(const char *dtype, double rel)
                             "%s W1's final loss", dtype);
             ts_assert_close(tj_num_of(l, "hand_c_final_loss"), 3.408445410158422e-05, 0, rel,
                             "%s hand-written W1's final loss", dtype);
-            ts_assert_close(tj_num_of(l, "hand_c_final_loss"), tj_num_of(l, "final_loss"), 0,
-                            rel, "%s W1 against the hand-written", dtype);
+            ts_assert_close(tj_num_of(l, "hand_c_final_loss"), tj_num_of(l, "final_loss"), 0, rel,
+                            "%s W1 against the hand-written", dtype);
         } else {
             double h = tj_num_of(l, "hand_c_ns_per_op"), ratio = tj_num_of(l, "ratio");
             cr_assert(h > 0 && isfinite(ratio) && ratio > 0 && v > 0, "W2: hand %g, ratio %g", h,
@@ -428,7 +428,7 @@ Test(bench, cpu_pinning)
         absent--;
     snprintf(arg, sizeof arg, "%zu", absent);
     expect_usage((const char *const[]){"W1", "--cpu", arg, NULL}, "is not available to this "
-                                                                   "process");
+                                                                  "process");
 }
 
 Test(bench, table_for_people)

@@ -83,8 +83,8 @@ double bench_hand_w1(tg_dtype dt, const double W1[4], const double W2[4], const 
 /* W2 by hand: the chain of n tanh(y w + b) from y = x and its backward, in dtype dt; the
  * seconds of the forward and of both into t_fwd and t_both, and d y_n / d w into dw. False
  * when out of memory. */
-bool bench_hand_w2(tg_dtype dt, double x, double w, double b, int n, double *t_fwd,
-                   double *t_both, double *dw);
+bool bench_hand_w2(tg_dtype dt, double x, double w, double b, int n, double *t_fwd, double *t_both,
+                   double *dw);
 
 /* ---- statistics and measurements (bench_output.c) -------------------------------------------- */
 

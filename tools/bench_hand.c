@@ -23,12 +23,12 @@
  *   dh_j = sum_k W2[j][k] delta_o_k, delta_h = dh h (1 - h), dW1[i][j] = x_i delta_h_j
  * then W -= lr dW. The products and sums in the order the ops compute them. */
 #define HAND_W1(T, SIG)                                                                            \
-    static double hand_w1_##T(const double W1v[4], const double W2v[4], const double xv[2],      \
-                              const double tv[2], double lr, long steps)                         \
+    static double hand_w1_##T(const double W1v[4], const double W2v[4], const double xv[2],        \
+                              const double tv[2], double lr, long steps)                           \
     {                                                                                              \
         T W1[2][2] = {{(T)W1v[0], (T)W1v[1]}, {(T)W1v[2], (T)W1v[3]}};                             \
         T W2[2][2] = {{(T)W2v[0], (T)W2v[1]}, {(T)W2v[2], (T)W2v[3]}};                             \
-        const T x[2] = {(T)xv[0], (T)xv[1]}, t[2] = {(T)tv[0], (T)tv[1]}, l = (T)lr;             \
+        const T x[2] = {(T)xv[0], (T)xv[1]}, t[2] = {(T)tv[0], (T)tv[1]}, l = (T)lr;               \
         T loss = 0;                                                                                \
         for (long s = 0; s < steps; s++) {                                                         \
             T h[2], o[2], d[2], dO[2], dh[2];                                                      \
@@ -74,8 +74,8 @@ double bench_hand_w1(tg_dtype dt, const double W1[4], const double W2[4], const 
  *   g' = g (1 - y_{i+1}^2) (tanh's slope from its value), db += g', dw += g' y_i, g = g' w
  * for i = n-1 down to 0, and dx = g. */
 #define HAND_W2(T, TANH)                                                                           \
-    static bool hand_w2_##T(double xv, double wv, double bv, int n, double *t_fwd,               \
-                            double *t_both, double *dw_out)                                      \
+    static bool hand_w2_##T(double xv, double wv, double bv, int n, double *t_fwd, double *t_both, \
+                            double *dw_out)                                                        \
     {                                                                                              \
         T *y = malloc(((size_t)n + 1) * sizeof *y);                                                \
         if (!y)                                                                                    \
@@ -94,7 +94,7 @@ double bench_hand_w1(tg_dtype dt, const double W1[4], const double W2[4], const 
             g = gt * w;                                                                            \
         }                                                                                          \
         double t2 = monotonic_seconds();                                                           \
-        /* keep the results alive, so that the backward is not optimized away */                 \
+        /* keep the results alive, so that the backward is not optimized away */                   \
         volatile T sink = g + db;                                                                  \
         (void)sink;                                                                                \
         *t_fwd = t1 - t0;                                                                          \
@@ -112,8 +112,8 @@ static inline float tanh_f32(float x)
 HAND_W2(float, tanh_f32)
 HAND_W2(double, tg__tanh)
 
-bool bench_hand_w2(tg_dtype dt, double x, double w, double b, int n, double *t_fwd,
-                   double *t_both, double *dw)
+bool bench_hand_w2(tg_dtype dt, double x, double w, double b, int n, double *t_fwd, double *t_both,
+                   double *dw)
 {
     return dt == TG_F32 ? hand_w2_float(x, w, b, n, t_fwd, t_both, dw)
                         : hand_w2_double(x, w, b, n, t_fwd, t_both, dw);

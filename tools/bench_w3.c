@@ -204,7 +204,7 @@ typedef struct torch_side {
     const char *unavailable; /* why torch cannot run here, or NULL */
     char why[512];
     double *ms, *fwd, *bwd, *upd; /* one per run */
-    double *speedup; /* each run's ms over the W3 round's just before it */
+    double *speedup;              /* each run's ms over the W3 round's just before it */
     int runs;
     char blas[512], version[64];
 } torch_side;
@@ -217,8 +217,11 @@ static bool torch_run(const bench *b, torch_side *t, const w3_arch *a, int steps
     snprintf(threads, sizeof threads, "%d", b->threads);
     snprintf(nsteps, sizeof nsteps, "%d", steps);
     snprintf(nwarm, sizeof nwarm, "%d", warmup);
-    const char *argv[] = {TORCH_PYTHON, t->script, "--threads", threads,  "--steps", nsteps,
-                          "--warmup",   nwarm,     a->batch < 128 ? "--quick" : NULL, NULL};
+    /* --quick (batch 8) last: NULL ends the list early at full size */
+    const char *argv[] = {TORCH_PYTHON, t->script, "--threads",
+                          threads,      "--steps", nsteps,
+                          "--warmup",   nwarm,     a->batch < 128 ? "--quick" : NULL,
+                          NULL};
     proc_result c;
     const proc_opts how = {.timeout_s = b->o->timeout > 0 ? b->o->timeout : 600};
     if (!proc_run(argv, &how, &c)) {
@@ -242,10 +245,9 @@ static bool torch_run(const bench *b, torch_side *t, const w3_arch *a, int steps
     }
     if (!ok) {
         snprintf(t->why, sizeof t->why, "%s %s: %s", TORCH_PYTHON, t->script,
-                 c.timed_out          ? "timed out"
-                 : c.status == 2      ? bench_child_reason(c.err)
-                 : c.status != 0      ? bench_child_reason(c.err)
-                                      : "no JSON line in its output");
+                 c.timed_out     ? "timed out"
+                 : c.status != 0 ? bench_child_reason(c.err)
+                                 : "no JSON line in its output");
         t->unavailable = t->why;
     }
     proc_result_free(&c);
@@ -268,8 +270,8 @@ static bool torch_side_new(torch_side *t, int rounds, char *buf, size_t size)
     if (access(TORCH_PYTHON, X_OK) != 0)
         t->unavailable = "no /usr/bin/python3";
     else if (!(t->script = find_torch_script(buf, size)))
-        t->unavailable = "tools/bench_w3_torch.py is neither here nor in the source tree "
-                         TAPEGRAD_SOURCE_DIR;
+        t->unavailable =
+            "tools/bench_w3_torch.py is neither here nor in the source tree " TAPEGRAD_SOURCE_DIR;
     return !t->unavailable;
 }
 
@@ -316,8 +318,13 @@ void bench_w3(bench *b)
         w3_free(&r);
     }
     for (int k = 0; k < rounds && !why; k++) {
-        w3_times part = {t.step + k * reps1, t.fwd + k * reps1, t.bwd + k * reps1,
-                         t.fb + k * reps1,   t.allreduce + k * reps1, t.upd + k * reps1, NAN};
+        w3_times part = {t.step + k * reps1,
+                         t.fwd + k * reps1,
+                         t.bwd + k * reps1,
+                         t.fb + k * reps1,
+                         t.allreduce + k * reps1,
+                         t.upd + k * reps1,
+                         NAN};
         double w0 = monotonic_seconds(), c0 = bench_cpu_seconds();
         bool stepped = w3_steps(&r, 0, reps1, &part);
         own_wall += monotonic_seconds() - w0;
@@ -328,9 +335,10 @@ void bench_w3(bench *b)
             break;
         }
         t.loss = part.loss;
+        /* the round's median (reordering its steps, not the others') against torch's run */
+        double round_ms = bench_median(part.step, reps1);
         if (with_torch && (with_torch = torch_run(b, &torch, a, reps1, w3_warmup(b))))
-            torch.speedup[torch.runs - 1] =
-                torch.ms[torch.runs - 1] / bench_median(part.step, reps1); /* reorders the round's */
+            torch.speedup[torch.runs - 1] = torch.ms[torch.runs - 1] / round_ms;
     }
     if (why) {
         if (t.step)

@@ -160,8 +160,8 @@ static int pin_cpus(const char *arg, const cpu_set_t *want)
             size_t len = 0;
             for (size_t k = 0; k < CPU_SETSIZE && len + 8 < sizeof list; k++)
                 if (CPU_ISSET(k, &have))
-                    len += (size_t)snprintf(list + len, sizeof list - len, "%s%zu",
-                                            len ? "," : "", k);
+                    len +=
+                        (size_t)snprintf(list + len, sizeof list - len, "%s%zu", len ? "," : "", k);
             return usage_error("bench",
                                "--cpu %s: CPU %zu is not available to this process (it may run "
                                "on %s)",
@@ -175,8 +175,7 @@ static int pin_cpus(const char *arg, const cpu_set_t *want)
     if (d)
         closedir(d);
     if (!ok)
-        return usage_error("bench", "--cpu %s: cannot pin this process: %s", arg,
-                           strerror(errno));
+        return usage_error("bench", "--cpu %s: cannot pin this process: %s", arg, strerror(errno));
     return EXIT_OK;
 }
 

@@ -139,8 +139,8 @@ TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, bool fresh, tg_range
     {                                                                                              \
         unary_forward_many(y, id##_forward_range, id##_y_f32, id##_y_f64);                         \
     }                                                                                              \
-    static TG_SIMD_CLONES __attribute__((noinline)) void id##_vjp_many(const tg_tensor *y,         \
-                                                                       void *dx, bool fresh)       \
+    static TG_SIMD_CLONES                                                                          \
+        __attribute__((noinline)) void id##_vjp_many(const tg_tensor *y, void *dx, bool fresh)     \
     {                                                                                              \
         unary_vjp_many(y, dx, fresh, id##_vjp_range, id##_dx_f32, id##_dx_f64);                    \
     }                                                                                              \

@@ -105,8 +105,7 @@ static inline void *tg_tape__grad_of(tg_tape *tape, tg_tensor *x)
 static inline void *tg_tape__grad_of_fresh(tg_tape *tape, tg_tensor *x, bool *fresh)
 {
     *fresh = false;
-    if (x->requires_grad && x->tape != NULL && x->rank != 0 &&
-        x->grad_pass != tape->base.pass) {
+    if (x->requires_grad && x->tape != NULL && x->rank != 0 && x->grad_pass != tape->base.pass) {
         if (!x->grad && !(x->grad = tg_tape__alloc(tape, x->numel * tg__esize(x))))
             return tg_tape__grad_first(tape, x); /* reports ENOMEM */
         x->grad_pass = tape->base.pass;

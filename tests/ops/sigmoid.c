@@ -98,8 +98,8 @@ Test(ops, sigmoid_accuracy)
         }
         double scalar = tg__sigmoid(xs[i]);
         cr_assert(memcmp(&ys[i], &scalar, sizeof scalar) == 0,
-                  "sigmoid(%a): %a from the tensor loop, %a from the scalar function", xs[i],
-                  ys[i], scalar);
+                  "sigmoid(%a): %a from the tensor loop, %a from the scalar function", xs[i], ys[i],
+                  scalar);
     }
     cr_expect(worst <= 3, "sigmoid: %g ulp at %a", worst, worst_x);
     free(xs);
