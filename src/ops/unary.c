@@ -39,7 +39,7 @@ TG_INLINE void unary_forward_elems(const tg_tensor *y, size_t lo, size_t hi, una
 }
 
 /* dx[i] += g(x[i], y[i], dy[i]) for i in [lo, hi); with `fresh` (dx is x's gradient buffer
- * on its first touch in the pass, not zeroed: tg_tape__grad_of_fresh) dx[i] = 0 + g(...),
+ * on its first touch in the pass, not zeroed: tg_ops__grad_of_fresh) dx[i] = 0 + g(...),
  * the same bits without reading dx or zeroing it first. */
 TG_INLINE void unary_vjp_elems(const tg_tensor *y, void *dx, bool fresh, size_t lo, size_t hi,
                                unary_dx_f32 f32, unary_dx_f64 f64)
@@ -161,7 +161,7 @@ TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, bool fresh, tg_range
             return;                                                                                \
         }                                                                                          \
         bool fresh; /* a first touch is written, not zeroed and added to */                        \
-        void *dx = tg_tape__grad_of_fresh(tape, y->in[0], &fresh);                                 \
+        void *dx = tg_ops__grad_of_fresh(tape, y->in[0], &fresh);                                 \
         if (dx)                                                                                    \
             id##_vjp_many(y, dx, fresh);                                                           \
     }                                                                                              \

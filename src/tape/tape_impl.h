@@ -98,23 +98,6 @@ static inline void *tg_tape__grad_of(tg_tape *tape, tg_tensor *x)
     return tg_tape__grad_first(tape, x);
 }
 
-/* tg_tape__grad_of for a VJP that writes every element of x's gradient: on a node's first
- * touch in this pass (*fresh true) the buffer is NOT zeroed, and the caller stores 0 + its
- * share in each element (the same bits as zeroing then adding, -0 included, without the
- * memset and the reads); otherwise (*fresh false) it adds as usual. */
-static inline void *tg_tape__grad_of_fresh(tg_tape *tape, tg_tensor *x, bool *fresh)
-{
-    *fresh = false;
-    if (x->requires_grad && x->tape != NULL && x->rank != 0 && x->grad_pass != tape->base.pass) {
-        if (!x->grad && !(x->grad = tg_tape__alloc(tape, x->numel * tg__esize(x))))
-            return tg_tape__grad_first(tape, x); /* reports ENOMEM */
-        x->grad_pass = tape->base.pass;
-        *fresh = true;
-        return x->grad;
-    }
-    return tg_tape__grad_of(tape, x);
-}
-
 _Static_assert(offsetof(struct tg_tape, base) == 0, "a tape begins with its base");
 
 #endif
