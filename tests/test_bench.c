@@ -2,16 +2,19 @@
  * promises, never how fast anything is: `bench all --quick --json` gives one well-formed JSON
  * object per line with the required fields for every workload (the gemm shapes are W3's, W4
  * runs train or says why it cannot, W3dist runs its ranks x threads or says it has no MPI),
- * --threads/--dtype reach every figure, the table for people, and exit status 2 with a
- * message for every malformed command line.
+ * --threads/--dtype reach every figure, W1 and W2's hand-written references compute what they
+ * do (against values derived by hand), --cpu pins, the table for people, and exit status 2
+ * with a message for every malformed command line.
  *
  * Suite bench_mpi (built with MPI only, TG_TEST_HAVE_MPI; its own CTest entry, labelled mpi)
  * runs W3dist on 2 ranks under mpirun: its figures, a rank under the caller's own mpirun, and
  * a launcher that fails or hangs. */
+#define _GNU_SOURCE /* sched_getaffinity */
 #include <criterion/criterion.h>
 
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +174,16 @@ Test(bench, all_quick_json)
             cr_assert_gt(tj_num_of(l, "update_ms"), 0);
             cr_assert_gt(tj_num_of(l, "memory_bar_mib"), 16);
             cr_assert(isfinite(tj_num_of(l, "final_loss")));
+            /* PyTorch's side: its figures and the speedup, or why it cannot run here */
+            if (tj_get(l, "torch_ms")) {
+                double torch = tj_num_of(l, "torch_ms");
+                cr_assert_gt(torch, 0);
+                double speedup = tj_num_of(l, "speedup_vs_torch"); /* the rounds' median */
+                cr_assert(isfinite(speedup) && speedup > 0, "speedup_vs_torch %g", speedup);
+                cr_assert_neq(tj_str_of(l, "torch_blas")[0], '\0');
+            } else {
+                cr_assert_neq(tj_str_of(l, "torch")[0], '\0', "W3 says why torch cannot run");
+            }
             arch = l;
             w3++;
         } else if (strcmp(w, "W4") == 0) {
@@ -342,6 +355,82 @@ Test(bench, threads_and_dtype_reach_every_figure)
     tp_run_free(&r);
 }
 
+static void expect_usage(const char *const *args, const char *message);
+
+/* The hand-written W1 and W2 (tools/bench_hand.c) compute what W1 and W2 do: W1 --quick's 200
+ * SGD steps end at the loss of the same steps derived by hand and run in python3 (math.exp,
+ * doubles): 3.408445410158422e-05, still short of convergence, where the loss is rounding
+ * noise; W2 --quick's chain of 1,000 tanh has dy/dw = 1.1499715244795448 (math.tanh). Both
+ * tapegrad's figures and the hand-written ones must agree with them; and each figure carries
+ * its hand-written rate and the ratio (the median of each repetition's, so not exactly the
+ * ratio of the medians). */
+static void check_hand_references(const char *dtype, double rel)
+{
+    tp_run r = RUN("W1", "W2", "--quick", "--json", "--threads", "1", "--dtype", dtype);
+    tp_expect_status(&r, 0);
+    tj lines[8];
+    int n = parse_output(r.out, lines, 8);
+    cr_assert_eq(n, 3, "%s", r.out);
+    for (int i = 0; i < n; i++) {
+        const tj *l = &lines[i];
+        check_common(l, true);
+        double v = tj_num_of(l, "value");
+        if (strcmp(tj_str_of(l, "workload"), "W1") == 0) {
+            double h = tj_num_of(l, "hand_c_steps_per_s"), ratio = tj_num_of(l, "ratio");
+            cr_assert(h > 0 && isfinite(ratio) && ratio > 0 && v > 0, "W1: hand %g, ratio %g", h,
+                      ratio);
+            ts_assert_close(tj_num_of(l, "final_loss"), 3.408445410158422e-05, 0, rel,
+                            "%s W1's final loss", dtype);
+            ts_assert_close(tj_num_of(l, "hand_c_final_loss"), 3.408445410158422e-05, 0, rel,
+                            "%s hand-written W1's final loss", dtype);
+            ts_assert_close(tj_num_of(l, "hand_c_final_loss"), tj_num_of(l, "final_loss"), 0, rel,
+                            "%s W1 against the hand-written", dtype);
+        } else {
+            double h = tj_num_of(l, "hand_c_ns_per_op"), ratio = tj_num_of(l, "ratio");
+            cr_assert(h > 0 && isfinite(ratio) && ratio > 0 && v > 0, "W2: hand %g, ratio %g", h,
+                      ratio);
+            ts_assert_close(tj_num_of(l, "dy_dw"), 1.1499715244795448, 0, rel, "W2 dy/dw");
+            if (strcmp(tj_str_of(l, "metric"), "ns_per_op_forward_backward") == 0)
+                ts_assert_close(tj_num_of(l, "hand_c_dy_dw"), 1.1499715244795448, 0, rel,
+                                "hand-written W2 dy/dw");
+        }
+    }
+    tj_free_all(lines, (size_t)n);
+    tp_run_free(&r);
+}
+
+Test(bench, hand_written_references)
+{
+    check_hand_references("f64", 1e-12);
+    check_hand_references("f32", 1e-3);
+}
+
+/* --cpu pins the run to a CPU it may use and says so in the context of W1's figure */
+Test(bench, cpu_pinning)
+{
+    cpu_set_t have;
+    cr_assert_eq(sched_getaffinity(0, sizeof have, &have), 0);
+    size_t cpu = 0;
+    while (!CPU_ISSET(cpu, &have))
+        cpu++;
+    char arg[32];
+    snprintf(arg, sizeof arg, "%zu", cpu);
+    tp_run r = RUN("W1", "--quick", "--json", "--cpu", arg);
+    tp_expect_status(&r, 0);
+    tj lines[4];
+    int n = parse_output(r.out, lines, 4);
+    cr_assert_eq(n, 1, "%s", r.out);
+    cr_assert_str_eq(tj_str_of(&lines[0], "cpus"), arg);
+    tj_free_all(lines, (size_t)n);
+    tp_run_free(&r);
+    size_t absent = CPU_SETSIZE - 1;
+    while (absent > 0 && CPU_ISSET(absent, &have))
+        absent--;
+    snprintf(arg, sizeof arg, "%zu", absent);
+    expect_usage((const char *const[]){"W1", "--cpu", arg, NULL}, "is not available to this "
+                                                                  "process");
+}
+
 Test(bench, table_for_people)
 {
     tp_run r = RUN("W2", "--quick");
@@ -394,6 +483,10 @@ Test(bench, bad_arguments)
     EXPECT_USAGE("option '--mpirun' needs a value", "W3dist", "--mpirun");
     EXPECT_USAGE("--timeout must be a number of seconds above 0", "--timeout", "0");
     EXPECT_USAGE("not 'soon'", "--timeout", "soon");
+    EXPECT_USAGE("--cpu takes CPU numbers", "--cpu", "one");
+    EXPECT_USAGE("not '0,'", "--cpu", "0,");
+    EXPECT_USAGE("not '1-0'", "--cpu", "1-0");
+    EXPECT_USAGE("not '100000'", "--cpu", "100000");
     EXPECT_USAGE("--mpi runs one rank of W3dist", "--mpi");
     EXPECT_USAGE("--mpi runs one rank of W3dist", "W3", "W3dist", "--mpi");
     EXPECT_USAGE("--mpi takes one thread count (each rank's), not 2", "W3dist", "--mpi",

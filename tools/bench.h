@@ -1,7 +1,8 @@
 /* bench.h: what the files of `tapegrad bench` share: the options and the state of a run
  * (cmd_bench.c parses and drives), figures and their output (bench_output.c), the workloads
- * (bench_tape.c, bench_w3.c, bench_gemm.c, bench_w3dist.c, bench_w4.c, bench_w3jvp.c), W3's training step,
- * which W3dist runs too, and the child processes (bench_proc.c). Private to tools/. */
+ * (bench_tape.c, bench_w3.c, bench_gemm.c, bench_w3dist.c, bench_w4.c, bench_w3jvp.c), the
+ * hand-written references of W1 and W2 (bench_hand.c), W3's training step, which W3dist runs
+ * too, and the child processes (bench_proc.c). Private to tools/. */
 #ifndef TAPEGRAD_TOOLS_BENCH_H
 #define TAPEGRAD_TOOLS_BENCH_H
 
@@ -38,6 +39,7 @@ typedef struct bench_opts {
     const char *data;   /* W4's CSV, NULL: look for it */
     const char *mpirun; /* W3dist's launcher, NULL: look for it */
     double timeout;     /* seconds a child run may take, 0: each workload's default */
+    const char *cpus;   /* --cpu: the CPUs the process is pinned to ("0,1"), NULL: not pinned */
 } bench_opts;
 
 /* What a running benchmark needs to know and collect. */
@@ -72,6 +74,18 @@ void bench_w3dist(bench *b);   /* bench_w3dist.c */
 void bench_w4(bench *b);       /* bench_w4.c */
 void bench_w3jvp(bench *b);    /* bench_w3jvp.c */
 
+/* ---- the hand-written references of W1 and W2 (bench_hand.c) -------------------------------- */
+
+/* W1 by hand: `steps` SGD steps from the given weights, input, targets and learning rate in
+ * dtype dt; the loss of the last step. */
+double bench_hand_w1(tg_dtype dt, const double W1[4], const double W2[4], const double x[2],
+                     const double t[2], double lr, long steps);
+/* W2 by hand: the chain of n tanh(y w + b) from y = x and its backward, in dtype dt; the
+ * seconds of the forward and of both into t_fwd and t_both, and d y_n / d w into dw. False
+ * when out of memory. */
+bool bench_hand_w2(tg_dtype dt, double x, double w, double b, int n, double *t_fwd, double *t_both,
+                   double *dw);
+
 /* ---- statistics and measurements (bench_output.c) -------------------------------------------- */
 
 /* The median of v[0..n) (reorders v). */
@@ -84,7 +98,7 @@ double bench_peak_rss_mib(void);
 
 /* ---- figures: one row of the table or one JSON line (bench_output.c) ------------------------- */
 
-enum { MAX_CONTEXT = 12 };
+enum { MAX_CONTEXT = 16 };
 
 typedef struct figure {
     const char *workload, *metric, *dtype;
@@ -107,6 +121,12 @@ void bench_ctx_num(figure *f, const char *key, double v);
 void bench_ctx_str(figure *f, const char *key, const char *s);
 /* Prints f: a table row (the header before the first), or a JSON line with --json. */
 void bench_emit(bench *b, figure *f);
+/* The CPUs of --cpu in f's context ("cpus"), when the run is pinned. */
+static inline void bench_ctx_cpus(const bench *b, figure *f)
+{
+    if (b->o->cpus)
+        bench_ctx_str(f, "cpus", b->o->cpus);
+}
 /* The line above the table: the version and the machine. */
 void bench_heading(const bench_opts *o);
 /* A workload failed: says which and why; the others still run (exit status 1 at the end). */

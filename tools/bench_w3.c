@@ -1,13 +1,22 @@
 /* bench_w3.c: the bench's W3, an MLP 784 -> 512 relu -> 256 relu -> 10 trained by SGD with
  * softmax cross-entropy at batch 128 on seeded synthetic data (ms per step, with its parts and
- * a memory bar for its peak RSS), and W3's set-up and timed steps, which W3dist runs too. */
+ * a memory bar for its peak RSS), side by side with the same training in PyTorch
+ * (tools/bench_w3_torch.py, a child process, when /usr/bin/python3 has torch); and W3's set-up
+ * and timed steps, which W3dist runs too. */
 #include "bench.h"
 
 #include "common/clock.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#ifndef TAPEGRAD_SOURCE_DIR
+#define TAPEGRAD_SOURCE_DIR "."
+#endif
 
 static const w3_arch W3_FULL = {128, 3, {784, 512, 256, 10}, "784-512-256-10"};
 static const w3_arch W3_QUICK = {8, 3, {784, 64, 32, 10}, "784-64-32-10"};
@@ -171,16 +180,170 @@ int w3_warmup(const bench *b)
     return b->o->quick ? 1 : 5;
 }
 
+/* ---- W3 in PyTorch, side by side ------------------------------------------------------------
+ * tools/bench_w3_torch.py, run by /usr/bin/python3 (Debian's torch lives there, not in a
+ * python3 earlier on the PATH). */
+
+static const char TORCH_PYTHON[] = "/usr/bin/python3";
+
+/* The script: tools/bench_w3_torch.py under the current directory, else under the source tree
+ * this binary was built from; NULL when neither is readable. */
+static const char *find_torch_script(char *buf, size_t size)
+{
+    const char *rel = "tools/bench_w3_torch.py";
+    if (access(rel, R_OK) == 0)
+        return rel;
+    snprintf(buf, size, "%s/%s", TAPEGRAD_SOURCE_DIR, rel);
+    return access(buf, R_OK) == 0 ? buf : NULL;
+}
+
+/* What the torch runs gave: each run's ms per step (and its parts), and the last run's BLAS
+ * and version. */
+typedef struct torch_side {
+    const char *script;
+    const char *unavailable; /* why torch cannot run here, or NULL */
+    char why[512];
+    double *ms, *fwd, *bwd, *upd; /* one per run */
+    double *speedup;              /* each run's ms over the W3 round's just before it */
+    int runs;
+    char blas[512], version[64];
+} torch_side;
+
+/* One torch run of `steps` timed steps at b's thread count; false (t->unavailable says why)
+ * when it cannot run. The child inherits this process's CPU affinity (--cpu). */
+static bool torch_run(const bench *b, torch_side *t, const w3_arch *a, int steps, int warmup)
+{
+    char threads[16], nsteps[16], nwarm[16];
+    snprintf(threads, sizeof threads, "%d", b->threads);
+    snprintf(nsteps, sizeof nsteps, "%d", steps);
+    snprintf(nwarm, sizeof nwarm, "%d", warmup);
+    /* --quick (batch 8) last: NULL ends the list early at full size */
+    const char *argv[] = {TORCH_PYTHON, t->script, "--threads",
+                          threads,      "--steps", nsteps,
+                          "--warmup",   nwarm,     a->batch < 128 ? "--quick" : NULL,
+                          NULL};
+    proc_result c;
+    const proc_opts how = {.timeout_s = b->o->timeout > 0 ? b->o->timeout : 600};
+    if (!proc_run(argv, &how, &c)) {
+        snprintf(t->why, sizeof t->why, "cannot run %s: %s", TORCH_PYTHON, strerror(errno));
+        t->unavailable = t->why;
+        return false;
+    }
+    json_value v;
+    bool ok = c.status == 0 && !c.timed_out && bench_json_line(c.out, "{", &v);
+    if (ok) {
+        t->ms[t->runs] = json_get_num(&v, "ms_per_step");
+        t->fwd[t->runs] = json_get_num(&v, "forward_ms");
+        t->bwd[t->runs] = json_get_num(&v, "backward_ms");
+        t->upd[t->runs] = json_get_num(&v, "update_ms");
+        const char *blas = json_get_str(&v, "blas"), *ver = json_get_str(&v, "torch");
+        snprintf(t->blas, sizeof t->blas, "%s", blas ? blas : "unknown");
+        snprintf(t->version, sizeof t->version, "%s", ver ? ver : "unknown");
+        ok = t->ms[t->runs] > 0;
+        t->runs += ok;
+        json_free(&v);
+    }
+    if (!ok) {
+        snprintf(t->why, sizeof t->why, "%s %s: %s", TORCH_PYTHON, t->script,
+                 c.timed_out     ? "timed out"
+                 : c.status != 0 ? bench_child_reason(c.err)
+                                 : "no JSON line in its output");
+        t->unavailable = t->why;
+    }
+    proc_result_free(&c);
+    return ok;
+}
+
+/* Sets t up for `rounds` runs; false when torch cannot run here (t->unavailable says why). */
+static bool torch_side_new(torch_side *t, int rounds, char *buf, size_t size)
+{
+    memset(t, 0, sizeof *t);
+    t->ms = calloc(5 * (size_t)rounds, sizeof *t->ms);
+    if (!t->ms) {
+        t->unavailable = "out of memory";
+        return false;
+    }
+    t->fwd = t->ms + rounds;
+    t->bwd = t->ms + 2 * rounds;
+    t->upd = t->ms + 3 * rounds;
+    t->speedup = t->ms + 4 * rounds;
+    if (access(TORCH_PYTHON, X_OK) != 0)
+        t->unavailable = "no /usr/bin/python3";
+    else if (!(t->script = find_torch_script(buf, size)))
+        t->unavailable =
+            "tools/bench_w3_torch.py is neither here nor in the source tree " TAPEGRAD_SOURCE_DIR;
+    return !t->unavailable;
+}
+
+/* The W3 figure's context about torch: its ms per step and parts, and the speedup. */
+static void torch_context(figure *f, torch_side *t)
+{
+    if (t->unavailable || t->runs == 0) {
+        bench_ctx_str(f, "torch", t->unavailable ? t->unavailable : "unavailable");
+        return;
+    }
+    double ms = bench_median(t->ms, t->runs);
+    bench_ctx_num(f, "torch_ms", ms);
+    bench_ctx_num(f, "torch_forward_ms", bench_median(t->fwd, t->runs));
+    bench_ctx_num(f, "torch_backward_ms", bench_median(t->bwd, t->runs));
+    bench_ctx_num(f, "torch_update_ms", bench_median(t->upd, t->runs));
+    /* torch's ms per step over tapegrad's, the median of the rounds' (the issue's bar:
+     * >= 1.25) */
+    bench_ctx_num(f, "speedup_vs_torch", bench_median(t->speedup, t->runs));
+    bench_ctx_str(f, "torch_blas", t->blas);
+}
+
+/* W3, and (when torch runs here) alternately with it: `rounds` rounds of W3's timed steps
+ * each followed by one torch run of as many, so that both see the same machine. */
 void bench_w3(bench *b)
 {
     const w3_arch *a = w3_arch_of(b);
     const tg_dtype dt = bench_dtype(b, TG_F32);
     const size_t es = tg_dtype_size(dt);
-    const int reps = w3_reps(b);
+    const int reps1 = w3_reps(b);
+    char path[4096];
+    torch_side torch;
+    bool with_torch = torch_side_new(&torch, b->o->quick ? 1 : 3, path, sizeof path);
+    if (with_torch && dt != TG_F32) {
+        torch.unavailable = "the torch side runs f32 only";
+        with_torch = false;
+    }
+    double own_wall = 0, own_cpu = 0; /* of tapegrad's timed steps, not the children's */
+    const int rounds = with_torch ? (b->o->quick ? 1 : 3) : 1, reps = reps1 * rounds;
     w3_times t;
     w3_run r;
-    const char *why = w3_measure(&r, &t, a, dt, NULL, w3_warmup(b), reps);
+    const char *why = w3_times_new(&t, reps) ? w3_init(&r, a, dt, NULL) : "out of memory";
+    if (!why && !w3_steps(&r, w3_warmup(b), 0, &t)) {
+        why = tg_last_error();
+        w3_free(&r);
+    }
+    for (int k = 0; k < rounds && !why; k++) {
+        w3_times part = {t.step + k * reps1,
+                         t.fwd + k * reps1,
+                         t.bwd + k * reps1,
+                         t.fb + k * reps1,
+                         t.allreduce + k * reps1,
+                         t.upd + k * reps1,
+                         NAN};
+        double w0 = monotonic_seconds(), c0 = bench_cpu_seconds();
+        bool stepped = w3_steps(&r, 0, reps1, &part);
+        own_wall += monotonic_seconds() - w0;
+        own_cpu += bench_cpu_seconds() - c0;
+        if (!stepped) {
+            why = tg_last_error();
+            w3_free(&r);
+            break;
+        }
+        t.loss = part.loss;
+        /* the round's median (reordering its steps, not the others') against torch's run */
+        double round_ms = bench_median(part.step, reps1);
+        if (with_torch && (with_torch = torch_run(b, &torch, a, reps1, w3_warmup(b))))
+            torch.speedup[torch.runs - 1] = torch.ms[torch.runs - 1] / round_ms;
+    }
     if (why) {
+        if (t.step)
+            w3_times_free(&t);
+        free(torch.ms);
         bench_failed(b, "W3", why);
         return;
     }
@@ -204,7 +367,11 @@ void bench_w3(bench *b)
     bench_ctx_num(&f, "batch", (double)a->batch);
     bench_ctx_num(&f, "final_loss", t.loss);
     bench_ctx_num(&f, "memory_bar_mib", 1.25 * need / (1024.0 * 1024.0) + 16.0);
+    bench_ctx_cpus(b, &f);
+    torch_context(&f, &torch);
+    f.cpu_over_wall = own_cpu / own_wall;
     bench_emit(b, &f);
     w3_free(&r);
     w3_times_free(&t);
+    free(torch.ms);
 }

@@ -3,7 +3,7 @@
  * each thread count. The workloads and their output live in bench_*.c (bench.h).
  *
  *   W1, W1replay, W2  tiny graphs, where the tape's own cost shows (bench_tape.c)
- *   W3      an MLP 784-512-256-10 trained by SGD at batch 128 (bench_w3.c)
+ *   W3      an MLP 784-512-256-10 trained by SGD at batch 128, beside PyTorch (bench_w3.c)
  *   gemm    the internal GEMM alone, at 1024^3 and at W3's products (bench_gemm.c)
  *   W3dist  W3 on MPI ranks x threads; ranks run this binary under mpirun (bench_w3dist.c)
  *   W4      `tapegrad train` on the digits data in a child process (bench_w4.c)
@@ -11,11 +11,14 @@
  *
  * Every figure is the median of several timed repetitions after an untimed warm-up; with
  * --json each figure is one JSON object per line (bench_output.c). */
+#define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
 #include "bench.h"
 
 #include "common/clock.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,11 +31,16 @@ static const char BENCH_USAGE[] =
     "several timed repetitions after a warm-up.\n"
     "\n"
     "Workloads (default all):\n"
-    "  W1     2-2-2 sigmoid network, SGD at batch 1, re-recorded every step: steps/s\n"
+    "  W1     2-2-2 sigmoid network, SGD at batch 1, re-recorded every step: steps/s, and\n"
+    "         the same step written by hand in C: its rate and the ratio\n"
     "  W1replay\n"
     "         W1 recorded once and replayed every step (tg_tape_replay): steps/s\n"
-    "  W2     y = tanh(y*w + b) on 0-d scalars, 300,000 recorded ops: ns per op\n"
-    "  W3     MLP 784-512-256-10 (relu), softmax cross-entropy, batch 128, SGD: ms per step\n"
+    "  W2     y = tanh(y*w + b) on 0-d scalars, 300,000 recorded ops, subnormals flushed: ns\n"
+    "         per op, and the same chain written by hand in C: its ns per op and the ratio\n"
+    "  W3     MLP 784-512-256-10 (relu), softmax cross-entropy, batch 128, SGD: ms per step;\n"
+    "         beside it the same training in PyTorch (tools/bench_w3_torch.py, run by\n"
+    "         /usr/bin/python3 when it has torch, alternating with W3's steps: f32 only):\n"
+    "         its ms per step, the speedup over it and the BLAS it uses\n"
     "  W3dist W3's global batch of 128 on the same cores split into MPI ranks x threads:\n"
     "         every R x T = --threads (2 x 1 and 1 x 2 for 2), each rank on batch/R rows\n"
     "         with one gradient allreduce per step, and 1 x 1: ms per step and the\n"
@@ -49,7 +57,12 @@ static const char BENCH_USAGE[] =
     "  --dtype f32|f64     one precision for every workload (default: W1, W2 f64; W3 f32;\n"
     "                      gemm both; W4 whatever train uses)\n"
     "  --reps N            timed repetitions per figure (default 5; W3 times N steps,\n"
-    "                      default 100; W4 runs the child N times, default 3)\n"
+    "                      default 100, in each of 3 rounds alternating with torch's N\n"
+    "                      when torch runs; W4 runs the child N times, default 3)\n"
+    "  --cpu N[,N...]      pin the process (and its children) to these CPUs, e.g. --cpu 0,1\n"
+    "                      with --threads 2: the vCPUs of a machine are not always equal\n"
+    "                      (default: not pinned; a CPU this process may not run on is an\n"
+    "                      error); W1, W2 and W3 give them in their context as cpus\n"
     "  --quick             tiny sizes and few repetitions: checks that everything runs, the\n"
     "                      figures mean nothing\n"
     "  --data FILE         the digits CSV for W4 (default examples/data/digits.csv here or\n"
@@ -106,6 +119,66 @@ static bool parse_threads(const char *s, bench_opts *o)
     }
 }
 
+/* "0", "0,1", "2-3": CPU numbers (ranges inclusive) into set; false when malformed. */
+static bool parse_cpus(const char *s, cpu_set_t *set)
+{
+    CPU_ZERO(set);
+    for (;;) {
+        char *end;
+        errno = 0;
+        long lo = strtol(s, &end, 10), hi = lo;
+        if (end == s || errno || lo < 0 || lo >= CPU_SETSIZE)
+            return false;
+        if (*end == '-') {
+            const char *h = end + 1;
+            hi = strtol(h, &end, 10);
+            if (end == h || errno || hi < lo || hi >= CPU_SETSIZE)
+                return false;
+        }
+        for (long c = lo; c <= hi; c++)
+            CPU_SET((size_t)c, set);
+        if (*end == '\0')
+            return true;
+        if (*end != ',')
+            return false;
+        s = end + 1;
+    }
+}
+
+/* Pins every thread of this process (the pool's workers too, if they already run) to `want`,
+ * so that threads and children started later inherit it. Each CPU must be one this process
+ * may run on now; else a usage error naming it and those it may. */
+static int pin_cpus(const char *arg, const cpu_set_t *want)
+{
+    cpu_set_t have;
+    if (sched_getaffinity(0, sizeof have, &have) != 0)
+        return usage_error("bench", "--cpu %s: cannot read this process's CPUs: %s", arg,
+                           strerror(errno));
+    for (size_t c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, want) && !CPU_ISSET(c, &have)) {
+            char list[256] = "";
+            size_t len = 0;
+            for (size_t k = 0; k < CPU_SETSIZE && len + 8 < sizeof list; k++)
+                if (CPU_ISSET(k, &have))
+                    len +=
+                        (size_t)snprintf(list + len, sizeof list - len, "%s%zu", len ? "," : "", k);
+            return usage_error("bench",
+                               "--cpu %s: CPU %zu is not available to this process (it may run "
+                               "on %s)",
+                               arg, c, list);
+        }
+    DIR *d = opendir("/proc/self/task");
+    bool ok = sched_setaffinity(0, sizeof *want, want) == 0;
+    for (struct dirent *e; ok && d && (e = readdir(d));)
+        if (e->d_name[0] != '.')
+            ok = sched_setaffinity((pid_t)atoi(e->d_name), sizeof *want, want) == 0;
+    if (d)
+        closedir(d);
+    if (!ok)
+        return usage_error("bench", "--cpu %s: cannot pin this process: %s", arg, strerror(errno));
+    return EXIT_OK;
+}
+
 static int bench_parse_args(int argc, char **argv, bench_opts *o)
 {
     static const struct {
@@ -117,6 +190,7 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
                  {"gemm", DO_GEMM},     {"W3jvp", DO_W3JVP},
                  {"all", DO_ALL}};
     o->dtype = -1;
+    cpu_set_t cpus;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -147,8 +221,8 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
             o->mpi = true;
             continue;
         }
-        static const char *const with_value[] = {"--threads", "--dtype",  "--reps",
-                                                 "--data",    "--mpirun", "--timeout"};
+        static const char *const with_value[] = {"--threads", "--dtype",   "--reps", "--data",
+                                                 "--mpirun",  "--timeout", "--cpu"};
         const char *opt = NULL;
         for (size_t k = 0; k < sizeof with_value / sizeof *with_value && !opt; k++)
             if (match_option(a, with_value[k], &v))
@@ -188,6 +262,13 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
                                    "--timeout must be a number of seconds above 0 (at most "
                                    "1000000), not '%s'",
                                    v);
+        } else if (strcmp(opt, "--cpu") == 0) {
+            if (!parse_cpus(v, &cpus))
+                return usage_error("bench",
+                                   "--cpu takes CPU numbers separated by commas (ranges as "
+                                   "0-3), not '%s'",
+                                   v);
+            o->cpus = v;
         } else if (strcmp(opt, "--mpirun") == 0) {
             o->mpirun = v;
         } else {
@@ -203,6 +284,11 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
     if (o->mpi && o->n_threads > 1)
         return usage_error("bench", "--mpi takes one thread count (each rank's), not %d",
                            o->n_threads);
+    if (o->cpus) { /* before the library starts its pool, whose workers then inherit it */
+        int st = pin_cpus(o->cpus, &cpus);
+        if (st != EXIT_OK)
+            return st;
+    }
     if (o->n_threads == 0) {
         o->threads[0] = tg_get_num_threads();
         o->n_threads = 1;

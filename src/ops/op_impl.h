@@ -5,7 +5,8 @@
  * Every op is one block in its family file: a comment with its math, then its shape rule,
  * forward and VJP side by side, then its descriptor (const tg_op_desc tg_op__NAME) and its
  * constructor. VJP locals follow the math: x (input value), y (output value), dy (output
- * gradient), dx (input gradient); each VJP ADDS into its inputs' gradients. */
+ * gradient), dx (input gradient); each VJP ADDS into its inputs' gradients (or, writing all of
+ * one on its first touch, stores into it: tg_ops__grad_of_fresh). */
 #ifndef TAPEGRAD_OP_IMPL_H
 #define TAPEGRAD_OP_IMPL_H
 
@@ -47,6 +48,23 @@ typedef struct tg_par_range {
     const tg_tensor *y;
     void *out;
 } tg_par_range;
+
+/* tg_tape__grad_of for a VJP that writes every element of x's gradient (unary.c's): on a
+ * node's first touch in this pass (*fresh true) the buffer is NOT zeroed, and the caller
+ * stores 0 + its share in each element (the same bits as zeroing then adding, -0 included,
+ * without the memset and the reads); otherwise (*fresh false) it adds as usual. */
+static inline void *tg_ops__grad_of_fresh(tg_tape *tape, tg_tensor *x, bool *fresh)
+{
+    *fresh = false;
+    if (x->requires_grad && x->tape != NULL && x->rank != 0 && x->grad_pass != tape->base.pass) {
+        if (!x->grad && !(x->grad = tg_tape__alloc(tape, x->numel * tg__esize(x))))
+            return tg_tape__grad_first(tape, x); /* reports ENOMEM */
+        x->grad_pass = tape->base.pass;
+        *fresh = true;
+        return x->grad;
+    }
+    return tg_tape__grad_of(tape, x);
+}
 
 /* ---- shape rules ------------------------------------------------------------------------- */
 

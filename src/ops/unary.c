@@ -38,22 +38,39 @@ TG_INLINE void unary_forward_elems(const tg_tensor *y, size_t lo, size_t hi, una
     }
 }
 
-/* dx[i] += g(x[i], y[i], dy[i]) for i in [lo, hi) */
-TG_INLINE void unary_vjp_elems(const tg_tensor *y, void *dx, size_t lo, size_t hi, unary_dx_f32 f32,
-                               unary_dx_f64 f64)
+/* dx[i] += g(x[i], y[i], dy[i]) for i in [lo, hi); with `fresh` (dx is x's gradient buffer
+ * on its first touch in the pass, not zeroed: tg_ops__grad_of_fresh) dx[i] = 0 + g(...),
+ * the same bits without reading dx or zeroing it first. */
+TG_INLINE void unary_vjp_elems(const tg_tensor *y, void *dx, bool fresh, size_t lo, size_t hi,
+                               unary_dx_f32 f32, unary_dx_f64 f64)
 {
     if (y->dtype == TG_F32) {
         const float *X = y->in[0]->data, *Y = y->data, *DY = y->grad, c = (float)y->attr.c;
         float *DX = dx;
-        for (size_t i = lo; i < hi; i++)
-            DX[i] += f32(X[i], Y[i], DY[i], c);
+        if (fresh)
+            for (size_t i = lo; i < hi; i++)
+                DX[i] = 0.0f + f32(X[i], Y[i], DY[i], c);
+        else
+            for (size_t i = lo; i < hi; i++)
+                DX[i] += f32(X[i], Y[i], DY[i], c);
     } else {
         const double *X = y->in[0]->data, *Y = y->data, *DY = y->grad, c = y->attr.c;
         double *DX = dx;
-        for (size_t i = lo; i < hi; i++)
-            DX[i] += f64(X[i], Y[i], DY[i], c);
+        if (fresh)
+            for (size_t i = lo; i < hi; i++)
+                DX[i] = 0.0 + f64(X[i], Y[i], DY[i], c);
+        else
+            for (size_t i = lo; i < hi; i++)
+                DX[i] += f64(X[i], Y[i], DY[i], c);
     }
 }
+
+/* A VJP's range over the pool: the node, x's gradient buffer, and whether it is fresh. */
+typedef struct unary_vjp_ctx {
+    const tg_tensor *y;
+    void *dx;
+    bool fresh;
+} unary_vjp_ctx;
 
 /* Beyond a single element: the loop right here when it is short, else `range` (the op's
  * loop over a range) over the pool. Each op instantiates these in a function of its own,
@@ -69,13 +86,13 @@ TG_INLINE void unary_forward_many(tg_tensor *y, tg_range_fn range, unary_y_f32 f
     }
 }
 
-TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, tg_range_fn range, unary_dx_f32 f32,
-                              unary_dx_f64 f64)
+TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, bool fresh, tg_range_fn range,
+                              unary_dx_f32 f32, unary_dx_f64 f64)
 {
     if (y->numel < 2 * TG_PAR_GRAIN) {
-        unary_vjp_elems(y, dx, 0, y->numel, f32, f64);
+        unary_vjp_elems(y, dx, fresh, 0, y->numel, f32, f64);
     } else {
-        tg_par_range ctx = {y, dx};
+        unary_vjp_ctx ctx = {y, dx, fresh};
         tg__parallel_run(y->numel, TG_PAR_GRAIN, range, &ctx);
     }
 }
@@ -115,17 +132,17 @@ TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, tg_range_fn range, u
     }                                                                                              \
     static TG_SIMD_CLONES void id##_vjp_range(void *ctx, size_t lo, size_t hi)                     \
     {                                                                                              \
-        const tg_par_range *p = ctx;                                                               \
-        unary_vjp_elems(p->y, p->out, lo, hi, id##_dx_f32, id##_dx_f64);                           \
+        const unary_vjp_ctx *p = ctx;                                                              \
+        unary_vjp_elems(p->y, p->dx, p->fresh, lo, hi, id##_dx_f32, id##_dx_f64);                  \
     }                                                                                              \
     static TG_SIMD_CLONES __attribute__((noinline)) void id##_forward_many(tg_tensor *y)           \
     {                                                                                              \
         unary_forward_many(y, id##_forward_range, id##_y_f32, id##_y_f64);                         \
     }                                                                                              \
     static TG_SIMD_CLONES                                                                          \
-        __attribute__((noinline)) void id##_vjp_many(const tg_tensor *y, void *dx)                 \
+        __attribute__((noinline)) void id##_vjp_many(const tg_tensor *y, void *dx, bool fresh)     \
     {                                                                                              \
-        unary_vjp_many(y, dx, id##_vjp_range, id##_dx_f32, id##_dx_f64);                           \
+        unary_vjp_many(y, dx, fresh, id##_vjp_range, id##_dx_f32, id##_dx_f64);                    \
     }                                                                                              \
     /* a single element right here (a graph of 0-d tensors is made of nothing else) */             \
     TG_INLINE void id##_forward(tg_tensor *y)                                                      \
@@ -137,13 +154,16 @@ TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, tg_range_fn range, u
     }                                                                                              \
     static void id##_vjp(tg_tape *tape, tg_tensor *y)                                              \
     {                                                                                              \
-        void *dx = tg_tape__grad_of(tape, y->in[0]);                                               \
-        if (!dx)                                                                                   \
+        if (TG_LIKELY(y->numel == 1)) {                                                            \
+            void *dx = tg_tape__grad_of(tape, y->in[0]);                                           \
+            if (dx)                                                                                \
+                unary_vjp_elems(y, dx, false, 0, 1, id##_dx_f32, id##_dx_f64);                     \
             return;                                                                                \
-        if (TG_LIKELY(y->numel == 1))                                                              \
-            unary_vjp_elems(y, dx, 0, 1, id##_dx_f32, id##_dx_f64);                                \
-        else                                                                                       \
-            id##_vjp_many(y, dx);                                                                  \
+        }                                                                                          \
+        bool fresh; /* a first touch is written, not zeroed and added to */                        \
+        void *dx = tg_ops__grad_of_fresh(tape, y->in[0], &fresh);                                 \
+        if (dx)                                                                                    \
+            id##_vjp_many(y, dx, fresh);                                                           \
     }                                                                                              \
     static tg_status id##_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)    \
     {                                                                                              \
@@ -187,16 +207,15 @@ tg_status tg_ops__same_shape(tg_tensor *y, char *msg, size_t size)
 
 /* ---- the ops --------------------------------------------------------------------------------- */
 
-/* Sigmoid without overflow: e = exp(-|x|) is in (0, 1], so nothing reaches Inf. */
+/* sigmoid is the library's own (tg__sigmoid, core/detmath.h: no overflow, vectorizes); f32
+ * rounds its f64 result. */
 static inline float sigmoid_f32(float x)
 {
-    float e = expf(-fabsf(x));
-    return x >= 0 ? 1 / (1 + e) : e / (1 + e);
+    return (float)tg__sigmoid(x);
 }
 static inline double sigmoid_f64(double x)
 {
-    double e = exp(-fabs(x));
-    return x >= 0 ? 1 / (1 + e) : e / (1 + e);
+    return tg__sigmoid(x);
 }
 #define SIGMOID(x) _Generic((x), float : sigmoid_f32, default : sigmoid_f64)(x)
 
