@@ -39,7 +39,7 @@ static void put_str(writer *w, const char *s)
 
 static void put_tensor_data(writer *w, tg_tensor *t)
 {
-    put_elems(w, tg_tensor_data(t), tg_tensor_numel(t), tg_dtype_size(tg_tensor_dtype(t)));
+    put_elems(w, tg_tensor_data_const(t), tg_tensor_numel(t), tg_dtype_size(tg_tensor_dtype(t)));
 }
 
 /* The body: everything between the header and the checksum. */

@@ -9,6 +9,9 @@
 typedef struct tg_leaf_slot {
     tg_tensor *leaf;
     void *grad; /* tg_grad's private accumulator for this leaf (arena) */
+    /* The leaf's version (tensor.h) when the recording first used it, or when it was last
+     * replayed: backward refuses a leaf written since (tg_tape__check_versions). */
+    uint64_t version;
     uint32_t grad_pass;
     /* What plan reuse compares (record.h): the leaf's dtype and shape when registered, and
      * whether the same slot two recordings ago held the same leaf with the same ones. */
@@ -43,6 +46,8 @@ struct tg_tape {
     bool grad_enabled;
     bool anomaly;
     bool capture; /* tg_grad: leaf gradients go to leaves[].grad, not leaf->grad */
+    /* The sum of leaves[].version over the current recording's slots (modulo 2^64). */
+    uint64_t leaf_versions;
     tg_status status;
     char error[256];
 };
@@ -96,6 +101,29 @@ static inline void *tg_tape__grad_of(tg_tape *tape, tg_tensor *x)
     if (TG_LIKELY(x->grad && !tape->capture))
         return x->grad; /* a leaf's own grad */
     return tg_tape__grad_first(tape, x);
+}
+
+/* The slow path of tg_tape__check_versions: finds, node by node up to y, the first leaf used
+ * there that was written since it was noted, and names it (TG_ESTALE, this thread's error
+ * only); TG_OK when every leaf written since is used after y only. */
+tg_status tg_tape__check_versions_slow(const tg_tape *tape, const tg_tensor *y, const char *who);
+
+/* What backward checks before it walks from y (a node of this recording): TG_OK, or TG_ESTALE
+ * when a leaf used by the recording at or before y has been written since it was noted
+ * (tensor.h, versions), the error set on this thread only. Versions only grow, so the leaves'
+ * versions are all as noted exactly when their sum is the sum noted (leaf_versions): one pass
+ * adding up the versions of the recording's leaves (which must all be alive, as for a replay
+ * or a fingerprint) and one compare; the slow path runs only when some leaf was written. */
+static inline tg_status tg_tape__check_versions(const tg_tape *tape, const tg_tensor *y,
+                                                const char *who)
+{
+    const tg_leaf_slot *slots = tape->leaves;
+    uint64_t sum = 0;
+    for (size_t i = 0, n = tape->n_leaves; i < n; i++)
+        sum += slots[i].leaf->version; /* plain loads: no write may run during a backward */
+    if (TG_LIKELY(sum == tape->leaf_versions))
+        return TG_OK;
+    return tg_tape__check_versions_slow(tape, y, who);
 }
 
 _Static_assert(offsetof(struct tg_tape, base) == 0, "a tape begins with its base");
