@@ -69,8 +69,8 @@ TG_API void tg_tape_set_anomaly(tg_tape *tape, bool enabled);
  * leaf grads between steps (tg_tensor_zero_grad). Gradients of intermediate tensors are
  * replaced by each call. Errors: TG_EINVAL (y NULL, on another tape, not a single element,
  * or not depending on anything that requires grad), TG_ESTALE (y recorded before a reset; or
- * a leaf the recording used at or before y written since, named with its shape and the node
- * that used it: see versions in tapegrad/tensor.h), the tape's own error if it has one,
+ * a leaf this backward reads written since the recording used it, named with its shape and
+ * the node that used it: see versions in tapegrad/tensor.h), the tape's own error if it has one,
  * TG_ENOMEM, TG_ENUMERIC in anomaly mode. A refused call changes nothing.
  *
  * Values a backward reads are the recording's: a VJP reads its inputs again (the gradient of

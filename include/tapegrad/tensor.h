@@ -91,17 +91,19 @@ TG_API tg_status tg_tensor_to_f64(const tg_tensor *t, double *out);
  * library's own writes into existing leaves (an optimizer step, tg_model_param_data, a model
  * or checkpoint loaded into existing parameters). A recording notes the version of each leaf
  * when it first uses it, and tg_backward, tg_backward_seed, tg_grad and tg_grad_graph
- * (tapegrad/diff.h) then fail with TG_ESTALE, naming the leaf (its name, its shape) and the
- * node that first used it, when a leaf used at or before their output has been written since.
- * To take a gradient at new values, either record again (tg_tape_reset, then the same calls:
- * the usual training step) or replay the recording at them (tg_tape_replay, which notes the
- * versions again). Writing after the backward is always fine (optimizer steps do it).
+ * (tapegrad/diff.h) then fail with TG_ESTALE when a leaf they would read has been written
+ * since: an input of a node on the output's gradient path (a node requiring grad that the
+ * output was computed from). The message names the leaf (its name, its shape) and the first
+ * such node. To take a gradient at new values, either record again (tg_tape_reset, then the
+ * same calls: the usual training step) or replay the recording at them (tg_tape_replay, which
+ * notes the versions again). Writing after the backward is always fine (optimizer steps do
+ * it), and so is writing a leaf this backward does not read.
  *
  * What the count cannot see: writes through a pointer taken before the recording (take it
  * again after, or call tg_tensor_bump_version when done), and writes to the caller's memory
- * under a tg_tensor_wrap leaf (call tg_tensor_bump_version after them). A leaf used by a
- * recording must stay alive until its last backward, as for tg_tape_replay: backward reads
- * the version of every leaf the recording used up to its output. */
+ * under a tg_tensor_wrap leaf (call tg_tensor_bump_version after them). The check costs one
+ * load per leaf of the recording and one compare; it looks closer (a pass over the nodes up
+ * to the output) only after a leaf was written, or a leaf some tape used was freed. */
 /* The number of counted writes to a leaf so far (0 when made; 0 for a tape tensor or NULL). */
 TG_API uint64_t tg_tensor_version(const tg_tensor *t);
 /* Counts one write to leaf t, made where the count cannot see it (see above). TG_EINVAL for

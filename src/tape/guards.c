@@ -22,32 +22,45 @@ static const char *label(char *buf, size_t size, const tg_tensor *t)
 
 tg_status tg_tape__check_versions_slow(const tg_tape *tape, const tg_tensor *y, const char *who)
 {
-    for (size_t i = 0; i <= y->index; i++) {
+    const size_t top = (size_t)y->index + 1;
+    unsigned char *mark = tg__calloc(top, 1);
+    if (!mark)
+        return tg__error(TG_ENOMEM, "%s: out of memory checking the leaves' versions", who);
+    mark[top - 1] = 1;
+    size_t bad_node = SIZE_MAX, bad_slot = 0;
+    const tg_tensor *bad = NULL;
+    for (size_t i = top; i-- > 0;) { /* the last one found is the earliest node */
+        if (!mark[i])
+            continue;
         const tg_tensor *t = tape->nodes[i];
         const int arity = tg_node__n_inputs(t);
         tg_tensor *const *in = tg_node__inputs(t);
         for (int k = 0; k < arity; k++) {
-            if (!(in[k]->flags & TG_TF_LEAF))
+            const tg_tensor *x = in[k];
+            if (!(x->flags & TG_TF_LEAF)) {
+                if (x->requires_grad)
+                    mark[x->index] = 1;
                 continue;
-            const size_t s = tg_tape__leaf_slot(tape, in[k]);
+            }
+            const size_t s = tg_tape__leaf_slot(tape, x);
             TG_ASSERT(s != SIZE_MAX);
-            const tg_leaf_slot *slot = &tape->leaves[s];
-            const uint64_t now = tg_tensor__version(in[k]);
-            if (now == slot->version)
-                continue;
-            char what[160];
-            return tg__error(TG_ESTALE,
-                             "%s: leaf %zu of the recording, %s, was written (version %llu, now "
-                             "%llu) after the recording used it at node %zu (%s): the gradient "
-                             "would mix its old values with its new ones. Record again "
-                             "(tg_tape_reset, then the same calls) or replay the recording at the "
-                             "new values (tg_tape_replay)",
-                             who, s, label(what, sizeof what, in[k]),
-                             (unsigned long long)slot->version, (unsigned long long)now, i,
-                             tg_node__op_name(t));
+            if (tg_tensor__version(x) != tape->leaves[s].version)
+                bad = x, bad_node = i, bad_slot = s;
         }
     }
-    return TG_OK;
+    tg__free(mark, top);
+    if (!bad)
+        return TG_OK;
+    char what[160];
+    return tg__error(TG_ESTALE,
+                     "%s: leaf %zu of the recording, %s, was written (version %llu, now %llu) "
+                     "after the recording used it at node %zu (%s): the gradient would mix its "
+                     "old values with its new ones. Record again (tg_tape_reset, then the same "
+                     "calls) or replay the recording at the new values (tg_tape_replay)",
+                     who, bad_slot, label(what, sizeof what, bad),
+                     (unsigned long long)tape->leaves[bad_slot].version,
+                     (unsigned long long)tg_tensor__version(bad), bad_node,
+                     tg_node__op_name(tape->nodes[bad_node]));
 }
 
 /* Why node t does not require grad, for the message. */

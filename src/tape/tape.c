@@ -31,6 +31,7 @@ tg_tape *tg_tape_new(void)
     tg_arena__init(&tape->base.data);
     tape->id = atomic_fetch_add(&last_tape_id, 1) + 1;
     tape->grad_enabled = true;
+    tape->leaves_freed = __atomic_load_n(&tg_tensor__leaves_freed, __ATOMIC_ACQUIRE);
     return tape;
 }
 
@@ -82,6 +83,7 @@ void tg_tape_reset(tg_tape *tape)
     tape->n_nodes = 0;
     tape->n_leaves = 0;
     tape->leaf_versions = 0;
+    tape->leaves_freed = __atomic_load_n(&tg_tensor__leaves_freed, __ATOMIC_ACQUIRE);
     tape->status = TG_OK;
     tape->error[0] = '\0';
 }

@@ -46,8 +46,9 @@ struct tg_tape {
     bool grad_enabled;
     bool anomaly;
     bool capture; /* tg_grad: leaf gradients go to leaves[].grad, not leaf->grad */
-    /* The sum of leaves[].version over the current recording's slots (modulo 2^64). */
-    uint64_t leaf_versions;
+    /* The sum of leaves[].version over the current recording's slots (modulo 2^64), and
+     * tg_tensor__leaves_freed when the recording started. */
+    uint64_t leaf_versions, leaves_freed;
     tg_status status;
     char error[256];
 };
@@ -103,26 +104,32 @@ static inline void *tg_tape__grad_of(tg_tape *tape, tg_tensor *x)
     return tg_tape__grad_first(tape, x);
 }
 
-/* The slow path of tg_tape__check_versions: finds, node by node up to y, the first leaf used
- * there that was written since it was noted, and names it (TG_ESTALE, this thread's error
- * only); TG_OK when every leaf written since is used after y only. */
+/* The slow path of tg_tape__check_versions: walks from y the nodes backward will visit (those
+ * requiring grad that y was computed from), and names the first leaf input of one of them
+ * written since it was noted (TG_ESTALE, this thread's error only); TG_OK when there is none
+ * (the leaves written since are not read by this backward). Reads no other leaf. TG_ENOMEM
+ * when its marks cannot be allocated. */
 tg_status tg_tape__check_versions_slow(const tg_tape *tape, const tg_tensor *y, const char *who);
 
 /* What backward checks before it walks from y (a node of this recording): TG_OK, or TG_ESTALE
  * when a leaf used by the recording at or before y has been written since it was noted
- * (tensor.h, versions), the error set on this thread only. Versions only grow, so the leaves'
- * versions are all as noted exactly when their sum is the sum noted (leaf_versions): one pass
- * adding up the versions of the recording's leaves (which must all be alive, as for a replay
- * or a fingerprint) and one compare; the slow path runs only when some leaf was written. */
+ * (tensor.h, versions) and is read by this backward, the error set on this thread only.
+ * Versions only grow, so the leaves' versions are all as noted exactly when their sum is the
+ * sum noted (leaf_versions): when no registered leaf was freed since the recording started
+ * (so every leaf of the recording is alive), one pass adding up their versions and one
+ * compare; the slow path runs only when some leaf was written or freed. */
 static inline tg_status tg_tape__check_versions(const tg_tape *tape, const tg_tensor *y,
                                                 const char *who)
 {
-    const tg_leaf_slot *slots = tape->leaves;
-    uint64_t sum = 0;
-    for (size_t i = 0, n = tape->n_leaves; i < n; i++)
-        sum += slots[i].leaf->version; /* plain loads: no write may run during a backward */
-    if (TG_LIKELY(sum == tape->leaf_versions))
-        return TG_OK;
+    if (TG_LIKELY(__atomic_load_n(&tg_tensor__leaves_freed, __ATOMIC_ACQUIRE) ==
+                  tape->leaves_freed)) {
+        const tg_leaf_slot *slots = tape->leaves;
+        uint64_t sum = 0;
+        for (size_t i = 0, n = tape->n_leaves; i < n; i++)
+            sum += slots[i].leaf->version; /* plain loads: no write may run during a backward */
+        if (TG_LIKELY(sum == tape->leaf_versions))
+            return TG_OK;
+    }
     return tg_tape__check_versions_slow(tape, y, who);
 }
 

@@ -98,10 +98,14 @@ static size_t leaf_alloc_size(const tg_tensor *t)
     return TG_DATA_ALIGN + leaf_header_size() + bytes;
 }
 
+uint64_t tg_tensor__leaves_freed;
+
 void tg_tensor_free(tg_tensor *t)
 {
     if (!t || !(t->flags & TG_TF_LEAF))
         return;
+    if (t->reg_tape) /* a tape may still list it: see tensor_impl.h */
+        __atomic_fetch_add(&tg_tensor__leaves_freed, 1, __ATOMIC_SEQ_CST);
     if (t->grad && !(t->flags & TG_TF_BORROWED_GRAD))
         tg__free(t->grad, tg__nbytes(t) ? tg__nbytes(t) : 1);
     if (t->name)

@@ -109,6 +109,13 @@ _Static_assert(sizeof(struct tg_tensor) <= 128, "node headers fit two cache line
 static inline size_t tg__esize(const tg_tensor *t) { return t->dtype == TG_F64 ? 8 : 4; }
 static inline size_t tg__nbytes(const tg_tensor *t) { return t->numel * tg__esize(t); }
 
+/* How many leaves that some tape had registered (reg_tape set) were freed, in the whole
+ * process. A backward's quick version check reads every leaf its recording used, which is
+ * safe only while none of them was freed: a tape notes this count when a recording starts
+ * (tg_tape_reset) and takes the slow path, which reads only the leaves the backward itself
+ * reads, when it moved (tape_impl.h). Only tg_tensor_free writes it. */
+extern uint64_t tg_tensor__leaves_freed;
+
 /* Leaf t's version, and one more write to it. */
 static inline uint64_t tg_tensor__version(const tg_tensor *t)
 {
