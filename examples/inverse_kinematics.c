@@ -92,7 +92,7 @@ int main(void)
     }
     if (status == 0) {
         double dist = hypot(hand[0] - TARGET[0], hand[1] - TARGET[1]);
-        const double *angle = tg_tensor_data(theta);
+        const double *angle = tg_tensor_data_const(theta);
         bool inside = true;
         for (int k = 0; k < LINKS; k++)
             inside &= angle[k] >= LO[k] - 1e-3 && angle[k] <= HI[k] + 1e-3;

@@ -65,7 +65,8 @@ typedef enum tg_status {
                        * file that is truncated, corrupted or of an unknown version */
     TG_ENOTSUP = -7,  /* the feature is not built in (MPI, Graphviz or a Graphviz plugin) */
     TG_ESTALE = -8,   /* a tensor was used after its tape was reset; also tg_tape_replay
-                       * after a reset, or of a leaf whose requires_grad changed */
+                       * after a reset, or of a leaf whose requires_grad changed; and
+                       * backward after a leaf the recording used was written (tensor.h) */
     TG_ENUMERIC = -9, /* a NaN or Inf where none may be (anomaly mode, a training loss, a
                        * gradient norm to clip, a model to save), or a numeric check failed
                        * (tg_gradcheck, tg_dist_check_params) */

@@ -16,14 +16,16 @@ extern "C" {
  * it depends on a tensor that does (and the tape records gradients): pass it to tg_backward,
  * tg_grad or tg_grad_graph again for second and higher derivatives. Every op records its VJP
  * as ops (each op's derivative formula written with the op constructors), so the values equal
- * tg_grad's up to rounding. An input y does not depend on gets a constant zero.
+ * tg_grad's up to rounding. An input y does not depend on gets a constant zero; one y depends
+ * on must require grad, as for tg_grad (TG_EINVAL naming it otherwise: tapegrad/tape.h).
  *
  * y must be a single element, unless seed is given: then the result is the vector-Jacobian
  * product seed^T (dy/dxs), seed a tensor of y's shape and dtype (a leaf or a tensor of this
  * tape; a tape tensor that requires grad makes the result differentiable in it too).
  *
  * Errors (out[] all NULL): as tg_grad's (TG_EINVAL for NULL arguments, a y that does not
- * require grad, a multi-element y without a seed, a tensor of another tape; TG_ESTALE;
+ * require grad, an input y depends on that does not, a multi-element y without a seed, a
+ * tensor of another tape; TG_ESTALE, also for a leaf written since the recording used it;
  * TG_EDTYPE/TG_ESHAPE for a bad seed), the tape's own error when an op fails, and TG_EINVAL
  * naming the op when a gradient must flow through an op whose VJP cannot be recorded (a
  * custom op without one). Nodes recorded before an error stay on the tape. */
@@ -44,7 +46,8 @@ TG_API tg_status tg_grad_graph(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs
  * "the gradient graph" what a recorded pass of it added (about one to two times its size).
  *
  * Errors, for all five (out all NULL): TG_EINVAL for NULL arguments, an output that does not
- * depend on any tensor that requires grad, or a tape whose gradient recording is disabled
+ * depend on any tensor that requires grad, an xs[i] the output depends on that does not
+ * require grad (naming it, as tg_grad does), or a tape whose gradient recording is disabled
  * (products and tg_hessian: their gradients must be differentiable); the tape's own error
  * when it has one; TG_EDTYPE/TG_ESHAPE for a tangent (vs[i]) unlike its xs[i]; and
  * tg_grad_graph's errors when a recorded pass fails, among them TG_EINVAL naming the op whose

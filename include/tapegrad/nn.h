@@ -113,7 +113,9 @@ TG_API const char *tg_model_param_name(const tg_model *model, size_t i);
 /* Total number of parameter elements. */
 TG_API size_t tg_model_numel(const tg_model *model);
 /* The contiguous blocks: tg_model_numel elements of the spec's dtype each. The gradient
- * block is what backward accumulates into (each parameter's grad points inside it). */
+ * block is what backward accumulates into (each parameter's grad points inside it). The
+ * parameter block is a pointer to write through: it counts as a write to every parameter
+ * (versions, tapegrad/tensor.h); read through tg_tensor_data_const of the parameters. */
 TG_API void *tg_model_param_data(tg_model *model);
 TG_API void *tg_model_grad_data(tg_model *model);
 /* Sets every parameter gradient to zero (one memset over the block). */

@@ -68,8 +68,15 @@ TG_API void tg_tape_set_anomaly(tg_tape *tape, bool enabled);
  * into the grad of every leaf that requires grad. Calling it twice accumulates twice; zero
  * leaf grads between steps (tg_tensor_zero_grad). Gradients of intermediate tensors are
  * replaced by each call. Errors: TG_EINVAL (y NULL, on another tape, not a single element,
- * or not depending on anything that requires grad), TG_ESTALE, the tape's own error if it
- * has one, TG_ENOMEM, TG_ENUMERIC in anomaly mode. */
+ * or not depending on anything that requires grad), TG_ESTALE (y recorded before a reset; or
+ * a leaf this backward reads written since the recording used it, named with its shape and
+ * the node that used it: see versions in tapegrad/tensor.h), the tape's own error if it has one,
+ * TG_ENOMEM, TG_ENUMERIC in anomaly mode. A refused call changes nothing.
+ *
+ * Values a backward reads are the recording's: a VJP reads its inputs again (the gradient of
+ * x * w in w is x), so writing a leaf between recording and backward would mix old and new
+ * values. Write leaves after the backward (an optimizer step), then tg_tape_reset and record
+ * again; or, to differentiate one recording at new values, write them and tg_tape_replay. */
 TG_API tg_status tg_backward(tg_tape *tape, tg_tensor *y);
 /* The same for any y, with dy = seed (a tensor of y's shape and dtype, leaf or tape): the
  * gradient of sum(seed * y). */
@@ -77,8 +84,17 @@ TG_API tg_status tg_backward_seed(tg_tape *tape, tg_tensor *y, const tg_tensor *
 
 /* Gradients of a single-element y with respect to xs[0..n) (leaves or tape tensors), without
  * touching any leaf's grad buffer. out[i] receives a new leaf of xs[i]'s shape and dtype
- * (zeros when y does not depend on xs[i]); the caller frees each with tg_tensor_free. On
- * error no out[i] is set (all are NULL). */
+ * (zeros when y does not depend on xs[i], whether or not it requires grad); the caller frees
+ * each with tg_tensor_free. Only tensors that require grad have their gradients tracked, so
+ * an xs[i] that y depends on (y was computed from it, through any op) must require grad: a
+ * leaf marked with tg_tensor_set_requires_grad before recording y, or a tape tensor computed
+ * from one while gradient recording was on. Otherwise the call fails with TG_EINVAL naming
+ * it (its index in xs, its name, its node or shape) and why its gradient was not tracked: a
+ * leaf that does not require grad, or a tape tensor recorded with gradient recording off,
+ * computed from no tensor that requires grad, or by an op without gradient (a comparison).
+ * Finding what y depends on costs a pass over the nodes up to y, made only when some xs[i]
+ * does not require grad. Other errors are tg_backward's. On error no out[i] is set (all are
+ * NULL). */
 TG_API tg_status tg_grad(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t n,
                          tg_tensor **out);
 
@@ -96,6 +112,9 @@ TG_API tg_status tg_grad(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size
  *         tg_tape_replay(tape);              // E's value at it
  *         tg_backward(tape, E);              // dE/dx at it (into x's grad: += as always)
  *     }
+ *
+ * A replay notes the leaves' versions (tapegrad/tensor.h) again: writing a leaf and then
+ * calling backward without a replay fails (TG_ESTALE), with one it is what replay is for.
  *
  * Guarantees. Every value (and every gradient taken after) is, bit for bit, what a fresh
  * recording of the same calls at the same leaf values would give. Each node's forward runs

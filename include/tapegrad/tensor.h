@@ -64,20 +64,51 @@ TG_API size_t tg_tensor_dim(const tg_tensor *t, int axis);
 TG_API size_t tg_tensor_numel(const tg_tensor *t);
 
 /* The values, contiguous row-major, numel elements of the tensor's dtype. A tape tensor's
- * values are computed when it is recorded, so they can be read right away. Writing through
- * this pointer is allowed for leaves between recordings (optimizers do it), never while a
- * recorded graph that uses the leaf is still to be differentiated. NULL (TG_ESTALE) for a
- * tape tensor whose tape was reset. */
+ * values are computed when it is recorded, so they can be read right away; they are
+ * read-only. NULL (TG_ESTALE) for a tape tensor whose tape was reset.
+ *
+ * tg_tensor_data gives a pointer to write through, and so counts as a write to a leaf (see
+ * versions below); to read, use tg_tensor_data_const, tg_tensor_get or tg_tensor_to_f64,
+ * which do not. */
 TG_API void *tg_tensor_data(tg_tensor *t);
 TG_API const void *tg_tensor_data_const(const tg_tensor *t);
 /* Element `i` (flat row-major index) as a double; NaN with TG_EINVAL out of range. */
 TG_API double tg_tensor_get(const tg_tensor *t, size_t i);
-/* Sets element `i` of a leaf. */
+/* Sets element `i` of a leaf (a write: see versions below). TG_EINVAL for a tape tensor or
+ * an index out of range. */
 TG_API tg_status tg_tensor_set(tg_tensor *t, size_t i, double value);
 /* The first element as a double: the value of a 0-d tensor. */
 TG_API double tg_tensor_item(const tg_tensor *t);
 /* Copies all elements, converted to double, into out[0..numel). */
 TG_API tg_status tg_tensor_to_f64(const tg_tensor *t, double *out);
+
+/* Versions (PyTorch's version counters). A recording uses a leaf's values as they are then,
+ * and backward uses them again: a VJP reads its inputs (the gradient of x * w in w is x). So
+ * writing a leaf between a recording that used it and that recording's backward would mix
+ * old values (in the recorded results) with new ones (in the gradients), silently. To catch
+ * it, every leaf counts its writes: tg_tensor_data (the pointer to write through; from the
+ * call, not from the writes made through it), tg_tensor_set, tg_tensor_bump_version, and the
+ * library's own writes into existing leaves (an optimizer step, tg_model_param_data, a model
+ * or checkpoint loaded into existing parameters). A recording notes the version of each leaf
+ * when it first uses it, and tg_backward, tg_backward_seed, tg_grad and tg_grad_graph
+ * (tapegrad/diff.h) then fail with TG_ESTALE when a leaf they would read has been written
+ * since: an input of a node on the output's gradient path (a node requiring grad that the
+ * output was computed from). The message names the leaf (its name, its shape) and the first
+ * such node. To take a gradient at new values, either record again (tg_tape_reset, then the
+ * same calls: the usual training step) or replay the recording at them (tg_tape_replay, which
+ * notes the versions again). Writing after the backward is always fine (optimizer steps do
+ * it), and so is writing a leaf this backward does not read.
+ *
+ * What the count cannot see: writes through a pointer taken before the recording (take it
+ * again after, or call tg_tensor_bump_version when done), and writes to the caller's memory
+ * under a tg_tensor_wrap leaf (call tg_tensor_bump_version after them). The check costs one
+ * load per leaf of the recording and one compare; it looks closer (a pass over the nodes up
+ * to the output) only after a leaf was written, or a leaf some tape used was freed. */
+/* The number of counted writes to a leaf so far (0 when made; 0 for a tape tensor or NULL). */
+TG_API uint64_t tg_tensor_version(const tg_tensor *t);
+/* Counts one write to leaf t, made where the count cannot see it (see above). TG_EINVAL for
+ * NULL or a tape tensor. */
+TG_API tg_status tg_tensor_bump_version(tg_tensor *t);
 
 /* The gradient buffer (numel elements of the tensor's dtype), or NULL when no gradient has
  * been computed for it: for a leaf, before its first backward; for a tape tensor, when the

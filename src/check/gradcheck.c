@@ -115,7 +115,7 @@ static tg_status run(check_ctx *c, const tg_gradcheck_options *opt, double *max_
     for (size_t i = 0; i < c->n && st == TG_OK; i++) {
         double worst = 0;
         double *x = tg_tensor_data(c->xs[i]);
-        const double *g = tg_tensor_data(grads[i]);
+        const double *g = tg_tensor_data_const(grads[i]);
         for (size_t j = 0, n = tg_tensor_numel(c->xs[i]); j < n && st == TG_OK; j++) {
             double v = x[j], h = opt->eps * (fabs(v) > 1 ? fabs(v) : 1);
             x[j] = v + h;

@@ -9,6 +9,7 @@
  * grad buffers of the leaves it reaches, which are the caller's: a guard saves them first and
  * puts them back after (a leaf that had no buffer keeps a zeroed one). */
 #include "diff/diff_impl.h"
+#include "tape/grad_inputs.h"
 
 /* ---- the leaves' gradients, saved and restored ------------------------------------------ */
 
@@ -230,6 +231,8 @@ tg_status tg_jacobian(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t 
     tg_status st = tg_diff__check_output("jacobian", tape, y, false);
     if (st == TG_OK)
         st = tg_diff__check_inputs("jacobian", xs, NULL, n);
+    if (st == TG_OK) /* rows by plain passes: the rule tg_grad_graph applies to columns */
+        st = tg_tape__check_grad_inputs(tape, y, xs, n, "jacobian");
     if (st != TG_OK)
         return st;
     size_t n_in = 0;
@@ -269,6 +272,8 @@ tg_status tg_hessian(tg_tape *tape, tg_tensor *f, tg_tensor *const *xs, size_t n
     tg_status st = tg_diff__check_output("hessian", tape, f, true);
     if (st == TG_OK)
         st = tg_diff__check_inputs("hessian", xs, NULL, n);
+    if (st == TG_OK)
+        st = tg_tape__check_grad_inputs(tape, f, xs, n, "hessian");
     if (st != TG_OK)
         return st;
     if (tg_tensor_numel(f) != 1) {

@@ -3,6 +3,7 @@
  * forward mode derived from the differentiable VJPs by the double-VJP trick) and tg_hvp (H·v
  * of a scalar function without forming H); and the helpers the module shares (diff_impl.h). */
 #include "diff/diff_impl.h"
+#include "tape/grad_inputs.h"
 
 /* ---- shared helpers ---------------------------------------------------------------------- */
 
@@ -126,6 +127,8 @@ tg_status tg_jvp(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, tg_tensor *c
     tg_status st = tg_diff__check_output("jvp", tape, y, true);
     if (st == TG_OK)
         st = tg_diff__check_inputs("jvp", xs, vs, n);
+    if (st == TG_OK)
+        st = tg_tape__check_grad_inputs(tape, y, xs, n, "jvp");
     if (st != TG_OK)
         return st;
     if (n && !vs)
@@ -158,6 +161,8 @@ tg_status tg_hvp(tg_tape *tape, tg_tensor *f, tg_tensor *const *xs, tg_tensor *c
     tg_status st = tg_diff__check_output("hvp", tape, f, true);
     if (st == TG_OK)
         st = tg_diff__check_inputs("hvp", xs, vs, n);
+    if (st == TG_OK)
+        st = tg_tape__check_grad_inputs(tape, f, xs, n, "hvp");
     if (st != TG_OK)
         return st;
     if (n && !vs)

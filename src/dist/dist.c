@@ -362,7 +362,8 @@ tg_status tg_dist_check_params(tg_dist *dist, const tg_model *model, uint64_t *h
     if (!dist || !model)
         return tg__error(TG_EINVAL, "%s: %s is NULL", who, dist ? "model" : "dist");
     size_t bytes = tg_model_numel(model) * tg_dtype_size(tg_model_spec(model)->dtype);
-    uint64_t h = XXH3_64bits(tg_model_param_data((tg_model *)model), bytes);
+    /* (the block starts at parameter 0; tg_model_param_data would count as a write) */
+    uint64_t h = XXH3_64bits(tg_tensor_data_const(tg_model_param(model, 0)), bytes);
     if (hash)
         *hash = h;
     tg_status st = agree(dist, CALL_CHECK_PARAMS, 1, TYPE_HASH, TG_OK);

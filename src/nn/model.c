@@ -260,7 +260,11 @@ size_t tg_model_numel(const tg_model *model)
 
 void *tg_model_param_data(tg_model *model)
 {
-    return model ? model->param_block : NULL;
+    if (!model)
+        return NULL;
+    for (size_t i = 0; i < model->n_params; i++) /* a pointer to write through (tensor.h) */
+        tg_tensor_bump_version(model->params[i]);
+    return model->param_block;
 }
 
 void *tg_model_grad_data(tg_model *model)

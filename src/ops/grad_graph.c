@@ -6,6 +6,7 @@
  * the helpers the ops' vjp_graph functions share (op_impl.h). */
 #include "ops/op_impl.h"
 
+#include "tape/grad_inputs.h"
 #include "tape/scratch.h"
 
 #include <string.h>
@@ -101,7 +102,9 @@ static tg_status check_call(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, s
             return tg__error(TG_EINVAL, "grad_graph: xs[%zu] (node %u) belongs to another tape", i,
                              xs[i]->index);
     }
-    return TG_OK;
+    if (!(y->flags & TG_TF_LEAF) && (st = tg_tape__check_versions(tape, y, "grad_graph")) != TG_OK)
+        return st;
+    return tg_tape__check_grad_inputs(tape, y, xs, n, "grad_graph");
 }
 
 /* Where the walk keeps the gradient of t so far: a node of the walked part by its index, a

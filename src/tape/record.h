@@ -53,6 +53,9 @@ static inline void tg_tape__fill_leaf_slot(tg_tape *tape, size_t s, tg_tensor *x
 {
     tg_leaf_slot *slot = &tape->leaves[s];
     slot->grad = NULL;
+    const uint64_t version = tg_tensor__version(x);
+    slot->version = version;
+    tape->leaf_versions += version;
     slot->grad_pass = 0;
     slot->requires_grad = x->requires_grad;
     if (s < tape->plan_leaves && slot->leaf == x && tg_tape__leaf_sig_equal(slot, x)) {

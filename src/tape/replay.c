@@ -90,6 +90,12 @@ tg_status tg_tape_replay(tg_tape *tape)
     tg_status st = check_leaves(tape);
     if (st != TG_OK)
         return st;
+    /* The replay evaluates at the leaves' values as they are now: backward may use them. */
+    tape->leaf_versions = 0;
+    for (size_t i = 0; i < tape->n_leaves; i++) {
+        tape->leaves[i].version = tg_tensor__version(tape->leaves[i].leaf);
+        tape->leaf_versions += tape->leaves[i].version;
+    }
     /* Gradients of nodes (and tg_grad's leaf accumulators) belong to a backward pass: a new
      * pass number makes every one of them stale, so the next walk starts from zeros, while
      * each node keeps its buffer. */

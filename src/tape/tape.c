@@ -5,6 +5,7 @@
  * gradient was never written in this pass (grad_pass != pass) is skipped at the cost of one
  * compare; nodes that do not require grad are never written. There is no op-specific code
  * here: each node's VJP comes from the op table. */
+#include "tape/grad_inputs.h"
 #include "tape/record.h"
 #include "tape/scratch.h"
 
@@ -30,6 +31,7 @@ tg_tape *tg_tape_new(void)
     tg_arena__init(&tape->base.data);
     tape->id = atomic_fetch_add(&last_tape_id, 1) + 1;
     tape->grad_enabled = true;
+    tape->leaves_freed = __atomic_load_n(&tg_tensor__leaves_freed, __ATOMIC_ACQUIRE);
     return tape;
 }
 
@@ -80,6 +82,8 @@ void tg_tape_reset(tg_tape *tape)
     tape->old_n_nodes = tape->n_nodes;
     tape->n_nodes = 0;
     tape->n_leaves = 0;
+    tape->leaf_versions = 0;
+    tape->leaves_freed = __atomic_load_n(&tg_tensor__leaves_freed, __ATOMIC_ACQUIRE);
     tape->status = TG_OK;
     tape->error[0] = '\0';
 }
@@ -568,7 +572,8 @@ static tg_status check_output(tg_tape *tape, const char *who, tg_tensor *y)
     if (!y->requires_grad)
         return tg__error(TG_EINVAL,
                          "%s: the output does not depend on any tensor that requires grad", who);
-    return TG_OK;
+    /* (A leaf y: the walk reads no recorded values.) */
+    return (y->flags & TG_TF_LEAF) ? TG_OK : tg_tape__check_versions(tape, y, who);
 }
 
 /* One reverse pass from y with dy = seed (NULL: ones). */
@@ -672,6 +677,8 @@ tg_status tg_grad(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t n, t
             return tg__error(TG_EINVAL, "grad: xs[%zu] (node %u) belongs to another tape", i,
                              xs[i]->index);
     }
+    if ((st = tg_tape__check_grad_inputs(tape, y, xs, n, "grad")) != TG_OK)
+        return st;
     if ((y->flags & TG_TF_LEAF) && use_leaf(tape, y) != TG_OK)
         return tg__error(TG_ENOMEM, "grad: out of memory");
     tape->capture = true;

@@ -9,6 +9,9 @@
 typedef struct tg_leaf_slot {
     tg_tensor *leaf;
     void *grad; /* tg_grad's private accumulator for this leaf (arena) */
+    /* The leaf's version (tensor.h) when the recording first used it, or when it was last
+     * replayed: backward refuses a leaf written since (tg_tape__check_versions). */
+    uint64_t version;
     uint32_t grad_pass;
     /* What plan reuse compares (record.h): the leaf's dtype and shape when registered, and
      * whether the same slot two recordings ago held the same leaf with the same ones. */
@@ -43,6 +46,9 @@ struct tg_tape {
     bool grad_enabled;
     bool anomaly;
     bool capture; /* tg_grad: leaf gradients go to leaves[].grad, not leaf->grad */
+    /* The sum of leaves[].version over the current recording's slots (modulo 2^64), and
+     * tg_tensor__leaves_freed when the recording started. */
+    uint64_t leaf_versions, leaves_freed;
     tg_status status;
     char error[256];
 };
@@ -96,6 +102,35 @@ static inline void *tg_tape__grad_of(tg_tape *tape, tg_tensor *x)
     if (TG_LIKELY(x->grad && !tape->capture))
         return x->grad; /* a leaf's own grad */
     return tg_tape__grad_first(tape, x);
+}
+
+/* The slow path of tg_tape__check_versions: walks from y the nodes backward will visit (those
+ * requiring grad that y was computed from), and names the first leaf input of one of them
+ * written since it was noted (TG_ESTALE, this thread's error only); TG_OK when there is none
+ * (the leaves written since are not read by this backward). Reads no other leaf. TG_ENOMEM
+ * when its marks cannot be allocated. */
+tg_status tg_tape__check_versions_slow(const tg_tape *tape, const tg_tensor *y, const char *who);
+
+/* What backward checks before it walks from y (a node of this recording): TG_OK, or TG_ESTALE
+ * when a leaf used by the recording at or before y has been written since it was noted
+ * (tensor.h, versions) and is read by this backward, the error set on this thread only.
+ * Versions only grow, so the leaves' versions are all as noted exactly when their sum is the
+ * sum noted (leaf_versions): when no registered leaf was freed since the recording started
+ * (so every leaf of the recording is alive), one pass adding up their versions and one
+ * compare; the slow path runs only when some leaf was written or freed. */
+static inline tg_status tg_tape__check_versions(const tg_tape *tape, const tg_tensor *y,
+                                                const char *who)
+{
+    if (TG_LIKELY(__atomic_load_n(&tg_tensor__leaves_freed, __ATOMIC_ACQUIRE) ==
+                  tape->leaves_freed)) {
+        const tg_leaf_slot *slots = tape->leaves;
+        uint64_t sum = 0;
+        for (size_t i = 0, n = tape->n_leaves; i < n; i++)
+            sum += slots[i].leaf->version; /* plain loads: no write may run during a backward */
+        if (TG_LIKELY(sum == tape->leaf_versions))
+            return TG_OK;
+    }
+    return tg_tape__check_versions_slow(tape, y, who);
 }
 
 _Static_assert(offsetof(struct tg_tape, base) == 0, "a tape begins with its base");

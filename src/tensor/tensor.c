@@ -98,10 +98,14 @@ static size_t leaf_alloc_size(const tg_tensor *t)
     return TG_DATA_ALIGN + leaf_header_size() + bytes;
 }
 
+uint64_t tg_tensor__leaves_freed;
+
 void tg_tensor_free(tg_tensor *t)
 {
     if (!t || !(t->flags & TG_TF_LEAF))
         return;
+    if (t->reg_tape) /* a tape may still list it: see tensor_impl.h */
+        __atomic_fetch_add(&tg_tensor__leaves_freed, 1, __ATOMIC_SEQ_CST);
     if (t->grad && !(t->flags & TG_TF_BORROWED_GRAD))
         tg__free(t->grad, tg__nbytes(t) ? tg__nbytes(t) : 1);
     if (t->name)
@@ -358,7 +362,29 @@ const void *tg_tensor_data_const(const tg_tensor *t)
 
 void *tg_tensor_data(tg_tensor *t)
 {
+    if (t && (t->flags & TG_TF_LEAF)) { /* the caller may write: a new version */
+        tg_tensor__bump(t);
+        return t->data;
+    }
     return (void *)tg_tensor_data_const(t);
+}
+
+uint64_t tg_tensor_version(const tg_tensor *t)
+{
+    return t && (t->flags & TG_TF_LEAF) ? tg_tensor__version(t) : 0;
+}
+
+tg_status tg_tensor_bump_version(tg_tensor *t)
+{
+    if (!t)
+        return tg__error(TG_EINVAL, "tensor_bump_version: tensor is NULL");
+    if (!(t->flags & TG_TF_LEAF))
+        return tg__error(TG_EINVAL,
+                         "tensor_bump_version: node %u is not a leaf (recorded "
+                         "values are read-only)",
+                         t->index);
+    tg_tensor__bump(t);
+    return TG_OK;
 }
 
 static double load(const void *p, tg_dtype dtype, size_t i)
@@ -399,6 +425,7 @@ tg_status tg_tensor_set(tg_tensor *t, size_t i, double value)
         ((float *)t->data)[i] = (float)value;
     else
         ((double *)t->data)[i] = value;
+    tg_tensor__bump(t);
     return TG_OK;
 }
 

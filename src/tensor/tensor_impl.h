@@ -86,7 +86,16 @@ struct tg_tensor {
     uint32_t grad_pass;   /* the backward pass `grad` belongs to */
     uint8_t requires_grad;
     uint8_t flags;
-    tg_node_attr attr;
+    union {
+        tg_node_attr attr; /* tape tensors */
+        /* Leaves: how many times their values were written through the API (tensor.h). A
+         * recording notes it for every leaf it uses (tape_impl.h, tg_leaf_slot), backward
+         * compares. Read and bumped with relaxed atomics (tg_tensor__version, tg_tensor__bump),
+         * so that threads reading one leaf through tg_tensor_data at once do not race. Bumps at
+         * the same time may lose one, but never bring the count back to what a recording
+         * noted: no write may run while a recording reads the leaf. */
+        uint64_t version;
+    };
     union {
         size_t shape[TG_MAX_RANK];
         struct { /* 0-d tape tensors: data and grad point here (either dtype fits) */
@@ -99,6 +108,23 @@ _Static_assert(sizeof(struct tg_tensor) <= 128, "node headers fit two cache line
 
 static inline size_t tg__esize(const tg_tensor *t) { return t->dtype == TG_F64 ? 8 : 4; }
 static inline size_t tg__nbytes(const tg_tensor *t) { return t->numel * tg__esize(t); }
+
+/* How many leaves that some tape had registered (reg_tape set) were freed, in the whole
+ * process. A backward's quick version check reads every leaf its recording used, which is
+ * safe only while none of them was freed: a tape notes this count when a recording starts
+ * (tg_tape_reset) and takes the slow path, which reads only the leaves the backward itself
+ * reads, when it moved (tape_impl.h). Only tg_tensor_free writes it. */
+extern uint64_t tg_tensor__leaves_freed;
+
+/* Leaf t's version, and one more write to it. */
+static inline uint64_t tg_tensor__version(const tg_tensor *t)
+{
+    return __atomic_load_n(&t->version, __ATOMIC_RELAXED);
+}
+static inline void tg_tensor__bump(tg_tensor *t)
+{
+    __atomic_store_n(&t->version, tg_tensor__version(t) + 1, __ATOMIC_RELAXED);
+}
 
 /* Validates dtype/rank/shape and computes the element count: TG_OK, or an error naming
  * `who` (TG_EINVAL for rank or dtype, TG_ESHAPE for an element count that overflows). */

@@ -1,0 +1,155 @@
+/* guards.c: what a backward walk refuses before it starts, where walking would give a wrong
+ * gradient without a word: a leaf written since the recording used it (versions, tensor.h),
+ * and a gradient asked of an input the output depends on but whose gradient was not tracked
+ * (it does not require grad). Both cost next to nothing when all is well: a sum over the leaf
+ * slots (tape_impl.h, tg_tape__check_versions), a pass over xs (tg_tape__check_grad_inputs). */
+#include "tape/grad_inputs.h"
+#include "tape/op_desc.h"
+
+#include <stdio.h>
+
+/* "'W1' [2,2]" or "[2,2]": a tensor's name, if it has one, and its shape. */
+static const char *label(char *buf, size_t size, const tg_tensor *t)
+{
+    char s[96];
+    tg_shape_format(s, sizeof s, t->rank, t->shape);
+    if (t->name)
+        snprintf(buf, size, "'%s' %s", t->name, s);
+    else
+        snprintf(buf, size, "%s", s);
+    return buf;
+}
+
+tg_status tg_tape__check_versions_slow(const tg_tape *tape, const tg_tensor *y, const char *who)
+{
+    const size_t top = (size_t)y->index + 1;
+    unsigned char *mark = tg__calloc(top, 1);
+    if (!mark)
+        return tg__error(TG_ENOMEM, "%s: out of memory checking the leaves' versions", who);
+    mark[top - 1] = 1;
+    size_t bad_node = SIZE_MAX, bad_slot = 0;
+    const tg_tensor *bad = NULL;
+    for (size_t i = top; i-- > 0;) { /* the last one found is the earliest node */
+        if (!mark[i])
+            continue;
+        const tg_tensor *t = tape->nodes[i];
+        const int arity = tg_node__n_inputs(t);
+        tg_tensor *const *in = tg_node__inputs(t);
+        for (int k = 0; k < arity; k++) {
+            const tg_tensor *x = in[k];
+            if (!(x->flags & TG_TF_LEAF)) {
+                if (x->requires_grad)
+                    mark[x->index] = 1;
+                continue;
+            }
+            const size_t s = tg_tape__leaf_slot(tape, x);
+            TG_ASSERT(s != SIZE_MAX);
+            if (tg_tensor__version(x) != tape->leaves[s].version)
+                bad = x, bad_node = i, bad_slot = s;
+        }
+    }
+    tg__free(mark, top);
+    if (!bad)
+        return TG_OK;
+    char what[160];
+    return tg__error(TG_ESTALE,
+                     "%s: leaf %zu of the recording, %s, was written (version %llu, now %llu) "
+                     "after the recording used it at node %zu (%s): the gradient would mix its "
+                     "old values with its new ones. Record again (tg_tape_reset, then the same "
+                     "calls) or replay the recording at the new values (tg_tape_replay)",
+                     who, bad_slot, label(what, sizeof what, bad),
+                     (unsigned long long)tape->leaves[bad_slot].version,
+                     (unsigned long long)tg_tensor__version(bad), bad_node,
+                     tg_node__op_name(tape->nodes[bad_node]));
+}
+
+/* Why node t does not require grad, for the message. */
+static const char *untracked_reason(const tg_tensor *t)
+{
+    const tg_op_desc *d = tg_op__table[t->op];
+    if (!d->info.differentiable)
+        return "its op has no gradient";
+    const int arity = tg_node__n_inputs(t);
+    tg_tensor *const *in = tg_node__inputs(t);
+    for (int k = 0; k < arity; k++)
+        if (in[k]->requires_grad)
+            return "it was recorded while gradient recording was off (tg_tape_set_grad_enabled)";
+    return "none of the tensors it was computed from requires grad";
+}
+
+static tg_status untracked(const char *who, size_t i, const tg_tensor *x)
+{
+    char what[160];
+    if (x->flags & TG_TF_LEAF)
+        return tg__error(TG_EINVAL,
+                         "%s: y depends on xs[%zu], a leaf %s that does not require grad, so its "
+                         "gradient was not tracked: call tg_tensor_set_requires_grad on it before "
+                         "recording y, or leave it out of xs",
+                         who, i, label(what, sizeof what, x));
+    return tg__error(TG_EINVAL,
+                     "%s: y depends on xs[%zu], node %u (%s) %s, which does not require grad: "
+                     "%s, so its gradient was not tracked; leave it out of xs, or record it "
+                     "from tensors that require grad",
+                     who, i, x->index, tg_node__op_name(x), label(what, sizeof what, x),
+                     untracked_reason(x));
+}
+
+tg_status tg_tape__check_grad_inputs(tg_tape *tape, const tg_tensor *y, tg_tensor *const *xs,
+                                     size_t n, const char *who)
+{
+    size_t first = 0;
+    while (first < n && xs[first]->requires_grad)
+        first++;
+    if (TG_LIKELY(first == n))
+        return TG_OK;
+    if (!(y->flags & TG_TF_LEAF) && (y->tape != tape || y->gen != tape->base.gen))
+        return TG_OK;            /* not of this recording: the caller's own checks say so */
+    if (y->flags & TG_TF_LEAF) { /* y depends on itself alone */
+        for (size_t i = first; i < n; i++)
+            if (xs[i] == y && !xs[i]->requires_grad)
+                return untracked(who, i, xs[i]);
+        return TG_OK;
+    }
+    /* Marks what y was computed from: nodes by index (up to y's), leaves by slot. Recording
+     * order is topological, so one reverse pass marks them all. */
+    const size_t top = (size_t)y->index + 1, n_leaves = tape->n_leaves;
+    unsigned char *node_mark = tg__calloc(top + n_leaves, 1);
+    if (!node_mark)
+        return tg__error(TG_ENOMEM, "%s: out of memory checking the inputs", who);
+    unsigned char *leaf_mark = node_mark + top;
+    node_mark[top - 1] = 1;
+    for (size_t i = top; i-- > 0;) {
+        if (!node_mark[i])
+            continue;
+        const tg_tensor *t = tape->nodes[i];
+        const int arity = tg_node__n_inputs(t);
+        tg_tensor *const *in = tg_node__inputs(t);
+        for (int k = 0; k < arity; k++) {
+            if (in[k]->flags & TG_TF_LEAF) {
+                size_t s = tg_tape__leaf_slot(tape, in[k]);
+                if (s < n_leaves)
+                    leaf_mark[s] = 1;
+            } else {
+                node_mark[in[k]->index] = 1;
+            }
+        }
+    }
+    tg_status st = TG_OK;
+    for (size_t i = first; i < n && st == TG_OK; i++) {
+        const tg_tensor *x = xs[i];
+        if (x->requires_grad)
+            continue;
+        bool used;
+        if (x->flags & TG_TF_LEAF) {
+            size_t s = tg_tape__leaf_slot(tape, x);
+            used = s < n_leaves && leaf_mark[s];
+        } else { /* (a tensor of another tape or recording: not checked by every caller) */
+            used = x->tape == tape && x->gen == tape->base.gen && x->index < top &&
+                   node_mark[x->index];
+        }
+        if (used)
+            st = untracked(who, i, x);
+    }
+    tg__free(node_mark, top + n_leaves);
+    return st;
+}

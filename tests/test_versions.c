@@ -1,0 +1,224 @@
+/* test_versions.c: leaf version counters (tapegrad/tensor.h). Writing a leaf between a recording
+ * that used it and that recording's backward is refused (TG_ESTALE, naming the leaf and the
+ * node that used it); replaying or recording again makes the new values usable. Reference
+ * values are closed forms: y = sum(x * w) has dy/dw = x. */
+#include <criterion/criterion.h>
+#include <tapegrad.h>
+
+#include "support/helpers.h"
+
+/* y = sum(x * w): x = [1, 2, 3] ('x', data), w = [4, 5, 6] ('w', requires grad). */
+typedef struct fixture {
+    tg_tape *tape;
+    tg_tensor *x, *w, *y;
+} fixture;
+
+static tg_tensor *record(fixture *f)
+{
+    f->y = tg_sum(f->tape, tg_mul(f->tape, f->x, f->w), TG_ALL_AXES, false);
+    cr_assert_not_null(f->y, "%s", tg_tape_error(f->tape));
+    return f->y;
+}
+
+static fixture make(void)
+{
+    fixture f = {tg_tape_new(), ts_vec(TG_F64, 3, TS_VALS(1, 2, 3), false),
+                 ts_vec(TG_F64, 3, TS_VALS(4, 5, 6), true), NULL};
+    cr_assert(f.tape && f.x && f.w);
+    cr_assert_eq(tg_tensor_set_name(f.x, "x"), TG_OK);
+    cr_assert_eq(tg_tensor_set_name(f.w, "w"), TG_OK);
+    record(&f);
+    return f;
+}
+
+static void done(fixture *f)
+{
+    tg_tape_free(f->tape);
+    tg_tensor_free(f->x);
+    tg_tensor_free(f->w);
+}
+
+Test(versions, what_counts_as_a_write)
+{
+    tg_tensor *x = ts_vec(TG_F32, 2, TS_VALS(1, 2), false);
+    cr_assert_eq(tg_tensor_version(x), 0, "a new leaf");
+    double v[2];
+    (void)tg_tensor_data_const(x);
+    (void)tg_tensor_get(x, 0);
+    (void)tg_tensor_item(x);
+    cr_assert_eq(tg_tensor_to_f64(x, v), TG_OK);
+    cr_assert_eq(tg_tensor_version(x), 0, "reads are not writes");
+    float *p = tg_tensor_data(x);
+    cr_assert_eq(tg_tensor_version(x), 1, "tg_tensor_data gives a pointer to write through");
+    p[0] = 3;
+    cr_assert_eq(tg_tensor_version(x), 1, "counted at the call, not at each store");
+    cr_assert_eq(tg_tensor_set(x, 1, 4), TG_OK);
+    cr_assert_eq(tg_tensor_version(x), 2);
+    cr_assert_eq(tg_tensor_set(x, 2, 4), TG_EINVAL);
+    cr_assert_eq(tg_tensor_version(x), 2, "a refused write counts nothing");
+    cr_assert_eq(tg_tensor_bump_version(x), TG_OK);
+    cr_assert_eq(tg_tensor_version(x), 3);
+    /* tape tensors have no version: their values are read-only */
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *e = tg_exp(tape, x);
+    cr_assert_not_null(e);
+    (void)tg_tensor_data(e);
+    cr_assert_eq(tg_tensor_version(e), 0);
+    cr_assert_eq(tg_tensor_bump_version(e), TG_EINVAL);
+    cr_assert_eq(tg_tensor_bump_version(NULL), TG_EINVAL);
+    cr_assert_eq(tg_tensor_version(NULL), 0);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+Test(versions, a_write_after_recording_fails_backward_naming_the_leaf)
+{
+    fixture f = make();
+    cr_assert_eq(tg_tensor_set(f.x, 0, 10), TG_OK); /* y was 1*4 + 2*5 + 3*6 = 32 */
+    cr_assert_eq(tg_backward(f.tape, f.y), TG_ESTALE);
+    const char *msg = tg_last_error();
+    ts_assert_has(msg, "backward: leaf 0 of the recording, 'x' [3], was written");
+    ts_assert_has(msg, "(version 0, now 1)");
+    ts_assert_has(msg, "at node 0 (mul)");
+    ts_assert_has(msg, "tg_tape_replay");
+    cr_assert_null(tg_tensor_grad_data(f.w), "nothing accumulated");
+    cr_assert_eq(tg_tape_status(f.tape), TG_OK, "a refused backward leaves the tape usable");
+    /* tg_grad and tg_grad_graph refuse it too */
+    tg_tensor *out[1] = {NULL};
+    cr_assert_eq(tg_grad(f.tape, f.y, &f.w, 1, out), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "grad: leaf 0 of the recording, 'x' [3]");
+    cr_assert_null(out[0]);
+    cr_assert_eq(tg_grad_graph(f.tape, f.y, &f.w, 1, NULL, out), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "grad_graph: leaf 0");
+    /* so does a write through tg_tensor_data, to the leaf that requires grad (unnamed now) */
+    tg_tensor *w2 = ts_vec(TG_F64, 3, TS_VALS(1, 1, 1), true);
+    tg_tape_reset(f.tape);
+    tg_tensor *y2 = tg_sum(f.tape, tg_exp(f.tape, tg_mul(f.tape, f.x, w2)), TG_ALL_AXES, false);
+    cr_assert_not_null(y2);
+    double *p = tg_tensor_data(w2);
+    (void)p; /* even without a store: the pointer was taken to write */
+    cr_assert_eq(tg_backward(f.tape, y2), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "leaf 1 of the recording, [3], was written");
+    tg_tensor_free(w2);
+    done(&f);
+}
+
+Test(versions, write_then_replay_then_backward)
+{
+    fixture f = make();
+    cr_assert_eq(tg_backward(f.tape, f.y), TG_OK, "%s", tg_last_error());
+    ts_assert_grad(f.w, TS_VALS(1, 2, 3), 3, 0, 0, "dy/dw = x");
+    double *xv = tg_tensor_data(f.x);
+    xv[0] = 2, xv[1] = 0, xv[2] = -1;
+    cr_assert_eq(tg_backward(f.tape, f.y), TG_ESTALE, "the recording is at the old x");
+    cr_assert_eq(tg_tape_replay(f.tape), TG_OK, "%s", tg_last_error());
+    ts_assert_values(f.y, TS_VALS(2 * 4 + 0 * 5 - 1 * 6), 1, 0, 0, "y at the new x");
+    cr_assert_eq(tg_tensor_zero_grad(f.w), TG_OK);
+    cr_assert_eq(tg_backward(f.tape, f.y), TG_OK, "%s", tg_last_error());
+    ts_assert_grad(f.w, TS_VALS(2, 0, -1), 3, 0, 0, "dy/dw = the new x");
+    done(&f);
+}
+
+Test(versions, write_after_backward_then_record_again)
+{
+    fixture f = make();
+    cr_assert_eq(tg_backward(f.tape, f.y), TG_OK, "%s", tg_last_error());
+    ts_assert_grad(f.w, TS_VALS(1, 2, 3), 3, 0, 0, "dy/dw = x");
+    cr_assert_eq(tg_tensor_set(f.x, 2, 5), TG_OK);
+    tg_tape_reset(f.tape);
+    record(&f);
+    ts_assert_values(f.y, TS_VALS(1 * 4 + 2 * 5 + 5 * 6), 1, 0, 0, "y at the new x");
+    cr_assert_eq(tg_tensor_zero_grad(f.w), TG_OK);
+    cr_assert_eq(tg_backward(f.tape, f.y), TG_OK, "%s", tg_last_error());
+    ts_assert_grad(f.w, TS_VALS(1, 2, 5), 3, 0, 0, "dy/dw = the new x");
+    done(&f);
+}
+
+Test(versions, an_optimizer_step_before_a_second_backward)
+{
+    fixture f = make();
+    tg_optim *opt = NULL;
+    tg_optim_options o = TG_OPTIM_OPTIONS_INIT;
+    o.lr = 0.5;
+    cr_assert_eq(tg_optim_new(&o, &f.w, 1, &opt), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_backward(f.tape, f.y), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_optim_step(opt), TG_OK);
+    ts_assert_values(f.w, TS_VALS(4 - 0.5, 5 - 1, 6 - 1.5), 3, 0, 0, "w - lr * x");
+    cr_assert_eq(tg_backward(f.tape, f.y), TG_ESTALE, "a second backward after the step");
+    ts_assert_has(tg_last_error(), "leaf 1 of the recording, 'w' [3], was written");
+    ts_assert_has(tg_last_error(), "at node 0 (mul)");
+    tg_optim_free(opt);
+    done(&f);
+}
+
+Test(versions, leaves_used_after_the_output_only_do_not_count)
+{
+    fixture f = make();
+    tg_tensor *q = ts_vec(TG_F64, 2, TS_VALS(0, 1), false);
+    tg_tensor *later = tg_exp(f.tape, q);
+    cr_assert_not_null(later);
+    cr_assert_eq(tg_tensor_set(q, 0, 2), TG_OK);
+    cr_assert_eq(tg_backward(f.tape, f.y), TG_OK, "q is not read by y's backward: %s",
+                 tg_last_error());
+    ts_assert_grad(f.w, TS_VALS(1, 2, 3), 3, 0, 0, "dy/dw = x");
+    /* a leaf y itself: nothing recorded is read */
+    tg_tensor *s = ts_scalar(TG_F64, 1, true);
+    cr_assert_not_null(tg_mul(f.tape, s, s));
+    cr_assert_eq(tg_tensor_set(s, 0, 2), TG_OK);
+    cr_assert_eq(tg_backward(f.tape, s), TG_OK, "%s", tg_last_error());
+    ts_assert_grad(s, TS_VALS(1), 1, 0, 0, "ds/ds");
+    tg_tensor_free(s);
+    tg_tensor_free(q);
+    done(&f);
+}
+
+Test(versions, model_parameter_block_counts_as_a_write)
+{
+    tg_mlp_spec spec = TG_MLP_SPEC_INIT;
+    spec.n_layers = 1;
+    spec.sizes[0] = 2;
+    spec.sizes[1] = 1;
+    spec.dtype = TG_F64;
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_model *m = NULL;
+    cr_assert_eq(tg_model_new(&spec, TG_INIT_XAVIER_UNIFORM, &rng, &m), TG_OK);
+    tg_tensor *x = ts_mat(TG_F64, 1, 2, TS_VALS(1, 2), false);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *y = tg_sum(tape, tg_model_forward(tape, m, x), TG_ALL_AXES, false);
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    uint64_t v0 = tg_tensor_version(tg_model_param(m, 0));
+    double *p = tg_model_param_data(m);
+    cr_assert_gt(tg_tensor_version(tg_model_param(m, 0)), v0);
+    p[0] += 1;
+    cr_assert_eq(tg_backward(tape, y), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "was written");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_model_free(m);
+}
+
+/* A leaf the recording used but the backward does not read may be freed before it (the
+ * pattern of a Hessian built row by row with a one-hot leaf per row): backward then checks
+ * only the leaves it reads, never the freed one (ASan builds check that), and still refuses
+ * a written one. */
+Test(versions, freed_leaves_off_the_path_are_not_read)
+{
+    fixture f = make();
+    for (int k = 0; k < 3; k++) {
+        tg_tensor *e = ts_vec(TG_F64, 3, TS_VALS(1, 0, 0), false);
+        tg_tensor *s = tg_sum(f.tape, tg_mul(f.tape, f.y, e), TG_ALL_AXES, false);
+        cr_assert_not_null(s);
+        cr_assert_eq(tg_tensor_zero_grad(f.w), TG_OK);
+        cr_assert_eq(tg_backward(f.tape, s), TG_OK, "%s", tg_last_error());
+        ts_assert_grad(f.w, TS_VALS(1, 2, 3), 3, 0, 0, "ds/dw = x");
+        tg_tensor_free(e); /* the tape still lists it */
+    }
+    cr_assert_eq(tg_tensor_zero_grad(f.w), TG_OK);
+    cr_assert_eq(tg_backward(f.tape, f.y), TG_OK, "%s", tg_last_error());
+    ts_assert_grad(f.w, TS_VALS(1, 2, 3), 3, 0, 0, "dy/dw = x");
+    cr_assert_eq(tg_tensor_set(f.x, 1, 0), TG_OK);
+    cr_assert_eq(tg_backward(f.tape, f.y), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "'x' [3], was written (version 0, now 1)");
+    done(&f);
+}
