@@ -149,6 +149,7 @@ TG_API tg_status tg_model_standardization(const tg_model *model, size_t *n, cons
  * classification needs n_classes >= 2. TG_EINVAL for an unknown task. */
 TG_API tg_status tg_model_set_task(tg_model *model, tg_task task, size_t n_classes);
 TG_API tg_task tg_model_task(const tg_model *model, size_t *n_classes);
+
 /* ---- predictions ----------------------------------------------------------------------
  * What `tapegrad predict` does, for a program: n raw feature rows in, one prediction a row
  * out. x holds n * n_features doubles, row-major, in the units of the data (a tg_dataset's x,
@@ -168,8 +169,8 @@ TG_API tg_task tg_model_task(const tg_model *model, size_t *n_classes);
  *              not fit an f32 model once standardized (naming the row, 0-based, and the
  *              feature); a classifier whose output count fits neither reading above;
  *   TG_ESHAPE  n_features is not sizes[0] (naming both counts);
- *   TG_ENUMERIC an output that is NaN or infinite (a diverged model, or features far outside
- *              the training data), naming the row;
+ *   TG_ENUMERIC  an output that is NaN or infinite (a diverged model, or features far
+ *              outside the training data), naming the row;
  *   TG_ENOMEM. */
 TG_API tg_status tg_model_predict(tg_model *model, const double *x, size_t n, size_t n_features,
                                   double *out, size_t out_len);
@@ -178,7 +179,8 @@ TG_API tg_status tg_model_predict(tg_model *model, const double *x, size_t n, si
 TG_API size_t tg_model_predict_width(const tg_model *model);
 /* A classifier's class probabilities: n_classes values a row into proba (proba_len >= n *
  * n_classes): the softmax of the logits, or (sigmoid(-z), sigmoid(z)) for 2 classes from one
- * logit z. They are computed in the model's dtype. Otherwise as tg_model_predict; a regression model is TG_EINVAL. */
+ * logit z. They are computed in the model's dtype. Otherwise as tg_model_predict; a regression
+ * model is TG_EINVAL. */
 TG_API tg_status tg_model_predict_proba(tg_model *model, const double *x, size_t n,
                                         size_t n_features, double *proba, size_t proba_len);
 

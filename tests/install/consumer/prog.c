@@ -1,7 +1,7 @@
 /* consumer/prog.c: a program that uses an installed tapegrad the way a user would, and calls
  * into every module once: a tape and an op (y = x^2 at 3: y = 9, dy/dx = 6, by hand), the
  * tape's fingerprint (xxHash), an MLP saved to a file and loaded back, an optimizer step, a
- * tgx program, the dot text, a render to SVG when Graphviz is built in, and whether MPI is.
+ * prediction, a named-tensor file written and read back, a tgx program, the dot text, a render to SVG when Graphviz is built in, and whether MPI is.
  * Built by tests/install/run.sh (README's pkg-config line, and find_package) and
  * tests/install/deb.sh (against the Debian package). Usage: consumer DIR (where it may write
  * files). Prints one line; exits 1 with the library's message on any failure. */
@@ -52,13 +52,22 @@ int main(int argc, char **argv)
     tg_rng_seed(&rng, 1);
     tg_model *model = NULL, *back = NULL;
     CHECK(tg_model_new(&spec, TG_INIT_XAVIER_UNIFORM, &rng, &model) == TG_OK);
-    tg_optim_options oo = TG_OPTIM_OPTIONS_INIT;
-    tg_tensor *params[2] = {tg_model_param(model, 0), tg_model_param(model, 1)};
     tg_optim *opt = NULL;
-    CHECK(tg_optim_new(&oo, params, 2, &opt) == TG_OK && tg_optim_step(opt) == TG_OK);
+    CHECK(tg_model_optim_new(NULL, model, &opt) == TG_OK && tg_optim_step(opt) == TG_OK);
     snprintf(path, sizeof path, "%s/consumer.tgm", dir);
     CHECK(tg_model_save(model, path) == TG_OK && tg_model_load(path, &back) == TG_OK);
     CHECK(tg_model_numel(back) == 3);
+    const double row[2] = {0.5, -1.0};
+    double pred = 0;
+    CHECK(tg_model_predict(back, row, 1, 2, &pred, 1) == TG_OK);
+
+    /* the model's parameters as named tensors: written, then read back into the loaded model */
+    snprintf(path, sizeof path, "%s/consumer.tgt", dir);
+    const char *names[2] = {"w", "b"};
+    tg_tensor *params[2] = {tg_model_param(model, 0), tg_model_param(model, 1)};
+    tg_tensor *into[2] = {tg_model_param(back, 0), tg_model_param(back, 1)};
+    CHECK(tg_tensors_save(path, 2, names, (const tg_tensor *const *)params) == TG_OK);
+    CHECK(tg_tensors_load_into(path, 2, names, into) == TG_OK);
 
     /* a tgx program */
     tg_program *prog = NULL;
