@@ -130,9 +130,9 @@ static void check_case(tg_gemm_path path, tg_dtype dt, bool ta, bool tb, size_t 
     mat_free(&C);
 }
 
-/* Odd sizes; each of M, N, K equal to 1; 150 x 33 x 257 crosses the row block (MC) and the depth
- * block (KC) of every kernel; N = 2100 with K = 530 spans two column groups (NC) and two depth
- * groups of packed B. */
+/* Odd sizes; each of M, N, K equal to 1; N = 2100 with K = 530 spans two column groups (NC)
+ * and two depth groups of packed B. The blocking depends on the machine's caches: sizes that
+ * cross this machine's row and depth blocks are in test_gemm_blocking.c. */
 typedef struct dims {
     size_t M, N, K;
 } dims;

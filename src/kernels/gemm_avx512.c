@@ -19,14 +19,16 @@
 
 #define MR 12
 #define REP(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define REP8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define REP16(X) REP8(X) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 
-/* Blocking (the table at the end of the file), for Zen 5's 48 KiB L1d and 1 MiB L2:
- * KC = 256: a B micro-panel, KC x 2 vectors (128 bytes a row), is 32 KiB and stays in L1
- *           while the A micro-panels (12 x KC: 12 KiB f32, 24 KiB f64) stream past it.
- * MC:       the packed A block, MC x KC, is 144 KiB (f32, MC 144) or 192 KiB (f64, MC 96),
- *           in L2 beside the B micro-panels and C tiles that pass through.
- * NC:       2048 (f32) or 1024 (f64) columns of B per group, so A is packed again only
- *           every NC columns; the group's depth is then capped by the 4/8 MiB B budget. */
+/* The blocking (KC, MC, NC) is derived at run time from the cache sizes (gemm.c:
+ * gemm_blocking): on Zen 4 (1 MiB L2) and Sapphire Rapids (2 MiB) alike KC = 512, MC = 252
+ * (f32) or 120 / 252 (f64).
+ *
+ * The thin kernels (C at most 16 columns wide) keep one 16-column row of C per accumulator
+ * pair (f64) or accumulator (f32): 16 rows of f32 or 8 rows of f64, 16 independent FMAs per
+ * k step, each with its own broadcast of A read in place, against one packed row of B. */
 
 static inline __mmask16 mask16(size_t n)
 {
@@ -38,7 +40,7 @@ static inline __mmask8 mask8(size_t n)
     return (__mmask8)(n >= 8 ? 0xFFu : (1u << n) - 1u);
 }
 
-static inline void update_ps(float *c, __mmask16 m, __m512 acc, float beta)
+static inline __attribute__((always_inline)) void update_ps(float *c, __mmask16 m, __m512 acc, float beta)
 {
     if (!m)
         return;
@@ -52,7 +54,7 @@ static inline void update_ps(float *c, __mmask16 m, __m512 acc, float beta)
     }
 }
 
-static inline void update_pd(double *c, __mmask8 m, __m512d acc, double beta)
+static inline __attribute__((always_inline)) void update_pd(double *c, __mmask8 m, __m512d acc, double beta)
 {
     if (!m)
         return;
@@ -72,6 +74,14 @@ static void kern_f32(size_t kc, const float *restrict a, const float *restrict b
 #define DECL(r) __m512 c##r##a = _mm512_setzero_ps(), c##r##b = _mm512_setzero_ps();
     REP(DECL)
 #undef DECL
+    /* C's tile is needed only after the loop: fetch its lines meanwhile */
+#define PREFETCH(r)                                                                                \
+    if (r < mr) {                                                                                  \
+        _mm_prefetch((const char *)(c + (size_t)r * ldc), _MM_HINT_T0);                            \
+        _mm_prefetch((const char *)(c + (size_t)r * ldc + 31), _MM_HINT_T0);                       \
+    }
+    REP(PREFETCH)
+#undef PREFETCH
     for (size_t k = 0; k < kc; k++) {
         const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
 #define FMA(r)                                                                                     \
@@ -101,6 +111,13 @@ static void kern_f64(size_t kc, const double *restrict a, const double *restrict
 #define DECL(r) __m512d c##r##a = _mm512_setzero_pd(), c##r##b = _mm512_setzero_pd();
     REP(DECL)
 #undef DECL
+#define PREFETCH(r)                                                                                \
+    if (r < mr) {                                                                                  \
+        _mm_prefetch((const char *)(c + (size_t)r * ldc), _MM_HINT_T0);                            \
+        _mm_prefetch((const char *)(c + (size_t)r * ldc + 15), _MM_HINT_T0);                       \
+    }
+    REP(PREFETCH)
+#undef PREFETCH
     for (size_t k = 0; k < kc; k++) {
         const __m512d b0 = _mm512_load_pd(b), b1 = _mm512_load_pd(b + 8);
 #define FMA(r)                                                                                     \
@@ -124,8 +141,99 @@ static void kern_f64(size_t kc, const double *restrict a, const double *restrict
 #undef STORE
 }
 
-const tg_gemm_kernel tg_gemm__avx512_f32 = {MR, 32, 256, 144, 2048, {.f32 = kern_f32}};
-const tg_gemm_kernel tg_gemm__avx512_f64 = {MR, 16, 256, 96, 1024, {.f64 = kern_f64}};
+/* ---- thin products (C at most 16 columns) --------------------------------------------------- */
+
+static void thin_f32(size_t m, size_t n, size_t kc, const float *a, size_t ai, size_t ak,
+                     const float *restrict b, float *restrict c, size_t ldc, float beta)
+{
+#define DECL(r) __m512 t##r = _mm512_setzero_ps();
+    REP16(DECL)
+#undef DECL
+    for (size_t k = 0; k < kc; k++, a += ak, b += 16) {
+        const __m512 bv = _mm512_load_ps(b);
+#define FMA(r) t##r = _mm512_fmadd_ps(_mm512_set1_ps(a[(size_t)r * ai]), bv, t##r);
+        REP16(FMA)
+#undef FMA
+    }
+    const __mmask16 m0 = mask16(n);
+#define STORE(r)                                                                                   \
+    if (r < m)                                                                                     \
+        update_ps(c + (size_t)r * ldc, m0, t##r, beta);
+    REP16(STORE)
+#undef STORE
+}
+
+static void thin_f64(size_t m, size_t n, size_t kc, const double *a, size_t ai, size_t ak,
+                     const double *restrict b, double *restrict c, size_t ldc, double beta)
+{
+#define DECL(r) __m512d t##r##a = _mm512_setzero_pd(), t##r##b = _mm512_setzero_pd();
+    REP8(DECL)
+#undef DECL
+    for (size_t k = 0; k < kc; k++, a += ak, b += 16) {
+        const __m512d b0 = _mm512_load_pd(b), b1 = _mm512_load_pd(b + 8);
+#define FMA(r)                                                                                     \
+    {                                                                                              \
+        const __m512d ar = _mm512_set1_pd(a[(size_t)r * ai]);                                      \
+        t##r##a = _mm512_fmadd_pd(ar, b0, t##r##a);                                                \
+        t##r##b = _mm512_fmadd_pd(ar, b1, t##r##b);                                                \
+    }
+        REP8(FMA)
+#undef FMA
+    }
+    const __mmask8 m0 = mask8(n), m1 = mask8(n > 8 ? n - 8 : 0);
+#define STORE(r)                                                                                   \
+    if (r < m) {                                                                                   \
+        update_pd(c + (size_t)r * ldc, m0, t##r##a, beta);                                         \
+        update_pd(c + (size_t)r * ldc + 8, m1, t##r##b, beta);                                     \
+    }
+    REP8(STORE)
+#undef STORE
+}
+
+/* ---- the core's peak: 12 independent chains of vector FMAs --------------------------------- */
+
+static double burn_f32(size_t iters)
+{
+    const __m512 x = _mm512_set1_ps(0.999f), y = _mm512_set1_ps(1e-7f);
+#define DECL(r) __m512 p##r = _mm512_set1_ps((float)r);
+    REP(DECL)
+#undef DECL
+    for (size_t i = 0; i < iters; i++) {
+#define FMA(r) p##r = _mm512_fmadd_ps(p##r, x, y);
+        REP(FMA)
+#undef FMA
+    }
+    volatile float sink = 0;
+#define SUM(r) sink += _mm512_reduce_add_ps(p##r);
+    REP(SUM)
+#undef SUM
+    (void)sink;
+    return (double)iters * 12 * 16 * 2;
+}
+
+static double burn_f64(size_t iters)
+{
+    const __m512d x = _mm512_set1_pd(0.999), y = _mm512_set1_pd(1e-7);
+#define DECL(r) __m512d p##r = _mm512_set1_pd((double)r);
+    REP(DECL)
+#undef DECL
+    for (size_t i = 0; i < iters; i++) {
+#define FMA(r) p##r = _mm512_fmadd_pd(p##r, x, y);
+        REP(FMA)
+#undef FMA
+    }
+    volatile double sink = 0;
+#define SUM(r) sink += _mm512_reduce_add_pd(p##r);
+    REP(SUM)
+#undef SUM
+    (void)sink;
+    return (double)iters * 12 * 8 * 2;
+}
+
+const tg_gemm_kernel tg_gemm__avx512_f32 = {
+    MR, 32, 0, 0, 0, {.f32 = kern_f32}, 16, {.f32 = thin_f32}, burn_f32};
+const tg_gemm_kernel tg_gemm__avx512_f64 = {
+    MR, 16, 0, 0, 0, {.f64 = kern_f64}, 8, {.f64 = thin_f64}, burn_f64};
 
 #else
 typedef int tg_gemm_avx512_unused; /* ISO C forbids an empty translation unit */
