@@ -124,7 +124,7 @@ Test(gemm_blocking, is_derived_from_the_caches_within_its_bounds)
     size_t l1d, l2, l3;
     tg__gemm_caches(&l1d, &l2, &l3);
     cr_assert(l1d >= 16 << 10 && l2 >= 128 << 10, "L1d %zu, L2 %zu", l1d, l2);
-    for (int p = TG_GEMM_PORTABLE; p <= TG_GEMM_AVX512; p++)
+    for (int p = TG_GEMM_PORTABLE; p <= TG_GEMM_AVX512_WIDE; p++)
         for (int f64 = 0; f64 < 2; f64++) {
             const tg_gemm_shape s = tg__gemm_shape((tg_gemm_path)p, f64);
             cr_assert_eq(s.path, (tg_gemm_path)p);
@@ -142,7 +142,7 @@ Test(gemm_blocking, is_derived_from_the_caches_within_its_bounds)
 Test(gemm_blocking, products_across_this_machines_blocks_match_the_reference)
 {
     const double betas[3] = {0.0, 1.0, -0.75};
-    for (int p = TG_GEMM_PORTABLE; p <= TG_GEMM_AVX512; p++) {
+    for (int p = TG_GEMM_PORTABLE; p <= TG_GEMM_AVX512_WIDE; p++) {
         if (!tg__gemm_force((tg_gemm_path)p))
             continue;
         for (int f64 = 0; f64 < 2; f64++) {
@@ -166,7 +166,7 @@ Test(gemm_blocking, products_across_this_machines_blocks_match_the_reference)
 Test(gemm_blocking, thin_products_are_bit_identical_for_any_thread_count)
 {
     const size_t M = 1203, N = 10, K = 700;
-    for (int p = TG_GEMM_PORTABLE; p <= TG_GEMM_AVX512; p++) {
+    for (int p = TG_GEMM_PORTABLE; p <= TG_GEMM_AVX512_WIDE; p++) {
         if (!tg__gemm_force((tg_gemm_path)p))
             continue;
         for (int f64 = 0; f64 < 2; f64++)

@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <unistd.h>
 #ifdef TG_GEMM_X86
 #include <cpuid.h>
@@ -27,14 +28,14 @@
  * level cache. */
 #define TG_GEMM_BPACK_ELEMS ((size_t)1 << 20)
 
-/* The deepest KC block the blocking picks (gemm_blocking), and the widest MR: they size the
- * stack buffers of the paths that need no workspace: the fallback when the workspace cannot
+/* The deepest KC block the blocking picks (gemm_blocking), the widest MR and the largest B
+ * micro-panel (KC x NR): they size the stack buffers of the paths that need no workspace: the fallback when the workspace cannot
  * be allocated (a micro-panel of A, MR x KC, and one of B, KC x NR: 48 KiB and 64 KiB at
  * most) and the thin path (B's chunk, KC x 16, and a padded row block of A, thin_mr x KC:
  * 64 and 32 KiB at most). */
 #define TG_GEMM_KC_MAX ((size_t)512)
 #define TG_GEMM_MR_MAX ((size_t)12)
-#define TG_GEMM_NR_BYTES_MAX ((size_t)128)
+#define TG_GEMM_BPANEL_BYTES_MAX ((size_t)64 << 10)
 
 /* Problems with at most this many multiply-adds take the direct path: below it, packing
  * and the dispatch cost more than the kernel saves (the two break even around 6x6x6; time
@@ -159,7 +160,7 @@ void tg__gemm_caches(size_t *l1d, size_t *l2, size_t *l3)
 
 /* Fills in k's blocking for elements of `es` bytes from the caches:
  *   KC: as deep as the L2 allows, because the C tile is loaded and stored once per KC block:
- *       the B micro-panel (KC x NR) in an eighth of L2, at most 512. It need not stay in
+ *       the B micro-panel (KC x NR) in an eighth of L2 and at most 64 KiB, KC at most 512. It need not stay in
  *       L1: the kernels load two B vectors per 24 FMAs, which L2 feeds with bandwidth to
  *       spare. (Measured on Zen 4, 1024^3 f32 against OpenBLAS side by side: KC 128, B in
  *       half of L1d, 0.93x; 256, 1.0x; 512, 1.05x.)
@@ -172,11 +173,23 @@ static void gemm_blocking(tg_gemm_kernel *k, size_t es)
 {
     size_t l1d, l2, l3;
     tg__gemm_caches(&l1d, &l2, &l3);
-    k->kc = clamp_size(l2 / 8 / (k->nr * es) / 16 * 16, 64, TG_GEMM_KC_MAX);
+    const size_t bpanel = l2 / 8 < TG_GEMM_BPANEL_BYTES_MAX ? l2 / 8 : TG_GEMM_BPANEL_BYTES_MAX;
+    k->kc = clamp_size(bpanel / (k->nr * es) / 16 * 16, 64, TG_GEMM_KC_MAX);
     k->mc = clamp_size(l2 / 2 / (k->kc * es) / k->mr * k->mr, 2 * k->mr, 1536 / k->mr * k->mr);
     k->nc = ((size_t)8 << 10) / es / k->nr * k->nr;
-    TG_ASSERT(k->mr <= TG_GEMM_MR_MAX && k->nr * es <= TG_GEMM_NR_BYTES_MAX);
+    TG_ASSERT(k->mr <= TG_GEMM_MR_MAX && k->kc * k->nr * es <= TG_GEMM_BPANEL_BYTES_MAX);
     TG_ASSERT(k->thin_mr * es <= 16 * 8); /* the thin path's pad */
+}
+
+/* The depth of the KC blocks of a product of depth K: K split into as few blocks as KC
+ * allows, of equal depth rounded up to a multiple of 8 (the last may be shallower). Never
+ * more than kc when kc is a multiple of 8. */
+static size_t gemm_even_kc(size_t kc, size_t K)
+{
+    if (K <= kc)
+        return kc;
+    const size_t blocks = (K + kc - 1) / kc, even = (K + blocks - 1) / blocks;
+    return (even + 7) / 8 * 8;
 }
 
 /* ---- choosing a path --------------------------------------------------------------------- */
@@ -184,6 +197,7 @@ static void gemm_blocking(tg_gemm_kernel *k, size_t es)
 static const char *const path_names[TG_GEMM_PATH_COUNT] = {
     [TG_GEMM_AUTO] = "auto",     [TG_GEMM_DIRECT] = "direct", [TG_GEMM_PORTABLE] = "portable",
     [TG_GEMM_AVX2] = "avx2",     [TG_GEMM_AVX512] = "avx512", [TG_GEMM_BLAS] = "blas",
+    [TG_GEMM_AVX512_WIDE] = "avx512wide",
 };
 
 const char *tg__gemm_path_name(tg_gemm_path path)
@@ -200,7 +214,8 @@ bool tg__gemm_available(tg_gemm_path path)
 #ifdef TG_GEMM_X86
     case TG_GEMM_AVX2:
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case TG_GEMM_AVX512: return __builtin_cpu_supports("avx512f");
+    case TG_GEMM_AVX512:
+    case TG_GEMM_AVX512_WIDE: return __builtin_cpu_supports("avx512f");
 #endif
 #ifdef TG_HAVE_OPENBLAS
     case TG_GEMM_BLAS: return true;
@@ -209,13 +224,31 @@ bool tg__gemm_available(tg_gemm_path path)
     }
 }
 
+/* Whether this is an AMD Zen 4 (family 19h; Zen 3, the same family, has no AVX-512). */
+static bool zen4(void)
+{
+#ifdef TG_GEMM_X86
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d) || b != 0x68747541u) /* "Auth"enticAMD */
+        return false;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return false;
+    const unsigned family = ((a >> 8) & 15u) + ((a >> 20) & 255u);
+    return family == 0x19;
+#else
+    return false;
+#endif
+}
+
 /* The best packed kernel this CPU runs, found once (every thread finds the same). */
 tg_gemm_path tg__gemm_best(void)
 {
     static _Atomic int best = -1;
     int b = atomic_load_explicit(&best, memory_order_relaxed);
     if (b < 0) {
-        b = tg__gemm_available(TG_GEMM_AVX512) ? TG_GEMM_AVX512
+        /* Zen 4 runs AVX-512 on 256-bit pipes, where the wide tile's fewer broadcasts pay
+         * (gemm_avx512.c); Intel's cores and Zen 5, with 512-bit FMA units, keep 12 x 32 */
+        b = tg__gemm_available(TG_GEMM_AVX512) ? (zen4() ? TG_GEMM_AVX512_WIDE : TG_GEMM_AVX512)
             : tg__gemm_available(TG_GEMM_AVX2) ? TG_GEMM_AVX2
                                                : TG_GEMM_PORTABLE;
         atomic_store_explicit(&best, b, memory_order_relaxed);
@@ -290,7 +323,8 @@ static bool blas_fits(size_t M, size_t N, size_t K, size_t lda, size_t ldb, size
 
 static tg_gemm_path packed_path(tg_gemm_path path)
 {
-    return path == TG_GEMM_PORTABLE || path == TG_GEMM_AVX2 || path == TG_GEMM_AVX512
+    return path == TG_GEMM_PORTABLE || path == TG_GEMM_AVX2 || path == TG_GEMM_AVX512 ||
+                   path == TG_GEMM_AVX512_WIDE
                ? path
                : tg__gemm_best();
 }

@@ -23,6 +23,7 @@ typedef enum tg_gemm_path {
     TG_GEMM_PORTABLE, /* packed, the C micro-kernel */
     TG_GEMM_AVX2,     /* packed, AVX2+FMA micro-kernel (x86-64 CPUs that have it) */
     TG_GEMM_AVX512,   /* packed, AVX-512F micro-kernel (x86-64 CPUs that have it) */
+    TG_GEMM_AVX512_WIDE, /* the same with a 6 x 64 f32 tile (f64 as AVX512): AMD's choice */
     TG_GEMM_BLAS,     /* cblas_sgemm/dgemm (TG_BLAS=openblas builds) */
     TG_GEMM_PATH_COUNT
 } tg_gemm_path;

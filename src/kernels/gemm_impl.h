@@ -87,9 +87,25 @@ static double SFX(burn_portable)(size_t iters)
 
 /* A tile of 4 x 8; the blocking is derived at run time, as for the SIMD kernels. */
 static const tg_gemm_kernel SFX(portable_kernel) = {
-    4, 8, 0, 0, 0, {.KFN = SFX(kern_portable)}, 0, {.KFN = NULL}, SFX(burn_portable)};
+    4, 8, 0, 0, 0, {.KFN = SFX(kern_portable)}, 0, {.KFN = NULL}, SFX(burn_portable), {.KFN = NULL}};
 
 /* ---- packing ------------------------------------------------------------------------------- */
+
+#ifndef GEMM_PREFETCH_ROW
+/* Asks for the `bytes` (whole cache lines) at p + off elements, which may lie past the end of
+ * the matrix: a prefetch never faults, and the address is formed as an integer so that it is
+ * never an out-of-bounds pointer. */
+#if defined(__GNUC__) || defined(__clang__)
+#define GEMM_PREFETCH_ROW(p, off, bytes)                                                           \
+    do {                                                                                           \
+        const uintptr_t at_ = (uintptr_t)(p) + (off) * sizeof(*(p));                               \
+        for (size_t l_ = 0; l_ < (bytes); l_ += 64)                                                \
+            __builtin_prefetch((const void *)(at_ + l_));                                          \
+    } while (0)
+#else
+#define GEMM_PREFETCH_ROW(p, off, bytes) ((void)0)
+#endif
+#endif
 
 /* A[i0:i0+mc, k0:k0+kc] into ceil(mc/MR) micro-panels, each kc x MR (element (i, k) of a
  * panel at k*MR + i). Row-major A is read a row at a time; A stored transposed is already a
@@ -103,9 +119,13 @@ static void SFX(pack_a)(const tg_gemm_kernel *kd, bool transA, const T *A, size_
         const size_t mr = mc - ir < MR ? mc - ir : MR;
         if (transA) {
             const T *src = A + k0 * lda + i0 + ir;
-            if (mr == MR && MR == 12) { /* a constant size: copied inline, no call */
-                for (size_t k = 0; k < kc; k++, src += lda)
-                    memcpy(dst + k * 12, src, 12 * sizeof(T));
+            if (mr == MR && (MR == 12 || MR == 6)) { /* a constant size: inline, no call */
+                if (MR == 12)
+                    for (size_t k = 0; k < kc; k++, src += lda)
+                        memcpy(dst + k * 12, src, 12 * sizeof(T));
+                else
+                    for (size_t k = 0; k < kc; k++, src += lda)
+                        memcpy(dst + k * 6, src, 6 * sizeof(T));
                 continue;
             }
             for (size_t k = 0; k < kc; k++, src += lda) {
@@ -114,18 +134,31 @@ static void SFX(pack_a)(const tg_gemm_kernel *kd, bool transA, const T *A, size_
                 for (size_t i = mr; i < MR; i++)
                     d[i] = 0;
             }
-        } else if (mr == MR && MR == 12) {
-            /* the SIMD kernels' tile: k outer, so each k's 12 elements are written together
-             * and the 12 rows are read in step (row-major A's rows can be 4 KiB apart, and
+        } else if (mr == MR && (MR == 12 || MR == 6)) {
+            /* the SIMD kernels' tiles: k outer, so each k's MR elements are written together
+             * and the rows are read in step (row-major A's rows can be 4 KiB apart, and
              * writing a panel column by column aliased with them) */
             const T *src = A + (i0 + ir) * lda + k0;
-            for (size_t k = 0; k < kc; k++) {
-                T *d = dst + k * 12;
 #define PACK_ROW(i) d[i] = src[(i) * lda + k];
-                PACK_ROW(0) PACK_ROW(1) PACK_ROW(2) PACK_ROW(3) PACK_ROW(4) PACK_ROW(5)
-                PACK_ROW(6) PACK_ROW(7) PACK_ROW(8) PACK_ROW(9) PACK_ROW(10) PACK_ROW(11)
-#undef PACK_ROW
+            if (MR == 12) {
+                for (size_t k = 0; k < kc; k++) {
+                    T *d = dst + k * 12;
+                    if (k % 16 == 0)
+                        for (size_t i = 0; i < 12; i++)
+                            GEMM_PREFETCH_ROW(src, i * lda + k + 64, 64);
+                    PACK_ROW(0) PACK_ROW(1) PACK_ROW(2) PACK_ROW(3) PACK_ROW(4) PACK_ROW(5)
+                    PACK_ROW(6) PACK_ROW(7) PACK_ROW(8) PACK_ROW(9) PACK_ROW(10) PACK_ROW(11)
+                }
+            } else {
+                for (size_t k = 0; k < kc; k++) {
+                    T *d = dst + k * 6;
+                    if (k % 16 == 0)
+                        for (size_t i = 0; i < 6; i++)
+                            GEMM_PREFETCH_ROW(src, i * lda + k + 64, 64);
+                    PACK_ROW(0) PACK_ROW(1) PACK_ROW(2) PACK_ROW(3) PACK_ROW(4) PACK_ROW(5)
+                }
             }
+#undef PACK_ROW
         } else {
             for (size_t i = 0; i < mr; i++) {
                 const T *src = A + (i0 + ir + i) * lda + k0;
@@ -147,9 +180,17 @@ static void SFX(pack_b)(size_t NR, bool transB, const T *B, size_t ldb, size_t k
 {
     if (!transB) {
         const T *src = B + k0 * ldb + j0;
-        if (nr == NR && NR * sizeof(T) == 128) { /* the AVX-512 tile: copied inline */
-            for (size_t k = 0; k < kc; k++, src += ldb)
-                memcpy(dst + k * NR, src, 128);
+        if (nr == NR && (NR * sizeof(T) == 128 || NR * sizeof(T) == 256)) {
+            /* the AVX-512 tiles: constant sizes, copied inline, the row 8 ahead fetched
+             * meanwhile (B's rows are often a page or more apart, where the hardware's
+             * prefetchers do not follow) */
+            for (size_t k = 0; k < kc; k++, src += ldb) {
+                GEMM_PREFETCH_ROW(src, 8 * ldb, NR * sizeof(T));
+                if (NR * sizeof(T) == 128)
+                    memcpy(dst + k * NR, src, 128);
+                else
+                    memcpy(dst + k * NR, src, 256);
+            }
             return;
         }
         for (size_t k = 0; k < kc; k++, src += ldb) {
@@ -159,15 +200,32 @@ static void SFX(pack_b)(size_t NR, bool transB, const T *B, size_t ldb, size_t k
                 d[j] = 0;
         }
     } else {
-        for (size_t j = 0; j < nr; j++) {
-            const T *src = B + (j0 + j) * ldb + k0;
-            for (size_t k = 0; k < kc; k++)
-                dst[k * NR + j] = src[k];
+        /* 16 k at a time: the panel's 16 rows being written (16 x NR, at most 4 KiB) stay in
+         * L1 while each column of B is read 16 elements on */
+        for (size_t kb = 0; kb < kc; kb += 16) {
+            const size_t ke = kc - kb < 16 ? kc : kb + 16;
+            for (size_t j = 0; j < nr; j++) {
+                const T *src = B + (j0 + j) * ldb + k0;
+                for (size_t k = kb; k < ke; k++)
+                    dst[k * NR + j] = src[k];
+            }
         }
         for (size_t j = nr; j < NR; j++)
             for (size_t k = 0; k < kc; k++)
                 dst[k * NR + j] = 0;
     }
+}
+
+/* A micro-panel of B for kernel kd: its own routine for a full panel of B stored transposed
+ * when it has one, else pack_b. */
+static void SFX(pack_b_kd)(const tg_gemm_kernel *kd, bool transB, const T *B, size_t ldb,
+                           size_t k0, size_t kc, size_t j0, size_t nr, T *restrict dst)
+{
+    if (transB && nr == kd->nr && kd->pack_bt.KFN && ldb <= (size_t)INT_MAX / 16) {
+        kd->pack_bt.KFN(B + j0 * ldb + k0, ldb, kc, dst);
+        return;
+    }
+    SFX(pack_b)(kd->nr, transB, B, ldb, k0, kc, j0, nr, dst);
 }
 
 /* ---- the packed path ----------------------------------------------------------------------- */
@@ -196,7 +254,7 @@ static void SFX(pack_b_range)(void *ctx, size_t q0, size_t q1)
         const size_t j = q * kd->nr, nr = jb->nc - j < kd->nr ? jb->nc - j : kd->nr;
         for (size_t kk = 0; kk < jb->kg; kk += kd->kc) {
             const size_t kc = jb->kg - kk < kd->kc ? jb->kg - kk : kd->kc;
-            SFX(pack_b)(kd->nr, jb->transB, jb->B, jb->ldb, jb->k0 + kk, kc, jb->jc + j, nr,
+            SFX(pack_b_kd)(kd, jb->transB, jb->B, jb->ldb, jb->k0 + kk, kc, jb->jc + j, nr,
                         jb->bp + kk * jb->ncp + q * kc * kd->nr);
         }
     }
@@ -251,14 +309,14 @@ static void SFX(packed_unbuffered)(const tg_gemm_kernel *kd, bool transA, bool t
                                    const T *B, size_t ldb, T beta, T *C, size_t ldc)
 {
     _Alignas(TG_DATA_ALIGN) T a[TG_GEMM_MR_MAX * TG_GEMM_KC_MAX];
-    _Alignas(TG_DATA_ALIGN) T b[TG_GEMM_KC_MAX * TG_GEMM_NR_BYTES_MAX / sizeof(T)];
+    _Alignas(TG_DATA_ALIGN) T b[TG_GEMM_BPANEL_BYTES_MAX / sizeof(T)];
     TG_ASSERT(kd->mr * kd->kc <= sizeof a / sizeof *a && kd->nr * kd->kc <= sizeof b / sizeof *b);
     for (size_t pc = 0; pc < K; pc += kd->kc) {
         const size_t kc = K - pc < kd->kc ? K - pc : kd->kc;
         const T bt = pc == 0 ? beta : (T)1;
         for (size_t j = 0; j < N; j += kd->nr) {
             const size_t nr = N - j < kd->nr ? N - j : kd->nr;
-            SFX(pack_b)(kd->nr, transB, B, ldb, pc, kc, j, nr, b);
+            SFX(pack_b_kd)(kd, transB, B, ldb, pc, kc, j, nr, b);
             for (size_t i = 0; i < M; i += kd->mr) {
                 const size_t mr = M - i < kd->mr ? M - i : kd->mr;
                 SFX(pack_a)(kd, transA, A, lda, i, mr, pc, kc, a);
@@ -331,10 +389,16 @@ static void SFX(thin)(const tg_gemm_kernel *kd, bool transA, bool transB, size_t
 }
 
 /* C = beta*C + op(A)·op(B) through kernel kd. */
-static void SFX(packed)(const tg_gemm_kernel *kd, bool transA, bool transB, size_t M, size_t N,
-                        size_t K, const T *A, size_t lda, const T *B, size_t ldb, T beta, T *C,
-                        size_t ldc)
+static void SFX(packed)(const tg_gemm_kernel *kd_machine, bool transA, bool transB, size_t M,
+                        size_t N, size_t K, const T *A, size_t lda, const T *B, size_t ldb,
+                        T beta, T *C, size_t ldc)
 {
+    /* The depth in equal blocks no deeper than the machine's KC (K = 784 at KC 256: four of
+     * 200 and 184, not three of 256 and one of 16, whose C tiles would be loaded and stored
+     * for 16 FMAs each): a function of K and the machine only, as the rounding demands. */
+    tg_gemm_kernel kblk = *kd_machine;
+    const tg_gemm_kernel *kd = &kblk;
+    kblk.kc = gemm_even_kc(kd_machine->kc, K);
     TG_ASSERT(kd->mc % kd->mr == 0 && kd->nc % kd->nr == 0);
     if (kd->thin_mr && N <= TG_GEMM_THIN_NR) {
         SFX(thin)(kd, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
@@ -389,6 +453,8 @@ static const tg_gemm_kernel *SFX(kernel_table)(tg_gemm_path path)
 #ifdef TG_GEMM_X86
     if (path == TG_GEMM_AVX512)
         return &GEMM_CAT(tg_gemm__avx512_, KFN);
+    if (path == TG_GEMM_AVX512_WIDE)
+        return &GEMM_CAT(tg_gemm__avx512w_, KFN);
     if (path == TG_GEMM_AVX2)
         return &GEMM_CAT(tg_gemm__avx2_, KFN);
 #endif

@@ -30,6 +30,12 @@ typedef void (*tg_gemm_thin_f32)(size_t m, size_t n, size_t kc, const float *a, 
 typedef void (*tg_gemm_thin_f64)(size_t m, size_t n, size_t kc, const double *a, size_t ai,
                                  size_t ak, const double *b, double *c, size_t ldc, double beta);
 
+/* Packs a full micro-panel (kc x NR) of B stored transposed, (N, K) row-major with row stride
+ * ldb: dst[k*NR + j] = b[j*ldb + k] (b at the panel's first column and depth), in the kernel's
+ * instruction set; ldb * 16 must fit an int (the driver checks). NULL: the driver's loop. */
+typedef void (*tg_gemm_pack_bt_f32)(const float *b, size_t ldb, size_t kc, float *dst);
+typedef void (*tg_gemm_pack_bt_f64)(const double *b, size_t ldb, size_t kc, double *dst);
+
 /* A micro-kernel and the blocking it wants (elements):
  *   MR x NR  the register tile: MR*NR/lanes accumulators plus the B vectors and one broadcast
  *            of A must fit the register file, with enough independent FMAs to hide latency.
@@ -42,7 +48,8 @@ typedef void (*tg_gemm_thin_f64)(size_t m, size_t n, size_t kc, const double *a,
  * between machines but never between calls or thread counts on one machine.
  *   thin_mr, thin  the thin kernel and its rows per call (0 and NULL: none)
  *   burn     runs `iters` rounds of independent FMA chains in the kernel's instruction set
- *            and vector width, for measuring the core's peak; returns the flops done. */
+ *            and vector width, for measuring the core's peak; returns the flops done.
+ *   pack_bt  packs B stored transposed (above), or NULL. */
 typedef struct tg_gemm_kernel {
     size_t mr, nr, kc, mc, nc;
     union {
@@ -55,6 +62,10 @@ typedef struct tg_gemm_kernel {
         tg_gemm_thin_f64 f64;
     } thin;
     double (*burn)(size_t iters);
+    union {
+        tg_gemm_pack_bt_f32 f32;
+        tg_gemm_pack_bt_f64 f64;
+    } pack_bt;
 } tg_gemm_kernel;
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -62,6 +73,7 @@ typedef struct tg_gemm_kernel {
  * top-level CMakeLists.txt); the driver calls them only after checking the CPU. */
 #define TG_GEMM_X86 1
 extern const tg_gemm_kernel tg_gemm__avx512_f32, tg_gemm__avx512_f64;
+extern const tg_gemm_kernel tg_gemm__avx512w_f32, tg_gemm__avx512w_f64;
 extern const tg_gemm_kernel tg_gemm__avx2_f32, tg_gemm__avx2_f64;
 #endif
 
