@@ -187,7 +187,7 @@ void bench_heading(const bench_opts *o)
         const tg_gemm_shape s = tg__gemm_shape(big, f64);
         if (big == TG_GEMM_BLAS && !f64)
             printf("%s", tg__gemm_path_name(s.path));
-        printf("%s %s tile %zux%zu, kc=%zu mc=%zu nc=%zu", f64 ? ";" : "", f64 ? "f64" : " f32",
+        printf("%s %s tile %zux%zu, kc=%zu mc=%zu nc=%zu", f64 ? ";" : "", f64 ? "f64" : "f32",
                s.mr, s.nr, s.kc, s.mc, s.nc);
         if (s.thin_mr)
             printf(", thin (N <= 16) %zux16", s.thin_mr);
