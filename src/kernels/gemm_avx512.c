@@ -74,9 +74,10 @@ static void kern_f32(size_t kc, const float *restrict a, const float *restrict b
 #define DECL(r) __m512 c##r##a = _mm512_setzero_ps(), c##r##b = _mm512_setzero_ps();
     REP(DECL)
 #undef DECL
-    /* C's tile is needed only after the loop: fetch its lines meanwhile */
+    /* C's tile is needed only after the loop: fetch its lines meanwhile (when the loop is
+     * long enough to hide the wait) */
 #define PREFETCH(r)                                                                                \
-    if (r < mr) {                                                                                  \
+    if (r < mr && kc >= 64) {                                                                                  \
         _mm_prefetch((const char *)(c + (size_t)r * ldc), _MM_HINT_T0);                            \
         _mm_prefetch((const char *)(c + (size_t)r * ldc + 31), _MM_HINT_T0);                       \
     }
@@ -112,7 +113,7 @@ static void kern_f64(size_t kc, const double *restrict a, const double *restrict
     REP(DECL)
 #undef DECL
 #define PREFETCH(r)                                                                                \
-    if (r < mr) {                                                                                  \
+    if (r < mr && kc >= 64) {                                                                                  \
         _mm_prefetch((const char *)(c + (size_t)r * ldc), _MM_HINT_T0);                            \
         _mm_prefetch((const char *)(c + (size_t)r * ldc + 15), _MM_HINT_T0);                       \
     }
@@ -161,7 +162,7 @@ static void kern_f32_wide(size_t kc, const float *restrict a, const float *restr
     REP6(DECL)
 #undef DECL
 #define PREFETCH(r)                                                                                \
-    if (r < mr) {                                                                                  \
+    if (r < mr && kc >= 64) {                                                                                  \
         for (int l = 0; l < 4; l++)                                                                \
             _mm_prefetch((const char *)(c + (size_t)r * ldc + 16 * l), _MM_HINT_T0);              \
     }
