@@ -181,13 +181,13 @@ static void gemm_blocking(tg_gemm_kernel *k, size_t es)
     TG_ASSERT(k->thin_mr * es <= 16 * 8); /* the thin path's pad */
 }
 
-/* The depth of the KC blocks of a product of depth K: K split into as few blocks as KC
- * allows, of equal depth rounded up to a multiple of 8 (the last may be shallower). Never
- * more than kc when kc is a multiple of 8. */
+/* The depth of the KC blocks of a product of depth K: K itself when it fits one block, else K
+ * split into as few blocks as KC allows, of equal depth rounded up to a multiple of 8 (the
+ * last may be shallower). Never more than kc when kc is a multiple of 8. */
 static size_t gemm_even_kc(size_t kc, size_t K)
 {
     if (K <= kc)
-        return kc;
+        return K;
     const size_t blocks = (K + kc - 1) / kc, even = (K + blocks - 1) / blocks;
     return (even + 7) / 8 * 8;
 }

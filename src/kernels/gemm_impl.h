@@ -400,6 +400,10 @@ static void SFX(packed)(const tg_gemm_kernel *kd_machine, bool transA, bool tran
     tg_gemm_kernel kblk = *kd_machine;
     const tg_gemm_kernel *kd = &kblk;
     kblk.kc = gemm_even_kc(kd_machine->kc, K);
+    /* Shallower blocks leave room in L2 for more rows of A: MC x KC stays what the machine's
+     * blocking allows (f64 at K = 256: 240 rows, so W3's batch of 128 is one block, not 120
+     * and a block of 8 that streams every B panel again). Rows only: no effect on the bits. */
+    kblk.mc = kd_machine->mc * kd_machine->kc / kblk.kc / kblk.mr * kblk.mr;
     TG_ASSERT(kd->mc % kd->mr == 0 && kd->nc % kd->nr == 0);
     if (kd->thin_mr && N <= TG_GEMM_THIN_NR) {
         SFX(thin)(kd, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
