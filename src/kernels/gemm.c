@@ -29,10 +29,10 @@
 #define TG_GEMM_BPACK_ELEMS ((size_t)1 << 20)
 
 /* The deepest KC block the blocking picks (gemm_blocking), the widest MR and the largest B
- * micro-panel (KC x NR): they size the stack buffers of the paths that need no workspace: the fallback when the workspace cannot
- * be allocated (a micro-panel of A, MR x KC, and one of B, KC x NR: 48 KiB and 64 KiB at
- * most) and the thin path (B's chunk, KC x 16, and a padded row block of A, thin_mr x KC:
- * 64 and 32 KiB at most). */
+ * micro-panel (KC x NR): they size the stack buffers of the paths that need no workspace:
+ * the fallback when the workspace cannot be allocated (a micro-panel of A, MR x KC, and one
+ * of B, KC x NR: 48 KiB and 64 KiB at most) and the thin path (B's chunk, KC x 16, and a
+ * padded row block of A, thin_mr x KC: 64 and 32 KiB at most). */
 #define TG_GEMM_KC_MAX ((size_t)512)
 #define TG_GEMM_MR_MAX ((size_t)12)
 #define TG_GEMM_BPANEL_BYTES_MAX ((size_t)64 << 10)
@@ -160,12 +160,13 @@ void tg__gemm_caches(size_t *l1d, size_t *l2, size_t *l3)
 
 /* Fills in k's blocking for elements of `es` bytes from the caches:
  *   KC: as deep as the L2 allows, because the C tile is loaded and stored once per KC block:
- *       the B micro-panel (KC x NR) in an eighth of L2 and at most 64 KiB, KC at most 512. It need not stay in
- *       L1: the kernels load two B vectors per 24 FMAs, which L2 feeds with bandwidth to
- *       spare. (Measured on Zen 4, 1024^3 f32 against OpenBLAS side by side: KC 128, B in
- *       half of L1d, 0.93x; 256, 1.0x; 512, 1.05x.)
+ *       the B micro-panel (KC x NR) in an eighth of L2 and at most 64 KiB, KC at most 512.
+ *       It need not stay in L1: the kernels load two B vectors per 24 FMAs (four for the
+ *       6 x 64 tile), which L2 feeds with bandwidth to spare. (Measured on Zen 4 with the
+ *       12 x 32 tile, 1024^3 f32 against OpenBLAS side by side: KC 128, B in half of L1d,
+ *       0.93x; 256, 1.0x; 512, 1.05x.)
  *   MC: the packed A block (MC x KC) in half of L2, beside the B panels passing through; a
- *       multiple of MR.
+ *       multiple of MR. (A product whose KC blocks are shallower gets more rows: packed.)
  *   NC: 8 KiB of B columns (2048 f32, 1024 f64), as the B budget (TG_GEMM_BPACK_ELEMS).
  * Each element of C sums its products in KC-deep blocks, so KC fixes the rounding: it
  * depends on the machine (its L2), never on the problem's split or the thread count. */

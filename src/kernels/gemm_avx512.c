@@ -40,7 +40,8 @@ static inline __mmask8 mask8(size_t n)
     return (__mmask8)(n >= 8 ? 0xFFu : (1u << n) - 1u);
 }
 
-static inline __attribute__((always_inline)) void update_ps(float *c, __mmask16 m, __m512 acc, float beta)
+static inline __attribute__((always_inline)) void update_ps(float *c, __mmask16 m, __m512 acc,
+                                                            float beta)
 {
     if (!m)
         return;
@@ -54,7 +55,8 @@ static inline __attribute__((always_inline)) void update_ps(float *c, __mmask16 
     }
 }
 
-static inline __attribute__((always_inline)) void update_pd(double *c, __mmask8 m, __m512d acc, double beta)
+static inline __attribute__((always_inline)) void update_pd(double *c, __mmask8 m, __m512d acc,
+                                                            double beta)
 {
     if (!m)
         return;
@@ -77,7 +79,7 @@ static void kern_f32(size_t kc, const float *restrict a, const float *restrict b
     /* C's tile is needed only after the loop: fetch its lines meanwhile (when the loop is
      * long enough to hide the wait) */
 #define PREFETCH(r)                                                                                \
-    if (r < mr && kc >= 64) {                                                                                  \
+    if (r < mr && kc >= 64) {                                                                      \
         _mm_prefetch((const char *)(c + (size_t)r * ldc), _MM_HINT_T0);                            \
         _mm_prefetch((const char *)(c + (size_t)r * ldc + 31), _MM_HINT_T0);                       \
     }
@@ -113,7 +115,7 @@ static void kern_f64(size_t kc, const double *restrict a, const double *restrict
     REP(DECL)
 #undef DECL
 #define PREFETCH(r)                                                                                \
-    if (r < mr && kc >= 64) {                                                                                  \
+    if (r < mr && kc >= 64) {                                                                      \
         _mm_prefetch((const char *)(c + (size_t)r * ldc), _MM_HINT_T0);                            \
         _mm_prefetch((const char *)(c + (size_t)r * ldc + 15), _MM_HINT_T0);                       \
     }
@@ -162,9 +164,9 @@ static void kern_f32_wide(size_t kc, const float *restrict a, const float *restr
     REP6(DECL)
 #undef DECL
 #define PREFETCH(r)                                                                                \
-    if (r < mr && kc >= 64) {                                                                                  \
+    if (r < mr && kc >= 64) {                                                                      \
         for (int l = 0; l < 4; l++)                                                                \
-            _mm_prefetch((const char *)(c + (size_t)r * ldc + 16 * l), _MM_HINT_T0);              \
+            _mm_prefetch((const char *)(c + (size_t)r * ldc + 16 * l), _MM_HINT_T0);               \
     }
     REP6(PREFETCH)
 #undef PREFETCH
@@ -247,7 +249,7 @@ static void thin_f64(size_t m, size_t n, size_t kc, const double *a, size_t ai, 
 #undef STORE
 }
 
-/* ---- packing B stored transposed -------------------------------------------------------------- */
+/* ---- packing B stored transposed ------------------------------------------------------------ */
 
 /* One vector of a panel row at a time, 16 floats (8 doubles) of a k from as many rows of the
  * stored B, gathered, and written whole; for 16 (8) k in turn, so that those rows' cache

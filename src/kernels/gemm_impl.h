@@ -87,7 +87,8 @@ static double SFX(burn_portable)(size_t iters)
 
 /* A tile of 4 x 8; the blocking is derived at run time, as for the SIMD kernels. */
 static const tg_gemm_kernel SFX(portable_kernel) = {
-    4, 8, 0, 0, 0, {.KFN = SFX(kern_portable)}, 0, {.KFN = NULL}, SFX(burn_portable), {.KFN = NULL}};
+    4, 8, 0, 0, 0, {.KFN = SFX(kern_portable)}, 0, {.KFN = NULL}, SFX(burn_portable),
+    {.KFN = NULL}};
 
 /* ---- packing ------------------------------------------------------------------------------- */
 
