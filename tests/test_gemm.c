@@ -1,10 +1,11 @@
 /* test_gemm.c: the GEMM kernels (src/kernels) against a straightforward reference summed in
- * long double: every path this build and CPU have (direct, portable, AVX2, AVX-512, BLAS,
- * and the automatic choice), f32 and f64, all four transpose combinations, row strides longer
- * than the rows, beta 0 (over NaN), 1 and others, on sizes that are odd and cross every block
- * boundary of every kernel. Also: results bit-identical for any thread count, what is written
- * (nothing outside C's M x N, nothing read outside A's and B's), and the packing workspace
- * (no allocation in steady state, falling back when it cannot be had, freed at thread exit). */
+ * long double: every path this build and CPU have (direct, portable, AVX2, AVX-512 with either
+ * tile, BLAS, and the automatic choice), f32 and f64, all four transpose combinations, row
+ * strides longer than the rows, beta 0 (over NaN), 1 and others, on odd sizes (sizes from this
+ * machine's blocking are in test_gemm_blocking.c). Also: results bit-identical for any thread
+ * count, what is written (nothing outside C's M x N, nothing read outside A's and B's), and
+ * the packing workspace (no allocation in steady state, falling back when it cannot be had,
+ * freed at thread exit). */
 #include <criterion/criterion.h>
 
 #include <float.h>
@@ -130,9 +131,9 @@ static void check_case(tg_gemm_path path, tg_dtype dt, bool ta, bool tb, size_t 
     mat_free(&C);
 }
 
-/* Odd sizes; each of M, N, K equal to 1; 150 x 33 x 257 crosses the row block (MC) and the depth
- * block (KC) of every kernel; N = 2100 with K = 530 spans two column groups (NC) and two depth
- * groups of packed B. */
+/* Odd sizes; each of M, N, K equal to 1; N = 2100 with K = 530 spans two column groups (NC)
+ * and two depth groups of packed B. The blocking depends on the machine's caches: sizes that
+ * cross this machine's row and depth blocks are in test_gemm_blocking.c. */
 typedef struct dims {
     size_t M, N, K;
 } dims;
@@ -183,6 +184,11 @@ Test(gemm, avx512)
     check_path(TG_GEMM_AVX512);
 }
 
+Test(gemm, avx512wide)
+{
+    check_path(TG_GEMM_AVX512_WIDE);
+}
+
 Test(gemm, blas)
 {
     check_path(TG_GEMM_BLAS);
@@ -220,7 +226,7 @@ Test(gemm, results_are_bit_identical_for_any_thread_count)
 {
     const tg_dtype dts[2] = {TG_F32, TG_F64};
     const dims shapes[3] = {{150, 70, 300}, {12, 260, 40}, {301, 45, 64}};
-    for (int p = TG_GEMM_PORTABLE; p <= TG_GEMM_AVX512; p++) {
+    for (int p = TG_GEMM_PORTABLE; p <= TG_GEMM_AVX512_WIDE; p++) {
         if (!tg__gemm_force((tg_gemm_path)p))
             continue;
         for (int d = 0; d < 2; d++)

@@ -129,6 +129,10 @@ static inline void bench_ctx_cpus(const bench *b, figure *f)
 }
 /* The line above the table: the version and the machine. */
 void bench_heading(const bench_opts *o);
+/* One core's FMA peak in GFLOP/s for dtype, with the GEMM kernel's instruction set (the best
+ * of a few short runs of independent FMA chains; measured once a run, on the calling
+ * thread's core; --quick: shorter). 0 when it cannot be measured. */
+double bench_fma_peak(tg_dtype dtype, bool quick);
 /* A workload failed: says which and why; the others still run (exit status 1 at the end). */
 void bench_failed(bench *b, const char *workload, const char *why);
 

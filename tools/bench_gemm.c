@@ -1,14 +1,66 @@
 /* bench_gemm.c: the bench's gemm, the internal GEMM kernel alone (tg_gemm_f32/f64): GFLOP/s
  * of C = A.B at 1024^3 and of every product a W3 training step runs, forward and both
- * backward forms, in f32 and f64. */
+ * backward forms, in f32 and f64; each beside OpenBLAS's cblas_sgemm/cblas_dgemm on the same
+ * operands, timed alternately in the same repetitions (loaded at run time when the machine
+ * has OpenBLAS: nothing links against it), and as a fraction of the cores' FMA peak. */
 #include "bench.h"
 
 #include "common/clock.h"
 #include "kernels/gemm.h" /* tg_gemm_f32/f64: the kernel on its own */
 
+#include <dlfcn.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- OpenBLAS, if this machine has it -------------------------------------------------------- */
+
+/* CBLAS's row-major and transpose codes (cblas.h's enums) */
+enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
+typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *,
+                         int, float, float *, int);
+typedef void (*dgemm_fn)(int, int, int, int, int, int, double, const double *, int, const double *,
+                         int, double, double *, int);
+typedef void (*set_threads_fn)(int);
+
+static struct {
+    bool tried;
+    sgemm_fn sgemm;
+    dgemm_fn dgemm;
+    set_threads_fn set_threads;
+} openblas;
+
+/* Loads libopenblas once (the library stays loaded until exit); false when it is not there
+ * or lacks the CBLAS entry points. */
+static bool openblas_load(void)
+{
+    if (!openblas.tried) {
+        openblas.tried = true;
+        static const char *const names[] = {"libopenblas.so.0", "libopenblas.so"};
+        void *h = NULL;
+        for (size_t i = 0; i < sizeof names / sizeof *names && !h; i++)
+            h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+        if (h) {
+            /* through a union: ISO C has no cast from the object pointer dlsym returns */
+            union {
+                void *p;
+                sgemm_fn s;
+                dgemm_fn d;
+                set_threads_fn t;
+            } u;
+            u.p = dlsym(h, "cblas_sgemm");
+            openblas.sgemm = u.p ? u.s : NULL;
+            u.p = dlsym(h, "cblas_dgemm");
+            openblas.dgemm = u.p ? u.d : NULL;
+            u.p = dlsym(h, "openblas_set_num_threads");
+            openblas.set_threads = u.p ? u.t : NULL;
+            if (!openblas.sgemm || !openblas.dgemm)
+                openblas.sgemm = NULL;
+        }
+    }
+    return openblas.sgemm != NULL;
+}
 
 /* One product as the library calls it: C (M,N) = beta*C + op(A)·op(B), with op(A) (M,K). */
 typedef struct gemm_case {
@@ -35,20 +87,43 @@ static int w3_gemm_cases(const w3_arch *a, gemm_case *out)
     return n;
 }
 
+/* One product, by tapegrad or (blas) by OpenBLAS. */
 static void gemm_call(tg_dtype dt, const gemm_case *c, const void *A, const void *B, void *C,
-                      double beta)
+                      double beta, bool blas)
 {
     /* Stored shapes: A is (M,K), or (K,M) when transposed; B is (K,N), or (N,K). */
     size_t lda = c->ta ? c->M : c->K, ldb = c->tb ? c->K : c->N;
+    if (blas) {
+        const int ta = c->ta ? CBLAS_TRANS : CBLAS_NO_TRANS,
+                  tb = c->tb ? CBLAS_TRANS : CBLAS_NO_TRANS;
+        const int M = (int)c->M, N = (int)c->N, K = (int)c->K;
+        if (dt == TG_F32)
+            openblas.sgemm(CBLAS_ROW_MAJOR, ta, tb, M, N, K, 1.0f, A, (int)lda, B, (int)ldb,
+                           (float)beta, C, N);
+        else
+            openblas.dgemm(CBLAS_ROW_MAJOR, ta, tb, M, N, K, 1.0, A, (int)lda, B, (int)ldb, beta, C,
+                           N);
+        return;
+    }
     if (dt == TG_F32)
         tg_gemm_f32(c->ta, c->tb, c->M, c->N, c->K, A, lda, B, ldb, (float)beta, C, c->N);
     else
         tg_gemm_f64(c->ta, c->tb, c->M, c->N, c->K, A, lda, B, ldb, beta, C, c->N);
 }
 
-/* GFLOP/s of one case: the warm-up call also sizes the batch of calls each timed repetition
- * makes, so that small products are timed over many calls, not one clock tick. */
-static bool gemm_case_run(bench *b, tg_dtype dt, const gemm_case *c, int reps, double *rates)
+/* Calls of one case per timed batch, from the time of one call: small products are timed
+ * over many calls, not one clock tick. */
+static long batch_calls(double once, bool quick)
+{
+    const double target = quick ? 1e-3 : 0.05;
+    return once >= target ? 1 : (long)ceil(target / (once > 1e-9 ? once : 1e-9));
+}
+
+/* GFLOP/s of one case, by tapegrad (rates) and, when blas_rates is not NULL, by OpenBLAS in
+ * the same repetitions: each repetition times a batch of one, then a batch of the other, so
+ * both see the same load. The warm-up call of each sizes its batches. */
+static bool gemm_case_run(bench *b, tg_dtype dt, const gemm_case *c, int reps, double *rates,
+                          double *blas_rates)
 {
     const size_t es = tg_dtype_size(dt);
     void *A = malloc(c->M * c->K * es), *B = malloc(c->K * c->N * es), *C = calloc(c->M * c->N, es);
@@ -64,21 +139,44 @@ static bool gemm_case_run(bench *b, tg_dtype dt, const gemm_case *c, int reps, d
     bench_fill(B, dt, c->K * c->N, &rng, 0);
     /* Backward products accumulate into the gradient (beta = 1), as the VJP does. */
     double beta = strcmp(c->form, "A.B") == 0 ? 0.0 : 1.0;
-    double t0 = monotonic_seconds();
-    gemm_call(dt, c, A, B, C, beta);
-    double once = monotonic_seconds() - t0, target = b->o->quick ? 1e-3 : 0.05;
-    long calls = once >= target ? 1 : (long)ceil(target / (once > 1e-9 ? once : 1e-9));
-    double flops = 2.0 * (double)c->M * (double)c->N * (double)c->K;
-    for (int r = 0; r < reps; r++) {
-        t0 = monotonic_seconds();
-        for (long i = 0; i < calls; i++)
-            gemm_call(dt, c, A, B, C, beta);
-        rates[r] = flops * (double)calls / (monotonic_seconds() - t0) / 1e9;
+    long calls[2] = {1, 1};
+    for (int w = 0; w < (blas_rates ? 2 : 1); w++) {
+        double t0 = monotonic_seconds();
+        gemm_call(dt, c, A, B, C, beta, w == 1);
+        calls[w] = batch_calls(monotonic_seconds() - t0, b->o->quick);
     }
+    double flops = 2.0 * (double)c->M * (double)c->N * (double)c->K;
+    for (int r = 0; r < reps; r++)
+        for (int w = 0; w < (blas_rates ? 2 : 1); w++) {
+            double t0 = monotonic_seconds();
+            for (long i = 0; i < calls[w]; i++)
+                gemm_call(dt, c, A, B, C, beta, w == 1);
+            (w ? blas_rates : rates)[r] =
+                flops * (double)calls[w] / (monotonic_seconds() - t0) / 1e9;
+        }
     free(A);
     free(B);
     free(C);
     return true;
+}
+
+/* What ran a case: the path, and for a packed one its tile and blocking (kept for the run). */
+static const char *gemm_case_kernel(tg_dtype dt, const gemm_case *c)
+{
+    static char names[2][2][96];
+    const tg_gemm_path p = tg__gemm_path(c->M, c->N, c->K);
+    if (p == TG_GEMM_DIRECT || p == TG_GEMM_BLAS)
+        return tg__gemm_path_name(p);
+    const tg_gemm_shape s = tg__gemm_shape(p, dt == TG_F64);
+    const bool thin = s.thin_mr && c->N <= 16;
+    char *buf = names[dt == TG_F64][thin];
+    if (thin)
+        snprintf(buf, sizeof names[0][0], "%s thin %zux16 kc=%zu", tg__gemm_path_name(p), s.thin_mr,
+                 s.kc);
+    else
+        snprintf(buf, sizeof names[0][0], "%s %zux%zu kc=%zu mc=%zu nc=%zu", tg__gemm_path_name(p),
+                 s.mr, s.nr, s.kc, s.mc, s.nc);
+    return buf;
 }
 
 void bench_gemm(bench *b)
@@ -90,21 +188,30 @@ void bench_gemm(bench *b)
     int n = 0;
     cases[n++] = (gemm_case){"A.B", false, false, big, big, big, -1};
     n += w3_gemm_cases(a, cases + n);
-    double *rates = calloc((size_t)reps, sizeof *rates);
+    double *rates = calloc(3 * (size_t)reps, sizeof *rates);
+    double *blas_rates = rates + reps, *ratio = rates + 2 * reps;
     if (!rates) {
         bench_failed(b, "gemm", "out of memory");
         return;
     }
+    const bool blas = openblas_load();
+    if (blas && openblas.set_threads)
+        openblas.set_threads(b->threads);
     const tg_dtype both[2] = {TG_F32, TG_F64};
     for (int d = 0; d < 2; d++) {
         if (b->o->dtype >= 0 && both[d] != (tg_dtype)b->o->dtype)
             continue;
+        /* the peak of as many cores as threads, each at the measured peak of one */
+        const double peak = bench_fma_peak(both[d], b->o->quick) * b->threads;
         for (int i = 0; i < n; i++) {
             const gemm_case *c = &cases[i];
-            if (!gemm_case_run(b, both[d], c, reps, rates)) {
+            if (!gemm_case_run(b, both[d], c, reps, rates, blas ? blas_rates : NULL)) {
                 bench_failed(b, "gemm", "out of memory");
                 continue;
             }
+            /* the ratio is the median of each repetition's: each pair saw the same load */
+            for (int r = 0; r < reps; r++)
+                ratio[r] = rates[r] / blas_rates[r];
             figure f = bench_figure("gemm", "gflops", both[d], reps);
             f.value = bench_median(rates, reps);
             bench_ctx_str(&f, "form", c->form);
@@ -115,6 +222,15 @@ void bench_gemm(bench *b)
                 bench_ctx_str(&f, "of", "W3");
                 bench_ctx_num(&f, "layer", c->layer);
             }
+            if (peak > 0)
+                bench_ctx_num(&f, "of_peak", round(f.value / peak * 1000) / 1000);
+            if (blas) {
+                bench_ctx_num(&f, "openblas", round(bench_median(blas_rates, reps) * 100) / 100);
+                bench_ctx_num(&f, "vs_openblas", round(bench_median(ratio, reps) * 1000) / 1000);
+            } else {
+                bench_ctx_str(&f, "openblas", "unavailable");
+            }
+            bench_ctx_str(&f, "kernel", gemm_case_kernel(both[d], c));
             bench_emit(b, &f);
         }
     }

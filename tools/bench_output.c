@@ -1,9 +1,12 @@
-/* bench_output.c: what `tapegrad bench` reports and how: the statistics of a figure (the
- * median of the timed repetitions, the workload's own peak RSS, its CPU time over wall time)
- * and its output, a row of the table for people or one JSON line with --json. */
+/* bench_output.c: what `tapegrad bench` reports and how: the heading (the machine: CPU,
+ * caches, the GEMM kernel and blocking chosen for it, one core's measured FMA peak), the
+ * statistics of a figure (the median of the timed repetitions, the workload's own peak RSS,
+ * its CPU time over wall time) and its output, a row of the table for people or one JSON
+ * line with --json. */
 #include "bench.h"
 
 #include "common/clock.h"
+#include "kernels/gemm.h" /* the GEMM's kernel, blocking and caches, for the heading */
 
 #include <math.h>
 #include <stdio.h>
@@ -97,35 +100,102 @@ static void human_number(char *buf, size_t size, double v)
         snprintf(buf, size, "%.4g", v);
 }
 
-/* The CPU's name from /proc/cpuinfo, for the table's heading ("" when unknown). */
+/* The CPU's name from /proc/cpuinfo, with its family and model numbers when given, for the
+ * table's heading ("" when unknown). */
 static void cpu_name(char *buf, size_t size)
 {
     buf[0] = '\0';
     FILE *f = fopen("/proc/cpuinfo", "r");
     if (!f)
         return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) == 0) {
-            const char *colon = strchr(line, ':');
-            if (colon) {
-                snprintf(buf, size, "%s", colon + 1 + (colon[1] == ' '));
-                buf[strcspn(buf, "\n")] = '\0';
-            }
-            break;
+    char line[512], name[256] = "", family[32] = "", model[32] = "";
+    while (fgets(line, sizeof line, f) && !(name[0] && family[0] && model[0])) {
+        const char *colon = strchr(line, ':');
+        if (!colon)
+            continue;
+        const char *v = colon + 1 + (colon[1] == ' ');
+        char *dst = strncmp(line, "model name", 10) == 0   ? name
+                    : strncmp(line, "cpu family", 10) == 0 ? family
+                    : strncmp(line, "model\t", 6) == 0     ? model
+                                                           : NULL;
+        if (dst && !dst[0]) {
+            snprintf(dst, dst == name ? sizeof name : sizeof family, "%s", v);
+            dst[strcspn(dst, "\n")] = '\0';
         }
     }
     fclose(f);
+    if (family[0] && model[0])
+        snprintf(buf, size, "%s (family %s model %s)", name, family, model);
+    else
+        snprintf(buf, size, "%s", name);
 }
 
-/* The line above the table: the version and the machine. */
+double bench_fma_peak(tg_dtype dtype, bool quick)
+{
+    static double peak[2] = {-1, -1};
+    const bool f64 = dtype == TG_F64;
+    if (peak[f64] < 0) {
+        /* calibrate, then the best of 5 runs of about 20 ms (2 ms with --quick) */
+        size_t iters = 100000;
+        double t0 = monotonic_seconds(), flops = tg__gemm_fma_burn(TG_GEMM_AUTO, f64, iters);
+        double t = monotonic_seconds() - t0;
+        peak[f64] = 0;
+        if (flops > 0 && t > 0) {
+            const double want = quick ? 2e-3 : 2e-2;
+            iters = (size_t)fmax(1.0, (double)iters * want / t);
+            for (int r = 0; r < 5; r++) {
+                t0 = monotonic_seconds();
+                flops = tg__gemm_fma_burn(TG_GEMM_AUTO, f64, iters);
+                t = monotonic_seconds() - t0;
+                if (t > 0 && flops / t / 1e9 > peak[f64])
+                    peak[f64] = flops / t / 1e9;
+            }
+        }
+    }
+    return peak[f64];
+}
+
+/* Bytes as KiB or MiB. */
+static void human_bytes(char *buf, size_t size, size_t bytes)
+{
+    if (bytes >= ((size_t)1 << 20) && bytes % ((size_t)1 << 20) == 0)
+        snprintf(buf, size, "%zu MiB", bytes >> 20);
+    else
+        snprintf(buf, size, "%zu KiB", bytes >> 10);
+}
+
+/* The lines above the table: the version and the machine, its caches, the GEMM kernel and
+ * the blocking derived from them, and one core's FMA peak (measured now, on this core). */
 void bench_heading(const bench_opts *o)
 {
-    char cpu[256];
+    char cpu[320];
     cpu_name(cpu, sizeof cpu);
-    printf("tapegrad %s bench: %s%s%ld CPUs online%s\n\n", tg_version(), cpu, cpu[0] ? ", " : "",
+    printf("tapegrad %s bench: %s%s%ld CPUs online%s\n", tg_version(), cpu, cpu[0] ? ", " : "",
            sysconf(_SC_NPROCESSORS_ONLN),
            o->quick ? "; --quick: tiny sizes, the figures mean nothing" : "");
+    size_t l1d, l2, l3;
+    tg__gemm_caches(&l1d, &l2, &l3);
+    char c1[32], c2[32], c3[32];
+    human_bytes(c1, sizeof c1, l1d);
+    human_bytes(c2, sizeof c2, l2);
+    human_bytes(c3, sizeof c3, l3);
+    printf("caches: L1d %s, L2 %s per core%s%s\n", c1, c2, l3 ? ", L3 " : "", l3 ? c3 : "");
+    const tg_gemm_path big = tg__gemm_path(1024, 1024, 1024);
+    printf("gemm: %s%s", tg__gemm_path_name(big),
+           big == TG_GEMM_BLAS ? " (OpenBLAS); kernel " : "");
+    for (int f64 = 0; f64 < 2; f64++) {
+        const tg_gemm_shape s = tg__gemm_shape(big, f64);
+        if (big == TG_GEMM_BLAS && !f64)
+            printf("%s", tg__gemm_path_name(s.path));
+        printf("%s %s tile %zux%zu, kc=%zu mc=%zu nc=%zu", f64 ? ";" : "", f64 ? "f64" : "f32",
+               s.mr, s.nr, s.kc, s.mc, s.nc);
+        if (s.thin_mr)
+            printf(", thin (N <= 16) %zux16", s.thin_mr);
+    }
+    const tg_gemm_path kp = tg__gemm_shape(big, false).path;
+    printf("\nFMA peak of one core (%s): f32 %.1f GFLOP/s, f64 %.1f GFLOP/s\n\n",
+           tg__gemm_path_name(kp), bench_fma_peak(TG_F32, o->quick),
+           bench_fma_peak(TG_F64, o->quick));
 }
 
 void bench_emit(bench *b, figure *f)

@@ -13,6 +13,11 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <unistd.h>
+#ifdef TG_GEMM_X86
+#include <cpuid.h>
+#endif
 
 #ifdef TG_HAVE_OPENBLAS
 #include <cblas.h>
@@ -23,9 +28,14 @@
  * level cache. */
 #define TG_GEMM_BPACK_ELEMS ((size_t)1 << 20)
 
-/* Stack bytes of the path that runs when the workspace cannot be allocated: a micro-panel of
- * A (MR x KC) and one of B (KC x NR), at most 12 x 256 doubles and 256 x 128 bytes. */
-#define TG_GEMM_STACK_BYTES ((size_t)64 << 10)
+/* The deepest KC block the blocking picks (gemm_blocking), the widest MR and the largest B
+ * micro-panel (KC x NR): they size the stack buffers of the paths that need no workspace:
+ * the fallback when the workspace cannot be allocated (a micro-panel of A, MR x KC, and one
+ * of B, KC x NR: 48 KiB and 64 KiB at most) and the thin path (B's chunk, KC x 16, and a
+ * padded row block of A, thin_mr x KC: 64 and 32 KiB at most). */
+#define TG_GEMM_KC_MAX ((size_t)512)
+#define TG_GEMM_MR_MAX ((size_t)12)
+#define TG_GEMM_BPANEL_BYTES_MAX ((size_t)64 << 10)
 
 /* Problems with at most this many multiply-adds take the direct path: below it, packing
  * and the dispatch cost more than the kernel saves (the two break even around 6x6x6; time
@@ -71,11 +81,124 @@ static size_t gemm_slots(size_t M, size_t N, size_t K, size_t MR, size_t NR, siz
     return 1;
 }
 
+/* ---- blocking for this machine's caches ------------------------------------------------- */
+
+/* Data cache sizes from CPUID: leaf 4 (Intel and others) or 0x8000001D (AMD, Hygon), the
+ * deterministic cache parameters both describe the same way. Leaves what it cannot read. */
+#ifdef TG_GEMM_X86
+static void cpuid_caches(size_t *l1d, size_t *l2, size_t *l3)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d))
+        return;
+    unsigned leaf = 4;
+    if (b == 0x68747541u || b == 0x6f677948u) { /* "Auth"enticAMD, "Hygo"nGenuine */
+        if (!__get_cpuid(0x80000000u, &a, &b, &c, &d) || a < 0x8000001Du)
+            return;
+        leaf = 0x8000001Du;
+    } else if (a < 4) {
+        return;
+    }
+    for (unsigned i = 0; i < 16; i++) {
+        __cpuid_count(leaf, i, a, b, c, d);
+        const unsigned type = a & 31u, level = (a >> 5) & 7u;
+        if (type == 0)
+            break;
+        if (type != 1 && type != 3) /* data or unified, not instruction */
+            continue;
+        const size_t size = (size_t)((b >> 22) + 1) * (((b >> 12) & 0x3ffu) + 1) *
+                            ((b & 0xfffu) + 1) * ((size_t)c + 1);
+        if (level == 1)
+            *l1d = size;
+        else if (level == 2)
+            *l2 = size;
+        else if (level == 3)
+            *l3 = size;
+    }
+}
+#endif
+
+static size_t clamp_size(size_t v, size_t lo, size_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Per-core L1d and L2 (and the L3, for the bench's heading), read once: CPUID on x86-64,
+ * else what the C library says (sysconf), else 32 KiB and 256 KiB; clamped to sizes a core
+ * can have, so that a virtual machine reporting nonsense still gets a sane blocking. */
+static size_t cache_l1d, cache_l2, cache_l3;
+static pthread_once_t caches_once = PTHREAD_ONCE_INIT;
+
+static void read_caches(void)
+{
+    size_t l1d = 0, l2 = 0, l3 = 0;
+#ifdef TG_GEMM_X86
+    cpuid_caches(&l1d, &l2, &l3);
+#endif
+#ifdef _SC_LEVEL1_DCACHE_SIZE
+    const long s1 = sysconf(_SC_LEVEL1_DCACHE_SIZE), s2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    const long s3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    if (!l1d && s1 > 0)
+        l1d = (size_t)s1;
+    if (!l2 && s2 > 0)
+        l2 = (size_t)s2;
+    if (!l3 && s3 > 0)
+        l3 = (size_t)s3;
+#endif
+    cache_l1d = clamp_size(l1d ? l1d : (size_t)32 << 10, (size_t)16 << 10, (size_t)256 << 10);
+    cache_l2 = clamp_size(l2 ? l2 : (size_t)256 << 10, (size_t)128 << 10, (size_t)16 << 20);
+    cache_l3 = l3;
+}
+
+void tg__gemm_caches(size_t *l1d, size_t *l2, size_t *l3)
+{
+    pthread_once(&caches_once, read_caches);
+    *l1d = cache_l1d;
+    *l2 = cache_l2;
+    *l3 = cache_l3;
+}
+
+/* Fills in k's blocking for elements of `es` bytes from the caches:
+ *   KC: as deep as the L2 allows, because the C tile is loaded and stored once per KC block:
+ *       the B micro-panel (KC x NR) in an eighth of L2 and at most 64 KiB, KC at most 512.
+ *       It need not stay in L1: the kernels load two B vectors per 24 FMAs (four for the
+ *       6 x 64 tile), which L2 feeds with bandwidth to spare. (Measured on Zen 4 with the
+ *       12 x 32 tile, 1024^3 f32 against OpenBLAS side by side: KC 128, B in half of L1d,
+ *       0.93x; 256, 1.0x; 512, 1.05x.)
+ *   MC: the packed A block (MC x KC) in half of L2, beside the B panels passing through; a
+ *       multiple of MR. (A product whose KC blocks are shallower gets more rows: packed.)
+ *   NC: 8 KiB of B columns (2048 f32, 1024 f64), as the B budget (TG_GEMM_BPACK_ELEMS).
+ * Each element of C sums its products in KC-deep blocks, so KC fixes the rounding: it
+ * depends on the machine (its L2), never on the problem's split or the thread count. */
+static void gemm_blocking(tg_gemm_kernel *k, size_t es)
+{
+    size_t l1d, l2, l3;
+    tg__gemm_caches(&l1d, &l2, &l3);
+    const size_t bpanel = l2 / 8 < TG_GEMM_BPANEL_BYTES_MAX ? l2 / 8 : TG_GEMM_BPANEL_BYTES_MAX;
+    k->kc = clamp_size(bpanel / (k->nr * es) / 16 * 16, 64, TG_GEMM_KC_MAX);
+    k->mc = clamp_size(l2 / 2 / (k->kc * es) / k->mr * k->mr, 2 * k->mr, 1536 / k->mr * k->mr);
+    k->nc = ((size_t)8 << 10) / es / k->nr * k->nr;
+    TG_ASSERT(k->mr <= TG_GEMM_MR_MAX && k->kc * k->nr * es <= TG_GEMM_BPANEL_BYTES_MAX);
+    TG_ASSERT(k->thin_mr * es <= 16 * 8); /* the thin path's pad */
+}
+
+/* The depth of the KC blocks of a product of depth K: K itself when it fits one block, else K
+ * split into as few blocks as KC allows, of equal depth rounded up to a multiple of 8 (the
+ * last may be shallower). Never more than kc when kc is a multiple of 8. */
+static size_t gemm_even_kc(size_t kc, size_t K)
+{
+    if (K <= kc)
+        return K;
+    const size_t blocks = (K + kc - 1) / kc, even = (K + blocks - 1) / blocks;
+    return (even + 7) / 8 * 8;
+}
+
 /* ---- choosing a path --------------------------------------------------------------------- */
 
 static const char *const path_names[TG_GEMM_PATH_COUNT] = {
     [TG_GEMM_AUTO] = "auto",     [TG_GEMM_DIRECT] = "direct", [TG_GEMM_PORTABLE] = "portable",
     [TG_GEMM_AVX2] = "avx2",     [TG_GEMM_AVX512] = "avx512", [TG_GEMM_BLAS] = "blas",
+    [TG_GEMM_AVX512_WIDE] = "avx512wide",
 };
 
 const char *tg__gemm_path_name(tg_gemm_path path)
@@ -92,7 +215,8 @@ bool tg__gemm_available(tg_gemm_path path)
 #ifdef TG_GEMM_X86
     case TG_GEMM_AVX2:
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case TG_GEMM_AVX512: return __builtin_cpu_supports("avx512f");
+    case TG_GEMM_AVX512:
+    case TG_GEMM_AVX512_WIDE: return __builtin_cpu_supports("avx512f");
 #endif
 #ifdef TG_HAVE_OPENBLAS
     case TG_GEMM_BLAS: return true;
@@ -101,13 +225,31 @@ bool tg__gemm_available(tg_gemm_path path)
     }
 }
 
+/* Whether this is an AMD Zen 4 (family 19h; Zen 3, the same family, has no AVX-512). */
+static bool zen4(void)
+{
+#ifdef TG_GEMM_X86
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d) || b != 0x68747541u) /* "Auth"enticAMD */
+        return false;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return false;
+    const unsigned family = ((a >> 8) & 15u) + ((a >> 20) & 255u);
+    return family == 0x19;
+#else
+    return false;
+#endif
+}
+
 /* The best packed kernel this CPU runs, found once (every thread finds the same). */
-static tg_gemm_path best_kernel(void)
+tg_gemm_path tg__gemm_best(void)
 {
     static _Atomic int best = -1;
     int b = atomic_load_explicit(&best, memory_order_relaxed);
     if (b < 0) {
-        b = tg__gemm_available(TG_GEMM_AVX512) ? TG_GEMM_AVX512
+        /* Zen 4 runs AVX-512 on 256-bit pipes, where the wide tile's fewer broadcasts pay
+         * (gemm_avx512.c); Intel's cores and Zen 5, with 512-bit FMA units, keep 12 x 32 */
+        b = tg__gemm_available(TG_GEMM_AVX512) ? (zen4() ? TG_GEMM_AVX512_WIDE : TG_GEMM_AVX512)
             : tg__gemm_available(TG_GEMM_AVX2) ? TG_GEMM_AVX2
                                                : TG_GEMM_PORTABLE;
         atomic_store_explicit(&best, b, memory_order_relaxed);
@@ -135,7 +277,7 @@ tg_gemm_path tg__gemm_path(size_t M, size_t N, size_t K)
 #ifdef TG_HAVE_OPENBLAS
     return TG_GEMM_BLAS;
 #else
-    return best_kernel();
+    return tg__gemm_best();
 #endif
 }
 
@@ -177,3 +319,30 @@ static bool blas_fits(size_t M, size_t N, size_t K, size_t lda, size_t ldb, size
 #undef SFX
 #undef KFN
 #undef CBLAS_GEMM
+
+/* ---- what the bench reports ------------------------------------------------------------- */
+
+static tg_gemm_path packed_path(tg_gemm_path path)
+{
+    return path == TG_GEMM_PORTABLE || path == TG_GEMM_AVX2 || path == TG_GEMM_AVX512 ||
+                   path == TG_GEMM_AVX512_WIDE
+               ? path
+               : tg__gemm_best();
+}
+
+tg_gemm_shape tg__gemm_shape(tg_gemm_path path, bool f64)
+{
+    path = packed_path(path);
+    const tg_gemm_kernel *k = f64 ? kernel_f64(path) : kernel_f32(path);
+    return (tg_gemm_shape){.path = path, .mr = k->mr, .nr = k->nr, .kc = k->kc, .mc = k->mc,
+                           .nc = k->nc, .thin_mr = k->thin_mr};
+}
+
+double tg__gemm_fma_burn(tg_gemm_path path, bool f64, size_t iters)
+{
+    path = packed_path(path);
+    if (!tg__gemm_available(path))
+        return 0;
+    const tg_gemm_kernel *k = f64 ? kernel_f64(path) : kernel_f32(path);
+    return k->burn(iters);
+}

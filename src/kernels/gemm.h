@@ -23,6 +23,7 @@ typedef enum tg_gemm_path {
     TG_GEMM_PORTABLE, /* packed, the C micro-kernel */
     TG_GEMM_AVX2,     /* packed, AVX2+FMA micro-kernel (x86-64 CPUs that have it) */
     TG_GEMM_AVX512,   /* packed, AVX-512F micro-kernel (x86-64 CPUs that have it) */
+    TG_GEMM_AVX512_WIDE, /* the same with a 6 x 64 f32 tile (f64 as AVX512): AMD's choice */
     TG_GEMM_BLAS,     /* cblas_sgemm/dgemm (TG_BLAS=openblas builds) */
     TG_GEMM_PATH_COUNT
 } tg_gemm_path;
@@ -33,5 +34,23 @@ bool tg__gemm_available(tg_gemm_path path);
 /* The path a GEMM of this size takes now (never AUTO). */
 tg_gemm_path tg__gemm_path(size_t M, size_t N, size_t K);
 const char *tg__gemm_path_name(tg_gemm_path path); /* "direct", "avx512", ... */
+/* The packed kernel large products take when no path is forced and no BLAS is built in. */
+tg_gemm_path tg__gemm_best(void);
+
+/* What a packed path runs on this machine, for the bench's heading: its register tile
+ * (mr x nr), the blocking derived from the caches (kc, mc, nc: elements), and the rows of
+ * its thin kernel for products at most 16 columns wide (0: none, such products are padded
+ * to the tile). A path that is not a packed kernel (AUTO, DIRECT, BLAS) means the best one. */
+typedef struct tg_gemm_shape {
+    tg_gemm_path path;
+    size_t mr, nr, kc, mc, nc, thin_mr;
+} tg_gemm_shape;
+tg_gemm_shape tg__gemm_shape(tg_gemm_path path, bool f64);
+/* The per-core cache sizes the blocking is derived from, in bytes (l3: 0 when unknown). */
+void tg__gemm_caches(size_t *l1d, size_t *l2, size_t *l3);
+/* Runs `iters` rounds of independent FMA chains in the instruction set and vector width of
+ * a packed path's kernel (as tg__gemm_shape picks it) and returns the flops done, 0 when
+ * this CPU lacks the path: timed, the core's peak for that kernel. */
+double tg__gemm_fma_burn(tg_gemm_path path, bool f64, size_t iters);
 
 #endif

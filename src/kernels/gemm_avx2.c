@@ -136,10 +136,60 @@ static void kern_f64(size_t kc, const double *restrict a, const double *restrict
 #undef STORE
 }
 
-/* Blocking as for AVX-512 (gemm_avx512.c), scaled to the narrower tile: the B micro-panel
- * (KC x 16 floats) is 16 KiB at KC = 256. */
-const tg_gemm_kernel tg_gemm__avx2_f32 = {MR, 16, 256, 120, 2048, {.f32 = kern_f32}};
-const tg_gemm_kernel tg_gemm__avx2_f64 = {MR, 8, 256, 96, 1024, {.f64 = kern_f64}};
+/* The core's peak in this instruction set: 12 independent chains of 8-float FMAs. */
+static double burn_f32(size_t iters)
+{
+    const __m256 x = _mm256_set1_ps(0.999f), y = _mm256_set1_ps(1e-7f);
+#define REP12(X) REP(X) X(6) X(7) X(8) X(9) X(10) X(11)
+#define DECL(r) __m256 p##r = _mm256_set1_ps((float)r);
+    REP12(DECL)
+#undef DECL
+    for (size_t i = 0; i < iters; i++) {
+#define FMA(r) p##r = _mm256_fmadd_ps(p##r, x, y);
+        REP12(FMA)
+#undef FMA
+    }
+    float out[8];
+    __m256 s = _mm256_setzero_ps();
+#define SUM(r) s = _mm256_add_ps(s, p##r);
+    REP12(SUM)
+#undef SUM
+    _mm256_storeu_ps(out, s);
+    volatile float sink = out[0];
+    (void)sink;
+    return (double)iters * 12 * 8 * 2;
+}
+
+static double burn_f64(size_t iters)
+{
+    const __m256d x = _mm256_set1_pd(0.999), y = _mm256_set1_pd(1e-7);
+#define DECL(r) __m256d p##r = _mm256_set1_pd((double)r);
+    REP12(DECL)
+#undef DECL
+    for (size_t i = 0; i < iters; i++) {
+#define FMA(r) p##r = _mm256_fmadd_pd(p##r, x, y);
+        REP12(FMA)
+#undef FMA
+    }
+    double out[4];
+    __m256d s = _mm256_setzero_pd();
+#define SUM(r) s = _mm256_add_pd(s, p##r);
+    REP12(SUM)
+#undef SUM
+#undef REP12
+    _mm256_storeu_pd(out, s);
+    volatile double sink = out[0];
+    (void)sink;
+    return (double)iters * 12 * 4 * 2;
+}
+
+/* The blocking is derived at run time from the cache sizes (gemm.c), as for AVX-512; a B
+ * micro-panel row is 64 bytes here, so KC = 256 fills half of a 32 KiB L1d. No thin kernel:
+ * thin products are padded to the 16-column tile. */
+const tg_gemm_kernel tg_gemm__avx2_f32 = {
+    MR, 16, 0, 0, 0, {.f32 = kern_f32}, 0, {.f32 = NULL}, burn_f32, {.f32 = NULL}};
+const tg_gemm_kernel tg_gemm__avx2_f64 = {
+    MR, 8, 0, 0, 0, {.f64 = kern_f64}, 0, {.f64 = NULL}, burn_f64, {.f64 = NULL}};
 
 #else
 typedef int tg_gemm_avx2_unused; /* ISO C forbids an empty translation unit */

@@ -19,14 +19,16 @@
 
 #define MR 12
 #define REP(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define REP8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define REP16(X) REP8(X) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 
-/* Blocking (the table at the end of the file), for Zen 5's 48 KiB L1d and 1 MiB L2:
- * KC = 256: a B micro-panel, KC x 2 vectors (128 bytes a row), is 32 KiB and stays in L1
- *           while the A micro-panels (12 x KC: 12 KiB f32, 24 KiB f64) stream past it.
- * MC:       the packed A block, MC x KC, is 144 KiB (f32, MC 144) or 192 KiB (f64, MC 96),
- *           in L2 beside the B micro-panels and C tiles that pass through.
- * NC:       2048 (f32) or 1024 (f64) columns of B per group, so A is packed again only
- *           every NC columns; the group's depth is then capped by the 4/8 MiB B budget. */
+/* The blocking (KC, MC, NC) is derived at run time from the cache sizes (gemm.c:
+ * gemm_blocking): on Zen 4 (1 MiB L2) and Sapphire Rapids (2 MiB) alike KC = 512, MC = 252
+ * (f32) or 120 / 252 (f64).
+ *
+ * The thin kernels (C at most 16 columns wide) keep one 16-column row of C per accumulator
+ * pair (f64) or accumulator (f32): 16 rows of f32 or 8 rows of f64, 16 independent FMAs per
+ * k step, each with its own broadcast of A read in place, against one packed row of B. */
 
 static inline __mmask16 mask16(size_t n)
 {
@@ -38,7 +40,8 @@ static inline __mmask8 mask8(size_t n)
     return (__mmask8)(n >= 8 ? 0xFFu : (1u << n) - 1u);
 }
 
-static inline void update_ps(float *c, __mmask16 m, __m512 acc, float beta)
+static inline __attribute__((always_inline)) void update_ps(float *c, __mmask16 m, __m512 acc,
+                                                            float beta)
 {
     if (!m)
         return;
@@ -52,7 +55,8 @@ static inline void update_ps(float *c, __mmask16 m, __m512 acc, float beta)
     }
 }
 
-static inline void update_pd(double *c, __mmask8 m, __m512d acc, double beta)
+static inline __attribute__((always_inline)) void update_pd(double *c, __mmask8 m, __m512d acc,
+                                                            double beta)
 {
     if (!m)
         return;
@@ -72,6 +76,15 @@ static void kern_f32(size_t kc, const float *restrict a, const float *restrict b
 #define DECL(r) __m512 c##r##a = _mm512_setzero_ps(), c##r##b = _mm512_setzero_ps();
     REP(DECL)
 #undef DECL
+    /* C's tile is needed only after the loop: fetch its lines meanwhile (when the loop is
+     * long enough to hide the wait) */
+#define PREFETCH(r)                                                                                \
+    if (r < mr && kc >= 64) {                                                                      \
+        _mm_prefetch((const char *)(c + (size_t)r * ldc), _MM_HINT_T0);                            \
+        _mm_prefetch((const char *)(c + (size_t)r * ldc + 31), _MM_HINT_T0);                       \
+    }
+    REP(PREFETCH)
+#undef PREFETCH
     for (size_t k = 0; k < kc; k++) {
         const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
 #define FMA(r)                                                                                     \
@@ -101,6 +114,13 @@ static void kern_f64(size_t kc, const double *restrict a, const double *restrict
 #define DECL(r) __m512d c##r##a = _mm512_setzero_pd(), c##r##b = _mm512_setzero_pd();
     REP(DECL)
 #undef DECL
+#define PREFETCH(r)                                                                                \
+    if (r < mr && kc >= 64) {                                                                      \
+        _mm_prefetch((const char *)(c + (size_t)r * ldc), _MM_HINT_T0);                            \
+        _mm_prefetch((const char *)(c + (size_t)r * ldc + 15), _MM_HINT_T0);                       \
+    }
+    REP(PREFETCH)
+#undef PREFETCH
     for (size_t k = 0; k < kc; k++) {
         const __m512d b0 = _mm512_load_pd(b), b1 = _mm512_load_pd(b + 8);
 #define FMA(r)                                                                                     \
@@ -124,8 +144,208 @@ static void kern_f64(size_t kc, const double *restrict a, const double *restrict
 #undef STORE
 }
 
-const tg_gemm_kernel tg_gemm__avx512_f32 = {MR, 32, 256, 144, 2048, {.f32 = kern_f32}};
-const tg_gemm_kernel tg_gemm__avx512_f64 = {MR, 16, 256, 96, 1024, {.f64 = kern_f64}};
+/* ---- the wide tile: 6 rows x 4 vectors of f32 ------------------------------------------------ */
+
+/* 24 accumulators again, but each k step needs 4 B vectors and only 6 broadcasts of A for its
+ * 24 FMAs (the 12 x 2 tile: 2 and 12). Zen 4 runs a zmm FMA as two halves on its two 256-bit
+ * pipes, and the broadcasts compete with them: measured there, this tile's loop reaches 96 %
+ * of the FMA peak where 12 x 2 reaches 92 %. It reads twice the B bytes per FMA, which suits
+ * a core that does one zmm FMA a cycle (Zen 4) better than one that does two (Intel's with two
+ * 512-bit ports, which keep 12 x 2): gemm.c picks by vendor. */
+#define MRW 6
+#define REP6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
+static void kern_f32_wide(size_t kc, const float *restrict a, const float *restrict b,
+                          float *restrict c, size_t ldc, float beta, size_t mr, size_t nr)
+{
+#define DECL(r)                                                                                    \
+    __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = _mm512_setzero_ps(),                           \
+           c##r##2 = _mm512_setzero_ps(), c##r##3 = _mm512_setzero_ps();
+    REP6(DECL)
+#undef DECL
+#define PREFETCH(r)                                                                                \
+    if (r < mr && kc >= 64) {                                                                      \
+        for (int l = 0; l < 4; l++)                                                                \
+            _mm_prefetch((const char *)(c + (size_t)r * ldc + 16 * l), _MM_HINT_T0);               \
+    }
+    REP6(PREFETCH)
+#undef PREFETCH
+    for (size_t k = 0; k < kc; k++) {
+        const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        const __m512 b2 = _mm512_load_ps(b + 32), b3 = _mm512_load_ps(b + 48);
+#define FMA(r)                                                                                     \
+    {                                                                                              \
+        const __m512 ar = _mm512_set1_ps(a[r]);                                                    \
+        c##r##0 = _mm512_fmadd_ps(ar, b0, c##r##0);                                                \
+        c##r##1 = _mm512_fmadd_ps(ar, b1, c##r##1);                                                \
+        c##r##2 = _mm512_fmadd_ps(ar, b2, c##r##2);                                                \
+        c##r##3 = _mm512_fmadd_ps(ar, b3, c##r##3);                                                \
+    }
+        REP6(FMA)
+#undef FMA
+        a += MRW;
+        b += 64;
+    }
+    const __mmask16 m0 = mask16(nr), m1 = mask16(nr > 16 ? nr - 16 : 0);
+    const __mmask16 m2 = mask16(nr > 32 ? nr - 32 : 0), m3 = mask16(nr > 48 ? nr - 48 : 0);
+#define STORE(r)                                                                                   \
+    if (r < mr) {                                                                                  \
+        float *cr = c + (size_t)r * ldc;                                                           \
+        update_ps(cr, m0, c##r##0, beta);                                                          \
+        update_ps(cr + 16, m1, c##r##1, beta);                                                     \
+        update_ps(cr + 32, m2, c##r##2, beta);                                                     \
+        update_ps(cr + 48, m3, c##r##3, beta);                                                     \
+    }
+    REP6(STORE)
+#undef STORE
+}
+
+/* ---- thin products (C at most 16 columns) --------------------------------------------------- */
+
+static void thin_f32(size_t m, size_t n, size_t kc, const float *a, size_t ai, size_t ak,
+                     const float *restrict b, float *restrict c, size_t ldc, float beta)
+{
+#define DECL(r) __m512 t##r = _mm512_setzero_ps();
+    REP16(DECL)
+#undef DECL
+    for (size_t k = 0; k < kc; k++, a += ak, b += 16) {
+        const __m512 bv = _mm512_load_ps(b);
+#define FMA(r) t##r = _mm512_fmadd_ps(_mm512_set1_ps(a[(size_t)r * ai]), bv, t##r);
+        REP16(FMA)
+#undef FMA
+    }
+    const __mmask16 m0 = mask16(n);
+#define STORE(r)                                                                                   \
+    if (r < m)                                                                                     \
+        update_ps(c + (size_t)r * ldc, m0, t##r, beta);
+    REP16(STORE)
+#undef STORE
+}
+
+static void thin_f64(size_t m, size_t n, size_t kc, const double *a, size_t ai, size_t ak,
+                     const double *restrict b, double *restrict c, size_t ldc, double beta)
+{
+#define DECL(r) __m512d t##r##a = _mm512_setzero_pd(), t##r##b = _mm512_setzero_pd();
+    REP8(DECL)
+#undef DECL
+    for (size_t k = 0; k < kc; k++, a += ak, b += 16) {
+        const __m512d b0 = _mm512_load_pd(b), b1 = _mm512_load_pd(b + 8);
+#define FMA(r)                                                                                     \
+    {                                                                                              \
+        const __m512d ar = _mm512_set1_pd(a[(size_t)r * ai]);                                      \
+        t##r##a = _mm512_fmadd_pd(ar, b0, t##r##a);                                                \
+        t##r##b = _mm512_fmadd_pd(ar, b1, t##r##b);                                                \
+    }
+        REP8(FMA)
+#undef FMA
+    }
+    const __mmask8 m0 = mask8(n), m1 = mask8(n > 8 ? n - 8 : 0);
+#define STORE(r)                                                                                   \
+    if (r < m) {                                                                                   \
+        update_pd(c + (size_t)r * ldc, m0, t##r##a, beta);                                         \
+        update_pd(c + (size_t)r * ldc + 8, m1, t##r##b, beta);                                     \
+    }
+    REP8(STORE)
+#undef STORE
+}
+
+/* ---- packing B stored transposed ------------------------------------------------------------ */
+
+/* One vector of a panel row at a time, 16 floats (8 doubles) of a k from as many rows of the
+ * stored B, gathered, and written whole; for 16 (8) k in turn, so that those rows' cache
+ * lines are used up before the next 16 rows are read: the rows are often a power of two
+ * apart, and more than 16 of them at once would map to too few sets of L1. (Element by
+ * element, packing took a third of a 128 x 512 x 256 product.) */
+static void pack_bt_f32(const float *b, size_t ldb, size_t kc, float *restrict dst, size_t NR)
+{
+    const __m512i idx = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32((int)ldb));
+    for (size_t kb = 0; kb < kc; kb += 16) {
+        const size_t ke = kc - kb < 16 ? kc : kb + 16;
+        for (size_t v = 0; v < NR; v += 16)
+            for (size_t k = kb; k < ke; k++)
+                _mm512_store_ps(dst + k * NR + v, _mm512_i32gather_ps(idx, b + v * ldb + k, 4));
+    }
+}
+
+static void pack_bt_f64(const double *b, size_t ldb, size_t kc, double *restrict dst, size_t NR)
+{
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                           _mm256_set1_epi32((int)ldb));
+    for (size_t kb = 0; kb < kc; kb += 8) {
+        const size_t ke = kc - kb < 8 ? kc : kb + 8;
+        for (size_t v = 0; v < NR; v += 8)
+            for (size_t k = kb; k < ke; k++)
+                _mm512_store_pd(dst + k * NR + v, _mm512_i32gather_pd(idx, b + v * ldb + k, 8));
+    }
+}
+
+static void pack_bt_f32_32(const float *b, size_t ldb, size_t kc, float *dst)
+{
+    pack_bt_f32(b, ldb, kc, dst, 32);
+}
+
+static void pack_bt_f32_64(const float *b, size_t ldb, size_t kc, float *dst)
+{
+    pack_bt_f32(b, ldb, kc, dst, 64);
+}
+
+static void pack_bt_f64_16(const double *b, size_t ldb, size_t kc, double *dst)
+{
+    pack_bt_f64(b, ldb, kc, dst, 16);
+}
+
+/* ---- the core's peak: 12 independent chains of vector FMAs --------------------------------- */
+
+static double burn_f32(size_t iters)
+{
+    const __m512 x = _mm512_set1_ps(0.999f), y = _mm512_set1_ps(1e-7f);
+#define DECL(r) __m512 p##r = _mm512_set1_ps((float)r);
+    REP(DECL)
+#undef DECL
+    for (size_t i = 0; i < iters; i++) {
+#define FMA(r) p##r = _mm512_fmadd_ps(p##r, x, y);
+        REP(FMA)
+#undef FMA
+    }
+    volatile float sink = 0;
+#define SUM(r) sink += _mm512_reduce_add_ps(p##r);
+    REP(SUM)
+#undef SUM
+    (void)sink;
+    return (double)iters * 12 * 16 * 2;
+}
+
+static double burn_f64(size_t iters)
+{
+    const __m512d x = _mm512_set1_pd(0.999), y = _mm512_set1_pd(1e-7);
+#define DECL(r) __m512d p##r = _mm512_set1_pd((double)r);
+    REP(DECL)
+#undef DECL
+    for (size_t i = 0; i < iters; i++) {
+#define FMA(r) p##r = _mm512_fmadd_pd(p##r, x, y);
+        REP(FMA)
+#undef FMA
+    }
+    volatile double sink = 0;
+#define SUM(r) sink += _mm512_reduce_add_pd(p##r);
+    REP(SUM)
+#undef SUM
+    (void)sink;
+    return (double)iters * 12 * 8 * 2;
+}
+
+const tg_gemm_kernel tg_gemm__avx512_f32 = {
+    MR, 32, 0, 0, 0, {.f32 = kern_f32}, 16, {.f32 = thin_f32}, burn_f32, {.f32 = pack_bt_f32_32}};
+const tg_gemm_kernel tg_gemm__avx512_f64 = {
+    MR, 16, 0, 0, 0, {.f64 = kern_f64}, 8, {.f64 = thin_f64}, burn_f64, {.f64 = pack_bt_f64_16}};
+/* The wide tile for f32; f64 keeps 12 x 2 (its 6 x 4 would need 32 doubles of B a k step). */
+const tg_gemm_kernel tg_gemm__avx512w_f32 = {
+    MRW, 64, 0, 0, 0, {.f32 = kern_f32_wide}, 16, {.f32 = thin_f32}, burn_f32,
+    {.f32 = pack_bt_f32_64}};
+const tg_gemm_kernel tg_gemm__avx512w_f64 = {
+    MR, 16, 0, 0, 0, {.f64 = kern_f64}, 8, {.f64 = thin_f64}, burn_f64, {.f64 = pack_bt_f64_16}};
 
 #else
 typedef int tg_gemm_avx512_unused; /* ISO C forbids an empty translation unit */

@@ -71,11 +71,42 @@ static void SFX(kern_portable)(size_t kc, const T *restrict a, const T *restrict
     }
 }
 
-/* Blocking as for the SIMD kernels, for a tile of 4 x 8. */
-static const tg_gemm_kernel SFX(portable_kernel) = {4, 8, 256, 128, 2048,
-                                                    {.KFN = SFX(kern_portable)}};
+/* The peak of plain C: 8 independent chains of multiply-adds (not fused: the portable path
+ * has no guaranteed FMA). */
+static double SFX(burn_portable)(size_t iters)
+{
+    T p[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    const T x = (T)0.999, y = (T)1e-7;
+    for (size_t i = 0; i < iters; i++)
+        for (size_t r = 0; r < 8; r++)
+            p[r] = p[r] * x + y;
+    volatile T sink = p[0] + p[1] + p[2] + p[3] + p[4] + p[5] + p[6] + p[7];
+    (void)sink;
+    return (double)iters * 8 * 2;
+}
+
+/* A tile of 4 x 8; the blocking is derived at run time, as for the SIMD kernels. */
+static const tg_gemm_kernel SFX(portable_kernel) = {
+    4, 8, 0, 0, 0, {.KFN = SFX(kern_portable)}, 0, {.KFN = NULL}, SFX(burn_portable),
+    {.KFN = NULL}};
 
 /* ---- packing ------------------------------------------------------------------------------- */
+
+#ifndef GEMM_PREFETCH_ROW
+/* Asks for the `bytes` (whole cache lines) at p + off elements, which may lie past the end of
+ * the matrix: a prefetch never faults, and the address is formed as an integer so that it is
+ * never an out-of-bounds pointer. */
+#if defined(__GNUC__) || defined(__clang__)
+#define GEMM_PREFETCH_ROW(p, off, bytes)                                                           \
+    do {                                                                                           \
+        const uintptr_t at_ = (uintptr_t)(p) + (off) * sizeof(*(p));                               \
+        for (size_t l_ = 0; l_ < (bytes); l_ += 64)                                                \
+            __builtin_prefetch((const void *)(at_ + l_));                                          \
+    } while (0)
+#else
+#define GEMM_PREFETCH_ROW(p, off, bytes) ((void)0)
+#endif
+#endif
 
 /* A[i0:i0+mc, k0:k0+kc] into ceil(mc/MR) micro-panels, each kc x MR (element (i, k) of a
  * panel at k*MR + i). Row-major A is read a row at a time; A stored transposed is already a
@@ -89,12 +120,46 @@ static void SFX(pack_a)(const tg_gemm_kernel *kd, bool transA, const T *A, size_
         const size_t mr = mc - ir < MR ? mc - ir : MR;
         if (transA) {
             const T *src = A + k0 * lda + i0 + ir;
+            if (mr == MR && (MR == 12 || MR == 6)) { /* a constant size: inline, no call */
+                if (MR == 12)
+                    for (size_t k = 0; k < kc; k++, src += lda)
+                        memcpy(dst + k * 12, src, 12 * sizeof(T));
+                else
+                    for (size_t k = 0; k < kc; k++, src += lda)
+                        memcpy(dst + k * 6, src, 6 * sizeof(T));
+                continue;
+            }
             for (size_t k = 0; k < kc; k++, src += lda) {
                 T *d = dst + k * MR;
                 memcpy(d, src, mr * sizeof(T));
                 for (size_t i = mr; i < MR; i++)
                     d[i] = 0;
             }
+        } else if (mr == MR && (MR == 12 || MR == 6)) {
+            /* the SIMD kernels' tiles: k outer, so each k's MR elements are written together
+             * and the rows are read in step (row-major A's rows can be 4 KiB apart, and
+             * writing a panel column by column aliased with them) */
+            const T *src = A + (i0 + ir) * lda + k0;
+#define PACK_ROW(i) d[i] = src[(i) * lda + k];
+            if (MR == 12) {
+                for (size_t k = 0; k < kc; k++) {
+                    T *d = dst + k * 12;
+                    if (k % 16 == 0)
+                        for (size_t i = 0; i < 12; i++)
+                            GEMM_PREFETCH_ROW(src, i * lda + k + 64, 64);
+                    PACK_ROW(0) PACK_ROW(1) PACK_ROW(2) PACK_ROW(3) PACK_ROW(4) PACK_ROW(5)
+                    PACK_ROW(6) PACK_ROW(7) PACK_ROW(8) PACK_ROW(9) PACK_ROW(10) PACK_ROW(11)
+                }
+            } else {
+                for (size_t k = 0; k < kc; k++) {
+                    T *d = dst + k * 6;
+                    if (k % 16 == 0)
+                        for (size_t i = 0; i < 6; i++)
+                            GEMM_PREFETCH_ROW(src, i * lda + k + 64, 64);
+                    PACK_ROW(0) PACK_ROW(1) PACK_ROW(2) PACK_ROW(3) PACK_ROW(4) PACK_ROW(5)
+                }
+            }
+#undef PACK_ROW
         } else {
             for (size_t i = 0; i < mr; i++) {
                 const T *src = A + (i0 + ir + i) * lda + k0;
@@ -111,12 +176,24 @@ static void SFX(pack_a)(const tg_gemm_kernel *kd, bool transA, const T *A, size_
 /* B[k0:k0+kc, j0:j0+nr] into one micro-panel kc x NR (element (k, j) at k*NR + j), columns
  * past nr zero (as rows in pack_a). Row-major B is a run of nr elements per k; B stored
  * transposed is read a stored row (a column of B) at a time. */
-static void SFX(pack_b)(const tg_gemm_kernel *kd, bool transB, const T *B, size_t ldb,
-                        size_t k0, size_t kc, size_t j0, size_t nr, T *restrict dst)
+static void SFX(pack_b)(size_t NR, bool transB, const T *B, size_t ldb, size_t k0, size_t kc,
+                        size_t j0, size_t nr, T *restrict dst)
 {
-    const size_t NR = kd->nr;
     if (!transB) {
         const T *src = B + k0 * ldb + j0;
+        if (nr == NR && (NR * sizeof(T) == 128 || NR * sizeof(T) == 256)) {
+            /* the AVX-512 tiles: constant sizes, copied inline, the row 8 ahead fetched
+             * meanwhile (B's rows are often a page or more apart, where the hardware's
+             * prefetchers do not follow) */
+            for (size_t k = 0; k < kc; k++, src += ldb) {
+                GEMM_PREFETCH_ROW(src, 8 * ldb, NR * sizeof(T));
+                if (NR * sizeof(T) == 128)
+                    memcpy(dst + k * NR, src, 128);
+                else
+                    memcpy(dst + k * NR, src, 256);
+            }
+            return;
+        }
         for (size_t k = 0; k < kc; k++, src += ldb) {
             T *d = dst + k * NR;
             memcpy(d, src, nr * sizeof(T));
@@ -124,15 +201,33 @@ static void SFX(pack_b)(const tg_gemm_kernel *kd, bool transB, const T *B, size_
                 d[j] = 0;
         }
     } else {
-        for (size_t j = 0; j < nr; j++) {
-            const T *src = B + (j0 + j) * ldb + k0;
-            for (size_t k = 0; k < kc; k++)
-                dst[k * NR + j] = src[k];
+        /* 16 k at a time: the panel's 16 rows being written (16 x NR, at most 4 KiB) stay in
+         * L1 while each column of B is read 16 elements on */
+        for (size_t kb = 0; kb < kc; kb += 16) {
+            const size_t ke = kc - kb < 16 ? kc : kb + 16;
+            for (size_t j = 0; j < nr; j++) {
+                const T *src = B + (j0 + j) * ldb + k0;
+                for (size_t k = kb; k < ke; k++)
+                    dst[k * NR + j] = src[k];
+            }
         }
         for (size_t j = nr; j < NR; j++)
             for (size_t k = 0; k < kc; k++)
                 dst[k * NR + j] = 0;
     }
+}
+
+/* A micro-panel of B for kernel kd: its own routine for a full panel of B stored transposed
+ * when it has one and the panel is deep enough (a shallow one's rows are a few cache lines,
+ * which the plain loop copies faster than gathers: W3's dX with K = 10), else pack_b. */
+static void SFX(pack_b_kd)(const tg_gemm_kernel *kd, bool transB, const T *B, size_t ldb,
+                           size_t k0, size_t kc, size_t j0, size_t nr, T *restrict dst)
+{
+    if (transB && nr == kd->nr && kc >= 32 && kd->pack_bt.KFN && ldb <= (size_t)INT_MAX / 16) {
+        kd->pack_bt.KFN(B + j0 * ldb + k0, ldb, kc, dst);
+        return;
+    }
+    SFX(pack_b)(kd->nr, transB, B, ldb, k0, kc, j0, nr, dst);
 }
 
 /* ---- the packed path ----------------------------------------------------------------------- */
@@ -161,7 +256,7 @@ static void SFX(pack_b_range)(void *ctx, size_t q0, size_t q1)
         const size_t j = q * kd->nr, nr = jb->nc - j < kd->nr ? jb->nc - j : kd->nr;
         for (size_t kk = 0; kk < jb->kg; kk += kd->kc) {
             const size_t kc = jb->kg - kk < kd->kc ? jb->kg - kk : kd->kc;
-            SFX(pack_b)(kd, jb->transB, jb->B, jb->ldb, jb->k0 + kk, kc, jb->jc + j, nr,
+            SFX(pack_b_kd)(kd, jb->transB, jb->B, jb->ldb, jb->k0 + kk, kc, jb->jc + j, nr,
                         jb->bp + kk * jb->ncp + q * kc * kd->nr);
         }
     }
@@ -215,15 +310,15 @@ static void SFX(packed_unbuffered)(const tg_gemm_kernel *kd, bool transA, bool t
                                    size_t M, size_t N, size_t K, const T *A, size_t lda,
                                    const T *B, size_t ldb, T beta, T *C, size_t ldc)
 {
-    _Alignas(TG_DATA_ALIGN) T a[TG_GEMM_STACK_BYTES / 2 / sizeof(T)];
-    _Alignas(TG_DATA_ALIGN) T b[TG_GEMM_STACK_BYTES / 2 / sizeof(T)];
+    _Alignas(TG_DATA_ALIGN) T a[TG_GEMM_MR_MAX * TG_GEMM_KC_MAX];
+    _Alignas(TG_DATA_ALIGN) T b[TG_GEMM_BPANEL_BYTES_MAX / sizeof(T)];
     TG_ASSERT(kd->mr * kd->kc <= sizeof a / sizeof *a && kd->nr * kd->kc <= sizeof b / sizeof *b);
     for (size_t pc = 0; pc < K; pc += kd->kc) {
         const size_t kc = K - pc < kd->kc ? K - pc : kd->kc;
         const T bt = pc == 0 ? beta : (T)1;
         for (size_t j = 0; j < N; j += kd->nr) {
             const size_t nr = N - j < kd->nr ? N - j : kd->nr;
-            SFX(pack_b)(kd, transB, B, ldb, pc, kc, j, nr, b);
+            SFX(pack_b_kd)(kd, transB, B, ldb, pc, kc, j, nr, b);
             for (size_t i = 0; i < M; i += kd->mr) {
                 const size_t mr = M - i < kd->mr ? M - i : kd->mr;
                 SFX(pack_a)(kd, transA, A, lda, i, mr, pc, kc, a);
@@ -233,12 +328,88 @@ static void SFX(packed_unbuffered)(const tg_gemm_kernel *kd, bool transA, bool t
     }
 }
 
-/* C = beta*C + op(A)·op(B) through kernel kd. */
-static void SFX(packed)(const tg_gemm_kernel *kd, bool transA, bool transB, size_t M, size_t N,
-                        size_t K, const T *A, size_t lda, const T *B, size_t ldb, T beta, T *C,
-                        size_t ldc)
+/* ---- the thin path (C at most TG_GEMM_THIN_NR columns) ----------------------------------- */
+
+typedef struct SFX(thin_job) {
+    const tg_gemm_kernel *kd;
+    size_t M, N, kc;
+    const T *A; /* at the chunk's first k */
+    size_t ai, ak;
+    const T *b; /* the chunk of B, packed kc x 16 */
+    T beta;
+    T *C;
+    size_t ldc;
+} SFX(thin_job);
+
+/* Row blocks [q0, q1) of thin_mr rows, for one chunk of the depth. The last block, when M
+ * is not a multiple of thin_mr, is copied (zero-padded) so the kernel reads only memory
+ * that is there. */
+static void SFX(thin_rows)(void *ctx, size_t q0, size_t q1)
 {
+    const SFX(thin_job) *jb = ctx;
+    const size_t TMR = jb->kd->thin_mr;
+    _Alignas(TG_DATA_ALIGN) T pad[16 * 8 / sizeof(T) * TG_GEMM_KC_MAX];
+    for (size_t q = q0; q < q1; q++) {
+        const size_t i = q * TMR, m = jb->M - i < TMR ? jb->M - i : TMR;
+        const T *a = jb->A + i * jb->ai;
+        size_t ai = jb->ai, ak = jb->ak;
+        if (m < TMR) {
+            TG_ASSERT(TMR * jb->kc <= sizeof pad / sizeof *pad);
+            for (size_t r = 0; r < TMR; r++)
+                for (size_t k = 0; k < jb->kc; k++)
+                    pad[r * jb->kc + k] = r < m ? a[r * ai + k * ak] : (T)0;
+            a = pad;
+            ai = jb->kc;
+            ak = 1;
+        }
+        jb->kd->thin.KFN(m, jb->N, jb->kc, a, ai, ak, jb->b, jb->C + i * jb->ldc, jb->ldc,
+                         jb->beta);
+    }
+}
+
+/* C = beta*C + op(A)·op(B) for N <= TG_GEMM_THIN_NR through kd's thin kernel: for each
+ * KC-deep chunk of the depth, B's chunk is packed (kc x 16, on the stack) and the row blocks
+ * of C are split over the pool. A is read in place. */
+static void SFX(thin)(const tg_gemm_kernel *kd, bool transA, bool transB, size_t M, size_t N,
+                      size_t K, const T *A, size_t lda, const T *B, size_t ldb, T beta, T *C,
+                      size_t ldc)
+{
+    _Alignas(TG_DATA_ALIGN) T b[TG_GEMM_KC_MAX * TG_GEMM_THIN_NR];
+    TG_ASSERT(kd->kc * TG_GEMM_THIN_NR <= sizeof b / sizeof *b);
+    const size_t ai = transA ? 1 : lda, ak = transA ? lda : 1;
+    const size_t TMR = kd->thin_mr, blocks = (M + TMR - 1) / TMR;
+    for (size_t k0 = 0; k0 < K; k0 += kd->kc) {
+        const size_t kc = K - k0 < kd->kc ? K - k0 : kd->kc;
+        SFX(pack_b)(TG_GEMM_THIN_NR, transB, B, ldb, k0, kc, 0, N, b);
+        SFX(thin_job) jb = {.kd = kd, .M = M, .N = N, .kc = kc, .A = A + k0 * ak, .ai = ai,
+                            .ak = ak, .b = b, .beta = k0 == 0 ? beta : (T)1, .C = C,
+                            .ldc = ldc};
+        const size_t per_block = TMR * N * kc;
+        size_t grain = TG_GEMM_SLOT_WORK / per_block;
+        tg__parallel_for(blocks, grain ? grain : 1, SFX(thin_rows), &jb);
+    }
+}
+
+/* C = beta*C + op(A)·op(B) through kernel kd. */
+static void SFX(packed)(const tg_gemm_kernel *kd_machine, bool transA, bool transB, size_t M,
+                        size_t N, size_t K, const T *A, size_t lda, const T *B, size_t ldb,
+                        T beta, T *C, size_t ldc)
+{
+    /* The depth in equal blocks no deeper than the machine's KC (K = 784 at KC 256: four of
+     * 200 and 184, not three of 256 and one of 16, whose C tiles would be loaded and stored
+     * for 16 FMAs each): a function of K and the machine only, as the rounding demands. */
+    tg_gemm_kernel kblk = *kd_machine;
+    const tg_gemm_kernel *kd = &kblk;
+    kblk.kc = gemm_even_kc(kd_machine->kc, K);
+    /* Shallower blocks leave room in L2 for more rows of A: MC x KC stays what the machine's
+     * blocking allows (f64 at K = 256: 240 rows, so W3's batch of 128 is one block, not 120
+     * and a block of 8 that streams every B panel again). Rows only: no effect on the bits. */
+    kblk.mc = kd_machine->mc * kd_machine->kc / kblk.kc / kblk.mr * kblk.mr;
     TG_ASSERT(kd->mc % kd->mr == 0 && kd->nc % kd->nr == 0);
+    if (kd->thin_mr && N <= TG_GEMM_THIN_NR) {
+        SFX(thin)(kd, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     const size_t MR = kd->mr, NR = kd->nr;
     /* The group: as many B columns as the kernel wants (nc), and as much depth as fits the
      * budget beside them, in whole KC blocks. */
@@ -281,17 +452,38 @@ static void SFX(packed)(const tg_gemm_kernel *kd, bool transA, bool transB, size
 #define GEMM_CAT_(a, b) a##b
 #define GEMM_CAT(a, b) GEMM_CAT_(a, b)
 
-/* The packed kernel of `path` for T (the portable one when the path names no SIMD kernel). */
-static const tg_gemm_kernel *SFX(kernel)(tg_gemm_path path)
+/* The packed kernel of `path` for T (the portable one when the path names no SIMD kernel),
+ * as compiled: its blocking not yet filled in. */
+static const tg_gemm_kernel *SFX(kernel_table)(tg_gemm_path path)
 {
 #ifdef TG_GEMM_X86
     if (path == TG_GEMM_AVX512)
         return &GEMM_CAT(tg_gemm__avx512_, KFN);
+    if (path == TG_GEMM_AVX512_WIDE)
+        return &GEMM_CAT(tg_gemm__avx512w_, KFN);
     if (path == TG_GEMM_AVX2)
         return &GEMM_CAT(tg_gemm__avx2_, KFN);
 #endif
     TG_UNUSED(path);
     return &SFX(portable_kernel);
+}
+
+/* The same with this machine's blocking (gemm_blocking), made once for every path. */
+static tg_gemm_kernel SFX(kernels)[TG_GEMM_PATH_COUNT];
+static pthread_once_t SFX(kernels_once) = PTHREAD_ONCE_INIT;
+
+static void SFX(make_kernels)(void)
+{
+    for (int p = 0; p < TG_GEMM_PATH_COUNT; p++) {
+        SFX(kernels)[p] = *SFX(kernel_table)((tg_gemm_path)p);
+        gemm_blocking(&SFX(kernels)[p], sizeof(T));
+    }
+}
+
+static const tg_gemm_kernel *SFX(kernel)(tg_gemm_path path)
+{
+    pthread_once(&SFX(kernels_once), SFX(make_kernels));
+    return &SFX(kernels)[(unsigned)path < TG_GEMM_PATH_COUNT ? path : TG_GEMM_PORTABLE];
 }
 
 #undef GEMM_CAT
@@ -315,6 +507,6 @@ void SFX(tg_gemm)(bool transA, bool transB, size_t M, size_t N, size_t K, const 
     if (path == TG_GEMM_DIRECT)
         SFX(direct)(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
     else
-        SFX(packed)(SFX(kernel)(path == TG_GEMM_BLAS ? best_kernel() : path), transA, transB, M,
+        SFX(packed)(SFX(kernel)(path == TG_GEMM_BLAS ? tg__gemm_best() : path), transA, transB, M,
                     N, K, A, lda, B, ldb, beta, C, ldc);
 }

@@ -18,19 +18,54 @@ typedef void (*tg_gemm_kern_f32)(size_t kc, const float *a, const float *b, floa
 typedef void (*tg_gemm_kern_f64)(size_t kc, const double *a, const double *b, double *c,
                                  size_t ldc, double beta, size_t mr, size_t nr);
 
+/* The thin kernel, for products whose C is at most TG_GEMM_THIN_NR columns wide (W3's last
+ * layer: N = 10): C[0:m, 0:n] = update(C, sum over k < kc of A(i, k) * b[k*16 + j]) for
+ * m <= the kernel's thin_mr rows, with A read where it lies, A(i, k) = a[i*ai + k*ak] (no
+ * packing: each element of A is used only n times), and b a packed kc x 16 panel of B
+ * (zero-padded, 64-byte aligned). Same update and same order of the sum as above: one fused
+ * multiply-add per k, in increasing k, from zero. */
+#define TG_GEMM_THIN_NR 16
+typedef void (*tg_gemm_thin_f32)(size_t m, size_t n, size_t kc, const float *a, size_t ai,
+                                 size_t ak, const float *b, float *c, size_t ldc, float beta);
+typedef void (*tg_gemm_thin_f64)(size_t m, size_t n, size_t kc, const double *a, size_t ai,
+                                 size_t ak, const double *b, double *c, size_t ldc, double beta);
+
+/* Packs a full micro-panel (kc x NR) of B stored transposed, (N, K) row-major with row stride
+ * ldb: dst[k*NR + j] = b[j*ldb + k] (b at the panel's first column and depth), in the kernel's
+ * instruction set; ldb * 16 must fit an int (the driver checks). NULL: the driver's loop. */
+typedef void (*tg_gemm_pack_bt_f32)(const float *b, size_t ldb, size_t kc, float *dst);
+typedef void (*tg_gemm_pack_bt_f64)(const double *b, size_t ldb, size_t kc, double *dst);
+
 /* A micro-kernel and the blocking it wants (elements):
  *   MR x NR  the register tile: MR*NR/lanes accumulators plus the B vectors and one broadcast
  *            of A must fit the register file, with enough independent FMAs to hide latency.
  *   KC       depth of a packed block: one B micro-panel (KC x NR) stays in L1 while every
  *            A micro-panel of the block streams past it.
  *   MC       rows of the packed A block (MC x KC), which stays in L2 across a B panel.
- *   NC       columns of B packed at once (limited further by the workspace budget). */
+ *   NC       columns of B packed at once (limited further by the workspace budget).
+ * The tables below give MR, NR and the functions; KC, MC and NC are 0 there and derived at
+ * run time from this machine's cache sizes (gemm.c: gemm_blocking), so they may differ
+ * between machines but never between calls or thread counts on one machine.
+ *   thin_mr, thin  the thin kernel and its rows per call (0 and NULL: none)
+ *   burn     runs `iters` rounds of independent FMA chains in the kernel's instruction set
+ *            and vector width, for measuring the core's peak; returns the flops done.
+ *   pack_bt  packs B stored transposed (above), or NULL. */
 typedef struct tg_gemm_kernel {
     size_t mr, nr, kc, mc, nc;
     union {
         tg_gemm_kern_f32 f32;
         tg_gemm_kern_f64 f64;
     } fn;
+    size_t thin_mr;
+    union {
+        tg_gemm_thin_f32 f32;
+        tg_gemm_thin_f64 f64;
+    } thin;
+    double (*burn)(size_t iters);
+    union {
+        tg_gemm_pack_bt_f32 f32;
+        tg_gemm_pack_bt_f64 f64;
+    } pack_bt;
 } tg_gemm_kernel;
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -38,6 +73,7 @@ typedef struct tg_gemm_kernel {
  * top-level CMakeLists.txt); the driver calls them only after checking the CPU. */
 #define TG_GEMM_X86 1
 extern const tg_gemm_kernel tg_gemm__avx512_f32, tg_gemm__avx512_f64;
+extern const tg_gemm_kernel tg_gemm__avx512w_f32, tg_gemm__avx512w_f64;
 extern const tg_gemm_kernel tg_gemm__avx2_f32, tg_gemm__avx2_f64;
 #endif
 

@@ -1,0 +1,202 @@
+/* test_gemm_blocking.c: the GEMM's blocking derived from this machine's caches, and the thin
+ * kernel (C at most 16 columns wide, W3's last layer), against a reference summed in long
+ * double: sizes taken from the blocking actually chosen (tg__gemm_shape), so that they cross
+ * its row block (MC), its depth block (KC, twice) and the thin kernel's row blocks wherever
+ * the test runs; every packed path this build and CPU have, f32 and f64, all four transpose
+ * combinations, beta 0 (over NaN), 1 and another. Also: the thin path's results bit-identical
+ * for any thread count, and nothing written outside C. */
+#include <criterion/criterion.h>
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/helpers.h"
+#include "kernels/gemm.h"
+
+static uint64_t rng_state = 0x2545F4914F6CDD1Du;
+
+/* Uniform in [-1, 1), exactly representable as a float. */
+static double rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 40) / 8388608.0 - 1.0;
+}
+
+/* rows x cols, row stride cols + 3 (the padding holds NaN: a kernel reading it poisons C), as
+ * T and as doubles. */
+typedef struct mat {
+    bool f64;
+    size_t rows, cols, ld;
+    void *data;
+    double *val;
+} mat;
+
+static mat mat_new(bool f64, size_t rows, size_t cols, double fill)
+{
+    mat m = {f64, rows, cols, cols + 3, NULL, NULL};
+    const size_t n = rows * m.ld + 1;
+    m.data = calloc(n, f64 ? 8 : 4);
+    m.val = calloc(n, sizeof(double));
+    cr_assert(m.data && m.val);
+    for (size_t i = 0; i < n; i++) {
+        const size_t c = i % m.ld;
+        const double v = c < cols && i < rows * m.ld ? (isnan(fill) ? fill : rnd()) : NAN;
+        if (f64)
+            ((double *)m.data)[i] = v;
+        else
+            ((float *)m.data)[i] = (float)v;
+        m.val[i] = f64 ? ((double *)m.data)[i] : ((float *)m.data)[i];
+    }
+    return m;
+}
+
+static double get(const mat *m, size_t i)
+{
+    return m->f64 ? ((double *)m->data)[i] : ((float *)m->data)[i];
+}
+
+static void mat_free(mat *m)
+{
+    free(m->data);
+    free(m->val);
+}
+
+static void run(bool f64, bool ta, bool tb, size_t M, size_t N, size_t K, const mat *A,
+                const mat *B, double beta, mat *C)
+{
+    if (f64)
+        tg_gemm_f64(ta, tb, M, N, K, A->data, A->ld, B->data, B->ld, beta, C->data, C->ld);
+    else
+        tg_gemm_f32(ta, tb, M, N, K, A->data, A->ld, B->data, B->ld, (float)beta, C->data, C->ld);
+}
+
+/* One product against the long double reference: within (K + 2) epsilons of |beta*C| + sum
+ * |a||b|, and C's padding columns untouched. */
+static void check_case(tg_gemm_path path, bool f64, bool ta, bool tb, size_t M, size_t N, size_t K,
+                       double beta)
+{
+    mat A = ta ? mat_new(f64, K, M, 0) : mat_new(f64, M, K, 0);
+    mat B = tb ? mat_new(f64, N, K, 0) : mat_new(f64, K, N, 0);
+    mat C = mat_new(f64, M, N, beta == 0 ? NAN : 0);
+    for (size_t i = 0; i < M; i++) /* a sentinel in C's padding that must survive */
+        for (size_t j = N; j < C.ld; j++) {
+            if (f64)
+                ((double *)C.data)[i * C.ld + j] = 4321.0;
+            else
+                ((float *)C.data)[i * C.ld + j] = 4321.0f;
+        }
+    run(f64, ta, tb, M, N, K, &A, &B, beta, &C);
+    const double eps = f64 ? DBL_EPSILON : FLT_EPSILON;
+    for (size_t i = 0; i < M; i++) {
+        for (size_t j = 0; j < N; j++) {
+            long double ref = 0, bound = 0;
+            if (beta != 0) {
+                ref = (long double)beta * C.val[i * C.ld + j];
+                bound = fabsl(ref);
+            }
+            for (size_t k = 0; k < K; k++) {
+                const double a = ta ? A.val[k * A.ld + i] : A.val[i * A.ld + k];
+                const double b = tb ? B.val[j * B.ld + k] : B.val[k * B.ld + j];
+                ref += (long double)a * b;
+                bound += fabsl((long double)a * b);
+            }
+            ts_assert_close(
+                get(&C, i * C.ld + j), (double)ref, (double)bound * (double)(K + 2) * eps + DBL_MIN,
+                0, "%s %s %s%s M=%zu N=%zu K=%zu beta=%g: C[%zu,%zu]", tg__gemm_path_name(path),
+                f64 ? "f64" : "f32", ta ? "A^T" : "A", tb ? "B^T" : "B", M, N, K, beta, i, j);
+        }
+        for (size_t j = N; j < C.ld; j++)
+            cr_assert(get(&C, i * C.ld + j) == 4321.0, "C[%zu,%zu] past N=%zu was written", i, j,
+                      N);
+    }
+    mat_free(&A);
+    mat_free(&B);
+    mat_free(&C);
+}
+
+Test(gemm_blocking, is_derived_from_the_caches_within_its_bounds)
+{
+    size_t l1d, l2, l3;
+    tg__gemm_caches(&l1d, &l2, &l3);
+    cr_assert(l1d >= 16 << 10 && l2 >= 128 << 10, "L1d %zu, L2 %zu", l1d, l2);
+    for (int p = TG_GEMM_PORTABLE; p <= TG_GEMM_AVX512_WIDE; p++)
+        for (int f64 = 0; f64 < 2; f64++) {
+            const tg_gemm_shape s = tg__gemm_shape((tg_gemm_path)p, f64);
+            cr_assert_eq(s.path, (tg_gemm_path)p);
+            cr_assert(s.kc >= 64 && s.kc <= 512 && s.kc % 16 == 0, "kc %zu", s.kc);
+            cr_assert(s.mc >= 2 * s.mr && s.mc % s.mr == 0, "mc %zu, mr %zu", s.mc, s.mr);
+            cr_assert(s.nc > 0 && s.nc % s.nr == 0, "nc %zu, nr %zu", s.nc, s.nr);
+            /* the same every time it is asked */
+            const tg_gemm_shape t = tg__gemm_shape((tg_gemm_path)p, f64);
+            cr_assert(s.kc == t.kc && s.mc == t.mc && s.nc == t.nc);
+        }
+}
+
+/* Sizes from the blocking: past MC and KC; the thin kernel's M not a multiple of its rows,
+ * K across two KC blocks, N from 1 to 16 and just past it. */
+Test(gemm_blocking, products_across_this_machines_blocks_match_the_reference)
+{
+    const double betas[3] = {0.0, 1.0, -0.75};
+    for (int p = TG_GEMM_PORTABLE; p <= TG_GEMM_AVX512_WIDE; p++) {
+        if (!tg__gemm_force((tg_gemm_path)p))
+            continue;
+        for (int f64 = 0; f64 < 2; f64++) {
+            const tg_gemm_shape s = tg__gemm_shape((tg_gemm_path)p, f64);
+            const size_t tm = s.thin_mr ? s.thin_mr : 8;
+            const size_t sizes[][3] = {
+                {s.mc + 5, 33, s.kc + 3}, {3 * tm + 5, 10, 2 * s.kc + 7},
+                {tm - 1, 16, 5},          {2 * tm + 1, 1, 40},
+                {tm + 3, 17, 9},          {37, 9, s.kc},
+            };
+            for (size_t z = 0; z < sizeof sizes / sizeof *sizes; z++)
+                for (int t = 0; t < 4; t++)
+                    check_case((tg_gemm_path)p, f64, t & 1, t & 2, sizes[z][0], sizes[z][1],
+                               sizes[z][2], betas[(z + (size_t)t) % 3]);
+        }
+    }
+    cr_assert(tg__gemm_force(TG_GEMM_AUTO));
+}
+
+/* The thin path splits C's row blocks over the pool: every split gives the same bits. */
+Test(gemm_blocking, thin_products_are_bit_identical_for_any_thread_count)
+{
+    const size_t M = 1203, N = 10, K = 700;
+    for (int p = TG_GEMM_PORTABLE; p <= TG_GEMM_AVX512_WIDE; p++) {
+        if (!tg__gemm_force((tg_gemm_path)p))
+            continue;
+        for (int f64 = 0; f64 < 2; f64++)
+            for (int t = 0; t < 4; t++) {
+                const bool ta = t & 1, tb = t & 2;
+                mat A = ta ? mat_new(f64, K, M, 0) : mat_new(f64, M, K, 0);
+                mat B = tb ? mat_new(f64, N, K, 0) : mat_new(f64, K, N, 0);
+                mat C0 = mat_new(f64, M, N, 0);
+                const size_t bytes = (M * C0.ld + 1) * (f64 ? 8 : 4);
+                void *first = malloc(bytes);
+                cr_assert(first);
+                for (int threads = 1; threads <= 4; threads++) {
+                    cr_assert_eq(tg_set_num_threads(threads), TG_OK);
+                    mat C = mat_new(f64, M, N, 0);
+                    memcpy(C.data, C0.data, bytes);
+                    run(f64, ta, tb, M, N, K, &A, &B, 0.5, &C);
+                    if (threads == 1)
+                        memcpy(first, C.data, bytes);
+                    else
+                        cr_assert(memcmp(first, C.data, bytes) == 0,
+                                  "%s %s t%d: %d threads differ from 1", tg__gemm_path_name(p),
+                                  f64 ? "f64" : "f32", t, threads);
+                    mat_free(&C);
+                }
+                free(first);
+                mat_free(&A);
+                mat_free(&B);
+                mat_free(&C0);
+            }
+    }
+    cr_assert_eq(tg_set_num_threads(1), TG_OK);
+    cr_assert(tg__gemm_force(TG_GEMM_AUTO));
+}
