@@ -9,6 +9,20 @@
 #include <stdint.h>
 #include <string.h>
 
+/* expm1(r + c) for a reduced argument |r| <= ln2/2 and c the rounding error of r (|c| tiny):
+ * r + r^2 q + c (1 + r) with q = sum of r^(n-2) / n! for n = 2..13, in pairs by Estrin's
+ * scheme. What tg__tanh and tg__sigmoid share after their Cody-Waite reductions. */
+static inline double tg__expm1_series(double r, double c)
+{
+    const double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    const double q01 = 1.0 / 2 + r * (1.0 / 6), q23 = 1.0 / 24 + r * (1.0 / 120),
+                 q45 = 1.0 / 720 + r * (1.0 / 5040), q67 = 1.0 / 40320 + r * (1.0 / 362880),
+                 q89 = 1.0 / 3628800 + r * (1.0 / 39916800),
+                 q1011 = 1.0 / 479001600 + r * (1.0 / 6227020800.0);
+    const double q = (q01 + r2 * q23) + r4 * (q45 + r2 * q67) + r8 * (q89 + r2 * q1011);
+    return r + (r2 * q + (c + c * r));
+}
+
 /* tanh, the op's forward (f32 rounds this). Not libm's: glibc's tanh goes through expm1 and
  * then a division, a long dependency chain that a graph of 0-d tanh nodes waits on at every
  * node; this one's chain is shorter and it vectorizes (README, "Benchmarks", has the figures).
@@ -31,14 +45,7 @@ static inline double tg__tanh(double x)
     const double kt = m * 0x1.71547652b82fep1 + shifter, k = kt - shifter;
     const double r_hi = u - k * 0x1.62e42fee00000p-1, r_lo = -(k * 0x1.a39ef35793c76p-33);
     const double r = r_hi + r_lo, c = (r_hi - r) + r_lo;
-    const double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
-    /* q = sum of r^(n-2) / n! for n = 2..13, in pairs */
-    const double q01 = 1.0 / 2 + r * (1.0 / 6), q23 = 1.0 / 24 + r * (1.0 / 120),
-                 q45 = 1.0 / 720 + r * (1.0 / 5040), q67 = 1.0 / 40320 + r * (1.0 / 362880),
-                 q89 = 1.0 / 3628800 + r * (1.0 / 39916800),
-                 q1011 = 1.0 / 479001600 + r * (1.0 / 6227020800.0);
-    const double q = (q01 + r2 * q23) + r4 * (q45 + r2 * q67) + r8 * (q89 + r2 * q1011);
-    const double p = r + (r2 * q + (c + c * r));
+    const double p = tg__expm1_series(r, c);
     /* 2^k from k's bits in kt (0 <= k <= 64) */
     uint64_t bits;
     memcpy(&bits, &kt, sizeof bits);
@@ -76,13 +83,7 @@ static inline double tg__sigmoid(double x)
     const double kt = m * 0x1.71547652b82fep0 + shifter, k = kt - shifter;
     const double r_hi = k * 0x1.62e42fee00000p-1 - m, r_lo = k * 0x1.a39ef35793c76p-33;
     const double r = r_hi + r_lo, c = (r_hi - r) + r_lo;
-    const double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
-    const double q01 = 1.0 / 2 + r * (1.0 / 6), q23 = 1.0 / 24 + r * (1.0 / 120),
-                 q45 = 1.0 / 720 + r * (1.0 / 5040), q67 = 1.0 / 40320 + r * (1.0 / 362880),
-                 q89 = 1.0 / 3628800 + r * (1.0 / 39916800),
-                 q1011 = 1.0 / 479001600 + r * (1.0 / 6227020800.0);
-    const double q = (q01 + r2 * q23) + r4 * (q45 + r2 * q67) + r8 * (q89 + r2 * q1011);
-    const double p = r + (r2 * q + (c + c * r));
+    const double p = tg__expm1_series(r, c);
     /* k (0 <= k <= 1077) from the low bits of kt, split in two halves */
     uint64_t bits;
     memcpy(&bits, &kt, sizeof bits);
