@@ -121,7 +121,9 @@ static void gemm(tg_dtype dtype, bool ta, bool tb, size_t M, size_t N, size_t K,
 
 /* Products this small (the 2x2 layers of a tiny network) run here in plain loops: the call
  * into the GEMM kernel, with its dispatch and blocking, would cost more than the arithmetic.
- * Each sum runs in the order the kernel's reference path uses. */
+ * Each sum runs in the order the kernel's reference path uses. The loops walk pointers and
+ * are kept scalar (no_vec): for a few elements the vectorizer's run-time checks for overlap
+ * and trip count cost more than the loops themselves. */
 #define MATMUL_TINY 512 /* M*K*N at most */
 
 static bool matmul_tiny(mm_dims d)
@@ -129,21 +131,33 @@ static bool matmul_tiny(mm_dims d)
     return d.M * d.K * d.N <= MATMUL_TINY; /* no overflow: each factor is a real dimension */
 }
 
-static void matmul_forward(tg_tensor *y)
+/* The tiny products' loops stay scalar: for a few elements the vectorizer's run-time checks
+ * for overlap and trip count cost more than the loops themselves. */
+#if defined(__GNUC__) && !defined(__clang__) /* GCC's vectorizer; clang lacks the attribute */
+#define MM_NO_VEC __attribute__((optimize("no-tree-vectorize")))
+#else
+#define MM_NO_VEC
+#endif
+
+static MM_NO_VEC void matmul_forward(tg_tensor *y)
 {
-    mm_dims d = matmul_dims(y);
-    if (matmul_tiny(d)) {
+    const mm_dims d = matmul_dims(y);
+    if (matmul_tiny(d)) { /* y[i,j] = sum_k a[i,k] b[k,j], k in order from 0 */
         DISPATCH(y->dtype, {
             const T *A = y->in[0]->data, *B = y->in[1]->data;
             T *Y = y->data;
-            for (size_t p = 0; p < d.batch; p++, A += d.sa, B += d.sb, Y += d.M * d.N)
-                for (size_t i = 0; i < d.M; i++) /* (M,K) @ (K,N) */
-                    for (size_t j = 0; j < d.N; j++) {
+            const size_t M = d.M, K = d.K, N = d.N;
+            for (size_t p = 0; p < d.batch; p++, A += d.sa, B += d.sb) {
+                const T *a = A;
+                for (size_t i = 0; i < M; i++, a += K)
+                    for (size_t j = 0; j < N; j++) {
+                        const T *b = B + j;
                         T acc = 0;
-                        for (size_t k = 0; k < d.K; k++)
-                            acc += A[i * d.K + k] * B[k * d.N + j];
-                        Y[i * d.N + j] = acc;
+                        for (size_t k = 0; k < K; k++, b += N)
+                            acc += a[k] * *b;
+                        *Y++ = acc;
                     }
+            }
         });
         return;
     }
@@ -155,36 +169,45 @@ static void matmul_forward(tg_tensor *y)
              B + p * d.sb * es, d.N, 0.0, Y + p * d.M * d.N * es, d.N);
 }
 
-static void matmul_vjp(tg_tape *tape, tg_tensor *y)
+static MM_NO_VEC void matmul_vjp(tg_tape *tape, tg_tensor *y)
 {
-    mm_dims d = matmul_dims(y);
+    const mm_dims d = matmul_dims(y);
     size_t es = tg__esize(y);
     char *dA = tg_tape__grad_of(tape, y->in[0]);
     char *dB = tg_tape__grad_of(tape, y->in[1]);
     if (matmul_tiny(d)) {
+        /* dA[i,k] += sum_j dY[i,j] B[k,j] (j in order); dB[k,j] += A[i,k] dY[i,j] (i in order) */
         DISPATCH(y->dtype, {
             const T *A = y->in[0]->data, *B = y->in[1]->data, *DY = y->grad;
             T *DA = (T *)dA, *DB = (T *)dB;
             const size_t M = d.M, K = d.K, N = d.N;
             for (size_t p = 0; p < d.batch; p++, A += d.sa, B += d.sb, DY += M * N) {
-                if (DA) { /* dA[i,k] += sum_j dY[i,j] B[k,j] */
-                    for (size_t i = 0; i < M; i++)
-                        for (size_t k = 0; k < K; k++) {
+                if (DA) {
+                    const T *dy = DY;
+                    T *da = DA;
+                    for (size_t i = 0; i < M; i++, dy += N) {
+                        const T *b = B;
+                        for (size_t k = 0; k < K; k++, b += N) {
                             T acc = 0;
                             for (size_t j = 0; j < N; j++)
-                                acc += DY[i * N + j] * B[k * N + j];
-                            DA[i * K + k] += acc;
+                                acc += dy[j] * b[j];
+                            *da++ += acc;
                         }
-                    DA += d.sa;
-                }
-                if (DB) /* dB[k,j] += A[i,k] dY[i,j], i in order */
-                    for (size_t k = 0; k < K; k++) {
-                        for (size_t i = 0; i < M; i++)
-                            for (size_t j = 0; j < N; j++)
-                                DB[k * N + j] += A[i * K + k] * DY[i * N + j];
                     }
-                if (DB)
+                    DA += d.sa; /* 0 for an unbatched a: every batch adds into it */
+                }
+                if (DB) {
+                    T *db = DB;
+                    for (size_t k = 0; k < K; k++, db += N) {
+                        const T *a = A + k, *dy = DY;
+                        for (size_t i = 0; i < M; i++, a += K, dy += N) {
+                            const T aik = *a;
+                            for (size_t j = 0; j < N; j++)
+                                db[j] += aik * dy[j];
+                        }
+                    }
                     DB += d.sb;
+                }
             }
         });
         return;

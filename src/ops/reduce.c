@@ -166,9 +166,21 @@ static void fill_add_range(void *ctx, size_t lo, size_t hi)
 
 static void sum_like_forward(tg_tensor *y, bool mean)
 {
-    if (TG_UNLIKELY(y->attr.r.axis == TG_ALL_AXES && y->in[0]->numel >= 2 * TG_PAR_GRAIN) &&
-        sum_all_parallel(y, mean))
-        return;
+    if (y->attr.r.axis == TG_ALL_AXES) {
+        const size_t n = y->in[0]->numel;
+        if (TG_LIKELY(n < 2 * TG_PAR_GRAIN)) { /* one lane, in order: no split, no lanes */
+            DISPATCH(y->dtype, {
+                const T *X = y->in[0]->data;
+                T acc = 0;
+                for (size_t k = 0; k < n; k++)
+                    acc += X[k];
+                *(T *)y->data = mean ? acc / (T)n : acc;
+            });
+            return;
+        }
+        if (sum_all_parallel(y, mean))
+            return;
+    }
     axis_split s = split_at(y->in[0], y->attr.r.axis);
     DISPATCH(y->dtype, {
         const T *X = y->in[0]->data;
@@ -184,6 +196,25 @@ static void sum_like_forward(tg_tensor *y, bool mean)
 
 static void sum_like_vjp(tg_tape *tape, tg_tensor *y, bool mean)
 {
+    if (y->attr.r.axis == TG_ALL_AXES && TG_LIKELY(y->in[0]->numel < 2 * TG_PAR_GRAIN)) {
+        /* every element of dx gets dy: on a first touch stored (0 + dy), not zeroed first */
+        bool fresh;
+        void *dx = tg_ops__grad_of_fresh(tape, y->in[0], &fresh);
+        if (!dx)
+            return;
+        const size_t n = y->in[0]->numel;
+        DISPATCH(y->dtype, {
+            const T dy = mean ? *(const T *)y->grad / (T)n : *(const T *)y->grad;
+            T *DX = dx;
+            if (fresh)
+                for (size_t k = 0; k < n; k++)
+                    DX[k] = 0 + dy;
+            else
+                for (size_t k = 0; k < n; k++)
+                    DX[k] += dy;
+        });
+        return;
+    }
     void *dx = tg_tape__grad_of(tape, y->in[0]);
     if (!dx)
         return;
