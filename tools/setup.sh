@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# tools/setup.sh [--blas]: makes sure the Debian packages tapegrad needs to build and test are
-# installed, installing only the missing ones (apt-get, with sudo when not root). Prints
-# nothing when everything is already there, so it works offline on a prepared machine.
+# tools/setup.sh [--blas] [--bench]: makes sure the Debian packages tapegrad needs to build and
+# test are installed, installing only the missing ones (apt-get, with sudo when not root).
+# Prints nothing when everything is already there, so it works offline on a prepared machine.
 # --blas (or TG_BLAS=openblas in the environment) adds libopenblas-dev, for -DTG_BLAS=openblas.
+# --bench adds what `tapegrad bench` compares against when it finds it, and never needs to
+# build: libopenblas-dev (gemm beside cblas_sgemm, loaded at run time) and python3-torch
+# (Debian's PyTorch, W3 beside it, run by /usr/bin/python3).
 set -euo pipefail
 
 # libgraphviz-dev: in-process rendering (tg_dot_render; optional, TG_GRAPHVIZ=AUTO uses it when
@@ -15,9 +18,17 @@ set -euo pipefail
 # dpkg-dev: dpkg-shlibdeps, which gives the Debian package its dependencies (cpack -G DEB).
 PACKAGES=(cmake pkg-config gcc make libxxhash-dev libcriterion-dev libgraphviz-dev graphviz clang
     libclang-rt-dev libopenmpi-dev openmpi-bin valgrind doxygen dpkg-dev)
-if [ "${1:-}" = --blas ] || [ "${TG_BLAS:-}" = openblas ]; then
-    PACKAGES+=(libopenblas-dev)
-fi
+[ "${TG_BLAS:-}" = openblas ] && PACKAGES+=(libopenblas-dev)
+for arg in "$@"; do
+    case "$arg" in
+    --blas) PACKAGES+=(libopenblas-dev) ;;
+    --bench) PACKAGES+=(libopenblas-dev python3-torch) ;;
+    *)
+        echo "setup.sh: unknown option '$arg' (expected --blas or --bench)" >&2
+        exit 2
+        ;;
+    esac
+done
 
 die() {
     echo "setup.sh: $*" >&2
