@@ -424,7 +424,8 @@ static void SFX(packed)(const tg_gemm_kernel *kd_machine, bool transA, bool tran
     size_t gm, gn;
     const size_t slots = gemm_slots(M, N, K, MR, NR, ncp_max / NR, &gm, &gn);
     const size_t a_elems = kd->mc * kd->kc, b_elems = kg_max * ncp_max;
-    T *ws = tg__workspace((b_elems + slots * a_elems) * sizeof(T));
+    T *ws = gemm_workspace((b_elems + slots * a_elems) * sizeof(T),
+                           (double)M * (double)N * (double)K);
     if (!ws) {
         SFX(packed_unbuffered)(kd, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
         return;
