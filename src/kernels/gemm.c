@@ -201,8 +201,8 @@ static size_t gemm_even_kc(size_t kc, size_t K)
  * multiply-adds with 2 MiB or more of them it starts on a 2 MiB boundary and is offered to
  * the kernel as transparent huge pages (advice: where THP is off, or the allocator hook's
  * memory cannot take it, nothing changes). The packed B of a 1024^3 product spans a thousand
- * 4 KiB pages, which the packing writes and the micro-kernel reads in different orders; with
- * huge pages 1024^3 f32 ran 4-5 % faster on one Zen 4 core. The workspace is reserved 2 MiB
+ * 4 KiB pages, which the packing writes and the micro-kernel reads in different orders (the
+ * commit that added this has the figures). The workspace is reserved 2 MiB
  * larger for the alignment (the spare is never touched). The advice is a system call of a
  * microsecond or two, given every time (the workspace may have been freed and mapped again
  * since), so only to products of at least GEMM_HUGE_WORK multiply-adds (a third of a
