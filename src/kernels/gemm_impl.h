@@ -20,6 +20,10 @@
  *             for each NR panel of the slot's columns, for each MR panel of the block:
  *               micro-kernel: an MR x NR tile of C += (MR x KC) . (KC x NR)
  *
+ * With a kernel that has a fused form (kd->fused), A's full micro-panels are not packed
+ * beforehand: over the slot's first NR panel the fused kernel reads them where they lie and
+ * packs them as it goes, for the other NR panels to read packed.
+ *
  * Transposed operands differ only in how the packing routines read them. Each element of C
  * accumulates its KC-deep partial sums in increasing k whatever the slots are, and slots are
  * whole MR x NR tiles, so the result does not depend on the number of threads. */
