@@ -47,9 +47,11 @@ static void print_version(FILE *f)
     fprintf(f, "blas: %s\n",
             tg__gemm_available(TG_GEMM_BLAS) ? "openblas (large products)" : "none");
     /* Every packed kernel this build has and this CPU runs, then the one large products take
-     * (gemm.c chooses at run time: AVX-512F, else AVX2+FMA, else portable C). */
+     * (gemm.c chooses at run time: AVX-512F, its wide tile on Zen 4, else AVX2+FMA, else
+     * portable C). */
     fputs("gemm kernels:", f);
-    const tg_gemm_path kernels[] = {TG_GEMM_PORTABLE, TG_GEMM_AVX2, TG_GEMM_AVX512};
+    const tg_gemm_path kernels[] = {TG_GEMM_PORTABLE, TG_GEMM_AVX2, TG_GEMM_AVX512,
+                                    TG_GEMM_AVX512_WIDE};
     for (size_t i = 0; i < sizeof kernels / sizeof *kernels; i++)
         if (tg__gemm_available(kernels[i]))
             fprintf(f, " %s", tg__gemm_path_name(kernels[i]));

@@ -4,6 +4,7 @@
  * (AVX-512, AVX2+FMA, or portable C), split over the thread pool by blocks of C; or, in a
  * build with TG_BLAS=openblas, on cblas_sgemm/cblas_dgemm. The packing buffers come from the
  * calling thread's workspace (core/workspace.h). */
+#define _DEFAULT_SOURCE /* madvise */
 #include "kernels/gemm.h"
 
 #include "core/pool.h"
@@ -14,6 +15,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #ifdef TG_GEMM_X86
 #include <cpuid.h>
@@ -191,6 +193,38 @@ static size_t gemm_even_kc(size_t kc, size_t K)
         return K;
     const size_t blocks = (K + kc - 1) / kc, even = (K + blocks - 1) / blocks;
     return (even + 7) / 8 * 8;
+}
+
+/* ---- the packing buffers ------------------------------------------------------------------ */
+
+/* The calling thread's workspace for `bytes` of packed operands. For a product of `work`
+ * multiply-adds with 2 MiB or more of them it starts on a 2 MiB boundary and is offered to
+ * the kernel as transparent huge pages (advice: where THP is off, or the allocator hook's
+ * memory cannot take it, nothing changes). The packed B of a 1024^3 product spans a thousand
+ * 4 KiB pages, which the packing writes and the micro-kernel reads in different orders (the
+ * commit that added this has the figures). The workspace is reserved 2 MiB
+ * larger for the alignment (the spare is never touched). The advice is a system call of a
+ * microsecond or two, given every time (the workspace may have been freed and mapped again
+ * since), so only to products of at least GEMM_HUGE_WORK multiply-adds (a third of a
+ * millisecond or more). */
+#define GEMM_HUGE_PAGE ((size_t)2 << 20)
+#define GEMM_HUGE_WORK ((double)(1 << 25))
+
+static void *gemm_workspace(size_t bytes, double work)
+{
+    if (bytes < GEMM_HUGE_PAGE || bytes > SIZE_MAX / 4 || work < GEMM_HUGE_WORK)
+        return tg__workspace(bytes);
+    unsigned char *p = tg__workspace(bytes + GEMM_HUGE_PAGE);
+    if (!p)
+        return NULL;
+    const uintptr_t mask = (uintptr_t)GEMM_HUGE_PAGE - 1;
+    const uintptr_t at = ((uintptr_t)p + mask) & ~mask;
+#ifdef MADV_HUGEPAGE
+    const uintptr_t end = (at + bytes) & ~mask; /* whole huge pages inside the buffer */
+    if (end > at)
+        (void)madvise((void *)at, end - at, MADV_HUGEPAGE);
+#endif
+    return p + (at - (uintptr_t)p);
 }
 
 /* ---- choosing a path --------------------------------------------------------------------- */

@@ -187,9 +187,9 @@ static double burn_f64(size_t iters)
  * micro-panel row is 64 bytes here, so KC = 256 fills half of a 32 KiB L1d. No thin kernel:
  * thin products are padded to the 16-column tile. */
 const tg_gemm_kernel tg_gemm__avx2_f32 = {
-    MR, 16, 0, 0, 0, {.f32 = kern_f32}, 0, {.f32 = NULL}, burn_f32, {.f32 = NULL}};
+    MR, 16, 0, 0, 0, {.f32 = kern_f32}, 0, {.f32 = NULL}, burn_f32, {.f32 = NULL}, {.f32 = NULL}};
 const tg_gemm_kernel tg_gemm__avx2_f64 = {
-    MR, 8, 0, 0, 0, {.f64 = kern_f64}, 0, {.f64 = NULL}, burn_f64, {.f64 = NULL}};
+    MR, 8, 0, 0, 0, {.f64 = kern_f64}, 0, {.f64 = NULL}, burn_f64, {.f64 = NULL}, {.f64 = NULL}};
 
 #else
 typedef int tg_gemm_avx2_unused; /* ISO C forbids an empty translation unit */

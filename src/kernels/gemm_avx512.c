@@ -200,6 +200,75 @@ static void kern_f32_wide(size_t kc, const float *restrict a, const float *restr
 #undef STORE
 }
 
+/* The wide tile reading its 6 rows of A in place and packing them as it goes (the contract:
+ * gemm_kernels.h, tg_gemm_kern_pa_f32): kern_f32_wide's loop with its broadcasts taken from
+ * the rows (each row's next lines asked for 64 elements ahead, once a line) and stored to the
+ * packed panel. */
+static void kern_f32_wide_pa(size_t kc, const float *restrict a, size_t ai, size_t ak,
+                             float *restrict ap, const float *restrict b, float *restrict c,
+                             size_t ldc, float beta, size_t nr)
+{
+#define DECL(r)                                                                                    \
+    __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = _mm512_setzero_ps(),                           \
+           c##r##2 = _mm512_setzero_ps(), c##r##3 = _mm512_setzero_ps();
+    REP6(DECL)
+#undef DECL
+#define PREFETCH(r)                                                                                \
+    if (kc >= 64) {                                                                                \
+        for (int l = 0; l < 4; l++)                                                                \
+            _mm_prefetch((const char *)(c + (size_t)r * ldc + 16 * l), _MM_HINT_T0);               \
+    }
+    REP6(PREFETCH)
+#undef PREFETCH
+    const float *a0 = a, *a3 = a + 3 * ai;
+    const size_t a1 = ai, a2 = 2 * ai;
+    for (size_t k = 0; k < kc; k++) {
+        if (ak == 1 && k % 16 == 0) {
+            _mm_prefetch((const char *)(a0 + 64), _MM_HINT_T0);
+            _mm_prefetch((const char *)(a0 + a1 + 64), _MM_HINT_T0);
+            _mm_prefetch((const char *)(a0 + a2 + 64), _MM_HINT_T0);
+            _mm_prefetch((const char *)(a3 + 64), _MM_HINT_T0);
+            _mm_prefetch((const char *)(a3 + a1 + 64), _MM_HINT_T0);
+            _mm_prefetch((const char *)(a3 + a2 + 64), _MM_HINT_T0);
+        }
+        const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        const __m512 b2 = _mm512_load_ps(b + 32), b3 = _mm512_load_ps(b + 48);
+        const float x0 = a0[0], x1 = a0[a1], x2 = a0[a2], x3 = a3[0], x4 = a3[a1], x5 = a3[a2];
+        ap[0] = x0;
+        ap[1] = x1;
+        ap[2] = x2;
+        ap[3] = x3;
+        ap[4] = x4;
+        ap[5] = x5;
+#define FMA(r)                                                                                     \
+    {                                                                                              \
+        const __m512 ar = _mm512_set1_ps(x##r);                                                    \
+        c##r##0 = _mm512_fmadd_ps(ar, b0, c##r##0);                                                \
+        c##r##1 = _mm512_fmadd_ps(ar, b1, c##r##1);                                                \
+        c##r##2 = _mm512_fmadd_ps(ar, b2, c##r##2);                                                \
+        c##r##3 = _mm512_fmadd_ps(ar, b3, c##r##3);                                                \
+    }
+        REP6(FMA)
+#undef FMA
+        a0 += ak;
+        a3 += ak;
+        ap += MRW;
+        b += 64;
+    }
+    const __mmask16 m0 = mask16(nr), m1 = mask16(nr > 16 ? nr - 16 : 0);
+    const __mmask16 m2 = mask16(nr > 32 ? nr - 32 : 0), m3 = mask16(nr > 48 ? nr - 48 : 0);
+#define STORE(r)                                                                                   \
+    {                                                                                              \
+        float *cr = c + (size_t)r * ldc;                                                           \
+        update_ps(cr, m0, c##r##0, beta);                                                          \
+        update_ps(cr + 16, m1, c##r##1, beta);                                                     \
+        update_ps(cr + 32, m2, c##r##2, beta);                                                     \
+        update_ps(cr + 48, m3, c##r##3, beta);                                                     \
+    }
+    REP6(STORE)
+#undef STORE
+}
+
 /* ---- thin products (C at most 16 columns) --------------------------------------------------- */
 
 static void thin_f32(size_t m, size_t n, size_t kc, const float *a, size_t ai, size_t ak,
@@ -336,16 +405,21 @@ static double burn_f64(size_t iters)
     return (double)iters * 12 * 8 * 2;
 }
 
+/* clang-format off */
 const tg_gemm_kernel tg_gemm__avx512_f32 = {
-    MR, 32, 0, 0, 0, {.f32 = kern_f32}, 16, {.f32 = thin_f32}, burn_f32, {.f32 = pack_bt_f32_32}};
+    MR, 32, 0, 0, 0, {.f32 = kern_f32}, 16, {.f32 = thin_f32}, burn_f32, {.f32 = pack_bt_f32_32},
+    {.f32 = NULL}};
 const tg_gemm_kernel tg_gemm__avx512_f64 = {
-    MR, 16, 0, 0, 0, {.f64 = kern_f64}, 8, {.f64 = thin_f64}, burn_f64, {.f64 = pack_bt_f64_16}};
+    MR, 16, 0, 0, 0, {.f64 = kern_f64}, 8, {.f64 = thin_f64}, burn_f64, {.f64 = pack_bt_f64_16},
+    {.f64 = NULL}};
 /* The wide tile for f32; f64 keeps 12 x 2 (its 6 x 4 would need 32 doubles of B a k step). */
 const tg_gemm_kernel tg_gemm__avx512w_f32 = {
     MRW, 64, 0, 0, 0, {.f32 = kern_f32_wide}, 16, {.f32 = thin_f32}, burn_f32,
-    {.f32 = pack_bt_f32_64}};
+    {.f32 = pack_bt_f32_64}, {.f32 = kern_f32_wide_pa}};
 const tg_gemm_kernel tg_gemm__avx512w_f64 = {
-    MR, 16, 0, 0, 0, {.f64 = kern_f64}, 8, {.f64 = thin_f64}, burn_f64, {.f64 = pack_bt_f64_16}};
+    MR, 16, 0, 0, 0, {.f64 = kern_f64}, 8, {.f64 = thin_f64}, burn_f64, {.f64 = pack_bt_f64_16},
+    {.f64 = NULL}};
+/* clang-format on */
 
 #else
 typedef int tg_gemm_avx512_unused; /* ISO C forbids an empty translation unit */

@@ -20,6 +20,10 @@
  *             for each NR panel of the slot's columns, for each MR panel of the block:
  *               micro-kernel: an MR x NR tile of C += (MR x KC) . (KC x NR)
  *
+ * With a kernel that has a fused form (kd->fused), A's full micro-panels are not packed
+ * beforehand: over the slot's first NR panel the fused kernel reads them where they lie and
+ * packs them as it goes, for the other NR panels to read packed.
+ *
  * Transposed operands differ only in how the packing routines read them. Each element of C
  * accumulates its KC-deep partial sums in increasing k whatever the slots are, and slots are
  * whole MR x NR tiles, so the result does not depend on the number of threads. */
@@ -86,9 +90,11 @@ static double SFX(burn_portable)(size_t iters)
 }
 
 /* A tile of 4 x 8; the blocking is derived at run time, as for the SIMD kernels. */
+/* clang-format off */
 static const tg_gemm_kernel SFX(portable_kernel) = {
     4, 8, 0, 0, 0, {.KFN = SFX(kern_portable)}, 0, {.KFN = NULL}, SFX(burn_portable),
-    {.KFN = NULL}};
+    {.KFN = NULL}, {.KFN = NULL}};
+/* clang-format on */
 
 /* ---- packing ------------------------------------------------------------------------------- */
 
@@ -173,11 +179,22 @@ static void SFX(pack_a)(const tg_gemm_kernel *kd, bool transA, const T *A, size_
     }
 }
 
+#ifndef GEMM_CODE_ALIGN
+/* Starts a function on a cache line: pack_b's short loops (B stored transposed, shallow
+ * blocks: W3's dX) ran 10 % slower at one 16-byte offset than another, and the offset moved
+ * with unrelated changes to the kernels linked before it. */
+#if defined(__GNUC__) || defined(__clang__)
+#define GEMM_CODE_ALIGN __attribute__((aligned(64)))
+#else
+#define GEMM_CODE_ALIGN
+#endif
+#endif
+
 /* B[k0:k0+kc, j0:j0+nr] into one micro-panel kc x NR (element (k, j) at k*NR + j), columns
  * past nr zero (as rows in pack_a). Row-major B is a run of nr elements per k; B stored
  * transposed is read a stored row (a column of B) at a time. */
-static void SFX(pack_b)(size_t NR, bool transB, const T *B, size_t ldb, size_t k0, size_t kc,
-                        size_t j0, size_t nr, T *restrict dst)
+static GEMM_CODE_ALIGN void SFX(pack_b)(size_t NR, bool transB, const T *B, size_t ldb, size_t k0,
+                                        size_t kc, size_t j0, size_t nr, T *restrict dst)
 {
     if (!transB) {
         const T *src = B + k0 * ldb + j0;
@@ -272,11 +289,19 @@ static void SFX(slot)(const SFX(job) *jb, size_t s, T *abuf)
     const size_t r0 = sm * pm / jb->gm * MR, r1e = (sm + 1) * pm / jb->gm * MR;
     const size_t r1 = r1e < jb->M ? r1e : jb->M;
     const size_t q0 = sn * pn / jb->gn, q1 = (sn + 1) * pn / jb->gn;
+    /* A(i, k) = A[i*ai + k*ak]: with a fused kernel, the first column panel of each block
+     * packs the block's full A panels as it goes (the rest of the rows, fewer than MR, are
+     * packed first as usual); not for shallow blocks, whose panels are a few cache lines
+     * that the plain packing copies faster (W3's dX, K = 10) */
+    const size_t ai = jb->transA ? 1 : jb->lda, ak = jb->transA ? jb->lda : 1;
+    const bool fuse = kd->fused.KFN && q1 > q0 && kd->kc >= 32;
     for (size_t ic = r0; ic < r1; ic += kd->mc) {
-        const size_t mc = r1 - ic < kd->mc ? r1 - ic : kd->mc;
+        const size_t mc = r1 - ic < kd->mc ? r1 - ic : kd->mc, mfull = fuse ? mc / MR * MR : 0;
         for (size_t kk = 0; kk < jb->kg; kk += kd->kc) {
             const size_t kc = jb->kg - kk < kd->kc ? jb->kg - kk : kd->kc;
-            SFX(pack_a)(kd, jb->transA, jb->A, jb->lda, ic, mc, jb->k0 + kk, kc, abuf);
+            if (mfull < mc)
+                SFX(pack_a)(kd, jb->transA, jb->A, jb->lda, ic + mfull, mc - mfull, jb->k0 + kk,
+                            kc, abuf + mfull * kc);
             /* beta applies once, with the first KC block; the rest accumulate */
             const T beta = jb->k0 + kk == 0 ? jb->beta : (T)1;
             const T *bblock = jb->bp + kk * jb->ncp;
@@ -284,7 +309,11 @@ static void SFX(slot)(const SFX(job) *jb, size_t s, T *abuf)
                 const size_t j = q * NR, nr = jb->nc - j < NR ? jb->nc - j : NR;
                 const T *b = bblock + q * kc * NR;
                 T *c = jb->C + ic * jb->ldc + jb->jc + j;
-                for (size_t ir = 0; ir < mc; ir += MR) {
+                const size_t ir0 = q == q0 ? mfull : 0;
+                for (size_t ir = 0; ir < ir0; ir += MR)
+                    kd->fused.KFN(kc, jb->A + (ic + ir) * ai + (jb->k0 + kk) * ak, ai, ak,
+                                  abuf + ir * kc, b, c + ir * jb->ldc, jb->ldc, beta, nr);
+                for (size_t ir = ir0; ir < mc; ir += MR) {
                     const size_t mr = mc - ir < MR ? mc - ir : MR;
                     kd->fn.KFN(kc, abuf + ir * kc, b, c + ir * jb->ldc, jb->ldc, beta, mr, nr);
                 }
@@ -424,7 +453,8 @@ static void SFX(packed)(const tg_gemm_kernel *kd_machine, bool transA, bool tran
     size_t gm, gn;
     const size_t slots = gemm_slots(M, N, K, MR, NR, ncp_max / NR, &gm, &gn);
     const size_t a_elems = kd->mc * kd->kc, b_elems = kg_max * ncp_max;
-    T *ws = tg__workspace((b_elems + slots * a_elems) * sizeof(T));
+    T *ws = gemm_workspace((b_elems + slots * a_elems) * sizeof(T),
+                           (double)M * (double)N * (double)K);
     if (!ws) {
         SFX(packed_unbuffered)(kd, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
         return;

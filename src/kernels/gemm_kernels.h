@@ -36,6 +36,17 @@ typedef void (*tg_gemm_thin_f64)(size_t m, size_t n, size_t kc, const double *a,
 typedef void (*tg_gemm_pack_bt_f32)(const float *b, size_t ldb, size_t kc, float *dst);
 typedef void (*tg_gemm_pack_bt_f64)(const double *b, size_t ldb, size_t kc, double *dst);
 
+/* The micro-kernel fused with the packing of its A micro-panel, for a full one (MR rows):
+ * the same product and update of C as tg_gemm_kern_* with mr = MR, but reading A where it
+ * lies, A(i, k) = a[i*ai + k*ak], and writing meanwhile the packed panel (ap[k*MR + i], as the
+ * driver's packing would) for the later calls over the same rows. The packing then costs no
+ * pass of its own: its loads and stores fill the FMA-bound loop's idle load and store slots,
+ * and the source's latency hides behind the FMAs. Same sum, same order, same bits. */
+typedef void (*tg_gemm_kern_pa_f32)(size_t kc, const float *a, size_t ai, size_t ak, float *ap,
+                                    const float *b, float *c, size_t ldc, float beta, size_t nr);
+typedef void (*tg_gemm_kern_pa_f64)(size_t kc, const double *a, size_t ai, size_t ak, double *ap,
+                                    const double *b, double *c, size_t ldc, double beta, size_t nr);
+
 /* A micro-kernel and the blocking it wants (elements):
  *   MR x NR  the register tile: MR*NR/lanes accumulators plus the B vectors and one broadcast
  *            of A must fit the register file, with enough independent FMAs to hide latency.
@@ -49,7 +60,8 @@ typedef void (*tg_gemm_pack_bt_f64)(const double *b, size_t ldb, size_t kc, doub
  *   thin_mr, thin  the thin kernel and its rows per call (0 and NULL: none)
  *   burn     runs `iters` rounds of independent FMA chains in the kernel's instruction set
  *            and vector width, for measuring the core's peak; returns the flops done.
- *   pack_bt  packs B stored transposed (above), or NULL. */
+ *   pack_bt  packs B stored transposed (above), or NULL.
+ *   fused    the micro-kernel that packs its A panel as it goes (above), or NULL. */
 typedef struct tg_gemm_kernel {
     size_t mr, nr, kc, mc, nc;
     union {
@@ -66,6 +78,10 @@ typedef struct tg_gemm_kernel {
         tg_gemm_pack_bt_f32 f32;
         tg_gemm_pack_bt_f64 f64;
     } pack_bt;
+    union {
+        tg_gemm_kern_pa_f32 f32;
+        tg_gemm_kern_pa_f64 f64;
+    } fused;
 } tg_gemm_kernel;
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
