@@ -185,7 +185,15 @@ TG_INLINE void binary_each(const tg_tensor *y, binary_step step, const binary_ar
     }
 }
 
-/* The forward beyond a single element: over the pool when long and flat (`range` is the
+/* At most TG_FEW elements, each input of the output's element count (a single element's inputs
+ * are single too): the forward and VJP run their steps right where they are, in order. */
+TG_INLINE bool binary_few(const tg_tensor *y)
+{
+    const size_t n = y->numel;
+    return n <= TG_FEW && y->in[0]->numel == n && y->in[1]->numel == n;
+}
+
+/* The forward beyond a few elements: over the pool when long and flat (`range` is the
  * op's forward over a range), else on this thread. */
 TG_INLINE void binary_forward_many(tg_tensor *y, tg_range_fn range, binary_step f32,
                                    binary_step f64)
@@ -202,7 +210,7 @@ TG_INLINE void binary_forward_many(tg_tensor *y, tg_range_fn range, binary_step 
         binary_each(y, f64, &p);
 }
 
-/* The VJP beyond a single element, into da and db (either may be NULL): each input gradient
+/* The VJP beyond a few elements, into da and db (either may be NULL): each input gradient
  * that takes one element per output element goes over the pool when long (`range_a`,
  * `range_b`: the op's VJP terms over a range); the others, which sum over broadcast axes,
  * run on this thread. */
@@ -285,15 +293,13 @@ TG_INLINE void binary_vjp_many(tg_tensor *y, void *da, void *db, tg_range_fn ran
     {                                                                                              \
         binary_forward_many(y, id##_y_range, id##_y_float, id##_y_double);                         \
     }                                                                                              \
-    /* a single element (then both inputs are single too) right here, more out of line */          \
+    /* a few elements, without broadcasting, right here; more out of line */                       \
     TG_INLINE void id##_forward(tg_tensor *y)                                                      \
     {                                                                                              \
-        if (TG_LIKELY(y->numel == 1)) {                                                            \
+        if (TG_LIKELY(binary_few(y))) {                                                            \
             const binary_args p = args_of(y, y->data);                                             \
-            if (y->dtype == TG_F32)                                                                \
-                id##_y_float(&p, 0, 0, 0);                                                         \
-            else                                                                                   \
-                id##_y_double(&p, 0, 0, 0);                                                        \
+            for (size_t i = 0, n = y->numel; i < n; i++)                                           \
+                y->dtype == TG_F32 ? id##_y_float(&p, i, i, i) : id##_y_double(&p, i, i, i);       \
             return;                                                                                \
         }                                                                                          \
         id##_forward_many(y);                                                                      \
@@ -333,15 +339,18 @@ TG_INLINE void binary_vjp_many(tg_tensor *y, void *da, void *db, tg_range_fn ran
     {                                                                                              \
         void *da = tg_tape__grad_of(tape, y->in[0]);                                               \
         void *db = tg_tape__grad_of(tape, y->in[1]);                                               \
-        if (TG_LIKELY(y->numel == 1)) {                                                            \
+        if (TG_LIKELY(binary_few(y))) {                                                            \
             const bool f32 = y->dtype == TG_F32;                                                   \
+            const size_t n = y->numel;                                                             \
             if (da) {                                                                              \
                 const binary_args p = args_of(y, da);                                              \
-                f32 ? id##_da_float(&p, 0, 0, 0) : id##_da_double(&p, 0, 0, 0);                    \
+                for (size_t i = 0; i < n; i++)                                                     \
+                    f32 ? id##_da_float(&p, i, i, i) : id##_da_double(&p, i, i, i);                \
             }                                                                                      \
             if (db) {                                                                              \
                 const binary_args p = args_of(y, db);                                              \
-                f32 ? id##_db_float(&p, 0, 0, 0) : id##_db_double(&p, 0, 0, 0);                    \
+                for (size_t i = 0; i < n; i++)                                                     \
+                    f32 ? id##_db_float(&p, i, i, i) : id##_db_double(&p, i, i, i);                \
             }                                                                                      \
             return;                                                                                \
         }                                                                                          \

@@ -42,6 +42,11 @@
  * calling thread without any hand-off. Elementwise results do not depend on the split. */
 #define TG_PAR_GRAIN ((size_t)1 << 15)
 
+/* At most this many elements, an elementwise op's forward and VJP run their loop right where
+ * they are, with no call into the loop functions built for many elements (whose per-call set-up
+ * outweighs a few elements' arithmetic): the tiny layers of a small network. */
+#define TG_FEW 4
+
 /* What a range of a loop over the pool works on: the node, and the buffer it writes, the
  * node's values (a forward) or the gradient of one of its inputs (a VJP). */
 typedef struct tg_par_range {

@@ -58,7 +58,12 @@ static inline void tg_tape__fill_leaf_slot(tg_tape *tape, size_t s, tg_tensor *x
     tape->leaf_versions += version;
     slot->grad_pass = 0;
     slot->requires_grad = x->requires_grad;
-    if (s < tape->plan_leaves && slot->leaf == x && tg_tape__leaf_sig_equal(slot, x)) {
+    /* The same pointer is the same leaf, whose dtype and shape never change, as long as no
+     * registered leaf has been freed since the plan's recording started (else its memory may
+     * hold another leaf now): then no compare. */
+    if (s < tape->plan_leaves && slot->leaf == x &&
+        (__atomic_load_n(&tg_tensor__leaves_freed, __ATOMIC_ACQUIRE) == tape->plan_leaves_freed ||
+         tg_tape__leaf_sig_equal(slot, x))) {
         slot->planned = true;
     } else {
         slot->leaf = x;

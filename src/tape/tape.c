@@ -83,6 +83,8 @@ void tg_tape_reset(tg_tape *tape)
     tape->n_nodes = 0;
     tape->n_leaves = 0;
     tape->leaf_versions = 0;
+    tape->plan_leaves_freed = tape->old_leaves_freed;
+    tape->old_leaves_freed = tape->leaves_freed;
     tape->leaves_freed = __atomic_load_n(&tg_tensor__leaves_freed, __ATOMIC_ACQUIRE);
     tape->status = TG_OK;
     tape->error[0] = '\0';

@@ -47,8 +47,9 @@ struct tg_tape {
     bool anomaly;
     bool capture; /* tg_grad: leaf gradients go to leaves[].grad, not leaf->grad */
     /* The sum of leaves[].version over the current recording's slots (modulo 2^64), and
-     * tg_tensor__leaves_freed when the recording started. */
-    uint64_t leaf_versions, leaves_freed;
+     * tg_tensor__leaves_freed when the recording started; when the previous one started
+     * (old_) and when the plan's started (plan_: record.h). */
+    uint64_t leaf_versions, leaves_freed, old_leaves_freed, plan_leaves_freed;
     tg_status status;
     char error[256];
 };
