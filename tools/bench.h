@@ -148,6 +148,8 @@ typedef struct w3_arch {
 
 /* The full architecture, or the small one of --quick. */
 const w3_arch *w3_arch_of(const bench *b);
+/* The MLP of that architecture in dtype dt: relu after every layer but the last. */
+tg_mlp_spec w3_spec(const w3_arch *a, tg_dtype dt);
 
 /* A W3 training run, set up: the model (seeded, so every process builds the same one), plain
  * SGD, and this process's rows of the seeded batch: all of them for one process; with dist,

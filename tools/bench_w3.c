@@ -21,6 +21,18 @@
 static const w3_arch W3_FULL = {128, 3, {784, 512, 256, 10}, "784-512-256-10"};
 static const w3_arch W3_QUICK = {8, 3, {784, 64, 32, 10}, "784-64-32-10"};
 
+tg_mlp_spec w3_spec(const w3_arch *a, tg_dtype dt)
+{
+    tg_mlp_spec spec = TG_MLP_SPEC_INIT;
+    spec.n_layers = a->n_layers;
+    for (int l = 0; l <= a->n_layers; l++)
+        spec.sizes[l] = a->sizes[l];
+    for (int l = 0; l < a->n_layers; l++)
+        spec.act[l] = l + 1 < a->n_layers ? TG_ACT_RELU : TG_ACT_IDENTITY;
+    spec.dtype = dt;
+    return spec;
+}
+
 const w3_arch *w3_arch_of(const bench *b)
 {
     return b->o->quick ? &W3_QUICK : &W3_FULL;
@@ -92,13 +104,7 @@ static const char *w3_init(w3_run *r, const w3_arch *a, tg_dtype dt, tg_dist *di
         w3_free(r);
         return "out of memory";
     }
-    tg_mlp_spec spec = TG_MLP_SPEC_INIT;
-    spec.n_layers = a->n_layers;
-    for (int l = 0; l <= a->n_layers; l++)
-        spec.sizes[l] = a->sizes[l];
-    for (int l = 0; l < a->n_layers; l++)
-        spec.act[l] = l + 1 < a->n_layers ? TG_ACT_RELU : TG_ACT_IDENTITY;
-    spec.dtype = dt;
+    const tg_mlp_spec spec = w3_spec(a, dt);
     tg_rng rng;
     tg_rng_seed(&rng, 42);
     bool ok = tg_model_new(&spec, TG_INIT_HE_UNIFORM, &rng, &r->model) == TG_OK &&

@@ -34,13 +34,7 @@ static void jvp_free(jvp_run *r)
 static const char *jvp_init(jvp_run *r, const w3_arch *a, tg_dtype dt)
 {
     memset(r, 0, sizeof *r);
-    tg_mlp_spec spec = TG_MLP_SPEC_INIT;
-    spec.n_layers = a->n_layers;
-    for (int l = 0; l <= a->n_layers; l++)
-        spec.sizes[l] = a->sizes[l];
-    for (int l = 0; l < a->n_layers; l++)
-        spec.act[l] = l + 1 < a->n_layers ? TG_ACT_RELU : TG_ACT_IDENTITY;
-    spec.dtype = dt;
+    const tg_mlp_spec spec = w3_spec(a, dt);
     tg_rng rng;
     tg_rng_seed(&rng, 42);
     const size_t xs[2] = {a->batch, a->sizes[0]}, ys[1] = {a->batch};

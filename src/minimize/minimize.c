@@ -385,6 +385,19 @@ typedef struct state {
     double *work; /* method-specific */
 } state;
 
+/* Every method's test before an iteration: converged (the gradient's norm at most tol) or out
+ * of iterations; then *stop says which. */
+static bool stopped(const mz *m, double gnorm, int *stop)
+{
+    if (gnorm <= m->opt->tol)
+        *stop = TG_MINIMIZE_CONVERGED;
+    else if (m->res->iterations >= m->opt->max_iter)
+        *stop = TG_MINIMIZE_MAX_ITER;
+    else
+        return false;
+    return true;
+}
+
 static tg_status lbfgs(mz *m, state *s, int *stop)
 {
     size_t N = m->N;
@@ -396,14 +409,8 @@ static tg_status lbfgs(mz *m, state *s, int *stop)
     int count = 0, head = 0; /* pairs stored; the slot the next one goes to */
     for (;;) {
         double gnorm = norm2(s->g, N);
-        if (gnorm <= m->opt->tol) {
-            *stop = TG_MINIMIZE_CONVERGED;
+        if (stopped(m, gnorm, stop))
             return TG_OK;
-        }
-        if (m->res->iterations >= m->opt->max_iter) {
-            *stop = TG_MINIMIZE_MAX_ITER;
-            return TG_OK;
-        }
         /* Two-loop recursion: d = -H g, with H0 = (s.y / y.y) I from the newest pair. */
         for (size_t i = 0; i < N; i++)
             d[i] = -s->g[i];
@@ -547,14 +554,8 @@ static tg_status newton(mz *m, state *s, int *stop)
     double *p = s->work, *H = p + N, *L = H + N * N;
     for (;;) {
         double gnorm = norm2(s->g, N);
-        if (gnorm <= m->opt->tol) {
-            *stop = TG_MINIMIZE_CONVERGED;
+        if (stopped(m, gnorm, stop))
             return TG_OK;
-        }
-        if (m->res->iterations >= m->opt->max_iter) {
-            *stop = TG_MINIMIZE_MAX_ITER;
-            return TG_OK;
-        }
         /* The tape holds the recording at x (the start, or the step just accepted). */
         tg_status st = eval_h(m, H);
         if (st != TG_OK)
@@ -608,14 +609,8 @@ static tg_status gd(mz *m, state *s, int *stop)
     double lr = m->opt->lr;
     for (;;) {
         double gnorm = norm2(s->g, N);
-        if (gnorm <= m->opt->tol) {
-            *stop = TG_MINIMIZE_CONVERGED;
+        if (stopped(m, gnorm, stop))
             return TG_OK;
-        }
-        if (m->res->iterations >= m->opt->max_iter) {
-            *stop = TG_MINIMIZE_MAX_ITER;
-            return TG_OK;
-        }
         for (size_t i = 0; i < N; i++)
             s->xn[i] = s->x[i] - lr * s->g[i];
         double fn;
