@@ -259,6 +259,36 @@ bool match_option(const char *arg, const char *name, const char **value)
     return false;
 }
 
+bool take_positional(const char *a, bool *only_positional, const char **positional, size_t *n)
+{
+    if (!*only_positional && looks_like_option(a))
+        return false;
+    if (!*only_positional && strcmp(a, "--") == 0)
+        *only_positional = true;
+    else
+        positional[(*n)++] = a;
+    return true;
+}
+
+int take_valued_option(const char *cmd, int argc, char **argv, int *i, const char *const *names,
+                       size_t n_names, bool hint_program, const char **name, const char **value)
+{
+    const char *a = argv[*i];
+    *name = NULL;
+    for (size_t k = 0; k < n_names && !*name; k++)
+        if (match_option(a, names[k], value))
+            *name = names[k];
+    if (!*name)
+        return usage_error(cmd, "unknown option '%s'%s", a,
+                           hint_program ? " (a program that starts with '-' goes after '--')" : "");
+    if (!*value) {
+        if (*i + 1 >= argc)
+            return usage_error(cmd, "option '%s' needs a value", *name);
+        *value = argv[++*i];
+    }
+    return EXIT_OK;
+}
+
 /* ---- tgx programs and their inputs ------------------------------------------------------------ */
 
 int split_binding(const char *cmd, const char *arg, char **name, const char **text)

@@ -40,6 +40,17 @@ bool looks_like_option(const char *a);
 /* Matches `arg` against option `name`: "--seed" (value in the next argument; *value = NULL)
  * or "--seed=VALUE" (*value points into arg). */
 bool match_option(const char *arg, const char *name, const char **value);
+/* The argument loop grad and minimize share, one argv[*i] at a time:
+ *   take_positional: a positional argument (anything not looking like an option, and all
+ *     after a first "--", which is dropped) is appended to positional[(*n)++]: true; an
+ *     option: false.
+ *   take_valued_option: the option argv[*i] among names[0..n_names) with its value, from
+ *     "--name=VALUE" or the next argument (*i advanced): *name and *value set, EXIT_OK; else
+ *     a usage error for an unknown option (with the hint that a program starting with '-'
+ *     goes after "--" when `hint_program`) or one without its value. */
+bool take_positional(const char *a, bool *only_positional, const char **positional, size_t *n);
+int take_valued_option(const char *cmd, int argc, char **argv, int *i, const char *const *names,
+                       size_t n_names, bool hint_program, const char **name, const char **value);
 
 /* ---- tgx programs and their inputs on the command line (grad, minimize) ------------------- */
 

@@ -164,14 +164,8 @@ static int grad_parse_args(int argc, char **argv, grad_opts *o)
     bool only_positional = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
-        if (only_positional || !looks_like_option(a)) {
-            if (strcmp(a, "--") == 0 && !only_positional) {
-                only_positional = true;
-                continue;
-            }
-            o->positional[o->n_positional++] = a;
+        if (take_positional(a, &only_positional, o->positional, &o->n_positional))
             continue;
-        }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(GRAD_USAGE, stdout);
             return -1;
@@ -190,20 +184,12 @@ static int grad_parse_args(int argc, char **argv, grad_opts *o)
         }
         static const char *const with_value[] = {"--dtype",  "--seed",  "--tol", "--dot",
                                                  "--render", "--const", "--jvp", "-f"};
-        const char *opt = NULL;
-        for (size_t k = 0; k < sizeof with_value / sizeof *with_value && !opt; k++)
-            if (match_option(a, with_value[k], &v))
-                opt = with_value[k];
-        if (!opt)
-            return usage_error("grad", "unknown option '%s'%s", a,
-                               o->n_positional || o->file
-                                   ? ""
-                                   : " (a program that starts with '-' goes after '--')");
-        if (!v) {
-            if (i + 1 >= argc)
-                return usage_error("grad", "option '%s' needs a value", opt);
-            v = argv[++i];
-        }
+        const char *opt;
+        int got = take_valued_option("grad", argc, argv, &i, with_value,
+                                     sizeof with_value / sizeof *with_value,
+                                     !o->n_positional && !o->file, &opt, &v);
+        if (got != EXIT_OK)
+            return got;
         if (strcmp(opt, "--dtype") == 0) {
             if (strcmp(v, "f64") == 0)
                 o->dtype = TG_F64;
