@@ -173,9 +173,9 @@ static MM_NO_VEC void matmul_vjp(tg_tape *tape, tg_tensor *y)
 {
     const mm_dims d = matmul_dims(y);
     size_t es = tg__esize(y);
-    char *dA = tg_tape__grad_of(tape, y->in[0]);
-    char *dB = tg_tape__grad_of(tape, y->in[1]);
     if (matmul_tiny(d)) {
+        char *dA = tg_tape__grad_of(tape, y->in[0]);
+        char *dB = tg_tape__grad_of(tape, y->in[1]);
         /* dA[i,k] += sum_j dY[i,j] B[k,j] (j in order); dB[k,j] += A[i,k] dY[i,j] (i in order) */
         DISPATCH(y->dtype, {
             const T *A = y->in[0]->data, *B = y->in[1]->data, *DY = y->grad;
@@ -212,16 +212,21 @@ static MM_NO_VEC void matmul_vjp(tg_tape *tape, tg_tensor *y)
         });
         return;
     }
+    /* A gradient buffer touched first here is written (beta 0: never read, not zeroed first);
+     * one shared by every batch (stride 0) is written by the first and added to by the rest. */
+    bool fresh_a, fresh_b;
+    char *dA = tg_ops__grad_of_fresh(tape, y->in[0], &fresh_a);
+    char *dB = tg_ops__grad_of_fresh(tape, y->in[1], &fresh_b);
     const char *A = y->in[0]->data, *B = y->in[1]->data, *dY = y->grad;
     for (size_t p = 0; p < d.batch; p++) {
         const char *a = A + p * d.sa * es, *b = B + p * d.sb * es;
         const char *dy = dY + p * d.M * d.N * es;
         if (dA) /* (M,N) @ (K,N)^T -> (M,K) */
-            gemm((tg_dtype)y->dtype, false, true, d.M, d.K, d.N, dy, d.N, b, d.N, 1.0,
-                 dA + p * d.sa * es, d.K);
+            gemm((tg_dtype)y->dtype, false, true, d.M, d.K, d.N, dy, d.N, b, d.N,
+                 fresh_a && (p == 0 || d.sa) ? 0.0 : 1.0, dA + p * d.sa * es, d.K);
         if (dB) /* (M,K)^T @ (M,N) -> (K,N) */
-            gemm((tg_dtype)y->dtype, true, false, d.K, d.N, d.M, a, d.K, dy, d.N, 1.0,
-                 dB + p * d.sb * es, d.N);
+            gemm((tg_dtype)y->dtype, true, false, d.K, d.N, d.M, a, d.K, dy, d.N,
+                 fresh_b && (p == 0 || d.sb) ? 0.0 : 1.0, dB + p * d.sb * es, d.N);
     }
 }
 
