@@ -1,8 +1,11 @@
 /* alloc.c: the single allocator hook (Lua's lua_Alloc shape). Tests swap it to count calls
  * and to make the Nth allocation fail, which is how every error path is proved leak-free. */
+#define _DEFAULT_SOURCE /* madvise */
 #include "core/core.h"
 
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 static void *default_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
@@ -82,4 +85,17 @@ tg_status tg__grow(void **array, size_t *cap, size_t need, size_t elem, const ch
     *array = p;
     *cap = ncap;
     return TG_OK;
+}
+
+void tg__advise_huge_pages(void *p, size_t bytes)
+{
+#ifdef MADV_HUGEPAGE
+    const uintptr_t mask = (uintptr_t)TG_HUGE_PAGE - 1;
+    const uintptr_t at = ((uintptr_t)p + mask) & ~mask, end = ((uintptr_t)p + bytes) & ~mask;
+    if (bytes >= TG_HUGE_PAGE && end > at)
+        (void)madvise((void *)at, end - at, MADV_HUGEPAGE);
+#else
+    TG_UNUSED(p);
+    TG_UNUSED(bytes);
+#endif
 }

@@ -4,6 +4,9 @@
  * O(log n) allocations and a repeated one needs none. */
 #include "core/arena.h"
 
+/* Blocks this large (a long recording's headers, a large batch's values) go on huge pages. */
+#define HUGE_BLOCK ((size_t)4 << 20)
+
 struct tg_arena_block {
     tg_arena_block *next;
     size_t size; /* usable bytes after the header */
@@ -55,6 +58,8 @@ static tg_arena_block *new_block(size_t size)
     void *raw = tg__malloc(raw_size);
     if (!raw)
         return NULL;
+    if (raw_size >= HUGE_BLOCK)
+        tg__advise_huge_pages(raw, raw_size);
     uintptr_t p = ((uintptr_t)raw + TG_DATA_ALIGN - 1) & ~(uintptr_t)(TG_DATA_ALIGN - 1);
     tg_arena_block *b = (tg_arena_block *)p;
     b->next = NULL;

@@ -4,7 +4,6 @@
  * (AVX-512, AVX2+FMA, or portable C), split over the thread pool by blocks of C; or, in a
  * build with TG_BLAS=openblas, on cblas_sgemm/cblas_dgemm. The packing buffers come from the
  * calling thread's workspace (core/workspace.h). */
-#define _DEFAULT_SOURCE /* madvise */
 #include "kernels/gemm.h"
 
 #include "core/pool.h"
@@ -15,7 +14,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <sys/mman.h>
 #include <unistd.h>
 #ifdef TG_GEMM_X86
 #include <cpuid.h>
@@ -216,24 +214,19 @@ static size_t gemm_even_kc(size_t kc, size_t K)
  * microsecond or two, given every time (the workspace may have been freed and mapped again
  * since), so only to products of at least GEMM_HUGE_WORK multiply-adds (a third of a
  * millisecond or more). */
-#define GEMM_HUGE_PAGE ((size_t)2 << 20)
 #define GEMM_HUGE_WORK ((double)(1 << 25))
 
 static void *gemm_workspace(size_t bytes, double work)
 {
-    if (bytes < GEMM_HUGE_PAGE || bytes > SIZE_MAX / 4 || work < GEMM_HUGE_WORK)
+    if (bytes < TG_HUGE_PAGE || bytes > SIZE_MAX / 4 || work < GEMM_HUGE_WORK)
         return tg__workspace(bytes);
-    unsigned char *p = tg__workspace(bytes + GEMM_HUGE_PAGE);
+    unsigned char *p = tg__workspace(bytes + TG_HUGE_PAGE);
     if (!p)
         return NULL;
-    const uintptr_t mask = (uintptr_t)GEMM_HUGE_PAGE - 1;
-    const uintptr_t at = ((uintptr_t)p + mask) & ~mask;
-#ifdef MADV_HUGEPAGE
-    const uintptr_t end = (at + bytes) & ~mask; /* whole huge pages inside the buffer */
-    if (end > at)
-        (void)madvise((void *)at, end - at, MADV_HUGEPAGE);
-#endif
-    return p + (at - (uintptr_t)p);
+    const uintptr_t mask = (uintptr_t)TG_HUGE_PAGE - 1;
+    unsigned char *at = p + ((((uintptr_t)p + mask) & ~mask) - (uintptr_t)p);
+    tg__advise_huge_pages(at, bytes);
+    return at;
 }
 
 /* ---- choosing a path --------------------------------------------------------------------- */
