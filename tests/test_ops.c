@@ -6,7 +6,8 @@
  *
  * The parts (tests/ops/, built into this test): fixture.c (suite ops's fixture and the
  * helpers, declared in ops.h), unary.c, stability.c, broadcast.c, reduce.c, matmul.c,
- * errors.c (the tests by family). Here: the coverage test, the accumulation of VJPs over
+ * errors.c, binary_math.c, math.c (the elementwise math against mpmath), index.c (the
+ * tests by family). Here: the coverage test, the accumulation of VJPs over
  * every op, and detach, no-grad mode and constants. */
 #include "ops/ops.h"
 
@@ -16,7 +17,7 @@
  * stable_*), binary ops in binary_same_shape and broadcast_*, then matmul_*, transpose_*,
  * reshape_*, reduce_*, softmax_*; constants and detach have tests of their own; minimum,
  * maximum, atan2, pow_tensor, the comparisons, where, min and prod are in
- * ops/binary_math.c, the elementwise math in test_ops_math.c, indexing and joins in
+ * ops/binary_math.c, the elementwise math in ops/math.c, indexing and joins in
  * ops/index.c, and the user-defined op, whose values are its callbacks', in
  * test_custom.c. Every op is applied through ts_apply (tg_apply), but the custom op through
  * tg_custom (tg_apply refuses it); every_op_records_through_apply runs apply_any (below) on

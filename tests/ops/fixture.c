@@ -16,11 +16,17 @@ static void setup(void)
     n_owned = 0;
 }
 
-static void teardown(void)
+void fresh_start(void)
 {
+    tg_tape_reset(tape);
     for (size_t i = 0; i < n_owned; i++)
         tg_tensor_free(owned[i]);
     n_owned = 0;
+}
+
+static void teardown(void)
+{
+    fresh_start();
     tg_tape_free(tape);
     tape = NULL;
 }

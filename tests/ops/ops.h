@@ -26,6 +26,8 @@ extern const tg_dtype DTYPES[2];
 
 /* Hands a leaf to the fixture, which frees it at the end of the test. */
 tg_tensor *own(tg_tensor *t);
+/* The tape rewound and the leaves handed over so far freed: a test's next case starts clean. */
+void fresh_start(void);
 /* ts_leaf, freed by the fixture. */
 tg_tensor *own_leaf(tg_dtype dt, int rank, const size_t *shape, const double *v, bool grad);
 /* 0..n-1 (times `step`, plus `base`) as a leaf. */

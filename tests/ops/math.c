@@ -1,56 +1,16 @@
-/* test_ops_math.c: the elementwise math ops (sin ... ceil, src/ops/unary.c) against values
+/* math.c (test_ops): the elementwise math ops (sin ... ceil, src/ops/unary.c) against values
  * computed independently with mpmath at 50 digits or more, in f32 and f64: values and VJPs at
  * ordinary points, the documented edges (asin, acos and atanh at +-1, acosh at 1, NaN outside
  * the domains, log1p at -1), the tails where a naive formula overflows or cancels (softplus,
  * gelu, silu, expm1, asinh, acosh, erf at large |x|, and at +-inf), and sign, floor and ceil
- * with their zero gradient. (test_ops.c holds the other ops; test_gradcheck.c checks these
- * against finite differences at random shapes.) */
-#include <criterion/criterion.h>
-
-#include <math.h>
-
-#include "tapegrad.h"
-
-#include "support/helpers.h"
-
-static tg_tape *tape;
-static tg_tensor *owned[64];
-static size_t n_owned;
-
-static void setup(void)
-{
-    tg_clear_error();
-    tape = tg_tape_new();
-    cr_assert(tape != NULL, "tg_tape_new: %s", tg_last_error());
-    n_owned = 0;
-}
-
-/* A fresh start for the next op: the tape rewound, the leaves freed. */
-static void reset(void)
-{
-    tg_tape_reset(tape);
-    for (size_t i = 0; i < n_owned; i++)
-        tg_tensor_free(owned[i]);
-    n_owned = 0;
-}
-
-static void teardown(void)
-{
-    reset();
-    tg_tape_free(tape);
-    tape = NULL;
-}
-
-TestSuite(math, .init = setup, .fini = teardown);
-
-static const tg_dtype DTYPES[2] = {TG_F32, TG_F64};
+ * with their zero gradient. (The other parts of test_ops hold the other ops;
+ * test_gradcheck.c checks these against finite differences at random shapes.) */
+#include "ops.h"
 
 /* A 1-D leaf of v[0..n) requiring grad, freed by the fixture. */
 static tg_tensor *leaf(tg_dtype dt, const double *v, size_t n)
 {
-    tg_tensor *t = ts_leaf(dt, 1, (size_t[]){n}, v, true);
-    cr_assert(t != NULL && n_owned < sizeof owned / sizeof owned[0], "leaf: %s", tg_last_error());
-    return owned[n_owned++] = t;
+    return own_leaf(dt, 1, (size_t[]){n}, v, true);
 }
 
 /* y = op(x) for x = v[0..n), then backward with dy = dy[0..n) (all ones when NULL). */
@@ -66,9 +26,7 @@ static tg_tensor *run(tg_op op, tg_dtype dt, const double *v, size_t n, const do
     cr_assert(n <= 16);
     for (size_t i = 0; i < n; i++)
         ones[i] = 1;
-    tg_tensor *seed = ts_leaf(dt, 1, (size_t[]){n}, dy ? dy : ones, false);
-    cr_assert(seed != NULL && n_owned < sizeof owned / sizeof owned[0]);
-    owned[n_owned++] = seed;
+    tg_tensor *seed = own_leaf(dt, 1, (size_t[]){n}, dy ? dy : ones, false);
     tg_status st = tg_backward_seed(tape, y, seed);
     cr_assert_eq(st, TG_OK, "%s: backward: %s", tg_op_name(op), tg_last_error());
     return y;
@@ -217,7 +175,7 @@ static const math_case CASES[] = {
 #undef XG
 #undef XU
 
-Test(math, values_and_vjp)
+Test(ops, math_values_and_vjp)
 {
     /* The inputs are exact in f32; dy is not all ones, so that the VJP's product with dy is
      * checked too. */
@@ -226,7 +184,7 @@ Test(math, values_and_vjp)
         const math_case *k = &CASES[ci];
         for (int di = 0; di < 2; di++) {
             tg_dtype dt = DTYPES[di];
-            reset();
+            fresh_start();
             tg_tensor *x;
             tg_tensor *y = run(k->op, dt, k->x, 5, dy, &x);
             for (size_t i = 0; i < 5; i++) {
@@ -242,7 +200,7 @@ Test(math, values_and_vjp)
 
 /* Every op of this family is in the table above or in a test below: a new elementwise math
  * op without exact values shows here. */
-Test(math, every_op_of_the_family_is_tested)
+Test(ops, math_every_op_of_the_family_is_tested)
 {
     const tg_op elsewhere[] = {TG_OP_SIGN, TG_OP_FLOOR, TG_OP_CEIL};
     for (int op = TG_OP_SIN; op <= TG_OP_CEIL; op++) {
@@ -262,7 +220,7 @@ static void expect_at(tg_op op, const double *x, const double *y, const double *
 {
     for (int di = 0; di < 2; di++) {
         tg_dtype dt = DTYPES[di];
-        reset();
+        fresh_start();
         tg_tensor *t;
         tg_tensor *r = run(op, dt, x, n, NULL, &t);
         for (size_t i = 0; i < n; i++) {
@@ -280,7 +238,7 @@ static void expect_at(tg_op op, const double *x, const double *y, const double *
         expect_at(op, x_, y_, d_, sizeof x_ / sizeof x_[0]);                                       \
     } while (0)
 
-Test(math, edges_of_asin_acos_atanh_acosh_log1p)
+Test(ops, math_edges_of_asin_acos_atanh_acosh_log1p)
 {
     const double half_pi = 1.5707963267948966, pi = 3.141592653589793;
     /* At +-1 the derivatives are infinite: asin rises (+inf at both ends), acos falls (-inf),
@@ -306,7 +264,7 @@ Test(math, edges_of_asin_acos_atanh_acosh_log1p)
 
 /* ---- large |x|: no overflow, no cancellation -------------------------------------------- */
 
-Test(math, tails_without_overflow_or_cancellation)
+Test(ops, math_tails_without_overflow_or_cancellation)
 {
     /* exact values: mpmath (mp.dps = 60), e.g. python3 -c 'from mpmath import *; mp.dps = 60;
      * s = lambda x: 1/(1+exp(-x)); x = mpf(-50); print(repr(float(log(1+exp(x)))),
@@ -339,7 +297,7 @@ Test(math, tails_without_overflow_or_cancellation)
  * (x^2 = 2^200), 2^600 in f64 (x^2 = 2^1200). mpmath (mp.dps = 400): asinh(2^100) =
  * acosh(2^100) = 70.00786523655448, asinh(2^600) = 416.5814555165271, the derivatives 2^-100
  * and 2^-600 to far more than double precision. */
-Test(math, asinh_acosh_gradients_for_huge_x)
+Test(ops, math_asinh_acosh_gradients_for_huge_x)
 {
     for (int di = 0; di < 2; di++) {
         tg_dtype dt = DTYPES[di];
@@ -347,7 +305,7 @@ Test(math, asinh_acosh_gradients_for_huge_x)
         double x = ldexp(1, e), y = dt == TG_F32 ? 70.00786523655448 : 416.5814555165271;
         const tg_op ops[2] = {TG_OP_ASINH, TG_OP_ACOSH};
         for (int k = 0; k < 2; k++) {
-            reset();
+            fresh_start();
             tg_tensor *t;
             tg_tensor *r =
                 run(ops[k], dt, (double[]){x, -x}, ops[k] == TG_OP_ASINH ? 2 : 1, NULL, &t);
@@ -363,7 +321,7 @@ Test(math, asinh_acosh_gradients_for_huge_x)
 
 /* ---- sign, floor, ceil: values, and a gradient of exactly 0 everywhere ------------------- */
 
-Test(math, sign_floor_ceil_have_zero_gradient)
+Test(ops, math_sign_floor_ceil_have_zero_gradient)
 {
     const double x[8] = {-0.0, 0.0, -3, 2.5, -2.5, 1e-30, -7, 1e20};
     const struct {
@@ -378,7 +336,7 @@ Test(math, sign_floor_ceil_have_zero_gradient)
     for (size_t ci = 0; ci < 3; ci++)
         for (int di = 0; di < 2; di++) {
             tg_dtype dt = DTYPES[di];
-            reset();
+            fresh_start();
             tg_tensor *t;
             tg_tensor *y = run(cases[ci].op, dt, x, 8, dy, &t);
             for (size_t i = 0; i < 8; i++) {
@@ -392,7 +350,7 @@ Test(math, sign_floor_ceil_have_zero_gradient)
             }
         }
     /* sign(-0) keeps the sign of its zero */
-    reset();
+    fresh_start();
     tg_tensor *t;
     tg_tensor *y = run(TG_OP_SIGN, TG_F64, (double[]){-0.0}, 1, NULL, &t);
     cr_expect(tg_tensor_get(y, 0) == 0 && signbit(tg_tensor_get(y, 0)), "sign(-0) = %g",
@@ -400,7 +358,7 @@ Test(math, sign_floor_ceil_have_zero_gradient)
 }
 
 /* The constructors record the op of their name (tg_apply is what the tests above use). */
-Test(math, constructors)
+Test(ops, math_constructors)
 {
     tg_tensor *(*const fns[])(tg_tape *, tg_tensor *) = {
         tg_sin,      tg_cos,   tg_tan,   tg_asin,  tg_acos,  tg_atan,  tg_sinh,
