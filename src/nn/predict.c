@@ -53,6 +53,15 @@ static double at(const void *p, tg_dtype dtype, size_t i)
     return dtype == TG_F32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
 }
 
+/* "row R, feature J 'name'" (the name when the model has one) into buf, for error messages. */
+static const char *where_in(const tg_model *model, size_t row, size_t j, char *buf, size_t size)
+{
+    const char *name = tg_model_feature_name(model, j);
+    snprintf(buf, size, "row %zu, feature %zu%s%s%s", row, j, name ? " '" : "", name ? name : "",
+             name ? "'" : "");
+    return buf;
+}
+
 /* Fills xb (count rows of the model's dtype) from rows start.. of x, standardized. */
 static tg_status fill_inputs(const tg_model *model, const char *who, const double *x, size_t start,
                              size_t count, void *xb)
@@ -66,28 +75,20 @@ static tg_status fill_inputs(const tg_model *model, const char *who, const doubl
         const double *row = x + (start + i) * d;
         for (size_t j = 0; j < d; j++) {
             double v = row[j];
-            if (!isfinite(v)) {
-                const char *name = tg_model_feature_name(model, j);
-                return tg__error(TG_EINVAL,
-                                 "%s: row %zu, feature %zu%s%s%s: %g is not a finite "
-                                 "number",
-                                 who, start + i, j, name ? " '" : "", name ? name : "",
-                                 name ? "'" : "", v);
-            }
+            char at[160];
+            if (!isfinite(v))
+                return tg__error(TG_EINVAL, "%s: %s: %g is not a finite number", who,
+                                 where_in(model, start + i, j, at, sizeof at), v);
             if (n_std == d)
                 v = (v - mean[j]) / std[j];
             if (s->dtype == TG_F32) {
                 float f = (float)v;
                 if (isinf(f) && isfinite(v)) {
-                    const char *name = tg_model_feature_name(model, j);
                     char scaled[64] = "";
                     if (n_std == d)
                         snprintf(scaled, sizeof scaled, " (standardized: %g)", v);
-                    return tg__error(TG_EINVAL,
-                                     "%s: row %zu, feature %zu%s%s%s: %g%s does not fit the "
-                                     "model's f32",
-                                     who, start + i, j, name ? " '" : "", name ? name : "",
-                                     name ? "'" : "", row[j], scaled);
+                    return tg__error(TG_EINVAL, "%s: %s: %g%s does not fit the model's f32", who,
+                                     where_in(model, start + i, j, at, sizeof at), row[j], scaled);
                 }
                 ((float *)xb)[i * d + j] = f;
             } else {
