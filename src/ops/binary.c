@@ -186,11 +186,13 @@ TG_INLINE void binary_each(const tg_tensor *y, binary_step step, const binary_ar
 }
 
 /* At most TG_FEW elements, each input of the output's element count (a single element's inputs
- * are single too): the forward and VJP run their steps right where they are, in order. */
+ * are single too): the forward and VJP run their steps right where they are, in order. A 0-d
+ * output, the whole of a graph of scalars, says so itself: its inputs are 0-d too (the output
+ * has the larger of their ranks), without reading them. */
 TG_INLINE bool binary_few(const tg_tensor *y)
 {
     const size_t n = y->numel;
-    return n <= TG_FEW && y->in[0]->numel == n && y->in[1]->numel == n;
+    return y->rank == 0 || (n <= TG_FEW && y->in[0]->numel == n && y->in[1]->numel == n);
 }
 
 /* The forward beyond a few elements: over the pool when long and flat (`range` is the

@@ -152,7 +152,7 @@ TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, bool fresh, tg_range
         else                                                                                       \
             id##_forward_many(y);                                                                  \
     }                                                                                              \
-    static void id##_vjp(tg_tape *tape, tg_tensor *y)                                              \
+    static TG_FEW_NO_VEC void id##_vjp(tg_tape *tape, tg_tensor *y)                                \
     {                                                                                              \
         if (TG_LIKELY(y->numel <= TG_FEW)) {                                                       \
             void *dx = tg_tape__grad_of(tape, y->in[0]);                                           \
