@@ -47,10 +47,11 @@
  * outweighs a few elements' arithmetic): the tiny layers of a small network. */
 #define TG_FEW 4
 
-/* The functions that run those few elements in place (the VJPs, and the constructors the
- * forwards are inlined into) are compiled without the loop vectorizer: for at most TG_FEW
- * elements its run-time checks for overlap and trip count cost more than the loops themselves.
- * Their loops over many elements live in functions of their own, vectorized as usual. */
+/* Functions that run a few elements in place (the elementwise VJPs, the tiny matmuls) are
+ * compiled without the loop vectorizer: for at most a few elements its run-time checks for
+ * overlap and trip count cost more than the loops themselves. Their loops over many elements
+ * live in functions of their own, vectorized as usual. (Not the constructors of the unary ops,
+ * whose forward is inlined: there, two f64 elements share one vector pass of sigmoid's math.) */
 #if defined(__GNUC__) && !defined(__clang__) /* GCC's vectorizer; clang lacks the attribute */
 #define TG_FEW_NO_VEC __attribute__((optimize("no-tree-vectorize")))
 #else
