@@ -186,11 +186,29 @@ TG_INLINE void binary_each(const tg_tensor *y, binary_step step, const binary_ar
 }
 
 /* At most TG_FEW elements, each input of the output's element count (a single element's inputs
- * are single too): the forward and VJP run their steps right where they are, in order. */
+ * are single too): the forward and VJP run their steps right where they are, in order. A 0-d
+ * output, the whole of a graph of scalars, says so itself: its inputs are 0-d too (the output
+ * has the larger of their ranks), without reading them. */
 TG_INLINE bool binary_few(const tg_tensor *y)
 {
     const size_t n = y->numel;
-    return n <= TG_FEW && y->in[0]->numel == n && y->in[1]->numel == n;
+    return y->rank == 0 || (n <= TG_FEW && y->in[0]->numel == n && y->in[1]->numel == n);
+}
+
+/* The step (f32 or f64, by y's dtype) for each of those few elements, in order; a 0-d output's
+ * one element without a loop. */
+TG_INLINE void binary_few_run(const tg_tensor *y, const binary_args *p, binary_step f32,
+                              binary_step f64)
+{
+    if (y->rank == 0) {
+        if (y->dtype == TG_F32)
+            f32(p, 0, 0, 0);
+        else
+            f64(p, 0, 0, 0);
+        return;
+    }
+    for (size_t i = 0, n = y->numel; i < n; i++)
+        y->dtype == TG_F32 ? f32(p, i, i, i) : f64(p, i, i, i);
 }
 
 /* The forward beyond a few elements: over the pool when long and flat (`range` is the
@@ -298,8 +316,7 @@ TG_INLINE void binary_vjp_many(tg_tensor *y, void *da, void *db, tg_range_fn ran
     {                                                                                              \
         if (TG_LIKELY(binary_few(y))) {                                                            \
             const binary_args p = args_of(y, y->data);                                             \
-            for (size_t i = 0, n = y->numel; i < n; i++)                                           \
-                y->dtype == TG_F32 ? id##_y_float(&p, i, i, i) : id##_y_double(&p, i, i, i);       \
+            binary_few_run(y, &p, id##_y_float, id##_y_double);                                    \
             return;                                                                                \
         }                                                                                          \
         id##_forward_many(y);                                                                      \
@@ -340,17 +357,13 @@ TG_INLINE void binary_vjp_many(tg_tensor *y, void *da, void *db, tg_range_fn ran
         void *da = tg_tape__grad_of(tape, y->in[0]);                                               \
         void *db = tg_tape__grad_of(tape, y->in[1]);                                               \
         if (TG_LIKELY(binary_few(y))) {                                                            \
-            const bool f32 = y->dtype == TG_F32;                                                   \
-            const size_t n = y->numel;                                                             \
             if (da) {                                                                              \
                 const binary_args p = args_of(y, da);                                              \
-                for (size_t i = 0; i < n; i++)                                                     \
-                    f32 ? id##_da_float(&p, i, i, i) : id##_da_double(&p, i, i, i);                \
+                binary_few_run(y, &p, id##_da_float, id##_da_double);                              \
             }                                                                                      \
             if (db) {                                                                              \
                 const binary_args p = args_of(y, db);                                              \
-                for (size_t i = 0; i < n; i++)                                                     \
-                    f32 ? id##_db_float(&p, i, i, i) : id##_db_double(&p, i, i, i);                \
+                binary_few_run(y, &p, id##_db_float, id##_db_double);                              \
             }                                                                                      \
             return;                                                                                \
         }                                                                                          \

@@ -131,13 +131,8 @@ static bool matmul_tiny(mm_dims d)
     return d.M * d.K * d.N <= MATMUL_TINY; /* no overflow: each factor is a real dimension */
 }
 
-/* The tiny products' loops stay scalar: for a few elements the vectorizer's run-time checks
- * for overlap and trip count cost more than the loops themselves. */
-#if defined(__GNUC__) && !defined(__clang__) /* GCC's vectorizer; clang lacks the attribute */
-#define MM_NO_VEC __attribute__((optimize("no-tree-vectorize")))
-#else
-#define MM_NO_VEC
-#endif
+/* The tiny products' loops stay scalar (op_impl.h). */
+#define MM_NO_VEC TG_FEW_NO_VEC
 
 static MM_NO_VEC void matmul_forward(tg_tensor *y)
 {

@@ -47,6 +47,17 @@
  * outweighs a few elements' arithmetic): the tiny layers of a small network. */
 #define TG_FEW 4
 
+/* Functions that run a few elements in place (the elementwise VJPs, the tiny matmuls) are
+ * compiled without the loop vectorizer: for at most a few elements its run-time checks for
+ * overlap and trip count cost more than the loops themselves. Their loops over many elements
+ * live in functions of their own, vectorized as usual. (Not the constructors of the unary ops,
+ * whose forward is inlined: there, two f64 elements share one vector pass of sigmoid's math.) */
+#if defined(__GNUC__) && !defined(__clang__) /* GCC's vectorizer; clang lacks the attribute */
+#define TG_FEW_NO_VEC __attribute__((optimize("no-tree-vectorize")))
+#else
+#define TG_FEW_NO_VEC
+#endif
+
 /* What a range of a loop over the pool works on: the node, and the buffer it writes, the
  * node's values (a forward) or the gradient of one of its inputs (a VJP). */
 typedef struct tg_par_range {

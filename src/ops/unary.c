@@ -147,17 +147,20 @@ TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, bool fresh, tg_range
     /* a few elements right here (a graph of 0-d tensors is made of nothing else) */               \
     TG_INLINE void id##_forward(tg_tensor *y)                                                      \
     {                                                                                              \
-        if (TG_LIKELY(y->numel <= TG_FEW))                                                         \
+        if (y->rank == 0) /* one element, no loop */                                               \
+            unary_forward_elems(y, 0, 1, id##_y_f32, id##_y_f64);                                  \
+        else if (TG_LIKELY(y->numel <= TG_FEW))                                                    \
             unary_forward_elems(y, 0, y->numel, id##_y_f32, id##_y_f64);                           \
         else                                                                                       \
             id##_forward_many(y);                                                                  \
     }                                                                                              \
-    static void id##_vjp(tg_tape *tape, tg_tensor *y)                                              \
+    static TG_FEW_NO_VEC void id##_vjp(tg_tape *tape, tg_tensor *y)                                \
     {                                                                                              \
         if (TG_LIKELY(y->numel <= TG_FEW)) {                                                       \
             void *dx = tg_tape__grad_of(tape, y->in[0]);                                           \
             if (dx)                                                                                \
-                unary_vjp_elems(y, dx, false, 0, y->numel, id##_dx_f32, id##_dx_f64);              \
+                unary_vjp_elems(y, dx, false, 0, y->rank == 0 ? 1 : y->numel, id##_dx_f32,         \
+                                id##_dx_f64);                                                      \
             return;                                                                                \
         }                                                                                          \
         bool fresh; /* a first touch is written, not zeroed and added to */                        \

@@ -109,10 +109,19 @@ _Static_assert(sizeof(struct tg_tensor) % 16 == 0, "headers keep each other alig
 /* A node header from the current recording's header arena, or NULL when out of memory. The
  * arena holds nothing but headers (tg_tape_reset's sizing allocation is rewound at once), from
  * block bases aligned to a cache line, so its bump pointer is always aligned for the next one:
- * no rounding. */
+ * no rounding. And an arena's bump pointer never passes its end, so the room left is one
+ * subtraction; a header handed out here is never NULL (it lies in a block). */
 static inline __attribute__((always_inline)) tg_tensor *tg_tape__new_header(tg_tape *tape)
 {
-    return tg_arena__alloc(&tape->headers[tape->base.gen & 1], sizeof(tg_tensor), 1);
+    tg_arena *a = &tape->headers[tape->base.gen & 1];
+    const uintptr_t p = a->ptr;
+    if (TG_LIKELY(a->end - p >= sizeof(tg_tensor))) {
+        if (!p)
+            __builtin_unreachable();
+        a->ptr = p + sizeof(tg_tensor);
+        return (tg_tensor *)p;
+    }
+    return tg_arena__alloc_slow(a, sizeof(tg_tensor), 1);
 }
 
 /* Writes every field of node header y but rank and shape (the general path). */
@@ -247,7 +256,8 @@ tg_tape__record(tg_tape *tape, const tg_op_desc *d, tg_tensor *a, tg_tensor *b, 
                 }
             }
         }
-        tape->nodes[tape->n_nodes++] = y;
+        tape->nodes[n] = y;
+        tape->n_nodes = n + 1;
     } else if (TG_UNLIKELY(tg_tape__record_general(tape, y, d, a, b, attr) != TG_OK)) {
         return NULL;
     }

@@ -63,8 +63,9 @@ void tg_tape__fail(tg_tape *tape, tg_status status, const char *fmt, ...)
  * waste a cache line each; size 0 still gets a distinct non-NULL pointer. */
 static inline __attribute__((always_inline)) void *tg_tape__alloc(tg_tape *tape, size_t size)
 {
-    return tg_arena__alloc(&tape->base.data, size ? size : 1,
-                           size >= TG_DATA_ALIGN ? TG_DATA_ALIGN : 16);
+    if (TG_LIKELY(size - 1 < TG_DATA_ALIGN - 1)) /* 1 to 63 bytes, the small nodes: constants */
+        return tg_arena__alloc(&tape->base.data, size, 16);
+    return tg_arena__alloc(&tape->base.data, size ? size : 1, size ? TG_DATA_ALIGN : 16);
 }
 /* The slot of leaf x in the current recording's leaf list (tape->leaves), or SIZE_MAX when x
  * is not registered in it. */
