@@ -181,9 +181,12 @@ static inline __attribute__((always_inline)) void thin12x1_f32(size_t kc, const 
 #define DECL(r) __m256 t##r = _mm256_setzero_ps();
     REP12(DECL)
 #undef DECL
-    for (size_t k = 0; k < kc; k++, a += ak, b += 16) {
+    /* rows 6-11 from a second base: the same 5 offsets serve both halves */
+    const float *a6 = a + 6 * ai;
+    for (size_t k = 0; k < kc; k++, a += ak, a6 += ak, b += 16) {
         const __m256 bv = _mm256_load_ps(b);
-#define FMA(r) t##r = _mm256_fmadd_ps(_mm256_broadcast_ss(a + (size_t)r * ai), bv, t##r);
+#define FMA(r)                                                                                     \
+    t##r = _mm256_fmadd_ps(_mm256_broadcast_ss((r < 6 ? a : a6) + (size_t)(r % 6) * ai), bv, t##r);
         REP12(FMA)
 #undef FMA
     }
@@ -230,9 +233,12 @@ thin12x1_f64(size_t kc, const double *a, size_t ai, size_t ak, const double *res
 #define DECL(r) __m256d t##r = _mm256_setzero_pd();
     REP12(DECL)
 #undef DECL
-    for (size_t k = 0; k < kc; k++, a += ak, b += 16) {
+    /* rows 6-11 from a second base: the same 5 offsets serve both halves */
+    const double *a6 = a + 6 * ai;
+    for (size_t k = 0; k < kc; k++, a += ak, a6 += ak, b += 16) {
         const __m256d bv = _mm256_load_pd(b);
-#define FMA(r) t##r = _mm256_fmadd_pd(_mm256_broadcast_sd(a + (size_t)r * ai), bv, t##r);
+#define FMA(r)                                                                                     \
+    t##r = _mm256_fmadd_pd(_mm256_broadcast_sd((r < 6 ? a : a6) + (size_t)(r % 6) * ai), bv, t##r);
         REP12(FMA)
 #undef FMA
     }
