@@ -211,6 +211,17 @@ static GEMM_CODE_ALIGN void SFX(pack_b)(size_t NR, bool transB, const T *B, size
             }
             return;
         }
+        if (NR == TG_GEMM_THIN_NR && nr >= 8) {
+            /* the thin path's panels of 8 to 16 columns (W3's 10): two copies of 8 that
+             * overlap when nr < 16, of constant size and so inline, not a call per row */
+            for (size_t k = 0; k < kc; k++, src += ldb) {
+                T *d = dst + k * NR;
+                memset(d + 8, 0, 8 * sizeof(T));
+                memcpy(d + nr - 8, src + nr - 8, 8 * sizeof(T));
+                memcpy(d, src, 8 * sizeof(T));
+            }
+            return;
+        }
         for (size_t k = 0; k < kc; k++, src += ldb) {
             T *d = dst + k * NR;
             memcpy(d, src, nr * sizeof(T));
