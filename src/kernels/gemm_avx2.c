@@ -5,7 +5,8 @@
  * Tile: 6 rows x 2 vectors (16 floats or 8 doubles): 12 accumulators, 2 B vectors and one
  * broadcast of A use 15 of the 16 ymm registers; 12 independent FMAs per k step cover two
  * pipes of 4-5 cycles latency. Partial tiles use masked loads and stores (vmaskmov), which
- * do not touch memory outside the mask. */
+ * do not touch memory outside the mask. Products at most 16 columns wide take the thin
+ * kernels below (12 rows a call, A read in place), as on the AVX-512 paths. */
 #include "gemm_kernels.h"
 
 #ifdef TG_GEMM_X86
