@@ -5,7 +5,8 @@
  * Tile: 6 rows x 2 vectors (16 floats or 8 doubles): 12 accumulators, 2 B vectors and one
  * broadcast of A use 15 of the 16 ymm registers; 12 independent FMAs per k step cover two
  * pipes of 4-5 cycles latency. Partial tiles use masked loads and stores (vmaskmov), which
- * do not touch memory outside the mask. */
+ * do not touch memory outside the mask. Products at most 16 columns wide take the thin
+ * kernels below (12 rows a call, A read in place), as on the AVX-512 paths. */
 #include "gemm_kernels.h"
 
 #ifdef TG_GEMM_X86
@@ -17,6 +18,7 @@
 
 #define MR 6
 #define REP(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define REP12(X) REP(X) X(6) X(7) X(8) X(9) X(10) X(11)
 
 /* Lanes [0, n) set (n clamped to [0, 8]), as vmaskmov wants: the sign bit of each 32-bit
  * lane (64-bit lanes for doubles take pairs: see mask_pd). */
@@ -78,8 +80,8 @@ static inline void update_pd(double *c, size_t n, __m256d acc, double beta)
                             _mm256_fmadd_pd(_mm256_set1_pd(beta), _mm256_maskload_pd(c, m), acc));
 }
 
-static void kern_f32(size_t kc, const float *restrict a, const float *restrict b,
-                     float *restrict c, size_t ldc, float beta, size_t mr, size_t nr)
+static void kern_f32(size_t kc, const float *restrict a, const float *restrict b, float *restrict c,
+                     size_t ldc, float beta, size_t mr, size_t nr)
 {
 #define DECL(r) __m256 c##r##a = _mm256_setzero_ps(), c##r##b = _mm256_setzero_ps();
     REP(DECL)
@@ -136,11 +138,153 @@ static void kern_f64(size_t kc, const double *restrict a, const double *restrict
 #undef STORE
 }
 
+/* ---- thin products (C at most 16 columns) --------------------------------------------------- */
+
+/* Two shapes of 12 accumulators, each with its own broadcast of A read in place (A(i, k) =
+ * a[i*ai + k*ak]) against one packed row of B (stride 16): 6 rows x 2 vectors (16 floats or
+ * 8 doubles of a row of C) and 12 rows x 1 vector (8 floats or 4 doubles). Either issues 12
+ * independent FMAs per k step, as the 6 x 16 tile does. thin_f32 and thin_f64 cover a block
+ * of 12 rows with them, the 12 x 1 shape where one vector holds the columns left. */
+static inline __attribute__((always_inline)) void thin6x2_f32(size_t kc, const float *a, size_t ai,
+                                                              size_t ak, const float *restrict b,
+                                                              float *restrict c, size_t ldc,
+                                                              float beta, size_t m, size_t n)
+{
+#define DECL(r) __m256 t##r##a = _mm256_setzero_ps(), t##r##b = _mm256_setzero_ps();
+    REP(DECL)
+#undef DECL
+    for (size_t k = 0; k < kc; k++, a += ak, b += 16) {
+        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#define FMA(r)                                                                                     \
+    {                                                                                              \
+        const __m256 ar = _mm256_broadcast_ss(a + (size_t)r * ai);                                 \
+        t##r##a = _mm256_fmadd_ps(ar, b0, t##r##a);                                                \
+        t##r##b = _mm256_fmadd_ps(ar, b1, t##r##b);                                                \
+    }
+        REP(FMA)
+#undef FMA
+    }
+    const size_t n0 = n >= 8 ? 8 : n, n1 = n > 8 ? n - 8 : 0;
+#define STORE(r)                                                                                   \
+    if (r < m) {                                                                                   \
+        update_ps(c + (size_t)r * ldc, n0, t##r##a, beta);                                         \
+        update_ps(c + (size_t)r * ldc + 8, n1, t##r##b, beta);                                     \
+    }
+    REP(STORE)
+#undef STORE
+}
+
+static inline __attribute__((always_inline)) void thin12x1_f32(size_t kc, const float *a, size_t ai,
+                                                               size_t ak, const float *restrict b,
+                                                               float *restrict c, size_t ldc,
+                                                               float beta, size_t m, size_t n)
+{
+#define DECL(r) __m256 t##r = _mm256_setzero_ps();
+    REP12(DECL)
+#undef DECL
+    /* rows 6-11 from a second base: the same 5 offsets serve both halves */
+    const float *a6 = a + 6 * ai;
+    for (size_t k = 0; k < kc; k++, a += ak, a6 += ak, b += 16) {
+        const __m256 bv = _mm256_load_ps(b);
+#define FMA(r)                                                                                     \
+    t##r = _mm256_fmadd_ps(_mm256_broadcast_ss((r < 6 ? a : a6) + (size_t)(r % 6) * ai), bv, t##r);
+        REP12(FMA)
+#undef FMA
+    }
+#define STORE(r)                                                                                   \
+    if (r < m)                                                                                     \
+        update_ps(c + (size_t)r * ldc, n, t##r, beta);
+    REP12(STORE)
+#undef STORE
+}
+
+static inline __attribute__((always_inline)) void thin6x2_f64(size_t kc, const double *a, size_t ai,
+                                                              size_t ak, const double *restrict b,
+                                                              double *restrict c, size_t ldc,
+                                                              double beta, size_t m, size_t n)
+{
+#define DECL(r) __m256d t##r##a = _mm256_setzero_pd(), t##r##b = _mm256_setzero_pd();
+    REP(DECL)
+#undef DECL
+    for (size_t k = 0; k < kc; k++, a += ak, b += 16) {
+        const __m256d b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
+#define FMA(r)                                                                                     \
+    {                                                                                              \
+        const __m256d ar = _mm256_broadcast_sd(a + (size_t)r * ai);                                \
+        t##r##a = _mm256_fmadd_pd(ar, b0, t##r##a);                                                \
+        t##r##b = _mm256_fmadd_pd(ar, b1, t##r##b);                                                \
+    }
+        REP(FMA)
+#undef FMA
+    }
+    const size_t n0 = n >= 4 ? 4 : n, n1 = n > 4 ? n - 4 : 0;
+#define STORE(r)                                                                                   \
+    if (r < m) {                                                                                   \
+        update_pd(c + (size_t)r * ldc, n0, t##r##a, beta);                                         \
+        update_pd(c + (size_t)r * ldc + 4, n1, t##r##b, beta);                                     \
+    }
+    REP(STORE)
+#undef STORE
+}
+
+static inline __attribute__((always_inline)) void
+thin12x1_f64(size_t kc, const double *a, size_t ai, size_t ak, const double *restrict b,
+             double *restrict c, size_t ldc, double beta, size_t m, size_t n)
+{
+#define DECL(r) __m256d t##r = _mm256_setzero_pd();
+    REP12(DECL)
+#undef DECL
+    /* rows 6-11 from a second base: the same 5 offsets serve both halves */
+    const double *a6 = a + 6 * ai;
+    for (size_t k = 0; k < kc; k++, a += ak, a6 += ak, b += 16) {
+        const __m256d bv = _mm256_load_pd(b);
+#define FMA(r)                                                                                     \
+    t##r = _mm256_fmadd_pd(_mm256_broadcast_sd((r < 6 ? a : a6) + (size_t)(r % 6) * ai), bv, t##r);
+        REP12(FMA)
+#undef FMA
+    }
+#define STORE(r)                                                                                   \
+    if (r < m)                                                                                     \
+        update_pd(c + (size_t)r * ldc, n, t##r, beta);
+    REP12(STORE)
+#undef STORE
+}
+
+/* The driver gives a block of 12 rows (thin_mr; a last, shorter one padded with zero rows, of
+ * which only the first m are stored). f32: n <= 8 in one 12 x 1 pass, else two 6 x 2 passes
+ * over rows 0-5 and 6-11 (the second skipped when m <= 6). */
+static void thin_f32(size_t m, size_t n, size_t kc, const float *a, size_t ai, size_t ak,
+                     const float *restrict b, float *restrict c, size_t ldc, float beta)
+{
+    if (n <= 8) {
+        thin12x1_f32(kc, a, ai, ak, b, c, ldc, beta, m, n);
+        return;
+    }
+    thin6x2_f32(kc, a, ai, ak, b, c, ldc, beta, m, n);
+    if (m > 6)
+        thin6x2_f32(kc, a + 6 * ai, ai, ak, b, c + 6 * ldc, ldc, beta, m - 6, n);
+}
+
+/* f64: 8 columns at a time as f32's 16 (two 6 x 2 passes), or one 12 x 1 pass when at most 4
+ * are left (N = 10: 8 + 4 columns computed, not 16). */
+static void thin_f64(size_t m, size_t n, size_t kc, const double *a, size_t ai, size_t ak,
+                     const double *restrict b, double *restrict c, size_t ldc, double beta)
+{
+    for (size_t j = 0; j < n; j += 8) {
+        if (n - j <= 4) {
+            thin12x1_f64(kc, a, ai, ak, b + j, c + j, ldc, beta, m, n - j);
+            continue;
+        }
+        thin6x2_f64(kc, a, ai, ak, b + j, c + j, ldc, beta, m, n - j);
+        if (m > 6)
+            thin6x2_f64(kc, a + 6 * ai, ai, ak, b + j, c + 6 * ldc + j, ldc, beta, m - 6, n - j);
+    }
+}
+
 /* The core's peak in this instruction set: 12 independent chains of 8-float FMAs. */
 static double burn_f32(size_t iters)
 {
     const __m256 x = _mm256_set1_ps(0.999f), y = _mm256_set1_ps(1e-7f);
-#define REP12(X) REP(X) X(6) X(7) X(8) X(9) X(10) X(11)
 #define DECL(r) __m256 p##r = _mm256_set1_ps((float)r);
     REP12(DECL)
 #undef DECL
@@ -176,7 +320,6 @@ static double burn_f64(size_t iters)
 #define SUM(r) s = _mm256_add_pd(s, p##r);
     REP12(SUM)
 #undef SUM
-#undef REP12
     _mm256_storeu_pd(out, s);
     volatile double sink = out[0];
     (void)sink;
@@ -184,12 +327,16 @@ static double burn_f64(size_t iters)
 }
 
 /* The blocking is derived at run time from the cache sizes (gemm.c), as for AVX-512; a B
- * micro-panel row is 64 bytes here, so KC = 256 fills half of a 32 KiB L1d. No thin kernel:
- * thin products are padded to the 16-column tile. */
+ * micro-panel row is 64 bytes here, so KC = 256 fills half of a 32 KiB L1d. Thin products
+ * (N <= 16) take the thin kernels, 12 rows a call. */
+/* clang-format off */
 const tg_gemm_kernel tg_gemm__avx2_f32 = {
-    MR, 16, 0, 0, 0, {.f32 = kern_f32}, 0, {.f32 = NULL}, burn_f32, {.f32 = NULL}, {.f32 = NULL}};
+    MR, 16, 0, 0, 0, {.f32 = kern_f32}, 12, {.f32 = thin_f32}, burn_f32, {.f32 = NULL},
+    {.f32 = NULL}};
 const tg_gemm_kernel tg_gemm__avx2_f64 = {
-    MR, 8, 0, 0, 0, {.f64 = kern_f64}, 0, {.f64 = NULL}, burn_f64, {.f64 = NULL}, {.f64 = NULL}};
+    MR, 8, 0, 0, 0, {.f64 = kern_f64}, 12, {.f64 = thin_f64}, burn_f64, {.f64 = NULL},
+    {.f64 = NULL}};
+/* clang-format on */
 
 #else
 typedef int tg_gemm_avx2_unused; /* ISO C forbids an empty translation unit */

@@ -1,0 +1,203 @@
+/* test_gemm_thin.c: the thin kernels (C at most 16 columns wide: gemm_kernels.h) of every
+ * packed path this build and CPU have (AVX2, AVX-512 with either tile), against a reference
+ * summed in long double: every width N = 1..16, M below, at and past the kernel's row block
+ * (thin_mr) and not a multiple of it, K of 1, odd, and across two depth blocks (KC), A and B
+ * stored plain or transposed, beta 0 (over NaN: C never read), 1 and another, f32 and f64;
+ * nothing written outside C, nothing read outside A and B (their padding is NaN). Also: the
+ * AVX2 path has a thin kernel, and its results are bit-identical for any thread count at
+ * widths that take each of its register shapes. */
+#include <criterion/criterion.h>
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/helpers.h"
+#include "kernels/gemm.h"
+
+static uint64_t rng_state = 0xD1B54A32D192ED03u;
+
+/* Uniform in [-1, 1), exactly representable as a float. */
+static double rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 40) / 8388608.0 - 1.0;
+}
+
+/* rows x cols, row stride cols + 3 (the padding and one element past the end hold NaN: a
+ * kernel reading them poisons C), as T and as doubles; fill NaN makes every element NaN. */
+typedef struct mat {
+    bool f64;
+    size_t rows, cols, ld;
+    void *data;
+    double *val;
+} mat;
+
+static mat mat_new(bool f64, size_t rows, size_t cols, double fill)
+{
+    mat m = {f64, rows, cols, cols + 3, NULL, NULL};
+    const size_t n = rows * m.ld + 1;
+    m.data = calloc(n, f64 ? 8 : 4);
+    m.val = calloc(n, sizeof(double));
+    cr_assert(m.data && m.val);
+    for (size_t i = 0; i < n; i++) {
+        const bool in = i % m.ld < cols && i < rows * m.ld;
+        const double v = in ? (isnan(fill) ? fill : rnd()) : NAN;
+        if (f64)
+            ((double *)m.data)[i] = v;
+        else
+            ((float *)m.data)[i] = (float)v;
+        m.val[i] = f64 ? ((double *)m.data)[i] : ((float *)m.data)[i];
+    }
+    return m;
+}
+
+static double get(const mat *m, size_t i)
+{
+    return m->f64 ? ((double *)m->data)[i] : ((float *)m->data)[i];
+}
+
+static void mat_free(mat *m)
+{
+    free(m->data);
+    free(m->val);
+}
+
+static void run(bool f64, bool ta, bool tb, size_t M, size_t N, size_t K, const mat *A,
+                const mat *B, double beta, mat *C)
+{
+    if (f64)
+        tg_gemm_f64(ta, tb, M, N, K, A->data, A->ld, B->data, B->ld, beta, C->data, C->ld);
+    else
+        tg_gemm_f32(ta, tb, M, N, K, A->data, A->ld, B->data, B->ld, (float)beta, C->data, C->ld);
+}
+
+/* One product against the long double reference: within (K + 2) epsilons of |beta*C| + sum
+ * |a||b| (the bound on the rounding of a K-term sum), and C's padding columns untouched. */
+static void check_case(tg_gemm_path path, bool f64, bool ta, bool tb, size_t M, size_t N, size_t K,
+                       double beta)
+{
+    mat A = ta ? mat_new(f64, K, M, 0) : mat_new(f64, M, K, 0);
+    mat B = tb ? mat_new(f64, N, K, 0) : mat_new(f64, K, N, 0);
+    mat C = mat_new(f64, M, N, beta == 0 ? NAN : 0);
+    for (size_t i = 0; i < M; i++) /* a sentinel in C's padding that must survive */
+        for (size_t j = N; j < C.ld; j++) {
+            if (f64)
+                ((double *)C.data)[i * C.ld + j] = 4321.0;
+            else
+                ((float *)C.data)[i * C.ld + j] = 4321.0f;
+        }
+    run(f64, ta, tb, M, N, K, &A, &B, beta, &C);
+    const double eps = f64 ? DBL_EPSILON : FLT_EPSILON;
+    for (size_t i = 0; i < M; i++) {
+        for (size_t j = 0; j < N; j++) {
+            long double ref = 0, bound = 0;
+            if (beta != 0) {
+                ref = (long double)beta * C.val[i * C.ld + j];
+                bound = fabsl(ref);
+            }
+            for (size_t k = 0; k < K; k++) {
+                const double a = ta ? A.val[k * A.ld + i] : A.val[i * A.ld + k];
+                const double b = tb ? B.val[j * B.ld + k] : B.val[k * B.ld + j];
+                ref += (long double)a * b;
+                bound += fabsl((long double)a * b);
+            }
+            ts_assert_close(
+                get(&C, i * C.ld + j), (double)ref, (double)bound * (double)(K + 2) * eps + DBL_MIN,
+                0, "%s %s %s%s M=%zu N=%zu K=%zu beta=%g: C[%zu,%zu]", tg__gemm_path_name(path),
+                f64 ? "f64" : "f32", ta ? "A^T" : "A", tb ? "B^T" : "B", M, N, K, beta, i, j);
+        }
+        for (size_t j = N; j < C.ld; j++)
+            cr_assert(get(&C, i * C.ld + j) == 4321.0, "%s: C[%zu,%zu] past N=%zu was written",
+                      tg__gemm_path_name(path), i, j, N);
+    }
+    mat_free(&A);
+    mat_free(&B);
+    mat_free(&C);
+}
+
+/* On x86-64 with AVX2 and FMA, the AVX2 path has a thin kernel of 12 rows (f32 and f64), so
+ * the cases below reach it rather than the padded 6 x 16 tile. */
+Test(gemm_thin, the_avx2_path_has_a_thin_kernel)
+{
+    if (!tg__gemm_available(TG_GEMM_AVX2))
+        cr_skip_test("no AVX2 path in this build or on this CPU");
+    for (int f64 = 0; f64 < 2; f64++)
+        cr_assert_eq(tg__gemm_shape(TG_GEMM_AVX2, f64).thin_mr, 12, "%s", f64 ? "f64" : "f32");
+}
+
+/* Every N from 1 to 16 (each of the kernels' column splits), M around the row block, K of 1,
+ * 7 and two KC blocks; the transposes and betas cycle over the cases, so each N meets all
+ * four storage combinations and all three betas. */
+Test(gemm_thin, every_width_up_to_16_matches_the_reference)
+{
+    const double betas[3] = {0.0, 1.0, -0.75};
+    int any = 0;
+    for (int p = TG_GEMM_PORTABLE; p <= TG_GEMM_AVX512_WIDE; p++) {
+        if (!tg__gemm_force((tg_gemm_path)p))
+            continue;
+        for (int f64 = 0; f64 < 2; f64++) {
+            const tg_gemm_shape s = tg__gemm_shape((tg_gemm_path)p, f64);
+            if (!s.thin_mr)
+                continue;
+            any++;
+            const size_t tm = s.thin_mr;
+            const size_t ms[] = {1, 5, 7, tm - 1, tm, tm + 1, 2 * tm + 8};
+            const size_t ks[] = {1, 7, s.kc + 9};
+            size_t c = 0;
+            for (size_t n = 1; n <= 16; n++)
+                for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++)
+                    for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++, c++)
+                        check_case((tg_gemm_path)p, f64, c & 1, (c >> 1) & 1, ms[mi], n, ks[ki],
+                                   betas[c % 3]);
+        }
+    }
+    cr_assert(tg__gemm_force(TG_GEMM_AUTO));
+    if (!any)
+        cr_skip_test("no path with a thin kernel in this build or on this CPU");
+}
+
+/* The thin path splits C's row blocks over the pool: every split gives the same bits, at
+ * widths that take the AVX2 kernel's 12 x 1 shape (N = 3), its 6 x 2 shape (N = 16) and, for
+ * f64, both (N = 13). */
+Test(gemm_thin, avx2_thin_products_are_bit_identical_for_any_thread_count)
+{
+    if (!tg__gemm_force(TG_GEMM_AVX2))
+        cr_skip_test("no AVX2 path in this build or on this CPU");
+    const size_t M = 203, K = 300, ns[3] = {3, 13, 16};
+    for (int f64 = 0; f64 < 2; f64++)
+        for (int z = 0; z < 3; z++)
+            for (int t = 0; t < 4; t++) {
+                const size_t N = ns[z];
+                const bool ta = t & 1, tb = t & 2;
+                mat A = ta ? mat_new(f64, K, M, 0) : mat_new(f64, M, K, 0);
+                mat B = tb ? mat_new(f64, N, K, 0) : mat_new(f64, K, N, 0);
+                mat C0 = mat_new(f64, M, N, 0);
+                const size_t bytes = (M * C0.ld + 1) * (f64 ? 8 : 4);
+                void *first = malloc(bytes);
+                cr_assert(first);
+                for (int threads = 1; threads <= 4; threads++) {
+                    cr_assert_eq(tg_set_num_threads(threads), TG_OK);
+                    mat C = mat_new(f64, M, N, 0);
+                    memcpy(C.data, C0.data, bytes);
+                    run(f64, ta, tb, M, N, K, &A, &B, -0.75, &C);
+                    if (threads == 1)
+                        memcpy(first, C.data, bytes);
+                    else
+                        cr_assert(memcmp(first, C.data, bytes) == 0,
+                                  "%s N=%zu t%d: %d threads differ from 1", f64 ? "f64" : "f32", N,
+                                  t, threads);
+                    mat_free(&C);
+                }
+                free(first);
+                mat_free(&A);
+                mat_free(&B);
+                mat_free(&C0);
+            }
+    cr_assert_eq(tg_set_num_threads(1), TG_OK);
+    cr_assert(tg__gemm_force(TG_GEMM_AUTO));
+}
