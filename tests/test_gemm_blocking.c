@@ -1,10 +1,14 @@
 /* test_gemm_blocking.c: the GEMM's blocking derived from this machine's caches, and the thin
- * kernel (C at most 16 columns wide, W3's last layer), against a reference summed in long
+ * kernels (C at most 16 columns wide, W3's last layer), against a reference summed in long
  * double: sizes taken from the blocking actually chosen (tg__gemm_shape), so that they cross
  * its row block (MC), its depth block (KC, twice) and the thin kernel's row blocks wherever
- * the test runs; every packed path this build and CPU have, f32 and f64, all four transpose
- * combinations, beta 0 (over NaN), 1 and another. Also: the thin path's results bit-identical
- * for any thread count, and nothing written outside C. */
+ * the test runs; every packed path this build and CPU have (AVX2, AVX-512 with either tile),
+ * f32 and f64, all four transpose combinations, beta 0 (over NaN: C never read), 1 and
+ * another; nothing written outside C, nothing read outside A and B (their padding is NaN).
+ * The thin kernels also at every width N = 1..16, M below, at and past their row block and
+ * not a multiple of it, K of 1, odd, and across two depth blocks. Also: the thin path's
+ * results bit-identical for any thread count (the AVX2 path's at widths that take each of its
+ * register shapes), and the AVX2 path has a thin kernel. */
 #include <criterion/criterion.h>
 
 #include <float.h>
@@ -27,8 +31,8 @@ static double rnd(void)
     return (double)(rng_state >> 40) / 8388608.0 - 1.0;
 }
 
-/* rows x cols, row stride cols + 3 (the padding holds NaN: a kernel reading it poisons C), as
- * T and as doubles. */
+/* rows x cols, row stride cols + 3 (the padding and one element past the end hold NaN: a
+ * kernel reading them poisons C), as T and as doubles; fill NaN makes every element NaN. */
 typedef struct mat {
     bool f64;
     size_t rows, cols, ld;
@@ -44,8 +48,8 @@ static mat mat_new(bool f64, size_t rows, size_t cols, double fill)
     m.val = calloc(n, sizeof(double));
     cr_assert(m.data && m.val);
     for (size_t i = 0; i < n; i++) {
-        const size_t c = i % m.ld;
-        const double v = c < cols && i < rows * m.ld ? (isnan(fill) ? fill : rnd()) : NAN;
+        const bool in = i % m.ld < cols && i < rows * m.ld;
+        const double v = in ? (isnan(fill) ? fill : rnd()) : NAN;
         if (f64)
             ((double *)m.data)[i] = v;
         else
@@ -76,7 +80,7 @@ static void run(bool f64, bool ta, bool tb, size_t M, size_t N, size_t K, const 
 }
 
 /* One product against the long double reference: within (K + 2) epsilons of |beta*C| + sum
- * |a||b|, and C's padding columns untouched. */
+ * |a||b| (the bound on the rounding of a K-term sum), and C's padding columns untouched. */
 static void check_case(tg_gemm_path path, bool f64, bool ta, bool tb, size_t M, size_t N, size_t K,
                        double beta)
 {
@@ -111,8 +115,8 @@ static void check_case(tg_gemm_path path, bool f64, bool ta, bool tb, size_t M, 
                 f64 ? "f64" : "f32", ta ? "A^T" : "A", tb ? "B^T" : "B", M, N, K, beta, i, j);
         }
         for (size_t j = N; j < C.ld; j++)
-            cr_assert(get(&C, i * C.ld + j) == 4321.0, "C[%zu,%zu] past N=%zu was written", i, j,
-                      N);
+            cr_assert(get(&C, i * C.ld + j) == 4321.0, "%s: C[%zu,%zu] past N=%zu was written",
+                      tg__gemm_path_name(path), i, j, N);
     }
     mat_free(&A);
     mat_free(&B);
@@ -197,6 +201,90 @@ Test(gemm_blocking, thin_products_are_bit_identical_for_any_thread_count)
                 mat_free(&C0);
             }
     }
+    cr_assert_eq(tg_set_num_threads(1), TG_OK);
+    cr_assert(tg__gemm_force(TG_GEMM_AUTO));
+}
+
+/* ---- the thin kernels at every width ---------------------------------------------------- */
+
+/* On x86-64 with AVX2 and FMA, the AVX2 path has a thin kernel of 12 rows (f32 and f64), so
+ * the cases below reach it rather than the padded 6 x 16 tile. */
+Test(gemm_thin, the_avx2_path_has_a_thin_kernel)
+{
+    if (!tg__gemm_available(TG_GEMM_AVX2))
+        cr_skip_test("no AVX2 path in this build or on this CPU");
+    for (int f64 = 0; f64 < 2; f64++)
+        cr_assert_eq(tg__gemm_shape(TG_GEMM_AVX2, f64).thin_mr, 12, "%s", f64 ? "f64" : "f32");
+}
+
+/* Every N from 1 to 16 (each of the kernels' column splits), M around the row block, K of 1,
+ * 7 and two KC blocks; the transposes and betas cycle over the cases, so each N meets all
+ * four storage combinations and all three betas. */
+Test(gemm_thin, every_width_up_to_16_matches_the_reference)
+{
+    const double betas[3] = {0.0, 1.0, -0.75};
+    int any = 0;
+    for (int p = TG_GEMM_PORTABLE; p <= TG_GEMM_AVX512_WIDE; p++) {
+        if (!tg__gemm_force((tg_gemm_path)p))
+            continue;
+        for (int f64 = 0; f64 < 2; f64++) {
+            const tg_gemm_shape s = tg__gemm_shape((tg_gemm_path)p, f64);
+            if (!s.thin_mr)
+                continue;
+            any++;
+            const size_t tm = s.thin_mr;
+            const size_t ms[] = {1, 5, 7, tm - 1, tm, tm + 1, 2 * tm + 8};
+            const size_t ks[] = {1, 7, s.kc + 9};
+            size_t c = 0;
+            for (size_t n = 1; n <= 16; n++)
+                for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++)
+                    for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++, c++)
+                        check_case((tg_gemm_path)p, f64, c & 1, (c >> 1) & 1, ms[mi], n, ks[ki],
+                                   betas[c % 3]);
+        }
+    }
+    cr_assert(tg__gemm_force(TG_GEMM_AUTO));
+    if (!any)
+        cr_skip_test("no path with a thin kernel in this build or on this CPU");
+}
+
+/* The thin path splits C's row blocks over the pool: every split gives the same bits, at
+ * widths that take the AVX2 kernel's 12 x 1 shape (N = 3), its 6 x 2 shape (N = 16) and, for
+ * f64, both (N = 13). */
+Test(gemm_thin, avx2_thin_products_are_bit_identical_for_any_thread_count)
+{
+    if (!tg__gemm_force(TG_GEMM_AVX2))
+        cr_skip_test("no AVX2 path in this build or on this CPU");
+    const size_t M = 203, K = 300, ns[3] = {3, 13, 16};
+    for (int f64 = 0; f64 < 2; f64++)
+        for (int z = 0; z < 3; z++)
+            for (int t = 0; t < 4; t++) {
+                const size_t N = ns[z];
+                const bool ta = t & 1, tb = t & 2;
+                mat A = ta ? mat_new(f64, K, M, 0) : mat_new(f64, M, K, 0);
+                mat B = tb ? mat_new(f64, N, K, 0) : mat_new(f64, K, N, 0);
+                mat C0 = mat_new(f64, M, N, 0);
+                const size_t bytes = (M * C0.ld + 1) * (f64 ? 8 : 4);
+                void *first = malloc(bytes);
+                cr_assert(first);
+                for (int threads = 1; threads <= 4; threads++) {
+                    cr_assert_eq(tg_set_num_threads(threads), TG_OK);
+                    mat C = mat_new(f64, M, N, 0);
+                    memcpy(C.data, C0.data, bytes);
+                    run(f64, ta, tb, M, N, K, &A, &B, -0.75, &C);
+                    if (threads == 1)
+                        memcpy(first, C.data, bytes);
+                    else
+                        cr_assert(memcmp(first, C.data, bytes) == 0,
+                                  "%s N=%zu t%d: %d threads differ from 1", f64 ? "f64" : "f32", N,
+                                  t, threads);
+                    mat_free(&C);
+                }
+                free(first);
+                mat_free(&A);
+                mat_free(&B);
+                mat_free(&C0);
+            }
     cr_assert_eq(tg_set_num_threads(1), TG_OK);
     cr_assert(tg__gemm_force(TG_GEMM_AUTO));
 }
