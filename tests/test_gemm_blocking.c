@@ -166,6 +166,36 @@ Test(gemm_blocking, products_across_this_machines_blocks_match_the_reference)
     cr_assert(tg__gemm_force(TG_GEMM_AUTO));
 }
 
+/* C = A.B + beta C on the forced path for 1 to 4 threads, A (M x K) and B (K x N) stored
+ * as ta and tb say: every thread count gives the bits of 1 thread. */
+static void expect_same_bits_for_any_thread_count(bool f64, bool ta, bool tb, size_t M, size_t N,
+                                                  size_t K, double beta, const char *what)
+{
+    mat A = ta ? mat_new(f64, K, M, 0) : mat_new(f64, M, K, 0);
+    mat B = tb ? mat_new(f64, N, K, 0) : mat_new(f64, K, N, 0);
+    mat C0 = mat_new(f64, M, N, 0);
+    const size_t bytes = (M * C0.ld + 1) * (f64 ? 8 : 4);
+    void *first = malloc(bytes);
+    cr_assert(first);
+    for (int threads = 1; threads <= 4; threads++) {
+        cr_assert_eq(tg_set_num_threads(threads), TG_OK);
+        mat C = mat_new(f64, M, N, 0);
+        memcpy(C.data, C0.data, bytes);
+        run(f64, ta, tb, M, N, K, &A, &B, beta, &C);
+        if (threads == 1)
+            memcpy(first, C.data, bytes);
+        else
+            cr_assert(memcmp(first, C.data, bytes) == 0,
+                      "%s %s N=%zu ta=%d tb=%d: %d threads differ from 1", what,
+                      f64 ? "f64" : "f32", N, ta, tb, threads);
+        mat_free(&C);
+    }
+    free(first);
+    mat_free(&A);
+    mat_free(&B);
+    mat_free(&C0);
+}
+
 /* The thin path splits C's row blocks over the pool: every split gives the same bits. */
 Test(gemm_blocking, thin_products_are_bit_identical_for_any_thread_count)
 {
@@ -174,32 +204,9 @@ Test(gemm_blocking, thin_products_are_bit_identical_for_any_thread_count)
         if (!tg__gemm_force((tg_gemm_path)p))
             continue;
         for (int f64 = 0; f64 < 2; f64++)
-            for (int t = 0; t < 4; t++) {
-                const bool ta = t & 1, tb = t & 2;
-                mat A = ta ? mat_new(f64, K, M, 0) : mat_new(f64, M, K, 0);
-                mat B = tb ? mat_new(f64, N, K, 0) : mat_new(f64, K, N, 0);
-                mat C0 = mat_new(f64, M, N, 0);
-                const size_t bytes = (M * C0.ld + 1) * (f64 ? 8 : 4);
-                void *first = malloc(bytes);
-                cr_assert(first);
-                for (int threads = 1; threads <= 4; threads++) {
-                    cr_assert_eq(tg_set_num_threads(threads), TG_OK);
-                    mat C = mat_new(f64, M, N, 0);
-                    memcpy(C.data, C0.data, bytes);
-                    run(f64, ta, tb, M, N, K, &A, &B, 0.5, &C);
-                    if (threads == 1)
-                        memcpy(first, C.data, bytes);
-                    else
-                        cr_assert(memcmp(first, C.data, bytes) == 0,
-                                  "%s %s t%d: %d threads differ from 1", tg__gemm_path_name(p),
-                                  f64 ? "f64" : "f32", t, threads);
-                    mat_free(&C);
-                }
-                free(first);
-                mat_free(&A);
-                mat_free(&B);
-                mat_free(&C0);
-            }
+            for (int t = 0; t < 4; t++)
+                expect_same_bits_for_any_thread_count(f64, t & 1, t & 2, M, N, K, 0.5,
+                                                      tg__gemm_path_name((tg_gemm_path)p));
     }
     cr_assert_eq(tg_set_num_threads(1), TG_OK);
     cr_assert(tg__gemm_force(TG_GEMM_AUTO));
@@ -258,33 +265,9 @@ Test(gemm_thin, avx2_thin_products_are_bit_identical_for_any_thread_count)
     const size_t M = 203, K = 300, ns[3] = {3, 13, 16};
     for (int f64 = 0; f64 < 2; f64++)
         for (int z = 0; z < 3; z++)
-            for (int t = 0; t < 4; t++) {
-                const size_t N = ns[z];
-                const bool ta = t & 1, tb = t & 2;
-                mat A = ta ? mat_new(f64, K, M, 0) : mat_new(f64, M, K, 0);
-                mat B = tb ? mat_new(f64, N, K, 0) : mat_new(f64, K, N, 0);
-                mat C0 = mat_new(f64, M, N, 0);
-                const size_t bytes = (M * C0.ld + 1) * (f64 ? 8 : 4);
-                void *first = malloc(bytes);
-                cr_assert(first);
-                for (int threads = 1; threads <= 4; threads++) {
-                    cr_assert_eq(tg_set_num_threads(threads), TG_OK);
-                    mat C = mat_new(f64, M, N, 0);
-                    memcpy(C.data, C0.data, bytes);
-                    run(f64, ta, tb, M, N, K, &A, &B, -0.75, &C);
-                    if (threads == 1)
-                        memcpy(first, C.data, bytes);
-                    else
-                        cr_assert(memcmp(first, C.data, bytes) == 0,
-                                  "%s N=%zu t%d: %d threads differ from 1", f64 ? "f64" : "f32", N,
-                                  t, threads);
-                    mat_free(&C);
-                }
-                free(first);
-                mat_free(&A);
-                mat_free(&B);
-                mat_free(&C0);
-            }
+            for (int t = 0; t < 4; t++)
+                expect_same_bits_for_any_thread_count(f64, t & 1, t & 2, M, ns[z], K, -0.75,
+                                                      "avx2");
     cr_assert_eq(tg_set_num_threads(1), TG_OK);
     cr_assert(tg__gemm_force(TG_GEMM_AUTO));
 }
