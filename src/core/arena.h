@@ -23,12 +23,17 @@ void tg_arena__rewind(tg_arena *a);
 void *tg_arena__alloc_slow(tg_arena *a, size_t size, size_t align);
 
 /* `size` bytes aligned to `align` (a power of two <= 64), or NULL when out of memory. Inline:
- * every recorded node makes two of these, so the common case is an add and a compare. */
+ * every recorded node makes two of these, so the common case is an add and a compare. The bump
+ * pointer never passes the end, so with align 1 (the tape's node headers) the room left is one
+ * subtraction; and memory handed out here lies in a block, never at address 0 (ptr is 0 only
+ * in an empty arena, whose end is 0 too), which lets callers drop their NULL test. */
 static inline __attribute__((always_inline)) void *tg_arena__alloc(tg_arena *a, size_t size,
                                                                    size_t align)
 {
     uintptr_t p = (a->ptr + (align - 1)) & ~(uintptr_t)(align - 1);
-    if (__builtin_expect(p <= a->end && size <= a->end - p, 1)) {
+    if (__builtin_expect((align == 1 || p <= a->end) && size <= a->end - p, 1)) {
+        if (size && !p)
+            __builtin_unreachable();
         a->ptr = p + size;
         return (void *)p;
     }
