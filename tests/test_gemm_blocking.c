@@ -8,7 +8,8 @@
  * The thin kernels also at every width N = 1..16, M below, at and past their row block and
  * not a multiple of it, K of 1, odd, and across two depth blocks. Also: the thin path's
  * results bit-identical for any thread count (the AVX2 path's at widths that take each of its
- * register shapes), and the AVX2 path has a thin kernel. */
+ * register shapes), and the AVX2 path has a thin kernel. Also: slots that pack their own
+ * panels of B (the kernels that pack B as they go) at the edges of those panels. */
 #include <criterion/criterion.h>
 
 #include <float.h>
@@ -163,6 +164,39 @@ Test(gemm_blocking, products_across_this_machines_blocks_match_the_reference)
                                sizes[z][2], betas[(z + (size_t)t) % 3]);
         }
     }
+    cr_assert(tg__gemm_force(TG_GEMM_AUTO));
+}
+
+/* Where each thread's share of C spans whole columns (one thread, or few rows: gm == 1), it
+ * packs its own panels of B as it first uses them, over a full panel of B stored row-major
+ * through the kernel that packs as it goes (the AVX-512 tiles): at 1 and 2 threads, a panel
+ * row past the end of B (M < MR: a tile of fewer rows packs it), full panels beside a partial
+ * one, two depth blocks and a shallow rest, a second row block reading what the first packed,
+ * and depth below the fused kernels' 32. */
+Test(gemm_blocking, slots_that_pack_their_own_b_match_the_reference)
+{
+    const double betas[3] = {0.0, 1.0, -0.75};
+    for (int p = TG_GEMM_PORTABLE; p <= TG_GEMM_AVX512_WIDE; p++) {
+        if (!tg__gemm_force((tg_gemm_path)p))
+            continue;
+        for (int f64 = 0; f64 < 2; f64++) {
+            const tg_gemm_shape s = tg__gemm_shape((tg_gemm_path)p, f64);
+            const size_t sizes[][3] = {
+                {s.mr - 1, 2 * s.nr + 7, 2 * s.kc + 9},
+                {s.mr + 1, s.nr, s.kc + 40},
+                {s.mc + s.mr + 2, 3 * s.nr, 40},
+                {2 * s.mr, 2 * s.nr, 31},
+            };
+            for (int threads = 1; threads <= 2; threads++) {
+                cr_assert_eq(tg_set_num_threads(threads), TG_OK);
+                for (size_t z = 0; z < sizeof sizes / sizeof *sizes; z++)
+                    for (int t = 0; t < 4; t++)
+                        check_case((tg_gemm_path)p, f64, t & 1, t & 2, sizes[z][0], sizes[z][1],
+                                   sizes[z][2], betas[(z + (size_t)t) % 3]);
+            }
+        }
+    }
+    cr_assert_eq(tg_set_num_threads(1), TG_OK);
     cr_assert(tg__gemm_force(TG_GEMM_AUTO));
 }
 

@@ -332,10 +332,10 @@ static double burn_f64(size_t iters)
 /* clang-format off */
 const tg_gemm_kernel tg_gemm__avx2_f32 = {
     MR, 16, 0, 0, 0, {.f32 = kern_f32}, 12, {.f32 = thin_f32}, burn_f32, {.f32 = NULL},
-    {.f32 = NULL}};
+    {.f32 = NULL}, {.f32 = NULL}};
 const tg_gemm_kernel tg_gemm__avx2_f64 = {
     MR, 8, 0, 0, 0, {.f64 = kern_f64}, 12, {.f64 = thin_f64}, burn_f64, {.f64 = NULL},
-    {.f64 = NULL}};
+    {.f64 = NULL}, {.f64 = NULL}};
 /* clang-format on */
 
 #else

@@ -16,8 +16,20 @@
 #endif
 
 #include <immintrin.h>
+#include <stdint.h>
 
 #define MR 12
+/* The kernels that read B where it lies (and pack it as they go) ask for the row of B this
+ * many k on: B's rows are often a page or more apart, where the hardware's prefetchers do not
+ * follow. The address is formed as an integer, never an out-of-bounds pointer (a prefetch
+ * does not fault). */
+#define TILE_PB_AHEAD 8
+#define PREFETCH_B_AHEAD(b, bk, lines)                                                             \
+    do {                                                                                           \
+        const uintptr_t at_ = (uintptr_t)(b) + TILE_PB_AHEAD * (bk) * sizeof(*(b));                \
+        for (size_t l_ = 0; l_ < (lines); l_++)                                                    \
+            _mm_prefetch((const char *)(at_ + 64 * l_), _MM_HINT_T0);                              \
+    } while (0)
 #define REP(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 #define REP8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 #define REP16(X) REP8(X) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
@@ -70,8 +82,9 @@ static inline __attribute__((always_inline)) void update_pd(double *c, __mmask8 
     }
 }
 
-static void kern_f32(size_t kc, const float *restrict a, const float *restrict b,
-                     float *restrict c, size_t ldc, float beta, size_t mr, size_t nr)
+static inline __attribute__((always_inline)) void
+tile_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk, float *restrict bp,
+         float *restrict c, size_t ldc, float beta, size_t mr, size_t nr)
 {
 #define DECL(r) __m512 c##r##a = _mm512_setzero_ps(), c##r##b = _mm512_setzero_ps();
     REP(DECL)
@@ -86,7 +99,16 @@ static void kern_f32(size_t kc, const float *restrict a, const float *restrict b
     REP(PREFETCH)
 #undef PREFETCH
     for (size_t k = 0; k < kc; k++) {
-        const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        __m512 b0, b1;
+        if (bp) { /* B where it lies, stored to the packed panel */
+            PREFETCH_B_AHEAD(b, bk, 2);
+            b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+            _mm512_store_ps(bp, b0);
+            _mm512_store_ps(bp + 16, b1);
+            bp += 32;
+        } else {
+            b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        }
 #define FMA(r)                                                                                     \
     {                                                                                              \
         const __m512 ar = _mm512_set1_ps(a[r]);                                                    \
@@ -96,7 +118,7 @@ static void kern_f32(size_t kc, const float *restrict a, const float *restrict b
         REP(FMA)
 #undef FMA
         a += MR;
-        b += 32;
+        b += bk;
     }
     const __mmask16 m0 = mask16(nr), m1 = mask16(nr > 16 ? nr - 16 : 0);
 #define STORE(r)                                                                                   \
@@ -108,8 +130,22 @@ static void kern_f32(size_t kc, const float *restrict a, const float *restrict b
 #undef STORE
 }
 
-static void kern_f64(size_t kc, const double *restrict a, const double *restrict b,
-                     double *restrict c, size_t ldc, double beta, size_t mr, size_t nr)
+static void kern_f32(size_t kc, const float *restrict a, const float *restrict b, float *restrict c,
+                     size_t ldc, float beta, size_t mr, size_t nr)
+{
+    tile_f32(kc, a, b, 32, NULL, c, ldc, beta, mr, nr);
+}
+
+/* The tile packing its B panel as it goes (gemm_kernels.h, tg_gemm_kern_pb_f32). */
+static void kern_f32_pb(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
+                        float *restrict bp, float *restrict c, size_t ldc, float beta, size_t mr)
+{
+    tile_f32(kc, a, b, bk, bp, c, ldc, beta, mr, 32);
+}
+
+static inline __attribute__((always_inline)) void
+tile_f64(size_t kc, const double *restrict a, const double *restrict b, size_t bk,
+         double *restrict bp, double *restrict c, size_t ldc, double beta, size_t mr, size_t nr)
 {
 #define DECL(r) __m512d c##r##a = _mm512_setzero_pd(), c##r##b = _mm512_setzero_pd();
     REP(DECL)
@@ -122,7 +158,16 @@ static void kern_f64(size_t kc, const double *restrict a, const double *restrict
     REP(PREFETCH)
 #undef PREFETCH
     for (size_t k = 0; k < kc; k++) {
-        const __m512d b0 = _mm512_load_pd(b), b1 = _mm512_load_pd(b + 8);
+        __m512d b0, b1;
+        if (bp) { /* B where it lies, stored to the packed panel */
+            PREFETCH_B_AHEAD(b, bk, 2);
+            b0 = _mm512_loadu_pd(b), b1 = _mm512_loadu_pd(b + 8);
+            _mm512_store_pd(bp, b0);
+            _mm512_store_pd(bp + 8, b1);
+            bp += 16;
+        } else {
+            b0 = _mm512_load_pd(b), b1 = _mm512_load_pd(b + 8);
+        }
 #define FMA(r)                                                                                     \
     {                                                                                              \
         const __m512d ar = _mm512_set1_pd(a[r]);                                                   \
@@ -132,7 +177,7 @@ static void kern_f64(size_t kc, const double *restrict a, const double *restrict
         REP(FMA)
 #undef FMA
         a += MR;
-        b += 16;
+        b += bk;
     }
     const __mmask8 m0 = mask8(nr), m1 = mask8(nr > 8 ? nr - 8 : 0);
 #define STORE(r)                                                                                   \
@@ -142,6 +187,19 @@ static void kern_f64(size_t kc, const double *restrict a, const double *restrict
     }
     REP(STORE)
 #undef STORE
+}
+
+static void kern_f64(size_t kc, const double *restrict a, const double *restrict b,
+                     double *restrict c, size_t ldc, double beta, size_t mr, size_t nr)
+{
+    tile_f64(kc, a, b, 16, NULL, c, ldc, beta, mr, nr);
+}
+
+/* The tile packing its B panel as it goes (gemm_kernels.h, tg_gemm_kern_pb_f64). */
+static void kern_f64_pb(size_t kc, const double *restrict a, const double *restrict b, size_t bk,
+                        double *restrict bp, double *restrict c, size_t ldc, double beta, size_t mr)
+{
+    tile_f64(kc, a, b, bk, bp, c, ldc, beta, mr, 16);
 }
 
 /* ---- the wide tile: 6 rows x 4 vectors of f32 ------------------------------------------------ */
@@ -155,8 +213,13 @@ static void kern_f64(size_t kc, const double *restrict a, const double *restrict
 #define MRW 6
 #define REP6(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
-static void kern_f32_wide(size_t kc, const float *restrict a, const float *restrict b,
-                          float *restrict c, size_t ldc, float beta, size_t mr, size_t nr)
+/* The wide tile's loop, reading B either packed (bp NULL: b is the kc x 64 panel) or where it
+ * lies (b at the panel's first element, B(k, j) = b[k*bk + j], all 64 columns there), then
+ * storing each row of it to the packed panel bp. Inlined with constant arguments into the
+ * two kernels below, so each gets only its own loads. */
+static inline __attribute__((always_inline)) void
+wide_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk, float *restrict bp,
+         float *restrict c, size_t ldc, float beta, size_t mr, size_t nr)
 {
 #define DECL(r)                                                                                    \
     __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = _mm512_setzero_ps(),                           \
@@ -171,8 +234,20 @@ static void kern_f32_wide(size_t kc, const float *restrict a, const float *restr
     REP6(PREFETCH)
 #undef PREFETCH
     for (size_t k = 0; k < kc; k++) {
-        const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-        const __m512 b2 = _mm512_load_ps(b + 32), b3 = _mm512_load_ps(b + 48);
+        __m512 b0, b1, b2, b3;
+        if (bp) {
+            PREFETCH_B_AHEAD(b, bk, 4);
+            b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+            b2 = _mm512_loadu_ps(b + 32), b3 = _mm512_loadu_ps(b + 48);
+            _mm512_store_ps(bp, b0);
+            _mm512_store_ps(bp + 16, b1);
+            _mm512_store_ps(bp + 32, b2);
+            _mm512_store_ps(bp + 48, b3);
+            bp += 64;
+        } else {
+            b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+            b2 = _mm512_load_ps(b + 32), b3 = _mm512_load_ps(b + 48);
+        }
 #define FMA(r)                                                                                     \
     {                                                                                              \
         const __m512 ar = _mm512_set1_ps(a[r]);                                                    \
@@ -184,7 +259,7 @@ static void kern_f32_wide(size_t kc, const float *restrict a, const float *restr
         REP6(FMA)
 #undef FMA
         a += MRW;
-        b += 64;
+        b += bk;
     }
     const __mmask16 m0 = mask16(nr), m1 = mask16(nr > 16 ? nr - 16 : 0);
     const __mmask16 m2 = mask16(nr > 32 ? nr - 32 : 0), m3 = mask16(nr > 48 ? nr - 48 : 0);
@@ -198,6 +273,20 @@ static void kern_f32_wide(size_t kc, const float *restrict a, const float *restr
     }
     REP6(STORE)
 #undef STORE
+}
+
+static void kern_f32_wide(size_t kc, const float *restrict a, const float *restrict b,
+                          float *restrict c, size_t ldc, float beta, size_t mr, size_t nr)
+{
+    wide_f32(kc, a, b, 64, NULL, c, ldc, beta, mr, nr);
+}
+
+/* The wide tile packing its B panel as it goes (gemm_kernels.h, tg_gemm_kern_pb_f32). */
+static void kern_f32_wide_pb(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
+                             float *restrict bp, float *restrict c, size_t ldc, float beta,
+                             size_t mr)
+{
+    wide_f32(kc, a, b, bk, bp, c, ldc, beta, mr, 64);
 }
 
 /* The wide tile reading its 6 rows of A in place and packing them as it goes (the contract:
@@ -327,9 +416,9 @@ static void thin_f64(size_t m, size_t n, size_t kc, const double *a, size_t ai, 
  * element, packing took a third of a 128 x 512 x 256 product.) */
 static void pack_bt_f32(const float *b, size_t ldb, size_t kc, float *restrict dst, size_t NR)
 {
-    const __m512i idx = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32((int)ldb));
+    const __m512i idx =
+        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                           _mm512_set1_epi32((int)ldb));
     for (size_t kb = 0; kb < kc; kb += 16) {
         const size_t ke = kc - kb < 16 ? kc : kb + 16;
         for (size_t v = 0; v < NR; v += 16)
@@ -340,8 +429,8 @@ static void pack_bt_f32(const float *b, size_t ldb, size_t kc, float *restrict d
 
 static void pack_bt_f64(const double *b, size_t ldb, size_t kc, double *restrict dst, size_t NR)
 {
-    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                           _mm256_set1_epi32((int)ldb));
+    const __m256i idx =
+        _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)ldb));
     for (size_t kb = 0; kb < kc; kb += 8) {
         const size_t ke = kc - kb < 8 ? kc : kb + 8;
         for (size_t v = 0; v < NR; v += 8)
@@ -408,17 +497,17 @@ static double burn_f64(size_t iters)
 /* clang-format off */
 const tg_gemm_kernel tg_gemm__avx512_f32 = {
     MR, 32, 0, 0, 0, {.f32 = kern_f32}, 16, {.f32 = thin_f32}, burn_f32, {.f32 = pack_bt_f32_32},
-    {.f32 = NULL}};
+    {.f32 = NULL}, {.f32 = kern_f32_pb}};
 const tg_gemm_kernel tg_gemm__avx512_f64 = {
     MR, 16, 0, 0, 0, {.f64 = kern_f64}, 8, {.f64 = thin_f64}, burn_f64, {.f64 = pack_bt_f64_16},
-    {.f64 = NULL}};
+    {.f64 = NULL}, {.f64 = kern_f64_pb}};
 /* The wide tile for f32; f64 keeps 12 x 2 (its 6 x 4 would need 32 doubles of B a k step). */
 const tg_gemm_kernel tg_gemm__avx512w_f32 = {
     MRW, 64, 0, 0, 0, {.f32 = kern_f32_wide}, 16, {.f32 = thin_f32}, burn_f32,
-    {.f32 = pack_bt_f32_64}, {.f32 = kern_f32_wide_pa}};
+    {.f32 = pack_bt_f32_64}, {.f32 = kern_f32_wide_pa}, {.f32 = kern_f32_wide_pb}};
 const tg_gemm_kernel tg_gemm__avx512w_f64 = {
     MR, 16, 0, 0, 0, {.f64 = kern_f64}, 8, {.f64 = thin_f64}, burn_f64, {.f64 = pack_bt_f64_16},
-    {.f64 = NULL}};
+    {.f64 = NULL}, {.f64 = kern_f64_pb}};
 /* clang-format on */
 
 #else

@@ -93,7 +93,7 @@ static double SFX(burn_portable)(size_t iters)
 /* clang-format off */
 static const tg_gemm_kernel SFX(portable_kernel) = {
     4, 8, 0, 0, 0, {.KFN = SFX(kern_portable)}, 0, {.KFN = NULL}, SFX(burn_portable),
-    {.KFN = NULL}, {.KFN = NULL}};
+    {.KFN = NULL}, {.KFN = NULL}, {.KFN = NULL}};
 /* clang-format on */
 
 /* ---- packing ------------------------------------------------------------------------------- */
@@ -273,6 +273,8 @@ typedef struct SFX(job) {
     size_t k0, kg;      /* the group's depth [k0, k0+kg) */
     T *bp;              /* the group's packed B: KC-deep blocks of ncp/NR micro-panels */
     T *ap;              /* one packed A block (MC x KC) per slot */
+    bool own_b;         /* each slot packs its own B panels on first use (gm == 1: no two
+                         * slots share a panel), not a pass over all of them first */
 } SFX(job);
 
 /* Packs B micro-panels [q0, q1) of the group, every KC block of its depth. */
@@ -306,6 +308,10 @@ static void SFX(slot)(const SFX(job) *jb, size_t s, T *abuf)
      * that the plain packing copies faster (W3's dX, K = 10) */
     const size_t ai = jb->transA ? 1 : jb->lda, ak = jb->transA ? jb->lda : 1;
     const bool fuse = kd->fused.KFN && q1 > q0 && kd->kc >= 32;
+    /* With a slot packing its own B (jb->own_b), the first tile over each full panel of B
+     * stored row-major packs it as it goes, when the kernel has that form (kd->fused_b) and
+     * the block is deep enough (else, and over the panel the fused A takes, pack_b first). */
+    const bool fuse_b = kd->fused_b.KFN && !jb->transB && kd->kc >= 32;
     for (size_t ic = r0; ic < r1; ic += kd->mc) {
         const size_t mc = r1 - ic < kd->mc ? r1 - ic : kd->mc, mfull = fuse ? mc / MR * MR : 0;
         for (size_t kk = 0; kk < jb->kg; kk += kd->kc) {
@@ -315,16 +321,27 @@ static void SFX(slot)(const SFX(job) *jb, size_t s, T *abuf)
                             kc, abuf + mfull * kc);
             /* beta applies once, with the first KC block; the rest accumulate */
             const T beta = jb->k0 + kk == 0 ? jb->beta : (T)1;
-            const T *bblock = jb->bp + kk * jb->ncp;
+            T *bblock = jb->bp + kk * jb->ncp;
             for (size_t q = q0; q < q1; q++) {
                 const size_t j = q * NR, nr = jb->nc - j < NR ? jb->nc - j : NR;
-                const T *b = bblock + q * kc * NR;
+                T *b = bblock + q * kc * NR;
                 T *c = jb->C + ic * jb->ldc + jb->jc + j;
                 const size_t ir0 = q == q0 ? mfull : 0;
+                size_t ir1 = ir0; /* the first tile the plain kernel takes */
+                if (jb->own_b && ic == r0) { /* the panel's first use: pack it */
+                    if (ir0 == 0 && fuse_b && nr == NR) {
+                        kd->fused_b.KFN(kc, abuf, jb->B + (jb->k0 + kk) * jb->ldb + jb->jc + j,
+                                        jb->ldb, b, c, jb->ldc, beta, mc < MR ? mc : MR);
+                        ir1 = MR;
+                    } else {
+                        SFX(pack_b_kd)(kd, jb->transB, jb->B, jb->ldb, jb->k0 + kk, kc,
+                                       jb->jc + j, nr, b);
+                    }
+                }
                 for (size_t ir = 0; ir < ir0; ir += MR)
                     kd->fused.KFN(kc, jb->A + (ic + ir) * ai + (jb->k0 + kk) * ak, ai, ak,
                                   abuf + ir * kc, b, c + ir * jb->ldc, jb->ldc, beta, nr);
-                for (size_t ir = ir0; ir < mc; ir += MR) {
+                for (size_t ir = ir1; ir < mc; ir += MR) {
                     const size_t mr = mc - ir < MR ? mc - ir : MR;
                     kd->fn.KFN(kc, abuf + ir * kc, b, c + ir * jb->ldc, jb->ldc, beta, mr, nr);
                 }
@@ -481,7 +498,7 @@ static void SFX(packed)(const tg_gemm_kernel *kd_machine, bool transA, bool tran
 
     SFX(job) jb = {.kd = kd, .transA = transA, .transB = transB, .M = M, .N = N, .K = K,
                    .A = A, .B = B, .lda = lda, .ldb = ldb, .ldc = ldc, .beta = beta, .C = C,
-                   .gm = gm, .gn = gn, .bp = ws, .ap = ws + b_elems};
+                   .gm = gm, .gn = gn, .bp = ws, .ap = ws + b_elems, .own_b = gm == 1};
     for (size_t jc = 0; jc < N; jc += nc_max) {
         jb.jc = jc;
         jb.nc = N - jc < nc_max ? N - jc : nc_max;
@@ -490,7 +507,8 @@ static void SFX(packed)(const tg_gemm_kernel *kd_machine, bool transA, bool tran
             jb.k0 = k0;
             jb.kg = K - k0 < kg_max ? K - k0 : kg_max;
             const size_t panels = jb.ncp / NR;
-            tg__parallel_for(panels, (panels + slots - 1) / slots, SFX(pack_b_range), &jb);
+            if (!jb.own_b)
+                tg__parallel_for(panels, (panels + slots - 1) / slots, SFX(pack_b_range), &jb);
             tg__parallel_for(slots, 1, SFX(slot_range), &jb);
         }
     }

@@ -15,8 +15,8 @@
  * is what makes results independent of how the work is split. */
 typedef void (*tg_gemm_kern_f32)(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                                  float beta, size_t mr, size_t nr);
-typedef void (*tg_gemm_kern_f64)(size_t kc, const double *a, const double *b, double *c,
-                                 size_t ldc, double beta, size_t mr, size_t nr);
+typedef void (*tg_gemm_kern_f64)(size_t kc, const double *a, const double *b, double *c, size_t ldc,
+                                 double beta, size_t mr, size_t nr);
 
 /* The thin kernel, for products whose C is at most TG_GEMM_THIN_NR columns wide (W3's last
  * layer: N = 10): C[0:m, 0:n] = update(C, sum over k < kc of A(i, k) * b[k*16 + j]) for
@@ -47,6 +47,15 @@ typedef void (*tg_gemm_kern_pa_f32)(size_t kc, const float *a, size_t ai, size_t
 typedef void (*tg_gemm_kern_pa_f64)(size_t kc, const double *a, size_t ai, size_t ak, double *ap,
                                     const double *b, double *c, size_t ldc, double beta, size_t nr);
 
+/* The micro-kernel fused with the packing of its B micro-panel, for a full one (NR columns)
+ * of B stored row-major: the same product and update of C as tg_gemm_kern_* with nr = NR,
+ * but reading B where it lies, B(k, j) = b[k*bk + j], and writing meanwhile the packed panel
+ * (bp[k*NR + j], as the driver's packing would) for the later calls over the same columns.
+ * Same sum, same order, same bits. */
+typedef void (*tg_gemm_kern_pb_f32)(size_t kc, const float *a, const float *b, size_t bk, float *bp,
+                                    float *c, size_t ldc, float beta, size_t mr);
+typedef void (*tg_gemm_kern_pb_f64)(size_t kc, const double *a, const double *b, size_t bk,
+                                    double *bp, double *c, size_t ldc, double beta, size_t mr);
 /* A micro-kernel and the blocking it wants (elements):
  *   MR x NR  the register tile: MR*NR/lanes accumulators plus the B vectors and one broadcast
  *            of A must fit the register file, with enough independent FMAs to hide latency.
@@ -82,6 +91,10 @@ typedef struct tg_gemm_kernel {
         tg_gemm_kern_pa_f32 f32;
         tg_gemm_kern_pa_f64 f64;
     } fused;
+    union {
+        tg_gemm_kern_pb_f32 f32;
+        tg_gemm_kern_pb_f64 f64;
+    } fused_b;
 } tg_gemm_kernel;
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
