@@ -12,7 +12,8 @@
  *
  *   for jc over N in steps of nc                      one group of B columns
  *     for k0 over K in steps of kg                    ... and of depth (kg*nc fits a budget)
- *       pack B[k0:k0+kg, jc:jc+nc] into KC x NR micro-panels         (parallel over panels)
+ *       pack B[k0:k0+kg, jc:jc+nc] into KC x NR micro-panels         (parallel over panels;
+ *                                                                     see below for when not)
  *       for each slot (a rectangle of C, disjoint from the others)    (parallel over slots)
  *         for ic over the slot's rows in steps of MC
  *           for pc over the group's depth in steps of KC
@@ -23,6 +24,11 @@
  * With a kernel that has a fused form (kd->fused), A's full micro-panels are not packed
  * beforehand: over the slot's first NR panel the fused kernel reads them where they lie and
  * packs them as it goes, for the other NR panels to read packed.
+ *
+ * When no two slots share a B panel (the slots split C by columns only: one thread, or few
+ * rows), there is no packing pass over B: each slot packs its panels as it first reaches them,
+ * and with a kernel that packs B as it goes (kd->fused_b) the first tile over a full panel of
+ * row-major B reads it where it lies and writes the packed panel for the tiles below it.
  *
  * Transposed operands differ only in how the packing routines read them. Each element of C
  * accumulates its KC-deep partial sums in increasing k whatever the slots are, and slots are
