@@ -32,7 +32,7 @@ typedef void (*tg_gemm_thin_f64)(size_t m, size_t n, size_t kc, const double *a,
 
 /* Packs a full micro-panel (kc x NR) of B stored transposed, (N, K) row-major with row stride
  * ldb: dst[k*NR + j] = b[j*ldb + k] (b at the panel's first column and depth), in the kernel's
- * instruction set; ldb * 16 must fit an int (the driver checks). NULL: the driver's loop. */
+ * instruction set. NULL: the driver's loop. */
 typedef void (*tg_gemm_pack_bt_f32)(const float *b, size_t ldb, size_t kc, float *dst);
 typedef void (*tg_gemm_pack_bt_f64)(const double *b, size_t ldb, size_t kc, double *dst);
 
