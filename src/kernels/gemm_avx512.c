@@ -30,6 +30,18 @@
         for (size_t l_ = 0; l_ < (lines); l_++)                                                    \
             _mm_prefetch((const char *)(at_ + 64 * l_), _MM_HINT_T0);                              \
     } while (0)
+/* A tile's loop computes `rows` of its rows (a constant in each copy of it), the first
+ * multiple of q that covers mr: a tile at C's bottom edge does not multiply the rows it will
+ * not store (M = 128 leaves 2 of the 6 x 64 tile's rows, 8 of the 12-row tile's). */
+#define BY_ROWS(mr, q, TILE)                                                                       \
+    do {                                                                                           \
+        if ((mr) <= (q))                                                                           \
+            TILE(q);                                                                               \
+        else if ((mr) <= 2 * (q))                                                                  \
+            TILE(2 * (q));                                                                         \
+        else                                                                                       \
+            TILE(3 * (q));                                                                         \
+    } while (0)
 #define REP(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 #define REP8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 #define REP16(X) REP8(X) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
@@ -84,7 +96,7 @@ static inline __attribute__((always_inline)) void update_pd(double *c, __mmask8 
 
 static inline __attribute__((always_inline)) void
 tile_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk, float *restrict bp,
-         float *restrict c, size_t ldc, float beta, size_t mr, size_t nr)
+         float *restrict c, size_t ldc, float beta, size_t mr, size_t nr, size_t rows)
 {
 #define DECL(r) __m512 c##r##a = _mm512_setzero_ps(), c##r##b = _mm512_setzero_ps();
     REP(DECL)
@@ -110,7 +122,7 @@ tile_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
             b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
         }
 #define FMA(r)                                                                                     \
-    {                                                                                              \
+    if (r < rows) {                                                                                \
         const __m512 ar = _mm512_set1_ps(a[r]);                                                    \
         c##r##a = _mm512_fmadd_ps(ar, b0, c##r##a);                                                \
         c##r##b = _mm512_fmadd_ps(ar, b1, c##r##b);                                                \
@@ -133,19 +145,25 @@ tile_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
 static void kern_f32(size_t kc, const float *restrict a, const float *restrict b, float *restrict c,
                      size_t ldc, float beta, size_t mr, size_t nr)
 {
-    tile_f32(kc, a, b, 32, NULL, c, ldc, beta, mr, nr);
+#define TILE(rows) tile_f32(kc, a, b, 32, NULL, c, ldc, beta, mr, nr, rows)
+    BY_ROWS(mr, 4, TILE);
+#undef TILE
 }
 
 /* The tile packing its B panel as it goes (gemm_kernels.h, tg_gemm_kern_pb_f32). */
 static void kern_f32_pb(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
                         float *restrict bp, float *restrict c, size_t ldc, float beta, size_t mr)
 {
-    tile_f32(kc, a, b, bk, bp, c, ldc, beta, mr, 32);
+#define TILE(rows) tile_f32(kc, a, b, bk, bp, c, ldc, beta, mr, 32, rows)
+    BY_ROWS(mr, 4, TILE);
+#undef TILE
 }
 
-static inline __attribute__((always_inline)) void
-tile_f64(size_t kc, const double *restrict a, const double *restrict b, size_t bk,
-         double *restrict bp, double *restrict c, size_t ldc, double beta, size_t mr, size_t nr)
+static inline __attribute__((always_inline)) void tile_f64(size_t kc, const double *restrict a,
+                                                           const double *restrict b, size_t bk,
+                                                           double *restrict bp, double *restrict c,
+                                                           size_t ldc, double beta, size_t mr,
+                                                           size_t nr, size_t rows)
 {
 #define DECL(r) __m512d c##r##a = _mm512_setzero_pd(), c##r##b = _mm512_setzero_pd();
     REP(DECL)
@@ -169,7 +187,7 @@ tile_f64(size_t kc, const double *restrict a, const double *restrict b, size_t b
             b0 = _mm512_load_pd(b), b1 = _mm512_load_pd(b + 8);
         }
 #define FMA(r)                                                                                     \
-    {                                                                                              \
+    if (r < rows) {                                                                                \
         const __m512d ar = _mm512_set1_pd(a[r]);                                                   \
         c##r##a = _mm512_fmadd_pd(ar, b0, c##r##a);                                                \
         c##r##b = _mm512_fmadd_pd(ar, b1, c##r##b);                                                \
@@ -192,14 +210,18 @@ tile_f64(size_t kc, const double *restrict a, const double *restrict b, size_t b
 static void kern_f64(size_t kc, const double *restrict a, const double *restrict b,
                      double *restrict c, size_t ldc, double beta, size_t mr, size_t nr)
 {
-    tile_f64(kc, a, b, 16, NULL, c, ldc, beta, mr, nr);
+#define TILE(rows) tile_f64(kc, a, b, 16, NULL, c, ldc, beta, mr, nr, rows)
+    BY_ROWS(mr, 4, TILE);
+#undef TILE
 }
 
 /* The tile packing its B panel as it goes (gemm_kernels.h, tg_gemm_kern_pb_f64). */
 static void kern_f64_pb(size_t kc, const double *restrict a, const double *restrict b, size_t bk,
                         double *restrict bp, double *restrict c, size_t ldc, double beta, size_t mr)
 {
-    tile_f64(kc, a, b, bk, bp, c, ldc, beta, mr, 16);
+#define TILE(rows) tile_f64(kc, a, b, bk, bp, c, ldc, beta, mr, 16, rows)
+    BY_ROWS(mr, 4, TILE);
+#undef TILE
 }
 
 /* ---- the wide tile: 6 rows x 4 vectors of f32 ------------------------------------------------ */
@@ -219,7 +241,7 @@ static void kern_f64_pb(size_t kc, const double *restrict a, const double *restr
  * two kernels below, so each gets only its own loads. */
 static inline __attribute__((always_inline)) void
 wide_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk, float *restrict bp,
-         float *restrict c, size_t ldc, float beta, size_t mr, size_t nr)
+         float *restrict c, size_t ldc, float beta, size_t mr, size_t nr, size_t rows)
 {
 #define DECL(r)                                                                                    \
     __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = _mm512_setzero_ps(),                           \
@@ -249,7 +271,7 @@ wide_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
             b2 = _mm512_load_ps(b + 32), b3 = _mm512_load_ps(b + 48);
         }
 #define FMA(r)                                                                                     \
-    {                                                                                              \
+    if (r < rows) {                                                                                \
         const __m512 ar = _mm512_set1_ps(a[r]);                                                    \
         c##r##0 = _mm512_fmadd_ps(ar, b0, c##r##0);                                                \
         c##r##1 = _mm512_fmadd_ps(ar, b1, c##r##1);                                                \
@@ -278,7 +300,9 @@ wide_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
 static void kern_f32_wide(size_t kc, const float *restrict a, const float *restrict b,
                           float *restrict c, size_t ldc, float beta, size_t mr, size_t nr)
 {
-    wide_f32(kc, a, b, 64, NULL, c, ldc, beta, mr, nr);
+#define TILE(rows) wide_f32(kc, a, b, 64, NULL, c, ldc, beta, mr, nr, rows)
+    BY_ROWS(mr, 2, TILE);
+#undef TILE
 }
 
 /* The wide tile packing its B panel as it goes (gemm_kernels.h, tg_gemm_kern_pb_f32). */
@@ -286,7 +310,9 @@ static void kern_f32_wide_pb(size_t kc, const float *restrict a, const float *re
                              float *restrict bp, float *restrict c, size_t ldc, float beta,
                              size_t mr)
 {
-    wide_f32(kc, a, b, bk, bp, c, ldc, beta, mr, 64);
+#define TILE(rows) wide_f32(kc, a, b, bk, bp, c, ldc, beta, mr, 64, rows)
+    BY_ROWS(mr, 2, TILE);
+#undef TILE
 }
 
 /* The wide tile reading its 6 rows of A in place and packing them as it goes (the contract:
