@@ -142,9 +142,12 @@ Test(gemm_blocking, is_derived_from_the_caches_within_its_bounds)
         }
 }
 
-/* Sizes from the blocking: past MC and KC; the thin kernel's M not a multiple of its rows,
- * K across two KC blocks, N from 1 to 16 and just past it. */
-Test(gemm_blocking, products_across_this_machines_blocks_match_the_reference)
+/* Up to 8 sizes {M, N, K} for the blocking s; their count. */
+typedef size_t (*sizes_fn)(const tg_gemm_shape *s, size_t out[8][3]);
+
+/* Every size `sizes` gives, on every packed path this build and CPU have, f32 and f64, all
+ * four transpose combinations, each with one of the three betas. */
+static void check_every_packed_path(sizes_fn sizes)
 {
     const double betas[3] = {0.0, 1.0, -0.75};
     for (int p = TG_GEMM_PORTABLE; p <= TG_GEMM_AVX512_WIDE; p++) {
@@ -152,52 +155,64 @@ Test(gemm_blocking, products_across_this_machines_blocks_match_the_reference)
             continue;
         for (int f64 = 0; f64 < 2; f64++) {
             const tg_gemm_shape s = tg__gemm_shape((tg_gemm_path)p, f64);
-            const size_t tm = s.thin_mr ? s.thin_mr : 8;
-            const size_t sizes[][3] = {
-                {s.mc + 5, 33, s.kc + 3}, {3 * tm + 5, 10, 2 * s.kc + 7},
-                {tm - 1, 16, 5},          {2 * tm + 1, 1, 40},
-                {tm + 3, 17, 9},          {37, 9, s.kc},
-            };
-            for (size_t z = 0; z < sizeof sizes / sizeof *sizes; z++)
+            size_t z3[8][3];
+            const size_t n = sizes(&s, z3);
+            for (size_t z = 0; z < n; z++)
                 for (int t = 0; t < 4; t++)
-                    check_case((tg_gemm_path)p, f64, t & 1, t & 2, sizes[z][0], sizes[z][1],
-                               sizes[z][2], betas[(z + (size_t)t) % 3]);
+                    check_case((tg_gemm_path)p, f64, t & 1, t & 2, z3[z][0], z3[z][1], z3[z][2],
+                               betas[(z + (size_t)t) % 3]);
         }
     }
     cr_assert(tg__gemm_force(TG_GEMM_AUTO));
 }
 
+/* Sizes from the blocking: past MC and KC; the thin kernel's M not a multiple of its rows,
+ * K across two KC blocks, N from 1 to 16 and just past it. */
+static size_t across_blocks(const tg_gemm_shape *s, size_t out[8][3])
+{
+    const size_t tm = s->thin_mr ? s->thin_mr : 8;
+    const size_t sizes[][3] = {
+        {s->mc + 5, 33, s->kc + 3},
+        {3 * tm + 5, 10, 2 * s->kc + 7},
+        {tm - 1, 16, 5},
+        {2 * tm + 1, 1, 40},
+        {tm + 3, 17, 9},
+        {37, 9, s->kc},
+    };
+    memcpy(out, sizes, sizeof sizes);
+    return sizeof sizes / sizeof *sizes;
+}
+
+Test(gemm_blocking, products_across_this_machines_blocks_match_the_reference)
+{
+    check_every_packed_path(across_blocks);
+}
+
 /* Where each thread's share of C spans whole columns (one thread, or few rows: gm == 1), it
  * packs its own panels of B as it first uses them, over a full panel of B stored row-major
- * through the kernel that packs as it goes (the AVX-512 tiles): at 1 and 2 threads, a panel
- * row past the end of B (M < MR: a tile of fewer rows packs it), full panels beside a partial
- * one, two depth blocks and a shallow rest, a second row block reading what the first packed,
- * and depth below the fused kernels' 32. */
+ * through the kernel that packs as it goes (the AVX-512 tiles): a panel row past the end of B
+ * (M < MR: a tile of fewer rows packs it), full panels beside a partial one, two depth blocks
+ * and a shallow rest, a second row block reading what the first packed, and depth below the
+ * fused kernels' 32. */
+static size_t own_b_panels(const tg_gemm_shape *s, size_t out[8][3])
+{
+    const size_t sizes[][3] = {
+        {s->mr - 1, 2 * s->nr + 7, 2 * s->kc + 9},
+        {s->mr + 1, s->nr, s->kc + 40},
+        {s->mc + s->mr + 2, 3 * s->nr, 40},
+        {2 * s->mr, 2 * s->nr, 31},
+    };
+    memcpy(out, sizes, sizeof sizes);
+    return sizeof sizes / sizeof *sizes;
+}
+
 Test(gemm_blocking, slots_that_pack_their_own_b_match_the_reference)
 {
-    const double betas[3] = {0.0, 1.0, -0.75};
-    for (int p = TG_GEMM_PORTABLE; p <= TG_GEMM_AVX512_WIDE; p++) {
-        if (!tg__gemm_force((tg_gemm_path)p))
-            continue;
-        for (int f64 = 0; f64 < 2; f64++) {
-            const tg_gemm_shape s = tg__gemm_shape((tg_gemm_path)p, f64);
-            const size_t sizes[][3] = {
-                {s.mr - 1, 2 * s.nr + 7, 2 * s.kc + 9},
-                {s.mr + 1, s.nr, s.kc + 40},
-                {s.mc + s.mr + 2, 3 * s.nr, 40},
-                {2 * s.mr, 2 * s.nr, 31},
-            };
-            for (int threads = 1; threads <= 2; threads++) {
-                cr_assert_eq(tg_set_num_threads(threads), TG_OK);
-                for (size_t z = 0; z < sizeof sizes / sizeof *sizes; z++)
-                    for (int t = 0; t < 4; t++)
-                        check_case((tg_gemm_path)p, f64, t & 1, t & 2, sizes[z][0], sizes[z][1],
-                                   sizes[z][2], betas[(z + (size_t)t) % 3]);
-            }
-        }
+    for (int threads = 1; threads <= 2; threads++) {
+        cr_assert_eq(tg_set_num_threads(threads), TG_OK);
+        check_every_packed_path(own_b_panels);
     }
     cr_assert_eq(tg_set_num_threads(1), TG_OK);
-    cr_assert(tg__gemm_force(TG_GEMM_AUTO));
 }
 
 /* C = A.B + beta C on the forced path for 1 to 4 threads, A (M x K) and B (K x N) stored
