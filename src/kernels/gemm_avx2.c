@@ -6,7 +6,8 @@
  * broadcast of A use 15 of the 16 ymm registers; 12 independent FMAs per k step cover two
  * pipes of 4-5 cycles latency. Partial tiles use masked loads and stores (vmaskmov), which
  * do not touch memory outside the mask. Products at most 16 columns wide take the thin
- * kernels below (12 rows a call, A read in place), as on the AVX-512 paths. */
+ * kernels below (12 rows a call, A read in place), as on the AVX-512 paths. As there too, the
+ * first tile over a full panel of row-major B can pack it as it goes (fused_b). */
 #include "gemm_kernels.h"
 
 #ifdef TG_GEMM_X86
@@ -15,6 +16,7 @@
 #endif
 
 #include <immintrin.h>
+#include <stdint.h>
 
 #define MR 6
 #define REP(X) X(0) X(1) X(2) X(3) X(4) X(5)
@@ -80,14 +82,28 @@ static inline void update_pd(double *c, size_t n, __m256d acc, double beta)
                             _mm256_fmadd_pd(_mm256_set1_pd(beta), _mm256_maskload_pd(c, m), acc));
 }
 
-static void kern_f32(size_t kc, const float *restrict a, const float *restrict b, float *restrict c,
-                     size_t ldc, float beta, size_t mr, size_t nr)
+/* The tile's loop, reading B either packed (bp NULL: b is the kc x 16 panel) or where it lies
+ * (b at the panel's first element, B(k, j) = b[k*bk + j], all 16 columns there), then storing
+ * each row of it to the packed panel bp. Inlined with constant arguments into the kernels
+ * below, so each gets only its own loads. */
+static inline __attribute__((always_inline)) void
+tile_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk, float *restrict bp,
+         float *restrict c, size_t ldc, float beta, size_t mr, size_t nr)
 {
 #define DECL(r) __m256 c##r##a = _mm256_setzero_ps(), c##r##b = _mm256_setzero_ps();
     REP(DECL)
 #undef DECL
     for (size_t k = 0; k < kc; k++) {
-        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 b0, b1;
+        if (bp) { /* B where it lies (one 64-byte row), stored to the packed panel */
+            TG_GEMM_PREFETCH_B_AHEAD(b, bk, 1);
+            b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+            _mm256_store_ps(bp, b0);
+            _mm256_store_ps(bp + 8, b1);
+            bp += 16;
+        } else {
+            b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        }
 #define FMA(r)                                                                                     \
     {                                                                                              \
         const __m256 ar = _mm256_broadcast_ss(a + r);                                              \
@@ -97,7 +113,7 @@ static void kern_f32(size_t kc, const float *restrict a, const float *restrict b
         REP(FMA)
 #undef FMA
         a += MR;
-        b += 16;
+        b += bk;
     }
     const size_t n0 = nr >= 8 ? 8 : nr, n1 = nr > 8 ? nr - 8 : 0;
 #define STORE(r)                                                                                   \
@@ -109,14 +125,37 @@ static void kern_f32(size_t kc, const float *restrict a, const float *restrict b
 #undef STORE
 }
 
-static void kern_f64(size_t kc, const double *restrict a, const double *restrict b,
-                     double *restrict c, size_t ldc, double beta, size_t mr, size_t nr)
+static void kern_f32(size_t kc, const float *restrict a, const float *restrict b, float *restrict c,
+                     size_t ldc, float beta, size_t mr, size_t nr)
+{
+    tile_f32(kc, a, b, 16, NULL, c, ldc, beta, mr, nr);
+}
+
+/* The tile packing its B panel as it goes (gemm_kernels.h, tg_gemm_kern_pb_f32). */
+static void kern_f32_pb(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
+                        float *restrict bp, float *restrict c, size_t ldc, float beta, size_t mr)
+{
+    tile_f32(kc, a, b, bk, bp, c, ldc, beta, mr, 16);
+}
+
+static inline __attribute__((always_inline)) void
+tile_f64(size_t kc, const double *restrict a, const double *restrict b, size_t bk,
+         double *restrict bp, double *restrict c, size_t ldc, double beta, size_t mr, size_t nr)
 {
 #define DECL(r) __m256d c##r##a = _mm256_setzero_pd(), c##r##b = _mm256_setzero_pd();
     REP(DECL)
 #undef DECL
     for (size_t k = 0; k < kc; k++) {
-        const __m256d b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
+        __m256d b0, b1;
+        if (bp) { /* B where it lies (one 64-byte row), stored to the packed panel */
+            TG_GEMM_PREFETCH_B_AHEAD(b, bk, 1);
+            b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);
+            _mm256_store_pd(bp, b0);
+            _mm256_store_pd(bp + 4, b1);
+            bp += 8;
+        } else {
+            b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
+        }
 #define FMA(r)                                                                                     \
     {                                                                                              \
         const __m256d ar = _mm256_broadcast_sd(a + r);                                             \
@@ -126,7 +165,7 @@ static void kern_f64(size_t kc, const double *restrict a, const double *restrict
         REP(FMA)
 #undef FMA
         a += MR;
-        b += 8;
+        b += bk;
     }
     const size_t n0 = nr >= 4 ? 4 : nr, n1 = nr > 4 ? nr - 4 : 0;
 #define STORE(r)                                                                                   \
@@ -136,6 +175,19 @@ static void kern_f64(size_t kc, const double *restrict a, const double *restrict
     }
     REP(STORE)
 #undef STORE
+}
+
+static void kern_f64(size_t kc, const double *restrict a, const double *restrict b,
+                     double *restrict c, size_t ldc, double beta, size_t mr, size_t nr)
+{
+    tile_f64(kc, a, b, 8, NULL, c, ldc, beta, mr, nr);
+}
+
+/* The tile packing its B panel as it goes (gemm_kernels.h, tg_gemm_kern_pb_f64). */
+static void kern_f64_pb(size_t kc, const double *restrict a, const double *restrict b, size_t bk,
+                        double *restrict bp, double *restrict c, size_t ldc, double beta, size_t mr)
+{
+    tile_f64(kc, a, b, bk, bp, c, ldc, beta, mr, 8);
 }
 
 /* ---- thin products (C at most 16 columns) --------------------------------------------------- */
@@ -332,10 +384,10 @@ static double burn_f64(size_t iters)
 /* clang-format off */
 const tg_gemm_kernel tg_gemm__avx2_f32 = {
     MR, 16, 0, 0, 0, {.f32 = kern_f32}, 12, {.f32 = thin_f32}, burn_f32, {.f32 = NULL},
-    {.f32 = NULL}, {.f32 = NULL}};
+    {.f32 = NULL}, {.f32 = kern_f32_pb}};
 const tg_gemm_kernel tg_gemm__avx2_f64 = {
     MR, 8, 0, 0, 0, {.f64 = kern_f64}, 12, {.f64 = thin_f64}, burn_f64, {.f64 = NULL},
-    {.f64 = NULL}, {.f64 = NULL}};
+    {.f64 = NULL}, {.f64 = kern_f64_pb}};
 /* clang-format on */
 
 #else
