@@ -9,7 +9,8 @@
  * not a multiple of it, K of 1, odd, and across two depth blocks. Also: the thin path's
  * results bit-identical for any thread count (the AVX2 path's at widths that take each of its
  * register shapes), and the AVX2 path has a thin kernel. Also: slots that pack their own
- * panels of B (the kernels that pack B as they go) at the edges of those panels. */
+ * panels of B (the kernels that pack B as they go) at the edges of those panels, and with
+ * two thirds of a tile's rows. */
 #include <criterion/criterion.h>
 
 #include <float.h>
@@ -186,6 +187,10 @@ Test(gemm_blocking, slots_that_pack_their_own_b_match_the_reference)
                 {s.mr + 1, s.nr, s.kc + 40},
                 {s.mc + s.mr + 2, 3 * s.nr, 40},
                 {2 * s.mr, 2 * s.nr, 31},
+                /* two thirds of a tile's rows (all that each tile form's middle BY_ROWS copy
+                 * computes), and a last depth block whose transposed packing ends in a partial
+                 * block of k */
+                {2 * s.mr / 3, 2 * s.nr + 3, s.kc + 37},
             };
             for (int threads = 1; threads <= 2; threads++) {
                 cr_assert_eq(tg_set_num_threads(threads), TG_OK);

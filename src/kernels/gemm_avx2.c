@@ -6,7 +6,8 @@
  * broadcast of A use 15 of the 16 ymm registers; 12 independent FMAs per k step cover two
  * pipes of 4-5 cycles latency. Partial tiles use masked loads and stores (vmaskmov), which
  * do not touch memory outside the mask. Products at most 16 columns wide take the thin
- * kernels below (12 rows a call, A read in place), as on the AVX-512 paths. As there too, the
+ * kernels below (12 rows a call, A read in place), as on the AVX-512 paths. As there too, a
+ * tile at C's bottom edge multiplies only the rows it stores (rounded up to 2, 4 or 6), the
  * first tile over a full panel of row-major B can pack it as it goes (fused_b). */
 #include "gemm_kernels.h"
 
@@ -84,11 +85,12 @@ static inline void update_pd(double *c, size_t n, __m256d acc, double beta)
 
 /* The tile's loop, reading B either packed (bp NULL: b is the kc x 16 panel) or where it lies
  * (b at the panel's first element, B(k, j) = b[k*bk + j], all 16 columns there), then storing
- * each row of it to the packed panel bp. Inlined with constant arguments into the kernels
- * below, so each gets only its own loads. */
+ * each row of it to the packed panel bp; `rows` of the 6 rows are multiplied
+ * (TG_GEMM_BY_ROWS). Inlined with constant arguments into the kernels below, so each copy gets
+ * only its own loads and FMAs. */
 static inline __attribute__((always_inline)) void
 tile_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk, float *restrict bp,
-         float *restrict c, size_t ldc, float beta, size_t mr, size_t nr)
+         float *restrict c, size_t ldc, float beta, size_t mr, size_t nr, size_t rows)
 {
 #define DECL(r) __m256 c##r##a = _mm256_setzero_ps(), c##r##b = _mm256_setzero_ps();
     REP(DECL)
@@ -105,7 +107,7 @@ tile_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
             b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
         }
 #define FMA(r)                                                                                     \
-    {                                                                                              \
+    if (r < rows) {                                                                                \
         const __m256 ar = _mm256_broadcast_ss(a + r);                                              \
         c##r##a = _mm256_fmadd_ps(ar, b0, c##r##a);                                                \
         c##r##b = _mm256_fmadd_ps(ar, b1, c##r##b);                                                \
@@ -128,19 +130,25 @@ tile_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
 static void kern_f32(size_t kc, const float *restrict a, const float *restrict b, float *restrict c,
                      size_t ldc, float beta, size_t mr, size_t nr)
 {
-    tile_f32(kc, a, b, 16, NULL, c, ldc, beta, mr, nr);
+#define TILE(rows) tile_f32(kc, a, b, 16, NULL, c, ldc, beta, mr, nr, rows)
+    TG_GEMM_BY_ROWS(mr, 2, TILE);
+#undef TILE
 }
 
 /* The tile packing its B panel as it goes (gemm_kernels.h, tg_gemm_kern_pb_f32). */
 static void kern_f32_pb(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
                         float *restrict bp, float *restrict c, size_t ldc, float beta, size_t mr)
 {
-    tile_f32(kc, a, b, bk, bp, c, ldc, beta, mr, 16);
+#define TILE(rows) tile_f32(kc, a, b, bk, bp, c, ldc, beta, mr, 16, rows)
+    TG_GEMM_BY_ROWS(mr, 2, TILE);
+#undef TILE
 }
 
-static inline __attribute__((always_inline)) void
-tile_f64(size_t kc, const double *restrict a, const double *restrict b, size_t bk,
-         double *restrict bp, double *restrict c, size_t ldc, double beta, size_t mr, size_t nr)
+static inline __attribute__((always_inline)) void tile_f64(size_t kc, const double *restrict a,
+                                                           const double *restrict b, size_t bk,
+                                                           double *restrict bp, double *restrict c,
+                                                           size_t ldc, double beta, size_t mr,
+                                                           size_t nr, size_t rows)
 {
 #define DECL(r) __m256d c##r##a = _mm256_setzero_pd(), c##r##b = _mm256_setzero_pd();
     REP(DECL)
@@ -157,7 +165,7 @@ tile_f64(size_t kc, const double *restrict a, const double *restrict b, size_t b
             b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
         }
 #define FMA(r)                                                                                     \
-    {                                                                                              \
+    if (r < rows) {                                                                                \
         const __m256d ar = _mm256_broadcast_sd(a + r);                                             \
         c##r##a = _mm256_fmadd_pd(ar, b0, c##r##a);                                                \
         c##r##b = _mm256_fmadd_pd(ar, b1, c##r##b);                                                \
@@ -180,14 +188,18 @@ tile_f64(size_t kc, const double *restrict a, const double *restrict b, size_t b
 static void kern_f64(size_t kc, const double *restrict a, const double *restrict b,
                      double *restrict c, size_t ldc, double beta, size_t mr, size_t nr)
 {
-    tile_f64(kc, a, b, 8, NULL, c, ldc, beta, mr, nr);
+#define TILE(rows) tile_f64(kc, a, b, 8, NULL, c, ldc, beta, mr, nr, rows)
+    TG_GEMM_BY_ROWS(mr, 2, TILE);
+#undef TILE
 }
 
 /* The tile packing its B panel as it goes (gemm_kernels.h, tg_gemm_kern_pb_f64). */
 static void kern_f64_pb(size_t kc, const double *restrict a, const double *restrict b, size_t bk,
                         double *restrict bp, double *restrict c, size_t ldc, double beta, size_t mr)
 {
-    tile_f64(kc, a, b, bk, bp, c, ldc, beta, mr, 8);
+#define TILE(rows) tile_f64(kc, a, b, bk, bp, c, ldc, beta, mr, 8, rows)
+    TG_GEMM_BY_ROWS(mr, 2, TILE);
+#undef TILE
 }
 
 /* ---- thin products (C at most 16 columns) --------------------------------------------------- */
