@@ -8,7 +8,8 @@
  * do not touch memory outside the mask. Products at most 16 columns wide take the thin
  * kernels below (12 rows a call, A read in place), as on the AVX-512 paths. As there too, a
  * tile at C's bottom edge multiplies only the rows it stores (rounded up to 2, 4 or 6), the
- * first tile over a full panel of row-major B can pack it as it goes (fused_b). */
+ * first tile over a full panel of row-major B can pack it as it goes (fused_b), and B stored
+ * transposed is packed by 8 x 8 (f64: 4 x 4) transposes in registers. */
 #include "gemm_kernels.h"
 
 #ifdef TG_GEMM_X86
@@ -345,6 +346,131 @@ static void thin_f64(size_t m, size_t n, size_t kc, const double *a, size_t ai, 
     }
 }
 
+/* ---- packing B stored transposed ------------------------------------------------------------ */
+
+/* Written out (REP4, REP8, no loops over the registers): at -O2 a loop over an array of
+ * vectors may stay a loop, and the array then lives on the stack. */
+#define REP4(X) X(0) X(1) X(2) X(3)
+#define REP8(X) REP4(X) X(4) X(5) X(6) X(7)
+
+/* Rows r[0..8) of 8 floats become columns: afterwards r[c] holds element c of each row.
+ * Interleaves of 32-bit, then 64-bit elements within 128-bit lanes, then one round of lane
+ * swaps: 24 shuffles for 64 elements. */
+static inline __attribute__((always_inline)) void transpose8_ps(__m256 r[8])
+{
+    __m256 t[8];
+    /* t[i], lane L: r_i[4L], r_i+1[4L], r_i[4L+1], r_i+1[4L+1]; t[i + 1]: 4L+2, 4L+3 */
+#define UNPACK(i)                                                                                  \
+    do {                                                                                           \
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);                                                 \
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);                                             \
+    } while (0)
+    UNPACK(0);
+    UNPACK(2);
+    UNPACK(4);
+    UNPACK(6);
+#undef UNPACK
+    /* r[i + c], lane L: rows i..i+3 at element 4L + c */
+#define UNPACK(i)                                                                                  \
+    do {                                                                                           \
+        const __m256d a = _mm256_castps_pd(t[i]), b = _mm256_castps_pd(t[i + 1]);                  \
+        const __m256d c = _mm256_castps_pd(t[i + 2]), d = _mm256_castps_pd(t[i + 3]);              \
+        r[i] = _mm256_castpd_ps(_mm256_unpacklo_pd(a, c));                                         \
+        r[i + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(a, c));                                     \
+        r[i + 2] = _mm256_castpd_ps(_mm256_unpacklo_pd(b, d));                                     \
+        r[i + 3] = _mm256_castpd_ps(_mm256_unpackhi_pd(b, d));                                     \
+    } while (0)
+    UNPACK(0);
+    UNPACK(4);
+#undef UNPACK
+    /* column 4L + c: lane L of r[c] (rows 0-3) and of r[4 + c] (rows 4-7) */
+#define LANES(c)                                                                                   \
+    t[c] = _mm256_permute2f128_ps(r[c], r[4 + c], 0x20);                                           \
+    t[4 + c] = _mm256_permute2f128_ps(r[c], r[4 + c], 0x31);
+    REP4(LANES)
+#undef LANES
+#define COPY(i) r[i] = t[i];
+    REP8(COPY)
+#undef COPY
+}
+
+/* A block of 8 columns by 8 k at a time (two per 8 k for the 16-column panel): the 8 stored
+ * rows' next 8 elements each, transposed in registers and written as 8 half rows of the
+ * panel. The last block of a depth not a multiple of 8 loads masked (nothing beyond the
+ * panel's depth is read) and writes only its rows. */
+static void pack_bt_f32(const float *b, size_t ldb, size_t kc, float *restrict dst)
+{
+    size_t kb = 0;
+    for (; kb + 8 <= kc; kb += 8) {
+        for (size_t v = 0; v < 16; v += 8) {
+            __m256 r[8];
+#define LOAD(i) r[i] = _mm256_loadu_ps(b + (v + i) * ldb + kb);
+            REP8(LOAD)
+#undef LOAD
+            transpose8_ps(r);
+#define STORE(c) _mm256_store_ps(dst + (kb + c) * 16 + v, r[c]);
+            REP8(STORE)
+#undef STORE
+        }
+    }
+    if (kb < kc) {
+        const size_t n = kc - kb;
+        const __m256i m = mask_ps(n);
+        for (size_t v = 0; v < 16; v += 8) {
+            __m256 r[8];
+#define LOAD(i) r[i] = _mm256_maskload_ps(b + (v + i) * ldb + kb, m);
+            REP8(LOAD)
+#undef LOAD
+            transpose8_ps(r);
+            for (size_t c = 0; c < n; c++)
+                _mm256_store_ps(dst + (kb + c) * 16 + v, r[c]);
+        }
+    }
+}
+
+/* The same for 4 rows of 4 doubles: r[c] becomes element c of each row (8 shuffles). */
+static inline __attribute__((always_inline)) void transpose4_pd(__m256d r[4])
+{
+    /* t[c], lane L: rows 0, 1 at element 2L + c; t[2 + c]: rows 2, 3 */
+    const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+    const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+    r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+    r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+    r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+
+/* 4 columns by 4 k at a time, two blocks per 4 k for the 8-column panel, as pack_bt_f32. */
+static void pack_bt_f64(const double *b, size_t ldb, size_t kc, double *restrict dst)
+{
+    size_t kb = 0;
+    for (; kb + 4 <= kc; kb += 4) {
+        for (size_t v = 0; v < 8; v += 4) {
+            __m256d r[4];
+#define LOAD(i) r[i] = _mm256_loadu_pd(b + (v + i) * ldb + kb);
+            REP4(LOAD)
+#undef LOAD
+            transpose4_pd(r);
+#define STORE(c) _mm256_store_pd(dst + (kb + c) * 8 + v, r[c]);
+            REP4(STORE)
+#undef STORE
+        }
+    }
+    if (kb < kc) {
+        const size_t n = kc - kb;
+        const __m256i m = mask_pd(n);
+        for (size_t v = 0; v < 8; v += 4) {
+            __m256d r[4];
+#define LOAD(i) r[i] = _mm256_maskload_pd(b + (v + i) * ldb + kb, m);
+            REP4(LOAD)
+#undef LOAD
+            transpose4_pd(r);
+            for (size_t c = 0; c < n; c++)
+                _mm256_store_pd(dst + (kb + c) * 8 + v, r[c]);
+        }
+    }
+}
+
 /* The core's peak in this instruction set: 12 independent chains of 8-float FMAs. */
 static double burn_f32(size_t iters)
 {
@@ -395,10 +521,10 @@ static double burn_f64(size_t iters)
  * (N <= 16) take the thin kernels, 12 rows a call. */
 /* clang-format off */
 const tg_gemm_kernel tg_gemm__avx2_f32 = {
-    MR, 16, 0, 0, 0, {.f32 = kern_f32}, 12, {.f32 = thin_f32}, burn_f32, {.f32 = NULL},
+    MR, 16, 0, 0, 0, {.f32 = kern_f32}, 12, {.f32 = thin_f32}, burn_f32, {.f32 = pack_bt_f32},
     {.f32 = NULL}, {.f32 = kern_f32_pb}};
 const tg_gemm_kernel tg_gemm__avx2_f64 = {
-    MR, 8, 0, 0, 0, {.f64 = kern_f64}, 12, {.f64 = thin_f64}, burn_f64, {.f64 = NULL},
+    MR, 8, 0, 0, 0, {.f64 = kern_f64}, 12, {.f64 = thin_f64}, burn_f64, {.f64 = pack_bt_f64},
     {.f64 = NULL}, {.f64 = kern_f64_pb}};
 /* clang-format on */
 
