@@ -190,8 +190,8 @@ Test(gemm_blocking, products_across_this_machines_blocks_match_the_reference)
 
 /* Where each thread's share of C spans whole columns (one thread, or few rows: gm == 1), it
  * packs its own panels of B as it first uses them, over a full panel of B stored row-major
- * through the kernel that packs as it goes (the AVX-512 tiles): a panel row past the end of B
- * (M < MR: a tile of fewer rows packs it), full panels beside a partial one, two depth blocks
+ * through the kernel that packs as it goes (the AVX-512 and AVX2 tiles): a panel row past the end
+ * of B (M < MR: a tile of fewer rows packs it), full panels beside a partial one, two depth blocks
  * and a shallow rest, a second row block reading what the first packed, and depth below the
  * fused kernels' 32. */
 static size_t own_b_panels(const tg_gemm_shape *s, size_t out[8][3])
@@ -201,6 +201,10 @@ static size_t own_b_panels(const tg_gemm_shape *s, size_t out[8][3])
         {s->mr + 1, s->nr, s->kc + 40},
         {s->mc + s->mr + 2, 3 * s->nr, 40},
         {2 * s->mr, 2 * s->nr, 31},
+        /* two thirds of a tile's rows (all that each tile form's middle BY_ROWS copy
+         * computes), and a last depth block whose transposed packing ends in a partial block
+         * of k */
+        {2 * s->mr / 3, 2 * s->nr + 3, s->kc + 37},
     };
     memcpy(out, sizes, sizeof sizes);
     return sizeof sizes / sizeof *sizes;

@@ -6,7 +6,10 @@
  * broadcast of A use 15 of the 16 ymm registers; 12 independent FMAs per k step cover two
  * pipes of 4-5 cycles latency. Partial tiles use masked loads and stores (vmaskmov), which
  * do not touch memory outside the mask. Products at most 16 columns wide take the thin
- * kernels below (12 rows a call, A read in place), as on the AVX-512 paths. */
+ * kernels below (12 rows a call, A read in place), as on the AVX-512 paths. As there too, a
+ * tile at C's bottom edge multiplies only the rows it stores (rounded up to 2, 4 or 6), the
+ * first tile over a full panel of row-major B can pack it as it goes (fused_b), and B stored
+ * transposed is packed by 8 x 8 (f64: 4 x 4) transposes in registers. */
 #include "gemm_kernels.h"
 
 #ifdef TG_GEMM_X86
@@ -15,6 +18,7 @@
 #endif
 
 #include <immintrin.h>
+#include <stdint.h>
 
 #define MR 6
 #define REP(X) X(0) X(1) X(2) X(3) X(4) X(5)
@@ -80,16 +84,31 @@ static inline void update_pd(double *c, size_t n, __m256d acc, double beta)
                             _mm256_fmadd_pd(_mm256_set1_pd(beta), _mm256_maskload_pd(c, m), acc));
 }
 
-static void kern_f32(size_t kc, const float *restrict a, const float *restrict b, float *restrict c,
-                     size_t ldc, float beta, size_t mr, size_t nr)
+/* The tile's loop, reading B either packed (bp NULL: b is the kc x 16 panel) or where it lies
+ * (b at the panel's first element, B(k, j) = b[k*bk + j], all 16 columns there), then storing
+ * each row of it to the packed panel bp; `rows` of the 6 rows are multiplied
+ * (TG_GEMM_BY_ROWS). Inlined with constant arguments into the kernels below, so each copy gets
+ * only its own loads and FMAs. */
+static inline __attribute__((always_inline)) void
+tile_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk, float *restrict bp,
+         float *restrict c, size_t ldc, float beta, size_t mr, size_t nr, size_t rows)
 {
 #define DECL(r) __m256 c##r##a = _mm256_setzero_ps(), c##r##b = _mm256_setzero_ps();
     REP(DECL)
 #undef DECL
     for (size_t k = 0; k < kc; k++) {
-        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 b0, b1;
+        if (bp) { /* B where it lies (one 64-byte row), stored to the packed panel */
+            TG_GEMM_PREFETCH_B_AHEAD(b, bk, 1);
+            b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+            _mm256_store_ps(bp, b0);
+            _mm256_store_ps(bp + 8, b1);
+            bp += 16;
+        } else {
+            b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        }
 #define FMA(r)                                                                                     \
-    {                                                                                              \
+    if (r < rows) {                                                                                \
         const __m256 ar = _mm256_broadcast_ss(a + r);                                              \
         c##r##a = _mm256_fmadd_ps(ar, b0, c##r##a);                                                \
         c##r##b = _mm256_fmadd_ps(ar, b1, c##r##b);                                                \
@@ -97,7 +116,7 @@ static void kern_f32(size_t kc, const float *restrict a, const float *restrict b
         REP(FMA)
 #undef FMA
         a += MR;
-        b += 16;
+        b += bk;
     }
     const size_t n0 = nr >= 8 ? 8 : nr, n1 = nr > 8 ? nr - 8 : 0;
 #define STORE(r)                                                                                   \
@@ -109,16 +128,45 @@ static void kern_f32(size_t kc, const float *restrict a, const float *restrict b
 #undef STORE
 }
 
-static void kern_f64(size_t kc, const double *restrict a, const double *restrict b,
-                     double *restrict c, size_t ldc, double beta, size_t mr, size_t nr)
+static void kern_f32(size_t kc, const float *restrict a, const float *restrict b, float *restrict c,
+                     size_t ldc, float beta, size_t mr, size_t nr)
+{
+#define TILE(rows) tile_f32(kc, a, b, 16, NULL, c, ldc, beta, mr, nr, rows)
+    TG_GEMM_BY_ROWS(mr, 2, TILE);
+#undef TILE
+}
+
+/* The tile packing its B panel as it goes (gemm_kernels.h, tg_gemm_kern_pb_f32). */
+static void kern_f32_pb(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
+                        float *restrict bp, float *restrict c, size_t ldc, float beta, size_t mr)
+{
+#define TILE(rows) tile_f32(kc, a, b, bk, bp, c, ldc, beta, mr, 16, rows)
+    TG_GEMM_BY_ROWS(mr, 2, TILE);
+#undef TILE
+}
+
+static inline __attribute__((always_inline)) void tile_f64(size_t kc, const double *restrict a,
+                                                           const double *restrict b, size_t bk,
+                                                           double *restrict bp, double *restrict c,
+                                                           size_t ldc, double beta, size_t mr,
+                                                           size_t nr, size_t rows)
 {
 #define DECL(r) __m256d c##r##a = _mm256_setzero_pd(), c##r##b = _mm256_setzero_pd();
     REP(DECL)
 #undef DECL
     for (size_t k = 0; k < kc; k++) {
-        const __m256d b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
+        __m256d b0, b1;
+        if (bp) { /* B where it lies (one 64-byte row), stored to the packed panel */
+            TG_GEMM_PREFETCH_B_AHEAD(b, bk, 1);
+            b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);
+            _mm256_store_pd(bp, b0);
+            _mm256_store_pd(bp + 4, b1);
+            bp += 8;
+        } else {
+            b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
+        }
 #define FMA(r)                                                                                     \
-    {                                                                                              \
+    if (r < rows) {                                                                                \
         const __m256d ar = _mm256_broadcast_sd(a + r);                                             \
         c##r##a = _mm256_fmadd_pd(ar, b0, c##r##a);                                                \
         c##r##b = _mm256_fmadd_pd(ar, b1, c##r##b);                                                \
@@ -126,7 +174,7 @@ static void kern_f64(size_t kc, const double *restrict a, const double *restrict
         REP(FMA)
 #undef FMA
         a += MR;
-        b += 8;
+        b += bk;
     }
     const size_t n0 = nr >= 4 ? 4 : nr, n1 = nr > 4 ? nr - 4 : 0;
 #define STORE(r)                                                                                   \
@@ -136,6 +184,23 @@ static void kern_f64(size_t kc, const double *restrict a, const double *restrict
     }
     REP(STORE)
 #undef STORE
+}
+
+static void kern_f64(size_t kc, const double *restrict a, const double *restrict b,
+                     double *restrict c, size_t ldc, double beta, size_t mr, size_t nr)
+{
+#define TILE(rows) tile_f64(kc, a, b, 8, NULL, c, ldc, beta, mr, nr, rows)
+    TG_GEMM_BY_ROWS(mr, 2, TILE);
+#undef TILE
+}
+
+/* The tile packing its B panel as it goes (gemm_kernels.h, tg_gemm_kern_pb_f64). */
+static void kern_f64_pb(size_t kc, const double *restrict a, const double *restrict b, size_t bk,
+                        double *restrict bp, double *restrict c, size_t ldc, double beta, size_t mr)
+{
+#define TILE(rows) tile_f64(kc, a, b, bk, bp, c, ldc, beta, mr, 8, rows)
+    TG_GEMM_BY_ROWS(mr, 2, TILE);
+#undef TILE
 }
 
 /* ---- thin products (C at most 16 columns) --------------------------------------------------- */
@@ -281,6 +346,131 @@ static void thin_f64(size_t m, size_t n, size_t kc, const double *a, size_t ai, 
     }
 }
 
+/* ---- packing B stored transposed ------------------------------------------------------------ */
+
+/* Written out (REP4, REP8, no loops over the registers): at -O2 a loop over an array of
+ * vectors may stay a loop, and the array then lives on the stack. */
+#define REP4(X) X(0) X(1) X(2) X(3)
+#define REP8(X) REP4(X) X(4) X(5) X(6) X(7)
+
+/* Rows r[0..8) of 8 floats become columns: afterwards r[c] holds element c of each row.
+ * Interleaves of 32-bit, then 64-bit elements within 128-bit lanes, then one round of lane
+ * swaps: 24 shuffles for 64 elements. */
+static inline __attribute__((always_inline)) void transpose8_ps(__m256 r[8])
+{
+    __m256 t[8];
+    /* t[i], lane L: r_i[4L], r_i+1[4L], r_i[4L+1], r_i+1[4L+1]; t[i + 1]: 4L+2, 4L+3 */
+#define UNPACK(i)                                                                                  \
+    do {                                                                                           \
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);                                                 \
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);                                             \
+    } while (0)
+    UNPACK(0);
+    UNPACK(2);
+    UNPACK(4);
+    UNPACK(6);
+#undef UNPACK
+    /* r[i + c], lane L: rows i..i+3 at element 4L + c */
+#define UNPACK(i)                                                                                  \
+    do {                                                                                           \
+        const __m256d a = _mm256_castps_pd(t[i]), b = _mm256_castps_pd(t[i + 1]);                  \
+        const __m256d c = _mm256_castps_pd(t[i + 2]), d = _mm256_castps_pd(t[i + 3]);              \
+        r[i] = _mm256_castpd_ps(_mm256_unpacklo_pd(a, c));                                         \
+        r[i + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(a, c));                                     \
+        r[i + 2] = _mm256_castpd_ps(_mm256_unpacklo_pd(b, d));                                     \
+        r[i + 3] = _mm256_castpd_ps(_mm256_unpackhi_pd(b, d));                                     \
+    } while (0)
+    UNPACK(0);
+    UNPACK(4);
+#undef UNPACK
+    /* column 4L + c: lane L of r[c] (rows 0-3) and of r[4 + c] (rows 4-7) */
+#define LANES(c)                                                                                   \
+    t[c] = _mm256_permute2f128_ps(r[c], r[4 + c], 0x20);                                           \
+    t[4 + c] = _mm256_permute2f128_ps(r[c], r[4 + c], 0x31);
+    REP4(LANES)
+#undef LANES
+#define COPY(i) r[i] = t[i];
+    REP8(COPY)
+#undef COPY
+}
+
+/* A block of 8 columns by 8 k at a time (two per 8 k for the 16-column panel): the 8 stored
+ * rows' next 8 elements each, transposed in registers and written as 8 half rows of the
+ * panel. The last block of a depth not a multiple of 8 loads masked (nothing beyond the
+ * panel's depth is read) and writes only its rows. */
+static void pack_bt_f32(const float *b, size_t ldb, size_t kc, float *restrict dst)
+{
+    size_t kb = 0;
+    for (; kb + 8 <= kc; kb += 8) {
+        for (size_t v = 0; v < 16; v += 8) {
+            __m256 r[8];
+#define LOAD(i) r[i] = _mm256_loadu_ps(b + (v + i) * ldb + kb);
+            REP8(LOAD)
+#undef LOAD
+            transpose8_ps(r);
+#define STORE(c) _mm256_store_ps(dst + (kb + c) * 16 + v, r[c]);
+            REP8(STORE)
+#undef STORE
+        }
+    }
+    if (kb < kc) {
+        const size_t n = kc - kb;
+        const __m256i m = mask_ps(n);
+        for (size_t v = 0; v < 16; v += 8) {
+            __m256 r[8];
+#define LOAD(i) r[i] = _mm256_maskload_ps(b + (v + i) * ldb + kb, m);
+            REP8(LOAD)
+#undef LOAD
+            transpose8_ps(r);
+            for (size_t c = 0; c < n; c++)
+                _mm256_store_ps(dst + (kb + c) * 16 + v, r[c]);
+        }
+    }
+}
+
+/* The same for 4 rows of 4 doubles: r[c] becomes element c of each row (8 shuffles). */
+static inline __attribute__((always_inline)) void transpose4_pd(__m256d r[4])
+{
+    /* t[c], lane L: rows 0, 1 at element 2L + c; t[2 + c]: rows 2, 3 */
+    const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+    const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+    r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+    r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+    r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+
+/* 4 columns by 4 k at a time, two blocks per 4 k for the 8-column panel, as pack_bt_f32. */
+static void pack_bt_f64(const double *b, size_t ldb, size_t kc, double *restrict dst)
+{
+    size_t kb = 0;
+    for (; kb + 4 <= kc; kb += 4) {
+        for (size_t v = 0; v < 8; v += 4) {
+            __m256d r[4];
+#define LOAD(i) r[i] = _mm256_loadu_pd(b + (v + i) * ldb + kb);
+            REP4(LOAD)
+#undef LOAD
+            transpose4_pd(r);
+#define STORE(c) _mm256_store_pd(dst + (kb + c) * 8 + v, r[c]);
+            REP4(STORE)
+#undef STORE
+        }
+    }
+    if (kb < kc) {
+        const size_t n = kc - kb;
+        const __m256i m = mask_pd(n);
+        for (size_t v = 0; v < 8; v += 4) {
+            __m256d r[4];
+#define LOAD(i) r[i] = _mm256_maskload_pd(b + (v + i) * ldb + kb, m);
+            REP4(LOAD)
+#undef LOAD
+            transpose4_pd(r);
+            for (size_t c = 0; c < n; c++)
+                _mm256_store_pd(dst + (kb + c) * 8 + v, r[c]);
+        }
+    }
+}
+
 /* The core's peak in this instruction set: 12 independent chains of 8-float FMAs. */
 static double burn_f32(size_t iters)
 {
@@ -331,11 +521,11 @@ static double burn_f64(size_t iters)
  * (N <= 16) take the thin kernels, 12 rows a call. */
 /* clang-format off */
 const tg_gemm_kernel tg_gemm__avx2_f32 = {
-    MR, 16, 0, 0, 0, {.f32 = kern_f32}, 12, {.f32 = thin_f32}, burn_f32, {.f32 = NULL},
-    {.f32 = NULL}, {.f32 = NULL}};
+    MR, 16, 0, 0, 0, {.f32 = kern_f32}, 12, {.f32 = thin_f32}, burn_f32, {.f32 = pack_bt_f32},
+    {.f32 = NULL}, {.f32 = kern_f32_pb}};
 const tg_gemm_kernel tg_gemm__avx2_f64 = {
-    MR, 8, 0, 0, 0, {.f64 = kern_f64}, 12, {.f64 = thin_f64}, burn_f64, {.f64 = NULL},
-    {.f64 = NULL}, {.f64 = NULL}};
+    MR, 8, 0, 0, 0, {.f64 = kern_f64}, 12, {.f64 = thin_f64}, burn_f64, {.f64 = pack_bt_f64},
+    {.f64 = NULL}, {.f64 = kern_f64_pb}};
 /* clang-format on */
 
 #else

@@ -19,29 +19,6 @@
 #include <stdint.h>
 
 #define MR 12
-/* The kernels that read B where it lies (and pack it as they go) ask for the row of B this
- * many k on: B's rows are often a page or more apart, where the hardware's prefetchers do not
- * follow. The address is formed as an integer, never an out-of-bounds pointer (a prefetch
- * does not fault). */
-#define TILE_PB_AHEAD 8
-#define PREFETCH_B_AHEAD(b, bk, lines)                                                             \
-    do {                                                                                           \
-        const uintptr_t at_ = (uintptr_t)(b) + TILE_PB_AHEAD * (bk) * sizeof(*(b));                \
-        for (size_t l_ = 0; l_ < (lines); l_++)                                                    \
-            _mm_prefetch((const char *)(at_ + 64 * l_), _MM_HINT_T0);                              \
-    } while (0)
-/* A tile's loop computes `rows` of its rows (a constant in each copy of it), the first
- * multiple of q that covers mr: a tile at C's bottom edge does not multiply the rows it will
- * not store (M = 128 leaves 2 of the 6 x 64 tile's rows, 8 of the 12-row tile's). */
-#define BY_ROWS(mr, q, TILE)                                                                       \
-    do {                                                                                           \
-        if ((mr) <= (q))                                                                           \
-            TILE(q);                                                                               \
-        else if ((mr) <= 2 * (q))                                                                  \
-            TILE(2 * (q));                                                                         \
-        else                                                                                       \
-            TILE(3 * (q));                                                                         \
-    } while (0)
 #define REP(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 #define REP8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 #define REP16(X) REP8(X) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
@@ -113,7 +90,7 @@ tile_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
     for (size_t k = 0; k < kc; k++) {
         __m512 b0, b1;
         if (bp) { /* B where it lies, stored to the packed panel */
-            PREFETCH_B_AHEAD(b, bk, 2);
+            TG_GEMM_PREFETCH_B_AHEAD(b, bk, 2);
             b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
             _mm512_store_ps(bp, b0);
             _mm512_store_ps(bp + 16, b1);
@@ -146,7 +123,7 @@ static void kern_f32(size_t kc, const float *restrict a, const float *restrict b
                      size_t ldc, float beta, size_t mr, size_t nr)
 {
 #define TILE(rows) tile_f32(kc, a, b, 32, NULL, c, ldc, beta, mr, nr, rows)
-    BY_ROWS(mr, 4, TILE);
+    TG_GEMM_BY_ROWS(mr, 4, TILE);
 #undef TILE
 }
 
@@ -155,7 +132,7 @@ static void kern_f32_pb(size_t kc, const float *restrict a, const float *restric
                         float *restrict bp, float *restrict c, size_t ldc, float beta, size_t mr)
 {
 #define TILE(rows) tile_f32(kc, a, b, bk, bp, c, ldc, beta, mr, 32, rows)
-    BY_ROWS(mr, 4, TILE);
+    TG_GEMM_BY_ROWS(mr, 4, TILE);
 #undef TILE
 }
 
@@ -178,7 +155,7 @@ static inline __attribute__((always_inline)) void tile_f64(size_t kc, const doub
     for (size_t k = 0; k < kc; k++) {
         __m512d b0, b1;
         if (bp) { /* B where it lies, stored to the packed panel */
-            PREFETCH_B_AHEAD(b, bk, 2);
+            TG_GEMM_PREFETCH_B_AHEAD(b, bk, 2);
             b0 = _mm512_loadu_pd(b), b1 = _mm512_loadu_pd(b + 8);
             _mm512_store_pd(bp, b0);
             _mm512_store_pd(bp + 8, b1);
@@ -211,7 +188,7 @@ static void kern_f64(size_t kc, const double *restrict a, const double *restrict
                      double *restrict c, size_t ldc, double beta, size_t mr, size_t nr)
 {
 #define TILE(rows) tile_f64(kc, a, b, 16, NULL, c, ldc, beta, mr, nr, rows)
-    BY_ROWS(mr, 4, TILE);
+    TG_GEMM_BY_ROWS(mr, 4, TILE);
 #undef TILE
 }
 
@@ -220,7 +197,7 @@ static void kern_f64_pb(size_t kc, const double *restrict a, const double *restr
                         double *restrict bp, double *restrict c, size_t ldc, double beta, size_t mr)
 {
 #define TILE(rows) tile_f64(kc, a, b, bk, bp, c, ldc, beta, mr, 16, rows)
-    BY_ROWS(mr, 4, TILE);
+    TG_GEMM_BY_ROWS(mr, 4, TILE);
 #undef TILE
 }
 
@@ -258,7 +235,7 @@ wide_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
     for (size_t k = 0; k < kc; k++) {
         __m512 b0, b1, b2, b3;
         if (bp) {
-            PREFETCH_B_AHEAD(b, bk, 4);
+            TG_GEMM_PREFETCH_B_AHEAD(b, bk, 4);
             b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
             b2 = _mm512_loadu_ps(b + 32), b3 = _mm512_loadu_ps(b + 48);
             _mm512_store_ps(bp, b0);
@@ -301,7 +278,7 @@ static void kern_f32_wide(size_t kc, const float *restrict a, const float *restr
                           float *restrict c, size_t ldc, float beta, size_t mr, size_t nr)
 {
 #define TILE(rows) wide_f32(kc, a, b, 64, NULL, c, ldc, beta, mr, nr, rows)
-    BY_ROWS(mr, 2, TILE);
+    TG_GEMM_BY_ROWS(mr, 2, TILE);
 #undef TILE
 }
 
@@ -311,7 +288,7 @@ static void kern_f32_wide_pb(size_t kc, const float *restrict a, const float *re
                              size_t mr)
 {
 #define TILE(rows) wide_f32(kc, a, b, bk, bp, c, ldc, beta, mr, 64, rows)
-    BY_ROWS(mr, 2, TILE);
+    TG_GEMM_BY_ROWS(mr, 2, TILE);
 #undef TILE
 }
 

@@ -97,6 +97,34 @@ typedef struct tg_gemm_kernel {
     } fused_b;
 } tg_gemm_kernel;
 
+/* ---- shared by the kernel files ---------------------------------------------------------- */
+
+/* A tile's loop computes `rows` of its rows (a constant in each copy of it), the first
+ * multiple of q that covers mr, for q a third of MR: a tile at C's bottom edge does not
+ * multiply the rows it will not store (M = 128 leaves 2 rows of a 6-row tile, 8 of a 12-row
+ * one). TILE(rows) expands to the tile's loop for that many rows. */
+#define TG_GEMM_BY_ROWS(mr, q, TILE)                                                               \
+    do {                                                                                           \
+        if ((mr) <= (q))                                                                           \
+            TILE(q);                                                                               \
+        else if ((mr) <= 2 * (q))                                                                  \
+            TILE(2 * (q));                                                                         \
+        else                                                                                       \
+            TILE(3 * (q));                                                                         \
+    } while (0)
+
+/* The kernels that read B where it lies (and pack it as they go, tg_gemm_kern_pb_*) ask for
+ * the row of B this many k on: B's rows are often a page or more apart, where the hardware's
+ * prefetchers do not follow. The address is formed as an integer, never an out-of-bounds
+ * pointer (a prefetch does not fault). For files with <immintrin.h> and <stdint.h>. */
+#define TG_GEMM_PB_AHEAD 8
+#define TG_GEMM_PREFETCH_B_AHEAD(b, bk, lines)                                                     \
+    do {                                                                                           \
+        const uintptr_t at_ = (uintptr_t)(b) + TG_GEMM_PB_AHEAD * (bk) * sizeof(*(b));             \
+        for (size_t l_ = 0; l_ < (lines); l_++)                                                    \
+            _mm_prefetch((const char *)(at_ + 64 * l_), _MM_HINT_T0);                              \
+    } while (0)
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 /* The build compiles gemm_avx512.c and gemm_avx2.c with their instruction sets (see the
  * top-level CMakeLists.txt); the driver calls them only after checking the CPU. */
