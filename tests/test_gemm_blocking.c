@@ -9,7 +9,8 @@
  * not a multiple of it, K of 1, odd, and across two depth blocks. Also: the thin path's
  * results bit-identical for any thread count (the AVX2 path's at widths that take each of its
  * register shapes), and the AVX2 path has a thin kernel. Also: slots that pack their own
- * panels of B (the kernels that pack B as they go) at the edges of those panels. */
+ * panels of B (the kernels that pack B as they go) at the edges of those panels, and with
+ * two thirds of a tile's rows. */
 #include <criterion/criterion.h>
 
 #include <float.h>
