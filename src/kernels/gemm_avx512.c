@@ -414,49 +414,72 @@ static void thin_f64(size_t m, size_t n, size_t kc, const double *a, size_t ai, 
 
 /* Rows r[0..16) of 16 floats become columns: afterwards r[c] holds element c of each row.
  * Interleaves of 32-bit, then 64-bit elements within 128-bit lanes, then two rounds of lane
- * shuffles: 64 shuffles for 256 elements. */
+ * shuffles: 64 shuffles for 256 elements. Written out, not as loops, and its callers store
+ * full blocks with REP16: gcc -O2 then keeps the array in registers (with loops, or a store
+ * loop of variable count, it spilled every vector to the stack). */
 static inline __attribute__((always_inline)) void transpose16_ps(__m512 r[16])
 {
-    __m512 t[16];
-    for (int i = 0; i < 16; i += 2) { /* lane L: r_i[4L], r_i+1[4L], r_i[4L+1], r_i+1[4L+1] */
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    /* t[i], t[i + 1], lane L: rows i, i+1 interleaved at elements 4L, 4L+1 and 4L+2, 4L+3 */
+#define PAIR(i, j)                                                                                 \
+    const __m512 t##i = _mm512_unpacklo_ps(r[i], r[j]), t##j = _mm512_unpackhi_ps(r[i], r[j]);
+    PAIR(0, 1)
+    PAIR(2, 3) PAIR(4, 5) PAIR(6, 7) PAIR(8, 9) PAIR(10, 11) PAIR(12, 13) PAIR(14, 15)
+#undef PAIR
+    /* u[i + c], lane L: rows i..i+3 at element 4L + c */
+#define PD(x) _mm512_castps_pd(x)
+#define PS(x) _mm512_castpd_ps(x)
+#define QUAD(a, b, c, d)                                                                           \
+    const __m512 u##a = PS(_mm512_unpacklo_pd(PD(t##a), PD(t##c))),                                \
+                 u##b = PS(_mm512_unpackhi_pd(PD(t##a), PD(t##c))),                                \
+                 u##c = PS(_mm512_unpacklo_pd(PD(t##b), PD(t##d))),                                \
+                 u##d = PS(_mm512_unpackhi_pd(PD(t##b), PD(t##d)));
+        QUAD(0, 1, 2, 3) QUAD(4, 5, 6, 7) QUAD(8, 9, 10, 11) QUAD(12, 13, 14, 15)
+#undef QUAD
+#undef PS
+#undef PD
+    /* column 4L + c: lane L of u[c], u[4 + c], u[8 + c], u[12 + c] */
+#define COLUMNS(c, c4, c8, c12)                                                                    \
+    {                                                                                              \
+        const __m512 lo0 = _mm512_shuffle_f32x4(u##c, u##c4, 0x44); /* lanes 0, 1 of each */       \
+        const __m512 hi0 = _mm512_shuffle_f32x4(u##c, u##c4, 0xEE); /* lanes 2, 3 */               \
+        const __m512 lo1 = _mm512_shuffle_f32x4(u##c8, u##c12, 0x44);                              \
+        const __m512 hi1 = _mm512_shuffle_f32x4(u##c8, u##c12, 0xEE);                              \
+        r[c] = _mm512_shuffle_f32x4(lo0, lo1, 0x88);                                               \
+        r[c4] = _mm512_shuffle_f32x4(lo0, lo1, 0xDD);                                              \
+        r[c8] = _mm512_shuffle_f32x4(hi0, hi1, 0x88);                                              \
+        r[c12] = _mm512_shuffle_f32x4(hi0, hi1, 0xDD);                                             \
     }
-    for (int i = 0; i < 16; i += 4) { /* r[i + c], lane L: rows i..i+3 at element 4L + c */
-        const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
-        const __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
-        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-    for (int c = 0; c < 4; c++) { /* column 4L + c: lane L of r[c], r[4 + c], r[8 + c], r[12 + c] */
-        const __m512 lo0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44); /* lanes 0, 1 of each */
-        const __m512 hi0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xEE); /* lanes 2, 3 */
-        const __m512 lo1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44);
-        const __m512 hi1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xEE);
-        t[c] = _mm512_shuffle_f32x4(lo0, lo1, 0x88);
-        t[4 + c] = _mm512_shuffle_f32x4(lo0, lo1, 0xDD);
-        t[8 + c] = _mm512_shuffle_f32x4(hi0, hi1, 0x88);
-        t[12 + c] = _mm512_shuffle_f32x4(hi0, hi1, 0xDD);
-    }
-    for (int i = 0; i < 16; i++)
-        r[i] = t[i];
+            COLUMNS(0, 4, 8, 12) COLUMNS(1, 5, 9, 13) COLUMNS(2, 6, 10, 14) COLUMNS(3, 7, 11, 15)
+#undef COLUMNS
 }
 
-/* A block of 16 columns by 16 k at a time: the 16 stored rows' next 16 elements each (masked
- * past kc, so nothing beyond the panel's depth is read), transposed in registers, and written
- * as 16 rows of the panel. (By gathers, one vector of 16 rows a k, packing took a sixth of a
- * 128 x 512 x 256 product; element by element, a third.) */
+/* A block of 16 columns by 16 k at a time: the 16 stored rows' next 16 elements each,
+ * transposed in registers and written as 16 rows of the panel; the last block of a depth that
+ * is not a multiple of 16 loads masked, so nothing beyond the panel's depth is read. (By
+ * gathers, one vector of 16 rows a k, packing took a sixth of a 128 x 512 x 256 product;
+ * element by element, a third.) */
 static void pack_bt_f32(const float *b, size_t ldb, size_t kc, float *restrict dst, size_t NR)
 {
-    for (size_t kb = 0; kb < kc; kb += 16) {
-        const size_t n = kc - kb < 16 ? kc - kb : 16;
+    size_t kb = 0;
+    for (; kb + 16 <= kc; kb += 16)
+        for (size_t v = 0; v < NR; v += 16) {
+            __m512 r[16];
+#define LOAD(i) r[i] = _mm512_loadu_ps(b + (v + i) * ldb + kb);
+            REP16(LOAD)
+#undef LOAD
+            transpose16_ps(r);
+#define STORE(c) _mm512_store_ps(dst + (kb + c) * NR + v, r[c]);
+            REP16(STORE)
+#undef STORE
+        }
+    if (kb < kc) {
+        const size_t n = kc - kb;
         const __mmask16 m = mask16(n);
         for (size_t v = 0; v < NR; v += 16) {
             __m512 r[16];
-            for (size_t i = 0; i < 16; i++)
-                r[i] = _mm512_maskz_loadu_ps(m, b + (v + i) * ldb + kb);
+#define LOAD(i) r[i] = _mm512_maskz_loadu_ps(m, b + (v + i) * ldb + kb);
+            REP16(LOAD)
+#undef LOAD
             transpose16_ps(r);
             for (size_t c = 0; c < n; c++)
                 _mm512_store_ps(dst + (kb + c) * NR + v, r[c]);
@@ -467,32 +490,50 @@ static void pack_bt_f32(const float *b, size_t ldb, size_t kc, float *restrict d
 /* The same for 8 rows of 8 doubles: r[c] becomes element c of each row (24 shuffles). */
 static inline __attribute__((always_inline)) void transpose8_pd(__m512d r[8])
 {
-    __m512d t[8];
-    for (int i = 0; i < 8; i += 2) { /* t[i + c], lane L: rows i, i+1 at element 2L + c */
-        t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);
+    /* t[i + c], lane L: rows i, i+1 at element 2L + c */
+#define PAIR(i, j)                                                                                 \
+    const __m512d t##i = _mm512_unpacklo_pd(r[i], r[j]), t##j = _mm512_unpackhi_pd(r[i], r[j]);
+    PAIR(0, 1)
+    PAIR(2, 3) PAIR(4, 5) PAIR(6, 7)
+#undef PAIR
+    /* column 2L + c: lane L of t[c], t[2 + c], t[4 + c], t[6 + c] */
+#define COLUMNS(c, c2, c4, c6)                                                                     \
+    {                                                                                              \
+        const __m512d lo0 = _mm512_shuffle_f64x2(t##c, t##c2, 0x44);                               \
+        const __m512d hi0 = _mm512_shuffle_f64x2(t##c, t##c2, 0xEE);                               \
+        const __m512d lo1 = _mm512_shuffle_f64x2(t##c4, t##c6, 0x44);                              \
+        const __m512d hi1 = _mm512_shuffle_f64x2(t##c4, t##c6, 0xEE);                              \
+        r[c] = _mm512_shuffle_f64x2(lo0, lo1, 0x88);                                               \
+        r[c2] = _mm512_shuffle_f64x2(lo0, lo1, 0xDD);                                              \
+        r[c4] = _mm512_shuffle_f64x2(hi0, hi1, 0x88);                                              \
+        r[c6] = _mm512_shuffle_f64x2(hi0, hi1, 0xDD);                                              \
     }
-    for (int c = 0; c < 2; c++) { /* column 2L + c: lane L of t[c], t[2 + c], t[4 + c], t[6 + c] */
-        const __m512d lo0 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0x44);
-        const __m512d hi0 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0xEE);
-        const __m512d lo1 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0x44);
-        const __m512d hi1 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0xEE);
-        r[c] = _mm512_shuffle_f64x2(lo0, lo1, 0x88);
-        r[2 + c] = _mm512_shuffle_f64x2(lo0, lo1, 0xDD);
-        r[4 + c] = _mm512_shuffle_f64x2(hi0, hi1, 0x88);
-        r[6 + c] = _mm512_shuffle_f64x2(hi0, hi1, 0xDD);
-    }
+        COLUMNS(0, 2, 4, 6) COLUMNS(1, 3, 5, 7)
+#undef COLUMNS
 }
 
 static void pack_bt_f64(const double *b, size_t ldb, size_t kc, double *restrict dst, size_t NR)
 {
-    for (size_t kb = 0; kb < kc; kb += 8) {
-        const size_t n = kc - kb < 8 ? kc - kb : 8;
+    size_t kb = 0;
+    for (; kb + 8 <= kc; kb += 8)
+        for (size_t v = 0; v < NR; v += 8) {
+            __m512d r[8];
+#define LOAD(i) r[i] = _mm512_loadu_pd(b + (v + i) * ldb + kb);
+            REP8(LOAD)
+#undef LOAD
+            transpose8_pd(r);
+#define STORE(c) _mm512_store_pd(dst + (kb + c) * NR + v, r[c]);
+            REP8(STORE)
+#undef STORE
+        }
+    if (kb < kc) {
+        const size_t n = kc - kb;
         const __mmask8 m = mask8(n);
         for (size_t v = 0; v < NR; v += 8) {
             __m512d r[8];
-            for (size_t i = 0; i < 8; i++)
-                r[i] = _mm512_maskz_loadu_pd(m, b + (v + i) * ldb + kb);
+#define LOAD(i) r[i] = _mm512_maskz_loadu_pd(m, b + (v + i) * ldb + kb);
+            REP8(LOAD)
+#undef LOAD
             transpose8_pd(r);
             for (size_t c = 0; c < n; c++)
                 _mm512_store_pd(dst + (kb + c) * NR + v, r[c]);
