@@ -7,7 +7,10 @@
  * (two FMA pipes x 4 cycles of latency need 8) against 2 vector loads and 12 broadcasts.
  * 12 rows rather than 14 keeps the padding of M = 128 (the MLP's batch) to 4 rows.
  * Partial tiles (matrix edges) use masked loads and stores, which never touch memory
- * outside the mask, so C is never read or written beyond its nr columns. */
+ * outside the mask, so C is never read or written beyond its nr columns. A tile at C's
+ * bottom edge multiplies only the rows it stores (rounded up to a third of the tile:
+ * TG_GEMM_BY_ROWS), the first tile over a full panel of row-major B can pack it as it goes
+ * (fused_b), and B stored transposed is packed by transposes in registers. */
 #include "gemm_kernels.h"
 
 #ifdef TG_GEMM_X86
@@ -71,6 +74,11 @@ static inline __attribute__((always_inline)) void update_pd(double *c, __mmask8 
     }
 }
 
+/* The tile's loop, reading B either packed (bp NULL: b is the kc x 32 panel) or where it lies
+ * (b at the panel's first element, B(k, j) = b[k*bk + j], all 32 columns there), then storing
+ * each row of it to the packed panel bp; `rows` of the 12 rows are multiplied
+ * (TG_GEMM_BY_ROWS). Inlined with constant arguments into the kernels below, so each copy gets
+ * only its own loads and FMAs. tile_f64 is the same for doubles (kc x 16). */
 static inline __attribute__((always_inline)) void
 tile_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk, float *restrict bp,
          float *restrict c, size_t ldc, float beta, size_t mr, size_t nr, size_t rows)
@@ -421,9 +429,15 @@ static inline __attribute__((always_inline)) void transpose16_ps(__m512 r[16])
 {
     /* t[i], t[i + 1], lane L: rows i, i+1 interleaved at elements 4L, 4L+1 and 4L+2, 4L+3 */
 #define PAIR(i, j)                                                                                 \
-    const __m512 t##i = _mm512_unpacklo_ps(r[i], r[j]), t##j = _mm512_unpackhi_ps(r[i], r[j]);
-    PAIR(0, 1)
-    PAIR(2, 3) PAIR(4, 5) PAIR(6, 7) PAIR(8, 9) PAIR(10, 11) PAIR(12, 13) PAIR(14, 15)
+    const __m512 t##i = _mm512_unpacklo_ps(r[i], r[j]), t##j = _mm512_unpackhi_ps(r[i], r[j])
+    PAIR(0, 1);
+    PAIR(2, 3);
+    PAIR(4, 5);
+    PAIR(6, 7);
+    PAIR(8, 9);
+    PAIR(10, 11);
+    PAIR(12, 13);
+    PAIR(14, 15);
 #undef PAIR
     /* u[i + c], lane L: rows i..i+3 at element 4L + c */
 #define PD(x) _mm512_castps_pd(x)
@@ -432,14 +446,17 @@ static inline __attribute__((always_inline)) void transpose16_ps(__m512 r[16])
     const __m512 u##a = PS(_mm512_unpacklo_pd(PD(t##a), PD(t##c))),                                \
                  u##b = PS(_mm512_unpackhi_pd(PD(t##a), PD(t##c))),                                \
                  u##c = PS(_mm512_unpacklo_pd(PD(t##b), PD(t##d))),                                \
-                 u##d = PS(_mm512_unpackhi_pd(PD(t##b), PD(t##d)));
-        QUAD(0, 1, 2, 3) QUAD(4, 5, 6, 7) QUAD(8, 9, 10, 11) QUAD(12, 13, 14, 15)
+                 u##d = PS(_mm512_unpackhi_pd(PD(t##b), PD(t##d)))
+    QUAD(0, 1, 2, 3);
+    QUAD(4, 5, 6, 7);
+    QUAD(8, 9, 10, 11);
+    QUAD(12, 13, 14, 15);
 #undef QUAD
 #undef PS
 #undef PD
     /* column 4L + c: lane L of u[c], u[4 + c], u[8 + c], u[12 + c] */
 #define COLUMNS(c, c4, c8, c12)                                                                    \
-    {                                                                                              \
+    do {                                                                                           \
         const __m512 lo0 = _mm512_shuffle_f32x4(u##c, u##c4, 0x44); /* lanes 0, 1 of each */       \
         const __m512 hi0 = _mm512_shuffle_f32x4(u##c, u##c4, 0xEE); /* lanes 2, 3 */               \
         const __m512 lo1 = _mm512_shuffle_f32x4(u##c8, u##c12, 0x44);                              \
@@ -448,8 +465,11 @@ static inline __attribute__((always_inline)) void transpose16_ps(__m512 r[16])
         r[c4] = _mm512_shuffle_f32x4(lo0, lo1, 0xDD);                                              \
         r[c8] = _mm512_shuffle_f32x4(hi0, hi1, 0x88);                                              \
         r[c12] = _mm512_shuffle_f32x4(hi0, hi1, 0xDD);                                             \
-    }
-            COLUMNS(0, 4, 8, 12) COLUMNS(1, 5, 9, 13) COLUMNS(2, 6, 10, 14) COLUMNS(3, 7, 11, 15)
+    } while (0)
+    COLUMNS(0, 4, 8, 12);
+    COLUMNS(1, 5, 9, 13);
+    COLUMNS(2, 6, 10, 14);
+    COLUMNS(3, 7, 11, 15);
 #undef COLUMNS
 }
 
@@ -492,13 +512,15 @@ static inline __attribute__((always_inline)) void transpose8_pd(__m512d r[8])
 {
     /* t[i + c], lane L: rows i, i+1 at element 2L + c */
 #define PAIR(i, j)                                                                                 \
-    const __m512d t##i = _mm512_unpacklo_pd(r[i], r[j]), t##j = _mm512_unpackhi_pd(r[i], r[j]);
-    PAIR(0, 1)
-    PAIR(2, 3) PAIR(4, 5) PAIR(6, 7)
+    const __m512d t##i = _mm512_unpacklo_pd(r[i], r[j]), t##j = _mm512_unpackhi_pd(r[i], r[j])
+    PAIR(0, 1);
+    PAIR(2, 3);
+    PAIR(4, 5);
+    PAIR(6, 7);
 #undef PAIR
     /* column 2L + c: lane L of t[c], t[2 + c], t[4 + c], t[6 + c] */
 #define COLUMNS(c, c2, c4, c6)                                                                     \
-    {                                                                                              \
+    do {                                                                                           \
         const __m512d lo0 = _mm512_shuffle_f64x2(t##c, t##c2, 0x44);                               \
         const __m512d hi0 = _mm512_shuffle_f64x2(t##c, t##c2, 0xEE);                               \
         const __m512d lo1 = _mm512_shuffle_f64x2(t##c4, t##c6, 0x44);                              \
@@ -507,8 +529,9 @@ static inline __attribute__((always_inline)) void transpose8_pd(__m512d r[8])
         r[c2] = _mm512_shuffle_f64x2(lo0, lo1, 0xDD);                                              \
         r[c4] = _mm512_shuffle_f64x2(hi0, hi1, 0x88);                                              \
         r[c6] = _mm512_shuffle_f64x2(hi0, hi1, 0xDD);                                              \
-    }
-        COLUMNS(0, 2, 4, 6) COLUMNS(1, 3, 5, 7)
+    } while (0)
+    COLUMNS(0, 2, 4, 6);
+    COLUMNS(1, 3, 5, 7);
 #undef COLUMNS
 }
 

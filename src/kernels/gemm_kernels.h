@@ -56,6 +56,7 @@ typedef void (*tg_gemm_kern_pb_f32)(size_t kc, const float *a, const float *b, s
                                     float *c, size_t ldc, float beta, size_t mr);
 typedef void (*tg_gemm_kern_pb_f64)(size_t kc, const double *a, const double *b, size_t bk,
                                     double *bp, double *c, size_t ldc, double beta, size_t mr);
+
 /* A micro-kernel and the blocking it wants (elements):
  *   MR x NR  the register tile: MR*NR/lanes accumulators plus the B vectors and one broadcast
  *            of A must fit the register file, with enough independent FMAs to hide latency.
@@ -70,7 +71,8 @@ typedef void (*tg_gemm_kern_pb_f64)(size_t kc, const double *a, const double *b,
  *   burn     runs `iters` rounds of independent FMA chains in the kernel's instruction set
  *            and vector width, for measuring the core's peak; returns the flops done.
  *   pack_bt  packs B stored transposed (above), or NULL.
- *   fused    the micro-kernel that packs its A panel as it goes (above), or NULL. */
+ *   fused    the micro-kernel that packs its A panel as it goes (above), or NULL.
+ *   fused_b  the micro-kernel that packs its B panel as it goes (above), or NULL. */
 typedef struct tg_gemm_kernel {
     size_t mr, nr, kc, mc, nc;
     union {
