@@ -120,13 +120,8 @@ void case_select(tg_op op, tg_rng *rng)
     }
 }
 
-/* concat and stack of 1..4 inputs along every axis; concat of different lengths too. */
-static tg_tensor *concat_lengths_fn(tg_tape *tape, tg_tensor *const *in, size_t n, void *ud)
-{
-    (void)ud;
-    return tg_concat(tape, in, n, -2);
-}
-
+/* concat and stack of 1..4 inputs along every axis (concat: of one shape here; of different
+ * lengths along the axis in case_concat). */
 void case_join(tg_op op, tg_rng *rng)
 {
     static const shp shapes[] = {S0, S1(3), S2(2, 3), S3(2, 1, 3)};
@@ -136,9 +131,21 @@ void case_join(tg_op op, tg_rng *rng)
             for (int axis = -r - stack; axis <= r - 1 + stack; axis++)
                 check_index(rng, &(spec){.op = op, .at.axis = axis}, shapes[i], n);
     }
+}
+
+/* concat of inputs whose lengths along the axis differ too. */
+static tg_tensor *concat_lengths_fn(tg_tape *tape, tg_tensor *const *in, size_t n, void *ud)
+{
+    (void)ud;
+    return tg_concat(tape, in, n, -2);
+}
+
+void case_concat(tg_op op, tg_rng *rng)
+{
+    case_join(op, rng);
     static const shp parts[][3] = {{S3(2, 1, 3), S3(2, 3, 3), S3(2, 2, 3)},
                                    {S2(1, 2), S2(4, 2), S2(0, 2)}};
-    for (size_t p = 0; op == TG_OP_CONCAT && p < COUNT(parts); p++) {
+    for (size_t p = 0; p < COUNT(parts); p++) {
         tg_tensor *in[3];
         for (size_t i = 0; i < 3; i++)
             in[i] = make_input(rng, parts[p][i], K_NORMAL);

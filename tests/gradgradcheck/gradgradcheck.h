@@ -89,6 +89,7 @@ void case_softmax(tg_op op, tg_rng *rng);
 void case_slice(tg_op op, tg_rng *rng);
 void case_select(tg_op op, tg_rng *rng);
 void case_join(tg_op op, tg_rng *rng);
+void case_concat(tg_op op, tg_rng *rng);
 void case_take(tg_op op, tg_rng *rng);
 void case_permute(tg_op op, tg_rng *rng);
 /* cases_custom.c */
