@@ -167,17 +167,15 @@ static void check_every_packed_path(sizes_fn sizes)
     cr_assert(tg__gemm_force(TG_GEMM_AUTO));
 }
 
-/* Sizes from the blocking: past MC and KC; the thin kernel's M not a multiple of its rows,
- * K across two KC blocks, N from 1 to 16 and just past it. */
+/* Sizes from the blocking: past MC (at depth KC: shallower blocks get more rows, so MC is
+ * only crossed at full depth) and across KC blocks; the thin kernel's M not a multiple of its
+ * rows, K across two KC blocks, N from 1 to 16 and just past it. */
 static size_t across_blocks(const tg_gemm_shape *s, size_t out[8][3])
 {
     const size_t tm = s->thin_mr ? s->thin_mr : 8;
     const size_t sizes[][3] = {
-        {s->mc + 5, 33, s->kc + 3},
-        {3 * tm + 5, 10, 2 * s->kc + 7},
-        {tm - 1, 16, 5},
-        {2 * tm + 1, 1, 40},
-        {tm + 3, 17, 9},
+        {s->mc + 5, 33, s->kc}, {s->mr + 3, 33, s->kc + 3}, {3 * tm + 5, 10, 2 * s->kc + 7},
+        {tm - 1, 16, 5},        {2 * tm + 1, 1, 40},        {tm + 3, 17, 9},
         {37, 9, s->kc},
     };
     memcpy(out, sizes, sizeof sizes);
@@ -191,21 +189,29 @@ Test(gemm_blocking, products_across_this_machines_blocks_match_the_reference)
 
 /* Where each thread's share of C spans whole columns (one thread, or few rows: gm == 1), it
  * packs its own panels of B as it first uses them, over a full panel of B stored row-major
- * through the kernel that packs as it goes (the AVX-512 and AVX2 tiles): a panel row past the end
- * of B (M < MR: a tile of fewer rows packs it), full panels beside a partial one, two depth blocks
- * and a shallow rest, a second row block reading what the first packed, and depth below the
- * fused kernels' 32. */
+ * through the kernel that packs as it goes (the AVX-512 and AVX2 tiles). Every N is past the
+ * thin path's 16 columns. */
 static size_t own_b_panels(const tg_gemm_shape *s, size_t out[8][3])
 {
+    const size_t wide = s->nr > 16 ? s->nr : 3 * s->nr; /* whole panels only */
+    /* two slots (2^19 multiply-adds or more) of 2 row tiles, which split their columns */
+    const size_t m2 = 2 * s->mr, n2 = 4 * s->nr + 5, k2 = (1u << 19) / (m2 * n2) + 1;
     const size_t sizes[][3] = {
+        /* fewer rows than a tile (the tile that packs B stores fewer), whole panels beside a
+         * partial one, three depth blocks */
         {s->mr - 1, 2 * s->nr + 7, 2 * s->kc + 9},
-        {s->mr + 1, s->nr, s->kc + 40},
-        {s->mc + s->mr + 2, 3 * s->nr, 40},
-        {2 * s->mr, 2 * s->nr, 31},
+        /* one row more than a tile, two depth blocks */
+        {s->mr + 1, wide, s->kc + 40},
+        /* a second row block (MC at depth KC) reading the panels the first packed */
+        {s->mc + s->mr + 2, s->nr + 1, s->kc},
+        /* depth below the fused kernels' 32: packed first */
+        {2 * s->mr, wide, 31},
         /* two thirds of a tile's rows (all that each tile form's middle BY_ROWS copy
          * computes), and a last depth block whose transposed packing ends in a partial block
          * of k */
         {2 * s->mr / 3, 2 * s->nr + 3, s->kc + 37},
+        /* at 2 threads, two slots side by side, each packing its own panels */
+        {m2, n2, k2 > 2 * s->kc + 9 ? k2 : 2 * s->kc + 9},
     };
     memcpy(out, sizes, sizeof sizes);
     return sizeof sizes / sizeof *sizes;

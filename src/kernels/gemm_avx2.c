@@ -18,7 +18,6 @@
 #endif
 
 #include <immintrin.h>
-#include <stdint.h>
 
 #define MR 6
 #define REP(X) X(0) X(1) X(2) X(3) X(4) X(5)
@@ -97,15 +96,16 @@ tile_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
     REP(DECL)
 #undef DECL
     for (size_t k = 0; k < kc; k++) {
+        const float *brow = b + k * bk; /* row k of B, packed or not */
         __m256 b0, b1;
         if (bp) { /* B where it lies (one 64-byte row), stored to the packed panel */
-            TG_GEMM_PREFETCH_B_AHEAD(b, bk, 1);
-            b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+            TG_GEMM_PREFETCH(brow, TG_GEMM_PB_AHEAD * bk, 64);
+            b0 = _mm256_loadu_ps(brow), b1 = _mm256_loadu_ps(brow + 8);
             _mm256_store_ps(bp, b0);
             _mm256_store_ps(bp + 8, b1);
             bp += 16;
         } else {
-            b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+            b0 = _mm256_load_ps(brow), b1 = _mm256_load_ps(brow + 8);
         }
 #define FMA(r)                                                                                     \
     if (r < rows) {                                                                                \
@@ -116,7 +116,6 @@ tile_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
         REP(FMA)
 #undef FMA
         a += MR;
-        b += bk;
     }
     const size_t n0 = nr >= 8 ? 8 : nr, n1 = nr > 8 ? nr - 8 : 0;
 #define STORE(r)                                                                                   \
@@ -155,15 +154,16 @@ static inline __attribute__((always_inline)) void tile_f64(size_t kc, const doub
     REP(DECL)
 #undef DECL
     for (size_t k = 0; k < kc; k++) {
+        const double *brow = b + k * bk; /* row k of B, packed or not */
         __m256d b0, b1;
         if (bp) { /* B where it lies (one 64-byte row), stored to the packed panel */
-            TG_GEMM_PREFETCH_B_AHEAD(b, bk, 1);
-            b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);
+            TG_GEMM_PREFETCH(brow, TG_GEMM_PB_AHEAD * bk, 64);
+            b0 = _mm256_loadu_pd(brow), b1 = _mm256_loadu_pd(brow + 4);
             _mm256_store_pd(bp, b0);
             _mm256_store_pd(bp + 4, b1);
             bp += 8;
         } else {
-            b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
+            b0 = _mm256_load_pd(brow), b1 = _mm256_load_pd(brow + 4);
         }
 #define FMA(r)                                                                                     \
     if (r < rows) {                                                                                \
@@ -174,7 +174,6 @@ static inline __attribute__((always_inline)) void tile_f64(size_t kc, const doub
         REP(FMA)
 #undef FMA
         a += MR;
-        b += bk;
     }
     const size_t n0 = nr >= 4 ? 4 : nr, n1 = nr > 4 ? nr - 4 : 0;
 #define STORE(r)                                                                                   \

@@ -19,7 +19,6 @@
 #endif
 
 #include <immintrin.h>
-#include <stdint.h>
 
 #define MR 12
 #define REP(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
@@ -96,15 +95,16 @@ tile_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
     REP(PREFETCH)
 #undef PREFETCH
     for (size_t k = 0; k < kc; k++) {
+        const float *brow = b + k * bk; /* row k of B, packed or not */
         __m512 b0, b1;
         if (bp) { /* B where it lies, stored to the packed panel */
-            TG_GEMM_PREFETCH_B_AHEAD(b, bk, 2);
-            b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+            TG_GEMM_PREFETCH(brow, TG_GEMM_PB_AHEAD * bk, 128);
+            b0 = _mm512_loadu_ps(brow), b1 = _mm512_loadu_ps(brow + 16);
             _mm512_store_ps(bp, b0);
             _mm512_store_ps(bp + 16, b1);
             bp += 32;
         } else {
-            b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+            b0 = _mm512_load_ps(brow), b1 = _mm512_load_ps(brow + 16);
         }
 #define FMA(r)                                                                                     \
     if (r < rows) {                                                                                \
@@ -115,7 +115,6 @@ tile_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
         REP(FMA)
 #undef FMA
         a += MR;
-        b += bk;
     }
     const __mmask16 m0 = mask16(nr), m1 = mask16(nr > 16 ? nr - 16 : 0);
 #define STORE(r)                                                                                   \
@@ -161,15 +160,16 @@ static inline __attribute__((always_inline)) void tile_f64(size_t kc, const doub
     REP(PREFETCH)
 #undef PREFETCH
     for (size_t k = 0; k < kc; k++) {
+        const double *brow = b + k * bk; /* row k of B, packed or not */
         __m512d b0, b1;
         if (bp) { /* B where it lies, stored to the packed panel */
-            TG_GEMM_PREFETCH_B_AHEAD(b, bk, 2);
-            b0 = _mm512_loadu_pd(b), b1 = _mm512_loadu_pd(b + 8);
+            TG_GEMM_PREFETCH(brow, TG_GEMM_PB_AHEAD * bk, 128);
+            b0 = _mm512_loadu_pd(brow), b1 = _mm512_loadu_pd(brow + 8);
             _mm512_store_pd(bp, b0);
             _mm512_store_pd(bp + 8, b1);
             bp += 16;
         } else {
-            b0 = _mm512_load_pd(b), b1 = _mm512_load_pd(b + 8);
+            b0 = _mm512_load_pd(brow), b1 = _mm512_load_pd(brow + 8);
         }
 #define FMA(r)                                                                                     \
     if (r < rows) {                                                                                \
@@ -180,7 +180,6 @@ static inline __attribute__((always_inline)) void tile_f64(size_t kc, const doub
         REP(FMA)
 #undef FMA
         a += MR;
-        b += bk;
     }
     const __mmask8 m0 = mask8(nr), m1 = mask8(nr > 8 ? nr - 8 : 0);
 #define STORE(r)                                                                                   \
@@ -241,19 +240,20 @@ wide_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
     REP6(PREFETCH)
 #undef PREFETCH
     for (size_t k = 0; k < kc; k++) {
+        const float *brow = b + k * bk; /* row k of B, packed or not */
         __m512 b0, b1, b2, b3;
         if (bp) {
-            TG_GEMM_PREFETCH_B_AHEAD(b, bk, 4);
-            b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-            b2 = _mm512_loadu_ps(b + 32), b3 = _mm512_loadu_ps(b + 48);
+            TG_GEMM_PREFETCH(brow, TG_GEMM_PB_AHEAD * bk, 256);
+            b0 = _mm512_loadu_ps(brow), b1 = _mm512_loadu_ps(brow + 16);
+            b2 = _mm512_loadu_ps(brow + 32), b3 = _mm512_loadu_ps(brow + 48);
             _mm512_store_ps(bp, b0);
             _mm512_store_ps(bp + 16, b1);
             _mm512_store_ps(bp + 32, b2);
             _mm512_store_ps(bp + 48, b3);
             bp += 64;
         } else {
-            b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-            b2 = _mm512_load_ps(b + 32), b3 = _mm512_load_ps(b + 48);
+            b0 = _mm512_load_ps(brow), b1 = _mm512_load_ps(brow + 16);
+            b2 = _mm512_load_ps(brow + 32), b3 = _mm512_load_ps(brow + 48);
         }
 #define FMA(r)                                                                                     \
     if (r < rows) {                                                                                \
@@ -266,7 +266,6 @@ wide_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
         REP6(FMA)
 #undef FMA
         a += MRW;
-        b += bk;
     }
     const __mmask16 m0 = mask16(nr), m1 = mask16(nr > 16 ? nr - 16 : 0);
     const __mmask16 m2 = mask16(nr > 32 ? nr - 32 : 0), m3 = mask16(nr > 48 ? nr - 48 : 0);

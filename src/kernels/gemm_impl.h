@@ -104,21 +104,6 @@ static const tg_gemm_kernel SFX(portable_kernel) = {
 
 /* ---- packing ------------------------------------------------------------------------------- */
 
-#ifndef GEMM_PREFETCH_ROW
-/* Asks for the `bytes` (whole cache lines) at p + off elements, which may lie past the end of
- * the matrix: a prefetch never faults, and the address is formed as an integer so that it is
- * never an out-of-bounds pointer. */
-#if defined(__GNUC__) || defined(__clang__)
-#define GEMM_PREFETCH_ROW(p, off, bytes)                                                           \
-    do {                                                                                           \
-        const uintptr_t at_ = (uintptr_t)(p) + (off) * sizeof(*(p));                               \
-        for (size_t l_ = 0; l_ < (bytes); l_ += 64)                                                \
-            __builtin_prefetch((const void *)(at_ + l_));                                          \
-    } while (0)
-#else
-#define GEMM_PREFETCH_ROW(p, off, bytes) ((void)0)
-#endif
-#endif
 
 /* A[i0:i0+mc, k0:k0+kc] into ceil(mc/MR) micro-panels, each kc x MR (element (i, k) of a
  * panel at k*MR + i). Row-major A is read a row at a time; A stored transposed is already a
@@ -158,7 +143,7 @@ static void SFX(pack_a)(const tg_gemm_kernel *kd, bool transA, const T *A, size_
                     T *d = dst + k * 12;
                     if (k % 16 == 0)
                         for (size_t i = 0; i < 12; i++)
-                            GEMM_PREFETCH_ROW(src, i * lda + k + 64, 64);
+                            TG_GEMM_PREFETCH(src, i * lda + k + 64, 64);
                     PACK_ROW(0) PACK_ROW(1) PACK_ROW(2) PACK_ROW(3) PACK_ROW(4) PACK_ROW(5)
                     PACK_ROW(6) PACK_ROW(7) PACK_ROW(8) PACK_ROW(9) PACK_ROW(10) PACK_ROW(11)
                 }
@@ -167,7 +152,7 @@ static void SFX(pack_a)(const tg_gemm_kernel *kd, bool transA, const T *A, size_
                     T *d = dst + k * 6;
                     if (k % 16 == 0)
                         for (size_t i = 0; i < 6; i++)
-                            GEMM_PREFETCH_ROW(src, i * lda + k + 64, 64);
+                            TG_GEMM_PREFETCH(src, i * lda + k + 64, 64);
                     PACK_ROW(0) PACK_ROW(1) PACK_ROW(2) PACK_ROW(3) PACK_ROW(4) PACK_ROW(5)
                 }
             }
@@ -205,11 +190,10 @@ static GEMM_CODE_ALIGN void SFX(pack_b)(size_t NR, bool transB, const T *B, size
     if (!transB) {
         const T *src = B + k0 * ldb + j0;
         if (nr == NR && (NR * sizeof(T) == 128 || NR * sizeof(T) == 256)) {
-            /* the AVX-512 tiles: constant sizes, copied inline, the row 8 ahead fetched
-             * meanwhile (B's rows are often a page or more apart, where the hardware's
-             * prefetchers do not follow) */
+            /* the AVX-512 tiles: constant sizes, copied inline, the row TG_GEMM_PB_AHEAD on
+             * fetched meanwhile */
             for (size_t k = 0; k < kc; k++, src += ldb) {
-                GEMM_PREFETCH_ROW(src, 8 * ldb, NR * sizeof(T));
+                TG_GEMM_PREFETCH(src, TG_GEMM_PB_AHEAD * ldb, NR * sizeof(T));
                 if (NR * sizeof(T) == 128)
                     memcpy(dst + k * NR, src, 128);
                 else

@@ -6,6 +6,7 @@
 #define TAPEGRAD_GEMM_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* C[0:mr, 0:nr] = update(C, sum over k < kc of a[k*MR + i] * b[k*NR + j]), where a is a packed
  * MR-row micro-panel of A and b a packed NR-column micro-panel of B (both kc deep, zero-padded,
@@ -50,8 +51,8 @@ typedef void (*tg_gemm_kern_pa_f64)(size_t kc, const double *a, size_t ai, size_
 /* The micro-kernel fused with the packing of its B micro-panel, for a full one (NR columns)
  * of B stored row-major: the same product and update of C as tg_gemm_kern_* with nr = NR,
  * but reading B where it lies, B(k, j) = b[k*bk + j], and writing meanwhile the packed panel
- * (bp[k*NR + j], as the driver's packing would) for the later calls over the same columns.
- * Same sum, same order, same bits. */
+ * (bp[k*NR + j], as the driver's packing would) for the later calls over the same columns:
+ * bp 64-byte aligned as packed panels are, b as it comes. Same sum, same order, same bits. */
 typedef void (*tg_gemm_kern_pb_f32)(size_t kc, const float *a, const float *b, size_t bk, float *bp,
                                     float *c, size_t ldc, float beta, size_t mr);
 typedef void (*tg_gemm_kern_pb_f64)(size_t kc, const double *a, const double *b, size_t bk,
@@ -115,17 +116,24 @@ typedef struct tg_gemm_kernel {
             TILE(3 * (q));                                                                         \
     } while (0)
 
-/* The kernels that read B where it lies (and pack it as they go, tg_gemm_kern_pb_*) ask for
- * the row of B this many k on: B's rows are often a page or more apart, where the hardware's
- * prefetchers do not follow. The address is formed as an integer, never an out-of-bounds
- * pointer (a prefetch does not fault). For files with <immintrin.h> and <stdint.h>. */
-#define TG_GEMM_PB_AHEAD 8
-#define TG_GEMM_PREFETCH_B_AHEAD(b, bk, lines)                                                     \
+/* Asks for the `bytes` (whole cache lines) at p + off elements, which may lie past the end of
+ * the matrix: a prefetch never faults, and the address is formed as an integer so that it is
+ * never an out-of-bounds pointer. */
+#if defined(__GNUC__) || defined(__clang__)
+#define TG_GEMM_PREFETCH(p, off, bytes)                                                            \
     do {                                                                                           \
-        const uintptr_t at_ = (uintptr_t)(b) + TG_GEMM_PB_AHEAD * (bk) * sizeof(*(b));             \
-        for (size_t l_ = 0; l_ < (lines); l_++)                                                    \
-            _mm_prefetch((const char *)(at_ + 64 * l_), _MM_HINT_T0);                              \
+        const uintptr_t at_ = (uintptr_t)(p) + (off) * sizeof(*(p));                               \
+        for (size_t l_ = 0; l_ < (bytes); l_ += 64)                                                \
+            __builtin_prefetch((const void *)(at_ + l_));                                          \
     } while (0)
+#else
+#define TG_GEMM_PREFETCH(p, off, bytes) ((void)0)
+#endif
+
+/* B's rows are often a page or more apart, where the hardware's prefetchers do not follow:
+ * what reads B a row at a time where it lies (pack_b, the kernels that pack B as they go)
+ * asks for the row this many k on. */
+#define TG_GEMM_PB_AHEAD 8
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 /* The build compiles gemm_avx512.c and gemm_avx2.c with their instruction sets (see the

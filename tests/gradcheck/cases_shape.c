@@ -187,7 +187,7 @@ void case_select(tg_op op, tg_rng *rng)
 }
 
 /* n = 1..4 inputs along every axis (concat: of one shape here; of different lengths along the
- * axis in case_concat_lengths). */
+ * axis in case_concat). */
 void case_join(tg_op op, tg_rng *rng)
 {
     static const shp shapes[] = {S0, S1(3), S2(2, 3), S3(2, 1, 3)};
