@@ -18,6 +18,7 @@
 #endif
 
 #include <immintrin.h>
+#include <stdbool.h>
 
 #define MR 6
 #define REP(X) X(0) X(1) X(2) X(3) X(4) X(5)
@@ -130,18 +131,14 @@ tile_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
 static void kern_f32(size_t kc, const float *restrict a, const float *restrict b, float *restrict c,
                      size_t ldc, float beta, size_t mr, size_t nr)
 {
-#define TILE(rows) tile_f32(kc, a, b, 16, NULL, c, ldc, beta, mr, nr, rows)
-    TG_GEMM_BY_ROWS(mr, 2, TILE);
-#undef TILE
+    TG_GEMM_BY_ROWS(mr, 2, tile_f32, kc, a, b, 16, NULL, c, ldc, beta, mr, nr);
 }
 
 /* The tile packing its B panel as it goes (gemm_kernels.h, tg_gemm_kern_pb_f32). */
 static void kern_f32_pb(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
                         float *restrict bp, float *restrict c, size_t ldc, float beta, size_t mr)
 {
-#define TILE(rows) tile_f32(kc, a, b, bk, bp, c, ldc, beta, mr, 16, rows)
-    TG_GEMM_BY_ROWS(mr, 2, TILE);
-#undef TILE
+    TG_GEMM_BY_ROWS(mr, 2, tile_f32, kc, a, b, bk, bp, c, ldc, beta, mr, 16);
 }
 
 static inline __attribute__((always_inline)) void tile_f64(size_t kc, const double *restrict a,
@@ -188,18 +185,14 @@ static inline __attribute__((always_inline)) void tile_f64(size_t kc, const doub
 static void kern_f64(size_t kc, const double *restrict a, const double *restrict b,
                      double *restrict c, size_t ldc, double beta, size_t mr, size_t nr)
 {
-#define TILE(rows) tile_f64(kc, a, b, 8, NULL, c, ldc, beta, mr, nr, rows)
-    TG_GEMM_BY_ROWS(mr, 2, TILE);
-#undef TILE
+    TG_GEMM_BY_ROWS(mr, 2, tile_f64, kc, a, b, 8, NULL, c, ldc, beta, mr, nr);
 }
 
 /* The tile packing its B panel as it goes (gemm_kernels.h, tg_gemm_kern_pb_f64). */
 static void kern_f64_pb(size_t kc, const double *restrict a, const double *restrict b, size_t bk,
                         double *restrict bp, double *restrict c, size_t ldc, double beta, size_t mr)
 {
-#define TILE(rows) tile_f64(kc, a, b, bk, bp, c, ldc, beta, mr, 8, rows)
-    TG_GEMM_BY_ROWS(mr, 2, TILE);
-#undef TILE
+    TG_GEMM_BY_ROWS(mr, 2, tile_f64, kc, a, b, bk, bp, c, ldc, beta, mr, 8);
 }
 
 /* ---- thin products (C at most 16 columns) --------------------------------------------------- */
@@ -393,38 +386,40 @@ static inline __attribute__((always_inline)) void transpose8_ps(__m256 r[8])
 #undef COPY
 }
 
-/* A block of 8 columns by 8 k at a time (two per 8 k for the 16-column panel): the 8 stored
- * rows' next 8 elements each, transposed in registers and written as 8 half rows of the
- * panel. The last block of a depth not a multiple of 8 loads masked (nothing beyond the
- * panel's depth is read) and writes only its rows. */
+/* One block of 8 columns by n <= 8 k (b at its first stored row and depth, dst at its first
+ * panel row): the 8 stored rows' next n elements each, transposed in registers and written as
+ * n half rows of the 16-column panel. A full block (n = 8, a constant at the call) has its
+ * stores written out; the last block of a depth not a multiple of 8 loads masked (nothing
+ * beyond the panel's depth is read) and writes only its rows. */
+static inline __attribute__((always_inline)) void bt_block_f32(const float *b, size_t ldb,
+                                                               float *restrict dst, size_t n)
+{
+    const bool full = n == 8;
+    const __m256i m = mask_ps(n);
+    __m256 r[8];
+#define LOAD(i) r[i] = full ? _mm256_loadu_ps(b + (i)*ldb) : _mm256_maskload_ps(b + (i)*ldb, m);
+    REP8(LOAD)
+#undef LOAD
+    transpose8_ps(r);
+    if (full) {
+#define STORE(c) _mm256_store_ps(dst + (c)*16, r[c]);
+        REP8(STORE)
+#undef STORE
+    } else {
+        for (size_t c = 0; c < n; c++)
+            _mm256_store_ps(dst + c * 16, r[c]);
+    }
+}
+
+/* The 16-column panel 8 k at a time, two blocks per 8 k. */
 static void pack_bt_f32(const float *b, size_t ldb, size_t kc, float *restrict dst)
 {
     size_t kb = 0;
-    for (; kb + 8 <= kc; kb += 8) {
-        for (size_t v = 0; v < 16; v += 8) {
-            __m256 r[8];
-#define LOAD(i) r[i] = _mm256_loadu_ps(b + (v + i) * ldb + kb);
-            REP8(LOAD)
-#undef LOAD
-            transpose8_ps(r);
-#define STORE(c) _mm256_store_ps(dst + (kb + c) * 16 + v, r[c]);
-            REP8(STORE)
-#undef STORE
-        }
-    }
-    if (kb < kc) {
-        const size_t n = kc - kb;
-        const __m256i m = mask_ps(n);
-        for (size_t v = 0; v < 16; v += 8) {
-            __m256 r[8];
-#define LOAD(i) r[i] = _mm256_maskload_ps(b + (v + i) * ldb + kb, m);
-            REP8(LOAD)
-#undef LOAD
-            transpose8_ps(r);
-            for (size_t c = 0; c < n; c++)
-                _mm256_store_ps(dst + (kb + c) * 16 + v, r[c]);
-        }
-    }
+    for (; kb + 8 <= kc; kb += 8)
+        for (size_t v = 0; v < 16; v += 8)
+            bt_block_f32(b + v * ldb + kb, ldb, dst + kb * 16 + v, 8);
+    for (size_t v = 0; kb < kc && v < 16; v += 8)
+        bt_block_f32(b + v * ldb + kb, ldb, dst + kb * 16 + v, kc - kb);
 }
 
 /* The same for 4 rows of 4 doubles: r[c] becomes element c of each row (8 shuffles). */
@@ -439,35 +434,36 @@ static inline __attribute__((always_inline)) void transpose4_pd(__m256d r[4])
     r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
 }
 
-/* 4 columns by 4 k at a time, two blocks per 4 k for the 8-column panel, as pack_bt_f32. */
+/* One block of 4 columns by n <= 4 k, as bt_block_f32, for the 8-column panel. */
+static inline __attribute__((always_inline)) void bt_block_f64(const double *b, size_t ldb,
+                                                               double *restrict dst, size_t n)
+{
+    const bool full = n == 4;
+    const __m256i m = mask_pd(n);
+    __m256d r[4];
+#define LOAD(i) r[i] = full ? _mm256_loadu_pd(b + (i)*ldb) : _mm256_maskload_pd(b + (i)*ldb, m);
+    REP4(LOAD)
+#undef LOAD
+    transpose4_pd(r);
+    if (full) {
+#define STORE(c) _mm256_store_pd(dst + (c)*8, r[c]);
+        REP4(STORE)
+#undef STORE
+    } else {
+        for (size_t c = 0; c < n; c++)
+            _mm256_store_pd(dst + c * 8, r[c]);
+    }
+}
+
+/* The 8-column panel 4 k at a time, two blocks per 4 k. */
 static void pack_bt_f64(const double *b, size_t ldb, size_t kc, double *restrict dst)
 {
     size_t kb = 0;
-    for (; kb + 4 <= kc; kb += 4) {
-        for (size_t v = 0; v < 8; v += 4) {
-            __m256d r[4];
-#define LOAD(i) r[i] = _mm256_loadu_pd(b + (v + i) * ldb + kb);
-            REP4(LOAD)
-#undef LOAD
-            transpose4_pd(r);
-#define STORE(c) _mm256_store_pd(dst + (kb + c) * 8 + v, r[c]);
-            REP4(STORE)
-#undef STORE
-        }
-    }
-    if (kb < kc) {
-        const size_t n = kc - kb;
-        const __m256i m = mask_pd(n);
-        for (size_t v = 0; v < 8; v += 4) {
-            __m256d r[4];
-#define LOAD(i) r[i] = _mm256_maskload_pd(b + (v + i) * ldb + kb, m);
-            REP4(LOAD)
-#undef LOAD
-            transpose4_pd(r);
-            for (size_t c = 0; c < n; c++)
-                _mm256_store_pd(dst + (kb + c) * 8 + v, r[c]);
-        }
-    }
+    for (; kb + 4 <= kc; kb += 4)
+        for (size_t v = 0; v < 8; v += 4)
+            bt_block_f64(b + v * ldb + kb, ldb, dst + kb * 8 + v, 4);
+    for (size_t v = 0; kb < kc && v < 8; v += 4)
+        bt_block_f64(b + v * ldb + kb, ldb, dst + kb * 8 + v, kc - kb);
 }
 
 /* The core's peak in this instruction set: 12 independent chains of 8-float FMAs. */

@@ -19,6 +19,7 @@
 #endif
 
 #include <immintrin.h>
+#include <stdbool.h>
 
 #define MR 12
 #define REP(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
@@ -129,18 +130,14 @@ tile_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
 static void kern_f32(size_t kc, const float *restrict a, const float *restrict b, float *restrict c,
                      size_t ldc, float beta, size_t mr, size_t nr)
 {
-#define TILE(rows) tile_f32(kc, a, b, 32, NULL, c, ldc, beta, mr, nr, rows)
-    TG_GEMM_BY_ROWS(mr, 4, TILE);
-#undef TILE
+    TG_GEMM_BY_ROWS(mr, 4, tile_f32, kc, a, b, 32, NULL, c, ldc, beta, mr, nr);
 }
 
 /* The tile packing its B panel as it goes (gemm_kernels.h, tg_gemm_kern_pb_f32). */
 static void kern_f32_pb(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
                         float *restrict bp, float *restrict c, size_t ldc, float beta, size_t mr)
 {
-#define TILE(rows) tile_f32(kc, a, b, bk, bp, c, ldc, beta, mr, 32, rows)
-    TG_GEMM_BY_ROWS(mr, 4, TILE);
-#undef TILE
+    TG_GEMM_BY_ROWS(mr, 4, tile_f32, kc, a, b, bk, bp, c, ldc, beta, mr, 32);
 }
 
 static inline __attribute__((always_inline)) void tile_f64(size_t kc, const double *restrict a,
@@ -194,18 +191,14 @@ static inline __attribute__((always_inline)) void tile_f64(size_t kc, const doub
 static void kern_f64(size_t kc, const double *restrict a, const double *restrict b,
                      double *restrict c, size_t ldc, double beta, size_t mr, size_t nr)
 {
-#define TILE(rows) tile_f64(kc, a, b, 16, NULL, c, ldc, beta, mr, nr, rows)
-    TG_GEMM_BY_ROWS(mr, 4, TILE);
-#undef TILE
+    TG_GEMM_BY_ROWS(mr, 4, tile_f64, kc, a, b, 16, NULL, c, ldc, beta, mr, nr);
 }
 
 /* The tile packing its B panel as it goes (gemm_kernels.h, tg_gemm_kern_pb_f64). */
 static void kern_f64_pb(size_t kc, const double *restrict a, const double *restrict b, size_t bk,
                         double *restrict bp, double *restrict c, size_t ldc, double beta, size_t mr)
 {
-#define TILE(rows) tile_f64(kc, a, b, bk, bp, c, ldc, beta, mr, 16, rows)
-    TG_GEMM_BY_ROWS(mr, 4, TILE);
-#undef TILE
+    TG_GEMM_BY_ROWS(mr, 4, tile_f64, kc, a, b, bk, bp, c, ldc, beta, mr, 16);
 }
 
 /* ---- the wide tile: 6 rows x 4 vectors of f32 ------------------------------------------------ */
@@ -284,9 +277,7 @@ wide_f32(size_t kc, const float *restrict a, const float *restrict b, size_t bk,
 static void kern_f32_wide(size_t kc, const float *restrict a, const float *restrict b,
                           float *restrict c, size_t ldc, float beta, size_t mr, size_t nr)
 {
-#define TILE(rows) wide_f32(kc, a, b, 64, NULL, c, ldc, beta, mr, nr, rows)
-    TG_GEMM_BY_ROWS(mr, 2, TILE);
-#undef TILE
+    TG_GEMM_BY_ROWS(mr, 2, wide_f32, kc, a, b, 64, NULL, c, ldc, beta, mr, nr);
 }
 
 /* The wide tile packing its B panel as it goes (gemm_kernels.h, tg_gemm_kern_pb_f32). */
@@ -294,9 +285,7 @@ static void kern_f32_wide_pb(size_t kc, const float *restrict a, const float *re
                              float *restrict bp, float *restrict c, size_t ldc, float beta,
                              size_t mr)
 {
-#define TILE(rows) wide_f32(kc, a, b, bk, bp, c, ldc, beta, mr, 64, rows)
-    TG_GEMM_BY_ROWS(mr, 2, TILE);
-#undef TILE
+    TG_GEMM_BY_ROWS(mr, 2, wide_f32, kc, a, b, bk, bp, c, ldc, beta, mr, 64);
 }
 
 /* The wide tile reading its 6 rows of A in place and packing them as it goes (the contract:
@@ -472,38 +461,41 @@ static inline __attribute__((always_inline)) void transpose16_ps(__m512 r[16])
 #undef COLUMNS
 }
 
-/* A block of 16 columns by 16 k at a time: the 16 stored rows' next 16 elements each,
- * transposed in registers and written as 16 rows of the panel; the last block of a depth that
- * is not a multiple of 16 loads masked, so nothing beyond the panel's depth is read. (By
- * gathers, one vector of 16 rows a k, packing took a sixth of a 128 x 512 x 256 product;
- * element by element, a third.) */
+/* One block of 16 columns by n <= 16 k (b at its first stored row and depth, dst at its first
+ * panel row): the 16 stored rows' next n elements each, transposed in registers and written
+ * as n rows of the panel. A full block (n = 16, a constant at the call) has its stores
+ * written out; the last block of a depth that is not a multiple of 16 loads masked, so
+ * nothing beyond the panel's depth is read. */
+static inline __attribute__((always_inline)) void
+bt_block_f32(const float *b, size_t ldb, float *restrict dst, size_t NR, size_t n)
+{
+    const bool full = n == 16;
+    const __mmask16 m = mask16(n);
+    __m512 r[16];
+#define LOAD(i) r[i] = full ? _mm512_loadu_ps(b + (i)*ldb) : _mm512_maskz_loadu_ps(m, b + (i)*ldb);
+    REP16(LOAD)
+#undef LOAD
+    transpose16_ps(r);
+    if (full) {
+#define STORE(c) _mm512_store_ps(dst + (c)*NR, r[c]);
+        REP16(STORE)
+#undef STORE
+    } else {
+        for (size_t c = 0; c < n; c++)
+            _mm512_store_ps(dst + c * NR, r[c]);
+    }
+}
+
+/* The panel 16 columns by 16 k at a time. (By gathers, one vector of 16 rows a k, packing
+ * took a sixth of a 128 x 512 x 256 product; element by element, a third.) */
 static void pack_bt_f32(const float *b, size_t ldb, size_t kc, float *restrict dst, size_t NR)
 {
     size_t kb = 0;
     for (; kb + 16 <= kc; kb += 16)
-        for (size_t v = 0; v < NR; v += 16) {
-            __m512 r[16];
-#define LOAD(i) r[i] = _mm512_loadu_ps(b + (v + i) * ldb + kb);
-            REP16(LOAD)
-#undef LOAD
-            transpose16_ps(r);
-#define STORE(c) _mm512_store_ps(dst + (kb + c) * NR + v, r[c]);
-            REP16(STORE)
-#undef STORE
-        }
-    if (kb < kc) {
-        const size_t n = kc - kb;
-        const __mmask16 m = mask16(n);
-        for (size_t v = 0; v < NR; v += 16) {
-            __m512 r[16];
-#define LOAD(i) r[i] = _mm512_maskz_loadu_ps(m, b + (v + i) * ldb + kb);
-            REP16(LOAD)
-#undef LOAD
-            transpose16_ps(r);
-            for (size_t c = 0; c < n; c++)
-                _mm512_store_ps(dst + (kb + c) * NR + v, r[c]);
-        }
-    }
+        for (size_t v = 0; v < NR; v += 16)
+            bt_block_f32(b + v * ldb + kb, ldb, dst + kb * NR + v, NR, 16);
+    for (size_t v = 0; kb < kc && v < NR; v += 16)
+        bt_block_f32(b + v * ldb + kb, ldb, dst + kb * NR + v, NR, kc - kb);
 }
 
 /* The same for 8 rows of 8 doubles: r[c] becomes element c of each row (24 shuffles). */
@@ -534,33 +526,35 @@ static inline __attribute__((always_inline)) void transpose8_pd(__m512d r[8])
 #undef COLUMNS
 }
 
+/* One block, as bt_block_f32: n = 8 rows, or fewer. */
+static inline __attribute__((always_inline)) void
+bt_block_f64(const double *b, size_t ldb, double *restrict dst, size_t NR, size_t n)
+{
+    const bool full = n == 8;
+    const __mmask8 m = mask8(n);
+    __m512d r[8];
+#define LOAD(i) r[i] = full ? _mm512_loadu_pd(b + (i)*ldb) : _mm512_maskz_loadu_pd(m, b + (i)*ldb);
+    REP8(LOAD)
+#undef LOAD
+    transpose8_pd(r);
+    if (full) {
+#define STORE(c) _mm512_store_pd(dst + (c)*NR, r[c]);
+        REP8(STORE)
+#undef STORE
+    } else {
+        for (size_t c = 0; c < n; c++)
+            _mm512_store_pd(dst + c * NR, r[c]);
+    }
+}
+
 static void pack_bt_f64(const double *b, size_t ldb, size_t kc, double *restrict dst, size_t NR)
 {
     size_t kb = 0;
     for (; kb + 8 <= kc; kb += 8)
-        for (size_t v = 0; v < NR; v += 8) {
-            __m512d r[8];
-#define LOAD(i) r[i] = _mm512_loadu_pd(b + (v + i) * ldb + kb);
-            REP8(LOAD)
-#undef LOAD
-            transpose8_pd(r);
-#define STORE(c) _mm512_store_pd(dst + (kb + c) * NR + v, r[c]);
-            REP8(STORE)
-#undef STORE
-        }
-    if (kb < kc) {
-        const size_t n = kc - kb;
-        const __mmask8 m = mask8(n);
-        for (size_t v = 0; v < NR; v += 8) {
-            __m512d r[8];
-#define LOAD(i) r[i] = _mm512_maskz_loadu_pd(m, b + (v + i) * ldb + kb);
-            REP8(LOAD)
-#undef LOAD
-            transpose8_pd(r);
-            for (size_t c = 0; c < n; c++)
-                _mm512_store_pd(dst + (kb + c) * NR + v, r[c]);
-        }
-    }
+        for (size_t v = 0; v < NR; v += 8)
+            bt_block_f64(b + v * ldb + kb, ldb, dst + kb * NR + v, NR, 8);
+    for (size_t v = 0; kb < kc && v < NR; v += 8)
+        bt_block_f64(b + v * ldb + kb, ldb, dst + kb * NR + v, NR, kc - kb);
 }
 
 static void pack_bt_f32_32(const float *b, size_t ldb, size_t kc, float *dst)

@@ -105,15 +105,15 @@ typedef struct tg_gemm_kernel {
 /* A tile's loop computes `rows` of its rows (a constant in each copy of it), the first
  * multiple of q that covers mr, for q a third of MR: a tile at C's bottom edge does not
  * multiply the rows it will not store (M = 128 leaves 2 rows of a 6-row tile, 8 of a 12-row
- * one). TILE(rows) expands to the tile's loop for that many rows. */
-#define TG_GEMM_BY_ROWS(mr, q, TILE)                                                               \
+ * one). Calls tile(args..., rows), the tile's loop inlined for that many rows. */
+#define TG_GEMM_BY_ROWS(mr, q, tile, ...)                                                          \
     do {                                                                                           \
         if ((mr) <= (q))                                                                           \
-            TILE(q);                                                                               \
+            tile(__VA_ARGS__, (q));                                                                \
         else if ((mr) <= 2 * (q))                                                                  \
-            TILE(2 * (q));                                                                         \
+            tile(__VA_ARGS__, 2 * (q));                                                            \
         else                                                                                       \
-            TILE(3 * (q));                                                                         \
+            tile(__VA_ARGS__, 3 * (q));                                                            \
     } while (0)
 
 /* Asks for the `bytes` (whole cache lines) at p + off elements, which may lie past the end of
