@@ -185,12 +185,6 @@ static inline __attribute__((always_inline)) tg_status tg_tape__finish_node(tg_t
     return TG_OK;
 }
 
-/* The general path of tg_tape__record, out of line so that the planned path stays small:
- * writes header y in full for op on a (and b), runs the shape rule, gives y its element count
- * and data, and appends it. TG_OK, or the error (kept on the tape). */
-tg_status tg_tape__record_general(tg_tape *tape, tg_tensor *y, const tg_op_desc *d, tg_tensor *a,
-                                  tg_tensor *b, tg_node_attr attr);
-
 /* Records an op of more than two inputs (tg_op__nary) on ins[0..n), always by the general
  * path: checks every input, keeps them in the node's ext (with custom and user, for a custom
  * op), runs the shape rule and the forward. Returns the new node, or NULL with the error kept
@@ -198,71 +192,118 @@ tg_status tg_tape__record_general(tg_tape *tape, tg_tensor *y, const tg_op_desc 
 tg_tensor *tg_tape__record_n(tg_tape *tape, const tg_op_desc *d, tg_tensor *const *ins, size_t n,
                              tg_node_attr attr, const struct tg_custom_op *custom, void *user);
 
-/* Records the op of descriptor d on inputs a (and b for binary ops) with attributes attr:
- * checks, the plan (or the shape rule), allocation, forward. Returns the new node, or NULL
- * with the error kept on the tape (and NULL quietly when the tape already has an error). */
-static inline __attribute__((always_inline)) tg_tensor *
-tg_tape__record(tg_tape *tape, const tg_op_desc *d, tg_tensor *a, tg_tensor *b, tg_node_attr attr)
+/* attr's axis (an op with one) as the shape rule normalizes it: 0..rank-1 for a negative one. */
+static inline __attribute__((always_inline)) void
+tg_tape__normalize_axis(const tg_op_desc *d, const tg_tensor *a, tg_node_attr *attr)
 {
-    const bool binary = d->info.arity == 2;
-    if (TG_UNLIKELY(!tape || tape->status != TG_OK || !a || !tg_tape__input_ready(tape, a) ||
-                    (binary && (!b || !tg_tape__input_ready(tape, b) || a->dtype != b->dtype))) &&
-        tg_tape__admit(tape, d, a, b) != TG_OK)
-        return NULL;
-    if (!binary)
-        b = NULL;
+    if (tg_op__has_axis(d) && attr->r.axis < 0 && attr->r.axis != TG_ALL_AXES &&
+        attr->r.axis >= -(int)a->rank)
+        attr->r.axis += a->rank;
+}
+
+/* Whether header y, the one node tape->n_nodes of the recording two resets ago had, holds what
+ * op d on a (and b) with attributes attr (axis normalized) would write, so that the plan
+ * stands in for the shape rule (see above). */
+static inline __attribute__((always_inline)) bool
+tg_tape__plan_holds(const tg_tape *tape, const tg_op_desc *d, const tg_tensor *y,
+                    const tg_tensor *a, const tg_tensor *b, tg_node_attr attr)
+{
+    return tape->n_nodes < tape->plan_nodes && tg_op__plannable(d) && y->op == d->op &&
+           y->in[0] == a && y->in[1] == b && y->dtype == a->dtype &&
+           tg_tape__input_planned(tape, a) &&
+           (d->info.arity != 2 || tg_tape__input_planned(tape, b)) &&
+           (!tg_op__has_axis(d) ||
+            (y->attr.r.axis == attr.r.axis && y->attr.r.keepdim == attr.r.keepdim));
+}
+
+/* Makes header y (tg_tape__plan_holds) node n of this recording: tape, index, op, dtype,
+ * inputs, rank, shape and numel are in place, and n < plan_nodes <= cap_nodes. data is its
+ * value buffer (rank > 0 and not a view; else unused). */
+static inline __attribute__((always_inline)) void
+tg_tape__plan_refresh(tg_tape *tape, const tg_op_desc *d, tg_tensor *y, tg_node_attr attr,
+                      void *data)
+{
     const size_t n = tape->n_nodes;
-    tg_tensor *y = tg_tape__new_header(tape);
-    if (TG_UNLIKELY(!y)) {
-        tg_tape__fail_oom(tape, d->info.name, sizeof *y);
-        return NULL;
+    TG_ASSERT(y->tape == tape && y->index == n);
+    y->attr = attr;
+    y->gen = tape->base.gen;
+    y->grad_pass = 0;
+    y->flags = TG_TF_PLANNED | (d->view ? TG_TF_VIEW : 0);
+    if (TG_UNLIKELY(y->name != NULL)) /* only read, so that the first line stays clean */
+        y->name = NULL;
+    if (y->rank == 0) {
+        /* data (unless a view) and grad point into inl since tg_tape__finish_node */
+        TG_ASSERT(y->grad == y->inl.grad && (d->view || y->data == y->inl.value));
+    } else {
+        y->grad = NULL;
+        if (!d->view)
+            y->data = data;
     }
-    const bool has_axis = tg_op__has_axis(d);
-    if (has_axis && attr.r.axis < 0 && attr.r.axis != TG_ALL_AXES && attr.r.axis >= -(int)a->rank)
-        attr.r.axis += a->rank; /* as the shape rule normalizes it */
-    if (n < tape->plan_nodes && tg_op__plannable(d) && y->op == d->op && y->in[0] == a &&
-        y->in[1] == b && y->dtype == a->dtype && tg_tape__input_planned(tape, a) &&
-        (!binary || tg_tape__input_planned(tape, b)) &&
-        (!has_axis || (y->attr.r.axis == attr.r.axis && y->attr.r.keepdim == attr.r.keepdim))) {
-        /* From the plan: tape, index, op, dtype, inputs, rank, shape and numel are in place,
-         * and n < plan_nodes <= cap_nodes. */
-        TG_ASSERT(y->tape == tape && y->index == n);
-        y->attr = attr;
-        y->gen = tape->base.gen;
-        y->grad_pass = 0;
-        y->flags = TG_TF_PLANNED | (d->view ? TG_TF_VIEW : 0);
-        if (TG_UNLIKELY(y->name != NULL)) /* only read, so that the first line stays clean */
-            y->name = NULL;
-        if (y->rank == 0) {
-            /* data (unless a view) and grad point into inl since tg_tape__finish_node */
-            TG_ASSERT(y->grad == y->inl.grad && (d->view || y->data == y->inl.value));
-        } else {
-            y->grad = NULL;
-            if (!d->view) {
-                size_t bytes = y->numel * tg__esize(y);
-                y->data = tg_tape__alloc(tape, bytes);
-                if (TG_UNLIKELY(!y->data)) {
-                    tg_tape__fail_oom(tape, d->info.name, bytes);
-                    return NULL;
-                }
-            }
-        }
-        tape->nodes[n] = y;
-        tape->n_nodes = n + 1;
-    } else if (TG_UNLIKELY(tg_tape__record_general(tape, y, d, a, b, attr) != TG_OK)) {
-        return NULL;
-    }
+    tape->nodes[n] = y;
+    tape->n_nodes = n + 1;
+}
+
+/* Anomaly mode's forward of node y (tg_tape__run_forward), out of line: the forward, then the
+ * check of its values. y, or NULL with the error kept on the tape. */
+tg_tensor *tg_tape__forward_checked(tg_tape *tape, tg_tensor *y);
+
+/* The end of recording node y (appended): whether it requires grad, its forward, anomaly
+ * mode's check. y, or NULL with the error kept on the tape. */
+static inline __attribute__((always_inline)) tg_tensor *
+tg_tape__run_forward(tg_tape *tape, const tg_op_desc *d, tg_tensor *y, const tg_tensor *a,
+                     const tg_tensor *b)
+{
     /* requires_grad and grad_enabled are 0 or 1: bitwise, without a branch */
     y->requires_grad =
         (uint8_t)(d->info.differentiable &
-                  (tape->grad_enabled & (a->requires_grad | (binary ? b->requires_grad : 0))));
+                  (tape->grad_enabled & (a->requires_grad | (b ? b->requires_grad : 0))));
+    if (TG_UNLIKELY(tape->anomaly)) /* a tail call, so y need not live across the forward */
+        return tg_tape__forward_checked(tape, y);
     /* A result without elements has nothing to compute (a view still takes its pointer);
      * skipping it keeps loops over the other axes, which may be 2^32 long, from running. */
     if (TG_LIKELY(y->numel != 0) || d->view)
         d->forward(y);
-    if (TG_UNLIKELY(tape->anomaly) && tg_tape__anomaly_forward(tape, y) != TG_OK)
-        return NULL;
     return y;
+}
+
+/* All of recording (tg_tape__record) out of line, for whatever its fast path leaves: the full
+ * input check (errors, leaves first used, a leaf list that must grow), a header from the plan
+ * or the general path (the shape rule), allocation from a new block, the forward through
+ * d->forward. */
+tg_tensor *tg_tape__record_slow(tg_tape *tape, const tg_op_desc *d, tg_tensor *a, tg_tensor *b,
+                                tg_node_attr attr);
+
+/* Records the op of descriptor d on inputs a (and b for binary ops) with attributes attr:
+ * checks, the plan (or the shape rule), allocation, forward. Returns the new node, or NULL
+ * with the error kept on the tape (and NULL quietly when the tape already has an error).
+ *
+ * Inline, the fast path only: inputs ready, a node the plan covers, its header and value
+ * where the arenas' current blocks have room. It makes no call but the op's forward, and
+ * commits nothing (but a leaf's registration, which any path would make) until it knows it
+ * will finish, so everything else goes to tg_tape__record_slow as a tail call. */
+static inline __attribute__((always_inline)) tg_tensor *
+tg_tape__record(tg_tape *tape, const tg_op_desc *d, tg_tensor *a, tg_tensor *b, tg_node_attr attr)
+{
+    const bool binary = d->info.arity == 2;
+    if (!binary)
+        b = NULL;
+    if (TG_LIKELY(tape && tape->status == TG_OK && a && tg_tape__input_ready(tape, a) &&
+                  (!binary || (b && tg_tape__input_ready(tape, b) && a->dtype == b->dtype)))) {
+        tg_tape__normalize_axis(d, a, &attr);
+        /* the next header, where tg_tape__new_header would put it if its block has room */
+        tg_arena *headers = &tape->headers[tape->base.gen & 1];
+        tg_tensor *y = (tg_tensor *)headers->ptr;
+        void *data = NULL;
+        if (TG_LIKELY(headers->end - headers->ptr >= sizeof *y &&
+                      tg_tape__plan_holds(tape, d, y, a, b, attr)) &&
+            (y->rank == 0 || d->view ||
+             (data = tg_tape__data(tape, y->numel * tg__esize(y), true)) != NULL)) {
+            headers->ptr += sizeof *y;
+            tg_tape__plan_refresh(tape, d, y, attr, data);
+            return tg_tape__run_forward(tape, d, y, a, b);
+        }
+    }
+    return tg_tape__record_slow(tape, d, a, b, attr);
 }
 
 #endif

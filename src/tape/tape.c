@@ -273,8 +273,8 @@ static tg_status check_input(tg_tape *tape, const char *op, int i, tg_tensor *x)
     }
     if (x->gen != tape->base.gen) {
         tg_tape__fail(tape, TG_ESTALE,
-                      "%s: input %d (node %u) was recorded before the tape was reset (node %zu)", op,
-                      i, x->index, tape->n_nodes);
+                      "%s: input %d (node %u) was recorded before the tape was reset (node %zu)",
+                      op, i, x->index, tape->n_nodes);
         return TG_ESTALE;
     }
     return TG_OK;
@@ -363,8 +363,11 @@ tg_status tg_tape__finish_slow(tg_tape *tape, tg_tensor *y, bool overflow)
     return TG_OK;
 }
 
-tg_status tg_tape__record_general(tg_tape *tape, tg_tensor *y, const tg_op_desc *d,
-                                  tg_tensor *a, tg_tensor *b, tg_node_attr attr)
+/* The general path of recording: writes header y in full for op d on a (and b), runs the shape
+ * rule, gives y its element count and data, and appends it. TG_OK, or the error (kept on the
+ * tape). */
+static tg_status record_general(tg_tape *tape, tg_tensor *y, const tg_op_desc *d, tg_tensor *a,
+                                tg_tensor *b, tg_node_attr attr)
 {
     tg_tape__init_node(tape, y, d->op, (tg_dtype)a->dtype, d->view);
     y->in[0] = a;
@@ -377,6 +380,36 @@ tg_status tg_tape__record_general(tg_tape *tape, tg_tensor *y, const tg_op_desc 
         return st;
     }
     return tg_tape__finish_node(tape, y, d->view);
+}
+
+tg_tensor *tg_tape__record_slow(tg_tape *tape, const tg_op_desc *d, tg_tensor *a, tg_tensor *b,
+                                tg_node_attr attr)
+{
+    const bool binary = d->info.arity == 2;
+    if ((!tape || tape->status != TG_OK || !a || !tg_tape__input_ready(tape, a) ||
+         (binary && (!b || !tg_tape__input_ready(tape, b) || a->dtype != b->dtype))) &&
+        tg_tape__admit(tape, d, a, b) != TG_OK)
+        return NULL;
+    if (!binary)
+        b = NULL;
+    tg_tensor *y = tg_tape__new_header(tape);
+    if (!y) {
+        tg_tape__fail_oom(tape, d->info.name, sizeof *y);
+        return NULL;
+    }
+    tg_tape__normalize_axis(d, a, &attr);
+    if (tg_tape__plan_holds(tape, d, y, a, b, attr)) {
+        void *data = NULL;
+        const size_t bytes = y->numel * tg__esize(y);
+        if (y->rank != 0 && !d->view && !(data = tg_tape__alloc(tape, bytes))) {
+            tg_tape__fail_oom(tape, d->info.name, bytes);
+            return NULL;
+        }
+        tg_tape__plan_refresh(tape, d, y, attr, data);
+    } else if (record_general(tape, y, d, a, b, attr) != TG_OK) {
+        return NULL;
+    }
+    return tg_tape__run_forward(tape, d, y, a, b);
 }
 
 tg_tensor *tg_tape__record_n(tg_tape *tape, const tg_op_desc *d, tg_tensor *const *ins, size_t n,
@@ -444,6 +477,14 @@ tg_tensor *tg_tape__record_n(tg_tape *tape, const tg_op_desc *d, tg_tensor *cons
     return y;
 }
 
+tg_tensor *tg_tape__forward_checked(tg_tape *tape, tg_tensor *y)
+{
+    const tg_op_desc *d = tg_op__table[y->op];
+    if (y->numel != 0 || d->view) /* as tg_tape__run_forward */
+        d->forward(y);
+    return tg_tape__anomaly_forward(tape, y) == TG_OK ? y : NULL;
+}
+
 tg_status tg_tape__anomaly_forward(tg_tape *tape, const tg_tensor *y)
 {
     if (all_finite(y->data, (tg_dtype)y->dtype, y->numel))
@@ -477,8 +518,8 @@ void *tg_tape__grad_first(tg_tape *tape, tg_tensor *x)
             if (!x->grad)
                 x->grad = tg_tape__alloc(tape, tg__nbytes(x));
             if (!x->grad) {
-                tg_tape__fail(tape, TG_ENOMEM, "backward: out of memory for the gradient of node %u",
-                              x->index);
+                tg_tape__fail(tape, TG_ENOMEM,
+                              "backward: out of memory for the gradient of node %u", x->index);
                 return NULL;
             }
             zero_values(x->grad, x);
@@ -534,9 +575,10 @@ static tg_status anomaly_check_grads(tg_tape *tape, tg_tensor *y)
         tg_tensor *x = in[i];
         if (!x->requires_grad)
             continue;
-        const void *g = (x->flags & TG_TF_LEAF)
-                            ? (tape->capture ? tape->leaves[tg_tape__leaf_slot(tape, x)].grad : x->grad)
-                            : x->grad;
+        const void *g =
+            (x->flags & TG_TF_LEAF)
+                ? (tape->capture ? tape->leaves[tg_tape__leaf_slot(tape, x)].grad : x->grad)
+                : x->grad;
         if (g && !all_finite(g, (tg_dtype)x->dtype, x->numel)) {
             char shapes[200];
             describe_inputs(y, shapes, sizeof shapes);
@@ -568,8 +610,8 @@ static tg_status check_output(tg_tape *tape, const char *who, tg_tensor *y)
                              y->index);
         if (y->gen != tape->base.gen)
             return tg__error(TG_ESTALE,
-                             "%s: the output (node %u) was recorded before the tape was reset",
-                             who, y->index);
+                             "%s: the output (node %u) was recorded before the tape was reset", who,
+                             y->index);
     }
     if (!y->requires_grad)
         return tg__error(TG_EINVAL,
@@ -726,8 +768,7 @@ static size_t structure_attrs(const tg_op_desc *d, const tg_tensor *y, uint64_t 
     case TG_ATTR_NONE:
     case TG_ATTR_CONSTANT:
     case TG_ATTR_RANGE:
-    case TG_ATTR_SHAPE: /* the node's shape holds it */
-        break;
+    case TG_ATTR_SHAPE: /* the node's shape holds it */ break;
     case TG_ATTR_AXIS:
     case TG_ATTR_REDUCE:
         rec[k++] = ((uint64_t)(uint32_t)y->attr.r.axis << 32) | (uint32_t)y->attr.r.keepdim;

@@ -59,13 +59,25 @@ struct tg_tape {
 /* Sets the tape's error (if it has none yet) and this thread's, naming op and node index. */
 void tg_tape__fail(tg_tape *tape, tg_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Arena memory for op data (values, gradients, scratch). Small buffers (0-d tensors) need not
- * waste a cache line each; size 0 still gets a distinct non-NULL pointer. */
+/* `size` bytes of the data arena, aligned for what they hold: from its current block only when
+ * `here` (NULL when that has no room: tg_arena__alloc_here), else from wherever there is room. */
+static inline __attribute__((always_inline)) void *tg_tape__data(tg_tape *tape, size_t size,
+                                                                 bool here)
+{
+    /* Small buffers (1 to 63 bytes: 0-d constants) need not waste a cache line each; size 0
+     * still gets a distinct non-NULL pointer. */
+    size_t align = TG_DATA_ALIGN;
+    if (TG_LIKELY(size - 1 < TG_DATA_ALIGN - 1))
+        align = 16;
+    else if (size == 0)
+        size = 1, align = 16;
+    return here ? tg_arena__alloc_here(&tape->base.data, size, align)
+                : tg_arena__alloc(&tape->base.data, size, align);
+}
+/* Arena memory for op data (values, gradients, scratch), or NULL when out of memory. */
 static inline __attribute__((always_inline)) void *tg_tape__alloc(tg_tape *tape, size_t size)
 {
-    if (TG_LIKELY(size - 1 < TG_DATA_ALIGN - 1)) /* 1 to 63 bytes, the small nodes: constants */
-        return tg_arena__alloc(&tape->base.data, size, 16);
-    return tg_arena__alloc(&tape->base.data, size ? size : 1, size ? TG_DATA_ALIGN : 16);
+    return tg_tape__data(tape, size, false);
 }
 /* The slot of leaf x in the current recording's leaf list (tape->leaves), or SIZE_MAX when x
  * is not registered in it. */
