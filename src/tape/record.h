@@ -65,9 +65,11 @@ static inline void tg_tape__fill_leaf_slot(tg_tape *tape, size_t s, tg_tensor *x
         (__atomic_load_n(&tg_tensor__leaves_freed, __ATOMIC_ACQUIRE) == tape->plan_leaves_freed ||
          tg_tape__leaf_sig_equal(slot, x))) {
         slot->planned = true;
+        x->flags |= TG_TF_PLANNED;
     } else {
         slot->leaf = x;
         slot->planned = false;
+        x->flags &= (uint8_t)~TG_TF_PLANNED;
         slot->dtype = x->dtype;
         slot->rank = x->rank;
         for (int i = 0; i < x->rank; i++)
@@ -98,10 +100,9 @@ static inline __attribute__((always_inline)) bool tg_tape__input_ready(tg_tape *
 }
 
 /* Input x (ready) has the shape it had in the plan. */
-static inline __attribute__((always_inline)) bool tg_tape__input_planned(const tg_tape *tape,
-                                                                         const tg_tensor *x)
+static inline __attribute__((always_inline)) bool tg_tape__input_planned(const tg_tensor *x)
 {
-    return x->tape ? (x->flags & TG_TF_PLANNED) != 0 : tape->leaves[x->reg_slot].planned;
+    return (x->flags & TG_TF_PLANNED) != 0; /* a leaf's bit follows its registration */
 }
 
 _Static_assert(sizeof(struct tg_tensor) % 16 == 0, "headers keep each other aligned");
@@ -112,7 +113,7 @@ _Static_assert(sizeof(struct tg_tensor) % 16 == 0, "headers keep each other alig
  * no rounding (align 1, the arena's quickest case). */
 static inline __attribute__((always_inline)) tg_tensor *tg_tape__new_header(tg_tape *tape)
 {
-    return tg_arena__alloc(&tape->headers[tape->base.gen & 1], sizeof(tg_tensor), 1);
+    return tg_arena__alloc(tape->rec_headers, sizeof(tg_tensor), 1);
 }
 
 /* Writes every field of node header y but rank and shape (the general path). */
@@ -209,9 +210,8 @@ tg_tape__plan_holds(const tg_tape *tape, const tg_op_desc *d, const tg_tensor *y
                     const tg_tensor *a, const tg_tensor *b, tg_node_attr attr)
 {
     return tape->n_nodes < tape->plan_nodes && tg_op__plannable(d) && y->op == d->op &&
-           y->in[0] == a && y->in[1] == b && y->dtype == a->dtype &&
-           tg_tape__input_planned(tape, a) &&
-           (d->info.arity != 2 || tg_tape__input_planned(tape, b)) &&
+           y->in[0] == a && y->in[1] == b && y->dtype == a->dtype && tg_tape__input_planned(a) &&
+           (d->info.arity != 2 || tg_tape__input_planned(b)) &&
            (!tg_op__has_axis(d) ||
             (y->attr.r.axis == attr.r.axis && y->attr.r.keepdim == attr.r.keepdim));
 }
@@ -291,7 +291,7 @@ tg_tape__record(tg_tape *tape, const tg_op_desc *d, tg_tensor *a, tg_tensor *b, 
                   (!binary || (b && tg_tape__input_ready(tape, b) && a->dtype == b->dtype)))) {
         tg_tape__normalize_axis(d, a, &attr);
         /* the next header, where tg_tape__new_header would put it if its block has room */
-        tg_arena *headers = &tape->headers[tape->base.gen & 1];
+        tg_arena *headers = tape->rec_headers;
         tg_tensor *y = (tg_tensor *)headers->ptr;
         void *data = NULL;
         if (TG_LIKELY(headers->end - headers->ptr >= sizeof *y &&

@@ -28,6 +28,7 @@ tg_tape *tg_tape_new(void)
     }
     tg_arena__init(&tape->headers[0]);
     tg_arena__init(&tape->headers[1]);
+    tape->rec_headers = &tape->headers[0];
     tg_arena__init(&tape->base.data);
     tape->id = atomic_fetch_add(&last_tape_id, 1) + 1;
     tape->grad_enabled = true;
@@ -59,7 +60,7 @@ void tg_tape_reset(tg_tape *tape)
     /* Each header arena serves every other recording. Give the one the next recording uses
      * the capacity the other one needed, now, so that a loop recording the same graph
      * allocates nothing from its second step on (if this fails, the arena grows as before). */
-    tg_arena *next = &tape->headers[tape->base.gen & 1];
+    tg_arena *next = tape->rec_headers = &tape->headers[tape->base.gen & 1];
     size_t need = tape->headers[(tape->base.gen & 1) ^ 1].capacity;
     if (next->capacity < need)
         (void)tg_arena__alloc(next, need, TG_DATA_ALIGN);
@@ -222,6 +223,8 @@ static tg_status register_leaf(tg_tape *tape, tg_tensor *x)
                 x->reg_tape = tape->id;
                 x->reg_gen = tape->base.gen;
                 x->reg_slot = (uint32_t)i;
+                x->flags = (uint8_t)((x->flags & ~TG_TF_PLANNED) |
+                                     (tape->leaves[i].planned ? TG_TF_PLANNED : 0));
                 return TG_OK;
             }
         }
@@ -620,6 +623,43 @@ static tg_status check_output(tg_tape *tape, const char *who, tg_tensor *y)
     return (y->flags & TG_TF_LEAF) ? TG_OK : tg_tape__check_versions(tape, y, who);
 }
 
+/* What the walk does for an empty result: it passes back zeros, so its inputs get (zero)
+ * gradients as from any other op, without the VJP's loops over axes that may be 2^32 long.
+ * TG_OK, or the error (kept on the tape). */
+static __attribute__((noinline)) tg_status pass_back_zeros(tg_tape *tape, tg_tensor *t)
+{
+    const int arity = tg_node__n_inputs(t);
+    for (int k = 0; k < arity && tape->status == TG_OK; k++)
+        (void)tg_tape__grad_of(tape, tg_node__inputs(t)[k]);
+    return tape->status;
+}
+
+/* The reverse loop of a walk, over nodes[0..end): each node with a gradient in this pass hands
+ * it to its inputs through its VJP, checked after each with `anomaly`. Inline in walk's two
+ * calls, each with `anomaly` constant, so that the common loop never tests it. */
+static inline __attribute__((always_inline)) tg_status walk_nodes(tg_tape *tape, size_t end,
+                                                                  bool anomaly)
+{
+    /* No VJP changes the pass or records a node: read once, not after every call. */
+    const uint32_t pass = tape->base.pass;
+    tg_tensor *const *nodes = tape->nodes;
+    for (size_t i = end; i-- > 0;) {
+        tg_tensor *t = nodes[i];
+        if (t->grad_pass != pass)
+            continue;
+        if (TG_UNLIKELY(t->numel == 0)) {
+            if (pass_back_zeros(tape, t) != TG_OK)
+                return tape->status;
+            continue;
+        }
+        tg_op__table[t->op]->vjp(tape, t);
+        if (TG_UNLIKELY(tape->status != TG_OK) ||
+            (anomaly && anomaly_check_grads(tape, t) != TG_OK))
+            return tape->status;
+    }
+    return TG_OK;
+}
+
 /* One reverse pass from y with dy = seed (NULL: ones). */
 static tg_status walk(tg_tape *tape, tg_tensor *y, const void *seed)
 {
@@ -631,31 +671,8 @@ static tg_status walk(tg_tape *tape, tg_tensor *y, const void *seed)
     add_into(dy, seed, (tg_dtype)y->dtype, y->numel, seed == NULL);
     if (y->flags & TG_TF_LEAF)
         return TG_OK;
-    /* No VJP changes the pass or anomaly mode: read once, not after every call. */
-    const uint32_t pass = tape->base.pass;
-    const bool anomaly = tape->anomaly;
-    tg_tensor *const *nodes = tape->nodes;
-    for (size_t i = (size_t)y->index + 1; i-- > 0;) {
-        tg_tensor *t = nodes[i];
-        if (t->grad_pass != pass)
-            continue;
-        if (TG_UNLIKELY(t->numel == 0)) {
-            /* an empty result passes back zeros: its inputs get (zero) gradients, as from any
-             * other op, without the VJP's loops over axes that may be 2^32 long */
-            const int arity = tg_node__n_inputs(t);
-            for (int k = 0; k < arity && tape->status == TG_OK; k++)
-                (void)tg_tape__grad_of(tape, tg_node__inputs(t)[k]);
-            if (tape->status != TG_OK)
-                return tape->status;
-            continue;
-        }
-        tg_op__table[t->op]->vjp(tape, t);
-        if (TG_UNLIKELY(tape->status != TG_OK))
-            return tape->status;
-        if (TG_UNLIKELY(anomaly) && anomaly_check_grads(tape, t) != TG_OK)
-            return tape->status;
-    }
-    return TG_OK;
+    const size_t end = (size_t)y->index + 1;
+    return tape->anomaly ? walk_nodes(tape, end, true) : walk_nodes(tape, end, false);
 }
 
 tg_status tg_backward(tg_tape *tape, tg_tensor *y)

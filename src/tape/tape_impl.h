@@ -31,6 +31,7 @@ struct tg_tape {
      * previous recording stay intact (with their old generation) during the current one:
      * that is what makes stale tensors detectable. */
     tg_arena headers[2];
+    tg_arena *rec_headers; /* headers[base.gen & 1]: the current recording's */
     tg_tensor **nodes;
     size_t n_nodes, cap_nodes;
     tg_leaf_slot *leaves;
