@@ -276,8 +276,8 @@ static tg_status check_input(tg_tape *tape, const char *op, int i, tg_tensor *x)
     }
     if (x->gen != tape->base.gen) {
         tg_tape__fail(tape, TG_ESTALE,
-                      "%s: input %d (node %u) was recorded before the tape was reset (node %zu)",
-                      op, i, x->index, tape->n_nodes);
+                      "%s: input %d (node %u) was recorded before the tape was reset (node %zu)", op,
+                      i, x->index, tape->n_nodes);
         return TG_ESTALE;
     }
     return TG_OK;

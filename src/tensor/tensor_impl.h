@@ -6,14 +6,14 @@
 #include "core/arena.h"
 
 enum {
-    TG_TF_LEAF = 1u << 0,          /* lives outside any tape */
-    TG_TF_OWNS_DATA = 1u << 1,     /* leaf whose data was allocated with it (not wrapped) */
-    TG_TF_VIEW = 1u << 2,          /* tape tensor sharing its input's data (reshape, detach) */
+    TG_TF_LEAF = 1u << 0,      /* lives outside any tape */
+    TG_TF_OWNS_DATA = 1u << 1, /* leaf whose data was allocated with it (not wrapped) */
+    TG_TF_VIEW = 1u << 2,      /* tape tensor sharing its input's data (reshape, detach) */
     TG_TF_BORROWED_GRAD = 1u << 3, /* leaf whose grad points into memory it does not own (a
                                     * model's gradient block): tg_tensor_free leaves it alone */
-    TG_TF_PLANNED = 1u << 4,       /* has the shape the plan expects (see record.h): a tape tensor
-                                    * recorded from the plan, or a leaf whose slot in the recording
-                                    * it is registered in (reg_*) held it in the plan's recording */
+    TG_TF_PLANNED = 1u << 4, /* has the shape the plan expects (see record.h): a tape tensor
+                              * recorded from the plan, or a leaf whose slot in the recording
+                              * it is registered in (reg_*) held it in the plan's recording */
 };
 
 /* The inputs of a node whose op takes more than two (where, concat, a custom op), kept in its
@@ -50,8 +50,8 @@ typedef union tg_node_attr {
     struct {
         int64_t index; /* normalized: 0..dim-1 */
         int32_t axis;
-    } select;                       /* TG_ATTR_INDEX */
-    uint8_t perm[TG_MAX_RANK];      /* TG_ATTR_AXES: output axis i is input axis perm[i] */
+    } select; /* TG_ATTR_INDEX */
+    uint8_t perm[TG_MAX_RANK]; /* TG_ATTR_AXES: output axis i is input axis perm[i] */
     const struct tg_attrs *pending; /* slice and index while recording: the caller's attributes,
                                      * which the shape rule normalizes into the fields above */
 } tg_node_attr;
@@ -66,25 +66,25 @@ typedef union tg_node_attr {
  * neither buffer is allocated from the arena. */
 struct tg_tensor {
     void *data;
-    void *grad;    /* leaf: heap buffer; tape tensor: arena buffer (or inl), kept for
-                    * the whole recording, valid in pass grad_pass */
-    tg_tape *tape; /* owning tape; NULL for leaves */
+    void *grad;           /* leaf: heap buffer; tape tensor: arena buffer (or inl), kept for
+                           * the whole recording, valid in pass grad_pass */
+    tg_tape *tape;        /* owning tape; NULL for leaves */
     union {
-        tg_tensor *in[2];      /* tape tensors: the inputs */
-        struct {               /* leaves: where it is registered on the tape that last used it */
+        tg_tensor *in[2]; /* tape tensors: the inputs */
+        struct {          /* leaves: where it is registered on the tape that last used it */
             uint64_t reg_tape; /* that tape's id (never reused, unlike its address); 0: none */
             uint32_t reg_gen, reg_slot;
         };
     };
     size_t numel;
     const char *name;
-    uint32_t index; /* node index on its tape */
+    uint32_t index;       /* node index on its tape */
     uint16_t op;
     uint8_t dtype;
     uint8_t rank;
     /* second cache line */
-    uint32_t gen;       /* the tape generation it was recorded in */
-    uint32_t grad_pass; /* the backward pass `grad` belongs to */
+    uint32_t gen;         /* the tape generation it was recorded in */
+    uint32_t grad_pass;   /* the backward pass `grad` belongs to */
     uint8_t requires_grad;
     uint8_t flags;
     union {
@@ -107,14 +107,8 @@ struct tg_tensor {
 
 _Static_assert(sizeof(struct tg_tensor) <= 128, "node headers fit two cache lines");
 
-static inline size_t tg__esize(const tg_tensor *t)
-{
-    return t->dtype == TG_F64 ? 8 : 4;
-}
-static inline size_t tg__nbytes(const tg_tensor *t)
-{
-    return t->numel * tg__esize(t);
-}
+static inline size_t tg__esize(const tg_tensor *t) { return t->dtype == TG_F64 ? 8 : 4; }
+static inline size_t tg__nbytes(const tg_tensor *t) { return t->numel * tg__esize(t); }
 
 /* How many leaves that some tape had registered (reg_tape set) were freed, in the whole
  * process. A backward's quick version check reads every leaf its recording used, which is
