@@ -330,3 +330,62 @@ Test(plan, same_graph_from_another_tape_is_not_confused)
     tg_tensor_free(x);
     net_free(&n);
 }
+
+/* y = b * b, with b = [1, 2, 3], recorded on tape from its general path (not the plan). */
+static void assert_new_square_of_123(tg_tape *tape, tg_tensor *b)
+{
+    tg_tensor *y = tg_mul(tape, b, b);
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    cr_assert_eq(tg_tensor_numel(y), 3);
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_eq(tg_tensor_get(y, i), (double)((i + 1) * (i + 1)));
+    cr_assert_eq(y->flags & TG_TF_PLANNED, 0);
+}
+
+Test(plan, a_leaf_planned_on_another_tape_is_new_where_a_freed_leaf_had_its_address)
+{
+    /* Tape t1's plan holds two products of leaf a, which is then freed; leaf b, of another
+     * shape, gets a's address and is planned on tape t2 meanwhile. On t1, b is a new leaf (its
+     * plan's slot held a, not b), so its products take b's shape, not the one the plan's headers
+     * hold: when b is first used on t1, and again after a use on t2 in between. A leaf's planned
+     * bit follows its registration, tape by tape. */
+    tg_tape *t1 = tg_tape_new(), *t2 = tg_tape_new();
+    cr_assert(t1 && t2);
+    tg_tensor *a = ts_leaf(TG_F64, 1, TS_SHAPE(2), TS_VALS(1, 2), false);
+    for (int s = 0; s < 2; s++) { /* the next recording of t1 has this one as its plan */
+        cr_assert_not_null(tg_mul(t1, a, a));
+        cr_assert_not_null(tg_mul(t1, a, a));
+        tg_tape_reset(t1);
+    }
+    void *freed = a;
+    tg_tensor_free(a);
+    tg_tensor *b = NULL, *misses[64];
+    int n_misses = 0;
+    while (n_misses < 64) { /* a leaf at the freed address, if the allocator gives it back */
+        b = ts_leaf(TG_F64, 1, TS_SHAPE(3), TS_VALS(1, 2, 3), false);
+        if ((void *)b == freed)
+            break;
+        misses[n_misses++] = b;
+        b = NULL;
+    }
+    for (int i = 0; i < n_misses; i++)
+        tg_tensor_free(misses[i]);
+    if (!b) { /* AddressSanitizer keeps freed memory out of reuse */
+        tg_tape_free(t1);
+        tg_tape_free(t2);
+        cr_skip_test("the allocator did not give the freed leaf's address back");
+    }
+    for (int s = 0; s < 3; s++) { /* planned on t2 from its third recording */
+        tg_tensor *y = tg_mul(t2, b, b);
+        cr_assert_not_null(y);
+        cr_assert_eq((y->flags & TG_TF_PLANNED) != 0, s == 2);
+        tg_tape_reset(t2);
+    }
+    assert_new_square_of_123(t1, b);
+    tg_tensor *z = tg_mul(t2, b, b);
+    cr_assert(z && (z->flags & TG_TF_PLANNED), "b is planned on t2");
+    assert_new_square_of_123(t1, b);
+    tg_tensor_free(b);
+    tg_tape_free(t1);
+    tg_tape_free(t2);
+}
