@@ -65,11 +65,9 @@ static inline void tg_tape__fill_leaf_slot(tg_tape *tape, size_t s, tg_tensor *x
         (__atomic_load_n(&tg_tensor__leaves_freed, __ATOMIC_ACQUIRE) == tape->plan_leaves_freed ||
          tg_tape__leaf_sig_equal(slot, x))) {
         slot->planned = true;
-        x->flags |= TG_TF_PLANNED;
     } else {
         slot->leaf = x;
         slot->planned = false;
-        x->flags &= (uint8_t)~TG_TF_PLANNED;
         slot->dtype = x->dtype;
         slot->rank = x->rank;
         for (int i = 0; i < x->rank; i++)
@@ -77,7 +75,8 @@ static inline void tg_tape__fill_leaf_slot(tg_tape *tape, size_t s, tg_tensor *x
     }
     x->reg_tape = tape->id;
     x->reg_gen = tape->base.gen;
-    x->reg_slot = (uint32_t)s;
+    x->reg_slot = (uint32_t)s & (TG_MAX_LEAVES - 1); /* s < TG_MAX_LEAVES */
+    x->reg_planned = slot->planned;
 }
 
 /* Makes x ready to be an input, for the common cases: a node of this recording, a leaf
@@ -102,7 +101,17 @@ static inline __attribute__((always_inline)) bool tg_tape__input_ready(tg_tape *
 /* Input x (ready) has the shape it had in the plan. */
 static inline __attribute__((always_inline)) bool tg_tape__input_planned(const tg_tensor *x)
 {
-    return (x->flags & TG_TF_PLANNED) != 0; /* a leaf's bit follows its registration */
+    return x->tape ? (x->flags & TG_TF_PLANNED) != 0 : x->reg_planned;
+}
+
+/* Input x is ready (tg_tape__input_ready) and planned (tg_tape__input_planned): the two in one,
+ * for the recording's fast path, where each kind of input then needs only its own tests. */
+static inline __attribute__((always_inline)) bool tg_tape__input_ready_planned(tg_tape *tape,
+                                                                               tg_tensor *x)
+{
+    if (x->tape == tape)
+        return x->gen == tape->base.gen && (x->flags & TG_TF_PLANNED);
+    return tg_tape__input_ready(tape, x) && x->reg_planned; /* a leaf, when ready */
 }
 
 _Static_assert(sizeof(struct tg_tensor) % 16 == 0, "headers keep each other aligned");
@@ -204,14 +213,13 @@ tg_tape__normalize_axis(const tg_op_desc *d, const tg_tensor *a, tg_node_attr *a
 
 /* Whether header y, the one node tape->n_nodes of the recording two resets ago had, holds what
  * op d on a (and b) with attributes attr (axis normalized) would write, so that the plan
- * stands in for the shape rule (see above). */
+ * stands in for the shape rule (see above), given that a and b are planned inputs. */
 static inline __attribute__((always_inline)) bool
 tg_tape__plan_holds(const tg_tape *tape, const tg_op_desc *d, const tg_tensor *y,
                     const tg_tensor *a, const tg_tensor *b, tg_node_attr attr)
 {
     return tape->n_nodes < tape->plan_nodes && tg_op__plannable(d) && y->op == d->op &&
-           y->in[0] == a && y->in[1] == b && y->dtype == a->dtype && tg_tape__input_planned(a) &&
-           (d->info.arity != 2 || tg_tape__input_planned(b)) &&
+           y->in[0] == a && y->in[1] == b && y->dtype == a->dtype &&
            (!tg_op__has_axis(d) ||
             (y->attr.r.axis == attr.r.axis && y->attr.r.keepdim == attr.r.keepdim));
 }
@@ -277,8 +285,8 @@ tg_tensor *tg_tape__record_slow(tg_tape *tape, const tg_op_desc *d, tg_tensor *a
  * checks, the plan (or the shape rule), allocation, forward. Returns the new node, or NULL
  * with the error kept on the tape (and NULL quietly when the tape already has an error).
  *
- * Inline, the fast path only: inputs ready, a node the plan covers, its header and value
- * where the arenas' current blocks have room. It makes no call but the op's forward, and
+ * Inline, the fast path only: inputs ready and planned, a node the plan covers, its header and
+ * value where the arenas' current blocks have room. It makes no call but the op's forward, and
  * commits nothing (but a leaf's registration, which any path would make) until it knows it
  * will finish, so everything else goes to tg_tape__record_slow as a tail call. */
 static inline __attribute__((always_inline)) tg_tensor *
@@ -287,8 +295,9 @@ tg_tape__record(tg_tape *tape, const tg_op_desc *d, tg_tensor *a, tg_tensor *b, 
     const bool binary = d->info.arity == 2;
     if (!binary)
         b = NULL;
-    if (TG_LIKELY(tape && tape->status == TG_OK && a && tg_tape__input_ready(tape, a) &&
-                  (!binary || (b && tg_tape__input_ready(tape, b) && a->dtype == b->dtype)))) {
+    if (TG_LIKELY(
+            tape && tape->status == TG_OK && a && tg_tape__input_ready_planned(tape, a) &&
+            (!binary || (b && tg_tape__input_ready_planned(tape, b) && a->dtype == b->dtype)))) {
         tg_tape__normalize_axis(d, a, &attr);
         /* the next header, where tg_tape__new_header would put it if its block has room */
         tg_arena *headers = tape->rec_headers;

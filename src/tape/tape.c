@@ -222,14 +222,15 @@ static tg_status register_leaf(tg_tape *tape, tg_tensor *x)
             if (tape->leaves[i].leaf == x) {
                 x->reg_tape = tape->id;
                 x->reg_gen = tape->base.gen;
-                x->reg_slot = (uint32_t)i;
-                x->flags = (uint8_t)((x->flags & ~TG_TF_PLANNED) |
-                                     (tape->leaves[i].planned ? TG_TF_PLANNED : 0));
+                x->reg_slot = (uint32_t)i & (TG_MAX_LEAVES - 1); /* i < n_leaves */
+                x->reg_planned = tape->leaves[i].planned;
                 return TG_OK;
             }
         }
     }
     if (TG_UNLIKELY(tape->n_leaves == tape->cap_leaves)) {
+        if (tape->n_leaves == TG_MAX_LEAVES) /* reg_slot's range; far beyond any memory */
+            return TG_ENOMEM;
         tg_status st = tg__grow((void **)&tape->leaves, &tape->cap_leaves, tape->n_leaves + 1,
                                 sizeof *tape->leaves, "tape leaves");
         if (st != TG_OK)
@@ -401,7 +402,8 @@ tg_tensor *tg_tape__record_slow(tg_tape *tape, const tg_op_desc *d, tg_tensor *a
         return NULL;
     }
     tg_tape__normalize_axis(d, a, &attr);
-    if (tg_tape__plan_holds(tape, d, y, a, b, attr)) {
+    if (tg_tape__input_planned(a) && (!b || tg_tape__input_planned(b)) &&
+        tg_tape__plan_holds(tape, d, y, a, b, attr)) {
         void *data = NULL;
         const size_t bytes = y->numel * tg__esize(y);
         if (y->rank != 0 && !d->view && !(data = tg_tape__alloc(tape, bytes))) {

@@ -11,9 +11,8 @@ enum {
     TG_TF_VIEW = 1u << 2,      /* tape tensor sharing its input's data (reshape, detach) */
     TG_TF_BORROWED_GRAD = 1u << 3, /* leaf whose grad points into memory it does not own (a
                                     * model's gradient block): tg_tensor_free leaves it alone */
-    TG_TF_PLANNED = 1u << 4, /* has the shape the plan expects (see record.h): a tape tensor
-                              * recorded from the plan, or a leaf whose slot in the recording
-                              * it is registered in (reg_*) held it in the plan's recording */
+    TG_TF_PLANNED = 1u << 4, /* tape tensor recorded from the plan: its shape is the one the
+                              * same node had in the previous recording (see record.h) */
 };
 
 /* The inputs of a node whose op takes more than two (where, concat, a custom op), kept in its
@@ -73,7 +72,10 @@ struct tg_tensor {
         tg_tensor *in[2]; /* tape tensors: the inputs */
         struct {          /* leaves: where it is registered on the tape that last used it */
             uint64_t reg_tape; /* that tape's id (never reused, unlike its address); 0: none */
-            uint32_t reg_gen, reg_slot;
+            uint32_t reg_gen;
+            uint32_t reg_slot : 31; /* < TG_MAX_LEAVES */
+            uint32_t reg_planned : 1; /* that slot repeats the plan's (record.h). Beside the
+                                       * slot, not in flags, which other threads may read */
         };
     };
     size_t numel;
@@ -104,6 +106,10 @@ struct tg_tensor {
         } inl;
     };
 };
+
+/* The most leaves one recording registers: reg_slot's range (each leaf is a 128-byte header
+ * and its data, so memory runs out long before). */
+#define TG_MAX_LEAVES (1u << 31)
 
 _Static_assert(sizeof(struct tg_tensor) <= 128, "node headers fit two cache lines");
 
