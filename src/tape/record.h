@@ -253,7 +253,7 @@ tg_tape__plan_refresh(tg_tape *tape, const tg_op_desc *d, tg_tensor *y, tg_node_
 
 /* Anomaly mode's forward of node y (tg_tape__run_forward), out of line: the forward, then the
  * check of its values. y, or NULL with the error kept on the tape. */
-tg_tensor *tg_tape__forward_checked(tg_tape *tape, tg_tensor *y);
+tg_tensor *tg_tape__forward_checked(tg_tape *tape, const tg_op_desc *d, tg_tensor *y);
 
 /* The end of recording node y (appended): whether it requires grad, its forward, anomaly
  * mode's check. y, or NULL with the error kept on the tape. */
@@ -266,7 +266,7 @@ tg_tape__run_forward(tg_tape *tape, const tg_op_desc *d, tg_tensor *y, const tg_
         (uint8_t)(d->info.differentiable &
                   (tape->grad_enabled & (a->requires_grad | (b ? b->requires_grad : 0))));
     if (TG_UNLIKELY(tape->anomaly)) /* a tail call, so y need not live across the forward */
-        return tg_tape__forward_checked(tape, y);
+        return tg_tape__forward_checked(tape, d, y);
     /* A result without elements has nothing to compute (a view still takes its pointer);
      * skipping it keeps loops over the other axes, which may be 2^32 long, from running. */
     if (TG_LIKELY(y->numel != 0) || d->view)

@@ -482,9 +482,8 @@ tg_tensor *tg_tape__record_n(tg_tape *tape, const tg_op_desc *d, tg_tensor *cons
     return y;
 }
 
-tg_tensor *tg_tape__forward_checked(tg_tape *tape, tg_tensor *y)
+tg_tensor *tg_tape__forward_checked(tg_tape *tape, const tg_op_desc *d, tg_tensor *y)
 {
-    const tg_op_desc *d = tg_op__table[y->op];
     if (y->numel != 0 || d->view) /* as tg_tape__run_forward */
         d->forward(y);
     return tg_tape__anomaly_forward(tape, y) == TG_OK ? y : NULL;
