@@ -191,8 +191,8 @@ TG_INLINE void mm_tiny_vjp(tg_dtype dtype, const void *a, const void *b, const v
                     DA[i * K + k] += acc;
                 }
         if (DB)
-            for (size_t k = 0; k < K; k++)
-                for (size_t i = 0; i < M; i++) {
+            for (size_t i = 0; i < M; i++)
+                for (size_t k = 0; k < K; k++) {
                     const T aik = A[i * K + k]; /* once: the compiler cannot tell DB from A */
                     for (size_t j = 0; j < N; j++)
                         DB[k * N + j] += aik * DY[i * N + j];
