@@ -201,7 +201,7 @@ TG_INLINE void mm_tiny_vjp(tg_dtype dtype, const void *a, const void *b, const v
 }
 
 /* The forward of a batch, or of a product too large for the loops. */
-static __attribute__((noinline)) void matmul_forward_general(tg_tensor *y)
+static MM_NO_VEC __attribute__((noinline)) void matmul_forward_general(tg_tensor *y)
 {
     const mm_dims d = matmul_dims(y);
     const tg_dtype dt = (tg_dtype)y->dtype;
@@ -234,7 +234,7 @@ TG_INLINE MM_NO_VEC void matmul_forward(tg_tensor *y)
 /* The VJP of a batch, or of a product too large for the loops. On the GEMM kernel, a gradient
  * buffer touched first here (fresh) is written (beta 0: never read, not zeroed first); one
  * shared by every batch (stride 0) is written by the first and added to by the rest. */
-static __attribute__((noinline)) void matmul_vjp_general(tg_tape *tape, tg_tensor *y)
+static MM_NO_VEC __attribute__((noinline)) void matmul_vjp_general(tg_tape *tape, tg_tensor *y)
 {
     const mm_dims d = matmul_dims(y);
     const tg_dtype dt = (tg_dtype)y->dtype;
