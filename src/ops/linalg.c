@@ -98,7 +98,7 @@ static __attribute__((noinline)) mm_dims matmul_dims_numpy(const tg_tensor *a, c
 }
 
 /* The product's dimensions: inline for the common cases (every step of a network runs them),
- * where the tiny products of W1 cannot afford a call. */
+ * NumPy's others out of line. */
 TG_INLINE mm_dims matmul_dims(const tg_tensor *y)
 {
     const tg_tensor *a = y->in[0], *b = y->in[1];
@@ -121,108 +121,161 @@ static void gemm(tg_dtype dtype, bool ta, bool tb, size_t M, size_t N, size_t K,
 
 /* Products this small (the 2x2 layers of a tiny network) run here in plain loops: the call
  * into the GEMM kernel, with its dispatch and blocking, would cost more than the arithmetic.
- * Each sum runs in the order the kernel's reference path uses. The loops walk pointers and
- * are kept scalar (no_vec): for a few elements the vectorizer's run-time checks for overlap
- * and trip count cost more than the loops themselves. */
+ * Each sum runs in the order the kernel's reference path uses. The loops are kept scalar
+ * (no_vec): for a few elements the vectorizer's run-time checks for overlap and trip count
+ * cost more than the loops themselves.
+ *
+ * A tiny product of two matrices (a small network's layer at batch 1 or a few) goes straight
+ * from the operands' shapes to its loops, with nothing around them; the forward is inlined into
+ * tg_matmul. Everything else (batched and 1-D operands, larger products) takes mm_dims and a
+ * loop over the batch, out of line, so that the tiny paths keep a small frame: at 2x2 the
+ * bookkeeping around the loops, not the arithmetic, is what the step pays for. */
 #define MATMUL_TINY 512 /* M*K*N at most */
 
-static bool matmul_tiny(mm_dims d)
+static bool matmul_tiny(size_t M, size_t K, size_t N)
 {
-    return d.M * d.K * d.N <= MATMUL_TINY; /* no overflow: each factor is a real dimension */
+    return M * K * N <= MATMUL_TINY; /* no overflow: each factor is a real dimension */
 }
 
 /* The tiny products' loops stay scalar (op_impl.h). */
 #define MM_NO_VEC TG_FEW_NO_VEC
 
-static MM_NO_VEC void matmul_forward(tg_tensor *y)
+/* y = a @ b for one (M,K) @ (K,N) product: y[i,j] = sum_k a[i,k] b[k,j], k in order from 0 */
+TG_INLINE void mm_tiny_forward(tg_dtype dtype, const void *a, const void *b, void *y, size_t M,
+                               size_t K, size_t N)
 {
-    const mm_dims d = matmul_dims(y);
-    if (matmul_tiny(d)) { /* y[i,j] = sum_k a[i,k] b[k,j], k in order from 0 */
-        DISPATCH(y->dtype, {
-            const T *A = y->in[0]->data, *B = y->in[1]->data;
-            T *Y = y->data;
-            const size_t M = d.M, K = d.K, N = d.N;
-            for (size_t p = 0; p < d.batch; p++, A += d.sa, B += d.sb) {
-                const T *a = A;
-                for (size_t i = 0; i < M; i++, a += K)
-                    for (size_t j = 0; j < N; j++) {
-                        const T *b = B + j;
-                        T acc = 0;
-                        for (size_t k = 0; k < K; k++, b += N)
-                            acc += a[k] * *b;
-                        *Y++ = acc;
-                    }
+    DISPATCH(dtype, {
+        const T *A = a, *B = b;
+        T *Y = y;
+        for (size_t i = 0; i < M; i++)
+            for (size_t j = 0; j < N; j++) {
+                T acc = 0;
+                for (size_t k = 0; k < K; k++)
+                    acc += A[i * K + k] * B[k * N + j];
+                Y[i * N + j] = acc;
             }
-        });
-        return;
-    }
-    size_t es = tg__esize(y);
-    const char *A = y->in[0]->data, *B = y->in[1]->data;
-    char *Y = y->data;
-    for (size_t p = 0; p < d.batch; p++) /* (M,K) @ (K,N) */
-        gemm((tg_dtype)y->dtype, false, false, d.M, d.N, d.K, A + p * d.sa * es, d.K,
-             B + p * d.sb * es, d.N, 0.0, Y + p * d.M * d.N * es, d.N);
+    });
 }
 
-static MM_NO_VEC void matmul_vjp(tg_tape *tape, tg_tensor *y)
+/* The VJP of one (M,K) @ (K,N) product, for each gradient that is not NULL:
+ * da[i,k] += sum_j dy[i,j] b[k,j] (j in order), db[k,j] += a[i,k] dy[i,j] (i in order).
+ * Two distinct buffers (a layer's input and its weight) are filled in one pass over (i,k,j),
+ * which halves the loop overhead, most of the cost at 2x2. Otherwise each gradient takes a
+ * pass of its own: a single one, or those of a @ a, one buffer, where da is complete before db
+ * adds to it (as in the GEMM path). */
+TG_INLINE void mm_tiny_vjp(tg_dtype dtype, const void *a, const void *b, const void *dy, void *da,
+                           void *db, size_t M, size_t K, size_t N)
+{
+    DISPATCH(dtype, {
+        const T *A = a, *B = b, *DY = dy;
+        T *DA = da, *DB = db;
+        if (DA && DB && DA != DB) {
+            for (size_t i = 0; i < M; i++)
+                for (size_t k = 0; k < K; k++) {
+                    const T aik = A[i * K + k]; /* once: the compiler cannot tell DB from A */
+                    T acc = 0;
+                    for (size_t j = 0; j < N; j++) {
+                        acc += DY[i * N + j] * B[k * N + j];
+                        DB[k * N + j] += aik * DY[i * N + j];
+                    }
+                    DA[i * K + k] += acc;
+                }
+            return;
+        }
+        if (DA)
+            for (size_t i = 0; i < M; i++)
+                for (size_t k = 0; k < K; k++) {
+                    T acc = 0;
+                    for (size_t j = 0; j < N; j++)
+                        acc += DY[i * N + j] * B[k * N + j];
+                    DA[i * K + k] += acc;
+                }
+        if (DB)
+            for (size_t i = 0; i < M; i++)
+                for (size_t k = 0; k < K; k++) {
+                    const T aik = A[i * K + k]; /* once: the compiler cannot tell DB from A */
+                    for (size_t j = 0; j < N; j++)
+                        DB[k * N + j] += aik * DY[i * N + j];
+                }
+    });
+}
+
+/* The forward of a batch, or of a product too large for the loops. */
+static MM_NO_VEC __attribute__((noinline)) void matmul_forward_general(tg_tensor *y)
 {
     const mm_dims d = matmul_dims(y);
-    size_t es = tg__esize(y);
-    if (matmul_tiny(d)) {
-        char *dA = tg_tape__grad_of(tape, y->in[0]);
-        char *dB = tg_tape__grad_of(tape, y->in[1]);
-        /* dA[i,k] += sum_j dY[i,j] B[k,j] (j in order); dB[k,j] += A[i,k] dY[i,j] (i in order) */
-        DISPATCH(y->dtype, {
-            const T *A = y->in[0]->data, *B = y->in[1]->data, *DY = y->grad;
-            T *DA = (T *)dA, *DB = (T *)dB;
-            const size_t M = d.M, K = d.K, N = d.N;
-            for (size_t p = 0; p < d.batch; p++, A += d.sa, B += d.sb, DY += M * N) {
-                if (DA) {
-                    const T *dy = DY;
-                    T *da = DA;
-                    for (size_t i = 0; i < M; i++, dy += N) {
-                        const T *b = B;
-                        for (size_t k = 0; k < K; k++, b += N) {
-                            T acc = 0;
-                            for (size_t j = 0; j < N; j++)
-                                acc += dy[j] * b[j];
-                            *da++ += acc;
-                        }
-                    }
-                    DA += d.sa; /* 0 for an unbatched a: every batch adds into it */
-                }
-                if (DB) {
-                    T *db = DB;
-                    for (size_t k = 0; k < K; k++, db += N) {
-                        const T *a = A + k, *dy = DY;
-                        for (size_t i = 0; i < M; i++, a += K, dy += N) {
-                            const T aik = *a;
-                            for (size_t j = 0; j < N; j++)
-                                db[j] += aik * dy[j];
-                        }
-                    }
-                    DB += d.sb;
-                }
-            }
-        });
-        return;
+    const tg_dtype dt = (tg_dtype)y->dtype;
+    const size_t es = tg__esize(y);
+    const char *A = y->in[0]->data, *B = y->in[1]->data;
+    char *Y = y->data;
+    for (size_t p = 0; p < d.batch; p++) { /* (M,K) @ (K,N) */
+        const char *a = A + p * d.sa * es, *b = B + p * d.sb * es;
+        char *yp = Y + p * d.M * d.N * es;
+        if (matmul_tiny(d.M, d.K, d.N))
+            mm_tiny_forward(dt, a, b, yp, d.M, d.K, d.N);
+        else
+            gemm(dt, false, false, d.M, d.N, d.K, a, d.K, b, d.N, 0.0, yp, d.N);
     }
-    /* A gradient buffer touched first here is written (beta 0: never read, not zeroed first);
-     * one shared by every batch (stride 0) is written by the first and added to by the rest. */
-    bool fresh_a, fresh_b;
-    char *dA = tg_ops__grad_of_fresh(tape, y->in[0], &fresh_a);
-    char *dB = tg_ops__grad_of_fresh(tape, y->in[1], &fresh_b);
+}
+
+TG_INLINE MM_NO_VEC void matmul_forward(tg_tensor *y)
+{
+    const tg_tensor *a = y->in[0], *b = y->in[1];
+    if (TG_LIKELY(a->rank == 2 && b->rank == 2)) {
+        const size_t M = a->shape[0], K = a->shape[1], N = b->shape[1];
+        if (matmul_tiny(M, K, N)) {
+            mm_tiny_forward((tg_dtype)y->dtype, a->data, b->data, y->data, M, K, N);
+            return;
+        }
+    }
+    matmul_forward_general(y);
+}
+
+/* The VJP of a batch, or of a product too large for the loops. On the GEMM kernel, a gradient
+ * buffer touched first here (fresh) is written (beta 0: never read, not zeroed first); one
+ * shared by every batch (stride 0) is written by the first and added to by the rest. */
+static MM_NO_VEC __attribute__((noinline)) void matmul_vjp_general(tg_tape *tape, tg_tensor *y)
+{
+    const mm_dims d = matmul_dims(y);
+    const tg_dtype dt = (tg_dtype)y->dtype;
+    const size_t es = tg__esize(y);
+    const bool tiny = matmul_tiny(d.M, d.K, d.N);
+    bool fresh_a = false, fresh_b = false;
+    char *dA =
+        tiny ? tg_tape__grad_of(tape, y->in[0]) : tg_ops__grad_of_fresh(tape, y->in[0], &fresh_a);
+    char *dB =
+        tiny ? tg_tape__grad_of(tape, y->in[1]) : tg_ops__grad_of_fresh(tape, y->in[1], &fresh_b);
     const char *A = y->in[0]->data, *B = y->in[1]->data, *dY = y->grad;
     for (size_t p = 0; p < d.batch; p++) {
         const char *a = A + p * d.sa * es, *b = B + p * d.sb * es;
         const char *dy = dY + p * d.M * d.N * es;
-        if (dA) /* (M,N) @ (K,N)^T -> (M,K) */
-            gemm((tg_dtype)y->dtype, false, true, d.M, d.K, d.N, dy, d.N, b, d.N,
-                 fresh_a && (p == 0 || d.sa) ? 0.0 : 1.0, dA + p * d.sa * es, d.K);
-        if (dB) /* (M,K)^T @ (M,N) -> (K,N) */
-            gemm((tg_dtype)y->dtype, true, false, d.K, d.N, d.M, a, d.K, dy, d.N,
-                 fresh_b && (p == 0 || d.sb) ? 0.0 : 1.0, dB + p * d.sb * es, d.N);
+        char *da = dA ? dA + p * d.sa * es : NULL; /* stride 0: every batch adds into it */
+        char *db = dB ? dB + p * d.sb * es : NULL;
+        if (tiny) {
+            mm_tiny_vjp(dt, a, b, dy, da, db, d.M, d.K, d.N);
+            continue;
+        }
+        if (da) /* (M,N) @ (K,N)^T -> (M,K) */
+            gemm(dt, false, true, d.M, d.K, d.N, dy, d.N, b, d.N,
+                 fresh_a && (p == 0 || d.sa) ? 0.0 : 1.0, da, d.K);
+        if (db) /* (M,K)^T @ (M,N) -> (K,N) */
+            gemm(dt, true, false, d.K, d.N, d.M, a, d.K, dy, d.N,
+                 fresh_b && (p == 0 || d.sb) ? 0.0 : 1.0, db, d.N);
     }
+}
+
+static MM_NO_VEC void matmul_vjp(tg_tape *tape, tg_tensor *y)
+{
+    tg_tensor *a = y->in[0], *b = y->in[1];
+    if (TG_LIKELY(a->rank == 2 && b->rank == 2)) {
+        const size_t M = a->shape[0], K = a->shape[1], N = b->shape[1];
+        if (matmul_tiny(M, K, N)) {
+            void *da = tg_tape__grad_of(tape, a), *db = tg_tape__grad_of(tape, b);
+            mm_tiny_vjp((tg_dtype)y->dtype, a->data, b->data, y->grad, da, db, M, K, N);
+            return;
+        }
+    }
+    matmul_vjp_general(tape, y);
 }
 
 /* ---- the differentiable VJP (tg_grad_graph) ---------------------------------------------------
@@ -288,7 +341,8 @@ const tg_op_desc tg_op__matmul = {
     .vjp_graph = matmul_vjp_graph,
 };
 
-tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b)
+/* MM_NO_VEC: the forward's tiny loops are inlined here. */
+MM_NO_VEC tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 {
     return tg_tape__record(tape, &tg_op__matmul, a, b, (tg_node_attr){.c = 0});
 }
