@@ -522,8 +522,8 @@ void *tg_tape__grad_first(tg_tape *tape, tg_tensor *x)
             if (!x->grad)
                 x->grad = tg_tape__alloc(tape, tg__nbytes(x));
             if (!x->grad) {
-                tg_tape__fail(tape, TG_ENOMEM,
-                              "backward: out of memory for the gradient of node %u", x->index);
+                tg_tape__fail(tape, TG_ENOMEM, "backward: out of memory for the gradient of node %u",
+                              x->index);
                 return NULL;
             }
             zero_values(x->grad, x);
@@ -579,10 +579,9 @@ static tg_status anomaly_check_grads(tg_tape *tape, tg_tensor *y)
         tg_tensor *x = in[i];
         if (!x->requires_grad)
             continue;
-        const void *g =
-            (x->flags & TG_TF_LEAF)
-                ? (tape->capture ? tape->leaves[tg_tape__leaf_slot(tape, x)].grad : x->grad)
-                : x->grad;
+        const void *g = (x->flags & TG_TF_LEAF)
+                            ? (tape->capture ? tape->leaves[tg_tape__leaf_slot(tape, x)].grad : x->grad)
+                            : x->grad;
         if (g && !all_finite(g, (tg_dtype)x->dtype, x->numel)) {
             char shapes[200];
             describe_inputs(y, shapes, sizeof shapes);
@@ -614,8 +613,8 @@ static tg_status check_output(tg_tape *tape, const char *who, tg_tensor *y)
                              y->index);
         if (y->gen != tape->base.gen)
             return tg__error(TG_ESTALE,
-                             "%s: the output (node %u) was recorded before the tape was reset", who,
-                             y->index);
+                             "%s: the output (node %u) was recorded before the tape was reset",
+                             who, y->index);
     }
     if (!y->requires_grad)
         return tg__error(TG_EINVAL,
