@@ -86,6 +86,25 @@ size_t tg_tape__leaf_slot(const tg_tape *tape, const tg_tensor *x);
 /* The first touch of a gradient buffer in a pass, out of line: leaves (allocating a leaf's
  * grad, or tg_grad's private accumulator) and out of memory. */
 void *tg_tape__grad_first(tg_tape *tape, tg_tensor *x);
+/* The first touch in a pass of the gradient of node x of rank > 0: its buffer, allocated once a
+ * recording, zeroed. Out of line (the common case of tg_tape__grad_of stays small) but a copy
+ * in each file, and making tail calls only, so that it needs no stack frame: a buffer the data
+ * arena's current block cannot hold is left to tg_tape__grad_first. */
+static __attribute__((noinline, unused)) void *tg_tape__grad_touch(tg_tape *tape, tg_tensor *x)
+{
+    const size_t bytes = x->numel * tg__esize(x);
+    void *g = x->grad;
+    if (!g && !(g = x->grad = tg_tape__data(tape, bytes, true)))
+        return tg_tape__grad_first(tape, x);
+    x->grad_pass = tape->base.pass;
+    switch (bytes) { /* small gradients: a store or two, not a call */
+    case 4: return memset(g, 0, 4);
+    case 8: return memset(g, 0, 8);
+    case 16: return memset(g, 0, 16);
+    case 32: return memset(g, 0, 32);
+    default: return memset(g, 0, bytes);
+    }
+}
 /* The gradient buffer of input x for the current backward pass (zeroed on first use), or
  * NULL when x needs no gradient, or on ENOMEM (then the tape's status says so). A node keeps
  * its buffer for the whole recording: later passes zero it again instead of allocating. */
@@ -101,18 +120,7 @@ static inline void *tg_tape__grad_of(tg_tape *tape, tg_tensor *x)
             memset(x->grad, 0, sizeof x->inl.grad);
             return x->grad;
         }
-        size_t bytes = x->numel * tg__esize(x);
-        if (!x->grad && !(x->grad = tg_tape__alloc(tape, bytes)))
-            return tg_tape__grad_first(tape, x); /* reports ENOMEM */
-        x->grad_pass = tape->base.pass;
-        switch (bytes) { /* small gradients: a store or two, not a call */
-        case 4: memset(x->grad, 0, 4); break;
-        case 8: memset(x->grad, 0, 8); break;
-        case 16: memset(x->grad, 0, 16); break;
-        case 32: memset(x->grad, 0, 32); break;
-        default: memset(x->grad, 0, bytes);
-        }
-        return x->grad;
+        return tg_tape__grad_touch(tape, x);
     }
     if (TG_LIKELY(x->grad && !tape->capture))
         return x->grad; /* a leaf's own grad */
