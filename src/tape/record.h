@@ -48,6 +48,16 @@ static inline bool tg_tape__leaf_sig_equal(const tg_leaf_slot *slot, const tg_te
     return true;
 }
 
+/* Notes on leaf x that it is registered in slot s of this recording (reg_*, the cache
+ * tg_tape__input_ready reads), and whether that slot repeats the plan's. */
+static inline void tg_tape__note_registration(const tg_tape *tape, tg_tensor *x, size_t s)
+{
+    x->reg_tape = tape->id;
+    x->reg_gen = tape->base.gen;
+    x->reg_slot = (uint32_t)s & (TG_MAX_LEAVES - 1); /* s < n_leaves <= TG_MAX_LEAVES */
+    x->reg_planned = tape->leaves[s].planned;
+}
+
 /* Fills leaf slot s (< cap_leaves) with x, noting whether it repeats the plan's slot s. */
 static inline void tg_tape__fill_leaf_slot(tg_tape *tape, size_t s, tg_tensor *x)
 {
@@ -73,10 +83,7 @@ static inline void tg_tape__fill_leaf_slot(tg_tape *tape, size_t s, tg_tensor *x
         for (int i = 0; i < x->rank; i++)
             slot->shape[i] = x->shape[i];
     }
-    x->reg_tape = tape->id;
-    x->reg_gen = tape->base.gen;
-    x->reg_slot = (uint32_t)s & (TG_MAX_LEAVES - 1); /* s < TG_MAX_LEAVES */
-    x->reg_planned = slot->planned;
+    tg_tape__note_registration(tape, x, s);
 }
 
 /* Makes x ready to be an input, for the common cases: a node of this recording, a leaf
@@ -251,6 +258,15 @@ tg_tape__plan_refresh(tg_tape *tape, const tg_op_desc *d, tg_tensor *y, tg_node_
     tape->n_nodes = n + 1;
 }
 
+/* Node y's forward. A result without elements has nothing to compute (a view still takes its
+ * pointer); skipping it keeps loops over the other axes, which may be 2^32 long, from running. */
+static inline __attribute__((always_inline)) void tg_tape__compute(const tg_op_desc *d,
+                                                                   tg_tensor *y)
+{
+    if (TG_LIKELY(y->numel != 0) || d->view)
+        d->forward(y);
+}
+
 /* Anomaly mode's forward of node y (tg_tape__run_forward), out of line: the forward, then the
  * check of its values. y, or NULL with the error kept on the tape. */
 tg_tensor *tg_tape__forward_checked(tg_tape *tape, const tg_op_desc *d, tg_tensor *y);
@@ -267,10 +283,7 @@ tg_tape__run_forward(tg_tape *tape, const tg_op_desc *d, tg_tensor *y, const tg_
                   (tape->grad_enabled & (a->requires_grad | (b ? b->requires_grad : 0))));
     if (TG_UNLIKELY(tape->anomaly)) /* a tail call, so y need not live across the forward */
         return tg_tape__forward_checked(tape, d, y);
-    /* A result without elements has nothing to compute (a view still takes its pointer);
-     * skipping it keeps loops over the other axes, which may be 2^32 long, from running. */
-    if (TG_LIKELY(y->numel != 0) || d->view)
-        d->forward(y);
+    tg_tape__compute(d, y);
     return y;
 }
 
@@ -306,7 +319,7 @@ tg_tape__record(tg_tape *tape, const tg_op_desc *d, tg_tensor *a, tg_tensor *b, 
         if (TG_LIKELY(headers->end - headers->ptr >= sizeof *y &&
                       tg_tape__plan_holds(tape, d, y, a, b, attr)) &&
             (y->rank == 0 || d->view ||
-             (data = tg_tape__data(tape, y->numel * tg__esize(y), true)) != NULL)) {
+             (data = tg_tape__data(tape, tg__nbytes(y), true)) != NULL)) {
             headers->ptr += sizeof *y;
             tg_tape__plan_refresh(tape, d, y, attr, data);
             return tg_tape__run_forward(tape, d, y, a, b);

@@ -220,10 +220,7 @@ static tg_status register_leaf(tg_tape *tape, tg_tensor *x)
         /* Used on another tape since: it may already be registered here. */
         for (size_t i = 0; i < tape->n_leaves; i++) {
             if (tape->leaves[i].leaf == x) {
-                x->reg_tape = tape->id;
-                x->reg_gen = tape->base.gen;
-                x->reg_slot = (uint32_t)i & (TG_MAX_LEAVES - 1); /* i < n_leaves */
-                x->reg_planned = tape->leaves[i].planned;
+                tg_tape__note_registration(tape, x, i);
                 return TG_OK;
             }
         }
@@ -405,7 +402,7 @@ tg_tensor *tg_tape__record_slow(tg_tape *tape, const tg_op_desc *d, tg_tensor *a
     if (tg_tape__input_planned(a) && (!b || tg_tape__input_planned(b)) &&
         tg_tape__plan_holds(tape, d, y, a, b, attr)) {
         void *data = NULL;
-        const size_t bytes = y->numel * tg__esize(y);
+        const size_t bytes = tg__nbytes(y);
         if (y->rank != 0 && !d->view && !(data = tg_tape__alloc(tape, bytes))) {
             tg_tape__fail_oom(tape, d->info.name, bytes);
             return NULL;
@@ -484,8 +481,7 @@ tg_tensor *tg_tape__record_n(tg_tape *tape, const tg_op_desc *d, tg_tensor *cons
 
 tg_tensor *tg_tape__forward_checked(tg_tape *tape, const tg_op_desc *d, tg_tensor *y)
 {
-    if (y->numel != 0 || d->view) /* as tg_tape__run_forward */
-        d->forward(y);
+    tg_tape__compute(d, y);
     return tg_tape__anomaly_forward(tape, y) == TG_OK ? y : NULL;
 }
 
@@ -785,7 +781,8 @@ static size_t structure_attrs(const tg_op_desc *d, const tg_tensor *y, uint64_t 
     case TG_ATTR_NONE:
     case TG_ATTR_CONSTANT:
     case TG_ATTR_RANGE:
-    case TG_ATTR_SHAPE: /* the node's shape holds it */ break;
+    case TG_ATTR_SHAPE: /* the node's shape holds it */
+        break;
     case TG_ATTR_AXIS:
     case TG_ATTR_REDUCE:
         rec[k++] = ((uint64_t)(uint32_t)y->attr.r.axis << 32) | (uint32_t)y->attr.r.keepdim;

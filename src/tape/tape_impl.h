@@ -84,7 +84,8 @@ static inline __attribute__((always_inline)) void *tg_tape__alloc(tg_tape *tape,
  * is not registered in it. */
 size_t tg_tape__leaf_slot(const tg_tape *tape, const tg_tensor *x);
 /* The first touch of a gradient buffer in a pass, out of line: leaves (allocating a leaf's
- * grad, or tg_grad's private accumulator) and out of memory. */
+ * grad, or tg_grad's private accumulator), a node's buffer that the data arena's current block
+ * cannot hold (from tg_tape__grad_touch), and out of memory. */
 void *tg_tape__grad_first(tg_tape *tape, tg_tensor *x);
 /* The first touch in a pass of the gradient of node x of rank > 0: its buffer, allocated once a
  * recording, zeroed. Out of line (the common case of tg_tape__grad_of stays small) but a copy
@@ -92,7 +93,7 @@ void *tg_tape__grad_first(tg_tape *tape, tg_tensor *x);
  * arena's current block cannot hold is left to tg_tape__grad_first. */
 static __attribute__((noinline, unused)) void *tg_tape__grad_touch(tg_tape *tape, tg_tensor *x)
 {
-    const size_t bytes = x->numel * tg__esize(x);
+    const size_t bytes = tg__nbytes(x);
     void *g = x->grad;
     if (!g && !(g = x->grad = tg_tape__data(tape, bytes, true)))
         return tg_tape__grad_first(tape, x);
