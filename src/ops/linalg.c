@@ -218,17 +218,25 @@ static MM_NO_VEC __attribute__((noinline)) void matmul_forward_general(tg_tensor
     }
 }
 
+/* Whether a @ b is a tiny product of two matrices, the case its forward and VJP take inline
+ * from the shapes (M, K, N: its dimensions then). */
+TG_INLINE bool matmul_tiny_2d(const tg_tensor *a, const tg_tensor *b, size_t *M, size_t *K,
+                              size_t *N)
+{
+    if (TG_UNLIKELY(a->rank != 2 || b->rank != 2))
+        return false;
+    *M = a->shape[0], *K = a->shape[1], *N = b->shape[1];
+    return matmul_tiny(*M, *K, *N);
+}
+
 TG_INLINE MM_NO_VEC void matmul_forward(tg_tensor *y)
 {
     const tg_tensor *a = y->in[0], *b = y->in[1];
-    if (TG_LIKELY(a->rank == 2 && b->rank == 2)) {
-        const size_t M = a->shape[0], K = a->shape[1], N = b->shape[1];
-        if (matmul_tiny(M, K, N)) {
-            mm_tiny_forward((tg_dtype)y->dtype, a->data, b->data, y->data, M, K, N);
-            return;
-        }
-    }
-    matmul_forward_general(y);
+    size_t M, K, N;
+    if (matmul_tiny_2d(a, b, &M, &K, &N))
+        mm_tiny_forward((tg_dtype)y->dtype, a->data, b->data, y->data, M, K, N);
+    else
+        matmul_forward_general(y);
 }
 
 /* The VJP of a batch, or of a product too large for the loops. On the GEMM kernel, a gradient
@@ -267,15 +275,13 @@ static MM_NO_VEC __attribute__((noinline)) void matmul_vjp_general(tg_tape *tape
 static MM_NO_VEC void matmul_vjp(tg_tape *tape, tg_tensor *y)
 {
     tg_tensor *a = y->in[0], *b = y->in[1];
-    if (TG_LIKELY(a->rank == 2 && b->rank == 2)) {
-        const size_t M = a->shape[0], K = a->shape[1], N = b->shape[1];
-        if (matmul_tiny(M, K, N)) {
-            void *da = tg_tape__grad_of(tape, a), *db = tg_tape__grad_of(tape, b);
-            mm_tiny_vjp((tg_dtype)y->dtype, a->data, b->data, y->grad, da, db, M, K, N);
-            return;
-        }
+    size_t M, K, N;
+    if (matmul_tiny_2d(a, b, &M, &K, &N)) {
+        void *da = tg_tape__grad_of(tape, a), *db = tg_tape__grad_of(tape, b);
+        mm_tiny_vjp((tg_dtype)y->dtype, a->data, b->data, y->grad, da, db, M, K, N);
+    } else {
+        matmul_vjp_general(tape, y);
     }
-    matmul_vjp_general(tape, y);
 }
 
 /* ---- the differentiable VJP (tg_grad_graph) ---------------------------------------------------
