@@ -30,9 +30,11 @@
  * gemm_blocking): on Zen 4 (1 MiB L2) and Sapphire Rapids (2 MiB) alike KC = 512, MC = 252
  * (f32) or 120 / 252 (f64).
  *
- * The thin kernels (C at most 16 columns wide) keep one 16-column row of C per accumulator
- * pair (f64) or accumulator (f32): 16 rows of f32 or 8 rows of f64, 16 independent FMAs per
- * k step, each with its own broadcast of A read in place, against one packed row of B. */
+ * The thin kernels (C at most 16 columns wide) keep one column of a block of C's rows per
+ * accumulator, 16 rows of f32 or 8 of f64: n FMAs a k step, each with its own broadcast of
+ * B, against one vector of A's rows, and no lane spent on columns C does not have. (Rows of C
+ * in the lanes, as before, used 10 of 16 lanes at W3's N = 10.) The block is transposed in
+ * registers once, at the end. */
 
 static inline __mmask16 mask16(size_t n)
 {
@@ -42,6 +44,19 @@ static inline __mmask16 mask16(size_t n)
 static inline __mmask8 mask8(size_t n)
 {
     return (__mmask8)(n >= 8 ? 0xFFu : (1u << n) - 1u);
+}
+
+/* What a row of C becomes: acc, plus C (or beta times it) as the update demands, for the thin
+ * kernels, which read every row before writing any. (update_ps and update_pd below store at
+ * once; written through these, the wide kernel's K = 10 product of W3 ran 6 % slower.) */
+static inline __attribute__((always_inline)) __m512 updated_ps(const float *c, __mmask16 m,
+                                                               __m512 acc, float beta)
+{
+    if (beta == 0.0f)
+        return acc;
+    if (beta == 1.0f)
+        return _mm512_add_ps(_mm512_maskz_loadu_ps(m, c), acc);
+    return _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(m, c), acc);
 }
 
 static inline __attribute__((always_inline)) void update_ps(float *c, __mmask16 m, __m512 acc,
@@ -57,6 +72,16 @@ static inline __attribute__((always_inline)) void update_ps(float *c, __mmask16 
         __m512 old = _mm512_maskz_loadu_ps(m, c);
         _mm512_mask_storeu_ps(c, m, _mm512_fmadd_ps(_mm512_set1_ps(beta), old, acc));
     }
+}
+
+static inline __attribute__((always_inline)) __m512d updated_pd(const double *c, __mmask8 m,
+                                                                __m512d acc, double beta)
+{
+    if (beta == 0.0)
+        return acc;
+    if (beta == 1.0)
+        return _mm512_add_pd(_mm512_maskz_loadu_pd(m, c), acc);
+    return _mm512_fmadd_pd(_mm512_set1_pd(beta), _mm512_maskz_loadu_pd(m, c), acc);
 }
 
 static inline __attribute__((always_inline)) void update_pd(double *c, __mmask8 m, __m512d acc,
@@ -357,55 +382,6 @@ static void kern_f32_wide_pa(size_t kc, const float *restrict a, size_t ai, size
 #undef STORE
 }
 
-/* ---- thin products (C at most 16 columns) --------------------------------------------------- */
-
-static void thin_f32(size_t m, size_t n, size_t kc, const float *a, size_t ai, size_t ak,
-                     const float *restrict b, float *restrict c, size_t ldc, float beta)
-{
-#define DECL(r) __m512 t##r = _mm512_setzero_ps();
-    REP16(DECL)
-#undef DECL
-    for (size_t k = 0; k < kc; k++, a += ak, b += 16) {
-        const __m512 bv = _mm512_load_ps(b);
-#define FMA(r) t##r = _mm512_fmadd_ps(_mm512_set1_ps(a[(size_t)r * ai]), bv, t##r);
-        REP16(FMA)
-#undef FMA
-    }
-    const __mmask16 m0 = mask16(n);
-#define STORE(r)                                                                                   \
-    if (r < m)                                                                                     \
-        update_ps(c + (size_t)r * ldc, m0, t##r, beta);
-    REP16(STORE)
-#undef STORE
-}
-
-static void thin_f64(size_t m, size_t n, size_t kc, const double *a, size_t ai, size_t ak,
-                     const double *restrict b, double *restrict c, size_t ldc, double beta)
-{
-#define DECL(r) __m512d t##r##a = _mm512_setzero_pd(), t##r##b = _mm512_setzero_pd();
-    REP8(DECL)
-#undef DECL
-    for (size_t k = 0; k < kc; k++, a += ak, b += 16) {
-        const __m512d b0 = _mm512_load_pd(b), b1 = _mm512_load_pd(b + 8);
-#define FMA(r)                                                                                     \
-    {                                                                                              \
-        const __m512d ar = _mm512_set1_pd(a[(size_t)r * ai]);                                      \
-        t##r##a = _mm512_fmadd_pd(ar, b0, t##r##a);                                                \
-        t##r##b = _mm512_fmadd_pd(ar, b1, t##r##b);                                                \
-    }
-        REP8(FMA)
-#undef FMA
-    }
-    const __mmask8 m0 = mask8(n), m1 = mask8(n > 8 ? n - 8 : 0);
-#define STORE(r)                                                                                   \
-    if (r < m) {                                                                                   \
-        update_pd(c + (size_t)r * ldc, m0, t##r##a, beta);                                         \
-        update_pd(c + (size_t)r * ldc + 8, m1, t##r##b, beta);                                     \
-    }
-    REP8(STORE)
-#undef STORE
-}
-
 /* ---- packing B stored transposed ------------------------------------------------------------ */
 
 /* Rows r[0..16) of 16 floats become columns: afterwards r[c] holds element c of each row.
@@ -555,6 +531,139 @@ static void pack_bt_f64(const double *b, size_t ldb, size_t kc, double *restrict
             bt_block_f64(b + v * ldb + kb, ldb, dst + kb * NR + v, NR, 8);
     for (size_t v = 0; kb < kc && v < NR; v += 8)
         bt_block_f64(b + v * ldb + kb, ldb, dst + kb * NR + v, NR, kc - kb);
+}
+
+/* ---- thin products (C at most 16 columns) --------------------------------------------------- */
+
+/* k steps [0, nk) of a thin block: t[j] += A(rows, k) * b[k*16 + j] for the n <= 16 columns
+ * (n a constant at each call, so that t stays in registers), A's rows at step k the vector
+ * at a + k*ak. */
+static inline __attribute__((always_inline)) void
+thin_steps_f32(__m512 t[16], const size_t n, size_t nk, const float *a, size_t ak,
+               const float *restrict b)
+{
+    for (size_t k = 0; k < nk; k++) {
+        const __m512 av = _mm512_loadu_ps(a + k * ak);
+#define FMA(j)                                                                                     \
+    if (j < n)                                                                                     \
+        t[j] = _mm512_fmadd_ps(av, _mm512_set1_ps(b[k * 16 + j]), t[j]);
+        REP16(FMA)
+#undef FMA
+    }
+}
+
+static inline __attribute__((always_inline)) void
+thin_block_f32(size_t m, const size_t n, size_t kc, const float *a, size_t ai, size_t ak,
+               const float *restrict b, float *restrict c, size_t ldc, float beta)
+{
+    __m512 t[16];
+#define DECL(j) t[j] = _mm512_setzero_ps();
+    REP16(DECL)
+#undef DECL
+    if (ai == 1) { /* A's 16 rows at each k lie together (op(A) = A^T stored) */
+        thin_steps_f32(t, n, kc, a, ak, b);
+    } else { /* rows of A: 16 k at a time transposed into a block (ak == 1) */
+        _Alignas(64) float blk[16 * 16];
+        for (size_t k0 = 0; k0 < kc; k0 += 16) {
+            const size_t nk = kc - k0 < 16 ? kc - k0 : 16;
+            bt_block_f32(a + k0, ai, blk, 16, nk);
+            thin_steps_f32(t, n, nk, blk, 16, b + k0 * 16);
+        }
+    }
+    transpose16_ps(t); /* t[r]: row r of the block, its n columns */
+    /* Every row of C is read before any is written: C's rows of n < 16 elements share cache
+     * lines, and a masked load after a masked store to the same line waits for the store
+     * (storing row by row, as update_ps would, made beta = 1 cost a third more at N = 10). */
+    const __mmask16 mn = mask16(n);
+#define UPDATE(r)                                                                                  \
+    if (r < m)                                                                                     \
+        t[r] = updated_ps(c + (size_t)r * ldc, mn, t[r], beta);
+#define STORE(r)                                                                                   \
+    if (r < m)                                                                                     \
+        _mm512_mask_storeu_ps(c + (size_t)r * ldc, mn, t[r]);
+    REP16(UPDATE)
+    REP16(STORE)
+#undef STORE
+#undef UPDATE
+}
+
+static void thin_f32(size_t m, size_t n, size_t kc, const float *a, size_t ai, size_t ak,
+                     const float *restrict b, float *restrict c, size_t ldc, float beta)
+{
+    switch (n) {
+#define CASE(j)                                                                                    \
+    case j + 1:                                                                                    \
+        thin_block_f32(m, j + 1, kc, a, ai, ak, b, c, ldc, beta);                                 \
+        return;
+        REP16(CASE)
+#undef CASE
+    }
+}
+
+/* The same for f64: a block of 8 rows, one accumulator per column of C (16 at most). */
+static inline __attribute__((always_inline)) void
+thin_steps_f64(__m512d t[16], const size_t n, size_t nk, const double *a, size_t ak,
+               const double *restrict b)
+{
+    for (size_t k = 0; k < nk; k++) {
+        const __m512d av = _mm512_loadu_pd(a + k * ak);
+#define FMA(j)                                                                                     \
+    if (j < n)                                                                                     \
+        t[j] = _mm512_fmadd_pd(av, _mm512_set1_pd(b[k * 16 + j]), t[j]);
+        REP16(FMA)
+#undef FMA
+    }
+}
+
+static inline __attribute__((always_inline)) void
+thin_block_f64(size_t m, const size_t n, size_t kc, const double *a, size_t ai, size_t ak,
+               const double *restrict b, double *restrict c, size_t ldc, double beta)
+{
+    __m512d t[16];
+#define DECL(j) t[j] = _mm512_setzero_pd();
+    REP16(DECL)
+#undef DECL
+    if (ai == 1) {
+        thin_steps_f64(t, n, kc, a, ak, b);
+    } else {
+        _Alignas(64) double blk[8 * 8];
+        for (size_t k0 = 0; k0 < kc; k0 += 8) {
+            const size_t nk = kc - k0 < 8 ? kc - k0 : 8;
+            bt_block_f64(a + k0, ai, blk, 8, nk);
+            thin_steps_f64(t, n, nk, blk, 8, b + k0 * 16);
+        }
+    }
+    transpose8_pd(t); /* t[r], t[8 + r]: row r of the block, columns 0-7 and 8-15 */
+    if (n > 8)
+        transpose8_pd(t + 8);
+    const __mmask8 m0 = mask8(n), m1 = mask8(n > 8 ? n - 8 : 0);
+#define UPDATE(r)                                                                                  \
+    if (r < m) {                                                                                   \
+        t[r] = updated_pd(c + (size_t)r * ldc, m0, t[r], beta);                                    \
+        t[8 + r] = updated_pd(c + (size_t)r * ldc + 8, m1, t[8 + r], beta);                        \
+    }
+#define STORE(r)                                                                                   \
+    if (r < m) {                                                                                   \
+        _mm512_mask_storeu_pd(c + (size_t)r * ldc, m0, t[r]);                                      \
+        _mm512_mask_storeu_pd(c + (size_t)r * ldc + 8, m1, t[8 + r]);                              \
+    }
+    REP8(UPDATE)
+    REP8(STORE)
+#undef STORE
+#undef UPDATE
+}
+
+static void thin_f64(size_t m, size_t n, size_t kc, const double *a, size_t ai, size_t ak,
+                     const double *restrict b, double *restrict c, size_t ldc, double beta)
+{
+    switch (n) {
+#define CASE(j)                                                                                    \
+    case j + 1:                                                                                    \
+        thin_block_f64(m, j + 1, kc, a, ai, ak, b, c, ldc, beta);                                 \
+        return;
+        REP16(CASE)
+#undef CASE
+    }
 }
 
 static void pack_bt_f32_32(const float *b, size_t ldb, size_t kc, float *dst)

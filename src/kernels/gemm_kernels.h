@@ -22,7 +22,8 @@ typedef void (*tg_gemm_kern_f64)(size_t kc, const double *a, const double *b, do
 /* The thin kernel, for products whose C is at most TG_GEMM_THIN_NR columns wide (W3's last
  * layer: N = 10): C[0:m, 0:n] = update(C, sum over k < kc of A(i, k) * b[k*16 + j]) for
  * m <= the kernel's thin_mr rows, with A read where it lies, A(i, k) = a[i*ai + k*ak] (no
- * packing: each element of A is used only n times), and b a packed kc x 16 panel of B
+ * packed panel: each element of A is used only n times; all thin_mr rows must be there, the
+ * driver pads the last block), and b a packed kc x 16 panel of B
  * (zero-padded, 64-byte aligned). Same update and same order of the sum as above: one fused
  * multiply-add per k, in increasing k, from zero. */
 #define TG_GEMM_THIN_NR 16
