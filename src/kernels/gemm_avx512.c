@@ -32,9 +32,10 @@
  *
  * The thin kernels (C at most 16 columns wide) keep one column of a block of C's rows per
  * accumulator, 16 rows of f32 or 8 of f64: n FMAs a k step, each with its own broadcast of
- * B, against one vector of A's rows, and no lane spent on columns C does not have. (Rows of C
- * in the lanes, as before, used 10 of 16 lanes at W3's N = 10.) The block is transposed in
- * registers once, at the end. */
+ * B, against one vector of A's rows, and no lane spent on columns C does not have (rows of C
+ * in the lanes used 10 of 16 at W3's N = 10). The block is transposed in registers once, at
+ * the end. That row layout stays for 13 or 14 columns and more when A's rows would have to be
+ * transposed (THIN_ROWS_FROM_F32). */
 
 static inline __mmask16 mask16(size_t n)
 {
@@ -535,6 +536,79 @@ static void pack_bt_f64(const double *b, size_t ldb, size_t kc, double *restrict
 
 /* ---- thin products (C at most 16 columns) --------------------------------------------------- */
 
+/* The layout before: one row of C per accumulator (f32) or accumulator pair (f64), 16
+ * columns in its lanes, each FMA with its own broadcast of A read in place against one packed
+ * row of B. It leaves the lanes of the columns C does not have empty, but needs no transpose
+ * of A; the dispatchers below say when it wins. */
+static void thin_rows_f32(size_t m, size_t n, size_t kc, const float *a, size_t ai, size_t ak,
+                          const float *restrict b, float *restrict c, size_t ldc, float beta)
+{
+#define DECL(r) __m512 t##r = _mm512_setzero_ps();
+    REP16(DECL)
+#undef DECL
+    for (size_t k = 0; k < kc; k++) {
+        const __m512 bv = _mm512_load_ps(b + k * 16);
+        const float *ak_ = a + k * ak;
+#define FMA(r) t##r = _mm512_fmadd_ps(_mm512_set1_ps(ak_[(size_t)r * ai]), bv, t##r);
+        REP16(FMA)
+#undef FMA
+    }
+    const __mmask16 mn = mask16(n);
+#define UPDATE(r)                                                                                  \
+    if (r < m)                                                                                     \
+        t##r = updated_ps(c + (size_t)r * ldc, mn, t##r, beta);
+#define STORE(r)                                                                                   \
+    if (r < m)                                                                                     \
+        _mm512_mask_storeu_ps(c + (size_t)r * ldc, mn, t##r);
+    REP16(UPDATE)
+    REP16(STORE)
+#undef STORE
+#undef UPDATE
+}
+
+static void thin_rows_f64(size_t m, size_t n, size_t kc, const double *a, size_t ai, size_t ak,
+                          const double *restrict b, double *restrict c, size_t ldc, double beta)
+{
+#define DECL(r) __m512d t##r##a = _mm512_setzero_pd(), t##r##b = _mm512_setzero_pd();
+    REP8(DECL)
+#undef DECL
+    for (size_t k = 0; k < kc; k++) {
+        const __m512d b0 = _mm512_load_pd(b + k * 16), b1 = _mm512_load_pd(b + k * 16 + 8);
+        const double *ak_ = a + k * ak;
+#define FMA(r)                                                                                     \
+    {                                                                                              \
+        const __m512d ar = _mm512_set1_pd(ak_[(size_t)r * ai]);                                   \
+        t##r##a = _mm512_fmadd_pd(ar, b0, t##r##a);                                                \
+        t##r##b = _mm512_fmadd_pd(ar, b1, t##r##b);                                                \
+    }
+        REP8(FMA)
+#undef FMA
+    }
+    const __mmask8 m0 = mask8(n), m1 = mask8(n > 8 ? n - 8 : 0);
+#define UPDATE(r)                                                                                  \
+    if (r < m) {                                                                                   \
+        t##r##a = updated_pd(c + (size_t)r * ldc, m0, t##r##a, beta);                              \
+        t##r##b = updated_pd(c + (size_t)r * ldc + 8, m1, t##r##b, beta);                          \
+    }
+#define STORE(r)                                                                                   \
+    if (r < m) {                                                                                   \
+        _mm512_mask_storeu_pd(c + (size_t)r * ldc, m0, t##r##a);                                   \
+        _mm512_mask_storeu_pd(c + (size_t)r * ldc + 8, m1, t##r##b);                               \
+    }
+    REP8(UPDATE)
+    REP8(STORE)
+#undef STORE
+#undef UPDATE
+}
+
+/* From how many columns the row layout is the faster when A's rows must be transposed for the
+ * column one (op(A) = A): the transpose costs about as much as the lanes the row layout leaves
+ * empty at 13 or 14 columns. Zen 4, 128 x n x 256, GFLOP/s, columns against rows: f32 at
+ * n = 13 85 against 83, at 14 85 against 89, at 16 97 against 102; f64 at 12 42.1 against
+ * 41.4, at 13 43.8 against 44.9. With A^T stored the column layout is the faster at every n. */
+#define THIN_ROWS_FROM_F32 14
+#define THIN_ROWS_FROM_F64 13
+
 /* k steps [0, nk) of a thin block: t[j] += A(rows, k) * b[k*16 + j] for the n <= 16 columns
  * (n a constant at each call, so that t stays in registers), A's rows at step k the vector
  * at a + k*ak. */
@@ -590,6 +664,10 @@ thin_block_f32(size_t m, const size_t n, size_t kc, const float *a, size_t ai, s
 static void thin_f32(size_t m, size_t n, size_t kc, const float *a, size_t ai, size_t ak,
                      const float *restrict b, float *restrict c, size_t ldc, float beta)
 {
+    if (ai != 1 && n >= THIN_ROWS_FROM_F32) {
+        thin_rows_f32(m, n, kc, a, ai, ak, b, c, ldc, beta);
+        return;
+    }
     switch (n) {
 #define CASE(j)                                                                                    \
     case j + 1:                                                                                    \
@@ -656,6 +734,10 @@ thin_block_f64(size_t m, const size_t n, size_t kc, const double *a, size_t ai, 
 static void thin_f64(size_t m, size_t n, size_t kc, const double *a, size_t ai, size_t ak,
                      const double *restrict b, double *restrict c, size_t ldc, double beta)
 {
+    if (ai != 1 && n >= THIN_ROWS_FROM_F64) {
+        thin_rows_f64(m, n, kc, a, ai, ak, b, c, ldc, beta);
+        return;
+    }
     switch (n) {
 #define CASE(j)                                                                                    \
     case j + 1:                                                                                    \
