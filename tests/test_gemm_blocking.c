@@ -8,7 +8,9 @@
  * The thin kernels also at every width N = 1..16, M below, at and past their row block and
  * not a multiple of it, K of 1, odd, and across two depth blocks. Also: the thin path's
  * results bit-identical for any thread count (the AVX2 path's at widths that take each of its
- * register shapes), and the AVX2 path has a thin kernel. Also: slots that pack their own
+ * register shapes), and the AVX2 path has a thin kernel, and the thin kernels' sums are those
+ * of fma() loops, one per k in increasing k (the bits, whichever layout a kernel keeps C's
+ * block in). Also: slots that pack their own
  * panels of B (the kernels that pack B as they go) at the edges of those panels, and with
  * two thirds of a tile's rows. */
 #include <criterion/criterion.h>
@@ -330,4 +332,76 @@ Test(gemm_thin, avx2_thin_products_are_bit_identical_for_any_thread_count)
                                                       "avx2");
     cr_assert_eq(tg_set_num_threads(1), TG_OK);
     cr_assert(tg__gemm_force(TG_GEMM_AUTO));
+}
+
+/* One thin product against loops of fma(), in T: C(i, j) = update(C, acc) with acc summed from
+ * zero, one fused multiply-add per k in increasing k, as the kernel contract has it within
+ * one depth block (gemm_kernels.h). Compared bit for bit. */
+#define FMA_ORDER_REF(T, FMA)                                                                      \
+    static T fma_order_ref_##T(const mat *A, const mat *B, const mat *C, bool ta, bool tb,         \
+                               size_t i, size_t j, size_t K, T beta)                               \
+    {                                                                                              \
+        T acc = 0;                                                                                 \
+        for (size_t k = 0; k < K; k++)                                                             \
+            acc = FMA((T)(ta ? A->val[k * A->ld + i] : A->val[i * A->ld + k]),                     \
+                      (T)(tb ? B->val[j * B->ld + k] : B->val[k * B->ld + j]), acc);               \
+        const T c = (T)C->val[i * C->ld + j];                                                      \
+        return beta == 0 ? acc : beta == 1 ? c + acc : FMA(beta, c, acc);                          \
+    }
+FMA_ORDER_REF(float, fmaf)
+FMA_ORDER_REF(double, fma)
+
+static void expect_fma_order(tg_gemm_path path, bool f64, bool ta, bool tb, size_t M, size_t N,
+                             size_t K, double beta)
+{
+    mat A = ta ? mat_new(f64, K, M, 0) : mat_new(f64, M, K, 0);
+    mat B = tb ? mat_new(f64, N, K, 0) : mat_new(f64, K, N, 0);
+    mat C = mat_new(f64, M, N, beta == 0 ? NAN : 0);
+    run(f64, ta, tb, M, N, K, &A, &B, beta, &C);
+    for (size_t i = 0; i < M; i++)
+        for (size_t j = 0; j < N; j++) {
+            const size_t at = i * C.ld + j;
+            const bool same =
+                f64 ? memcmp(&(double){fma_order_ref_double(&A, &B, &C, ta, tb, i, j, K, beta)},
+                             (double *)C.data + at, sizeof(double)) == 0
+                    : memcmp(
+                          &(float){fma_order_ref_float(&A, &B, &C, ta, tb, i, j, K, (float)beta)},
+                          (float *)C.data + at, sizeof(float)) == 0;
+            cr_assert(
+                same,
+                "%s %s %s%s M=%zu N=%zu K=%zu beta=%g: C[%zu,%zu] = %.17g is not the fma loop's",
+                tg__gemm_path_name(path), f64 ? "f64" : "f32", ta ? "A^T" : "A", tb ? "B^T" : "B",
+                M, N, K, beta, i, j, get(&C, at));
+        }
+    mat_free(&A);
+    mat_free(&B);
+    mat_free(&C);
+}
+
+/* Widths that take each layout and register shape of the thin kernels (AVX2: 12 x 1 and
+ * 6 x 2; AVX-512: C's rows or C's columns in the lanes, A in place or transposed), M across
+ * the row block, K one depth block (an odd one, so no k loop is a multiple of its unrolling). */
+Test(gemm_thin, sums_are_those_of_fma_loops_in_k_order)
+{
+    const double betas[3] = {0.0, 1.0, -0.75};
+    const size_t ns[] = {1, 3, 8, 10, 12, 13, 14, 16};
+    int any = 0;
+    for (int p = TG_GEMM_PORTABLE; p <= TG_GEMM_AVX512_WIDE; p++) {
+        if (!tg__gemm_force((tg_gemm_path)p))
+            continue;
+        for (int f64 = 0; f64 < 2; f64++) {
+            const tg_gemm_shape s = tg__gemm_shape((tg_gemm_path)p, f64);
+            if (!s.thin_mr)
+                continue;
+            any++;
+            const size_t M = 2 * s.thin_mr + 5, K = s.kc < 131 ? s.kc - 1 : 131;
+            size_t c = 0;
+            for (size_t z = 0; z < sizeof ns / sizeof *ns; z++)
+                for (int t = 0; t < 4; t++, c++)
+                    expect_fma_order((tg_gemm_path)p, f64, t & 1, t & 2, M, ns[z], K, betas[c % 3]);
+        }
+    }
+    cr_assert(tg__gemm_force(TG_GEMM_AUTO));
+    if (!any)
+        cr_skip_test("no path with a thin kernel in this build or on this CPU");
 }
