@@ -34,7 +34,7 @@
  * accumulator, 16 rows of f32 or 8 of f64: n FMAs a k step, each with its own broadcast of
  * B, against one vector of A's rows, and no lane spent on columns C does not have (rows of C
  * in the lanes used 10 of 16 at W3's N = 10). The block is transposed in registers once, at
- * the end. That row layout stays for 13 or 14 columns and more when A's rows would have to be
+ * the end. That row layout stays for 15 or 16 columns when A's rows would have to be
  * transposed (THIN_ROWS_FROM_F32). */
 
 static inline __mmask16 mask16(size_t n)
@@ -619,28 +619,33 @@ static void thin_rows_f64(size_t m, size_t n, size_t kc, const double *a, size_t
 }
 
 /* From how many columns the row layout is the faster when A's rows must be transposed for the
- * column one (op(A) = A): the transpose costs about as much as the lanes the row layout leaves
- * empty at 13 or 14 columns. Zen 4, 128 x n x 256, GFLOP/s, columns against rows: f32 at
- * n = 13 85 against 83, at 14 85 against 89, at 16 97 against 102; f64 at 12 42.1 against
- * 41.4, at 13 43.8 against 44.9. With A^T stored the column layout is the faster at every n. */
-#define THIN_ROWS_FROM_F32 14
-#define THIN_ROWS_FROM_F64 13
+ * column one (op(A) = A): 16 k of them are transposed at a time and used from the registers,
+ * which with the accumulators leaves no room past 14 columns (f32). Zen 4, 128 x n x 256,
+ * GFLOP/s, columns against rows: f32 at n = 10 93 against 64, at 14 95 against 89, at 15 89
+ * against 95, at 16 96 against 102; f64 at 10 51 against 39, at 15 54 against 52, at 16 55
+ * against 56. With A^T stored the column layout is the faster at every n. */
+#define THIN_ROWS_FROM_F32 15
+#define THIN_ROWS_FROM_F64 16
 
-/* k steps [0, nk) of a thin block: t[j] += A(rows, k) * b[k*16 + j] for the n <= 16 columns
- * (n a constant at each call, so that t stays in registers), A's rows at step k the vector
- * at a + k*ak. */
+/* One k step of a thin block: t[j] += A(rows, k) * brow[j] for the n <= 16 columns (n a
+ * constant at each call, so that t stays in registers), av A's rows at that k. */
+static inline __attribute__((always_inline)) void
+thin_step_f32(__m512 t[16], const size_t n, __m512 av, const float *restrict brow)
+{
+#define FMA(j)                                                                                     \
+    if (j < n)                                                                                     \
+        t[j] = _mm512_fmadd_ps(av, _mm512_set1_ps(brow[j]), t[j]);
+    REP16(FMA)
+#undef FMA
+}
+
+/* k steps [0, nk), A's rows at step k the vector at a + k*ak, B's row at b + k*16. */
 static inline __attribute__((always_inline)) void
 thin_steps_f32(__m512 t[16], const size_t n, size_t nk, const float *a, size_t ak,
                const float *restrict b)
 {
-    for (size_t k = 0; k < nk; k++) {
-        const __m512 av = _mm512_loadu_ps(a + k * ak);
-#define FMA(j)                                                                                     \
-    if (j < n)                                                                                     \
-        t[j] = _mm512_fmadd_ps(av, _mm512_set1_ps(b[k * 16 + j]), t[j]);
-        REP16(FMA)
-#undef FMA
-    }
+    for (size_t k = 0; k < nk; k++)
+        thin_step_f32(t, n, _mm512_loadu_ps(a + k * ak), b + k * 16);
 }
 
 static inline __attribute__((always_inline)) void
@@ -653,12 +658,22 @@ thin_block_f32(size_t m, const size_t n, size_t kc, const float *a, size_t ai, s
 #undef DECL
     if (ai == 1) { /* A's 16 rows at each k lie together (op(A) = A^T stored) */
         thin_steps_f32(t, n, kc, a, ak, b);
-    } else { /* rows of A: 16 k at a time transposed into a block (ak == 1) */
-        _Alignas(64) float blk[16 * 16];
-        for (size_t k0 = 0; k0 < kc; k0 += 16) {
-            const size_t nk = kc - k0 < 16 ? kc - k0 : 16;
-            bt_block_f32(a + k0, ai, blk, 16, nk);
-            thin_steps_f32(t, n, nk, blk, 16, b + k0 * 16);
+    } else { /* rows of A (ak == 1): 16 k at a time transposed in registers, used from there */
+        size_t k0 = 0;
+        for (; k0 + 16 <= kc; k0 += 16) {
+            __m512 r[16];
+#define LOAD(i) r[i] = _mm512_loadu_ps(a + (size_t)(i)*ai + k0);
+            REP16(LOAD)
+#undef LOAD
+            transpose16_ps(r); /* r[kk]: the 16 rows at k0 + kk */
+#define STEP(kk) thin_step_f32(t, n, r[kk], b + (k0 + kk) * 16);
+            REP16(STEP)
+#undef STEP
+        }
+        if (k0 < kc) { /* the last, shorter block through memory */
+            _Alignas(64) float blk[16 * 16];
+            bt_block_f32(a + k0, ai, blk, 16, kc - k0);
+            thin_steps_f32(t, n, kc - k0, blk, 16, b + k0 * 16);
         }
     }
     transpose16_ps(t); /* t[r]: row r of the block, its n columns */
@@ -697,17 +712,21 @@ static void thin_f32(size_t m, size_t n, size_t kc, const float *a, size_t ai, s
 
 /* The same for f64: a block of 8 rows, one accumulator per column of C (16 at most). */
 static inline __attribute__((always_inline)) void
+thin_step_f64(__m512d t[16], const size_t n, __m512d av, const double *restrict brow)
+{
+#define FMA(j)                                                                                     \
+    if (j < n)                                                                                     \
+        t[j] = _mm512_fmadd_pd(av, _mm512_set1_pd(brow[j]), t[j]);
+    REP16(FMA)
+#undef FMA
+}
+
+static inline __attribute__((always_inline)) void
 thin_steps_f64(__m512d t[16], const size_t n, size_t nk, const double *a, size_t ak,
                const double *restrict b)
 {
-    for (size_t k = 0; k < nk; k++) {
-        const __m512d av = _mm512_loadu_pd(a + k * ak);
-#define FMA(j)                                                                                     \
-    if (j < n)                                                                                     \
-        t[j] = _mm512_fmadd_pd(av, _mm512_set1_pd(b[k * 16 + j]), t[j]);
-        REP16(FMA)
-#undef FMA
-    }
+    for (size_t k = 0; k < nk; k++)
+        thin_step_f64(t, n, _mm512_loadu_pd(a + k * ak), b + k * 16);
 }
 
 static inline __attribute__((always_inline)) void
@@ -721,11 +740,21 @@ thin_block_f64(size_t m, const size_t n, size_t kc, const double *a, size_t ai, 
     if (ai == 1) {
         thin_steps_f64(t, n, kc, a, ak, b);
     } else {
-        _Alignas(64) double blk[8 * 8];
-        for (size_t k0 = 0; k0 < kc; k0 += 8) {
-            const size_t nk = kc - k0 < 8 ? kc - k0 : 8;
-            bt_block_f64(a + k0, ai, blk, 8, nk);
-            thin_steps_f64(t, n, nk, blk, 8, b + k0 * 16);
+        size_t k0 = 0;
+        for (; k0 + 8 <= kc; k0 += 8) {
+            __m512d r[8];
+#define LOAD(i) r[i] = _mm512_loadu_pd(a + (size_t)(i)*ai + k0);
+            REP8(LOAD)
+#undef LOAD
+            transpose8_pd(r);
+#define STEP(kk) thin_step_f64(t, n, r[kk], b + (k0 + kk) * 16);
+            REP8(STEP)
+#undef STEP
+        }
+        if (k0 < kc) {
+            _Alignas(64) double blk[8 * 8];
+            bt_block_f64(a + k0, ai, blk, 8, kc - k0);
+            thin_steps_f64(t, n, kc - k0, blk, 8, b + k0 * 16);
         }
     }
     transpose8_pd(t); /* t[r], t[8 + r]: row r of the block, columns 0-7 and 8-15 */
