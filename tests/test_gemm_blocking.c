@@ -286,34 +286,45 @@ Test(gemm_thin, the_avx2_path_has_a_thin_kernel)
         cr_assert_eq(tg__gemm_shape(TG_GEMM_AVX2, f64).thin_mr, 12, "%s", f64 ? "f64" : "f32");
 }
 
-/* Every N from 1 to 16 (each of the kernels' column splits), M around the row block, K of 1,
- * 7 and two KC blocks; the transposes and betas cycle over the cases, so each N meets all
- * four storage combinations and all three betas. */
-Test(gemm_thin, every_width_up_to_16_matches_the_reference)
+/* Calls cases(path, f64, shape) for every packed path this build and CPU have whose kernel has
+ * a thin path, in f32 and f64, with the path forced; then restores AUTO. false: there was none. */
+static bool for_each_thin_kernel(void (*cases)(tg_gemm_path, bool, tg_gemm_shape))
 {
-    const double betas[3] = {0.0, 1.0, -0.75};
-    int any = 0;
+    bool any = false;
     for (int p = TG_GEMM_PORTABLE; p <= TG_GEMM_AVX512_WIDE; p++) {
         if (!tg__gemm_force((tg_gemm_path)p))
             continue;
         for (int f64 = 0; f64 < 2; f64++) {
             const tg_gemm_shape s = tg__gemm_shape((tg_gemm_path)p, f64);
-            if (!s.thin_mr)
-                continue;
-            any++;
-            const size_t tm = s.thin_mr;
-            const size_t ms[] = {1, 5, 7, tm - 1, tm, tm + 1, 2 * tm + 8};
-            const size_t ks[] = {1, 7, s.kc + 9};
-            size_t c = 0;
-            for (size_t n = 1; n <= 16; n++)
-                for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++)
-                    for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++, c++)
-                        check_case((tg_gemm_path)p, f64, c & 1, (c >> 1) & 1, ms[mi], n, ks[ki],
-                                   betas[c % 3]);
+            if (s.thin_mr) {
+                any = true;
+                cases((tg_gemm_path)p, f64, s);
+            }
         }
     }
     cr_assert(tg__gemm_force(TG_GEMM_AUTO));
-    if (!any)
+    return any;
+}
+
+/* Every N from 1 to 16 (each of the kernels' column splits), M around the row block, K of 1,
+ * 7 and two KC blocks; the transposes and betas cycle over the cases, so each N meets all
+ * four storage combinations and all three betas. */
+static void every_width_cases(tg_gemm_path path, bool f64, tg_gemm_shape s)
+{
+    const double betas[3] = {0.0, 1.0, -0.75};
+    const size_t tm = s.thin_mr;
+    const size_t ms[] = {1, 5, 7, tm - 1, tm, tm + 1, 2 * tm + 8};
+    const size_t ks[] = {1, 7, s.kc + 9};
+    size_t c = 0;
+    for (size_t n = 1; n <= 16; n++)
+        for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++)
+            for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++, c++)
+                check_case(path, f64, c & 1, (c >> 1) & 1, ms[mi], n, ks[ki], betas[c % 3]);
+}
+
+Test(gemm_thin, every_width_up_to_16_matches_the_reference)
+{
+    if (!for_each_thin_kernel(every_width_cases))
         cr_skip_test("no path with a thin kernel in this build or on this CPU");
 }
 
@@ -381,27 +392,19 @@ static void expect_fma_order(tg_gemm_path path, bool f64, bool ta, bool tb, size
 /* Widths that take each layout and register shape of the thin kernels (AVX2: 12 x 1 and
  * 6 x 2; AVX-512: C's rows or C's columns in the lanes, A in place or transposed), M across
  * the row block, K one depth block (an odd one, so no k loop is a multiple of its unrolling). */
-Test(gemm_thin, sums_are_those_of_fma_loops_in_k_order)
+static void fma_order_cases(tg_gemm_path path, bool f64, tg_gemm_shape s)
 {
     const double betas[3] = {0.0, 1.0, -0.75};
-    const size_t ns[] = {1, 3, 8, 10, 12, 13, 14, 16};
-    int any = 0;
-    for (int p = TG_GEMM_PORTABLE; p <= TG_GEMM_AVX512_WIDE; p++) {
-        if (!tg__gemm_force((tg_gemm_path)p))
-            continue;
-        for (int f64 = 0; f64 < 2; f64++) {
-            const tg_gemm_shape s = tg__gemm_shape((tg_gemm_path)p, f64);
-            if (!s.thin_mr)
-                continue;
-            any++;
-            const size_t M = 2 * s.thin_mr + 5, K = s.kc < 131 ? s.kc - 1 : 131;
-            size_t c = 0;
-            for (size_t z = 0; z < sizeof ns / sizeof *ns; z++)
-                for (int t = 0; t < 4; t++, c++)
-                    expect_fma_order((tg_gemm_path)p, f64, t & 1, t & 2, M, ns[z], K, betas[c % 3]);
-        }
-    }
-    cr_assert(tg__gemm_force(TG_GEMM_AUTO));
-    if (!any)
+    const size_t ns[] = {1, 3, 8, 10, 12, 13, 14, 15, 16};
+    const size_t M = 2 * s.thin_mr + 5, K = s.kc < 131 ? s.kc - 1 : 131;
+    size_t c = 0;
+    for (size_t z = 0; z < sizeof ns / sizeof *ns; z++)
+        for (int t = 0; t < 4; t++, c++)
+            expect_fma_order(path, f64, t & 1, t & 2, M, ns[z], K, betas[c % 3]);
+}
+
+Test(gemm_thin, sums_are_those_of_fma_loops_in_k_order)
+{
+    if (!for_each_thin_kernel(fma_order_cases))
         cr_skip_test("no path with a thin kernel in this build or on this CPU");
 }
