@@ -565,8 +565,8 @@ static void thin_rows_f32(size_t m, size_t n, size_t kc, const float *a, size_t 
 #undef DECL
     for (size_t k = 0; k < kc; k++) {
         const __m512 bv = _mm512_load_ps(b + k * 16);
-        const float *ak_ = a + k * ak;
-#define FMA(r) t##r = _mm512_fmadd_ps(_mm512_set1_ps(ak_[(size_t)r * ai]), bv, t##r);
+        const float *col = a + k * ak; /* A(r, k) = col[r*ai] */
+#define FMA(r) t##r = _mm512_fmadd_ps(_mm512_set1_ps(col[(size_t)r * ai]), bv, t##r);
         REP16(FMA)
 #undef FMA
     }
@@ -591,10 +591,10 @@ static void thin_rows_f64(size_t m, size_t n, size_t kc, const double *a, size_t
 #undef DECL
     for (size_t k = 0; k < kc; k++) {
         const __m512d b0 = _mm512_load_pd(b + k * 16), b1 = _mm512_load_pd(b + k * 16 + 8);
-        const double *ak_ = a + k * ak;
+        const double *col = a + k * ak;
 #define FMA(r)                                                                                     \
     {                                                                                              \
-        const __m512d ar = _mm512_set1_pd(ak_[(size_t)r * ai]);                                   \
+        const __m512d ar = _mm512_set1_pd(col[(size_t)r * ai]);                                   \
         t##r##a = _mm512_fmadd_pd(ar, b0, t##r##a);                                                \
         t##r##b = _mm512_fmadd_pd(ar, b1, t##r##b);                                                \
     }
