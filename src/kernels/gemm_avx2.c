@@ -210,11 +210,12 @@ static inline __attribute__((always_inline)) void thin6x2_f32(size_t kc, const f
 #define DECL(r) __m256 t##r##a = _mm256_setzero_ps(), t##r##b = _mm256_setzero_ps();
     REP(DECL)
 #undef DECL
-    for (size_t k = 0; k < kc; k++, a += ak, b += 16) {
-        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    for (size_t k = 0; k < kc; k++) {
+        const __m256 b0 = _mm256_load_ps(b + k * 16), b1 = _mm256_load_ps(b + k * 16 + 8);
+        const float *col = a + k * ak; /* A(r, k) = col[r*ai] */
 #define FMA(r)                                                                                     \
     {                                                                                              \
-        const __m256 ar = _mm256_broadcast_ss(a + (size_t)r * ai);                                 \
+        const __m256 ar = _mm256_broadcast_ss(col + (size_t)r * ai);                               \
         t##r##a = _mm256_fmadd_ps(ar, b0, t##r##a);                                                \
         t##r##b = _mm256_fmadd_ps(ar, b1, t##r##b);                                                \
     }
@@ -239,12 +240,13 @@ static inline __attribute__((always_inline)) void thin12x1_f32(size_t kc, const 
 #define DECL(r) __m256 t##r = _mm256_setzero_ps();
     REP12(DECL)
 #undef DECL
-    /* rows 6-11 from a second base: the same 5 offsets serve both halves */
-    const float *a6 = a + 6 * ai;
-    for (size_t k = 0; k < kc; k++, a += ak, a6 += ak, b += 16) {
-        const __m256 bv = _mm256_load_ps(b);
+    for (size_t k = 0; k < kc; k++) {
+        const __m256 bv = _mm256_load_ps(b + k * 16);
+        /* rows 6-11 from a second base: the same 5 offsets serve both halves */
+        const float *col = a + k * ak, *col6 = col + 6 * ai;
 #define FMA(r)                                                                                     \
-    t##r = _mm256_fmadd_ps(_mm256_broadcast_ss((r < 6 ? a : a6) + (size_t)(r % 6) * ai), bv, t##r);
+    t##r = _mm256_fmadd_ps(_mm256_broadcast_ss((r < 6 ? col : col6) + (size_t)(r % 6) * ai), bv,    \
+                           t##r);
         REP12(FMA)
 #undef FMA
     }
@@ -263,11 +265,12 @@ static inline __attribute__((always_inline)) void thin6x2_f64(size_t kc, const d
 #define DECL(r) __m256d t##r##a = _mm256_setzero_pd(), t##r##b = _mm256_setzero_pd();
     REP(DECL)
 #undef DECL
-    for (size_t k = 0; k < kc; k++, a += ak, b += 16) {
-        const __m256d b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
+    for (size_t k = 0; k < kc; k++) {
+        const __m256d b0 = _mm256_load_pd(b + k * 16), b1 = _mm256_load_pd(b + k * 16 + 4);
+        const double *col = a + k * ak;
 #define FMA(r)                                                                                     \
     {                                                                                              \
-        const __m256d ar = _mm256_broadcast_sd(a + (size_t)r * ai);                                \
+        const __m256d ar = _mm256_broadcast_sd(col + (size_t)r * ai);                              \
         t##r##a = _mm256_fmadd_pd(ar, b0, t##r##a);                                                \
         t##r##b = _mm256_fmadd_pd(ar, b1, t##r##b);                                                \
     }
@@ -291,12 +294,12 @@ thin12x1_f64(size_t kc, const double *a, size_t ai, size_t ak, const double *res
 #define DECL(r) __m256d t##r = _mm256_setzero_pd();
     REP12(DECL)
 #undef DECL
-    /* rows 6-11 from a second base: the same 5 offsets serve both halves */
-    const double *a6 = a + 6 * ai;
-    for (size_t k = 0; k < kc; k++, a += ak, a6 += ak, b += 16) {
-        const __m256d bv = _mm256_load_pd(b);
+    for (size_t k = 0; k < kc; k++) {
+        const __m256d bv = _mm256_load_pd(b + k * 16);
+        const double *col = a + k * ak, *col6 = col + 6 * ai;
 #define FMA(r)                                                                                     \
-    t##r = _mm256_fmadd_pd(_mm256_broadcast_sd((r < 6 ? a : a6) + (size_t)(r % 6) * ai), bv, t##r);
+    t##r = _mm256_fmadd_pd(_mm256_broadcast_sd((r < 6 ? col : col6) + (size_t)(r % 6) * ai), bv,   \
+                           t##r);
         REP12(FMA)
 #undef FMA
     }

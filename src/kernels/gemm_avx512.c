@@ -361,16 +361,16 @@ static void kern_f32_wide_pa(size_t kc, const float *restrict a, size_t ai, size
     }
     REP6(PREFETCH)
 #undef PREFETCH
-    const float *a0 = a, *a3 = a + 3 * ai;
     const size_t a1 = ai, a2 = 2 * ai;
     for (size_t k = 0; k < kc; k++) {
+        const float *a0 = a + k * ak, *a3 = a0 + 3 * ai; /* rows 0 and 3 at column k */
         if (ak == 1 && k % 16 == 0) {
-            _mm_prefetch((const char *)(a0 + 64), _MM_HINT_T0);
-            _mm_prefetch((const char *)(a0 + a1 + 64), _MM_HINT_T0);
-            _mm_prefetch((const char *)(a0 + a2 + 64), _MM_HINT_T0);
-            _mm_prefetch((const char *)(a3 + 64), _MM_HINT_T0);
-            _mm_prefetch((const char *)(a3 + a1 + 64), _MM_HINT_T0);
-            _mm_prefetch((const char *)(a3 + a2 + 64), _MM_HINT_T0);
+            TG_GEMM_PREFETCH(a0, 64, 64);
+            TG_GEMM_PREFETCH(a0, a1 + 64, 64);
+            TG_GEMM_PREFETCH(a0, a2 + 64, 64);
+            TG_GEMM_PREFETCH(a3, 64, 64);
+            TG_GEMM_PREFETCH(a3, a1 + 64, 64);
+            TG_GEMM_PREFETCH(a3, a2 + 64, 64);
         }
         const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
         const __m512 b2 = _mm512_load_ps(b + 32), b3 = _mm512_load_ps(b + 48);
@@ -391,8 +391,6 @@ static void kern_f32_wide_pa(size_t kc, const float *restrict a, size_t ai, size
     }
         REP6(FMA)
 #undef FMA
-        a0 += ak;
-        a3 += ak;
         ap += MRW;
         b += 64;
     }

@@ -119,16 +119,16 @@ static void SFX(pack_a)(const tg_gemm_kernel *kd, bool transA, const T *A, size_
             const T *src = A + k0 * lda + i0 + ir;
             if (mr == MR && (MR == 12 || MR == 6)) { /* a constant size: inline, no call */
                 if (MR == 12)
-                    for (size_t k = 0; k < kc; k++, src += lda)
-                        memcpy(dst + k * 12, src, 12 * sizeof(T));
+                    for (size_t k = 0; k < kc; k++)
+                        memcpy(dst + k * 12, src + k * lda, 12 * sizeof(T));
                 else
-                    for (size_t k = 0; k < kc; k++, src += lda)
-                        memcpy(dst + k * 6, src, 6 * sizeof(T));
+                    for (size_t k = 0; k < kc; k++)
+                        memcpy(dst + k * 6, src + k * lda, 6 * sizeof(T));
                 continue;
             }
-            for (size_t k = 0; k < kc; k++, src += lda) {
+            for (size_t k = 0; k < kc; k++) {
                 T *d = dst + k * MR;
-                memcpy(d, src, mr * sizeof(T));
+                memcpy(d, src + k * lda, mr * sizeof(T));
                 for (size_t i = mr; i < MR; i++)
                     d[i] = 0;
             }
@@ -192,29 +192,31 @@ static GEMM_CODE_ALIGN void SFX(pack_b)(size_t NR, bool transB, const T *B, size
         if (nr == NR && (NR * sizeof(T) == 128 || NR * sizeof(T) == 256)) {
             /* the AVX-512 tiles: constant sizes, copied inline, the row TG_GEMM_PB_AHEAD on
              * fetched meanwhile */
-            for (size_t k = 0; k < kc; k++, src += ldb) {
-                TG_GEMM_PREFETCH(src, TG_GEMM_PB_AHEAD * ldb, NR * sizeof(T));
+            for (size_t k = 0; k < kc; k++) {
+                const T *row = src + k * ldb;
+                TG_GEMM_PREFETCH(row, TG_GEMM_PB_AHEAD * ldb, NR * sizeof(T));
                 if (NR * sizeof(T) == 128)
-                    memcpy(dst + k * NR, src, 128);
+                    memcpy(dst + k * NR, row, 128);
                 else
-                    memcpy(dst + k * NR, src, 256);
+                    memcpy(dst + k * NR, row, 256);
             }
             return;
         }
         if (NR == TG_GEMM_THIN_NR && nr >= 8) {
             /* the thin path's panels of 8 to 16 columns (W3's 10): two copies of 8 that
              * overlap when nr < 16, of constant size and so inline, not a call per row */
-            for (size_t k = 0; k < kc; k++, src += ldb) {
+            for (size_t k = 0; k < kc; k++) {
+                const T *row = src + k * ldb;
                 T *d = dst + k * NR;
                 memset(d + 8, 0, 8 * sizeof(T));
-                memcpy(d + nr - 8, src + nr - 8, 8 * sizeof(T));
-                memcpy(d, src, 8 * sizeof(T));
+                memcpy(d + nr - 8, row + nr - 8, 8 * sizeof(T));
+                memcpy(d, row, 8 * sizeof(T));
             }
             return;
         }
-        for (size_t k = 0; k < kc; k++, src += ldb) {
+        for (size_t k = 0; k < kc; k++) {
             T *d = dst + k * NR;
-            memcpy(d, src, nr * sizeof(T));
+            memcpy(d, src + k * ldb, nr * sizeof(T));
             for (size_t j = nr; j < NR; j++)
                 d[j] = 0;
         }
