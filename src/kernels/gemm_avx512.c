@@ -621,7 +621,9 @@ static void thin_rows_f64(size_t m, size_t n, size_t kc, const double *a, size_t
  * which with the accumulators leaves no room past 14 columns (f32). Zen 4, 128 x n x 256,
  * GFLOP/s, columns against rows: f32 at n = 10 93 against 64, at 14 95 against 89, at 15 89
  * against 95, at 16 96 against 102; f64 at 10 51 against 39, at 15 54 against 52, at 16 55
- * against 56. With A^T stored the column layout is the faster at every n. */
+ * against 56. With A^T stored the column layout is the faster at every n. Intel's AVX-512
+ * cores run their second 512-bit FMA on the port that shuffles, so there the crossover should
+ * come sooner (about 12 columns, counting the ports' work); that is not measured. */
 #define THIN_ROWS_FROM_F32 15
 #define THIN_ROWS_FROM_F64 16
 
