@@ -551,6 +551,47 @@ static void pack_bt_f64(const double *b, size_t ldb, size_t kc, double *restrict
 
 /* ---- thin products (C at most 16 columns) --------------------------------------------------- */
 
+/* A thin block's rows to C: t[r] (f64: t[r] and t[8 + r], columns 0-7 and 8-15) is row r of
+ * the block, n columns, stored for r < m. Every row of C is read before any is written: rows
+ * of n < 16 elements share cache lines, and a masked load after a masked store to the same
+ * line waits for the store (row by row, as update_ps would, beta = 1 at N = 10 ran a third
+ * slower). */
+static inline __attribute__((always_inline)) void
+thin_store_f32(float *c, size_t ldc, size_t m, size_t n, __m512 t[16], float beta)
+{
+    const __mmask16 mn = mask16(n);
+#define UPDATE(r)                                                                                  \
+    if (r < m)                                                                                     \
+        t[r] = updated_ps(c + (size_t)r * ldc, mn, t[r], beta);
+#define STORE(r)                                                                                   \
+    if (r < m)                                                                                     \
+        _mm512_mask_storeu_ps(c + (size_t)r * ldc, mn, t[r]);
+    REP16(UPDATE)
+    REP16(STORE)
+#undef STORE
+#undef UPDATE
+}
+
+static inline __attribute__((always_inline)) void
+thin_store_f64(double *c, size_t ldc, size_t m, size_t n, __m512d t[16], double beta)
+{
+    const __mmask8 m0 = mask8(n), m1 = mask8(n > 8 ? n - 8 : 0);
+#define UPDATE(r)                                                                                  \
+    if (r < m) {                                                                                   \
+        t[r] = updated_pd(c + (size_t)r * ldc, m0, t[r], beta);                                    \
+        t[8 + r] = updated_pd(c + (size_t)r * ldc + 8, m1, t[8 + r], beta);                        \
+    }
+#define STORE(r)                                                                                   \
+    if (r < m) {                                                                                   \
+        _mm512_mask_storeu_pd(c + (size_t)r * ldc, m0, t[r]);                                      \
+        _mm512_mask_storeu_pd(c + (size_t)r * ldc + 8, m1, t[8 + r]);                              \
+    }
+    REP8(UPDATE)
+    REP8(STORE)
+#undef STORE
+#undef UPDATE
+}
+
 /* The layout before: one row of C per accumulator (f32) or accumulator pair (f64), 16
  * columns in its lanes, each FMA with its own broadcast of A read in place against one packed
  * row of B. It leaves the lanes of the columns C does not have empty, but needs no transpose
@@ -558,33 +599,25 @@ static void pack_bt_f64(const double *b, size_t ldb, size_t kc, double *restrict
 static void thin_rows_f32(size_t m, size_t n, size_t kc, const float *a, size_t ai, size_t ak,
                           const float *restrict b, float *restrict c, size_t ldc, float beta)
 {
-#define DECL(r) __m512 t##r = _mm512_setzero_ps();
+    __m512 t[16];
+#define DECL(r) t[r] = _mm512_setzero_ps();
     REP16(DECL)
 #undef DECL
     for (size_t k = 0; k < kc; k++) {
         const __m512 bv = _mm512_load_ps(b + k * 16);
         const float *col = a + k * ak; /* A(r, k) = col[r*ai] */
-#define FMA(r) t##r = _mm512_fmadd_ps(_mm512_set1_ps(col[(size_t)r * ai]), bv, t##r);
+#define FMA(r) t[r] = _mm512_fmadd_ps(_mm512_set1_ps(col[(size_t)r * ai]), bv, t[r]);
         REP16(FMA)
 #undef FMA
     }
-    const __mmask16 mn = mask16(n);
-#define UPDATE(r)                                                                                  \
-    if (r < m)                                                                                     \
-        t##r = updated_ps(c + (size_t)r * ldc, mn, t##r, beta);
-#define STORE(r)                                                                                   \
-    if (r < m)                                                                                     \
-        _mm512_mask_storeu_ps(c + (size_t)r * ldc, mn, t##r);
-    REP16(UPDATE)
-    REP16(STORE)
-#undef STORE
-#undef UPDATE
+    thin_store_f32(c, ldc, m, n, t, beta);
 }
 
 static void thin_rows_f64(size_t m, size_t n, size_t kc, const double *a, size_t ai, size_t ak,
                           const double *restrict b, double *restrict c, size_t ldc, double beta)
 {
-#define DECL(r) __m512d t##r##a = _mm512_setzero_pd(), t##r##b = _mm512_setzero_pd();
+    __m512d t[16]; /* t[r], t[8 + r]: row r, columns 0-7 and 8-15 */
+#define DECL(r) t[r] = t[8 + r] = _mm512_setzero_pd();
     REP8(DECL)
 #undef DECL
     for (size_t k = 0; k < kc; k++) {
@@ -593,27 +626,13 @@ static void thin_rows_f64(size_t m, size_t n, size_t kc, const double *a, size_t
 #define FMA(r)                                                                                     \
     {                                                                                              \
         const __m512d ar = _mm512_set1_pd(col[(size_t)r * ai]);                                   \
-        t##r##a = _mm512_fmadd_pd(ar, b0, t##r##a);                                                \
-        t##r##b = _mm512_fmadd_pd(ar, b1, t##r##b);                                                \
+        t[r] = _mm512_fmadd_pd(ar, b0, t[r]);                                                      \
+        t[8 + r] = _mm512_fmadd_pd(ar, b1, t[8 + r]);                                              \
     }
         REP8(FMA)
 #undef FMA
     }
-    const __mmask8 m0 = mask8(n), m1 = mask8(n > 8 ? n - 8 : 0);
-#define UPDATE(r)                                                                                  \
-    if (r < m) {                                                                                   \
-        t##r##a = updated_pd(c + (size_t)r * ldc, m0, t##r##a, beta);                              \
-        t##r##b = updated_pd(c + (size_t)r * ldc + 8, m1, t##r##b, beta);                          \
-    }
-#define STORE(r)                                                                                   \
-    if (r < m) {                                                                                   \
-        _mm512_mask_storeu_pd(c + (size_t)r * ldc, m0, t##r##a);                                   \
-        _mm512_mask_storeu_pd(c + (size_t)r * ldc + 8, m1, t##r##b);                               \
-    }
-    REP8(UPDATE)
-    REP8(STORE)
-#undef STORE
-#undef UPDATE
+    thin_store_f64(c, ldc, m, n, t, beta);
 }
 
 /* From how many columns the row layout is the faster when A's rows must be transposed for the
@@ -677,20 +696,7 @@ thin_block_f32(size_t m, const size_t n, size_t kc, const float *a, size_t ai, s
         }
     }
     transpose16_ps(t); /* t[r]: row r of the block, its n columns */
-    /* Every row of C is read before any is written: C's rows of n < 16 elements share cache
-     * lines, and a masked load after a masked store to the same line waits for the store
-     * (storing row by row, as update_ps would, made beta = 1 cost a third more at N = 10). */
-    const __mmask16 mn = mask16(n);
-#define UPDATE(r)                                                                                  \
-    if (r < m)                                                                                     \
-        t[r] = updated_ps(c + (size_t)r * ldc, mn, t[r], beta);
-#define STORE(r)                                                                                   \
-    if (r < m)                                                                                     \
-        _mm512_mask_storeu_ps(c + (size_t)r * ldc, mn, t[r]);
-    REP16(UPDATE)
-    REP16(STORE)
-#undef STORE
-#undef UPDATE
+    thin_store_f32(c, ldc, m, n, t, beta);
 }
 
 static void thin_f32(size_t m, size_t n, size_t kc, const float *a, size_t ai, size_t ak,
@@ -760,21 +766,7 @@ thin_block_f64(size_t m, const size_t n, size_t kc, const double *a, size_t ai, 
     transpose8_pd(t); /* t[r], t[8 + r]: row r of the block, columns 0-7 and 8-15 */
     if (n > 8)
         transpose8_pd(t + 8);
-    const __mmask8 m0 = mask8(n), m1 = mask8(n > 8 ? n - 8 : 0);
-#define UPDATE(r)                                                                                  \
-    if (r < m) {                                                                                   \
-        t[r] = updated_pd(c + (size_t)r * ldc, m0, t[r], beta);                                    \
-        t[8 + r] = updated_pd(c + (size_t)r * ldc + 8, m1, t[8 + r], beta);                        \
-    }
-#define STORE(r)                                                                                   \
-    if (r < m) {                                                                                   \
-        _mm512_mask_storeu_pd(c + (size_t)r * ldc, m0, t[r]);                                      \
-        _mm512_mask_storeu_pd(c + (size_t)r * ldc + 8, m1, t[8 + r]);                              \
-    }
-    REP8(UPDATE)
-    REP8(STORE)
-#undef STORE
-#undef UPDATE
+    thin_store_f64(c, ldc, m, n, t, beta);
 }
 
 static void thin_f64(size_t m, size_t n, size_t kc, const double *a, size_t ai, size_t ak,
