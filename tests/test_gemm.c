@@ -277,12 +277,16 @@ Test(gemm, workspace_is_reused_and_released)
     cr_assert(tg__gemm_force(packed_path()));
     mat A = mat_new(TG_F32, 200, 150, 0, 0), B = mat_new(TG_F32, 150, 100, 0, 0);
     mat C = mat_new(TG_F32, 200, 100, 0, 0);
+    /* A product of another shape whose workspace is no larger: (150 x 200) from Aᵀ (100 x 150)
+     * and Bᵀ (200 x 100), each stored with rows at least as long as they are. */
+    mat At = mat_new(TG_F32, 100, 150, 0, 0), Bt = mat_new(TG_F32, 200, 100, 0, 0);
+    mat C2 = mat_new(TG_F32, 150, 200, 0, 0);
     run(TG_F32, false, false, 200, 100, 150, &A, &B, 0, &C);
     size_t calls = ts_alloc.calls;
     cr_assert_gt(calls, 0, "the packed path uses a workspace from the hook");
     for (int i = 0; i < 5; i++) {
         run(TG_F32, false, false, 200, 100, 150, &A, &B, 1, &C);
-        run(TG_F32, true, true, 150, 200, 100, &B, &A, 0, &C); /* no larger */
+        run(TG_F32, true, true, 150, 200, 100, &At, &Bt, 0, &C2);
     }
     cr_assert_eq(ts_alloc.calls, calls, "steady state allocates nothing");
     tg__workspace_release();
@@ -293,6 +297,9 @@ Test(gemm, workspace_is_reused_and_released)
     mat_free(&A);
     mat_free(&B);
     mat_free(&C);
+    mat_free(&At);
+    mat_free(&Bt);
+    mat_free(&C2);
 }
 
 /* When the workspace cannot be allocated the product is still made, with the same bits. */

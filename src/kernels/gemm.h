@@ -6,7 +6,8 @@
 #include "core/core.h"
 
 /* C = beta*C + A·B with A (M,K) and B (K,N) read through optional transposes:
- * transA: A is stored (K,M) row-major; transB: B is stored (N,K). ldX are row strides. */
+ * transA: A is stored (K,M) row-major; transB: B is stored (N,K). ldX are row strides, each
+ * at least its stored row's length (so C's rows never overlap). */
 void tg_gemm_f32(bool transA, bool transB, size_t M, size_t N, size_t K, const float *A,
                  size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
 void tg_gemm_f64(bool transA, bool transB, size_t M, size_t N, size_t K, const double *A,

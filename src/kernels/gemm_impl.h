@@ -554,6 +554,8 @@ void SFX(tg_gemm)(bool transA, bool transB, size_t M, size_t N, size_t K, const 
 {
     if (M == 0 || N == 0)
         return;
+    /* Rows of C that overlapped would be written by two threads at once. */
+    TG_ASSERT(ldc >= N && (K == 0 || (lda >= (transA ? M : K) && ldb >= (transB ? K : N))));
     const tg_gemm_path path = K == 0 ? TG_GEMM_DIRECT : tg__gemm_path(M, N, K);
 #ifdef TG_HAVE_OPENBLAS
     if (path == TG_GEMM_BLAS && blas_fits(M, N, K, lda, ldb, ldc)) {
