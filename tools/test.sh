@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tools/test.sh [--sanitize] [--tsan] [--no-graphviz] [--valgrind]: installs what is missing,
 # builds tapegrad and runs every test with ctest. --sanitize builds in build/asan with
-# ASan + UBSan (RelWithDebInfo) and skips the slow install test (it builds its own,
+# ASan + UBSan (RelWithDebInfo, with assertions) and skips the slow install test (it builds its own,
 # unsanitized, trees). --tsan builds in build/tsan with ThreadSanitizer (RelWithDebInfo), also
 # without the install test. --no-graphviz builds in build/nogv with -DTG_GRAPHVIZ=OFF and
 # -DTG_MPI=OFF (tg_dot_render and tg_dist_* must then say TG_ENOTSUP), also without the
@@ -48,7 +48,8 @@ werror=OFF
 ctest_args=(--output-on-failure -j "$jobs")
 if [ $sanitize -eq 1 ]; then
     build=build/asan
-    config=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTG_SANITIZE=ON)
+    # With the library's internal assertions (TG_ASSERT) on: RelWithDebInfo without NDEBUG.
+    config=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTG_SANITIZE=ON "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -g")
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
     ctest_args+=(--label-exclude slow)
