@@ -245,7 +245,8 @@ static void kern_f64_pb(size_t kc, const double *restrict a, const double *restr
  * pipes, and the broadcasts compete with them: measured there, this tile's loop reaches 96 %
  * of the FMA peak where 12 x 2 reaches 92 %. It reads twice the B bytes per FMA, which suits
  * a core that does one zmm FMA a cycle (Zen 4) better than one that does two (Intel's with two
- * 512-bit ports, which keep 12 x 2): gemm.c picks by vendor. */
+ * 512-bit ports, which keep 12 x 2): gemm.c picks by vendor. Zen 5's EPYC, with 512-bit pipes,
+ * measured level to 8 % faster with this tile too, so AMD's AVX-512 cores take it. */
 #define MRW 6
 #define REP6(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
