@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- OpenBLAS, if this machine has it -------------------------------------------------------- */
 
@@ -23,12 +24,17 @@ typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int
 typedef void (*dgemm_fn)(int, int, int, int, int, int, double, const double *, int, const double *,
                          int, double, double *, int);
 typedef void (*set_threads_fn)(int);
+typedef char *(*corename_fn)(void);
 
 static struct {
     bool tried;
     sgemm_fn sgemm;
     dgemm_fn dgemm;
     set_threads_fn set_threads;
+    /* The kernel set OpenBLAS chose for this CPU ("Haswell", "SkylakeX", ...): a release that
+     * does not know the CPU falls back to an older set (0.3.21 runs Zen 5 on Haswell's AVX2
+     * kernels, half its AVX-512 speed), which OPENBLAS_CORETYPE overrides. */
+    corename_fn corename;
 } openblas;
 
 /* Loads libopenblas once (the library stays loaded until exit); false when it is not there
@@ -48,6 +54,7 @@ static bool openblas_load(void)
                 sgemm_fn s;
                 dgemm_fn d;
                 set_threads_fn t;
+                corename_fn c;
             } u;
             u.p = dlsym(h, "cblas_sgemm");
             openblas.sgemm = u.p ? u.s : NULL;
@@ -55,6 +62,8 @@ static bool openblas_load(void)
             openblas.dgemm = u.p ? u.d : NULL;
             u.p = dlsym(h, "openblas_set_num_threads");
             openblas.set_threads = u.p ? u.t : NULL;
+            u.p = dlsym(h, "openblas_get_corename");
+            openblas.corename = u.p ? u.c : NULL;
             if (!openblas.sgemm || !openblas.dgemm)
                 openblas.sgemm = NULL;
         }
@@ -119,6 +128,18 @@ static long batch_calls(double once, bool quick)
     return once >= target ? 1 : (long)ceil(target / (once > 1e-9 ? once : 1e-9));
 }
 
+/* Waits until the other library's idle workers have gone to sleep, before a batch on more than
+ * one thread. OpenBLAS's spin for 2^28 cycles of the time-stamp counter after a call (its
+ * THREAD_TIMEOUT; 0.13 s at 2.1 GHz) before they block, and on a machine with no core to
+ * spare that takes one from whatever runs next: on 2 vCPUs (Zen 5), tapegrad's 1024^3 batches
+ * after OpenBLAS's ran at one core's speed in runs of several (175 against 350 GFLOP/s).
+ * tapegrad's pool spins 0.1 ms. Waiting before either library's batch treats both alike. */
+static void let_workers_idle(void)
+{
+    const struct timespec wait = {.tv_sec = 0, .tv_nsec = 200000000};
+    nanosleep(&wait, NULL);
+}
+
 /* GFLOP/s of one case, by tapegrad (rates) and, when blas_rates is not NULL, by OpenBLAS in
  * the same repetitions: each repetition times a batch of one, then a batch of the other, so
  * both see the same load. The warm-up call of each sizes its batches. */
@@ -140,6 +161,7 @@ static bool gemm_case_run(bench *b, tg_dtype dt, const gemm_case *c, int reps, d
     /* Backward products accumulate into the gradient (beta = 1), as the VJP does. */
     double beta = strcmp(c->form, "A.B") == 0 ? 0.0 : 1.0;
     long calls[2] = {1, 1};
+    const bool wait_idle = blas_rates && b->threads > 1 && !b->o->quick;
     for (int w = 0; w < (blas_rates ? 2 : 1); w++) {
         double t0 = monotonic_seconds();
         gemm_call(dt, c, A, B, C, beta, w == 1);
@@ -148,6 +170,8 @@ static bool gemm_case_run(bench *b, tg_dtype dt, const gemm_case *c, int reps, d
     double flops = 2.0 * (double)c->M * (double)c->N * (double)c->K;
     for (int r = 0; r < reps; r++)
         for (int w = 0; w < (blas_rates ? 2 : 1); w++) {
+            if (wait_idle)
+                let_workers_idle();
             double t0 = monotonic_seconds();
             for (long i = 0; i < calls[w]; i++)
                 gemm_call(dt, c, A, B, C, beta, w == 1);
@@ -227,6 +251,8 @@ void bench_gemm(bench *b)
             if (blas) {
                 bench_ctx_num(&f, "openblas", round(bench_median(blas_rates, reps) * 100) / 100);
                 bench_ctx_num(&f, "vs_openblas", round(bench_median(ratio, reps) * 1000) / 1000);
+                if (openblas.corename)
+                    bench_ctx_str(&f, "openblas_core", openblas.corename());
             } else {
                 bench_ctx_str(&f, "openblas", "unavailable");
             }
