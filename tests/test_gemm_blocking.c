@@ -287,7 +287,8 @@ Test(gemm_thin, the_avx2_path_has_a_thin_kernel)
 }
 
 /* Calls cases(path, f64, shape) for every packed path this build and CPU have whose kernel has
- * a thin path, in f32 and f64, with the path forced; then restores AUTO. false: there was none. */
+ * a thin path, in f32 and f64, with the path forced (a kernel with two layouts, AVX-512's,
+ * once with each forced at every width); then restores AUTO. false: there was none. */
 static bool for_each_thin_kernel(void (*cases)(tg_gemm_path, bool, tg_gemm_shape))
 {
     bool any = false;
@@ -296,10 +297,19 @@ static bool for_each_thin_kernel(void (*cases)(tg_gemm_path, bool, tg_gemm_shape
             continue;
         for (int f64 = 0; f64 < 2; f64++) {
             const tg_gemm_shape s = tg__gemm_shape((tg_gemm_path)p, f64);
-            if (s.thin_mr) {
-                any = true;
+            if (!s.thin_mr)
+                continue;
+            any = true;
+            if (!s.thin_rows_from) {
                 cases((tg_gemm_path)p, f64, s);
+                continue;
             }
+            /* both layouts at every width, whatever this CPU's crossover */
+            tg__gemm_force_thin_rows_from(1);
+            cases((tg_gemm_path)p, f64, s);
+            tg__gemm_force_thin_rows_from(17); /* past the widest thin C: never */
+            cases((tg_gemm_path)p, f64, s);
+            tg__gemm_force_thin_rows_from(0);
         }
     }
     cr_assert(tg__gemm_force(TG_GEMM_AUTO));

@@ -191,6 +191,8 @@ void bench_heading(const bench_opts *o)
                s.mr, s.nr, s.kc, s.mc, s.nc);
         if (s.thin_mr)
             printf(", thin (N <= 16) %zux16", s.thin_mr);
+        if (s.thin_rows_from > 0 && s.thin_rows_from <= 16)
+            printf(" (row layout from N = %zu)", s.thin_rows_from);
     }
     const tg_gemm_path kp = tg__gemm_shape(big, false).path;
     printf("\nFMA peak of one core (%s): f32 %.1f GFLOP/s, f64 %.1f GFLOP/s\n\n",

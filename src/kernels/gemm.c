@@ -167,6 +167,50 @@ void tg__gemm_caches(size_t *l1d, size_t *l2, size_t *l3)
     *l3 = cache_l3;
 }
 
+/* The CPU family of an AMD processor (19h: Zen 3 and 4, 1Ah: Zen 5), 0 for any other. */
+static unsigned amd_family(void)
+{
+#ifdef TG_GEMM_X86
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d) || b != 0x68747541u) /* "Auth"enticAMD */
+        return 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return 0;
+    return ((a >> 8) & 15u) + ((a >> 20) & 255u);
+#else
+    return 0;
+#endif
+}
+
+/* Whether this is an AMD Zen 4 or Zen 5 (Zen 3, family 19h too, has no AVX-512 and never
+ * asks). */
+static bool amd_zen4_or_5(void)
+{
+    const unsigned family = amd_family();
+    return family == 0x19 || family == 0x1a;
+}
+
+/* From how many columns of C the thin row-layout kernel (kernel.thin_rows) is the faster when
+ * A's rows must be transposed for the column one (op(A) = A; with Aᵀ stored, the column
+ * layout wins at every width): a function of the CPU, measured at 128 x n x 256, GFLOP/s,
+ * columns against rows.
+ * - Zen 4: f32 at n = 10 93 against 64, 14 95 against 89, 15 89 against 95, 16 96 against
+ *   102; f64 at 10 51 against 39, 15 54 against 52, 16 55 against 56. The column kernel
+ *   transposes 16 k of A at a time in registers, which beside the accumulators leaves no room
+ *   past 14 columns (f32).
+ * - Zen 5 (512-bit pipes): f32 columns win at every width (at 15 173 against 155, at 16 174
+ *   against 166); f64 from 14 rows win (13: 90 against 87 columns; 14: 94 against 92; 15:
+ *   100 against 93; 16: 108 against 96).
+ * - Others (Intel) as Zen 4, unmeasured: Intel's AVX-512 cores run their second 512-bit FMA
+ *   on the port that shuffles, so there the crossover should come sooner (about 12 columns,
+ *   counting the ports' work). */
+static size_t thin_rows_from(size_t es)
+{
+    if (amd_family() == 0x1a)
+        return es == 4 ? TG_GEMM_THIN_NR + 1 : 14;
+    return es == 4 ? 15 : 16;
+}
+
 /* Fills in k's blocking for elements of `es` bytes from the caches:
  *   KC: as deep as the L2 allows, because the C tile is loaded and stored once per KC block:
  *       the B micro-panel (KC x NR) in an eighth of L2 and at most 64 KiB, KC at most 512.
@@ -189,6 +233,7 @@ static void gemm_blocking(tg_gemm_kernel *k, size_t es)
     k->nc = ((size_t)8 << 10) / es / k->nr * k->nr;
     TG_ASSERT(k->mr <= TG_GEMM_MR_MAX && k->kc * k->nr * es <= TG_GEMM_BPANEL_BYTES_MAX);
     TG_ASSERT(k->thin_mr * es <= 16 * 8); /* the thin path's pad */
+    k->thin_rows_from = thin_rows_from(es);
 }
 
 /* The depth of the KC blocks of a product of depth K: K itself when it fits one block, else K
@@ -261,23 +306,6 @@ bool tg__gemm_available(tg_gemm_path path)
     }
 }
 
-/* Whether this is an AMD Zen 4 or Zen 5 (families 19h and 1Ah; Zen 3, family 19h too, has no
- * AVX-512 and never asks). */
-static bool amd_zen4_or_5(void)
-{
-#ifdef TG_GEMM_X86
-    unsigned a, b, c, d;
-    if (!__get_cpuid(0, &a, &b, &c, &d) || b != 0x68747541u) /* "Auth"enticAMD */
-        return false;
-    if (!__get_cpuid(1, &a, &b, &c, &d))
-        return false;
-    const unsigned family = ((a >> 8) & 15u) + ((a >> 20) & 255u);
-    return family == 0x19 || family == 0x1a;
-#else
-    return false;
-#endif
-}
-
 /* The best packed kernel this CPU runs, found once (every thread finds the same). */
 tg_gemm_path tg__gemm_best(void)
 {
@@ -305,6 +333,21 @@ bool tg__gemm_force(tg_gemm_path path)
         return false;
     atomic_store_explicit(&forced, (int)path, memory_order_relaxed);
     return true;
+}
+
+/* 0, or the crossover forced on every thin kernel pair (tg__gemm_force_thin_rows_from) */
+static _Atomic size_t forced_thin_rows_from;
+
+void tg__gemm_force_thin_rows_from(size_t n)
+{
+    atomic_store_explicit(&forced_thin_rows_from, n, memory_order_relaxed);
+}
+
+/* The width from which kd's thin row-layout kernel runs, when A's rows are not contiguous. */
+static size_t gemm_thin_rows_from(const tg_gemm_kernel *kd)
+{
+    const size_t f = atomic_load_explicit(&forced_thin_rows_from, memory_order_relaxed);
+    return f ? f : kd->thin_rows_from;
 }
 
 tg_gemm_path tg__gemm_path(size_t M, size_t N, size_t K)
@@ -375,7 +418,8 @@ tg_gemm_shape tg__gemm_shape(tg_gemm_path path, bool f64)
     path = packed_path(path);
     const tg_gemm_kernel *k = f64 ? kernel_f64(path) : kernel_f32(path);
     return (tg_gemm_shape){.path = path, .mr = k->mr, .nr = k->nr, .kc = k->kc, .mc = k->mc,
-                           .nc = k->nc, .thin_mr = k->thin_mr};
+                           .nc = k->nc, .thin_mr = k->thin_mr,
+                           .thin_rows_from = k->thin_rows.f32 ? k->thin_rows_from : 0};
 }
 
 double tg__gemm_fma_burn(tg_gemm_path path, bool f64, size_t iters)

@@ -31,6 +31,11 @@ typedef enum tg_gemm_path {
 /* Makes every later GEMM in the process take `path` (AUTO restores the choice by size); false,
  * changing nothing, when this build or CPU lacks it. For tests and benchmarks. */
 bool tg__gemm_force(tg_gemm_path path);
+/* Makes every thin kernel that has a row layout beside its column one (AVX-512) take it from
+ * n columns of C up where A's rows are not contiguous: 1 always, 17 (past the widest) never,
+ * 0 restores this CPU's crossover. For tests, which must reach both layouts on any CPU; the
+ * two give the same bits. */
+void tg__gemm_force_thin_rows_from(size_t n);
 bool tg__gemm_available(tg_gemm_path path);
 /* The path a GEMM of this size takes now (never AUTO). */
 tg_gemm_path tg__gemm_path(size_t M, size_t N, size_t K);
@@ -45,6 +50,7 @@ tg_gemm_path tg__gemm_best(void);
 typedef struct tg_gemm_shape {
     tg_gemm_path path;
     size_t mr, nr, kc, mc, nc, thin_mr;
+    size_t thin_rows_from; /* 0: one thin layout; else where the row layout takes over */
 } tg_gemm_shape;
 tg_gemm_shape tg__gemm_shape(tg_gemm_path path, bool f64);
 /* The per-core cache sizes the blocking is derived from, in bytes (l3: 0 when unknown). */

@@ -520,10 +520,10 @@ static double burn_f64(size_t iters)
 /* clang-format off */
 const tg_gemm_kernel tg_gemm__avx2_f32 = {
     MR, 16, 0, 0, 0, {.f32 = kern_f32}, 12, {.f32 = thin_f32}, burn_f32, {.f32 = pack_bt_f32},
-    {.f32 = NULL}, {.f32 = kern_f32_pb}};
+    {.f32 = NULL}, {.f32 = kern_f32_pb}, {.f32 = NULL}, 0};
 const tg_gemm_kernel tg_gemm__avx2_f64 = {
     MR, 8, 0, 0, 0, {.f64 = kern_f64}, 12, {.f64 = thin_f64}, burn_f64, {.f64 = pack_bt_f64},
-    {.f64 = NULL}, {.f64 = kern_f64_pb}};
+    {.f64 = NULL}, {.f64 = kern_f64_pb}, {.f64 = NULL}, 0};
 /* clang-format on */
 
 #else

@@ -34,8 +34,8 @@
  * accumulator, 16 rows of f32 or 8 of f64: n FMAs a k step, each with its own broadcast of
  * B, against one vector of A's rows, and no lane spent on columns C does not have (rows of C
  * in the lanes used 10 of 16 at W3's N = 10). The block is transposed in registers once, at
- * the end. That row layout stays for 15 or 16 columns when A's rows would have to be
- * transposed (THIN_ROWS_FROM_F32). */
+ * the end. The row layout they had before stays beside them, for the widths at which it is
+ * the faster when A's rows would have to be transposed (gemm.c: thin_rows_from, by CPU). */
 
 static inline __mmask16 mask16(size_t n)
 {
@@ -596,7 +596,8 @@ thin_store_f64(double *c, size_t ldc, size_t m, size_t n, __m512d t[16], double 
 /* The layout before: one row of C per accumulator (f32) or accumulator pair (f64), 16
  * columns in its lanes, each FMA with its own broadcast of A read in place against one packed
  * row of B. It leaves the lanes of the columns C does not have empty, but needs no transpose
- * of A; the dispatchers below say when it wins. */
+ * of A. The driver runs it in place of the column kernels from the width gemm.c's
+ * thin_rows_from gives for this CPU. */
 static void thin_rows_f32(size_t m, size_t n, size_t kc, const float *a, size_t ai, size_t ak,
                           const float *restrict b, float *restrict c, size_t ldc, float beta)
 {
@@ -635,17 +636,6 @@ static void thin_rows_f64(size_t m, size_t n, size_t kc, const double *a, size_t
     }
     thin_store_f64(c, ldc, m, n, t, beta);
 }
-
-/* From how many columns the row layout is the faster when A's rows must be transposed for the
- * column one (op(A) = A): 16 k of them are transposed at a time and used from the registers,
- * which with the accumulators leaves no room past 14 columns (f32). Zen 4, 128 x n x 256,
- * GFLOP/s, columns against rows: f32 at n = 10 93 against 64, at 14 95 against 89, at 15 89
- * against 95, at 16 96 against 102; f64 at 10 51 against 39, at 15 54 against 52, at 16 55
- * against 56. With A^T stored the column layout is the faster at every n. Intel's AVX-512
- * cores run their second 512-bit FMA on the port that shuffles, so there the crossover should
- * come sooner (about 12 columns, counting the ports' work); that is not measured. */
-#define THIN_ROWS_FROM_F32 15
-#define THIN_ROWS_FROM_F64 16
 
 /* One k step of a thin block: t[j] += A(rows, k) * brow[j] for the n <= 16 columns (n a
  * constant at each call, so that t stays in registers), av A's rows at that k. */
@@ -703,10 +693,6 @@ thin_block_f32(size_t m, const size_t n, size_t kc, const float *a, size_t ai, s
 static void thin_f32(size_t m, size_t n, size_t kc, const float *a, size_t ai, size_t ak,
                      const float *restrict b, float *restrict c, size_t ldc, float beta)
 {
-    if (ai != 1 && n >= THIN_ROWS_FROM_F32) {
-        thin_rows_f32(m, n, kc, a, ai, ak, b, c, ldc, beta);
-        return;
-    }
     switch (n) {
 #define CASE(j)                                                                                    \
     case j + 1:                                                                                    \
@@ -773,10 +759,6 @@ thin_block_f64(size_t m, const size_t n, size_t kc, const double *a, size_t ai, 
 static void thin_f64(size_t m, size_t n, size_t kc, const double *a, size_t ai, size_t ak,
                      const double *restrict b, double *restrict c, size_t ldc, double beta)
 {
-    if (ai != 1 && n >= THIN_ROWS_FROM_F64) {
-        thin_rows_f64(m, n, kc, a, ai, ak, b, c, ldc, beta);
-        return;
-    }
     switch (n) {
 #define CASE(j)                                                                                    \
     case j + 1:                                                                                    \
@@ -845,17 +827,18 @@ static double burn_f64(size_t iters)
 /* clang-format off */
 const tg_gemm_kernel tg_gemm__avx512_f32 = {
     MR, 32, 0, 0, 0, {.f32 = kern_f32}, 16, {.f32 = thin_f32}, burn_f32, {.f32 = pack_bt_f32_32},
-    {.f32 = NULL}, {.f32 = kern_f32_pb}};
+    {.f32 = NULL}, {.f32 = kern_f32_pb}, {.f32 = thin_rows_f32}, 0};
 const tg_gemm_kernel tg_gemm__avx512_f64 = {
     MR, 16, 0, 0, 0, {.f64 = kern_f64}, 8, {.f64 = thin_f64}, burn_f64, {.f64 = pack_bt_f64_16},
-    {.f64 = NULL}, {.f64 = kern_f64_pb}};
+    {.f64 = NULL}, {.f64 = kern_f64_pb}, {.f64 = thin_rows_f64}, 0};
 /* The wide tile for f32; f64 keeps 12 x 2 (its 6 x 4 would need 32 doubles of B a k step). */
 const tg_gemm_kernel tg_gemm__avx512w_f32 = {
     MRW, 64, 0, 0, 0, {.f32 = kern_f32_wide}, 16, {.f32 = thin_f32}, burn_f32,
-    {.f32 = pack_bt_f32_64}, {.f32 = kern_f32_wide_pa}, {.f32 = kern_f32_wide_pb}};
+    {.f32 = pack_bt_f32_64}, {.f32 = kern_f32_wide_pa}, {.f32 = kern_f32_wide_pb},
+    {.f32 = thin_rows_f32}, 0};
 const tg_gemm_kernel tg_gemm__avx512w_f64 = {
     MR, 16, 0, 0, 0, {.f64 = kern_f64}, 8, {.f64 = thin_f64}, burn_f64, {.f64 = pack_bt_f64_16},
-    {.f64 = NULL}, {.f64 = kern_f64_pb}};
+    {.f64 = NULL}, {.f64 = kern_f64_pb}, {.f64 = thin_rows_f64}, 0};
 /* clang-format on */
 
 #else

@@ -99,7 +99,7 @@ static double SFX(burn_portable)(size_t iters)
 /* clang-format off */
 static const tg_gemm_kernel SFX(portable_kernel) = {
     4, 8, 0, 0, 0, {.KFN = SFX(kern_portable)}, 0, {.KFN = NULL}, SFX(burn_portable),
-    {.KFN = NULL}, {.KFN = NULL}, {.KFN = NULL}};
+    {.KFN = NULL}, {.KFN = NULL}, {.KFN = NULL}, {.KFN = NULL}, 0};
 /* clang-format on */
 
 /* ---- packing ------------------------------------------------------------------------------- */
@@ -389,6 +389,7 @@ typedef struct SFX(thin_job) {
     T beta;
     T *C;
     size_t ldc;
+    size_t rows_from; /* the row-layout kernel's first width (gemm_thin_rows_from) */
 } SFX(thin_job);
 
 /* Row blocks [q0, q1) of thin_mr rows, for one chunk of the depth. The last block, when M
@@ -420,8 +421,10 @@ static void SFX(thin_rows)(void *ctx, size_t q0, size_t q1)
             ai = jb->kc;
             ak = 1;
         }
-        jb->kd->thin.KFN(m, jb->N, jb->kc, a, ai, ak, jb->b, jb->C + i * jb->ldc, jb->ldc,
-                         jb->beta);
+        const bool by_rows = jb->kd->thin_rows.KFN && ai != 1 && jb->N >= jb->rows_from;
+        (by_rows ? jb->kd->thin_rows.KFN : jb->kd->thin.KFN)(m, jb->N, jb->kc, a, ai, ak, jb->b,
+                                                             jb->C + i * jb->ldc, jb->ldc,
+                                                             jb->beta);
     }
 }
 
@@ -441,7 +444,7 @@ static void SFX(thin)(const tg_gemm_kernel *kd, bool transA, bool transB, size_t
         SFX(pack_b)(TG_GEMM_THIN_NR, transB, B, ldb, k0, kc, 0, N, b);
         SFX(thin_job) jb = {.kd = kd, .M = M, .N = N, .kc = kc, .A = A + k0 * ak, .ai = ai,
                             .ak = ak, .b = b, .beta = k0 == 0 ? beta : (T)1, .C = C,
-                            .ldc = ldc};
+                            .ldc = ldc, .rows_from = gemm_thin_rows_from(kd)};
         const size_t per_block = TMR * N * kc;
         size_t grain = TG_GEMM_SLOT_WORK / per_block;
         tg__parallel_for(blocks, grain ? grain : 1, SFX(thin_rows), &jb);

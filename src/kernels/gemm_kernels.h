@@ -74,7 +74,11 @@ typedef void (*tg_gemm_kern_pb_f64)(size_t kc, const double *a, const double *b,
  *            and vector width, for measuring the core's peak; returns the flops done.
  *   pack_bt  packs B stored transposed (above), or NULL.
  *   fused    the micro-kernel that packs its A panel as it goes (above), or NULL.
- *   fused_b  the micro-kernel that packs its B panel as it goes (above), or NULL. */
+ *   fused_b  the micro-kernel that packs its B panel as it goes (above), or NULL.
+ *   thin_rows, thin_rows_from  a second thin kernel (same contract, C's rows in the registers
+ *            where `thin` keeps its columns) and from how many columns of C it runs instead
+ *            of `thin` when A's rows are not contiguous (ai != 1); the crossover is this CPU's
+ *            (gemm.c: thin_rows_from, filled in with the blocking). NULL and 0: none. */
 typedef struct tg_gemm_kernel {
     size_t mr, nr, kc, mc, nc;
     union {
@@ -99,6 +103,11 @@ typedef struct tg_gemm_kernel {
         tg_gemm_kern_pb_f32 f32;
         tg_gemm_kern_pb_f64 f64;
     } fused_b;
+    union {
+        tg_gemm_thin_f32 f32;
+        tg_gemm_thin_f64 f64;
+    } thin_rows;
+    size_t thin_rows_from;
 } tg_gemm_kernel;
 
 /* ---- shared by the kernel files ---------------------------------------------------------- */
