@@ -128,13 +128,15 @@ static long batch_calls(double once, bool quick)
     return once >= target ? 1 : (long)ceil(target / (once > 1e-9 ? once : 1e-9));
 }
 
-/* Waits until the other library's idle workers have gone to sleep, before a batch on more than
- * one thread. OpenBLAS's spin for 2^28 cycles of the time-stamp counter after a call (its
- * THREAD_TIMEOUT; 0.13 s at 2.1 GHz) before they block, and on a machine with no core to
- * spare that takes one from whatever runs next: on 2 vCPUs (Zen 5), tapegrad's 1024^3 batches
- * after OpenBLAS's ran at one core's speed in runs of several (175 against 350 GFLOP/s).
- * tapegrad's pool spins 0.1 ms. Waiting before either library's batch treats both alike. */
-static void let_workers_idle(void)
+/* Waits until OpenBLAS's idle workers have gone to sleep, before tapegrad's batch on more than
+ * one thread. They spin for 2^28 cycles of the time-stamp counter after a call (OpenBLAS's
+ * THREAD_TIMEOUT; 0.13 s here, read off their CPU time) before they block, and on a machine
+ * with no core to spare that takes one from whatever runs next: on 2 vCPUs (Zen 5),
+ * tapegrad's 1024^3 batches after OpenBLAS's ran at one core's speed in runs of several (175
+ * against 350 GFLOP/s). tapegrad's pool spins 0.1 ms, so OpenBLAS's batch needs no wait; a
+ * wait before it too was tried and cost OpenBLAS up to a fifth of its speed, a bias the other
+ * way. If anything, the wait costs tapegrad's batch (it starts on cores that were idle). */
+static void let_openblas_idle(void)
 {
     const struct timespec wait = {.tv_sec = 0, .tv_nsec = 200000000};
     nanosleep(&wait, NULL);
@@ -170,8 +172,8 @@ static bool gemm_case_run(bench *b, tg_dtype dt, const gemm_case *c, int reps, d
     double flops = 2.0 * (double)c->M * (double)c->N * (double)c->K;
     for (int r = 0; r < reps; r++)
         for (int w = 0; w < (blas_rates ? 2 : 1); w++) {
-            if (wait_idle)
-                let_workers_idle();
+            if (w == 0 && wait_idle)
+                let_openblas_idle();
             double t0 = monotonic_seconds();
             for (long i = 0; i < calls[w]; i++)
                 gemm_call(dt, c, A, B, C, beta, w == 1);
