@@ -419,7 +419,9 @@ tg_gemm_shape tg__gemm_shape(tg_gemm_path path, bool f64)
     const tg_gemm_kernel *k = f64 ? kernel_f64(path) : kernel_f32(path);
     return (tg_gemm_shape){.path = path, .mr = k->mr, .nr = k->nr, .kc = k->kc, .mc = k->mc,
                            .nc = k->nc, .thin_mr = k->thin_mr,
-                           .thin_rows_from = k->thin_rows.f32 ? k->thin_rows_from : 0};
+                           .thin_rows_from = (f64 ? !!k->thin_rows.f64 : !!k->thin_rows.f32)
+                                                 ? k->thin_rows_from
+                                                 : 0};
 }
 
 double tg__gemm_fma_burn(tg_gemm_path path, bool f64, size_t iters)
