@@ -141,9 +141,7 @@ static void *operand_alloc(size_t bytes)
  * THREAD_TIMEOUT; 0.13 s here, read off their CPU time) before they block, and on a machine
  * with no core to spare that takes one from whatever runs next: on 2 vCPUs (Zen 5),
  * tapegrad's 1024^3 batches after OpenBLAS's ran at one core's speed in runs of several (175
- * against 350 GFLOP/s). tapegrad's pool spins 0.1 ms, so OpenBLAS's batch needs no wait; a
- * wait before it too was tried and cost OpenBLAS up to a fifth of its speed, a bias the other
- * way. If anything, the wait costs tapegrad's batch (it starts on cores that were idle). */
+ * against 350 GFLOP/s). tapegrad's pool spins 0.1 ms, so OpenBLAS's batch needs no wait. */
 static void let_openblas_idle(void)
 {
     const struct timespec wait = {.tv_sec = 0, .tv_nsec = 200000000};
@@ -152,7 +150,7 @@ static void let_openblas_idle(void)
 
 /* GFLOP/s of one case, by tapegrad (rates) and, when blas_rates is not NULL, by OpenBLAS in
  * the same repetitions: each repetition times a batch of one, then a batch of the other, so
- * both see the same load. The warm-up call of each sizes its batches. */
+ * both see the same load. The second of two warm-up calls of each sizes its batches. */
 static bool gemm_case_run(bench *b, tg_dtype dt, const gemm_case *c, int reps, double *rates,
                           double *blas_rates)
 {
