@@ -233,7 +233,8 @@ static void gemm_blocking(tg_gemm_kernel *k, size_t es)
     k->nc = ((size_t)8 << 10) / es / k->nr * k->nr;
     TG_ASSERT(k->mr <= TG_GEMM_MR_MAX && k->kc * k->nr * es <= TG_GEMM_BPANEL_BYTES_MAX);
     TG_ASSERT(k->thin_mr * es <= 16 * 8); /* the thin path's pad */
-    k->thin_rows_from = thin_rows_from(es);
+    const bool two_thin = es == 4 ? k->thin_rows.f32 != NULL : k->thin_rows.f64 != NULL;
+    k->thin_rows_from = two_thin ? thin_rows_from(es) : 0;
 }
 
 /* The depth of the KC blocks of a product of depth K: K itself when it fits one block, else K
@@ -419,9 +420,7 @@ tg_gemm_shape tg__gemm_shape(tg_gemm_path path, bool f64)
     const tg_gemm_kernel *k = f64 ? kernel_f64(path) : kernel_f32(path);
     return (tg_gemm_shape){.path = path, .mr = k->mr, .nr = k->nr, .kc = k->kc, .mc = k->mc,
                            .nc = k->nc, .thin_mr = k->thin_mr,
-                           .thin_rows_from = (f64 ? !!k->thin_rows.f64 : !!k->thin_rows.f32)
-                                                 ? k->thin_rows_from
-                                                 : 0};
+                           .thin_rows_from = k->thin_rows_from};
 }
 
 double tg__gemm_fma_burn(tg_gemm_path path, bool f64, size_t iters)
