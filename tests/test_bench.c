@@ -449,6 +449,39 @@ Test(bench, help)
     tp_run r = RUN("--help");
     tp_expect_status(&r, 0);
     ts_assert_has(r.out, "usage: tapegrad bench");
+    ts_assert_has(r.out, "\nOptions:\n");
+    ts_assert_has(r.out, "--kernel NAME");
+    ts_assert_has(r.out, "Exit status: 0 success");
+    tp_run_free(&r);
+}
+
+/* --kernel portable: every large product of gemm and W3 takes the portable kernel, which the
+ * heading names with its FMA peak and each figure's context gives */
+Test(bench, kernel_choice)
+{
+    tp_run r = RUN("gemm", "W3", "--quick", "--json", "--dtype", "f32", "--kernel", "portable");
+    tp_expect_status(&r, 0);
+    tj lines[16];
+    int n = parse_output(r.out, lines, 16), gemm = 0, w3 = 0;
+    for (int i = 0; i < n; i++) {
+        const char *w = tj_str_of(&lines[i], "workload");
+        if (strcmp(w, "gemm") == 0) {
+            gemm++;
+            const char *k = tj_str_of(&lines[i], "kernel");
+            cr_assert(strncmp(k, "portable ", 9) == 0, "gemm ran on %s", k);
+        } else if (strcmp(w, "W3") == 0) {
+            w3++;
+            cr_assert_str_eq(tj_str_of(&lines[i], "gemm_kernel"), "portable");
+        }
+    }
+    cr_assert(gemm > 1 && w3 == 1, "%d gemm and %d W3 figures:\n%s", gemm, w3, r.out);
+    tj_free_all(lines, (size_t)n);
+    tp_run_free(&r);
+
+    r = RUN("gemm", "--quick", "--kernel=portable");
+    tp_expect_status(&r, 0);
+    ts_assert_has(r.out, "\ngemm: portable f32 tile ");
+    ts_assert_has(r.out, "\nFMA peak of one core (portable): ");
     tp_run_free(&r);
 }
 
@@ -487,6 +520,15 @@ Test(bench, bad_arguments)
     EXPECT_USAGE("not '0,'", "--cpu", "0,");
     EXPECT_USAGE("not '1-0'", "--cpu", "1-0");
     EXPECT_USAGE("not '100000'", "--cpu", "100000");
+    EXPECT_USAGE("--kernel must be avx512wide, avx512, avx2 or portable, not 'direct'", "--kernel",
+                 "direct");
+    EXPECT_USAGE("option '--kernel' needs a value", "gemm", "--kernel");
+#ifdef __x86_64__
+    if (!__builtin_cpu_supports("avx512f")) /* a kernel this CPU lacks */
+        EXPECT_USAGE("--kernel avx512: this CPU cannot run it", "--kernel", "avx512");
+#else
+    EXPECT_USAGE("--kernel avx2: this CPU cannot run it", "--kernel", "avx2");
+#endif
     EXPECT_USAGE("--mpi runs one rank of W3dist", "--mpi");
     EXPECT_USAGE("--mpi runs one rank of W3dist", "W3", "W3dist", "--mpi");
     EXPECT_USAGE("--mpi takes one thread count (each rank's), not 2", "W3dist", "--mpi",

@@ -218,6 +218,34 @@ Test(gemm, small_problems_go_direct_and_large_ones_packed)
     cr_assert(tg__gemm_available(TG_GEMM_PORTABLE) && tg__gemm_available(TG_GEMM_DIRECT));
 }
 
+/* A preferred packed kernel takes the large products in place of the CPU's best, and only
+ * those: small ones still run direct, and a forced path still wins. */
+Test(gemm, a_preferred_kernel_takes_the_large_products)
+{
+    cr_assert(tg__gemm_force(TG_GEMM_AUTO));
+    const tg_gemm_path best = tg__gemm_best();
+    for (int p = TG_GEMM_AUTO; p <= TG_GEMM_PATH_COUNT; p++) {
+        const bool packed = p == TG_GEMM_PORTABLE || p == TG_GEMM_AVX2 || p == TG_GEMM_AVX512 ||
+                            p == TG_GEMM_AVX512_WIDE;
+        const bool ok = packed && tg__gemm_available((tg_gemm_path)p);
+        cr_assert_eq(tg__gemm_prefer((tg_gemm_path)p), ok || p == TG_GEMM_AUTO, "%s",
+                     tg__gemm_path_name(p));
+        const tg_gemm_path want = ok ? (tg_gemm_path)p : best;
+        cr_assert_eq(tg__gemm_best(), want, "%s", tg__gemm_path_name(p));
+        cr_assert_eq(tg__gemm_shape(TG_GEMM_AUTO, false).path, want);
+        cr_assert_eq(tg__gemm_path(2, 2, 2), TG_GEMM_DIRECT);
+        if (!tg__gemm_available(TG_GEMM_BLAS)) /* a BLAS build sends them to BLAS */
+            cr_assert_eq(tg__gemm_path(1024, 1024, 1024), want);
+        cr_assert(tg__gemm_force(TG_GEMM_DIRECT));
+        cr_assert_eq(tg__gemm_path(1024, 1024, 1024), TG_GEMM_DIRECT);
+        cr_assert(tg__gemm_force(TG_GEMM_AUTO));
+        if (ok) /* and its products are right */
+            check_case(TG_GEMM_AUTO, TG_F32, false, true, 70, 90, 50, 0);
+        cr_assert(tg__gemm_prefer(TG_GEMM_AUTO));
+    }
+    cr_assert_eq(tg__gemm_best(), best);
+}
+
 /* ---- thread counts ----------------------------------------------------------------------- */
 
 /* The work splits differently for 1 to 4 threads (slots of C by rows, by columns or both);

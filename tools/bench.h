@@ -40,6 +40,7 @@ typedef struct bench_opts {
     const char *mpirun; /* W3dist's launcher, NULL: look for it */
     double timeout;     /* seconds a child run may take, 0: each workload's default */
     const char *cpus;   /* --cpu: the CPUs the process is pinned to ("0,1"), NULL: not pinned */
+    const char *kernel; /* --kernel: the packed GEMM kernel large products take, NULL: the CPU's */
 } bench_opts;
 
 /* What a running benchmark needs to know and collect. */
@@ -126,6 +127,12 @@ static inline void bench_ctx_cpus(const bench *b, figure *f)
 {
     if (b->o->cpus)
         bench_ctx_str(f, "cpus", b->o->cpus);
+}
+/* The kernel of --kernel in f's context ("gemm_kernel"), when one was chosen. */
+static inline void bench_ctx_kernel(const bench *b, figure *f)
+{
+    if (b->o->kernel)
+        bench_ctx_str(f, "gemm_kernel", b->o->kernel);
 }
 /* The line above the table: the version and the machine. */
 void bench_heading(const bench_opts *o);

@@ -374,6 +374,7 @@ void bench_w3(bench *b)
     bench_ctx_num(&f, "final_loss", t.loss);
     bench_ctx_num(&f, "memory_bar_mib", 1.25 * need / (1024.0 * 1024.0) + 16.0);
     bench_ctx_cpus(b, &f);
+    bench_ctx_kernel(b, &f);
     torch_context(&f, &torch);
     f.cpu_over_wall = own_cpu / own_wall;
     bench_emit(b, &f);

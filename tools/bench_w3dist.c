@@ -76,6 +76,7 @@ static void w3dist_emit(bench *b, const w3_arch *a, tg_dtype dt, int reps, w3dis
     bench_ctx_str(&f, "layers", a->name);
     /* what one allreduce moves: the gradient block */
     bench_ctx_num(&f, "grad_mib", w3_numel(a) * (double)tg_dtype_size(dt) / (1024.0 * 1024.0));
+    bench_ctx_kernel(b, &f);
     bench_emit(b, &f);
 }
 
@@ -243,8 +244,15 @@ static void w3dist_mpirun(bench *b, const w3_arch *a, tg_dtype dt, int reps, int
     }
     char reps_s[16];
     snprintf(reps_s, sizeof reps_s, "%d", reps);
-    const char *args[] = {"bench",  "W3dist", "--mpi", "--json", "--dtype", tg_dtype_name(dt),
-                          "--reps", reps_s,   b->o->quick ? "--quick" : NULL, NULL};
+    /* the ranks run this one's W3dist, with its kernel */
+    const char *args[12] = {"bench",   "W3dist",          "--mpi",  "--json",
+                            "--dtype", tg_dtype_name(dt), "--reps", reps_s};
+    size_t n_args = 8;
+    if (b->o->kernel)
+        args[n_args++] = "--kernel", args[n_args++] = b->o->kernel;
+    if (b->o->quick)
+        args[n_args++] = "--quick";
+    args[n_args] = NULL;
     /* Starting MPI takes a second or two; a step of W3 takes milliseconds. */
     double timeout = b->o->timeout > 0 ? b->o->timeout : 120.0 + 0.5 * (w3_warmup(b) + reps);
     proc_result c;

@@ -117,6 +117,7 @@ void bench_w3jvp(bench *b)
         bench_ctx_num(&f, "batch", (double)a->batch);
         bench_ctx_num(&f, "jvp", jv);
         bench_ctx_num(&f, "check_rel_err", jvp_check(&r, jv));
+        bench_ctx_kernel(b, &f);
         bench_emit(b, &f);
     }
     if (fwd)

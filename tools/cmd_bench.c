@@ -15,6 +15,7 @@
 #include "bench.h"
 
 #include "common/clock.h"
+#include "kernels/gemm.h" /* --kernel: tg__gemm_prefer */
 
 #include <dirent.h>
 #include <errno.h>
@@ -49,7 +50,10 @@ static const char BENCH_USAGE[] =
     "  gemm   GFLOP/s of C = A.B at 1024^3 and at W3's products, forward and backward\n"
     "  W3jvp  tg_jvp of W3's loss in a tangent of every parameter: its time over the\n"
     "         forward's (default 20 reps)\n"
-    "  all    all of the above\n"
+    "  all    all of the above\n";
+
+/* (two strings: C99 promises string literals of 4095 characters, no more) */
+static const char BENCH_USAGE_OPTIONS[] =
     "\n"
     "Options:\n"
     "  --threads N[,N...]  thread counts to run with (default: TG_NUM_THREADS, else the\n"
@@ -63,6 +67,12 @@ static const char BENCH_USAGE[] =
     "                      with --threads 2: the vCPUs of a machine are not always equal\n"
     "                      (default: not pinned; a CPU this process may not run on is an\n"
     "                      error); W1, W2 and W3 give them in their context as cpus\n"
+    "  --kernel NAME       the packed GEMM kernel large products take: avx512wide, avx512,\n"
+    "                      avx2 or portable (default: the best for this CPU, as the heading\n"
+    "                      says): what the library does on a CPU whose best it is, with\n"
+    "                      this CPU's caches (e.g. avx2 on an AVX-512 machine). W3, W3jvp\n"
+    "                      and W3dist give it in their context as gemm_kernel; W4's child\n"
+    "                      runs the CPU's own\n"
     "  --quick             tiny sizes and few repetitions: checks that everything runs, the\n"
     "                      figures mean nothing\n"
     "  --data FILE         the digits CSV for W4 (default examples/data/digits.csv here or\n"
@@ -148,6 +158,19 @@ static bool parse_cpus(const char *s, cpu_set_t *set)
 /* Pins every thread of this process (the pool's workers too, if they already run) to `want`,
  * so that threads and children started later inherit it. Each CPU must be one this process
  * may run on now; else a usage error naming it and those it may. */
+/* The packed GEMM kernel called s (tg__gemm_path_name), into *path; false for any other name. */
+static bool parse_kernel(const char *s, tg_gemm_path *path)
+{
+    static const tg_gemm_path packed[] = {TG_GEMM_AVX512_WIDE, TG_GEMM_AVX512, TG_GEMM_AVX2,
+                                          TG_GEMM_PORTABLE};
+    for (size_t i = 0; i < sizeof packed / sizeof *packed; i++)
+        if (strcmp(s, tg__gemm_path_name(packed[i])) == 0) {
+            *path = packed[i];
+            return true;
+        }
+    return false;
+}
+
 static int pin_cpus(const char *arg, const cpu_set_t *want)
 {
     cpu_set_t have;
@@ -191,10 +214,12 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
                  {"all", DO_ALL}};
     o->dtype = -1;
     cpu_set_t cpus;
+    tg_gemm_path kernel = TG_GEMM_AUTO;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(BENCH_USAGE, stdout);
+            fputs(BENCH_USAGE_OPTIONS, stdout);
             return -1;
         }
         if (a[0] != '-') {
@@ -222,7 +247,7 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
             continue;
         }
         static const char *const with_value[] = {"--threads", "--dtype",   "--reps", "--data",
-                                                 "--mpirun",  "--timeout", "--cpu"};
+                                                 "--mpirun",  "--timeout", "--cpu",  "--kernel"};
         const char *opt = NULL;
         for (size_t k = 0; k < sizeof with_value / sizeof *with_value && !opt; k++)
             if (match_option(a, with_value[k], &v))
@@ -269,6 +294,13 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
                                    "0-3), not '%s'",
                                    v);
             o->cpus = v;
+        } else if (strcmp(opt, "--kernel") == 0) {
+            if (!parse_kernel(v, &kernel))
+                return usage_error("bench",
+                                   "--kernel must be avx512wide, avx512, avx2 or portable, not "
+                                   "'%s'",
+                                   v);
+            o->kernel = v;
         } else if (strcmp(opt, "--mpirun") == 0) {
             o->mpirun = v;
         } else {
@@ -284,6 +316,8 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
     if (o->mpi && o->n_threads > 1)
         return usage_error("bench", "--mpi takes one thread count (each rank's), not %d",
                            o->n_threads);
+    if (o->kernel && !tg__gemm_prefer(kernel))
+        return usage_error("bench", "--kernel %s: this CPU cannot run it", o->kernel);
     if (o->cpus) { /* before the library starts its pool, whose workers then inherit it */
         int st = pin_cpus(o->cpus, &cpus);
         if (st != EXIT_OK)

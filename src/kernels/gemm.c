@@ -307,9 +307,30 @@ bool tg__gemm_available(tg_gemm_path path)
     }
 }
 
-/* The best packed kernel this CPU runs, found once (every thread finds the same). */
+/* The packed kernel tg__gemm_prefer chose, or AUTO: this CPU's best. */
+static _Atomic int preferred = TG_GEMM_AUTO;
+
+static bool is_packed(tg_gemm_path path)
+{
+    return path == TG_GEMM_PORTABLE || path == TG_GEMM_AVX2 || path == TG_GEMM_AVX512 ||
+           path == TG_GEMM_AVX512_WIDE;
+}
+
+bool tg__gemm_prefer(tg_gemm_path path)
+{
+    if (path != TG_GEMM_AUTO && (!is_packed(path) || !tg__gemm_available(path)))
+        return false;
+    atomic_store_explicit(&preferred, (int)path, memory_order_relaxed);
+    return true;
+}
+
+/* The preferred packed kernel, else the best this CPU runs, found once (every thread finds the
+ * same). */
 tg_gemm_path tg__gemm_best(void)
 {
+    const int p = atomic_load_explicit(&preferred, memory_order_relaxed);
+    if (p != TG_GEMM_AUTO)
+        return (tg_gemm_path)p;
     static _Atomic int best = -1;
     int b = atomic_load_explicit(&best, memory_order_relaxed);
     if (b < 0) {
@@ -408,10 +429,7 @@ static bool blas_fits(size_t M, size_t N, size_t K, size_t lda, size_t ldb, size
 
 static tg_gemm_path packed_path(tg_gemm_path path)
 {
-    return path == TG_GEMM_PORTABLE || path == TG_GEMM_AVX2 || path == TG_GEMM_AVX512 ||
-                   path == TG_GEMM_AVX512_WIDE
-               ? path
-               : tg__gemm_best();
+    return is_packed(path) ? path : tg__gemm_best();
 }
 
 tg_gemm_shape tg__gemm_shape(tg_gemm_path path, bool f64)

@@ -40,7 +40,14 @@ bool tg__gemm_available(tg_gemm_path path);
 /* The path a GEMM of this size takes now (never AUTO). */
 tg_gemm_path tg__gemm_path(size_t M, size_t N, size_t K);
 const char *tg__gemm_path_name(tg_gemm_path path); /* "direct", "avx512", ... */
-/* The packed kernel large products take when no path is forced and no BLAS is built in. */
+/* Makes large products take the packed kernel `path` (PORTABLE, AVX2, AVX512 or
+ * AVX512_WIDE) instead of this CPU's best, while small ones still run direct: what the
+ * library would do on a CPU whose best it is (the same instructions, this CPU's caches). AUTO
+ * restores this CPU's choice. False, changing nothing, for any other path or one this CPU
+ * lacks. For the bench (--kernel) and tests. */
+bool tg__gemm_prefer(tg_gemm_path path);
+/* The packed kernel large products take when no path is forced and no BLAS is built in: the
+ * preferred one (tg__gemm_prefer), else this CPU's best. */
 tg_gemm_path tg__gemm_best(void);
 
 /* What a packed path runs on this machine, for the bench's heading: its register tile
