@@ -70,9 +70,9 @@ static const char BENCH_USAGE_OPTIONS[] =
     "  --kernel NAME       the packed GEMM kernel large products take: avx512wide, avx512,\n"
     "                      avx2 or portable (default: the best for this CPU, as the heading\n"
     "                      says): what the library does on a CPU whose best it is, with\n"
-    "                      this CPU's caches (e.g. avx2 on an AVX-512 machine). W3, W3jvp\n"
-    "                      and W3dist give it in their context as gemm_kernel; W4's child\n"
-    "                      runs the CPU's own\n"
+    "                      this CPU's caches (e.g. avx2 on an AVX-512 machine); not in a\n"
+    "                      build with TG_BLAS=openblas. W3, W3jvp and W3dist give it in\n"
+    "                      their context as gemm_kernel; W4's child runs the CPU's own\n"
     "  --quick             tiny sizes and few repetitions: checks that everything runs, the\n"
     "                      figures mean nothing\n"
     "  --data FILE         the digits CSV for W4 (default examples/data/digits.csv here or\n"
@@ -316,6 +316,9 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
     if (o->mpi && o->n_threads > 1)
         return usage_error("bench", "--mpi takes one thread count (each rank's), not %d",
                            o->n_threads);
+    if (o->kernel && tg__gemm_available(TG_GEMM_BLAS)) /* then OpenBLAS takes them all */
+        return usage_error("bench", "--kernel: this build multiplies with OpenBLAS "
+                                    "(TG_BLAS=openblas), not with tapegrad's kernels");
     if (o->kernel && !tg__gemm_prefer(kernel))
         return usage_error("bench", "--kernel %s: this CPU cannot run it", o->kernel);
     if (o->cpus) { /* before the library starts its pool, whose workers then inherit it */

@@ -385,22 +385,30 @@ typedef struct SFX(thin_job) {
     size_t M, N, kc;
     const T *A; /* at the chunk's first k */
     size_t ai, ak;
-    const T *b; /* the chunk of B, packed kc x 16 */
+    const T *B; /* B as stored, and the chunk's first k */
+    size_t ldb, k0;
+    bool transB;
     T beta;
     T *C;
     size_t ldc;
     size_t rows_from; /* the row-layout kernel's first width (gemm_thin_rows_from) */
 } SFX(thin_job);
 
-/* Row blocks [q0, q1) of thin_mr rows, for one chunk of the depth. The last block, when M
- * is not a multiple of thin_mr, is copied (zero-padded) so the kernel reads only memory
- * that is there: a row at a time when A's rows are contiguous, else a k at a time, so each
- * line of A is read once (element by element with a test per element, the copy took a
- * sixth of a 128 x 10 x 256 product on the AVX2 path, whose 12-row blocks leave 8). */
+/* Row blocks [q0, q1) of thin_mr rows, for one chunk of the depth. Each call packs the
+ * chunk of B (kc x 16) for itself, on its own stack: packed once by the caller, it was read by
+ * the other thread from the caller's cache, and a 128 x 10 x 256 product split in two ran at
+ * 113-129 GFLOP/s against 148-150 on one thread; packed by each, at 178-188 (Zen 5, f32). The
+ * last block, when M is not a multiple of thin_mr, is copied (zero-padded) so the kernel reads
+ * only memory that is there: a row at a time when A's rows are contiguous, else a k at a
+ * time, so each line of A is read once (element by element with a test per element, the copy
+ * took a sixth of a 128 x 10 x 256 product on the AVX2 path, whose 12-row blocks leave 8). */
 static void SFX(thin_rows)(void *ctx, size_t q0, size_t q1)
 {
     const SFX(thin_job) *jb = ctx;
     const size_t TMR = jb->kd->thin_mr;
+    _Alignas(TG_DATA_ALIGN) T b[TG_GEMM_KC_MAX * TG_GEMM_THIN_NR];
+    TG_ASSERT(jb->kc * TG_GEMM_THIN_NR <= sizeof b / sizeof *b);
+    SFX(pack_b)(TG_GEMM_THIN_NR, jb->transB, jb->B, jb->ldb, jb->k0, jb->kc, 0, jb->N, b);
     _Alignas(TG_DATA_ALIGN) T pad[16 * 8 / sizeof(T) * TG_GEMM_KC_MAX];
     for (size_t q = q0; q < q1; q++) {
         const size_t i = q * TMR, m = jb->M - i < TMR ? jb->M - i : TMR;
@@ -422,31 +430,29 @@ static void SFX(thin_rows)(void *ctx, size_t q0, size_t q1)
             ak = 1;
         }
         const bool by_rows = jb->kd->thin_rows.KFN && ai != 1 && jb->N >= jb->rows_from;
-        (by_rows ? jb->kd->thin_rows.KFN : jb->kd->thin.KFN)(m, jb->N, jb->kc, a, ai, ak, jb->b,
+        (by_rows ? jb->kd->thin_rows.KFN : jb->kd->thin.KFN)(m, jb->N, jb->kc, a, ai, ak, b,
                                                              jb->C + i * jb->ldc, jb->ldc,
                                                              jb->beta);
     }
 }
 
 /* C = beta*C + op(A)·op(B) for N <= TG_GEMM_THIN_NR through kd's thin kernel: for each
- * KC-deep chunk of the depth, B's chunk is packed (kc x 16, on the stack) and the row blocks
- * of C are split over the pool. A is read in place. */
+ * KC-deep chunk of the depth, the row blocks of C are split over the pool (slots of at least
+ * TG_GEMM_THIN_SLOT_WORK multiply-adds), each packing B's chunk. A is read in place. */
 static void SFX(thin)(const tg_gemm_kernel *kd, bool transA, bool transB, size_t M, size_t N,
                       size_t K, const T *A, size_t lda, const T *B, size_t ldb, T beta, T *C,
                       size_t ldc)
 {
-    _Alignas(TG_DATA_ALIGN) T b[TG_GEMM_KC_MAX * TG_GEMM_THIN_NR];
-    TG_ASSERT(kd->kc * TG_GEMM_THIN_NR <= sizeof b / sizeof *b);
     const size_t ai = transA ? 1 : lda, ak = transA ? lda : 1;
     const size_t TMR = kd->thin_mr, blocks = (M + TMR - 1) / TMR;
     for (size_t k0 = 0; k0 < K; k0 += kd->kc) {
         const size_t kc = K - k0 < kd->kc ? K - k0 : kd->kc;
-        SFX(pack_b)(TG_GEMM_THIN_NR, transB, B, ldb, k0, kc, 0, N, b);
         SFX(thin_job) jb = {.kd = kd, .M = M, .N = N, .kc = kc, .A = A + k0 * ak, .ai = ai,
-                            .ak = ak, .b = b, .beta = k0 == 0 ? beta : (T)1, .C = C,
-                            .ldc = ldc, .rows_from = gemm_thin_rows_from(kd)};
+                            .ak = ak, .B = B, .ldb = ldb, .k0 = k0, .transB = transB,
+                            .beta = k0 == 0 ? beta : (T)1, .C = C, .ldc = ldc,
+                            .rows_from = gemm_thin_rows_from(kd)};
         const size_t per_block = TMR * N * kc;
-        size_t grain = TG_GEMM_SLOT_WORK / per_block;
+        size_t grain = TG_GEMM_THIN_SLOT_WORK / per_block;
         tg__parallel_for(blocks, grain ? grain : 1, SFX(thin_rows), &jb);
     }
 }
