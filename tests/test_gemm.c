@@ -253,7 +253,7 @@ Test(gemm, a_preferred_kernel_takes_the_large_products)
 Test(gemm, results_are_bit_identical_for_any_thread_count)
 {
     const tg_dtype dts[2] = {TG_F32, TG_F64};
-    /* the last a thin product (N <= 16) of several depth chunks, split into slots of rows */
+    /* the last is a thin product (N <= 16) of several depth chunks, split into slots of rows */
     const dims shapes[4] = {{150, 70, 300}, {12, 260, 40}, {301, 45, 64}, {300, 10, 700}};
     for (int p = TG_GEMM_PORTABLE; p <= TG_GEMM_AVX512_WIDE; p++) {
         if (!tg__gemm_force((tg_gemm_path)p))

@@ -244,7 +244,7 @@ static void w3dist_mpirun(bench *b, const w3_arch *a, tg_dtype dt, int reps, int
     }
     char reps_s[16];
     snprintf(reps_s, sizeof reps_s, "%d", reps);
-    /* the ranks run this one's W3dist, with its kernel */
+    /* the ranks run W3dist with this run's dtype, reps, kernel and --quick */
     const char *args[12] = {"bench",   "W3dist",          "--mpi",  "--json",
                             "--dtype", tg_dtype_name(dt), "--reps", reps_s};
     size_t n_args = 8;

@@ -48,9 +48,10 @@
 
 /* The thin path's slots (row blocks of a product at most 16 columns wide) get half as many:
  * they share nothing (each packs its own B, reads its own rows of A, writes its own of C),
- * so a split pays sooner. On 2 threads (Zen 5, f32, each slot packing its own B) W3's 128 x 10 x 256 ran at 178-188
+ * so a split pays sooner. On 2 threads (Zen 5, f32) W3's 128 x 10 x 256 ran at 178-188
  * GFLOP/s split at 2^17 or 2^16, against 148-150 whole; 256 x 10 x 128 (Aᵀ) at 201-209
- * against 167-168. */
+ * against 167-168. (The packed path's slots stay at 2^18: at 2^17 W3's 128 x 256 x 10,
+ * split, ran at 60-75 against 156-165 whole.) */
 #define TG_GEMM_THIN_SLOT_WORK (TG_GEMM_SLOT_WORK / 2)
 
 /* ---- splitting the work ------------------------------------------------------------------ */
