@@ -673,7 +673,8 @@ REDUCE_DESC(log_softmax, LOG_SOFTMAX, AXIS, axis_shape, log_softmax_vjp_graph)
 
 TG_INLINE tg_tensor *along(tg_tape *tape, const tg_op_desc *d, tg_tensor *x, int axis, bool keepdim)
 {
-    return tg_tape__record(tape, d, x, NULL, (tg_node_attr){.r = {axis, keepdim}});
+    const tg_node_attr attr = {.r = {.axis = axis, .keepdim = keepdim}};
+    return tg_tape__record(tape, d, x, NULL, attr);
 }
 
 tg_tensor *tg_sum(tg_tape *tape, tg_tensor *x, int axis, bool keepdim)

@@ -113,8 +113,9 @@ static tg_node_attr node_attr(tg_attr_kind kind, const tg_attrs *attrs)
     case TG_ATTR_NONE: break;
     case TG_ATTR_CONSTANT: return (tg_node_attr){.c = attrs->c};
     case TG_ATTR_RANGE: return (tg_node_attr){.range = {attrs->lo, attrs->hi}};
-    case TG_ATTR_AXIS: return (tg_node_attr){.r = {attrs->axis, 1}};
-    case TG_ATTR_REDUCE: return (tg_node_attr){.r = {attrs->axis, attrs->keepdim}};
+    case TG_ATTR_AXIS: return (tg_node_attr){.r = {.axis = attrs->axis, .keepdim = 1}};
+    case TG_ATTR_REDUCE:
+        return (tg_node_attr){.r = {.axis = attrs->axis, .keepdim = attrs->keepdim}};
     case TG_ATTR_SHAPE: return (tg_node_attr){.reshape = {attrs->shape, attrs->rank}};
     case TG_ATTR_SLICE: /* the shape rule validates and normalizes them */
     case TG_ATTR_INDEX:
