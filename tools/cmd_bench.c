@@ -15,7 +15,7 @@
 #include "bench.h"
 
 #include "common/clock.h"
-#include "kernels/gemm.h" /* --kernel: tg__gemm_prefer */
+#include "kernels/gemm.h" /* --kernel: tg__gemm_is_packed, tg__gemm_prefer */
 
 #include <dirent.h>
 #include <errno.h>
@@ -161,11 +161,9 @@ static bool parse_cpus(const char *s, cpu_set_t *set)
 /* The packed GEMM kernel called s (tg__gemm_path_name), into *path; false for any other name. */
 static bool parse_kernel(const char *s, tg_gemm_path *path)
 {
-    static const tg_gemm_path packed[] = {TG_GEMM_AVX512_WIDE, TG_GEMM_AVX512, TG_GEMM_AVX2,
-                                          TG_GEMM_PORTABLE};
-    for (size_t i = 0; i < sizeof packed / sizeof *packed; i++)
-        if (strcmp(s, tg__gemm_path_name(packed[i])) == 0) {
-            *path = packed[i];
+    for (int p = 0; p < TG_GEMM_PATH_COUNT; p++)
+        if (tg__gemm_is_packed((tg_gemm_path)p) && strcmp(s, tg__gemm_path_name(p)) == 0) {
+            *path = (tg_gemm_path)p;
             return true;
         }
     return false;

@@ -318,7 +318,7 @@ bool tg__gemm_available(tg_gemm_path path)
 /* The packed kernel tg__gemm_prefer chose, or AUTO: this CPU's best. */
 static _Atomic int preferred = TG_GEMM_AUTO;
 
-static bool is_packed(tg_gemm_path path)
+bool tg__gemm_is_packed(tg_gemm_path path)
 {
     return path == TG_GEMM_PORTABLE || path == TG_GEMM_AVX2 || path == TG_GEMM_AVX512 ||
            path == TG_GEMM_AVX512_WIDE;
@@ -326,7 +326,7 @@ static bool is_packed(tg_gemm_path path)
 
 bool tg__gemm_prefer(tg_gemm_path path)
 {
-    if (path != TG_GEMM_AUTO && (!is_packed(path) || !tg__gemm_available(path)))
+    if (path != TG_GEMM_AUTO && (!tg__gemm_is_packed(path) || !tg__gemm_available(path)))
         return false;
     atomic_store_explicit(&preferred, (int)path, memory_order_relaxed);
     return true;
@@ -437,7 +437,7 @@ static bool blas_fits(size_t M, size_t N, size_t K, size_t lda, size_t ldb, size
 
 static tg_gemm_path packed_path(tg_gemm_path path)
 {
-    return is_packed(path) ? path : tg__gemm_best();
+    return tg__gemm_is_packed(path) ? path : tg__gemm_best();
 }
 
 tg_gemm_shape tg__gemm_shape(tg_gemm_path path, bool f64)

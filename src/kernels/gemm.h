@@ -40,6 +40,9 @@ bool tg__gemm_available(tg_gemm_path path);
 /* The path a GEMM of this size takes now (never AUTO). */
 tg_gemm_path tg__gemm_path(size_t M, size_t N, size_t K);
 const char *tg__gemm_path_name(tg_gemm_path path); /* "direct", "avx512", ... */
+/* Whether `path` is a packed kernel (PORTABLE, AVX2, AVX512 or AVX512_WIDE), available here
+ * or not. */
+bool tg__gemm_is_packed(tg_gemm_path path);
 /* Makes large products take the packed kernel `path` (PORTABLE, AVX2, AVX512 or
  * AVX512_WIDE) instead of this CPU's best, while small ones still run direct: what the
  * library would do on a CPU whose best it is (the same instructions, this CPU's caches). AUTO
