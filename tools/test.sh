@@ -3,12 +3,12 @@
 # builds tapegrad and runs every test with ctest. --sanitize builds in build/asan with
 # ASan + UBSan (RelWithDebInfo, with assertions) and skips the slow install test (it builds
 # its own, unsanitized, trees). --tsan builds in build/tsan with ThreadSanitizer
-# (RelWithDebInfo), also without the install test. --no-graphviz builds in build/nogv with -DTG_GRAPHVIZ=OFF and
-# -DTG_MPI=OFF (tg_dot_render and tg_dist_* must then say TG_ENOTSUP), also without the
-# install test. --valgrind builds in build/valgrind (RelWithDebInfo) and runs only the tests
-# labelled valgrind: a subset of the suite under valgrind memcheck, where any error or leak
-# fails (tests/CMakeLists.txt, TG_VALGRIND). CI=true turns warnings into errors. Exits
-# non-zero on any failure.
+# (RelWithDebInfo), also without the install test. --no-graphviz builds in build/nogv with
+# -DTG_GRAPHVIZ=OFF and -DTG_MPI=OFF (tg_dot_render and tg_dist_* must then say
+# TG_ENOTSUP), also without the install test. --valgrind builds in build/valgrind
+# (RelWithDebInfo) and runs only the tests labelled valgrind: a subset of the suite under
+# valgrind memcheck, where any error or leak fails (tests/CMakeLists.txt, TG_VALGRIND).
+# CI=true turns warnings into errors. Exits non-zero on any failure.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
