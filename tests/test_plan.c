@@ -2,11 +2,13 @@
  * resets ago takes every node's shape from the header that node had then; these tests check
  * that it does (nodes carry TG_TF_PLANNED), that it gives bit for bit what a fresh tape gives,
  * and that any change of structure (op, shape, axis, dtype, a leaf replaced, nodes inserted)
- * falls back to the general path and still gives the right answer. */
+ * falls back to the general path and still gives the right answer. Tapes on several threads
+ * that share leaves find them each through its own index, and never mix up their slots. */
 #include <criterion/criterion.h>
 #include <tapegrad.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,13 +19,13 @@
 
 /* The structure of one step's graph; c is a value, not structure. */
 typedef struct knobs {
-    int batch;    /* rows of x: 1..3 */
-    bool tanh_h;  /* hidden activation: tanh, else sigmoid */
-    bool extra;   /* an extra node in the middle (shifts every later index) */
-    int axis;     /* reduction axis of the loss: TG_ALL_AXES, 0, 1 or -1 */
+    int batch;   /* rows of x: 1..3 */
+    bool tanh_h; /* hidden activation: tanh, else sigmoid */
+    bool extra;  /* an extra node in the middle (shifts every later index) */
+    int axis;    /* reduction axis of the loss: TG_ALL_AXES, 0, 1 or -1 */
     bool keepdim;
-    bool f32;     /* the whole graph in f32 */
-    double c;     /* the loss scale */
+    bool f32; /* the whole graph in f32 */
+    double c; /* the loss scale */
 } knobs;
 
 static bool same_structure(knobs a, knobs b)
@@ -135,8 +137,7 @@ static void assert_same_result(result got, result want, int s)
     /* The same arithmetic in the same order: equal to the bit, not just close. */
     cr_assert(memcmp(&got.loss, &want.loss, sizeof got.loss) == 0, "step %d: loss %.17g vs %.17g",
               s, got.loss, want.loss);
-    cr_assert(memcmp(got.grads, want.grads, sizeof got.grads) == 0, "step %d: gradients differ",
-              s);
+    cr_assert(memcmp(got.grads, want.grads, sizeof got.grads) == 0, "step %d: gradients differ", s);
     cr_assert_eq(got.fingerprint, want.fingerprint, "step %d: fingerprints differ", s);
     cr_assert_eq(got.nodes, want.nodes, "step %d", s);
 }
@@ -224,12 +225,12 @@ Test(plan, each_kind_of_change_after_identical_steps)
     knobs changes[7];
     for (int i = 0; i < 7; i++)
         changes[i] = base;
-    changes[0].batch = 3;        /* a leaf of another shape (same buffer, likely same address) */
-    changes[1].tanh_h = true;    /* another op */
-    changes[2].extra = true;     /* nodes inserted: every later index shifts */
-    changes[3].axis = 1;         /* another axis */
-    changes[4].keepdim = true;   /* keepdim */
-    changes[5].f32 = true;       /* another dtype, other leaves */
+    changes[0].batch = 3;      /* a leaf of another shape (same buffer, likely same address) */
+    changes[1].tanh_h = true;  /* another op */
+    changes[2].extra = true;   /* nodes inserted: every later index shifts */
+    changes[3].axis = 1;       /* another axis */
+    changes[4].keepdim = true; /* keepdim */
+    changes[5].f32 = true;     /* another dtype, other leaves */
     changes[6].axis = 0;
     for (int c = 0; c < 7; c++) {
         knobs sched[12];
@@ -388,4 +389,68 @@ Test(plan, a_leaf_planned_on_another_tape_is_new_where_a_freed_leaf_had_its_addr
     tg_tensor_free(b);
     tg_tape_free(t1);
     tg_tape_free(t2);
+}
+
+/* ---- leaves shared by tapes on several threads ----------------------------------------------
+ * Two threads, a tape each, share the leaf w (and x); thread 1 registers 15 other leaves
+ * first, so w has another slot on each tape. Every iteration records again and asks tg_grad
+ * (which writes no leaf) for dy/dw, y = sum((x + v_1 + ... + v_k) * w): x + sum(v) exactly,
+ * whichever slots and generations the tapes are at. */
+
+enum { SHARED_ITERS = 100000, SHARED_EXTRA = 15 };
+
+typedef struct shared_leaves {
+    tg_tensor *x, *w, *v[SHARED_EXTRA];
+    int extra;  /* leaves before w: 0 on one thread, SHARED_EXTRA on the other */
+    long wrong; /* iterations whose gradient was not x + sum(v) */
+    int failed; /* iterations where a call failed */
+} shared_leaves;
+
+static void *use_shared_leaves(void *arg)
+{
+    shared_leaves *s = arg;
+    tg_tape *tape = tg_tape_new();
+    if (!tape) {
+        s->failed++;
+        return NULL;
+    }
+    for (int it = 0; it < SHARED_ITERS; it++) {
+        tg_tape_reset(tape);
+        tg_tensor *acc = s->x;
+        for (int k = 0; k < s->extra; k++)
+            acc = tg_add(tape, acc, s->v[k]);
+        tg_tensor *y = tg_sum(tape, tg_mul(tape, acc, s->w), TG_ALL_AXES, false), *g = NULL;
+        if (!y || tg_grad(tape, y, &s->w, 1, &g) != TG_OK) {
+            s->failed++;
+            continue;
+        }
+        for (size_t i = 0; i < 4; i++) /* x[i] = i + 1, every v[k][i] = 1 */
+            s->wrong += tg_tensor_get(g, i) != (double)(i + 1 + (size_t)s->extra);
+        tg_tensor_free(g);
+    }
+    tg_tape_free(tape);
+    return NULL;
+}
+
+Test(plan, tapes_on_threads_share_leaves)
+{
+    const size_t n = 4;
+    tg_tensor *x = ts_vec(TG_F64, n, TS_VALS(1, 2, 3, 4), false);
+    tg_tensor *w = ts_vec(TG_F64, n, TS_VALS(1, 1, 1, 1), true);
+    shared_leaves s[2] = {{.x = x, .w = w, .extra = 0}, {.x = x, .w = w, .extra = SHARED_EXTRA}};
+    for (int k = 0; k < SHARED_EXTRA; k++)
+        s[0].v[k] = s[1].v[k] = ts_vec(TG_F64, n, TS_VALS(1, 1, 1, 1), false);
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++)
+        cr_assert_eq(pthread_create(&th[t], NULL, use_shared_leaves, &s[t]), 0);
+    for (int t = 0; t < 2; t++)
+        cr_assert_eq(pthread_join(th[t], NULL), 0);
+    for (int t = 0; t < 2; t++) {
+        cr_expect_eq(s[t].failed, 0, "thread %d: %d calls failed", t, s[t].failed);
+        cr_expect_eq(s[t].wrong, 0, "thread %d: %ld wrong gradient entries", t, s[t].wrong);
+    }
+    for (int k = 0; k < SHARED_EXTRA; k++)
+        tg_tensor_free(s[0].v[k]);
+    tg_tensor_free(x);
+    tg_tensor_free(w);
 }

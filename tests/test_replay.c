@@ -608,7 +608,9 @@ Test(replay, refuses_what_it_can_see)
     x->dtype = TG_F64;
     cr_assert_eq(tg_tensor_set_requires_grad(x, false), TG_OK);
     cr_assert_eq(tg_tape_replay(tape), TG_ESTALE);
-    ts_assert_has(tg_last_error(), "leaf 0 required grad when recorded and does not now");
+    ts_assert_has(tg_last_error(),
+                  "replay: leaf 0 of the recording, [2], required grad when recorded and "
+                  "does not now");
     cr_assert_eq(tg_tensor_set_requires_grad(x, true), TG_OK);
     cr_assert_eq(tg_tape_status(tape), TG_OK, "refusals leave the tape alone");
     tg_tensor_set(x, 0, 5);

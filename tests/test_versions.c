@@ -222,3 +222,100 @@ Test(versions, freed_leaves_off_the_path_are_not_read)
     ts_assert_has(tg_last_error(), "'x' [3], was written (version 0, now 1)");
     done(&f);
 }
+
+/* y = sum(x * w) + sum(x * c), recorded in that order. */
+static tg_tensor *record_with(fixture *f, tg_tensor *c)
+{
+    tg_tensor *a = tg_sum(f->tape, tg_mul(f->tape, f->x, f->w), TG_ALL_AXES, false);
+    tg_tensor *b = tg_sum(f->tape, tg_mul(f->tape, f->x, c), TG_ALL_AXES, false);
+    tg_tensor *y = tg_add(f->tape, a, b);
+    cr_assert_not_null(y, "%s", tg_tape_error(f->tape));
+    return y;
+}
+
+/* A leaf whose requires_grad changes after the recording used it: the nodes recorded on it
+ * decided their own from it, so backward and tg_grad refuse (TG_ESTALE, naming it) rather than
+ * give a gradient without its paths. y = sum(x * w) + sum(x * c), c = [10, 10, 10]: turned on
+ * afterwards, x's gradient would be w alone (4, 5, 6) instead of w + c (14, 15, 16). */
+Test(versions, requires_grad_changed_after_recording_fails_backward_naming_the_leaf)
+{
+    fixture f = make();
+    tg_tensor *c = ts_vec(TG_F64, 3, TS_VALS(10, 10, 10), false);
+    tg_tape_reset(f.tape);
+    tg_tensor *y = record_with(&f, c); /* x leaf 0, w leaf 1, c leaf 2 */
+    cr_assert_eq(tg_tensor_set_requires_grad(f.x, true), TG_OK);
+    cr_assert_eq(tg_backward(f.tape, y), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "backward: leaf 0 of the recording, 'x' [3], did not require "
+                                   "grad when recorded and does now");
+    tg_tensor *out[1] = {NULL};
+    cr_assert_eq(tg_grad(f.tape, y, &f.x, 1, out), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "grad: leaf 0 of the recording, 'x' [3], did not require");
+    cr_assert_null(out[0]);
+    cr_assert_null(tg_tensor_grad_data(f.w), "nothing accumulated");
+    /* set back, the recording holds again; turning a leaf's flag off is refused the same way */
+    cr_assert_eq(tg_tensor_set_requires_grad(f.x, false), TG_OK);
+    cr_assert_eq(tg_backward(f.tape, y), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_tensor_set_requires_grad(f.w, false), TG_OK);
+    cr_assert_eq(tg_backward(f.tape, y), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "leaf 1 of the recording, 'w' [3], required grad when "
+                                   "recorded and does not now");
+    cr_assert_eq(tg_tensor_set_requires_grad(f.w, true), TG_OK);
+    /* recorded again, the new flag counts: dy/dx = w + c */
+    cr_assert_eq(tg_tensor_set_requires_grad(f.x, true), TG_OK);
+    tg_tape_reset(f.tape);
+    y = record_with(&f, c);
+    cr_assert_eq(tg_grad(f.tape, y, &f.x, 1, out), TG_OK, "%s", tg_last_error());
+    ts_assert_values(out[0], TS_VALS(14, 15, 16), 3, 0, 0, "dy/dx = w + c");
+    tg_tensor_free(out[0]);
+    tg_tensor_free(c);
+    done(&f);
+}
+
+/* With a leaf freed since the recording, backward reads only the leaves it needs: a changed
+ * flag among them is named, and one it cannot read is still refused (a leaf of the recording
+ * may have changed), while an unchanged recording goes through. */
+Test(versions, requires_grad_changed_with_a_leaf_freed_is_still_refused)
+{
+    fixture f = make();
+    tg_tensor *e = ts_vec(TG_F64, 3, TS_VALS(1, 0, 0), false);
+    tg_tensor *s = tg_sum(f.tape, tg_mul(f.tape, f.y, e), TG_ALL_AXES, false);
+    cr_assert_not_null(s);
+    tg_tensor_free(e); /* off the gradient path: backward does not read it */
+    cr_assert_eq(tg_tensor_set_requires_grad(f.x, true), TG_OK);
+    cr_assert_eq(tg_backward(f.tape, f.y), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "leaf 0 of the recording, 'x' [3], did not require grad");
+    done(&f);
+}
+
+/* The leaf that changed feeds only nodes recorded as constant, and a leaf of another tape was
+ * freed meanwhile (so the recording's leaves cannot all be read): still refused, not a zero
+ * gradient for c where dy/dc = x. */
+Test(versions, requires_grad_changed_off_the_gradient_path_with_a_leaf_freed)
+{
+    fixture f = make();
+    tg_tensor *c = ts_vec(TG_F64, 3, TS_VALS(10, 10, 10), false);
+    tg_tape_reset(f.tape);
+    tg_tensor *y = record_with(&f, c);
+    tg_tape *other = tg_tape_new();
+    tg_tensor *e = ts_vec(TG_F64, 3, TS_VALS(1, 0, 0), false);
+    cr_assert_not_null(tg_neg(other, e)); /* registered there, then freed */
+    tg_tensor_free(e);
+    tg_tensor *out[1] = {NULL};
+    cr_assert_eq(tg_grad(f.tape, y, &f.w, 1, out), TG_OK, "%s", tg_last_error());
+    tg_tensor_free(out[0]);
+    cr_assert_eq(tg_tensor_set_requires_grad(c, true), TG_OK);
+    cr_assert_eq(tg_grad(f.tape, y, &c, 1, out), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "grad: a leaf's requires_grad changed since the recording "
+                                   "started, and a leaf was freed since");
+    cr_assert_null(out[0]);
+    cr_assert_eq(tg_backward(f.tape, y), TG_ESTALE);
+    /* recorded again, the new flag counts: dy/dc = x */
+    tg_tape_reset(f.tape);
+    y = record_with(&f, c);
+    cr_assert_eq(tg_grad(f.tape, y, &c, 1, out), TG_OK, "%s", tg_last_error());
+    ts_assert_values(out[0], TS_VALS(1, 2, 3), 3, 0, 0, "dy/dc = x");
+    tg_tensor_free(out[0]);
+    tg_tape_free(other);
+    tg_tensor_free(c);
+    done(&f);
+}

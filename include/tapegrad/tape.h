@@ -8,7 +8,12 @@
  * is kept (tg_tape_status, tg_tape_error); every later op given NULL returns NULL quietly,
  * so a caller can build a whole graph and check once. tg_tape_reset clears the error.
  *
- * A tape is not thread-safe: record and differentiate on one thread at a time. */
+ * A tape is not thread-safe: record and differentiate on one thread at a time. Tapes on
+ * different threads may record the same leaves at the same time: recording only reads a
+ * leaf. What writes one (its values, tg_tensor_set_requires_grad, and tg_backward, which
+ * adds into its grad) must not run meanwhile; tg_grad, which writes no leaf, takes gradients
+ * of shared leaves on each thread's tape. The leaves a recording used must stay alive until
+ * its last backward reads them (a freed leaf that no backward reads is fine). */
 #ifndef TAPEGRAD_TAPE_H
 #define TAPEGRAD_TAPE_H
 
@@ -70,7 +75,9 @@ TG_API void tg_tape_set_anomaly(tg_tape *tape, bool enabled);
  * replaced by each call. Errors: TG_EINVAL (y NULL, on another tape, not a single element,
  * or not depending on anything that requires grad), TG_ESTALE (y recorded before a reset; or
  * a leaf this backward reads written since the recording used it, named with its shape and
- * the node that used it: see versions in tapegrad/tensor.h), the tape's own error if it has one,
+ * the node that used it: see versions in tapegrad/tensor.h; or a leaf of the recording whose
+ * requires_grad changed since it was used, which decided the recorded nodes' own), the tape's
+ * own error if it has one,
  * TG_ENOMEM, TG_ENUMERIC in anomaly mode. A refused call changes nothing.
  *
  * Values a backward reads are the recording's: a VJP reads its inputs again (the gradient of

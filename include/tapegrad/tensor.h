@@ -41,7 +41,11 @@ TG_API tg_tensor *tg_tensor_rand(tg_dtype dtype, int rank, const size_t *shape, 
 TG_API void tg_tensor_free(tg_tensor *t);
 
 /* Marks a leaf as requiring (or not) a gradient. TG_EINVAL on a tape tensor, whose flag is
- * derived from its inputs. */
+ * derived from its inputs. Set it before recording: a recording decides from it which of its
+ * nodes require grad, so backward, tg_grad and replay refuse (TG_ESTALE) a recording one of
+ * whose leaves changed its flag since. (When a leaf has been freed since the recording began,
+ * backward cannot read them all, and refuses if any recorded leaf, of any tape, changed its
+ * flag meanwhile.) */
 TG_API tg_status tg_tensor_set_requires_grad(tg_tensor *t, bool requires_grad);
 TG_API bool tg_tensor_requires_grad(const tg_tensor *t);
 /* True for leaves, false for tensors recorded on a tape. */

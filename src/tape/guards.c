@@ -1,8 +1,9 @@
 /* guards.c: what a backward walk refuses before it starts, where walking would give a wrong
- * gradient without a word: a leaf written since the recording used it (versions, tensor.h),
- * and a gradient asked of an input the output depends on but whose gradient was not tracked
- * (it does not require grad). Both cost next to nothing when all is well: a sum over the leaf
- * slots (tape_impl.h, tg_tape__check_versions), a pass over xs (tg_tape__check_grad_inputs). */
+ * gradient without a word: a leaf written since the recording used it (versions, tensor.h) or
+ * whose requires_grad changed since, and a gradient asked of an input the output depends on
+ * but whose gradient was not tracked (it does not require grad). Both cost next to nothing when all
+ * is well: a sum over the leaf slots (tape_impl.h, tg_tape__check_versions), a pass over xs
+ * (tg_tape__check_grad_inputs). */
 #include "tape/grad_inputs.h"
 #include "tape/op_desc.h"
 
@@ -20,8 +21,26 @@ static const char *label(char *buf, size_t size, const tg_tensor *t)
     return buf;
 }
 
+tg_status tg_tape__grad_flag_changed(const tg_tape *tape, size_t s, const char *who)
+{
+    const tg_tensor *x = tape->leaves[s].leaf;
+    char what[160];
+    return tg__error(TG_ESTALE,
+                     "%s: leaf %zu of the recording, %s, %s grad when recorded and %s now: the "
+                     "recording's gradient paths were decided by it; record again",
+                     who, s, label(what, sizeof what, x),
+                     tape->leaves[s].requires_grad ? "required" : "did not require",
+                     x->requires_grad ? "does" : "does not");
+}
+
 tg_status tg_tape__check_versions_slow(const tg_tape *tape, const tg_tensor *y, const char *who)
 {
+    const bool all_alive =
+        __atomic_load_n(&tg_tensor__leaves_freed, __ATOMIC_ACQUIRE) == tape->leaves_freed;
+    if (all_alive)
+        for (size_t s = 0; s < tape->n_leaves; s++) /* every leaf alive: any may be read */
+            if (tape->leaves[s].leaf->requires_grad != tape->leaves[s].requires_grad)
+                return tg_tape__grad_flag_changed(tape, s, who);
     const size_t top = (size_t)y->index + 1;
     unsigned char *mark = tg__calloc(top, 1);
     if (!mark)
@@ -44,13 +63,28 @@ tg_status tg_tape__check_versions_slow(const tg_tape *tape, const tg_tensor *y, 
             }
             const size_t s = tg_tape__leaf_slot(tape, x);
             TG_ASSERT(s != SIZE_MAX);
-            if (tg_tensor__version(x) != tape->leaves[s].version)
+            if (tg_tensor__version(x) != tape->leaves[s].version ||
+                x->requires_grad != tape->leaves[s].requires_grad)
                 bad = x, bad_node = i, bad_slot = s;
         }
     }
     tg__free(mark, top);
+    /* With a leaf freed, the leaves this backward does not read cannot be read: if any
+     * registered leaf's flag changed since the recording started, one of them may be this
+     * recording's (say one that feeds only nodes recorded as constant), and the gradient would
+     * miss its paths. */
+    if (!bad && !all_alive &&
+        __atomic_load_n(&tg_tensor__grad_flags_changed, __ATOMIC_ACQUIRE) !=
+            tape->grad_flags_changed)
+        return tg__error(TG_ESTALE,
+                         "%s: a leaf's requires_grad changed since the recording started, and a "
+                         "leaf was freed since, so the recording's leaves cannot all be compared "
+                         "with what they were: record again",
+                         who);
     if (!bad)
         return TG_OK;
+    if (bad->requires_grad != tape->leaves[bad_slot].requires_grad)
+        return tg_tape__grad_flag_changed(tape, bad_slot, who);
     char what[160];
     return tg__error(TG_ESTALE,
                      "%s: leaf %zu of the recording, %s, was written (version %llu, now %llu) "

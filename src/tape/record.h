@@ -48,16 +48,6 @@ static inline bool tg_tape__leaf_sig_equal(const tg_leaf_slot *slot, const tg_te
     return true;
 }
 
-/* Notes on leaf x that it is registered in slot s of this recording (reg_*, the cache
- * tg_tape__input_ready reads), and whether that slot repeats the plan's. */
-static inline void tg_tape__note_registration(const tg_tape *tape, tg_tensor *x, size_t s)
-{
-    x->reg_tape = tape->id;
-    x->reg_gen = tape->base.gen;
-    x->reg_slot = (uint32_t)s & (TG_MAX_LEAVES - 1); /* s < n_leaves <= TG_MAX_LEAVES */
-    x->reg_planned = tape->leaves[s].planned;
-}
-
 /* Fills leaf slot s (< cap_leaves) with x, noting whether it repeats the plan's slot s. */
 static inline void tg_tape__fill_leaf_slot(tg_tape *tape, size_t s, tg_tensor *x)
 {
@@ -83,32 +73,49 @@ static inline void tg_tape__fill_leaf_slot(tg_tape *tape, size_t s, tg_tensor *x
         for (int i = 0; i < x->rank; i++)
             slot->shape[i] = x->shape[i];
     }
-    tg_tape__note_registration(tape, x, s);
+    if (!__atomic_load_n(&x->registered, __ATOMIC_RELAXED)) /* once: the line stays clean */
+        __atomic_store_n(&x->registered, 1, __ATOMIC_RELAXED);
 }
 
-/* Makes x ready to be an input, for the common cases: a node of this recording, a leaf
- * already registered in it, or a leaf this tape used in an earlier recording (so it is not
- * registered in this one and needs no search) while the leaf list has room. false sends the
- * caller to tg_tape__admit for everything else. (reg_tape is read only for leaves: it shares
- * memory with in[].) */
+/* Registers leaf x (not registered in this recording) in the next slot, at index entry r (its
+ * place, from tg_tape__leaf_ref), when the slots and the index have room: true. false sends
+ * the caller to the slow path (tg_tape__admit), which makes room. */
+static inline __attribute__((always_inline)) bool tg_tape__add_leaf(tg_tape *tape, tg_leaf_ref *r,
+                                                                    tg_tensor *x)
+{
+    const size_t s = tape->n_leaves;
+    if (s == tape->cap_leaves || 2 * (s + 1) > tape->leaf_index_cap)
+        return false;
+    tape->n_leaves = s + 1;
+    tg_tape__fill_leaf_slot(tape, s, x);
+    *r = tg_tape__leaf_entry(tape, s);
+    return true;
+}
+
+/* Leaf x's entry in this recording, registering it on its first use when there is room; NULL
+ * sends the caller to the slow path. */
+static inline __attribute__((always_inline)) const tg_leaf_ref *tg_tape__leaf_ready(tg_tape *tape,
+                                                                                    tg_tensor *x)
+{
+    tg_leaf_ref *r = tg_tape__leaf_ref(tape, x);
+    return tg_tape__leaf_found(tape, r, x) || tg_tape__add_leaf(tape, r, x) ? r : NULL;
+}
+
+/* Makes x ready to be an input, for the common cases: a node of this recording, or a leaf,
+ * registered in it on its first use while the leaf list and index have room. false sends the
+ * caller to tg_tape__admit for everything else. */
 static inline __attribute__((always_inline)) bool tg_tape__input_ready(tg_tape *tape, tg_tensor *x)
 {
     if (x->tape == tape)
         return x->gen == tape->base.gen;
-    if (x->tape || x->reg_tape != tape->id)
-        return false;
-    if (x->reg_gen == tape->base.gen)
-        return true;
-    if (tape->n_leaves == tape->cap_leaves)
-        return false;
-    tg_tape__fill_leaf_slot(tape, tape->n_leaves++, x);
-    return true;
+    return !x->tape && tg_tape__leaf_ready(tape, x);
 }
 
 /* Input x (ready) has the shape it had in the plan. */
-static inline __attribute__((always_inline)) bool tg_tape__input_planned(const tg_tensor *x)
+static inline __attribute__((always_inline)) bool tg_tape__input_planned(const tg_tape *tape,
+                                                                         const tg_tensor *x)
 {
-    return x->tape ? (x->flags & TG_TF_PLANNED) != 0 : x->reg_planned;
+    return x->tape ? (x->flags & TG_TF_PLANNED) != 0 : tg_tape__leaf_ref(tape, x)->planned;
 }
 
 /* Input x is ready (tg_tape__input_ready) and planned (tg_tape__input_planned): the two in one,
@@ -118,7 +125,10 @@ static inline __attribute__((always_inline)) bool tg_tape__input_ready_planned(t
 {
     if (x->tape == tape)
         return x->gen == tape->base.gen && (x->flags & TG_TF_PLANNED);
-    return tg_tape__input_ready(tape, x) && x->reg_planned; /* a leaf, when ready */
+    if (x->tape)
+        return false;
+    const tg_leaf_ref *r = tg_tape__leaf_ready(tape, x);
+    return r && r->planned;
 }
 
 _Static_assert(sizeof(struct tg_tensor) % 16 == 0, "headers keep each other aligned");

@@ -44,12 +44,7 @@ static tg_status check_leaves(const tg_tape *tape)
                              tg_shape_format(now, sizeof now, x->rank, x->shape));
         }
         if (x->requires_grad != slot->requires_grad)
-            return tg__error(TG_ESTALE,
-                             "replay: %s %s grad when recorded and %s now: the recording's "
-                             "gradient paths were decided by it; record again",
-                             leaf_label(who, sizeof who, i, x),
-                             slot->requires_grad ? "required" : "did not require",
-                             x->requires_grad ? "does" : "does not");
+            return tg_tape__grad_flag_changed(tape, i, "replay");
     }
     return TG_OK;
 }
@@ -87,9 +82,13 @@ tg_status tg_tape_replay(tg_tape *tape)
                    ? tg__error(TG_EINVAL, "replay: nothing is recorded on the tape")
                    : tg__error(TG_ESTALE, "replay: the tape was reset since its last recording "
                                           "and holds no nodes; record again");
+    /* read first: a flag changed while the leaves are compared counts as changed after */
+    const uint64_t flags_changed =
+        __atomic_load_n(&tg_tensor__grad_flags_changed, __ATOMIC_ACQUIRE);
     tg_status st = check_leaves(tape);
     if (st != TG_OK)
         return st;
+    tape->grad_flags_changed = flags_changed; /* every leaf's flag is as recorded */
     /* The replay evaluates at the leaves' values as they are now: backward may use them. */
     tape->leaf_versions = 0;
     for (size_t i = 0; i < tape->n_leaves; i++) {

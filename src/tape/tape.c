@@ -12,12 +12,9 @@
 #include "core/workspace.h"
 
 #include <math.h>
-#include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 #include <xxhash.h>
-
-/* Tape ids, for the leaves' registration cache; 0 means none. */
-static _Atomic uint64_t last_tape_id;
 
 tg_tape *tg_tape_new(void)
 {
@@ -30,9 +27,18 @@ tg_tape *tg_tape_new(void)
     tg_arena__init(&tape->headers[1]);
     tape->rec_headers = &tape->headers[0];
     tg_arena__init(&tape->base.data);
-    tape->id = atomic_fetch_add(&last_tape_id, 1) + 1;
+    enum { INDEX_BITS = 5 }; /* 32 entries: 16 leaves before the index grows */
+    tape->leaf_index = tg__calloc((size_t)1 << INDEX_BITS, sizeof *tape->leaf_index);
+    if (!tape->leaf_index) {
+        tg__free(tape, sizeof *tape);
+        tg__error(TG_ENOMEM, "tape_new: out of memory");
+        return NULL;
+    }
+    tape->leaf_index_cap = (size_t)1 << INDEX_BITS;
+    tape->leaf_index_shift = 64 - INDEX_BITS;
     tape->grad_enabled = true;
     tape->leaves_freed = __atomic_load_n(&tg_tensor__leaves_freed, __ATOMIC_ACQUIRE);
+    tape->grad_flags_changed = __atomic_load_n(&tg_tensor__grad_flags_changed, __ATOMIC_ACQUIRE);
     return tape;
 }
 
@@ -40,14 +46,14 @@ void tg_tape_free(tg_tape *tape)
 {
     if (!tape)
         return;
-    /* The leaves are not touched: the caller may have freed them already. Their cached
-     * registration names this tape's id, which no later tape gets. */
+    /* The leaves are not touched: the caller may have freed them already. */
     tg_arena__free(&tape->headers[0]);
     tg_arena__free(&tape->headers[1]);
     tg_arena__free(&tape->base.data);
     tg__free(tape->nodes, tape->cap_nodes * sizeof *tape->nodes);
     tg__free(tape->leaves, tape->cap_leaves * sizeof *tape->leaves);
     tg__free(tape->old_leaves, tape->old_cap_leaves * sizeof *tape->old_leaves);
+    tg__free(tape->leaf_index, tape->leaf_index_cap * sizeof *tape->leaf_index);
     tg__free(tape, sizeof *tape);
     tg__workspace_release(); /* this thread's kernel scratch, kept across resets */
 }
@@ -56,7 +62,10 @@ void tg_tape_reset(tg_tape *tape)
 {
     if (!tape)
         return;
-    tape->base.gen++;
+    /* A new generation empties the leaf index; after 2^32 of them its entries' generations
+     * would match again, so then it is cleared. */
+    if (++tape->base.gen == 0)
+        memset(tape->leaf_index, 0, tape->leaf_index_cap * sizeof *tape->leaf_index);
     /* Each header arena serves every other recording. Give the one the next recording uses
      * the capacity the other one needed, now, so that a loop recording the same graph
      * allocates nothing from its second step on (if this fails, the arena grows as before). */
@@ -87,6 +96,7 @@ void tg_tape_reset(tg_tape *tape)
     tape->plan_leaves_freed = tape->old_leaves_freed;
     tape->old_leaves_freed = tape->leaves_freed;
     tape->leaves_freed = __atomic_load_n(&tg_tensor__leaves_freed, __ATOMIC_ACQUIRE);
+    tape->grad_flags_changed = __atomic_load_n(&tg_tensor__grad_flags_changed, __ATOMIC_ACQUIRE);
     tape->status = TG_OK;
     tape->error[0] = '\0';
 }
@@ -212,46 +222,47 @@ void *tg_tape__scratch(tg_tape *tape, size_t bytes, const char *who)
 
 /* ---- recording --------------------------------------------------------------------------- */
 
-/* The slot of a leaf on this tape, registering it on first use in this recording. The leaf
- * caches (tape, generation, slot), so the common case is two compares. */
-static tg_status register_leaf(tg_tape *tape, tg_tensor *x)
+/* Doubles the leaf index, keeping the current recording's entries. It never grows past
+ * 2 TG_MAX_LEAVES entries: being at most half full then keeps every slot number in range,
+ * whatever the leaf list's capacity. */
+static tg_status grow_leaf_index(tg_tape *tape)
 {
-    if (x->reg_tape != tape->id) {
-        /* Used on another tape since: it may already be registered here. */
-        for (size_t i = 0; i < tape->n_leaves; i++) {
-            if (tape->leaves[i].leaf == x) {
-                tg_tape__note_registration(tape, x, i);
-                return TG_OK;
-            }
-        }
-    }
-    if (TG_UNLIKELY(tape->n_leaves == tape->cap_leaves)) {
-        if (tape->n_leaves == TG_MAX_LEAVES) /* reg_slot's range; far beyond any memory */
-            return TG_ENOMEM;
+    const size_t cap = 2 * tape->leaf_index_cap;
+    if (cap > 2 * (size_t)TG_MAX_LEAVES)
+        return TG_ENOMEM;
+    tg_leaf_ref *index = tg__calloc(cap, sizeof *index);
+    if (!index)
+        return TG_ENOMEM;
+    tg__free(tape->leaf_index, tape->leaf_index_cap * sizeof *tape->leaf_index);
+    tape->leaf_index = index;
+    tape->leaf_index_cap = cap;
+    tape->leaf_index_shift--;
+    for (size_t s = 0; s < tape->n_leaves; s++)
+        *tg_tape__leaf_ref(tape, tape->leaves[s].leaf) = tg_tape__leaf_entry(tape, s);
+    return TG_OK;
+}
+
+/* Registers leaf x on its first use in this recording (a slot, an index entry), making room
+ * as needed; TG_OK when it is registered, TG_ENOMEM when there is no room. */
+static tg_status use_leaf(tg_tape *tape, tg_tensor *x)
+{
+    tg_leaf_ref *r = tg_tape__leaf_ref(tape, x);
+    if (tg_tape__leaf_found(tape, r, x) || tg_tape__add_leaf(tape, r, x))
+        return TG_OK;
+    if (tape->n_leaves == TG_MAX_LEAVES) /* a slot number's range; far beyond any memory */
+        return TG_ENOMEM;
+    if (tape->n_leaves == tape->cap_leaves) {
         tg_status st = tg__grow((void **)&tape->leaves, &tape->cap_leaves, tape->n_leaves + 1,
                                 sizeof *tape->leaves, "tape leaves");
         if (st != TG_OK)
             return st;
     }
-    tg_tape__fill_leaf_slot(tape, tape->n_leaves++, x);
+    if (2 * (tape->n_leaves + 1) > tape->leaf_index_cap && grow_leaf_index(tape) != TG_OK)
+        return TG_ENOMEM;
+    bool added = tg_tape__add_leaf(tape, tg_tape__leaf_ref(tape, x), x);
+    TG_ASSERT(added);
+    (void)added;
     return TG_OK;
-}
-
-static inline tg_status use_leaf(tg_tape *tape, tg_tensor *x)
-{
-    if (TG_LIKELY(x->reg_tape == tape->id && x->reg_gen == tape->base.gen))
-        return TG_OK;
-    return register_leaf(tape, x);
-}
-
-size_t tg_tape__leaf_slot(const tg_tape *tape, const tg_tensor *x)
-{
-    if (x->reg_tape == tape->id && x->reg_gen == tape->base.gen)
-        return x->reg_slot;
-    for (size_t i = 0; i < tape->n_leaves; i++)
-        if (tape->leaves[i].leaf == x)
-            return i;
-    return SIZE_MAX;
 }
 
 static tg_status check_input(tg_tape *tape, const char *op, int i, tg_tensor *x)
@@ -274,8 +285,8 @@ static tg_status check_input(tg_tape *tape, const char *op, int i, tg_tensor *x)
     }
     if (x->gen != tape->base.gen) {
         tg_tape__fail(tape, TG_ESTALE,
-                      "%s: input %d (node %u) was recorded before the tape was reset (node %zu)", op,
-                      i, x->index, tape->n_nodes);
+                      "%s: input %d (node %u) was recorded before the tape was reset (node %zu)",
+                      op, i, x->index, tape->n_nodes);
         return TG_ESTALE;
     }
     return TG_OK;
@@ -399,7 +410,7 @@ tg_tensor *tg_tape__record_slow(tg_tape *tape, const tg_op_desc *d, tg_tensor *a
         return NULL;
     }
     tg_tape__normalize_axis(d, a, &attr);
-    if (tg_tape__input_planned(a) && (!b || tg_tape__input_planned(b)) &&
+    if (tg_tape__input_planned(tape, a) && (!b || tg_tape__input_planned(tape, b)) &&
         tg_tape__plan_holds(tape, d, y, a, b, attr)) {
         void *data = NULL;
         const size_t bytes = tg__nbytes(y);
@@ -518,8 +529,8 @@ void *tg_tape__grad_first(tg_tape *tape, tg_tensor *x)
             if (!x->grad)
                 x->grad = tg_tape__alloc(tape, tg__nbytes(x));
             if (!x->grad) {
-                tg_tape__fail(tape, TG_ENOMEM, "backward: out of memory for the gradient of node %u",
-                              x->index);
+                tg_tape__fail(tape, TG_ENOMEM,
+                              "backward: out of memory for the gradient of node %u", x->index);
                 return NULL;
             }
             zero_values(x->grad, x);
@@ -575,9 +586,10 @@ static tg_status anomaly_check_grads(tg_tape *tape, tg_tensor *y)
         tg_tensor *x = in[i];
         if (!x->requires_grad)
             continue;
-        const void *g = (x->flags & TG_TF_LEAF)
-                            ? (tape->capture ? tape->leaves[tg_tape__leaf_slot(tape, x)].grad : x->grad)
-                            : x->grad;
+        const void *g =
+            (x->flags & TG_TF_LEAF)
+                ? (tape->capture ? tape->leaves[tg_tape__leaf_slot(tape, x)].grad : x->grad)
+                : x->grad;
         if (g && !all_finite(g, (tg_dtype)x->dtype, x->numel)) {
             char shapes[200];
             describe_inputs(y, shapes, sizeof shapes);
@@ -609,8 +621,8 @@ static tg_status check_output(tg_tape *tape, const char *who, tg_tensor *y)
                              y->index);
         if (y->gen != tape->base.gen)
             return tg__error(TG_ESTALE,
-                             "%s: the output (node %u) was recorded before the tape was reset",
-                             who, y->index);
+                             "%s: the output (node %u) was recorded before the tape was reset", who,
+                             y->index);
     }
     if (!y->requires_grad)
         return tg__error(TG_EINVAL,
@@ -781,8 +793,7 @@ static size_t structure_attrs(const tg_op_desc *d, const tg_tensor *y, uint64_t 
     case TG_ATTR_NONE:
     case TG_ATTR_CONSTANT:
     case TG_ATTR_RANGE:
-    case TG_ATTR_SHAPE: /* the node's shape holds it */
-        break;
+    case TG_ATTR_SHAPE: /* the node's shape holds it */ break;
     case TG_ATTR_AXIS:
     case TG_ATTR_REDUCE:
         rec[k++] = ((uint64_t)(uint32_t)y->attr.r.axis << 32) | (uint32_t)y->attr.r.keepdim;

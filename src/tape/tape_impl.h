@@ -23,6 +23,18 @@ typedef struct tg_leaf_slot {
     size_t shape[TG_MAX_RANK];
 } tg_leaf_slot;
 
+/* An entry of a tape's leaf index: leaf -> its slot in the current recording. The index is
+ * the tape's own, open addressing on the leaf's address, at most half full; an entry counts
+ * only in the recording of its generation, so a reset empties the index without touching it.
+ * Nothing about the registration is written into the leaf, which tapes on other threads may
+ * be using at the same time (each reads it, none writes it). */
+typedef struct tg_leaf_ref {
+    const tg_tensor *leaf; /* NULL: never used */
+    uint32_t gen;          /* the recording it belongs to (base.gen) */
+    uint32_t slot : 31;    /* in that recording's leaves (< TG_MAX_LEAVES) */
+    uint32_t planned : 1;  /* that slot's, copied here for the recording's fast path */
+} tg_leaf_ref;
+
 struct tg_tape {
     /* What its tensors see: the generation, the pass count and the arena of values,
      * gradients and names (tensor/tensor_impl.h). First, so a tg_tape * is a tg_tape_base *. */
@@ -36,14 +48,15 @@ struct tg_tape {
     size_t n_nodes, cap_nodes;
     tg_leaf_slot *leaves;
     size_t n_leaves, cap_leaves;
+    tg_leaf_ref *leaf_index; /* leaf_index_cap entries, a power of two >= 2 (n_leaves + 1) */
+    size_t leaf_index_cap;
+    unsigned leaf_index_shift; /* 64 - log2(leaf_index_cap): the hash's top bits index it */
     /* The plan (record.h): the other parity's leaf slots, swapped in at every reset, and how
      * many nodes and leaves the recording two resets ago (same parity) left in its header
      * arena and leaf slots. */
     tg_leaf_slot *old_leaves;
     size_t old_n_leaves, old_cap_leaves, old_n_nodes;
     size_t plan_nodes, plan_leaves;
-    uint64_t id; /* unique in the process: leaves cache it (reg_tape), never touched
-                  * by tg_tape_free, so leaves may be freed before their tape */
     bool grad_enabled;
     bool anomaly;
     bool capture; /* tg_grad: leaf gradients go to leaves[].grad, not leaf->grad */
@@ -51,6 +64,9 @@ struct tg_tape {
      * tg_tensor__leaves_freed when the recording started; when the previous one started
      * (old_) and when the plan's started (plan_: record.h). */
     uint64_t leaf_versions, leaves_freed, old_leaves_freed, plan_leaves_freed;
+    /* tg_tensor__grad_flags_changed when the recording started (or was last replayed, which
+     * compared every leaf's flag) */
+    uint64_t grad_flags_changed;
     tg_status status;
     char error[256];
 };
@@ -80,9 +96,39 @@ static inline __attribute__((always_inline)) void *tg_tape__alloc(tg_tape *tape,
 {
     return tg_tape__data(tape, size, false);
 }
+/* The entry of leaf x in the tape's index, if x is registered in the current recording;
+ * otherwise the entry where it would go (one of no recording's, or an older recording's). */
+static inline tg_leaf_ref *tg_tape__leaf_ref(const tg_tape *tape, const tg_tensor *x)
+{
+    const size_t mask = tape->leaf_index_cap - 1;
+    /* Fibonacci hashing: the product's top bits, which every bit of the address moves */
+    size_t h =
+        (size_t)(((uint64_t)(uintptr_t)x * UINT64_C(0x9E3779B97F4A7C15)) >> tape->leaf_index_shift);
+    for (;; h = (h + 1) & mask) { /* the index is at most half full: this ends */
+        tg_leaf_ref *r = &tape->leaf_index[h];
+        if (r->leaf == x || r->gen != tape->base.gen || !r->leaf)
+            return r;
+    }
+}
+/* The index entry of leaf slot s (< n_leaves <= TG_MAX_LEAVES) of the current recording. */
+static inline tg_leaf_ref tg_tape__leaf_entry(const tg_tape *tape, size_t s)
+{
+    return (tg_leaf_ref){tape->leaves[s].leaf, tape->base.gen, (uint32_t)s & (TG_MAX_LEAVES - 1),
+                         tape->leaves[s].planned};
+}
+/* Entry r (from tg_tape__leaf_ref) is leaf x's in the current recording. */
+static inline bool tg_tape__leaf_found(const tg_tape *tape, const tg_leaf_ref *r,
+                                       const tg_tensor *x)
+{
+    return r->leaf == x && r->gen == tape->base.gen;
+}
 /* The slot of leaf x in the current recording's leaf list (tape->leaves), or SIZE_MAX when x
  * is not registered in it. */
-size_t tg_tape__leaf_slot(const tg_tape *tape, const tg_tensor *x);
+static inline size_t tg_tape__leaf_slot(const tg_tape *tape, const tg_tensor *x)
+{
+    const tg_leaf_ref *r = tg_tape__leaf_ref(tape, x);
+    return tg_tape__leaf_found(tape, r, x) ? r->slot : SIZE_MAX;
+}
 /* The first touch of a gradient buffer in a pass, out of line: leaves (allocating a leaf's
  * grad, or tg_grad's private accumulator), a node's buffer that the data arena's current block
  * cannot hold (from tg_tape__grad_touch), and out of memory. */
@@ -128,20 +174,31 @@ static inline void *tg_tape__grad_of(tg_tape *tape, tg_tensor *x)
     return tg_tape__grad_first(tape, x);
 }
 
-/* The slow path of tg_tape__check_versions: walks from y the nodes backward will visit (those
+/* The slow path of tg_tape__check_versions. When every leaf of the recording is alive (none
+ * freed since it started), a leaf whose requires_grad changed is an error (TG_ESTALE, naming
+ * it: tg_tape__grad_flag_changed). Then it walks from y the nodes backward will visit (those
  * requiring grad that y was computed from), and names the first leaf input of one of them
- * written since it was noted (TG_ESTALE, this thread's error only); TG_OK when there is none
- * (the leaves written since are not read by this backward). Reads no other leaf. TG_ENOMEM
- * when its marks cannot be allocated. */
+ * written since it was noted, or whose requires_grad changed (TG_ESTALE, this thread's error
+ * only). When some leaf was freed it reads no other leaf, and refuses (TG_ESTALE) if any
+ * registered leaf's flag changed since the recording started (tg_tensor__grad_flags_changed):
+ * it cannot tell whether that leaf is this recording's. TG_OK otherwise (the leaves written
+ * since are not read by this backward). TG_ENOMEM when its marks cannot be allocated. */
 tg_status tg_tape__check_versions_slow(const tg_tape *tape, const tg_tensor *y, const char *who);
+/* The error (TG_ESTALE, this thread's) for leaf slot s, whose leaf's requires_grad is not what
+ * it was when the recording registered it, for the function `who`. */
+tg_status tg_tape__grad_flag_changed(const tg_tape *tape, size_t s, const char *who);
 
 /* What backward checks before it walks from y (a node of this recording): TG_OK, or TG_ESTALE
  * when a leaf used by the recording at or before y has been written since it was noted
- * (tensor.h, versions) and is read by this backward, the error set on this thread only.
- * Versions only grow, so the leaves' versions are all as noted exactly when their sum is the
- * sum noted (leaf_versions): when no registered leaf was freed since the recording started
- * (so every leaf of the recording is alive), one pass adding up their versions and one
- * compare; the slow path runs only when some leaf was written or freed. */
+ * (tensor.h, versions) and is read by this backward, or when a leaf of the recording requires
+ * grad now and did not then, or the other way round (the nodes recorded on it decided their
+ * own requires_grad, so the gradient would miss paths or reach a leaf that asked for none);
+ * the error is set on this thread only. Versions only grow, so the leaves' versions are all
+ * as noted exactly when their sum is the sum noted (leaf_versions): when no registered leaf
+ * was freed since the recording started (so every leaf of the recording is alive), one pass
+ * adding up their versions, and one compare of the process's count of flag changes
+ * (tg_tensor__grad_flags_changed); the slow path, which compares the flags themselves, runs
+ * only when some leaf was written, changed its flag or was freed. */
 static inline tg_status tg_tape__check_versions(const tg_tape *tape, const tg_tensor *y,
                                                 const char *who)
 {
@@ -151,7 +208,9 @@ static inline tg_status tg_tape__check_versions(const tg_tape *tape, const tg_te
         uint64_t sum = 0;
         for (size_t i = 0, n = tape->n_leaves; i < n; i++)
             sum += slots[i].leaf->version; /* plain loads: no write may run during a backward */
-        if (TG_LIKELY(sum == tape->leaf_versions))
+        if (TG_LIKELY(sum == tape->leaf_versions &&
+                      __atomic_load_n(&tg_tensor__grad_flags_changed, __ATOMIC_ACQUIRE) ==
+                          tape->grad_flags_changed))
             return TG_OK;
     }
     return tg_tape__check_versions_slow(tape, y, who);

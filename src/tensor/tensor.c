@@ -99,12 +99,13 @@ static size_t leaf_alloc_size(const tg_tensor *t)
 }
 
 uint64_t tg_tensor__leaves_freed;
+uint64_t tg_tensor__grad_flags_changed;
 
 void tg_tensor_free(tg_tensor *t)
 {
     if (!t || !(t->flags & TG_TF_LEAF))
         return;
-    if (t->reg_tape) /* a tape may still list it: see tensor_impl.h */
+    if (__atomic_load_n(&t->registered, __ATOMIC_RELAXED)) /* a tape may still list it */
         __atomic_fetch_add(&tg_tensor__leaves_freed, 1, __ATOMIC_SEQ_CST);
     if (t->grad && !(t->flags & TG_TF_BORROWED_GRAD))
         tg__free(t->grad, tg__nbytes(t) ? tg__nbytes(t) : 1);
@@ -252,8 +253,8 @@ static tg_tensor *random_leaf(const char *who, tg_dtype dtype, int rank, const s
     return t;
 }
 
-tg_tensor *tg_tensor_randn(tg_dtype dtype, int rank, const size_t *shape, tg_rng *rng,
-                           double mean, double std)
+tg_tensor *tg_tensor_randn(tg_dtype dtype, int rank, const size_t *shape, tg_rng *rng, double mean,
+                           double std)
 {
     return random_leaf("tensor_randn", dtype, rank, shape, rng, true, mean, std);
 }
@@ -271,9 +272,12 @@ tg_status tg_tensor_set_requires_grad(tg_tensor *t, bool requires_grad)
     if (!t)
         return tg__error(TG_EINVAL, "tensor_set_requires_grad: tensor is NULL");
     if (!(t->flags & TG_TF_LEAF))
-        return tg__error(TG_EINVAL, "tensor_set_requires_grad: node %u is not a leaf (a tape "
-                                    "tensor requires grad when its inputs do)",
+        return tg__error(TG_EINVAL,
+                         "tensor_set_requires_grad: node %u is not a leaf (a tape "
+                         "tensor requires grad when its inputs do)",
                          t->index);
+    if (t->requires_grad != requires_grad && __atomic_load_n(&t->registered, __ATOMIC_RELAXED))
+        __atomic_fetch_add(&tg_tensor__grad_flags_changed, 1, __ATOMIC_SEQ_CST);
     t->requires_grad = requires_grad;
     return TG_OK;
 }
@@ -398,8 +402,7 @@ double tg_tensor_get(const tg_tensor *t, size_t i)
     if (!d && (!t || t->numel))
         return NAN;
     if (i >= t->numel) {
-        tg__error(TG_EINVAL, "tensor_get: index %zu is out of range for %zu elements", i,
-                  t->numel);
+        tg__error(TG_EINVAL, "tensor_get: index %zu is out of range for %zu elements", i, t->numel);
         return NAN;
     }
     return load(d, (tg_dtype)t->dtype, i);
@@ -415,8 +418,9 @@ tg_status tg_tensor_set(tg_tensor *t, size_t i, double value)
     if (!t)
         return tg__error(TG_EINVAL, "tensor_set: tensor is NULL");
     if (!(t->flags & TG_TF_LEAF))
-        return tg__error(TG_EINVAL, "tensor_set: node %u is not a leaf (recorded values are "
-                                    "read-only)",
+        return tg__error(TG_EINVAL,
+                         "tensor_set: node %u is not a leaf (recorded values are "
+                         "read-only)",
                          t->index);
     if (i >= t->numel)
         return tg__error(TG_EINVAL, "tensor_set: index %zu is out of range for %zu elements", i,

@@ -70,13 +70,11 @@ struct tg_tensor {
     tg_tape *tape;        /* owning tape; NULL for leaves */
     union {
         tg_tensor *in[2]; /* tape tensors: the inputs */
-        struct {          /* leaves: where it is registered on the tape that last used it */
-            uint64_t reg_tape; /* that tape's id (never reused, unlike its address); 0: none */
-            uint32_t reg_gen;
-            uint32_t reg_slot : 31; /* < TG_MAX_LEAVES */
-            uint32_t reg_planned : 1; /* that slot repeats the plan's (record.h). Beside the
-                                       * slot, not in flags, which other threads may read */
-        };
+        /* Leaves: whether some tape has registered it (tg_tensor_free counts it then: see
+         * tg_tensor__leaves_freed). Tapes find their leaves through their own index
+         * (tape_impl.h) and write nothing else into a leaf, which tapes on other threads
+         * may be reading; this flag is read and set with relaxed atomics, only from 0 to 1. */
+        uint32_t registered;
     };
     size_t numel;
     const char *name;
@@ -107,8 +105,8 @@ struct tg_tensor {
     };
 };
 
-/* The most leaves one recording registers: reg_slot's range (each leaf is a 128-byte header
- * and its data, so memory runs out long before). */
+/* The most leaves one recording registers: a slot number's range (each leaf is a 128-byte
+ * header and its data, so memory runs out long before). */
 #define TG_MAX_LEAVES (1u << 31)
 
 _Static_assert(sizeof(struct tg_tensor) <= 128, "node headers fit two cache lines");
@@ -116,12 +114,17 @@ _Static_assert(sizeof(struct tg_tensor) <= 128, "node headers fit two cache line
 static inline size_t tg__esize(const tg_tensor *t) { return t->dtype == TG_F64 ? 8 : 4; }
 static inline size_t tg__nbytes(const tg_tensor *t) { return t->numel * tg__esize(t); }
 
-/* How many leaves that some tape had registered (reg_tape set) were freed, in the whole
+/* How many leaves that some tape had registered (`registered` set) were freed, in the whole
  * process. A backward's quick version check reads every leaf its recording used, which is
  * safe only while none of them was freed: a tape notes this count when a recording starts
  * (tg_tape_reset) and takes the slow path, which reads only the leaves the backward itself
  * reads, when it moved (tape_impl.h). Only tg_tensor_free writes it. */
 extern uint64_t tg_tensor__leaves_freed;
+/* How many times the requires_grad of a leaf some tape had registered changed, in the whole
+ * process. When leaves were freed, backward cannot read every leaf of its recording to compare
+ * their flags with the recorded ones; this count tells it whether any flag changed since the
+ * recording started (tape_impl.h). Only tg_tensor_set_requires_grad writes it. */
+extern uint64_t tg_tensor__grad_flags_changed;
 
 /* Leaf t's version, and one more write to it. */
 static inline uint64_t tg_tensor__version(const tg_tensor *t)
