@@ -49,7 +49,7 @@ static tg_status matmul_shape(tg_tensor *y, char *msg, size_t size)
 {
     const tg_tensor *a = y->in[0], *b = y->in[1];
     const int ra = a->rank, rb = b->rank;
-    if (TG_LIKELY(ra == rb && ra >= 2 && (ra == 2 || a->shape[0] == b->shape[0]) &&
+    if (TG_LIKELY(ra == rb && (ra == 2 || (ra == 3 && a->shape[0] == b->shape[0])) &&
                   a->shape[ra - 1] == b->shape[ra - 2])) { /* the common cases, first */
         y->rank = (uint8_t)ra;
         if (ra == 3)

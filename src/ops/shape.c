@@ -103,8 +103,12 @@ static tg_status reshape_shape(tg_tensor *y, char *msg, size_t size)
     const tg_tensor *x = y->in[0];
     int rank = y->attr.reshape.rank;
     const size_t *shape = y->attr.reshape.shape;
-    if (rank < 0 || rank > TG_MAX_RANK || (rank > 0 && !shape)) {
-        snprintf(msg, size, "rank %d is out of range 0..%d (or shape is NULL)", rank, TG_MAX_RANK);
+    if (rank < 0 || rank > TG_MAX_RANK) {
+        snprintf(msg, size, "rank %d is out of range 0..%d", rank, TG_MAX_RANK);
+        return TG_EINVAL;
+    }
+    if (rank > 0 && !shape) {
+        snprintf(msg, size, "shape is NULL for rank %d", rank);
         return TG_EINVAL;
     }
     size_t n = 1;

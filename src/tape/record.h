@@ -156,6 +156,9 @@ static inline void tg_tape__init_node(tg_tape *tape, tg_tensor *y, tg_op op, tg_
     y->op = (uint16_t)op;
     y->dtype = (uint8_t)dtype;
     y->rank = 0;
+    /* Headers are reused from earlier recordings: the shape rule writes the axes of the rank
+     * it sets, and any other axis reads 0, never what the header held then. */
+    memset(y->shape, 0, sizeof y->shape);
     y->requires_grad = 0;
     y->flags = view ? TG_TF_VIEW : 0;
     y->name = NULL;

@@ -50,6 +50,23 @@ Test(ops, error_matmul_inner_dimensions)
     expect_error("transpose of 3-D", tg_transpose(tape, p), TG_ESHAPE, "transpose", "[2,2,3]");
 }
 
+/* 4-D operands multiply on no rule, even when they agree as a batch of batches would: on a
+ * fresh tape, and in a header that held a 4-D node two resets before (whose axes must not
+ * leak into the new node) */
+Test(ops, error_matmul_of_4d_operands)
+{
+    size_t s4[4] = {2, 3, 2, 2};
+    tg_tensor *a = iota(TG_F64, 4, s4, 1, 1, true), *b = iota(TG_F64, 4, s4, 1, 1, false);
+    for (int round = 0; round < 2; round++) {
+        expect_error("matmul 4-D", tg_matmul(tape, a, b), TG_ESHAPE, "[2,3,2,2] @ [2,3,2,2]",
+                     "operands must be 1-D, 2-D or 3-D");
+        tg_tape_reset(tape);
+        cr_assert_not_null(tg_add(tape, a, b)); /* node 0: a 4-D header for the next round */
+        tg_tape_reset(tape);
+        tg_tape_reset(tape);
+    }
+}
+
 Test(ops, error_dtype_mismatch)
 {
     tg_tensor *a = own_leaf(TG_F32, 1, TS_SHAPE(2), TS_VALS(1, 2), true);
@@ -118,7 +135,10 @@ Test(ops, error_reshape_count_mismatch)
                  "[2,3]");
     tg_tape_reset(tape);
     expect_error("reshape negative rank", tg_reshape(tape, x, -1, TS_SHAPE(6)), TG_EINVAL,
-                 "reshape", NULL);
+                 "reshape: rank -1 is out of range 0..4", NULL);
+    tg_tape_reset(tape);
+    expect_error("reshape without a shape", tg_reshape(tape, x, 1, NULL), TG_EINVAL,
+                 "reshape: shape is NULL for rank 1", NULL);
     tg_tape_reset(tape);
     expect_error("reshape rank too large",
                  tg_reshape(tape, x, TG_MAX_RANK + 1, TS_SHAPE(1, 1, 1, 1, 1, 1, 1, 6)), TG_EINVAL,
