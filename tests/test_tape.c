@@ -783,11 +783,17 @@ Test(stale, use_right_after_reset)
     tg_tensor *x = ts_vec(TG_F64, 2, v, true);
     tg_tensor *t = tg_exp(tape, x);
     tg_tensor *s = tg_sum(tape, t, TG_ALL_AXES, false);
+    cr_assert_eq(tg_tensor_set_name(t, "e"), TG_OK);
+    cr_assert_str_eq(tg_tensor_name(t), "e");
     tg_tape_reset(tape);
     tg_clear_error();
     cr_assert_null(tg_tensor_data(t));
     cr_assert_eq(tg_last_status(), TG_ESTALE);
     ts_assert_has(tg_last_error(), "reset");
+    /* its name was in the tape's memory, which the next recording reuses */
+    tg_clear_error();
+    cr_assert_null(tg_tensor_name(t));
+    cr_assert_eq(tg_last_status(), TG_ESTALE);
     cr_assert_eq(tg_backward(tape, s), TG_ESTALE);
     ts_assert_has(tg_last_error(), "reset");
     cr_assert_null(tg_neg(tape, t));

@@ -54,7 +54,7 @@ TG_API bool tg_tensor_is_leaf(const tg_tensor *t);
 /* A display name (used by the dot writer and error messages). The string is copied: for a
  * leaf onto the heap, for a tape tensor into its tape. TG_ENOMEM when the copy fails. */
 TG_API tg_status tg_tensor_set_name(tg_tensor *t, const char *name);
-/* The name, or NULL when none was set. */
+/* The name, or NULL when none was set, or for a tape tensor whose tape was reset (TG_ESTALE). */
 TG_API const char *tg_tensor_name(const tg_tensor *t);
 
 /* The element type and the rank (number of axes, 0..TG_MAX_RANK) of a leaf or a tape tensor;

@@ -319,7 +319,8 @@ tg_status tg_tensor_set_name(tg_tensor *t, const char *name)
 
 const char *tg_tensor_name(const tg_tensor *t)
 {
-    return t ? t->name : NULL;
+    /* a stale tape tensor's name was in memory its tape has reused */
+    return t && tg_tensor__check_live(t, "tensor_name") == TG_OK ? t->name : NULL;
 }
 
 /* ---- shape and values ------------------------------------------------------------------ */
