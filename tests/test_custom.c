@@ -369,7 +369,8 @@ Test(custom, bad_arguments_are_errors)
 /* ---- callbacks that fail ------------------------------------------------------------------ */
 
 /* Fails when the user pointer says so: 1 forward, 2 VJP; *(int *)user + 10 returns a status
- * that is no tg_status; 20 fails the forward with no message. */
+ * that is no tg_status; 20 fails the forward with no message; 30 the forward and 32 the VJP
+ * with a message that fills the buffer without a NUL (as strncpy leaves a long one). */
 static tg_status picky_forward(const tg_custom_call *c)
 {
     int mode = *(const int *)c->user;
@@ -381,6 +382,10 @@ static tg_status picky_forward(const tg_custom_call *c)
         return (tg_status)5;
     if (mode == 20)
         return TG_EDTYPE;
+    if (mode == 30) {
+        memset(c->msg, 'x', c->msg_size);
+        return TG_EINVAL;
+    }
     memcpy(c->y, tg_tensor_data_const(c->in[0]), tg_tensor_numel(c->out) * sizeof(double));
     return TG_OK;
 }
@@ -391,6 +396,10 @@ static tg_status picky_vjp(const tg_custom_call *c)
         snprintf(c->msg, c->msg_size, "the adjoint solver diverged");
         return TG_ENUMERIC;
     }
+    if (*(const int *)c->user == 32) {
+        memset(c->msg, 'x', c->msg_size);
+        return TG_ENUMERIC;
+    }
     const double *dy = c->dy;
     double *dx = c->dx[0];
     for (size_t i = 0; dx && i < tg_tensor_numel(c->out); i++)
@@ -399,6 +408,15 @@ static tg_status picky_vjp(const tg_custom_call *c)
 }
 
 static const tg_custom_op PICKY = {.name = "picky", .forward = picky_forward, .vjp = picky_vjp};
+
+/* err is `prefix`, the callback's run of 'x' cut at the end of its buffer, then the node. */
+static void expect_unterminated_message_cut(const char *err, const char *prefix)
+{
+    cr_assert(strncmp(err, prefix, strlen(prefix)) == 0, "%s", err);
+    size_t run = strspn(err + strlen(prefix), "x");
+    cr_expect(run > 0 && run < 4096, "a run of %zu", run);
+    cr_expect_str_eq(err + strlen(prefix) + run, " (node 0)");
+}
 
 Test(custom, forward_errors_become_the_tapes)
 {
@@ -414,6 +432,10 @@ Test(custom, forward_errors_become_the_tapes)
     mode = 20;
     expect_fail(tape, tg_custom(tape, &PICKY, &mode, &x, 1, 1, TS_SHAPE(3)), TG_EDTYPE,
                 "picky: forward: it returned TG_EDTYPE");
+    mode = 30;
+    cr_expect_null(tg_custom(tape, &PICKY, &mode, &x, 1, 1, TS_SHAPE(3)));
+    expect_unterminated_message_cut(tg_tape_error(tape), "picky: forward: ");
+    tg_tape_reset(tape);
     /* After a reset the tape works again. */
     mode = 0;
     cr_expect_not_null(tg_custom(tape, &PICKY, &mode, &x, 1, 1, TS_SHAPE(3)));
@@ -447,6 +469,13 @@ Test(custom, vjp_errors_become_the_tapes)
     loss = tg_sum(tape, tg_square(tape, y), TG_ALL_AXES, false);
     cr_assert_eq(tg_backward(tape, loss), TG_OK, "%s", tg_last_error());
     ts_assert_grad(x, TS_VALS(2, 4, 6), 3, 0, 0, "2x");
+    /* A message without a NUL is cut at the end of its buffer. */
+    tg_tape_reset(tape);
+    mode = 32;
+    y = tg_custom(tape, &PICKY, &mode, &x, 1, 1, TS_SHAPE(3));
+    loss = tg_sum(tape, y, TG_ALL_AXES, false);
+    cr_expect_eq(tg_backward(tape, loss), TG_ENUMERIC);
+    expect_unterminated_message_cut(tg_tape_error(tape), "picky: backward: ");
     tg_tensor_free(x);
     tg_tape_free(tape);
 }

@@ -825,6 +825,33 @@ static tg_status failing_vjp_graph(const tg_custom_grad_call *c)
     return TG_ENOTSUP;
 }
 
+/* A vjp_graph that hands back a leaf of its own (ud) as a gradient, not a tensor it recorded. */
+static tg_status leaf_vjp_graph(const tg_custom_grad_call *c)
+{
+    c->dx[0] = c->user;
+    return TG_OK;
+}
+
+/* What the VJP gives back is checked: a leaf (which the caller would then hold as if it were
+ * the tape's) is refused, naming the op. */
+Test(grad_graph_ops, custom_vjp_graph_must_record_its_gradient)
+{
+    static const tg_custom_op op = {
+        .name = "lazy", .forward = mulsq_forward, .vjp = mulsq_vjp, .vjp_graph = leaf_vjp_graph};
+    tg_tensor *a = ts_vec(TG_F64, 2, TS_VALS(1, 2), true);
+    tg_tensor *mine = ts_vec(TG_F64, 2, TS_VALS(5, 5), false);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *in[2] = {a, a}, *g;
+    tg_tensor *y = tg_custom(tape, &op, mine, in, 2, 1, TS_SHAPE(2));
+    tg_tensor *f = tg_sum(tape, y, TG_ALL_AXES, false);
+    cr_assert_eq(tg_grad_graph(tape, f, &a, 1, NULL, &g), TG_EINVAL);
+    ts_assert_has(tg_tape_error(tape), "lazy: vjp_graph: dx[0] is a leaf, not a tensor recorded "
+                                       "on the tape it was given since its last reset (node 0)");
+    tg_tape_free(tape);
+    tg_tensor_free(mine);
+    tg_tensor_free(a);
+}
+
 Test(grad_graph_ops, custom_vjp_graph_fails)
 {
     static const tg_custom_op op = {.name = "grumpy",

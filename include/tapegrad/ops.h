@@ -434,9 +434,10 @@ typedef struct tg_custom_grad_call {
     tg_tensor *out;       /* the output, y */
     tg_tensor *dy;        /* y's gradient, of y's shape and dtype */
     tg_tensor **dx;       /* set dx[i] (NULL on entry) to input i's gradient: a tensor of
-                           * in[i]'s shape and dtype recorded on tape; leaving it NULL means
-                           * zero. Only inputs that require grad (tg_tensor_requires_grad)
-                           * need one; the others' are ignored. */
+                           * in[i]'s shape and dtype recorded on tape (or dy itself; anything
+                           * else, a leaf say, is TG_EINVAL); leaving it NULL means zero.
+                           * Only inputs that require grad (tg_tensor_requires_grad) need one;
+                           * the others' are ignored. */
     char *msg;            /* a callback that fails writes why here (msg_size bytes) */
     size_t msg_size;
 } tg_custom_grad_call;

@@ -39,12 +39,14 @@ static tg_status as_error(tg_status st)
 }
 
 /* Keeps a failed callback's status on the tape, with the op's name, the phase and its
- * message (or a default when it wrote none). */
-static void fail(tg_tape *tape, const tg_tensor *y, const char *phase, tg_status st,
-                 const char *msg)
+ * message, msg[0..size) (or a default when it wrote none). A message that fills the buffer
+ * without a terminating NUL (strncpy leaves none) is cut at its last byte. */
+static void fail(tg_tape *tape, const tg_tensor *y, const char *phase, tg_status st, char *msg,
+                 size_t size)
 {
     tg_status err = as_error(st);
     char why[64];
+    msg[size - 1] = '\0';
     if (!msg[0]) {
         if (err == st)
             snprintf(why, sizeof why, "it returned %s", tg_status_name(st));
@@ -96,7 +98,7 @@ static void custom_forward(tg_tensor *y)
     };
     tg_status st = ext->custom->forward(&call);
     if (st != TG_OK)
-        fail(y->tape, y, "forward", st, msg);
+        fail(y->tape, y, "forward", st, msg, sizeof msg);
 }
 
 /* dx[i] += vjp(dy)[i] for every input that needs a gradient (dx[i] NULL for the others; an
@@ -135,7 +137,7 @@ static void custom_vjp(tg_tape *tape, tg_tensor *y)
     };
     tg_status st = ext->custom->vjp(&call);
     if (st != TG_OK)
-        fail(tape, y, "backward", st, msg);
+        fail(tape, y, "backward", st, msg, sizeof msg);
 }
 
 /* ---- the differentiable VJP (tg_grad_graph) -------------------------------------------------- */
@@ -258,7 +260,22 @@ static tg_status custom_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg
     };
     tg_status st = op->vjp_graph(&call);
     if (st != TG_OK)
-        fail(tape, y, "vjp_graph", st, msg);
+        fail(tape, y, "vjp_graph", st, msg, sizeof msg);
+    /* What it gives back becomes the caller's gradient, the tape's: dy itself, or a tensor it
+     * recorded on this tape since its last reset (not a leaf of its own, say). */
+    for (size_t i = 0; i < ext->n && tg_tape_status(tape) == TG_OK; i++) {
+        const tg_tensor *g = dx[i];
+        if (g && g != dy &&
+            ((g->flags & TG_TF_LEAF) || g->tape != tape || g->gen != tape->base.gen))
+            tg_tape__fail(tape, TG_EINVAL,
+                          "%s: vjp_graph: dx[%zu] is %s, not a tensor recorded on the tape it was "
+                          "given since its last reset (node %u)",
+                          tg_node__op_name(y), i,
+                          (g->flags & TG_TF_LEAF) ? "a leaf"
+                          : g->tape != tape       ? "a tensor of another tape"
+                                                  : "a tensor of an earlier recording",
+                          y->index);
+    }
     return tg_tape_status(tape);
 }
 
