@@ -528,6 +528,14 @@ static void halve_tiny(void *ctx, size_t begin, size_t end)
         products[i] = tiny_normal * 0.5;
 }
 
+/* halve_tiny into the array ctx. */
+static void halve_into(void *ctx, size_t begin, size_t end)
+{
+    double *out = ctx;
+    for (size_t i = begin; i < end; i++)
+        out[i] = tiny_normal * 0.5;
+}
+
 static size_t count_zero_products(void)
 {
     memset(products, 0xff, sizeof products); /* NaN: a range that did not run shows */
@@ -560,3 +568,47 @@ Test(pool, flush_denormal_reaches_the_workers)
     cr_expect(!tg_flush_denormal());
 #endif
 }
+
+#if defined(__x86_64__)
+/* A thread that flushes, then posts loops while the main thread posts its own: each loop
+ * runs with its poster's setting, whichever workers run its ranges. */
+static atomic_int other_phase; /* 1: flushing, 2: loops done, 3: may stop */
+static size_t other_zeros[200];
+
+static void *flush_and_run(void *arg)
+{
+    (void)arg;
+    tg_set_flush_denormal(true);
+    static double mine[4096];
+    atomic_store(&other_phase, 1);
+    for (size_t k = 0; k < COUNT(other_zeros); k++) {
+        memset(mine, 0xff, sizeof mine);
+        tg__parallel_run(COUNT(mine), 1, halve_into, mine);
+        for (size_t i = 0; i < COUNT(mine); i++)
+            other_zeros[k] += mine[i] == 0;
+    }
+    atomic_store(&other_phase, 2);
+    return NULL;
+}
+
+Test(pool, flush_denormal_is_the_posting_threads)
+{
+    cr_assert_eq(tg_set_num_threads(2), TG_OK);
+    cr_assert(!tg_flush_denormal());
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, flush_and_run, NULL), 0);
+    while (atomic_load(&other_phase) == 0)
+        ;
+    cr_expect(!tg_flush_denormal(), "another thread's setting is not this one's");
+    size_t rounds = 0, kept = 0;
+    do { /* while the other thread's loops run, and at least 200 rounds */
+        kept += count_zero_products() == 0;
+        rounds++;
+    } while (atomic_load(&other_phase) == 1 || rounds < 200);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_expect_eq(kept, rounds, "%zu of %zu loops of this thread flushed", rounds - kept, rounds);
+    for (size_t k = 0; k < COUNT(other_zeros); k++)
+        cr_expect_eq(other_zeros[k], 4096, "loop %zu of the flushing thread: %zu of 4096 flushed",
+                     k, other_zeros[k]);
+}
+#endif

@@ -138,14 +138,16 @@ TG_API int tg_get_num_threads(void);
 
 /* Subnormal numbers (magnitudes below 2.2e-308 in f64, 1.2e-38 in f32). With flushing on,
  * results that would be subnormal become zero (FTZ) and subnormal inputs are read as zero
- * (DAZ), on the calling thread and on the pool's workers (which pick the setting up before
- * their next job); threads of your own set it by calling this on each. What it changes: a
- * value that underflows past the smallest normal number is zero instead of losing precision
- * gradually, so a gradient that decays over a long chain stops at zero rather than at a
- * subnormal, and x86 cores, which handle subnormals through slow microcode assists (about a
- * hundred cycles each on Intel), run at full speed. Off by default, as IEEE 754 has it. Sets
+ * (DAZ), on the calling thread and in the loops it hands the pool's workers: each job runs
+ * with the setting of the thread that posted it, so results never depend on the split, and
+ * another thread's loops keep their own. A thread starts with the setting of the thread that
+ * created it (x86-64 copies it). What it changes: a value that underflows past the smallest
+ * normal number is zero instead of losing precision gradually, so a gradient that decays
+ * over a long chain stops at zero rather than at a subnormal, and x86 cores, which handle
+ * subnormals through slow microcode assists (about a hundred cycles each on Intel), run at
+ * full speed. Off by default, as IEEE 754 has it. Sets
  * the x86-64 MXCSR bits FTZ and DAZ and returns true; elsewhere it does nothing and returns
- * false. tg_flush_denormal tells whether it is on. */
+ * false. tg_flush_denormal tells whether it is on for the calling thread. */
 TG_API bool tg_set_flush_denormal(bool on);
 TG_API bool tg_flush_denormal(void);
 

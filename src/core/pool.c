@@ -110,6 +110,7 @@ static struct pool {
     void *ctx;
     size_t n;
     uint32_t nranges;
+    unsigned flush; /* the posting thread's subnormal flushing (flush_bits), for the workers */
     _Atomic uint64_t claim; /* gen << 32 | next unclaimed range */
     _Atomic uint64_t done;  /* ranges finished in the current job */
     int fail_spawn_after;   /* tests: thread creations that may succeed (< 0: all) */
@@ -200,24 +201,31 @@ static uint32_t claim_and_run(uint32_t gen, size_t n, uint32_t r, tg_range_fn fn
 }
 
 /* ---- subnormals ------------------------------------------------------------------------
- * The setting is global; each thread's MXCSR is its own, so workers compare their applied
- * setting with the global one before each job (one relaxed load). */
-static atomic_bool flush_denormal;
-
+ * Flushing belongs to a thread (x86-64: the FTZ and DAZ bits of its MXCSR). A job runs with
+ * the bits of the thread that posted it: each worker sets them before the job's ranges when
+ * they differ from its own, so a loop's result never depends on which thread ran which range,
+ * and one thread's setting never reaches another's loops. */
 #if defined(__x86_64__)
 #include <xmmintrin.h>
-#define MXCSR_FTZ 0x8000u
-#define MXCSR_DAZ 0x0040u
-static void apply_flush_denormal(bool on)
+#define MXCSR_FLUSH (0x8000u | 0x0040u) /* FTZ | DAZ */
+static unsigned flush_bits(void)
 {
-    unsigned csr = _mm_getcsr();
-    _mm_setcsr(on ? csr | MXCSR_FTZ | MXCSR_DAZ : csr & ~(MXCSR_FTZ | MXCSR_DAZ));
+    return _mm_getcsr() & MXCSR_FLUSH;
+}
+static void set_flush_bits(unsigned bits)
+{
+    _mm_setcsr((_mm_getcsr() & ~MXCSR_FLUSH) | bits);
 }
 #define FLUSH_SUPPORTED true
 #else
-static void apply_flush_denormal(bool on)
+#define MXCSR_FLUSH 0u
+static unsigned flush_bits(void)
 {
-    (void)on;
+    return 0;
+}
+static void set_flush_bits(unsigned bits)
+{
+    (void)bits;
 }
 #define FLUSH_SUPPORTED false
 #endif
@@ -226,21 +234,18 @@ bool tg_set_flush_denormal(bool on)
 {
     if (!FLUSH_SUPPORTED)
         return false;
-    atomic_store_explicit(&flush_denormal, on, memory_order_relaxed);
-    apply_flush_denormal(on);
+    set_flush_bits(on ? MXCSR_FLUSH : 0);
     return true;
 }
 
 bool tg_flush_denormal(void)
 {
-    return atomic_load_explicit(&flush_denormal, memory_order_relaxed);
+    return FLUSH_SUPPORTED && flush_bits() == MXCSR_FLUSH;
 }
 
 static void *worker_main(void *arg)
 {
     int id = (int)(intptr_t)arg;
-    bool flushing = tg_flush_denormal(); /* a new thread inherits its creator's MXCSR, */
-    apply_flush_denormal(flushing);      /* which need not match the setting */
     pthread_mutex_lock(&pool.mu);
     uint32_t seen = pool.workers[id].start_gen;
     for (;;) {
@@ -253,10 +258,11 @@ static void *worker_main(void *arg)
         void *ctx = pool.ctx;
         size_t n = pool.n;
         uint32_t r = pool.nranges;
+        const unsigned flush = pool.flush;
         pthread_mutex_unlock(&pool.mu);
 
-        if (TG_UNLIKELY(tg_flush_denormal() != flushing))
-            apply_flush_denormal(flushing = !flushing);
+        if (TG_UNLIKELY(flush != flush_bits())) /* the register: a range may have set it */
+            set_flush_bits(flush);
         uint32_t ran = claim_and_run(seen, n, r, fn, ctx);
         /* The job cannot end (nor a new one start) while a claimed range is unfinished, so
          * `done` still counts this generation. */
@@ -412,6 +418,7 @@ static void run_parallel(size_t n, uint32_t r, tg_range_fn fn, void *ctx, int th
     pool.ctx = ctx;
     pool.n = n;
     pool.nranges = r;
+    pool.flush = flush_bits();
     atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
     atomic_store_explicit(&pool.claim, (uint64_t)gen << 32, memory_order_release);
     pthread_mutex_unlock(&pool.mu);
