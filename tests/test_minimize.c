@@ -452,6 +452,15 @@ static tg_tensor *null_fn(tg_tape *t, tg_tensor *const *x, size_t n, void *ud)
     return NULL;
 }
 
+/* sum(x^2), then a reset of the tape it was given: what it returns is stale. */
+static tg_tensor *resets_its_tape(tg_tape *t, tg_tensor *const *x, size_t n, void *ud)
+{
+    (void)n, (void)ud;
+    tg_tensor *f = tg_sum(t, tg_mul(t, x[0], x[0]), TG_ALL_AXES, false);
+    tg_tape_reset(t);
+    return f;
+}
+
 /* sum(x^2): gd with a rate above 1 overshoots further at every step. */
 static tg_tensor *runaway(tg_tape *t, tg_tensor *const *x, size_t n, void *ud)
 {
@@ -478,6 +487,10 @@ Test(minimize, errors_are_values)
     ts_assert_has(tg_last_error(), "minimize: the function failed (evaluation 1): add:");
     cr_assert_eq(tg_minimize(null_fn, NULL, &x, 1, NULL, &r), TG_EINVAL);
     ts_assert_has(tg_last_error(), "returned NULL");
+    /* a stale result is said to be one, not taken for a NaN value */
+    cr_assert_eq(tg_minimize(resets_its_tape, NULL, &x, 1, NULL, &r), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "minimize: the function returned a tensor recorded before its "
+                                   "tape was reset (evaluation 1)");
     /* arguments and options */
     cr_assert_eq(tg_minimize(NULL, NULL, &x, 1, NULL, &r), TG_EINVAL);
     cr_assert_eq(tg_minimize(runaway, NULL, NULL, 1, NULL, &r), TG_EINVAL);

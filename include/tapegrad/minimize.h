@@ -23,10 +23,11 @@ extern "C" {
 /* The function to minimize: records f(x[0..n)) on `tape` from the leaves x (the caller's, of
  * tg_minimize) and returns it, a single-element tensor on `tape` (or NULL on error, the tape
  * keeping the error). Called on a freshly reset tape with the leaves holding the point to
- * evaluate; later evaluations replay that recording at the leaves' new values (tape.h,
- * tg_tape_replay) unless options.replay is off, so it must be deterministic and record the
- * same graph whatever the values: choose by value inside the graph (tg_where, tg_maximum,
- * relu), never by C control flow on a value, or turn replay off. */
+ * evaluate (it must not reset the tape itself: its result would be stale, TG_ESTALE); later
+ * evaluations replay that recording at the leaves' new values (tape.h, tg_tape_replay)
+ * unless options.replay is off, so it must be deterministic and record the same graph
+ * whatever the values: choose by value inside the graph (tg_where, tg_maximum, relu), never
+ * by C control flow on a value, or turn replay off. */
 typedef tg_tensor *(*tg_minimize_fn)(tg_tape *tape, tg_tensor *const *x, size_t n, void *ud);
 
 /* The solver: options.method. */

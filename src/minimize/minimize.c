@@ -98,6 +98,11 @@ static tg_status record(mz *m)
                              m->res->evaluations, tg_last_error());
         return tg__error(TG_EINVAL, "minimize: the function returned NULL without an error");
     }
+    if (!tg_tensor_data_const(f)) /* stale: its value is gone, not NaN */
+        return tg__error(TG_ESTALE,
+                         "minimize: the function returned a tensor recorded before its tape was "
+                         "reset (evaluation %d): the function must not reset the tape it is given",
+                         m->res->evaluations);
     if (tg_tensor_numel(f) != 1) {
         char s[96];
         return tg__error(TG_ESHAPE,
