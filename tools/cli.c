@@ -130,9 +130,10 @@ static void json_level(FILE *f, const dense *d, int level, size_t *k)
     /* An empty axis hides the elements below it: skip nothing (there are none). */
 }
 
-/* A number for a 0-d tensor, else nested lists; a tensor without elements is [] (its shape
- * is printed beside it), so that printing is bounded by the elements, not by an outer
- * dimension: [100000000, 0] would otherwise be a hundred million empty lists. */
+/* A number for a 0-d tensor, else nested lists; a tensor without elements is [] (the
+ * value's shape is printed beside it, a gradient has its input's), so that printing is
+ * bounded by the elements, not by an outer dimension: [100000000, 0] would otherwise be a
+ * hundred million empty lists. */
 void json_dense(FILE *f, const dense *d)
 {
     size_t k = 0;

@@ -44,7 +44,7 @@ static const char TRAIN_USAGE[] =
     "                      auto (default) classifies when the targets are the integers\n"
     "                      0..K-1, each of them present, and regresses otherwise\n"
     "  --layers N[,N...]   hidden layer sizes (default 64; 'none' for a linear model)\n"
-    "  --act relu|tanh|sigmoid\n"
+    "  --act relu|tanh|sigmoid|identity\n"
     "                      activation of the hidden layers (default relu)\n"
     "  --optim sgd|momentum|adam|adamw\n"
     "                      optimizer (default adam)\n"

@@ -27,13 +27,13 @@ static const command COMMANDS[] = {
 static void print_usage(FILE *f)
 {
     fputs("usage: tapegrad <command> [options]\n"
-          "       tapegrad --help | --version\n"
+          "       tapegrad -h | --help | help [COMMAND] | -V | --version\n"
           "\n"
           "commands:\n",
           f);
     for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
         fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
-    fputs("\n'tapegrad <command> --help' describes a command.\n", f);
+    fputs("\n'tapegrad <command> --help' (or 'tapegrad help <command>') describes a command.\n", f);
 }
 
 /* --version: the version, then what this build and this machine bring, one "name: value"

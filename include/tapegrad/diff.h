@@ -89,7 +89,10 @@ TG_API tg_status tg_hvp(tg_tape *tape, tg_tensor *f, tg_tensor *const *xs, tg_te
  * three of y's, hence the third).
  * The plain passes accumulate into the grad buffers of the leaves they reach, as
  * tg_backward_seed does; those buffers are saved first and restored after (a leaf that had
- * none may keep a zeroed one). */
+ * none may keep a zeroed one).
+ * Where a partial on the way is infinite (log at 0, say), an entry that is exactly 0 may come
+ * out NaN (0 * inf, as in any chain rule), and which entries do depends on the mode: rows and
+ * columns multiply the partials in different orders. */
 TG_API tg_status tg_jacobian(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t n,
                              tg_tensor **out);
 /* out[i * n + j] = d2f / dxs[i] dxs[j] as a 2-D leaf of shape (numel(xs[i]), numel(xs[j])),

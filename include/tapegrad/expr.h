@@ -88,11 +88,11 @@ typedef struct tg_binding {
  * constants (tg_constant) of `dtype`; every tensor an assignment binds is given that name
  * (tg_tensor_set_name), unless it is a leaf or already has one.
  *
- * On error returns NULL: TG_EINVAL for a bad argument, an unbound input, or an input of the
- * wrong dtype, the op's own status when an op fails (TG_ESHAPE, ...), TG_ENOMEM. The message
- * (tg_last_error(), and err if not NULL) is located in the source: for a failing op it is
- * the tape's error prefixed with the span of the expression that recorded it:
- *     error: 1:5-9: add: [2,3] and [4] do not broadcast: axis 1 has sizes 3 and 4 (node 2)
+ * On error returns NULL: TG_EINVAL for a bad argument or an unbound input, TG_EDTYPE for an
+ * input of the wrong dtype, the op's own status when an op fails (TG_ESHAPE, ...), TG_ENOMEM.
+ * The message (tg_last_error(), and err if not NULL) is located in the source: for a failing
+ * op it is the tape's error prefixed with the span of the expression that recorded it:
+ *     error: 1:5-9: add: [2,3] and [4] do not broadcast: axis -1 has sizes 3 and 4 (node 0)
  * Nodes recorded before the error stay on the tape, which keeps the op's error (tape.h). */
 TG_API tg_tensor *tg_program_eval(const tg_program *prog, tg_tape *tape, tg_dtype dtype,
                                   const tg_binding *env, size_t n, tg_expr_error *err);

@@ -21,7 +21,9 @@ extern "C" {
 TG_API tg_tensor *tg_mse(tg_tape *tape, tg_tensor *pred, tg_tensor *target);
 /* Binary cross-entropy on probabilities: -mean(t log p + (1-t) log(1-p)). p is clamped to
  * [eps, 1-eps] (eps = 1e-7 in f32, 1e-15 in f64) so saturated outputs give a large finite
- * loss, not NaN; prefer tg_bce_logits, which is exact everywhere. */
+ * loss, not NaN. Beyond the clamp the loss is constant in p, so its gradient there is zero:
+ * a prediction confidently wrong past eps (sigmoid of a logit below about -16 in f32) stops
+ * learning. Prefer tg_bce_logits, which is exact everywhere. */
 TG_API tg_tensor *tg_bce(tg_tape *tape, tg_tensor *p, tg_tensor *target);
 /* Binary cross-entropy on logits: -mean(t log sigmoid(z) + (1-t) log sigmoid(-z)), finite
  * with an exact gradient (sigmoid(z) - t, over the count) for any z, including +-1000. */

@@ -1,7 +1,9 @@
 /* tapegrad/ops.h: the primitive operations. Each constructor checks its inputs, computes the
  * result at once (eager), records one node on the tape and returns the result, owned by the
- * tape. On bad input it returns NULL and the tape keeps the error (see tapegrad/tape.h); given
- * a NULL input, or called on a tape that already has an error, it returns NULL quietly.
+ * tape. On bad input it returns NULL and the tape keeps the error (see tapegrad/tape.h); called
+ * on a tape that already has an error (so also with the NULL an earlier op returned), it
+ * returns NULL quietly. A NULL input on a tape without an error is itself one (TG_EINVAL,
+ * "add: input 0 is NULL").
  *
  * Inputs may be leaves or tensors recorded on the same tape; all inputs of one op must have
  * the same dtype (TG_EDTYPE otherwise). The result requires grad when any input does and the
