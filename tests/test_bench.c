@@ -3,8 +3,9 @@
  * object per line with the required fields for every workload (the gemm shapes are W3's, W4
  * runs train or says why it cannot, W3dist runs its ranks x threads or says it has no MPI),
  * --threads/--dtype reach every figure, W1 and W2's hand-written references compute what they
- * do (against values derived by hand), --cpu pins, the table for people, and exit status 2
- * with a message for every malformed command line.
+ * do (against values derived by hand), --cpu pins, `targets` reads each target off the
+ * figures it ran, the table for people, and exit status 2 with a message for every malformed
+ * command line.
  *
  * Suite bench_mpi (built with MPI only, TG_TEST_HAVE_MPI; its own CTest entry, labelled mpi)
  * runs W3dist on 2 ranks under mpirun: its figures, a rank under the caller's own mpirun, and
@@ -283,6 +284,117 @@ Test(bench, all_quick_json)
             cr_assert_eq(dA[k], k > 0, "%s layer %d dX", dtypes[d], k);
         }
     }
+    tj_free_all(lines, (size_t)n);
+    tp_run_free(&r);
+}
+
+/* ---- bench targets ---------------------------------------------------------------------- */
+
+/* The first line of workload w, metric m (NULL: any) and threads t (0: any), or NULL. */
+static const tj *line_of(const tj *lines, int n, const char *w, const char *m, int t)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(tj_str_of(&lines[i], "workload"), w) == 0 &&
+            (!m || strcmp(tj_str_of(&lines[i], "metric"), m) == 0) &&
+            (t == 0 || tj_num_of(&lines[i], "threads") == t))
+            return &lines[i];
+    return NULL;
+}
+
+/* Target m at t threads says `want` (NAN: unavailable, saying why) rounded to 3 decimals, to
+ * within tol, and whether it holds against its bar (at least `bar`, or at most when at_most). */
+static void check_target(const tj *lines, int n, const char *m, int t, double want, double tol,
+                         double bar, bool at_most)
+{
+    const tj *l = line_of(lines, n, "target", m, t);
+    cr_assert_not_null(l, "no target %s at %d threads", m, t);
+    cr_assert_neq(tj_str_of(l, "measures")[0], '\0');
+    if (isnan(want)) {
+        cr_assert_eq(tj_get(l, "value")->type, TJ_NULL, "%s", m);
+        cr_assert_neq(tj_str_of(l, "unavailable")[0], '\0');
+        return;
+    }
+    double v = tj_num_of(l, "value");
+    ts_assert_close(v, round(want * 1000) / 1000, tol, 0, "%s at %d threads", m, t);
+    char bar_text[32];
+    snprintf(bar_text, sizeof bar_text, "%s%.2f", at_most ? "<=" : ">=", bar);
+    cr_assert_str_eq(tj_str_of(l, "bar"), bar_text);
+    cr_assert_str_eq(tj_str_of(l, "held"), (at_most ? v <= bar : v >= bar) ? "yes" : "no", "%s", m);
+}
+
+/* `bench targets`: W1 and W2 once, W3 and gemm (f32 only) at 1 and 2 threads (2 only where
+ * the process may use two CPUs; --cpu B,A runs 1 thread on B and 2 on both), then each target
+ * as read off those figures, held or not against its bar */
+Test(bench, targets)
+{
+    cpu_set_t have;
+    cr_assert_eq(sched_getaffinity(0, sizeof have, &have), 0);
+    int cpu[2], n_cpus = 0;
+    for (int c = 0; c < CPU_SETSIZE && n_cpus < 2; c++)
+        if (CPU_ISSET(c, &have))
+            cpu[n_cpus++] = c;
+    char list[32], one[16];
+    snprintf(one, sizeof one, "%d", cpu[n_cpus - 1]);
+    snprintf(list, sizeof list, "%d,%d", cpu[n_cpus - 1], cpu[0]);
+    tp_run r = n_cpus == 2 ? RUN("targets", "--quick", "--json", "--cpu", list)
+                           : RUN("targets", "--quick", "--json");
+    tp_expect_status(&r, 0);
+    static tj lines[128];
+    int n = parse_output(r.out, lines, 128);
+    int w1 = 0, w2 = 0, w3 = 0;
+    for (int i = 0; i < n; i++) {
+        const char *w = tj_str_of(&lines[i], "workload");
+        if (strcmp(w, "target") == 0)
+            continue;
+        check_common(&lines[i], true);
+        w1 += strcmp(w, "W1") == 0;
+        w2 += strcmp(w, "W2") == 0;
+        w3 += strcmp(w, "W3") == 0;
+        if (strcmp(w, "gemm") == 0)
+            cr_assert_str_eq(tj_str_of(&lines[i], "dtype"), "f32");
+        else
+            cr_assert(strcmp(w, "W1") == 0 || strcmp(w, "W2") == 0 || strcmp(w, "W3") == 0, "%s",
+                      w);
+    }
+    cr_assert(w1 == 1 && w2 == 2 && w3 == n_cpus, "W1 %d, W2 %d, W3 %d lines", w1, w2, w3);
+    for (int t = 1; t <= n_cpus; t++) {
+        const tj *big = NULL;
+        double thin = INFINITY;
+        for (int i = 0; i < n; i++) { /* the 1024^3 product first, then W3's */
+            const tj *l = &lines[i];
+            if (strcmp(tj_str_of(l, "workload"), "gemm") || tj_num_of(l, "threads") != t)
+                continue;
+            if (!tj_get(l, "layer"))
+                big = l;
+            else if (tj_num_of(l, "N") == 10 || tj_num_of(l, "K") == 10)
+                thin = fmin(thin, tj_num_of(l, "value") / tj_num_of(big, "value"));
+        }
+        cr_assert_not_null(big);
+        cr_assert(isfinite(thin), "W3's thin products at %d threads", t);
+        const tj *vs = tj_get(big, "vs_openblas");
+        check_target(lines, n, "gemm_vs_openblas", t, vs ? vs->num : NAN, 1e-12, 1.15, false);
+        if (t == 1)
+            check_target(lines, n, "gemm_of_peak", t, tj_num_of(big, "of_peak"), 1e-12, 0.75,
+                         false);
+        else
+            cr_assert_null(line_of(lines, n, "target", "gemm_of_peak", t), "one thread only");
+        check_target(lines, n, "thin_of_1024", t, thin, 1e-12, 0.40, false);
+        const tj *w3l = line_of(lines, n, "W3", NULL, t);
+        cr_assert_not_null(w3l, "W3 at %d threads", t);
+        const tj *speedup = tj_get(w3l, "speedup_vs_torch");
+        check_target(lines, n, "w3_vs_torch", t, speedup ? speedup->num : NAN, 1e-12, 1.25, false);
+        /* (the line prints the peak RSS to 0.1 MiB) */
+        check_target(lines, n, "w3_rss_of_bar", t,
+                     tj_num_of(w3l, "peak_rss_mib") / tj_num_of(w3l, "memory_bar_mib"), 0.01, 1,
+                     true);
+        if (n_cpus == 2)
+            cr_assert_str_eq(tj_str_of(w3l, "cpus"), t == 1 ? one : list);
+    }
+    check_target(lines, n, "w1_of_hand", 1, tj_num_of(line_of(lines, n, "W1", NULL, 0), "ratio"),
+                 1e-12, 0.40, false);
+    check_target(lines, n, "w2_over_hand", 1,
+                 tj_num_of(line_of(lines, n, "W2", "ns_per_op_forward_backward", 0), "ratio"),
+                 1e-12, 2.0, true);
     tj_free_all(lines, (size_t)n);
     tp_run_free(&r);
 }

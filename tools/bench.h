@@ -24,9 +24,10 @@ enum {
     DO_W3DIST = 32,
     DO_W1REPLAY = 64,
     DO_W3JVP = 128, /* bench_w3jvp.c */
-    DO_ALL = 255
+    DO_ALL = 255,
+    DO_TARGETS = 256 /* W1, W2, W3 and gemm, then the targets they meet (bench_targets.c) */
 };
-enum { MAX_THREAD_COUNTS = 8 };
+enum { MAX_THREAD_COUNTS = 8, MAX_CPUS = 256 };
 
 typedef struct bench_opts {
     unsigned workloads;
@@ -35,11 +36,13 @@ typedef struct bench_opts {
     int dtype; /* a tg_dtype, or -1: each workload's own */
     int reps;  /* 0: each workload's default */
     bool quick, json;
-    bool mpi;           /* a rank of W3dist under mpirun */
-    const char *data;   /* W4's CSV, NULL: look for it */
-    const char *mpirun; /* W3dist's launcher, NULL: look for it */
-    double timeout;     /* seconds a child run may take, 0: each workload's default */
-    const char *cpus;   /* --cpu: the CPUs the process is pinned to ("0,1"), NULL: not pinned */
+    bool mpi;               /* a rank of W3dist under mpirun */
+    const char *data;       /* W4's CSV, NULL: look for it */
+    const char *mpirun;     /* W3dist's launcher, NULL: look for it */
+    double timeout;         /* seconds a child run may take, 0: each workload's default */
+    const char *cpus;       /* --cpu: the CPUs the process is pinned to ("0,1"), NULL: not pinned */
+    int cpu_list[MAX_CPUS]; /* --cpu's CPUs in the order given (ranges ascending), once each */
+    int n_cpus;
     const char *kernel; /* --kernel: the packed GEMM kernel large products take, NULL: the CPU's */
 } bench_opts;
 
@@ -47,9 +50,12 @@ typedef struct bench_opts {
 typedef struct bench {
     const bench_opts *o;
     int threads;        /* the count in effect */
+    const char *cpus;   /* the CPUs the process is pinned to now, NULL: not pinned */
     double wall0, cpu0; /* when the running workload started: wall and process CPU seconds */
     bool header_done;
     bool failed;
+    struct figure *seen; /* with targets: a copy of every figure emitted, for bench_targets */
+    int n_seen, cap_seen;
 } bench;
 
 /* Timed repetitions: --reps, else the workload's default, or its --quick one. */
@@ -74,6 +80,9 @@ void bench_gemm(bench *b);     /* bench_gemm.c */
 void bench_w3dist(bench *b);   /* bench_w3dist.c */
 void bench_w4(bench *b);       /* bench_w4.c */
 void bench_w3jvp(bench *b);    /* bench_w3jvp.c */
+/* After the workloads of `targets`: each target of the performance issue as a figure of
+ * workload "target", from the figures the run emitted (bench_targets.c). */
+void bench_targets(bench *b);
 
 /* ---- the hand-written references of W1 and W2 (bench_hand.c) -------------------------------- */
 
@@ -101,6 +110,8 @@ double bench_peak_rss_mib(void);
 
 enum { MAX_CONTEXT = 16 };
 
+/* A figure. workload, metric, dtype and the context's keys are string literals; the context's
+ * string values are borrowed, gone once the workload that emitted it returns. */
 typedef struct figure {
     const char *workload, *metric, *dtype;
     double value;
@@ -122,11 +133,11 @@ void bench_ctx_num(figure *f, const char *key, double v);
 void bench_ctx_str(figure *f, const char *key, const char *s);
 /* Prints f: a table row (the header before the first), or a JSON line with --json. */
 void bench_emit(bench *b, figure *f);
-/* The CPUs of --cpu in f's context ("cpus"), when the run is pinned. */
+/* The CPUs the run is pinned to in f's context ("cpus"), when it is. */
 static inline void bench_ctx_cpus(const bench *b, figure *f)
 {
-    if (b->o->cpus)
-        bench_ctx_str(f, "cpus", b->o->cpus);
+    if (b->cpus)
+        bench_ctx_str(f, "cpus", b->cpus);
 }
 /* The kernel of --kernel in f's context ("gemm_kernel"), when one was chosen. */
 static inline void bench_ctx_kernel(const bench *b, figure *f)

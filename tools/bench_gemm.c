@@ -241,7 +241,9 @@ void bench_gemm(bench *b)
         openblas.set_threads(b->threads);
     const tg_dtype both[2] = {TG_F32, TG_F64};
     for (int d = 0; d < 2; d++) {
-        if (b->o->dtype >= 0 && both[d] != (tg_dtype)b->o->dtype)
+        /* --dtype's precision; targets' is f32, what the GEMM's targets are about */
+        if (b->o->dtype >= 0 ? both[d] != (tg_dtype)b->o->dtype
+                             : (b->o->workloads & DO_TARGETS) && both[d] != TG_F32)
             continue;
         /* the peak of as many cores as threads, each at the measured peak of one */
         const double peak = bench_fma_peak(both[d], b->o->quick) * b->threads;

@@ -200,6 +200,25 @@ void bench_heading(const bench_opts *o)
            bench_fma_peak(TG_F64, o->quick));
 }
 
+/* Keeps a copy of f (its numbers as printed) in b->seen; when out of memory the copy is
+ * missing, and the targets it would give say they cannot be told. */
+static void note_figure(bench *b, const figure *f, int threads, double rss, double busy)
+{
+    if (b->n_seen == b->cap_seen) {
+        int cap = b->cap_seen ? 2 * b->cap_seen : 32;
+        figure *seen = realloc(b->seen, (size_t)cap * sizeof *seen);
+        if (!seen)
+            return;
+        b->seen = seen;
+        b->cap_seen = cap;
+    }
+    figure *copy = &b->seen[b->n_seen++];
+    *copy = *f;
+    copy->threads = threads;
+    copy->peak_rss_mib = rss;
+    copy->cpu_over_wall = busy;
+}
+
 void bench_emit(bench *b, figure *f)
 {
     double rss = f->peak_rss_mib > 0 ? f->peak_rss_mib : bench_peak_rss_mib();
@@ -209,6 +228,8 @@ void bench_emit(bench *b, figure *f)
                       ? f->cpu_over_wall
                       : (bench_cpu_seconds() - b->cpu0) / (monotonic_seconds() - b->wall0);
     int threads = f->threads > 0 ? f->threads : b->threads;
+    if (b->o->workloads & DO_TARGETS) /* kept for bench_targets, as printed */
+        note_figure(b, f, threads, rss, busy);
     if (b->o->json) {
         printf("{\"workload\": ");
         json_string(stdout, f->workload);

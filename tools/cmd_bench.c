@@ -50,7 +50,11 @@ static const char BENCH_USAGE[] =
     "  gemm   GFLOP/s of C = A.B at 1024^3 and at W3's products, forward and backward\n"
     "  W3jvp  tg_jvp of W3's loss in a tangent of every parameter: its time over the\n"
     "         forward's (default 20 reps)\n"
-    "  all    all of the above\n";
+    "  all    all of the above\n"
+    "  targets\n"
+    "         the performance targets: W1 and W2 once, W3 and gemm (f32) at 1 and 2\n"
+    "         threads (--cpu B,A: one thread on B, two on both), then one row per\n"
+    "         target: the ratio measured, the bar and whether it held\n";
 
 /* (two strings: C99 promises string literals of 4095 characters, no more) */
 static const char BENCH_USAGE_OPTIONS[] =
@@ -129,10 +133,12 @@ static bool parse_threads(const char *s, bench_opts *o)
     }
 }
 
-/* "0", "0,1", "2-3": CPU numbers (ranges inclusive) into set; false when malformed. */
-static bool parse_cpus(const char *s, cpu_set_t *set)
+/* "0", "0,1", "2-3": CPU numbers (ranges inclusive) into set, and into o's list in the order
+ * given (once each); false when malformed. */
+static bool parse_cpus(const char *s, cpu_set_t *set, bench_opts *o)
 {
     CPU_ZERO(set);
+    o->n_cpus = 0;
     for (;;) {
         char *end;
         errno = 0;
@@ -145,8 +151,11 @@ static bool parse_cpus(const char *s, cpu_set_t *set)
             if (end == h || errno || hi < lo || hi >= CPU_SETSIZE)
                 return false;
         }
-        for (long c = lo; c <= hi; c++)
+        for (long c = lo; c <= hi; c++) {
+            if (!CPU_ISSET((size_t)c, set) && o->n_cpus < MAX_CPUS)
+                o->cpu_list[o->n_cpus++] = (int)c;
             CPU_SET((size_t)c, set);
+        }
         if (*end == '\0')
             return true;
         if (*end != ',')
@@ -155,9 +164,6 @@ static bool parse_cpus(const char *s, cpu_set_t *set)
     }
 }
 
-/* Pins every thread of this process (the pool's workers too, if they already run) to `want`,
- * so that threads and children started later inherit it. Each CPU must be one this process
- * may run on now; else a usage error naming it and those it may. */
 /* The packed GEMM kernel called s (tg__gemm_path_name), into *path; false for any other name. */
 static bool parse_kernel(const char *s, tg_gemm_path *path)
 {
@@ -169,6 +175,23 @@ static bool parse_kernel(const char *s, tg_gemm_path *path)
     return false;
 }
 
+/* Pins every thread of this process (the pool's workers too, if they already run) to `want`,
+ * so that threads and children started later inherit it; false (errno set) when one cannot
+ * be. */
+static bool set_affinity(const cpu_set_t *want)
+{
+    DIR *d = opendir("/proc/self/task");
+    bool ok = sched_setaffinity(0, sizeof *want, want) == 0;
+    for (struct dirent *e; ok && d && (e = readdir(d));)
+        if (e->d_name[0] != '.')
+            ok = sched_setaffinity((pid_t)atoi(e->d_name), sizeof *want, want) == 0;
+    if (d)
+        closedir(d);
+    return ok;
+}
+
+/* set_affinity for --cpu: each CPU must be one this process may run on now; else a usage
+ * error naming it and those it may. */
 static int pin_cpus(const char *arg, const cpu_set_t *want)
 {
     cpu_set_t have;
@@ -188,14 +211,7 @@ static int pin_cpus(const char *arg, const cpu_set_t *want)
                                "on %s)",
                                arg, c, list);
         }
-    DIR *d = opendir("/proc/self/task");
-    bool ok = sched_setaffinity(0, sizeof *want, want) == 0;
-    for (struct dirent *e; ok && d && (e = readdir(d));)
-        if (e->d_name[0] != '.')
-            ok = sched_setaffinity((pid_t)atoi(e->d_name), sizeof *want, want) == 0;
-    if (d)
-        closedir(d);
-    if (!ok)
+    if (!set_affinity(want))
         return usage_error("bench", "--cpu %s: cannot pin this process: %s", arg, strerror(errno));
     return EXIT_OK;
 }
@@ -205,11 +221,10 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
     static const struct {
         const char *name;
         unsigned bit;
-    } names[] = {{"W1", DO_W1},         {"W1replay", DO_W1REPLAY},
-                 {"W2", DO_W2},         {"W3", DO_W3},
-                 {"W3dist", DO_W3DIST}, {"W4", DO_W4},
-                 {"gemm", DO_GEMM},     {"W3jvp", DO_W3JVP},
-                 {"all", DO_ALL}};
+    } names[] = {{"W1", DO_W1},          {"W1replay", DO_W1REPLAY}, {"W2", DO_W2},
+                 {"W3", DO_W3},          {"W3dist", DO_W3DIST},     {"W4", DO_W4},
+                 {"gemm", DO_GEMM},      {"W3jvp", DO_W3JVP},       {"all", DO_ALL},
+                 {"targets", DO_TARGETS}};
     o->dtype = -1;
     cpu_set_t cpus;
     tg_gemm_path kernel = TG_GEMM_AUTO;
@@ -227,7 +242,7 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
             if (k == sizeof names / sizeof *names)
                 return usage_error("bench",
                                    "unknown workload '%s' (W1, W1replay, W2, W3, W3dist, W4, "
-                                   "gemm, W3jvp or all)",
+                                   "gemm, W3jvp, all or targets)",
                                    a);
             o->workloads |= names[k].bit;
             continue;
@@ -286,7 +301,7 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
                                    "1000000), not '%s'",
                                    v);
         } else if (strcmp(opt, "--cpu") == 0) {
-            if (!parse_cpus(v, &cpus))
+            if (!parse_cpus(v, &cpus, o))
                 return usage_error("bench",
                                    "--cpu takes CPU numbers separated by commas (ranges as "
                                    "0-3), not '%s'",
@@ -307,6 +322,8 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
     }
     if (!o->workloads)
         o->workloads = DO_ALL;
+    if (o->workloads & DO_TARGETS)
+        o->workloads |= DO_W1 | DO_W2 | DO_W3 | DO_GEMM;
     /* A rank joins one MPI job, once: MPI cannot start again in a process that finished it. */
     if (o->mpi && o->workloads != DO_W3DIST)
         return usage_error("bench", "--mpi runs one rank of W3dist; name W3dist and no other "
@@ -324,11 +341,42 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
         if (st != EXIT_OK)
             return st;
     }
+    if (o->n_threads == 0 && (o->workloads & DO_TARGETS)) { /* 1 and 2, where there are 2 */
+        cpu_set_t have;
+        int n = o->cpus                                         ? o->n_cpus
+                : sched_getaffinity(0, sizeof have, &have) == 0 ? CPU_COUNT(&have)
+                                                                : 1;
+        o->threads[o->n_threads++] = 1;
+        if (n > 1)
+            o->threads[o->n_threads++] = 2;
+    }
     if (o->n_threads == 0) {
         o->threads[0] = tg_get_num_threads();
         o->n_threads = 1;
     }
     return EXIT_OK;
+}
+
+/* With targets and --cpu, a run of t threads is pinned to the first t CPUs of --cpu (all of
+ * them when it lists fewer), written into buf ("1", "1,0") and set as b->cpus; so that
+ * `--cpu 1,0` runs one thread on CPU 1 and two on both. Those CPUs passed pin_cpus's check
+ * already; false when pinning fails all the same (said on stderr). */
+static bool pin_for_threads(bench *b, int t, char *buf, size_t size)
+{
+    const bench_opts *o = b->o;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < o->n_cpus && i < t && len < size; i++) {
+        CPU_SET((size_t)o->cpu_list[i], &set);
+        len += (size_t)snprintf(buf + len, size - len, "%s%d", i ? "," : "", o->cpu_list[i]);
+    }
+    b->cpus = buf;
+    if (set_affinity(&set))
+        return true;
+    bench_failed(b, "cpu", strerror(errno));
+    return false;
 }
 
 /* ---- the command ----------------------------------------------------------------------------- */
@@ -344,17 +392,23 @@ int cmd_bench(int argc, char **argv)
     static const struct {
         unsigned bit;
         void (*run)(bench *b);
-    } order[] = {{DO_W1, bench_w1},       {DO_W1REPLAY, bench_w1replay},
-                 {DO_W2, bench_w2},       {DO_W3, bench_w3},
+    } order[] = {{DO_W1, bench_w1},         {DO_W1REPLAY, bench_w1replay},
+                 {DO_W2, bench_w2},         {DO_W3, bench_w3},
                  {DO_W3DIST, bench_w3dist}, {DO_GEMM, bench_gemm},
-                 {DO_W3JVP, bench_w3jvp},
-                 {DO_W4, bench_w4}};
-    bench b = {.o = &o};
+                 {DO_W3JVP, bench_w3jvp},   {DO_W4, bench_w4}};
+    bench b = {.o = &o, .cpus = o.cpus};
+    const bool targets = (o.workloads & DO_TARGETS) != 0;
+    char pinned[MAX_CPUS * 5]; /* "c,c,...": numbers below CPU_SETSIZE */
     for (size_t w = 0; w < sizeof order / sizeof *order; w++) {
         if (!(o.workloads & order[w].bit))
             continue;
         for (int t = 0; t < o.n_threads; t++) {
+            /* targets: W1 and W2 once (their tiny graphs never reach the pool's threads) */
+            if (targets && t > 0 && (order[w].bit & (DO_W1 | DO_W2)))
+                continue;
             b.threads = o.threads[t];
+            if (targets && o.cpus && !pin_for_threads(&b, b.threads, pinned, sizeof pinned))
+                continue;
             if (tg_set_num_threads(b.threads) != TG_OK) {
                 bench_failed(&b, "threads", tg_last_error());
                 continue;
@@ -365,5 +419,8 @@ int cmd_bench(int argc, char **argv)
             order[w].run(&b);
         }
     }
+    if (targets)
+        bench_targets(&b);
+    free(b.seen);
     return b.failed ? EXIT_FAIL : EXIT_OK;
 }
