@@ -60,8 +60,9 @@ TG_API tg_status tg_grad_graph(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs
  * trick: with u a tensor of y's shape that requires grad, g(u) = uᵀJ is linear in u, so
  * J v = d/du sum_i <g_i(u), vs[i]>.
  * Cost: two recorded passes: one of y's graph (g(u)), then one of the gradient graph and y's
- * graph together. Measured on W3's MLP (`tapegrad bench W3jvp`, README; a shared machine, so
- * noisy): 6 to 8 times the forward recorded in the same loop, about 20 times a warm forward.
+ * graph together. Measured on W3's MLP (`tapegrad bench W3jvp`, docs/performance.md; on a
+ * shared machine, so noisy): 6 to 8 times the forward recorded in the same loop, about 20 times
+ * a warm forward.
  * Native tangent rules would cost about one forward; this trick needs nothing beyond each
  * op's VJP. */
 TG_API tg_status tg_jvp(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, tg_tensor *const *vs,

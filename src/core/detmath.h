@@ -25,7 +25,7 @@ static inline double tg__expm1_series(double r, double c)
 
 /* tanh, the op's forward (f32 rounds this). Not libm's: glibc's tanh goes through expm1 and
  * then a division, a long dependency chain that a graph of 0-d tanh nodes waits on at every
- * node; this one's chain is shorter and it vectorizes (README, "Benchmarks", has the figures).
+ * node; this one's chain is shorter and it vectorizes (docs/performance.md has the figures).
  *   tanh a = e / (e + 2) = 1 - 2 / (e + 2),  e = expm1(2a), a = |x|:
  * the first form below atanh(1/2) (where 1 - q would cancel), the second above (where it is
  * the more accurate). expm1(u) = 2^k (1 + p) - 1 with u = k ln2 + r, |r| <= ln2/2 (Cody-Waite:
