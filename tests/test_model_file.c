@@ -553,6 +553,72 @@ Test(model_file, save_never_writes_through_a_planted_link)
     tg_model_free(m);
 }
 
+/* What is at PATH and is not a regular file is never replaced: a FIFO, a directory (and a
+ * device, by the same test: not tried here, since a regression run as root would replace
+ * /dev/null with a model). */
+Test(model_file, save_refuses_what_is_not_a_regular_file)
+{
+    make_tmpdir();
+    char fifo[128], dir[128], names[256];
+    snprintf(fifo, sizeof fifo, "%s/fifo", tmpdir);
+    snprintf(dir, sizeof dir, "%s/dir", tmpdir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0, "mkfifo: %s", strerror(errno));
+    cr_assert_eq(mkdir(dir, 0700), 0, "mkdir: %s", strerror(errno));
+    tg_model *m = small_model(TG_F32, false);
+    cr_assert_eq(tg_model_save(m, fifo), TG_EIO);
+    ts_assert_has(tg_last_error(), "not a regular file (a FIFO): refusing to replace it");
+    cr_assert_eq(tg_model_save(m, dir), TG_EIO);
+    ts_assert_has(tg_last_error(), "not a regular file (a directory)");
+    struct stat sb;
+    cr_assert_eq(lstat(fifo, &sb), 0);
+    cr_expect(S_ISFIFO(sb.st_mode), "the FIFO is still a FIFO");
+    cr_expect_eq(ts_dir_names(tmpdir, names, sizeof names), 2, "no temporary file: %s", names);
+    unlink(fifo);
+    rmdir(dir);
+    rmdir(tmpdir);
+    tg_model_free(m);
+}
+
+/* A symbolic link at PATH is followed: the file it leads to is replaced (atomically, beside
+ * itself) and the link survives; a link that leads nowhere, or to a FIFO, is refused. */
+Test(model_file, save_through_a_symbolic_link_keeps_the_link)
+{
+    make_tmpdir();
+    char target[128], link[128], dangling[128], fifo[128], to_fifo[128];
+    snprintf(target, sizeof target, "%s/real.tgm", tmpdir);
+    snprintf(link, sizeof link, "%s/link.tgm", tmpdir);
+    snprintf(dangling, sizeof dangling, "%s/dangling.tgm", tmpdir);
+    snprintf(fifo, sizeof fifo, "%s/fifo", tmpdir);
+    snprintf(to_fifo, sizeof to_fifo, "%s/to_fifo", tmpdir);
+    FILE *f = fopen(target, "w");
+    cr_assert(f && fputs("old\n", f) >= 0 && fclose(f) == 0);
+    cr_assert_eq(symlink("real.tgm", link), 0, "symlink: %s", strerror(errno));
+    tg_model *m = small_model(TG_F64, false), *back = NULL;
+    cr_assert_eq(tg_model_save(m, link), TG_OK, "%s", tg_last_error());
+    struct stat sb;
+    cr_assert_eq(lstat(link, &sb), 0);
+    cr_expect(S_ISLNK(sb.st_mode), "the link is still a link");
+    cr_assert_eq(tg_model_load(target, &back), TG_OK, "the target holds the model: %s",
+                 tg_last_error());
+    tg_model_free(back);
+    cr_assert_eq(symlink("missing.tgm", dangling), 0);
+    cr_assert_eq(tg_model_save(m, dangling), TG_EIO);
+    ts_assert_has(tg_last_error(), "a symbolic link that leads to no file");
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    cr_assert_eq(symlink("fifo", to_fifo), 0);
+    cr_assert_eq(tg_model_save(m, to_fifo), TG_EIO);
+    ts_assert_has(tg_last_error(), "which is not a regular file: refusing to replace it");
+    cr_assert_eq(lstat(fifo, &sb), 0);
+    cr_expect(S_ISFIFO(sb.st_mode));
+    unlink(link);
+    unlink(target);
+    unlink(dangling);
+    unlink(to_fifo);
+    unlink(fifo);
+    rmdir(tmpdir);
+    tg_model_free(m);
+}
+
 /* Overwriting keeps the old file's permission bits; a new file gets 0666 less the umask. */
 Test(model_file, save_keeps_the_old_files_mode)
 {

@@ -196,7 +196,9 @@ TG_API const char *tg_model_target_name(const tg_model *model);
 
 /* Model files (docs/model-format.md): little-endian, versioned, every tensor's name, dtype,
  * shape and data, the spec and metadata, and an XXH3-64 checksum of all bytes before it.
- * Saving writes a temporary file and renames it over `path` (never a half-written file).
+ * Saving writes a temporary file and renames it over `path` (never a half-written file); a
+ * `path` that exists and is not a regular file (a directory, a FIFO, a device) is refused with
+ * TG_EIO and left alone, and a symbolic link is followed, the file it leads to replaced.
  * Loading validates every field and size before use: TG_EIO (cannot open/read, with the OS
  * reason) or TG_EFORMAT (bad magic, unknown version, checksum mismatch, truncated at byte N,
  * shape too large, ...), never a crash, never a partly loaded model. */

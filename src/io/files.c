@@ -1,11 +1,13 @@
 /* files.c: reading whole files and saving them atomically (files.h), shared by model files
  * and checkpoints. */
+#define _DEFAULT_SOURCE /* realpath, lstat */
 #include "io/files.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -150,7 +152,45 @@ static bool write_all(int fd, const unsigned char *buf, size_t size)
     return true;
 }
 
-tg_status tg_io__save_atomic(const char *who, const char *path, const void *buf, size_t size)
+/* What path names, for a save: TG_OK with *target the path to replace (path itself, or the
+ * file a symbolic link leads to, which the caller frees with free()), or TG_EIO when path is
+ * there but is no regular file: a rename over a device, a FIFO or a socket would replace the
+ * node itself (as root, /dev/null with a model), and over a directory it fails later with a
+ * less clear reason. A link is followed so that it survives, leading to the new file. */
+static tg_status save_target(const char *who, const char *path, char **target)
+{
+    *target = NULL;
+    struct stat sb;
+    if (lstat(path, &sb) != 0)
+        return TG_OK; /* nothing there (or unreadable: create_temp will say why) */
+    if (S_ISLNK(sb.st_mode)) {
+        char *real = realpath(path, NULL);
+        if (!real)
+            return tg__error(TG_EIO, "%s: %s: a symbolic link that leads to no file (%s)", who,
+                             path, strerror(errno));
+        if (stat(real, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+            tg_status st = tg__error(TG_EIO,
+                                     "%s: %s: a symbolic link to %s, which is not a regular "
+                                     "file: refusing to replace it",
+                                     who, path, real);
+            free(real);
+            return st;
+        }
+        *target = real;
+        return TG_OK;
+    }
+    if (!S_ISREG(sb.st_mode))
+        return tg__error(TG_EIO, "%s: %s: not a regular file (%s): refusing to replace it", who,
+                         path,
+                         S_ISDIR(sb.st_mode)    ? "a directory"
+                         : S_ISFIFO(sb.st_mode) ? "a FIFO"
+                         : S_ISSOCK(sb.st_mode) ? "a socket"
+                                                : "a device");
+    return TG_OK;
+}
+
+/* tg_io__save_atomic to path, which is a regular file or nothing. */
+static tg_status save_regular(const char *who, const char *path, const void *buf, size_t size)
 {
     const size_t plen = strlen(path);
     char *tmp = tg__malloc(plen + 12);
@@ -184,4 +224,15 @@ tg_status tg_io__save_atomic(const char *who, const char *path, const void *buf,
         sync_parent_dir(path);
     tg__free(tmp, plen + 12);
     return step ? TG_EIO : TG_OK;
+}
+
+tg_status tg_io__save_atomic(const char *who, const char *path, const void *buf, size_t size)
+{
+    char *resolved;
+    tg_status st = save_target(who, path, &resolved);
+    if (st != TG_OK)
+        return st;
+    st = save_regular(who, resolved ? resolved : path, buf, size);
+    free(resolved);
+    return st;
 }
