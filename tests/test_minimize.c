@@ -541,3 +541,28 @@ Test(minimize, gd_divergence_is_an_error_with_the_last_finite_point)
         cr_assert(isfinite(tg_tensor_get(x, i)), "x is left at the last finite point");
     tg_tensor_free(x);
 }
+
+static tg_tensor *sqrt_fn(tg_tape *t, tg_tensor *const *x, size_t n, void *ud)
+{
+    (void)n, (void)ud;
+    return tg_sqrt(t, x[0]);
+}
+
+/* sqrt(x) from 1 or 10, unbounded in slope at its minimum 0: the line search's bracket
+ * shrinks to rounding and it settles for the lowest point it kept. The value reported must be
+ * f at the x left in the leaves, whatever the stop (it was once the value of an earlier point). */
+Test(minimize, the_value_reported_is_f_at_the_point_left)
+{
+    const double starts[] = {1, 10, 0.3};
+    for (size_t i = 0; i < sizeof starts / sizeof *starts; i++) {
+        tg_tensor *x = ts_scalar(TG_F64, starts[i], false);
+        tg_minimize_options o = opts(TG_MINIMIZE_LBFGS);
+        tg_minimize_result r;
+        cr_assert_eq(tg_minimize(sqrt_fn, NULL, &x, 1, &o, &r), TG_OK, "%s", tg_last_error());
+        const double at = tg_tensor_item(x);
+        cr_assert_lt(at, starts[i], "from %g: x moved down", starts[i]);
+        ts_assert_close(r.value, sqrt(at), 1e-15, 0, "from %g (stop %s): the value at x = %g",
+                        starts[i], tg_minimize_stop_name(r.stop), at);
+        tg_tensor_free(x);
+    }
+}

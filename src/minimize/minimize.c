@@ -282,11 +282,13 @@ static void ls_keep_lo(ls *s, ls_point *lo, const ls_point *p)
     memcpy(s->g_lo, s->gt, s->m->N * sizeof(double));
 }
 
-/* Alg. 3.6: shrinks [lo, hi] (lo satisfies sufficient decrease, with the lower value) until a
- * point satisfies both conditions. *found: 1 the trial (xt, gt) does, 2 only lo could be had
- * (taken when lo.a > 0), 0 nothing. */
-static tg_status ls_zoom(ls *s, ls_point lo, ls_point hi, int *found, double *a_out)
+/* Alg. 3.6: shrinks [*lo, hi] (*lo satisfies sufficient decrease, with the lower value) until
+ * a point satisfies both conditions. *found: 1 the trial (xt, gt) does, 2 only *lo could be
+ * had (taken when lo->a > 0), 0 nothing. *lo is the caller's: it moves with x_lo and g_lo
+ * (ls_keep_lo), so the point the caller settles for and its value always agree. */
+static tg_status ls_zoom(ls *s, ls_point *lo_io, ls_point hi, int *found, double *a_out)
 {
+    ls_point lo = *lo_io;
     double dnorm = norm2(s->d, s->m->N), xnorm = norm2(s->x, s->m->N);
     for (int it = 0; it < MAX_ZOOM; it++) {
         /* A bracket narrower than the rounding of x cannot move x any more. */
@@ -310,6 +312,7 @@ static tg_status ls_zoom(ls *s, ls_point lo, ls_point hi, int *found, double *a_
         if (fabs(p.dphi) <= -C2 * s->dphi0) {
             *found = 1;
             *a_out = p.a;
+            *lo_io = lo;
             return TG_OK;
         }
         if (p.dphi * (hi.a - lo.a) >= 0)
@@ -318,6 +321,7 @@ static tg_status ls_zoom(ls *s, ls_point lo, ls_point hi, int *found, double *a_
     }
     *found = lo.a > 0 ? 2 : 0;
     *a_out = lo.a;
+    *lo_io = lo;
     return TG_OK;
 }
 
@@ -335,13 +339,13 @@ static tg_status line_search(ls *s, double a1, bool *found, double *a_out, doubl
         int z = -1;
         double az = 0;
         if (!ls_armijo(s, p.a, p.phi) || (i > 0 && p.phi >= prev.phi)) {
-            st = ls_zoom(s, lo, p, &z, &az);
+            st = ls_zoom(s, &lo, p, &z, &az);
         } else {
             if ((st = ls_dphi(s, &p.dphi)) != TG_OK)
                 return st;
             if (isnan(p.dphi)) {
                 p.phi = INFINITY;
-                st = ls_zoom(s, lo, p, &z, &az);
+                st = ls_zoom(s, &lo, p, &z, &az);
             } else if (fabs(p.dphi) <= -C2 * s->dphi0) {
                 *found = true;
                 *a_out = p.a;
@@ -350,7 +354,7 @@ static tg_status line_search(ls *s, double a1, bool *found, double *a_out, doubl
             } else if (p.dphi >= 0) {
                 ls_point hi = lo;
                 ls_keep_lo(s, &lo, &p);
-                st = ls_zoom(s, lo, hi, &z, &az);
+                st = ls_zoom(s, &lo, hi, &z, &az);
             } else {
                 ls_keep_lo(s, &lo, &p);
                 prev = p;
