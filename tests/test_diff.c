@@ -572,7 +572,33 @@ Test(diff, errors)
     cr_expect_eq(tg_hessian(tape, f, &x, 1, out), TG_EINVAL);
     ts_assert_has(tg_last_error(), "disabled");
     cr_expect_eq(tg_jvp(tape, y, &x, &c, 1, &o), TG_EINVAL);
+    cr_expect_eq(tg_vjp(tape, f, NULL, &x, 1, &o), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "vjp: gradient recording is disabled");
     tg_tape_set_grad_enabled(tape, true);
+    /* tensors of another tape, as output, input or tangent, refused before anything is
+     * recorded (the other tape's gradient of one was once copied into every row) */
+    tg_tape *other = tg_tape_new();
+    tg_tensor *z = tg_scale(other, x, 7.0);
+    cr_assert_eq(tg_backward(other, tg_sum(other, tg_mul(other, z, z), TG_ALL_AXES, false)), TG_OK);
+    cr_expect_eq(tg_jacobian(tape, y, &z, 1, out), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "jacobian: xs[0] (node 0) belongs to another tape");
+    cr_expect_null(out[0]);
+    cr_expect_eq(tg_hessian(tape, f, &z, 1, out), TG_EINVAL);
+    cr_expect_eq(tg_jvp(tape, z, &x, &c, 1, &o), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "jvp: the output (node 0) belongs to another tape");
+    cr_expect_eq(tg_jvp(tape, y, &x, &z, 1, &o), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "jvp: vs[0] (node 0) belongs to another tape");
+    cr_expect_eq(tg_hvp(tape, f, &x, &z, 1, out), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "hvp: vs[0] (node 0) belongs to another tape");
+    /* ... and of an earlier recording of the other tape */
+    tg_tape_reset(other);
+    tg_tensor *y2 = tg_scale(other, x, 3.0);
+    cr_expect_eq(tg_jacobian(other, y2, &z, 1, out), TG_ESTALE);
+    ts_assert_has(tg_last_error(),
+                  "jacobian: xs[0] (node 0) was recorded before the tape was reset");
+    cr_expect_eq(tg_jvp(other, y2, &x, &z, 1, &o), TG_ESTALE);
+    cr_expect_eq(tg_tape_status(other), TG_OK, "%s", tg_tape_error(other));
+    tg_tape_free(other);
     /* none of these left an error on the tape */
     cr_expect_eq(tg_tape_status(tape), TG_OK, "%s", tg_tape_error(tape));
     tg_tape_free(tape);
@@ -580,4 +606,40 @@ Test(diff, errors)
     tg_tensor_free(c);
     tg_tensor_free(v3);
     tg_tensor_free(v32);
+}
+
+/* The passes of tg_jacobian and tg_hessian add into the grad buffers of the leaves they reach,
+ * which are saved first and put back after: only those, so a leaf of the recording freed
+ * since (no pass reads it; tape.h allows it) is never touched, and a leaf y, which no
+ * recording lists, is saved too. */
+Test(diff, matrices_restore_only_the_leaves_their_passes_reach)
+{
+    tg_tensor *x = leaf(2, TS_VALS(1, 2)), *gone = leaf(2, TS_VALS(3, 4));
+    tg_tape *tape = tg_tape_new();
+    cr_assert_eq(tg_backward(tape, tg_sum(tape, tg_square(tape, gone), TG_ALL_AXES, false)), TG_OK);
+    tg_tensor_free(gone); /* registered on the tape, read by no later pass */
+    tg_tensor *y = tg_mul(tape, x, x), *J, *H;
+    cr_assert_eq(tg_jacobian(tape, y, &x, 1, &J), TG_OK, "%s", tg_last_error());
+    ts_assert_close(tg_tensor_get(J, 0), 2, 0, 0, "J[0][0]");
+    ts_assert_close(tg_tensor_get(J, 3), 4, 0, 0, "J[1][1]");
+    cr_assert_eq(tg_hessian(tape, tg_sum(tape, y, TG_ALL_AXES, false), &x, 1, &H), TG_OK, "%s",
+                 tg_last_error());
+    ts_assert_close(tg_tensor_get(H, 0), 2, 0, 0, "H[0][0]");
+    tg_tensor_free(J);
+    tg_tensor_free(H);
+    /* a leaf y on an empty tape: its own gradient (11 each, from another tape) is as it was */
+    tg_tensor *a = leaf(3, TS_VALS(1, 2, 3)), *b = leaf(3, TS_VALS(4, 5, 6));
+    tg_tensor *eleven = ts_vec(TG_F64, 3, TS_VALS(11, 11, 11), false);
+    cr_assert_eq(tg_backward_seed(tape, a, eleven), TG_OK);
+    tg_tensor_free(eleven);
+    tg_tape *empty = tg_tape_new();
+    cr_assert_eq(tg_jacobian(empty, a, &b, 1, &J), TG_OK, "%s", tg_last_error());
+    tg_tape_free(empty);
+    for (size_t i = 0; i < 3; i++)
+        ts_assert_close(tg_tensor_grad_get(a, i), 11, 0, 0, "a.grad[%zu]", i);
+    tg_tensor_free(J);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
 }

@@ -47,9 +47,11 @@ TG_API tg_status tg_grad_graph(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs
  *
  * Errors, for all five (out all NULL): TG_EINVAL for NULL arguments, an output that does not
  * depend on any tensor that requires grad, an xs[i] the output depends on that does not
- * require grad (naming it, as tg_grad does), or a tape whose gradient recording is disabled
- * (products and tg_hessian: their gradients must be differentiable); the tape's own error
- * when it has one; TG_EDTYPE/TG_ESHAPE for a tangent (vs[i]) unlike its xs[i]; and
+ * require grad (naming it, as tg_grad does), an output, xs[i] or vs[i] recorded on another
+ * tape, or a tape whose gradient recording is disabled (products and tg_hessian: their
+ * gradients must be differentiable); TG_ESTALE for one recorded before the tape's last reset;
+ * the tape's own error when it has one; TG_EDTYPE/TG_ESHAPE for a tangent (vs[i]) unlike its
+ * xs[i]. All of these are found before anything is recorded: the tape is left as it was. And
  * tg_grad_graph's errors when a recorded pass fails, among them TG_EINVAL naming the op whose
  * VJP cannot be recorded (a custom op without a differentiable one): then the tape keeps
  * that error, and the nodes recorded before it. */
@@ -99,7 +101,9 @@ TG_API tg_status tg_jacobian(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, 
 /* out[i * n + j] = d2f / dxs[i] dxs[j] as a 2-D leaf of shape (numel(xs[i]), numel(xs[j])),
  * for a single-element f (TG_EINVAL otherwise, with no block made): entry (k, l) is
  * d2f / dxs[i][k] dxs[j][l]. Each block is computed on its own (block (j, i) is not copied
- * from (i, j)), so the symmetry of the result holds to rounding, not by construction.
+ * from (i, j)), so the symmetry of the result holds to rounding, not by construction; past
+ * an infinite partial (log at 0, say) an entry that is exactly 0 may come out NaN in one block
+ * and not in its mirror, as for tg_jacobian.
  * Cost: one recorded pass of f's graph (the gradient g), then one plain pass of the
  * gradient graph per input element (row k of blocks (i, *) from g_i seeded e_k): N = sum_i
  * numel(xs[i]) plain passes. Memory: f's graph, the gradient graph and one set of node

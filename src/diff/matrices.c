@@ -43,18 +43,23 @@ static tg_status guard_add(leaf_guard *g, tg_tensor *leaf)
     return TG_OK;
 }
 
-/* Saves the grad buffers of every leaf the tape uses that requires grad, and of xs's leaves. */
-static tg_status guard_begin(leaf_guard *g, tg_tape *tape, tg_tensor *const *xs, size_t n)
+static tg_status guard_reached(tg_tensor *leaf, void *g)
 {
-    size_t leaves = tg_tape_leaf_count(tape);
+    return guard_add(g, leaf);
+}
+
+/* Saves the grad buffers of the leaves the passes from roots[0..n_roots) add into (only
+ * those: a leaf of the recording freed since, which no pass reads, is never touched), and of
+ * xs's leaves, which every pass zeroes. */
+static tg_status guard_begin(leaf_guard *g, tg_tape *tape, tg_tensor *const *roots, size_t n_roots,
+                             tg_tensor *const *xs, size_t n)
+{
     g->n = 0;
-    g->cap = leaves + n;
+    g->cap = tg_tape_leaf_count(tape) + n_roots + n; /* leaves of the recording, or roots */
     g->s = tg__calloc(g->cap ? g->cap : 1, sizeof *g->s);
     if (!g->s)
         return tg__error(TG_ENOMEM, "diff: out of memory");
-    tg_status st = TG_OK;
-    for (size_t i = 0; i < leaves && st == TG_OK; i++)
-        st = guard_add(g, tg_tape_leaf(tape, i));
+    tg_status st = tg_tape__each_reached_leaf(tape, roots, n_roots, guard_reached, g);
     for (size_t i = 0; i < n && st == TG_OK; i++)
         st = guard_add(g, xs[i]);
     return st;
@@ -230,7 +235,7 @@ tg_status tg_jacobian(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t 
         out[i] = NULL;
     tg_status st = tg_diff__check_output("jacobian", tape, y, false);
     if (st == TG_OK)
-        st = tg_diff__check_inputs("jacobian", xs, NULL, n);
+        st = tg_diff__check_inputs("jacobian", tape, xs, NULL, n);
     if (st == TG_OK) /* rows by plain passes: the rule tg_grad_graph applies to columns */
         st = tg_tape__check_grad_inputs(tape, y, xs, n, "jacobian");
     if (st != TG_OK)
@@ -251,7 +256,8 @@ tg_status tg_jacobian(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t 
     if (st == TG_OK)
         st = new_blocks("jacobian", tg_tensor_dtype(y), rows, xs, n, out);
     leaf_guard guard = {0};
-    if (st == TG_OK && (st = guard_begin(&guard, tape, xs, n)) == TG_OK)
+    if (st == TG_OK &&
+        (st = guard_begin(&guard, tape, columns ? g : &y, columns ? n : 1, xs, n)) == TG_OK)
         st = columns ? jacobian_columns(tape, y, xs, n, g, u, out)
                      : jacobian_rows(tape, y, xs, n, out);
     if (guard.s)
@@ -271,7 +277,7 @@ tg_status tg_hessian(tg_tape *tape, tg_tensor *f, tg_tensor *const *xs, size_t n
         out[i] = NULL;
     tg_status st = tg_diff__check_output("hessian", tape, f, true);
     if (st == TG_OK)
-        st = tg_diff__check_inputs("hessian", xs, NULL, n);
+        st = tg_diff__check_inputs("hessian", tape, xs, NULL, n);
     if (st == TG_OK)
         st = tg_tape__check_grad_inputs(tape, f, xs, n, "hessian");
     if (st != TG_OK)
@@ -292,7 +298,7 @@ tg_status tg_hessian(tg_tape *tape, tg_tensor *f, tg_tensor *const *xs, size_t n
         st = new_blocks("hessian", dt, tg_tensor_numel(xs[i]), xs, n, out + i * n);
     leaf_guard guard = {0};
     if (st == TG_OK)
-        st = guard_begin(&guard, tape, xs, n);
+        st = guard_begin(&guard, tape, g, n, xs, n);
     /* Row k of block (i, j) is the gradient xs[j] gets from a pass from g[i] seeded e_k. */
     for (size_t i = 0; i < n && st == TG_OK; i++) {
         if (!tg_tensor_requires_grad(g[i])) /* f is at most linear in xs: zero rows */

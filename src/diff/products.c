@@ -19,20 +19,26 @@ static bool same_shape(const tg_tensor *a, const tg_tensor *b)
     return true;
 }
 
-tg_status tg_diff__check_inputs(const char *who, tg_tensor *const *xs, tg_tensor *const *vs,
-                                size_t n)
+tg_status tg_diff__check_inputs(const char *who, const tg_tape *tape, tg_tensor *const *xs,
+                                tg_tensor *const *vs, size_t n)
 {
     if (n && !xs)
         return tg__error(TG_EINVAL, "%s: xs is NULL", who);
-    for (size_t i = 0; i < n; i++)
+    tg_status st;
+    for (size_t i = 0; i < n; i++) {
         if (!xs[i])
             return tg__error(TG_EINVAL, "%s: xs[%zu] is NULL", who, i);
+        if ((st = tg_tape__check_usable(tape, xs[i], who, "xs", i)) != TG_OK)
+            return st;
+    }
     if (!vs)
         return TG_OK;
     char s1[96], s2[96];
     for (size_t i = 0; i < n; i++) {
         if (!vs[i])
             return tg__error(TG_EINVAL, "%s: vs[%zu] is NULL", who, i);
+        if ((st = tg_tape__check_usable(tape, vs[i], who, "vs", i)) != TG_OK)
+            return st;
         if (tg_tensor_dtype(vs[i]) != tg_tensor_dtype(xs[i]))
             return tg__error(TG_EDTYPE, "%s: vs[%zu] has dtype %s, xs[%zu] %s", who, i,
                              tg_dtype_name(tg_tensor_dtype(vs[i])), i,
@@ -53,6 +59,9 @@ tg_status tg_diff__check_output(const char *who, tg_tape *tape, tg_tensor *y, bo
     if (tg_tape_status(tape) != TG_OK)
         return tg__error(tg_tape_status(tape), "%s: the tape has an error: %s", who,
                          tg_tape_error(tape));
+    tg_status st = tg_tape__check_usable(tape, y, who, "the output", SIZE_MAX);
+    if (st != TG_OK)
+        return st;
     if (!tg_tensor_requires_grad(y))
         return tg__error(TG_EINVAL,
                          "%s: the output does not depend on any tensor that requires "
@@ -97,7 +106,9 @@ tg_tensor *tg_diff__inner(tg_tape *tape, tg_tensor *const *a, tg_tensor *const *
 tg_status tg_vjp(tg_tape *tape, tg_tensor *y, tg_tensor *v, tg_tensor *const *xs, size_t n,
                  tg_tensor **out)
 {
-    return tg_grad_graph(tape, y, xs, n, v, out);
+    /* a product, so differentiable again: not on a tape that records no gradient */
+    tg_status st = tg_diff__check_output("vjp", tape, y, true);
+    return st != TG_OK ? st : tg_grad_graph(tape, y, xs, n, v, out);
 }
 
 /* A scratch array of n tensor pointers (at least one), or NULL with TG_ENOMEM set. */
@@ -126,7 +137,7 @@ tg_status tg_jvp(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, tg_tensor *c
     *out = NULL;
     tg_status st = tg_diff__check_output("jvp", tape, y, true);
     if (st == TG_OK)
-        st = tg_diff__check_inputs("jvp", xs, vs, n);
+        st = tg_diff__check_inputs("jvp", tape, xs, vs, n);
     if (st == TG_OK)
         st = tg_tape__check_grad_inputs(tape, y, xs, n, "jvp");
     if (st != TG_OK)
@@ -160,7 +171,7 @@ tg_status tg_hvp(tg_tape *tape, tg_tensor *f, tg_tensor *const *xs, tg_tensor *c
         out[i] = NULL;
     tg_status st = tg_diff__check_output("hvp", tape, f, true);
     if (st == TG_OK)
-        st = tg_diff__check_inputs("hvp", xs, vs, n);
+        st = tg_diff__check_inputs("hvp", tape, xs, vs, n);
     if (st == TG_OK)
         st = tg_tape__check_grad_inputs(tape, f, xs, n, "hvp");
     if (st != TG_OK)

@@ -96,11 +96,8 @@ static tg_status check_call(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, s
     for (size_t i = 0; i < n; i++) {
         if (!xs[i])
             return tg__error(TG_EINVAL, "grad_graph: xs[%zu] is NULL", i);
-        if ((st = tg_tensor__check_live(xs[i], "grad_graph")) != TG_OK)
+        if ((st = tg_tape__check_usable(tape, xs[i], "grad_graph", "xs", i)) != TG_OK)
             return st;
-        if (!(xs[i]->flags & TG_TF_LEAF) && xs[i]->tape != tape)
-            return tg__error(TG_EINVAL, "grad_graph: xs[%zu] (node %u) belongs to another tape", i,
-                             xs[i]->index);
     }
     if (!(y->flags & TG_TF_LEAF) && (st = tg_tape__check_versions(tape, y, "grad_graph")) != TG_OK)
         return st;

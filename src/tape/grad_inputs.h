@@ -15,4 +15,20 @@
 tg_status tg_tape__check_grad_inputs(tg_tape *tape, const tg_tensor *y, tg_tensor *const *xs,
                                      size_t n, const char *who);
 
+/* TG_OK when t (not NULL) can take part in a derivative on tape: a leaf, or a tensor recorded
+ * on tape since its last reset. Else TG_EINVAL (a tensor of another tape) or TG_ESTALE (of an
+ * earlier recording), naming t as `what`, with its index when i != SIZE_MAX ("xs[2]"), for
+ * the function `who`. This thread's error only. */
+tg_status tg_tape__check_usable(const tg_tape *tape, const tg_tensor *t, const char *who,
+                                const char *what, size_t i);
+
+/* Calls fn(leaf, ctx) once for each leaf that requires grad and that a backward pass from one
+ * of roots[0..n) (each a leaf or a node of the current recording) adds its gradient into: a
+ * root that is a leaf, and the leaf inputs of the nodes requiring grad that the roots were
+ * computed from. Reads no other leaf, so leaves freed since they were recorded are never
+ * touched as long as no such pass reads them. Stops at the first status fn returns other than
+ * TG_OK and returns it; TG_ENOMEM when its marks cannot be allocated. */
+tg_status tg_tape__each_reached_leaf(const tg_tape *tape, tg_tensor *const *roots, size_t n,
+                                     tg_status (*fn)(tg_tensor *leaf, void *ctx), void *ctx);
+
 #endif

@@ -187,3 +187,71 @@ tg_status tg_tape__check_grad_inputs(tg_tape *tape, const tg_tensor *y, tg_tenso
     tg__free(node_mark, top + n_leaves);
     return st;
 }
+
+tg_status tg_tape__check_usable(const tg_tape *tape, const tg_tensor *t, const char *who,
+                                const char *what, size_t i)
+{
+    if (t->flags & TG_TF_LEAF)
+        return TG_OK;
+    char name[64];
+    if (i == SIZE_MAX)
+        snprintf(name, sizeof name, "%s", what);
+    else
+        snprintf(name, sizeof name, "%s[%zu]", what, i);
+    if (t->tape != tape)
+        return tg__error(TG_EINVAL, "%s: %s (node %u) belongs to another tape", who, name,
+                         t->index);
+    if (t->gen != tape->base.gen)
+        return tg__error(TG_ESTALE, "%s: %s (node %u) was recorded before the tape was reset", who,
+                         name, t->index);
+    return TG_OK;
+}
+
+tg_status tg_tape__each_reached_leaf(const tg_tape *tape, tg_tensor *const *roots, size_t n,
+                                     tg_status (*fn)(tg_tensor *leaf, void *ctx), void *ctx)
+{
+    size_t top = 0;
+    for (size_t r = 0; r < n; r++)
+        if (!(roots[r]->flags & TG_TF_LEAF) && roots[r]->index + (size_t)1 > top)
+            top = roots[r]->index + (size_t)1;
+    const size_t n_leaves = tape->n_leaves;
+    unsigned char *node_mark = tg__calloc(top + n_leaves + 1, 1);
+    if (!node_mark)
+        return tg__error(TG_ENOMEM, "out of memory finding the leaves a backward reaches");
+    unsigned char *leaf_mark = node_mark + top;
+    tg_status st = TG_OK;
+    for (size_t r = 0; r < n && st == TG_OK; r++) {
+        tg_tensor *x = roots[r];
+        if (!(x->flags & TG_TF_LEAF)) {
+            node_mark[x->index] = x->requires_grad;
+            continue;
+        }
+        const size_t s = tg_tape__leaf_slot(tape, x); /* a leaf root may be on no recording */
+        if (x->requires_grad && (s == SIZE_MAX || !leaf_mark[s]))
+            st = fn(x, ctx);
+        if (s != SIZE_MAX)
+            leaf_mark[s] = 1;
+    }
+    for (size_t i = top; i-- > 0 && st == TG_OK;) {
+        if (!node_mark[i])
+            continue;
+        const tg_tensor *t = tape->nodes[i];
+        const int arity = tg_node__n_inputs(t);
+        tg_tensor *const *in = tg_node__inputs(t);
+        for (int k = 0; k < arity && st == TG_OK; k++) {
+            tg_tensor *x = in[k];
+            if (!(x->flags & TG_TF_LEAF)) {
+                if (x->requires_grad)
+                    node_mark[x->index] = 1;
+                continue;
+            }
+            const size_t s = tg_tape__leaf_slot(tape, x);
+            TG_ASSERT(s != SIZE_MAX);
+            if (!leaf_mark[s] && x->requires_grad)
+                st = fn(x, ctx);
+            leaf_mark[s] = 1;
+        }
+    }
+    tg__free(node_mark, top + n_leaves + 1);
+    return st;
+}

@@ -740,11 +740,8 @@ tg_status tg_grad(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t n, t
     for (size_t i = 0; i < n; i++) {
         if (!xs[i])
             return tg__error(TG_EINVAL, "grad: xs[%zu] is NULL", i);
-        if ((st = tg_tensor__check_live(xs[i], "grad")) != TG_OK)
+        if ((st = tg_tape__check_usable(tape, xs[i], "grad", "xs", i)) != TG_OK)
             return st;
-        if (!(xs[i]->flags & TG_TF_LEAF) && xs[i]->tape != tape)
-            return tg__error(TG_EINVAL, "grad: xs[%zu] (node %u) belongs to another tape", i,
-                             xs[i]->index);
     }
     if ((st = tg_tape__check_grad_inputs(tape, y, xs, n, "grad")) != TG_OK)
         return st;
