@@ -303,6 +303,33 @@ Test(csv_file, reads_a_file_like_the_text)
     tg_table_free(t);
 }
 
+/* TG_CSV_MAX_BYTES holds for a regular file as for a stream: a file of 20 bytes against a
+ * limit of 19 is refused (the read that reached its end was once not checked), at 20 read. */
+Test(csv_file, the_size_limit_holds_for_regular_files)
+{
+    char path[] = "/tmp/tg_test_data_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    const char *text = "x,y\n1,0\n2,1\n3,0\n4,1\n"; /* 20 bytes */
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    tg_table *t = NULL;
+    cr_assert_eq(setenv("TG_CSV_MAX_BYTES", "19", 1), 0);
+    tg_status st = tg_table_read_csv(path, &t);
+    char want[128];
+    snprintf(want, sizeof want, "%s: more than 19 bytes, the limit", path);
+    cr_expect_eq(st, TG_EFORMAT);
+    ts_assert_has(tg_last_error(), want);
+    cr_expect_null(t);
+    cr_assert_eq(setenv("TG_CSV_MAX_BYTES", "20", 1), 0);
+    st = tg_table_read_csv(path, &t);
+    unsetenv("TG_CSV_MAX_BYTES");
+    unlink(path);
+    cr_assert_eq(st, TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_table_rows(t), 4);
+    tg_table_free(t);
+}
+
 Test(csv_file, errors_name_the_path)
 {
     tg_table *t = NULL;

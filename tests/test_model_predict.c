@@ -286,6 +286,20 @@ Test(model_predict, errors_name_what_is_wrong)
     ts_assert_has(tg_last_error(), "row 1, feature 0 'width': 1e+300 (standardized: 5e+299) "
                                    "does not fit the model's f32");
     tg_model_free(m);
+    /* ... or too large for f64 itself: a feature whose spread was 1e-300, in either dtype (a
+     * standardized value of inf went through as one) */
+    for (int d = 0; d < 2; d++) {
+        m = classifier(d ? TG_F64 : TG_F32);
+        const double mean[2] = {0, 0}, tiny[2] = {1e-300, 1};
+        cr_assert_eq(tg_model_set_standardization(m, 2, mean, tiny), TG_OK);
+        x[0] = 0, x[2] = 1e10;
+        cr_assert_eq(tg_model_predict(m, x, 2, 2, out, 2), TG_EINVAL);
+        ts_assert_has(tg_last_error(), d ? "row 1, feature 0: 1e+10 (standardized: inf) does "
+                                           "not fit the model's f64"
+                                         : "row 1, feature 0: 1e+10 (standardized: inf) does "
+                                           "not fit the model's f32");
+        tg_model_free(m);
+    }
 
     /* A classifier whose outputs do not fit its classes; a regression model's probabilities. */
     m = classifier(TG_F64);

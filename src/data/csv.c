@@ -417,12 +417,6 @@ tg_status tg_table_read_csv(const char *path, tg_table **out)
     const size_t max = csv_max_bytes();
     tg_status st = TG_OK;
     for (;;) {
-        if (len > max) {
-            st = tg__error(TG_EFORMAT,
-                           "%s: more than %zu bytes, the limit (TG_CSV_MAX_BYTES raises it)",
-                           path, max);
-            break;
-        }
         if (cap - len < 65536 &&
             tg__grow((void **)&buf, &cap, len + 65536, 1, "csv file") != TG_OK) {
             st = tg__error(TG_ENOMEM, "%s: out of memory after reading %zu bytes", path, len);
@@ -430,6 +424,12 @@ tg_status tg_table_read_csv(const char *path, tg_table **out)
         }
         size_t n = fread(buf + len, 1, cap - len, f);
         len += n;
+        if (len > max) { /* after every read, the last one included */
+            st = tg__error(TG_EFORMAT,
+                           "%s: more than %zu bytes, the limit (TG_CSV_MAX_BYTES raises it)",
+                           path, max);
+            break;
+        }
         if (n == 0 || len < cap) {
             if (ferror(f))
                 st = tg__error(TG_EIO, "%s: read error: %s", path, strerror(errno));

@@ -81,16 +81,18 @@ static tg_status fill_inputs(const tg_model *model, const char *who, const doubl
                                  where_in(model, start + i, j, at, sizeof at), v);
             if (n_std == d)
                 v = (v - mean[j]) / std[j];
+            /* a standardized value may overflow f64 itself (a feature whose spread was 1e-300) */
+            const bool fits = s->dtype == TG_F32 ? !isinf((float)v) : isfinite(v);
+            if (!fits) {
+                char scaled[64] = "";
+                if (n_std == d)
+                    snprintf(scaled, sizeof scaled, " (standardized: %g)", v);
+                return tg__error(TG_EINVAL, "%s: %s: %g%s does not fit the model's %s", who,
+                                 where_in(model, start + i, j, at, sizeof at), row[j], scaled,
+                                 tg_dtype_name(s->dtype));
+            }
             if (s->dtype == TG_F32) {
-                float f = (float)v;
-                if (isinf(f) && isfinite(v)) {
-                    char scaled[64] = "";
-                    if (n_std == d)
-                        snprintf(scaled, sizeof scaled, " (standardized: %g)", v);
-                    return tg__error(TG_EINVAL, "%s: %s: %g%s does not fit the model's f32", who,
-                                     where_in(model, start + i, j, at, sizeof at), row[j], scaled);
-                }
-                ((float *)xb)[i * d + j] = f;
+                ((float *)xb)[i * d + j] = (float)v;
             } else {
                 ((double *)xb)[i * d + j] = v;
             }
