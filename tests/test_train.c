@@ -187,9 +187,29 @@ Test(train, resuming_at_an_epoch_continues_exactly)
     tg_optim_set_steps(tg_trainer_optim(c), steps);
     cr_assert_eq(tg_trainer_set_epoch(c, 2), TG_OK);
     cr_assert_eq(tg_trainer_set_epoch(c, 5), TG_EINVAL);
+    size_t n;
+    tg_train_result r;
+    tg_trainer_history(c, &n);
+    tg_trainer_result(c, &r);
+    cr_assert_eq(n, 0, "no epoch run yet");
+    cr_assert(isnan(r.train.loss));
     cr_assert_eq(tg_trainer_run(c, NULL), TG_OK);
     cr_assert_neq(tg_trainer_rng(c)->s[0], rng_s0); /* a new epoch drew a new order */
     cr_assert(same_params(a, c));
+    /* The history holds the epochs c ran, 3 and 4, as a's: none for the two it skipped (a
+     * plot once drew them as losses of 0) */
+    const tg_train_epoch *hc = tg_trainer_history(c, &n), *ha = tg_trainer_history(a, NULL);
+    cr_assert_eq(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(hc[i].epoch, (int)i + 3);
+        cr_assert_eq(hc[i].train.loss, ha[i + 2].train.loss, "epoch %d", hc[i].epoch);
+    }
+    /* set back, it runs epoch 4 again: the history keeps epoch 3 */
+    cr_assert_eq(tg_trainer_set_epoch(c, 3), TG_OK);
+    cr_assert_eq(tg_trainer_run(c, NULL), TG_OK);
+    hc = tg_trainer_history(c, &n);
+    cr_assert_eq(n, 2);
+    cr_assert(hc[0].epoch == 3 && hc[1].epoch == 4);
     free(params);
     free(state);
     tg_trainer_free(a);
@@ -987,6 +1007,29 @@ Test(train_cmd, plot_writes_a_well_formed_svg)
     cr_assert_eq(polylines, 4);
     cr_assert_eq(circles, 4 * 12);
     free(text);
+
+    /* Resumed from the checkpoint after epoch 9's last step: its curves have points for
+     * epochs 9 (its scores, taken on resuming) to 12 only, on an axis of epochs 1 to 12 (the
+     * skipped ones were once drawn at a loss and accuracy of 0) */
+    char ckpt[4200];
+    snprintf(ckpt, sizeof ckpt, "%s/run.ckpt", dir);
+    r = RUN("train", "examples/data/breast_cancer.csv", "--target", "benign", "--epochs", "9",
+            "--checkpoint", ckpt);
+    tp_expect_status(&r, 0);
+    tp_run_free(&r);
+    r = RUN("train", "examples/data/breast_cancer.csv", "--target", "benign", "--epochs", "12",
+            "--resume", ckpt, "--plot", svg);
+    tp_expect_status(&r, 0);
+    tp_run_free(&r);
+    text = tp_slurp(svg);
+    expect_well_formed(text);
+    circles = 0;
+    for (const char *p = text; (p = strstr(p, "<circle")) != NULL; p++)
+        circles++;
+    cr_assert_eq(circles, 4 * 4);
+    ts_assert_has(text, ">10</text>");
+    free(text);
+    unlink(ckpt);
 
     /* A regression plot, and a target name that needs escaping in the title. */
     snprintf(csv, sizeof csv, "%s/odd.csv", dir);

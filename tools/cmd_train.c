@@ -388,20 +388,25 @@ static void arch_text(char *buf, size_t size, const tg_mlp_spec *spec)
 
 static int write_plot(const train_args *a, tg_trainer *t, tg_task task, const char *data_name)
 {
-    size_t n;
-    const tg_train_epoch *h = tg_trainer_history(t, &n);
+    size_t run;
+    const tg_train_epoch *h = tg_trainer_history(t, &run);
+    /* x is the epoch: those a resume skipped (not in the history) are NaN, left blank */
+    const size_t n = run ? (size_t)h[run - 1].epoch : 0;
     double *v = malloc(4 * (n ? n : 1) * sizeof *v);
     if (!v) {
         complain("train", "--plot: out of memory");
         return EXIT_FAIL;
     }
     double *tl = v, *sl = v + n, *tm = v + 2 * n, *sm = v + 3 * n;
+    for (size_t i = 0; i < 4 * n; i++)
+        v[i] = NAN;
     bool classify = task == TG_TASK_CLASSIFY;
-    for (size_t i = 0; i < n; i++) {
-        tl[i] = h[i].train.loss;
-        sl[i] = h[i].test.loss;
-        tm[i] = classify ? h[i].train.accuracy : h[i].train.rmse;
-        sm[i] = classify ? h[i].test.accuracy : h[i].test.rmse;
+    for (size_t k = 0; k < run; k++) {
+        const size_t i = (size_t)h[k].epoch - 1;
+        tl[i] = h[k].train.loss;
+        sl[i] = h[k].test.loss;
+        tm[i] = classify ? h[k].train.accuracy : h[k].train.rmse;
+        sm[i] = classify ? h[k].test.accuracy : h[k].test.rmse;
     }
     const char *blue = "#1f77b4", *orange = "#e6550d";
     plot_series loss[2] = {{"train", tl, n, blue, false}, {"test", sl, n, orange, true}};

@@ -165,7 +165,9 @@ TG_API tg_status tg_trainer_run(tg_trainer *trainer, tg_train_result *result);
 
 /* The summary so far (final scores are those of the last epoch run; NaN before any). */
 TG_API void tg_trainer_result(const tg_trainer *trainer, tg_train_result *result);
-/* The epochs run so far, oldest first; *n receives the count. Valid until the next epoch. */
+/* The epochs this trainer has run, oldest first; *n receives the count. Valid until the next
+ * epoch. After tg_trainer_set_epoch moved ahead (a resumed run), they begin at the epoch it
+ * resumed from: each entry's epoch says which it is. */
 TG_API const tg_train_epoch *tg_trainer_history(const tg_trainer *trainer, size_t *n);
 
 /* The model being trained, owned by the trainer. For regression it predicts the standardized

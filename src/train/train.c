@@ -42,8 +42,10 @@ struct tg_trainer {
     int epoch;      /* epochs completed */
     size_t skip;    /* steps of the next epoch already taken (tg_trainer_set_position) */
     double seconds; /* wall time of those epochs */
+    /* A slot per epoch: [history_first, n_history) were run by this trainer (n_history is
+     * always `epoch`); the epochs before history_first were skipped by a resume. */
     tg_train_epoch *history;
-    size_t n_history;
+    size_t history_first, n_history;
 };
 
 static double now(void)
@@ -564,7 +566,7 @@ tg_status tg_trainer_epoch(tg_trainer *t, tg_train_epoch *out)
     t->seconds += now() - start;
     e.seconds = t->seconds;
     t->epoch++;
-    /* The history has a slot per epoch; a resumed run (set_epoch) may rewrite old ones. */
+    /* The history has a slot per epoch; a run set back (set_epoch) rewrites old ones. */
     t->history[t->epoch - 1] = e;
     t->n_history = (size_t)t->epoch;
     if (out)
@@ -607,7 +609,7 @@ void tg_trainer_result(const tg_trainer *t, tg_train_result *r)
     *r = (tg_train_result){
         t->task,  t->n_classes, t->train.n, t->test.n, t->train.d, tg_model_numel(t->model),
         t->epoch, t->seconds,   none,       none};
-    if (t->n_history > 0) {
+    if (t->n_history > t->history_first) {
         r->train = t->history[t->n_history - 1].train;
         r->test = t->history[t->n_history - 1].test;
     }
@@ -616,8 +618,8 @@ void tg_trainer_result(const tg_trainer *t, tg_train_result *r)
 const tg_train_epoch *tg_trainer_history(const tg_trainer *t, size_t *n)
 {
     if (n)
-        *n = t ? t->n_history : 0;
-    return t ? t->history : NULL;
+        *n = t ? t->n_history - t->history_first : 0;
+    return t ? t->history + t->history_first : NULL;
 }
 
 tg_model *tg_trainer_model(tg_trainer *t)
@@ -649,8 +651,13 @@ tg_status tg_trainer_set_epoch(tg_trainer *t, int epoch)
                          t->opt.epochs);
     t->epoch = epoch;
     t->skip = 0;
-    if (t->n_history > (size_t)epoch)
+    if (t->n_history > (size_t)epoch) { /* back: the later epochs will be run again */
         t->n_history = (size_t)epoch;
+        if (t->history_first > t->n_history)
+            t->history_first = t->n_history;
+    } else if (t->n_history < (size_t)epoch) { /* ahead: the epochs between are not run here */
+        t->history_first = t->n_history = (size_t)epoch;
+    }
     return TG_OK;
 }
 
