@@ -409,6 +409,48 @@ Test(train, the_callback_can_stop_the_run)
 
 /* ---- regression ----------------------------------------------------------------------------- */
 
+/* An f32 model cannot predict 1e9 + 2x in the target's units (f32 is spaced 64 apart there,
+ * the target's spread is about 1.2: every prediction once came out as 1e9), nor a target
+ * beyond f32's range: export says so, where f64 exports both. */
+Test(train, an_f32_export_refuses_a_target_it_cannot_resolve)
+{
+    static const double offsets[2] = {1e9, 1e39};
+    for (int k = 0; k < 2; k++) {
+        char text[4096] = "x,y\n";
+        size_t len = strlen(text);
+        for (int i = 0; i < 60; i++) {
+            const double x = -1 + i / 30.0;
+            len += (size_t)snprintf(text + len, sizeof text - len, "%.17g,%.17g\n", x,
+                                    k ? offsets[k] * (2 + x) : offsets[k] + 2 * x);
+        }
+        tg_table *table = NULL;
+        cr_assert_eq(tg_table_parse_csv(text, len, "offset", &table), TG_OK, "%s",
+                     tg_last_error());
+        for (int d = 0; d < 2; d++) {
+            tg_train_options o = TG_TRAIN_OPTIONS_INIT;
+            o.dtype = d ? TG_F64 : TG_F32;
+            o.epochs = 2;
+            o.task = TG_TRAIN_REGRESS;
+            tg_trainer *t = make(table, "y", &o);
+            cr_assert_eq(tg_trainer_run(t, NULL), TG_OK, "%s", tg_last_error());
+            tg_model *m = NULL;
+            tg_status st = tg_trainer_export(t, &m);
+            if (d) {
+                cr_expect_eq(st, TG_OK, "f64, offset %g: %s", offsets[k], tg_last_error());
+            } else {
+                cr_expect_eq(st, TG_EINVAL, "f32, offset %g", offsets[k]);
+                ts_assert_has(tg_last_error(), k ? "do not fit an f32 model's output"
+                                                 : "are spaced 64 apart in f32");
+                ts_assert_has(tg_last_error(), "--dtype f64");
+                cr_expect_null(m);
+            }
+            tg_model_free(m);
+            tg_trainer_free(t);
+        }
+        tg_table_free(table);
+    }
+}
+
 /* The exported model predicts in the target's units from raw rows: its RMSE on the raw test
  * split (the same seed splits the same way) is the RMSE the trainer reported. */
 Test(train, regression_exports_a_model_in_the_targets_units)

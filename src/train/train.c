@@ -4,6 +4,7 @@
  * each batch, the gradient hook) and the state a checkpoint needs live here too. */
 #include "train_internal.h"
 
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -676,6 +677,33 @@ tg_status tg_trainer_set_position(tg_trainer *t, int epoch, size_t batch)
     return st;
 }
 
+/* Whether an f32 model that predicts in the target's units can resolve it: its output's
+ * spacing near the target's mean must be small next to the target's spread (at most 2^-10 of
+ * it: the rounding then adds under a thousandth of the spread to the error), and the folded
+ * last layer must fit f32. A target of 1e9 + 3x (spread 1.7, spacing 64 there) came out of
+ * an f32 model as 1e9 for every row, 75 times the RMSE training reported. TG_EINVAL saying so
+ * and what to do; TG_OK for f64. */
+static tg_status check_f32_target(const tg_trainer *t)
+{
+    if (t->opt.dtype != TG_F32)
+        return TG_OK;
+    const double top = fabs(t->y_mean) + 4 * t->y_std; /* where most predictions lie */
+    if (!(top < FLT_MAX))
+        return tg__error(TG_EINVAL,
+                         "trainer_export: the target's values (mean %g, standard deviation %g) "
+                         "do not fit an f32 model's output; train in f64 (--dtype f64)",
+                         t->y_mean, t->y_std);
+    const double spacing = ldexp(1.0, ilogb(top) - 23); /* f32's spacing at top */
+    if (spacing > ldexp(t->y_std, -10))
+        return tg__error(TG_EINVAL,
+                         "trainer_export: an f32 model cannot predict this target in its units: "
+                         "its values (mean %g) are spaced %g apart in f32, %.3g of their "
+                         "standard deviation %g; train in f64 (--dtype f64), or subtract the "
+                         "mean from the target",
+                         t->y_mean, spacing, spacing / t->y_std, t->y_std);
+    return TG_OK;
+}
+
 tg_status tg_trainer_export(const tg_trainer *t, tg_model **out)
 {
     if (!out)
@@ -694,6 +722,10 @@ tg_status tg_trainer_export(const tg_trainer *t, tg_model **out)
     tg_model_buffer_free(buf, size);
     if (st != TG_OK)
         return st;
+    if (!t->n_classes && (st = check_f32_target(t)) != TG_OK) {
+        tg_model_free(m);
+        return st;
+    }
     if (!t->n_classes) {
         /* y = y_std * (h W + b) + y_mean = h (y_std W) + (y_std b + y_mean) */
         size_t last = tg_model_param_count(m) - 2;
