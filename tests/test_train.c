@@ -424,8 +424,7 @@ Test(train, an_f32_export_refuses_a_target_it_cannot_resolve)
                                     k ? offsets[k] * (2 + x) : offsets[k] + 2 * x);
         }
         tg_table *table = NULL;
-        cr_assert_eq(tg_table_parse_csv(text, len, "offset", &table), TG_OK, "%s",
-                     tg_last_error());
+        cr_assert_eq(tg_table_parse_csv(text, len, "offset", &table), TG_OK, "%s", tg_last_error());
         for (int d = 0; d < 2; d++) {
             tg_train_options o = TG_TRAIN_OPTIONS_INIT;
             o.dtype = d ? TG_F64 : TG_F32;
