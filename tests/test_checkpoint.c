@@ -92,7 +92,7 @@ static tg_checkpoint_progress some_progress(void)
     tg_checkpoint_progress p = TG_CHECKPOINT_PROGRESS_INIT;
     p.epoch = 3, p.batch = 7, p.step = 123, p.world_size = 2;
     p.seed = 42, p.batch_size = 32, p.test_split = 0.25, p.clip_norm = 1.5;
-    p.train_rows = 120, p.test_rows = 40;
+    p.train_rows = 120, p.test_rows = 40, p.data_hash = UINT64_C(0x0123456789abcdef);
     tg_rng_seed(&p.rng, 99);
     tg_rng_next(&p.rng);
     return p;
@@ -231,7 +231,7 @@ Test(checkpoint, documented_layout)
     trained s = save_trained(TG_F32, 5, TG_OPTIM_ADAM, 2);
     size_t numel = tg_model_numel(s.m), S = 2 * numel * 4;
     cr_assert_eq(memcmp(s.buf, "TGCKPT\0\0", 8), 0);
-    cr_assert_eq(ts_get_le(s.buf + 8, 4), 2);
+    cr_assert_eq(ts_get_le(s.buf + 8, 4), 3);
     cr_assert_eq(ts_get_le(s.buf + 12, 4), 0);
     cr_assert_eq(ts_get_le(s.buf + 16, 8), s.size);
     cr_assert_eq(ts_get_le(s.buf + 24, 8), 3);
@@ -251,28 +251,29 @@ Test(checkpoint, documented_layout)
     cr_assert_eq(ts_get_le(s.buf + 108, 8), clip_bits, "clipping norm");
     cr_assert_eq(ts_get_le(s.buf + 116, 8), 120, "training rows");
     cr_assert_eq(ts_get_le(s.buf + 124, 8), 40, "test rows");
-    cr_assert_eq(ts_get_le(s.buf + 132, 4), TG_OPTIM_ADAM);
-    cr_assert_eq(ts_get_le(s.buf + 136, 4), 0);
+    cr_assert_eq(ts_get_le(s.buf + 132, 8), UINT64_C(0x0123456789abcdef), "data hash");
+    cr_assert_eq(ts_get_le(s.buf + 140, 4), TG_OPTIM_ADAM);
+    cr_assert_eq(ts_get_le(s.buf + 144, 4), 0);
     uint64_t lr_bits;
     double lr = 0.01;
     memcpy(&lr_bits, &lr, 8);
-    cr_assert_eq(ts_get_le(s.buf + 140, 8), lr_bits);
-    cr_assert_eq(ts_get_le(s.buf + 188, 8), 2, "optimizer steps");
-    cr_assert_eq(ts_get_le(s.buf + 196, 8), S);
+    cr_assert_eq(ts_get_le(s.buf + 148, 8), lr_bits);
+    cr_assert_eq(ts_get_le(s.buf + 196, 8), 2, "optimizer steps");
+    cr_assert_eq(ts_get_le(s.buf + 204, 8), S);
     /* The state block: m then v, f32 little-endian. */
     const float *state = tg_optim_state(s.o);
     for (size_t i = 0; i < 2 * numel; i++) {
         uint32_t bits;
         memcpy(&bits, &state[i], 4);
-        cr_assert_eq(ts_get_le(s.buf + 204 + 4 * i, 4), bits, "state[%zu]", i);
+        cr_assert_eq(ts_get_le(s.buf + 212 + 4 * i, 4), bits, "state[%zu]", i);
     }
     /* Then a complete model file, as tg_model_save_buffer writes it. */
     void *mb;
     size_t msize;
     cr_assert_eq(tg_model_save_buffer(s.m, &mb, &msize), TG_OK);
-    cr_assert_eq(ts_get_le(s.buf + 204 + S, 8), msize);
-    cr_assert_eq(memcmp(s.buf + 212 + S, mb, msize), 0);
-    cr_assert_eq(s.size, 212 + S + msize + 8);
+    cr_assert_eq(ts_get_le(s.buf + 212 + S, 8), msize);
+    cr_assert_eq(memcmp(s.buf + 220 + S, mb, msize), 0);
+    cr_assert_eq(s.size, 220 + S + msize + 8);
     cr_assert_eq(ts_get_le(s.buf + s.size - 8, 8), XXH3_64bits(s.buf, s.size - 8));
     tg_model_buffer_free(mb, msize);
     trained_free(&s);
@@ -357,7 +358,7 @@ Test(checkpoint, header_messages)
     expect_format_error(c, s.size, "bad magic (not a tapegrad checkpoint)", "magic");
     memcpy(c, s.buf, s.size);
     ts_put_le(c + 8, 1, 4);
-    expect_format_error(c, s.size, "unknown format version 1 (this build reads version 2)",
+    expect_format_error(c, s.size, "unknown format version 1 (this build reads version 3)",
                         "version");
     memcpy(c, s.buf, s.size);
     ts_put_le(c + 12, 1, 4);
@@ -384,7 +385,7 @@ Test(checkpoint, header_messages)
 Test(checkpoint, valid_checksum_but_lying_fields)
 {
     trained s = save_trained(TG_F64, 2, TG_OPTIM_ADAM, 2);
-    size_t S = (size_t)ts_get_le(s.buf + 196, 8);
+    size_t S = (size_t)ts_get_le(s.buf + 204, 8);
     unsigned char *c = malloc(s.size);
     struct {
         size_t off;
@@ -399,19 +400,19 @@ Test(checkpoint, valid_checksum_but_lying_fields)
         {100, 8, 0x3ff0000000000000u, "the test split is 1 (expected a number in [0, 1))"},
         {108, 8, 0xbff0000000000000u, "the clipping norm is -1"},
         {108, 8, 0x7ff0000000000000u, "the clipping norm is inf"},
-        {132, 4, 4, "unknown optimizer kind 4"},
-        {136, 4, 2, "nesterov flag is 2"},
-        {136, 4, 1, "the optimizer: optim_new: nesterov applies to sgd and momentum"},
-        {140, 8, 0xfff8000000000000u, "the optimizer: optim_new: lr is"}, /* NaN */
-        {156, 8, 0x3ff0000000000000u, "beta1 1 and beta2"},              /* beta1 = 1 */
-        {132, 4, 1, "the optimizer state is 416 bytes; momentum over this model's 26 f64 "
+        {140, 4, 4, "unknown optimizer kind 4"},
+        {144, 4, 2, "nesterov flag is 2"},
+        {144, 4, 1, "the optimizer: optim_new: nesterov applies to sgd and momentum"},
+        {148, 8, 0xfff8000000000000u, "the optimizer: optim_new: lr is"}, /* NaN */
+        {164, 8, 0x3ff0000000000000u, "beta1 1 and beta2"},              /* beta1 = 1 */
+        {140, 4, 1, "the optimizer state is 416 bytes; momentum over this model's 26 f64 "
                    "parameters keeps 208"},
-        {196, 8, 0, "bytes are left before the checksum"}, /* the state is read as the model */
-        {196, 8, (uint64_t)1 << 40, "more than the"},
-        {204 + 8 * 3, 8, 0x7ff0000000000000u, "m[3] is inf"},
-        {204 + S - 8, 8, 0xbff0000000000000u, "v[25] is -1 (expected a finite value >= 0)"},
-        {204 + S, 8, 12, "the model is 12 bytes"},
-        {212 + S + 30, 1, 0x55, "the embedded model: model_load_buffer: checksum mismatch"},
+        {204, 8, 0, "bytes are left before the checksum"}, /* the state is read as the model */
+        {204, 8, (uint64_t)1 << 40, "more than the"},
+        {212 + 8 * 3, 8, 0x7ff0000000000000u, "m[3] is inf"},
+        {212 + S - 8, 8, 0xbff0000000000000u, "v[25] is -1 (expected a finite value >= 0)"},
+        {212 + S, 8, 12, "the model is 12 bytes"},
+        {220 + S + 30, 1, 0x55, "the embedded model: model_load_buffer: checksum mismatch"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         memcpy(c, s.buf, s.size);
@@ -641,20 +642,27 @@ static tg_status save_and_stop(tg_trainer *t, int epoch, size_t batch, void *ud)
     return TG_EINVAL; /* as if the process had been killed here */
 }
 
-static tg_table *xor_table(void)
+/* 2 features and a class, 150 rows: 4 steps of 32 per epoch at an 80/20 split; with flip,
+ * the same features and the other class on every row. */
+static tg_table *xor_table_of(bool flip)
 {
-    /* 2 features and a class, 150 rows: 4 steps of 32 per epoch at an 80/20 split. */
     char text[8192];
     size_t n = (size_t)snprintf(text, sizeof text, "a,b,c\n");
     tg_rng rng;
     tg_rng_seed(&rng, 8);
     for (int i = 0; i < 150; i++) {
         double a = tg_rng_normal(&rng), b = tg_rng_normal(&rng);
-        n += (size_t)snprintf(text + n, sizeof text - n, "%.6f,%.6f,%d\n", a, b, (a > 0) != (b > 0));
+        n += (size_t)snprintf(text + n, sizeof text - n, "%.6f,%.6f,%d\n", a, b,
+                              ((a > 0) != (b > 0)) != flip);
     }
     tg_table *t;
     cr_assert_eq(tg_table_parse_csv(text, n, "xor", &t), TG_OK, "%s", tg_last_error());
     return t;
+}
+
+static tg_table *xor_table(void)
+{
+    return xor_table_of(false);
 }
 
 Test(checkpoint, trainer_resumes_mid_epoch_bit_identical)
@@ -837,6 +845,11 @@ Test(checkpoint, trainer_restore_compares_every_setting)
     }
     cr_assert_eq(tg_table_parse_csv(text, n, "xor2", &other), TG_OK, "%s", tg_last_error());
     expect_refused(other, &o, path, "the standardization statistics of feature 2 ('b') differ");
+    tg_table_free(other);
+    /* The same features with every class flipped: only the data's hash tells them apart */
+    other = xor_table_of(true);
+    expect_refused(other, &o, path, "the checkpoint's run trained on other data: its rows "
+                                    "(features and target) hash to ");
     tg_table_free(other);
 
     /* A checkpoint whose progress did not record the settings is compared on the rest. */

@@ -21,10 +21,8 @@ const char TRAIN_DIST_USAGE[] =
     "                      FILE every --checkpoint-every steps and at the end, atomically\n"
     "  --checkpoint-every N\n"
     "                      steps between checkpoints (default 100)\n"
-    "  --resume FILE       continue the run that wrote checkpoint FILE, checking that\n"
-    "                      this run has its options, number of ranks, split sizes and\n"
-    "                      feature statistics (--epochs may grow; the target column's\n"
-    "                      values are not compared)\n";
+    "  --resume FILE       continue the run that wrote checkpoint FILE: the same data,\n"
+    "                      options and number of ranks, checked (--epochs may grow)\n";
 
 const char *const TRAIN_DIST_OPTIONS[] = {"--checkpoint", "--checkpoint-every", "--resume", NULL};
 

@@ -43,9 +43,11 @@ typedef struct tg_checkpoint_progress {
     double clip_norm;    /* gradient clipping norm (0: none) */
     uint64_t train_rows; /* rows in the training split */
     uint64_t test_rows;  /* rows in the test split */
+    uint64_t data_hash;  /* a hash of the rows trained and tested on, features and target
+                          * (XXH3-64); 0: not recorded, not compared */
 } tg_checkpoint_progress;
 
-#define TG_CHECKPOINT_PROGRESS_INIT {0, 0, 0, {{0, 0, 0, 0}}, 1, 0, 0, 0.0, 0.0, 0, 0}
+#define TG_CHECKPOINT_PROGRESS_INIT {0, 0, 0, {{0, 0, 0, 0}}, 1, 0, 0, 0.0, 0.0, 0, 0, 0}
 
 /* Writes a checkpoint of `model`, `optim` (which must update exactly the model's parameters,
  * in order: tg_model_optim_new(opt, model, &optim), or tg_optim_new over tg_model_param(model,

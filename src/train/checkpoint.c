@@ -1,4 +1,4 @@
-/* checkpoint.c: checkpoints in the format of docs/checkpoint-format.md (version 2): progress,
+/* checkpoint.c: checkpoints in the format of docs/checkpoint-format.md (version 3): progress,
  * optimizer options and state, and a complete model file, little-endian field by field, in
  * the frame every tapegrad file has (header and XXH3-64 checksum: io/bytes.h); loaded through
  * a cursor that checks every length against the bytes that are there before reading or
@@ -16,7 +16,7 @@
 #define MAX_FILE_BYTES ((uint64_t)1 << 32)
 
 _Static_assert(sizeof(MAGIC) == 8, "the magic is 8 bytes");
-static const tg_io_format FORMAT = {MAGIC, 2, "a tapegrad checkpoint"};
+static const tg_io_format FORMAT = {MAGIC, 3, "a tapegrad checkpoint"};
 
 /* ---- writing ------------------------------------------------------------------------------ */
 
@@ -46,6 +46,7 @@ static void serialize(writer *w, const void *ctx)
     put_f64(w, pr->clip_norm);
     put_le(w, pr->train_rows, 8);
     put_le(w, pr->test_rows, 8);
+    put_le(w, pr->data_hash, 8);
 
     tg_optim_options opt;
     tg_optim_get_options(o, &opt);
@@ -186,7 +187,8 @@ static tg_status parse_progress(reader *r, tg_checkpoint_progress *pr)
         (st = get_f64(r, &pr->test_split, "the test split")) != TG_OK ||
         (st = get_f64(r, &pr->clip_norm, "the clipping norm")) != TG_OK ||
         (st = get_le(r, &pr->train_rows, 8, "the training rows")) != TG_OK ||
-        (st = get_le(r, &pr->test_rows, 8, "the test rows")) != TG_OK)
+        (st = get_le(r, &pr->test_rows, 8, "the test rows")) != TG_OK ||
+        (st = get_le(r, &pr->data_hash, 8, "the data hash")) != TG_OK)
         return st;
     if (pr->batch_size >> 63)
         return ferr(r, "batch size is %llu (at most 2^63 - 1)",

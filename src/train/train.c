@@ -837,6 +837,7 @@ void tg_trainer_progress(const tg_trainer *t, int epoch, size_t batch, tg_checkp
     p->clip_norm = o->clip_norm;
     p->train_rows = t->train.n;
     p->test_rows = t->test.n;
+    p->data_hash = data_hash(t);
 }
 
 /* TG_EINVAL when the checkpoint's run (model m, optimizer o, progress p) is not this one:
@@ -884,6 +885,15 @@ static tg_status compare_run(const tg_trainer *t, const char *path, const tg_mod
     if (memcmp(sa, sb, sizeof *sa) != 0)
         return tg__error(TG_EINVAL, "%s: %s: the checkpoint's model is not this run's", who,
                          path);
+    /* Last: the settings and statistics above name what differs when they can; the same
+     * features with another target column (or rows in another order) differ only here. */
+    const uint64_t h = data_hash(t);
+    if (recorded && p->data_hash && p->data_hash != h)
+        return tg__error(TG_EINVAL,
+                         "%s: %s: the checkpoint's run trained on other data: its rows (features "
+                         "and target) hash to %016llx, this run's to %016llx (another data file, "
+                         "or another --target?)",
+                         who, path, (unsigned long long)p->data_hash, (unsigned long long)h);
     return TG_OK;
 }
 
