@@ -482,7 +482,38 @@ Test(clip, huge_nan_and_bad_arguments)
     cr_assert_eq(tg_clip_grad_norm(with_null, 2, 1.0, NULL), TG_EINVAL);
     cr_assert_eq(tg_clip_grad_norm(NULL, 0, 1.0, &norm), TG_OK, "nothing to clip");
     cr_assert_eq(norm, 0.0);
+    /* a leaf listed twice would count twice in the norm and be scaled twice */
+    set_grad(a, (const double[]){3, 4});
+    tg_tensor *twice[2] = {a, a};
+    cr_assert_eq(tg_clip_grad_norm(twice, 2, 1.0, &norm), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "clip_grad_norm: params[0] and params[1] are the same leaf");
+    cr_assert_eq(tg_tensor_grad_get(a, 0), 3.0, "grads untouched");
     tg_tensor_free(a);
+}
+
+/* A step count of 2^64 - 1 (a corrupt checkpoint's, say) cannot be followed: the next t would
+ * wrap to 0, Adam's bias correction 1 - b^0 be 0 and every weight NaN. Refused, nothing moved. */
+Test(optim, the_largest_step_count_is_refused)
+{
+    tg_tensor *w = ts_vec(TG_F64, 2, W0, true);
+    tg_optim_options opt = TG_OPTIM_OPTIONS_INIT;
+    opt.kind = TG_OPTIM_ADAM;
+    tg_optim *o = NULL;
+    cr_assert_eq(tg_optim_new(&opt, &w, 1, &o), TG_OK, "%s", tg_last_error());
+    set_grad(w, G1);
+    cr_assert_eq(tg_optim_set_state(o, tg_optim_state(o), tg_optim_state_size(o), UINT64_MAX),
+                 TG_EINVAL);
+    ts_assert_has(tg_last_error(), "optim_set_state: steps is 2^64 - 1");
+    cr_assert_eq(tg_optim_steps(o), 0);
+    tg_optim_set_steps(o, UINT64_MAX);
+    cr_assert_eq(tg_optim_step(o), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "optim_step: the step count is 2^64 - 1");
+    ts_assert_values(w, W0, 2, 0, 0, "w untouched");
+    tg_optim_set_steps(o, UINT64_MAX - 1); /* the last step there is */
+    cr_assert_eq(tg_optim_step(o), TG_OK);
+    cr_assert(isfinite(tg_tensor_get(w, 0)) && tg_tensor_get(w, 0) != W0[0]);
+    tg_optim_free(o);
+    tg_tensor_free(w);
 }
 
 /* ---- out of memory ------------------------------------------------------------------------- */

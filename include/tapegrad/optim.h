@@ -60,7 +60,8 @@ TG_API tg_status tg_optim_new(const tg_optim_options *opt, tg_tensor *const *par
                               tg_optim **out);
 TG_API void tg_optim_free(tg_optim *optim);
 /* One update from the current grads (a leaf without a grad buffer is skipped, its state
- * untouched). The step count advances by one. TG_EINVAL for a NULL optim. */
+ * untouched). The step count advances by one. TG_EINVAL for a NULL optim, or a step count of
+ * 2^64 - 1 (it would wrap to 0, and Adam's bias correction divide by zero), nothing changed. */
 TG_API tg_status tg_optim_step(tg_optim *optim);
 /* TG_EINVAL (and no change) unless lr is finite and >= 0. */
 TG_API tg_status tg_optim_set_lr(tg_optim *optim, double lr);
@@ -75,8 +76,8 @@ TG_API void *tg_optim_state(tg_optim *optim);
 TG_API void tg_optim_set_steps(tg_optim *optim, uint64_t steps);
 /* Restores a saved state (a checkpoint's): `bytes` must equal tg_optim_state_size and `state`
  * hold the block in the layout above (state NULL is allowed when bytes is 0), every value
- * finite and Adam's second moments >= 0; the step count becomes `steps`. TG_EINVAL naming the
- * first bad value, and then nothing changes. */
+ * finite and Adam's second moments >= 0; the step count becomes `steps` (below 2^64 - 1).
+ * TG_EINVAL naming the first bad value, and then nothing changes. */
 TG_API tg_status tg_optim_set_state(tg_optim *optim, const void *state, size_t bytes,
                                     uint64_t steps);
 /* The options in effect (MOMENTUM's 0 reads back as 0.9; lr as last set). TG_EINVAL for NULL. */

@@ -105,6 +105,20 @@ void tg_optim_free(tg_optim *optim)
     tg__free(optim, sizeof *optim);
 }
 
+/* TG_EINVAL when params[i] is one of params[0..i): a leaf listed twice would be `what` twice
+ * (updated, scaled). */
+static tg_status check_distinct(const char *who, tg_tensor *const *params, size_t i,
+                                const char *what)
+{
+    for (size_t j = 0; j < i; j++)
+        if (params[j] == params[i])
+            return tg__error(TG_EINVAL,
+                             "%s: params[%zu] and params[%zu] are the same leaf (it would be %s "
+                             "twice)",
+                             who, j, i, what);
+    return TG_OK;
+}
+
 tg_status tg_optim_new(const tg_optim_options *opt, tg_tensor *const *params, size_t n,
                        tg_optim **out)
 {
@@ -135,11 +149,8 @@ tg_status tg_optim_new(const tg_optim_options *opt, tg_tensor *const *params, si
             return tg__error(TG_EDTYPE, "optim_new: params[%zu] is %s, params[0] is %s", i,
                              tg_dtype_name(tg_tensor_dtype(p)),
                              tg_dtype_name(tg_tensor_dtype(params[0])));
-        for (size_t j = 0; j < i; j++)
-            if (params[j] == p)
-                return tg__error(TG_EINVAL, "optim_new: params[%zu] and params[%zu] are the same "
-                                            "leaf (it would be updated twice)",
-                                 j, i);
+        if ((st = check_distinct("optim_new", params, i, "updated")) != TG_OK)
+            return st;
         if (__builtin_add_overflow(numel, tg_tensor_numel(p), &numel))
             return tg__error(TG_EINVAL, "optim_new: too many parameters");
     }
@@ -296,6 +307,9 @@ tg_status tg_optim_step(tg_optim *optim)
 {
     if (!optim)
         return tg__error(TG_EINVAL, "optim_step: optim is NULL");
+    if (optim->steps == UINT64_MAX) /* t would wrap to 0: Adam's bias correction 1 - b^0 = 0 */
+        return tg__error(TG_EINVAL, "optim_step: the step count is 2^64 - 1, the largest it can "
+                                    "hold (a corrupt count, set by optim_set_steps?)");
     const tg_optim_options *p = &optim->opt;
     uint64_t t = optim->steps + 1;
     update_job jb = {optim, p->lr, 1 - pow(p->beta1, (double)t), 1 - pow(p->beta2, (double)t)};
@@ -352,6 +366,8 @@ tg_status tg_optim_set_state(tg_optim *optim, const void *state, size_t bytes, u
                          tg_dtype_name(optim->dtype), optim->state_bytes);
     if (bytes && !state)
         return tg__error(TG_EINVAL, "%s: state is NULL", who);
+    if (steps == UINT64_MAX)
+        return tg__error(TG_EINVAL, "%s: steps is 2^64 - 1, which no step can follow", who);
     /* Check everything before changing anything. Adam's block is m then v; v is a running
      * mean of squares, so a negative one is corrupt (and would make sqrt(v) NaN). */
     bool f32 = optim->dtype == TG_F32, adam = state_buffers(&optim->opt) == 2;
@@ -461,6 +477,9 @@ tg_status tg_clip_grad_norm(tg_tensor *const *params, size_t n, double max_norm,
         if (!p || !tg_tensor_is_leaf(p))
             return tg__error(TG_EINVAL, "clip_grad_norm: params[%zu] is %s", i,
                              p ? "not a leaf" : "NULL");
+        tg_status st = check_distinct("clip_grad_norm", params, i, "counted and scaled");
+        if (st != TG_OK)
+            return st;
         const void *grad = tg_tensor_grad_data(p);
         const bool f32 = tg_tensor_dtype(p) == TG_F32;
         for (size_t k = 0, m = tg_tensor_numel(p); grad && k < m; k++) {
