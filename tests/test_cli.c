@@ -325,7 +325,8 @@ Test(grad_errors, program_errors_exit_1_with_caret)
     tp_run_free(&r);
     r = RUN("grad", "cross_entropy(z, y)", "z=[[1, 2]]", "--const", "y=[3]");
     tp_expect_status(&r, 1);
-    ts_assert_has(r.err, "error: 1:1-19: onehot: label 0 is 3, not an integer class id in 0..1");
+    ts_assert_has(r.err,
+                  "error: 1:1-19: cross_entropy: label 0 is 3, not an integer class id in 0..1");
     tp_run_free(&r);
 }
 

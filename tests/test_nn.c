@@ -350,7 +350,7 @@ Test(loss, cross_entropy_bad_labels)
 {
     expect_ce_error((const double[]){0, 1.5, 2}, 3, TG_EINVAL, "label 1 is 1.5");
     expect_ce_error((const double[]){0, 1, 4}, 3, TG_EINVAL, "label 2 is 4");
-    expect_ce_error((const double[]){-1, 1, 2}, 3, TG_EINVAL, "label 0 is -1");
+    expect_ce_error((const double[]){-1, 1, 2}, 3, TG_EINVAL, "cross_entropy: label 0 is -1");
     expect_ce_error((const double[]){0, NAN, 2}, 3, TG_EINVAL, "label 1 is nan");
     expect_ce_error((const double[]){0, 1}, 2, TG_ESHAPE, "[3,4]");
 }

@@ -97,33 +97,32 @@ tg_tensor *tg_cross_entropy_soft(tg_tape *tape, tg_tensor *logits, tg_tensor *ta
     return tg_neg(tape, tg_mean(tape, per_row, TG_ALL_AXES, false));
 }
 
-tg_tensor *tg_onehot(tg_tape *tape, tg_tensor *labels, size_t n_classes)
+/* tg_onehot for the function `who`, whose name its errors carry. */
+static tg_tensor *onehot_for(const char *who, tg_tape *tape, tg_tensor *labels, size_t n_classes)
 {
-    if (!usable(tape, "onehot", labels, labels))
+    if (!usable(tape, who, labels, labels))
         return NULL;
     if (!tg_tensor_is_leaf(labels) && !tg_tensor_data_const(labels))
         return fail(tape, TG_ESTALE,
-                    "onehot: the labels (node %zu) were recorded before the tape "
-                    "was reset",
+                    "%s: the labels (node %zu) were recorded before the tape was reset", who,
                     tg_tensor_index(labels));
     const size_t n = tg_tensor_numel(labels);
     const tg_dtype dtype = tg_tensor_dtype(labels);
     if (n_classes == 0)
-        return fail(tape, TG_EINVAL, "onehot: n_classes is 0 (a label needs a class to be)");
+        return fail(tape, TG_EINVAL, "%s: n_classes is 0 (a label needs a class to be)", who);
     if (n > SIZE_MAX / n_classes / 8)
-        return fail(tape, TG_ESHAPE, "onehot: %zu x %zu is too large", n, n_classes);
+        return fail(tape, TG_ESHAPE, "%s: %zu x %zu is too large", who, n, n_classes);
     /* Build in arena scratch, then record it as a constant (one copy, no heap). */
     const size_t es = tg_dtype_size(dtype);
-    unsigned char *buf = tg_tape__scratch(tape, n * n_classes * es, "onehot");
+    unsigned char *buf = tg_tape__scratch(tape, n * n_classes * es, who);
     if (!buf)
         return NULL;
     memset(buf, 0, n * n_classes * es);
     for (size_t i = 0; i < n; i++) {
         double v = tg_tensor_get(labels, i);
         if (!(v >= 0 && v < (double)n_classes && v == floor(v)))
-            return fail(tape, TG_EINVAL,
-                        "onehot: label %zu is %g, not an integer class id in 0..%zu", i, v,
-                        n_classes - 1);
+            return fail(tape, TG_EINVAL, "%s: label %zu is %g, not an integer class id in 0..%zu",
+                        who, i, v, n_classes - 1);
         size_t k = i * n_classes + (size_t)v;
         if (dtype == TG_F32)
             ((float *)buf)[k] = 1.0f;
@@ -132,6 +131,11 @@ tg_tensor *tg_onehot(tg_tape *tape, tg_tensor *labels, size_t n_classes)
     }
     const size_t shape[2] = {n, n_classes};
     return tg_constant(tape, dtype, 2, shape, buf);
+}
+
+tg_tensor *tg_onehot(tg_tape *tape, tg_tensor *labels, size_t n_classes)
+{
+    return onehot_for("onehot", tape, labels, n_classes);
 }
 
 tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *labels)
@@ -149,5 +153,6 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *labels)
     if (tg_tensor_dtype(labels) != tg_tensor_dtype(logits))
         return fail(tape, TG_EDTYPE, "cross_entropy: dtypes %s and %s differ",
                     tg_dtype_name(tg_tensor_dtype(logits)), tg_dtype_name(tg_tensor_dtype(labels)));
-    return tg_cross_entropy_soft(tape, logits, tg_onehot(tape, labels, tg_tensor_dim(logits, 1)));
+    return tg_cross_entropy_soft(
+        tape, logits, onehot_for("cross_entropy", tape, labels, tg_tensor_dim(logits, 1)));
 }
