@@ -479,6 +479,80 @@ Test(dot, escapes_user_strings)
     tg_tensor_free(x);
 }
 
+/* What Graphviz cannot take in a label: U+FFFE and U+FFFF, which XML excludes (its parser
+ * dropped the whole label, and the dot command refused the file), and a run of 16384 bytes
+ * without markup (the dot command refused the file). The first become U+FFFD; a name or title
+ * is shown up to 1024 bytes, then an ellipsis. */
+Test(dot, noncharacters_and_long_names)
+{
+    tg_tensor *x = ts_scalar(TG_F64, 2.0, true);
+    tg_tensor_set_name(x, "a\xEF\xBF\xBE" "b\xEF\xBF\xBF" "c");
+    char *amps = malloc(20001), *letters = malloc(20001);
+    memset(amps, '&', 20000), amps[20000] = '\0';
+    memset(letters, 'z', 20000), letters[20000] = '\0';
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *y = tg_square(tape, x);
+    tg_tensor_set_name(y, amps);
+    cr_assert_eq(tg_backward(tape, y), TG_OK);
+    tg_dot_options opt = TG_DOT_OPTIONS_INIT;
+    opt.title = letters;
+    char *dot = dot_of(tape, &opt);
+    ts_assert_has(dot, "a&#65533;b&#65533;c");
+    cr_assert_null(strstr(dot, "\xEF\xBF\xBE"));
+    cr_assert_null(strstr(dot, "\xEF\xBF\xBF"));
+    char *want = malloc(5 * 1024 + 16);
+    strcpy(want, "<B>");
+    for (size_t i = 0; i < 1024; i++)
+        memcpy(want + 3 + 5 * i, "&amp;", 5);
+    strcpy(want + 3 + 5 * 1024, "\xE2\x80\xA6</B>");
+    ts_assert_has(dot, want); /* the name: 1024 of them, then the ellipsis */
+    strcpy(want, "label=<");
+    memset(want + 7, 'z', 1024);
+    strcpy(want + 7 + 1024, "\xE2\x80\xA6>;");
+    ts_assert_has(dot, want); /* the title */
+    assert_labels_balanced(dot);
+#ifdef TG_HAVE_GRAPHVIZ
+    agseterr(AGMAX);
+    agreseterrors();
+    Agraph_t *g = agmemread(dot);
+    cr_assert_not_null(g, "Graphviz rejected the dot text");
+    cr_assert_eq(agerrors(), 0, "Graphviz complained");
+    char *label = agget(agnode(g, "l0", 0), "label");
+    cr_assert(label && aghtmlstr(label));
+    ts_assert_has(label, "a&#65533;b&#65533;c");
+    agclose(g);
+#endif
+    free(want);
+    free(amps);
+    free(letters);
+    tg_dot_string_free(dot);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
+/* The text shows every leaf's values, so a recording one of whose leaves may have been freed
+ * is refused (it was read after the free); after a reset the tape draws again. */
+Test(dot, a_freed_leaf_is_refused_not_read)
+{
+    tg_tensor *x = ts_scalar(TG_F64, 2.0, true), *c = ts_scalar(TG_F64, 3.0, false);
+    tg_tape *tape = tg_tape_new();
+    cr_assert_eq(tg_backward(tape, tg_mul(tape, x, c)), TG_OK);
+    const uint64_t fp = tg_tape_fingerprint(tape);
+    tg_tensor_free(c);
+    cr_assert_eq(tg_tape_fingerprint(tape), fp, "the fingerprint reads no leaf");
+    char *dot = NULL;
+    size_t len;
+    cr_assert_eq(tg_dot_string(tape, NULL, &dot, &len), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "dot: a leaf was freed since this recording began");
+    cr_assert_null(dot);
+    tg_tape_reset(tape);
+    cr_assert_not_null(tg_square(tape, x));
+    cr_assert_eq(tg_dot_string(tape, NULL, &dot, &len), TG_OK, "%s", tg_last_error());
+    tg_dot_string_free(dot);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
 /* ---- gradient flow --------------------------------------------------------------------------- */
 
 Test(dot, grad_flow_colours_by_decade)

@@ -42,14 +42,17 @@ typedef struct tg_dot_options {
 /* Writes the tape's graph as Graphviz dot text to `out` (opened by the caller and left open;
  * flushed at the end, so a full disk is reported here). opt NULL means TG_DOT_OPTIONS_INIT.
  * Names, the title and every other user string are escaped, so the text is valid dot
- * whatever they hold.
- * Errors: TG_EINVAL (tape or out NULL), TG_EIO (a write failed; part of the text may have
- * been written). */
+ * whatever they hold (what XML cannot hold becomes U+FFFD; a string is shown up to 1024
+ * bytes, then an ellipsis). The labels show the leaves' values, so the leaves the recording
+ * used must be alive: after any leaf some tape used was freed since the recording began (the
+ * tape cannot tell which), the writers refuse.
+ * Errors: TG_EINVAL (tape or out NULL), TG_ESTALE (a leaf freed, as above; nothing written),
+ * TG_EIO (a write failed; part of the text may have been written). */
 TG_API tg_status tg_dot_write(const tg_tape *tape, FILE *out, const tg_dot_options *opt);
 
 /* The same text in memory: *out receives a NUL-terminated string the caller frees with
  * tg_dot_string_free, and *len (if len is not NULL) its length. On error *out is NULL.
- * Errors: TG_EINVAL (tape or out NULL), TG_ENOMEM. */
+ * Errors: TG_EINVAL (tape or out NULL), TG_ESTALE (as tg_dot_write), TG_ENOMEM. */
 TG_API tg_status tg_dot_string(const tg_tape *tape, const tg_dot_options *opt, char **out,
                                size_t *len);
 /* Frees a string from tg_dot_string. NULL is ignored. */
@@ -69,7 +72,8 @@ TG_API bool tg_dot_can_render(void);
  * Errors: TG_EINVAL (tape, format or path NULL; a format other than svg, png, pdf),
  * TG_ENOTSUP (built without Graphviz, with a message saying how to enable it; or Graphviz
  * lacks the plugin for the format or the layout engine), TG_EIO (path cannot be written),
- * TG_EFORMAT (Graphviz rejected the graph), TG_ENOMEM. */
+ * TG_EFORMAT (Graphviz rejected the graph, or reported an error while rendering it),
+ * TG_ESTALE (as tg_dot_write), TG_ENOMEM. */
 TG_API tg_status tg_dot_render(const tg_tape *tape, const char *format, const char *path,
                                const tg_dot_options *opt);
 

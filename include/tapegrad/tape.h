@@ -51,7 +51,10 @@ TG_API tg_status tg_tape_fail(tg_tape *tape, tg_status status, const char *fmt, 
 /* Number of recorded nodes, and node i in recording order (NULL when out of range). */
 TG_API size_t tg_tape_size(const tg_tape *tape);
 TG_API tg_tensor *tg_tape_node(const tg_tape *tape, size_t i);
-/* Leaves used by the recorded nodes, in order of first use. */
+/* Leaves used by the recorded nodes, in order of first use. tg_tape_leaf gives NULL when i is
+ * out of range, and (TG_ESTALE) when a leaf was freed since the recording began: the tape
+ * keeps its leaves by address and cannot tell which one went (any leaf some tape had used
+ * counts), so it hands out none that might dangle. */
 TG_API size_t tg_tape_leaf_count(const tg_tape *tape);
 TG_API tg_tensor *tg_tape_leaf(const tg_tape *tape, size_t i);
 /* Bytes of arena memory the tape holds (its capacity, not what is in use). */
@@ -173,7 +176,8 @@ TG_API tg_status tg_tape_replay(tg_tape *tape);
 
 /* XXH3-64 over every node's (op, dtype, shape, axis attributes, input references): equal for
  * equally structured recordings, different when any of those differ. Constant operands such
- * as a scale factor and the values themselves do not enter it. */
+ * as a scale factor and the values themselves do not enter it. The leaves enter as the
+ * recording noted them, so it reads none (they may have been freed since). */
 TG_API uint64_t tg_tape_fingerprint(const tg_tape *tape);
 
 #ifdef __cplusplus

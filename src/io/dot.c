@@ -65,8 +65,9 @@ static void putf(sink *s, const char *fmt, ...)
 /* ---- escaping ------------------------------------------------------------------------------ */
 
 /* Length of the valid UTF-8 sequence starting at p (1..4), or 0 when it is not valid (bad
- * lead byte, missing continuation, overlong form, surrogate, beyond U+10FFFF). */
-static size_t utf8_len(const unsigned char *p)
+ * lead byte, missing continuation, overlong form, surrogate, beyond U+10FFFF); *cp receives
+ * the code point. */
+static size_t utf8_len(const unsigned char *p, unsigned *cp_out)
 {
     unsigned c = p[0];
     size_t n;
@@ -88,24 +89,37 @@ static size_t utf8_len(const unsigned char *p)
     }
     if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
         return 0;
+    *cp_out = cp;
     return n;
 }
+
+/* The most bytes of a name or title a label shows; longer ones end in an ellipsis. Escaped,
+ * they stay under the 16384 bytes Graphviz's scanner takes between two pieces of markup (a
+ * byte becomes at most the 8 of "&#65533;"), past which the whole file is refused. */
+#define LABEL_TEXT_MAX 1024
 
 /* Text inside an HTML-like label (label=<...>). Graphviz parses it as XML, so & < > " must be
  * entities; a newline becomes a line break; other control bytes and invalid UTF-8 (which
  * Graphviz would reject or misread) become U+FFFD. Dot's own specials ({ } | \ and quotes in
- * record or quoted labels) mean nothing here, so they pass through as themselves. */
+ * record or quoted labels) mean nothing here, so they pass through as themselves. At most
+ * LABEL_TEXT_MAX bytes of text are shown. */
 static void put_html(sink *s, const char *text)
 {
-    const unsigned char *p = (const unsigned char *)text;
+    const unsigned char *start = (const unsigned char *)text, *p = start;
     while (*p) {
+        if ((size_t)(p - start) >= LABEL_TEXT_MAX) {
+            puts_(s, "\xE2\x80\xA6"); /* U+2026, the ellipsis */
+            break;
+        }
         const unsigned char *run = p;
-        while (*p >= 0x20 && *p < 0x7F && *p != '&' && *p != '<' && *p != '>' && *p != '"')
+        while ((size_t)(p - start) < LABEL_TEXT_MAX && *p >= 0x20 && *p < 0x7F && *p != '&' &&
+               *p != '<' && *p != '>' && *p != '"')
             p++;
         put(s, (const char *)run, (size_t)(p - run));
-        if (!*p)
-            break;
+        if (!*p || (size_t)(p - start) >= LABEL_TEXT_MAX)
+            continue;
         size_t n;
+        unsigned cp;
         switch (*p) {
         case '&': puts_(s, "&amp;"); break;
         case '<': puts_(s, "&lt;"); break;
@@ -114,8 +128,12 @@ static void put_html(sink *s, const char *text)
         case '\n': puts_(s, "<BR/>"); break;
         case '\t': puts_(s, " "); break;
         default:
-            if (*p >= 0x80 && (n = utf8_len(p)) > 0) {
-                put(s, (const char *)p, n);
+            if (*p >= 0x80 && (n = utf8_len(p, &cp)) > 0) {
+                /* XML, which Graphviz reads the label as, has no U+FFFE or U+FFFF */
+                if (cp == 0xFFFE || cp == 0xFFFF)
+                    puts_(s, "&#65533;");
+                else
+                    put(s, (const char *)p, n);
                 p += n;
                 continue;
             }
@@ -509,6 +527,12 @@ static void put_legend(writer *w)
 
 static tg_status write_graph(sink *s, const tg_tape *tape, const tg_dot_options *opt)
 {
+    /* The labels show every leaf's values: none may have been freed (tg_tape_leaf says) */
+    if (tg_tape_leaf_count(tape) > 0 && !tg_tape_leaf(tape, 0))
+        return tg__error(TG_ESTALE,
+                         "dot: a leaf was freed since this recording began (the tape keeps its "
+                         "leaves by address, and any leaf some tape used counts): write the "
+                         "graph before freeing the leaves its recording used");
     static const tg_dot_options defaults = TG_DOT_OPTIONS_INIT;
     writer w = {s, tape, opt ? *opt : defaults, NULL, 0, false};
 

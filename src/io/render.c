@@ -90,6 +90,9 @@ static tg_status render_to_memory(const char *dot, const char *format, char **da
             else if (rc != 0)
                 st = tg__error(TG_ENOTSUP, "dot_render: Graphviz cannot render %s: %s", format,
                                gv_said("is its plugin for that format installed?"));
+            else if (agerrors() > AGWARN) /* it went on past an error: a label it dropped */
+                st = tg__error(TG_EFORMAT, "dot_render: Graphviz rendered with an error: %s",
+                               gv_said("unknown error"));
         }
         gvFreeLayout(gvc, g);
     }

@@ -130,7 +130,16 @@ size_t tg_tape_leaf_count(const tg_tape *tape)
 
 tg_tensor *tg_tape_leaf(const tg_tape *tape, size_t i)
 {
-    return tape && i < tape->n_leaves ? tape->leaves[i].leaf : NULL;
+    if (!tape || i >= tape->n_leaves)
+        return NULL;
+    if (__atomic_load_n(&tg_tensor__leaves_freed, __ATOMIC_ACQUIRE) != tape->leaves_freed) {
+        tg__error(TG_ESTALE, "tape_leaf: a leaf was freed since this recording began (the tape "
+                             "keeps its leaves by address, and any leaf some tape used counts), "
+                             "so leaf %zu may be gone",
+                  i);
+        return NULL;
+    }
+    return tape->leaves[i].leaf;
 }
 
 size_t tg_tape_arena_capacity(const tg_tape *tape)
@@ -830,9 +839,11 @@ uint64_t tg_tape_fingerprint(const tg_tape *tape)
         const int arity = tg_node__n_inputs(y);
         tg_tensor *const *in = tg_node__inputs(y);
         for (int j = 0; j < arity; j++) {
+            /* a leaf input by its slot, found by its address alone (it may have been freed
+             * since: this recording's nodes, allocated while it was alive, never share it) */
             const tg_tensor *x = in[j];
-            rec[k++] = (x->flags & TG_TF_LEAF) ? LEAF_REF | tg_tape__leaf_slot(tape, x)
-                                               : (uint64_t)x->index;
+            const size_t s = tg_tape__leaf_slot(tape, x);
+            rec[k++] = s != SIZE_MAX ? LEAF_REF | s : (uint64_t)x->index;
             if (k == REC_MAX - 2) { /* only variadic ops get here: hash in pieces */
                 h = XXH3_64bits_withSeed(rec, k * sizeof rec[0], h);
                 k = 0;
@@ -845,8 +856,9 @@ uint64_t tg_tape_fingerprint(const tg_tape *tape)
             h = XXH3_64bits_withSeed(name, strlen(name), h);
         }
     }
+    /* The leaves as the recording noted them (their slots): a leaf freed since is never read. */
     for (size_t i = 0; i < tape->n_leaves; i++) {
-        const tg_tensor *x = tape->leaves[i].leaf;
+        const tg_leaf_slot *x = &tape->leaves[i];
         size_t k = 0;
         rec[k++] = ((uint64_t)x->requires_grad << 16) | ((uint64_t)x->dtype << 8) | x->rank;
         for (int d = 0; d < x->rank; d++)
