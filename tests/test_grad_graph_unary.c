@@ -582,6 +582,39 @@ Test(grad_graph_unary, edge_conventions)
     cr_assert_not(expect_edges(tg_ceil, "ceil", 3, TS_VALS(-1.5, 0, 2), TS_VALS(0, 0, 0)));
 }
 
+/* atanh's gradient is NaN for |x| > 1, and so are its derivatives, in x (a Hessian) and in the
+ * seed (forward mode): the NaN was once a constant added to the gradient, which the next
+ * derivative dropped. Inside, atanh'' = 2x / (1 - x^2)^2 and d(g)/d(seed) = 1 / (1 - x^2). */
+Test(grad_graph_unary, atanh_outside_its_domain_stays_nan_in_every_derivative)
+{
+    const double xv[3] = {-1.5, 0.5, 2};
+    tg_tensor *x = ts_vec(TG_F64, 3, xv, true), *v = ts_vec(TG_F64, 3, TS_VALS(1, 1, 1), true);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *g, *d[2];
+    cr_assert_eq(tg_vjp(tape, tg_atanh(tape, x), v, &x, 1, &g), TG_OK, "%s", tg_last_error());
+    tg_tensor *xs[2] = {x, v};
+    cr_assert_eq(tg_grad(tape, tg_sum(tape, g, TG_ALL_AXES, false), xs, 2, d), TG_OK, "%s",
+                 tg_last_error());
+    for (size_t i = 0; i < 3; i++) {
+        if (fabs(xv[i]) > 1) {
+            cr_expect(isnan(tg_tensor_get(g, i)), "g at %g", xv[i]);
+            cr_expect(isnan(tg_tensor_get(d[0], i)), "d/dx at %g: %g", xv[i],
+                      tg_tensor_get(d[0], i));
+            cr_expect(isnan(tg_tensor_get(d[1], i)), "d/dseed at %g: %g", xv[i],
+                      tg_tensor_get(d[1], i));
+        } else {
+            const double q = 1 - xv[i] * xv[i];
+            ts_assert_close(tg_tensor_get(d[0], i), 2 * xv[i] / (q * q), 0, 1e-15, "atanh''");
+            ts_assert_close(tg_tensor_get(d[1], i), 1 / q, 0, 1e-15, "d/dseed");
+        }
+    }
+    tg_tensor_free(d[0]);
+    tg_tensor_free(d[1]);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(v);
+}
+
 /* The graph gradient of a smooth op is differentiable; sums over fan-out (x used by two ops)
  * meet in the second derivative too: f = sum(sin(x) * exp(x)), f'' = (e^x (sin + cos))' =
  * 2 e^x cos x. */

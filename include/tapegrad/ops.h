@@ -356,8 +356,9 @@ TG_API tg_tensor *tg_permute(tg_tape *tape, tg_tensor *x, const int *axes);
 TG_API tg_tensor *tg_minimum(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 TG_API tg_tensor *tg_maximum(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 /* The angle of the point (x, y), in [-pi, pi], as C's atan2(y, x) (y first). Gradient
- * dy += x / (x^2 + y^2), dx += -y / (x^2 + y^2) (computed through hypot, so it neither
- * overflows nor underflows for large or tiny points); at the origin, where atan2 has no
+ * dy += x / (x^2 + y^2), dx += -y / (x^2 + y^2) (computed through hypot, or, recorded for
+ * higher derivatives, with the point scaled by max(|x|, |y|) first, so it neither overflows
+ * nor underflows for large or tiny points); at the origin, where atan2 has no
  * derivative, both are NaN (0/0). The jump from pi to -pi across the negative x axis has no
  * gradient of its own. */
 TG_API tg_tensor *tg_atan2(tg_tape *tape, tg_tensor *y, tg_tensor *x);

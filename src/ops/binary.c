@@ -394,8 +394,9 @@ BINARY_OP(add, ADD, true, a + b, dy, dy, dy, dy)
 BINARY_OP(sub, SUB, false, a - b, dy, -dy, dy, GNEG(dy))
 /* y = a * b;  da += dy * b, db += dy * a */
 BINARY_OP(mul, MUL, true, a *b, dy *b, dy *a, GMUL(dy, b), GMUL(dy, a))
-/* y = a / b;  da += dy / b, db += -dy * a / b^2 = -da * y */
-BINARY_OP(div, DIV, false, a / b, dy / b, -dy *a / (b * b), GDIV(dy, b),
+/* y = a / b;  da += dy / b, db += -dy * a / b^2 = -(dy / b) * y   (b^2 itself would overflow
+ * or underflow long before the gradient does: b = 1e-23 in f32) */
+BINARY_OP(div, DIV, false, a / b, dy / b, -(dy / b) * (a / b), GDIV(dy, b),
           GNEG(GMUL(GDIV(dy, b), y)))
 
 /* minimum and maximum pick a when it is below (above) b or NaN, else b (also when b is NaN);
@@ -416,10 +417,15 @@ BINARY_OP(minimum, MINIMUM, true, A_BELOW ? a : b, SHARE_A(A_BELOW), SHARE_B(A_B
 BINARY_OP(maximum, MAXIMUM, true, A_ABOVE ? a : b, SHARE_A(A_ABOVE), SHARE_B(A_ABOVE),
           GSHARE_A(tg_gt(tape, a, b)), GSHARE_B(tg_gt(tape, a, b)))
 /* y = atan2(a, b), the angle of the point (x, y) = (b, a);  with r = hypot(a, b):
- * da += dy * b / r^2, db += -dy * a / r^2 (NaN at the origin) */
-#define R2 GADD(tg_square(tape, a), tg_square(tape, b))
+ * da += dy * b / r^2, db += -dy * a / r^2 (NaN at the origin). As ops, with a and b scaled by
+ * m = max(|a|, |b|) first, so that r^2 / m^2 is in [1, 2]: a^2 + b^2 would overflow beyond
+ * 1e154 and underflow below 1e-154 (giving 0 and NaN). The gradient does not depend on m, so
+ * neither do its derivatives. */
+#define M_AB tg_maximum(tape, tg_abs(tape, a), tg_abs(tape, b))
+#define R2_OVER_M2(m) GADD(tg_square(tape, GDIV(a, m)), tg_square(tape, GDIV(b, m)))
+#define ATAN2_SHARE(num, m) GDIV(GDIV(GMUL(dy, GDIV(num, m)), R2_OVER_M2(m)), m)
 BINARY_OP(atan2, ATAN2, false, atan2(a, b), dy *(b / hypot(a, b)) / hypot(a, b),
-          -dy *(a / hypot(a, b)) / hypot(a, b), GDIV(GMUL(dy, b), R2), GNEG(GDIV(GMUL(dy, a), R2)))
+          -dy *(a / hypot(a, b)) / hypot(a, b), ATAN2_SHARE(b, M_AB), GNEG(ATAN2_SHARE(a, M_AB)))
 /* y = a^b;  da += dy * b * a^(b-1) (0 where b = 0), db += dy * y * log(a) (0 where y = 0) */
 #define ZERO_WHERE(cond, v) tg_where(tape, (cond), tg_ops__zeros_like(tape, y), (v))
 BINARY_OP(pow_tensor, POW_TENSOR, false, pow(a, b), b == 0 ? 0 : dy * b * pow(a, b - 1),

@@ -230,13 +230,14 @@ static inline float tanh_f32(float x)
 #define TANH(x) _Generic((x), float : tanh_f32, default : tg__tanh)(x)
 
 /* Shorthands of the differentiable VJPs (beside op_impl.h's GADD ...; x and tape in scope): a
- * 0-d constant of x's dtype, 1 - p, (1 - x)(1 + x) as the in-place VJPs compute it, and NaN
- * where a 0/1 mask (a comparison: a constant) is 1, -0 elsewhere (sqrt(-mask): adding it
- * changes nothing where the mask is 0). */
+ * 0-d constant of x's dtype, 1 - p, (1 - x)(1 + x) as the in-place VJPs compute it, and g
+ * made NaN where a 0/1 mask (a comparison: a constant) is 1: g * (1 + sqrt(-mask)), which is
+ * g * 1 exactly elsewhere. A factor, not a term: a NaN added as a constant would vanish from
+ * the derivatives of the gradient (in dy and in x), which must be NaN there too. */
 #define GCONST(v) tg_scalar(tape, (tg_dtype)x->dtype, (v))
 #define GONE_MINUS(p) GADDC(GNEG(p), 1)
 #define GONE_MINUS_X2 GMUL(GONE_MINUS(x), GADDC(x, 1))
-#define GNAN_WHERE(mask) tg_sqrt(tape, GNEG(mask))
+#define GNAN_WHERE(g, mask) GMUL((g), GADDC(tg_sqrt(tape, GNEG(mask)), 1))
 
 /* The differentiable VJPs follow the in-place ones term for term (the same roundings where the
  * ops allow), and record piecewise-constant factors (relu's and clamp's masks, abs's sign) as
@@ -416,9 +417,9 @@ UNARY_OP(asinh, ASINH, NONE, asinh(x), dy / hypot(x, (T)1), GDIV(dy, tg_cosh(tap
 UNARY_OP(acosh, ACOSH, NONE, acosh(x), dy / (sqrt(x - 1) * sqrt(x + 1)),
          GDIV(dy, GMUL(tg_sqrt(tape, GADDC(x, -1)), tg_sqrt(tape, GADDC(x, 1)))))
 /* y = atanh x;  dx += dy / ((1-x)(1+x))   (+inf at +-1; NaN for |x| > 1, where the formula
- * alone would give a finite number: as ops, a NaN added there) */
+ * alone would give a finite number: as ops, made NaN there) */
 UNARY_OP(atanh, ATANH, NONE, atanh(x), fabs(x) <= 1 ? dy / ((1 - x) * (1 + x)) : (T)NAN,
-         GADD(GDIV(dy, GONE_MINUS_X2), GNAN_WHERE(tg_gt(tape, tg_abs(tape, x), GCONST(1)))))
+         GNAN_WHERE(GDIV(dy, GONE_MINUS_X2), tg_gt(tape, tg_abs(tape, x), GCONST(1))))
 /* y = e^x - 1;  dx += dy * e^x   (y + 1 would cancel for x < 0) */
 UNARY_OP(expm1, EXPM1, NONE, expm1(x), dy *exp(x), GMUL(dy, tg_exp(tape, x)))
 /* y = log(1 + x);  dx += dy / (1 + x)   (as log: -inf at -1 with gradient +inf) */

@@ -212,3 +212,64 @@ Test(ops, stable_logsumexp_softmax)
         EXPECT_VALUES("softmax with a -inf", tg_softmax(tape, m, 0), 0, 0.5, 0.5);
     }
 }
+
+/* The divisor's gradient -dy a / b^2 at divisors whose square over- or underflows where the
+ * gradient does not (f32: b = 1e-23 gives -1e26; f64: b = 1e-200 and 1e200), by the plain
+ * VJP and by the recorded one (tg_grad_graph), which agree. */
+Test(ops, div_gradient_at_extreme_divisors)
+{
+    static const struct {
+        tg_dtype dt;
+        double a, b, db;
+    } cases[] = {{TG_F32, 1e-20, 1e-23, -1e26},
+                 {TG_F32, 1e30, 1e20, -1e-10},
+                 {TG_F64, 1e-200, 1e-200, -1e200},
+                 {TG_F64, 1e200, 1e200, -1e-200},
+                 {TG_F64, 0, 1e-200, 0}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        for (int graph = 0; graph < 2; graph++) {
+            tg_tape_reset(tape);
+            tg_tensor *a = own_leaf(cases[k].dt, 0, NULL, TS_VALS(cases[k].a), true);
+            tg_tensor *b = own_leaf(cases[k].dt, 0, NULL, TS_VALS(cases[k].b), true);
+            tg_tensor *y = tg_div(tape, a, b), *g[2];
+            double got;
+            if (graph) {
+                tg_tensor *xs[2] = {a, b};
+                cr_assert_eq(tg_grad_graph(tape, y, xs, 2, NULL, g), TG_OK, "%s", tg_last_error());
+                got = tg_tensor_item(g[1]);
+            } else {
+                cr_assert_eq(tg_backward(tape, y), TG_OK, "%s", tg_last_error());
+                got = tg_tensor_grad_get(b, 0);
+            }
+            const double tol = cases[k].dt == TG_F32 ? 1e-6 : 1e-15;
+            ts_assert_close(got, cases[k].db, 0, tol, "d(a/b)/db at a = %g, b = %g (%s, %s)",
+                            cases[k].a, cases[k].b, tg_dtype_name(cases[k].dt),
+                            graph ? "recorded" : "plain");
+        }
+    }
+}
+
+/* atan2's recorded gradient (what forward mode and Hessians differentiate) at magnitudes
+ * whose squares over- or underflow: a^2 + b^2 gave NaN below 1e-154 and 0 above 1e154.
+ * d atan2(a, b) / db = -a / (a^2 + b^2) = -1 / (2 t) at a = b = t. */
+Test(ops, atan2_recorded_gradient_at_extreme_magnitudes)
+{
+    const double ts[3] = {1e-200, 1, 1e200};
+    for (size_t k = 0; k < 3; k++) {
+        tg_tape_reset(tape);
+        tg_tensor *a = own_leaf(TG_F64, 0, NULL, TS_VALS(ts[k]), true);
+        tg_tensor *b = own_leaf(TG_F64, 0, NULL, TS_VALS(ts[k]), true);
+        tg_tensor *xs[2] = {a, b}, *g[2];
+        cr_assert_eq(tg_grad_graph(tape, tg_atan2(tape, a, b), xs, 2, NULL, g), TG_OK, "%s",
+                     tg_last_error());
+        ts_assert_close(tg_tensor_item(g[0]), 0.5 / ts[k], 0, 1e-15, "da at %g", ts[k]);
+        ts_assert_close(tg_tensor_item(g[1]), -0.5 / ts[k], 0, 1e-15, "db at %g", ts[k]);
+        /* and its own derivative: d2/db2 atan2(a, b) = 2ab / (a^2 + b^2)^2 = 1 / (2 t^2) at 1 */
+        if (k == 1) {
+            tg_tensor *h;
+            cr_assert_eq(tg_grad(tape, g[1], &b, 1, &h), TG_OK, "%s", tg_last_error());
+            ts_assert_close(tg_tensor_item(h), 0.5, 0, 1e-15, "d2/db2 at 1");
+            tg_tensor_free(h);
+        }
+    }
+}
