@@ -209,7 +209,10 @@ TG_API tg_tensor *tg_sub(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 TG_API tg_tensor *tg_mul(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 TG_API tg_tensor *tg_div(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 
-/* Elementwise unary. */
+/* Elementwise unary. scale (c x), add_scalar (x + c) and pow (x^c) on f32 compute with their
+ * constant rounded to f32: one that f32 cannot hold (beyond 3.4e38, or nonzero and below
+ * 1.4e-45, which rounds to 0) is TG_EINVAL rather than a changed result; inf, 0 and f32's
+ * subnormals are taken. */
 TG_API tg_tensor *tg_neg(tg_tape *tape, tg_tensor *x);
 TG_API tg_tensor *tg_scale(tg_tape *tape, tg_tensor *x, double c);
 TG_API tg_tensor *tg_add_scalar(tg_tape *tape, tg_tensor *x, double c);
@@ -303,10 +306,13 @@ TG_API tg_tensor *tg_erf(tg_tape *tape, tg_tensor *x);
 TG_API tg_tensor *tg_softplus(tg_tape *tape, tg_tensor *x);
 /* GELU, the exact form x * Phi(x), Phi the standard normal CDF (computed as erfc(-x/sqrt 2)/2,
  * accurate in both tails); gradient Phi(x) + x phi(x), phi the normal density. Finite for
- * any finite x; gelu(-inf) = 0 with gradient 0, gelu(+inf) = +inf with gradient 1. */
+ * any finite x; gelu(-inf) = 0 with gradient 0, gelu(+inf) = +inf with gradient 1 (the
+ * recorded gradient, tg_grad_graph's, gives NaN at +-inf: it reaches those limits through no
+ * composition of ops; so do silu's, relu's, abs's and clamp's for a dy of +-inf). */
 TG_API tg_tensor *tg_gelu(tg_tape *tape, tg_tensor *x);
 /* SiLU (swish), x * sigmoid(x); gradient s (1 + x (1 - s)), s = sigmoid(x). Without overflow
- * for any x; silu(-inf) = 0 with gradient 0, silu(+inf) = +inf with gradient 1. */
+ * for any x; silu(-inf) = 0 with gradient 0, silu(+inf) = +inf with gradient 1 (recorded:
+ * NaN at +-inf, as gelu's). */
 TG_API tg_tensor *tg_silu(tg_tape *tape, tg_tensor *x);
 /* sign x: 1 for x > 0, -1 for x < 0, 0 at 0 (-0 at -0), NaN for NaN. Zero gradient. */
 TG_API tg_tensor *tg_sign(tg_tape *tape, tg_tensor *x);

@@ -180,12 +180,29 @@ TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, bool fresh, tg_range
     const tg_op_desc tg_op__##id = {                                                               \
         .info = {.name = #id, .arity = 1, .attrs = TG_ATTR_##ATTRS, .differentiable = true},       \
         .op = TG_OP_##ENUM,                                                                        \
-        .shape = tg_ops__same_shape,                                                               \
+        .shape = UNARY_SHAPE_##ATTRS,                                                              \
         .forward = id##_forward,                                                                   \
         .vjp = id##_vjp,                                                                           \
         .vjp_graph = id##_vjp_graph,                                                               \
     };                                                                                             \
     UNARY_CONSTRUCTOR_##ATTRS(id)
+
+/* The shape rule of an op without attributes, and of one with a constant: an f32 op computes
+ * with the constant rounded to f32, so one that f32 cannot hold (beyond 3.4e38, or nonzero
+ * and below 1.4e-45, which would round to 0) would change the result without a word. */
+#define UNARY_SHAPE_NONE tg_ops__same_shape
+#define UNARY_SHAPE_CONSTANT constant_shape
+static tg_status constant_shape(tg_tensor *y, char *msg, size_t size)
+{
+    const double c = y->attr.c;
+    if (y->dtype == TG_F32 && isfinite(c) && (isinf((float)c) || (c != 0 && (float)c == 0))) {
+        snprintf(msg, size,
+                 "the constant %g does not fit f32 (nonzero magnitudes from 1.4e-45 to 3.4e38)",
+                 c);
+        return TG_EINVAL;
+    }
+    return tg_ops__same_shape(y, msg, size);
+}
 
 /* The constructor of an op without attributes, tg_id(tape, x), and of one with a constant,
  * tg_id(tape, x, c): each records through its descriptor. */

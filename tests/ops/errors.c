@@ -226,3 +226,30 @@ Test(ops, error_first_error_is_kept_later_ops_are_quiet)
     tg_tensor *ok = tg_sum(tape, tg_exp(tape, a), TG_ALL_AXES, false);
     cr_expect(ok != NULL, "%s", tg_tape_error(tape));
 }
+
+/* An f32 op computes with its constant rounded to f32: one that f32 cannot hold (overflowing
+ * to inf, or nonzero and rounding to 0) is refused rather than changing the result; f64 takes
+ * them, and f32 takes inf, 0 and subnormals. */
+Test(ops, error_constant_that_f32_cannot_hold)
+{
+    tg_tensor *x = own_leaf(TG_F32, 1, TS_SHAPE(2), TS_VALS(1e-10, 1e30), true);
+    expect_error("scale by 1e39", tg_scale(tape, x, 1e39), TG_EINVAL,
+                 "scale: the constant 1e+39 does not fit f32", NULL);
+    tg_tape_reset(tape);
+    expect_error("scale by 1e-50", tg_scale(tape, x, 1e-50), TG_EINVAL,
+                 "scale: the constant 1e-50 does not fit f32", NULL);
+    tg_tape_reset(tape);
+    expect_error("pow 1e39", tg_pow(tape, x, -1e39), TG_EINVAL, "pow: the constant -1e+39", NULL);
+    tg_tape_reset(tape);
+    expect_error("add 1e40", tg_add_scalar(tape, x, 1e40), TG_EINVAL, "add_scalar: the constant",
+                 NULL);
+    tg_tape_reset(tape);
+    cr_assert_not_null(tg_scale(tape, x, INFINITY));
+    cr_assert_not_null(tg_scale(tape, x, 1e-40), "a subnormal f32: %s", tg_tape_error(tape));
+    cr_assert_not_null(tg_add_scalar(tape, x, 0));
+    tg_tensor *d = own_leaf(TG_F64, 1, TS_SHAPE(2), TS_VALS(1e-10, 1e30), true);
+    tg_tensor *y = tg_scale(tape, d, 1e-50);
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    ts_assert_close(tg_tensor_get(y, 1), 1e-20, 0, 1e-15, "f64 1e30 * 1e-50");
+    tg_tape_reset(tape);
+}
