@@ -33,6 +33,70 @@ tg_status tg_tape__grad_flag_changed(const tg_tape *tape, size_t s, const char *
                      x->requires_grad ? "does" : "does not");
 }
 
+/* Calls visit(x, slot, node, ctx) for each leaf a backward from roots[0..n) reads: the leaf
+ * inputs of every node requiring grad those roots (nodes of this recording or leaves) were
+ * computed from, latest node first, with x's slot in the recording; and each root that is a
+ * leaf, with node SIZE_MAX (and slot SIZE_MAX when no recording lists it). Reads no other
+ * leaf. Stops at the first status visit returns other than TG_OK and returns it; TG_ENOMEM
+ * (naming `who`) when its marks cannot be allocated. */
+typedef tg_status (*leaf_visit)(tg_tensor *x, size_t slot, size_t node, void *ctx);
+static tg_status walk_read_leaves(const tg_tape *tape, tg_tensor *const *roots, size_t n,
+                                  leaf_visit visit, void *ctx, const char *who)
+{
+    size_t top = 0;
+    for (size_t r = 0; r < n; r++)
+        if (!(roots[r]->flags & TG_TF_LEAF) && roots[r]->index + (size_t)1 > top)
+            top = roots[r]->index + (size_t)1;
+    unsigned char *mark = tg__calloc(top ? top : 1, 1);
+    if (!mark)
+        return tg__error(TG_ENOMEM, "%s: out of memory finding the leaves a backward reads", who);
+    tg_status st = TG_OK;
+    for (size_t r = 0; r < n && st == TG_OK; r++) {
+        tg_tensor *x = roots[r];
+        if (!(x->flags & TG_TF_LEAF))
+            mark[x->index] |= x->requires_grad;
+        else
+            st = visit(x, tg_tape__leaf_slot(tape, x), SIZE_MAX, ctx);
+    }
+    for (size_t i = top; i-- > 0 && st == TG_OK;) {
+        if (!mark[i])
+            continue;
+        const tg_tensor *t = tape->nodes[i];
+        const int arity = tg_node__n_inputs(t);
+        tg_tensor *const *in = tg_node__inputs(t);
+        for (int k = 0; k < arity && st == TG_OK; k++) {
+            tg_tensor *x = in[k];
+            if (!(x->flags & TG_TF_LEAF)) {
+                if (x->requires_grad)
+                    mark[x->index] = 1;
+                continue;
+            }
+            const size_t s = tg_tape__leaf_slot(tape, x);
+            TG_ASSERT(s != SIZE_MAX);
+            st = visit(x, s, i, ctx);
+        }
+    }
+    tg__free(mark, top ? top : 1);
+    return st;
+}
+
+/* The version check's visit: notes a leaf written or whose flag changed since it was noted
+ * (the last one noted is the earliest node's). */
+typedef struct stale_leaf {
+    const tg_tape *tape;
+    const tg_tensor *bad;
+    size_t node, slot;
+} stale_leaf;
+
+static tg_status note_stale(tg_tensor *x, size_t s, size_t node, void *ctx)
+{
+    stale_leaf *c = ctx;
+    if (tg_tensor__version(x) != c->tape->leaves[s].version ||
+        x->requires_grad != c->tape->leaves[s].requires_grad)
+        c->bad = x, c->node = node, c->slot = s;
+    return TG_OK;
+}
+
 tg_status tg_tape__check_versions_slow(const tg_tape *tape, const tg_tensor *y, const char *who)
 {
     const bool all_alive =
@@ -41,34 +105,13 @@ tg_status tg_tape__check_versions_slow(const tg_tape *tape, const tg_tensor *y, 
         for (size_t s = 0; s < tape->n_leaves; s++) /* every leaf alive: any may be read */
             if (tape->leaves[s].leaf->requires_grad != tape->leaves[s].requires_grad)
                 return tg_tape__grad_flag_changed(tape, s, who);
-    const size_t top = (size_t)y->index + 1;
-    unsigned char *mark = tg__calloc(top, 1);
-    if (!mark)
-        return tg__error(TG_ENOMEM, "%s: out of memory checking the leaves' versions", who);
-    mark[top - 1] = 1;
-    size_t bad_node = SIZE_MAX, bad_slot = 0;
-    const tg_tensor *bad = NULL;
-    for (size_t i = top; i-- > 0;) { /* the last one found is the earliest node */
-        if (!mark[i])
-            continue;
-        const tg_tensor *t = tape->nodes[i];
-        const int arity = tg_node__n_inputs(t);
-        tg_tensor *const *in = tg_node__inputs(t);
-        for (int k = 0; k < arity; k++) {
-            const tg_tensor *x = in[k];
-            if (!(x->flags & TG_TF_LEAF)) {
-                if (x->requires_grad)
-                    mark[x->index] = 1;
-                continue;
-            }
-            const size_t s = tg_tape__leaf_slot(tape, x);
-            TG_ASSERT(s != SIZE_MAX);
-            if (tg_tensor__version(x) != tape->leaves[s].version ||
-                x->requires_grad != tape->leaves[s].requires_grad)
-                bad = x, bad_node = i, bad_slot = s;
-        }
-    }
-    tg__free(mark, top);
+    stale_leaf found = {tape, NULL, 0, 0};
+    tg_tensor *root = (tg_tensor *)y; /* only read */
+    tg_status st = walk_read_leaves(tape, &root, 1, note_stale, &found, who);
+    if (st != TG_OK)
+        return st;
+    const tg_tensor *bad = found.bad;
+    const size_t bad_node = found.node, bad_slot = found.slot;
     /* With a leaf freed, the leaves this backward does not read cannot be read: if any
      * registered leaf's flag changed since the recording started, one of them may be this
      * recording's (say one that feeds only nodes recorded as constant), and the gradient would
@@ -207,51 +250,30 @@ tg_status tg_tape__check_usable(const tg_tape *tape, const tg_tensor *t, const c
     return TG_OK;
 }
 
+/* each_reached_leaf's visit: fn once for each leaf that requires grad. */
+typedef struct reached {
+    unsigned char *seen; /* by slot */
+    tg_status (*fn)(tg_tensor *leaf, void *ctx);
+    void *ctx;
+} reached;
+
+static tg_status visit_reached(tg_tensor *x, size_t s, size_t node, void *ctx)
+{
+    (void)node;
+    reached *c = ctx;
+    if (s != SIZE_MAX && c->seen[s]++)
+        return TG_OK;
+    return x->requires_grad ? c->fn(x, c->ctx) : TG_OK;
+}
+
 tg_status tg_tape__each_reached_leaf(const tg_tape *tape, tg_tensor *const *roots, size_t n,
                                      tg_status (*fn)(tg_tensor *leaf, void *ctx), void *ctx)
 {
-    size_t top = 0;
-    for (size_t r = 0; r < n; r++)
-        if (!(roots[r]->flags & TG_TF_LEAF) && roots[r]->index + (size_t)1 > top)
-            top = roots[r]->index + (size_t)1;
     const size_t n_leaves = tape->n_leaves;
-    unsigned char *node_mark = tg__calloc(top + n_leaves + 1, 1);
-    if (!node_mark)
+    reached c = {tg__calloc(n_leaves ? n_leaves : 1, 1), fn, ctx};
+    if (!c.seen)
         return tg__error(TG_ENOMEM, "out of memory finding the leaves a backward reaches");
-    unsigned char *leaf_mark = node_mark + top;
-    tg_status st = TG_OK;
-    for (size_t r = 0; r < n && st == TG_OK; r++) {
-        tg_tensor *x = roots[r];
-        if (!(x->flags & TG_TF_LEAF)) {
-            node_mark[x->index] = x->requires_grad;
-            continue;
-        }
-        const size_t s = tg_tape__leaf_slot(tape, x); /* a leaf root may be on no recording */
-        if (x->requires_grad && (s == SIZE_MAX || !leaf_mark[s]))
-            st = fn(x, ctx);
-        if (s != SIZE_MAX)
-            leaf_mark[s] = 1;
-    }
-    for (size_t i = top; i-- > 0 && st == TG_OK;) {
-        if (!node_mark[i])
-            continue;
-        const tg_tensor *t = tape->nodes[i];
-        const int arity = tg_node__n_inputs(t);
-        tg_tensor *const *in = tg_node__inputs(t);
-        for (int k = 0; k < arity && st == TG_OK; k++) {
-            tg_tensor *x = in[k];
-            if (!(x->flags & TG_TF_LEAF)) {
-                if (x->requires_grad)
-                    node_mark[x->index] = 1;
-                continue;
-            }
-            const size_t s = tg_tape__leaf_slot(tape, x);
-            TG_ASSERT(s != SIZE_MAX);
-            if (!leaf_mark[s] && x->requires_grad)
-                st = fn(x, ctx);
-            leaf_mark[s] = 1;
-        }
-    }
-    tg__free(node_mark, top + n_leaves + 1);
+    tg_status st = walk_read_leaves(tape, roots, n, visit_reached, &c, "diff");
+    tg__free(c.seen, n_leaves ? n_leaves : 1);
     return st;
 }
