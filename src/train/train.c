@@ -47,6 +47,7 @@ struct tg_trainer {
      * always `epoch`); the epochs before history_first were skipped by a resume. */
     tg_train_epoch *history;
     size_t history_first, n_history;
+    uint64_t data_hash; /* data_hash_of the rows held, taken once */
 };
 
 static double now(void)
@@ -297,6 +298,19 @@ static tg_status standardize(tg_trainer *t)
     return TG_OK;
 }
 
+/* XXH3-64 of the training and test rows, features and target, as the trainer holds them. */
+static uint64_t data_hash_of(const tg_trainer *t)
+{
+    const tg_dataset *sets[2] = {&t->train, &t->test};
+    uint64_t h = 0;
+    for (int i = 0; i < 2; i++) {
+        const tg_dataset *ds = sets[i];
+        h = XXH3_64bits_withSeed(ds->x, ds->n * ds->d * sizeof *ds->x, h);
+        h = XXH3_64bits_withSeed(ds->y, ds->n * sizeof *ds->y, h);
+    }
+    return h;
+}
+
 static tg_status alloc_steps(tg_trainer *t)
 {
     const tg_train_options *o = &t->opt;
@@ -375,6 +389,8 @@ tg_status tg_trainer_new(const tg_table *table, const char *target, const tg_tra
         st = standardize(t);
     if (st == TG_OK)
         st = alloc_steps(t);
+    if (st == TG_OK)
+        t->data_hash = data_hash_of(t);
     if (st != TG_OK) {
         tg_trainer_free(t);
         return st;
@@ -773,16 +789,12 @@ static uint64_t f64_bits(double x)
 
 /* The splits after standardization, hashed in order: two ranks (or two runs) with the same
  * settings and statistics but other rows, or rows in another order, still differ here. */
+/* The hash of the rows the trainer holds, taken once when it is made (data_hash_of): every
+ * checkpoint records it, and hashing a large data set at each would cost more than the steps
+ * between them. */
 static uint64_t data_hash(const tg_trainer *t)
 {
-    const tg_dataset *sets[2] = {&t->train, &t->test};
-    uint64_t h = 0;
-    for (int i = 0; i < 2; i++) {
-        const tg_dataset *ds = sets[i];
-        h = XXH3_64bits_withSeed(ds->x, ds->n * ds->d * sizeof *ds->x, h);
-        h = XXH3_64bits_withSeed(ds->y, ds->n * sizeof *ds->y, h);
-    }
-    return h;
+    return t->data_hash;
 }
 
 void tg_train__settings(const tg_trainer *t, uint64_t w[TG_TRAIN__SETTINGS_WORDS])
