@@ -640,6 +640,15 @@ Test(diff, matrices_restore_only_the_leaves_their_passes_reach)
     tg_tensor_free(J);
     tg_tensor_free(a);
     tg_tensor_free(b);
+    /* a leaf read by a thousand nodes is saved once (a count per leaf once wrapped past 255
+     * and saved it again, past the end of the saved list) */
+    tg_tape_reset(tape);
+    tg_tensor *s = x;
+    for (int i = 0; i < 1000; i++)
+        s = tg_add(tape, s, x);
+    cr_assert_eq(tg_jacobian(tape, s, &x, 1, &J), TG_OK, "%s", tg_last_error());
+    ts_assert_close(tg_tensor_get(J, 0), 1001, 0, 0, "J[0][0]");
+    tg_tensor_free(J);
     tg_tape_free(tape);
     tg_tensor_free(x);
 }

@@ -261,8 +261,11 @@ static tg_status visit_reached(tg_tensor *x, size_t s, size_t node, void *ctx)
 {
     (void)node;
     reached *c = ctx;
-    if (s != SIZE_MAX && c->seen[s]++)
-        return TG_OK;
+    if (s != SIZE_MAX) {
+        if (c->seen[s])
+            return TG_OK;
+        c->seen[s] = 1;
+    }
     return x->requires_grad ? c->fn(x, c->ctx) : TG_OK;
 }
 
