@@ -423,6 +423,13 @@ Test(grad, dot_and_render)
     ts_assert_has(r.out, "value = 2\ngrad x = 2\n");
     ts_assert_has(r.out, "digraph");
     tp_run_free(&r);
+    /* with --check, whose own tapes free leaves before the graph is written: the graph is
+     * made first (the writers refuse once a leaf was freed), and still printed after */
+    r = RUN("grad", "--check", "--dot", "-", "sum(x * x + 2)", "x=[1, 2]");
+    tp_expect_status(&r, 0);
+    const char *check = strstr(r.out, "check (central"), *graph = strstr(r.out, "digraph");
+    cr_assert(check && graph && check < graph, "the results, then the graph:\n%s", r.out);
+    tp_run_free(&r);
     r = RUN("grad", "--render", svg, "x * 2", "x=1");
     if (tg_dot_can_render()) {
         tp_expect_status(&r, 0);

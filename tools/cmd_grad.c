@@ -689,26 +689,20 @@ static int print_results(grad_opts *o, tg_tensor *y, bool checked, bool check_ok
     return EXIT_OK;
 }
 
-/* --dot and --render, after backward so gradients show. */
-static int write_graph(const grad_opts *o, const tg_tape *tape, const char *src)
+/* --dot and --render, after backward so gradients show, and before --check, whose own tapes
+ * free leaves (the writers refuse a recording once any leaf was freed: they cannot tell
+ * which). --render writes its file here; the dot text is kept in *dot (tg_dot_string_free)
+ * and written after the results, by write_dot. */
+static int make_graph(const grad_opts *o, const tg_tape *tape, const char *src, char **dot)
 {
+    *dot = NULL;
     tg_dot_options opt = TG_DOT_OPTIONS_INIT;
     /* A short one-line program makes a good title; a long one would swamp the picture. */
     if (strlen(src) <= 80 && !strchr(src, '\n'))
         opt.title = src;
-    if (o->dot_path) {
-        bool to_stdout = strcmp(o->dot_path, "-") == 0;
-        FILE *f = to_stdout ? stdout : fopen(o->dot_path, "w");
-        if (!f) {
-            complain("grad", "cannot write '%s': %s", o->dot_path, strerror(errno));
-            return EXIT_FAIL;
-        }
-        tg_status st = tg_dot_write(tape, f, &opt);
-        if ((!to_stdout && fclose(f) != 0 && st == TG_OK) || st != TG_OK) {
-            complain("grad", "writing '%s': %s", o->dot_path,
-                     st != TG_OK ? tg_last_error() : strerror(errno));
-            return EXIT_FAIL;
-        }
+    if (o->dot_path && tg_dot_string(tape, &opt, dot, NULL) != TG_OK) {
+        complain("grad", "writing '%s': %s", o->dot_path, tg_last_error());
+        return EXIT_FAIL;
     }
     if (o->render_path) {
         const char *format = strrchr(o->render_path, '.') + 1;
@@ -716,6 +710,25 @@ static int write_graph(const grad_opts *o, const tg_tape *tape, const char *src)
             complain("grad", "--render: %s", tg_last_error());
             return EXIT_FAIL;
         }
+    }
+    return EXIT_OK;
+}
+
+/* --dot: the text make_graph made, to its file or to standard output ("-"). */
+static int write_dot(const grad_opts *o, const char *dot)
+{
+    if (!o->dot_path)
+        return EXIT_OK;
+    bool to_stdout = strcmp(o->dot_path, "-") == 0;
+    FILE *f = to_stdout ? stdout : fopen(o->dot_path, "w");
+    if (!f) {
+        complain("grad", "cannot write '%s': %s", o->dot_path, strerror(errno));
+        return EXIT_FAIL;
+    }
+    bool ok = fputs(dot, f) >= 0 && fflush(f) == 0;
+    if ((!to_stdout && fclose(f) != 0) || !ok) {
+        complain("grad", "writing '%s': %s", o->dot_path, strerror(errno));
+        return EXIT_FAIL;
     }
     return EXIT_OK;
 }
@@ -728,6 +741,7 @@ int cmd_grad(int argc, char **argv)
     tg_program *prog = NULL;
     tg_tape *tape = NULL;
     tg_tensor *seed = NULL;
+    char *dot = NULL; /* --dot's text, made before --check */
     tg_binding *env = NULL;
     int rc = grad_parse_args(argc, argv, &o);
     if (rc != EXIT_OK) {
@@ -783,15 +797,18 @@ int cmd_grad(int argc, char **argv)
     if ((rc = run_diff(&o, tape, y)) != EXIT_OK)
         goto done;
     rc = EXIT_FAIL;
+    if (make_graph(&o, tape, src, &dot) != EXIT_OK)
+        goto done;
     bool check_ok = true;
     if (o.check && run_check(&o, prog, seed, &check_ok) != EXIT_OK)
         goto done;
     if (print_results(&o, y, o.check, check_ok) != EXIT_OK)
         goto done;
-    if (write_graph(&o, tape, src) != EXIT_OK)
+    if (write_dot(&o, dot) != EXIT_OK)
         goto done;
     rc = check_ok ? EXIT_OK : EXIT_FAIL;
 done:
+    tg_dot_string_free(dot);
     tg_tensor_free(seed);
     tg_tape_free(tape);
     tg_program_free(prog);

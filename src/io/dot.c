@@ -308,6 +308,8 @@ typedef struct writer {
     sink *s;
     const tg_tape *tape;
     tg_dot_options opt;
+    tg_tensor **leaves; /* the tape's leaves, taken once: tg_tape_leaf may turn NULL */
+    size_t n_leaves;
     leaf_ref *index; /* leaves sorted by address, built only when needed (see leaf_slot) */
     size_t n_index;
     bool index_tried;
@@ -325,14 +327,13 @@ static int cmp_leaf_ref(const void *a, const void *b)
  * leaves x edges. Should building the index fail, a linear search still answers. */
 static size_t leaf_slot(writer *w, const tg_tensor *x)
 {
-    const tg_tape *tape = w->tape;
-    const size_t n = tg_tape_leaf_count(tape);
+    const size_t n = w->n_leaves;
     if (!w->index_tried && n > 16) {
         w->index_tried = true;
         w->index = tg__malloc(n * sizeof *w->index);
         if (w->index) {
             for (size_t i = 0; i < n; i++)
-                w->index[i] = (leaf_ref){tg_tape_leaf(tape, i), i};
+                w->index[i] = (leaf_ref){w->leaves[i], i};
             qsort(w->index, n, sizeof *w->index, cmp_leaf_ref);
             w->n_index = n;
         }
@@ -345,7 +346,7 @@ static size_t leaf_slot(writer *w, const tg_tensor *x)
             return r->slot;
     } else {
         for (size_t i = 0; i < n; i++)
-            if (tg_tape_leaf(tape, i) == x)
+            if (w->leaves[i] == x)
                 return i;
     }
     TG_ASSERT(!"a recorded input is on the tape's leaf list");
@@ -527,14 +528,22 @@ static void put_legend(writer *w)
 
 static tg_status write_graph(sink *s, const tg_tape *tape, const tg_dot_options *opt)
 {
-    /* The labels show every leaf's values: none may have been freed (tg_tape_leaf says) */
-    if (tg_tape_leaf_count(tape) > 0 && !tg_tape_leaf(tape, 0))
-        return tg__error(TG_ESTALE,
-                         "dot: a leaf was freed since this recording began (the tape keeps its "
-                         "leaves by address, and any leaf some tape used counts): write the "
-                         "graph before freeing the leaves its recording used");
+    /* The labels show every leaf's values: none may have been freed. tg_tape_leaf says, and
+     * is asked once: another thread freeing any leaf meanwhile would make it say NULL. */
+    const size_t n_leaves = tg_tape_leaf_count(tape);
+    tg_tensor **leaves = tg__malloc((n_leaves ? n_leaves : 1) * sizeof *leaves);
+    if (!leaves)
+        return tg__error(TG_ENOMEM, "dot: out of memory");
+    for (size_t i = 0; i < n_leaves; i++)
+        if (!(leaves[i] = tg_tape_leaf(tape, i))) {
+            tg__free(leaves, (n_leaves ? n_leaves : 1) * sizeof *leaves);
+            return tg__error(TG_ESTALE,
+                             "dot: a leaf was freed since this recording began (the tape keeps "
+                             "its leaves by address, and any leaf some tape used counts): write "
+                             "the graph before freeing the leaves its recording used");
+        }
     static const tg_dot_options defaults = TG_DOT_OPTIONS_INIT;
-    writer w = {s, tape, opt ? *opt : defaults, NULL, 0, false};
+    writer w = {s, tape, opt ? *opt : defaults, leaves, n_leaves, NULL, 0, false};
 
     putf(s,
          "digraph tapegrad {\n"
@@ -545,8 +554,8 @@ static tg_status write_graph(sink *s, const tg_tape *tape, const tg_dot_options 
              "  node [fontname=\"Helvetica\", fontsize=10, margin=\"0.1,0.05\"];\n"
              "  edge [arrowsize=0.7, fontname=\"Helvetica\", fontsize=8];\n");
     put_legend(&w);
-    for (size_t i = 0; i < tg_tape_leaf_count(tape) && s->status == TG_OK; i++)
-        put_node(&w, "l", i, tg_tape_leaf(tape, i));
+    for (size_t i = 0; i < n_leaves && s->status == TG_OK; i++)
+        put_node(&w, "l", i, leaves[i]);
     for (size_t i = 0; i < tg_tape_size(tape) && s->status == TG_OK; i++) {
         put_node(&w, "n", i, tg_tape_node(tape, i));
         put_edges(&w, tg_tape_node(tape, i));
@@ -559,6 +568,7 @@ static tg_status write_graph(sink *s, const tg_tape *tape, const tg_dot_options 
     }
     puts_(s, "}\n");
     tg__free(w.index, w.n_index * sizeof *w.index);
+    tg__free(leaves, (n_leaves ? n_leaves : 1) * sizeof *leaves);
     return s->status;
 }
 
