@@ -940,3 +940,23 @@ Test(checkpoint, train_command_killed_and_resumed_is_bit_identical, .timeout = 2
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     cr_assert_eq(system(cmd), 0);
 }
+
+/* A step count no step can follow (2^64 - 1: the loader's tg_optim_set_state refuses it) is
+ * not written either: the file could not be loaded. */
+Test(checkpoint, save_refuses_the_largest_step_count)
+{
+    tg_model *m = small_model(TG_F32, 3);
+    tg_optim *o = make_optim(m, TG_OPTIM_ADAM);
+    tg_optim_set_steps(o, UINT64_MAX);
+    tg_checkpoint_progress p = some_progress();
+    void *buf = NULL;
+    size_t size = 0;
+    cr_assert_eq(tg_checkpoint_save_buffer(m, o, &p, &buf, &size), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "the optimizer's step count is 2^64 - 1");
+    cr_assert_null(buf);
+    tg_optim_set_steps(o, UINT64_MAX - 1);
+    cr_assert_eq(tg_checkpoint_save_buffer(m, o, &p, &buf, &size), TG_OK, "%s", tg_last_error());
+    tg_checkpoint_buffer_free(buf, size);
+    tg_optim_free(o);
+    tg_model_free(m);
+}

@@ -572,8 +572,10 @@ Test(diff, errors)
     cr_expect_eq(tg_hessian(tape, f, &x, 1, out), TG_EINVAL);
     ts_assert_has(tg_last_error(), "disabled");
     cr_expect_eq(tg_jvp(tape, y, &x, &c, 1, &o), TG_EINVAL);
+    o = x;
     cr_expect_eq(tg_vjp(tape, f, NULL, &x, 1, &o), TG_EINVAL);
     ts_assert_has(tg_last_error(), "vjp: gradient recording is disabled");
+    cr_expect_null(o, "out all NULL on an error");
     tg_tape_set_grad_enabled(tape, true);
     /* tensors of another tape, as output, input or tangent, refused before anything is
      * recorded (the other tape's gradient of one was once copied into every row) */

@@ -97,10 +97,11 @@ TG_API tg_status tg_dot_render(const tg_tape *tape, const char *format, const ch
 
 /* Writes n tensors (leaves or recorded values, f32 or f64) under names[i], or, with names
  * NULL, under each tensor's own name (tg_tensor_name). n may be 0 (names and tensors then
- * NULL). TG_EINVAL (path NULL, a NULL tensor, a name missing, empty, longer than 1024 bytes
- * or used twice: the message names the tensors), TG_ESTALE (a tape tensor whose tape was
- * reset), TG_EIO (with the path, the failed step and the OS reason; path is untouched),
- * TG_ENOMEM. */
+ * NULL). Saved as model files are (tapegrad/nn.h): atomically, a path that is not a regular
+ * file refused, a symbolic link followed. TG_EINVAL (path NULL, a NULL tensor, a name
+ * missing, empty, longer than 1024 bytes or used twice: the message names the tensors),
+ * TG_ESTALE (a tape tensor whose tape was reset), TG_EIO (with the path, the failed step and
+ * the OS reason; path is untouched), TG_ENOMEM. */
 TG_API tg_status tg_tensors_save(const char *path, size_t n, const char *const *names,
                                  const tg_tensor *const *tensors);
 /* The same into memory: *out_buf is the caller's, released with tg_tensors_buffer_free(buf,

@@ -365,7 +365,8 @@ TG_API tg_tensor *tg_maximum(tg_tape *tape, tg_tensor *a, tg_tensor *b);
  * dy += x / (x^2 + y^2), dx += -y / (x^2 + y^2) (computed through hypot, or, recorded for
  * higher derivatives, with the point scaled by max(|x|, |y|) first, so it neither overflows
  * nor underflows for large or tiny points); at the origin, where atan2 has no
- * derivative, both are NaN (0/0). The jump from pi to -pi across the negative x axis has no
+ * derivative, both are NaN (0/0); the recorded gradient is NaN also where x or y is
+ * infinite (inf/inf in its scaling). The jump from pi to -pi across the negative x axis has no
  * gradient of its own. */
 TG_API tg_tensor *tg_atan2(tg_tape *tape, tg_tensor *y, tg_tensor *x);
 /* a^b with a tensor exponent, as C's pow() (pow(0, 0) = 1, a < 0 with a non-integer b is NaN,

@@ -121,8 +121,8 @@ TG_API double tg_schedule_lr(const tg_schedule *schedule, uint64_t step);
  * by max_norm / (norm + 1e-6) (PyTorch's epsilon: it keeps the factor finite for a tiny
  * max_norm and leaves the result a hair under max_norm); otherwise nothing changes. *norm (if
  * not NULL) receives the norm before clipping. Leaves without grads count as zero. TG_EINVAL
- * for a NULL or non-leaf tensor, or max_norm not finite and > 0; TG_ENUMERIC (grads untouched)
- * when the norm is NaN or Inf. */
+ * for a NULL or non-leaf tensor, a leaf listed twice, or max_norm not finite and > 0;
+ * TG_ENUMERIC (grads untouched) when the norm is NaN or Inf. */
 TG_API tg_status tg_clip_grad_norm(tg_tensor *const *params, size_t n, double max_norm,
                                    double *norm);
 

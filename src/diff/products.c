@@ -107,6 +107,8 @@ tg_status tg_vjp(tg_tape *tape, tg_tensor *y, tg_tensor *v, tg_tensor *const *xs
                  tg_tensor **out)
 {
     /* a product, so differentiable again: not on a tape that records no gradient */
+    for (size_t i = 0; out && i < n; i++)
+        out[i] = NULL;
     tg_status st = tg_diff__check_output("vjp", tape, y, true);
     return st != TG_OK ? st : tg_grad_graph(tape, y, xs, n, v, out);
 }

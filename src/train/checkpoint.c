@@ -86,6 +86,10 @@ static tg_status check_args(const char *who, const tg_model *model, const tg_opt
         return tg__error(TG_EINVAL, "%s: the optimizer does not update exactly this model's %zu "
                                     "parameters in order (it has %zu leaves)",
                          who, n, tg_optim_param_count(optim));
+    if (tg_optim_steps(optim) == UINT64_MAX) /* the loader, through optim_set_state, refuses */
+        return tg__error(TG_EINVAL, "%s: the optimizer's step count is 2^64 - 1, which no step "
+                                    "can follow",
+                         who);
     if (!rng_valid(&pr->rng))
         return tg__error(TG_EINVAL, "%s: progress.rng is all zero (not a seeded tg_rng)", who);
     if (pr->world_size < 1)
