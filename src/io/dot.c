@@ -531,12 +531,13 @@ static tg_status write_graph(sink *s, const tg_tape *tape, const tg_dot_options 
     /* The labels show every leaf's values: none may have been freed. tg_tape_leaf says, and
      * is asked once: another thread freeing any leaf meanwhile would make it say NULL. */
     const size_t n_leaves = tg_tape_leaf_count(tape);
-    tg_tensor **leaves = tg__malloc((n_leaves ? n_leaves : 1) * sizeof *leaves);
+    const size_t leaves_bytes = (n_leaves ? n_leaves : 1) * sizeof(tg_tensor *);
+    tg_tensor **leaves = tg__malloc(leaves_bytes);
     if (!leaves)
         return tg__error(TG_ENOMEM, "dot: out of memory");
     for (size_t i = 0; i < n_leaves; i++)
         if (!(leaves[i] = tg_tape_leaf(tape, i))) {
-            tg__free(leaves, (n_leaves ? n_leaves : 1) * sizeof *leaves);
+            tg__free(leaves, leaves_bytes);
             return tg__error(TG_ESTALE,
                              "dot: a leaf was freed since this recording began (the tape keeps "
                              "its leaves by address, and any leaf some tape used counts): write "
@@ -568,7 +569,7 @@ static tg_status write_graph(sink *s, const tg_tape *tape, const tg_dot_options 
     }
     puts_(s, "}\n");
     tg__free(w.index, w.n_index * sizeof *w.index);
-    tg__free(leaves, (n_leaves ? n_leaves : 1) * sizeof *leaves);
+    tg__free(leaves, leaves_bytes);
     return s->status;
 }
 

@@ -99,8 +99,7 @@ static tg_status note_stale(tg_tensor *x, size_t s, size_t node, void *ctx)
 
 tg_status tg_tape__check_versions_slow(const tg_tape *tape, const tg_tensor *y, const char *who)
 {
-    const bool all_alive =
-        __atomic_load_n(&tg_tensor__leaves_freed, __ATOMIC_ACQUIRE) == tape->leaves_freed;
+    const bool all_alive = tg_tape__leaves_alive(tape);
     if (all_alive)
         for (size_t s = 0; s < tape->n_leaves; s++) /* every leaf alive: any may be read */
             if (tape->leaves[s].leaf->requires_grad != tape->leaves[s].requires_grad)
@@ -116,9 +115,7 @@ tg_status tg_tape__check_versions_slow(const tg_tape *tape, const tg_tensor *y, 
      * registered leaf's flag changed since the recording started, one of them may be this
      * recording's (say one that feeds only nodes recorded as constant), and the gradient would
      * miss its paths. */
-    if (!bad && !all_alive &&
-        __atomic_load_n(&tg_tensor__grad_flags_changed, __ATOMIC_ACQUIRE) !=
-            tape->grad_flags_changed)
+    if (!bad && !all_alive && !tg_tape__grad_flags_unchanged(tape))
         return tg__error(TG_ESTALE,
                          "%s: a leaf's requires_grad changed since the recording started, and a "
                          "leaf was freed since, so the recording's leaves cannot all be compared "

@@ -132,10 +132,10 @@ tg_tensor *tg_tape_leaf(const tg_tape *tape, size_t i)
 {
     if (!tape || i >= tape->n_leaves)
         return NULL;
-    if (__atomic_load_n(&tg_tensor__leaves_freed, __ATOMIC_ACQUIRE) != tape->leaves_freed) {
-        tg__error(TG_ESTALE, "tape_leaf: a leaf was freed since this recording began (the tape "
-                             "keeps its leaves by address, and any leaf some tape used counts), "
-                             "so leaf %zu may be gone",
+    if (!tg_tape__leaves_alive(tape)) {
+        tg__error(TG_ESTALE,
+                  "tape_leaf: a leaf was freed since this recording began (the tape keeps its "
+                  "leaves by address, and any leaf some tape used counts), so leaf %zu may be gone",
                   i);
         return NULL;
     }
@@ -255,8 +255,7 @@ static tg_status grow_leaf_index(tg_tape *tape)
  * as needed; TG_OK when it is registered, TG_ENOMEM when there is no room. */
 static tg_status use_leaf(tg_tape *tape, tg_tensor *x)
 {
-    tg_leaf_ref *r = tg_tape__leaf_ref(tape, x);
-    if (tg_tape__leaf_found(tape, r, x) || tg_tape__add_leaf(tape, r, x))
+    if (tg_tape__leaf_ready(tape, x))
         return TG_OK;
     if (tape->n_leaves == TG_MAX_LEAVES) /* a slot number's range; far beyond any memory */
         return TG_ENOMEM;

@@ -188,6 +188,20 @@ tg_status tg_tape__check_versions_slow(const tg_tape *tape, const tg_tensor *y, 
  * it was when the recording registered it, for the function `who`. */
 tg_status tg_tape__grad_flag_changed(const tg_tape *tape, size_t s, const char *who);
 
+/* No leaf that some tape had registered was freed since this recording began (the count
+ * tg_tensor__leaves_freed has not moved): every leaf of the recording may be read. */
+static inline bool tg_tape__leaves_alive(const tg_tape *tape)
+{
+    return __atomic_load_n(&tg_tensor__leaves_freed, __ATOMIC_ACQUIRE) == tape->leaves_freed;
+}
+/* No registered leaf's requires_grad changed since this recording began, or was last replayed
+ * (tg_tensor__grad_flags_changed has not moved). */
+static inline bool tg_tape__grad_flags_unchanged(const tg_tape *tape)
+{
+    return __atomic_load_n(&tg_tensor__grad_flags_changed, __ATOMIC_ACQUIRE) ==
+           tape->grad_flags_changed;
+}
+
 /* What backward checks before it walks from y (a node of this recording): TG_OK, or TG_ESTALE
  * when a leaf used by the recording at or before y has been written since it was noted
  * (tensor.h, versions) and is read by this backward, or when a leaf of the recording requires
@@ -202,15 +216,12 @@ tg_status tg_tape__grad_flag_changed(const tg_tape *tape, size_t s, const char *
 static inline tg_status tg_tape__check_versions(const tg_tape *tape, const tg_tensor *y,
                                                 const char *who)
 {
-    if (TG_LIKELY(__atomic_load_n(&tg_tensor__leaves_freed, __ATOMIC_ACQUIRE) ==
-                  tape->leaves_freed)) {
+    if (TG_LIKELY(tg_tape__leaves_alive(tape))) {
         const tg_leaf_slot *slots = tape->leaves;
         uint64_t sum = 0;
         for (size_t i = 0, n = tape->n_leaves; i < n; i++)
             sum += slots[i].leaf->version; /* plain loads: no write may run during a backward */
-        if (TG_LIKELY(sum == tape->leaf_versions &&
-                      __atomic_load_n(&tg_tensor__grad_flags_changed, __ATOMIC_ACQUIRE) ==
-                          tape->grad_flags_changed))
+        if (TG_LIKELY(sum == tape->leaf_versions && tg_tape__grad_flags_unchanged(tape)))
             return TG_OK;
     }
     return tg_tape__check_versions_slow(tape, y, who);
