@@ -165,7 +165,10 @@ TG_API tg_task tg_model_task(const tg_model *model, size_t *n_classes);
  *                    class; with 2 classes and a single output (a logit z, trained with
  *                    tg_bce_logits), 1 when z > 0, i.e. sigmoid(z) > 0.5, else 0.
  * The parameters are read, never written, and nothing is kept between calls. n = 0 is allowed
- * (x and out may then be NULL). Errors, with nothing promised about out:
+ * (x and out may then be NULL). A row's values may differ in the last bits with n (the rows
+ * that go through together, up to 1024): products of different sizes take different GEMM
+ * paths, which round differently (a fused multiply-add per term, or a multiply and an add);
+ * for a given n they are the same from run to run. Errors, with nothing promised about out:
  *   TG_EINVAL  model, or x or out with n > 0, NULL; out_len below what the rows need (the
  *              message gives both counts); a feature that is NaN or infinite, or that does
  *              not fit an f32 model once standardized (naming the row, 0-based, and the
