@@ -362,12 +362,11 @@ TG_API tg_tensor *tg_permute(tg_tape *tape, tg_tensor *x, const int *axes);
 TG_API tg_tensor *tg_minimum(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 TG_API tg_tensor *tg_maximum(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 /* The angle of the point (x, y), in [-pi, pi], as C's atan2(y, x) (y first). Gradient
- * dy += x / (x^2 + y^2), dx += -y / (x^2 + y^2) (computed through hypot, or, recorded for
- * higher derivatives, with the point scaled by max(|x|, |y|) first, so it neither overflows
- * nor underflows for large or tiny points); at the origin, where atan2 has no
- * derivative, both are NaN (0/0); the recorded gradient is NaN also where x or y is
- * infinite (inf/inf in its scaling). The jump from pi to -pi across the negative x axis has no
- * gradient of its own. */
+ * dy += x / (x^2 + y^2), dx += -y / (x^2 + y^2), computed with the point scaled by
+ * max(|x|, |y|) first, so it neither overflows nor underflows for large or tiny points; at the
+ * origin, where atan2 has no derivative, both are NaN (0/0). Where x or y is infinite both are
+ * 0 (their limit), but the gradient recorded for higher derivatives is NaN there (inf/inf in
+ * its scaling). The jump from pi to -pi across the negative x axis has no gradient of its own. */
 TG_API tg_tensor *tg_atan2(tg_tape *tape, tg_tensor *y, tg_tensor *x);
 /* a^b with a tensor exponent, as C's pow() (pow(0, 0) = 1, a < 0 with a non-integer b is NaN,
  * pow(0, b < 0) = inf). da += dy * b * a^(b-1), but 0 where b == 0 (a^0 = 1 has slope 0, also

@@ -416,16 +416,24 @@ BINARY_OP(minimum, MINIMUM, true, A_BELOW ? a : b, SHARE_A(A_BELOW), SHARE_B(A_B
 /* y = max(a, b), NaN if either is */
 BINARY_OP(maximum, MAXIMUM, true, A_ABOVE ? a : b, SHARE_A(A_ABOVE), SHARE_B(A_ABOVE),
           GSHARE_A(tg_gt(tape, a, b)), GSHARE_B(tg_gt(tape, a, b)))
-/* y = atan2(a, b), the angle of the point (x, y) = (b, a);  with r = hypot(a, b):
- * da += dy * b / r^2, db += -dy * a / r^2 (NaN at the origin). As ops, with a and b scaled by
+/* y = atan2(a, b), the angle of the point (x, y) = (b, a);  with r^2 = a^2 + b^2:
+ * da += dy * b / r^2, db += -dy * a / r^2 (NaN at the origin). Both with a and b scaled by
  * m = max(|a|, |b|) first, so that r^2 / m^2 is in [1, 2]: a^2 + b^2 would overflow beyond
  * 1e154 and underflow below 1e-154 (giving 0 and NaN). The gradient does not depend on m, so
  * neither do its derivatives. */
+/* num / r^2, num being a (num_is_a) or b, as above. An infinite coordinate scales to +-1 (not
+ * inf/inf), so that the slope takes its limit, 0, where the point is infinitely far. */
+static inline double atan2_slope(double a, double b, bool num_is_a)
+{
+    const double m = fmax(fabs(a), fabs(b)); /* NaN only when both are: then sa and sb are */
+    const double sa = isinf(a) ? copysign(1, a) : a / m, sb = isinf(b) ? copysign(1, b) : b / m;
+    return (num_is_a ? sa : sb) / (sa * sa + sb * sb) / m;
+}
 #define M_AB tg_maximum(tape, tg_abs(tape, a), tg_abs(tape, b))
 #define R2_OVER_M2(m) GADD(tg_square(tape, GDIV(a, m)), tg_square(tape, GDIV(b, m)))
 #define ATAN2_SHARE(num, m) GDIV(GDIV(GMUL(dy, GDIV(num, m)), R2_OVER_M2(m)), m)
-BINARY_OP(atan2, ATAN2, false, atan2(a, b), dy *(b / hypot(a, b)) / hypot(a, b),
-          -dy *(a / hypot(a, b)) / hypot(a, b), ATAN2_SHARE(b, M_AB), GNEG(ATAN2_SHARE(a, M_AB)))
+BINARY_OP(atan2, ATAN2, false, atan2(a, b), dy *atan2_slope(a, b, false),
+          -dy *atan2_slope(a, b, true), ATAN2_SHARE(b, M_AB), GNEG(ATAN2_SHARE(a, M_AB)))
 /* y = a^b;  da += dy * b * a^(b-1) (0 where b = 0), db += dy * y * log(a) (0 where y = 0) */
 #define ZERO_WHERE(cond, v) tg_where(tape, (cond), tg_ops__zeros_like(tape, y), (v))
 BINARY_OP(pow_tensor, POW_TENSOR, false, pow(a, b), b == 0 ? 0 : dy * b * pow(a, b - 1),

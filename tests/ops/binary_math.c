@@ -107,6 +107,14 @@ Test(ops, atan2_values_quadrants_and_origin)
                   *bx = own_leaf(dt, 0, NULL, &big, true);
         backward_seed(tg_atan2(tape, by, bx), NULL);
         EXPECT_GRAD("atan2 far out: d/dy = 1/x", by, 1 / big);
+        /* At infinity both slopes take their limit, 0 (with the sign of -y and x), not NaN:
+         * (y, x) = (inf, 1), (1, -inf), (-inf, inf) */
+        const double inf = INFINITY;
+        tg_tensor *iy = own_leaf(dt, 1, TS_SHAPE(3), TS_VALS(inf, 1, -inf), true);
+        tg_tensor *ix = own_leaf(dt, 1, TS_SHAPE(3), TS_VALS(1, -inf, inf), true);
+        backward_seed(tg_atan2(tape, iy, ix), NULL);
+        EXPECT_GRAD("atan2 at infinity: d/dy", iy, 0, -0.0, 0);
+        EXPECT_GRAD("atan2 at infinity: d/dx", ix, -0.0, -0.0, 0);
     }
 }
 
