@@ -126,6 +126,12 @@ Test(precedence, recorded_structure)
     cr_assert_eq(tg_tape_size(tape), 2);
     cr_assert_eq(tg_tensor_get(tg_tape_node(tape, 0), 0), -0.5);
     tg_tape_reset(tape);
+    /* pow(x, c) with a constant expression c records tg_pow, as x^c does, in the output
+     * statement too (not pow_tensor of a recorded constant). */
+    y = eval_ok(tape, "pow(x, 1/3)", env, 1);
+    cr_assert_eq(tg_tape_size(tape), 1);
+    cr_assert_eq(tg_tensor_op(y), TG_OP_POW);
+    tg_tape_reset(tape);
     /* a - b - c is (a - b) - c: the first sub is an input of the second. */
     y = eval_ok(tape, "x - 1 - 2", env, 1);
     cr_assert_eq(tg_tensor_op(y), TG_OP_SUB);

@@ -325,7 +325,12 @@ static bool parse_arg(parser *p, const tg_xfunc *f, int nargs, call_args *ca)
         return true;
     case TG_XARG_NUMBER:
         if (f->kind == TG_X_OP && f->op == TG_OP_POW) { /* pow(x, y): y may be a tensor */
-            if (!tg_expr__parse_expr(p, &ca->exponent))
+            /* Read as the exponent of '^' is, folding: pow(x, 1/3) records tg_pow as
+             * x^(1/3) does, not pow_tensor of a recorded 1/3, in any statement. */
+            p->fold++;
+            bool ok = tg_expr__parse_expr(p, &ca->exponent);
+            p->fold--;
+            if (!ok)
                 return false;
             ca->numbers[ca->n_numbers++] = 0;
             return true;
