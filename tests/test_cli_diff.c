@@ -160,3 +160,25 @@ Test(cli_diff, errors)
     ts_assert_has(r.out, "--jvp NAME=VALUE");
     tp_run_free(&r);
 }
+
+/* The text output's labels carry an input's whole name, however long: f = a^2 b, so
+ * grad a = 2ab = 12, H[a][a] = 2b = 6, H[a][b] = 2a = 4 at (a, b) = (2, 3). */
+Test(cli_diff, long_names_are_printed_whole)
+{
+    char a[201], prog[256], arg[256], want[512];
+    memset(a, 'a', 200);
+    a[200] = '\0';
+    snprintf(prog, sizeof prog, "%s^2 * b", a);
+    snprintf(arg, sizeof arg, "%s=2", a);
+    tp_run r = RUN("grad", prog, arg, "b=3", "--hessian", "--jacobian");
+    tp_expect_status(&r, 0);
+    snprintf(want, sizeof want, "\ngrad %s = 12\n", a);
+    ts_assert_has(r.out, want);
+    snprintf(want, sizeof want, "\njacobian[%s] = 12\n", a);
+    ts_assert_has(r.out, want);
+    snprintf(want, sizeof want, "\nhessian[%s][%s] = 6\n", a, a);
+    ts_assert_has(r.out, want);
+    snprintf(want, sizeof want, "\nhessian[%s][b] = 4\n", a);
+    ts_assert_has(r.out, want);
+    tp_run_free(&r);
+}

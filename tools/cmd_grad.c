@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -522,6 +523,27 @@ static bool dense_of(const tg_tensor *t, int ra, const size_t *a, int rb, const 
     return d->v && tg_tensor_to_f64(t, d->v) == TG_OK;
 }
 
+/* A printed label ("grad NAME", "hessian[A][B]") as long as the names are: a fixed buffer
+ * would cut a long name short and print a name the input does not have. malloc'd; NULL (said
+ * on stderr) when memory runs out. */
+static char *label_of(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *label_of(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!s) {
+        complain("grad", "out of memory");
+        return NULL;
+    }
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
 /* One block: JSON `"key": value` (first: no comma before) or a labelled text print. */
 static bool print_block(FILE *f, bool json, bool first, const char *key, const char *label,
                         const tg_tensor *t, int ra, const size_t *a, int rb, const size_t *b)
@@ -550,7 +572,6 @@ static bool print_diff(grad_opts *o, const tg_tensor *y, FILE *f)
 {
     const int ry = tg_tensor_rank(y);
     const size_t *sy = tg_tensor_shape(y);
-    char label[300];
     for (int pass = 0; pass < 2; pass++) {
         bool hess = pass == 1;
         if (hess ? !o->hessian : !o->jacobian)
@@ -565,8 +586,11 @@ static bool print_diff(grad_opts *o, const tg_tensor *y, FILE *f)
             const int ra = tg_tensor_rank(a->leaf);
             const size_t *sa = tg_tensor_shape(a->leaf);
             if (!hess) {
-                snprintf(label, sizeof label, "jacobian[%s]", a->name);
-                if (!print_block(f, o->json, first, a->name, label, a->jac, ry, sy, ra, sa))
+                char *label = label_of("jacobian[%s]", a->name);
+                bool ok =
+                    label && print_block(f, o->json, first, a->name, label, a->jac, ry, sy, ra, sa);
+                free(label);
+                if (!ok)
                     return false;
                 first = false;
                 continue;
@@ -581,9 +605,12 @@ static bool print_diff(grad_opts *o, const tg_tensor *y, FILE *f)
                 grad_input *b = &o->in[j];
                 if (b->is_const)
                     continue;
-                snprintf(label, sizeof label, "hessian[%s][%s]", a->name, b->name);
-                if (!print_block(f, o->json, first_b, b->name, label, a->hess[jd++], ra, sa,
-                                 tg_tensor_rank(b->leaf), tg_tensor_shape(b->leaf)))
+                char *label = label_of("hessian[%s][%s]", a->name, b->name);
+                bool ok =
+                    label && print_block(f, o->json, first_b, b->name, label, a->hess[jd++], ra, sa,
+                                         tg_tensor_rank(b->leaf), tg_tensor_shape(b->leaf));
+                free(label);
+                if (!ok)
                     return false;
                 first_b = false;
             }
@@ -633,9 +660,13 @@ static int print_results(grad_opts *o, tg_tensor *y, bool checked, bool check_ok
             fputs(": ", f);
             json_dense(f, &g);
         } else {
-            char label[128];
-            snprintf(label, sizeof label, "grad %s", in->name);
+            char *label = label_of("grad %s", in->name);
+            if (!label) {
+                free(g.v);
+                return EXIT_FAIL;
+            }
             print_dense(f, label, &g);
+            free(label);
         }
         free(g.v);
         first = false;
