@@ -605,6 +605,13 @@ Test(syntax_errors, calls)
                                         "number");
     parse_fails_line("softmax(x, 0.5)", "error: 1:12: the axis of 'softmax' must be an integer, "
                                         "not 0.5");
+    /* An integer axis past any tensor's is out of range, not "not an integer". */
+    parse_fails_line("sum(x, 1e10)", "error: 1:8: the axis of 'sum' is 1e+10, out of range (a "
+                                     "tensor has at most 4 axes)");
+    parse_fails_line("permute(x, [1e10, 0])", "error: 1:12: the axes of 'permute' hold 1e+10, "
+                                              "out of range (a tensor has at most 4 axes)");
+    parse_fails_line("permute(x, [0.5, 0])", "error: 1:12: the axes of 'permute' must be "
+                                             "integers, not 0.5");
     parse_fails_line("onehot(x, -1)", "error: 1:11: the class count of 'onehot' must be an "
                                       "integer >= 0, not -1");
     parse_fails_line("onehot(x, n)", "error: 1:11: the class count of 'onehot' must be a "

@@ -224,8 +224,13 @@ static bool parse_axes(parser *p, const char *fn, uint32_t *lit)
                              fn, TG_MAX_RANK);
     for (size_t i = 0; i < l->numel; i++) {
         double d = g->values[l->offset + i];
-        if (!(fabs(d) <= 1e9 && d == floor(d)))
+        if (d != floor(d) || isnan(d))
             return tg_expr__perr(p, start, end, "the axes of '%s' must be integers, not %g", fn, d);
+        if (fabs(d) > 1e9) /* an integer, but no axis of any tensor */
+            return tg_expr__perr(p, start, end,
+                                 "the axes of '%s' hold %g, out of range (a tensor has at most "
+                                 "%d axes)",
+                                 fn, d, TG_MAX_RANK);
     }
     return true;
 }
@@ -318,9 +323,15 @@ static bool parse_arg(parser *p, const tg_xfunc *f, int nargs, call_args *ca)
     case TG_XARG_AXIS:
         if (!tg_expr__parse_const(p, &v, "the axis", f->name, &a))
             return false;
-        if (!(fabs(v) <= 1e9 && v == floor(v)))
+        if (v != floor(v) || isnan(v))
             return tg_expr__perr(p, a.start, a.end, "the axis of '%s' must be an integer, not %g",
                                  f->name, v);
+        /* An integer all the same: "must be an integer, not 1e+10" would be wrong. */
+        if (fabs(v) > 1e9)
+            return tg_expr__perr(p, a.start, a.end,
+                                 "the axis of '%s' is %g, out of range (a tensor has at most %d "
+                                 "axes)",
+                                 f->name, v, TG_MAX_RANK);
         ca->axis = (int32_t)v;
         return true;
     case TG_XARG_NUMBER:
