@@ -540,6 +540,8 @@ Test(syntax_errors, lexical)
     parse_fails_line("x $ 2", "error: 1:3: unexpected character '$'");
     parse_fails_line("x ** 2", "error: 1:3: '**' is not an operator in tgx: write powers as x^2");
     parse_fails_line("2x + 1", "error: 1:1: malformed number '2x' (write 2*x for a product)");
+    parse_fails_line("0x1p3 * x", "error: 1:1: malformed number '0x1p3' (tgx numbers are "
+                                  "decimal: no hexadecimal)");
     parse_fails_line("1.2.3", "error: 1:1: malformed number '1.2.3'");
     parse_fails_line("1e5e", "error: 1:1: malformed number '1e5e'");
     parse_fails_line("1e999", "error: 1:1: number 1e999 is too large for a double");
@@ -914,6 +916,8 @@ Test(values, errors)
     value_fails("[1, 2*3]", "error: 1:6: expected ',' or ']' in a list, found '*'");
     value_fails("--1", "error: 1:1: expected a number, found '-'");
     value_fails("1e999", "error: 1:1: number 1e999 is too large for a double");
+    value_fails("0x10", "error: 1:1: malformed number '0x10' (tgx numbers are decimal: no "
+                        "hexadecimal)");
     tg_tensor *t;
     cr_assert_eq(tg_expr_parse_value(NULL, TG_F64, NULL, &t), TG_EINVAL);
     cr_assert_eq(tg_expr_parse_value("1", TG_F64, NULL, NULL), TG_EINVAL);

@@ -66,7 +66,12 @@ static bool lex_number(const char *s, size_t n, size_t pos, tg_token *t, char *m
         while (j < n && (is_alnum(s[j]) || s[j] == '.'))
             j++;
         t->end = j;
-        if (is_alpha(s[i]) && s[i] != 'e' && s[i] != 'E')
+        /* 0x10 or 0x1p3 is a hexadecimal number, not the product 0*x10 (nor, in a value,
+         * any product at all). */
+        if (i == pos + 1 && s[pos] == '0' && (s[i] == 'x' || s[i] == 'X'))
+            snprintf(msg, size, "malformed number '%.*s' (tgx numbers are decimal: no hexadecimal)",
+                     TG_EXPR_CLIP(j - pos), s + pos);
+        else if (is_alpha(s[i]) && s[i] != 'e' && s[i] != 'E')
             snprintf(msg, size, "malformed number '%.*s' (write %.*s*%.*s for a product)",
                      TG_EXPR_CLIP(j - pos), s + pos, TG_EXPR_CLIP(i - pos), s + pos,
                      TG_EXPR_CLIP(j - i), s + i);
