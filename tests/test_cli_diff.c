@@ -145,6 +145,15 @@ Test(cli_diff, errors)
         ts_assert_has(r.err, bad[i][1]);
         tp_run_free(&r);
     }
+    /* ... found before the program runs, so its errors (exit 1) cannot hide them */
+    r = RUN("grad", "sum(x * y)", "x=[1, 2]", "--jvp", "x=[1,");
+    tp_expect_status(&r, 2);
+    ts_assert_has(r.err, "bad value for --jvp");
+    tp_run_free(&r);
+    r = RUN("grad", "x * 2", "x=[1, 2]", "--hessian", "--jvp", "x=abc");
+    tp_expect_status(&r, 2);
+    ts_assert_has(r.err, "bad value for --jvp");
+    tp_run_free(&r);
     r = RUN("grad", "sum(x)", "x=[1, 2]", "--jvp", "x=1", "--jvp", "x=2");
     tp_expect_status(&r, 2);
     ts_assert_has(r.err, "two tangents");

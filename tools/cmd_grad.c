@@ -796,6 +796,14 @@ int cmd_grad(int argc, char **argv)
             goto done;
         tg_tensor_free(s);
     }
+    /* So are --jvp's tangents: a malformed one must not wait for the program, whose own
+     * errors (exit 1) would hide it; their shapes are checked against the inputs later. */
+    for (size_t k = 0; k < o.n_jvp; k++) {
+        tg_tensor *v = NULL;
+        if ((rc = parse_value_arg("grad", "--jvp", o.jvp[k].text, o.dtype, &v)) != EXIT_OK)
+            goto done;
+        tg_tensor_free(v);
+    }
     rc = EXIT_FAIL;
     size_t len;
     const char *src;
