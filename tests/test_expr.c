@@ -800,6 +800,11 @@ Test(eval_errors, shape_errors_carry_the_span)
     eval_fails("reshape(W, [0, -1])", TG_ESHAPE,
                "error: 1:1-19: reshape: cannot fill the -1 of the new shape: [2,2] has 4 "
                "elements, not a multiple of 0\n    reshape(W, [0, -1])\n    ^~~~~~~~~~~~~~~~~~~");
+    /* With no elements either, every size would fill it: not "not a multiple of 0". */
+    eval_fails("reshape(x[3:], [0, -1])", TG_ESHAPE,
+               "error: 1:1-23: reshape: cannot fill the -1 of the new shape: [0] has no elements "
+               "and the other sizes multiply to 0, so any size would do\n"
+               "    reshape(x[3:], [0, -1])\n    ^~~~~~~~~~~~~~~~~~~~~~~");
 }
 
 Test(eval_errors, messages_from_ops_and_losses)

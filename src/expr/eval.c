@@ -69,6 +69,14 @@ static bool shape_of(const tg_program *g, const tg_xnode *node, const tg_tensor 
     if (unknown >= 0) {
         size_t numel = tg_tensor_numel(x);
         char sx[96];
+        if (known == 0 && numel == 0) { /* "0 elements, not a multiple of 0" would be false */
+            located(g, err, TG_ESHAPE, node,
+                    "%s: cannot fill the -1 of the new shape: %s has no elements and the other "
+                    "sizes multiply to 0, so any size would do",
+                    tg_op_name((tg_op)node->op),
+                    tg_shape_format(sx, sizeof sx, tg_tensor_rank(x), tg_tensor_shape(x)));
+            return false;
+        }
         if (known == 0 || numel % known != 0) {
             located(g, err, TG_ESHAPE, node,
                     "%s: cannot fill the -1 of the new shape: %s has %zu elements, not a "
