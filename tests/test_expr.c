@@ -921,6 +921,8 @@ Test(values, errors)
     value_fails("[1, 2*3]", "error: 1:6: expected ',' or ']' in a list, found '*'");
     value_fails("--1", "error: 1:1: expected a number, found '-'");
     value_fails("1e999", "error: 1:1: number 1e999 is too large for a double");
+    /* A value has no products: no hint to write one (2*x would be an error too). */
+    value_fails("2x", "error: 1:1: malformed number '2x'");
     value_fails("0x10", "error: 1:1: malformed number '0x10' (tgx numbers are decimal: no "
                         "hexadecimal)");
     tg_tensor *t;

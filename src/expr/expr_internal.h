@@ -128,8 +128,10 @@ typedef struct tg_token {
 } tg_token;
 
 /* Reads the token at `pos` of src[0..len) into t, skipping blanks and comments. False for a
- * lexical error, with the reason in msg[0..size) and t's span on the offending bytes. */
-bool tg_expr__lex(const char *src, size_t len, size_t pos, tg_token *t, char *msg, size_t size);
+ * lexical error, with the reason in msg[0..size) and t's span on the offending bytes. `value`:
+ * src is a NAME=VALUE value, which has no expressions (so no hint to write a product). */
+bool tg_expr__lex(const char *src, size_t len, size_t pos, bool value, tg_token *t, char *msg,
+                  size_t size);
 
 /* ---- functions (funcs.c) ------------------------------------------------------------------ */
 

@@ -39,7 +39,8 @@ static double to_double(const char *s, size_t n)
     return strtod(buf, NULL);
 }
 
-static bool lex_number(const char *s, size_t n, size_t pos, tg_token *t, char *msg, size_t size)
+static bool lex_number(const char *s, size_t n, size_t pos, bool value, tg_token *t, char *msg,
+                       size_t size)
 {
     size_t i = pos;
     while (i < n && is_digit(s[i]))
@@ -71,7 +72,7 @@ static bool lex_number(const char *s, size_t n, size_t pos, tg_token *t, char *m
         if (i == pos + 1 && s[pos] == '0' && (s[i] == 'x' || s[i] == 'X'))
             snprintf(msg, size, "malformed number '%.*s' (tgx numbers are decimal: no hexadecimal)",
                      TG_EXPR_CLIP(j - pos), s + pos);
-        else if (is_alpha(s[i]) && s[i] != 'e' && s[i] != 'E')
+        else if (is_alpha(s[i]) && s[i] != 'e' && s[i] != 'E' && !value)
             snprintf(msg, size, "malformed number '%.*s' (write %.*s*%.*s for a product)",
                      TG_EXPR_CLIP(j - pos), s + pos, TG_EXPR_CLIP(i - pos), s + pos,
                      TG_EXPR_CLIP(j - i), s + i);
@@ -93,7 +94,8 @@ static bool lex_number(const char *s, size_t n, size_t pos, tg_token *t, char *m
     return true;
 }
 
-bool tg_expr__lex(const char *s, size_t n, size_t pos, tg_token *t, char *msg, size_t size)
+bool tg_expr__lex(const char *s, size_t n, size_t pos, bool value, tg_token *t, char *msg,
+                  size_t size)
 {
     for (;;) {
         while (pos < n && (s[pos] == ' ' || s[pos] == '\t' || s[pos] == '\r' || s[pos] == '\f' ||
@@ -163,7 +165,7 @@ bool tg_expr__lex(const char *s, size_t n, size_t pos, tg_token *t, char *msg, s
     default: break;
     }
     if (is_digit(c) || (c == '.' && pos + 1 < n && is_digit(s[pos + 1])))
-        return lex_number(s, n, pos, t, msg, size);
+        return lex_number(s, n, pos, value, t, msg, size);
     if (is_alpha(c)) {
         size_t i = pos;
         while (i < n && is_alnum(s[i]))

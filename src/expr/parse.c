@@ -32,7 +32,8 @@ bool tg_expr__oom(parser *p)
 bool tg_expr__next(parser *p)
 {
     for (;;) {
-        if (!tg_expr__lex(p->src, p->len, p->pos, &p->tok, p->lexmsg, sizeof p->lexmsg))
+        if (!tg_expr__lex(p->src, p->len, p->pos, p->value_mode, &p->tok, p->lexmsg,
+                          sizeof p->lexmsg))
             return tg_expr__perr(p, p->tok.start, p->tok.end, "%s", p->lexmsg);
         p->pos = p->tok.end;
         if (p->tok.kind == TG_TOK_NEWLINE && (p->nest > 0 || p->value_mode))
@@ -47,7 +48,8 @@ tg_tok tg_expr__peek(parser *p)
 {
     tg_token t;
     char msg[sizeof p->lexmsg]; /* the error is reported when the token is reached */
-    return tg_expr__lex(p->src, p->len, p->pos, &t, msg, sizeof msg) ? t.kind : TG_TOK_EOF;
+    bool ok = tg_expr__lex(p->src, p->len, p->pos, p->value_mode, &t, msg, sizeof msg);
+    return ok ? t.kind : TG_TOK_EOF;
 }
 
 /* How a token reads in "found ..." messages. */
