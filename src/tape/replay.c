@@ -112,7 +112,12 @@ tg_status tg_tape_replay(tg_tape *tape)
         const tg_op_desc *d = tg_op__table[y->op];
         if (TG_UNLIKELY(d->checks_values) && (st = revalidate(tape, d, y)) != TG_OK)
             break;
-        d->forward(y); /* views point at their input's data again; constants keep theirs */
+        /* Views point at their input's data again; constants keep theirs. As when recording
+         * (tg_tape__compute, tg_tape__record_n), a result without elements is not computed:
+         * its forward's loops over the other axes may be 2^32 long. A custom op's forward is
+         * the user's, and runs whatever the size. */
+        if (TG_LIKELY(y->numel != 0) || d->view || y->op == TG_OP_CUSTOM)
+            d->forward(y);
         if (TG_UNLIKELY(tape->status != TG_OK)) { /* a custom op's forward failed */
             st = tape->status;
             break;
