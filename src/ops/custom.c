@@ -113,17 +113,25 @@ static void custom_vjp(tg_tape *tape, tg_tensor *y)
                       tg_node__op_name(y), y->index);
         return;
     }
+    /* The table of gradient pointers lives for this call only; past 8 inputs it is taken
+     * from the arena after the gradients it points at (which must outlive the call) and given
+     * back at the end, so that a backward pass per replay does not grow the arena. Getting a
+     * gradient twice in one pass gives the same buffer, allocated and zeroed once. */
+    for (uint32_t i = 0; i < ext->n; i++) {
+        (void)tg_tape__grad_of(tape, ext->in[i]);
+        if (tape->status != TG_OK) /* out of memory for that gradient */
+            return;
+    }
+    const tg_arena mark = tg_tape__scratch_mark(tape);
+    const size_t n_nodes = tape->n_nodes;
     void *small[8];
     void **dx = ext->n <= 8 ? small : tg_tape__alloc(tape, ext->n * sizeof *dx);
     if (!dx) {
         tg_tape__fail_oom(tape, tg_node__op_name(y), ext->n * sizeof *dx);
         return;
     }
-    for (uint32_t i = 0; i < ext->n; i++) {
+    for (uint32_t i = 0; i < ext->n; i++)
         dx[i] = tg_tape__grad_of(tape, ext->in[i]);
-        if (tape->status != TG_OK) /* out of memory for that gradient */
-            return;
-    }
     char msg[200] = "";
     const tg_custom_call call = {
         .user = ext->user,
@@ -136,6 +144,8 @@ static void custom_vjp(tg_tape *tape, tg_tensor *y)
         .msg_size = sizeof msg,
     };
     tg_status st = ext->custom->vjp(&call);
+    if (tape->n_nodes == n_nodes) /* (as in replay: a callback that recorded keeps what it made) */
+        tg_tape__scratch_release(tape, &mark);
     if (st != TG_OK)
         fail(tape, y, "backward", st, msg, sizeof msg);
 }

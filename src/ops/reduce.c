@@ -328,6 +328,9 @@ static void prod_vjp(tg_tape *tape, tg_tensor *y)
     if (!dx)
         return;
     axis_split s = split_at(y->in[0], y->attr.r.axis);
+    /* the suffix products are given back at the end: taken at every backward pass, they
+     * would grow the arena of a recording replayed and differentiated in a loop */
+    const tg_arena mark = tg_tape__scratch_mark(tape);
     void *scratch = tg_tape__alloc(tape, s.n * tg__esize(y));
     if (!scratch) {
         tg_tape__fail_oom(tape, "prod", s.n * tg__esize(y));
@@ -350,6 +353,7 @@ static void prod_vjp(tg_tape *tape, tg_tensor *y)
             }
         })
     });
+    tg_tape__scratch_release(tape, &mark);
 }
 
 /* The log of the sum of exponentials along a lane in two parts, log sum_k e^x[k] = m + ls:

@@ -104,7 +104,7 @@ tg_status tg_tape_replay(tg_tape *tape)
      * drops before returning; nodes' values are written in place. So everything a replay
      * allocates is garbage once it ends, and the arena goes back to where it was: a loop of
      * replays holds its memory steady. */
-    const tg_arena mark = tape->base.data;
+    const tg_arena mark = tg_tape__scratch_mark(tape);
     const size_t n = tape->n_nodes;
     const bool anomaly = tape->anomaly;
     for (size_t i = 0; i < n; i++) {
@@ -126,13 +126,7 @@ tg_status tg_tape_replay(tg_tape *tape)
             break;
     }
     if (tape->n_nodes == n) { /* (a callback that recorded on the tape keeps what it made) */
-        if (mark.cur) {
-            tape->base.data.cur = mark.cur;
-            tape->base.data.ptr = mark.ptr;
-            tape->base.data.end = mark.end;
-        } else { /* the arena was empty: its start, where blocks made since are found again */
-            tg_arena__rewind(&tape->base.data);
-        }
+        tg_tape__scratch_release(tape, &mark);
     }
     return st;
 }

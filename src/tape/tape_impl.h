@@ -96,6 +96,24 @@ static inline __attribute__((always_inline)) void *tg_tape__alloc(tg_tape *tape,
 {
     return tg_tape__data(tape, size, false);
 }
+/* Scratch that ends with the call taking it (a forward's partial sums, a VJP's working space):
+ * note the data arena's position before taking it, and go back there after, so that a loop
+ * of replays and backward passes over one recording holds its memory. Only memory taken
+ * since the mark is given back; whatever must outlive the call is taken before it. */
+static inline tg_arena tg_tape__scratch_mark(const tg_tape *tape)
+{
+    return tape->base.data;
+}
+static inline void tg_tape__scratch_release(tg_tape *tape, const tg_arena *mark)
+{
+    if (mark->cur) {
+        tape->base.data.cur = mark->cur;
+        tape->base.data.ptr = mark->ptr;
+        tape->base.data.end = mark->end;
+    } else { /* the arena was empty: its start, where blocks made since are found again */
+        tg_arena__rewind(&tape->base.data);
+    }
+}
 /* The entry of leaf x in the tape's index, if x is registered in the current recording;
  * otherwise the entry where it would go (one of no recording's, or an older recording's). */
 static inline tg_leaf_ref *tg_tape__leaf_ref(const tg_tape *tape, const tg_tensor *x)
