@@ -258,6 +258,35 @@ Test(custom, recorded_again_after_reset)
     tg_tape_free(tape);
 }
 
+/* A custom node's name and inputs live in the tape's data arena, which the next recording
+ * writes over: after a reset the node is stale, and asking for them gives NULL and 0
+ * (TG_ESTALE), not what the new values read as pointers say. */
+Test(custom, stale_node_reads_nothing)
+{
+    const size_t n = 4096;
+    tg_tensor *x = tg_tensor_full(TG_F64, 1, &n, 1e-300);
+    cr_assert_not_null(x);
+    tg_tape *tape = tg_tape_new();
+    double k = 1;
+    tg_tensor *y = cube(tape, &k, x);
+    tg_tensor *xs[2] = {x, x};
+    tg_tensor *c = tg_concat(tape, xs, 2, 0);
+    cr_assert_not_null(c, "%s", tg_tape_error(tape));
+    cr_assert_str_eq(tg_tensor_op_name(y), "cube");
+    cr_assert_eq(tg_tensor_num_inputs(c), 2);
+    tg_tape_reset(tape);
+    cr_assert_not_null(tg_scale(tape, x, 3), "%s", tg_tape_error(tape)); /* over the old ext */
+    cr_assert_null(tg_tensor_op_name(y));
+    cr_assert_eq(tg_last_status(), TG_ESTALE);
+    cr_assert_eq(tg_tensor_num_inputs(y), 0);
+    cr_assert_null(tg_tensor_input(y, 0));
+    cr_assert_eq(tg_tensor_num_inputs(c), 0);
+    cr_assert_null(tg_tensor_input(c, 1));
+    ts_assert_has(tg_last_error(), "recorded before its tape was reset");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
 /* With gradient recording off, the result requires no grad and the VJP never runs. */
 Test(custom, grad_disabled)
 {

@@ -177,12 +177,15 @@ TG_API tg_tensor *tg_apply(tg_tape *tape, tg_op op, tg_tensor *const *inputs, si
 
 /* The op that produced a tape tensor; -1 for a leaf. */
 TG_API int tg_tensor_op(const tg_tensor *t);
-/* The name of that op (a custom op's own name); NULL for a leaf. */
+/* The name of that op (a custom op's own name); NULL for a leaf, or (TG_ESTALE) for a tensor
+ * recorded before its tape was reset. */
 TG_API const char *tg_tensor_op_name(const tg_tensor *t);
 /* Number of inputs of a tape tensor (its op's arity, or for a variadic op the number it was
- * recorded with); 0 for a leaf or NULL. */
+ * recorded with); 0 for a leaf or NULL, and (TG_ESTALE) for a tensor recorded before its tape
+ * was reset. */
 TG_API int tg_tensor_num_inputs(const tg_tensor *t);
-/* Input i (0 <= i < tg_tensor_num_inputs(t)) of a tape tensor, or NULL. */
+/* Input i (0 <= i < tg_tensor_num_inputs(t)) of a tape tensor, or NULL (TG_ESTALE, as above,
+ * for a stale one). */
 TG_API tg_tensor *tg_tensor_input(const tg_tensor *t, int i);
 /* The node index of a tape tensor (its place in recording order); SIZE_MAX for a leaf. */
 TG_API size_t tg_tensor_index(const tg_tensor *t);

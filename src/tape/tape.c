@@ -174,14 +174,20 @@ int tg_tensor_op(const tg_tensor *t)
     return t && !(t->flags & TG_TF_LEAF) ? t->op : -1;
 }
 
+/* A variadic node's inputs and a custom node's name are in the data arena, which the next
+ * recording writes over: a stale node's are not read (TG_ESTALE), its header's are. */
 const char *tg_tensor_op_name(const tg_tensor *t)
 {
-    return t && !(t->flags & TG_TF_LEAF) ? tg_node__op_name(t) : NULL;
+    if (!t || (t->flags & TG_TF_LEAF) || tg_tensor__check_live(t, "tensor_op_name") != TG_OK)
+        return NULL;
+    return tg_node__op_name(t);
 }
 
 int tg_tensor_num_inputs(const tg_tensor *t)
 {
-    return t && !(t->flags & TG_TF_LEAF) ? tg_node__n_inputs(t) : 0;
+    if (!t || (t->flags & TG_TF_LEAF) || tg_tensor__check_live(t, "tensor_num_inputs") != TG_OK)
+        return 0;
+    return tg_node__n_inputs(t);
 }
 
 tg_tensor *tg_tensor_input(const tg_tensor *t, int i)
