@@ -130,8 +130,9 @@ TG_API uint64_t tg_rng_below(tg_rng *rng, uint64_t n);
  * each one (a training step's jobs come that close), then sleeps. The split depends only on the
  * problem size and the thread count, so results are bit-identical from run to run for a given
  * count. (Not across problem sizes: a row of a product may round differently in a product with
- * more rows, which takes another kernel path.) The count starts from the environment variable TG_NUM_THREADS when it holds a
- * positive integer, else the number of online CPUs. tg_set_num_threads(n) with n >= 1 sets
+ * more rows, which takes another kernel path.) The count starts from the environment variable
+ * TG_NUM_THREADS when it holds an integer from 1 to 1024 (other values are ignored), else the
+ * number of online CPUs. tg_set_num_threads(n) with n >= 1 sets
  * it (n = 1 runs everything on the calling thread); TG_EINVAL for n < 1. Call it while no
  * library call is running on another thread. */
 TG_API tg_status tg_set_num_threads(int n);
