@@ -852,6 +852,40 @@ Test(grad_graph_ops, custom_vjp_graph_must_record_its_gradient)
     tg_tensor_free(a);
 }
 
+/* mulsq's vjp_graph for a, and for b (which needs none) whatever it was given (ud) */
+static tg_status a_only_vjp_graph(const tg_custom_grad_call *c)
+{
+    tg_tape *t = c->tape;
+    c->dx[0] = tg_mul(t, tg_mul(t, c->dy, c->in[1]), c->in[1]);
+    c->dx[1] = c->user;
+    return tg_tape_status(t);
+}
+
+/* The gradient of an input that needs none is ignored, as ops.h says: not checked (a leaf
+ * there is no error) and not used. */
+Test(grad_graph_ops, custom_vjp_graph_entries_of_inputs_without_grad_are_ignored)
+{
+    static const tg_custom_op op = {.name = "a_only",
+                                    .forward = mulsq_forward,
+                                    .vjp = mulsq_vjp,
+                                    .vjp_graph = a_only_vjp_graph};
+    tg_tensor *a = ts_vec(TG_F64, 2, TS_VALS(1, 2), true);
+    tg_tensor *b = ts_vec(TG_F64, 2, TS_VALS(3, 4), false);
+    tg_tensor *junk = ts_vec(TG_F64, 2, TS_VALS(5, 5), false);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *in[2] = {a, b}, *g;
+    tg_tensor *y = tg_custom(tape, &op, junk, in, 2, 1, TS_SHAPE(2));
+    tg_tensor *f = tg_sum(tape, y, TG_ALL_AXES, false);
+    cr_assert_eq(tg_grad_graph(tape, f, &a, 1, NULL, &g), TG_OK, "%s", tg_last_error());
+    /* d/da sum(a b^2) = b^2 */
+    cr_expect_eq(tg_tensor_get(g, 0), 9);
+    cr_expect_eq(tg_tensor_get(g, 1), 16);
+    tg_tape_free(tape);
+    tg_tensor_free(junk);
+    tg_tensor_free(b);
+    tg_tensor_free(a);
+}
+
 Test(grad_graph_ops, custom_vjp_graph_fails)
 {
     static const tg_custom_op op = {.name = "grumpy",

@@ -272,8 +272,11 @@ static tg_status custom_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg
     if (st != TG_OK)
         fail(tape, y, "vjp_graph", st, msg, sizeof msg);
     /* What it gives back becomes the caller's gradient, the tape's: dy itself, or a tensor it
-     * recorded on this tape since its last reset (not a leaf of its own, say). */
+     * recorded on this tape since its last reset (not a leaf of its own, say). The entries of
+     * inputs that need no gradient are ignored, as ops.h says: dropped, not checked. */
     for (size_t i = 0; i < ext->n && tg_tape_status(tape) == TG_OK; i++) {
+        if (!ext->in[i]->requires_grad)
+            dx[i] = NULL;
         const tg_tensor *g = dx[i];
         if (g && g != dy &&
             ((g->flags & TG_TF_LEAF) || g->tape != tape || g->gen != tape->base.gen))
