@@ -604,6 +604,26 @@ Test(train, two_ranks_train_like_one_process_at_twice_the_batch)
     free(csv);
 }
 
+/* A last, partial global batch can still give a rank a whole batch of rows: 11 rows at 2 x 3
+ * leave 5, shared 3 + 2, and rank 0's 3 rows are a full local batch. Each rank's steps are its
+ * own here (no hook), so each trains alone. */
+Test(train, a_last_shard_of_a_whole_batch_trains)
+{
+    tg_table *table = parse("a,y\n0,0\n1,2\n2,4\n3,6\n4,8\n5,10\n6,12\n7,14\n8,16\n9,18\n10,20\n");
+    for (int rank = 0; rank < 2; rank++) {
+        tg_train_options o = TG_TRAIN_OPTIONS_INIT;
+        o.test_split = 0;
+        o.batch = 3;
+        o.epochs = 1;
+        o.rank = rank;
+        o.world = 2;
+        tg_trainer *t = make(table, "y", &o);
+        cr_assert_eq(tg_trainer_run(t, NULL), TG_OK, "rank %d: %s", rank, tg_last_error());
+        tg_trainer_free(t);
+    }
+    tg_table_free(table);
+}
+
 /* ---- memory -----------------------------------------------------------------------------------
  */
 

@@ -444,7 +444,10 @@ static tg_status step(tg_trainer *t, size_t start, size_t step_no)
     tg_model_zero_grad(t->model);
     if (rows > 0) {
         tg_dataset_gather(&t->train, t->perm, first, rows, o->dtype, t->xb, t->yb);
-        tg_tensor *x = full ? t->x_full : t->x_last, *y = full ? t->y_full : t->y_last;
+        /* By the row count, not by `full`: a rank's share of the last global batch may be a
+         * whole batch, and then only the full leaves (x_last is not made) have its shape. */
+        bool whole = rows == o->batch;
+        tg_tensor *x = whole ? t->x_full : t->x_last, *y = whole ? t->y_full : t->y_last;
         tg_tensor *loss = loss_of(t, t->tape, x, y, NULL);
         tg_status st = tg_tape_status(t->tape);
         if (st == TG_OK)
