@@ -877,6 +877,35 @@ Test(checkpoint, trainer_restore_compares_every_setting)
     rmdir(tmpdir);
 }
 
+/* Another --target over the same table keeps the task and the number of features, so the
+ * first difference found used to be the statistics of "feature 1 ('b')" with the values of
+ * the checkpoint's feature 1, 'a': the message named a column that was not the one compared.
+ * The checkpoint's model stores the column names: the refusal names the target. */
+Test(checkpoint, trainer_restore_names_another_target)
+{
+    make_tmpdir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/target.tgc", tmpdir);
+    tg_table *table = xor_table();
+    tg_train_options o = TG_TRAIN_OPTIONS_INIT;
+    o.task = TG_TRAIN_REGRESS, o.epochs = 2, o.hidden[0] = 8;
+    tg_trainer *a, *b;
+    cr_assert_eq(tg_trainer_new(table, "c", &o, &a), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_trainer_epoch(a, NULL), TG_OK, "%s", tg_last_error());
+    tg_checkpoint_progress p;
+    tg_trainer_progress(a, 1, 0, &p);
+    cr_assert_eq(tg_checkpoint_save(path, tg_trainer_model(a), tg_trainer_optim(a), &p), TG_OK,
+                 "%s", tg_last_error());
+    cr_assert_eq(tg_trainer_new(table, "a", &o, &b), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_trainer_restore(b, path, NULL), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "differs on --target: it has 'c', this run has 'a'");
+    tg_trainer_free(b);
+    tg_trainer_free(a);
+    tg_table_free(table);
+    remove(path);
+    rmdir(tmpdir);
+}
+
 /* ---- tapegrad train as a subprocess ---------------------------------------------------------- */
 
 Test(checkpoint, train_command_killed_and_resumed_is_bit_identical, .timeout = 280)

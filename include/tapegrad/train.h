@@ -202,13 +202,13 @@ TG_API void tg_trainer_progress(const tg_trainer *trainer, int epoch, size_t bat
  * optimizer and all its options (the learning rate included: the trainer has no schedule),
  * the number of ranks, and, when the checkpoint recorded them (tg_trainer_progress does),
  * the batch size, test split, seed, clipping norm and row counts of the splits; then the
- * standardization statistics stored in the checkpoint's model against this run's, feature by
- * feature. A difference is TG_EINVAL naming the setting (as `tapegrad train` spells it:
- * "--seed", "--batch", ...) with both values: "the checkpoint's run differs on --seed: it has
- * 42, this run has 7". The number of epochs may differ (a run can be extended: each epoch's
- * order depends on the seed and its index only). Errors of tg_checkpoint_load otherwise, and
- * TG_EINVAL when the checkpoint's position is past this run's epochs. On any error the
- * trainer is untouched. */
+ * column names stored in the checkpoint's model (the target's, then each feature's) and its
+ * standardization statistics against this run's, feature by feature. A difference is
+ * TG_EINVAL naming the setting (as `tapegrad train` spells it: "--seed", "--batch", ...) with
+ * both values: "the checkpoint's run differs on --seed: it has 42, this run has 7". The
+ * number of epochs may differ (a run can be extended: each epoch's order depends on the seed
+ * and its index only). Errors of tg_checkpoint_load otherwise, and TG_EINVAL when the
+ * checkpoint's position is past this run's epochs. On any error the trainer is untouched. */
 TG_API tg_status tg_trainer_restore(tg_trainer *trainer, const char *path,
                                     tg_checkpoint_progress *progress);
 

@@ -875,6 +875,23 @@ static tg_status compare_run(const tg_trainer *t, const char *path, const tg_mod
                          "(resume with the options of the run that wrote it)",
                          who, path, tg_train__setting_name(f), a, b);
     }
+    /* The columns by name, when both models have them (the checkpoint's model stores them):
+     * another --target with as many features would otherwise be reported below as the
+     * statistics of this run's feature next to the checkpoint's values of another column. */
+    const char *ta = tg_model_target_name(m), *tb = tg_model_target_name(t->model);
+    if (ta && tb && strcmp(ta, tb) != 0)
+        return tg__error(TG_EINVAL,
+                         "%s: %s: the checkpoint's run differs on --target: it has '%.200s', "
+                         "this run has '%.200s'",
+                         who, path, ta, tb);
+    for (size_t i = 0; i < t->train.d; i++) {
+        const char *fa = tg_model_feature_name(m, i), *fb = tg_model_feature_name(t->model, i);
+        if (fa && fb && strcmp(fa, fb) != 0)
+            return tg__error(TG_EINVAL,
+                             "%s: %s: the checkpoint's run differs on feature %zu: it has column "
+                             "'%.200s', this run has '%.200s' (another data file?)",
+                             who, path, i + 1, fa, fb);
+    }
     size_t n_a = 0, n_b = 0;
     const double *mean_a, *std_a, *mean_b, *std_b;
     tg_model_standardization(m, &n_a, &mean_a, &std_a);
