@@ -801,6 +801,14 @@ Test(checkpoint, trainer_restore_compares_every_setting)
     cr_assert_eq(tg_trainer_new(table, "c", &more, &b), TG_OK);
     cr_assert_eq(tg_trainer_restore(b, path, NULL), TG_OK, "%s", tg_last_error());
     tg_trainer_free(b);
+    /* Fewer epochs than the checkpoint reached: the message says which option, in the
+     * 1-based epochs `tapegrad train` prints. */
+    tg_train_options fewer = o;
+    fewer.epochs = 1;
+    cr_assert_eq(tg_trainer_new(table, "c", &fewer, &b), TG_OK);
+    cr_assert_eq(tg_trainer_restore(b, path, NULL), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "stopped in epoch 2, step 2 of it; this run has --epochs 1");
+    tg_trainer_free(b);
 
     /* Everything else must match. */
     tg_train_options x = o;

@@ -5,7 +5,6 @@
 #include "train_internal.h"
 
 #include <float.h>
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <time.h>
@@ -943,9 +942,15 @@ tg_status tg_trainer_restore(tg_trainer *t, const char *path, tg_checkpoint_prog
     st = compare_run(t, path, m, o, &p);
     if (st == TG_OK) {
         /* Position first: it is the last thing that can fail, and it changes nothing else. */
-        int epoch = p.epoch > INT_MAX ? INT_MAX : (int)p.epoch;
-        st = tg_trainer_set_position(t, epoch, (size_t)p.batch);
-        if (st != TG_OK)
+        /* --epochs is the one setting that may differ: a shorter run is refused in its terms
+         * (set_position's message counts from 0 and names no option). */
+        if (p.epoch >= (uint64_t)t->opt.epochs)
+            st = tg__error(TG_EINVAL,
+                           "%s: %s stopped in epoch %llu, step %llu of it; this run has --epochs "
+                           "%d (a resumed run may have more epochs, not fewer)",
+                           who, path, (unsigned long long)p.epoch + 1, (unsigned long long)p.batch,
+                           t->opt.epochs);
+        else if ((st = tg_trainer_set_position(t, (int)p.epoch, (size_t)p.batch)) != TG_OK)
             st = prefix_error(st, "%s: %s stopped at epoch %llu, step %llu of it", who, path,
                               (unsigned long long)p.epoch + 1, (unsigned long long)p.batch);
     }
