@@ -914,6 +914,36 @@ Test(checkpoint, trainer_restore_names_another_target)
     rmdir(tmpdir);
 }
 
+/* A checkpoint of a trainer that has not run yet (epoch 0, step 0) is a valid one: its
+ * progress used to carry the all-zero RNG of a trainer that had drawn no order, which
+ * tg_checkpoint_save refuses. Resumed, it trains like a fresh run. */
+Test(checkpoint, a_trainer_that_has_not_run_can_be_checkpointed)
+{
+    make_tmpdir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/start.tgc", tmpdir);
+    tg_table *table = xor_table();
+    tg_train_options o = TG_TRAIN_OPTIONS_INIT;
+    o.epochs = 2, o.hidden[0] = 8;
+    tg_trainer *a, *b;
+    cr_assert_eq(tg_trainer_new(table, "c", &o, &a), TG_OK, "%s", tg_last_error());
+    tg_checkpoint_progress p;
+    tg_trainer_progress(a, 0, 0, &p);
+    cr_assert_eq(tg_checkpoint_save(path, tg_trainer_model(a), tg_trainer_optim(a), &p), TG_OK,
+                 "%s", tg_last_error());
+    cr_assert_eq(tg_trainer_new(table, "c", &o, &b), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_trainer_restore(b, path, NULL), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_trainer_run(a, NULL), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_trainer_run(b, NULL), TG_OK, "%s", tg_last_error());
+    tg_model *ma = tg_trainer_model(a), *mb = tg_trainer_model(b);
+    cr_assert_eq(memcmp(tg_model_param_data(ma), tg_model_param_data(mb), param_bytes(ma)), 0);
+    tg_trainer_free(b);
+    tg_trainer_free(a);
+    tg_table_free(table);
+    remove(path);
+    rmdir(tmpdir);
+}
+
 /* ---- tapegrad train as a subprocess ---------------------------------------------------------- */
 
 Test(checkpoint, train_command_killed_and_resumed_is_bit_identical, .timeout = 280)

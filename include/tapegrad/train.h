@@ -174,7 +174,8 @@ TG_API const tg_train_epoch *tg_trainer_history(const tg_trainer *trainer, size_
  * target; tg_trainer_export gives one that predicts the target itself. */
 TG_API tg_model *tg_trainer_model(tg_trainer *trainer);
 TG_API tg_optim *tg_trainer_optim(tg_trainer *trainer);
-/* The shuffle RNG: the state after drawing the latest epoch's order. */
+/* The shuffle RNG: the state after drawing the latest epoch's order (before the first epoch,
+ * seeded for it). */
 TG_API tg_rng *tg_trainer_rng(tg_trainer *trainer);
 /* Epochs completed (0 before the first). Setting it (0..epochs) makes the next epoch
  * index+1, with that epoch's order: with the parameter block and the optimizer state restored,

@@ -346,6 +346,12 @@ static tg_status alloc_steps(tg_trainer *t)
     return st;
 }
 
+/* Seeds the shuffle RNG for epoch e (0-based), as epoch_order draws it. */
+static void epoch_seed(tg_trainer *t, int e)
+{
+    tg_rng_seed(&t->rng, t->opt.seed + UINT64_C(0x9E3779B97F4A7C15) * (uint64_t)(e + 1));
+}
+
 tg_status tg_trainer_new(const tg_table *table, const char *target, const tg_train_options *opt,
                          tg_trainer **out)
 {
@@ -388,8 +394,12 @@ tg_status tg_trainer_new(const tg_table *table, const char *target, const tg_tra
         st = standardize(t);
     if (st == TG_OK)
         st = alloc_steps(t);
-    if (st == TG_OK)
+    if (st == TG_OK) {
         t->data_hash = data_hash_of(t);
+        /* Seeded as the first epoch will seed it: a checkpoint of the trainer before any
+         * epoch (tg_trainer_progress) then carries a valid RNG, not xoshiro's all-zero one. */
+        epoch_seed(t, 0);
+    }
     if (st != TG_OK) {
         tg_trainer_free(t);
         return st;
@@ -552,7 +562,7 @@ static tg_status evaluate(tg_trainer *t, const tg_dataset *ds, tg_train_scores *
  * own RNG.) */
 static void epoch_order(tg_trainer *t, int e)
 {
-    tg_rng_seed(&t->rng, t->opt.seed + UINT64_C(0x9E3779B97F4A7C15) * (uint64_t)(e + 1));
+    epoch_seed(t, e);
     tg_shuffle(t->perm, t->train.n, &t->rng);
 }
 
