@@ -266,6 +266,12 @@ Test(csv_errors, header_problems)
     fails("x,y,z,y\n1,2,3,4\n", "t.csv:1: duplicate column name 'y' (columns 2 and 4)");
     fails("\"a,b\n1,2\n", "t.csv:1:1: unterminated quoted column name");
     fails("\"a\"b,c\n1,2\n", "t.csv:1:4: expected ',' after a quoted column name, found 'b'");
+    /* Bare carriage returns (classic Mac line ends) made the whole file one header line, and
+     * the message said only that there were no data rows. */
+    fails("a,b\r1,2\r3,4\r", "t.csv:1:4: a carriage return inside the header line (line ends "
+                             "must be \"\\n\" or \"\\r\\n\")");
+    fails("\"a\rb\",c\n1,2\n", "t.csv:1:3: a carriage return inside the header line (line ends "
+                               "must be \"\\n\" or \"\\r\\n\")");
 }
 
 Test(csv_errors, bad_arguments)

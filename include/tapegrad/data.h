@@ -17,11 +17,11 @@ typedef struct tg_table tg_table;
  * optional surrounding spaces, "\n" or "\r\n" line ends). TG_EIO when the file cannot be
  * read (with the OS reason); TG_EFORMAT with "PATH:LINE:COLUMN: ..." for an empty file, a
  * missing header, a ragged row, a field that is not a finite number (NaN/Inf included), an
- * empty field, a header with no data rows, an empty or duplicate column name, a NUL byte in
- * the header, a first row that is all numbers (no header). Blank lines are skipped; a UTF-8 byte order mark is
- * ignored; header names may be double-quoted ("" for a quote). A file over 1 GiB is refused
- * (TG_EFORMAT) unless the environment variable TG_CSV_MAX_BYTES allows more. *out is the
- * caller's (tg_table_free). */
+ * empty field, a header with no data rows, an empty or duplicate column name, a NUL byte or
+ * a carriage return (bare "\r" line ends) in the header, a first row that is all numbers
+ * (no header). Blank lines are skipped; a UTF-8 byte order mark is ignored; header names may
+ * be double-quoted ("" for a quote). A file over 1 GiB is refused (TG_EFORMAT) unless the
+ * environment variable TG_CSV_MAX_BYTES allows more. *out is the caller's (tg_table_free). */
 TG_API tg_status tg_table_read_csv(const char *path, tg_table **out);
 /* The same from text in memory; `name` is used in messages in place of the path. */
 TG_API tg_status tg_table_parse_csv(const char *text, size_t len, const char *name,

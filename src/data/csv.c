@@ -242,6 +242,14 @@ static tg_status parse_header(csv *c, tg_table *t)
     if (nul)
         return tg__error(TG_EFORMAT, "%s:%zu:%zu: NUL byte in the header", c->name, c->line,
                          column_of(c, nul));
+    /* A carriage return left inside the line (its last one is the "\r\n" end) means bare "\r"
+     * line ends: the whole file would be this one line, reported as a header without rows. */
+    const char *cr = memchr(c->ls, '\r', len);
+    if (cr)
+        return tg__error(TG_EFORMAT,
+                         "%s:%zu:%zu: a carriage return inside the header line (line ends must "
+                         "be \"\\n\" or \"\\r\\n\")",
+                         c->name, c->line, column_of(c, cr));
     /* Unquoting only shrinks fields, and each name gains one NUL for the separator or line
      * end it replaces: len + 1 bytes always suffice. */
     t->text_size = len + 1;
