@@ -168,6 +168,16 @@ Test(csv, find)
     tg_table_free(t);
 }
 
+/* Names may hold control bytes (an escape sequence in a hostile header): the list of columns
+ * in the message shows them as '?', as every other message of the reader does. */
+Test(csv, find_message_shows_hostile_names_safely)
+{
+    tg_table *t = parse_ok("a\x1b[2J,b\x07\n1,2\n");
+    cr_assert_eq(tg_table_find(t, "c"), (size_t)-1);
+    cr_assert_str_eq(tg_last_error(), "no column 'c'; the columns are: a?[2J, b?");
+    tg_table_free(t);
+}
+
 Test(csv, find_message_with_many_columns_is_bounded)
 {
     char text[8192];

@@ -486,14 +486,21 @@ size_t tg_table_find(const tg_table *t, const char *name)
     /* Name what is there, as much as fits in a message. */
     char list[320];
     size_t used = 0;
+    list[0] = '\0';
     for (size_t j = 0; j < t->cols; j++) {
         size_t n = strlen(t->names[j]);
         if (used + n + 32 > sizeof list) { /* room for this name or the tail below */
             snprintf(list + used, sizeof list - used, ", ... (%zu in all)", t->cols);
             break;
         }
-        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", j ? ", " : "",
-                                 t->names[j]);
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s", j ? ", " : "");
+        /* Control bytes of a hostile header as '?' (an escape sequence would act on the
+         * terminal); other bytes as they are, so UTF-8 names still read. */
+        for (size_t k = 0; k < n; k++) {
+            unsigned char ch = (unsigned char)t->names[j][k];
+            list[used++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+        }
+        list[used] = '\0';
     }
     char shown[48];
     show_field(shown, sizeof shown, name, strlen(name));
