@@ -806,7 +806,7 @@ Test(train_cmd, regression_reports_rmse)
 Test(train_cmd, usage_errors_exit_2)
 {
     struct {
-        const char *args[8];
+        const char *args[9];
         const char *msg;
     } cases[] = {
         {{"train"}, "no data file given"},
@@ -827,6 +827,11 @@ Test(train_cmd, usage_errors_exit_2)
         {{"train", "d.csv", "--target", "y", "--render", "g.txt"}, "cannot tell the format"},
         {{"train", "d.csv", "--target", "y", "--frobnicate"}, "unknown option '--frobnicate'"},
         {{"train", "d.csv", "e.csv", "--target", "y"}, "one data file only"},
+        {{"train", "d.csv", "--target", "y", "--checkpoint-every", "5"},
+         "--checkpoint-every needs --checkpoint FILE"},
+        {{"train", "d.csv", "--target", "y", "--checkpoint", "c", "--checkpoint-every",
+          "99999999999999999999"},
+         "--checkpoint-every must be an integer >= 1"},
         {{"predict", "m.tgm"}, "expected a model and a data file"},
         {{"predict", "m.tgm", "d.csv", "x"}, "unexpected argument 'x'"},
         {{"predict", "m.tgm", "d.csv", "--plot"}, "unknown option '--plot'"},

@@ -281,6 +281,8 @@ static int train_parse(int argc, char **argv, train_args *a)
         a->opt.optim.lr = default_lr(a->opt.optim.kind);
     if (a->json && a->dot && strcmp(a->dot, "-") == 0)
         return usage_error("train", "--dot - and --json both want stdout");
+    if (a->dist.every && !a->dist.checkpoint) /* it would be ignored without a word */
+        return usage_error("train", "--checkpoint-every needs --checkpoint FILE");
     return check_render("train", a->render);
 }
 

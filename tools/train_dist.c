@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "common/clock.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +37,9 @@ int train_dist_option(train_dist *d, const char *opt, const char *value)
         d->resume = value;
     } else {
         char *end;
+        errno = 0;
         unsigned long long n = strtoull(value, &end, 10);
-        if (!*value || *value == '-' || *end || n == 0)
+        if (!*value || *value == '-' || *end || n == 0 || errno == ERANGE)
             return usage_error("train", "--checkpoint-every must be an integer >= 1, not '%s'",
                                value);
         d->every = n;
