@@ -450,6 +450,43 @@ Test(train, an_f32_export_refuses_a_target_it_cannot_resolve)
     }
 }
 
+/* What an exported model must hold: a constant target of 100000 in f32 (no spread to resolve:
+ * exported, and predicted near 100000), and values near 1e308 in f64 (beyond its range once 4
+ * standard deviations are added: refused). */
+Test(train, export_holds_a_constant_target_and_refuses_values_beyond_f64)
+{
+    for (int k = 0; k < 2; k++) {
+        char text[4096] = "x,y\n";
+        size_t len = strlen(text);
+        for (int i = 0; i < 20; i++)
+            len += (size_t)snprintf(text + len, sizeof text - len, "%d,%.17g\n", i,
+                                    k ? (i % 2 ? 1.7e308 : -1.7e308) : 100000.0);
+        tg_table *table = NULL;
+        cr_assert_eq(tg_table_parse_csv(text, len, "t", &table), TG_OK, "%s", tg_last_error());
+        tg_train_options o = TG_TRAIN_OPTIONS_INIT;
+        o.dtype = k ? TG_F64 : TG_F32;
+        o.epochs = 300; /* a step an epoch (16 training rows): enough to learn the constant */
+        o.task = TG_TRAIN_REGRESS;
+        tg_trainer *t = make(table, "y", &o);
+        cr_assert_eq(tg_trainer_run(t, NULL), TG_OK, "%s", tg_last_error());
+        tg_model *m = NULL;
+        tg_status st = tg_trainer_export(t, &m);
+        if (k) {
+            cr_expect_eq(st, TG_EINVAL);
+            ts_assert_has(tg_last_error(), "do not fit an f64 model's output; scale the target");
+        } else {
+            cr_assert_eq(st, TG_OK, "%s", tg_last_error());
+            const double x = 3;
+            double y = 0;
+            cr_assert_eq(tg_model_predict(m, &x, 1, 1, &y, 1), TG_OK, "%s", tg_last_error());
+            cr_expect(fabs(y - 100000) < 0.1, "predicted %.9g", y);
+        }
+        tg_model_free(m);
+        tg_trainer_free(t);
+        tg_table_free(table);
+    }
+}
+
 /* The exported model predicts in the target's units from raw rows: its RMSE on the raw test
  * split (the same seed splits the same way) is the RMSE the trainer reported. */
 Test(train, regression_exports_a_model_in_the_targets_units)

@@ -216,10 +216,11 @@ TG_API tg_status tg_trainer_restore(tg_trainer *trainer, const char *path,
 /* A copy of the model to keep or save (*out is the caller's, tg_model_free): the same weights,
  * with the standardization, the task, the class count and the column names stored, and, for
  * regression, the target's scaling folded into the last layer (w * std, b * std + mean), so
- * it predicts in the target's units from raw feature rows. TG_ENOMEM; TG_EINVAL for an f32
- * regression model whose output cannot hold the target in its units: values beyond f32's
- * range, or spaced in f32 more than 2^-10 of their standard deviation apart (a target of 1e9 +
- * x, say), which f64 holds. */
+ * it predicts in the target's units from raw feature rows. TG_ENOMEM; TG_EINVAL for a
+ * regression model whose output cannot hold the target in its units: values (mean + 4
+ * standard deviations) beyond its dtype's range, or, in f32, spaced more than 2^-10 of their
+ * standard deviation apart (a target of 1e9 + x, say), which f64 holds; a constant target is
+ * held to f32's precision. */
 TG_API tg_status tg_trainer_export(const tg_trainer *trainer, tg_model **out);
 
 /* Records one training step on `tape` for looking at it (tapegrad/io.h's dot writer): the

@@ -20,6 +20,7 @@ struct tg_trainer {
     size_t n_classes, n_out; /* classes (0 for regression); model outputs */
     tg_dataset train, test;  /* features standardized; regression targets standardized too */
     double y_mean, y_std;    /* regression: the target's training statistics (else 0, 1) */
+    bool y_constant;         /* regression: every training target is the same (y_std is 1) */
     tg_model *model;
     tg_optim *optim;
     tg_tensor *params[2 * TG_MLP_MAX_LAYERS];
@@ -290,6 +291,9 @@ static tg_status standardize(tg_trainer *t)
      * constant target gets std 1: it is only centred). */
     tg_dataset train_y = {.n = t->train.n, .d = 1, .x = t->train.y};
     tg_dataset test_y = {.n = t->test.n, .d = 1, .x = t->test.y};
+    t->y_constant = true;
+    for (size_t i = 1; i < train_y.n && t->y_constant; i++)
+        t->y_constant = train_y.x[i] == train_y.x[0];
     if ((st = tg_dataset_stats(&train_y, &t->y_mean, &t->y_std)) != TG_OK)
         return st;
     tg_dataset_standardize(&train_y, &t->y_mean, &t->y_std);
@@ -705,22 +709,25 @@ tg_status tg_trainer_set_position(tg_trainer *t, int epoch, size_t batch)
     return st;
 }
 
-/* Whether an f32 model that predicts in the target's units can resolve it: its output's
- * spacing near the target's mean must be small next to the target's spread (at most 2^-10 of
- * it: the rounding then adds under a thousandth of the spread to the error), and the folded
- * last layer must fit f32. A target of 1e9 + 3x (spread 1.7, spacing 64 there) came out of
- * an f32 model as 1e9 for every row, 75 times the RMSE training reported. TG_EINVAL saying so
- * and what to do; TG_OK for f64. */
-static tg_status check_f32_target(const tg_trainer *t)
+/* Whether a model that predicts in the target's units can hold it and, in f32, resolve it: the
+ * folded last layer must fit the dtype; and an f32 output's spacing near the target's mean must
+ * be small next to the target's spread (at most 2^-10 of it: the rounding then adds under a
+ * thousandth of the spread to the error). A target of 1e9 + 3x (spread 1.7, spacing 64 there)
+ * came out of an f32 model as 1e9 for every row, 75 times the RMSE training reported. A
+ * constant target has no spread to resolve (its std of 1 is a stand-in): f32 holds it to its
+ * precision. TG_EINVAL saying so and what to do. */
+static tg_status check_export_target(const tg_trainer *t)
 {
-    if (t->opt.dtype != TG_F32)
-        return TG_OK;
+    const bool f32 = t->opt.dtype == TG_F32;
     const double top = fabs(t->y_mean) + 4 * t->y_std; /* where most predictions lie */
-    if (!(top < FLT_MAX))
+    if (!(top < (f32 ? FLT_MAX : DBL_MAX)))
         return tg__error(TG_EINVAL,
                          "trainer_export: the target's values (mean %g, standard deviation %g) "
-                         "do not fit an f32 model's output; train in f64 (--dtype f64)",
-                         t->y_mean, t->y_std);
+                         "do not fit an %s model's output; %s",
+                         t->y_mean, t->y_std, f32 ? "f32" : "f64",
+                         f32 ? "train in f64 (--dtype f64)" : "scale the target down");
+    if (!f32 || t->y_constant)
+        return TG_OK;
     const double spacing = ldexp(1.0, ilogb(top) - 23); /* f32's spacing at top */
     if (spacing > ldexp(t->y_std, -10))
         return tg__error(TG_EINVAL,
@@ -750,7 +757,7 @@ tg_status tg_trainer_export(const tg_trainer *t, tg_model **out)
     tg_model_buffer_free(buf, size);
     if (st != TG_OK)
         return st;
-    if (!t->n_classes && (st = check_f32_target(t)) != TG_OK) {
+    if (!t->n_classes && (st = check_export_target(t)) != TG_OK) {
         tg_model_free(m);
         return st;
     }
