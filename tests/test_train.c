@@ -1216,6 +1216,31 @@ Test(train_cmd, divergence_on_the_last_step_exits_1_and_saves_nothing, .timeout 
     rmdir(dir);
 }
 
+/* --save with a target the f32 model could not hold (1e9 + 2x: spaced 64 apart there) fails
+ * before training, not after every epoch has run: nothing printed, nothing saved. */
+Test(train_cmd, save_refuses_an_unresolvable_f32_target_before_training)
+{
+    char dir[] = "/tmp/tg_save_f32_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char model[64], data[64];
+    snprintf(data, sizeof data, "%s/d.csv", dir);
+    snprintf(model, sizeof model, "%s/m.tgm", dir);
+    FILE *f = fopen(data, "w");
+    cr_assert(f);
+    fputs("x,y\n", f);
+    for (int i = 0; i < 60; i++)
+        fprintf(f, "%d,%d\n", i, 1000000000 + 2 * i);
+    fclose(f);
+    tp_run r = RUN("train", data, "--target", "y", "--save", model);
+    tp_expect_status(&r, 1);
+    ts_assert_has(r.err, "--save: trainer_export: an f32 model cannot predict this target");
+    cr_expect_str_eq(r.out, "", "it trained first");
+    cr_expect_neq(access(model, F_OK), 0);
+    tp_run_free(&r);
+    unlink(data);
+    rmdir(dir);
+}
+
 /* A feature of 1e300 does not fit f32; in f64, features of +-1e308 drive the relu units, and
  * then the logits, past the largest double (at this seed, to +inf). Either way predict fails,
  * rather than print class 0 for the row. The CSV is rewritten for each model. */

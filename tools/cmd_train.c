@@ -512,6 +512,14 @@ int cmd_train(int argc, char **argv)
         complain("train", "%s", loop_message());
         goto done;
     }
+    if (a.save) { /* a target the saved model could not hold is known now, not after training */
+        if (tg_trainer_export(t, &model) != TG_OK) {
+            complain("train", "--save: %s", tg_last_error());
+            goto done;
+        }
+        tg_model_free(model);
+        model = NULL;
+    }
     if (train_dist_ready(&a.dist, t, a.json) != EXIT_OK)
         goto done;
     tg_train_result r;
