@@ -11,6 +11,7 @@
 #      (the .pc and the CMake package find everything relative to where they are);
 #   3. tapegrad.pc names only pkg-config modules and flags, no absolute path;
 #   4. shared: the SONAME, and that only public tg_ symbols are exported.
+# Step 2 also builds tests/install/consumer_cxx, a C++-only CMake project, against the moved tree.
 # Everything it writes is under WORK_DIR, which it recreates.
 set -euo pipefail
 
@@ -25,6 +26,7 @@ main_kind=$4
 case "$work" in /*) ;; *) work="$PWD/$work" ;; esac
 consumer_src="$src/tests/install/consumer"
 cc=${CC:-cc}
+cxx=${CXX:-c++}
 werror=${TG_WERROR:-OFF}
 jobs=$(nproc 2>/dev/null || echo 2)
 expect='y=9 dy/dx=6'
@@ -124,6 +126,14 @@ for kind in shared static; do
     run "$kind: build against the moved tree (find_package)" cmake --build "$kwork/cmake-moved"
     out=$(cd "$kwork" && ./cmake-moved/prog 2>&1) || fail "$kind: $out"
     expect_output "$kind: moved tree, find_package" "$out"
+    # A C++-only project (no C enabled) finds it too, and the headers compile as C++.
+    run "$kind: configure a C++ project against the moved tree" cmake \
+        -S "$src/tests/install/consumer_cxx" -B "$kwork/cxx" -DCMAKE_CXX_COMPILER="$cxx" \
+        -DCMAKE_PREFIX_PATH="$kwork/moved" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF \
+        -DCMAKE_CXX_FLAGS="-Wall -Wextra -pedantic -Werror"
+    run "$kind: build the C++ project" cmake --build "$kwork/cxx"
+    out=$(cd "$kwork" && ./cxx/prog 2>&1) || fail "$kind: $out"
+    expect_output "$kind: moved tree, C++ project" "$out"
 
     # 3. The pkg-config file: relocatable, no absolute paths, the right flags for the kind.
     if grep -E '^(prefix|libdir|includedir)=/|^(Libs|Cflags|Requires).*[ :]/' "$pc" >/dev/null; then
