@@ -135,6 +135,26 @@ for kind in shared static; do
     out=$(cd "$kwork" && ./cxx/prog 2>&1) || fail "$kind: $out"
     expect_output "$kind: moved tree, C++ project" "$out"
 
+    # A static build's missing dependency is a plain message naming it (not a CMake list).
+    if [ "$kind" = static ]; then
+        echo "+ (PKG_CONFIG_LIBDIR=/nonexistent) configure against the moved tree" >>"$log"
+        if out=$(PKG_CONFIG_LIBDIR=/nonexistent PKG_CONFIG_PATH='' cmake -S "$kwork/cmake" \
+            -B "$kwork/cmake-nodeps" -DCMAKE_C_COMPILER="$cc" -DCMAKE_PREFIX_PATH="$kwork/moved" \
+            -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF 2>&1); then
+            fail "static: found without libxxhash: $out"
+        fi
+        echo "$out" >>"$log"
+        msg=$(printf '%s\n' "$out" | tr -s ' \n' '  ')
+        msg=${msg#*Reason given by package: }
+        msg=${msg%%-- Configuring incomplete*}
+        case "$msg" in
+            *";"*) fail "static: the not-found message has a ';': $msg" ;;
+            *"needs libxxhash, which pkg-config could not find"*) ;;
+            *) fail "static: no message naming libxxhash: $msg" ;;
+        esac
+        say "static: without libxxhash, find_package says so"
+    fi
+
     # 3. The pkg-config file: relocatable, no absolute paths, the right flags for the kind.
     if grep -E '^(prefix|libdir|includedir)=/|^(Libs|Cflags|Requires).*[ :]/' "$pc" >/dev/null; then
         fail "$kind: absolute path in tapegrad.pc: $(grep -E '/' "$pc" | grep -v '^#')"
