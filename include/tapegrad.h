@@ -7,6 +7,8 @@
  *   tapegrad/tape.h        the tape: recording, tg_backward, tg_grad, reset, anomaly mode
  *   tapegrad/ops.h         the primitive ops (tg_add, tg_matmul, tg_tanh, tg_sum, ...)
  *   tapegrad/check.h       gradient checking by central finite differences
+ *   tapegrad/diff.h        derivatives as ops, to any order: tg_grad_graph, tg_jvp, tg_vjp,
+ *                          tg_hvp, tg_jacobian, tg_hessian
  *   tapegrad/nn.h          losses, activations, initializers, the MLP model and its files
  *   tapegrad/io.h          a tape's graph as Graphviz dot text, or rendered (SVG, PNG, PDF);
  *                          named tensor files

@@ -7,7 +7,8 @@
 #   - a comment mentions a tg_/TG_ name that the headers do not declare (a renamed or removed
 #     function still named in prose), except the build options and environment variables
 #     listed in NOT_API below; names followed by '*' (tg_dist_*) are patterns, not names;
-#   - Doxygen says anything else (markup it could not read: the reference would be garbled).
+#   - Doxygen says anything else (markup it could not read: the reference would be garbled);
+#   - tapegrad.h does not include a module header, or its opening list does not name it.
 # GAPS (docs/api-gaps.txt) lists the names undocumented when this check was introduced, one a
 # line; they are let through, and a listed name that is documented now (or gone) fails too, so
 # the list only shrinks: delete its line when you document the name. Undocumented struct
@@ -144,6 +145,20 @@ if [ -n "$unknown" ]; then
         awk -F '\t' -v n="$n" '$1 == n { print "  " $1 " at " $2 }' "$tmp/mentioned" >&2
     done
     status=1
+fi
+
+# 4. The umbrella header (tapegrad.h) includes every module header and names each in its
+# opening list ("tapegrad/NAME.h  what it holds"), which tells users which one to include.
+umbrella=$(printf '%s\n' $headers | grep '/tapegrad\.h$' | head -n 1)
+if [ -n "$umbrella" ]; then
+    for h in $headers; do
+        case "$h" in */tapegrad/*.h) ;; *) continue ;; esac
+        m="tapegrad/${h##*/}"
+        grep -q "^#include \"$m\"" "$umbrella" ||
+            { echo "check_api_docs: $umbrella does not include $m" >&2; status=1; }
+        grep -Eq "^ \* +$m +" "$umbrella" ||
+            { echo "check_api_docs: $umbrella's list of module headers lacks $m" >&2; status=1; }
+    done
 fi
 
 if [ $status -eq 0 ]; then
