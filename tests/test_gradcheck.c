@@ -143,3 +143,22 @@ Test(gradcheck, accepts_f32_inputs_as_f64_copies)
     cr_expect(err >= 0 && err <= TOL, "max error %g", err);
     tg_tensor_free(x);
 }
+
+/* y = x[0:2], or x[0:3] once x[0] is nudged above 1: an output whose size depends on the
+ * input, which must be an error rather than a read of weights past the first output's size. */
+static tg_tensor *growing_fn(tg_tape *t, tg_tensor *const *in, size_t n, void *ud)
+{
+    (void)n;
+    (void)ud;
+    const double x0 = tg_tensor_get(in[0], 0);
+    return tg_slice(t, in[0], 0, 0, x0 > 1.0 ? 3 : 2, 1);
+}
+
+Test(gradcheck, output_growing_with_the_input_is_eshape)
+{
+    tg_tensor *x = ts_vec(TG_F64, 4, TS_VALS(1.0, 2.0, 3.0, 4.0), false);
+    tg_status st = tg_gradcheck(growing_fn, NULL, &x, 1, NULL, NULL);
+    cr_expect_eq(st, TG_ESHAPE, "%s: %s", tg_status_name(st), tg_last_error());
+    ts_assert_has(tg_last_error(), "shape depends on the input");
+    tg_tensor_free(x);
+}
