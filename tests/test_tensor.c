@@ -682,6 +682,28 @@ Test(accessors, stale_tape_tensor_reads_fail)
     tg_tape_free(tape);
 }
 
+/* A stale tensor without elements has no values to miss: its reads fail all the same, with
+ * TG_ESTALE, rather than succeed (to_f64) or blame the index (get). */
+Test(accessors, stale_empty_tape_tensor_reads_fail)
+{
+    tg_tape *tape = tg_tape_new();
+    const size_t shape[2] = {2, 0};
+    tg_tensor *x = tg_tensor_zeros(TG_F64, 2, shape);
+    tg_tensor *y = tg_scale(tape, x, 2.0);
+    cr_assert_not_null(y);
+    double out[1];
+    cr_assert_eq(tg_tensor_to_f64(y, out), TG_OK);
+    tg_tape_reset(tape);
+    tg_clear_error();
+    cr_assert_eq(tg_tensor_to_f64(y, out), TG_ESTALE, "%s", tg_last_error());
+    tg_clear_error();
+    cr_assert(isnan(tg_tensor_get(y, 0)));
+    cr_assert_eq(tg_last_status(), TG_ESTALE, "%s", tg_last_error());
+    ts_assert_has(tg_last_error(), "reset");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
 /* ---- requires_grad, names, grads ----------------------------------------------------------- */
 
 Test(flags, requires_grad_leaf_and_tape_tensor)
