@@ -162,3 +162,33 @@ Test(gradcheck, output_growing_with_the_input_is_eshape)
     ts_assert_has(tg_last_error(), "shape depends on the input");
     tg_tensor_free(x);
 }
+
+/* f = sum(a^2) + sum(b * detach(b)^k), k = 1 (*ud == 1) or 2: with b = (0, 0, 3) only b's
+ * element 2 is off, in the gradient (k = 1: b against 2b) or in the second derivative (k = 2:
+ * the recorded gradient detach(b)^2 has none, finite differences of b^2 give 2b u). */
+static tg_tensor *one_off_fn(tg_tape *t, tg_tensor *const *in, size_t n, void *ud)
+{
+    (void)n;
+    tg_tensor *d = tg_detach(t, in[1]);
+    if (*(const int *)ud == 2)
+        d = tg_mul(t, d, d);
+    return tg_add(t, tg_sum(t, tg_square(t, in[0]), TG_ALL_AXES, false),
+                  tg_sum(t, tg_mul(t, in[1], d), TG_ALL_AXES, false));
+}
+
+Test(gradcheck, failure_names_the_input_and_element)
+{
+    tg_tensor *in[2] = {ts_vec(TG_F64, 2, TS_VALS(0.5, -1.5), false),
+                        ts_vec(TG_F64, 3, TS_VALS(0.0, 0.0, 3.0), false)};
+    int k = 1;
+    tg_status st = tg_gradcheck(one_off_fn, &k, in, 2, NULL, NULL);
+    cr_expect_eq(st, TG_ENUMERIC, "%s: %s", tg_status_name(st), tg_last_error());
+    ts_assert_has(tg_last_error(), "input 1, element 2");
+    ts_assert_has(tg_last_error(), "the gradient is 3, finite differences give 6");
+    k = 2;
+    st = tg_gradgradcheck(one_off_fn, &k, in, 2, NULL, NULL);
+    cr_expect_eq(st, TG_ENUMERIC, "%s: %s", tg_status_name(st), tg_last_error());
+    ts_assert_has(tg_last_error(), "input 1, element 2");
+    tg_tensor_free(in[0]);
+    tg_tensor_free(in[1]);
+}

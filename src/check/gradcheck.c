@@ -90,6 +90,13 @@ static double rel_err(double a, double b)
     return isfinite(err) ? err : INFINITY;
 }
 
+/* The first element whose error is above the tolerance, which the message names (input is
+ * SIZE_MAX while there is none). */
+typedef struct bad_element {
+    size_t input, element;
+    double analytic, numeric, err;
+} bad_element;
+
 static void free_all(tg_tensor **ts, size_t n)
 {
     for (size_t i = 0; ts && i < n; i++) {
@@ -111,7 +118,7 @@ static tg_status run(check_ctx *c, const tg_gradcheck_options *opt, double *max_
     if (!grads)
         return tg__error(TG_ENOMEM, "gradcheck: out of memory");
     st = tg_grad(c->tape, obj, c->xs, c->n, grads);
-    bool bad = false;
+    bad_element bad = {.input = SIZE_MAX};
     for (size_t i = 0; i < c->n && st == TG_OK; i++) {
         double worst = 0;
         double *x = tg_tensor_data(c->xs[i]);
@@ -134,22 +141,24 @@ static tg_status run(check_ctx *c, const tg_gradcheck_options *opt, double *max_
                 st = tg__error(TG_ESHAPE, "gradcheck: the output's shape depends on the input");
                 break;
             }
-            double err = rel_err(g[j], (fp - fm) / (2 * h));
-            if (err > worst)
+            const double numeric = (fp - fm) / (2 * h);
+            double err = rel_err(g[j], numeric);
+            if (err > worst) {
                 worst = err;
+                if (bad.input == SIZE_MAX && !(err <= opt->tol)) /* also not finite */
+                    bad = (bad_element){i, j, g[j], numeric, err};
+            }
         }
         if (max_err)
             max_err[i] = worst;
-        if (!(worst <= opt->tol))
-            bad = true;
     }
     free_all(grads, c->n);
     tg__free(grads, (c->n ? c->n : 1) * sizeof *grads);
-    if (st == TG_OK && bad)
+    if (st == TG_OK && bad.input != SIZE_MAX)
         st = tg__error(TG_ENUMERIC,
-                       "gradcheck: a gradient differs from finite differences by "
-                       "more than %g",
-                       opt->tol);
+                       "gradcheck: input %zu, element %zu: the gradient is %.9g, finite "
+                       "differences give %.9g (error %.3g, more than %g)",
+                       bad.input, bad.element, bad.analytic, bad.numeric, bad.err, opt->tol);
     return st;
 }
 
@@ -247,7 +256,8 @@ static tg_status run2(check_ctx *c, const tg_gradcheck_options *opt, double *max
     if (st == TG_OK && (st = analytic(&k, &rng, first)) == TG_OK)
         for (size_t i = 0; i < c->n; i++) /* H u, kept while k.g serves the first-order G */
             hu[i] = k.g[i], k.g[i] = NULL;
-    bool bad_first = false, bad_second = false;
+    size_t bad_first = SIZE_MAX; /* the first input whose recorded gradient is off */
+    bad_element bad = {.input = SIZE_MAX};
     for (size_t i = 0; i < c->n && st == TG_OK; i++) {
         double worst = 0;
         double *x = tg_tensor_data(c->xs[i]);
@@ -259,26 +269,30 @@ static tg_status run2(check_ctx *c, const tg_gradcheck_options *opt, double *max
             x[j] = v - h;
             double Gm = st == TG_OK ? first_order_G(&k, &st) : NAN;
             x[j] = v;
-            double err = rel_err(a[j], (Gp - Gm) / (2 * h));
-            worst = err > worst ? err : worst;
+            const double numeric = (Gp - Gm) / (2 * h);
+            double err = rel_err(a[j], numeric);
+            if (err > worst) {
+                worst = err;
+                if (bad.input == SIZE_MAX && !(err <= opt->tol))
+                    bad = (bad_element){i, j, a[j], numeric, err};
+            }
         }
-        if (!(first[i] <= opt->tol))
-            bad_first = true;
-        if (!(worst <= opt->tol))
-            bad_second = true;
+        if (bad_first == SIZE_MAX && !(first[i] <= opt->tol))
+            bad_first = i;
         if (max_err)
             max_err[i] = fmax(first[i], worst);
     }
-    if (st == TG_OK && bad_first)
+    if (st == TG_OK && bad_first != SIZE_MAX)
         st = tg__error(TG_ENUMERIC,
-                       "gradgradcheck: a gradient of tg_grad_graph differs from tg_grad's by "
-                       "more than %g",
-                       opt->tol);
-    else if (st == TG_OK && bad_second)
+                       "gradgradcheck: input %zu: the gradient of tg_grad_graph differs from "
+                       "tg_grad's (error %.3g, more than %g)",
+                       bad_first, first[bad_first], opt->tol);
+    else if (st == TG_OK && bad.input != SIZE_MAX)
         st = tg__error(TG_ENUMERIC,
-                       "gradgradcheck: a second derivative differs from finite differences of "
-                       "the gradient by more than %g",
-                       opt->tol);
+                       "gradgradcheck: input %zu, element %zu: the second derivative (H u) is "
+                       "%.9g, finite differences of the gradient give %.9g (error %.3g, more "
+                       "than %g)",
+                       bad.input, bad.element, bad.analytic, bad.numeric, bad.err, opt->tol);
     free_all(hu, c->n);
     free_all(k.g, c->n);
     for (size_t i = 0; k.u && i < c->n; i++)
