@@ -50,7 +50,8 @@ static tg_tensor *weigh(check_ctx *c, tg_tensor *y, tg_rng *rng, tg_status *st)
     if (rng) { /* the first recording: fixes the output's size and the weights */
         c->numel = tg_tensor_numel(y);
         if (c->numel != 1) {
-            c->r = tg__calloc(c->numel, sizeof *c->r);
+            /* at least one slot, the size check() frees it by: an empty output has no elements */
+            c->r = tg__calloc(c->numel ? c->numel : 1, sizeof *c->r);
             if (!c->r) {
                 *st = tg__error(TG_ENOMEM, "%s: out of memory", c->who);
                 return NULL;
@@ -349,7 +350,7 @@ static tg_status check(const char *who, runner_fn runner, tg_check_fn fn, void *
     }
     tg_tape_free(c.tape);
     if (c.r)
-        tg__free(c.r, c.numel * sizeof *c.r);
+        tg__free(c.r, (c.numel ? c.numel : 1) * sizeof *c.r);
     for (size_t i = 0; xs && i < n; i++)
         tg_tensor_free(xs[i]);
     if (xs)
