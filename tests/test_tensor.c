@@ -617,6 +617,12 @@ Test(accessors, get_set_item_to_f64)
         cr_assert_eq(tg_tensor_set(t, 6, 1.0), TG_EINVAL);
         ts_assert_has(tg_last_error(), "out of range");
         cr_assert_eq(tg_tensor_set(t, SIZE_MAX, 1.0), TG_EINVAL);
+        /* the gradient's elements likewise: 0 before any gradient, NaN out of range */
+        cr_assert_eq(tg_tensor_grad_get(t, 5), 0.0);
+        tg_clear_error();
+        cr_assert(isnan(tg_tensor_grad_get(t, 6)), "out of range: NaN");
+        cr_assert_eq(tg_last_status(), TG_EINVAL);
+        ts_assert_has(tg_last_error(), "tensor_grad_get: index 6 is out of range");
 
         double out[6];
         cr_assert_eq(tg_tensor_to_f64(t, out), TG_OK);
@@ -634,6 +640,7 @@ Test(accessors, get_set_item_to_f64)
     /* NULL tensors: errors, not crashes. */
     cr_assert(isnan(tg_tensor_get(NULL, 0)));
     cr_assert(isnan(tg_tensor_item(NULL)));
+    cr_assert(isnan(tg_tensor_grad_get(NULL, 0)));
     cr_assert_eq(tg_tensor_set(NULL, 0, 1), TG_EINVAL);
     cr_assert_neq(tg_tensor_to_f64(NULL, NULL), TG_OK);
     cr_assert_null(tg_tensor_data(NULL));
@@ -678,6 +685,9 @@ Test(accessors, stale_tape_tensor_reads_fail)
     double out[1];
     cr_assert_eq(tg_tensor_to_f64(y, out), TG_ESTALE);
     cr_assert_null(tg_tensor_grad_data(y));
+    tg_clear_error();
+    cr_assert(isnan(tg_tensor_grad_get(y, 0)));
+    cr_assert_eq(tg_last_status(), TG_ESTALE);
     cr_assert_eq(tg_tensor_set_name(y, "late"), TG_ESTALE);
     tg_tape_free(tape);
 }
@@ -805,7 +815,7 @@ Test(grads, zero_grad)
     cr_assert_not_null(g);
     for (size_t i = 0; i < 3; i++)
         cr_assert_eq(tg_tensor_grad_get(x, i), 2 * v[i]);
-    cr_assert_eq(tg_tensor_grad_get(x, 3), 0.0, "out of range: 0");
+    cr_assert(isnan(tg_tensor_grad_get(x, 3)), "out of range: NaN, as tg_tensor_get");
 
     cr_assert_eq(tg_tensor_zero_grad(x), TG_OK);
     cr_assert_eq(tg_tensor_grad_data(x), g, "the buffer is kept");

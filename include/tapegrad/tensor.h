@@ -118,7 +118,9 @@ TG_API tg_status tg_tensor_bump_version(tg_tensor *t);
  * been computed for it: for a leaf, before its first backward; for a tape tensor, when the
  * latest backward on its tape did not reach it. */
 TG_API void *tg_tensor_grad_data(tg_tensor *t);
-/* Gradient element `i` as a double; 0 when there is no gradient. */
+/* Gradient element `i` as a double; 0 when there is no gradient (as tg_tensor_grad_data
+ * says). NaN with TG_EINVAL for t NULL or i out of range, TG_ESTALE for a tape tensor recorded
+ * before its tape was reset. */
 TG_API double tg_tensor_grad_get(const tg_tensor *t, size_t i);
 /* Sets a leaf's gradient to zero (keeping the buffer). TG_EINVAL for a tape tensor. */
 TG_API tg_status tg_tensor_zero_grad(tg_tensor *t);

@@ -461,10 +461,21 @@ void *tg_tensor_grad_data(tg_tensor *t)
 
 double tg_tensor_grad_get(const tg_tensor *t, size_t i)
 {
+    /* As tg_tensor_get: an index or tensor that names no element is an error (NaN), not the
+     * 0 of a gradient nothing reached. */
+    if (!t) {
+        tg__error(TG_EINVAL, "tensor_grad_get: tensor is NULL");
+        return NAN;
+    }
+    if (tg_tensor__check_live(t, "tensor_grad_get") != TG_OK)
+        return NAN;
+    if (i >= t->numel) {
+        tg__error(TG_EINVAL, "tensor_grad_get: index %zu is out of range for %zu elements", i,
+                  t->numel);
+        return NAN;
+    }
     const void *g = tg_tensor_grad_data((tg_tensor *)t);
-    if (!g || i >= t->numel)
-        return 0.0;
-    return load(g, (tg_dtype)t->dtype, i);
+    return g ? load(g, (tg_dtype)t->dtype, i) : 0.0;
 }
 
 tg_status tg_tensor_zero_grad(tg_tensor *t)
