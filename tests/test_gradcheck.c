@@ -145,6 +145,25 @@ Test(gradcheck, accepts_f32_inputs_as_f64_copies)
     tg_tensor_free(x);
 }
 
+/* y = 3 whatever x is: its gradient is 0, which finite differences agree with. */
+static tg_tensor *constant_fn(tg_tape *t, tg_tensor *const *in, size_t n, void *ud)
+{
+    (void)in, (void)n, (void)ud;
+    return tg_scalar(t, TG_F64, 3);
+}
+
+Test(gradcheck, a_function_of_no_input_passes_with_a_zero_gradient)
+{
+    tg_tensor *x = ts_vec(TG_F64, 3, TS_VALS(1.0, 2.0, 3.0), false);
+    double err = -1;
+    tg_status st = tg_gradcheck(constant_fn, NULL, &x, 1, NULL, &err);
+    cr_expect_eq(st, TG_OK, "%s: %s", tg_status_name(st), tg_last_error());
+    cr_expect_eq(err, 0);
+    st = tg_gradgradcheck(constant_fn, NULL, &x, 1, NULL, &err);
+    cr_expect_eq(st, TG_OK, "gradgradcheck: %s: %s", tg_status_name(st), tg_last_error());
+    tg_tensor_free(x);
+}
+
 /* y = x[0:2], or x[0:3] once x[0] is nudged above 1: an output whose size depends on the
  * input, which must be an error rather than a read of weights past the first output's size. */
 static tg_tensor *growing_fn(tg_tape *t, tg_tensor *const *in, size_t n, void *ud)
