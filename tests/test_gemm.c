@@ -205,6 +205,11 @@ Test(gemm, small_problems_go_direct_and_large_ones_packed)
 {
     cr_assert(tg__gemm_force(TG_GEMM_AUTO));
     cr_assert_eq(tg__gemm_path(2, 2, 2), TG_GEMM_DIRECT, "the 2-2-2 network's products");
+    /* the boundary gemm.h documents: 512 multiply-adds direct, one more packed */
+    cr_assert_eq(tg__gemm_path(8, 8, 8), TG_GEMM_DIRECT);
+    cr_assert_eq(tg__gemm_path(1, 512, 1), TG_GEMM_DIRECT);
+    cr_assert_neq(tg__gemm_path(8, 8, 9), TG_GEMM_DIRECT);
+    cr_assert_neq(tg__gemm_path(12, 12, 12), TG_GEMM_DIRECT, "1728 multiply-adds");
     tg_gemm_path big = tg__gemm_path(1024, 1024, 1024);
     cr_assert(big != TG_GEMM_DIRECT && big != TG_GEMM_AUTO, "%s", tg__gemm_path_name(big));
     cr_assert(tg__gemm_available(big));

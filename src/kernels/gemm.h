@@ -13,11 +13,11 @@ void tg_gemm_f32(bool transA, bool transB, size_t M, size_t N, size_t K, const f
 void tg_gemm_f64(bool transA, bool transB, size_t M, size_t N, size_t K, const double *A,
                  size_t lda, const double *B, size_t ldb, double beta, double *C, size_t ldc);
 
-/* The paths a GEMM can take. AUTO (the default): problems of a few thousand multiply-adds or
- * fewer run direct, the rest packed on the best kernel this CPU has, or on BLAS in a build
- * with TG_BLAS=openblas. Forcing any other path applies it to every size (so tests reach the
- * packed kernels' edges on small matrices); BLAS falls back to the best kernel when its int
- * arguments would overflow. */
+/* The paths a GEMM can take. AUTO (the default): problems of at most 512 multiply-adds
+ * (M*N*K, as 8 x 8 x 8: TG_GEMM_SMALL_WORK in gemm.c) run direct, the rest packed on the best
+ * kernel this CPU has, or on BLAS in a build with TG_BLAS=openblas. Forcing any other path
+ * applies it to every size (so tests reach the packed kernels' edges on small matrices); BLAS
+ * falls back to the best kernel when its int arguments would overflow. */
 typedef enum tg_gemm_path {
     TG_GEMM_AUTO,
     TG_GEMM_DIRECT,   /* loops over the operands in place, no packing, no threads */
