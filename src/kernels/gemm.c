@@ -39,7 +39,7 @@
 
 /* Problems with at most this many multiply-adds take the direct path: below it, packing
  * and the dispatch cost more than the kernel saves (the two break even around 6x6x6; time
- * them with `tapegrad bench gemm`; docs/performance.md has the figures). */
+ * them with `tapegrad bench gemm`). */
 #define TG_GEMM_SMALL_WORK ((size_t)8 * 8 * 8)
 
 /* A slot (one thread's share of a group) gets at least this many multiply-adds, so a
