@@ -122,6 +122,29 @@ Test(grad_inputs, intermediates_whose_gradient_was_not_tracked)
     done(&f);
 }
 
+/* A leaf that requires no grad and feeds y only through nodes that require none is read by no
+ * backward, so it may be freed before one (tape.h). Finding what y depends on, for an input that
+ * does not require grad, must not read it either (ASan builds check that). */
+Test(grad_inputs, a_freed_leaf_off_the_gradient_path_is_not_read)
+{
+    fixture f = make();
+    tg_tensor *a = ts_vec(TG_F64, 3, TS_VALS(0, 0, 0), false);
+    tg_tensor *e = tg_exp(f.tape, a);
+    tg_tensor *y = tg_sum(f.tape, tg_mul(f.tape, f.x, e), TG_ALL_AXES, false);
+    cr_assert_not_null(y, "%s", tg_tape_error(f.tape));
+    tg_tensor_free(a);
+    tg_tensor *xs[2] = {f.x, f.unused}, *out[2];
+    cr_assert_eq(tg_grad(f.tape, y, xs, 2, out), TG_OK, "%s", tg_last_error());
+    ts_assert_values(out[0], TS_VALS(1, 1, 1), 3, 0, 0, "dy/dx = exp(a)");
+    ts_assert_values(out[1], TS_VALS(0, 0), 2, 0, 0, "unused constant");
+    free_all(out, 2);
+    /* e, computed from a alone, is refused, and the message says why without reading a */
+    xs[1] = e;
+    cr_assert_eq(tg_grad(f.tape, y, xs, 2, out), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "none of the tensors it was computed from requires grad");
+    done(&f);
+}
+
 Test(grad_inputs, mixed_lists_name_the_first_refused)
 {
     fixture f = make();

@@ -137,21 +137,25 @@ tg_status tg_tape__check_versions_slow(const tg_tape *tape, const tg_tensor *y, 
                      tg_node__op_name(tape->nodes[bad_node]));
 }
 
-/* Why node t does not require grad, for the message. */
-static const char *untracked_reason(const tg_tensor *t)
+/* Why node t (of this recording) does not require grad, for the message. A leaf input counts
+ * with the flag the recording noted, which decided t's own: the leaf may have been freed since
+ * (no backward reads it, as t requires no grad), so it is not read. */
+static const char *untracked_reason(const tg_tape *tape, const tg_tensor *t)
 {
     const tg_op_desc *d = tg_op__table[t->op];
     if (!d->info.differentiable)
         return "its op has no gradient";
     const int arity = tg_node__n_inputs(t);
     tg_tensor *const *in = tg_node__inputs(t);
-    for (int k = 0; k < arity; k++)
-        if (in[k]->requires_grad)
+    for (int k = 0; k < arity; k++) {
+        const size_t s = tg_tape__leaf_slot(tape, in[k]);
+        if (s != SIZE_MAX ? tape->leaves[s].requires_grad : in[k]->requires_grad)
             return "it was recorded while gradient recording was off (tg_tape_set_grad_enabled)";
+    }
     return "none of the tensors it was computed from requires grad";
 }
 
-static tg_status untracked(const char *who, size_t i, const tg_tensor *x)
+static tg_status untracked(const tg_tape *tape, const char *who, size_t i, const tg_tensor *x)
 {
     char what[160];
     if (x->flags & TG_TF_LEAF)
@@ -165,7 +169,7 @@ static tg_status untracked(const char *who, size_t i, const tg_tensor *x)
                      "%s, so its gradient was not tracked; leave it out of xs, or record it "
                      "from tensors that require grad",
                      who, i, x->index, tg_node__op_name(x), label(what, sizeof what, x),
-                     untracked_reason(x));
+                     untracked_reason(tape, x));
 }
 
 tg_status tg_tape__check_grad_inputs(tg_tape *tape, const tg_tensor *y, tg_tensor *const *xs,
@@ -181,7 +185,7 @@ tg_status tg_tape__check_grad_inputs(tg_tape *tape, const tg_tensor *y, tg_tenso
     if (y->flags & TG_TF_LEAF) { /* y depends on itself alone */
         for (size_t i = first; i < n; i++)
             if (xs[i] == y && !xs[i]->requires_grad)
-                return untracked(who, i, xs[i]);
+                return untracked(tape, who, i, xs[i]);
         return TG_OK;
     }
     /* Marks what y was computed from: nodes by index (up to y's), leaves by slot. Recording
@@ -199,13 +203,14 @@ tg_status tg_tape__check_grad_inputs(tg_tape *tape, const tg_tensor *y, tg_tenso
         const int arity = tg_node__n_inputs(t);
         tg_tensor *const *in = tg_node__inputs(t);
         for (int k = 0; k < arity; k++) {
-            if (in[k]->flags & TG_TF_LEAF) {
-                size_t s = tg_tape__leaf_slot(tape, in[k]);
-                if (s < n_leaves)
-                    leaf_mark[s] = 1;
-            } else {
+            /* A leaf is told by its address in the index, never read: y may depend on one
+             * through nodes that require no grad, which no backward reads, and which may have
+             * been freed since (tape.h). */
+            const size_t s = tg_tape__leaf_slot(tape, in[k]);
+            if (s != SIZE_MAX)
+                leaf_mark[s] = 1;
+            else
                 node_mark[in[k]->index] = 1;
-            }
         }
     }
     tg_status st = TG_OK;
@@ -222,7 +227,7 @@ tg_status tg_tape__check_grad_inputs(tg_tape *tape, const tg_tensor *y, tg_tenso
                    node_mark[x->index];
         }
         if (used)
-            st = untracked(who, i, x);
+            st = untracked(tape, who, i, x);
     }
     tg__free(node_mark, top + n_leaves);
     return st;
