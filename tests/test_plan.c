@@ -15,6 +15,7 @@
 
 #include "tensor/tensor_impl.h" /* TG_TF_PLANNED */
 
+#include "support/alloc.h"
 #include "support/helpers.h"
 
 /* The structure of one step's graph; c is a value, not structure. */
@@ -343,6 +344,17 @@ static void assert_new_square_of_123(tg_tape *tape, tg_tensor *b)
     cr_assert_eq(y->flags & TG_TF_PLANNED, 0);
 }
 
+/* y = b * b, with b = [1, 2], recorded on tape from its general path (not the plan). */
+static void assert_product_of_12(tg_tape *tape, tg_tensor *b)
+{
+    tg_tensor *y = tg_mul(tape, b, b);
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    cr_assert(tg_tensor_rank(y) == 1 && tg_tensor_dim(y, 0) == 2);
+    for (size_t i = 0; i < 2; i++)
+        cr_assert_eq(tg_tensor_get(y, i), (double)((i + 1) * (i + 1)));
+    cr_assert_eq(y->flags & TG_TF_PLANNED, 0);
+}
+
 Test(plan, a_leaf_planned_on_another_tape_is_new_where_a_freed_leaf_had_its_address)
 {
     /* Tape t1's plan holds two products of leaf a, which is then freed; leaf b, of another
@@ -389,6 +401,63 @@ Test(plan, a_leaf_planned_on_another_tape_is_new_where_a_freed_leaf_had_its_addr
     tg_tensor_free(b);
     tg_tape_free(t1);
     tg_tape_free(t2);
+}
+
+Test(plan, a_leaf_made_where_a_leaf_of_the_recording_was_freed_is_a_new_leaf)
+{
+    /* Leaf a, planned, is freed in the middle of a recording (no backward reads it: tape.h
+     * allows that), and leaf b, of another shape, gets its address, as glibc's allocator gives
+     * it. b is a new leaf of the recording, in a slot of its own: its product takes b's shape,
+     * not the one the plan's header at that index (a's product) holds. */
+    tg_tape *tape = tg_tape_new();
+    cr_assert_not_null(tape);
+    tg_tensor *a = ts_leaf(TG_F64, 1, TS_SHAPE(3), TS_VALS(1, 2, 3), false);
+    for (int s = 0; s < 2; s++) { /* the next recording but one has this one as its plan */
+        cr_assert_not_null(tg_mul(tape, a, a));
+        cr_assert_not_null(tg_mul(tape, a, a));
+        tg_tape_reset(tape);
+    }
+    tg_tensor *first = tg_mul(tape, a, a);
+    cr_assert(first && (first->flags & TG_TF_PLANNED));
+    void *freed = a;
+    ts_alloc_reuse_next_free();
+    tg_tensor_free(a);
+    tg_tensor *b = ts_leaf(TG_F64, 1, TS_SHAPE(2), TS_VALS(1, 2), false);
+    cr_assert_eq((void *)b, freed, "b was to get a's address");
+    assert_product_of_12(tape, b);
+    cr_assert_eq(tg_tape_leaf_count(tape), 2, "b has a slot of its own");
+    tg_tensor_free(b);
+    tg_tape_free(tape);
+    ts_alloc_uninstall();
+}
+
+Test(plan, a_slot_whose_address_held_two_leaves_of_the_plan_is_not_planned)
+{
+    /* In the plan's recording, leaf a ([1, 2]) is freed and b (the same values, shape [2,1])
+     * takes its address, and the second node is b * b; then b is freed and a2 ([1, 2]) takes
+     * the address. Slot 0 of the plan, a's, has a2's address and shape, but the second header
+     * names b by that address: a2 * a2 takes a2's shape, not b's product's. */
+    tg_tape *tape = tg_tape_new();
+    cr_assert_not_null(tape);
+    tg_tensor *a = ts_leaf(TG_F64, 1, TS_SHAPE(2), TS_VALS(1, 2), false);
+    cr_assert_not_null(tg_exp(tape, a)); /* registered in slot 0, then freed */
+    void *addr = a;
+    ts_alloc_reuse_next_free();
+    tg_tensor_free(a);
+    tg_tensor *b = ts_mat(TG_F64, 2, 1, TS_VALS(1, 2), false);
+    cr_assert_eq((void *)b, addr, "b was to get a's address");
+    cr_assert_not_null(tg_mul(tape, b, b));
+    ts_alloc_reuse_next_free();
+    tg_tensor_free(b);
+    tg_tensor *a2 = ts_leaf(TG_F64, 1, TS_SHAPE(2), TS_VALS(1, 2), false);
+    cr_assert_eq((void *)a2, addr, "a2 was to get the address");
+    tg_tape_reset(tape);
+    tg_tape_reset(tape);
+    cr_assert_not_null(tg_exp(tape, a2));
+    assert_product_of_12(tape, a2);
+    tg_tensor_free(a2);
+    tg_tape_free(tape);
+    ts_alloc_uninstall();
 }
 
 /* ---- leaves shared by tapes on several threads ----------------------------------------------

@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <tapegrad.h>
 
+#include "support/alloc.h"
 #include "support/helpers.h"
 
 /* y = sum(x * w): x = [1, 2, 3] ('x', data), w = [4, 5, 6] ('w', requires grad). */
@@ -221,6 +222,33 @@ Test(versions, freed_leaves_off_the_path_are_not_read)
     cr_assert_eq(tg_backward(f.tape, f.y), TG_ESTALE);
     ts_assert_has(tg_last_error(), "'x' [3], was written (version 0, now 1)");
     done(&f);
+}
+
+/* The same pattern, with the allocator giving each new row leaf the freed one's address, as
+ * glibc's does: row leaf e2 is a new leaf of the recording, whose own version it notes, not the
+ * one e1 had. e1 was written once before its recording, e2 once after: taken for e1, it would
+ * pass, and the backward would mix e2's new values into the gradient. */
+Test(versions, a_leaf_made_where_a_freed_leaf_was_is_noted_as_itself)
+{
+    fixture f = make();
+    tg_tensor *e1 = ts_vec(TG_F64, 3, TS_VALS(0, 0, 0), false);
+    cr_assert_eq(tg_tensor_set(e1, 0, 1), TG_OK);
+    tg_tensor *s1 = tg_sum(f.tape, tg_mul(f.tape, f.w, e1), TG_ALL_AXES, false);
+    cr_assert_not_null(s1, "%s", tg_tape_error(f.tape));
+    cr_assert_eq(tg_backward(f.tape, s1), TG_OK, "%s", tg_last_error());
+    void *freed = e1;
+    ts_alloc_reuse_next_free();
+    tg_tensor_free(e1);
+    tg_tensor *e2 = ts_vec(TG_F64, 3, TS_VALS(0, 0, 0), false);
+    cr_assert_eq((void *)e2, freed, "e2 was to get e1's address");
+    tg_tensor *s2 = tg_sum(f.tape, tg_mul(f.tape, f.w, e2), TG_ALL_AXES, false);
+    cr_assert_not_null(s2, "%s", tg_tape_error(f.tape));
+    cr_assert_eq(tg_tensor_set(e2, 1, 1), TG_OK);
+    cr_assert_eq(tg_backward(f.tape, s2), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "[3], was written (version 0, now 1)");
+    tg_tensor_free(e2);
+    done(&f);
+    ts_alloc_uninstall();
 }
 
 /* y = sum(x * w) + sum(x * c), recorded in that order. */

@@ -58,10 +58,12 @@ static inline void tg_tape__fill_leaf_slot(tg_tape *tape, size_t s, tg_tensor *x
     tape->leaf_versions += version;
     slot->grad_pass = 0;
     slot->requires_grad = x->requires_grad;
+    slot->serial = x->serial;
     /* The same pointer is the same leaf, whose dtype and shape never change, as long as no
      * registered leaf has been freed since the plan's recording started (else its memory may
-     * hold another leaf now): then no compare. */
-    if (s < tape->plan_leaves && slot->leaf == x &&
+     * hold another leaf now): then no compare. The plan's nodes name their leaf inputs by
+     * address, so a slot whose address held two leaves of that recording is never planned. */
+    if (s < tape->plan_leaves && slot->leaf == x && !slot->shared &&
         (__atomic_load_n(&tg_tensor__leaves_freed, __ATOMIC_ACQUIRE) == tape->plan_leaves_freed ||
          tg_tape__leaf_sig_equal(slot, x))) {
         slot->planned = true;
@@ -79,7 +81,8 @@ static inline void tg_tape__fill_leaf_slot(tg_tape *tape, size_t s, tg_tensor *x
 
 /* Registers leaf x (not registered in this recording) in the next slot, at index entry r (its
  * place, from tg_tape__leaf_ref), when the slots and the index have room: true. false sends
- * the caller to the slow path (tg_tape__admit), which makes room. */
+ * the caller to the slow path (tg_tape__admit), which makes room. When r is the entry of a leaf
+ * freed during the recording at x's address, x takes it over: both slots are then shared. */
 static inline __attribute__((always_inline)) bool tg_tape__add_leaf(tg_tape *tape, tg_leaf_ref *r,
                                                                     tg_tensor *x)
 {
@@ -87,18 +90,26 @@ static inline __attribute__((always_inline)) bool tg_tape__add_leaf(tg_tape *tap
     if (s == tape->cap_leaves || 2 * (s + 1) > tape->leaf_index_cap)
         return false;
     tape->n_leaves = s + 1;
-    tg_tape__fill_leaf_slot(tape, s, x);
+    const bool shared = tg_tape__leaf_found(tape, r, x);
+    tg_tape__fill_leaf_slot(tape, s, x); /* first: it reads the plan's slot s */
+    tape->leaves[s].shared = shared;
+    if (TG_UNLIKELY(shared))
+        tape->leaves[r->slot].shared = true;
     *r = tg_tape__leaf_entry(tape, s);
     return true;
 }
 
 /* Leaf x's entry in this recording, registering it on its first use when there is room; NULL
- * sends the caller to the slow path. */
+ * sends the caller to the slow path. The entry of x's address is x's only if it has x's serial:
+ * else it is a leaf's freed during the recording (tape.h allows that), and x is a new leaf. */
 static inline __attribute__((always_inline)) const tg_leaf_ref *tg_tape__leaf_ready(tg_tape *tape,
                                                                                     tg_tensor *x)
 {
     tg_leaf_ref *r = tg_tape__leaf_ref(tape, x);
-    return tg_tape__leaf_found(tape, r, x) || tg_tape__add_leaf(tape, r, x) ? r : NULL;
+    return (tg_tape__leaf_found(tape, r, x) && r->serial == x->serial) ||
+                   tg_tape__add_leaf(tape, r, x)
+               ? r
+               : NULL;
 }
 
 /* Makes x ready to be an input, for the common cases: a node of this recording, or a leaf,

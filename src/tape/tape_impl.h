@@ -13,9 +13,15 @@ typedef struct tg_leaf_slot {
      * replayed: backward refuses a leaf written since (tg_tape__check_versions). */
     uint64_t version;
     uint32_t grad_pass;
+    /* The leaf's serial (tensor_impl.h): the leaf, where its address may have been taken by
+     * another since (a leaf freed during the recording). */
+    uint64_t serial;
     /* What plan reuse compares (record.h): the leaf's dtype and shape when registered, and
      * whether the same slot two recordings ago held the same leaf with the same ones. */
     bool planned;
+    /* Another leaf of the recording had the same address, before or after this one: an input
+     * pointer of a node then does not say which, so the plan cannot stand on this slot. */
+    bool shared;
     uint8_t dtype, rank;
     /* The leaf's requires_grad when registered: the nodes recorded on it decided theirs from
      * it, so a replay (replay.c) refuses a leaf whose flag changed since. */
@@ -30,6 +36,7 @@ typedef struct tg_leaf_slot {
  * be using at the same time (each reads it, none writes it). */
 typedef struct tg_leaf_ref {
     const tg_tensor *leaf; /* NULL: never used */
+    uint64_t serial;       /* that slot's: the leaf registered at this address (see there) */
     uint32_t gen;          /* the recording it belongs to (base.gen) */
     uint32_t slot : 31;    /* in that recording's leaves (< TG_MAX_LEAVES) */
     uint32_t planned : 1;  /* that slot's, copied here for the recording's fast path */
@@ -131,17 +138,19 @@ static inline tg_leaf_ref *tg_tape__leaf_ref(const tg_tape *tape, const tg_tenso
 /* The index entry of leaf slot s (< n_leaves <= TG_MAX_LEAVES) of the current recording. */
 static inline tg_leaf_ref tg_tape__leaf_entry(const tg_tape *tape, size_t s)
 {
-    return (tg_leaf_ref){tape->leaves[s].leaf, tape->base.gen, (uint32_t)s & (TG_MAX_LEAVES - 1),
-                         tape->leaves[s].planned};
+    return (tg_leaf_ref){tape->leaves[s].leaf, tape->leaves[s].serial, tape->base.gen,
+                         (uint32_t)s & (TG_MAX_LEAVES - 1), tape->leaves[s].planned};
 }
-/* Entry r (from tg_tape__leaf_ref) is leaf x's in the current recording. */
+/* Entry r (from tg_tape__leaf_ref) is the one of address x in the current recording. By the
+ * address alone, so x is not read (it may have been freed): a leaf made during the recording at
+ * the address of one freed during it has the entry once registered (tg_tape__leaf_ready). */
 static inline bool tg_tape__leaf_found(const tg_tape *tape, const tg_leaf_ref *r,
                                        const tg_tensor *x)
 {
     return r->leaf == x && r->gen == tape->base.gen;
 }
 /* The slot of leaf x in the current recording's leaf list (tape->leaves), or SIZE_MAX when x
- * is not registered in it. */
+ * is not registered in it (by its address: tg_tape__leaf_found). */
 static inline size_t tg_tape__leaf_slot(const tg_tape *tape, const tg_tensor *x)
 {
     const tg_leaf_ref *r = tg_tape__leaf_ref(tape, x);

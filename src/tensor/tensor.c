@@ -85,6 +85,7 @@ static tg_tensor *leaf_alloc(const char *who, tg_dtype dtype, int rank, const si
         t->shape[i] = shape[i];
     t->numel = numel;
     t->flags = TG_TF_LEAF | (with_data ? TG_TF_OWNS_DATA : 0);
+    t->serial = __atomic_add_fetch(&tg_tensor__serials, 1, __ATOMIC_RELAXED);
     t->op = UINT16_MAX;
     t->index = UINT32_MAX;
     if (with_data)
@@ -98,6 +99,7 @@ static size_t leaf_alloc_size(const tg_tensor *t)
     return TG_DATA_ALIGN + leaf_header_size() + bytes;
 }
 
+uint64_t tg_tensor__serials;
 uint64_t tg_tensor__leaves_freed;
 uint64_t tg_tensor__grad_flags_changed;
 

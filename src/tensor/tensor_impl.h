@@ -70,11 +70,17 @@ struct tg_tensor {
     tg_tape *tape;        /* owning tape; NULL for leaves */
     union {
         tg_tensor *in[2]; /* tape tensors: the inputs */
-        /* Leaves: whether some tape has registered it (tg_tensor_free counts it then: see
-         * tg_tensor__leaves_freed). Tapes find their leaves through their own index
-         * (tape_impl.h) and write nothing else into a leaf, which tapes on other threads
-         * may be reading; this flag is read and set with relaxed atomics, only from 0 to 1. */
-        uint32_t registered;
+        struct {
+            /* Leaves: whether some tape has registered it (tg_tensor_free counts it then:
+             * see tg_tensor__leaves_freed). Tapes find their leaves through their own index
+             * (tape_impl.h) and write nothing else into a leaf, which tapes on other threads
+             * may be reading; this flag is read and set with relaxed atomics, only from 0
+             * to 1. */
+            uint32_t registered;
+            /* Which leaf this is, never reused (tg_tensor__serials): a leaf freed during a
+             * recording and a new one made at its address are told apart by it. */
+            uint64_t serial;
+        };
     };
     size_t numel;
     const char *name;
@@ -125,6 +131,10 @@ extern uint64_t tg_tensor__leaves_freed;
  * their flags with the recorded ones; this count tells it whether any flag changed since the
  * recording started (tape_impl.h). Only tg_tensor_set_requires_grad writes it. */
 extern uint64_t tg_tensor__grad_flags_changed;
+
+/* The number of leaves made so far, in the whole process: each new leaf takes the next as its
+ * serial. */
+extern uint64_t tg_tensor__serials;
 
 /* Leaf t's version, and one more write to it. */
 static inline uint64_t tg_tensor__version(const tg_tensor *t)

@@ -13,6 +13,15 @@ static void *hook(void *ud, void *ptr, size_t osize, size_t nsize)
     ts_alloc_books *a = ud;
     a->calls++;
     if (nsize == 0) {
+        if (ptr && a->reuse == 1) { /* kept for the next allocation that fits */
+            a->reuse = 2;
+            a->kept = ptr;
+            a->kept_size = osize;
+            ptr = NULL;
+            a->frees++;
+            a->live--;
+            a->bytes -= (long long)osize;
+        }
         if (ptr) {
             a->frees++;
             a->live--;
@@ -28,7 +37,14 @@ static void *hook(void *ud, void *ptr, size_t osize, size_t nsize)
         a->failures++;
         return NULL;
     }
-    void *p = realloc(ptr, nsize);
+    void *p;
+    if (!ptr && a->reuse == 2 && nsize <= a->kept_size) {
+        p = a->kept;
+        a->reuse = 0;
+        a->kept = NULL;
+    } else {
+        p = realloc(ptr, nsize);
+    }
     if (!p)
         return NULL;
     if (!ptr) {
@@ -49,6 +65,9 @@ void ts_alloc_install(void)
 void ts_alloc_uninstall(void)
 {
     tg_set_allocator(NULL, NULL);
+    free(ts_alloc.kept); /* a block kept for reuse that nothing took */
+    ts_alloc.kept = NULL;
+    ts_alloc.reuse = 0;
 }
 
 bool ts_alloc_installed(void)
@@ -65,4 +84,11 @@ void ts_alloc_fail_at(size_t n)
 size_t ts_alloc_attempts(void)
 {
     return ts_alloc.allocs - ts_alloc.armed_at;
+}
+
+void ts_alloc_reuse_next_free(void)
+{
+    if (!ts_alloc_installed())
+        ts_alloc_install();
+    ts_alloc.reuse = 1;
 }

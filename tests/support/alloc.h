@@ -26,6 +26,9 @@ typedef struct ts_alloc_books {
     size_t max_size; /* refuse any single request above this many bytes; 0: no limit */
     long long live;  /* blocks outstanding */
     long long bytes; /* bytes outstanding, by the library's own osize/nsize */
+    int reuse;       /* ts_alloc_reuse_next_free: 1 armed, 2 a block kept for the next fit */
+    void *kept;      /* the block kept (reuse 2), and its size */
+    size_t kept_size;
 } ts_alloc_books;
 
 /* The hook's books; tests read them and may set max_size. */
@@ -45,5 +48,10 @@ void ts_alloc_fail_at(size_t n);
 
 /* Attempts made since ts_alloc_fail_at was last called. */
 size_t ts_alloc_attempts(void);
+
+/* Gives the next block the library frees back to its next allocation that fits in it, as
+ * glibc's allocator does with a block just freed (AddressSanitizer keeps freed memory out of
+ * reuse): a leaf made right after a leaf is freed then gets the freed one's address. */
+void ts_alloc_reuse_next_free(void);
 
 #endif
