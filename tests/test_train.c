@@ -1216,6 +1216,51 @@ Test(train_cmd, divergence_on_the_last_step_exits_1_and_saves_nothing, .timeout 
     rmdir(dir);
 }
 
+/* DATA.csv '-' is standard input, for train and for predict: the same rows piped in train as
+ * from the file, and predict gives the file's predictions; not with --distributed. */
+Test(train_cmd, data_from_standard_input)
+{
+    char dir[] = "/tmp/tg_stdin_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char model[64], data[64];
+    snprintf(data, sizeof data, "%s/d.csv", dir);
+    snprintf(model, sizeof model, "%s/m.tgm", dir);
+    char text[2048] = "a,b,y\n";
+    size_t len = strlen(text);
+    for (int i = 0; i < 40; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "%d,%d,%d\n", i % 7, (i * 3) % 5,
+                                (i % 7 + (i * 3) % 5) % 2);
+    FILE *f = fopen(data, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
+    const char *const piped[] = {"train", "-", "--target", "y", "--json", "--save", model, NULL};
+    tp_run r = tp_tapegrad(piped, &(tp_opts){.stdin_text = text});
+    tp_expect_status(&r, 0);
+    tp_run from_file = RUN("train", data, "--target", "y", "--json");
+    tp_expect_status(&from_file, 0);
+    /* the same losses (the JSON up to its timing) */
+    cr_expect_eq(strncmp(r.out, from_file.out, (size_t)(strstr(r.out, "\"seconds\"") - r.out)), 0,
+                 "%s\nagainst\n%s", r.out, from_file.out);
+    tp_run_free(&from_file);
+    tp_run_free(&r);
+    const char *const predict[] = {"predict", model, "-", NULL};
+    r = tp_tapegrad(predict, &(tp_opts){.stdin_text = text});
+    tp_expect_status(&r, 0);
+    tp_run direct = RUN("predict", model, data);
+    tp_expect_status(&direct, 0);
+    cr_expect_str_eq(r.out, direct.out);
+    tp_run_free(&direct);
+    tp_run_free(&r);
+    r = RUN("train", "-", "--target", "y", "--distributed");
+    tp_expect_status(&r, 2);
+    ts_assert_has(r.err, "--distributed reads DATA.csv on every rank: not '-'");
+    tp_run_free(&r);
+    unlink(model);
+    unlink(data);
+    rmdir(dir);
+}
+
 /* --save with a target the f32 model could not hold (1e9 + 2x: spaced 64 apart there) fails
  * before training, not after every epoch has run: nothing printed, nothing saved. */
 Test(train_cmd, save_refuses_an_unresolvable_f32_target_before_training)

@@ -28,6 +28,11 @@ void complain(const char *cmd, const char *fmt, ...)
 }
 
 /* A usage error: the message, a pointer to --help, and exit status 2. */
+const char *data_path(const char *arg)
+{
+    return strcmp(arg, "-") == 0 ? "/dev/stdin" : arg;
+}
+
 int usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;

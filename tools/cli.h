@@ -32,6 +32,9 @@ int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(pri
 
 /* ---- options ----------------------------------------------------------------------------- */
 
+/* The file to read a DATA.csv argument from: "-" is standard input (/dev/stdin). */
+const char *data_path(const char *arg);
+
 /* True for a tgx name: [A-Za-z_][A-Za-z0-9_]*. */
 bool is_identifier(const char *s, size_t n);
 /* An argument that looks like an option ("-x", "--name", "--name=value"), as opposed to a

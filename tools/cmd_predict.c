@@ -12,10 +12,11 @@
 static const char PREDICT_USAGE[] =
     "usage: tapegrad predict MODEL DATA.csv [--json]\n"
     "\n"
-    "Applies a model saved by 'tapegrad train --save' to the rows of a CSV file: the feature\n"
-    "columns are found by name, standardized with the statistics stored in the model, and\n"
-    "the predictions printed one per line (the class, or the value in the target's units).\n"
-    "When the file has the target column too, the accuracy (or RMSE) goes to stderr.\n"
+    "Applies a model saved by 'tapegrad train --save' to the rows of a CSV file ('-' reads\n"
+    "standard input): the feature columns are found by name, standardized with the statistics\n"
+    "stored in the model, and the predictions printed one per line (the class, or the value\n"
+    "in the target's units). When the file has the target column too, the accuracy (or RMSE)\n"
+    "goes to stderr.\n"
     "\n"
     "  --json              print one JSON object instead: {\"task\", \"rows\",\n"
     "                      \"predictions\": [...], \"accuracy\"|\"rmse\" (with the target)}\n"
@@ -100,7 +101,7 @@ int cmd_predict(int argc, char **argv)
         complain("predict", "%s", tg_last_error());
         goto done;
     }
-    if (tg_table_read_csv(data, &table) != TG_OK) {
+    if (tg_table_read_csv(data_path(data), &table) != TG_OK) {
         complain("predict", "%s", tg_last_error());
         goto done;
     }

@@ -38,6 +38,7 @@ static const char TRAIN_USAGE[] =
     "the seed, the features standardized with the training rows' mean and standard deviation,\n"
     "and the network trained with mini-batches in a new seeded order every epoch. Progress\n"
     "goes to stderr (a bar on a terminal, else a line per epoch); the results to stdout.\n"
+    "DATA.csv '-' reads standard input.\n"
     "\n"
     "  --target COLUMN     the column to predict (required)\n"
     "  --task auto|classify|regress\n"
@@ -281,6 +282,8 @@ static int train_parse(int argc, char **argv, train_args *a)
         a->opt.optim.lr = default_lr(a->opt.optim.kind);
     if (a->json && a->dot && strcmp(a->dot, "-") == 0)
         return usage_error("train", "--dot - and --json both want stdout");
+    if (a->dist.distributed && strcmp(a->data, "-") == 0) /* mpirun feeds rank 0 alone */
+        return usage_error("train", "--distributed reads DATA.csv on every rank: not '-'");
     if (a->dist.every && !a->dist.checkpoint) /* it would be ignored without a word */
         return usage_error("train", "--checkpoint-every needs --checkpoint FILE");
     return check_render("train", a->render);
@@ -501,7 +504,7 @@ int cmd_train(int argc, char **argv)
     bool rank0 = a.dist.rank == 0;
     if (!rank0)
         a.save = a.plot = a.dot = a.render = NULL;
-    if (tg_table_read_csv(a.data, &table) != TG_OK) {
+    if (tg_table_read_csv(data_path(a.data), &table) != TG_OK) {
         complain("train", "%s", tg_last_error());
         goto done;
     }
