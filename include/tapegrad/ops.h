@@ -329,7 +329,8 @@ TG_API tg_tensor *tg_ceil(tg_tape *tape, tg_tensor *x);
 
 /* x[start:stop:step] along one axis (NumPy basic slicing: negative start/stop count from the
  * end, out-of-range values clamp, step > 0; TG_END for stop = to the end). An empty range
- * gives a size-0 axis. TG_EINVAL for step <= 0 or a bad axis (and for a 0-d x). */
+ * gives a size-0 axis. TG_EINVAL for step <= 0 or a bad axis (and for a 0-d x); TG_ESHAPE
+ * for an axis longer than PTRDIFF_MAX (possible only in a tensor without elements). */
 TG_API tg_tensor *tg_slice(tg_tape *tape, tg_tensor *x, int axis, ptrdiff_t start, ptrdiff_t stop,
                            ptrdiff_t step);
 /* x[..., index, ...]: integer index along `axis` (negative from the end), dropping that axis.
