@@ -746,21 +746,20 @@ tg_status tg_trainer_export(const tg_trainer *t, tg_model **out)
     *out = NULL;
     if (!t)
         return tg__error(TG_EINVAL, "trainer_export: trainer is NULL");
+    /* The target's statistics decide alone: checked before the copy, not after it. */
+    tg_status st;
+    if (!t->n_classes && (st = check_export_target(t)) != TG_OK)
+        return st;
     /* A copy through the file format: one definition of what a model holds. */
     void *buf = NULL;
     size_t size = 0;
-    tg_status st = tg_model_save_buffer(t->model, &buf, &size);
-    if (st != TG_OK)
+    if ((st = tg_model_save_buffer(t->model, &buf, &size)) != TG_OK)
         return st;
     tg_model *m = NULL;
     st = tg_model_load_buffer(buf, size, &m);
     tg_model_buffer_free(buf, size);
     if (st != TG_OK)
         return st;
-    if (!t->n_classes && (st = check_export_target(t)) != TG_OK) {
-        tg_model_free(m);
-        return st;
-    }
     if (!t->n_classes) {
         /* y = y_std * (h W + b) + y_mean = h (y_std W) + (y_std b + y_mean) */
         size_t last = tg_model_param_count(m) - 2;
