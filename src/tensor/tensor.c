@@ -401,9 +401,10 @@ static double load(const void *p, tg_dtype dtype, size_t i)
 
 double tg_tensor_get(const tg_tensor *t, size_t i)
 {
-    /* d may be NULL for a live tensor without elements; a stale one fails even then */
+    /* NULL for t NULL or stale (an error), or for a live tensor without elements: which, is
+     * asked only then (data_const has checked a tensor it gives data of) */
     const void *d = tg_tensor_data_const(t);
-    if (!t || tg_tensor__check_live(t, "tensor_get") != TG_OK)
+    if (!d && (!t || tg_tensor__check_live(t, "tensor_get") != TG_OK))
         return NAN;
     if (i >= t->numel) {
         tg__error(TG_EINVAL, "tensor_get: index %zu is out of range for %zu elements", i, t->numel);
@@ -440,7 +441,7 @@ tg_status tg_tensor_set(tg_tensor *t, size_t i, double value)
 tg_status tg_tensor_to_f64(const tg_tensor *t, double *out)
 {
     const void *d = tg_tensor_data_const(t); /* as in tg_tensor_get */
-    if (!t || tg_tensor__check_live(t, "tensor_to_f64") != TG_OK)
+    if (!d && (!t || tg_tensor__check_live(t, "tensor_to_f64") != TG_OK))
         return tg_last_status();
     if (!out && t->numel)
         return tg__error(TG_EINVAL, "tensor_to_f64: out is NULL");
