@@ -28,6 +28,16 @@ void complain(const char *cmd, const char *fmt, ...)
 }
 
 /* A usage error: the message, a pointer to --help, and exit status 2. */
+bool parse_size(const char *s, unsigned long long max, unsigned long long *out)
+{
+    if (!*s || *s == '-' || *s == '+')
+        return false;
+    char *end;
+    errno = 0;
+    *out = strtoull(s, &end, 10);
+    return *end == '\0' && errno == 0 && *out <= max;
+}
+
 const char *data_path(const char *arg)
 {
     return strcmp(arg, "-") == 0 ? "/dev/stdin" : arg;

@@ -96,16 +96,6 @@ static bool parse_double(const char *s, double *out)
     return end != s && *end == '\0' && errno == 0 && isfinite(*out);
 }
 
-static bool parse_size(const char *s, unsigned long long max, unsigned long long *out)
-{
-    if (!*s || *s == '-' || *s == '+')
-        return false;
-    char *end;
-    errno = 0;
-    *out = strtoull(s, &end, 10);
-    return *end == '\0' && errno == 0 && *out <= max;
-}
-
 static int parse_layers(const char *v, tg_train_options *o)
 {
     o->n_hidden = 0;

@@ -8,7 +8,7 @@
 #include "cli.h"
 #include "common/clock.h"
 
-#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,10 +36,8 @@ int train_dist_option(train_dist *d, const char *opt, const char *value)
     } else if (strcmp(opt, "--resume") == 0) {
         d->resume = value;
     } else {
-        char *end;
-        errno = 0;
-        unsigned long long n = strtoull(value, &end, 10);
-        if (!*value || *value == '-' || *end || n == 0 || errno == ERANGE)
+        unsigned long long n;
+        if (!parse_size(value, ULLONG_MAX, &n) || n == 0)
             return usage_error("train", "--checkpoint-every must be an integer >= 1, not '%s'",
                                value);
         d->every = n;
