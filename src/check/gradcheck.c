@@ -98,6 +98,19 @@ typedef struct bad_element {
     double analytic, numeric, err;
 } bad_element;
 
+/* Compares element j of input i, analytic against numeric: raises *worst to its error, and
+ * notes it in *bad when it is the first above tol (or not finite). */
+static void compare_element(size_t i, size_t j, double analytic, double numeric, double tol,
+                            double *worst, bad_element *bad)
+{
+    const double err = rel_err(analytic, numeric);
+    if (!(err > *worst))
+        return;
+    *worst = err;
+    if (bad->input == SIZE_MAX && !(err <= tol))
+        *bad = (bad_element){i, j, analytic, numeric, err};
+}
+
 static void free_all(tg_tensor **ts, size_t n)
 {
     for (size_t i = 0; ts && i < n; i++) {
@@ -114,8 +127,8 @@ static tg_status first_order_grads(check_ctx *c, tg_tensor *obj, tg_tensor **out
     if (tg_tensor_requires_grad(obj))
         return tg_grad(c->tape, obj, c->xs, c->n, out);
     for (size_t i = 0; i < c->n; i++)
-        if (!(out[i] = tg_tensor_zeros(TG_F64, tg_tensor_rank(c->xs[i]),
-                                       tg_tensor_shape(c->xs[i]))))
+        if (!(out[i] =
+                  tg_tensor_zeros(TG_F64, tg_tensor_rank(c->xs[i]), tg_tensor_shape(c->xs[i]))))
             return tg_last_status();
     return TG_OK;
 }
@@ -157,12 +170,7 @@ static tg_status run(check_ctx *c, const tg_gradcheck_options *opt, double *max_
                 break;
             }
             const double numeric = (fp - fm) / (2 * h);
-            double err = rel_err(g[j], numeric);
-            if (err > worst) {
-                worst = err;
-                if (bad.input == SIZE_MAX && !(err <= opt->tol)) /* also not finite */
-                    bad = (bad_element){i, j, g[j], numeric, err};
-            }
+            compare_element(i, j, g[j], numeric, opt->tol, &worst, &bad);
         }
         if (max_err)
             max_err[i] = worst;
@@ -290,12 +298,7 @@ static tg_status run2(check_ctx *c, const tg_gradcheck_options *opt, double *max
             double Gm = st == TG_OK ? first_order_G(&k, &st) : NAN;
             x[j] = v;
             const double numeric = (Gp - Gm) / (2 * h);
-            double err = rel_err(a[j], numeric);
-            if (err > worst) {
-                worst = err;
-                if (bad.input == SIZE_MAX && !(err <= opt->tol))
-                    bad = (bad_element){i, j, a[j], numeric, err};
-            }
+            compare_element(i, j, a[j], numeric, opt->tol, &worst, &bad);
         }
         if (bad_first == SIZE_MAX && !(first[i] <= opt->tol))
             bad_first = i;
