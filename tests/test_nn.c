@@ -273,6 +273,32 @@ Test(loss, cross_entropy_logits_of_1000_are_finite)
     }
 }
 
+Test(loss, cross_entropy_with_a_masked_class_is_finite)
+{
+    /* Row 0: logits (2, -inf, 0), label 0: the masked class has probability 0, so the loss is
+     * log(1 + e^-2) and the gradient (softmax - onehot)/2 = (-1, 0, 1) / (2 (1 + e^2)). Row 1:
+     * (1e308, -1e308, 0), label 0: class 1's logit minus the maximum overflows to -inf; the
+     * loss is log(1 + e^-2e308 + e^-1e308) = 0, the gradient 0. A product onehot * log p
+     * gave 0 * -inf = NaN for both rows. */
+    static const double z6[6] = {2, -INFINITY, 0, 1e308, -1e308, 0};
+    static const double labels[2] = {0, 0};
+    const double q = 1 / (2 * (1 + exp(2.0)));
+    const double dz[6] = {-q, 0, q, 0, 0, 0};
+    tg_tensor *z = ts_mat(TG_F64, 2, 3, z6, true), *y = ts_vec(TG_F64, 2, labels, false);
+    check_loss(tg_cross_entropy, TG_F64, z, y, log1p(exp(-2.0)) / 2, dz, NULL, 1e-12);
+    tg_tensor_free(z);
+    tg_tensor_free(y);
+    /* f32: a -inf logit off the label in each row */
+    static const double z4[4] = {1, -INFINITY, -INFINITY, 3};
+    static const double labels2[2] = {0, 1};
+    z = ts_mat(TG_F32, 2, 2, z4, true);
+    y = ts_vec(TG_F32, 2, labels2, false);
+    const double dz4[4] = {0, 0, 0, 0};
+    check_loss(tg_cross_entropy, TG_F32, z, y, 0.0, dz4, NULL, tol_of(TG_F32));
+    tg_tensor_free(z);
+    tg_tensor_free(y);
+}
+
 /* ---- losses: gradcheck --------------------------------------------------------------------- */
 
 static tg_tensor *gc_mse(tg_tape *tape, tg_tensor *const *in, size_t n, void *ud)

@@ -30,9 +30,12 @@ TG_API tg_tensor *tg_bce(tg_tape *tape, tg_tensor *p, tg_tensor *target);
 TG_API tg_tensor *tg_bce_logits(tg_tape *tape, tg_tensor *z, tg_tensor *target);
 /* Categorical cross-entropy on logits (N,C) for integer class ids `labels` (N elements, any
  * rank with N elements, values 0..C-1 stored as numbers): -mean_n log_softmax(z)[n, label_n].
- * TG_EINVAL names the first label that is not an integer in range. */
+ * Only the label's log-probability enters a row's loss: another class of logit -inf (masked)
+ * leaves it finite. TG_EINVAL names the first label that is not an integer in range. */
 TG_API tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *labels);
-/* The same for one-hot or soft targets (N,C): -mean_n sum_c t[n,c] log_softmax(z)[n,c]. */
+/* The same for one-hot or soft targets (N,C): -mean_n sum_c t[n,c] log_softmax(z)[n,c], each
+ * term a product, so a target of 0 against a logit of -inf is 0 * -inf = NaN (for masked
+ * classes, pass class ids to tg_cross_entropy). */
 TG_API tg_tensor *tg_cross_entropy_soft(tg_tape *tape, tg_tensor *logits, tg_tensor *targets);
 /* A constant (N, n_classes) of the labels' dtype with 1 at [i, labels[i]] and 0 elsewhere.
  * TG_EINVAL names the first label that is not an integer in 0..n_classes-1. */

@@ -81,8 +81,12 @@ tg_tensor *tg_bce_logits(tg_tape *tape, tg_tensor *z, tg_tensor *target)
     return tg_neg(tape, tg_mean(tape, tg_add(tape, pos, neg), TG_ALL_AXES, false));
 }
 
-/* -mean_n sum_c t[n,c] log_softmax(z)[n,c] */
-tg_tensor *tg_cross_entropy_soft(tg_tape *tape, tg_tensor *logits, tg_tensor *targets)
+/* -mean_n sum_c t[n,c] log_softmax(z)[n,c]. With `onehot` (targets made by onehot_for, a
+ * constant of 0s and 1s) each row's log-probability is selected where t is 1 rather than
+ * multiplied by t: a class of logit -inf (masked), or one below the maximum by more than the
+ * range of doubles, has log-probability -inf, and 0 * -inf would make the loss NaN. */
+static tg_tensor *cross_entropy_of(tg_tape *tape, tg_tensor *logits, tg_tensor *targets,
+                                   bool onehot)
 {
     if (!usable(tape, "cross_entropy", logits, targets) ||
         !target_fits(tape, "cross_entropy", logits, targets))
@@ -93,8 +97,16 @@ tg_tensor *tg_cross_entropy_soft(tg_tape *tape, tg_tensor *logits, tg_tensor *ta
                     tg_shape_format(s, sizeof s, tg_tensor_rank(logits), tg_tensor_shape(logits)));
     }
     tg_tensor *logp = tg_log_softmax(tape, logits, -1);
-    tg_tensor *per_row = tg_sum(tape, tg_mul(tape, targets, logp), -1, false);
+    tg_tensor *terms =
+        onehot ? tg_where(tape, targets, logp, tg_scalar(tape, tg_tensor_dtype(logits), 0.0))
+               : tg_mul(tape, targets, logp);
+    tg_tensor *per_row = tg_sum(tape, terms, -1, false);
     return tg_neg(tape, tg_mean(tape, per_row, TG_ALL_AXES, false));
+}
+
+tg_tensor *tg_cross_entropy_soft(tg_tape *tape, tg_tensor *logits, tg_tensor *targets)
+{
+    return cross_entropy_of(tape, logits, targets, false);
 }
 
 /* tg_onehot for the function `who`, whose name its errors carry. */
@@ -153,6 +165,6 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *labels)
     if (tg_tensor_dtype(labels) != tg_tensor_dtype(logits))
         return fail(tape, TG_EDTYPE, "cross_entropy: dtypes %s and %s differ",
                     tg_dtype_name(tg_tensor_dtype(logits)), tg_dtype_name(tg_tensor_dtype(labels)));
-    return tg_cross_entropy_soft(
-        tape, logits, onehot_for("cross_entropy", tape, labels, tg_tensor_dim(logits, 1)));
+    return cross_entropy_of(
+        tape, logits, onehot_for("cross_entropy", tape, labels, tg_tensor_dim(logits, 1)), true);
 }
