@@ -119,9 +119,9 @@ typedef enum tg_attr_kind {
     TG_ATTR_NONE,     /* none */
     TG_ATTR_CONSTANT, /* c: scale, add_scalar, pow */
     TG_ATTR_RANGE,    /* lo and hi: clamp */
-    TG_ATTR_AXIS,     /* axis: softmax, log_softmax */
-    TG_ATTR_REDUCE,   /* axis and keepdim: sum, mean, max, logsumexp */
-    TG_ATTR_SHAPE,    /* rank and shape: reshape */
+    TG_ATTR_AXIS,     /* axis: softmax, log_softmax, concat, stack, take */
+    TG_ATTR_REDUCE,   /* axis and keepdim: sum, mean, max, min, prod, logsumexp */
+    TG_ATTR_SHAPE,    /* rank and shape: reshape (and a custom op's output shape) */
     TG_ATTR_SLICE,    /* axis, start, stop and step: slice */
     TG_ATTR_INDEX,    /* axis and index: select */
     TG_ATTR_AXES,     /* axes: permute */
@@ -251,7 +251,9 @@ TG_API tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x);
 TG_API tg_tensor *tg_reshape(tg_tape *tape, tg_tensor *x, int rank, const size_t *shape);
 
 /* Reductions over one axis (negative counts from the end) or over TG_ALL_AXES. With keepdim
- * the reduced axis stays with size 1; without, it is removed (all axes: a 0-d result). */
+ * the reduced axis stays with size 1; without, it is removed (all axes: a 0-d result). Over
+ * an empty axis (or a tensor without elements) sum is 0, mean NaN (0/0), logsumexp -inf, and
+ * max (as min) is TG_ESHAPE. */
 TG_API tg_tensor *tg_sum(tg_tape *tape, tg_tensor *x, int axis, bool keepdim);
 TG_API tg_tensor *tg_mean(tg_tape *tape, tg_tensor *x, int axis, bool keepdim);
 TG_API tg_tensor *tg_max(tg_tape *tape, tg_tensor *x, int axis, bool keepdim);
