@@ -26,7 +26,9 @@ TG_API tg_tensor *tg_mse(tg_tape *tape, tg_tensor *pred, tg_tensor *target);
  * learning. Prefer tg_bce_logits, which is exact everywhere. */
 TG_API tg_tensor *tg_bce(tg_tape *tape, tg_tensor *p, tg_tensor *target);
 /* Binary cross-entropy on logits: -mean(t log sigmoid(z) + (1-t) log sigmoid(-z)), finite
- * with an exact gradient (sigmoid(z) - t, over the count) for any z, including +-1000. */
+ * with an exact gradient (sigmoid(z) - t, over the count) for any finite z, including +-1000.
+ * An infinite z makes one log sigmoid -inf, and its factor (t or 1 - t), 0 for a target of 0
+ * or 1, times it NaN. */
 TG_API tg_tensor *tg_bce_logits(tg_tape *tape, tg_tensor *z, tg_tensor *target);
 /* Categorical cross-entropy on logits (N,C) for integer class ids `labels` (N elements, any
  * rank with N elements, values 0..C-1 stored as numbers): -mean_n log_softmax(z)[n, label_n].

@@ -259,7 +259,10 @@ TG_API tg_tensor *tg_mean(tg_tape *tape, tg_tensor *x, int axis, bool keepdim);
 TG_API tg_tensor *tg_max(tg_tape *tape, tg_tensor *x, int axis, bool keepdim);
 /* log(sum(exp(x))), computed stably (shifted by the maximum). */
 TG_API tg_tensor *tg_logsumexp(tg_tape *tape, tg_tensor *x, int axis, bool keepdim);
-/* Along one axis, same shape as x; stable for any input. */
+/* Along one axis, same shape as x; stable for any finite input (shifted by the lane's
+ * maximum, so no exp overflows). Infinities follow the arithmetic, as PyTorch's: a lane whose
+ * maximum is +inf is NaN at each +inf (inf - inf) and 0 (log_softmax: -inf) elsewhere, and a
+ * lane of -inf only is NaN throughout; -inf among finite values is 0 (-inf). */
 TG_API tg_tensor *tg_softmax(tg_tape *tape, tg_tensor *x, int axis);
 TG_API tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x, int axis);
 
