@@ -852,6 +852,32 @@ Test(grad_graph_ops, custom_vjp_graph_must_record_its_gradient)
     tg_tensor_free(a);
 }
 
+/* A vjp_graph that records a gradient of the right shape in f32 for f64 inputs. */
+static tg_status f32_vjp_graph(const tg_custom_grad_call *c)
+{
+    const float ones[2] = {1, 1};
+    c->dx[0] = tg_constant(c->tape, TG_F32, 1, TS_SHAPE(2), ones);
+    return tg_tape_status(c->tape);
+}
+
+/* A gradient of another dtype is TG_EDTYPE naming both dtypes (it was TG_ESHAPE, "a gradient
+ * of shape [2], not [2]"). */
+Test(grad_graph_ops, custom_vjp_graph_of_another_dtype_is_named)
+{
+    static const tg_custom_op op = {
+        .name = "f32ish", .forward = mulsq_forward, .vjp = mulsq_vjp, .vjp_graph = f32_vjp_graph};
+    tg_tensor *a = ts_vec(TG_F64, 2, TS_VALS(1, 2), true);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *in[2] = {a, a}, *g;
+    tg_tensor *y = tg_custom(tape, &op, NULL, in, 2, 1, TS_SHAPE(2));
+    tg_tensor *f = tg_sum(tape, y, TG_ALL_AXES, false);
+    cr_assert_eq(tg_grad_graph(tape, f, &a, 1, NULL, &g), TG_EDTYPE, "%s", tg_last_error());
+    ts_assert_has(tg_tape_error(tape), "grad_graph: the VJP of f32ish (node 0) gave input 0 a "
+                                       "gradient of dtype f32, not f64");
+    tg_tape_free(tape);
+    tg_tensor_free(a);
+}
+
 /* mulsq's vjp_graph for a, and for b (which needs none) whatever it was given (ud) */
 static tg_status a_only_vjp_graph(const tg_custom_grad_call *c)
 {

@@ -453,7 +453,8 @@ typedef struct tg_custom_grad_call {
     tg_tensor *dy;        /* y's gradient, of y's shape and dtype */
     tg_tensor **dx;       /* set dx[i] (NULL on entry) to input i's gradient: a tensor of
                            * in[i]'s shape and dtype recorded on tape (or dy itself; anything
-                           * else, a leaf say, is TG_EINVAL); leaving it NULL means zero.
+                           * else, a leaf say, is TG_EINVAL; another shape TG_ESHAPE, another
+                           * dtype TG_EDTYPE); leaving it NULL means zero.
                            * Only inputs that require grad (tg_tensor_requires_grad) need one;
                            * the others' are ignored. */
     char *msg;            /* a callback that fails writes why here (msg_size bytes) */

@@ -127,8 +127,15 @@ static tg_tensor **slot_of(const walk *w, const tg_tensor *t)
 static tg_status accumulate(walk *w, const tg_tensor *y, int i, tg_tensor *x, tg_tensor *g)
 {
     char s1[96], s2[96];
-    if (g->rank != x->rank || memcmp(g->shape, x->shape, x->rank * sizeof(size_t)) ||
-        g->dtype != x->dtype) {
+    if (g->dtype != x->dtype) { /* a custom op's vjp_graph may record any dtype */
+        tg_tape__fail(w->tape, TG_EDTYPE,
+                      "grad_graph: the VJP of %s (node %u) gave input %d a gradient of dtype %s, "
+                      "not %s",
+                      tg_node__op_name(y), y->index, i, tg_dtype_name((tg_dtype)g->dtype),
+                      tg_dtype_name((tg_dtype)x->dtype));
+        return TG_EDTYPE;
+    }
+    if (g->rank != x->rank || memcmp(g->shape, x->shape, x->rank * sizeof(size_t))) {
         tg_tape__fail(w->tape, TG_ESHAPE,
                       "grad_graph: the VJP of %s (node %u) gave input %d a gradient of shape %s, "
                       "not %s",
