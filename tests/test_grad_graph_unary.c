@@ -615,6 +615,32 @@ Test(grad_graph_unary, atanh_outside_its_domain_stays_nan_in_every_derivative)
     tg_tensor_free(v);
 }
 
+/* An f32 op computes with its constant rounded to f32, and so must its recorded gradient:
+ * x^1.00000001 in f32 is x^1, slope 1 everywhere. The recorded gradient took c - 1 from the
+ * unrounded c, 1e-8: x^(1e-8) made it NaN at x = -2 and 0 at x = 0. */
+static tg_tensor *op_pow_nearly_1(tg_tape *t, tg_tensor *x)
+{
+    return tg_pow(t, x, 1.00000001);
+}
+
+Test(grad_graph_unary, f32_constant_is_rounded_in_the_recorded_gradient)
+{
+    tg_tensor *x = ts_vec(TG_F32, 3, TS_VALS(-2, 0, 3), true);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *f = tg_sum(tape, op_pow_nearly_1(tape, x), TG_ALL_AXES, false), *g, *h;
+    cr_assert_eq(tg_grad_graph(tape, f, &x, 1, NULL, &g), TG_OK, "%s", tg_last_error());
+    for (size_t i = 0; i < 3; i++)
+        cr_expect_eq(tg_tensor_get(g, i), 1.0, "d/dx x^1.00000001 (f32) at %g: %g",
+                     tg_tensor_get(x, i), tg_tensor_get(g, i));
+    /* and its own derivative, 0 (x^1 is linear), not (1e-8)(1e-8 - 1) x^(1e-8 - 2) */
+    cr_assert_eq(tg_grad(tape, tg_sum(tape, g, TG_ALL_AXES, false), &x, 1, &h), TG_OK, "%s",
+                 tg_last_error());
+    cr_expect_eq(tg_tensor_get(h, 2), 0.0, "second derivative at 3: %g", tg_tensor_get(h, 2));
+    tg_tensor_free(h);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
 /* The graph gradient of a smooth op is differentiable; sums over fan-out (x used by two ops)
  * meet in the second derivative too: f = sum(sin(x) * exp(x)), f'' = (e^x (sin + cos))' =
  * 2 e^x cos x. */

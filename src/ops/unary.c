@@ -171,7 +171,9 @@ TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, bool fresh, tg_range
     static tg_status id##_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)    \
     {                                                                                              \
         tg_tensor *x = y->in[0];                                                                   \
-        const double c = y->attr.c;                                                                \
+        /* the constant as the forward and the in-place VJP use it: f32 rounds it (pow's c - 1     \
+         * from the unrounded c, 1.00000001, would be 1e-8, not 0: x^(1e-8), NaN for x < 0) */     \
+        const double c = y->dtype == TG_F32 ? (double)(float)y->attr.c : y->attr.c;                \
         (void)c, (void)dy;                                                                         \
         if (x->requires_grad)                                                                      \
             dx[0] = (GVJP);                                                                        \
