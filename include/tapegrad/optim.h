@@ -60,8 +60,11 @@ TG_API tg_status tg_optim_new(const tg_optim_options *opt, tg_tensor *const *par
                               tg_optim **out);
 TG_API void tg_optim_free(tg_optim *optim);
 /* One update from the current grads (a leaf without a grad buffer is skipped, its state
- * untouched). The step count advances by one. TG_EINVAL for a NULL optim, or a step count of
- * 2^64 - 1 (it would wrap to 0, and Adam's bias correction divide by zero), nothing changed. */
+ * untouched). The step count advances by one. It is the optimizer's, not each leaf's: Adam's
+ * bias correction at step t applies to every leaf, also one skipped in earlier steps (PyTorch
+ * counts the steps of each parameter, so its first update of such a leaf is larger).
+ * TG_EINVAL for a NULL optim, or a step count of 2^64 - 1 (it would wrap to 0, and Adam's bias
+ * correction divide by zero), nothing changed. */
 TG_API tg_status tg_optim_step(tg_optim *optim);
 /* TG_EINVAL (and no change) unless lr is finite and >= 0. */
 TG_API tg_status tg_optim_set_lr(tg_optim *optim, double lr);
