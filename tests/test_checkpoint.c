@@ -708,8 +708,8 @@ Test(checkpoint, trainer_resumes_mid_epoch_bit_identical)
     cr_assert_eq(tg_trainer_new(table, "c", &other, &b), TG_OK);
     cr_assert_eq(tg_checkpoint_restore(path, tg_trainer_model(b), tg_trainer_optim(b), NULL),
                  TG_EINVAL);
-    ts_assert_has(tg_last_error(), "the checkpoint's model (f32 2 8 2) is not this "
-                                   "one (f32 2 9 2)");
+    ts_assert_has(tg_last_error(), "the checkpoint's model (f32 2 8 2 (relu, identity)) is "
+                                   "not this one (f32 2 9 2 (relu, identity))");
     tg_trainer_free(b);
     other = o;
     other.optim.kind = TG_OPTIM_ADAMW;
@@ -1026,4 +1026,43 @@ Test(checkpoint, save_refuses_the_largest_step_count)
     tg_checkpoint_buffer_free(buf, size);
     tg_optim_free(o);
     tg_model_free(m);
+}
+
+/* tg_checkpoint_restore compares the architectures field by field: a spec whose padding bytes
+ * hold anything (here 0xAB: a spec built in memory that was not zeroed) restores its own
+ * checkpoint, and one that differs only in an activation is refused with a message that shows
+ * the difference. */
+Test(checkpoint, restore_compares_the_architecture_not_its_bytes)
+{
+    make_tmpdir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/spec.tgc", tmpdir);
+    tg_mlp_spec s;
+    memset(&s, 0xAB, sizeof s);
+    s.n_layers = 2, s.sizes[0] = 3, s.sizes[1] = 4, s.sizes[2] = 2;
+    s.act[0] = TG_ACT_TANH, s.act[1] = TG_ACT_IDENTITY, s.dtype = TG_F64;
+    tg_rng rng;
+    tg_rng_seed(&rng, 5);
+    tg_model *m;
+    cr_assert_eq(tg_model_new(&s, TG_INIT_XAVIER_UNIFORM, &rng, &m), TG_OK, "%s",
+                 tg_last_error());
+    tg_optim *o = make_optim(m, TG_OPTIM_ADAM);
+    train(m, o, 0, 2);
+    tg_checkpoint_progress p = some_progress();
+    cr_assert_eq(tg_checkpoint_save(path, m, o, &p), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_checkpoint_restore(path, m, o, NULL), TG_OK, "%s", tg_last_error());
+
+    s.act[0] = TG_ACT_RELU;
+    tg_model *relu;
+    cr_assert_eq(tg_model_new(&s, TG_INIT_XAVIER_UNIFORM, &rng, &relu), TG_OK);
+    tg_optim *ro = make_optim(relu, TG_OPTIM_ADAM);
+    cr_assert_eq(tg_checkpoint_restore(path, relu, ro, NULL), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "the checkpoint's model (f64 3 4 2 (tanh, identity)) is not "
+                                   "this one (f64 3 4 2 (relu, identity))");
+    tg_optim_free(ro);
+    tg_model_free(relu);
+    tg_optim_free(o);
+    tg_model_free(m);
+    remove(path);
+    rmdir(tmpdir);
 }

@@ -398,6 +398,33 @@ static const char *options_differ(const tg_optim_options *a, const tg_optim_opti
     return NULL;
 }
 
+/* The architectures are compared field by field, never with memcmp: a spec's padding bytes
+ * (after n_layers, after dtype) are whatever the caller's copy held, so two equal specs can
+ * differ there. */
+static bool same_spec(const tg_mlp_spec *a, const tg_mlp_spec *b)
+{
+    if (a->n_layers != b->n_layers || a->dtype != b->dtype)
+        return false;
+    for (int i = 0; i <= a->n_layers; i++)
+        if (a->sizes[i] != b->sizes[i] || (i < a->n_layers && a->act[i] != b->act[i]))
+            return false;
+    return true;
+}
+
+/* "f32 2 8 2 (tanh, identity)": the dtype, the sizes and the activations, as far as size. */
+static const char *describe_spec(char *buf, size_t size, const tg_mlp_spec *s)
+{
+    int n = snprintf(buf, size, "%s", tg_dtype_name(s->dtype));
+    for (int i = 0; i <= s->n_layers && n > 0 && (size_t)n < size; i++)
+        n += snprintf(buf + n, size - (size_t)n, " %zu", s->sizes[i]);
+    for (int i = 0; i < s->n_layers && n > 0 && (size_t)n < size; i++)
+        n += snprintf(buf + n, size - (size_t)n, "%s%s", i ? ", " : " (",
+                      tg_activation_name(s->act[i]));
+    if (n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, ")");
+    return buf;
+}
+
 tg_status tg_checkpoint_restore(const char *path, tg_model *model, tg_optim *optim,
                                 tg_checkpoint_progress *progress)
 {
@@ -419,16 +446,11 @@ tg_status tg_checkpoint_restore(const char *path, tg_model *model, tg_optim *opt
     tg_optim_get_options(optim, &ow);
     tg_optim_get_options(o, &og);
     const char *diff = NULL;
-    if (memcmp(want, got, sizeof *want) != 0) {
-        char a[160], b[160];
-        int na = snprintf(a, sizeof a, "%s", tg_dtype_name(want->dtype));
-        int nb = snprintf(b, sizeof b, "%s", tg_dtype_name(got->dtype));
-        for (int i = 0; i <= want->n_layers && na > 0 && (size_t)na < sizeof a; i++)
-            na += snprintf(a + na, sizeof a - (size_t)na, " %zu", want->sizes[i]);
-        for (int i = 0; i <= got->n_layers && nb > 0 && (size_t)nb < sizeof b; i++)
-            nb += snprintf(b + nb, sizeof b - (size_t)nb, " %zu", got->sizes[i]);
+    if (!same_spec(want, got)) {
+        char a[640], b[640];
         st = tg__error(TG_EINVAL, "%s: %s: the checkpoint's model (%s) is not this one (%s)",
-                       who, path, b, a);
+                       who, path, describe_spec(b, sizeof b, got),
+                       describe_spec(a, sizeof a, want));
     } else if ((diff = options_differ(&ow, &og)) != NULL) {
         st = tg__error(TG_EINVAL, "%s: %s: the checkpoint's %s differs from this optimizer's "
                                   "(%s, momentum %g, betas %g/%g, eps %g, weight decay %g there)",
