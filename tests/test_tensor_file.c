@@ -368,6 +368,21 @@ Test(tensor_file, save_refuses_bad_names_and_tensors)
     const tg_tensor *stale[1] = {y};
     cr_assert_eq(tg_tensors_save_buffer(1, dup, stale, &buf, &size), TG_ESTALE);
     ts_assert_has(tg_last_error(), "tensors_save_buffer: tensor 0: ");
+    /* An empty one too, with names given (it was saved) or not (it was said to have none). */
+    const size_t none[2] = {0, 3};
+    tg_tensor *e = tg_tensor_zeros(TG_F64, 2, none);
+    tg_tensor_set_requires_grad(e, true);
+    tg_tensor *ye = tg_neg(tape, e);
+    cr_assert_not_null(ye, "%s", tg_last_error());
+    cr_assert_eq(tg_tensor_set_name(ye, "ye"), TG_OK);
+    tg_tape_reset(tape);
+    stale[0] = ye;
+    cr_assert_eq(tg_tensors_save_buffer(1, dup, stale, &buf, &size), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "tensors_save_buffer: tensor 0: ");
+    cr_assert_null(buf);
+    cr_assert_eq(tg_tensors_save_buffer(1, NULL, stale, &buf, &size), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "was recorded before its tape was reset");
+    tg_tensor_free(e);
     tg_tape_free(tape);
     free_five(&f);
 }

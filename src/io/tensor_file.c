@@ -91,7 +91,10 @@ static tg_status check_save(const save_args *a, const char *who)
         const tg_tensor *t = a->tensors[i];
         if (!t)
             return tg__error(TG_EINVAL, "%s: tensor %zu is NULL", who, i);
-        if (tg_tensor_numel(t) && !tg_tensor_data_const(t)) {
+        /* Empty tensors too: a stale one is TG_ESTALE whatever its size (its name, in memory
+         * its tape has reused, would read as missing). Of no elements, tg_tensor_to_f64 copies
+         * nothing and says only whether the tensor is live. */
+        if (tg_tensor_numel(t) ? !tg_tensor_data_const(t) : tg_tensor_to_f64(t, NULL) != TG_OK) {
             char why[512];
             snprintf(why, sizeof why, "%s", tg_last_error());
             return tg__error(TG_ESTALE, "%s: tensor %zu: %s", who, i, why);
