@@ -403,6 +403,31 @@ Test(dot, options_hide_values_and_grads)
     net_free(&n);
 }
 
+/* The summary of more than 4 elements: min, mean and max of the finite ones. Values near
+ * DBL_MAX, whose sum overflows, still have their mean: 1e308 for five of 1e308, and
+ * (3 - 2) * 1e308 / 5 = 2e307 with signs mixed; the node is not marked as holding Inf. */
+Test(dot, the_mean_of_huge_values_is_finite)
+{
+    const double same[5] = {1e308, 1e308, 1e308, 1e308, 1e308};
+    const double signs[6] = {1e308, 1e308, -1e308, -1e308, 1e308, NAN};
+    tg_tensor *a = ts_vec(TG_F64, 5, same, false), *b = ts_vec(TG_F64, 6, signs, false);
+    tg_tape *tape = tg_tape_new();
+    cr_assert_not_null(tg_neg(tape, a));
+    cr_assert_not_null(tg_neg(tape, b));
+    tg_dot_options opt = {true, false, false, NULL};
+    char *dot = dot_of(tape, &opt);
+    ts_assert_has(dot, "value min 1e+308 mean 1e+308 max 1e+308>];");
+    ts_assert_has(dot, "value min -1e+308 mean -1e+308 max -1e+308>];");
+    ts_assert_has(dot, "value min -1e+308 mean 2e+307 max 1e+308 (1 NaN)");
+    ts_assert_has(dot, "value min -1e+308 mean -2e+307 max 1e+308 (1 NaN)");
+    ts_assert_lacks(dot, "mean Inf");
+    ts_assert_lacks(dot, "mean -Inf");
+    tg_dot_string_free(dot);
+    tg_tape_free(tape);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+}
+
 Test(dot, empty_tape)
 {
     tg_tape *tape = tg_tape_new();

@@ -233,10 +233,19 @@ static void put_values(sink *s, const char *what, const void *p, const tg_tensor
             hi = v > hi ? v : hi;
             sum += v;
         }
+        double mean = sum / (double)finite;
+        if (!isfinite(mean)) { /* the sum overflowed (values near DBL_MAX): add the shares */
+            mean = 0.0;
+            for (size_t i = 0; i < numel; i++) {
+                double v = load(p, dtype, i);
+                if (isfinite(v))
+                    mean += v / (double)finite;
+            }
+        }
         puts_(s, "min ");
         puts_(s, fmt_num(b, lo));
         puts_(s, " mean ");
-        puts_(s, fmt_num(b, sum / (double)finite));
+        puts_(s, fmt_num(b, mean));
         puts_(s, " max ");
         puts_(s, fmt_num(b, hi));
     }
