@@ -9,11 +9,14 @@
 #include <criterion/criterion.h>
 #include <tapegrad.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "support/helpers.h"
@@ -913,6 +916,56 @@ Test(dot, render_errors)
     char *kept = read_file(path, NULL);
     cr_assert_str_eq(kept, "keep me");
     free(kept);
+    tg_tape_free(tape);
+    net_free(&n);
+}
+
+/* The picture is written as model files are: a write that fails (here the file-size limit,
+ * as a full disk would) leaves the previous picture whole, and no temporary file; a FIFO is
+ * refused at once (opening it for writing waited for a reader). */
+Test(dot, a_failed_render_keeps_the_old_picture, .timeout = 30)
+{
+    net n;
+    net_init(&n);
+    tg_tape *tape = tg_tape_new();
+    net_record(&n, tape);
+    char path[4096];
+    out_path(path, sizeof path, "old.svg");
+    write_file(path, "the old picture");
+    /* The limit is this test's process's (Criterion runs each test in its own), lowered for the
+     * one call and put back: no fork, which sanitizers of threads take badly. */
+    struct rlimit was, small;
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &was), 0);
+    small = was;
+    small.rlim_cur = 64;
+    void (*on_xfsz)(int) = signal(SIGXFSZ, SIG_IGN);
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &small), 0, "setrlimit: %s", strerror(errno));
+    tg_status st = tg_dot_render(tape, "svg", path, NULL);
+    char why[512];
+    snprintf(why, sizeof why, "%s", tg_last_error());
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &was), 0, "setrlimit: %s", strerror(errno));
+    signal(SIGXFSZ, on_xfsz);
+    cr_assert_eq(st, TG_EIO, "the render gave %d (%s), not TG_EIO", (int)st, why);
+    ts_assert_has(why, "File too large");
+    char *kept = read_file(path, NULL);
+    cr_assert_not_null(kept, "the old picture was removed");
+    cr_assert_str_eq(kept, "the old picture");
+    free(kept);
+    char dir[4096];
+    out_path(dir, sizeof dir, "");
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        cr_assert_null(strstr(e->d_name, "old.svg.tmp-"), "left behind: %s", e->d_name);
+    closedir(d);
+    remove(path);
+
+    out_path(path, sizeof path, "fifo.svg");
+    remove(path);
+    cr_assert_eq(mkfifo(path, 0600), 0, "mkfifo: %s", strerror(errno));
+    cr_assert_eq(tg_dot_render(tape, "svg", path, NULL), TG_EIO);
+    ts_assert_has(tg_last_error(), "not a regular file");
+    remove(path);
     tg_tape_free(tape);
     net_free(&n);
 }

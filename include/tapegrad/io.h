@@ -64,15 +64,18 @@ TG_API bool tg_dot_can_render(void);
 
 /* Lays out the tape's graph with Graphviz's dot engine, in-process, and writes it to `path`
  * as `format`: "svg", "png" or "pdf". opt as for tg_dot_write. The file is written only after
- * rendering succeeded, so a failure leaves an existing file untouched (except for a failed
- * write). Graphviz's messages are captured (not printed) and go into the error message.
+ * rendering succeeded, and as model files are (tapegrad/nn.h): a temporary file renamed over
+ * path, a path that exists and is not a regular file refused, a symbolic link followed; so
+ * any failure, a failed write included, leaves an existing file untouched. Graphviz's
+ * messages are captured (not printed) and go into the error message.
  * Calls are serialized by a lock: Graphviz keeps global state. Its context is created on the
  * first call and kept until the process exits; Graphviz's allocations bypass tapegrad's
  * allocator hook (and Graphviz 2.42 leaks a little per call in its HTML-label parser).
  * Errors: TG_EINVAL (tape, format or path NULL; a format other than svg, png, pdf),
  * TG_ENOTSUP (built without Graphviz, with a message saying how to enable it; or Graphviz
- * lacks the plugin for the format or the layout engine), TG_EIO (path cannot be written),
- * TG_EFORMAT (Graphviz rejected the graph, or reported an error while rendering it),
+ * lacks the plugin for the format or the layout engine), TG_EIO (path cannot be written: the
+ * message names it, the failed step and the OS reason), TG_EFORMAT (Graphviz rejected the
+ * graph, or reported an error while rendering it),
  * TG_ESTALE (as tg_dot_write), TG_ENOMEM. */
 TG_API tg_status tg_dot_render(const tg_tape *tape, const char *format, const char *path,
                                const tg_dot_options *opt);

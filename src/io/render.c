@@ -2,9 +2,11 @@
  * libcgraph). Without Graphviz at build time (TG_HAVE_GRAPHVIZ undefined) it reports
  * TG_ENOTSUP and says how to enable it; the dot writer itself never needs Graphviz.
  *
- * The drawing goes to memory first and to `path` only once Graphviz succeeded, so a failed
- * render never truncates an existing file, and every I/O error is ours to report. */
+ * The drawing goes to memory first and to `path` only once Graphviz succeeded, then atomically
+ * (io/files.h), so a failed render or write never truncates an existing file, and every I/O
+ * error is ours to report. */
 #include "core/core.h"
+#include "io/files.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -106,25 +108,6 @@ static tg_status render_to_memory(const char *dot, const char *format, char **da
     return st;
 }
 
-static tg_status write_file(const char *path, const char *data, size_t size)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return tg__error(TG_EIO, "dot_render: cannot open '%s' for writing: %s", path,
-                         strerror(errno));
-    bool ok = fwrite(data, 1, size, f) == size;
-    int err = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = false;
-        err = errno;
-    }
-    if (!ok) {
-        remove(path); /* a partial picture is worse than none */
-        return tg__error(TG_EIO, "dot_render: writing '%s' failed: %s", path, strerror(err));
-    }
-    return TG_OK;
-}
-
 #endif /* TG_HAVE_GRAPHVIZ */
 
 tg_status tg_dot_render(const tg_tape *tape, const char *format, const char *path,
@@ -165,8 +148,10 @@ tg_status tg_dot_render(const tg_tape *tape, const char *format, const char *pat
     pthread_mutex_unlock(&gv_lock);
 
     tg_dot_string_free(dot);
+    /* As model files are saved: a temporary file renamed over path, so a failed write (a full
+     * disk) leaves the previous picture, and a path that is no regular file is refused. */
     if (st == TG_OK)
-        st = write_file(path, data, size);
+        st = tg_io__save_atomic("dot_render", path, data, size);
     free(data);
     return st;
 #endif
