@@ -6,9 +6,11 @@
  * in docs/checkpoint-format.md: little-endian, versioned, an XXH3-64 checksum of everything
  * before it, every field validated on load.
  *
- * Saving is atomic: PATH.tmp is written, fsync'ed and renamed over PATH, and the directory is
- * fsync'ed, so a crash or a kill at any moment leaves PATH holding the previous checkpoint or
- * the new one, never a mix. Restoring a model and optimizer from a checkpoint and repeating
+ * Saving is atomic, as for model files: a new temporary file beside PATH ("PATH.tmp-" and six
+ * hex digits, created exclusively) is written, fsync'ed and renamed over PATH, and the
+ * directory is fsync'ed, so a crash or a kill at any moment leaves PATH holding the previous
+ * checkpoint or the new one, never a mix (a PATH that is not a regular file is refused, a
+ * symbolic link followed). Restoring a model and optimizer from a checkpoint and repeating
  * the same steps gives bit-identical parameters (the optimizer state is stored bit for bit). */
 #ifndef TAPEGRAD_CHECKPOINT_H
 #define TAPEGRAD_CHECKPOINT_H
