@@ -438,6 +438,9 @@ Test(model_file, io_errors_name_the_path)
                                    "create /nonexistent-dir/model.tgm.tmp-XXXXXX: No such file");
     cr_assert_eq(tg_model_save(model, NULL), TG_EINVAL);
     cr_assert_eq(tg_model_save(NULL, "x"), TG_EINVAL);
+    /* An empty path: said so, before any temporary file is made in the working directory. */
+    cr_assert_eq(tg_model_save(model, ""), TG_EIO);
+    ts_assert_has(tg_last_error(), "model_save: the path is empty: No such file or directory");
 
     /* A corrupt file on disk: the message starts with the path. */
     make_tmpdir();

@@ -228,6 +228,10 @@ static tg_status save_regular(const char *who, const char *path, const void *buf
 
 tg_status tg_io__save_atomic(const char *who, const char *path, const void *buf, size_t size)
 {
+    /* An empty path names no file: rename would say so, but only after a whole temporary file
+     * was written into the working directory (or, that directory unwritable, blame it). */
+    if (!*path)
+        return tg__error(TG_EIO, "%s: the path is empty: %s", who, strerror(ENOENT));
     char *resolved;
     tg_status st = save_target(who, path, &resolved);
     if (st != TG_OK)

@@ -29,8 +29,8 @@ tg_status tg_io__load_buffer(const char *who, const void *buf, size_t size, tg_i
  * bits (else 0666 less the umask). When path is a symbolic link, the same is done to the
  * regular file it leads to, and the link stays. TG_EIO naming `who`, the path, the failed
  * step and the OS reason (the temporary file is removed); TG_EIO also, with nothing written,
- * when path (or what its link leads to) exists and is not a regular file, or is a link that
- * leads nowhere; or TG_ENOMEM. */
+ * when path is empty, or when it (or what its link leads to) exists and is not a regular file,
+ * or is a link that leads nowhere; or TG_ENOMEM. */
 tg_status tg_io__save_atomic(const char *who, const char *path, const void *buf, size_t size);
 
 #endif
