@@ -434,8 +434,16 @@ Test(model_file, io_errors_name_the_path)
 
     tg_model *model = small_model(TG_F32, false);
     cr_assert_eq(tg_model_save(model, missing), TG_EIO);
-    ts_assert_has(tg_last_error(), "model_save: /nonexistent-dir/model.tgm: cannot "
-                                   "create /nonexistent-dir/model.tgm.tmp-XXXXXX: No such file");
+    ts_assert_has(tg_last_error(), "model_save: /nonexistent-dir/model.tgm: cannot create the "
+                                   "temporary file: No such file or directory "
+                                   "(model.tgm.tmp-XXXXXX)");
+    /* A long path: the reason is in the message, which is cut at 512 bytes. */
+    char longpath[400] = "/nonexistent-dir";
+    for (int i = 0; i < 10; i++)
+        strcat(longpath, "/ddddddddddddddddddddddddddddd");
+    strcat(longpath, "/model.tgm");
+    cr_assert_eq(tg_model_save(model, longpath), TG_EIO);
+    ts_assert_has(tg_last_error(), "cannot create the temporary file: No such file or directory");
     cr_assert_eq(tg_model_save(model, NULL), TG_EINVAL);
     cr_assert_eq(tg_model_save(NULL, "x"), TG_EINVAL);
     /* An empty path: said so, before any temporary file is made in the working directory. */

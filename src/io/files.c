@@ -217,9 +217,15 @@ static tg_status save_regular(const char *who, const char *path, const void *buf
         if (step)
             unlink(tmp);
     }
-    if (step)
-        tg__error(TG_EIO, "%s: %s: cannot %s %s: %s", who, path, step,
-                  strcmp(step, "rename") == 0 ? "the temporary file over it" : tmp, strerror(err));
+    /* The reason before the temporary file's name, which is path's own again: a message is
+     * cut at 512 bytes, and with a long path the reason would be what is lost. */
+    const char *slash = strrchr(tmp, '/');
+    if (step && strcmp(step, "rename") == 0)
+        tg__error(TG_EIO, "%s: %s: cannot rename the temporary file over it: %s", who, path,
+                  strerror(err));
+    else if (step)
+        tg__error(TG_EIO, "%s: %s: cannot %s the temporary file: %s (%s)", who, path, step,
+                  strerror(err), slash ? slash + 1 : tmp);
     else
         sync_parent_dir(path);
     tg__free(tmp, plen + 12);
