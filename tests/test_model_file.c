@@ -195,6 +195,31 @@ Test(model_file, round_trip_file_and_atomic_overwrite)
     rmdir(tmpdir);
 }
 
+/* A file name of 254 bytes, valid, too long for "NAME.tmp-XXXXXX" (255 bytes at most on
+ * Linux's file systems): the temporary file takes a shorter name in the same directory, and
+ * the save and the overwrite work. */
+Test(model_file, a_name_near_the_longest_saves)
+{
+    make_tmpdir();
+    char path[512], names[1024];
+    int n = snprintf(path, sizeof path, "%s/", tmpdir);
+    memset(path + n, 'm', 250);
+    strcpy(path + n + 250, ".tgm");
+    tg_model *m = small_model(TG_F64, true);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(tg_model_save(m, path), TG_OK, "%s", tg_last_error());
+        cr_assert_eq(ts_dir_names(tmpdir, names, sizeof names), 1,
+                     "no temporary file is left behind: %s", names);
+    }
+    tg_model *back = NULL;
+    cr_assert_eq(tg_model_load(path, &back), TG_OK, "%s", tg_last_error());
+    assert_same_model(m, back);
+    tg_model_free(back);
+    tg_model_free(m);
+    unlink(path);
+    rmdir(tmpdir);
+}
+
 Test(model_file, documented_layout)
 {
     /* One layer 1 -> 1, f32, no metadata: the smallest file, 176 bytes, field by field. */

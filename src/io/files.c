@@ -105,22 +105,30 @@ static void sync_parent_dir(const char *path)
 
 /* Creates a new temporary file beside path, "PATH.tmp-XXXXXX", exclusively: O_EXCL fails on
  * any existing name, a symbolic link planted there included, so the write can never land in
- * someone else's file. The mode is the old file's when path exists (a 0600 model stays 0600),
- * else what creating path would give (0666 less the umask, applied by open). Returns the
- * descriptor, or -1 with errno set; tmp (plen + 12 bytes) receives the name. */
+ * someone else's file. When path's own name is too long for that (within 11 bytes of the
+ * file system's NAME_MAX), the temporary file is "DIR/.tmp-XXXXXX" instead. The mode is the
+ * old file's when path exists (a 0600 model stays 0600), else what creating path would give
+ * (0666 less the umask, applied by open). Returns the descriptor, or -1 with errno set; tmp
+ * (plen + 12 bytes) receives the name. */
 static int create_temp(const char *path, size_t plen, char *tmp)
 {
     static _Atomic unsigned counter;
     struct stat old;
     const bool keep_mode = stat(path, &old) == 0 && S_ISREG(old.st_mode);
+    const char *slash = strrchr(path, '/');
+    size_t at = plen; /* where ".tmp-XXXXXX" goes */
     for (int attempt = 0; attempt < 100; attempt++) {
         unsigned r = (unsigned)getpid() * 2654435761u ^ (unsigned)clock() ^
                      (counter++ * 40503u) ^ ((unsigned)attempt << 20);
-        memcpy(tmp, path, plen);
-        snprintf(tmp + plen, 12, ".tmp-%06x", r & 0xffffffu);
+        memcpy(tmp, path, at);
+        snprintf(tmp + at, 12, ".tmp-%06x", r & 0xffffffu);
         int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
         if (fd < 0 && errno == EEXIST)
             continue;
+        if (fd < 0 && errno == ENAMETOOLONG && at == plen) {
+            at = slash ? (size_t)(slash - path) + 1 : 0; /* in place of path's own name */
+            continue;
+        }
         if (fd >= 0 && keep_mode && fchmod(fd, old.st_mode & 07777) != 0) {
             int err = errno;
             close(fd);
@@ -204,7 +212,7 @@ static tg_status save_regular(const char *who, const char *path, const void *buf
     int fd = create_temp(path, plen, tmp);
     if (fd < 0) {
         step = "create", err = errno;
-        snprintf(tmp + plen, 12, ".tmp-XXXXXX"); /* the name it tried, for the message */
+        memcpy(tmp + strlen(tmp) - 6, "XXXXXX", 6); /* the name it tried, for the message */
     } else {
         if (!write_all(fd, buf, size))
             step = "write", err = errno;

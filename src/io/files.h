@@ -22,8 +22,9 @@ tg_status tg_io__load_file(const char *who, const char *path, uint64_t max_bytes
 tg_status tg_io__load_buffer(const char *who, const void *buf, size_t size, tg_io_parse_fn parse,
                              void *ctx);
 
-/* Writes size bytes to a new temporary file beside path ("PATH.tmp-" and six hex digits,
- * created exclusively, so no file or symbolic link already there is ever written through),
+/* Writes size bytes to a new temporary file beside path ("PATH.tmp-" and six hex digits, or
+ * "DIR/.tmp-" and six when path's name is too long for that; created exclusively, so no file
+ * or symbolic link already there is ever written through),
  * fsyncs it, renames it over path and fsyncs the directory, so path holds the old file or the
  * complete new one, never a half-written one. The new file keeps the old one's permission
  * bits (else 0666 less the umask). When path is a symbolic link, the same is done to the
