@@ -557,6 +557,11 @@ Test(syntax_errors, lexical)
     cr_assert_eq(tg_program_parse_n("x\0y", 3, &err, &prog), TG_EFORMAT);
     cr_assert_str_eq(err.message, "unexpected NUL byte");
     cr_assert_eq(err.col, 2);
+    /* In a comment too: the program's source would be cut there. */
+    cr_assert_eq(tg_program_parse_n("x # a\0b\n", 8, &err, &prog), TG_EFORMAT);
+    cr_assert_null(prog);
+    cr_assert_str_eq(err.message, "unexpected NUL byte");
+    cr_assert_eq(err.col, 6);
     /* Non-ASCII bytes are fine in comments. */
     ts_assert_close(value_at("x # caf\xc3\xa9\n", 2), 2, 0, 0, "utf-8 comment");
     ts_assert_close(value_at("1e-400 + x", 2), 2, 0, 0, "underflow to 0 is fine");

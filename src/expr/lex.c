@@ -102,7 +102,9 @@ bool tg_expr__lex(const char *s, size_t n, size_t pos, bool value, tg_token *t, 
                            s[pos] == '\v'))
             pos++;
         if (pos < n && s[pos] == '#') {
-            while (pos < n && s[pos] != '\n')
+            /* A comment ends at a NUL byte too, which is then an error as anywhere else:
+             * tg_program_source's copy would end there, and programs hold no NUL. */
+            while (pos < n && s[pos] != '\n' && s[pos] != '\0')
                 pos++;
             continue;
         }
