@@ -165,6 +165,8 @@ Test(statements, separators_comments_newlines)
     /* Newlines inside brackets and parentheses are spaces. */
     ts_assert_close(value_at("W = [[1, 2],\n     [3, 4]]\nsum(W * (x +\n 1))", 1), 20, 0, 0,
                     "multi-line literal and expression");
+    /* So inside them a function's name and its '(' may stand on different lines. */
+    ts_assert_close(value_at("(relu\n(x) + sum\n\n(x + 1))", 2), 5, 0, 0, "call across lines");
     ts_assert_close(value_at("sum([1, 2, 3,])", 0), 6, 0, 0, "trailing comma");
     ts_assert_close(value_at("x", 5), 5, 0, 0, "a bare input");
 }

@@ -43,13 +43,20 @@ bool tg_expr__next(parser *p)
 }
 
 /* The kind of the token after the current one (TG_TOK_EOF when it would be a lexical error,
- * which is reported when it is reached). */
+ * which is reported when it is reached). Newlines are skipped where tg_expr__next skips them,
+ * so the token seen is the one reading goes on with: inside brackets "relu\n(x)" is a call. */
 tg_tok tg_expr__peek(parser *p)
 {
     tg_token t;
     char msg[sizeof p->lexmsg]; /* the error is reported when the token is reached */
-    bool ok = tg_expr__lex(p->src, p->len, p->pos, p->value_mode, &t, msg, sizeof msg);
-    return ok ? t.kind : TG_TOK_EOF;
+    size_t pos = p->pos;
+    for (;;) {
+        if (!tg_expr__lex(p->src, p->len, pos, p->value_mode, &t, msg, sizeof msg))
+            return TG_TOK_EOF;
+        if (t.kind != TG_TOK_NEWLINE || !(p->nest > 0 || p->value_mode))
+            return t.kind;
+        pos = t.end;
+    }
 }
 
 /* How a token reads in "found ..." messages. */

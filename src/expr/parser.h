@@ -54,7 +54,7 @@ bool tg_expr__oom(parser *p);
 /* Moves to the next token; inside brackets (and in values) newlines are skipped. */
 bool tg_expr__next(parser *p);
 /* The kind of the token after the current one (TG_TOK_EOF for a lexical error, which is
- * reported when it is reached). */
+ * reported when it is reached), newlines skipped where tg_expr__next skips them. */
 tg_tok tg_expr__peek(parser *p);
 /* How a token reads in "found ..." messages. */
 const char *tg_expr__describe(const parser *p, const tg_token *t, char *buf, size_t size);
