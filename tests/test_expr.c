@@ -844,6 +844,22 @@ Test(eval_errors, bindings)
     cr_assert_null(tg_program_eval(prog, tape, TG_F64, env, 1, NULL));
     cr_assert_str_eq(tg_last_error(), "error: 1:5: input 'x' is f32, but the program is "
                                       "evaluated in f64\n    2 * x\n        ^");
+    /* A long name is clipped in the message, as the parser's messages clip it, so the rest
+     * of the message is not cut off. */
+    char longname[1200];
+    memset(longname, 'v', 1000);
+    strcpy(longname + 1000, " + 1");
+    tg_program *lp = parse_ok(longname);
+    tg_expr_error lerr;
+    cr_assert_null(tg_program_eval(lp, tape, TG_F64, NULL, 0, &lerr));
+    cr_assert_str_eq(lerr.message, "no value for input "
+                                   "'vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv'");
+    longname[1000] = '\0';
+    tg_binding lenv[1] = {{longname, x32}};
+    cr_assert_null(tg_program_eval(lp, tape, TG_F64, lenv, 1, &lerr));
+    cr_assert_str_eq(lerr.message, "input 'vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv' is "
+                                   "f32, but the program is evaluated in f64");
+    tg_program_free(lp);
     tg_binding nul[1] = {{"x", NULL}};
     cr_assert_null(tg_program_eval(prog, tape, TG_F32, nul, 1, NULL));
     ts_assert_has(tg_last_error(), "input 'x' is bound to NULL");

@@ -242,17 +242,20 @@ tg_tensor *tg_program_eval(const tg_program *prog, tg_tape *tape, tg_dtype dtype
         const char *name = g->names + g->inputs[i];
         const tg_xnode *x = &g->nodes[g->input_node[i]];
         const tg_binding *b = lookup(env, n, name);
+        /* The name clipped, as in the parser's messages: a long one would push the rest of
+         * the message past its buffer (the caret line shows it whole). */
+        int shown = TG_EXPR_CLIP(strlen(name));
         if (!b) {
-            located(g, err, TG_EINVAL, x, "no value for input '%s'", name);
+            located(g, err, TG_EINVAL, x, "no value for input '%.*s'", shown, name);
             goto done;
         }
         if (!b->value) {
-            located(g, err, TG_EINVAL, x, "input '%s' is bound to NULL", name);
+            located(g, err, TG_EINVAL, x, "input '%.*s' is bound to NULL", shown, name);
             goto done;
         }
         if (tg_tensor_dtype(b->value) != dtype) {
-            located(g, err, TG_EDTYPE, x, "input '%s' is %s, but the program is evaluated in %s",
-                    name, tg_dtype_name(tg_tensor_dtype(b->value)), tg_dtype_name(dtype));
+            located(g, err, TG_EDTYPE, x, "input '%.*s' is %s, but the program is evaluated in %s",
+                    shown, name, tg_dtype_name(tg_tensor_dtype(b->value)), tg_dtype_name(dtype));
             goto done;
         }
         vals[g->input_node[i]] = b->value;
@@ -275,7 +278,9 @@ tg_tensor *tg_program_eval(const tg_program *prog, tg_tape *tape, tg_dtype dtype
         }
         if (x->name && !tg_tensor_is_leaf(y) && !tg_tensor_name(y) &&
             tg_tensor_set_name(y, g->names + x->name - 1) != TG_OK) {
-            located(g, err, TG_ENOMEM, x, "out of memory naming '%s'", g->names + x->name - 1);
+            const char *nm = g->names + x->name - 1;
+            located(g, err, TG_ENOMEM, x, "out of memory naming '%.*s'", TG_EXPR_CLIP(strlen(nm)),
+                    nm);
             goto done;
         }
         vals[i] = y;
