@@ -609,6 +609,12 @@ Test(syntax_errors, calls)
                                  "found number 1");
     parse_fails_line("sum(,x)", "error: 1:5: expected an expression, found ','");
     ts_assert_close(value_at("sum(x, )", 2), 2, 0, 0, "a trailing comma in a call");
+    /* A call left open after its last argument and a trailing comma lacks its ')'; it does
+     * not have too many arguments. */
+    parse_fails_line("relu(x,", "error: 1:8: expected ')' after argument 1 of 'relu', found end "
+                                "of input");
+    parse_fails_line("y = sum(x, 0,; y", "error: 1:14: expected ')' after argument 2 of 'sum', "
+                                         "found ';'");
     parse_fails_line("sum(x, y)", "error: 1:8: the axis of 'sum' must be a constant number");
     parse_fails_line("mean(x, axis=0)", "error: 1:9: the axis of 'mean' must be a constant "
                                         "number");

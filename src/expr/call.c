@@ -402,6 +402,12 @@ bool tg_expr__parse_call(parser *p, xref *out)
         ca.operands[i] = TG_EXPR_NONE;
     int nargs = 0;
     while (p->tok.kind != TG_TOK_RPAREN) {
+        /* After a trailing comma, the end of the input or of the statement is a missing ')',
+         * not one argument too many. */
+        if (nargs >= f->max_args && (p->tok.kind == TG_TOK_EOF || p->tok.kind == TG_TOK_SEMI))
+            return tg_expr__perr(p, p->tok.start, p->tok.end,
+                                 "expected ')' after argument %d of '%s', found %s", nargs, f->name,
+                                 tg_expr__describe(p, &p->tok, buf, sizeof buf));
         if (nargs >= f->max_args)
             return tg_expr__perr(p, p->tok.start, p->tok.end, "'%s' takes %s: %s", f->name,
                                  arg_count(f, buf, sizeof buf), f->usage);
