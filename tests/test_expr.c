@@ -566,6 +566,27 @@ Test(syntax_errors, lexical)
     cr_assert_eq(err.col, 6);
     /* Non-ASCII bytes are fine in comments. */
     ts_assert_close(value_at("x # caf\xc3\xa9\n", 2), 2, 0, 0, "utf-8 comment");
+    /* The source line in a message shows UTF-8 text as it is, but a byte that is not UTF-8, a
+     * C1 control character (U+009B is a terminal's CSI) or a character the window cuts is '?',
+     * as C0 controls are: the message stays text a terminal only prints. */
+    parse_fails("x $ # caf\xc3\xa9", "error: 1:3: unexpected character '$'\n"
+                                     "    x $ # caf\xc3\xa9\n      ^");
+    parse_fails("x + \xff # \xc2\x9b" "2J\x1b[2J",
+                "error: 1:5: unexpected byte 0xff (tgx is ASCII outside comments)\n"
+                "    x + ? # ??2J?[2J\n        ^");
+    parse_fails("x + \xc2\x9b", "error: 1:5: unexpected byte 0xc2 (tgx is ASCII outside "
+                                "comments)\n    x + ??\n        ^");
+    char cut[200];
+    memset(cut, ' ', sizeof cut);
+    memcpy(cut, "$ #", 3);
+    for (size_t i = 3; i + 2 < 120; i += 2)
+        memcpy(cut + i, "\xc3\xa9", 2); /* the 72-byte window ends inside an e-acute */
+    cut[119] = '\0';
+    tg_program *cp = NULL;
+    cr_assert_eq(tg_program_parse(cut, &cp), TG_EFORMAT);
+    const char *line2 = strchr(tg_last_error(), '\n') + 1;
+    cr_assert(strncmp(line2, "    $ #\xc3\xa9", 9) == 0, "%s", tg_last_error());
+    cr_assert(strstr(line2, "\xc3\xa9?...\n") != NULL, "%s", tg_last_error());
     ts_assert_close(value_at("1e-400 + x", 2), 2, 0, 0, "underflow to 0 is fine");
 }
 

@@ -55,8 +55,34 @@ void tg_expr__locate(const char *src, size_t len, size_t off, int *line, int *co
     *col = c > INT32_MAX ? INT32_MAX : (int)c;
 }
 
+/* The length of the UTF-8 sequence that starts s[0..n) (s[0] >= 0x80) when it is a whole,
+ * valid one and not a control character (U+0080..U+009F, which a terminal may act on), else 0.
+ * A sequence cut by the end of the window is not whole. */
+static size_t utf8_shown(const unsigned char *s, size_t n)
+{
+    static const uint32_t MIN[5] = {0, 0, 0x80, 0x800, 0x10000}; /* shorter is overlong */
+    unsigned c = s[0];
+    size_t len = c >= 0xc2 && c <= 0xdf   ? 2
+                 : c >= 0xe0 && c <= 0xef ? 3
+                 : c >= 0xf0 && c <= 0xf4 ? 4
+                                          : 0;
+    if (len == 0 || len > n)
+        return 0;
+    uint32_t cp = c & (0x7fu >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3fu);
+    }
+    if (cp < MIN[len] || cp <= 0x9f || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
 /* The source line containing the error, clipped to a window, and a caret line under the
- * span (only its part on this line). Tabs are copied into the caret line so it aligns. */
+ * span (only its part on this line). Tabs are copied into the caret line so it aligns. (The
+ * bytes before the error on its line are ASCII: the lexer stops at the first that is not, and
+ * a comment, where others may be, runs to the end of the line.) */
 static void excerpt(sbuf *b, const char *src, size_t len, size_t off, size_t end)
 {
     if (off > len)
@@ -76,10 +102,21 @@ static void excerpt(sbuf *b, const char *src, size_t len, size_t off, size_t end
     sb_puts(b, "\n    ");
     if (ws > 0)
         sb_puts(b, "...");
-    for (size_t i = ws; i < we; i++) {
+    for (size_t i = ws; i < we;) {
         unsigned char ch = (unsigned char)src[ls + i];
-        /* Control characters would garble a terminal; show them as '?'. */
-        sb_putc(b, (ch < 0x20 && ch != '\t') || ch == 0x7f ? '?' : (char)ch);
+        /* Control characters would garble a terminal, and bytes that are not UTF-8 (or a
+         * character the window cuts) make the message invalid text; show them as '?'. */
+        size_t k = ch < 0x80 ? 1 : utf8_shown((const unsigned char *)src + ls + i, we - i);
+        if (k == 0) {
+            sb_putc(b, '?');
+            i++;
+        } else if (k == 1) {
+            sb_putc(b, (ch < 0x20 && ch != '\t') || ch == 0x7f ? '?' : (char)ch);
+            i++;
+        } else {
+            for (size_t j = 0; j < k; j++, i++)
+                sb_putc(b, src[ls + i]);
+        }
     }
     if (we < n)
         sb_puts(b, "...");
