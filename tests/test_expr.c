@@ -200,8 +200,18 @@ Test(statements, names_on_intermediates)
     tg_tensor *y = eval_ok(tape, "h = tanh(x); g = h; out = g * 2; out", env, 1);
     cr_assert_str_eq(tg_tensor_name(y), "out");
     cr_assert_str_eq(tg_tensor_name(tg_tensor_input(y, 0)), "h", "g = h keeps the first name");
+    /* An input recorded on the tape without a name keeps none: x[:] is x itself, and binding
+     * it names nothing new; what [:] is applied to otherwise gets the name. */
+    const size_t s22[2] = {2, 2};
+    tg_tensor *m = ts_leaf(TG_F64, 2, s22, (double[]){1, -2, 3, 4}, true);
+    tg_tensor *r = tg_relu(tape, m);
+    tg_binding renv[1] = {{"r", r}};
+    y = eval_ok(tape, "a = r[:]; b = r[:, :][:]; c = r; d = tanh(r)[:]; a + b + c + d", renv, 1);
+    cr_assert_null(tg_tensor_name(r), "the input was named '%s'", tg_tensor_name(r));
+    cr_assert_str_eq(tg_tensor_name(tg_tensor_input(y, 1)), "d");
     tg_tape_free(tape);
     tg_tensor_free(x);
+    tg_tensor_free(m);
 }
 
 Test(statements, inputs_in_order_of_first_use)

@@ -199,6 +199,16 @@ static tg_tensor *apply(const tg_program *g, tg_tape *tape, tg_dtype dtype, cons
     return NULL;
 }
 
+/* Whether y, the value of node x, is an input's own tensor: an index of bare ':' items
+ * records nothing and gives its operand back, which may be an input ("a = x[:]"). */
+static bool is_input_value(const tg_program *g, const tg_xnode *x, const tg_tensor *y,
+                           tg_tensor *const *vals)
+{
+    while (x->kind == TG_X_INDEX && vals[x->a] == y)
+        x = &g->nodes[x->a];
+    return x->kind == TG_X_INPUT;
+}
+
 /* The first binding of `name` in env, or NULL. */
 static const tg_binding *lookup(const tg_binding *env, size_t n, const char *name)
 {
@@ -276,7 +286,9 @@ tg_tensor *tg_program_eval(const tg_program *prog, tg_tape *tape, tg_dtype dtype
             }
             goto done;
         }
+        /* Inputs keep their own names, also a tensor recorded on the tape that has none. */
         if (x->name && !tg_tensor_is_leaf(y) && !tg_tensor_name(y) &&
+            !is_input_value(g, x, y, vals) &&
             tg_tensor_set_name(y, g->names + x->name - 1) != TG_OK) {
             const char *nm = g->names + x->name - 1;
             located(g, err, TG_ENOMEM, x, "out of memory naming '%.*s'", TG_EXPR_CLIP(strlen(nm)),
