@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <tapegrad.h>
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -543,6 +544,33 @@ Test(eval_errors, numbers_too_large_for_f32)
     tg_tensor_free(v);
     cr_expect_eq(tg_expr_parse_value("3e38", TG_F32, &err, &v), TG_OK, "3e38 fits");
     tg_tensor_free(v);
+    /* FLT_MAX's shortest decimal, 3.4028235e38, is a little above FLT_MAX, and so is anything
+     * up to half a unit in its last place beyond it: f32 rounds them to FLT_MAX, not inf. */
+    static const char *const fit[3] = {"3.4028235e38", "-3.40282356e38", "[340282356779733e24]"};
+    for (int i = 0; i < 3; i++) {
+        cr_expect_eq(tg_expr_parse_value(fit[i], TG_F32, &err, &v), TG_OK, "%s: %s", fit[i],
+                     tg_last_error());
+        cr_expect_eq(fabs(tg_tensor_get(v, 0)), (double)FLT_MAX, "%s", fit[i]);
+        tg_tensor_free(v);
+    }
+    cr_expect_eq(tg_expr_parse_value("3.4028236e38", TG_F32, &err, &v), TG_EFORMAT);
+    cr_expect_str_eq(err.message, "number 3.4028236e+38 is too large for f32 (the largest is "
+                                  "3.40282347e+38)");
+    tg_tensor *one = ts_scalar(TG_F32, 1.0, false);
+    tg_binding one_env[1] = {{"x", one}};
+    static const char *const fits[2] = {"x * 3.4028235e38", "sum(x * [3.4028235e38])"};
+    for (int i = 0; i < 2; i++) {
+        tg_program *prog = NULL;
+        cr_assert_eq(tg_program_parse(fits[i], &prog), TG_OK);
+        tg_tape *tape = tg_tape_new();
+        tg_tensor *y = tg_program_eval(prog, tape, TG_F32, one_env, 1, &err);
+        cr_expect_not_null(y, "%s: %s", fits[i], tg_last_error());
+        if (y)
+            cr_expect_eq(tg_tensor_item(y), (double)FLT_MAX, "%s", fits[i]);
+        tg_tape_free(tape);
+        tg_program_free(prog);
+    }
+    tg_tensor_free(one);
     tg_tensor *x = ts_scalar(TG_F32, 1.0, true);
     tg_binding env[1] = {{"x", x}};
     static const char *const progs[2] = {"x * 1e300", "sum(x * [1, 1e39])"};

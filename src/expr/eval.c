@@ -27,7 +27,7 @@ static tg_tensor *located(const tg_program *g, tg_expr_error *err, tg_status st,
 /* A finite number f32 cannot hold: refused, rather than turned into inf without a word. */
 static bool too_large_for(tg_dtype dtype, double v)
 {
-    return dtype == TG_F32 && isfinite(v) && fabs(v) > FLT_MAX;
+    return dtype == TG_F32 && isfinite(v) && fabs(v) >= TG_EXPR_F32_OVERFLOW;
 }
 
 /* A tensor literal as a constant of `dtype` (f32 literals are converted in tape scratch). */
@@ -40,7 +40,7 @@ static tg_tensor *literal(const tg_program *g, tg_tape *tape, tg_dtype dtype, co
         return tg_constant(tape, dtype, l->rank, l->shape, v);
     for (size_t i = 0; i < l->numel; i++)
         if (too_large_for(dtype, v[i]))
-            return located(g, err, TG_EINVAL, x, "the literal holds %g, too large for f32", v[i]);
+            return located(g, err, TG_EINVAL, x, "the literal holds %.9g, too large for f32", v[i]);
     float *f = tg_tape__scratch(tape, l->numel * sizeof *f, "constant");
     if (!f)
         return NULL;
@@ -172,7 +172,7 @@ static tg_tensor *apply(const tg_program *g, tg_tape *tape, tg_dtype dtype, cons
     switch ((tg_xkind)x->kind) {
     case TG_X_NUM:
         if (too_large_for(dtype, x->c))
-            return located(g, err, TG_EINVAL, x, "%g is too large for f32", x->c);
+            return located(g, err, TG_EINVAL, x, "%.9g is too large for f32", x->c);
         return tg_scalar(tape, dtype, x->c);
     case TG_X_LIST: return literal(g, tape, dtype, x, err);
     case TG_X_INPUT: return NULL; /* bound before the loop */
