@@ -7,6 +7,7 @@
 #include <tapegrad.h>
 
 #include <dirent.h>
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -967,6 +968,31 @@ static void value_fails(const char *text, const char *want)
     size_t n = strcspn(tg_last_error(), "\n");
     cr_assert(strlen(want) == n && strncmp(tg_last_error(), want, n) == 0,
               "for '%s':\n got: %s\nwant: %s", text, tg_last_error(), want);
+}
+
+/* Numbers read the same whatever locale the host program set, also where the decimal point is
+ * a comma or a multibyte character (ps_AF's U+066B). Skipped where no such locale is
+ * installed (localedef -i ps_AF -f UTF-8 DIR/ps_AF.UTF-8 and LOCPATH=DIR provide one). */
+Test(values, numbers_read_in_any_locale)
+{
+    static const char *const locales[] = {"ps_AF.UTF-8", "de_DE.UTF-8", "fr_FR.UTF-8"};
+    int tried = 0;
+    for (size_t i = 0; i < sizeof locales / sizeof locales[0]; i++) {
+        if (!setlocale(LC_ALL, locales[i]) || strcmp(localeconv()->decimal_point, ".") == 0)
+            continue;
+        tried++;
+        tg_tensor *v = NULL;
+        cr_assert_eq(tg_expr_parse_value("[1.5, -2.25e1, .5]", TG_F64, NULL, &v), TG_OK, "%s",
+                     locales[i]);
+        cr_expect_eq(tg_tensor_get(v, 0), 1.5, "%s", locales[i]);
+        cr_expect_eq(tg_tensor_get(v, 1), -22.5, "%s", locales[i]);
+        cr_expect_eq(tg_tensor_get(v, 2), 0.5, "%s", locales[i]);
+        tg_tensor_free(v);
+        cr_expect_eq(value_at("x * 0.25 + 1.125", 2), 1.625, "%s", locales[i]);
+    }
+    setlocale(LC_ALL, "C");
+    if (!tried)
+        cr_skip_test("no locale with a decimal point other than '.' is installed");
 }
 
 Test(values, errors)

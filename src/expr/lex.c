@@ -23,18 +23,25 @@ static bool is_alnum(char c)
 }
 
 /* strtod on a copy of the token, with the locale's decimal point put in: a host program may
- * have called setlocale, and "1.5" must not become 1 in a locale that writes "1,5". */
+ * have called setlocale, and "1.5" must not become 1 in a locale that writes "1,5", nor in
+ * one whose decimal point is a multibyte character (ps_AF's U+066B). */
 static double to_double(const char *s, size_t n)
 {
     char buf[512];
-    TG_ASSERT(n < sizeof buf);
-    memcpy(buf, s, n);
-    buf[n] = '\0';
     const char *dp = localeconv()->decimal_point;
-    if (dp && dp[0] && dp[0] != '.' && !dp[1]) {
-        char *dot = strchr(buf, '.');
-        if (dot)
-            *dot = dp[0];
+    size_t dn = dp ? strlen(dp) : 0;
+    const char *dot = memchr(s, '.', n);
+    if (dot && dn > 0 && dn <= 16 && strcmp(dp, ".") != 0) {
+        size_t k = (size_t)(dot - s);
+        TG_ASSERT(n - 1 + dn < sizeof buf); /* a number has at most 400 bytes */
+        memcpy(buf, s, k);
+        memcpy(buf + k, dp, dn);
+        memcpy(buf + k + dn, dot + 1, n - k - 1);
+        buf[n - 1 + dn] = '\0';
+    } else {
+        TG_ASSERT(n < sizeof buf);
+        memcpy(buf, s, n);
+        buf[n] = '\0';
     }
     return strtod(buf, NULL);
 }
