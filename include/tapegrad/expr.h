@@ -81,12 +81,12 @@ typedef struct tg_binding {
 } tg_binding;
 
 /* Evaluates the program onto `tape` in `dtype` and returns its output, a tensor owned by the
- * tape (or, for a program that is just an input's name, that input itself). env[0..n) binds
- * the inputs: leaves, or tensors already recorded on `tape`, of dtype `dtype`; they stay the
- * caller's. Bindings the program does not use are ignored; for a name bound twice the first
- * binding counts. Number literals become 0-d constants (tg_scalar) and tensor literals
- * constants (tg_constant) of `dtype`; every tensor an assignment binds is given that name
- * (tg_tensor_set_name), unless it is a leaf or already has one.
+ * tape (or, for an output that is an input unchanged, "x", "y = x; y" or "x[:]", that input
+ * itself). env[0..n) binds the inputs: leaves, or tensors already recorded on `tape`, of dtype
+ * `dtype`; they stay the caller's. Bindings the program does not use are ignored; for a name
+ * bound twice the first binding counts. Number literals become 0-d constants (tg_scalar) and
+ * tensor literals constants (tg_constant) of `dtype`; every tensor an assignment binds is given
+ * that name (tg_tensor_set_name), unless it is a leaf, an input or already has one.
  *
  * On error returns NULL: TG_EINVAL for a bad argument or an unbound input, TG_EDTYPE for an
  * input of the wrong dtype, the op's own status when an op fails (TG_ESHAPE, ...), TG_ENOMEM.
