@@ -243,10 +243,25 @@ tg_tensor *tg_program_eval(const tg_program *prog, tg_tape *tape, tg_dtype dtype
     }
     const tg_program *g = prog;
     tg_tensor **vals = tg__calloc(g->n_nodes, sizeof *vals);
-    if (!vals) {
+    bool *read = vals ? tg__calloc(g->n_nodes, sizeof *read) : NULL;
+    if (!read) {
+        tg__free(vals, g->n_nodes * sizeof *vals);
         tg_expr__fail(err, TG_ENOMEM, NULL, 0, 0, 0, "program_eval: out of memory");
         return NULL;
     }
+    /* Which nodes something reads. A number nothing reads is not recorded: a name bound to a
+     * number for folding ("n = 1e39; x^(n/1e38)") is computed in f64 and needs no constant of
+     * the program's dtype, which f32 may not hold. */
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const tg_xnode *x = &g->nodes[i];
+        if (x->a != TG_EXPR_NONE)
+            read[x->a] = true;
+        if (x->b != TG_EXPR_NONE)
+            read[x->b] = true;
+        for (uint32_t j = 0; j < x->n_args; j++)
+            read[g->args[x->arg + j]] = true;
+    }
+    read[g->output] = true;
     tg_tensor *result = NULL;
     for (size_t i = 0; i < g->n_inputs; i++) {
         const char *name = g->names + g->inputs[i];
@@ -272,7 +287,7 @@ tg_tensor *tg_program_eval(const tg_program *prog, tg_tape *tape, tg_dtype dtype
     }
     for (size_t i = 0; i < g->n_nodes; i++) {
         const tg_xnode *x = &g->nodes[i];
-        if (x->kind == TG_X_INPUT)
+        if (x->kind == TG_X_INPUT || (x->kind == TG_X_NUM && !read[i]))
             continue;
         tg_tensor *y = apply(g, tape, dtype, x, vals, err);
         if (!y) {
@@ -299,6 +314,7 @@ tg_tensor *tg_program_eval(const tg_program *prog, tg_tape *tape, tg_dtype dtype
     }
     result = vals[g->output];
 done:
+    tg__free(read, g->n_nodes * sizeof *read);
     tg__free(vals, g->n_nodes * sizeof *vals);
     return result;
 }
