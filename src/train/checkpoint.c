@@ -5,6 +5,7 @@
  * allocating anything. */
 #include "io/bytes.h"
 #include "io/files.h"
+#include "train_internal.h"
 
 #include <float.h>
 #include <stdio.h>
@@ -398,33 +399,6 @@ static const char *options_differ(const tg_optim_options *a, const tg_optim_opti
     return NULL;
 }
 
-/* The architectures are compared field by field, never with memcmp: a spec's padding bytes
- * (after n_layers, after dtype) are whatever the caller's copy held, so two equal specs can
- * differ there. */
-static bool same_spec(const tg_mlp_spec *a, const tg_mlp_spec *b)
-{
-    if (a->n_layers != b->n_layers || a->dtype != b->dtype)
-        return false;
-    for (int i = 0; i <= a->n_layers; i++)
-        if (a->sizes[i] != b->sizes[i] || (i < a->n_layers && a->act[i] != b->act[i]))
-            return false;
-    return true;
-}
-
-/* "f32 2 8 2 (tanh, identity)": the dtype, the sizes and the activations, as far as size. */
-static const char *describe_spec(char *buf, size_t size, const tg_mlp_spec *s)
-{
-    int n = snprintf(buf, size, "%s", tg_dtype_name(s->dtype));
-    for (int i = 0; i <= s->n_layers && n > 0 && (size_t)n < size; i++)
-        n += snprintf(buf + n, size - (size_t)n, " %zu", s->sizes[i]);
-    for (int i = 0; i < s->n_layers && n > 0 && (size_t)n < size; i++)
-        n += snprintf(buf + n, size - (size_t)n, "%s%s", i ? ", " : " (",
-                      tg_activation_name(s->act[i]));
-    if (n > 0 && (size_t)n < size)
-        snprintf(buf + n, size - (size_t)n, ")");
-    return buf;
-}
-
 tg_status tg_checkpoint_restore(const char *path, tg_model *model, tg_optim *optim,
                                 tg_checkpoint_progress *progress)
 {
@@ -446,11 +420,11 @@ tg_status tg_checkpoint_restore(const char *path, tg_model *model, tg_optim *opt
     tg_optim_get_options(optim, &ow);
     tg_optim_get_options(o, &og);
     const char *diff = NULL;
-    if (!same_spec(want, got)) {
+    if (!tg_train__same_spec(want, got)) {
         char a[640], b[640];
         st = tg__error(TG_EINVAL, "%s: %s: the checkpoint's model (%s) is not this one (%s)",
-                       who, path, describe_spec(b, sizeof b, got),
-                       describe_spec(a, sizeof a, want));
+                       who, path, tg_train__spec_text(got, b, sizeof b),
+                       tg_train__spec_text(want, a, sizeof a));
     } else if ((diff = options_differ(&ow, &og)) != NULL) {
         st = tg__error(TG_EINVAL, "%s: %s: the checkpoint's %s differs from this optimizer's "
                                   "(%s, momentum %g, betas %g/%g, eps %g, weight decay %g there)",

@@ -210,3 +210,26 @@ void tg_train__feature_text(const tg_model *model, size_t i, char *buf, size_t s
     else
         snprintf(buf, size, "feature %zu", i + 1);
 }
+
+bool tg_train__same_spec(const tg_mlp_spec *a, const tg_mlp_spec *b)
+{
+    if (a->n_layers != b->n_layers || a->dtype != b->dtype)
+        return false;
+    for (int i = 0; i <= a->n_layers; i++)
+        if (a->sizes[i] != b->sizes[i] || (i < a->n_layers && a->act[i] != b->act[i]))
+            return false;
+    return true;
+}
+
+const char *tg_train__spec_text(const tg_mlp_spec *s, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "%s", tg_dtype_name(s->dtype));
+    for (int i = 0; i <= s->n_layers && n > 0 && (size_t)n < size; i++)
+        n += snprintf(buf + n, size - (size_t)n, " %zu", s->sizes[i]);
+    for (int i = 0; i < s->n_layers && n > 0 && (size_t)n < size; i++)
+        n += snprintf(buf + n, size - (size_t)n, "%s%s", i ? ", " : " (",
+                      tg_activation_name(s->act[i]));
+    if (n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, ")");
+    return buf;
+}

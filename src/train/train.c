@@ -929,9 +929,12 @@ static tg_status compare_run(const tg_trainer *t, const char *path, const tg_mod
         }
     }
     const tg_mlp_spec *sa = tg_model_spec(m), *sb = tg_model_spec(t->model);
-    if (memcmp(sa, sb, sizeof *sa) != 0)
-        return tg__error(TG_EINVAL, "%s: %s: the checkpoint's model is not this run's", who,
-                         path);
+    if (!tg_train__same_spec(sa, sb)) {
+        char a[640], b[640];
+        return tg__error(TG_EINVAL, "%s: %s: the checkpoint's model (%s) is not this run's (%s)",
+                         who, path, tg_train__spec_text(sa, a, sizeof a),
+                         tg_train__spec_text(sb, b, sizeof b));
+    }
     /* Last: the settings and statistics above name what differs when they can; the same
      * features with another target column (or rows in another order) differ only here. */
     const uint64_t h = data_hash(t);

@@ -70,4 +70,10 @@ size_t tg_train__stats_diff(size_t n, const double *mean_a, const double *std_a,
                             const double *mean_b, const double *std_b);
 void tg_train__feature_text(const tg_model *model, size_t i, char *buf, size_t size);
 
+/* Whether a and b describe the same architecture, compared field by field: never with memcmp,
+ * as a spec's padding bytes are whatever the caller's copy held. spec_text writes it as "f32 2 8
+ * 2 (tanh, identity)" (the dtype, the sizes, the activations; cut to size) and returns buf. */
+bool tg_train__same_spec(const tg_mlp_spec *a, const tg_mlp_spec *b);
+const char *tg_train__spec_text(const tg_mlp_spec *s, char *buf, size_t size);
+
 #endif
