@@ -127,6 +127,25 @@ Test(cli_diff, jacobian_and_jvp)
     tp_run_free(&r);
 }
 
+/* f = log(c) * (x > 0): x enters through a comparison only, which has no gradient, so f
+ * depends on no input and J v is 0 in every element, also where f is infinite (log 0 = -inf:
+ * the output times 0 would be NaN there). */
+Test(cli_diff, jvp_of_an_output_without_inputs_is_zero_where_it_is_infinite)
+{
+    tp_run r =
+        RUN("grad", "log(c) * (x > 0)", "--const", "c=[0, 1]", "x=1", "--jvp", "x=1", "--json");
+    tp_expect_status(&r, 0);
+    tj o = tj_object(r.out);
+    const tj *jv = tj_get(&o, "jvp");
+    cr_assert(jv && jv->type == TJ_ARR && jv->n == 2, "jvp is a list of 2: %s", r.out);
+    for (size_t i = 0; i < 2; i++) {
+        cr_assert_eq(jv->items[i].type, TJ_NUM, "jvp[%zu] is a number: %s", i, r.out);
+        ts_assert_close(tj_num(&jv->items[i]), 0, 0, 0, "jvp[%zu]", i);
+    }
+    tj_free(&o);
+    tp_run_free(&r);
+}
+
 Test(cli_diff, errors)
 {
     /* a Hessian of a vector output: the work fails (exit 1) with a clear message */

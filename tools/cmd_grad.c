@@ -409,6 +409,22 @@ static tg_tensor *zero_block(tg_dtype dt, size_t rows, size_t cols)
     return tg_tensor_zeros(dt, 2, shape);
 }
 
+/* J v of an output that depends on no input: zeros of its shape, a tape tensor as tg_jvp's
+ * is. Not y * 0, which is NaN where y is infinite or NaN. NULL with the error set. */
+static tg_tensor *zero_jvp(tg_tape *tape, const tg_tensor *y)
+{
+    const tg_dtype dt = tg_tensor_dtype(y);
+    const size_t bytes = tg_tensor_numel(y) * tg_dtype_size(dt);
+    void *z = calloc(bytes ? bytes : 1, 1);
+    if (!z) {
+        tg_tape_fail(tape, TG_ENOMEM, "out of memory");
+        return NULL;
+    }
+    tg_tensor *t = tg_constant(tape, dt, tg_tensor_rank(y), tg_tensor_shape(y), z);
+    free(z);
+    return t;
+}
+
 /* Computes what --hessian, --jacobian and --jvp ask for, on the tape y was recorded on, into
  * the inputs (jac, hess) and o->jv. After backward: the leaves' grads are left as they are. */
 static int run_diff(grad_opts *o, tg_tape *tape, tg_tensor *y)
@@ -488,7 +504,7 @@ static int run_diff(grad_opts *o, tg_tape *tape, tg_tensor *y)
             complain("grad", "--jvp: %s", tg_last_error());
             goto done;
         }
-        if (!live && !(o->jv = tg_scale(tape, y, 0.0))) /* a tape tensor like J v */
+        if (!live && !(o->jv = zero_jvp(tape, y)))
             goto oom;
     }
     rc = EXIT_OK;
