@@ -558,6 +558,18 @@ Test(diff, errors)
     cr_expect_null(o);
     cr_expect_eq(tg_jvp(tape, y, &x, &v32, 1, &o), TG_EDTYPE);
     cr_expect_eq(tg_hvp(tape, f, &x, &v3, 1, out), TG_ESHAPE);
+    /* vjp's cotangent v unlike y, or missing for a y of two elements: its messages name v and
+     * vjp (they once came from tg_grad_graph, naming a seed) */
+    o = x;
+    cr_expect_eq(tg_vjp(tape, y, NULL, &x, 1, &o), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "vjp: y has shape [2], not a single element; pass v of");
+    cr_expect_null(o);
+    cr_expect_eq(tg_vjp(tape, y, v3, &x, 1, &o), TG_ESHAPE);
+    ts_assert_has(tg_last_error(), "vjp: v has shape [3], y [2]");
+    cr_expect_eq(tg_vjp(tape, y, v32, &x, 1, &o), TG_EDTYPE);
+    ts_assert_has(tg_last_error(), "vjp: v has dtype f32, y f64");
+    cr_expect_eq(tg_vjp(tape, y, c, (tg_tensor *[]){NULL}, 1, &o), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "vjp: xs[0] is NULL");
     /* NULLs */
     cr_expect_eq(tg_jvp(tape, y, &x, NULL, 1, &o), TG_EINVAL);
     cr_expect_eq(tg_jvp(NULL, y, &x, &c, 1, &o), TG_EINVAL);
@@ -592,6 +604,8 @@ Test(diff, errors)
     ts_assert_has(tg_last_error(), "jvp: vs[0] (node 0) belongs to another tape");
     cr_expect_eq(tg_hvp(tape, f, &x, &z, 1, out), TG_EINVAL);
     ts_assert_has(tg_last_error(), "hvp: vs[0] (node 0) belongs to another tape");
+    cr_expect_eq(tg_vjp(tape, y, z, &x, 1, out), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "vjp: v (node 0) belongs to another tape");
     /* ... and of an earlier recording of the other tape */
     tg_tape_reset(other);
     tg_tensor *y2 = tg_scale(other, x, 3.0);

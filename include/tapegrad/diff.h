@@ -45,16 +45,17 @@ TG_API tg_status tg_grad_graph(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs
  * buffers, so n plain passes need the memory of one. "y's graph" is what y was recorded from;
  * "the gradient graph" what a recorded pass of it added (about one to two times its size).
  *
- * Errors, for all five (out all NULL): TG_EINVAL for NULL arguments, an output that does not
- * depend on any tensor that requires grad, an xs[i] the output depends on that does not
- * require grad (naming it, as tg_grad does), an output, xs[i] or vs[i] recorded on another
- * tape, or a tape whose gradient recording is disabled (products and tg_hessian: their
- * gradients must be differentiable); TG_ESTALE for one recorded before the tape's last reset;
- * the tape's own error when it has one; TG_EDTYPE/TG_ESHAPE for a tangent (vs[i]) unlike its
- * xs[i]. All of these are found before anything is recorded: the tape is left as it was. And
- * tg_grad_graph's errors when a recorded pass fails, among them TG_EINVAL naming the op whose
- * VJP cannot be recorded (a custom op without a differentiable one): then the tape keeps
- * that error, and the nodes recorded before it. */
+ * Errors, for all five (out all NULL), each message naming the function called and the
+ * argument: TG_EINVAL for NULL arguments, an output that does not depend on any tensor that
+ * requires grad, an xs[i] the output depends on that does not require grad (naming it, as
+ * tg_grad does), an output, xs[i], vs[i] or v recorded on another tape, a NULL v with a y of
+ * more than one element, or a tape whose gradient recording is disabled (products and
+ * tg_hessian: their gradients must be differentiable); TG_ESTALE for one recorded before the
+ * tape's last reset; the tape's own error when it has one; TG_EDTYPE/TG_ESHAPE for a tangent
+ * (vs[i]) unlike its xs[i], or a v unlike y. All of these are found before anything is
+ * recorded: the tape is left as it was. And tg_grad_graph's errors when a recorded pass
+ * fails, among them TG_EINVAL naming the op whose VJP cannot be recorded (a custom op without
+ * a differentiable one): then the tape keeps that error, and the nodes recorded before it. */
 
 /* Forward mode: *out = J v = sum_i (dy/dxs[i]) vs[i], a tape tensor of y's shape; vs[i] has
  * xs[i]'s shape and dtype (a leaf or a tensor of this tape; one that requires grad makes the

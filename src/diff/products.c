@@ -103,13 +103,47 @@ tg_tensor *tg_diff__inner(tg_tape *tape, tg_tensor *const *a, tg_tensor *const *
 
 /* ---- the products ------------------------------------------------------------------------ */
 
+/* v for tg_vjp: NULL for a single-element y, else a leaf or a tensor of this recording of y's
+ * dtype and shape. Checked here, not left to tg_grad_graph, so that a message names vjp's
+ * arguments (v, not a seed). */
+static tg_status check_cotangent(const tg_tape *tape, const tg_tensor *y, const tg_tensor *v)
+{
+    char s1[96], s2[96];
+    if (!v) {
+        if (tg_tensor_numel(y) == 1)
+            return TG_OK;
+        return tg__error(TG_EINVAL,
+                         "vjp: y has shape %s, not a single element; pass v of that shape",
+                         tg_shape_format(s1, sizeof s1, tg_tensor_rank(y), tg_tensor_shape(y)));
+    }
+    tg_status st = tg_tape__check_usable(tape, v, "vjp", "v", SIZE_MAX);
+    if (st != TG_OK)
+        return st;
+    if (tg_tensor_dtype(v) != tg_tensor_dtype(y))
+        return tg__error(TG_EDTYPE, "vjp: v has dtype %s, y %s", tg_dtype_name(tg_tensor_dtype(v)),
+                         tg_dtype_name(tg_tensor_dtype(y)));
+    if (!same_shape(v, y))
+        return tg__error(TG_ESHAPE, "vjp: v has shape %s, y %s",
+                         tg_shape_format(s1, sizeof s1, tg_tensor_rank(v), tg_tensor_shape(v)),
+                         tg_shape_format(s2, sizeof s2, tg_tensor_rank(y), tg_tensor_shape(y)));
+    return TG_OK;
+}
+
 tg_status tg_vjp(tg_tape *tape, tg_tensor *y, tg_tensor *v, tg_tensor *const *xs, size_t n,
                  tg_tensor **out)
 {
-    /* a product, so differentiable again: not on a tape that records no gradient */
-    for (size_t i = 0; out && i < n; i++)
+    if (n && !out)
+        return tg__error(TG_EINVAL, "vjp: out is NULL");
+    for (size_t i = 0; i < n; i++)
         out[i] = NULL;
+    /* a product, so differentiable again: not on a tape that records no gradient */
     tg_status st = tg_diff__check_output("vjp", tape, y, true);
+    if (st == TG_OK)
+        st = tg_diff__check_inputs("vjp", tape, xs, NULL, n);
+    if (st == TG_OK)
+        st = check_cotangent(tape, y, v);
+    if (st == TG_OK)
+        st = tg_tape__check_grad_inputs(tape, y, xs, n, "vjp");
     return st != TG_OK ? st : tg_grad_graph(tape, y, xs, n, v, out);
 }
 
