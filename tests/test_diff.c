@@ -668,3 +668,36 @@ Test(diff, matrices_restore_only_the_leaves_their_passes_reach)
     tg_tape_free(tape);
     tg_tensor_free(x);
 }
+
+/* A leaf written after the recording used it (c = 5 below): each of the five refuses with
+ * TG_ESTALE naming itself, before recording anything (tg_jvp once recorded y * 0 first, and
+ * the message named grad_graph, or backward for tg_jacobian). */
+Test(diff, a_written_leaf_is_refused_before_anything_is_recorded)
+{
+    tg_tensor *x = leaf(2, TS_VALS(1, 2)), *c = ts_vec(TG_F64, 2, TS_VALS(3, 4), false);
+    tg_tensor *v = ts_vec(TG_F64, 2, TS_VALS(1, 1), false);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *y = tg_mul(tape, tg_sin(tape, x), c), *f = tg_sum(tape, y, TG_ALL_AXES, false);
+    cr_assert_eq(tg_tensor_set(c, 0, 5.0), TG_OK);
+    const size_t size = tg_tape_size(tape);
+    tg_tensor *o[1] = {x};
+    cr_expect_eq(tg_jvp(tape, y, &x, &v, 1, o), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "jvp: leaf 1 of the recording");
+    cr_expect_null(o[0]);
+    cr_expect_eq(tg_vjp(tape, y, v, &x, 1, o), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "vjp: leaf 1 of the recording");
+    cr_expect_eq(tg_hvp(tape, f, &x, &v, 1, o), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "hvp: leaf 1 of the recording");
+    cr_expect_eq(tg_jacobian(tape, y, &x, 1, o), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "jacobian: leaf 1 of the recording");
+    cr_expect_eq(tg_hessian(tape, f, &x, 1, o), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "hessian: leaf 1 of the recording");
+    cr_expect_null(o[0]);
+    cr_expect_eq(tg_tape_size(tape), size, "the tape grew from %zu to %zu nodes", size,
+                 tg_tape_size(tape));
+    cr_expect_eq(tg_tape_status(tape), TG_OK, "%s", tg_tape_error(tape));
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(c);
+    tg_tensor_free(v);
+}

@@ -51,9 +51,10 @@ TG_API tg_status tg_grad_graph(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs
  * tg_grad does), an output, xs[i], vs[i] or v recorded on another tape, a NULL v with a y of
  * more than one element, or a tape whose gradient recording is disabled (products and
  * tg_hessian: their gradients must be differentiable); TG_ESTALE for one recorded before the
- * tape's last reset; the tape's own error when it has one; TG_EDTYPE/TG_ESHAPE for a tangent
- * (vs[i]) unlike its xs[i], or a v unlike y. All of these are found before anything is
- * recorded: the tape is left as it was. And tg_grad_graph's errors when a recorded pass
+ * tape's last reset, and for a leaf the output was computed from that was written since the
+ * recording used it, or whose requires_grad changed (tape.h); the tape's own error when it
+ * has one; TG_EDTYPE/TG_ESHAPE for a tangent (vs[i]) unlike its xs[i], or a v unlike y. All
+ * of these are found before anything is recorded: the tape is left as it was. And tg_grad_graph's errors when a recorded pass
  * fails, among them TG_EINVAL naming the op whose VJP cannot be recorded (a custom op without
  * a differentiable one): then the tape keeps that error, and the nodes recorded before it. */
 

@@ -16,9 +16,10 @@ tg_status tg_diff__check_inputs(const char *who, const tg_tape *tape, tg_tensor 
 
 /* Checks what every derivative product and matrix needs of the tape and the output: neither
  * NULL, the tape without an error, y a leaf or a tensor of this recording (TG_EINVAL,
- * TG_ESTALE), y depending on a tensor that requires grad, and (with
- * recorded) gradient recording enabled, so that recorded gradients are differentiable.
- * Sets this thread's error only. */
+ * TG_ESTALE), y depending on a tensor that requires grad, no leaf a pass from y reads written
+ * since the recording used it (TG_ESTALE, as the pass would find), and (with recorded)
+ * gradient recording enabled, so that recorded gradients are differentiable. Sets this
+ * thread's error only. */
 tg_status tg_diff__check_output(const char *who, tg_tape *tape, tg_tensor *y, bool recorded);
 
 /* A constant of zeros of `like`'s dtype and shape on tape; NULL with the tape's error. */

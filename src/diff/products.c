@@ -67,6 +67,9 @@ tg_status tg_diff__check_output(const char *who, tg_tape *tape, tg_tensor *y, bo
                          "%s: the output does not depend on any tensor that requires "
                          "grad",
                          who);
+    /* as every pass would find, but before anything is recorded, and naming `who` */
+    if ((st = tg_tape__check_leaves_unchanged(tape, y, who)) != TG_OK)
+        return st;
     if (recorded && !tg_tape_grad_enabled(tape))
         return tg__error(TG_EINVAL,
                          "%s: gradient recording is disabled on this tape "

@@ -22,6 +22,13 @@ tg_status tg_tape__check_grad_inputs(tg_tape *tape, const tg_tensor *y, tg_tenso
 tg_status tg_tape__check_usable(const tg_tape *tape, const tg_tensor *t, const char *who,
                                 const char *what, size_t i);
 
+/* TG_OK when a backward from y (not NULL; a leaf, or a node of this recording) reads no leaf
+ * written since the recording used it, and no leaf's requires_grad changed since; else
+ * TG_ESTALE naming the leaf, for the function `who`: the check backward makes before it walks
+ * (tape_impl.h, tg_tape__check_versions), for callers that must refuse before they record.
+ * This thread's error only. */
+tg_status tg_tape__check_leaves_unchanged(const tg_tape *tape, const tg_tensor *y, const char *who);
+
 /* Calls fn(leaf, ctx) once for each leaf that requires grad and that a backward pass from one
  * of roots[0..n) (each a leaf or a node of the current recording) adds its gradient into: a
  * root that is a leaf, and the leaf inputs of the nodes requiring grad that the roots were

@@ -252,6 +252,11 @@ tg_status tg_tape__check_usable(const tg_tape *tape, const tg_tensor *t, const c
     return TG_OK;
 }
 
+tg_status tg_tape__check_leaves_unchanged(const tg_tape *tape, const tg_tensor *y, const char *who)
+{
+    return (y->flags & TG_TF_LEAF) ? TG_OK : tg_tape__check_versions(tape, y, who);
+}
+
 /* each_reached_leaf's visit: fn once for each leaf that requires grad. */
 typedef struct reached {
     unsigned char *seen; /* by slot */
