@@ -701,3 +701,32 @@ Test(diff, a_written_leaf_is_refused_before_anything_is_recorded)
     tg_tensor_free(c);
     tg_tensor_free(v);
 }
+
+/* xs may hold an input of another dtype that y does not depend on (z, f32, beside x, f64):
+ * its gradient is zeros of its own dtype, and J v and H v leave its term out rather than add
+ * f32 to f64 (which failed with TG_EDTYPE and left the error on the tape). y = sin x, so
+ * J v = cos(x) v_x; f = sum(sin^2 x), f'' = 2 cos 2x, so H v = (2 cos(2x) v_x, 0). */
+Test(diff, products_with_an_unused_input_of_another_dtype)
+{
+    const double xv[2] = {0.5, 1.5}, vv[2] = {1.0, -2.0};
+    tg_tensor *x = leaf(2, xv), *z = ts_vec(TG_F32, 2, TS_VALS(2, 3), true);
+    tg_tensor *vx = ts_vec(TG_F64, 2, vv, false), *vz = ts_vec(TG_F32, 2, TS_VALS(1, 1), false);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *y = tg_sin(tape, x), *f = tg_sum(tape, tg_square(tape, y), TG_ALL_AXES, false);
+    tg_tensor *xs[2] = {x, z}, *vs[2] = {vx, vz}, *jv, *hv[2];
+    cr_assert_eq(tg_jvp(tape, y, xs, vs, 2, &jv), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_hvp(tape, f, xs, vs, 2, hv), TG_OK, "%s", tg_last_error());
+    cr_expect_eq(tg_tensor_dtype(hv[1]), TG_F32);
+    for (size_t i = 0; i < 2; i++) {
+        ts_assert_close(tg_tensor_get(jv, i), cos(xv[i]) * vv[i], 1e-15, 1e-15, "jvp[%zu]", i);
+        ts_assert_close(tg_tensor_get(hv[0], i), 2 * cos(2 * xv[i]) * vv[i], 1e-14, 1e-14,
+                        "hvp x[%zu]", i);
+        ts_assert_close(tg_tensor_get(hv[1], i), 0, 0, 0, "hvp z[%zu]", i);
+    }
+    cr_expect_eq(tg_tape_status(tape), TG_OK, "%s", tg_tape_error(tape));
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(z);
+    tg_tensor_free(vx);
+    tg_tensor_free(vz);
+}

@@ -25,7 +25,11 @@ tg_status tg_diff__check_output(const char *who, tg_tape *tape, tg_tensor *y, bo
 /* A constant of zeros of `like`'s dtype and shape on tape; NULL with the tape's error. */
 tg_tensor *tg_diff__zeros_like(tg_tape *tape, const tg_tensor *like);
 
-/* sum_i sum(a[i] * b[i]), a 0-d tape tensor; NULL with the tape's error (or for n == 0). */
+/* sum_i sum(a[i] * b[i]) over the i whose a[i] requires grad, a 0-d tape tensor, for the
+ * callers that differentiate it: the other terms are constants, which no derivative sees, and
+ * may be of another dtype (the zeros of an input of another dtype that the output does not
+ * depend on), which tg_add refuses. NULL when no a[i] requires grad, or with the tape's
+ * error. */
 tg_tensor *tg_diff__inner(tg_tape *tape, tg_tensor *const *a, tg_tensor *const *b, size_t n);
 
 #endif

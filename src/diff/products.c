@@ -96,6 +96,8 @@ tg_tensor *tg_diff__inner(tg_tape *tape, tg_tensor *const *a, tg_tensor *const *
 {
     tg_tensor *s = NULL;
     for (size_t i = 0; i < n; i++) {
+        if (!tg_tensor_requires_grad(a[i])) /* a constant: no derivative of the sum sees it */
+            continue;
         tg_tensor *t = tg_sum(tape, tg_mul(tape, a[i], b[i]), TG_ALL_AXES, false);
         s = s ? tg_add(tape, s, t) : t;
         if (!s)
