@@ -370,6 +370,9 @@ Test(diff, jacobian_columns_and_rows)
 {
     check_sin_outer(8, true);
     check_sin_outer(1, false);
+    /* columns when the 2 inputs are fewer than a third of the outputs: 8, not 6 */
+    check_sin_outer(4, true);
+    check_sin_outer(3, false);
 }
 
 /* y = sin(x) cos(w) elementwise: J v = cos x cos w v_x - sin x sin w v_w (closed form); and

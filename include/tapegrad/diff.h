@@ -87,7 +87,7 @@ TG_API tg_status tg_hvp(tg_tape *tape, tg_tensor *f, tg_tensor *const *xs, tg_te
  * element order, columns in xs[i]'s: the entry (r, k) is d y[r] / d xs[i][k].
  * Rows by reverse mode: one plain pass of y's graph per element of y, seeded with the one-hot
  * e_r (numel(y) passes, nothing recorded). Columns by forward mode, when N = sum_i
- * numel(xs[i]) is at most a third of numel(y), gradient recording is on and the recording
+ * numel(xs[i]) is less than a third of numel(y), gradient recording is on and the recording
  * holds no custom op: one recorded pass of y's graph for g(u) = uᵀJ (as tg_jvp), then one
  * plain pass of the gradient graph per input element, seeded e_k, whose gradient in u is
  * column k (1 recorded + N plain passes; a plain pass of the gradient graph costs two to
