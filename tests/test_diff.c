@@ -733,3 +733,31 @@ Test(diff, products_with_an_unused_input_of_another_dtype)
     tg_tensor_free(vx);
     tg_tensor_free(vz);
 }
+
+/* A tangent computed from xs is held constant in H v: f = sum(x^3), so g = 3 x^2, H =
+ * diag(6 x), and with v = x (the leaf itself, or the tape tensor 1 * x) H v = 6 x^2, not the
+ * gradient of <g, x> in x, 9 x^2, which adds (dv/dx)ᵀ g = 3 x^2. The result stays
+ * differentiable in x, through H and through v: d/dx sum(6 x^2) = 12 x. */
+Test(diff, hvp_of_a_tangent_computed_from_the_inputs)
+{
+    const double xv[3] = {0.3, -0.8, 1.2};
+    tg_tensor *x = leaf(3, xv);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *f = tg_sum(tape, tg_mul(tape, tg_square(tape, x), x), TG_ALL_AXES, false);
+    tg_tensor *tangents[2] = {x, tg_scale(tape, x, 1.0)};
+    for (size_t t = 0; t < 2; t++) {
+        tg_tensor *hv, *d;
+        cr_assert_eq(tg_hvp(tape, f, &x, &tangents[t], 1, &hv), TG_OK, "%s", tg_last_error());
+        cr_assert_eq(tg_grad(tape, tg_sum(tape, hv, TG_ALL_AXES, false), &x, 1, &d), TG_OK, "%s",
+                     tg_last_error());
+        for (size_t k = 0; k < 3; k++) {
+            ts_assert_close(tg_tensor_get(hv, k), 6 * xv[k] * xv[k], 1e-15, 1e-15,
+                            "H v[%zu], tangent %zu", k, t);
+            ts_assert_close(tg_tensor_get(d, k), 12 * xv[k], 1e-15, 1e-15,
+                            "d/dx sum(H v)[%zu], tangent %zu", k, t);
+        }
+        tg_tensor_free(d);
+    }
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}

@@ -79,8 +79,12 @@ TG_API tg_status tg_vjp(tg_tape *tape, tg_tensor *y, tg_tensor *v, tg_tensor *co
 /* out[i] = (H v)_i = sum_j (d2f / dxs[i] dxs[j]) vs[j], a tape tensor of xs[i]'s shape, for a
  * single-element f (TG_EINVAL otherwise), H its Hessian in xs, without forming H: the
  * gradient g = tg_grad_graph(f, xs), then tg_grad_graph(sum_i <g_i, vs[i]>, xs). vs as in
- * tg_jvp. A gradient that is constant (f at most linear in xs) gives constant zeros.
- * Cost: two recorded passes: one of f's graph, one of the gradient graph and f's graph. */
+ * tg_jvp; a tangent that may be computed from xs (one that requires grad and is a tensor of
+ * the tape, or one of xs: H x, say) is held constant in that second gradient, which would
+ * otherwise add (d vs / d xs)ᵀ g: H v is then forward mode on g (as tg_jvp on y). A gradient
+ * that is constant (f at most linear in xs) gives constant zeros.
+ * Cost: two recorded passes: one of f's graph, one of the gradient graph and f's graph; with
+ * a tangent computed from xs, three (the gradient graph's twice). */
 TG_API tg_status tg_hvp(tg_tape *tape, tg_tensor *f, tg_tensor *const *xs, tg_tensor *const *vs,
                         size_t n, tg_tensor **out);
 /* out[i] = dy/dxs[i] as a 2-D leaf of shape (numel(y), numel(xs[i])), rows in y's row-major

@@ -203,6 +203,62 @@ tg_status tg_jvp(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, tg_tensor *c
     return st;
 }
 
+/* Whether a tangent may depend on xs: one that requires grad and is a tensor of the tape
+ * (computed, perhaps from xs) or one of xs itself. Then the gradient in xs of sum_i <g_i,
+ * vs[i]> would be H v plus (d vs / d xs)ᵀ g: vs must be held constant there. */
+static bool tangent_on_inputs(tg_tensor *const *xs, tg_tensor *const *vs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!tg_tensor_requires_grad(vs[i]))
+            continue;
+        if (!tg_tensor_is_leaf(vs[i]))
+            return true;
+        for (size_t j = 0; j < n; j++)
+            if (vs[i] == xs[j])
+                return true;
+    }
+    return false;
+}
+
+/* H v for tangents that may depend on xs: forward mode on the gradient g, as tg_jvp on y.
+ * With u_i = g_i * 0 (of g_i's shape, requiring grad), h = d/dxs sum_i <g_i, u_i> is linear
+ * in u, h_j = sum_i u_iᵀ (d g_i / d xs[j]); so d/du_i sum_j <h_j, vs[j]> = sum_j (d g_i /
+ * d xs[j]) vs[j] = (H v)_i, and no path from that sum back to u runs through vs. The g_i that
+ * do not require grad (constants) have zero rows. One recorded pass more than the plain way. */
+static tg_status hvp_on_the_gradient(tg_tape *tape, tg_tensor *const *xs, tg_tensor *const *vs,
+                                     size_t n, tg_tensor *const *g, tg_tensor **out)
+{
+    tg_tensor **u = tensors_new("hvp", 4 * n);
+    if (!u)
+        return TG_ENOMEM;
+    tg_tensor **h = u + n, **live = u + 2 * n, **du = u + 3 * n;
+    size_t m = 0; /* the u_i that exist, in live[0..m) */
+    tg_status st = TG_OK;
+    for (size_t i = 0; i < n && st == TG_OK; i++) {
+        u[i] = g[i]; /* left out of the inner product below when it is a constant */
+        if (tg_tensor_requires_grad(g[i]) &&
+            !(u[i] = live[m++] = tg_mul(tape, g[i], tg_scalar(tape, tg_tensor_dtype(g[i]), 0.0))))
+            st = tg_tape_status(tape);
+    }
+    tg_tensor *t = st == TG_OK ? tg_diff__inner(tape, g, u, n) : NULL;
+    if (st == TG_OK && t)
+        st = tg_grad_graph(tape, t, xs, n, NULL, h);
+    tg_tensor *s = st == TG_OK && t ? tg_diff__inner(tape, h, vs, n) : NULL;
+    if (st == TG_OK && s)
+        st = tg_grad_graph(tape, s, live, m, NULL, du);
+    if (st == TG_OK && !s)
+        st = tg_tape_status(tape); /* no term: H is zero; or an op failed */
+    for (size_t i = 0, k = 0; i < n && st == TG_OK; i++) {
+        out[i] = s && tg_tensor_requires_grad(g[i]) ? du[k++] : tg_diff__zeros_like(tape, xs[i]);
+        if (!out[i])
+            st = tg_tape_status(tape);
+    }
+    for (size_t i = 0; st != TG_OK && i < n; i++)
+        out[i] = NULL;
+    tensors_free(u, 4 * n);
+    return st;
+}
+
 tg_status tg_hvp(tg_tape *tape, tg_tensor *f, tg_tensor *const *xs, tg_tensor *const *vs, size_t n,
                  tg_tensor **out)
 {
@@ -228,6 +284,11 @@ tg_status tg_hvp(tg_tape *tape, tg_tensor *f, tg_tensor *const *xs, tg_tensor *c
     if (!g)
         return TG_ENOMEM;
     st = tg_grad_graph(tape, f, xs, n, NULL, g);
+    if (st == TG_OK && tangent_on_inputs(xs, vs, n)) {
+        st = hvp_on_the_gradient(tape, xs, vs, n, g, out);
+        tensors_free(g, n);
+        return st;
+    }
     tg_tensor *s = st == TG_OK ? tg_diff__inner(tape, g, vs, n) : NULL;
     if (st == TG_OK && n && !s)
         st = tg_tape_status(tape);
