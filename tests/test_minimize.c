@@ -566,3 +566,53 @@ Test(minimize, the_value_reported_is_f_at_the_point_left)
         tg_tensor_free(x);
     }
 }
+
+/* A run refused after its checks (here: inputs without elements) leaves each leaf's
+ * requires_grad as it was; it once turned it off on every leaf. */
+Test(minimize, a_refused_run_leaves_requires_grad_as_it_was)
+{
+    tg_tensor *x[2] = {tg_tensor_zeros(TG_F64, 1, TS_SHAPE(0)),
+                       tg_tensor_zeros(TG_F32, 2, TS_SHAPE(3, 0))};
+    cr_assert_eq(tg_tensor_set_requires_grad(x[0], true), TG_OK);
+    tg_minimize_result r;
+    cr_assert_eq(tg_minimize(runaway, NULL, x, 2, NULL, &r), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "the inputs have no elements");
+    cr_assert(tg_tensor_requires_grad(x[0]), "x[0] required grad before and still does");
+    cr_assert_not(tg_tensor_requires_grad(x[1]), "x[1] did not and still does not");
+    tg_tensor_free(x[0]);
+    tg_tensor_free(x[1]);
+}
+
+/* ---- out of memory --------------------------------------------------------------------------- */
+
+#include "support/oom.h"
+
+/* Rosenbrock by each method, with allocation attempt n refused: TG_ENOMEM or the run, no
+ * leak, and x's requires_grad (set before) kept whatever failed. */
+static size_t scenario_oom(size_t n, void *ud)
+{
+    const tg_minimize_method method = *(const tg_minimize_method *)ud;
+    tg_tensor *x = ts_vec(TG_F64, 2, TS_VALS(-1.2, 1), true);
+    tg_tensor *xs[1] = {x};
+    tg_minimize_options o = opts(method);
+    o.lr = 1e-3;
+    o.max_iter = 4;
+    tg_minimize_result r;
+    ts_alloc_fail_at(n);
+    tg_status st = tg_minimize(rosen_vec, NULL, xs, 1, &o, &r);
+    ts_alloc_fail_at(0);
+    size_t failed = st != TG_OK;
+    if (failed)
+        ts_assert_enomem(st, "minimize", n);
+    cr_assert(tg_tensor_requires_grad(x), "attempt %zu: x still requires grad", n);
+    tg_tensor_free(x);
+    return failed;
+}
+
+Test(minimize, out_of_memory)
+{
+    const tg_minimize_method methods[] = {TG_MINIMIZE_LBFGS, TG_MINIMIZE_NEWTON, TG_MINIMIZE_GD};
+    for (size_t i = 0; i < 3; i++)
+        ts_oom_drive(tg_minimize_method_name(methods[i]), scenario_oom, (void *)&methods[i],
+                     (ts_oom_opts){.min_failing = 1});
+}

@@ -716,10 +716,12 @@ tg_status tg_minimize(tg_minimize_fn fn, void *ud, tg_tensor *const *x, size_t n
     state s = {0};
     double *vecs = NULL; /* s's four vectors, which the methods swap around */
     size_t vec_bytes = 0, work_bytes = 0;
-    bool *had_grad = tg__calloc(n, sizeof *had_grad);
+    /* made_grad[i]: this run made leaf i require grad, and turns that off again at the end
+     * (only then: an error before or while setting the flags leaves the others as they were). */
+    bool *made_grad = tg__calloc(n, sizeof *made_grad);
     m.offset = tg__calloc(n + 1, sizeof *m.offset);
     m.out = tg__calloc(n, sizeof *m.out);
-    if (!had_grad || !m.offset || !m.out) {
+    if (!made_grad || !m.offset || !m.out) {
         st = tg__error(TG_ENOMEM, "minimize: out of memory");
         goto done;
     }
@@ -753,9 +755,11 @@ tg_status tg_minimize(tg_minimize_fn fn, void *ud, tg_tensor *const *x, size_t n
     s.xn = s.g + m.N;
     s.gn = s.xn + m.N;
     for (size_t i = 0; i < n; i++) {
-        had_grad[i] = tg_tensor_requires_grad(x[i]);
-        if (!had_grad[i] && (st = tg_tensor_set_requires_grad(x[i], true)) != TG_OK)
+        if (tg_tensor_requires_grad(x[i]))
+            continue;
+        if ((st = tg_tensor_set_requires_grad(x[i], true)) != TG_OK)
             goto done;
+        made_grad[i] = true;
     }
     for (size_t i = 0; i < n && st == TG_OK; i++)
         st = tg_tensor_to_f64(x[i], s.x + m.offset[i]);
@@ -794,8 +798,8 @@ tg_status tg_minimize(tg_minimize_fn fn, void *ud, tg_tensor *const *x, size_t n
         res->stop = TG_MINIMIZE_CONVERGED;
 
 done:
-    for (size_t i = 0; had_grad && i < n; i++)
-        if (x[i] && tg_tensor_is_leaf(x[i]) && !had_grad[i])
+    for (size_t i = 0; made_grad && i < n; i++)
+        if (made_grad[i])
             tg_tensor_set_requires_grad(x[i], false);
     tg_tape_free(m.tape);
     if (s.work)
@@ -806,8 +810,8 @@ done:
         tg__free(m.out, n * sizeof *m.out);
     if (m.offset)
         tg__free(m.offset, (n + 1) * sizeof *m.offset);
-    if (had_grad)
-        tg__free(had_grad, n * sizeof *had_grad);
+    if (made_grad)
+        tg__free(made_grad, n * sizeof *made_grad);
     return st;
 }
 
