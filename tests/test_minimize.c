@@ -511,6 +511,13 @@ Test(minimize, errors_are_values)
     o.tol = 1e-8;
     o.max_iter = -1;
     cr_assert_eq(tg_minimize(runaway, NULL, &x, 1, &o, &r), TG_EINVAL);
+    /* a leaf listed twice: two variables of which f sees one, with its gradient for both (Newton
+     * took 31 damped steps for this quadratic's one) */
+    tg_tensor *twice[3] = {x, ts_scalar(TG_F64, 1, false), x};
+    o = opts(TG_MINIMIZE_NEWTON);
+    cr_assert_eq(tg_minimize(runaway, NULL, twice, 3, &o, &r), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "minimize: inputs 0 and 2 are the same leaf");
+    tg_tensor_free(twice[1]);
     /* a tape tensor cannot be moved */
     tg_tape *tape = tg_tape_new();
     tg_tensor *y = tg_mul(tape, x, x);

@@ -98,9 +98,9 @@ typedef struct tg_minimize_result {
  * evaluated at the start, also when an error stops a run. opt NULL means the defaults.
  *
  * Returns TG_OK when the run ended normally, converged or not (res->converged and res->stop
- * say which). Errors: TG_EINVAL for NULL fn or x, n == 0, an x[i] that is not a leaf, bad
- * options, a function that does not depend on any of the x; TG_ESHAPE for an f of more than
- * one element; TG_ENUMERIC for an f or gradient that is NaN or infinite at the start, or
+ * say which). Errors: TG_EINVAL for NULL fn or x, n == 0, an x[i] that is not a leaf or is
+ * listed twice, bad options, a function that does not depend on any of the x; TG_ESHAPE for an f of
+ * more than one element; TG_ENUMERIC for an f or gradient that is NaN or infinite at the start, or
  * (gd) a run that diverges; fn's error (the tape's status) when it returns NULL; newton's
  * errors from tg_hessian; TG_ENOMEM. The message (tg_last_error) starts "minimize:". */
 TG_API tg_status tg_minimize(tg_minimize_fn fn, void *ud, tg_tensor *const *x, size_t n,

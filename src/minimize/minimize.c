@@ -662,6 +662,11 @@ static tg_status check_args(tg_minimize_fn fn, tg_tensor *const *x, size_t n,
                              "minimize: input %zu is not a leaf (a tape tensor "
                              "cannot be moved)",
                              i);
+        /* A leaf listed twice would be two variables of which f sees one (the copy written
+         * last) while its gradient counts for both: slopes and curvature twice what they are. */
+        for (size_t j = 0; j < i; j++)
+            if (x[j] == x[i])
+                return tg__error(TG_EINVAL, "minimize: inputs %zu and %zu are the same leaf", j, i);
     }
     if (o->method != TG_MINIMIZE_LBFGS && o->method != TG_MINIMIZE_NEWTON &&
         o->method != TG_MINIMIZE_GD)
