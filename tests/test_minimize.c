@@ -574,6 +574,36 @@ Test(minimize, the_value_reported_is_f_at_the_point_left)
     }
 }
 
+/* (x - 2)^2 + 0 sqrt((x - 2)^2): the parabola, whose gradient is NaN at its minimum 2 alone
+ * (sqrt's infinite slope at 0, times 0). Newton's first step from 1 lands on 2 exactly. */
+static tg_tensor *nan_slope_at_min(tg_tape *t, tg_tensor *const *x, size_t n, void *ud)
+{
+    (void)n, (void)ud;
+    tg_tensor *d = tg_sub(t, x[0], k(t, x[0], 2)), *d2 = sq(t, d);
+    return tg_add(t, d2, tg_mul(t, k(t, x[0], 0), tg_sqrt(t, d2)));
+}
+
+/* A point with a finite value and a gradient that is not finite is too far for Newton's
+ * backtracking as for L-BFGS's line search; Newton took it and failed the run (TG_ENUMERIC). */
+Test(minimize, newton_backs_off_a_point_without_a_finite_gradient)
+{
+    const tg_minimize_method methods[] = {TG_MINIMIZE_NEWTON, TG_MINIMIZE_LBFGS};
+    for (size_t i = 0; i < 2; i++) {
+        tg_tensor *x = ts_scalar(TG_F64, 1, false);
+        tg_minimize_options o = opts(methods[i]);
+        tg_minimize_result r;
+        cr_assert_eq(tg_minimize(nan_slope_at_min, NULL, &x, 1, &o, &r), TG_OK, "%s: %s",
+                     tg_minimize_method_name(o.method), tg_last_error());
+        cr_assert(r.converged, "%s: stop %s", tg_minimize_method_name(o.method),
+                  tg_minimize_stop_name(r.stop));
+        const double at = tg_tensor_item(x);
+        ts_assert_close(at, 2, 0, 1e-8, "%s: x", tg_minimize_method_name(o.method));
+        ts_assert_close(r.value, (at - 2) * (at - 2), 0, 0, "%s: f(x)",
+                        tg_minimize_method_name(o.method));
+        tg_tensor_free(x);
+    }
+}
+
 /* A run refused after its checks (here: inputs without elements) leaves each leaf's
  * requires_grad as it was; it once turned it off on every leaf. */
 Test(minimize, a_refused_run_leaves_requires_grad_as_it_was)

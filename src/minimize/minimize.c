@@ -583,8 +583,13 @@ static tg_status newton(mz *m, state *s, int *stop)
             if ((st = eval_f(m, s->xn, &fn)) != TG_OK)
                 return st;
             if (isfinite(fn) && fn <= s->f + C1 * a * dphi0 + slack) {
-                found = true;
-                break;
+                /* A point whose gradient is not finite is too far, as in L-BFGS's search. */
+                if ((st = eval_g(m, s->gn)) != TG_OK)
+                    return st;
+                if (all_finite(s->gn, N)) {
+                    found = true;
+                    break;
+                }
             }
             double q = isfinite(fn) ? -dphi0 * a * a / (2 * (fn - s->f - dphi0 * a)) : 0;
             a = fmin(0.5 * a, fmax(0.1 * a, q));
@@ -593,13 +598,6 @@ static tg_status newton(mz *m, state *s, int *stop)
             *stop = TG_MINIMIZE_NO_PROGRESS;
             return TG_OK;
         }
-        if ((st = eval_g(m, s->gn)) != TG_OK)
-            return st;
-        if (!all_finite(s->gn, N))
-            return tg__error(TG_ENUMERIC,
-                             "minimize: the gradient is not finite at iteration "
-                             "%d",
-                             m->res->iterations + 1);
         double *t = s->x;
         s->x = s->xn;
         s->xn = t;
