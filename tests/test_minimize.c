@@ -405,6 +405,42 @@ Test(minimize, tol_zero_ends_without_error)
     tg_tensor_free(x[1]);
 }
 
+/* 100 + the quadratic: its minimizer (2/9, 1/9, 13/9) is not a binary fraction, so no point
+ * has a gradient of exactly 0, and near it every value is 100 - 43/18 to rounding. */
+static tg_tensor *quadratic_plus_100(tg_tape *t, tg_tensor *const *x, size_t n, void *ud)
+{
+    return tg_add(t, k(t, x[0], 100), quadratic(t, x, n, ud));
+}
+
+/* With tol 0, the searches' slack (values equal to rounding pass) took steps that lowered
+ * neither f nor the gradient, and the run spun to max_iter (L-BFGS in f64: 1000 iterations,
+ * 1990 evaluations), which says to raise max_iter. It stops with no_progress once a step lowers
+ * neither, at the minimizer to rounding. */
+Test(minimize, tol_below_rounding_stops_with_no_progress)
+{
+    const tg_minimize_method methods[] = {TG_MINIMIZE_LBFGS, TG_MINIMIZE_NEWTON};
+    const tg_dtype dtypes[] = {TG_F64, TG_F32};
+    for (size_t i = 0; i < 4; i++) {
+        const tg_minimize_method method = methods[i % 2];
+        const tg_dtype dt = dtypes[i / 2];
+        tg_tensor *x = ts_vec(dt, 3, TS_VALS(5, -3, 2), false);
+        tg_minimize_options o = opts(method);
+        o.tol = 0;
+        tg_minimize_result r;
+        cr_assert_eq(tg_minimize(quadratic_plus_100, NULL, &x, 1, &o, &r), TG_OK, "%s",
+                     tg_last_error());
+        fprintf(stderr, "%s %s: ", tg_minimize_method_name(method), tg_dtype_name(dt));
+        print_result("100 + quadratic, tol 0", &r);
+        cr_assert_eq(r.stop, TG_MINIMIZE_NO_PROGRESS, "%s %s: stop %s after %d iterations",
+                     tg_minimize_method_name(method), tg_dtype_name(dt),
+                     tg_minimize_stop_name(r.stop), r.iterations);
+        cr_assert_lt(r.iterations, 100);
+        ts_assert_values(x, QX, 3, dt == TG_F64 ? 1e-12 : 1e-5, 0, "%s %s: the minimizer",
+                         tg_minimize_method_name(method), tg_dtype_name(dt));
+        tg_tensor_free(x);
+    }
+}
+
 Test(minimize, names)
 {
     tg_minimize_method m;

@@ -407,6 +407,15 @@ static bool stopped(const mz *m, double gnorm, int *stop)
     return true;
 }
 
+/* Whether the step to (xn, value fn, gradient gn) lowered f or the gradient's norm (gnorm at
+ * x). The searches' slack accepts a value equal to f to rounding, which is progress only when
+ * the gradient shrinks: a step that lowers neither leaves nothing better to go on from, and
+ * taking such steps would spin until max_iter (as when tol is below what rounding allows). */
+static bool lowered(const state *s, double fn, double gnorm, size_t N)
+{
+    return fn < s->f || norm2(s->gn, N) < gnorm;
+}
+
 static tg_status lbfgs(mz *m, state *s, int *stop)
 {
     size_t N = m->N;
@@ -456,6 +465,8 @@ static tg_status lbfgs(mz *m, state *s, int *stop)
         tg_status st = line_search(&l, a1, &found, &a, &fn);
         if (st != TG_OK)
             return st;
+        if (found && !lowered(s, fn, gnorm, N))
+            found = false;
         if (!found) {
             if (count > 0) { /* the memory may be what misleads: try once without it */
                 count = 0;
@@ -594,7 +605,7 @@ static tg_status newton(mz *m, state *s, int *stop)
             double q = isfinite(fn) ? -dphi0 * a * a / (2 * (fn - s->f - dphi0 * a)) : 0;
             a = fmin(0.5 * a, fmax(0.1 * a, q));
         }
-        if (!found) {
+        if (!found || !lowered(s, fn, gnorm, N)) {
             *stop = TG_MINIMIZE_NO_PROGRESS;
             return TG_OK;
         }
