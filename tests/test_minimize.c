@@ -585,6 +585,32 @@ Test(minimize, gd_divergence_is_an_error_with_the_last_finite_point)
     tg_tensor_free(x);
 }
 
+/* -sum(x^2), unbounded below */
+static tg_tensor *neg_sumsq(tg_tape *t, tg_tensor *const *x, size_t n, void *ud)
+{
+    return tg_neg(t, runaway(t, x, n, ud));
+}
+
+/* gd on -x^2 at rate 0.5 from 1: x <- x + 0.5 * 2x = 2x, so x_k = 2^k and f = -2^(2k), which
+ * overflows to -inf at k = 512. The message said the learning rate might be too large; no rate
+ * keeps an unbounded function from -inf, and the message says so. */
+Test(minimize, gd_to_minus_infinity_blames_the_function)
+{
+    tg_tensor *x = ts_scalar(TG_F64, 1, false);
+    tg_minimize_options o = opts(TG_MINIMIZE_GD);
+    o.lr = 0.5;
+    tg_minimize_result r;
+    cr_assert_eq(tg_minimize(neg_sumsq, NULL, &x, 1, &o, &r), TG_ENUMERIC);
+    ts_assert_has(tg_last_error(), "minimize: gd diverged: the value fell to -inf at iteration "
+                                   "512 (is the function bounded below?)");
+    ts_assert_lacks(tg_last_error(), "learning rate");
+    cr_assert_eq(r.stop, TG_MINIMIZE_DIVERGED);
+    cr_assert_eq(r.iterations, 511);
+    cr_assert_eq(tg_tensor_item(x), ldexp(1, 511), "x is left at the last finite point");
+    cr_assert_eq(r.value, -ldexp(1, 1022));
+    tg_tensor_free(x);
+}
+
 static tg_tensor *sqrt_fn(tg_tape *t, tg_tensor *const *x, size_t n, void *ud)
 {
     (void)n, (void)ud;

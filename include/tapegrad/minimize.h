@@ -45,8 +45,9 @@ typedef enum tg_minimize_stop {
                                   or only a step lowering neither f nor the gradient's norm
                                   (values equal to rounding): usually tol is below what
                                   rounding allows at this point */
-    TG_MINIMIZE_DIVERGED,      /* gd: the value became NaN or infinite (lr too large); x is
-                                  left at the last finite point and the status is an error */
+    TG_MINIMIZE_DIVERGED,      /* gd: the value became NaN or infinite (lr too large; -inf:
+                                  f is unbounded below); x is left at the last finite point
+                                  and the status is an error */
 } tg_minimize_stop;
 
 /* What each iteration reports to the progress callback. */

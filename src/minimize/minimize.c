@@ -639,6 +639,12 @@ static tg_status gd(mz *m, state *s, int *stop)
             return st;
         if (!isfinite(fn) || !all_finite(s->gn, N)) {
             *stop = TG_MINIMIZE_DIVERGED;
+            /* -inf is no overshoot a smaller rate would avoid: f has no lower bound there */
+            if (fn == -INFINITY)
+                return tg__error(TG_ENUMERIC,
+                                 "minimize: gd diverged: the value fell to -inf at iteration %d "
+                                 "(is the function bounded below?)",
+                                 m->res->iterations + 1);
             return tg__error(TG_ENUMERIC,
                              "minimize: gd diverged: the %s is not finite at "
                              "iteration %d (is the learning rate %g too large?)",
