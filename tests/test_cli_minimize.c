@@ -168,6 +168,10 @@ Test(cli_minimize, usage_errors_exit_2)
         {"x^2", "x=1", "--method", "bfgs", NULL},
         {"x^2", "x=1", "--max-iter", "-1", NULL},
         {"x^2", "x=1", "--max-iter", "2.5", NULL},
+        /* counts are decimal digits, as train's: these were read as 1000, 16 and 5 */
+        {"x^2", "x=1", "--max-iter", "1e3", NULL},
+        {"x^2", "x=1", "--max-iter", "0x10", NULL},
+        {"x^2", "x=1", "--memory", "+5", NULL},
         {"x^2", "x=1", "--tol", "-1", NULL},
         {"x^2", "x=1", "--lr", "0", NULL},
         {"x^2", "x=1", "--memory", "0", NULL},

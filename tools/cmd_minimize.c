@@ -115,18 +115,14 @@ static int add_input(min_opts *o, const char *arg, bool is_const)
     return EXIT_OK;
 }
 
-/* A whole-string number: an int in [lo, hi] (is_int) or a double > lo (or >= lo when
- * or_equal). */
-static bool parse_number(const char *v, bool is_int, double lo, double hi, bool or_equal,
-                         double *out)
+/* A whole-string finite number > lo (or >= lo when or_equal). */
+static bool parse_number(const char *v, double lo, bool or_equal, double *out)
 {
     char *end;
     double d = strtod(v, &end);
     if (end == v || *end || !isfinite(d))
         return false;
-    if (is_int && (d != floor(d) || d < lo || d > hi))
-        return false;
-    if (!is_int && !(or_equal ? d >= lo : d > lo))
+    if (!(or_equal ? d >= lo : d > lo))
         return false;
     *out = d;
     return true;
@@ -161,23 +157,27 @@ static int parse_args(int argc, char **argv, min_opts *o)
                                      !o->n_positional && !o->file, &opt, &v);
         if (got != EXIT_OK)
             return got;
-        double d;
+        unsigned long long count; /* counts are decimal digits, as train's --epochs */
         if (strcmp(opt, "--method") == 0) {
             if (!tg_minimize_method_parse(v, &o->mo.method))
                 return usage_error("minimize", "--method must be lbfgs, newton or gd, not '%s'", v);
         } else if (strcmp(opt, "--max-iter") == 0) {
-            if (!parse_number(v, true, 0, 1e9, true, &d))
-                return usage_error("minimize", "--max-iter must be an integer >= 0, not '%s'", v);
-            o->mo.max_iter = (int)d;
+            if (!parse_size(v, 1000000000, &count))
+                return usage_error("minimize",
+                                   "--max-iter must be an integer 0 to 1000000000, "
+                                   "not '%s'",
+                                   v);
+            o->mo.max_iter = (int)count;
         } else if (strcmp(opt, "--memory") == 0) {
-            if (!parse_number(v, true, 1, 1e6, true, &d))
-                return usage_error("minimize", "--memory must be an integer >= 1, not '%s'", v);
-            o->mo.memory = (int)d;
+            if (!parse_size(v, 1000000, &count) || count == 0)
+                return usage_error("minimize", "--memory must be an integer 1 to 1000000, not '%s'",
+                                   v);
+            o->mo.memory = (int)count;
         } else if (strcmp(opt, "--tol") == 0) {
-            if (!parse_number(v, false, 0, 0, true, &o->mo.tol))
+            if (!parse_number(v, 0, true, &o->mo.tol))
                 return usage_error("minimize", "--tol must be a number >= 0, not '%s'", v);
         } else if (strcmp(opt, "--lr") == 0) {
-            if (!parse_number(v, false, 0, 0, false, &o->mo.lr))
+            if (!parse_number(v, 0, false, &o->mo.lr))
                 return usage_error("minimize", "--lr must be a number > 0, not '%s'", v);
         } else if (strcmp(opt, "--const") == 0) {
             int st = add_input(o, v, true);
