@@ -172,6 +172,8 @@ Test(cli_minimize, usage_errors_exit_2)
         {"x^2", "x=1", "--max-iter", "1e3", NULL},
         {"x^2", "x=1", "--max-iter", "0x10", NULL},
         {"x^2", "x=1", "--memory", "+5", NULL},
+        {"x^2", "x=1", "--max-iter", " 5", NULL},
+        {"x^2", "x=1", "--max-iter", "", NULL},
         {"x^2", "x=1", "--tol", "-1", NULL},
         {"x^2", "x=1", "--lr", "0", NULL},
         {"x^2", "x=1", "--memory", "0", NULL},

@@ -30,7 +30,7 @@ void complain(const char *cmd, const char *fmt, ...)
 /* A usage error: the message, a pointer to --help, and exit status 2. */
 bool parse_size(const char *s, unsigned long long max, unsigned long long *out)
 {
-    if (!*s || *s == '-' || *s == '+')
+    if (*s < '0' || *s > '9') /* strtoull would take a sign and skip blanks */
         return false;
     char *end;
     errno = 0;
