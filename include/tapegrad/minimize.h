@@ -93,19 +93,21 @@ typedef struct tg_minimize_result {
     tg_minimize_stop stop;
 } tg_minimize_result;
 
-/* Minimizes fn over the leaves x[0..n) (any shapes, f32 or f64), starting from their values
- * and leaving them at the best point found: the minimizer when res->converged, else the
- * last accepted iterate. The leaves are made to require grad for the run (their setting is
- * restored after); their grad buffers are not touched. Vectors are kept in f64; the function
- * is evaluated in the leaves' dtype. res (may be NULL) is filled whenever fn could be
- * evaluated at the start, also when an error stops a run. opt NULL means the defaults.
+/* Minimizes fn over the leaves x[0..n) (any shapes, f32 or f64), starting from their values and
+ * leaving them at the best point found: when res->converged, a point where the gradient's norm is
+ * at most tol (a minimizer, or a stationary point that is not one, as 0 is for x^3), else the last
+ * accepted iterate. The leaves are made to require grad for the run (their setting is restored
+ * after); their grad buffers are not touched. Vectors are kept in f64; the function is evaluated in
+ * the leaves' dtype. res (may be NULL) is filled whenever fn could be evaluated at the start, also
+ * when an error stops a run. opt NULL means the defaults.
  *
- * Returns TG_OK when the run ended normally, converged or not (res->converged and res->stop
- * say which). Errors: TG_EINVAL for NULL fn or x, n == 0, an x[i] that is not a leaf or is
- * listed twice, bad options, a function that does not depend on any of the x; TG_ESHAPE for an f of
- * more than one element; TG_ENUMERIC for an f or gradient that is NaN or infinite at the start, or
- * (gd) a run that diverges; fn's error (the tape's status) when it returns NULL; newton's
- * errors from tg_hessian; TG_ENOMEM. The message (tg_last_error) starts "minimize:". */
+ * Returns TG_OK when the run ended normally, converged or not (res->converged and res->stop say
+ * which). Errors: TG_EINVAL for NULL fn or x, n == 0, an x[i] that is not a leaf or is listed
+ * twice, bad options, a function that does not depend on any of the x; TG_ESHAPE for an f of more
+ * than one element; TG_ENUMERIC for an f or gradient that is NaN or infinite at the start, (gd) a
+ * run that diverges, or (newton) a Hessian that is not finite at an accepted point; fn's error (the
+ * tape's status) when it returns NULL; newton's errors from tg_hessian; TG_ENOMEM. The message
+ * (tg_last_error) starts "minimize:". */
 TG_API tg_status tg_minimize(tg_minimize_fn fn, void *ud, tg_tensor *const *x, size_t n,
                              const tg_minimize_options *opt, tg_minimize_result *res);
 
