@@ -452,6 +452,8 @@ Test(minimize, names)
     cr_assert_not(tg_minimize_method_parse(NULL, &m));
     cr_assert_str_eq(tg_minimize_method_name((tg_minimize_method)42), "?");
     cr_assert_str_eq(tg_minimize_stop_name(TG_MINIMIZE_NO_PROGRESS), "no_progress");
+    cr_assert_str_eq(tg_minimize_stop_name(TG_MINIMIZE_ERROR), "error");
+    cr_assert_str_eq(tg_minimize_stop_name((tg_minimize_stop)42), "?");
 }
 
 /* ---- errors ------------------------------------------------------------------------------------
@@ -562,6 +564,49 @@ Test(minimize, errors_are_values)
     tg_tape_free(tape);
     /* none of it moved x */
     ts_assert_values(x, TS_VALS(-1, 2, 3), 3, 0, 0, "x after the errors");
+    tg_tensor_free(x);
+}
+
+/* sum((x - 3)^2), recorded anew at each call (replay off), failing with an op's error at the
+ * call *(int *)ud counts down to. */
+static tg_tensor *fails_later(tg_tape *t, tg_tensor *const *x, size_t n, void *ud)
+{
+    (void)n;
+    if (--*(int *)ud == 0)
+        return tg_add(t, x[0], tg_constant(t, TG_F64, 1, TS_SHAPE(2), TS_VALS(1, 2)));
+    tg_tensor *d = tg_sub(t, x[0], k(t, x[0], 3));
+    return tg_sum(t, tg_mul(t, d, d), TG_ALL_AXES, false);
+}
+
+/* An error in the middle of a run: the status is the function's, res describes the last
+ * accepted point, and res->stop says an error ended it (it said max_iter, with iterations far
+ * below it, and so for an error at the start). */
+Test(minimize, an_error_midway_is_the_stop_reported)
+{
+    const tg_minimize_method methods[] = {TG_MINIMIZE_LBFGS, TG_MINIMIZE_GD};
+    for (size_t i = 0; i < 2; i++) {
+        tg_tensor *x = ts_vec(TG_F64, 3, TS_VALS(-1, 2, 5), false);
+        tg_minimize_options o = opts(methods[i]);
+        o.replay = false;
+        o.lr = 0.1;
+        int calls_left = 3;
+        tg_minimize_result r;
+        cr_assert_eq(tg_minimize(fails_later, &calls_left, &x, 1, &o, &r), TG_ESHAPE);
+        ts_assert_has(tg_last_error(), "minimize: the function failed (evaluation 3): add:");
+        cr_assert_eq(r.stop, TG_MINIMIZE_ERROR, "%s: stop %s", tg_minimize_method_name(o.method),
+                     tg_minimize_stop_name(r.stop));
+        cr_assert_not(r.converged);
+        cr_assert_eq(r.iterations, 1);
+        const double *v = tg_tensor_data_const(x);
+        ts_assert_close(r.value,
+                        (v[0] - 3) * (v[0] - 3) + (v[1] - 3) * (v[1] - 3) + (v[2] - 3) * (v[2] - 3),
+                        0, 1e-15, "the value at the point left");
+        tg_tensor_free(x);
+    }
+    tg_tensor *x = ts_vec(TG_F64, 3, TS_VALS(-1, 2, 3), false);
+    tg_minimize_result r;
+    cr_assert_eq(tg_minimize(log_of_x, NULL, &x, 1, NULL, &r), TG_ENUMERIC);
+    cr_assert_eq(r.stop, TG_MINIMIZE_ERROR);
     tg_tensor_free(x);
 }
 

@@ -259,7 +259,8 @@ static const char *stop_reason(tg_minimize_stop stop)
         return "the line search found no lower value (--tol may be below what rounding allows "
                "here)";
     case TG_MINIMIZE_DIVERGED: return "the run diverged";
-    case TG_MINIMIZE_CONVERGED: break;
+    case TG_MINIMIZE_CONVERGED:
+    case TG_MINIMIZE_ERROR: break; /* printed as the error itself */
     }
     return "";
 }

@@ -48,6 +48,8 @@ typedef enum tg_minimize_stop {
     TG_MINIMIZE_DIVERGED,      /* gd: the value became NaN or infinite (lr too large; -inf:
                                   f is unbounded below); x is left at the last finite point
                                   and the status is an error */
+    TG_MINIMIZE_ERROR,         /* an error ended the run (the status says which), or none could
+                                  start; res holds the last accepted point, if any */
 } tg_minimize_stop;
 
 /* What each iteration reports to the progress callback. */
@@ -115,7 +117,7 @@ TG_API tg_status tg_minimize(tg_minimize_fn fn, void *ud, tg_tensor *const *x, s
  * none). */
 TG_API const char *tg_minimize_method_name(tg_minimize_method method);
 TG_API bool tg_minimize_method_parse(const char *name, tg_minimize_method *out);
-/* "converged", "max_iter", "no_progress", "diverged" ("?" for anything else). */
+/* "converged", "max_iter", "no_progress", "diverged", "error" ("?" for anything else). */
 TG_API const char *tg_minimize_stop_name(tg_minimize_stop stop);
 
 #ifdef __cplusplus

@@ -727,7 +727,7 @@ tg_status tg_minimize(tg_minimize_fn fn, void *ud, tg_tensor *const *x, size_t n
     memset(res, 0, sizeof *res);
     res->value = NAN;
     res->grad_norm = NAN;
-    res->stop = TG_MINIMIZE_MAX_ITER;
+    res->stop = TG_MINIMIZE_ERROR; /* until a run ends normally */
     tg_status st = check_args(fn, x, n, o);
     if (st != TG_OK)
         return st;
@@ -808,7 +808,9 @@ tg_status tg_minimize(tg_minimize_fn fn, void *ud, tg_tensor *const *x, size_t n
         st = newton(&m, &s, &stop);
     else
         st = gd(&m, &s, &stop);
-    res->stop = (tg_minimize_stop)stop;
+    /* An error stops a run before any limit: only gd's divergence names its own reason. */
+    res->stop =
+        st == TG_OK || stop == TG_MINIMIZE_DIVERGED ? (tg_minimize_stop)stop : TG_MINIMIZE_ERROR;
     /* s.x is the last accepted point whatever happened after it (the leaves may hold a trial). */
     set_x(&m, s.x);
     res->value = s.f;
@@ -864,6 +866,7 @@ const char *tg_minimize_stop_name(tg_minimize_stop stop)
     case TG_MINIMIZE_MAX_ITER: return "max_iter";
     case TG_MINIMIZE_NO_PROGRESS: return "no_progress";
     case TG_MINIMIZE_DIVERGED: return "diverged";
+    case TG_MINIMIZE_ERROR: return "error";
     }
     return "?";
 }
