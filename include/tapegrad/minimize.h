@@ -42,9 +42,9 @@ typedef enum tg_minimize_stop {
     TG_MINIMIZE_CONVERGED = 0, /* the gradient norm fell to tol or below */
     TG_MINIMIZE_MAX_ITER,      /* max_iter iterations without converging */
     TG_MINIMIZE_NO_PROGRESS,   /* the line search found no lower value along the direction,
-                                  or only a step lowering neither f nor the gradient's norm
-                                  (values equal to rounding): usually tol is below what
-                                  rounding allows at this point */
+                                  or 10 iterations in a row lowered neither the lowest f nor
+                                  the lowest gradient norm of the run (values equal to
+                                  rounding): usually tol is below what rounding allows */
     TG_MINIMIZE_DIVERGED,      /* gd: the value became NaN or infinite (lr too large; -inf:
                                   f is unbounded below); x is left at the last finite point
                                   and the status is an error */

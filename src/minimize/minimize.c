@@ -407,13 +407,25 @@ static bool stopped(const mz *m, double gnorm, int *stop)
     return true;
 }
 
-/* Whether the step to (xn, value fn, gradient gn) lowered f or the gradient's norm (gnorm at
- * x). The searches' slack accepts a value equal to f to rounding, which is progress only when
- * the gradient shrinks: a step that lowers neither leaves nothing better to go on from, and
- * taking such steps would spin until max_iter (as when tol is below what rounding allows). */
-static bool lowered(const state *s, double fn, double gnorm, size_t N)
+/* Iterations in a row that lower neither the lowest f nor the lowest gradient norm of the run,
+ * after which it stops with no progress. The searches' slack accepts values equal to f to
+ * rounding, which is progress while the gradient shrinks (f may be too large for its changes
+ * to show: 1e10 + a quadratic in f32); steps that keep lowering neither only spin until
+ * max_iter (as when tol is below what rounding allows). */
+#define MAX_IDLE 10
+
+typedef struct idle_run {
+    double f, gnorm; /* the lowest of each so far */
+    int count;       /* iterations in a row that lowered neither */
+} idle_run;
+
+/* Counts the iterate (value f, gradient norm gnorm): true when the run has been idle too long. */
+static bool idle_too_long(idle_run *p, double f, double gnorm)
 {
-    return fn < s->f || norm2(s->gn, N) < gnorm;
+    p->count = f < p->f || gnorm < p->gnorm ? 0 : p->count + 1;
+    p->f = fmin(p->f, f);
+    p->gnorm = fmin(p->gnorm, gnorm);
+    return p->count >= MAX_IDLE;
 }
 
 static tg_status lbfgs(mz *m, state *s, int *stop)
@@ -425,10 +437,15 @@ static tg_status lbfgs(mz *m, state *s, int *stop)
     double *S = g_lo + N, *Y = S + (size_t)mem * N, *rho = Y + (size_t)mem * N;
     double *alpha = rho + mem;
     int count = 0, head = 0; /* pairs stored; the slot the next one goes to */
+    idle_run idle = {INFINITY, INFINITY, 0};
     for (;;) {
         double gnorm = norm2(s->g, N);
         if (stopped(m, gnorm, stop))
             return TG_OK;
+        if (idle_too_long(&idle, s->f, gnorm)) {
+            *stop = TG_MINIMIZE_NO_PROGRESS;
+            return TG_OK;
+        }
         /* Two-loop recursion: d = -H g, with H0 = (s.y / y.y) I from the newest pair. */
         for (size_t i = 0; i < N; i++)
             d[i] = -s->g[i];
@@ -465,8 +482,6 @@ static tg_status lbfgs(mz *m, state *s, int *stop)
         tg_status st = line_search(&l, a1, &found, &a, &fn);
         if (st != TG_OK)
             return st;
-        if (found && !lowered(s, fn, gnorm, N))
-            found = false;
         if (!found) {
             if (count > 0) { /* the memory may be what misleads: try once without it */
                 count = 0;
@@ -572,10 +587,15 @@ static tg_status newton(mz *m, state *s, int *stop)
 {
     size_t N = m->N;
     double *p = s->work, *H = p + N, *L = H + N * N;
+    idle_run idle = {INFINITY, INFINITY, 0};
     for (;;) {
         double gnorm = norm2(s->g, N);
         if (stopped(m, gnorm, stop))
             return TG_OK;
+        if (idle_too_long(&idle, s->f, gnorm)) {
+            *stop = TG_MINIMIZE_NO_PROGRESS;
+            return TG_OK;
+        }
         /* The tape holds the recording at x (the start, or the step just accepted). */
         tg_status st = eval_h(m, H);
         if (st != TG_OK)
@@ -605,7 +625,7 @@ static tg_status newton(mz *m, state *s, int *stop)
             double q = isfinite(fn) ? -dphi0 * a * a / (2 * (fn - s->f - dphi0 * a)) : 0;
             a = fmin(0.5 * a, fmax(0.1 * a, q));
         }
-        if (!found || !lowered(s, fn, gnorm, N)) {
+        if (!found) {
             *stop = TG_MINIMIZE_NO_PROGRESS;
             return TG_OK;
         }
