@@ -54,9 +54,10 @@ TG_API tg_status tg_grad_graph(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs
  * tape's last reset, and for a leaf the output was computed from that was written since the
  * recording used it, or whose requires_grad changed (tape.h); the tape's own error when it
  * has one; TG_EDTYPE/TG_ESHAPE for a tangent (vs[i]) unlike its xs[i], or a v unlike y. All
- * of these are found before anything is recorded: the tape is left as it was. And tg_grad_graph's errors when a recorded pass
- * fails, among them TG_EINVAL naming the op whose VJP cannot be recorded (a custom op without
- * a differentiable one): then the tape keeps that error, and the nodes recorded before it. */
+ * of these are found before anything is recorded: the tape is left as it was. And
+ * tg_grad_graph's errors when a recorded pass fails, among them TG_EINVAL naming the op whose
+ * VJP cannot be recorded (a custom op without a differentiable one): then the tape keeps that
+ * error, and the nodes recorded before it. */
 
 /* Forward mode: *out = J v = sum_i (dy/dxs[i]) vs[i], a tape tensor of y's shape; vs[i] has
  * xs[i]'s shape and dtype (a leaf or a tensor of this tape; one that requires grad makes the

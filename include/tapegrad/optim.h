@@ -52,10 +52,10 @@ typedef struct tg_optim tg_optim;
 
 /* An optimizer over n >= 1 distinct leaves (all of one dtype, each requiring grad; for a
  * model's parameters, tg_model_optim_new passes tg_model_param(m, 0..count-1)); it keeps its
- * state (momentum, Adam moments, in the leaves' dtype) in one block. opt NULL means TG_OPTIM_OPTIONS_INIT. The leaves stay the
- * caller's and must outlive it. *out is the caller's (tg_optim_free). TG_EINVAL for bad
- * options or leaves (NULL, not a leaf, not requiring grad, repeated), TG_EDTYPE for leaves of
- * different dtypes, TG_ENOMEM. */
+ * state (momentum, Adam moments, in the leaves' dtype) in one block. opt NULL means
+ * TG_OPTIM_OPTIONS_INIT. The leaves stay the caller's and must outlive it. *out is the
+ * caller's (tg_optim_free). TG_EINVAL for bad options or leaves (NULL, not a leaf, not
+ * requiring grad, repeated), TG_EDTYPE for leaves of different dtypes, TG_ENOMEM. */
 TG_API tg_status tg_optim_new(const tg_optim_options *opt, tg_tensor *const *params, size_t n,
                               tg_optim **out);
 TG_API void tg_optim_free(tg_optim *optim);
