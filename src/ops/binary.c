@@ -486,18 +486,36 @@ static tg_status where_shape(tg_tensor *y, char *msg, size_t size)
     return TG_OK;
 }
 
+/* One flat loop of WHERE_EACH, the offsets given as expressions of iy. */
+#define WHERE_FLAT(ny, IC, IA, IB, ...)                                                            \
+    for (size_t iy = 0; iy < (ny); iy++) {                                                         \
+        const size_t ic = (IC), ia = (IA), ib = (IB);                                              \
+        (void)ic, (void)ia, (void)ib;                                                              \
+        __VA_ARGS__                                                                                \
+    }
+
 /* Runs its body for every output element iy of where node y, in order, with ic, ia and ib
- * the offsets of its elements of cond, a and b: a flat loop when nothing is broadcast, else
- * an odometer over the output's axes. */
+ * the offsets of its elements of cond, a and b: a flat loop when each input has the output's
+ * elements or a single one, with the offsets spelled out for where(c, x, y), where(c, x, 0)
+ * and where(c, 0, x), else an odometer over the output's axes. The bodies load both sides
+ * before they select, so that the flat loops vectorize (a load under a condition does not). */
 #define WHERE_EACH(y, in, ...)                                                                     \
     do {                                                                                           \
         const size_t ny_ = (y)->numel;                                                             \
-        if ((in)[0]->numel == ny_ && (in)[1]->numel == ny_ && (in)[2]->numel == ny_) {             \
-            for (size_t iy = 0; iy < ny_; iy++) {                                                  \
-                const size_t ic = iy, ia = iy, ib = iy;                                            \
-                (void)ic, (void)ia, (void)ib;                                                      \
-                __VA_ARGS__                                                                        \
-            }                                                                                      \
+        size_t step_[3]; /* 1: the input has y's elements; 0: it has one */                        \
+        bool flat_ = true;                                                                         \
+        for (int k_ = 0; k_ < 3; k_++) {                                                           \
+            step_[k_] = (in)[k_]->numel == ny_;                                                    \
+            flat_ = flat_ && (step_[k_] || (in)[k_]->numel == 1);                                  \
+        }                                                                                          \
+        if (flat_ && step_[0] && step_[1] && step_[2]) {                                           \
+            WHERE_FLAT(ny_, iy, iy, iy, __VA_ARGS__)                                               \
+        } else if (flat_ && step_[0] && step_[1]) {                                                \
+            WHERE_FLAT(ny_, iy, iy, 0, __VA_ARGS__)                                                \
+        } else if (flat_ && step_[0] && step_[2]) {                                                \
+            WHERE_FLAT(ny_, iy, 0, iy, __VA_ARGS__)                                                \
+        } else if (flat_) {                                                                        \
+            WHERE_FLAT(ny_, iy *step_[0], iy *step_[1], iy *step_[2], __VA_ARGS__)                 \
         } else {                                                                                   \
             size_t st_[3][TG_MAX_RANK], idx_[TG_MAX_RANK] = {0}, off_[3] = {0, 0, 0};              \
             for (int k_ = 0; k_ < 3; k_++)                                                         \
@@ -523,9 +541,10 @@ static void where_forward(tg_tensor *y)
 {
     tg_tensor *const *in = y->attr.r.ext->in;
     DISPATCH(y->dtype, {
-        const T *C = in[0]->data, *A = in[1]->data, *B = in[2]->data;
-        T *Y = y->data;
-        WHERE_EACH(y, in, Y[iy] = C[ic] != 0 ? A[ia] : B[ib];);
+        /* restrict: y's buffer is its own, so B[0] need not be read again after each store */
+        const T *restrict C = in[0]->data, *restrict A = in[1]->data, *restrict B = in[2]->data;
+        T *restrict Y = y->data;
+        WHERE_EACH(y, in, const T a = A[ia], b = B[ib]; Y[iy] = C[ic] != 0 ? a : b;);
     });
 }
 
@@ -535,14 +554,14 @@ static void where_vjp(tg_tape *tape, tg_tensor *y)
     void *da = tg_tape__grad_of(tape, in[1]);
     void *db = tg_tape__grad_of(tape, in[2]);
     DISPATCH(y->dtype, {
-        const T *C = in[0]->data, *DY = y->grad;
+        const T *restrict C = in[0]->data, *restrict DY = y->grad;
         if (da) {
-            T *DA = da;
-            WHERE_EACH(y, in, if (C[ic] != 0) DA[ia] += DY[iy];);
+            T *restrict DA = da;
+            WHERE_EACH(y, in, const T d = DA[ia], g = DY[iy]; DA[ia] = C[ic] != 0 ? d + g : d;);
         }
         if (db) {
-            T *DB = db;
-            WHERE_EACH(y, in, if (!(C[ic] != 0)) DB[ib] += DY[iy];);
+            T *restrict DB = db;
+            WHERE_EACH(y, in, const T d = DB[ib], g = DY[iy]; DB[ib] = C[ic] != 0 ? d : d + g;);
         }
     });
 }

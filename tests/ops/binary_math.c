@@ -292,6 +292,24 @@ Test(ops, where_broadcasts_three_and_routes_the_gradient)
         EXPECT_GRAD("where: da (2,1)", a2, 1 + 3, 4 + 6);
         EXPECT_GRAD("where: db (2,3)", b2, 0, 2, 0, 0, 5, 0);
 
+        /* A single-element a or b beside full-size others (where(mask, x, 0) and its mirror):
+         * the flat loops that read that one element for every output element. */
+        tg_tensor *c3 = own_leaf(dt, 1, TS_SHAPE(4), TS_VALS(1, 0, 0, 1), false);
+        tg_tensor *full = own_leaf(dt, 1, TS_SHAPE(4), TS_VALS(1, 2, 3, 4), true);
+        tg_tensor *one = own_leaf(dt, 0, NULL, TS_VALS(-7), true);
+        tg_tensor *y3 = tg_where(tape, c3, full, one);
+        EXPECT_VALUES("where((4), (4), ())", y3, 1, -7, -7, 4);
+        backward_seed(y3, TS_VALS(1, 2, 3, 4));
+        EXPECT_GRAD("where((4), (4), ()): da", full, 1, 0, 0, 4);
+        EXPECT_GRAD("where((4), (4), ()): db (summed)", one, 2 + 3);
+        tg_tensor_zero_grad(full);
+        tg_tensor_zero_grad(one);
+        tg_tensor *y4 = tg_where(tape, c3, one, full);
+        EXPECT_VALUES("where((4), (), (4))", y4, -7, 2, 3, -7);
+        backward_seed(y4, TS_VALS(1, 2, 3, 4));
+        EXPECT_GRAD("where((4), (), (4)): da (summed)", one, 1 + 4);
+        EXPECT_GRAD("where((4), (), (4)): db", full, 0, 2, 3, 0);
+
         /* Fan-out: where(x > 0, x, -x) = |x|, all three inputs from x. */
         tg_tensor *x = own_leaf(dt, 1, TS_SHAPE(4), TS_VALS(-2, 3, -0.5, 1), true);
         tg_tensor *ax = tg_where(tape, tg_gt(tape, x, tg_scalar(tape, dt, 0)), x, tg_neg(tape, x));
