@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "support/helpers.h"
@@ -452,6 +453,79 @@ Test(grad, dot_and_render)
     tp_run_free(&r);
     unlink(dot);
     rmdir(dir);
+}
+
+/* `tapegrad args...` (at most 8) with the size of any file it writes limited to 1024 bytes
+ * (dash's `ulimit -f 2`; SIGXFSZ ignored, so a write past it fails with EFBIG): a full disk,
+ * for files larger than that. Its own stdout and stderr are files too: they must stay small. */
+static tp_run run_file_limited(const char *const *args)
+{
+    char tool[4096];
+    snprintf(tool, sizeof tool, "%s/tapegrad", tp_env("TG_TOOLS_DIR"));
+    const char *argv[16] = {"/bin/sh", "-c", "trap '' XFSZ; ulimit -f 2; exec \"$0\" \"$@\"",
+                            tool};
+    for (size_t i = 0; args[i]; i++) {
+        cr_assert_lt(i, 8);
+        argv[4 + i] = args[i];
+    }
+    return tp_run_argv(argv, NULL);
+}
+
+/* --dot's file is written as model files are: a failed write leaves the old file as it was
+ * (no truncated graph, no temporary file beside it), a FIFO or a directory is refused
+ * (opening a FIFO would wait for a reader), and a symbolic link leads to the new file. */
+Test(grad, dot_file_is_replaced_whole_or_not_at_all)
+{
+    char dir[] = "/tmp/tg_cli_dot_atomic_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char dot[4096], fifo[4096], link[4096];
+    snprintf(dot, sizeof dot, "%s/g.dot", dir);
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    snprintf(link, sizeof link, "%s/link.dot", dir);
+    const char *prog = "sum(tanh(sin(x * w) + cos(x)) * exp(w))";
+    FILE *f = fopen(dot, "w");
+    cr_assert_not_null(f);
+    fputs("old\n", f);
+    fclose(f);
+
+    tp_run r = run_file_limited((const char *const[]){"grad", "--dot", dot, prog, "x=[1, 2, 3]",
+                                                      "w=2", NULL});
+    tp_expect_status(&r, 1);
+    char *text = tp_slurp(dot);
+    cr_assert_str_eq(text, "old\n", "the old file was changed");
+    free(text);
+    ts_assert_has(r.err, "tapegrad grad: --dot: cannot write '");
+    ts_assert_has(r.err, "': File too large");
+    tp_run_free(&r);
+
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    r = tp_tapegrad((const char *const[]){"grad", "--dot", fifo, "x * 2", "x=1", NULL},
+                    &(tp_opts){.timeout_s = 60});
+    tp_expect_status(&r, 1);
+    ts_assert_has(r.err, "fifo': not a regular file (a FIFO or a device): refusing to replace it");
+    tp_run_free(&r);
+    r = RUN("grad", "--dot", dir, "x * 2", "x=1");
+    tp_expect_status(&r, 1);
+    ts_assert_has(r.err, "': a directory: refusing to replace it");
+    tp_run_free(&r);
+
+    /* Written in full without the limit, through a symbolic link, which stays one. */
+    cr_assert_eq(symlink("g.dot", link), 0);
+    r = RUN("grad", "--dot", link, prog, "x=[1, 2, 3]", "w=2");
+    tp_expect_status(&r, 0);
+    tp_run_free(&r);
+    struct stat sb;
+    cr_assert_eq(lstat(link, &sb), 0);
+    cr_assert(S_ISLNK(sb.st_mode), "the link was replaced by a file");
+    text = tp_slurp(dot);
+    cr_assert_gt(strlen(text), 1024, "the graph must be larger than the limit above");
+    ts_assert_has(text, "digraph");
+    free(text);
+
+    unlink(link);
+    unlink(fifo);
+    unlink(dot);
+    cr_assert_eq(rmdir(dir), 0, "a file was left in %s", dir); /* no temporary file either */
 }
 
 /* ---- top level ------------------------------------------------------------------------------- */

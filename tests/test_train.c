@@ -1195,6 +1195,55 @@ Test(train_cmd, dot_of_the_trained_network)
     }
 }
 
+/* --plot's and --dot's files are written as model files are: with a write that fails (any
+ * file limited to 1024 bytes: dash's `ulimit -f 2`, SIGXFSZ ignored, so writes past it fail
+ * with EFBIG), the old files stay as they were, with no temporary file beside them. */
+Test(train_cmd, plot_and_dot_files_are_replaced_whole_or_not_at_all)
+{
+    char dir[] = "/tmp/tg_train_out_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char svg[4096], dot[4096], tool[4096];
+    snprintf(svg, sizeof svg, "%s/p.svg", dir);
+    snprintf(dot, sizeof dot, "%s/g.dot", dir);
+    snprintf(tool, sizeof tool, "%s/tapegrad", tp_env("TG_TOOLS_DIR"));
+    for (int k = 0; k < 2; k++) {
+        FILE *f = fopen(k ? dot : svg, "w");
+        cr_assert_not_null(f);
+        fputs("old\n", f);
+        fclose(f);
+    }
+    const char *limited = "trap '' XFSZ; ulimit -f 2; exec \"$0\" \"$@\"";
+    for (int k = 0; k < 2; k++) {
+        tp_run r = tp_run_argv(
+            (const char *const[]){"/bin/sh", "-c", limited, tool, "train",
+                                  "examples/data/breast_cancer.csv", "--target", "benign",
+                                  "--epochs", "1", k ? "--dot" : "--plot", k ? dot : svg, NULL},
+            &(tp_opts){.cwd = tp_env("TG_SOURCE_DIR")});
+        tp_expect_status(&r, 1);
+        ts_assert_has(r.err, k ? "tapegrad train: --dot: cannot write '"
+                               : "tapegrad train: --plot: cannot write '");
+        ts_assert_has(r.err, "File too large");
+        tp_run_free(&r);
+        char *text = tp_slurp(k ? dot : svg);
+        cr_assert_str_eq(text, "old\n", "%s was changed", k ? "--dot" : "--plot");
+        free(text);
+    }
+    /* And in full without the limit (both files are larger than it). */
+    tp_run r = RUN("train", "examples/data/breast_cancer.csv", "--target", "benign", "--epochs",
+                   "1", "--plot", svg, "--dot", dot);
+    tp_expect_status(&r, 0);
+    tp_run_free(&r);
+    for (int k = 0; k < 2; k++) {
+        char *text = tp_slurp(k ? dot : svg);
+        cr_assert_gt(strlen(text), 1024);
+        ts_assert_has(text, k ? "digraph" : "</svg>");
+        free(text);
+    }
+    unlink(svg);
+    unlink(dot);
+    cr_assert_eq(rmdir(dir), 0, "a file was left in %s", dir);
+}
+
 /* ---- what must never pass silently ------------------------------------------------------------
  */
 

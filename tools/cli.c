@@ -1,15 +1,19 @@
 /* cli.c: what every subcommand of the `tapegrad` command shares: messages and exit codes,
  * option matching, tgx programs and their NAME=VALUE inputs, and printing tensors for people
  * and as JSON. */
+#define _DEFAULT_SOURCE /* realpath, lstat, fchmod */
 #include "cli.h"
 #include "common/file.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct text_cells {
     char (*cell)[32];
@@ -412,4 +416,76 @@ const char *check_bindings(const char *cmd, const tg_program *prog, const tg_bin
             complain(cmd, "warning: the program does not use '%s'", env[j].name);
     }
     return missing;
+}
+
+/* ---- output files ------------------------------------------------------------------------ */
+
+/* The message, then the temporary file removed (when `created`) and o released: false. */
+static bool out_fail(out_file *o, bool created, const char *reason)
+{
+    complain(o->cmd, "%s: cannot write '%s': %s", o->what, o->path, reason);
+    if (o->f)
+        fclose(o->f);
+    if (created)
+        unlink(o->tmp);
+    free(o->tmp);
+    free(o->target);
+    *o = (out_file){NULL, o->cmd, o->what, o->path, NULL, NULL};
+    return false;
+}
+
+bool out_open(const char *cmd, const char *what, const char *path, out_file *o)
+{
+    *o = (out_file){NULL, cmd, what, path, NULL, NULL};
+    struct stat sb;
+    bool exists = lstat(path, &sb) == 0;
+    if (exists && S_ISLNK(sb.st_mode)) {
+        /* Followed, so that the link survives and leads to the new file. */
+        if (!(o->target = realpath(path, NULL)) || stat(o->target, &sb) != 0)
+            return out_fail(o, false, strerror(errno));
+    }
+    /* A rename would replace a FIFO or a device itself, and opening a FIFO blocks. */
+    if (exists && !S_ISREG(sb.st_mode))
+        return out_fail(o, false,
+                        S_ISDIR(sb.st_mode)
+                            ? "a directory: refusing to replace it"
+                            : "not a regular file (a FIFO or a device): refusing to replace it");
+    const char *target = o->target ? o->target : path;
+    const size_t len = strlen(target) + 12;
+    if (!(o->tmp = malloc(len)))
+        return out_fail(o, false, strerror(ENOMEM));
+    /* A new file (O_EXCL: never one planted there), with the old file's mode when there is
+     * one, else what creating path would give (0666 less the umask). */
+    int fd = -1;
+    for (unsigned k = 0; k < 100 && fd < 0; k++) {
+        snprintf(o->tmp, len, "%s.tmp-%06x", target,
+                 ((unsigned)getpid() * 2654435761u + k * 40503u) & 0xffffffu);
+        fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
+    if (fd < 0)
+        return out_fail(o, false, strerror(errno));
+    if ((exists && fchmod(fd, sb.st_mode & 07777) != 0) || !(o->f = fdopen(fd, "w"))) {
+        int err = errno;
+        close(fd);
+        return out_fail(o, true, strerror(err));
+    }
+    return true;
+}
+
+bool out_close(out_file *o, bool ok)
+{
+    if (ok && (fflush(o->f) != 0 || fsync(fileno(o->f)) != 0))
+        return out_fail(o, true, strerror(errno));
+    int rc = fclose(o->f);
+    o->f = NULL;
+    if (ok && (rc != 0 || rename(o->tmp, o->target ? o->target : o->path) != 0))
+        return out_fail(o, true, strerror(errno));
+    if (!ok)
+        unlink(o->tmp);
+    free(o->tmp);
+    free(o->target);
+    o->tmp = o->target = NULL;
+    return true;
 }

@@ -87,6 +87,27 @@ const char *check_bindings(const char *cmd, const tg_program *prog, const tg_bin
 void report_program_error(const tg_expr_error *err, const char *src, size_t len,
                           const char *missing);
 
+/* ---- output files ------------------------------------------------------------------------ */
+
+/* A file a subcommand writes (--dot, --plot), written as the library saves its files
+ * (tapegrad/nn.h): into a new temporary file beside the path ("PATH.tmp-XXXXXX"), which
+ * out_close renames over it, so a failed write (a full disk) leaves what was there untouched.
+ * A path that exists and is not a regular file (a directory, a FIFO: opening one would block)
+ * is refused; a symbolic link is followed. */
+typedef struct out_file {
+    FILE *f;         /* where to write */
+    const char *cmd; /* for the messages: "tapegrad CMD: WHAT: cannot write 'PATH': ..." */
+    const char *what;
+    const char *path;
+    char *target; /* path, or the file its symbolic link leads to (malloc'd) */
+    char *tmp;    /* the temporary file's name (malloc'd) */
+} out_file;
+/* Opens o->f; false after a message naming the path and the OS reason. */
+bool out_open(const char *cmd, const char *what, const char *path, out_file *o);
+/* Ends what out_open began: with ok, flushes, syncs and closes the temporary file and renames
+ * it over the path (false after a message when one of those fails); without, removes it. */
+bool out_close(out_file *o, bool ok);
+
 /* ---- numbers and tensors, for people and as JSON ----------------------------------------- */
 
 /* The shortest decimal that reads back as the same value of `dtype`. */

@@ -766,15 +766,22 @@ static int write_dot(const grad_opts *o, const char *dot)
 {
     if (!o->dot_path)
         return EXIT_OK;
-    bool to_stdout = strcmp(o->dot_path, "-") == 0;
-    FILE *f = to_stdout ? stdout : fopen(o->dot_path, "w");
-    if (!f) {
-        complain("grad", "cannot write '%s': %s", o->dot_path, strerror(errno));
-        return EXIT_FAIL;
+    if (strcmp(o->dot_path, "-") == 0) {
+        if (fputs(dot, stdout) < 0 || fflush(stdout) != 0) {
+            complain("grad", "--dot: cannot write to standard output: %s", strerror(errno));
+            return EXIT_FAIL;
+        }
+        return EXIT_OK;
     }
-    bool ok = fputs(dot, f) >= 0 && fflush(f) == 0;
-    if ((!to_stdout && fclose(f) != 0) || !ok) {
-        complain("grad", "writing '%s': %s", o->dot_path, strerror(errno));
+    out_file out;
+    if (!out_open("grad", "--dot", o->dot_path, &out))
+        return EXIT_FAIL;
+    bool ok = fputs(dot, out.f) >= 0;
+    int err = errno;
+    if (!out_close(&out, ok))
+        return EXIT_FAIL;
+    if (!ok) {
+        complain("grad", "--dot: cannot write '%s': %s", o->dot_path, strerror(err));
         return EXIT_FAIL;
     }
     return EXIT_OK;

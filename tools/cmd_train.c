@@ -416,14 +416,13 @@ static int write_plot(const train_args *a, tg_trainer *t, tg_task task, const ch
     };
     char title[512];
     snprintf(title, sizeof title, "tapegrad train %s --target %s", data_name, a->target);
-    FILE *f = fopen(a->plot, "w");
-    bool ok = f && plot_svg_write(f, title, panels, 2);
+    out_file out;
+    bool opened = out_open("train", "--plot", a->plot, &out);
+    bool ok = opened && plot_svg_write(out.f, title, panels, 2);
     int err = errno;
-    if (f && fclose(f) != 0 && ok) {
-        ok = false;
-        err = errno;
-    }
     free(v);
+    if (!opened || !out_close(&out, ok))
+        return EXIT_FAIL;
     if (!ok) {
         complain("train", "--plot: cannot write '%s': %s", a->plot, strerror(err));
         return EXIT_FAIL;
@@ -445,17 +444,16 @@ static int write_graph(const train_args *a, tg_trainer *t, const char *title)
     int rc = EXIT_OK;
     if (a->dot) {
         bool to_stdout = strcmp(a->dot, "-") == 0;
-        FILE *f = to_stdout ? stdout : fopen(a->dot, "w");
-        tg_status st = f ? tg_dot_write(tape, f, &opt) : TG_EIO;
-        int err = errno;
-        if (f && !to_stdout && fclose(f) != 0 && st == TG_OK) {
-            st = TG_EIO;
-            err = errno;
-        }
-        if (st != TG_OK) {
-            complain("train", "--dot: cannot write '%s': %s", a->dot,
-                     f ? tg_last_error() : strerror(err));
+        out_file out = {stdout, NULL, NULL, NULL, NULL, NULL};
+        if (!to_stdout && !out_open("train", "--dot", a->dot, &out)) {
             rc = EXIT_FAIL;
+        } else {
+            tg_status st = tg_dot_write(tape, out.f, &opt);
+            if (st != TG_OK)
+                complain("train", "--dot: cannot write '%s': %s", a->dot, tg_last_error());
+            bool closed = to_stdout || out_close(&out, st == TG_OK); /* even after a failure */
+            if (st != TG_OK || !closed)
+                rc = EXIT_FAIL;
         }
     }
     if (rc == EXIT_OK && a->render) {
