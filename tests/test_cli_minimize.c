@@ -135,6 +135,18 @@ Test(cli_minimize, not_converging_exits_1_with_the_result)
     ts_assert_has(r.err, "gd diverged");
     ts_assert_has(r.out, "gd did not converge");
     tp_run_free(&r);
+
+    /* a function unbounded below, whose value overflows to -inf: said so, not blamed on --tol */
+    const char *methods[] = {"lbfgs", "newton"};
+    for (size_t i = 0; i < 2; i++) {
+        r = RUN("--method", methods[i], "-q", "--", "-exp(x)", "x=1");
+        tp_expect_status(&r, 1);
+        ts_assert_has(r.err, "diverged: the value fell to -inf at a trial point");
+        ts_assert_has(r.err, "(is the function bounded below?)");
+        ts_assert_lacks(r.err, "--tol");
+        ts_assert_has(r.out, "x = 1\n"); /* the last accepted point: the start */
+        tp_run_free(&r);
+    }
 }
 
 Test(cli_minimize, failures_exit_1)

@@ -682,6 +682,44 @@ Test(minimize, gd_to_minus_infinity_blames_the_function)
     tg_tensor_free(x);
 }
 
+/* -sum(exp(x)), unbounded below, overflowing to -inf past x = log(DBL_MAX) = 709.78 */
+static tg_tensor *neg_exp(tg_tape *t, tg_tensor *const *x, size_t n, void *ud)
+{
+    (void)n, (void)ud;
+    return tg_neg(t, tg_sum(t, tg_exp(t, x[0]), TG_ALL_AXES, false));
+}
+
+/* L-BFGS's and Newton's searches read a trial value of -inf as a step too far, as NaN and +inf
+ * are: an unbounded function ended with no progress ("usually tol is below what rounding
+ * allows"). Now they stop as gd does: diverged, at the last accepted point, and say why. */
+Test(minimize, lbfgs_and_newton_at_minus_infinity_blame_the_function)
+{
+    struct {
+        tg_minimize_method method;
+        tg_minimize_fn fn;
+    } runs[] = {{TG_MINIMIZE_LBFGS, neg_exp}, {TG_MINIMIZE_NEWTON, neg_exp},
+                {TG_MINIMIZE_NEWTON, neg_sumsq}};
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        tg_tensor *x = ts_scalar(TG_F64, 1, false);
+        tg_minimize_options o = opts(runs[i].method);
+        tg_minimize_result r;
+        cr_assert_eq(tg_minimize(runs[i].fn, NULL, &x, 1, &o, &r), TG_ENUMERIC, "run %zu", i);
+        char want[96];
+        snprintf(want, sizeof want,
+                 "minimize: %s diverged: the value fell to -inf at a trial point",
+                 tg_minimize_method_name(runs[i].method));
+        ts_assert_has(tg_last_error(), want);
+        ts_assert_has(tg_last_error(), "(is the function bounded below?)");
+        cr_assert_eq(r.stop, TG_MINIMIZE_DIVERGED, "run %zu: stop %s", i,
+                     tg_minimize_stop_name(r.stop));
+        cr_assert_not(r.converged);
+        double v = tg_tensor_item(x);
+        cr_assert(isfinite(v) && isfinite(r.value), "run %zu: the last finite point", i);
+        cr_assert_eq(r.value, runs[i].fn == neg_exp ? -exp(v) : -v * v, "run %zu: f there", i);
+        tg_tensor_free(x);
+    }
+}
+
 static tg_tensor *sqrt_fn(tg_tape *t, tg_tensor *const *x, size_t n, void *ud)
 {
     (void)n, (void)ud;

@@ -46,8 +46,10 @@ typedef enum tg_minimize_stop {
                                   the lowest gradient norm of the run (values equal to
                                   rounding): usually tol is below what rounding allows */
     TG_MINIMIZE_DIVERGED,      /* gd: the value became NaN or infinite (lr too large; -inf:
-                                  f is unbounded below); x is left at the last finite point
-                                  and the status is an error */
+                                  f is unbounded below); lbfgs, newton: a trial point's value
+                                  was -inf (f is unbounded below, or its value overflows).
+                                  x is left at the last accepted point, f finite there, and
+                                  the status is an error (TG_ENUMERIC) */
     TG_MINIMIZE_ERROR,         /* an error ended the run (the status says which), or none could
                                   start; res holds the last accepted point, if any */
 } tg_minimize_stop;
@@ -106,10 +108,10 @@ typedef struct tg_minimize_result {
  * Returns TG_OK when the run ended normally, converged or not (res->converged and res->stop say
  * which). Errors: TG_EINVAL for NULL fn or x, n == 0, an x[i] that is not a leaf or is listed
  * twice, bad options, a function that does not depend on any of the x; TG_ESHAPE for an f of more
- * than one element; TG_ENUMERIC for an f or gradient that is NaN or infinite at the start, (gd) a
- * run that diverges, or (newton) a Hessian that is not finite at an accepted point; fn's error (the
- * tape's status) when it returns NULL; newton's errors from tg_hessian; TG_ENOMEM. The message
- * (tg_last_error) starts "minimize:". */
+ * than one element; TG_ENUMERIC for an f or gradient that is NaN or infinite at the start, a run
+ * that diverges (res->stop TG_MINIMIZE_DIVERGED: gd, or a value of -inf), or (newton) a Hessian
+ * that is not finite at an accepted point; fn's error (the tape's status) when it returns NULL;
+ * newton's errors from tg_hessian; TG_ENOMEM. The message (tg_last_error) starts "minimize:". */
 TG_API tg_status tg_minimize(tg_minimize_fn fn, void *ud, tg_tensor *const *x, size_t n,
                              const tg_minimize_options *opt, tg_minimize_result *res);
 

@@ -27,6 +27,7 @@ typedef struct mz {
     tg_tensor **out; /* n slots for tg_grad's results */
     bool replayable; /* the tape holds f's recording alone: evaluate by replaying it */
     double f_eps;    /* relative rounding of f's dtype, for the line searches' slack */
+    bool neg_inf;    /* lbfgs, newton: a trial value was -inf (fell_to_neg_inf) */
     const tg_minimize_options *opt;
     tg_minimize_result *res;
 } mz;
@@ -223,12 +224,28 @@ typedef struct ls {
     double *x_lo, *g_lo; /* the best point so far that has its gradient */
 } ls;
 
-/* phi(a), evaluating f at x + a d into xt; a NaN or infinity reads as +inf (too far). */
+/* A trial value of -inf (lbfgs, newton) is no step too far, which a shorter one would avoid:
+ * f has no lower bound there (or its value overflows). Read as too far, as NaN and +inf are,
+ * it ended the run with no progress or at max_iter, as if rounding or the budget stopped it.
+ * The run stops as gd's does at -inf: diverged, at the last accepted point. */
+static tg_status fell_to_neg_inf(mz *m)
+{
+    m->neg_inf = true;
+    return tg__error(TG_ENUMERIC,
+                     "minimize: %s diverged: the value fell to -inf at a trial point of iteration "
+                     "%d (is the function bounded below?)",
+                     tg_minimize_method_name(m->opt->method), m->res->iterations + 1);
+}
+
+/* phi(a), evaluating f at x + a d into xt; a NaN or +inf reads as +inf (too far), -inf stops
+ * the run (fell_to_neg_inf). */
 static tg_status ls_phi(ls *s, double a, double *phi)
 {
     for (size_t i = 0; i < s->m->N; i++)
         s->xt[i] = s->x[i] + a * s->d[i];
     tg_status st = eval_f(s->m, s->xt, phi);
+    if (st == TG_OK && *phi == -INFINITY)
+        return fell_to_neg_inf(s->m);
     if (st == TG_OK && !isfinite(*phi))
         *phi = INFINITY;
     return st;
@@ -613,6 +630,8 @@ static tg_status newton(mz *m, state *s, int *stop)
                 s->xn[i] = s->x[i] + a * p[i];
             if ((st = eval_f(m, s->xn, &fn)) != TG_OK)
                 return st;
+            if (fn == -INFINITY)
+                return fell_to_neg_inf(m);
             if (isfinite(fn) && fn <= s->f + C1 * a * dphi0 + slack) {
                 /* A point whose gradient is not finite is too far, as in L-BFGS's search. */
                 if ((st = eval_g(m, s->gn)) != TG_OK)
@@ -752,7 +771,7 @@ tg_status tg_minimize(tg_minimize_fn fn, void *ud, tg_tensor *const *x, size_t n
     if (st != TG_OK)
         return st;
 
-    mz m = {fn, ud, x, n, 0, NULL, NULL, NULL, NULL, false, DBL_EPSILON, o, res};
+    mz m = {fn, ud, x, n, 0, NULL, NULL, NULL, NULL, false, DBL_EPSILON, false, o, res};
     state s = {0};
     double *vecs = NULL; /* s's four vectors, which the methods swap around */
     size_t vec_bytes = 0, work_bytes = 0;
@@ -828,7 +847,9 @@ tg_status tg_minimize(tg_minimize_fn fn, void *ud, tg_tensor *const *x, size_t n
         st = newton(&m, &s, &stop);
     else
         st = gd(&m, &s, &stop);
-    /* An error stops a run before any limit: only gd's divergence names its own reason. */
+    if (m.neg_inf)
+        stop = TG_MINIMIZE_DIVERGED;
+    /* An error stops a run before any limit: only divergence names its own reason. */
     res->stop =
         st == TG_OK || stop == TG_MINIMIZE_DIVERGED ? (tg_minimize_stop)stop : TG_MINIMIZE_ERROR;
     /* s.x is the last accepted point whatever happened after it (the leaves may hold a trial). */
