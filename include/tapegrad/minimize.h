@@ -61,8 +61,8 @@ typedef struct tg_minimize_iter {
     double grad_norm;     /* Euclidean norm of the gradient there */
     double step;          /* the step length taken to get there (0 at iteration 0) */
     double damping;       /* newton: the multiple of the identity added to the Hessian */
-    int evaluations;      /* function evaluations so far */
-    int grad_evaluations; /* gradient evaluations so far */
+    int evaluations;      /* function evaluations so far (at most INT_MAX, as in the result) */
+    int grad_evaluations; /* gradient evaluations so far (the same) */
 } tg_minimize_iter;
 
 /* options.progress: called with each iteration's report and options.progress_ud. */
@@ -85,6 +85,8 @@ typedef struct tg_minimize_options {
 #define TG_MINIMIZE_OPTIONS_INIT {TG_MINIMIZE_LBFGS, 1000, 1e-8, 1e-3, 10, true, NULL, NULL}
 /* clang-format on */
 
+/* What a run did. The counts stop at INT_MAX rather than overflow (max_iter may be INT_MAX,
+ * and an iteration take dozens of evaluations). */
 typedef struct tg_minimize_result {
     double value;            /* f at the returned point */
     double grad_norm;        /* Euclidean norm of the gradient there */

@@ -5,6 +5,7 @@
 #include "core/core.h"
 
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 
 /* Line-search constants (Nocedal & Wright, ch. 3): sufficient decrease c1, curvature c2
@@ -62,6 +63,14 @@ static bool all_finite(const double *a, size_t n)
     return true;
 }
 
+/* One more of a result's counts, which stop at INT_MAX rather than overflow: max_iter may be
+ * INT_MAX, and an iteration take up to MAX_EXPAND + MAX_ZOOM evaluations (L-BFGS's search,
+ * twice when it retries without its memory) or MAX_BACKTRACK (Newton's). */
+static void count_one(int *count)
+{
+    *count += *count < INT_MAX;
+}
+
 /* Writes the flat vector v into the leaves (converted to each leaf's dtype). */
 static void set_x(mz *m, const double *v)
 {
@@ -84,7 +93,7 @@ static tg_status record(mz *m)
     tg_tape_reset(m->tape);
     m->f = NULL;
     m->replayable = false;
-    m->res->recordings++;
+    count_one(&m->res->recordings);
     /* A NULL result is explained by the tape's error, or else by one fn set on this thread:
      * forget any older one so that it cannot be reported in fn's place. */
     tg_clear_error();
@@ -129,7 +138,7 @@ static tg_status record(mz *m)
 static tg_status eval_f(mz *m, const double *v, double *fv)
 {
     set_x(m, v);
-    m->res->evaluations++;
+    count_one(&m->res->evaluations);
     tg_status st = TG_ENOTSUP;
     if (m->replayable)
         st = tg_tape_replay(m->tape);
@@ -142,7 +151,7 @@ static tg_status eval_f(mz *m, const double *v, double *fv)
 /* The gradient of the current recording, into g. */
 static tg_status eval_g(mz *m, double *g)
 {
-    m->res->grad_evaluations++;
+    count_one(&m->res->grad_evaluations);
     tg_status st = tg_grad(m->tape, m->f, m->x, m->n, m->out);
     if (st != TG_OK)
         return tg__error(st, "minimize: gradient: %s", tg_last_error());
@@ -160,7 +169,7 @@ static tg_status eval_g(mz *m, double *g)
  * the next evaluation's reset drops it. */
 static tg_status eval_h(mz *m, double *H)
 {
-    m->res->hessian_evaluations++;
+    count_one(&m->res->hessian_evaluations);
     size_t n = m->n;
     tg_tensor **blocks = tg__calloc(n * n, sizeof *blocks);
     if (!blocks)
