@@ -599,6 +599,17 @@ Test(syntax_errors, lexical)
     cr_assert(strncmp(line2, "    $ #\xc3\xa9", 9) == 0, "%s", tg_last_error());
     cr_assert(strstr(line2, "\xc3\xa9?...\n") != NULL, "%s", tg_last_error());
     ts_assert_close(value_at("1e-400 + x", 2), 2, 0, 0, "underflow to 0 is fine");
+    /* so in f32 is 1e-50, as in an f32 list (tg_scalar itself refuses it) */
+    tg_program *p32 = NULL;
+    cr_assert_eq(tg_program_parse("1e-50 * x + [1e-50]", &p32), TG_OK, "%s", tg_last_error());
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x32 = tg_tensor_scalar(TG_F32, 3);
+    tg_tensor *y = tg_program_eval(p32, tape, TG_F32, (tg_binding[]){{"x", x32}}, 1, NULL);
+    cr_assert_not_null(y, "%s", tg_last_error());
+    cr_expect_eq(tg_tensor_get(y, 0), 0);
+    tg_tape_free(tape);
+    tg_tensor_free(x32);
+    tg_program_free(p32);
 }
 
 Test(syntax_errors, expressions_and_statements)

@@ -201,7 +201,9 @@ TG_API tg_status tg_tensor_attrs(const tg_tensor *t, tg_attrs *out);
 /* Constants recorded on the tape: copies numel elements of `dtype` from data. */
 TG_API tg_tensor *tg_constant(tg_tape *tape, tg_dtype dtype, int rank, const size_t *shape,
                               const void *data);
-/* A 0-d constant. */
+/* A 0-d constant. f32 holds the value rounded: one it cannot hold (beyond 3.4e38, or nonzero
+ * and below 1.4e-45, which rounds to 0) is TG_EINVAL (kept on the tape), as tg_scale's constant
+ * is; inf, NaN, 0 and f32's subnormals are taken. */
 TG_API tg_tensor *tg_scalar(tg_tape *tape, tg_dtype dtype, double value);
 /* The same values with no gradient flowing back (shares x's memory). */
 TG_API tg_tensor *tg_detach(tg_tape *tape, tg_tensor *x);

@@ -6,6 +6,7 @@
 
 #include "tapegrad.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -20,6 +21,20 @@
 #define TG_UNUSED(x) ((void)(x))
 #define TG_LIKELY(x) __builtin_expect(!!(x), 1)
 #define TG_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* The smallest magnitude f32 cannot hold: FLT_MAX plus half its last place (2^128 - 2^103,
+ * exact in a double), where rounding to nearest goes to infinity. Anything smaller rounds to a
+ * finite f32, at most FLT_MAX: 3.4028235e38, FLT_MAX written shortest, is above FLT_MAX as a
+ * double, yet it is FLT_MAX in f32. */
+#define TG_F32_OVERFLOW 0x1.ffffffp+127
+
+/* Whether rounding the double v to f32 would change it without a word: a finite v that
+ * becomes inf (from TG_F32_OVERFLOW on) or a nonzero one that becomes 0 (below 1.4e-45, half
+ * of f32's smallest subnormal and less). inf, NaN, 0 and the subnormals are f32 values. */
+static inline bool tg__f32_cannot_hold(double v)
+{
+    return isfinite(v) && (fabs(v) >= TG_F32_OVERFLOW || (v != 0 && (float)v == 0));
+}
 
 /* On a function of plain vectorizable loops: GCC compiles it once per instruction set listed
  * and picks the best the CPU has when the program loads (an ifunc), so the library stays

@@ -27,7 +27,7 @@ static tg_tensor *located(const tg_program *g, tg_expr_error *err, tg_status st,
 /* A finite number f32 cannot hold: refused, rather than turned into inf without a word. */
 static bool too_large_for(tg_dtype dtype, double v)
 {
-    return dtype == TG_F32 && isfinite(v) && fabs(v) >= TG_EXPR_F32_OVERFLOW;
+    return dtype == TG_F32 && isfinite(v) && fabs(v) >= TG_F32_OVERFLOW;
 }
 
 /* A tensor literal as a constant of `dtype` (f32 literals are converted in tape scratch). */
@@ -173,7 +173,9 @@ static tg_tensor *apply(const tg_program *g, tg_tape *tape, tg_dtype dtype, cons
     case TG_X_NUM:
         if (too_large_for(dtype, x->c))
             return located(g, err, TG_EINVAL, x, "%.9g is too large for f32", x->c);
-        return tg_scalar(tape, dtype, x->c);
+        /* rounded here: tgx takes a number that underflows to 0, as its lexer does (1e-400)
+         * and its f32 lists do, where tg_scalar refuses one */
+        return tg_scalar(tape, dtype, dtype == TG_F32 ? (float)x->c : x->c);
     case TG_X_LIST: return literal(g, tape, dtype, x, err);
     case TG_X_INPUT: return NULL; /* bound before the loop */
     case TG_X_OP: {

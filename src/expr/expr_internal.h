@@ -14,12 +14,6 @@
 #define TG_EXPR_NAME_SHOWN 48
 #define TG_EXPR_CLIP(n) ((int)((n) < TG_EXPR_NAME_SHOWN ? (n) : TG_EXPR_NAME_SHOWN))
 
-/* The smallest magnitude f32 cannot hold: FLT_MAX plus half its last place (2^128 - 2^103,
- * exact in a double), where rounding to nearest goes to infinity. Anything smaller rounds to a
- * finite f32, at most FLT_MAX: 3.4028235e38, FLT_MAX written shortest, is above FLT_MAX as a
- * double, yet it is FLT_MAX in f32. */
-#define TG_EXPR_F32_OVERFLOW 0x1.ffffffp+127
-
 /* Whether the NUL-terminated `name` is s[0..n). */
 static inline bool tg_expr__same_name(const char *name, const char *s, size_t n)
 {

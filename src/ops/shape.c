@@ -71,6 +71,15 @@ tg_tensor *tg_constant(tg_tape *tape, tg_dtype dtype, int rank, const size_t *sh
 
 tg_tensor *tg_scalar(tg_tape *tape, tg_dtype dtype, double value)
 {
+    /* f32 stores the value rounded: one it cannot hold would change without a word (refused as
+     * tg_scale's constant is) */
+    if (tape && tape->status == TG_OK && dtype == TG_F32 && tg__f32_cannot_hold(value)) {
+        tg_tape__fail(tape, TG_EINVAL,
+                      "scalar: the value %g does not fit f32 (nonzero magnitudes from 1.4e-45 to "
+                      "3.4e38) (node %zu)",
+                      value, tape->n_nodes);
+        return NULL;
+    }
     float f = (float)value;
     return tg_constant(tape, dtype, 0, NULL, dtype == TG_F32 ? (const void *)&f : &value);
 }

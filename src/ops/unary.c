@@ -197,7 +197,7 @@ TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, bool fresh, tg_range
 static tg_status constant_shape(tg_tensor *y, char *msg, size_t size)
 {
     const double c = y->attr.c;
-    if (y->dtype == TG_F32 && isfinite(c) && (isinf((float)c) || (c != 0 && (float)c == 0))) {
+    if (y->dtype == TG_F32 && tg__f32_cannot_hold(c)) {
         snprintf(msg, size,
                  "the constant %g does not fit f32 (nonzero magnitudes from 1.4e-45 to 3.4e38)",
                  c);
@@ -337,9 +337,13 @@ static void clamp_vjp(tg_tape *tape, tg_tensor *y)
 static tg_status clamp_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
 {
     tg_tensor *x = y->in[0];
+    /* the bounds as the forward and the in-place VJP use them: f32 rounds them (tg_scalar
+     * refuses a bound f32 cannot hold, which clamp takes: 1e300 is inf there) */
+    double lo = y->attr.range.lo, hi = y->attr.range.hi;
+    if (y->dtype == TG_F32)
+        lo = (float)lo, hi = (float)hi;
     if (x->requires_grad)
-        dx[0] = GMUL(dy, GMUL(tg_ge(tape, x, GCONST(y->attr.range.lo)),
-                              tg_le(tape, x, GCONST(y->attr.range.hi))));
+        dx[0] = GMUL(dy, GMUL(tg_ge(tape, x, GCONST(lo)), tg_le(tape, x, GCONST(hi))));
     return tg_tape_status(tape);
 }
 

@@ -253,3 +253,39 @@ Test(ops, error_constant_that_f32_cannot_hold)
     ts_assert_close(tg_tensor_get(y, 1), 1e-20, 0, 1e-15, "f64 1e30 * 1e-50");
     tg_tape_reset(tape);
 }
+
+/* tg_scalar refuses what the ops' constants refuse: an f32 0-d constant of 1e40 would be inf,
+ * one of 1e-50 would be 0. inf, NaN, 0, a subnormal and 3.4028235e38 (FLT_MAX written
+ * shortest, FLT_MAX once rounded) are f32 values; f64 takes both. */
+Test(ops, error_scalar_that_f32_cannot_hold)
+{
+    expect_error("scalar 1e40", tg_scalar(tape, TG_F32, 1e40), TG_EINVAL,
+                 "scalar: the value 1e+40 does not fit f32", NULL);
+    tg_tape_reset(tape);
+    expect_error("scalar -1e-50", tg_scalar(tape, TG_F32, -1e-50), TG_EINVAL,
+                 "scalar: the value -1e-50 does not fit f32", NULL);
+    tg_tape_reset(tape);
+    const double fine[] = {INFINITY, -INFINITY, NAN, 0.0, -0.0, 1e-40, 3.4028235e38, -3.4028235e38};
+    for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+        tg_tensor *c = tg_scalar(tape, TG_F32, fine[i]);
+        cr_assert_not_null(c, "%g: %s", fine[i], tg_tape_error(tape));
+        double got = tg_tensor_get(c, 0);
+        cr_expect(isnan(fine[i]) ? isnan(got) : got == (double)(float)fine[i], "%g: %g", fine[i],
+                  got);
+    }
+    cr_expect_eq(tg_tensor_get(tg_scalar(tape, TG_F32, 3.4028235e38), 0), 0x1.fffffep+127);
+    tg_tensor *d = tg_scalar(tape, TG_F64, 1e-50);
+    cr_assert_not_null(d, "%s", tg_tape_error(tape));
+    cr_expect_eq(tg_tensor_get(d, 0), 1e-50);
+    cr_assert_not_null(tg_scalar(tape, TG_F64, 1e300));
+    /* clamp takes bounds f32 cannot hold (they clamp as inf and 0 would); its recorded gradient
+     * uses them as f32 does: 1 inside [0, inf], 0 below */
+    tg_tensor *x = own_leaf(TG_F32, 1, TS_SHAPE(3), TS_VALS(-2, 0.5, 5), true);
+    tg_tensor *y = tg_sum(tape, tg_clamp(tape, x, 1e-50, 1e300), TG_ALL_AXES, false);
+    tg_tensor *g = NULL;
+    cr_assert_eq(tg_grad_graph(tape, y, &x, 1, NULL, &g), TG_OK, "%s", tg_tape_error(tape));
+    cr_expect_eq(tg_tensor_get(g, 0), 0);
+    cr_expect_eq(tg_tensor_get(g, 1), 1);
+    cr_expect_eq(tg_tensor_get(g, 2), 1);
+    tg_tape_reset(tape);
+}
