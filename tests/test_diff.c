@@ -414,6 +414,34 @@ Test(diff, jvp_vjp_closed_form)
     tg_tensor_free(uv);
 }
 
+/* The results are the tape's even where the gradient is the seed itself (xs[i] is y, or an op
+ * whose gradient passes dy on, x + c): a caller's v freed right after the call leaves them
+ * readable (the sanitized build reports a use after free otherwise), and they are not v. */
+Test(diff, vjp_results_outlive_the_callers_seed)
+{
+    enum { N = 3 };
+    const double xv[N] = {0.5, -1.0, 2.0}, u[N] = {0.7, -1.1, 0.4};
+    tg_tensor *x = leaf(N, xv);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *y = tg_add_scalar(tape, x, 3);
+    tg_tensor *v = ts_vec(TG_F64, N, u, false);
+    tg_tensor *xs[2] = {y, x}, *o[2];
+    cr_assert_eq(tg_vjp(tape, y, v, xs, 2, o), TG_OK, "%s", tg_last_error());
+    cr_expect(o[0] != v && o[1] != v, "a result is the caller's v");
+    tg_tensor_free(v);
+    for (int k = 0; k < N; k++) {
+        cr_expect_eq(tg_tensor_get(o[0], (size_t)k), u[k], "dy/dy [%d]", k);
+        cr_expect_eq(tg_tensor_get(o[1], (size_t)k), u[k], "d(x + 3)/dx [%d]", k);
+    }
+    tg_tensor *seed = ts_vec(TG_F64, N, u, false), *g;
+    cr_assert_eq(tg_grad_graph(tape, x, &x, 1, seed, &g), TG_OK, "%s", tg_last_error());
+    cr_expect(g != seed, "the gradient of x in x is the caller's seed");
+    tg_tensor_free(seed);
+    cr_expect_eq(tg_tensor_get(g, 1), u[1]);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
 /* H v of Rosenbrock (2-D, via select) against the closed-form H times v, and against the
  * Hessian's blocks; the product is differentiable again: d/dx sum(H v) is a third derivative:
  * for Rosenbrock's H, d/dx0 of (H v)_0 + (H v)_1 = 2400 x0 v0 - 400 v1 - 400 v0 ... written

@@ -150,11 +150,13 @@ static tg_status accumulate(walk *w, const tg_tensor *y, int i, tg_tensor *x, tg
     return *slot ? TG_OK : w->tape->status;
 }
 
-/* The seed as a tape tensor: ones of y's shape when none is given. */
+/* The seed as a tape tensor: ones of y's shape when none is given, and a leaf's copy (times 1,
+ * exact for every value), so that no result is the caller's own tensor (for y among xs, or
+ * through an op whose VJP passes dy on, x + c), which the caller may free before the results. */
 static tg_tensor *seed_of(tg_tape *tape, tg_tensor *y, tg_tensor *seed)
 {
     if (seed)
-        return seed;
+        return (seed->flags & TG_TF_LEAF) ? tg_scale(tape, seed, 1) : seed;
     const double one64 = 1.0;
     const float one32 = 1.0f;
     return tg_constant(tape, (tg_dtype)y->dtype, y->rank, y->shape,
