@@ -572,6 +572,42 @@ Test(grad_graph_ops, take)
             }
 }
 
+/* An infinite dy, as ops.h says: take's recorded gradient is dy times a 0/1 matrix, so each
+ * position of x other than the infinite element's own is 0 * inf = NaN (tg_grad: 0 or the sum);
+ * slice's is dy placed exactly, and with step 2 differentiated again in dy it is NaN when the
+ * gradient coming in is infinite at a skipped element (without that, the slice's own picks). */
+Test(grad_graph_ops, infinite_dy_in_take_and_slice)
+{
+    const double xv[5] = {1, 2, 3, 4, 5}, iv[2] = {0, 2}, dv[2] = {INFINITY, 1};
+    const double wv[5] = {INFINITY, 1, 2, 3, 4};
+    tg_tensor *x = ts_vec(TG_F64, 5, xv, true), *idx = ts_vec(TG_F64, 2, iv, false);
+    tg_tensor *dy = ts_vec(TG_F64, 2, dv, true), *w = ts_vec(TG_F64, 5, wv, false);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *g = NULL;
+    cr_assert_eq(tg_grad_graph(tape, tg_take(tape, x, idx, 0), &x, 1, dy, &g), TG_OK, "%s",
+                 tg_last_error());
+    cr_expect(isinf(tg_tensor_get(g, 0)) && tg_tensor_get(g, 0) > 0, "take dx[0]");
+    for (size_t k = 1; k < 5; k++)
+        cr_expect(isnan(tg_tensor_get(g, k)), "take dx[%zu] = %g", k, tg_tensor_get(g, k));
+    cr_assert_eq(tg_grad_graph(tape, tg_slice(tape, x, 0, 1, 4, 2), &x, 1, dy, &g), TG_OK, "%s",
+                 tg_last_error());
+    const double want[5] = {0, INFINITY, 0, 1, 0};
+    for (size_t k = 0; k < 5; k++)
+        cr_expect_eq(tg_tensor_get(g, k), want[k], "slice dx[%zu] = %g", k, tg_tensor_get(g, k));
+    tg_tensor *gd = NULL;
+    cr_assert_eq(tg_grad_graph(tape, g, &dy, 1, w, &gd), TG_OK, "%s", tg_last_error());
+    cr_expect(isnan(tg_tensor_get(gd, 0)) && isnan(tg_tensor_get(gd, 1)), "%g %g",
+              tg_tensor_get(gd, 0), tg_tensor_get(gd, 1));
+    tg_tensor_set(w, 0, 0); /* finite: w at the picks, 1 and 3 */
+    cr_assert_eq(tg_grad_graph(tape, g, &dy, 1, w, &gd), TG_OK, "%s", tg_last_error());
+    cr_expect(tg_tensor_get(gd, 0) == 1 && tg_tensor_get(gd, 1) == 3);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(idx);
+    tg_tensor_free(dy);
+    tg_tensor_free(w);
+}
+
 /* ---- matmul ------------------------------------------------------------------------------- */
 
 /* Every case of NumPy's rules: 1-D against 1-D, 2-D and 3-D on either side, 2-D, 3-D batched

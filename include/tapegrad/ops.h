@@ -337,7 +337,11 @@ TG_API tg_tensor *tg_ceil(tg_tape *tape, tg_tensor *x);
 /* x[start:stop:step] along one axis (NumPy basic slicing: negative start/stop count from the
  * end, out-of-range values clamp, step > 0; TG_END for stop = to the end). An empty range
  * gives a size-0 axis. TG_EINVAL for step <= 0 or a bad axis (and for a 0-d x); TG_ESHAPE
- * for an axis longer than PTRDIFF_MAX (possible only in a tensor without elements). */
+ * for an axis longer than PTRDIFF_MAX (possible only in a tensor without elements). The
+ * recorded gradient (tg_grad_graph's) is dy placed among zeros, exact; with step > 1 and two
+ * or more elements picked it places dy with tg_take, so differentiated again in dy it is NaN
+ * where the gradient coming into it is infinite at an element the slice skips (0 * inf, as
+ * tg_take's). */
 TG_API tg_tensor *tg_slice(tg_tape *tape, tg_tensor *x, int axis, ptrdiff_t start, ptrdiff_t stop,
                            ptrdiff_t step);
 /* x[..., index, ...]: integer index along `axis` (negative from the end), dropping that axis.
@@ -357,7 +361,9 @@ TG_API tg_tensor *tg_stack(tg_tape *tape, tg_tensor *const *xs, size_t n, int ax
  * x's dtype holding integer values in [-dim, dim) (negative from the end), of any shape; a
  * value that is not an integer is TG_EINVAL and one out of range TG_ESHAPE, the message naming
  * the element. The gradient scatter-adds into x, so repeated indices accumulate (an embedding
- * lookup); idx gets none. */
+ * lookup); idx gets none. The recorded gradient (tg_grad_graph's) is dy times a 0/1 matrix:
+ * where dy has an infinite element, it is NaN at each other position of x's axis in that
+ * element's line (0 * inf), where tg_grad's gives 0 or the finite sum. */
 TG_API tg_tensor *tg_take(tg_tape *tape, tg_tensor *x, tg_tensor *idx, int axis);
 /* The axes of x in any order: axes holds rank(x) entries, a permutation of 0..rank-1
  * (negative entries count from the end); output axis i is input axis axes[i]. TG_EINVAL for
