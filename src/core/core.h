@@ -28,12 +28,18 @@
  * double, yet it is FLT_MAX in f32. */
 #define TG_F32_OVERFLOW 0x1.ffffffp+127
 
-/* Whether rounding the double v to f32 would change it without a word: a finite v that
- * becomes inf (from TG_F32_OVERFLOW on) or a nonzero one that becomes 0 (below 1.4e-45, half
- * of f32's smallest subnormal and less). inf, NaN, 0 and the subnormals are f32 values. */
+/* Whether the double v is finite and becomes inf in f32 (from TG_F32_OVERFLOW on). */
+static inline bool tg__f32_overflows(double v)
+{
+    return isfinite(v) && fabs(v) >= TG_F32_OVERFLOW;
+}
+
+/* Whether rounding the double v to f32 would change it without a word: it overflows, or it is
+ * nonzero and becomes 0 (below 1.4e-45, half of f32's smallest subnormal and less). inf, NaN,
+ * 0 and the subnormals are f32 values. */
 static inline bool tg__f32_cannot_hold(double v)
 {
-    return isfinite(v) && (fabs(v) >= TG_F32_OVERFLOW || (v != 0 && (float)v == 0));
+    return tg__f32_overflows(v) || (v != 0 && (float)v == 0);
 }
 
 /* On a function of plain vectorizable loops: GCC compiles it once per instruction set listed

@@ -27,7 +27,7 @@ static tg_tensor *located(const tg_program *g, tg_expr_error *err, tg_status st,
 /* A finite number f32 cannot hold: refused, rather than turned into inf without a word. */
 static bool too_large_for(tg_dtype dtype, double v)
 {
-    return dtype == TG_F32 && isfinite(v) && fabs(v) >= TG_F32_OVERFLOW;
+    return dtype == TG_F32 && tg__f32_overflows(v);
 }
 
 /* A tensor literal as a constant of `dtype` (f32 literals are converted in tape scratch). */

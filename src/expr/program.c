@@ -218,7 +218,7 @@ tg_status tg_expr_parse_value(const char *text, tg_dtype dtype, tg_expr_error *e
     /* A finite number that f32 cannot hold would become inf without a word; f64's limit is
      * the lexer's ("too large for a double"). */
     for (size_t i = 0; ok && dtype == TG_F32 && i < g.n_values; i++)
-        if (isfinite(g.values[i]) && fabs(g.values[i]) >= TG_F32_OVERFLOW)
+        if (tg__f32_overflows(g.values[i]))
             ok = tg_expr__fail(err, TG_EFORMAT, text, len, 0, len,
                                "number %.9g is too large for f32 (the largest is %.9g)",
                                g.values[i], (double)FLT_MAX) == TG_OK;
