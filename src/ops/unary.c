@@ -97,6 +97,13 @@ TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, bool fresh, tg_range
     }
 }
 
+/* An op's constant as it computes with it: rounded to f32 in an f32 op, in its forward and
+ * in-place VJP alike, so the recorded gradient must round it too. */
+static inline double as_computed(const tg_tensor *y, double c)
+{
+    return y->dtype == TG_F32 ? (double)(float)c : c;
+}
+
 /* One op: its element functions (T is the element type inside FWD and VJP), its loops over
  * a range (the pool's tasks) and over many elements, its forward and VJP, its differentiable
  * VJP (GVJP: an expression of tape tensors x, y, dy and the double c giving x's share, or NULL
@@ -171,9 +178,9 @@ TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, bool fresh, tg_range
     static tg_status id##_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)    \
     {                                                                                              \
         tg_tensor *x = y->in[0];                                                                   \
-        /* the constant as the forward and the in-place VJP use it: f32 rounds it (pow's c - 1     \
-         * from the unrounded c, 1.00000001, would be 1e-8, not 0: x^(1e-8), NaN for x < 0) */     \
-        const double c = y->dtype == TG_F32 ? (double)(float)y->attr.c : y->attr.c;                \
+        /* rounded as computed (pow's c - 1 from the unrounded c, 1.00000001, would be 1e-8,       \
+         * not 0: x^(1e-8), NaN for x < 0) */                                                      \
+        const double c = as_computed(y, y->attr.c);                                                \
         (void)c, (void)dy;                                                                         \
         if (x->requires_grad)                                                                      \
             dx[0] = (GVJP);                                                                        \
@@ -337,11 +344,9 @@ static void clamp_vjp(tg_tape *tape, tg_tensor *y)
 static tg_status clamp_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
 {
     tg_tensor *x = y->in[0];
-    /* the bounds as the forward and the in-place VJP use them: f32 rounds them (tg_scalar
-     * refuses a bound f32 cannot hold, which clamp takes: 1e300 is inf there) */
-    double lo = y->attr.range.lo, hi = y->attr.range.hi;
-    if (y->dtype == TG_F32)
-        lo = (float)lo, hi = (float)hi;
+    /* the bounds rounded as computed (tg_scalar refuses a bound f32 cannot hold, which clamp
+     * takes: 1e300 is inf there) */
+    const double lo = as_computed(y, y->attr.range.lo), hi = as_computed(y, y->attr.range.hi);
     if (x->requires_grad)
         dx[0] = GMUL(dy, GMUL(tg_ge(tape, x, GCONST(lo)), tg_le(tape, x, GCONST(hi))));
     return tg_tape_status(tape);
