@@ -1,5 +1,6 @@
 /* reduce.c (test_ops): the reductions' shapes (keepdim, negative axes, all axes), values
- * and VJPs (sum, mean, max, logsumexp), and softmax. */
+ * and VJPs (sum, mean, max, logsumexp), and softmax; along axes with elements after them, every
+ * reduction and softmax against a lane-by-lane reference, to the bit. */
 #include "ops.h"
 
 /* ---- reductions ---------------------------------------------------------------------------- */
@@ -177,5 +178,166 @@ Test(ops, softmax_values_and_vjp)
         tg_tensor *lc = tg_log_softmax(tape, c, 1);
         EXPECT_VALUES("log_softmax axis 1 of [2,2,2]", lc, log(lo), log(lo), log(hi), log(hi),
                       log(lo), log(lo), log(hi), log(hi));
+    }
+}
+
+/* ---- reductions along an axis with elements after it ----------------------------------------
+ * Such lanes are taken row by row (several lanes at once, the contiguous index innermost); each
+ * lane must still get exactly what it gets alone: its elements in order, k ascending. The
+ * reference below goes lane by lane, with the arithmetic of each op's definition (ops.h) in that
+ * order, in the dtype's own type, so values and gradients must match to the bit (NaN as NaN):
+ * ties and NaN pick the first, signed zeros and infinities included. */
+
+enum { RED_SUM, RED_MEAN, RED_MAX, RED_MIN, RED_PROD, RED_LSE, RED_SOFTMAX, RED_LOG_SOFTMAX };
+
+/* Lane (x[0], x[st], ... x[(n-1)st]) of op `op` into y (one value, or n for softmax's two),
+ * and the gradient dx (stride st) for the output gradient dy (stride dst: 0 for one value). */
+#define LANE_REFERENCE(T, EXP, LOG)                                                                \
+    static void lane_##T(int op, const T *x, size_t st, size_t n, T *y, const T *dy, size_t dst,   \
+                         T *dx)                                                                    \
+    {                                                                                              \
+        size_t pick = 0; /* the first maximum (minimum), or the first NaN */                       \
+        for (size_t k = 1; k < n; k++) {                                                           \
+            const T v = x[k * st], b = x[pick * st];                                               \
+            if (b != b)                                                                            \
+                break;                                                                             \
+            if ((op == RED_MIN ? v < b : v > b) || v != v)                                         \
+                pick = k;                                                                          \
+        }                                                                                          \
+        const T m = x[pick * st];                                                                  \
+        T acc = op == RED_PROD ? 1 : 0, ls = 0, dot = 0;                                           \
+        for (size_t k = 0; k < n; k++)                                                             \
+            if (op == RED_PROD)                                                                    \
+                acc *= x[k * st];                                                                  \
+            else if (op <= RED_MEAN)                                                               \
+                acc += x[k * st];                                                                  \
+            else                                                                                   \
+                ls += EXP(x[k * st] - m);                                                          \
+        ls = isfinite(m) ? LOG(ls) : 0;                                                            \
+        switch (op) {                                                                              \
+        case RED_SUM: y[0] = acc; break;                                                           \
+        case RED_MEAN: y[0] = acc / (T)n; break;                                                   \
+        case RED_MAX:                                                                              \
+        case RED_MIN: y[0] = m; break;                                                             \
+        case RED_PROD: y[0] = acc; break;                                                          \
+        case RED_LSE: y[0] = m + ls; break;                                                        \
+        default:                                                                                   \
+            for (size_t k = 0; k < n; k++)                                                         \
+                y[k * st] = op == RED_SOFTMAX ? EXP((x[k * st] - m) - ls) : (x[k * st] - m) - ls;  \
+        }                                                                                          \
+        for (size_t k = 0; k < n; k++) /* softmax: sum dy y; log_softmax: sum dy */                \
+            dot += op == RED_SOFTMAX ? dy[k * dst] * y[k * st] : dy[k * dst];                      \
+        for (size_t k = 0; k < n; k++) {                                                           \
+            T prefix = 1, suffix = 1;                                                              \
+            for (size_t j = 0; j < k; j++)                                                         \
+                prefix *= x[j * st];                                                               \
+            for (size_t j = n; j-- > k + 1;)                                                       \
+                suffix *= x[j * st];                                                               \
+            const T g = dy[k * dst];                                                               \
+            switch (op) {                                                                          \
+            case RED_SUM: dx[k * st] = g; break;                                                   \
+            case RED_MEAN: dx[k * st] = g / (T)n; break;                                           \
+            case RED_MAX:                                                                          \
+            case RED_MIN: dx[k * st] = k == pick ? g : 0; break;                                   \
+            case RED_PROD: dx[k * st] = g * (prefix * suffix); break;                              \
+            case RED_LSE: dx[k * st] = g * EXP((x[k * st] - m) - ls); break;                       \
+            case RED_SOFTMAX: dx[k * st] = y[k * st] * (g - dot); break;                           \
+            default: dx[k * st] = g - EXP(y[k * st]) * dot;                                        \
+            }                                                                                      \
+            dx[k * st] = (T)0 + dx[k * st]; /* added into a zeroed gradient: -0 becomes +0 */      \
+        }                                                                                          \
+    }
+LANE_REFERENCE(float, expf, logf)
+LANE_REFERENCE(double, exp, log)
+
+static bool same_or_both_nan(double a, double b)
+{
+    return a == b ? signbit(a) == signbit(b) || a != 0 : (a != a && b != b);
+}
+
+/* An empty axis with elements after it: sum 0, mean NaN (0 / 0), prod 1, logsumexp -inf. */
+Test(ops, reductions_over_an_empty_inner_axis)
+{
+    for (int di = 0; di < 2; di++) {
+        fresh_start();
+        tg_tensor *x = own_leaf(DTYPES[di], 3, TS_SHAPE(2, 0, 3), NULL, false);
+        EXPECT_VALUES("sum", tg_sum(tape, x, 1, false), 0, 0, 0, 0, 0, 0);
+        EXPECT_VALUES("prod", tg_prod(tape, x, 1, false), 1, 1, 1, 1, 1, 1);
+        tg_tensor *m = tg_mean(tape, x, 1, false), *l = tg_logsumexp(tape, x, 1, false);
+        cr_assert(m && l, "%s", tg_tape_error(tape));
+        for (size_t i = 0; i < 6; i++)
+            cr_expect(isnan(tg_tensor_get(m, i)) && tg_tensor_get(l, i) == -INFINITY,
+                      "[%zu]: mean %g, logsumexp %g", i, tg_tensor_get(m, i), tg_tensor_get(l, i));
+    }
+}
+
+Test(ops, reductions_along_inner_axes_match_lane_by_lane)
+{
+    enum { A = 3, N = 5, B = 7, COUNT = A * N * B };
+    const double specials[8] = {NAN, INFINITY, -INFINITY, 0.0, -0.0, 1.0, 1.0, -2.5};
+    tg_tensor *(*const fns[])(tg_tape *, tg_tensor *, int, bool) = {
+        tg_sum, tg_mean, tg_max, tg_min, tg_prod, tg_logsumexp, NULL, NULL};
+    for (int di = 0; di < 2; di++) {
+        const tg_dtype dt = DTYPES[di];
+        for (int set = 0; set < 3; set++) {
+            double v[COUNT]; /* tenths in [-3.05, 3.25), whose sums round; set 1: every 8th
+                              * special; set 2: NaN at every even index, so that along each
+                              * axis some lanes hold two (the first is the pick) */
+            for (size_t i = 0; i < COUNT; i++)
+                v[i] = set == 1 && i % 8 == 3   ? specials[(i / 8) % 8]
+                       : set == 2 && i % 2 == 0 ? NAN
+                                                : (double)((i * 37) % 64) / 10 - 3.05;
+            for (int op = RED_SUM; op <= RED_LOG_SOFTMAX; op++) {
+                for (int axis = 0; axis < 3; axis++) {
+                    fresh_start();
+                    tg_tensor *x = own_leaf(dt, 3, TS_SHAPE(A, N, B), v, true);
+                    tg_tensor *y = op == RED_SOFTMAX       ? tg_softmax(tape, x, axis)
+                                   : op == RED_LOG_SOFTMAX ? tg_log_softmax(tape, x, axis)
+                                                           : fns[op](tape, x, axis, false);
+                    cr_assert(y != NULL, "%s", tg_tape_error(tape));
+                    const size_t ny = tg_tensor_numel(y), n = TS_SHAPE(A, N, B)[axis];
+                    const size_t inner = axis == 0 ? N * B : axis == 1 ? B : 1;
+                    double seed[COUNT], want_y[COUNT], want_dx[COUNT];
+                    for (size_t j = 0; j < ny; j++)
+                        seed[j] = (double)(j % 5) - 2 + 0.25;
+                    backward_seed(y, seed);
+                    const bool lanes_out = op >= RED_SOFTMAX; /* y has x's shape */
+                    for (size_t o = 0; o < COUNT / (n * inner); o++)
+                        for (size_t i = 0; i < inner; i++) {
+                            const size_t at = o * n * inner + i,
+                                         yat = lanes_out ? at : o * inner + i;
+                            const size_t dst = lanes_out ? inner : 0;
+                            if (dt == TG_F32) {
+                                float xf[COUNT], yf[COUNT], dyf[COUNT], dxf[COUNT];
+                                for (size_t j = 0; j < COUNT; j++)
+                                    xf[j] = (float)v[j], dyf[j] = (float)seed[j];
+                                lane_float(op, xf + at, inner, n, yf + at, dyf + yat, dst,
+                                           dxf + at);
+                                for (size_t k = 0; k < n; k++)
+                                    want_dx[at + k * inner] = dxf[at + k * inner];
+                                for (size_t k = 0; k < (lanes_out ? n : 1); k++)
+                                    want_y[yat + k * inner] = yf[at + k * inner];
+                            } else {
+                                double yd[COUNT], dxd[COUNT];
+                                lane_double(op, v + at, inner, n, yd + at, seed + yat, dst,
+                                            dxd + at);
+                                for (size_t k = 0; k < n; k++)
+                                    want_dx[at + k * inner] = dxd[at + k * inner];
+                                for (size_t k = 0; k < (lanes_out ? n : 1); k++)
+                                    want_y[yat + k * inner] = yd[at + k * inner];
+                            }
+                        }
+                    for (size_t j = 0; j < ny; j++)
+                        cr_assert(same_or_both_nan(tg_tensor_get(y, j), want_y[j]),
+                                  "%s set %d op %d axis %d: y[%zu] = %a, not %a", tg_dtype_name(dt),
+                                  set, op, axis, j, tg_tensor_get(y, j), want_y[j]);
+                    for (size_t j = 0; j < COUNT; j++)
+                        cr_assert(same_or_both_nan(tg_tensor_grad_get(x, j), want_dx[j]),
+                                  "%s set %d op %d axis %d: dx[%zu] = %a, not %a",
+                                  tg_dtype_name(dt), set, op, axis, j, tg_tensor_grad_get(x, j),
+                                  want_dx[j]);
+                }
+            }
+        }
     }
 }
