@@ -201,15 +201,33 @@ static tg_status transpose_shape(tg_tensor *y, char *msg, size_t size)
     return TG_OK;
 }
 
+/* A copy between layouts (a transpose, a permute that moves the last axis) reads one side
+ * against its stride: whole rows of x against whole columns of y put every write on another
+ * cache line, and at power-of-two widths all of a column's lines in one cache set (a transpose
+ * of 1024 x 1024 f32 took 5.9 ms, 5.6 ns an element). So the two innermost loops go by tiles of
+ * TILE x TILE, the inner loop along the side written contiguously: the tile's lines on the
+ * strided side, TILE of them in as few sets, stay in L1 while it is copied, even in an 8-way
+ * L1 at a power-of-two stride (a transpose of 1024 x 1024 f32 written for the purpose, on Zen 4:
+ * tiles of 8, 0.64 ms; 16, 1.1; 32, 2.0; tiles of 8 with the inner loop along the strided side,
+ * 3.6). Each element is copied (or added) once, so the order changes no value. */
+#define TILE ((size_t)8)
+
+/* Runs its body for every (i, j) of an R x C grid, tile by tile, j innermost. */
+#define FOR_TILES(R, C, ...)                                                                       \
+    for (size_t i0_ = 0; i0_ < (R); i0_ += TILE)                                                   \
+        for (size_t j0_ = 0; j0_ < (C); j0_ += TILE)                                               \
+            for (size_t i = i0_, i1_ = i0_ + TILE < (R) ? i0_ + TILE : (R); i < i1_; i++)          \
+                for (size_t j = j0_, j1_ = j0_ + TILE < (C) ? j0_ + TILE : (C); j < j1_; j++) {    \
+                    __VA_ARGS__                                                                    \
+                }
+
 static void transpose_forward(tg_tensor *y)
 {
     size_t R = y->in[0]->shape[0], C = y->in[0]->shape[1];
     DISPATCH(y->dtype, {
         const T *X = y->in[0]->data;
         T *Y = y->data;
-        for (size_t i = 0; i < R; i++)
-            for (size_t j = 0; j < C; j++)
-                Y[j * R + i] = X[i * C + j];
+        FOR_TILES(C, R, Y[i * R + j] = X[j * C + i];) /* y's row i is x's column i */
     });
 }
 
@@ -222,9 +240,7 @@ static void transpose_vjp(tg_tape *tape, tg_tensor *y)
     DISPATCH(y->dtype, {
         const T *DY = y->grad;
         T *DX = dx;
-        for (size_t i = 0; i < R; i++)
-            for (size_t j = 0; j < C; j++)
-                DX[i * C + j] += DY[j * R + i];
+        FOR_TILES(R, C, DX[i * C + j] += DY[j * R + i];)
     });
 }
 
@@ -313,12 +329,16 @@ static void permute_forward(tg_tensor *y)
         const T *X = y->in[0]->data;
         T *Y = y->data;
         for (size_t a = 0; a < n[0]; a++)
-            for (size_t b = 0; b < n[1]; b++)
-                for (size_t c = 0; c < n[2]; c++) {
-                    const T *x = X + a * st[0] + b * st[1] + c * st[2];
-                    for (size_t d = 0; d < n[3]; d++)
-                        *Y++ = x[d * st[3]];
-                }
+            for (size_t b = 0; b < n[1]; b++) {
+                const T *x = X + a * st[0] + b * st[1];
+                T *yab = Y + (a * n[1] + b) * n[2] * n[3];
+                if (st[3] == 1) /* the last axis stays last: rows copy as they are */
+                    for (size_t c = 0; c < n[2]; c++)
+                        for (size_t d = 0; d < n[3]; d++)
+                            yab[c * n[3] + d] = x[c * st[2] + d];
+                else
+                    FOR_TILES(n[2], n[3], yab[i * n[3] + j] = x[i * st[2] + j * st[3]];)
+            }
     });
 }
 
@@ -333,12 +353,18 @@ static void permute_vjp(tg_tape *tape, tg_tensor *y)
         const T *DY = y->grad;
         T *DX = dx;
         for (size_t a = 0; a < n[0]; a++)
-            for (size_t b = 0; b < n[1]; b++)
-                for (size_t c = 0; c < n[2]; c++) {
-                    T *d = DX + a * st[0] + b * st[1] + c * st[2];
-                    for (size_t e = 0; e < n[3]; e++)
-                        d[e * st[3]] += *DY++;
-                }
+            for (size_t b = 0; b < n[1]; b++) {
+                T *dx_ab = DX + a * st[0] + b * st[1];
+                const T *dy = DY + (a * n[1] + b) * n[2] * n[3];
+                if (st[3] == 1)
+                    for (size_t c = 0; c < n[2]; c++)
+                        for (size_t d = 0; d < n[3]; d++)
+                            dx_ab[c * st[2] + d] += dy[c * n[3] + d];
+                else if (st[2] == 1) /* along c, dx is contiguous */
+                    FOR_TILES(n[3], n[2], dx_ab[j + i * st[3]] += dy[j * n[3] + i];)
+                else
+                    FOR_TILES(n[2], n[3], dx_ab[i * st[2] + j * st[3]] += dy[i * n[3] + j];)
+            }
     });
 }
 

@@ -282,6 +282,46 @@ Test(ops, permute_values_gradients_and_errors)
     expect_error_reset("NULL", tg_permute(tape, x, NULL), TG_EINVAL, "axes is NULL");
 }
 
+/* Copies between layouts go by tiles (8 x 8): every permutation of a shape whose axes are not
+ * multiples of a tile, and transposes, moving each element and each gradient where the indices
+ * say (dy = 1 + y's flat index). */
+Test(ops, permutes_and_transposes_beyond_a_tile)
+{
+    enum { P = 3, Q = 19, R = 21, COUNT = P * Q * R };
+    static const int perms[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2},
+                                    {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+    const size_t dims[3] = {P, Q, R};
+    static double want[COUNT], dy[COUNT], dx[COUNT], iota_x[COUNT];
+    for (size_t i = 0; i < COUNT; i++)
+        dy[i] = (double)(i + 1), iota_x[i] = (double)i;
+    for (int di = 0; di < 2; di++) {
+        for (int p = 0; p < 7; p++) { /* 6: a transpose of the (Q, R) matrix */
+            fresh_start();
+            const bool tr = p == 6;
+            tg_tensor *x = own_leaf(DTYPES[di], tr ? 2 : 3, tr ? SH(Q, R) : dims, iota_x, true);
+            tg_tensor *y = tr ? tg_transpose(tape, x) : tg_permute(tape, x, perms[p]);
+            const int *pm = tr ? (const int[]){0, 2, 1} : perms[p];
+            const size_t n[3] = {tr ? 1 : dims[pm[0]], dims[pm[1]], dims[pm[2]]};
+            for (size_t a = 0; a < n[0]; a++) /* y[a,b,c] = x at index (a,b,c) on axes pm */
+                for (size_t b = 0; b < n[1]; b++)
+                    for (size_t c = 0; c < n[2]; c++) {
+                        size_t at[3];
+                        at[pm[0]] = a, at[pm[1]] = b, at[pm[2]] = c;
+                        const size_t xi = (at[0] * Q + at[1]) * R + at[2],
+                                     yi = (a * n[1] + b) * n[2] + c;
+                        want[yi] = (double)xi;
+                        dx[xi] = dy[yi];
+                    }
+            cr_assert(y != NULL, "%s", tg_tape_error(tape));
+            ts_assert_values(y, want, COUNT / (tr ? P : 1), 0, 0, "perm %d", p);
+            tg_tensor *seed =
+                own_leaf(DTYPES[di], tg_tensor_rank(y), tg_tensor_shape(y), dy, false);
+            cr_assert_eq(tg_backward_seed(tape, y, seed), TG_OK, "%s", tg_last_error());
+            ts_assert_grad(x, dx, COUNT / (tr ? P : 1), 0, 0, "perm %d: dx", p);
+        }
+    }
+}
+
 /* matmul with NumPy's rules. A = [[1,2,3],[4,5,6]]. */
 Test(ops, matmul_vectors_and_broadcast_batches)
 {
