@@ -339,12 +339,17 @@ Test(pool, concurrent_callers)
 Test(pool, set_num_threads_errors)
 {
     cr_assert_eq(tg_set_num_threads(3), TG_OK);
-    static const int bad[] = {0, -1, -1000, INT_MIN};
+    /* above 1024 (TG_NUM_THREADS's largest too): every large GEMM was cut into as many
+     * shares, each with its own packing buffer (gigabytes at a million) */
+    static const int bad[] = {0, -1, -1000, INT_MIN, 1025, 1000000, INT_MAX};
     for (size_t k = 0; k < COUNT(bad); k++) {
         cr_assert_eq(tg_set_num_threads(bad[k]), TG_EINVAL, "%d threads accepted", bad[k]);
         ts_assert_has(tg_last_error(), "tg_set_num_threads");
         cr_assert_eq(tg_get_num_threads(), 3, "a refused count changed the setting");
     }
+    cr_assert_eq(tg_set_num_threads(1024), TG_OK);
+    cr_assert_eq(tg_get_num_threads(), 1024);
+    cr_assert_eq(tg_set_num_threads(3), TG_OK);
     check_loop(1000, 1, 3);
 }
 
