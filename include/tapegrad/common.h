@@ -131,10 +131,10 @@ TG_API uint64_t tg_rng_below(tg_rng *rng, uint64_t n);
  * problem size and the thread count, so results are bit-identical from run to run for a given
  * count. (Not across problem sizes: a row of a product may round differently in a product with
  * more rows, which takes another kernel path.) The count starts from the environment variable
- * TG_NUM_THREADS when it holds an integer from 1 to 1024 (other values are ignored), else the
- * number of online CPUs (at most 1024). tg_set_num_threads(n) with n from 1 to 1024 sets it
- * (n = 1 runs everything on the calling thread); TG_EINVAL for any other n. Call it while no
- * library call is running on another thread. */
+ * TG_NUM_THREADS when it holds decimal digits only, of 1 to 1024 (other values, ' 4' or '+4'
+ * too, are ignored), else the number of online CPUs (at most 1024). tg_set_num_threads(n)
+ * with n from 1 to 1024 sets it (n = 1 runs everything on the calling thread); TG_EINVAL for
+ * any other n. Call it while no library call is running on another thread. */
 TG_API tg_status tg_set_num_threads(int n);
 TG_API int tg_get_num_threads(void);
 

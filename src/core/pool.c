@@ -137,7 +137,9 @@ static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
 static int default_thread_count(void)
 {
     const char *env = getenv("TG_NUM_THREADS");
-    if (env && *env) {
+    /* digits only: strtol would also skip leading blanks and take a sign (' 4', '+4'), where
+     * a trailing blank ('4 ') is refused */
+    if (env && *env >= '0' && *env <= '9') {
         char *end;
         long n = strtol(env, &end, 10);
         if (*end == '\0' && n >= 1 && n <= MAX_THREADS)
