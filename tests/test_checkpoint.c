@@ -410,7 +410,7 @@ Test(checkpoint, valid_checksum_but_lying_fields)
         {204, 8, 0, "bytes are left before the checksum"}, /* the state is read as the model */
         {204, 8, (uint64_t)1 << 40, "more than the"},
         {212 + 8 * 3, 8, 0x7ff0000000000000u, "m[3] is inf"},
-        {212 + S - 8, 8, 0xbff0000000000000u, "v[25] is -1 (expected a finite value >= 0)"},
+        {212 + S - 8, 8, 0xbff0000000000000u, "v[25] is -1 (expected 0 to +inf)"},
         {212 + S, 8, 12, "the model is 12 bytes"},
         {220 + S + 30, 1, 0x55, "the embedded model: model_load_buffer: checksum mismatch"},
     };

@@ -516,6 +516,46 @@ Test(optim, the_largest_step_count_is_refused)
     tg_tensor_free(w);
 }
 
+/* An f32 gradient of 1e21: Adam's v = (1 - 0.999) * 1e42 is beyond f32 and the step stores
+ * +inf, while the weight moves by lr (m / bc1 = g, sqrt(v / bc2) = g in double) and later
+ * moves by m / inf = 0. That state is the optimizer's own: set_state (a checkpoint's load)
+ * takes it, and the run goes on as it would have; NaN and negative v stay refused. */
+Test(optim, adam_state_with_an_overflowed_second_moment_restores)
+{
+    const double w0[2] = {0, 0}, g[2] = {1e21, 1};
+    tg_tensor *w = ts_vec(TG_F32, 2, w0, true);
+    tg_optim_options opt = TG_OPTIM_OPTIONS_INIT;
+    opt.kind = TG_OPTIM_ADAM;
+    opt.lr = 0.1;
+    tg_optim *o = NULL;
+    cr_assert_eq(tg_optim_new(&opt, &w, 1, &o), TG_OK, "%s", tg_last_error());
+    set_grad(w, g);
+    cr_assert_eq(tg_optim_step(o), TG_OK);
+    float *s = tg_optim_state(o); /* m[0], m[1], v[0], v[1] */
+    cr_assert(isinf(s[2]) && s[2] > 0, "v[0] = %g", (double)s[2]);
+    cr_assert_float_eq(tg_tensor_get(w, 0), -0.1, 1e-7); /* -lr * g / (|g| + eps) */
+    float saved[4];
+    memcpy(saved, s, sizeof saved);
+    cr_assert_eq(tg_optim_set_state(o, saved, sizeof saved, 1), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_optim_step(o), TG_OK);
+    cr_assert_float_eq(tg_tensor_get(w, 0), -0.1, 1e-7, "v = inf: the weight stays");
+    float bad[4];
+    memcpy(bad, saved, sizeof bad);
+    bad[3] = NAN;
+    cr_assert_eq(tg_optim_set_state(o, bad, sizeof bad, 1), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "v[1] is nan (expected 0 to +inf)");
+    bad[3] = -1;
+    cr_assert_eq(tg_optim_set_state(o, bad, sizeof bad, 1), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "v[1] is -1");
+    memcpy(bad, saved, sizeof bad);
+    bad[0] = INFINITY;
+    cr_assert_eq(tg_optim_set_state(o, bad, sizeof bad, 1), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "m[0] is inf (expected a finite value)");
+    cr_assert_eq(tg_optim_steps(o), 2, "refused states change nothing");
+    tg_optim_free(o);
+    tg_tensor_free(w);
+}
+
 /* ---- out of memory ------------------------------------------------------------------------- */
 
 typedef struct oom_case {

@@ -79,7 +79,9 @@ TG_API void *tg_optim_state(tg_optim *optim);
 TG_API void tg_optim_set_steps(tg_optim *optim, uint64_t steps);
 /* Restores a saved state (a checkpoint's): `bytes` must equal tg_optim_state_size and `state`
  * hold the block in the layout above (state NULL is allowed when bytes is 0), every value
- * finite and Adam's second moments >= 0; the step count becomes `steps` (below 2^64 - 1).
+ * finite except Adam's second moments, which must be >= 0 and may be +inf (what a step stores
+ * when g^2 overflows the dtype; that weight's later moves are 0, as in PyTorch); the step count
+ * becomes `steps` (below 2^64 - 1).
  * TG_EINVAL naming the first bad value, and then nothing changes. */
 TG_API tg_status tg_optim_set_state(tg_optim *optim, const void *state, size_t bytes,
                                     uint64_t steps);

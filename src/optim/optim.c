@@ -369,16 +369,20 @@ tg_status tg_optim_set_state(tg_optim *optim, const void *state, size_t bytes, u
     if (steps == UINT64_MAX)
         return tg__error(TG_EINVAL, "%s: steps is 2^64 - 1, which no step can follow", who);
     /* Check everything before changing anything. Adam's block is m then v; v is a running
-     * mean of squares, so a negative one is corrupt (and would make sqrt(v) NaN). */
+     * mean of squares, so a negative one is corrupt (and would make sqrt(v) NaN). It may be
+     * +inf: the step itself stores that when a square overflows the dtype (an f32 gradient
+     * above about 6e20 at beta2 0.999), and the weight goes on (its moves are then 0), so a
+     * checkpoint of such a run must load. */
     bool f32 = optim->dtype == TG_F32, adam = state_buffers(&optim->opt) == 2;
     size_t n = bytes / tg_dtype_size(optim->dtype);
     for (size_t i = 0; i < n; i++) {
         double v = load_at(state, f32, i);
         bool second = adam && i >= optim->numel;
-        if (!isfinite(v) || (second && v < 0))
-            return tg__error(TG_EINVAL, "%s: %s[%zu] is %g (expected a finite value%s)", who,
+        if (second ? !(v >= 0) : !isfinite(v))
+            return tg__error(TG_EINVAL, "%s: %s[%zu] is %g (expected %s)", who,
                              !adam ? "momentum" : second ? "v" : "m",
-                             second ? i - optim->numel : i, v, second ? " >= 0" : "");
+                             second ? i - optim->numel : i, v,
+                             second ? "0 to +inf" : "a finite value");
     }
     if (bytes)
         memcpy(optim->state, state, bytes);
