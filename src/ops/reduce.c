@@ -100,6 +100,32 @@ static axis_split split_at(const tg_tensor *x, int axis)
             __VA_ARGS__                                                                            \
         }
 
+/* out = the sum of a lane's terms TERM(x[k]) for its n elements x[k] = X[xoff + k * st]
+ * (LANE_SUM_AT: TERM(i) of the elements' offsets i = xoff + k * st, for terms of two arrays):
+ * blocks of TG_PAR_GRAIN elements each summed in order from k = 0, and the block sums added
+ * in order, as sum_all_parallel adds its blocks (so a vector summed over its one axis gives
+ * the bits of its sum over all axes). One running sum stops growing in f32 once it is 2^24
+ * times its terms: 2^25 ones summed to 16777216, their mean was 0.5 and their logsumexp
+ * 1 + log 2^24. A lane of one block (up to 32768 elements) is the plain running sum. */
+#define LANE_SUM_AT(T, xoff, st, n, out, TERM)                                                     \
+    do {                                                                                           \
+        T tot_ = 0;                                                                                \
+        for (size_t b_ = 0; b_ < (n); b_ += TG_PAR_GRAIN) {                                        \
+            const size_t e_ = b_ + TG_PAR_GRAIN < (n) ? b_ + TG_PAR_GRAIN : (n);                   \
+            T acc_ = 0;                                                                            \
+            for (size_t k_ = b_; k_ < e_; k_++)                                                    \
+                acc_ += TERM((xoff) + k_ * (st));                                                  \
+            tot_ = b_ == 0 ? acc_ : tot_ + acc_;                                                   \
+        }                                                                                          \
+        (out) = tot_;                                                                              \
+    } while (0)
+#define LANE_SUM(T, X, xoff, st, n, out, TERM)                                                     \
+    do {                                                                                           \
+        const T *X_ = (X);                                                                         \
+        LANE_SUM_AT(T, xoff, st, n, out, TERM##_AT);                                               \
+    } while (0)
+#define LANE_TERM_ITSELF_AT(i) X_[i]
+
 /* ---- lanes taken row by row -----------------------------------------------------------------
  * Along an axis with elements after it (inner > 1), a lane's elements are inner apart, so
  * walking one lane at a time reads a column: a cache line per element, and at power-of-two
@@ -107,9 +133,9 @@ static axis_split split_at(const tg_tensor *x, int axis)
  * 1024 x 1024 f32 took 33 ms, 31 ns an element). There the ops below take the inner lanes of
  * one outer index together, row by row (k), each row's elements innermost and contiguous, with
  * a lane's running values (a sum, a maximum) in a row of their own. Every lane still sees its
- * elements in the same order, k ascending, with the same arithmetic: the same bits as lane by
- * lane, and the loops over a row vectorize. Lanes that are contiguous (inner 1) are read in
- * order as they are. */
+ * elements in the same order, k ascending, with the same arithmetic, its sums in LANE_SUM's
+ * blocks (ROWS_SUM): the same bits as lane by lane, and the loops over a row vectorize. Lanes
+ * that are contiguous (inner 1) are read in order as they are. */
 static bool by_rows(axis_split s)
 {
     return s.inner > 1;
@@ -144,9 +170,36 @@ static void *row_scratch(tg_tape *tape, axis_split s, size_t bytes)
             }                                                                                      \
     } while (0)
 
+/* OUT[i] = the sum over rows k < n of TERM (an expression of k and i) for each lane i < inner,
+ * in LANE_SUM_AT's blocks: the first block's rows summed in order into OUT, each later block's
+ * into P (a scratch row, needed only when n > TG_PAR_GRAIN: rows_sum_scratch) and then added to
+ * OUT. */
+#define ROWS_SUM(n, inner, OUT, P, TERM)                                                           \
+    do {                                                                                           \
+        for (size_t i = 0; i < (inner); i++)                                                       \
+            (OUT)[i] = 0;                                                                          \
+        for (size_t b_ = 0; b_ < (n); b_ += TG_PAR_GRAIN) {                                        \
+            const size_t e_ = b_ + TG_PAR_GRAIN < (n) ? b_ + TG_PAR_GRAIN : (n);                   \
+            T *acc_ = b_ == 0 ? (OUT) : (P);                                                       \
+            for (size_t i = 0; b_ && i < (inner); i++)                                             \
+                acc_[i] = 0;                                                                       \
+            for (size_t k = b_; k < e_; k++)                                                       \
+                for (size_t i = 0; i < (inner); i++)                                               \
+                    acc_[i] += (TERM);                                                             \
+            for (size_t i = 0; b_ && i < (inner); i++)                                             \
+                (OUT)[i] = (OUT)[i] + acc_[i];                                                     \
+        }                                                                                          \
+    } while (0)
+
+/* How many scratch rows ROWS_SUM needs for lanes of n elements: one past the first block. */
+static size_t rows_sum_scratch(size_t n)
+{
+    return n > TG_PAR_GRAIN;
+}
+
 /* M[i] and L[i]: the shift and log-sum of each lane (SHIFT_LOGSUM) of the block of X whose rows
- * are inner apart, each sum in the lane's order. */
-#define ROWS_SHIFT_LOGSUM(X, n, inner, M, L)                                                       \
+ * are inner apart, with P a scratch row for ROWS_SUM. */
+#define ROWS_SHIFT_LOGSUM(X, n, inner, M, L, P)                                                    \
     do {                                                                                           \
         if ((n) == 0) {                                                                            \
             for (size_t i_ = 0; i_ < (inner); i_++)                                                \
@@ -154,11 +207,7 @@ static void *row_scratch(tg_tape *tape, axis_split s, size_t bytes)
             break;                                                                                 \
         }                                                                                          \
         ROWS_BEST(X, n, inner, M, (size_t *)NULL, >);                                              \
-        for (size_t i_ = 0; i_ < (inner); i_++)                                                    \
-            (L)[i_] = 0;                                                                           \
-        for (size_t k_ = 0; k_ < (n); k_++)                                                        \
-            for (size_t i_ = 0; i_ < (inner); i_++)                                                \
-                (L)[i_] += exp((X)[k_ * (inner) + i_] - (M)[i_]);                                  \
+        ROWS_SUM(n, inner, L, P, exp((X)[k * (inner) + i] - (M)[i]));                              \
         for (size_t i_ = 0; i_ < (inner); i_++) /* a lane whose shift is not finite: 0 */          \
             (L)[i_] = isfinite((M)[i_]) ? log((L)[i_]) : 0;                                        \
     } while (0)
@@ -231,12 +280,11 @@ static void sum_like_forward(tg_tensor *y, bool mean)
 {
     if (y->attr.r.axis == TG_ALL_AXES) {
         const size_t n = y->in[0]->numel;
-        if (TG_LIKELY(n < 2 * TG_PAR_GRAIN)) { /* one lane, in order: no split, no lanes */
+        if (TG_LIKELY(n < 2 * TG_PAR_GRAIN)) { /* one lane, no split: the blocks in turn */
             DISPATCH(y->dtype, {
                 const T *X = y->in[0]->data;
-                T acc = 0;
-                for (size_t k = 0; k < n; k++)
-                    acc += X[k];
+                T acc;
+                LANE_SUM(T, X, 0, 1, n, acc, LANE_TERM_ITSELF);
                 *(T *)y->data = mean ? acc / (T)n : acc;
             });
             return;
@@ -245,33 +293,31 @@ static void sum_like_forward(tg_tensor *y, bool mean)
             return;
     }
     axis_split s = split_at(y->in[0], y->attr.r.axis);
-    if (by_rows(s)) {
-        DISPATCH(y->dtype, {
-            for (size_t o = 0; o < s.outer; o++) {
-                const T *restrict X = (const T *)y->in[0]->data + o * s.n * s.inner;
-                T *restrict Y = (T *)y->data + o * s.inner;
-                for (size_t i = 0; i < s.inner; i++)
-                    Y[i] = 0;
-                for (size_t k = 0; k < s.n; k++)
-                    for (size_t i = 0; i < s.inner; i++)
-                        Y[i] += X[k * s.inner + i];
-                if (mean)
-                    for (size_t i = 0; i < s.inner; i++)
-                        Y[i] = Y[i] / (T)s.n;
-            }
-        });
-        return;
-    }
+    tg_tape *tape = y->tape;
+    const tg_arena mark = tg_tape__scratch_mark(tape);
+    const size_t extra = rows_sum_scratch(s.n);
+    void *rows = by_rows(s) && extra ? row_scratch(tape, s, extra * tg__esize(y)) : NULL;
     DISPATCH(y->dtype, {
         const T *X = y->in[0]->data;
         T *Y = y->data;
-        FOR_LANES(s, {
-            T acc = 0;
-            for (size_t k = 0; k < s.n; k++)
-                acc += X[xoff + k * st];
-            Y[yoff] = mean ? acc / (T)s.n : acc;
-        })
+        if (by_rows(s) && (rows || !extra)) {
+            for (size_t o = 0; o < s.outer; o++) {
+                const T *restrict Xo = X + o * s.n * s.inner;
+                T *restrict Yo = Y + o * s.inner;
+                ROWS_SUM(s.n, s.inner, Yo, (T *)rows, Xo[k * s.inner + i]);
+                if (mean)
+                    for (size_t i = 0; i < s.inner; i++)
+                        Yo[i] = Yo[i] / (T)s.n;
+            }
+        } else {
+            FOR_LANES(s, {
+                T acc;
+                LANE_SUM(T, X, xoff, st, s.n, acc, LANE_TERM_ITSELF);
+                Y[yoff] = mean ? acc / (T)s.n : acc;
+            })
+        }
     });
+    tg_tape__scratch_release(tape, &mark);
 }
 
 static void sum_like_vjp(tg_tape *tape, tg_tensor *y, bool mean)
@@ -517,12 +563,14 @@ static void prod_vjp(tg_tape *tape, tg_tensor *y)
         (m) = (n) ? (X)[(xoff) + km_ * (st)] : (T)-INFINITY;                                       \
         (ls) = 0;                                                                                  \
         if (isfinite(m)) {                                                                         \
-            T s_ = 0;                                                                              \
-            for (size_t k_ = 0; k_ < (n); k_++)                                                    \
-                s_ += exp((X)[(xoff) + k_ * (st)] - (m));                                          \
+            T s_;                                                                                  \
+            const T m_ = (m);                                                                      \
+            LANE_SUM(T, X, xoff, st, n, s_, SHIFTED_EXP);                                          \
             (ls) = log(s_);                                                                        \
         }                                                                                          \
     } while (0)
+
+#define SHIFTED_EXP_AT(i) exp(X_[i] - m_)
 
 #define LSE(X, xoff, st, n, out)                                                                   \
     do {                                                                                           \
@@ -537,15 +585,16 @@ static void logsumexp_forward(tg_tensor *y)
     axis_split s = split_at(y->in[0], y->attr.r.axis);
     tg_tape *tape = y->tape;
     const tg_arena mark = tg_tape__scratch_mark(tape);
-    void *rows = by_rows(s) ? row_scratch(tape, s, tg__esize(y)) : NULL;
+    const size_t nrows = 1 + rows_sum_scratch(s.n);
+    void *rows = by_rows(s) ? row_scratch(tape, s, nrows * tg__esize(y)) : NULL;
     DISPATCH(y->dtype, {
         const T *X = y->in[0]->data;
         T *Y = y->data;
         if (rows) { /* each lane's shift in its place in y, its log-sum in the scratch row */
-            T *L = rows;
+            T *L = rows, *P = L + s.inner;
             for (size_t o = 0; o < s.outer; o++) {
                 T *Yo = Y + o * s.inner;
-                ROWS_SHIFT_LOGSUM(X + o * s.n * s.inner, s.n, s.inner, Yo, L);
+                ROWS_SHIFT_LOGSUM(X + o * s.n * s.inner, s.n, s.inner, Yo, L, P);
                 for (size_t i = 0; i < s.inner; i++)
                     Yo[i] = Yo[i] + L[i];
             }
@@ -563,16 +612,17 @@ static void logsumexp_vjp(tg_tape *tape, tg_tensor *y)
         return;
     axis_split s = split_at(y->in[0], y->attr.r.axis);
     const tg_arena mark = tg_tape__scratch_mark(tape);
-    void *rows = by_rows(s) ? row_scratch(tape, s, 2 * tg__esize(y)) : NULL;
+    const size_t nrows = 2 + rows_sum_scratch(s.n);
+    void *rows = by_rows(s) ? row_scratch(tape, s, nrows * tg__esize(y)) : NULL;
     DISPATCH(y->dtype, {
         const T *X = y->in[0]->data, *DY = y->grad;
         T *DX = dx;
         if (rows) {
-            T *M = rows, *L = M + s.inner;
+            T *M = rows, *L = M + s.inner, *P = L + s.inner;
             for (size_t o = 0; o < s.outer; o++) {
                 const T *Xo = X + o * s.n * s.inner, *dy = DY + o * s.inner;
                 T *DXo = DX + o * s.n * s.inner;
-                ROWS_SHIFT_LOGSUM(Xo, s.n, s.inner, M, L);
+                ROWS_SHIFT_LOGSUM(Xo, s.n, s.inner, M, L, P);
                 for (size_t k = 0; k < s.n; k++)
                     for (size_t i = 0; i < s.inner; i++)
                         DXo[k * s.inner + i] += dy[i] * exp((Xo[k * s.inner + i] - M[i]) - L[i]);
@@ -598,15 +648,16 @@ static void logsumexp_vjp(tg_tape *tape, tg_tensor *y)
         axis_split s = split_at(y->in[0], y->attr.r.axis);                                         \
         tg_tape *tape = y->tape;                                                                   \
         const tg_arena mark = tg_tape__scratch_mark(tape);                                         \
-        void *rows = by_rows(s) ? row_scratch(tape, s, 2 * tg__esize(y)) : NULL;                   \
+        const size_t nrows = 2 + rows_sum_scratch(s.n);                                            \
+        void *rows = by_rows(s) ? row_scratch(tape, s, nrows * tg__esize(y)) : NULL;               \
         DISPATCH(y->dtype, {                                                                       \
             const T *X = y->in[0]->data;                                                           \
             T *Y = y->data;                                                                        \
             if (rows) {                                                                            \
-                T *M = rows, *L = M + s.inner;                                                     \
+                T *M = rows, *L = M + s.inner, *P = L + s.inner;                                   \
                 for (size_t o = 0; o < s.outer; o++) {                                             \
                     const size_t at = o * s.n * s.inner;                                           \
-                    ROWS_SHIFT_LOGSUM(X + at, s.n, s.inner, M, L);                                 \
+                    ROWS_SHIFT_LOGSUM(X + at, s.n, s.inner, M, L, P);                              \
                     for (size_t k = 0; k < s.n; k++)                                               \
                         for (size_t i = 0; i < s.inner; i++) {                                     \
                             const T x = X[at + k * s.inner + i], m = M[i], ls = L[i];              \
@@ -627,8 +678,9 @@ static void logsumexp_vjp(tg_tape *tape, tg_tensor *y)
         tg_tape__scratch_release(tape, &mark);                                                     \
     }
 
-/* The VJPs of softmax and log_softmax: each lane's sum over k of TERM (of dy and y), then
- * dx[k] += OUT (of dy, y and that sum), by rows with the sums in a scratch row. */
+/* The VJPs of softmax and log_softmax: each lane's sum over k of TERM (of the elements' offset
+ * i: DY_Y_AT, DY_AT) in LANE_SUM_AT's blocks, then dx[k] += OUT (of dy, yk and that sum), by
+ * rows with the sums in a scratch row. */
 #define SOFTMAX_VJP(id, TERM, OUT)                                                                 \
     static void id##_vjp(tg_tape *tape, tg_tensor *y)                                              \
     {                                                                                              \
@@ -637,22 +689,16 @@ static void logsumexp_vjp(tg_tape *tape, tg_tensor *y)
             return;                                                                                \
         axis_split s = split_at(y->in[0], y->attr.r.axis);                                         \
         const tg_arena mark = tg_tape__scratch_mark(tape);                                         \
-        void *rows = by_rows(s) ? row_scratch(tape, s, tg__esize(y)) : NULL;                       \
+        const size_t nrows = 1 + rows_sum_scratch(s.n);                                            \
+        void *rows = by_rows(s) ? row_scratch(tape, s, nrows * tg__esize(y)) : NULL;               \
         DISPATCH(y->dtype, {                                                                       \
             const T *Y = y->data, *DY = y->grad;                                                   \
             T *DX = dx;                                                                            \
             if (rows) {                                                                            \
-                T *S = rows;                                                                       \
+                T *S = rows, *P = S + s.inner;                                                     \
                 for (size_t o = 0; o < s.outer; o++) {                                             \
                     const size_t at = o * s.n * s.inner;                                           \
-                    for (size_t i = 0; i < s.inner; i++)                                           \
-                        S[i] = 0;                                                                  \
-                    for (size_t k = 0; k < s.n; k++)                                               \
-                        for (size_t i = 0; i < s.inner; i++) {                                     \
-                            const T dy = DY[at + k * s.inner + i], yk = Y[at + k * s.inner + i];   \
-                            (void)yk;                                                              \
-                            S[i] += (TERM);                                                        \
-                        }                                                                          \
+                    ROWS_SUM(s.n, s.inner, S, P, TERM(at + k * s.inner + i));                      \
                     for (size_t k = 0; k < s.n; k++)                                               \
                         for (size_t i = 0; i < s.inner; i++) {                                     \
                             const T dy = DY[at + k * s.inner + i], yk = Y[at + k * s.inner + i],   \
@@ -662,12 +708,8 @@ static void logsumexp_vjp(tg_tape *tape, tg_tensor *y)
                 }                                                                                  \
             } else {                                                                               \
                 FOR_LANES(s, {                                                                     \
-                    T sum = 0;                                                                     \
-                    for (size_t k = 0; k < s.n; k++) {                                             \
-                        const T dy = DY[xoff + k * st], yk = Y[xoff + k * st];                     \
-                        (void)yk;                                                                  \
-                        sum += (TERM);                                                             \
-                    }                                                                              \
+                    T sum;                                                                         \
+                    LANE_SUM_AT(T, xoff, st, s.n, sum, TERM);                                      \
                     for (size_t k = 0; k < s.n; k++) {                                             \
                         const T dy = DY[xoff + k * st], yk = Y[xoff + k * st];                     \
                         DX[xoff + k * st] += (OUT);                                                \
@@ -680,13 +722,15 @@ static void logsumexp_vjp(tg_tape *tape, tg_tensor *y)
 
 /* y[k] = e^(x[k] - m) / sum_j e^(x[j] - m);  dx[k] += y[k] * (dy[k] - sum_j dy[j] y[j]) */
 SOFTMAX_FORWARD(softmax, exp((x - m) - ls))
+#define DY_Y_AT(i) (DY[i] * Y[i])
 /* clang-format off */
-SOFTMAX_VJP(softmax, dy * yk, yk * (dy - sum))
+SOFTMAX_VJP(softmax, DY_Y_AT, yk * (dy - sum))
 /* clang-format on */
 
 /* y[k] = x[k] - log sum_j e^x[j];  dx[k] += dy[k] - e^y[k] * sum_j dy[j] */
 SOFTMAX_FORWARD(log_softmax, (x - m) - ls)
-SOFTMAX_VJP(log_softmax, dy, dy - exp(yk) * sum)
+#define DY_AT(i) DY[i]
+SOFTMAX_VJP(log_softmax, DY_AT, dy - exp(yk) * sum)
 
 /* ---- descriptors and constructors -------------------------------------------------------- */
 

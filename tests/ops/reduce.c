@@ -341,3 +341,70 @@ Test(ops, reductions_along_inner_axes_match_lane_by_lane)
         }
     }
 }
+
+/* Long lanes in f32: 32768 values of 512 (summing to 2^24) then 32768 ones. One running sum
+ * stops at 2^24, where adding 1 rounds back to it, and returned 16777216; summed in blocks of
+ * 32768 (as a sum over all axes is) each block is exact: 2^24 + 2^15. Likewise the exponentials
+ * of logsumexp and softmax: 32768 zeros then 32768 of -7, whose e^-7 each is below half an ulp
+ * of 32768. The same lane along axis 0 of a vector, along axis 0 of an (N, 1) matrix (a lane
+ * with a stride) and of an (N, 2) one (two lanes, taken row by row), and over all axes. */
+Test(ops, long_f32_lanes_sum_in_blocks)
+{
+    enum { H = 32768, N = 2 * H };
+    double *v = malloc(2 * N * sizeof *v), *w = malloc(2 * N * sizeof *w);
+    cr_assert(v && w);
+    for (size_t k = 0; k < 2 * N; k++) { /* the (N, 2) matrices repeat each element */
+        v[k] = k / 2 < H ? 512 : 1;
+        w[k] = k / 2 < H ? 0 : -7;
+    }
+    const double *v1 = v, *w1 = w; /* the vectors: every other element */
+    static double vv[N], ww[N];
+    for (size_t k = 0; k < N; k++)
+        vv[k] = v1[2 * k], ww[k] = w1[2 * k];
+    const double sum = 16777216.0 + 32768.0, lse = log((double)H) + log1p(exp(-7.0));
+    const double p0 = 1 / (H * (1 + exp(-7.0))); /* softmax at a zero */
+    tg_tape_reset(tape);
+    tg_tensor *x = own_leaf(TG_F32, 1, TS_SHAPE(N), vv, false);
+    tg_tensor *xc = own_leaf(TG_F32, 2, TS_SHAPE(N, 1), vv, false);
+    tg_tensor *x2 = own_leaf(TG_F32, 2, TS_SHAPE(N, 2), v, false);
+    tg_tensor *z = own_leaf(TG_F32, 1, TS_SHAPE(N), ww, false);
+    tg_tensor *zc = own_leaf(TG_F32, 2, TS_SHAPE(N, 1), ww, false);
+    tg_tensor *z2 = own_leaf(TG_F32, 2, TS_SHAPE(N, 2), w, false);
+    cr_expect_eq(tg_tensor_item(tg_sum(tape, x, TG_ALL_AXES, false)), sum);
+    cr_expect_eq(tg_tensor_item(tg_sum(tape, x, 0, false)), sum);
+    cr_expect_eq(tg_tensor_get(tg_sum(tape, xc, 0, false), 0), sum, "strided lane");
+    cr_expect_eq(tg_tensor_get(tg_sum(tape, x2, 0, false), 1), sum, "by rows");
+    cr_expect_eq(tg_tensor_item(tg_mean(tape, x, 0, false)), sum / N);
+    cr_expect_eq(tg_tensor_get(tg_mean(tape, x2, 0, false), 0), sum / N, "mean by rows");
+    ts_assert_close(tg_tensor_item(tg_logsumexp(tape, z, 0, false)), lse, 0, 1e-6, "lse axis 0");
+    ts_assert_close(tg_tensor_item(tg_logsumexp(tape, z, TG_ALL_AXES, false)), lse, 0, 1e-6,
+                    "lse all");
+    ts_assert_close(tg_tensor_get(tg_logsumexp(tape, zc, 0, false), 0), lse, 0, 1e-6,
+                    "lse strided");
+    ts_assert_close(tg_tensor_get(tg_logsumexp(tape, z2, 0, false), 1), lse, 0, 1e-6,
+                    "lse by rows");
+    ts_assert_close(tg_tensor_get(tg_softmax(tape, z, 0), 0), p0, 0, 1e-5, "softmax");
+    ts_assert_close(tg_tensor_get(tg_softmax(tape, z2, 0), 1), p0, 0, 1e-5, "softmax by rows");
+    ts_assert_close(tg_tensor_get(tg_log_softmax(tape, zc, 0), 0), -lse, 0, 1e-6, "log_softmax");
+    ts_assert_close(tg_tensor_get(tg_log_softmax(tape, z2, 0), 0), -lse, 0, 1e-6,
+                    "log_softmax by rows");
+    cr_expect_eq(tg_tape_status(tape), TG_OK, "%s", tg_tape_error(tape));
+    /* log_softmax's VJP sums dy along the lane: dx = dy - e^y sum(dy), with dy the 512s and
+     * ones above (sum 2^24 + 2^15) at the zeros and -7s: dx[0] = 512 - 513 / (1 + e^-7); and
+     * logsumexp's, dx = dy e^(x - y) with dy = 1, is softmax: p0 at a zero */
+    const double dx0 = 512 - 513 / (1 + exp(-7.0));
+    for (int by_rows = 0; by_rows < 2; by_rows++) {
+        tg_tape_reset(tape);
+        tg_tensor *zg = own_leaf(TG_F32, 1 + by_rows, by_rows ? TS_SHAPE(N, 2) : TS_SHAPE(N),
+                                 by_rows ? w : ww, true);
+        backward_seed(tg_log_softmax(tape, zg, 0), by_rows ? v : vv);
+        ts_assert_close(tg_tensor_grad_get(zg, 0), dx0, 1e-3, 0, "log_softmax vjp %d", by_rows);
+        tg_tape_reset(tape);
+        tg_tensor *zs = own_leaf(TG_F32, 1 + by_rows, by_rows ? TS_SHAPE(N, 2) : TS_SHAPE(N),
+                                 by_rows ? w : ww, true);
+        backward(tg_sum(tape, tg_logsumexp(tape, zs, 0, false), TG_ALL_AXES, false));
+        ts_assert_close(tg_tensor_grad_get(zs, 0), p0, 0, 1e-5, "logsumexp vjp %d", by_rows);
+    }
+    free(v);
+    free(w);
+}
