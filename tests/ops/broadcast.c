@@ -208,3 +208,40 @@ Test(ops, broadcast_values_and_vjp_sum_over_broadcast_axes)
         EXPECT_GRAD("[2,3,4] + [4]: db", bias, 6, 6, 6, 6);
     }
 }
+
+/* A VJP into an input broadcast along the innermost axis (a column, (R, 1) against (R, C)) adds
+ * each row's C terms into one element: in order, from j = 0, in the dtype's arithmetic, so the
+ * gradient is the in-order sum to the bit (reference: the same sum written out here). Terms
+ * that round in f32 make the order matter. */
+Test(ops, broadcast_column_vjp_sums_each_row_in_order)
+{
+    enum { R = 3, C = 1000 };
+    static double xv[R * C], dy[R * C];
+    for (size_t i = 0; i < R * C; i++) {
+        xv[i] = 0.1 + (double)((i * 37) % 101) / 7;
+        dy[i] = 1 + (double)(i % 13) / 3;
+    }
+    for (int di = 0; di < 2; di++) {
+        fresh_start();
+        const tg_dtype dt = DTYPES[di];
+        tg_tensor *x = own_leaf(dt, 2, TS_SHAPE(R, C), xv, true);
+        tg_tensor *c = own_leaf(dt, 2, TS_SHAPE(R, 1), TS_VALS(0.5, -1.25, 3), true);
+        backward_seed(tg_mul(tape, x, c), dy);
+        for (size_t r = 0; r < R; r++) {
+            double want;
+            if (dt == TG_F32) {
+                float acc = 0;
+                for (size_t j = 0; j < C; j++)
+                    acc += (float)dy[r * C + j] * (float)xv[r * C + j];
+                want = acc;
+            } else {
+                double acc = 0;
+                for (size_t j = 0; j < C; j++)
+                    acc += dy[r * C + j] * xv[r * C + j];
+                want = acc;
+            }
+            cr_expect_eq(tg_tensor_grad_get(c, r), want, "%s row %zu: %a, not %a",
+                         tg_dtype_name(dt), r, tg_tensor_grad_get(c, r), want);
+        }
+    }
+}
