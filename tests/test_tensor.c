@@ -647,6 +647,42 @@ Test(accessors, get_set_item_to_f64)
     cr_assert_eq(tg_last_status(), TG_EINVAL);
 }
 
+/* A finite value beyond f32's range (from 2^128 - 2^103 on, where rounding to nearest goes to
+ * inf; FLT_MAX = 2^128 - 2^104 is the largest f32) would become inf without a word: full,
+ * scalar and set refuse it for an f32 tensor, as tg_scalar does on a tape. inf itself, FLT_MAX
+ * and f64 tensors are fine. */
+Test(accessors, f32_values_beyond_its_range_are_refused)
+{
+    const size_t shape[1] = {2};
+    const double over[3] = {1e39, -1e300, 0x1.ffffffp+127};
+    for (int k = 0; k < 3; k++) {
+        tg_clear_error();
+        cr_assert_null(tg_tensor_full(TG_F32, 1, shape, over[k]), "%g", over[k]);
+        cr_assert_eq(tg_last_status(), TG_EINVAL);
+        ts_assert_has(tg_last_error(), "tensor_full: the value");
+        ts_assert_has(tg_last_error(), "does not fit f32");
+        cr_assert_null(tg_tensor_scalar(TG_F32, over[k]));
+        ts_assert_has(tg_last_error(), "tensor_scalar:");
+        tg_tensor *d = tg_tensor_full(TG_F64, 1, shape, over[k]);
+        cr_assert_eq(tg_tensor_get(d, 1), over[k]);
+        tg_tensor_free(d);
+    }
+    tg_tensor *t = tg_tensor_full(TG_F32, 1, shape, 0x1.fffffep+127);
+    cr_assert_eq(tg_tensor_get(t, 0), 0x1.fffffep+127);
+    const uint64_t version = tg_tensor_version(t);
+    cr_assert_eq(tg_tensor_set(t, 1, -1e39), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "tensor_set: the value -1e+39 does not fit f32");
+    cr_assert_eq(tg_tensor_get(t, 1), 0x1.fffffep+127, "the element is as it was");
+    cr_assert_eq(tg_tensor_version(t), version, "and nothing was written");
+    cr_assert_eq(tg_tensor_set(t, 1, -INFINITY), TG_OK);
+    cr_assert(isinf(tg_tensor_get(t, 1)));
+    cr_assert_eq(tg_tensor_set(t, 0, NAN), TG_OK);
+    tg_tensor_free(t);
+    t = tg_tensor_scalar(TG_F32, INFINITY);
+    cr_assert(isinf(tg_tensor_item(t)));
+    tg_tensor_free(t);
+}
+
 Test(accessors, tape_tensors_are_read_only)
 {
     tg_tape *tape = tg_tape_new();

@@ -15,8 +15,10 @@ extern "C" {
 #endif
 
 /* Leaf constructors. `shape` has `rank` entries (it may be NULL when rank is 0). They return
- * NULL with TG_EINVAL for a bad rank or dtype, TG_ESHAPE when the element count overflows,
- * TG_ENOMEM when out of memory. The caller frees the result with tg_tensor_free. */
+ * NULL with TG_EINVAL for a bad rank or dtype, or a fill value (tg_tensor_full,
+ * tg_tensor_scalar) that an f32 tensor cannot hold (finite, beyond 3.4e38: it would become
+ * inf), TG_ESHAPE when the element count overflows, TG_ENOMEM when out of memory. The caller
+ * frees the result with tg_tensor_free. */
 TG_API tg_tensor *tg_tensor_zeros(tg_dtype dtype, int rank, const size_t *shape);
 TG_API tg_tensor *tg_tensor_ones(tg_dtype dtype, int rank, const size_t *shape);
 TG_API tg_tensor *tg_tensor_full(tg_dtype dtype, int rank, const size_t *shape, double value);
@@ -78,8 +80,9 @@ TG_API void *tg_tensor_data(tg_tensor *t);
 TG_API const void *tg_tensor_data_const(const tg_tensor *t);
 /* Element `i` (flat row-major index) as a double; NaN with TG_EINVAL out of range. */
 TG_API double tg_tensor_get(const tg_tensor *t, size_t i);
-/* Sets element `i` of a leaf (a write: see versions below). TG_EINVAL for a tape tensor or
- * an index out of range. */
+/* Sets element `i` of a leaf (a write: see versions below). TG_EINVAL for a tape tensor, an
+ * index out of range, or a finite value an f32 tensor cannot hold (beyond 3.4e38), which
+ * leaves the element as it was. */
 TG_API tg_status tg_tensor_set(tg_tensor *t, size_t i, double value);
 /* The first element as a double: the value of a 0-d tensor. */
 TG_API double tg_tensor_item(const tg_tensor *t);

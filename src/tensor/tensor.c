@@ -152,10 +152,22 @@ static void fill(tg_tensor *t, double v)
     }
 }
 
+/* Whether a value written into an f32 leaf is one f32 cannot hold: a finite double beyond its
+ * range would become inf without a word (refused, as tg_scalar and tgx's values refuse it). */
+static tg_status check_f32_value(const char *who, tg_dtype dtype, double value)
+{
+    if (dtype == TG_F32 && tg__f32_overflows(value))
+        return tg__error(TG_EINVAL, "%s: the value %g does not fit f32 (magnitudes up to 3.4e38)",
+                         who, value);
+    return TG_OK;
+}
+
 /* A leaf of `value` everywhere; `who` is the public constructor, for its error messages. */
 static tg_tensor *filled(const char *who, tg_dtype dtype, int rank, const size_t *shape,
                          double value)
 {
+    if (check_f32_value(who, dtype, value) != TG_OK)
+        return NULL;
     tg_tensor *t = leaf_alloc(who, dtype, rank, shape, true);
     if (t)
         fill(t, value);
@@ -430,6 +442,8 @@ tg_status tg_tensor_set(tg_tensor *t, size_t i, double value)
     if (i >= t->numel)
         return tg__error(TG_EINVAL, "tensor_set: index %zu is out of range for %zu elements", i,
                          t->numel);
+    if (check_f32_value("tensor_set", (tg_dtype)t->dtype, value) != TG_OK)
+        return TG_EINVAL;
     if (t->dtype == TG_F32)
         ((float *)t->data)[i] = (float)value;
     else

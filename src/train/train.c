@@ -764,10 +764,15 @@ tg_status tg_trainer_export(const tg_trainer *t, tg_model **out)
         /* y = y_std * (h W + b) + y_mean = h (y_std W) + (y_std b + y_mean) */
         size_t last = tg_model_param_count(m) - 2;
         tg_tensor *w = tg_model_param(m, last), *b = tg_model_param(m, last + 1);
-        for (size_t i = 0; i < tg_tensor_numel(w); i++)
-            tg_tensor_set(w, i, tg_tensor_get(w, i) * t->y_std);
-        for (size_t i = 0; i < tg_tensor_numel(b); i++)
-            tg_tensor_set(b, i, tg_tensor_get(b, i) * t->y_std + t->y_mean);
+        /* (a weight scaled beyond f32's range is refused by tg_tensor_set, not made inf) */
+        for (size_t i = 0; st == TG_OK && i < tg_tensor_numel(w); i++)
+            st = tg_tensor_set(w, i, tg_tensor_get(w, i) * t->y_std);
+        for (size_t i = 0; st == TG_OK && i < tg_tensor_numel(b); i++)
+            st = tg_tensor_set(b, i, tg_tensor_get(b, i) * t->y_std + t->y_mean);
+        if (st != TG_OK) {
+            tg_model_free(m);
+            return prefix_error(st, "trainer_export");
+        }
     }
     *out = m;
     return TG_OK;
