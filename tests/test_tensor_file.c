@@ -124,6 +124,12 @@ Test(tensor_file, round_trip_is_bit_exact)
     cr_assert_not_null(taken);
     cr_assert_null(tg_tensors_take(set, 1));
     ts_assert_has(tg_last_error(), "taken already");
+    /* Its name stays in the set, but find no longer gives it: NULL, with an error saying why
+     * (not the error of an earlier call, or none). */
+    tg_clear_error();
+    cr_assert_null(tg_tensors_find(set, f.names[1]));
+    cr_assert_eq(tg_last_status(), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "tensors_find: tensor 1, 'layer.w', was taken already");
     tg_tensors_free(set);
     assert_same(taken, f.t[1], "taken");
     tg_tensor_free(taken);

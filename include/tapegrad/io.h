@@ -147,7 +147,8 @@ TG_API const char *tg_tensors_name(const tg_tensors *set, size_t i);
 /* Tensor i, owned by the set (NULL with TG_EINVAL out of range; NULL once taken). Its name
  * is set to the file's (tg_tensor_name). */
 TG_API tg_tensor *tg_tensors_get(const tg_tensors *set, size_t i);
-/* The tensor named `name`, owned by the set; NULL with TG_EINVAL when there is none. */
+/* The tensor named `name`, owned by the set; NULL with TG_EINVAL when there is none, or when
+ * it was taken (tg_tensors_take). */
 TG_API tg_tensor *tg_tensors_find(const tg_tensors *set, const char *name);
 /* Tensor i, handed over: the caller frees it (tg_tensor_free), the set forgets it (its name
  * stays). NULL with TG_EINVAL out of range or taken already. */

@@ -517,9 +517,14 @@ tg_tensor *tg_tensors_find(const tg_tensors *set, const char *name)
         tg__error(TG_EINVAL, "tensors_find: %s is NULL", set ? "name" : "set");
         return NULL;
     }
-    for (size_t i = 0; i < set->n; i++)
-        if (strcmp(set->names[i], name) == 0)
-            return set->tensors[i];
+    for (size_t i = 0; i < set->n; i++) {
+        if (strcmp(set->names[i], name) != 0)
+            continue;
+        /* The name stays when its tensor is handed over; the tensor is no longer the set's. */
+        if (!set->tensors[i])
+            tg__error(TG_EINVAL, "tensors_find: tensor %zu, '%s', was taken already", i, name);
+        return set->tensors[i];
+    }
     tg__error(TG_EINVAL, "tensors_find: no tensor '%s' among the %zu", name, set->n);
     return NULL;
 }
