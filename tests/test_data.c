@@ -194,6 +194,20 @@ Test(csv, find_message_with_many_columns_is_bounded)
     tg_table_free(t);
 }
 
+/* A name longer than the whole list (400 bytes) is cut to its first 64 bytes, so the others
+ * are still named (it used to leave only ", ... (2 in all)"). */
+Test(csv, find_message_cuts_a_long_name)
+{
+    char text[512], want[160];
+    memset(text, 'x', 400);
+    strcpy(text + 400, ",b\n1,2\n");
+    tg_table *t = parse_ok(text);
+    cr_assert_eq(tg_table_find(t, "nope"), (size_t)-1);
+    snprintf(want, sizeof want, "no column 'nope'; the columns are: %.64s..., b", text);
+    cr_assert_str_eq(tg_last_error(), want);
+    tg_table_free(t);
+}
+
 /* ---- errors: every class, with its line and column ------------------------------------------ */
 
 Test(csv_errors, empty_files)

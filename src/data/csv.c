@@ -488,7 +488,8 @@ size_t tg_table_find(const tg_table *t, const char *name)
     size_t used = 0;
     list[0] = '\0';
     for (size_t j = 0; j < t->cols; j++) {
-        size_t n = strlen(t->names[j]);
+        /* A long name is cut (then "..."), so one never crowds out all the others. */
+        size_t len = strlen(t->names[j]), n = len > 64 ? 64 : len;
         if (used + n + 32 > sizeof list) { /* room for this name or the tail below */
             snprintf(list + used, sizeof list - used, ", ... (%zu in all)", t->cols);
             break;
@@ -500,6 +501,8 @@ size_t tg_table_find(const tg_table *t, const char *name)
             unsigned char ch = (unsigned char)t->names[j][k];
             list[used++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
         }
+        if (n < len)
+            used += (size_t)snprintf(list + used, sizeof list - used, "...");
         list[used] = '\0';
     }
     char shown[48];
