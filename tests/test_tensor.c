@@ -891,6 +891,9 @@ Test(format, shape_format)
     cr_assert_str_eq(tg_shape_format(small, 7, 3, s), "[2,30,");
     cr_assert_str_eq(tg_shape_format(small, 8, 2, s), "[2,30]");
     cr_assert_null(tg_shape_format(NULL, 10, 3, s));
+    /* A NULL shape of rank > 0 has no axes to read: "[?]", not a NULL dereference. */
+    cr_assert_str_eq(tg_shape_format(buf, sizeof buf, 2, NULL), "[?]");
+    cr_assert_str_eq(tg_shape_format(small, 3, 2, NULL), "[?");
     small[0] = 'q';
     cr_assert_eq(tg_shape_format(small, 0, 3, s), small);
     cr_assert_eq(small[0], 'q', "size 0: untouched");

@@ -128,7 +128,8 @@ TG_API double tg_tensor_grad_get(const tg_tensor *t, size_t i);
 /* Sets a leaf's gradient to zero (keeping the buffer). TG_EINVAL for a tape tensor. */
 TG_API tg_status tg_tensor_zero_grad(tg_tensor *t);
 
-/* Writes the shape as "[2,3]" into buf (always NUL-terminated); returns buf. */
+/* Writes the shape as "[2,3]" into buf (always NUL-terminated); returns buf. A shape NULL of
+ * rank > 0 is written "[?]". */
 TG_API char *tg_shape_format(char *buf, size_t size, int rank, const size_t *shape);
 
 #ifdef __cplusplus

@@ -11,6 +11,10 @@ char *tg_shape_format(char *buf, size_t size, int rank, const size_t *shape)
 {
     if (!buf || size == 0)
         return buf;
+    if (rank > 0 && !shape) { /* nothing to read the axes from */
+        snprintf(buf, size, "[?]");
+        return buf;
+    }
     size_t n = (size_t)snprintf(buf, size, "[");
     for (int i = 0; i < rank && n < size; i++)
         n += (size_t)snprintf(buf + n, size - n, i ? ",%zu" : "%zu", shape[i]);
