@@ -433,6 +433,23 @@ Test(tensor_file, load_into_checks_everything_before_writing)
     cr_assert_eq(tg_tensors_load_into_buffer(buf, size, 5, ns4, ts2), TG_EINVAL);
     ts_assert_has(tg_last_error(), "tensor 'scalar' is asked for twice");
     cr_assert_eq(tg_tensor_get(g.t[1], 0), 42, "nothing is written on error");
+    /* one leaf under two names (a file of two 0-d f32 tensors "s1" and "s2", both of which fit
+     * it) would take s2's value over s1's: refused */
+    tg_tensor *s1 = tg_tensor_scalar(TG_F32, 1), *s2 = tg_tensor_scalar(TG_F32, 2);
+    const char *pair_names[2] = {"s1", "s2"};
+    const tg_tensor *pair[2] = {s1, s2};
+    void *pbuf;
+    size_t psize;
+    cr_assert_eq(tg_tensors_save_buffer(2, pair_names, pair, &pbuf, &psize), TG_OK);
+    tg_tensor *dst = tg_tensor_scalar(TG_F32, 7), *same[2] = {dst, dst};
+    cr_assert_eq(tg_tensors_load_into_buffer(pbuf, psize, 2, pair_names, same), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "tensors_load_into_buffer: tensors 0 and 1 are the same leaf "
+                                   "(as 's1' and 's2')");
+    cr_assert_eq(tg_tensor_item(dst), 7, "nothing is written");
+    tg_tensors_buffer_free(pbuf, psize);
+    tg_tensor_free(s1);
+    tg_tensor_free(s2);
+    tg_tensor_free(dst);
     /* a tape tensor is not written into */
     tg_tape *tape = tg_tape_new();
     tg_tensor *y = tg_neg(tape, g.t[0]);

@@ -119,9 +119,9 @@ TG_API void tg_tensors_buffer_free(void *buf, size_t size);
  * same dtype and shape. Strict, as a model's load is: every tensor asked for must be in the
  * file, and every tensor of the file asked for. Nothing is written unless all of it fits.
  * Errors as tg_tensors_load, and: TG_EINVAL (a NULL or non-leaf tensor, a name missing, a name
- * not in the file, a name asked for twice, a tensor of the file not asked for), TG_EDTYPE and
- * TG_ESHAPE naming the tensor and both dtypes or shapes. The leaves keep their requires_grad
- * flag and gradient. */
+ * not in the file, a name asked for twice, one leaf given twice, a tensor of the file not asked
+ * for), TG_EDTYPE and TG_ESHAPE naming the tensor and both dtypes or shapes. The leaves keep
+ * their requires_grad flag and gradient. */
 TG_API tg_status tg_tensors_load_into(const char *path, size_t n, const char *const *names,
                                       tg_tensor *const *tensors);
 TG_API tg_status tg_tensors_load_into_buffer(const void *buf, size_t size, size_t n,

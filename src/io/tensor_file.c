@@ -362,6 +362,44 @@ static const char *into_name(const into_args *a, size_t i)
     return a->names ? a->names[i] : tg_tensor_name(a->tensors[i]);
 }
 
+/* A tensor given to load_into, for finding one given twice. */
+typedef struct leaf_ref {
+    uintptr_t p;
+    size_t index;
+} leaf_ref;
+
+static int compare_leaves(const void *a, const void *b)
+{
+    const leaf_ref *x = a, *y = b;
+    if (x->p != y->p)
+        return (x->p > y->p) - (x->p < y->p);
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+/* One leaf given twice (under two names) would take two of the file's tensors, the second
+ * silently overwriting the first: refused, as a name asked for twice is. */
+static tg_status check_distinct(const into_args *a, const char *who)
+{
+    if (a->n < 2)
+        return TG_OK;
+    leaf_ref *refs = tg__calloc(a->n, sizeof *refs);
+    if (!refs)
+        return tg__error(TG_ENOMEM, "%s: out of memory", who);
+    for (size_t i = 0; i < a->n; i++)
+        refs[i] = (leaf_ref){(uintptr_t)a->tensors[i], i};
+    qsort(refs, a->n, sizeof *refs, compare_leaves);
+    tg_status st = TG_OK;
+    for (size_t i = 1; i < a->n && st == TG_OK; i++)
+        if (refs[i].p == refs[i - 1].p)
+            st = tg__error(TG_EINVAL,
+                           "%s: tensors %zu and %zu are the same leaf (as '%s' and '%s'): one "
+                           "would overwrite the other",
+                           who, refs[i - 1].index, refs[i].index, into_name(a, refs[i - 1].index),
+                           into_name(a, refs[i].index));
+    tg__free(refs, a->n * sizeof *refs);
+    return st;
+}
+
 static tg_status check_into(const into_args *a, const char *who)
 {
     if (a->n && !a->tensors)
@@ -378,7 +416,7 @@ static tg_status check_into(const into_args *a, const char *who)
             return tg__error(TG_EINVAL, "%s: tensor %zu has no name (%s)", who, i,
                              a->names ? "names[i] is NULL" : "pass names, or tg_tensor_set_name");
     }
-    return TG_OK;
+    return check_distinct(a, who);
 }
 
 /* The record named `name`, by binary search in refs (sorted by name), or NULL. */
