@@ -538,15 +538,21 @@ static tg_status where_shape(tg_tensor *y, char *msg, size_t size)
             WHERE_FLAT(ny_, iy, 0, iy, __VA_ARGS__)                                                \
         } else if (flat_) {                                                                        \
             WHERE_FLAT(ny_, iy *step_[0], iy *step_[1], iy *step_[2], __VA_ARGS__)                 \
-        } else {                                                                                   \
+        } else { /* rank >= 1 here: a 0-d output's inputs are single elements */                   \
             size_t st_[3][TG_MAX_RANK], idx_[TG_MAX_RANK] = {0}, off_[3] = {0, 0, 0};              \
             for (int k_ = 0; k_ < 3; k_++)                                                         \
                 input_strides((in)[k_], (y), st_[k_]);                                             \
-            for (size_t iy = 0; iy < ny_; iy++) {                                                  \
-                const size_t ic = off_[0], ia = off_[1], ib = off_[2];                             \
-                (void)ic, (void)ia, (void)ib;                                                      \
-                __VA_ARGS__                                                                        \
-                for (int d_ = (y)->rank - 1; d_ >= 0; d_--) {                                      \
+            const int last_ = (y)->rank - 1;                                                       \
+            const size_t n_ = (y)->shape[last_], sc_ = st_[0][last_], sa_ = st_[1][last_],         \
+                         sb_ = st_[2][last_];                                                      \
+            for (size_t iy = 0; iy < ny_;) { /* the last axis a loop, the others an odometer */    \
+                for (size_t j_ = 0; j_ < n_; j_++, iy++) {                                         \
+                    const size_t ic = off_[0] + j_ * sc_, ia = off_[1] + j_ * sa_,                 \
+                                 ib = off_[2] + j_ * sb_;                                          \
+                    (void)ic, (void)ia, (void)ib;                                                  \
+                    __VA_ARGS__                                                                    \
+                }                                                                                  \
+                for (int d_ = last_ - 1; d_ >= 0; d_--) {                                          \
                     for (int k_ = 0; k_ < 3; k_++)                                                 \
                         off_[k_] += st_[k_][d_];                                                   \
                     if (++idx_[d_] < (y)->shape[d_])                                               \
