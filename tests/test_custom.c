@@ -509,6 +509,89 @@ Test(custom, vjp_errors_become_the_tapes)
     tg_tape_free(tape);
 }
 
+/* meddler: y = 2x, whose VJP (dx += 2 dy) first does something to the tape being
+ * differentiated, by mode: 1 records 5000 nodes on it (the node list must grow, and moves), 2
+ * runs a backward on it, 3 a tg_grad, 4 resets it. */
+typedef struct meddle {
+    tg_tape *tape;
+    tg_tensor *x, *other; /* a leaf of the recording, and an output to differentiate */
+    int mode;
+} meddle;
+
+static tg_status double_forward(const tg_custom_call *c)
+{
+    for (size_t i = 0; i < tg_tensor_numel(c->out); i++)
+        add_at(c->out, c->y, i, 2 * at(c->in[0], tg_tensor_data_const(c->in[0]), i));
+    return TG_OK;
+}
+
+static tg_status meddling_vjp(const tg_custom_call *c)
+{
+    meddle *m = c->user;
+    tg_tensor *g = NULL;
+    switch (m->mode) {
+    case 1:
+        for (int i = 0; i < 5000; i++)
+            (void)tg_exp(m->tape, m->x);
+        break;
+    case 2: (void)tg_backward(m->tape, m->other); break;
+    case 3:
+        (void)tg_grad(m->tape, m->other, &m->x, 1, &g);
+        tg_tensor_free(g);
+        break;
+    case 4: tg_tape_reset(m->tape); break;
+    }
+    for (size_t i = 0; c->dx[0] && i < tg_tensor_numel(c->out); i++)
+        add_at(c->out, c->dx[0], i, 2 * at(c->out, c->dy, i));
+    return TG_OK;
+}
+
+static const tg_custom_op MEDDLER = {
+    .name = "meddler", .forward = double_forward, .vjp = meddling_vjp};
+
+/* A VJP callback that uses the tape it runs on pulls the node list, the pass or the recording
+ * from under the walk (a use after free once the list moves; a walk that skips what it has
+ * not reached, or a capture switched off, a gradient silently wrong): the walk stops with an
+ * error naming the op. With the tape left alone the same graph differentiates. */
+Test(custom, vjp_that_uses_its_tape_is_an_error)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = ts_vec(TG_F64, 2, TS_VALS(1, 2), true);
+    for (int mode = 0; mode <= 4; mode++) {
+        for (int use_grad = 0; use_grad < 2; use_grad++) {
+            tg_tape_reset(tape);
+            tg_tensor_zero_grad(x);
+            meddle m = {tape, x, NULL, mode};
+            /* loss = sum(meddler(exp(x))) = 2 sum(exp(x)): the op is the walk's second node */
+            tg_tensor *e = tg_exp(tape, x);
+            tg_tensor *y = tg_custom(tape, &MEDDLER, &m, &e, 1, 1, TS_SHAPE(2));
+            tg_tensor *loss = tg_sum(tape, y, TG_ALL_AXES, false);
+            m.other = tg_sum(tape, e, TG_ALL_AXES, false);
+            cr_assert_not_null(m.other, "%s", tg_tape_error(tape));
+            tg_tensor *g = NULL;
+            tg_status st = use_grad ? tg_grad(tape, loss, &x, 1, &g) : tg_backward(tape, loss);
+            if (mode == 0) {
+                cr_assert_eq(st, TG_OK, "%s", tg_last_error());
+                const double *want = TS_VALS(2 * exp(1.0), 2 * exp(2.0)); /* 2 exp(x) */
+                if (use_grad)
+                    ts_assert_values(g, want, 2, 0, 1e-14, "d loss / dx (grad)");
+                else
+                    ts_assert_grad(x, want, 2, 0, 1e-14, "d loss / dx (backward)");
+                tg_tensor_free(g);
+                continue;
+            }
+            cr_expect_eq(st, TG_EINVAL, "mode %d, %s: %d", mode, use_grad ? "grad" : "backward",
+                         st);
+            cr_expect_null(g);
+            ts_assert_has(tg_tape_error(tape), "meddler: backward: the VJP callback used the "
+                                               "tape being differentiated");
+            ts_assert_has(tg_tape_error(tape), "(node 1)");
+        }
+    }
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+
 /* An op without a VJP: a gradient flowing into it is an error naming it, never a silent
  * zero; with its inputs detached, it is a constant and the rest of the graph differentiates. */
 Test(custom, no_vjp_is_a_clear_error_when_reached)

@@ -499,7 +499,10 @@ typedef struct tg_custom_op {
  * when input i needs none. The same tensor passed twice gets the same dx buffer twice, so a
  * VJP that adds (never assigns) handles fan-out. A callback that returns an error status
  * makes it the tape's error, with its name and call->msg: tg_custom then returns NULL, or
- * tg_backward (tg_grad) returns that status.
+ * tg_backward (tg_grad) returns that status. op->vjp runs inside the backward walk of the tape
+ * and must leave that tape alone: one that records on it, runs tg_backward, tg_grad or
+ * tg_tape_replay on it, or resets it, ends the walk with TG_EINVAL naming the op (a tape of
+ * its own is fine).
  *
  * op->vjp NULL makes an op without a gradient: a backward pass that reaches it (its output
  * requires grad and the gradient flows into it) fails with TG_EINVAL naming the op, rather than

@@ -124,6 +124,8 @@ static void custom_vjp(tg_tape *tape, tg_tensor *y)
     }
     const tg_arena mark = tg_tape__scratch_mark(tape);
     const size_t n_nodes = tape->n_nodes;
+    const uint32_t gen = tape->base.gen, pass = tape->base.pass;
+    const bool capture = tape->capture;
     void *small[8];
     void **dx = ext->n <= 8 ? small : tg_tape__alloc(tape, ext->n * sizeof *dx);
     if (!dx) {
@@ -146,6 +148,20 @@ static void custom_vjp(tg_tape *tape, tg_tensor *y)
     tg_status st = ext->custom->vjp(&call);
     if (tape->n_nodes == n_nodes) /* (as in replay: a callback that recorded keeps what it made) */
         tg_tape__scratch_release(tape, &mark);
+    /* The walk that called us holds the node list, the pass and tg_grad's capture as they were:
+     * a callback that recorded on this tape (the list may have moved), ran a backward, tg_grad
+     * or a replay on it, or reset it, has pulled them from under the walk. Stop it here, before
+     * it reads them again (the walk stops at the tape's error). */
+    if (tape->n_nodes != n_nodes || tape->base.gen != gen || tape->base.pass != pass ||
+        tape->capture != capture) {
+        tg_tape__fail(tape, TG_EINVAL,
+                      "%s: backward: the VJP callback used the tape being differentiated: it "
+                      "recorded on it, ran a backward, tg_grad or a replay on it, or reset it; "
+                      "compute with call->in, call->dy and call->dx, or on a tape of its own "
+                      "(node %u)",
+                      tg_node__op_name(y), y->index);
+        return;
+    }
     if (st != TG_OK)
         fail(tape, y, "backward", st, msg, sizeof msg);
 }
