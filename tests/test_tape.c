@@ -517,6 +517,42 @@ Test(backward, leaf_output)
     tg_tensor_free(x);
 }
 
+/* A leaf output the recording never used stays out of it: a backward (or tg_grad) from it
+ * changes neither the recording's leaves nor its fingerprint, so the leaf may be freed and the
+ * recording replayed and differentiated after (a leaf it had kept would be read freed). */
+Test(backward, leaf_output_leaves_the_recording_alone)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = ts_scalar(TG_F64, 2, true);
+    tg_tensor *y = tg_exp(tape, x);
+    cr_assert_not_null(y);
+    const uint64_t fingerprint = tg_tape_fingerprint(tape);
+    tg_tensor *w = ts_scalar(TG_F64, 5, true);
+    tg_tensor *seed = tg_tensor_scalar(TG_F64, 0.5);
+    cr_assert_eq(tg_backward(tape, w), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_backward_seed(tape, w, seed), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_tensor_grad_get(w, 0), 1.5, "1, then the seed");
+    tg_tensor *xs[3] = {w, x, y}, *g[3] = {NULL, NULL, NULL};
+    cr_assert_eq(tg_grad(tape, w, xs, 3, g), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_tensor_item(g[0]), 1.0, "dw/dw");
+    cr_assert_eq(tg_tensor_item(g[1]), 0.0, "dw/dx");
+    cr_assert_eq(tg_tensor_item(g[2]), 0.0, "dw/dy");
+    cr_assert_eq(tg_tensor_grad_get(w, 0), 1.5, "tg_grad leaves w's buffer alone");
+    cr_assert_eq(tg_tape_leaf_count(tape), 1, "x only");
+    cr_assert_eq(tg_tape_fingerprint(tape), fingerprint);
+    for (int i = 0; i < 3; i++)
+        tg_tensor_free(g[i]);
+    tg_tensor_free(w);
+    tg_tensor_free(seed);
+    /* The recording is x's alone: replayed at x = 1, y = e and dy/dx = e. */
+    cr_assert_eq(tg_tensor_set(x, 0, 1), TG_OK);
+    cr_assert_eq(tg_tape_replay(tape), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_backward(tape, y), TG_OK, "%s", tg_last_error());
+    cr_assert_float_eq(tg_tensor_grad_get(x, 0), exp(1.0), 1e-14);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+
 Test(backward, output_from_another_tape)
 {
     tg_tape *t1 = tg_tape_new(), *t2 = tg_tape_new();

@@ -682,7 +682,9 @@ static inline __attribute__((always_inline)) tg_status walk_nodes(tg_tape *tape,
     return TG_OK;
 }
 
-/* One reverse pass from y with dy = seed (NULL: ones). */
+/* One reverse pass from y with dy = seed (NULL: ones). A leaf y (not captured: its own grad)
+ * takes the seed and ends the pass: it is not registered in the recording, which a backward
+ * must leave as it was (its leaves, its fingerprint, what a replay reads). */
 static tg_status walk(tg_tape *tape, tg_tensor *y, const void *seed)
 {
     if (++tape->base.pass == 0)
@@ -709,8 +711,7 @@ tg_status tg_backward(tg_tape *tape, tg_tensor *y)
                          "of that shape with tg_backward_seed",
                          tg_shape_format(s, sizeof s, y->rank, y->shape));
     }
-    if ((y->flags & TG_TF_LEAF) && use_leaf(tape, y) != TG_OK)
-        return tg__error(TG_ENOMEM, "backward: out of memory");
+    /* (A leaf y is not registered: a backward changes no recording, see walk.) */
     return walk(tape, y, NULL);
 }
 
@@ -732,8 +733,6 @@ tg_status tg_backward_seed(tg_tape *tape, tg_tensor *y, const tg_tensor *seed)
                          tg_shape_format(s1, sizeof s1, seed->rank, seed->shape),
                          tg_shape_format(s2, sizeof s2, y->rank, y->shape));
     }
-    if ((y->flags & TG_TF_LEAF) && use_leaf(tape, y) != TG_OK)
-        return tg__error(TG_ENOMEM, "backward: out of memory");
     return walk(tape, y, seed->data);
 }
 
@@ -759,25 +758,32 @@ tg_status tg_grad(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t n, t
     }
     if ((st = tg_tape__check_grad_inputs(tape, y, xs, n, "grad")) != TG_OK)
         return st;
-    if ((y->flags & TG_TF_LEAF) && use_leaf(tape, y) != TG_OK)
-        return tg__error(TG_ENOMEM, "grad: out of memory");
-    tape->capture = true;
-    st = walk(tape, y, NULL);
-    tape->capture = false;
-    if (st != TG_OK)
-        return st;
+    /* A leaf y depends on itself alone: its gradient is 1, every other one 0, with no walk,
+     * which would register y in the recording (its captured gradient needs a slot) and so
+     * change the recording (its leaves, its fingerprint, what a replay reads). */
+    const bool leaf_y = (y->flags & TG_TF_LEAF) != 0;
+    if (!leaf_y) {
+        tape->capture = true;
+        st = walk(tape, y, NULL);
+        tape->capture = false;
+        if (st != TG_OK)
+            return st;
+    }
     for (size_t i = 0; i < n; i++) {
         tg_tensor *x = xs[i];
         const void *g = NULL;
-        if (!(x->flags & TG_TF_LEAF)) {
+        if (leaf_y) {
+            /* no walk: 1 for y itself, 0 for the others (below) */
+        } else if (!(x->flags & TG_TF_LEAF)) {
             g = x->grad_pass == tape->base.pass ? x->grad : NULL;
         } else {
             size_t s = tg_tape__leaf_slot(tape, x);
             if (s != SIZE_MAX && tape->leaves[s].grad_pass == tape->base.pass)
                 g = tape->leaves[s].grad;
         }
-        out[i] = g ? tg_tensor_from_data((tg_dtype)x->dtype, x->rank, x->shape, g)
-                   : tg_tensor_zeros((tg_dtype)x->dtype, x->rank, x->shape);
+        out[i] = g        ? tg_tensor_from_data((tg_dtype)x->dtype, x->rank, x->shape, g)
+                 : x == y ? tg_tensor_ones((tg_dtype)x->dtype, x->rank, x->shape)
+                          : tg_tensor_zeros((tg_dtype)x->dtype, x->rank, x->shape);
         if (!out[i]) {
             for (size_t j = 0; j < i; j++) {
                 tg_tensor_free(out[j]);
