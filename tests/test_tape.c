@@ -746,6 +746,53 @@ Test(nograd, nodes_recorded_without_grad)
     tg_tensor_free(x);
 }
 
+/* An output that requires no grad, though computed from a tensor that does: the message names
+ * the node where the gradient stops and why (not "does not depend on any tensor that requires
+ * grad", which is then untrue), for every entry point that refuses it. */
+Test(nograd, output_without_grad_names_where_the_gradient_stops)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = ts_vec(TG_F64, 3, TS_VALS(1, 2, -3), true);
+    tg_tensor *c = ts_vec(TG_F64, 3, TS_VALS(0, 0, 0), false);
+    tg_tensor *a = tg_exp(tape, x); /* node 0 */
+    bool was = tg_tape_set_grad_enabled(tape, false);
+    tg_tensor *b = tg_sum(tape, tg_mul(tape, a, a), TG_ALL_AXES, false); /* nodes 1, 2 */
+    tg_tape_set_grad_enabled(tape, was);
+    tg_tensor *m = tg_sum(tape, tg_gt(tape, x, c), TG_ALL_AXES, false); /* nodes 3, 4 */
+    tg_tensor *k = tg_sum(tape, c, TG_ALL_AXES, false);                 /* node 5 */
+    cr_assert_not_null(k, "%s", tg_tape_error(tape));
+    const char *off = "which was recorded while gradient recording was off";
+    tg_tensor *g = NULL;
+    cr_assert_eq(tg_backward(tape, b), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "backward: the output does not require grad, though it was "
+                                   "computed from a tensor that does: the gradient stops at "
+                                   "node 1 (mul), ");
+    ts_assert_has(tg_last_error(), off);
+    cr_assert_eq(tg_backward_seed(tape, b, NULL), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "node 1 (mul)");
+    cr_assert_eq(tg_grad(tape, b, &x, 1, &g), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "grad: the output does not require grad");
+    ts_assert_has(tg_last_error(), off);
+    cr_assert_eq(tg_grad_graph(tape, b, &x, 1, NULL, &g), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "grad_graph: the output does not require grad");
+    ts_assert_has(tg_last_error(), "node 1 (mul)");
+    cr_assert_eq(tg_vjp(tape, b, NULL, &x, 1, &g), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "vjp: the output does not require grad");
+    ts_assert_has(tg_last_error(), "node 1 (mul)");
+    cr_assert_null(g);
+    /* through a comparison */
+    cr_assert_eq(tg_backward(tape, m), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "the gradient stops at node 3 (gt), whose op has no gradient");
+    /* from constants alone, the message says so */
+    cr_assert_eq(tg_backward(tape, k), TG_EINVAL);
+    ts_assert_has(tg_last_error(),
+                  "backward: the output does not depend on any tensor that requires grad");
+    cr_assert_eq(tg_tape_status(tape), TG_OK, "a refused call leaves the tape alone");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(c);
+}
+
 Test(nograd, detach)
 {
     tg_tape *tape = tg_tape_new();

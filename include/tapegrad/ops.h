@@ -397,7 +397,7 @@ TG_API tg_tensor *tg_pow_tensor(tg_tape *tape, tg_tensor *a, tg_tensor *b);
  * the inputs' dtype. A NaN compares false, except that ne gives 1 (IEEE 754). They are not
  * differentiable: the result never requires grad, so a mask used as a factor (x * gt(x, 0))
  * passes the gradient through the other factor only, and backward from a function of masks
- * alone fails with "the output does not depend on any tensor that requires grad". */
+ * alone fails (TG_EINVAL), naming the comparison where the gradient stops. */
 TG_API tg_tensor *tg_lt(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 TG_API tg_tensor *tg_le(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 TG_API tg_tensor *tg_gt(tg_tape *tape, tg_tensor *a, tg_tensor *b);

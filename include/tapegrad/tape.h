@@ -76,11 +76,12 @@ TG_API void tg_tape_set_anomaly(tg_tape *tape, bool enabled);
  * into the grad of every leaf that requires grad. Calling it twice accumulates twice; zero
  * leaf grads between steps (tg_tensor_zero_grad). Gradients of intermediate tensors are
  * replaced by each call. Errors: TG_EINVAL (y NULL, on another tape, not a single element,
- * or not depending on anything that requires grad), TG_ESTALE (y recorded before a reset; or
- * a leaf this backward reads written since the recording used it, named with its shape and
- * the node that used it: see versions in tapegrad/tensor.h; or a leaf of the recording whose
- * requires_grad changed since it was used, which decided the recorded nodes' own), the tape's
- * own error if it has one,
+ * or not requiring grad: when it was computed from a tensor that does, the message names the
+ * node where the gradient stops, one recorded while gradient recording was off or by an op
+ * without a gradient), TG_ESTALE (y recorded before a reset; or a leaf this backward reads
+ * written since the recording used it, named with its shape and the node that used it: see
+ * versions in tapegrad/tensor.h; or a leaf of the recording whose requires_grad changed since
+ * it was used, which decided the recorded nodes' own), the tape's own error if it has one,
  * TG_ENOMEM, TG_ENUMERIC in anomaly mode. A refused call changes nothing.
  *
  * Values a backward reads are the recording's: a VJP reads its inputs again (the gradient of

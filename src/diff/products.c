@@ -63,10 +63,7 @@ tg_status tg_diff__check_output(const char *who, tg_tape *tape, tg_tensor *y, bo
     if (st != TG_OK)
         return st;
     if (!tg_tensor_requires_grad(y))
-        return tg__error(TG_EINVAL,
-                         "%s: the output does not depend on any tensor that requires "
-                         "grad",
-                         who);
+        return tg_tape__output_untracked(tape, y, who);
     /* as every pass would find, but before anything is recorded, and naming `who` */
     if ((st = tg_tape__check_leaves_unchanged(tape, y, who)) != TG_OK)
         return st;

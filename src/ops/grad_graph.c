@@ -69,8 +69,7 @@ static tg_status check_call(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, s
     if (!(y->flags & TG_TF_LEAF) && y->tape != tape)
         return tg__error(TG_EINVAL, "grad_graph: y (node %u) belongs to another tape", y->index);
     if (!y->requires_grad)
-        return tg__error(TG_EINVAL,
-                         "grad_graph: y does not depend on any tensor that requires grad");
+        return tg_tape__output_untracked(tape, y, "grad_graph");
     char s1[96], s2[96];
     if (!seed && y->numel != 1)
         return tg__error(TG_EINVAL,

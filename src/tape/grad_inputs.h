@@ -15,6 +15,13 @@
 tg_status tg_tape__check_grad_inputs(tg_tape *tape, const tg_tensor *y, tg_tensor *const *xs,
                                      size_t n, const char *who);
 
+/* The error (TG_EINVAL, this thread's) for an output y (not NULL) that does not require grad,
+ * for the function `who`: when y is a node of this recording computed from a tensor that
+ * requires grad, it names the node where the gradient stops (recorded while gradient recording
+ * was off, or by an op without a gradient, a comparison); else "the output does not depend on
+ * any tensor that requires grad". A pass over the nodes up to y. */
+tg_status tg_tape__output_untracked(const tg_tape *tape, const tg_tensor *y, const char *who);
+
 /* TG_OK when t (not NULL) can take part in a derivative on tape: a leaf, or a tensor recorded
  * on tape since its last reset. Else TG_EINVAL (a tensor of another tape) or TG_ESTALE (of an
  * earlier recording), naming t as `what`, with its index when i != SIZE_MAX ("xs[2]"), for

@@ -155,6 +155,45 @@ static const char *untracked_reason(const tg_tape *tape, const tg_tensor *t)
     return "none of the tensors it was computed from requires grad";
 }
 
+tg_status tg_tape__output_untracked(const tg_tape *tape, const tg_tensor *y, const char *who)
+{
+    /* The latest node y was computed from through nodes that require no grad, that requires
+     * none though an input does: where the gradient stops. A leaf input counts with the flag
+     * the recording noted (it may have been freed since: not read). */
+    const tg_tensor *cut = NULL;
+    unsigned char *mark = NULL;
+    const size_t top = (y->flags & TG_TF_LEAF) ? 0 : (size_t)y->index + 1;
+    if (top && y->tape == tape && y->gen == tape->base.gen && (mark = tg__calloc(top, 1))) {
+        mark[top - 1] = 1;
+        for (size_t i = top; i-- > 0 && !cut;) {
+            if (!mark[i])
+                continue;
+            const tg_tensor *t = tape->nodes[i];
+            const int arity = tg_node__n_inputs(t);
+            tg_tensor *const *in = tg_node__inputs(t);
+            for (int k = 0; k < arity && !cut; k++) {
+                const size_t s = tg_tape__leaf_slot(tape, in[k]);
+                if (s != SIZE_MAX ? tape->leaves[s].requires_grad : in[k]->requires_grad)
+                    cut = t;
+                else if (s == SIZE_MAX)
+                    mark[in[k]->index] = 1;
+            }
+        }
+        tg__free(mark, top);
+    }
+    if (!cut) /* (or no memory to look: the message without the place) */
+        return tg__error(TG_EINVAL,
+                         "%s: the output does not depend on any tensor that requires grad", who);
+    return tg__error(TG_EINVAL,
+                     "%s: the output does not require grad, though it was computed from a tensor "
+                     "that does: the gradient stops at node %u (%s), %s",
+                     who, cut->index, tg_node__op_name(cut),
+                     tg_op__table[cut->op]->info.differentiable
+                         ? "which was recorded while gradient recording was off "
+                           "(tg_tape_set_grad_enabled)"
+                         : "whose op has no gradient");
+}
+
 static tg_status untracked(const tg_tape *tape, const char *who, size_t i, const tg_tensor *x)
 {
     char what[160];

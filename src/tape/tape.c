@@ -639,8 +639,7 @@ static tg_status check_output(tg_tape *tape, const char *who, tg_tensor *y)
                              y->index);
     }
     if (!y->requires_grad)
-        return tg__error(TG_EINVAL,
-                         "%s: the output does not depend on any tensor that requires grad", who);
+        return tg_tape__output_untracked(tape, y, who);
     /* (A leaf y: the walk reads no recorded values.) */
     return (y->flags & TG_TF_LEAF) ? TG_OK : tg_tape__check_versions(tape, y, who);
 }

@@ -167,7 +167,7 @@ void case_compare(tg_op op, tg_rng *rng)
             tg_tensor *y = tg_sum(tape, m, TG_ALL_AXES, false);
             cr_expect_eq(tg_grad(tape, y, ab, 2, g), TG_EINVAL, "%s: tg_grad through a mask alone",
                          name);
-            ts_assert_has(tg_last_error(), "does not depend on any tensor that requires grad");
+            ts_assert_has(tg_last_error(), "whose op has no gradient");
             cr_expect(g[0] == NULL && g[1] == NULL);
             tg_tape_free(tape);
             tg_tensor_free(ab[0]);

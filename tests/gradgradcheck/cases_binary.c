@@ -65,7 +65,7 @@ void case_compare(tg_op op, tg_rng *rng)
         tg_tensor *g[2] = {NULL, NULL};
         cr_expect_eq(tg_grad_graph(tape, tg_sum(tape, m, TG_ALL_AXES, false), in, 2, NULL, g),
                      TG_EINVAL, "%s: tg_grad_graph through a mask alone", name);
-        ts_assert_has(tg_last_error(), "does not depend on any tensor that requires grad");
+        ts_assert_has(tg_last_error(), "whose op has no gradient");
         grad_graph(tape, tg_sum(tape, tg_mul(tape, in[0], m), TG_ALL_AXES, false), in, 2, g);
         cr_expect(!tg_tensor_requires_grad(g[0]) && !tg_tensor_requires_grad(g[1]),
                   "%s: the gradient of a * mask depends on the inputs", name);
