@@ -251,6 +251,43 @@ Test(versions, a_leaf_made_where_a_freed_leaf_was_is_noted_as_itself)
     ts_alloc_uninstall();
 }
 
+/* A leaf freed after its recording, whose address a new leaf took (as glibc gives a freed block
+ * to the next allocation that fits): backward and replay would read the new leaf for the
+ * recording's, a gradient of other values without a word; both refuse (TG_ESTALE). Recorded
+ * again on the new leaf, y = sum(d * w) has dy/dw = d. */
+Test(versions, a_leaf_freed_after_the_recording_whose_address_was_taken_is_refused)
+{
+    fixture f = make();
+    tg_tape_reset(f.tape);
+    tg_tensor *c = ts_vec(TG_F64, 3, TS_VALS(1, 2, 3), false);
+    tg_tensor *y = tg_sum(f.tape, tg_mul(f.tape, c, f.w), TG_ALL_AXES, false); /* c leaf 0 */
+    cr_assert_not_null(y, "%s", tg_tape_error(f.tape));
+    void *freed = c;
+    ts_alloc_reuse_next_free();
+    tg_tensor_free(c);
+    tg_tensor *d = ts_vec(TG_F64, 3, TS_VALS(7, 8, 9), false);
+    cr_assert_eq((void *)d, freed, "d was to get c's address");
+    cr_assert_eq(tg_backward(f.tape, y), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "backward: leaf 0 of the recording, used at node 0 (mul), was "
+                                   "freed since, and another leaf, [3], has its address now");
+    cr_assert_null(tg_tensor_grad_data(f.w), "nothing accumulated");
+    tg_tensor *g = NULL;
+    cr_assert_eq(tg_grad(f.tape, y, &f.w, 1, &g), TG_ESTALE);
+    ts_assert_has(tg_last_error(),
+                  "grad: leaf 0 of the recording, used at node 0 (mul), was freed");
+    cr_assert_null(g);
+    cr_assert_eq(tg_tape_replay(f.tape), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "replay: leaf 0 was freed since the recording used it, and "
+                                   "another leaf has its address now");
+    tg_tape_reset(f.tape);
+    y = tg_sum(f.tape, tg_mul(f.tape, d, f.w), TG_ALL_AXES, false);
+    cr_assert_eq(tg_backward(f.tape, y), TG_OK, "%s", tg_last_error());
+    ts_assert_grad(f.w, TS_VALS(7, 8, 9), 3, 0, 0, "dy/dw = d");
+    tg_tensor_free(d);
+    done(&f);
+    ts_alloc_uninstall();
+}
+
 /* y = sum(x * w) + sum(x * c), recorded in that order. */
 static tg_tensor *record_with(fixture *f, tg_tensor *c)
 {

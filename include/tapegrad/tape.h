@@ -13,7 +13,8 @@
  * leaf. What writes one (its values, tg_tensor_set_requires_grad, and tg_backward, which
  * adds into its grad) must not run meanwhile; tg_grad, which writes no leaf, takes gradients
  * of shared leaves on each thread's tape. The leaves a recording used must stay alive until
- * its last backward reads them (a freed leaf that no backward reads is fine). */
+ * its last backward reads them (a freed leaf that no backward reads is fine; one it would read
+ * whose address another leaf has taken since is refused, TG_ESTALE). */
 #ifndef TAPEGRAD_TAPE_H
 #define TAPEGRAD_TAPE_H
 
@@ -155,8 +156,9 @@ TG_API tg_status tg_grad(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size
  * - a custom op's user pointer and callbacks are called again as recorded: what they point
  *   at must still be alive and mean the same thing;
  * - a leaf freed since the recording: the tape holds its address and cannot tell a freed
- *   tensor from a live one (using it is a use after free, as any use of a freed tensor).
- *   Keep every leaf of the recording alive while replaying.
+ *   tensor from a live one (using it is a use after free, as any use of a freed tensor; once
+ *   another leaf has taken the address, the replay sees it and refuses, TG_ESTALE). Keep every
+ *   leaf of the recording alive while replaying.
  *
  * What it refuses (and then changes nothing; the tape stays usable): a leaf whose dtype
  * (TG_EDTYPE), shape (TG_ESHAPE) or requires_grad (TG_ESTALE) differs from when the recording

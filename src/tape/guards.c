@@ -80,8 +80,8 @@ static tg_status walk_read_leaves(const tg_tape *tape, tg_tensor *const *roots, 
     return st;
 }
 
-/* The version check's visit: notes a leaf written or whose flag changed since it was noted
- * (the last one noted is the earliest node's). */
+/* The version check's visit: notes a leaf written or whose flag changed since it was noted, or
+ * one that is not the leaf noted at all (the last one noted is the earliest node's). */
 typedef struct stale_leaf {
     const tg_tape *tape;
     const tg_tensor *bad;
@@ -92,7 +92,8 @@ static tg_status note_stale(tg_tensor *x, size_t s, size_t node, void *ctx)
 {
     stale_leaf *c = ctx;
     if (tg_tensor__version(x) != c->tape->leaves[s].version ||
-        x->requires_grad != c->tape->leaves[s].requires_grad)
+        x->requires_grad != c->tape->leaves[s].requires_grad ||
+        x->serial != c->tape->leaves[s].serial)
         c->bad = x, c->node = node, c->slot = s;
     return TG_OK;
 }
@@ -123,9 +124,16 @@ tg_status tg_tape__check_versions_slow(const tg_tape *tape, const tg_tensor *y, 
                          who);
     if (!bad)
         return TG_OK;
+    char what[160];
+    if (bad->serial != tape->leaves[bad_slot].serial) /* freed, and its memory is a leaf again */
+        return tg__error(TG_ESTALE,
+                         "%s: leaf %zu of the recording, used at node %zu (%s), was freed since, "
+                         "and another leaf, %s, has its address now: the backward would read it "
+                         "instead. Keep the recording's leaves alive, or record again",
+                         who, bad_slot, bad_node, tg_node__op_name(tape->nodes[bad_node]),
+                         label(what, sizeof what, bad));
     if (bad->requires_grad != tape->leaves[bad_slot].requires_grad)
         return tg_tape__grad_flag_changed(tape, bad_slot, who);
-    char what[160];
     return tg__error(TG_ESTALE,
                      "%s: leaf %zu of the recording, %s, was written (version %llu, now %llu) "
                      "after the recording used it at node %zu (%s): the gradient would mix its "

@@ -27,6 +27,12 @@ static tg_status check_leaves(const tg_tape *tape)
         const tg_leaf_slot *slot = &tape->leaves[i];
         const tg_tensor *x = slot->leaf;
         char who[80];
+        if (x->serial != slot->serial) /* freed, and its memory is a leaf again */
+            return tg__error(TG_ESTALE,
+                             "replay: leaf %zu was freed since the recording used it, and "
+                             "another leaf has its address now; keep the recording's leaves "
+                             "alive, or record again",
+                             i);
         if (x->dtype != slot->dtype)
             return tg__error(TG_EDTYPE,
                              "replay: %s was %s when recorded and is %s now; record "
