@@ -511,7 +511,7 @@ Test(custom, vjp_errors_become_the_tapes)
 
 /* meddler: y = 2x, whose VJP (dx += 2 dy) first does something to the tape being
  * differentiated, by mode: 1 records 5000 nodes on it (the node list must grow, and moves), 2
- * runs a backward on it, 3 a tg_grad, 4 resets it. */
+ * runs a backward on it, 3 a tg_grad, 4 resets it and records. */
 typedef struct meddle {
     tg_tape *tape;
     tg_tensor *x, *other; /* a leaf of the recording, and an output to differentiate */
@@ -539,7 +539,11 @@ static tg_status meddling_vjp(const tg_custom_call *c)
         (void)tg_grad(m->tape, m->other, &m->x, 1, &g);
         tg_tensor_free(g);
         break;
-    case 4: tg_tape_reset(m->tape); break;
+    case 4:
+        tg_tape_reset(m->tape);
+        for (int i = 0; i < 100; i++) /* over what the reset gave back: the node's ext */
+            (void)tg_exp(m->tape, m->x);
+        break;
     }
     for (size_t i = 0; c->dx[0] && i < tg_tensor_numel(c->out); i++)
         add_at(c->out, c->dx[0], i, 2 * at(c->out, c->dy, i));
@@ -588,6 +592,73 @@ Test(custom, vjp_that_uses_its_tape_is_an_error)
             ts_assert_has(tg_tape_error(tape), "(node 1)");
         }
     }
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+
+/* resetter: y = 2x whose forward (when *user is 1) or vjp_graph (when 2) resets the tape it is
+ * called on; its vjp_graph gives dx = 2 dy. */
+static tg_status resetting_forward(const tg_custom_call *c)
+{
+    meddle *m = c->user;
+    tg_status st = double_forward(c);
+    if (m->mode == 1)
+        tg_tape_reset(m->tape);
+    return st;
+}
+
+static tg_status resetting_vjp_graph(const tg_custom_grad_call *c)
+{
+    meddle *m = c->user;
+    c->dx[0] = tg_scale(c->tape, c->dy, 2);
+    if (m->mode == 2) {
+        tg_tape_reset(m->tape);
+        for (int i = 0; i < 100; i++) /* what a callback may record next, over the walk's data */
+            (void)tg_exp(m->tape, m->x);
+    }
+    return TG_OK;
+}
+
+static const tg_custom_op RESETTER = {
+    .name = "resetter", .forward = resetting_forward, .vjp_graph = resetting_vjp_graph};
+
+/* A forward or vjp_graph that resets the tape it is called on leaves the node (and
+ * tg_grad_graph's gradients so far) another recording's: an error naming the op, whether the
+ * forward runs in tg_custom or in a replay. */
+Test(custom, callback_that_resets_its_tape_is_an_error)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = ts_vec(TG_F64, 3, TS_VALS(1, 2, 3), true);
+    meddle m = {tape, x, NULL, 1};
+    tg_tensor *e = tg_exp(tape, x);
+    cr_expect_null(tg_custom(tape, &RESETTER, &m, &e, 1, 1, TS_SHAPE(3)));
+    cr_expect_eq(tg_tape_status(tape), TG_EINVAL);
+    ts_assert_has(tg_tape_error(tape),
+                  "resetter: forward: the callback reset the tape it was called on");
+    /* in a replay */
+    tg_tape_reset(tape);
+    m.mode = 0;
+    e = tg_exp(tape, x);
+    tg_tensor *y = tg_custom(tape, &RESETTER, &m, &e, 1, 1, TS_SHAPE(3));
+    tg_tensor *loss = tg_sum(tape, tg_mul(tape, y, e), TG_ALL_AXES, false);
+    cr_assert_not_null(loss, "%s", tg_tape_error(tape));
+    m.mode = 1;
+    cr_expect_eq(tg_tape_replay(tape), TG_EINVAL);
+    ts_assert_has(tg_tape_error(tape), "resetter: forward: the callback reset the tape");
+    /* in tg_grad_graph's walk: loss = sum(2 e^2), d loss / dx = 4 e^2x */
+    tg_tape_reset(tape);
+    m.mode = 0;
+    e = tg_exp(tape, x);
+    y = tg_custom(tape, &RESETTER, &m, &e, 1, 1, TS_SHAPE(3));
+    loss = tg_sum(tape, tg_mul(tape, y, e), TG_ALL_AXES, false);
+    tg_tensor *g = NULL;
+    cr_assert_eq(tg_grad_graph(tape, loss, &x, 1, NULL, &g), TG_OK, "%s", tg_last_error());
+    ts_assert_values(g, TS_VALS(4 * exp(2.0), 4 * exp(4.0), 4 * exp(6.0)), 3, 0, 1e-14, "4e^2x");
+    m.mode = 2;
+    cr_expect_eq(tg_grad_graph(tape, loss, &x, 1, NULL, &g), TG_EINVAL);
+    cr_expect_null(g);
+    ts_assert_has(tg_tape_error(tape),
+                  "resetter: vjp_graph: the callback reset the tape it was called on");
     tg_tensor_free(x);
     tg_tape_free(tape);
 }

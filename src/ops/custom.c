@@ -80,11 +80,41 @@ static tg_status custom_shape(tg_tensor *y, char *msg, size_t size)
     return TG_OK;
 }
 
+/* The error for a callback of op `name` at node y that reset the tape it was called on (a
+ * forward while recording or replaying, a vjp_graph while tg_grad_graph walks): y and what the
+ * caller holds (the walk's gradients, in the data arena) are another recording's now, which the
+ * caller would go on reading and writing as its own. y's ext is not read: it was in the data
+ * arena, which the reset gave back. */
+static void fail_reset(tg_tape *tape, const char *name, const tg_tensor *y, const char *phase)
+{
+    /* name was copied before the call: a NAME.vjp op's own lives in the data arena too */
+    tg_tape__fail(tape, TG_EINVAL,
+                  "%s: %s: the callback reset the tape it was called on; a callback computes "
+                  "with what it is given (node %u)",
+                  name, phase, y->index);
+}
+
+/* The op's name, copied (cut at 63 bytes) to outlive a reset: for fail_reset. */
+typedef struct name_copy {
+    char s[64];
+} name_copy;
+
+static name_copy copy_name(const char *name)
+{
+    name_copy c;
+    const size_t len = strnlen(name, sizeof c.s - 1);
+    memcpy(c.s, name, len);
+    c.s[len] = '\0';
+    return c;
+}
+
 /* y = forward(in...): the user writes y's values, zeroed first so that a forward that skips
  * an element leaves 0 there rather than an earlier recording's bytes. */
 static void custom_forward(tg_tensor *y)
 {
     const tg_node_ext *ext = y->attr.r.ext;
+    const uint32_t gen = y->gen;
+    const name_copy name = copy_name(ext->custom->name);
     memset(y->data, 0, tg__nbytes(y));
     char msg[200] = "";
     const tg_custom_call call = {
@@ -97,7 +127,9 @@ static void custom_forward(tg_tensor *y)
         .msg_size = sizeof msg,
     };
     tg_status st = ext->custom->forward(&call);
-    if (st != TG_OK)
+    if (y->tape->base.gen != gen)
+        fail_reset(y->tape, name.s, y, "forward");
+    else if (st != TG_OK)
         fail(y->tape, y, "forward", st, msg, sizeof msg);
 }
 
@@ -126,6 +158,7 @@ static void custom_vjp(tg_tape *tape, tg_tensor *y)
     const size_t n_nodes = tape->n_nodes;
     const uint32_t gen = tape->base.gen, pass = tape->base.pass;
     const bool capture = tape->capture;
+    const name_copy name = copy_name(ext->custom->name);
     void *small[8];
     void **dx = ext->n <= 8 ? small : tg_tape__alloc(tape, ext->n * sizeof *dx);
     if (!dx) {
@@ -159,7 +192,7 @@ static void custom_vjp(tg_tape *tape, tg_tensor *y)
                       "recorded on it, ran a backward, tg_grad or a replay on it, or reset it; "
                       "compute with call->in, call->dy and call->dx, or on a tape of its own "
                       "(node %u)",
-                      tg_node__op_name(y), y->index);
+                      name.s, y->index); /* (ext may be gone: a reset gave back its memory) */
         return;
     }
     if (st != TG_OK)
@@ -284,7 +317,13 @@ static tg_status custom_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg
         .msg = msg,
         .msg_size = sizeof msg,
     };
+    const uint32_t gen = tape->base.gen;
+    const name_copy name = copy_name(op->name);
     tg_status st = op->vjp_graph(&call);
+    if (tape->base.gen != gen) {
+        fail_reset(tape, name.s, y, "vjp_graph");
+        return TG_EINVAL;
+    }
     if (st != TG_OK)
         fail(tape, y, "vjp_graph", st, msg, sizeof msg);
     /* What it gives back becomes the caller's gradient, the tape's: dy itself, or a tensor it
