@@ -1273,6 +1273,35 @@ Test(anomaly, forward_nan_or_inf_names_the_op)
     tg_tensor_free(x);
 }
 
+/* A NaN or Inf that an op only passes on, from a leaf or a node recorded while anomaly mode was
+ * off, is named where it is, not as the op's own. */
+Test(anomaly, forward_names_an_input_that_holds_nan_or_inf)
+{
+    tg_tensor *x = ts_vec(TG_F64, 2, TS_VALS(1, NAN), true);
+    cr_assert_eq(tg_tensor_set_name(x, "x"), TG_OK);
+    tg_tape *tape = tg_tape_new();
+    tg_tape_set_anomaly(tape, true);
+    cr_assert_null(tg_exp(tape, x));
+    cr_assert_eq(tg_tape_status(tape), TG_ENUMERIC);
+    ts_assert_has(tg_tape_error(tape), "anomaly: exp at node 0 was given NaN or Inf: its input 0, "
+                                       "the leaf 'x', holds it (inputs [2])");
+    tg_tape_reset(tape);
+    tg_tape_set_anomaly(tape, false);
+    tg_tensor *z = ts_vec(TG_F64, 2, TS_VALS(0, 1), false);
+    tg_tensor *l = tg_log(tape, z); /* -inf, 0: only a value while anomaly mode is off */
+    tg_tape_set_anomaly(tape, true);
+    cr_assert_null(tg_mul(tape, z, l));
+    ts_assert_has(tg_tape_error(tape), "anomaly: mul at node 1 was given NaN or Inf: its input 1, "
+                                       "node 0 (log), holds it");
+    /* an op that makes one itself is named as before */
+    tg_tape_reset(tape);
+    cr_assert_null(tg_log(tape, z));
+    ts_assert_has(tg_tape_error(tape), "anomaly: log produced NaN or Inf at node 0 (inputs [2])");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(z);
+}
+
 Test(anomaly, backward_inf_names_the_op)
 {
     const size_t n = 2;

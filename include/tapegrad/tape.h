@@ -69,7 +69,9 @@ TG_API bool tg_tape_grad_enabled(const tg_tape *tape);
 
 /* Anomaly mode: every recorded op checks its output, and backward checks every gradient it
  * writes, for NaN or Inf; the first one found is an error (TG_ENUMERIC) naming the op, its
- * node index and its input shapes. Off by default (it costs a pass over every value). */
+ * node index and its input shapes, and, when an input of the op held NaN or Inf already (a
+ * leaf, or a node recorded while anomaly mode was off), that input. Off by default (it costs
+ * a pass over every value). */
 TG_API void tg_tape_set_anomaly(tg_tape *tape, bool enabled);
 
 /* Reverse-mode differentiation of y, a 0-d (or single-element) tensor recorded on `tape`

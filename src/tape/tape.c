@@ -516,6 +516,27 @@ tg_status tg_tape__anomaly_forward(tg_tape *tape, const tg_tensor *y)
         return TG_OK;
     char shapes[200];
     describe_inputs(y, shapes, sizeof shapes);
+    /* An input that holds NaN or Inf already (a leaf, or a node recorded while anomaly mode was
+     * off) is where the value came from: the op only passed it on. */
+    const int arity = tg_node__n_inputs(y);
+    tg_tensor *const *in = tg_node__inputs(y);
+    for (int k = 0; k < arity; k++) {
+        const tg_tensor *x = in[k];
+        if (all_finite(x->data, (tg_dtype)x->dtype, x->numel))
+            continue;
+        char what[96];
+        if (!(x->flags & TG_TF_LEAF))
+            snprintf(what, sizeof what, "node %u (%s)", x->index, tg_node__op_name(x));
+        else if (x->name)
+            snprintf(what, sizeof what, "the leaf '%s'", x->name);
+        else
+            snprintf(what, sizeof what, "a leaf");
+        tg_tape__fail(tape, TG_ENUMERIC,
+                      "anomaly: %s at node %u was given NaN or Inf: its input %d, %s, holds it "
+                      "(inputs %s)",
+                      tg_node__op_name(y), y->index, k, what, shapes);
+        return TG_ENUMERIC;
+    }
     tg_tape__fail(tape, TG_ENUMERIC, "anomaly: %s produced NaN or Inf at node %u (inputs %s)",
                   tg_node__op_name(y), y->index, shapes);
     return TG_ENUMERIC;
