@@ -677,7 +677,10 @@ Test(grad, errors_set_no_outputs)
     cr_assert_null(out[0]);
     cr_assert_null(out[1]);
     tg_tensor *s = tg_sum(tape, y, TG_ALL_AXES, false);
+    out[0] = (tg_tensor *)&out;
     cr_assert_eq(tg_grad(tape, s, NULL, 1, out), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "grad: xs is NULL");
+    cr_assert_null(out[0], "xs NULL: out[0] set all the same");
     cr_assert_eq(tg_grad(tape, s, xs, 1, NULL), TG_EINVAL);
     tg_tensor *with_null[2] = {x, NULL};
     out[0] = out[1] = (tg_tensor *)&out;

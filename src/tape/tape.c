@@ -758,10 +758,10 @@ tg_status tg_backward_seed(tg_tape *tape, tg_tensor *y, const tg_tensor *seed)
 
 tg_status tg_grad(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t n, tg_tensor **out)
 {
+    for (size_t i = 0; out && i < n; i++) /* first: no out[i] is set on any error */
+        out[i] = NULL;
     if (n && (!xs || !out))
         return tg__error(TG_EINVAL, "grad: %s is NULL", xs ? "out" : "xs");
-    for (size_t i = 0; i < n; i++)
-        out[i] = NULL;
     tg_status st = check_output(tape, "grad", y);
     if (st != TG_OK)
         return st;
