@@ -1305,6 +1305,23 @@ Test(anomaly, forward_names_an_input_that_holds_nan_or_inf)
     tg_tensor_free(z);
 }
 
+/* A seed that holds NaN or Inf is named as such, not as the first VJP that passes it on. */
+Test(anomaly, backward_names_a_seed_that_holds_nan_or_inf)
+{
+    tg_tensor *x = ts_vec(TG_F64, 2, TS_VALS(1, 2), true);
+    tg_tensor *seed = ts_vec(TG_F64, 2, TS_VALS(1, INFINITY), false);
+    tg_tape *tape = tg_tape_new();
+    tg_tape_set_anomaly(tape, true);
+    tg_tensor *y = tg_exp(tape, x);
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    cr_assert_eq(tg_backward_seed(tape, y, seed), TG_ENUMERIC);
+    ts_assert_has(tg_tape_error(tape), "anomaly: backward: the seed holds NaN or Inf");
+    cr_assert_null(tg_tensor_grad_data(x), "nothing walked");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(seed);
+}
+
 Test(anomaly, backward_inf_names_the_op)
 {
     const size_t n = 2;

@@ -68,10 +68,10 @@ TG_API bool tg_tape_set_grad_enabled(tg_tape *tape, bool enabled);
 TG_API bool tg_tape_grad_enabled(const tg_tape *tape);
 
 /* Anomaly mode: every recorded op checks its output, and backward checks every gradient it
- * writes, for NaN or Inf; the first one found is an error (TG_ENUMERIC) naming the op, its
- * node index and its input shapes, and, when an input of the op held NaN or Inf already (a
- * leaf, or a node recorded while anomaly mode was off), that input. Off by default (it costs
- * a pass over every value). */
+ * writes (and tg_backward_seed its seed), for NaN or Inf; the first one found is an error
+ * (TG_ENUMERIC, kept on the tape) naming the op, its node index and its input shapes, and,
+ * when an input of the op held NaN or Inf already (a leaf, or a node recorded while anomaly
+ * mode was off), that input; or the seed. Off by default (it costs a pass over every value). */
 TG_API void tg_tape_set_anomaly(tg_tape *tape, bool enabled);
 
 /* Reverse-mode differentiation of y, a 0-d (or single-element) tensor recorded on `tape`

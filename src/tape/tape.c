@@ -753,6 +753,12 @@ tg_status tg_backward_seed(tg_tape *tape, tg_tensor *y, const tg_tensor *seed)
                          tg_shape_format(s1, sizeof s1, seed->rank, seed->shape),
                          tg_shape_format(s2, sizeof s2, y->rank, y->shape));
     }
+    /* Anomaly mode checks the gradients a walk writes: one the seed brings in is the seed's,
+     * not the first VJP's that passes it on. */
+    if (TG_UNLIKELY(tape->anomaly) && !all_finite(seed->data, (tg_dtype)seed->dtype, seed->numel)) {
+        tg_tape__fail(tape, TG_ENUMERIC, "anomaly: backward: the seed holds NaN or Inf");
+        return TG_ENUMERIC;
+    }
     return walk(tape, y, seed->data);
 }
 
