@@ -66,7 +66,7 @@ static void check_common(const tj *l, bool quick)
     const char *w = tj_str_of(l, "workload");
     cr_assert(strcmp(w, "W1") == 0 || strcmp(w, "W1replay") == 0 || strcmp(w, "W2") == 0 ||
                   strcmp(w, "W3") == 0 || strcmp(w, "W3dist") == 0 || strcmp(w, "W4") == 0 ||
-                  strcmp(w, "gemm") == 0 || strcmp(w, "W3jvp") == 0,
+                  strcmp(w, "gemm") == 0 || strcmp(w, "W3jvp") == 0 || strcmp(w, "ops") == 0,
               "unknown workload %s", w);
     cr_assert_neq(tj_str_of(l, "metric")[0], '\0');
     double threads = tj_num_of(l, "threads");
@@ -146,7 +146,7 @@ Test(bench, all_quick_json)
     tp_expect_status(&r, 0);
     static tj lines[256];
     int n = parse_output(r.out, lines, 256);
-    int w1 = 0, w2 = 0, w3 = 0, w4 = 0, w3jvp = 0;
+    int w1 = 0, w2 = 0, w3 = 0, w4 = 0, w3jvp = 0, ops = 0;
     const tj *arch = NULL, *w1l = NULL, *w1r = NULL;
     for (int i = 0; i < n; i++) {
         const tj *l = &lines[i];
@@ -195,9 +195,17 @@ Test(bench, all_quick_json)
             ts_assert_close(tj_get(l, "value")->num, j / f, 0, 1e-9, "jvp_over_forward");
             cr_assert_lt(tj_num_of(l, "check_rel_err"), 1e-3);
             w3jvp++;
+        } else if (strcmp(w, "ops") == 0) { /* one op's forward plus backward per element */
+            double f = tj_num_of(l, "forward_ns_per_element"),
+                   b = tj_num_of(l, "backward_ns_per_element");
+            cr_assert(f >= 0 && b >= 0 && f + b > 0, "%s: %g, %g", m, f, b);
+            ts_assert_close(tj_get(l, "value")->num, f + b, 0, 1e-9, "%s", m);
+            cr_assert_str_eq(tj_str_of(l, "shape"), "64x64");
+            ops++;
         }
     }
     cr_assert_eq(w3jvp, 1);
+    cr_assert_eq(ops, 11, "one figure per case of ops");
     cr_assert_eq(w1, 1);
     /* W1replay trains the same path by replaying one recording: the same loss, bit for bit */
     cr_assert(w1l && w1r, "W1 and W1replay");

@@ -1,6 +1,7 @@
 /* bench.h: what the files of `tapegrad bench` share: the options and the state of a run
  * (cmd_bench.c parses and drives), figures and their output (bench_output.c), the workloads
- * (bench_tape.c, bench_w3.c, bench_gemm.c, bench_w3dist.c, bench_w4.c, bench_w3jvp.c), the
+ * (bench_tape.c, bench_w3.c, bench_gemm.c, bench_w3dist.c, bench_w4.c, bench_w3jvp.c,
+ * bench_ops.c), the
  * hand-written references of W1 and W2 (bench_hand.c), W3's training step, which W3dist runs
  * too, and the child processes (bench_proc.c). Private to tools/. */
 #ifndef TAPEGRAD_TOOLS_BENCH_H
@@ -23,9 +24,10 @@ enum {
     DO_GEMM = 16,
     DO_W3DIST = 32,
     DO_W1REPLAY = 64,
-    DO_W3JVP = 128, /* bench_w3jvp.c */
-    DO_ALL = 255,
-    DO_TARGETS = 256 /* W1, W2, W3 and gemm, then the targets they meet (bench_targets.c) */
+    DO_W3JVP = 128,   /* bench_w3jvp.c */
+    DO_TARGETS = 256, /* W1, W2, W3 and gemm, then the targets they meet (bench_targets.c) */
+    DO_OPS = 512,     /* bench_ops.c */
+    DO_ALL = 255 | DO_OPS
 };
 enum { MAX_THREAD_COUNTS = 8, MAX_CPUS = 256 };
 
@@ -80,6 +82,7 @@ void bench_gemm(bench *b);     /* bench_gemm.c */
 void bench_w3dist(bench *b);   /* bench_w3dist.c */
 void bench_w4(bench *b);       /* bench_w4.c */
 void bench_w3jvp(bench *b);    /* bench_w3jvp.c */
+void bench_ops(bench *b);      /* bench_ops.c */
 /* After the workloads of `targets`: each target of the performance issue as a figure of
  * workload "target", from the figures the run emitted (bench_targets.c). */
 void bench_targets(bench *b);

@@ -8,6 +8,7 @@
  *   W3dist  W3 on MPI ranks x threads; ranks run this binary under mpirun (bench_w3dist.c)
  *   W4      `tapegrad train` on the digits data in a child process (bench_w4.c)
  *   W3jvp   forward mode (tg_jvp) on W3's MLP against its forward (bench_w3jvp.c)
+ *   ops     single ops' loops on a large matrix, forward and backward (bench_ops.c)
  *
  * Every figure is the median of several timed repetitions after an untimed warm-up; with
  * --json each figure is one JSON object per line (bench_output.c). */
@@ -50,6 +51,8 @@ static const char BENCH_USAGE[] =
     "  gemm   GFLOP/s of C = A.B at 1024^3 and at W3's products, forward and backward\n"
     "  W3jvp  tg_jvp of W3's loss in a tangent of every parameter: its time over the\n"
     "         forward's (default 20 reps)\n"
+    "  ops    single ops on a 1024 x 1024 matrix (reductions and softmax along each axis,\n"
+    "         transpose, broadcasting, where): forward plus backward ns per element\n"
     "  all    all of the above\n"
     "  targets\n"
     "         the performance targets: W1 and W2 once, W3 and gemm (f32) at 1 and 2\n"
@@ -221,10 +224,10 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
     static const struct {
         const char *name;
         unsigned bit;
-    } names[] = {{"W1", DO_W1},          {"W1replay", DO_W1REPLAY}, {"W2", DO_W2},
-                 {"W3", DO_W3},          {"W3dist", DO_W3DIST},     {"W4", DO_W4},
-                 {"gemm", DO_GEMM},      {"W3jvp", DO_W3JVP},       {"all", DO_ALL},
-                 {"targets", DO_TARGETS}};
+    } names[] = {{"W1", DO_W1},     {"W1replay", DO_W1REPLAY}, {"W2", DO_W2},
+                 {"W3", DO_W3},     {"W3dist", DO_W3DIST},     {"W4", DO_W4},
+                 {"gemm", DO_GEMM}, {"W3jvp", DO_W3JVP},       {"ops", DO_OPS},
+                 {"all", DO_ALL},   {"targets", DO_TARGETS}};
     o->dtype = -1;
     cpu_set_t cpus;
     tg_gemm_path kernel = TG_GEMM_AUTO;
@@ -242,7 +245,7 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
             if (k == sizeof names / sizeof *names)
                 return usage_error("bench",
                                    "unknown workload '%s' (W1, W1replay, W2, W3, W3dist, W4, "
-                                   "gemm, W3jvp, all or targets)",
+                                   "gemm, W3jvp, ops, all or targets)",
                                    a);
             o->workloads |= names[k].bit;
             continue;
@@ -392,10 +395,9 @@ int cmd_bench(int argc, char **argv)
     static const struct {
         unsigned bit;
         void (*run)(bench *b);
-    } order[] = {{DO_W1, bench_w1},         {DO_W1REPLAY, bench_w1replay},
-                 {DO_W2, bench_w2},         {DO_W3, bench_w3},
-                 {DO_W3DIST, bench_w3dist}, {DO_GEMM, bench_gemm},
-                 {DO_W3JVP, bench_w3jvp},   {DO_W4, bench_w4}};
+    } order[] = {{DO_W1, bench_w1},       {DO_W1REPLAY, bench_w1replay}, {DO_W2, bench_w2},
+                 {DO_W3, bench_w3},       {DO_W3DIST, bench_w3dist},     {DO_GEMM, bench_gemm},
+                 {DO_W3JVP, bench_w3jvp}, {DO_OPS, bench_ops},           {DO_W4, bench_w4}};
     bench b = {.o = &o, .cpus = o.cpus};
     const bool targets = (o.workloads & DO_TARGETS) != 0;
     char pinned[MAX_CPUS * 5]; /* "c,c,...": numbers below CPU_SETSIZE */
