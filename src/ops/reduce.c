@@ -283,8 +283,12 @@ static void sum_like_forward(tg_tensor *y, bool mean)
         if (TG_LIKELY(n < 2 * TG_PAR_GRAIN)) { /* one lane, no split: the blocks in turn */
             DISPATCH(y->dtype, {
                 const T *X = y->in[0]->data;
-                T acc;
-                LANE_SUM(T, X, 0, 1, n, acc, LANE_TERM_ITSELF);
+                T acc = 0;
+                if (TG_LIKELY(n <= TG_PAR_GRAIN)) /* one block: LANE_SUM's loop, no more */
+                    for (size_t k = 0; k < n; k++)
+                        acc += X[k];
+                else
+                    LANE_SUM(T, X, 0, 1, n, acc, LANE_TERM_ITSELF);
                 *(T *)y->data = mean ? acc / (T)n : acc;
             });
             return;
