@@ -130,7 +130,7 @@ static axis_split split_at(const tg_tensor *x, int axis)
  * Along an axis with elements after it (inner > 1), a lane's elements are inner apart, so
  * walking one lane at a time reads a column: a cache line per element, and at power-of-two
  * strides all of a column's lines fall in a few cache sets (the VJP of a sum over axis 0 of
- * 1024 x 1024 f32 took 33 ms, 31 ns an element). There the ops below take the inner lanes of
+ * 1024 x 1024 f32 took 17 ms, 16 ns an element). There the ops below take the inner lanes of
  * one outer index together, row by row (k), each row's elements innermost and contiguous, with
  * a lane's running values (a sum, a maximum) in a row of their own. Every lane still sees its
  * elements in the same order, k ascending, with the same arithmetic, its sums in LANE_SUM's
@@ -644,8 +644,9 @@ static void logsumexp_vjp(tg_tape *tape, tg_tensor *y)
     tg_tape__scratch_release(tape, &mark);
 }
 
-/* softmax (log_softmax with LOG): y[k] = e^(x[k] - m - ls) (x[k] - m - ls), from X to Y, with
- * each lane's shift and log-sum in scratch rows when the lanes go by rows. */
+/* The forwards of softmax and log_softmax: y[k] = OUT, of x = x[k] and the lane's shift m and
+ * log-sum ls (e^((x - m) - ls), (x - m) - ls), with the shifts and log-sums in scratch rows when
+ * the lanes go by rows. */
 #define SOFTMAX_FORWARD(id, OUT)                                                                   \
     static void id##_forward(tg_tensor *y)                                                         \
     {                                                                                              \
