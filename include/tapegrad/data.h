@@ -20,8 +20,10 @@ typedef struct tg_table tg_table;
  * empty field, a header with no data rows, an empty or duplicate column name, a NUL byte or
  * a carriage return (bare "\r" line ends) in the header, a first row that is all numbers
  * (no header). Blank lines are skipped; a UTF-8 byte order mark is ignored; header names may
- * be double-quoted ("" for a quote). A file over 1 GiB is refused (TG_EFORMAT) unless the
- * environment variable TG_CSV_MAX_BYTES allows more. *out is the caller's (tg_table_free). */
+ * be double-quoted ("" for a quote). A file over the size limit is refused (TG_EFORMAT): 1 GiB,
+ * or the environment variable TG_CSV_MAX_BYTES, more or less, when it holds a positive number
+ * of bytes in decimal digits (any other value is ignored). *out is the caller's
+ * (tg_table_free). */
 TG_API tg_status tg_table_read_csv(const char *path, tg_table **out);
 /* The same from text in memory; `name` is used in messages in place of the path. */
 TG_API tg_status tg_table_parse_csv(const char *text, size_t len, const char *name,

@@ -21,7 +21,9 @@ extern "C" {
  *
  * y must be a single element, unless seed is given: then the result is the vector-Jacobian
  * product seed^T (dy/dxs), seed a tensor of y's shape and dtype (a leaf or a tensor of this
- * tape; a tape tensor that requires grad makes the result differentiable in it too).
+ * tape; a tape tensor that requires grad makes the result differentiable in it too). A leaf
+ * seed is recorded on the tape first (times 1), so it becomes one of the recording's leaves:
+ * keep it alive while the recording is replayed or differentiated (tape.h).
  *
  * Errors (out[] all NULL): as tg_grad's (TG_EINVAL for NULL arguments, a y that does not
  * require grad, an input y depends on that does not, a multi-element y without a seed, a

@@ -434,7 +434,7 @@ tg_status tg_table_read_csv(const char *path, tg_table **out)
         len += n;
         if (len > max) { /* after every read, the last one included */
             st = tg__error(TG_EFORMAT,
-                           "%s: more than %zu bytes, the limit (TG_CSV_MAX_BYTES raises it)",
+                           "%s: more than %zu bytes, the limit (TG_CSV_MAX_BYTES sets it)",
                            path, max);
             break;
         }
