@@ -142,11 +142,12 @@ static bool by_rows(axis_split s)
 }
 
 /* Scratch of `bytes` per lane of s from the tape's arena, for the ops that keep more than one
- * running value per lane (the caller gives it back with tg_tape__scratch_release), or NULL
- * when there is none: the caller then goes lane by lane, which needs none. */
+ * running value per lane when the lanes go by rows (the caller gives it back with
+ * tg_tape__scratch_release); NULL when they do not, or when there is none: the caller then
+ * goes lane by lane, which needs none. */
 static void *row_scratch(tg_tape *tape, axis_split s, size_t bytes)
 {
-    return tg_tape__alloc(tape, s.inner * bytes);
+    return by_rows(s) ? tg_tape__alloc(tape, s.inner * bytes) : NULL;
 }
 
 /* B[i] = the pick (BETTER `>`: maximum, `<`: minimum) of each lane of the block of X whose rows
@@ -300,7 +301,7 @@ static void sum_like_forward(tg_tensor *y, bool mean)
     tg_tape *tape = y->tape;
     const tg_arena mark = tg_tape__scratch_mark(tape);
     const size_t extra = rows_sum_scratch(s.n);
-    void *rows = by_rows(s) && extra ? row_scratch(tape, s, extra * tg__esize(y)) : NULL;
+    void *rows = extra ? row_scratch(tape, s, extra * tg__esize(y)) : NULL;
     DISPATCH(y->dtype, {
         const T *X = y->in[0]->data;
         T *Y = y->data;
@@ -443,7 +444,7 @@ static void mean_vjp(tg_tape *tape, tg_tensor *y)
             return;                                                                                \
         axis_split s = split_at(y->in[0], y->attr.r.axis);                                         \
         const tg_arena mark = tg_tape__scratch_mark(tape);                                         \
-        size_t *K = by_rows(s) ? row_scratch(tape, s, sizeof *K + tg__esize(y)) : NULL;            \
+        size_t *K = row_scratch(tape, s, sizeof *K + tg__esize(y));                                \
         DISPATCH(y->dtype, {                                                                       \
             const T *X = y->in[0]->data, *DY = y->grad;                                            \
             T *DX = dx;                                                                            \
@@ -507,7 +508,7 @@ static void prod_vjp(tg_tape *tape, tg_tensor *y)
      * would grow the arena of a recording replayed and differentiated in a loop */
     const tg_arena mark = tg_tape__scratch_mark(tape);
     /* by rows: the suffix products of every row and a row of running products */
-    void *rows = by_rows(s) ? row_scratch(tape, s, (s.n + 1) * tg__esize(y)) : NULL;
+    void *rows = row_scratch(tape, s, (s.n + 1) * tg__esize(y));
     void *scratch = rows ? rows : tg_tape__alloc(tape, s.n * tg__esize(y));
     if (!scratch) {
         tg_tape__fail_oom(tape, "prod", s.n * tg__esize(y));
@@ -590,7 +591,7 @@ static void logsumexp_forward(tg_tensor *y)
     tg_tape *tape = y->tape;
     const tg_arena mark = tg_tape__scratch_mark(tape);
     const size_t nrows = 1 + rows_sum_scratch(s.n);
-    void *rows = by_rows(s) ? row_scratch(tape, s, nrows * tg__esize(y)) : NULL;
+    void *rows = row_scratch(tape, s, nrows * tg__esize(y));
     DISPATCH(y->dtype, {
         const T *X = y->in[0]->data;
         T *Y = y->data;
@@ -617,7 +618,7 @@ static void logsumexp_vjp(tg_tape *tape, tg_tensor *y)
     axis_split s = split_at(y->in[0], y->attr.r.axis);
     const tg_arena mark = tg_tape__scratch_mark(tape);
     const size_t nrows = 2 + rows_sum_scratch(s.n);
-    void *rows = by_rows(s) ? row_scratch(tape, s, nrows * tg__esize(y)) : NULL;
+    void *rows = row_scratch(tape, s, nrows * tg__esize(y));
     DISPATCH(y->dtype, {
         const T *X = y->in[0]->data, *DY = y->grad;
         T *DX = dx;
@@ -654,7 +655,7 @@ static void logsumexp_vjp(tg_tape *tape, tg_tensor *y)
         tg_tape *tape = y->tape;                                                                   \
         const tg_arena mark = tg_tape__scratch_mark(tape);                                         \
         const size_t nrows = 2 + rows_sum_scratch(s.n);                                            \
-        void *rows = by_rows(s) ? row_scratch(tape, s, nrows * tg__esize(y)) : NULL;               \
+        void *rows = row_scratch(tape, s, nrows * tg__esize(y));                                   \
         DISPATCH(y->dtype, {                                                                       \
             const T *X = y->in[0]->data;                                                           \
             T *Y = y->data;                                                                        \
@@ -695,7 +696,7 @@ static void logsumexp_vjp(tg_tape *tape, tg_tensor *y)
         axis_split s = split_at(y->in[0], y->attr.r.axis);                                         \
         const tg_arena mark = tg_tape__scratch_mark(tape);                                         \
         const size_t nrows = 1 + rows_sum_scratch(s.n);                                            \
-        void *rows = by_rows(s) ? row_scratch(tape, s, nrows * tg__esize(y)) : NULL;               \
+        void *rows = row_scratch(tape, s, nrows * tg__esize(y));                                   \
         DISPATCH(y->dtype, {                                                                       \
             const T *Y = y->data, *DY = y->grad;                                                   \
             T *DX = dx;                                                                            \
@@ -788,7 +789,7 @@ static tg_tensor *pick_mask(tg_tape *tape, const tg_tensor *y, bool is_max)
     memset(m, 0, tg__nbytes(x));
     axis_split s = split_at(x, y->attr.r.axis);
     const tg_arena mark = tg_tape__scratch_mark(tape); /* after m, which the constant keeps */
-    size_t *K = by_rows(s) ? row_scratch(tape, s, sizeof *K + tg__esize(x)) : NULL;
+    size_t *K = row_scratch(tape, s, sizeof *K + tg__esize(x));
     DISPATCH(x->dtype, {
         const T *X = x->data;
         T *M = m;
