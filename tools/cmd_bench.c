@@ -52,7 +52,7 @@ static const char BENCH_USAGE[] =
     "  W3jvp  tg_jvp of W3's loss in a tangent of every parameter: its time over the\n"
     "         forward's (default 20 reps)\n"
     "  ops    single ops on a 1024 x 1024 matrix (reductions and softmax along each axis,\n"
-    "         transpose, broadcasting, where): forward plus backward ns per element\n"
+    "         transpose, broadcasting, where, exp): forward plus backward ns per element\n"
     "  all    all of the above\n"
     "  targets\n"
     "         the performance targets: W1 and W2 once, W3 and gemm (f32) at 1 and 2\n"
