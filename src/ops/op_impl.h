@@ -12,6 +12,7 @@
 
 #include "tape/record.h"
 
+#include "core/detmath.h"
 #include "core/pool.h"
 
 #include <stdio.h>
@@ -28,6 +29,14 @@
             __VA_ARGS__                                                                            \
         }                                                                                          \
     } while (0)
+
+/* e^x for x of type T, float or double: the library's own (tg__exp, core/detmath.h), which
+ * vectorizes where libm's exp is a call per element; f32 rounds its f64 result. */
+static inline float tg__exp_f32(float x)
+{
+    return (float)tg__exp(x);
+}
+#define EXP(x) _Generic((x), float : tg__exp_f32, default : tg__exp)(x)
 
 /* Constructors and the loop skeletons their op instantiates are inlined into each op's own
  * functions, so that the descriptor, the element function and the dtype are constants there

@@ -171,7 +171,7 @@ static inline double as_computed(const tg_tensor *y, double c)
             return;                                                                                \
         }                                                                                          \
         bool fresh; /* a first touch is written, not zeroed and added to */                        \
-        void *dx = tg_ops__grad_of_fresh(tape, y->in[0], &fresh);                                 \
+        void *dx = tg_ops__grad_of_fresh(tape, y->in[0], &fresh);                                  \
         if (dx)                                                                                    \
             id##_vjp_many(y, dx, fresh);                                                           \
     }                                                                                              \
@@ -206,8 +206,7 @@ static tg_status constant_shape(tg_tensor *y, char *msg, size_t size)
     const double c = y->attr.c;
     if (y->dtype == TG_F32 && tg__f32_cannot_hold(c)) {
         snprintf(msg, size,
-                 "the constant %g does not fit f32 (nonzero magnitudes from 1.4e-45 to 3.4e38)",
-                 c);
+                 "the constant %g does not fit f32 (nonzero magnitudes from 1.4e-45 to 3.4e38)", c);
         return TG_EINVAL;
     }
     return tg_ops__same_shape(y, msg, size);
@@ -287,7 +286,7 @@ UNARY_OP(square, SQUARE, NONE, x *x, dy * 2 * x, GMUL(GSCALE(dy, 2), x))
 /* y = sqrt(x);  dx += dy / (2y)   (+Inf at 0) */
 UNARY_OP(sqrt, SQRT, NONE, sqrt(x), dy / (2 * y), GDIV(dy, GSCALE(y, 2)))
 /* y = e^x;  dx += dy * y */
-UNARY_OP(exp, EXP, NONE, exp(x), dy *y, GMUL(dy, y))
+UNARY_OP(exp, EXP, NONE, EXP(x), dy *y, GMUL(dy, y))
 /* y = ln x;  dx += dy / x   (log 0 = -Inf with gradient +Inf; log of x < 0 is NaN) */
 UNARY_OP(log, LOG, NONE, log(x), dy / x, GDIV(dy, x))
 /* y = |x|;  dx += dy * sign(x), sign(0) = 0  (as ops: dy * ((x > 0) - (x < 0)), 0 for NaN too) */
@@ -300,7 +299,7 @@ UNARY_OP(tanh, TANH, NONE, TANH(x), dy *(1 - y * y), GMUL(dy, GONE_MINUS(tg_squa
 /* y = max(x, 0);  dx += dy where x > 0, relu'(0) = 0  (NaN stays NaN, so anomaly mode sees it) */
 UNARY_OP(relu, RELU, NONE, x<0 ? 0 : x, x> 0 ? dy : 0, GMUL(dy, tg_gt(tape, x, GCONST(0))))
 /* y = log sigmoid(x) = min(x, 0) - log(1 + e^-|x|);  dx += dy * sigmoid(-x) */
-UNARY_OP(log_sigmoid, LOG_SIGMOID, NONE, (x < 0 ? x : 0) - log1p(exp(-fabs(x))), dy *SIGMOID(-x),
+UNARY_OP(log_sigmoid, LOG_SIGMOID, NONE, (x < 0 ? x : 0) - log1p(EXP(-fabs(x))), dy *SIGMOID(-x),
          GMUL(dy, tg_sigmoid(tape, GNEG(x))))
 
 /* y = min(max(x, lo), hi);  dx += dy where lo <= x <= hi. Two constants, so its loops are its
@@ -405,11 +404,11 @@ static inline double times_vanishing_f64(double x, double f)
 ELEM_HELPER(normal_cdf, (T)0.5 * erfc(-x * (T)0.70710678118654752440))
 #define NORMAL_CDF(x) BY_TYPE(normal_cdf, x)
 /* phi(x) = e^(-x^2/2) / sqrt(2 pi), the standard normal density (0, not NaN, at +-inf) */
-ELEM_HELPER(normal_pdf, exp(-(x *x) / 2) * (T)0.39894228040143267794)
+ELEM_HELPER(normal_pdf, EXP(-(x *x) / 2) * (T)0.39894228040143267794)
 #define NORMAL_PDF(x) BY_TYPE(normal_pdf, x)
 /* sigmoid'(x) = s (1 - s) = e / (1 + e)^2 with e = e^-|x| in (0, 1]: no cancellation, no
  * overflow */
-ELEM_HELPER(sigmoid_slope, exp(-fabs(x)) / ((1 + exp(-fabs(x))) * (1 + exp(-fabs(x)))))
+ELEM_HELPER(sigmoid_slope, EXP(-fabs(x)) / ((1 + EXP(-fabs(x))) * (1 + EXP(-fabs(x)))))
 #define SIGMOID_SLOPE(x) BY_TYPE(sigmoid_slope, x)
 
 /* Phi(x) = (1 + erf(x / sqrt 2)) / 2 and phi(x) = e^(-x^2/2) / sqrt(2 pi) as ops (Phi loses
@@ -449,14 +448,14 @@ UNARY_OP(acosh, ACOSH, NONE, acosh(x), dy / (sqrt(x - 1) * sqrt(x + 1)),
 UNARY_OP(atanh, ATANH, NONE, atanh(x), fabs(x) <= 1 ? dy / ((1 - x) * (1 + x)) : (T)NAN,
          GNAN_WHERE(GDIV(dy, GONE_MINUS_X2), tg_gt(tape, tg_abs(tape, x), GCONST(1))))
 /* y = e^x - 1;  dx += dy * e^x   (y + 1 would cancel for x < 0) */
-UNARY_OP(expm1, EXPM1, NONE, expm1(x), dy *exp(x), GMUL(dy, tg_exp(tape, x)))
+UNARY_OP(expm1, EXPM1, NONE, expm1(x), dy *EXP(x), GMUL(dy, tg_exp(tape, x)))
 /* y = log(1 + x);  dx += dy / (1 + x)   (as log: -inf at -1 with gradient +inf) */
 UNARY_OP(log1p, LOG1P, NONE, log1p(x), dy / (1 + x), GDIV(dy, GADDC(x, 1)))
 /* y = erf x;  dx += dy * (2/sqrt pi) e^(-x^2) */
-UNARY_OP(erf, ERF, NONE, erf(x), dy *(T)1.12837916709551257390 * exp(-(x * x)),
+UNARY_OP(erf, ERF, NONE, erf(x), dy *(T)1.12837916709551257390 * EXP(-(x * x)),
          GMUL(GSCALE(dy, 1.12837916709551257390), tg_exp(tape, GNEG(tg_square(tape, x)))))
 /* y = log(1 + e^x) = max(x, 0) + log1p(e^-|x|);  dx += dy * sigmoid(x) */
-UNARY_OP(softplus, SOFTPLUS, NONE, (x > 0 ? x : 0) + log1p(exp(-fabs(x))), dy *SIGMOID(x),
+UNARY_OP(softplus, SOFTPLUS, NONE, (x > 0 ? x : 0) + log1p(EXP(-fabs(x))), dy *SIGMOID(x),
          GMUL(dy, tg_sigmoid(tape, x)))
 /* y = x Phi(x);  dx += dy * (Phi(x) + x phi(x)) */
 UNARY_OP(gelu, GELU, NONE, TIMES_VANISHING(x, NORMAL_CDF(x)),
