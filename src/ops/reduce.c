@@ -90,15 +90,23 @@ static axis_split split_at(const tg_tensor *x, int axis)
 
 /* Runs its body for every (o, i) lane of the split, with xoff the offset of x[o, 0, i], yoff
  * that of y[o, i] and st the stride between the lane's elements (inner): they are
- * x[xoff + k * st] for k < n. */
+ * x[xoff + k * st] for k < n. Contiguous lanes (inner 1, the last axis) get the body with st
+ * the constant 1, so that its loops over a lane vectorize. */
 #define FOR_LANES(s, ...)                                                                          \
-    for (size_t o_ = 0; o_ < (s).outer; o_++)                                                      \
-        for (size_t i_ = 0; i_ < (s).inner; i_++) {                                                \
-            const size_t xoff = o_ * (s).n * (s).inner + i_, yoff = o_ * (s).inner + i_;           \
-            const size_t st = (s).inner;                                                           \
+    if ((s).inner == 1)                                                                            \
+        for (size_t o_ = 0; o_ < (s).outer; o_++) {                                                \
+            const size_t xoff = o_ * (s).n, yoff = o_, st = 1;                                     \
             (void)xoff, (void)yoff, (void)st;                                                      \
             __VA_ARGS__                                                                            \
-        }
+        }                                                                                          \
+    else                                                                                           \
+        for (size_t o_ = 0; o_ < (s).outer; o_++)                                                  \
+            for (size_t i_ = 0; i_ < (s).inner; i_++) {                                            \
+                const size_t xoff = o_ * (s).n * (s).inner + i_, yoff = o_ * (s).inner + i_;       \
+                const size_t st = (s).inner;                                                       \
+                (void)xoff, (void)yoff, (void)st;                                                  \
+                __VA_ARGS__                                                                        \
+            }
 
 /* out = the sum of a lane's terms TERM(x[k]) for its n elements x[k] = X[xoff + k * st]
  * (LANE_SUM_AT: TERM(i) of the elements' offsets i = xoff + k * st, for terms of two arrays):
