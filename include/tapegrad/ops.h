@@ -230,6 +230,10 @@ TG_API tg_tensor *tg_sqrt(tg_tape *tape, tg_tensor *x);
  * value rounded to f32 at every float in [-104, 104]; +inf beyond 709.78, 0 below -745.13, NaN
  * for NaN; the same bits on every machine and every instruction set; its loops vectorize. */
 TG_API tg_tensor *tg_exp(tg_tape *tape, tg_tensor *x);
+/* log likewise (and log1p, and the logs inside logsumexp, softplus, log_sigmoid and the
+ * gradient of pow_tensor): within 0.84 ulp in f64 (glibc's: 0.52), -inf at 0, NaN below 0; in
+ * f32, correctly rounded at all but 5 of the 2.1e9 positive floats; the same bits everywhere;
+ * its loops vectorize. */
 TG_API tg_tensor *tg_log(tg_tape *tape, tg_tensor *x);
 TG_API tg_tensor *tg_abs(tg_tape *tape, tg_tensor *x);
 TG_API tg_tensor *tg_sigmoid(tg_tape *tape, tg_tensor *x);
@@ -311,8 +315,8 @@ TG_API tg_tensor *tg_atanh(tg_tape *tape, tg_tensor *x);
 /* e^x - 1, accurate near 0; gradient e^x (computed as e^x, not y + 1, which cancels for
  * x < 0). */
 TG_API tg_tensor *tg_expm1(tg_tape *tape, tg_tensor *x);
-/* log(1 + x), accurate near 0; gradient 1/(1 + x). As log: log1p(-1) = -inf with gradient
- * +inf, NaN for x < -1. */
+/* log(1 + x), accurate near 0 (the library's own, as log: within 0.85 ulp in f64); gradient
+ * 1/(1 + x). As log: log1p(-1) = -inf with gradient +inf, NaN for x < -1. */
 TG_API tg_tensor *tg_log1p(tg_tape *tape, tg_tensor *x);
 /* The error function erf x; gradient (2/sqrt(pi)) e^(-x^2). */
 TG_API tg_tensor *tg_erf(tg_tape *tape, tg_tensor *x);

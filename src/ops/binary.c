@@ -458,7 +458,7 @@ BINARY_OP(atan2, ATAN2, false, atan2(a, b), dy *atan2_slope(a, b, false),
 /* y = a^b;  da += dy * b * a^(b-1) (0 where b = 0), db += dy * y * log(a) (0 where y = 0) */
 #define ZERO_WHERE(cond, v) tg_where(tape, (cond), tg_ops__zeros_like(tape, y), (v))
 BINARY_OP(pow_tensor, POW_TENSOR, false, pow(a, b), b == 0 ? 0 : dy * b * pow(a, b - 1),
-          y == 0 ? 0 : dy * y * log(a),
+          y == 0 ? 0 : dy * y * LOG(a),
           GMUL(dy, ZERO_WHERE(tg_eq(tape, b, tg_ops__zeros_like(tape, b)),
                               GMUL(b, tg_pow_tensor(tape, a, GADDC(b, -1))))),
           GMUL(dy,

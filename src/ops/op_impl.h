@@ -37,6 +37,17 @@ static inline float tg__exp_f32(float x)
     return (float)tg__exp(x);
 }
 #define EXP(x) _Generic((x), float : tg__exp_f32, default : tg__exp)(x)
+/* log(x) and log1p(x) likewise (tg__log, tg__log1p). */
+static inline float tg__log_f32(float x)
+{
+    return (float)tg__log(x);
+}
+static inline float tg__log1p_f32(float x)
+{
+    return (float)tg__log1p(x);
+}
+#define LOG(x) _Generic((x), float : tg__log_f32, default : tg__log)(x)
+#define LOG1P(x) _Generic((x), float : tg__log1p_f32, default : tg__log1p)(x)
 
 /* Constructors and the loop skeletons their op instantiates are inlined into each op's own
  * functions, so that the descriptor, the element function and the dtype are constants there

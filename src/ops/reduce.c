@@ -218,7 +218,7 @@ static size_t rows_sum_scratch(size_t n)
         ROWS_BEST(X, n, inner, M, (size_t *)NULL, >);                                              \
         ROWS_SUM(n, inner, L, P, EXP((X)[k * (inner) + i] - (M)[i]));                              \
         for (size_t i_ = 0; i_ < (inner); i_++) /* a lane whose shift is not finite: 0 */          \
-            (L)[i_] = isfinite((M)[i_]) ? log((L)[i_]) : 0;                                        \
+            (L)[i_] = isfinite((M)[i_]) ? LOG((L)[i_]) : 0;                                        \
     } while (0)
 
 /* y = sum_k x[k];  dx[k] += dy.   mean: y = sum / n;  dx[k] += dy / n */
@@ -579,7 +579,7 @@ static void prod_vjp(tg_tape *tape, tg_tensor *y)
             T s_;                                                                                  \
             const T m_ = (m);                                                                      \
             LANE_SUM(T, X, xoff, st, n, s_, SHIFTED_EXP);                                          \
-            (ls) = log(s_);                                                                        \
+            (ls) = LOG(s_);                                                                        \
         }                                                                                          \
     } while (0)
 

@@ -288,7 +288,7 @@ UNARY_OP(sqrt, SQRT, NONE, sqrt(x), dy / (2 * y), GDIV(dy, GSCALE(y, 2)))
 /* y = e^x;  dx += dy * y */
 UNARY_OP(exp, EXP, NONE, EXP(x), dy *y, GMUL(dy, y))
 /* y = ln x;  dx += dy / x   (log 0 = -Inf with gradient +Inf; log of x < 0 is NaN) */
-UNARY_OP(log, LOG, NONE, log(x), dy / x, GDIV(dy, x))
+UNARY_OP(log, LOG, NONE, LOG(x), dy / x, GDIV(dy, x))
 /* y = |x|;  dx += dy * sign(x), sign(0) = 0  (as ops: dy * ((x > 0) - (x < 0)), 0 for NaN too) */
 UNARY_OP(abs, ABS, NONE, fabs(x), x > 0 ? dy : (x < 0 ? -dy : 0),
          GMUL(dy, GSUB(tg_gt(tape, x, GCONST(0)), tg_lt(tape, x, GCONST(0)))))
@@ -299,7 +299,7 @@ UNARY_OP(tanh, TANH, NONE, TANH(x), dy *(1 - y * y), GMUL(dy, GONE_MINUS(tg_squa
 /* y = max(x, 0);  dx += dy where x > 0, relu'(0) = 0  (NaN stays NaN, so anomaly mode sees it) */
 UNARY_OP(relu, RELU, NONE, x<0 ? 0 : x, x> 0 ? dy : 0, GMUL(dy, tg_gt(tape, x, GCONST(0))))
 /* y = log sigmoid(x) = min(x, 0) - log(1 + e^-|x|);  dx += dy * sigmoid(-x) */
-UNARY_OP(log_sigmoid, LOG_SIGMOID, NONE, (x < 0 ? x : 0) - log1p(EXP(-fabs(x))), dy *SIGMOID(-x),
+UNARY_OP(log_sigmoid, LOG_SIGMOID, NONE, (x < 0 ? x : 0) - LOG1P(EXP(-fabs(x))), dy *SIGMOID(-x),
          GMUL(dy, tg_sigmoid(tape, GNEG(x))))
 
 /* y = min(max(x, lo), hi);  dx += dy where lo <= x <= hi. Two constants, so its loops are its
@@ -450,12 +450,12 @@ UNARY_OP(atanh, ATANH, NONE, atanh(x), fabs(x) <= 1 ? dy / ((1 - x) * (1 + x)) :
 /* y = e^x - 1;  dx += dy * e^x   (y + 1 would cancel for x < 0) */
 UNARY_OP(expm1, EXPM1, NONE, expm1(x), dy *EXP(x), GMUL(dy, tg_exp(tape, x)))
 /* y = log(1 + x);  dx += dy / (1 + x)   (as log: -inf at -1 with gradient +inf) */
-UNARY_OP(log1p, LOG1P, NONE, log1p(x), dy / (1 + x), GDIV(dy, GADDC(x, 1)))
+UNARY_OP(log1p, LOG1P, NONE, LOG1P(x), dy / (1 + x), GDIV(dy, GADDC(x, 1)))
 /* y = erf x;  dx += dy * (2/sqrt pi) e^(-x^2) */
 UNARY_OP(erf, ERF, NONE, erf(x), dy *(T)1.12837916709551257390 * EXP(-(x * x)),
          GMUL(GSCALE(dy, 1.12837916709551257390), tg_exp(tape, GNEG(tg_square(tape, x)))))
 /* y = log(1 + e^x) = max(x, 0) + log1p(e^-|x|);  dx += dy * sigmoid(x) */
-UNARY_OP(softplus, SOFTPLUS, NONE, (x > 0 ? x : 0) + log1p(EXP(-fabs(x))), dy *SIGMOID(x),
+UNARY_OP(softplus, SOFTPLUS, NONE, (x > 0 ? x : 0) + LOG1P(EXP(-fabs(x))), dy *SIGMOID(x),
          GMUL(dy, tg_sigmoid(tape, x)))
 /* y = x Phi(x);  dx += dy * (Phi(x) + x phi(x)) */
 UNARY_OP(gelu, GELU, NONE, TIMES_VANISHING(x, NORMAL_CDF(x)),

@@ -3,7 +3,7 @@
  * reduction and softmax against a lane-by-lane reference, to the bit. */
 #include "ops.h"
 
-#include "core/detmath.h" /* tg__exp */
+#include "core/detmath.h" /* tg__exp, tg__log */
 
 /* ---- reductions ---------------------------------------------------------------------------- */
 
@@ -253,8 +253,12 @@ static float exp_f32(float x)
 {
     return (float)tg__exp(x);
 }
-LANE_REFERENCE(float, exp_f32, logf)
-LANE_REFERENCE(double, tg__exp, log)
+static float log_f32(float x)
+{
+    return (float)tg__log(x);
+}
+LANE_REFERENCE(float, exp_f32, log_f32)
+LANE_REFERENCE(double, tg__exp, tg__log)
 
 static bool same_or_both_nan(double a, double b)
 {

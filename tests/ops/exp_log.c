@@ -1,0 +1,312 @@
+/* exp_log.c (test_ops): the accuracy of exp, log and log1p, now that they are the library's own
+ * (tg__exp, tg__log, tg__log1p, core/detmath.h), which softmax, log_softmax, logsumexp,
+ * softplus and log_sigmoid share. exp: against correctly rounded values (mpmath at 300 bits)
+ * within 1 unit in the last place in f64 and half a unit in f32, down into the subnormals;
+ * against long double expl over a sweep, within 0.8 ulp (detmath.h's sweep found 0.77 at most);
+ * in f32 the same as expl's value rounded to f32 at every 997th float of [-104, 104]. log and
+ * log1p: against mpmath within 1 ulp in f64, against logl and log1pl over sweeps within 0.9 ulp
+ * (detmath.h: 0.84 and 0.85), and in f32 within half an ulp of them (plus 1e-6: of the positive
+ * floats 5 round the other way, their logs that close to a midpoint). Each: the same bits from
+ * the vectorized, threaded loop of a large tensor as from the scalar function, and IEEE
+ * behaviour at the edges. */
+#include "ops.h"
+
+#include "core/detmath.h" /* tg__exp, tg__log, tg__log1p */
+
+/* How many units in the last place got is from the exact value want, in want's format (f64's,
+ * or f32's when f32): the spacing of that format at |want|, subnormal spacing included. */
+static double ulps_off(double got, long double want, bool f32)
+{
+    const double w = fabs((double)want);
+    const double ulp =
+        f32 ? (double)(nextafterf((float)w, INFINITY) - (float)w) : nextafter(w, INFINITY) - w;
+    return (double)(fabsl((long double)got - want) / ulp);
+}
+
+Test(ops, exp_accuracy)
+{
+    static const double table[][2] = {
+        /* x, e^x correctly rounded (python3 mpmath, 300 bits) */
+        {-0x1.748cccccccccdp+9, 0x0.0000000000001p-1022},
+        {-0x1.743851eb851ecp+9, 0x0.0000000000001p-1022},
+        {-0x1.7240000000000p+9, 0x0.0000000000033p-1022},
+        {-0x1.6240000000000p+9, 0x0.e6cf6d08897acp-1022},
+        {-0x1.6231eb851eb85p+9, 0x1.01a5ff6ed496bp-1022},
+        {-0x1.5e00000000000p+9, 0x1.14f2b0fb9307fp-1010},
+        {-0x1.9000000000000p+6, 0x1.a8c1f14e2af5dp-145},
+        {-0x1.e000000000000p+4, 0x1.a56e0c2ac7f75p-44},
+        {-0x1.4400000000000p+4, 0x1.b93de1e27ca3bp-30},
+        {-0x1.4000000000000p+3, 0x1.7cd79b5647c9bp-15},
+        {-0x1.c000000000000p+1, 0x1.eec1018e4ff66p-6},
+        {-0x1.0000000000000p+0, 0x1.78b56362cef38p-2},
+        {-0x1.0000000000000p-1, 0x1.368b2fc6f960ap-1},
+        {-0x1.0000000000000p-3, 0x1.c3d6a24ed8222p-1},
+        {-0x1.0000000000000p-20, 0x1.ffffe00001000p-1},
+        {-0x1.0000000000000p-60, 0x1.0000000000000p+0},
+        {0x1.0000000000000p-60, 0x1.0000000000000p+0},
+        {0x1.0000000000000p-20, 0x1.0000100000800p+0},
+        {0x1.0000000000000p-3, 0x1.2216045b6f5cdp+0},
+        {0x1.62eb1c432ca58p-2, 0x1.6a0c5906bc779p+0},
+        {0x1.0000000000000p-1, 0x1.a61298e1e069cp+0},
+        {0x1.0000000000000p+0, 0x1.5bf0a8b145769p+1},
+        {0x1.0000000000000p+1, 0x1.d8e64b8d4ddaep+2},
+        {0x1.c000000000000p+1, 0x1.08ec721396bdbp+5},
+        {0x1.4000000000000p+3, 0x1.5829dcf950560p+14},
+        {0x1.4400000000000p+4, 0x1.290d76d1966a9p+29},
+        {0x1.e000000000000p+4, 0x1.370470aec28edp+43},
+        {0x1.6200000000000p+6, 0x1.99b987155fe28p+127},
+        {0x1.9000000000000p+6, 0x1.3494a9b171bf5p+144},
+        {0x1.f400000000000p+8, 0x1.45ba2a9f7e439p+721},
+        {0x1.5e00000000000p+9, 0x1.d945df4f8ec8ep+1009},
+        {0x1.6280000000000p+9, 0x1.d422d2be5dc9bp+1022},
+        {0x1.62e3d70a3d70ap+9, 0x1.fe9ce5c4c52b4p+1023},
+    };
+    for (int di = 0; di < 2; di++) {
+        const tg_dtype dt = DTYPES[di];
+        const bool f32 = dt == TG_F32;
+        for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+            const double x = table[i][0], want = table[i][1];
+            if (f32 && (fabs(x) != (float)fabs(x) || !(fabs(want) >= 0x1p-126 && want < 0x1p127)))
+                continue; /* x not a float, or e^x not a normal float */
+            tg_tensor *y = tg_exp(tape, own_leaf(dt, 0, NULL, &x, false));
+            cr_assert_not_null(y, "%s", tg_tape_error(tape));
+            const double got = tg_tensor_get(y, 0), err = ulps_off(got, want, f32);
+            cr_expect(err <= (f32 ? 0.5 + 1e-6 : 1), "exp(%a) = %a, want %a: %g ulp (%s)", x, got,
+                      want, err, tg_dtype_name(dt));
+        }
+        tg_tape_reset(tape);
+    }
+
+    /* f64: a sweep over the whole finite range (subnormal results too) and a denser one over
+     * [-30, 30], as one tensor (long enough for threads). */
+    enum { N = 200000 };
+    double *xs = malloc(N * sizeof *xs);
+    cr_assert_not_null(xs);
+    for (size_t i = 0; i < N; i++)
+        xs[i] = i % 2 ? -745.0 + 1454.7 * ((double)i + 0.31) / N
+                      : -30.0 + 60.0 * ((double)i + 0.37) / N;
+    tg_tensor *y = tg_exp(tape, own_leaf(TG_F64, 1, TS_SHAPE(N), xs, false));
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    const double *ys = tg_tensor_data(y);
+    double worst = 0, worst_x = 0;
+    for (size_t i = 0; i < N; i++) {
+        const double err = ulps_off(ys[i], expl((long double)xs[i]), false);
+        if (err > worst)
+            worst = err, worst_x = xs[i];
+        const double scalar = tg__exp(xs[i]);
+        cr_assert(memcmp(&ys[i], &scalar, sizeof scalar) == 0,
+                  "exp(%a): %a from the tensor loop, %a from the scalar function", xs[i], ys[i],
+                  scalar);
+    }
+    cr_expect(worst <= 0.8, "exp: %g ulp at %a", worst, worst_x);
+    free(xs);
+    tg_tape_reset(tape);
+
+    /* f32: every 997th float of [-104, 104] (e^x from the smallest subnormal float to near
+     * FLT_MAX), rounded as expl's value is. */
+    const uint32_t top = 0x42d00000; /* 104.0f */
+    const size_t nf = 2 * ((size_t)top / 997 + 1);
+    double *xf = malloc(nf * sizeof *xf);
+    cr_assert_not_null(xf);
+    for (size_t i = 0; i < nf / 2; i++) {
+        const uint32_t u = (uint32_t)(i * 997);
+        float f;
+        memcpy(&f, &u, sizeof f);
+        xf[2 * i] = f, xf[2 * i + 1] = -f;
+    }
+    y = tg_exp(tape, own_leaf(TG_F32, 1, TS_SHAPE(nf), xf, false));
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    const float *yf = tg_tensor_data(y);
+    size_t misses = 0;
+    for (size_t i = 0; i < nf; i++) {
+        const float want = (float)expl((long double)xf[i]);
+        if (memcmp(&yf[i], &want, sizeof want) != 0 && misses++ < 5)
+            cr_expect(false, "f32 exp(%a) = %a, want %a", xf[i], (double)yf[i], (double)want);
+    }
+    cr_expect(misses == 0, "f32 exp: %zu of %zu floats differ from expl's, rounded", misses, nf);
+    free(xf);
+
+    /* The edges: signed zeros, infinities, NaN, overflow and underflow. */
+    const double edge[] = {0.0,      -0.0,   INFINITY, -INFINITY, NAN,     DBL_MAX,
+                           -DBL_MAX, 709.78, 709.79,   -745.13,   -745.14, -746.0};
+    const double want[] = {1.0,      1.0,       INFINITY, 0.0,
+                           NAN,      INFINITY,  0.0,      0x1.fe9ce5c4c52b4p+1023,
+                           INFINITY, 0x1p-1074, 0.0,      0.0};
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
+        const double got = tg__exp(edge[i]);
+        cr_expect(isnan(want[i]) ? isnan(got) : got == want[i] && !signbit(got),
+                  "exp(%g) = %a, want %a", edge[i], got, want[i]);
+    }
+}
+
+/* One of log and log1p (the op, its scalar function and long double reference) over a table
+ * of correctly rounded values, a sweep of f64 tensor elements, every 997th f32 value of a
+ * range of bit patterns (and their negations, where `negate`), and the edges. */
+typedef struct log_case {
+    const char *name;
+    tg_tensor *(*op)(tg_tape *, tg_tensor *);
+    double (*scalar)(double);
+    long double (*ref)(long double);
+    const double (*table)[2];
+    size_t n_table;
+    double (*sweep)(size_t i, size_t n); /* the sweep's i-th of n points */
+    uint32_t f32_top;                    /* f32 bit patterns 1 .. f32_top */
+    bool negate;                         /* and their negations within the domain */
+    const double *edge, *want;
+    size_t n_edge;
+} log_case;
+
+static void check_log(const log_case *c)
+{
+    for (int di = 0; di < 2; di++) {
+        const tg_dtype dt = DTYPES[di];
+        const bool f32 = dt == TG_F32;
+        for (size_t i = 0; i < c->n_table; i++) {
+            const double x = c->table[i][0], want = c->table[i][1];
+            if (f32 && ((double)(float)x != x || fabs(x) < 0x1p-126 || fabs(want) < 0x1p-126))
+                continue; /* x not a normal float, or the result not a normal float */
+            tg_tensor *y = c->op(tape, own_leaf(dt, 0, NULL, &x, false));
+            cr_assert_not_null(y, "%s", tg_tape_error(tape));
+            const double got = tg_tensor_get(y, 0), err = ulps_off(got, want, f32);
+            cr_expect(err <= (f32 ? 0.5 + 1e-6 : 1), "%s(%a) = %a, want %a: %g ulp (%s)", c->name,
+                      x, got, want, err, tg_dtype_name(dt));
+        }
+        tg_tape_reset(tape);
+    }
+
+    enum { N = 200000 };
+    double *xs = malloc(N * sizeof *xs);
+    cr_assert_not_null(xs);
+    for (size_t i = 0; i < N; i++)
+        xs[i] = c->sweep(i, N);
+    tg_tensor *y = c->op(tape, own_leaf(TG_F64, 1, TS_SHAPE(N), xs, false));
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    const double *ys = tg_tensor_data(y);
+    double worst = 0, worst_x = 0;
+    for (size_t i = 0; i < N; i++) {
+        const long double ref = c->ref((long double)xs[i]);
+        const double err = ref == 0 ? fabs(ys[i]) : ulps_off(ys[i], ref, false);
+        if (err > worst)
+            worst = err, worst_x = xs[i];
+        const double scalar = c->scalar(xs[i]);
+        cr_assert(memcmp(&ys[i], &scalar, sizeof scalar) == 0,
+                  "%s(%a): %a from the tensor loop, %a from the scalar function", c->name, xs[i],
+                  ys[i], scalar);
+    }
+    cr_expect(worst <= 0.9, "%s: %g ulp at %a", c->name, worst, worst_x);
+    free(xs);
+    tg_tape_reset(tape);
+
+    const size_t nf = (size_t)(c->f32_top / 997) * (c->negate ? 2 : 1);
+    double *xf = malloc(nf * sizeof *xf);
+    cr_assert_not_null(xf);
+    size_t m = 0;
+    for (uint32_t u = 997; u <= c->f32_top && m < nf; u += 997) {
+        float f;
+        memcpy(&f, &u, sizeof f);
+        xf[m++] = f;
+        if (c->negate && f < 1)
+            xf[m++] = -f;
+    }
+    y = c->op(tape, own_leaf(TG_F32, 1, TS_SHAPE(m), xf, false));
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    const float *yf = tg_tensor_data(y);
+    double worst_f = 0;
+    for (size_t i = 0; i < m; i++) {
+        const long double ref = c->ref((long double)xf[i]);
+        const double err = ref == 0 ? fabs(yf[i]) : ulps_off(yf[i], ref, true);
+        if (err > worst_f)
+            worst_f = err, worst_x = xf[i];
+    }
+    cr_expect(worst_f <= 0.5 + 1e-6, "f32 %s: %g ulp at %a", c->name, worst_f, worst_x);
+    free(xf);
+
+    for (size_t i = 0; i < c->n_edge; i++) {
+        const double got = c->scalar(c->edge[i]), want = c->want[i];
+        cr_expect(isnan(want) ? isnan(got) : got == want && signbit(got) == signbit(want),
+                  "%s(%g) = %a, want %a", c->name, c->edge[i], got, want);
+    }
+}
+
+/* log's sweep: [0.5, 2] evenly, and every binade from the smallest subnormal up */
+static double log_sweep(size_t i, size_t n)
+{
+    return i % 2 ? exp2(-1074.0 + 2097.0 * ((double)i + 0.37) / (double)n)
+                 : 0.5 + 1.5 * ((double)i + 0.37) / (double)n;
+}
+
+/* log1p's: (0, 1] by binades (softplus's e^-|x|), (-1, 0) and every binade */
+static double log1p_sweep(size_t i, size_t n)
+{
+    const double t = ((double)i + 0.37) / (double)n;
+    return i % 3 == 0   ? exp2(-80.0 * t)
+           : i % 3 == 1 ? -1 + exp2(-60.0 * t)
+                        : exp2(-1074.0 + 2097.0 * t);
+}
+
+Test(ops, log_accuracy)
+{
+    static const double table[][2] = {
+        /* x, log x correctly rounded (python3 mpmath, 300 bits) */
+        {0x0.0000000000001p-1022, -0x1.74385446d71c3p+9},
+        {0x0.012688b70e62bp-1022, -0x1.64e69394d9508p+9},
+        {0x1.0000000000000p-1022, -0x1.6232bdd7abcd2p+9},
+        {0x1.56e1fc2f8f359p-997, -0x1.5963447f87fb5p+9},
+        {0x1.79ca10c924223p-67, -0x1.7069e2aa2aa5bp+5},
+        {0x1.0624dd2f1a9fcp-10, -0x1.ba18a998fffa0p+2},
+        {0x1.0000000000000p-2, -0x1.62e42fefa39efp+0},
+        {0x1.0000000000000p-1, -0x1.62e42fefa39efp-1},
+        {0x1.6a09e667f3bccp-1, -0x1.62e42fefa39f1p-2},
+        {0x1.6a09e667f3bcdp-1, -0x1.62e42fefa39eep-2},
+        {0x1.8000000000000p-1, -0x1.269621134db92p-2},
+        {0x1.ff7ced916872bp-1, -0x1.064670d979b73p-10},
+        {0x1.fffffffffffffp-1, -0x1.0000000000000p-53},
+        {0x1.0000000000001p+0, 0x1.fffffffffffffp-53},
+        {0x1.004189374bc6ap+0, 0x1.060354f8c3cc4p-10},
+        {0x1.8000000000000p+0, 0x1.9f323ecbf984cp-2},
+        {0x1.0000000000000p+1, 0x1.62e42fefa39efp-1},
+        {0x1.5bf0a8b145769p+1, 0x1.0000000000000p+0},
+        {0x1.4000000000000p+3, 0x1.26bb1bbb55516p+1},
+        {0x1.f400000000000p+9, 0x1.ba18a998fffa0p+2},
+        {0x1.5af1d78b58c40p+66, 0x1.7069e2aa2aa5bp+5},
+        {0x1.7e43c8800759cp+996, 0x1.5963447f87fb5p+9},
+        {0x1.fffffffffffffp+1023, 0x1.62e42fefa39efp+9},
+    };
+    static const double edge[] = {1.0, 0.0, -0.0, -1.0, -INFINITY, INFINITY, NAN};
+    static const double want[] = {0.0, -INFINITY, -INFINITY, NAN, NAN, INFINITY, NAN};
+    const log_case c = {"log",     tg_log,     tg__log, logl, table, sizeof table / sizeof table[0],
+                        log_sweep, 0x7f7fffff, false,   edge, want,  sizeof edge / sizeof edge[0]};
+    check_log(&c);
+}
+
+Test(ops, log1p_accuracy)
+{
+    static const double table[][2] = {
+        /* x, log(1 + x) correctly rounded (python3 mpmath, 300 bits) */
+        {-0x1.ffffffff24190p-1, -0x1.7069e293f4c5cp+4},
+        {-0x1.8000000000000p-1, -0x1.62e42fefa39efp+0},
+        {-0x1.0000000000000p-1, -0x1.62e42fefa39efp-1},
+        {-0x1.0000000000000p-2, -0x1.269621134db92p-2},
+        {-0x1.4f8b588e368f1p-17, -0x1.4f8bc681e6006p-17},
+        {-0x1.0000000000000p-60, -0x1.0000000000000p-60},
+        {0x0.0000000000001p-1022, 0x0.0000000000001p-1022},
+        {0x1.56e1fc2f8f359p-997, 0x1.56e1fc2f8f359p-997},
+        {0x1.0000000000000p-60, 0x1.0000000000000p-60},
+        {0x1.b7cdfd9d7bdbbp-34, 0x1.b7cdfd9d1d693p-34},
+        {0x1.4f8b588e368f1p-17, 0x1.4f8aea9ae7317p-17},
+        {0x1.47ae147ae147bp-7, 0x1.460d6ccca3677p-7},
+        {0x1.0000000000000p-2, 0x1.c8ff7c79a9a22p-3},
+        {0x1.0000000000000p-1, 0x1.9f323ecbf984cp-2},
+        {0x1.6666666666666p-1, 0x1.0fae81914a991p-1},
+        {0x1.0000000000000p+0, 0x1.62e42fefa39efp-1},
+        {0x1.8000000000000p+1, 0x1.62e42fefa39efp+0},
+        {0x1.2a05f20000000p+33, 0x1.7069e2aa3184ep+4},
+        {0x1.7e43c8800759cp+996, 0x1.5963447f87fb5p+9},
+    };
+    static const double edge[] = {0.0, -0.0, -1.0, -2.0, -INFINITY, INFINITY, NAN, 0x1p-1074};
+    static const double want[] = {0.0, -0.0, -INFINITY, NAN, NAN, INFINITY, NAN, 0x1p-1074};
+    const log_case c = {
+        "log1p",     tg_log1p,   tg__log1p, log1pl, table, sizeof table / sizeof table[0],
+        log1p_sweep, 0x7f7fffff, true,      edge,   want,  sizeof edge / sizeof edge[0]};
+    check_log(&c);
+}
