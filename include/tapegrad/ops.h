@@ -225,10 +225,11 @@ TG_API tg_tensor *tg_pow(tg_tape *tape, tg_tensor *x, double exponent);
 TG_API tg_tensor *tg_square(tg_tape *tape, tg_tensor *x);
 TG_API tg_tensor *tg_sqrt(tg_tape *tape, tg_tensor *x);
 /* e^x is the library's own rather than the C library's (as are the exps inside softmax,
- * log_softmax, logsumexp and the other ops built on e^x): within 0.8 units in the last place in
- * f64 (glibc's: 0.51); in f32, which rounds the f64 result, the same as long double expl's
- * value rounded to f32 at every float in [-104, 104]; +inf beyond 709.78, 0 below -745.13, NaN
- * for NaN; the same bits on every machine and every instruction set; its loops vectorize. */
+ * log_softmax, logsumexp, softplus, log_sigmoid, and the gradients of expm1, erf and silu):
+ * within 0.8 units in the last place in f64 (glibc's: 0.51); in f32, which rounds the f64
+ * result, the same as long double expl's value rounded to f32 at every float in [-104, 104];
+ * +inf beyond 709.78, 0 below -745.13, NaN for NaN; the same bits on every machine and every
+ * instruction set; its loops vectorize. */
 TG_API tg_tensor *tg_exp(tg_tape *tape, tg_tensor *x);
 /* log likewise (and log1p, and the logs inside logsumexp, softplus, log_sigmoid and the
  * gradient of pow_tensor): within 0.84 ulp in f64 (glibc's: 0.52), -inf at 0, NaN below 0; in

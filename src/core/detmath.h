@@ -32,7 +32,7 @@ TG_DETMATH_INLINE double tg__expm1_q(double r)
 
 /* expm1(r + c) for a reduced argument |r| <= ln2/2 and c the rounding error of r (|c| tiny):
  * r + r^2 q + c (1 + r). */
-static inline double tg__expm1_series(double r, double c)
+TG_DETMATH_INLINE double tg__expm1_series(double r, double c)
 {
     return r + (r * r * tg__expm1_q(r) + (c + c * r));
 }
@@ -49,7 +49,7 @@ static inline double tg__expm1_series(double r, double c)
  * tanh a rounds to 1, and so does the formula at a = 22, where m holds larger a (keeping 2^k
  * in range). Accuracy is that of glibc's tanh: tests/test_ops.c holds it to 2.5 ulp against
  * correctly rounded values. */
-static inline double tg__tanh(double x)
+TG_DETMATH_INLINE double tg__tanh(double x)
 {
     const double a = fabs(x);
     const double m = a < 22.0 ? a : 22.0, u = m + m; /* NaN too: its result is replaced below */
@@ -89,7 +89,7 @@ static inline double tg__tanh(double x)
  * at 200 bits): at most 2.34 ulp (x = -3.4386: e / (1 + e) rounds twice after exp), mean 0.37,
  * the same maximum as the formula through glibc's exp that it replaces; rounded to f32 it was
  * correctly rounded at every point. */
-static inline double tg__sigmoid(double x)
+TG_DETMATH_INLINE double tg__sigmoid(double x)
 {
     const double a = fabs(x);
     const double m = a < 746.0 ? a : 746.0; /* NaN too: its result is replaced below */

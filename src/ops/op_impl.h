@@ -32,17 +32,17 @@
 
 /* e^x for x of type T, float or double: the library's own (tg__exp, core/detmath.h), which
  * vectorizes where libm's exp is a call per element; f32 rounds its f64 result. */
-static inline float tg__exp_f32(float x)
+TG_DETMATH_INLINE float tg__exp_f32(float x)
 {
     return (float)tg__exp(x);
 }
 #define EXP(x) _Generic((x), float : tg__exp_f32, default : tg__exp)(x)
 /* log(x) and log1p(x) likewise (tg__log, tg__log1p). */
-static inline float tg__log_f32(float x)
+TG_DETMATH_INLINE float tg__log_f32(float x)
 {
     return (float)tg__log(x);
 }
-static inline float tg__log1p_f32(float x)
+TG_DETMATH_INLINE float tg__log1p_f32(float x)
 {
     return (float)tg__log1p(x);
 }
