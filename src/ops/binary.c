@@ -516,6 +516,16 @@ static tg_status where_shape(tg_tensor *y, char *msg, size_t size)
         __VA_ARGS__                                                                                \
     }
 
+/* WHERE_EACH's loop along the last axis: n elements from iy on, the inputs' offsets from off
+ * with strides sc, sa and sb. */
+#define WHERE_ROW(n, iy, off, sc, sa, sb, ...)                                                     \
+    for (size_t j_ = 0; j_ < (n); j_++, iy++) {                                                    \
+        const size_t ic = (off)[0] + j_ * (sc), ia = (off)[1] + j_ * (sa),                         \
+                     ib = (off)[2] + j_ * (sb);                                                    \
+        (void)ic, (void)ia, (void)ib;                                                              \
+        __VA_ARGS__                                                                                \
+    }
+
 /* Runs its body for every output element iy of where node y, in order, with ic, ia and ib
  * the offsets of its elements of cond, a and b: a flat loop when each input has the output's
  * elements or a single one, with the offsets spelled out for where(c, x, y), where(c, x, 0)
@@ -545,13 +555,14 @@ static tg_status where_shape(tg_tensor *y, char *msg, size_t size)
             const int last_ = (y)->rank - 1;                                                       \
             const size_t n_ = (y)->shape[last_], sc_ = st_[0][last_], sa_ = st_[1][last_],         \
                          sb_ = st_[2][last_];                                                      \
+            /* all three along the last axis (broadcast along others only): its loop then has      \
+             * constant strides, and vectorizes */                                                 \
+            const bool rows_ = sc_ == 1 && sa_ == 1 && sb_ == 1;                                   \
             for (size_t iy = 0; iy < ny_;) { /* the last axis a loop, the others an odometer */    \
-                for (size_t j_ = 0; j_ < n_; j_++, iy++) {                                         \
-                    const size_t ic = off_[0] + j_ * sc_, ia = off_[1] + j_ * sa_,                 \
-                                 ib = off_[2] + j_ * sb_;                                          \
-                    (void)ic, (void)ia, (void)ib;                                                  \
-                    __VA_ARGS__                                                                    \
-                }                                                                                  \
+                if (rows_)                                                                         \
+                    WHERE_ROW(n_, iy, off_, 1, 1, 1, __VA_ARGS__)                                  \
+                else                                                                               \
+                    WHERE_ROW(n_, iy, off_, sc_, sa_, sb_, __VA_ARGS__)                            \
                 for (int d_ = last_ - 1; d_ >= 0; d_--) {                                          \
                     for (int k_ = 0; k_ < 3; k_++)                                                 \
                         off_[k_] += st_[k_][d_];                                                   \

@@ -324,6 +324,45 @@ Test(ops, where_broadcasts_three_and_routes_the_gradient)
     }
 }
 
+/* Broadcast along the first axis only, all three along the last: the rows then go by a loop
+ * of constant strides (vectorized); rows of 37, longer than two vectors of 16 floats. cond and
+ * a are (3, 37), b a (1, 37) row; against the definition written out here. */
+Test(ops, where_broadcast_along_outer_axes_by_rows)
+{
+    enum { R = 3, C = 37 };
+    double cv[R * C], av[R * C], bv[C], dyv[R * C];
+    for (size_t i = 0; i < R * C; i++) {
+        cv[i] = (i * 7) % 3 == 0 ? 0 : (i % 5 == 1 ? NAN : -1.5); /* false, true (NaN), true */
+        av[i] = (double)i + 0.5;
+        dyv[i] = (double)(i % 11) - 4;
+    }
+    for (size_t j = 0; j < C; j++)
+        bv[j] = -(double)j - 100;
+    for (int di = 0; di < 2; di++) {
+        const tg_dtype dt = DTYPES[di];
+        tg_tape_reset(tape);
+        tg_tensor *c = own_leaf(dt, 2, TS_SHAPE(R, C), cv, false);
+        tg_tensor *a = own_leaf(dt, 2, TS_SHAPE(R, C), av, true);
+        tg_tensor *b = own_leaf(dt, 2, TS_SHAPE(1, C), bv, true);
+        tg_tensor *y = tg_where(tape, c, a, b);
+        cr_assert(y, "%s", tg_tape_error(tape));
+        backward_seed(y, dyv);
+        double db[C] = {0};
+        for (size_t i = 0; i < R; i++)
+            for (size_t j = 0; j < C; j++) {
+                const size_t k = i * C + j;
+                const bool take_a = cv[k] != 0;
+                cr_expect_eq(tg_tensor_get(y, k), take_a ? av[k] : bv[j], "%s y[%zu][%zu]",
+                             tg_dtype_name(dt), i, j);
+                cr_expect_eq(tg_tensor_grad_get(a, k), take_a ? dyv[k] : 0, "%s da[%zu][%zu]",
+                             tg_dtype_name(dt), i, j);
+                db[j] += take_a ? 0 : dyv[k];
+            }
+        for (size_t j = 0; j < C; j++)
+            cr_expect_eq(tg_tensor_grad_get(b, j), db[j], "%s db[%zu]", tg_dtype_name(dt), j);
+    }
+}
+
 /* where(x > 0, log(x), 0) at x = 0: the forward picks 0, but log's VJP still runs with
  * dy = 0 there and gives 0 * (1/0) = NaN. The safe form feeds log a harmless 1 where its
  * result is discarded, and its gradient is exact. */
