@@ -45,10 +45,10 @@ static inline bool tg__f32_cannot_hold(double v)
 /* On a function of plain vectorizable loops: GCC compiles it once per instruction set listed
  * and picks the best the CPU has when the program loads (an ifunc), so the library stays
  * built for baseline x86-64 yet its hot loops run 4 or 8 doubles wide. The clones compute
- * the same bits: no -ffast-math, and ISO C mode leaves multiply-adds uncontracted. Empty for
- * other compilers and architectures, and in sanitizer builds: the resolver runs while the
- * program is being relocated, before a sanitizer's runtime is up, yet is instrumented (under
- * ThreadSanitizer that crashes at load). */
+ * the same bits: no -ffast-math, and multiply-adds stay uncontracted (-ffp-contract=off,
+ * cmake/TapegradOptions.cmake). Empty for other compilers and architectures, and in sanitizer
+ * builds: the resolver runs while the program is being relocated, before a sanitizer's runtime
+ * is up, yet is instrumented (under ThreadSanitizer that crashes at load). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) &&       \
     !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define TG_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))

@@ -257,3 +257,31 @@ Test(ops, log1p_accuracy)
         0.9,     0x7f7fffff, 1,         edge,   want,  sizeof edge / sizeof edge[0]};
     check_elem(&c);
 }
+
+/* Points where a fused multiply-add anywhere in exp's, log's or log1p's arithmetic changes the
+ * rounding (a compiler that fuses a * b + c, as clang does on targets with FMA, gives the
+ * neighbouring double): each operation rounding on its own, the three give the correctly
+ * rounded value there, with every compiler and on every target. */
+Test(ops, exp_log_unfused)
+{
+    static const struct {
+        double (*f)(double);
+        const char *name;
+        double x, want; /* correctly rounded (python3 mpmath, 300 bits) */
+    } cases[] = {
+        {tg__exp, "exp", 0x1.05a5c6p+4, 0x1.81f8c8330f3f3p+23},
+        {tg__exp, "exp", -0x1.3f70c6p+3, 0x1.838f2e26f4abbp-15},
+        {tg__exp, "exp", -0x1.1b0ecep+4, 0x1.645770938d667p-26},
+        {tg__log, "log", 0x1.6950acp-1, -0x1.64f09da46728bp-2},
+        {tg__log, "log", 0x1.78376cp+0, 0x1.8a3a1cf64e73dp-2},
+        {tg__log, "log", 0x1.91504cp+0, 0x1.cc5afee13990fp-2},
+        {tg__log1p, "log1p", 0x1.3aa676p-1, 0x1.ea8dee8b8422fp-2},
+        {tg__log1p, "log1p", 0x1.eaf5ep-2, 0x1.9112ad0fe5b07p-2},
+        {tg__log1p, "log1p", -0x1.5fb046p-2, -0x1.aed91f65172ffp-2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const double got = cases[i].f(cases[i].x);
+        cr_expect(got == cases[i].want, "%s(%a) = %a, want %a", cases[i].name, cases[i].x, got,
+                  cases[i].want);
+    }
+}
