@@ -121,10 +121,13 @@ TG_DETMATH_INLINE double tg__sigmoid(double x)
  * applied as two powers of two, 2^ceil(k/2) after 2^floor(k/2), so that results below 2^-1022
  * round once into the subnormals and those above DBL_MAX become +inf; x is clamped to [-746,
  * 710], beyond which e^x is 0 or +inf. Accuracy against long double expl, over 4e7 points evenly
- * spaced in [-745.5, 709.5] and in [-30, 30]: at most 0.71 ulp for normal results (glibc's exp:
- * 0.51), 0.77 in the subnormals; rounded to f32, the same as expl's value rounded to f32 at
- * every float in [-104, 104] (glibc's expf differs at 170,648 of them). Only +, -, *, / and bit
- * moves: the same bits on every machine, and the loops vectorize. */
+ * spaced in [-745.5, 709.5] and in [-30, 30], 1.5e8 random points in [-708, 709.7] and as many
+ * in [-709.09, -708.39] (the top binade of the subnormals): at most 0.72 ulp for normal results
+ * (0.711 at x = 0x1.4c5e1783b738p+8; glibc's exp: 0.51), 0.81 in the subnormals (0.805 at
+ * x = -0x1.625ed5f4b0d2fp+9: there 1 + p's own rounding, up to a quarter of the result's ulp,
+ * adds to the last one); rounded to f32, the same as expl's value rounded to f32 at every float
+ * in [-104, 104] (glibc's expf differs at 170,648 of them). Only +, -, *, / and bit moves: the
+ * same bits on every machine, and the loops vectorize. */
 TG_DETMATH_INLINE double tg__exp(double x)
 {
     const double m = x < -746.0 ? -746.0 : (x < 710.0 ? x : 710.0); /* NaN: replaced below */
@@ -187,9 +190,10 @@ TG_DETMATH_INLINE double tg__log_plus(double x, double c)
 
 /* log, the op's forward and logsumexp's (f32 rounds this), for the same reasons as tg__exp:
  * tg__log_plus(x, 0). -inf at 0, NaN below, +inf at +inf. Against long double logl, over 4e7
- * points spread over [0.5, 2], [0.9, 1.1], [1e-300, 1e4] and every binade: at most 0.84 ulp
- * (glibc's: 0.52); rounded to f32, correctly rounded at all but 5 of the 2.1e9 positive finite
- * floats (x = 0x1.827a74p-7 is one; glibc's logf misses 416,908). */
+ * points spread over [0.5, 2], [0.9, 1.1], [1e-300, 1e4] and every binade, and 1e8 random points
+ * in [0.69, 0.7072]: at most 0.89 ulp (0.884 at x = 0x1.69213ce9d9bbfp-1, just below sqrt(1/2),
+ * where |f| is largest; glibc's: 0.52); rounded to f32, correctly rounded at all but 5 of the
+ * 2.1e9 positive finite floats (x = 0x1.827a74p-7 is one; glibc's logf misses 416,908). */
 TG_DETMATH_INLINE double tg__log(double x)
 {
     return tg__log_plus(x, 0.0);
@@ -198,9 +202,11 @@ TG_DETMATH_INLINE double tg__log(double x)
 /* log1p, the op's forward and softplus's and log_sigmoid's: u = 1 + x rounds, and
  * c = (x - (u - 1)) / u is that rounding relative to u, so log(1 + x) = log(u) + c to within
  * c^2; where u is exactly 1, log1p(x) rounds to x itself (-0 included). Against long double
- * log1pl, over 4e7 points in (0, 1] (softplus's), (-1, 0] and every binade: at most 0.85 ulp
- * (glibc's: about 0.5); rounded to f32, the same as log1pl's value rounded at every 8th float
- * of (-1, FLT_MAX] (glibc's log1pf differs at 1.4 million of those 4e8). */
+ * log1pl, over 4e7 points in (0, 1] (softplus's), (-1, 0] and every binade, and 1e8 random
+ * points in each of [-0.3, -0.2928] and [0.4, 0.4143] (1 + x near sqrt(1/2) and sqrt 2): at
+ * most 0.89 ulp (0.886 at x = -0x1.2de1158fbf15ap-2; glibc's: about 0.5); rounded to f32, the
+ * same as log1pl's value rounded at every 8th float of (-1, FLT_MAX] (glibc's log1pf differs
+ * at 1.4 million of those 4e8). */
 TG_DETMATH_INLINE double tg__log1p(double x)
 {
     const double u = 1.0 + x, c = (x - (u - 1.0)) / u;
