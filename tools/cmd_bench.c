@@ -172,7 +172,8 @@ static bool parse_cpus(const char *s, cpu_set_t *set, bench_opts *o)
 static bool parse_kernel(const char *s, tg_gemm_path *path)
 {
     for (int p = 0; p < TG_GEMM_PATH_COUNT; p++)
-        if (tg__gemm_is_packed((tg_gemm_path)p) && strcmp(s, tg__gemm_path_name(p)) == 0) {
+        if (tg__gemm_is_packed((tg_gemm_path)p) &&
+            strcmp(s, tg__gemm_path_name((tg_gemm_path)p)) == 0) {
             *path = (tg_gemm_path)p;
             return true;
         }
