@@ -145,9 +145,17 @@ tg_status tg_tape__check_versions_slow(const tg_tape *tape, const tg_tensor *y, 
                      tg_node__op_name(tape->nodes[bad_node]));
 }
 
-/* Why node t (of this recording) does not require grad, for the message. A leaf input counts
- * with the flag the recording noted, which decided t's own: the leaf may have been freed since
- * (no backward reads it, as t requires no grad), so it is not read. */
+/* Whether x, an input of a node of this recording, required grad when that node was recorded:
+ * a leaf with the flag the recording noted, which decided the node's own (the leaf may have
+ * been freed since, so it is not read), a node with its own. *slot: the leaf's slot, or
+ * SIZE_MAX for a node. */
+static bool recorded_requires_grad(const tg_tape *tape, const tg_tensor *x, size_t *slot)
+{
+    *slot = tg_tape__leaf_slot(tape, x);
+    return *slot != SIZE_MAX ? tape->leaves[*slot].requires_grad : x->requires_grad;
+}
+
+/* Why node t (of this recording) does not require grad, for the message. */
 static const char *untracked_reason(const tg_tape *tape, const tg_tensor *t)
 {
     const tg_op_desc *d = tg_op__table[t->op];
@@ -156,8 +164,8 @@ static const char *untracked_reason(const tg_tape *tape, const tg_tensor *t)
     const int arity = tg_node__n_inputs(t);
     tg_tensor *const *in = tg_node__inputs(t);
     for (int k = 0; k < arity; k++) {
-        const size_t s = tg_tape__leaf_slot(tape, in[k]);
-        if (s != SIZE_MAX ? tape->leaves[s].requires_grad : in[k]->requires_grad)
+        size_t s;
+        if (recorded_requires_grad(tape, in[k], &s))
             return "it was recorded while gradient recording was off (tg_tape_set_grad_enabled)";
     }
     return "none of the tensors it was computed from requires grad";
@@ -166,8 +174,7 @@ static const char *untracked_reason(const tg_tape *tape, const tg_tensor *t)
 tg_status tg_tape__output_untracked(const tg_tape *tape, const tg_tensor *y, const char *who)
 {
     /* The latest node y was computed from through nodes that require no grad, that requires
-     * none though an input does: where the gradient stops. A leaf input counts with the flag
-     * the recording noted (it may have been freed since: not read). */
+     * none though an input did when recorded: where the gradient stops. */
     const tg_tensor *cut = NULL;
     unsigned char *mark = NULL;
     const size_t top = (y->flags & TG_TF_LEAF) ? 0 : (size_t)y->index + 1;
@@ -180,8 +187,8 @@ tg_status tg_tape__output_untracked(const tg_tape *tape, const tg_tensor *y, con
             const int arity = tg_node__n_inputs(t);
             tg_tensor *const *in = tg_node__inputs(t);
             for (int k = 0; k < arity && !cut; k++) {
-                const size_t s = tg_tape__leaf_slot(tape, in[k]);
-                if (s != SIZE_MAX ? tape->leaves[s].requires_grad : in[k]->requires_grad)
+                size_t s;
+                if (recorded_requires_grad(tape, in[k], &s))
                     cut = t;
                 else if (s == SIZE_MAX)
                     mark[in[k]->index] = 1;
