@@ -2,8 +2,9 @@
  * forward (recording it) and the backward (its VJP alone, seeded with ones) of one op on
  * leaves of 1024 x 1024 (--quick: 64 x 64), in ns per element of the matrix. The cases are the
  * loops that walk a matrix against its rows: reductions and softmax along each axis, a
- * transpose, broadcasting against a column and a row, where; and those of exp, log1p and
- * sigmoid (core/detmath.h), which the softmax family, log_sigmoid and silu share. */
+ * transpose, broadcasting against a column and a row, where; those of exp, log1p and
+ * sigmoid (core/detmath.h), which the softmax family, log_sigmoid and silu share; and those of
+ * erf and gelu (the normal distribution's tail, core/detmath.h too). */
 #include "bench.h"
 
 #include "common/clock.h"
@@ -15,13 +16,16 @@ typedef struct ops_leaves {
     tg_tensor *x, *col, *row; /* (R, C), (R, 1), (1, C) */
 } ops_leaves;
 
-enum { OPS_CASES = 16 };
+enum { OPS_CASES = 18 };
 
+/* clang-format off */
 static const char *const case_names[OPS_CASES] = {
-    "sum_axis0",       "sum_axis1",         "max_axis0",   "logsumexp_axis0",
-    "softmax_axis0",   "softmax_axis1",     "transpose",   "mul_col",
-    "add_row",         "where_col_row",     "mean_all",    "exp",
-    "logsumexp_axis1", "log_softmax_axis1", "log_sigmoid", "silu"};
+    "sum_axis0",        "sum_axis1",        "max_axis0",        "logsumexp_axis0",
+    "softmax_axis0",    "softmax_axis1",    "transpose",        "mul_col",
+    "add_row",          "where_col_row",    "mean_all",         "exp",
+    "logsumexp_axis1",  "log_softmax_axis1", "log_sigmoid",     "silu",
+    "gelu",             "erf"};
+/* clang-format on */
 
 /* Case k's op on the leaves, recorded on tape; NULL on error. */
 static tg_tensor *ops_case(tg_tape *tape, const ops_leaves *l, int k)
@@ -42,7 +46,9 @@ static tg_tensor *ops_case(tg_tape *tape, const ops_leaves *l, int k)
     case 12: return tg_logsumexp(tape, l->x, 1, false);
     case 13: return tg_log_softmax(tape, l->x, 1);
     case 14: return tg_log_sigmoid(tape, l->x);
-    default: return tg_silu(tape, l->x);
+    case 15: return tg_silu(tape, l->x);
+    case 16: return tg_gelu(tape, l->x);
+    default: return tg_erf(tape, l->x);
     }
 }
 
