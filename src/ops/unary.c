@@ -385,9 +385,9 @@ tg_tensor *tg_clamp(tg_tape *tape, tg_tensor *x, double lo, double hi)
     }
 #define BY_TYPE(id, x) _Generic((x), float : id##_f32, default : id##_f64)(x)
 
-/* x * f for a factor f that vanishes faster than x grows (Phi(x), phi(x), sigmoid'(x) in a
- * tail): 0 where f has underflowed to 0, so that x = +-inf gives the limit 0, not inf * 0 =
- * NaN. A NaN f stays NaN. */
+/* x * f for a factor f that vanishes faster than x grows (sigmoid(x), sigmoid'(x) in a tail): 0
+ * where f has underflowed to 0, so that x = +-inf gives the limit 0, not inf * 0 = NaN. A NaN f
+ * stays NaN. */
 TG_INLINE float times_vanishing_f32(float x, float f)
 {
     return f == 0 ? 0 : x * f;
@@ -399,15 +399,6 @@ TG_INLINE double times_vanishing_f64(double x, double f)
 #define TIMES_VANISHING(x, f)                                                                      \
     _Generic((x), float : times_vanishing_f32, default : times_vanishing_f64)(x, f)
 
-/* Phi(x) = erfc(-x/sqrt 2) / 2, the standard normal CDF: erfc keeps its relative accuracy in
- * the lower tail, where 1 + erf(x/sqrt 2) would cancel */
-ELEM_HELPER(normal_cdf, (T)0.5 * erfc(-x * (T)0.70710678118654752440))
-#define NORMAL_CDF(x) BY_TYPE(normal_cdf, x)
-/* phi(x) = e^(-x^2/2) / sqrt(2 pi), the standard normal density (0, not NaN, at +-inf). With
- * libm's exp, not the library's: gelu's loops call libm's erfc, so they stay scalar, and there
- * glibc's exp costs less than tg__exp (gelu's VJP took 19 ns an element with it, 14 without). */
-ELEM_HELPER(normal_pdf, exp(-(x *x) / 2) * (T)0.39894228040143267794)
-#define NORMAL_PDF(x) BY_TYPE(normal_pdf, x)
 /* sigmoid'(x) = s (1 - s) = e / (1 + e)^2 with e = e^-|x| in (0, 1]: no cancellation, no
  * overflow */
 TG_INLINE float sigmoid_slope_f32(float x)
@@ -462,15 +453,17 @@ UNARY_OP(atanh, ATANH, NONE, atanh(x), fabs(x) <= 1 ? dy / ((1 - x) * (1 + x)) :
 UNARY_OP(expm1, EXPM1, NONE, expm1(x), dy *EXP(x), GMUL(dy, tg_exp(tape, x)))
 /* y = log(1 + x);  dx += dy / (1 + x)   (as log: -inf at -1 with gradient +inf) */
 UNARY_OP(log1p, LOG1P, NONE, LOG1P(x), dy / (1 + x), GDIV(dy, GADDC(x, 1)))
-/* y = erf x;  dx += dy * (2/sqrt pi) e^(-x^2) */
-UNARY_OP(erf, ERF, NONE, erf(x), dy *(T)1.12837916709551257390 * EXP(-(x * x)),
+/* y = erf x;  dx += dy * (2/sqrt pi) e^(-x^2)   (the library's own erf, and e^(-x^2) with x^2
+ * exact, core/detmath.h: f32 rounds their f64 values) */
+UNARY_OP(erf, ERF, NONE, tg__erf(x), dy *(T)tg__exp_neg_square(x, false, 1.12837916709551257390),
          GMUL(GSCALE(dy, 1.12837916709551257390), tg_exp(tape, GNEG(tg_square(tape, x)))))
 /* y = log(1 + e^x) = max(x, 0) + log1p(e^-|x|);  dx += dy * sigmoid(x) */
 UNARY_OP(softplus, SOFTPLUS, NONE, (x > 0 ? x : 0) + LOG1P(EXP(-fabs(x))), dy *SIGMOID(x),
          GMUL(dy, tg_sigmoid(tape, x)))
-/* y = x Phi(x);  dx += dy * (Phi(x) + x phi(x)) */
-UNARY_OP(gelu, GELU, NONE, TIMES_VANISHING(x, NORMAL_CDF(x)),
-         dy *(NORMAL_CDF(x) + TIMES_VANISHING(x, NORMAL_PDF(x))),
+/* y = x Phi(x);  dx += dy * (Phi(x) + x phi(x))   (the library's own, tg__gelu and
+ * tg__gelu_slope, core/detmath.h: the lower tail accurate down into the subnormals; f32 rounds
+ * their f64 values) */
+UNARY_OP(gelu, GELU, NONE, tg__gelu(x), dy *(T)tg__gelu_slope(x),
          GMUL(dy, GADD(GNORMAL_CDF(x), GMUL(x, GNORMAL_PDF(x)))))
 /* y = x sigmoid(x);  dx += dy * (s + x s (1-s)), s = sigmoid(x)  (as ops: s (1 + x sigmoid(-x)),
  * where 1 - s does not cancel) */

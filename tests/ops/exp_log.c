@@ -321,3 +321,158 @@ Test(ops, exp_log_unfused)
                   cases[i].want);
     }
 }
+
+/* ---- erf and gelu (tg__erf, tg__gelu, tg__gelu_slope, tg__exp_neg_square) ------------------- */
+
+/* erf's sweep: [-6, 6] (beyond, erf rounds to +-1), and [0.8, 0.9] around the switch from the
+ * Taylor series to 1 - erfc at 0.85 */
+static double erf_sweep(size_t i, size_t n)
+{
+    const double t = ((double)i + 0.37) / (double)n;
+    return i % 2 ? -6.0 + 12.0 * t : 0.8 + 0.1 * t;
+}
+
+Test(ops, erf_accuracy)
+{
+    static const double table[][2] = {
+        /* x, erf x correctly rounded (python3 mpmath, 300 bits) */
+        {0x1.0000000000000p-1022, 0x1.20dd750429b6dp-1022},
+        {0x1.56e1fc2f8f359p-997, 0x1.82e6d98711d3ap-997},
+        {-0x1.79ca10c924223p-67, -0x1.aa4a230244ae0p-67},
+        {0x1.0000000000000p-30, 0x1.20dd750429b6dp-30},
+        {0x1.999999999999ap-4, 0x1.cca5ea24fb334p-4},
+        {-0x1.0000000000000p-2, -0x1.1af54e232d609p-2},
+        {0x1.0000000000000p-1, 0x1.0a7ef5c18edd2p-1},
+        {0x1.b333333333332p-1, 0x1.8a9500eeffdb0p-1},
+        {0x1.b333333333333p-1, 0x1.8a9500eeffdb1p-1},
+        {-0x1.b333333333333p-1, -0x1.8a9500eeffdb1p-1},
+        {0x1.ccccccccccccdp-1, 0x1.98045a6c8a2e6p-1},
+        {0x1.0000000000000p+0, 0x1.af767a741088bp-1},
+        {0x1.8000000000000p+0, 0x1.eea5557137ae0p-1},
+        {-0x1.0000000000000p+1, -0x1.fd9ae142795e3p-1},
+        {0x1.4000000000000p+1, 0x1.ffcaa8f4c9beap-1},
+        {0x1.8000000000000p+1, 0x1.fffd1ac4135f9p-1},
+        {0x1.0000000000000p+2, 0x1.ffffff7b91176p-1},
+        {0x1.4000000000000p+2, 0x1.fffffffffc9e8p-1},
+        {0x1.799999999999ap+2, 0x1.fffffffffffffp-1},
+    };
+    static const double edge[] = {0.0,     -0.0,     INFINITY, -INFINITY, NAN,
+                                  DBL_MAX, -DBL_MAX, 6.0,      -6.0,      0x1p-1074};
+    static const double want[] = {0.0, -0.0, 1.0, -1.0, NAN, 1.0, -1.0, 1.0, -1.0, 0x1p-1074};
+    /* f32: every 997th float up to 6 (beyond, erf rounds to 1) and its negation */
+    const elem_case c = {
+        "erf", tg_erf,     tg__erf,  erfl, table, sizeof table / sizeof table[0], erf_sweep,
+        0.97,  0x40c00000, INFINITY, edge, want,  sizeof edge / sizeof edge[0]};
+    check_elem(&c);
+}
+
+/* gelu(x) = x Phi(x) and gelu'(x) = Phi(x) + x phi(x) at points from the far lower tail (gelu
+ * subnormal) to where gelu(x) = x: against mpmath, within 4.8 ulp (value) and 5.4 ulp (gradient)
+ * in f64, as detmath.h says, and within half an ulp (value) and 1.5 ulp (the gradient, dy times
+ * the rounded slope) in f32. (The C library's x erfc(-x / sqrt 2) / 2, whose argument rounds,
+ * was 1,700 ulp off near x = -37.) Then the value over [-10, 10] against long double erfcl
+ * (whose own argument's rounding costs under 0.1 ulp there), within 4.8 ulp; and gelu(-0) = -0. */
+Test(ops, gelu_accuracy)
+{
+    static const double table[][3] = {
+        /* x, gelu x, gelu' x correctly rounded (python3 mpmath, 300 bits: x * Phi(x) and
+         * Phi(x) + x * phi(x), Phi(x) = erfc(-x / sqrt(2)) / 2, phi(x) = e^(-x^2 / 2) /
+         * sqrt(2 pi)) */
+        {-0x1.3400000000000p+5, -0x0.000000000000bp-1022, -0x0.00000000001a6p-1022},
+        {-0x1.2800000000000p+5, -0x1.1bbe62e6f3e25p-989, -0x1.48140b7e8d68cp-984},
+        {-0x1.e400000000000p+4, -0x1.8293dcbbab9d5p-662, -0x1.6d6f8dc4c23cep-657},
+        {-0x1.a800000000000p+4, -0x1.138000d91fcccp-508, -0x1.c84b88fbc6399p-504},
+        {-0x1.4000000000000p+4, -0x1.1876296f504b2p-290, -0x1.5e9298203bb09p-286},
+        {-0x1.9800000000000p+3, -0x1.52226f1962011p-119, -0x1.0d6e5f6e44d6dp-115},
+        {-0x1.0000000000000p+3, -0x1.669d2c90d55cep-48, -0x1.66737eee512ddp-45},
+        {-0x1.6000000000000p+2, -0x1.c093d8972fbbep-24, -0x1.33d03e9fb3699p-21},
+        {-0x1.8000000000000p+1, -0x1.096697b244861p-8, -0x1.876f5a0927b12p-7},
+        {-0x1.0000000000000p+0, -0x1.44ed0bb7cb20bp-3, -0x1.55429a56cca59p-4},
+        {-0x1.3333333333333p-2, -0x1.d582ac7c317abp-4, 0x1.1218ab7e19722p-2},
+        {0x0.0p+0, 0x0.0p+0, 0x1.0000000000000p-1},
+        {0x1.999999999999ap-3, 0x1.da8790d961694p-4, 0x1.509fada0a6074p-1},
+        {0x1.6666666666666p-1, 0x1.0fae235c089dcp-1, 0x1.f406c3725cee5p-1},
+        {0x1.8000000000000p+0, 0x1.665895bb1e942p+0, 0x1.20a1d22be013ap+0},
+        {0x1.c000000000000p+1, 0x1.bfe551faff9f7p+1, 0x1.00b8ed486f9b9p+0},
+        {0x1.8000000000000p+2, 0x1.7ffffff9a4da6p+2, 0x1.0000009856423p+0},
+        {0x1.2000000000000p+3, 0x1.2000000000000p+3, 0x1.0000000000000p+0},
+    };
+    for (int di = 0; di < 2; di++) {
+        const tg_dtype dt = DTYPES[di];
+        const bool f32 = dt == TG_F32;
+        for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+            const double x = table[i][0], want = table[i][1], dwant = table[i][2];
+            if (f32 && ((double)(float)x != x || fabs(want) < 0x1p-126 || fabs(dwant) < 0x1p-126))
+                continue; /* x not a float, or a result not a normal float */
+            tg_tensor *xt = own_leaf(dt, 0, NULL, &x, true);
+            tg_tensor *y = tg_gelu(tape, xt);
+            cr_assert_not_null(y, "%s", tg_tape_error(tape));
+            cr_assert_eq(tg_backward(tape, y), TG_OK, "%s", tg_tape_error(tape));
+            const double got = tg_tensor_get(y, 0), dgot = tg_tensor_grad_get(xt, 0);
+            const double err = want == 0 ? fabs(got) : ulps_off(got, want, f32),
+                         derr = ulps_off(dgot, dwant, f32);
+            cr_expect(err <= (f32 ? 0.5 + 1e-6 : 4.8), "gelu(%a) = %a, want %a: %g ulp (%s)", x,
+                      got, want, err, tg_dtype_name(dt));
+            cr_expect(derr <= (f32 ? 1.5 : 5.4), "gelu'(%a) = %a, want %a: %g ulp (%s)", x, dgot,
+                      dwant, derr, tg_dtype_name(dt));
+            tg_tape_reset(tape);
+        }
+    }
+
+    enum { N = 200000 };
+    double *xs = malloc(N * sizeof *xs);
+    cr_assert_not_null(xs);
+    for (size_t i = 0; i < N; i++)
+        xs[i] = -10.0 + 20.0 * ((double)i + 0.37) / N;
+    tg_tensor *y = tg_gelu(tape, own_leaf(TG_F64, 1, TS_SHAPE(N), xs, false));
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    const double *ys = tg_tensor_data(y);
+    double worst = 0, worst_x = 0;
+    for (size_t i = 0; i < N; i++) {
+        const long double x = xs[i];
+        const long double ref = x * erfcl(-x * 0.70710678118654752440084436210484903928L) / 2;
+        const double err = ulps_off(ys[i], ref, false);
+        if (err > worst)
+            worst = err, worst_x = xs[i];
+    }
+    cr_expect(worst <= 4.8, "gelu: %g ulp at %a", worst, worst_x);
+    cr_expect(tg__gelu(-0.0) == 0 && signbit(tg__gelu(-0.0)) && !signbit(tg__gelu(0.0)));
+    free(xs);
+    tg_tape_reset(tape);
+}
+
+/* erf's gradient (2/sqrt pi) e^(-x^2), with x^2 exact (tg__exp_neg_square): within 1.5 ulp of
+ * mpmath's out to where it underflows. */
+Test(ops, erf_gradient_tail)
+{
+    static const double table[][2] = {
+        /* x, (2/sqrt(pi)) e^(-x^2) correctly rounded (python3 mpmath, 300 bits); x^2 rounds */
+        {0x0.0p+0, 0x1.20dd750429b6dp+0},
+        {0x1.999999999999ap-4, 0x1.1dfda5cfd513fp+0},
+        {0x1.4cccccccccccdp+0, 0x1.aa68f2f070e24p-3},
+        {0x1.a666666666666p+1, 0x1.60f2217fa9f84p-16},
+        {0x1.5333333333333p+2, 0x1.916a103271ef9p-41},
+        {0x1.3666666666666p+3, 0x1.5926258d4ba38p-136},
+        {0x1.14ccccccccccdp+4, 0x1.4f791b18616d7p-432},
+        {0x1.a19999999999ap+4, 0x1.50d9a36d3c215p-983},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        for (int sign = 1; sign >= -1; sign -= 2) {
+            const double x = sign * table[i][0], want = table[i][1];
+            tg_tensor *xt = own_leaf(TG_F64, 0, NULL, &x, true);
+            tg_tensor *y = tg_erf(tape, xt);
+            cr_assert_not_null(y, "%s", tg_tape_error(tape));
+            cr_assert_eq(tg_backward(tape, y), TG_OK, "%s", tg_tape_error(tape));
+            const double got = tg_tensor_grad_get(xt, 0), err = ulps_off(got, want, false);
+            cr_expect(err <= 1.5, "erf'(%a) = %a, want %a: %g ulp", x, got, want, err);
+            tg_tape_reset(tape);
+        }
+    }
+    /* beyond the caps e^(-x^2) and e^(-x^2/2) round to 0; NaN stays NaN */
+    const double edge[] = {27.3, -27.3, 38.61, -38.61, INFINITY, -INFINITY};
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++)
+        cr_expect(tg__exp_neg_square(edge[i], false, 1) == 0 &&
+                      (fabs(edge[i]) < 38.61 || tg__exp_neg_square(edge[i], true, 1) == 0),
+                  "e^(-x^2) at %g", edge[i]);
+    cr_expect(isnan(tg__exp_neg_square(NAN, false, 1)) && isnan(tg__exp_neg_square(NAN, true, 1)));
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""The coefficients of tg__erfcx and tg__erf (src/core/detmath.h). erfcx(z) = e^(z^2) erfc(z) for
+z >= 0 as two polynomials, each interpolating at the Chebyshev nodes of its interval (close to the best
+uniform approximation), solved in the monomial basis at 50 digits:
+
+  near: z in [0, 2], a polynomial of degree 22 in s = z - 1;
+  far:  z in [2, 27.3], E(u) = (z + 2) erfcx(z) as a polynomial of degree 18 in v = u - u_c,
+        u = (z - 2) / (z + 2) in [0, 0.8635] and u_c its midpoint (rounded to a double).
+
+Beyond 27.3, erfc(z) < 2^-1075 rounds to 0. And erf's Taylor series for |x| < 0.85:
+erf(x) = x + x q(x^2), q(z) = (2/sqrt(pi)) sum_n (-z)^n / (n! (2n + 1)) - 1 to n = 18. Prints
+the C initializers. Needs python3-mpmath
+(1.3.0 was used):  python3 tools/fit_erf.py"""
+from mpmath import mp, mpf, erfc, exp, cos, pi, sqrt, factorial, matrix, lu_solve
+
+mp.dps = 50
+Z_SPLIT, Z_MAX, C = mpf(2), mpf("27.3"), mpf(2)
+
+
+def erfcx(z):
+    return erfc(z) * exp(z * z)
+
+
+def interpolate(f, lo, hi, degree):
+    """The monomial coefficients of the polynomial of `degree` through f at the Chebyshev
+    nodes of [lo, hi]."""
+    n = degree + 1
+    xs = [lo + (cos(pi * (k + mpf(1) / 2) / n) + 1) * (hi - lo) / 2 for k in range(n)]
+    a = lu_solve(matrix([[x**j for j in range(n)] for x in xs]), matrix([f(x) for x in xs]))
+    return [a[j] for j in range(n)]
+
+
+def print_array(name, coefs):
+    print("static const double %s[%d] = {" % (name, len(coefs)))
+    for c in coefs:
+        print("    %s," % float(c).hex())
+    print("};")
+
+
+near = interpolate(lambda s: erfcx(s + 1), -1, Z_SPLIT - 1, 22)
+u_lo, u_hi = (Z_SPLIT - C) / (Z_SPLIT + C), (Z_MAX - C) / (Z_MAX + C)
+u_c = mpf(float((u_lo + u_hi) / 2))
+
+
+def far_of_v(v):
+    u = v + u_c
+    z = C * (1 + u) / (1 - u)
+    return erfcx(z) * (z + C)
+
+
+far = interpolate(far_of_v, u_lo - u_c, u_hi - u_c, 18)
+print("/* u_c = %s */" % float(u_c).hex())
+print_array("near", near)
+print_array("far", far)
+
+taylor = [2 / sqrt(pi) * (-1) ** n / (factorial(n) * (2 * n + 1)) for n in range(19)]
+taylor[0] -= 1
+print_array("q", taylor)
