@@ -301,12 +301,15 @@ TG_API tg_tensor *tg_asin(tg_tape *tape, tg_tensor *x);
 TG_API tg_tensor *tg_acos(tg_tape *tape, tg_tensor *x);
 /* atan x; gradient 1/(1 + x^2) (0 at +-inf). */
 TG_API tg_tensor *tg_atan(tg_tape *tape, tg_tensor *x);
-/* sinh x; gradient cosh x (both overflow to inf beyond |x| ~ 710 in f64, ~ 89 in f32). */
+/* sinh x; gradient cosh x (both overflow to inf beyond |x| ~ 710 in f64, ~ 89 in f32). sinh,
+ * cosh, asinh, acosh, atanh and expm1 are the library's own, from its exp, expm1 and log1p: as
+ * accurate as glibc's (within 1.86, 1.12, 1.68, 2.16, 1.72 and 1.11 ulp in f64; in f32 they
+ * round the f64 value), the same bits on every machine, and their loops vectorize. */
 TG_API tg_tensor *tg_sinh(tg_tape *tape, tg_tensor *x);
 /* cosh x; gradient sinh x. */
 TG_API tg_tensor *tg_cosh(tg_tape *tape, tg_tensor *x);
-/* asinh x; gradient 1/sqrt(x^2 + 1), computed as 1/hypot(x, 1), so finite and accurate for
- * any finite x (x^2 would overflow beyond 1e154). */
+/* asinh x; gradient 1/sqrt(x^2 + 1), with sqrt(x^2 + 1) computed without forming x^2 beyond 1,
+ * so finite and accurate for any finite x (x^2 would overflow beyond 1e154). */
 TG_API tg_tensor *tg_asinh(tg_tape *tape, tg_tensor *x);
 /* acosh x for x >= 1; gradient 1/sqrt((x - 1)(x + 1)), computed as 1/(sqrt(x-1) sqrt(x+1)),
  * so without overflow for large x; +inf at x = 1. NaN, and a NaN gradient, for x < 1. */

@@ -366,9 +366,11 @@ tg_tensor *tg_clamp(tg_tape *tape, tg_tensor *x, double lo, double hi)
 }
 
 /* ---- elementwise math ------------------------------------------------------------------------
- * The C library's functions, through <tgmath.h>: sinf for f32, sin for f64. Every constant
- * inside a call is cast to T, since an argument of type double (or int) would make tgmath
- * pick the double function for f32 too. */
+ * The trigonometric ones are the C library's, through <tgmath.h>: sinf for f32, sin for f64.
+ * Every constant inside a call is cast to T, since an argument of type double (or int) would
+ * make tgmath pick the double function for f32 too. The others are the library's own
+ * (core/detmath.h: exp, expm1, log1p, the hyperbolic functions and their inverses, erf, gelu),
+ * computed in f64 (f32 rounds): their loops vectorize, with the same bits everywhere. */
 
 /* A function of one argument for both element types from one expression of x in T: id_f32
  * and id_f64, which BY_TYPE(id, x) picks by the type of x. */
@@ -435,22 +437,22 @@ UNARY_OP(acos, ACOS, NONE, acos(x), -dy / sqrt((1 - x) * (1 + x)),
 /* y = atan x;  dx += dy / (1 + x^2)   (x^2 = inf for huge x gives the limit 0) */
 UNARY_OP(atan, ATAN, NONE, atan(x), dy / (1 + x * x), GDIV(dy, GADDC(tg_square(tape, x), 1)))
 /* y = sinh x;  dx += dy * cosh x */
-UNARY_OP(sinh, SINH, NONE, sinh(x), dy *cosh(x), GMUL(dy, tg_cosh(tape, x)))
+UNARY_OP(sinh, SINH, NONE, tg__sinh(x), dy *(T)tg__cosh(x), GMUL(dy, tg_cosh(tape, x)))
 /* y = cosh x;  dx += dy * sinh x */
-UNARY_OP(cosh, COSH, NONE, cosh(x), dy *sinh(x), GMUL(dy, tg_sinh(tape, x)))
-/* y = asinh x;  dx += dy / hypot(x, 1)   (sqrt(x^2 + 1) would overflow beyond 1e154; as ops:
- * dy / cosh(y), which is hypot(x, 1) without the overflow) */
-UNARY_OP(asinh, ASINH, NONE, asinh(x), dy / hypot(x, (T)1), GDIV(dy, tg_cosh(tape, y)))
+UNARY_OP(cosh, COSH, NONE, tg__cosh(x), dy *(T)tg__sinh(x), GMUL(dy, tg_sinh(tape, x)))
+/* y = asinh x;  dx += dy / hypot(x, 1)   (sqrt(x^2 + 1) would overflow beyond 1e154: tg__hypot1;
+ * as ops: dy / cosh(y), which is hypot(x, 1) without the overflow) */
+UNARY_OP(asinh, ASINH, NONE, tg__asinh(x), dy / (T)tg__hypot1(x), GDIV(dy, tg_cosh(tape, y)))
 /* y = acosh x;  dx += dy / (sqrt(x-1) sqrt(x+1))   ((x-1)(x+1) would overflow for large x;
  * +inf at 1; NaN for x < 1) */
-UNARY_OP(acosh, ACOSH, NONE, acosh(x), dy / (sqrt(x - 1) * sqrt(x + 1)),
+UNARY_OP(acosh, ACOSH, NONE, tg__acosh(x), dy / (sqrt(x - 1) * sqrt(x + 1)),
          GDIV(dy, GMUL(tg_sqrt(tape, GADDC(x, -1)), tg_sqrt(tape, GADDC(x, 1)))))
 /* y = atanh x;  dx += dy / ((1-x)(1+x))   (+inf at +-1; NaN for |x| > 1, where the formula
  * alone would give a finite number: as ops, made NaN there) */
-UNARY_OP(atanh, ATANH, NONE, atanh(x), fabs(x) <= 1 ? dy / ((1 - x) * (1 + x)) : (T)NAN,
+UNARY_OP(atanh, ATANH, NONE, tg__atanh(x), fabs(x) <= 1 ? dy / ((1 - x) * (1 + x)) : (T)NAN,
          GNAN_WHERE(GDIV(dy, GONE_MINUS_X2), tg_gt(tape, tg_abs(tape, x), GCONST(1))))
 /* y = e^x - 1;  dx += dy * e^x   (y + 1 would cancel for x < 0) */
-UNARY_OP(expm1, EXPM1, NONE, expm1(x), dy *EXP(x), GMUL(dy, tg_exp(tape, x)))
+UNARY_OP(expm1, EXPM1, NONE, tg__expm1(x), dy *EXP(x), GMUL(dy, tg_exp(tape, x)))
 /* y = log(1 + x);  dx += dy / (1 + x)   (as log: -inf at -1 with gradient +inf) */
 UNARY_OP(log1p, LOG1P, NONE, LOG1P(x), dy / (1 + x), GDIV(dy, GADDC(x, 1)))
 /* y = erf x;  dx += dy * (2/sqrt pi) e^(-x^2)   (the library's own erf, and e^(-x^2) with x^2

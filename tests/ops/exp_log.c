@@ -1,15 +1,16 @@
-/* exp_log.c (test_ops): the accuracy of exp, log and log1p, now that they are the library's own
- * (tg__exp, tg__log, tg__log1p, core/detmath.h), which softmax, log_softmax, logsumexp,
- * softplus and log_sigmoid share. Each: against correctly rounded values (mpmath at 300 bits)
- * within 1 unit in the last place in f64 and half a unit in f32, down into the subnormals;
- * against long double expl, logl and log1pl over sweeps and at the worst points found, within
- * 0.81, 0.89 and 0.89 ulp (as ops.h and detmath.h say); in f32 within half an ulp of them at every
- * 997th float of a range (plus 1e-6: log rounds 5 of the positive floats the other way, their
- * logs that close to a midpoint); the same bits from the vectorized, threaded loop of a large
- * tensor as from the scalar function; and IEEE behaviour at the edges. */
+/* exp_log.c (test_ops): the accuracy of the library's own elementary functions (core/detmath.h):
+ * exp, log and log1p, which softmax, log_softmax, logsumexp, softplus and log_sigmoid share; erf
+ * and gelu; expm1 and the hyperbolic functions and their inverses. Each: against correctly
+ * rounded values (mpmath at 300 bits) within 1 unit in the last place in f64 (or its stated
+ * bound, where that is larger) and half a unit in f32, down into the subnormals; against long
+ * double over sweeps and at the worst points found, within the bounds detmath.h and ops.h state;
+ * in f32 within half an ulp of them at every 997th float of a range (plus 1e-6: log rounds 5 of
+ * the positive floats the other way, their logs that close to a midpoint); the same bits from the
+ * vectorized, threaded loop of a large tensor as from the scalar function; and IEEE behaviour at
+ * the edges. */
 #include "ops.h"
 
-#include "core/detmath.h" /* tg__exp, tg__log, tg__log1p */
+#include "core/detmath.h" /* the functions under test */
 
 /* How many units in the last place got is from the exact value want, in want's format (f64's,
  * or f32's when f32): the spacing of that format at |want|, subnormal spacing included. */
@@ -53,8 +54,9 @@ static void check_elem(const elem_case *c)
             tg_tensor *y = c->op(tape, own_leaf(dt, 0, NULL, &x, false));
             cr_assert_not_null(y, "%s", tg_tape_error(tape));
             const double got = tg_tensor_get(y, 0), err = ulps_off(got, want, f32);
-            cr_expect(err <= (f32 ? 0.5 + 1e-6 : 1), "%s(%a) = %a, want %a: %g ulp (%s)", c->name,
-                      x, got, want, err, tg_dtype_name(dt));
+            cr_expect(err <= (f32 ? 0.5 + 1e-6 : fmax(1, c->bound)),
+                      "%s(%a) = %a, want %a: %g ulp (%s)", c->name, x, got, want, err,
+                      tg_dtype_name(dt));
         }
         tg_tape_reset(tape);
     }
@@ -169,8 +171,20 @@ Test(ops, exp_accuracy)
                                   INFINITY, 0x1p-1074, 0.0,      0.0};
     /* f32: [-104, 104], e^x from the smallest subnormal float to near FLT_MAX */
     const elem_case c = {
-        "exp", tg_exp,     tg__exp,  expl, table, sizeof table / sizeof table[0], exp_sweep,
-        0.81,  0x42d00000, INFINITY, edge, want,  sizeof edge / sizeof edge[0]};
+        .name = "exp",
+        .op = tg_exp,
+        .scalar = tg__exp,
+        .ref = expl,
+        .table = table,
+        .n_table = sizeof table / sizeof table[0],
+        .sweep = exp_sweep,
+        .bound = 0.81,
+        .f32_top = 0x42d00000,
+        .negate_below = INFINITY,
+        .edge = edge,
+        .want = want,
+        .n_edge = sizeof edge / sizeof edge[0],
+    };
     check_elem(&c);
 }
 
@@ -221,8 +235,20 @@ Test(ops, log_accuracy)
     static const double edge[] = {1.0, 0.0, -0.0, -1.0, -INFINITY, INFINITY, NAN};
     static const double want[] = {0.0, -INFINITY, -INFINITY, NAN, NAN, INFINITY, NAN};
     const elem_case c = {
-        "log", tg_log,     tg__log, logl, table, sizeof table / sizeof table[0], log_sweep,
-        0.89,  0x7f7fffff, 0,       edge, want,  sizeof edge / sizeof edge[0]};
+        .name = "log",
+        .op = tg_log,
+        .scalar = tg__log,
+        .ref = logl,
+        .table = table,
+        .n_table = sizeof table / sizeof table[0],
+        .sweep = log_sweep,
+        .bound = 0.89,
+        .f32_top = 0x7f7fffff,
+        .negate_below = 0,
+        .edge = edge,
+        .want = want,
+        .n_edge = sizeof edge / sizeof edge[0],
+    };
     check_elem(&c);
 }
 
@@ -253,9 +279,46 @@ Test(ops, log1p_accuracy)
     static const double edge[] = {0.0, -0.0, -1.0, -2.0, -INFINITY, INFINITY, NAN, 0x1p-1074};
     static const double want[] = {0.0, -0.0, -INFINITY, NAN, NAN, INFINITY, NAN, 0x1p-1074};
     const elem_case c = {
-        "log1p", tg_log1p,   tg__log1p, log1pl, table, sizeof table / sizeof table[0], log1p_sweep,
-        0.89,    0x7f7fffff, 1,         edge,   want,  sizeof edge / sizeof edge[0]};
+        .name = "log1p",
+        .op = tg_log1p,
+        .scalar = tg__log1p,
+        .ref = log1pl,
+        .table = table,
+        .n_table = sizeof table / sizeof table[0],
+        .sweep = log1p_sweep,
+        .bound = 0.89,
+        .f32_top = 0x7f7fffff,
+        .negate_below = 1,
+        .edge = edge,
+        .want = want,
+        .n_edge = sizeof edge / sizeof edge[0],
+    };
     check_elem(&c);
+}
+
+/* A point where a function's error peaks (or where a simpler formula would break its bound): the
+ * scalar function within `bound` ulp of long double there, and the op giving the same value. */
+typedef struct worst_point {
+    double (*f)(double);
+    tg_tensor *(*op)(tg_tape *, tg_tensor *);
+    long double (*ref)(long double);
+    const char *name;
+    double x, bound;
+} worst_point;
+
+static void check_worst_points(const worst_point *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const double x = cases[i].x, got = cases[i].f(x);
+        const double err = ulps_off(got, cases[i].ref((long double)x), false);
+        cr_expect(err <= cases[i].bound, "%s(%a) = %a: %g ulp, over %g", cases[i].name, x, got, err,
+                  cases[i].bound);
+        tg_tensor *y = cases[i].op(tape, own_leaf(TG_F64, 0, NULL, &x, false));
+        cr_assert_not_null(y, "%s", tg_tape_error(tape));
+        cr_expect(tg_tensor_get(y, 0) == got, "%s(%a): the op's %a, the function's %a",
+                  cases[i].name, x, tg_tensor_get(y, 0), got);
+    }
+    tg_tape_reset(tape);
 }
 
 /* The largest errors found (random points where they peak: exp's in the top binade of the
@@ -263,13 +326,7 @@ Test(ops, log1p_accuracy)
  * bounds ops.h states: 0.81 ulp for exp, 0.72 where e^x is normal, 0.89 for log and log1p. */
 Test(ops, exp_log_worst_points)
 {
-    static const struct {
-        double (*f)(double);
-        tg_tensor *(*op)(tg_tape *, tg_tensor *);
-        long double (*ref)(long double);
-        const char *name;
-        double x, bound;
-    } cases[] = {
+    static const worst_point cases[] = {
         {tg__exp, tg_exp, expl, "exp", -0x1.625ed5f4b0d2fp+9, 0.81},
         {tg__exp, tg_exp, expl, "exp", -0x1.625f43d2bec72p+9, 0.81},
         {tg__exp, tg_exp, expl, "exp", -0x1.6262db85bb348p+9, 0.81},
@@ -281,17 +338,7 @@ Test(ops, exp_log_worst_points)
         {tg__log1p, tg_log1p, log1pl, "log1p", -0x1.2bf4c1d42aceap-2, 0.89},
         {tg__log1p, tg_log1p, log1pl, "log1p", 0x1.9ec9619e6c453p-2, 0.89},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const double x = cases[i].x, got = cases[i].f(x);
-        const double err = ulps_off(got, cases[i].ref((long double)x), false);
-        cr_expect(err <= cases[i].bound, "%s(%a) = %a: %g ulp, over %g", cases[i].name, x, got, err,
-                  cases[i].bound);
-        tg_tensor *y = cases[i].op(tape, own_leaf(TG_F64, 0, NULL, &x, false));
-        cr_assert_not_null(y, "%s", tg_tape_error(tape));
-        cr_expect(tg_tensor_get(y, 0) == got, "%s(%a): the op's %a, the function's %a",
-                  cases[i].name, x, tg_tensor_get(y, 0), got);
-    }
-    tg_tape_reset(tape);
+    check_worst_points(cases, sizeof cases / sizeof cases[0]);
 }
 
 /* Points where a fused multiply-add anywhere in exp's, log's or log1p's arithmetic changes the
@@ -361,8 +408,20 @@ Test(ops, erf_accuracy)
     static const double want[] = {0.0, -0.0, 1.0, -1.0, NAN, 1.0, -1.0, 1.0, -1.0, 0x1p-1074};
     /* f32: every 997th float up to 6 (beyond, erf rounds to 1) and its negation */
     const elem_case c = {
-        "erf", tg_erf,     tg__erf,  erfl, table, sizeof table / sizeof table[0], erf_sweep,
-        0.97,  0x40c00000, INFINITY, edge, want,  sizeof edge / sizeof edge[0]};
+        .name = "erf",
+        .op = tg_erf,
+        .scalar = tg__erf,
+        .ref = erfl,
+        .table = table,
+        .n_table = sizeof table / sizeof table[0],
+        .sweep = erf_sweep,
+        .bound = 0.97,
+        .f32_top = 0x40c00000,
+        .negate_below = INFINITY,
+        .edge = edge,
+        .want = want,
+        .n_edge = sizeof edge / sizeof edge[0],
+    };
     check_elem(&c);
 }
 
@@ -475,4 +534,306 @@ Test(ops, erf_gradient_tail)
                       (fabs(edge[i]) < 38.61 || tg__exp_neg_square(edge[i], true, 1) == 0),
                   "e^(-x^2) at %g", edge[i]);
     cr_expect(isnan(tg__exp_neg_square(NAN, false, 1)) && isnan(tg__exp_neg_square(NAN, true, 1)));
+}
+
+/* ---- expm1, sinh, cosh, asinh, acosh, atanh (built on tg__exp, tg__expm1 and tg__log1p) ------ */
+
+/* The largest errors against long double that detmath.h states (random search, glibc's own on
+ * the same points: 0.83, 1.86, 1.76, 1.68, 2.19, 1.71) */
+#define EXPM1_BOUND 1.11
+#define SINH_BOUND 1.86
+#define COSH_BOUND 1.12
+#define ASINH_BOUND 1.68
+#define ACOSH_BOUND 2.16
+#define ATANH_BOUND 1.72
+
+static double expm1_sweep(size_t i, size_t n)
+{
+    const double t = ((double)i + 0.37) / (double)n;
+    return i % 3 == 0 ? -40.0 + 80.0 * t : i % 3 == 1 ? -1.0 + 2.0 * t : exp2(-1074.0 + 1074.0 * t);
+}
+
+Test(ops, expm1_accuracy)
+{
+    static const double table[][2] = {
+        /* x, e^x - 1 correctly rounded (python3 mpmath, 300 bits) */
+        {-0x1.4000000000000p+5, -0x1.0000000000000p+0},
+        {-0x1.4800000000000p+4, -0x1.fffffff542e28p-1},
+        {-0x1.8000000000000p+0, -0x1.8dc1e236d28f9p-1},
+        {-0x1.8000000000000p-1, -0x1.0e25f8a081941p-1},
+        {-0x1.0000000000000p-2, -0x1.c5041854df7d4p-3},
+        {-0x1.0000000000000p-30, -0x1.fffffffc00000p-31},
+        {0x0.0100000000000p-1022, 0x0.0100000000000p-1022},
+        {0x1.b7cdfd9d7bdbbp-34, 0x1.b7cdfd9dda4e3p-34},
+        {0x1.999999999999ap-4, 0x1.aec7b35a00d3ap-4},
+        {0x1.62d0e56041893p-2, 0x1.a80c51b3dbab4p-2},
+        {0x1.6666666666666p-2, 0x1.ad200b20177b2p-2},
+        {0x1.6666666666666p-1, 0x1.03854c24d130dp+0},
+        {0x1.0000000000000p+0, 0x1.b7e151628aed3p+0},
+        {0x1.6000000000000p+2, 0x1.e76244f21bbf6p+7},
+        {0x1.2a00000000000p+5, 0x1.abae41f425f94p+53},
+        {0x1.e400000000000p+5, 0x1.377de0eea46d4p+87},
+        {0x1.62c0000000000p+9, 0x1.81e9b4b52d0c9p+1023},
+    };
+    static const double edge[] = {0.0, -0.0, INFINITY, -INFINITY, NAN, 709.78, 709.79, -745.0};
+    static const double want[] = {0.0,      -0.0, INFINITY, -1.0, NAN, 0x1.fe9ce5c4c52b4p+1023,
+                                  INFINITY, -1.0};
+    /* f32: every 997th float up to 88 (e^x near FLT_MAX), and the negations */
+    const elem_case c = {
+        .name = "expm1",
+        .op = tg_expm1,
+        .scalar = tg__expm1,
+        .ref = expm1l,
+        .table = table,
+        .n_table = sizeof table / sizeof table[0],
+        .sweep = expm1_sweep,
+        .bound = EXPM1_BOUND,
+        .f32_top = 0x42b00000,
+        .negate_below = INFINITY,
+        .edge = edge,
+        .want = want,
+        .n_edge = sizeof edge / sizeof edge[0],
+    };
+    check_elem(&c);
+}
+
+/* sinh's and cosh's: [-30, 30], every binade below 2, and [20, 710.47] up to overflow */
+static double hyperbolic_sweep(size_t i, size_t n)
+{
+    const double t = ((double)i + 0.37) / (double)n;
+    return i % 3 == 0   ? -30.0 + 60.0 * t
+           : i % 3 == 1 ? exp2(-1074.0 + 1075.0 * t)
+                        : 20.0 + 690.47 * t;
+}
+
+Test(ops, sinh_accuracy)
+{
+    static const double table[][2] = {
+        /* x, sinh x correctly rounded (python3 mpmath, 300 bits) */
+        {0x0.0100000000000p-1022, 0x0.0100000000000p-1022},
+        {-0x1.12e0be826d695p-30, -0x1.12e0be826d695p-30},
+        {0x1.0000000000000p-3, 0x1.00aaccd00d2f1p-3},
+        {-0x1.0000000000000p-1, -0x1.0acd00fe63b97p-1},
+        {0x1.fae147ae147aep-1, 0x1.28ea8bd25b2d2p+0},
+        {0x1.0000000000000p+0, 0x1.2cd9fc44eb982p+0},
+        {0x1.8000000000000p+0, 0x1.108c3aabd6a60p+1},
+        {-0x1.a000000000000p+1, -0x1.9c0669c3e8083p+3},
+        {0x1.4000000000000p+3, 0x1.5829dced69992p+13},
+        {0x1.5e66666666666p+4, 0x1.82afcca727c17p+30},
+        {0x1.6000000000000p+4, 0x1.ab5adb9c43600p+30},
+        {0x1.1800000000000p+5, 0x1.689e221bc8d5bp+49},
+        {0x1.2c00000000000p+8, 0x1.c05c0a7166b4ap+431},
+        {0x1.6320000000000p+9, 0x1.987d23750ae26p+1023},
+    };
+    static const double edge[] = {0.0, -0.0, INFINITY, -INFINITY, NAN, 710.48, -710.48};
+    static const double want[] = {0.0, -0.0, INFINITY, -INFINITY, NAN, INFINITY, -INFINITY};
+    /* f32: every 997th float up to 89 (near FLT_MAX), and the negations */
+    const elem_case c = {
+        .name = "sinh",
+        .op = tg_sinh,
+        .scalar = tg__sinh,
+        .ref = sinhl,
+        .table = table,
+        .n_table = sizeof table / sizeof table[0],
+        .sweep = hyperbolic_sweep,
+        .bound = SINH_BOUND,
+        .f32_top = 0x42b20000,
+        .negate_below = INFINITY,
+        .edge = edge,
+        .want = want,
+        .n_edge = sizeof edge / sizeof edge[0],
+    };
+    check_elem(&c);
+}
+
+Test(ops, cosh_accuracy)
+{
+    static const double table[][2] = {
+        /* x, cosh x correctly rounded (python3 mpmath, 300 bits) */
+        {0x0.0p+0, 0x1.0000000000000p+0},
+        {0x1.12e0be826d695p-30, 0x1.0000000000000p+0},
+        {0x1.0000000000000p-3, 0x1.0200aac16db6fp+0},
+        {-0x1.0000000000000p-1, 0x1.20ac1862ae8d0p+0},
+        {0x1.0000000000000p+0, 0x1.8b07551d9f550p+0},
+        {0x1.4000000000000p+1, 0x1.88776e4b30aa3p+2},
+        {-0x1.4000000000000p+3, 0x1.5829dd053712dp+13},
+        {0x1.5e66666666666p+4, 0x1.82afcca727c17p+30},
+        {0x1.6000000000000p+4, 0x1.ab5adb9c43600p+30},
+        {0x1.1800000000000p+5, 0x1.689e221bc8d5bp+49},
+        {-0x1.2c00000000000p+8, 0x1.c05c0a7166b4ap+431},
+        {0x1.6320000000000p+9, 0x1.987d23750ae26p+1023},
+    };
+    static const double edge[] = {0.0, -0.0, INFINITY, -INFINITY, NAN, 710.48, -710.48};
+    static const double want[] = {1.0, 1.0, INFINITY, INFINITY, NAN, INFINITY, INFINITY};
+    const elem_case c = {
+        .name = "cosh",
+        .op = tg_cosh,
+        .scalar = tg__cosh,
+        .ref = coshl,
+        .table = table,
+        .n_table = sizeof table / sizeof table[0],
+        .sweep = hyperbolic_sweep,
+        .bound = COSH_BOUND,
+        .f32_top = 0x42b20000,
+        .negate_below = INFINITY,
+        .edge = edge,
+        .want = want,
+        .n_edge = sizeof edge / sizeof edge[0],
+    };
+    check_elem(&c);
+}
+
+/* asinh's and acosh's: [-10, 10] (acosh: [1, 3]) and every binade up to 1e300 */
+static double asinh_sweep(size_t i, size_t n)
+{
+    const double t = ((double)i + 0.37) / (double)n;
+    return i % 2 ? -10.0 + 20.0 * t : exp2(-1074.0 + 2070.0 * t);
+}
+static double acosh_sweep(size_t i, size_t n)
+{
+    const double t = ((double)i + 0.37) / (double)n;
+    return i % 2 ? 1.0 + 2.0 * t : exp2(996.0 * t);
+}
+
+Test(ops, asinh_accuracy)
+{
+    static const double table[][2] = {
+        /* x, asinh x correctly rounded (python3 mpmath, 300 bits) */
+        {0x0.0100000000000p-1022, 0x0.0100000000000p-1022},
+        {-0x1.12e0be826d695p-30, -0x1.12e0be826d695p-30},
+        {0x1.0000000000000p-3, 0x1.fead0b6996973p-4},
+        {0x1.0000000000000p-1, 0x1.ecc2caec5160ap-2},
+        {-0x1.0000000000000p+0, -0x1.c34366179d427p-1},
+        {0x1.fd70a3d70a3d7p+0, 0x1.706c6bca62894p+0},
+        {0x1.0000000000000p+1, 0x1.719218313d087p+0},
+        {0x1.4000000000000p+1, 0x1.a5b0f0be9dcf6p+0},
+        {-0x1.9000000000000p+6, -0x1.53180a93d3c2ap+2},
+        {0x1.7d78400000000p+26, 0x1.31d23d3ad26e5p+4},
+        {0x1.ffffffe000000p+27, 0x1.419ecb702c481p+4},
+        {0x1.0000000000000p+28, 0x1.419ecb712c481p+4},
+        {0x1.249ad2594c37dp+332, 0x1.cde73f84a4f2cp+7},
+        {0x1.fffffffffffffp+1023, 0x1.633ce8fb9f87ep+9},
+    };
+    static const double edge[] = {0.0, -0.0, INFINITY, -INFINITY, NAN};
+    static const double want[] = {0.0, -0.0, INFINITY, -INFINITY, NAN};
+    const elem_case c = {
+        .name = "asinh",
+        .op = tg_asinh,
+        .scalar = tg__asinh,
+        .ref = asinhl,
+        .table = table,
+        .n_table = sizeof table / sizeof table[0],
+        .sweep = asinh_sweep,
+        .bound = ASINH_BOUND,
+        .f32_top = 0x7f7fffff,
+        .negate_below = INFINITY,
+        .edge = edge,
+        .want = want,
+        .n_edge = sizeof edge / sizeof edge[0],
+    };
+    check_elem(&c);
+}
+
+Test(ops, acosh_accuracy)
+{
+    static const double table[][2] = {
+        /* x, acosh x correctly rounded (python3 mpmath, 300 bits) */
+        {0x1.0000000000000p+0, 0x0.0p+0},
+        {0x1.0000000000001p+0, 0x1.6a09e667f3bccp-26},
+        {0x1.000001ad7f29bp+0, 0x1.d4effc065cae4p-12},
+        {0x1.004189374bc6ap+0, 0x1.6e53acbcdeba3p-5},
+        {0x1.8000000000000p+0, 0x1.ecc2caec5160ap-1},
+        {0x1.fd70a3d70a3d7p+0, 0x1.4fa8834bbeca0p+0},
+        {0x1.0000000000000p+1, 0x1.5124271980435p+0},
+        {0x1.4000000000000p+1, 0x1.9119c13a31bb0p+0},
+        {0x1.9000000000000p+6, 0x1.531738dcbc627p+2},
+        {0x1.7d78400000000p+26, 0x1.31d23d3ad26e5p+4},
+        {0x1.0000000000000p+28, 0x1.419ecb712c481p+4},
+        {0x1.249ad2594c37dp+332, 0x1.cde73f84a4f2cp+7},
+        {0x1.fffffffffffffp+1023, 0x1.633ce8fb9f87ep+9},
+    };
+    static const double edge[] = {1.0, 0.5, 0.0, -1.0, INFINITY, -INFINITY, NAN};
+    static const double want[] = {0.0, NAN, NAN, NAN, INFINITY, NAN, NAN};
+    /* f32: every 997th float from 1 up */
+    const elem_case c = {
+        .name = "acosh",
+        .op = tg_acosh,
+        .scalar = tg__acosh,
+        .ref = acoshl,
+        .table = table,
+        .n_table = sizeof table / sizeof table[0],
+        .sweep = acosh_sweep,
+        .bound = ACOSH_BOUND,
+        .f32_top = 0x7f7fffff,
+        .negate_below = 0,
+        .edge = edge,
+        .want = want,
+        .n_edge = sizeof edge / sizeof edge[0],
+    };
+    check_elem(&c);
+}
+
+/* atanh's: (-1, 1) evenly and every binade below 1, and near 1 */
+static double atanh_sweep(size_t i, size_t n)
+{
+    const double t = ((double)i + 0.37) / (double)n;
+    return i % 3 == 0   ? -1.0 + 2.0 * t
+           : i % 3 == 1 ? exp2(-1074.0 + 1074.0 * t)
+                        : 1.0 - exp2(-53.0 * t);
+}
+
+Test(ops, atanh_accuracy)
+{
+    static const double table[][2] = {
+        /* x, atanh x correctly rounded (python3 mpmath, 300 bits) */
+        {0x0.0100000000000p-1022, 0x0.0100000000000p-1022},
+        {-0x1.12e0be826d695p-30, -0x1.12e0be826d695p-30},
+        {0x1.0000000000000p-3, 0x1.015891c9eaef7p-3},
+        {-0x1.0000000000000p-2, -0x1.058aefa811452p-2},
+        {0x1.ffe5c91d14e3cp-2, 0x1.192d2e0a8b487p-1},
+        {0x1.0000000000000p-1, 0x1.193ea7aad030bp-1},
+        {0x1.8000000000000p-1, 0x1.f2272ae325a57p-1},
+        {-0x1.ccccccccccccdp-1, -0x1.78e360604b32dp+0},
+        {0x1.ffffde7210be9p-1, 0x1.d046eb8b86c1cp+2},
+        {0x1.fffffffffffffp-1, 0x1.2b708872320e2p+4},
+    };
+    static const double edge[] = {0.0, -0.0, 1.0, -1.0, 1.5, -INFINITY, NAN};
+    static const double want[] = {0.0, -0.0, INFINITY, -INFINITY, NAN, NAN, NAN};
+    /* f32: every 997th float below 1, and the negations */
+    const elem_case c = {
+        .name = "atanh",
+        .op = tg_atanh,
+        .scalar = tg__atanh,
+        .ref = atanhl,
+        .table = table,
+        .n_table = sizeof table / sizeof table[0],
+        .sweep = atanh_sweep,
+        .bound = ATANH_BOUND,
+        .f32_top = 0x3f7fffff,
+        .negate_below = INFINITY,
+        .edge = edge,
+        .want = want,
+        .n_edge = sizeof edge / sizeof edge[0],
+    };
+    check_elem(&c);
+}
+
+/* The largest errors found for each (random points), and points where a simpler formula would
+ * break the bound: expm1 without the exact first sum (1.26 ulp at x = 37.9), sinh as
+ * (E + E / (E + 1)) / 2 below 1 too (2.25 at x = 0.247), atanh as log1p(2a / (1 - a)) / 2 below
+ * 1/2 too (1.96 at x = 0.123). */
+Test(ops, hyperbolic_worst_points)
+{
+    static const worst_point cases[] = {
+        {tg__expm1, tg_expm1, expm1l, "expm1", 0x1.7f7beef527c4p-2, EXPM1_BOUND},
+        {tg__expm1, tg_expm1, expm1l, "expm1", 0x1.2eed0d49949e8p+5, EXPM1_BOUND},
+        {tg__sinh, tg_sinh, sinhl, "sinh", -0x1.bc5375246452p-1, SINH_BOUND},
+        {tg__sinh, tg_sinh, sinhl, "sinh", 0x1.f8e3997ba1598p-3, SINH_BOUND},
+        {tg__cosh, tg_cosh, coshl, "cosh", 0x1.2b9b08067a0acp+3, COSH_BOUND},
+        {tg__asinh, tg_asinh, asinhl, "asinh", -0x1.dce849fd4f4ap-2, ASINH_BOUND},
+        {tg__acosh, tg_acosh, acoshl, "acosh", 0x1.001fbf8878153p+0, ACOSH_BOUND},
+        {tg__atanh, tg_atanh, atanhl, "atanh", 0x1.ccc19761c96fdp-2, ATANH_BOUND},
+        {tg__atanh, tg_atanh, atanhl, "atanh", 0x1.f5dd679a7b054p-4, ATANH_BOUND},
+    };
+    check_worst_points(cases, sizeof cases / sizeof cases[0]);
 }
