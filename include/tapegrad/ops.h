@@ -299,7 +299,8 @@ TG_API tg_tensor *tg_asin(tg_tape *tape, tg_tensor *x);
 /* acos x on [-1, 1]; gradient -1/sqrt(1 - x^2), -inf at x = +-1. NaN, and a NaN gradient,
  * for |x| > 1. */
 TG_API tg_tensor *tg_acos(tg_tape *tape, tg_tensor *x);
-/* atan x; gradient 1/(1 + x^2) (0 at +-inf). */
+/* atan x; gradient 1/(1 + x^2) (0 at +-inf). The library's own (within 0.86 ulp in f64, glibc's
+ * 0.52; f32 rounds the f64 value): the same bits on every machine, and its loops vectorize. */
 TG_API tg_tensor *tg_atan(tg_tape *tape, tg_tensor *x);
 /* sinh x; gradient cosh x (both overflow to inf beyond |x| ~ 710 in f64, ~ 89 in f32). sinh,
  * cosh, asinh, acosh, atanh and expm1 are the library's own, from its exp, expm1 and log1p: as

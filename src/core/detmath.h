@@ -346,6 +346,36 @@ TG_DETMATH_INLINE double tg__horner(const double *c, int n, double x)
     return p;
 }
 
+/* atan, the op's forward (f32 rounds this): fdlibm's reduction of a = |x| by intervals, to
+ * atan(a) = atan(c) + atan(t), t = (a - c) / (1 + c a), c = 0, 1/2, 1, 3/2 and infinity (t = -1/a)
+ * below 7/16, 11/16, 19/16, 39/16 and above, where |t| <= 7/16 and each numerator is exact; then
+ * atan(t) = t - t^3 q(t^2), q of degree 11 (interpolated, tools/fit_detmath.py, to within 1e-17
+ * relative), with atan(c) as two doubles whose low part joins before t, added last. The interval's
+ * constants come from small tables by an index of 64 bits, so that loops vectorize (gathers); a
+ * is capped at 2^60, beyond which atan rounds to pi/2, so that no lane forms 0 * inf. Against
+ * long double atanl, over 4e6 random points in each of seven ranges spanning [0, 1e20] and the
+ * intervals' edges: at most 0.86 ulp (0.854 at x = 0x1.60852239b2067p-1; glibc's: 0.52). */
+TG_DETMATH_INLINE double tg__atan(double x)
+{
+    static const double q[12] = {
+        0x1.5555555555555p-2, -0x1.99999999998c5p-3, 0x1.2492492485503p-3, -0x1.c71c71bd2b8bcp-4,
+        0x1.745d154c84f7ap-4, -0x1.3b1375ce5bdc6p-4, 0x1.110c9ce7b0572p-4, -0x1.e170800a46210p-5,
+        0x1.ab59b417b2d3fp-5, -0x1.7001816fd063fp-5, 0x1.0f62bba6a2558p-5, -0x1.e4167464d3de8p-7,
+    };
+    /* per interval: t = (a na + nb) / (a da + db), and atan(c) = hi + lo */
+    static const double na[5] = {1.0, 2.0, 1.0, 1.0, 0.0}, nb[5] = {0.0, -1.0, -1.0, -1.5, -1.0};
+    static const double da[5] = {0.0, 1.0, 1.0, 1.5, 1.0}, db[5] = {1.0, 2.0, 1.0, 1.0, 0.0};
+    static const double hi[5] = {0.0, 0x1.dac670561bb4fp-2, 0x1.921fb54442d18p-1,
+                                 0x1.f730bd281f69bp-1, 0x1.921fb54442d18p+0};
+    static const double lo[5] = {0.0, 0x1.a2b7f222f65e2p-56, 0x1.1a62633145c07p-55,
+                                 0x1.007887af0cbbdp-56, 0x1.1a62633145c07p-54};
+    const double a = fabs(x), am = a < 0x1p60 ? a : 0x1p60; /* NaN: replaced below */
+    const uint64_t i = (uint64_t)(a >= 0.4375) + (a >= 0.6875) + (a >= 1.1875) + (a >= 2.4375);
+    const double t = (am * na[i] + nb[i]) / (am * da[i] + db[i]), z = t * t;
+    const double r = hi[i] + (t - (t * z * tg__horner(q, 12, z) - lo[i]));
+    return x == x ? copysign(r, x) : x;
+}
+
 /* f e^(-a^2) (half false) or f e^(-a^2 / 2) (half true), for |f| <= 2^1000, rounded once at
  * the scale of the result (f joins 1 + p before the scaling by 2^k), so that the tails of erf,
  * erfc and gelu keep their accuracy down into the subnormals: what erf's gradient, erfc and
@@ -382,7 +412,7 @@ TG_DETMATH_INLINE double tg__exp_neg_square(double a, bool half, double f)
  *   [2, 27.3]: w E(u), w = 1 / (z + 2), u = (z - 2) w, E(u) = (z + 2) erfcx(z) a polynomial of
  *   degree 18 in u - u_c (u in [0, 0.8635], u_c its midpoint), smooth where erfcx is not
  *   polynomial-like (erfcx(z) ~ 1 / (z sqrt pi)).
- * Each interpolates erfcx at Chebyshev nodes to within 1e-19 relative (tools/fit_erf.py has
+ * Each interpolates erfcx at Chebyshev nodes to within 1e-19 relative (tools/fit_detmath.py has
  * the fit, with mpmath); the rest of the error is the evaluation's, up to about 2 ulp. */
 TG_DETMATH_INLINE double tg__erfcx(double z)
 {

@@ -366,11 +366,11 @@ tg_tensor *tg_clamp(tg_tape *tape, tg_tensor *x, double lo, double hi)
 }
 
 /* ---- elementwise math ------------------------------------------------------------------------
- * The trigonometric ones are the C library's, through <tgmath.h>: sinf for f32, sin for f64.
- * Every constant inside a call is cast to T, since an argument of type double (or int) would
- * make tgmath pick the double function for f32 too. The others are the library's own
- * (core/detmath.h: exp, expm1, log1p, the hyperbolic functions and their inverses, erf, gelu),
- * computed in f64 (f32 rounds): their loops vectorize, with the same bits everywhere. */
+ * sin, cos, tan, asin and acos are the C library's, through <tgmath.h>: sinf for f32, sin
+ * for f64. Every constant inside a call is cast to T, since an argument of type double (or int)
+ * would make tgmath pick the double function for f32 too. The others are the library's own
+ * (core/detmath.h: exp, expm1, log1p, atan, the hyperbolic functions and their inverses, erf,
+ * gelu), computed in f64 (f32 rounds): their loops vectorize, with the same bits everywhere. */
 
 /* A function of one argument for both element types from one expression of x in T: id_f32
  * and id_f64, which BY_TYPE(id, x) picks by the type of x. */
@@ -435,7 +435,7 @@ UNARY_OP(asin, ASIN, NONE, asin(x), dy / sqrt((1 - x) * (1 + x)),
 UNARY_OP(acos, ACOS, NONE, acos(x), -dy / sqrt((1 - x) * (1 + x)),
          GDIV(GNEG(dy), tg_sqrt(tape, GONE_MINUS_X2)))
 /* y = atan x;  dx += dy / (1 + x^2)   (x^2 = inf for huge x gives the limit 0) */
-UNARY_OP(atan, ATAN, NONE, atan(x), dy / (1 + x * x), GDIV(dy, GADDC(tg_square(tape, x), 1)))
+UNARY_OP(atan, ATAN, NONE, tg__atan(x), dy / (1 + x * x), GDIV(dy, GADDC(tg_square(tape, x), 1)))
 /* y = sinh x;  dx += dy * cosh x */
 UNARY_OP(sinh, SINH, NONE, tg__sinh(x), dy *(T)tg__cosh(x), GMUL(dy, tg_cosh(tape, x)))
 /* y = cosh x;  dx += dy * sinh x */

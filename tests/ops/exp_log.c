@@ -837,3 +837,56 @@ Test(ops, hyperbolic_worst_points)
     };
     check_worst_points(cases, sizeof cases / sizeof cases[0]);
 }
+
+/* atan's sweep: [-3, 3] over the reduction's intervals, and every binade up to 1e300 */
+static double atan_sweep(size_t i, size_t n)
+{
+    const double t = ((double)i + 0.37) / (double)n;
+    return i % 2 ? -3.0 + 6.0 * t : exp2(-1074.0 + 2070.0 * t);
+}
+
+Test(ops, atan_accuracy)
+{
+    static const double table[][2] = {
+        /* x, atan x correctly rounded (python3 mpmath, 300 bits) */
+        {0x0.0100000000000p-1022, 0x0.0100000000000p-1022},
+        {-0x1.12e0be826d695p-30, -0x1.12e0be826d695p-30},
+        {0x1.0000000000000p-3, 0x1.fd5ba9aac2f6ep-4},
+        {0x1.bfffffffffffep-2, 0x1.a64eec3cc23fbp-2},
+        {0x1.c000000000000p-2, 0x1.a64eec3cc23fdp-2},
+        {0x1.0000000000000p-1, 0x1.dac670561bb4fp-2},
+        {-0x1.6000000000000p-1, -0x1.345f01cce37bbp-1},
+        {0x1.ccccccccccccdp-1, 0x1.77338a80603bep-1},
+        {0x1.0000000000000p+0, 0x1.921fb54442d18p-1},
+        {0x1.3000000000000p+0, 0x1.bde70ed439fe7p-1},
+        {0x1.8000000000000p+0, 0x1.f730bd281f69bp-1},
+        {-0x1.3800000000000p+1, -0x1.2e75728833a54p+0},
+        {0x1.8000000000000p+1, 0x1.3fc176b7a8560p+0},
+        {0x1.9000000000000p+6, 0x1.8f905eb2def22p+0},
+        {0x1.2a05f20000000p+33, 0x1.921fb543d4de0p+0},
+        {0x1.0000000000000p+60, 0x1.921fb54442d18p+0},
+        {0x1.7e43c8800759cp+996, 0x1.921fb54442d18p+0},
+    };
+    static const double edge[] = {0.0, -0.0, INFINITY, -INFINITY, NAN, DBL_MAX};
+    static const double want[] = {
+        0.0, -0.0, 0x1.921fb54442d18p+0, -0x1.921fb54442d18p+0, NAN, 0x1.921fb54442d18p+0};
+    /* f32: every 997th float, and the negations */
+    const elem_case c = {
+        .name = "atan",
+        .op = tg_atan,
+        .scalar = tg__atan,
+        .ref = atanl,
+        .table = table,
+        .n_table = sizeof table / sizeof table[0],
+        .sweep = atan_sweep,
+        .bound = 0.86,
+        .f32_top = 0x7f7fffff,
+        .negate_below = INFINITY,
+        .edge = edge,
+        .want = want,
+        .n_edge = sizeof edge / sizeof edge[0],
+    };
+    check_elem(&c);
+    const worst_point worst[] = {{tg__atan, tg_atan, atanl, "atan", 0x1.60852239b2067p-1, 0.86}};
+    check_worst_points(worst, 1);
+}

@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
-"""The coefficients of tg__erfcx and tg__erf (src/core/detmath.h). erfcx(z) = e^(z^2) erfc(z) for
-z >= 0 as two polynomials, each interpolating at the Chebyshev nodes of its interval (close to the best
-uniform approximation), solved in the monomial basis at 50 digits:
+"""The coefficients of tg__erfcx, tg__erf and tg__atan (src/core/detmath.h), printed as C
+initializers. Needs python3-mpmath (1.3.0 was used):  python3 tools/fit_detmath.py
+
+erfcx(z) = e^(z^2) erfc(z) for z >= 0 as two polynomials, each interpolating at the Chebyshev
+nodes of its interval (close to the best uniform approximation), solved in the monomial basis
+at 50 digits:
 
   near: z in [0, 2], a polynomial of degree 22 in s = z - 1;
   far:  z in [2, 27.3], E(u) = (z + 2) erfcx(z) as a polynomial of degree 18 in v = u - u_c,
         u = (z - 2) / (z + 2) in [0, 0.8635] and u_c its midpoint (rounded to a double).
 
-Beyond 27.3, erfc(z) < 2^-1075 rounds to 0. And erf's Taylor series for |x| < 0.85:
-erf(x) = x + x q(x^2), q(z) = (2/sqrt(pi)) sum_n (-z)^n / (n! (2n + 1)) - 1 to n = 18. Prints
-the C initializers. Needs python3-mpmath
-(1.3.0 was used):  python3 tools/fit_erf.py"""
-from mpmath import mp, mpf, erfc, exp, cos, pi, sqrt, factorial, matrix, lu_solve
+Beyond 27.3, erfc(z) < 2^-1075 rounds to 0. erf's Taylor series for |x| < 0.85:
+erf(x) = x + x q(x^2), q(z) = (2/sqrt(pi)) sum_n (-z)^n / (n! (2n + 1)) - 1 to n = 18.
+atan for |t| <= 7/16 (what tg__atan reduces to): atan(t) = t - t^3 q(t^2), q of degree 11
+interpolated as above; and atan(1/2), atan(1), atan(3/2) and pi/2 as sums of two doubles."""
+from mpmath import mp, mpf, erfc, exp, cos, pi, sqrt, atan, factorial, matrix, lu_solve
 
 mp.dps = 50
 Z_SPLIT, Z_MAX, C = mpf(2), mpf("27.3"), mpf(2)
@@ -56,3 +59,17 @@ print_array("far", far)
 taylor = [2 / sqrt(pi) * (-1) ** n / (factorial(n) * (2 * n + 1)) for n in range(19)]
 taylor[0] -= 1
 print_array("q", taylor)
+
+
+def atan_q(z):
+    if z == 0:
+        return mpf(1) / 3
+    t = sqrt(z)
+    return (t - atan(t)) / (t * z)
+
+
+print_array("q", interpolate(atan_q, mpf(0), (mpf(7) / 16) ** 2, 11))
+for name, v in [("atan(1/2)", atan(mpf(1) / 2)), ("atan(1)", atan(mpf(1))),
+                ("atan(3/2)", atan(mpf(3) / 2)), ("pi/2", pi / 2)]:
+    hi = float(v)
+    print("/* %s = %s + %s */" % (name, hi.hex(), float(v - hi).hex()))
