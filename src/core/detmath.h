@@ -112,12 +112,12 @@ TG_DETMATH_INLINE double tg__sigmoid(double x)
     return a == a ? s : x;
 }
 
-/* What tg__exp and tg__exp_neg_square share: the reduction of m (in [-746, 710]) to
- * m = k ln2 + r, |r| <= ln2/2 (Cody-Waite: k ln2_hi is exact for |k| <= 1076, and *c is the
- * rounding error of r = r_hi + r_lo), returning k in the low bits of kt = k + 1.5 * 2^52; and
- * the scaling of e^r's 1 + p by 2^k, as two powers of two, 2^floor(k/2) then 2^ceil(k/2), so
- * that results below 2^-1022 round once into the subnormals and those above DBL_MAX become
- * +inf. */
+/* What tg__exp_times (so tg__exp), tg__expm1 and tg__exp_neg_square share: the reduction of m
+ * in [-746, 711] to m = k ln2 + r, |r| <= ln2/2 (Cody-Waite: k ln2_hi is exact for |k| <= 1076,
+ * and *c is the rounding error of r = r_hi + r_lo), returning k in the low bits of
+ * kt = k + 1.5 * 2^52; and the scaling of e^r's 1 + p by 2^k, as two powers of two,
+ * 2^floor(k/2) then 2^ceil(k/2), so that results below 2^-1022 round once into the subnormals
+ * and those above DBL_MAX become +inf. */
 TG_DETMATH_INLINE double tg__exp_reduce(double m, double *r, double *c)
 {
     const double shifter = 0x1.8p52;
@@ -129,7 +129,7 @@ TG_DETMATH_INLINE double tg__exp_reduce(double m, double *r, double *c)
 }
 TG_DETMATH_INLINE double tg__exp_scale(double one_p, double kt)
 {
-    /* k (-1076 <= k <= 1024) from the low bits of kt, as k + 2048 (unsigned, so that the
+    /* k (-1076 <= k <= 1026) from the low bits of kt, as k + 2048 (unsigned, so that the
      * shifts vectorize without AVX-512), split into floor(k/2) and ceil(k/2) */
     uint64_t bits;
     memcpy(&bits, &kt, sizeof bits);
