@@ -113,7 +113,7 @@ TG_DETMATH_INLINE double tg__sigmoid(double x)
 }
 
 /* What tg__exp_times (so tg__exp), tg__expm1 and tg__exp_neg_square share: the reduction of m
- * in [-746, 711] to m = k ln2 + r, |r| <= ln2/2 (Cody-Waite: k ln2_hi is exact for |k| <= 1076,
+ * in [-749, 711] to m = k ln2 + r, |r| <= ln2/2 (Cody-Waite: k ln2_hi is exact for |k| <= 1081,
  * and *c is the rounding error of r = r_hi + r_lo), returning k in the low bits of
  * kt = k + 1.5 * 2^52; and the scaling of e^r's 1 + p by 2^k, as two powers of two,
  * 2^floor(k/2) then 2^ceil(k/2), so that results below 2^-1022 round once into the subnormals
@@ -129,7 +129,7 @@ TG_DETMATH_INLINE double tg__exp_reduce(double m, double *r, double *c)
 }
 TG_DETMATH_INLINE double tg__exp_scale(double one_p, double kt)
 {
-    /* k (-1076 <= k <= 1026) from the low bits of kt, as k + 2048 (unsigned, so that the
+    /* k (-1081 <= k <= 1026) from the low bits of kt, as k + 2048 (unsigned, so that the
      * shifts vectorize without AVX-512), split into floor(k/2) and ceil(k/2) */
     uint64_t bits;
     memcpy(&bits, &kt, sizeof bits);
@@ -387,19 +387,21 @@ TG_DETMATH_INLINE double tg__atan(double x)
  * (Dekker's product, a split into two 26-bit halves by Veltkamp's method), and e^-(h + l) is
  * e^-h with l carried into the reduced argument's correction: tg__exp's steps, where that
  * correction c enters as c (1 + r) and -l as -l (1 + p), l being up to 2^-44 where c is 2^-60.
- * |a| beyond 27.3 (38.61 for half) is taken as 27.3 (38.61), where e^(-a^2) is below 2^-1075,
- * so that no clamp inside exp is needed: callers see to what that gives (erfc and gelu round to
- * 0 there). NaN gives NaN. Against long double, with f = 1, over 4e6 random points in each of
- * [0, 27.3], [0, 38.6], [0, 3] and [0, 4]: at most 0.85 ulp. */
+ * |a| beyond 27.3 (38.7 for half) is taken as 27.3 (38.7), where e^(-a^2) is below 2^-1075
+ * (e^(-a^2/2) below 2^-1080, so that gelu's x / sqrt(2 pi) e^(-x^2/2), which reaches 2^-1075
+ * only at |x| = 38.68, keeps its subnormal digits), so that no clamp inside exp is needed:
+ * callers see to what that gives (erfc and gelu round to 0 there). NaN gives NaN. Against long
+ * double, with f = 1, over 4e6 random points in each of [0, 27.3], [0, 38.6], [0, 3] and [0, 4]:
+ * at most 0.85 ulp. */
 TG_DETMATH_INLINE double tg__exp_neg_square(double a, bool half, double f)
 {
-    const double s = half ? 0.5 : 1.0, cap = half ? 38.61 : 27.3;
+    const double s = half ? 0.5 : 1.0, cap = half ? 38.7 : 27.3;
     const double m = fabs(a) < cap ? fabs(a) : cap; /* NaN: replaced below */
     const double split = m * 134217729.0;           /* 2^27 + 1 */
     const double hi = split - (split - m), lo = m - hi;
     const double h = m * m, l = ((hi * hi - h) + 2.0 * hi * lo) + lo * lo; /* m^2 = h + l */
     double r, c;
-    const double kt = tg__exp_reduce(-(s * h), &r, &c); /* -(s h) in [-745.4, 0] */
+    const double kt = tg__exp_reduce(-(s * h), &r, &c); /* -(s h) in [-748.9, 0] */
     const double one_r = 1.0 + r, one_r_err = (1.0 - one_r) + r;
     const double p_tail = r * r * tg__expm1_q(r);
     const double one_p =
@@ -484,8 +486,9 @@ TG_DETMATH_INLINE double tg__erf(double x)
  *   gelu'(x) = e^(-x^2/2) (erfcx / 2 + x / sqrt(2 pi)) below 0,
  *              1 + e^(-x^2/2) (x / sqrt(2 pi) - erfcx / 2) above,
  * x inside each product with e^(-x^2/2), rounded once, so that the lower tail keeps its digits
- * down into the subnormals (Phi alone underflows first). Beyond |x| = 38.6 the exponential is
- * below 2^-1075 and x leaves the products: gelu(-inf) = 0 and gelu(inf) = inf, with gradients 0
+ * down into the subnormals (Phi alone underflows first; gelu'(-38.6) is still -9 times the
+ * smallest subnormal). Beyond |x| = 38.7 the exponential, even times x / sqrt(2 pi), is below
+ * 2^-1075 and x leaves the products: gelu(-inf) = 0 and gelu(inf) = inf, with gradients 0
  * and 1. Against long double erfcl, over 4e6 random points in each of [-38.6, 38.6], [-38.6,
  * -10], [-10, 10], [-3, 3], [-3, -1], [-1, 1] and [-0.1, 0.1]: gelu within 4.8 ulp (where the C
  * library's erfc gave 2.5 in [-1, 1], 14 near -3, 1,700 near -37), gelu' within 5.4 away from its
@@ -494,14 +497,14 @@ TG_DETMATH_INLINE double tg__erf(double x)
  * [-38.6, 38.6] (the C library's erfcf in f32 arithmetic missed 152 million). */
 TG_DETMATH_INLINE double tg__gelu(double x)
 {
-    const double a = fabs(x), xs = a < 38.6 ? x : 0.0;
+    const double a = fabs(x), xs = a < 38.7 ? x : 0.0;
     const double t = tg__exp_neg_square(a, true, 0.5 * xs * tg__erfcx(a * 0.70710678118654752440));
     const double r = x > 0 ? x - t : t; /* t at x = -0: gelu(-0) = -0 */
     return x == x ? r : x;
 }
 TG_DETMATH_INLINE double tg__gelu_slope(double x)
 {
-    const double a = fabs(x), xs = a < 38.6 ? x : 0.0;
+    const double a = fabs(x), xs = a < 38.7 ? x : 0.0;
     const double half_erfcx = 0.5 * tg__erfcx(a * 0.70710678118654752440),
                  x_pdf = xs * 0.39894228040143267794; /* 1 / sqrt(2 pi) */
     const double r = x < 0 ? tg__exp_neg_square(a, true, half_erfcx + x_pdf)

@@ -437,6 +437,10 @@ Test(ops, gelu_accuracy)
         /* x, gelu x, gelu' x correctly rounded (python3 mpmath, 300 bits: x * Phi(x) and
          * Phi(x) + x * phi(x), Phi(x) = erfc(-x / sqrt(2)) / 2, phi(x) = e^(-x^2 / 2) /
          * sqrt(2 pi)) */
+        /* gelu' still subnormal where gelu has rounded to 0 (out to |x| = 38.68) */
+        {-0x1.3533333333333p+5, -0x0.0p+0, -0x0.0000000000001p-1022},
+        {-0x1.34f5c28f5c28fp+5, -0x0.0p+0, -0x0.0000000000004p-1022},
+        {-0x1.34ccccccccccdp+5, -0x0.0p+0, -0x0.0000000000009p-1022},
         {-0x1.3400000000000p+5, -0x0.000000000000bp-1022, -0x0.00000000001a6p-1022},
         {-0x1.2800000000000p+5, -0x1.1bbe62e6f3e25p-989, -0x1.48140b7e8d68cp-984},
         {-0x1.e400000000000p+4, -0x1.8293dcbbab9d5p-662, -0x1.6d6f8dc4c23cep-657},
