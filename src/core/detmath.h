@@ -418,7 +418,8 @@ TG_DETMATH_INLINE double tg__exp_neg_square(double a, bool half, double f)
  *   degree 18 in u - u_c (u in [0, 0.8635], u_c its midpoint), smooth where erfcx is not
  *   polynomial-like (erfcx(z) ~ 1 / (z sqrt pi)).
  * Each interpolates erfcx at Chebyshev nodes to within 1e-19 relative (tools/fit_detmath.py has
- * the fit, with mpmath); the rest of the error is the evaluation's, up to about 2 ulp. */
+ * the fit, with mpmath); the rest of the error is the evaluation's, up to 3.3 ulp (3.23 at
+ * z = 2.0696, just above the switch). */
 TG_DETMATH_INLINE double tg__erfcx(double z)
 {
     static const double near[23] = {
@@ -455,7 +456,9 @@ TG_DETMATH_INLINE double tg__erfcx(double z)
  * a factor of 4 or more in 1 - erfc. Both are evaluated and one selected, so that loops
  * vectorize. Accuracy against long double erfl, over 4e6 random points in each of [-6, 6],
  * [-1.1, 1.1], [0.8, 0.9] and [0, 0.001]: at most 0.97 ulp (0.963 at x = 0x1.a17242d91c695p-1;
- * glibc's erf: 1.13 on the same points); rounded to f32, the same as erfl's value rounded at all
+ * glibc's erf: 1.13 on the same points); but the series' error peaks just below the switch,
+ * where 8e7 more random points in [0.83, 0.85] (against quad precision erfq) reach 1.02 ulp
+ * (1.017 at x = 0x1.b01a41be08003p-1); rounded to f32, the same as erfl's value rounded at all
  * 1.09e9 floats in [0, 6] (glibc's erff differs at 63 million). */
 TG_DETMATH_INLINE double tg__erf(double x)
 {
@@ -490,11 +493,14 @@ TG_DETMATH_INLINE double tg__erf(double x)
  * smallest subnormal). Beyond |x| = 38.7 the exponential, even times x / sqrt(2 pi), is below
  * 2^-1075 and x leaves the products: gelu(-inf) = 0 and gelu(inf) = inf, with gradients 0
  * and 1. Against long double erfcl, over 4e6 random points in each of [-38.6, 38.6], [-38.6,
- * -10], [-10, 10], [-3, 3], [-3, -1], [-1, 1] and [-0.1, 0.1]: gelu within 4.8 ulp (where the C
- * library's erfc gave 2.5 in [-1, 1], 14 near -3, 1,700 near -37), gelu' within 5.4 away from its
- * zero at x = -0.7518 (where a relative error loses its meaning; the C library's formula had the
- * same); rounded to f32, gelu is the exact value rounded at all but 2 of the 2.2e9 floats in
- * [-38.6, 38.6] (the C library's erfcf in f32 arithmetic missed 152 million). */
+ * -10], [-10, 10], [-3, 3], [-3, -1], [-1, 1] and [-0.1, 0.1], and 1e7 more in each of a dozen
+ * intervals where the errors peak, against quad precision erfcq: gelu within 5.5 ulp (5.38 at
+ * x = -2.8316, where erfcx's argument is just above its switch at 2; the C library's erfc gave
+ * 2.5 in [-1, 1], 14 near -3, 1,700 near -37), gelu' within 6 (5.64 at x = -0.9334) outside
+ * [-0.93, -0.5], around its zero at x = -0.7518 (where a relative error loses its meaning: 24
+ * ulp at -0.806; the C library's formula had the same); rounded to f32, gelu is the exact value
+ * rounded at all but 2 of the 2.2e9 floats in [-38.6, 38.6] (the C library's erfcf in f32
+ * arithmetic missed 152 million). */
 TG_DETMATH_INLINE double tg__gelu(double x)
 {
     const double a = fabs(x), xs = a < 38.7 ? x : 0.0;
