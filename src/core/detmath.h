@@ -411,15 +411,14 @@ TG_DETMATH_INLINE double tg__exp_neg_square(double a, bool half, double f)
 }
 
 /* erfcx(z) = e^(z^2) erfc(z), the scaled complementary error function, for z >= 0 (beyond 27.3,
- * and for NaN, erfcx(27.3)): where erfc(z) = e^(-z^2) erfcx(z) keeps its relative accuracy, out
- * to the subnormals. Two pieces, each evaluated and one selected, so that loops vectorize:
- *   [0, 2): a polynomial of degree 22 in z - 1;
- *   [2, 27.3]: w E(u), w = 1 / (z + 2), u = (z - 2) w, E(u) = (z + 2) erfcx(z) a polynomial of
- *   degree 18 in u - u_c (u in [0, 0.8635], u_c its midpoint), smooth where erfcx is not
- *   polynomial-like (erfcx(z) ~ 1 / (z sqrt pi)).
- * Each interpolates erfcx at Chebyshev nodes to within 1e-19 relative (tools/fit_detmath.py has
- * the fit, with mpmath); the rest of the error is the evaluation's, up to 3.3 ulp (3.23 at
- * z = 2.0696, just above the switch). */
+ * erfcx(2) for NaN, which callers replace): where erfc(z) = e^(-z^2) erfcx(z) keeps its relative
+ * accuracy, out to the subnormals. Two pieces, each evaluated and one selected, so that loops
+ * vectorize: [0, 2): a polynomial of degree 22 in z - 1; [2, 27.3]: w E(u), w = 1 / (z + 2), u = (z
+ * - 2) w, E(u) = (z + 2) erfcx(z) a polynomial of degree 18 in u - u_c (u in [0, 0.8635], u_c its
+ * midpoint), smooth where erfcx is not polynomial-like (erfcx(z) ~ 1 / (z sqrt pi)). Each
+ * interpolates erfcx at Chebyshev nodes to within 1e-19 relative (tools/fit_detmath.py has the fit,
+ * with mpmath); the rest of the error is the evaluation's, up to 3.3 ulp (3.23 at z = 2.0696, just
+ * above the switch). */
 TG_DETMATH_INLINE double tg__erfcx(double z)
 {
     static const double near[23] = {
@@ -503,7 +502,7 @@ TG_DETMATH_INLINE double tg__erf(double x)
  * arithmetic missed 152 million). */
 TG_DETMATH_INLINE double tg__gelu(double x)
 {
-    const double a = fabs(x), xs = a < 38.7 ? x : 0.0;
+    const double a = fabs(x), xs = a < 38.7 ? x : copysign(0.0, x); /* gelu(-40) = -0 */
     const double t = tg__exp_neg_square(a, true, 0.5 * xs * tg__erfcx(a * 0.70710678118654752440));
     const double r = x > 0 ? x - t : t; /* t at x = -0: gelu(-0) = -0 */
     return x == x ? r : x;

@@ -431,7 +431,8 @@ Test(ops, erf_accuracy)
  * in f64, as detmath.h says, and within half an ulp (value) and 1.5 ulp (the gradient, dy times
  * the rounded slope) in f32. (The C library's x erfc(-x / sqrt 2) / 2, whose argument rounds,
  * was 1,700 ulp off near x = -37.) Then the value over [-10, 10] against long double erfcl
- * (whose own argument's rounding costs under 0.1 ulp there), within 5.5 ulp; and gelu(-0) = -0. */
+ * (whose own argument's rounding costs under 0.1 ulp there), within 5.5 ulp; and gelu(-0) =
+ * gelu(-40) = -0. */
 Test(ops, gelu_accuracy)
 {
     static const double table[][3] = {
@@ -504,6 +505,7 @@ Test(ops, gelu_accuracy)
     }
     cr_expect(worst <= 5.5, "gelu: %g ulp at %a", worst, worst_x);
     cr_expect(tg__gelu(-0.0) == 0 && signbit(tg__gelu(-0.0)) && !signbit(tg__gelu(0.0)));
+    cr_expect(tg__gelu(-40.0) == 0 && signbit(tg__gelu(-40.0)), "gelu(-40) = -0");
     free(xs);
     tg_tape_reset(tape);
 }
