@@ -30,11 +30,26 @@ TG_DETMATH_INLINE double tg__expm1_q(double r)
     return (q01 + r2 * q23) + r4 * (q45 + r2 * q67) + r8 * (q89 + r2 * q1011);
 }
 
-/* expm1(r + c) for a reduced argument |r| <= ln2/2 and c the rounding error of r (|c| tiny):
- * r + r^2 q + c (1 + r). */
+/* expm1(r + c) - r for a reduced argument |r| <= ln2/2 and c the rounding error of r (|c|
+ * tiny): r^2 q + c (1 + r), what is added to r, or to 1 + r, after the reduction. */
+TG_DETMATH_INLINE double tg__expm1_tail(double r, double c)
+{
+    return r * r * tg__expm1_q(r) + (c + c * r);
+}
+
+/* expm1(r + c) = r + tg__expm1_tail(r, c). */
 TG_DETMATH_INLINE double tg__expm1_series(double r, double c)
 {
-    return r + (r * r * tg__expm1_q(r) + (c + c * r));
+    return r + tg__expm1_tail(r, c);
+}
+
+/* 1 + r + rest for |r| < 1 and a small rest, summed as (1 + r) + (its rounding error + rest),
+ * so that only the last addition rounds at the scale of the result: e^r's 1 + p in tg__exp_times
+ * and tg__exp_neg_square. */
+TG_DETMATH_INLINE double tg__exp_one_p(double r, double rest)
+{
+    const double one_r = 1.0 + r, one_r_err = (1.0 - one_r) + r; /* exact: |r| < 1 */
+    return one_r + (one_r_err + rest);
 }
 
 /* tanh, the op's forward (f32 rounds this). Not libm's: glibc's tanh goes through expm1 and
@@ -149,9 +164,7 @@ TG_DETMATH_INLINE double tg__exp_times(double x, double f)
     const double m = x < -746.0 ? -746.0 : (x < 711.0 ? x : 711.0); /* NaN: replaced below */
     double r, c;
     const double kt = tg__exp_reduce(m, &r, &c);
-    const double one_r = 1.0 + r, one_r_err = (1.0 - one_r) + r; /* exact: |r| < 1 */
-    const double one_p = one_r + (one_r_err + (r * r * tg__expm1_q(r) + (c + c * r)));
-    const double e = tg__exp_scale(one_p * f, kt);
+    const double e = tg__exp_scale(tg__exp_one_p(r, tg__expm1_tail(r, c)) * f, kt);
     return x == x ? e : x;
 }
 
@@ -252,7 +265,7 @@ TG_DETMATH_INLINE double tg__expm1(double x)
     const double m = x > -40.0 ? (x < 60.0 ? x : 60.0) : -40.0; /* NaN: replaced below */
     double r, c;
     const double kt = tg__exp_reduce(m, &r, &c);
-    const double t = r * r * tg__expm1_q(r) + (c + c * r);
+    const double t = tg__expm1_tail(r, c);
     /* 2^k (-58 <= k <= 87) from the low bits of kt */
     uint64_t bits;
     memcpy(&bits, &kt, sizeof bits);
@@ -267,10 +280,10 @@ TG_DETMATH_INLINE double tg__expm1(double x)
 /* sinh and cosh, the ops' forwards and each other's gradients: for |x| < 22, with E = expm1|x|
  * and e = e^|x|, sinh = (2E - E^2 / (E + 1)) / 2 below 1 (the correction small beside 2E) and
  * (E + E / (E + 1)) / 2 above, cosh = (e + 1/e) / 2; from 22, where e^-|x| no longer counts,
- * e^|x| / 2 (tg__exp_times), finite up to 710.4758. The largest errors found against long
- * double, over 4e6 random points in each of [-30, 30], every binade of (0, 2] and [20, 710.47],
- * and 3e7 in [-3, 3] and [-25, 25]: sinh 1.88 ulp (glibc's: 1.86 on the first), cosh 1.13
- * (glibc's: 1.76). */
+ * e^|x| / 2 (tg__exp_times, finite up to 710.4758; cosh takes it for all x). The largest errors
+ * found against long double, over 4e6 random points in each of [-30, 30], every binade of (0, 2]
+ * and [20, 710.47], and 3e7 in [-3, 3] and [-25, 25]: sinh 1.88 ulp (glibc's: 1.86 on the first),
+ * cosh 1.13 (glibc's: 1.76). */
 TG_DETMATH_INLINE double tg__sinh(double x)
 {
     const double a = fabs(x);
@@ -281,9 +294,10 @@ TG_DETMATH_INLINE double tg__sinh(double x)
 }
 TG_DETMATH_INLINE double tg__cosh(double x)
 {
-    const double a = fabs(x);
-    const double e = tg__exp(a < 22.0 ? a : 22.0);
-    return a < 22.0 ? 0.5 * (e + 1.0 / e) : tg__exp_times(a, 0.5); /* NaN: exp_times gives it */
+    /* h = e^|x| / 2, and (e + 1/e) / 2 = h + (1/4) / h with the same roundings, halving being
+     * exact; from 22 on, (1/4) / h is under half an ulp of h and leaves it as it is */
+    const double h = tg__exp_times(fabs(x), 0.5);
+    return h + 0.25 / h; /* NaN, inf: from h */
 }
 
 /* asinh, acosh and atanh, the ops' forwards, each as one log1p (tg__log1p) of an argument that
@@ -402,10 +416,8 @@ TG_DETMATH_INLINE double tg__exp_neg_square(double a, bool half, double f)
     const double h = m * m, l = ((hi * hi - h) + 2.0 * hi * lo) + lo * lo; /* m^2 = h + l */
     double r, c;
     const double kt = tg__exp_reduce(-(s * h), &r, &c); /* -(s h) in [-748.9, 0] */
-    const double one_r = 1.0 + r, one_r_err = (1.0 - one_r) + r;
     const double p_tail = r * r * tg__expm1_q(r);
-    const double one_p =
-        one_r + (one_r_err + (p_tail + ((c + c * r) - (s * l) * (1.0 + (r + p_tail)))));
+    const double one_p = tg__exp_one_p(r, p_tail + ((c + c * r) - (s * l) * (1.0 + (r + p_tail))));
     const double e = tg__exp_scale(one_p * f, kt);
     return a == a ? e : a;
 }
