@@ -311,9 +311,9 @@ TG_DETMATH_INLINE double tg__cosh(double x)
  * glibc's formulas, with the library's log1p: the largest errors found against long double,
  * over 4e6 random points in each of a range around 1 and every binade and 3e7 in the ranges
  * where they peak: asinh 1.77 ulp, acosh 2.17 (near 1), atanh 1.73; glibc's 1.68, 2.19 and 1.71
- * on the first. Each input is clamped into
- * every formula's range before the one formula that applies is selected, so that loops
- * vectorize (the clamps written as they are because GCC vectorizes those). */
+ * on the first. Each input is clamped into every formula's range before the one formula that
+ * applies is selected, so that loops vectorize (the clamps written as they are because GCC
+ * vectorizes those). */
 TG_DETMATH_INLINE double tg__asinh(double x)
 {
     const double a = fabs(x);
@@ -422,15 +422,17 @@ TG_DETMATH_INLINE double tg__exp_neg_square(double a, bool half, double f)
     return a == a ? e : a;
 }
 
-/* erfcx(z) = e^(z^2) erfc(z), the scaled complementary error function, for z >= 0 (beyond 27.3,
- * erfcx(2) for NaN, which callers replace): where erfc(z) = e^(-z^2) erfcx(z) keeps its relative
- * accuracy, out to the subnormals. Two pieces, each evaluated and one selected, so that loops
- * vectorize: [0, 2): a polynomial of degree 22 in z - 1; [2, 27.3]: w E(u), w = 1 / (z + 2), u = (z
- * - 2) w, E(u) = (z + 2) erfcx(z) a polynomial of degree 18 in u - u_c (u in [0, 0.8635], u_c its
- * midpoint), smooth where erfcx is not polynomial-like (erfcx(z) ~ 1 / (z sqrt pi)). Each
- * interpolates erfcx at Chebyshev nodes to within 1e-19 relative (tools/fit_detmath.py has the fit,
- * with mpmath); the rest of the error is the evaluation's, up to 3.3 ulp (3.23 at z = 2.0696, just
- * above the switch). */
+/* erfcx(z) = e^(z^2) erfc(z), the scaled complementary error function, for z >= 0 (erfcx(27.3)
+ * beyond 27.3, and erfcx(2) for NaN, which callers replace): where erfc(z) = e^(-z^2) erfcx(z)
+ * keeps its relative accuracy, out to the subnormals. Two pieces, each evaluated and one
+ * selected, so that loops vectorize:
+ *   [0, 2): a polynomial of degree 22 in z - 1;
+ *   [2, 27.3]: w E(u), w = 1 / (z + 2), u = (z - 2) w, E(u) = (z + 2) erfcx(z) a polynomial of
+ *   degree 18 in u - u_c (u in [0, 0.8635], u_c its midpoint), smooth where erfcx is not
+ *   polynomial-like (erfcx(z) ~ 1 / (z sqrt pi)).
+ * Each interpolates erfcx at Chebyshev nodes to within 1e-19 relative (tools/fit_detmath.py has
+ * the fit, with mpmath); the rest of the error is the evaluation's, up to 3.3 ulp (3.23 at
+ * z = 2.0696, just above the switch). */
 TG_DETMATH_INLINE double tg__erfcx(double z)
 {
     static const double near[23] = {
