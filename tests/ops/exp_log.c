@@ -41,6 +41,11 @@ typedef struct elem_case {
     size_t n_edge;
 } elem_case;
 
+/* An elem_case's tables, named table, edge and want in each test: with their counts. */
+#define ELEM_TABLES                                                                                \
+    .table = table, .n_table = sizeof table / sizeof table[0], .edge = edge, .want = want,         \
+    .n_edge = sizeof edge / sizeof edge[0]
+
 static void check_elem(const elem_case *c)
 {
     for (int di = 0; di < 2; di++) {
@@ -175,15 +180,11 @@ Test(ops, exp_accuracy)
         .op = tg_exp,
         .scalar = tg__exp,
         .ref = expl,
-        .table = table,
-        .n_table = sizeof table / sizeof table[0],
         .sweep = exp_sweep,
         .bound = 0.81,
         .f32_top = 0x42d00000,
         .negate_below = INFINITY,
-        .edge = edge,
-        .want = want,
-        .n_edge = sizeof edge / sizeof edge[0],
+        ELEM_TABLES,
     };
     check_elem(&c);
 }
@@ -239,15 +240,11 @@ Test(ops, log_accuracy)
         .op = tg_log,
         .scalar = tg__log,
         .ref = logl,
-        .table = table,
-        .n_table = sizeof table / sizeof table[0],
         .sweep = log_sweep,
         .bound = 0.89,
         .f32_top = 0x7f7fffff,
         .negate_below = 0,
-        .edge = edge,
-        .want = want,
-        .n_edge = sizeof edge / sizeof edge[0],
+        ELEM_TABLES,
     };
     check_elem(&c);
 }
@@ -283,15 +280,11 @@ Test(ops, log1p_accuracy)
         .op = tg_log1p,
         .scalar = tg__log1p,
         .ref = log1pl,
-        .table = table,
-        .n_table = sizeof table / sizeof table[0],
         .sweep = log1p_sweep,
         .bound = 0.89,
         .f32_top = 0x7f7fffff,
         .negate_below = 1,
-        .edge = edge,
-        .want = want,
-        .n_edge = sizeof edge / sizeof edge[0],
+        ELEM_TABLES,
     };
     check_elem(&c);
 }
@@ -413,15 +406,11 @@ Test(ops, erf_accuracy)
         .op = tg_erf,
         .scalar = tg__erf,
         .ref = erfl,
-        .table = table,
-        .n_table = sizeof table / sizeof table[0],
         .sweep = erf_sweep,
         .bound = 1.02,
         .f32_top = 0x40c00000,
         .negate_below = INFINITY,
-        .edge = edge,
-        .want = want,
-        .n_edge = sizeof edge / sizeof edge[0],
+        ELEM_TABLES,
     };
     check_elem(&c);
 }
@@ -592,15 +581,11 @@ Test(ops, expm1_accuracy)
         .op = tg_expm1,
         .scalar = tg__expm1,
         .ref = expm1l,
-        .table = table,
-        .n_table = sizeof table / sizeof table[0],
         .sweep = expm1_sweep,
         .bound = EXPM1_BOUND,
         .f32_top = 0x42b00000,
         .negate_below = INFINITY,
-        .edge = edge,
-        .want = want,
-        .n_edge = sizeof edge / sizeof edge[0],
+        ELEM_TABLES,
     };
     check_elem(&c);
 }
@@ -641,15 +626,11 @@ Test(ops, sinh_accuracy)
         .op = tg_sinh,
         .scalar = tg__sinh,
         .ref = sinhl,
-        .table = table,
-        .n_table = sizeof table / sizeof table[0],
         .sweep = hyperbolic_sweep,
         .bound = SINH_BOUND,
         .f32_top = 0x42b20000,
         .negate_below = INFINITY,
-        .edge = edge,
-        .want = want,
-        .n_edge = sizeof edge / sizeof edge[0],
+        ELEM_TABLES,
     };
     check_elem(&c);
 }
@@ -678,15 +659,11 @@ Test(ops, cosh_accuracy)
         .op = tg_cosh,
         .scalar = tg__cosh,
         .ref = coshl,
-        .table = table,
-        .n_table = sizeof table / sizeof table[0],
         .sweep = hyperbolic_sweep,
         .bound = COSH_BOUND,
         .f32_top = 0x42b20000,
         .negate_below = INFINITY,
-        .edge = edge,
-        .want = want,
-        .n_edge = sizeof edge / sizeof edge[0],
+        ELEM_TABLES,
     };
     check_elem(&c);
 }
@@ -729,15 +706,11 @@ Test(ops, asinh_accuracy)
         .op = tg_asinh,
         .scalar = tg__asinh,
         .ref = asinhl,
-        .table = table,
-        .n_table = sizeof table / sizeof table[0],
         .sweep = asinh_sweep,
         .bound = ASINH_BOUND,
         .f32_top = 0x7f7fffff,
         .negate_below = INFINITY,
-        .edge = edge,
-        .want = want,
-        .n_edge = sizeof edge / sizeof edge[0],
+        ELEM_TABLES,
     };
     check_elem(&c);
 }
@@ -768,15 +741,11 @@ Test(ops, acosh_accuracy)
         .op = tg_acosh,
         .scalar = tg__acosh,
         .ref = acoshl,
-        .table = table,
-        .n_table = sizeof table / sizeof table[0],
         .sweep = acosh_sweep,
         .bound = ACOSH_BOUND,
         .f32_top = 0x7f7fffff,
         .negate_below = 0,
-        .edge = edge,
-        .want = want,
-        .n_edge = sizeof edge / sizeof edge[0],
+        ELEM_TABLES,
     };
     check_elem(&c);
 }
@@ -813,15 +782,11 @@ Test(ops, atanh_accuracy)
         .op = tg_atanh,
         .scalar = tg__atanh,
         .ref = atanhl,
-        .table = table,
-        .n_table = sizeof table / sizeof table[0],
         .sweep = atanh_sweep,
         .bound = ATANH_BOUND,
         .f32_top = 0x3f7fffff,
         .negate_below = INFINITY,
-        .edge = edge,
-        .want = want,
-        .n_edge = sizeof edge / sizeof edge[0],
+        ELEM_TABLES,
     };
     check_elem(&c);
 }
@@ -890,15 +855,11 @@ Test(ops, atan_accuracy)
         .op = tg_atan,
         .scalar = tg__atan,
         .ref = atanl,
-        .table = table,
-        .n_table = sizeof table / sizeof table[0],
         .sweep = atan_sweep,
         .bound = 0.86,
         .f32_top = 0x7f7fffff,
         .negate_below = INFINITY,
-        .edge = edge,
-        .want = want,
-        .n_edge = sizeof edge / sizeof edge[0],
+        ELEM_TABLES,
     };
     check_elem(&c);
     const worst_point worst[] = {{tg__atan, tg_atan, atanl, "atan", 0x1.60852239b2067p-1, 0.86}};
