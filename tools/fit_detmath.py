@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""The coefficients of tg__erfcx, tg__erf and tg__atan (src/core/detmath.h), printed as C
-initializers. Needs python3-mpmath (1.3.0 was used):  python3 tools/fit_detmath.py
+"""The coefficients of tg__erfcx, tg__erf, tg__atan and the trig kernels (src/core/detmath.h),
+and the bits of pi/2 and 2/pi that tg__trig_reduce and tg__rem_pio2 (src/core/detmath.c) use,
+printed as C initializers. Needs python3-mpmath (1.3.0 was used):  python3 tools/fit_detmath.py
 
 erfcx(z) = e^(z^2) erfc(z) for z >= 0 as two polynomials, each interpolating at the Chebyshev
 nodes of its interval (close to the best uniform approximation), solved in the monomial basis
@@ -13,8 +14,11 @@ at 50 digits:
 Beyond 27.3, erfc(z) < 2^-1075 rounds to 0. erf's Taylor series for |x| < 0.85:
 erf(x) = x + x q(x^2), q(z) = (2/sqrt(pi)) sum_n (-z)^n / (n! (2n + 1)) - 1 to n = 18.
 atan for |t| <= 7/16 (what tg__atan reduces to): atan(t) = t - t^3 q(t^2), q of degree 11
-interpolated as above; and atan(1/2), atan(1), atan(3/2) and pi/2 as sums of two doubles."""
-from mpmath import mp, mpf, erfc, exp, cos, pi, sqrt, atan, factorial, matrix, lu_solve
+interpolated as above; and atan(1/2), atan(1), atan(3/2) and pi/2 as sums of two doubles.
+sin and cos for |t| <= pi/4 (1 + 5e-5): sin t = t + t^3 S(t^2), S of degree 6, and
+cos t = 1 - t^2/2 + t^4 C(t^2), C of degree 5, interpolated in z = t^2 as above; pi/2 as
+P1 + P2 + P3 (33 bits each, chopped) + P4 (rounded); 2/pi's first 1280 bits in 32-bit words."""
+from mpmath import mp, mpf, erfc, exp, cos, sin, pi, sqrt, atan, factorial, floor, matrix, lu_solve
 
 mp.dps = 50
 Z_SPLIT, Z_MAX, C = mpf(2), mpf("27.3"), mpf(2)
@@ -73,3 +77,42 @@ for name, v in [("atan(1/2)", atan(mpf(1) / 2)), ("atan(1)", atan(mpf(1))),
                 ("atan(3/2)", atan(mpf(3) / 2)), ("pi/2", pi / 2)]:
     hi = float(v)
     print("/* %s = %s + %s */" % (name, hi.hex(), float(v - hi).hex()))
+
+
+def sin_s(z):
+    if z == 0:
+        return mpf(-1) / 6
+    t = sqrt(z)
+    return (sin(t) - t) / (t * z)
+
+
+def cos_c(z):
+    if z == 0:
+        return mpf(1) / 24
+    t = sqrt(z)
+    return (cos(t) - 1 + z / 2) / (z * z)
+
+
+z_max = (pi / 4) ** 2 * mpf("1.0001")
+print_array("S", interpolate(sin_s, mpf(0), z_max, 6))
+print_array("C", interpolate(cos_c, mpf(0), z_max, 5))
+
+
+def chop(v, bits):
+    """v with its significand cut to `bits` bits (toward zero)"""
+    e = int(floor(mp.log(abs(v), 2)))
+    return mpf(int(floor(v * mpf(2) ** (bits - 1 - e)))) * mpf(2) ** (e - bits + 1)
+
+
+mp.dps = 500
+p1 = chop(pi / 2, 33)
+p2 = chop(pi / 2 - p1, 33)
+p3 = chop(pi / 2 - p1 - p2, 33)
+p4 = float(pi / 2 - p1 - p2 - p3)
+print("/* P1..P4 = %s */" % ", ".join(float(v).hex() for v in (p1, p2, p3, p4)))
+f, words = 2 / pi, []
+for _ in range(40):
+    f *= 2**32
+    words.append(int(floor(f)))
+    f -= words[-1]
+print("static const uint32_t two_over_pi[40] = {%s};" % ", ".join("0x%08x" % w for w in words))

@@ -393,6 +393,161 @@ TG_DETMATH_INLINE double tg__atan(double x)
     return x == x ? copysign(r, x) : x;
 }
 
+/* ---- sin, cos, tan ---------------------------------------------------------------------------
+ * x = k pi/2 + r, |r| <= pi/4 (a hair more where k, rounded from x 2/pi, is off by one), then
+ * sin r and cos r by polynomials and the quadrant k mod 4 picks and signs one of them (tan: their
+ * quotient). r is kept as a sum rh + rl of two doubles, since near a multiple of pi/2 it cancels
+ * to a small fraction of x and needs more bits of pi/2 than x has.
+ *
+ * The inline reduction is Cody-Waite's for |x| <= TG_TRIG_INLINE_MAX = 2^20 (|k| < 2^20): pi/2 as
+ * P1 + P2 + P3 + P4, the first three of 33 bits so that k Pi is exact; x - k P1 is exact
+ * (Sterbenz), the next two subtractions keep their rounding errors (TwoSum), and the sum carries
+ * 152 bits of pi/2, so that r is exact to about 2^-136 absolute where it is never below 2^-60
+ * or so. Larger and non-finite x take tg__rem_pio2 (detmath.c, out of line: Payne and Hanek's
+ * reduction with 2/pi to 1280 bits): the element functions tg__sin etc. below are exact only up to
+ * 2^20, so that loops calling them vectorize, and their callers send a range holding anything
+ * larger, or inf or NaN, to the tg__*_any functions instead (a scalar loop). */
+#define TG_TRIG_INLINE_MAX 0x1p20
+
+/* a + b = s + *e exactly (Knuth's TwoSum: no condition on the magnitudes) */
+TG_DETMATH_INLINE double tg__two_sum(double a, double b, double *e)
+{
+    const double s = a + b, bb = s - a;
+    *e = (a - (s - bb)) + (b - bb);
+    return s;
+}
+
+/* x = k pi/2 + rh + rl for |x| <= TG_TRIG_INLINE_MAX, returning k in the low bits of
+ * kt = k + 1.5 * 2^52 (as tg__exp_reduce). */
+TG_DETMATH_INLINE double tg__trig_reduce(double x, double *rh, double *rl)
+{
+    const double P1 = 0x1.921fb544p0, P2 = 0x1.0b4611a6p-34, P3 = 0x1.3198a2ep-69,
+                 P4 = 0x1.b839a252049c1p-104, shifter = 0x1.8p52;
+    const double kt = x * 0x1.45f306dc9c883p-1 + shifter, k = kt - shifter;
+    double e2, e3;
+    const double t2 = tg__two_sum(x - k * P1, -(k * P2), &e2);
+    const double t3 = tg__two_sum(t2, -(k * P3), &e3);
+    const double lo = (e2 + e3) - k * P4;
+    *rh = t3 + lo;
+    *rl = lo - (*rh - t3);
+    return kt;
+}
+
+/* a b = p + *e exactly, without fma (Dekker's product, Veltkamp's split into 26-bit halves), for
+ * |a|, |b| below 2^995 (the split overflows beyond) and a b not in the subnormals */
+TG_DETMATH_INLINE double tg__two_prod(double a, double b, double *e)
+{
+    const double sa = a * 134217729.0, sb = b * 134217729.0; /* 2^27 + 1 */
+    const double ah = sa - (sa - a), al = a - ah, bh = sb - (sb - b), bl = b - bh;
+    const double p = a * b;
+    *e = ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+    return p;
+}
+
+/* sin(rh + rl) and cos(rh + rl) for |rh| <= pi/4 (1 + 5e-5), |rl| <= ulp(rh), each as a leading
+ * term and a small tail (*tail) whose sum is the value: polynomials in z = rh^2, interpolated on
+ * that interval (tools/fit_detmath.py) to within 6e-17 relative,
+ *   sin t = t + t^3 S(t^2),  cos t = 1 - t^2/2 + t^4 C(t^2),
+ * with rl entering through the first term of its Taylor expansion (rl cos rh, -rl sin rh), and
+ * cos's 1 - z/2 split into w = 1 - z/2 rounded and its rounding error, which joins the tail. */
+TG_DETMATH_INLINE double tg__sin_kernel(double rh, double rl, double *tail)
+{
+    static const double S[7] = {
+        -0x1.5555555555555p-3,  0x1.1111111111110p-7,   -0x1.a01a01a019937p-13,
+        0x1.71de3a54607a5p-19,  -0x1.ae64541295cdfp-26, 0x1.61217ee5cca1bp-33,
+        -0x1.ab17bdcbd3414p-41,
+    };
+    const double z = rh * rh;
+    *tail = rh * z * tg__horner(S, 7, z) + rl * (1.0 - 0.5 * z);
+    return rh;
+}
+TG_DETMATH_INLINE double tg__cos_kernel(double rh, double rl, double *tail)
+{
+    static const double C[6] = {
+        0x1.5555555555555p-5,   -0x1.6c16c16c16967p-10, 0x1.a01a019f4e9b4p-16,
+        -0x1.27e4fa17bf139p-22, 0x1.1eeb68cd22f56p-29,  -0x1.907d8f29fe831p-37,
+    };
+    const double z = rh * rh, hz = 0.5 * z, w = 1.0 - hz;
+    *tail = ((1.0 - w) - hz) + (z * z * tg__horner(C, 6, z) - rh * rl);
+    return w;
+}
+
+/* sin, cos or tan (which 0, 1, 2) of k pi/2 + rh + rl, with k mod 4 in the low bits of q.
+ * tan is n / d (sin r / cos r, or -cos r / sin r for odd k) from the two-part values, corrected
+ * once by the quotient's residual, n - t0 d with t0 d exact: the quotient of the rounded sin and
+ * cos would add their errors to the division's, up to 2.2 ulp. */
+TG_DETMATH_INLINE double tg__trig_finish(uint64_t q, double rh, double rl, int which)
+{
+    double st, ct;
+    const double sh = tg__sin_kernel(rh, rl, &st), ch = tg__cos_kernel(rh, rl, &ct);
+    if (which == 2) {
+        const bool odd = q & 1;
+        const double nh = odd ? -ch : sh, nl = odd ? -ct : st;
+        const double dh = odd ? sh : ch, dl = odd ? st : ct, d = dh + dl;
+        const double t0 = (nh + nl) / d;
+        double e;
+        const double p = tg__two_prod(t0, dh, &e);
+        return t0 + (((nh - p) - e) + (nl - t0 * dl)) / d;
+    }
+    const uint64_t qw = q + (uint64_t)which; /* cos x = sin(x + pi/2) */
+    const double v = qw & 1 ? ch + ct : sh + st;
+    return qw & 2 ? -v : v;
+}
+
+/* sin, cos or tan of x for |x| <= TG_TRIG_INLINE_MAX (anything, but no trap, beyond). Below
+ * 2^-26, sin x and tan x round to x (which keeps -0). */
+TG_DETMATH_INLINE double tg__trig(double x, int which)
+{
+    double rh, rl;
+    const double kt = tg__trig_reduce(x, &rh, &rl);
+    uint64_t q;
+    memcpy(&q, &kt, sizeof q);
+    const double v = tg__trig_finish(q, rh, rl, which);
+    return which != 1 && fabs(x) < 0x1p-26 ? x : v;
+}
+TG_DETMATH_INLINE double tg__sin(double x)
+{
+    return tg__trig(x, 0);
+}
+TG_DETMATH_INLINE double tg__cos(double x)
+{
+    return tg__trig(x, 1);
+}
+TG_DETMATH_INLINE double tg__tan(double x)
+{
+    return tg__trig(x, 2);
+}
+
+/* The reduction for every x, out of line (detmath.c): x = k pi/2 + rh + rl, |rh| <= pi/4
+ * (1 + 5e-5), returning k mod 4; tg__trig_reduce's for |x| <= TG_TRIG_INLINE_MAX. Not for inf or
+ * NaN. */
+unsigned tg__rem_pio2(double x, double *rh, double *rl);
+
+/* sin, cos, tan for any x (NaN for inf and NaN), the same bits as tg__sin etc. up to
+ * TG_TRIG_INLINE_MAX: what a loop takes when its range holds anything larger. */
+TG_DETMATH_INLINE double tg__trig_any(double x, int which)
+{
+    if (fabs(x) <= TG_TRIG_INLINE_MAX)
+        return tg__trig(x, which);
+    if (!isfinite(x))
+        return x - x;
+    double rh, rl;
+    const unsigned q = tg__rem_pio2(x, &rh, &rl);
+    return tg__trig_finish(q, rh, rl, which);
+}
+TG_DETMATH_INLINE double tg__sin_any(double x)
+{
+    return tg__trig_any(x, 0);
+}
+TG_DETMATH_INLINE double tg__cos_any(double x)
+{
+    return tg__trig_any(x, 1);
+}
+TG_DETMATH_INLINE double tg__tan_any(double x)
+{
+    return tg__trig_any(x, 2);
+}
+
 /* f e^(-a^2) (half false) or f e^(-a^2 / 2) (half true), for |f| <= 2^1000, rounded once at
  * the scale of the result (f joins 1 + p before the scaling by 2^k), so that the tails of erf,
  * erfc and gelu keep their accuracy down into the subnormals: what erf's gradient, erfc and
@@ -411,9 +566,8 @@ TG_DETMATH_INLINE double tg__exp_neg_square(double a, bool half, double f)
 {
     const double s = half ? 0.5 : 1.0, cap = half ? 38.7 : 27.3;
     const double m = fabs(a) < cap ? fabs(a) : cap; /* NaN: replaced below */
-    const double split = m * 134217729.0;           /* 2^27 + 1 */
-    const double hi = split - (split - m), lo = m - hi;
-    const double h = m * m, l = ((hi * hi - h) + 2.0 * hi * lo) + lo * lo; /* m^2 = h + l */
+    double l;
+    const double h = tg__two_prod(m, m, &l); /* m^2 = h + l */
     double r, c;
     const double kt = tg__exp_reduce(-(s * h), &r, &c); /* -(s h) in [-748.9, 0] */
     const double p_tail = r * r * tg__expm1_q(r);

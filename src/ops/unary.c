@@ -22,8 +22,8 @@ typedef double (*unary_dx_f64)(double x, double y, double dy, double c);
 /* ---- the loops ------------------------------------------------------------------------------ */
 
 /* y[i] = f(x[i]) for i in [lo, hi) */
-TG_INLINE void unary_forward_elems(const tg_tensor *y, size_t lo, size_t hi, unary_y_f32 f32,
-                                   unary_y_f64 f64)
+TG_INLINE void unary_forward_loop(const tg_tensor *y, size_t lo, size_t hi, unary_y_f32 f32,
+                                  unary_y_f64 f64)
 {
     if (y->dtype == TG_F32) {
         const float *X = y->in[0]->data, c = (float)y->attr.c;
@@ -41,8 +41,8 @@ TG_INLINE void unary_forward_elems(const tg_tensor *y, size_t lo, size_t hi, una
 /* dx[i] += g(x[i], y[i], dy[i]) for i in [lo, hi); with `fresh` (dx is x's gradient buffer
  * on its first touch in the pass, not zeroed: tg_ops__grad_of_fresh) dx[i] = 0 + g(...),
  * the same bits without reading dx or zeroing it first. */
-TG_INLINE void unary_vjp_elems(const tg_tensor *y, void *dx, bool fresh, size_t lo, size_t hi,
-                               unary_dx_f32 f32, unary_dx_f64 f64)
+TG_INLINE void unary_vjp_loop(const tg_tensor *y, void *dx, bool fresh, size_t lo, size_t hi,
+                              unary_dx_f32 f32, unary_dx_f64 f64)
 {
     if (y->dtype == TG_F32) {
         const float *X = y->in[0]->data, *Y = y->data, *DY = y->grad, c = (float)y->attr.c;
@@ -65,6 +65,28 @@ TG_INLINE void unary_vjp_elems(const tg_tensor *y, void *dx, bool fresh, size_t 
     }
 }
 
+/* Whether x[lo, hi) lies within [-limit, limit] (no inf, no NaN), for an op whose vectorized
+ * element functions hold only there (limit > 0: sin, cos and tan, whose argument reduction is
+ * inline up to TG_TRIG_INLINE_MAX); always, for limit 0. One pass that vectorizes, so that the
+ * range takes the vectorized loop when it can and the scalar one of the op's _any functions,
+ * which hold everywhere, when it must. */
+TG_INLINE bool within_limit(const tg_tensor *x, size_t lo, size_t hi, double limit)
+{
+    if (limit == 0)
+        return true;
+    int out = 0;
+    if (x->dtype == TG_F32) {
+        const float *X = x->data, lim = (float)limit;
+        for (size_t i = lo; i < hi; i++)
+            out |= !(fabsf(X[i]) <= lim);
+    } else {
+        const double *X = x->data;
+        for (size_t i = lo; i < hi; i++)
+            out |= !(fabs(X[i]) <= limit);
+    }
+    return !out;
+}
+
 /* A VJP's range over the pool: the node, x's gradient buffer, and whether it is fresh. */
 typedef struct unary_vjp_ctx {
     const tg_tensor *y;
@@ -72,29 +94,26 @@ typedef struct unary_vjp_ctx {
     bool fresh;
 } unary_vjp_ctx;
 
-/* Beyond a single element: the loop right here when it is short, else `range` (the op's
- * loop over a range) over the pool. Each op instantiates these in a function of its own,
- * compiled for each instruction set (TG_SIMD_CLONES), out of line so that the single-element
- * path of its forward and VJP needs no stack frame. */
-TG_INLINE void unary_forward_many(tg_tensor *y, tg_range_fn range, unary_y_f32 f32, unary_y_f64 f64)
+/* Beyond a single element: `range` (the op's loop over a range) right here when it is short,
+ * else over the pool. Each op instantiates these in a function of its own, compiled for each
+ * instruction set (TG_SIMD_CLONES), out of line so that the single-element path of its forward
+ * and VJP needs no stack frame. */
+TG_INLINE void unary_forward_many(tg_tensor *y, tg_range_fn range)
 {
-    if (y->numel < 2 * TG_PAR_GRAIN) {
-        unary_forward_elems(y, 0, y->numel, f32, f64);
-    } else {
-        tg_par_range ctx = {y, y->data};
+    tg_par_range ctx = {y, y->data};
+    if (y->numel < 2 * TG_PAR_GRAIN)
+        range(&ctx, 0, y->numel);
+    else
         tg__parallel_run(y->numel, TG_PAR_GRAIN, range, &ctx);
-    }
 }
 
-TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, bool fresh, tg_range_fn range,
-                              unary_dx_f32 f32, unary_dx_f64 f64)
+TG_INLINE void unary_vjp_many(const tg_tensor *y, void *dx, bool fresh, tg_range_fn range)
 {
-    if (y->numel < 2 * TG_PAR_GRAIN) {
-        unary_vjp_elems(y, dx, fresh, 0, y->numel, f32, f64);
-    } else {
-        unary_vjp_ctx ctx = {y, dx, fresh};
+    unary_vjp_ctx ctx = {y, dx, fresh};
+    if (y->numel < 2 * TG_PAR_GRAIN)
+        range(&ctx, 0, y->numel);
+    else
         tg__parallel_run(y->numel, TG_PAR_GRAIN, range, &ctx);
-    }
 }
 
 /* An op's constant as it computes with it: rounded to f32 in an f32 op, in its forward and
@@ -104,60 +123,79 @@ static inline double as_computed(const tg_tensor *y, double c)
     return y->dtype == TG_F32 ? (double)(float)c : c;
 }
 
+/* An op's element functions Y_f32 and Y_f64 (its forward) and DX_f32 and DX_f64 (its VJP), from
+ * expressions in which T is the element type. */
+#define UNARY_ELEMS(Y, DX, FWD, VJP)                                                               \
+    TG_INLINE float Y##_f32(float x, float c)                                                      \
+    {                                                                                              \
+        typedef float T;                                                                           \
+        (void)c;                                                                                   \
+        return (T)(FWD);                                                                           \
+    }                                                                                              \
+    TG_INLINE double Y##_f64(double x, double c)                                                   \
+    {                                                                                              \
+        typedef double T;                                                                          \
+        (void)c;                                                                                   \
+        return (T)(FWD);                                                                           \
+    }                                                                                              \
+    TG_INLINE float DX##_f32(float x, float y, float dy, float c)                                  \
+    {                                                                                              \
+        typedef float T;                                                                           \
+        (void)x, (void)y, (void)dy, (void)c;                                                       \
+        return (T)(VJP);                                                                           \
+    }                                                                                              \
+    TG_INLINE double DX##_f64(double x, double y, double dy, double c)                             \
+    {                                                                                              \
+        typedef double T;                                                                          \
+        (void)x, (void)y, (void)dy, (void)c;                                                       \
+        return (T)(VJP);                                                                           \
+    }
+
 /* One op: its element functions (T is the element type inside FWD and VJP), its loops over
  * a range (the pool's tasks) and over many elements, its forward and VJP, its differentiable
  * VJP (GVJP: an expression of tape tensors x, y, dy and the double c giving x's share, or NULL
  * for none) and its descriptor. */
 #define UNARY_OP(id, ENUM, ATTRS, FWD, VJP, GVJP)                                                  \
-    TG_INLINE float id##_y_f32(float x, float c)                                                   \
-    {                                                                                              \
-        typedef float T;                                                                           \
-        (void)c;                                                                                   \
-        return (T)(FWD);                                                                           \
-    }                                                                                              \
-    TG_INLINE double id##_y_f64(double x, double c)                                                \
-    {                                                                                              \
-        typedef double T;                                                                          \
-        (void)c;                                                                                   \
-        return (T)(FWD);                                                                           \
-    }                                                                                              \
-    TG_INLINE float id##_dx_f32(float x, float y, float dy, float c)                               \
-    {                                                                                              \
-        typedef float T;                                                                           \
-        (void)x, (void)y, (void)dy, (void)c;                                                       \
-        return (T)(VJP);                                                                           \
-    }                                                                                              \
-    TG_INLINE double id##_dx_f64(double x, double y, double dy, double c)                          \
-    {                                                                                              \
-        typedef double T;                                                                          \
-        (void)x, (void)y, (void)dy, (void)c;                                                       \
-        return (T)(VJP);                                                                           \
-    }                                                                                              \
+    UNARY_OP_LIMITED(id, ENUM, ATTRS, FWD, VJP, GVJP, 0, FWD, VJP)
+
+/* The same for an op whose FWD and VJP hold only for |x| <= LIMIT (> 0), so that their loops
+ * vectorize: FWD_ANY and VJP_ANY hold everywhere, and take the ranges that need them
+ * (within_limit) and the few-element paths. */
+#define UNARY_OP_LIMITED(id, ENUM, ATTRS, FWD, VJP, GVJP, LIMIT, FWD_ANY, VJP_ANY)                 \
+    UNARY_ELEMS(id##_y, id##_dx, FWD, VJP)                                                         \
+    UNARY_ELEMS(id##_y_any, id##_dx_any, FWD_ANY, VJP_ANY)                                         \
     static TG_SIMD_CLONES void id##_forward_range(void *ctx, size_t lo, size_t hi)                 \
     {                                                                                              \
-        unary_forward_elems(((const tg_par_range *)ctx)->y, lo, hi, id##_y_f32, id##_y_f64);       \
+        const tg_tensor *y = ((const tg_par_range *)ctx)->y;                                       \
+        if (within_limit(y->in[0], lo, hi, LIMIT))                                                 \
+            unary_forward_loop(y, lo, hi, id##_y_f32, id##_y_f64);                                 \
+        else                                                                                       \
+            unary_forward_loop(y, lo, hi, id##_y_any_f32, id##_y_any_f64);                         \
     }                                                                                              \
     static TG_SIMD_CLONES void id##_vjp_range(void *ctx, size_t lo, size_t hi)                     \
     {                                                                                              \
         const unary_vjp_ctx *p = ctx;                                                              \
-        unary_vjp_elems(p->y, p->dx, p->fresh, lo, hi, id##_dx_f32, id##_dx_f64);                  \
+        if (within_limit(p->y->in[0], lo, hi, LIMIT))                                              \
+            unary_vjp_loop(p->y, p->dx, p->fresh, lo, hi, id##_dx_f32, id##_dx_f64);               \
+        else                                                                                       \
+            unary_vjp_loop(p->y, p->dx, p->fresh, lo, hi, id##_dx_any_f32, id##_dx_any_f64);       \
     }                                                                                              \
     static TG_SIMD_CLONES __attribute__((noinline)) void id##_forward_many(tg_tensor *y)           \
     {                                                                                              \
-        unary_forward_many(y, id##_forward_range, id##_y_f32, id##_y_f64);                         \
+        unary_forward_many(y, id##_forward_range);                                                 \
     }                                                                                              \
     static TG_SIMD_CLONES                                                                          \
         __attribute__((noinline)) void id##_vjp_many(const tg_tensor *y, void *dx, bool fresh)     \
     {                                                                                              \
-        unary_vjp_many(y, dx, fresh, id##_vjp_range, id##_dx_f32, id##_dx_f64);                    \
+        unary_vjp_many(y, dx, fresh, id##_vjp_range);                                              \
     }                                                                                              \
     /* a few elements right here (a graph of 0-d tensors is made of nothing else) */               \
     TG_INLINE void id##_forward(tg_tensor *y)                                                      \
     {                                                                                              \
         if (y->rank == 0) /* one element, no loop */                                               \
-            unary_forward_elems(y, 0, 1, id##_y_f32, id##_y_f64);                                  \
+            unary_forward_loop(y, 0, 1, id##_y_any_f32, id##_y_any_f64);                           \
         else if (TG_LIKELY(y->numel <= TG_FEW))                                                    \
-            unary_forward_elems(y, 0, y->numel, id##_y_f32, id##_y_f64);                           \
+            unary_forward_loop(y, 0, y->numel, id##_y_any_f32, id##_y_any_f64);                    \
         else                                                                                       \
             id##_forward_many(y);                                                                  \
     }                                                                                              \
@@ -166,8 +204,8 @@ static inline double as_computed(const tg_tensor *y, double c)
         if (TG_LIKELY(y->numel <= TG_FEW)) {                                                       \
             void *dx = tg_tape__grad_of(tape, y->in[0]);                                           \
             if (dx)                                                                                \
-                unary_vjp_elems(y, dx, false, 0, y->rank == 0 ? 1 : y->numel, id##_dx_f32,         \
-                                id##_dx_f64);                                                      \
+                unary_vjp_loop(y, dx, false, 0, y->rank == 0 ? 1 : y->numel, id##_dx_any_f32,      \
+                               id##_dx_any_f64);                                                   \
             return;                                                                                \
         }                                                                                          \
         bool fresh; /* a first touch is written, not zeroed and added to */                        \
@@ -366,10 +404,10 @@ tg_tensor *tg_clamp(tg_tape *tape, tg_tensor *x, double lo, double hi)
 }
 
 /* ---- elementwise math ------------------------------------------------------------------------
- * sin, cos, tan, asin and acos are the C library's, through <tgmath.h>: sinf for f32, sin
- * for f64. Every constant inside a call is cast to T, since an argument of type double (or int)
- * would make tgmath pick the double function for f32 too. The others are the library's own
- * (core/detmath.h: exp, expm1, log1p, atan, the hyperbolic functions and their inverses, erf,
+ * asin and acos are the C library's, through <tgmath.h>: asinf for f32, asin for f64. Every
+ * constant inside a call is cast to T, since an argument of type double (or int) would make
+ * tgmath pick the double function for f32 too. The others are the library's own (core/detmath.h:
+ * sin, cos, tan, exp, expm1, log1p, atan, the hyperbolic functions and their inverses, erf,
  * gelu), computed in f64 (f32 rounds): their loops vectorize, with the same bits everywhere. */
 
 /* A function of one argument for both element types from one expression of x in T: id_f32
@@ -421,12 +459,16 @@ TG_INLINE double sigmoid_slope_f64(double x)
 #define GNORMAL_PDF(x)                                                                             \
     GSCALE(tg_exp(tape, GSCALE(tg_square(tape, x), -0.5)), 0.39894228040143267794)
 
-/* y = sin x;  dx += dy * cos x */
-UNARY_OP(sin, SIN, NONE, sin(x), dy *cos(x), GMUL(dy, tg_cos(tape, x)))
+/* y = sin x;  dx += dy * cos x   (the vectorized loops up to |x| = 2^20, core/detmath.h) */
+UNARY_OP_LIMITED(sin, SIN, NONE, tg__sin(x), dy *(T)tg__cos(x), GMUL(dy, tg_cos(tape, x)),
+                 TG_TRIG_INLINE_MAX, tg__sin_any(x), dy *(T)tg__cos_any(x))
 /* y = cos x;  dx += -dy * sin x */
-UNARY_OP(cos, COS, NONE, cos(x), -dy *sin(x), GMUL(GNEG(dy), tg_sin(tape, x)))
+UNARY_OP_LIMITED(cos, COS, NONE, tg__cos(x), -dy *(T)tg__sin(x), GMUL(GNEG(dy), tg_sin(tape, x)),
+                 TG_TRIG_INLINE_MAX, tg__cos_any(x), -dy *(T)tg__sin_any(x))
 /* y = tan x;  dx += dy * (1 + y^2) */
-UNARY_OP(tan, TAN, NONE, tan(x), dy *(1 + y * y), GMUL(dy, GADDC(tg_square(tape, y), 1)))
+UNARY_OP_LIMITED(tan, TAN, NONE, tg__tan(x), dy *(1 + y * y),
+                 GMUL(dy, GADDC(tg_square(tape, y), 1)), TG_TRIG_INLINE_MAX, tg__tan_any(x),
+                 dy *(1 + y * y))
 /* y = asin x;  dx += dy / sqrt((1-x)(1+x))   (1 - x is exact near 1, where 1 - x^2 would lose
  * digits; +inf at +-1; NaN for |x| > 1) */
 UNARY_OP(asin, ASIN, NONE, asin(x), dy / sqrt((1 - x) * (1 + x)),

@@ -865,3 +865,222 @@ Test(ops, atan_accuracy)
     const worst_point worst[] = {{tg__atan, tg_atan, atanl, "atan", 0x1.60852239b2067p-1, 0.86}};
     check_worst_points(worst, 1);
 }
+
+/* ---- sin, cos, tan (Cody-Waite's reduction inline up to 2^20, Payne and Hanek's beyond) ------ */
+
+#define SIN_BOUND 0.80
+#define COS_BOUND 0.81
+#define TAN_BOUND 1.08
+
+/* The sweep of sin, cos and tan: [-8, 8] evenly, and every binade from 2^-30 to 2^20 of either
+ * sign (the inline reduction's range, so that the tensor runs the vectorized loops) */
+static double trig_sweep(size_t i, size_t n)
+{
+    const double t = ((double)i + 0.37) / (double)n;
+    return i % 2 ? -8.0 + 16.0 * t : (i % 4 ? -1 : 1) * exp2(-30.0 + 50.0 * t);
+}
+
+/* The table's points for each: tiny arguments, pi/4, pi/2 and pi as doubles, either side of 2^20
+ * (where the reduction changes), 1e22, the double nearest a multiple of pi/2 (6381956970095103
+ * 2^797, whose cos is -2^-61) and DBL_MAX */
+static const double trig_x[] = {
+    0x0.0000000000100p-1022,
+    0x1p-27,
+    -0x1.999999999999ap-4,
+    0x1p-1,
+    0x1.921fb54442d18p-1,
+    -0x1p+0,
+    0x1.921fb54442d18p+0,
+    0x1.8p+1,
+    0x1.921fb54442d18p+1,
+    0x1.4p+3,
+    -0x1.9p+6,
+    0x1.86ap+16,
+    0x1p+20,
+    -0x1.0000000000001p+20,
+    0x1.0f0cf064dd592p+73,
+    0x1.6ac5b262ca1ffp+849,
+    0x1.fffffffffffffp+1023,
+};
+#define N_TRIG_X (sizeof trig_x / sizeof trig_x[0])
+/* and the edges: +-0, +-inf, NaN, and +-2^-30, whose sin and tan round to x */
+static const double trig_edge[] = {0.0, -0.0, INFINITY, -INFINITY, NAN, 0x1p-30, -0x1p-30};
+
+/* check_elem for one of the three, with f(trig_x[i]) correctly rounded in want[i] (python3
+ * mpmath, 100 digits) and f(trig_edge[i]) in edge_want[i]; f32 every 997th float up to 2^20 */
+static void check_trig(const char *name, tg_tensor *(*op)(tg_tape *, tg_tensor *),
+                       double (*scalar)(double), long double (*ref)(long double), double bound,
+                       const double want[N_TRIG_X], const double edge_want[])
+{
+    double table[N_TRIG_X][2];
+    for (size_t i = 0; i < N_TRIG_X; i++)
+        table[i][0] = trig_x[i], table[i][1] = want[i];
+    const elem_case c = {
+        .name = name,
+        .op = op,
+        .scalar = scalar,
+        .ref = ref,
+        .table = (const double(*)[2])table,
+        .n_table = N_TRIG_X,
+        .sweep = trig_sweep,
+        .bound = bound,
+        .f32_top = 0x49800000,
+        .negate_below = INFINITY,
+        .edge = trig_edge,
+        .want = edge_want,
+        .n_edge = sizeof trig_edge / sizeof trig_edge[0],
+    };
+    check_elem(&c);
+}
+
+Test(ops, sin_accuracy)
+{
+    static const double want[N_TRIG_X] = {
+        0x0.0000000000100p-1022,
+        0x1p-27,
+        -0x1.98eaecb8bcb2cp-4,
+        0x1.eaee8744b05f0p-2,
+        0x1.6a09e667f3bccp-1,
+        -0x1.aed548f090ceep-1,
+        0x1p+0,
+        0x1.210386db6d55bp-3,
+        0x1.1a62633145c07p-53,
+        -0x1.1689ef5f34f52p-1,
+        0x1.03425b78c4db8p-1,
+        0x1.24daa9c527e96p-5,
+        0x1.526ccb2fc8656p-2,
+        -0x1.526ccb338edb1p-2,
+        -0x1.b453ab76bf397p-1,
+        0x1p+0,
+        0x1.452fc98b34e97p-8,
+    };
+    static const double edge_want[] = {0.0, -0.0, NAN, NAN, NAN, 0x1p-30, -0x1p-30};
+    check_trig("sin", tg_sin, tg__sin_any, sinl, SIN_BOUND, want, edge_want);
+}
+
+Test(ops, cos_accuracy)
+{
+    static const double want[N_TRIG_X] = {
+        0x1p+0,
+        0x1p+0,
+        0x1.fd712f9a817c1p-1,
+        0x1.c1528065b7d50p-1,
+        0x1.6a09e667f3bcdp-1,
+        0x1.14a280fb5068cp-1,
+        0x1.1a62633145c07p-54,
+        -0x1.fae04be85e5d2p-1,
+        -0x1p+0,
+        -0x1.ad9ac890c6b1fp-1,
+        0x1.b981dbf665fdfp-1,
+        -0x1.ffac3841b3da7p-1,
+        0x1.e33ada92fe2aep-1,
+        0x1.e33ada9254f48p-1,
+        0x1.0be2cef01c8f4p-1,
+        -0x1.14ae72e6ba22fp-61,
+        -0x1.fffe62ecfab75p-1,
+    };
+    static const double edge_want[] = {1.0, 1.0, NAN, NAN, NAN, 1.0, 1.0};
+    check_trig("cos", tg_cos, tg__cos_any, cosl, COS_BOUND, want, edge_want);
+}
+
+Test(ops, tan_accuracy)
+{
+    static const double want[N_TRIG_X] = {
+        0x0.0000000000100p-1022, 0x1p-27,
+        -0x1.9af8877430b80p-4,   0x1.17b4f5bf3474ap-1,
+        0x1.fffffffffffffp-1,    -0x1.8eb245cbee3a6p+0,
+        0x1.d02967c31cdb5p+53,   -0x1.23ef71254b86fp-3,
+        -0x1.1a62633145c07p-53,  0x1.4bf5f34be3782p-1,
+        0x1.2ca74d62b5d38p-1,    -0x1.250a9d503313dp-5,
+        0x1.6692e5779206fp-2,    -0x1.6692e57c0f96cp-2,
+        -0x1.a0f79c1b6b257p+0,   -0x1.d9ba9a7975636p+60,
+        -0x1.4530cfe729484p-8,
+    };
+    static const double edge_want[] = {0.0, -0.0, NAN, NAN, NAN, 0x1p-30, -0x1p-30};
+    check_trig("tan", tg_tan, tg__tan_any, tanl, TAN_BOUND, want, edge_want);
+}
+
+/* The largest errors found (random points, 10^7 in each of seven ranges up to DBL_MAX: sin's and
+ * cos's where the reduced argument is near +-pi/4), and a point where tan as the quotient of the
+ * rounded sin and cos would break the bound (2.2 ulp at x = 0x1.c334ad9981d76p+9). */
+Test(ops, trig_worst_points)
+{
+    static const worst_point cases[] = {
+        {tg__sin_any, tg_sin, sinl, "sin", -0x1.4fc736811da1bp+1002, SIN_BOUND},
+        {tg__sin_any, tg_sin, sinl, "sin", 0x1.486e259890fcap+19, SIN_BOUND},
+        {tg__cos_any, tg_cos, cosl, "cos", -0x1.9364547463778p-1, COS_BOUND},
+        {tg__tan_any, tg_tan, tanl, "tan", 0x1.c75c948494ab1p+872, TAN_BOUND},
+        {tg__tan_any, tg_tan, tanl, "tan", 0x1.832bbd98823bcp+29, TAN_BOUND},
+        {tg__tan_any, tg_tan, tanl, "tan", 0x1.c334ad9981d76p+9, TAN_BOUND},
+    };
+    check_worst_points(cases, sizeof cases / sizeof cases[0]);
+}
+
+/* Beyond 2^20, where the reduction is Payne and Hanek's (out of line, a range holding such an
+ * element runs the scalar loop): random points in every binade up to DBL_MAX, in f64 and f32,
+ * within the bounds of long double's values; and the elements of a tensor the same bits whether
+ * its range ran the vectorized loop (all within 2^20) or the scalar one (one element beyond:
+ * appended last), forward and gradient. */
+Test(ops, trig_huge_arguments)
+{
+    typedef struct {
+        tg_tensor *(*op)(tg_tape *, tg_tensor *);
+        double (*scalar)(double);
+        long double (*ref)(long double);
+        const char *name;
+        double bound;
+    } trig_fn;
+    const trig_fn fns[] = {{tg_sin, tg__sin_any, sinl, "sin", SIN_BOUND},
+                           {tg_cos, tg__cos_any, cosl, "cos", COS_BOUND},
+                           {tg_tan, tg__tan_any, tanl, "tan", TAN_BOUND}};
+    enum { N = 4096 };
+    double *xs = malloc((N + 1) * sizeof *xs);
+    cr_assert_not_null(xs);
+    uint64_t seed = 12345;
+    for (size_t k = 0; k < 3; k++) {
+        const trig_fn *f = &fns[k];
+        for (size_t i = 0; i < N; i++) { /* binades 2^20 .. 2^1024, random significands */
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            const double frac = 1.0 + (double)(seed >> 11) * 0x1p-53;
+            xs[i] = (i % 2 ? -1 : 1) * ldexp(frac, 20 + (int)(i % 1004));
+        }
+        for (int di = 0; di < 2; di++) {
+            const bool f32 = di == 1;
+            tg_tensor *y = f->op(tape, own_leaf(f32 ? TG_F32 : TG_F64, 1, TS_SHAPE(N), xs, false));
+            cr_assert_not_null(y, "%s", tg_tape_error(tape));
+            for (size_t i = 0; i < N; i++) {
+                const double x = f32 ? (double)(float)xs[i] : xs[i];
+                if (isinf(x))
+                    continue; /* beyond FLT_MAX: NaN, as the edges test */
+                const double got = tg_tensor_get(y, i);
+                const double err = ulps_off(got, f->ref((long double)x), f32);
+                cr_assert(err <= (f32 ? 0.5 + 1e-6 : f->bound), "%s(%a) = %a: %g ulp (%s)", f->name,
+                          x, got, err, f32 ? "f32" : "f64");
+            }
+            tg_tape_reset(tape);
+        }
+        /* the same bits from either loop, value and gradient (dy = 1) */
+        for (size_t i = 0; i < N; i++)
+            xs[i] = trig_sweep(i, N);
+        xs[N] = 0x1p40;
+        for (int di = 0; di < 2; di++) {
+            const tg_dtype dt = DTYPES[di];
+            tg_tensor *a = own_leaf(dt, 1, TS_SHAPE(N), xs, true);
+            tg_tensor *b = own_leaf(dt, 1, TS_SHAPE(N + 1), xs, true);
+            tg_tensor *ya = f->op(tape, a), *yb = f->op(tape, b);
+            cr_assert(ya && yb, "%s", tg_tape_error(tape));
+            backward(tg_add(tape, tg_sum(tape, ya, TG_ALL_AXES, false),
+                            tg_sum(tape, yb, TG_ALL_AXES, false)));
+            for (size_t i = 0; i < N; i++) {
+                cr_assert(tg_tensor_get(ya, i) == tg_tensor_get(yb, i),
+                          "%s(%a): %a vectorized, %a scalar (%s)", f->name, xs[i],
+                          tg_tensor_get(ya, i), tg_tensor_get(yb, i), tg_dtype_name(dt));
+                cr_assert(tg_tensor_grad_get(a, i) == tg_tensor_grad_get(b, i),
+                          "%s'(%a): %a vectorized, %a scalar (%s)", f->name, xs[i],
+                          tg_tensor_grad_get(a, i), tg_tensor_grad_get(b, i), tg_dtype_name(dt));
+            }
+            tg_tape_reset(tape);
+        }
+    }
+    free(xs);
+}
