@@ -404,11 +404,11 @@ tg_tensor *tg_clamp(tg_tape *tape, tg_tensor *x, double lo, double hi)
 }
 
 /* ---- elementwise math ------------------------------------------------------------------------
- * asin and acos are the C library's, through <tgmath.h>: asinf for f32, asin for f64. Every
- * constant inside a call is cast to T, since an argument of type double (or int) would make
- * tgmath pick the double function for f32 too. The others are the library's own (core/detmath.h:
- * sin, cos, tan, exp, expm1, log1p, atan, the hyperbolic functions and their inverses, erf,
- * gelu), computed in f64 (f32 rounds): their loops vectorize, with the same bits everywhere. */
+ * The functions are the library's own (core/detmath.h: sin, cos, tan, asin, acos, atan, exp,
+ * expm1, log1p, the hyperbolic functions and their inverses, erf, gelu), computed in f64 (f32
+ * rounds): their loops vectorize, with the same bits everywhere. What else calls <tgmath.h>
+ * (sqrt, fabs, floor, pow) casts every constant inside a call to T, since an argument of type
+ * double (or int) would make tgmath pick the double function for f32 too. */
 
 /* A function of one argument for both element types from one expression of x in T: id_f32
  * and id_f64, which BY_TYPE(id, x) picks by the type of x. */
@@ -471,10 +471,10 @@ UNARY_OP_LIMITED(tan, TAN, NONE, tg__tan(x), dy *(1 + y * y),
                  dy *(1 + y * y))
 /* y = asin x;  dx += dy / sqrt((1-x)(1+x))   (1 - x is exact near 1, where 1 - x^2 would lose
  * digits; +inf at +-1; NaN for |x| > 1) */
-UNARY_OP(asin, ASIN, NONE, asin(x), dy / sqrt((1 - x) * (1 + x)),
+UNARY_OP(asin, ASIN, NONE, tg__asin(x), dy / sqrt((1 - x) * (1 + x)),
          GDIV(dy, tg_sqrt(tape, GONE_MINUS_X2)))
 /* y = acos x;  dx += -dy / sqrt((1-x)(1+x))   (-inf at +-1; NaN for |x| > 1) */
-UNARY_OP(acos, ACOS, NONE, acos(x), -dy / sqrt((1 - x) * (1 + x)),
+UNARY_OP(acos, ACOS, NONE, tg__acos(x), -dy / sqrt((1 - x) * (1 + x)),
          GDIV(GNEG(dy), tg_sqrt(tape, GONE_MINUS_X2)))
 /* y = atan x;  dx += dy / (1 + x^2)   (x^2 = inf for huge x gives the limit 0) */
 UNARY_OP(atan, ATAN, NONE, tg__atan(x), dy / (1 + x * x), GDIV(dy, GADDC(tg_square(tape, x), 1)))

@@ -1,13 +1,13 @@
 /* exp_log.c (test_ops): the accuracy of the library's own elementary functions (core/detmath.h):
  * exp, log and log1p, which softmax, log_softmax, logsumexp, softplus and log_sigmoid share; erf
- * and gelu; expm1 and the hyperbolic functions and their inverses. Each: against correctly
- * rounded values (mpmath at 300 bits) within 1 unit in the last place in f64 (or its stated
- * bound, where that is larger) and half a unit in f32, down into the subnormals; against long
- * double over sweeps and at the worst points found, within the bounds detmath.h and ops.h state;
- * in f32 within half an ulp of them at every 997th float of a range (plus 1e-6: log rounds 5 of
- * the positive floats the other way, their logs that close to a midpoint); the same bits from the
- * vectorized, threaded loop of a large tensor as from the scalar function; and IEEE behaviour at
- * the edges. */
+ * and gelu; expm1 and the hyperbolic functions and their inverses; atan, asin and acos; sin, cos
+ * and tan, their arguments up to DBL_MAX. Each: against correctly rounded values (mpmath at 300
+ * bits or 100 digits) within 1 unit in the last place in f64 (or its stated bound, where that is
+ * larger) and half a unit in f32, down into the subnormals; against long double over sweeps and
+ * at the worst points found, within the bounds detmath.h and ops.h state; in f32 within half an
+ * ulp of them at every 997th float of a range (plus 1e-6: log rounds 5 of the positive floats the
+ * other way, their logs that close to a midpoint); the same bits from the vectorized, threaded
+ * loop of a large tensor as from the scalar function; and IEEE behaviour at the edges. */
 #include "ops.h"
 
 #include "core/detmath.h" /* the functions under test */
@@ -864,6 +864,98 @@ Test(ops, atan_accuracy)
     check_elem(&c);
     const worst_point worst[] = {{tg__atan, tg_atan, atanl, "atan", 0x1.60852239b2067p-1, 0.86}};
     check_worst_points(worst, 1);
+}
+
+/* ---- asin, acos (one polynomial, at |x| or at sqrt((1 - |x|) / 2)) --------------------------- */
+
+#define ASIN_BOUND 0.67
+#define ACOS_BOUND 0.67
+
+/* their sweep: [-1, 1] evenly, every binade below 1/2, and near +-1 */
+static double asin_sweep(size_t i, size_t n)
+{
+    const double t = ((double)i + 0.37) / (double)n, sign = i % 6 < 3 ? 1.0 : -1.0;
+    return i % 3 == 0 ? -1.0 + 2.0 * t
+                      : sign * (i % 3 == 1 ? exp2(-1074.0 + 1073.0 * t) : 1.0 - exp2(-53.0 * t));
+}
+
+Test(ops, asin_accuracy)
+{
+    static const double table[][2] = {
+        /* x, asin x correctly rounded (python3 mpmath, 100 digits) */
+        {0x0.0000000000100p-1022, 0x0.0000000000100p-1022},
+        {-0x1p-30, -0x1p-30},
+        {0x1.999999999999ap-4, 0x1.9a49276037884p-4},
+        {-0x1.dfcc689e527bcp-2, -0x1.f35b2403beb77p-2},
+        {0x1p-1, 0x1.0c152382d7366p-1},
+        {-0x1.0000000000001p-1, -0x1.0c152382d7367p-1},
+        {0x1.6666666666666p-1, 0x1.8d00e692afd95p-1},
+        {-0x1.e666666666666p-1, -0x1.40d41159f3409p+0},
+        {0x1.fffffffffffffp-1, 0x1.921fb50442d18p+0},
+        {-0x1.ffffffffff000p-1, -0x1.921fa54442d18p+0},
+        {0x1p+0, 0x1.921fb54442d18p+0},
+        {-0x1p+0, -0x1.921fb54442d18p+0},
+    };
+    static const double edge[] = {0.0, -0.0, 0x1.0000000000001p+0, -2.0, INFINITY, NAN};
+    static const double want[] = {0.0, -0.0, NAN, NAN, NAN, NAN};
+    /* f32: every 997th float up to 1, and the negations */
+    const elem_case c = {
+        .name = "asin",
+        .op = tg_asin,
+        .scalar = tg__asin,
+        .ref = asinl,
+        .sweep = asin_sweep,
+        .bound = ASIN_BOUND,
+        .f32_top = 0x3f800000,
+        .negate_below = INFINITY,
+        ELEM_TABLES,
+    };
+    check_elem(&c);
+}
+
+Test(ops, acos_accuracy)
+{
+    static const double table[][2] = {
+        /* x, acos x correctly rounded (python3 mpmath, 100 digits) */
+        {0x0.0000000000100p-1022, 0x1.921fb54442d18p+0},
+        {-0x1p-30, 0x1.921fb54842d18p+0},
+        {0x1.999999999999ap-4, 0x1.787b22ce3f590p+0},
+        {-0x1.dfcc689e527bcp-2, 0x1.077b3f22993fbp+1},
+        {0x1p-1, 0x1.0c152382d7366p+0},
+        {-0x1.0000000000001p-1, 0x1.0c152382d7366p+1},
+        {0x1.6666666666666p-1, 0x1.973e83f5d5c9bp-1},
+        {-0x1.e666666666666p-1, 0x1.6979e34f1b091p+1},
+        {0x1.fffffffffffffp-1, 0x1p-26},
+        {-0x1.ffffffffff000p-1, 0x1.921fad4442d18p+1},
+        {0x1p+0, 0.0},
+        {-0x1p+0, 0x1.921fb54442d18p+1},
+    };
+    static const double edge[] = {0.0, -0.0, 0x1.0000000000001p+0, -2.0, INFINITY, NAN};
+    static const double want[] = {0x1.921fb54442d18p+0, 0x1.921fb54442d18p+0, NAN, NAN, NAN, NAN};
+    const elem_case c = {
+        .name = "acos",
+        .op = tg_acos,
+        .scalar = tg__acos,
+        .ref = acosl,
+        .sweep = asin_sweep,
+        .bound = ACOS_BOUND,
+        .f32_top = 0x3f800000,
+        .negate_below = INFINITY,
+        ELEM_TABLES,
+    };
+    check_elem(&c);
+}
+
+/* The largest errors found (10^7 random points in each of eleven ranges) */
+Test(ops, asin_acos_worst_points)
+{
+    static const worst_point cases[] = {
+        {tg__asin, tg_asin, asinl, "asin", -0x1.04d9f32f30afap-1, ASIN_BOUND},
+        {tg__asin, tg_asin, asinl, "asin", 0x1.05f8f8fcaae13p-1, ASIN_BOUND},
+        {tg__acos, tg_acos, acosl, "acos", 0x1.214a066aad4bap-1, ACOS_BOUND},
+        {tg__acos, tg_acos, acosl, "acos", 0x1.215310a1bbcb2p-1, ACOS_BOUND},
+    };
+    check_worst_points(cases, sizeof cases / sizeof cases[0]);
 }
 
 /* ---- sin, cos, tan (Cody-Waite's reduction inline up to 2^20, Payne and Hanek's beyond) ------ */
