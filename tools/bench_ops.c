@@ -3,8 +3,9 @@
  * leaves of 1024 x 1024 (--quick: 64 x 64), in ns per element of the matrix. The cases are the
  * loops that walk a matrix against its rows: reductions and softmax along each axis, a
  * transpose, broadcasting against a column and a row, where; those of exp, log1p and
- * sigmoid (core/detmath.h), which the softmax family, log_sigmoid and silu share; and those of
- * erf and gelu (the normal distribution's tail, core/detmath.h too). */
+ * sigmoid (core/detmath.h), which the softmax family, log_sigmoid and silu share; those of
+ * erf and gelu (the normal distribution's tail, core/detmath.h too); and sin's and atan's (the
+ * trigonometric functions' reduction and polynomials, core/detmath.h). */
 #include "bench.h"
 
 #include "common/clock.h"
@@ -16,7 +17,7 @@ typedef struct ops_leaves {
     tg_tensor *x, *col, *row; /* (R, C), (R, 1), (1, C) */
 } ops_leaves;
 
-enum { OPS_CASES = 18 };
+enum { OPS_CASES = 20 };
 
 /* clang-format off */
 static const char *const case_names[OPS_CASES] = {
@@ -24,7 +25,7 @@ static const char *const case_names[OPS_CASES] = {
     "softmax_axis0",    "softmax_axis1",    "transpose",        "mul_col",
     "add_row",          "where_col_row",    "mean_all",         "exp",
     "logsumexp_axis1",  "log_softmax_axis1", "log_sigmoid",     "silu",
-    "gelu",             "erf"};
+    "gelu",             "erf",              "sin",              "atan"};
 /* clang-format on */
 
 /* Case k's op on the leaves, recorded on tape; NULL on error. */
@@ -48,7 +49,9 @@ static tg_tensor *ops_case(tg_tape *tape, const ops_leaves *l, int k)
     case 14: return tg_log_sigmoid(tape, l->x);
     case 15: return tg_silu(tape, l->x);
     case 16: return tg_gelu(tape, l->x);
-    default: return tg_erf(tape, l->x);
+    case 17: return tg_erf(tape, l->x);
+    case 18: return tg_sin(tape, l->x);
+    default: return tg_atan(tape, l->x);
     }
 }
 
