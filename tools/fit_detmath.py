@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The coefficients of tg__erfcx, tg__erf, tg__atan and the trig kernels (src/core/detmath.h),
+"""The coefficients of tg__erfcx, tg__erf, tg__atan, tg__asin_acos and the trig kernels (detmath.h),
 and the bits of pi/2 and 2/pi that tg__trig_reduce and tg__rem_pio2 (src/core/detmath.c) use,
 printed as C initializers. Needs python3-mpmath (1.3.0 was used):  python3 tools/fit_detmath.py
 
@@ -14,11 +14,12 @@ at 50 digits:
 Beyond 27.3, erfc(z) < 2^-1075 rounds to 0. erf's Taylor series for |x| < 0.85:
 erf(x) = x + x q(x^2), q(z) = (2/sqrt(pi)) sum_n (-z)^n / (n! (2n + 1)) - 1 to n = 18.
 atan for |t| <= 7/16 (what tg__atan reduces to): atan(t) = t - t^3 q(t^2), q of degree 11
-interpolated as above; and atan(1/2), atan(1), atan(3/2) and pi/2 as sums of two doubles.
+interpolated as above; and atan(1/2), atan(1), atan(3/2), pi/2, and pi less each (atan2's left
+half-plane) as sums of two doubles. asin t = t + t^3 R(t^2) for t <= 1/2, R of degree 12.
 sin and cos for |t| <= pi/4 (1 + 5e-5): sin t = t + t^3 S(t^2), S of degree 6, and
 cos t = 1 - t^2/2 + t^4 C(t^2), C of degree 5, interpolated in z = t^2 as above; pi/2 as
 P1 + P2 + P3 (33 bits each, chopped) + P4 (rounded); 2/pi's first 1280 bits in 32-bit words."""
-from mpmath import mp, mpf, erfc, exp, cos, sin, pi, sqrt, atan, factorial, floor, matrix, lu_solve
+from mpmath import mp, mpf, erfc, exp, cos, sin, pi, sqrt, asin, atan, factorial, floor, matrix, lu_solve
 
 mp.dps = 50
 Z_SPLIT, Z_MAX, C = mpf(2), mpf("27.3"), mpf(2)
@@ -74,7 +75,9 @@ def atan_q(z):
 
 print_array("q", interpolate(atan_q, mpf(0), (mpf(7) / 16) ** 2, 11))
 for name, v in [("atan(1/2)", atan(mpf(1) / 2)), ("atan(1)", atan(mpf(1))),
-                ("atan(3/2)", atan(mpf(3) / 2)), ("pi/2", pi / 2)]:
+                ("atan(3/2)", atan(mpf(3) / 2)), ("pi/2", pi / 2), ("pi", pi),
+                ("pi - atan(1/2)", pi - atan(mpf(1) / 2)), ("3pi/4", 3 * pi / 4),
+                ("pi - atan(3/2)", pi - atan(mpf(3) / 2))]:
     hi = float(v)
     print("/* %s = %s + %s */" % (name, hi.hex(), float(v - hi).hex()))
 
@@ -93,6 +96,14 @@ def cos_c(z):
     return (cos(t) - 1 + z / 2) / (z * z)
 
 
+def asin_r(z):
+    if z == 0:
+        return mpf(1) / 6
+    t = sqrt(z)
+    return (asin(t) - t) / (t * z)
+
+
+print_array("R", interpolate(asin_r, mpf(0), mpf(1) / 4, 12))
 z_max = (pi / 4) ** 2 * mpf("1.0001")
 print_array("S", interpolate(sin_s, mpf(0), z_max, 6))
 print_array("C", interpolate(cos_c, mpf(0), z_max, 5))

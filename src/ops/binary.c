@@ -453,7 +453,7 @@ static inline double atan2_slope(double a, double b, bool num_is_a)
 #define M_AB tg_maximum(tape, tg_abs(tape, a), tg_abs(tape, b))
 #define R2_OVER_M2(m) GADD(tg_square(tape, GDIV(a, m)), tg_square(tape, GDIV(b, m)))
 #define ATAN2_SHARE(num, m) GDIV(GDIV(GMUL(dy, GDIV(num, m)), R2_OVER_M2(m)), m)
-BINARY_OP(atan2, ATAN2, false, atan2(a, b), dy *atan2_slope(a, b, false),
+BINARY_OP(atan2, ATAN2, false, tg__atan2(a, b), dy *atan2_slope(a, b, false),
           -dy *atan2_slope(a, b, true), ATAN2_SHARE(b, M_AB), GNEG(ATAN2_SHARE(a, M_AB)))
 /* y = a^b;  da += dy * b * a^(b-1) (0 where b = 0), db += dy * y * log(a) (0 where y = 0) */
 #define ZERO_WHERE(cond, v) tg_where(tape, (cond), tg_ops__zeros_like(tape, y), (v))

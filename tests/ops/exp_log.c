@@ -1176,3 +1176,109 @@ Test(ops, trig_huge_arguments)
     }
     free(xs);
 }
+
+/* ---- atan2 (tg__atan's reduction on |y| / |x|, its numerators exact) --------------------------
+ */
+
+#define ATAN2_BOUND 0.81
+
+/* The (y, x) pair i of n of atan2's sweep: the four quadrants, every ratio from 2^-60 to 2^60,
+ * and coordinates over the whole range of the exponents */
+static void atan2_sweep(size_t i, size_t n, double *y, double *x)
+{
+    const double t = ((double)i + 0.37) / (double)n, u = fmod(t * 7919.0, 1.0);
+    const double sy = i % 4 < 2 ? 1.0 : -1.0, sx = i % 2 ? 1.0 : -1.0;
+    *x = sx * exp2(-1000.0 + 2000.0 * u);
+    *y = sy * *x * sx * exp2(-60.0 + 120.0 * t);
+    if (i % 3 == 0) /* a second pattern: both in [-1, 1] */
+        *y = sy * t, *x = sx * u;
+}
+
+Test(ops, atan2_accuracy)
+{
+    static const double table[][3] = {
+        /* y, x, atan2(y, x) correctly rounded (python3 mpmath, 100 digits) */
+        {0x0.0000000000001p-1022, 0x1p+0, 0x0.0000000000001p-1022},
+        {0x1.999999999999ap-4, 0x1p+0, 0x1.983e282e2cc4dp-4},
+        {0x1p+0, 0x1.999999999999ap-4, 0x1.789bd2c160053p+0},
+        {-0x1.8p+0, 0x1p+0, -0x1.f730bd281f69bp-1},
+        {0x1.8p+0, -0x1p+0, 0x1.145385fa3af71p+1},
+        {0x1p+0, 0x1p+0, 0x1.921fb54442d18p-1},
+        {-0x1p+0, -0x1p+0, -0x1.2d97c7f3321d2p+1},
+        {0x1.add28b8469b7ep-3, 0x1.376c4a67964p-2, 0x1.35459f9054861p-1},
+        {0x1.1dd1fb1ed0b6ep-1, 0x1.aa6379ffe88aep-1, 0x1.2e5a5c499795dp-1},
+        {0x1p-1000, -0x1p+1000, 0x1.921fb54442d18p+1},
+        {0x1.fffffffffffffp+1023, 0x1.fffffffffffffp+1023, 0x1.921fb54442d18p-1},
+        {-0x1.fffffffffffffp+1023, 0x0.0000000000001p-1022, -0x1.921fb54442d18p+0},
+        {0x0.0000000000001p-1022, -0x0.0000000000001p-1022, 0x1.2d97c7f3321d2p+1},
+        {0x1.5p-3, -0x1.2p+2, 0x1.8d7591ff88f4dp+1},
+    };
+    const size_t n_table = sizeof table / sizeof table[0];
+    for (size_t k = 0; k < n_table; k++) {
+        const double y = table[k][0], x = table[k][1], got = tg__atan2(y, x);
+        cr_expect(ulps_off(got, table[k][2], false) <= 1, "atan2(%a, %a) = %a, want %a", y, x, got,
+                  table[k][2]);
+    }
+
+    /* C99's values (Annex F.9.1.4) on the axes, at the infinities and for NaN: each (y, x) of
+     * {+-0, +-1, +-inf, NaN}^2 */
+    const double pi = 0x1.921fb54442d18p+1, h = 0x1.921fb54442d18p+0, q = 0x1.921fb54442d18p-1;
+    const double q3 = 0x1.2d97c7f3321d2p+1, inf = INFINITY;
+    const double v[7] = {0.0, -0.0, 1.0, -1.0, inf, -inf, NAN};
+    const double want[7][7] = {
+        /* x:      +0    -0    +1    -1    +inf   -inf  NaN   (y below) */
+        /* +0 */ {0.0, pi, 0.0, pi, 0.0, pi, NAN},
+        /* -0 */ {-0.0, -pi, -0.0, -pi, -0.0, -pi, NAN},
+        /* +1 */ {h, h, q, q3, 0.0, pi, NAN},
+        /* -1 */ {-h, -h, -q, -q3, -0.0, -pi, NAN},
+        /* +inf */ {h, h, h, h, q, q3, NAN},
+        /* -inf */ {-h, -h, -h, -h, -q, -q3, NAN},
+        /* NaN */ {NAN, NAN, NAN, NAN, NAN, NAN, NAN},
+    };
+    for (int i = 0; i < 7; i++)
+        for (int j = 0; j < 7; j++) {
+            const double got = tg__atan2(v[i], v[j]), w = want[i][j];
+            cr_expect(isnan(w) ? isnan(got) : got == w && signbit(got) == signbit(w),
+                      "atan2(%g, %g) = %a, want %a", v[i], v[j], got, w);
+        }
+
+    /* a sweep through the op (the tensor loop) within the bound of long double's atan2l, the
+     * same bits as the scalar function, in f64; in f32 within half an ulp of the rounded value */
+    enum { N = 100000 };
+    double *ys = malloc(2 * N * sizeof *ys), *xs = ys ? ys + N : NULL;
+    cr_assert_not_null(ys);
+    for (size_t i = 0; i < N; i++)
+        atan2_sweep(i, N, &ys[i], &xs[i]);
+    for (int di = 0; di < 2; di++) {
+        const bool f32 = di == 1;
+        const tg_dtype dt = f32 ? TG_F32 : TG_F64;
+        tg_tensor *t = tg_atan2(tape, own_leaf(dt, 1, TS_SHAPE(N), ys, false),
+                                own_leaf(dt, 1, TS_SHAPE(N), xs, false));
+        cr_assert_not_null(t, "%s", tg_tape_error(tape));
+        double worst = 0;
+        size_t at = 0;
+        for (size_t i = 0; i < N; i++) {
+            const double y = f32 ? (double)(float)ys[i] : ys[i],
+                         x = f32 ? (double)(float)xs[i] : xs[i];
+            const double got = tg_tensor_get(t, i), ref_scalar = tg__atan2(y, x);
+            const long double ref = atan2l(y, x);
+            if (ref == 0 || (f32 && fabsl(ref) < 0x1p-126L))
+                continue; /* an exact 0, or below f32's normal range */
+            const double err = ulps_off(got, ref, f32);
+            if (err > worst)
+                worst = err, at = i;
+            if (!f32)
+                cr_assert(got == ref_scalar, "atan2(%a, %a): %a from the tensor loop, %a scalar", y,
+                          x, got, ref_scalar);
+        }
+        cr_expect(worst <= (f32 ? 0.5 + 1e-6 : ATAN2_BOUND), "%s atan2: %g ulp at (%a, %a)",
+                  tg_dtype_name(dt), worst, ys[at], xs[at]);
+        tg_tape_reset(tape);
+    }
+    free(ys);
+
+    /* the largest error found (2 * 10^7 random pairs in each of five patterns) */
+    const double wy = -0x1.a24919ab8bb96p-5, wx = 0x1.3022261efbb4p-4;
+    const double err = ulps_off(tg__atan2(wy, wx), atan2l(wy, wx), false);
+    cr_expect(err <= ATAN2_BOUND, "atan2(%a, %a): %g ulp", wy, wx, err);
+}
