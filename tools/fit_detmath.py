@@ -19,7 +19,8 @@ half-plane) as sums of two doubles. asin t = t + t^3 R(t^2) for t <= 1/2, R of d
 sin and cos for |t| <= pi/4 (1 + 5e-5): sin t = t + t^3 S(t^2), S of degree 6, and
 cos t = 1 - t^2/2 + t^4 C(t^2), C of degree 5, interpolated in z = t^2 as above; pi/2 as
 P1 + P2 + P3 (33 bits each, chopped) + P4 (rounded); 2/pi's first 1280 bits in 32-bit words."""
-from mpmath import mp, mpf, erfc, exp, cos, sin, pi, sqrt, asin, atan, factorial, floor, matrix, lu_solve
+from mpmath import (mp, mpf, erfc, exp, cos, sin, pi, sqrt, asin, atan, factorial, floor, matrix,
+                    lu_solve)
 
 mp.dps = 50
 Z_SPLIT, Z_MAX, C = mpf(2), mpf("27.3"), mpf(2)
