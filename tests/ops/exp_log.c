@@ -960,9 +960,9 @@ Test(ops, asin_acos_worst_points)
 
 /* ---- sin, cos, tan (Cody-Waite's reduction inline up to 2^20, Payne and Hanek's beyond) ------ */
 
-#define SIN_BOUND 0.80
-#define COS_BOUND 0.81
-#define TAN_BOUND 1.08
+#define SIN_BOUND 0.82
+#define COS_BOUND 0.82
+#define TAN_BOUND 1.26
 
 /* The sweep of sin, cos and tan: [-8, 8] evenly, and every binade from 2^-30 to 2^20 of either
  * sign (the inline reduction's range, so that the tensor runs the vectorized loops) */
@@ -1092,15 +1092,20 @@ Test(ops, tan_accuracy)
     check_trig("tan", tg_tan, tg__tan_any, tanl, TAN_BOUND, want, edge_want);
 }
 
-/* The largest errors found (random points, 10^7 in each of seven ranges up to DBL_MAX: sin's and
- * cos's where the reduced argument is near +-pi/4), and a point where tan as the quotient of the
- * rounded sin and cos would break the bound (2.2 ulp at x = 0x1.c334ad9981d76p+9). */
+/* The largest errors found (random points: 10^7 in each of seven ranges up to DBL_MAX, and
+ * 7 10^8 up to 2^21 with the reduced argument r in [0.46, pi/4], where |tan| is in [1/2, 1]
+ * and its ulp smallest against its value; sin's, cos's and tan's all where r is near +-pi/4:
+ * 0.8196, 0.8158 and 1.2514 ulp at the third, fourth and sixth), and a point where tan as the
+ * quotient of the rounded sin and cos would break the bound (2.2 ulp at 0x1.c334ad9981d76p+9). */
 Test(ops, trig_worst_points)
 {
     static const worst_point cases[] = {
         {tg__sin_any, tg_sin, sinl, "sin", -0x1.4fc736811da1bp+1002, SIN_BOUND},
         {tg__sin_any, tg_sin, sinl, "sin", 0x1.486e259890fcap+19, SIN_BOUND},
+        {tg__sin_any, tg_sin, sinl, "sin", -0x1.3331d20bc4614p+19, SIN_BOUND},
+        {tg__cos_any, tg_cos, cosl, "cos", -0x1.09deb40cd9139p+19, COS_BOUND},
         {tg__cos_any, tg_cos, cosl, "cos", -0x1.9364547463778p-1, COS_BOUND},
+        {tg__tan_any, tg_tan, tanl, "tan", 0x1.07df29bb93bfdp+20, TAN_BOUND},
         {tg__tan_any, tg_tan, tanl, "tan", 0x1.c75c948494ab1p+872, TAN_BOUND},
         {tg__tan_any, tg_tan, tanl, "tan", 0x1.832bbd98823bcp+29, TAN_BOUND},
         {tg__tan_any, tg_tan, tanl, "tan", 0x1.c334ad9981d76p+9, TAN_BOUND},
