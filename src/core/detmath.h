@@ -540,7 +540,7 @@ TG_DETMATH_INLINE double tg__acos(double x)
  * (Sterbenz), the next two subtractions keep their rounding errors (TwoSum), and the sum carries
  * 152 bits of pi/2, so that r is exact to about 2^-136 absolute where it is never below 2^-60
  * or so. Larger and non-finite x take tg__rem_pio2 (detmath.c, out of line: Payne and Hanek's
- * reduction with 2/pi to 1280 bits): the element functions tg__sin etc. below are exact only up to
+ * reduction with 2/pi to 1280 bits): the element functions tg__sin etc. below hold only up to
  * 2^20, so that loops calling them vectorize, and their callers send a range holding anything
  * larger, or inf or NaN, to the tg__*_any functions instead (a scalar loop). */
 #define TG_TRIG_INLINE_MAX 0x1p20
@@ -563,10 +563,12 @@ TG_DETMATH_INLINE double tg__trig_reduce(double x, double *rh, double *rl)
 
 /* sin(rh + rl) and cos(rh + rl) for |rh| <= pi/4 (1 + 5e-5), |rl| <= ulp(rh), each as a leading
  * term and a small tail (*tail) whose sum is the value: polynomials in z = rh^2, interpolated on
- * that interval (tools/fit_detmath.py) to within 6e-17 relative,
+ * that interval (tools/fit_detmath.py; S and C each to within 6e-17 of itself),
  *   sin t = t + t^3 S(t^2),  cos t = 1 - t^2/2 + t^4 C(t^2),
- * with rl entering through the first term of its Taylor expansion (rl cos rh, -rl sin rh), and
- * cos's 1 - z/2 split into w = 1 - z/2 rounded and its rounding error, which joins the tail. */
+ * with rl entering through the first term of its Taylor expansion (rl cos rh, -rl sin rh). In cos,
+ * z = rh^2 is taken exactly (its low part joins the tail: rounded, it would cost cos up to 0.25
+ * ulp, and tan, the quotient of the two, up to 1), and 1 - z/2 is split into w = 1 - z/2 rounded
+ * and its rounding error, which joins the tail too. */
 TG_DETMATH_INLINE double tg__sin_kernel(double rh, double rl, double *tail)
 {
     static const double S[7] = {
@@ -584,8 +586,9 @@ TG_DETMATH_INLINE double tg__cos_kernel(double rh, double rl, double *tail)
         0x1.5555555555555p-5,   -0x1.6c16c16c16967p-10, 0x1.a01a019f4e9b4p-16,
         -0x1.27e4fa17bf139p-22, 0x1.1eeb68cd22f56p-29,  -0x1.907d8f29fe831p-37,
     };
-    const double z = rh * rh, hz = 0.5 * z, w = 1.0 - hz;
-    *tail = ((1.0 - w) - hz) + (z * z * tg__horner(C, 6, z) - rh * rl);
+    double zl;
+    const double z = tg__two_prod(rh, rh, &zl), hz = 0.5 * z, w = 1.0 - hz;
+    *tail = ((1.0 - w) - hz) + (z * z * tg__horner(C, 6, z) - (rh * rl + 0.5 * zl));
     return w;
 }
 
