@@ -439,7 +439,8 @@ TG_DETMATH_INLINE double tg__atan(double x)
     const double a = fabs(x), am = a < 0x1p60 ? a : 0x1p60; /* NaN: replaced below */
     const uint64_t i = (uint64_t)(a >= 0.4375) + (a >= 0.6875) + (a >= 1.1875) + (a >= 2.4375);
     const double t = (am * na[i] + nb[i]) / (am * da[i] + db[i]);
-    return x == x ? copysign(tg__atan_finish(i, t, 0.0, false), x) : x;
+    const double r = tg__atan_finish(i, t, 0.0, false); /* not inside the select: see atan2 */
+    return x == x ? copysign(r, x) : x;
 }
 
 /* atan2(y, x), the angle of the point (x, y), the op's forward (f32 rounds this): as tg__atan
@@ -461,9 +462,10 @@ TG_DETMATH_INLINE double tg__atan2(double y, double x)
     static const double da[5] = {0.0, 1.0, 1.0, 1.5, 1.0}, db[5] = {1.0, 2.0, 1.0, 1.0, 0.0};
     const double ax0 = fabs(x), ay0 = fabs(y), m = ax0 > ay0 ? ax0 : ay0;
     const bool x_inf = ax0 == INFINITY, y_inf = ay0 == INFINITY;
-    const double scale = m > 0x1p900 ? 0x1p-200 : (m < 0x1p-900 ? 0x1p200 : 1.0);
-    const double ax = x_inf ? 1.0 : (y_inf ? 0.0 : ax0 * scale);
-    const double ay = y_inf ? 1.0 : (x_inf ? 0.0 : ay0 * scale);
+    /* (no select of a select of constants: GCC leaves such loops scalar) */
+    const double scale = (m > 0x1p900 ? 0x1p-200 : 1.0) * (m < 0x1p-900 ? 0x1p200 : 1.0);
+    const double ax = x_inf ? 1.0 : ax0 * scale * (y_inf ? 0.0 : 1.0);
+    const double ay = y_inf ? 1.0 : ay0 * scale * (x_inf ? 0.0 : 1.0);
     const double r = ay / ax; /* NaN at the origin: interval 0 */
     const uint64_t i = (uint64_t)(r >= 0.4375) + (r >= 0.6875) + (r >= 1.1875) + (r >= 2.4375);
     const double h = ax + 0.5 * ax, hl = (ax - h) + 0.5 * ax; /* 1.5 ax = h + hl */
@@ -471,7 +473,8 @@ TG_DETMATH_INLINE double tg__atan2(double y, double x)
     double e;
     const double t = num / den, p = tg__two_prod(t, den, &e), tl = ((num - p) - e) / den;
     const bool origin = ay == 0;
-    const double v = tg__atan_finish(i, origin ? 0.0 : t, origin ? 0.0 : tl, signbit(x));
+    const double v = tg__atan_finish(i, origin ? 0.0 : t, origin ? 0.0 : tl,
+                                     copysign(1.0, x) < 0); /* signbit(x): scalar */
     return x == x && y == y ? copysign(v, y) : x + y;
 }
 
