@@ -7,7 +7,9 @@
  * for b; the terms may use a, b, y and dy) makes an op; COMPARE_OP(id, ENUM, commutative,
  * forward) a comparison, which has no VJP. The loops are written once below as skeletons over
  * the output's elements and the inputs' offsets, and instantiated per op with that op's
- * element step inlined.
+ * element step inlined (always, for the forward's: atan2's is large, and a call per element
+ * would keep its loop scalar); those over many elements are also compiled for AVX-512 and AVX2
+ * (TG_SIMD_CLONES, core/core.h), as unary.c's are.
  *
  * where(cond, a, b), the one op of three inputs, closes the file with its own loops. */
 #include "ops/op_impl.h"
@@ -288,7 +290,7 @@ TG_INLINE void binary_vjp_many(tg_tensor *y, void *da, void *db, tg_range_fn ran
 
 /* One op's forward step for type T: y = FWD. */
 #define BINARY_Y_STEP(id, T, FWD)                                                                  \
-    static inline void id##_y_##T(const binary_args *p, size_t ia, size_t ib, size_t iy)           \
+    TG_INLINE void id##_y_##T(const binary_args *p, size_t ia, size_t ib, size_t iy)               \
     {                                                                                              \
         const T a = ((const T *)p->a)[ia], b = ((const T *)p->b)[ib];                              \
         ((T *)p->out)[iy] = (T)(FWD);                                                              \
@@ -313,7 +315,7 @@ TG_INLINE void binary_vjp_many(tg_tensor *y, void *da, void *db, tg_range_fn ran
 
 /* One op's loop over a range of output elements, for the pool (a tg_par_range context). */
 #define BINARY_RANGE(id, step)                                                                     \
-    static void id##_##step##_range(void *ctx, size_t lo, size_t hi)                               \
+    static TG_SIMD_CLONES void id##_##step##_range(void *ctx, size_t lo, size_t hi)                \
     {                                                                                              \
         const tg_par_range *c = ctx;                                                               \
         const binary_args p = args_of(c->y, c->out);                                               \
@@ -328,7 +330,7 @@ TG_INLINE void binary_vjp_many(tg_tensor *y, void *da, void *db, tg_range_fn ran
     BINARY_Y_STEP(id, float, FWD)                                                                  \
     BINARY_Y_STEP(id, double, FWD)                                                                 \
     BINARY_RANGE(id, y)                                                                            \
-    static __attribute__((noinline)) void id##_forward_many(tg_tensor *y)                          \
+    static TG_SIMD_CLONES __attribute__((noinline)) void id##_forward_many(tg_tensor *y)           \
     {                                                                                              \
         binary_forward_many(y, id##_y_range, id##_y_float, id##_y_double);                         \
     }                                                                                              \
@@ -368,7 +370,8 @@ TG_INLINE void binary_vjp_many(tg_tensor *y, void *da, void *db, tg_range_fn ran
     BINARY_VJP_STEPS(id, double, DA, DB)                                                           \
     BINARY_RANGE(id, da)                                                                           \
     BINARY_RANGE(id, db)                                                                           \
-    static __attribute__((noinline)) void id##_vjp_many(tg_tensor *y, void *da, void *db)          \
+    static TG_SIMD_CLONES                                                                          \
+        __attribute__((noinline)) void id##_vjp_many(tg_tensor *y, void *da, void *db)             \
     {                                                                                              \
         binary_vjp_many(y, da, db, id##_da_range, id##_db_range, id##_da_float, id##_da_double,    \
                         id##_db_float, id##_db_double);                                            \
