@@ -393,30 +393,16 @@ TG_DETMATH_INLINE double tg__atan_finish(uint64_t i, double t, double tl, bool f
         0x1.ab59b417b2d3fp-5, -0x1.7001816fd063fp-5, 0x1.0f62bba6a2558p-5, -0x1.e4167464d3de8p-7,
     };
     /* atan(c) and pi - atan(c) for c = 0, 1/2, 1, 3/2, infinity: hi + lo */
+    /* clang-format off */
     static const double hi[10] = {
-        0.0,
-        0x1.dac670561bb4fp-2,
-        0x1.921fb54442d18p-1,
-        0x1.f730bd281f69bp-1,
-        0x1.921fb54442d18p+0,
-        0x1.921fb54442d18p+1,
-        0x1.56c6e7397f5aep+1,
-        0x1.2d97c7f3321d2p+1,
-        0x1.145385fa3af71p+1,
-        0x1.921fb54442d18p+0,
-    };
+        0.0,                  0x1.dac670561bb4fp-2, 0x1.921fb54442d18p-1, 0x1.f730bd281f69bp-1,
+        0x1.921fb54442d18p+0, 0x1.921fb54442d18p+1, 0x1.56c6e7397f5aep+1, 0x1.2d97c7f3321d2p+1,
+        0x1.145385fa3af71p+1, 0x1.921fb54442d18p+0};
     static const double lo[10] = {
-        0.0,
-        0x1.a2b7f222f65e2p-56,
-        0x1.1a62633145c07p-55,
-        0x1.007887af0cbbdp-56,
-        0x1.1a62633145c07p-54,
-        0x1.1a62633145c07p-53,
-        0x1.660b64ece6f4bp-53,
-        0x1.a79394c9e8a0ap-54,
-        0x1.fa53523b6428fp-53,
-        0x1.1a62633145c07p-54,
-    };
+        0.0,                   0x1.a2b7f222f65e2p-56, 0x1.1a62633145c07p-55, 0x1.007887af0cbbdp-56,
+        0x1.1a62633145c07p-54, 0x1.1a62633145c07p-53, 0x1.660b64ece6f4bp-53, 0x1.a79394c9e8a0ap-54,
+        0x1.fa53523b6428fp-53, 0x1.1a62633145c07p-54};
+    /* clang-format on */
     const uint64_t k = i + (from_pi ? 5 : 0);
     const double s = from_pi ? -1.0 : 1.0, st = s * t, z = t * t;
     return hi[k] + (st - (st * z * tg__horner(q, 12, z) - (lo[k] + s * tl)));
@@ -448,8 +434,9 @@ TG_DETMATH_INLINE double tg__atan(double x)
  * stays exact (1.5 |x| is taken as two doubles), and with the division's rounding error tl
  * carried (t den exactly, Dekker's product), so that near the axes, where atan2 is t itself,
  * it rounds once; the left half-plane as pi - atan(c) - atan(t + tl). Infinite coordinates are
- * replaced by the finite ones that give the same angle, and |x|, |y| are scaled by a power of
- * two into [2^-1000, 2^1000] so that nothing overflows. C99's values on the axes and at the
+ * replaced by the finite ones that give the same angle, and |x|, |y| scaled by 2^-200 (2^200)
+ * when the larger is beyond 2^900 (below 2^-900), so that nothing overflows, Dekker's split
+ * included, and tiny coordinates keep their bits. C99's values on the axes and at the
  * infinities (atan2(+-0, -0) = +-pi, atan2(+-inf, -inf) = +-3pi/4, ...); NaN for NaN. Against
  * long double atan2l, over 2e7 random pairs in each of five patterns (all quadrants, ratios near
  * the intervals' edges, exponents from -1000 to 1000): at most 0.801 ulp (at y =
