@@ -434,23 +434,30 @@ TG_DETMATH_INLINE double tg__atan(double x)
  * stays exact (1.5 |x| is taken as two doubles), and with the division's rounding error tl
  * carried (t den exactly, Dekker's product), so that near the axes, where atan2 is t itself,
  * it rounds once; the left half-plane as pi - atan(c) - atan(t + tl). Infinite coordinates are
- * replaced by the finite ones that give the same angle, and |x|, |y| scaled by 2^-200 (2^200)
- * when the larger is beyond 2^900 (below 2^-900), so that nothing overflows, Dekker's split
- * included, and tiny coordinates keep their bits. C99's values on the axes and at the
- * infinities (atan2(+-0, -0) = +-pi, atan2(+-inf, -inf) = +-3pi/4, ...); NaN for NaN. Against
- * long double atan2l, over 2e7 random pairs in each of five patterns (all quadrants, ratios near
- * the intervals' edges, exponents from -1000 to 1000): at most 0.801 ulp (at y =
- * -0x1.a24919ab8bb96p-5, x = 0x1.3022261efbb4p-4; glibc's: 0.52); rounded to f32, the same as
+ * replaced by the finite ones that give the same angle, and |x|, |y| scaled by 2^-200 when the
+ * larger is beyond 2^900, by 2^200 when it is below 2^-900 or the smaller is (then the larger
+ * up to 2^700), so that nothing overflows, Dekker's split included, and t den stays clear of the
+ * subnormals. C99's values on the axes and at the infinities (atan2(+-0, -0) = +-pi,
+ * atan2(+-inf, -inf) = +-3pi/4, ...); NaN for NaN. Against long double atan2l, over 2e7 random
+ * pairs in each of five patterns (all quadrants, ratios near the intervals' edges, exponents from
+ * -1000 to 1000): at most 0.801 ulp (at y = -0x1.a24919ab8bb96p-5, x = 0x1.3022261efbb4p-4;
+ * glibc's: 0.52); rounded to f32, the same as
  * atan2l's value rounded at 2e8 random pairs of floats. */
 TG_DETMATH_INLINE double tg__atan2(double y, double x)
 {
     static const double na[5] = {1.0, 2.0, 1.0, 1.0, 0.0}, nb[5] = {0.0, -1.0, -1.0, -1.5, -1.0};
     static const double nc[5] = {0.0, 0.0, 0.0, -1.0, 0.0}; /* 1.5 |x|'s low part */
     static const double da[5] = {0.0, 1.0, 1.0, 1.5, 1.0}, db[5] = {1.0, 2.0, 1.0, 1.0, 0.0};
-    const double ax0 = fabs(x), ay0 = fabs(y), m = ax0 > ay0 ? ax0 : ay0;
+    const double ax0 = fabs(x), ay0 = fabs(y), m = ax0 > ay0 ? ax0 : ay0,
+                 mn = ax0 > ay0 ? ay0 : ax0;
     const bool x_inf = ax0 == INFINITY, y_inf = ay0 == INFINITY;
-    /* (no select of a select of constants: GCC leaves such loops scalar) */
-    const double scale = (m > 0x1p900 ? 0x1p-200 : 1.0) * (m < 0x1p-900 ? 0x1p200 : 1.0);
+    /* up also where only the smaller is tiny (m up to 2^700, or the ratio is below 2^-1600 and
+     * atan2 is 0, pi/2 or pi in f64 however t goes): near the axes the numerator is the smaller
+     * coordinate, and t den in the subnormals (or near) would leave tl wrong by up to 2^-1075 /
+     * den, millions of ulps of t. (No select of a select of constants: GCC leaves such loops
+     * scalar.) */
+    const bool up = m < 0x1p-900 || (mn < 0x1p-900 && m < 0x1p700);
+    const double scale = (m > 0x1p900 ? 0x1p-200 : 1.0) * (up ? 0x1p200 : 1.0);
     const double ax = x_inf ? 1.0 : ax0 * scale * (y_inf ? 0.0 : 1.0);
     const double ay = y_inf ? 1.0 : ay0 * scale * (x_inf ? 0.0 : 1.0);
     const double r = ay / ax; /* NaN at the origin: interval 0 */

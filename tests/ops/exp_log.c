@@ -1219,6 +1219,12 @@ Test(ops, atan2_accuracy)
         {-0x1.fffffffffffffp+1023, 0x0.0000000000001p-1022, -0x1.921fb54442d18p+0},
         {0x0.0000000000001p-1022, -0x0.0000000000001p-1022, 0x1.2d97c7f3321d2p+1},
         {0x1.5p-3, -0x1.2p+2, 0x1.8d7591ff88f4dp+1},
+        /* the smaller coordinate subnormal or nearly, the larger not: t den in the subnormals */
+        {0x0.0000078e07bf9p-1022, 0x1.939169b3eb5f2p-246, 0x1.32b57ff76f75cp-798},
+        {0x0.0000067f107a6p-1022, 0x1.8aa4c224a78a5p-793, 0x1.0db3aebfd9988p-251},
+        {-0x1.26deb55e89d22p-1022, 0x1.3fadd5972cb17p-207, -0x1.d843ff0108ffep-816},
+        {-0x0.0000067f107a6p-1022, -0x1.8aa4c224a78a5p-793, -0x1.921fb54442d18p+1},
+        {0x1.8aa4c224a78a5p-793, -0x0.0000067f107a6p-1022, 0x1.921fb54442d18p+0},
     };
     const size_t n_table = sizeof table / sizeof table[0];
     for (size_t k = 0; k < n_table; k++) {
