@@ -431,7 +431,8 @@ TG_DETMATH_INLINE double tg__atan(double x)
 
 /* atan2(y, x), the angle of the point (x, y), the op's forward (f32 rounds this): as tg__atan
  * on a = |y| / |x|, with t formed from |y| and |x| rather than from a, so that the numerator
- * stays exact (1.5 |x| is taken as two doubles), and with the division's rounding error tl
+ * stays exact (1.5 |x| is taken as two doubles; for c = 3/2 beyond a = 2 it can round, by up to
+ * 1/8 ulp of the result), and with the division's rounding error tl
  * carried (t den exactly, Dekker's product), so that near the axes, where atan2 is t itself,
  * it rounds once; the left half-plane as pi - atan(c) - atan(t + tl). Infinite coordinates are
  * replaced by the finite ones that give the same angle, and |x|, |y| scaled by 2^-200 when the
@@ -440,8 +441,8 @@ TG_DETMATH_INLINE double tg__atan(double x)
  * subnormals. C99's values on the axes and at the infinities (atan2(+-0, -0) = +-pi,
  * atan2(+-inf, -inf) = +-3pi/4, ...); NaN for NaN. Against long double atan2l, over 2e7 random
  * pairs in each of five patterns (all quadrants, ratios near the intervals' edges, exponents from
- * -1000 to 1000): at most 0.801 ulp (at y = -0x1.a24919ab8bb96p-5, x = 0x1.3022261efbb4p-4;
- * glibc's: 0.52); rounded to f32, the same as
+ * -1000 to 1000), and 1.5e9 with a just above 11/16, where the errors peak: at most 0.814 ulp (at
+ * y = 0x1.a289b01a1445p-1, x = 0x1.302cef3c31859p+0; glibc's: 0.52); rounded to f32, the same as
  * atan2l's value rounded at 2e8 random pairs of floats. */
 TG_DETMATH_INLINE double tg__atan2(double y, double x)
 {

@@ -1187,7 +1187,7 @@ Test(ops, trig_huge_arguments)
 /* ---- atan2 (tg__atan's reduction on |y| / |x|, its numerators exact) --------------------------
  */
 
-#define ATAN2_BOUND 0.81
+#define ATAN2_BOUND 0.82
 
 /* The (y, x) pair i of n of atan2's sweep: the four quadrants, every ratio from 2^-60 to 2^60,
  * and coordinates over the whole range of the exponents */
@@ -1290,8 +1290,16 @@ Test(ops, atan2_accuracy)
     }
     free(ys);
 
-    /* the largest error found (2 * 10^7 random pairs in each of five patterns) */
-    const double wy = -0x1.a24919ab8bb96p-5, wx = 0x1.3022261efbb4p-4;
-    const double err = ulps_off(tg__atan2(wy, wx), atan2l(wy, wx), false);
-    cr_expect(err <= ATAN2_BOUND, "atan2(%a, %a): %g ulp", wy, wx, err);
+    /* the largest errors found (2 * 10^7 random pairs in each of five patterns: the first;
+     * 1.5 * 10^9 with |y / x| just above 11/16, where they peak: 0.8109 and 0.8139 ulp) */
+    static const double worst[][2] = {
+        {-0x1.a24919ab8bb96p-5, 0x1.3022261efbb4p-4},
+        {-0x1.a3dc1cf75540ap-13, 0x1.3159c2fdfb338p-12},
+        {0x1.a289b01a1445p-1, 0x1.302cef3c31859p+0},
+    };
+    for (size_t k = 0; k < sizeof worst / sizeof worst[0]; k++) {
+        const double wy = worst[k][0], wx = worst[k][1];
+        const double err = ulps_off(tg__atan2(wy, wx), atan2l(wy, wx), false);
+        cr_expect(err <= ATAN2_BOUND, "atan2(%a, %a): %g ulp", wy, wx, err);
+    }
 }
