@@ -297,7 +297,7 @@ TG_API tg_tensor *tg_cos(tg_tape *tape, tg_tensor *x);
  * As sin. */
 TG_API tg_tensor *tg_tan(tg_tape *tape, tg_tensor *x);
 /* asin x on [-1, 1]; gradient 1/sqrt(1 - x^2), +inf at x = +-1 (asin rises on both ends).
- * NaN, and a NaN gradient, for |x| > 1. The largest error found in f64: 0.67 ulp (glibc's 0.52),
+ * NaN, and a NaN gradient, for |x| > 1. The largest error found in f64: 0.68 ulp (glibc's 0.52),
  * acos's the same. */
 TG_API tg_tensor *tg_asin(tg_tape *tape, tg_tensor *x);
 /* acos x on [-1, 1]; gradient -1/sqrt(1 - x^2), -inf at x = +-1. NaN, and a NaN gradient,

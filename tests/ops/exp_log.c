@@ -868,8 +868,8 @@ Test(ops, atan_accuracy)
 
 /* ---- asin, acos (one polynomial, at |x| or at sqrt((1 - |x|) / 2)) --------------------------- */
 
-#define ASIN_BOUND 0.67
-#define ACOS_BOUND 0.67
+#define ASIN_BOUND 0.68
+#define ACOS_BOUND 0.68
 
 /* their sweep: [-1, 1] evenly, every binade below 1/2, and near +-1 */
 static double asin_sweep(size_t i, size_t n)
@@ -946,14 +946,19 @@ Test(ops, acos_accuracy)
     check_elem(&c);
 }
 
-/* The largest errors found (10^7 random points in each of eleven ranges) */
+/* The largest errors found (10^7 random points in each of eleven ranges, and 1.6 * 10^9 more
+ * in [1/2, 0.6] of either sign, where they peak: 0.6737, 0.6730 and 0.6704 ulp at the third,
+ * fourth and seventh) */
 Test(ops, asin_acos_worst_points)
 {
     static const worst_point cases[] = {
         {tg__asin, tg_asin, asinl, "asin", -0x1.04d9f32f30afap-1, ASIN_BOUND},
         {tg__asin, tg_asin, asinl, "asin", 0x1.05f8f8fcaae13p-1, ASIN_BOUND},
+        {tg__asin, tg_asin, asinl, "asin", 0x1.03b3f4828dfd7p-1, ASIN_BOUND},
+        {tg__asin, tg_asin, asinl, "asin", -0x1.0319358e75d3ep-1, ASIN_BOUND},
         {tg__acos, tg_acos, acosl, "acos", 0x1.214a066aad4bap-1, ACOS_BOUND},
         {tg__acos, tg_acos, acosl, "acos", 0x1.215310a1bbcb2p-1, ACOS_BOUND},
+        {tg__acos, tg_acos, acosl, "acos", 0x1.1eaf90d055ecap-1, ACOS_BOUND},
     };
     check_worst_points(cases, sizeof cases / sizeof cases[0]);
 }
