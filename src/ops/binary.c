@@ -449,7 +449,9 @@ BINARY_OP(maximum, MAXIMUM, true, A_ABOVE ? a : b, SHARE_A(A_ABOVE), SHARE_B(A_A
  * inf/inf), so that the slope takes its limit, 0, where the point is infinitely far. */
 static inline double atan2_slope(double a, double b, bool num_is_a)
 {
-    const double m = fmax(fabs(a), fabs(b)); /* NaN only when both are: then sa and sb are */
+    /* max(|a|, |b|) as a select, not fmax, a call per element that kept the loop scalar (a NaN
+     * in either gives NaN whichever m is) */
+    const double fa = fabs(a), fb = fabs(b), m = fa > fb ? fa : fb;
     const double sa = isinf(a) ? copysign(1, a) : a / m, sb = isinf(b) ? copysign(1, b) : b / m;
     return (num_is_a ? sa : sb) / (sa * sa + sb * sb) / m;
 }
