@@ -56,12 +56,6 @@ static unsigned scaled_fraction(double x, uint64_t *fh, uint64_t *fl)
 
 unsigned tg__rem_pio2(double x, double *rh, double *rl)
 {
-    if (fabs(x) <= TG_TRIG_INLINE_MAX) {
-        const double kt = tg__trig_reduce(x, rh, rl);
-        uint64_t q;
-        memcpy(&q, &kt, sizeof q);
-        return (unsigned)q & 3;
-    }
     uint64_t h, l;
     unsigned q = scaled_fraction(x, &h, &l);
     const bool negative = h >> 63;

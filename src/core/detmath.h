@@ -538,7 +538,7 @@ TG_DETMATH_INLINE double tg__acos(double x)
  * P1 + P2 + P3 + P4, the first three of 33 bits so that k Pi is exact; x - k P1 is exact
  * (Sterbenz), the next two subtractions keep their rounding errors (TwoSum), and the sum carries
  * 152 bits of pi/2, so that r is exact to about 2^-136 absolute where it is never below 2^-60
- * or so. Larger and non-finite x take tg__rem_pio2 (detmath.c, out of line: Payne and Hanek's
+ * or so. Larger finite x take tg__rem_pio2 (detmath.c, out of line: Payne and Hanek's
  * reduction with 2/pi to 1280 bits): the element functions tg__sin etc. below hold only up to
  * 2^20, so that loops calling them vectorize, and their callers send a range holding anything
  * larger, or inf or NaN, to the tg__*_any functions instead (a scalar loop). */
@@ -637,9 +637,9 @@ TG_DETMATH_INLINE double tg__tan(double x)
     return tg__trig(x, 2);
 }
 
-/* The reduction for every x, out of line (detmath.c): x = k pi/2 + rh + rl, |rh| <= pi/4
- * (1 + 5e-5), returning k mod 4; tg__trig_reduce's for |x| <= TG_TRIG_INLINE_MAX. Not for inf or
- * NaN. */
+/* The reduction beyond TG_TRIG_INLINE_MAX, out of line (detmath.c): x = k pi/2 + rh + rl,
+ * |rh| <= pi/4 (1 + 5e-5), returning k mod 4, for finite |x| > TG_TRIG_INLINE_MAX (tg__trig_any
+ * takes tg__trig_reduce below). */
 unsigned tg__rem_pio2(double x, double *rh, double *rl);
 
 /* sin, cos, tan for any x (NaN for inf and NaN), the same bits as tg__sin etc. up to
