@@ -408,24 +408,39 @@ TG_DETMATH_INLINE double tg__atan_finish(uint64_t i, double t, double tl, bool f
     return hi[k] + (st - (st * z * tg__horner(q, 12, z) - (lo[k] + s * tl)));
 }
 
-/* atan, the op's forward (f32 rounds this): fdlibm's reduction of a = |x| by intervals, to
- * atan(a) = atan(c) + atan(t), t = (a - c) / (1 + c a), c = 0, 1/2, 1, 3/2 and infinity (t = -1/a)
- * below 7/16, 11/16, 19/16, 39/16 and above, where |t| <= 7/16 and each numerator is exact; then
- * atan(t) = t - t^3 q(t^2), q of degree 11 (interpolated, tools/fit_detmath.py, to within 1e-17
- * relative), with atan(c) as two doubles whose low part joins before t, added last. The interval's
- * constants come from small tables by an index of 64 bits, so that loops vectorize (gathers); a
- * is capped at 2^60, beyond which atan rounds to pi/2, so that no lane forms 0 * inf. Against
- * long double atanl, over 4e6 random points in each of seven ranges spanning [0, 1e20] and the
- * intervals' edges: at most 0.86 ulp (0.854 at x = 0x1.60852239b2067p-1; glibc's: 0.52). */
-TG_DETMATH_INLINE double tg__atan(double x)
+/* fdlibm's reduction of a = ay / ax (ay, ax >= 0) by intervals, to atan(a) = atan(c) + atan(t),
+ * t = (a - c) / (1 + c a), c = 0, 1/2, 1, 3/2 and infinity (t = -1/a) below 7/16, 11/16, 19/16,
+ * 39/16 and above, where |t| <= 7/16: returns the interval i, picked by a as the caller has it
+ * (atan's uncapped |x|: GCC leaves the loop scalar where the comparisons read the capped one),
+ * and t as *num / *den formed from ay and ax, the numerator exact but for c = 3/2, where 1.5 ax
+ * may round (exact for ax = 1; atan2 adds its low part). The interval's constants come from small
+ * tables by an index of 64 bits, so that loops vectorize (gathers). tg__atan's and tg__atan2's
+ * start. */
+TG_DETMATH_INLINE uint64_t tg__atan_reduce(double a, double ay, double ax, double *num, double *den)
 {
-    /* per interval: t = (a na + nb) / (a da + db) */
+    /* per interval: t = (ay na + ax nb) / (ay da + ax db) */
     static const double na[5] = {1.0, 2.0, 1.0, 1.0, 0.0}, nb[5] = {0.0, -1.0, -1.0, -1.5, -1.0};
     static const double da[5] = {0.0, 1.0, 1.0, 1.5, 1.0}, db[5] = {1.0, 2.0, 1.0, 1.0, 0.0};
-    const double a = fabs(x), am = a < 0x1p60 ? a : 0x1p60; /* NaN: replaced below */
     const uint64_t i = (uint64_t)(a >= 0.4375) + (a >= 0.6875) + (a >= 1.1875) + (a >= 2.4375);
-    const double t = (am * na[i] + nb[i]) / (am * da[i] + db[i]);
-    const double r = tg__atan_finish(i, t, 0.0, false); /* not inside the select: see atan2 */
+    *num = ay * na[i] + ax * nb[i];
+    *den = ay * da[i] + ax * db[i];
+    return i;
+}
+
+/* atan, the op's forward (f32 rounds this): tg__atan_reduce on a = |x| (and 1), then
+ * atan(t) = t - t^3 q(t^2), q of degree 11 (interpolated, tools/fit_detmath.py, to within 1e-17
+ * relative), with atan(c) as two doubles whose low part joins before t, added last
+ * (tg__atan_finish). a is capped at 2^60, beyond which atan rounds to pi/2, so that no lane
+ * forms 0 * inf. Against long double atanl, over 4e6 random points in each of seven ranges
+ * spanning [0, 1e20] and the intervals' edges: at most 0.86 ulp (0.854 at
+ * x = 0x1.60852239b2067p-1; glibc's: 0.52). */
+TG_DETMATH_INLINE double tg__atan(double x)
+{
+    const double a = fabs(x), am = a < 0x1p60 ? a : 0x1p60; /* NaN: replaced below */
+    double num, den;
+    const uint64_t i = tg__atan_reduce(a, am, 1.0, &num, &den);
+    /* computed before the select: inside it, GCC leaves the loop scalar */
+    const double r = tg__atan_finish(i, num / den, 0.0, false);
     return x == x ? copysign(r, x) : x;
 }
 
@@ -446,9 +461,7 @@ TG_DETMATH_INLINE double tg__atan(double x)
  * atan2l's value rounded at 2e8 random pairs of floats. */
 TG_DETMATH_INLINE double tg__atan2(double y, double x)
 {
-    static const double na[5] = {1.0, 2.0, 1.0, 1.0, 0.0}, nb[5] = {0.0, -1.0, -1.0, -1.5, -1.0};
-    static const double nc[5] = {0.0, 0.0, 0.0, -1.0, 0.0}; /* 1.5 |x|'s low part */
-    static const double da[5] = {0.0, 1.0, 1.0, 1.5, 1.0}, db[5] = {1.0, 2.0, 1.0, 1.0, 0.0};
+    static const double nc[5] = {0.0, 0.0, 0.0, -1.0, 0.0}; /* 1.5 |x|'s low part, for c = 3/2 */
     const double ax0 = fabs(x), ay0 = fabs(y), m = ax0 > ay0 ? ax0 : ay0,
                  mn = ax0 > ay0 ? ay0 : ax0;
     const bool x_inf = ax0 == INFINITY, y_inf = ay0 == INFINITY;
@@ -461,10 +474,10 @@ TG_DETMATH_INLINE double tg__atan2(double y, double x)
     const double scale = (m > 0x1p900 ? 0x1p-200 : 1.0) * (up ? 0x1p200 : 1.0);
     const double ax = x_inf ? 1.0 : ax0 * scale * (y_inf ? 0.0 : 1.0);
     const double ay = y_inf ? 1.0 : ay0 * scale * (x_inf ? 0.0 : 1.0);
-    const double r = ay / ax; /* NaN at the origin: interval 0 */
-    const uint64_t i = (uint64_t)(r >= 0.4375) + (r >= 0.6875) + (r >= 1.1875) + (r >= 2.4375);
-    const double h = ax + 0.5 * ax, hl = (ax - h) + 0.5 * ax; /* 1.5 ax = h + hl */
-    const double num = (ay * na[i] + ax * nb[i]) + nc[i] * hl, den = ay * da[i] + ax * db[i];
+    double num0, den;
+    const uint64_t i = tg__atan_reduce(ay / ax, ay, ax, &num0, &den); /* NaN at the origin: 0 */
+    const double h = ax + 0.5 * ax, hl = (ax - h) + 0.5 * ax;         /* 1.5 ax = h + hl */
+    const double num = num0 + nc[i] * hl;
     double e;
     const double t = num / den, p = tg__two_prod(t, den, &e), tl = ((num - p) - e) / den;
     const bool origin = ay == 0;
