@@ -205,7 +205,7 @@ Test(bench, all_quick_json)
         }
     }
     cr_assert_eq(w3jvp, 1);
-    cr_assert_eq(ops, 20, "one figure per case of ops");
+    cr_assert_eq(ops, 22, "one figure per case of ops");
     cr_assert_eq(w1, 1);
     /* W1replay trains the same path by replaying one recording: the same loss, bit for bit */
     cr_assert(w1l && w1r, "W1 and W1replay");

@@ -4,8 +4,10 @@
  * loops that walk a matrix against its rows: reductions and softmax along each axis, a
  * transpose, broadcasting against a column and a row, where; those of exp, log1p and
  * sigmoid (core/detmath.h), which the softmax family, log_sigmoid and silu share; those of
- * erf and gelu (the normal distribution's tail, core/detmath.h too); and sin's and atan's (the
- * trigonometric functions' reduction and polynomials, core/detmath.h). */
+ * erf and gelu (the normal distribution's tail, core/detmath.h too); sin's and atan's (the
+ * trigonometric functions' reduction and polynomials, core/detmath.h); and pow's, with a constant
+ * exponent (x^3) and with a row of exponents (x^row: NaN where x < 0 and the exponent is not an
+ * integer, which costs the same, the loops being free of branches). */
 #include "bench.h"
 
 #include "common/clock.h"
@@ -17,7 +19,7 @@ typedef struct ops_leaves {
     tg_tensor *x, *col, *row; /* (R, C), (R, 1), (1, C) */
 } ops_leaves;
 
-enum { OPS_CASES = 20 };
+enum { OPS_CASES = 22 };
 
 /* clang-format off */
 static const char *const case_names[OPS_CASES] = {
@@ -25,7 +27,8 @@ static const char *const case_names[OPS_CASES] = {
     "softmax_axis0",    "softmax_axis1",    "transpose",        "mul_col",
     "add_row",          "where_col_row",    "mean_all",         "exp",
     "logsumexp_axis1",  "log_softmax_axis1", "log_sigmoid",     "silu",
-    "gelu",             "erf",              "sin",              "atan"};
+    "gelu",             "erf",              "sin",              "atan",
+    "pow",              "pow_row"};
 /* clang-format on */
 
 /* Case k's op on the leaves, recorded on tape; NULL on error. */
@@ -51,7 +54,9 @@ static tg_tensor *ops_case(tg_tape *tape, const ops_leaves *l, int k)
     case 16: return tg_gelu(tape, l->x);
     case 17: return tg_erf(tape, l->x);
     case 18: return tg_sin(tape, l->x);
-    default: return tg_atan(tape, l->x);
+    case 19: return tg_atan(tape, l->x);
+    case 20: return tg_pow(tape, l->x, 3);
+    default: return tg_pow_tensor(tape, l->x, l->row);
     }
 }
 

@@ -18,9 +18,11 @@ interpolated as above; and atan(1/2), atan(1), atan(3/2), pi/2, and pi less each
 half-plane) as sums of two doubles. asin t = t + t^3 R(t^2) for t <= 1/2, R of degree 12.
 sin and cos for |t| <= pi/4 (1 + 5e-5): sin t = t + t^3 S(t^2), S of degree 6, and
 cos t = 1 - t^2/2 + t^4 C(t^2), C of degree 5, interpolated in z = t^2 as above; pi/2 as
-P1 + P2 + P3 (33 bits each, chopped) + P4 (rounded); 2/pi's first 1280 bits in 32-bit words."""
+P1 + P2 + P3 (33 bits each, chopped) + P4 (rounded); 2/pi's first 1280 bits in 32-bit words.
+tg__log_dd's table: for i = -37 .. 53 (m in [sqrt(1/2), sqrt 2) rounded to the nearest
+c = 1 + i/128), 1/c rounded to a double, and -log of that double as the sum of two doubles."""
 from mpmath import (mp, mpf, erfc, exp, cos, sin, pi, sqrt, asin, atan, factorial, floor, matrix,
-                    lu_solve)
+                    lu_solve, log)
 
 mp.dps = 50
 Z_SPLIT, Z_MAX, C = mpf(2), mpf("27.3"), mpf(2)
@@ -128,3 +130,12 @@ for _ in range(40):
     words.append(int(floor(f)))
     f -= words[-1]
 print("static const uint32_t two_over_pi[40] = {%s};" % ", ".join("0x%08x" % w for w in words))
+
+mp.dps = 100
+print("const double tg__log_table[%d][3] = {" % (53 + 37 + 1))
+for i in range(-37, 54):
+    invc = float(1 / (1 + mpf(i) / 128))
+    logc = -log(mpf(invc))
+    hi = float(logc)
+    print("    {%s, %s, %s}," % (invc.hex(), hi.hex(), float(logc - hi).hex()))
+print("};")

@@ -17,6 +17,11 @@
 #define TG_DETMATH_INLINE static inline
 #endif
 
+/* ln2 = TG_LN2_HI + TG_LN2_LO within 2^-85 relative, TG_LN2_HI with 32 significant bits, so that
+ * k TG_LN2_HI is exact for the |k| < 2^21 of every Cody-Waite reduction below */
+#define TG_LN2_HI 0x1.62e42fee00000p-1
+#define TG_LN2_LO 0x1.a39ef35793c76p-33
+
 /* q = sum of r^(n-2) / n! for n = 2..13, so that expm1(r) = r + r^2 q to within 2^-60 relative
  * for |r| <= ln2/2, in pairs by Estrin's scheme (depth 4 multiply-adds instead of Horner's 12).
  * What tg__tanh, tg__sigmoid and tg__exp share after their Cody-Waite reductions. */
@@ -72,7 +77,7 @@ TG_DETMATH_INLINE double tg__tanh(double x)
      * multiply sooner): adding 1.5 * 2^52 leaves it in the low mantissa bits */
     const double shifter = 0x1.8p52;
     const double kt = m * 0x1.71547652b82fep1 + shifter, k = kt - shifter;
-    const double r_hi = u - k * 0x1.62e42fee00000p-1, r_lo = -(k * 0x1.a39ef35793c76p-33);
+    const double r_hi = u - k * TG_LN2_HI, r_lo = -(k * TG_LN2_LO);
     const double r = r_hi + r_lo, c = (r_hi - r) + r_lo;
     const double p = tg__expm1_series(r, c);
     /* 2^k from k's bits in kt (0 <= k <= 64) */
@@ -110,7 +115,7 @@ TG_DETMATH_INLINE double tg__sigmoid(double x)
     const double m = a < 746.0 ? a : 746.0; /* NaN too: its result is replaced below */
     const double shifter = 0x1.8p52;
     const double kt = m * 0x1.71547652b82fep0 + shifter, k = kt - shifter;
-    const double r_hi = k * 0x1.62e42fee00000p-1 - m, r_lo = k * 0x1.a39ef35793c76p-33;
+    const double r_hi = k * TG_LN2_HI - m, r_lo = k * TG_LN2_LO;
     const double r = r_hi + r_lo, c = (r_hi - r) + r_lo;
     const double p = tg__expm1_series(r, c);
     /* k (0 <= k <= 1077) from the low bits of kt, split in two halves */
@@ -137,7 +142,7 @@ TG_DETMATH_INLINE double tg__exp_reduce(double m, double *r, double *c)
 {
     const double shifter = 0x1.8p52;
     const double kt = m * 0x1.71547652b82fep0 + shifter, k = kt - shifter;
-    const double r_hi = m - k * 0x1.62e42fee00000p-1, r_lo = -(k * 0x1.a39ef35793c76p-33);
+    const double r_hi = m - k * TG_LN2_HI, r_lo = -(k * TG_LN2_LO);
     *r = r_hi + r_lo;
     *c = (r_hi - *r) + r_lo;
     return kt;
@@ -189,9 +194,30 @@ TG_DETMATH_INLINE double tg__exp(double x)
     return tg__exp_times(x, 1.0);
 }
 
+/* x = 2^k m with m in [sqrt(1/2), sqrt(2)), for x positive and finite (subnormal x scaled by
+ * 2^54 first; other x give some m, which callers replace): returns m, and k as a double. What
+ * tg__log_plus and tg__log_dd share. */
+TG_DETMATH_INLINE double tg__log_split(double x, double *k)
+{
+    const bool subnormal = x < 0x1p-1022;
+    const double xs = subnormal ? x * 0x1p54 : x;
+    uint64_t ix;
+    memcpy(&ix, &xs, sizeof ix);
+    /* k + 1024 from the bits of x / sqrt(1/2) (offset so that it stays unsigned and the shifts
+     * vectorize without AVX-512), m's bits with k taken out of the exponent, and k as a double
+     * by way of the low bits of 2^52 (no integer conversion, which AVX2 lacks for 64 bits) */
+    const uint64_t kb = (ix - UINT64_C(0x3fe6a09e667f3bcd) + (UINT64_C(1024) << 52)) >> 52;
+    const uint64_t mb = ix - (kb << 52) + (UINT64_C(1024) << 52);
+    const uint64_t kbits = UINT64_C(0x4330000000000000) | kb;
+    double m, kd;
+    memcpy(&m, &mb, sizeof m);
+    memcpy(&kd, &kbits, sizeof kd);
+    *k = (kd - 0x1p52) - (subnormal ? 1024.0 + 54.0 : 1024.0);
+    return m;
+}
+
 /* log(x) + c, for c a tiny correction (0, or log1p's rounding error of 1 + x): what tg__log and
- * tg__log1p share. x = 2^k m with m in [sqrt(1/2), sqrt(2)) (subnormal x scaled by 2^54
- * first), f = m - 1 (exact), and with s = f / (2 + f),
+ * tg__log1p share. x = 2^k m (tg__log_split), f = m - 1 (exact), and with s = f / (2 + f),
  *   log(1 + f) = 2 atanh(s) = 2s + s R,  R = sum over j >= 1 of 2 s^(2j) / (2j + 1),
  * which, since 2s = f - f s and f s = hfsq - s hfsq for hfsq = f^2 / 2, is written
  *   log(1 + f) = f - (hfsq - s (hfsq + R))
@@ -200,21 +226,8 @@ TG_DETMATH_INLINE double tg__exp(double x)
  * beside the small terms. */
 TG_DETMATH_INLINE double tg__log_plus(double x, double c)
 {
-    const bool subnormal = x < 0x1p-1022;
-    const double xs = subnormal ? x * 0x1p54 : x;
-    uint64_t ix;
-    memcpy(&ix, &xs, sizeof ix);
-    /* k + 1024 from the bits of x / sqrt(1/2) (offset so that it stays unsigned and the shifts
-     * vectorize without AVX-512; x positive and normal here, the other cases are replaced
-     * below), m's bits with k taken out of the exponent, and k as a double by way of the low
-     * bits of 2^52 (no integer conversion, which AVX2 lacks for 64 bits) */
-    const uint64_t kb = (ix - UINT64_C(0x3fe6a09e667f3bcd) + (UINT64_C(1024) << 52)) >> 52;
-    const uint64_t mb = ix - (kb << 52) + (UINT64_C(1024) << 52);
-    const uint64_t kbits = UINT64_C(0x4330000000000000) | kb;
-    double m, kd;
-    memcpy(&m, &mb, sizeof m);
-    memcpy(&kd, &kbits, sizeof kd);
-    const double k = (kd - 0x1p52) - (subnormal ? 1024.0 + 54.0 : 1024.0);
+    double k;
+    const double m = tg__log_split(x, &k);
     const double f = m - 1.0; /* exact: m in [1/2, 2] */
     const double s = f / (2.0 + f), z = s * s, z2 = z * z, z4 = z2 * z2, z8 = z4 * z4;
     const double p01 = 2.0 / 3 + z * (2.0 / 5), p23 = 2.0 / 7 + z * (2.0 / 9),
@@ -222,8 +235,7 @@ TG_DETMATH_INLINE double tg__log_plus(double x, double c)
                  p89 = 2.0 / 19 + z * (2.0 / 21), p10 = 2.0 / 23;
     const double R = z * ((p01 + z2 * p23) + z4 * (p45 + z2 * p67) + z8 * (p89 + z2 * p10));
     const double hfsq = 0.5 * f * f;
-    const double r = k * 0x1.62e42fee00000p-1 -
-                     ((hfsq - (s * (hfsq + R) + (k * 0x1.a39ef35793c76p-33 + c))) - f);
+    const double r = k * TG_LN2_HI - ((hfsq - (s * (hfsq + R) + (k * TG_LN2_LO + c))) - f);
     return x > 0 ? (x < INFINITY ? r : x) : (x == 0 ? -INFINITY : (x != x ? x : NAN));
 }
 
@@ -680,14 +692,27 @@ TG_DETMATH_INLINE double tg__tan_any(double x)
     return tg__trig_any(x, 2);
 }
 
+/* f e^(h + l) for h in [-749, 711] and |l| <= 2^-40 (the low part of a sum of two doubles), for
+ * |f| <= 2^1000, rounded once at the scale of the result: tg__exp's steps on h, where l joins the
+ * reduced argument's correction, c entering as c (1 + r) and l as l (1 + p) (l is up to 2^-40 where
+ * c is 2^-60: the second order of c is negligible, l's first order in r is not). What
+ * tg__exp_neg_square and tg__pow share. */
+TG_DETMATH_INLINE double tg__exp_dd(double h, double l, double f)
+{
+    double r, c;
+    const double kt = tg__exp_reduce(h, &r, &c);
+    const double p_tail = r * r * tg__expm1_q(r);
+    const double one_p = tg__exp_one_p(r, p_tail + ((c + c * r) + l * (1.0 + (r + p_tail))));
+    return tg__exp_scale(one_p * f, kt);
+}
+
 /* f e^(-a^2) (half false) or f e^(-a^2 / 2) (half true), for |f| <= 2^1000, rounded once at
  * the scale of the result (f joins 1 + p before the scaling by 2^k), so that the tails of erf,
  * erfc and gelu keep their accuracy down into the subnormals: what erf's gradient, erfc and
  * gelu are made of. a^2 rounds (relative error up to 2^-53, so that e^(-a^2) would be off by up
  * to a^2 / 2 ulp: 370 ulp near a = 27), so it is taken exactly, as h + l with h = a^2 rounded
  * (Dekker's product, a split into two 26-bit halves by Veltkamp's method), and e^-(h + l) is
- * e^-h with l carried into the reduced argument's correction: tg__exp's steps, where that
- * correction c enters as c (1 + r) and -l as -l (1 + p), l being up to 2^-44 where c is 2^-60.
+ * tg__exp_dd(-h, -l) (l is up to 2^-44).
  * |a| beyond 27.3 (38.7 for half) is taken as 27.3 (38.7), where e^(-a^2) is below 2^-1075
  * (e^(-a^2/2) below 2^-1080, so that gelu's x / sqrt(2 pi) e^(-x^2/2), which reaches 2^-1075
  * only at |x| = 38.68, keeps its subnormal digits), so that no clamp inside exp is needed:
@@ -699,13 +724,94 @@ TG_DETMATH_INLINE double tg__exp_neg_square(double a, bool half, double f)
     const double s = half ? 0.5 : 1.0, cap = half ? 38.7 : 27.3;
     const double m = fabs(a) < cap ? fabs(a) : cap; /* NaN: replaced below */
     double l;
-    const double h = tg__two_prod(m, m, &l); /* m^2 = h + l */
-    double r, c;
-    const double kt = tg__exp_reduce(-(s * h), &r, &c); /* -(s h) in [-748.9, 0] */
-    const double p_tail = r * r * tg__expm1_q(r);
-    const double one_p = tg__exp_one_p(r, p_tail + ((c + c * r) - (s * l) * (1.0 + (r + p_tail))));
-    const double e = tg__exp_scale(one_p * f, kt);
+    const double h = tg__two_prod(m, m, &l);            /* m^2 = h + l */
+    const double e = tg__exp_dd(-(s * h), -(s * l), f); /* -(s h) in [-748.9, 0] */
     return a == a ? e : a;
+}
+
+/* tg__log_dd's table (detmath.c, from tools/fit_detmath.py): for c = 1 + i/128, i = -37 .. 53,
+ * at [i + 37]: 1/c rounded to a double, and minus its log as the sum of two doubles. */
+extern const double tg__log_table[91][3];
+
+/* log(x) = hi + *lo within about 2^-68 relative, for x positive and finite (what tg__pow needs:
+ * y log x, up to 746 in magnitude, feeds exp, so log's relative error counts 746 times).
+ * x = 2^k m (tg__log_split), m within 2^-8 of c = 1 + i/128, and with z = m/c - 1, taken exactly
+ * as zh + zl = m invc - 1 (Dekker's product; 1 subtracts exactly from it):
+ *   log x = k ln2 - log(invc) + log1p(z),  |z| <= 2^-7.49,
+ *   log1p(z) = z - z^2/2 + z^3 P(z),  P(z) = 1/3 - z/4 + ... + z^6/9 (the next term is below
+ *   2^-70 of z).
+ * zh - zh^2/2 is kept as two doubles, and the terms of zl beside it; the sum of k ln2_hi,
+ * -log(invc)'s high part and that takes TwoSum's errors, the low parts join them. Where x is within
+ * 2^-8 of 1, c is 1 and z = m - 1 exactly, so that nothing cancels. */
+TG_DETMATH_INLINE double tg__log_dd(double x, double *lo)
+{
+    double k;
+    const double m = tg__log_split(x, &k);
+    /* i + 37 in [0, 90], from the low bits of (m - 1) 128 + 1.5 2^52 (m - 1 is exact) */
+    const double it = (m - 1.0) * 128.0 + 0x1.8p52;
+    uint64_t ib;
+    memcpy(&ib, &it, sizeof ib);
+    const uint64_t j = (ib + 37) & 0x7f;
+    double pe, sqe;
+    const double p = tg__two_prod(m, tg__log_table[j][0], &pe); /* m invc = p + pe, p in [1/2, 2] */
+    const double d = p - 1.0, zh = d + pe, zl = (d - zh) + pe;
+    const double sq = tg__two_prod(zh, zh, &sqe), qh = 0.5 * sq; /* zh^2 = sq + sqe */
+    const double s = zh - qh, s_err = (zh - s) - qh;             /* Fast2Sum: |qh| < |zh| */
+    static const double P[7] = {1.0 / 3, -1.0 / 4, 1.0 / 5, -1.0 / 6, 1.0 / 7, -1.0 / 8, 1.0 / 9};
+    /* z^2/2 = qh + sqe/2 + zh zl (+ zl^2/2), z^3/3 = zh^3/3 + zh^2 zl (+ ...) */
+    const double tail = (zl - 0.5 * sqe - zh * zl + sq * zl) + zh * sq * tg__horner(P, 7, zh);
+    double e1, e2;
+    const double s1 = tg__two_sum(k * TG_LN2_HI, tg__log_table[j][1], &e1);
+    const double s2 = tg__two_sum(s1, s, &e2);
+    const double rest = (e1 + e2) + (s_err + tail + (k * TG_LN2_LO + tg__log_table[j][2]));
+    const double hi = s2 + rest;
+    *lo = (s2 - hi) + rest; /* Fast2Sum: rest is below s2's ulp, or s2 is 0 */
+    return hi;
+}
+
+/* x^y, the forward of pow and pow_tensor (f32 rounds this) and their gradients, by C99's rules
+ * (Annex F.10.4.4) at the edges: x^+-0 = 1 and 1^y = 1 even for NaN; (+-0)^y and (+-inf)^y are
+ * 0 or inf, negative only for x negative and y an odd integer; x < 0 with y not an integer is NaN;
+ * (-1)^+-inf = 1. Otherwise |x|^y = e^(y log|x|), with log|x| as two doubles (tg__log_dd) and
+ * y log|x| = zh + zl exactly but for y's product with log's low part (Dekker's product), then
+ * tg__exp_dd(zh, zl) (0 below zh = -746, +inf above 711), negated for x < 0 and y odd. Whether y is
+ * an integer and odd: from y + 2^52 - 2^52, as adding 2^52 rounds to an integer, with no conversion
+ * to an integer type (which keeps the loops vectorized). Not libm's: a call per element keeps pow's
+ * loops scalar, and glibc's pow takes another path on CPUs with FMA. */
+TG_DETMATH_INLINE double tg__pow(double x, double y)
+{
+    const double ax = fabs(x), ay = fabs(y), hy = 0.5 * ay;
+    /* every double from 2^52 up is an integer, and the odd ones stop at 2^53 (& and |, not && and
+     * ||: with y the same for every element, the short circuits left GCC's loop scalar) */
+    const bool y_int = (ay >= 0x1p52) | ((ay + 0x1p52) - 0x1p52 == ay);
+    const bool y_odd = y_int & (ay < 0x1p53) & ((hy + 0x1p52) - 0x1p52 != hy);
+    /* |x| finite and positive (the others take 1 here, and their own values below) */
+    const bool finite = (ax > 0) & (ax < INFINITY);
+    double ll, pe;
+    const double lh = tg__log_dd(finite ? ax : 1.0, &ll);
+    /* Dekker's product is exact up to |y| = 2^995; where y log|x| is within exp's range, |y| is
+     * below 2^63 (|log|x|| >= 2^-53 for |x| != 1, and |x| = 1 gives 1 here) */
+    const double zh = tg__two_prod(y, lh, &pe), zl = pe + y * ll;
+    const bool in_range = (zh > -746.0) & (zh < 711.0);
+    const double e =
+        ax == 1 ? 1.0
+                : tg__exp_dd(in_range ? zh : (zh > 0 ? 711.0 : -746.0), in_range ? zl : 0.0, 1.0);
+    /* x < 0: e negated for y odd, NaN for y not an integer; x = +-0 or +-inf: +inf where |x| < 1
+     * and y < 0 or |x| > 1 and y > 0, else +0, negative for x negative and y odd. Made of bits:
+     * with y the same for every element, selects between constants on y left GCC's loop scalar,
+     * and kept as bools they made it 8 times as long. */
+    const uint64_t odd_sign = (uint64_t)y_odd << 63, nan_bits = (uint64_t)!y_int * UINT64_C(0x7ff8)
+                                                                << 48;
+    const uint64_t inf_at_zero = (uint64_t)(y < 0) * UINT64_C(0x7ff) << 52,
+                   inf_at_inf = (uint64_t)(y > 0) * UINT64_C(0x7ff) << 52;
+    uint64_t eb, xb;
+    memcpy(&eb, &e, sizeof eb);
+    memcpy(&xb, &x, sizeof xb);
+    const uint64_t edge = (ax == 0 ? inf_at_zero : inf_at_inf) | (xb & odd_sign);
+    const uint64_t rb = finite ? (x < 0 ? (eb ^ odd_sign) | nan_bits : eb) : edge;
+    double r;
+    memcpy(&r, &rb, sizeof r);
+    return y == 0 || x == 1 ? 1.0 : (x != x || y != y ? x + y : r);
 }
 
 /* erfcx(z) = e^(z^2) erfc(z), the scaled complementary error function, for z >= 0 (erfcx(27.3)

@@ -296,16 +296,18 @@ TG_INLINE void binary_vjp_many(tg_tensor *y, void *da, void *db, tg_range_fn ran
         ((T *)p->out)[iy] = (T)(FWD);                                                              \
     }
 
-/* One op's VJP steps for type T: each adds its input's term into that input's gradient. */
+/* One op's VJP steps for type T: each adds its input's term into that input's gradient. Inlined
+ * wherever used, as the forward's step is: pow_tensor's, which GCC would not inline by itself,
+ * was called once per element, and its loops stayed scalar. */
 #define BINARY_VJP_STEPS(id, T, DA, DB)                                                            \
-    static inline void id##_da_##T(const binary_args *p, size_t ia, size_t ib, size_t iy)          \
+    TG_INLINE void id##_da_##T(const binary_args *p, size_t ia, size_t ib, size_t iy)              \
     {                                                                                              \
         const T a = ((const T *)p->a)[ia], b = ((const T *)p->b)[ib], y = ((const T *)p->y)[iy],   \
                 dy = ((const T *)p->dy)[iy];                                                       \
         (void)a, (void)b, (void)y;                                                                 \
         ((T *)p->out)[ia] += (T)(DA);                                                              \
     }                                                                                              \
-    static inline void id##_db_##T(const binary_args *p, size_t ia, size_t ib, size_t iy)          \
+    TG_INLINE void id##_db_##T(const binary_args *p, size_t ia, size_t ib, size_t iy)              \
     {                                                                                              \
         const T a = ((const T *)p->a)[ia], b = ((const T *)p->b)[ib], y = ((const T *)p->y)[iy],   \
                 dy = ((const T *)p->dy)[iy];                                                       \
@@ -462,7 +464,7 @@ BINARY_OP(atan2, ATAN2, false, tg__atan2(a, b), dy *atan2_slope(a, b, false),
           -dy *atan2_slope(a, b, true), ATAN2_SHARE(b, M_AB), GNEG(ATAN2_SHARE(a, M_AB)))
 /* y = a^b;  da += dy * b * a^(b-1) (0 where b = 0), db += dy * y * log(a) (0 where y = 0) */
 #define ZERO_WHERE(cond, v) tg_where(tape, (cond), tg_ops__zeros_like(tape, y), (v))
-BINARY_OP(pow_tensor, POW_TENSOR, false, pow(a, b), b == 0 ? 0 : dy * b * pow(a, b - 1),
+BINARY_OP(pow_tensor, POW_TENSOR, false, tg__pow(a, b), dy *tg_ops__pow_slope(a, b),
           y == 0 ? 0 : dy * y * LOG(a),
           GMUL(dy, ZERO_WHERE(tg_eq(tape, b, tg_ops__zeros_like(tape, b)),
                               GMUL(b, tg_pow_tensor(tape, a, GADDC(b, -1))))),

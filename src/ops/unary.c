@@ -315,9 +315,8 @@ UNARY_OP(neg, NEG, NONE, -x, -dy, GNEG(dy))
 UNARY_OP(scale, SCALE, CONSTANT, c *x, c *dy, GSCALE(dy, c))
 /* y = x + c;  dx += dy */
 UNARY_OP(add_scalar, ADD_SCALAR, CONSTANT, x + c, dy, dy)
-/* y = x^c;  dx += dy * c * x^(c-1)   (C's pow() at the edges; x^0 = 1 has slope 0 everywhere,
- * also at x = 0, where c * x^(c-1) would be 0 * Inf = NaN) */
-UNARY_OP(pow, POW, CONSTANT, pow(x, c), c == 0 ? 0 : dy * c * pow(x, c - 1),
+/* y = x^c;  dx += dy * c * x^(c-1)   (C99's pow at the edges; 0 where c = 0: tg_ops__pow_slope) */
+UNARY_OP(pow, POW, CONSTANT, tg__pow(x, c), dy *tg_ops__pow_slope(x, c),
          c == 0 ? NULL : GMUL(GSCALE(dy, c), tg_pow(tape, x, c - 1)))
 /* y = x^2;  dx += dy * 2x */
 UNARY_OP(square, SQUARE, NONE, x *x, dy * 2 * x, GMUL(GSCALE(dy, 2), x))
@@ -405,10 +404,10 @@ tg_tensor *tg_clamp(tg_tape *tape, tg_tensor *x, double lo, double hi)
 
 /* ---- elementwise math ------------------------------------------------------------------------
  * The functions are the library's own (core/detmath.h: sin, cos, tan, asin, acos, atan, exp,
- * expm1, log1p, the hyperbolic functions and their inverses, erf, gelu), computed in f64 (f32
- * rounds): their loops vectorize, with the same bits everywhere. What else calls <tgmath.h>
- * (sqrt, fabs, floor, pow) casts every constant inside a call to T, since an argument of type
- * double (or int) would make tgmath pick the double function for f32 too. */
+ * expm1, log1p, the hyperbolic functions and their inverses, erf, gelu, pow), computed in f64
+ * (f32 rounds): their loops vectorize, with the same bits everywhere. What else calls
+ * <tgmath.h> (sqrt, fabs, floor) casts every constant inside a call to T, since an argument of
+ * type double (or int) would make tgmath pick the double function for f32 too. */
 
 /* A function of one argument for both element types from one expression of x in T: id_f32
  * and id_f64, which BY_TYPE(id, x) picks by the type of x. */

@@ -1,13 +1,13 @@
 /* exp_log.c (test_ops): the accuracy of the library's own elementary functions (core/detmath.h):
  * exp, log and log1p, which softmax, log_softmax, logsumexp, softplus and log_sigmoid share; erf
  * and gelu; expm1 and the hyperbolic functions and their inverses; atan, asin and acos; sin, cos
- * and tan, their arguments up to DBL_MAX. Each: against correctly rounded values (mpmath at 300
- * bits or 100 digits) within 1 unit in the last place in f64 (or its stated bound, where that is
- * larger) and half a unit in f32, down into the subnormals; against long double over sweeps and
- * at the worst points found, within the bounds detmath.h and ops.h state; in f32 within half an
- * ulp of them at every 997th float of a range (plus 1e-6: log rounds 5 of the positive floats the
- * other way, their logs that close to a midpoint); the same bits from the vectorized, threaded
- * loop of a large tensor as from the scalar function; and IEEE behaviour at the edges. */
+ * and tan, their arguments up to DBL_MAX; and pow. Each: against correctly rounded values (mpmath
+ * at 300 bits or 100 digits) within 1 unit in the last place in f64 (or its stated bound, where
+ * that is larger) and half a unit in f32, down into the subnormals; against long double over
+ * sweeps and at the worst points found, within the bounds detmath.h and ops.h state; in f32 within
+ * half an ulp of them at every 997th float of a range (plus 1e-6: log rounds 5 of the positive
+ * floats the other way, their logs that close to a midpoint); the same bits from the vectorized,
+ * threaded loop of a large tensor as from the scalar function; and IEEE behaviour at the edges. */
 #include "ops.h"
 
 #include "core/detmath.h" /* the functions under test */
@@ -1306,5 +1306,149 @@ Test(ops, atan2_accuracy)
         const double wy = worst[k][0], wx = worst[k][1];
         const double err = ulps_off(tg__atan2(wy, wx), atan2l(wy, wx), false);
         cr_expect(err <= ATAN2_BOUND, "atan2(%a, %a): %g ulp", wy, wx, err);
+    }
+}
+
+/* ---- pow (e^(y log|x|), log|x| as two doubles) ------------------------------------------------
+ */
+
+#define POW_BOUND 0.78
+
+/* The (x, y) pair i of n of pow's sweep: x^y over exp's whole range, from the subnormals to near
+ * DBL_MAX (x in [2^-60, 2^60]); x within 2^-7 of 1, where |y| runs to 10^5 and log x's accuracy
+ * counts most; and negative x with integer y, odd and even. */
+static void pow_sweep(size_t i, size_t n, double *x, double *y)
+{
+    const double t = ((double)i + 0.37) / (double)n, u = fmod(t * 7919.0, 1.0);
+    switch (i % 3) {
+    case 0:
+        *x = exp2(-60.0 + 120.0 * u);
+        *y = (-744.0 + 1453.0 * t) / log(*x);
+        break;
+    case 1:
+        *x = 1.0 + (u - 0.5) * 0x1p-6;
+        *y = (-700.0 + 1400.0 * t) / log(*x);
+        break;
+    default: *x = -exp2(-8.0 + 16.0 * u); *y = floor(-90.0 + 180.0 * t);
+    }
+}
+
+Test(ops, pow_accuracy)
+{
+    static const double table[][3] = {
+        /* x, y, x^y correctly rounded (python3 mpmath at 400 bits) */
+        {0x1.9250517d9ef64p+21, -0x1.79f0e7fbd5389p+5, 0x0.88a30edf787cbp-1022},
+        {0x1.20930103697dbp+10, -0x1.920febcdb244ap+6, 0x0.b1fab7fc5544dp-1022},
+        {0x1.ff30ff188134ap-1, 0x1.d6a6de14297b6p+17, 0x1.6e0360d1f703fp-550},
+        {0x1.eb76d75ed4f76p-11, 0x1.1726236a5a53cp+4, 0x1.6a6bf1133f5c1p-176},
+        {0x1p-1, 0x1.8p+0, 0x1.6a09e667f3bcdp-2},
+        {0x1.fffffffffffffp-1, 0x1.8p+0, 0x1.fffffffffffffp-1},
+        {0x1p+1, 0x1p-1, 0x1.6a09e667f3bcdp+0},
+        {0x1.4p+3, -0x1p+1, 0x1.47ae147ae147bp-7},
+        {0x1.8p+1, 0x1.5555555555555p-2, 0x1.7137449123ef6p+0},
+        {0x1p+1, 0x1.fffffbce4217dp+9, 0x1.fff45f166c48ap+1023},
+        {0x1.fffffffffffffp+1023, 0x1.ffffde7210be9p-1, 0x1.ffa300182d7e4p+1023},
+        {0x1.0000000000001p+0, 0x1.62e42fefa39efp+61, 0x1.ffffffffffc64p+1023},
+        {0x1p+1, -0x1.0c8p+10, 0x0.0000000000001p-1022},
+        {0x1p+1, -0x1.0c9p+10, 0x0.0000000000001p-1022},
+        {0x1p+1, -0x1.0cbffffffffffp+10, 0x0.0000000000001p-1022},
+        {0x1p+1, -0x1.0ccp+10, 0.0}, /* 2^-1075: the tie rounds to even, 0 */
+        {0x0.0000000000001p-1022, 0x1.47ae147ae147bp-7, 0x1.328df6e1fea76p-11},
+        {-0x1.199999999999ap+0, 0x1.94p+6, -0x1.d9b5637aa9b25p+13},
+        {-0x1.ccccccccccccdp-1, -0x1.92p+7, -0x1.777cd8efcb7e3p+30},
+        {0x1.0000000000001p+0, 0x1p+60, 0x1.41c7a8814be19p+369},
+        {0x1.fffffffffffffp-1, 0x1p+62, 0x1.44109edb2088fp-739},
+        {0x1.0000000000001p+0, -0x1.5p+59, 0x1.8b6ae536cb631p-243},
+    };
+    for (size_t k = 0; k < sizeof table / sizeof table[0]; k++) {
+        const double x = table[k][0], y = table[k][1], want = table[k][2], got = tg__pow(x, y);
+        cr_expect(want == 0 ? got == 0 : ulps_off(got, want, false) <= 1,
+                  "pow(%a, %a) = %a, want %a", x, y, got, want);
+    }
+
+    /* C99's values (Annex F.10.4.4), as the C library's pow gives them, bit for bit (the sign
+     * of zero included): at the edges (zeros, ones, infinities, NaN, odd and even integers up to
+     * and beyond 2^53) and where x^y is exact */
+    const double inf = INFINITY;
+    const double xs[] = {0.0, -0.0, 1.0, -1.0, 4.0, -4.0, 0.25, -0.25, inf, -inf, NAN};
+    const double ys[] = {0.0,         -0.0,       1.0,           -1.0,  2.0,   -2.0, 3.0,
+                         -3.0,        0.5,        -0.5,          inf,   -inf,  NAN,  0x1p53,
+                         -0x1p53 - 2, 0x1p52 + 1, -(0x1p52 + 1), 1e300, -1e300};
+    for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++)
+        for (size_t j = 0; j < sizeof ys / sizeof ys[0]; j++) {
+            const double got = tg__pow(xs[i], ys[j]), w = pow(xs[i], ys[j]);
+            cr_expect(isnan(w) ? isnan(got) : got == w && signbit(got) == signbit(w),
+                      "pow(%a, %a) = %a, want %a", xs[i], ys[j], got, w);
+        }
+
+    /* a sweep through pow_tensor (the tensor loop): within the bound of long double's powl and
+     * the same bits as the scalar function in f64; in f32 within half an ulp of the rounded
+     * value */
+    enum { N = 120000 };
+    double *xv = malloc(2 * N * sizeof *xv), *yv = xv ? xv + N : NULL;
+    cr_assert_not_null(xv);
+    for (size_t i = 0; i < N; i++)
+        pow_sweep(i, N, &xv[i], &yv[i]);
+    for (int di = 0; di < 2; di++) {
+        const bool f32 = di == 1;
+        const tg_dtype dt = f32 ? TG_F32 : TG_F64;
+        tg_tensor *t = tg_pow_tensor(tape, own_leaf(dt, 1, TS_SHAPE(N), xv, false),
+                                     own_leaf(dt, 1, TS_SHAPE(N), yv, false));
+        cr_assert_not_null(t, "%s", tg_tape_error(tape));
+        double worst = 0;
+        size_t at = 0;
+        for (size_t i = 0; i < N; i++) {
+            const double x = f32 ? (double)(float)xv[i] : xv[i],
+                         y = f32 ? (double)(float)yv[i] : yv[i];
+            const double got = tg_tensor_get(t, i);
+            const long double ref = powl(x, y);
+            if (!f32)
+                cr_assert(got == tg__pow(x, y), "pow(%a, %a): %a from the tensor loop, %a scalar",
+                          x, y, got, tg__pow(x, y));
+            if (ref == 0 || fabsl(ref) > (f32 ? FLT_MAX : DBL_MAX) ||
+                (f32 && fabsl(ref) < 0x1p-126L))
+                continue; /* 0 or inf, or below f32's normal range */
+            const double err = ulps_off(got, ref, f32);
+            if (err > worst)
+                worst = err, at = i;
+        }
+        cr_expect(worst <= (f32 ? 0.5 + 1e-6 : POW_BOUND), "%s pow: %g ulp at (%a, %a)",
+                  tg_dtype_name(dt), worst, xv[at], yv[at]);
+        tg_tape_reset(tape);
+    }
+    free(xv);
+
+    /* pow with a constant exponent: its values and gradient (c x^(c-1)) from the vectorized loop
+     * of a tensor, the same bits as the scalar function's */
+    enum { M = 5001 };
+    double *x = malloc(M * sizeof *x);
+    cr_assert_not_null(x);
+    for (size_t i = 0; i < M; i++)
+        x[i] = exp2(-40.0 + 80.0 * fmod((double)i * 0.618034, 1.0));
+    const double cs[] = {2.5, -1.5, 0x1.5555555555555p-2, 7.0, -0.5};
+    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
+        tg_tensor *a = own_leaf(TG_F64, 1, TS_SHAPE(M), x, true), *y = tg_pow(tape, a, cs[k]);
+        cr_assert_not_null(y, "%s", tg_tape_error(tape));
+        backward(tg_sum(tape, y, TG_ALL_AXES, false));
+        for (size_t i = 0; i < M; i++) {
+            cr_assert(tg_tensor_get(y, i) == tg__pow(x[i], cs[k]), "pow(%a, %a): %a, scalar %a",
+                      x[i], cs[k], tg_tensor_get(y, i), tg__pow(x[i], cs[k]));
+            const double slope = cs[k] * tg__pow(x[i], cs[k] - 1);
+            cr_assert(tg_tensor_grad_get(a, i) == slope, "pow'(%a, %a): %a, scalar %a", x[i], cs[k],
+                      tg_tensor_grad_get(a, i), slope);
+        }
+        tg_tape_reset(tape);
+    }
+    free(x);
+
+    /* the largest errors found (see ops.h) */
+    static const double worst[][2] = {
+        {0x1.20930103697dbp+10, -0x1.920febcdb244ap+6},
+        {0x1.9250517d9ef64p+21, -0x1.79f0e7fbd5389p+5},
+    };
+    for (size_t k = 0; k < sizeof worst / sizeof worst[0]; k++) {
+        const double wx = worst[k][0], wy = worst[k][1];
+        const double err = ulps_off(tg__pow(wx, wy), powl(wx, wy), false);
+        cr_expect(err <= POW_BOUND, "pow(%a, %a): %g ulp", wx, wy, err);
     }
 }
