@@ -464,7 +464,7 @@ BINARY_OP(atan2, ATAN2, false, tg__atan2(a, b), dy *atan2_slope(a, b, false),
           -dy *atan2_slope(a, b, true), ATAN2_SHARE(b, M_AB), GNEG(ATAN2_SHARE(a, M_AB)))
 /* y = a^b;  da += dy * b * a^(b-1) (0 where b = 0), db += dy * y * log(a) (0 where y = 0) */
 #define ZERO_WHERE(cond, v) tg_where(tape, (cond), tg_ops__zeros_like(tape, y), (v))
-BINARY_OP(pow_tensor, POW_TENSOR, false, tg__pow(a, b), dy *tg_ops__pow_slope(a, b),
+BINARY_OP(pow_tensor, POW_TENSOR, false, tg__pow(a, b), dy *tg_ops__pow_slope(a, b, b - 1),
           y == 0 ? 0 : dy * y * LOG(a),
           GMUL(dy, ZERO_WHERE(tg_eq(tape, b, tg_ops__zeros_like(tape, b)),
                               GMUL(b, tg_pow_tensor(tape, a, GADDC(b, -1))))),

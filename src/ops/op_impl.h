@@ -50,12 +50,14 @@ TG_DETMATH_INLINE float tg__log1p_f32(float x)
 #define LOG1P(x) _Generic((x), float : tg__log1p_f32, default : tg__log1p)(x)
 
 /* c x^(c-1), the slope of x^c (pow's, and pow_tensor's in its base), and 0 where c = 0: x^0 = 1
- * has slope 0 everywhere, also at x = 0, where c x^(c-1) would be 0 * inf = NaN. x^(c-1) is
- * computed before the select, not under it: there its table loads would be masked gathers, which
- * GCC does not emulate, and the loops would stay scalar. */
-TG_DETMATH_INLINE double tg_ops__pow_slope(double x, double c)
+ * has slope 0 everywhere, also at x = 0, where c x^(c-1) would be 0 * inf = NaN. c_1 is c - 1 as
+ * the op's type computes it (in f32 arithmetic for f32, as the differentiable VJP's pow node
+ * rounds it).
+ * x^(c-1) is computed before the select, not under it: there its table loads would be masked
+ * gathers, which GCC does not emulate, and the loops would stay scalar. */
+TG_DETMATH_INLINE double tg_ops__pow_slope(double x, double c, double c_1)
 {
-    const double p = tg__pow(x, c - 1);
+    const double p = tg__pow(x, c_1);
     return c == 0 ? 0 : c * p;
 }
 

@@ -316,7 +316,7 @@ UNARY_OP(scale, SCALE, CONSTANT, c *x, c *dy, GSCALE(dy, c))
 /* y = x + c;  dx += dy */
 UNARY_OP(add_scalar, ADD_SCALAR, CONSTANT, x + c, dy, dy)
 /* y = x^c;  dx += dy * c * x^(c-1)   (C99's pow at the edges; 0 where c = 0: tg_ops__pow_slope) */
-UNARY_OP(pow, POW, CONSTANT, tg__pow(x, c), dy *tg_ops__pow_slope(x, c),
+UNARY_OP(pow, POW, CONSTANT, tg__pow(x, c), dy *tg_ops__pow_slope(x, c, c - 1),
          c == 0 ? NULL : GMUL(GSCALE(dy, c), tg_pow(tape, x, c - 1)))
 /* y = x^2;  dx += dy * 2x */
 UNARY_OP(square, SQUARE, NONE, x *x, dy * 2 * x, GMUL(GSCALE(dy, 2), x))
