@@ -1312,7 +1312,7 @@ Test(ops, atan2_accuracy)
 /* ---- pow (e^(y log|x|), log|x| as two doubles) ------------------------------------------------
  */
 
-#define POW_BOUND 0.78
+#define POW_BOUND 0.81
 
 /* The (x, y) pair i of n of pow's sweep: x^y over exp's whole range, from the subnormals to near
  * DBL_MAX (x in [2^-60, 2^60]); x within 2^-7 of 1, where |y| runs to 10^5 and log x's accuracy
@@ -1441,10 +1441,11 @@ Test(ops, pow_accuracy)
     }
     free(x);
 
-    /* the largest errors found (see ops.h) */
+    /* the largest errors found (see ops.h): 0.8052 ulp (x^y in the subnormals) and 0.7144 (above
+     * 2^-1022) */
     static const double worst[][2] = {
-        {0x1.20930103697dbp+10, -0x1.920febcdb244ap+6},
-        {0x1.9250517d9ef64p+21, -0x1.79f0e7fbd5389p+5},
+        {0x1.8640bb8900c13p-13, 0x1.4a0e1b41fada3p+6},
+        {0x1.4cfe71c5e41ap+0, -0x1.f984eb5e23092p+1},
     };
     for (size_t k = 0; k < sizeof worst / sizeof worst[0]; k++) {
         const double wx = worst[k][0], wy = worst[k][1];
