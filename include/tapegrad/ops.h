@@ -222,12 +222,12 @@ TG_API tg_tensor *tg_neg(tg_tape *tape, tg_tensor *x);
 TG_API tg_tensor *tg_scale(tg_tape *tape, tg_tensor *x, double c);
 TG_API tg_tensor *tg_add_scalar(tg_tape *tape, tg_tensor *x, double c);
 /* x^c is the library's own rather than the C library's (as is a^b, tg_pow_tensor, and the
- * gradients of both): e^(c log|x|) with log|x| carried in two doubles; within 0.81 units in the
- * last place found in f64, 0.72 where x^c is above 2^-1022 (glibc's: 0.51); in f32, which rounds
- * the f64 result, correctly rounded at every one of 1.5e8 random pairs (glibc's powf missed
- * 11,939); C99's values at the edges (x^0 = 1, 1^y = 1 even for NaN; 0^c and inf^c 0 or inf,
- * negative for x negative and c an odd integer; x < 0 with c not an integer NaN); the same bits
- * on every machine; its loops vectorize on CPUs with AVX2 or AVX-512. */
+ * gradients of both): e^(c log|x|) with log|x| carried in two doubles; within 0.83 units in the
+ * last place found in f64 (just below 2^-1022), 0.72 where x^c is above 2^-1022 (glibc's: 0.51);
+ * in f32, which rounds the f64 result, correctly rounded at every one of 1.5e8 random pairs
+ * (glibc's powf missed 11,939); C99's values at the edges (x^0 = 1, 1^y = 1 even for NaN; 0^c and
+ * inf^c 0 or inf, negative for x negative and c an odd integer; x < 0 with c not an integer NaN);
+ * the same bits on every machine; its loops vectorize on CPUs with AVX2 or AVX-512. */
 TG_API tg_tensor *tg_pow(tg_tape *tape, tg_tensor *x, double exponent);
 TG_API tg_tensor *tg_square(tg_tape *tape, tg_tensor *x);
 TG_API tg_tensor *tg_sqrt(tg_tape *tape, tg_tensor *x);
