@@ -52,13 +52,23 @@ TG_DETMATH_INLINE float tg__log1p_f32(float x)
 /* c x^(c-1), the slope of x^c (pow's, and pow_tensor's in its base), and 0 where c = 0: x^0 = 1
  * has slope 0 everywhere, also at x = 0, where c x^(c-1) would be 0 * inf = NaN. c_1 is c - 1 as
  * the op's type computes it (in f32 arithmetic for f32, as the differentiable VJP's pow node
- * rounds it).
- * x^(c-1) is computed before the select, not under it: there its table loads would be masked
- * gathers, which GCC does not emulate, and the loops would stay scalar. */
+ * rounds it). x^(c-1) is computed before the select, not under it: there its table loads would be
+ * masked gathers, which GCC does not emulate, and the loops would stay scalar. c - 1 is exact
+ * below 2^53 in magnitude in f64 (2^24 in f32); from there c is an even integer and c - 1, odd,
+ * rounds to an even one, whose power has lost the sign that x^(c-1) has for x negative (-0 and
+ * -inf too): x's sign bit goes back on it there (not for c infinite, which is no odd integer). */
 TG_DETMATH_INLINE double tg_ops__pow_slope(double x, double c, double c_1)
 {
     const double p = tg__pow(x, c_1);
-    return c == 0 ? 0 : c * p;
+    const bool rounded = (fabs(c) >= 0x1p53) | (c_1 != c - 1); /* c - 1 exact in f64 below 2^53 */
+    const uint64_t huge = (uint64_t)(rounded & (fabs(c) < INFINITY)) << 63;
+    uint64_t pb, xb;
+    memcpy(&pb, &p, sizeof pb);
+    memcpy(&xb, &x, sizeof xb);
+    pb ^= xb & huge;
+    double q;
+    memcpy(&q, &pb, sizeof q);
+    return c == 0 ? 0 : c * q;
 }
 
 /* Constructors and the loop skeletons their op instantiates are inlined into each op's own

@@ -200,6 +200,38 @@ Test(ops, kink_pow)
     }
 }
 
+/* c x^(c-1) for x < 0 and c an even integer from 2^53 on (2^24 in f32, whose arithmetic takes
+ * c - 1): c - 1 is odd, so that the slope has x's sign (-c at x = -1, -inf at -2; -0 at -0.5 and
+ * at -0, which a gradient's 0 + -0 makes 0), though c - 1 rounds to an even number. pow_tensor's
+ * da is the same slope. */
+Test(ops, pow_slope_sign_at_huge_even_exponents)
+{
+    const double cs[2] = {0x1p60, 0x1p24 + 2}, xs[5] = {-1, -2, -0.5, -0.0, 1};
+    for (int k = 0; k < 2; k++) {
+        const double c = cs[k], want[5] = {-c, -INFINITY, 0, 0, c};
+        for (int di = 0; di < 2; di++) {
+            tg_dtype dt = DTYPES[di];
+            tg_tape_reset(tape);
+            tg_tensor *x = own_leaf(dt, 1, TS_SHAPE(5), xs, true);
+            tg_tensor *y = tg_pow(tape, x, c);
+            EXPECT_VALUES("pow(x, c)", y, 1, INFINITY, 0, 0, 1);
+            backward_seed(y, TS_VALS(1, 1, 1, 1, 1));
+            tg_tensor *a = own_leaf(dt, 1, TS_SHAPE(5), xs, true);
+            tg_tensor *b = own_leaf(dt, 1, TS_SHAPE(5), TS_VALS(c, c, c, c, c), false);
+            backward_seed(tg_pow_tensor(tape, a, b), TS_VALS(1, 1, 1, 1, 1));
+            for (int i = 0; i < 5; i++) {
+                const double gx = tg_tensor_grad_get(x, i), ga = tg_tensor_grad_get(a, i);
+                cr_expect(gx == want[i] && signbit(gx) == signbit(want[i]),
+                          "pow'(%g, %a) = %a (%s), want %a", xs[i], c, gx, tg_dtype_name(dt),
+                          want[i]);
+                cr_expect(ga == want[i] && signbit(ga) == signbit(want[i]),
+                          "pow_tensor da(%g, %a) = %a (%s), want %a", xs[i], c, ga,
+                          tg_dtype_name(dt), want[i]);
+            }
+        }
+    }
+}
+
 Test(ops, kink_clamp_bounds)
 {
     for (int di = 0; di < 2; di++) {
