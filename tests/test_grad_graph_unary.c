@@ -641,6 +641,41 @@ Test(grad_graph_unary, f32_constant_is_rounded_in_the_recorded_gradient)
     tg_tensor_free(x);
 }
 
+/* x^c with c an even integer from 2^24 in f32 (2^53 in f64) has slope c x^(c-1), c - 1 odd, so
+ * negative for x < 0: -c at x = -1, -inf at -2, and about -(2^24 + 2) e^2 at -(1 + 2^-23) for
+ * c = 2^24 + 2. The recorded gradient's c - 1, rounded to an even number, made these positive. */
+Test(grad_graph_unary, pow_slope_keeps_its_sign_at_huge_even_exponents)
+{
+    const double cs[2] = {0x1p24 + 2, 0x1p60};
+    for (int di = 0; di < 2; di++)
+        for (int k = di; k < 2; k++) { /* f64 rounds c - 1 only at 2^60 */
+            const tg_dtype dt = di ? TG_F64 : TG_F32;
+            const double c = cs[k], near = -(1 + 0x1p-23);
+            tg_tensor *x = ts_vec(dt, 3, TS_VALS(-1, -2, near), true);
+            tg_tape *tape = tg_tape_new();
+            tg_tensor *f = tg_sum(tape, tg_pow(tape, x, c), TG_ALL_AXES, false), *g, *g1;
+            cr_assert_eq(tg_grad_graph(tape, f, &x, 1, NULL, &g), TG_OK, "%s", tg_last_error());
+            cr_assert_eq(tg_grad(tape, f, &x, 1, &g1), TG_OK, "%s", tg_last_error());
+            const char *name = tg_dtype_name(dt);
+            cr_expect_eq(tg_tensor_get(g, 0), -c, "(%s) d/dx x^%a at -1: %a", name, c,
+                         tg_tensor_get(g, 0));
+            cr_expect_eq(tg_tensor_get(g, 1), -INFINITY, "(%s) d/dx x^%a at -2: %a", name, c,
+                         tg_tensor_get(g, 1));
+            /* c x^(c-1) at -(1 + 2^-23): -c e^((c - 1) log1p(2^-23)), -inf for c = 2^60 */
+            const double want = c < 0x1p30 ? -c * exp((c - 1) * log1p(0x1p-23)) : -INFINITY;
+            cr_expect(tg_tensor_get(g, 2) < 0, "(%s) d/dx x^%a at %a: %a", name, c, near,
+                      tg_tensor_get(g, 2));
+            if (isfinite(want))
+                ts_assert_close(tg_tensor_get(g, 2), want, 0, 1e-6, "(%s) at %a", name, near);
+            for (size_t i = 0; i < 3; i++)
+                ts_assert_close(tg_tensor_get(g1, i), tg_tensor_get(g, i), 0, 1e-6,
+                                "(%s) in-place and graph gradients at %zu", name, i);
+            tg_tensor_free(g1);
+            tg_tape_free(tape);
+            tg_tensor_free(x);
+        }
+}
+
 /* The graph gradient of a smooth op is differentiable; sums over fan-out (x used by two ops)
  * meet in the second derivative too: f = sum(sin(x) * exp(x)), f'' = (e^x (sin + cos))' =
  * 2 e^x cos x. */
