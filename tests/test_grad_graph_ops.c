@@ -541,6 +541,29 @@ Test(grad_graph_ops, stack)
         }
 }
 
+/* pow_tensor's da, b a^(b-1), for a < 0 and b an even integer from 2^24 in f32 (2^53 in f64):
+ * b - 1 is odd, so the slope is negative (-b at a = -1, -inf at a = -2), which the recorded
+ * gradient's b - 1, rounded to an even number, made positive; at a = 3 it stays +inf. */
+Test(grad_graph_ops, pow_tensor_slope_keeps_its_sign_at_huge_even_exponents)
+{
+    for (int di = 0; di < 2; di++) {
+        const tg_dtype dt = di ? TG_F64 : TG_F32;
+        const double big = di ? 0x1p60 : 0x1p24 + 2;
+        tg_tensor *a = ts_vec(dt, 3, TS_VALS(-1, -2, 3), true);
+        tg_tensor *b = ts_vec(dt, 3, TS_VALS(big, big, big), false);
+        tg_tape *tape = tg_tape_new();
+        tg_tensor *f = tg_sum(tape, tg_pow_tensor(tape, a, b), TG_ALL_AXES, false), *g;
+        cr_assert_eq(tg_grad_graph(tape, f, &a, 1, NULL, &g), TG_OK, "%s", tg_last_error());
+        const double want[3] = {-big, -INFINITY, INFINITY};
+        for (size_t i = 0; i < 3; i++)
+            cr_expect_eq(tg_tensor_get(g, i), want[i], "(%s) d/da a^%a at %g: %a",
+                         tg_dtype_name(dt), big, tg_tensor_get(a, i), tg_tensor_get(g, i));
+        tg_tape_free(tape);
+        tg_tensor_free(a);
+        tg_tensor_free(b);
+    }
+}
+
 /* take with 0-d, 1-D and 2-D indices, repeated and negative, along every axis */
 Test(grad_graph_ops, take)
 {
