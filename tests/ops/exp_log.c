@@ -16,9 +16,10 @@
  * or f32's when f32): the spacing of that format at |want|, subnormal spacing included. */
 static double ulps_off(double got, long double want, bool f32)
 {
-    const double w = fabs((double)want);
-    const double ulp =
-        f32 ? (double)(nextafterf((float)w, INFINITY) - (float)w) : nextafter(w, INFINITY) - w;
+    /* the spacing in want's own binade: a want just below a power of two, which rounds up to it,
+     * is measured in the spacing below it, not in the twice as wide one above */
+    const int e = ilogbl(fabsl(want)), mant = f32 ? 23 : 52, emin = f32 ? -126 : -1022;
+    const long double ulp = ldexpl(1.0L, (e < emin ? emin : e) - mant);
     return (double)(fabsl((long double)got - want) / ulp);
 }
 
