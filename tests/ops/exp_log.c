@@ -1190,6 +1190,44 @@ Test(ops, trig_huge_arguments)
     free(xs);
 }
 
+/* A function of two arguments through its op (the tensor loop) over the n pairs (a[i], b[i]): in
+ * f64 the same bits as the scalar function and within `bound` ulp of the long double reference,
+ * in f32 within half an ulp of the rounded reference. Results that are 0 or beyond the format's
+ * range, and in f32 those below its normal range, are not measured. */
+static void check_binary_sweep(const char *name,
+                               tg_tensor *(*op)(tg_tape *, tg_tensor *, tg_tensor *),
+                               double (*scalar)(double, double),
+                               long double (*ref)(long double, long double), const double *a,
+                               const double *b, size_t n, double bound)
+{
+    for (int di = 0; di < 2; di++) {
+        const bool f32 = di == 1;
+        const tg_dtype dt = f32 ? TG_F32 : TG_F64;
+        tg_tensor *t = op(tape, own_leaf(dt, 1, TS_SHAPE(n), a, false),
+                          own_leaf(dt, 1, TS_SHAPE(n), b, false));
+        cr_assert_not_null(t, "%s", tg_tape_error(tape));
+        double worst = 0;
+        size_t at = 0;
+        for (size_t i = 0; i < n; i++) {
+            const double u = f32 ? (double)(float)a[i] : a[i], v = f32 ? (double)(float)b[i] : b[i];
+            const double got = tg_tensor_get(t, i);
+            if (!f32)
+                cr_assert(got == scalar(u, v), "%s(%a, %a): %a from the tensor loop, %a scalar",
+                          name, u, v, got, scalar(u, v));
+            const long double want = ref(u, v);
+            if (want == 0 || fabsl(want) > (f32 ? FLT_MAX : DBL_MAX) ||
+                (f32 && fabsl(want) < 0x1p-126L))
+                continue; /* 0 or inf, or below f32's normal range */
+            const double err = ulps_off(got, want, f32);
+            if (err > worst)
+                worst = err, at = i;
+        }
+        cr_expect(worst <= (f32 ? 0.5 + 1e-6 : bound), "%s %s: %g ulp at (%a, %a)",
+                  tg_dtype_name(dt), name, worst, a[at], b[at]);
+        tg_tape_reset(tape);
+    }
+}
+
 /* ---- atan2 (tg__atan's reduction on |y| / |x|, its numerators exact) --------------------------
  */
 
@@ -1261,39 +1299,12 @@ Test(ops, atan2_accuracy)
                       "atan2(%g, %g) = %a, want %a", v[i], v[j], got, w);
         }
 
-    /* a sweep through the op (the tensor loop) within the bound of long double's atan2l, the
-     * same bits as the scalar function, in f64; in f32 within half an ulp of the rounded value */
     enum { N = 100000 };
     double *ys = malloc(2 * N * sizeof *ys), *xs = ys ? ys + N : NULL;
     cr_assert_not_null(ys);
     for (size_t i = 0; i < N; i++)
         atan2_sweep(i, N, &ys[i], &xs[i]);
-    for (int di = 0; di < 2; di++) {
-        const bool f32 = di == 1;
-        const tg_dtype dt = f32 ? TG_F32 : TG_F64;
-        tg_tensor *t = tg_atan2(tape, own_leaf(dt, 1, TS_SHAPE(N), ys, false),
-                                own_leaf(dt, 1, TS_SHAPE(N), xs, false));
-        cr_assert_not_null(t, "%s", tg_tape_error(tape));
-        double worst = 0;
-        size_t at = 0;
-        for (size_t i = 0; i < N; i++) {
-            const double y = f32 ? (double)(float)ys[i] : ys[i],
-                         x = f32 ? (double)(float)xs[i] : xs[i];
-            const double got = tg_tensor_get(t, i), ref_scalar = tg__atan2(y, x);
-            const long double ref = atan2l(y, x);
-            if (ref == 0 || (f32 && fabsl(ref) < 0x1p-126L))
-                continue; /* an exact 0, or below f32's normal range */
-            const double err = ulps_off(got, ref, f32);
-            if (err > worst)
-                worst = err, at = i;
-            if (!f32)
-                cr_assert(got == ref_scalar, "atan2(%a, %a): %a from the tensor loop, %a scalar", y,
-                          x, got, ref_scalar);
-        }
-        cr_expect(worst <= (f32 ? 0.5 + 1e-6 : ATAN2_BOUND), "%s atan2: %g ulp at (%a, %a)",
-                  tg_dtype_name(dt), worst, ys[at], xs[at]);
-        tg_tape_reset(tape);
-    }
+    check_binary_sweep("atan2", tg_atan2, tg__atan2, atan2l, ys, xs, N, ATAN2_BOUND);
     free(ys);
 
     /* the largest errors found (2 * 10^7 random pairs in each of five patterns: the first;
@@ -1384,41 +1395,12 @@ Test(ops, pow_accuracy)
                       "pow(%a, %a) = %a, want %a", xs[i], ys[j], got, w);
         }
 
-    /* a sweep through pow_tensor (the tensor loop): within the bound of long double's powl and
-     * the same bits as the scalar function in f64; in f32 within half an ulp of the rounded
-     * value */
     enum { N = 120000 };
     double *xv = malloc(2 * N * sizeof *xv), *yv = xv ? xv + N : NULL;
     cr_assert_not_null(xv);
     for (size_t i = 0; i < N; i++)
         pow_sweep(i, N, &xv[i], &yv[i]);
-    for (int di = 0; di < 2; di++) {
-        const bool f32 = di == 1;
-        const tg_dtype dt = f32 ? TG_F32 : TG_F64;
-        tg_tensor *t = tg_pow_tensor(tape, own_leaf(dt, 1, TS_SHAPE(N), xv, false),
-                                     own_leaf(dt, 1, TS_SHAPE(N), yv, false));
-        cr_assert_not_null(t, "%s", tg_tape_error(tape));
-        double worst = 0;
-        size_t at = 0;
-        for (size_t i = 0; i < N; i++) {
-            const double x = f32 ? (double)(float)xv[i] : xv[i],
-                         y = f32 ? (double)(float)yv[i] : yv[i];
-            const double got = tg_tensor_get(t, i);
-            const long double ref = powl(x, y);
-            if (!f32)
-                cr_assert(got == tg__pow(x, y), "pow(%a, %a): %a from the tensor loop, %a scalar",
-                          x, y, got, tg__pow(x, y));
-            if (ref == 0 || fabsl(ref) > (f32 ? FLT_MAX : DBL_MAX) ||
-                (f32 && fabsl(ref) < 0x1p-126L))
-                continue; /* 0 or inf, or below f32's normal range */
-            const double err = ulps_off(got, ref, f32);
-            if (err > worst)
-                worst = err, at = i;
-        }
-        cr_expect(worst <= (f32 ? 0.5 + 1e-6 : POW_BOUND), "%s pow: %g ulp at (%a, %a)",
-                  tg_dtype_name(dt), worst, xv[at], yv[at]);
-        tg_tape_reset(tape);
-    }
+    check_binary_sweep("pow", tg_pow_tensor, tg__pow, powl, xv, yv, N, POW_BOUND);
     free(xv);
 
     /* pow with a constant exponent: its values and gradient (c x^(c-1)) from the vectorized loop
