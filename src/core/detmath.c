@@ -98,7 +98,6 @@ const double tg__log_table[91][3] = {
     {0x1.6a13cd1537290p-1, 0x1.62c82f2b9c796p-2, -0x1.090a0dd59fe35p-58},
 };
 
-
 /* 2/pi = 0.a2f9836e 4e441529 ... (hex), its first 1280 bits after the point in 32-bit words
  * (tools/fit_detmath.py): enough for the largest double, whose exponent skips all but the
  * last 8 words used. */

@@ -466,16 +466,14 @@ static inline double atan2_slope(double a, double b, bool num_is_a)
 #define ATAN2_SHARE(num, m) GDIV(GDIV(GMUL(dy, GDIV(num, m)), R2_OVER_M2(m)), m)
 BINARY_OP(atan2, ATAN2, false, tg__atan2(a, b), dy *atan2_slope(a, b, false),
           -dy *atan2_slope(a, b, true), ATAN2_SHARE(b, M_AB), GNEG(ATAN2_SHARE(a, M_AB)))
-/* a^(b-1) for pow_tensor's differentiable VJP. b - 1 is exact in b's dtype below 2^24 (f32) or
- * 2^53 (f64) in magnitude; from there b is an even integer and b - 1, odd, rounds to an even one,
- * whose power has lost the sign that a^(b-1) has for a negative: a factor of -1 where a < 0 and
- * |b| is that large (and finite) puts it back, as tg_ops__pow_slope does (not at a = -0, which
- * compares equal to 0). */
+/* a^(b-1) for pow_tensor's differentiable VJP, with a factor of -1 where a < 0 and |b| is from
+ * the magnitude where b - 1 rounds to an even number (tg_ops__even_from) and finite (not at
+ * a = -0, which compares equal to 0). */
 static tg_tensor *pow_slope_power(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 {
     const tg_dtype dt = (tg_dtype)b->dtype;
     tg_tensor *abs_b = tg_abs(tape, b);
-    tg_tensor *huge = GMUL(tg_ge(tape, abs_b, tg_scalar(tape, dt, dt == TG_F32 ? 0x1p24 : 0x1p53)),
+    tg_tensor *huge = GMUL(tg_ge(tape, abs_b, tg_scalar(tape, dt, tg_ops__even_from(dt))),
                            tg_lt(tape, abs_b, tg_scalar(tape, dt, INFINITY)));
     tg_tensor *flip = GMUL(tg_lt(tape, a, tg_ops__zeros_like(tape, a)), huge);
     return GMUL(tg_pow_tensor(tape, a, GADDC(b, -1)), GADDC(GSCALE(flip, -2), 1));

@@ -49,18 +49,27 @@ TG_DETMATH_INLINE float tg__log1p_f32(float x)
 #define LOG(x) _Generic((x), float : tg__log_f32, default : tg__log)(x)
 #define LOG1P(x) _Generic((x), float : tg__log1p_f32, default : tg__log1p)(x)
 
+/* The magnitude from which every value of dtype dt is an even integer (2^24 in f32, 2^53 in f64):
+ * from there c - 1, odd, rounds to an even number, and x^(c-1) loses the sign it has for x < 0,
+ * which pow's gradients put back (tg_ops__pow_slope in place, a factor of -1 where x < 0 in the
+ * differentiable VJPs). */
+static inline double tg_ops__even_from(tg_dtype dt)
+{
+    return dt == TG_F32 ? 0x1p24 : 0x1p53;
+}
+
 /* c x^(c-1), the slope of x^c (pow's, and pow_tensor's in its base), and 0 where c = 0: x^0 = 1
  * has slope 0 everywhere, also at x = 0, where c x^(c-1) would be 0 * inf = NaN. c_1 is c - 1 as
  * the op's type computes it (in f32 arithmetic for f32, as the differentiable VJP's pow node
  * rounds it). x^(c-1) is computed before the select, not under it: there its table loads would be
- * masked gathers, which GCC does not emulate, and the loops would stay scalar. c - 1 is exact
- * below 2^53 in magnitude in f64 (2^24 in f32); from there c is an even integer and c - 1, odd,
- * rounds to an even one, whose power has lost the sign that x^(c-1) has for x negative (-0 and
- * -inf too): x's sign bit goes back on it there (not for c infinite, which is no odd integer). */
+ * masked gathers, which GCC does not emulate, and the loops would stay scalar. Where c - 1 rounded
+ * (tg_ops__even_from), x's sign bit goes back on x^(c-1) (-0 and -inf too; not for c infinite,
+ * which is no odd integer). */
 TG_DETMATH_INLINE double tg_ops__pow_slope(double x, double c, double c_1)
 {
     const double p = tg__pow(x, c_1);
-    const bool rounded = (fabs(c) >= 0x1p53) | (c_1 != c - 1); /* c - 1 exact in f64 below 2^53 */
+    /* c - 1 is exact in f64 below tg_ops__even_from(TG_F64); f32 rounds it from 2^24 */
+    const bool rounded = (fabs(c) >= tg_ops__even_from(TG_F64)) | (c_1 != c - 1);
     const uint64_t huge = (uint64_t)(rounded & (fabs(c) < INFINITY)) << 63;
     uint64_t pb, xb;
     memcpy(&pb, &p, sizeof pb);

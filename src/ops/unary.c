@@ -315,15 +315,13 @@ UNARY_OP(neg, NEG, NONE, -x, -dy, GNEG(dy))
 UNARY_OP(scale, SCALE, CONSTANT, c *x, c *dy, GSCALE(dy, c))
 /* y = x + c;  dx += dy */
 UNARY_OP(add_scalar, ADD_SCALAR, CONSTANT, x + c, dy, dy)
-/* x^(c-1) for pow's differentiable VJP (c as x's dtype holds it). c - 1 is exact in that dtype
- * below 2^24 (f32) or 2^53 (f64) in magnitude; from there c is an even integer and c - 1, odd,
- * rounds to an even one, whose power has lost the sign that x^(c-1) has for x negative: a factor
- * of -1 where x < 0 puts it back, as tg_ops__pow_slope does (not at x = -0, which compares equal
- * to 0). */
+/* x^(c-1) for pow's differentiable VJP (c as x's dtype holds it), with a factor of -1 where x < 0
+ * from the magnitude where c - 1 rounds to an even number (tg_ops__even_from; not at x = -0,
+ * which compares equal to 0). */
 static tg_tensor *pow_slope_power(tg_tape *tape, tg_tensor *x, double c)
 {
     tg_tensor *p = tg_pow(tape, x, c - 1);
-    if (!(fabs(c) >= (x->dtype == TG_F32 ? 0x1p24 : 0x1p53) && fabs(c) < INFINITY))
+    if (!(fabs(c) >= tg_ops__even_from((tg_dtype)x->dtype) && fabs(c) < INFINITY))
         return p;
     return GMUL(p, tg_where(tape, tg_lt(tape, x, GCONST(0)), GCONST(-1), GCONST(1)));
 }
