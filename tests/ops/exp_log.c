@@ -1190,16 +1190,20 @@ Test(ops, trig_huge_arguments)
     free(xs);
 }
 
-/* A function of two arguments through its op (the tensor loop) over the n pairs (a[i], b[i]): in
- * f64 the same bits as the scalar function and within `bound` ulp of the long double reference,
- * in f32 within half an ulp of the rounded reference. Results that are 0 or beyond the format's
- * range, and in f32 those below its normal range, are not measured. */
-static void check_binary_sweep(const char *name,
-                               tg_tensor *(*op)(tg_tape *, tg_tensor *, tg_tensor *),
-                               double (*scalar)(double, double),
-                               long double (*ref)(long double, long double), const double *a,
-                               const double *b, size_t n, double bound)
+/* A function of two arguments through its op (the tensor loop) over the n pairs (a[i], b[i]) of
+ * its sweep (sweep(i, n, &a[i], &b[i])): in f64 the same bits as the scalar function and within
+ * `bound` ulp of the long double reference, in f32 within half an ulp of the rounded reference.
+ * Results that are 0 or beyond the format's range, and in f32 those below its normal range, are
+ * not measured. */
+static void
+check_binary_sweep(const char *name, tg_tensor *(*op)(tg_tape *, tg_tensor *, tg_tensor *),
+                   double (*scalar)(double, double), long double (*ref)(long double, long double),
+                   void (*sweep)(size_t i, size_t n, double *a, double *b), size_t n, double bound)
 {
+    double *a = malloc(2 * n * sizeof *a), *b = a ? a + n : NULL;
+    cr_assert_not_null(a);
+    for (size_t i = 0; i < n; i++)
+        sweep(i, n, &a[i], &b[i]);
     for (int di = 0; di < 2; di++) {
         const bool f32 = di == 1;
         const tg_dtype dt = f32 ? TG_F32 : TG_F64;
@@ -1226,6 +1230,7 @@ static void check_binary_sweep(const char *name,
                   tg_dtype_name(dt), name, worst, a[at], b[at]);
         tg_tape_reset(tape);
     }
+    free(a);
 }
 
 /* ---- atan2 (tg__atan's reduction on |y| / |x|, its numerators exact) --------------------------
@@ -1299,13 +1304,7 @@ Test(ops, atan2_accuracy)
                       "atan2(%g, %g) = %a, want %a", v[i], v[j], got, w);
         }
 
-    enum { N = 100000 };
-    double *ys = malloc(2 * N * sizeof *ys), *xs = ys ? ys + N : NULL;
-    cr_assert_not_null(ys);
-    for (size_t i = 0; i < N; i++)
-        atan2_sweep(i, N, &ys[i], &xs[i]);
-    check_binary_sweep("atan2", tg_atan2, tg__atan2, atan2l, ys, xs, N, ATAN2_BOUND);
-    free(ys);
+    check_binary_sweep("atan2", tg_atan2, tg__atan2, atan2l, atan2_sweep, 100000, ATAN2_BOUND);
 
     /* the largest errors found (2 * 10^7 random pairs in each of five patterns: the first;
      * 1.5 * 10^9 with |y / x| just above 11/16, where they peak: 0.8109 and 0.8139 ulp) */
@@ -1395,13 +1394,7 @@ Test(ops, pow_accuracy)
                       "pow(%a, %a) = %a, want %a", xs[i], ys[j], got, w);
         }
 
-    enum { N = 120000 };
-    double *xv = malloc(2 * N * sizeof *xv), *yv = xv ? xv + N : NULL;
-    cr_assert_not_null(xv);
-    for (size_t i = 0; i < N; i++)
-        pow_sweep(i, N, &xv[i], &yv[i]);
-    check_binary_sweep("pow", tg_pow_tensor, tg__pow, powl, xv, yv, N, POW_BOUND);
-    free(xv);
+    check_binary_sweep("pow", tg_pow_tensor, tg__pow, powl, pow_sweep, 120000, POW_BOUND);
 
     /* pow with a constant exponent: its values and gradient (c x^(c-1)) from the vectorized loop
      * of a tensor, the same bits as the scalar function's */
