@@ -185,12 +185,30 @@ Test(ops, softmax_values_and_vjp)
 
 /* ---- reductions along an axis with elements after it ----------------------------------------
  * Such lanes are taken row by row (several lanes at once, the contiguous index innermost); each
- * lane must still get exactly what it gets alone: its elements in order, k ascending. The
- * reference below goes lane by lane, with the arithmetic of each op's definition (ops.h) in that
- * order, in the dtype's own type, so values and gradients must match to the bit (NaN as NaN):
- * ties and NaN pick the first, signed zeros and infinities included. */
+ * lane must still get exactly what it gets alone: its elements in order, k ascending. Lanes
+ * along the last axis are contiguous, and their sums run 16 ways (sum_terms). The reference
+ * below goes lane by lane, with the arithmetic of each op's definition (ops.h) in that order, in
+ * the dtype's own type, so values and gradients must match to the bit (NaN as NaN): ties and NaN
+ * pick the first, signed zeros and infinities included. */
 
 enum { RED_SUM, RED_MEAN, RED_MAX, RED_MIN, RED_PROD, RED_LSE, RED_SOFTMAX, RED_LOG_SOFTMAX };
+
+/* The sum of a lane's terms t[0..n): in order, or for a contiguous lane (`ways`) as the ops sum
+ * one, as 16 running sums, the j-th over the terms k = j mod 16 in order, added in order of j. */
+#define SUM_TERMS(T)                                                                               \
+    static T sum_terms_##T(const T *t, size_t n, bool ways)                                        \
+    {                                                                                              \
+        T w[16] = {0};                                                                             \
+        for (size_t k = 0; k < n; k++)                                                             \
+            w[ways ? k % 16 : 0] += t[k];                                                          \
+        T sum = w[0];                                                                              \
+        for (size_t j = 1; j < 16; j++)                                                            \
+            sum += w[j];                                                                           \
+        return sum;                                                                                \
+    }
+SUM_TERMS(float)
+SUM_TERMS(double)
+enum { LANE_MAX = 64 };
 
 /* Lane (x[0], x[st], ... x[(n-1)st]) of op `op` into y (one value, or n for softmax's two),
  * and the gradient dx (stride st) for the output gradient dy (stride dst: 0 for one value). */
@@ -207,15 +225,16 @@ enum { RED_SUM, RED_MEAN, RED_MAX, RED_MIN, RED_PROD, RED_LSE, RED_SOFTMAX, RED_
                 pick = k;                                                                          \
         }                                                                                          \
         const T m = x[pick * st];                                                                  \
-        T acc = op == RED_PROD ? 1 : 0, ls = 0, dot = 0;                                           \
+        T acc = 1, terms[LANE_MAX], ls, dot;                                                       \
+        cr_assert(n <= LANE_MAX);                                                                  \
         for (size_t k = 0; k < n; k++)                                                             \
             if (op == RED_PROD)                                                                    \
                 acc *= x[k * st];                                                                  \
-            else if (op <= RED_MEAN)                                                               \
-                acc += x[k * st];                                                                  \
             else                                                                                   \
-                ls += EXP(x[k * st] - m);                                                          \
-        ls = isfinite(m) ? LOG(ls) : 0;                                                            \
+                terms[k] = op <= RED_MEAN ? x[k * st] : EXP(x[k * st] - m);                        \
+        if (op <= RED_MEAN)                                                                        \
+            acc = sum_terms_##T(terms, n, st == 1);                                                \
+        ls = op <= RED_PROD || !isfinite(m) ? 0 : LOG(sum_terms_##T(terms, n, st == 1));           \
         switch (op) {                                                                              \
         case RED_SUM: y[0] = acc; break;                                                           \
         case RED_MEAN: y[0] = acc / (T)n; break;                                                   \
@@ -228,7 +247,8 @@ enum { RED_SUM, RED_MEAN, RED_MAX, RED_MIN, RED_PROD, RED_LSE, RED_SOFTMAX, RED_
                 y[k * st] = op == RED_SOFTMAX ? EXP((x[k * st] - m) - ls) : (x[k * st] - m) - ls;  \
         }                                                                                          \
         for (size_t k = 0; k < n; k++) /* softmax: sum dy y; log_softmax: sum dy */                \
-            dot += op == RED_SOFTMAX ? dy[k * dst] * y[k * st] : dy[k * dst];                      \
+            terms[k] = op == RED_SOFTMAX ? dy[k * dst] * y[k * st] : dy[k * dst];                  \
+        dot = sum_terms_##T(terms, n, st == 1);                                                    \
         for (size_t k = 0; k < n; k++) {                                                           \
             T prefix = 1, suffix = 1;                                                              \
             for (size_t j = 0; j < k; j++)                                                         \
@@ -360,6 +380,58 @@ Test(ops, reductions_along_inner_axes_match_lane_by_lane)
  * of logsumexp and softmax: 32768 zeros then 32768 of -7, whose e^-7 each is below half an ulp
  * of 32768. The same lane along axis 0 of a vector, along axis 0 of an (N, 1) matrix (a lane
  * with a stride) and of an (N, 2) one (two lanes, taken row by row), and over all axes. */
+/* A contiguous run of terms (a lane along the last axis, or every element) sums in blocks of
+ * 32768 added in order, each block 16 ways (sum_terms): for sums over all axes short and long
+ * (from 65536 elements the blocks go over the pool), and along the one axis of a vector, which
+ * gives the same bits; mean is that sum over n. Lengths around 16 and the block size. */
+#define BLOCK_SUM(T)                                                                               \
+    static T block_sum_##T(const double *v, size_t n)                                              \
+    {                                                                                              \
+        static T t[32768];                                                                         \
+        T total = 0;                                                                               \
+        for (size_t b = 0; b < n; b += 32768) {                                                    \
+            const size_t e = b + 32768 < n ? b + 32768 : n;                                        \
+            for (size_t k = b; k < e; k++)                                                         \
+                t[k - b] = (T)v[k];                                                                \
+            const T s = sum_terms_##T(t, e - b, true);                                             \
+            total = b == 0 ? s : total + s;                                                        \
+        }                                                                                          \
+        return total;                                                                              \
+    }
+BLOCK_SUM(float)
+BLOCK_SUM(double)
+
+Test(ops, contiguous_sums_run_sixteen_ways)
+{
+    const size_t lengths[] = {1, 15, 16, 17, 37, 1000, 32768, 32769, 65541, 100003};
+    enum { MAX_N = 100003 };
+    double *v = malloc(MAX_N * sizeof *v);
+    cr_assert(v);
+    for (size_t k = 0; k < MAX_N; k++) /* sevenths: every partial sum rounds */
+        v[k] = (double)((k * 37) % 1000) / 7 - 60;
+    for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++)
+        for (int di = 0; di < 2; di++) {
+            const size_t n = lengths[li];
+            const tg_dtype dt = DTYPES[di];
+            const double want =
+                dt == TG_F32 ? (double)block_sum_float(v, n) : block_sum_double(v, n);
+            const double want_mean =
+                dt == TG_F32 ? (double)((float)want / (float)n) : want / (double)n;
+            fresh_start();
+            tg_tensor *x = own_leaf(dt, 1, TS_SHAPE(n), v, false);
+            const double all = tg_tensor_item(tg_sum(tape, x, TG_ALL_AXES, false)),
+                         along = tg_tensor_item(tg_sum(tape, x, 0, false)),
+                         mean = tg_tensor_item(tg_mean(tape, x, TG_ALL_AXES, false));
+            cr_assert_eq(tg_tape_status(tape), TG_OK, "%s", tg_tape_error(tape));
+            cr_expect_eq(all, want, "%s n %zu: sum %a, not %a", tg_dtype_name(dt), n, all, want);
+            cr_expect_eq(along, want, "%s n %zu: sum along 0 %a, not %a", tg_dtype_name(dt), n,
+                         along, want);
+            cr_expect_eq(mean, want_mean, "%s n %zu: mean %a, not %a", tg_dtype_name(dt), n, mean,
+                         want_mean);
+        }
+    free(v);
+}
+
 Test(ops, long_f32_lanes_sum_in_blocks)
 {
     enum { H = 32768, N = 2 * H };
