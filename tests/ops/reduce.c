@@ -208,7 +208,7 @@ enum { RED_SUM, RED_MEAN, RED_MAX, RED_MIN, RED_PROD, RED_LSE, RED_SOFTMAX, RED_
     }
 SUM_TERMS(float)
 SUM_TERMS(double)
-enum { LANE_MAX = 64 };
+enum { LANE_MAX = 128 };
 
 /* Lane (x[0], x[st], ... x[(n-1)st]) of op `op` into y (one value, or n for softmax's two),
  * and the gradient dx (stride st) for the output gradient dy (stride dst: 0 for one value). */
@@ -283,6 +283,62 @@ LANE_REFERENCE(double, tg__exp, tg__log)
 static bool same_or_both_nan(double a, double b)
 {
     return a == b ? signbit(a) == signbit(b) || a != 0 : (a != a && b != b);
+}
+
+/* The pick of a contiguous lane longer than 16 (its value first, 16 ways, then its first
+ * occurrence) is ARGBEST's, one element at a time: the first NaN wherever it is, also past the
+ * first 16 elements; the first of tied maxima (minima), also zeros of either sign; and the
+ * gradient at that element alone. Lanes of 17 to 100, max and min, against the lane reference. */
+Test(ops, contiguous_picks_are_the_first)
+{
+    const size_t lengths[] = {17, 33, 100};
+    for (size_t li = 0; li < 3; li++)
+        for (int di = 0; di < 2; di++)
+            for (int op = RED_MAX; op <= RED_MIN; op++)
+                for (int c = 0; c < 12; c++) {
+                    const size_t n = lengths[li];
+                    const tg_dtype dt = DTYPES[di];
+                    double v[LANE_MAX];
+                    for (size_t k = 0; k < n; k++) /* distinct values, in no order */
+                        v[k] = (double)((k * 29) % n) - (double)n / 2;
+                    const size_t at = c / 4 == 0 ? n - 1 : c / 4 == 1 ? 16 : 3;
+                    const double best = op == RED_MAX ? 1000 : -1000;
+                    switch (c % 4) {
+                    case 0: v[at] = NAN; break;                      /* a lone NaN */
+                    case 1: v[at] = NAN, v[at / 2] = NAN; break;     /* the first of two */
+                    case 2: v[at] = v[n - 1 - at / 2] = best; break; /* tied picks */
+                    default: /* every element a zero, the first of each sign where put */
+                        for (size_t k = 0; k < n; k++)
+                            v[k] = (k == at) != (c == 7) ? -0.0 : 0.0;
+                    }
+                    fresh_start();
+                    tg_tensor *x = own_leaf(dt, 1, TS_SHAPE(n), v, true);
+                    tg_tensor *y =
+                        op == RED_MAX ? tg_max(tape, x, 0, false) : tg_min(tape, x, 0, false);
+                    cr_assert(y != NULL, "%s", tg_tape_error(tape));
+                    const double seed = 1;
+                    backward_seed(y, &seed);
+                    double want_y, want_dx[LANE_MAX];
+                    if (dt == TG_F32) {
+                        float xf[LANE_MAX], yf, dyf = 1, dxf[LANE_MAX];
+                        for (size_t k = 0; k < n; k++)
+                            xf[k] = (float)v[k];
+                        lane_float(op, xf, 1, n, &yf, &dyf, 0, dxf);
+                        want_y = yf;
+                        for (size_t k = 0; k < n; k++)
+                            want_dx[k] = dxf[k];
+                    } else {
+                        double dyd = 1;
+                        lane_double(op, v, 1, n, &want_y, &dyd, 0, want_dx);
+                    }
+                    cr_assert(same_or_both_nan(tg_tensor_item(y), want_y),
+                              "%s op %d n %zu case %d: y = %a, not %a", tg_dtype_name(dt), op, n, c,
+                              tg_tensor_item(y), want_y);
+                    for (size_t k = 0; k < n; k++)
+                        cr_assert(same_or_both_nan(tg_tensor_grad_get(x, k), want_dx[k]),
+                                  "%s op %d n %zu case %d: dx[%zu] = %a, not %a", tg_dtype_name(dt),
+                                  op, n, c, k, tg_tensor_grad_get(x, k), want_dx[k]);
+                }
 }
 
 /* An empty axis with elements after it: sum 0, mean NaN (0 / 0), prod 1, logsumexp -inf. */
