@@ -400,13 +400,19 @@ static void sum_like_vjp(tg_tape *tape, tg_tensor *y, bool mean)
     }
     axis_split s = split_at(y->in[0], y->attr.r.axis);
     if (by_rows(s)) {
+        /* mean's division outside sum's loop: GCC computed it for every element, to select */
         DISPATCH(y->dtype, {
             for (size_t o = 0; o < s.outer; o++) {
                 const T *restrict DY = (const T *)y->grad + o * s.inner;
                 T *restrict DX = (T *)dx + o * s.n * s.inner;
-                for (size_t k = 0; k < s.n; k++)
-                    for (size_t i = 0; i < s.inner; i++)
-                        DX[k * s.inner + i] += mean ? DY[i] / (T)s.n : DY[i];
+                if (mean)
+                    for (size_t k = 0; k < s.n; k++)
+                        for (size_t i = 0; i < s.inner; i++)
+                            DX[k * s.inner + i] += DY[i] / (T)s.n;
+                else
+                    for (size_t k = 0; k < s.n; k++)
+                        for (size_t i = 0; i < s.inner; i++)
+                            DX[k * s.inner + i] += DY[i];
             }
         });
         return;
