@@ -430,12 +430,6 @@ Test(ops, reductions_along_inner_axes_match_lane_by_lane)
     }
 }
 
-/* Long lanes in f32: 32768 values of 512 (summing to 2^24) then 32768 ones. One running sum
- * stops at 2^24, where adding 1 rounds back to it, and returned 16777216; summed in blocks of
- * 32768 (as a sum over all axes is) each block is exact: 2^24 + 2^15. Likewise the exponentials
- * of logsumexp and softmax: 32768 zeros then 32768 of -7, whose e^-7 each is below half an ulp
- * of 32768. The same lane along axis 0 of a vector, along axis 0 of an (N, 1) matrix (a lane
- * with a stride) and of an (N, 2) one (two lanes, taken row by row), and over all axes. */
 /* A contiguous run of terms (a lane along the last axis, or every element) sums in blocks of
  * 32768 added in order, each block 16 ways (sum_terms): for sums over all axes short and long
  * (from 65536 elements the blocks go over the pool), and along the one axis of a vector, which
@@ -488,6 +482,12 @@ Test(ops, contiguous_sums_run_sixteen_ways)
     free(v);
 }
 
+/* Long lanes in f32: 32768 values of 512 (summing to 2^24) then 32768 ones. One running sum
+ * stops at 2^24, where adding 1 rounds back to it, and returned 16777216; summed in blocks of
+ * 32768 (as a sum over all axes is) each block is exact: 2^24 + 2^15. Likewise the exponentials
+ * of logsumexp and softmax: 32768 zeros then 32768 of -7, whose e^-7 each is below half an ulp
+ * of 32768. The same lane along axis 0 of a vector, along axis 0 of an (N, 1) matrix (a lane
+ * with a stride) and of an (N, 2) one (two lanes, taken row by row), and over all axes. */
 Test(ops, long_f32_lanes_sum_in_blocks)
 {
     enum { H = 32768, N = 2 * H };
