@@ -140,6 +140,63 @@ TG_INLINE void binary_each_flat(const tg_tensor *y, size_t lo, size_t hi, binary
             step(p, iy * sa, iy * sb, iy);
 }
 
+/* A VJP step's terms for the output elements iy0 .. iy0 + count - 1 all go into one element,
+ * `at`, of its input's gradient (side 0: a's, 1: b's): an input broadcast along them, a single
+ * element or a column. They are added as a contiguous run of terms is summed (op_impl.h,
+ * TG_SUM_WAYS): in blocks of TG_PAR_GRAIN, each as TG_SUM_WAYS running sums added in order, the
+ * blocks' sums in order, with the element's value so far ahead of the first running sum's terms
+ * (so that up to TG_SUM_WAYS terms are added one by one, as the element alone would take them).
+ * One running sum waited an addition's latency per term, and in f32 stopped growing at 2^24
+ * times its terms: the gradient of a scalar times 2^25 ones was 2^24. The step reads its input
+ * and writes its gradient at index w < TG_SUM_WAYS: the input's element repeated, and the
+ * running sums; the other input's element for output iy0 + j is at o + j * s. */
+TG_INLINE void binary_sum_run(const binary_args *p, binary_step step, int side, size_t at, size_t o,
+                              size_t s, size_t iy0, size_t count, size_t es)
+{
+    union {
+        float f[TG_SUM_WAYS];
+        double d[TG_SUM_WAYS];
+    } ways, own;
+    char *out = (char *)p->out + at * es;
+    for (size_t w = 0; w < TG_SUM_WAYS; w++)
+        memcpy((char *)&own + w * es, (const char *)(side == 0 ? p->a : p->b) + at * es, es);
+    binary_args q = *p;
+    q.out = &ways;
+    if (side == 0)
+        q.a = &own;
+    else
+        q.b = &own;
+    union {
+        float f;
+        double d;
+    } total = {0};
+    for (size_t b = 0; b < count; b += TG_PAR_GRAIN) {
+        const size_t e = count - b > TG_PAR_GRAIN ? b + TG_PAR_GRAIN : count;
+        memset(&ways, 0, sizeof ways);
+        if (b == 0)
+            memcpy(&ways, out, es);
+        size_t j = b;
+        for (; e - j >= TG_SUM_WAYS; j += TG_SUM_WAYS)
+            for (size_t w = 0; w < TG_SUM_WAYS; w++)
+                step(&q, side == 0 ? w : o + (j + w) * s, side == 1 ? w : o + (j + w) * s,
+                     iy0 + j + w);
+        for (size_t w = 0; j < e; j++, w++)
+            step(&q, side == 0 ? w : o + j * s, side == 1 ? w : o + j * s, iy0 + j);
+        if (es == sizeof(float)) {
+            float sum = ways.f[0];
+            for (size_t w = 1; w < TG_SUM_WAYS; w++)
+                sum += ways.f[w];
+            total.f = b == 0 ? sum : total.f + sum;
+        } else {
+            double sum = ways.d[0];
+            for (size_t w = 1; w < TG_SUM_WAYS; w++)
+                sum += ways.d[w];
+            total.d = b == 0 ? sum : total.d + sum;
+        }
+    }
+    memcpy(out, &total, es);
+}
+
 /* The step for every output element, in order, with flat loops the compiler vectorizes
  * where no general broadcasting is needed: same element counts, one side a single element,
  * or one side repeating along the leading axes (then a loop over those rows around a flat
@@ -152,11 +209,17 @@ TG_INLINE void binary_each(const tg_tensor *y, binary_step step, const binary_ar
         for (size_t iy = 0; iy < ny; iy++)
             step(p, iy, iy, iy);
     } else if (na == 1 && nb == ny) {
-        for (size_t iy = 0; iy < ny; iy++)
-            step(p, 0, iy, iy);
+        if (side == 0)
+            binary_sum_run(p, step, 0, 0, 0, 1, 0, ny, tg__esize(y));
+        else
+            for (size_t iy = 0; iy < ny; iy++)
+                step(p, 0, iy, iy);
     } else if (nb == 1 && na == ny) {
-        for (size_t iy = 0; iy < ny; iy++)
-            step(p, iy, 0, iy);
+        if (side == 1)
+            binary_sum_run(p, step, 1, 0, 0, 1, 0, ny, tg__esize(y));
+        else
+            for (size_t iy = 0; iy < ny; iy++)
+                step(p, iy, 0, iy);
     } else if (na == ny && nb && trailing_of(y->in[1], y)) {
         for (size_t row = 0; row < ny; row += nb)
             for (size_t ib = 0; ib < nb; ib++)
@@ -173,24 +236,15 @@ TG_INLINE void binary_each(const tg_tensor *y, binary_step step, const binary_ar
         const size_t n = r ? bc.shape[r - 1] : 1;
         const size_t sa = r ? bc.sa[r - 1] : 0, sb = r ? bc.sb[r - 1] : 0;
         /* A VJP into an input broadcast along the innermost axis adds n terms into one
-         * element: through a local copy of it, the same additions in the same order, without
-         * a store and a load of that element between one and the next (4 ns a term) */
-        const size_t es = tg__esize(y);
+         * element: a contiguous run of terms (binary_sum_run) */
         const bool gather = (side == 0 && sa == 0) || (side == 1 && sb == 0);
         for (size_t iy = 0; iy < ny;) {
             if (gather) {
-                const size_t at = side == 0 ? oa : ob;
-                _Alignas(8) unsigned char acc[8];
-                memcpy(acc, (char *)p->out + at * es, es);
-                binary_args q = *p;
-                q.out = acc;
                 if (side == 0)
-                    q.a = (const char *)p->a + oa * es;
+                    binary_sum_run(p, step, 0, oa, ob, sb, iy, n, tg__esize(y));
                 else
-                    q.b = (const char *)p->b + ob * es;
-                for (size_t j = 0; j < n; j++, iy++)
-                    step(&q, side == 0 ? 0 : oa + j * sa, side == 1 ? 0 : ob + j * sb, iy);
-                memcpy((char *)p->out + at * es, acc, es);
+                    binary_sum_run(p, step, 1, ob, oa, sa, iy, n, tg__esize(y));
+                iy += n;
             } else {
                 for (size_t j = 0; j < n; j++, iy++)
                     step(p, oa + j * sa, ob + j * sb, iy);

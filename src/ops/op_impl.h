@@ -93,6 +93,12 @@ TG_DETMATH_INLINE double tg_ops__pow_slope(double x, double c, double c_1)
  * calling thread without any hand-off. Elementwise results do not depend on the split. */
 #define TG_PAR_GRAIN ((size_t)1 << 15)
 
+/* A contiguous run of terms (a lane along the last axis, all elements, the terms a broadcast
+ * input's gradient gathers from a row) is summed as TG_SUM_WAYS running sums, the j-th over the
+ * terms j, j + TG_SUM_WAYS, ..., added in order of j; a run longer than TG_PAR_GRAIN in blocks
+ * of that length, their sums added in order. reduce.c's RUN_SUM says why. */
+#define TG_SUM_WAYS 16
+
 /* At most this many elements, an elementwise op's forward and VJP run their loop right where
  * they are, with no call into the loop functions built for many elements (whose per-call set-up
  * outweighs a few elements' arithmetic): the tiny layers of a small network. */

@@ -109,15 +109,14 @@ static axis_split split_at(const tg_tensor *x, int axis)
             }
 
 /* out = the sum of TERM(i) over the offsets i in [b, e) of a contiguous run of terms, in the
- * one order every such run is summed in: SUM_WAYS running sums, the j-th over the terms b + j,
- * b + j + SUM_WAYS, ..., then added in order of j. One running sum waits an addition's latency
- * for each term (0.8 ns an element on Zen 4, a tenth of its throughput); independent ones
- * vectorize at any width and keep that many additions in flight, and each sees the same terms
- * in the same order whatever the width, so the bits are the same on every machine. A run of
- * up to SUM_WAYS terms gives the bits of the plain running sum (each later running sum is +0,
- * and the sum is never -0), which is what it runs: a small network's loss, a softmax over ten
- * classes, pay nothing for the ways. */
-#define SUM_WAYS 16
+ * one order every such run is summed in (op_impl.h): TG_SUM_WAYS running sums, the j-th over
+ * the terms b + j, b + j + TG_SUM_WAYS, ..., then added in order of j. One running sum waits an
+ * addition's latency for each term (0.8 ns an element on Zen 4, a tenth of its throughput);
+ * independent ones vectorize at any width and keep that many additions in flight, and each sees
+ * the same terms in the same order whatever the width, so the bits are the same on every
+ * machine. A run of up to TG_SUM_WAYS terms gives the bits of the plain running sum (each later
+ * running sum is +0, and the sum is never -0), which is what it runs: a small network's loss, a
+ * softmax over ten classes, pay nothing for the ways. */
 /* (clang-format would join the unrolled loop's body to its pragma) */
 /* clang-format off */
 #define RUN_SUM(T, b, e, out, TERM)                                                                \
@@ -125,15 +124,15 @@ static axis_split split_at(const tg_tensor *x, int axis)
         T run_ = 0;                                                                                \
         size_t at_ = (b);                                                                          \
         const size_t end_ = (e);                                                                   \
-        if (end_ - at_ > SUM_WAYS) {                                                               \
-            T ways_[SUM_WAYS] = {0};                                                               \
-            for (; end_ - at_ >= SUM_WAYS; at_ += SUM_WAYS)                                        \
-                _Pragma("GCC unroll 16") for (size_t w_ = 0; w_ < SUM_WAYS; w_++)                  \
+        if (end_ - at_ > TG_SUM_WAYS) {                                                            \
+            T ways_[TG_SUM_WAYS] = {0};                                                            \
+            for (; end_ - at_ >= TG_SUM_WAYS; at_ += TG_SUM_WAYS)                                  \
+                _Pragma("GCC unroll 16") for (size_t w_ = 0; w_ < TG_SUM_WAYS; w_++)               \
                     ways_[w_] += TERM(at_ + w_);                                                   \
             for (size_t w_ = 0; at_ < end_; at_++, w_++)                                           \
                 ways_[w_] += TERM(at_);                                                            \
             run_ = ways_[0];                                                                       \
-            for (size_t w_ = 1; w_ < SUM_WAYS; w_++)                                               \
+            for (size_t w_ = 1; w_ < TG_SUM_WAYS; w_++)                                            \
                 run_ += ways_[w_];                                                                 \
         } else {                                                                                   \
             for (; at_ < end_; at_++)                                                              \
@@ -449,8 +448,8 @@ static void mean_vjp(tg_tape *tape, tg_tensor *y)
  * is better or NaN. A NaN pick stays NaN (no v is better than it). Bitwise: masks, for vectors. */
 #define TAKES(v, p, BETTER) (((v)BETTER(p)) | ((v) != (v)))
 
-/* The index in the contiguous lane X[b], ..., X[b + n - 1] (n > SUM_WAYS) of its pick, as
- * ARGBEST gives it. First the pick's value, from SUM_WAYS running picks (every SUM_WAYS-th
+/* The index in the contiguous lane X[b], ..., X[b + n - 1] (n > TG_SUM_WAYS) of its pick, as
+ * ARGBEST gives it. First the pick's value, from TG_SUM_WAYS running picks (every TG_SUM_WAYS-th
  * element each), picked from in order; then the first element equal to it (a zero of either
  * sign, as ARGBEST's first of ties), or the first NaN when it is NaN: any NaN of the lane ends
  * in its running pick, and from there in the value. The running picks are GCC's (and clang's)
@@ -461,25 +460,25 @@ static void mean_vjp(tg_tape *tape, tg_tensor *y)
     do {                                                                                           \
         typedef T vec_ __attribute__((vector_size(16)));                                           \
         typedef __typeof__((vec_){0} == (vec_){0}) mask_;                                          \
-        enum { PER_VEC_ = 16 / sizeof(T), VECS_ = SUM_WAYS / PER_VEC_ };                           \
+        enum { PER_VEC_ = 16 / sizeof(T), VECS_ = TG_SUM_WAYS / PER_VEC_ };                        \
         const T *run_x_ = (X) + (b);                                                               \
         vec_ picks_[VECS_];                                                                        \
         memcpy(picks_, run_x_, sizeof picks_);                                                     \
-        size_t at_ = SUM_WAYS;                                                                     \
-        for (; (n) - at_ >= SUM_WAYS; at_ += SUM_WAYS)                                             \
+        size_t at_ = TG_SUM_WAYS;                                                                  \
+        for (; (n) - at_ >= TG_SUM_WAYS; at_ += TG_SUM_WAYS)                                       \
             _Pragma("GCC unroll 8") for (size_t j_ = 0; j_ < VECS_; j_++) {                        \
                 vec_ v_;                                                                           \
                 memcpy(&v_, run_x_ + at_ + j_ * PER_VEC_, sizeof v_);                              \
                 const mask_ take_ = TAKES(v_, picks_[j_], BETTER);                                 \
                 picks_[j_] = (vec_)(((mask_)v_ & take_) | ((mask_)picks_[j_] & ~take_));           \
             }                                                                                      \
-        T way_[SUM_WAYS];                                                                          \
+        T way_[TG_SUM_WAYS];                                                                       \
         memcpy(way_, picks_, sizeof way_);                                                         \
         for (size_t w_ = 0; at_ < (n); at_++, w_++)                                                \
             if (TAKES(run_x_[at_], way_[w_], BETTER))                                              \
                 way_[w_] = run_x_[at_];                                                            \
         T pick_ = way_[0];                                                                         \
-        for (size_t w_ = 1; w_ < SUM_WAYS; w_++)                                                   \
+        for (size_t w_ = 1; w_ < TG_SUM_WAYS; w_++)                                                \
             if (TAKES(way_[w_], pick_, BETTER))                                                    \
                 pick_ = way_[w_];                                                                  \
         size_t k_ = 0;                                                                             \
@@ -494,12 +493,12 @@ static void mean_vjp(tg_tape *tape, tg_tensor *y)
 /* clang-format on */
 
 /* The index along the lane of its maximum (BETTER `>`) or minimum (`<`): the first one on
- * ties, the first NaN if any (0 for an empty lane). A contiguous one longer than SUM_WAYS as
+ * ties, the first NaN if any (0 for an empty lane). A contiguous one longer than TG_SUM_WAYS as
  * RUN_ARGBEST finds it; else in order, one element at a time. */
 #define ARGBEST(X, xoff, st, n, out, BETTER)                                                       \
     do {                                                                                           \
         size_t best_ = 0;                                                                          \
-        if ((st) == 1 && (n) > SUM_WAYS)                                                           \
+        if ((st) == 1 && (n) > TG_SUM_WAYS)                                                        \
             RUN_ARGBEST(X, xoff, n, best_, BETTER);                                                \
         else                                                                                       \
             for (size_t k_ = 1; k_ < (n); k_++) {                                                  \

@@ -209,11 +209,79 @@ Test(ops, broadcast_values_and_vjp_sum_over_broadcast_axes)
     }
 }
 
+/* The run of terms a single element (0-d, or of shape (1)) gathers from a tensor it is broadcast
+ * against: in blocks of 32768, each summed 16 ways, the blocks' sums in order, with the gradient
+ * so far ahead of the first running sum's terms. 32768 values of 512 then 32768 ones, times
+ * w = 1, give dw = 2^24 + 2^15 exactly in f32, where one running sum stops at 2^24. With w used
+ * twice, the second product's terms are added first (backward walks the recording in reverse),
+ * and the first's then start from their sum. */
+#define RUN_REFERENCE(T)                                                                           \
+    static T run_##T(T start, const double *t, size_t n)                                           \
+    {                                                                                              \
+        T total = 0;                                                                               \
+        for (size_t b = 0; b < n; b += 32768) {                                                    \
+            T ways[16] = {0};                                                                      \
+            if (b == 0)                                                                            \
+                ways[0] = start;                                                                   \
+            for (size_t k = b; k < n && k < b + 32768; k++)                                        \
+                ways[(k - b) % 16] += (T)t[k];                                                     \
+            T sum = ways[0];                                                                       \
+            for (size_t w = 1; w < 16; w++)                                                        \
+                sum += ways[w];                                                                    \
+            total = b == 0 ? sum : total + sum;                                                    \
+        }                                                                                          \
+        return total;                                                                              \
+    }
+RUN_REFERENCE(float)
+RUN_REFERENCE(double)
+
+Test(ops, broadcast_scalar_vjp_sums_in_blocks)
+{
+    enum { H = 32768, N = 2 * H };
+    static double big[N], v[70001], u[70001];
+    for (size_t k = 0; k < N; k++)
+        big[k] = k < H ? 512 : 1;
+    for (size_t k = 0; k < 70001; k++) { /* sevenths: the sums round */
+        v[k] = (double)((k * 37) % 1000) / 7 - 60;
+        u[k] = (double)((k * 53) % 999) / 7 - 50;
+    }
+    fresh_start();
+    tg_tensor *x = own_leaf(TG_F32, 1, TS_SHAPE(N), big, false);
+    tg_tensor *w = own_leaf(TG_F32, 1, TS_SHAPE(1), TS_VALS(1), true);
+    tg_tensor *w0 = own(tg_tensor_scalar(TG_F32, 1));
+    cr_assert(tg_tensor_set_requires_grad(w0, true) == TG_OK);
+    backward(tg_add(tape, tg_sum(tape, tg_mul(tape, w, x), TG_ALL_AXES, false),
+                    tg_sum(tape, tg_mul(tape, x, w0), TG_ALL_AXES, false)));
+    cr_expect_eq(tg_tensor_grad_get(w, 0), 16777216.0 + 32768.0, "(1): %a",
+                 tg_tensor_grad_get(w, 0));
+    cr_expect_eq(tg_tensor_grad_get(w0, 0), 16777216.0 + 32768.0, "0-d: %a",
+                 tg_tensor_grad_get(w0, 0));
+    const size_t lengths[] = {1, 15, 16, 17, 37, 1000, 32768, 32769, 70001};
+    for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++)
+        for (int di = 0; di < 2; di++) {
+            const size_t n = lengths[li];
+            const tg_dtype dt = DTYPES[di];
+            fresh_start();
+            tg_tensor *a = own_leaf(dt, 1, TS_SHAPE(n), v, false);
+            tg_tensor *b = own_leaf(dt, 1, TS_SHAPE(n), u, false);
+            tg_tensor *s = own_leaf(dt, 1, TS_SHAPE(1), TS_VALS(1), true);
+            /* s a, then b s (in that order on the tape): s is a's first input and b's second */
+            tg_tensor *first = tg_sum(tape, tg_mul(tape, s, a), TG_ALL_AXES, false);
+            tg_tensor *second = tg_sum(tape, tg_mul(tape, b, s), TG_ALL_AXES, false);
+            backward(tg_add(tape, first, second));
+            const double want = dt == TG_F32 ? (double)run_float(run_float(0, u, n), v, n)
+                                             : run_double(run_double(0, u, n), v, n);
+            cr_expect_eq(tg_tensor_grad_get(s, 0), want, "%s n %zu: %a, not %a", tg_dtype_name(dt),
+                         n, tg_tensor_grad_get(s, 0), want);
+        }
+}
+
 /* A VJP into an input broadcast along the innermost axis (a column, (R, 1) against (R, C)) adds
- * each row's C terms into one element: in order, from j = 0, in the dtype's arithmetic, so the
- * gradient is the in-order sum to the bit (reference: the same sum written out here). Terms
- * that round in f32 make the order matter. */
-Test(ops, broadcast_column_vjp_sums_each_row_in_order)
+ * each row's C terms into one element: as a contiguous run of terms is summed (src/ops/op_impl.h,
+ * TG_SUM_WAYS), 16 running sums, the j-th over the terms j, j + 16, ..., added in order, in the
+ * dtype's arithmetic, so the gradient is that sum to the bit (reference: the same sum written out
+ * here). Terms that round in f32 make the order matter. */
+Test(ops, broadcast_column_vjp_sums_each_row_sixteen_ways)
 {
     enum { R = 3, C = 1000 };
     static double xv[R * C], dy[R * C];
@@ -221,23 +289,29 @@ Test(ops, broadcast_column_vjp_sums_each_row_in_order)
         xv[i] = 0.1 + (double)((i * 37) % 101) / 7;
         dy[i] = 1 + (double)(i % 13) / 3;
     }
-    for (int di = 0; di < 2; di++) {
+    for (int di = 0; di < 4; di++) { /* the column second, then first */
         fresh_start();
-        const tg_dtype dt = DTYPES[di];
+        const tg_dtype dt = DTYPES[di % 2];
         tg_tensor *x = own_leaf(dt, 2, TS_SHAPE(R, C), xv, true);
         tg_tensor *c = own_leaf(dt, 2, TS_SHAPE(R, 1), TS_VALS(0.5, -1.25, 3), true);
-        backward_seed(tg_mul(tape, x, c), dy);
+        backward_seed(di < 2 ? tg_mul(tape, x, c) : tg_mul(tape, c, x), dy);
         for (size_t r = 0; r < R; r++) {
             double want;
             if (dt == TG_F32) {
-                float acc = 0;
+                float ways[16] = {0}, acc;
                 for (size_t j = 0; j < C; j++)
-                    acc += (float)dy[r * C + j] * (float)xv[r * C + j];
+                    ways[j % 16] += (float)dy[r * C + j] * (float)xv[r * C + j];
+                acc = ways[0];
+                for (size_t w = 1; w < 16; w++)
+                    acc += ways[w];
                 want = acc;
             } else {
-                double acc = 0;
+                double ways[16] = {0}, acc;
                 for (size_t j = 0; j < C; j++)
-                    acc += dy[r * C + j] * xv[r * C + j];
+                    ways[j % 16] += dy[r * C + j] * xv[r * C + j];
+                acc = ways[0];
+                for (size_t w = 1; w < 16; w++)
+                    acc += ways[w];
                 want = acc;
             }
             cr_expect_eq(tg_tensor_grad_get(c, r), want, "%s row %zu: %a, not %a",
