@@ -142,59 +142,33 @@ TG_INLINE void binary_each_flat(const tg_tensor *y, size_t lo, size_t hi, binary
 
 /* A VJP step's terms for the output elements iy0 .. iy0 + count - 1 all go into one element,
  * `at`, of its input's gradient (side 0: a's, 1: b's): an input broadcast along them, a single
- * element or a column. They are added as a contiguous run of terms is summed (op_impl.h,
- * TG_SUM_WAYS): in blocks of TG_PAR_GRAIN, each as TG_SUM_WAYS running sums added in order, the
- * blocks' sums in order, with the element's value so far ahead of the first running sum's terms
- * (so that up to TG_SUM_WAYS terms are added one by one, as the element alone would take them).
- * One running sum waited an addition's latency per term, and in f32 stopped growing at 2^24
- * times its terms: the gradient of a scalar times 2^25 ones was 2^24. The step reads its input
- * and writes its gradient at index w < TG_SUM_WAYS: the input's element repeated, and the
- * running sums; the other input's element for output iy0 + j is at o + j * s. */
+ * element or a column. One running sum waited an addition's latency per term, and in f32 it
+ * stopped growing at 2^24 times its terms (the gradient of a scalar times 2^25 ones was 2^24).
+ * They are a contiguous run of terms (op_impl.h, TG_BLOCK_SUM), with the element's value so far
+ * first, so that up to TG_SUM_WAYS terms are added one by one, as the element alone would take
+ * them. Each term is the step's addition into a zero (a term of -0 becomes +0, which can change
+ * only the sign of a zero sum); the other input's element for output iy0 + j is at o + j * s. */
 TG_INLINE void binary_sum_run(const binary_args *p, binary_step step, int side, size_t at, size_t o,
                               size_t s, size_t iy0, size_t count, size_t es)
 {
     union {
-        float f[TG_SUM_WAYS];
-        double d[TG_SUM_WAYS];
-    } ways, own;
-    char *out = (char *)p->out + at * es;
-    for (size_t w = 0; w < TG_SUM_WAYS; w++)
-        memcpy((char *)&own + w * es, (const char *)(side == 0 ? p->a : p->b) + at * es, es);
-    binary_args q = *p;
-    q.out = &ways;
-    if (side == 0)
-        q.a = &own;
-    else
-        q.b = &own;
-    union {
         float f;
         double d;
-    } total = {0};
-    for (size_t b = 0; b < count; b += TG_PAR_GRAIN) {
-        const size_t e = count - b > TG_PAR_GRAIN ? b + TG_PAR_GRAIN : count;
-        memset(&ways, 0, sizeof ways);
-        if (b == 0)
-            memcpy(&ways, out, es);
-        size_t j = b;
-        for (; e - j >= TG_SUM_WAYS; j += TG_SUM_WAYS)
-            for (size_t w = 0; w < TG_SUM_WAYS; w++)
-                step(&q, side == 0 ? w : o + (j + w) * s, side == 1 ? w : o + (j + w) * s,
-                     iy0 + j + w);
-        for (size_t w = 0; j < e; j++, w++)
-            step(&q, side == 0 ? w : o + j * s, side == 1 ? w : o + j * s, iy0 + j);
-        if (es == sizeof(float)) {
-            float sum = ways.f[0];
-            for (size_t w = 1; w < TG_SUM_WAYS; w++)
-                sum += ways.f[w];
-            total.f = b == 0 ? sum : total.f + sum;
-        } else {
-            double sum = ways.d[0];
-            for (size_t w = 1; w < TG_SUM_WAYS; w++)
-                sum += ways.d[w];
-            total.d = b == 0 ? sum : total.d + sum;
-        }
-    }
-    memcpy(out, &total, es);
+    } term; /* the step's dtype's */
+    binary_args q = *p;
+    q.out = &term;
+    if (side == 0)
+        q.a = (const char *)p->a + at * es;
+    else
+        q.b = (const char *)p->b + at * es;
+#define RUN_TERM(j)                                                                                \
+    (term.d = 0, step(&q, side == 0 ? 0 : o + s * (j), side == 1 ? 0 : o + s * (j), iy0 + (j)),    \
+     *(T *)(void *)&term)
+    DISPATCH(es == sizeof(float) ? TG_F32 : TG_F64, {
+        T *out = (T *)p->out + at;
+        TG_BLOCK_SUM(T, 0, count, *out, *out, RUN_TERM);
+    });
+#undef RUN_TERM
 }
 
 /* The step for every output element, in order, with flat loops the compiler vectorizes

@@ -108,59 +108,25 @@ static axis_split split_at(const tg_tensor *x, int axis)
                 __VA_ARGS__                                                                        \
             }
 
-/* out = the sum of TERM(i) over the offsets i in [b, e) of a contiguous run of terms, in the
- * one order every such run is summed in (op_impl.h): TG_SUM_WAYS running sums, the j-th over
- * the terms b + j, b + j + TG_SUM_WAYS, ..., then added in order of j. One running sum waits an
- * addition's latency for each term (0.8 ns an element on Zen 4, a tenth of its throughput);
- * independent ones vectorize at any width and keep that many additions in flight, and each sees
- * the same terms in the same order whatever the width, so the bits are the same on every
- * machine. A run of up to TG_SUM_WAYS terms gives the bits of the plain running sum (each later
- * running sum is +0, and the sum is never -0), which is what it runs: a small network's loss, a
- * softmax over ten classes, pay nothing for the ways. */
-/* (clang-format would join the unrolled loop's body to its pragma) */
-/* clang-format off */
-#define RUN_SUM(T, b, e, out, TERM)                                                                \
-    do {                                                                                           \
-        T run_ = 0;                                                                                \
-        size_t at_ = (b);                                                                          \
-        const size_t end_ = (e);                                                                   \
-        if (end_ - at_ > TG_SUM_WAYS) {                                                            \
-            T ways_[TG_SUM_WAYS] = {0};                                                            \
-            for (; end_ - at_ >= TG_SUM_WAYS; at_ += TG_SUM_WAYS)                                  \
-                _Pragma("GCC unroll 16") for (size_t w_ = 0; w_ < TG_SUM_WAYS; w_++)               \
-                    ways_[w_] += TERM(at_ + w_);                                                   \
-            for (size_t w_ = 0; at_ < end_; at_++, w_++)                                           \
-                ways_[w_] += TERM(at_);                                                            \
-            run_ = ways_[0];                                                                       \
-            for (size_t w_ = 1; w_ < TG_SUM_WAYS; w_++)                                            \
-                run_ += ways_[w_];                                                                 \
-        } else {                                                                                   \
-            for (; at_ < end_; at_++)                                                              \
-                run_ += TERM(at_);                                                                 \
-        }                                                                                          \
-        (out) = run_;                                                                              \
-    } while (0)
-/* clang-format on */
-
 /* out = the sum of a lane's terms TERM(x[k]) for its n elements x[k] = X[xoff + k * st]
  * (LANE_SUM_AT: TERM(i) of the elements' offsets i = xoff + k * st, for terms of two arrays):
  * blocks of TG_PAR_GRAIN elements each summed from k = 0, and the block sums added in order, as
  * sum_all_parallel adds its blocks (so a vector summed over its one axis gives the bits of its
- * sum over all axes). A contiguous lane (st 1) sums each block as RUN_SUM does; a strided one
- * in order of k, as the lanes taken row by row do (ROWS_SUM), with which it must agree. One
- * running sum stops growing in f32 once it is 2^24 times its terms: 2^25 ones summed to
- * 16777216, their mean was 0.5 and their logsumexp 1 + log 2^24. */
+ * sum over all axes). A contiguous lane (st 1) is a contiguous run of terms (TG_BLOCK_SUM); a
+ * strided one sums each block in order of k, as the lanes taken row by row do (ROWS_SUM), with
+ * which it must agree. */
 #define LANE_SUM_AT(T, xoff, st, n, out, TERM)                                                     \
     do {                                                                                           \
+        if ((st) == 1) {                                                                           \
+            TG_BLOCK_SUM(T, xoff, n, 0, out, TERM);                                                \
+            break;                                                                                 \
+        }                                                                                          \
         T tot_ = 0;                                                                                \
         for (size_t b_ = 0; b_ < (n); b_ += TG_PAR_GRAIN) {                                        \
             const size_t e_ = b_ + TG_PAR_GRAIN < (n) ? b_ + TG_PAR_GRAIN : (n);                   \
             T acc_ = 0;                                                                            \
-            if ((st) == 1)                                                                         \
-                RUN_SUM(T, (xoff) + b_, (xoff) + e_, acc_, TERM);                                  \
-            else                                                                                   \
-                for (size_t k_ = b_; k_ < e_; k_++)                                                \
-                    acc_ += TERM((xoff) + k_ * (st));                                              \
+            for (size_t k_ = b_; k_ < e_; k_++)                                                    \
+                acc_ += TERM((xoff) + k_ * (st));                                                  \
             tot_ = b_ == 0 ? acc_ : tot_ + acc_;                                                   \
         }                                                                                          \
         (out) = tot_;                                                                              \
@@ -278,7 +244,7 @@ static void sum_blocks(void *ctx, size_t lo, size_t hi)
         T *P = c->partial;
         for (size_t blk = lo; blk < hi; blk++) {
             size_t end = (blk + 1) * TG_PAR_GRAIN < n ? (blk + 1) * TG_PAR_GRAIN : n;
-            RUN_SUM(T, blk * TG_PAR_GRAIN, end, P[blk], X_AT);
+            TG_RUN_SUM(T, blk * TG_PAR_GRAIN, end, 0, P[blk], X_AT);
         }
     });
 }
@@ -330,7 +296,7 @@ static void sum_like_forward(tg_tensor *y, bool mean)
                 const T *X = y->in[0]->data;
                 T acc;
                 if (TG_LIKELY(n <= TG_PAR_GRAIN)) /* one block: LANE_SUM's sum, no more */
-                    RUN_SUM(T, 0, n, acc, X_AT);
+                    TG_RUN_SUM(T, 0, n, 0, acc, X_AT);
                 else
                     LANE_SUM(T, X, 0, 1, n, acc, LANE_TERM_ITSELF);
                 *(T *)y->data = mean ? acc / (T)n : acc;
@@ -690,7 +656,7 @@ static void prod_vjp(tg_tape *tape, tg_tensor *y)
 /* y = log sum_k e^x[k];  dx[k] += dy * e^(x[k] - y), with x[k] - y as (x[k] - m) - ls. It and
  * the softmaxes below are compiled for each instruction set (TG_SIMD_CLONES), so that their
  * loops of exps (tg__exp) run 4 or 8 wide, and so do the running sums of contiguous lanes
- * (RUN_SUM). */
+ * (TG_RUN_SUM). */
 TG_SIMD_CLONES static void logsumexp_forward(tg_tensor *y)
 {
     axis_split s = split_at(y->in[0], y->attr.r.axis);
