@@ -166,7 +166,7 @@ TG_INLINE void binary_sum_run(const binary_args *p, binary_step step, int side, 
      *(T *)(void *)&term)
     DISPATCH(es == sizeof(float) ? TG_F32 : TG_F64, {
         T *out = (T *)p->out + at;
-        TG_BLOCK_SUM(T, 0, count, *out, *out, RUN_TERM);
+        TG_BLOCK_SUM(T, 0, count, *out, *out, RUN_TERM, 1);
     });
 #undef RUN_TERM
 }

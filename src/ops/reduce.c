@@ -118,7 +118,7 @@ static axis_split split_at(const tg_tensor *x, int axis)
 #define LANE_SUM_AT(T, xoff, st, n, out, TERM)                                                     \
     do {                                                                                           \
         if ((st) == 1) {                                                                           \
-            TG_BLOCK_SUM(T, xoff, n, 0, out, TERM);                                                \
+            TG_BLOCK_SUM(T, xoff, n, 0, out, TERM, 16);                                            \
             break;                                                                                 \
         }                                                                                          \
         T tot_ = 0;                                                                                \
@@ -244,7 +244,7 @@ static void sum_blocks(void *ctx, size_t lo, size_t hi)
         T *P = c->partial;
         for (size_t blk = lo; blk < hi; blk++) {
             size_t end = (blk + 1) * TG_PAR_GRAIN < n ? (blk + 1) * TG_PAR_GRAIN : n;
-            TG_RUN_SUM(T, blk * TG_PAR_GRAIN, end, 0, P[blk], X_AT);
+            TG_RUN_SUM(T, blk * TG_PAR_GRAIN, end, 0, P[blk], X_AT, 16);
         }
     });
 }
@@ -296,7 +296,7 @@ static void sum_like_forward(tg_tensor *y, bool mean)
                 const T *X = y->in[0]->data;
                 T acc;
                 if (TG_LIKELY(n <= TG_PAR_GRAIN)) /* one block: LANE_SUM's sum, no more */
-                    TG_RUN_SUM(T, 0, n, 0, acc, X_AT);
+                    TG_RUN_SUM(T, 0, n, 0, acc, X_AT, 16);
                 else
                     LANE_SUM(T, X, 0, 1, n, acc, LANE_TERM_ITSELF);
                 *(T *)y->data = mean ? acc / (T)n : acc;
