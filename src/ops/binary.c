@@ -638,20 +638,35 @@ static void where_forward(tg_tensor *y)
     });
 }
 
+/* A branch of one element against a larger output (a scalar parameter, where(c, x, 0)) gathers
+ * a term from every output element its side picks: a contiguous run of terms (op_impl.h,
+ * TG_BLOCK_SUM), after its gradient so far, as binary_sum_run takes a broadcast input's; one
+ * running sum stopped growing in f32 at 2^24 times its terms. The others add element by element
+ * (WHERE_EACH), in order. */
+#define PICKED_A(i) (C[sc * (i)] != 0 ? DY[i] : (T)0)
+#define PICKED_B(i) (C[sc * (i)] != 0 ? (T)0 : DY[i])
 static void where_vjp(tg_tape *tape, tg_tensor *y)
 {
     tg_tensor *const *in = y->attr.r.ext->in;
     void *da = tg_tape__grad_of(tape, in[1]);
     void *db = tg_tape__grad_of(tape, in[2]);
+    const size_t ny = y->numel, sc = in[0]->numel == ny; /* cond: y's elements, or one */
+    const bool runs = ny > 1 && (sc || in[0]->numel == 1);
     DISPATCH(y->dtype, {
         const T *restrict C = in[0]->data, *restrict DY = y->grad;
         if (da) {
             T *restrict DA = da;
-            WHERE_EACH(y, in, const T d = DA[ia], g = DY[iy]; DA[ia] = C[ic] != 0 ? d + g : d;);
+            if (runs && in[1]->numel == 1)
+                TG_BLOCK_SUM(T, 0, ny, DA[0], DA[0], PICKED_A, 16);
+            else
+                WHERE_EACH(y, in, const T d = DA[ia], g = DY[iy]; DA[ia] = C[ic] != 0 ? d + g : d;);
         }
         if (db) {
             T *restrict DB = db;
-            WHERE_EACH(y, in, const T d = DB[ib], g = DY[iy]; DB[ib] = C[ic] != 0 ? d : d + g;);
+            if (runs && in[2]->numel == 1)
+                TG_BLOCK_SUM(T, 0, ny, DB[0], DB[0], PICKED_B, 16);
+            else
+                WHERE_EACH(y, in, const T d = DB[ib], g = DY[iy]; DB[ib] = C[ic] != 0 ? d : d + g;);
         }
     });
 }

@@ -276,6 +276,53 @@ Test(ops, broadcast_scalar_vjp_sums_in_blocks)
         }
 }
 
+/* where(c, a, b) with a or b a single element: its gradient takes dy where its side is picked,
+ * gathered as the scalar's above (0 where the other side is picked), after its gradient so far.
+ * In f32, 32768 of 512 then 32768 ones all picked give 2^24 + 2^15 exactly. With cond alternating
+ * in runs of 3, and the scalar also times u (recorded after, so walked first), the order against
+ * the reference at 17 to 70001 elements, for either side. */
+Test(ops, where_scalar_branch_vjp_sums_in_blocks)
+{
+    enum { H = 32768, N = 2 * H, M = 70001 };
+    static double big[N], none[N], v[M], u[M], cond[M], picked[M];
+    for (size_t k = 0; k < N; k++)
+        big[k] = k < H ? 512 : 1, none[k] = 0;
+    for (size_t k = 0; k < M; k++) {
+        v[k] = (double)((k * 37) % 1000) / 7 - 60;
+        u[k] = (double)((k * 53) % 999) / 7 - 50;
+        cond[k] = (double)(k / 3 % 2);
+    }
+    fresh_start();
+    tg_tensor *c = own_leaf(TG_F32, 1, TS_SHAPE(N), none, false);
+    tg_tensor *x = own_leaf(TG_F32, 1, TS_SHAPE(N), none, false);
+    tg_tensor *s = own_leaf(TG_F32, 0, NULL, TS_VALS(1), true);
+    backward_seed(tg_where(tape, c, x, s), big);
+    cr_expect_eq(tg_tensor_grad_get(s, 0), 16777216.0 + 32768.0, "%a", tg_tensor_grad_get(s, 0));
+    const size_t lengths[] = {17, 1000, 70001};
+    for (size_t li = 0; li < 3; li++)
+        for (int di = 0; di < 4; di++) { /* the scalar as b, then as a */
+            const size_t n = lengths[li];
+            const tg_dtype dt = DTYPES[di % 2];
+            const bool as_b = di < 2;
+            fresh_start();
+            tg_tensor *cc = own_leaf(dt, 1, TS_SHAPE(n), cond, false);
+            tg_tensor *vv = own_leaf(dt, 1, TS_SHAPE(n), v, false);
+            tg_tensor *uu = own_leaf(dt, 1, TS_SHAPE(n), u, false);
+            tg_tensor *ss = own_leaf(dt, 1, TS_SHAPE(1), TS_VALS(1), true);
+            /* dy of where is v (1 times v) */
+            tg_tensor *w = as_b ? tg_where(tape, cc, cc, ss) : tg_where(tape, cc, ss, cc);
+            tg_tensor *first = tg_sum(tape, tg_mul(tape, w, vv), TG_ALL_AXES, false);
+            tg_tensor *second = tg_sum(tape, tg_mul(tape, ss, uu), TG_ALL_AXES, false);
+            backward(tg_add(tape, first, second));
+            for (size_t k = 0; k < n; k++) /* b takes dy where cond is 0, a where it is not */
+                picked[k] = (cond[k] != 0) != as_b ? v[k] : 0;
+            const double want = dt == TG_F32 ? (double)run_float(run_float(0, u, n), picked, n)
+                                             : run_double(run_double(0, u, n), picked, n);
+            cr_expect_eq(tg_tensor_grad_get(ss, 0), want, "%s n %zu %s: %a, not %a",
+                         tg_dtype_name(dt), n, as_b ? "b" : "a", tg_tensor_grad_get(ss, 0), want);
+        }
+}
+
 /* A VJP into an input broadcast along the innermost axis (a column, (R, 1) against (R, C)) adds
  * each row's C terms into one element: as a contiguous run of terms is summed (src/ops/op_impl.h,
  * TG_SUM_WAYS), 16 running sums, the j-th over the terms j, j + 16, ..., added in order, in the
