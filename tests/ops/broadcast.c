@@ -215,26 +215,6 @@ Test(ops, broadcast_values_and_vjp_sum_over_broadcast_axes)
  * w = 1, give dw = 2^24 + 2^15 exactly in f32, where one running sum stops at 2^24. With w used
  * twice, the second product's terms are added first (backward walks the recording in reverse),
  * and the first's then start from their sum. */
-#define RUN_REFERENCE(T)                                                                           \
-    static T run_##T(T start, const double *t, size_t n)                                           \
-    {                                                                                              \
-        T total = 0;                                                                               \
-        for (size_t b = 0; b < n; b += 32768) {                                                    \
-            T ways[16] = {0};                                                                      \
-            if (b == 0)                                                                            \
-                ways[0] = start;                                                                   \
-            for (size_t k = b; k < n && k < b + 32768; k++)                                        \
-                ways[(k - b) % 16] += (T)t[k];                                                     \
-            T sum = ways[0];                                                                       \
-            for (size_t w = 1; w < 16; w++)                                                        \
-                sum += ways[w];                                                                    \
-            total = b == 0 ? sum : total + sum;                                                    \
-        }                                                                                          \
-        return total;                                                                              \
-    }
-RUN_REFERENCE(float)
-RUN_REFERENCE(double)
-
 Test(ops, broadcast_scalar_vjp_sums_in_blocks)
 {
     enum { H = 32768, N = 2 * H };
@@ -269,8 +249,8 @@ Test(ops, broadcast_scalar_vjp_sums_in_blocks)
             tg_tensor *first = tg_sum(tape, tg_mul(tape, s, a), TG_ALL_AXES, false);
             tg_tensor *second = tg_sum(tape, tg_mul(tape, b, s), TG_ALL_AXES, false);
             backward(tg_add(tape, first, second));
-            const double want = dt == TG_F32 ? (double)run_float(run_float(0, u, n), v, n)
-                                             : run_double(run_double(0, u, n), v, n);
+            const double want = dt == TG_F32 ? (double)run_sum_f32(run_sum_f32(0, u, n), v, n)
+                                             : run_sum_f64(run_sum_f64(0, u, n), v, n);
             cr_expect_eq(tg_tensor_grad_get(s, 0), want, "%s n %zu: %a, not %a", tg_dtype_name(dt),
                          n, tg_tensor_grad_get(s, 0), want);
         }
@@ -316,8 +296,8 @@ Test(ops, where_scalar_branch_vjp_sums_in_blocks)
             backward(tg_add(tape, first, second));
             for (size_t k = 0; k < n; k++) /* b takes dy where cond is 0, a where it is not */
                 picked[k] = (cond[k] != 0) != as_b ? v[k] : 0;
-            const double want = dt == TG_F32 ? (double)run_float(run_float(0, u, n), picked, n)
-                                             : run_double(run_double(0, u, n), picked, n);
+            const double want = dt == TG_F32 ? (double)run_sum_f32(run_sum_f32(0, u, n), picked, n)
+                                             : run_sum_f64(run_sum_f64(0, u, n), picked, n);
             cr_expect_eq(tg_tensor_grad_get(ss, 0), want, "%s n %zu %s: %a, not %a",
                          tg_dtype_name(dt), n, as_b ? "b" : "a", tg_tensor_grad_get(ss, 0), want);
         }
@@ -326,8 +306,8 @@ Test(ops, where_scalar_branch_vjp_sums_in_blocks)
 /* A VJP into an input broadcast along the innermost axis (a column, (R, 1) against (R, C)) adds
  * each row's C terms into one element: as a contiguous run of terms is summed (src/ops/op_impl.h,
  * TG_SUM_WAYS), 16 running sums, the j-th over the terms j, j + 16, ..., added in order, in the
- * dtype's arithmetic, so the gradient is that sum to the bit (reference: the same sum written out
- * here). Terms that round in f32 make the order matter. */
+ * dtype's arithmetic, so the gradient is that sum to the bit (reference: run_sum_f32 and
+ * run_sum_f64). Terms that round in f32 make the order matter. */
 Test(ops, broadcast_column_vjp_sums_each_row_sixteen_ways)
 {
     enum { R = 3, C = 1000 };
@@ -343,24 +323,12 @@ Test(ops, broadcast_column_vjp_sums_each_row_sixteen_ways)
         tg_tensor *c = own_leaf(dt, 2, TS_SHAPE(R, 1), TS_VALS(0.5, -1.25, 3), true);
         backward_seed(di < 2 ? tg_mul(tape, x, c) : tg_mul(tape, c, x), dy);
         for (size_t r = 0; r < R; r++) {
-            double want;
-            if (dt == TG_F32) {
-                float ways[16] = {0}, acc;
-                for (size_t j = 0; j < C; j++)
-                    ways[j % 16] += (float)dy[r * C + j] * (float)xv[r * C + j];
-                acc = ways[0];
-                for (size_t w = 1; w < 16; w++)
-                    acc += ways[w];
-                want = acc;
-            } else {
-                double ways[16] = {0}, acc;
-                for (size_t j = 0; j < C; j++)
-                    ways[j % 16] += dy[r * C + j] * xv[r * C + j];
-                acc = ways[0];
-                for (size_t w = 1; w < 16; w++)
-                    acc += ways[w];
-                want = acc;
-            }
+            double terms[C]; /* f32's products exact in double, rounded to f32 by run_sum_f32 */
+            for (size_t j = 0; j < C; j++)
+                terms[j] = dt == TG_F32 ? (double)(float)dy[r * C + j] * (float)xv[r * C + j]
+                                        : dy[r * C + j] * xv[r * C + j];
+            const double want =
+                dt == TG_F32 ? (double)run_sum_f32(0, terms, C) : run_sum_f64(0, terms, C);
             cr_expect_eq(tg_tensor_grad_get(c, r), want, "%s row %zu: %a, not %a",
                          tg_dtype_name(dt), r, tg_tensor_grad_get(c, r), want);
         }

@@ -65,6 +65,26 @@ tg_tensor *iota(tg_dtype dt, int rank, const size_t *shape, double base, double 
 
 /* The relative tolerance of results in dtype dt; below 0.1, where results of cancellation
  * live, it is absolute: ts_close(got, want, 0.1 * tol, tol). */
+#define RUN_SUM_REFERENCE(name, T)                                                                 \
+    T name(T start, const double *t, size_t n)                                                     \
+    {                                                                                              \
+        T total = start;                                                                           \
+        for (size_t b = 0; b < n; b += 32768) {                                                    \
+            T ways[16] = {0};                                                                      \
+            if (b == 0)                                                                            \
+                ways[0] = start;                                                                   \
+            for (size_t k = b; k < n && k < b + 32768; k++)                                        \
+                ways[(k - b) % 16] += (T)t[k];                                                     \
+            T sum = ways[0];                                                                       \
+            for (size_t w = 1; w < 16; w++)                                                        \
+                sum += ways[w];                                                                    \
+            total = b == 0 ? sum : total + sum;                                                    \
+        }                                                                                          \
+        return total;                                                                              \
+    }
+RUN_SUM_REFERENCE(run_sum_f32, float)
+RUN_SUM_REFERENCE(run_sum_f64, double)
+
 double tol_of(tg_dtype dt)
 {
     return dt == TG_F32 ? 1e-6 : 1e-12;

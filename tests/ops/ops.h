@@ -52,6 +52,13 @@ void expect_shape(const char *what, const tg_tensor *t, int rank, const size_t *
 #define EXPECT_SHAPE(what, t, rank, ...) expect_shape(what, t, rank, (const size_t[]){0, __VA_ARGS__} + 1)
 /* clang-format on */
 
+/* start + t[0] + ... + t[n-1], each term rounded to the dtype, in the order the library sums a
+ * contiguous run of terms (src/ops/op_impl.h): blocks of 32768 whose sums are added in order,
+ * each block as 16 running sums, the j-th over the block's terms j, j + 16, ..., added in order
+ * of j, with `start` ahead of the first block's first running sum. */
+float run_sum_f32(float start, const double *t, size_t n);
+double run_sum_f64(double start, const double *t, size_t n);
+
 /* Backward from y with dy = seed (values as doubles, y's shape and dtype; ones when seed is
  * NULL), or by tg_backward. */
 void backward_seed(tg_tensor *y, const double *seed);

@@ -431,26 +431,10 @@ Test(ops, reductions_along_inner_axes_match_lane_by_lane)
 }
 
 /* A contiguous run of terms (a lane along the last axis, or every element) sums in blocks of
- * 32768 added in order, each block 16 ways (sum_terms): for sums over all axes short and long
- * (from 65536 elements the blocks go over the pool), and along the one axis of a vector, which
- * gives the same bits; mean is that sum over n. Lengths around 16 and the block size. */
-#define BLOCK_SUM(T)                                                                               \
-    static T block_sum_##T(const double *v, size_t n)                                              \
-    {                                                                                              \
-        static T t[32768];                                                                         \
-        T total = 0;                                                                               \
-        for (size_t b = 0; b < n; b += 32768) {                                                    \
-            const size_t e = b + 32768 < n ? b + 32768 : n;                                        \
-            for (size_t k = b; k < e; k++)                                                         \
-                t[k - b] = (T)v[k];                                                                \
-            const T s = sum_terms_##T(t, e - b, true);                                             \
-            total = b == 0 ? s : total + s;                                                        \
-        }                                                                                          \
-        return total;                                                                              \
-    }
-BLOCK_SUM(float)
-BLOCK_SUM(double)
-
+ * 32768 added in order, each block 16 ways (run_sum_f32, run_sum_f64): for sums over all axes
+ * short and long (from 65536 elements the blocks go over the pool), and along the one axis of a
+ * vector, which gives the same bits; mean is that sum over n. Lengths around 16 and the block
+ * size. */
 Test(ops, contiguous_sums_run_sixteen_ways)
 {
     const size_t lengths[] = {1, 15, 16, 17, 37, 1000, 32768, 32769, 65541, 100003};
@@ -463,8 +447,7 @@ Test(ops, contiguous_sums_run_sixteen_ways)
         for (int di = 0; di < 2; di++) {
             const size_t n = lengths[li];
             const tg_dtype dt = DTYPES[di];
-            const double want =
-                dt == TG_F32 ? (double)block_sum_float(v, n) : block_sum_double(v, n);
+            const double want = dt == TG_F32 ? (double)run_sum_f32(0, v, n) : run_sum_f64(0, v, n);
             const double want_mean =
                 dt == TG_F32 ? (double)((float)want / (float)n) : want / (double)n;
             fresh_start();
