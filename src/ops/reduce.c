@@ -295,7 +295,9 @@ static void sum_like_forward(tg_tensor *y, bool mean)
             DISPATCH(y->dtype, {
                 const T *X = y->in[0]->data;
                 T acc;
-                if (TG_LIKELY(n <= TG_PAR_GRAIN)) /* one block: LANE_SUM's sum, no more */
+                /* one block: LANE_SUM's sum without its block loop (23 instructions of W1's
+                 * step, under callgrind) */
+                if (TG_LIKELY(n <= TG_PAR_GRAIN))
                     TG_RUN_SUM(T, 0, n, 0, acc, X_AT, 16);
                 else
                     LANE_SUM(T, X, 0, 1, n, acc, LANE_TERM_ITSELF);

@@ -63,8 +63,7 @@ tg_tensor *iota(tg_dtype dt, int rank, const size_t *shape, double base, double 
     return own_leaf(dt, rank, shape, v, grad);
 }
 
-/* The relative tolerance of results in dtype dt; below 0.1, where results of cancellation
- * live, it is absolute: ts_close(got, want, 0.1 * tol, tol). */
+/* run_sum_f32 and run_sum_f64 (ops.h) */
 #define RUN_SUM_REFERENCE(name, T)                                                                 \
     T name(T start, const double *t, size_t n)                                                     \
     {                                                                                              \
@@ -85,6 +84,8 @@ tg_tensor *iota(tg_dtype dt, int rank, const size_t *shape, double base, double 
 RUN_SUM_REFERENCE(run_sum_f32, float)
 RUN_SUM_REFERENCE(run_sum_f64, double)
 
+/* The relative tolerance of results in dtype dt; below 0.1, where results of cancellation
+ * live, it is absolute: ts_close(got, want, 0.1 * tol, tol). */
 double tol_of(tg_dtype dt)
 {
     return dt == TG_F32 ? 1e-6 : 1e-12;

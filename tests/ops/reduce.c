@@ -193,22 +193,21 @@ Test(ops, softmax_values_and_vjp)
 
 enum { RED_SUM, RED_MEAN, RED_MAX, RED_MIN, RED_PROD, RED_LSE, RED_SOFTMAX, RED_LOG_SOFTMAX };
 
-/* The sum of a lane's terms t[0..n): in order, or for a contiguous lane (`ways`) as the ops sum
- * one, as 16 running sums, the j-th over the terms k = j mod 16 in order, added in order of j. */
-#define SUM_TERMS(T)                                                                               \
+enum { LANE_MAX = 128 };
+
+/* The sum of a lane's terms t[0..n): for a contiguous lane (`ways`) as the ops sum a contiguous
+ * run (run_sum_f32, run_sum_f64), else in order. */
+#define SUM_TERMS(T, RUN_SUM)                                                                      \
     static T sum_terms_##T(const T *t, size_t n, bool ways)                                        \
     {                                                                                              \
-        T w[16] = {0};                                                                             \
+        double run[LANE_MAX];                                                                      \
+        T sum = 0;                                                                                 \
         for (size_t k = 0; k < n; k++)                                                             \
-            w[ways ? k % 16 : 0] += t[k];                                                          \
-        T sum = w[0];                                                                              \
-        for (size_t j = 1; j < 16; j++)                                                            \
-            sum += w[j];                                                                           \
-        return sum;                                                                                \
+            run[k] = t[k], sum += t[k];                                                            \
+        return ways ? RUN_SUM(0, run, n) : sum;                                                    \
     }
-SUM_TERMS(float)
-SUM_TERMS(double)
-enum { LANE_MAX = 128 };
+SUM_TERMS(float, run_sum_f32)
+SUM_TERMS(double, run_sum_f64)
 
 /* Lane (x[0], x[st], ... x[(n-1)st]) of op `op` into y (one value, or n for softmax's two),
  * and the gradient dx (stride st) for the output gradient dy (stride dst: 0 for one value). */
