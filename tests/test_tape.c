@@ -322,6 +322,102 @@ Test(backward, seed_null_means_backward)
     tg_tensor_free(x);
 }
 
+/* A seed adds into the output's gradient one addition per element, at lengths around the
+ * vector widths: a leaf output's gradient after two seeds is (0 + s1) + s2 element by element,
+ * in the dtype (so -0 and -0 seeds leave +0), and a seed that is the gradient's own memory
+ * doubles it. */
+Test(backward, seeds_add_element_by_element)
+{
+    const size_t lengths[] = {1, 3, 7, 8, 15, 16, 17, 31, 33, 1001};
+    for (int d = 0; d < 2; d++) {
+        const tg_dtype dt = d ? TG_F64 : TG_F32;
+        for (size_t l = 0; l < sizeof lengths / sizeof *lengths; l++) {
+            const size_t n = lengths[l];
+            double s1[1001], s2[1001], want[1001];
+            for (size_t i = 0; i < n; i++) {
+                s1[i] = i % 5 == 2 ? -0.0 : 0.1 * (double)i - 3.3;
+                s2[i] = i % 5 == 2 ? -0.0 : 1.0 / (double)(i + 3);
+                want[i] =
+                    d ? (0.0 + s1[i]) + s2[i] : (double)((0.0f + (float)s1[i]) + (float)s2[i]);
+            }
+            tg_tensor *x = ts_leaf(dt, 1, &n, s1, true);
+            tg_tensor *t1 = ts_leaf(dt, 1, &n, s1, false), *t2 = ts_leaf(dt, 1, &n, s2, false);
+            tg_tape *tape = tg_tape_new();
+            cr_assert_eq(tg_backward_seed(tape, x, t1), TG_OK, "%s", tg_last_error());
+            cr_assert_eq(tg_backward_seed(tape, x, t2), TG_OK, "%s", tg_last_error());
+            for (size_t i = 0; i < n; i++) {
+                const double g = tg_tensor_grad_get(x, i);
+                cr_assert(g == want[i] && signbit(g) == signbit(want[i]),
+                          "%s n=%zu [%zu]: %.17g, expected %.17g", tg_dtype_name(dt), n, i, g,
+                          want[i]);
+            }
+            tg_tensor *own = tg_tensor_wrap(dt, 1, &n, tg_tensor_grad_data(x));
+            cr_assert_eq(tg_backward_seed(tape, x, own), TG_OK, "%s", tg_last_error());
+            for (size_t i = 0; i < n; i++)
+                cr_assert_eq(tg_tensor_grad_get(x, i), want[i] + want[i], "%s n=%zu [%zu] doubled",
+                             tg_dtype_name(dt), n, i);
+            tg_tensor_free(own);
+            tg_tape_free(tape);
+            tg_tensor_free(x);
+            tg_tensor_free(t1);
+            tg_tensor_free(t2);
+        }
+    }
+}
+
+/* An allocator over one static block whose frees are no-ops, so that a test knows what memory
+ * lies before a gradient. */
+static _Alignas(64) unsigned char bump_block[1 << 16];
+static size_t bump_used;
+
+static void *bump_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)ud;
+    if (nsize == 0)
+        return NULL;
+    const size_t at = (bump_used + 63) / 64 * 64;
+    if (at + nsize > sizeof bump_block)
+        return NULL;
+    bump_used = at + nsize;
+    if (ptr)
+        memcpy(bump_block + at, ptr, osize < nsize ? osize : nsize);
+    return bump_block + at;
+}
+
+/* A seed may wrap any memory, the gradient it adds into too: one that starts 3 elements before
+ * that gradient reads, from its fourth element on, sums already made. The result is the in-order
+ * loop's, d[i] += d[i - 3], not what adding blocks of seed elements read before any was written
+ * (a vectorized loop) would give. */
+Test(backward, seed_overlapping_the_gradient_adds_in_order)
+{
+    tg_set_allocator(bump_alloc, NULL);
+    for (int d = 0; d < 2; d++) {
+        const tg_dtype dt = d ? TG_F64 : TG_F32;
+        const size_t n = 40, es = tg_dtype_size(dt);
+        double v[40];
+        for (size_t i = 0; i < n; i++)
+            v[i] = (double)i + 0.5;
+        tg_tensor *x = ts_leaf(dt, 1, &n, v, true);
+        tg_tape *tape = tg_tape_new();
+        cr_assert_eq(tg_backward_seed(tape, x, x), TG_OK, "%s", tg_last_error()); /* grad = v */
+        unsigned char *g = tg_tensor_grad_data(x);
+        cr_assert((size_t)(g - bump_block) >= 3 * es, "memory before the gradient");
+        double want[43];
+        for (size_t i = 0; i < n + 3; i++) /* the 3 elements before it, then the gradient */
+            want[i] = d ? ((double *)(void *)(g - 3 * es))[i] : ((float *)(void *)(g - 3 * es))[i];
+        for (size_t i = 3; i < n + 3; i++)
+            want[i] = d ? want[i] + want[i - 3] : (double)((float)want[i] + (float)want[i - 3]);
+        tg_tensor *seed = tg_tensor_wrap(dt, 1, &n, g - 3 * es);
+        cr_assert_eq(tg_backward_seed(tape, x, seed), TG_OK, "%s", tg_last_error());
+        for (size_t i = 0; i < n; i++)
+            cr_assert_eq(tg_tensor_grad_get(x, i), want[i + 3], "%s [%zu]", tg_dtype_name(dt), i);
+        tg_tensor_free(seed);
+        tg_tape_free(tape);
+        tg_tensor_free(x);
+    }
+    tg_set_allocator(NULL, NULL);
+}
+
 Test(backward, non_scalar_without_seed_is_an_error)
 {
     tg_tape *tape = tg_tape_new();
