@@ -1,7 +1,8 @@
 /* test_ops_threads.c: long elementwise loops and sums over all elements run over the thread
- * pool (src/ops/op_impl.h, TG_PAR_GRAIN). Whatever the thread count, the results must be the
- * same bits from run to run; elementwise results and the blocked sums do not depend on the thread
- * count at all; and the sums stay close to an exact reference. */
+ * pool (src/ops/op_impl.h, TG_PAR_GRAIN), and so do the lanes of logsumexp, softmax and
+ * log_softmax (src/ops/reduce.c, in pieces of lanes). Whatever the thread count, the results must
+ * be the same bits from run to run; elementwise results, the blocked sums and the lanes do not
+ * depend on the thread count at all; and the sums stay close to an exact reference. */
 #include <criterion/criterion.h>
 #include <tapegrad.h>
 
@@ -94,5 +95,109 @@ static void check(tg_dtype dt)
     free(one.act), free(one.dx);
 }
 
-Test(ops_threads, f64_same_bits_for_every_thread_count) { check(TG_F64); }
-Test(ops_threads, f32_same_bits_for_every_thread_count) { check(TG_F32); }
+Test(ops_threads, f64_same_bits_for_every_thread_count)
+{
+    check(TG_F64);
+}
+Test(ops_threads, f32_same_bits_for_every_thread_count)
+{
+    check(TG_F32);
+}
+
+/* The lane ops along an axis of a shape: contiguous lanes (the last axis), lanes taken by rows
+ * (axis 0), and lanes with elements both before and after them (a middle axis, its pieces
+ * ranges of inner index over every outer one), each long enough for several pieces of
+ * TG_PAR_GRAIN elements, none a multiple of the thread counts. */
+typedef struct lane_case {
+    int rank;
+    size_t shape[3];
+    int axis;
+} lane_case;
+
+static const lane_case lane_cases[] = {
+    {2, {701, 257}, 1},
+    {2, {257, 701}, 0},
+    {3, {13, 61, 251}, 1},
+};
+
+/* softmax, log_softmax and logsumexp of x along the case's axis, and the gradient of x under a
+ * fixed random weighting of the three outputs, at `threads` threads: into out (values, then the
+ * gradient), out_n elements. */
+static void run_lanes(tg_dtype dt, const lane_case *c, int threads, double *out, size_t out_n)
+{
+    cr_assert_eq(tg_set_num_threads(threads), TG_OK);
+    tg_rng rng;
+    tg_rng_seed(&rng, 7);
+    tg_tensor *x = tg_tensor_randn(dt, c->rank, c->shape, &rng, 0.0, 3.0);
+    cr_assert_not_null(x);
+    tg_tensor_set_requires_grad(x, true);
+    tg_tensor *wa = tg_tensor_randn(dt, c->rank, c->shape, &rng, 0.0, 1.0);
+    tg_tensor *wb = tg_tensor_randn(dt, c->rank, c->shape, &rng, 0.0, 1.0);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *sm = tg_softmax(tape, x, c->axis), *lsm = tg_log_softmax(tape, x, c->axis);
+    tg_tensor *lse = tg_logsumexp(tape, x, c->axis, false);
+    tg_tensor *loss = tg_add(tape,
+                             tg_add(tape, tg_sum(tape, tg_mul(tape, sm, wa), TG_ALL_AXES, false),
+                                    tg_sum(tape, tg_mul(tape, lsm, wb), TG_ALL_AXES, false)),
+                             tg_sum(tape, tg_square(tape, lse), TG_ALL_AXES, false));
+    cr_assert_not_null(loss, "%s", tg_tape_error(tape));
+    cr_assert_eq(tg_backward(tape, loss), TG_OK, "%s", tg_last_error());
+    const size_t n = tg_tensor_numel(x), nl = tg_tensor_numel(lse);
+    cr_assert_eq(out_n, 3 * n + nl);
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++)
+        out[at++] = tg_tensor_get(sm, i);
+    for (size_t i = 0; i < n; i++)
+        out[at++] = tg_tensor_get(lsm, i);
+    for (size_t i = 0; i < nl; i++)
+        out[at++] = tg_tensor_get(lse, i);
+    for (size_t i = 0; i < n; i++)
+        out[at++] = tg_tensor_grad_get(x, i);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(wa);
+    tg_tensor_free(wb);
+}
+
+static void check_lanes(tg_dtype dt)
+{
+    for (size_t k = 0; k < sizeof lane_cases / sizeof *lane_cases; k++) {
+        const lane_case *c = &lane_cases[k];
+        size_t n = 1;
+        for (int d = 0; d < c->rank; d++)
+            n *= c->shape[d];
+        const size_t out_n = 3 * n + n / c->shape[c->axis];
+        double *one = malloc(out_n * sizeof *one), *got = malloc(out_n * sizeof *got);
+        cr_assert(one && got);
+        run_lanes(dt, c, 1, one, out_n);
+        /* the values are a softmax's: each lane sums to 1 */
+        const size_t inner = c->axis == c->rank - 1 ? 1 : c->shape[c->rank - 1];
+        const size_t len = c->shape[c->axis], outer = n / len / inner;
+        for (size_t o = 0; o < outer; o++)
+            for (size_t i = 0; i < inner; i++) {
+                double sum = 0;
+                for (size_t j = 0; j < len; j++)
+                    sum += one[(o * len + j) * inner + i];
+                ts_assert_close(sum, 1.0, dt == TG_F64 ? 1e-12 : 1e-4, 0,
+                                "case %zu lane (%zu, %zu)", k, o, i);
+            }
+        for (int t = 2; t <= 4; t++) {
+            run_lanes(dt, c, t, got, out_n);
+            for (size_t i = 0; i < out_n; i++)
+                cr_assert(memcmp(&got[i], &one[i], sizeof got[i]) == 0,
+                          "%s case %zu, %d threads: element %zu of %zu is %.17g, at 1 thread %.17g",
+                          tg_dtype_name(dt), k, t, i, out_n, got[i], one[i]);
+        }
+        free(one);
+        free(got);
+    }
+}
+
+Test(ops_threads, lane_ops_f64_same_bits_for_every_thread_count)
+{
+    check_lanes(TG_F64);
+}
+Test(ops_threads, lane_ops_f32_same_bits_for_every_thread_count)
+{
+    check_lanes(TG_F32);
+}

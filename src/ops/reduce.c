@@ -76,6 +76,13 @@ typedef struct axis_split {
     size_t outer, n, inner;
 } axis_split;
 
+/* How many lanes FOR_LANES_IN counts: outer when lanes are contiguous (inner 1), else inner
+ * (each standing for the lanes of every outer index). */
+static size_t split_lanes(axis_split s)
+{
+    return s.inner == 1 ? s.outer : s.inner;
+}
+
 static axis_split split_at(const tg_tensor *x, int axis)
 {
     if (axis == TG_ALL_AXES)
@@ -88,25 +95,27 @@ static axis_split split_at(const tg_tensor *x, int axis)
     return s;
 }
 
-/* Runs its body for every (o, i) lane of the split, with xoff the offset of x[o, 0, i], yoff
- * that of y[o, i] and st the stride between the lane's elements (inner): they are
- * x[xoff + k * st] for k < n. Contiguous lanes (inner 1, the last axis) get the body with st
- * the constant 1, so that its loops over a lane vectorize. */
-#define FOR_LANES(s, ...)                                                                          \
+/* Runs its body for the (o, i) lanes of the split in [lo, hi) of the axis lanes are counted
+ * along (split_lanes: o when inner is 1, else i, for every o), with xoff the offset of
+ * x[o, 0, i], yoff that of y[o, i] and st the stride between the lane's elements (inner): they
+ * are x[xoff + k * st] for k < n. Contiguous lanes (inner 1, the last axis) get the body with
+ * st the constant 1, so that its loops over a lane vectorize. FOR_LANES: all of them. */
+#define FOR_LANES_IN(s, lo, hi, ...)                                                               \
     if ((s).inner == 1)                                                                            \
-        for (size_t o_ = 0; o_ < (s).outer; o_++) {                                                \
+        for (size_t o_ = (lo); o_ < (hi); o_++) {                                                  \
             const size_t xoff = o_ * (s).n, yoff = o_, st = 1;                                     \
             (void)xoff, (void)yoff, (void)st;                                                      \
             __VA_ARGS__                                                                            \
         }                                                                                          \
     else                                                                                           \
         for (size_t o_ = 0; o_ < (s).outer; o_++)                                                  \
-            for (size_t i_ = 0; i_ < (s).inner; i_++) {                                            \
+            for (size_t i_ = (lo); i_ < (hi); i_++) {                                              \
                 const size_t xoff = o_ * (s).n * (s).inner + i_, yoff = o_ * (s).inner + i_;       \
                 const size_t st = (s).inner;                                                       \
                 (void)xoff, (void)yoff, (void)st;                                                  \
                 __VA_ARGS__                                                                        \
             }
+#define FOR_LANES(s, ...) FOR_LANES_IN(s, 0, split_lanes(s), __VA_ARGS__)
 
 /* out = the sum of a lane's terms TERM(x[k]) for its n elements x[k] = X[xoff + k * st]
  * (LANE_SUM_AT: TERM(i) of the elements' offsets i = xoff + k * st, for terms of two arrays):
@@ -163,19 +172,20 @@ static void *row_scratch(tg_tape *tape, axis_split s, size_t bytes)
     return by_rows(s) ? tg_tape__alloc(tape, s.inner * bytes) : NULL;
 }
 
-/* B[i] = the pick (BETTER `>`: maximum, `<`: minimum) of each lane of the block of X whose rows
- * are inner apart, and K[i] its row (K may be NULL): the first on ties, the first NaN if any,
- * as ARGBEST takes them lane by lane (a lane's pick stops moving once it is NaN). n >= 1. */
-#define ROWS_BEST(X, n, inner, B, K, BETTER)                                                       \
+/* B[i] = the pick (BETTER `>`: maximum, `<`: minimum) of each lane i < cnt of the block of X
+ * whose rows are `stride` apart, and K[i] its row (K may be NULL): the first on ties, the first
+ * NaN if any, as ARGBEST takes them lane by lane (a lane's pick stops moving once it is NaN).
+ * n >= 1. */
+#define ROWS_BEST(X, n, stride, cnt, B, K, BETTER)                                                 \
     do {                                                                                           \
-        for (size_t i_ = 0; i_ < (inner); i_++)                                                    \
+        for (size_t i_ = 0; i_ < (cnt); i_++)                                                      \
             (B)[i_] = (X)[i_];                                                                     \
         if (K)                                                                                     \
-            for (size_t i_ = 0; i_ < (inner); i_++)                                                \
+            for (size_t i_ = 0; i_ < (cnt); i_++)                                                  \
                 (K)[i_] = 0;                                                                       \
         for (size_t k_ = 1; k_ < (n); k_++)                                                        \
-            for (size_t i_ = 0; i_ < (inner); i_++) {                                              \
-                const T v_ = (X)[k_ * (inner) + i_], b_ = (B)[i_];                                 \
+            for (size_t i_ = 0; i_ < (cnt); i_++) {                                                \
+                const T v_ = (X)[k_ * (stride) + i_], b_ = (B)[i_];                                \
                 if (b_ == b_ && (v_ BETTER b_ || v_ != v_)) {                                      \
                     (B)[i_] = v_;                                                                  \
                     if (K)                                                                         \
@@ -184,23 +194,23 @@ static void *row_scratch(tg_tape *tape, axis_split s, size_t bytes)
             }                                                                                      \
     } while (0)
 
-/* OUT[i] = the sum over rows k < n of TERM (an expression of k and i) for each lane i < inner,
+/* OUT[i] = the sum over rows k < n of TERM (an expression of k and i) for each lane i < cnt,
  * in LANE_SUM_AT's blocks: the first block's rows summed in order into OUT, each later block's
  * into P (a scratch row, needed only when n > TG_PAR_GRAIN: rows_sum_scratch) and then added to
  * OUT. */
-#define ROWS_SUM(n, inner, OUT, P, TERM)                                                           \
+#define ROWS_SUM(n, cnt, OUT, P, TERM)                                                             \
     do {                                                                                           \
-        for (size_t i = 0; i < (inner); i++)                                                       \
+        for (size_t i = 0; i < (cnt); i++)                                                         \
             (OUT)[i] = 0;                                                                          \
         for (size_t b_ = 0; b_ < (n); b_ += TG_PAR_GRAIN) {                                        \
             const size_t e_ = b_ + TG_PAR_GRAIN < (n) ? b_ + TG_PAR_GRAIN : (n);                   \
             T *acc_ = b_ == 0 ? (OUT) : (P);                                                       \
-            for (size_t i = 0; b_ && i < (inner); i++)                                             \
+            for (size_t i = 0; b_ && i < (cnt); i++)                                               \
                 acc_[i] = 0;                                                                       \
             for (size_t k = b_; k < e_; k++)                                                       \
-                for (size_t i = 0; i < (inner); i++)                                               \
+                for (size_t i = 0; i < (cnt); i++)                                                 \
                     acc_[i] += (TERM);                                                             \
-            for (size_t i = 0; b_ && i < (inner); i++)                                             \
+            for (size_t i = 0; b_ && i < (cnt); i++)                                               \
                 (OUT)[i] = (OUT)[i] + acc_[i];                                                     \
         }                                                                                          \
     } while (0)
@@ -211,18 +221,18 @@ static size_t rows_sum_scratch(size_t n)
     return n > TG_PAR_GRAIN;
 }
 
-/* M[i] and L[i]: the shift and log-sum of each lane (SHIFT_LOGSUM) of the block of X whose rows
- * are inner apart, with P a scratch row for ROWS_SUM. */
-#define ROWS_SHIFT_LOGSUM(X, n, inner, M, L, P)                                                    \
+/* M[i] and L[i]: the shift and log-sum of each lane i < cnt (SHIFT_LOGSUM) of the block of X
+ * whose rows are `stride` apart, with P a scratch row for ROWS_SUM. */
+#define ROWS_SHIFT_LOGSUM(X, n, stride, cnt, M, L, P)                                              \
     do {                                                                                           \
         if ((n) == 0) {                                                                            \
-            for (size_t i_ = 0; i_ < (inner); i_++)                                                \
+            for (size_t i_ = 0; i_ < (cnt); i_++)                                                  \
                 (M)[i_] = (T)-INFINITY, (L)[i_] = 0;                                               \
             break;                                                                                 \
         }                                                                                          \
-        ROWS_BEST(X, n, inner, M, (size_t *)NULL, >);                                              \
-        ROWS_SUM(n, inner, L, P, EXP((X)[k * (inner) + i] - (M)[i]));                              \
-        for (size_t i_ = 0; i_ < (inner); i_++) /* a lane whose shift is not finite: 0 */          \
+        ROWS_BEST(X, n, stride, cnt, M, (size_t *)NULL, >);                                        \
+        ROWS_SUM(n, cnt, L, P, EXP((X)[k * (stride) + i] - (M)[i]));                               \
+        for (size_t i_ = 0; i_ < (cnt); i_++) /* a lane whose shift is not finite: 0 */            \
             (L)[i_] = isfinite((M)[i_]) ? LOG((L)[i_]) : 0;                                        \
     } while (0)
 
@@ -484,7 +494,7 @@ static void mean_vjp(tg_tape *tape, tg_tensor *y)
 /* The row of each lane's pick, K[i], for the lanes of outer index o (ROWS_BEST's BETTER), with
  * B the picks themselves: scratch of s.inner lanes each. */
 #define ROWS_PICK(X, s, o, K, B, BETTER)                                                           \
-    ROWS_BEST((X) + (o) * (s).n * (s).inner, (s).n, (s).inner, B, K, BETTER)
+    ROWS_BEST((X) + (o) * (s).n * (s).inner, (s).n, (s).inner, (s).inner, B, K, BETTER)
 
 /* y = max_k x[k] (min_k with ARGMIN, BETTER <);  dx[argmax] += dy (the first one on ties).
  * Compiled for each instruction set (TG_SIMD_CLONES): with AVX2's and AVX-512's selects, the
@@ -655,59 +665,102 @@ static void prod_vjp(tg_tape *tape, tg_tensor *y)
         (out) = m__ + ls__;                                                                        \
     } while (0)
 
+/* ---- lanes over the pool --------------------------------------------------------------------
+ * logsumexp, softmax and log_softmax cost an exp or two per element, so their lanes are split
+ * over the pool in pieces, each a range of the lanes FOR_LANES_IN counts (contiguous lanes: of
+ * outer index; lanes taken by rows: of inner index, for every outer one, each piece with its
+ * own slice of the scratch rows) of at least TG_PAR_GRAIN elements. Every lane is computed as
+ * it is alone, in whichever piece, so the bits do not depend on the thread count (on 2 threads,
+ * 1024 x 1024 f32 along either axis: see docs/performance.md). */
+typedef struct lanes_job {
+    const tg_tensor *y;
+    void *dx;   /* the VJPs' gradient of x */
+    axis_split s;
+    void *rows; /* the scratch rows, by lanes (row_scratch), or NULL */
+    size_t pieces;
+} lanes_job;
+
+/* Pieces [p0, p1) of the job's lanes as a range [*lo, *hi) of split_lanes; the first count %
+ * pieces pieces get one lane more (the pool's split of a range). */
+static void piece_lanes(const lanes_job *j, size_t p0, size_t p1, size_t *lo, size_t *hi)
+{
+    const size_t count = split_lanes(j->s), q = count / j->pieces, rem = count % j->pieces;
+    *lo = p0 * q + (p0 < rem ? p0 : rem);
+    *hi = p1 * q + (p1 < rem ? p1 : rem);
+}
+
+/* Runs piece(j, p0, p1) over the pool for the job's pieces: at most one per thread, and as many
+ * as the elements allow at TG_PAR_GRAIN each (one, on this thread, for short tensors). */
+static void run_lanes(lanes_job *j, tg_range_fn piece)
+{
+    const size_t elems = j->s.outer * j->s.n * j->s.inner, lanes = split_lanes(j->s);
+    size_t pieces = elems / TG_PAR_GRAIN;
+    const size_t threads = (size_t)tg_get_num_threads();
+    pieces = pieces < threads ? pieces : threads;
+    pieces = pieces < lanes ? pieces : lanes;
+    j->pieces = pieces ? pieces : 1;
+    tg__parallel_for(j->pieces, 1, piece, j);
+}
+
 /* y = log sum_k e^x[k];  dx[k] += dy * e^(x[k] - y), with x[k] - y as (x[k] - m) - ls. It and
  * the softmaxes below are compiled for each instruction set (TG_SIMD_CLONES), so that their
  * loops of exps (tg__exp) run 4 or 8 wide, and so do the running sums of contiguous lanes
  * (TG_RUN_SUM). */
-TG_SIMD_CLONES static void logsumexp_forward(tg_tensor *y)
+TG_SIMD_CLONES static void logsumexp_forward_piece(void *ctx, size_t p0, size_t p1)
 {
-    axis_split s = split_at(y->in[0], y->attr.r.axis);
-    tg_tape *tape = y->tape;
-    const tg_arena mark = tg_tape__scratch_mark(tape);
-    const size_t nrows = 1 + rows_sum_scratch(s.n);
-    void *rows = row_scratch(tape, s, nrows * tg__esize(y));
-    DISPATCH(y->dtype, {
-        const T *X = y->in[0]->data;
-        T *Y = y->data;
-        if (rows) { /* each lane's shift in its place in y, its log-sum in the scratch row */
-            T *L = rows, *P = L + s.inner;
+    const lanes_job *j = ctx;
+    const axis_split s = j->s;
+    size_t lo, hi;
+    piece_lanes(j, p0, p1, &lo, &hi);
+    DISPATCH(j->y->dtype, {
+        const T *X = j->y->in[0]->data;
+        T *Y = j->y->data;
+        if (j->rows) { /* each lane's shift in its place in y, its log-sum in the scratch row */
+            T *L = (T *)j->rows + lo, *P = L + s.inner;
             for (size_t o = 0; o < s.outer; o++) {
-                T *Yo = Y + o * s.inner;
-                ROWS_SHIFT_LOGSUM(X + o * s.n * s.inner, s.n, s.inner, Yo, L, P);
-                for (size_t i = 0; i < s.inner; i++)
+                T *Yo = Y + o * s.inner + lo;
+                ROWS_SHIFT_LOGSUM(X + o * s.n * s.inner + lo, s.n, s.inner, hi - lo, Yo, L, P);
+                for (size_t i = 0; i < hi - lo; i++)
                     Yo[i] = Yo[i] + L[i];
             }
         } else {
-            FOR_LANES(s, { LSE(X, xoff, st, s.n, Y[yoff]); })
+            FOR_LANES_IN(s, lo, hi, { LSE(X, xoff, st, s.n, Y[yoff]); })
         }
     });
+}
+
+static void logsumexp_forward(tg_tensor *y)
+{
+    lanes_job j = {.y = y, .s = split_at(y->in[0], y->attr.r.axis)};
+    tg_tape *tape = y->tape;
+    const tg_arena mark = tg_tape__scratch_mark(tape);
+    j.rows = row_scratch(tape, j.s, (1 + rows_sum_scratch(j.s.n)) * tg__esize(y));
+    run_lanes(&j, logsumexp_forward_piece);
     tg_tape__scratch_release(tape, &mark);
 }
 
-TG_SIMD_CLONES static void logsumexp_vjp(tg_tape *tape, tg_tensor *y)
+TG_SIMD_CLONES static void logsumexp_vjp_piece(void *ctx, size_t p0, size_t p1)
 {
-    void *dx = tg_tape__grad_of(tape, y->in[0]);
-    if (!dx)
-        return;
-    axis_split s = split_at(y->in[0], y->attr.r.axis);
-    const tg_arena mark = tg_tape__scratch_mark(tape);
-    const size_t nrows = 2 + rows_sum_scratch(s.n);
-    void *rows = row_scratch(tape, s, nrows * tg__esize(y));
-    DISPATCH(y->dtype, {
-        const T *X = y->in[0]->data, *DY = y->grad;
-        T *DX = dx;
-        if (rows) {
-            T *M = rows, *L = M + s.inner, *P = L + s.inner;
+    const lanes_job *j = ctx;
+    const axis_split s = j->s;
+    size_t lo, hi;
+    piece_lanes(j, p0, p1, &lo, &hi);
+    DISPATCH(j->y->dtype, {
+        const T *X = j->y->in[0]->data, *DY = j->y->grad;
+        T *DX = j->dx;
+        if (j->rows) {
+            T *M = (T *)j->rows + lo, *L = M + s.inner, *P = L + s.inner;
             for (size_t o = 0; o < s.outer; o++) {
-                const T *Xo = X + o * s.n * s.inner, *dy = DY + o * s.inner;
-                T *DXo = DX + o * s.n * s.inner;
-                ROWS_SHIFT_LOGSUM(Xo, s.n, s.inner, M, L, P);
+                const size_t at = o * s.n * s.inner + lo;
+                const T *dy = DY + o * s.inner + lo;
+                ROWS_SHIFT_LOGSUM(X + at, s.n, s.inner, hi - lo, M, L, P);
                 for (size_t k = 0; k < s.n; k++)
-                    for (size_t i = 0; i < s.inner; i++)
-                        DXo[k * s.inner + i] += dy[i] * EXP((Xo[k * s.inner + i] - M[i]) - L[i]);
+                    for (size_t i = 0; i < hi - lo; i++)
+                        DX[at + k * s.inner + i] +=
+                            dy[i] * EXP((X[at + k * s.inner + i] - M[i]) - L[i]);
             }
         } else {
-            FOR_LANES(s, {
+            FOR_LANES_IN(s, lo, hi, {
                 const T dy = DY[yoff];
                 T m, ls;
                 SHIFT_LOGSUM(X, xoff, st, s.n, m, ls);
@@ -716,6 +769,17 @@ TG_SIMD_CLONES static void logsumexp_vjp(tg_tape *tape, tg_tensor *y)
             })
         }
     });
+}
+
+static void logsumexp_vjp(tg_tape *tape, tg_tensor *y)
+{
+    lanes_job j = {.y = y, .dx = tg_tape__grad_of(tape, y->in[0])};
+    if (!j.dx)
+        return;
+    j.s = split_at(y->in[0], y->attr.r.axis);
+    const tg_arena mark = tg_tape__scratch_mark(tape);
+    j.rows = row_scratch(tape, j.s, (2 + rows_sum_scratch(j.s.n)) * tg__esize(y));
+    run_lanes(&j, logsumexp_vjp_piece);
     tg_tape__scratch_release(tape, &mark);
 }
 
@@ -723,29 +787,28 @@ TG_SIMD_CLONES static void logsumexp_vjp(tg_tape *tape, tg_tensor *y)
  * log-sum ls (e^((x - m) - ls), (x - m) - ls), with the shifts and log-sums in scratch rows when
  * the lanes go by rows. */
 #define SOFTMAX_FORWARD(id, OUT)                                                                   \
-    TG_SIMD_CLONES static void id##_forward(tg_tensor *y)                                          \
+    TG_SIMD_CLONES static void id##_forward_piece(void *ctx, size_t p0, size_t p1)                 \
     {                                                                                              \
-        axis_split s = split_at(y->in[0], y->attr.r.axis);                                         \
-        tg_tape *tape = y->tape;                                                                   \
-        const tg_arena mark = tg_tape__scratch_mark(tape);                                         \
-        const size_t nrows = 2 + rows_sum_scratch(s.n);                                            \
-        void *rows = row_scratch(tape, s, nrows * tg__esize(y));                                   \
-        DISPATCH(y->dtype, {                                                                       \
-            const T *X = y->in[0]->data;                                                           \
-            T *Y = y->data;                                                                        \
-            if (rows) {                                                                            \
-                T *M = rows, *L = M + s.inner, *P = L + s.inner;                                   \
+        const lanes_job *j = ctx;                                                                  \
+        const axis_split s = j->s;                                                                 \
+        size_t lo, hi;                                                                             \
+        piece_lanes(j, p0, p1, &lo, &hi);                                                          \
+        DISPATCH(j->y->dtype, {                                                                    \
+            const T *X = j->y->in[0]->data;                                                        \
+            T *Y = j->y->data;                                                                     \
+            if (j->rows) {                                                                         \
+                T *M = (T *)j->rows + lo, *L = M + s.inner, *P = L + s.inner;                      \
                 for (size_t o = 0; o < s.outer; o++) {                                             \
-                    const size_t at = o * s.n * s.inner;                                           \
-                    ROWS_SHIFT_LOGSUM(X + at, s.n, s.inner, M, L, P);                              \
+                    const size_t at = o * s.n * s.inner + lo;                                      \
+                    ROWS_SHIFT_LOGSUM(X + at, s.n, s.inner, hi - lo, M, L, P);                     \
                     for (size_t k = 0; k < s.n; k++)                                               \
-                        for (size_t i = 0; i < s.inner; i++) {                                     \
+                        for (size_t i = 0; i < hi - lo; i++) {                                     \
                             const T x = X[at + k * s.inner + i], m = M[i], ls = L[i];              \
                             Y[at + k * s.inner + i] = (OUT);                                       \
                         }                                                                          \
                 }                                                                                  \
             } else {                                                                               \
-                FOR_LANES(s, {                                                                     \
+                FOR_LANES_IN(s, lo, hi, {                                                          \
                     T m, ls;                                                                       \
                     SHIFT_LOGSUM(X, xoff, st, s.n, m, ls);                                         \
                     for (size_t k = 0; k < s.n; k++) {                                             \
@@ -755,6 +818,14 @@ TG_SIMD_CLONES static void logsumexp_vjp(tg_tape *tape, tg_tensor *y)
                 })                                                                                 \
             }                                                                                      \
         });                                                                                        \
+    }                                                                                              \
+    static void id##_forward(tg_tensor *y)                                                         \
+    {                                                                                              \
+        lanes_job j = {.y = y, .s = split_at(y->in[0], y->attr.r.axis)};                           \
+        tg_tape *tape = y->tape;                                                                   \
+        const tg_arena mark = tg_tape__scratch_mark(tape);                                         \
+        j.rows = row_scratch(tape, j.s, (2 + rows_sum_scratch(j.s.n)) * tg__esize(y));             \
+        run_lanes(&j, id##_forward_piece);                                                         \
         tg_tape__scratch_release(tape, &mark);                                                     \
     }
 
@@ -762,32 +833,29 @@ TG_SIMD_CLONES static void logsumexp_vjp(tg_tape *tape, tg_tensor *y)
  * i: DY_Y_AT, DY_AT) in LANE_SUM_AT's blocks, then dx[k] += OUT (of dy, yk and that sum), by
  * rows with the sums in a scratch row. */
 #define SOFTMAX_VJP(id, TERM, OUT)                                                                 \
-    TG_SIMD_CLONES static void id##_vjp(tg_tape *tape, tg_tensor *y)                               \
+    TG_SIMD_CLONES static void id##_vjp_piece(void *ctx, size_t p0, size_t p1)                     \
     {                                                                                              \
-        void *dx = tg_tape__grad_of(tape, y->in[0]);                                               \
-        if (!dx)                                                                                   \
-            return;                                                                                \
-        axis_split s = split_at(y->in[0], y->attr.r.axis);                                         \
-        const tg_arena mark = tg_tape__scratch_mark(tape);                                         \
-        const size_t nrows = 1 + rows_sum_scratch(s.n);                                            \
-        void *rows = row_scratch(tape, s, nrows * tg__esize(y));                                   \
-        DISPATCH(y->dtype, {                                                                       \
-            const T *Y = y->data, *DY = y->grad;                                                   \
-            T *DX = dx;                                                                            \
-            if (rows) {                                                                            \
-                T *S = rows, *P = S + s.inner;                                                     \
+        const lanes_job *j = ctx;                                                                  \
+        const axis_split s = j->s;                                                                 \
+        size_t lo, hi;                                                                             \
+        piece_lanes(j, p0, p1, &lo, &hi);                                                          \
+        DISPATCH(j->y->dtype, {                                                                    \
+            const T *Y = j->y->data, *DY = j->y->grad;                                             \
+            T *DX = j->dx;                                                                         \
+            if (j->rows) {                                                                         \
+                T *S = (T *)j->rows + lo, *P = S + s.inner;                                        \
                 for (size_t o = 0; o < s.outer; o++) {                                             \
-                    const size_t at = o * s.n * s.inner;                                           \
-                    ROWS_SUM(s.n, s.inner, S, P, TERM(at + k * s.inner + i));                      \
+                    const size_t at = o * s.n * s.inner + lo;                                      \
+                    ROWS_SUM(s.n, hi - lo, S, P, TERM(at + k * s.inner + i));                      \
                     for (size_t k = 0; k < s.n; k++)                                               \
-                        for (size_t i = 0; i < s.inner; i++) {                                     \
+                        for (size_t i = 0; i < hi - lo; i++) {                                     \
                             const T dy = DY[at + k * s.inner + i], yk = Y[at + k * s.inner + i],   \
                                     sum = S[i];                                                    \
                             DX[at + k * s.inner + i] += (OUT);                                     \
                         }                                                                          \
                 }                                                                                  \
             } else {                                                                               \
-                FOR_LANES(s, {                                                                     \
+                FOR_LANES_IN(s, lo, hi, {                                                          \
                     T sum;                                                                         \
                     LANE_SUM_AT(T, xoff, st, s.n, sum, TERM);                                      \
                     for (size_t k = 0; k < s.n; k++) {                                             \
@@ -797,6 +865,16 @@ TG_SIMD_CLONES static void logsumexp_vjp(tg_tape *tape, tg_tensor *y)
                 })                                                                                 \
             }                                                                                      \
         });                                                                                        \
+    }                                                                                              \
+    static void id##_vjp(tg_tape *tape, tg_tensor *y)                                              \
+    {                                                                                              \
+        lanes_job j = {.y = y, .dx = tg_tape__grad_of(tape, y->in[0])};                            \
+        if (!j.dx)                                                                                 \
+            return;                                                                                \
+        j.s = split_at(y->in[0], y->attr.r.axis);                                                  \
+        const tg_arena mark = tg_tape__scratch_mark(tape);                                         \
+        j.rows = row_scratch(tape, j.s, (1 + rows_sum_scratch(j.s.n)) * tg__esize(y));             \
+        run_lanes(&j, id##_vjp_piece);                                                             \
         tg_tape__scratch_release(tape, &mark);                                                     \
     }
 
