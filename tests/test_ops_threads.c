@@ -201,3 +201,94 @@ Test(ops_threads, lane_ops_f32_same_bits_for_every_thread_count)
 {
     check_lanes(TG_F32);
 }
+
+/* Binary ops under broadcasting over the pool (src/ops/binary.c, binary_each_bcast): the output
+ * is split into ranges that start anywhere in a run of the innermost axis and carry over outer
+ * axes. For a row, a column and a middle axis broadcast, either input the full one: a / b and the
+ * gradient of the full input (dy / b into a, -(dy / b) (a / b) into b) under a random seed,
+ * against the same arithmetic done here element by element with the broadcast offsets worked
+ * out from each index, at 1 to 4 threads. */
+typedef struct bcast_case {
+    int ra, rb;
+    size_t sa[3], sb[3];
+} bcast_case;
+
+static const bcast_case bcast_cases[] = {
+    {3, 1, {3, 257, 91}, {91}},       /* b a row, repeated along the leading axes */
+    {3, 2, {3, 257, 91}, {257, 1}},   /* b a column, broadcast along the last axis and the first */
+    {3, 3, {3, 1, 91}, {3, 257, 91}}, /* a broadcast along the middle axis */
+    {2, 3, {257, 1}, {3, 257, 91}},   /* a a column */
+};
+
+/* The offset into an input of rank r and shape s (right-aligned against y's) of y's element
+ * with multi-index idx. */
+static size_t bcast_offset(int r, const size_t *s, const size_t *idx, int ry)
+{
+    size_t off = 0;
+    for (int d = 0; d < r; d++)
+        off = off * s[d] + (s[d] == 1 ? 0 : idx[ry - r + d]);
+    return off;
+}
+
+static void check_bcast_case(tg_dtype dt, const bcast_case *c, int threads)
+{
+    cr_assert_eq(tg_set_num_threads(threads), TG_OK);
+    const int ry = 3;
+    const size_t ys[3] = {3, 257, 91}, ny = 3 * 257 * 91;
+    tg_rng rng;
+    tg_rng_seed(&rng, 11);
+    tg_tensor *a = tg_tensor_randn(dt, c->ra, c->sa, &rng, 0.0, 1.0);
+    tg_tensor *b = tg_tensor_rand(dt, c->rb, c->sb, &rng, 0.5, 2.0); /* no zero divisor */
+    tg_tensor *seed = tg_tensor_randn(dt, ry, ys, &rng, 0.0, 1.0);
+    cr_assert(a && b && seed);
+    const bool full_a = tg_tensor_numel(a) == ny;
+    tg_tensor_set_requires_grad(full_a ? a : b, true);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *y = tg_div(tape, a, b);
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    cr_assert_eq(tg_backward_seed(tape, y, seed), TG_OK, "%s", tg_last_error());
+    const tg_tensor *full = full_a ? a : b;
+    for (size_t iy = 0; iy < ny; iy++) {
+        const size_t idx[3] = {iy / (257 * 91), iy / 91 % 257, iy % 91};
+        const size_t ia = bcast_offset(c->ra, c->sa, idx, ry),
+                     ib = bcast_offset(c->rb, c->sb, idx, ry);
+        double want_y, want_g;
+        const double av = tg_tensor_get(a, ia), bv = tg_tensor_get(b, ib),
+                     dy = tg_tensor_get(seed, iy);
+        if (dt == TG_F32) {
+            const float af = (float)av, bf = (float)bv, df = (float)dy;
+            want_y = af / bf;
+            want_g = full_a ? 0.0f + df / bf : 0.0f + -(df / bf) * (af / bf);
+        } else {
+            want_y = av / bv;
+            want_g = full_a ? 0.0 + dy / bv : 0.0 + -(dy / bv) * (av / bv);
+        }
+        const double got_y = tg_tensor_get(y, iy), got_g = tg_tensor_grad_get(full, iy);
+        cr_assert(memcmp(&got_y, &want_y, sizeof got_y) == 0,
+                  "%s case %td, %d threads: y[%zu] = %.17g, expected %.17g", tg_dtype_name(dt),
+                  c - bcast_cases, threads, iy, got_y, want_y);
+        cr_assert(memcmp(&got_g, &want_g, sizeof got_g) == 0,
+                  "%s case %td, %d threads: gradient [%zu] = %.17g, expected %.17g",
+                  tg_dtype_name(dt), c - bcast_cases, threads, iy, got_g, want_g);
+    }
+    tg_tape_free(tape);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+    tg_tensor_free(seed);
+}
+
+static void check_bcast(tg_dtype dt)
+{
+    for (size_t k = 0; k < sizeof bcast_cases / sizeof *bcast_cases; k++)
+        for (int t = 1; t <= 4; t++)
+            check_bcast_case(dt, &bcast_cases[k], t);
+}
+
+Test(ops_threads, broadcast_f64_matches_element_by_element)
+{
+    check_bcast(TG_F64);
+}
+Test(ops_threads, broadcast_f32_matches_element_by_element)
+{
+    check_bcast(TG_F32);
+}

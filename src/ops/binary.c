@@ -97,18 +97,11 @@ static bool trailing_of(const tg_tensor *x, const tg_tensor *y)
 }
 
 /* Whether every output element reads a[ia] and b[ib] with ia, ib either its own index or 0
- * (no general broadcasting), so a range of output elements can be done on its own. */
+ * (no general broadcasting): a range of output elements is then a plain loop. */
 static bool flat(const tg_tensor *y)
 {
     size_t na = y->in[0]->numel, nb = y->in[1]->numel, ny = y->numel;
     return (na == ny && nb == ny) || (na == 1 && nb == ny) || (nb == 1 && na == ny);
-}
-
-/* ... and, for a VJP into input i, each output element adds into its own element of that
- * input's gradient, so ranges never write the same element. */
-static bool flat_own(const tg_tensor *y, int i)
-{
-    return flat(y) && y->in[i]->numel == y->numel;
 }
 
 /* ---- the loops ------------------------------------------------------------------------------
@@ -138,6 +131,57 @@ TG_INLINE void binary_each_flat(const tg_tensor *y, size_t lo, size_t hi, binary
     else
         for (size_t iy = lo; iy < hi; iy++)
             step(p, iy * sa, iy * sb, iy);
+}
+
+/* The step for output elements [lo, hi) under any broadcasting: an odometer over the merged
+ * axes (bcast) started at lo, the innermost axis a loop of its own. Along it an input's stride is
+ * 1 (it has the axis) or 0 (it is broadcast along it), never both 0 (y's axes of size 1 are
+ * merged away), so its loop is one of three with constant strides, which vectorize: a row of a
+ * batch and its bias, a row and its column's element either way round. For the forward and for
+ * a VJP into an input with the output's element count, each element's step writes its own
+ * element and is the same whatever the range, so the pool may split the output anywhere. */
+TG_INLINE void binary_each_bcast(const tg_tensor *y, size_t lo, size_t hi, binary_step step,
+                                 const binary_args *p)
+{
+    bcast bc;
+    bcast_init(&bc, y);
+    const int r = bc.rank; /* >= 1: a tensor of one element is flat */
+    size_t idx[TG_MAX_RANK], oa = 0, ob = 0, rest = lo;
+    for (int d = r - 1; d >= 0; d--) {
+        idx[d] = rest % bc.shape[d];
+        rest /= bc.shape[d];
+        oa += idx[d] * bc.sa[d];
+        ob += idx[d] * bc.sb[d];
+    }
+    const size_t n = bc.shape[r - 1], sa = bc.sa[r - 1], sb = bc.sb[r - 1];
+    for (size_t iy = lo; iy < hi;) {
+        const size_t m = n - idx[r - 1] < hi - iy ? n - idx[r - 1] : hi - iy;
+        if (sa && sb)
+            for (size_t j = 0; j < m; j++)
+                step(p, oa + j, ob + j, iy + j);
+        else if (sa)
+            for (size_t j = 0; j < m; j++)
+                step(p, oa + j, ob, iy + j);
+        else
+            for (size_t j = 0; j < m; j++)
+                step(p, oa, ob + j, iy + j);
+        iy += m;
+        oa += m * sa;
+        ob += m * sb;
+        if ((idx[r - 1] += m) < n)
+            continue; /* the range ended inside a run */
+        for (int d = r - 1; d >= 0; d--) {
+            if (d < r - 1) {
+                oa += bc.sa[d];
+                ob += bc.sb[d];
+                if (++idx[d] < bc.shape[d])
+                    break;
+            }
+            oa -= bc.sa[d] * bc.shape[d];
+            ob -= bc.sb[d] * bc.shape[d];
+            idx[d] = 0;
+        }
+    }
 }
 
 /* A VJP step's terms for the output elements iy0 .. iy0 + count - 1 all go into one element,
@@ -262,42 +306,31 @@ TG_INLINE void binary_few_run(const tg_tensor *y, const binary_args *p, binary_s
         y->dtype == TG_F32 ? f32(p, i, i, i) : f64(p, i, i, i);
 }
 
-/* The forward beyond a few elements: over the pool when long and flat (`range` is the
- * op's forward over a range), else on this thread. */
-TG_INLINE void binary_forward_many(tg_tensor *y, tg_range_fn range, binary_step f32,
-                                   binary_step f64)
+/* The forward beyond a few elements: `range`, the op's forward over a range of output
+ * elements, over the pool when long. */
+TG_INLINE void binary_forward_many(tg_tensor *y, tg_range_fn range)
 {
-    if (TG_UNLIKELY(y->numel >= 2 * TG_PAR_GRAIN) && flat(y)) {
-        tg_par_range ctx = {y, y->data};
-        tg__parallel_for(y->numel, TG_PAR_GRAIN, range, &ctx);
-        return;
-    }
-    const binary_args p = args_of(y, y->data);
-    if (y->dtype == TG_F32)
-        binary_each(y, f32, &p, -1);
-    else
-        binary_each(y, f64, &p, -1);
+    tg_par_range ctx = {y, y->data};
+    tg__parallel_for(y->numel, TG_PAR_GRAIN, range, &ctx);
 }
 
-/* The VJP beyond a few elements, into da and db (either may be NULL): each input gradient
- * that takes one element per output element goes over the pool when long (`range_a`,
- * `range_b`: the op's VJP terms over a range); the others, which sum over broadcast axes,
- * run on this thread. */
+/* The VJP beyond a few elements, into da and db (either may be NULL): an input gradient that
+ * takes one element per output element (the input has the output's shape) goes through the
+ * op's VJP terms over ranges (`range_a`, `range_b`), over the pool when long; the others, which
+ * sum over broadcast axes, in order on this thread. */
 TG_INLINE void binary_vjp_many(tg_tensor *y, void *da, void *db, tg_range_fn range_a,
                                tg_range_fn range_b, binary_step a32, binary_step a64,
                                binary_step b32, binary_step b64)
 {
-    if (TG_UNLIKELY(y->numel >= 2 * TG_PAR_GRAIN)) {
-        if (da && flat_own(y, 0)) {
-            tg_par_range ctx = {y, da};
-            tg__parallel_for(y->numel, TG_PAR_GRAIN, range_a, &ctx);
-            da = NULL;
-        }
-        if (db && flat_own(y, 1)) {
-            tg_par_range ctx = {y, db};
-            tg__parallel_for(y->numel, TG_PAR_GRAIN, range_b, &ctx);
-            db = NULL;
-        }
+    if (da && y->in[0]->numel == y->numel) {
+        tg_par_range ctx = {y, da};
+        tg__parallel_for(y->numel, TG_PAR_GRAIN, range_a, &ctx);
+        da = NULL;
+    }
+    if (db && y->in[1]->numel == y->numel) {
+        tg_par_range ctx = {y, db};
+        tg__parallel_for(y->numel, TG_PAR_GRAIN, range_b, &ctx);
+        db = NULL;
     }
     const bool f32 = y->dtype == TG_F32;
     if (da) {
@@ -348,10 +381,15 @@ TG_INLINE void binary_vjp_many(tg_tensor *y, void *da, void *db, tg_range_fn ran
     {                                                                                              \
         const tg_par_range *c = ctx;                                                               \
         const binary_args p = args_of(c->y, c->out);                                               \
-        if (c->y->dtype == TG_F32)                                                                 \
+        const bool f32 = c->y->dtype == TG_F32;                                                    \
+        if (flat(c->y) && f32)                                                                     \
             binary_each_flat(c->y, lo, hi, id##_##step##_float, &p);                               \
-        else                                                                                       \
+        else if (flat(c->y))                                                                       \
             binary_each_flat(c->y, lo, hi, id##_##step##_double, &p);                              \
+        else if (f32)                                                                              \
+            binary_each_bcast(c->y, lo, hi, id##_##step##_float, &p);                              \
+        else                                                                                       \
+            binary_each_bcast(c->y, lo, hi, id##_##step##_double, &p);                             \
     }
 
 /* One op's forward: its steps, and the function that runs them over the output. */
@@ -361,7 +399,7 @@ TG_INLINE void binary_vjp_many(tg_tensor *y, void *da, void *db, tg_range_fn ran
     BINARY_RANGE(id, y)                                                                            \
     static TG_SIMD_CLONES __attribute__((noinline)) void id##_forward_many(tg_tensor *y)           \
     {                                                                                              \
-        binary_forward_many(y, id##_y_range, id##_y_float, id##_y_double);                         \
+        binary_forward_many(y, id##_y_range);                                                      \
     }                                                                                              \
     /* a few elements, without broadcasting, right here; more out of line */                       \
     TG_INLINE void id##_forward(tg_tensor *y)                                                      \
