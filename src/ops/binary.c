@@ -215,29 +215,18 @@ TG_INLINE void binary_sum_run(const binary_args *p, binary_step step, int side, 
 #undef RUN_TERM
 }
 
-/* The step for every output element, in order, with flat loops the compiler vectorizes
- * where no general broadcasting is needed: same element counts, one side a single element,
- * or one side repeating along the leading axes (then a loop over those rows around a flat
- * one). The order matters only for the sums over broadcast axes, and is always this one.
- * side: the input whose gradient the steps add into (0: a, 1: b), or -1 (the forward). */
+/* The steps of a VJP into input `side` (0: a, 1: b) when it has fewer elements than the output,
+ * in order, which the sums over its broadcast axes depend on: one element takes the terms of
+ * every output element as one run (binary_sum_run); an input repeating along the leading axes
+ * (a bias against a batch with the output's shape) a loop over those rows around a flat one;
+ * any other broadcasting an odometer over the merged axes. */
 TG_INLINE void binary_each(const tg_tensor *y, binary_step step, const binary_args *p, int side)
 {
     const size_t ny = y->numel, na = y->in[0]->numel, nb = y->in[1]->numel;
-    if (na == ny && nb == ny) {
-        for (size_t iy = 0; iy < ny; iy++)
-            step(p, iy, iy, iy);
-    } else if (na == 1 && nb == ny) {
-        if (side == 0)
-            binary_sum_run(p, step, 0, 0, 0, 1, 0, ny, tg__esize(y));
-        else
-            for (size_t iy = 0; iy < ny; iy++)
-                step(p, 0, iy, iy);
-    } else if (nb == 1 && na == ny) {
-        if (side == 1)
-            binary_sum_run(p, step, 1, 0, 0, 1, 0, ny, tg__esize(y));
-        else
-            for (size_t iy = 0; iy < ny; iy++)
-                step(p, iy, 0, iy);
+    if (na == 1 && nb == ny && side == 0) {
+        binary_sum_run(p, step, 0, 0, 0, 1, 0, ny, tg__esize(y));
+    } else if (nb == 1 && na == ny && side == 1) {
+        binary_sum_run(p, step, 1, 0, 0, 1, 0, ny, tg__esize(y));
     } else if (na == ny && nb && trailing_of(y->in[1], y)) {
         for (size_t row = 0; row < ny; row += nb)
             for (size_t ib = 0; ib < nb; ib++)
