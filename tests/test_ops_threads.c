@@ -292,3 +292,41 @@ Test(ops_threads, broadcast_f32_matches_element_by_element)
 {
     check_bcast(TG_F32);
 }
+
+/* A transpose over the pool (src/ops/shape.c, ranges of whole tiles of the written side's rows):
+ * y[i][j] = x[j][i] and, under a random seed, dx[j][i] = dy[i][j], element by element, at 1 to
+ * 4 threads, for a shape whose sides are not multiples of the tile. */
+static void check_transpose(tg_dtype dt)
+{
+    const size_t shape[2] = {259, 1031}, R = 259, C = 1031;
+    const size_t tshape[2] = {1031, 259};
+    for (int t = 1; t <= 4; t++) {
+        cr_assert_eq(tg_set_num_threads(t), TG_OK);
+        tg_rng rng;
+        tg_rng_seed(&rng, 5);
+        tg_tensor *x = tg_tensor_randn(dt, 2, shape, &rng, 0.0, 1.0);
+        tg_tensor *seed = tg_tensor_randn(dt, 2, tshape, &rng, 0.0, 1.0);
+        cr_assert(x && seed);
+        tg_tensor_set_requires_grad(x, true);
+        tg_tape *tape = tg_tape_new();
+        tg_tensor *y = tg_transpose(tape, x);
+        cr_assert_not_null(y, "%s", tg_tape_error(tape));
+        cr_assert_eq(tg_backward_seed(tape, y, seed), TG_OK, "%s", tg_last_error());
+        for (size_t i = 0; i < R; i++)
+            for (size_t j = 0; j < C; j++) {
+                cr_assert_eq(tg_tensor_get(y, j * R + i), tg_tensor_get(x, i * C + j),
+                             "%s, %d threads: y[%zu][%zu]", tg_dtype_name(dt), t, j, i);
+                cr_assert_eq(tg_tensor_grad_get(x, i * C + j), tg_tensor_get(seed, j * R + i),
+                             "%s, %d threads: dx[%zu][%zu]", tg_dtype_name(dt), t, i, j);
+            }
+        tg_tape_free(tape);
+        tg_tensor_free(x);
+        tg_tensor_free(seed);
+    }
+}
+
+Test(ops_threads, transpose_matches_element_by_element)
+{
+    check_transpose(TG_F64);
+    check_transpose(TG_F32);
+}

@@ -212,36 +212,66 @@ static tg_status transpose_shape(tg_tensor *y, char *msg, size_t size)
  * 3.6). Each element is copied (or added) once, so the order changes no value. */
 #define TILE ((size_t)8)
 
-/* Runs its body for every (i, j) of an R x C grid, tile by tile, j innermost. */
-#define FOR_TILES(R, C, ...)                                                                       \
-    for (size_t i0_ = 0; i0_ < (R); i0_ += TILE)                                                   \
+/* Runs its body for every (i, j) of rows [lo, hi) of an R x C grid (lo a multiple of TILE),
+ * tile by tile, j innermost. FOR_TILES: all of it. */
+#define FOR_TILES_IN(lo, R, C, ...)                                                                \
+    for (size_t i0_ = (lo); i0_ < (R); i0_ += TILE)                                                \
         for (size_t j0_ = 0; j0_ < (C); j0_ += TILE)                                               \
             for (size_t i = i0_, i1_ = i0_ + TILE < (R) ? i0_ + TILE : (R); i < i1_; i++)          \
                 for (size_t j = j0_, j1_ = j0_ + TILE < (C) ? j0_ + TILE : (C); j < j1_; j++) {    \
                     __VA_ARGS__                                                                    \
                 }
+#define FOR_TILES(R, C, ...) FOR_TILES_IN(0, R, C, __VA_ARGS__)
+
+/* A transpose over the pool: ranges of the written side's rows, whole tiles of them ([t0, t1)
+ * of TILE rows), at least TG_PAR_GRAIN elements. Each element is written once, so any split
+ * gives the same bits. */
+typedef struct transpose_job {
+    const tg_tensor *y;
+    void *dx; /* the VJP's, NULL for the forward */
+} transpose_job;
+
+static void transpose_rows(void *ctx, size_t t0, size_t t1)
+{
+    const transpose_job *job = ctx;
+    const tg_tensor *y = job->y;
+    const size_t R = y->in[0]->shape[0], C = y->in[0]->shape[1];
+    if (!job->dx) { /* y's rows, x's columns */
+        const size_t hi = t1 * TILE < C ? t1 * TILE : C;
+        DISPATCH(y->dtype, {
+            const T *X = y->in[0]->data;
+            T *Y = y->data;
+            FOR_TILES_IN(t0 * TILE, hi, R, Y[i * R + j] = X[j * C + i];)
+        });
+    } else { /* dx's rows, dy's columns */
+        const size_t hi = t1 * TILE < R ? t1 * TILE : R;
+        DISPATCH(y->dtype, {
+            const T *DY = y->grad;
+            T *DX = job->dx;
+            FOR_TILES_IN(t0 * TILE, hi, C, DX[i * C + j] += DY[j * R + i];)
+        });
+    }
+}
+
+/* transpose_rows over `rows` written rows of `width` elements */
+static void transpose_run(const transpose_job *job, size_t rows, size_t width)
+{
+    const size_t per_tile = TILE * (width ? width : 1);
+    const size_t grain = TG_PAR_GRAIN / per_tile ? TG_PAR_GRAIN / per_tile : 1;
+    tg__parallel_for((rows + TILE - 1) / TILE, grain, transpose_rows, (void *)job);
+}
 
 static void transpose_forward(tg_tensor *y)
 {
-    size_t R = y->in[0]->shape[0], C = y->in[0]->shape[1];
-    DISPATCH(y->dtype, {
-        const T *X = y->in[0]->data;
-        T *Y = y->data;
-        FOR_TILES(C, R, Y[i * R + j] = X[j * C + i];) /* y's row i is x's column i */
-    });
+    const transpose_job job = {y, NULL};
+    transpose_run(&job, y->in[0]->shape[1], y->in[0]->shape[0]);
 }
 
 static void transpose_vjp(tg_tape *tape, tg_tensor *y)
 {
-    void *dx = tg_tape__grad_of(tape, y->in[0]);
-    if (!dx)
-        return;
-    size_t R = y->in[0]->shape[0], C = y->in[0]->shape[1];
-    DISPATCH(y->dtype, {
-        const T *DY = y->grad;
-        T *DX = dx;
-        FOR_TILES(R, C, DX[i * C + j] += DY[j * R + i];)
-    });
+    const transpose_job job = {y, tg_tape__grad_of(tape, y->in[0])};
+    if (job.dx)
+        transpose_run(&job, y->in[0]->shape[0], y->in[0]->shape[1]);
 }
 
 /* dx = dy^T */
