@@ -133,6 +133,21 @@ TG_INLINE void binary_each_flat(const tg_tensor *y, size_t lo, size_t hi, binary
             step(p, iy * sa, iy * sb, iy);
 }
 
+/* Moves an odometer over bc's axes before the innermost (idx, and the inputs' offsets *oa and
+ * *ob) on to the next run of the innermost axis. */
+TG_INLINE void bcast_next_row(const bcast *bc, size_t *idx, size_t *oa, size_t *ob)
+{
+    for (int d = bc->rank - 2; d >= 0; d--) {
+        *oa += bc->sa[d];
+        *ob += bc->sb[d];
+        if (++idx[d] < bc->shape[d])
+            return;
+        *oa -= bc->sa[d] * bc->shape[d];
+        *ob -= bc->sb[d] * bc->shape[d];
+        idx[d] = 0;
+    }
+}
+
 /* The step for output elements [lo, hi) under any broadcasting: an odometer over the merged
  * axes (bcast) started at lo, the innermost axis a loop of its own. Along it an input's stride is
  * 1 (it has the axis) or 0 (it is broadcast along it), never both 0 (y's axes of size 1 are
@@ -170,17 +185,10 @@ TG_INLINE void binary_each_bcast(const tg_tensor *y, size_t lo, size_t hi, binar
         ob += m * sb;
         if ((idx[r - 1] += m) < n)
             continue; /* the range ended inside a run */
-        for (int d = r - 1; d >= 0; d--) {
-            if (d < r - 1) {
-                oa += bc.sa[d];
-                ob += bc.sb[d];
-                if (++idx[d] < bc.shape[d])
-                    break;
-            }
-            oa -= bc.sa[d] * bc.shape[d];
-            ob -= bc.sb[d] * bc.shape[d];
-            idx[d] = 0;
-        }
+        oa -= n * sa;
+        ob -= n * sb;
+        idx[r - 1] = 0;
+        bcast_next_row(&bc, idx, &oa, &ob);
     }
 }
 
@@ -256,15 +264,7 @@ TG_INLINE void binary_each(const tg_tensor *y, binary_step step, const binary_ar
                 for (size_t j = 0; j < n; j++, iy++)
                     step(p, oa + j * sa, ob + j * sb, iy);
             }
-            for (int d = r - 2; d >= 0; d--) {
-                oa += bc.sa[d];
-                ob += bc.sb[d];
-                if (++idx[d] < bc.shape[d])
-                    break;
-                oa -= bc.sa[d] * bc.shape[d];
-                ob -= bc.sb[d] * bc.shape[d];
-                idx[d] = 0;
-            }
+            bcast_next_row(&bc, idx, &oa, &ob);
         }
     }
 }

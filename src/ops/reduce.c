@@ -674,7 +674,7 @@ static void prod_vjp(tg_tape *tape, tg_tensor *y)
  * 1024 x 1024 f32 along either axis: see docs/performance.md). */
 typedef struct lanes_job {
     const tg_tensor *y;
-    void *dx;   /* the VJPs' gradient of x */
+    void *dx; /* the VJPs' gradient of x */
     axis_split s;
     void *rows; /* the scratch rows, by lanes (row_scratch), or NULL */
     size_t pieces;
@@ -689,17 +689,23 @@ static void piece_lanes(const lanes_job *j, size_t p0, size_t p1, size_t *lo, si
     *hi = p1 * q + (p1 < rem ? p1 : rem);
 }
 
-/* Runs piece(j, p0, p1) over the pool for the job's pieces: at most one per thread, and as many
- * as the elements allow at TG_PAR_GRAIN each (one, on this thread, for short tensors). */
-static void run_lanes(lanes_job *j, tg_range_fn piece)
+/* Runs `piece` over the lanes of y's input along its axis (dx: the VJP's gradient of x, or
+ * NULL), with `rows` scratch rows per lane (and ROWS_SUM's) from the tape's arena when they go by
+ * rows: in pieces over the pool, at most one per thread and as many as the elements allow at
+ * TG_PAR_GRAIN each (one, on this thread, for short tensors). */
+static void run_lanes(tg_tape *tape, const tg_tensor *y, void *dx, size_t rows, tg_range_fn piece)
 {
-    const size_t elems = j->s.outer * j->s.n * j->s.inner, lanes = split_lanes(j->s);
-    size_t pieces = elems / TG_PAR_GRAIN;
+    lanes_job j = {.y = y, .dx = dx, .s = split_at(y->in[0], y->attr.r.axis)};
+    const tg_arena mark = tg_tape__scratch_mark(tape);
+    j.rows = row_scratch(tape, j.s, (rows + rows_sum_scratch(j.s.n)) * tg__esize(y));
+    const size_t elems = j.s.outer * j.s.n * j.s.inner, lanes = split_lanes(j.s);
     const size_t threads = (size_t)tg_get_num_threads();
+    size_t pieces = elems / TG_PAR_GRAIN;
     pieces = pieces < threads ? pieces : threads;
     pieces = pieces < lanes ? pieces : lanes;
-    j->pieces = pieces ? pieces : 1;
-    tg__parallel_for(j->pieces, 1, piece, j);
+    j.pieces = pieces ? pieces : 1;
+    tg__parallel_for(j.pieces, 1, piece, &j);
+    tg_tape__scratch_release(tape, &mark);
 }
 
 /* y = log sum_k e^x[k];  dx[k] += dy * e^(x[k] - y), with x[k] - y as (x[k] - m) - ls. It and
@@ -731,12 +737,7 @@ TG_SIMD_CLONES static void logsumexp_forward_piece(void *ctx, size_t p0, size_t 
 
 static void logsumexp_forward(tg_tensor *y)
 {
-    lanes_job j = {.y = y, .s = split_at(y->in[0], y->attr.r.axis)};
-    tg_tape *tape = y->tape;
-    const tg_arena mark = tg_tape__scratch_mark(tape);
-    j.rows = row_scratch(tape, j.s, (1 + rows_sum_scratch(j.s.n)) * tg__esize(y));
-    run_lanes(&j, logsumexp_forward_piece);
-    tg_tape__scratch_release(tape, &mark);
+    run_lanes(y->tape, y, NULL, 1, logsumexp_forward_piece);
 }
 
 TG_SIMD_CLONES static void logsumexp_vjp_piece(void *ctx, size_t p0, size_t p1)
@@ -773,14 +774,9 @@ TG_SIMD_CLONES static void logsumexp_vjp_piece(void *ctx, size_t p0, size_t p1)
 
 static void logsumexp_vjp(tg_tape *tape, tg_tensor *y)
 {
-    lanes_job j = {.y = y, .dx = tg_tape__grad_of(tape, y->in[0])};
-    if (!j.dx)
-        return;
-    j.s = split_at(y->in[0], y->attr.r.axis);
-    const tg_arena mark = tg_tape__scratch_mark(tape);
-    j.rows = row_scratch(tape, j.s, (2 + rows_sum_scratch(j.s.n)) * tg__esize(y));
-    run_lanes(&j, logsumexp_vjp_piece);
-    tg_tape__scratch_release(tape, &mark);
+    void *dx = tg_tape__grad_of(tape, y->in[0]);
+    if (dx)
+        run_lanes(tape, y, dx, 2, logsumexp_vjp_piece);
 }
 
 /* The forwards of softmax and log_softmax: y[k] = OUT, of x = x[k] and the lane's shift m and
@@ -821,12 +817,7 @@ static void logsumexp_vjp(tg_tape *tape, tg_tensor *y)
     }                                                                                              \
     static void id##_forward(tg_tensor *y)                                                         \
     {                                                                                              \
-        lanes_job j = {.y = y, .s = split_at(y->in[0], y->attr.r.axis)};                           \
-        tg_tape *tape = y->tape;                                                                   \
-        const tg_arena mark = tg_tape__scratch_mark(tape);                                         \
-        j.rows = row_scratch(tape, j.s, (2 + rows_sum_scratch(j.s.n)) * tg__esize(y));             \
-        run_lanes(&j, id##_forward_piece);                                                         \
-        tg_tape__scratch_release(tape, &mark);                                                     \
+        run_lanes(y->tape, y, NULL, 2, id##_forward_piece);                                        \
     }
 
 /* The VJPs of softmax and log_softmax: each lane's sum over k of TERM (of the elements' offset
@@ -868,14 +859,9 @@ static void logsumexp_vjp(tg_tape *tape, tg_tensor *y)
     }                                                                                              \
     static void id##_vjp(tg_tape *tape, tg_tensor *y)                                              \
     {                                                                                              \
-        lanes_job j = {.y = y, .dx = tg_tape__grad_of(tape, y->in[0])};                            \
-        if (!j.dx)                                                                                 \
-            return;                                                                                \
-        j.s = split_at(y->in[0], y->attr.r.axis);                                                  \
-        const tg_arena mark = tg_tape__scratch_mark(tape);                                         \
-        j.rows = row_scratch(tape, j.s, (1 + rows_sum_scratch(j.s.n)) * tg__esize(y));             \
-        run_lanes(&j, id##_vjp_piece);                                                             \
-        tg_tape__scratch_release(tape, &mark);                                                     \
+        void *dx = tg_tape__grad_of(tape, y->in[0]);                                               \
+        if (dx)                                                                                    \
+            run_lanes(tape, y, dx, 1, id##_vjp_piece);                                             \
     }
 
 /* y[k] = e^(x[k] - m) / sum_j e^(x[j] - m);  dx[k] += y[k] * (dy[k] - sum_j dy[j] y[j]) */
