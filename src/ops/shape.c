@@ -212,12 +212,12 @@ static tg_status transpose_shape(tg_tensor *y, char *msg, size_t size)
  * 3.6). Each element is copied (or added) once, so the order changes no value. */
 #define TILE ((size_t)8)
 
-/* Runs its body for every (i, j) of rows [lo, hi) of an R x C grid (lo a multiple of TILE),
- * tile by tile, j innermost. FOR_TILES: all of it. */
-#define FOR_TILES_IN(lo, R, C, ...)                                                                \
-    for (size_t i0_ = (lo); i0_ < (R); i0_ += TILE)                                                \
+/* Runs its body for every (i, j) of rows [lo, hi) (lo a multiple of TILE) of a grid C wide,
+ * tile by tile, j innermost. FOR_TILES: all R rows. */
+#define FOR_TILES_IN(lo, hi, C, ...)                                                               \
+    for (size_t i0_ = (lo); i0_ < (hi); i0_ += TILE)                                               \
         for (size_t j0_ = 0; j0_ < (C); j0_ += TILE)                                               \
-            for (size_t i = i0_, i1_ = i0_ + TILE < (R) ? i0_ + TILE : (R); i < i1_; i++)          \
+            for (size_t i = i0_, i1_ = i0_ + TILE < (hi) ? i0_ + TILE : (hi); i < i1_; i++)        \
                 for (size_t j = j0_, j1_ = j0_ + TILE < (C) ? j0_ + TILE : (C); j < j1_; j++) {    \
                     __VA_ARGS__                                                                    \
                 }
