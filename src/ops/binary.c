@@ -154,7 +154,10 @@ TG_INLINE void bcast_next_row(const bcast *bc, size_t *idx, size_t *oa, size_t *
  * merged away), so its loop is one of three with constant strides, which vectorize: a row of a
  * batch and its bias, a row and its column's element either way round. For the forward and for
  * a VJP into an input with the output's element count, each element's step writes its own
- * element and is the same whatever the range, so the pool may split the output anywhere. */
+ * element and computes the same value whatever the range, so the pool may split the output
+ * anywhere. (Not always the same NaN: where both operands are NaN, the vector loop and its
+ * scalar remainder may pass on different ones, so a split can change a NaN's payload or sign,
+ * as in the flat loops.) */
 TG_INLINE void binary_each_bcast(const tg_tensor *y, size_t lo, size_t hi, binary_step step,
                                  const binary_args *p)
 {
