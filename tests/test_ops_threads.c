@@ -330,3 +330,92 @@ Test(ops_threads, transpose_matches_element_by_element)
     check_transpose(TG_F64);
     check_transpose(TG_F32);
 }
+
+/* The gradient of a broadcast input over the pool (src/ops/binary.c, binary_sum_many): cut along
+ * an axis the input is not broadcast along (a row by its columns, a column by its rows with a run
+ * of terms per row, an input along the outer axis whose runs are longer than a sum block), or,
+ * for a single element, into blocks of terms. For a * b with both inputs taking gradients and
+ * the backward run twice (the second pass adds to the first's sums), each gradient must be the
+ * same bits at 1 to 4 threads, and close to the sums taken here in long double. */
+static const bcast_case sum_cases[] = {
+    {3, 1, {5, 300, 130}, {130}},     /* b a row */
+    {3, 2, {5, 300, 130}, {300, 1}},  /* b a column */
+    {3, 3, {5, 1, 130}, {1, 300, 1}}, /* both broadcast, each along axes the other has */
+    {3, 3, {5, 1, 1}, {5, 300, 130}}, /* a one element per outer index */
+    {3, 0, {5, 300, 130}, {1}},       /* b 0-d */
+};
+
+/* The gradients of a and b (na + nb values) of case c at `threads` threads. */
+static double *run_sums(tg_dtype dt, const bcast_case *c, int threads, size_t *na, size_t *nb)
+{
+    cr_assert_eq(tg_set_num_threads(threads), TG_OK);
+    const size_t ys[3] = {5, 300, 130};
+    tg_rng rng;
+    tg_rng_seed(&rng, 23);
+    tg_tensor *a = tg_tensor_randn(dt, c->ra, c->sa, &rng, 0.0, 1.0);
+    tg_tensor *b = tg_tensor_randn(dt, c->rb, c->sb, &rng, 0.0, 1.0);
+    tg_tensor *seed = tg_tensor_randn(dt, 3, ys, &rng, 0.0, 1.0);
+    cr_assert(a && b && seed);
+    tg_tensor_set_requires_grad(a, true);
+    tg_tensor_set_requires_grad(b, true);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *y = tg_mul(tape, a, b);
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    for (int pass = 0; pass < 2; pass++)
+        cr_assert_eq(tg_backward_seed(tape, y, seed), TG_OK, "%s", tg_last_error());
+    *na = tg_tensor_numel(a), *nb = tg_tensor_numel(b);
+    double *g = malloc((*na + *nb) * sizeof *g);
+    cr_assert_not_null(g);
+    for (size_t i = 0; i < *na; i++)
+        g[i] = tg_tensor_grad_get(a, i);
+    for (size_t i = 0; i < *nb; i++)
+        g[*na + i] = tg_tensor_grad_get(b, i);
+    if (threads == 1) { /* twice the exact sums: sum over y of dy * b into a, dy * a into b */
+        long double *ref = calloc(2 * (*na + *nb), sizeof *ref), *mag = ref + *na + *nb;
+        cr_assert_not_null(ref);
+        for (size_t iy = 0; iy < 5 * 300 * 130; iy++) {
+            const size_t idx[3] = {iy / (300 * 130), iy / 130 % 300, iy % 130};
+            const size_t ia = bcast_offset(c->ra, c->sa, idx, 3),
+                         ib = *na + bcast_offset(c->rb, c->sb, idx, 3);
+            const long double dy = tg_tensor_get(seed, iy), av = tg_tensor_get(a, ia),
+                              bv = tg_tensor_get(b, ib - *na);
+            ref[ia] += 2 * dy * bv, mag[ia] += 2 * fabsl(dy * bv);
+            ref[ib] += 2 * dy * av, mag[ib] += 2 * fabsl(dy * av);
+        }
+        const double tol = dt == TG_F64 ? 1e-13 : 1e-5;
+        for (size_t i = 0; i < *na + *nb; i++)
+            ts_assert_close(g[i], (double)ref[i], tol * (double)mag[i], 0,
+                            "%s case %td: gradient %zu (of a: %zu)", tg_dtype_name(dt),
+                            c - sum_cases, i, *na);
+        free(ref);
+    }
+    tg_tape_free(tape);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+    tg_tensor_free(seed);
+    return g;
+}
+
+static void check_sums(tg_dtype dt)
+{
+    for (size_t k = 0; k < sizeof sum_cases / sizeof *sum_cases; k++) {
+        size_t na, nb;
+        double *one = run_sums(dt, &sum_cases[k], 1, &na, &nb);
+        for (int t = 2; t <= 4; t++) {
+            double *g = run_sums(dt, &sum_cases[k], t, &na, &nb);
+            for (size_t i = 0; i < na + nb; i++)
+                cr_assert(
+                    memcmp(&g[i], &one[i], sizeof g[i]) == 0,
+                    "%s case %zu, %d threads: gradient %zu (of a: %zu) = %.17g, 1 thread %.17g",
+                    tg_dtype_name(dt), k, t, i, na, g[i], one[i]);
+            free(g);
+        }
+        free(one);
+    }
+}
+
+Test(ops_threads, broadcast_input_gradient_same_bits_for_every_thread_count)
+{
+    check_sums(TG_F64);
+    check_sums(TG_F32);
+}
