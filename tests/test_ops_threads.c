@@ -1,6 +1,7 @@
 /* test_ops_threads.c: long elementwise loops and sums over all elements run over the thread
  * pool (src/ops/op_impl.h, TG_PAR_GRAIN), and so do the lanes of logsumexp, softmax and
- * log_softmax (src/ops/reduce.c, in pieces of lanes). Whatever the thread count, the results must
+ * log_softmax (src/ops/reduce.c, in pieces of lanes), broadcasting binary ops and their
+ * gradients (src/ops/binary.c) and transposes. Whatever the thread count, the results must
  * be the same bits from run to run; elementwise results, the blocked sums and the lanes do not
  * depend on the thread count at all; and the sums stay close to an exact reference. */
 #include <criterion/criterion.h>
@@ -418,4 +419,72 @@ Test(ops_threads, broadcast_input_gradient_same_bits_for_every_thread_count)
 {
     check_sums(TG_F64);
     check_sums(TG_F32);
+}
+
+/* where over the pool (src/ops/binary.c, WHERE_EACH_IN): ranges of output elements that start
+ * and end anywhere in a run of the last axis. y = where(c, a, b) and the gradients of the branches
+ * of the output's shape under a random seed, against the selection done here element by element,
+ * at 1 to 4 threads: cond, a and b each full, a row, a column or a middle axis. */
+typedef struct where_case {
+    int r[3];
+    size_t s[3][3]; /* cond, a, b */
+} where_case;
+
+static const where_case where_cases[] = {
+    {{3, 3, 3}, {{3, 257, 91}, {3, 257, 91}, {3, 257, 91}}}, /* flat */
+    {{3, 3, 1}, {{3, 257, 91}, {3, 257, 91}, {91}}},         /* b a row: the last axis whole */
+    {{2, 3, 3}, {{257, 1}, {3, 257, 91}, {3, 1, 91}}},       /* cond a column, b a middle axis */
+    {{3, 2, 3}, {{3, 1, 91}, {257, 1}, {3, 257, 91}}},       /* a a column */
+};
+
+static void check_where_case(tg_dtype dt, const where_case *c, int threads)
+{
+    cr_assert_eq(tg_set_num_threads(threads), TG_OK);
+    const size_t ys[3] = {3, 257, 91}, ny = 3 * 257 * 91;
+    tg_rng rng;
+    tg_rng_seed(&rng, 31);
+    tg_tensor *in[3];
+    for (int k = 0; k < 3; k++) {
+        in[k] = tg_tensor_randn(dt, c->r[k], c->s[k], &rng, 0.0, 1.0);
+        cr_assert_not_null(in[k]);
+    }
+    tg_tensor *seed = tg_tensor_randn(dt, 3, ys, &rng, 0.0, 1.0);
+    cr_assert_not_null(seed);
+    for (size_t i = 0; i < tg_tensor_numel(in[0]); i++) /* about half the conditions hold */
+        tg_tensor_set(in[0], i, tg_tensor_get(in[0], i) > 0);
+    tg_tensor_set_requires_grad(in[1], tg_tensor_numel(in[1]) == ny);
+    tg_tensor_set_requires_grad(in[2], tg_tensor_numel(in[2]) == ny);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *y = tg_where(tape, in[0], in[1], in[2]);
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    cr_assert_eq(tg_backward_seed(tape, y, seed), TG_OK, "%s", tg_last_error());
+    for (size_t iy = 0; iy < ny; iy++) {
+        const size_t idx[3] = {iy / (257 * 91), iy / 91 % 257, iy % 91};
+        size_t off[3];
+        for (int k = 0; k < 3; k++)
+            off[k] = bcast_offset(c->r[k], c->s[k], idx, 3);
+        const bool pick_a = tg_tensor_get(in[0], off[0]) != 0;
+        const double want = tg_tensor_get(pick_a ? in[1] : in[2], off[pick_a ? 1 : 2]);
+        cr_assert_eq(tg_tensor_get(y, iy), want, "%s case %td, %d threads: y[%zu]",
+                     tg_dtype_name(dt), c - where_cases, threads, iy);
+        for (int k = 1; k < 3; k++)
+            if (tg_tensor_numel(in[k]) == ny)
+                cr_assert_eq(tg_tensor_grad_get(in[k], iy),
+                             pick_a == (k == 1) ? tg_tensor_get(seed, iy) : 0.0,
+                             "%s case %td, %d threads: gradient of input %d [%zu]",
+                             tg_dtype_name(dt), c - where_cases, threads, k, iy);
+    }
+    tg_tape_free(tape);
+    for (int k = 0; k < 3; k++)
+        tg_tensor_free(in[k]);
+    tg_tensor_free(seed);
+}
+
+Test(ops_threads, where_matches_element_by_element)
+{
+    for (size_t k = 0; k < sizeof where_cases / sizeof *where_cases; k++)
+        for (int t = 1; t <= 4; t++) {
+            check_where_case(TG_F64, &where_cases[k], t);
+            check_where_case(TG_F32, &where_cases[k], t);
+        }
 }

@@ -680,15 +680,15 @@ static tg_status where_shape(tg_tensor *y, char *msg, size_t size)
     return TG_OK;
 }
 
-/* One flat loop of WHERE_EACH, the offsets given as expressions of iy. */
-#define WHERE_FLAT(ny, IC, IA, IB, ...)                                                            \
-    for (size_t iy = 0; iy < (ny); iy++) {                                                         \
+/* One flat loop of WHERE_EACH_IN, the offsets given as expressions of iy. */
+#define WHERE_FLAT(lo, hi, IC, IA, IB, ...)                                                        \
+    for (size_t iy = (lo); iy < (hi); iy++) {                                                      \
         const size_t ic = (IC), ia = (IA), ib = (IB);                                              \
         (void)ic, (void)ia, (void)ib;                                                              \
         __VA_ARGS__                                                                                \
     }
 
-/* WHERE_EACH's loop along the last axis: n elements from iy on, the inputs' offsets from off
+/* WHERE_EACH_IN's loop along the last axis: n elements from iy on, the inputs' offsets from off
  * with strides sc, sa and sb. */
 #define WHERE_ROW(n, iy, off, sc, sa, sb, ...)                                                     \
     for (size_t j_ = 0; j_ < (n); j_++, iy++) {                                                    \
@@ -698,14 +698,16 @@ static tg_status where_shape(tg_tensor *y, char *msg, size_t size)
         __VA_ARGS__                                                                                \
     }
 
-/* Runs its body for every output element iy of where node y, in order, with ic, ia and ib
- * the offsets of its elements of cond, a and b: a flat loop when each input has the output's
- * elements or a single one, with the offsets spelled out for where(c, x, y), where(c, x, 0)
- * and where(c, 0, x), else an odometer over the output's axes. The bodies load both sides
- * before they select, so that the flat loops vectorize (a load under a condition does not). */
-#define WHERE_EACH(y, in, ...)                                                                     \
+/* Runs its body for the output elements iy in [lo, hi) of where node y, in order, with ic, ia
+ * and ib the offsets of its elements of cond, a and b: a flat loop when each input has the
+ * output's elements or a single one, with the offsets spelled out for where(c, x, y),
+ * where(c, x, 0) and where(c, 0, x), else an odometer over the output's axes started at lo (a
+ * range may start and end inside a run of the last axis). The bodies load both sides before
+ * they select, so that the flat loops vectorize (a load under a condition does not).
+ * WHERE_EACH: all of them. */
+#define WHERE_EACH_IN(y, in, lo, hi, ...)                                                          \
     do {                                                                                           \
-        const size_t ny_ = (y)->numel;                                                             \
+        const size_t ny_ = (y)->numel, lo_ = (lo), hi_ = (hi);                                     \
         size_t step_[3]; /* 1: the input has y's elements; 0: it has one */                        \
         bool flat_ = true;                                                                         \
         for (int k_ = 0; k_ < 3; k_++) {                                                           \
@@ -713,28 +715,40 @@ static tg_status where_shape(tg_tensor *y, char *msg, size_t size)
             flat_ = flat_ && (step_[k_] || (in)[k_]->numel == 1);                                  \
         }                                                                                          \
         if (flat_ && step_[0] && step_[1] && step_[2]) {                                           \
-            WHERE_FLAT(ny_, iy, iy, iy, __VA_ARGS__)                                               \
+            WHERE_FLAT(lo_, hi_, iy, iy, iy, __VA_ARGS__)                                          \
         } else if (flat_ && step_[0] && step_[1]) {                                                \
-            WHERE_FLAT(ny_, iy, iy, 0, __VA_ARGS__)                                                \
+            WHERE_FLAT(lo_, hi_, iy, iy, 0, __VA_ARGS__)                                           \
         } else if (flat_ && step_[0] && step_[2]) {                                                \
-            WHERE_FLAT(ny_, iy, 0, iy, __VA_ARGS__)                                                \
+            WHERE_FLAT(lo_, hi_, iy, 0, iy, __VA_ARGS__)                                           \
         } else if (flat_) {                                                                        \
-            WHERE_FLAT(ny_, iy *step_[0], iy *step_[1], iy *step_[2], __VA_ARGS__)                 \
-        } else { /* rank >= 1 here: a 0-d output's inputs are single elements */                   \
-            size_t st_[3][TG_MAX_RANK], idx_[TG_MAX_RANK] = {0}, off_[3] = {0, 0, 0};              \
+            WHERE_FLAT(lo_, hi_, iy *step_[0], iy *step_[1], iy *step_[2], __VA_ARGS__)            \
+        } else if (lo_ < hi_) { /* rank >= 1 here: a 0-d output's inputs are single elements */    \
+            size_t st_[3][TG_MAX_RANK], idx_[TG_MAX_RANK], off_[3] = {0, 0, 0}, rest_ = lo_;       \
             for (int k_ = 0; k_ < 3; k_++)                                                         \
                 input_strides((in)[k_], (y), st_[k_]);                                             \
             const int last_ = (y)->rank - 1;                                                       \
+            for (int d_ = last_; d_ >= 0; d_--) {                                                  \
+                idx_[d_] = rest_ % (y)->shape[d_];                                                 \
+                rest_ /= (y)->shape[d_];                                                           \
+                for (int k_ = 0; k_ < 3; k_++)                                                     \
+                    off_[k_] += idx_[d_] * st_[k_][d_];                                            \
+            }                                                                                      \
             const size_t n_ = (y)->shape[last_], sc_ = st_[0][last_], sa_ = st_[1][last_],         \
                          sb_ = st_[2][last_];                                                      \
             /* all three along the last axis (broadcast along others only): its loop then has      \
              * constant strides, and vectorizes */                                                 \
             const bool rows_ = sc_ == 1 && sa_ == 1 && sb_ == 1;                                   \
-            for (size_t iy = 0; iy < ny_;) { /* the last axis a loop, the others an odometer */    \
+            for (size_t iy = lo_; iy < hi_;) { /* the last axis a loop, the others an odometer */  \
+                const size_t m_ = n_ - idx_[last_] < hi_ - iy ? n_ - idx_[last_] : hi_ - iy;       \
                 if (rows_)                                                                         \
-                    WHERE_ROW(n_, iy, off_, 1, 1, 1, __VA_ARGS__)                                  \
+                    WHERE_ROW(m_, iy, off_, 1, 1, 1, __VA_ARGS__)                                  \
                 else                                                                               \
-                    WHERE_ROW(n_, iy, off_, sc_, sa_, sb_, __VA_ARGS__)                            \
+                    WHERE_ROW(m_, iy, off_, sc_, sa_, sb_, __VA_ARGS__)                            \
+                off_[0] += m_ * sc_, off_[1] += m_ * sa_, off_[2] += m_ * sb_;                     \
+                if ((idx_[last_] += m_) < n_)                                                      \
+                    break; /* the range ended inside a run */                                      \
+                off_[0] -= n_ * sc_, off_[1] -= n_ * sa_, off_[2] -= n_ * sb_;                     \
+                idx_[last_] = 0;                                                                   \
                 for (int d_ = last_ - 1; d_ >= 0; d_--) {                                          \
                     for (int k_ = 0; k_ < 3; k_++)                                                 \
                         off_[k_] += st_[k_][d_];                                                   \
@@ -747,23 +761,58 @@ static tg_status where_shape(tg_tensor *y, char *msg, size_t size)
             }                                                                                      \
         }                                                                                          \
     } while (0)
+#define WHERE_EACH(y, in, ...) WHERE_EACH_IN(y, in, 0, (y)->numel, __VA_ARGS__)
 
-static void where_forward(tg_tensor *y)
+/* The forward over output elements [lo, hi), for the pool (a tg_par_range context). */
+TG_SIMD_CLONES static void where_forward_range(void *ctx, size_t lo, size_t hi)
 {
-    tg_tensor *const *in = y->attr.r.ext->in;
-    DISPATCH(y->dtype, {
+    const tg_par_range *c = ctx;
+    tg_tensor *const *in = c->y->attr.r.ext->in;
+    DISPATCH(c->y->dtype, {
         /* restrict: y's buffer is its own, so B[0] need not be read again after each store */
         const T *restrict C = in[0]->data, *restrict A = in[1]->data, *restrict B = in[2]->data;
-        T *restrict Y = y->data;
-        WHERE_EACH(y, in, const T a = A[ia], b = B[ib]; Y[iy] = C[ic] != 0 ? a : b;);
+        T *restrict Y = c->out;
+        WHERE_EACH_IN(c->y, in, lo, hi, const T a = A[ia], b = B[ib]; Y[iy] = C[ic] != 0 ? a : b;);
     });
 }
 
-/* A branch of one element against a larger output (a scalar parameter, where(c, x, 0)) gathers
- * a term from every output element its side picks: a contiguous run of terms (op_impl.h,
- * TG_BLOCK_SUM), after its gradient so far, as binary_sum_run takes a broadcast input's; one
- * running sum stopped growing in f32 at 2^24 times its terms. The others add element by element
- * (WHERE_EACH), in order. */
+static void where_forward(tg_tensor *y)
+{
+    tg_par_range ctx = {y, y->data};
+    tg__parallel_for(y->numel, TG_PAR_GRAIN, where_forward_range, &ctx);
+}
+
+/* The VJP into a branch with the output's elements over output elements [lo, hi), for the pool
+ * (a tg_par_range context: the branch's gradient): each output element adds into its own. */
+TG_SIMD_CLONES static void where_da_range(void *ctx, size_t lo, size_t hi)
+{
+    const tg_par_range *c = ctx;
+    tg_tensor *const *in = c->y->attr.r.ext->in;
+    DISPATCH(c->y->dtype, {
+        const T *restrict C = in[0]->data, *restrict DY = c->y->grad;
+        T *restrict DA = c->out;
+        WHERE_EACH_IN(c->y, in, lo, hi, const T d = DA[ia], g = DY[iy];
+                      DA[ia] = C[ic] != 0 ? d + g : d;);
+    });
+}
+TG_SIMD_CLONES static void where_db_range(void *ctx, size_t lo, size_t hi)
+{
+    const tg_par_range *c = ctx;
+    tg_tensor *const *in = c->y->attr.r.ext->in;
+    DISPATCH(c->y->dtype, {
+        const T *restrict C = in[0]->data, *restrict DY = c->y->grad;
+        T *restrict DB = c->out;
+        WHERE_EACH_IN(c->y, in, lo, hi, const T d = DB[ib], g = DY[iy];
+                      DB[ib] = C[ic] != 0 ? d : d + g;);
+    });
+}
+
+/* A branch with the output's elements takes its gradient over the pool (where_da_range,
+ * where_db_range). One of one element against a larger output (a scalar parameter,
+ * where(c, x, 0)) gathers a term from every output element its side picks: a contiguous run of
+ * terms (op_impl.h, TG_BLOCK_SUM), after its gradient so far, as binary_sum_run takes a broadcast
+ * input's; one running sum stopped growing in f32 at 2^24 times its terms. Any other broadcast
+ * branch adds element by element (WHERE_EACH), in order. Those two on this thread. */
 #define PICKED_A(i) (C[sc * (i)] != 0 ? DY[i] : (T)0)
 #define PICKED_B(i) (C[sc * (i)] != 0 ? (T)0 : DY[i])
 static void where_vjp(tg_tape *tape, tg_tensor *y)
@@ -773,6 +822,16 @@ static void where_vjp(tg_tape *tape, tg_tensor *y)
     void *db = tg_tape__grad_of(tape, in[2]);
     const size_t ny = y->numel, sc = in[0]->numel == ny; /* cond: y's elements, or one */
     const bool runs = ny > 1 && (sc || in[0]->numel == 1);
+    if (da && in[1]->numel == ny) {
+        tg_par_range ctx = {y, da};
+        tg__parallel_for(ny, TG_PAR_GRAIN, where_da_range, &ctx);
+        da = NULL;
+    }
+    if (db && in[2]->numel == ny) {
+        tg_par_range ctx = {y, db};
+        tg__parallel_for(ny, TG_PAR_GRAIN, where_db_range, &ctx);
+        db = NULL;
+    }
     DISPATCH(y->dtype, {
         const T *restrict C = in[0]->data, *restrict DY = y->grad;
         if (da) {
