@@ -142,10 +142,27 @@ TG_INLINE void bcast_next_row(const bcast *bc, size_t *idx, size_t *oa, size_t *
     }
 }
 
+/* The step for m output elements from iy on along the innermost merged axis, the inputs'
+ * offsets from oa and ob with strides sa and sb there (each 1 or 0, never both 0): one of three
+ * loops with constant strides, which vectorize. */
+TG_INLINE void bcast_run(const binary_args *p, binary_step step, size_t oa, size_t ob, size_t iy,
+                         size_t m, size_t sa, size_t sb)
+{
+    if (sa && sb)
+        for (size_t j = 0; j < m; j++)
+            step(p, oa + j, ob + j, iy + j);
+    else if (sa)
+        for (size_t j = 0; j < m; j++)
+            step(p, oa + j, ob, iy + j);
+    else
+        for (size_t j = 0; j < m; j++)
+            step(p, oa, ob + j, iy + j);
+}
+
 /* The step for output elements [lo, hi) under any broadcasting: an odometer over the merged
  * axes (bcast) started at lo, the innermost axis a loop of its own. Along it an input's stride is
  * 1 (it has the axis) or 0 (it is broadcast along it), never both 0 (y's axes of size 1 are
- * merged away), so its loop is one of three with constant strides, which vectorize: a row of a
+ * merged away), so its loop is one of bcast_run's three with constant strides: a row of a
  * batch and its bias, a row and its column's element either way round. For the forward and for
  * a VJP into an input with the output's element count, each element's step writes its own
  * element and computes the same value whatever the range, so the pool may split the output
@@ -168,15 +185,7 @@ TG_INLINE void binary_each_bcast(const tg_tensor *y, size_t lo, size_t hi, binar
     const size_t n = bc.shape[r - 1], sa = bc.sa[r - 1], sb = bc.sb[r - 1];
     for (size_t iy = lo; iy < hi;) {
         const size_t m = n - idx[r - 1] < hi - iy ? n - idx[r - 1] : hi - iy;
-        if (sa && sb)
-            for (size_t j = 0; j < m; j++)
-                step(p, oa + j, ob + j, iy + j);
-        else if (sa)
-            for (size_t j = 0; j < m; j++)
-                step(p, oa + j, ob, iy + j);
-        else
-            for (size_t j = 0; j < m; j++)
-                step(p, oa, ob + j, iy + j);
+        bcast_run(p, step, oa, ob, iy, m, sa, sb);
         iy += m;
         oa += m * sa;
         ob += m * sb;
@@ -258,8 +267,7 @@ static int sum_split_axis(const bcast *bc, int side)
 
 /* The VJP steps into input `side` for the output elements whose index along the merged axis
  * sum_split_axis gives is in [lo, hi), in the output's order: an odometer over that box (its
- * offsets started at lo), the innermost axis a run of terms or one of binary_each_bcast's
- * three loops. */
+ * offsets started at lo), the innermost axis a run of terms or bcast_run's loops. */
 TG_INLINE void binary_sum_box(const tg_tensor *y, size_t lo, size_t hi, binary_step step,
                               const binary_args *p, int side)
 {
@@ -277,15 +285,8 @@ TG_INLINE void binary_sum_box(const tg_tensor *y, size_t lo, size_t hi, binary_s
             binary_sum_run(p, step, 0, oa, ob, sb, iy, n, es);
         else if (side == 1 && !sb)
             binary_sum_run(p, step, 1, ob, oa, sa, iy, n, es);
-        else if (sa && sb)
-            for (size_t j = 0; j < n; j++)
-                step(p, oa + j, ob + j, iy + j);
-        else if (sa)
-            for (size_t j = 0; j < n; j++)
-                step(p, oa + j, ob, iy + j);
         else
-            for (size_t j = 0; j < n; j++)
-                step(p, oa, ob + j, iy + j);
+            bcast_run(p, step, oa, ob, iy, n, sa, sb);
         bcast_next_row(&bc, idx, &oa, &ob, &iy);
     }
 }
