@@ -333,11 +333,12 @@ Test(ops_threads, transpose_matches_element_by_element)
 }
 
 /* The gradient of a broadcast input over the pool (src/ops/binary.c, binary_sum_many): cut along
- * an axis the input is not broadcast along (a row by its columns, a column by its rows with a run
- * of terms per row, an input along the outer axis whose runs are longer than a sum block), or,
- * for a single element, into blocks of terms. For a * b with both inputs taking gradients and
- * the backward run twice (the second pass adds to the first's sums), each gradient must be the
- * same bits at 1 to 4 threads, and close to the sums taken here in long double. */
+ * an outer axis the input is not broadcast along (a column by its rows with a run of terms per
+ * row, an input along the outer axis whose runs are longer than a sum block; a row against the
+ * batch is not cut), or, for a single element, into blocks of terms. For a * b with both inputs
+ * taking gradients and the backward run twice (the second pass adds to the first's sums), each
+ * gradient must be the same bits at 1 to 4 threads, and close to the sums taken here in long
+ * double. */
 static const bcast_case sum_cases[] = {
     {3, 1, {5, 300, 130}, {130}},     /* b a row */
     {3, 2, {5, 300, 130}, {300, 1}},  /* b a column */

@@ -246,6 +246,8 @@ typedef struct binary_sum_job {
     const tg_tensor *y;
     void *grad;    /* the input's gradient */
     void *partial; /* an input of one element: its blocks' sums; else NULL */
+    bcast bc;      /* else: the merged axes, */
+    int axis;      /* and the one cut (sum_split_axis) */
 } binary_sum_job;
 
 /* The merged axis of bc along which the VJP into input `side` is cut: the longest of those
@@ -266,21 +268,20 @@ static int sum_split_axis(const bcast *bc, int side)
     return best;
 }
 
-/* The VJP steps into input `side` for the output elements whose index along the merged axis
- * sum_split_axis gives is in [lo, hi), in the output's order: an odometer over that box (its
- * offsets started at lo), the innermost axis a run of terms or bcast_run's loops. */
-TG_INLINE void binary_sum_box(const tg_tensor *y, size_t lo, size_t hi, binary_step step,
+/* The VJP steps into input `side` for the output elements whose index along the job's cut
+ * axis is in [lo, hi), in the output's order: an odometer over that box (its offsets started at
+ * lo), the innermost axis a run of terms or bcast_run's loops. */
+TG_INLINE void binary_sum_box(const binary_sum_job *j, size_t lo, size_t hi, binary_step step,
                               const binary_args *p, int side)
 {
-    bcast bc;
-    bcast_init(&bc, y);
-    const int r = bc.rank, d = sum_split_axis(&bc, side);
+    bcast bc = j->bc;
+    const int r = bc.rank, d = j->axis;
     size_t idx[TG_MAX_RANK] = {0}, oa = lo * bc.sa[d], ob = lo * bc.sb[d], iy = lo * bc.sy[d];
     bc.shape[d] = hi - lo;
     size_t rows = 1;
     for (int k = 0; k < r - 1; k++)
         rows *= bc.shape[k];
-    const size_t n = bc.shape[r - 1], sa = bc.sa[r - 1], sb = bc.sb[r - 1], es = tg__esize(y);
+    const size_t n = bc.shape[r - 1], sa = bc.sa[r - 1], sb = bc.sb[r - 1], es = tg__esize(j->y);
     for (size_t row = 0; row < rows; row++) {
         if (side == 0 && !sa)
             binary_sum_run(p, step, 0, oa, ob, sb, iy, n, es);
@@ -321,9 +322,9 @@ TG_INLINE void binary_sum_range(void *ctx, size_t lo, size_t hi, binary_step f32
     else if (j->partial)
         binary_sum_blocks(j, lo, hi, f64, &p, side);
     else if (is_f32)
-        binary_sum_box(j->y, lo, hi, f32, &p, side);
+        binary_sum_box(j, lo, hi, f32, &p, side);
     else
-        binary_sum_box(j->y, lo, hi, f64, &p, side);
+        binary_sum_box(j, lo, hi, f64, &p, side);
 }
 
 /* The VJP into input `side`, of fewer elements than the output, into grad: over the pool in
@@ -332,7 +333,7 @@ TG_INLINE void binary_sum_range(void *ctx, size_t lo, size_t hi, binary_step f32
 TG_INLINE void binary_sum_many(tg_tape *tape, const tg_tensor *y, void *grad, int side,
                                tg_range_fn range, binary_step f32, binary_step f64)
 {
-    binary_sum_job j = {y, grad, NULL};
+    binary_sum_job j = {.y = y, .grad = grad};
     const size_t ny = y->numel, es = tg__esize(y);
     if (ny == 0)
         return;
@@ -358,13 +359,11 @@ TG_INLINE void binary_sum_many(tg_tape *tape, const tg_tensor *y, void *grad, in
         tg_tape__scratch_release(tape, &mark);
         return;
     }
-    bcast bc;
-    bcast_init(&bc, y);
-    const int d = sum_split_axis(&bc, side);
-    const size_t per_index = ny / bc.shape[d];
-    const size_t grain =
-        d == bc.rank - 1 ? bc.shape[d] : (TG_PAR_GRAIN + per_index - 1) / per_index;
-    tg__parallel_for(bc.shape[d], grain, range, &j);
+    bcast_init(&j.bc, y);
+    const int d = j.axis = sum_split_axis(&j.bc, side);
+    const size_t extent = j.bc.shape[d], per_index = ny / extent;
+    const size_t grain = d == j.bc.rank - 1 ? extent : (TG_PAR_GRAIN + per_index - 1) / per_index;
+    tg__parallel_for(extent, grain, range, &j);
 }
 
 /* At most TG_FEW elements, each input of the output's element count (a single element's inputs
