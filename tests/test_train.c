@@ -862,6 +862,8 @@ Test(train_cmd, usage_errors_exit_2)
         {{"train", "d.csv", "--target", "y", "--task", "cluster"}, "--task must be auto"},
         {{"train", "d.csv", "--target", "y", "--dtype", "f16"}, "--dtype must be f32 or f64"},
         {{"train", "d.csv", "--target", "y", "--render", "g.txt"}, "cannot tell the format"},
+        {{"train", "d.csv", "--target", "y", "--plot", "p.png"}, "--plot writes SVG"},
+        {{"train", "d.csv", "--target", "y", "--plot", "svg"}, "--plot writes SVG"},
         {{"train", "d.csv", "--target", "y", "--frobnicate"}, "unknown option '--frobnicate'"},
         {{"train", "d.csv", "e.csv", "--target", "y"}, "one data file only"},
         {{"train", "d.csv", "--target", "y", "--checkpoint-every", "5"},
@@ -1177,6 +1179,14 @@ Test(train_cmd, dot_of_the_trained_network)
     ts_assert_has(text, "grad "); /* after backward, nodes show gradients */
     free(text);
     unlink(dot);
+    /* --dot -: the graph alone on stdout, the results on stderr */
+    r = RUN("train", "examples/data/breast_cancer.csv", "--target", "benign", "--epochs", "1",
+            "--dot", "-");
+    tp_expect_status(&r, 0);
+    cr_assert_eq(strncmp(r.out, "digraph", 7), 0, "the graph alone on stdout:\n%.200s", r.out);
+    cr_assert_null(strstr(r.out, "test:"), "results on stdout");
+    ts_assert_has(r.err, "test:  loss");
+    tp_run_free(&r);
     if (tg_dot_can_render()) {
         char dir[] = "/tmp/tg_train_graph_XXXXXX", svg[4200];
         cr_assert_not_null(mkdtemp(dir));

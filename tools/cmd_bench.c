@@ -53,7 +53,7 @@ static const char BENCH_USAGE[] =
     "         forward's (default 20 reps)\n"
     "  ops    single ops on a 1024 x 1024 matrix (reductions and softmax along each axis,\n"
     "         transpose, broadcasting, where, exp, log_sigmoid, silu, gelu, erf, sin,\n"
-    "         atan): forward plus backward ns per element\n"
+    "         atan, pow by a constant and by a row): forward plus backward ns per element\n"
     "  all    all of the above\n"
     "  targets\n"
     "         the performance targets: W1 and W2 once, W3 and gemm (f32) at 1 and 2\n"

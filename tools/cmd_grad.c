@@ -39,7 +39,8 @@ static const char GRAD_USAGE[] =
     "  --jvp NAME=VALUE    add jvp, J.v in the output's shape, for the tangent VALUE of input\n"
     "                      NAME (a number applies to every element); repeat it for more\n"
     "                      inputs; inputs without one get a zero tangent\n"
-    "  --dot FILE          write the graph as Graphviz dot ('-' for stdout)\n"
+    "  --dot FILE          write the graph as Graphviz dot; '-' writes it to stdout and\n"
+    "                      the results to stderr, so that it can be piped to dot\n"
     "  --render FILE       draw the graph with Graphviz; FILE ends in .svg, .png or .pdf\n"
     "  -h, --help          show this help\n"
     "\n"
@@ -649,7 +650,8 @@ static int print_results(grad_opts *o, tg_tensor *y, bool checked, bool check_ok
         complain("grad", "out of memory");
         return EXIT_FAIL;
     }
-    FILE *f = stdout;
+    /* --dot - takes stdout for the graph alone (it is written after these) */
+    FILE *f = o->dot_path && strcmp(o->dot_path, "-") == 0 ? stderr : stdout;
     if (o->json) {
         fputs("{\"value\": ", f);
         json_dense(f, &d);

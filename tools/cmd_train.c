@@ -59,8 +59,8 @@ static const char TRAIN_USAGE[] =
     "  --dtype f32|f64     precision (default f32)\n"
     "  --save MODEL        save the trained model, with its standardization, for predict\n"
     "  --plot FILE.svg     draw loss and accuracy (or RMSE) per epoch, train and test\n"
-    "  --dot FILE          write one training step of the trained network as Graphviz dot\n"
-    "                      ('-' for stdout)\n"
+    "  --dot FILE          write one training step of the trained network as Graphviz dot;\n"
+    "                      '-' writes it to stdout and the results to stderr\n"
     "  --render FILE       draw that graph with Graphviz; FILE ends in .svg, .png or .pdf\n"
     "  --json              print one JSON object at the end and no progress:\n"
     "                      {\"task\", \"classes\", \"train\": {\"loss\", \"accuracy\"|\"rmse\",\n"
@@ -274,6 +274,10 @@ static int train_parse(int argc, char **argv, train_args *a)
         return usage_error("train", "--dot - and --json both want stdout");
     if (a->dist.distributed && strcmp(a->data, "-") == 0) /* mpirun feeds rank 0 alone */
         return usage_error("train", "--distributed reads DATA.csv on every rank: not '-'");
+    const char *plot_ext = a->plot ? strrchr(a->plot, '.') : NULL;
+    if (a->plot && (!plot_ext || strcmp(plot_ext, ".svg") != 0)) /* SVG is all it writes */
+        return usage_error("train", "--plot writes SVG: use a name ending in .svg, not '%s'",
+                           a->plot);
     if (a->dist.every && !a->dist.checkpoint) /* it would be ignored without a word */
         return usage_error("train", "--checkpoint-every needs --checkpoint FILE");
     return check_render("train", a->render);
@@ -519,19 +523,22 @@ int cmd_train(int argc, char **argv)
     const tg_mlp_spec *spec = tg_model_spec(tg_trainer_model(t));
     char arch[256];
     arch_text(arch, sizeof arch, spec);
+    /* The text results go to stdout, but for --dot -, which takes it for the graph alone
+     * (--json and --dot - are refused together). */
+    FILE *res = a.dot && strcmp(a.dot, "-") == 0 ? stderr : stdout;
     if (!a.json && rank0) {
-        printf("data:  %s, %zu rows, %zu features, target '%s': ", a.data, r.n_train + r.n_test,
-               r.n_features, a.target);
+        fprintf(res, "data:  %s, %zu rows, %zu features, target '%s': ", a.data,
+                r.n_train + r.n_test, r.n_features, a.target);
         if (r.task == TG_TASK_CLASSIFY)
-            printf("classification, %zu classes\n", r.n_classes);
+            fprintf(res, "classification, %zu classes\n", r.n_classes);
         else
-            printf("regression\n");
-        printf("split: %zu training rows, %zu test rows (seed %llu)\n", r.n_train, r.n_test,
-               (unsigned long long)a.opt.seed);
-        printf("model: %s, %zu parameters, %s; %s, lr %g, %d epochs of batch %zu\n", arch, r.params,
-               tg_dtype_name(a.opt.dtype), tg_optim_kind_name(a.opt.optim.kind), a.opt.optim.lr,
-               a.opt.epochs, a.opt.batch);
-        fflush(stdout);
+            fprintf(res, "regression\n");
+        fprintf(res, "split: %zu training rows, %zu test rows (seed %llu)\n", r.n_train, r.n_test,
+                (unsigned long long)a.opt.seed);
+        fprintf(res, "model: %s, %zu parameters, %s; %s, lr %g, %d epochs of batch %zu\n", arch,
+                r.params, tg_dtype_name(a.opt.dtype), tg_optim_kind_name(a.opt.optim.kind),
+                a.opt.optim.lr, a.opt.epochs, a.opt.batch);
+        fflush(res);
     }
     if (tg_trainer_run(t, &r) != TG_OK) {
         if (p.tty && !p.quiet)
@@ -559,12 +566,12 @@ int cmd_train(int argc, char **argv)
             printf(", \"ranks\": %d", a.dist.world);
         printf("}\n");
     } else {
-        text_scores(stdout, "train:", r.task, &r.train, r.n_train);
-        text_scores(stdout, "test:", r.task, &r.test, r.n_test);
-        printf("time:  %.2f s\n", seconds);
+        text_scores(res, "train:", r.task, &r.train, r.n_train);
+        text_scores(res, "test:", r.task, &r.test, r.n_test);
+        fprintf(res, "time:  %.2f s\n", seconds);
         if (a.dist.distributed)
-            printf("ranks: %d, global batch %zu; parameters identical on every rank\n",
-                   a.dist.world, a.opt.batch * (size_t)a.dist.world);
+            fprintf(res, "ranks: %d, global batch %zu; parameters identical on every rank\n",
+                    a.dist.world, a.opt.batch * (size_t)a.dist.world);
     }
     if (a.save) {
         if (tg_trainer_export(t, &model) != TG_OK || tg_model_save(model, a.save) != TG_OK) {
@@ -572,13 +579,13 @@ int cmd_train(int argc, char **argv)
             goto done;
         }
         if (!a.json)
-            printf("saved: %s\n", a.save);
+            fprintf(res, "saved: %s\n", a.save);
     }
     if (a.plot) {
         if (write_plot(&a, t, r.task, base_name(a.data)) != EXIT_OK)
             goto done;
         if (!a.json)
-            printf("plot:  %s\n", a.plot);
+            fprintf(res, "plot:  %s\n", a.plot);
     }
     if (a.dot || a.render) {
         char title[512];
@@ -587,11 +594,11 @@ int cmd_train(int argc, char **argv)
         if (write_graph(&a, t, title) != EXIT_OK)
             goto done;
         if (!a.json && a.dot && strcmp(a.dot, "-") != 0)
-            printf("graph: %s\n", a.dot);
+            fprintf(res, "graph: %s\n", a.dot);
         if (!a.json && a.render)
-            printf("graph: %s\n", a.render);
+            fprintf(res, "graph: %s\n", a.render);
     }
-    rc = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+    rc = fflush(stdout) == 0 && fflush(res) == 0 ? EXIT_OK : EXIT_FAIL;
 done:
     if (rc != EXIT_OK)
         train_dist_fail(&a.dist);
