@@ -391,13 +391,14 @@ static int write_plot(const train_args *a, tg_trainer *t, tg_task task, const ch
     const tg_train_epoch *h = tg_trainer_history(t, &run);
     /* x is the epoch: those a resume skipped (not in the history) are NaN, left blank */
     const size_t n = run ? (size_t)h[run - 1].epoch : 0;
-    double *v = malloc(4 * (n ? n : 1) * sizeof *v);
+    const size_t cap = n ? n : 1; /* one NaN per series at least: sl[0] is read below */
+    double *v = malloc(4 * cap * sizeof *v);
     if (!v) {
         complain("train", "--plot: out of memory");
         return EXIT_FAIL;
     }
     double *tl = v, *sl = v + n, *tm = v + 2 * n, *sm = v + 3 * n;
-    for (size_t i = 0; i < 4 * n; i++)
+    for (size_t i = 0; i < 4 * cap; i++)
         v[i] = NAN;
     bool classify = task == TG_TASK_CLASSIFY;
     for (size_t k = 0; k < run; k++) {
