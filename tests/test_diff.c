@@ -200,6 +200,57 @@ Test(diff, hessian_where)
     tg_tensor_free(x);
 }
 
+/* f = sum(x^y) at exponents of 0, where the recorded da = b a^(b-1) is 0: by hand,
+ * f_xx = y (y - 1) x^(y-2), f_xy = x^(y-1) (1 + y log x), f_yy = x^y log(x)^2, elementwise; at
+ * y = 0 that is 0, 1/x and log(x)^2. And g(x) = (2 + x)^x at 0: g = e^h with h = x log(2 + x),
+ * h' = log(2 + x) + x / (2 + x), h'' = 1 / (2 + x) + 2 / (2 + x)^2, so h'(0) = log 2, h''(0) = 1
+ * and g''(0) = g (h'^2 + h'') = log(2)^2 + 1. The exponent's factor, not a mask, makes da 0
+ * there, so that its derivative in y is x^(y-1); where x = 0 too, the gradient is 0 (not
+ * 0 * inf). */
+Test(diff, hessian_pow_tensor_at_a_zero_exponent)
+{
+    enum { N = 4 };
+    const double xv[N] = {0.5, 2.0, 3.0, 1.5}, yv[N] = {0.0, 0.0, -0.0, 0.5};
+    tg_tensor *x = leaf(N, xv), *y = leaf(N, yv);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *f = tg_sum(tape, tg_pow_tensor(tape, x, y), TG_ALL_AXES, false);
+    tg_tensor *xs[2] = {x, y}, *H[4];
+    hessian(tape, f, xs, 2, H);
+    for (int k = 0; k < N; k++)
+        for (int l = 0; l < N; l++) {
+            const double a = xv[k], b = yv[k], lg = log(a), pw = pow(a, b);
+            const double xx = k == l ? b * (b - 1) * pow(a, b - 2) : 0;
+            const double xy = k == l ? pow(a, b - 1) * (1 + b * lg) : 0;
+            const double yy = k == l ? pw * lg * lg : 0;
+            ts_assert_close(tg_tensor_get(H[0], (size_t)(k * N + l)), xx, 1e-15, 1e-14, "xx");
+            ts_assert_close(tg_tensor_get(H[1], (size_t)(k * N + l)), xy, 1e-15, 1e-14, "xy");
+            ts_assert_close(tg_tensor_get(H[3], (size_t)(k * N + l)), yy, 1e-15, 1e-14, "yy");
+        }
+    free_all(H, 4);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(y);
+
+    tg_tensor *t = leaf(1, (double[]){0.0}), *Hg;
+    tape = tg_tape_new();
+    tg_tensor *g = tg_pow_tensor(tape, tg_add(tape, tg_scalar(tape, TG_F64, 2.0), t), t);
+    hessian(tape, tg_sum(tape, g, TG_ALL_AXES, false), &t, 1, &Hg);
+    ts_assert_close(tg_tensor_get(Hg, 0), 1 + log(2) * log(2), 1e-15, 1e-15, "(2 + x)^x");
+    tg_tensor_free(Hg);
+    tg_tape_free(tape);
+    tg_tensor_free(t);
+
+    /* at x = 0 and y = 0 the recorded gradient of x is 0 */
+    tg_tensor *z = leaf(1, (double[]){0.0}), *e = leaf(1, (double[]){0.0}), *gz;
+    tape = tg_tape_new();
+    tg_tensor *fz = tg_sum(tape, tg_pow_tensor(tape, z, e), TG_ALL_AXES, false);
+    cr_assert_eq(tg_grad_graph(tape, fz, &z, 1, NULL, &gz), TG_OK, "%s", tg_last_error());
+    cr_expect_eq(tg_tensor_get(gz, 0), 0.0, "d/dx x^y at (0, 0): %g", tg_tensor_get(gz, 0));
+    tg_tape_free(tape);
+    tg_tensor_free(z);
+    tg_tensor_free(e);
+}
+
 /* Softmax cross-entropy in the logits z (B rows, C classes): mean over rows of
  * -log softmax(z)[label]; per row the Hessian is (diag(p) - p p^T) / B and rows do not mix.
  * The Jacobian of softmax(z) along axis 1 is diag(p) - p p^T per row too. */

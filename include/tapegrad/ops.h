@@ -428,7 +428,9 @@ TG_API tg_tensor *tg_atan2(tg_tape *tape, tg_tensor *y, tg_tensor *x);
  * b == 0 (a^0 = 1 has slope 0, also at a = 0, as tg_pow); db += dy * a^b * log(a), but 0 where
  * a^b == 0 (so at a = 0 with b > 0, where a^b is 0 for every b near, not 0 * -inf = NaN). For
  * a < 0, log(a) is NaN and so is d/db (a^b is real only at integer b); at a = 0 with b <= 0 d/db
- * is -inf or NaN as y * log(0) gives. tg_pow is the constant-exponent form. */
+ * is -inf or NaN as y * log(0) gives. The gradient recorded for higher derivatives keeps da's
+ * slope in b at b = 0, a^(b-1) (d2/da db a^b = 1/a there), as the factor b gives it. tg_pow is
+ * the constant-exponent form. */
 TG_API tg_tensor *tg_pow_tensor(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 
 /* Comparisons: 1 where a < b (<=, >, >=, ==, !=) and 0 elsewhere, of the broadcast shape and

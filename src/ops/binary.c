@@ -628,14 +628,24 @@ static tg_tensor *pow_slope_power(tg_tape *tape, tg_tensor *a, tg_tensor *b)
     tg_tensor *flip = GMUL(tg_lt(tape, a, tg_ops__zeros_like(tape, a)), huge);
     return GMUL(tg_pow_tensor(tape, a, GADDC(b, -1)), GADDC(GSCALE(flip, -2), 1));
 }
+/* b * a^(b-1), pow_tensor's da as a graph: 0 where b = 0 through the factor b, so that its
+ * derivative in b there is a^(b-1) (1/a: d2/da db a^b = a^(b-1) (1 + b log a)). Only where
+ * b = 0 and a^(b-1) is infinite (a = 0, or 1/a overflows), where b times it would be NaN, is the
+ * power replaced by 0. */
+static tg_tensor *pow_slope(tg_tape *tape, tg_tensor *y, tg_tensor *a, tg_tensor *b)
+{
+    const tg_dtype dt = (tg_dtype)b->dtype;
+    tg_tensor *p = pow_slope_power(tape, a, b);
+    tg_tensor *nan_at = GMUL(tg_eq(tape, b, tg_ops__zeros_like(tape, b)),
+                             tg_eq(tape, tg_abs(tape, p), tg_scalar(tape, dt, INFINITY)));
+    return GMUL(b, tg_where(tape, nan_at, tg_ops__zeros_like(tape, y), p));
+}
 /* y = a^b;  da += dy * b * a^(b-1) (0 where b = 0), db += dy * y * log(a) (0 where y = 0) */
-#define ZERO_WHERE(cond, v) tg_where(tape, (cond), tg_ops__zeros_like(tape, y), (v))
 BINARY_OP_STEPS(TG_INLINE, pow_tensor, POW_TENSOR, false, tg__pow(a, b),
                 dy *tg_ops__pow_slope(a, b, b - 1), y == 0 ? 0 : dy * y * LOG(a),
-                GMUL(dy, ZERO_WHERE(tg_eq(tape, b, tg_ops__zeros_like(tape, b)),
-                                    GMUL(b, pow_slope_power(tape, a, b)))),
-                GMUL(dy, ZERO_WHERE(tg_eq(tape, y, tg_ops__zeros_like(tape, y)),
-                                    GMUL(y, tg_log(tape, a)))))
+                GMUL(dy, pow_slope(tape, y, a, b)),
+                GMUL(dy, tg_where(tape, tg_eq(tape, y, tg_ops__zeros_like(tape, y)),
+                                  tg_ops__zeros_like(tape, y), GMUL(y, tg_log(tape, a)))))
 
 /* y = (a < b), (a <= b), ... as 0 or 1; a NaN compares false, except in ne */
 COMPARE_OP(lt, LT, false, a < b)
