@@ -489,3 +489,20 @@ bool out_close(out_file *o, bool ok)
     o->tmp = o->target = NULL;
     return true;
 }
+
+bool has_extension(const char *path, const char *ext)
+{
+    const char *dot = strrchr(path, '.');
+    return dot && strcmp(dot, ext) == 0;
+}
+
+int check_render_path(const char *cmd, const char *path)
+{
+    if (path && !has_extension(path, ".svg") && !has_extension(path, ".png") &&
+        !has_extension(path, ".pdf"))
+        return usage_error(cmd,
+                           "--render: cannot tell the format of '%s' (use a name ending "
+                           "in .svg, .png or .pdf)",
+                           path);
+    return EXIT_OK;
+}

@@ -107,6 +107,11 @@ bool out_open(const char *cmd, const char *what, const char *path, out_file *o);
 /* Ends what out_open began: with ok, flushes, syncs and closes the temporary file and renames
  * it over the path (false after a message when one of those fails); without, removes it. */
 bool out_close(out_file *o, bool ok);
+/* Whether path's name ends in ext (".svg"): its last '.' starts exactly ext. */
+bool has_extension(const char *path, const char *ext);
+/* --render FILE must say its format: EXIT_OK for a NULL path or one ending in .svg, .png or
+ * .pdf, else a usage error of cmd naming the path. */
+int check_render_path(const char *cmd, const char *path);
 
 /* ---- numbers and tensors, for people and as JSON ----------------------------------------- */
 

@@ -256,16 +256,7 @@ static int grad_parse_args(int argc, char **argv, grad_opts *o)
     }
     if (o->json && o->dot_path && strcmp(o->dot_path, "-") == 0)
         return usage_error("grad", "--dot - and --json both want stdout");
-    if (o->render_path) {
-        const char *dot = strrchr(o->render_path, '.');
-        if (!dot ||
-            (strcmp(dot, ".svg") != 0 && strcmp(dot, ".png") != 0 && strcmp(dot, ".pdf") != 0))
-            return usage_error("grad",
-                               "--render: cannot tell the format of '%s' (use a name "
-                               "ending in .svg, .png or .pdf)",
-                               o->render_path);
-    }
-    return EXIT_OK;
+    return check_render_path("grad", o->render_path);
 }
 
 /* The seed for backward: --seed (a number fills the output's shape), or all ones for a

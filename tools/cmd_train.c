@@ -134,19 +134,6 @@ static int parse_layers(const char *v, tg_train_options *o)
     return EXIT_OK;
 }
 
-/* --render FILE must say its format. */
-static int check_render(const char *cmd, const char *path)
-{
-    const char *dot = path ? strrchr(path, '.') : NULL;
-    if (path && (!dot || (strcmp(dot, ".svg") != 0 && strcmp(dot, ".png") != 0 &&
-                          strcmp(dot, ".pdf") != 0)))
-        return usage_error(cmd,
-                           "--render: cannot tell the format of '%s' (use a name ending "
-                           "in .svg, .png or .pdf)",
-                           path);
-    return EXIT_OK;
-}
-
 static int train_parse(int argc, char **argv, train_args *a)
 {
     a->opt = (tg_train_options)TG_TRAIN_OPTIONS_INIT;
@@ -274,13 +261,12 @@ static int train_parse(int argc, char **argv, train_args *a)
         return usage_error("train", "--dot - and --json both want stdout");
     if (a->dist.distributed && strcmp(a->data, "-") == 0) /* mpirun feeds rank 0 alone */
         return usage_error("train", "--distributed reads DATA.csv on every rank: not '-'");
-    const char *plot_ext = a->plot ? strrchr(a->plot, '.') : NULL;
-    if (a->plot && (!plot_ext || strcmp(plot_ext, ".svg") != 0)) /* SVG is all it writes */
+    if (a->plot && !has_extension(a->plot, ".svg")) /* SVG is all it writes */
         return usage_error("train", "--plot writes SVG: use a name ending in .svg, not '%s'",
                            a->plot);
     if (a->dist.every && !a->dist.checkpoint) /* it would be ignored without a word */
         return usage_error("train", "--checkpoint-every needs --checkpoint FILE");
-    return check_render("train", a->render);
+    return check_render_path("train", a->render);
 }
 
 /* ---- progress ---------------------------------------------------------------------------- */
@@ -526,7 +512,8 @@ int cmd_train(int argc, char **argv)
     arch_text(arch, sizeof arch, spec);
     /* The text results go to stdout, but for --dot -, which takes it for the graph alone
      * (--json and --dot - are refused together). */
-    FILE *res = a.dot && strcmp(a.dot, "-") == 0 ? stderr : stdout;
+    const bool dot_to_stdout = a.dot && strcmp(a.dot, "-") == 0;
+    FILE *res = dot_to_stdout ? stderr : stdout;
     if (!a.json && rank0) {
         fprintf(res, "data:  %s, %zu rows, %zu features, target '%s': ", a.data,
                 r.n_train + r.n_test, r.n_features, a.target);
@@ -594,7 +581,7 @@ int cmd_train(int argc, char **argv)
                  base_name(a.data), arch, r.epochs);
         if (write_graph(&a, t, title) != EXIT_OK)
             goto done;
-        if (!a.json && a.dot && strcmp(a.dot, "-") != 0)
+        if (!a.json && a.dot && !dot_to_stdout)
             fprintf(res, "graph: %s\n", a.dot);
         if (!a.json && a.render)
             fprintf(res, "graph: %s\n", a.render);
