@@ -109,6 +109,39 @@ Test(grad, numbers_round_trip)
     tp_run_free(&r);
 }
 
+/* The text form is the shortest decimal that reads back. References: Python 3's repr, which is
+ * that (python3 -c 'print(repr(2.0**149), repr(0.1 + 0.2), repr(2.0**-1022), ...)'), and for f32
+ * the shortest float32 repr (2^-149 is 1e-45, 1/3 is 0.33333334). 2^149 and 2^-645 read back from
+ * 14 and 15 digits but not from 16: a search that assumes more digits always read back, past 15,
+ * prints them with 17. */
+Test(grad, shortest_text)
+{
+    static const struct {
+        const char *dtype, *program, *input, *printed;
+    } cases[] = {
+        {"f64", "x", "x=7.1362384635298e+44", "7.1362384635298e+44"},     /* 2^149 */
+        {"f64", "x", "x=6.84940421565126e-195", "6.84940421565126e-195"}, /* 2^-645 */
+        {"f64", "x + 0.2", "x=0.1", "0.30000000000000004"},
+        {"f64", "x", "x=5e-324", "5e-324"},
+        {"f64", "x", "x=2.2250738585072014e-308", "2.2250738585072014e-308"},
+        {"f64", "x", "x=1.7976931348623157e+308", "1.7976931348623157e+308"},
+        {"f64", "x", "x=123456.789", "123456.789"},
+        {"f64", "x * 2", "x=-4", "-8"},
+        {"f32", "x / 3", "x=1", "0.33333334"},
+        {"f32", "x", "x=1e-45", "1e-45"},
+        {"f32", "x", "x=3.4028235e38", "3.4028235e+38"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        tp_run r = RUN("grad", "--dtype", cases[i].dtype, cases[i].program, cases[i].input);
+        tp_expect_status(&r, 0);
+        char line[96];
+        snprintf(line, sizeof line, "value = %s\n", cases[i].printed);
+        cr_assert(strncmp(r.out, line, strlen(line)) == 0, "%s %s %s: got %s", cases[i].dtype,
+                  cases[i].program, cases[i].input, r.out);
+        tp_run_free(&r);
+    }
+}
+
 Test(grad, dtype_f32)
 {
     tp_run r = RUN("grad", "--json", "--dtype", "f32", "x * 0.1", "x=3");

@@ -59,8 +59,21 @@ int usage_error(const char *cmd, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+/* Whether v printed with `prec` significant digits into buf reads back as v in `dtype`. */
+static bool reads_back(char *buf, size_t size, int prec, double v, tg_dtype dtype)
+{
+    snprintf(buf, size, "%.*g", prec, v);
+    const double back = strtod(buf, NULL);
+    return dtype == TG_F32 ? (float)back == (float)v : back == v;
+}
+
 /* The shortest decimal that reads back as the same value of `dtype` ("0.1", not
- * "0.10000000000000001"), for people; JSON gets all 17 digits. */
+ * "0.10000000000000001"), for people; JSON gets all 17 digits. Reading back is monotone in
+ * the digits up to `mono`: more digits are nearer v, and a nearer decimal can fail only where
+ * the gap below v is half the one above (v a power of two) and the decimal grid is about as
+ * fine as that gap, which for f64 takes 16 digits (2^149 reads back from 14 digits and 15,
+ * not from 16); for f32 it happens at no power of two (all 277 tried). So the shortest is
+ * bisected up to mono and counted beyond it: a computed f64 takes two or three tries, not 17. */
 void format_short(char *buf, size_t size, double v, tg_dtype dtype)
 {
     if (isnan(v)) {
@@ -71,12 +84,24 @@ void format_short(char *buf, size_t size, double v, tg_dtype dtype)
         snprintf(buf, size, v > 0 ? "inf" : "-inf");
         return;
     }
-    int max = dtype == TG_F32 ? 9 : 17, prec = 1;
-    for (; prec < max; prec++) {
-        snprintf(buf, size, "%.*g", prec, v);
-        double back = strtod(buf, NULL);
-        if (dtype == TG_F32 ? (float)back == (float)v : back == v)
-            break;
+    const int max = dtype == TG_F32 ? 9 : 17, mono = dtype == TG_F32 ? 9 : 15;
+    int prec = max; /* always reads back */
+    if (reads_back(buf, size, mono, v, dtype)) {
+        int lo = 1;
+        prec = mono;
+        while (lo < prec) { /* prec reads back, fewer than lo digits do not */
+            const int mid = (lo + prec) / 2;
+            if (reads_back(buf, size, mid, v, dtype))
+                prec = mid;
+            else
+                lo = mid + 1;
+        }
+    } else {
+        for (int p = mono + 1; p < max; p++)
+            if (reads_back(buf, size, p, v, dtype)) {
+                prec = p;
+                break;
+            }
     }
     /* %g switches to an exponent once the integer part has more digits than the precision
      * ("-2e+01"); more digits (still exact) read better up to 1e16. */
