@@ -42,6 +42,17 @@ bool parse_size(const char *s, unsigned long long max, unsigned long long *out)
     return *end == '\0' && errno == 0 && *out <= max;
 }
 
+bool parse_dtype(const char *s, tg_dtype *out)
+{
+    if (strcmp(s, "f32") == 0)
+        *out = TG_F32;
+    else if (strcmp(s, "f64") == 0)
+        *out = TG_F64;
+    else
+        return false;
+    return true;
+}
+
 const char *data_path(const char *arg)
 {
     return strcmp(arg, "-") == 0 ? "/dev/stdin" : arg;

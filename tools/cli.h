@@ -34,6 +34,8 @@ int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(pri
 
 /* A count argument: decimal digits only (no sign, no blanks), at most max; false otherwise. */
 bool parse_size(const char *s, unsigned long long max, unsigned long long *out);
+/* A --dtype value, "f32" or "f64"; false for anything else. */
+bool parse_dtype(const char *s, tg_dtype *out);
 /* The file to read a DATA.csv argument from: "-" is standard input (/dev/stdin). */
 const char *data_path(const char *arg);
 

@@ -284,12 +284,10 @@ static int bench_parse_args(int argc, char **argv, bench_opts *o)
                                    "by commas, not '%s'",
                                    MAX_THREAD_COUNTS, v);
         } else if (strcmp(opt, "--dtype") == 0) {
-            if (strcmp(v, "f32") == 0)
-                o->dtype = TG_F32;
-            else if (strcmp(v, "f64") == 0)
-                o->dtype = TG_F64;
-            else
+            tg_dtype dt;
+            if (!parse_dtype(v, &dt))
                 return usage_error("bench", "--dtype must be f32 or f64, not '%s'", v);
+            o->dtype = (int)dt;
         } else if (strcmp(opt, "--reps") == 0) {
             if (!parse_int(v, 1, 1000000, &o->reps))
                 return usage_error("bench",

@@ -193,11 +193,7 @@ static int grad_parse_args(int argc, char **argv, grad_opts *o)
         if (got != EXIT_OK)
             return got;
         if (strcmp(opt, "--dtype") == 0) {
-            if (strcmp(v, "f64") == 0)
-                o->dtype = TG_F64;
-            else if (strcmp(v, "f32") == 0)
-                o->dtype = TG_F32;
-            else
+            if (!parse_dtype(v, &o->dtype))
                 return usage_error("grad", "--dtype must be f64 or f32, not '%s'", v);
         } else if (strcmp(opt, "--seed") == 0) {
             o->seed_text = v;

@@ -235,11 +235,7 @@ static int train_parse(int argc, char **argv, train_args *a)
                 return usage_error("train", "--seed must be an integer >= 0, not '%s'", v);
             o->seed = (uint64_t)n;
         } else if (strcmp(opt, "--dtype") == 0) {
-            if (strcmp(v, "f32") == 0)
-                o->dtype = TG_F32;
-            else if (strcmp(v, "f64") == 0)
-                o->dtype = TG_F64;
-            else
+            if (!parse_dtype(v, &o->dtype))
                 return usage_error("train", "--dtype must be f32 or f64, not '%s'", v);
         } else if (strcmp(opt, "--save") == 0) {
             a->save = v;
