@@ -328,6 +328,13 @@ Test(syntax_errors, lists_and_functions)
                                     "found 'v'\n    concat([v v], 0)\n              ^");
     parse_fails("permute(T, 1)", "error: 1:12: the axes of 'permute' must be a list of integers, "
                                  "like [1, 0]\n    permute(T, 1)\n               ^");
+    parse_fails("permute(T, [0, 1, 2, 3, 4])",
+                "error: 1:12: the axes of 'permute' must be a flat list of at most 4 integers\n"
+                "    permute(T, [0, 1, 2, 3, 4])\n               ^~~~~~~~~~~~~~~");
+    parse_fails("reshape(v, 3)", "error: 1:12: the shape of 'reshape' must be a list of integers, "
+                                 "like [2, 3]\n    reshape(v, 3)\n               ^");
+    parse_fails("reshape(v, [[3]])", "error: 1:12: the shape of 'reshape' must be a flat list of "
+                                     "at most 4 integers\n    reshape(v, [[3]])\n               ^~~~~");
     parse_fails("slice(v, 0, 1, 5, 0)", "error: 1:19: the step of 'slice' must be positive, "
                                         "not 0\n    slice(v, 0, 1, 5, 0)\n                      ^");
     parse_fails("select(v, 0, 0.5)", "error: 1:14: the index of 'select' must be an integer, "

@@ -164,23 +164,34 @@ bool tg_expr__parse_list(parser *p, uint32_t *lit, size_t *start, size_t *end)
     return true;
 }
 
+/* The list literal `what` of function fn takes (its shape, its axes; `like` an example): a
+ * flat list of at most TG_MAX_RANK numbers, into *lit, spanning [*start, *end) of the source.
+ * What the numbers must be is the caller's to check. */
+static bool parse_small_list(parser *p, const char *fn, const char *what, const char *like,
+                             uint32_t *lit, size_t *start, size_t *end)
+{
+    if (p->tok.kind != TG_TOK_LBRACK)
+        return tg_expr__perr(p, p->tok.start, p->tok.end,
+                             "the %s of '%s' must be a list of integers, like %s", what, fn, like);
+    if (!tg_expr__parse_list(p, lit, start, end))
+        return false;
+    const tg_xlit *l = &p->prog->lits[*lit];
+    if (l->rank != 1 || l->numel > TG_MAX_RANK)
+        return tg_expr__perr(p, *start, *end,
+                             "the %s of '%s' must be a flat list of at most %d integers", what, fn,
+                             TG_MAX_RANK);
+    return true;
+}
+
 /* A shape argument of function fn: a flat list of integers >= -1 with at most one -1 (the
  * size that makes the element count right, found when the program runs). */
 static bool parse_shape(parser *p, const char *fn, uint32_t *lit)
 {
-    if (p->tok.kind != TG_TOK_LBRACK)
-        return tg_expr__perr(p, p->tok.start, p->tok.end,
-                             "the shape of '%s' must be a list of integers, like [2, 3]", fn);
     size_t start, end;
-    if (!tg_expr__parse_list(p, lit, &start, &end))
+    if (!parse_small_list(p, fn, "shape", "[2, 3]", lit, &start, &end))
         return false;
     const tg_program *g = p->prog;
     const tg_xlit *l = &g->lits[*lit];
-    if (l->rank != 1 || l->numel > TG_MAX_RANK)
-        return tg_expr__perr(p, start, end,
-                             "the shape of '%s' must be a flat list of at most %d "
-                             "integers",
-                             fn, TG_MAX_RANK);
     int unknown = 0;
     double known = 1;
     for (size_t i = 0; i < l->numel; i++) {
@@ -209,19 +220,11 @@ static bool parse_shape(parser *p, const char *fn, uint32_t *lit)
  * Whether it is a permutation of the input's axes is the op's to say. */
 static bool parse_axes(parser *p, const char *fn, uint32_t *lit)
 {
-    if (p->tok.kind != TG_TOK_LBRACK)
-        return tg_expr__perr(p, p->tok.start, p->tok.end,
-                             "the axes of '%s' must be a list of integers, like [1, 0]", fn);
     size_t start, end;
-    if (!tg_expr__parse_list(p, lit, &start, &end))
+    if (!parse_small_list(p, fn, "axes", "[1, 0]", lit, &start, &end))
         return false;
     const tg_program *g = p->prog;
     const tg_xlit *l = &g->lits[*lit];
-    if (l->rank != 1 || l->numel > TG_MAX_RANK)
-        return tg_expr__perr(p, start, end,
-                             "the axes of '%s' must be a flat list of at most %d "
-                             "integers",
-                             fn, TG_MAX_RANK);
     for (size_t i = 0; i < l->numel; i++) {
         double d = g->values[l->offset + i];
         if (d != floor(d) || isnan(d))
