@@ -111,9 +111,9 @@ Test(grad, numbers_round_trip)
 
 /* The text form is the shortest decimal that reads back. References: Python 3's repr, which is
  * that (python3 -c 'print(repr(2.0**149), repr(0.1 + 0.2), repr(2.0**-1022), ...)'), and for f32
- * the shortest float32 repr (2^-149 is 1e-45, 1/3 is 0.33333334). 2^149 and 2^-645 read back from
- * 14 and 15 digits but not from 16: a search that assumes more digits always read back, past 15,
- * prints them with 17. */
+ * the shortest float32 repr (2^-149 is 1e-45, 1/3 is 0.33333334). 2^149 reads back from 14
+ * digits and 2^-645 from 15, and neither from 16: a search that assumes more digits always read
+ * back, past 15, prints them with 17. */
 Test(grad, shortest_text)
 {
     static const struct {
