@@ -45,6 +45,23 @@ static void hessian(tg_tape *tape, tg_tensor *f, tg_tensor *const *xs, size_t n,
         }
 }
 
+/* The Hessian blocks H (from hessian(), inputs x and y of n elements each) of the sum of an
+ * elementwise function of x and y: each block diagonal, with xx[k], xy[k] and yy[k] on the
+ * diagonals of blocks (x, x), (x, y) and (y, y), to within 1e-15 or rel_tol relative. */
+static void assert_elementwise_hessian(tg_tensor *const H[4], size_t n, const double *xx,
+                                       const double *xy, const double *yy, double rel_tol)
+{
+    for (size_t k = 0; k < n; k++)
+        for (size_t l = 0; l < n; l++) {
+            ts_assert_close(tg_tensor_get(H[0], k * n + l), k == l ? xx[k] : 0, 1e-15, rel_tol,
+                            "xx (%zu,%zu)", k, l);
+            ts_assert_close(tg_tensor_get(H[1], k * n + l), k == l ? xy[k] : 0, 1e-15, rel_tol,
+                            "xy (%zu,%zu)", k, l);
+            ts_assert_close(tg_tensor_get(H[3], k * n + l), k == l ? yy[k] : 0, 1e-15, rel_tol,
+                            "yy (%zu,%zu)", k, l);
+        }
+}
+
 static void free_all(tg_tensor **t, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -157,14 +174,12 @@ Test(diff, hessian_trig_blocks)
     tg_tensor *f = tg_sum(tape, tg_mul(tape, tg_sin(tape, x), tg_cos(tape, y)), TG_ALL_AXES, false);
     tg_tensor *xs[2] = {x, y}, *H[4];
     hessian(tape, f, xs, 2, H);
-    for (int k = 0; k < N; k++)
-        for (int l = 0; l < N; l++) {
-            double xx = k == l ? -sin(xv[k]) * cos(yv[k]) : 0;
-            double xy = k == l ? -cos(xv[k]) * sin(yv[k]) : 0;
-            ts_assert_close(tg_tensor_get(H[0], (size_t)(k * N + l)), xx, 1e-15, 1e-13, "xx");
-            ts_assert_close(tg_tensor_get(H[1], (size_t)(k * N + l)), xy, 1e-15, 1e-13, "xy");
-            ts_assert_close(tg_tensor_get(H[3], (size_t)(k * N + l)), xx, 1e-15, 1e-13, "yy");
-        }
+    double xx[N], xy[N];
+    for (int k = 0; k < N; k++) {
+        xx[k] = -sin(xv[k]) * cos(yv[k]);
+        xy[k] = -cos(xv[k]) * sin(yv[k]);
+    }
+    assert_elementwise_hessian(H, N, xx, xy, xx, 1e-13);
     free_all(H, 4);
     tg_tape_free(tape);
     tg_tensor_free(x);
@@ -216,16 +231,14 @@ Test(diff, hessian_pow_tensor_at_a_zero_exponent)
     tg_tensor *f = tg_sum(tape, tg_pow_tensor(tape, x, y), TG_ALL_AXES, false);
     tg_tensor *xs[2] = {x, y}, *H[4];
     hessian(tape, f, xs, 2, H);
-    for (int k = 0; k < N; k++)
-        for (int l = 0; l < N; l++) {
-            const double a = xv[k], b = yv[k], lg = log(a), pw = pow(a, b);
-            const double xx = k == l ? b * (b - 1) * pow(a, b - 2) : 0;
-            const double xy = k == l ? pow(a, b - 1) * (1 + b * lg) : 0;
-            const double yy = k == l ? pw * lg * lg : 0;
-            ts_assert_close(tg_tensor_get(H[0], (size_t)(k * N + l)), xx, 1e-15, 1e-14, "xx");
-            ts_assert_close(tg_tensor_get(H[1], (size_t)(k * N + l)), xy, 1e-15, 1e-14, "xy");
-            ts_assert_close(tg_tensor_get(H[3], (size_t)(k * N + l)), yy, 1e-15, 1e-14, "yy");
-        }
+    double xx[N], xy[N], yy[N];
+    for (int k = 0; k < N; k++) {
+        const double a = xv[k], b = yv[k], lg = log(a);
+        xx[k] = b * (b - 1) * pow(a, b - 2);
+        xy[k] = pow(a, b - 1) * (1 + b * lg);
+        yy[k] = pow(a, b) * lg * lg;
+    }
+    assert_elementwise_hessian(H, N, xx, xy, yy, 1e-14);
     free_all(H, 4);
     tg_tape_free(tape);
     tg_tensor_free(x);
