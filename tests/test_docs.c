@@ -1,6 +1,6 @@
-/* test_readme.c: the README's terminal sessions of `tapegrad grad` and `tapegrad minimize` are
- * run as printed, and what they print must be what the README shows. A README that a change
- * of output left behind fails here, not in front of a reader.
+/* test_docs.c: the terminal sessions of `tapegrad grad` and `tapegrad minimize` in the README
+ * and docs/tgx.md are run as printed, and what they print must be what the page shows. A page
+ * that a change of output left behind fails here, not in front of a reader.
  *
  * A session is a fenced block in which lines starting with "$ " are commands (continued on
  * lines starting with ">", the shell's second prompt, or after a trailing backslash), each
@@ -10,7 +10,7 @@
  * tree, with `tapegrad` the build's and stderr merged into stdout, as a terminal shows them.
  * Lines must match exactly, except that numbers may differ in their last digits (relative
  * 1e-9, or 1e-12 absolute near zero): the same program may sum in another order on a machine
- * with other kernels, and the README shows one machine's digits. */
+ * with other kernels, and a page shows one machine's digits. */
 #include <criterion/criterion.h>
 
 #include <ctype.h>
@@ -54,7 +54,7 @@ static bool close_enough(double a, double b)
     return a == b || fabs(a - b) <= 1e-9 * fmax(fabs(a), fabs(b)) + 1e-12;
 }
 
-/* Whether output line `got` is the README's `want` (see the top of the file). */
+/* Whether output line `got` is the page's `want` (see the top of the file). */
 static bool same_line(const char *want, const char *got)
 {
     while (*want && *got) {
@@ -91,9 +91,9 @@ static bool ends_with_backslash(const char *s)
     return n > 0 && s[n - 1] == '\\';
 }
 
-/* Runs one command of the README with its expected output, both as lines joined by '\n'; the
- * first line of the README it came from is `at`. */
-static void check_session(const char *command, const char *want, int at)
+/* Runs one command of page `rel` with its expected output, both as lines joined by '\n'; the
+ * command starts at line `at` of the page. */
+static void check_session(const char *rel, const char *command, const char *want, int at)
 {
     const char *src = tp_env("TG_SOURCE_DIR");
     char *script =
@@ -106,7 +106,7 @@ static void check_session(const char *command, const char *want, int at)
         if (!wl && !gl)
             break;
         cr_expect(wl && gl && same_line(wl, gl),
-                  "README.md:%d: `%s`: output line %d is\n  %s\nwhere the README shows\n  %s", at,
+                  "%s:%d: `%s`: output line %d is\n  %s\nwhere the page shows\n  %s", rel, at,
                   command, n, gl ? gl : "(no more output)", wl ? wl : "(no more lines)");
         free(wl);
         free(gl);
@@ -123,10 +123,12 @@ static bool runs_here(const char *command)
            strncmp(command, "tapegrad minimize ", 18) == 0;
 }
 
-Test(readme, sessions_print_what_the_readme_shows)
+/* Checks every session of page `rel` (relative to the source tree) that runs here; returns how
+ * many there were. */
+static int check_page(const char *rel)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/README.md", tp_env("TG_SOURCE_DIR"));
+    snprintf(path, sizeof path, "%s/%s", tp_env("TG_SOURCE_DIR"), rel);
     char *text = tp_slurp(path);
     const char *p = text;
     bool fenced = false;
@@ -178,15 +180,24 @@ Test(readme, sessions_print_what_the_readme_shows)
             line = next_line(&p);
         }
         if (runs_here(command)) {
-            check_session(command, want, at);
+            check_session(rel, command, want, at);
             checked++;
         }
         free(command);
         free(want);
     }
     free(text);
-    /* The README's grad and minimize sessions (update when it gains or loses one): a parser
-     * that found none would otherwise pass. */
-    cr_expect_eq(checked, 8, "%d sessions of tapegrad grad and minimize found in README.md",
-                 checked);
+    return checked;
+}
+
+/* Each page's count of grad and minimize sessions (update it when the page gains or loses one):
+ * a parser that found none would otherwise pass. */
+Test(docs, readme_sessions_print_what_it_shows)
+{
+    cr_expect_eq(check_page("README.md"), 8);
+}
+
+Test(docs, tgx_sessions_print_what_it_shows)
+{
+    cr_expect_eq(check_page("docs/tgx.md"), 1);
 }
