@@ -853,3 +853,33 @@ Test(diff, hvp_of_a_tangent_computed_from_the_inputs)
     tg_tape_free(tape);
     tg_tensor_free(x);
 }
+
+/* Products that need no second walk: H v of a function at most linear in xs is zero (its
+ * gradient in xs is constant), and J v of an output that depends on none of xs is zero, of
+ * the output's shape. f = sum(c x) + sum(a^2): in x alone, H = 0; in (x, a), H v = (0, 2 va)
+ * (sum(a^2) has Hessian 2I). y = a^2 does not depend on x. */
+Test(diff, products_of_functions_linear_in_or_independent_of_the_inputs)
+{
+    tg_tensor *x = leaf(3, TS_VALS(1, 2, 3)), *a = leaf(2, TS_VALS(0.5, -1.5));
+    tg_tensor *c = ts_vec(TG_F64, 3, TS_VALS(4, 5, 6), false);
+    tg_tensor *v = ts_vec(TG_F64, 3, TS_VALS(1, 1, 2), false);
+    tg_tensor *va = ts_vec(TG_F64, 2, TS_VALS(3, -1), false);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *f = tg_add(tape, tg_sum(tape, tg_mul(tape, c, x), TG_ALL_AXES, false),
+                          tg_sum(tape, tg_mul(tape, a, a), TG_ALL_AXES, false));
+    tg_tensor *hv[2] = {NULL, NULL};
+    cr_assert_eq(tg_hvp(tape, f, &x, &v, 1, hv), TG_OK, "%s", tg_last_error());
+    ts_assert_values(hv[0], TS_VALS(0, 0, 0), 3, 0, 0, "H v in x alone");
+    cr_assert_eq(tg_hvp(tape, f, (tg_tensor *[]){x, a}, (tg_tensor *[]){v, va}, 2, hv), TG_OK, "%s",
+                 tg_last_error());
+    ts_assert_values(hv[0], TS_VALS(0, 0, 0), 3, 0, 0, "H v, x part");
+    ts_assert_values(hv[1], TS_VALS(6, -2), 2, 0, 0, "H v, a part");
+
+    tg_tensor *y = tg_mul(tape, a, a), *jv = NULL;
+    cr_assert_eq(tg_jvp(tape, y, &x, &v, 1, &jv), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_tensor_rank(jv), 1);
+    ts_assert_values(jv, TS_VALS(0, 0), 2, 0, 0, "J v of an output independent of x");
+    cr_expect_eq(tg_tape_status(tape), TG_OK, "%s", tg_tape_error(tape));
+    tg_tape_free(tape);
+    free_all((tg_tensor *[]){x, a, c, v, va}, 5);
+}

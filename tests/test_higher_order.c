@@ -280,3 +280,70 @@ Test(higher_order, gradgradcheck_arguments_and_errors)
     tg_tensor_free(x32);
     tg_tensor_free(x);
 }
+
+/* tg_grad_graph's own checks, each refused before anything is recorded (the tape's size and
+ * status as they were, out[] all NULL), with the message diff.h's list promises; and the two
+ * answers that need no walk: the gradient of a leaf the recording never used in itself (the
+ * seed, 1) and in anything else (zeros). */
+Test(higher_order, grad_graph_arguments_and_errors)
+{
+    tg_tensor *x = ts_vec(TG_F64, 2, TS_VALS(1, 2), true);
+    tg_tensor *s3 = ts_vec(TG_F64, 3, TS_VALS(1, 1, 1), false);
+    tg_tensor *s32 = ts_vec(TG_F32, 2, TS_VALS(1, 1), false);
+    tg_tape *tape = tg_tape_new(), *other = tg_tape_new();
+    tg_tensor *y = tg_mul(tape, x, x), *f = tg_sum(tape, y, TG_ALL_AXES, false);
+    tg_tensor *elsewhere = tg_scale(other, x, 2.0);
+    cr_assert(y && f && elsewhere, "%s", tg_last_error());
+    const size_t size = tg_tape_size(tape);
+
+    struct {
+        tg_tape *tape;
+        tg_tensor *y, *seed;
+        tg_tensor *const *xs;
+        tg_status want;
+        const char *says;
+    } bad[] = {
+        {NULL, f, NULL, &x, TG_EINVAL, "grad_graph: tape is NULL"},
+        {tape, NULL, NULL, &x, TG_EINVAL, "grad_graph: y is NULL"},
+        {tape, elsewhere, NULL, &x, TG_EINVAL, "grad_graph: y (node 0) belongs to another tape"},
+        {tape, y, NULL, &x, TG_EINVAL,
+         "grad_graph: y has shape [2], not a single element; pass a seed of that shape"},
+        {tape, y, elsewhere, &x, TG_EINVAL, "grad_graph: the seed belongs to another tape"},
+        {tape, y, s32, &x, TG_EDTYPE, "grad_graph: seed dtype f32 differs from y's f64"},
+        {tape, y, s3, &x, TG_ESHAPE, "grad_graph: seed shape [3] differs from y's [2]"},
+        {tape, f, NULL, NULL, TG_EINVAL, "grad_graph: xs is NULL"},
+        {tape, f, NULL, (tg_tensor *[]){NULL}, TG_EINVAL, "grad_graph: xs[0] is NULL"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tg_tensor *out = x;
+        cr_expect_eq(tg_grad_graph(bad[i].tape, bad[i].y, bad[i].xs, 1, bad[i].seed, &out),
+                     bad[i].want, "case %zu: %s", i, tg_last_error());
+        ts_assert_has(tg_last_error(), bad[i].says);
+        cr_expect_null(out, "case %zu: out[0] not cleared", i);
+    }
+    cr_expect_eq(tg_grad_graph(tape, f, &x, 1, NULL, NULL), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "grad_graph: out is NULL");
+    cr_expect_eq(tg_tape_size(tape), size, "a refused call recorded nodes");
+    cr_expect_eq(tg_tape_status(tape), TG_OK, "%s", tg_tape_error(tape));
+
+    /* a seed recorded before its tape's reset */
+    tg_tape_reset(other);
+    tg_tensor *out = x;
+    cr_expect_eq(tg_grad_graph(tape, y, &x, 1, elsewhere, &out), TG_ESTALE);
+    ts_assert_has(tg_last_error(), "was recorded before its tape was reset");
+    cr_expect_null(out);
+
+    /* y a leaf the recording never used: d z/d z is the seed (1), d z/d x is zero */
+    tg_tensor *z = ts_scalar(TG_F64, 0.5, true), *g[2] = {NULL, NULL};
+    cr_assert_eq(tg_grad_graph(tape, z, (tg_tensor *[]){z, x}, 2, NULL, g), TG_OK, "%s",
+                 tg_last_error());
+    ts_assert_values(g[0], TS_VALS(1), 1, 0, 0, "d z / d z");
+    ts_assert_values(g[1], TS_VALS(0, 0), 2, 0, 0, "d z / d x");
+
+    tg_tape_free(tape);
+    tg_tape_free(other);
+    tg_tensor_free(x);
+    tg_tensor_free(z);
+    tg_tensor_free(s3);
+    tg_tensor_free(s32);
+}
