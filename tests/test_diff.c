@@ -5,11 +5,13 @@
  * derived by hand (backpropagation written in plain C loops) differenced centrally. Every
  * Hessian computed is checked for symmetry to rounding. Also: tg_jvp against tg_jacobian,
  * tg_hvp against tg_hessian, the Jacobian's two strategies, the leaves' grads left as they
- * were, the memory of a Hessian of 300 inputs, and the errors. (Every op's JVP against finite
+ * were (and two threads sharing a leaf), the memory of a Hessian of 300 inputs, and the
+ * errors. (Every op's JVP against finite
  * differences: test_diff_ops.c.) */
 #include <criterion/criterion.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -571,9 +573,12 @@ Test(diff, f32)
 
 /* The plain passes of tg_jacobian and tg_hessian reach the leaves' grad buffers; they are put
  * back as they were: x's (in xs) and p's (a parameter that requires grad, not in xs). */
-Test(diff, leaf_grads_restored)
+/* The passes of tg_jacobian and tg_hessian are tg_grad's: a leaf's gradient from an earlier
+ * backward is as it was, and a leaf without a grad buffer gets none. */
+Test(diff, matrices_leave_the_leaves_grads_alone)
 {
     tg_tensor *x = leaf(2, TS_VALS(0.3, 0.7)), *p = leaf(2, TS_VALS(-1.0, 2.0));
+    tg_tensor *q = leaf(2, TS_VALS(0.5, 0.25));
     tg_tape *tape = tg_tape_new();
     tg_tensor *f0 = tg_sum(tape, tg_mul(tape, x, p), TG_ALL_AXES, false);
     cr_assert_eq(tg_backward(tape, f0), TG_OK); /* x.grad = p, p.grad = x */
@@ -589,9 +594,74 @@ Test(diff, leaf_grads_restored)
     ts_assert_values(J, TS_VALS(-0.6, 0, 0, 2.8), 4, 1e-15, 1e-15, "J");
     tg_tensor_free(H);
     tg_tensor_free(J);
+    /* g = sum(q^2 x): H in (q, x) = [[2 diag(x), 2 diag(q)], [2 diag(q), 0]], J of q^2 x in q
+     * = diag(2 q x); neither leaves q or x a grad buffer of its own */
+    tg_tensor_zero_grad(x);
+    tg_tensor *qqx = tg_mul(tape, tg_mul(tape, q, q), x), *Hq[4], *Jq;
+    cr_assert_null(tg_tensor_grad_data(q));
+    hessian(tape, tg_sum(tape, qqx, TG_ALL_AXES, false), (tg_tensor *[]){q, x}, 2, Hq);
+    cr_assert_eq(tg_jacobian(tape, qqx, &q, 1, &Jq), TG_OK, "%s", tg_last_error());
+    ts_assert_values(Hq[0], TS_VALS(0.6, 0, 0, 1.4), 4, 1e-15, 1e-15, "H qq");
+    ts_assert_values(Hq[1], TS_VALS(1, 0, 0, 0.5), 4, 1e-15, 1e-15, "H qx");
+    ts_assert_values(Hq[3], TS_VALS(0, 0, 0, 0), 4, 0, 0, "H xx");
+    ts_assert_values(Jq, TS_VALS(0.3, 0, 0, 0.35), 4, 1e-15, 1e-15, "J");
+    cr_expect_null(tg_tensor_grad_data(q), "q was given a grad buffer");
+    ts_assert_grad(x, TS_VALS(0, 0), 2, 0, 0, "x.grad, zeroed before");
+    free_all(Hq, 4);
+    tg_tensor_free(Jq);
     tg_tape_free(tape);
-    tg_tensor_free(x);
-    tg_tensor_free(p);
+    free_all((tg_tensor *[]){x, p, q}, 3);
+}
+
+/* Two threads, each with a tape of its own, take Hessians and Jacobians of functions of one
+ * shared leaf at the same time (tape.h allows sharing leaves so): each gets the closed form,
+ * sum(x^3) -> diag(6 x) and x^3 -> diag(3 x^2), every time. (The passes once went through the
+ * shared leaf's grad buffer, and each thread read the other's rows.) */
+enum { SHARED_N = 48, SHARED_ROUNDS = 30 };
+static tg_tensor *shared_x;
+
+static void *matrices_of_the_shared_leaf(void *arg)
+{
+    (void)arg;
+    long wrong = 0;
+    tg_tape *tape = tg_tape_new();
+    for (int round = 0; round < SHARED_ROUNDS && tape; round++) {
+        tg_tensor *cube = tg_mul(tape, tg_square(tape, shared_x), shared_x), *H = NULL, *J = NULL;
+        tg_tensor *f = tg_sum(tape, cube, TG_ALL_AXES, false);
+        if (tg_hessian(tape, f, &shared_x, 1, &H) != TG_OK ||
+            tg_jacobian(tape, cube, &shared_x, 1, &J) != TG_OK) {
+            wrong = -1;
+            break;
+        }
+        for (size_t k = 0; k < SHARED_N; k++)
+            for (size_t l = 0; l < SHARED_N; l++) {
+                const double x = tg_tensor_get(shared_x, k);
+                wrong += tg_tensor_get(H, k * SHARED_N + l) != (k == l ? 6 * x : 0);
+                wrong += tg_tensor_get(J, k * SHARED_N + l) != (k == l ? 3 * (x * x) : 0);
+            }
+        tg_tensor_free(H);
+        tg_tensor_free(J);
+        tg_tape_reset(tape);
+    }
+    tg_tape_free(tape);
+    return (void *)wrong;
+}
+
+Test(diff, matrices_on_two_threads_sharing_a_leaf)
+{
+    double v[SHARED_N];
+    for (size_t k = 0; k < SHARED_N; k++)
+        v[k] = 0.125 * (double)k - 2; /* dyadic: 6x and 3x^2 are exact */
+    shared_x = leaf(SHARED_N, v);
+    pthread_t other;
+    cr_assert_eq(pthread_create(&other, NULL, matrices_of_the_shared_leaf, NULL), 0);
+    const long here = (long)matrices_of_the_shared_leaf(NULL);
+    void *there = NULL;
+    cr_assert_eq(pthread_join(other, &there), 0);
+    cr_expect_eq(here, 0, "this thread: %ld wrong entries (-1: an error)", here);
+    cr_expect_eq((long)there, 0, "the other thread: %ld wrong entries (-1: an error)", (long)there);
+    cr_expect_null(tg_tensor_grad_data(shared_x));
+    tg_tensor_free(shared_x);
 }
 
 /* A Hessian of N = 300 inputs: f = sum(x^2 sin x) + sum(x)^2, so H = diag(2 sin x + 4 x cos x
@@ -719,11 +789,12 @@ Test(diff, errors)
     tg_tensor_free(v32);
 }
 
-/* The passes of tg_jacobian and tg_hessian add into the grad buffers of the leaves they reach,
- * which are saved first and put back after: only those, so a leaf of the recording freed
- * since (no pass reads it; tape.h allows it) is never touched, and a leaf y, which no
- * recording lists, is saved too. */
-Test(diff, matrices_restore_only_the_leaves_their_passes_reach)
+/* The passes of tg_jacobian and tg_hessian read only the leaves they reach: a leaf of the
+ * recording freed since (no pass reads it; tape.h allows it) is never touched, a leaf y, which
+ * no recording lists, keeps its own gradient, and a leaf read by a thousand nodes is no
+ * trouble (when the passes saved and restored the leaves' grad buffers, a count per leaf once
+ * wrapped past 255 and saved it again, past the end of the saved list). */
+Test(diff, matrices_read_only_the_leaves_their_passes_reach)
 {
     tg_tensor *x = leaf(2, TS_VALS(1, 2)), *gone = leaf(2, TS_VALS(3, 4));
     tg_tape *tape = tg_tape_new();
@@ -751,8 +822,7 @@ Test(diff, matrices_restore_only_the_leaves_their_passes_reach)
     tg_tensor_free(J);
     tg_tensor_free(a);
     tg_tensor_free(b);
-    /* a leaf read by a thousand nodes is saved once (a count per leaf once wrapped past 255
-     * and saved it again, past the end of the saved list) */
+    /* a leaf read by a thousand nodes */
     tg_tape_reset(tape);
     tg_tensor *s = x;
     for (int i = 0; i < 1000; i++)

@@ -30,6 +30,7 @@ tape             tensor/* core/*
 ops              tape/* tensor/* kernels/* core/*
 diff             core/core.h
 diff             tape/grad_inputs.h      # tg_jacobian refuses inputs as tg_grad does
+diff             tape/captured.h         # tg_jacobian and tg_hessian pass as tg_grad does
 check            core/core.h
 optim            core/core.h
 optim            core/pool.h             # the update loops run on the thread pool

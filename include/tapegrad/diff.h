@@ -99,9 +99,9 @@ TG_API tg_status tg_hvp(tg_tape *tape, tg_tensor *f, tg_tensor *const *xs, tg_te
  * plain pass of the gradient graph per input element, seeded e_k, whose gradient in u is
  * column k (1 recorded + N plain passes; a plain pass of the gradient graph costs two to
  * three of y's, hence the third).
- * The plain passes accumulate into the grad buffers of the leaves they reach, as
- * tg_backward_seed does; those buffers are saved first and restored after (a leaf that had
- * none may keep a zeroed one).
+ * The plain passes are tg_grad's: the leaves' grad buffers are not touched, so tapes on other
+ * threads may share the leaves (tape.h), and a leaf's gradient from an earlier tg_backward is
+ * left as it was.
  * Where a partial on the way is infinite (log at 0, say), an entry that is exactly 0 may come
  * out NaN (0 * inf, as in any chain rule), and which entries do depends on the mode: rows and
  * columns multiply the partials in different orders. */
@@ -115,10 +115,9 @@ TG_API tg_status tg_jacobian(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, 
  * and not in its mirror, as for tg_jacobian.
  * Cost: one recorded pass of f's graph (the gradient g), then one plain pass of the
  * gradient graph per input element (row k of blocks (i, *) from g_i seeded e_k): N = sum_i
- * numel(xs[i]) plain passes. Memory: f's graph, the gradient graph and one set of node
- * gradient buffers, however large N is (no copy of the tape per row), plus the result
- * (N^2 elements) and copies of the grad buffers of the leaves, which are restored as in
- * tg_jacobian. Measured, f = sum(x^2 sin x) + sum(x)^2 in f64: for 300 inputs the arena ends
+ * numel(xs[i]) plain passes, which touch no leaf's grad buffer (as in tg_jacobian). Memory:
+ * f's graph, the gradient graph and one set of node gradient buffers, however large N is (no
+ * copy of the tape per row), plus the result (N^2 elements). Measured, f = sum(x^2 sin x) + sum(x)^2 in f64: for 300 inputs the arena ends
  * at 192 KiB (128 KiB after the gradient graph; the rest is one row's buffers), the same as
  * after a single row (tests/test_diff.c checks that), peak RSS 3.2 MiB of which the result is
  * 0.7; for 1,000 inputs 320 KiB and 10.4 MiB, 8 of them the result. */

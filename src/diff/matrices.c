@@ -3,102 +3,16 @@
  * one backward pass of the recorded gradient per input element) and tg_hessian (the recorded
  * gradient once, then one backward pass of it per input element).
  *
- * Every row or column is a first-order tg_backward_seed with a one-hot seed: it records
- * nothing, and reuses the gradient buffers of the nodes pass after pass, so the memory of n
- * passes is that of one (no copy of the tape per row). tg_backward_seed accumulates into the
- * grad buffers of the leaves it reaches, which are the caller's: a guard saves them first and
- * puts them back after (a leaf that had no buffer keeps a zeroed one). */
+ * Every row or column is a first-order backward pass with a one-hot seed: it records nothing,
+ * and reuses the gradient buffers of the nodes pass after pass, so the memory of n passes is
+ * that of one (no copy of the tape per row). The passes are tg_grad's (tape/captured.h): the
+ * tape keeps the leaves' gradients, so no leaf is written, and tapes on other threads may
+ * share the leaves. */
 #include "diff/diff_impl.h"
+#include "tape/captured.h"
 #include "tape/grad_inputs.h"
 
-/* ---- the leaves' gradients, saved and restored ------------------------------------------ */
-
-typedef struct saved_grad {
-    tg_tensor *leaf;
-    void *copy; /* NULL: the leaf had no grad buffer */
-    size_t bytes;
-} saved_grad;
-
-typedef struct leaf_guard {
-    saved_grad *s;
-    size_t n, cap;
-} leaf_guard;
-
-static tg_status guard_add(leaf_guard *g, tg_tensor *leaf)
-{
-    if (!leaf || !tg_tensor_is_leaf(leaf) || !tg_tensor_requires_grad(leaf))
-        return TG_OK;
-    TG_ASSERT(g->n < g->cap);
-    saved_grad *s = &g->s[g->n];
-    s->leaf = leaf;
-    s->bytes = tg_tensor_numel(leaf) * tg_dtype_size(tg_tensor_dtype(leaf));
-    s->copy = NULL;
-    const void *data = tg_tensor_grad_data(leaf);
-    if (data && s->bytes) {
-        if (!(s->copy = tg__malloc(s->bytes)))
-            return tg__error(TG_ENOMEM, "diff: out of memory saving the leaves' gradients");
-        memcpy(s->copy, data, s->bytes);
-    }
-    g->n++;
-    return TG_OK;
-}
-
-static tg_status guard_reached(tg_tensor *leaf, void *g)
-{
-    return guard_add(g, leaf);
-}
-
-/* Saves the grad buffers of the leaves the passes from roots[0..n_roots) add into (only
- * those: a leaf of the recording freed since, which no pass reads, is never touched), and of
- * xs's leaves, which every pass zeroes. */
-static tg_status guard_begin(leaf_guard *g, tg_tape *tape, tg_tensor *const *roots, size_t n_roots,
-                             tg_tensor *const *xs, size_t n)
-{
-    g->n = 0;
-    g->cap = tg_tape_leaf_count(tape) + n_roots + n; /* leaves of the recording, or roots */
-    g->s = tg__calloc(g->cap ? g->cap : 1, sizeof *g->s);
-    if (!g->s)
-        return tg__error(TG_ENOMEM, "diff: out of memory");
-    tg_status st = tg_tape__each_reached_leaf(tape, roots, n_roots, guard_reached, g);
-    for (size_t i = 0; i < n && st == TG_OK; i++)
-        st = guard_add(g, xs[i]);
-    return st;
-}
-
-/* Puts the saved buffers back (in reverse, so a leaf saved twice ends as it began). */
-static void guard_end(leaf_guard *g)
-{
-    for (size_t i = g->n; i-- > 0;) {
-        saved_grad *s = &g->s[i];
-        void *data = tg_tensor_grad_data(s->leaf);
-        if (s->copy && data)
-            memcpy(data, s->copy, s->bytes);
-        else
-            tg_tensor_zero_grad(s->leaf);
-        if (s->copy)
-            tg__free(s->copy, s->bytes);
-    }
-    tg__free(g->s, (g->cap ? g->cap : 1) * sizeof *g->s);
-    memset(g, 0, sizeof *g);
-}
-
 /* ---- rows and columns ---------------------------------------------------------------------- */
-
-/* The gradient x received in the latest pass: NULL when none (zeros). A leaf's buffer was
- * zeroed before the pass (zero_leaf_grads), so what it holds is this pass's alone. */
-static const void *grad_of(tg_tensor *x)
-{
-    if (tg_tensor_is_leaf(x) && !tg_tensor_requires_grad(x))
-        return NULL;
-    return tg_tensor_grad_data(x);
-}
-
-static void zero_leaf_grads(tg_tensor *const *xs, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (tg_tensor_is_leaf(xs[i]))
-            tg_tensor_zero_grad(xs[i]);
-}
 
 static double load(const void *p, tg_dtype dt, size_t i)
 {
@@ -160,9 +74,9 @@ static tg_tensor *seed_like(const char *who, const tg_tensor *like)
 }
 
 /* For each element k of y: one pass from y with the seed e_k; row k of out[i] is the gradient
- * xs[i] received. */
+ * xs[i] received. grads: room for n pointers. */
 static tg_status jacobian_rows(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t n,
-                               tg_tensor **out)
+                               const void **grads, tg_tensor **out)
 {
     tg_tensor *seed = seed_like("jacobian", y);
     if (!seed)
@@ -172,11 +86,10 @@ static tg_status jacobian_rows(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs
     tg_status st = TG_OK;
     for (size_t r = 0; r < tg_tensor_numel(y) && st == TG_OK; r++) {
         store(sv, dt, r, 1.0);
-        zero_leaf_grads(xs, n);
-        st = tg_backward_seed(tape, y, seed);
+        st = tg_tape__captured_pass(tape, y, seed, xs, n, grads);
         for (size_t i = 0; i < n && st == TG_OK; i++) {
             size_t cols = tg_tensor_numel(xs[i]);
-            copy_strided(tg_tensor_data(out[i]), dt, r * cols, 1, grad_of(xs[i]),
+            copy_strided(tg_tensor_data(out[i]), dt, r * cols, 1, grads[i],
                          tg_tensor_dtype(xs[i]), cols);
         }
         store(sv, dt, r, 0.0);
@@ -203,9 +116,10 @@ static tg_status jacobian_columns(tg_tape *tape, tg_tensor *y, tg_tensor *const 
         const size_t cols = tg_tensor_numel(xs[i]);
         for (size_t k = 0; k < cols && st == TG_OK; k++) {
             store(sv, tg_tensor_dtype(g[i]), k, 1.0);
-            st = tg_backward_seed(tape, g[i], seed);
+            const void *du = NULL;
+            st = tg_tape__captured_pass(tape, g[i], seed, &u, 1, &du);
             if (st == TG_OK)
-                copy_strided(tg_tensor_data(out[i]), dt, k, cols, tg_tensor_grad_data(u), dt, rows);
+                copy_strided(tg_tensor_data(out[i]), dt, k, cols, du, dt, rows);
             store(sv, tg_tensor_dtype(g[i]), k, 0.0);
         }
         tg_tensor_free(seed);
@@ -255,13 +169,14 @@ tg_status tg_jacobian(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t 
     }
     if (st == TG_OK)
         st = new_blocks("jacobian", tg_tensor_dtype(y), rows, xs, n, out);
-    leaf_guard guard = {0};
-    if (st == TG_OK &&
-        (st = guard_begin(&guard, tape, columns ? g : &y, columns ? n : 1, xs, n)) == TG_OK)
-        st = columns ? jacobian_columns(tape, y, xs, n, g, u, out)
-                     : jacobian_rows(tape, y, xs, n, out);
-    if (guard.s)
-        guard_end(&guard);
+    if (st == TG_OK && columns) {
+        st = jacobian_columns(tape, y, xs, n, g, u, out);
+    } else if (st == TG_OK) {
+        const void **grads = tg__calloc(n ? n : 1, sizeof *grads);
+        st = grads ? jacobian_rows(tape, y, xs, n, grads, out)
+                   : tg__error(TG_ENOMEM, "jacobian: out of memory");
+        tg__free(grads, (n ? n : 1) * sizeof *grads);
+    }
     if (st != TG_OK)
         free_blocks(out, n);
     if (g)
@@ -289,16 +204,18 @@ tg_status tg_hessian(tg_tape *tape, tg_tensor *f, tg_tensor *const *xs, size_t n
                          "gradient is the matrix of a vector function's second derivatives)",
                          tg_shape_format(s, sizeof s, tg_tensor_rank(f), tg_tensor_shape(f)));
     }
+    /* g: the gradient; grads: what xs received in a pass */
     tg_tensor **g = tg__calloc(n ? n : 1, sizeof *g);
-    if (!g)
+    const void **grads = tg__calloc(n ? n : 1, sizeof *grads);
+    if (!g || !grads) {
+        tg__free(g, (n ? n : 1) * sizeof *g);
+        tg__free(grads, (n ? n : 1) * sizeof *grads);
         return tg__error(TG_ENOMEM, "hessian: out of memory");
+    }
     const tg_dtype dt = tg_tensor_dtype(f);
     st = tg_grad_graph(tape, f, xs, n, NULL, g);
     for (size_t i = 0; i < n && st == TG_OK; i++)
         st = new_blocks("hessian", dt, tg_tensor_numel(xs[i]), xs, n, out + i * n);
-    leaf_guard guard = {0};
-    if (st == TG_OK)
-        st = guard_begin(&guard, tape, g, n, xs, n);
     /* Row k of block (i, j) is the gradient xs[j] gets from a pass from g[i] seeded e_k. */
     for (size_t i = 0; i < n && st == TG_OK; i++) {
         if (!tg_tensor_requires_grad(g[i])) /* f is at most linear in xs: zero rows */
@@ -312,21 +229,19 @@ tg_status tg_hessian(tg_tape *tape, tg_tensor *f, tg_tensor *const *xs, size_t n
         const size_t rows = tg_tensor_numel(xs[i]);
         for (size_t k = 0; k < rows && st == TG_OK; k++) {
             store(sv, tg_tensor_dtype(g[i]), k, 1.0);
-            zero_leaf_grads(xs, n);
-            st = tg_backward_seed(tape, g[i], seed);
+            st = tg_tape__captured_pass(tape, g[i], seed, xs, n, grads);
             for (size_t j = 0; j < n && st == TG_OK; j++) {
                 size_t cols = tg_tensor_numel(xs[j]);
-                copy_strided(tg_tensor_data(out[i * n + j]), dt, k * cols, 1, grad_of(xs[j]),
+                copy_strided(tg_tensor_data(out[i * n + j]), dt, k * cols, 1, grads[j],
                              tg_tensor_dtype(xs[j]), cols);
             }
             store(sv, tg_tensor_dtype(g[i]), k, 0.0);
         }
         tg_tensor_free(seed);
     }
-    if (guard.s)
-        guard_end(&guard);
     if (st != TG_OK)
         free_blocks(out, n * n);
     tg__free(g, (n ? n : 1) * sizeof *g);
+    tg__free(grads, (n ? n : 1) * sizeof *grads);
     return st;
 }

@@ -36,13 +36,4 @@ tg_status tg_tape__check_usable(const tg_tape *tape, const tg_tensor *t, const c
  * This thread's error only. */
 tg_status tg_tape__check_leaves_unchanged(const tg_tape *tape, const tg_tensor *y, const char *who);
 
-/* Calls fn(leaf, ctx) once for each leaf that requires grad and that a backward pass from one
- * of roots[0..n) (each a leaf or a node of the current recording) adds its gradient into: a
- * root that is a leaf, and the leaf inputs of the nodes requiring grad that the roots were
- * computed from. Reads no other leaf, so leaves freed since they were recorded are never
- * touched as long as no such pass reads them. Stops at the first status fn returns other than
- * TG_OK and returns it; TG_ENOMEM when its marks cannot be allocated. */
-tg_status tg_tape__each_reached_leaf(const tg_tape *tape, tg_tensor *const *roots, size_t n,
-                                     tg_status (*fn)(tg_tensor *leaf, void *ctx), void *ctx);
-
 #endif

@@ -310,34 +310,3 @@ tg_status tg_tape__check_leaves_unchanged(const tg_tape *tape, const tg_tensor *
 {
     return (y->flags & TG_TF_LEAF) ? TG_OK : tg_tape__check_versions(tape, y, who);
 }
-
-/* each_reached_leaf's visit: fn once for each leaf that requires grad. */
-typedef struct reached {
-    unsigned char *seen; /* by slot */
-    tg_status (*fn)(tg_tensor *leaf, void *ctx);
-    void *ctx;
-} reached;
-
-static tg_status visit_reached(tg_tensor *x, size_t s, size_t node, void *ctx)
-{
-    (void)node;
-    reached *c = ctx;
-    if (s != SIZE_MAX) {
-        if (c->seen[s])
-            return TG_OK;
-        c->seen[s] = 1;
-    }
-    return x->requires_grad ? c->fn(x, c->ctx) : TG_OK;
-}
-
-tg_status tg_tape__each_reached_leaf(const tg_tape *tape, tg_tensor *const *roots, size_t n,
-                                     tg_status (*fn)(tg_tensor *leaf, void *ctx), void *ctx)
-{
-    const size_t n_leaves = tape->n_leaves;
-    reached c = {tg__calloc(n_leaves ? n_leaves : 1, 1), fn, ctx};
-    if (!c.seen)
-        return tg__error(TG_ENOMEM, "out of memory finding the leaves a backward reaches");
-    tg_status st = walk_read_leaves(tape, roots, n, visit_reached, &c, "diff");
-    tg__free(c.seen, n_leaves ? n_leaves : 1);
-    return st;
-}

@@ -5,6 +5,7 @@
  * gradient was never written in this pass (grad_pass != pass) is skipped at the cost of one
  * compare; nodes that do not require grad are never written. There is no op-specific code
  * here: each node's VJP comes from the op table. */
+#include "tape/captured.h"
 #include "tape/grad_inputs.h"
 #include "tape/record.h"
 #include "tape/scratch.h"
@@ -757,14 +758,11 @@ tg_status tg_backward(tg_tape *tape, tg_tensor *y)
     return walk(tape, y, NULL);
 }
 
-tg_status tg_backward_seed(tg_tape *tape, tg_tensor *y, const tg_tensor *seed)
+/* tg_backward_seed's checks of a seed for y: TG_OK or the error, set on this thread only. */
+static tg_status check_seed(const tg_tensor *y, const tg_tensor *seed)
 {
-    tg_status st = check_output(tape, "backward", y);
+    tg_status st = tg_tensor__check_live(seed, "backward: seed");
     if (st != TG_OK)
-        return st;
-    if (!seed)
-        return tg_backward(tape, y);
-    if ((st = tg_tensor__check_live(seed, "backward: seed")) != TG_OK)
         return st;
     if (seed->dtype != y->dtype)
         return tg__error(TG_EDTYPE, "backward: seed dtype %s differs from output dtype %s",
@@ -775,13 +773,64 @@ tg_status tg_backward_seed(tg_tape *tape, tg_tensor *y, const tg_tensor *seed)
                          tg_shape_format(s1, sizeof s1, seed->rank, seed->shape),
                          tg_shape_format(s2, sizeof s2, y->rank, y->shape));
     }
-    /* Anomaly mode checks the gradients a walk writes: one the seed brings in is the seed's,
-     * not the first VJP's that passes it on. */
+    return TG_OK;
+}
+
+/* The walk from y with a checked seed. Anomaly mode checks the gradients a walk writes: one
+ * the seed brings in is the seed's, not the first VJP's that passes it on. */
+static tg_status seeded_walk(tg_tape *tape, tg_tensor *y, const tg_tensor *seed)
+{
     if (TG_UNLIKELY(tape->anomaly) && !all_finite(seed->data, (tg_dtype)seed->dtype, seed->numel)) {
         tg_tape__fail(tape, TG_ENUMERIC, "anomaly: backward: the seed holds NaN or Inf");
         return TG_ENUMERIC;
     }
     return walk(tape, y, seed->data);
+}
+
+tg_status tg_backward_seed(tg_tape *tape, tg_tensor *y, const tg_tensor *seed)
+{
+    tg_status st = check_output(tape, "backward", y);
+    if (st != TG_OK)
+        return st;
+    if (!seed)
+        return tg_backward(tape, y);
+    if ((st = check_seed(y, seed)) != TG_OK)
+        return st;
+    return seeded_walk(tape, y, seed);
+}
+
+/* The gradient x received in the latest captured walk (tape->capture), or NULL when the walk
+ * did not reach it: a node's own buffer, a leaf's slot's. */
+static const void *captured_grad(const tg_tape *tape, const tg_tensor *x)
+{
+    if (!(x->flags & TG_TF_LEAF))
+        return x->tape == tape && x->grad_pass == tape->base.pass ? x->grad : NULL;
+    const size_t s = tg_tape__leaf_slot(tape, x);
+    return s != SIZE_MAX && tape->leaves[s].grad_pass == tape->base.pass ? tape->leaves[s].grad
+                                                                         : NULL;
+}
+
+tg_status tg_tape__captured_pass(tg_tape *tape, tg_tensor *y, const tg_tensor *seed,
+                                 tg_tensor *const *xs, size_t n, const void **grads)
+{
+    for (size_t i = 0; i < n; i++)
+        grads[i] = NULL;
+    tg_status st = check_output(tape, "backward", y);
+    if (st == TG_OK)
+        st = seed ? check_seed(y, seed) : tg__error(TG_EINVAL, "backward: the seed is NULL");
+    if (st != TG_OK)
+        return st;
+    if (y->flags & TG_TF_LEAF) { /* not walked, as in tg_grad */
+        for (size_t i = 0; i < n; i++)
+            grads[i] = xs[i] == y ? seed->data : NULL;
+        return TG_OK;
+    }
+    tape->capture = true;
+    st = seeded_walk(tape, y, seed);
+    tape->capture = false;
+    for (size_t i = 0; i < n && st == TG_OK; i++)
+        grads[i] = captured_grad(tape, xs[i]);
+    return st;
 }
 
 tg_status tg_grad(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t n, tg_tensor **out)
@@ -819,16 +868,8 @@ tg_status tg_grad(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t n, t
     }
     for (size_t i = 0; i < n; i++) {
         tg_tensor *x = xs[i];
-        const void *g = NULL;
-        if (leaf_y) {
-            /* no walk: 1 for y itself, 0 for the others (below) */
-        } else if (!(x->flags & TG_TF_LEAF)) {
-            g = x->grad_pass == tape->base.pass ? x->grad : NULL;
-        } else {
-            size_t s = tg_tape__leaf_slot(tape, x);
-            if (s != SIZE_MAX && tape->leaves[s].grad_pass == tape->base.pass)
-                g = tape->leaves[s].grad;
-        }
+        /* no walk for a leaf y: 1 for y itself, 0 for the others (below) */
+        const void *g = leaf_y ? NULL : captured_grad(tape, x);
         out[i] = g        ? tg_tensor_from_data((tg_dtype)x->dtype, x->rank, x->shape, g)
                  : x == y ? tg_tensor_ones((tg_dtype)x->dtype, x->rank, x->shape)
                           : tg_tensor_zeros((tg_dtype)x->dtype, x->rank, x->shape);
