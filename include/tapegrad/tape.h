@@ -12,7 +12,8 @@
  * different threads may record the same leaves at the same time: recording only reads a
  * leaf. What writes one (its values, tg_tensor_set_requires_grad, and tg_backward, which
  * adds into its grad) must not run meanwhile; tg_grad, which writes no leaf, takes gradients
- * of shared leaves on each thread's tape. The leaves a recording used must stay alive until
+ * of shared leaves on each thread's tape, and so do tg_grad_graph and the derivative products
+ * and matrices of tapegrad/diff.h. The leaves a recording used must stay alive until
  * its last backward reads them (a freed leaf that no backward reads is fine; one it would read
  * whose address another leaf has taken since is refused, TG_ESTALE). */
 #ifndef TAPEGRAD_TAPE_H
