@@ -573,6 +573,32 @@ Test(diff, f32)
 
 /* The plain passes of tg_jacobian and tg_hessian reach the leaves' grad buffers; they are put
  * back as they were: x's (in xs) and p's (a parameter that requires grad, not in xs). */
+/* f = sum(x^y) where x^y = 0 (x = 0 with y > 0, and 0.5^2000, which underflows): the
+ * recorded db = x^y log(x) is 0 there, and so are its derivatives, the limits of the closed
+ * forms above (f_xy = x^(y-1) (1 + y log x) and f_yy = x^y log(x)^2 go to 0 as x -> 0 for
+ * y > 1; f_xx = y (y - 1) x^(y-2) is 0 at x = 0 for y > 2, 3.75 x^0.5 = 0 for y = 2.5). Both
+ * blocks (x, y) and (y, x) must say so: db's graph once took log(0) in the branch its mask
+ * leaves out, and passed NaN back into (y, x) while (x, y) was 0. Away from 0, the closed
+ * forms. */
+Test(diff, hessian_pow_tensor_at_a_zero_power)
+{
+    enum { N = 4 };
+    const double xv[N] = {0.0, 0.0, 0.5, 2.0}, yv[N] = {3.0, 2.5, 2000.0, 3.0};
+    tg_tensor *x = leaf(N, xv), *y = leaf(N, yv);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *f = tg_sum(tape, tg_pow_tensor(tape, x, y), TG_ALL_AXES, false);
+    tg_tensor *xs[2] = {x, y}, *H[4];
+    hessian(tape, f, xs, 2, H);
+    double xx[N] = {0, 0, 0, 0}, xy[N] = {0, 0, 0, 0}, yy[N] = {0, 0, 0, 0};
+    const double l2 = log(2.0);
+    xx[3] = 3 * 2 * 2.0, xy[3] = 4 * (1 + 3 * l2), yy[3] = 8 * l2 * l2;
+    assert_elementwise_hessian(H, N, xx, xy, yy, 1e-14);
+    free_all(H, 4);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(y);
+}
+
 /* The passes of tg_jacobian and tg_hessian are tg_grad's: a leaf's gradient from an earlier
  * backward is as it was, and a leaf without a grad buffer gets none. */
 Test(diff, matrices_leave_the_leaves_grads_alone)

@@ -640,12 +640,20 @@ static tg_tensor *pow_slope(tg_tape *tape, tg_tensor *y, tg_tensor *a, tg_tensor
                              tg_eq(tape, tg_abs(tape, p), tg_scalar(tape, dt, INFINITY)));
     return GMUL(b, tg_where(tape, nan_at, tg_ops__zeros_like(tape, y), p));
 }
+/* y log(a), pow_tensor's db as a graph, 0 where y = 0. There the log is taken of 1, not of a:
+ * the graph's own gradient is then 0 as well, where y log(a) at a = 0 would pass back
+ * 0 * log(0) and 0 / 0 (NaN) through the branch the where leaves out, and make the Hessian's
+ * (b, a) block NaN against a finite (a, b) block. */
+static tg_tensor *pow_log_share(tg_tape *tape, tg_tensor *y, tg_tensor *a)
+{
+    tg_tensor *zero = tg_ops__zeros_like(tape, y), *at_zero = tg_eq(tape, y, zero);
+    tg_tensor *safe_a = tg_where(tape, at_zero, tg_scalar(tape, (tg_dtype)y->dtype, 1), a);
+    return tg_where(tape, at_zero, zero, GMUL(y, tg_log(tape, safe_a)));
+}
 /* y = a^b;  da += dy * b * a^(b-1) (0 where b = 0), db += dy * y * log(a) (0 where y = 0) */
 BINARY_OP_STEPS(TG_INLINE, pow_tensor, POW_TENSOR, false, tg__pow(a, b),
                 dy *tg_ops__pow_slope(a, b, b - 1), y == 0 ? 0 : dy * y * LOG(a),
-                GMUL(dy, pow_slope(tape, y, a, b)),
-                GMUL(dy, tg_where(tape, tg_eq(tape, y, tg_ops__zeros_like(tape, y)),
-                                  tg_ops__zeros_like(tape, y), GMUL(y, tg_log(tape, a)))))
+                GMUL(dy, pow_slope(tape, y, a, b)), GMUL(dy, pow_log_share(tape, y, a)))
 
 /* y = (a < b), (a <= b), ... as 0 or 1; a NaN compares false, except in ne */
 COMPARE_OP(lt, LT, false, a < b)
