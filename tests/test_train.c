@@ -962,15 +962,16 @@ Test(train_cmd, save_then_predict)
     tp_run_free(&r);
     free(text);
 
-    /* Without the target column: predictions only. Without a feature column: refused. */
+    /* Without the target column: predictions only. Without a feature column: refused. With a
+     * target that is no class of the model (12, in the fourth row): refused, as train would. */
     char csv[] = "/tmp/tg_train_csv_XXXXXX";
     fd = mkstemp(csv);
     FILE *f = fdopen(fd, "w");
     tg_table *table = read_data("digits");
-    for (int drop = 0; drop < 2; drop++) {
+    for (int drop = 0; drop < 3; drop++) {
         cr_assert_eq(ftruncate(fd, 0), 0);
         rewind(f);
-        const char *skip = drop ? "pixel_3_4" : "digit";
+        const char *skip = drop == 0 ? "digit" : drop == 1 ? "pixel_3_4" : "";
         bool first = true;
         for (size_t c = 0; c < tg_table_cols(table); c++)
             if (strcmp(tg_table_col_name(table, c), skip) != 0) {
@@ -982,16 +983,22 @@ Test(train_cmd, save_then_predict)
             first = true;
             for (size_t c = 0; c < tg_table_cols(table); c++)
                 if (strcmp(tg_table_col_name(table, c), skip) != 0) {
-                    fprintf(f, "%s%g", first ? "" : ",", tg_table_row(table, i)[c]);
+                    const bool bad = i == 3 && strcmp(tg_table_col_name(table, c), "digit") == 0;
+                    fprintf(f, "%s%g", first ? "" : ",", bad ? 12.0 : tg_table_row(table, i)[c]);
                     first = false;
                 }
             fputc('\n', f);
         }
         fflush(f);
         r = RUN("predict", model, csv);
-        if (drop) {
+        if (drop == 1) {
             tp_expect_status(&r, 1);
             ts_assert_has(r.err, "lacks the model's feature column 'pixel_3_4'");
+        } else if (drop == 2) {
+            tp_expect_status(&r, 1);
+            ts_assert_has(r.err, "the target 'digit' of data row 4 is 12, not one of the model's "
+                                 "classes (0 to 9)");
+            cr_assert_str_eq(r.out, "", "nothing predicted");
         } else {
             tp_expect_status(&r, 0);
             cr_assert_eq(count_lines(r.out, ""), 5);
@@ -1007,9 +1014,9 @@ Test(train_cmd, save_then_predict)
     fseek(f, 40, SEEK_SET);
     fputc(0x5a, f);
     fclose(f);
-    r = RUN("predict", model, csv);
+    r = RUN("predict", model, "examples/data/digits.csv");
     tp_expect_status(&r, 1);
-    ts_assert_has(r.err, "tapegrad predict: ");
+    ts_assert_has(r.err, "tapegrad predict: model_load: ");
     tp_run_free(&r);
     unlink(csv);
     unlink(model);

@@ -16,13 +16,14 @@ static const char PREDICT_USAGE[] =
     "standard input): the feature columns are found by name, standardized with the statistics\n"
     "stored in the model, and the predictions printed one per line (the class, or the value\n"
     "in the target's units). When the file has the target column too, the accuracy (or RMSE)\n"
-    "goes to stderr.\n"
+    "goes to stderr; for a classifier the target must then be one of its classes.\n"
     "\n"
     "  --json              print one JSON object instead: {\"task\", \"rows\",\n"
     "                      \"predictions\": [...], \"accuracy\"|\"rmse\" (with the target)}\n"
     "  -h, --help          show this help\n"
     "\n"
-    "Exit status: 0 success; 1 unreadable model or data, missing columns; 2 bad usage.\n";
+    "Exit status: 0 success; 1 unreadable model or data, missing columns, a target that is\n"
+    "not a class of the model; 2 bad usage.\n";
 
 /* Column of the table for each of the model's d features (by name when the model has names,
  * else the first d columns when there are exactly d), and of the target (-1: absent). */
@@ -67,6 +68,25 @@ static int map_columns(const tg_model *m, const tg_table *table, const char *dat
     return EXIT_OK;
 }
 
+/* A classifier is scored against class numbers: EXIT_FAIL naming the first data row whose
+ * target (column `target`, named tn) is not one of the model's n_classes, as train refuses
+ * such a target; EXIT_OK when every row's is one. */
+static int check_classes(const tg_table *table, size_t target, const char *tn, size_t n_classes,
+                         const char *data)
+{
+    for (size_t i = 0, rows = tg_table_rows(table); i < rows; i++) {
+        const double y = tg_table_row(table, i)[target];
+        if (!(y >= 0 && y < (double)n_classes && y == floor(y))) {
+            complain("predict",
+                     "%s: the target '%s' of data row %zu is %g, not one of the model's classes "
+                     "(0 to %zu)",
+                     data, tn, i + 1, y, n_classes - 1);
+            return EXIT_FAIL;
+        }
+    }
+    return EXIT_OK;
+}
+
 int cmd_predict(int argc, char **argv)
 {
     const char *model_path = NULL, *data = NULL;
@@ -108,8 +128,8 @@ int cmd_predict(int argc, char **argv)
     const tg_mlp_spec *spec = tg_model_spec(m);
     size_t d = spec->sizes[0], rows = tg_table_rows(table);
     size_t width = tg_model_predict_width(m);
-    tg_task task = tg_model_task(m, NULL);
-    size_t target;
+    size_t n_classes = 0, target;
+    const tg_task task = tg_model_task(m, &n_classes);
     cols = malloc(d * sizeof *cols);
     /* The table holds rows * cols doubles already; the features and predictions add at most
      * as much again. */
@@ -121,6 +141,11 @@ int cmd_predict(int argc, char **argv)
     }
     if (map_columns(m, table, data, d, cols, &target) != EXIT_OK)
         goto done;
+    if (width != 1)
+        target = (size_t)-1; /* one target column cannot score several outputs */
+    if (target != (size_t)-1 && task == TG_TASK_CLASSIFY &&
+        check_classes(table, target, tg_model_target_name(m), n_classes, data) != EXIT_OK)
+        goto done;
     for (size_t i = 0; i < rows; i++) {
         const double *row = tg_table_row(table, i);
         for (size_t j = 0; j < d; j++)
@@ -131,8 +156,6 @@ int cmd_predict(int argc, char **argv)
         complain("predict", "%s: %s", data, tg_last_error());
         goto done;
     }
-    if (width != 1)
-        target = (size_t)-1; /* one target column cannot score several outputs */
 
     double ss = 0;
     size_t correct = 0;
