@@ -399,6 +399,10 @@ Test(grad_errors, usage_errors_exit_2)
          "tapegrad grad: --render: cannot tell the format of 'g.gif'"},
         {{"grad", "--json", "--dot", "-", "x", "x=1"},
          "tapegrad grad: --dot - and --json both want stdout"},
+        {{"grad", "--dot", "g.svg", "--render", "./g.svg", "x"},
+         "tapegrad grad: --dot 'g.svg' and --render './g.svg' are one file: give each its own"},
+        {{"grad", "-f", "p.tgx", "--dot", "p.tgx", NULL},
+         "tapegrad grad: --dot 'p.tgx' would write over the program file it reads ('p.tgx')"},
         {{"frobnicate", NULL}, "tapegrad: unknown command 'frobnicate'"},
         {{"--frobnicate", NULL}, "tapegrad: unknown option '--frobnicate'"},
     };

@@ -542,3 +542,47 @@ int check_render_path(const char *cmd, const char *path)
                            path);
     return EXIT_OK;
 }
+
+/* Whether the directory part of path (up to its last '/'; "." when it has none) and another's
+ * are one directory. */
+static bool same_directory(const char *a, const char *b)
+{
+    const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
+    char da[4096], db[4096];
+    snprintf(da, sizeof da, "%.*s", sa ? (int)(sa - a) + 1 : 1, sa ? a : ".");
+    snprintf(db, sizeof db, "%.*s", sb ? (int)(sb - b) + 1 : 1, sb ? b : ".");
+    struct stat st_a, st_b;
+    if (stat(da, &st_a) != 0 || stat(db, &st_b) != 0)
+        return strcmp(da, db) == 0;
+    return st_a.st_dev == st_b.st_dev && st_a.st_ino == st_b.st_ino;
+}
+
+/* Whether paths a and b are one file (check_outputs). */
+static bool same_file(const char *a, const char *b)
+{
+    if (strcmp(a, b) == 0)
+        return true;
+    struct stat st_a, st_b;
+    const bool has_a = stat(a, &st_a) == 0, has_b = stat(b, &st_b) == 0;
+    if (has_a || has_b)
+        return has_a && has_b && st_a.st_dev == st_b.st_dev && st_a.st_ino == st_b.st_ino;
+    const char *na = strrchr(a, '/'), *nb = strrchr(b, '/');
+    return strcmp(na ? na + 1 : a, nb ? nb + 1 : b) == 0 && same_directory(a, b);
+}
+
+int check_outputs(const char *cmd, const named_path *out, size_t n, const named_path *in)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!out[i].path || strcmp(out[i].path, "-") == 0)
+            continue;
+        if (in && in->path && strcmp(in->path, "-") != 0 && same_file(out[i].path, in->path))
+            return usage_error(cmd, "%s '%s' would write over the %s it reads ('%s')",
+                               out[i].option, out[i].path, in->option, in->path);
+        for (size_t j = i + 1; j < n; j++)
+            if (out[j].path && strcmp(out[j].path, "-") != 0 &&
+                same_file(out[i].path, out[j].path))
+                return usage_error(cmd, "%s '%s' and %s '%s' are one file: give each its own",
+                                   out[i].option, out[i].path, out[j].option, out[j].path);
+    }
+    return EXIT_OK;
+}

@@ -114,6 +114,16 @@ bool has_extension(const char *path, const char *ext);
 /* --render FILE must say its format: EXIT_OK for a NULL path or one ending in .svg, .png or
  * .pdf, else a usage error of cmd naming the path. */
 int check_render_path(const char *cmd, const char *path);
+/* A file a command reads or writes, and the option (or argument) that names it. */
+typedef struct named_path {
+    const char *option; /* "--save", "DATA.csv" */
+    const char *path;   /* NULL: not given; "-": a standard stream, never compared */
+} named_path;
+/* The n files a command writes must be n files, none of them the one it reads (in, or NULL): a
+ * usage error of cmd naming both options otherwise. Two paths are one file when they are the
+ * same text, lead to the same file (through links), or name files not made yet by the same
+ * name in the same directory. */
+int check_outputs(const char *cmd, const named_path *out, size_t n, const named_path *in);
 
 /* ---- numbers and tensors, for people and as JSON ----------------------------------------- */
 

@@ -252,7 +252,9 @@ static int grad_parse_args(int argc, char **argv, grad_opts *o)
     }
     if (o->json && o->dot_path && strcmp(o->dot_path, "-") == 0)
         return usage_error("grad", "--dot - and --json both want stdout");
-    return check_render_path("grad", o->render_path);
+    const named_path out[] = {{"--dot", o->dot_path}, {"--render", o->render_path}};
+    const int rc = check_outputs("grad", out, 2, &(named_path){"program file", o->file});
+    return rc != EXIT_OK ? rc : check_render_path("grad", o->render_path);
 }
 
 /* The seed for backward: --seed (a number fills the output's shape), or all ones for a

@@ -262,7 +262,13 @@ static int train_parse(int argc, char **argv, train_args *a)
                            a->plot);
     if (a->dist.every && !a->dist.checkpoint) /* it would be ignored without a word */
         return usage_error("train", "--checkpoint-every needs --checkpoint FILE");
-    return check_render_path("train", a->render);
+    const named_path out[] = {{"--save", a->save},
+                              {"--plot", a->plot},
+                              {"--dot", a->dot},
+                              {"--render", a->render},
+                              {"--checkpoint", a->dist.checkpoint}};
+    const int rc = check_outputs("train", out, 5, &(named_path){"data file", a->data});
+    return rc != EXIT_OK ? rc : check_render_path("train", a->render);
 }
 
 /* ---- progress ---------------------------------------------------------------------------- */
