@@ -579,8 +579,7 @@ int check_outputs(const char *cmd, const named_path *out, size_t n, const named_
             return usage_error(cmd, "%s '%s' would write over the %s it reads ('%s')",
                                out[i].option, out[i].path, in->option, in->path);
         for (size_t j = i + 1; j < n; j++)
-            if (out[j].path && strcmp(out[j].path, "-") != 0 &&
-                same_file(out[i].path, out[j].path))
+            if (out[j].path && strcmp(out[j].path, "-") != 0 && same_file(out[i].path, out[j].path))
                 return usage_error(cmd, "%s '%s' and %s '%s' are one file: give each its own",
                                    out[i].option, out[i].path, out[j].option, out[j].path);
     }
