@@ -916,6 +916,25 @@ Test(train_cmd, failures_exit_1_with_the_reason)
     ts_assert_has(r.err, "no/model.tgm");
     tp_run_free(&r);
 
+    /* files that could not be written are refused before the training, not after it: no
+     * progress line, nothing on stdout */
+    const char *const unwritable[][2] = {{"--save", "no/dir/m.tgm"},
+                                         {"--save", "examples"},
+                                         {"--plot", "no/dir/p.svg"},
+                                         {"--checkpoint", "examples"}};
+    for (size_t i = 0; i < sizeof unwritable / sizeof *unwritable; i++) {
+        r = RUN("train", "examples/data/digits.csv", "--target", "digit", unwritable[i][0],
+                unwritable[i][1]);
+        tp_expect_status(&r, 1);
+        char want[128];
+        snprintf(want, sizeof want, "tapegrad train: %s: cannot write '%s': ", unwritable[i][0],
+                 unwritable[i][1]);
+        ts_assert_has(r.err, want);
+        ts_assert_lacks(r.err, "epoch");
+        cr_assert_str_eq(r.out, "");
+        tp_run_free(&r);
+    }
+
     r = RUN("train", "--help");
     tp_expect_status(&r, 0);
     ts_assert_has(r.out, "usage: tapegrad train DATA.csv --target COLUMN");

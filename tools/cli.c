@@ -476,8 +476,9 @@ bool out_open(const char *cmd, const char *what, const char *path, out_file *o)
     struct stat sb;
     bool exists = lstat(path, &sb) == 0;
     if (exists && S_ISLNK(sb.st_mode)) {
-        /* Followed, so that the link survives and leads to the new file. */
-        if (!(o->target = realpath(path, NULL)) || stat(o->target, &sb) != 0)
+        /* Followed, so that the link survives and leads to the new file; what it leads to is
+         * judged below (/dev/stdout's pipe or terminal has no path to resolve). */
+        if (stat(path, &sb) != 0 || (S_ISREG(sb.st_mode) && !(o->target = realpath(path, NULL))))
             return out_fail(o, false, strerror(errno));
     }
     /* A rename would replace a FIFO or a device itself, and opening a FIFO blocks. */
@@ -524,6 +525,16 @@ bool out_close(out_file *o, bool ok)
     free(o->target);
     o->tmp = o->target = NULL;
     return true;
+}
+
+bool out_probe(const char *cmd, const char *what, const char *path)
+{
+    out_file o;
+    if (!path || strcmp(path, "-") == 0)
+        return true;
+    if (!out_open(cmd, what, path, &o))
+        return false;
+    return out_close(&o, false);
 }
 
 bool has_extension(const char *path, const char *ext)

@@ -109,6 +109,11 @@ bool out_open(const char *cmd, const char *what, const char *path, out_file *o);
 /* Ends what out_open began: with ok, flushes, syncs and closes the temporary file and renames
  * it over the path (false after a message when one of those fails); without, removes it. */
 bool out_close(out_file *o, bool ok);
+/* Whether the file `path` (NULL or "-": nothing to check) can be written as out_open writes
+ * it, checked before long work rather than after it: out_open, then out_close without
+ * keeping the file, so that nothing is left behind and the path is not touched. False after
+ * out_open's message. */
+bool out_probe(const char *cmd, const char *what, const char *path);
 /* Whether path's name ends in ext (".svg"): its last '.' starts exactly ext. */
 bool has_extension(const char *path, const char *ext);
 /* --render FILE must say its format: EXIT_OK for a NULL path or one ending in .svg, .png or

@@ -485,6 +485,11 @@ int cmd_train(int argc, char **argv)
     bool rank0 = a.dist.rank == 0;
     if (!rank0)
         a.save = a.plot = a.dot = a.render = NULL;
+    /* Every file the run will write can be: known now, not after the training. */
+    if (!out_probe("train", "--save", a.save) || !out_probe("train", "--plot", a.plot) ||
+        !out_probe("train", "--dot", a.dot) || !out_probe("train", "--render", a.render) ||
+        (rank0 && !out_probe("train", "--checkpoint", a.dist.checkpoint)))
+        goto done;
     if (tg_table_read_csv(data_path(a.data), &table) != TG_OK) {
         complain("train", "%s", tg_last_error());
         goto done;
