@@ -242,11 +242,14 @@ static void print_text(const min_opts *o, const tg_minimize_result *r, dense *x)
         if (!o->in[i].is_const)
             print_dense(f, o->in[i].name, &x[j++]);
     snprintf(g, sizeof g, "%.3g", r->grad_norm);
-    fprintf(f, "%s %s after %d iteration%s (%d evaluations, %d gradients",
+    fprintf(f, "%s %s after %d iteration%s (%d evaluation%s, %d gradient%s",
             tg_minimize_method_name(o->mo.method), r->converged ? "converged" : "did not converge",
-            r->iterations, r->iterations == 1 ? "" : "s", r->evaluations, r->grad_evaluations);
+            r->iterations, r->iterations == 1 ? "" : "s", r->evaluations,
+            r->evaluations == 1 ? "" : "s", r->grad_evaluations,
+            r->grad_evaluations == 1 ? "" : "s");
     if (r->hessian_evaluations)
-        fprintf(f, ", %d Hessians", r->hessian_evaluations);
+        fprintf(f, ", %d Hessian%s", r->hessian_evaluations,
+                r->hessian_evaluations == 1 ? "" : "s");
     fprintf(f, "), |grad| = %s\n", g);
 }
 

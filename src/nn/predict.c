@@ -161,9 +161,9 @@ static tg_status predict(tg_model *model, const char *who, const double *x, size
             double v = at(zd, s->dtype, k);
             if (!isfinite(v)) {
                 st = tg__error(TG_ENUMERIC,
-                               "%s: row %zu: the model's output is %g (a diverged model, or "
+                               "%s: row %zu: the model's output is %s (a diverged model, or "
                                "features far outside the training data)",
-                               who, start + k / n_out, v);
+                               who, start + k / n_out, isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf");
                 break;
             }
         }
