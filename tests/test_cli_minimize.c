@@ -119,7 +119,8 @@ Test(cli_minimize, text_output)
     /* started at the minimum: nothing to do, counted in the singular */
     r = RUN("x^2", "x=0", "-q");
     tp_expect_status(&r, 0);
-    ts_assert_has(r.out, "lbfgs converged after 0 iterations (1 evaluation, 1 gradient), |grad| = 0");
+    ts_assert_has(r.out,
+                  "lbfgs converged after 0 iterations (1 evaluation, 1 gradient), |grad| = 0");
     tp_run_free(&r);
 }
 

@@ -163,7 +163,10 @@ static tg_status predict(tg_model *model, const char *who, const double *x, size
                 st = tg__error(TG_ENUMERIC,
                                "%s: row %zu: the model's output is %s (a diverged model, or "
                                "features far outside the training data)",
-                               who, start + k / n_out, isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf");
+                               who, start + k / n_out,
+                               isnan(v) ? "NaN"
+                               : v > 0  ? "inf"
+                                        : "-inf");
                 break;
             }
         }
