@@ -1575,3 +1575,33 @@ Test(steady_state, f32_and_a_larger_graph)
     cr_assert_eq(ts_alloc.bytes, 0);
     ts_alloc_uninstall();
 }
+
+/* tg_tape_fail keeps an error code as it is given, with the next node's index; a status that
+ * is no error code (TG_OK, a made-up number) is kept as TG_EINVAL, which says so, since the
+ * caller meant to fail; the first error stays. */
+Test(tape, fail_keeps_error_codes_and_refuses_others)
+{
+    tg_tape *tape = tg_tape_new();
+    cr_expect_eq(tg_tape_fail(tape, TG_ESHAPE, "bad %s", "shape"), TG_ESHAPE);
+    cr_expect_eq(tg_tape_status(tape), TG_ESHAPE);
+    cr_expect_str_eq(tg_tape_error(tape), "bad shape (node 0)");
+    tg_tape_reset(tape);
+    const tg_status not_errors[] = {TG_OK, (tg_status)5, (tg_status)-10};
+    for (size_t i = 0; i < 3; i++) {
+        cr_expect_eq(tg_tape_fail(tape, not_errors[i], "mine"), TG_EINVAL);
+        cr_expect_eq(tg_tape_status(tape), TG_EINVAL);
+        char want[96];
+        snprintf(want, sizeof want,
+                 "mine (node 0; tape_fail was given status %d, which is no error code)",
+                 (int)not_errors[i]);
+        cr_expect_str_eq(tg_tape_error(tape), want);
+        tg_tape_reset(tape);
+    }
+    cr_expect_eq(tg_tape_fail(NULL, TG_EIO, "x"), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "tape_fail: tape is NULL (the error was: x)");
+    tg_tape_fail(tape, TG_EIO, "first");
+    tg_tape_fail(tape, TG_ENUMERIC, "second");
+    cr_expect_eq(tg_tape_status(tape), TG_EIO);
+    ts_assert_has(tg_tape_error(tape), "first");
+    tg_tape_free(tape);
+}

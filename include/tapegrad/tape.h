@@ -46,7 +46,8 @@ TG_API const char *tg_tape_error(const tg_tape *tape);
  * (losses, layers, your own) that check their own arguments: if the tape has no error yet,
  * it keeps this one, the message formatted from fmt with " (node N)" added, N being the index
  * the next node would have had; this thread's error is set either way. Returns `status`
- * (TG_EINVAL when tape is NULL). */
+ * (TG_EINVAL when tape is NULL). A status that is not an error code (TG_OK, or a number not
+ * in tg_status) is kept as TG_EINVAL, its message saying so, and TG_EINVAL returned. */
 TG_API tg_status tg_tape_fail(tg_tape *tape, tg_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

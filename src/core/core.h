@@ -22,6 +22,13 @@
 #define TG_LIKELY(x) __builtin_expect(!!(x), 1)
 #define TG_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
+/* Whether st is one of tg_status's error codes (TG_ENUMERIC is the last), not TG_OK or a number
+ * a caller's callback made up. */
+static inline bool tg__is_error(tg_status st)
+{
+    return st < TG_OK && st >= TG_ENUMERIC;
+}
+
 /* The smallest magnitude f32 cannot hold: FLT_MAX plus half its last place (2^128 - 2^103,
  * exact in a double), where rounding to nearest goes to infinity. Anything smaller rounds to a
  * finite f32, at most FLT_MAX: 3.4028235e38, FLT_MAX written shortest, is above FLT_MAX as a

@@ -35,7 +35,7 @@ _Static_assert(offsetof(tg_node_attr, r.ext) >= sizeof(const tg_attrs *),
  * TG_EINVAL for a value that is none (a callback that returned 1, say). */
 static tg_status as_error(tg_status st)
 {
-    return st < TG_OK && st >= TG_ENUMERIC ? st : TG_EINVAL;
+    return tg__is_error(st) ? st : TG_EINVAL;
 }
 
 /* Keeps a failed callback's status on the tape, with the op's name, the phase and its
