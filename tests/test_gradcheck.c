@@ -121,6 +121,14 @@ Test(gradcheck, reports_errors_of_fn_and_arguments)
     opt.eps = 0;
     st = tg_gradcheck(f64_sum_fn, NULL, &x, 1, &opt, NULL);
     cr_expect_eq(st, TG_EINVAL, "eps 0: %s", tg_status_name(st));
+    opt = (tg_gradcheck_options)TG_GRADCHECK_OPTIONS_INIT;
+    const double bad_tol[] = {NAN, -1e-7};
+    for (int k = 0; k < 2; k++) {
+        opt.tol = bad_tol[k];
+        st = tg_gradcheck(f64_sum_fn, NULL, &x, 1, &opt, NULL);
+        cr_expect_eq(st, TG_EINVAL, "tol %g: %s", opt.tol, tg_status_name(st));
+        ts_assert_has(tg_last_error(), "gradcheck: tol must be a number >= 0");
+    }
     tg_tensor *none = NULL;
     st = tg_gradcheck(f64_sum_fn, NULL, &none, 1, NULL, NULL);
     cr_expect_eq(st, TG_EINVAL, "NULL input: %s", tg_status_name(st));

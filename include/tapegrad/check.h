@@ -32,7 +32,8 @@ typedef struct tg_gradcheck_options {
  *     |analytic - numeric| / max(1, |analytic|, |numeric|)
  * (relative for large gradients, absolute for small ones). A function of none of its inputs
  * has the gradient 0. Returns TG_OK when every error is at most opt->tol, TG_ENUMERIC when one
- * is above it (or not finite), or the error of `fn`. opt may be NULL for the defaults. */
+ * is above it (or not finite), or the error of `fn`; TG_EINVAL for NULL arguments, an eps that
+ * is not positive or a tol that is not a number >= 0. opt may be NULL for the defaults. */
 TG_API tg_status tg_gradcheck(tg_check_fn fn, void *ud, tg_tensor *const *inputs, size_t n,
                               const tg_gradcheck_options *opt, double *max_err);
 

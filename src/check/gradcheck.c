@@ -350,6 +350,8 @@ static tg_status check(const char *who, runner_fn runner, tg_check_fn fn, void *
         return tg__error(TG_EINVAL, "%s: %s is NULL", who, fn ? "inputs" : "fn");
     if (!(opt->eps > 0))
         return tg__error(TG_EINVAL, "%s: eps must be positive", who);
+    if (!(opt->tol >= 0)) /* NaN would fail every gradient, a negative tol every exact one */
+        return tg__error(TG_EINVAL, "%s: tol must be a number >= 0, not %g", who, opt->tol);
     for (size_t i = 0; i < n; i++) {
         if (!inputs[i])
             return tg__error(TG_EINVAL, "%s: inputs[%zu] is NULL", who, i);
