@@ -463,6 +463,12 @@ Test(backward, bad_seeds)
     tg_tensor *y2 = tg_exp(tape, x);
     cr_assert_eq(tg_backward_seed(tape, y2, s_tape), TG_ESTALE);
     ts_assert_has(tg_last_error(), "reset");
+    /* A seed of another tape: refused, as tg_grad_graph and tg_vjp refuse it. */
+    tg_tape *other = tg_tape_new();
+    tg_tensor *s_other = tg_constant(other, TG_F64, 2, shape, v);
+    cr_assert_eq(tg_backward_seed(tape, y2, s_other), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "backward: the seed (node 0) belongs to another tape");
+    tg_tape_free(other);
     tg_tape_free(tape);
     tg_tensor_free(x);
     tg_tensor_free(s_t);

@@ -94,8 +94,8 @@ TG_API void tg_tape_set_anomaly(tg_tape *tape, bool enabled);
  * values. Write leaves after the backward (an optimizer step), then tg_tape_reset and record
  * again; or, to differentiate one recording at new values, write them and tg_tape_replay. */
 TG_API tg_status tg_backward(tg_tape *tape, tg_tensor *y);
-/* The same for any y, with dy = seed (a tensor of y's shape and dtype, leaf or tape): the
- * gradient of sum(seed * y). */
+/* The same for any y, with dy = seed (a tensor of y's shape and dtype: a leaf, or a tensor of
+ * this tape, TG_EINVAL for one of another): the gradient of sum(seed * y). */
 TG_API tg_status tg_backward_seed(tg_tape *tape, tg_tensor *y, const tg_tensor *seed);
 
 /* Gradients of a single-element y with respect to xs[0..n) (leaves or tape tensors), without

@@ -765,12 +765,16 @@ tg_status tg_backward(tg_tape *tape, tg_tensor *y)
     return walk(tape, y, NULL);
 }
 
-/* tg_backward_seed's checks of a seed for y: TG_OK or the error, set on this thread only. */
-static tg_status check_seed(const tg_tensor *y, const tg_tensor *seed)
+/* tg_backward_seed's checks of a seed for y on tape: TG_OK or the error, set on this thread
+ * only. */
+static tg_status check_seed(const tg_tape *tape, const tg_tensor *y, const tg_tensor *seed)
 {
     tg_status st = tg_tensor__check_live(seed, "backward: seed");
     if (st != TG_OK)
         return st;
+    if (!(seed->flags & TG_TF_LEAF) && seed->tape != tape)
+        return tg__error(TG_EINVAL, "backward: the seed (node %u) belongs to another tape",
+                         seed->index);
     if (seed->dtype != y->dtype)
         return tg__error(TG_EDTYPE, "backward: seed dtype %s differs from output dtype %s",
                          tg_dtype_name((tg_dtype)seed->dtype), tg_dtype_name((tg_dtype)y->dtype));
@@ -801,7 +805,7 @@ tg_status tg_backward_seed(tg_tape *tape, tg_tensor *y, const tg_tensor *seed)
         return st;
     if (!seed)
         return tg_backward(tape, y);
-    if ((st = check_seed(y, seed)) != TG_OK)
+    if ((st = check_seed(tape, y, seed)) != TG_OK)
         return st;
     return seeded_walk(tape, y, seed);
 }
@@ -824,7 +828,7 @@ tg_status tg_tape__captured_pass(tg_tape *tape, tg_tensor *y, const tg_tensor *s
         grads[i] = NULL;
     tg_status st = check_output(tape, "backward", y);
     if (st == TG_OK)
-        st = seed ? check_seed(y, seed) : tg__error(TG_EINVAL, "backward: the seed is NULL");
+        st = seed ? check_seed(tape, y, seed) : tg__error(TG_EINVAL, "backward: the seed is NULL");
     if (st != TG_OK)
         return st;
     if (y->flags & TG_TF_LEAF) { /* not walked, as in tg_grad */
