@@ -413,6 +413,13 @@ Test(schedule, invalid)
     s.total = 0;
     cr_assert_eq(tg_schedule_check(&s), TG_EINVAL);
     ts_assert_has(tg_last_error(), "total is 0");
+    s.total = 10;
+    s.base = 0.01;
+    s.min = 0.02;
+    cr_assert_eq(tg_schedule_check(&s), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "schedule: min 0.02 is above base 0.01");
+    s.min = 0.01; /* equal: a constant rate */
+    cr_assert_eq(tg_schedule_check(&s), TG_OK);
     s = (tg_schedule)TG_SCHEDULE_INIT;
     s.base = -1;
     cr_assert_eq(tg_schedule_check(&s), TG_EINVAL);

@@ -116,7 +116,8 @@ typedef struct tg_schedule {
 #define TG_SCHEDULE_INIT {TG_SCHEDULE_CONSTANT, 0.01, 1, 0.1, 1, 0.0}
 
 /* TG_OK, or TG_EINVAL naming the bad field: unknown kind, base not finite or < 0; STEP:
- * step_size 0, gamma not finite or < 0; COSINE: total 0, min not finite or < 0. */
+ * step_size 0, gamma not finite or < 0; COSINE: total 0, min not finite or < 0, or above
+ * base. */
 TG_API tg_status tg_schedule_check(const tg_schedule *schedule);
 /* The rate; NaN (with tg_schedule_check's error) for a NULL or invalid schedule. */
 TG_API double tg_schedule_lr(const tg_schedule *schedule, uint64_t step);

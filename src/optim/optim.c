@@ -440,6 +440,9 @@ tg_status tg_schedule_check(const tg_schedule *s)
             return tg__error(TG_EINVAL, "%s: total is 0", who);
         if (!isfinite(s->min) || s->min < 0)
             return tg__error(TG_EINVAL, "%s: min is %g (expected finite and >= 0)", who, s->min);
+        if (s->min > s->base) /* the rate would rise from base to min */
+            return tg__error(TG_EINVAL, "%s: min %g is above base %g (cosine decays to min)", who,
+                             s->min, s->base);
         return TG_OK;
     }
     return tg__error(TG_EINVAL, "%s: unknown kind %d", who, (int)s->kind);
