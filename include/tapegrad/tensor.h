@@ -111,7 +111,8 @@ TG_API tg_status tg_tensor_to_f64(const tg_tensor *t, double *out);
  * under a tg_tensor_wrap leaf (call tg_tensor_bump_version after them). The check costs one
  * load per leaf of the recording and one compare; it looks closer (a pass over the nodes up
  * to the output) only after a leaf was written, or a leaf some tape used was freed. */
-/* The number of counted writes to a leaf so far (0 when made; 0 for a tape tensor or NULL). */
+/* The number of counted writes to a leaf so far (0 when made by the constructors above; a
+ * model's parameters count the write of their initialization; 0 for a tape tensor or NULL). */
 TG_API uint64_t tg_tensor_version(const tg_tensor *t);
 /* Counts one write to leaf t, made where the count cannot see it (see above). TG_EINVAL for
  * NULL or a tape tensor. */
