@@ -876,6 +876,9 @@ Test(format, shape_format)
     cr_assert_str_eq(tg_shape_format(buf, sizeof buf, 3, s), "[2,30,400]");
     cr_assert_str_eq(tg_shape_format(buf, sizeof buf, 1, s), "[2]");
     cr_assert_str_eq(tg_shape_format(buf, sizeof buf, 0, NULL), "[]");
+    /* a rank no tensor has: s, of 3 entries, is not read past its end */
+    cr_assert_str_eq(tg_shape_format(buf, sizeof buf, 9, s), "[rank 9?]");
+    cr_assert_str_eq(tg_shape_format(buf, sizeof buf, -1, s), "[rank -1?]");
     const size_t big[2] = {SIZE_MAX, 0};
     char want[64];
     snprintf(want, sizeof want, "[%zu,0]", SIZE_MAX);

@@ -130,7 +130,7 @@ TG_API double tg_tensor_grad_get(const tg_tensor *t, size_t i);
 TG_API tg_status tg_tensor_zero_grad(tg_tensor *t);
 
 /* Writes the shape as "[2,3]" into buf (always NUL-terminated); returns buf. A shape NULL of
- * rank > 0 is written "[?]". */
+ * rank > 0 is written "[?]", and a rank outside 0..TG_MAX_RANK "[rank 9?]" (shape unread). */
 TG_API char *tg_shape_format(char *buf, size_t size, int rank, const size_t *shape);
 
 #ifdef __cplusplus

@@ -15,6 +15,10 @@ char *tg_shape_format(char *buf, size_t size, int rank, const size_t *shape)
         snprintf(buf, size, "[?]");
         return buf;
     }
+    if (rank < 0 || rank > TG_MAX_RANK) { /* no tensor's: its axes are not read */
+        snprintf(buf, size, "[rank %d?]", rank);
+        return buf;
+    }
     size_t n = (size_t)snprintf(buf, size, "[");
     for (int i = 0; i < rank && n < size; i++)
         n += (size_t)snprintf(buf + n, size - n, i ? ",%zu" : "%zu", shape[i]);
