@@ -320,6 +320,15 @@ Test(grad, program_from_file_and_stdin)
     cr_assert_str_eq(r.err, "error: 2:8: expected an expression, found '*'\n    b = a +* 2\n"
                             "           ^\n");
     tp_run_free(&r);
+    /* A UTF-8 byte order mark before the program is skipped; columns count from after it. */
+    r = RUN_STDIN("\xEF\xBB\xBFx * x\n", "grad", "-f", "-", "x=3");
+    tp_expect_status(&r, 0);
+    cr_assert_str_eq(r.out, "value = 9\ngrad x = 6\n");
+    tp_run_free(&r);
+    r = RUN_STDIN("\xEF\xBB\xBFx +* 2\n", "grad", "-f", "-", "x=3");
+    tp_expect_status(&r, 1);
+    ts_assert_has(r.err, "error: 1:4: expected an expression, found '*'");
+    tp_run_free(&r);
     r = RUN("grad", "-f", "/nonexistent/prog.tgx", "x=1");
     tp_expect_status(&r, 1);
     ts_assert_has(r.err, "tapegrad grad: cannot read '/nonexistent/prog.tgx': No such file");

@@ -419,6 +419,10 @@ int load_program(const char *cmd, const char *file, const char *inline_src, char
             return EXIT_FAIL;
         }
         *src = *text; /* its length is what was read: a NUL inside is the parser's error */
+        if (*len >= 3 && memcmp(*src, "\xEF\xBB\xBF", 3) == 0) { /* a UTF-8 byte order mark, */
+            *src += 3; /* as some editors write one: skipped, as tg_table_read_csv skips it */
+            *len -= 3;
+        }
     } else {
         *src = inline_src;
         *len = strlen(inline_src);
