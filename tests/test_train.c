@@ -878,6 +878,8 @@ Test(train_cmd, usage_errors_exit_2)
           "99999999999999999999"},
          "--checkpoint-every must be an integer >= 1"},
         {{"predict", "m.tgm"}, "expected a model and a data file"},
+        {{"predict", "-", "d.csv"},
+         "the model must be a file: '-' (standard input) is for the data"},
         {{"predict", "m.tgm", "d.csv", "x"}, "unexpected argument 'x'"},
         {{"predict", "m.tgm", "d.csv", "--plot"}, "unknown option '--plot'"},
     };

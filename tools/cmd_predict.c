@@ -111,6 +111,9 @@ int cmd_predict(int argc, char **argv)
     }
     if (!data)
         return usage_error("predict", "expected a model and a data file");
+    if (strcmp(model_path, "-") == 0) /* standard input is the data's to take */
+        return usage_error("predict", "the model must be a file: '-' (standard input) is for the "
+                                      "data");
 
     int rc = EXIT_FAIL;
     tg_model *m = NULL;
