@@ -885,6 +885,47 @@ Test(checkpoint, trainer_restore_compares_every_setting)
     rmdir(tmpdir);
 }
 
+/* A run of the momentum optimizer with its default momentum (0, which means 0.9) resumes, bit
+ * for bit: the trainer's settings and the checkpoint's both read the optimizer's 0.9 (they
+ * once compared 0.9 with 0 and refused every such run, `tapegrad train --optim momentum
+ * --resume` included). An explicit 0.9 is the same run; 0.5 is not. */
+Test(checkpoint, a_momentum_run_resumes)
+{
+    make_tmpdir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/momentum.tgc", tmpdir);
+    tg_table *table = xor_table();
+    tg_train_options o = TG_TRAIN_OPTIONS_INIT;
+    o.epochs = 4, o.hidden[0] = 8;
+    o.optim.kind = TG_OPTIM_MOMENTUM, o.optim.lr = 0.05;
+    tg_trainer *ref, *a, *b;
+    cr_assert_eq(tg_trainer_new(table, "c", &o, &ref), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_trainer_run(ref, NULL), TG_OK, "%s", tg_last_error());
+    stopper s = {path, 6, 0};
+    tg_train_options os = o;
+    os.on_step = save_progress_and_stop, os.on_step_ud = &s;
+    cr_assert_eq(tg_trainer_new(table, "c", &os, &a), TG_OK);
+    cr_assert_eq(tg_trainer_run(a, NULL), TG_EINVAL);
+    tg_trainer_free(a);
+    cr_assert_eq(tg_trainer_new(table, "c", &o, &b), TG_OK);
+    cr_assert_eq(tg_trainer_restore(b, path, NULL), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_trainer_run(b, NULL), TG_OK, "%s", tg_last_error());
+    tg_model *mr = tg_trainer_model(ref), *mb = tg_trainer_model(b);
+    cr_assert_eq(memcmp(tg_model_param_data(mr), tg_model_param_data(mb), param_bytes(mr)), 0);
+    tg_trainer_free(b);
+    tg_train_options x = o;
+    x.optim.momentum = 0.9;
+    cr_assert_eq(tg_trainer_new(table, "c", &x, &b), TG_OK);
+    cr_assert_eq(tg_trainer_restore(b, path, NULL), TG_OK, "%s", tg_last_error());
+    tg_trainer_free(b);
+    x.optim.momentum = 0.5;
+    expect_refused(table, &x, path, "differs on the momentum: it has 0.9, this run has 0.5");
+    tg_trainer_free(ref);
+    tg_table_free(table);
+    remove(path);
+    rmdir(tmpdir);
+}
+
 /* Another --target over the same table keeps the task and the number of features, so the
  * first difference found used to be the statistics of "feature 1 ('b')" with the values of
  * the checkpoint's feature 1, 'a': the message named a column that was not the one compared.
