@@ -1285,6 +1285,20 @@ Test(train_cmd, plot_and_dot_files_are_replaced_whole_or_not_at_all)
     }
     unlink(svg);
     unlink(dot);
+    /* Names too long for "NAME.tmp-XXXXXX" (250 bytes and an extension): the temporary file
+     * takes the name's place, for --plot (the command's writer) as for --save (the
+     * library's), and both are probed before the training the same way. */
+    char name[251];
+    memset(name, 'm', 250);
+    name[250] = '\0';
+    snprintf(svg, sizeof svg, "%s/%s.svg", dir, name);
+    snprintf(dot, sizeof dot, "%s/%s.tgm", dir, name);
+    r = RUN("train", "examples/data/breast_cancer.csv", "--target", "benign", "--epochs", "1",
+            "--plot", svg, "--save", dot);
+    tp_expect_status(&r, 0);
+    tp_run_free(&r);
+    cr_assert_eq(unlink(svg), 0, "--plot wrote no %s", svg);
+    cr_assert_eq(unlink(dot), 0, "--save wrote no %s", dot);
     cr_assert_eq(rmdir(dir), 0, "a file was left in %s", dir);
 }
 

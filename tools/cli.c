@@ -496,13 +496,20 @@ bool out_open(const char *cmd, const char *what, const char *path, out_file *o)
     if (!(o->tmp = malloc(len)))
         return out_fail(o, false, strerror(ENOMEM));
     /* A new file (O_EXCL: never one planted there), with the old file's mode when there is
-     * one, else what creating path would give (0666 less the umask). */
+     * one, else what creating path would give (0666 less the umask): "PATH.tmp-XXXXXX", or
+     * "DIR/.tmp-XXXXXX" when the name is too long for that, as the library names its own
+     * (src/io/files.c), so that a name the library writes is one this writes too. */
+    const char *slash = strrchr(target, '/');
+    size_t at = len - 12; /* where ".tmp-XXXXXX" goes */
     int fd = -1;
     for (unsigned k = 0; k < 100 && fd < 0; k++) {
-        snprintf(o->tmp, len, "%s.tmp-%06x", target,
+        memcpy(o->tmp, target, at);
+        snprintf(o->tmp + at, 12, ".tmp-%06x",
                  ((unsigned)getpid() * 2654435761u + k * 40503u) & 0xffffffu);
         fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
-        if (fd < 0 && errno != EEXIST)
+        if (fd < 0 && errno == ENAMETOOLONG && at == len - 12)
+            at = slash ? (size_t)(slash - target) + 1 : 0; /* in place of the name */
+        else if (fd < 0 && errno != EEXIST)
             break;
     }
     if (fd < 0)
@@ -564,6 +571,8 @@ static bool same_directory(const char *a, const char *b)
 {
     const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
     char da[4096], db[4096];
+    if ((sa && sa - a >= (ptrdiff_t)sizeof da - 1) || (sb && sb - b >= (ptrdiff_t)sizeof db - 1))
+        return false; /* longer than a path can be: writing it will say so */
     snprintf(da, sizeof da, "%.*s", sa ? (int)(sa - a) + 1 : 1, sa ? a : ".");
     snprintf(db, sizeof db, "%.*s", sb ? (int)(sb - b) + 1 : 1, sb ? b : ".");
     struct stat st_a, st_b;
