@@ -18,6 +18,7 @@
 #include "tapegrad.h"
 
 #include "support/helpers.h"
+#include "tape/captured.h"
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
@@ -571,8 +572,6 @@ Test(diff, f32)
 
 /* ---- side effects, memory, errors ----------------------------------------------------------- */
 
-/* The plain passes of tg_jacobian and tg_hessian reach the leaves' grad buffers; they are put
- * back as they were: x's (in xs) and p's (a parameter that requires grad, not in xs). */
 /* f = sum(x^y) where x^y = 0 (x = 0 with y > 0, and 0.5^2000, which underflows): the
  * recorded db = x^y log(x) is 0 there, and so are its derivatives, the limits of the closed
  * forms above (f_xy = x^(y-1) (1 + y log x) and f_yy = x^y log(x)^2 go to 0 as x -> 0 for
@@ -656,6 +655,7 @@ static void *matrices_of_the_shared_leaf(void *arg)
         tg_tensor *f = tg_sum(tape, cube, TG_ALL_AXES, false);
         if (tg_hessian(tape, f, &shared_x, 1, &H) != TG_OK ||
             tg_jacobian(tape, cube, &shared_x, 1, &J) != TG_OK) {
+            tg_tensor_free(H);
             wrong = -1;
             break;
         }
@@ -708,10 +708,11 @@ Test(diff, hessian_memory_300)
         xv[i] = 2.0 * sin(0.37 * i);
     tg_tensor *x = leaf(N, xv);
     tg_tape *one = tg_tape_new(), *all = tg_tape_new();
-    /* one row: the gradient graph and a single plain pass */
+    /* one row: the gradient graph and a single plain pass, of the kind tg_hessian makes */
     tg_tensor *g, *e = ts_vec(TG_F64, N, (double[N]){1}, false);
+    const void *gx;
     cr_assert_eq(tg_grad_graph(one, big_f(one, x), &x, 1, NULL, &g), TG_OK, "%s", tg_last_error());
-    cr_assert_eq(tg_backward_seed(one, g, e), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_tape__captured_pass(one, g, e, &x, 1, &gx), TG_OK, "%s", tg_last_error());
     tg_tensor *H;
     hessian(all, big_f(all, x), &x, 1, &H);
     size_t cap_one = tg_tape_arena_capacity(one), cap_all = tg_tape_arena_capacity(all);
@@ -835,12 +836,19 @@ Test(diff, matrices_read_only_the_leaves_their_passes_reach)
     ts_assert_close(tg_tensor_get(H, 0), 2, 0, 0, "H[0][0]");
     tg_tensor_free(J);
     tg_tensor_free(H);
-    /* a leaf y on an empty tape: its own gradient (11 each, from another tape) is as it was */
+    /* a leaf y on an empty tape: its own gradient (11 each, from another tape) is as it was;
+     * its Jacobian in itself is I, in another leaf 0 */
     tg_tensor *a = leaf(3, TS_VALS(1, 2, 3)), *b = leaf(3, TS_VALS(4, 5, 6));
     tg_tensor *eleven = ts_vec(TG_F64, 3, TS_VALS(11, 11, 11), false);
     cr_assert_eq(tg_backward_seed(tape, a, eleven), TG_OK);
     tg_tensor_free(eleven);
     tg_tape *empty = tg_tape_new();
+    tg_tensor *Jab[2];
+    cr_assert_eq(tg_jacobian(empty, a, (tg_tensor *[]){a, b}, 2, Jab), TG_OK, "%s",
+                 tg_last_error());
+    ts_assert_values(Jab[0], TS_VALS(1, 0, 0, 0, 1, 0, 0, 0, 1), 9, 0, 0, "d a / d a");
+    ts_assert_values(Jab[1], TS_VALS(0, 0, 0, 0, 0, 0, 0, 0, 0), 9, 0, 0, "d a / d b");
+    free_all(Jab, 2);
     cr_assert_eq(tg_jacobian(empty, a, &b, 1, &J), TG_OK, "%s", tg_last_error());
     tg_tape_free(empty);
     for (size_t i = 0; i < 3; i++)

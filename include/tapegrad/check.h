@@ -53,9 +53,9 @@ TG_API tg_status tg_gradcheck(tg_check_fn fn, void *ud, tg_tensor *const *inputs
  * values and H u), each |a - b| / max(1, |a|, |b|) as tg_gradcheck's. Returns TG_OK when every
  * error is at most opt->tol, TG_ENUMERIC when one is above it (or not finite; the message says
  * which of the two), the error of `fn`, or that of differentiating twice (TG_EINVAL naming an
- * op without a differentiable VJP, such as a custom op without vjp_graph). Costs 2 * (number
- * of input elements) + 1 recordings of fn, each with a backward pass (the first with two more).
- * opt may be NULL for the defaults. */
+ * op without a differentiable VJP, such as a custom op without vjp_graph); TG_EINVAL for the
+ * arguments tg_gradcheck refuses. Costs 2 * (number of input elements) + 1 recordings of fn,
+ * each with a backward pass (the first with two more). opt may be NULL for the defaults. */
 TG_API tg_status tg_gradgradcheck(tg_check_fn fn, void *ud, tg_tensor *const *inputs, size_t n,
                                   const tg_gradcheck_options *opt, double *max_err);
 

@@ -69,7 +69,8 @@ typedef enum tg_status {
                        * backward after a leaf the recording used was written (tensor.h) */
     TG_ENUMERIC = -9, /* a NaN or Inf where none may be (anomaly mode, a training loss, a
                        * gradient norm to clip, a model to save), or a numeric check failed
-                       * (tg_gradcheck, tg_dist_check_params) */
+                       * (tg_gradcheck, tg_dist_check_params). The last code: the library
+                       * tells an error code from other numbers by the range TG_ENUMERIC..-1 */
 } tg_status;
 
 /* The message of the last error on this thread; never NULL ("no error" when none). */

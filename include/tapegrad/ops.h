@@ -430,8 +430,8 @@ TG_API tg_tensor *tg_atan2(tg_tape *tape, tg_tensor *y, tg_tensor *x);
  * a < 0, log(a) is NaN and so is d/db (a^b is real only at integer b); at a = 0 with b <= 0 d/db
  * is -inf or NaN as y * log(0) gives. The gradient recorded for higher derivatives keeps da's
  * slope in b at b = 0, a^(b-1) (d2/da db a^b = 1/a there), as the factor b gives it, and its
- * d/db is 0 with all its derivatives where a^b == 0 (the limits at a = 0 with b > 1), so that
- * the Hessian's (a, b) and (b, a) blocks agree there. tg_pow is the constant-exponent form. */
+ * d/db is 0 with all its derivatives where a^b == 0 (their limits at a = 0 for b > 1, where
+ * the Hessian's (a, b) and (b, a) blocks then agree). tg_pow is the constant-exponent form. */
 TG_API tg_tensor *tg_pow_tensor(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 
 /* Comparisons: 1 where a < b (<=, >, >=, ==, !=) and 0 elsewhere, of the broadcast shape and

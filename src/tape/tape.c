@@ -810,8 +810,18 @@ tg_status tg_backward_seed(tg_tape *tape, tg_tensor *y, const tg_tensor *seed)
     return seeded_walk(tape, y, seed);
 }
 
-/* The gradient x received in the latest captured walk (tape->capture), or NULL when the walk
- * did not reach it: a node's own buffer, a leaf's slot's. */
+/* The walk from y (a node) with dy = seed (checked; NULL: 1), the leaves' gradients kept in
+ * their slots of the recording (tape->capture), not added into their own buffers. */
+static tg_status captured_walk(tg_tape *tape, tg_tensor *y, const tg_tensor *seed)
+{
+    tape->capture = true;
+    const tg_status st = seed ? seeded_walk(tape, y, seed) : walk(tape, y, NULL);
+    tape->capture = false;
+    return st;
+}
+
+/* The gradient x received in the latest captured walk, or NULL when the walk did not reach
+ * it: a node's own buffer, a leaf's slot's. */
 static const void *captured_grad(const tg_tape *tape, const tg_tensor *x)
 {
     if (!(x->flags & TG_TF_LEAF))
@@ -836,9 +846,7 @@ tg_status tg_tape__captured_pass(tg_tape *tape, tg_tensor *y, const tg_tensor *s
             grads[i] = xs[i] == y ? seed->data : NULL;
         return TG_OK;
     }
-    tape->capture = true;
-    st = seeded_walk(tape, y, seed);
-    tape->capture = false;
+    st = captured_walk(tape, y, seed);
     for (size_t i = 0; i < n && st == TG_OK; i++)
         grads[i] = captured_grad(tape, xs[i]);
     return st;
@@ -870,13 +878,8 @@ tg_status tg_grad(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t n, t
      * which would register y in the recording (its captured gradient needs a slot) and so
      * change the recording (its leaves, its fingerprint, what a replay reads). */
     const bool leaf_y = (y->flags & TG_TF_LEAF) != 0;
-    if (!leaf_y) {
-        tape->capture = true;
-        st = walk(tape, y, NULL);
-        tape->capture = false;
-        if (st != TG_OK)
-            return st;
-    }
+    if (!leaf_y && (st = captured_walk(tape, y, NULL)) != TG_OK)
+        return st;
     for (size_t i = 0; i < n; i++) {
         tg_tensor *x = xs[i];
         /* no walk for a leaf y: 1 for y itself, 0 for the others (below) */
