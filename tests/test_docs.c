@@ -6,8 +6,9 @@
  * lines starting with ">", the shell's second prompt, or after a trailing backslash), each
  * followed by its output up to the next command or the end of the block. Commands of other
  * subcommands are not run: train's output carries wall times and the last digits of f32
- * sums, which differ from machine to machine. The command runs in /bin/sh from the source
- * tree, with `tapegrad` the build's and stderr merged into stdout, as a terminal shows them.
+ * sums, which differ from machine to machine. The command runs in /bin/sh in an empty
+ * directory, with `tapegrad` the build's and stderr merged into stdout, as a terminal shows
+ * them.
  * Lines must match exactly, except that numbers may differ in their last digits (relative
  * 1e-9, or 1e-12 absolute near zero): the same program may sum in another order on a machine
  * with other kernels, and a page shows one machine's digits. */
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "support/proc.h"
 
@@ -85,21 +87,27 @@ static char *next_line(const char **p)
     return line;
 }
 
-static bool ends_with_backslash(const char *s)
+/* Whether the shell would read on after command: it ends with a backslash, or a single quote
+ * is open (the pages quote programs in single quotes only). */
+static bool reads_on(const char *command)
 {
-    size_t n = strlen(s);
-    return n > 0 && s[n - 1] == '\\';
+    size_t n = strlen(command), quotes = 0;
+    for (size_t i = 0; i < n; i++)
+        quotes += command[i] == '\'';
+    return (n > 0 && command[n - 1] == '\\') || quotes % 2 == 1;
 }
 
 /* Runs one command of page `rel` with its expected output, both as lines joined by '\n'; the
  * command starts at line `at` of the page. */
 static void check_session(const char *rel, const char *command, const char *want, int at)
 {
-    const char *src = tp_env("TG_SOURCE_DIR");
+    char dir[] = "/tmp/tg_docs_XXXXXX"; /* where a session that writes a file would write it */
+    cr_assert_not_null(mkdtemp(dir));
     char *script =
         format("tapegrad() { \"%s/tapegrad\" \"$@\"; }\n%s", tp_env("TG_TOOLS_DIR"), command);
     tp_run r = tp_run_argv((const char *const[]){"/bin/sh", "-c", script, NULL},
-                           &(tp_opts){.cwd = src, .merge = true});
+                           &(tp_opts){.cwd = dir, .merge = true});
+    cr_expect_eq(rmdir(dir), 0, "%s:%d: `%s` left files behind", rel, at, command);
     const char *w = want, *g = r.out;
     for (int n = 1;; n++) {
         char *wl = next_line(&w), *gl = next_line(&g);
@@ -153,8 +161,7 @@ static int check_page(const char *rel)
         cr_assert_not_null(command);
         free(line);
         while ((line = next_line(&p)) != NULL) {
-            const bool continued = ends_with_backslash(command) || line[0] == '>';
-            if (!continued)
+            if (!reads_on(command)) /* an output line may start with '>' too */
                 break;
             line_no++;
             const char *rest = line[0] == '>' ? line + 1 + (line[1] == ' ') : line;
