@@ -15,9 +15,10 @@ typedef struct tg_table tg_table;
 
 /* Reads a CSV file: a header row of names, then rows of numbers (decimal or exponent form,
  * optional surrounding spaces, "\n" or "\r\n" line ends). TG_EIO when the file cannot be
- * read (with the OS reason); TG_EFORMAT with "PATH:LINE:COLUMN: ..." for an empty file, a
- * missing header, a ragged row, a field that is not a finite number (NaN/Inf included), an
- * empty field, a header with no data rows, an empty or duplicate column name, a NUL byte or
+ * read (with the OS reason); TG_EFORMAT naming the place ("PATH: ..." for the file as a
+ * whole, "PATH:LINE: ..." for a row, "PATH:LINE:COLUMN: ..." for a field) for an empty file, a
+ * missing header, a ragged row, a field that is not a finite number (NaN/Inf included, and
+ * 1e400, beyond a double; 1e-400, below the smallest, reads as 0), an empty field, a header with no data rows, an empty or duplicate column name, a NUL byte or
  * a carriage return (bare "\r" line ends) in the header, a first row that is all numbers
  * (no header). Blank lines are skipped; a UTF-8 byte order mark is ignored; header names may
  * be double-quoted ("" for a quote). A file over the size limit is refused (TG_EFORMAT): 1 GiB,

@@ -89,8 +89,8 @@ TG_API tg_status tg_dot_render(const tg_tape *tape, const char *format, const ch
  * ones (an axis of 0) included. Names are 1 to 1024 bytes, no two alike.
  *
  *     tg_tensor *params[3] = {w1, b1, w2};           (leaves named with tg_tensor_set_name)
- *     tg_tensors_save("net.tgt", 3, NULL, params);   ... later, or in another program:
- *     tg_tensors_load_into("net.tgt", 3, NULL, params);
+ *     tg_tensors_save("net.tgt", 3, NULL, (const tg_tensor *const *)params);
+ *     tg_tensors_load_into("net.tgt", 3, NULL, params);   (later, or in another program)
  *
  * Saving writes a temporary file and renames it over `path` (never a half-written file).
  * Loading validates every field against the bytes there before using it: TG_EIO (cannot

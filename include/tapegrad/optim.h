@@ -71,7 +71,7 @@ TG_API tg_status tg_optim_set_lr(tg_optim *optim, double lr);
 TG_API double tg_optim_lr(const tg_optim *optim);
 /* Steps taken so far. */
 TG_API uint64_t tg_optim_steps(const tg_optim *optim);
-/* The state block (for checkpoints): bytes, and a pointer to them (0 and NULL for plain SGD).
+/* The state block (for checkpoints): bytes, and a pointer to them (0 and NULL for SGD without momentum).
  * Layout: for momentum, v of every leaf in order; for Adam/AdamW, m of every leaf in order,
  * then v of every leaf in order; each leaf's numel elements of its dtype. */
 TG_API size_t tg_optim_state_size(const tg_optim *optim);
