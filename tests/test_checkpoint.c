@@ -764,6 +764,23 @@ static void expect_refused(const tg_table *table, const tg_train_options *o, con
     tg_trainer_free(b);
 }
 
+/* A run of options o on table trained to its end (returned), and another that writes a
+ * checkpoint with tg_trainer_progress to path after its sixth step and stops. */
+static tg_trainer *run_and_checkpoint_at_step_6(const tg_table *table, const tg_train_options *o,
+                                                const char *path)
+{
+    tg_trainer *ref, *a;
+    cr_assert_eq(tg_trainer_new(table, "c", o, &ref), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_trainer_run(ref, NULL), TG_OK, "%s", tg_last_error());
+    stopper s = {path, 6, 0};
+    tg_train_options os = *o;
+    os.on_step = save_progress_and_stop, os.on_step_ud = &s;
+    cr_assert_eq(tg_trainer_new(table, "c", &os, &a), TG_OK);
+    cr_assert_eq(tg_trainer_run(a, NULL), TG_EINVAL);
+    tg_trainer_free(a);
+    return ref;
+}
+
 Test(checkpoint, trainer_restore_compares_every_setting)
 {
     make_tmpdir();
@@ -772,15 +789,7 @@ Test(checkpoint, trainer_restore_compares_every_setting)
     tg_table *table = xor_table();
     tg_train_options o = TG_TRAIN_OPTIONS_INIT;
     o.epochs = 4, o.hidden[0] = 8;
-    tg_trainer *ref, *a, *b;
-    cr_assert_eq(tg_trainer_new(table, "c", &o, &ref), TG_OK, "%s", tg_last_error());
-    cr_assert_eq(tg_trainer_run(ref, NULL), TG_OK, "%s", tg_last_error());
-    stopper s = {path, 6, 0};
-    tg_train_options os = o;
-    os.on_step = save_progress_and_stop, os.on_step_ud = &s;
-    cr_assert_eq(tg_trainer_new(table, "c", &os, &a), TG_OK);
-    cr_assert_eq(tg_trainer_run(a, NULL), TG_EINVAL);
-    tg_trainer_free(a);
+    tg_trainer *ref = run_and_checkpoint_at_step_6(table, &o, path), *b;
 
     /* The same run resumes bit for bit, with more epochs too (the orders do not depend on
      * the total). */
@@ -898,15 +907,7 @@ Test(checkpoint, a_momentum_run_resumes)
     tg_train_options o = TG_TRAIN_OPTIONS_INIT;
     o.epochs = 4, o.hidden[0] = 8;
     o.optim.kind = TG_OPTIM_MOMENTUM, o.optim.lr = 0.05;
-    tg_trainer *ref, *a, *b;
-    cr_assert_eq(tg_trainer_new(table, "c", &o, &ref), TG_OK, "%s", tg_last_error());
-    cr_assert_eq(tg_trainer_run(ref, NULL), TG_OK, "%s", tg_last_error());
-    stopper s = {path, 6, 0};
-    tg_train_options os = o;
-    os.on_step = save_progress_and_stop, os.on_step_ud = &s;
-    cr_assert_eq(tg_trainer_new(table, "c", &os, &a), TG_OK);
-    cr_assert_eq(tg_trainer_run(a, NULL), TG_EINVAL);
-    tg_trainer_free(a);
+    tg_trainer *ref = run_and_checkpoint_at_step_6(table, &o, path), *b;
     cr_assert_eq(tg_trainer_new(table, "c", &o, &b), TG_OK);
     cr_assert_eq(tg_trainer_restore(b, path, NULL), TG_OK, "%s", tg_last_error());
     cr_assert_eq(tg_trainer_run(b, NULL), TG_OK, "%s", tg_last_error());

@@ -77,6 +77,20 @@ static double bits_f64(uint64_t u)
     return x;
 }
 
+void tg_train__optim_settings(const tg_optim *optim, uint64_t w[TG_TRAIN__SETTINGS_WORDS])
+{
+    tg_optim_options o;
+    tg_optim_get_options(optim, &o);
+    w[TG_TRAIN__OPTIM] = (uint64_t)o.kind;
+    w[TG_TRAIN__LR] = f64_bits(o.lr);
+    w[TG_TRAIN__MOMENTUM] = f64_bits(o.momentum);
+    w[TG_TRAIN__NESTEROV] = o.nesterov;
+    w[TG_TRAIN__BETA1] = f64_bits(o.beta1);
+    w[TG_TRAIN__BETA2] = f64_bits(o.beta2);
+    w[TG_TRAIN__EPS] = f64_bits(o.eps);
+    w[TG_TRAIN__DECAY] = f64_bits(o.weight_decay);
+}
+
 void tg_train__settings_of_checkpoint(const tg_model *model, const tg_optim *optim,
                                       const tg_checkpoint_progress *p,
                                       uint64_t w[TG_TRAIN__SETTINGS_WORDS], bool *recorded)
@@ -93,16 +107,7 @@ void tg_train__settings_of_checkpoint(const tg_model *model, const tg_optim *opt
         w[TG_TRAIN__LAYERS + 1 + i] = s->sizes[i + 1];
     w[TG_TRAIN__ACT] = hidden > 0 ? (uint64_t)s->act[0] : 0;
     w[TG_TRAIN__DTYPE] = (uint64_t)s->dtype;
-    tg_optim_options o;
-    tg_optim_get_options(optim, &o);
-    w[TG_TRAIN__OPTIM] = (uint64_t)o.kind;
-    w[TG_TRAIN__LR] = f64_bits(o.lr);
-    w[TG_TRAIN__MOMENTUM] = f64_bits(o.momentum);
-    w[TG_TRAIN__NESTEROV] = o.nesterov;
-    w[TG_TRAIN__BETA1] = f64_bits(o.beta1);
-    w[TG_TRAIN__BETA2] = f64_bits(o.beta2);
-    w[TG_TRAIN__EPS] = f64_bits(o.eps);
-    w[TG_TRAIN__DECAY] = f64_bits(o.weight_decay);
+    tg_train__optim_settings(optim, w);
     w[TG_TRAIN__WORLD] = p->world_size;
     *recorded = p->batch_size != 0;
     if (*recorded) {

@@ -835,18 +835,8 @@ void tg_train__settings(const tg_trainer *t, uint64_t w[TG_TRAIN__SETTINGS_WORDS
                         : o->act == TG_ACT_RELU && o->n_hidden > 0 ? TG_INIT_HE_UNIFORM
                                                                    : TG_INIT_XAVIER_UNIFORM;
     w[TG_TRAIN__DTYPE] = (uint64_t)o->dtype;
-    /* The optimizer's options as it runs them, which a checkpoint records (settings.c): a
-     * momentum of 0 is 0.9 for TG_OPTIM_MOMENTUM there. The rate is the one asked for. */
-    tg_optim_options og;
-    tg_optim_get_options(t->optim, &og);
-    w[TG_TRAIN__OPTIM] = (uint64_t)og.kind;
-    w[TG_TRAIN__LR] = f64_bits(o->optim.lr);
-    w[TG_TRAIN__MOMENTUM] = f64_bits(og.momentum);
-    w[TG_TRAIN__NESTEROV] = og.nesterov;
-    w[TG_TRAIN__BETA1] = f64_bits(og.beta1);
-    w[TG_TRAIN__BETA2] = f64_bits(og.beta2);
-    w[TG_TRAIN__EPS] = f64_bits(og.eps);
-    w[TG_TRAIN__DECAY] = f64_bits(og.weight_decay);
+    tg_train__optim_settings(t->optim, w);
+    w[TG_TRAIN__LR] = f64_bits(o->optim.lr); /* the rate asked for, whatever was set since */
     w[TG_TRAIN__EPOCHS] = (uint64_t)o->epochs;
     w[TG_TRAIN__BATCH] = o->batch;
     w[TG_TRAIN__TEST_SPLIT] = f64_bits(o->test_split);

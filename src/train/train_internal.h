@@ -48,6 +48,9 @@ typedef enum tg_train__scope {
 
 /* The record of a trainer. */
 void tg_train__settings(const tg_trainer *t, uint64_t w[TG_TRAIN__SETTINGS_WORDS]);
+/* The optimizer's fields of a record (OPTIM to DECAY), from its options as it runs them (a
+ * momentum of 0 is 0.9 there for TG_OPTIM_MOMENTUM), which both records read. */
+void tg_train__optim_settings(const tg_optim *optim, uint64_t w[TG_TRAIN__SETTINGS_WORDS]);
 /* The record of a checkpoint's run, from what it stores: the fields of the CHECKPOINT scope;
  * the others are 0. progress->batch_size 0 (settings not recorded) leaves the batch, test
  * split, seed, clipping norm and row counts 0 too: *recorded says whether they were. */
