@@ -226,9 +226,8 @@ tg_status tg_tape_fail(tg_tape *tape, tg_status status, const char *fmt, ...)
         return tg__error(TG_EINVAL, "tape_fail: tape is NULL (the error was: %s)", msg);
     if (!tg__is_error(status)) { /* kept all the same: the caller meant to fail */
         tg_tape__fail(tape, TG_EINVAL,
-                      "%s (node %zu; tape_fail was given status %d, which is no "
-                      "error code)",
-                      msg, tape->n_nodes, (int)status);
+                      "%s (node %zu; tape_fail was given status %d, which is no error code)", msg,
+                      tape->n_nodes, (int)status);
         return TG_EINVAL;
     }
     tg_tape__fail(tape, status, "%s (node %zu)", msg, tape->n_nodes);
