@@ -33,39 +33,35 @@ tg_status tg_tape__grad_flag_changed(const tg_tape *tape, size_t s, const char *
                      x->requires_grad ? "does" : "does not");
 }
 
-/* Calls visit(x, slot, node, ctx) for each leaf a backward from roots[0..n) reads: the leaf
- * inputs of every node requiring grad those roots (nodes of this recording or leaves) were
- * computed from, latest node first, with x's slot in the recording; and each root that is a
- * leaf, with node SIZE_MAX (and slot SIZE_MAX when no recording lists it). Reads no other
- * leaf. Stops at the first status visit returns other than TG_OK and returns it; TG_ENOMEM
- * (naming `who`) when its marks cannot be allocated. */
-typedef tg_status (*leaf_visit)(tg_tensor *x, size_t slot, size_t node, void *ctx);
-static tg_status walk_read_leaves(const tg_tape *tape, tg_tensor *const *roots, size_t n,
-                                  leaf_visit visit, void *ctx, const char *who)
+/* What the version check found: the leaf a backward reads that is not as the recording noted
+ * it, the node that read it and its slot (bad NULL when none). */
+typedef struct stale_leaf {
+    const tg_tensor *bad;
+    size_t node, slot;
+} stale_leaf;
+
+/* Walks from y (a node of this recording) the nodes requiring grad that y was computed from,
+ * latest first, and reads their leaf inputs alone: the last one found written since the
+ * recording noted it, with its requires_grad changed, or not the leaf noted at all (another at
+ * its address) goes to *found (the earliest node's). TG_ENOMEM (naming `who`) when its marks
+ * cannot be allocated. */
+static tg_status find_stale_leaf(const tg_tape *tape, const tg_tensor *y, stale_leaf *found,
+                                 const char *who)
 {
-    size_t top = 0;
-    for (size_t r = 0; r < n; r++)
-        if (!(roots[r]->flags & TG_TF_LEAF) && roots[r]->index + (size_t)1 > top)
-            top = roots[r]->index + (size_t)1;
-    unsigned char *mark = tg__calloc(top ? top : 1, 1);
+    TG_ASSERT(!(y->flags & TG_TF_LEAF));
+    const size_t top = (size_t)y->index + 1;
+    unsigned char *mark = tg__calloc(top, 1);
     if (!mark)
         return tg__error(TG_ENOMEM, "%s: out of memory finding the leaves a backward reads", who);
-    tg_status st = TG_OK;
-    for (size_t r = 0; r < n && st == TG_OK; r++) {
-        tg_tensor *x = roots[r];
-        if (!(x->flags & TG_TF_LEAF))
-            mark[x->index] |= x->requires_grad;
-        else
-            st = visit(x, tg_tape__leaf_slot(tape, x), SIZE_MAX, ctx);
-    }
-    for (size_t i = top; i-- > 0 && st == TG_OK;) {
+    mark[y->index] = y->requires_grad;
+    for (size_t i = top; i-- > 0;) {
         if (!mark[i])
             continue;
         const tg_tensor *t = tape->nodes[i];
         const int arity = tg_node__n_inputs(t);
         tg_tensor *const *in = tg_node__inputs(t);
-        for (int k = 0; k < arity && st == TG_OK; k++) {
-            tg_tensor *x = in[k];
+        for (int k = 0; k < arity; k++) {
+            const tg_tensor *x = in[k];
             if (!(x->flags & TG_TF_LEAF)) {
                 if (x->requires_grad)
                     mark[x->index] = 1;
@@ -73,28 +69,13 @@ static tg_status walk_read_leaves(const tg_tape *tape, tg_tensor *const *roots, 
             }
             const size_t s = tg_tape__leaf_slot(tape, x);
             TG_ASSERT(s != SIZE_MAX);
-            st = visit(x, s, i, ctx);
+            const tg_leaf_slot *noted = &tape->leaves[s];
+            if (tg_tensor__version(x) != noted->version ||
+                x->requires_grad != noted->requires_grad || x->serial != noted->serial)
+                *found = (stale_leaf){x, i, s};
         }
     }
-    tg__free(mark, top ? top : 1);
-    return st;
-}
-
-/* The version check's visit: notes a leaf written or whose flag changed since it was noted, or
- * one that is not the leaf noted at all (the last one noted is the earliest node's). */
-typedef struct stale_leaf {
-    const tg_tape *tape;
-    const tg_tensor *bad;
-    size_t node, slot;
-} stale_leaf;
-
-static tg_status note_stale(tg_tensor *x, size_t s, size_t node, void *ctx)
-{
-    stale_leaf *c = ctx;
-    if (tg_tensor__version(x) != c->tape->leaves[s].version ||
-        x->requires_grad != c->tape->leaves[s].requires_grad ||
-        x->serial != c->tape->leaves[s].serial)
-        c->bad = x, c->node = node, c->slot = s;
+    tg__free(mark, top);
     return TG_OK;
 }
 
@@ -105,9 +86,8 @@ tg_status tg_tape__check_versions_slow(const tg_tape *tape, const tg_tensor *y, 
         for (size_t s = 0; s < tape->n_leaves; s++) /* every leaf alive: any may be read */
             if (tape->leaves[s].leaf->requires_grad != tape->leaves[s].requires_grad)
                 return tg_tape__grad_flag_changed(tape, s, who);
-    stale_leaf found = {tape, NULL, 0, 0};
-    tg_tensor *root = (tg_tensor *)y; /* only read */
-    tg_status st = walk_read_leaves(tape, &root, 1, note_stale, &found, who);
+    stale_leaf found = {NULL, 0, 0};
+    const tg_status st = find_stale_leaf(tape, y, &found, who);
     if (st != TG_OK)
         return st;
     const tg_tensor *bad = found.bad;
