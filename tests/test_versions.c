@@ -288,6 +288,52 @@ Test(versions, a_leaf_freed_after_the_recording_whose_address_was_taken_is_refus
     ts_alloc_uninstall();
 }
 
+/* A view (reshape, detach) shares its leaf's data, and a VJP that reads the view reads the
+ * leaf, though the view requires no grad and the walk never visits it: y = sum(w * view(x))
+ * has dy/dw = x, so a write to x after the recording is refused as for x itself, and so is x
+ * freed with a new leaf at its address (the backward would read the new leaf's values). */
+Test(versions, a_leaf_read_through_a_view_of_no_grad_is_checked)
+{
+    for (int view = 0; view < 3; view++) {
+        fixture f = make();
+        if (view == 2)
+            cr_assert_eq(tg_tensor_set_requires_grad(f.x, true), TG_OK); /* detach cuts it */
+        tg_tape_reset(f.tape);
+        const size_t n = 3;
+        tg_tensor *vx = view == 0 ? tg_reshape(f.tape, f.x, 1, &n) : tg_detach(f.tape, f.x);
+        tg_tensor *y = tg_sum(f.tape, tg_mul(f.tape, f.w, vx), TG_ALL_AXES, false);
+        cr_assert_not_null(y, "%s", tg_tape_error(f.tape));
+        cr_assert(!tg_tensor_requires_grad(vx));
+        cr_assert_eq(tg_tensor_set(f.x, 0, 100), TG_OK);
+        cr_assert_eq(tg_backward(f.tape, y), TG_ESTALE, "view %d", view);
+        ts_assert_has(tg_last_error(), "leaf 0 of the recording, 'x' [3], was written (version "
+                                       "0, now 1) after the recording used it at node 1 (mul)");
+        cr_assert_null(tg_tensor_grad_data(f.w), "nothing accumulated");
+        tg_tensor *g = NULL;
+        cr_assert_eq(tg_grad(f.tape, y, &f.w, 1, &g), TG_ESTALE);
+        cr_assert_eq(tg_tape_replay(f.tape), TG_OK, "%s", tg_last_error());
+        cr_assert_eq(tg_backward(f.tape, y), TG_OK, "%s", tg_last_error());
+        ts_assert_grad(f.w, TS_VALS(100, 2, 3), 3, 0, 0, "dy/dw = x, replayed");
+
+        tg_tape_reset(f.tape);
+        tg_tensor *c = ts_vec(TG_F64, 3, TS_VALS(1, 2, 3), false);
+        vx = view == 0 ? tg_reshape(f.tape, c, 1, &n) : tg_detach(f.tape, c);
+        y = tg_sum(f.tape, tg_mul(f.tape, f.w, vx), TG_ALL_AXES, false);
+        cr_assert_not_null(y, "%s", tg_tape_error(f.tape));
+        void *freed = c;
+        ts_alloc_reuse_next_free();
+        tg_tensor_free(c);
+        tg_tensor *d = ts_vec(TG_F64, 3, TS_VALS(7, 8, 9), false);
+        cr_assert_eq((void *)d, freed, "d was to get c's address");
+        cr_assert_eq(tg_backward(f.tape, y), TG_ESTALE);
+        ts_assert_has(tg_last_error(), "leaf 0 of the recording, used at node 1 (mul), was freed "
+                                       "since, and another leaf, [3], has its address now");
+        tg_tensor_free(d);
+        ts_alloc_uninstall();
+        done(&f);
+    }
+}
+
 /* y = sum(x * w) + sum(x * c), recorded in that order. */
 static tg_tensor *record_with(fixture *f, tg_tensor *c)
 {

@@ -40,11 +40,22 @@ typedef struct stale_leaf {
     size_t node, slot;
 } stale_leaf;
 
+/* Where input x's values live: x itself, or for a view (reshape, detach) the tensor whose data
+ * it shares, a leaf or a node. A VJP reading a view that requires no grad reads that leaf, though
+ * the walk never visits the view. */
+static const tg_tensor *data_owner(const tg_tensor *x)
+{
+    while ((x->flags & TG_TF_VIEW) && !(x->flags & TG_TF_LEAF))
+        x = x->in[0];
+    return x;
+}
+
 /* Walks from y (a node of this recording) the nodes requiring grad that y was computed from,
- * latest first, and reads their leaf inputs alone: the last one found written since the
- * recording noted it, with its requires_grad changed, or not the leaf noted at all (another at
- * its address) goes to *found (the earliest node's). TG_ENOMEM (naming `who`) when its marks
- * cannot be allocated. */
+ * latest first, and reads the leaves their VJPs read, those that are inputs and those that
+ * views of no grad share their data with: the last one found written since the recording
+ * noted it, with its requires_grad changed, or not the leaf noted at all (another at its
+ * address) goes to *found (the earliest node's). TG_ENOMEM (naming `who`) when its marks cannot
+ * be allocated. */
 static tg_status find_stale_leaf(const tg_tape *tape, const tg_tensor *y, stale_leaf *found,
                                  const char *who)
 {
@@ -62,11 +73,12 @@ static tg_status find_stale_leaf(const tg_tape *tape, const tg_tensor *y, stale_
         tg_tensor *const *in = tg_node__inputs(t);
         for (int k = 0; k < arity; k++) {
             const tg_tensor *x = in[k];
-            if (!(x->flags & TG_TF_LEAF)) {
-                if (x->requires_grad)
-                    mark[x->index] = 1;
+            if (!(x->flags & TG_TF_LEAF) && x->requires_grad) {
+                mark[x->index] = 1; /* its VJP reads its own inputs */
                 continue;
             }
+            if (!((x = data_owner(x))->flags & TG_TF_LEAF))
+                continue; /* a node's values, fixed since it was recorded */
             const size_t s = tg_tape__leaf_slot(tape, x);
             TG_ASSERT(s != SIZE_MAX);
             const tg_leaf_slot *noted = &tape->leaves[s];

@@ -204,9 +204,9 @@ static inline void *tg_tape__grad_of(tg_tape *tape, tg_tensor *x)
 /* The slow path of tg_tape__check_versions. When every leaf of the recording is alive (none
  * freed since it started), a leaf whose requires_grad changed is an error (TG_ESTALE, naming
  * it: tg_tape__grad_flag_changed). Then it walks from y the nodes backward will visit (those
- * requiring grad that y was computed from), and names the first leaf input of one of them
- * written since it was noted, or whose requires_grad changed (TG_ESTALE, this thread's error
- * only). When some leaf was freed it reads no other leaf, and refuses (TG_ESTALE) if any
+ * requiring grad that y was computed from), and names the first leaf one of them reads (an
+ * input, or the leaf an input that is a view shares its data with) written since it was
+ * noted, or whose requires_grad changed (TG_ESTALE, this thread's error only). When some leaf was freed it reads no other leaf, and refuses (TG_ESTALE) if any
  * registered leaf's flag changed since the recording started (tg_tensor__grad_flags_changed):
  * it cannot tell whether that leaf is this recording's. TG_OK otherwise (the leaves written
  * since are not read by this backward). TG_ENOMEM when its marks cannot be allocated. */
