@@ -363,6 +363,18 @@ static void describe_inputs(const tg_tensor *y, char *buf, size_t size)
     }
 }
 
+/* "node 3 (mul)", "the leaf 'w'" or "a leaf": input x of a node, for anomaly mode's messages. */
+static const char *input_label(char *buf, size_t size, const tg_tensor *x)
+{
+    if (!(x->flags & TG_TF_LEAF))
+        snprintf(buf, size, "node %u (%s)", x->index, tg_node__op_name(x));
+    else if (x->name)
+        snprintf(buf, size, "the leaf '%s'", x->name);
+    else
+        snprintf(buf, size, "a leaf");
+    return buf;
+}
+
 void tg_tape__fail_shape(tg_tape *tape, const tg_tensor *y, tg_status st, const char *msg)
 {
     tg_tape__fail(tape, st, "%s: %s (node %zu)", tg_node__op_name(y), msg, tape->n_nodes);
@@ -532,16 +544,10 @@ tg_status tg_tape__anomaly_forward(tg_tape *tape, const tg_tensor *y)
         if (all_finite(x->data, (tg_dtype)x->dtype, x->numel))
             continue;
         char what[96];
-        if (!(x->flags & TG_TF_LEAF))
-            snprintf(what, sizeof what, "node %u (%s)", x->index, tg_node__op_name(x));
-        else if (x->name)
-            snprintf(what, sizeof what, "the leaf '%s'", x->name);
-        else
-            snprintf(what, sizeof what, "a leaf");
         tg_tape__fail(tape, TG_ENUMERIC,
                       "anomaly: %s at node %u was given NaN or Inf: its input %d, %s, holds it "
                       "(inputs %s)",
-                      tg_node__op_name(y), y->index, k, what, shapes);
+                      tg_node__op_name(y), y->index, k, input_label(what, sizeof what, x), shapes);
         return TG_ENUMERIC;
     }
     tg_tape__fail(tape, TG_ENUMERIC, "anomaly: %s produced NaN or Inf at node %u (inputs %s)",
@@ -635,6 +641,46 @@ DEFINE_ADD_SEED(float)
 DEFINE_ADD_SEED(double)
 #undef DEFINE_ADD_SEED
 
+/* The gradient x received in the latest captured walk, or NULL when the walk did not reach
+ * it: a node's own buffer, a leaf's slot's. (Also what a walk in progress has written: a
+ * buffer of an earlier pass is not read.) */
+static const void *captured_grad(const tg_tape *tape, const tg_tensor *x)
+{
+    if (!(x->flags & TG_TF_LEAF))
+        return x->tape == tape && x->grad_pass == tape->base.pass ? x->grad : NULL;
+    const size_t s = tg_tape__leaf_slot(tape, x);
+    return s != SIZE_MAX && tape->leaves[s].grad_pass == tape->base.pass ? tape->leaves[s].grad
+                                                                         : NULL;
+}
+
+/* Anomaly mode, before node y's VJP adds into its inputs' gradients: a leaf's own gradient
+ * (not captured) adds up across backward passes, so one that holds NaN or Inf already got it
+ * before this walk (a VJP of this walk that gave it one was stopped at), and the VJP about to
+ * add to it must not be blamed. TG_OK, or TG_ENUMERIC kept on the tape. */
+static tg_status anomaly_check_leaf_grads(tg_tape *tape, tg_tensor *y)
+{
+    if (tape->capture)
+        return TG_OK; /* the slots start from zero in every walk */
+    const int arity = tg_node__n_inputs(y);
+    tg_tensor *const *in = tg_node__inputs(y);
+    for (int i = 0; i < arity; i++) {
+        const tg_tensor *x = in[i];
+        if (!(x->flags & TG_TF_LEAF) || !x->requires_grad || !x->grad ||
+            all_finite(x->grad, (tg_dtype)x->dtype, x->numel))
+            continue;
+        char what[96];
+        tg_tape__fail(tape, TG_ENUMERIC,
+                      "anomaly: backward: the gradient of %s, input %d of %s at node %u, held "
+                      "NaN or Inf before this backward (leaf gradients add up across backward "
+                      "passes; tg_tensor_zero_grad clears them)",
+                      input_label(what, sizeof what, x), i, tg_node__op_name(y), y->index);
+        return TG_ENUMERIC;
+    }
+    return TG_OK;
+}
+
+/* Anomaly mode, after node y's VJP: the first input whose gradient in this walk holds NaN or
+ * Inf, which that VJP gave it. TG_OK, or TG_ENUMERIC kept on the tape. */
 static tg_status anomaly_check_grads(tg_tape *tape, tg_tensor *y)
 {
     const int arity = tg_node__n_inputs(y);
@@ -644,9 +690,7 @@ static tg_status anomaly_check_grads(tg_tape *tape, tg_tensor *y)
         if (!x->requires_grad)
             continue;
         const void *g =
-            (x->flags & TG_TF_LEAF)
-                ? (tape->capture ? tape->leaves[tg_tape__leaf_slot(tape, x)].grad : x->grad)
-                : x->grad;
+            (x->flags & TG_TF_LEAF) && !tape->capture ? x->grad : captured_grad(tape, x);
         if (g && !all_finite(g, (tg_dtype)x->dtype, x->numel)) {
             char shapes[200];
             describe_inputs(y, shapes, sizeof shapes);
@@ -716,6 +760,8 @@ static inline __attribute__((always_inline)) tg_status walk_nodes(tg_tape *tape,
                 return tape->status;
             continue;
         }
+        if (anomaly && anomaly_check_leaf_grads(tape, t) != TG_OK)
+            return tape->status;
         tg_op__table[t->op]->vjp(tape, t);
         if (TG_UNLIKELY(tape->status != TG_OK) ||
             (anomaly && anomaly_check_grads(tape, t) != TG_OK))
@@ -817,17 +863,6 @@ static tg_status captured_walk(tg_tape *tape, tg_tensor *y, const tg_tensor *see
     const tg_status st = seed ? seeded_walk(tape, y, seed) : walk(tape, y, NULL);
     tape->capture = false;
     return st;
-}
-
-/* The gradient x received in the latest captured walk, or NULL when the walk did not reach
- * it: a node's own buffer, a leaf's slot's. */
-static const void *captured_grad(const tg_tape *tape, const tg_tensor *x)
-{
-    if (!(x->flags & TG_TF_LEAF))
-        return x->tape == tape && x->grad_pass == tape->base.pass ? x->grad : NULL;
-    const size_t s = tg_tape__leaf_slot(tape, x);
-    return s != SIZE_MAX && tape->leaves[s].grad_pass == tape->base.pass ? tape->leaves[s].grad
-                                                                         : NULL;
 }
 
 tg_status tg_tape__captured_pass(tg_tape *tape, tg_tensor *y, const tg_tensor *seed,
