@@ -1074,6 +1074,65 @@ Test(checkpoint, save_refuses_the_largest_step_count)
  * hold anything (here 0xAB: a spec built in memory that was not zeroed) restores its own
  * checkpoint, and one that differs only in an activation is refused with a message that shows
  * the difference. */
+/* An optimizer made from options whose unused fields are anything (SGD's betas and eps, Adam's
+ * momentum) steps as one made from TG_OPTIM_OPTIONS_INIT, so it restores the other's
+ * checkpoint; reading its options back shows the defaults there. A field the kind uses still
+ * has to match. */
+Test(checkpoint, restore_compares_only_the_fields_the_optimizer_uses)
+{
+    make_tmpdir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/unused.tgc", tmpdir);
+    const tg_optim_options init = TG_OPTIM_OPTIONS_INIT;
+    for (int k = 0; k < 4; k++) {
+        const bool adam = KINDS[k] >= TG_OPTIM_ADAM;
+        tg_model *m = small_model(TG_F64, 11);
+        tg_optim *saved = make_optim(m, KINDS[k]);
+        train(m, saved, 0, 2);
+        tg_checkpoint_progress p = some_progress();
+        cr_assert_eq(tg_checkpoint_save(path, m, saved, &p), TG_OK, "%s", tg_last_error());
+
+        tg_optim_options o;
+        memset(&o, 0, sizeof o);
+        o.kind = KINDS[k], o.lr = 0.5, o.weight_decay = 1e-3;
+        o.nesterov = KINDS[k] == TG_OPTIM_MOMENTUM;
+        if (adam)
+            o.beta1 = 0.9, o.beta2 = 0.999, o.eps = 1e-8, o.momentum = 0.5;
+        else
+            o.beta1 = 0.5, o.eps = 1; /* beta2 0, not in Adam's range either */
+        tg_tensor *ps[2 * TG_MLP_MAX_LAYERS];
+        const size_t n = tg_model_param_count(m);
+        for (size_t i = 0; i < n; i++)
+            ps[i] = tg_model_param(m, i);
+        tg_optim *other;
+        cr_assert_eq(tg_optim_new(&o, ps, n, &other), TG_OK, "%s", tg_last_error());
+        tg_optim_options back;
+        cr_assert_eq(tg_optim_get_options(other, &back), TG_OK);
+        cr_assert(adam ? back.momentum == init.momentum
+                       : back.beta1 == init.beta1 && back.beta2 == init.beta2 &&
+                             back.eps == init.eps,
+                  "%s", tg_optim_kind_name(KINDS[k]));
+        cr_assert_eq(tg_checkpoint_restore(path, m, other, NULL), TG_OK, "%s: %s",
+                     tg_optim_kind_name(KINDS[k]), tg_last_error());
+        cr_assert_eq(tg_optim_steps(other), 2);
+        tg_optim_free(other);
+
+        if (adam)
+            o.eps = 1e-7;
+        else
+            o.momentum = 0.5;
+        cr_assert_eq(tg_optim_new(&o, ps, n, &other), TG_OK, "%s", tg_last_error());
+        cr_assert_eq(tg_checkpoint_restore(path, m, other, NULL), TG_EINVAL);
+        ts_assert_has(tg_last_error(), adam ? "the checkpoint's eps differs"
+                                            : "the checkpoint's momentum differs");
+        tg_optim_free(other);
+        tg_optim_free(saved);
+        tg_model_free(m);
+    }
+    remove(path);
+    rmdir(tmpdir);
+}
+
 Test(checkpoint, restore_compares_the_architecture_not_its_bytes)
 {
     make_tmpdir();

@@ -85,7 +85,8 @@ TG_API void tg_optim_set_steps(tg_optim *optim, uint64_t steps);
  * TG_EINVAL naming the first bad value, and then nothing changes. */
 TG_API tg_status tg_optim_set_state(tg_optim *optim, const void *state, size_t bytes,
                                     uint64_t steps);
-/* The options in effect (MOMENTUM's 0 reads back as 0.9; lr as last set). TG_EINVAL for NULL. */
+/* The options in effect: MOMENTUM's 0 reads back as 0.9, the fields the kind does not use as in
+ * TG_OPTIM_OPTIONS_INIT, lr as last set. TG_EINVAL for NULL. */
 TG_API tg_status tg_optim_get_options(const tg_optim *optim, tg_optim_options *out);
 /* The leaves it updates, in order (NULL with TG_EINVAL for an index out of range). */
 TG_API size_t tg_optim_param_count(const tg_optim *optim);

@@ -56,10 +56,13 @@ static bool in_unit(double x) /* [0, 1) */
     return x >= 0 && x < 1;
 }
 
-/* Validates and normalizes the options (MOMENTUM's 0 becomes 0.9). */
+/* Validates and normalizes the options: MOMENTUM's 0 becomes 0.9, and the fields the kind does
+ * not use take TG_OPTIM_OPTIONS_INIT's values, so that two optimizers that step alike have
+ * equal options (a checkpoint's restore and a resumed run compare them). */
 static tg_status check_options(tg_optim_options *o)
 {
     const char *who = "optim_new";
+    const tg_optim_options init = TG_OPTIM_OPTIONS_INIT;
     if ((unsigned)o->kind >= N_KINDS)
         return tg__error(TG_EINVAL, "%s: unknown optimizer kind %d", who, (int)o->kind);
     if (!isfinite(o->lr) || o->lr < 0)
@@ -76,6 +79,7 @@ static tg_status check_options(tg_optim_options *o)
                              o->momentum);
         if (o->nesterov && o->momentum == 0)
             return tg__error(TG_EINVAL, "%s: nesterov needs momentum > 0", who);
+        o->beta1 = init.beta1, o->beta2 = init.beta2, o->eps = init.eps;
     } else {
         if (o->nesterov)
             return tg__error(TG_EINVAL, "%s: nesterov applies to sgd and momentum, not %s", who,
@@ -85,6 +89,7 @@ static tg_status check_options(tg_optim_options *o)
                              o->beta1, o->beta2);
         if (!isfinite(o->eps) || !(o->eps > 0))
             return tg__error(TG_EINVAL, "%s: eps is %g (expected finite and > 0)", who, o->eps);
+        o->momentum = init.momentum;
     }
     return TG_OK;
 }
