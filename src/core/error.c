@@ -8,9 +8,13 @@
 static _Thread_local char last_message[512];
 static _Thread_local tg_status last_status;
 
+#define TG_STRING(x) #x
+#define TG_VERSION_STRING(major, minor, patch)                                                     \
+    TG_STRING(major) "." TG_STRING(minor) "." TG_STRING(patch)
+
 const char *tg_version(void)
 {
-    return "0.1.0";
+    return TG_VERSION_STRING(TG_VERSION_MAJOR, TG_VERSION_MINOR, TG_VERSION_PATCH);
 }
 
 tg_status tg__verror(tg_status status, const char *fmt, va_list ap)
