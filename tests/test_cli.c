@@ -608,6 +608,20 @@ Test(top, help_and_version)
     tp_expect_status(&r, 0);
     ts_assert_has(r.out, "usage: tapegrad grad");
     tp_run_free(&r);
+    r = RUN("--help", "grad");
+    tp_expect_status(&r, 0);
+    ts_assert_has(r.out, "usage: tapegrad grad");
+    tp_run_free(&r);
+    /* an argument more is a usage error, not ignored */
+    r = RUN("--version", "extra");
+    tp_expect_status(&r, 2);
+    ts_assert_has(r.err, "unexpected argument 'extra' after '--version'");
+    cr_assert_str_eq(r.out, "");
+    tp_run_free(&r);
+    r = RUN("help", "grad", "x");
+    tp_expect_status(&r, 2);
+    ts_assert_has(r.err, "unexpected argument 'x' after 'help grad'");
+    tp_run_free(&r);
 }
 
 /* A tensor without elements prints as [] beside its shape: the output is bounded by the

@@ -90,7 +90,10 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
-        if (strcmp(cmd, "help") == 0 && argc > 2) {
+        if (argc > 3)
+            return usage_error(NULL, "unexpected argument '%s' after '%s %s'", argv[3], cmd,
+                               argv[2]);
+        if (argc > 2) { /* help COMMAND, or --help COMMAND */
             char help[] = "--help";
             char *args[] = {argv[2], help, NULL};
             for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
@@ -102,6 +105,8 @@ int main(int argc, char **argv)
         return finish(NULL, EXIT_OK);
     }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+        if (argc > 2)
+            return usage_error(NULL, "unexpected argument '%s' after '%s'", argv[2], cmd);
         print_version(stdout);
         return finish(NULL, EXIT_OK);
     }
