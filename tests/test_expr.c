@@ -671,7 +671,9 @@ Test(syntax_errors, calls)
     parse_fails_line("permute(x, [0.5, 0])", "error: 1:12: the axes of 'permute' must be "
                                              "integers, not 0.5");
     parse_fails_line("onehot(x, -1)", "error: 1:11: the class count of 'onehot' must be an "
-                                      "integer >= 0, not -1");
+                                      "integer >= 1, not -1");
+    parse_fails_line("onehot(x, 0)", "error: 1:11: the class count of 'onehot' must be an "
+                                     "integer >= 1, not 0");
     parse_fails_line("onehot(x, n)", "error: 1:11: the class count of 'onehot' must be a "
                                      "constant number");
     parse_fails_line("reshape(x, 3)", "error: 1:12: the shape of 'reshape' must be a list of "

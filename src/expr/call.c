@@ -362,9 +362,9 @@ static bool parse_arg(parser *p, const tg_xfunc *f, int nargs, call_args *ca)
                                  "the class count of '%s' is %g, more than 2^53 (no tensor is "
                                  "that large)",
                                  f->name, v);
-        if (!(v >= 0 && v == floor(v)))
+        if (!(v >= 1 && v == floor(v))) /* tg_onehot: a label needs a class to be */
             return tg_expr__perr(p, a.start, a.end,
-                                 "the class count of '%s' must be an integer >= 0, not %g", f->name,
+                                 "the class count of '%s' must be an integer >= 1, not %g", f->name,
                                  v);
         ca->numbers[ca->n_numbers++] = v;
         return true;
