@@ -276,6 +276,8 @@ static int train_parse(int argc, char **argv, train_args *a)
 typedef struct progress {
     bool tty, quiet;
     tg_task task;
+    int first_epoch; /* epochs completed before this run (a resume's), whose time is not in
+                      * the epochs' seconds */
 } progress;
 
 /* "4.2 s", "12:30", "1:02:03" */
@@ -325,7 +327,8 @@ static tg_status on_epoch(const tg_train_epoch *e, void *ud)
         bar[i] = i < filled ? '#' : '.';
     bar[WIDTH] = '\0';
     char left[32];
-    clock_text(left, sizeof left, e->seconds / e->epoch * (e->epochs - e->epoch));
+    const double per_epoch = e->seconds / (e->epoch - p->first_epoch);
+    clock_text(left, sizeof left, per_epoch * (e->epochs - e->epoch));
     fprintf(stderr, "\r\033[Kepoch %d/%d [%s] train loss %.4f  %s %s  %s left", e->epoch, e->epochs,
             bar, e->train.loss, has_test ? "test" : "train", has_test ? te : tm, left);
     if (e->epoch == e->epochs)
@@ -494,7 +497,7 @@ int cmd_train(int argc, char **argv)
         complain("train", "%s", tg_last_error());
         goto done;
     }
-    progress p = {isatty(fileno(stderr)) == 1, a.json || !rank0, TG_TASK_REGRESS};
+    progress p = {isatty(fileno(stderr)) == 1, a.json || !rank0, TG_TASK_REGRESS, 0};
     a.opt.on_epoch = on_epoch;
     a.opt.on_epoch_ud = &p;
     if (tg_trainer_new(table, a.target, &a.opt, &t) != TG_OK) {
@@ -511,6 +514,7 @@ int cmd_train(int argc, char **argv)
     }
     if (train_dist_ready(&a.dist, t, a.json) != EXIT_OK)
         goto done;
+    p.first_epoch = tg_trainer_epoch_index(t);
     tg_train_result r;
     tg_trainer_result(t, &r);
     p.task = r.task;

@@ -131,8 +131,10 @@ typedef struct tg_train_result {
     size_t n_train, n_test;
     size_t n_features;
     size_t params;  /* parameter elements of the model */
-    int epochs;     /* epochs run (fewer than asked when the callback stopped it) */
-    double seconds; /* wall time of the epochs, evaluation included */
+    int epochs;     /* epochs completed: the epoch index reached, which counts a resumed run's
+                     * epochs before its checkpoint too (fewer than asked when the callback
+                     * stopped it) */
+    double seconds; /* wall time of the epochs this trainer ran, evaluation included */
     tg_train_scores train, test;
 } tg_train_result;
 
