@@ -31,7 +31,8 @@ TG_API tg_tensor *tg_bce(tg_tape *tape, tg_tensor *p, tg_tensor *target);
  * or 1, times it NaN. */
 TG_API tg_tensor *tg_bce_logits(tg_tape *tape, tg_tensor *z, tg_tensor *target);
 /* Categorical cross-entropy on logits (N,C) for integer class ids `labels` (N elements, any
- * rank with N elements, values 0..C-1 stored as numbers): -mean_n log_softmax(z)[n, label_n].
+ * rank with N elements, values 0..C-1 stored as numbers of the logits' dtype: TG_EDTYPE
+ * otherwise, as for any op's two inputs): -mean_n log_softmax(z)[n, label_n].
  * Only the label's log-probability enters a row's loss: another class of logit -inf (masked)
  * leaves it finite. TG_EINVAL names the first label that is not an integer in range. */
 TG_API tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *labels);

@@ -47,7 +47,8 @@ typedef enum tg_train_task {
 } tg_train_task;
 
 #define TG_TRAIN_MAX_CLASSES 1024
-/* The `init` field's default: He (uniform) for relu hidden layers, Xavier (uniform) else. */
+/* The `init` field's default: He (uniform) for every layer (the output layer's too) when the
+ * hidden layers are relu, Xavier (uniform) else. */
 #define TG_TRAIN_INIT_AUTO (-1)
 
 /* Scores on one split. Classification: loss is the mean categorical cross-entropy, accuracy
