@@ -210,3 +210,19 @@ Test(cli_diff, long_names_are_printed_whole)
     ts_assert_has(r.out, want);
     tp_run_free(&r);
 }
+
+/* A block has the axes of both its tensors, up to twice a tensor's most: its shape is printed
+ * whole. y = 2A, A (1,1,2): jacobian[A] (1,1,2,1,1,2) is 2 on the diagonal; H of sum(A^3),
+ * A (1,2,2), is diag(6 A) = 6 at A = 1 in its first entry. */
+Test(cli_diff, blocks_of_more_axes_than_a_tensor_print_their_shape)
+{
+    tp_run r = RUN("grad", "--jacobian", "A * 2", "A=[[[1,2]]]");
+    tp_expect_status(&r, 0);
+    ts_assert_has(r.out, "\njacobian[A] [1,1,2,1,1,2] =\n  [[[[[[2, 0]]],\n");
+    tp_run_free(&r);
+    r = RUN("grad", "--hessian", "sum(A^3)", "A=[[[1,2],[3,4]]]");
+    tp_expect_status(&r, 0);
+    ts_assert_has(r.out, "\nhessian[A][A] [1,2,2,1,2,2] =\n  [[[[[[ 6,  0],\n");
+    cr_assert_null(strstr(r.out, "rank"), "%s", r.out);
+    tp_run_free(&r);
+}

@@ -232,9 +232,20 @@ static void human_level(FILE *f, const dense *d, const text_cells *c, int level,
 
 /* "label = 3" for a 0-d tensor, "label [3] = [1, 2, 3]" for a vector, and for more
  * dimensions the shape, then the elements NumPy-style on the following lines, aligned. */
+/* "[2,3]": tg_shape_format's form, for any rank: a Jacobian or Hessian block has up to
+ * 2 TG_MAX_RANK axes, more than a tensor's. */
+static void shape_text(char *buf, size_t size, int rank, const size_t *shape)
+{
+    size_t n = (size_t)snprintf(buf, size, "[");
+    for (int i = 0; i < rank && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, i ? ",%zu" : "%zu", shape[i]);
+    if (n < size)
+        snprintf(buf + n, size - n, "]");
+}
+
 void print_dense(FILE *f, const char *label, const dense *d)
 {
-    char shape[96];
+    char shape[2 * TG_MAX_RANK * 21 + 2];
     if (d->rank == 0) {
         char num[32];
         format_short(num, sizeof num, d->v[0], d->dtype);
@@ -252,7 +263,7 @@ void print_dense(FILE *f, const char *label, const dense *d)
         if (w > c.width)
             c.width = w;
     }
-    tg_shape_format(shape, sizeof shape, d->rank, d->shape);
+    shape_text(shape, sizeof shape, d->rank, d->shape);
     size_t k = 0;
     if (d->numel == 0) { /* bounded by the elements, as json_dense */
         fprintf(f, "%s %s = []", label, shape);
