@@ -517,14 +517,20 @@ static tg_status lbfgs(mz *m, state *s, int *stop)
             return TG_OK;
         }
         /* The new pair, kept when the curvature s.y is safely positive (strong Wolfe makes
-         * it so unless the search settled for a weaker point). */
-        double *sk = S + (size_t)head * N, *yk = Y + (size_t)head * N;
+         * it so unless the search settled for a weaker point). Judged before it is stored:
+         * with the memory full, its slot holds the oldest pair, still in use if it is not. */
+        double sy = 0, yy = 0;
         for (size_t i = 0; i < N; i++) {
-            sk[i] = s->xn[i] - s->x[i];
-            yk[i] = s->gn[i] - s->g[i];
+            const double si = s->xn[i] - s->x[i], yi = s->gn[i] - s->g[i];
+            sy += si * yi;
+            yy += yi * yi;
         }
-        double sy = dot(sk, yk, N);
-        if (sy > DBL_EPSILON * dot(yk, yk, N)) {
+        if (sy > DBL_EPSILON * yy) {
+            double *sk = S + (size_t)head * N, *yk = Y + (size_t)head * N;
+            for (size_t i = 0; i < N; i++) {
+                sk[i] = s->xn[i] - s->x[i];
+                yk[i] = s->gn[i] - s->g[i];
+            }
             rho[head] = 1 / sy;
             head = (head + 1) % mem;
             if (count < mem)
