@@ -118,10 +118,10 @@ TG_API tg_status tg_jacobian(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, 
  * numel(xs[i]) plain passes, which touch no leaf's grad buffer (as in tg_jacobian). Memory:
  * f's graph, the gradient graph and one set of gradient buffers for its nodes and leaves,
  * however large N is (no copy of the tape per row), plus the result (N^2 elements). Measured,
- * f = sum(x^2 sin x) + sum(x)^2 in f64: for 300 inputs the tape's arena ends at 256 KiB (128
- * KiB after the gradient graph; the rest is one row's buffers), the same as after a single
- * row (tests/test_diff.c checks that), peak RSS 6 MiB of a small program, of which the result
- * is 0.7; for 1,000 inputs 384 KiB and 13 MiB, 7.6 of them the result. */
+ * f = sum(x^2 sin x) + sum(x)^2 in f64 on a new tape: for 300 inputs the tape's arena ends at
+ * 192 KiB, no more than after the gradient graph and a single row (tests/test_diff.c checks
+ * that), peak RSS 5.2 MiB of a small program (3.5 for one input), of which the result is 0.7;
+ * for 1,000 inputs 320 KiB and 12.3 MiB, 7.6 of them the result. */
 TG_API tg_status tg_hessian(tg_tape *tape, tg_tensor *f, tg_tensor *const *xs, size_t n,
                             tg_tensor **out);
 
