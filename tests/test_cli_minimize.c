@@ -135,6 +135,16 @@ Test(cli_minimize, not_converging_exits_1_with_the_result)
     tj_free(&o);
     tp_run_free(&r);
 
+    /* abs(x) has no gradient of 0 to reach: the run stops making progress, and says which
+     * rules stop it so */
+    r = RUN("sum(abs(x)) + sum(x^2)", "x=[1,-2,3]", "--json", "-q");
+    o = json_run(&r, 1);
+    cr_assert_str_eq(tj_str_of(&o, "stop"), "no_progress");
+    ts_assert_has(r.err, "did not converge: no progress (the line search found no lower value, "
+                         "or 10 iterations in a row lowered neither f nor |grad|)");
+    tj_free(&o);
+    tp_run_free(&r);
+
     /* gd at too large a rate diverges: exit 1, the last finite point shown */
     r = RUN("sum(x*x)", "x=[1, 2]", "--method", "gd", "--lr", "5", "-q");
     tp_expect_status(&r, 1);

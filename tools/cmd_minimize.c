@@ -259,8 +259,8 @@ static const char *stop_reason(tg_minimize_stop stop)
     switch (stop) {
     case TG_MINIMIZE_MAX_ITER: return "the iteration limit was reached (raise --max-iter)";
     case TG_MINIMIZE_NO_PROGRESS:
-        return "the line search found no lower value (--tol may be below what rounding allows "
-               "here)";
+        return "no progress (the line search found no lower value, or 10 iterations in a row "
+               "lowered neither f nor |grad|): --tol may be below what rounding allows here";
     case TG_MINIMIZE_DIVERGED: return "the run diverged";
     case TG_MINIMIZE_CONVERGED:
     case TG_MINIMIZE_ERROR: break; /* printed as the error itself */
