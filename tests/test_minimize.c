@@ -491,6 +491,13 @@ static tg_tensor *log_of_x(tg_tape *t, tg_tensor *const *x, size_t n, void *ud)
     return tg_sum(t, tg_log(t, x[0]), TG_ALL_AXES, false);
 }
 
+/* sum(sqrt(x)): 0 at x = 0, where its gradient is +inf */
+static tg_tensor *sqrt_of_x(tg_tape *t, tg_tensor *const *x, size_t n, void *ud)
+{
+    (void)n, (void)ud;
+    return tg_sum(t, tg_sqrt(t, x[0]), TG_ALL_AXES, false);
+}
+
 static tg_tensor *identity_vec(tg_tape *t, tg_tensor *const *x, size_t n, void *ud)
 {
     (void)n, (void)ud;
@@ -540,6 +547,15 @@ Test(minimize, errors_are_values)
     cr_assert_eq(tg_minimize(log_of_x, NULL, &x, 1, NULL, &r), TG_ENUMERIC);
     ts_assert_has(tg_last_error(), "minimize: the function is NaN at the start");
     cr_assert_not(r.converged);
+    cr_assert(isnan(r.value));
+    /* a finite start whose gradient is not: the value is given, and the norm as it is */
+    tg_tensor *z = ts_vec(TG_F64, 1, TS_VALS(0), false);
+    cr_assert_eq(tg_minimize(sqrt_of_x, NULL, &z, 1, NULL, &r), TG_ENUMERIC);
+    ts_assert_has(tg_last_error(), "minimize: the gradient is NaN or infinite at the start");
+    cr_assert_eq(r.value, 0);
+    cr_assert(isinf(r.grad_norm));
+    cr_assert_eq(r.evaluations, 1);
+    tg_tensor_free(z);
     /* not a single element */
     cr_assert_eq(tg_minimize(identity_vec, NULL, &x, 1, NULL, &r), TG_ESHAPE);
     ts_assert_has(tg_last_error(), "shape [3]; it must be a single element");

@@ -843,6 +843,7 @@ tg_status tg_minimize(tg_minimize_fn fn, void *ud, tg_tensor *const *x, size_t n
     /* The start. */
     if ((st = eval_f(&m, s.x, &s.f)) != TG_OK)
         goto done;
+    res->value = s.f; /* what the start gave, should it be refused */
     if (!isfinite(s.f)) {
         st = tg__error(TG_ENUMERIC, "minimize: the function is %s at the start",
                        isnan(s.f) ? "NaN" : "infinite");
@@ -850,6 +851,7 @@ tg_status tg_minimize(tg_minimize_fn fn, void *ud, tg_tensor *const *x, size_t n
     }
     if ((st = eval_g(&m, s.g)) != TG_OK)
         goto done;
+    res->grad_norm = norm2(s.g, m.N);
     if (!all_finite(s.g, m.N)) {
         st = tg__error(TG_ENUMERIC, "minimize: the gradient is NaN or infinite at the start");
         goto done;
