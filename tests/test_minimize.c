@@ -20,6 +20,7 @@
 #include <criterion/criterion.h>
 #include <tapegrad.h>
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -191,6 +192,34 @@ Test(minimize, rosenbrock_10d_lbfgs_vector)
     cr_assert(r.iterations <= 150, "%d iterations", r.iterations);
     cr_assert(tg_tensor_requires_grad(x), "a leaf that required grad still does");
     tg_tensor_free(x);
+}
+
+/* A memory larger than the run can fill makes room only for the pairs it can store, one an
+ * iteration: INT_MAX pairs of 10 variables would be 320 GiB. The same iterates as a memory of
+ * exactly max_iter, bit for bit. */
+Test(minimize, a_large_memory_on_a_short_run_allocates_what_it_can_fill)
+{
+    double x0[10], first[10];
+    for (int i = 0; i < 10; i++)
+        x0[i] = (i + 1) / 11.0;
+    tg_minimize_options o = opts(TG_MINIMIZE_LBFGS);
+    o.max_iter = 30;
+    for (int run = 0; run < 2; run++) {
+        o.memory = run == 0 ? 30 : INT_MAX;
+        tg_tensor *x = ts_vec(TG_F64, 10, x0, true);
+        tg_minimize_result r;
+        cr_assert_eq(tg_minimize(rosen_vec, NULL, &x, 1, &o, &r), TG_OK, "memory %d: %s",
+                     o.memory, tg_last_error());
+        cr_assert_eq(r.iterations, 30);
+        for (int i = 0; i < 10; i++) {
+            const double v = tg_tensor_get(x, (size_t)i);
+            if (run == 0)
+                first[i] = v;
+            else
+                cr_assert_eq(v, first[i], "x[%d]", i);
+        }
+        tg_tensor_free(x);
+    }
 }
 
 Test(minimize, beale_lbfgs)

@@ -454,10 +454,18 @@ static bool idle_too_long(idle_run *p, double f, double gnorm)
     return p->count >= MAX_IDLE;
 }
 
+/* The correction pairs L-BFGS makes room for: memory, but no more than the run can store (one
+ * an iteration), so that a large memory on a short run does not allocate pairs it never fills.
+ * The same iterates either way: the ring of pairs does not wrap before max_iter. */
+static int pair_slots(const tg_minimize_options *o)
+{
+    return o->max_iter < o->memory ? (o->max_iter > 0 ? o->max_iter : 1) : o->memory;
+}
+
 static tg_status lbfgs(mz *m, state *s, int *stop)
 {
     size_t N = m->N;
-    int mem = m->opt->memory;
+    int mem = pair_slots(m->opt);
     /* work: d, x_lo, g_lo, then mem pairs (s_k, y_k), then rho[mem] and alpha[mem] */
     double *d = s->work, *x_lo = d + N, *g_lo = x_lo + N;
     double *S = g_lo + N, *Y = S + (size_t)mem * N, *rho = Y + (size_t)mem * N;
@@ -756,7 +764,7 @@ static size_t work_size(const tg_minimize_options *o, size_t N)
 {
     size_t count;
     if (o->method == TG_MINIMIZE_LBFGS) {
-        size_t mem = (size_t)o->memory;
+        size_t mem = (size_t)pair_slots(o);
         if (mem > (SIZE_MAX / sizeof(double) - 3 * N - 2 * mem) / (2 * N + 1) / 2)
             return 0;
         count = 3 * N + 2 * mem * N + 2 * mem;
