@@ -73,7 +73,9 @@ TG_API bool tg_tape_grad_enabled(const tg_tape *tape);
  * writes (and tg_backward_seed its seed), for NaN or Inf; the first one found is an error
  * (TG_ENUMERIC, kept on the tape) naming the op, its node index and its input shapes, and,
  * when an input of the op held NaN or Inf already (a leaf, or a node recorded while anomaly
- * mode was off), that input; or the seed. Off by default (it costs a pass over every value). */
+ * mode was off), that input; or the seed; or a leaf's gradient that held NaN or Inf before the
+ * backward began (leaf gradients add up across passes). Off by default (it costs a pass over
+ * every value). */
 TG_API void tg_tape_set_anomaly(tg_tape *tape, bool enabled);
 
 /* Reverse-mode differentiation of y, a 0-d (or single-element) tensor recorded on `tape`
