@@ -9,8 +9,9 @@
  * the same dtype (TG_EDTYPE otherwise). The result requires grad when any input does and the
  * tape's gradient recording is enabled.
  *
- * Conventions at kinks and edges (documented, tested): relu'(0) = 0, abs'(0) = 0; clamp
- * passes the gradient on its bounds; max gives its gradient to the first maximum on ties;
+ * Conventions at kinks and edges (documented, tested): relu'(0) = 0 (and relu'(NaN) = 0: the
+ * NaN is in relu's value, which anomaly mode reports), abs'(0) = 0; clamp passes the gradient
+ * on its bounds; max gives its gradient to the first maximum on ties;
  * sigmoid is computed without overflow for any |x|; log(0) = -inf with gradient +inf, and
  * log(x < 0) = NaN, as IEEE 754 says; sqrt'(0) = +inf; pow follows C99's pow. The elementwise
  * math ops likewise: asin'(+-1) = +inf, acos'(+-1) = -inf, acosh'(1) = +inf, atanh(+-1) =
@@ -263,7 +264,8 @@ TG_API tg_tensor *tg_clamp(tg_tape *tape, tg_tensor *x, double lo, double hi);
  * (B,M,K) @ (K,N) -> (B,M,N), its gradient summed over the batch); a 1-D operand is a vector:
  * (K) @ (K,N) -> (N), (M,K) @ (K) -> (M), (K) @ (K) -> 0-d (the dot product), and likewise
  * against a 3-D operand ((K) @ (B,K,N) -> (B,N), (B,M,K) @ (K) -> (B,M)). TG_ESHAPE for other
- * ranks, inner dimensions that differ or batch sizes that differ. */
+ * ranks, inner dimensions that differ or batch sizes that differ (a batch of 1 is not
+ * broadcast against another, as NumPy would: pass the 2-D operand instead). */
 TG_API tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 /* (M,N) -> (N,M). */
 TG_API tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x);
@@ -280,9 +282,10 @@ TG_API tg_tensor *tg_max(tg_tape *tape, tg_tensor *x, int axis, bool keepdim);
 /* log(sum(exp(x))), computed stably (shifted by the maximum). */
 TG_API tg_tensor *tg_logsumexp(tg_tape *tape, tg_tensor *x, int axis, bool keepdim);
 /* Along one axis, same shape as x; stable for any finite input (shifted by the lane's
- * maximum, so no exp overflows). Infinities follow the arithmetic, as PyTorch's: a lane whose
- * maximum is +inf is NaN at each +inf (inf - inf) and 0 (log_softmax: -inf) elsewhere, and a
- * lane of -inf only is NaN throughout; -inf among finite values is 0 (-inf). */
+ * maximum, so no exp overflows). Infinities follow the arithmetic of that shift: a lane whose
+ * maximum is +inf is NaN at each +inf (inf - inf) and 0 (log_softmax: -inf) elsewhere
+ * (PyTorch 1.13 makes such a lane NaN throughout), and a lane of -inf only is NaN throughout;
+ * -inf among finite values is 0 (-inf). */
 TG_API tg_tensor *tg_softmax(tg_tape *tape, tg_tensor *x, int axis);
 TG_API tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x, int axis);
 
