@@ -226,3 +226,38 @@ Test(cli_diff, blocks_of_more_axes_than_a_tensor_print_their_shape)
     cr_assert_null(strstr(r.out, "rank"), "%s", r.out);
     tp_run_free(&r);
 }
+
+/* --dot shows the function's graph and the gradients its backward gave, whatever derivative
+ * options run after it: they record nodes of their own on the tape and run passes of their
+ * own (a Hessian's gradient graph, a forward-mode Jacobian's), and --jvp frees the zero
+ * tangents it makes for the inputs given none. The same graph, byte for byte, with or without
+ * them; y = x^3 at 2 has dy/d(x*x) = x = 2 at node 0. */
+Test(cli_diff, the_graph_is_the_function_s_whatever_derivatives_follow)
+{
+    tp_run base = RUN("grad", "--dot", "-", "x*x*x", "x=2");
+    tp_expect_status(&base, 0);
+    ts_assert_has(base.out, "grad 2");
+    static const char *const extra[][4] = {
+        {"--hessian", NULL}, {"--jacobian", NULL}, {"--jvp", "x=1", NULL}};
+    for (size_t i = 0; i < 3; i++) {
+        tp_run r = RUN("grad", "--dot", "-", "x*x*x", "x=2", extra[i][0], extra[i][1]);
+        tp_expect_status(&r, 0);
+        cr_assert_str_eq(r.out, base.out, "with %s", extra[i][0]);
+        tp_run_free(&r);
+    }
+    tp_run_free(&base);
+    /* a forward-mode Jacobian (one input, nine outputs) and a JVP with a tangent for x only */
+    base = RUN("grad", "--dot", "-", "exp(x*c)", "x=0.5", "--const", "c=[1,2,3,4,5,6,7,8,9]");
+    tp_expect_status(&base, 0);
+    tp_run r = RUN("grad", "--dot", "-", "exp(x*c)", "x=0.5", "--const", "c=[1,2,3,4,5,6,7,8,9]",
+                   "--jacobian");
+    tp_expect_status(&r, 0);
+    cr_assert_str_eq(r.out, base.out);
+    tp_run_free(&r);
+    tp_run_free(&base);
+    r = RUN("grad", "--dot", "-", "sum(x*x*y)", "x=[1,2]", "y=[3,4]", "--jvp", "x=1");
+    tp_expect_status(&r, 0);
+    ts_assert_has(r.err, "jvp = 22\n"); /* 2 x y . 1 = 6 + 16 */
+    cr_assert_eq(strncmp(r.out, "digraph", 7), 0, "%s", r.out);
+    tp_run_free(&r);
+}

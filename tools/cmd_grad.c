@@ -727,10 +727,11 @@ static int print_results(grad_opts *o, tg_tensor *y, bool checked, bool check_ok
     return EXIT_OK;
 }
 
-/* --dot and --render, after backward so gradients show, and before --check, whose own tapes
- * free leaves (the writers refuse a recording once any leaf was freed: they cannot tell
- * which). --render writes its file here; the dot text is kept in *dot (tg_dot_string_free)
- * and written after the results, by write_dot. */
+/* --dot and --render, right after backward so that its gradients show: before the derivative
+ * matrices and products, which record their own nodes on the tape and run passes of their own,
+ * and before --check; both free leaves of theirs (the writers refuse a recording once any leaf
+ * was freed: they cannot tell which). --render writes its file here; the dot text is kept in
+ * *dot (tg_dot_string_free) and written after the results, by write_dot. */
 static int make_graph(const grad_opts *o, const tg_tape *tape, const char *src, char **dot)
 {
     *dot = NULL;
@@ -847,11 +848,11 @@ int cmd_grad(int argc, char **argv)
         complain("grad", "backward: %s", tg_last_error());
         goto done;
     }
+    if (make_graph(&o, tape, src, &dot) != EXIT_OK)
+        goto done;
     if ((rc = run_diff(&o, tape, y)) != EXIT_OK)
         goto done;
     rc = EXIT_FAIL;
-    if (make_graph(&o, tape, src, &dot) != EXIT_OK)
-        goto done;
     bool check_ok = true;
     if (o.check && run_check(&o, prog, seed, &check_ok) != EXIT_OK)
         goto done;
