@@ -70,7 +70,8 @@ static size_t column_of(const csv *c, const char *at)
     return (size_t)(at - c->ls) + 1;
 }
 
-/* A field as it may be shown in a message: at most 40 bytes, non-printable bytes as '?'. */
+/* A field as it may be shown in a message: at most size - 4 bytes of it (44 in the 48-byte
+ * buffers here), then "..." if it was cut; non-printable bytes as '?'. */
 static void show_field(char *buf, size_t size, const char *s, size_t n)
 {
     size_t max = size - 4; /* room for "..." and the NUL */
