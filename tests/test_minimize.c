@@ -208,8 +208,8 @@ Test(minimize, a_large_memory_on_a_short_run_allocates_what_it_can_fill)
         o.memory = run == 0 ? 30 : INT_MAX;
         tg_tensor *x = ts_vec(TG_F64, 10, x0, true);
         tg_minimize_result r;
-        cr_assert_eq(tg_minimize(rosen_vec, NULL, &x, 1, &o, &r), TG_OK, "memory %d: %s",
-                     o.memory, tg_last_error());
+        cr_assert_eq(tg_minimize(rosen_vec, NULL, &x, 1, &o, &r), TG_OK, "memory %d: %s", o.memory,
+                     tg_last_error());
         cr_assert_eq(r.iterations, 30);
         for (int i = 0; i < 10; i++) {
             const double v = tg_tensor_get(x, (size_t)i);
@@ -527,6 +527,13 @@ static tg_tensor *sqrt_of_x(tg_tape *t, tg_tensor *const *x, size_t n, void *ud)
     return tg_sum(t, tg_sqrt(t, x[0]), TG_ALL_AXES, false);
 }
 
+/* sum(sqrt(x) * 0): 0, whose gradient at x = [0, 1] is [inf * 0, 0] = [NaN, 0] */
+static tg_tensor *sqrt_times_zero(tg_tape *t, tg_tensor *const *x, size_t n, void *ud)
+{
+    (void)n, (void)ud;
+    return tg_sum(t, tg_scale(t, tg_sqrt(t, x[0]), 0), TG_ALL_AXES, false);
+}
+
 static tg_tensor *identity_vec(tg_tape *t, tg_tensor *const *x, size_t n, void *ud)
 {
     (void)n, (void)ud;
@@ -584,6 +591,12 @@ Test(minimize, errors_are_values)
     cr_assert_eq(r.value, 0);
     cr_assert(isinf(r.grad_norm));
     cr_assert_eq(r.evaluations, 1);
+    tg_tensor_free(z);
+    /* a NaN gradient beside zeros is NaN, not the 0 of a stationary point */
+    z = ts_vec(TG_F64, 2, TS_VALS(0, 1), false);
+    cr_assert_eq(tg_minimize(sqrt_times_zero, NULL, &z, 1, NULL, &r), TG_ENUMERIC);
+    cr_assert_eq(r.value, 0);
+    cr_assert(isnan(r.grad_norm), "grad_norm %g", r.grad_norm);
     tg_tensor_free(z);
     /* not a single element */
     cr_assert_eq(tg_minimize(identity_vec, NULL, &x, 1, NULL, &r), TG_ESHAPE);

@@ -43,10 +43,14 @@ static double dot(const double *a, const double *b, size_t n)
 
 static double norm2(const double *a, size_t n)
 {
-    /* Scaled so that a gradient of 1e200 does not overflow to infinity. */
+    /* Scaled so that a gradient of 1e200 does not overflow to infinity. NaN for a vector
+     * holding one (fmax would drop it: [NaN, 0] would have norm 0, a stationary point). */
     double scale = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(a[i]))
+            return NAN;
         scale = fmax(scale, fabs(a[i]));
+    }
     if (scale == 0 || !isfinite(scale))
         return scale;
     double s = 0;
