@@ -15,7 +15,10 @@
  * of shared leaves on each thread's tape, and so do tg_grad_graph and the derivative products
  * and matrices of tapegrad/diff.h. The leaves a recording used must stay alive until
  * its last backward reads them (a freed leaf that no backward reads is fine; one it would read
- * whose address another leaf has taken since is refused, TG_ESTALE). */
+ * whose address another leaf has taken since is refused, TG_ESTALE). A backward reads the
+ * leaves that are inputs of the nodes it visits (those requiring grad that its output was
+ * computed from), and the leaves that views (reshape, detach) among those inputs share their
+ * data with, whether or not the node's VJP needs their values. */
 #ifndef TAPEGRAD_TAPE_H
 #define TAPEGRAD_TAPE_H
 

@@ -51,11 +51,12 @@ static const tg_tensor *data_owner(const tg_tensor *x)
 }
 
 /* Walks from y (a node of this recording) the nodes requiring grad that y was computed from,
- * latest first, and reads the leaves their VJPs read, those that are inputs and those that
- * views of no grad share their data with: the last one found written since the recording
- * noted it, with its requires_grad changed, or not the leaf noted at all (another at its
- * address) goes to *found (the earliest node's). TG_ENOMEM (naming `who`) when its marks cannot
- * be allocated. */
+ * latest first, and reads the leaves a backward reads (tape.h): those that are their inputs,
+ * and those that views of no grad among their inputs share their data with (whether or not a
+ * node's VJP needs the values: the ops do not say). The last one found written since the
+ * recording noted it, with its requires_grad changed, or not the leaf noted at all (another
+ * at its address) goes to *found (the earliest node's). TG_ENOMEM (naming `who`) when its marks
+ * cannot be allocated. */
 static tg_status find_stale_leaf(const tg_tape *tape, const tg_tensor *y, stale_leaf *found,
                                  const char *who)
 {

@@ -206,10 +206,11 @@ static inline void *tg_tape__grad_of(tg_tape *tape, tg_tensor *x)
  * it: tg_tape__grad_flag_changed). Then it walks from y the nodes backward will visit (those
  * requiring grad that y was computed from), and names the first leaf one of them reads (an
  * input, or the leaf an input that is a view shares its data with) written since it was
- * noted, or whose requires_grad changed (TG_ESTALE, this thread's error only). When some leaf was freed it reads no other leaf, and refuses (TG_ESTALE) if any
- * registered leaf's flag changed since the recording started (tg_tensor__grad_flags_changed):
- * it cannot tell whether that leaf is this recording's. TG_OK otherwise (the leaves written
- * since are not read by this backward). TG_ENOMEM when its marks cannot be allocated. */
+ * noted, or whose requires_grad changed (TG_ESTALE, this thread's error only). When some
+ * leaf was freed it reads no other leaf, and refuses (TG_ESTALE) if any registered leaf's
+ * flag changed since the recording started (tg_tensor__grad_flags_changed): it cannot tell
+ * whether that leaf is this recording's. TG_OK otherwise (the leaves written since are not
+ * read by this backward). TG_ENOMEM when its marks cannot be allocated. */
 tg_status tg_tape__check_versions_slow(const tg_tape *tape, const tg_tensor *y, const char *who);
 /* The error (TG_ESTALE, this thread's) for leaf slot s, whose leaf's requires_grad is not what
  * it was when the recording registered it, for the function `who`. */
