@@ -1070,10 +1070,6 @@ Test(checkpoint, save_refuses_the_largest_step_count)
     tg_model_free(m);
 }
 
-/* tg_checkpoint_restore compares the architectures field by field: a spec whose padding bytes
- * hold anything (here 0xAB: a spec built in memory that was not zeroed) restores its own
- * checkpoint, and one that differs only in an activation is refused with a message that shows
- * the difference. */
 /* An optimizer made from options whose unused fields are anything (SGD's betas and eps, Adam's
  * momentum) steps as one made from TG_OPTIM_OPTIONS_INIT, so it restores the other's
  * checkpoint; reading its options back shows the defaults there. A field the kind uses still
@@ -1123,8 +1119,8 @@ Test(checkpoint, restore_compares_only_the_fields_the_optimizer_uses)
             o.momentum = 0.5;
         cr_assert_eq(tg_optim_new(&o, ps, n, &other), TG_OK, "%s", tg_last_error());
         cr_assert_eq(tg_checkpoint_restore(path, m, other, NULL), TG_EINVAL);
-        ts_assert_has(tg_last_error(), adam ? "the checkpoint's eps differs"
-                                            : "the checkpoint's momentum differs");
+        ts_assert_has(tg_last_error(),
+                      adam ? "the checkpoint's eps differs" : "the checkpoint's momentum differs");
         tg_optim_free(other);
         tg_optim_free(saved);
         tg_model_free(m);
@@ -1133,6 +1129,10 @@ Test(checkpoint, restore_compares_only_the_fields_the_optimizer_uses)
     rmdir(tmpdir);
 }
 
+/* tg_checkpoint_restore compares the architectures field by field: a spec whose padding bytes
+ * hold anything (here 0xAB: a spec built in memory that was not zeroed) restores its own
+ * checkpoint, and one that differs only in an activation is refused with a message that shows
+ * the difference. */
 Test(checkpoint, restore_compares_the_architecture_not_its_bytes)
 {
     make_tmpdir();

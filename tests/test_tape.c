@@ -1472,8 +1472,7 @@ Test(anomaly, backward_reads_only_the_gradients_this_backward_wrote)
     tg_tape *tape = tg_tape_new();
     tg_tensor *c = tg_mul(tape, x, x);
     tg_tensor *y1 = tg_sum(tape, tg_log(tape, c), TG_ALL_AXES, false);
-    tg_tensor *y2 =
-        tg_sum(tape, tg_where(tape, c, x, tg_scale(tape, x, 2)), TG_ALL_AXES, false);
+    tg_tensor *y2 = tg_sum(tape, tg_where(tape, c, x, tg_scale(tape, x, 2)), TG_ALL_AXES, false);
     cr_assert_not_null(y2, "%s", tg_tape_error(tape));
     cr_assert_eq(tg_backward(tape, y1), TG_OK, "%s", tg_last_error());
     cr_assert(isnan(tg_tensor_grad_get(x, 0)), "inf * 0 at x = 0");

@@ -230,8 +230,6 @@ static void human_level(FILE *f, const dense *d, const text_cells *c, int level,
     fputc(']', f);
 }
 
-/* "label = 3" for a 0-d tensor, "label [3] = [1, 2, 3]" for a vector, and for more
- * dimensions the shape, then the elements NumPy-style on the following lines, aligned. */
 /* "[2,3]": tg_shape_format's form, for any rank: a Jacobian or Hessian block has up to
  * 2 TG_MAX_RANK axes, more than a tensor's. */
 static void shape_text(char *buf, size_t size, int rank, const size_t *shape)
@@ -243,6 +241,8 @@ static void shape_text(char *buf, size_t size, int rank, const size_t *shape)
         snprintf(buf + n, size - n, "]");
 }
 
+/* "label = 3" for a 0-d tensor, "label [3] = [1, 2, 3]" for a vector, and for more
+ * dimensions the shape, then the elements NumPy-style on the following lines, aligned. */
 void print_dense(FILE *f, const char *label, const dense *d)
 {
     char shape[2 * TG_MAX_RANK * 21 + 2];
