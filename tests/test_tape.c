@@ -1480,6 +1480,7 @@ Test(anomaly, backward_reads_only_the_gradients_this_backward_wrote)
     tg_tensor *g = NULL;
     cr_assert_eq(tg_grad(tape, y2, &x, 1, &g), TG_OK, "%s", tg_last_error());
     cr_assert_eq(tg_tensor_get(g, 0), 2);
+    tg_tensor_free(g);
     cr_assert_eq(tg_backward(tape, y2), TG_ENUMERIC, "x's gradient holds NaN from before");
     ts_assert_has(tg_tape_error(tape), "anomaly: backward: the gradient of the leaf 'x', input 1 "
                                        "of where at node 4, held NaN or Inf before this backward");
