@@ -39,6 +39,19 @@ static void done(fixture *f)
     tg_tensor_free(f->w);
 }
 
+/* Frees leaf `old` and makes a new 3-element leaf of values v at its address, as glibc's
+ * allocator gives a block just freed to the next allocation that fits (ts_alloc_reuse_next_free
+ * does so under AddressSanitizer too). The caller uninstalls the hook (ts_alloc_uninstall). */
+static tg_tensor *new_leaf_at_address_of(tg_tensor *old, const double *v)
+{
+    void *freed = old;
+    ts_alloc_reuse_next_free();
+    tg_tensor_free(old);
+    tg_tensor *leaf = ts_vec(TG_F64, 3, v, false);
+    cr_assert_eq((void *)leaf, freed, "the new leaf was to get the freed one's address");
+    return leaf;
+}
+
 Test(versions, what_counts_as_a_write)
 {
     tg_tensor *x = ts_vec(TG_F32, 2, TS_VALS(1, 2), false);
@@ -236,11 +249,7 @@ Test(versions, a_leaf_made_where_a_freed_leaf_was_is_noted_as_itself)
     tg_tensor *s1 = tg_sum(f.tape, tg_mul(f.tape, f.w, e1), TG_ALL_AXES, false);
     cr_assert_not_null(s1, "%s", tg_tape_error(f.tape));
     cr_assert_eq(tg_backward(f.tape, s1), TG_OK, "%s", tg_last_error());
-    void *freed = e1;
-    ts_alloc_reuse_next_free();
-    tg_tensor_free(e1);
-    tg_tensor *e2 = ts_vec(TG_F64, 3, TS_VALS(0, 0, 0), false);
-    cr_assert_eq((void *)e2, freed, "e2 was to get e1's address");
+    tg_tensor *e2 = new_leaf_at_address_of(e1, TS_VALS(0, 0, 0));
     tg_tensor *s2 = tg_sum(f.tape, tg_mul(f.tape, f.w, e2), TG_ALL_AXES, false);
     cr_assert_not_null(s2, "%s", tg_tape_error(f.tape));
     cr_assert_eq(tg_tensor_set(e2, 1, 1), TG_OK);
@@ -262,11 +271,7 @@ Test(versions, a_leaf_freed_after_the_recording_whose_address_was_taken_is_refus
     tg_tensor *c = ts_vec(TG_F64, 3, TS_VALS(1, 2, 3), false);
     tg_tensor *y = tg_sum(f.tape, tg_mul(f.tape, c, f.w), TG_ALL_AXES, false); /* c leaf 0 */
     cr_assert_not_null(y, "%s", tg_tape_error(f.tape));
-    void *freed = c;
-    ts_alloc_reuse_next_free();
-    tg_tensor_free(c);
-    tg_tensor *d = ts_vec(TG_F64, 3, TS_VALS(7, 8, 9), false);
-    cr_assert_eq((void *)d, freed, "d was to get c's address");
+    tg_tensor *d = new_leaf_at_address_of(c, TS_VALS(7, 8, 9));
     cr_assert_eq(tg_backward(f.tape, y), TG_ESTALE);
     ts_assert_has(tg_last_error(), "backward: leaf 0 of the recording, used at node 0 (mul), was "
                                    "freed since, and another leaf, [3], has its address now");
@@ -320,11 +325,7 @@ Test(versions, a_leaf_read_through_a_view_of_no_grad_is_checked)
         vx = view == 0 ? tg_reshape(f.tape, c, 1, &n) : tg_detach(f.tape, c);
         y = tg_sum(f.tape, tg_mul(f.tape, f.w, vx), TG_ALL_AXES, false);
         cr_assert_not_null(y, "%s", tg_tape_error(f.tape));
-        void *freed = c;
-        ts_alloc_reuse_next_free();
-        tg_tensor_free(c);
-        tg_tensor *d = ts_vec(TG_F64, 3, TS_VALS(7, 8, 9), false);
-        cr_assert_eq((void *)d, freed, "d was to get c's address");
+        tg_tensor *d = new_leaf_at_address_of(c, TS_VALS(7, 8, 9));
         cr_assert_eq(tg_backward(f.tape, y), TG_ESTALE);
         ts_assert_has(tg_last_error(), "leaf 0 of the recording, used at node 1 (mul), was freed "
                                        "since, and another leaf, [3], has its address now");
