@@ -612,6 +612,11 @@ Test(top, help_and_version)
     tp_expect_status(&r, 0);
     ts_assert_has(r.out, "usage: tapegrad grad");
     tp_run_free(&r);
+    r = RUN("help", "help"); /* help on help is the usage, not an unknown command */
+    tp_expect_status(&r, 0);
+    ts_assert_has(r.out, "usage: tapegrad <command>");
+    cr_assert_str_eq(r.err, "");
+    tp_run_free(&r);
     /* an argument more is a usage error, not ignored */
     r = RUN("--version", "extra");
     tp_expect_status(&r, 2);

@@ -93,7 +93,7 @@ int main(int argc, char **argv)
         if (argc > 3)
             return usage_error(NULL, "unexpected argument '%s' after '%s %s'", argv[3], cmd,
                                argv[2]);
-        if (argc > 2) { /* help COMMAND, or --help COMMAND */
+        if (argc > 2 && strcmp(argv[2], "help") != 0) { /* help COMMAND, or --help COMMAND */
             char help[] = "--help";
             char *args[] = {argv[2], help, NULL};
             for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
