@@ -6,11 +6,13 @@
  *   dist_worker api       every entry point: rank/size, broadcasts, sums, averaging, the
  *                          identical-parameters check and its mismatch message, spec mismatch
  *   dist_worker equiv     N ranks x batch B vs one process x batch N*B, several steps, f32+f64
- *   dist_worker caller    the caller initializes and finalizes MPI itself
+ *   dist_worker caller    the caller initializes and finalizes MPI itself; a rank out of
+ *                          memory in tg_dist_init; a handle freed after MPI_Finalize
  *   dist_worker own       the library initializes MPI and finalizes it on the last free
  *   dist_worker mismatch  ranks passing different sizes, dtypes or calls are refused on every
- *                          rank before data moves; trainers of different settings are refused
- *                          by tg_dist_check_trainer naming the setting and both values */
+ *                          rank before data moves (a NULL on one rank too); trainers of
+ *                          different settings are refused by tg_dist_check_trainer naming the
+ *                          setting and both values */
 #include <tapegrad.h>
 
 #include <math.h>
@@ -131,12 +133,10 @@ static int scenario_api(void)
     float before = ((float *)tg_model_param_data(m))[0];
     tg_status st = tg_dist_broadcast_params(d, m);
     CHECK(st == TG_EINVAL, "spec mismatch: %s", tg_status_name(st));
-    if (rank == 1)
-        CHECK(strstr(tg_last_error(), "rank 1's model (f32 4 -> 7 -> 1) differs from rank 0's"),
-              "message: %s", tg_last_error());
-    else
-        CHECK(strstr(tg_last_error(), "another rank's model differs"), "message: %s",
-              tg_last_error());
+    /* Every rank names both specs (with 3 ranks, rank 2's agrees with rank 0's). */
+    CHECK(strstr(tg_last_error(), "rank 1's model (f32 4 -> 7 (tanh) -> 1 (identity)) differs "
+                                  "from rank 0's (f32 5 -> 7 (tanh) -> 1 (identity))"),
+          "message: %s", tg_last_error());
     CHECK(((float *)tg_model_param_data(m))[0] == before, "parameters untouched");
     tg_model_free(m);
 
@@ -314,6 +314,27 @@ static int scenario_mismatch(void)
     expect_refused(st, "out of step",
                    "the ranks are out of step: rank 0 called dist_check_params, rank 1 called "
                    "dist_allreduce_grads");
+    /* A NULL argument on rank 1 alone: it says so, the others name it, and no call pairs with
+     * rank 1's next one. */
+    for (int call = 0; call < 6; call++) {
+        bool null = rank == 1;
+        double sum = 1;
+        switch (call) {
+        case 0: st = tg_dist_allreduce_sum(d, null ? NULL : &sum, 1); break;
+        case 1: st = tg_dist_broadcast(d, null ? NULL : &sum, sizeof sum); break;
+        case 2: st = tg_dist_allreduce_grads(d, null ? NULL : m); break;
+        case 3: st = tg_dist_broadcast_params(d, null ? NULL : m); break;
+        case 4: st = tg_dist_check_params(d, null ? NULL : m, NULL); break;
+        default: st = tg_dist_check_trainer(d, NULL); break; /* NULL on every rank */
+        }
+        bool all = call == 5;
+        CHECK(st == (null || all ? TG_EINVAL : TG_EIO), "NULL in call %d: %s", call,
+              tg_status_name(st));
+        CHECK(strstr(tg_last_error(), null || all ? " is NULL" : "rank 1 failed before the "
+                                                                   "exchange"),
+              "NULL in call %d: message %s", call, tg_last_error());
+        CHECK(sum == 1, "call %d changed the data", call);
+    }
     /* And the job is still in step: agreeing calls work. */
     CHECK(tg_dist_allreduce_grads(d, m) == TG_OK, "allreduce_grads after refusals: %s",
           tg_last_error());
@@ -394,6 +415,18 @@ static int scenario_caller(void)
     if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
         fail("MPI_Init_thread");
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    /* Out of memory on rank 1 alone, at either allocation: no rank waits for it. */
+    for (size_t at = 1; at <= 2; at++) {
+        tg_dist *d = NULL;
+        if (g_rank == 1)
+            ts_alloc_fail_at(at);
+        tg_status st = tg_dist_init(&d);
+        ts_alloc_fail_at(0);
+        CHECK(st == (g_rank == 1 ? TG_ENOMEM : TG_EIO) && d == NULL, "init, allocation %zu: %s",
+              at, tg_status_name(st));
+        CHECK(g_rank == 1 || strstr(tg_last_error(), "rank 1 ran out of memory"), "message: %s",
+              tg_last_error());
+    }
     tg_dist *a = NULL, *b = NULL;
     CHECK(tg_dist_init(&a) == TG_OK && tg_dist_init(&b) == TG_OK, "two handles");
     CHECK(tg_dist_rank(a) == g_rank, "rank");
@@ -407,7 +440,10 @@ static int scenario_caller(void)
     MPI_Comm_get_errhandler(MPI_COMM_WORLD, &eh);
     CHECK(eh == MPI_ERRORS_ARE_FATAL, "the world communicator's error handler changed");
     MPI_Errhandler_free(&eh);
+    /* A handle freed after the caller's MPI_Finalize releases its memory and nothing else. */
+    CHECK(tg_dist_init(&a) == TG_OK, "a handle to free late");
     MPI_Finalize();
+    tg_dist_free(a);
     printf("rank %d: ok caller\n", g_rank);
     return 0;
 }

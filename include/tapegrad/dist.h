@@ -20,7 +20,10 @@
  * every rank returns TG_EINVAL naming the first rank that differs from rank 0 and both values
  * ("dist_broadcast: ranks disagree on the size: rank 0 has 24 bytes, rank 1 has 16 bytes
  * (nothing was sent)", or "the ranks are out of step: rank 0 called dist_check_params, rank 1
- * called dist_allreduce_grads"), and the caller can stop them all cleanly. */
+ * called dist_allreduce_grads"), and the caller can stop them all cleanly. A rank that passes
+ * NULL for an argument other than dist still joins that exchange: it returns TG_EINVAL, the
+ * others TG_EIO naming it, and all stay in step. (A NULL dist is TG_EINVAL on that rank
+ * alone: there is no communicator to tell the others on.) */
 #ifndef TAPEGRAD_DIST_H
 #define TAPEGRAD_DIST_H
 
@@ -47,10 +50,14 @@ TG_API bool tg_dist_available(void);
  * (MPI_THREAD_FUNNELED) and calls MPI_Finalize when the last tg_dist is freed (after which MPI
  * cannot be started again in this process: MPI's rule). Collective over MPI_COMM_WORLD.
  * *out is the caller's (tg_dist_free). TG_ENOTSUP (built without MPI), TG_EIO (MPI failed
- * to start, or was already finalized), TG_ENOMEM. Not thread-safe: call it from one thread. */
+ * to start, or was already finalized; or another rank ran out of memory: every rank makes the
+ * same collective calls whatever happened on it, so none is left waiting), TG_ENOMEM. Not
+ * thread-safe: call it from one thread. */
 TG_API tg_status tg_dist_init(tg_dist **out);
 /* Releases the communicator (collective) and, for the last handle when the library started
- * MPI, finalizes it. NULL is ignored. */
+ * MPI, finalizes it. NULL is ignored. A caller that owns MPI frees its handles before its
+ * MPI_Finalize; a handle freed after it only releases its memory (MPI has released the
+ * communicator with everything else). */
 TG_API void tg_dist_free(tg_dist *dist);
 
 /* This process's rank, 0..size-1, and the number of ranks (0 and 1 for NULL). */
@@ -58,9 +65,10 @@ TG_API int tg_dist_rank(const tg_dist *dist);
 TG_API int tg_dist_size(const tg_dist *dist);
 
 /* Copies rank 0's parameters (the whole contiguous block: one MPI_Bcast) to every rank. The
- * models must have the same spec on every rank: a rank whose spec differs from rank 0's gets
- * TG_EINVAL naming both (checked first, so no rank receives bytes it cannot hold; the
- * verdict is shared, so every rank returns the same status). */
+ * models must have the same spec on every rank: otherwise every rank returns TG_EINVAL naming
+ * the first rank whose spec differs and both specs ("rank 1's model (f32 4 -> 7 (tanh) -> 1
+ * (identity)) differs from rank 0's (f32 5 -> 7 (tanh) -> 1 (identity)); nothing was sent":
+ * checked first, so no rank receives bytes it cannot hold). */
 TG_API tg_status tg_dist_broadcast_params(tg_dist *dist, tg_model *model);
 
 /* Replaces every rank's gradient block with the average over the ranks (MPI_Allreduce of the

@@ -50,7 +50,7 @@ enum { TYPE_BYTES = 100, TYPE_HASH, TYPE_SETTINGS };
 /* Words per rank of the scratch block: enough for a header, a hash, or a trainer's settings
  * record and its statistics verdict. */
 #define SCRATCH_WORDS                                                                              \
-    ((int)TG_TRAIN__SETTINGS_WORDS > (int)HDR_WORDS ? (size_t)TG_TRAIN__SETTINGS_WORDS            \
+    ((int)TG_TRAIN__SETTINGS_WORDS > (int)HDR_WORDS ? (size_t)TG_TRAIN__SETTINGS_WORDS             \
                                                     : (size_t)HDR_WORDS)
 
 struct tg_dist {
@@ -64,6 +64,15 @@ struct tg_dist {
  * Guarded by the documented rule that init and free are called from one thread. */
 static int live_handles;
 static bool we_initialized;
+
+/* One handle fewer: the last one finalizes MPI if the library started it. */
+static void release_handle(void)
+{
+    if (--live_handles == 0 && we_initialized) {
+        MPI_Finalize();
+        we_initialized = false;
+    }
+}
 
 /* TG_EIO naming the call and MPI's reason, for an MPI return code `rc` != MPI_SUCCESS. */
 static tg_status mpi_error(const char *who, const char *call, int rc)
@@ -90,8 +99,9 @@ tg_status tg_dist_init(tg_dist **out)
     int flag = 0;
     MPI_Finalized(&flag);
     if (flag)
-        return tg__error(TG_EIO, "%s: MPI was already finalized in this process (it cannot be "
-                                 "started twice)",
+        return tg__error(TG_EIO,
+                         "%s: MPI was already finalized in this process (it cannot be "
+                         "started twice)",
                          who);
     MPI_Initialized(&flag);
     if (!flag) {
@@ -101,8 +111,6 @@ tg_status tg_dist_init(tg_dist **out)
             return tg__error(TG_EIO, "%s: MPI_Init_thread failed (code %d)", who, rc);
         we_initialized = true;
     }
-    /* Allocations first, so a failure leaves before any collective call that the other
-     * ranks would wait in. */
     int size = 0;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     tg_dist *d = tg__calloc(1, sizeof *d);
@@ -110,30 +118,49 @@ tg_status tg_dist_init(tg_dist **out)
         d && size > 0 ? tg__calloc((size_t)size * SCRATCH_WORDS, sizeof *scratch) : NULL;
     if (!scratch) {
         tg__free(d, sizeof *d);
-        if (live_handles == 0 && we_initialized) {
-            MPI_Finalize();
-            we_initialized = false;
-        }
-        return tg__error(TG_ENOMEM, "%s: out of memory", who);
+        d = NULL;
+    } else {
+        d->scratch = scratch;
+        d->size = size;
     }
-    d->comm = MPI_COMM_NULL;
-    d->scratch = scratch;
-    d->size = size;
     live_handles++;
-    /* The duplicate returns errors instead of aborting (the world communicator's default), and
+    /* Every rank makes the collective calls, whether or not its allocations succeeded, then
+     * they share the outcome: a rank that failed alone must not leave the others waiting.
+     * The duplicate returns errors instead of aborting (the world communicator's default), and
      * the caller's communicators keep their own handlers. */
-    int rc = MPI_Comm_dup(MPI_COMM_WORLD, &d->comm);
+    MPI_Comm comm = MPI_COMM_NULL;
+    int rank = 0, first_failed = size;
+    int rc = MPI_Comm_dup(MPI_COMM_WORLD, &comm);
     tg_status st = TG_OK;
     if (rc != MPI_SUCCESS)
         st = mpi_error(who, "MPI_Comm_dup", rc);
-    else if ((rc = MPI_Comm_set_errhandler(d->comm, MPI_ERRORS_RETURN)) != MPI_SUCCESS)
+    else if ((rc = MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN)) != MPI_SUCCESS)
         st = mpi_error(who, "MPI_Comm_set_errhandler", rc);
-    else if ((rc = MPI_Comm_rank(d->comm, &d->rank)) != MPI_SUCCESS)
+    else if ((rc = MPI_Comm_rank(comm, &rank)) != MPI_SUCCESS)
         st = mpi_error(who, "MPI_Comm_rank", rc);
+    else {
+        int failed_here = d ? size : rank;
+        rc = MPI_Allreduce(&failed_here, &first_failed, 1, MPI_INT, MPI_MIN, comm);
+        if (rc != MPI_SUCCESS)
+            st = mpi_error(who, "MPI_Allreduce", rc);
+        else if (!d)
+            st = tg__error(TG_ENOMEM, "%s: out of memory", who);
+        else if (first_failed < size)
+            st = tg__error(TG_EIO, "%s: rank %d ran out of memory", who, first_failed);
+    }
     if (st != TG_OK) {
-        tg_dist_free(d);
+        if (comm != MPI_COMM_NULL)
+            MPI_Comm_free(&comm);
+        if (d) {
+            d->comm = MPI_COMM_NULL;
+            tg_dist_free(d);
+        } else {
+            release_handle();
+        }
         return st;
     }
+    d->comm = comm;
+    d->rank = rank;
     *out = d;
     return TG_OK;
 }
@@ -142,14 +169,15 @@ void tg_dist_free(tg_dist *dist)
 {
     if (!dist)
         return;
-    if (dist->comm != MPI_COMM_NULL)
+    /* After the caller's MPI_Finalize, MPI has released the communicator itself, and freeing
+     * it would abort the process. */
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (dist->comm != MPI_COMM_NULL && !finalized)
         MPI_Comm_free(&dist->comm);
     tg__free(dist->scratch, (size_t)dist->size * SCRATCH_WORDS * sizeof *dist->scratch);
     tg__free(dist, sizeof *dist);
-    if (--live_handles == 0 && we_initialized) {
-        MPI_Finalize();
-        we_initialized = false;
-    }
+    release_handle();
 }
 
 int tg_dist_rank(const tg_dist *dist)
@@ -169,12 +197,12 @@ static MPI_Datatype mpi_type(tg_dtype dtype)
 
 static const char *type_name(uint64_t type)
 {
-    return type == TYPE_BYTES  ? "bytes"
-           : type == TYPE_HASH ? "hashes"
+    return type == TYPE_BYTES      ? "bytes"
+           : type == TYPE_HASH     ? "hashes"
            : type == TYPE_SETTINGS ? "words of settings"
-           : type == TG_F32    ? "f32 elements"
-           : type == TG_F64    ? "f64 elements"
-                               : "elements of an unknown type";
+           : type == TG_F32        ? "f32 elements"
+           : type == TG_F64        ? "f64 elements"
+                                   : "elements of an unknown type";
 }
 
 static const char *call_name(uint64_t call)
@@ -200,8 +228,9 @@ static tg_status agree(tg_dist *d, int call, uint64_t count, uint64_t type, tg_s
     for (int r = 0; r < d->size; r++) {
         const uint64_t *h = all + (size_t)r * HDR_WORDS;
         if (!h[HDR_OK])
-            return tg__error(TG_EIO, "%s: rank %d failed before the exchange (its own message "
-                                     "says why)",
+            return tg__error(TG_EIO,
+                             "%s: rank %d failed before the exchange (its own message "
+                             "says why)",
                              who, r);
     }
     for (int r = 1; r < d->size; r++) {
@@ -221,6 +250,20 @@ static tg_status agree(tg_dist *d, int call, uint64_t count, uint64_t type, tg_s
     return TG_OK;
 }
 
+/* TG_EINVAL for a NULL handle: there is no communicator to tell the other ranks on. */
+static tg_status null_dist(const char *who)
+{
+    return tg__error(TG_EINVAL, "%s: dist is NULL", who);
+}
+
+/* TG_EINVAL for another NULL argument. The call still joins the exchange with it (agree's
+ * `mine`), so the other ranks fail with it, naming this rank, instead of pairing this call
+ * with this rank's next one. */
+static tg_status null_arg(const char *who, const char *what)
+{
+    return tg__error(TG_EINVAL, "%s: %s is NULL", who, what);
+}
+
 /* The spec as fixed-width integers, for comparing architectures across ranks. */
 #define SPEC_WORDS (3 + 2 * TG_MLP_MAX_LAYERS + 1)
 static void spec_words(const tg_mlp_spec *s, uint64_t *w)
@@ -234,45 +277,54 @@ static void spec_words(const tg_mlp_spec *s, uint64_t *w)
         w[3 + TG_MLP_MAX_LAYERS + i] = (uint64_t)s->act[i];
 }
 
-static void spec_format(char *buf, size_t size, const tg_mlp_spec *s)
+/* A spec's words as text, "f32 5 -> 7 (tanh) -> 1 (identity)": what two ranks' specs can
+ * differ in, for the message that names both. */
+static void spec_format(char *buf, size_t size, const uint64_t *w)
 {
-    int n = snprintf(buf, size, "%s", tg_dtype_name(s->dtype));
-    for (int i = 0; i <= s->n_layers && n >= 0 && (size_t)n < size; i++)
-        n += snprintf(buf + n, size - (size_t)n, "%s%zu", i ? " -> " : " ", s->sizes[i]);
+    int n = snprintf(buf, size, "%s", tg_dtype_name((tg_dtype)w[0]));
+    uint64_t layers = w[1] < TG_MLP_MAX_LAYERS ? w[1] : TG_MLP_MAX_LAYERS;
+    for (uint64_t i = 0; i <= layers && n >= 0 && (size_t)n < size; i++) {
+        n += snprintf(buf + n, size - (size_t)n, "%s%llu", i ? " -> " : " ",
+                      (unsigned long long)w[2 + i]);
+        if (i > 0 && n >= 0 && (size_t)n < size)
+            n += snprintf(buf + n, size - (size_t)n, " (%s)",
+                          tg_activation_name((tg_activation)w[3 + TG_MLP_MAX_LAYERS + i - 1]));
+    }
 }
 
 tg_status tg_dist_broadcast_params(tg_dist *dist, tg_model *model)
 {
     const char *who = "dist_broadcast_params";
-    if (!dist || !model)
-        return tg__error(TG_EINVAL, "%s: %s is NULL", who, dist ? "model" : "dist");
+    if (!dist)
+        return null_dist(who);
     /* Rank 0's spec first, so a rank with another architecture fails before any data moves;
-     * then an allreduce of the verdicts, so all ranks agree on whether to go on. */
-    const tg_mlp_spec *s = tg_model_spec(model);
-    tg_status st = agree(dist, CALL_BROADCAST_PARAMS, SPEC_WORDS, TYPE_BYTES, TG_OK);
+     * then the first rank whose spec differs, so every rank can name both. */
+    tg_status st = agree(dist, CALL_BROADCAST_PARAMS, SPEC_WORDS, TYPE_BYTES,
+                         model ? TG_OK : null_arg(who, "model"));
     if (st != TG_OK)
         return st;
+    const tg_mlp_spec *s = tg_model_spec(model);
     uint64_t mine[SPEC_WORDS], root[SPEC_WORDS];
     spec_words(s, mine);
     memcpy(root, mine, sizeof root);
     int rc = MPI_Bcast(root, SPEC_WORDS, MPI_UINT64_T, 0, dist->comm);
     if (rc != MPI_SUCCESS)
         return mpi_error(who, "MPI_Bcast", rc);
-    int bad = memcmp(root, mine, sizeof root) != 0, any_bad = 0;
-    rc = MPI_Allreduce(&bad, &any_bad, 1, MPI_INT, MPI_MAX, dist->comm);
+    int differs = memcmp(root, mine, sizeof root) != 0 ? dist->rank : dist->size, first = 0;
+    rc = MPI_Allreduce(&differs, &first, 1, MPI_INT, MPI_MIN, dist->comm);
     if (rc != MPI_SUCCESS)
         return mpi_error(who, "MPI_Allreduce", rc);
-    if (any_bad) {
-        char a[256];
-        spec_format(a, sizeof a, s);
-        if (bad)
-            return tg__error(TG_EINVAL,
-                             "%s: rank %d's model (%s) differs from rank 0's (dtype %s, %llu "
-                             "layers)",
-                             who, dist->rank, a, tg_dtype_name((tg_dtype)root[0]),
-                             (unsigned long long)root[1]);
-        return tg__error(TG_EINVAL, "%s: another rank's model differs from rank 0's (%s)", who,
-                         a);
+    if (first < dist->size) {
+        uint64_t other[SPEC_WORDS];
+        memcpy(other, mine, sizeof other);
+        if ((rc = MPI_Bcast(other, SPEC_WORDS, MPI_UINT64_T, first, dist->comm)) != MPI_SUCCESS)
+            return mpi_error(who, "MPI_Bcast", rc);
+        char a[512], b[512];
+        spec_format(a, sizeof a, other);
+        spec_format(b, sizeof b, root);
+        return tg__error(TG_EINVAL,
+                         "%s: rank %d's model (%s) differs from rank 0's (%s); nothing was sent",
+                         who, first, a, b);
     }
     size_t n = tg_model_numel(model), es = tg_dtype_size(s->dtype);
     unsigned char *p = tg_model_param_data(model);
@@ -288,11 +340,12 @@ tg_status tg_dist_broadcast_params(tg_dist *dist, tg_model *model)
 tg_status tg_dist_allreduce_grads(tg_dist *dist, tg_model *model)
 {
     const char *who = "dist_allreduce_grads";
-    if (!dist || !model)
-        return tg__error(TG_EINVAL, "%s: %s is NULL", who, dist ? "model" : "dist");
-    tg_dtype dt = tg_model_spec(model)->dtype;
-    size_t n = tg_model_numel(model), es = tg_dtype_size(dt);
-    tg_status st = agree(dist, CALL_ALLREDUCE_GRADS, n, (uint64_t)dt, TG_OK);
+    if (!dist)
+        return null_dist(who);
+    tg_dtype dt = model ? tg_model_spec(model)->dtype : TG_F32;
+    size_t n = model ? tg_model_numel(model) : 0, es = tg_dtype_size(dt);
+    tg_status st =
+        agree(dist, CALL_ALLREDUCE_GRADS, n, (uint64_t)dt, model ? TG_OK : null_arg(who, "model"));
     if (st != TG_OK)
         return st;
     unsigned char *g = tg_model_grad_data(model);
@@ -321,9 +374,10 @@ tg_status tg_dist_allreduce_grads(tg_dist *dist, tg_model *model)
 tg_status tg_dist_broadcast(tg_dist *dist, void *data, size_t bytes)
 {
     const char *who = "dist_broadcast";
-    if (!dist || (!data && bytes))
-        return tg__error(TG_EINVAL, "%s: %s is NULL", who, dist ? "data" : "dist");
-    tg_status st = agree(dist, CALL_BROADCAST, bytes, TYPE_BYTES, TG_OK);
+    if (!dist)
+        return null_dist(who);
+    tg_status st = agree(dist, CALL_BROADCAST, bytes, TYPE_BYTES,
+                         data || !bytes ? TG_OK : null_arg(who, "data"));
     if (st != TG_OK)
         return st;
     unsigned char *p = data;
@@ -339,15 +393,16 @@ tg_status tg_dist_broadcast(tg_dist *dist, void *data, size_t bytes)
 tg_status tg_dist_allreduce_sum(tg_dist *dist, double *data, size_t n)
 {
     const char *who = "dist_allreduce_sum";
-    if (!dist || (!data && n))
-        return tg__error(TG_EINVAL, "%s: %s is NULL", who, dist ? "data" : "dist");
-    tg_status st = agree(dist, CALL_ALLREDUCE_SUM, n, TG_F64, TG_OK);
+    if (!dist)
+        return null_dist(who);
+    tg_status st =
+        agree(dist, CALL_ALLREDUCE_SUM, n, TG_F64, data || !n ? TG_OK : null_arg(who, "data"));
     if (st != TG_OK)
         return st;
     for (size_t off = 0; off < n; off += BUCKET) {
         size_t count = n - off < BUCKET ? n - off : BUCKET;
-        int rc = MPI_Allreduce(MPI_IN_PLACE, data + off, (int)count, MPI_DOUBLE, MPI_SUM,
-                               dist->comm);
+        int rc =
+            MPI_Allreduce(MPI_IN_PLACE, data + off, (int)count, MPI_DOUBLE, MPI_SUM, dist->comm);
         if (rc != MPI_SUCCESS)
             return mpi_error(who, "MPI_Allreduce", rc);
     }
@@ -359,16 +414,17 @@ tg_status tg_dist_check_params(tg_dist *dist, const tg_model *model, uint64_t *h
     const char *who = "dist_check_params";
     if (hash)
         *hash = 0;
-    if (!dist || !model)
-        return tg__error(TG_EINVAL, "%s: %s is NULL", who, dist ? "model" : "dist");
+    if (!dist)
+        return null_dist(who);
+    tg_status st =
+        agree(dist, CALL_CHECK_PARAMS, 1, TYPE_HASH, model ? TG_OK : null_arg(who, "model"));
+    if (st != TG_OK)
+        return st;
     size_t bytes = tg_model_numel(model) * tg_dtype_size(tg_model_spec(model)->dtype);
     /* (the block starts at parameter 0; tg_model_param_data would count as a write) */
     uint64_t h = XXH3_64bits(tg_tensor_data_const(tg_model_param(model, 0)), bytes);
     if (hash)
         *hash = h;
-    tg_status st = agree(dist, CALL_CHECK_PARAMS, 1, TYPE_HASH, TG_OK);
-    if (st != TG_OK)
-        return st;
     uint64_t *all = dist->scratch;
     int rc = MPI_Allgather(&h, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, dist->comm);
     if (rc != MPI_SUCCESS) {
@@ -433,12 +489,12 @@ static tg_status compare_stats(tg_dist *d, const tg_trainer *t, size_t n)
     tg_model_standardization(m, &have, &mean, &std);
     size_t bytes = 2 * n * sizeof(double);
     double *root = have == n ? tg__malloc(bytes + 1) : NULL;
-    tg_status st = root ? TG_OK
-                   : have != n
-                       ? tg__error(TG_EINVAL, "%s: the trainer's model standardizes %zu of %zu "
-                                              "features",
-                                   who, have, n)
-                       : tg__error(TG_ENOMEM, "%s: out of memory", who);
+    tg_status st = root        ? TG_OK
+                   : have != n ? tg__error(TG_EINVAL,
+                                           "%s: the trainer's model standardizes %zu of %zu "
+                                           "features",
+                                           who, have, n)
+                               : tg__error(TG_ENOMEM, "%s: out of memory", who);
     st = agree(d, CALL_CHECK_TRAINER, 2 * n, TG_F64, st);
     if (st != TG_OK) {
         tg__free(root, bytes + 1);
@@ -487,13 +543,14 @@ tg_status tg_dist_check_trainer(tg_dist *dist, const tg_trainer *trainer)
 {
     const char *who = "dist_check_trainer";
     enum { W = TG_TRAIN__SETTINGS_WORDS };
-    if (!dist || !trainer)
-        return tg__error(TG_EINVAL, "%s: %s is NULL", who, dist ? "trainer" : "dist");
-    uint64_t mine[W];
-    tg_train__settings(trainer, mine);
-    tg_status st = agree(dist, CALL_CHECK_TRAINER, W, TYPE_SETTINGS, TG_OK);
+    if (!dist)
+        return null_dist(who);
+    tg_status st = agree(dist, CALL_CHECK_TRAINER, W, TYPE_SETTINGS,
+                         trainer ? TG_OK : null_arg(who, "trainer"));
     if (st != TG_OK)
         return st;
+    uint64_t mine[W];
+    tg_train__settings(trainer, mine);
     uint64_t *all = dist->scratch;
     int rc = MPI_Allgather(mine, W, MPI_UINT64_T, all, W, MPI_UINT64_T, dist->comm);
     if (rc != MPI_SUCCESS)
@@ -520,7 +577,7 @@ tg_status tg_dist_check_trainer(tg_dist *dist, const tg_trainer *trainer)
 tg_status tg_dist_abort(tg_dist *dist, int code)
 {
     if (!dist)
-        return tg__error(TG_EINVAL, "dist_abort: dist is NULL");
+        return null_dist("dist_abort");
     int rc = MPI_Abort(dist->comm, code);
     return mpi_error("dist_abort", "MPI_Abort", rc);
 }
@@ -528,7 +585,7 @@ tg_status tg_dist_abort(tg_dist *dist, int code)
 tg_status tg_dist_barrier(tg_dist *dist)
 {
     if (!dist)
-        return tg__error(TG_EINVAL, "dist_barrier: dist is NULL");
+        return null_dist("dist_barrier");
     tg_status st = agree(dist, CALL_BARRIER, 0, TYPE_BYTES, TG_OK);
     if (st != TG_OK)
         return st;
