@@ -2,7 +2,8 @@
  * root when need be; registered only when MPI is found): 2 ranks x batch 32 train like one
  * process x batch 64; distributed digits reaches the single-process accuracy bar with rank 0
  * alone printing; ranks that read different data or were given different settings stop with an
- * error naming what differs, not a hang or a crash; a run killed
+ * error naming what differs, not a hang or a crash; --dot records all the rows of a data set
+ * smaller than a batch; a run killed
  * with SIGKILL mid-way and resumed from its checkpoint ends where an uninterrupted run does. */
 #include <criterion/criterion.h>
 #include <tapegrad.h>
@@ -155,6 +156,27 @@ Test(dist_train, digits_reaches_the_bar_and_only_rank_0_prints)
     tj_free(&v);
     free(out);
     free(json);
+}
+
+/* --dot on a run with fewer training rows than a batch: the recorded step takes them all (11,
+ * where each rank trained on its share of 5 or 6), as it does on one process. */
+Test(dist_train, the_graph_of_fewer_rows_than_a_batch)
+{
+    char *text = tp_slurp(digits), *end = text;
+    for (int line = 0; line < 12; line++)
+        end = strchr(end, '\n') + 1;
+    FILE *f = fopen(path_in("tiny.csv"), "w");
+    cr_assert_not_null(f);
+    fwrite(text, 1, (size_t)(end - text), f);
+    fclose(f);
+    free(text);
+    char *out = tp_run_log(MPI_TRAIN(path_in("tiny.csv"), "--epochs", "2", "--test-split", "0",
+                                     "--distributed", "--dot", path_in("g.dot")),
+                           path_in("g.log"), 0);
+    char *dot = tp_slurp(path_in("g.dot"));
+    ts_assert_has(dot, "<B>x</B><BR/>l0 leaf, constant<BR/>[11,64] f32");
+    free(dot);
+    free(out);
 }
 
 Test(dist_train, ranks_with_different_data_stop_with_an_error)

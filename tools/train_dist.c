@@ -55,8 +55,7 @@ typedef struct position {
 
 static position last; /* the latest step taken: where the final checkpoint resumes */
 
-static tg_status average_grads(tg_model *model, void *grad, size_t numel, tg_dtype dtype,
-                               void *ud)
+static tg_status average_grads(tg_model *model, void *grad, size_t numel, tg_dtype dtype, void *ud)
 {
     (void)grad, (void)numel, (void)dtype;
     train_dist *d = ud;
@@ -117,7 +116,7 @@ static int check_ranks(train_dist *d, tg_trainer *t)
     if (tg_dist_check_trainer(d->dist, t) == TG_OK)
         return EXIT_OK;
     /* Every rank came to this verdict together: they can all stop without MPI_Abort. */
-    d->all_failed = true;
+    d->no_rank_waits = true;
     const char *m = tg_last_error();
     complain("train", "%s", strncmp(m, "train: ", 7) == 0 ? m + 7 : m);
     return EXIT_FAIL;
@@ -162,7 +161,7 @@ static int resume(train_dist *d, tg_trainer *t, bool quiet)
         }
     }
     if (r.status != TG_OK) {
-        d->all_failed = true; /* every rank has rank 0's verdict */
+        d->no_rank_waits = true; /* every rank has rank 0's verdict */
         return EXIT_FAIL;
     }
     const tg_checkpoint_progress *p = &r.progress;
@@ -183,7 +182,15 @@ int train_dist_ready(train_dist *d, tg_trainer *t, bool quiet)
 {
     if (d->dist && check_ranks(d, t) != EXIT_OK)
         return EXIT_FAIL;
-    return d->resume ? resume(d, t, quiet) : EXIT_OK;
+    if (d->resume)
+        return resume(d, t, quiet);
+    /* The same seed makes the same parameters on every rank; rank 0's are sent all the same,
+     * so that ranks whose libm rounds the initializer otherwise still start alike. */
+    if (d->dist && tg_dist_broadcast_params(d->dist, tg_trainer_model(t)) != TG_OK) {
+        complain("train", "--distributed: %s", tg_last_error());
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
 }
 
 /* ---- after training -------------------------------------------------------------------- */
@@ -192,15 +199,16 @@ int train_dist_finish(train_dist *d, tg_trainer *t)
 {
     if (d->dist) {
         uint64_t hash;
-        if (tg_dist_check_params(d->dist, tg_trainer_model(t), &hash) != TG_OK) {
+        tg_status st = tg_dist_check_params(d->dist, tg_trainer_model(t), &hash);
+        d->no_rank_waits = true; /* the verdict is every rank's, and the last collective call */
+        if (st != TG_OK) {
             if (d->rank == 0)
                 complain("train", "--distributed: %s", tg_last_error());
             return EXIT_FAIL;
         }
     }
     if (d->checkpoint && d->rank == 0 && last.any &&
-        tg_optim_steps(tg_trainer_optim(t)) % d->every != 0 &&
-        save_checkpoint(d, t) != TG_OK) {
+        tg_optim_steps(tg_trainer_optim(t)) % d->every != 0 && save_checkpoint(d, t) != TG_OK) {
         complain("train", "--checkpoint: %s", tg_last_error());
         return EXIT_FAIL;
     }
@@ -209,7 +217,7 @@ int train_dist_finish(train_dist *d, tg_trainer *t)
 
 void train_dist_fail(train_dist *d)
 {
-    if (d->dist && d->world > 1 && !d->all_failed) {
+    if (d->dist && d->world > 1 && !d->no_rank_waits) {
         fflush(stdout);
         fflush(stderr);
         tg_dist_abort(d->dist, EXIT_FAIL);

@@ -13,7 +13,8 @@ typedef struct train_dist {
     unsigned long long every; /* steps between checkpoints */
     tg_dist *dist;            /* when distributed */
     int rank, world;          /* 0 and 1 for one process */
-    bool all_failed;          /* every rank failed together: no need to abort the job */
+    bool no_rank_waits;       /* every rank failed the same check together, or the job's
+                               * collective calls are over: a failure need not abort it */
     double allreduce_seconds; /* time spent averaging gradients */
     unsigned long long allreduces;
 } train_dist;
@@ -36,17 +37,19 @@ int train_dist_start(train_dist *d, tg_train_options *opt);
 /* After the trainer is made: checks that every rank is training the same run (its settings,
  * statistics and data: tg_dist_check_trainer), then resumes from --resume (rank 0 reads the
  * checkpoint, which must be this run's (tg_trainer_restore compares the settings), and
- * broadcasts parameters, optimizer state and position; `quiet`: no note on stderr).
- * EXIT_OK or EXIT_FAIL (said). */
+ * broadcasts parameters, optimizer state and position; `quiet`: no note on stderr), or else
+ * broadcasts rank 0's initial parameters. EXIT_OK or EXIT_FAIL (said). */
 int train_dist_ready(train_dist *d, tg_trainer *t, bool quiet);
 
-/* After training: checks that every rank ends with identical parameters and writes the last
- * checkpoint. EXIT_OK or EXIT_FAIL (said). */
+/* After training: checks that every rank ends with identical parameters (the last collective
+ * call: after it, only rank 0 works on) and writes the last checkpoint. EXIT_OK or EXIT_FAIL
+ * (said). */
 int train_dist_finish(train_dist *d, tg_trainer *t);
 
 /* A failure on one rank: ends the whole job (the other ranks would wait forever) when
- * distributed over more than one rank; nothing otherwise, or when every rank failed the same
- * check together (they all leave MPI normally). */
+ * distributed over more than one rank; nothing otherwise, when every rank failed the same
+ * check together, or after train_dist_finish's check (no rank waits for another then: they
+ * all leave MPI normally). */
 void train_dist_fail(train_dist *d);
 
 /* Leaves the MPI job (the library finalizes MPI). */

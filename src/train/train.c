@@ -35,6 +35,9 @@ struct tg_trainer {
     void *xb, *yb;
     size_t last_rows;
     tg_tensor *x_full, *y_full, *x_last, *y_last;
+    /* tg_trainer_record's leaves over xb, made at its first call when neither pair above has
+     * its rows (fewer training rows than a batch, on several ranks). */
+    tg_tensor *x_record, *y_record;
     /* Evaluation data: chunks of eval_rows, plus each split's remainder. */
     void *xe, *ye;
     size_t eval_rows;
@@ -185,8 +188,8 @@ void tg_trainer_free(tg_trainer *t)
     if (!t)
         return;
     tg_tensor *leaves[] = {t->x_full,      t->y_full,     t->x_last,       t->y_last,
-                           t->x_eval,      t->y_eval,     t->x_train_rest, t->y_train_rest,
-                           t->x_test_rest, t->y_test_rest};
+                           t->x_record,    t->y_record,   t->x_eval,       t->y_eval,
+                           t->x_train_rest, t->y_train_rest, t->x_test_rest, t->y_test_rest};
     for (size_t i = 0; i < sizeof leaves / sizeof *leaves; i++)
         tg_tensor_free(leaves[i]);
     size_t es = tg_dtype_size(t->opt.dtype), d = t->train.d;
@@ -786,12 +789,18 @@ tg_tensor *tg_trainer_record(tg_trainer *t, tg_tape *tape)
     }
     size_t rows = t->train.n < t->opt.batch ? t->train.n : t->opt.batch;
     /* x_full has `batch` rows; with fewer training rows than that, the last shard's leaves
-     * have them all (world 1). */
+     * have them all on one rank, and on several only this rank's share: then leaves of their
+     * own over the same buffer. */
     tg_tensor *x = rows == t->opt.batch ? t->x_full : t->x_last;
     tg_tensor *y = rows == t->opt.batch ? t->y_full : t->y_last;
     if (!x || tg_tensor_dim(x, 0) != rows) {
-        tg__error(TG_EINVAL, "trainer_record: no batch of %zu rows on this rank", rows);
-        return NULL;
+        if (!t->x_record && wrap_pair(t, rows, t->xb, t->yb, "x", "target", &t->x_record,
+                                      &t->y_record) != TG_OK) {
+            tg_tensor_free(t->x_record), tg_tensor_free(t->y_record);
+            t->x_record = t->y_record = NULL;
+            return NULL;
+        }
+        x = t->x_record, y = t->y_record;
     }
     tg_dataset_gather(&t->train, NULL, 0, rows, t->opt.dtype, t->xb, t->yb);
     tg_model_zero_grad(t->model);
