@@ -1,12 +1,14 @@
 /* test_pool.c: the thread pool behind tg__parallel_for: every index covered exactly once, in
  * ranges that depend only on (n, grain, thread count); resizing; nested and concurrent calls;
  * thread-creation failure; TG_NUM_THREADS; idle workers that sleep; fork. */
+#define _GNU_SOURCE /* sched_getaffinity, sched_setaffinity */
 #include <criterion/criterion.h>
 #include <tapegrad.h>
 
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -387,11 +389,12 @@ Test(pool, thread_creation_failure_degrades)
 /* TG_NUM_THREADS is read when the count is first needed (here: again after a shutdown). */
 Test(pool, num_threads_from_environment)
 {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int fallback = cpus < 1 ? 1 : (int)cpus;
+    cpu_set_t set;
+    cr_assert_eq(sched_getaffinity(0, sizeof set, &set), 0);
+    int fallback = CPU_COUNT(&set);
     static const struct {
         const char *value;
-        int want; /* 0: the number of online CPUs */
+        int want; /* 0: the number of CPUs the process may run on */
     } cases[] = {
         {"3", 3},
         {"1", 1},
@@ -442,6 +445,31 @@ Test(pool, num_threads_in_a_fresh_process)
         record_reset();
         tg__parallel_for(600, 1, record_range, &rec);
         ok = ok && rec.nranges == 6;
+        _exit(ok ? 0 : 1);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+}
+
+/* Without TG_NUM_THREADS, the count is the CPUs the process may run on: one, once pinned to
+ * one (taskset, mpirun's binding), however many the machine has. */
+Test(pool, num_threads_follows_the_affinity)
+{
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        cpu_set_t set;
+        int ok = sched_getaffinity(0, sizeof set, &set) == 0;
+        int cpu = 0;
+        while (ok && cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &set))
+            cpu++;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        ok = ok && sched_setaffinity(0, sizeof set, &set) == 0;
+        unsetenv("TG_NUM_THREADS");
+        tg__pool_shutdown();
+        ok = ok && tg_get_num_threads() == 1;
         _exit(ok ? 0 : 1);
     }
     int status;

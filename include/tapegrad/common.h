@@ -135,7 +135,8 @@ TG_API uint64_t tg_rng_below(tg_rng *rng, uint64_t n);
  * count. (Not across problem sizes: a row of a product may round differently in a product with
  * more rows, which takes another kernel path.) The count starts from the environment variable
  * TG_NUM_THREADS when it holds decimal digits only, of 1 to 1024 (other values, ' 4' or '+4'
- * too, are ignored), else the number of online CPUs (at most 1024). tg_set_num_threads(n)
+ * too, are ignored), else the number of CPUs the process may run on (its affinity mask, as
+ * taskset or mpirun's binding set it; at most 1024). tg_set_num_threads(n)
  * with n from 1 to 1024 sets it (n = 1 runs everything on the calling thread); TG_EINVAL for
  * any other n. Call it while no library call is running on another thread. */
 TG_API tg_status tg_set_num_threads(int n);

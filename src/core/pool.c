@@ -15,9 +15,11 @@
  * sleep on work_cv, the caller on done_cv. A range is claimed with a compare-and-swap on
  * `claim`, which packs the job's generation with the next range index, so a worker still
  * holding an old job can never take a range of the next one. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "core/pool.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -145,7 +147,16 @@ static int default_thread_count(void)
         if (*end == '\0' && n >= 1 && n <= MAX_THREADS)
             return (int)n;
     }
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    /* The CPUs this process may run on (taskset, mpirun's binding, a container's cpuset),
+     * not all the machine has: threads beyond them only wait for one another. */
+    long cpus = 0;
+#ifdef __linux__
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        cpus = CPU_COUNT(&set);
+#endif
+    if (cpus < 1)
+        cpus = sysconf(_SC_NPROCESSORS_ONLN);
     if (cpus < 1)
         return 1;
     return cpus > MAX_THREADS ? MAX_THREADS : (int)cpus;
