@@ -82,12 +82,21 @@ static inline bool tg_op__has_axis(const tg_op_desc *d)
 
 /* The plan (record.h) may stand in for the op's shape rule: its attributes either cannot
  * change the output shape (a constant) or are compared by the plan (an axis). Ranges and
- * shapes are checked by the shape rule itself, so those ops always run it. */
+ * shapes are checked by the shape rule itself, so those ops always run it; so does a constant
+ * the shape rule refuses (tg_op__constant_refused). */
 static inline bool tg_op__plannable(const tg_op_desc *d)
 {
     return (d->info.attrs == TG_ATTR_NONE || d->info.attrs == TG_ATTR_CONSTANT ||
             tg_op__has_axis(d)) &&
            !d->checks_values && !tg_op__nary(d);
+}
+
+/* A constant f32 cannot hold, which the shape rule of an f32 op refuses (unary.c's
+ * constant_shape): the plan must not take it in the rule's place. */
+static inline bool tg_op__constant_refused(const tg_op_desc *d, tg_dtype dtype,
+                                           tg_node_attr attr)
+{
+    return d->info.attrs == TG_ATTR_CONSTANT && dtype == TG_F32 && tg__f32_cannot_hold(attr.c);
 }
 
 #endif

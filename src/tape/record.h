@@ -252,7 +252,8 @@ tg_tape__plan_holds(const tg_tape *tape, const tg_op_desc *d, const tg_tensor *y
     return tape->n_nodes < tape->plan_nodes && tg_op__plannable(d) && y->op == d->op &&
            y->in[0] == a && y->in[1] == b && y->dtype == a->dtype &&
            (!tg_op__has_axis(d) ||
-            (y->attr.r.axis == attr.r.axis && y->attr.r.keepdim == attr.r.keepdim));
+            (y->attr.r.axis == attr.r.axis && y->attr.r.keepdim == attr.r.keepdim)) &&
+           !tg_op__constant_refused(d, a->dtype, attr);
 }
 
 /* Makes header y (tg_tape__plan_holds) node n of this recording: tape, index, op, dtype,
