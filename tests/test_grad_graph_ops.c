@@ -564,6 +564,24 @@ Test(grad_graph_ops, pow_tensor_slope_keeps_its_sign_at_huge_even_exponents)
     }
 }
 
+/* pow_tensor's da where b = 0 is 0 (a^0 = 1 has slope 0), as tg_grad has it, wherever a^(b-1)
+ * is not finite: at a = 0 (inf), a = 1e-310 (1/a overflows) and a = NaN (NaN: the recorded
+ * gradient was 0 * NaN = NaN there). */
+Test(grad_graph_ops, pow_tensor_slope_at_a_zero_exponent)
+{
+    tg_tensor *a = ts_vec(TG_F64, 4, TS_VALS(0, 1e-310, NAN, 2), true);
+    tg_tensor *b = ts_vec(TG_F64, 4, TS_VALS(0, 0, 0, 0), false);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *f = tg_sum(tape, tg_pow_tensor(tape, a, b), TG_ALL_AXES, false), *g;
+    cr_assert_eq(tg_grad_graph(tape, f, &a, 1, NULL, &g), TG_OK, "%s", tg_last_error());
+    for (size_t i = 0; i < 4; i++)
+        cr_expect_eq(tg_tensor_get(g, i), 0, "d/da a^0 at %g: %g", tg_tensor_get(a, i),
+                     tg_tensor_get(g, i));
+    tg_tape_free(tape);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+}
+
 /* take with 0-d, 1-D and 2-D indices, repeated and negative, along every axis */
 Test(grad_graph_ops, take)
 {

@@ -630,14 +630,14 @@ static tg_tensor *pow_slope_power(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 }
 /* b * a^(b-1), pow_tensor's da as a graph: 0 where b = 0 through the factor b, so that its
  * derivative in b there is a^(b-1) (1/a: d2/da db a^b = a^(b-1) (1 + b log a)). Only where
- * b = 0 and a^(b-1) is infinite (a = 0, or 1/a overflows), where b times it would be NaN, is the
- * power replaced by 0. */
+ * b = 0 and a^(b-1) is not finite (a = 0, 1/a overflows, a is NaN), where b times it would be
+ * NaN against the 0 of the in-place rule, is the power replaced by 0. */
 static tg_tensor *pow_slope(tg_tape *tape, tg_tensor *y, tg_tensor *a, tg_tensor *b)
 {
     const tg_dtype dt = (tg_dtype)b->dtype;
     tg_tensor *p = pow_slope_power(tape, a, b);
-    tg_tensor *nan_at = GMUL(tg_eq(tape, b, tg_ops__zeros_like(tape, b)),
-                             tg_eq(tape, tg_abs(tape, p), tg_scalar(tape, dt, INFINITY)));
+    tg_tensor *finite = tg_lt(tape, tg_abs(tape, p), tg_scalar(tape, dt, INFINITY));
+    tg_tensor *nan_at = GMUL(tg_eq(tape, b, tg_ops__zeros_like(tape, b)), GADDC(GNEG(finite), 1));
     return GMUL(b, tg_where(tape, nan_at, tg_ops__zeros_like(tape, y), p));
 }
 /* y log(a), pow_tensor's db as a graph, 0 where y = 0. There the log is taken of 1, not of a:
