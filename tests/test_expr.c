@@ -634,6 +634,10 @@ Test(syntax_errors, expressions_and_statements)
                                                   "expression, its output");
     parse_fails_line("sum = 2; x", "error: 1:1: cannot bind 'sum': it is the name of a function");
     parse_fails_line("sum + 1", "error: 1:1: 'sum' is a function: call it as sum(...)");
+    /* A byte tgx does not take right after a function's name is the error reported, not the
+     * name: "sin\u00a0(x)", a no-break space, looks like a call. */
+    parse_fails_line("sin\xc2\xa0(x)", "error: 1:4: unexpected byte 0xc2 (tgx is ASCII outside "
+                                       "comments)");
     /* (A tensor exponent records pow_tensor: test_expr_ops.c.) */
 }
 

@@ -323,9 +323,14 @@ static bool parse_name(parser *p, xref *out)
     const char *s = p->src + t.start;
     size_t n = t.end - t.start;
     tg_xfunc f;
-    if (tg_expr__find_func(s, n, &f))
+    if (tg_expr__find_func(s, n, &f)) {
+        /* A lexical error right after the name (a no-break space pasted before its '(', say)
+         * is what the reader must see: the call may be written right but for it. */
+        if (!tg_expr__next(p))
+            return false;
         return tg_expr__perr(p, t.start, t.end, "'%.*s' is a function: call it as %.*s(...)",
                              CLIP(n), s, CLIP(n), s);
+    }
     uint32_t id;
     if (!tg_expr__intern(p, s, n, &id))
         return false;
