@@ -54,8 +54,9 @@ typedef struct tg_checkpoint_progress {
 /* Writes a checkpoint of `model`, `optim` (which must update exactly the model's parameters,
  * in order: tg_model_optim_new(opt, model, &optim), or tg_optim_new over tg_model_param(model,
  * 0..count-1)) and `progress`.
- * TG_EINVAL (NULL arguments, an optimizer over other leaves, invalid progress), TG_EIO (with
- * the path, the failed step and the OS reason; PATH is untouched), TG_ENOMEM. */
+ * TG_EINVAL (NULL arguments, an optimizer over other leaves, invalid progress), TG_ENUMERIC (a
+ * parameter is NaN or infinite: a diverged run is not saved), TG_EIO (with the path, the
+ * failed step and the OS reason; PATH is untouched), TG_ENOMEM. */
 TG_API tg_status tg_checkpoint_save(const char *path, const tg_model *model,
                                     const tg_optim *optim,
                                     const tg_checkpoint_progress *progress);

@@ -44,8 +44,12 @@ TG_API tg_status tg_grad_graph(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs
  * (tg_grad_graph) also records the gradient as ops: it costs about a plain backward plus a
  * forward of the gradient graph, and leaves that graph on the tape (nodes stay until the
  * tape's reset). A plain pass (a backward walk as tg_grad's) records nothing, writes no leaf
- * and reuses the nodes' gradient buffers, so n plain passes need the memory of one. "y's graph" is what y was recorded from;
- * "the gradient graph" what a recorded pass of it added (about one to two times its size).
+ * and reuses the nodes' gradient buffers, so n plain passes need the memory of one. "y's graph"
+ * is what y was recorded from; "the gradient graph" what a recorded pass of it added (about
+ * one to two times its size; but the gradient of tg_take, and of a tg_slice with a step
+ * other than 1, is recorded as a product with a dense 0/1 selection matrix, dim x m for m
+ * entries taken from an axis of dim: for an embedding lookup of 256 ids into 20,000 rows, a
+ * matrix of 5 M elements, and a product with it, in each recorded pass).
  *
  * Errors, for all five (out all NULL), each message naming the function called and the
  * argument: TG_EINVAL for NULL arguments, an output that does not depend on any tensor that
@@ -102,9 +106,12 @@ TG_API tg_status tg_hvp(tg_tape *tape, tg_tensor *f, tg_tensor *const *xs, tg_te
  * The plain passes are tg_grad's: the leaves' grad buffers are not touched, so tapes on other
  * threads may share the leaves (tape.h), and a leaf's gradient from an earlier tg_backward is
  * left as it was.
- * Where a partial on the way is infinite (log at 0, say), an entry that is exactly 0 may come
- * out NaN (0 * inf, as in any chain rule), and which entries do depends on the mode: rows and
- * columns multiply the partials in different orders. */
+ * Where a partial on the way is infinite (log at 0, exp beyond its range, say), entries may
+ * come out NaN (0 * inf, as in any chain rule): one that is exactly 0, and also a finite one
+ * whose input reaches another output through that partial (y = [exp(x0), sum(sin(x))] at
+ * x0 = 1000: d y1 / d x0 = cos(1000) is NaN, as in PyTorch's jacobian); which entries do
+ * depends on the mode: rows and columns multiply the partials in different orders.
+ * In column mode the gradient graph stays on the tape until its reset, as tg_hessian's. */
 TG_API tg_status tg_jacobian(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t n,
                              tg_tensor **out);
 /* out[i * n + j] = d2f / dxs[i] dxs[j] as a 2-D leaf of shape (numel(xs[i]), numel(xs[j])),
@@ -121,7 +128,11 @@ TG_API tg_status tg_jacobian(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, 
  * f = sum(x^2 sin x) + sum(x)^2 in f64 on a new tape: for 300 inputs the tape's arena ends at
  * 192 KiB, no more than after the gradient graph and a single row (tests/test_diff.c checks
  * that), peak RSS 5.2 MiB of a small program (3.5 for one input), of which the result is 0.7;
- * for 1,000 inputs 320 KiB and 12.3 MiB, 7.6 of them the result. */
+ * for 1,000 inputs 320 KiB and 12.3 MiB, 7.6 of them the result.
+ * The gradient graph stays on f's tape until its reset, and a replay (tape.h) evaluates it
+ * too: a loop that writes the inputs, replays and calls tg_hessian adds a gradient graph each
+ * time and replays all of them. Reset the tape and record f again for each point instead (as
+ * tg_minimize does after a Hessian). */
 TG_API tg_status tg_hessian(tg_tape *tape, tg_tensor *f, tg_tensor *const *xs, size_t n,
                             tg_tensor **out);
 
