@@ -377,10 +377,8 @@ TG_API tg_tensor *tg_ceil(tg_tape *tape, tg_tensor *x);
  * end, out-of-range values clamp, step > 0; TG_END for stop = to the end). An empty range
  * gives a size-0 axis. TG_EINVAL for step <= 0 or a bad axis (and for a 0-d x); TG_ESHAPE
  * for an axis longer than PTRDIFF_MAX (possible only in a tensor without elements). The
- * recorded gradient (tg_grad_graph's) is dy placed among zeros, exact; with step > 1 and two
- * or more elements picked it places dy with tg_take, so differentiated again in dy it is NaN
- * where the gradient coming into it is infinite at an element the slice skips (0 * inf, as
- * tg_take's). */
+ * recorded gradient (tg_grad_graph's) is dy placed among zeros, exact, with any step (by
+ * concatenation and reshapes: no index, no product), and so are its own derivatives. */
 TG_API tg_tensor *tg_slice(tg_tape *tape, tg_tensor *x, int axis, ptrdiff_t start, ptrdiff_t stop,
                            ptrdiff_t step);
 /* x[..., index, ...]: integer index along `axis` (negative from the end), dropping that axis.

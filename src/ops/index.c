@@ -66,24 +66,31 @@ static tg_tensor *filled_block(tg_tape *tape, const tg_tensor *x, int axis, size
     return tg_constant(tape, (tg_dtype)x->dtype, x->rank, shape, v);
 }
 
-/* g (x's shape but shorter along axis) placed at [before, before + its length) of zeros of
- * x's shape: concat(zeros, g, zeros), the empty pieces left out. */
-static tg_tensor *pad_axis(tg_tape *tape, tg_tensor *g, const tg_tensor *x, int axis, size_t before)
+/* g placed at [before, before + its length) along axis of zeros `total` long there, g's shape
+ * elsewhere: concat(zeros, g, zeros), the empty pieces left out. */
+static tg_tensor *pad_axis_to(tg_tape *tape, tg_tensor *g, int axis, size_t before, size_t total)
 {
     if (!g)
         return NULL;
-    if (x->numel == 0)
-        return tg_ops__zeros_like(tape, x);
-    const size_t len = g->shape[axis], after = x->shape[axis] - before - len;
+    const size_t len = g->shape[axis], after = total - before - len;
     tg_tensor *parts[3];
     size_t n = 0;
     if (before)
-        parts[n++] = filled_block(tape, x, axis, before, 0.0);
+        parts[n++] = filled_block(tape, g, axis, before, 0.0);
     if (len)
         parts[n++] = g;
     if (after)
-        parts[n++] = filled_block(tape, x, axis, after, 0.0);
+        parts[n++] = filled_block(tape, g, axis, after, 0.0);
     return n == 1 ? parts[0] : tg_concat(tape, parts, n, axis);
+}
+
+/* g (x's shape but shorter along axis) placed at [before, before + its length) of zeros of
+ * x's shape. */
+static tg_tensor *pad_axis(tg_tape *tape, tg_tensor *g, const tg_tensor *x, int axis, size_t before)
+{
+    if (g && x->numel == 0)
+        return tg_ops__zeros_like(tape, x);
+    return pad_axis_to(tape, g, axis, before, x->shape[axis]);
 }
 
 /* ---- picking along one axis: slice and select ---------------------------------------------
@@ -182,8 +189,11 @@ static void slice_vjp(tg_tape *tape, tg_tensor *y)
 }
 
 /* dx = dy padded with zeros back to x's shape. With a step, the elements of dy are not
- * contiguous in dx: dx = take(concat(dy, a zero row), idx) along the axis, with the constant
- * idx[p] = j where x's position p = start + j*step was picked, the zero row (count) elsewhere. */
+ * contiguous in dx: seen as (outer, count, inner), dy gets step - 1 rows of zeros after each
+ * of its rows (a concat along a new axis, (outer, count, step, inner)), which puts dy[j] at
+ * j*step of the (outer, count*step, inner) it reshapes to; that is cut to what fits after
+ * start, and padded to dim. Every step is linear, with no index (one in x's dtype would round
+ * in f32 past 2^24) and no product: O(x's size), and so are its own derivatives. */
 static tg_status slice_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
 {
     const tg_tensor *x = y->in[0];
@@ -194,20 +204,17 @@ static tg_status slice_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_
         dx[0] = pad_axis(tape, dy, x, axis, start);
         return tg_tape_status(tape);
     }
-    tg_tensor *const parts[2] = {dy, filled_block(tape, y, axis, 1, 0.0)};
-    tg_tensor *ext = parts[1] ? tg_concat(tape, parts, 2, axis) : NULL;
-    void *iv = tg_tape__scratch(tape, dim * tg__esize(x), "slice");
-    if (!iv)
-        return tg_tape_status(tape);
-    DISPATCH(x->dtype, {
-        T *I = iv;
-        for (size_t p = 0; p < dim; p++)
-            I[p] = (T)(p >= start && (p - start) % step == 0 && (p - start) / step < count
-                           ? (p - start) / step
-                           : count);
-    });
-    tg_tensor *idx = tg_constant(tape, (tg_dtype)x->dtype, 1, &dim, iv);
-    dx[0] = tg_take(tape, ext, idx, axis);
+    /* count > 1 puts start + step within dim: count * step <= 2 * dim cannot overflow */
+    const size_t outer = span(x->shape, 0, axis), inner = span(x->shape, axis + 1, x->rank);
+    const size_t rows[4] = {outer, count, 1, inner}, line[3] = {outer, count * step, inner};
+    const size_t fits = count * step < dim - start ? count * step : dim - start;
+    tg_tensor *d = tg_reshape(tape, dy, 4, rows);
+    tg_tensor *const parts[2] = {d, d ? filled_block(tape, d, 2, step - 1, 0.0) : NULL};
+    tg_tensor *g = parts[1] ? tg_reshape(tape, tg_concat(tape, parts, 2, 2), 3, line) : NULL;
+    if (g && fits < count * step)
+        g = tg_slice(tape, g, 1, 0, (ptrdiff_t)fits, 1);
+    g = pad_axis_to(tape, g, 1, start, dim);
+    dx[0] = g ? tg_reshape(tape, g, x->rank, x->shape) : NULL;
     return tg_tape_status(tape);
 }
 
