@@ -637,12 +637,15 @@ Test(accessors, get_set_item_to_f64)
     cr_assert_eq(tg_tensor_item(f), (double)0.1f);
     tg_tensor_free(f);
 
-    /* NULL tensors: errors, not crashes. */
+    /* NULL tensors: errors naming the function called, not crashes. */
     cr_assert(isnan(tg_tensor_get(NULL, 0)));
+    cr_assert_str_eq(tg_last_error(), "tensor_get: tensor is NULL");
     cr_assert(isnan(tg_tensor_item(NULL)));
+    cr_assert_str_eq(tg_last_error(), "tensor_item: tensor is NULL");
     cr_assert(isnan(tg_tensor_grad_get(NULL, 0)));
     cr_assert_eq(tg_tensor_set(NULL, 0, 1), TG_EINVAL);
     cr_assert_neq(tg_tensor_to_f64(NULL, NULL), TG_OK);
+    cr_assert_str_eq(tg_last_error(), "tensor_to_f64: tensor is NULL");
     cr_assert_null(tg_tensor_data(NULL));
     cr_assert_eq(tg_last_status(), TG_EINVAL);
 }

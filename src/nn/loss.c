@@ -85,15 +85,14 @@ tg_tensor *tg_bce_logits(tg_tape *tape, tg_tensor *z, tg_tensor *target)
  * constant of 0s and 1s) each row's log-probability is selected where t is 1 rather than
  * multiplied by t: a class of logit -inf (masked), or one below the maximum by more than the
  * range of doubles, has log-probability -inf, and 0 * -inf would make the loss NaN. */
-static tg_tensor *cross_entropy_of(tg_tape *tape, tg_tensor *logits, tg_tensor *targets,
-                                   bool onehot)
+static tg_tensor *cross_entropy_of(const char *who, tg_tape *tape, tg_tensor *logits,
+                                   tg_tensor *targets, bool onehot)
 {
-    if (!usable(tape, "cross_entropy", logits, targets) ||
-        !target_fits(tape, "cross_entropy", logits, targets))
+    if (!usable(tape, who, logits, targets) || !target_fits(tape, who, logits, targets))
         return NULL;
     if (tg_tensor_rank(logits) != 2) {
         char s[96];
-        return fail(tape, TG_ESHAPE, "cross_entropy: logits %s must be 2-D (rows, classes)",
+        return fail(tape, TG_ESHAPE, "%s: logits %s must be 2-D (rows, classes)", who,
                     tg_shape_format(s, sizeof s, tg_tensor_rank(logits), tg_tensor_shape(logits)));
     }
     tg_tensor *logp = tg_log_softmax(tape, logits, -1);
@@ -106,7 +105,7 @@ static tg_tensor *cross_entropy_of(tg_tape *tape, tg_tensor *logits, tg_tensor *
 
 tg_tensor *tg_cross_entropy_soft(tg_tape *tape, tg_tensor *logits, tg_tensor *targets)
 {
-    return cross_entropy_of(tape, logits, targets, false);
+    return cross_entropy_of("cross_entropy_soft", tape, logits, targets, false);
 }
 
 /* tg_onehot for the function `who`, whose name its errors carry. */
@@ -165,6 +164,7 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *labels)
     if (tg_tensor_dtype(labels) != tg_tensor_dtype(logits))
         return fail(tape, TG_EDTYPE, "cross_entropy: dtypes %s and %s differ",
                     tg_dtype_name(tg_tensor_dtype(logits)), tg_dtype_name(tg_tensor_dtype(labels)));
-    return cross_entropy_of(
-        tape, logits, onehot_for("cross_entropy", tape, labels, tg_tensor_dim(logits, 1)), true);
+    return cross_entropy_of("cross_entropy", tape, logits,
+                            onehot_for("cross_entropy", tape, labels, tg_tensor_dim(logits, 1)),
+                            true);
 }

@@ -142,15 +142,17 @@ tg_tensor *tg_apply(tg_tape *tape, tg_op op, tg_tensor *const *inputs, size_t n,
         return NULL;
     }
     const tg_op_desc *d = tg_op__table[op];
-    if (d->info.arity == TG_VARIADIC ? n == 0 || !inputs : n != (size_t)d->info.arity || !inputs) {
-        if (d->info.arity == TG_VARIADIC) {
-            tg_tape_fail(tape, TG_EINVAL, "apply: %s takes one or more inputs, got %zu%s",
-                         d->info.name, n, n && !inputs ? " (inputs is NULL)" : "");
-            return NULL;
-        }
-        tg_tape_fail(tape, TG_EINVAL, "apply: %s takes %d input%s, got %zu%s", d->info.name,
-                     d->info.arity, d->info.arity == 1 ? "" : "s", n,
-                     n && !inputs ? " (inputs is NULL)" : "");
+    if (d->info.arity == TG_VARIADIC ? n == 0 : n != (size_t)d->info.arity) {
+        if (d->info.arity == TG_VARIADIC)
+            tg_tape_fail(tape, TG_EINVAL, "apply: %s takes one or more inputs, got %zu",
+                         d->info.name, n);
+        else
+            tg_tape_fail(tape, TG_EINVAL, "apply: %s takes %d input%s, got %zu", d->info.name,
+                         d->info.arity, d->info.arity == 1 ? "" : "s", n);
+        return NULL;
+    }
+    if (!inputs) {
+        tg_tape_fail(tape, TG_EINVAL, "apply: %s: inputs is NULL (n is %zu)", d->info.name, n);
         return NULL;
     }
     if (d->info.attrs != TG_ATTR_NONE && !attrs) {

@@ -376,15 +376,17 @@ size_t tg_tensor_numel(const tg_tensor *t)
     return t ? t->numel : 0;
 }
 
+/* TG_OK when t's values may be read (not NULL, not stale), else the error naming `who`. */
+static tg_status readable(const tg_tensor *t, const char *who)
+{
+    if (!t)
+        return tg__error(TG_EINVAL, "%s: tensor is NULL", who);
+    return tg_tensor__check_live(t, who);
+}
+
 const void *tg_tensor_data_const(const tg_tensor *t)
 {
-    if (!t) {
-        tg__error(TG_EINVAL, "tensor_data: tensor is NULL");
-        return NULL;
-    }
-    if (tg_tensor__check_live(t, "tensor_data") != TG_OK)
-        return NULL;
-    return t->data;
+    return readable(t, "tensor_data") == TG_OK ? t->data : NULL;
 }
 
 void *tg_tensor_data(tg_tensor *t)
@@ -419,23 +421,26 @@ static double load(const void *p, tg_dtype dtype, size_t i)
     return dtype == TG_F32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
 }
 
-double tg_tensor_get(const tg_tensor *t, size_t i)
+/* Element i of t for `who` (tensor_get, tensor_item), NaN with the error naming it. */
+static double get_for(const tg_tensor *t, size_t i, const char *who)
 {
-    /* NULL for t NULL or stale (an error), or for a live tensor without elements: which, is
-     * asked only then (data_const has checked a tensor it gives data of) */
-    const void *d = tg_tensor_data_const(t);
-    if (!d && (!t || tg_tensor__check_live(t, "tensor_get") != TG_OK))
+    if (readable(t, who) != TG_OK)
         return NAN;
     if (i >= t->numel) {
-        tg__error(TG_EINVAL, "tensor_get: index %zu is out of range for %zu elements", i, t->numel);
+        tg__error(TG_EINVAL, "%s: index %zu is out of range for %zu elements", who, i, t->numel);
         return NAN;
     }
-    return load(d, (tg_dtype)t->dtype, i);
+    return load(t->data, (tg_dtype)t->dtype, i);
+}
+
+double tg_tensor_get(const tg_tensor *t, size_t i)
+{
+    return get_for(t, i, "tensor_get");
 }
 
 double tg_tensor_item(const tg_tensor *t)
 {
-    return tg_tensor_get(t, 0);
+    return get_for(t, 0, "tensor_item");
 }
 
 tg_status tg_tensor_set(tg_tensor *t, size_t i, double value)
@@ -462,13 +467,13 @@ tg_status tg_tensor_set(tg_tensor *t, size_t i, double value)
 
 tg_status tg_tensor_to_f64(const tg_tensor *t, double *out)
 {
-    const void *d = tg_tensor_data_const(t); /* as in tg_tensor_get */
-    if (!d && (!t || tg_tensor__check_live(t, "tensor_to_f64") != TG_OK))
-        return tg_last_status();
+    tg_status st = readable(t, "tensor_to_f64");
+    if (st != TG_OK)
+        return st;
     if (!out && t->numel)
         return tg__error(TG_EINVAL, "tensor_to_f64: out is NULL");
     for (size_t i = 0; i < t->numel; i++)
-        out[i] = load(d, (tg_dtype)t->dtype, i);
+        out[i] = load(t->data, (tg_dtype)t->dtype, i);
     return TG_OK;
 }
 
