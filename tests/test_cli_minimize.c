@@ -174,7 +174,7 @@ Test(cli_minimize, failures_exit_1)
     r = RUN("x + zz", "x=1");
     tp_expect_status(&r, 1);
     ts_assert_has(r.err, "no value for input 'zz'");
-    ts_assert_has(r.err, "hint: give it a value: zz=VALUE");
+    ts_assert_has(r.err, "hint: give it a value: zz=VALUE to minimize over it, --const zz=VALUE");
     tp_run_free(&r);
     r = RUN("log(x)", "x=-1");
     tp_expect_status(&r, 1);

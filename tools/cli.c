@@ -398,7 +398,7 @@ int parse_value_arg(const char *cmd, const char *what, const char *text, tg_dtyp
 }
 
 void report_program_error(const tg_expr_error *err, const char *src, size_t len,
-                          const char *missing)
+                          const char *missing, const char *binding_is_to)
 {
     size_t n = tg_expr_error_format(err, src, len, NULL, 0);
     char *buf = malloc(n + 1);
@@ -409,11 +409,15 @@ void report_program_error(const tg_expr_error *err, const char *src, size_t len,
     } else {
         fprintf(stderr, "error: %s\n", err->message);
     }
-    if (missing)
+    if (missing) { /* the name clipped as the error's own message clips it */
+        const size_t name_len = strlen(missing);
+        const int shown = name_len > 48 ? 48 : (int)name_len;
+        const char *more = name_len > 48 ? "..." : "";
         fprintf(stderr,
-                "hint: give it a value: %s=VALUE to differentiate with respect to it, "
-                "--const %s=VALUE for a constant\n",
-                missing, missing);
+                "hint: give it a value: %.*s%s=VALUE to %s, --const %.*s%s=VALUE for a "
+                "constant\n",
+                shown, missing, more, binding_is_to, shown, missing, more);
+    }
 }
 
 int load_program(const char *cmd, const char *file, const char *inline_src, char **text,
@@ -440,7 +444,7 @@ int load_program(const char *cmd, const char *file, const char *inline_src, char
     }
     tg_expr_error err;
     if (tg_program_parse_n(*src, *len, &err, prog) != TG_OK) {
-        report_program_error(&err, *src, *len, NULL);
+        report_program_error(&err, *src, *len, NULL, NULL);
         return EXIT_FAIL;
     }
     return EXIT_OK;

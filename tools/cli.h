@@ -85,9 +85,10 @@ int load_program(const char *cmd, const char *file, const char *inline_src, char
 const char *check_bindings(const char *cmd, const tg_program *prog, const tg_binding *env,
                            size_t n);
 /* A program error with its source excerpt on stderr; when `missing` (check_bindings') is not
- * NULL, a hint on how to bind it. */
+ * NULL, a hint on how to bind it, saying what a binding is for ("differentiate with respect
+ * to it"). */
 void report_program_error(const tg_expr_error *err, const char *src, size_t len,
-                          const char *missing);
+                          const char *missing, const char *binding_is_to);
 
 /* ---- output files ------------------------------------------------------------------------ */
 

@@ -836,7 +836,7 @@ int cmd_grad(int argc, char **argv)
     tg_expr_error err;
     tg_tensor *y = tg_program_eval(prog, tape, o.dtype, env, o.n_in, &err);
     if (!y) {
-        report_program_error(&err, src, len, missing);
+        report_program_error(&err, src, len, missing, "differentiate with respect to it");
         goto done;
     }
     if ((rc = make_seed(&o, y, o.dtype, &seed)) != EXIT_OK)

@@ -324,7 +324,7 @@ int cmd_minimize(int argc, char **argv)
     tg_status st = tg_minimize(objective_fn, &obj, xs, n_var, &o.mo, &r);
     if (st != TG_OK) {
         if (obj.failed && obj.err.status != TG_OK)
-            report_program_error(&obj.err, src, len, missing);
+            report_program_error(&obj.err, src, len, missing, "minimize over it");
         else /* the library's message starts with the command's name already */
             fprintf(stderr, "tapegrad %s\n", tg_last_error());
         if (st != TG_ENUMERIC || r.stop != TG_MINIMIZE_DIVERGED)
