@@ -206,7 +206,8 @@ TG_API tg_tensor *tg_constant(tg_tape *tape, tg_dtype dtype, int rank, const siz
  * and below 1.4e-45, which rounds to 0) is TG_EINVAL (kept on the tape), as tg_scale's constant
  * is; inf, NaN, 0 and f32's subnormals are taken. */
 TG_API tg_tensor *tg_scalar(tg_tape *tape, tg_dtype dtype, double value);
-/* The same values with no gradient flowing back (shares x's memory). */
+/* The same values with no gradient flowing back (shares x's memory: a view of a leaf is
+ * read, by tg_tensor_get or an op recorded on it, only while the leaf lives). */
 TG_API tg_tensor *tg_detach(tg_tape *tape, tg_tensor *x);
 
 /* Elementwise with broadcasting. */
@@ -269,7 +270,8 @@ TG_API tg_tensor *tg_clamp(tg_tape *tape, tg_tensor *x, double lo, double hi);
 TG_API tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 /* (M,N) -> (N,M). */
 TG_API tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x);
-/* Same elements, new shape (same element count); shares x's memory. */
+/* Same elements, new shape (same element count); shares x's memory (a view of a leaf is read
+ * only while the leaf lives, as tg_detach's). */
 TG_API tg_tensor *tg_reshape(tg_tape *tape, tg_tensor *x, int rank, const size_t *shape);
 
 /* Reductions over one axis (negative counts from the end) or over TG_ALL_AXES. With keepdim

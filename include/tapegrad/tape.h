@@ -14,7 +14,8 @@
  * adds into its grad) must not run meanwhile; tg_grad, which writes no leaf, takes gradients
  * of shared leaves on each thread's tape, and so do tg_grad_graph and the derivative products
  * and matrices of tapegrad/diff.h. The leaves a recording used must stay alive until
- * its last backward reads them (a freed leaf that no backward reads is fine; one it would read
+ * its last backward reads them, and as long as views of them (reshape, detach) are read (a
+ * freed leaf that no backward or view reads is fine; one a backward would read
  * whose address another leaf has taken since is refused, TG_ESTALE). A backward reads the
  * leaves that are inputs of the nodes it visits (those requiring grad that its output was
  * computed from), and the leaves that views (reshape, detach) among those inputs share their
