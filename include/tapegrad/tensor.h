@@ -27,7 +27,10 @@ TG_API tg_tensor *tg_tensor_scalar(tg_dtype dtype, double value);
 /* Copies numel elements of `dtype` from `data`. */
 TG_API tg_tensor *tg_tensor_from_data(tg_dtype dtype, int rank, const size_t *shape,
                                       const void *data);
-/* Copies numel doubles from `data`, converting them to `dtype`. */
+/* Copies numel doubles from `data`, converting them to `dtype` as a C cast does: for f32,
+ * rounded to nearest, so a finite value beyond 3.4e38 becomes inf and one below 1.4e-45 zero,
+ * unlike a fill value (a conversion of many values, checked by none; tg_tensor_set checks
+ * one). */
 TG_API tg_tensor *tg_tensor_from_f64(tg_dtype dtype, int rank, const size_t *shape,
                                      const double *data);
 /* Wraps caller memory without copying (for data batches): `data` must hold numel elements
