@@ -557,6 +557,9 @@ Test(syntax_errors, lexical)
                                   "decimal: no hexadecimal)");
     parse_fails_line("1.2.3", "error: 1:1: malformed number '1.2.3'");
     parse_fails_line("1e5e", "error: 1:1: malformed number '1e5e'");
+    parse_fails_line("1e+ * x", "error: 1:1: malformed number '1e+' (its exponent has no "
+                                "digits)");
+    parse_fails_line("2E", "error: 1:1: malformed number '2E' (its exponent has no digits)");
     parse_fails_line("1e999", "error: 1:1: number 1e999 is too large for a double");
     parse_fails_line("x + \xc3\xa9", "error: 1:5: unexpected byte 0xc3 (tgx is ASCII outside "
                                     "comments)");
@@ -651,6 +654,9 @@ Test(syntax_errors, calls)
     parse_fails_line("sigmoid(x, 2)", "error: 1:12: 'sigmoid' takes 1 argument: sigmoid(x)");
     parse_fails_line("sum(x, 1, 2)", "error: 1:11: 'sum' takes 1 or 2 arguments: sum(x[, axis])");
     parse_fails_line("mse(x)", "error: 1:1: 'mse' takes 2 arguments: mse(pred, target) (got 1)");
+    /* operands named as docs/tgx.md names them where their order matters */
+    parse_fails_line("atan2(x)", "error: 1:1: 'atan2' takes 2 arguments: atan2(y, x) (got 1)");
+    parse_fails_line("take(x)", "error: 1:1: 'take' takes 3 arguments: take(x, idx, axis) (got 1)");
     parse_fails_line("relu()", "error: 1:1: 'relu' takes 1 argument: relu(x) (got 0)");
     parse_fails_line("sum(x 1)", "error: 1:7: expected ',' or ')' after argument 1 of 'sum', "
                                  "found number 1");

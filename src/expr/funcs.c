@@ -43,7 +43,12 @@ static void op_func(tg_op op, tg_xfunc *f)
     } else {
         for (int i = 0; i < info->arity; i++)
             f->args[n++] = TG_XARG_TENSOR;
-        tensors = info->arity == 1 ? "x" : info->arity == 2 ? "a, b" : "c, a, b";
+        /* the names docs/tgx.md gives the operands, where they say which comes first */
+        tensors = op == TG_OP_ATAN2  ? "y, x"
+                  : op == TG_OP_TAKE ? "x, idx"
+                  : info->arity == 1 ? "x"
+                  : info->arity == 2 ? "a, b"
+                                     : "c, a, b";
     }
     int optional = 0;
     switch (info->attrs) {

@@ -57,11 +57,13 @@ static bool lex_number(const char *s, size_t n, size_t pos, bool value, tg_token
         while (i < n && is_digit(s[i]))
             i++;
     }
+    bool has_exponent = false;
     if (i < n && (s[i] == 'e' || s[i] == 'E')) {
         size_t j = i + 1;
         if (j < n && (s[j] == '+' || s[j] == '-'))
             j++;
         if (j < n && is_digit(s[j])) {
+            has_exponent = true;
             i = j;
             while (i < n && is_digit(s[i]))
                 i++;
@@ -70,7 +72,9 @@ static bool lex_number(const char *s, size_t n, size_t pos, bool value, tg_token
     t->start = pos;
     t->end = i;
     if (i < n && (is_alpha(s[i]) || s[i] == '.')) {
-        size_t j = i;
+        /* an exponent without digits: "1e", "1e+" */
+        const bool exponent = !has_exponent && (s[i] == 'e' || s[i] == 'E');
+        size_t j = exponent && i + 1 < n && (s[i + 1] == '+' || s[i + 1] == '-') ? i + 2 : i;
         while (j < n && (is_alnum(s[j]) || s[j] == '.'))
             j++;
         t->end = j;
@@ -78,6 +82,9 @@ static bool lex_number(const char *s, size_t n, size_t pos, bool value, tg_token
          * any product at all). */
         if (i == pos + 1 && s[pos] == '0' && (s[i] == 'x' || s[i] == 'X'))
             snprintf(msg, size, "malformed number '%.*s' (tgx numbers are decimal: no hexadecimal)",
+                     TG_EXPR_CLIP(j - pos), s + pos);
+        else if (exponent && j == i + 1 + (i + 1 < n && (s[i + 1] == '+' || s[i + 1] == '-')))
+            snprintf(msg, size, "malformed number '%.*s' (its exponent has no digits)",
                      TG_EXPR_CLIP(j - pos), s + pos);
         else if (is_alpha(s[i]) && s[i] != 'e' && s[i] != 'E' && !value)
             snprintf(msg, size, "malformed number '%.*s' (write %.*s*%.*s for a product)",
