@@ -432,6 +432,14 @@ Test(pool, num_threads_from_environment)
     unsetenv("TG_NUM_THREADS");
 }
 
+/* Waits for the forked child `pid` and fails the test unless it exited with status 0. */
+static void expect_child_succeeds(pid_t pid)
+{
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+}
+
 /* The environment of a fresh process, which has never asked for the count before. */
 Test(pool, num_threads_in_a_fresh_process)
 {
@@ -447,9 +455,7 @@ Test(pool, num_threads_in_a_fresh_process)
         ok = ok && rec.nranges == 6;
         _exit(ok ? 0 : 1);
     }
-    int status;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    expect_child_succeeds(pid);
 }
 
 /* Without TG_NUM_THREADS, the count is the CPUs the process may run on: one, once pinned to
@@ -472,9 +478,7 @@ Test(pool, num_threads_follows_the_affinity)
         ok = ok && tg_get_num_threads() == 1;
         _exit(ok ? 0 : 1);
     }
-    int status;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    expect_child_succeeds(pid);
 }
 
 static double cpu_seconds(void)
@@ -546,9 +550,7 @@ Test(pool, fork_after_use)
         ok = ok && tg__pool_workers() == 0;
         _exit(ok ? 0 : 1);
     }
-    int status;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    expect_child_succeeds(pid);
     check_loop(MAX_N, 1, 3);
 }
 

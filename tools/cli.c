@@ -411,8 +411,8 @@ void report_program_error(const tg_expr_error *err, const char *src, size_t len,
     }
     if (missing) { /* the name clipped as the error's own message clips it */
         const size_t name_len = strlen(missing);
-        const int shown = name_len > 48 ? 48 : (int)name_len;
-        const char *more = name_len > 48 ? "..." : "";
+        const int shown = name_len > TG_EXPR_NAME_SHOWN ? TG_EXPR_NAME_SHOWN : (int)name_len;
+        const char *more = name_len > TG_EXPR_NAME_SHOWN ? "..." : "";
         fprintf(stderr,
                 "hint: give it a value: %.*s%s=VALUE to %s, --const %.*s%s=VALUE for a "
                 "constant\n",

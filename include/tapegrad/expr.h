@@ -37,6 +37,10 @@ typedef struct tg_program tg_program;
 /* Longest program accepted, in bytes (positions are stored in 32 bits). */
 #define TG_EXPR_MAX_SOURCE ((size_t)1 << 30)
 
+/* Names in error messages are clipped to their first this many bytes (the source line under
+ * the message shows them whole), so that one absurd identifier cannot crowd out the rest. */
+#define TG_EXPR_NAME_SHOWN 48
+
 /* An error in structured form. line == 0 means it has no place in the source (out of
  * memory, a bad argument). Columns count bytes from 1; the span covers the bytes
  * [offset, end) of the source (end == offset + 1 for a single character, and end == offset

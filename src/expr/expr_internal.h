@@ -10,8 +10,7 @@
 /* "No node / no symbol": the parser's failure value for node indices. */
 #define TG_EXPR_NONE UINT32_MAX
 
-/* Names in messages are clipped, so one absurd identifier cannot crowd out the rest. */
-#define TG_EXPR_NAME_SHOWN 48
+/* A name's length as messages show it (expr.h: TG_EXPR_NAME_SHOWN). */
 #define TG_EXPR_CLIP(n) ((int)((n) < TG_EXPR_NAME_SHOWN ? (n) : TG_EXPR_NAME_SHOWN))
 
 /* Whether the NUL-terminated `name` is s[0..n). */
