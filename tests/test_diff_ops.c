@@ -34,7 +34,7 @@ typedef struct jcase {
     kind k[3];     /* their values */
     bool grad[3];  /* which get a tangent */
     tg_attrs at;   /* attributes */
-    double idx[4]; /* take: the indices (a constant input, no tangent) */
+    double idx[4]; /* take, index_add: the indices (a constant input, no tangent) */
 } jcase;
 
 #define S1(a)                                                                                      \
@@ -162,6 +162,13 @@ static const jcase CASES[] = {
      {.axis = 1},
      {2, 0, 2, 1}},
     {TG_OP_PERMUTE, 1, {S3(2, 3, 2)}, {K_NORMAL}, {true}, {.axes = {1, 2, 0}}, {0}},
+    {TG_OP_INDEX_ADD,
+     3,
+     {S2(2, 3), S1(4), S2(2, 4)},
+     {K_NORMAL, K_NORMAL, K_NORMAL},
+     {true, false, true},
+     {.axis = 1},
+     {2, 0, 2, 1}},
 };
 #define N_CASES (sizeof CASES / sizeof CASES[0])
 
@@ -200,7 +207,7 @@ static tg_tensor *make_input(tg_rng *rng, const jcase *c, int i)
         case K_MASK: v[j] = (double)(j % 2); break;
         }
     }
-    if (c->op == TG_OP_TAKE && i == 1)
+    if ((c->op == TG_OP_TAKE || c->op == TG_OP_INDEX_ADD) && i == 1)
         memcpy(v, c->idx, n * sizeof *v);
     return t;
 }

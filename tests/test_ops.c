@@ -103,7 +103,8 @@ static tg_tensor *apply_any(tg_op op, tg_tensor *a, tg_tensor *b)
         return tg_custom(tape, &CUSTOM_MUL, NULL, in, 2, tg_tensor_rank(a), tg_tensor_shape(a));
     }
     /* indexing and joins, on (2,3) operands: x[:, ::2], x[-1], concat/stack of (a, b),
-     * take(x, [2, 0, -1, 0], 1), permute(x, [1, 0]) */
+     * take(x, [2, 0, -1, 0], 1), index_add(a, that idx, take(b, idx, 1), 1),
+     * permute(x, [1, 0]) */
     switch (op) {
     case TG_OP_SLICE:
         return ts_apply(tape, op, a, NULL, &(tg_attrs){.axis = 1, .stop = TG_END, .step = 2});
@@ -112,11 +113,15 @@ static tg_tensor *apply_any(tg_op op, tg_tensor *a, tg_tensor *b)
     case TG_OP_STACK:
         return tg_apply(tape, op, (tg_tensor *[]){a, b}, 2,
                         &(tg_attrs){.axis = op == TG_OP_CONCAT ? 1 : 0});
-    case TG_OP_TAKE: {
+    case TG_OP_TAKE:
+    case TG_OP_INDEX_ADD: {
         tg_tensor *idx = tg_tensor_dtype(a) == TG_F32
                              ? tg_constant(tape, TG_F32, 1, TS_SHAPE(4), (float[]){2, 0, -1, 0})
                              : tg_constant(tape, TG_F64, 1, TS_SHAPE(4), (double[]){2, 0, -1, 0});
-        return ts_apply(tape, op, a, idx, &(tg_attrs){.axis = 1});
+        const tg_attrs along_1 = {.axis = 1};
+        if (op == TG_OP_TAKE)
+            return ts_apply(tape, op, a, idx, &along_1);
+        return tg_apply(tape, op, (tg_tensor *[]){a, idx, tg_take(tape, b, idx, 1)}, 3, &along_1);
     }
     case TG_OP_PERMUTE: return ts_apply(tape, op, a, NULL, &(tg_attrs){.axes = {1, 0}});
     default: break;

@@ -111,6 +111,7 @@ static const generator GENERATORS[TG_OP_COUNT] = {
     [TG_OP_CONCAT]      = {gen_join,        2,   0},
     [TG_OP_STACK]       = {gen_join,        1,   0},
     [TG_OP_TAKE]        = {gen_take,        2,   0},
+    [TG_OP_INDEX_ADD]   = {gen_take,        2,   0},
     [TG_OP_PERMUTE]     = {gen_permute,     2,   0},
     [TG_OP_MINIMUM]     = {gen_minmax,      2,   1},
     [TG_OP_MAXIMUM]     = {gen_minmax,      2,   1},

@@ -24,7 +24,7 @@
 
 /* ---- a small random graph generator ------------------------------------------------------- */
 
-#define MAX_LEAVES 4 /* leaves 0..2 are values, leaf 3 take's index */
+#define MAX_LEAVES 4 /* leaves 0..2 are values, leaf 3 take's and index_add's index */
 #define MAX_STEPS 40
 #define MAX_VALS (MAX_LEAVES + MAX_STEPS)
 #define MAX_EL 256 /* elements in any one value */
@@ -176,7 +176,8 @@ static void draw_step(tg_rng *r, tg_tensor **vals, int n_vals, step *s)
     s->n = info->arity == TG_VARIADIC ? 2 + pick(r, 2) : info->arity;
     for (int j = 1; j < s->n; j++)
         s->in[j] = partner(r, vals, n_vals, a);
-    if (op == TG_OP_TAKE)
+    if (op == TG_OP_TAKE || op == TG_OP_INDEX_ADD) /* index_add: src of a's shape, which fits
+                                                    * where a's axis is as long as the index */
         s->in[1] = IDX_LEAF;
     tg_attrs *at = &s->at;
     at->axis = ra ? pick(r, 2 * ra) - ra : 0;
@@ -500,6 +501,26 @@ Test(replay, take_judges_new_indices)
     tg_tensor_set(idx, 1, 0.5);
     cr_assert_eq(tg_tape_replay(tape), TG_EINVAL);
     ts_assert_has(tg_tape_error(tape), "not an integer index");
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(idx);
+}
+
+/* take's gradient graph reads the index tensor, so a replay at new indices moves it too (tape.h):
+ * y = sum(take(x, idx)^2), g = dy/dx = 2 x_k at each pick of k, recorded; then idx changes. */
+Test(replay, take_gradient_graph_follows_new_indices)
+{
+    tg_tensor *x = ts_vec(TG_F64, 3, TS_VALS(10, 20, 30), true);
+    tg_tensor *idx = ts_vec(TG_F64, 2, TS_VALS(0, 0), false);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *y = tg_sum(tape, tg_square(tape, tg_take(tape, x, idx, 0)), TG_ALL_AXES, false);
+    tg_tensor *g = NULL;
+    cr_assert_eq(tg_grad_graph(tape, y, &x, 1, NULL, &g), TG_OK, "%s", tg_last_error());
+    ts_assert_values(g, TS_VALS(40, 0, 0), 3, 0, 0, "dy/dx, idx [0, 0]");
+    tg_tensor_set(idx, 0, 2);
+    tg_tensor_set(idx, 1, -2); /* = 1 */
+    cr_assert_eq(tg_tape_replay(tape), TG_OK, "%s", tg_last_error());
+    ts_assert_values(g, TS_VALS(0, 40, 60), 3, 0, 0, "dy/dx, idx [2, -2]");
     tg_tape_free(tape);
     tg_tensor_free(x);
     tg_tensor_free(idx);

@@ -46,10 +46,7 @@ TG_API tg_status tg_grad_graph(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs
  * tape's reset). A plain pass (a backward walk as tg_grad's) records nothing, writes no leaf
  * and reuses the nodes' gradient buffers, so n plain passes need the memory of one. "y's graph"
  * is what y was recorded from; "the gradient graph" what a recorded pass of it added (about
- * one to two times its size; but the gradient of tg_take is recorded as a product with a
- * dense 0/1 selection matrix, dim x m for m entries taken from an axis of dim: for an
- * embedding lookup of 256 ids into 20,000 rows, a matrix of 5 M elements, and a product with
- * it, in each recorded pass).
+ * one to two times its size).
  *
  * Errors, for all five (out all NULL), each message naming the function called and the
  * argument: TG_EINVAL for NULL arguments, an output that does not depend on any tensor that

@@ -111,6 +111,9 @@ typedef enum tg_op {
     /* user-defined */
     TG_OP_CUSTOM, /* forward and VJP given by the user as C callbacks (tg_custom) */
 
+    /* indexing, continued */
+    TG_OP_INDEX_ADD, /* x with src's rows added at the positions an index tensor holds */
+
     TG_OP_COUNT /* the number of ops (not an op) */
 } tg_op;
 
@@ -120,7 +123,7 @@ typedef enum tg_attr_kind {
     TG_ATTR_NONE,     /* none */
     TG_ATTR_CONSTANT, /* c: scale, add_scalar, pow */
     TG_ATTR_RANGE,    /* lo and hi: clamp */
-    TG_ATTR_AXIS,     /* axis: softmax, log_softmax, concat, stack, take */
+    TG_ATTR_AXIS,     /* axis: softmax, log_softmax, concat, stack, take, index_add */
     TG_ATTR_REDUCE,   /* axis and keepdim: sum, mean, max, min, prod, logsumexp */
     TG_ATTR_SHAPE,    /* rank and shape: reshape (and a custom op's output shape) */
     TG_ATTR_SLICE,    /* axis, start, stop and step: slice */
@@ -149,7 +152,8 @@ typedef struct tg_attrs {
 /* What the op table says of an op. */
 typedef struct tg_op_info {
     const char *name;    /* "add", "log_softmax": also the name of its tgx function */
-    int arity;           /* tensor inputs: 0 (const), 1, 2 or 3 (where), or TG_VARIADIC */
+    int arity;           /* tensor inputs: 0 (const), 1, 2 or 3 (where, index_add), or
+                          * TG_VARIADIC */
     tg_attr_kind attrs;  /* its attributes */
     bool commutative;    /* f(a, b) = f(b, a) (the dot writer labels the others' operands) */
     bool differentiable; /* gradients flow through it (not through const and detach) */
@@ -400,10 +404,18 @@ TG_API tg_tensor *tg_stack(tg_tape *tape, tg_tensor *const *xs, size_t n, int ax
  * x's dtype holding integer values in [-dim, dim) (negative from the end), of any shape; a
  * value that is not an integer is TG_EINVAL and one out of range TG_ESHAPE, the message naming
  * the element. The gradient scatter-adds into x, so repeated indices accumulate (an embedding
- * lookup); idx gets none. The recorded gradient (tg_grad_graph's) is dy times a 0/1 matrix:
- * where dy has an infinite element, it is NaN at each other position of x's axis in that
- * element's line (0 * inf), where tg_grad's gives 0 or the finite sum. */
+ * lookup); idx gets none. The recorded gradient (tg_grad_graph's) is tg_index_add of dy into
+ * zeros: exact, linear in the size of dy, and so are its own derivatives. */
 TG_API tg_tensor *tg_take(tg_tape *tape, tg_tensor *x, tg_tensor *idx, int axis);
+/* take's transpose: y = x with src's rows added where idx points, y[..., idx[j], ...] +=
+ * src[..., j, ...] along `axis` for every element j of idx in row-major order, so repeated
+ * indices accumulate (NumPy's np.add.at along one axis; PyTorch's index_add, for an idx of any
+ * shape). y has x's shape; src must have take(x, idx, axis)'s, x.shape[:axis] + idx.shape +
+ * x.shape[axis+1:], exactly (TG_ESHAPE otherwise: no broadcasting). idx as for tg_take (the
+ * same errors). dx = dy, dsrc = take(dy, idx, axis); idx gets none. Its inputs in tg_apply's
+ * order: x, idx, src. */
+TG_API tg_tensor *tg_index_add(tg_tape *tape, tg_tensor *x, tg_tensor *idx, tg_tensor *src,
+                               int axis);
 /* The axes of x in any order: axes holds rank(x) entries, a permutation of 0..rank-1
  * (negative entries count from the end); output axis i is input axis axes[i]. TG_EINVAL for
  * axes NULL (with rank > 0) or not a permutation. (tg_transpose is the 2-D case.) */

@@ -160,9 +160,10 @@ TG_API tg_status tg_grad(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size
  *   attribute (tg_scale's factor, clamp's bounds, a slice's bounds, a reshape's shape)
  *   computed from one, keep their recorded values. The library does this itself in a few
  *   differentiable VJPs (tg_grad_graph): max's and min's choice of the first maximum on a
- *   tie, and take's indices, are recorded as constant masks. A gradient graph through max,
- *   min or take recorded before a replay keeps the recording point's choice; call
- *   tg_grad_graph again after the replay for derivatives at the new point;
+ *   tie is recorded as a constant mask. A gradient graph through max or min recorded before a
+ *   replay keeps the recording point's choice; call tg_grad_graph again after the replay for
+ *   derivatives at the new point (take's gradient graph reads the index tensor itself, and
+ *   follows new indices);
  * - a custom op's user pointer and callbacks are called again as recorded: what they point
  *   at must still be alive and mean the same thing;
  * - a leaf freed since the recording: the tape holds its address and cannot tell a freed

@@ -44,11 +44,12 @@ static void op_func(tg_op op, tg_xfunc *f)
         for (int i = 0; i < info->arity; i++)
             f->args[n++] = TG_XARG_TENSOR;
         /* the names docs/tgx.md gives the operands, where they say which comes first */
-        tensors = op == TG_OP_ATAN2  ? "y, x"
-                  : op == TG_OP_TAKE ? "x, idx"
-                  : info->arity == 1 ? "x"
-                  : info->arity == 2 ? "a, b"
-                                     : "c, a, b";
+        tensors = op == TG_OP_ATAN2       ? "y, x"
+                  : op == TG_OP_TAKE      ? "x, idx"
+                  : op == TG_OP_INDEX_ADD ? "x, idx, src"
+                  : info->arity == 1      ? "x"
+                  : info->arity == 2      ? "a, b"
+                                          : "c, a, b";
     }
     int optional = 0;
     switch (info->attrs) {

@@ -1,15 +1,17 @@
-/* index.c: indexing and joins. slice, select and take pick elements along one axis; concat
- * and stack join n tensors. Each result is a copy (no op here is a view), and each VJP adds
- * every element of dy back where that element came from.
+/* index.c: indexing and joins. slice, select and take pick elements along one axis, and
+ * index_add adds rows back where take picks them; concat and stack join n tensors. Each result
+ * is a copy (no op here is a view), and each VJP adds every element of dy back where that
+ * element came from.
  *
  * Along one axis, a tensor is (outer, dim, inner): outer the product of the sizes before the
  * axis, inner of those after it. Copies move whole rows of `inner` elements with memcpy, so
- * the forwards need no dtype dispatch; the VJPs add, by dtype.
+ * the forwards that only pick need no dtype dispatch; index_add's and the VJPs add, by dtype.
  *
  * The differentiable VJPs (vjp_graph) put dy back with ops: slice and select pad it with
- * zero blocks (concat), or, for a slice with a step, pick from dy and a zero row with take;
- * concat and stack cut it up with slice and select; take adds it back with a product by a
- * constant one-hot matrix. Each is linear in dy with constant indices, as the VJP it mirrors. */
+ * zero blocks (concat), or, for a slice with a step, interleave it with zero rows (reshapes and
+ * a concat); concat and stack cut it up with slice and select; take and index_add, each the
+ * other's transpose, put dy back with the other. Each is linear in dy with constant indices,
+ * as the VJP it mirrors. */
 #include "ops/op_impl.h"
 
 #include "tape/scratch.h"
@@ -517,6 +519,72 @@ static size_t take_at(double v, size_t dim)
     return back <= dim ? dim - back : SIZE_MAX;
 }
 
+/* TG_OK when every element of idx names a position along an axis of size dim, else the error
+ * naming the first that does not: TG_ESHAPE out of range, TG_EINVAL not an integer. */
+static tg_status check_indices(const tg_tensor *idx, size_t dim, int axis, char *msg, size_t size)
+{
+    for (size_t j = 0; j < idx->numel; j++) {
+        double v = idx_value(idx, j);
+        if (take_at(v, dim) == SIZE_MAX) {
+            bool integer = isfinite(v) && v == floor(v);
+            snprintf(msg, size, "idx element %zu is %.17g, %s axis %d of size %zu", j, v,
+                     integer ? "out of range for" : "not an integer index of", axis, dim);
+            return integer ? TG_ESHAPE : TG_EINVAL;
+        }
+    }
+    return TG_OK;
+}
+
+/* take's result shape, x.shape[:axis] + idx.shape + x.shape[axis+1:], into shape (its rank,
+ * x->rank - 1 + idx->rank, at most TG_MAX_RANK). */
+static void taken_shape(size_t *shape, const tg_tensor *x, const tg_tensor *idx, int axis)
+{
+    int k = 0;
+    for (int d = 0; d < axis; d++)
+        shape[k++] = x->shape[d];
+    for (int d = 0; d < idx->rank; d++)
+        shape[k++] = idx->shape[d];
+    for (int d = axis + 1; d < x->rank; d++)
+        shape[k++] = x->shape[d];
+}
+
+/* x of take(x, idx, axis) seen as (outer, dim, inner), and m, idx's element count: the result
+ * is (outer, m, inner). */
+typedef struct take_dims {
+    size_t outer, dim, inner, m;
+} take_dims;
+
+static take_dims take_dims_of(const tg_tensor *x, const tg_tensor *idx, int axis)
+{
+    return (take_dims){span(x->shape, 0, axis), x->shape[axis], span(x->shape, axis + 1, x->rank),
+                       idx->numel};
+}
+
+/* Adds rows between `full`, of x's shape, and `picked`, of take's: full[o, idx[j], :] +=
+ * picked[o, j, :] (scatter: take's VJP, index_add's forward), or picked[o, j, :] +=
+ * full[o, idx[j], :] (gather: index_add's VJP into src), for every (o, j) in order, skipping
+ * an index no longer valid. */
+static void add_rows(tg_dtype dt, const tg_tensor *idx, take_dims d, void *full, void *picked,
+                     bool scatter)
+{
+    DISPATCH(dt, {
+        T *F = full, *P = picked;
+        for (size_t o = 0; o < d.outer; o++)
+            for (size_t j = 0; j < d.m; j++, P += d.inner) {
+                size_t k = take_at(idx_value(idx, j), d.dim);
+                if (k == SIZE_MAX)
+                    continue;
+                T *f = F + (o * d.dim + k) * d.inner;
+                if (scatter)
+                    for (size_t i = 0; i < d.inner; i++)
+                        f[i] += P[i];
+                else
+                    for (size_t i = 0; i < d.inner; i++)
+                        P[i] += f[i];
+            }
+    });
+}
+
 static tg_status take_shape(tg_tensor *y, char *msg, size_t size)
 {
     const tg_tensor *x = y->in[0], *idx = y->in[1];
@@ -532,24 +600,11 @@ static tg_status take_shape(tg_tensor *y, char *msg, size_t size)
                  rank, TG_MAX_RANK);
         return TG_ESHAPE;
     }
-    const size_t dim = x->shape[axis];
-    for (size_t j = 0; j < idx->numel; j++) {
-        double v = idx_value(idx, j);
-        if (take_at(v, dim) == SIZE_MAX) {
-            bool integer = isfinite(v) && v == floor(v);
-            snprintf(msg, size, "idx element %zu is %.17g, %s axis %d of size %zu", j, v,
-                     integer ? "out of range for" : "not an integer index of", axis, dim);
-            return integer ? TG_ESHAPE : TG_EINVAL;
-        }
-    }
+    tg_status st = check_indices(idx, x->shape[axis], axis, msg, size);
+    if (st != TG_OK)
+        return st;
     y->rank = (uint8_t)rank;
-    int k = 0;
-    for (int d = 0; d < axis; d++)
-        y->shape[k++] = x->shape[d];
-    for (int d = 0; d < idx->rank; d++)
-        y->shape[k++] = idx->shape[d];
-    for (int d = axis + 1; d < x->rank; d++)
-        y->shape[k++] = x->shape[d];
+    taken_shape(y->shape, x, idx, axis);
     y->attr.r.axis = axis;
     return TG_OK;
 }
@@ -576,64 +631,21 @@ static void take_forward(tg_tensor *y)
 
 static void take_vjp(tg_tape *tape, tg_tensor *y)
 {
-    const tg_tensor *x = y->in[0], *idx = y->in[1];
     void *dx = tg_tape__grad_of(tape, y->in[0]);
-    if (!dx)
-        return;
-    const int axis = y->attr.r.axis;
-    const size_t outer = span(x->shape, 0, axis), dim = x->shape[axis];
-    const size_t inner = span(x->shape, axis + 1, x->rank), m = idx->numel;
-    DISPATCH(y->dtype, {
-        const T *DY = y->grad;
-        T *DX = dx;
-        for (size_t o = 0; o < outer; o++)
-            for (size_t j = 0; j < m; j++, DY += inner) {
-                size_t k = take_at(idx_value(idx, j), dim);
-                if (k == SIZE_MAX)
-                    continue;
-                T *d = DX + (o * dim + k) * inner;
-                for (size_t i = 0; i < inner; i++)
-                    d[i] += DY[i];
-            }
-    });
+    if (dx)
+        add_rows((tg_dtype)y->dtype, y->in[1], take_dims_of(y->in[0], y->in[1], y->attr.r.axis), dx,
+                 y->grad, true);
 }
 
-/* dx = O @ dy along the axis: with dy seen as (outer, m, inner), O the constant (dim, m)
- * one-hot matrix, O[k, j] = 1 where idx[j] names position k (a row of zeros for an index no
- * longer valid, which the in-place VJP skips), so repeated indices add up. take is linear in
- * x with constant indices, and so is this in dy: its own derivative is exact. The product
- * costs dim * m * outer * inner multiply-adds and a constant of dim * m elements, against the
- * in-place VJP's m * outer * inner additions: fine for the sizes one differentiates twice,
- * heavy for a large vocabulary's embedding. An infinite or NaN dy spreads NaN through the
- * product (0 * inf), where the in-place VJP leaves the positions never picked at 0. */
+/* dx = index_add(zeros, idx, dy, axis): take's transpose, an op, with the index tensor itself
+ * (which carries no derivative). take is linear in x with constant indices, and so is this in
+ * dy; its own VJP is take again, so any order costs what the first does, m * outer * inner
+ * additions. */
 static tg_status take_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
 {
-    const tg_tensor *x = y->in[0], *idx = y->in[1];
-    if (!y->in[0]->requires_grad)
-        return TG_OK;
-    const int axis = y->attr.r.axis;
-    const size_t outer = span(x->shape, 0, axis), dim = x->shape[axis];
-    const size_t inner = span(x->shape, axis + 1, x->rank), m = idx->numel;
-    if (x->numel == 0 || y->numel == 0) {
-        dx[0] = tg_ops__zeros_like(tape, x);
-        return tg_tape_status(tape);
-    }
-    void *ov = tg_tape__scratch(tape, dim * m * tg__esize(x), "take");
-    if (!ov)
-        return tg_tape_status(tape);
-    memset(ov, 0, dim * m * tg__esize(x));
-    DISPATCH(x->dtype, {
-        T *O = ov;
-        for (size_t j = 0; j < m; j++) {
-            size_t k = take_at(idx_value(idx, j), dim);
-            if (k != SIZE_MAX)
-                O[k * m + j] = 1;
-        }
-    });
-    const size_t oshape[2] = {dim, m}, dshape[3] = {outer, m, inner};
-    tg_tensor *o = tg_constant(tape, (tg_dtype)x->dtype, 2, oshape, ov);
-    tg_tensor *g = tg_matmul(tape, o, tg_reshape(tape, dy, 3, dshape));
-    dx[0] = tg_reshape(tape, g, x->rank, x->shape);
+    if (y->in[0]->requires_grad)
+        dx[0] =
+            tg_index_add(tape, tg_ops__zeros_like(tape, y->in[0]), y->in[1], dy, y->attr.r.axis);
     return tg_tape_status(tape);
 }
 
@@ -650,4 +662,99 @@ const tg_op_desc tg_op__take = {
 tg_tensor *tg_take(tg_tape *tape, tg_tensor *x, tg_tensor *idx, int axis)
 {
     return tg_tape__record(tape, &tg_op__take, x, idx, (tg_node_attr){.r = {axis, 1, NULL}});
+}
+
+/* ---- index_add -------------------------------------------------------------------------------
+ * y = x, then y[o, idx[j], i] += src[o, j, i] for j over idx's elements in order: take's
+ * transpose (NumPy's np.add.at along one axis), so repeated indices accumulate. src has the
+ * shape take(x, idx, axis) has. dx += dy, dsrc += take(dy, idx, axis), idx gets none. Its
+ * inputs: attr.r.ext->in[0..2] = x, idx, src. As take's, the forward and the VJP read idx
+ * again and skip a value no longer valid. */
+
+static tg_status index_add_shape(tg_tensor *y, char *msg, size_t size)
+{
+    tg_tensor *const *in = y->attr.r.ext->in;
+    const tg_tensor *x = in[0], *idx = in[1], *src = in[2];
+    int axis = y->attr.r.axis;
+    if (!norm_axis(&axis, x->rank))
+        return bad_axis(msg, size, x, y->attr.r.axis);
+    const int rank = x->rank - 1 + idx->rank;
+    size_t want[TG_MAX_RANK];
+    if (rank <= TG_MAX_RANK)
+        taken_shape(want, x, idx, axis);
+    if (rank > TG_MAX_RANK || src->rank != rank ||
+        memcmp(src->shape, want, (size_t)rank * sizeof want[0]) != 0) {
+        char sx[96], si[96], ss[96], sw[96];
+        const int n =
+            snprintf(msg, size, "src %s does not fit x %s, idx %s along axis %d: ",
+                     tg_ops__fmt_shape(ss, sizeof ss, src), tg_ops__fmt_shape(sx, sizeof sx, x),
+                     tg_ops__fmt_shape(si, sizeof si, idx), axis);
+        if (n >= 0 && (size_t)n < size) {
+            if (rank > TG_MAX_RANK)
+                snprintf(msg + n, size - (size_t)n,
+                         "take's result would have %d axes, more than %d", rank, TG_MAX_RANK);
+            else
+                snprintf(msg + n, size - (size_t)n, "it must have take's result shape, %s",
+                         tg_shape_format(sw, sizeof sw, rank, want));
+        }
+        return TG_ESHAPE;
+    }
+    tg_status st = check_indices(idx, x->shape[axis], axis, msg, size);
+    if (st != TG_OK)
+        return st;
+    tg_ops__copy_shape(y, x);
+    y->attr.r.axis = axis;
+    return TG_OK;
+}
+
+static void index_add_forward(tg_tensor *y)
+{
+    tg_tensor *const *in = y->attr.r.ext->in;
+    memcpy(y->data, in[0]->data, tg__nbytes(y));
+    add_rows((tg_dtype)y->dtype, in[1], take_dims_of(y, in[1], y->attr.r.axis), y->data,
+             in[2]->data, true);
+}
+
+static void index_add_vjp(tg_tape *tape, tg_tensor *y)
+{
+    tg_tensor *const *in = y->attr.r.ext->in;
+    void *dx = tg_tape__grad_of(tape, in[0]), *dsrc = tg_tape__grad_of(tape, in[2]);
+    if (dx)
+        DISPATCH(y->dtype, {
+            T *DX = dx;
+            const T *DY = y->grad;
+            for (size_t i = 0; i < y->numel; i++)
+                DX[i] += DY[i];
+        });
+    if (dsrc)
+        add_rows((tg_dtype)y->dtype, in[1], take_dims_of(y, in[1], y->attr.r.axis), y->grad, dsrc,
+                 false);
+}
+
+/* dx = dy, dsrc = take(dy, idx, axis): linear in dy, idx a constant of the derivative. */
+static tg_status index_add_vjp_graph(tg_tape *tape, tg_tensor *y, tg_tensor *dy, tg_tensor **dx)
+{
+    tg_tensor *const *in = y->attr.r.ext->in;
+    if (in[0]->requires_grad)
+        dx[0] = dy;
+    if (in[2]->requires_grad)
+        dx[2] = tg_take(tape, dy, in[1], y->attr.r.axis);
+    return tg_tape_status(tape);
+}
+
+const tg_op_desc tg_op__index_add = {
+    .info = {.name = "index_add", .arity = 3, .attrs = TG_ATTR_AXIS, .differentiable = true},
+    .op = TG_OP_INDEX_ADD,
+    .checks_values = true,
+    .shape = index_add_shape,
+    .forward = index_add_forward,
+    .vjp = index_add_vjp,
+    .vjp_graph = index_add_vjp_graph,
+};
+
+tg_tensor *tg_index_add(tg_tape *tape, tg_tensor *x, tg_tensor *idx, tg_tensor *src, int axis)
+{
+    tg_tensor *const in[3] = {x, idx, src};
+    return tg_tape__record_n(tape, &tg_op__index_add, in, 3, (tg_node_attr){.r = {axis, 1, NULL}},
+                             NULL, NULL);
 }

@@ -74,7 +74,8 @@
     X(STACK, stack)                                                                                \
     X(TAKE, take)                                                                                  \
     X(PERMUTE, permute)                                                                            \
-    X(CUSTOM, custom)
+    X(CUSTOM, custom)                                                                              \
+    X(INDEX_ADD, index_add)
 
 #define DECLARE(ENUM, name) extern const tg_op_desc tg_op__##name;
 TG_OPS(DECLARE)

@@ -1,6 +1,6 @@
 /* cases_shape.c (test_gradcheck): the case functions of matmul (NumPy's rules included),
  * transpose, reshape, the reductions along every axis, softmax, and the shape, indexing and
- * join ops (slice, select, concat, stack, take, permute). */
+ * join ops (slice, select, concat, stack, take, index_add, permute). */
 #include "gradcheck.h"
 
 void case_matmul(tg_op op, tg_rng *rng)
@@ -109,24 +109,24 @@ void case_softmax(tg_op op, tg_rng *rng)
 
 /* ---- shape, indexing and joins -------------------------------------------------------------
  * Each case function builds its own check: the attributes ride in an `index_spec`, and every
- * op is still applied through tg_apply. take's indices are a constant of the function (not an
- * input: finite differences would move them off the integers). */
+ * op is still applied through tg_apply. take's and index_add's indices are a constant of the
+ * function (not an input: finite differences would move them off the integers). */
 
 typedef struct index_spec {
     tg_op op;
     tg_attrs at;
     size_t n;            /* concat, stack: inputs joined */
-    shp idx;             /* take: the index tensor's shape */
+    shp idx;             /* take, index_add: the index tensor's shape */
     double idx_vals[24]; /* and its values */
 } index_spec;
 
 static tg_tensor *index_fn(tg_tape *tape, tg_tensor *const *in, size_t n, void *ud)
 {
     const index_spec *s = ud;
-    if (s->op == TG_OP_TAKE) {
+    if (s->op == TG_OP_TAKE || s->op == TG_OP_INDEX_ADD) { /* x, idx[, src] */
         tg_tensor *idx = tg_constant(tape, TG_F64, s->idx.rank, s->idx.d, s->idx_vals);
-        tg_tensor *xs[2] = {in[0], idx};
-        return tg_apply(tape, s->op, xs, 2, &s->at);
+        tg_tensor *xs[3] = {in[0], idx, n > 1 ? in[1] : NULL};
+        return tg_apply(tape, s->op, xs, n + 1, &s->at);
     }
     return tg_apply(tape, s->op, in, n, &s->at);
 }
@@ -223,7 +223,7 @@ void case_concat(tg_op op, tg_rng *rng)
 }
 
 /* take along every axis, with index tensors 0-d to 2-D, negative and repeated indices (the
- * scatter-add accumulates). */
+ * scatter-add accumulates); index_add, its transpose, the same way, into x and from src. */
 void case_take(tg_op op, tg_rng *rng)
 {
     static const shp xs[] = {S1(5), S2(3, 4), S3(2, 3, 2)};
@@ -236,15 +236,16 @@ void case_take(tg_op op, tg_rng *rng)
                 if (x.rank - 1 + is.rank > TG_MAX_RANK)
                     continue;
                 index_spec s = {.op = op, .at = {.axis = axis}, .idx = is};
-                long dim = (long)x.d[axis < 0 ? axis + x.rank : axis];
-                size_t m = 1;
-                for (int d = 0; d < is.rank; d++)
-                    m *= is.d[d];
-                for (size_t j = 0; j < m; j++) /* in -dim..dim-1, repeats likely */
-                    s.idx_vals[j] = (double)((long)tg_rng_below(rng, (uint64_t)(2 * dim)) - dim);
-                if (m > 1)
-                    s.idx_vals[m - 1] = s.idx_vals[0]; /* at least one repeat */
-                check_index(rng, &s, x);
+                random_indices(rng, x, axis, is, s.idx_vals);
+                if (op == TG_OP_TAKE) {
+                    check_index(rng, &s, x);
+                    continue;
+                }
+                tg_tensor *in[2] = {make_input(rng, x, K_NORMAL),
+                                    make_input(rng, taken_shp(x, axis, is), K_NORMAL)};
+                char attrs[32];
+                snprintf(attrs, sizeof attrs, "axis=%d", axis);
+                check_fn(tg_op_name(op), attrs, index_fn, &s, in, 2, tg_rng_next(rng));
             }
     }
 }

@@ -1,5 +1,5 @@
 /* cases_shape.c (test_gradgradcheck): the case functions of matmul, transpose, reshape, the
- * reductions, softmax, slicing, selecting, joins, take and permute. */
+ * reductions, softmax, slicing, selecting, joins, take, index_add and permute. */
 #include "gradgradcheck.h"
 
 /* 2-D, batched, NumPy's 1-D and broadcast-batch operands (plain loops and the GEMM kernel),
@@ -154,7 +154,8 @@ void case_concat(tg_op op, tg_rng *rng)
     }
 }
 
-/* take along every axis, index tensors 0-d to 2-D, negative and repeated indices. */
+/* take along every axis, index tensors 0-d to 2-D, negative and repeated indices; index_add,
+ * its transpose, the same way, into x and from src. */
 void case_take(tg_op op, tg_rng *rng)
 {
     static const shp xs[] = {S1(5), S2(3, 4), S3(2, 3, 2)};
@@ -165,15 +166,14 @@ void case_take(tg_op op, tg_rng *rng)
             for (size_t k = 0; k < COUNT(idx_shapes); k++) {
                 shp is = idx_shapes[k];
                 spec s = {.op = op, .at.axis = axis, .idx = is};
-                long dim = (long)x.d[axis < 0 ? axis + x.rank : axis];
-                size_t m = 1;
-                for (int d = 0; d < is.rank; d++)
-                    m *= is.d[d];
-                for (size_t j = 0; j < m; j++)
-                    s.idx_vals[j] = (double)((long)tg_rng_below(rng, (uint64_t)(2 * dim)) - dim);
-                if (m > 1)
-                    s.idx_vals[m - 1] = s.idx_vals[0]; /* a repeat */
-                check_index(rng, &s, x, 1);
+                random_indices(rng, x, axis, is, s.idx_vals);
+                if (op == TG_OP_TAKE) {
+                    check_index(rng, &s, x, 1);
+                    continue;
+                }
+                tg_tensor *in[2] = {make_input(rng, x, K_NORMAL),
+                                    make_input(rng, taken_shp(x, axis, is), K_NORMAL)};
+                check_op(&s, in, 2, tg_rng_next(rng));
             }
     }
 }

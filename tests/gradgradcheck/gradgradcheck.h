@@ -26,7 +26,7 @@ typedef struct spec {
     tg_attrs at;
     shp to;              /* reshape's target */
     bool fanout;         /* a binary op applied to (x, x) */
-    shp idx;             /* take: the index tensor's shape */
+    shp idx;             /* take, index_add: the index tensor's shape */
     double idx_vals[24]; /* and its values (a constant of the function) */
 } spec;
 

@@ -4,7 +4,8 @@
  * shorthands the case files share. */
 #include "gradgradcheck.h"
 
-/* The op through tg_apply: its inputs are in[0..n), (x, x) for fan-out, and take's indices. */
+/* The op through tg_apply: its inputs are in[0..n), (x, x) for fan-out, and take's and
+ * index_add's indices (after x: x, idx, src). */
 static tg_tensor *op_fn(tg_tape *tape, tg_tensor *const *in, size_t n, void *ud)
 {
     const spec *s = ud;
@@ -17,8 +18,13 @@ static tg_tensor *op_fn(tg_tape *tape, tg_tensor *const *in, size_t n, void *ud)
         args[m++] = in[i];
     if (s->fanout)
         args[m++] = in[0];
-    if (s->op == TG_OP_TAKE)
+    if (s->op == TG_OP_TAKE || s->op == TG_OP_INDEX_ADD) { /* in: x[, src]; args: x, idx[, src] */
+        tg_tensor *src = s->op == TG_OP_INDEX_ADD ? in[1] : NULL;
+        m = 1;
         args[m++] = tg_constant(tape, TG_F64, s->idx.rank, s->idx.d, s->idx_vals);
+        if (src)
+            args[m++] = src;
+    }
     return tg_apply(tape, s->op, args, m, &at);
 }
 

@@ -393,3 +393,63 @@ Test(ops, matmul_vectors_and_broadcast_batches)
     tg_tensor *s = own_leaf(TG_F64, 0, NULL, V(1), false);
     expect_error_reset("0-d", tg_matmul(tape, s, m), TG_ESHAPE, "operands must be");
 }
+
+/* index_add by hand: repeated and negative indices accumulate in order; dx = dy and
+ * dsrc = take(dy, idx). */
+Test(ops, index_add_scatters_and_accumulates)
+{
+    for (int di = 0; di < 2; di++) {
+        tg_dtype dt = DTYPES[di];
+        tg_tape_reset(tape);
+        tg_tensor *x = own_leaf(dt, 2, SH(2, 3), V(1, 2, 3, 4, 5, 6), true);
+        tg_tensor *idx = own_leaf(dt, 1, SH(4), V(2, 0, 2, -1), false);
+        tg_tensor *src = own_leaf(dt, 2, SH(2, 4), V(10, 20, 30, 40, 50, 60, 70, 80), true);
+        tg_tensor *y = tg_index_add(tape, x, idx, src, 1);
+        /* row 0: x[0] + [20, 0, 10 + 30 + 40]; row 1: x[1] + [60, 0, 50 + 70 + 80] */
+        expect("index_add along 1", y, 2, SH(2, 3), V(21, 2, 83, 64, 5, 206));
+        backward_weighted(y); /* dy = [[1, 2, 3], [4, 5, 6]] */
+        expect_grad("dx = dy", x, V(1, 2, 3, 4, 5, 6));
+        expect_grad("dsrc = take(dy, idx, 1)", src, V(3, 1, 3, 3, 6, 4, 6, 6));
+
+        /* idx of shape (2,2) along axis 0 of (3,2): src is (2,2,2), one row per index */
+        tg_tape_reset(tape);
+        tg_tensor *z = own_leaf(dt, 2, SH(3, 2), V(0, 0, 0, 0, 0, 0), false);
+        tg_tensor *i2 = own_leaf(dt, 2, SH(2, 2), V(0, 2, 2, 1), false);
+        tg_tensor *s3 = iota(dt, 3, SH(2, 2, 2), 0, 1, false);
+        expect("2-D idx", tg_index_add(tape, z, i2, s3, 0), 2, SH(3, 2), V(0, 1, 6, 7, 6, 8));
+        /* a 0-d idx adds one row, as select picks one */
+        tg_tensor *i0 = own_leaf(dt, 0, NULL, V(-2), false);
+        tg_tensor *row = own_leaf(dt, 1, SH(2), V(5, 7), false);
+        expect("0-d idx", tg_index_add(tape, z, i0, row, 0), 2, SH(3, 2), V(0, 0, 5, 7, 0, 0));
+    }
+}
+
+Test(ops, index_add_errors_name_the_shapes)
+{
+    tg_tensor *x = iota(TG_F64, 2, SH(2, 3), 0, 1, false);
+    tg_tensor *idx = own_leaf(TG_F64, 1, SH(4), V(2, 0, 2, -1), false);
+    tg_tensor *s23 = iota(TG_F64, 2, SH(2, 3), 0, 1, false);
+    expect_error_reset("src shape", tg_index_add(tape, x, idx, s23, 1), TG_ESHAPE,
+                       "src [2,3] does not fit x [2,3], idx [4] along axis 1: it must have "
+                       "take's result shape, [2,4]");
+    tg_tensor *s14 = iota(TG_F64, 2, SH(1, 4), 0, 1, false); /* would broadcast: refused */
+    expect_error_reset("no broadcasting", tg_index_add(tape, x, idx, s14, 1), TG_ESHAPE,
+                       "src [1,4] does not fit");
+    tg_tensor *bad = own_leaf(TG_F64, 1, SH(4), V(0, 3, 1, 0), false);
+    tg_tensor *s24 = iota(TG_F64, 2, SH(2, 4), 0, 1, false);
+    expect_error_reset("out of range", tg_index_add(tape, x, bad, s24, 1), TG_ESHAPE,
+                       "idx element 1 is 3, out of range for axis 1 of size 3");
+    tg_tensor *frac = own_leaf(TG_F64, 1, SH(4), V(0, 0.5, 1, 1), false);
+    expect_error_reset("fraction", tg_index_add(tape, x, frac, s24, 1), TG_EINVAL,
+                       "idx element 1 is 0.5, not an integer index");
+    tg_tensor *x3 = iota(TG_F64, 3, SH(2, 2, 2), 0, 1, false);
+    tg_tensor *i3 = own_leaf(TG_F64, 3, SH(1, 1, 1), V(0), false);
+    expect_error_reset("rank 5", tg_index_add(tape, x3, i3, x3, 0), TG_ESHAPE,
+                       "take's result would have 5 axes, more than 4");
+    expect_error_reset("axis", tg_index_add(tape, x, idx, s24, 2), TG_EINVAL,
+                       "axis 2 is out of range");
+    tg_tensor *f32 = own_leaf(TG_F32, 2, SH(2, 4), V(0, 0, 0, 0, 0, 0, 0, 0), false);
+    expect_error_reset("dtype", tg_index_add(tape, x, idx, f32, 1), TG_EDTYPE,
+                       "index_add: input 2 is f32, input 0 f64");
+    expect_error_reset("NULL", tg_index_add(tape, x, NULL, s24, 1), TG_EINVAL, "NULL");
+}

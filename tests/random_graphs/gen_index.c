@@ -1,5 +1,5 @@
 /* gen_index.c (test_random_graphs): the generators of the shape, indexing and join ops
- * (slice, select, concat, stack, take, permute). */
+ * (slice, select, concat, stack, take, index_add, permute). */
 #include "random_graphs.h"
 
 /* ---- shape, indexing and joins ---- */
@@ -86,7 +86,8 @@ void gen_join(gen *s, tg_op op, int a)
 }
 
 /* take along a random axis, with a constant index tensor (0-d to 2-D) of integers, negative
- * and repeated ones among them. */
+ * and repeated ones among them; index_add the same way, its src of take's shape a new input
+ * or x's own picked rows (x twice over). */
 void gen_take(gen *s, tg_op op, int a)
 {
     graph *g = s->g;
@@ -114,6 +115,21 @@ void gen_take(gen *s, tg_op op, int a)
         return;
     value v = node(op, a, idx);
     v.at.axis = axis;
+    if (op == TG_OP_INDEX_ADD) {
+        value picked = node(TG_OP_TAKE, a, idx);
+        picked.at.axis = axis;
+        size_t shape[TG_MAX_RANK];
+        int k = 0;
+        for (int d = 0; d < rank; d++)
+            if (d != (axis < 0 ? axis + rank : axis))
+                shape[k++] = tg_tensor_dim(x, d);
+            else
+                for (int e = 0; e < ir; e++)
+                    shape[k++] = c.shape[e];
+        v.more[0] = below(s, 2) ? add_value(s, &picked) : new_leaf(s, k, shape, false);
+        if (v.more[0] < 0)
+            return;
+    }
     add_value(s, &v);
 }
 

@@ -56,7 +56,7 @@ tg_tensor *record(tg_tape *tape, const graph *g, tg_tensor *const *xs, tg_tensor
         } else {
             tg_tensor *in[MAX_JOIN] = {v->a >= 0 ? t[v->a] : NULL, v->b >= 0 ? t[v->b] : NULL};
             int arity = tg_op_arity((tg_op)v->op);
-            if (arity == TG_VARIADIC || arity == 3) { /* concat, stack; where */
+            if (arity == TG_VARIADIC || arity == 3) { /* concat, stack; where, index_add */
                 arity = arity == 3 ? 3 : v->n_args;
                 for (int k = 2; k < arity; k++)
                     in[k] = t[v->more[k - 2]];

@@ -32,7 +32,7 @@
 typedef struct value {
     int op;                 /* a tg_op, or INPUT */
     int a, b;               /* operands (indices of earlier values), -1 for none */
-    int more[MAX_JOIN - 2]; /* concat, stack, where: operands after a and b, -1 for none */
+    int more[MAX_JOIN - 2]; /* concat, stack, where, index_add: operands after a and b, -1 */
     int n_args;             /* concat, stack: how many operands (where: 3) */
     tg_attrs at;            /* its attributes; reshape's shape is rank and shape below */
     int rank;               /* the shape of reshape's result, of an input or a constant */

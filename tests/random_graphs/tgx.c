@@ -119,7 +119,7 @@ char *to_tgx(const graph *g, tg_tensor *const *t)
             put(&p, "%s%s(t%d", keepdim ? "reshape(" : "", info->name, v->a);
             if (info->arity >= 2)
                 put(&p, ", t%d", v->b);
-            if (info->arity == 3) /* where(cond, a, b) */
+            if (info->arity == 3) /* where(cond, a, b), index_add(x, idx, src, axis) */
                 put(&p, ", t%d", v->more[0]);
             switch (info->attrs) {
             case TG_ATTR_NONE: break;

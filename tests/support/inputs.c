@@ -81,3 +81,32 @@ const shp_pair BCAST_PAIRS[15] = {
 };
 
 const shp FAN_SHAPES[4] = {S0, S1(4), S2(2, 3), S3(2, 2, 3)};
+
+void random_indices(tg_rng *rng, shp x, int axis, shp is, double *vals)
+{
+    const long dim = (long)x.d[axis < 0 ? axis + x.rank : axis];
+    size_t m = 1;
+    for (int d = 0; d < is.rank; d++)
+        m *= is.d[d];
+    cr_assert(m <= 24 && dim > 0);
+    for (size_t j = 0; j < m; j++)
+        vals[j] = (double)((long)tg_rng_below(rng, (uint64_t)(2 * dim)) - dim);
+    if (m > 1)
+        vals[m - 1] = vals[0];
+}
+
+shp taken_shp(shp x, int axis, shp is)
+{
+    if (axis < 0)
+        axis += x.rank;
+    shp t = {x.rank - 1 + is.rank, {0}};
+    cr_assert(t.rank <= TG_MAX_RANK);
+    int k = 0;
+    for (int d = 0; d < axis; d++)
+        t.d[k++] = x.d[d];
+    for (int d = 0; d < is.rank; d++)
+        t.d[k++] = is.d[d];
+    for (int d = axis + 1; d < x.rank; d++)
+        t.d[k++] = x.d[d];
+    return t;
+}

@@ -54,4 +54,11 @@ extern const shp_pair BCAST_PAIRS[15];
 /* Shapes for a binary op applied to (x, x). */
 extern const shp FAN_SHAPES[4];
 
+/* Indices for take and index_add along `axis` of x (negative from the end): vals[0..m), m the
+ * size of shape is (at most 24), integers in -dim..dim-1, and, when m > 1, the last repeating
+ * the first (repeats accumulate). */
+void random_indices(tg_rng *rng, shp x, int axis, shp is, double *vals);
+/* The shape take(x, idx, axis) has, idx of shape is: index_add's src. */
+shp taken_shp(shp x, int axis, shp is);
+
 #endif

@@ -77,7 +77,8 @@
     X(WHERE, case_where)                                                                           \
     X(MIN, case_reduce)                                                                            \
     X(PROD, case_prod)                                                                             \
-    X(CUSTOM, case_custom)
+    X(CUSTOM, case_custom)                                                                         \
+    X(INDEX_ADD, case_take)
 
 /* One row as a designated initializer of a table indexed by tg_op. */
 #define TG_OP_CASE_ENTRY(op, fn) [TG_OP_##op] = fn,
