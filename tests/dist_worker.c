@@ -12,7 +12,7 @@
  *   dist_worker mismatch  ranks passing different sizes, dtypes or calls are refused on every
  *                          rank before data moves (a NULL on one rank too); trainers of
  *                          different settings are refused by tg_dist_check_trainer naming the
- *                          setting and both values */
+ *                          setting and both values; a training step failing on one rank */
 #include <tapegrad.h>
 
 #include <math.h>
@@ -273,6 +273,13 @@ static void expect_refused(tg_status st, const char *what, const char *msg)
  * no buffer is written past (a guard after each), and the job goes on in step afterwards.
  * Then trainers made with different options on some rank are refused by
  * tg_dist_check_trainer, naming the setting and both values. */
+/* A trainer's gradient hook on tg_dist: grad NULL when this rank's step failed (train.h). */
+static tg_status allreduce_hook(tg_model *m, void *grad, size_t numel, tg_dtype dt, void *ud)
+{
+    (void)numel, (void)dt;
+    return tg_dist_allreduce_grads(ud, grad ? m : NULL);
+}
+
 static int scenario_mismatch(void)
 {
     tg_dist *d = NULL;
@@ -390,6 +397,28 @@ static int scenario_mismatch(void)
             CHECK(st == TG_OK, "the same options: %s", tg_last_error());
         tg_trainer_free(t);
     }
+    /* A step that fails on rank 1 alone (out of memory recording its first batch): its
+     * gradient hook is still called, with grad NULL, and joins the exchange with a NULL model,
+     * so rank 0 returns naming it instead of waiting for its gradients. */
+    {
+        tg_train_options o = TG_TRAIN_OPTIONS_INIT;
+        o.hidden[0] = 8, o.epochs = 1, o.batch = 8, o.rank = rank, o.world = size;
+        o.grad_hook = allreduce_hook, o.grad_hook_ud = d;
+        tg_trainer *t = NULL;
+        CHECK(tg_trainer_new(table, "c", &o, &t) == TG_OK, "trainer_new: %s", tg_last_error());
+        CHECK(tg_dist_check_trainer(d, t) == TG_OK, "check_trainer: %s", tg_last_error());
+        if (rank == 1)
+            ts_alloc_fail_at(1);
+        st = tg_trainer_epoch(t, NULL);
+        ts_alloc_fail_at(0);
+        CHECK(st == (rank == 1 ? TG_ENOMEM : TG_EIO), "a step failing on rank 1: %s (%s)",
+              tg_status_name(st), tg_last_error());
+        CHECK(strstr(tg_last_error(), rank == 1 ? "train: epoch 1, step 1: " : "rank 1 failed"),
+              "message: %s", tg_last_error());
+        tg_trainer_free(t);
+        CHECK(tg_dist_barrier(d) == TG_OK, "in step after the failed step");
+    }
+
     /* The same options, another table on rank 1: the statistics name the feature. */
     text[strlen("a,b,c\n")] = '5';
     tg_table *other = NULL;

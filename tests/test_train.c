@@ -369,7 +369,27 @@ Test(train, bad_options_and_columns_are_refused)
     tg_table_free(table);
 }
 
-/* A learning rate that blows the loss up stops the run with TG_ENUMERIC and says so. */
+/* The gradient hook of divergence_is_an_error: counts the calls with and without a gradient,
+ * and fails on the call without one, with a message the step's error must win over. */
+typedef struct hook_calls {
+    size_t with_grad, without;
+} hook_calls;
+
+static tg_status count_calls(tg_model *model, void *grad, size_t numel, tg_dtype dtype, void *ud)
+{
+    (void)model, (void)dtype;
+    hook_calls *c = ud;
+    if (grad)
+        return c->with_grad++, TG_OK;
+    c->without++;
+    cr_expect_eq(numel, 0);
+    (void)tg_tensor_item(NULL); /* leaves a message of its own in tg_last_error */
+    return TG_EIO;
+}
+
+/* A learning rate that blows the loss up stops the run with TG_ENUMERIC and says so; the
+ * gradient hook hears of the failed step (grad NULL: train.h), once, and its own error does
+ * not replace the step's. */
 Test(train, divergence_is_an_error)
 {
     char *csv = small_csv(200, false);
@@ -379,9 +399,13 @@ Test(train, divergence_is_an_error)
     o.optim.lr = 1e6;
     o.optim.weight_decay = 0;
     o.epochs = 20;
+    hook_calls calls = {0, 0};
+    o.grad_hook = count_calls, o.grad_hook_ud = &calls;
     tg_trainer *t = make(table, "y", &o);
     cr_assert_eq(tg_trainer_run(t, NULL), TG_ENUMERIC);
     ts_assert_has(tg_last_error(), "smaller learning rate");
+    cr_expect(calls.with_grad > 0 && calls.without == 1, "hook calls: %zu with, %zu without",
+              calls.with_grad, calls.without);
     tg_trainer_free(t);
     tg_table_free(table);
     free(csv);

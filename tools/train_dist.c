@@ -55,12 +55,14 @@ typedef struct position {
 
 static position last; /* the latest step taken: where the final checkpoint resumes */
 
+/* grad is NULL when this rank's step failed: the exchange with a NULL model tells the other
+ * ranks, which return TG_EIO naming this one (dist.h), instead of waiting for it. */
 static tg_status average_grads(tg_model *model, void *grad, size_t numel, tg_dtype dtype, void *ud)
 {
-    (void)grad, (void)numel, (void)dtype;
+    (void)numel, (void)dtype;
     train_dist *d = ud;
     double t0 = monotonic_seconds();
-    tg_status st = tg_dist_allreduce_grads(d->dist, model);
+    tg_status st = tg_dist_allreduce_grads(d->dist, grad ? model : NULL);
     d->allreduce_seconds += monotonic_seconds() - t0;
     d->allreduces++;
     return st;

@@ -75,7 +75,10 @@ TG_API tg_status tg_dist_broadcast_params(tg_dist *dist, tg_model *model);
  * sum in place, in the model's dtype, then a multiply by 1/size), in one call for any model
  * below 2^30 elements (larger ones go in buckets of 2^30). Call it after backward and before
  * the optimizer step. TG_EINVAL for NULL arguments, or (on every rank, before anything is
- * sent) when the ranks' gradient blocks differ in size or dtype; TG_EIO for an MPI error. */
+ * sent) when the ranks' gradient blocks differ in size or dtype; TG_EIO for an MPI error. A
+ * rank whose own step failed calls it with model NULL, which is how a trainer's gradient hook
+ * hears of it (grad NULL: train.h): the other ranks then return TG_EIO naming that rank,
+ * together, instead of waiting for its gradients. */
 TG_API tg_status tg_dist_allreduce_grads(tg_dist *dist, tg_model *model);
 
 /* Broadcasts `bytes` bytes at data from rank 0 to every rank (standardization statistics,

@@ -80,7 +80,12 @@ typedef tg_status (*tg_train_epoch_fn)(const tg_train_epoch *epoch, void *ud);
  * is the model's contiguous gradient block (tg_model_grad_data): numel elements of dtype. The
  * loop has already scaled it so that averaging it over the ranks gives the gradient of the
  * whole global batch's mean loss (it multiplies by world * local_rows / global_rows when the
- * last batch does not split evenly). The hook averages in place; anything but TG_OK stops. */
+ * last batch does not split evenly). The hook averages in place; anything but TG_OK stops.
+ * When this rank's step fails before the hook (its tape's error, a loss that is NaN or Inf),
+ * the hook is still called, with grad NULL and numel 0, before the step returns that error:
+ * a hook that exchanges with the other ranks tells them there (tg_dist_allreduce_grads with a
+ * NULL model does: they return TG_EIO naming this rank), rather than leave them waiting for
+ * a gradient that will not come. Its status is then ignored. */
 typedef tg_status (*tg_train_grad_fn)(tg_model *model, void *grad, size_t numel, tg_dtype dtype,
                                       void *ud);
 

@@ -442,6 +442,21 @@ static void scale_grads(tg_trainer *t, double f)
     }
 }
 
+/* The error st of a step that failed on this rank before its gradient hook (already in
+ * tg_last_error): the hook is still called, with grad NULL, so that a hook that exchanges
+ * gradients with other ranks can tell them rather than leave them waiting (train.h). Its own
+ * status and message give way to the step's. */
+static tg_status failed_before_hook(tg_trainer *t, tg_status st)
+{
+    const tg_train_options *o = &t->opt;
+    if (!o->grad_hook)
+        return st;
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", tg_last_error());
+    o->grad_hook(t->model, NULL, 0, o->dtype, o->grad_hook_ud);
+    return tg__error(st, "%s", msg);
+}
+
 /* One step on this rank's shard of the global batch that starts at `start`. */
 static tg_status step(tg_trainer *t, size_t start, size_t step_no)
 {
@@ -469,13 +484,15 @@ static tg_status step(tg_trainer *t, size_t start, size_t step_no)
         if (st == TG_OK)
             st = tg_backward(t->tape, loss);
         if (st != TG_OK)
-            return prefix_error(st, "train: epoch %d, step %zu", t->epoch + 1, step_no);
+            return failed_before_hook(
+                t, prefix_error(st, "train: epoch %d, step %zu", t->epoch + 1, step_no));
         double v = tg_tensor_item(loss);
         if (!isfinite(v))
-            return tg__error(TG_ENUMERIC,
+            return failed_before_hook(
+                t, tg__error(TG_ENUMERIC,
                              "train: epoch %d, step %zu: the loss is %g (diverging: try a "
                              "smaller learning rate)",
-                             t->epoch + 1, step_no, v);
+                             t->epoch + 1, step_no, v));
         tg_tape_reset(t->tape);
         /* Averaging over ranks must weigh each rank by its rows: scale so the plain average
          * of the blocks is the mean over the global batch. Exactly 1 on every full batch. */
