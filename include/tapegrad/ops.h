@@ -111,7 +111,7 @@ typedef enum tg_op {
     /* user-defined */
     TG_OP_CUSTOM, /* forward and VJP given by the user as C callbacks (tg_custom) */
 
-    /* indexing, continued */
+    /* indexing, continued (added after the others: no op's number changed) */
     TG_OP_INDEX_ADD, /* x with src's rows added at the positions an index tensor holds */
 
     TG_OP_COUNT /* the number of ops (not an op) */
@@ -405,7 +405,8 @@ TG_API tg_tensor *tg_stack(tg_tape *tape, tg_tensor *const *xs, size_t n, int ax
  * value that is not an integer is TG_EINVAL and one out of range TG_ESHAPE, the message naming
  * the element. The gradient scatter-adds into x, so repeated indices accumulate (an embedding
  * lookup); idx gets none. The recorded gradient (tg_grad_graph's) is tg_index_add of dy into
- * zeros: exact, linear in the size of dy, and so are its own derivatives. */
+ * zeros of x's shape: exact, and each recorded pass takes two tensors of x's size (the zeros
+ * and the result) and the additions of dy's elements, at any order. */
 TG_API tg_tensor *tg_take(tg_tape *tape, tg_tensor *x, tg_tensor *idx, int axis);
 /* take's transpose: y = x with src's rows added where idx points, y[..., idx[j], ...] +=
  * src[..., j, ...] along `axis` for every element j of idx in row-major order, so repeated

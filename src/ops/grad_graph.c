@@ -42,15 +42,6 @@ tg_tensor *tg_ops__constant_like(tg_tape *tape, const tg_tensor *like, const voi
     return tg_constant(tape, (tg_dtype)like->dtype, like->rank, like->shape, data);
 }
 
-tg_tensor *tg_ops__zeros_like(tg_tape *tape, const tg_tensor *like)
-{
-    void *z = tg_tape__scratch(tape, tg__nbytes(like), "grad_graph");
-    if (!z)
-        return NULL;
-    memset(z, 0, tg__nbytes(like));
-    return tg_ops__constant_like(tape, like, z);
-}
-
 /* ---- the walk ----------------------------------------------------------------------------------
  */
 

@@ -221,7 +221,7 @@ tg_tensor *tg_ops__sum_to(tg_tape *tape, tg_tensor *g, const tg_tensor *like);
 tg_tensor *tg_ops__unreduce(tg_tape *tape, tg_tensor *g, const tg_tensor *y);
 /* A constant of like's dtype and shape holding data (numel elements of that dtype). */
 tg_tensor *tg_ops__constant_like(tg_tape *tape, const tg_tensor *like, const void *data);
-/* A constant zero of like's dtype and shape. */
+/* A constant zero of like's dtype and shape, written in place (shape.c). */
 tg_tensor *tg_ops__zeros_like(tg_tape *tape, const tg_tensor *like);
 
 /* Shorthands for the formulas of vjp_graph functions, which have `tape` in scope: a

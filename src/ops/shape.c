@@ -27,8 +27,10 @@ const tg_op_desc tg_op__const = {
     .vjp = NULL,
 };
 
-tg_tensor *tg_constant(tg_tape *tape, tg_dtype dtype, int rank, const size_t *shape,
-                       const void *data)
+/* tg_constant, or (zeros) a constant of zeros written in place, without data to copy from
+ * (tg_ops__zeros_like). */
+static tg_tensor *record_constant(tg_tape *tape, tg_dtype dtype, int rank, const size_t *shape,
+                                  const void *data, bool zeros)
 {
     if (!tape) {
         tg__error(TG_EINVAL, "constant: tape is NULL");
@@ -41,7 +43,7 @@ tg_tensor *tg_constant(tg_tape *tape, tg_dtype dtype, int rank, const size_t *sh
         tg_tape__fail(tape, tg_last_status(), "%s (node %zu)", tg_last_error(), tape->n_nodes);
         return NULL;
     }
-    if (!data && numel) {
+    if (!zeros && !data && numel) {
         tg_tape__fail(tape, TG_EINVAL, "constant: data is NULL (node %zu)", tape->n_nodes);
         return NULL;
     }
@@ -64,9 +66,22 @@ tg_tensor *tg_constant(tg_tape *tape, tg_dtype dtype, int rank, const size_t *sh
         return NULL;
     if (planned)
         y->flags |= TG_TF_PLANNED;
-    if (numel)
+    if (numel && zeros)
+        memset(y->data, 0, tg__nbytes(y));
+    else if (numel)
         memcpy(y->data, data, tg__nbytes(y));
     return y;
+}
+
+tg_tensor *tg_constant(tg_tape *tape, tg_dtype dtype, int rank, const size_t *shape,
+                       const void *data)
+{
+    return record_constant(tape, dtype, rank, shape, data, false);
+}
+
+tg_tensor *tg_ops__zeros_like(tg_tape *tape, const tg_tensor *like)
+{
+    return record_constant(tape, (tg_dtype)like->dtype, like->rank, like->shape, NULL, true);
 }
 
 tg_tensor *tg_scalar(tg_tape *tape, tg_dtype dtype, double value)

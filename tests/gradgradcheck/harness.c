@@ -14,17 +14,17 @@ static tg_tensor *op_fn(tg_tape *tape, tg_tensor *const *in, size_t n, void *ud)
     at.shape = s->to.d;
     tg_tensor *args[8];
     size_t m = 0;
+    if (s->op == TG_OP_TAKE || s->op == TG_OP_INDEX_ADD) { /* in: x[, src]; args: x, idx[, src] */
+        args[m++] = in[0];
+        args[m++] = tg_constant(tape, TG_F64, s->idx.rank, s->idx.d, s->idx_vals);
+        for (size_t i = 1; i < n; i++)
+            args[m++] = in[i];
+        return tg_apply(tape, s->op, args, m, &at);
+    }
     for (size_t i = 0; i < n && m < 7; i++)
         args[m++] = in[i];
     if (s->fanout)
         args[m++] = in[0];
-    if (s->op == TG_OP_TAKE || s->op == TG_OP_INDEX_ADD) { /* in: x[, src]; args: x, idx[, src] */
-        tg_tensor *src = s->op == TG_OP_INDEX_ADD ? in[1] : NULL;
-        m = 1;
-        args[m++] = tg_constant(tape, TG_F64, s->idx.rank, s->idx.d, s->idx_vals);
-        if (src)
-            args[m++] = src;
-    }
     return tg_apply(tape, s->op, args, m, &at);
 }
 
