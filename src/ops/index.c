@@ -119,16 +119,12 @@ static void pick_vjp(tg_tape *tape, const tg_tensor *y, pick p)
     void *dx = tg_tape__grad_of(tape, y->in[0]);
     if (!dx)
         return;
-    DISPATCH(y->dtype, {
-        const T *DY = y->grad;
-        T *DX = dx;
-        for (size_t o = 0; o < p.outer; o++)
-            for (size_t j = 0; j < p.count; j++, DY += p.inner) {
-                T *d = DX + (o * p.dim + p.start + j * p.step) * p.inner;
-                for (size_t i = 0; i < p.inner; i++)
-                    d[i] += DY[i];
-            }
-    });
+    const size_t row = p.inner * tg__esize(y);
+    const char *DY = y->grad;
+    for (size_t o = 0; o < p.outer; o++)
+        for (size_t j = 0; j < p.count; j++, DY += row)
+            tg_ops__add_into((tg_dtype)y->dtype,
+                             (char *)dx + (o * p.dim + p.start + j * p.step) * row, DY, p.inner);
 }
 
 /* y = x[start:stop:step] along axis (NumPy basic slicing) */
@@ -350,13 +346,10 @@ static void join_vjp(tg_tape *tape, tg_tensor *y)
             continue;
         }
         const size_t row = y->numel / outer; /* dy's elements per o */
-        DISPATCH(y->dtype, {
-            const T *DY = (const T *)y->grad + off;
-            T *DX = dx;
-            for (size_t o = 0; o < outer; o++, DY += row, DX += len)
-                for (size_t i = 0; i < len; i++)
-                    DX[i] += DY[i];
-        });
+        const size_t es = tg__esize(y);
+        for (size_t o = 0; o < outer; o++)
+            tg_ops__add_into((tg_dtype)y->dtype, (char *)dx + o * len * es,
+                             (const char *)y->grad + (o * row + off) * es, len);
         off += len;
     }
 }
@@ -567,22 +560,19 @@ static take_dims take_dims_of(const tg_tensor *x, const tg_tensor *idx, int axis
 static void add_rows(tg_dtype dt, const tg_tensor *idx, take_dims d, void *full, void *picked,
                      bool scatter)
 {
-    DISPATCH(dt, {
-        T *F = full, *P = picked;
-        for (size_t o = 0; o < d.outer; o++)
-            for (size_t j = 0; j < d.m; j++, P += d.inner) {
-                size_t k = take_at(idx_value(idx, j), d.dim);
-                if (k == SIZE_MAX)
-                    continue;
-                T *f = F + (o * d.dim + k) * d.inner;
-                if (scatter)
-                    for (size_t i = 0; i < d.inner; i++)
-                        f[i] += P[i];
-                else
-                    for (size_t i = 0; i < d.inner; i++)
-                        P[i] += f[i];
-            }
-    });
+    const size_t row = d.inner * tg_dtype_size(dt);
+    char *P = picked;
+    for (size_t o = 0; o < d.outer; o++)
+        for (size_t j = 0; j < d.m; j++, P += row) {
+            size_t k = take_at(idx_value(idx, j), d.dim);
+            if (k == SIZE_MAX)
+                continue;
+            char *f = (char *)full + (o * d.dim + k) * row;
+            if (scatter)
+                tg_ops__add_into(dt, f, P, d.inner);
+            else
+                tg_ops__add_into(dt, P, f, d.inner);
+        }
 }
 
 static tg_status take_shape(tg_tensor *y, char *msg, size_t size)
@@ -721,12 +711,7 @@ static void index_add_vjp(tg_tape *tape, tg_tensor *y)
     tg_tensor *const *in = y->attr.r.ext->in;
     void *dx = tg_tape__grad_of(tape, in[0]), *dsrc = tg_tape__grad_of(tape, in[2]);
     if (dx)
-        DISPATCH(y->dtype, {
-            T *DX = dx;
-            const T *DY = y->grad;
-            for (size_t i = 0; i < y->numel; i++)
-                DX[i] += DY[i];
-        });
+        tg_ops__add_into((tg_dtype)y->dtype, dx, y->grad, y->numel);
     if (dsrc)
         add_rows((tg_dtype)y->dtype, in[1], take_dims_of(y, in[1], y->attr.r.axis), y->grad, dsrc,
                  false);

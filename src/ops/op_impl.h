@@ -193,6 +193,19 @@ static inline void *tg_ops__grad_of_fresh(tg_tape *tape, tg_tensor *x, bool *fre
     return tg_tape__grad_of(tape, x);
 }
 
+/* dst[i] += src[i] for n elements of dtype dt: the VJPs that pass dy on to dx unchanged, whole
+ * (reshape, index_add's x) or a row at a time (slice's picks, concat's blocks, the rows take
+ * and index_add move). */
+static inline void tg_ops__add_into(tg_dtype dt, void *dst, const void *src, size_t n)
+{
+    DISPATCH(dt, {
+        T *D = dst;
+        const T *S = src;
+        for (size_t i = 0; i < n; i++)
+            D[i] += S[i];
+    });
+}
+
 /* ---- shape rules ------------------------------------------------------------------------- */
 
 static inline char *tg_ops__fmt_shape(char *buf, size_t size, const tg_tensor *t)

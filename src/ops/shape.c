@@ -168,12 +168,7 @@ static void reshape_vjp(tg_tape *tape, tg_tensor *y)
     void *dx = tg_tape__grad_of(tape, y->in[0]);
     if (!dx)
         return;
-    DISPATCH(y->dtype, {
-        const T *DY = y->grad;
-        T *DX = dx;
-        for (size_t i = 0, n = y->numel; i < n; i++)
-            DX[i] += DY[i];
-    });
+    tg_ops__add_into((tg_dtype)y->dtype, dx, y->grad, y->numel);
 }
 
 /* dx = dy reshaped back to x's shape */
