@@ -144,6 +144,7 @@ static int scenario_api(void)
     CHECK(tg_dist_allreduce_grads(d, NULL) == TG_EINVAL, "NULL model");
     CHECK(tg_dist_allreduce_grads(NULL, NULL) == TG_EINVAL, "NULL dist");
     CHECK(tg_dist_rank(NULL) == 0 && tg_dist_size(NULL) == 1, "NULL handle accessors");
+    CHECK(!tg_dist_in_step(NULL), "a NULL handle is in step with nothing");
     CHECK(tg_dist_barrier(d) == TG_OK, "barrier");
     tg_dist_free(d);
     tg_dist_free(NULL);
@@ -341,6 +342,7 @@ static int scenario_mismatch(void)
                                                                    "exchange"),
               "NULL in call %d: message %s", call, tg_last_error());
         CHECK(sum == 1, "call %d changed the data", call);
+        CHECK(tg_dist_in_step(d), "call %d: a verdict of the exchange, not an MPI error", call);
     }
     /* And the job is still in step: agreeing calls work. */
     CHECK(tg_dist_allreduce_grads(d, m) == TG_OK, "allreduce_grads after refusals: %s",
@@ -416,6 +418,7 @@ static int scenario_mismatch(void)
         CHECK(strstr(tg_last_error(), rank == 1 ? "train: epoch 1, step 1: " : "rank 1 failed"),
               "message: %s", tg_last_error());
         tg_trainer_free(t);
+        CHECK(tg_dist_in_step(d), "the failed step is every rank's verdict");
         CHECK(tg_dist_barrier(d) == TG_OK, "in step after the failed step");
     }
 

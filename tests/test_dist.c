@@ -109,6 +109,7 @@ Test(dist, built_without_mpi_every_call_is_enotsup)
     cr_assert_eq(tg_dist_barrier(NULL), TG_ENOTSUP);
     cr_assert_eq(tg_dist_check_trainer(NULL, NULL), TG_ENOTSUP);
     cr_assert_eq(tg_dist_abort(NULL, 1), TG_ENOTSUP);
+    cr_assert(!tg_dist_in_step(NULL));
     cr_assert_eq(tg_dist_rank(NULL), 0);
     cr_assert_eq(tg_dist_size(NULL), 1);
     tg_dist_free(NULL);

@@ -257,6 +257,49 @@ Test(dist_train, ranks_with_different_settings_stop_with_an_error_naming_it)
                         "ranks disagree on --task: rank 0 has classify, rank 1 has regress");
 }
 
+/* A run that diverges (plain SGD at lr 1e20: the second step's loss is not finite on each
+ * rank's shard) fails that step on every rank at its gradient exchange: each rank says why and
+ * exits 1, and the job ends normally, not through MPI_Abort (whose banner names MPI_ABORT), under
+ * timeout(1) so that a rank left waiting fails the test instead of hanging it. */
+Test(dist_train, a_diverging_run_stops_every_rank_without_abort)
+{
+    const char *argv[] = {"timeout",
+                          "-k",
+                          "5",
+                          "60",
+                          mpiexec,
+                          "--allow-run-as-root",
+                          "--oversubscribe",
+                          "-x",
+                          "TG_NUM_THREADS=1",
+                          "-x",
+                          "ASAN_OPTIONS=detect_leaks=0",
+                          "-np",
+                          "2",
+                          tapegrad,
+                          "train",
+                          digits,
+                          "--target",
+                          "digit",
+                          "--optim",
+                          "sgd",
+                          "--lr",
+                          "1e20",
+                          "--batch",
+                          "64",
+                          "--distributed",
+                          NULL};
+    int st = tp_finish(tp_start(argv, path_in("n.log")));
+    char *out = tp_slurp(path_in("n.log"));
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status 0x%x:\n%s", st, out);
+    const char *want = "epoch 1, step 2: the loss is "; /* nan, or inf on another machine */
+    const char *first = strstr(out, want);
+    cr_assert_not_null(first, "want '%s':\n%s", want, out);
+    cr_assert_not_null(strstr(first + 1, want), "said by one rank only:\n%s", out);
+    ts_assert_lacks(out, "MPI_ABORT");
+    free(out);
+}
+
 /* A distributed run killed mid-way (every process, SIGKILL) and resumed ends like one that
  * never stopped: within float tolerance (the allreduce may sum in another order elsewhere). */
 Test(dist_train, resume_after_kill)

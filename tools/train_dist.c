@@ -56,7 +56,9 @@ typedef struct position {
 static position last; /* the latest step taken: where the final checkpoint resumes */
 
 /* grad is NULL when this rank's step failed: the exchange with a NULL model tells the other
- * ranks, which return TG_EIO naming this one (dist.h), instead of waiting for it. */
+ * ranks, which return TG_EIO naming this one (dist.h), instead of waiting for it. Then, or on
+ * any other verdict of the exchange, every rank's step fails here together, and the ranks
+ * can leave the job normally: only an MPI error leaves them out of step. */
 static tg_status average_grads(tg_model *model, void *grad, size_t numel, tg_dtype dtype, void *ud)
 {
     (void)numel, (void)dtype;
@@ -65,6 +67,8 @@ static tg_status average_grads(tg_model *model, void *grad, size_t numel, tg_dty
     tg_status st = tg_dist_allreduce_grads(d->dist, grad ? model : NULL);
     d->allreduce_seconds += monotonic_seconds() - t0;
     d->allreduces++;
+    if (st != TG_OK)
+        d->no_rank_waits = tg_dist_in_step(d->dist);
     return st;
 }
 
@@ -117,8 +121,9 @@ static int check_ranks(train_dist *d, tg_trainer *t)
 {
     if (tg_dist_check_trainer(d->dist, t) == TG_OK)
         return EXIT_OK;
-    /* Every rank came to this verdict together: they can all stop without MPI_Abort. */
-    d->no_rank_waits = true;
+    /* Every rank came to this verdict together (but after an MPI error): they can all stop
+     * without MPI_Abort. */
+    d->no_rank_waits = tg_dist_in_step(d->dist);
     const char *m = tg_last_error();
     complain("train", "%s", strncmp(m, "train: ", 7) == 0 ? m + 7 : m);
     return EXIT_FAIL;
@@ -154,6 +159,7 @@ static int resume(train_dist *d, tg_trainer *t, bool quiet)
         if (st == TG_OK && r.status == TG_OK)
             st = tg_dist_broadcast(d->dist, tg_optim_state(o), tg_optim_state_size(o));
         if (st != TG_OK) {
+            d->no_rank_waits = tg_dist_in_step(d->dist); /* a verdict every rank returned */
             complain("train", "--resume: %s", tg_last_error());
             return EXIT_FAIL;
         }
@@ -189,6 +195,7 @@ int train_dist_ready(train_dist *d, tg_trainer *t, bool quiet)
     /* The same seed makes the same parameters on every rank; rank 0's are sent all the same,
      * so that ranks whose libm rounds the initializer otherwise still start alike. */
     if (d->dist && tg_dist_broadcast_params(d->dist, tg_trainer_model(t)) != TG_OK) {
+        d->no_rank_waits = tg_dist_in_step(d->dist); /* a verdict every rank returned */
         complain("train", "--distributed: %s", tg_last_error());
         return EXIT_FAIL;
     }
@@ -202,7 +209,8 @@ int train_dist_finish(train_dist *d, tg_trainer *t)
     if (d->dist) {
         uint64_t hash;
         tg_status st = tg_dist_check_params(d->dist, tg_trainer_model(t), &hash);
-        d->no_rank_waits = true; /* the verdict is every rank's, and the last collective call */
+        /* the verdict is every rank's (but after an MPI error), and the last collective call */
+        d->no_rank_waits = tg_dist_in_step(d->dist);
         if (st != TG_OK) {
             if (d->rank == 0)
                 complain("train", "--distributed: %s", tg_last_error());

@@ -13,8 +13,9 @@ typedef struct train_dist {
     unsigned long long every; /* steps between checkpoints */
     tg_dist *dist;            /* when distributed */
     int rank, world;          /* 0 and 1 for one process */
-    bool no_rank_waits;       /* every rank failed the same check together, or the job's
-                               * collective calls are over: a failure need not abort it */
+    bool no_rank_waits;       /* every rank failed the same check or training step
+                               * together, or the job's collective calls are over: a failure
+                               * need not abort it */
     double allreduce_seconds; /* time spent averaging gradients */
     unsigned long long allreduces;
 } train_dist;
@@ -48,8 +49,9 @@ int train_dist_finish(train_dist *d, tg_trainer *t);
 
 /* A failure on one rank: ends the whole job (the other ranks would wait forever) when
  * distributed over more than one rank; nothing otherwise, when every rank failed the same
- * check together, or after train_dist_finish's check (no rank waits for another then: they
- * all leave MPI normally). */
+ * check or the same training step together (a step that failed on any rank fails on every
+ * rank at its gradient exchange), or after train_dist_finish's check (no rank waits for
+ * another then: they all leave MPI normally). After an MPI error it ends the job. */
 void train_dist_fail(train_dist *d);
 
 /* Leaves the MPI job (the library finalizes MPI). */

@@ -58,6 +58,7 @@ struct tg_dist {
     int rank, size;
     uint64_t *scratch; /* size * SCRATCH_WORDS: what the allgathers gather into, allocated
                         * once so that no call fails alone between collectives */
+    bool broken;       /* an MPI call on comm failed: the ranks may be out of step for good */
 };
 
 /* Handles alive, and whether the library started MPI (then the last free finalizes it).
@@ -85,9 +86,22 @@ static tg_status mpi_error(const char *who, const char *call, int rc)
     return tg__error(TG_EIO, "%s: %s failed: %s", who, call, msg);
 }
 
+/* mpi_error for a call on d's communicator, which then no longer counts as in step: MPI
+ * reports an error to the rank that saw it, not to every rank alike. */
+static tg_status comm_error(tg_dist *d, const char *who, const char *call, int rc)
+{
+    d->broken = true;
+    return mpi_error(who, call, rc);
+}
+
 bool tg_dist_available(void)
 {
     return true;
+}
+
+bool tg_dist_in_step(const tg_dist *dist)
+{
+    return dist && !dist->broken;
 }
 
 tg_status tg_dist_init(tg_dist **out)
@@ -222,7 +236,7 @@ static tg_status agree(tg_dist *d, int call, uint64_t count, uint64_t type, tg_s
     uint64_t *all = d->scratch;
     int rc = MPI_Allgather(hdr, HDR_WORDS, MPI_UINT64_T, all, HDR_WORDS, MPI_UINT64_T, d->comm);
     if (rc != MPI_SUCCESS)
-        return mpi_error(who, "MPI_Allgather", rc);
+        return comm_error(d, who, "MPI_Allgather", rc);
     if (mine != TG_OK)
         return mine;
     for (int r = 0; r < d->size; r++) {
@@ -309,16 +323,16 @@ tg_status tg_dist_broadcast_params(tg_dist *dist, tg_model *model)
     memcpy(root, mine, sizeof root);
     int rc = MPI_Bcast(root, SPEC_WORDS, MPI_UINT64_T, 0, dist->comm);
     if (rc != MPI_SUCCESS)
-        return mpi_error(who, "MPI_Bcast", rc);
+        return comm_error(dist, who, "MPI_Bcast", rc);
     int differs = memcmp(root, mine, sizeof root) != 0 ? dist->rank : dist->size, first = 0;
     rc = MPI_Allreduce(&differs, &first, 1, MPI_INT, MPI_MIN, dist->comm);
     if (rc != MPI_SUCCESS)
-        return mpi_error(who, "MPI_Allreduce", rc);
+        return comm_error(dist, who, "MPI_Allreduce", rc);
     if (first < dist->size) {
         uint64_t other[SPEC_WORDS];
         memcpy(other, mine, sizeof other);
         if ((rc = MPI_Bcast(other, SPEC_WORDS, MPI_UINT64_T, first, dist->comm)) != MPI_SUCCESS)
-            return mpi_error(who, "MPI_Bcast", rc);
+            return comm_error(dist, who, "MPI_Bcast", rc);
         char a[512], b[512];
         spec_format(a, sizeof a, other);
         spec_format(b, sizeof b, root);
@@ -332,7 +346,7 @@ tg_status tg_dist_broadcast_params(tg_dist *dist, tg_model *model)
         size_t count = n - off < BUCKET ? n - off : BUCKET;
         rc = MPI_Bcast(p + off * es, (int)count, mpi_type(s->dtype), 0, dist->comm);
         if (rc != MPI_SUCCESS)
-            return mpi_error(who, "MPI_Bcast", rc);
+            return comm_error(dist, who, "MPI_Bcast", rc);
     }
     return TG_OK;
 }
@@ -354,7 +368,7 @@ tg_status tg_dist_allreduce_grads(tg_dist *dist, tg_model *model)
         int rc = MPI_Allreduce(MPI_IN_PLACE, g + off * es, (int)count, mpi_type(dt), MPI_SUM,
                                dist->comm);
         if (rc != MPI_SUCCESS)
-            return mpi_error(who, "MPI_Allreduce", rc);
+            return comm_error(dist, who, "MPI_Allreduce", rc);
     }
     if (dist->size > 1) {
         /* The sum is the same bits on every rank, and so is this product. */
@@ -385,7 +399,7 @@ tg_status tg_dist_broadcast(tg_dist *dist, void *data, size_t bytes)
         size_t count = bytes - off < BUCKET ? bytes - off : BUCKET;
         int rc = MPI_Bcast(p + off, (int)count, MPI_BYTE, 0, dist->comm);
         if (rc != MPI_SUCCESS)
-            return mpi_error(who, "MPI_Bcast", rc);
+            return comm_error(dist, who, "MPI_Bcast", rc);
     }
     return TG_OK;
 }
@@ -404,7 +418,7 @@ tg_status tg_dist_allreduce_sum(tg_dist *dist, double *data, size_t n)
         int rc =
             MPI_Allreduce(MPI_IN_PLACE, data + off, (int)count, MPI_DOUBLE, MPI_SUM, dist->comm);
         if (rc != MPI_SUCCESS)
-            return mpi_error(who, "MPI_Allreduce", rc);
+            return comm_error(dist, who, "MPI_Allreduce", rc);
     }
     return TG_OK;
 }
@@ -428,7 +442,7 @@ tg_status tg_dist_check_params(tg_dist *dist, const tg_model *model, uint64_t *h
     uint64_t *all = dist->scratch;
     int rc = MPI_Allgather(&h, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, dist->comm);
     if (rc != MPI_SUCCESS) {
-        st = mpi_error(who, "MPI_Allgather", rc);
+        st = comm_error(dist, who, "MPI_Allgather", rc);
     } else {
         char msg[512];
         int len = 0, bad = 0;
@@ -503,6 +517,7 @@ static tg_status compare_stats(tg_dist *d, const tg_trainer *t, size_t n)
     memcpy(root, mean, n * sizeof *root);
     memcpy(root + n, std, n * sizeof *root);
     int rc = MPI_SUCCESS;
+    const char *call = "MPI_Bcast"; /* the one that failed, if one did */
     for (size_t off = 0; off < 2 * n && rc == MPI_SUCCESS; off += BUCKET) {
         size_t count = 2 * n - off < BUCKET ? 2 * n - off : BUCKET;
         rc = MPI_Bcast(root + off, (int)count, MPI_DOUBLE, 0, d->comm);
@@ -513,11 +528,13 @@ static tg_status compare_stats(tg_dist *d, const tg_trainer *t, size_t n)
         memcpy(&verdict[1], &mean[i], sizeof verdict[1]);
         memcpy(&verdict[2], &std[i], sizeof verdict[2]);
     }
-    if (rc == MPI_SUCCESS)
+    if (rc == MPI_SUCCESS) {
+        call = "MPI_Allgather";
         rc = MPI_Allgather(verdict, 3, MPI_UINT64_T, d->scratch, 3, MPI_UINT64_T, d->comm);
+    }
     if (rc != MPI_SUCCESS) {
         tg__free(root, bytes + 1);
-        return mpi_error(who, rc == MPI_SUCCESS ? "MPI_Allgather" : "MPI_Bcast", rc);
+        return comm_error(d, who, call, rc);
     }
     for (int r = 1; r < d->size; r++) {
         const uint64_t *v = d->scratch + 3 * (size_t)r;
@@ -554,7 +571,7 @@ tg_status tg_dist_check_trainer(tg_dist *dist, const tg_trainer *trainer)
     uint64_t *all = dist->scratch;
     int rc = MPI_Allgather(mine, W, MPI_UINT64_T, all, W, MPI_UINT64_T, dist->comm);
     if (rc != MPI_SUCCESS)
-        return mpi_error(who, "MPI_Allgather", rc);
+        return comm_error(dist, who, "MPI_Allgather", rc);
     if ((st = compare_settings(dist, all)) != TG_OK)
         return st;
     /* The data hashes, kept before the scratch block is reused. */
@@ -590,7 +607,7 @@ tg_status tg_dist_barrier(tg_dist *dist)
     if (st != TG_OK)
         return st;
     int rc = MPI_Barrier(dist->comm);
-    return rc == MPI_SUCCESS ? TG_OK : mpi_error("dist_barrier", "MPI_Barrier", rc);
+    return rc == MPI_SUCCESS ? TG_OK : comm_error(dist, "dist_barrier", "MPI_Barrier", rc);
 }
 
 #else /* built without MPI */
@@ -668,6 +685,12 @@ tg_status tg_dist_check_trainer(tg_dist *dist, const tg_trainer *trainer)
 {
     TG_UNUSED(dist), TG_UNUSED(trainer);
     return no_mpi("dist_check_trainer");
+}
+
+bool tg_dist_in_step(const tg_dist *dist)
+{
+    TG_UNUSED(dist);
+    return false;
 }
 
 tg_status tg_dist_abort(tg_dist *dist, int code)
