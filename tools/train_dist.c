@@ -121,7 +121,7 @@ static int check_ranks(train_dist *d, tg_trainer *t)
 {
     if (tg_dist_check_trainer(d->dist, t) == TG_OK)
         return EXIT_OK;
-    /* Every rank came to this verdict together (but after an MPI error): they can all stop
+    /* Every rank came to this verdict together (unless after an MPI error): they can all stop
      * without MPI_Abort. */
     d->no_rank_waits = tg_dist_in_step(d->dist);
     const char *m = tg_last_error();
@@ -209,7 +209,7 @@ int train_dist_finish(train_dist *d, tg_trainer *t)
     if (d->dist) {
         uint64_t hash;
         tg_status st = tg_dist_check_params(d->dist, tg_trainer_model(t), &hash);
-        /* the verdict is every rank's (but after an MPI error), and the last collective call */
+        /* the verdict is every rank's (unless after an MPI error), and the last collective call */
         d->no_rank_waits = tg_dist_in_step(d->dist);
         if (st != TG_OK) {
             if (d->rank == 0)

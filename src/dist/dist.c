@@ -596,7 +596,7 @@ tg_status tg_dist_abort(tg_dist *dist, int code)
     if (!dist)
         return null_dist("dist_abort");
     int rc = MPI_Abort(dist->comm, code);
-    return mpi_error("dist_abort", "MPI_Abort", rc);
+    return comm_error(dist, "dist_abort", "MPI_Abort", rc);
 }
 
 tg_status tg_dist_barrier(tg_dist *dist)
