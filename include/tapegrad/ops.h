@@ -406,7 +406,10 @@ TG_API tg_tensor *tg_stack(tg_tape *tape, tg_tensor *const *xs, size_t n, int ax
  * the element. The gradient scatter-adds into x, so repeated indices accumulate (an embedding
  * lookup); idx gets none. The recorded gradient (tg_grad_graph's) is tg_index_add of dy into
  * zeros of x's shape: exact, and each recorded pass takes two tensors of x's size (the zeros
- * and the result) and the additions of dy's elements, at any order. */
+ * and the result) and the additions of dy's elements, at any order. The forward and the
+ * gradient run over the thread pool when large, split by the outer axes (or, with none, by
+ * columns), so repeated indices still add in idx's order: the same bits at any thread count.
+ * tg_index_add likewise. */
 TG_API tg_tensor *tg_take(tg_tape *tape, tg_tensor *x, tg_tensor *idx, int axis);
 /* take's transpose: y = x with src's rows added where idx points, y[..., idx[j], ...] +=
  * src[..., j, ...] along `axis` for every element j of idx in row-major order, so repeated

@@ -553,26 +553,83 @@ static take_dims take_dims_of(const tg_tensor *x, const tg_tensor *idx, int axis
                        idx->numel};
 }
 
-/* Adds rows between `full`, of x's shape, and `picked`, of take's: full[o, idx[j], :] +=
- * picked[o, j, :] (scatter: take's VJP, index_add's forward), or picked[o, j, :] +=
- * full[o, idx[j], :] (gather: index_add's VJP into src), for every (o, j) in order, skipping
- * an index no longer valid. */
-static void add_rows(tg_dtype dt, const tg_tensor *idx, take_dims d, void *full, void *picked,
-                     bool scatter)
+/* How rows move between `full`, of x's shape, and `picked`, of take's, for every (o, j):
+ * ROWS_COPY picked[o, j, :] = full[o, idx[j], :] (take's forward; zeros for an index no
+ * longer valid), ROWS_SCATTER full[o, idx[j], :] += picked[o, j, :] (take's VJP, index_add's
+ * forward), ROWS_GATHER picked[o, j, :] += full[o, idx[j], :] (index_add's VJP into src). */
+typedef enum rows_mode { ROWS_COPY, ROWS_SCATTER, ROWS_GATHER } rows_mode;
+
+typedef struct rows_job {
+    const tg_tensor *idx;
+    take_dims d;
+    tg_dtype dt;
+    rows_mode mode;
+    bool by_outer; /* the pool's ranges are of o (else of the columns i, with outer 1) */
+    char *full, *picked;
+} rows_job;
+
+/* Indices read at a time: each is checked (take_at) once for all o, not once per o. */
+#define ROWS_BLOCK 256
+
+/* Rows of o in [b, e) (by_outer), or columns [b, e) of every row (outer 1), every j in order:
+ * a destination element is written by one range only, its terms added in j's order, so the
+ * result does not depend on the split. */
+static void rows_range(void *ctx, size_t b, size_t e)
 {
-    const size_t row = d.inner * tg_dtype_size(dt);
-    char *P = picked;
-    for (size_t o = 0; o < d.outer; o++)
-        for (size_t j = 0; j < d.m; j++, P += row) {
-            size_t k = take_at(idx_value(idx, j), d.dim);
-            if (k == SIZE_MAX)
-                continue;
-            char *f = (char *)full + (o * d.dim + k) * row;
-            if (scatter)
-                tg_ops__add_into(dt, f, P, d.inner);
-            else
-                tg_ops__add_into(dt, P, f, d.inner);
+    const rows_job *jb = ctx;
+    const take_dims d = jb->d;
+    const size_t es = tg_dtype_size(jb->dt), row = d.inner * es;
+    const size_t o0 = jb->by_outer ? b : 0, o1 = jb->by_outer ? e : d.outer;
+    const size_t c0 = jb->by_outer ? 0 : b, n = (jb->by_outer ? d.inner : e) - c0;
+    const size_t len = n * es;
+    size_t pos[ROWS_BLOCK];
+    for (size_t j0 = 0; j0 < d.m; j0 += ROWS_BLOCK) {
+        const size_t nj = d.m - j0 < ROWS_BLOCK ? d.m - j0 : ROWS_BLOCK;
+        for (size_t j = 0; j < nj; j++)
+            pos[j] = take_at(idx_value(jb->idx, j0 + j), d.dim);
+        for (size_t o = o0; o < o1; o++) {
+            char *f = jb->full + o * d.dim * row + c0 * es;
+            char *p = jb->picked + (o * d.m + j0) * row + c0 * es;
+            for (size_t j = 0; j < nj; j++, p += row) {
+                if (pos[j] == SIZE_MAX) {
+                    if (jb->mode == ROWS_COPY)
+                        memset(p, 0, len);
+                    continue;
+                }
+                char *fk = f + pos[j] * row;
+                if (jb->mode == ROWS_COPY) {
+                    if (len == 4) /* a column of f32: a load and a store, not a call */
+                        memcpy(p, fk, 4);
+                    else if (len == 8)
+                        memcpy(p, fk, 8);
+                    else
+                        memcpy(p, fk, len);
+                } else if (jb->mode == ROWS_SCATTER) {
+                    tg_ops__add_into(jb->dt, fk, p, n);
+                } else {
+                    tg_ops__add_into(jb->dt, p, fk, n);
+                }
+            }
         }
+    }
+}
+
+/* Moves the rows (rows_mode) over the pool: by ranges of o when there are two or more, else
+ * by ranges of at least 16 columns (a cache line of f32), each at least TG_PAR_GRAIN
+ * elements' work. */
+static void move_rows(tg_dtype dt, const tg_tensor *idx, take_dims d, void *full, void *picked,
+                      rows_mode mode)
+{
+    if (!d.outer || !d.m || !d.inner)
+        return;
+    rows_job jb = {idx, d, dt, mode, d.outer > 1, full, picked};
+    if (jb.by_outer) {
+        const size_t per_o = d.m * d.inner;
+        tg__parallel_for(d.outer, (TG_PAR_GRAIN + per_o - 1) / per_o, rows_range, &jb);
+    } else {
+        const size_t grain = (TG_PAR_GRAIN + d.m - 1) / d.m;
+        tg__parallel_for(d.inner, grain > 16 ? grain : 16, rows_range, &jb);
+    }
 }
 
 static tg_status take_shape(tg_tensor *y, char *msg, size_t size)
@@ -602,29 +659,17 @@ static tg_status take_shape(tg_tensor *y, char *msg, size_t size)
 static void take_forward(tg_tensor *y)
 {
     const tg_tensor *x = y->in[0], *idx = y->in[1];
-    const int axis = y->attr.r.axis;
-    const size_t outer = span(x->shape, 0, axis), dim = x->shape[axis];
-    const size_t row = span(x->shape, axis + 1, x->rank) * tg__esize(y), m = idx->numel;
-    const char *X = x->data;
-    char *Y = y->data;
-    if (!row)
-        return;
-    for (size_t o = 0; o < outer; o++)
-        for (size_t j = 0; j < m; j++, Y += row) {
-            size_t k = take_at(idx_value(idx, j), dim);
-            if (k == SIZE_MAX)
-                memset(Y, 0, row);
-            else
-                memcpy(Y, X + (o * dim + k) * row, row);
-        }
+    move_rows((tg_dtype)y->dtype, idx, take_dims_of(x, idx, y->attr.r.axis), x->data, y->data,
+              ROWS_COPY);
 }
 
 static void take_vjp(tg_tape *tape, tg_tensor *y)
 {
+    const tg_tensor *x = y->in[0], *idx = y->in[1];
     void *dx = tg_tape__grad_of(tape, y->in[0]);
     if (dx)
-        add_rows((tg_dtype)y->dtype, y->in[1], take_dims_of(y->in[0], y->in[1], y->attr.r.axis), dx,
-                 y->grad, true);
+        move_rows((tg_dtype)y->dtype, idx, take_dims_of(x, idx, y->attr.r.axis), dx, y->grad,
+                  ROWS_SCATTER);
 }
 
 /* dx = index_add(zeros, idx, dy, axis): take's transpose, an op, with the index tensor itself
@@ -702,8 +747,8 @@ static void index_add_forward(tg_tensor *y)
 {
     tg_tensor *const *in = y->attr.r.ext->in;
     memcpy(y->data, in[0]->data, tg__nbytes(y));
-    add_rows((tg_dtype)y->dtype, in[1], take_dims_of(y, in[1], y->attr.r.axis), y->data,
-             in[2]->data, true);
+    move_rows((tg_dtype)y->dtype, in[1], take_dims_of(y, in[1], y->attr.r.axis), y->data,
+              in[2]->data, ROWS_SCATTER);
 }
 
 static void index_add_vjp(tg_tape *tape, tg_tensor *y)
@@ -713,8 +758,8 @@ static void index_add_vjp(tg_tape *tape, tg_tensor *y)
     if (dx)
         tg_ops__add_into((tg_dtype)y->dtype, dx, y->grad, y->numel);
     if (dsrc)
-        add_rows((tg_dtype)y->dtype, in[1], take_dims_of(y, in[1], y->attr.r.axis), y->grad, dsrc,
-                 false);
+        move_rows((tg_dtype)y->dtype, in[1], take_dims_of(y, in[1], y->attr.r.axis), y->grad, dsrc,
+                  ROWS_GATHER);
 }
 
 /* dx = dy, dsrc = take(dy, idx, axis): linear in dy, idx a constant of the derivative. */

@@ -453,3 +453,94 @@ Test(ops, index_add_errors_name_the_shapes)
                        "index_add: input 2 is f32, input 0 f64");
     expect_error_reset("NULL", tg_index_add(tape, x, NULL, s24, 1), TG_EINVAL, "NULL");
 }
+
+/* A value in [-1, 1) from state *s (xorshift64). */
+static double uniform_pm1(uint64_t *s)
+{
+    *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
+    return (double)(*s >> 11) * 0x1p-52 - 1;
+}
+
+/* take and index_add over the pool: large enough to split (by rows of o along axis 1, by
+ * columns along axis 0), more indices than are read at a time, most of them repeated, in f32
+ * with terms of every magnitude (so the order of the sums shows): on 1 and 3 threads, y of
+ * take, dx of take (scatter), index_add's y and dsrc (gather) are bit for bit a plain loop's,
+ * which adds each (o, j) in order (the documented order of repeated indices). */
+Test(ops, take_and_index_add_on_the_pool_match_a_plain_loop)
+{
+    const size_t outer_of[2] = {1, 300}, dim = 40, inner_of[2] = {96, 2}, m = 700;
+    for (int axis = 0; axis < 2; axis++) {
+        const size_t outer = outer_of[axis], inner = inner_of[axis];
+        const size_t nx = outer * dim * inner, np = outer * m * inner;
+        /* axis 0: x (dim, inner); axis 1: x (outer, dim, inner) */
+        const size_t xs0[2] = {dim, inner}, xs1[3] = {outer, dim, inner};
+        const size_t *xs = axis ? xs1 : xs0;
+        const int xr = axis ? 3 : 2;
+        size_t ps[3] = {outer, m, inner}; /* take's shape: (m, inner) along axis 0 */
+        const size_t *pshape = axis ? ps : ps + 1;
+        double *xv = malloc(nx * sizeof *xv), *pv = malloc(np * sizeof *pv), iv[700];
+        float *want = malloc((nx > np ? nx : np) * sizeof *want);
+        cr_assert(xv && pv && want);
+        uint64_t s = 7;
+        for (size_t i = 0; i < nx; i++)
+            xv[i] = uniform_pm1(&s) * ldexp(1, (int)(i % 37) - 18);
+        for (size_t i = 0; i < np; i++)
+            pv[i] = uniform_pm1(&s) * ldexp(1, (int)(i % 29) - 14);
+        for (size_t j = 0; j < m; j++) /* 0..9 and -1..-3 mostly, every row now and then */
+            iv[j] = j % 7 == 0 ? (double)(j % dim) : (double)((int)(j % 13) - 3);
+        tg_tensor *x = own_leaf(TG_F32, xr, xs, xv, true);
+        tg_tensor *idx = own_leaf(TG_F32, 1, SH(m), iv, false);
+        tg_tensor *p = own_leaf(TG_F32, xr, pshape, pv, true); /* dy of take, src of index_add */
+        for (int threads = 1; threads <= 3; threads += 2) {
+            cr_assert_eq(tg_set_num_threads(threads), TG_OK);
+            tg_tape_reset(tape);
+            tg_tensor_zero_grad(x);
+            tg_tensor_zero_grad(p);
+            tg_tensor *y = tg_take(tape, x, idx, axis);
+            cr_assert_not_null(y, "%s", tg_tape_error(tape));
+            cr_assert_eq(tg_backward_seed(tape, y, p), TG_OK, "%s", tg_last_error());
+            tg_tensor *z = tg_index_add(tape, x, idx, p, axis);
+            cr_assert_not_null(z, "%s", tg_tape_error(tape));
+            tg_tensor_zero_grad(p);
+            cr_assert_eq(tg_backward_seed(tape, z, x), TG_OK, "%s", tg_last_error());
+            /* the plain loops: k = idx[j] (negative from the end) */
+            const float *X = tg_tensor_data(x), *P = tg_tensor_data(p);
+            for (int what = 0; what < 4; what++) {
+                const size_t n = what == 0 || what == 3 ? np : nx;
+                const float *got = what == 0   ? tg_tensor_data(y)
+                                   : what == 1 ? tg_tensor_grad_data(x)
+                                   : what == 2 ? tg_tensor_data(z)
+                                               : tg_tensor_grad_data(p);
+                for (size_t i = 0; i < n; i++) /* x's gradient also has index_add's dx = x */
+                    want[i] = what == 0 || what == 3 ? 0.0f : what == 1 ? 0.0f : X[i];
+                for (size_t o = 0; o < outer; o++)
+                    for (size_t j = 0; j < m; j++) {
+                        const size_t k = (size_t)(iv[j] < 0 ? iv[j] + (double)dim : iv[j]);
+                        for (size_t i = 0; i < inner; i++) {
+                            const size_t f = (o * dim + k) * inner + i, q = (o * m + j) * inner + i;
+                            if (what == 0)
+                                want[q] = X[f];
+                            else if (what == 1 || what == 2)
+                                want[f] += P[q];
+                            else
+                                want[q] += X[f];
+                        }
+                    }
+                if (what == 1) /* then index_add's dx = dy = x, added after take's */
+                    for (size_t i = 0; i < nx; i++)
+                        want[i] += X[i];
+                for (size_t i = 0; i < n; i++)
+                    cr_assert(memcmp(&got[i], &want[i], sizeof(float)) == 0,
+                              "axis %d, %d threads, %s: element %zu is %a, a plain loop gives %a",
+                              axis, threads,
+                              (const char *[]){"take", "take's dx", "index_add",
+                                               "index_add's dsrc"}[what],
+                              i, (double)got[i], (double)want[i]);
+            }
+        }
+        free(xv);
+        free(pv);
+        free(want);
+    }
+    cr_assert_eq(tg_set_num_threads(1), TG_OK);
+}
