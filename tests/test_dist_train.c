@@ -263,32 +263,11 @@ Test(dist_train, ranks_with_different_settings_stop_with_an_error_naming_it)
  * timeout(1) so that a rank left waiting fails the test instead of hanging it. */
 Test(dist_train, a_diverging_run_stops_every_rank_without_abort)
 {
-    const char *argv[] = {"timeout",
-                          "-k",
-                          "5",
-                          "60",
-                          mpiexec,
-                          "--allow-run-as-root",
-                          "--oversubscribe",
-                          "-x",
-                          "TG_NUM_THREADS=1",
-                          "-x",
-                          "ASAN_OPTIONS=detect_leaks=0",
-                          "-np",
-                          "2",
-                          tapegrad,
-                          "train",
-                          digits,
-                          "--target",
-                          "digit",
-                          "--optim",
-                          "sgd",
-                          "--lr",
-                          "1e20",
-                          "--batch",
-                          "64",
-                          "--distributed",
-                          NULL};
+    const char *argv[] = {"timeout", "-k", "5", "60", mpiexec, "--allow-run-as-root",
+                          "--oversubscribe", "-x", "TG_NUM_THREADS=1", "-x",
+                          "ASAN_OPTIONS=detect_leaks=0", "-np", "2", tapegrad, "train", digits,
+                          "--target", "digit", "--optim", "sgd", "--lr", "1e20", "--batch", "64",
+                          "--distributed", NULL};
     int st = tp_finish(tp_start(argv, path_in("n.log")));
     char *out = tp_slurp(path_in("n.log"));
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status 0x%x:\n%s", st, out);

@@ -110,21 +110,21 @@ TG_API tg_status tg_dist_check_params(tg_dist *dist, const tg_model *model, uint
 TG_API tg_status tg_dist_check_trainer(tg_dist *dist, const tg_trainer *trainer);
 
 /* True while the ranks are in step on dist, as far as this rank knows: every call on it so far
- * came to its end on every rank, the ones that failed with a verdict each rank returned from the same call (a rank
- * failed before the exchange or passed NULL, the ranks are out of step or disagree on a size,
- * their parameters or settings differ). After such an error the
- * ranks can stop together and leave the job normally (tg_dist_free on each, which is
- * collective), with no rank left waiting. False once an MPI call on dist has failed on this
- * rank (TG_EIO with MPI's message: MPI does not report an error to every rank alike, so the
- * others may be waiting in that call, still in step as far as they know: end the job from this
- * rank with tg_dist_abort), for NULL, and built without MPI. */
+ * came to its end on every rank, the ones that failed with a verdict each rank returned from
+ * the same call (a rank failed before the exchange or passed NULL, the ranks are out of step or
+ * disagree on a size, their parameters or settings differ). After such an error the ranks can
+ * stop together and leave the job normally (tg_dist_free on each, which is collective), with no
+ * rank left waiting. False once an MPI call on dist has failed on this rank (TG_EIO with MPI's
+ * message: MPI does not report an error to every rank alike, so the others may be waiting in
+ * that call, still in step as far as they know: end the job from this rank with tg_dist_abort),
+ * for NULL, and built without MPI. */
 TG_API bool tg_dist_in_step(const tg_dist *dist);
 
 /* Ends every process of the job with exit status `code` (MPI_Abort): for a rank that fails
  * alone (a checkpoint it cannot write, a file only it cannot read), or after an MPI error
  * (tg_dist_in_step false), when the other ranks would otherwise wait for it forever in their
- * next collective call. Returns only on failure:
- * TG_EINVAL for NULL, TG_ENOTSUP built without MPI, TG_EIO if MPI_Abort returned. */
+ * next collective call. Returns only on failure: TG_EINVAL for NULL, TG_ENOTSUP built without
+ * MPI, TG_EIO if MPI_Abort returned. */
 TG_API tg_status tg_dist_abort(tg_dist *dist, int code);
 
 /* Waits until every rank has arrived. */
