@@ -102,6 +102,18 @@ typedef struct pick {
     size_t outer, dim, inner, start, step, count;
 } pick;
 
+/* memcpy(dst, src, len) for a row of the indexing and joining ops; a row of one element
+ * (picking or joining along the last axis) is a load and a store, not a call. */
+static inline void copy_row(void *dst, const void *src, size_t len)
+{
+    if (len == 4)
+        memcpy(dst, src, 4);
+    else if (len == 8)
+        memcpy(dst, src, 8);
+    else
+        memcpy(dst, src, len);
+}
+
 static void pick_forward(const tg_tensor *y, pick p)
 {
     const size_t row = p.inner * tg__esize(y);
@@ -111,7 +123,7 @@ static void pick_forward(const tg_tensor *y, pick p)
         return;
     for (size_t o = 0; o < p.outer; o++)
         for (size_t j = 0; j < p.count; j++, Y += row)
-            memcpy(Y, X + ((o * p.dim + p.start + j * p.step) * row), row);
+            copy_row(Y, X + ((o * p.dim + p.start + j * p.step) * row), row);
 }
 
 static void pick_vjp(tg_tape *tape, const tg_tensor *y, pick p)
@@ -324,7 +336,7 @@ static void join_forward(tg_tensor *y)
         for (uint32_t k = 0; k < e->n; k++) {
             const size_t bytes = e->in[k]->numel / outer * es;
             if (bytes)
-                memcpy(Y, (const char *)e->in[k]->data + o * bytes, bytes);
+                copy_row(Y, (const char *)e->in[k]->data + o * bytes, bytes);
             Y += bytes;
         }
 }
@@ -597,18 +609,12 @@ static void rows_range(void *ctx, size_t b, size_t e)
                     continue;
                 }
                 char *fk = f + pos[j] * row;
-                if (jb->mode == ROWS_COPY) {
-                    if (len == 4) /* a column of f32: a load and a store, not a call */
-                        memcpy(p, fk, 4);
-                    else if (len == 8)
-                        memcpy(p, fk, 8);
-                    else
-                        memcpy(p, fk, len);
-                } else if (jb->mode == ROWS_SCATTER) {
+                if (jb->mode == ROWS_COPY)
+                    copy_row(p, fk, len);
+                else if (jb->mode == ROWS_SCATTER)
                     tg_ops__add_into(jb->dt, fk, p, n);
-                } else {
+                else
                     tg_ops__add_into(jb->dt, p, fk, n);
-                }
             }
         }
     }
