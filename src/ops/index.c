@@ -114,29 +114,64 @@ static inline void copy_row(void *dst, const void *src, size_t len)
         memcpy(dst, src, len);
 }
 
+/* Rows [b, e) of the picked tensor, q = o * count + j: each moves to or from its own row of x
+ * (step >= 1), so any split writes every element once, as one thread would. */
+typedef struct pick_job {
+    const tg_tensor *y;
+    pick p;
+    char *dx; /* the VJP's */
+} pick_job;
+
+/* Rows [b, e) as runs within one o: the inner loop a plain strided one, as on one thread. */
+#define PICK_ROWS(jb, b, e, X, BODY)                                                               \
+    do {                                                                                           \
+        const pick p_ = (jb)->p;                                                                   \
+        const size_t row = p_.inner * tg__esize((jb)->y), stride = p_.step * row;                  \
+        size_t o_ = (b) / p_.count, j_ = (b) % p_.count;                                           \
+        for (size_t q0 = (b); q0 < (e); o_++, j_ = 0) {                                            \
+            const size_t n_ = p_.count - j_ < (e)-q0 ? p_.count - j_ : (e)-q0;                     \
+            char *x = (X) + (o_ * p_.dim + p_.start + j_ * p_.step) * row;                         \
+            for (size_t q = q0; q < q0 + n_; q++, x += stride)                                     \
+                BODY;                                                                              \
+            q0 += n_;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+static void pick_forward_range(void *ctx, size_t b, size_t e)
+{
+    const pick_job *jb = ctx;
+    char *Y = jb->y->data;
+    PICK_ROWS(jb, b, e, (char *)jb->y->in[0]->data, copy_row(Y + q * row, x, row));
+}
+
+static void pick_vjp_range(void *ctx, size_t b, size_t e)
+{
+    const pick_job *jb = ctx;
+    const char *DY = jb->y->grad;
+    const tg_dtype dt = (tg_dtype)jb->y->dtype;
+    PICK_ROWS(jb, b, e, jb->dx, tg_ops__add_into(dt, x, DY + q * row, p_.inner));
+}
+
+/* Over the pool by ranges of rows, each at least TG_PAR_GRAIN elements. */
+static void pick_run(const tg_tensor *y, pick p, void *dx)
+{
+    if (!p.inner || !p.count)
+        return;
+    pick_job jb = {y, p, dx};
+    tg__parallel_for(p.outer * p.count, (TG_PAR_GRAIN + p.inner - 1) / p.inner,
+                     dx ? pick_vjp_range : pick_forward_range, &jb);
+}
+
 static void pick_forward(const tg_tensor *y, pick p)
 {
-    const size_t row = p.inner * tg__esize(y);
-    const char *X = y->in[0]->data;
-    char *Y = y->data;
-    if (!row)
-        return;
-    for (size_t o = 0; o < p.outer; o++)
-        for (size_t j = 0; j < p.count; j++, Y += row)
-            copy_row(Y, X + ((o * p.dim + p.start + j * p.step) * row), row);
+    pick_run(y, p, NULL);
 }
 
 static void pick_vjp(tg_tape *tape, const tg_tensor *y, pick p)
 {
     void *dx = tg_tape__grad_of(tape, y->in[0]);
-    if (!dx)
-        return;
-    const size_t row = p.inner * tg__esize(y);
-    const char *DY = y->grad;
-    for (size_t o = 0; o < p.outer; o++)
-        for (size_t j = 0; j < p.count; j++, DY += row)
-            tg_ops__add_into((tg_dtype)y->dtype,
-                             (char *)dx + (o * p.dim + p.start + j * p.step) * row, DY, p.inner);
+    if (dx)
+        pick_run(y, p, dx);
 }
 
 /* y = x[start:stop:step] along axis (NumPy basic slicing) */

@@ -544,3 +544,50 @@ Test(ops, take_and_index_add_on_the_pool_match_a_plain_loop)
     }
     cr_assert_eq(tg_set_num_threads(1), TG_OK);
 }
+
+/* slice over the pool (by rows of the result: along axis 1 a row is one element, along axis 0
+ * 200): on 1 and 3 threads, y and dx are exactly x's and dy's picked elements. */
+Test(ops, slice_on_the_pool_picks_every_element)
+{
+    const size_t xs[2] = {1400, 200}, n = 1400 * 200;
+    double *xv = malloc(n * sizeof *xv);
+    cr_assert(xv);
+    uint64_t s = 11;
+    for (size_t i = 0; i < n; i++)
+        xv[i] = uniform_pm1(&s);
+    tg_tensor *x = own_leaf(TG_F32, 2, xs, xv, true);
+    const float *X = tg_tensor_data(x);
+    for (int axis = 0; axis < 2; axis++) {
+        const size_t start = 3, step = axis ? 4 : 2, stop = xs[axis] - 5;
+        const size_t count = (stop - start + step - 1) / step;
+        for (int threads = 1; threads <= 3; threads += 2) {
+            cr_assert_eq(tg_set_num_threads(threads), TG_OK);
+            tg_tape_reset(tape);
+            tg_tensor_zero_grad(x);
+            tg_tensor *y =
+                tg_slice(tape, x, axis, (ptrdiff_t)start, (ptrdiff_t)stop, (ptrdiff_t)step);
+            cr_assert_not_null(y, "%s", tg_tape_error(tape));
+            cr_assert_eq(tg_backward_seed(tape, y, y), TG_OK, "%s", tg_last_error()); /* dy = y */
+            const float *Y = tg_tensor_data(y), *DX = tg_tensor_grad_data(x);
+            for (size_t r = 0; r < xs[0]; r++)
+                for (size_t c = 0; c < xs[1]; c++) {
+                    const size_t along = axis ? c : r;
+                    const bool picked =
+                        along >= start && along < stop && (along - start) % step == 0;
+                    const float want = picked ? X[r * xs[1] + c] : 0.0f;
+                    cr_assert(memcmp(&DX[r * xs[1] + c], &want, sizeof want) == 0,
+                              "axis %d, %d threads: dx[%zu,%zu] is %a, want %a", axis, threads, r,
+                              c, (double)DX[r * xs[1] + c], (double)want);
+                    if (picked) {
+                        const size_t j = (along - start) / step;
+                        const size_t q = axis ? r * count + j : j * xs[1] + c;
+                        cr_assert(memcmp(&Y[q], &want, sizeof want) == 0,
+                                  "axis %d, %d threads: y[%zu] is %a, want %a", axis, threads, q,
+                                  (double)Y[q], (double)want);
+                    }
+                }
+        }
+    }
+    cr_assert_eq(tg_set_num_threads(1), TG_OK);
+    free(xv);
+}
