@@ -454,13 +454,6 @@ Test(ops, index_add_errors_name_the_shapes)
     expect_error_reset("NULL", tg_index_add(tape, x, NULL, s24, 1), TG_EINVAL, "NULL");
 }
 
-/* A value in [-1, 1) from state *s (xorshift64). */
-static double uniform_pm1(uint64_t *s)
-{
-    *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
-    return (double)(*s >> 11) * 0x1p-52 - 1;
-}
-
 /* take and index_add over the pool: large enough to split (by rows of o along axis 1, by
  * columns along axis 0), more indices than are read at a time, most of them repeated, in f32
  * with terms of every magnitude (so the order of the sums shows): on 1 and 3 threads, y of
@@ -481,11 +474,12 @@ Test(ops, take_and_index_add_on_the_pool_match_a_plain_loop)
         double *xv = malloc(nx * sizeof *xv), *pv = malloc(np * sizeof *pv), iv[700];
         float *want = malloc((nx > np ? nx : np) * sizeof *want);
         cr_assert(xv && pv && want);
-        uint64_t s = 7;
+        tg_rng rng;
+        tg_rng_seed(&rng, 7);
         for (size_t i = 0; i < nx; i++)
-            xv[i] = uniform_pm1(&s) * ldexp(1, (int)(i % 37) - 18);
+            xv[i] = (2 * tg_rng_uniform(&rng) - 1) * ldexp(1, (int)(i % 37) - 18);
         for (size_t i = 0; i < np; i++)
-            pv[i] = uniform_pm1(&s) * ldexp(1, (int)(i % 29) - 14);
+            pv[i] = (2 * tg_rng_uniform(&rng) - 1) * ldexp(1, (int)(i % 29) - 14);
         for (size_t j = 0; j < m; j++) /* 0..9 and -1..-3 mostly, every row now and then */
             iv[j] = j % 7 == 0 ? (double)(j % dim) : (double)((int)(j % 13) - 3);
         tg_tensor *x = own_leaf(TG_F32, xr, xs, xv, true);
@@ -552,9 +546,10 @@ Test(ops, slice_on_the_pool_picks_every_element)
     const size_t xs[2] = {1400, 200}, n = 1400 * 200;
     double *xv = malloc(n * sizeof *xv);
     cr_assert(xv);
-    uint64_t s = 11;
+    tg_rng rng;
+    tg_rng_seed(&rng, 11);
     for (size_t i = 0; i < n; i++)
-        xv[i] = uniform_pm1(&s);
+        xv[i] = 2 * tg_rng_uniform(&rng) - 1;
     tg_tensor *x = own_leaf(TG_F32, 2, xs, xv, true);
     const float *X = tg_tensor_data(x);
     for (int axis = 0; axis < 2; axis++) {
