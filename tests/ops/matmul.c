@@ -102,6 +102,42 @@ Test(ops, transpose_values_and_vjp)
     }
 }
 
+/* The gradients that pass dy on unchanged, long enough to go over the pool: on 1 and 3 threads,
+ * reshape's dx is dy and concat's (x twice along axis 0) the sum of its two blocks, exactly. */
+Test(ops, reshape_and_concat_gradients_on_the_pool_are_dy)
+{
+    const size_t n = 3 * 70000, xs[2] = {3, 70000}, cs[2] = {6, 70000}, flat[1] = {n};
+    double *v = malloc(2 * n * sizeof *v);
+    cr_assert(v);
+    tg_rng rng;
+    tg_rng_seed(&rng, 5);
+    for (size_t i = 0; i < 2 * n; i++)
+        v[i] = 2 * tg_rng_uniform(&rng) - 1;
+    tg_tensor *x = own_leaf(TG_F32, 2, xs, v, true);
+    tg_tensor *dy = own_leaf(TG_F32, 1, flat, v, false), *dc = own_leaf(TG_F32, 2, cs, v, false);
+    const float *DY = tg_tensor_data(dy), *DC = tg_tensor_data(dc);
+    for (int threads = 1; threads <= 3; threads += 2) {
+        cr_assert_eq(tg_set_num_threads(threads), TG_OK);
+        for (int op = 0; op < 2; op++) {
+            tg_tape_reset(tape);
+            tg_tensor_zero_grad(x);
+            tg_tensor *y =
+                op ? tg_concat(tape, (tg_tensor *[]){x, x}, 2, 0) : tg_reshape(tape, x, 1, flat);
+            cr_assert_not_null(y, "%s", tg_tape_error(tape));
+            cr_assert_eq(tg_backward_seed(tape, y, op ? dc : dy), TG_OK, "%s", tg_last_error());
+            const float *dx = tg_tensor_grad_data(x);
+            for (size_t i = 0; i < n; i++) {
+                const float want = op ? DC[i] + DC[n + i] : DY[i];
+                cr_assert(memcmp(&dx[i], &want, sizeof want) == 0,
+                          "%s, %d threads: dx[%zu] is %a, not %a", op ? "concat" : "reshape",
+                          threads, i, (double)dx[i], (double)want);
+            }
+        }
+    }
+    cr_assert_eq(tg_set_num_threads(1), TG_OK);
+    free(v);
+}
+
 Test(ops, reshape_is_a_view)
 {
     for (int di = 0; di < 2; di++) {
