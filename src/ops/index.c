@@ -114,15 +114,16 @@ static inline void copy_row(void *dst, const void *src, size_t len)
         memcpy(dst, src, len);
 }
 
-/* Rows [b, e) of the picked tensor, q = o * count + j: each moves to or from its own row of x
- * (step >= 1), so any split writes every element once, as one thread would. */
+/* What pick_run hands the pool. */
 typedef struct pick_job {
     const tg_tensor *y;
     pick p;
-    char *dx; /* the VJP's */
+    char *dx; /* the VJP's; NULL for the forward */
 } pick_job;
 
-/* Rows [b, e) as runs within one o: the inner loop a plain strided one, as on one thread. */
+/* BODY for rows [b, e) of the picked tensor, q = o * count + j, with x at the row of X that
+ * row q moves to or from: its own (step >= 1), so any split writes every element once, as one
+ * thread would. In runs within one o, the inner loop a plain strided one. */
 #define PICK_ROWS(jb, b, e, X, BODY)                                                               \
     do {                                                                                           \
         const pick p_ = (jb)->p;                                                                   \
@@ -706,8 +707,9 @@ static void take_forward(tg_tensor *y)
 
 static void take_vjp(tg_tape *tape, tg_tensor *y)
 {
-    const tg_tensor *x = y->in[0], *idx = y->in[1];
-    void *dx = tg_tape__grad_of(tape, y->in[0]);
+    tg_tensor *x = y->in[0];
+    const tg_tensor *idx = y->in[1];
+    void *dx = tg_tape__grad_of(tape, x);
     if (dx)
         move_rows((tg_dtype)y->dtype, idx, take_dims_of(x, idx, y->attr.r.axis), dx, y->grad,
                   ROWS_SCATTER);
