@@ -150,7 +150,7 @@ static void pick_vjp_range(void *ctx, size_t b, size_t e)
     const pick_job *jb = ctx;
     const char *DY = jb->y->grad;
     const tg_dtype dt = (tg_dtype)jb->y->dtype;
-    PICK_ROWS(jb, b, e, jb->dx, tg_ops__add_into(dt, x, DY + q * row, p_.inner));
+    PICK_ROWS(jb, b, e, jb->dx, tg_ops__add_row(dt, x, DY + q * row, p_.inner));
 }
 
 /* Over the pool by ranges of rows, each at least TG_PAR_GRAIN elements. */
@@ -648,9 +648,9 @@ static void rows_range(void *ctx, size_t b, size_t e)
                 if (jb->mode == ROWS_COPY)
                     copy_row(p, fk, len);
                 else if (jb->mode == ROWS_SCATTER)
-                    tg_ops__add_into(jb->dt, fk, p, n);
+                    tg_ops__add_row(jb->dt, fk, p, n);
                 else
-                    tg_ops__add_into(jb->dt, p, fk, n);
+                    tg_ops__add_row(jb->dt, p, fk, n);
             }
         }
     }

@@ -193,6 +193,19 @@ static inline void *tg_ops__grad_of_fresh(tg_tape *tape, tg_tensor *x, bool *fre
     return tg_tape__grad_of(tape, x);
 }
 
+/* dst[i] += src[i] for n elements of dtype dt, on the calling thread: a row at a time, for
+ * the VJPs that pass dy on to dx unchanged by rows (slice's picks, the rows take and index_add
+ * move), from inside their own ranges over the pool. */
+static inline void tg_ops__add_row(tg_dtype dt, void *dst, const void *src, size_t n)
+{
+    DISPATCH(dt, {
+        T *D = dst;
+        const T *S = src;
+        for (size_t i = 0; i < n; i++)
+            D[i] += S[i];
+    });
+}
+
 /* What tg_ops__add_into hands the pool. */
 typedef struct tg_add_into_job {
     tg_dtype dt;
@@ -203,18 +216,12 @@ typedef struct tg_add_into_job {
 static inline void tg_ops__add_into_range(void *ctx, size_t b, size_t e)
 {
     const tg_add_into_job *jb = ctx;
-    DISPATCH(jb->dt, {
-        T *D = jb->dst;
-        const T *S = jb->src;
-        for (size_t i = b; i < e; i++)
-            D[i] += S[i];
-    });
+    DISPATCH(jb->dt, tg_ops__add_row(jb->dt, (T *)jb->dst + b, (const T *)jb->src + b, e - b););
 }
 
-/* dst[i] += src[i] for n elements of dtype dt: the VJPs that pass dy on to dx unchanged, whole
- * (reshape, index_add's x) or a row at a time (slice's picks, concat's blocks, the rows take
- * and index_add move); over the pool when long, as the binary add's VJP (elementwise: the
- * same bits however split). */
+/* tg_ops__add_row over the pool when long, as the binary add's VJP (elementwise: the same
+ * bits however split): the VJPs that pass dy on to dx whole (reshape, index_add's x) or in
+ * blocks (concat's and stack's). */
 static inline void tg_ops__add_into(tg_dtype dt, void *dst, const void *src, size_t n)
 {
     tg_add_into_job jb = {dt, dst, src};
