@@ -361,44 +361,111 @@ tg_tensor *tg_select(tg_tape *tape, tg_tensor *x, int axis, ptrdiff_t index)
  * input 1's, ...: a block is x_k->numel / outer elements (x_k's size along the axis times
  * inner for concat, inner for stack).  dx_k += the same blocks of dy. */
 
-static void join_forward(tg_tensor *y)
+/* Input k's block of one o, in elements: its size along the axis times inner for concat,
+ * inner for stack (whose inputs lack the axis). */
+static inline size_t join_block(const tg_tensor *y, const tg_tensor *xk, size_t inner)
 {
-    const tg_node_ext *e = y->attr.r.ext;
-    const size_t outer = span(y->shape, 0, y->attr.r.axis), es = tg__esize(y);
-    char *Y = y->data;
-    if (!outer)
-        return;
-    for (size_t o = 0; o < outer; o++)
-        for (uint32_t k = 0; k < e->n; k++) {
-            const size_t bytes = e->in[k]->numel / outer * es;
+    return y->rank == xk->rank ? xk->shape[y->attr.r.axis] * inner : inner;
+}
+
+/* What the joins hand the pool: the node, its sizes before and after the axis, and for the
+ * VJP of input k, k's block, where it starts in each row of dy, and dx_k. */
+typedef struct join_job {
+    const tg_tensor *y;
+    size_t outer, inner;
+    size_t len, off;
+    char *dx;
+} join_job;
+
+static join_job join_job_of(const tg_tensor *y)
+{
+    const int axis = y->attr.r.axis;
+    return (join_job){y, span(y->shape, 0, axis), span(y->shape, axis + 1, y->rank), 0, 0, NULL};
+}
+
+/* Rows o in [b, e) of y: input 0's block of row o, then input 1's, ... */
+static void join_rows_range(void *ctx, size_t b, size_t e)
+{
+    const join_job *jb = ctx;
+    const tg_tensor *y = jb->y;
+    tg_tensor *const *in = y->attr.r.ext->in;
+    const uint32_t count = y->attr.r.ext->n;
+    const size_t es = tg__esize(y), inner = jb->inner;
+    char *Y = (char *)y->data + b * (y->numel / jb->outer) * es;
+    for (size_t o = b; o < e; o++)
+        for (uint32_t k = 0; k < count; k++) {
+            const size_t bytes = join_block(y, in[k], inner) * es;
             if (bytes)
-                copy_row(Y, (const char *)e->in[k]->data + o * bytes, bytes);
+                copy_row(Y, (const char *)in[k]->data + o * bytes, bytes);
             Y += bytes;
         }
 }
 
+/* Elements [b, e) of a y of one row (outer 1, joined along axis 0): input k's part of the
+ * range, then input k + 1's, ... */
+static void join_one_row_range(void *ctx, size_t b, size_t e)
+{
+    const join_job *jb = ctx;
+    tg_tensor *const *in = jb->y->attr.r.ext->in;
+    const size_t es = tg__esize(jb->y);
+    char *const Y = jb->y->data;
+    size_t k = 0, start = 0; /* where input k starts in y */
+    while (start + in[k]->numel <= b)
+        start += in[k++]->numel;
+    for (size_t q = b; q < e; start += in[k++]->numel) {
+        const size_t end = start + in[k]->numel < e ? start + in[k]->numel : e; /* >= q */
+        if (end > q)
+            copy_row(Y + q * es, (const char *)in[k]->data + (q - start) * es, (end - q) * es);
+        q = end;
+    }
+}
+
+/* Rows o in [b, e) of dx_k: dx_k += its blocks of dy. */
+static void join_vjp_rows_range(void *ctx, size_t b, size_t e)
+{
+    const join_job *jb = ctx;
+    const tg_tensor *y = jb->y;
+    const tg_dtype dt = (tg_dtype)y->dtype;
+    const size_t es = tg__esize(y), row = y->numel / jb->outer, len = jb->len;
+    char *dx = jb->dx + b * len * es;
+    const char *dy = (const char *)y->grad + (b * row + jb->off) * es;
+    for (size_t o = b; o < e; o++, dx += len * es, dy += row * es)
+        tg_ops__add_row(dt, dx, dy, len);
+}
+
+/* Over the pool by ranges of rows o, each at least TG_PAR_GRAIN elements; with one row, by
+ * ranges of its elements. Every element is written once, however split. */
+static void join_forward(tg_tensor *y)
+{
+    join_job jb = join_job_of(y);
+    if (!y->numel)
+        return;
+    const size_t row = y->numel / jb.outer;
+    if (jb.outer == 1)
+        tg__parallel_for(row, TG_PAR_GRAIN, join_one_row_range, &jb);
+    else
+        tg__parallel_for(jb.outer, (TG_PAR_GRAIN + row - 1) / row, join_rows_range, &jb);
+}
+
+/* Input by input, each over the pool as the forward: by rows, or with one row by elements. */
 static void join_vjp(tg_tape *tape, tg_tensor *y)
 {
     const tg_node_ext *e = y->attr.r.ext;
-    const size_t outer = span(y->shape, 0, y->attr.r.axis);
-    if (!outer)
+    join_job jb = join_job_of(y);
+    if (!jb.outer)
         return;
-    size_t off = 0; /* where input k's block of row 0 starts in dy */
-    for (uint32_t k = 0; k < e->n; k++) {
-        const size_t len = e->in[k]->numel / outer;
-        void *dx = tg_tape__grad_of(tape, e->in[k]);
-        if (!dx) {
+    for (uint32_t k = 0; k < e->n; k++, jb.off += jb.len) {
+        jb.len = join_block(y, e->in[k], jb.inner);
+        if (!(jb.dx = tg_tape__grad_of(tape, e->in[k]))) {
             if (tape->status != TG_OK)
                 return;
-            off += len;
-            continue;
+        } else if (jb.outer == 1) {
+            tg_ops__add_into((tg_dtype)y->dtype, jb.dx, (char *)y->grad + jb.off * tg__esize(y),
+                             jb.len);
+        } else if (jb.len) {
+            tg__parallel_for(jb.outer, (TG_PAR_GRAIN + jb.len - 1) / jb.len, join_vjp_rows_range,
+                             &jb);
         }
-        const size_t row = y->numel / outer; /* dy's elements per o */
-        const size_t es = tg__esize(y);
-        for (size_t o = 0; o < outer; o++)
-            tg_ops__add_into((tg_dtype)y->dtype, (char *)dx + o * len * es,
-                             (const char *)y->grad + (o * row + off) * es, len);
-        off += len;
     }
 }
 

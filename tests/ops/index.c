@@ -586,3 +586,75 @@ Test(ops, slice_on_the_pool_picks_every_element)
     cr_assert_eq(tg_set_num_threads(1), TG_OK);
     free(xv);
 }
+
+/* concat and stack over the pool (by ranges of y's elements forward, of each input's backward),
+ * large enough to split, along the first, a middle and the last axis (a block of one element a
+ * row), one input empty: on 1 and 3 threads, y and every dx_k are bit for bit a plain loop's,
+ * which lays out, for each o, input 0's block of row o, then input 1's, ... (dx_k the same
+ * blocks of dy). */
+Test(ops, concat_and_stack_on_the_pool_match_a_plain_loop)
+{
+    static const struct {
+        bool stack;
+        int axis, n;
+        size_t shape[3][3];
+    } cases[] = {
+        {false, 0, 2, {{40, 30, 70}, {7, 30, 70}}},
+        {false, 1, 3, {{40, 30, 70}, {40, 0, 70}, {40, 7, 70}}},
+        {false, 2, 2, {{40, 30, 70}, {40, 30, 3}}},
+        {true, 0, 3, {{40, 30, 20}, {40, 30, 20}, {40, 30, 20}}},
+        {true, 3, 3, {{40, 30, 20}, {40, 30, 20}, {40, 30, 20}}},
+    };
+    tg_rng rng;
+    tg_rng_seed(&rng, 3);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int n = cases[c].n, axis = cases[c].axis;
+        tg_tensor *xs[3];
+        size_t block[3], row = 0, outer = 1;
+        for (int d = 0; d < axis && d < 3; d++)
+            outer *= cases[c].shape[0][d];
+        for (int k = 0; k < n; k++) {
+            const size_t *s = cases[c].shape[k], numel = s[0] * s[1] * s[2];
+            double *v = malloc((numel ? numel : 1) * sizeof *v);
+            cr_assert(v);
+            for (size_t i = 0; i < numel; i++)
+                v[i] = 2 * tg_rng_uniform(&rng) - 1;
+            xs[k] = own_leaf(TG_F32, 3, s, v, true);
+            free(v);
+            block[k] = numel / outer;
+            row += block[k];
+        }
+        const size_t ny = outer * row;
+        double *sv = malloc(ny * sizeof *sv);
+        cr_assert(sv);
+        for (size_t i = 0; i < ny; i++)
+            sv[i] = 2 * tg_rng_uniform(&rng) - 1;
+        for (int threads = 1; threads <= 3; threads += 2) {
+            cr_assert_eq(tg_set_num_threads(threads), TG_OK);
+            tg_tape_reset(tape);
+            for (int k = 0; k < n; k++)
+                tg_tensor_zero_grad(xs[k]);
+            tg_tensor *y = cases[c].stack ? tg_stack(tape, xs, (size_t)n, axis)
+                                          : tg_concat(tape, xs, (size_t)n, axis);
+            cr_assert_not_null(y, "%s", tg_tape_error(tape));
+            cr_assert_eq(tg_tensor_numel(y), ny);
+            tg_tensor *seed = own_leaf(TG_F32, tg_tensor_rank(y), tg_tensor_shape(y), sv, false);
+            cr_assert_eq(tg_backward_seed(tape, y, seed), TG_OK, "%s", tg_last_error());
+            const float *Y = tg_tensor_data(y), *DY = tg_tensor_data(seed);
+            for (size_t o = 0, q = 0; o < outer; o++)
+                for (int k = 0; k < n; k++)
+                    for (size_t i = 0; i < block[k]; i++, q++) {
+                        const float *X = tg_tensor_data(xs[k]), *DX = tg_tensor_grad_data(xs[k]);
+                        const size_t f = o * block[k] + i;
+                        cr_assert(memcmp(&Y[q], &X[f], sizeof(float)) == 0,
+                                  "case %zu, %d threads: y[%zu] is %a, input %d's element %zu %a",
+                                  c, threads, q, (double)Y[q], k, f, (double)X[f]);
+                        cr_assert(memcmp(&DX[f], &DY[q], sizeof(float)) == 0,
+                                  "case %zu, %d threads: dx_%d[%zu] is %a, dy[%zu] %a", c, threads,
+                                  k, f, (double)DX[f], q, (double)DY[q]);
+                    }
+        }
+        free(sv);
+    }
+    cr_assert_eq(tg_set_num_threads(1), TG_OK);
+}
