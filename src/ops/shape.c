@@ -361,17 +361,27 @@ static void permute_loops(const tg_tensor *y, size_t n[TG_MAX_RANK], size_t st[T
 
 _Static_assert(TG_MAX_RANK == 4, "permute's loops are four deep");
 
-static void permute_forward(tg_tensor *y)
-{
+/* A permute over the pool: ranges of the two outer loops' (a, b), as p = a * n[1] + b, at
+ * least TG_PAR_GRAIN elements. Each (a, b) writes elements of its own, of y (the forward) or of
+ * dx (the VJP: the permutation is one to one), so any split gives the same bits. */
+typedef struct permute_job {
+    const tg_tensor *y;
+    void *dx; /* the VJP's, NULL for the forward */
     size_t n[TG_MAX_RANK], st[TG_MAX_RANK];
-    permute_loops(y, n, st);
-    DISPATCH(y->dtype, {
-        const T *X = y->in[0]->data;
-        T *Y = y->data;
-        for (size_t a = 0; a < n[0]; a++)
-            for (size_t b = 0; b < n[1]; b++) {
-                const T *x = X + a * st[0] + b * st[1];
-                T *yab = Y + (a * n[1] + b) * n[2] * n[3];
+} permute_job;
+
+static void permute_range(void *ctx, size_t p0, size_t p1)
+{
+    const permute_job *job = ctx;
+    const tg_tensor *y = job->y;
+    const size_t *n = job->n, *st = job->st;
+    if (!job->dx) {
+        DISPATCH(y->dtype, {
+            const T *X = y->in[0]->data;
+            T *Y = y->data;
+            for (size_t p = p0; p < p1; p++) {
+                const T *x = X + p / n[1] * st[0] + p % n[1] * st[1];
+                T *yab = Y + p * n[2] * n[3];
                 if (st[3] == 1) /* the last axis stays last: rows copy as they are */
                     for (size_t c = 0; c < n[2]; c++)
                         for (size_t d = 0; d < n[3]; d++)
@@ -379,23 +389,14 @@ static void permute_forward(tg_tensor *y)
                 else
                     FOR_TILES(n[2], n[3], yab[i * n[3] + j] = x[i * st[2] + j * st[3]];)
             }
-    });
-}
-
-static void permute_vjp(tg_tape *tape, tg_tensor *y)
-{
-    void *dx = tg_tape__grad_of(tape, y->in[0]);
-    if (!dx)
-        return;
-    size_t n[TG_MAX_RANK], st[TG_MAX_RANK];
-    permute_loops(y, n, st);
-    DISPATCH(y->dtype, {
-        const T *DY = y->grad;
-        T *DX = dx;
-        for (size_t a = 0; a < n[0]; a++)
-            for (size_t b = 0; b < n[1]; b++) {
-                T *dx_ab = DX + a * st[0] + b * st[1];
-                const T *dy = DY + (a * n[1] + b) * n[2] * n[3];
+        });
+    } else {
+        DISPATCH(y->dtype, {
+            const T *DY = y->grad;
+            T *DX = job->dx;
+            for (size_t p = p0; p < p1; p++) {
+                T *dx_ab = DX + p / n[1] * st[0] + p % n[1] * st[1];
+                const T *dy = DY + p * n[2] * n[3];
                 if (st[3] == 1)
                     for (size_t c = 0; c < n[2]; c++)
                         for (size_t d = 0; d < n[3]; d++)
@@ -405,7 +406,30 @@ static void permute_vjp(tg_tape *tape, tg_tensor *y)
                 else
                     FOR_TILES(n[2], n[3], dx_ab[i * st[2] + j * st[3]] += dy[i * n[3] + j];)
             }
-    });
+        });
+    }
+}
+
+static void permute_run(const tg_tensor *y, void *dx)
+{
+    permute_job job = {y, dx, {0}, {0}};
+    permute_loops(y, job.n, job.st);
+    const size_t inner = job.n[2] * job.n[3];
+    if (inner)
+        tg__parallel_for(job.n[0] * job.n[1], (TG_PAR_GRAIN + inner - 1) / inner, permute_range,
+                         &job);
+}
+
+static void permute_forward(tg_tensor *y)
+{
+    permute_run(y, NULL);
+}
+
+static void permute_vjp(tg_tape *tape, tg_tensor *y)
+{
+    void *dx = tg_tape__grad_of(tape, y->in[0]);
+    if (dx)
+        permute_run(y, dx);
 }
 
 /* dx = dy permuted by the inverse permutation: output axis i came from input axis perm[i] */

@@ -658,3 +658,53 @@ Test(ops, concat_and_stack_on_the_pool_match_a_plain_loop)
     }
     cr_assert_eq(tg_set_num_threads(1), TG_OK);
 }
+
+/* permute over the pool (by ranges of its two outer loops), 4-D and large enough to split, with
+ * the last axis kept last, moved to the front, and moved inside: on 1 and 3 threads, y and dx
+ * are bit for bit x's and dy's elements at the permuted indices. */
+Test(ops, permute_on_the_pool_moves_every_element)
+{
+    const size_t xs[4] = {6, 50, 40, 30}, n = 6 * 50 * 40 * 30;
+    static const int perms[3][4] = {{0, 2, 1, 3}, {3, 1, 0, 2}, {2, 0, 3, 1}};
+    double *v = malloc(2 * n * sizeof *v);
+    cr_assert(v);
+    tg_rng rng;
+    tg_rng_seed(&rng, 13);
+    for (size_t i = 0; i < 2 * n; i++)
+        v[i] = 2 * tg_rng_uniform(&rng) - 1;
+    tg_tensor *x = own_leaf(TG_F32, 4, xs, v, true);
+    const float *X = tg_tensor_data(x);
+    for (int c = 0; c < 3; c++) {
+        const int *pm = perms[c];
+        const size_t ys[4] = {xs[pm[0]], xs[pm[1]], xs[pm[2]], xs[pm[3]]};
+        tg_tensor *seed = own_leaf(TG_F32, 4, ys, v + n, false);
+        const float *DY = tg_tensor_data(seed);
+        for (int threads = 1; threads <= 3; threads += 2) {
+            cr_assert_eq(tg_set_num_threads(threads), TG_OK);
+            tg_tape_reset(tape);
+            tg_tensor_zero_grad(x);
+            tg_tensor *y = tg_permute(tape, x, pm);
+            cr_assert_not_null(y, "%s", tg_tape_error(tape));
+            cr_assert_eq(tg_backward_seed(tape, y, seed), TG_OK, "%s", tg_last_error());
+            const float *Y = tg_tensor_data(y), *DX = tg_tensor_grad_data(x);
+            size_t q = 0, at[4];
+            for (at[0] = 0; at[0] < ys[0]; at[0]++)
+                for (at[1] = 0; at[1] < ys[1]; at[1]++)
+                    for (at[2] = 0; at[2] < ys[2]; at[2]++)
+                        for (at[3] = 0; at[3] < ys[3]; at[3]++, q++) {
+                            size_t xi[4];
+                            for (int d = 0; d < 4; d++)
+                                xi[pm[d]] = at[d];
+                            const size_t f =
+                                ((xi[0] * xs[1] + xi[1]) * xs[2] + xi[2]) * xs[3] + xi[3];
+                            cr_assert(memcmp(&Y[q], &X[f], sizeof(float)) == 0 &&
+                                          memcmp(&DX[f], &DY[q], sizeof(float)) == 0,
+                                      "perm %d, %d threads: y[%zu] %a, x[%zu] %a, dx %a, dy %a", c,
+                                      threads, q, (double)Y[q], f, (double)X[f], (double)DX[f],
+                                      (double)DY[q]);
+                        }
+        }
+    }
+    cr_assert_eq(tg_set_num_threads(1), TG_OK);
+    free(v);
+}
