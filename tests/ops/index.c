@@ -659,26 +659,37 @@ Test(ops, concat_and_stack_on_the_pool_match_a_plain_loop)
     cr_assert_eq(tg_set_num_threads(1), TG_OK);
 }
 
-/* permute over the pool (by ranges of its two outer loops), 4-D and large enough to split, with
- * the last axis kept last, moved to the front, and moved inside: on 1 and 3 threads, y and dx
- * are bit for bit x's and dy's elements at the permuted indices. */
+/* permute over the pool (by ranges of its two outer loops; of two axes, as a transpose), large
+ * enough to split: 4-D with the last axis kept last, moved to the front and moved inside, and
+ * 2-D: on 1 and 3 threads, y and dx are bit for bit x's and dy's elements at the permuted
+ * indices. */
 Test(ops, permute_on_the_pool_moves_every_element)
 {
-    const size_t xs[4] = {6, 50, 40, 30}, n = 6 * 50 * 40 * 30;
-    static const int perms[3][4] = {{0, 2, 1, 3}, {3, 1, 0, 2}, {2, 0, 3, 1}};
-    double *v = malloc(2 * n * sizeof *v);
-    cr_assert(v);
+    static const struct {
+        int rank, perm[4];
+        size_t shape[4];
+    } cases[] = {
+        {4, {0, 2, 1, 3}, {6, 50, 40, 30}},
+        {4, {3, 1, 0, 2}, {6, 50, 40, 30}},
+        {4, {2, 0, 3, 1}, {6, 50, 40, 30}},
+        {2, {1, 0}, {300, 700}},
+    };
     tg_rng rng;
     tg_rng_seed(&rng, 13);
-    for (size_t i = 0; i < 2 * n; i++)
-        v[i] = 2 * tg_rng_uniform(&rng) - 1;
-    tg_tensor *x = own_leaf(TG_F32, 4, xs, v, true);
-    const float *X = tg_tensor_data(x);
-    for (int c = 0; c < 3; c++) {
-        const int *pm = perms[c];
-        const size_t ys[4] = {xs[pm[0]], xs[pm[1]], xs[pm[2]], xs[pm[3]]};
-        tg_tensor *seed = own_leaf(TG_F32, 4, ys, v + n, false);
-        const float *DY = tg_tensor_data(seed);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int r = cases[c].rank, *pm = cases[c].perm;
+        const size_t *xs = cases[c].shape;
+        size_t ys[4], n = 1;
+        for (int d = 0; d < r; d++)
+            ys[d] = xs[pm[d]], n *= xs[d];
+        double *v = malloc(2 * n * sizeof *v);
+        cr_assert(v);
+        for (size_t i = 0; i < 2 * n; i++)
+            v[i] = 2 * tg_rng_uniform(&rng) - 1;
+        tg_tensor *x = own_leaf(TG_F32, r, xs, v, true);
+        tg_tensor *seed = own_leaf(TG_F32, r, ys, v + n, false);
+        free(v);
+        const float *X = tg_tensor_data(x), *DY = tg_tensor_data(seed);
         for (int threads = 1; threads <= 3; threads += 2) {
             cr_assert_eq(tg_set_num_threads(threads), TG_OK);
             tg_tape_reset(tape);
@@ -687,24 +698,18 @@ Test(ops, permute_on_the_pool_moves_every_element)
             cr_assert_not_null(y, "%s", tg_tape_error(tape));
             cr_assert_eq(tg_backward_seed(tape, y, seed), TG_OK, "%s", tg_last_error());
             const float *Y = tg_tensor_data(y), *DX = tg_tensor_grad_data(x);
-            size_t q = 0, at[4];
-            for (at[0] = 0; at[0] < ys[0]; at[0]++)
-                for (at[1] = 0; at[1] < ys[1]; at[1]++)
-                    for (at[2] = 0; at[2] < ys[2]; at[2]++)
-                        for (at[3] = 0; at[3] < ys[3]; at[3]++, q++) {
-                            size_t xi[4];
-                            for (int d = 0; d < 4; d++)
-                                xi[pm[d]] = at[d];
-                            const size_t f =
-                                ((xi[0] * xs[1] + xi[1]) * xs[2] + xi[2]) * xs[3] + xi[3];
-                            cr_assert(memcmp(&Y[q], &X[f], sizeof(float)) == 0 &&
-                                          memcmp(&DX[f], &DY[q], sizeof(float)) == 0,
-                                      "perm %d, %d threads: y[%zu] %a, x[%zu] %a, dx %a, dy %a", c,
-                                      threads, q, (double)Y[q], f, (double)X[f], (double)DX[f],
-                                      (double)DY[q]);
-                        }
+            for (size_t q = 0; q < n; q++) {
+                size_t xi[4], f = 0, rest = q;
+                for (int d = r; d-- > 0; rest /= ys[d]) /* y's index of q, axis d to x's pm[d] */
+                    xi[pm[d]] = rest % ys[d];
+                for (int d = 0; d < r; d++)
+                    f = f * xs[d] + xi[d];
+                cr_assert(memcmp(&Y[q], &X[f], sizeof(float)) == 0 &&
+                              memcmp(&DX[f], &DY[q], sizeof(float)) == 0,
+                          "case %zu, %d threads: y[%zu] %a, x[%zu] %a, dx %a, dy %a", c, threads, q,
+                          (double)Y[q], f, (double)X[f], (double)DX[f], (double)DY[q]);
+            }
         }
     }
     cr_assert_eq(tg_set_num_threads(1), TG_OK);
-    free(v);
 }
