@@ -2,9 +2,10 @@
  * root when need be; registered only when MPI is found): 2 ranks x batch 32 train like one
  * process x batch 64; distributed digits reaches the single-process accuracy bar with rank 0
  * alone printing; ranks that read different data or were given different settings stop with an
- * error naming what differs, not a hang or a crash; --dot records all the rows of a data set
- * smaller than a batch; a run killed
- * with SIGKILL mid-way and resumed from its checkpoint ends where an uninterrupted run does. */
+ * error naming what differs, not a hang or a crash; so do a run that diverges and one whose
+ * files rank 0 cannot write, without MPI_Abort; --dot records all the rows of a data set
+ * smaller than a batch; a run killed with SIGKILL mid-way and resumed from its checkpoint ends
+ * where an uninterrupted run does. */
 #include <criterion/criterion.h>
 #include <tapegrad.h>
 
@@ -12,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "support/helpers.h"
@@ -275,6 +278,46 @@ Test(dist_train, a_diverging_run_stops_every_rank_without_abort)
     const char *first = strstr(out, want);
     cr_assert_not_null(first, "want '%s':\n%s", want, out);
     cr_assert_not_null(strstr(first + 1, want), "said by one rank only:\n%s", out);
+    ts_assert_lacks(out, "MPI_ABORT");
+    free(out);
+}
+
+/* Rank 0 alone cannot write: a --checkpoint in a directory that does not exist (known before
+ * training), and one whose directory is moved away after the first checkpoint (every step
+ * writes one): every rank stops with exit 1, rank 0 naming the file, the other saying why it
+ * stopped, and none calls MPI_Abort. */
+Test(dist_train, a_checkpoint_rank_0_cannot_write_stops_every_rank_without_abort)
+{
+    char *out = tp_run_log(MPI_TRAIN(digits, "--distributed", "--epochs", "1", "--checkpoint",
+                                     path_in("missing/run.tgc")),
+                           path_in("m.log"), 1);
+    ts_assert_has(out, "--checkpoint: cannot write");
+    ts_assert_has(out, "stopped: rank 0 cannot write the files it was given");
+    ts_assert_lacks(out, "MPI_ABORT");
+    free(out);
+
+    char dir[160], gone[160], ckpt[200];
+    snprintf(dir, sizeof dir, "%s", path_in("ck"));
+    snprintf(gone, sizeof gone, "%s", path_in("ck.gone"));
+    snprintf(ckpt, sizeof ckpt, "%s/run.tgc", dir);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    pid_t pid = tp_start(MPI_TRAIN(digits, "--distributed", "--epochs", "30", "--checkpoint", ckpt,
+                                   "--checkpoint-every", "1"),
+                         path_in("w.log"));
+    int st;
+    while (access(ckpt, F_OK) != 0) {
+        cr_assert_eq(waitpid(pid, &st, WNOHANG), 0,
+                     "the run ended (status 0x%x) before its "
+                     "first checkpoint",
+                     st);
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    cr_assert_eq(rename(dir, gone), 0);
+    st = tp_finish(pid);
+    out = tp_slurp(path_in("w.log"));
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status 0x%x:\n%s", st, out);
+    ts_assert_has(out, "stopped: rank 0 could not write the checkpoint");
+    ts_assert_has(out, "checkpoint_save: ");
     ts_assert_lacks(out, "MPI_ABORT");
     free(out);
 }

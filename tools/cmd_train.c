@@ -489,9 +489,10 @@ int cmd_train(int argc, char **argv)
     if (!rank0)
         a.save = a.plot = a.dot = a.render = NULL;
     /* Every file the run will write can be: known now, not after the training. */
-    if (!out_probe("train", "--save", a.save) || !out_probe("train", "--plot", a.plot) ||
-        !out_probe("train", "--dot", a.dot) || !out_probe("train", "--render", a.render) ||
-        (rank0 && !out_probe("train", "--checkpoint", a.dist.checkpoint)))
+    bool written = out_probe("train", "--save", a.save) && out_probe("train", "--plot", a.plot) &&
+                   out_probe("train", "--dot", a.dot) && out_probe("train", "--render", a.render) &&
+                   (!rank0 || out_probe("train", "--checkpoint", a.dist.checkpoint));
+    if (train_dist_outputs(&a.dist, written) != EXIT_OK)
         goto done;
     if (tg_table_read_csv(data_path(a.data), &table) != TG_OK) {
         complain("train", "%s", tg_last_error());
@@ -542,7 +543,7 @@ int cmd_train(int argc, char **argv)
     if (tg_trainer_run(t, &r) != TG_OK) {
         if (p.tty && !p.quiet)
             fputc('\n', stderr);
-        complain("train", "%s", loop_message());
+        complain("train", "%s", a.dist.stopped ? a.dist.stopped : loop_message());
         goto done;
     }
     if (train_dist_finish(&a.dist, t) != EXIT_OK)

@@ -79,13 +79,38 @@ static tg_status save_checkpoint(train_dist *d, tg_trainer *t)
     return tg_checkpoint_save(d->checkpoint, tg_trainer_model(t), tg_trainer_optim(t), &p);
 }
 
+/* Rank 0's status st (ignored on the others) to every rank, through a broadcast all of them
+ * make at the same point: a failure of rank 0 alone (a file only it writes) then stops every
+ * rank there, each able to leave the job normally, the others saying `stopped`. Without
+ * --distributed, st. */
+static tg_status rank0_verdict(train_dist *d, tg_status st, const char *stopped)
+{
+    if (!d->dist)
+        return st;
+    int32_t verdict = st;
+    tg_status bst = tg_dist_broadcast(d->dist, &verdict, sizeof verdict);
+    if (bst != TG_OK) {
+        d->no_rank_waits = tg_dist_in_step(d->dist); /* a verdict every rank returned */
+        return bst;
+    }
+    if (verdict != TG_OK) {
+        d->no_rank_waits = true;
+        if (d->rank != 0)
+            d->stopped = stopped;
+    }
+    return (tg_status)verdict;
+}
+
+/* Every rank takes part when a checkpoint is due (they step together), so that one rank 0
+ * could not write stops them all at this step. */
 static tg_status on_step(tg_trainer *t, int epoch, size_t batch, void *ud)
 {
     train_dist *d = ud;
     last = (position){epoch, batch, true};
-    if (d->rank != 0 || tg_optim_steps(tg_trainer_optim(t)) % d->every != 0)
+    if (tg_optim_steps(tg_trainer_optim(t)) % d->every != 0)
         return TG_OK;
-    return save_checkpoint(d, t);
+    return rank0_verdict(d, d->rank == 0 ? save_checkpoint(d, t) : TG_OK,
+                         "stopped: rank 0 could not write the checkpoint");
 }
 
 int train_dist_start(train_dist *d, tg_train_options *opt)
@@ -113,6 +138,16 @@ int train_dist_start(train_dist *d, tg_train_options *opt)
 }
 
 /* ---- before training ------------------------------------------------------------------- */
+
+int train_dist_outputs(train_dist *d, bool written)
+{
+    tg_status st = rank0_verdict(d, written ? TG_OK : TG_EIO,
+                                 "stopped: rank 0 cannot write the files it was given");
+    if (st == TG_OK || (d->rank == 0 && !written)) /* rank 0 said why */
+        return st == TG_OK ? EXIT_OK : EXIT_FAIL;
+    complain("train", "%s", d->stopped ? d->stopped : tg_last_error());
+    return EXIT_FAIL;
+}
 
 /* Every rank must be training the same run: the library compares the ranks' settings (model,
  * optimizer, epochs, batch, seed, ...), standardization statistics and data before the first

@@ -16,6 +16,8 @@ typedef struct train_dist {
     bool no_rank_waits;       /* every rank failed the same check or training step
                                * together, or the job's collective calls are over: a failure
                                * need not abort it */
+    const char *stopped;      /* set on the other ranks when rank 0 alone failed (a file
+                               * it writes): what they say instead of their last error */
     double allreduce_seconds; /* time spent averaging gradients */
     unsigned long long allreduces;
 } train_dist;
@@ -35,6 +37,11 @@ int train_dist_option(train_dist *d, const char *opt, const char *value);
  * EXIT_OK or EXIT_FAIL (said). */
 int train_dist_start(train_dist *d, tg_train_options *opt);
 
+/* After the files rank 0 will write were probed (`written`: whether it can write them; the
+ * other ranks write none): rank 0's verdict to every rank, so that when it cannot, every rank
+ * stops here together (the others say d->stopped). EXIT_OK or EXIT_FAIL (said). */
+int train_dist_outputs(train_dist *d, bool written);
+
 /* After the trainer is made: checks that every rank is training the same run (its settings,
  * statistics and data: tg_dist_check_trainer), then resumes from --resume (rank 0 reads the
  * checkpoint, which must be this run's (tg_trainer_restore compares the settings), and
@@ -50,8 +57,9 @@ int train_dist_finish(train_dist *d, tg_trainer *t);
 /* A failure on one rank: ends the whole job (the other ranks would wait forever) when
  * distributed over more than one rank; nothing otherwise, when every rank failed the same
  * check or the same training step together (a step that failed on any rank fails on every
- * rank at its gradient exchange), or after train_dist_finish's check (no rank waits for
- * another then: they all leave MPI normally). After an MPI error it ends the job. */
+ * rank at its gradient exchange, and one whose checkpoint rank 0 could not write at the
+ * broadcast of its verdict), or after train_dist_finish's check (no rank waits for another
+ * then: they all leave MPI normally). After an MPI error it ends the job. */
 void train_dist_fail(train_dist *d);
 
 /* Leaves the MPI job (the library finalizes MPI). */
