@@ -401,8 +401,8 @@ static void join_rows_range(void *ctx, size_t b, size_t e)
         }
 }
 
-/* Elements [b, e) of a y of one row (outer 1, joined along axis 0): input k's part of the
- * range, then input k + 1's, ... */
+/* Elements [b, e) of a y of one row (outer 1: nothing but sizes 1 before the axis): input k's
+ * part of the range, then input k + 1's, ... */
 static void join_one_row_range(void *ctx, size_t b, size_t e)
 {
     const join_job *jb = ctx;

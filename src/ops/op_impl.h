@@ -195,7 +195,7 @@ static inline void *tg_ops__grad_of_fresh(tg_tape *tape, tg_tensor *x, bool *fre
 
 /* dst[i] += src[i] for n elements of dtype dt, on the calling thread: a row at a time, for
  * the VJPs that pass dy on to dx unchanged by rows (slice's picks, the rows take and index_add
- * move), from inside their own ranges over the pool. */
+ * move, concat's and stack's blocks), from inside their own ranges over the pool. */
 static inline void tg_ops__add_row(tg_dtype dt, void *dst, const void *src, size_t n)
 {
     DISPATCH(dt, {
@@ -216,12 +216,13 @@ typedef struct tg_add_into_job {
 static inline void tg_ops__add_into_range(void *ctx, size_t b, size_t e)
 {
     const tg_add_into_job *jb = ctx;
-    DISPATCH(jb->dt, tg_ops__add_row(jb->dt, (T *)jb->dst + b, (const T *)jb->src + b, e - b););
+    const size_t es = jb->dt == TG_F32 ? sizeof(float) : sizeof(double);
+    tg_ops__add_row(jb->dt, (char *)jb->dst + b * es, (const char *)jb->src + b * es, e - b);
 }
 
 /* tg_ops__add_row over the pool when long, as the binary add's VJP (elementwise: the same
- * bits however split): the VJPs that pass dy on to dx whole (reshape, index_add's x) or in
- * blocks (concat's and stack's). */
+ * bits however split): the VJPs that pass dy on to dx whole (reshape, index_add's x, an input
+ * of concat or stack when nothing but sizes 1 precede the axis). */
 static inline void tg_ops__add_into(tg_dtype dt, void *dst, const void *src, size_t n)
 {
     tg_add_into_job jb = {dt, dst, src};

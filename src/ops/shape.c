@@ -263,25 +263,27 @@ static void transpose_rows(void *ctx, size_t t0, size_t t1)
     }
 }
 
-/* transpose_rows over `rows` written rows of `width` elements */
-static void transpose_run(const transpose_job *job, size_t rows, size_t width)
+/* transpose_rows over the written side's rows (y's, x's columns; with dx, dx's), each range at
+ * least TG_PAR_GRAIN elements: y's forward (dx NULL) or its VJP into dx. */
+static void transpose_run(const tg_tensor *y, void *dx)
 {
+    const transpose_job job = {y, dx};
+    const size_t *xs = y->in[0]->shape, rows = dx ? xs[0] : xs[1], width = dx ? xs[1] : xs[0];
     const size_t per_tile = TILE * (width ? width : 1);
     const size_t grain = TG_PAR_GRAIN / per_tile ? TG_PAR_GRAIN / per_tile : 1;
-    tg__parallel_for((rows + TILE - 1) / TILE, grain, transpose_rows, (void *)job);
+    tg__parallel_for((rows + TILE - 1) / TILE, grain, transpose_rows, (void *)&job);
 }
 
 static void transpose_forward(tg_tensor *y)
 {
-    const transpose_job job = {y, NULL};
-    transpose_run(&job, y->in[0]->shape[1], y->in[0]->shape[0]);
+    transpose_run(y, NULL);
 }
 
 static void transpose_vjp(tg_tape *tape, tg_tensor *y)
 {
-    const transpose_job job = {y, tg_tape__grad_of(tape, y->in[0])};
-    if (job.dx)
-        transpose_run(&job, y->in[0]->shape[0], y->in[0]->shape[1]);
+    void *dx = tg_tape__grad_of(tape, y->in[0]);
+    if (dx)
+        transpose_run(y, dx);
 }
 
 /* dx = dy^T */
@@ -413,9 +415,7 @@ static void permute_range(void *ctx, size_t p0, size_t p1)
 static void permute_run(const tg_tensor *y, void *dx)
 {
     if (y->rank == 2 && y->attr.perm[0] == 1) { /* a transpose: split by its rows as one */
-        const transpose_job job = {y, dx};
-        const size_t *xs = y->in[0]->shape;
-        transpose_run(&job, dx ? xs[0] : xs[1], dx ? xs[1] : xs[0]);
+        transpose_run(y, dx);
         return;
     }
     permute_job job = {y, dx, {0}, {0}};

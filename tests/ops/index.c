@@ -587,11 +587,11 @@ Test(ops, slice_on_the_pool_picks_every_element)
     free(xv);
 }
 
-/* concat and stack over the pool (by ranges of y's elements forward, of each input's backward),
- * large enough to split, along the first, a middle and the last axis (a block of one element a
- * row), one input empty: on 1 and 3 threads, y and every dx_k are bit for bit a plain loop's,
- * which lays out, for each o, input 0's block of row o, then input 1's, ... (dx_k the same
- * blocks of dy). */
+/* concat and stack over the pool (by ranges of y's rows, or of its elements when it has one
+ * row; backward input by input), large enough to split, along the first, a middle and the last
+ * axis (stack's last: a block of one element a row), inputs empty in both paths: on 1 and 3
+ * threads, y and every dx_k are bit for bit a plain loop's, which lays out, for each o, input
+ * 0's block of row o, then input 1's, ... (dx_k the same blocks of dy). */
 Test(ops, concat_and_stack_on_the_pool_match_a_plain_loop)
 {
     static const struct {
@@ -599,7 +599,7 @@ Test(ops, concat_and_stack_on_the_pool_match_a_plain_loop)
         int axis, n;
         size_t shape[3][3];
     } cases[] = {
-        {false, 0, 2, {{40, 30, 70}, {7, 30, 70}}},
+        {false, 0, 3, {{0, 30, 70}, {40, 30, 70}, {7, 30, 70}}},
         {false, 1, 3, {{40, 30, 70}, {40, 0, 70}, {40, 7, 70}}},
         {false, 2, 2, {{40, 30, 70}, {40, 30, 3}}},
         {true, 0, 3, {{40, 30, 20}, {40, 30, 20}, {40, 30, 20}}},
