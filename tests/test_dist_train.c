@@ -304,7 +304,7 @@ Test(dist_train, a_checkpoint_rank_0_cannot_write_stops_every_rank_without_abort
     pid_t pid = tp_start(MPI_TRAIN(digits, "--distributed", "--epochs", "30", "--checkpoint", ckpt,
                                    "--checkpoint-every", "1"),
                          path_in("w.log"));
-    int st;
+    int st = 0;
     while (access(ckpt, F_OK) != 0) {
         cr_assert_eq(waitpid(pid, &st, WNOHANG), 0,
                      "the run ended (status 0x%x) before its "

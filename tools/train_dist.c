@@ -145,7 +145,10 @@ int train_dist_outputs(train_dist *d, bool written)
                                  "stopped: rank 0 cannot write the files it was given");
     if (st == TG_OK || (d->rank == 0 && !written)) /* rank 0 said why */
         return st == TG_OK ? EXIT_OK : EXIT_FAIL;
-    complain("train", "%s", d->stopped ? d->stopped : tg_last_error());
+    if (d->stopped)
+        complain("train", "%s", d->stopped);
+    else
+        complain("train", "--distributed: %s", tg_last_error());
     return EXIT_FAIL;
 }
 

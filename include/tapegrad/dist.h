@@ -121,7 +121,8 @@ TG_API tg_status tg_dist_check_trainer(tg_dist *dist, const tg_trainer *trainer)
 TG_API bool tg_dist_in_step(const tg_dist *dist);
 
 /* Ends every process of the job with exit status `code` (MPI_Abort): for a rank that fails
- * alone (a checkpoint it cannot write, a file only it cannot read), or after an MPI error
+ * alone (out of memory after the gradient exchange, a file only it cannot read), or after an
+ * MPI error
  * (tg_dist_in_step false), when the other ranks would otherwise wait for it forever in their
  * next collective call. Returns only on failure: TG_EINVAL for NULL, TG_ENOTSUP built without
  * MPI, TG_EIO if MPI_Abort returned. */
