@@ -358,8 +358,7 @@ tg_tensor *tg_select(tg_tape *tape, tg_tensor *x, int axis, ptrdiff_t index)
 
 /* ---- joins: concat and stack -----------------------------------------------------------------
  * Both lay out, for each o < outer (the sizes before the axis), input 0's block of row o, then
- * input 1's, ...: a block is x_k->numel / outer elements (x_k's size along the axis times
- * inner for concat, inner for stack).  dx_k += the same blocks of dy. */
+ * input 1's, ... (join_block). dx_k += the same blocks of dy. */
 
 /* Input k's block of one o, in elements: its size along the axis times inner for concat,
  * inner for stack (whose inputs lack the axis). */

@@ -268,7 +268,8 @@ static void transpose_rows(void *ctx, size_t t0, size_t t1)
 static void transpose_run(const tg_tensor *y, void *dx)
 {
     const transpose_job job = {y, dx};
-    const size_t *xs = y->in[0]->shape, rows = dx ? xs[0] : xs[1], width = dx ? xs[1] : xs[0];
+    const size_t *xs = y->in[0]->shape;
+    const size_t rows = dx ? xs[0] : xs[1], width = dx ? xs[1] : xs[0];
     const size_t per_tile = TILE * (width ? width : 1);
     const size_t grain = TG_PAR_GRAIN / per_tile ? TG_PAR_GRAIN / per_tile : 1;
     tg__parallel_for((rows + TILE - 1) / TILE, grain, transpose_rows, (void *)&job);
