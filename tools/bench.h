@@ -103,6 +103,13 @@ bool bench_hand_w2(tg_dtype dt, double x, double w, double b, int n, double *t_f
 
 /* The median of v[0..n) (reorders v). */
 double bench_median(double *v, int n);
+/* The median of total[0..n), reordering nothing, and into part_median[p] the share of it spent
+ * in part[p] (each part[p][i] a piece of repetition i's total): the median split in the
+ * proportions the middle half of the repetitions (ranked by total) spent in each part. Parts
+ * that add up to at most each total add up to at most the median, which the parts' own medians
+ * do not promise on a noisy machine. NaN throughout when out of memory. */
+double bench_median_parts(const double *total, const double *const *part, int n_parts, int n,
+                          double *part_median);
 /* Starts a new peak-RSS window, so that the next workload's peak is its own. */
 void bench_rss_window_start(void);
 /* This process's CPU time, and its peak RSS in MiB (since the window started). */

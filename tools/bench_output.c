@@ -34,6 +34,43 @@ double bench_median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+typedef struct {
+    double total;
+    int rep;
+} ranked_rep;
+
+static int cmp_ranked_rep(const void *a, const void *b)
+{
+    return cmp_double(&((const ranked_rep *)a)->total, &((const ranked_rep *)b)->total);
+}
+
+double bench_median_parts(const double *total, const double *const *part, int n_parts, int n,
+                          double *part_median)
+{
+    ranked_rep *r = malloc((size_t)n * sizeof *r);
+    if (!r) {
+        for (int p = 0; p < n_parts; p++)
+            part_median[p] = NAN;
+        return NAN;
+    }
+    for (int i = 0; i < n; i++)
+        r[i] = (ranked_rep){total[i], i};
+    qsort(r, (size_t)n, sizeof *r, cmp_ranked_rep);
+    double median = n % 2 ? r[n / 2].total : 0.5 * (r[n / 2 - 1].total + r[n / 2].total);
+    /* the middle half by total: ranks [n/4, n - n/4), never empty */
+    double sum_total = 0;
+    for (int i = n / 4; i < n - n / 4; i++)
+        sum_total += r[i].total;
+    for (int p = 0; p < n_parts; p++) {
+        double sum_part = 0;
+        for (int i = n / 4; i < n - n / 4; i++)
+            sum_part += part[p][r[i].rep];
+        part_median[p] = sum_total > 0 ? median * (sum_part / sum_total) : 0.0;
+    }
+    free(r);
+    return median;
+}
+
 /* Starts a new peak-RSS window: on Linux, writing 5 to /proc/self/clear_refs resets the
  * high-water mark getrusage reports, so each workload's peak is its own, not the largest so
  * far. Memory the previous workload freed is handed back first (glibc keeps freed heap

@@ -341,8 +341,9 @@ void bench_w3(bench *b)
             break;
         }
         t.loss = part.loss;
-        /* the round's median (reordering its steps, not the others') against torch's run */
-        double round_ms = bench_median(part.step, reps1);
+        /* the round's median against torch's run (reordering nothing: each step's parts
+         * stay beside it for the figure's split below) */
+        double round_ms = bench_median_parts(part.step, NULL, 0, reps1, NULL);
         if (with_torch && (with_torch = torch_run(b, &torch, a, reps1, w3_warmup(b))))
             torch.speedup[torch.runs - 1] = torch.ms[torch.runs - 1] / round_ms;
     }
@@ -361,14 +362,15 @@ void bench_w3(bench *b)
                                 (double)(a->batch * (a->sizes[0] + 1)));
     for (int l = 1; l <= a->n_layers; l++)
         need += (double)es * 4.0 * (double)(a->batch * a->sizes[l]);
-    double f_ms = bench_median(t.fwd, reps), b_ms = bench_median(t.bwd, reps);
+    /* the median step's forward, backward and update (optimizer step, zero grad, reset) */
+    const double *const parts[3] = {t.fwd, t.bwd, t.upd};
+    double part_ms[3];
     figure f = bench_figure("W3", "ms_per_step", dt, reps);
-    f.value = bench_median(t.step, reps);
-    bench_ctx_num(&f, "forward_ms", f_ms);
-    bench_ctx_num(&f, "backward_ms", b_ms);
-    bench_ctx_num(&f, "backward_over_forward", b_ms / f_ms);
-    /* the update: optimizer step, zero grad, reset */
-    bench_ctx_num(&f, "update_ms", bench_median(t.upd, reps));
+    f.value = bench_median_parts(t.step, parts, 3, reps, part_ms);
+    bench_ctx_num(&f, "forward_ms", part_ms[0]);
+    bench_ctx_num(&f, "backward_ms", part_ms[1]);
+    bench_ctx_num(&f, "backward_over_forward", part_ms[1] / part_ms[0]);
+    bench_ctx_num(&f, "update_ms", part_ms[2]);
     bench_ctx_str(&f, "layers", a->name);
     bench_ctx_num(&f, "batch", (double)a->batch);
     bench_ctx_num(&f, "final_loss", t.loss);

@@ -94,10 +94,12 @@ static void w3dist_unavailable(bench *b, tg_dtype dt, int ranks, int threads, co
 /* This process's figures of a finished run; the caller adds RSS, CPU and the layout. */
 static void w3dist_summary(const w3_run *run, w3_times *t, int reps, w3dist_fig *r)
 {
-    r->ms_per_step = bench_median(t->step, reps);
-    r->compute_ms = bench_median(t->fb, reps);
-    r->allreduce_ms = run->dist ? bench_median(t->allreduce, reps) : 0.0;
-    r->update_ms = bench_median(t->upd, reps);
+    const double *const parts[3] = {t->fb, t->allreduce, t->upd};
+    double part_ms[3];
+    r->ms_per_step = bench_median_parts(t->step, parts, 3, reps, part_ms);
+    r->compute_ms = part_ms[0];
+    r->allreduce_ms = run->dist ? part_ms[1] : 0.0;
+    r->update_ms = part_ms[2];
     r->local_batch = (double)run->rows;
     r->final_loss = t->loss;
 }
