@@ -2,10 +2,10 @@
  * root when need be; registered only when MPI is found): 2 ranks x batch 32 train like one
  * process x batch 64; distributed digits reaches the single-process accuracy bar with rank 0
  * alone printing; ranks that read different data or were given different settings stop with an
- * error naming what differs, not a hang or a crash; so do a run that diverges and one whose
- * files rank 0 cannot write, without MPI_Abort; --dot records all the rows of a data set
- * smaller than a batch; a run killed with SIGKILL mid-way and resumed from its checkpoint ends
- * where an uninterrupted run does. */
+ * error naming what differs, not a hang or a crash; so do a run that diverges, one whose files
+ * rank 0 cannot write and one where a rank cannot read its data, without MPI_Abort; --dot
+ * records all the rows of a data set smaller than a batch; a run killed with SIGKILL mid-way and
+ * resumed from its checkpoint ends where an uninterrupted run does. */
 #include <criterion/criterion.h>
 #include <tapegrad.h>
 
@@ -182,6 +182,43 @@ Test(dist_train, the_graph_of_fewer_rows_than_a_batch)
     free(out);
 }
 
+/* A NULL-terminated list of arguments. */
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* Appends the NULL-terminated args to argv[*n..], of room for `cap` with its NULL. */
+static void append(const char **argv, int *n, int cap, const char *const args[])
+{
+    for (; *args; args++) {
+        cr_assert_lt(*n, cap - 1, "too many arguments");
+        argv[(*n)++] = *args;
+    }
+    argv[*n] = NULL;
+}
+
+/* mpirun under timeout(1), so that a regression to a hang fails instead of blocking, with
+ * `tapegrad train ARGS... --distributed` on rank 0 with rank0's ARGS (NULL-terminated) and on
+ * rank 1 with rank1's (an MPMD launch: each rank its own command line), one thread each: its
+ * wait status, its output in `log`. -x in each app context: in a sanitizer build
+ * LeakSanitizer would otherwise report Open MPI's own leaks. */
+static int mpmd_train(const char *const rank0[], const char *const rank1[], const char *log)
+{
+    enum { CAP = 64 };
+    const char *argv[CAP];
+    int n = 0;
+    append(argv, &n, CAP,
+           ARGS("timeout", "-k", "5", "60", mpiexec, "--allow-run-as-root", "--oversubscribe"));
+    for (int r = 0; r < 2; r++) {
+        if (r == 1)
+            append(argv, &n, CAP, ARGS(":")); /* the next app context */
+        append(argv, &n, CAP,
+               ARGS("-x", "TG_NUM_THREADS=1", "-x", "ASAN_OPTIONS=detect_leaks=0", "-np", "1",
+                    tapegrad, "train"));
+        append(argv, &n, CAP, r ? rank1 : rank0);
+        append(argv, &n, CAP, ARGS("--distributed"));
+    }
+    return tp_finish(tp_start(argv, log));
+}
+
 Test(dist_train, ranks_with_different_data_stop_with_an_error)
 {
     /* rank 1 reads a copy of digits.csv with one pixel changed: an MPMD launch. */
@@ -192,12 +229,8 @@ Test(dist_train, ranks_with_different_data_stop_with_an_error)
     fputs(text, f);
     fclose(f);
     free(text);
-    const char *argv[] = {mpiexec, "--allow-run-as-root", "--oversubscribe", "-x",
-                          "ASAN_OPTIONS=detect_leaks=0", "-np", "1", tapegrad,
-                          "train", digits, "--target", "digit", "--distributed", ":", "-x",
-                          "ASAN_OPTIONS=detect_leaks=0", "-np", "1", tapegrad, "train",
-                          path_in("other.csv"), "--target", "digit", "--distributed", NULL};
-    int st = tp_finish(tp_start(argv, path_in("m.log")));
+    int st = mpmd_train(ARGS(digits, "--target", "digit"),
+                        ARGS(path_in("other.csv"), "--target", "digit"), path_in("m.log"));
     char *out = tp_slurp(path_in("m.log"));
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0, "status 0x%x:\n%s", st, out);
     if (!strstr(out, "ranks disagree on the data: rank 0's rows hash to"))
@@ -206,22 +239,14 @@ Test(dist_train, ranks_with_different_data_stop_with_an_error)
     free(out);
 }
 
-/* mpirun with `a` on rank 0 and `b` on rank 1 (an MPMD launch: each rank its own command
- * line), under timeout(1), so that a regression to a hang fails instead of blocking: every
+/* Rank 0 with `a va`, rank 1 with `b vb`, each after `DIGITS --target digit --epochs 2`: every
  * rank must stop with exit 1 and print `want`. */
 static void expect_disagreement(const char *a, const char *va, const char *b, const char *vb,
                                 const char *want)
 {
-    /* -x in each app context: the ranks leave MPI normally (no MPI_Abort), and in a sanitizer
-     * build LeakSanitizer would otherwise report Open MPI's own leaks. */
-    const char *argv[] = {"timeout", "-k", "5", "60", mpiexec, "--allow-run-as-root",
-                          "--oversubscribe", "-x", "TG_NUM_THREADS=1", "-x",
-                          "ASAN_OPTIONS=detect_leaks=0", "-np", "1", tapegrad, "train", digits,
-                          "--target", "digit", "--epochs", "2", "--distributed", a, va, ":",
-                          "-x", "TG_NUM_THREADS=1", "-x", "ASAN_OPTIONS=detect_leaks=0", "-np",
-                          "1", tapegrad, "train", digits, "--target", "digit", "--epochs",
-                          "2", "--distributed", b, vb, NULL};
-    int st = tp_finish(tp_start(argv, path_in("x.log")));
+    int st =
+        mpmd_train(ARGS(digits, "--target", "digit", "--epochs", "2", a, va),
+                   ARGS(digits, "--target", "digit", "--epochs", "2", b, vb), path_in("x.log"));
     char *out = tp_slurp(path_in("x.log"));
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "%s %s vs %s %s: status 0x%x:\n%s", a, va,
               b, vb, st, out);
@@ -279,6 +304,34 @@ Test(dist_train, a_diverging_run_stops_every_rank_without_abort)
     cr_assert_not_null(first, "want '%s':\n%s", want, out);
     cr_assert_not_null(strstr(first + 1, want), "said by one rank only:\n%s", out);
     ts_assert_lacks(out, "MPI_ABORT");
+    free(out);
+}
+
+/* The log of an MPMD job under timeout(1) that must end with exit 1 on every rank, without
+ * MPI_Abort and before any training: `tapegrad train` with rank0's arguments on rank 0 and
+ * rank1's on rank 1. */
+static char *expect_unready(const char *const rank0[], const char *const rank1[])
+{
+    int st = mpmd_train(rank0, rank1, path_in("u.log"));
+    char *out = tp_slurp(path_in("u.log"));
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status 0x%x:\n%s", st, out);
+    ts_assert_lacks(out, "MPI_ABORT");
+    ts_assert_lacks(out, "epoch 1/");
+    return out;
+}
+
+/* A rank that cannot make its trainer (a CSV it cannot read, a target its CSV lacks) stops
+ * every rank at the comparison of their settings: it says why, the other names it. */
+Test(dist_train, a_rank_without_its_data_stops_every_rank_without_abort)
+{
+    char *out = expect_unready(ARGS(digits, "--target", "digit"),
+                               ARGS(path_in("absent.csv"), "--target", "digit"));
+    ts_assert_has(out, "absent.csv: cannot open");
+    ts_assert_has(out, "rank 1 failed before the exchange");
+    free(out);
+    out = expect_unready(ARGS(digits, "--target", "nope"), ARGS(digits, "--target", "digit"));
+    ts_assert_has(out, "no column 'nope'");
+    ts_assert_has(out, "rank 0 failed before the exchange");
     free(out);
 }
 

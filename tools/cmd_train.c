@@ -494,8 +494,10 @@ int cmd_train(int argc, char **argv)
                    (!rank0 || out_probe("train", "--checkpoint", a.dist.checkpoint));
     if (train_dist_outputs(&a.dist, written) != EXIT_OK)
         goto done;
+    /* A rank that cannot make its trainer tells the others (train_dist_unready). */
     if (tg_table_read_csv(data_path(a.data), &table) != TG_OK) {
         complain("train", "%s", tg_last_error());
+        train_dist_unready(&a.dist);
         goto done;
     }
     progress p = {isatty(fileno(stderr)) == 1, a.json || !rank0, TG_TASK_REGRESS, 0};
@@ -503,11 +505,13 @@ int cmd_train(int argc, char **argv)
     a.opt.on_epoch_ud = &p;
     if (tg_trainer_new(table, a.target, &a.opt, &t) != TG_OK) {
         complain("train", "%s", loop_message());
+        train_dist_unready(&a.dist);
         goto done;
     }
     if (a.save) { /* a target the saved model could not hold is known now, not after training */
         if (tg_trainer_export(t, &model) != TG_OK) {
             complain("train", "--save: %s", tg_last_error());
+            train_dist_unready(&a.dist);
             goto done;
         }
         tg_model_free(model);

@@ -167,6 +167,14 @@ static int check_ranks(train_dist *d, tg_trainer *t)
     return EXIT_FAIL;
 }
 
+void train_dist_unready(train_dist *d)
+{
+    if (!d->dist)
+        return;
+    (void)tg_dist_check_trainer(d->dist, NULL); /* TG_EINVAL here, TG_EIO naming it elsewhere */
+    d->no_rank_waits = tg_dist_in_step(d->dist);
+}
+
 /* The resumed state, as rank 0 read it; broadcast as bytes (every rank runs this build). */
 typedef struct resumed {
     int32_t status; /* rank 0's tg_status */

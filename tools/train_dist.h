@@ -49,6 +49,11 @@ int train_dist_outputs(train_dist *d, bool written);
  * broadcasts rank 0's initial parameters. EXIT_OK or EXIT_FAIL (said). */
 int train_dist_ready(train_dist *d, tg_trainer *t, bool quiet);
 
+/* Instead of train_dist_ready, on a rank that could not make its trainer (its CSV, its
+ * target, ...; said): it still joins the ranks' check with no trainer, so that every rank
+ * stops there together, the others naming this rank, instead of waiting for it. */
+void train_dist_unready(train_dist *d);
+
 /* After training: checks that every rank ends with identical parameters (the last collective
  * call: after it, only rank 0 works on) and writes the last checkpoint. EXIT_OK or EXIT_FAIL
  * (said). */
