@@ -12,7 +12,10 @@
  *   dist_worker mismatch  ranks passing different sizes, dtypes or calls are refused on every
  *                          rank before data moves (a NULL on one rank too); trainers of
  *                          different settings are refused by tg_dist_check_trainer naming the
- *                          setting and both values; a training step failing on one rank */
+ *                          setting and both values; a training step failing on one rank;
+ *                          a failure after a step's exchange (on_step, the epoch's
+ *                          evaluation, on_epoch) on one rank or on both, and after the last
+ *                          epoch: every rank returns, none waits */
 #include <tapegrad.h>
 
 #include <math.h>
@@ -281,6 +284,83 @@ static tg_status allreduce_hook(tg_model *m, void *grad, size_t numel, tg_dtype 
     return tg_dist_allreduce_grads(ud, grad ? m : NULL);
 }
 
+/* A failure on one rank after a step's exchange, where the others go on: the trainer calls
+ * the gradient hook once more with no gradient, which pairs with the others' next collective
+ * call (their next step's exchange, or after the last epoch whatever they call next), so they
+ * return naming that rank instead of waiting. */
+typedef struct fail_after {
+    int rank;        /* the failing rank, or -1 for both */
+    int epoch;       /* 1-based */
+    size_t step;     /* in that epoch, 1-based */
+    bool nan_eval;   /* make a parameter NaN there, for the epoch's evaluation, instead */
+    bool fail_epoch; /* fail in on_epoch after `epoch` instead */
+} fail_after;
+
+static tg_status fail_on_step(tg_trainer *t, int epoch, size_t batch, void *ud)
+{
+    const fail_after *f = ud;
+    if ((f->rank < 0 || f->rank == g_rank) && !f->fail_epoch && epoch + 1 == f->epoch &&
+        batch == f->step) {
+        if (!f->nan_eval)
+            return TG_EINVAL;
+        /* after the step: this rank alone evaluates a model whose loss is not finite */
+        return tg_tensor_set(tg_model_param(tg_trainer_model(t), 0), 0, NAN);
+    }
+    return TG_OK;
+}
+
+static tg_status fail_on_epoch(const tg_train_epoch *e, void *ud)
+{
+    const fail_after *f = ud;
+    return (f->rank < 0 || f->rank == g_rank) && f->fail_epoch && e->epoch == f->epoch ? TG_EINVAL
+                                                                                       : TG_OK;
+}
+
+static void expect_fail_after(tg_dist *d, const tg_table *table, int epochs, fail_after f,
+                              const char *mine, const char *theirs)
+{
+    tg_train_options o = TG_TRAIN_OPTIONS_INIT;
+    o.hidden[0] = 8, o.epochs = epochs, o.batch = 8, o.rank = g_rank, o.world = 2;
+    o.grad_hook = allreduce_hook, o.grad_hook_ud = d;
+    o.on_step = fail_on_step, o.on_step_ud = &f;
+    o.on_epoch = fail_on_epoch, o.on_epoch_ud = &f;
+    tg_trainer *t = NULL;
+    CHECK(tg_trainer_new(table, "c", &o, &t) == TG_OK, "trainer_new: %s", tg_last_error());
+    CHECK(tg_dist_check_trainer(d, t) == TG_OK, "check_trainer: %s", tg_last_error());
+    tg_status st = tg_trainer_run(t, NULL);
+    bool failing = f.rank < 0 || f.rank == g_rank;
+    if (!failing && st == TG_OK) /* the others finished: their next call hears of it */
+        st = tg_dist_check_params(d, tg_trainer_model(t), NULL);
+    const char *want = failing ? mine : theirs;
+    CHECK(st != TG_OK && strstr(tg_last_error(), want), "%s: %s (%s)", want, tg_status_name(st),
+          tg_last_error());
+    tg_trainer_free(t);
+    CHECK(tg_dist_in_step(d), "%s: a verdict of the exchange", want);
+    CHECK(tg_dist_barrier(d) == TG_OK, "%s: in step after it", want);
+}
+
+static void fails_alone_after_exchange(tg_dist *d, const tg_table *table)
+{
+    /* 48 training rows in global batches of 16: 3 steps an epoch */
+    const char *step2 = "train: stopped by the step callback at epoch 1, step 2";
+    const char *step3 = "train: stopped by the step callback at epoch 1, step 3";
+    expect_fail_after(d, table, 2, (fail_after){1, 1, 2, false, false}, step2,
+                      "train: epoch 1, step 3: gradient hook: dist_allreduce_grads: rank 1 failed");
+    expect_fail_after(d, table, 2, (fail_after){1, 1, 3, false, false}, step3,
+                      "train: epoch 2, step 1: gradient hook: dist_allreduce_grads: rank 1 failed");
+    expect_fail_after(d, table, 2, (fail_after){1, 1, 3, true, false},
+                      "nan after the last step (diverging",
+                      "train: epoch 2, step 1: gradient hook: dist_allreduce_grads: rank 1 failed");
+    expect_fail_after(d, table, 2, (fail_after){0, 1, 0, false, true},
+                      "train: stopped by the epoch callback after epoch 1",
+                      "train: epoch 2, step 1: gradient hook: dist_allreduce_grads: rank 0 failed");
+    /* after the last epoch: rank 0's next call is its check of the parameters */
+    expect_fail_after(d, table, 1, (fail_after){1, 1, 3, false, false}, step3,
+                      "dist_check_params: rank 1 failed");
+    /* both ranks at once: their two extra calls pair with each other */
+    expect_fail_after(d, table, 2, (fail_after){-1, 1, 2, false, false}, step2, step2);
+}
+
 static int scenario_mismatch(void)
 {
     tg_dist *d = NULL;
@@ -421,6 +501,7 @@ static int scenario_mismatch(void)
         CHECK(tg_dist_in_step(d), "the failed step is every rank's verdict");
         CHECK(tg_dist_barrier(d) == TG_OK, "in step after the failed step");
     }
+    fails_alone_after_exchange(d, table);
 
     /* The same options, another table on rank 1: the statistics name the feature. */
     text[strlen("a,b,c\n")] = '5';

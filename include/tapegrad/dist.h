@@ -116,13 +116,13 @@ TG_API tg_status tg_dist_check_trainer(tg_dist *dist, const tg_trainer *trainer)
  * stop together and leave the job normally (tg_dist_free on each, which is collective), with no
  * rank left waiting. False once an MPI call on dist has failed on this rank (TG_EIO with MPI's
  * message: MPI does not report an error to every rank alike, so the others may be waiting in
- * that call, still in step as far as they know: end the job from this rank with tg_dist_abort),
+ * that call, still in step as far as they know: end the job from this rank with tg_dist_abort;
+ * every later call on dist then returns TG_EIO at once, not to pair with a call of theirs),
  * for NULL, and built without MPI. */
 TG_API bool tg_dist_in_step(const tg_dist *dist);
 
 /* Ends every process of the job with exit status `code` (MPI_Abort): for a rank that fails
- * alone (out of memory after the gradient exchange, a file only it cannot read), or after an
- * MPI error
+ * alone where it has no collective call to tell the others at, or after an MPI error
  * (tg_dist_in_step false), when the other ranks would otherwise wait for it forever in their
  * next collective call. Returns only on failure: TG_EINVAL for NULL, TG_ENOTSUP built without
  * MPI, TG_EIO if MPI_Abort returned. */

@@ -85,7 +85,11 @@ typedef tg_status (*tg_train_epoch_fn)(const tg_train_epoch *epoch, void *ud);
  * the hook is still called, with grad NULL and numel 0, before the step returns that error:
  * a hook that exchanges with the other ranks tells them there (tg_dist_allreduce_grads with a
  * NULL model does: they return TG_EIO naming this rank), rather than leave them waiting for
- * a gradient that will not come. Its status is then ignored. */
+ * a gradient that will not come. So is it, once, after any other failure on this rank outside
+ * the hook (clipping, the optimizer step, on_step, the epoch's evaluation, on_epoch), in place
+ * of the next step's call, where the other ranks are heading (or, after the last epoch, their
+ * next collective call: tg_dist's calls all begin with the same exchange). Its status is then
+ * ignored. A failure the hook itself returns makes no further call. */
 typedef tg_status (*tg_train_grad_fn)(tg_model *model, void *grad, size_t numel, tg_dtype dtype,
                                       void *ud);
 
@@ -93,7 +97,8 @@ typedef tg_status (*tg_train_grad_fn)(tg_model *model, void *grad, size_t numel,
 typedef struct tg_trainer tg_trainer;
 /* Called after every optimizer step with the epoch in progress (0-based) and the steps of it
  * taken so far (1..steps per epoch): the point where a checkpoint is consistent (see
- * tg_trainer_set_position). Anything but TG_OK stops the run. */
+ * tg_trainer_set_position). Anything but TG_OK stops the run (with the callback's
+ * tg_last_error message, if it set one). */
 typedef tg_status (*tg_train_step_fn)(tg_trainer *trainer, int epoch, size_t batch, void *ud);
 
 /* The options, all with defaults (TG_TRAIN_OPTIONS_INIT): one hidden layer of 64 relu units,

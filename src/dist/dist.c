@@ -232,6 +232,13 @@ static const char *call_name(uint64_t call)
 static tg_status agree(tg_dist *d, int call, uint64_t count, uint64_t type, tg_status mine)
 {
     const char *who = CALL_NAMES[call];
+    /* After an MPI error the others may still wait in the call that failed: a new one could
+     * pair with it, or wait for ever. */
+    if (d->broken)
+        return tg__error(TG_EIO,
+                         "%s: an MPI call failed on this rank before; the ranks may be out of "
+                         "step (end the job with tg_dist_abort)",
+                         who);
     uint64_t hdr[HDR_WORDS] = {(uint64_t)call, count, type, mine == TG_OK};
     uint64_t *all = d->scratch;
     int rc = MPI_Allgather(hdr, HDR_WORDS, MPI_UINT64_T, all, HDR_WORDS, MPI_UINT64_T, d->comm);

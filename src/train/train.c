@@ -442,11 +442,15 @@ static void scale_grads(tg_trainer *t, double f)
     }
 }
 
-/* The error st of a step that failed on this rank before its gradient hook (already in
- * tg_last_error): the hook is still called, with grad NULL, so that a hook that exchanges
- * gradients with other ranks can tell them rather than leave them waiting (train.h). Its own
- * status and message give way to the step's. */
-static tg_status failed_before_hook(tg_trainer *t, tg_status st)
+/* The error st of a failure on this rank outside its gradient hook (already in
+ * tg_last_error): the hook is called with grad NULL, so that a hook that exchanges gradients
+ * with other ranks can tell them rather than leave them waiting (train.h). Before the hook, in
+ * place of this step's call; after it (clipping, the optimizer, on_step, the epoch's
+ * evaluation, on_epoch), in place of the next step's, where the others, which may not have
+ * failed, are heading. Ranks that all fail at the same point all make the call, and pair with
+ * one another. A failure of the hook itself (the exchange's verdict, every rank's) makes none.
+ * The hook's own status and message give way to st's. */
+static tg_status tell_hook(tg_trainer *t, tg_status st)
 {
     const tg_train_options *o = &t->opt;
     if (!o->grad_hook)
@@ -484,11 +488,11 @@ static tg_status step(tg_trainer *t, size_t start, size_t step_no)
         if (st == TG_OK)
             st = tg_backward(t->tape, loss);
         if (st != TG_OK)
-            return failed_before_hook(
-                t, prefix_error(st, "train: epoch %d, step %zu", t->epoch + 1, step_no));
+            return tell_hook(t,
+                             prefix_error(st, "train: epoch %d, step %zu", t->epoch + 1, step_no));
         double v = tg_tensor_item(loss);
         if (!isfinite(v))
-            return failed_before_hook(
+            return tell_hook(
                 t, tg__error(TG_ENUMERIC,
                              "train: epoch %d, step %zu: the loss is %g (diverging: try a "
                              "smaller learning rate)",
@@ -506,12 +510,13 @@ static tg_status step(tg_trainer *t, size_t start, size_t step_no)
             return prefix_error(st, "train: epoch %d, step %zu: gradient hook", t->epoch + 1,
                                 step_no);
     }
-    if (o->clip_norm > 0) {
-        tg_status st = tg_clip_grad_norm(t->params, t->n_params, o->clip_norm, NULL);
-        if (st != TG_OK)
-            return prefix_error(st, "train: epoch %d, step %zu", t->epoch + 1, step_no);
-    }
-    return tg_optim_step(t->optim);
+    tg_status st =
+        o->clip_norm > 0 ? tg_clip_grad_norm(t->params, t->n_params, o->clip_norm, NULL) : TG_OK;
+    if (st == TG_OK)
+        st = tg_optim_step(t->optim);
+    return st == TG_OK
+               ? TG_OK
+               : tell_hook(t, prefix_error(st, "train: epoch %d, step %zu", t->epoch + 1, step_no));
 }
 
 /* The index of the largest of n logits. */
@@ -602,9 +607,16 @@ tg_status tg_trainer_epoch(tg_trainer *t, tg_train_epoch *out)
     t->skip = 0;
     for (size_t b = (step_no - 1) * t->global_batch; b < t->train.n;
          b += t->global_batch, step_no++) {
-        tg_status st = step(t, b, step_no);
-        if (st == TG_OK && t->opt.on_step)
-            st = t->opt.on_step(t, t->epoch, step_no, t->opt.on_step_ud);
+        tg_status st = step(t, b, step_no); /* which tells the hook of its own failures */
+        if (st == TG_OK && t->opt.on_step) {
+            tg_clear_error(); /* so a callback that sets no message can be told apart */
+            if ((st = t->opt.on_step(t, t->epoch, step_no, t->opt.on_step_ud)) != TG_OK) {
+                if (tg_last_status() == TG_OK)
+                    tg__error(st, "train: stopped by the step callback at epoch %d, step %zu",
+                              t->epoch + 1, step_no);
+                st = tell_hook(t, st);
+            }
+        }
         if (st != TG_OK) {
             tg_tape_reset(t->tape);
             return st;
@@ -615,7 +627,7 @@ tg_status tg_trainer_epoch(tg_trainer *t, tg_train_epoch *out)
     if (st == TG_OK)
         st = evaluate(t, &t->test, &e.test);
     if (st != TG_OK)
-        return st;
+        return tell_hook(t, st);
     t->seconds += now() - start;
     e.seconds = t->seconds;
     t->epoch++;
@@ -643,6 +655,7 @@ tg_status tg_trainer_run(tg_trainer *t, tg_train_result *result)
         if ((st = t->opt.on_epoch(&e, t->opt.on_epoch_ud)) != TG_OK) {
             if (tg_last_status() == TG_OK)
                 tg__error(st, "train: stopped by the epoch callback after epoch %d", e.epoch);
+            st = tell_hook(t, st);
             break;
         }
     }
