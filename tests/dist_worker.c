@@ -13,9 +13,9 @@
  *                          rank before data moves (a NULL on one rank too); trainers of
  *                          different settings are refused by tg_dist_check_trainer naming the
  *                          setting and both values; a training step failing on one rank;
- *                          a failure after a step's exchange (on_step, the epoch's
- *                          evaluation, on_epoch) on one rank or on both, and after the last
- *                          epoch: every rank returns, none waits */
+ *                          a failure after a step's exchange (the optimizer, the epoch's
+ *                          evaluation) on one rank or on both, with a collective on_step,
+ *                          and after the run's last exchange: every rank returns, none waits */
 #include <tapegrad.h>
 
 #include <math.h>
@@ -284,56 +284,81 @@ static tg_status allreduce_hook(tg_model *m, void *grad, size_t numel, tg_dtype 
     return tg_dist_allreduce_grads(ud, grad ? m : NULL);
 }
 
-/* A failure on one rank after a step's exchange, where the others go on: the trainer calls
- * the gradient hook once more with no gradient, which pairs with the others' next collective
- * call (their next step's exchange, or after the last epoch whatever they call next), so they
- * return naming that rank instead of waiting. */
+/* A failure on one rank after a step's exchange, where the others go on: when the run has a
+ * step after it, the trainer calls the gradient hook once more with no gradient, which pairs
+ * with the others' next call (their next step's exchange, or a collective call of their
+ * on_step), so they return naming that rank instead of waiting; after the run's last exchange
+ * it makes no call, and every rank says in one more (tg_dist_check_params) whether it ended. */
 typedef struct fail_after {
-    int rank;        /* the failing rank, or -1 for both */
-    int epoch;       /* 1-based */
-    size_t step;     /* in that epoch, 1-based */
-    bool nan_eval;   /* make a parameter NaN there, for the epoch's evaluation, instead */
-    bool fail_epoch; /* fail in on_epoch after `epoch` instead */
+    int rank;             /* the failing rank, or -1 for both */
+    int epoch;            /* 1-based */
+    size_t step;          /* the optimizer refuses the step after this one of that epoch */
+    bool nan_eval;        /* a parameter NaN after this step instead: the evaluation fails */
+    bool collective_step; /* every rank's on_step makes a collective call of its own */
 } fail_after;
+
+/* A run of one case: its hook's and on_step's state. */
+typedef struct fail_run {
+    fail_after f;
+    tg_dist *d;
+    bool settled; /* a collective call failed on this rank: every rank has its verdict */
+    int told;     /* the hook's calls without a gradient */
+} fail_run;
+
+static tg_status settling_hook(tg_model *m, void *grad, size_t numel, tg_dtype dt, void *ud)
+{
+    (void)numel, (void)dt;
+    fail_run *r = ud;
+    tg_status st = tg_dist_allreduce_grads(r->d, grad ? m : NULL);
+    r->settled |= st != TG_OK;
+    r->told += !grad;
+    return st;
+}
 
 static tg_status fail_on_step(tg_trainer *t, int epoch, size_t batch, void *ud)
 {
-    const fail_after *f = ud;
-    if ((f->rank < 0 || f->rank == g_rank) && !f->fail_epoch && epoch + 1 == f->epoch &&
-        batch == f->step) {
-        if (!f->nan_eval)
-            return TG_EINVAL;
-        /* after the step: this rank alone evaluates a model whose loss is not finite */
-        return tg_tensor_set(tg_model_param(tg_trainer_model(t), 0), 0, NAN);
+    fail_run *r = ud;
+    const fail_after *f = &r->f;
+    if ((f->rank < 0 || f->rank == g_rank) && epoch + 1 == f->epoch && batch == f->step) {
+        if (f->nan_eval) /* after this step: this rank alone evaluates a loss that is NaN */
+            tg_tensor_set(tg_model_param(tg_trainer_model(t), 0), 0, NAN);
+        else /* the next optimizer step, after that step's exchange, is refused */
+            tg_optim_set_steps(tg_trainer_optim(t), UINT64_MAX);
+    }
+    if (f->collective_step) {
+        double one = 1;
+        tg_status st = tg_dist_allreduce_sum(r->d, &one, 1);
+        r->settled |= st != TG_OK;
+        return st;
     }
     return TG_OK;
 }
 
-static tg_status fail_on_epoch(const tg_train_epoch *e, void *ud)
-{
-    const fail_after *f = ud;
-    return (f->rank < 0 || f->rank == g_rank) && f->fail_epoch && e->epoch == f->epoch ? TG_EINVAL
-                                                                                       : TG_OK;
-}
-
 static void expect_fail_after(tg_dist *d, const tg_table *table, int epochs, fail_after f,
-                              const char *mine, const char *theirs)
+                              bool told, const char *mine, const char *theirs)
 {
+    fail_run r = {f, d, false, 0};
     tg_train_options o = TG_TRAIN_OPTIONS_INIT;
     o.hidden[0] = 8, o.epochs = epochs, o.batch = 8, o.rank = g_rank, o.world = 2;
-    o.grad_hook = allreduce_hook, o.grad_hook_ud = d;
-    o.on_step = fail_on_step, o.on_step_ud = &f;
-    o.on_epoch = fail_on_epoch, o.on_epoch_ud = &f;
+    o.grad_hook = settling_hook, o.grad_hook_ud = &r;
+    o.on_step = fail_on_step, o.on_step_ud = &r;
     tg_trainer *t = NULL;
     CHECK(tg_trainer_new(table, "c", &o, &t) == TG_OK, "trainer_new: %s", tg_last_error());
     CHECK(tg_dist_check_trainer(d, t) == TG_OK, "check_trainer: %s", tg_last_error());
     tg_status st = tg_trainer_run(t, NULL);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", tg_last_error());
+    if (!r.settled) { /* the end of the run: whether every rank got there */
+        tg_status cst = tg_dist_check_params(d, st == TG_OK ? tg_trainer_model(t) : NULL, NULL);
+        if (st == TG_OK) {
+            st = cst;
+            snprintf(msg, sizeof msg, "%s", tg_last_error());
+        }
+    }
     bool failing = f.rank < 0 || f.rank == g_rank;
-    if (!failing && st == TG_OK) /* the others finished: their next call hears of it */
-        st = tg_dist_check_params(d, tg_trainer_model(t), NULL);
     const char *want = failing ? mine : theirs;
-    CHECK(st != TG_OK && strstr(tg_last_error(), want), "%s: %s (%s)", want, tg_status_name(st),
-          tg_last_error());
+    CHECK(st != TG_OK && strstr(msg, want), "%s: %s (%s)", want, tg_status_name(st), msg);
+    CHECK(r.told == (failing && told), "%s: %d calls without a gradient", want, r.told);
     tg_trainer_free(t);
     CHECK(tg_dist_in_step(d), "%s: a verdict of the exchange", want);
     CHECK(tg_dist_barrier(d) == TG_OK, "%s: in step after it", want);
@@ -342,23 +367,27 @@ static void expect_fail_after(tg_dist *d, const tg_table *table, int epochs, fai
 static void fails_alone_after_exchange(tg_dist *d, const tg_table *table)
 {
     /* 48 training rows in global batches of 16: 3 steps an epoch */
-    const char *step2 = "train: stopped by the step callback at epoch 1, step 2";
-    const char *step3 = "train: stopped by the step callback at epoch 1, step 3";
-    expect_fail_after(d, table, 2, (fail_after){1, 1, 2, false, false}, step2,
-                      "train: epoch 1, step 3: gradient hook: dist_allreduce_grads: rank 1 failed");
-    expect_fail_after(d, table, 2, (fail_after){1, 1, 3, false, false}, step3,
-                      "train: epoch 2, step 1: gradient hook: dist_allreduce_grads: rank 1 failed");
-    expect_fail_after(d, table, 2, (fail_after){1, 1, 3, true, false},
-                      "nan after the last step (diverging",
-                      "train: epoch 2, step 1: gradient hook: dist_allreduce_grads: rank 1 failed");
-    expect_fail_after(d, table, 2, (fail_after){0, 1, 0, false, true},
-                      "train: stopped by the epoch callback after epoch 1",
-                      "train: epoch 2, step 1: gradient hook: dist_allreduce_grads: rank 0 failed");
-    /* after the last epoch: rank 0's next call is its check of the parameters */
-    expect_fail_after(d, table, 1, (fail_after){1, 1, 3, false, false}, step3,
+    const char *refused = "optim_step: the step count is 2^64 - 1";
+    const char *at_13 =
+        "train: epoch 1, step 3: gradient hook: dist_allreduce_grads: rank 1 failed";
+    const char *at_21 =
+        "train: epoch 2, step 1: gradient hook: dist_allreduce_grads: rank 1 failed";
+    /* mid-epoch, at the epoch's end (the next epoch's first step), in the evaluation */
+    expect_fail_after(d, table, 2, (fail_after){1, 1, 1, false, false}, true, refused, at_13);
+    expect_fail_after(d, table, 2, (fail_after){1, 1, 2, false, false}, true, refused, at_21);
+    expect_fail_after(d, table, 2, (fail_after){1, 1, 3, true, false}, true,
+                      "nan after the last step (diverging", at_21);
+    /* the call pairs with a collective call of the others' on_step as well */
+    expect_fail_after(d, table, 2, (fail_after){1, 1, 1, false, true}, true, refused,
+                      "dist_allreduce_sum: rank 1 failed");
+    /* after the run's last exchange (the last step; the last evaluation), no call: the others
+     * hear of it in the check that follows */
+    expect_fail_after(d, table, 1, (fail_after){1, 1, 2, false, false}, false, refused,
                       "dist_check_params: rank 1 failed");
-    /* both ranks at once: their two extra calls pair with each other */
-    expect_fail_after(d, table, 2, (fail_after){-1, 1, 2, false, false}, step2, step2);
+    expect_fail_after(d, table, 1, (fail_after){1, 1, 3, true, false}, false,
+                      "nan after the last step (diverging", "dist_check_params: rank 1 failed");
+    /* both ranks at once: their two calls pair with each other */
+    expect_fail_after(d, table, 2, (fail_after){-1, 1, 1, false, false}, true, refused, refused);
 }
 
 static int scenario_mismatch(void)

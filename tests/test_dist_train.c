@@ -2,10 +2,11 @@
  * root when need be; registered only when MPI is found): 2 ranks x batch 32 train like one
  * process x batch 64; distributed digits reaches the single-process accuracy bar with rank 0
  * alone printing; ranks that read different data or were given different settings stop with an
- * error naming what differs, not a hang or a crash; so do a run that diverges, one whose files
- * rank 0 cannot write and one where a rank cannot read its data, without MPI_Abort; --dot
- * records all the rows of a data set smaller than a batch; a run killed with SIGKILL mid-way and
- * resumed from its checkpoint ends where an uninterrupted run does. */
+ * error naming what differs, not a hang or a crash; so do a run that diverges (in a step, or
+ * after the last exchange), one whose files rank 0 cannot write and one where a rank cannot
+ * read its data, without MPI_Abort; --dot records all the rows of a data set smaller than a
+ * batch; a run killed with SIGKILL mid-way and resumed from its checkpoint ends where an
+ * uninterrupted run does. */
 #include <criterion/criterion.h>
 #include <tapegrad.h>
 
@@ -305,6 +306,57 @@ Test(dist_train, a_diverging_run_stops_every_rank_without_abort)
     cr_assert_not_null(strstr(first + 1, want), "said by one rank only:\n%s", out);
     ts_assert_lacks(out, "MPI_ABORT");
     free(out);
+}
+
+/* A run whose last step of an epoch diverges (plain SGD at lr 1e20, one step an epoch: its
+ * loss is finite, the parameters after it are not) fails every rank's evaluation of the epoch,
+ * after the step's exchange: with another epoch to go the ranks tell one another at the next
+ * exchange; after the last one, at the comparison of the parameters. Either way each says why
+ * and exits 1, without MPI_Abort. */
+Test(dist_train, a_run_diverging_after_its_last_exchange_stops_without_abort)
+{
+    for (int epochs = 1; epochs <= 2; epochs++) {
+        char e[8];
+        snprintf(e, sizeof e, "%d", epochs);
+        const char *argv[] = {"timeout",
+                              "-k",
+                              "5",
+                              "60",
+                              mpiexec,
+                              "--allow-run-as-root",
+                              "--oversubscribe",
+                              "-x",
+                              "TG_NUM_THREADS=1",
+                              "-x",
+                              "ASAN_OPTIONS=detect_leaks=0",
+                              "-np",
+                              "2",
+                              tapegrad,
+                              "train",
+                              digits,
+                              "--target",
+                              "digit",
+                              "--optim",
+                              "sgd",
+                              "--lr",
+                              "1e20",
+                              "--batch",
+                              "1000",
+                              "--epochs",
+                              e,
+                              "--distributed",
+                              NULL};
+        int st = tp_finish(tp_start(argv, path_in("l.log")));
+        char *out = tp_slurp(path_in("l.log"));
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "%d epochs: status 0x%x:\n%s", epochs, st,
+                  out);
+        const char *want = "epoch 1: the loss on the training split is ";
+        const char *first = strstr(out, want);
+        cr_assert_not_null(first, "%d epochs: want '%s':\n%s", epochs, want, out);
+        cr_assert_not_null(strstr(first + 1, want), "said by one rank only:\n%s", out);
+        ts_assert_lacks(out, "MPI_ABORT");
+        free(out);
+    }
 }
 
 /* The log of an MPMD job under timeout(1) that must end with exit 1 on every rank, without

@@ -39,9 +39,12 @@ typedef struct {
     int rep;
 } ranked_rep;
 
+/* By total, then by repetition: which steps make the middle half does not depend on qsort */
 static int cmp_ranked_rep(const void *a, const void *b)
 {
-    return cmp_double(&((const ranked_rep *)a)->total, &((const ranked_rep *)b)->total);
+    const ranked_rep *x = a, *y = b;
+    int c = cmp_double(&x->total, &y->total);
+    return c ? c : (x->rep > y->rep) - (x->rep < y->rep);
 }
 
 double bench_median_parts(const double *total, const double *const *part, int n_parts, int n,

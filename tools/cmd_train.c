@@ -548,6 +548,7 @@ int cmd_train(int argc, char **argv)
         if (p.tty && !p.quiet)
             fputc('\n', stderr);
         complain("train", "%s", a.dist.stopped ? a.dist.stopped : loop_message());
+        train_dist_finish(&a.dist, NULL); /* the other ranks hear of it, if they have not */
         goto done;
     }
     if (train_dist_finish(&a.dist, t) != EXIT_OK)

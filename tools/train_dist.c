@@ -55,10 +55,12 @@ typedef struct position {
 
 static position last; /* the latest step taken: where the final checkpoint resumes */
 
-/* grad is NULL when this rank's step failed: the exchange with a NULL model tells the other
- * ranks, which return TG_EIO naming this one (dist.h), instead of waiting for it. Then, or on
- * any other verdict of the exchange, every rank's step fails here together, and the ranks
- * can leave the job normally: only an MPI error leaves them out of step. */
+/* grad is NULL when this rank failed (its step before the exchange, or its clipping,
+ * optimizer or evaluation after the last one when a step follows: train.h): the exchange with
+ * a NULL model tells the other ranks, which return TG_EIO naming this one (dist.h), instead of
+ * waiting for it. Then, or on any other verdict of the exchange, every rank fails here
+ * together, and the ranks can leave the job normally: only an MPI error leaves them out of
+ * step. */
 static tg_status average_grads(tg_model *model, void *grad, size_t numel, tg_dtype dtype, void *ud)
 {
     (void)numel, (void)dtype;
@@ -252,13 +254,21 @@ int train_dist_ready(train_dist *d, tg_trainer *t, bool quiet)
 
 int train_dist_finish(train_dist *d, tg_trainer *t)
 {
+    if (!t) { /* a run that failed here after its last exchange: the others compare next */
+        if (d->dist && !d->no_rank_waits && tg_dist_in_step(d->dist)) {
+            (void)tg_dist_check_params(d->dist, NULL, NULL); /* they return naming this rank */
+            d->no_rank_waits = tg_dist_in_step(d->dist);
+        }
+        return EXIT_FAIL;
+    }
     if (d->dist) {
         uint64_t hash;
         tg_status st = tg_dist_check_params(d->dist, tg_trainer_model(t), &hash);
         /* the verdict is every rank's (unless after an MPI error), and the last collective call */
         d->no_rank_waits = tg_dist_in_step(d->dist);
         if (st != TG_OK) {
-            if (d->rank == 0)
+            /* parameters that differ: rank 0 says so for all; a rank that failed: each other */
+            if (d->rank == 0 || st == TG_EIO)
                 complain("train", "--distributed: %s", tg_last_error());
             return EXIT_FAIL;
         }

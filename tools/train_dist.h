@@ -13,9 +13,9 @@ typedef struct train_dist {
     unsigned long long every; /* steps between checkpoints */
     tg_dist *dist;            /* when distributed */
     int rank, world;          /* 0 and 1 for one process */
-    bool no_rank_waits;       /* every rank failed the same check or training step
-                               * together, or the job's collective calls are over: a failure
-                               * need not abort it */
+    bool no_rank_waits;       /* every rank came to the same verdict (a check, a training
+                               * step, a rank that failed telling the others), or the job's
+                               * collective calls are over: a failure need not abort it */
     const char *stopped;      /* set on the other ranks when rank 0 alone failed (a file
                                * it writes): what they say instead of their last error */
     double allreduce_seconds; /* time spent averaging gradients */
@@ -56,14 +56,17 @@ void train_dist_unready(train_dist *d);
 
 /* After training: checks that every rank ends with identical parameters (the last collective
  * call: after it, only rank 0 works on) and writes the last checkpoint. EXIT_OK or EXIT_FAIL
- * (said). */
+ * (said). With t NULL, after this rank's training failed (said): when the other ranks have not
+ * heard of it (it failed after the last exchange: train.h), it joins their check with no
+ * parameters, so that they stop there naming it; EXIT_FAIL. */
 int train_dist_finish(train_dist *d, tg_trainer *t);
 
 /* A failure on one rank: ends the whole job (the other ranks would wait forever) when
- * distributed over more than one rank; nothing otherwise, when every rank failed the same
- * check or the same training step together (a step that failed on any rank fails on every
- * rank at its gradient exchange, and one whose checkpoint rank 0 could not write at the
- * broadcast of its verdict), or after train_dist_finish's check (no rank waits for another
+ * distributed over more than one rank; nothing otherwise, when every rank came to the same
+ * verdict (a check of the settings, which a rank without a trainer joins too; a step that
+ * failed on any rank fails on every rank at its gradient exchange; a checkpoint rank 0 could
+ * not write, at the broadcast of its verdict; a rank whose training failed after the last
+ * exchange, at train_dist_finish's check), or after that check (no rank waits for another
  * then: they all leave MPI normally). After an MPI error it ends the job. */
 void train_dist_fail(train_dist *d);
 

@@ -117,8 +117,9 @@ TG_API tg_status tg_dist_check_trainer(tg_dist *dist, const tg_trainer *trainer)
  * rank left waiting. False once an MPI call on dist has failed on this rank (TG_EIO with MPI's
  * message: MPI does not report an error to every rank alike, so the others may be waiting in
  * that call, still in step as far as they know: end the job from this rank with tg_dist_abort;
- * every later call on dist then returns TG_EIO at once, not to pair with a call of theirs),
- * for NULL, and built without MPI. */
+ * every later collective call on dist then returns TG_EIO at once, not to pair with a call of
+ * theirs; tg_dist_abort, tg_dist_free and the rank and size still work), for NULL, and built
+ * without MPI. */
 TG_API bool tg_dist_in_step(const tg_dist *dist);
 
 /* Ends every process of the job with exit status `code` (MPI_Abort): for a rank that fails

@@ -85,11 +85,14 @@ typedef tg_status (*tg_train_epoch_fn)(const tg_train_epoch *epoch, void *ud);
  * the hook is still called, with grad NULL and numel 0, before the step returns that error:
  * a hook that exchanges with the other ranks tells them there (tg_dist_allreduce_grads with a
  * NULL model does: they return TG_EIO naming this rank), rather than leave them waiting for
- * a gradient that will not come. So is it, once, after any other failure on this rank outside
- * the hook (clipping, the optimizer step, on_step, the epoch's evaluation, on_epoch), in place
- * of the next step's call, where the other ranks are heading (or, after the last epoch, their
- * next collective call: tg_dist's calls all begin with the same exchange). Its status is then
- * ignored. A failure the hook itself returns makes no further call. */
+ * a gradient that will not come. So is it, once, after a failure of this rank's clipping,
+ * optimizer step or evaluation of the epoch, when the run has a step after it: in place of that
+ * step's call, where the other ranks are heading. Its status is then ignored. A failure the
+ * hook itself returns makes no further call, nor does a failure of on_step or on_epoch (a
+ * callback that can fail on one rank alone tells the others itself, as `tapegrad train`'s
+ * checkpoints do), nor one after the run's last exchange: there every rank should make one
+ * more collective call that says whether it succeeded (tg_dist_check_params, with a NULL model
+ * on a rank that failed: `tapegrad train` does). */
 typedef tg_status (*tg_train_grad_fn)(tg_model *model, void *grad, size_t numel, tg_dtype dtype,
                                       void *ud);
 

@@ -445,11 +445,12 @@ static void scale_grads(tg_trainer *t, double f)
 /* The error st of a failure on this rank outside its gradient hook (already in
  * tg_last_error): the hook is called with grad NULL, so that a hook that exchanges gradients
  * with other ranks can tell them rather than leave them waiting (train.h). Before the hook, in
- * place of this step's call; after it (clipping, the optimizer, on_step, the epoch's
- * evaluation, on_epoch), in place of the next step's, where the others, which may not have
- * failed, are heading. Ranks that all fail at the same point all make the call, and pair with
- * one another. A failure of the hook itself (the exchange's verdict, every rank's) makes none.
- * The hook's own status and message give way to st's. */
+ * place of this step's call; after it (clipping, the optimizer, the epoch's evaluation), in
+ * place of the next step's, where the others, which may not have failed, are heading: only
+ * when the run has a next step (step_follows). Ranks that all fail at the same point all make
+ * the call, and pair with one another. A failure of the hook itself (the exchange's verdict,
+ * every rank's) or of a callback makes none. The hook's own status and message give way to
+ * st's. */
 static tg_status tell_hook(tg_trainer *t, tg_status st)
 {
     const tg_train_options *o = &t->opt;
@@ -459,6 +460,13 @@ static tg_status tell_hook(tg_trainer *t, tg_status st)
     snprintf(msg, sizeof msg, "%s", tg_last_error());
     o->grad_hook(t->model, NULL, 0, o->dtype, o->grad_hook_ud);
     return tg__error(st, "%s", msg);
+}
+
+/* Whether the run has a step after this point, in which every rank calls the hook again: a
+ * later step of this epoch (`later_in_epoch`) or another epoch. */
+static bool step_follows(const tg_trainer *t, bool later_in_epoch)
+{
+    return later_in_epoch || t->epoch + 1 < t->opt.epochs;
 }
 
 /* One step on this rank's shard of the global batch that starts at `start`. */
@@ -514,9 +522,12 @@ static tg_status step(tg_trainer *t, size_t start, size_t step_no)
         o->clip_norm > 0 ? tg_clip_grad_norm(t->params, t->n_params, o->clip_norm, NULL) : TG_OK;
     if (st == TG_OK)
         st = tg_optim_step(t->optim);
-    return st == TG_OK
-               ? TG_OK
-               : tell_hook(t, prefix_error(st, "train: epoch %d, step %zu", t->epoch + 1, step_no));
+    if (st != TG_OK) {
+        st = prefix_error(st, "train: epoch %d, step %zu", t->epoch + 1, step_no);
+        if (step_follows(t, start + t->global_batch < n))
+            st = tell_hook(t, st);
+    }
+    return st;
 }
 
 /* The index of the largest of n logits. */
@@ -607,15 +618,13 @@ tg_status tg_trainer_epoch(tg_trainer *t, tg_train_epoch *out)
     t->skip = 0;
     for (size_t b = (step_no - 1) * t->global_batch; b < t->train.n;
          b += t->global_batch, step_no++) {
-        tg_status st = step(t, b, step_no); /* which tells the hook of its own failures */
+        tg_status st = step(t, b, step_no);
         if (st == TG_OK && t->opt.on_step) {
             tg_clear_error(); /* so a callback that sets no message can be told apart */
-            if ((st = t->opt.on_step(t, t->epoch, step_no, t->opt.on_step_ud)) != TG_OK) {
-                if (tg_last_status() == TG_OK)
-                    tg__error(st, "train: stopped by the step callback at epoch %d, step %zu",
-                              t->epoch + 1, step_no);
-                st = tell_hook(t, st);
-            }
+            st = t->opt.on_step(t, t->epoch, step_no, t->opt.on_step_ud);
+            if (st != TG_OK && tg_last_status() == TG_OK)
+                tg__error(st, "train: stopped by the step callback at epoch %d, step %zu",
+                          t->epoch + 1, step_no);
         }
         if (st != TG_OK) {
             tg_tape_reset(t->tape);
@@ -626,8 +635,10 @@ tg_status tg_trainer_epoch(tg_trainer *t, tg_train_epoch *out)
     tg_status st = evaluate(t, &t->train, &e.train);
     if (st == TG_OK)
         st = evaluate(t, &t->test, &e.test);
-    if (st != TG_OK)
-        return tell_hook(t, st);
+    if (st != TG_OK) {
+        tg_tape_reset(t->tape);
+        return step_follows(t, false) ? tell_hook(t, st) : st;
+    }
     t->seconds += now() - start;
     e.seconds = t->seconds;
     t->epoch++;
@@ -655,7 +666,6 @@ tg_status tg_trainer_run(tg_trainer *t, tg_train_result *result)
         if ((st = t->opt.on_epoch(&e, t->opt.on_epoch_ud)) != TG_OK) {
             if (tg_last_status() == TG_OK)
                 tg__error(st, "train: stopped by the epoch callback after epoch %d", e.epoch);
-            st = tell_hook(t, st);
             break;
         }
     }
