@@ -308,12 +308,12 @@ Test(dist_train, a_diverging_run_stops_every_rank_without_abort)
     free(out);
 }
 
-/* A run whose last step of an epoch diverges (plain SGD at lr 1e20, one step an epoch: its
- * loss is finite, the parameters after it are not) fails every rank's evaluation of the epoch,
- * after the step's exchange: with another epoch to go the ranks tell one another at the next
+/* A run whose update at an epoch's last step diverges (plain SGD at lr 1e20, one step an
+ * epoch: its loss is finite, the forward after it overflows) fails every rank's evaluation of
+ * the epoch, after the step's exchange: with another epoch to go the ranks tell one another at the next
  * exchange; after the last one, at the comparison of the parameters. Either way each says why
  * and exits 1, without MPI_Abort. */
-Test(dist_train, a_run_diverging_after_its_last_exchange_stops_without_abort)
+Test(dist_train, a_run_diverging_in_an_epochs_last_update_stops_without_abort)
 {
     for (int epochs = 1; epochs <= 2; epochs++) {
         char e[8];

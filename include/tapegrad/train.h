@@ -92,7 +92,9 @@ typedef tg_status (*tg_train_epoch_fn)(const tg_train_epoch *epoch, void *ud);
  * callback that can fail on one rank alone tells the others itself, as `tapegrad train`'s
  * checkpoints do), nor one after the run's last exchange: there every rank should make one
  * more collective call that says whether it succeeded (tg_dist_check_params, with a NULL model
- * on a rank that failed: `tapegrad train` does). */
+ * on a rank that failed: `tapegrad train` does). Whether a step follows is judged by the
+ * epochs asked for: a program whose callbacks may stop the run early on every rank should end
+ * it with such a call too. */
 typedef tg_status (*tg_train_grad_fn)(tg_model *model, void *grad, size_t numel, tg_dtype dtype,
                                       void *ud);
 
@@ -173,7 +175,9 @@ TG_API void tg_trainer_free(tg_trainer *trainer);
 /* Runs one epoch (the next one) and evaluates; *out (if not NULL) receives its scores, which
  * are also appended to the history. The callback is not called here. TG_EINVAL when every
  * epoch asked for has run; the status of a failed step (the tape's, the hook's, TG_ENUMERIC
- * when the loss is NaN or Inf), after which the trainer should be freed. */
+ * when the loss is NaN or Inf, on_step's) or evaluation (TG_ENUMERIC when the loss after the
+ * last step is not finite), after which the trainer should be freed; the hook may have been
+ * called once more without a gradient (tg_train_grad_fn). */
 TG_API tg_status tg_trainer_epoch(tg_trainer *trainer, tg_train_epoch *out);
 /* Runs the remaining epochs, calling on_epoch after each, then evaluates the final model;
  * *result (if not NULL) receives the summary. Errors as tg_trainer_epoch, or the callback's. */
