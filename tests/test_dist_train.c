@@ -196,28 +196,45 @@ static void append(const char **argv, int *n, int cap, const char *const args[])
     argv[*n] = NULL;
 }
 
-/* mpirun under timeout(1), so that a regression to a hang fails instead of blocking, with
- * `tapegrad train ARGS... --distributed` on rank 0 with rank0's ARGS (NULL-terminated) and on
- * rank 1 with rank1's (an MPMD launch: each rank its own command line), one thread each: its
- * wait status, its output in `log`. -x in each app context: in a sanitizer build
- * LeakSanitizer would otherwise report Open MPI's own leaks. */
-static int mpmd_train(const char *const rank0[], const char *const rank1[], const char *log)
+/* mpirun under timeout(1), so that a regression to a hang fails instead of blocking, one
+ * thread a rank: `tapegrad train ARGS... --distributed` on two ranks with rank0's ARGS
+ * (NULL-terminated), or with rank1 not NULL on rank 0 with rank0's and on rank 1 with rank1's
+ * (an MPMD launch: each rank its own command line). Its wait status; its output in `log`. -x
+ * in each app context: in a sanitizer build LeakSanitizer would otherwise report Open MPI's
+ * own leaks. */
+static int mpi_train(const char *const rank0[], const char *const rank1[], const char *log)
 {
     enum { CAP = 64 };
     const char *argv[CAP];
     int n = 0;
     append(argv, &n, CAP,
            ARGS("timeout", "-k", "5", "60", mpiexec, "--allow-run-as-root", "--oversubscribe"));
-    for (int r = 0; r < 2; r++) {
+    for (int r = 0; r < (rank1 ? 2 : 1); r++) {
         if (r == 1)
             append(argv, &n, CAP, ARGS(":")); /* the next app context */
         append(argv, &n, CAP,
-               ARGS("-x", "TG_NUM_THREADS=1", "-x", "ASAN_OPTIONS=detect_leaks=0", "-np", "1",
-                    tapegrad, "train"));
+               ARGS("-x", "TG_NUM_THREADS=1", "-x", "ASAN_OPTIONS=detect_leaks=0", "-np",
+                    rank1 ? "1" : "2", tapegrad, "train"));
         append(argv, &n, CAP, r ? rank1 : rank0);
         append(argv, &n, CAP, ARGS("--distributed"));
     }
     return tp_finish(tp_start(argv, log));
+}
+
+/* The output in `log` of a job (wait status st) that every rank ended with exit 1, each
+ * printing `want` (unless NULL), and none through MPI_Abort (whose banner names MPI_ABORT);
+ * `what` names the case in a failure. The caller frees it. */
+static char *expect_every_rank_stopped(int st, const char *log, const char *what, const char *want)
+{
+    char *out = tp_slurp(log);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "%s: status 0x%x:\n%s", what, st, out);
+    if (want) {
+        const char *first = strstr(out, want);
+        cr_assert_not_null(first, "%s: want '%s':\n%s", what, want, out);
+        cr_assert_not_null(strstr(first + 1, want), "%s: said by one rank only:\n%s", what, out);
+    }
+    ts_assert_lacks(out, "MPI_ABORT");
+    return out;
 }
 
 Test(dist_train, ranks_with_different_data_stop_with_an_error)
@@ -230,8 +247,8 @@ Test(dist_train, ranks_with_different_data_stop_with_an_error)
     fputs(text, f);
     fclose(f);
     free(text);
-    int st = mpmd_train(ARGS(digits, "--target", "digit"),
-                        ARGS(path_in("other.csv"), "--target", "digit"), path_in("m.log"));
+    int st = mpi_train(ARGS(digits, "--target", "digit"),
+                       ARGS(path_in("other.csv"), "--target", "digit"), path_in("m.log"));
     char *out = tp_slurp(path_in("m.log"));
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0, "status 0x%x:\n%s", st, out);
     if (!strstr(out, "ranks disagree on the data: rank 0's rows hash to"))
@@ -241,20 +258,15 @@ Test(dist_train, ranks_with_different_data_stop_with_an_error)
 }
 
 /* Rank 0 with `a va`, rank 1 with `b vb`, each after `DIGITS --target digit --epochs 2`: every
- * rank must stop with exit 1 and print `want`. */
+ * rank must stop with exit 1 and print `want`, before any training. */
 static void expect_disagreement(const char *a, const char *va, const char *b, const char *vb,
                                 const char *want)
 {
-    int st =
-        mpmd_train(ARGS(digits, "--target", "digit", "--epochs", "2", a, va),
-                   ARGS(digits, "--target", "digit", "--epochs", "2", b, vb), path_in("x.log"));
-    char *out = tp_slurp(path_in("x.log"));
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "%s %s vs %s %s: status 0x%x:\n%s", a, va,
-              b, vb, st, out);
-    /* Said by both ranks, before any training. */
-    const char *first = strstr(out, want);
-    cr_assert_not_null(first, "%s %s vs %s %s: want '%s':\n%s", a, va, b, vb, want, out);
-    cr_assert_not_null(strstr(first + 1, want), "said by one rank only:\n%s", out);
+    int st = mpi_train(ARGS(digits, "--target", "digit", "--epochs", "2", a, va),
+                       ARGS(digits, "--target", "digit", "--epochs", "2", b, vb), path_in("x.log"));
+    char what[160];
+    snprintf(what, sizeof what, "%s %s vs %s %s", a, va, b, vb);
+    char *out = expect_every_rank_stopped(st, path_in("x.log"), what, want);
     ts_assert_lacks(out, "epoch 1/");
     free(out);
 }
@@ -292,20 +304,12 @@ Test(dist_train, ranks_with_different_settings_stop_with_an_error_naming_it)
  * timeout(1) so that a rank left waiting fails the test instead of hanging it. */
 Test(dist_train, a_diverging_run_stops_every_rank_without_abort)
 {
-    const char *argv[] = {"timeout", "-k", "5", "60", mpiexec, "--allow-run-as-root",
-                          "--oversubscribe", "-x", "TG_NUM_THREADS=1", "-x",
-                          "ASAN_OPTIONS=detect_leaks=0", "-np", "2", tapegrad, "train", digits,
-                          "--target", "digit", "--optim", "sgd", "--lr", "1e20", "--batch", "64",
-                          "--distributed", NULL};
-    int st = tp_finish(tp_start(argv, path_in("n.log")));
-    char *out = tp_slurp(path_in("n.log"));
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status 0x%x:\n%s", st, out);
-    const char *want = "epoch 1, step 2: the loss is "; /* nan, or inf on another machine */
-    const char *first = strstr(out, want);
-    cr_assert_not_null(first, "want '%s':\n%s", want, out);
-    cr_assert_not_null(strstr(first + 1, want), "said by one rank only:\n%s", out);
-    ts_assert_lacks(out, "MPI_ABORT");
-    free(out);
+    int st = mpi_train(
+        ARGS(digits, "--target", "digit", "--optim", "sgd", "--lr", "1e20", "--batch", "64"), NULL,
+        path_in("n.log"));
+    /* nan, or inf on another machine */
+    free(expect_every_rank_stopped(st, path_in("n.log"), "lr 1e20",
+                                   "epoch 1, step 2: the loss is "));
 }
 
 /* A run whose update at an epoch's last step diverges (plain SGD at lr 1e20, one step an
@@ -316,58 +320,24 @@ Test(dist_train, a_diverging_run_stops_every_rank_without_abort)
 Test(dist_train, a_run_diverging_in_an_epochs_last_update_stops_without_abort)
 {
     for (int epochs = 1; epochs <= 2; epochs++) {
-        char e[8];
+        char e[8], what[32];
         snprintf(e, sizeof e, "%d", epochs);
-        const char *argv[] = {"timeout",
-                              "-k",
-                              "5",
-                              "60",
-                              mpiexec,
-                              "--allow-run-as-root",
-                              "--oversubscribe",
-                              "-x",
-                              "TG_NUM_THREADS=1",
-                              "-x",
-                              "ASAN_OPTIONS=detect_leaks=0",
-                              "-np",
-                              "2",
-                              tapegrad,
-                              "train",
-                              digits,
-                              "--target",
-                              "digit",
-                              "--optim",
-                              "sgd",
-                              "--lr",
-                              "1e20",
-                              "--batch",
-                              "1000",
-                              "--epochs",
-                              e,
-                              "--distributed",
-                              NULL};
-        int st = tp_finish(tp_start(argv, path_in("l.log")));
-        char *out = tp_slurp(path_in("l.log"));
-        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "%d epochs: status 0x%x:\n%s", epochs, st,
-                  out);
-        const char *want = "epoch 1: the loss on the training split is ";
-        const char *first = strstr(out, want);
-        cr_assert_not_null(first, "%d epochs: want '%s':\n%s", epochs, want, out);
-        cr_assert_not_null(strstr(first + 1, want), "said by one rank only:\n%s", out);
-        ts_assert_lacks(out, "MPI_ABORT");
-        free(out);
+        snprintf(what, sizeof what, "%d epochs", epochs);
+        int st = mpi_train(ARGS(digits, "--target", "digit", "--optim", "sgd", "--lr", "1e20",
+                                "--batch", "1000", "--epochs", e),
+                           NULL, path_in("l.log"));
+        free(expect_every_rank_stopped(st, path_in("l.log"), what,
+                                       "epoch 1: the loss on the training split is "));
     }
 }
 
-/* The log of an MPMD job under timeout(1) that must end with exit 1 on every rank, without
- * MPI_Abort and before any training: `tapegrad train` with rank0's arguments on rank 0 and
- * rank1's on rank 1. */
+/* The log of an MPMD job that must end with exit 1 on every rank, without MPI_Abort and
+ * before any training: `tapegrad train` with rank0's arguments on rank 0 and rank1's on rank 1
+ * (each says something else). */
 static char *expect_unready(const char *const rank0[], const char *const rank1[])
 {
-    int st = mpmd_train(rank0, rank1, path_in("u.log"));
-    char *out = tp_slurp(path_in("u.log"));
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status 0x%x:\n%s", st, out);
-    ts_assert_lacks(out, "MPI_ABORT");
+    int st = mpi_train(rank0, rank1, path_in("u.log"));
+    char *out = expect_every_rank_stopped(st, path_in("u.log"), "unready", NULL);
     ts_assert_lacks(out, "epoch 1/");
     return out;
 }
