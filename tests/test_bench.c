@@ -400,6 +400,20 @@ Test(bench, targets)
                      true);
         if (n_cpus == 2)
             cr_assert_str_eq(tj_str_of(w3l, "cpus"), t == 1 ? one : list);
+        /* How far apart the CPUs were: in each figure of two threads, and in the targets read
+         * off it; never on one thread. */
+        const tj *w3_trip = tj_get(w3l, "core_round_trip_ns"),
+                 *big_trip = tj_get(big, "core_round_trip_ns");
+        const tj *t_w3 = line_of(lines, n, "target", "w3_vs_torch", t),
+                 *t_big = line_of(lines, n, "target", "gemm_vs_openblas", t);
+        if (t == 1) {
+            cr_assert(!w3_trip && !big_trip && !tj_get(t_w3, "core_round_trip_ns") &&
+                      !tj_get(t_big, "core_round_trip_ns"));
+        } else {
+            cr_assert(w3_trip && w3_trip->num > 0 && big_trip && big_trip->num > 0);
+            cr_assert_eq(tj_num_of(t_w3, "core_round_trip_ns"), w3_trip->num);
+            cr_assert_eq(tj_num_of(t_big, "core_round_trip_ns"), big_trip->num);
+        }
     }
     check_target(lines, n, "w1_of_hand", 1, tj_num_of(line_of(lines, n, "W1", NULL, 0), "ratio"),
                  1e-12, 0.40, false);
@@ -559,6 +573,12 @@ Test(bench, table_for_people)
     tp_run r = RUN("W2", "--quick");
     tp_expect_status(&r, 0);
     cr_assert(strstr(r.out, "tapegrad ") == r.out, "%s", r.out);
+    cpu_set_t have;
+    cr_assert_eq(sched_getaffinity(0, sizeof have, &have), 0);
+    if (CPU_COUNT(&have) > 1) /* how far apart the first two are */
+        ts_assert_has(r.out, "\ncores: a cache line from CPU ");
+    else
+        cr_assert_null(strstr(r.out, "\ncores: "));
     ts_assert_has(r.out, "\nworkload ");
     ts_assert_has(r.out, "\nW2       ns_per_op_forward ");
     ts_assert_has(r.out, "\nW2       ns_per_op_forward_backward ");

@@ -146,7 +146,7 @@ static void w3dist_rank(bench *b)
     }
     const int rank = tg_dist_rank(dist), world = tg_dist_size(dist);
     if (rank == 0 && !b->o->json)
-        bench_heading(b->o);
+        bench_heading(b->o, -1, -1, NAN);
     double w0 = monotonic_seconds(), c0 = bench_cpu_seconds();
     w3_times t;
     w3_run run;

@@ -20,6 +20,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -382,6 +383,42 @@ static bool pin_for_threads(bench *b, int t, char *buf, size_t size)
     return false;
 }
 
+/* The first two CPUs of the run's: --cpu's, in the order given, when the run is pinned to
+ * more than one (`pinned`: how many of them a run of t threads takes, pin_for_threads), else
+ * of those this process may run on; false when there is only one. */
+static bool first_two_cpus(const bench_opts *o, int pinned, int *a, int *b)
+{
+    if (o->cpus) {
+        *a = o->cpu_list[0];
+        *b = pinned > 1 ? o->cpu_list[1] : -1;
+        return pinned > 1;
+    }
+    cpu_set_t have;
+    int n = 0;
+    if (sched_getaffinity(0, sizeof have, &have) != 0)
+        return false;
+    for (int c = 0; c < CPU_SETSIZE && n < 2; c++) {
+        if (!CPU_ISSET((size_t)c, &have))
+            continue;
+        if (n++ == 0)
+            *a = c;
+        else
+            *b = c;
+    }
+    return n == 2;
+}
+
+/* The round trip between the first two CPUs of a run of t threads, on more than one thread
+ * (NaN otherwise), measured now: the host may have moved them since the last workload. */
+static double core_round_trip(const bench_opts *o, int t)
+{
+    int a, b;
+    const int pinned = o->n_cpus < t ? o->n_cpus : t;
+    return t > 1 && !o->mpi && first_two_cpus(o, pinned, &a, &b)
+               ? bench_core_round_trip_ns(a, b, o->quick)
+               : NAN;
+}
+
 /* ---- the command ----------------------------------------------------------------------------- */
 
 int cmd_bench(int argc, char **argv)
@@ -390,15 +427,18 @@ int cmd_bench(int argc, char **argv)
     int st = bench_parse_args(argc, argv, &o);
     if (st != EXIT_OK)
         return st < 0 ? EXIT_OK : st;
-    if (!o.json && !o.mpi) /* a rank prints it when it knows it is rank 0 */
-        bench_heading(&o);
+    if (!o.json && !o.mpi) { /* a rank prints it when it knows it is rank 0 */
+        int a = -1, c = -1;
+        const bool two = first_two_cpus(&o, o.n_cpus, &a, &c);
+        bench_heading(&o, a, c, two ? bench_core_round_trip_ns(a, c, o.quick) : NAN);
+    }
     static const struct {
         unsigned bit;
         void (*run)(bench *b);
     } order[] = {{DO_W1, bench_w1},       {DO_W1REPLAY, bench_w1replay}, {DO_W2, bench_w2},
                  {DO_W3, bench_w3},       {DO_W3DIST, bench_w3dist},     {DO_GEMM, bench_gemm},
                  {DO_W3JVP, bench_w3jvp}, {DO_OPS, bench_ops},           {DO_W4, bench_w4}};
-    bench b = {.o = &o, .cpus = o.cpus};
+    bench b = {.o = &o, .cpus = o.cpus, .core_ns = NAN};
     const bool targets = (o.workloads & DO_TARGETS) != 0;
     char pinned[MAX_CPUS * 5]; /* "c,c,...": numbers below CPU_SETSIZE */
     for (size_t w = 0; w < sizeof order / sizeof *order; w++) {
@@ -415,14 +455,17 @@ int cmd_bench(int argc, char **argv)
                 bench_failed(&b, "threads", tg_last_error());
                 continue;
             }
+            b.core_ns = core_round_trip(&o, b.threads);
             bench_rss_window_start();
             b.wall0 = monotonic_seconds();
             b.cpu0 = bench_cpu_seconds();
             order[w].run(&b);
         }
     }
-    if (targets)
+    if (targets) {
+        b.core_ns = NAN; /* each target gives its own figure's */
         bench_targets(&b);
+    }
     free(b.seen);
     return b.failed ? EXIT_FAIL : EXIT_OK;
 }

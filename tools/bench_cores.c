@@ -1,0 +1,94 @@
+/* bench_cores.c: how far apart the run's two first CPUs are, as the time a cache line takes to
+ * go from one to the other and back. Every hand-off between threads pays it at the least (a
+ * pool worker seeing its job, the caller seeing it done), and so does every cache line that
+ * two threads' work shares or a prefetcher carries across: where one thread's figures depend
+ * on the core, two threads' depend on this too, and the two vCPUs of a virtual machine may
+ * lie far apart without anything else in the heading saying so (one 2-vCPU EPYC, Zen 5:
+ * 430-510 ns in every reading of a session). It is printed in the heading and in the context
+ * of every figure measured on more than one thread. */
+#define _GNU_SOURCE /* pthread_attr_setaffinity_np, CPU_SET */
+#include "bench.h"
+
+#include "common/clock.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
+enum { BATCHES = 5 };
+
+/* The counter the two threads pass to and fro, alone on its cache line, and what the near
+ * side measures. */
+typedef struct ping {
+    _Alignas(64) atomic_long turn;
+    _Alignas(64) long warm, per; /* round trips before the timing, and in each timed batch */
+    double ns[BATCHES];          /* each batch's mean round trip */
+} ping;
+
+/* The far side: waits for each odd value, answers with the next even one. */
+static void *pong(void *arg)
+{
+    ping *p = arg;
+    const long rounds = p->warm + BATCHES * p->per;
+    for (long i = 0; i < rounds; i++) {
+        while (atomic_load_explicit(&p->turn, memory_order_acquire) != 2 * i + 1)
+            ;
+        atomic_store_explicit(&p->turn, 2 * i + 2, memory_order_release);
+    }
+    return NULL;
+}
+
+/* The near side: round trips [from, to), each an odd value sent and the next even awaited. */
+static void round_trips(ping *p, long from, long to)
+{
+    for (long i = from; i < to; i++) {
+        atomic_store_explicit(&p->turn, 2 * i + 1, memory_order_release);
+        while (atomic_load_explicit(&p->turn, memory_order_acquire) != 2 * i + 2)
+            ;
+    }
+}
+
+static void *ping_side(void *arg)
+{
+    ping *p = arg;
+    round_trips(p, 0, p->warm);
+    for (int b = 0; b < BATCHES; b++) {
+        const long from = p->warm + b * p->per;
+        const double t0 = monotonic_seconds();
+        round_trips(p, from, from + p->per);
+        p->ns[b] = (monotonic_seconds() - t0) * 1e9 / (double)p->per;
+    }
+    return NULL;
+}
+
+/* A thread running fn(arg) pinned to `cpu`; false when it cannot be started so. */
+static bool start_on(pthread_t *t, int cpu, void *(*fn)(void *), void *arg)
+{
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0)
+        return false;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET((size_t)cpu, &set);
+    bool ok = pthread_attr_setaffinity_np(&attr, sizeof set, &set) == 0 &&
+              pthread_create(t, &attr, fn, arg) == 0;
+    pthread_attr_destroy(&attr);
+    return ok;
+}
+
+double bench_core_round_trip_ns(int a, int b, bool quick)
+{
+    ping p = {.warm = quick ? 200 : 2000, .per = quick ? 400 : 4000};
+    pthread_t far, near;
+    if (!start_on(&far, b, pong, &p))
+        return NAN;
+    if (!start_on(&near, a, ping_side, &p)) {
+        ping_side(&p); /* the far side waits for its rounds: play them from here, unpinned */
+        pthread_join(far, NULL);
+        return NAN;
+    }
+    pthread_join(near, NULL);
+    pthread_join(far, NULL);
+    return bench_median(p.ns, BATCHES);
+}
