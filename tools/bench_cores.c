@@ -3,9 +3,10 @@
  * pool worker seeing its job, the caller seeing it done), and so does every cache line that
  * two threads' work shares or a prefetcher carries across: where one thread's figures depend
  * on the core, two threads' depend on this too, and the two vCPUs of a virtual machine may
- * lie far apart without anything else in the heading saying so (one 2-vCPU EPYC, Zen 5:
- * 430-510 ns in every reading of a session). It is printed in the heading and in the context
- * of every figure measured on more than one thread. */
+ * lie far apart without anything else in the heading saying so, and the host may move them
+ * (one 2-vCPU EPYC, Zen 5: 390-620 ns in most readings of a session, 110-180 in others minutes
+ * apart). It is printed in the heading and, measured again before each workload, in the
+ * context of every figure of more than one thread. */
 #define _GNU_SOURCE /* pthread_attr_setaffinity_np, CPU_SET */
 #include "bench.h"
 
