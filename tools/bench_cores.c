@@ -27,14 +27,17 @@ typedef struct ping {
     double ns[BATCHES];          /* each batch's mean round trip */
 } ping;
 
-/* The far side: waits for each odd value, answers with the next even one. */
+/* The far side: waits for each odd value, answers with the next even one; stops at a
+ * negative one (the near side could not start). */
 static void *pong(void *arg)
 {
     ping *p = arg;
     const long rounds = p->warm + BATCHES * p->per;
     for (long i = 0; i < rounds; i++) {
-        while (atomic_load_explicit(&p->turn, memory_order_acquire) != 2 * i + 1)
-            ;
+        long v;
+        while ((v = atomic_load_explicit(&p->turn, memory_order_acquire)) != 2 * i + 1)
+            if (v < 0)
+                return NULL;
         atomic_store_explicit(&p->turn, 2 * i + 2, memory_order_release);
     }
     return NULL;
@@ -85,7 +88,7 @@ double bench_core_round_trip_ns(int a, int b, bool quick)
     if (!start_on(&far, b, pong, &p))
         return NAN;
     if (!start_on(&near, a, ping_side, &p)) {
-        ping_side(&p); /* the far side waits for its rounds: play them from here, unpinned */
+        atomic_store_explicit(&p.turn, -1, memory_order_release);
         pthread_join(far, NULL);
         return NAN;
     }
