@@ -137,6 +137,8 @@ static void check_w3dist_ran(const tj *l, double loss)
     cr_assert_gt(tj_num_of(l, "grad_mib"), 0);
     double fl = tj_num_of(l, "final_loss");
     ts_assert_close(fl, loss, 0, 1e-4, "%g x %g: the final loss (got) against W3's", ranks, tpr);
+    if (ranks * tpr == 1) /* 1 x 1 beside a run of more threads: no round trip of its own */
+        cr_assert_null(tj_get(l, "core_round_trip_ns"));
 }
 
 /* ---- bench all --quick --json ------------------------------------------------------------ */
@@ -400,21 +402,25 @@ Test(bench, targets)
                      true);
         if (n_cpus == 2)
             cr_assert_str_eq(tj_str_of(w3l, "cpus"), t == 1 ? one : list);
-        /* How far apart the CPUs were: in each figure of two threads, and in the targets read
-         * off it; never on one thread. */
+        /* How far apart the CPUs were: in each figure of two threads, and in each target the
+         * same as in the figure it was read off; never on one thread. */
         const tj *w3_trip = tj_get(w3l, "core_round_trip_ns"),
                  *big_trip = tj_get(big, "core_round_trip_ns");
-        const tj *t_w3 = line_of(lines, n, "target", "w3_vs_torch", t),
-                 *t_big = line_of(lines, n, "target", "gemm_vs_openblas", t);
-        if (t == 1) {
-            cr_assert(!w3_trip && !big_trip && !tj_get(t_w3, "core_round_trip_ns") &&
-                      !tj_get(t_big, "core_round_trip_ns"));
-        } else {
-            cr_assert(w3_trip && w3_trip->num > 0 && big_trip && big_trip->num > 0);
-            cr_assert_eq(tj_num_of(t_w3, "core_round_trip_ns"), w3_trip->num);
-            cr_assert_eq(tj_num_of(t_big, "core_round_trip_ns"), big_trip->num);
+        static const char *const of_big[] = {"gemm_vs_openblas", "thin_of_1024"},
+                                 *const of_w3[] = {"w3_vs_torch", "w3_rss_of_bar"};
+        cr_assert(t == 1 ? !w3_trip && !big_trip
+                         : w3_trip && w3_trip->num > 0 && big_trip && big_trip->num > 0);
+        for (int k = 0; k < 4; k++) {
+            const tj *from = k < 2 ? big_trip : w3_trip;
+            const char *m = k < 2 ? of_big[k] : of_w3[k - 2];
+            const tj *trip = tj_get(line_of(lines, n, "target", m, t), "core_round_trip_ns");
+            cr_assert(from ? trip && trip->num == from->num : !trip, "%s at %d threads", m, t);
         }
     }
+    for (int i = 0; i < n; i++) /* W1, W2 and their targets: one thread */
+        if (tj_num_of(&lines[i], "threads") == 1)
+            cr_assert_null(tj_get(&lines[i], "core_round_trip_ns"), "%s %s",
+                           tj_str_of(&lines[i], "workload"), tj_str_of(&lines[i], "metric"));
     check_target(lines, n, "w1_of_hand", 1, tj_num_of(line_of(lines, n, "W1", NULL, 0), "ratio"),
                  1e-12, 0.40, false);
     check_target(lines, n, "w2_over_hand", 1,

@@ -54,8 +54,9 @@ typedef struct bench {
     int threads;        /* the count in effect */
     const char *cpus;   /* the CPUs the process is pinned to now, NULL: not pinned */
     double wall0, cpu0; /* when the running workload started: wall and process CPU seconds */
-    double core_ns;     /* the running workload's CPUs' round trip (bench_core_round_trip_ns),
-                         * on more than one thread; NaN otherwise */
+    double core_ns;     /* the round trip between the run's first two CPUs (cmd_bench.c,
+                         * bench_core_round_trip_ns), measured before a workload of more
+                         * than one thread; NaN otherwise */
     bool header_done;
     bool failed;
     struct figure *seen; /* with targets: a copy of every figure emitted, for bench_targets */
@@ -143,9 +144,10 @@ figure bench_figure(const char *workload, const char *metric, tg_dtype dtype, in
 /* Context after the figure's own fields: a number or a string (borrowed). */
 void bench_ctx_num(figure *f, const char *key, double v);
 void bench_ctx_str(figure *f, const char *key, const char *s);
-/* Whether f's context has `key`. */
-bool bench_ctx_has(const figure *f, const char *key);
-/* Prints f: a table row (the header before the first), or a JSON line with --json. */
+/* The context number `key` of f, or NaN when it has none (or it is a string). */
+double bench_ctx_num_of(const figure *f, const char *key);
+/* Prints f: a table row (the header before the first), or a JSON line with --json. A figure
+ * of more than one thread that ran gets b->core_ns as core_round_trip_ns, when there is one. */
 void bench_emit(bench *b, figure *f);
 /* The CPUs the run is pinned to in f's context ("cpus"), when it is. */
 static inline void bench_ctx_cpus(const bench *b, figure *f)
@@ -160,17 +162,17 @@ static inline void bench_ctx_kernel(const bench *b, figure *f)
         bench_ctx_str(f, "gemm_kernel", b->o->kernel);
 }
 /* The lines above the table: the version and the machine; with core_ns (not NaN), the round
- * trip between CPUs a and b (bench_core_round_trip_ns). */
-void bench_heading(const bench_opts *o, int a, int b, double core_ns);
+ * trip between CPUs cpu_a and cpu_b (bench_core_round_trip_ns). */
+void bench_heading(const bench_opts *o, int cpu_a, int cpu_b, double core_ns);
 /* One core's FMA peak in GFLOP/s for dtype, with the GEMM kernel's instruction set (the best
  * of a few short runs of independent FMA chains; measured once a run, on the calling
  * thread's core; --quick: shorter). 0 when it cannot be measured. */
 double bench_fma_peak(tg_dtype dtype, bool quick);
-/* The time a cache line takes from CPU a to CPU b and back, in ns: two threads, one pinned to
- * each, pass a counter to and fro (the median of 5 batches; --quick: fewer rounds). What any
- * hand-off between threads on the two costs at the least. NaN when a thread cannot be started
- * on them (bench_cores.c). */
-double bench_core_round_trip_ns(int a, int b, bool quick);
+/* The time a cache line takes from CPU cpu_a to CPU cpu_b and back, in ns: two threads, one
+ * pinned to each, pass a counter to and fro (the median of 5 batches; --quick: fewer rounds).
+ * What any hand-off between threads on the two costs at the least. NaN when a thread cannot
+ * be started on them, or the exchange stalls for seconds (bench_cores.c). */
+double bench_core_round_trip_ns(int cpu_a, int cpu_b, bool quick);
 /* A workload failed: says which and why; the others still run (exit status 1 at the end). */
 void bench_failed(bench *b, const char *workload, const char *why);
 

@@ -131,12 +131,12 @@ void bench_ctx_str(figure *f, const char *key, const char *s)
     }
 }
 
-bool bench_ctx_has(const figure *f, const char *key)
+double bench_ctx_num_of(const figure *f, const char *key)
 {
     for (int i = 0; i < f->n_ctx; i++)
         if (strcmp(f->ctx[i].key, key) == 0)
-            return true;
-    return false;
+            return f->ctx[i].str ? NAN : f->ctx[i].num;
+    return NAN;
 }
 
 /* A number for people: integers above 10^4 in full, others with 4 significant digits. */
@@ -213,9 +213,9 @@ static void human_bytes(char *buf, size_t size, size_t bytes)
 }
 
 /* The lines above the table: the version and the machine, its caches, the GEMM kernel and
- * the blocking derived from them, how far apart its two first CPUs are (core_ns), and one
+ * the blocking derived from them, how far apart its first two CPUs are (core_ns), and one
  * core's FMA peak (measured now, on this core). */
-void bench_heading(const bench_opts *o, int a, int b, double core_ns)
+void bench_heading(const bench_opts *o, int cpu_a, int cpu_b, double core_ns)
 {
     char cpu[320];
     cpu_name(cpu, sizeof cpu);
@@ -244,7 +244,8 @@ void bench_heading(const bench_opts *o, int a, int b, double core_ns)
             printf(" (row layout from N = %zu)", s.thin_rows_from);
     }
     if (!isnan(core_ns))
-        printf("\ncores: a cache line from CPU %d to CPU %d and back in %.0f ns", a, b, core_ns);
+        printf("\ncores: a cache line from CPU %d to CPU %d and back in %.0f ns", cpu_a, cpu_b,
+               core_ns);
     const tg_gemm_path kp = tg__gemm_shape(big, false).path;
     printf("\nFMA peak of one core (%s): f32 %.1f GFLOP/s, f64 %.1f GFLOP/s\n\n",
            tg__gemm_path_name(kp), bench_fma_peak(TG_F32, o->quick),
@@ -279,8 +280,8 @@ void bench_emit(bench *b, figure *f)
                       ? f->cpu_over_wall
                       : (bench_cpu_seconds() - b->cpu0) / (monotonic_seconds() - b->wall0);
     int threads = f->threads > 0 ? f->threads : b->threads;
-    /* on more than one thread, how far apart the CPUs were (unless f says already) */
-    if (threads > 1 && !isnan(b->core_ns) && !bench_ctx_has(f, "core_round_trip_ns"))
+    /* on more than one thread, how far apart the CPUs were */
+    if (threads > 1 && !f->unavailable && !isnan(b->core_ns))
         bench_ctx_num(f, "core_round_trip_ns", round(b->core_ns));
     if (b->o->workloads & DO_TARGETS) /* kept for bench_targets, as printed */
         note_figure(b, f, threads, rss, busy);

@@ -20,15 +20,6 @@
 #include <math.h>
 #include <string.h>
 
-/* The context number `key` of f, or NAN when it has none (or it is a string). */
-static double ctx_num(const figure *f, const char *key)
-{
-    for (int i = 0; i < f->n_ctx; i++)
-        if (strcmp(f->ctx[i].key, key) == 0)
-            return f->ctx[i].str ? NAN : f->ctx[i].num;
-    return NAN;
-}
-
 /* The first figure the run emitted of this workload, metric and dtype (NULL: any) at
  * `threads` (0: any count), or NULL. */
 static const figure *seen(const bench *b, const char *workload, const char *metric,
@@ -55,7 +46,7 @@ static bool gemm_f32_at(const figure *f, int threads)
 static const figure *gemm_big(const bench *b, int threads)
 {
     for (int i = 0; i < b->n_seen; i++)
-        if (gemm_f32_at(&b->seen[i], threads) && isnan(ctx_num(&b->seen[i], "layer")))
+        if (gemm_f32_at(&b->seen[i], threads) && isnan(bench_ctx_num_of(&b->seen[i], "layer")))
             return &b->seen[i];
     return NULL;
 }
@@ -80,7 +71,7 @@ static void target(bench *b, const char *metric, int threads, const char *dtype,
         bench_ctx_str(&f, "held", (at_most ? f.value <= bar : f.value >= bar) ? "yes" : "no");
     }
     bench_ctx_str(&f, "measures", what);
-    const double core_ns = from ? ctx_num(from, "core_round_trip_ns") : NAN;
+    const double core_ns = from ? bench_ctx_num_of(from, "core_round_trip_ns") : NAN;
     if (!isnan(core_ns))
         bench_ctx_num(&f, "core_round_trip_ns", core_ns);
     bench_emit(b, &f);
@@ -91,32 +82,33 @@ static void targets_at(bench *b, int t)
 {
     const figure *big = gemm_big(b, t);
     const char *no_gemm = "gemm's 1024^3 f32 figure is missing";
-    double vs = big ? ctx_num(big, "vs_openblas") : NAN;
+    double vs = big ? bench_ctx_num_of(big, "vs_openblas") : NAN;
     target(b, "gemm_vs_openblas", t, "f32", vs, 1.15, false, "1024^3 f32 GFLOP/s over OpenBLAS's",
            big ? "OpenBLAS is not available here (tools/setup.sh --bench installs it)" : no_gemm,
            big);
     if (t == 1)
-        target(b, "gemm_of_peak", t, "f32", big ? ctx_num(big, "of_peak") : NAN, 0.75, false,
-               "1024^3 f32 GFLOP/s over one core's measured FMA peak",
+        target(b, "gemm_of_peak", t, "f32", big ? bench_ctx_num_of(big, "of_peak") : NAN, 0.75,
+               false, "1024^3 f32 GFLOP/s over one core's measured FMA peak",
                big ? "the FMA peak could not be measured" : no_gemm, big);
     /* the slowest of W3's products with N or K = its classes, over 1024^3 */
     const size_t classes = w3_arch_of(b)->sizes[w3_arch_of(b)->n_layers];
     double thin = NAN;
     for (int i = 0; big && i < b->n_seen; i++) {
         const figure *f = &b->seen[i];
-        if (gemm_f32_at(f, t) && !isnan(ctx_num(f, "layer")) &&
-            (ctx_num(f, "N") == (double)classes || ctx_num(f, "K") == (double)classes))
+        if (gemm_f32_at(f, t) && !isnan(bench_ctx_num_of(f, "layer")) &&
+            (bench_ctx_num_of(f, "N") == (double)classes ||
+             bench_ctx_num_of(f, "K") == (double)classes))
             thin = isnan(thin) ? f->value / big->value : fmin(thin, f->value / big->value);
     }
     target(b, "thin_of_1024", t, "f32", thin, 0.40, false,
            "the slowest of W3's products with N or K = 10, GFLOP/s over 1024^3's",
            big ? "gemm's f32 figures of W3's products are missing" : no_gemm, big);
     const figure *w3 = seen(b, "W3", "ms_per_step", "f32", t);
-    target(b, "w3_vs_torch", t, "f32", w3 ? ctx_num(w3, "speedup_vs_torch") : NAN, 1.25, false,
-           "PyTorch's ms per step over W3's",
+    target(b, "w3_vs_torch", t, "f32", w3 ? bench_ctx_num_of(w3, "speedup_vs_torch") : NAN, 1.25,
+           false, "PyTorch's ms per step over W3's",
            w3 ? "PyTorch did not run (W3's context says why)" : "W3's f32 figure is missing", w3);
     target(b, "w3_rss_of_bar", t, "f32",
-           w3 ? w3->peak_rss_mib / ctx_num(w3, "memory_bar_mib") : NAN, 1, true,
+           w3 ? w3->peak_rss_mib / bench_ctx_num_of(w3, "memory_bar_mib") : NAN, 1, true,
            "W3's peak RSS over its memory_bar_mib", "W3's f32 figure is missing", w3);
 }
 
@@ -127,11 +119,11 @@ void bench_targets(bench *b)
     /* W1 and W2 in whichever precision they ran (f64 unless --dtype says otherwise) */
     const figure *w1 = seen(b, "W1", "steps_per_s", NULL, 0);
     target(b, "w1_of_hand", w1 ? w1->threads : b->o->threads[0], w1 ? w1->dtype : "f64",
-           w1 ? ctx_num(w1, "ratio") : NAN, 0.40, false,
+           w1 ? bench_ctx_num_of(w1, "ratio") : NAN, 0.40, false,
            "W1's steps per second over the hand-written step's", "W1's figure is missing", w1);
     const figure *w2 = seen(b, "W2", "ns_per_op_forward_backward", NULL, 0);
     target(b, "w2_over_hand", w2 ? w2->threads : b->o->threads[0], w2 ? w2->dtype : "f64",
-           w2 ? ctx_num(w2, "ratio") : NAN, 2.0, true,
+           w2 ? bench_ctx_num_of(w2, "ratio") : NAN, 2.0, true,
            "W2's forward+backward ns per op over the hand-written chain's",
            "W2's figure is missing", w2);
 }

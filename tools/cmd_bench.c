@@ -383,15 +383,17 @@ static bool pin_for_threads(bench *b, int t, char *buf, size_t size)
     return false;
 }
 
-/* The first two CPUs of the run's: --cpu's, in the order given, when the run is pinned to
- * more than one (`pinned`: how many of them a run of t threads takes, pin_for_threads), else
- * of those this process may run on; false when there is only one. */
-static bool first_two_cpus(const bench_opts *o, int pinned, int *a, int *b)
+/* The first two CPUs of a run: with --cpu, the first two it lists, when the run may use two
+ * of them (`listed`: how many it may: a run of t threads of `targets` takes the first t,
+ * pin_for_threads; any other run all of them); else the first two this process may run on,
+ * which on a larger machine need not be those its threads run on. False when there are not
+ * two. */
+static bool first_two_cpus(const bench_opts *o, int listed, int *cpu_a, int *cpu_b)
 {
     if (o->cpus) {
-        *a = o->cpu_list[0];
-        *b = pinned > 1 ? o->cpu_list[1] : -1;
-        return pinned > 1;
+        *cpu_a = o->cpu_list[0];
+        *cpu_b = listed > 1 ? o->cpu_list[1] : -1;
+        return listed > 1;
     }
     cpu_set_t have;
     int n = 0;
@@ -401,21 +403,22 @@ static bool first_two_cpus(const bench_opts *o, int pinned, int *a, int *b)
         if (!CPU_ISSET((size_t)c, &have))
             continue;
         if (n++ == 0)
-            *a = c;
+            *cpu_a = c;
         else
-            *b = c;
+            *cpu_b = c;
     }
     return n == 2;
 }
 
 /* The round trip between the first two CPUs of a run of t threads, on more than one thread
- * (NaN otherwise), measured now: the host may have moved them since the last workload. */
+ * (NaN otherwise, and in a rank of --mpi, which mpirun may have bound to one CPU), measured
+ * now: the host may have moved them since the last workload. */
 static double core_round_trip(const bench_opts *o, int t)
 {
-    int a, b;
-    const int pinned = o->n_cpus < t ? o->n_cpus : t;
-    return t > 1 && !o->mpi && first_two_cpus(o, pinned, &a, &b)
-               ? bench_core_round_trip_ns(a, b, o->quick)
+    int cpu_a, cpu_b;
+    const int listed = (o->workloads & DO_TARGETS) && o->n_cpus > t ? t : o->n_cpus;
+    return t > 1 && !o->mpi && first_two_cpus(o, listed, &cpu_a, &cpu_b)
+               ? bench_core_round_trip_ns(cpu_a, cpu_b, o->quick)
                : NAN;
 }
 
@@ -427,10 +430,12 @@ int cmd_bench(int argc, char **argv)
     int st = bench_parse_args(argc, argv, &o);
     if (st != EXIT_OK)
         return st < 0 ? EXIT_OK : st;
-    if (!o.json && !o.mpi) { /* a rank prints it when it knows it is rank 0 */
-        int a = -1, c = -1;
-        const bool two = first_two_cpus(&o, o.n_cpus, &a, &c);
-        bench_heading(&o, a, c, two ? bench_core_round_trip_ns(a, c, o.quick) : NAN);
+    /* (a rank of --mpi prints it when it knows it is rank 0, without the round trip) */
+    if (!o.json && !o.mpi) {
+        int cpu_a = -1, cpu_b = -1;
+        const bool two = first_two_cpus(&o, o.n_cpus, &cpu_a, &cpu_b);
+        bench_heading(&o, cpu_a, cpu_b,
+                      two ? bench_core_round_trip_ns(cpu_a, cpu_b, o.quick) : NAN);
     }
     static const struct {
         unsigned bit;

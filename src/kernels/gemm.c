@@ -53,7 +53,7 @@
  * against 167-168. (The packed path's slots stay at 2^18: at 2^17 W3's 128 x 256 x 10,
  * split, ran at 60-75 against 156-165 whole. Not at every hour: on the same 2 vCPUs a test
  * program's split of it (beta 0) ran at 280 against 175 for minutes at a time, and two
- * threads writing within some 48 KiB of each other slowed one of them 2.5x only outside
+ * threads writing within some 48 KiB of each other slowed one of them up to 2.5x only outside
  * those minutes. Whole, the product does not depend on that state of the host.) */
 #define TG_GEMM_THIN_SLOT_WORK (TG_GEMM_SLOT_WORK / 2)
 
