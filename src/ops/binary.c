@@ -630,29 +630,40 @@ static tg_tensor *pow_slope_power(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 }
 /* b * a^(b-1), pow_tensor's da as a graph: 0 where b = 0 through the factor b, so that its
  * derivative in b there is a^(b-1) (1/a: d2/da db a^b = a^(b-1) (1 + b log a)). Only where
- * b = 0 and a^(b-1) is not finite (a = 0, 1/a overflows, a is NaN), where b times it would be
- * NaN against the 0 of the in-place rule, is the power replaced by 0. */
+ * b = 0 and a^(b-1) = 1/a is not finite (a = 0, 1/a overflows, a is NaN), where b times it
+ * would be NaN against the 0 of the in-place rule, is the power replaced by 0; and there it is
+ * taken of a base of 1, so that the gradient the where passes back into the branch it leaves
+ * out, 0, meets finite slopes (not 0 * inf) and the higher derivatives stay 0. */
 static tg_tensor *pow_slope(tg_tape *tape, tg_tensor *y, tg_tensor *a, tg_tensor *b)
 {
     const tg_dtype dt = (tg_dtype)b->dtype;
-    tg_tensor *p = pow_slope_power(tape, a, b);
-    tg_tensor *finite = tg_lt(tape, tg_abs(tape, p), tg_scalar(tape, dt, INFINITY));
+    tg_tensor *finite =
+        tg_lt(tape, tg_abs(tape, tg_pow(tape, a, -1)), tg_scalar(tape, dt, INFINITY));
     tg_tensor *nan_at = GMUL(tg_eq(tape, b, tg_ops__zeros_like(tape, b)), GADDC(GNEG(finite), 1));
-    return GMUL(b, tg_where(tape, nan_at, tg_ops__zeros_like(tape, y), p));
+    tg_tensor *safe_a = tg_where(tape, nan_at, tg_scalar(tape, dt, 1), a);
+    return GMUL(
+        b, tg_where(tape, nan_at, tg_ops__zeros_like(tape, y), pow_slope_power(tape, safe_a, b)));
 }
-/* y log(a), pow_tensor's db as a graph, 0 where y = 0. There the log is taken of 1, not of a:
- * the graph's own gradient is then 0 as well, where y log(a) at a = 0 would pass back
- * 0 * log(0) and 0 / 0 (NaN) through the branch the where leaves out, and make the Hessian's
- * (b, a) block NaN against a finite (a, b) block. */
+/* Where pow_tensor's db is 0 rather than y log(a): where y = 0 (an underflow), and at a = 0,
+ * where 0^b is constant in b on either side of 0 (inf below, 0 above: slope 0, not 0 * -inf
+ * = NaN or inf * -inf) and jumps at b = 0 (no derivative: 0 by convention, not log(0) =
+ * -inf). JAX takes 0 at a = 0 for every b, PyTorch for b >= 0. */
+#define POW_DB_IS_ZERO(a, y) ((y) == 0 || (a) == 0)
+/* y log(a), pow_tensor's db as a graph, 0 where POW_DB_IS_ZERO. There the log is taken of 1,
+ * not of a: the graph's own gradient is then 0 as well, where y log(a) at a = 0 would pass
+ * back 0 * log(0) and 0 / 0 (NaN) through the branch the where leaves out, and make the
+ * Hessian's (b, a) block NaN against a finite (a, b) block. */
 static tg_tensor *pow_log_share(tg_tape *tape, tg_tensor *y, tg_tensor *a)
 {
-    tg_tensor *zero = tg_ops__zeros_like(tape, y), *at_zero = tg_eq(tape, y, zero);
+    tg_tensor *zero = tg_ops__zeros_like(tape, y);
+    tg_tensor *at_zero = tg_maximum(tape, tg_eq(tape, y, zero), tg_eq(tape, a, zero));
     tg_tensor *safe_a = tg_where(tape, at_zero, tg_scalar(tape, (tg_dtype)y->dtype, 1), a);
     return tg_where(tape, at_zero, zero, GMUL(y, tg_log(tape, safe_a)));
 }
-/* y = a^b;  da += dy * b * a^(b-1) (0 where b = 0), db += dy * y * log(a) (0 where y = 0) */
+/* y = a^b;  da += dy * b * a^(b-1) (0 where b = 0), db += dy * y * log(a) (0 where
+ * POW_DB_IS_ZERO) */
 BINARY_OP_STEPS(TG_INLINE, pow_tensor, POW_TENSOR, false, tg__pow(a, b),
-                dy *tg_ops__pow_slope(a, b, b - 1), y == 0 ? 0 : dy * y * LOG(a),
+                dy *tg_ops__pow_slope(a, b, b - 1), POW_DB_IS_ZERO(a, y) ? 0 : dy * y * LOG(a),
                 GMUL(dy, pow_slope(tape, y, a, b)), GMUL(dy, pow_log_share(tape, y, a)))
 
 /* y = (a < b), (a <= b), ... as 0 or 1; a NaN compares false, except in ne */
