@@ -370,6 +370,7 @@ Test(bench, targets)
                       w);
     }
     cr_assert(w1 == 1 && w2 == 2 && w3 == n_cpus, "W1 %d, W2 %d, W3 %d lines", w1, w2, w3);
+    double big1_gflops = NAN; /* 1024^3 on one thread */
     for (int t = 1; t <= n_cpus; t++) {
         const tj *big = NULL;
         double thin = INFINITY;
@@ -410,12 +411,21 @@ Test(bench, targets)
                                  *const of_w3[] = {"w3_vs_torch", "w3_rss_of_bar"};
         cr_assert(t == 1 ? !w3_trip && !big_trip
                          : w3_trip && w3_trip->num > 0 && big_trip && big_trip->num > 0);
+        /* and how much faster 1024^3 went on two threads than on one (to 0.01, from the
+         * GFLOP/s as printed, to 4 digits) */
+        const double gain = t == 1 ? NAN : tj_num_of(big, "value") / big1_gflops;
         for (int k = 0; k < 4; k++) {
             const tj *from = k < 2 ? big_trip : w3_trip;
             const char *m = k < 2 ? of_big[k] : of_w3[k - 2];
-            const tj *trip = tj_get(line_of(lines, n, "target", m, t), "core_round_trip_ns");
+            const tj *target_line = line_of(lines, n, "target", m, t);
+            const tj *trip = tj_get(target_line, "core_round_trip_ns");
             cr_assert(from ? trip && trip->num == from->num : !trip, "%s at %d threads", m, t);
+            const tj *speedup_1t = tj_get(target_line, "gemm_speedup_vs_1_thread");
+            cr_assert(t == 1 ? !speedup_1t : speedup_1t && fabs(speedup_1t->num - gain) < 0.006,
+                      "%s at %d threads", m, t);
         }
+        if (t == 1)
+            big1_gflops = tj_num_of(big, "value");
     }
     for (int i = 0; i < n; i++) /* W1, W2 and their targets: one thread */
         if (tj_num_of(&lines[i], "threads") == 1)
