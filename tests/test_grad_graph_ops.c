@@ -582,6 +582,51 @@ Test(grad_graph_ops, pow_tensor_slope_at_a_zero_exponent)
     tg_tensor_free(b);
 }
 
+/* pow_tensor's recorded gradient gives what tg_grad gives, bit for bit, where its rules at a = 0
+ * apply (0 bases of either sign, a base whose 1/a overflows, b < 0, 0, > 0 and NaN), in both
+ * dtypes: element by element over every pair of those bases and exponents, and with a (4, 1)
+ * base broadcast against a (5) exponent, so that each input's gradient sums over the other's
+ * axis (without the NaN, which would fill every sum). */
+static void expect_pow_tensor_grads_alike(tg_tensor *a, tg_tensor *b)
+{
+    tg_tensor *ab[2] = {a, b}, *plain[2], *graph[2];
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *f = tg_sum(tape, tg_pow_tensor(tape, a, b), TG_ALL_AXES, false);
+    cr_assert_eq(tg_grad(tape, f, ab, 2, plain), TG_OK, "%s", tg_last_error());
+    cr_assert_eq(tg_grad_graph(tape, f, ab, 2, NULL, graph), TG_OK, "%s", tg_last_error());
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < tg_tensor_numel(ab[k]); i++) {
+            const double p = tg_tensor_get(plain[k], i), g = tg_tensor_get(graph[k], i);
+            cr_expect(p == g || (isnan(p) && isnan(g)),
+                      "(%s, %zu elements) d/d%c [%zu]: %g against %g",
+                      tg_dtype_name(tg_tensor_dtype(a)), tg_tensor_numel(a), "ab"[k], i, g, p);
+        }
+    tg_tensor_free(plain[0]);
+    tg_tensor_free(plain[1]);
+    tg_tape_free(tape);
+}
+
+Test(grad_graph_ops, pow_tensor_at_zero_bases_as_tg_grad)
+{
+    enum { NA = 4, NB = 6 };
+    for (int di = 0; di < 2; di++) {
+        const tg_dtype dt = di ? TG_F64 : TG_F32;
+        const double as[NA] = {0, -0.0, di ? 1e-310 : 1e-40, 2}, bs[NB] = {-1, 0, 0.5, 1, 2, NAN};
+        double ea[NA * NB], eb[NA * NB];
+        for (int i = 0; i < NA * NB; i++)
+            ea[i] = as[i / NB], eb[i] = bs[i % NB];
+        tg_tensor *a = ts_vec(dt, NA * NB, ea, true), *b = ts_vec(dt, NA * NB, eb, true);
+        expect_pow_tensor_grads_alike(a, b);
+        tg_tensor_free(a);
+        tg_tensor_free(b);
+        a = ts_leaf(dt, 2, TS_SHAPE(NA, 1), as, true);
+        b = ts_vec(dt, NB - 1, bs, true);
+        expect_pow_tensor_grads_alike(a, b);
+        tg_tensor_free(a);
+        tg_tensor_free(b);
+    }
+}
+
 /* take, and index_add into x from src of take's shape, with 0-d, 1-D and 2-D indices,
  * repeated and negative, along every axis */
 Test(grad_graph_ops, take_and_index_add)

@@ -644,11 +644,12 @@ static tg_tensor *pow_slope(tg_tape *tape, tg_tensor *y, tg_tensor *a, tg_tensor
     return GMUL(
         b, tg_where(tape, nan_at, tg_ops__zeros_like(tape, y), pow_slope_power(tape, safe_a, b)));
 }
-/* Where pow_tensor's db is 0 rather than y log(a): where y = 0 (an underflow), and at a = 0,
- * where 0^b is constant in b on either side of 0 (inf below, 0 above: slope 0, not 0 * -inf
- * = NaN or inf * -inf) and jumps at b = 0 (no derivative: 0 by convention, not log(0) =
- * -inf). JAX takes 0 at a = 0 for every b, PyTorch for b >= 0. */
-#define POW_DB_IS_ZERO(a, y) ((y) == 0 || (a) == 0)
+/* Where pow_tensor's db is 0 rather than y log(a): where y = 0 (e.g. an underflow), and at
+ * a = 0 (b not NaN, where y is NaN), where 0^b is constant in b on either side of 0 (inf below,
+ * 0 above: slope 0, not 0 * -inf = NaN or inf * -inf) and jumps at b = 0 (no derivative: 0 by
+ * convention, not log(0) = -inf). PyTorch and JAX take 0 there for b >= 0, and give -inf and
+ * NaN for b < 0. Bitwise, not ||: a branch on a broadcast operand kept GCC's loop scalar. */
+#define POW_DB_IS_ZERO(a, y) (((y) == 0) | (((a) == 0) & ((y) == (y))))
 /* y log(a), pow_tensor's db as a graph, 0 where POW_DB_IS_ZERO. There the log is taken of 1,
  * not of a: the graph's own gradient is then 0 as well, where y log(a) at a = 0 would pass
  * back 0 * log(0) and 0 / 0 (NaN) through the branch the where leaves out, and make the
@@ -656,7 +657,8 @@ static tg_tensor *pow_slope(tg_tape *tape, tg_tensor *y, tg_tensor *a, tg_tensor
 static tg_tensor *pow_log_share(tg_tape *tape, tg_tensor *y, tg_tensor *a)
 {
     tg_tensor *zero = tg_ops__zeros_like(tape, y);
-    tg_tensor *at_zero = tg_maximum(tape, tg_eq(tape, y, zero), tg_eq(tape, a, zero));
+    tg_tensor *at_zero =
+        tg_maximum(tape, tg_eq(tape, y, zero), GMUL(tg_eq(tape, a, zero), tg_eq(tape, y, y)));
     tg_tensor *safe_a = tg_where(tape, at_zero, tg_scalar(tape, (tg_dtype)y->dtype, 1), a);
     return tg_where(tape, at_zero, zero, GMUL(y, tg_log(tape, safe_a)));
 }

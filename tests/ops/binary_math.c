@@ -154,20 +154,22 @@ Test(ops, pow_tensor_at_zero_and_negative_base)
     for (int di = 0; di < 2; di++) {
         tg_dtype dt = DTYPES[di];
         tg_tape_reset(tape);
-        /* a = 0 with b = 2, 0, 0.5, -1; a < 0 with an integer and a non-integer b */
-        tg_tensor *a = own_leaf(dt, 1, TS_SHAPE(6), TS_VALS(0, 0, 0, 0, -2, -8), true);
-        tg_tensor *b = own_leaf(dt, 1, TS_SHAPE(6), TS_VALS(2, 0, 0.5, -1, 2, 1.0 / 3), true);
+        /* a = 0 with b = 2, 0, 0.5, -1, NaN; a < 0 with an integer and a non-integer b */
+        tg_tensor *a = own_leaf(dt, 1, TS_SHAPE(7), TS_VALS(0, 0, 0, 0, 0, -2, -8), true);
+        tg_tensor *b = own_leaf(dt, 1, TS_SHAPE(7), TS_VALS(2, 0, 0.5, -1, NAN, 2, 1.0 / 3), true);
         tg_tensor *y = tg_pow_tensor(tape, a, b);
-        /* C's pow: 0^2 = 0, 0^0 = 1, 0^0.5 = 0, 0^-1 = inf, (-2)^2 = 4, (-8)^(1/3) = NaN */
-        EXPECT_VALUES("pow_tensor edges", y, 0, 1, 0, INFINITY, 4, NAN);
+        /* C's pow: 0^2 = 0, 0^0 = 1, 0^0.5 = 0, 0^-1 = inf, 0^NaN = NaN, (-2)^2 = 4,
+         * (-8)^(1/3) = NaN */
+        EXPECT_VALUES("pow_tensor edges", y, 0, 1, 0, INFINITY, NAN, 4, NAN);
         backward_seed(y, NULL);
-        /* da: 2*0 = 0; 0 (b = 0); 0.5 * 0^-0.5 = inf; -1 * 0^-2 = -inf; 2*(-2) = -4; NaN */
-        EXPECT_GRAD("pow_tensor edges: da", a, 0, 0, INFINITY, -INFINITY, -4, NAN);
+        /* da: 2*0 = 0; 0 (b = 0); 0.5 * 0^-0.5 = inf; -1 * 0^-2 = -inf; NaN; 2*(-2) = -4; NaN */
+        EXPECT_GRAD("pow_tensor edges: da", a, 0, 0, INFINITY, -INFINITY, NAN, -4, NAN);
         /* db = y log(a), but 0 at a = 0, where 0^b is constant in b on either side of 0 and
-         * jumps at b = 0 (not 0 * -inf, 1 * log(0) = -inf, inf * -inf); 4 * log(-2) = NaN;
-         * NaN. PyTorch 1.13 (a = 0 with b = 2, 0, 0.5, -1; (a**b).sum().backward()) gives
-         * da 0, 0, inf, -inf as here and db 0, 0, 0, -inf: the same but at b < 0. */
-        EXPECT_GRAD("pow_tensor edges: db", b, 0, 0, 0, 0, NAN, NAN);
+         * jumps at b = 0 (not 0 * -inf, 1 * log(0) = -inf, inf * -inf); NaN with b NaN;
+         * 4 * log(-2) = NaN; NaN. PyTorch 1.13 (a = 0 with b = 2, 0, 0.5, -1, NaN;
+         * (a**b).sum().backward()) gives da 0, 0, inf, -inf, NaN as here and db 0, 0, 0, -inf,
+         * NaN: the same but at b < 0. */
+        EXPECT_GRAD("pow_tensor edges: db", b, 0, 0, 0, 0, NAN, NAN, NAN);
     }
 }
 
