@@ -238,6 +238,33 @@ Test(loss, cross_entropy_soft_and_onehot_targets)
     cr_assert_eq(tg_tensor_dim(oh, 1), 4);
     for (size_t i = 0; i < 8; i++)
         cr_assert_eq(tg_tensor_get(oh, i), (i == 3 || i == 5) ? 1.0 : 0.0, "onehot[%zu]", i);
+    /* Labels of more axes keep them, with the classes' axis last, as PyTorch's one_hot:
+     * [[2, 0], [1, 2]] gives (2, 2, 3); a 0-d label (3); labels of four axes are refused. */
+    tg_tensor *y22 = ts_leaf(TG_F32, 2, TS_SHAPE(2, 2), TS_VALS(2, 0, 1, 2), false);
+    tg_tensor *oh22 = tg_onehot(tape, y22, 3);
+    cr_assert_not_null(oh22, "%s", tg_last_error());
+    cr_assert_eq(tg_tensor_rank(oh22), 3);
+    cr_assert(tg_tensor_dim(oh22, 0) == 2 && tg_tensor_dim(oh22, 1) == 2 &&
+              tg_tensor_dim(oh22, 2) == 3);
+    cr_assert_eq(tg_tensor_dtype(oh22), TG_F32);
+    static const double want22[12] = {0, 0, 1, 1, 0, 0, 0, 1, 0, 0, 0, 1};
+    for (size_t i = 0; i < 12; i++)
+        cr_assert_eq(tg_tensor_get(oh22, i), want22[i], "onehot (2,2)[%zu]", i);
+    tg_tensor *y0 = ts_scalar(TG_F64, 1, false);
+    tg_tensor *oh0 = tg_onehot(tape, y0, 3);
+    cr_assert(oh0 && tg_tensor_rank(oh0) == 1 && tg_tensor_dim(oh0, 0) == 3, "%s", tg_last_error());
+    cr_assert(tg_tensor_get(oh0, 0) == 0 && tg_tensor_get(oh0, 1) == 1 &&
+              tg_tensor_get(oh0, 2) == 0);
+    tg_tensor *y4 = ts_leaf(TG_F64, 4, TS_SHAPE(1, 1, 1, 2), TS_VALS(0, 1), false);
+    tg_tape *deep = tg_tape_new();
+    cr_assert_null(tg_onehot(deep, y4, 2));
+    cr_expect_eq(tg_tape_status(deep), TG_ESHAPE);
+    ts_assert_has(tg_tape_error(deep),
+                  "onehot: labels [1,1,1,2] would give a one-hot of 5 axes, more than 4");
+    tg_tape_free(deep);
+    tg_tensor_free(y22);
+    tg_tensor_free(y0);
+    tg_tensor_free(y4);
     /* No classes at all: a clear refusal, not "class id in 0..0". */
     tg_tape *none = tg_tape_new();
     cr_assert_null(tg_onehot(none, y, 0));

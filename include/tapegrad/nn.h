@@ -40,10 +40,11 @@ TG_API tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *
  * term a product, so a target of 0 against a logit of -inf is 0 * -inf = NaN (for masked
  * classes, pass class ids to tg_cross_entropy). */
 TG_API tg_tensor *tg_cross_entropy_soft(tg_tape *tape, tg_tensor *logits, tg_tensor *targets);
-/* A constant (N, n_classes) of the labels' dtype with 1 at [i, labels[i]] and 0 elsewhere,
- * N the number of labels: labels of any shape are read in row-major order (a (2,2) tensor
- * gives 4 rows, a 0-d one 1). TG_EINVAL names the first label that is not an integer in
- * 0..n_classes-1. */
+/* A constant of the labels' dtype and shape with one more axis, n_classes long, last: 1 at
+ * [..., labels[...]] and 0 elsewhere, as PyTorch's one_hot (N labels give (N, n_classes), a
+ * (2,2) tensor (2,2,n_classes), a 0-d one (n_classes)). Labels of TG_MAX_RANK axes are refused
+ * (TG_ESHAPE: the result would have one more). TG_EINVAL names the first label (in row-major
+ * order) that is not an integer in 0..n_classes-1. */
 TG_API tg_tensor *tg_onehot(tg_tape *tape, tg_tensor *labels, size_t n_classes);
 
 /* ---- layers and models ------------------------------------------------------------------

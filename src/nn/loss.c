@@ -108,8 +108,10 @@ tg_tensor *tg_cross_entropy_soft(tg_tape *tape, tg_tensor *logits, tg_tensor *ta
     return cross_entropy_of("cross_entropy_soft", tape, logits, targets, false);
 }
 
-/* tg_onehot for the function `who`, whose name its errors carry. */
-static tg_tensor *onehot_for(const char *who, tg_tape *tape, tg_tensor *labels, size_t n_classes)
+/* tg_onehot for the function `who`, whose name its errors carry; `flat`: of shape
+ * (number of labels, n_classes) whatever the labels' shape, as cross_entropy reads it. */
+static tg_tensor *onehot_for(const char *who, tg_tape *tape, tg_tensor *labels, size_t n_classes,
+                             bool flat)
 {
     if (!usable(tape, who, labels, labels))
         return NULL;
@@ -123,6 +125,13 @@ static tg_tensor *onehot_for(const char *who, tg_tape *tape, tg_tensor *labels, 
         return fail(tape, TG_EINVAL, "%s: n_classes is 0 (a label needs a class to be)", who);
     if (n > SIZE_MAX / n_classes / 8)
         return fail(tape, TG_ESHAPE, "%s: %zu x %zu is too large", who, n, n_classes);
+    const int rank = flat ? 1 : tg_tensor_rank(labels);
+    if (rank >= TG_MAX_RANK) {
+        char s[96];
+        return fail(tape, TG_ESHAPE, "%s: labels %s would give a one-hot of %d axes, more than %d",
+                    who, tg_shape_format(s, sizeof s, rank, tg_tensor_shape(labels)), rank + 1,
+                    TG_MAX_RANK);
+    }
     /* Build in arena scratch, then record it as a constant (one copy, no heap). */
     const size_t es = tg_dtype_size(dtype);
     unsigned char *buf = tg_tape__scratch(tape, n * n_classes * es, who);
@@ -140,13 +149,17 @@ static tg_tensor *onehot_for(const char *who, tg_tape *tape, tg_tensor *labels, 
         else
             ((double *)buf)[k] = 1.0;
     }
-    const size_t shape[2] = {n, n_classes};
-    return tg_constant(tape, dtype, 2, shape, buf);
+    /* the labels' shape and the classes' axis (element i's row is i either way) */
+    size_t shape[TG_MAX_RANK] = {n};
+    if (!flat)
+        memcpy(shape, tg_tensor_shape(labels), (size_t)rank * sizeof shape[0]);
+    shape[rank] = n_classes;
+    return tg_constant(tape, dtype, rank + 1, shape, buf);
 }
 
 tg_tensor *tg_onehot(tg_tape *tape, tg_tensor *labels, size_t n_classes)
 {
-    return onehot_for("onehot", tape, labels, n_classes);
+    return onehot_for("onehot", tape, labels, n_classes, false);
 }
 
 tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *labels)
@@ -164,7 +177,7 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, tg_tensor *labels)
     if (tg_tensor_dtype(labels) != tg_tensor_dtype(logits))
         return fail(tape, TG_EDTYPE, "cross_entropy: dtypes %s and %s differ",
                     tg_dtype_name(tg_tensor_dtype(logits)), tg_dtype_name(tg_tensor_dtype(labels)));
-    return cross_entropy_of("cross_entropy", tape, logits,
-                            onehot_for("cross_entropy", tape, labels, tg_tensor_dim(logits, 1)),
-                            true);
+    return cross_entropy_of(
+        "cross_entropy", tape, logits,
+        onehot_for("cross_entropy", tape, labels, tg_tensor_dim(logits, 1), true), true);
 }
