@@ -450,9 +450,9 @@ TG_API tg_tensor *tg_atan2(tg_tape *tape, tg_tensor *y, tg_tensor *x);
  * convention (PyTorch's and JAX's for b >= 0; for b < 0 they give -inf and NaN), not log(0) =
  * -inf. For a < 0, log(a) is NaN and so is d/db (a^b is real only at integer b). The gradient
  * recorded for higher derivatives keeps da's slope in b at b = 0, a^(b-1) (d2/da db a^b = 1/a
- * there), as the factor b gives it, and its d/db is 0 with all its derivatives where d/db is 0
- * (their limits at a = 0 for b > 1, where the Hessian's (a, b) and (b, a) blocks then agree;
- * at b = 1 the (a, b) block is 1 where the limit is -inf). tg_pow is the constant-exponent
+ * there), as the factor b gives it, and its d/db, with all its derivatives, is 0 wherever d/db
+ * is taken as 0 (their limits at a = 0 for b > 1, where the Hessian's (a, b) and (b, a) blocks then
+ * agree; at b = 1 the (a, b) block is 1 where the limit is -inf). tg_pow is the constant-exponent
  * form. */
 TG_API tg_tensor *tg_pow_tensor(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 

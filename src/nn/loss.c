@@ -149,7 +149,8 @@ static tg_tensor *onehot_for(const char *who, tg_tape *tape, tg_tensor *labels, 
         else
             ((double *)buf)[k] = 1.0;
     }
-    /* the labels' shape and the classes' axis (element i's row is i either way) */
+    /* the labels' shape and the classes' axis (the buffer is the same either way: label i's
+     * n_classes entries from i * n_classes on) */
     size_t shape[TG_MAX_RANK] = {n};
     if (!flat)
         memcpy(shape, tg_tensor_shape(labels), (size_t)rank * sizeof shape[0]);
