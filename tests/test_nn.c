@@ -200,6 +200,15 @@ Test(loss, cross_entropy_integer_labels)
                 dz[n * 4 + j] = (p[j] - (j == k)) / 3;
         }
         check_loss(tg_cross_entropy, dt, z, y, want, dz, NULL, tol_of(dt));
+        /* The labels may have any shape of N elements: read as N rows, not as one-hot axes. */
+        tg_tensor *col = ts_leaf(dt, 2, TS_SHAPE(3, 1), labels, false),
+                  *deep = ts_leaf(dt, 4, TS_SHAPE(1, 1, 1, 3), labels, false);
+        tg_tensor_zero_grad(z); /* (each backward adds into z's gradient) */
+        check_loss(tg_cross_entropy, dt, z, col, want, dz, NULL, tol_of(dt));
+        tg_tensor_zero_grad(z);
+        check_loss(tg_cross_entropy, dt, z, deep, want, dz, NULL, tol_of(dt));
+        tg_tensor_free(col);
+        tg_tensor_free(deep);
         tg_tensor_free(z);
         tg_tensor_free(y);
     }
@@ -262,6 +271,13 @@ Test(loss, cross_entropy_soft_and_onehot_targets)
     ts_assert_has(tg_tape_error(deep),
                   "onehot: labels [1,1,1,2] would give a one-hot of 5 axes, more than 4");
     tg_tape_free(deep);
+    /* No labels along an axis: no rows either. */
+    tg_tensor *y20 = ts_leaf(TG_F64, 2, TS_SHAPE(2, 0), (double[]){0}, false);
+    tg_tensor *oh20 = tg_onehot(tape, y20, 3);
+    cr_assert(oh20 && tg_tensor_rank(oh20) == 3 && tg_tensor_dim(oh20, 0) == 2 &&
+                  tg_tensor_dim(oh20, 1) == 0 && tg_tensor_dim(oh20, 2) == 3,
+              "%s", tg_last_error());
+    tg_tensor_free(y20);
     tg_tensor_free(y22);
     tg_tensor_free(y0);
     tg_tensor_free(y4);

@@ -447,11 +447,11 @@ TG_API tg_tensor *tg_atan2(tg_tape *tape, tg_tensor *y, tg_tensor *x);
  * b == 0 (a^0 = 1 has slope 0, also at a = 0, as tg_pow); db += dy * a^b * log(a), but 0 where
  * a^b == 0 (e.g. an underflow) or a == 0 (b not NaN): 0^b is constant in b on either side of 0
  * (inf below, 0 above, so slope 0, not 0 * -inf = NaN) and jumps at b = 0, where 0 is the
- * convention (PyTorch's and JAX's for b >= 0; for b < 0 they give -inf and NaN), not log(0) =
- * -inf. For a < 0, log(a) is NaN and so is d/db (a^b is real only at integer b). The gradient
- * recorded for higher derivatives keeps da's slope in b at b = 0, a^(b-1) (d2/da db a^b = 1/a
- * there), as the factor b gives it, and its d/db, with all its derivatives, is 0 wherever d/db
- * is taken as 0 (their limits at a = 0 for b > 1, where the Hessian's (a, b) and (b, a) blocks then
+ * convention (PyTorch's and JAX's for b >= 0; for b < 0 they give -inf and NaN respectively), not
+ * log(0) = -inf. For a < 0, log(a) is NaN and so is d/db (a^b is real only at integer b). The
+ * gradient recorded for higher derivatives keeps da's slope in b at b = 0, a^(b-1) (d2/da db a^b =
+ * 1/a there), as the factor b gives it, and the recorded db, with every derivative of it, is 0
+ * where db is (their limits at a = 0 for b > 1, where the Hessian's (a, b) and (b, a) blocks then
  * agree; at b = 1 the (a, b) block is 1 where the limit is -inf). tg_pow is the constant-exponent
  * form. */
 TG_API tg_tensor *tg_pow_tensor(tg_tape *tape, tg_tensor *a, tg_tensor *b);

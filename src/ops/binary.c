@@ -648,7 +648,7 @@ static tg_tensor *pow_slope(tg_tape *tape, tg_tensor *y, tg_tensor *a, tg_tensor
  * a = 0 (unless b is NaN, which makes y NaN), where 0^b is constant in b on either side of 0 (inf
  * below, 0 above: slope 0, not 0 * -inf = NaN or inf * -inf) and jumps at b = 0 (no derivative: 0
  * by convention, not log(0) = -inf). PyTorch and JAX take 0 there for b >= 0, and give -inf and NaN
- * for b < 0. Bitwise, not ||: a branch on a broadcast operand kept GCC's loop scalar. */
+ * respectively for b < 0. Bitwise, not ||: a branch on a broadcast operand kept GCC's loop scalar. */
 #define POW_DB_IS_ZERO(a, y) (((y) == 0) | (((a) == 0) & ((y) == (y))))
 /* y log(a), pow_tensor's db as a graph, 0 where POW_DB_IS_ZERO. There the log is taken of 1,
  * not of a: the graph's own gradient is then 0 as well, where y log(a) at a = 0 would pass
