@@ -175,6 +175,11 @@ void bench_w1replay(bench *b)
 
 /* ---- W2: a long chain of scalar ops ---------------------------------------------------------- */
 
+/* W2's warm-up: passes in a row that must come within 3 % of the fastest before them (or
+ * slower) before the timed ones start, and the most it runs (0.2-0.5 s at 5-12 ms a pass). */
+#define W2_SETTLED 3
+#define W2_WARMUPS_MAX 40
+
 /* The chain's gradient shrinks by about 0.675 a step backward and reaches the subnormals
  * after some 1,800 steps; from there every backward op would multiply subnormals, which x86
  * cores (Intel's especially) run through microcode assists. W2 measures the tape, not that
@@ -198,11 +203,19 @@ void bench_w2(bench *b)
               tg_tensor_set_requires_grad(bias, true) == TG_OK;
     double dw = 0, hand_dw = 0;
     const char *why = NULL; /* NULL: tg_last_error() */
-    /* Two warm-ups, r = -2 and -1: a tape records into its two header arenas in turn, so the
-     * second recording is the first to touch the other one (38 MB here). What that costs is
-     * the kernel's, not the tape's: on a VM that hands freed memory back to its host, fresh
-     * huge pages were measured at 3-7 ms per MiB, 0.25 s for this chain (a steady pass: 5 ms). */
-    for (int r = -2; r < reps && ok; r++) {
+    /* Warm-up passes (untimed) until the pass time stops falling: until W2_SETTLED passes in a
+     * row come no more than 3 % under the fastest before them, at most W2_WARMUPS_MAX; so at
+     * least W2_SETTLED + 1, which takes in both header arenas (a tape records into them in
+     * turn, so the second recording is the first to touch the other one: 38 MB here). What
+     * the first passes cost is the host's, not the tape's: on a VM that hands freed memory back
+     * to its host, fresh huge pages were measured at 3-7 ms per MiB, 0.25 s for this chain (a
+     * steady pass: 5 ms); on an Intel VM the third to fifth passes ran 1.3-1.6x slower than
+     * the tenth, falling pass by pass, as did a plain C loop writing 128-byte records over
+     * 38 MB (13.3 ns a record in its third pass, about 5 from its eleventh). */
+    int warmups = 0, settled = 0;
+    double fastest = INFINITY;
+    for (int r = 0; r < reps && ok;) {
+        const bool warming = settled < W2_SETTLED && warmups < W2_WARMUPS_MAX;
         tg_tensor_zero_grad(x);
         tg_tensor_zero_grad(w);
         tg_tensor_zero_grad(bias);
@@ -215,21 +228,25 @@ void bench_w2(bench *b)
         double t2 = monotonic_seconds();
         dw = tg_tensor_grad_get(w, 0);
         tg_tape_reset(tape);
-        if (r >= 0) {
-            fwd[r] = (t1 - t0) * 1e9 / ops;
-            both[r] = (t2 - t0) * 1e9 / ops;
-        }
         double hf, hb;
         if (ok && !bench_hand_w2(dt, 0.5, 0.9, 0.1, iters, &hf, &hb, &hand_dw))
             ok = false, why = "out of memory";
-        if (r >= 0 && ok) {
+        if (warming) {
+            warmups++;
+            settled = t2 - t0 < 0.97 * fastest ? 0 : settled + 1;
+            fastest = fmin(fastest, t2 - t0);
+        } else if (ok) {
+            fwd[r] = (t1 - t0) * 1e9 / ops;
+            both[r] = (t2 - t0) * 1e9 / ops;
             hfwd[r] = hf * 1e9 / ops;
             hboth[r] = hb * 1e9 / ops;
+            r++;
         }
     }
     if (ok) {
         figure f = bench_figure("W2", "ns_per_op_forward", dt, reps);
         bench_ctx_num(&f, "ops", ops);
+        bench_ctx_num(&f, "warmup_passes", warmups);
         bench_ctx_num(&f, "dy_dw", dw);
         bench_ctx_str(&f, "subnormals", flushing ? "flushed" : "kept (flushing not supported)");
         bench_ctx_cpus(b, &f);
