@@ -167,10 +167,10 @@ Test(bench, all_quick_json)
         } else if (strcmp(w, "W2") == 0) {
             cr_assert(strcmp(m, "ns_per_op_forward") == 0 ||
                       strcmp(m, "ns_per_op_forward_backward") == 0);
-            /* the first pass and W2_SETTLED (3) more at least, W2_WARMUPS_MAX (40) at most */
+            /* W2_WARMUPS_MIN (10) at least, W2_WARMUPS_MAX (40) at most */
             const double warmups = tj_num_of(l, "warmup_passes");
-            cr_assert(warmups >= 4 && warmups <= 40 && warmups == floor(warmups), "warmup_passes %g",
-                      warmups);
+            cr_assert(warmups >= 10 && warmups <= 40 && warmups == floor(warmups),
+                      "warmup_passes %g", warmups);
             w2++;
         } else if (strcmp(w, "W3") == 0) {
             cr_assert_str_eq(m, "ms_per_step");
