@@ -742,12 +742,14 @@ static __attribute__((noinline)) tg_status pass_back_zeros(tg_tape *tape, tg_ten
     return tape->status;
 }
 
-/* How many nodes ahead of the one it hands back the walk asks for a header (both its lines,
- * for writing: a VJP writes its inputs' gradients, which a 0-d node keeps in its second line).
- * A node's inputs are mostly the nodes just below it, so this brings in what the next VJPs
- * read. On an Intel Xeon VM (family 6 model 167, 2 MiB L2), W2's backward (300,000 0-d nodes,
- * 38 MB of headers) ran at 7.1-8.1 ns an op with it at 16, 48 or 96 against 8.9-10.4 without;
- * on Zen 5 an earlier trial changed nothing (docs/performance.md). */
+/* How many nodes ahead of the one it hands back the walk asks for a header (both its lines:
+ * headers are 128 bytes, laid from cache-line-aligned blocks; for writing: a VJP writes its
+ * inputs' gradients, which a 0-d node keeps in its second line). A node's inputs are mostly
+ * the nodes just below it, so this brings in what the next VJPs read. On an Intel Xeon VM
+ * (family 6 model 167, 2 MiB L2), W2's backward (300,000 0-d nodes, 38 MB of headers) ran at
+ * 7.1-8.1 ns an op with it at 16, 48 or 96 against 8.9-10.4 without. On Zen 5 a trial at 16 to
+ * 64 gave a little in one series and lost a little in the next (docs/performance.md, Zen 5,
+ * a twelfth stop); this one is unmeasured there. */
 #define TG_WALK_PREFETCH_AHEAD 48
 
 /* The reverse loop of a walk, over nodes[0..end): each node with a gradient in this pass hands
