@@ -219,8 +219,8 @@ void bench_w2(bench *b)
     int warmups = 0, settled = 0;
     double fastest = INFINITY;
     for (int r = 0; r < reps && ok;) {
-        const bool warming =
-            warmups < W2_WARMUPS_MIN || (settled < W2_SETTLED && warmups < W2_WARMUPS_MAX);
+        /* (settled stays 0 through the first W2_WARMUPS_MIN passes: see below) */
+        const bool warming = settled < W2_SETTLED && warmups < W2_WARMUPS_MAX;
         tg_tensor_zero_grad(x);
         tg_tensor_zero_grad(w);
         tg_tensor_zero_grad(bias);
