@@ -1,6 +1,7 @@
 /* test_pool.c: the thread pool behind tg__parallel_for: every index covered exactly once, in
  * ranges that depend only on (n, grain, thread count); resizing; nested and concurrent calls;
- * thread-creation failure; TG_NUM_THREADS; idle workers that sleep; fork. */
+ * thread-creation failure; TG_NUM_THREADS; idle workers that sleep; fork; jobs back to back
+ * that never mix. */
 #define _GNU_SOURCE /* sched_getaffinity, sched_setaffinity */
 #include <criterion/criterion.h>
 #include <tapegrad.h>
@@ -293,6 +294,52 @@ Test(pool, nested_calls_run_in_place)
         cr_assert_eq(atomic_load(&c.inner_ranges), 64 * (int)expected_ranges(200, 10, threads),
                      "threads=%d: nested calls changed the split", threads);
     }
+}
+
+/* Jobs posted back to back, each different in every field (function, context, size, ranges):
+ * a worker still polling after one takes the next without the pool's mutex, and must never
+ * run a range with one job's function and another's context or bounds. Tiny ranges, so the
+ * caller often ends a job alone while a worker is reading it. */
+typedef struct tagged {
+    unsigned tag;
+    size_t n;
+    atomic_int hits[64];
+    atomic_int bad;
+} tagged;
+
+static void tagged_range(tagged *t, unsigned tag, size_t begin, size_t end)
+{
+    if (t->tag != tag || end > t->n || begin >= end)
+        atomic_fetch_add(&t->bad, 1);
+    for (size_t i = begin; i < end && i < 64; i++)
+        atomic_fetch_add(&t->hits[i], 1);
+}
+static void range_a(void *ctx, size_t begin, size_t end)
+{
+    tagged_range(ctx, 0xA, begin, end);
+}
+static void range_b(void *ctx, size_t begin, size_t end)
+{
+    tagged_range(ctx, 0xB, begin, end);
+}
+
+Test(pool, back_to_back_jobs_never_mix)
+{
+    static tagged a = {.tag = 0xA, .n = 2}, b = {.tag = 0xB, .n = 64};
+    cr_assert_eq(tg_set_num_threads(2), TG_OK);
+    const int loops = 20000;
+    for (int k = 0; k < loops; k++) {
+        tg__parallel_for(a.n, 1, range_a, &a);
+        tg__parallel_for(b.n, 1, range_b, &b);
+    }
+    cr_assert_eq(atomic_load(&a.bad) + atomic_load(&b.bad), 0, "%d ranges ran with a mixed job",
+                 atomic_load(&a.bad) + atomic_load(&b.bad));
+    for (size_t i = 0; i < a.n; i++)
+        cr_assert_eq(atomic_load(&a.hits[i]), loops, "job a: index %zu ran %d times", i,
+                     atomic_load(&a.hits[i]));
+    for (size_t i = 0; i < b.n; i++)
+        cr_assert_eq(atomic_load(&b.hits[i]), loops, "job b: index %zu ran %d times", i,
+                     atomic_load(&b.hits[i]));
 }
 
 /* Two application threads loop at once: one owns the pool, the other runs its ranges itself;
