@@ -168,8 +168,10 @@ static bool gemm_case_run(bench *b, tg_dtype dt, const gemm_case *c, int reps, d
     bench_fill(A, dt, c->M * c->K, &rng, 0);
     bench_fill(B, dt, c->K * c->N, &rng, 0);
     memset(C, 0, c->M * c->N * es);
-    /* Backward products accumulate into the gradient (beta = 1), as the VJP does. */
-    double beta = strcmp(c->form, "A.B") == 0 ? 0.0 : 1.0;
+    /* Each as W3's step runs it (matmul's VJP, src/ops/linalg.c): the forward writes its output,
+     * dX (dY.B^T) writes the gradient of a tape tensor it is the first to touch in the pass
+     * (beta = 0), dW (A^T.dY) adds into its weight's, which accumulates (beta = 1). */
+    double beta = strcmp(c->form, "A^T.dY") == 0 ? 1.0 : 0.0;
     long calls[2] = {1, 1};
     const bool wait_idle = blas_rates && b->threads > 1 && !b->o->quick;
     for (int w = 0; w < (blas_rates ? 2 : 1); w++) {
