@@ -296,10 +296,10 @@ Test(pool, nested_calls_run_in_place)
     }
 }
 
-/* Jobs posted back to back, each different in every field (function, context, size, ranges):
- * a worker still polling after one takes the next without the pool's mutex, and must never
- * run a range with one job's function and another's context or bounds. Tiny ranges, so the
- * caller often ends a job alone while a worker is reading it. */
+/* Jobs posted back to back, each different in every field (function, context, size, range
+ * count: 2 and 4): a worker still polling after one takes the next without the pool's mutex,
+ * and must never run a range with one job's function and another's context, bounds or range
+ * count. Tiny ranges, so the caller often ends a job alone while a worker is reading it. */
 typedef struct tagged {
     unsigned tag;
     size_t n;
@@ -326,7 +326,7 @@ static void range_b(void *ctx, size_t begin, size_t end)
 Test(pool, back_to_back_jobs_never_mix)
 {
     static tagged a = {.tag = 0xA, .n = 2}, b = {.tag = 0xB, .n = 64};
-    cr_assert_eq(tg_set_num_threads(2), TG_OK);
+    cr_assert_eq(tg_set_num_threads(4), TG_OK); /* a: 2 ranges, b: 4 */
     const int loops = 20000;
     for (int k = 0; k < loops; k++) {
         tg__parallel_for(a.n, 1, range_a, &a);

@@ -284,10 +284,11 @@ static job load_job(void)
 
 /* The job a worker's poll saw posted, read without mu; returns its generation. By the time
  * it is read, that job may have ended and the next one be posted, its fields mixed with the
- * first's. Each field of the next job is a release store after the claim that found the first
- * job's ranges all taken (run_parallel), and each read here an acquire load: a field read from
- * the next job makes that claim visible to claim_and_run, which then takes no range of the
- * generation returned, so the worker runs nothing of the mix. */
+ * first's. When a job's ranges are all claimed, its caller closes its generation in `claim`
+ * (index UINT32_MAX: no range count reaches it) before the next job is written; each field of
+ * the next job is a release store, and each read here an acquire load. So a field read from
+ * the next job makes the closed generation visible to claim_and_run, which then takes no range
+ * of the generation returned: the worker runs nothing of the mix. */
 static uint32_t read_posted_job(job *j)
 {
     const uint32_t gen = (uint32_t)(atomic_load_explicit(&pool.claim, memory_order_acquire) >> 32);
@@ -328,7 +329,7 @@ static void *worker_main(void *arg)
          * take it without mu. (Taking mu as soon as the post showed found the poster still
          * holding it often enough that the worker slept on the mutex and woke late: on an
          * Intel Xeon's 2 vCPUs, a loop of two 1.1 us ranges took 2.0 us against 1.5-1.6
-         * without mu, with an eighth of the futex calls.) A shrink joins workers between
+         * without mu, with a fifth of the futex calls.) A shrink joins workers between
          * jobs, when no post can come: a polling worker times out and finds it under mu. */
         for (;;) {
             run_job(seen, &j);
@@ -475,8 +476,8 @@ static void run_parallel(size_t n, uint32_t r, tg_range_fn fn, void *ctx, int th
 
     pthread_mutex_lock(&pool.mu);
     uint32_t gen = ++pool.gen;
-    /* Release stores: each orders the end of the last job (the claim that found its ranges
-     * all taken) before it, for workers that read the job without mu (read_posted_job). */
+    /* Release stores: each orders the end of the last job (its closed generation in `claim`)
+     * before it, for workers that read the job without mu (read_posted_job). */
     atomic_store_explicit(&pool.fn, fn, memory_order_release);
     atomic_store_explicit(&pool.ctx, ctx, memory_order_release);
     atomic_store_explicit(&pool.n, n, memory_order_release);
@@ -504,6 +505,10 @@ static void run_parallel(size_t n, uint32_t r, tg_range_fn fn, void *ctx, int th
         fn(ctx, b, e);
         ran++;
     }
+    /* Every range is claimed: close the generation for any range count, not just r. A worker
+     * that read this job's generation and then the next job's range count (read_posted_job)
+     * could otherwise claim "range r" of this one. No claim can follow (each needs i < r). */
+    atomic_store_explicit(&pool.claim, (uint64_t)gen << 32 | UINT32_MAX, memory_order_relaxed);
     if (atomic_fetch_add_explicit(&pool.done, ran, memory_order_acq_rel) + ran != r) {
         if (!spin_until(&pool.done, r, CALLER_SPIN_NS)) {
             pthread_mutex_lock(&pool.mu);
