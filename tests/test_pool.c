@@ -299,7 +299,10 @@ Test(pool, nested_calls_run_in_place)
 /* Jobs posted back to back, each different in every field (function, context, size, range
  * count: 2 and 4): a worker still polling after one takes the next without the pool's mutex,
  * and must never run a range with one job's function and another's context, bounds or range
- * count. Tiny ranges, so the caller often ends a job alone while a worker is reading it. */
+ * count. A mix of function, context or bounds fails the assertions below; a mix of range
+ * counts makes a job's finished ranges overshoot its count, which the pool's own assertion
+ * stops in builds with assertions (else the loop hangs until ctest's timeout). Tiny ranges, so
+ * the caller often ends a job alone while a worker is reading it. */
 typedef struct tagged {
     unsigned tag;
     size_t n;

@@ -121,7 +121,8 @@ static struct pool {
     _Atomic size_t n;
     _Atomic uint32_t nranges;
     _Atomic unsigned flush; /* the posting thread's subnormal flushing (flush_bits) */
-    _Atomic uint64_t claim; /* gen << 32 | next unclaimed range */
+    _Atomic uint64_t claim; /* gen << 32 | next unclaimed range (r + 1 after the caller's
+                             * last claim, UINT32_MAX once closed: run_parallel) */
     _Atomic uint64_t done;  /* ranges finished in the current job */
     int fail_spawn_after;   /* tests: thread creations that may succeed (< 0: all) */
     struct worker {
@@ -304,8 +305,11 @@ static void run_job(uint32_t gen, const job *j)
     uint32_t ran = claim_and_run(gen, j->n, j->nranges, j->fn, j->ctx);
     /* The job cannot end (nor a new one start) while a claimed range is unfinished, so `done`
      * still counts this generation. */
-    if (ran &&
-        atomic_fetch_add_explicit(&pool.done, ran, memory_order_acq_rel) + ran == j->nranges) {
+    if (!ran)
+        return;
+    const uint64_t done = atomic_fetch_add_explicit(&pool.done, ran, memory_order_acq_rel) + ran;
+    TG_ASSERT(done <= j->nranges); /* past it, the caller would wait forever */
+    if (done == j->nranges) {
         pthread_mutex_lock(&pool.mu);
         pthread_cond_signal(&pool.done_cv);
         pthread_mutex_unlock(&pool.mu);
@@ -493,7 +497,8 @@ static void run_parallel(size_t n, uint32_t r, tg_range_fn fn, void *ctx, int th
         for (int i = 0; i < wake; i++)
             pthread_cond_signal(&pool.work_cv);
 
-    /* The caller owns this generation: no stale claimer can race it, so a plain add does. */
+    /* Workers claim with a compare-and-swap below r; only the caller adds past r, once (to
+     * r + 1), so a plain add never carries into the generation. */
     uint32_t ran = 0;
     for (;;) {
         uint64_t v = atomic_fetch_add_explicit(&pool.claim, 1, memory_order_acquire);
@@ -509,7 +514,9 @@ static void run_parallel(size_t n, uint32_t r, tg_range_fn fn, void *ctx, int th
      * that read this job's generation and then the next job's range count (read_posted_job)
      * could otherwise claim "range r" of this one. No claim can follow (each needs i < r). */
     atomic_store_explicit(&pool.claim, (uint64_t)gen << 32 | UINT32_MAX, memory_order_relaxed);
-    if (atomic_fetch_add_explicit(&pool.done, ran, memory_order_acq_rel) + ran != r) {
+    const uint64_t done = atomic_fetch_add_explicit(&pool.done, ran, memory_order_acq_rel) + ran;
+    TG_ASSERT(done <= r); /* past it, this wait would never end */
+    if (done != r) {
         if (!spin_until(&pool.done, r, CALLER_SPIN_NS)) {
             pthread_mutex_lock(&pool.mu);
             while (atomic_load_explicit(&pool.done, memory_order_acquire) != r)
