@@ -345,6 +345,36 @@ Test(pool, back_to_back_jobs_never_mix)
                      atomic_load(&b.hits[i]));
 }
 
+/* Range 0 of every job runs on the thread that posted it (pool.c: so that loops over the same
+ * data keep their first part in that core's cache), however short the job and however soon
+ * a polling worker sees it; the other ranges still run once each. */
+typedef struct first_range {
+    pthread_t caller;
+    atomic_int elsewhere, runs;
+} first_range;
+
+static void first_range_fn(void *ctx, size_t begin, size_t end)
+{
+    first_range *f = ctx;
+    if (begin == 0 && !pthread_equal(pthread_self(), f->caller))
+        atomic_fetch_add(&f->elsewhere, 1);
+    atomic_fetch_add(&f->runs, (int)(end - begin));
+}
+
+Test(pool, range_zero_runs_on_the_caller)
+{
+    for (int threads = 2; threads <= 4; threads += 2) {
+        cr_assert_eq(tg_set_num_threads(threads), TG_OK);
+        first_range f = {.caller = pthread_self()};
+        const int loops = 20000;
+        for (int k = 0; k < loops; k++)
+            tg__parallel_for((size_t)threads, 1, first_range_fn, &f);
+        cr_assert_eq(atomic_load(&f.elsewhere), 0, "%d threads: range 0 ran on a worker %d times",
+                     threads, atomic_load(&f.elsewhere));
+        cr_assert_eq(atomic_load(&f.runs), loops * threads);
+    }
+}
+
 /* Two application threads loop at once: one owns the pool, the other runs its ranges itself;
  * both cover their index space exactly once. */
 typedef struct racer {

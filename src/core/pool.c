@@ -2,12 +2,22 @@
  *
  * A loop [0, n) is cut into r = min(threads, n / grain) contiguous ranges whose bounds depend
  * only on n, grain and the thread count (split_range). Which thread runs which range does not
- * matter for the result, so ranges are claimed dynamically: the caller posts the job, wakes
- * r - 1 workers (asleep, or still polling for it after their last job) and starts claiming
- * ranges itself; a worker that wakes late finds nothing left and goes back to waiting. On a
- * busy machine the caller therefore never waits for a worker to be scheduled before it can
- * make progress, and a pool with fewer workers than the thread count (pthread_create failed,
- * or the cap) computes the same ranges.
+ * matter for the result, so ranges are claimed dynamically: the caller posts the job with
+ * range 0 already its own, wakes r - 1 workers (asleep, or still polling for it after their
+ * last job), runs range 0 and then claims what is left; a worker that wakes late finds nothing
+ * left and goes back to waiting. On a busy machine the caller therefore never waits for a
+ * worker to be scheduled before it can make progress, and a pool with fewer workers than the
+ * thread count (pthread_create failed, or the cap) computes the same ranges.
+ *
+ * Range 0 is the caller's for the sake of the caches: consecutive loops over the same data
+ * (a GEMM's KC blocks over its C, the ops of a training step over a batch) cut it the same
+ * way, and with two threads each range then stays on the core that ran it last time. When
+ * the two raced for range 0 instead, they swapped ranges in about a third of the jobs, and
+ * each then fetched its part of the data from the other core's cache: on an Intel Xeon VM
+ * (2 vCPUs, a line's round trip 120-190 ns), two threads writing their own 64 KiB each took 5
+ * us a job against 1.9 now, and W3's 128 x 256 x 10 product split in two 10 us against 4.2
+ * (docs/performance.md, an eighteenth stop). With more workers than one, the workers' ranges
+ * still go to whichever claims first.
  *
  * Synchronization: run_mu is held by the one caller whose loop owns the pool (a second
  * thread, or a nested call from inside a range, finds it taken and runs its ranges itself,
@@ -488,7 +498,7 @@ static void run_parallel(size_t n, uint32_t r, tg_range_fn fn, void *ctx, int th
     atomic_store_explicit(&pool.nranges, r, memory_order_release);
     atomic_store_explicit(&pool.flush, flush_bits(), memory_order_release);
     atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
-    atomic_store_explicit(&pool.claim, (uint64_t)gen << 32, memory_order_release);
+    atomic_store_explicit(&pool.claim, (uint64_t)gen << 32 | 1, memory_order_release); /* 0: ours */
     pthread_mutex_unlock(&pool.mu);
     int wake = (int)r - 1 < pool.nworkers ? (int)r - 1 : pool.nworkers;
     if (wake == pool.nworkers)
@@ -497,9 +507,13 @@ static void run_parallel(size_t n, uint32_t r, tg_range_fn fn, void *ctx, int th
         for (int i = 0; i < wake; i++)
             pthread_cond_signal(&pool.work_cv);
 
-    /* Workers claim with a compare-and-swap below r; only the caller adds past r, once (to
-     * r + 1), so a plain add never carries into the generation. */
-    uint32_t ran = 0;
+    /* Range 0, posted as claimed, then the rest: workers claim with a compare-and-swap
+     * below r; only the caller adds past r, once (to r + 1), so a plain add never carries into
+     * the generation. */
+    size_t b0, e0;
+    split_range(n, r, 0, &b0, &e0);
+    fn(ctx, b0, e0);
+    uint32_t ran = 1;
     for (;;) {
         uint64_t v = atomic_fetch_add_explicit(&pool.claim, 1, memory_order_acquire);
         uint32_t i = (uint32_t)v;
