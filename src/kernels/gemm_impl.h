@@ -438,7 +438,7 @@ static void SFX(thin_rows)(void *ctx, size_t q0, size_t q1)
 
 /* C = beta*C + op(A)·op(B) for N <= TG_GEMM_THIN_NR through kd's thin kernel: for each
  * KC-deep chunk of the depth, the row blocks of C are split over the pool (slots of at least
- * TG_GEMM_THIN_SLOT_WORK multiply-adds), each packing B's chunk. A is read in place. */
+ * TG_GEMM_SLOT_WORK multiply-adds), each packing B's chunk. A is read in place. */
 static void SFX(thin)(const tg_gemm_kernel *kd, bool transA, bool transB, size_t M, size_t N,
                       size_t K, const T *A, size_t lda, const T *B, size_t ldb, T beta, T *C,
                       size_t ldc)
@@ -452,7 +452,7 @@ static void SFX(thin)(const tg_gemm_kernel *kd, bool transA, bool transB, size_t
                             .beta = k0 == 0 ? beta : (T)1, .C = C, .ldc = ldc,
                             .rows_from = gemm_thin_rows_from(kd)};
         const size_t per_block = TMR * N * kc;
-        size_t grain = TG_GEMM_THIN_SLOT_WORK / per_block;
+        size_t grain = TG_GEMM_SLOT_WORK / per_block;
         tg__parallel_for(blocks, grain ? grain : 1, SFX(thin_rows), &jb);
     }
 }
