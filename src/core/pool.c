@@ -14,18 +14,21 @@
  * way, and with two threads each range then stays on the core that ran it last time. When
  * the two raced for range 0 instead, they swapped ranges in about a third of the jobs, and
  * each then fetched its part of the data from the other core's cache: on an Intel Xeon VM
- * (2 vCPUs, a line's round trip 120-190 ns), two threads writing their own 64 KiB each took 5
- * us a job against 1.9 now, and W3's 128 x 256 x 10 product split in two 10 us against 4.2
- * (docs/performance.md, an eighteenth stop). With more workers than one, the workers' ranges
- * still go to whichever claims first.
+ * (2 vCPUs, a line's round trip 110-190 ns), two threads writing their own 64 KiB each took
+ * 5.3 us a job against 1.9 now, and W3's 128 x 256 x 10 product split in two 10 us against
+ * 4.2 (docs/performance.md, an eighteenth stop). With more workers than one, the workers'
+ * ranges still go to whichever claims first. (Workers waiting their turn, worker w for ranges
+ * 1 to w to be claimed, ran that product 1.4-2.1x slower with 3 to 8 threads on the 2 vCPUs: a
+ * worker waiting spins on the core the one it waits for needs.)
  *
  * Synchronization: run_mu is held by the one caller whose loop owns the pool (a second
  * thread, or a nested call from inside a range, finds it taken and runs its ranges itself,
  * in order). mu guards the generation and the worker count, and the job description for a
  * worker that slept; a worker still polling after its last job takes the next one without mu
- * (read_posted_job). Workers sleep on work_cv, the caller on done_cv. A range is claimed with a
- * compare-and-swap on `claim`, which packs the job's generation with the next range index, so a
- * worker still holding an old job can never take a range of the next one. */
+ * (read_posted_job). Workers sleep on work_cv, the caller on done_cv. `claim` packs the job's
+ * generation with the next range index; the job is posted with range 0 claimed (the caller's),
+ * and a worker claims with a compare-and-swap on it, so a worker still holding an old job can
+ * never take a range of the next one. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "core/pool.h"
 
@@ -131,8 +134,9 @@ static struct pool {
     _Atomic size_t n;
     _Atomic uint32_t nranges;
     _Atomic unsigned flush; /* the posting thread's subnormal flushing (flush_bits) */
-    _Atomic uint64_t claim; /* gen << 32 | next unclaimed range (r + 1 after the caller's
-                             * last claim, UINT32_MAX once closed: run_parallel) */
+    _Atomic uint64_t claim; /* gen << 32 | next unclaimed range (1 when posted: range 0 is
+                             * the caller's; r + 1 after the caller's last claim, UINT32_MAX
+                             * once closed: run_parallel) */
     _Atomic uint64_t done;  /* ranges finished in the current job */
     int fail_spawn_after;   /* tests: thread creations that may succeed (< 0: all) */
     struct worker {
@@ -470,8 +474,10 @@ tg_status tg_set_num_threads(int n)
 
 /* ---- the loop --------------------------------------------------------------------------- */
 
+/* Runs the r >= 2 ranges of [0, n) (tg__parallel_run runs a single one itself). */
 static void run_parallel(size_t n, uint32_t r, tg_range_fn fn, void *ctx, int threads)
 {
+    TG_ASSERT(r >= 2);
     if (pthread_mutex_trylock(&pool.run_mu) != 0) {
         /* Nested inside a range, or another thread's loop owns the pool. */
         run_in_order(n, r, fn, ctx);
@@ -498,7 +504,7 @@ static void run_parallel(size_t n, uint32_t r, tg_range_fn fn, void *ctx, int th
     atomic_store_explicit(&pool.nranges, r, memory_order_release);
     atomic_store_explicit(&pool.flush, flush_bits(), memory_order_release);
     atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
-    atomic_store_explicit(&pool.claim, (uint64_t)gen << 32 | 1, memory_order_release); /* 0: ours */
+    atomic_store_explicit(&pool.claim, (uint64_t)gen << 32 | 1, memory_order_release);
     pthread_mutex_unlock(&pool.mu);
     int wake = (int)r - 1 < pool.nworkers ? (int)r - 1 : pool.nworkers;
     if (wake == pool.nworkers)
@@ -507,22 +513,15 @@ static void run_parallel(size_t n, uint32_t r, tg_range_fn fn, void *ctx, int th
         for (int i = 0; i < wake; i++)
             pthread_cond_signal(&pool.work_cv);
 
-    /* Range 0, posted as claimed, then the rest: workers claim with a compare-and-swap
+    /* Range 0, posted as claimed, then whatever is left: workers claim with a compare-and-swap
      * below r; only the caller adds past r, once (to r + 1), so a plain add never carries into
      * the generation. */
-    size_t b0, e0;
-    split_range(n, r, 0, &b0, &e0);
-    fn(ctx, b0, e0);
-    uint32_t ran = 1;
-    for (;;) {
-        uint64_t v = atomic_fetch_add_explicit(&pool.claim, 1, memory_order_acquire);
-        uint32_t i = (uint32_t)v;
-        if (i >= r)
-            break;
+    uint32_t ran = 0;
+    for (uint32_t i = 0; i < r; ran++) {
         size_t b, e;
         split_range(n, r, i, &b, &e);
         fn(ctx, b, e);
-        ran++;
+        i = (uint32_t)atomic_fetch_add_explicit(&pool.claim, 1, memory_order_acquire);
     }
     /* Every range is claimed: close the generation for any range count, not just r. A worker
      * that read this job's generation and then the next job's range count (read_posted_job)

@@ -43,15 +43,17 @@
 #define TG_GEMM_SMALL_WORK ((size_t)8 * 8 * 8)
 
 /* A slot (one thread's share of a product) gets at least this many multiply-adds, so a
- * hand-off to the pool is never for less than a few microseconds of work; on both paths, the
- * packed one's groups and the thin one's row blocks (a product at most 16 columns wide). On
- * 2 threads (Zen 5, f32) W3's 128 x 10 x 256 ran at 178-188 GFLOP/s split at 2^17 or 2^16,
- * against 148-150 whole, and 256 x 10 x 128 (Aᵀ) at 201-209 against 167-168. The packed
- * path's slots were 2^18 until the pool kept each thread on its own range (pool.c): at 2^17
- * W3's 128 x 256 x 10 split ran at 60-75 against 156-165 whole on Zen 5, and on an Intel Xeon
- * VM 10 us against 5.6, its two threads taking each other's part of C every few jobs. Split
- * with the pool as it is, on the Intel VM, 4.2 us (150-158 GFLOP/s against 111-118 whole);
- * unmeasured on Zen since. */
+ * hand-off to the pool is never for less than a microsecond or two of work; on both paths,
+ * the packed one's groups and the thin one's row blocks (a product at most 16 columns wide).
+ * On 2 threads (Zen 5, f32) W3's 128 x 10 x 256 ran at 178-188 GFLOP/s split at 2^17 or
+ * 2^16, against 148-150 whole, and 256 x 10 x 128 (Aᵀ) at 201-209 against 167-168. The
+ * packed path's slots were 2^18 until the pool kept each of two threads on its own range
+ * (pool.c): at 2^17 W3's 128 x 256 x 10 split ran at 60-75 against 156-165 whole on Zen 5,
+ * and on an Intel Xeon VM 10 us against 5.6, its two threads taking each other's part of C
+ * every few jobs. Split with the pool as it is, on the Intel VM, 4.2 us (150-158 GFLOP/s
+ * against 111-118 whole); unmeasured on Zen since, and measured on two threads only: with
+ * t > 2 threads, products of 2^18 to t * 2^18 multiply-adds now get more slots than at 2^18,
+ * and the workers among them still race for their ranges. */
 #define TG_GEMM_SLOT_WORK ((size_t)1 << 17)
 
 /* ---- splitting the work ------------------------------------------------------------------ */
