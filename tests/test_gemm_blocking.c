@@ -196,8 +196,8 @@ Test(gemm_blocking, products_across_this_machines_blocks_match_the_reference)
 static size_t own_b_panels(const tg_gemm_shape *s, size_t out[8][3])
 {
     const size_t wide = s->nr > 16 ? s->nr : 3 * s->nr; /* whole panels only */
-    /* two slots (at least twice TG_GEMM_SLOT_WORK: 2^19 multiply-adds or more covers it at
-     * 2^17 or 2^18) of 2 row tiles, which split their columns */
+    /* two slots (2^19 multiply-adds or more: at least two slots' worth) of 2 row tiles, which
+     * split their columns */
     const size_t m2 = 2 * s->mr, n2 = 4 * s->nr + 5, k2 = (1u << 19) / (m2 * n2) + 1;
     const size_t sizes[][3] = {
         /* fewer rows than a tile (the tile that packs B stores fewer), whole panels beside a
