@@ -892,6 +892,31 @@ Test(mlp, backward_fills_the_gradient_block)
     tg_model_free(m);
 }
 
+/* A gradient block long enough to be zeroed over the pool (2 x 300 x 300 weights and their
+ * biases, past twice the pool's streaming grain), at 1 to 3 threads: every element zero, the
+ * ones at the ranges' edges too. */
+Test(mlp, zero_grad_clears_a_long_block_at_any_thread_count)
+{
+    tg_mlp_spec s = TG_MLP_SPEC_INIT;
+    s.n_layers = 2, s.sizes[0] = 300, s.sizes[1] = 300, s.sizes[2] = 300, s.dtype = TG_F32;
+    tg_model *m = new_model(&s, 5);
+    const size_t n = tg_model_numel(m);
+    cr_assert_eq(n, 2 * (300 * 300 + 300));
+    for (int threads = 1; threads <= 3; threads++) {
+        cr_assert_eq(tg_set_num_threads(threads), TG_OK);
+        float *g = tg_model_grad_data(m);
+        for (size_t i = 0; i < n; i++)
+            g[i] = 1.0f + (float)i;
+        tg_model_zero_grad(m);
+        size_t nonzero = 0;
+        for (size_t i = 0; i < n; i++)
+            nonzero += g[i] != 0.0f;
+        cr_assert_eq(nonzero, 0, "%d threads: %zu of %zu gradients not zeroed", threads, nonzero,
+                     n);
+    }
+    tg_model_free(m);
+}
+
 Test(mlp, training_reduces_the_loss)
 {
     /* XOR with 2 -> 8 (tanh) -> 1 (identity) and bce_logits, plain gradient steps on the

@@ -40,6 +40,7 @@ nn               core/core.h
 nn               io/bytes.h io/files.h   # model files: byte encoding, frame, load and save
 nn               tape/scratch.h          # onehot builds its constant in the arena of the tape
 nn               tensor/borrow.h         # the gradients of a model are one block it owns
+nn/model.c       core/pool.h             # gradients zeroed in the ranges of the optimizer step
 expr             core/core.h
 expr             tape/scratch.h          # tgx literals are built in the arena of the tape
 train            core/core.h

@@ -24,6 +24,13 @@ static inline void tg__parallel_for(size_t n, size_t grain, tg_range_fn fn, void
     }
     tg__parallel_run(n, grain, fn, ctx);
 }
+/* The smallest range of a loop that streams a parameter-sized block through memory (an
+ * optimizer's step, zeroing a model's gradients), in elements: waking a worker costs tens of
+ * microseconds, an element of such a loop about a nanosecond. Loops over the same block share
+ * it, so they cut the block into the same ranges, and each range runs on the thread that ran
+ * it in the loop before (range 0 on the caller: see pool.c), its part of the block still in
+ * that core's cache. */
+#define TG_POOL_STREAM_GRAIN ((size_t)1 << 15)
 /* Joins every worker and forgets the thread count, as at process start: the next use re-reads
  * TG_NUM_THREADS. Also runs at exit. Not from inside a parallel loop. */
 void tg__pool_shutdown(void);

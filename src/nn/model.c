@@ -2,6 +2,7 @@
  * their grads borrowed slices of ONE gradient block, as in llm.c), the forward pass as a
  * composition of public ops, and the metadata that model files carry for `predict`. */
 #include "core/core.h"
+#include "core/pool.h"
 #include "tensor/borrow.h"
 
 #include <math.h>
@@ -272,10 +273,28 @@ void *tg_model_grad_data(tg_model *model)
     return model ? model->grad_block : NULL;
 }
 
+typedef struct zero_job {
+    unsigned char *block;
+    size_t es;
+} zero_job;
+
+static void zero_range(void *ctx, size_t begin, size_t end)
+{
+    const zero_job *z = ctx;
+    memset(z->block + begin * z->es, 0, (end - begin) * z->es);
+}
+
+/* Over the pool, in the ranges of the optimizer's step over the same parameters (a model's
+ * optimizer covers them all, in block order), so each thread zeroes the gradients its step
+ * just read. W3 on 2 threads (Intel Xeon VM): 1.48-1.51 ms a step against 1.58-1.64 with one
+ * memset on the caller, its update 0.14-0.15 ms against 0.22-0.23, and its backward, whose
+ * weight gradients add into the block, 0.72-0.73 against 0.76-0.77. */
 void tg_model_zero_grad(tg_model *model)
 {
-    if (model)
-        memset(model->grad_block, 0, model->numel * tg_dtype_size(model->spec.dtype));
+    if (model) {
+        zero_job z = {model->grad_block, tg_dtype_size(model->spec.dtype)};
+        tg__parallel_for(model->numel, TG_POOL_STREAM_GRAIN, zero_range, &z);
+    }
 }
 
 /* The optimizer over params[0..n_params-1], the order checkpoints assume. */

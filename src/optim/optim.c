@@ -206,11 +206,8 @@ static inline void store_at(void *p, bool f32, size_t i, double v)
  * state is laid out), split over the pool by ranges: with no element shared between ranges,
  * the result is the same bits whatever the split. Each kind and dtype is a separate loop
  * with every option hoisted out of it, so the compiler vectorizes the loops (the arithmetic
- * stays in double, in the same order, whatever the vector width). */
-
-/* Below this many parameters a step runs on the calling thread: waking a worker costs tens
- * of microseconds, Adam's update about one nanosecond per element. */
-#define UPDATE_GRAIN ((size_t)1 << 15)
+ * stays in double, in the same order, whatever the vector width). Ranges of at least
+ * TG_POOL_STREAM_GRAIN parameters (pool.h), as tg_model_zero_grad cuts the gradients. */
 
 typedef struct update_job {
     const tg_optim *o;
@@ -318,7 +315,7 @@ tg_status tg_optim_step(tg_optim *optim)
     const tg_optim_options *p = &optim->opt;
     uint64_t t = optim->steps + 1;
     update_job jb = {optim, p->lr, 1 - pow(p->beta1, (double)t), 1 - pow(p->beta2, (double)t)};
-    tg__parallel_for(optim->numel, UPDATE_GRAIN, update_range, &jb);
+    tg__parallel_for(optim->numel, TG_POOL_STREAM_GRAIN, update_range, &jb);
     optim->steps = t;
     return TG_OK;
 }
