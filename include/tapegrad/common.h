@@ -128,7 +128,8 @@ TG_API uint64_t tg_rng_below(tg_rng *rng, uint64_t n);
 
 /* Threads. Large kernels (GEMM, long elementwise loops with or without broadcasting and most
  * of their gradients' sums over broadcast axes, where, sums over all elements, the lanes of
- * logsumexp and the softmaxes, transposes) are split over a
+ * logsumexp and the softmaxes, transposes, an optimizer's step, zeroing a model's gradients)
+ * are split over a
  * small persistent pool of worker threads; a worker watches for the next job for 0.1 ms after
  * each one (a training step's jobs come that close), then sleeps. The split depends only on the
  * problem size and the thread count, so results are bit-identical from run to run for a given
