@@ -839,6 +839,25 @@ Test(gather, converts_rows_to_either_dtype)
     tg_clear_error();
     tg_dataset_gather(&ds, NULL, 0, 1, (tg_dtype)7, xd, yd);
     cr_assert_eq(tg_last_status(), TG_EINVAL);
+
+    /* A batch that runs past the end of perm (n entries, on the heap so that ASan sees a read
+     * past them), and one whose start wraps: NaN past the end, perm never read there. */
+    size_t *hp = malloc(4 * sizeof *hp);
+    cr_assert_not_null(hp);
+    memcpy(hp, perm, 4 * sizeof *hp);
+    tg_clear_error();
+    tg_dataset_gather(&ds, hp, 3, 2, TG_F64, xd, yd); /* perm[3] = row 1, then position 4 */
+    cr_assert_eq(xd[0], 1.0);
+    cr_assert_eq(yd[0], 11.0);
+    cr_assert(isnan(xd[2]) && isnan(xd[3]) && isnan(yd[1]));
+    cr_assert_eq(tg_last_status(), TG_EINVAL);
+    cr_assert(strstr(tg_last_error(), "rows 3 to 4 reach past the data set's 4"), "%s",
+              tg_last_error());
+    tg_clear_error();
+    tg_dataset_gather(&ds, hp, SIZE_MAX, 2, TG_F64, xd, yd);
+    cr_assert(isnan(xd[0]) && isnan(yd[0]) && isnan(yd[1]));
+    cr_assert_eq(tg_last_status(), TG_EINVAL);
+    free(hp);
 }
 
 Test(gather, batches_cover_an_epoch)

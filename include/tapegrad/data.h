@@ -62,9 +62,11 @@ TG_API void tg_dataset_standardize(tg_dataset *ds, const double *mean, const dou
 /* A permutation of 0..n-1 from the seeded RNG (Fisher-Yates); perm holds n entries. */
 TG_API void tg_shuffle(size_t *perm, size_t n, tg_rng *rng);
 /* Copies rows perm[start .. start+count) of ds into x (count x d) and y (count) of `dtype`
- * (caller memory, e.g. to wrap with tg_tensor_wrap). perm NULL means rows start.. in order
- * (evaluation); x or y NULL skips that part. A row index out of range fills its values with
- * NaN and sets TG_EINVAL (tg_last_error), never reads out of bounds. */
+ * (caller memory, e.g. to wrap with tg_tensor_wrap). perm, a permutation of the ds->n rows
+ * (tg_shuffle), is read at positions below ds->n only; perm NULL means rows start.. in order
+ * (evaluation); x or y NULL skips that part. A position at or past ds->n (a last batch that
+ * runs past the end) or a row index out of range fills its values with NaN and sets
+ * TG_EINVAL (tg_last_error), never reads out of bounds. */
 TG_API void tg_dataset_gather(const tg_dataset *ds, const size_t *perm, size_t start,
                               size_t count, tg_dtype dtype, void *x, void *y);
 

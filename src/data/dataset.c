@@ -217,10 +217,13 @@ void tg_dataset_gather(const tg_dataset *ds, const size_t *perm, size_t start, s
     size_t d = ds->d;
     bool bad = false;
     for (size_t i = 0; i < count; i++) {
-        size_t r = perm ? perm[start + i] : start + i;
-        /* A row out of range becomes NaN (with an error) rather than a read past the end:
-         * anomaly mode or the loss then shows it. */
-        bool ok = r < ds->n && start + i >= start;
+        /* A position past the data set (perm holds ds->n entries) or a row out of range becomes
+         * NaN (with an error) rather than a read past the end of perm or of the data: anomaly
+         * mode or the loss then shows it. */
+        const size_t pos = start + i;
+        const bool in_perm = pos >= start && pos < ds->n;
+        const size_t r = !in_perm ? SIZE_MAX : perm ? perm[pos] : pos;
+        bool ok = r < ds->n;
         bad |= !ok;
         const double *src = ok && d ? ds->x + r * d : NULL;
         double t = ok ? ds->y[r] : NAN;
@@ -248,6 +251,8 @@ void tg_dataset_gather(const tg_dataset *ds, const size_t *perm, size_t start, s
             ((float *)y)[i] = (float)t;
     }
     if (bad)
-        tg__error(TG_EINVAL, "dataset_gather: rows out of range (the data set has %zu)",
-                  ds->n);
+        tg__error(TG_EINVAL,
+                  "dataset_gather: rows %zu to %zu reach past the data set's %zu, or perm holds "
+                  "a row out of range",
+                  start, start + count - 1, ds->n);
 }
