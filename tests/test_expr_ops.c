@@ -109,6 +109,17 @@ static const value_case CASES[] = {
     {"v[:-2]", 1, {6}, 6, {1, 2, 3, 4, 5, 6}, "v", {1, 1, 1, 1, 1, 1, 0, 0}},
     {"v[2:100]", 1, {6}, 6, {3, 4, 5, 6, 7, 8}, "v", {0, 0, 1, 1, 1, 1, 1, 1}},
     {"v[5:2]", 1, {0}, 0, {0}, "v", {0}},
+    /* however far: bounds and steps beyond 2^53 clamp too */
+    {"v[-1e19:9223372036854775807]",
+     1,
+     {8},
+     8,
+     {1, 2, 3, 4, 5, 6, 7, 8},
+     "v",
+     {1, 1, 1, 1, 1, 1, 1, 1}},
+    {"v[1e300:]", 1, {0}, 0, {0}, "v", {0}},
+    {"v[1::1e300]", 1, {1}, 1, {2}, "v", {0, 1, 0, 0, 0, 0, 0, 0}},
+    {"slice(v, 0, -1e30, 2, 1e30)", 1, {1}, 1, {1}, "v", {1, 0, 0, 0, 0, 0, 0, 0}},
     {"A[:, :] * 2",
      2,
      {3, 4},
@@ -299,6 +310,8 @@ Test(syntax_errors, indexing)
                        "all of x)\n    v[]\n     ^~");
     parse_fails("v[1.5]", "error: 1:3: an index must be an integer, not 1.5\n    v[1.5]\n"
                           "      ^~~");
+    parse_fails("v[1e19]", "error: 1:3: an index is beyond 2^53 (no axis is that long)\n"
+                           "    v[1e19]\n      ^~~~");
     parse_fails("v[::0]", "error: 1:5: the step of a slice must be positive, not 0 (tgx has no "
                           "reversed slices)\n    v[::0]\n        ^");
     parse_fails("v[1:5:-1]", "error: 1:7: the step of a slice must be positive, not -1 (tgx has "

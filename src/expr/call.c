@@ -372,7 +372,8 @@ static bool parse_arg(parser *p, const tg_xfunc *f, int nargs, call_args *ca)
         static const char *const SLICE[] = {"the start", "the stop", "the step"};
         bool index = tg_op_info_of(f->op)->attrs == TG_ATTR_INDEX;
         const char *name = index ? "the index" : SLICE[ca->n_ints];
-        if (!tg_expr__parse_int(p, &ca->ints[ca->n_ints], name, f->name, &a))
+        bool far; /* a slice's bound or step clamps; an index beyond 2^53 is an error */
+        if (!tg_expr__parse_int(p, &ca->ints[ca->n_ints], name, f->name, &a, index ? NULL : &far))
             return false;
         if (ca->n_ints == 2 && ca->ints[2] <= 0)
             return tg_expr__perr(p, a.start, a.end, "the step of '%s' must be positive, not %lld",

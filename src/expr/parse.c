@@ -234,8 +234,11 @@ bool tg_expr__parse_const(parser *p, double *v, const char *what, const char *fn
     return true;
 }
 
-bool tg_expr__parse_int(parser *p, int64_t *v, const char *what, const char *fn, xref *span)
+bool tg_expr__parse_int(parser *p, int64_t *v, const char *what, const char *fn, xref *span,
+                        bool *far)
 {
+    if (far)
+        *far = false;
     xref r;
     p->fold++;
     bool ok = tg_expr__parse_expr(p, &r);
@@ -248,13 +251,17 @@ bool tg_expr__parse_int(parser *p, int64_t *v, const char *what, const char *fn,
         return tg_expr__perr(p, r.start, r.end, "%s%s%s%s must be a constant integer", what, of, f,
                              q);
     double d = x->c;
-    if (d != floor(d) || isnan(d))
+    if (d != floor(d) || isnan(d) || isinf(d))
         return tg_expr__perr(p, r.start, r.end, "%s%s%s%s must be an integer, not %g", what, of, f,
                              q, d);
-    if (fabs(d) > MAX_EXACT_INT)
+    if (fabs(d) > MAX_EXACT_INT && !far)
         return tg_expr__perr(p, r.start, r.end,
                              "%s%s%s%s is %g, beyond 2^53 (no axis is that long)", what, of, f, q,
                              d);
+    if (fabs(d) > MAX_EXACT_INT) {
+        d = copysign(MAX_EXACT_INT, d);
+        *far = true;
+    }
     *v = (int64_t)d;
     if (span)
         *span = r;
@@ -418,12 +425,13 @@ static bool parse_item(parser *p, xref *cur, uint32_t item, uint32_t *dropped)
 {
     size_t start = p->tok.start, end = p->tok.end;
     int64_t from = 0, to = TG_EXPR_OPEN_STOP, step = 1;
-    bool select = true;
-    xref r;
+    bool select = true, far = false; /* far: from is beyond 2^53, a slice's start clamped */
+    xref r, from_at = {0, start, end};
     if (p->tok.kind != TG_TOK_COLON) {
-        if (!tg_expr__parse_int(p, &from, "an index", NULL, &r))
+        if (!tg_expr__parse_int(p, &from, "an index", NULL, &r, &far))
             return false;
         end = r.end;
+        from_at = r;
     }
     if (p->tok.kind == TG_TOK_COLON) {
         select = false;
@@ -431,7 +439,8 @@ static bool parse_item(parser *p, xref *cur, uint32_t item, uint32_t *dropped)
         if (!tg_expr__next(p))
             return false;
         if (p->tok.kind != TG_TOK_COLON && !at_item_end(p->tok.kind)) {
-            if (!tg_expr__parse_int(p, &to, "the stop of a slice", NULL, &r))
+            bool clamped;
+            if (!tg_expr__parse_int(p, &to, "the stop of a slice", NULL, &r, &clamped))
                 return false;
             end = r.end;
         }
@@ -440,7 +449,8 @@ static bool parse_item(parser *p, xref *cur, uint32_t item, uint32_t *dropped)
             if (!tg_expr__next(p))
                 return false;
             if (!at_item_end(p->tok.kind)) {
-                if (!tg_expr__parse_int(p, &step, "the step of a slice", NULL, &r))
+                bool clamped;
+                if (!tg_expr__parse_int(p, &step, "the step of a slice", NULL, &r, &clamped))
                     return false;
                 end = r.end;
                 if (step <= 0)
@@ -452,6 +462,9 @@ static bool parse_item(parser *p, xref *cur, uint32_t item, uint32_t *dropped)
             }
         }
     }
+    if (select && far)
+        return tg_expr__perr(p, from_at.start, from_at.end,
+                             "an index is beyond 2^53 (no axis is that long)");
     uint32_t k = tg_expr__emit(p, TG_X_INDEX, start, end);
     if (k == TG_EXPR_NONE)
         return false;

@@ -83,8 +83,11 @@ bool tg_expr__parse_expr(parser *p, xref *out);
 /* A constant: an expression that folds to one number. `what` (and the function fn, when not
  * NULL) name it in the error; span, when not NULL, receives where it is written. */
 bool tg_expr__parse_const(parser *p, double *v, const char *what, const char *fn, xref *span);
-/* A constant integer (|v| <= 2^53); `what` names it ("the index") in errors. */
-bool tg_expr__parse_int(parser *p, int64_t *v, const char *what, const char *fn, xref *span);
+/* A constant integer (|v| <= 2^53); `what` names it ("the index") in errors. With `far` (a
+ * slice's bound or step, which clamp as NumPy's do) an integer beyond 2^53, past the end of any
+ * axis, is taken as +-2^53 and *far set, rather than refused. */
+bool tg_expr__parse_int(parser *p, int64_t *v, const char *what, const char *fn, xref *span,
+                        bool *far);
 
 /* base ^ e (both parsed): pow with a constant exponent, folded when base is a number while
  * folding; pow_tensor when e is not a number. What '^' and pow(x, y) record. */
