@@ -452,3 +452,71 @@ Test(alloc, gradcheck)
     dims[3] = 2;
     drive("gradcheck", scenario_gradcheck, 3);
 }
+
+/* ---- recorded gradients ---------------------------------------------------------------------- */
+
+/* The Hessian of f = sum(op(a, b)) in (a, b) for every binary op, a = (0, 1.5) holding the 0 where
+ * pow_tensor's recorded gradient takes its own branch, b = (2, 0.5): four 2 x 2 blocks each. */
+static tg_tensor *(*const binary_ops[])(tg_tape *, tg_tensor *, tg_tensor *) = {
+    tg_add, tg_sub, tg_mul, tg_div, tg_pow_tensor, tg_atan2, tg_minimum, tg_maximum};
+#define N_BINARY (sizeof binary_ops / sizeof binary_ops[0])
+static double hessian_ref[N_BINARY][16];
+
+/* One op's Hessian on tape into h (16 values): TG_OK, or the error. */
+static tg_status binary_hessian(tg_tape *tape, size_t op, tg_tensor *const *ab, double *h)
+{
+    tg_tensor *f = tg_sum(tape, binary_ops[op](tape, ab[0], ab[1]), TG_ALL_AXES, false);
+    tg_tensor *blocks[4] = {NULL};
+    tg_status st = f ? tg_hessian(tape, f, ab, 2, blocks) : tg_tape_status(tape);
+    for (int k = 0; k < 4; k++) {
+        for (size_t e = 0; st == TG_OK && e < 4; e++)
+            h[4 * k + e] = tg_tensor_get(blocks[k], e);
+        tg_tensor_free(blocks[k]);
+    }
+    return st;
+}
+
+static size_t scenario_hessians(size_t n, void *ud)
+{
+    (void)ud;
+    tg_tensor *ab[2] = {ts_vec(TG_F64, 2, TS_VALS(0, 1.5), true),
+                        ts_vec(TG_F64, 2, TS_VALS(2, 0.5), true)};
+    tg_tape *tapes[N_BINARY];
+    for (size_t op = 0; op < N_BINARY; op++)
+        cr_assert_not_null(tapes[op] = tg_tape_new());
+    tg_status st[N_BINARY];
+    double h[N_BINARY][16];
+    ts_alloc_fail_at(n);
+    for (size_t op = 0; op < N_BINARY; op++)
+        st[op] = binary_hessian(tapes[op], op, ab, h[op]);
+    ts_alloc_fail_at(0);
+    size_t failed = 0;
+    for (size_t op = 0; op < N_BINARY; op++) {
+        if (st[op] != TG_OK) {
+            ts_assert_enomem(st[op], "hessian", n);
+            failed++;
+        } else {
+            cr_assert(memcmp(h[op], hessian_ref[op], sizeof h[op]) == 0,
+                      "allocation %zu failing: op %zu's Hessian differs", n, op);
+        }
+        tg_tape_free(tapes[op]);
+    }
+    tg_tensor_free(ab[0]);
+    tg_tensor_free(ab[1]);
+    return failed;
+}
+
+Test(alloc, hessians_of_the_binary_ops)
+{
+    tg_tensor *ab[2] = {ts_vec(TG_F64, 2, TS_VALS(0, 1.5), true),
+                        ts_vec(TG_F64, 2, TS_VALS(2, 0.5), true)};
+    for (size_t op = 0; op < N_BINARY; op++) {
+        tg_tape *tape = tg_tape_new();
+        cr_assert_eq(binary_hessian(tape, op, ab, hessian_ref[op]), TG_OK, "op %zu: %s", op,
+                     tg_last_error());
+        tg_tape_free(tape);
+    }
+    tg_tensor_free(ab[0]);
+    tg_tensor_free(ab[1]);
+    drive("hessian", scenario_hessians, 8);
+}

@@ -347,3 +347,57 @@ Test(higher_order, grad_graph_arguments_and_errors)
     tg_tensor_free(s3);
     tg_tensor_free(s32);
 }
+
+/* Anomaly mode checks what each op's recorded gradient passes back, as backward checks what each
+ * VJP writes, not the steps of the formula in between, which may pass through Inf on the way to
+ * a finite gradient; and a replay skips those steps too. Values by hand:
+ *  - y = sum(a^b), a = (0, 1.5), b = (2, 2): dy/da = b a^(b-1) = (0, 3), dy/db = a^b log a =
+ *    (0 by the rule at a = 0, 2.25 log 1.5); d2y/da2 = b (b-1) a^(b-2) = 2 at both. The formula
+ *    asks where 1/a is finite, which is Inf at a = 0.
+ *  - y = atan(x) at x = 1e200: dy/dx = 1 / (1 + x^2) = 0 in f64, where x^2 overflows.
+ *  - y = sum(sqrt(x)) at x = (0, 1): dy/dx = 1 / (2 sqrt x) = (Inf, 0.5), what sqrt passes back. */
+Test(higher_order, anomaly_mode_checks_what_a_recorded_gradient_passes_back)
+{
+    tg_tensor *a = ts_vec(TG_F64, 2, TS_VALS(0, 1.5), true);
+    tg_tensor *b = ts_vec(TG_F64, 2, TS_VALS(2, 2), true);
+    tg_tape *tape = tg_tape_new();
+    tg_tape_set_anomaly(tape, true);
+    tg_tensor *y = tg_sum(tape, tg_pow_tensor(tape, a, b), TG_ALL_AXES, false);
+    tg_tensor *g[2] = {NULL, NULL}, *ab[2] = {a, b};
+    cr_assert_eq(tg_grad_graph(tape, y, ab, 2, NULL, g), TG_OK, "%s", tg_last_error());
+    cr_expect_eq(tg_tensor_get(g[0], 0), 0.0);
+    cr_expect_eq(tg_tensor_get(g[0], 1), 3.0);
+    cr_expect_eq(tg_tensor_get(g[1], 0), 0.0);
+    ts_assert_close(tg_tensor_get(g[1], 1), 2.25 * log(1.5), 0, 1e-15, "dy/db1");
+    /* Replayed with anomaly mode on: the steps are not checked, the gradients are. */
+    cr_expect_eq(tg_tape_replay(tape), TG_OK, "%s", tg_last_error());
+    tg_tensor *h[4] = {NULL};
+    cr_assert_eq(tg_hessian(tape, y, ab, 2, h), TG_OK, "%s", tg_last_error());
+    cr_expect_eq(tg_tensor_get(h[0], 0), 2.0); /* (a0, a0) */
+    cr_expect_eq(tg_tensor_get(h[0], 3), 2.0); /* (a1, a1) */
+    for (int i = 0; i < 4; i++)
+        tg_tensor_free(h[i]);
+
+    tg_tape_reset(tape);
+    tg_tensor *x = ts_scalar(TG_F64, 1e200, true);
+    y = tg_atan(tape, x);
+    tg_tensor *gx = NULL;
+    cr_assert_eq(tg_grad_graph(tape, y, &x, 1, NULL, &gx), TG_OK, "%s", tg_last_error());
+    cr_expect_eq(tg_tensor_item(gx), 0.0);
+    cr_expect_eq(tg_tape_replay(tape), TG_OK, "%s", tg_last_error());
+
+    tg_tape_reset(tape);
+    tg_tensor *z = ts_vec(TG_F64, 2, TS_VALS(0, 1), true);
+    y = tg_sum(tape, tg_sqrt(tape, z), TG_ALL_AXES, false);
+    tg_tensor *gz = z;
+    cr_assert_eq(tg_grad_graph(tape, y, &z, 1, NULL, &gz), TG_ENUMERIC);
+    cr_expect_null(gz);
+    ts_assert_has(tg_tape_error(tape),
+                  "anomaly: grad_graph: the recorded gradient of sqrt at "
+                  "node 0 (input shapes [2]) holds NaN or Inf for its input 0");
+    tg_tape_free(tape);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+    tg_tensor_free(x);
+    tg_tensor_free(z);
+}

@@ -78,8 +78,11 @@ TG_API bool tg_tape_grad_enabled(const tg_tape *tape);
  * (TG_ENUMERIC, kept on the tape) naming the op, its node index and its input shapes, and,
  * when an input of the op held NaN or Inf already (a leaf, or a node recorded while anomaly
  * mode was off), that input; or the seed; or a leaf's gradient that held NaN or Inf before the
- * backward began (leaf gradients add up across passes). Off by default (it costs a pass over
- * every value). */
+ * backward began (leaf gradients add up across passes). A gradient recorded by tg_grad_graph
+ * (and the Hessians, Jacobians and forward mode built on it) is checked as backward's are,
+ * where each op passes it back to an input, not at the steps of the op's formula, which may
+ * pass through Inf on the way to a finite gradient (1 / (1 + x^2) at x = 1e200); a replay skips
+ * those steps too. Off by default (it costs a pass over every value). */
 TG_API void tg_tape_set_anomaly(tg_tape *tape, bool enabled);
 
 /* Reverse-mode differentiation of y, a 0-d (or single-element) tensor recorded on `tape`

@@ -153,6 +153,17 @@ static tg_tensor *seed_of(tg_tape *tape, tg_tensor *y, tg_tensor *seed)
                        y->dtype == TG_F64 ? (const void *)&one64 : (const void *)&one32);
 }
 
+/* Marks the nodes an op's recorded VJP made (from node `first` on) as steps of its formula
+ * (TG_TF_GRAD_STEP), but for the gradients it passes back, dx[0 .. arity). */
+static void mark_steps(tg_tape *tape, size_t first, tg_tensor *const *dx, int arity)
+{
+    for (size_t i = first; i < tape->n_nodes; i++)
+        tape->nodes[i]->flags |= TG_TF_GRAD_STEP;
+    for (int k = 0; k < arity; k++)
+        if (dx[k] && dx[k]->tape == tape)
+            dx[k]->flags &= (uint8_t)~TG_TF_GRAD_STEP;
+}
+
 tg_status tg_grad_graph(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_t n,
                         tg_tensor *seed, tg_tensor **out)
 {
@@ -193,7 +204,19 @@ tg_status tg_grad_graph(tg_tape *tape, tg_tensor *y, tg_tensor *const *xs, size_
         if (!dx)
             return tape->status;
         memset(dx, 0, (size_t)arity * sizeof *dx);
-        if ((st = d->vjp_graph(tape, t, g, dx)) != TG_OK || (st = tape->status) != TG_OK)
+        /* Anomaly mode checks what the op passes back, as backward does, not the steps of its
+         * formula, which may pass through Inf on the way to a finite gradient (1 / (1 + x^2)
+         * at x = 1e200, pow_tensor's test of where 1/a is finite): those are marked, and a
+         * replay skips them too. */
+        const size_t first = tape->n_nodes;
+        const bool anomaly = tape->anomaly;
+        tape->anomaly = false;
+        st = d->vjp_graph(tape, t, g, dx);
+        tape->anomaly = anomaly;
+        if (st != TG_OK || (st = tape->status) != TG_OK)
+            return st;
+        mark_steps(tape, first, dx, arity);
+        if (anomaly && (st = tg_tape__anomaly_graph_grads(tape, t, dx)) != TG_OK)
             return st;
         tg_tensor *const *in = tg_node__inputs(t);
         for (int k = 0; k < arity; k++)

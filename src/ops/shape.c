@@ -81,6 +81,8 @@ tg_tensor *tg_constant(tg_tape *tape, tg_dtype dtype, int rank, const size_t *sh
 
 tg_tensor *tg_ops__zeros_like(tg_tape *tape, const tg_tensor *like)
 {
+    if (!like) /* a tensor an op failed to make: the tape holds that error, as for any op */
+        return NULL;
     return record_constant(tape, (tg_dtype)like->dtype, like->rank, like->shape, NULL, true);
 }
 

@@ -17,8 +17,13 @@ void tg_tape__fail_shape(tg_tape *tape, const tg_tensor *y, tg_status st, const 
 void tg_tape__fail_oom(tg_tape *tape, const char *who, size_t bytes);
 /* An element count that overflows, a full tape, a node list that must grow. */
 tg_status tg_tape__finish_slow(tg_tape *tape, tg_tensor *y, bool overflow);
-/* Anomaly mode's check of a new node's values: TG_OK, or TG_ENUMERIC naming the node. */
+/* Anomaly mode's check of a new node's values: TG_OK, or TG_ENUMERIC naming the node. A step
+ * inside an op's recorded gradient (TG_TF_GRAD_STEP) is not checked. */
 tg_status tg_tape__anomaly_forward(tg_tape *tape, const tg_tensor *y);
+/* Anomaly mode's check of what node y's recorded VJP (tg_grad_graph) passes back, dx[k] for
+ * each of its inputs (NULL where none): TG_OK, or TG_ENUMERIC naming the op, the node and the
+ * input whose gradient holds NaN or Inf. */
+tg_status tg_tape__anomaly_graph_grads(tg_tape *tape, const tg_tensor *y, tg_tensor *const *dx);
 
 /* ---- the plan ------------------------------------------------------------------------------
  * A training loop records the same graph every step, and a recording's fingerprint (op,

@@ -531,7 +531,7 @@ tg_tensor *tg_tape__forward_checked(tg_tape *tape, const tg_op_desc *d, tg_tenso
 
 tg_status tg_tape__anomaly_forward(tg_tape *tape, const tg_tensor *y)
 {
-    if (all_finite(y->data, (tg_dtype)y->dtype, y->numel))
+    if ((y->flags & TG_TF_GRAD_STEP) || all_finite(y->data, (tg_dtype)y->dtype, y->numel))
         return TG_OK;
     char shapes[200];
     describe_inputs(y, shapes, sizeof shapes);
@@ -546,13 +546,31 @@ tg_status tg_tape__anomaly_forward(tg_tape *tape, const tg_tensor *y)
         char what[96];
         tg_tape__fail(tape, TG_ENUMERIC,
                       "anomaly: %s at node %u was given NaN or Inf: its input %d, %s, holds it "
-                      "(inputs %s)",
+                      "(input shapes %s)",
                       tg_node__op_name(y), y->index, k, input_label(what, sizeof what, x), shapes);
         return TG_ENUMERIC;
     }
-    tg_tape__fail(tape, TG_ENUMERIC, "anomaly: %s produced NaN or Inf at node %u (inputs %s)",
+    tg_tape__fail(tape, TG_ENUMERIC, "anomaly: %s produced NaN or Inf at node %u (input shapes %s)",
                   tg_node__op_name(y), y->index, shapes);
     return TG_ENUMERIC;
+}
+
+tg_status tg_tape__anomaly_graph_grads(tg_tape *tape, const tg_tensor *y, tg_tensor *const *dx)
+{
+    const int arity = tg_node__n_inputs(y);
+    for (int k = 0; k < arity; k++) {
+        const tg_tensor *g = dx[k];
+        if (!g || all_finite(g->data, (tg_dtype)g->dtype, g->numel))
+            continue;
+        char shapes[200];
+        describe_inputs(y, shapes, sizeof shapes);
+        tg_tape__fail(tape, TG_ENUMERIC,
+                      "anomaly: grad_graph: the recorded gradient of %s at node %u (input shapes "
+                      "%s) holds NaN or Inf for its input %d",
+                      tg_node__op_name(y), y->index, shapes, k);
+        return TG_ENUMERIC;
+    }
+    return TG_OK;
 }
 
 /* ---- backward ------------------------------------------------------------------------------ */
@@ -694,10 +712,11 @@ static tg_status anomaly_check_grads(tg_tape *tape, tg_tensor *y)
         if (g && !all_finite(g, (tg_dtype)x->dtype, x->numel)) {
             char shapes[200];
             describe_inputs(y, shapes, sizeof shapes);
-            tg_tape__fail(tape, TG_ENUMERIC,
-                          "anomaly: backward of %s at node %u (inputs %s) produced NaN or Inf in "
-                          "the gradient of input %d",
-                          tg_node__op_name(y), y->index, shapes, i);
+            tg_tape__fail(
+                tape, TG_ENUMERIC,
+                "anomaly: backward of %s at node %u (input shapes %s) produced NaN or Inf in "
+                "the gradient of input %d",
+                tg_node__op_name(y), y->index, shapes, i);
             return TG_ENUMERIC;
         }
     }

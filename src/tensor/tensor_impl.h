@@ -6,13 +6,15 @@
 #include "core/arena.h"
 
 enum {
-    TG_TF_LEAF = 1u << 0,      /* lives outside any tape */
-    TG_TF_OWNS_DATA = 1u << 1, /* leaf whose data was allocated with it (not wrapped) */
-    TG_TF_VIEW = 1u << 2,      /* tape tensor sharing its input's data (reshape, detach) */
+    TG_TF_LEAF = 1u << 0,          /* lives outside any tape */
+    TG_TF_OWNS_DATA = 1u << 1,     /* leaf whose data was allocated with it (not wrapped) */
+    TG_TF_VIEW = 1u << 2,          /* tape tensor sharing its input's data (reshape, detach) */
     TG_TF_BORROWED_GRAD = 1u << 3, /* leaf whose grad points into memory it does not own (a
                                     * model's gradient block): tg_tensor_free leaves it alone */
-    TG_TF_PLANNED = 1u << 4, /* tape tensor recorded from the plan: its shape is the one the
-                              * same node had in the previous recording (see record.h) */
+    TG_TF_PLANNED = 1u << 4,       /* tape tensor recorded from the plan: its shape is the one the
+                                    * same node had in the previous recording (see record.h) */
+    TG_TF_GRAD_STEP = 1u << 5,     /* a step inside an op's recorded gradient (tg_grad_graph), not
+                                    * what the op passes back: anomaly mode does not check it */
 };
 
 /* The inputs of a node whose op takes more than two (where, concat, a custom op), kept in its
