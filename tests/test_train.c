@@ -1453,6 +1453,66 @@ Test(train_cmd, predict_refuses_outputs_that_are_not_finite, .timeout = 120)
     }
 }
 
+/* The step callback may read the trainer, not run or move it: in the middle of an epoch each of
+ * those calls is refused, and the run goes on as if none had been made (the last epoch's history
+ * slot was written past its end when on_step moved the trainer to the end). */
+static tg_status move_from_step(tg_trainer *t, int epoch, size_t batch, void *ud)
+{
+    (void)epoch, (void)batch;
+    int *refused = ud;
+    tg_train_epoch e;
+    tg_status st[] = {tg_trainer_set_epoch(t, 1), tg_trainer_set_position(t, 0, 1),
+                      tg_trainer_epoch(t, &e), tg_trainer_run(t, NULL),
+                      tg_trainer_restore(t, "/nonexistent", NULL)};
+    for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
+        cr_assert_eq(st[i], TG_EINVAL, "call %zu", i);
+        ts_assert_has(tg_last_error(), "the trainer is in the middle of an epoch");
+        *refused += 1;
+    }
+    tg_clear_error();
+    return TG_OK;
+}
+
+Test(train, the_step_callback_cannot_run_or_move_the_trainer)
+{
+    char *csv = small_csv(40, true);
+    tg_table *table = parse(csv);
+    free(csv);
+    tg_train_options o = TG_TRAIN_OPTIONS_INIT;
+    o.epochs = 1, o.batch = 8, o.n_hidden = 1, o.hidden[0] = 4;
+    int refused = 0;
+    o.on_step = move_from_step, o.on_step_ud = &refused;
+    tg_trainer *t = make(table, "y", &o);
+    tg_train_result r;
+    cr_assert_eq(tg_trainer_run(t, &r), TG_OK, "%s", tg_last_error());
+    cr_expect_eq(refused, 5 * 4, "four steps of 8 rows (32 training rows), five calls each");
+    size_t n = 0;
+    const tg_train_epoch *h = tg_trainer_history(t, &n);
+    cr_expect_eq(n, 1);
+    cr_expect_eq(h[0].epoch, 1);
+    cr_expect_eq(tg_trainer_epoch_index(t), 1);
+    /* Between epochs the same calls work. */
+    cr_expect_eq(tg_trainer_set_epoch(t, 0), TG_OK, "%s", tg_last_error());
+    tg_trainer_free(t);
+    tg_table_free(table);
+}
+
+/* A test row far outside the training rows (a target of 1e300 where the others are 0 and 1)
+ * overflows the test loss of a model that trains finely: said so, not called a divergence. */
+Test(train, a_test_row_far_outside_the_training_rows_is_named_as_such)
+{
+    tg_table *table = parse("a,y\n1,0\n2,1\n3,1e300\n4,0\n");
+    tg_train_options o = TG_TRAIN_OPTIONS_INIT;
+    o.epochs = 1;
+    tg_trainer *t = make(table, "y", &o);
+    cr_assert_eq(tg_trainer_run(t, NULL), TG_ENUMERIC);
+    ts_assert_has(tg_last_error(), "the loss on the test split is inf after the last step, where "
+                                   "the training split's is");
+    ts_assert_has(tg_last_error(), "some test rows lie so far outside the training rows");
+    tg_trainer_free(t);
+    tg_table_free(table);
+}
+
 /* A FIFO as the model or the checkpoint to resume: refused at once (it has no writer, and
  * opening it for reading would wait for one forever). */
 Test(train_cmd, a_fifo_as_a_model_or_checkpoint_is_refused, .timeout = 60)

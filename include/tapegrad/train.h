@@ -103,7 +103,9 @@ typedef struct tg_trainer tg_trainer;
 /* Called after every optimizer step with the epoch in progress (0-based) and the steps of it
  * taken so far (1..steps per epoch): the point where a checkpoint is consistent (see
  * tg_trainer_set_position). Anything but TG_OK stops the run (with the callback's
- * tg_last_error message, if it set one). */
+ * tg_last_error message, if it set one). It may read the trainer and take a checkpoint; the
+ * calls that run or move it (tg_trainer_epoch, _run, _set_epoch, _set_position, _restore) are
+ * refused there (TG_EINVAL) while the epoch is under way, and it must not free it. */
 typedef tg_status (*tg_train_step_fn)(tg_trainer *trainer, int epoch, size_t batch, void *ud);
 
 /* The options, all with defaults (TG_TRAIN_OPTIONS_INIT): one hidden layer of 64 relu units,

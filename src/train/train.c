@@ -45,6 +45,7 @@ struct tg_trainer {
 
     int epoch;      /* epochs completed */
     size_t skip;    /* steps of the next epoch already taken (tg_trainer_set_position) */
+    bool in_epoch;  /* tg_trainer_epoch is running: on_step may not run or move the trainer */
     double seconds; /* wall time of those epochs */
     /* A slot per epoch: [history_first, n_history) were run by this trainer (n_history is
      * always `epoch`); the epochs before history_first were skipped by a resume. */
@@ -546,8 +547,10 @@ static size_t argmax(const void *z, tg_dtype dtype, size_t n)
     return best;
 }
 
-/* The scores of the model on a whole split, forward only, in chunks of eval_rows. */
-static tg_status evaluate(tg_trainer *t, const tg_dataset *ds, tg_train_scores *s)
+/* The scores of the model on a whole split, forward only, in chunks of eval_rows; for the test
+ * split, `train` holds the training split's, just taken. */
+static tg_status evaluate(tg_trainer *t, const tg_dataset *ds, tg_train_scores *s,
+                          const tg_train_scores *train)
 {
     s->loss = s->accuracy = s->rmse = NAN;
     if (ds->n == 0)
@@ -585,6 +588,12 @@ static tg_status evaluate(tg_trainer *t, const tg_dataset *ds, tg_train_scores *
     if (st != TG_OK)
         return st;
     s->loss = loss_sum / (double)ds->n;
+    if (!isfinite(s->loss) && !is_train && isfinite(train->loss)) /* the model is finite */
+        return tg__error(TG_ENUMERIC,
+                         "train: epoch %d: the loss on the test split is %g after the last step, "
+                         "where the training split's is %g: some test rows lie so far outside "
+                         "the training rows that their loss overflows %s",
+                         t->epoch + 1, s->loss, train->loss, tg_dtype_name(dtype));
     if (!isfinite(s->loss)) /* the last update diverged (the step checks the loss before it) */
         return tg__error(TG_ENUMERIC,
                          "train: epoch %d: the loss on the %s split is %g after the last step "
@@ -606,12 +615,18 @@ static void epoch_order(tg_trainer *t, int e)
     tg_shuffle(t->perm, t->train.n, &t->rng);
 }
 
-tg_status tg_trainer_epoch(tg_trainer *t, tg_train_epoch *out)
+/* TG_EINVAL for `who`, a call that would run or move trainer t from its step callback, in the
+ * middle of the epoch whose steps and history slot are under way. */
+static tg_status refuse_in_epoch(const char *who)
 {
-    if (!t)
-        return tg__error(TG_EINVAL, "trainer_epoch: trainer is NULL");
-    if (t->epoch >= t->opt.epochs)
-        return tg__error(TG_EINVAL, "trainer_epoch: all %d epochs have run", t->opt.epochs);
+    return tg__error(TG_EINVAL,
+                     "%s: the trainer is in the middle of an epoch (called from its step "
+                     "callback); stop the run there and call it after",
+                     who);
+}
+
+static tg_status run_epoch(tg_trainer *t, tg_train_epoch *out)
+{
     double start = now();
     epoch_order(t, t->epoch);
     size_t step_no = t->skip + 1;
@@ -632,9 +647,9 @@ tg_status tg_trainer_epoch(tg_trainer *t, tg_train_epoch *out)
         }
     }
     tg_train_epoch e = {t->epoch + 1, t->opt.epochs, {NAN, NAN, NAN}, {NAN, NAN, NAN}, 0};
-    tg_status st = evaluate(t, &t->train, &e.train);
+    tg_status st = evaluate(t, &t->train, &e.train, NULL);
     if (st == TG_OK)
-        st = evaluate(t, &t->test, &e.test);
+        st = evaluate(t, &t->test, &e.test, &e.train);
     if (st != TG_OK) {
         tg_tape_reset(t->tape);
         return step_follows(t, false) ? tell_hook(t, st) : st;
@@ -650,10 +665,26 @@ tg_status tg_trainer_epoch(tg_trainer *t, tg_train_epoch *out)
     return TG_OK;
 }
 
+tg_status tg_trainer_epoch(tg_trainer *t, tg_train_epoch *out)
+{
+    if (!t)
+        return tg__error(TG_EINVAL, "trainer_epoch: trainer is NULL");
+    if (t->in_epoch)
+        return refuse_in_epoch("trainer_epoch");
+    if (t->epoch >= t->opt.epochs)
+        return tg__error(TG_EINVAL, "trainer_epoch: all %d epochs have run", t->opt.epochs);
+    t->in_epoch = true;
+    tg_status st = run_epoch(t, out);
+    t->in_epoch = false;
+    return st;
+}
+
 tg_status tg_trainer_run(tg_trainer *t, tg_train_result *result)
 {
     if (!t)
         return tg__error(TG_EINVAL, "trainer_run: trainer is NULL");
+    if (t->in_epoch)
+        return refuse_in_epoch("trainer_run");
     tg_status st = TG_OK;
     while (t->epoch < t->opt.epochs) {
         tg_train_epoch e;
@@ -722,6 +753,8 @@ tg_status tg_trainer_set_epoch(tg_trainer *t, int epoch)
 {
     if (!t)
         return tg__error(TG_EINVAL, "trainer_set_epoch: trainer is NULL");
+    if (t->in_epoch)
+        return refuse_in_epoch("trainer_set_epoch");
     if (epoch < 0 || epoch > t->opt.epochs)
         return tg__error(TG_EINVAL, "trainer_set_epoch: epoch %d is not in 0..%d", epoch,
                          t->opt.epochs);
@@ -741,6 +774,8 @@ tg_status tg_trainer_set_position(tg_trainer *t, int epoch, size_t batch)
 {
     if (!t)
         return tg__error(TG_EINVAL, "trainer_set_position: trainer is NULL");
+    if (t->in_epoch)
+        return refuse_in_epoch("trainer_set_position");
     size_t steps = (t->train.n + t->global_batch - 1) / t->global_batch;
     if (epoch < 0 || epoch >= t->opt.epochs || batch > steps)
         return tg__error(TG_EINVAL,
@@ -1000,6 +1035,8 @@ tg_status tg_trainer_restore(tg_trainer *t, const char *path, tg_checkpoint_prog
     const char *who = "trainer_restore";
     if (!t || !path)
         return tg__error(TG_EINVAL, "%s: %s is NULL", who, t ? "path" : "trainer");
+    if (t->in_epoch)
+        return refuse_in_epoch(who);
     tg_model *m = NULL;
     tg_optim *o = NULL;
     tg_checkpoint_progress p;
