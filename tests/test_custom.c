@@ -663,6 +663,37 @@ Test(custom, callback_that_resets_its_tape_is_an_error)
     tg_tape_free(tape);
 }
 
+/* replayer: y = 2x whose forward replays the tape it is called on (the replay would run that
+ * forward again, and so on without end), noting what the replay said. */
+static tg_status replaying_forward(const tg_custom_call *c)
+{
+    meddle *m = c->user;
+    m->mode = tg_tape_replay(m->tape);
+    return double_forward(c);
+}
+
+static const tg_custom_op REPLAYER = {.name = "replayer", .forward = replaying_forward};
+
+/* A forward that replays its own tape is refused that replay, in tg_custom and in a replay
+ * from outside alike; the forward itself goes on, and its values stand. */
+Test(custom, forward_that_replays_its_tape_is_refused)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = ts_vec(TG_F64, 2, TS_VALS(1, 2), false);
+    meddle m = {tape, x, NULL, -1};
+    tg_tensor *y = tg_custom(tape, &REPLAYER, &m, &x, 1, 1, TS_SHAPE(2));
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    cr_expect_eq(m.mode, TG_EINVAL);
+    ts_assert_has(tg_last_error(), "replay: called from a custom op's forward on its own tape");
+    ts_assert_values(y, TS_VALS(2, 4), 2, 0, 0, "2x");
+    m.mode = -1;
+    cr_expect_eq(tg_tape_replay(tape), TG_OK, "%s", tg_last_error());
+    cr_expect_eq(m.mode, TG_EINVAL);
+    cr_expect_eq(tg_tape_status(tape), TG_OK, "%s", tg_tape_error(tape));
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+
 /* An op without a VJP: a gradient flowing into it is an error naming it, never a silent
  * zero; with its inputs detached, it is a constant and the rest of the graph differentiates. */
 Test(custom, no_vjp_is_a_clear_error_when_reached)

@@ -565,7 +565,8 @@ typedef struct tg_custom_op {
  * tg_backward (tg_grad) returns that status. op->vjp runs inside the backward walk of the tape
  * and must leave that tape alone: one that records on it, runs tg_backward, tg_grad or
  * tg_tape_replay on it, or resets it, ends the walk with TG_EINVAL naming the op (a tape of
- * its own is fine). A forward or vjp_graph that resets the tape fails the same way.
+ * its own is fine). A forward or vjp_graph that resets the tape fails the same way, and
+ * tg_tape_replay called from a forward on its own tape is refused (TG_EINVAL).
  *
  * op->vjp NULL makes an op without a gradient: a backward pass that reaches it (its output
  * requires grad and the gradient flows into it) fails with TG_EINVAL naming the op, rather than

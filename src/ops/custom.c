@@ -126,7 +126,11 @@ static void custom_forward(tg_tensor *y)
         .msg = msg,
         .msg_size = sizeof msg,
     };
+    tg_tape *tape = y->tape;
+    const bool nested = tape->in_custom_forward; /* a forward that records another custom op */
+    tape->in_custom_forward = true;
     tg_status st = ext->custom->forward(&call);
+    tape->in_custom_forward = nested;
     if (y->tape->base.gen != gen)
         fail_reset(y->tape, name.s, y, "forward");
     else if (st != TG_OK)

@@ -81,6 +81,9 @@ tg_status tg_tape_replay(tg_tape *tape)
 {
     if (!tape)
         return tg__error(TG_EINVAL, "replay: tape is NULL");
+    if (tape->in_custom_forward)
+        return tg__error(TG_EINVAL, "replay: called from a custom op's forward on its own tape, "
+                                    "which the replay would run again without end");
     if (tape->status != TG_OK)
         return tg__error(tape->status, "replay: the tape has an error: %s", tape->error);
     if (tape->n_nodes == 0)

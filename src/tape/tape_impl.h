@@ -67,6 +67,9 @@ struct tg_tape {
     bool grad_enabled;
     bool anomaly;
     bool capture; /* tg_grad: leaf gradients go to leaves[].grad, not leaf->grad */
+    /* A custom op's forward runs (custom.c): a replay it started would run that forward again,
+     * and itself, without end; tg_tape_replay refuses. */
+    bool in_custom_forward;
     /* The sum of leaves[].version over the current recording's slots (modulo 2^64), and
      * tg_tensor__leaves_freed when the recording started; when the previous one started
      * (old_) and when the plan's started (plan_: record.h). */
