@@ -48,9 +48,8 @@ TG_API void tg_tensor_free(tg_tensor *t);
 /* Marks a leaf as requiring (or not) a gradient. TG_EINVAL on a tape tensor, whose flag is
  * derived from its inputs. Set it before recording: a recording decides from it which of its
  * nodes require grad, so backward, tg_grad and replay refuse (TG_ESTALE) a recording one of
- * whose leaves changed its flag since. (When a leaf has been freed since the recording began,
- * backward cannot read them all, and refuses if any recorded leaf, of any tape, changed its
- * flag meanwhile.) */
+ * whose leaves changed its flag since. (A leaf freed since the recording began asks for no
+ * gradient: backward compares the flags of the recording's leaves still alive.) */
 TG_API tg_status tg_tensor_set_requires_grad(tg_tensor *t, bool requires_grad);
 TG_API bool tg_tensor_requires_grad(const tg_tensor *t);
 /* True for leaves, false for tensors recorded on a tape. */

@@ -92,6 +92,32 @@ static tg_status find_stale_leaf(const tg_tape *tape, const tg_tensor *y, stale_
     return TG_OK;
 }
 
+/* compare_live_flags' question to each registered leaf alive (tg_tensor__each_live): if it
+ * is a leaf of this recording (its address and serial those of a slot), has its flag changed? */
+typedef struct live_flags {
+    const tg_tape *tape;
+    const char *who;
+} live_flags;
+
+static tg_status leaf_flag_unchanged(const tg_tensor *leaf, void *ctx)
+{
+    const live_flags *c = ctx;
+    const tg_leaf_ref *r = tg_tape__leaf_ref(c->tape, leaf);
+    if (!tg_tape__leaf_found(c->tape, r, leaf) || r->serial != leaf->serial)
+        return TG_OK; /* another recording's */
+    if (leaf->requires_grad == c->tape->leaves[r->slot].requires_grad)
+        return TG_OK;
+    return tg_tape__grad_flag_changed(c->tape, r->slot, c->who); /* (it reads the leaf: alive) */
+}
+
+/* The flags of the recording's leaves still alive against what they were: TG_OK, or TG_ESTALE
+ * naming one that changed. */
+static tg_status compare_live_flags(const tg_tape *tape, const char *who)
+{
+    live_flags c = {tape, who};
+    return tg_tensor__each_live(leaf_flag_unchanged, &c);
+}
+
 tg_status tg_tape__check_versions_slow(const tg_tape *tape, const tg_tensor *y, const char *who)
 {
     const bool all_alive = tg_tape__leaves_alive(tape);
@@ -105,16 +131,12 @@ tg_status tg_tape__check_versions_slow(const tg_tape *tape, const tg_tensor *y, 
         return st;
     const tg_tensor *bad = found.bad;
     const size_t bad_node = found.node, bad_slot = found.slot;
-    /* With a leaf freed, the leaves this backward does not read cannot be read: if any
-     * registered leaf's flag changed since the recording started, one of them may be this
-     * recording's (say one that feeds only nodes recorded as constant), and the gradient would
-     * miss its paths. */
+    /* With a leaf freed, the leaves this backward does not read may be gone: if any registered
+     * leaf's flag changed since the recording started, one of them may be this recording's (say
+     * one that feeds only nodes recorded as constant), and the gradient would miss its paths. So
+     * the ones still alive are compared (a freed one asks for no gradient). */
     if (!bad && !all_alive && !tg_tape__grad_flags_unchanged(tape))
-        return tg__error(TG_ESTALE,
-                         "%s: a leaf's requires_grad changed since the recording started, and a "
-                         "leaf was freed since, so the recording's leaves cannot all be compared "
-                         "with what they were: record again",
-                         who);
+        return compare_live_flags(tape, who);
     if (!bad)
         return TG_OK;
     char what[160];

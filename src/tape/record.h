@@ -80,8 +80,8 @@ static inline void tg_tape__fill_leaf_slot(tg_tape *tape, size_t s, tg_tensor *x
         for (int i = 0; i < x->rank; i++)
             slot->shape[i] = x->shape[i];
     }
-    if (!__atomic_load_n(&x->registered, __ATOMIC_RELAXED)) /* once: the line stays clean */
-        __atomic_store_n(&x->registered, 1, __ATOMIC_RELAXED);
+    if (TG_UNLIKELY(!__atomic_load_n(&x->registered, __ATOMIC_RELAXED))) /* once a leaf's life */
+        tg_tensor__register(x);
 }
 
 /* Registers leaf x (not registered in this recording) in the next slot, at index entry r (its

@@ -5,6 +5,7 @@
 #include "tensor/borrow.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 
 char *tg_shape_format(char *buf, size_t size, int rank, const size_t *shape)
@@ -57,9 +58,12 @@ tg_status tg_tensor__check_shape(const char *who, tg_dtype dtype, int rank, cons
     return TG_OK;
 }
 
+/* The header, then its links in the list of registered leaves (below), rounded up to keep the
+ * data aligned. */
 static size_t leaf_header_size(void)
 {
-    return ((sizeof(tg_tensor) + TG_DATA_ALIGN - 1) / TG_DATA_ALIGN) * TG_DATA_ALIGN;
+    const size_t size = sizeof(tg_tensor) + 2 * sizeof(tg_tensor *);
+    return (size + TG_DATA_ALIGN - 1) / TG_DATA_ALIGN * TG_DATA_ALIGN;
 }
 
 /* The allocation holds: padding for alignment, the header, the data. `raw` bookkeeping is
@@ -111,12 +115,78 @@ uint64_t tg_tensor__serials;
 uint64_t tg_tensor__leaves_freed;
 uint64_t tg_tensor__grad_flags_changed;
 
+/* ---- the registered leaves alive --------------------------------------------------------------
+ * A list through the links that follow each leaf's header (leaf_header_size), under live_mu:
+ * tg_tensor__register puts a leaf in on its first registration, tg_tensor_free takes it out
+ * before its memory goes. No allocation of its own: registering cannot fail. */
+typedef struct leaf_link {
+    tg_tensor *prev, *next;
+} leaf_link;
+
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static tg_tensor *live_head;
+
+static leaf_link *link_of(const tg_tensor *t)
+{
+    return (leaf_link *)((unsigned char *)t + sizeof(tg_tensor));
+}
+
+/* fork() copies only the calling thread: the lock is taken around it, so that the child never
+ * inherits it held by a thread it does not have, nor the list half changed. */
+static pthread_once_t live_once = PTHREAD_ONCE_INIT;
+static void live_lock(void)
+{
+    pthread_mutex_lock(&live_mu);
+}
+static void live_unlock(void)
+{
+    pthread_mutex_unlock(&live_mu);
+}
+static void live_install(void)
+{
+    pthread_atfork(live_lock, live_unlock, live_unlock);
+}
+
+void tg_tensor__register(tg_tensor *x)
+{
+    pthread_once(&live_once, live_install);
+    live_lock();
+    if (!__atomic_load_n(&x->registered, __ATOMIC_RELAXED)) {
+        *link_of(x) = (leaf_link){NULL, live_head};
+        if (live_head)
+            link_of(live_head)->prev = x;
+        live_head = x;
+        __atomic_store_n(&x->registered, 1, __ATOMIC_RELAXED);
+    }
+    live_unlock();
+}
+
+tg_status tg_tensor__each_live(tg_status (*fn)(const tg_tensor *leaf, void *ctx), void *ctx)
+{
+    tg_status st = TG_OK;
+    live_lock();
+    for (const tg_tensor *t = live_head; t && st == TG_OK; t = link_of(t)->next)
+        st = fn(t, ctx);
+    live_unlock();
+    return st;
+}
+
 void tg_tensor_free(tg_tensor *t)
 {
     if (!t || !(t->flags & TG_TF_LEAF))
         return;
-    if (__atomic_load_n(&t->registered, __ATOMIC_RELAXED)) /* a tape may still list it */
+    if (__atomic_load_n(&t->registered, __ATOMIC_RELAXED)) { /* a tape may still list it */
+        live_lock();
+        const leaf_link l = *link_of(t);
+        if (l.prev)
+            link_of(l.prev)->next = l.next;
+        else
+            live_head = l.next;
+        if (l.next)
+            link_of(l.next)->prev = l.prev;
+        live_unlock();
         __atomic_fetch_add(&tg_tensor__leaves_freed, 1, __ATOMIC_SEQ_CST);
+    }
     if (t->grad && !(t->flags & TG_TF_BORROWED_GRAD))
         tg__free(t->grad, tg__nbytes(t) ? tg__nbytes(t) : 1);
     if (t->name)

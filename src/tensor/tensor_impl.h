@@ -138,6 +138,15 @@ extern uint64_t tg_tensor__grad_flags_changed;
  * serial. */
 extern uint64_t tg_tensor__serials;
 
+/* Marks leaf x registered (`registered`, once, whichever tape and thread comes first) and puts
+ * it in the list of registered leaves alive, which tg_tensor_free takes it out of before the
+ * leaf's memory goes. With that list a backward whose recording used a leaf freed since can
+ * still read the leaves of it that are alive (tape/guards.c). */
+void tg_tensor__register(tg_tensor *x);
+/* fn(leaf, ctx) for every registered leaf alive, in no particular order, until one returns other
+ * than TG_OK (returned); no registered leaf is freed meanwhile, so fn may read it. */
+tg_status tg_tensor__each_live(tg_status (*fn)(const tg_tensor *leaf, void *ctx), void *ctx);
+
 /* Leaf t's version, and one more write to it. */
 static inline uint64_t tg_tensor__version(const tg_tensor *t)
 {
