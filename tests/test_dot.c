@@ -918,6 +918,24 @@ Test(dot, render_errors)
     free(kept);
     tg_tape_free(tape);
     net_free(&n);
+
+    /* A graph past 10,000 nodes and leaves is refused before Graphviz sees it (60,000 crashed
+     * inside it); its dot text is still written. */
+    tape = tg_tape_new();
+    tg_tensor *x = ts_scalar(TG_F64, 1, true), *y = x;
+    for (int i = 0; i < 10000; i++)
+        y = tg_add_scalar(tape, y, 1.0);
+    cr_assert_not_null(y, "%s", tg_tape_error(tape));
+    cr_assert_eq(tg_dot_render(tape, "svg", path, NULL), TG_EINVAL);
+    ts_assert_has(tg_last_error(), "the graph has 10001 nodes and leaves, more than the 10000");
+    kept = read_file(path, NULL);
+    cr_assert_str_eq(kept, "keep me");
+    free(kept);
+    char *dot = NULL;
+    cr_assert_eq(tg_dot_string(tape, NULL, &dot, NULL), TG_OK, "%s", tg_last_error());
+    tg_dot_string_free(dot);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
 }
 
 /* The picture is written as model files are: a write that fails (here the file-size limit,

@@ -71,7 +71,11 @@ TG_API bool tg_dot_can_render(void);
  * Calls are serialized by a lock: Graphviz keeps global state. Its context is created on the
  * first call and kept until the process exits; Graphviz's allocations bypass tapegrad's
  * allocator hook (and Graphviz 2.42 leaks a little per call in its HTML-label parser).
- * Errors: TG_EINVAL (tape, format or path NULL; a format other than svg, png, pdf),
+ * A graph of more than 10,000 nodes and leaves is refused (TG_EINVAL): Graphviz's layout time
+ * grows faster than the graph (10,000 ops in a chain took 8 s), and far larger graphs crash
+ * inside it; write its dot text instead (no limit) and run dot on it.
+ * Errors: TG_EINVAL (tape, format or path NULL; a format other than svg, png, pdf; a graph
+ * over the limit),
  * TG_ENOTSUP (built without Graphviz, with a message saying how to enable it; or Graphviz
  * lacks the plugin for the format or the layout engine), TG_EIO (path cannot be written: the
  * message names it, the failed step and the OS reason), TG_EFORMAT (Graphviz rejected the
