@@ -263,6 +263,35 @@ Test(minimize, quadratic_lbfgs_and_gd)
     }
 }
 
+/* c (x - m)^2 with c and m (ud: {c, m}) far from 1 and 0: its minimizer is m. */
+static tg_tensor *scaled_square(tg_tape *t, tg_tensor *const *x, size_t n, void *ud)
+{
+    (void)n;
+    const double *cm = ud;
+    tg_tensor *d = tg_sub(t, x[0], k(t, x[0], cm[1]));
+    return tg_scale(t, sq(t, d), cm[0]);
+}
+
+/* L-BFGS on quadratics of extreme scale, found by hand at x = m: at 1e160 x^2 from x = 1 the
+ * line search's slope, -|g|^2 = -4e320, overflowed to -inf and no step could pass; on
+ * (x - 1e18)^2 from 0 a unit step changed f = 1e36 by less than rounding, read as an overshoot,
+ * so x crept one unit an iteration until the run gave up. */
+Test(minimize, lbfgs_on_quadratics_of_extreme_scale)
+{
+    const double cases[][3] = {{1e160, 0, 1}, {1e300, 0, 1}, {1, 1e18, 0}, {1, 0, 1e20}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tg_tensor *x = ts_scalar(TG_F64, cases[i][2], false);
+        tg_minimize_options o = opts(TG_MINIMIZE_LBFGS);
+        tg_minimize_result r;
+        cr_assert_eq(tg_minimize(scaled_square, (void *)cases[i], &x, 1, &o, &r), TG_OK,
+                     "case %zu: %s", i, tg_last_error());
+        cr_expect(r.converged, "case %zu: stopped by %d at x = %g", i, (int)r.stop,
+                  tg_tensor_item(x));
+        cr_expect_eq(tg_tensor_item(x), cases[i][1], "case %zu", i);
+        tg_tensor_free(x);
+    }
+}
+
 /* ---- Newton (needs tg_hessian and the second derivatives of the ops used) ---------------------
  */
 

@@ -368,12 +368,17 @@ static tg_status line_search(ls *s, double a1, bool *found, double *a_out, doubl
             return st;
         int z = -1;
         double az = 0;
-        if (!ls_armijo(s, p.a, p.phi) || (i > 0 && p.phi >= prev.phi)) {
+        if (!ls_armijo(s, p.a, p.phi) || (i > 0 && p.phi > prev.phi)) {
             st = ls_zoom(s, &lo, p, &z, &az);
         } else {
             if ((st = ls_dphi(s, &p.dphi)) != TG_OK)
                 return st;
-            if (isnan(p.dphi)) {
+            /* A value equal to the last one is an overshoot, unless the slope says f still falls:
+             * far from a minimizer of a large f, a short step changes f by less than rounding
+             * ((x - 1e18)^2 from x = 0 moved one unit an iteration), and only a longer one will. */
+            if (i > 0 && p.phi == prev.phi && !(p.dphi < 0)) {
+                st = ls_zoom(s, &lo, p, &z, &az);
+            } else if (isnan(p.dphi)) {
                 p.phi = INFINITY;
                 st = ls_zoom(s, &lo, p, &z, &az);
             } else if (fabs(p.dphi) <= -C2 * s->dphi0) {
@@ -514,6 +519,14 @@ static tg_status lbfgs(mz *m, state *s, int *stop)
         }
         /* The first step has no curvature to scale it: a unit-length move (N&W 3.5). */
         double a1 = count == 0 ? fmin(1, 1 / gnorm) : 1;
+        if (isinf(dphi0)) { /* g.d overflowed (|g| beyond 1e154): the same trial point, as a
+                             * step along d made unit-length, whose slope is finite */
+            const double dnorm = norm2(d, N);
+            for (size_t i = 0; i < N; i++)
+                d[i] /= dnorm;
+            dphi0 = dot(s->g, d, N);
+            a1 *= dnorm;
+        }
         ls l = {m, s->x, d, s->f, dphi0, 4 * m->f_eps * fabs(s->f), s->xn, s->gn, x_lo, g_lo};
         bool found;
         double a, fn;
