@@ -558,26 +558,35 @@ Test(dot, noncharacters_and_long_names)
     tg_tensor_free(x);
 }
 
-/* The text shows every leaf's values, so a recording one of whose leaves may have been freed
- * is refused (it was read after the free); after a reset the tape draws again. */
+/* The text shows every leaf's values, so a recording one of whose leaves was freed is refused
+ * (it was read after the free), naming the leaf; a leaf of another tape freed is none of its
+ * business; after a reset the tape draws again. */
 Test(dot, a_freed_leaf_is_refused_not_read)
 {
     tg_tensor *x = ts_scalar(TG_F64, 2.0, true), *c = ts_scalar(TG_F64, 3.0, false);
-    tg_tape *tape = tg_tape_new();
+    tg_tape *tape = tg_tape_new(), *other = tg_tape_new();
     cr_assert_eq(tg_backward(tape, tg_mul(tape, x, c)), TG_OK);
+    tg_tensor *z = ts_scalar(TG_F64, 1.0, false);
+    cr_assert_not_null(tg_exp(other, z));
+    tg_tensor_free(z);
+    char *dot = NULL;
+    size_t len;
+    cr_assert_eq(tg_dot_string(tape, NULL, &dot, &len), TG_OK, "%s", tg_last_error());
+    tg_dot_string_free(dot);
     const uint64_t fp = tg_tape_fingerprint(tape);
     tg_tensor_free(c);
     cr_assert_eq(tg_tape_fingerprint(tape), fp, "the fingerprint reads no leaf");
-    char *dot = NULL;
-    size_t len;
     cr_assert_eq(tg_dot_string(tape, NULL, &dot, &len), TG_ESTALE);
-    ts_assert_has(tg_last_error(), "dot: a leaf was freed since this recording began");
+    ts_assert_has(tg_last_error(), "dot: leaf 1 of the recording was freed since it began");
+    cr_assert_null(tg_tape_leaf(tape, 1));
+    cr_assert_eq(tg_tape_leaf(tape, 0), x);
     cr_assert_null(dot);
     tg_tape_reset(tape);
     cr_assert_not_null(tg_square(tape, x));
     cr_assert_eq(tg_dot_string(tape, NULL, &dot, &len), TG_OK, "%s", tg_last_error());
     tg_dot_string_free(dot);
     tg_tape_free(tape);
+    tg_tape_free(other);
     tg_tensor_free(x);
 }
 

@@ -44,8 +44,8 @@ typedef struct tg_dot_options {
  * Names, the title and every other user string are escaped, so the text is valid dot
  * whatever they hold (what XML cannot hold becomes U+FFFD; a string is shown up to 1024
  * bytes, then an ellipsis). The labels show the leaves' values, so the leaves the recording
- * used must be alive: after any leaf some tape used was freed since the recording began (the
- * tape cannot tell which), the writers refuse.
+ * used must be alive: when one of them was freed since the recording began, the writers
+ * refuse, naming it by its index (tg_tape_leaf).
  * Errors: TG_EINVAL (tape or out NULL), TG_ESTALE (a leaf freed, as above; nothing written),
  * TG_EIO (a write failed; part of the text may have been written). */
 TG_API tg_status tg_dot_write(const tg_tape *tape, FILE *out, const tg_dot_options *opt);

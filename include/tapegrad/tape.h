@@ -59,9 +59,8 @@ TG_API tg_status tg_tape_fail(tg_tape *tape, tg_status status, const char *fmt, 
 TG_API size_t tg_tape_size(const tg_tape *tape);
 TG_API tg_tensor *tg_tape_node(const tg_tape *tape, size_t i);
 /* Leaves used by the recorded nodes, in order of first use. tg_tape_leaf gives NULL when i is
- * out of range, and (TG_ESTALE) when a leaf was freed since the recording began: the tape
- * keeps its leaves by address and cannot tell which one went (any leaf some tape had used
- * counts), so it hands out none that might dangle. */
+ * out of range, and (TG_ESTALE) when that leaf was freed since the recording began (another
+ * leaf at its address is not it), so that it hands out none that dangles. */
 TG_API size_t tg_tape_leaf_count(const tg_tape *tape);
 TG_API tg_tensor *tg_tape_leaf(const tg_tape *tape, size_t i);
 /* Bytes of arena memory the tape holds (its capacity, not what is in use). */

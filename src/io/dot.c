@@ -548,9 +548,9 @@ static tg_status write_graph(sink *s, const tg_tape *tape, const tg_dot_options 
         if (!(leaves[i] = tg_tape_leaf(tape, i))) {
             tg__free(leaves, leaves_bytes);
             return tg__error(TG_ESTALE,
-                             "dot: a leaf was freed since this recording began (the tape keeps "
-                             "its leaves by address, and any leaf some tape used counts): write "
-                             "the graph before freeing the leaves its recording used");
+                             "dot: leaf %zu of the recording was freed since it began: write the "
+                             "graph before freeing the leaves its recording used",
+                             i);
         }
     static const tg_dot_options defaults = TG_DOT_OPTIONS_INIT;
     writer w = {s, tape, opt ? *opt : defaults, leaves, n_leaves, NULL, 0, false};

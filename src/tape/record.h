@@ -80,19 +80,20 @@ static inline void tg_tape__fill_leaf_slot(tg_tape *tape, size_t s, tg_tensor *x
         for (int i = 0; i < x->rank; i++)
             slot->shape[i] = x->shape[i];
     }
-    if (TG_UNLIKELY(!__atomic_load_n(&x->registered, __ATOMIC_RELAXED))) /* once a leaf's life */
-        tg_tensor__register(x);
 }
 
 /* Registers leaf x (not registered in this recording) in the next slot, at index entry r (its
  * place, from tg_tape__leaf_ref), when the slots and the index have room: true. false sends
- * the caller to the slow path (tg_tape__admit), which makes room. When r is the entry of a leaf
- * freed during the recording at x's address, x takes it over: both slots are then shared. */
+ * the caller to the slow path (tg_tape__admit), which makes room, and which registers a leaf no
+ * tape has used yet (once in its life: tg_tensor__register, out of line, so that the ops'
+ * recording keeps no call). When r is the entry of a leaf freed during the recording at x's
+ * address, x takes it over: both slots are then shared. */
 static inline __attribute__((always_inline)) bool tg_tape__add_leaf(tg_tape *tape, tg_leaf_ref *r,
                                                                     tg_tensor *x)
 {
     const size_t s = tape->n_leaves;
-    if (s == tape->cap_leaves || 2 * (s + 1) > tape->leaf_index_cap)
+    if (s == tape->cap_leaves || 2 * (s + 1) > tape->leaf_index_cap ||
+        TG_UNLIKELY(!__atomic_load_n(&x->registered, __ATOMIC_RELAXED)))
         return false;
     tape->n_leaves = s + 1;
     const bool shared = tg_tape__leaf_found(tape, r, x);

@@ -133,14 +133,12 @@ tg_tensor *tg_tape_leaf(const tg_tape *tape, size_t i)
 {
     if (!tape || i >= tape->n_leaves)
         return NULL;
-    if (!tg_tape__leaves_alive(tape)) {
-        tg__error(TG_ESTALE,
-                  "tape_leaf: a leaf was freed since this recording began (the tape keeps its "
-                  "leaves by address, and any leaf some tape used counts), so leaf %zu may be gone",
-                  i);
+    const tg_leaf_slot *slot = &tape->leaves[i];
+    if (!tg_tape__leaves_alive(tape) && !tg_tensor__alive(slot->leaf, slot->serial)) {
+        tg__error(TG_ESTALE, "tape_leaf: leaf %zu was freed since this recording began", i);
         return NULL;
     }
-    return tape->leaves[i].leaf;
+    return slot->leaf;
 }
 
 size_t tg_tape_arena_capacity(const tg_tape *tape)
@@ -265,9 +263,12 @@ static tg_status grow_leaf_index(tg_tape *tape)
 }
 
 /* Registers leaf x on its first use in this recording (a slot, an index entry), making room
- * as needed; TG_OK when it is registered, TG_ENOMEM when there is no room. */
+ * as needed, and on its first use by any tape in the list of leaves alive; TG_OK when it is
+ * registered, TG_ENOMEM when there is no room. */
 static tg_status use_leaf(tg_tape *tape, tg_tensor *x)
 {
+    if (!__atomic_load_n(&x->registered, __ATOMIC_RELAXED))
+        tg_tensor__register(x);
     if (tg_tape__leaf_ready(tape, x))
         return TG_OK;
     if (tape->n_leaves == TG_MAX_LEAVES) /* a slot number's range; far beyond any memory */

@@ -58,12 +58,9 @@ tg_status tg_tensor__check_shape(const char *who, tg_dtype dtype, int rank, cons
     return TG_OK;
 }
 
-/* The header, then its links in the list of registered leaves (below), rounded up to keep the
- * data aligned. */
 static size_t leaf_header_size(void)
 {
-    const size_t size = sizeof(tg_tensor) + 2 * sizeof(tg_tensor *);
-    return (size + TG_DATA_ALIGN - 1) / TG_DATA_ALIGN * TG_DATA_ALIGN;
+    return ((sizeof(tg_tensor) + TG_DATA_ALIGN - 1) / TG_DATA_ALIGN) * TG_DATA_ALIGN;
 }
 
 /* The allocation holds: padding for alignment, the header, the data. `raw` bookkeeping is
@@ -116,20 +113,11 @@ uint64_t tg_tensor__leaves_freed;
 uint64_t tg_tensor__grad_flags_changed;
 
 /* ---- the registered leaves alive --------------------------------------------------------------
- * A list through the links that follow each leaf's header (leaf_header_size), under live_mu:
- * tg_tensor__register puts a leaf in on its first registration, tg_tensor_free takes it out
- * before its memory goes. No allocation of its own: registering cannot fail. */
-typedef struct leaf_link {
-    tg_tensor *prev, *next;
-} leaf_link;
-
+ * A list through the leaves' live_prev and live_next (fields a leaf does not otherwise use),
+ * under live_mu: tg_tensor__register puts a leaf in on its first registration, tg_tensor_free
+ * takes it out before its memory goes. No allocation of its own: registering cannot fail. */
 static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
 static tg_tensor *live_head;
-
-static leaf_link *link_of(const tg_tensor *t)
-{
-    return (leaf_link *)((unsigned char *)t + sizeof(tg_tensor));
-}
 
 /* fork() copies only the calling thread: the lock is taken around it, so that the child never
  * inherits it held by a thread it does not have, nor the list half changed. */
@@ -152,20 +140,31 @@ void tg_tensor__register(tg_tensor *x)
     pthread_once(&live_once, live_install);
     live_lock();
     if (!__atomic_load_n(&x->registered, __ATOMIC_RELAXED)) {
-        *link_of(x) = (leaf_link){NULL, live_head};
+        x->live_prev = NULL;
+        x->live_next = live_head;
         if (live_head)
-            link_of(live_head)->prev = x;
+            live_head->live_prev = x;
         live_head = x;
         __atomic_store_n(&x->registered, 1, __ATOMIC_RELAXED);
     }
     live_unlock();
 }
 
+bool tg_tensor__alive(const tg_tensor *leaf, uint64_t serial)
+{
+    bool found = false;
+    live_lock();
+    for (const tg_tensor *t = live_head; t && !found; t = t->live_next)
+        found = t == leaf && t->serial == serial;
+    live_unlock();
+    return found;
+}
+
 tg_status tg_tensor__each_live(tg_status (*fn)(const tg_tensor *leaf, void *ctx), void *ctx)
 {
     tg_status st = TG_OK;
     live_lock();
-    for (const tg_tensor *t = live_head; t && st == TG_OK; t = link_of(t)->next)
+    for (const tg_tensor *t = live_head; t && st == TG_OK; t = t->live_next)
         st = fn(t, ctx);
     live_unlock();
     return st;
@@ -177,13 +176,12 @@ void tg_tensor_free(tg_tensor *t)
         return;
     if (__atomic_load_n(&t->registered, __ATOMIC_RELAXED)) { /* a tape may still list it */
         live_lock();
-        const leaf_link l = *link_of(t);
-        if (l.prev)
-            link_of(l.prev)->next = l.next;
+        if (t->live_prev)
+            t->live_prev->live_next = t->live_next;
         else
-            live_head = l.next;
-        if (l.next)
-            link_of(l.next)->prev = l.prev;
+            live_head = t->live_next;
+        if (t->live_next)
+            t->live_next->live_prev = t->live_prev;
         live_unlock();
         __atomic_fetch_add(&tg_tensor__leaves_freed, 1, __ATOMIC_SEQ_CST);
     }

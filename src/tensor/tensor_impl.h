@@ -91,19 +91,29 @@ struct tg_tensor {
     uint8_t dtype;
     uint8_t rank;
     /* second cache line */
-    uint32_t gen;         /* the tape generation it was recorded in */
-    uint32_t grad_pass;   /* the backward pass `grad` belongs to */
+    union {
+        struct {
+            uint32_t gen;       /* the tape generation it was recorded in */
+            uint32_t grad_pass; /* the backward pass `grad` belongs to */
+        };
+        /* Leaves, once registered: the list of registered leaves alive (tensor.c, under its
+         * lock), here and in live_next below. */
+        tg_tensor *live_prev;
+    };
     uint8_t requires_grad;
     uint8_t flags;
     union {
         tg_node_attr attr; /* tape tensors */
-        /* Leaves: how many times their values were written through the API (tensor.h). A
-         * recording notes it for every leaf it uses (tape_impl.h, tg_leaf_slot), backward
-         * compares. Read and bumped with relaxed atomics (tg_tensor__version, tg_tensor__bump),
-         * so that threads reading one leaf through tg_tensor_data at once do not race. Bumps at
-         * the same time may lose one, but never bring the count back to what a recording
-         * noted: no write may run while a recording reads the leaf. */
-        uint64_t version;
+        struct {
+            /* Leaves: how many times their values were written through the API (tensor.h). A
+             * recording notes it for every leaf it uses (tape_impl.h, tg_leaf_slot), backward
+             * compares. Read and bumped with relaxed atomics (tg_tensor__version,
+             * tg_tensor__bump), so that threads reading one leaf through tg_tensor_data at once
+             * do not race. Bumps at the same time may lose one, but never bring the count back
+             * to what a recording noted: no write may run while a recording reads the leaf. */
+            uint64_t version;
+            tg_tensor *live_next;
+        };
     };
     union {
         size_t shape[TG_MAX_RANK];
@@ -146,6 +156,8 @@ void tg_tensor__register(tg_tensor *x);
 /* fn(leaf, ctx) for every registered leaf alive, in no particular order, until one returns other
  * than TG_OK (returned); no registered leaf is freed meanwhile, so fn may read it. */
 tg_status tg_tensor__each_live(tg_status (*fn)(const tg_tensor *leaf, void *ctx), void *ctx);
+/* Whether the registered leaf of that address and serial is alive (it is not read). */
+bool tg_tensor__alive(const tg_tensor *leaf, uint64_t serial);
 
 /* Leaf t's version, and one more write to it. */
 static inline uint64_t tg_tensor__version(const tg_tensor *t)
