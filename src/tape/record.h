@@ -53,6 +53,11 @@ static inline bool tg_tape__leaf_sig_equal(const tg_leaf_slot *slot, const tg_te
     return true;
 }
 
+/* Leaf slot `slot` becomes x's, not the plan's: its dtype and shape, and x in the list of leaves
+ * alive if no tape has used it yet (tg_tensor__register: once in the leaf's life). Out of line:
+ * a training loop's recordings all repeat their plan's leaves. */
+void tg_tape__fill_new_slot(tg_leaf_slot *slot, tg_tensor *x);
+
 /* Fills leaf slot s (< cap_leaves) with x, noting whether it repeats the plan's slot s. */
 static inline void tg_tape__fill_leaf_slot(tg_tape *tape, size_t s, tg_tensor *x)
 {
@@ -66,34 +71,26 @@ static inline void tg_tape__fill_leaf_slot(tg_tape *tape, size_t s, tg_tensor *x
     slot->serial = x->serial;
     /* The same pointer is the same leaf, whose dtype and shape never change, as long as no
      * registered leaf has been freed since the plan's recording started (else its memory may
-     * hold another leaf now): then no compare. The plan's nodes name their leaf inputs by
-     * address, so a slot whose address held two leaves of that recording is never planned. */
+     * hold another leaf now, registered or not yet): then no compare. The plan's nodes name
+     * their leaf inputs by address, so a slot whose address held two leaves of that recording
+     * is never planned. */
     if (s < tape->plan_leaves && slot->leaf == x && !slot->shared &&
         (__atomic_load_n(&tg_tensor__leaves_freed, __ATOMIC_ACQUIRE) == tape->plan_leaves_freed ||
-         tg_tape__leaf_sig_equal(slot, x))) {
+         (tg_tape__leaf_sig_equal(slot, x) && __atomic_load_n(&x->registered, __ATOMIC_RELAXED))))
         slot->planned = true;
-    } else {
-        slot->leaf = x;
-        slot->planned = false;
-        slot->dtype = x->dtype;
-        slot->rank = x->rank;
-        for (int i = 0; i < x->rank; i++)
-            slot->shape[i] = x->shape[i];
-    }
+    else
+        tg_tape__fill_new_slot(slot, x);
 }
 
 /* Registers leaf x (not registered in this recording) in the next slot, at index entry r (its
  * place, from tg_tape__leaf_ref), when the slots and the index have room: true. false sends
- * the caller to the slow path (tg_tape__admit), which makes room, and which registers a leaf no
- * tape has used yet (once in its life: tg_tensor__register, out of line, so that the ops'
- * recording keeps no call). When r is the entry of a leaf freed during the recording at x's
- * address, x takes it over: both slots are then shared. */
+ * the caller to the slow path (tg_tape__admit), which makes room. When r is the entry of a leaf
+ * freed during the recording at x's address, x takes it over: both slots are then shared. */
 static inline __attribute__((always_inline)) bool tg_tape__add_leaf(tg_tape *tape, tg_leaf_ref *r,
                                                                     tg_tensor *x)
 {
     const size_t s = tape->n_leaves;
-    if (s == tape->cap_leaves || 2 * (s + 1) > tape->leaf_index_cap ||
-        TG_UNLIKELY(!__atomic_load_n(&x->registered, __ATOMIC_RELAXED)))
+    if (s == tape->cap_leaves || 2 * (s + 1) > tape->leaf_index_cap)
         return false;
     tape->n_leaves = s + 1;
     const bool shared = tg_tape__leaf_found(tape, r, x);

@@ -262,13 +262,22 @@ static tg_status grow_leaf_index(tg_tape *tape)
     return TG_OK;
 }
 
-/* Registers leaf x on its first use in this recording (a slot, an index entry), making room
- * as needed, and on its first use by any tape in the list of leaves alive; TG_OK when it is
- * registered, TG_ENOMEM when there is no room. */
-static tg_status use_leaf(tg_tape *tape, tg_tensor *x)
+void tg_tape__fill_new_slot(tg_leaf_slot *slot, tg_tensor *x)
 {
+    slot->leaf = x;
+    slot->planned = false;
+    slot->dtype = x->dtype;
+    slot->rank = x->rank;
+    for (int i = 0; i < x->rank; i++)
+        slot->shape[i] = x->shape[i];
     if (!__atomic_load_n(&x->registered, __ATOMIC_RELAXED))
         tg_tensor__register(x);
+}
+
+/* Registers leaf x on its first use in this recording (a slot, an index entry), making room
+ * as needed; TG_OK when it is registered, TG_ENOMEM when there is no room. */
+static tg_status use_leaf(tg_tape *tape, tg_tensor *x)
+{
     if (tg_tape__leaf_ready(tape, x))
         return TG_OK;
     if (tape->n_leaves == TG_MAX_LEAVES) /* a slot number's range; far beyond any memory */
